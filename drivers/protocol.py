@@ -1,0 +1,339 @@
+"""The Cicatrix wire protocol: framing, message types and payload layouts, shared by drivers and emulators.
+
+`docs/protocol.md` is the contract; this module is its one implementation. A frame on the wire is
+
+    COBS( type:u8 | seq:u16le | payload | crc16:u16le ) 0x00
+
+with the CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF; `binascii.crc_hqx(data, 0xFFFF)`) taken over type, seq and
+payload. COBS removes every zero byte from the frame, so 0x00 only ever delimits frames: a receiver that lands in
+garbage resynchronises at the next zero.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+PROTOCOL_VERSION = 1
+DELIMITER = b"\x00"
+MAX_FRAME_BYTES = 1024  # decoded (type + seq + payload + crc); anything longer is garbage
+_HEAD = struct.Struct("<BH")
+_CRC = struct.Struct("<H")
+
+
+class Msg(IntEnum):
+    # host -> device
+    IDENTIFY = 0x01
+    HEARTBEAT = 0x02
+    SET = 0x03
+    ARM = 0x04
+    START = 0x05
+    STOP = 0x06
+    RESET = 0x07
+    # device -> host
+    ACK = 0x80
+    REFUSE = 0x81
+    IDENTITY = 0x82
+    TELEMETRY = 0x90
+    FAULT = 0x91
+    STATUS = 0x92
+
+
+class Refusal(IntEnum):
+    OUT_OF_BOUNDS = 1
+    NOT_ARMED = 2
+    NO_CONTACT = 3
+    FAULT_LATCHED = 4
+    NO_TARGET = 5
+    BAD_STATE = 6
+    UNKNOWN_COMMAND = 7
+    BAD_PAYLOAD = 8
+    CAUSE_PERSISTS = 9
+
+
+class State(IntEnum):
+    IDLE = 0
+    ARMED = 1
+    ACTIVE = 2  # light: shutter open (emitting); pen: motor running (needling)
+
+
+class StopReason(IntEnum):
+    COMMAND = 0
+    DOSE_REACHED = 1
+    WATCHDOG = 2
+    FAULT = 3
+    CONTACT_LOST = 4
+    STARTED = 5
+    ARMED = 6
+    DISARMED = 7
+
+
+# Fault bits, latched by the device until RESET (and refused while the cause persists).
+class LightFault(IntEnum):
+    WATCHDOG = 1 << 0  # no heartbeat for 250 ms
+    OVER_TEMPERATURE = 1 << 1
+    LAMP_FAILURE = 1 << 2
+    CONTACT_LOST = 1 << 3  # skin contact lost while emitting
+
+
+class PenFault(IntEnum):
+    WATCHDOG = 1 << 0
+    MOTOR_JAM = 1 << 1
+    CONTACT_LOST = 1 << 3  # skin contact lost while needling
+    OVER_CURRENT = 1 << 4
+
+
+# Parameters settable with SET: id -> (name, unit). Bounds live in the drivers' declarations (host side) and in the
+# device (which refuses out-of-bounds values on its own).
+class LightParam(IntEnum):
+    TARGET_DOSE_MJ_CM2 = 1
+
+
+class PenParam(IntEnum):
+    DEPTH_MM = 1
+    STROKE_RATE_HZ = 2
+
+
+SET_PAYLOAD = struct.Struct("<Bf")  # param id, value
+ACK_PAYLOAD = struct.Struct("<H")  # sequence number of the command acknowledged
+REFUSE_HEAD = struct.Struct("<HB")  # acked seq, Refusal code; then UTF-8 reason
+FAULT_HEAD = struct.Struct("<HH")  # latched fault bits, newly raised bit(s); then UTF-8 text
+STATUS_HEAD = struct.Struct("<BB")  # State, StopReason; then UTF-8 text
+ARM_PAYLOAD = struct.Struct("<B")
+
+# --- telemetry layouts (little-endian, packed): a header then n samples ------------------------------------------
+LIGHT_HEADER = np.dtype([("t0_us", "<u8"), ("period_us", "<u2"), ("n", "u1"), ("target_dose_mdose", "<u4")])
+LIGHT_SAMPLE = np.dtype(
+    [
+        ("irradiance_cmw", "<u2"),  # 0.01 mW/cm²
+        ("dose_udose", "<u4"),  # 0.001 mJ/cm², delivered in the current exposure
+        ("lamp_temp_cc", "<i2"),  # 0.01 °C
+        ("flags", "u1"),  # bit0 shutter open, bit1 skin contact, bit2 armed
+        ("faults", "<u2"),  # LightFault bits
+    ]
+)
+PEN_HEADER = np.dtype([("t0_us", "<u8"), ("period_us", "<u2"), ("n", "u1"), ("cartridge_strokes", "<u4")])
+PEN_SAMPLE = np.dtype(
+    [
+        ("depth_set_um", "<u2"),
+        ("depth_um", "<u2"),
+        ("stroke_rate_chz", "<u2"),  # 0.01 Hz
+        ("motor_current_dma", "<u2"),  # 0.1 mA
+        ("flags", "u1"),  # bit0 running, bit1 skin contact, bit2 armed
+        ("faults", "<u2"),  # PenFault bits
+    ]
+)
+FLAG_ACTIVE, FLAG_CONTACT, FLAG_ARMED = 1, 2, 4
+LIGHT_DOSE_SCALE = 1000.0  # target_dose_mdose and dose_udose are in 0.001 mJ/cm²
+
+# Host-side decoded blocks: engineering units, one row per sample. `t_host_s` is the host's monotonic clock at the
+# frame's arrival (shared by the frame's samples); `t_device_us` is the device's own clock for each sample.
+LIGHT_BLOCK = np.dtype(
+    [
+        ("t_host_s", "<f8"),
+        ("t_device_us", "<i8"),
+        ("seq", "<u2"),
+        ("irradiance_mw_cm2", "<f4"),
+        ("dose_mj_cm2", "<f4"),
+        ("target_dose_mj_cm2", "<f4"),
+        ("lamp_temp_c", "<f4"),
+        ("shutter_open", "u1"),
+        ("skin_contact", "u1"),
+        ("armed", "u1"),
+        ("fault_bits", "<u2"),
+    ]
+)
+PEN_BLOCK = np.dtype(
+    [
+        ("t_host_s", "<f8"),
+        ("t_device_us", "<i8"),
+        ("seq", "<u2"),
+        ("depth_set_mm", "<f4"),
+        ("depth_mm", "<f4"),
+        ("stroke_rate_hz", "<f4"),
+        ("motor_current_ma", "<f4"),
+        ("running", "u1"),
+        ("skin_contact", "u1"),
+        ("armed", "u1"),
+        ("cartridge_strokes", "<u4"),
+        ("fault_bits", "<u2"),
+    ]
+)
+
+
+class FrameError(ValueError):
+    """A frame that cannot be decoded: bad COBS, bad CRC, too short or too long."""
+
+
+def crc16(data: bytes) -> int:
+    return binascii.crc_hqx(data, 0xFFFF)
+
+
+def cobs_encode(data: bytes) -> bytes:
+    out = bytearray()
+    for chunk in data.split(b"\x00"):
+        while len(chunk) >= 254:
+            out.append(0xFF)
+            out += chunk[:254]
+            chunk = chunk[254:]
+        out.append(len(chunk) + 1)
+        out += chunk
+    return bytes(out)
+
+
+def cobs_decode(enc: bytes) -> bytes:
+    out = bytearray()
+    i, n = 0, len(enc)
+    while i < n:
+        code = enc[i]
+        if code == 0:
+            raise FrameError("zero byte inside a COBS frame")
+        j = i + code
+        if j > n:
+            raise FrameError("COBS block runs past the end of the frame")
+        out += enc[i + 1 : j]
+        i = j
+        if code < 0xFF and i < n:
+            out.append(0)
+    return bytes(out)
+
+
+def encode_frame(msg_type: int, seq: int, payload: bytes = b"") -> bytes:
+    body = _HEAD.pack(msg_type, seq & 0xFFFF) + payload
+    return cobs_encode(body + _CRC.pack(crc16(body))) + DELIMITER
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    type: int
+    seq: int
+    payload: bytes
+
+
+def decode_frame(encoded: bytes) -> Frame:
+    """Decode one frame without its delimiter; raises FrameError."""
+    raw = cobs_decode(encoded)
+    if len(raw) < _HEAD.size + _CRC.size:
+        raise FrameError(f"frame too short ({len(raw)} bytes)")
+    if len(raw) > MAX_FRAME_BYTES:
+        raise FrameError(f"frame too long ({len(raw)} bytes)")
+    body, (crc,) = raw[:-2], _CRC.unpack(raw[-2:])
+    if crc16(body) != crc:
+        raise FrameError("CRC mismatch")
+    msg_type, seq = _HEAD.unpack_from(body)
+    return Frame(msg_type, seq, body[_HEAD.size :])
+
+
+class FrameDecoder:
+    """Splits a byte stream into frames; counts and skips whatever is not a valid frame.
+
+    Feed it whatever a read returned; it keeps the unfinished tail. A corrupt frame costs exactly that frame: the
+    next delimiter starts a fresh one.
+    """
+
+    def __init__(self) -> None:
+        self._tail = b""
+        self.frames = 0
+        self.bad_frames = 0  # CRC, COBS or length errors
+        self.resyncs = 0  # times the decoder dropped bytes to find the next frame start
+        self.bytes_in = 0
+
+    def feed(self, data: bytes) -> list[Frame]:
+        self.bytes_in += len(data)
+        parts = (self._tail + data).split(DELIMITER)
+        self._tail = parts.pop()
+        if len(self._tail) > 2 * MAX_FRAME_BYTES:  # no delimiter for too long: garbage, drop it
+            self._tail = b""
+            self.bad_frames += 1
+            self.resyncs += 1
+        frames = []
+        for part in parts:
+            if not part:
+                continue
+            try:
+                frames.append(decode_frame(part))
+            except FrameError:
+                self.bad_frames += 1
+                self.resyncs += 1
+                continue
+            self.frames += 1
+        return frames
+
+
+# --- payload helpers -----------------------------------------------------------------------------------------------
+def text(payload: bytes) -> str:
+    return payload.decode("utf-8", errors="replace")
+
+
+def identity_payload(info: dict) -> bytes:
+    return json.dumps(info, separators=(",", ":")).encode()
+
+
+def parse_identity(payload: bytes) -> dict:
+    if len(payload) < ACK_PAYLOAD.size:
+        raise FrameError("identity payload too short")
+    try:
+        info = json.loads(payload[ACK_PAYLOAD.size :].decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FrameError(f"identity is not JSON: {exc}") from exc
+    if not isinstance(info, dict):
+        raise FrameError("identity is not a JSON object")
+    return info
+
+
+def telemetry_payload(header: np.ndarray, samples: np.ndarray) -> bytes:
+    return header.tobytes() + samples.tobytes()
+
+
+def split_telemetry(payload: bytes, header_dtype: np.dtype, sample_dtype: np.dtype) -> tuple[np.void, np.ndarray]:
+    if len(payload) < header_dtype.itemsize:
+        raise FrameError("telemetry shorter than its header")
+    header = np.frombuffer(payload, header_dtype, count=1)[0]
+    n = int(header["n"])
+    if len(payload) != header_dtype.itemsize + n * sample_dtype.itemsize:
+        raise FrameError(f"telemetry length does not match its {n} samples")
+    return header, np.frombuffer(payload, sample_dtype, count=n, offset=header_dtype.itemsize)
+
+
+def decode_light_telemetry(payload: bytes, seq: int, t_host_s: float) -> np.ndarray:
+    header, s = split_telemetry(payload, LIGHT_HEADER, LIGHT_SAMPLE)
+    n = len(s)
+    block = np.empty(n, LIGHT_BLOCK)
+    block["t_host_s"] = t_host_s
+    block["t_device_us"] = int(header["t0_us"]) + np.arange(n, dtype=np.int64) * int(header["period_us"])
+    block["seq"] = seq
+    block["irradiance_mw_cm2"] = s["irradiance_cmw"] / 100.0
+    block["dose_mj_cm2"] = s["dose_udose"] / LIGHT_DOSE_SCALE
+    block["target_dose_mj_cm2"] = int(header["target_dose_mdose"]) / LIGHT_DOSE_SCALE
+    block["lamp_temp_c"] = s["lamp_temp_cc"] / 100.0
+    flags = s["flags"]
+    block["shutter_open"] = (flags & FLAG_ACTIVE) != 0
+    block["skin_contact"] = (flags & FLAG_CONTACT) != 0
+    block["armed"] = (flags & FLAG_ARMED) != 0
+    block["fault_bits"] = s["faults"]
+    return block
+
+
+def decode_pen_telemetry(payload: bytes, seq: int, t_host_s: float) -> np.ndarray:
+    header, s = split_telemetry(payload, PEN_HEADER, PEN_SAMPLE)
+    n = len(s)
+    block = np.empty(n, PEN_BLOCK)
+    block["t_host_s"] = t_host_s
+    block["t_device_us"] = int(header["t0_us"]) + np.arange(n, dtype=np.int64) * int(header["period_us"])
+    block["seq"] = seq
+    block["depth_set_mm"] = s["depth_set_um"] / 1000.0
+    block["depth_mm"] = s["depth_um"] / 1000.0
+    block["stroke_rate_hz"] = s["stroke_rate_chz"] / 100.0
+    block["motor_current_ma"] = s["motor_current_dma"] / 10.0
+    flags = s["flags"]
+    block["running"] = (flags & FLAG_ACTIVE) != 0
+    block["skin_contact"] = (flags & FLAG_CONTACT) != 0
+    block["armed"] = (flags & FLAG_ARMED) != 0
+    block["cartridge_strokes"] = int(header["cartridge_strokes"])
+    block["fault_bits"] = s["faults"]
+    return block
