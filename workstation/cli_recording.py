@@ -1,0 +1,5 @@
+"""Command registration (placeholder until its issue's owner fills it: registers nothing)."""
+
+
+def register(subparsers) -> None:
+    return None
