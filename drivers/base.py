@@ -1,0 +1,458 @@
+"""The base of every serial device driver: port, reader thread, heartbeats, commands, bounds, reconnection.
+
+A subclass declares what it is (`INFO`, `BLOCK_DTYPE`, `PARAMS`) and how telemetry decodes (`_decode_telemetry`);
+everything that touches safety lives here once: the bounds check before any byte is sent, light-off on every
+(re)connect, heartbeats gated by the host's liveness, disconnection noticed within the reader's timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+import numpy as np
+import serial
+
+from drivers import protocol as p
+from drivers.types import BoundsError, DriverInfo, Identity
+from workstation.bus import CommandRecord, Event, SessionBus, now_s
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BAUD = 921600
+READ_TIMEOUT_S = 0.02  # a blocking read wakes at least this often: bounds disconnect/stall detection latency
+TELEMETRY_LOST_S = 0.25
+
+
+class DeviceError(Exception):
+    """A device could not do what was asked; the message says why."""
+
+
+class NotConnected(DeviceError):
+    pass
+
+
+class CommandRefused(DeviceError):
+    def __init__(self, command: str, code: int, reason: str) -> None:
+        self.command, self.code, self.reason = command, code, reason
+        try:
+            code_name = p.Refusal(code).name
+        except ValueError:
+            code_name = str(code)
+        super().__init__(f"the device refused {command}: {reason} ({code_name})")
+
+
+class CommandTimeout(DeviceError):
+    pass
+
+
+@dataclass
+class Counters:
+    frames: int = 0  # valid frames decoded
+    bad_frames: int = 0  # CRC / COBS / length errors
+    resyncs: int = 0
+    seq_gaps: int = 0  # times the device's sequence skipped
+    lost_frames: int = 0  # frames missing, summed over the gaps
+    samples: int = 0
+    bytes_in: int = 0
+    disconnects: int = 0
+    reconnects: int = 0
+    heartbeats_sent: int = 0
+
+
+@dataclass
+class _Pending:
+    seq: int
+    command: str
+    args: dict
+    t_sent_s: float
+    done: threading.Event
+    reply: p.Frame | None = None
+    publish: bool = True
+
+
+class SerialDevice:
+    """One device on one serial port. Thread-safe: commands may come from any thread."""
+
+    INFO: ClassVar[DriverInfo]
+    BLOCK_DTYPE: ClassVar[np.dtype]
+    PARAMS: ClassVar[dict[str, int]]  # parameter name (as in INFO.bounds) -> wire id
+    FAULTS: ClassVar[type]  # the IntFlag-like enum of fault bits
+    DEFAULT_NAME: ClassVar[str]
+
+    def __init__(
+        self,
+        port: str,
+        *,
+        name: str | None = None,
+        bus: SessionBus | None = None,
+        baudrate: int = DEFAULT_BAUD,
+        heartbeat_period_s: float = 0.05,
+        command_timeout_s: float = 1.0,
+        liveness: Callable[[], bool] | None = None,
+        auto_reconnect: bool = True,
+    ) -> None:
+        self.port = port
+        self.name = name or self.DEFAULT_NAME
+        self.bus = bus or SessionBus()
+        self.baudrate = baudrate
+        self.heartbeat_period_s = heartbeat_period_s
+        self.command_timeout_s = command_timeout_s
+        self.liveness = liveness or (lambda: True)
+        self.auto_reconnect = auto_reconnect
+        self.counters = Counters()
+        self.identity: Identity | None = None
+        self.last_block: np.ndarray | None = None
+        self.last_frame_s = 0.0
+        self.telemetry_lost = False
+        self._serial: serial.Serial | None = None
+        self._write_lock = threading.Lock()
+        self._pending: dict[int, _Pending] = {}
+        self._pending_lock = threading.Lock()
+        self._seq = 0
+        self._expected_seq: int | None = None
+        self._decoder = p.FrameDecoder()
+        self._payload_errors = 0  # frames with a valid CRC but an impossible payload
+        self._running = threading.Event()
+        self._connected = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # --- life cycle --------------------------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def connect(self) -> Identity:
+        """Open the port, make sure the device is not emitting, identify it, start reading and heartbeats."""
+        if self._running.is_set():
+            raise DeviceError(f"{self.name} is already connected")
+        self._open_port()
+        self._running.set()
+        self._threads = [
+            threading.Thread(target=self._reader_loop, name=f"{self.name}-reader", daemon=True),
+            threading.Thread(target=self._heartbeat_loop, name=f"{self.name}-heartbeat", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        try:
+            self._make_safe()
+            ident = self.identify()
+        except DeviceError:
+            self.close()
+            raise
+        self._event("connection", "info", f"{self.name} connected: {ident.model} s/n {ident.serial_number}")
+        return ident
+
+    def close(self) -> None:
+        """Stop the device if possible, then stop the threads and release the port."""
+        if self._running.is_set() and self.connected:
+            try:
+                self.stop_now("closing")
+            except DeviceError:
+                pass
+        self._running.clear()
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(timeout=2)
+        self._threads = []
+        self._close_port()
+
+    def __enter__(self) -> SerialDevice:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open_port(self) -> None:
+        try:
+            ser = serial.Serial(self.port, self.baudrate, timeout=READ_TIMEOUT_S, write_timeout=0.5)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise NotConnected(
+                f"cannot open the {self.INFO.kind} device on {self.port}: {exc}. "
+                "Check the cable and the port name (`python main.py drivers` lists the drivers)."
+            ) from exc
+        ser.reset_input_buffer()
+        self._serial = ser
+        self._decoder = p.FrameDecoder()
+        self._expected_seq = None
+        self.last_frame_s = now_s()
+        self.telemetry_lost = False
+        self._connected.set()
+
+    def _close_port(self) -> None:
+        self._connected.clear()
+        ser, self._serial = self._serial, None
+        if ser is not None:
+            try:
+                ser.close()
+            except (serial.SerialException, OSError):
+                pass
+
+    def _make_safe(self) -> None:
+        """Light off / motor off, disarmed, whatever state the device was left in."""
+        self._send(p.Msg.STOP, b"", "stop", {"why": "connect"}, wait=False)
+        self._send(p.Msg.ARM, p.ARM_PAYLOAD.pack(0), "arm", {"on": False, "why": "connect"}, wait=False)
+
+    # --- commands ---------------------------------------------------------------------------------------------
+    def identify(self) -> Identity:
+        self.identity = None
+        self._send(p.Msg.IDENTIFY, b"", "identify", {})
+        if self.identity is None:  # the reader parses it; a bad one was counted and logged there
+            raise DeviceError(f"{self.name} sent an unreadable identity.")
+        return self.identity
+
+    def set(self, param: str, value: float) -> float:
+        """Set a parameter after checking it against the declared bounds; nothing is sent if it is out of them."""
+        bound = next((b for b in self.INFO.bounds if b.name == param), None)
+        if bound is None or param not in self.PARAMS:
+            raise BoundsError(f"{self.name} has no parameter {param!r}; it has {', '.join(self.PARAMS)}.")
+        v = bound.check(value)
+        self._send(p.Msg.SET, p.SET_PAYLOAD.pack(self.PARAMS[param], v), "set", {"param": param, "value": v})
+        return v
+
+    def arm(self, on: bool = True) -> None:
+        self._send(p.Msg.ARM, p.ARM_PAYLOAD.pack(1 if on else 0), "arm", {"on": on})
+
+    def start(self) -> None:
+        self._send(p.Msg.START, b"", "start", {})
+
+    def stop(self) -> None:
+        """Stop emission or needling and wait for the acknowledgement."""
+        self._send(p.Msg.STOP, b"", "stop", {})
+
+    def stop_now(self, why: str) -> float:
+        """Write STOP at once without waiting for the answer (interlocks). Returns the host time it was written.
+
+        The answer is still recorded when it arrives. Raises NotConnected if nothing could be written.
+        """
+        self._send(p.Msg.STOP, b"", "stop", {"why": why}, wait=False)
+        return now_s()
+
+    def reset_faults(self) -> None:
+        """Clear latched faults (the manual reset after a trip); refused while a cause persists."""
+        self._send(p.Msg.RESET, b"", "reset", {})
+
+    def heartbeat(self) -> None:
+        self._send(p.Msg.HEARTBEAT, b"", "heartbeat", {}, wait=False, track=False)
+        self.counters.heartbeats_sent += 1
+
+    def _send(
+        self, msg: int, payload: bytes, command: str, args: dict, *, wait: bool = True, track: bool = True
+    ) -> p.Frame | None:
+        if not self.connected or self._serial is None:
+            rec = CommandRecord(now_s(), self.name, command, args, "not sent: not connected")
+            if track:
+                self.bus.publish_command(rec)
+            raise NotConnected(f"{self.name} is not connected; {command} was not sent.")
+        with self._write_lock:
+            seq = self._seq
+            self._seq = (self._seq + 1) & 0xFFFF
+            pending = _Pending(seq, command, args, 0.0, threading.Event())
+            if track:
+                with self._pending_lock:
+                    self._pending[seq] = pending
+            try:
+                self._serial.write(p.encode_frame(msg, seq, payload))
+            except (serial.SerialException, OSError) as exc:
+                with self._pending_lock:
+                    self._pending.pop(seq, None)
+                if track:
+                    self.bus.publish_command(CommandRecord(now_s(), self.name, command, args, f"error: {exc}"))
+                self._lost_connection(f"write failed: {exc}")
+                raise NotConnected(f"{self.name}: {command} could not be written: {exc}") from exc
+            pending.t_sent_s = now_s()
+        if not wait:
+            return None
+        if not pending.done.wait(self.command_timeout_s):
+            with self._pending_lock:
+                self._pending.pop(seq, None)
+            self.bus.publish_command(CommandRecord(pending.t_sent_s, self.name, command, args, "timeout"))
+            raise CommandTimeout(f"{self.name} did not answer {command} within {self.command_timeout_s:g} s.")
+        reply = pending.reply
+        if reply is None:
+            raise NotConnected(f"{self.name} was disconnected before it answered {command}.")
+        if reply.type == p.Msg.REFUSE:
+            _, code = p.REFUSE_HEAD.unpack_from(reply.payload)
+            raise CommandRefused(command, code, p.text(reply.payload[p.REFUSE_HEAD.size :]))
+        return reply
+
+    # --- reader thread ------------------------------------------------------------------------------------------
+    def _reader_loop(self) -> None:
+        while self._running.is_set():
+            ser = self._serial
+            if ser is None:
+                self._try_reconnect()
+                continue
+            try:
+                data = ser.read(ser.in_waiting or 1)
+                if data and ser.in_waiting:
+                    data += ser.read(ser.in_waiting)
+            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                # TypeError/AttributeError: pyserial raises these when the port is closed under a blocked read
+                if self._running.is_set():
+                    self._lost_connection(f"read failed: {exc}")
+                continue
+            t_arrival = now_s()
+            if data:
+                self.counters.bytes_in += len(data)
+                for frame in self._decoder.feed(data):
+                    try:
+                        self._handle(frame, t_arrival)
+                    except (p.FrameError, struct.error) as exc:
+                        self._payload_errors += 1
+                        log.warning("%s: bad %s payload: %s", self.name, frame.type, exc)
+                self.counters.frames = self._decoder.frames
+                self.counters.bad_frames = self._decoder.bad_frames + self._payload_errors
+                self.counters.resyncs = self._decoder.resyncs
+            self._check_liveness(t_arrival)
+
+    def _handle(self, frame: p.Frame, t_arrival: float) -> None:
+        if self._expected_seq is not None and frame.seq != self._expected_seq:
+            self.counters.seq_gaps += 1
+            self.counters.lost_frames += (frame.seq - self._expected_seq) & 0xFFFF
+        self._expected_seq = (frame.seq + 1) & 0xFFFF
+        t = frame.type
+        if t == p.Msg.TELEMETRY:
+            block = self._decode_telemetry(frame.payload, frame.seq, t_arrival)
+            self.last_frame_s = t_arrival
+            if self.telemetry_lost:
+                self.telemetry_lost = False
+                self._event("connection", "info", f"{self.name} telemetry resumed")
+            self.counters.samples += len(block)
+            self.last_block = block
+            self.bus.publish_block(self.name, block)
+        elif t in (p.Msg.ACK, p.Msg.REFUSE, p.Msg.IDENTITY):
+            (acked,) = p.ACK_PAYLOAD.unpack_from(frame.payload) if len(frame.payload) >= 2 else (None,)
+            with self._pending_lock:
+                pending = self._pending.pop(acked, None)
+            if pending is None:
+                return
+            if t == p.Msg.IDENTITY and pending.command == "identify":
+                try:
+                    self.identity = Identity.from_dict(p.parse_identity(frame.payload))
+                except p.FrameError as exc:
+                    self._payload_errors += 1
+                    log.warning("%s: unreadable identity: %s", self.name, exc)
+            pending.reply = frame
+            if t == p.Msg.ACK or t == p.Msg.IDENTITY:
+                result = "ack"
+            else:
+                code = frame.payload[2] if len(frame.payload) > 2 else 0
+                result = f"refused: {p.text(frame.payload[p.REFUSE_HEAD.size :])} (code {code})"
+            self.bus.publish_command(
+                CommandRecord(pending.t_sent_s, self.name, pending.command, pending.args, result, t_arrival)
+            )
+            pending.done.set()
+        elif t == p.Msg.FAULT:
+            bits, new = struct.unpack_from("<HH", frame.payload)
+            names = self.fault_names(new)
+            self._event(
+                "fault", "high", f"{self.name} fault: {', '.join(names) or 'unknown'}: "
+                f"{p.text(frame.payload[p.FAULT_HEAD.size:])}",
+                fault_bits=bits, new_bits=new, faults=names,
+            )
+        elif t == p.Msg.STATUS:
+            state, reason = p.STATUS_HEAD.unpack_from(frame.payload)
+            self._event(
+                "device_state", "info", f"{self.name}: {p.text(frame.payload[p.STATUS_HEAD.size:])}",
+                state=_enum_name(p.State, state), reason=_enum_name(p.StopReason, reason),
+            )
+        else:
+            log.debug("%s: ignoring message type 0x%02x", self.name, t)
+
+    def _decode_telemetry(self, payload: bytes, seq: int, t_arrival: float) -> np.ndarray:
+        raise NotImplementedError
+
+    def _check_liveness(self, t: float) -> None:
+        if self.connected and not self.telemetry_lost and t - self.last_frame_s > TELEMETRY_LOST_S:
+            self.telemetry_lost = True
+            self._event("connection", "high", f"{self.name}: no telemetry for {TELEMETRY_LOST_S * 1000:.0f} ms")
+        self._expire_pending(t)
+
+    def _expire_pending(self, t: float) -> None:
+        with self._pending_lock:
+            expired = [q for q in self._pending.values() if q.t_sent_s and t - q.t_sent_s > self.command_timeout_s]
+            for q in expired:
+                del self._pending[q.seq]
+        for q in expired:
+            if not q.done.is_set():
+                self.bus.publish_command(CommandRecord(q.t_sent_s, self.name, q.command, q.args, "timeout"))
+
+    def _lost_connection(self, why: str) -> None:
+        if not self.connected:
+            return
+        self.counters.disconnects += 1
+        self._close_port()
+        with self._pending_lock:
+            orphans, self._pending = list(self._pending.values()), {}
+        for q in orphans:  # wake the waiters: their reply will never come
+            q.done.set()
+            self.bus.publish_command(CommandRecord(q.t_sent_s, self.name, q.command, q.args, "error: disconnected"))
+        self._event("connection", "high", f"{self.name} disconnected ({why})", reason=why)
+
+    def _try_reconnect(self) -> None:
+        if not self.auto_reconnect:
+            time.sleep(READ_TIMEOUT_S)
+            return
+        time.sleep(0.1)
+        if not self._running.is_set():
+            return
+        try:
+            self._open_port()
+        except NotConnected:
+            return
+        self.counters.reconnects += 1
+        try:
+            self._make_safe()
+            self._send(p.Msg.IDENTIFY, b"", "identify", {}, wait=False)
+        except DeviceError:
+            return
+        self._event("connection", "medium", f"{self.name} reconnected on {self.port}; the device was made safe")
+
+    # --- heartbeat thread -------------------------------------------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        next_t = time.monotonic()
+        while self._running.is_set():
+            next_t += self.heartbeat_period_s
+            if self.connected and self.liveness():
+                try:
+                    self.heartbeat()
+                except DeviceError:
+                    pass
+            delay = next_t - time.monotonic()
+            if delay < 0:
+                next_t = time.monotonic()
+            else:
+                time.sleep(delay)
+
+    # --- helpers -----------------------------------------------------------------------------------------------
+    @classmethod
+    def fault_names(cls, bits: int) -> list[str]:
+        return [f.name for f in cls.FAULTS if bits & f.value]
+
+    def _event(self, kind: str, severity: str, message: str, **details: object) -> None:
+        self.bus.publish_event(Event(now_s(), kind, severity, self.name, message, dict(details)))
+
+    def status(self) -> dict:
+        """A snapshot for status displays: connection, identity and counters."""
+        return {
+            "name": self.name,
+            "port": self.port,
+            "connected": self.connected,
+            "telemetry_lost": self.telemetry_lost,
+            "identity": self.identity.as_dict() if self.identity else None,
+            **asdict(self.counters),
+        }
+
+
+def _enum_name(enum: type, value: int) -> str:
+    try:
+        return enum(value).name
+    except ValueError:
+        return str(value)

@@ -1,0 +1,56 @@
+"""Find device drivers through the `workstation.drivers` entry-point group.
+
+The built-in drivers register there exactly as a third-party package would. A driver that fails to load is kept in
+the list with its error, so the user sees why it is missing instead of it vanishing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+
+from drivers.base import SerialDevice
+
+GROUP = "workstation.drivers"
+
+
+@dataclass(frozen=True, slots=True)
+class DriverEntry:
+    name: str
+    target: str  # "module:Class"
+    distribution: str
+    cls: type[SerialDevice] | None
+    error: str | None  # why it could not be loaded
+
+    @property
+    def ok(self) -> bool:
+        return self.cls is not None
+
+
+def _load(ep: EntryPoint) -> DriverEntry:
+    dist = ep.dist.name if ep.dist is not None else "?"
+    try:
+        cls = ep.load()
+    except Exception as exc:  # noqa: BLE001 - any import failure is reported, not raised
+        return DriverEntry(ep.name, ep.value, dist, None, f"{type(exc).__name__}: {exc}")
+    if not (isinstance(cls, type) and issubclass(cls, SerialDevice) and hasattr(cls, "INFO")):
+        return DriverEntry(ep.name, ep.value, dist, None, "not a driver: it must subclass drivers.base.SerialDevice")
+    return DriverEntry(ep.name, ep.value, dist, cls, None)
+
+
+def discover() -> list[DriverEntry]:
+    """Every registered driver, loaded or with its load error, sorted by name (duplicates kept once)."""
+    seen: dict[str, DriverEntry] = {}
+    for ep in entry_points(group=GROUP):
+        seen.setdefault(ep.name, _load(ep))
+    return sorted(seen.values(), key=lambda e: e.name)
+
+
+def driver_for(kind: str, name: str | None = None) -> type[SerialDevice]:
+    """The driver class for a device kind ("light" or "needling"), or the one named; LookupError says what exists."""
+    entries = discover()
+    for e in entries:
+        if e.cls is not None and (e.name == name if name else e.cls.INFO.kind == kind):
+            return e.cls
+    found = ", ".join(f"{e.name} ({'ok' if e.ok else 'failed: ' + str(e.error)})" for e in entries) or "none"
+    raise LookupError(f"no loadable {name or kind} driver is registered; found: {found}")

@@ -1,0 +1,39 @@
+"""Driver for the motorised microneedling pen."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from drivers import protocol as p
+from drivers.base import SerialDevice
+from drivers.channels import PEN_CHANNELS
+from drivers.types import Bound, DriverInfo
+
+
+class MicroneedlingPen(SerialDevice):
+    INFO = DriverInfo(
+        name="pen-mn",
+        kind="needling",
+        version="1.0.0",
+        description="Motorised microneedling pen, Cicatrix wire protocol v1",
+        nominal_rate_hz=2000.0,
+        channels=PEN_CHANNELS,
+        # CLINICAL.md: depth never above 2.5 mm; automated pens 50–150 stamps/s.
+        bounds=(
+            Bound("depth_mm", "mm", 0.0, 2.5, step=0.05),
+            Bound("stroke_rate_hz", "Hz", 50.0, 150.0),
+        ),
+    )
+    BLOCK_DTYPE = p.PEN_BLOCK
+    PARAMS = {"depth_mm": p.PenParam.DEPTH_MM, "stroke_rate_hz": p.PenParam.STROKE_RATE_HZ}
+    FAULTS = p.PenFault
+    DEFAULT_NAME = "pen"
+
+    def set_depth(self, depth_mm: float) -> float:
+        return self.set("depth_mm", depth_mm)
+
+    def set_stroke_rate(self, stroke_rate_hz: float) -> float:
+        return self.set("stroke_rate_hz", stroke_rate_hz)
+
+    def _decode_telemetry(self, payload: bytes, seq: int, t_arrival: float) -> np.ndarray:
+        return p.decode_pen_telemetry(payload, seq, t_arrival)
