@@ -1,0 +1,292 @@
+"""The safety monitor: interlocks evaluated on every block, off the GUI thread, that command the devices to stop.
+
+It is a bus sink subscribed *first*, so it runs on each device's reader thread as soon as a block is decoded, before
+the recorder or the plots see it. Time-based interlocks (telemetry lost) run on the monitor's own watchdog thread,
+which is also the host's proof of life: the drivers send heartbeats only while `alive()` is true, so a hung host
+lets the devices' own 250 ms watchdogs stop them. Nothing here waits for the GUI.
+
+A trip is latched (`tripped`) until the operator resets it; emission then needs a new arm and start: never an
+automatic restart (21 CFR 1040.10). Every trip is an `interlock` event with its cause, the values, and its latency
+from the arrival of the block that showed the cause to the stop command written.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from workstation.bus import CommandRecord, Event, SessionBus, now_s
+
+log = logging.getLogger(__name__)
+
+TELEMETRY_LOST_S = 0.25
+RESEND_STOP_AFTER_S = 0.1  # a device still active this long after a trip gets another stop and an alarm
+WATCHDOG_PERIOD_S = 0.01
+HOST_MAX_LAMP_TEMP_C = 42.0  # below the device's own 45 °C cut-out: the host acts first
+
+
+class Interlock:
+    """Names of the interlocks (the `interlock` field of trip events)."""
+
+    TARGET_DOSE = "target_dose_reached"
+    AREA_DOSE_CAP = "area_dose_cap"
+    TELEMETRY_LOST = "telemetry_lost"
+    DISCONNECTED = "disconnected"
+    CONTACT_LOST = "contact_lost"
+    OVER_TEMPERATURE = "over_temperature"
+    ESTOP = "estop"
+    PROTOCOL_RULE = "protocol_rule"
+    DEPTH_LIMIT = "depth_limit"
+    DEVICE_FAULT = "device_fault"
+
+
+@dataclass(frozen=True, slots=True)
+class StepLimits:
+    """What the current step allows; the session swaps it atomically when a step starts or ends."""
+
+    area_id: str = ""
+    light_allowed: bool = False  # False: any open shutter is a protocol-rule trip (e.g. a PIH area, a needling step)
+    needling_allowed: bool = False
+    target_dose_mj_cm2: float = 0.0  # host-side stop for the current exposure (the device closes at its own target)
+    area_dose_before_mj_cm2: float = 0.0  # dose this area already received in this session
+    area_dose_cap_mj_cm2: float = float("inf")  # per-session cap for the area
+    depth_limit_mm: float = 0.0
+    dose_tolerance_mj_cm2: float = 1.0  # one sample of slack: at 100 mW/cm² and 2 kHz a sample adds 0.05 mJ/cm²
+    depth_tolerance_mm: float = 0.05
+    max_lamp_temp_c: float = HOST_MAX_LAMP_TEMP_C
+
+
+@dataclass
+class Trip:
+    interlock: str
+    device: str
+    message: str
+    t_cause_s: float
+    t_stop_written_s: float
+    details: dict = field(default_factory=dict)
+
+    @property
+    def latency_ms(self) -> float:
+        return (self.t_stop_written_s - self.t_cause_s) * 1000.0
+
+
+class Stoppable(Protocol):
+    """What the monitor needs of a device: write a stop at once, return when it was written (raises if it cannot)."""
+
+    name: str
+
+    def stop_now(self, why: str) -> float: ...
+
+
+class SafetyMonitor:
+    def __init__(self, bus: SessionBus, devices: dict[str, Stoppable] | None = None) -> None:
+        self.bus = bus
+        self.devices: dict[str, Stoppable] = dict(devices or {})
+        self.limits = StepLimits()
+        self.trips: list[Trip] = []
+        self.on_trip: list[Callable[[Trip], None]] = []  # the session's hooks; called on the tripping thread
+        self._lock = threading.RLock()
+        self._tripped: dict[str, Trip] = {}  # device -> the latched trip
+        self._active: dict[str, bool] = {}  # device -> emitting / needling, per the last block
+        self._last_block_s: dict[str, float] = {}
+        self._alive_s = now_s()
+        self._running = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.watchdog_period_s = WATCHDOG_PERIOD_S
+
+    # --- life cycle ------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._running.set()
+        self._thread = threading.Thread(target=self._watchdog_loop, name="safety-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._running.clear()
+        if self._thread:
+            self._thread.join(timeout=1)
+
+    def alive(self) -> bool:
+        """True while the watchdog thread runs on time: the drivers' heartbeats depend on it."""
+        return self._running.is_set() and now_s() - self._alive_s < 0.2
+
+    def add_device(self, name: str, device: Stoppable) -> None:
+        with self._lock:
+            self.devices[name] = device
+
+    def set_limits(self, limits: StepLimits) -> None:
+        self.limits = limits  # a reference swap: readers see the old or the new, never a mix
+
+    # --- state -----------------------------------------------------------------------------------------------
+    @property
+    def tripped(self) -> dict[str, Trip]:
+        with self._lock:
+            return dict(self._tripped)
+
+    def is_tripped(self, device: str | None = None) -> bool:
+        with self._lock:
+            return bool(self._tripped) if device is None else device in self._tripped
+
+    def reset(self, who: str) -> list[Trip]:
+        """The operator's manual reset: clears latched trips so a new arm and start are possible."""
+        with self._lock:
+            cleared, self._tripped = list(self._tripped.values()), {}
+        if cleared:
+            self.bus.publish_event(Event(
+                now_s(), "interlock_reset", "info", "operator",
+                f"interlocks reset by {who}: " + ", ".join(t.interlock for t in cleared),
+                {"who": who, "cleared": [t.interlock for t in cleared]},
+            ))
+        return cleared
+
+    # --- the interlocks --------------------------------------------------------------------------------------
+    def estop(self, source: str) -> list[Trip]:
+        """Emergency stop, from any thread: both devices are stopped at once, the light first."""
+        t = now_s()
+        names = sorted(self.devices, key=lambda n: n != "light")
+        return [
+            trip for n in names
+            if (trip := self._trip(Interlock.ESTOP, n, f"E-stop pressed ({source})", t, force=True, source=source))
+        ]
+
+    def on_block(self, device: str, block: np.ndarray) -> None:
+        t = float(block["t_host_s"][-1]) if len(block) else now_s()
+        self._last_block_s[device] = t
+        names = block.dtype.names
+        lim = self.limits
+        if "shutter_open" in names:
+            active = block["shutter_open"].astype(bool)
+            self._active[device] = bool(active[-1])
+            if active.any():
+                self._check_light(device, block, active, lim, t)
+        elif "running" in names:
+            active = block["running"].astype(bool)
+            self._active[device] = bool(active[-1])
+            if active.any():
+                self._check_pen(device, block, active, lim, t)
+        self._check_still_active(device, t)
+
+    def _check_light(self, device: str, b: np.ndarray, on: np.ndarray, lim: StepLimits, t: float) -> None:
+        if not lim.light_allowed:
+            self._trip(Interlock.PROTOCOL_RULE, device, f"light emitted during a step that allows no UV "
+                       f"(area {lim.area_id or 'none'})", t, area=lim.area_id)
+            return
+        if (b["fault_bits"][on] != 0).any():
+            self._trip(Interlock.DEVICE_FAULT, device, "the light reports a fault while emitting", t,
+                       fault_bits=int(b["fault_bits"][on].max()))
+            return
+        if not b["skin_contact"][on].all():
+            self._trip(Interlock.CONTACT_LOST, device, "skin contact lost while emitting", t)
+            return
+        temp = float(b["lamp_temp_c"][on].max())
+        if temp > lim.max_lamp_temp_c:
+            self._trip(Interlock.OVER_TEMPERATURE, device, f"lamp at {temp:.1f} °C, above {lim.max_lamp_temp_c:g} °C",
+                       t, lamp_temp_c=temp, limit_c=lim.max_lamp_temp_c)
+            return
+        dose = float(b["dose_mj_cm2"][on].max())
+        if dose >= lim.target_dose_mj_cm2 + lim.dose_tolerance_mj_cm2:
+            self._trip(Interlock.TARGET_DOSE, device, f"dose {dose:.1f} mJ/cm² passed the planned "
+                       f"{lim.target_dose_mj_cm2:g} mJ/cm² and the shutter is still open", t,
+                       dose_mj_cm2=dose, target_mj_cm2=lim.target_dose_mj_cm2)
+            return
+        if lim.area_dose_before_mj_cm2 + dose >= lim.area_dose_cap_mj_cm2 + lim.dose_tolerance_mj_cm2:
+            self._trip(Interlock.AREA_DOSE_CAP, device, f"area {lim.area_id} would exceed its cap of "
+                       f"{lim.area_dose_cap_mj_cm2:g} mJ/cm² this session", t,
+                       area_dose_mj_cm2=lim.area_dose_before_mj_cm2 + dose, cap_mj_cm2=lim.area_dose_cap_mj_cm2)
+
+    def _check_pen(self, device: str, b: np.ndarray, on: np.ndarray, lim: StepLimits, t: float) -> None:
+        if not lim.needling_allowed:
+            self._trip(Interlock.PROTOCOL_RULE, device, f"needling during a step that allows none "
+                       f"(area {lim.area_id or 'none'})", t, area=lim.area_id)
+            return
+        if (b["fault_bits"][on] != 0).any():
+            self._trip(Interlock.DEVICE_FAULT, device, "the pen reports a fault while needling", t,
+                       fault_bits=int(b["fault_bits"][on].max()))
+            return
+        depth = float(max(b["depth_mm"][on].max(), b["depth_set_mm"][on].max()))
+        if depth > lim.depth_limit_mm + lim.depth_tolerance_mm:
+            self._trip(Interlock.DEPTH_LIMIT, device, f"needle depth {depth:.2f} mm is over the area's limit of "
+                       f"{lim.depth_limit_mm:g} mm", t, depth_mm=depth, limit_mm=lim.depth_limit_mm)
+
+    def on_event(self, event: Event) -> None:
+        if event.source not in self.devices:
+            return
+        if event.kind == "fault":
+            self._trip(Interlock.DEVICE_FAULT, event.source, event.message, event.t_host_s, force=True,
+                       faults=event.details.get("faults"))
+        elif event.kind == "connection" and event.severity == "high":
+            lost = Interlock.DISCONNECTED if "disconnected" in event.message else Interlock.TELEMETRY_LOST
+            self._trip(lost, event.source, event.message, event.t_host_s, force=True)
+
+    def on_command(self, record: CommandRecord) -> None:
+        return None
+
+    # --- watchdog thread -------------------------------------------------------------------------------------
+    def _watchdog_loop(self) -> None:
+        next_t = time.monotonic()
+        while self._running.is_set():
+            self._alive_s = now_s()
+            t = self._alive_s
+            for device, active in list(self._active.items()):
+                last = self._last_block_s.get(device, t)
+                if active and t - last > TELEMETRY_LOST_S:
+                    self._trip(Interlock.TELEMETRY_LOST, device, f"no telemetry from {device} for "
+                               f"{(t - last) * 1000:.0f} ms while it was active", t, force=True)
+                    self._active[device] = False  # unknown now; the device's own watchdog stops it anyway
+            next_t += self.watchdog_period_s
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                next_t = time.monotonic()
+
+    # --- tripping --------------------------------------------------------------------------------------------
+    def _trip(self, interlock: str, device: str, message: str, t_cause: float, *, force: bool = False,
+              **details: object) -> Trip | None:
+        with self._lock:
+            latched = self._tripped.get(device)
+            if latched is not None and not force:
+                return None
+            if latched is not None and latched.interlock == interlock:
+                return None
+            dev = self.devices.get(device)
+            try:
+                t_written = dev.stop_now(f"interlock: {interlock}") if dev is not None else float("nan")
+                stop_result = "stop written"
+            except Exception as exc:  # noqa: BLE001 - a dead link: the device's own watchdog is the backstop
+                t_written = now_s()
+                stop_result = f"stop not written: {exc}"
+            trip = Trip(interlock, device, message, t_cause, t_written, dict(details))
+            if latched is None:
+                self._tripped[device] = trip
+            self.trips.append(trip)
+        self.bus.publish_event(Event(
+            t_written, "interlock", "high", "safety", f"INTERLOCK {interlock} on {device}: {message}",
+            {"interlock": interlock, "device": device, "cause_t_host_s": t_cause, "stop_written_t_host_s": t_written,
+             "latency_ms": round(trip.latency_ms, 3), "stop": stop_result, **details},
+        ))
+        for hook in list(self.on_trip):
+            try:
+                hook(trip)
+            except Exception:  # noqa: BLE001
+                log.exception("trip hook failed")
+        return trip
+
+    def _check_still_active(self, device: str, t: float) -> None:
+        trip = self._tripped.get(device)
+        if trip is None or not self._active.get(device) or t - trip.t_stop_written_s < RESEND_STOP_AFTER_S:
+            return
+        dev = self.devices.get(device)
+        try:
+            trip.t_stop_written_s = dev.stop_now("device still active after an interlock") if dev else t
+        except Exception as exc:  # noqa: BLE001
+            log.warning("re-sending stop to %s failed: %s", device, exc)
+            trip.t_stop_written_s = t
+        self.bus.publish_event(Event(t, "alarm", "high", "safety",
+                                     f"{device} was still active {RESEND_STOP_AFTER_S * 1000:.0f} ms after the "
+                                     f"{trip.interlock} interlock: stop sent again", {"device": device}))

@@ -1,0 +1,361 @@
+"""One combined session as a state machine: it drives the devices from the plan, step by step.
+
+States: idle → connected → plan_loaded → armed → treating ⇄ paused → completed | aborted. Every transition is a
+`state` event in the recording saying who or what caused it. The session never evaluates interlocks itself: the
+safety monitor does, on the reader threads; the session reacts to its trips (pause, or abort in headless runs) and
+refuses to continue until the operator resets them.
+
+Methods that wait (`run_step`, `run_all`) are meant for a worker thread; `pause`, `operator_stop`, `estop` and the
+queries are safe from any thread and never wait on a device for more than a command's timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from drivers.base import DeviceError, SerialDevice
+from workstation.bus import CommandRecord, Event, SessionBus, now_s
+from workstation.safety import SafetyMonitor, StepLimits, Trip
+
+log = logging.getLogger(__name__)
+
+
+class State(StrEnum):
+    IDLE = "idle"
+    CONNECTED = "connected"
+    PLAN_LOADED = "plan_loaded"
+    ARMED = "armed"
+    TREATING = "treating"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+
+
+_ALLOWED = {
+    State.IDLE: {State.CONNECTED, State.ABORTED},
+    State.CONNECTED: {State.PLAN_LOADED, State.ABORTED},
+    State.PLAN_LOADED: {State.ARMED, State.PLAN_LOADED, State.ABORTED},
+    State.ARMED: {State.TREATING, State.PAUSED, State.COMPLETED, State.ABORTED},
+    State.TREATING: {State.ARMED, State.PAUSED, State.COMPLETED, State.ABORTED},
+    State.PAUSED: {State.ARMED, State.ABORTED, State.COMPLETED},
+    State.COMPLETED: set(),
+    State.ABORTED: set(),
+}
+
+
+class SessionError(Exception):
+    """An operation the session cannot do in its current state; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One thing to do on one area: a light exposure or needling passes. Built from the dose engine's plan."""
+
+    area_id: str
+    area_label: str
+    modality: str  # "light" or "needling"
+    target_dose_mj_cm2: float = 0.0
+    area_dose_cap_mj_cm2: float = math.inf
+    depth_mm: float = 0.0
+    depth_limit_mm: float = 0.0
+    stroke_rate_hz: float = 0.0
+    passes: int = 0
+    pass_duration_s: float = 0.0  # headless/simulated needling: how long the pen runs per pass
+
+    def describe(self) -> str:
+        if self.modality == "light":
+            return f"light on {self.area_label}: {self.target_dose_mj_cm2:g} mJ/cm²"
+        return (f"needling on {self.area_label}: {self.depth_mm:g} mm, {self.stroke_rate_hz:g} Hz, "
+                f"{self.passes} pass{'es' if self.passes != 1 else ''}")
+
+
+@dataclass
+class StepResult:
+    step: Step
+    outcome: str  # "done", "interrupted", "skipped"
+    delivered_dose_mj_cm2: float = 0.0
+    passes_done: int = 0
+    t_start_s: float = 0.0
+    t_end_s: float = 0.0
+    note: str = ""
+
+
+@dataclass
+class _Exposure:
+    """What the session tracks of the active exposure, fed from the light's blocks (reader thread)."""
+
+    started: bool = False
+    ended: threading.Event = field(default_factory=threading.Event)
+    max_dose_mj_cm2: float = 0.0
+    irradiance_mw_cm2: float = 0.0
+
+
+class Session:
+    def __init__(self, bus: SessionBus, devices: dict[str, SerialDevice], monitor: SafetyMonitor, *,
+                 operator_id: str = "", abort_on_trip: bool = False) -> None:
+        self.bus = bus
+        self.devices = devices
+        self.monitor = monitor
+        self.operator_id = operator_id
+        self.abort_on_trip = abort_on_trip
+        self.steps: list[Step] = []
+        self.results: list[StepResult] = []
+        self.current = 0  # index of the next step to run
+        self.area_dose_mj_cm2: dict[str, float] = {}
+        self.abort_reason = ""
+        self._state = State.IDLE
+        self._lock = threading.RLock()
+        self._interrupt = threading.Event()
+        self._exposure = _Exposure()
+        monitor.on_trip.append(self._on_trip)
+        bus.subscribe(self)
+
+    # --- state machine ---------------------------------------------------------------------------------------
+    @property
+    def state(self) -> State:
+        return self._state
+
+    def _transition(self, new: State, cause: str, who: str) -> None:
+        with self._lock:
+            old = self._state
+            if new not in _ALLOWED[old]:
+                raise SessionError(f"the session cannot go from {old} to {new} ({cause}).")
+            self._state = new
+        self.bus.publish_event(Event(now_s(), "state", "info", "session", f"session {old} → {new}: {cause}",
+                                     {"from": str(old), "to": str(new), "cause": cause, "who": who}))
+
+    def connect(self, who: str = "session") -> dict[str, dict]:
+        """Connect and identify every device (already-connected ones are identified again)."""
+        identities = {}
+        for name, dev in self.devices.items():
+            ident = dev.identify() if dev.connected else dev.connect()
+            identities[name] = ident.as_dict()
+        self._transition(State.CONNECTED, "devices connected and identified", who)
+        return identities
+
+    def load_plan(self, steps: list[Step], who: str) -> None:
+        if not steps:
+            raise SessionError("the plan has no steps: nothing to treat.")
+        for s in steps:
+            if s.modality not in ("light", "needling"):
+                raise SessionError(f"unknown modality {s.modality!r} in the plan.")
+            if s.modality == "light" and "light" not in self.devices:
+                raise SessionError("the plan has a light step but no light device is connected.")
+            if s.modality == "needling" and "pen" not in self.devices:
+                raise SessionError("the plan has a needling step but no pen is connected.")
+        self.steps = list(steps)
+        self.current = 0
+        self._transition(State.PLAN_LOADED, f"plan of {len(steps)} steps loaded", who)
+
+    def arm(self, who: str) -> None:
+        if self.monitor.is_tripped():
+            raise SessionError("an interlock is latched: check the cause, then reset the interlocks before arming.")
+        self._interrupt.clear()
+        self._transition(State.ARMED, "armed by the operator", who)
+
+    @property
+    def next_step(self) -> Step | None:
+        return self.steps[self.current] if self.current < len(self.steps) else None
+
+    # --- running steps (worker thread) -----------------------------------------------------------------------
+    def run_all(self, who: str) -> State:
+        """Run every remaining step in order; return the final state. For the headless runner."""
+        if self._state == State.PLAN_LOADED:
+            self.arm(who)
+        while self._state == State.ARMED and self.next_step is not None:
+            self.run_step(who)
+        if self._state == State.ARMED and self.next_step is None:
+            self._transition(State.COMPLETED, "all steps done", who)
+        return self._state
+
+    def run_step(self, who: str) -> StepResult:
+        step = self.next_step
+        if step is None:
+            raise SessionError("there is no step left to run.")
+        if self._state != State.ARMED:
+            raise SessionError(f"arm the session before starting a step (it is {self._state}).")
+        if self.monitor.is_tripped():
+            raise SessionError("an interlock is latched: reset it before starting a step.")
+        self._interrupt.clear()
+        self._transition(State.TREATING, f"step {self.current + 1}: {step.describe()}", who)
+        self._step_event("step_started", step, f"step {self.current + 1} started: {step.describe()}")
+        result = StepResult(step, "interrupted", t_start_s=now_s())
+        try:
+            if step.modality == "light":
+                self._run_light(step, result)
+            else:
+                self._run_needling(step, result)
+        except DeviceError as exc:
+            result.note = str(exc)
+            self._stop_all(f"device error: {exc}")
+        finally:
+            self.monitor.set_limits(StepLimits())
+            result.t_end_s = now_s()
+        self.results.append(result)
+        if step.modality == "light":
+            self.area_dose_mj_cm2[step.area_id] = (self.area_dose_mj_cm2.get(step.area_id, 0.0)
+                                                    + result.delivered_dose_mj_cm2)
+        self._step_event("step_ended", step, f"step {self.current + 1} {result.outcome}: {step.describe()}",
+                         outcome=result.outcome, delivered_dose_mj_cm2=round(result.delivered_dose_mj_cm2, 3),
+                         passes_done=result.passes_done, note=result.note)
+        if result.outcome == "done":
+            self.current += 1
+            if self._state == State.TREATING:
+                self._transition(State.ARMED, "step done", "session")
+        elif self._state == State.TREATING:
+            self._pause_after_interrupt(result.note or "step interrupted")
+        return result
+
+    def _limits_for(self, step: Step) -> StepLimits:
+        return StepLimits(
+            area_id=step.area_id,
+            light_allowed=step.modality == "light",
+            needling_allowed=step.modality == "needling",
+            target_dose_mj_cm2=step.target_dose_mj_cm2,
+            area_dose_before_mj_cm2=self.area_dose_mj_cm2.get(step.area_id, 0.0),
+            area_dose_cap_mj_cm2=step.area_dose_cap_mj_cm2,
+            depth_limit_mm=step.depth_limit_mm,
+        )
+
+    def _run_light(self, step: Step, result: StepResult) -> None:
+        light = self.devices["light"]
+        light.set("target_dose_mj_cm2", step.target_dose_mj_cm2)
+        self.monitor.set_limits(self._limits_for(step))
+        self._exposure = exp = _Exposure()
+        light.arm(True)
+        light.start()
+        exp.started = True
+        # Expected time at the lamp's present output, with generous slack for warm-up; a stuck exposure is stopped.
+        irr = max(exp.irradiance_mw_cm2, 20.0)
+        timeout_s = 3.0 * step.target_dose_mj_cm2 / irr + 10.0
+        t_end = now_s() + timeout_s
+        while not exp.ended.is_set() and not self._interrupt.is_set() and now_s() < t_end:
+            exp.ended.wait(0.02)
+        result.delivered_dose_mj_cm2 = exp.max_dose_mj_cm2
+        if exp.ended.is_set() and not self._interrupt.is_set():
+            result.outcome = "done"
+            return
+        if not self._interrupt.is_set():
+            result.note = f"the exposure did not end within {timeout_s:.0f} s"
+            self._stop_all(result.note)
+
+    def _run_needling(self, step: Step, result: StepResult) -> None:
+        pen = self.devices["pen"]
+        pen.set("depth_mm", step.depth_mm)
+        pen.set("stroke_rate_hz", step.stroke_rate_hz)
+        self.monitor.set_limits(self._limits_for(step))
+        for k in range(step.passes):
+            pen.arm(True)
+            pen.start()
+            self._step_event("pass_started", step, f"pass {k + 1} of {step.passes} on {step.area_label}")
+            if self._interrupt.wait(step.pass_duration_s):
+                return
+            pen.stop()
+            result.passes_done = k + 1
+        result.outcome = "done"
+
+    # --- interruptions (any thread) --------------------------------------------------------------------------
+    def pause(self, who: str, why: str = "paused by the operator") -> None:
+        """Stop both devices and pause; the step in progress ends as interrupted."""
+        self._interrupt.set()
+        self._stop_all(why)
+        with self._lock:
+            if self._state in (State.TREATING, State.ARMED):
+                self._transition(State.PAUSED, why, who)
+
+    def resume(self, who: str) -> None:
+        if self._state != State.PAUSED:
+            raise SessionError(f"only a paused session can resume (it is {self._state}).")
+        if self.monitor.is_tripped():
+            raise SessionError("an interlock is latched: check the cause, then reset the interlocks to resume.")
+        self._interrupt.clear()
+        self._transition(State.ARMED, "resumed", who)
+
+    def operator_stop(self, who: str, why: str = "stopped by the operator") -> None:
+        """End the session now: devices stopped, session aborted."""
+        self._interrupt.set()
+        self._stop_all(why)
+        self.abort(who, why)
+
+    def estop(self, source: str) -> None:
+        """Emergency stop from any thread: the monitor stops both devices at once; the session then pauses."""
+        self._interrupt.set()
+        self.monitor.estop(source)
+
+    def abort(self, who: str, why: str) -> None:
+        with self._lock:
+            if self._state in (State.COMPLETED, State.ABORTED):
+                return
+            self.abort_reason = why
+            self._transition(State.ABORTED, why, who)
+
+    def finish(self, who: str) -> None:
+        """Close the session early as completed (the clinician decided the remaining steps are not needed)."""
+        self._stop_all("session finished")
+        with self._lock:
+            if self._state in (State.ARMED, State.PAUSED):
+                self._transition(State.COMPLETED, "finished by the operator", who)
+
+    def _on_trip(self, trip: Trip) -> None:
+        """Called on the thread that tripped: never wait here."""
+        self._interrupt.set()
+        self._exposure.ended.set()
+        if self.abort_on_trip:
+            self._stop_all(f"interlock {trip.interlock}")
+            self.abort("safety", f"interlock {trip.interlock} on {trip.device}: {trip.message}")
+
+    def _pause_after_interrupt(self, why: str) -> None:
+        with self._lock:
+            if self._state == State.TREATING:
+                trips = self.monitor.tripped
+                cause = "; ".join(f"interlock {t.interlock} on {t.device}" for t in trips.values()) or why
+                self._transition(State.PAUSED, cause, "safety" if trips else "session")
+
+    def _stop_all(self, why: str) -> None:
+        for name in sorted(self.devices, key=lambda n: n != "light"):
+            try:
+                self.devices[name].stop_now(why)
+            except DeviceError as exc:
+                log.warning("stop of %s not written: %s", name, exc)
+
+    # --- bus sink: follow the exposure --------------------------------------------------------------------------
+    def on_block(self, device: str, block: np.ndarray) -> None:
+        exp = self._exposure
+        if device != "light" or not exp.started or not len(block):
+            return
+        open_ = block["shutter_open"].astype(bool)
+        if open_.any():
+            exp.max_dose_mj_cm2 = max(exp.max_dose_mj_cm2, float(block["dose_mj_cm2"][open_].max()))
+            exp.irradiance_mw_cm2 = float(block["irradiance_mw_cm2"][open_].mean())
+
+    def on_event(self, event: Event) -> None:
+        if (event.source == "light" and event.kind == "device_state" and self._exposure.started
+                and event.details.get("reason") == "DOSE_REACHED"):
+            self._exposure.ended.set()
+
+    def on_command(self, record: CommandRecord) -> None:
+        return None
+
+    def _step_event(self, kind: str, step: Step, message: str, **details: object) -> None:
+        self.bus.publish_event(Event(now_s(), "protocol", "info", "session", message,
+                                     {"event": kind, "step_index": self.current, **asdict(step), **details}))
+
+    def summary(self) -> dict:
+        return {
+            "state": str(self._state),
+            "abort_reason": self.abort_reason,
+            "steps_planned": len(self.steps),
+            "steps_done": sum(r.outcome == "done" for r in self.results),
+            "area_dose_mj_cm2": {k: round(v, 2) for k, v in self.area_dose_mj_cm2.items()},
+            "trips": [{"interlock": t.interlock, "device": t.device, "message": t.message,
+                       "latency_ms": round(t.latency_ms, 3)} for t in self.monitor.trips],
+            "results": [{"area": r.step.area_id, "modality": r.step.modality, "outcome": r.outcome,
+                         "delivered_dose_mj_cm2": round(r.delivered_dose_mj_cm2, 2), "passes_done": r.passes_done,
+                         "note": r.note} for r in self.results],
+        }
