@@ -1,0 +1,216 @@
+"""Safety monitor rules on synthetic blocks: every interlock trips, once, with its cause and latency.
+
+These test the rules themselves; tests/test_interlocks.py trips each one through the real drivers and emulators.
+"""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from drivers import protocol as p
+from drivers.base import NotConnected
+from workstation.bus import Event, SessionBus, now_s
+from workstation.safety import Interlock, SafetyMonitor, StepLimits
+
+
+class FakeDevice:
+    def __init__(self, name, fail=False):
+        self.name, self.fail, self.stops = name, fail, []
+
+    def stop_now(self, why):
+        if self.fail:
+            raise NotConnected("cable pulled")
+        t = now_s()
+        self.stops.append((t, why))
+        return t
+
+
+class Collector:
+    def __init__(self):
+        self.events = []
+
+    def on_block(self, device, block):
+        pass
+
+    def on_event(self, event):
+        self.events.append(event)
+
+    def on_command(self, record):
+        pass
+
+    def interlocks(self):
+        return [e for e in self.events if e.kind == "interlock"]
+
+
+def light_block(n=20, *, shutter=1, contact=1, dose=10.0, temp=30.0, faults=0, t=None):
+    b = np.zeros(n, p.LIGHT_BLOCK)
+    b["t_host_s"] = now_s() if t is None else t
+    b["irradiance_mw_cm2"] = 100.0
+    b["dose_mj_cm2"] = np.linspace(dose - 1, dose, n)
+    b["lamp_temp_c"] = temp
+    b["shutter_open"] = shutter
+    b["skin_contact"] = contact
+    b["fault_bits"] = faults
+    return b
+
+
+def pen_block(n=20, *, running=1, depth=1.0, depth_set=1.0, faults=0):
+    b = np.zeros(n, p.PEN_BLOCK)
+    b["t_host_s"] = now_s()
+    b["depth_mm"] = depth
+    b["depth_set_mm"] = depth_set
+    b["stroke_rate_hz"] = 100.0
+    b["running"] = running
+    b["skin_contact"] = 1
+    b["fault_bits"] = faults
+    return b
+
+
+@pytest.fixture
+def rig():
+    bus = SessionBus()
+    light, pen = FakeDevice("light"), FakeDevice("pen")
+    mon = SafetyMonitor(bus, {"light": light, "pen": pen})
+    col = Collector()
+    bus.subscribe(mon)
+    bus.subscribe(col)
+    return bus, mon, light, pen, col
+
+
+LIGHT_STEP = StepLimits(area_id="A1", light_allowed=True, target_dose_mj_cm2=300.0, area_dose_cap_mj_cm2=1000.0)
+PEN_STEP = StepLimits(area_id="A2", needling_allowed=True, depth_limit_mm=1.0)
+
+
+@pytest.mark.parametrize(
+    ("limits", "device", "block", "interlock"),
+    [
+        (LIGHT_STEP, "light", light_block(dose=301.5), Interlock.TARGET_DOSE),
+        (StepLimits(area_id="A1", light_allowed=True, target_dose_mj_cm2=300, area_dose_before_mj_cm2=900,
+                    area_dose_cap_mj_cm2=1000), "light", light_block(dose=101.5), Interlock.AREA_DOSE_CAP),
+        (LIGHT_STEP, "light", light_block(contact=0), Interlock.CONTACT_LOST),
+        (LIGHT_STEP, "light", light_block(temp=42.5), Interlock.OVER_TEMPERATURE),
+        (LIGHT_STEP, "light", light_block(faults=p.LightFault.LAMP_FAILURE), Interlock.DEVICE_FAULT),
+        (StepLimits(area_id="PIH1", light_allowed=False), "light", light_block(), Interlock.PROTOCOL_RULE),
+        (PEN_STEP, "light", light_block(), Interlock.PROTOCOL_RULE),  # light during a needling step
+        (PEN_STEP, "pen", pen_block(depth=1.2), Interlock.DEPTH_LIMIT),
+        (PEN_STEP, "pen", pen_block(depth_set=1.5, depth=0.3), Interlock.DEPTH_LIMIT),
+        (PEN_STEP, "pen", pen_block(faults=p.PenFault.MOTOR_JAM), Interlock.DEVICE_FAULT),
+        (LIGHT_STEP, "pen", pen_block(), Interlock.PROTOCOL_RULE),  # needling during a light step
+    ],
+)
+def test_each_block_interlock_trips_once_and_stops_the_device(rig, limits, device, block, interlock):
+    bus, mon, light, pen, col = rig
+    mon.set_limits(limits)
+    bus.publish_block(device, block)
+    bus.publish_block(device, block)  # latched: no second trip for the same device
+    dev = light if device == "light" else pen
+    assert len(dev.stops) == 1
+    [ev] = col.interlocks()
+    assert ev.details["interlock"] == interlock and ev.details["device"] == device
+    assert ev.severity == "high"
+    assert 0 <= ev.details["latency_ms"] < 1000
+    assert ev.details["cause_t_host_s"] == pytest.approx(float(block["t_host_s"][-1]))
+    assert mon.is_tripped(device)
+
+
+def test_normal_blocks_trip_nothing(rig):
+    bus, mon, light, pen, col = rig
+    mon.set_limits(LIGHT_STEP)
+    bus.publish_block("light", light_block(dose=300.05))  # one sample past target: the device's own close
+    bus.publish_block("light", light_block(shutter=0, contact=0, temp=50.0))  # closed: contact and heat harmless
+    mon.set_limits(PEN_STEP)
+    bus.publish_block("pen", pen_block(depth=1.04))
+    bus.publish_block("pen", pen_block(running=0, depth=2.0))
+    assert col.interlocks() == [] and light.stops == [] and pen.stops == []
+
+
+def test_estop_stops_both_devices_light_first(rig):
+    bus, mon, light, pen, col = rig
+    trips = mon.estop("space bar")
+    assert [t.device for t in trips] == ["light", "pen"]
+    assert light.stops and pen.stops and light.stops[0][0] <= pen.stops[0][0]
+    assert {e.details["interlock"] for e in col.interlocks()} == {Interlock.ESTOP}
+
+
+def test_estop_from_another_thread_while_caller_is_blocked(rig):
+    """A frozen GUI thread (here: this one, blocked) delays no E-stop coming from another thread."""
+    bus, mon, light, pen, col = rig
+    pressed = []
+    th = threading.Thread(target=lambda: (pressed.append(now_s()), mon.estop("hardware button")))
+    th.start()
+    time.sleep(0.3)  # the "GUI" is frozen here
+    th.join()
+    assert light.stops[0][0] - pressed[0] < 0.05
+
+
+def test_device_fault_and_disconnect_events_trip(rig):
+    bus, mon, light, pen, col = rig
+    bus.publish_event(Event(now_s(), "fault", "high", "light", "light fault: OVER_TEMPERATURE", {}))
+    bus.publish_event(Event(now_s(), "connection", "high", "pen", "pen disconnected (read failed)", {}))
+    kinds = [(e.details["device"], e.details["interlock"]) for e in col.interlocks()]
+    assert kinds == [("light", Interlock.DEVICE_FAULT), ("pen", Interlock.DISCONNECTED)]
+
+
+def test_a_stop_that_cannot_be_written_is_still_a_recorded_trip():
+    bus = SessionBus()
+    mon = SafetyMonitor(bus, {"light": FakeDevice("light", fail=True)})
+    col = Collector()
+    bus.subscribe(mon)
+    bus.subscribe(col)
+    mon.set_limits(LIGHT_STEP)
+    bus.publish_block("light", light_block(contact=0))
+    [ev] = col.interlocks()
+    assert ev.details["stop"].startswith("stop not written: cable pulled")
+
+
+def test_telemetry_lost_while_active_trips_from_the_watchdog_thread(rig):
+    bus, mon, light, pen, col = rig
+    mon.set_limits(LIGHT_STEP)
+    mon.start()
+    try:
+        t_block = now_s()
+        bus.publish_block("light", light_block(t=t_block))
+        deadline = time.monotonic() + 2
+        while not col.interlocks() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        mon.stop()
+    [ev] = col.interlocks()
+    assert ev.details["interlock"] == Interlock.TELEMETRY_LOST
+    silent_ms = (ev.details["cause_t_host_s"] - t_block) * 1000
+    assert 250 <= silent_ms < 400  # noticed within the watchdog's 10 ms period (plus scheduling) of the 250 ms limit
+    assert light.stops
+
+
+def test_monitor_liveness_gates_heartbeats():
+    mon = SafetyMonitor(SessionBus())
+    assert not mon.alive()
+    mon.start()
+    time.sleep(0.05)
+    assert mon.alive()
+    mon.stop()
+    time.sleep(0.25)
+    assert not mon.alive()
+
+
+def test_reset_clears_the_latch_and_is_recorded(rig):
+    bus, mon, light, pen, col = rig
+    mon.set_limits(LIGHT_STEP)
+    bus.publish_block("light", light_block(contact=0))
+    assert mon.is_tripped("light")
+    cleared = mon.reset("dr-a")
+    assert [t.interlock for t in cleared] == [Interlock.CONTACT_LOST]
+    assert not mon.is_tripped()
+    assert col.events[-1].kind == "interlock_reset" and col.events[-1].details["who"] == "dr-a"
+
+
+def test_still_active_after_trip_gets_a_second_stop_and_an_alarm(rig):
+    bus, mon, light, pen, col = rig
+    mon.set_limits(LIGHT_STEP)
+    t0 = now_s()
+    bus.publish_block("light", light_block(contact=0, t=t0))
+    bus.publish_block("light", light_block(contact=0, t=t0 + 0.2))  # shutter still reported open 200 ms later
+    assert len(light.stops) == 2
+    assert any(e.kind == "alarm" and "still active" in e.message for e in col.events)
