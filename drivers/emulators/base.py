@@ -435,9 +435,9 @@ class Emulator(ABC):
         return f"Cannot reset: the cause of {names} is still present{hint}."
 
     # --- device hooks -------------------------------------------------------------------------------------------
-    @abstractmethod
     def _power_on(self, t: float) -> None:
-        ...
+        """The device is switched on at t (the sample clock starts)."""
+        log.debug("%s emulator powered on at %.6f on %s", self.short_name, t, self.port)
 
     @abstractmethod
     def _sample(self, t: float) -> tuple:
