@@ -1,0 +1,641 @@
+"""The device emulators at the byte level: pyserial on their pty, frames built and parsed with drivers.protocol only."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import serial
+
+from drivers.emulators import LampParams, LightEmulator, PenEmulator, PenParams
+from drivers.emulators.lamp import LampModel
+from drivers.emulators.motor import PenModel
+from drivers.protocol import (
+    ACK_PAYLOAD,
+    FAULT_HEAD,
+    LIGHT_HEADER,
+    LIGHT_SAMPLE,
+    PROTOCOL_VERSION,
+    REFUSE_HEAD,
+    SET_PAYLOAD,
+    STATUS_HEAD,
+    Frame,
+    FrameDecoder,
+    LightFault,
+    LightParam,
+    Msg,
+    PenFault,
+    PenParam,
+    Refusal,
+    State,
+    StopReason,
+    decode_light_telemetry,
+    decode_pen_telemetry,
+    encode_frame,
+    parse_identity,
+    split_telemetry,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DT_S = 0.0005  # one sample at the default 2 kHz
+
+
+class Host:
+    """A minimal host: writes commands, sends HEARTBEAT every 50 ms from a thread, collects every frame it reads."""
+
+    def __init__(self, port: str, heartbeat: bool = True) -> None:
+        self.ser = serial.Serial(port, timeout=0.005)
+        self.decoder = FrameDecoder()
+        self.frames: list[tuple[float, Frame]] = []  # (host arrival time, frame)
+        self.commands_sent = 0  # everything but heartbeats
+        self._mark = 0  # frames before this index arrived before the last command
+        self._claimed: set[int] = set()
+        self._seq = 0
+        self._write_lock = threading.Lock()
+        self.heartbeat = threading.Event()
+        if heartbeat:
+            self.heartbeat.set()
+        self._closed = threading.Event()
+        self._hb_thread = threading.Thread(target=self._beat, daemon=True)
+        self._hb_thread.start()
+
+    def _beat(self) -> None:
+        while not self._closed.wait(0.05):
+            if self.heartbeat.is_set():
+                try:
+                    self.send(Msg.HEARTBEAT)
+                except (serial.SerialException, OSError):
+                    pass
+
+    def send(self, msg: int, payload: bytes = b"") -> int:
+        with self._write_lock:
+            seq, self._seq = self._seq, (self._seq + 1) & 0xFFFF
+            self.ser.write(encode_frame(msg, seq, payload))
+            if msg != Msg.HEARTBEAT:
+                self.commands_sent += 1
+                self._mark = len(self.frames)
+        return seq
+
+    def poll(self) -> list[Frame]:
+        data = self.ser.read(65536)
+        now = time.monotonic()
+        new = self.decoder.feed(data)
+        self.frames += [(now, f) for f in new]
+        return new
+
+    def pump(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.poll()
+
+    def wait_for(self, match: Callable[[Frame], bool], timeout_s: float = 1.0) -> Frame:
+        """The first frame since the last command that matches and was not returned before."""
+        end = time.monotonic() + timeout_s
+        while True:
+            for i in range(self._mark, len(self.frames)):
+                if i not in self._claimed and match(self.frames[i][1]):
+                    self._claimed.add(i)
+                    return self.frames[i][1]
+            if time.monotonic() > end:
+                raise AssertionError("the expected frame did not arrive")
+            self.poll()
+
+    def command(self, msg: int, payload: bytes = b"") -> Frame:
+        seq = self.send(msg, payload)
+        answers = (Msg.ACK, Msg.REFUSE, Msg.IDENTITY)
+        return self.wait_for(lambda f: f.type in answers and ACK_PAYLOAD.unpack_from(f.payload)[0] == seq)
+
+    def ack(self, msg: int, payload: bytes = b"") -> None:
+        answer = self.command(msg, payload)
+        assert answer.type == Msg.ACK, describe(answer)
+
+    def refused(self, msg: int, payload: bytes = b"") -> tuple[Refusal, str]:
+        answer = self.command(msg, payload)
+        assert answer.type == Msg.REFUSE, f"expected a refusal, got {describe(answer)}"
+        return refusal_of(answer)
+
+    def status(self, reason: StopReason, timeout_s: float = 1.0) -> tuple[float, State]:
+        frame = self.wait_for(lambda f: f.type == Msg.STATUS and f.payload[1] == reason, timeout_s)
+        return time.monotonic(), State(STATUS_HEAD.unpack_from(frame.payload)[0])
+
+    def fault(self, bit: int, timeout_s: float = 1.0) -> tuple[int, str]:
+        frame = self.wait_for(lambda f: f.type == Msg.FAULT and FAULT_HEAD.unpack_from(f.payload)[1] & bit, timeout_s)
+        latched, _ = FAULT_HEAD.unpack_from(frame.payload)
+        return latched, frame.payload[FAULT_HEAD.size :].decode()
+
+    def telemetry(self, kind: str = "light") -> np.ndarray:
+        decode = decode_light_telemetry if kind == "light" else decode_pen_telemetry
+        blocks = [decode(f.payload, f.seq, t) for t, f in self.frames if f.type == Msg.TELEMETRY]
+        return np.concatenate(blocks) if blocks else np.empty(0)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._hb_thread.join()
+        self.ser.close()
+
+
+def refusal_of(frame: Frame) -> tuple[Refusal, str]:
+    _, code = REFUSE_HEAD.unpack_from(frame.payload)
+    return Refusal(code), frame.payload[REFUSE_HEAD.size :].decode()
+
+
+def describe(frame: Frame) -> str:
+    if frame.type == Msg.REFUSE:
+        code, reason = refusal_of(frame)
+        return f"REFUSE {code.name}: {reason}"
+    return Msg(frame.type).name
+
+
+def set_param(param: int, value: float) -> bytes:
+    return SET_PAYLOAD.pack(param, value)
+
+
+@pytest.fixture
+def light() -> Iterator[LightEmulator]:
+    emu = LightEmulator(seed=1, lamp=LampParams(warmup_s=0.05)).start()
+    yield emu
+    emu.stop()
+    assert emu.state().errors == 0
+
+
+@pytest.fixture
+def pen() -> Iterator[PenEmulator]:
+    emu = PenEmulator(seed=1).start()
+    yield emu
+    emu.stop()
+    assert emu.state().errors == 0
+
+
+@pytest.fixture
+def host_light(light: LightEmulator) -> Iterator[Host]:
+    host = Host(light.port)
+    yield host
+    host.close()
+
+
+@pytest.fixture
+def host_pen(pen: PenEmulator) -> Iterator[Host]:
+    host = Host(pen.port)
+    yield host
+    host.close()
+
+
+def start_exposure(host: Host, target_mj_cm2: float = 5000.0) -> None:
+    host.ack(Msg.SET, set_param(LightParam.TARGET_DOSE_MJ_CM2, target_mj_cm2))
+    host.ack(Msg.ARM, b"\x01")
+    host.ack(Msg.START)
+    host.status(StopReason.STARTED)
+
+
+# --- identity, telemetry ---------------------------------------------------------------------------------------------
+def test_light_identifies_itself(host_light: Host) -> None:
+    seq = host_light.send(Msg.IDENTIFY)
+    frame = host_light.wait_for(lambda f: f.type == Msg.IDENTITY)
+    assert ACK_PAYLOAD.unpack_from(frame.payload)[0] == seq
+    info = parse_identity(frame.payload)
+    assert info["kind"] == "light" and info["protocol_version"] == PROTOCOL_VERSION
+    assert info["model"] and info["serial_number"] and info["firmware"]
+    assert info["lamp_hours"] >= 350.0
+    assert set(info["calibration"]) == {"factor", "date"}
+
+
+def test_pen_identifies_itself(host_pen: Host) -> None:
+    info = parse_identity(host_pen.command(Msg.IDENTIFY).payload)
+    assert info["kind"] == "needling" and info["protocol_version"] == PROTOCOL_VERSION
+    assert info["cartridge_strokes"] == 0 and info["needles"] == 12
+
+
+def test_telemetry_rate_sequence_and_device_clock(light: LightEmulator, host_light: Host) -> None:
+    host_light.command(Msg.IDENTIFY)
+    host_light.pump(1.0)
+    frames = [(t, f) for t, f in host_light.frames]
+    seqs = [f.seq for _, f in frames]
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:], strict=False)), "sequence gap"
+    tel = [(t, f) for t, f in frames if f.type == Msg.TELEMETRY]
+    headers = [split_telemetry(f.payload, LIGHT_HEADER, LIGHT_SAMPLE)[0] for _, f in tel]
+    assert all(int(h["n"]) == 20 and int(h["period_us"]) == 500 for h in headers)
+    t0 = [int(h["t0_us"]) for h in headers]
+    assert all(b - a == 10_000 for a, b in zip(t0, t0[1:], strict=False)), "samples missing between frames"
+    host_span_s = tel[-1][0] - tel[0][0]
+    assert 95 <= (len(tel) - 1) / host_span_s <= 105  # frames per second
+    device_span_s = (t0[-1] - t0[0]) * 1e-6
+    assert abs(device_span_s - host_span_s) < 0.015, "device clock drifts from the schedule"
+
+
+def test_pen_telemetry_samples_at_a_set_rate() -> None:
+    with PenEmulator(rate_hz=1000, samples_per_frame=10) as emu:
+        host = Host(emu.port)
+        try:
+            host.pump(0.5)
+            block = host.telemetry("pen")
+        finally:
+            host.close()
+    steps = np.diff(block["t_device_us"])
+    assert len(block) > 400 and set(steps.tolist()) == {1000}
+
+
+# --- light: dose, stop, watchdog ---------------------------------------------------------------------------------------
+def test_dose_closes_the_shutter_at_the_target(light: LightEmulator, host_light: Host) -> None:
+    host_light.pump(0.3)  # lamp warmed up
+    target = 40.0
+    start_exposure(host_light, target)
+    _, state = host_light.status(StopReason.DOSE_REACHED, timeout_s=2.0)
+    assert state == State.IDLE
+    host_light.pump(0.05)
+    block = host_light.telemetry()
+    lit = block[block["irradiance_mw_cm2"] > 0]
+    final = float(block["dose_mj_cm2"][-1])
+    assert abs(final - target) <= float(lit["irradiance_mw_cm2"].max()) * DT_S  # within one sample's worth
+    assert final == pytest.approx(float(lit["irradiance_mw_cm2"].sum()) * DT_S, abs=0.01)  # dose = Σ E·dt
+    after = block[np.flatnonzero(block["irradiance_mw_cm2"] > 0)[-1] + 1 :]
+    assert len(after) > 50 and not after["shutter_open"].any() and not after["armed"].any()
+    assert block["target_dose_mj_cm2"][-1] == pytest.approx(target)
+    snap = light.state()
+    assert not snap.armed and snap.shutter_closed_reason == StopReason.DOSE_REACHED
+    assert host_light.refused(Msg.START)[0] == Refusal.NOT_ARMED  # a new exposure needs a new ARM
+
+
+def test_stop_closes_the_shutter_after_its_latency(light: LightEmulator, host_light: Host) -> None:
+    start_exposure(host_light)
+    host_light.pump(0.1)
+    assert light.state().emitting
+    t_sent = time.monotonic()
+    host_light.ack(Msg.STOP)
+    t_status, state = host_light.status(StopReason.COMMAND)
+    snap = light.state()
+    assert state == State.IDLE and not snap.emitting and not snap.armed
+    assert snap.shutter_closed_at - snap.last_command_at["STOP"] == pytest.approx(0.005, abs=1e-6)
+    assert 0.005 <= snap.shutter_closed_at - t_sent < 0.02
+    assert t_status - t_sent < 0.05
+    host_light.pump(0.03)
+    block = host_light.telemetry()
+    assert block["irradiance_mw_cm2"][-20:].max() == 0.0 and block["dose_mj_cm2"][-1] > 5.0
+
+
+def test_watchdog_stops_emission_without_heartbeats(light: LightEmulator, host_light: Host) -> None:
+    start_exposure(host_light)
+    host_light.pump(0.1)
+    host_light.heartbeat.clear()
+    latched, text = host_light.fault(LightFault.WATCHDOG, timeout_s=1.0)
+    assert latched & LightFault.WATCHDOG and "heartbeat" in text
+    host_light.status(StopReason.WATCHDOG)
+    snap = light.state()
+    silence_s = snap.shutter_closed_at - snap.last_heartbeat_at
+    assert 0.25 < silence_s <= 0.25 + 0.005 + DT_S * 2
+    assert not snap.emitting and snap.faults & LightFault.WATCHDOG
+    assert host_light.refused(Msg.RESET)[0] == Refusal.CAUSE_PERSISTS  # still no heartbeat
+    assert host_light.refused(Msg.ARM, b"\x01")[0] == Refusal.FAULT_LATCHED
+    host_light.heartbeat.set()
+    host_light.pump(0.12)
+    host_light.ack(Msg.RESET)
+    assert host_light.refused(Msg.START)[0] == Refusal.NOT_ARMED  # never an automatic restart
+
+
+def test_idle_light_does_not_need_heartbeats(light: LightEmulator) -> None:
+    host = Host(light.port, heartbeat=False)
+    try:
+        host.pump(0.35)
+        assert light.state().faults == 0
+        host.ack(Msg.ARM, b"\x01")  # the watchdog window starts at ARM
+        host.fault(LightFault.WATCHDOG, timeout_s=0.5)
+        host.status(StopReason.WATCHDOG)
+    finally:
+        host.close()
+
+
+def test_light_refusals(light: LightEmulator, host_light: Host) -> None:
+    target = LightParam.TARGET_DOSE_MJ_CM2
+    for value in (0.5, 5000.5, math.nan, -1.0):
+        code, reason = host_light.refused(Msg.SET, set_param(target, value))
+        assert code == Refusal.OUT_OF_BOUNDS and "mJ/cm²" in reason
+    assert host_light.refused(Msg.SET, set_param(9, 1.0))[0] == Refusal.UNKNOWN_COMMAND
+    assert host_light.refused(Msg.SET, b"\x01\x00")[0] == Refusal.BAD_PAYLOAD
+    assert host_light.refused(Msg.ARM, b"\x02")[0] == Refusal.BAD_PAYLOAD
+    assert host_light.refused(Msg.START, b"\x00")[0] == Refusal.BAD_PAYLOAD
+    assert host_light.refused(0x55)[0] == Refusal.UNKNOWN_COMMAND
+    assert host_light.refused(Msg.START)[0] == Refusal.NOT_ARMED
+    host_light.ack(Msg.ARM, b"\x01")
+    assert host_light.refused(Msg.START)[0] == Refusal.NO_TARGET
+    host_light.ack(Msg.SET, set_param(target, 1.0))
+    host_light.ack(Msg.SET, set_param(target, 5000.0))
+    light.set_contact(False)
+    code, reason = host_light.refused(Msg.START)
+    assert code == Refusal.NO_CONTACT and reason
+    light.set_contact(True)
+    host_light.ack(Msg.START)
+    assert host_light.refused(Msg.START)[0] == Refusal.BAD_STATE
+    assert host_light.refused(Msg.SET, set_param(target, 100.0))[0] == Refusal.BAD_STATE
+    host_light.ack(Msg.STOP)
+    host_light.ack(Msg.STOP)  # STOP is always acknowledged
+    assert light.state().commands_received == host_light.commands_sent
+
+
+# --- light: injected faults -------------------------------------------------------------------------------------------
+def test_contact_lost_closes_the_shutter(light: LightEmulator, host_light: Host) -> None:
+    start_exposure(host_light)
+    host_light.pump(0.05)
+    t_cause = time.monotonic()
+    light.contact_lost()
+    host_light.fault(LightFault.CONTACT_LOST)
+    host_light.status(StopReason.CONTACT_LOST)
+    snap = light.state()
+    assert 0.005 <= snap.shutter_closed_at - t_cause < 0.0055 + DT_S * 2
+    host_light.ack(Msg.RESET)  # contact loss is an event; it does not persist
+    host_light.ack(Msg.ARM, b"\x01")
+    assert host_light.refused(Msg.START)[0] == Refusal.NO_CONTACT
+
+
+def test_over_temperature_trips_and_persists_until_cooled(light: LightEmulator, host_light: Host) -> None:
+    start_exposure(host_light)
+    light.over_temperature()
+    latched, text = host_light.fault(LightFault.OVER_TEMPERATURE)
+    assert "°C" in text
+    host_light.status(StopReason.FAULT)
+    host_light.pump(0.03)
+    assert host_light.telemetry()["lamp_temp_c"][-1] > 45.0
+    assert host_light.refused(Msg.RESET)[0] == Refusal.CAUSE_PERSISTS
+    assert host_light.refused(Msg.START)[0] == Refusal.FAULT_LATCHED
+    light.clear_faults_cause()
+    host_light.ack(Msg.RESET)
+    assert light.state().faults == 0
+
+
+def test_long_exposure_heats_the_lamp_to_a_trip() -> None:
+    lamp = LampParams(warmup_s=0.05, thermal_tau_s=0.3, over_temperature_c=40.0)
+    with LightEmulator(seed=2, lamp=lamp) as emu:
+        host = Host(emu.port)
+        try:
+            host.pump(0.2)
+            idle_c = emu.state().lamp_temp_c
+            start_exposure(host)
+            host.fault(LightFault.OVER_TEMPERATURE, timeout_s=2.0)
+            host.status(StopReason.FAULT)
+            hot_c = emu.state().lamp_temp_c
+            host.pump(0.3)
+            assert idle_c < 31.0 < 40.0 < hot_c and emu.state().lamp_temp_c < hot_c  # cools once closed
+        finally:
+            host.close()
+
+
+def test_lamp_failure_drops_irradiance_and_persists() -> None:
+    with LightEmulator(seed=4, lamp=LampParams(warmup_s=1.0)) as light:
+        host = Host(light.port)
+        try:
+            host.pump(0.3)
+            start_exposure(host)
+            host.pump(0.05)
+            warm = light.state().lamp_output_fraction
+            light.lamp_failure()
+            latched, _ = host.fault(LightFault.LAMP_FAILURE)
+            host.status(StopReason.FAULT)
+            host.pump(0.03)
+            block = host.telemetry()
+            assert block["irradiance_mw_cm2"][-40:].max() == 0.0 and block["fault_bits"][-1] == latched
+            assert host.refused(Msg.RESET)[0] == Refusal.CAUSE_PERSISTS
+            light.inject("clear_faults_cause")
+            assert light.state().lamp_output_fraction < 0.5 < warm  # a new lamp warms up again
+            host.ack(Msg.RESET)
+        finally:
+            host.close()
+
+
+def test_corruption_is_detected_by_crc_and_can_be_switched_off(light: LightEmulator, host_light: Host) -> None:
+    light.corrupt(0.002)
+    host_light.pump(0.5)
+    bad = host_light.decoder.bad_frames
+    assert bad > 3 and light.state().link.bytes_corrupted > 0
+    assert sum(f.type == Msg.TELEMETRY for _, f in host_light.frames) > 20  # most frames still get through
+    light.corrupt(0.0)
+    host_light.pump(0.05)
+    before = host_light.decoder.bad_frames
+    host_light.pump(0.3)
+    assert host_light.decoder.bad_frames == before
+    with pytest.raises(ValueError):
+        light.corrupt(1.5)
+
+
+def test_stall_stops_telemetry_but_not_the_device(light: LightEmulator, host_light: Host) -> None:
+    host_light.pump(0.05)
+    light.stall(True)
+    host_light.pump(0.05)
+    n_before = len(host_light.frames)
+    samples_before = light.state().samples_generated
+    host_light.pump(0.2)
+    assert host_light.command(Msg.IDENTIFY).type == Msg.IDENTITY  # still answering
+    assert all(f.type != Msg.TELEMETRY for _, f in host_light.frames[n_before:])
+    assert light.state().samples_generated - samples_before >= 350
+    light.inject("stall", on=False)
+    host_light.pump(0.05)
+    frames = [f for _, f in host_light.frames]
+    seqs = [f.seq for f in frames]
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:], strict=False))
+    t0 = [int(split_telemetry(f.payload, LIGHT_HEADER, LIGHT_SAMPLE)[0]["t0_us"]) for f in frames if f.type == Msg.TELEMETRY]
+    assert max(np.diff(t0)) >= 200_000  # the stalled samples are gone, the clock went on
+
+
+def test_unplug_and_replug_at_the_same_path(light: LightEmulator) -> None:
+    host = Host(light.port)
+    try:
+        start_exposure(host)
+        host.pump(0.05)
+        last_seq = host.frames[-1][1].seq
+        light.unplug()
+        assert not os.path.exists(light.port)
+        with pytest.raises(serial.SerialException):
+            for _ in range(20):
+                host.ser.read(100)
+        snap = light.state()
+        assert not snap.link.plugged and snap.faults & LightFault.WATCHDOG
+        time.sleep(0.01)
+        assert not light.state().emitting and light.state().shutter_closed_reason == StopReason.WATCHDOG
+    finally:
+        host.close()
+    light.replug()
+    host = Host(light.port)
+    try:
+        assert host.command(Msg.IDENTIFY).type == Msg.IDENTITY
+        host.pump(0.3)
+        host.ack(Msg.RESET)
+        assert all(f.seq > last_seq for _, f in host.frames)  # the device's counter went on
+    finally:
+        host.close()
+
+
+def test_inject_by_name_rejects_unknown_faults(light: LightEmulator, pen: PenEmulator) -> None:
+    light.inject("set_contact", on=False)
+    assert not light.state().contact
+    with pytest.raises(ValueError, match="unknown fault"):
+        light.inject("motor_jam")
+    with pytest.raises(ValueError, match="unknown fault"):
+        pen.inject("stop")
+    pen.inject("motor_jam")
+    assert pen.state().jammed
+
+
+@pytest.mark.parametrize(("baud", "drops"), [(57600, True), (921600, False)])
+def test_baud_throttle_limits_the_byte_rate(baud: int, drops: bool) -> None:
+    with LightEmulator(seed=3, baud=baud) as emu:
+        host = Host(emu.port)
+        try:
+            host.pump(0.3)
+            bytes_start, t_start = host.decoder.bytes_in, time.monotonic()
+            host.pump(1.0)
+            rate = (host.decoder.bytes_in - bytes_start) / (time.monotonic() - t_start)
+            stats = emu.state().link
+        finally:
+            host.close()
+    needed = 100 * 243  # 100 frames/s of ~243 bytes (20 light samples) at 2 kHz
+    assert rate == pytest.approx(min(baud / 10, needed), rel=0.1)
+    assert (stats.frames_dropped > 0) == drops
+    assert host.decoder.bad_frames == 0  # whole frames are dropped, never cut
+
+
+# --- pen ---------------------------------------------------------------------------------------------------------------
+def test_pen_ramps_to_rate_follows_depth_and_counts_strokes(pen: PenEmulator, host_pen: Host) -> None:
+    host_pen.ack(Msg.SET, set_param(PenParam.DEPTH_MM, 1.5))
+    host_pen.ack(Msg.SET, set_param(PenParam.STROKE_RATE_HZ, 120.0))
+    host_pen.ack(Msg.ARM, b"\x01")
+    host_pen.ack(Msg.START)
+    host_pen.status(StopReason.STARTED)
+    host_pen.pump(0.5)
+    block = host_pen.telemetry("pen")
+    running = block[block["running"] == 1]
+    assert running["stroke_rate_hz"][:20].max() < 60.0  # a ramp, not a step
+    assert running["stroke_rate_hz"][-100:].mean() == pytest.approx(120.0, abs=1.0)
+    assert running["depth_mm"][-100:].mean() == pytest.approx(1.5, abs=0.01)
+    assert (block["depth_set_mm"][-1]) == pytest.approx(1.5)
+    host_pen.ack(Msg.STOP)
+    host_pen.status(StopReason.COMMAND)
+    host_pen.pump(0.03)
+    block = host_pen.telemetry("pen")
+    snap = pen.state()
+    assert snap.stroke_rate_hz < 1.0 and not snap.active and not snap.armed
+    assert block["running"][-1] == 0 and block["stroke_rate_hz"][-1] < 2.0
+    assert 40 < snap.cartridge_strokes < 70 and block["cartridge_strokes"][-1] == snap.cartridge_strokes
+
+
+def test_pen_current_rises_with_skin_contact(pen: PenEmulator, host_pen: Host) -> None:
+    pen.set_contact(False)
+    host_pen.ack(Msg.SET, set_param(PenParam.DEPTH_MM, 2.0))
+    host_pen.ack(Msg.ARM, b"\x01")
+    host_pen.ack(Msg.START)  # contact is not needed to run
+    host_pen.pump(0.3)
+    in_air_ma = pen.state().motor_current_ma
+    pen.set_contact(True)
+    host_pen.pump(0.1)
+    on_skin_ma = pen.state().motor_current_ma
+    assert on_skin_ma > in_air_ma + 100.0
+    block = host_pen.telemetry("pen")
+    running = block[block["running"] == 1]
+    assert running["skin_contact"][0] == 0 and running["skin_contact"][-1] == 1
+    assert running["motor_current_ma"][-20:].mean() > running["motor_current_ma"][200:220].mean() + 100.0
+
+
+def test_pen_refusals(pen: PenEmulator, host_pen: Host) -> None:
+    for value in (2.55, 0.03, -0.05, math.inf):
+        assert host_pen.refused(Msg.SET, set_param(PenParam.DEPTH_MM, value))[0] == Refusal.OUT_OF_BOUNDS
+    for value in (49.0, 151.0):
+        code, reason = host_pen.refused(Msg.SET, set_param(PenParam.STROKE_RATE_HZ, value))
+        assert code == Refusal.OUT_OF_BOUNDS and "Hz" in reason
+    host_pen.ack(Msg.SET, set_param(PenParam.DEPTH_MM, 2.5))
+    host_pen.ack(Msg.SET, set_param(PenParam.DEPTH_MM, 0.05))
+    assert host_pen.refused(Msg.SET, set_param(7, 1.0))[0] == Refusal.UNKNOWN_COMMAND
+    assert host_pen.refused(Msg.START)[0] == Refusal.NOT_ARMED
+    host_pen.ack(Msg.ARM, b"\x01")
+    host_pen.ack(Msg.START)
+    assert host_pen.refused(Msg.START)[0] == Refusal.BAD_STATE
+    host_pen.ack(Msg.SET, set_param(PenParam.STROKE_RATE_HZ, 80.0))  # speed may change while running
+
+
+def test_pen_motor_jam(pen: PenEmulator, host_pen: Host) -> None:
+    host_pen.ack(Msg.ARM, b"\x01")
+    host_pen.ack(Msg.START)
+    host_pen.pump(0.3)
+    pen.motor_jam()
+    latched, _ = host_pen.fault(PenFault.MOTOR_JAM)
+    host_pen.status(StopReason.FAULT)
+    host_pen.pump(0.05)
+    block = host_pen.telemetry("pen")
+    assert block["motor_current_ma"].max() > 600.0  # the stall spike
+    assert block["stroke_rate_hz"][-1] == 0.0 and block["running"][-1] == 0
+    assert block["fault_bits"][-1] & PenFault.MOTOR_JAM
+    assert host_pen.refused(Msg.RESET)[0] == Refusal.CAUSE_PERSISTS
+    pen.clear_faults_cause()
+    host_pen.ack(Msg.RESET)
+    host_pen.ack(Msg.ARM, b"\x01")
+
+
+def test_pen_contact_lost_and_watchdog_stop_the_motor(pen: PenEmulator, host_pen: Host) -> None:
+    host_pen.ack(Msg.ARM, b"\x01")
+    host_pen.ack(Msg.START)
+    host_pen.pump(0.2)
+    pen.contact_lost()
+    host_pen.fault(PenFault.CONTACT_LOST)
+    host_pen.status(StopReason.CONTACT_LOST)
+    host_pen.ack(Msg.RESET)
+    pen.set_contact(True)
+    host_pen.ack(Msg.ARM, b"\x01")
+    host_pen.ack(Msg.START)
+    host_pen.pump(0.2)
+    host_pen.heartbeat.clear()
+    host_pen.fault(PenFault.WATCHDOG)
+    t_status, _ = host_pen.status(StopReason.WATCHDOG)
+    snap = pen.state()
+    assert snap.stroke_rate_hz < 1.0 and snap.faults & PenFault.WATCHDOG
+    assert 0.25 < snap.stopped_at - snap.last_heartbeat_at < 0.35  # 250 ms + braking
+
+
+# --- the physical models alone -----------------------------------------------------------------------------------------
+def test_lamp_warms_up_ages_and_is_seeded() -> None:
+    params = LampParams(warmup_s=3.0, noise_fraction=0.0)
+    lamp = LampModel(params, 0.0, seed=5)
+    fractions = [lamp.warmup_fraction(t) for t in (0.0, 0.5, 1.0, 2.0, 3.0)]
+    assert fractions[0] == pytest.approx(0.3) and fractions == sorted(fractions) and fractions[-1] >= 0.995
+    old = LampModel(LampParams(warmup_s=3.0, noise_fraction=0.0, lamp_hours=1350.0), 0.0, seed=5)
+    assert old.output_mw_cm2(10.0) / lamp.output_mw_cm2(10.0) == pytest.approx(0.88, rel=1e-6)
+    a, b = LampModel(LampParams(), 0.0, seed=7), LampModel(LampParams(), 0.0, seed=7)
+    out_a = np.array([a.output_mw_cm2(20.0) for _ in range(2000)])
+    assert np.array_equal(out_a, [b.output_mw_cm2(20.0) for _ in range(2000)])
+    assert out_a.std() / out_a.mean() == pytest.approx(0.01, rel=0.1)
+
+
+def test_pen_current_grows_with_depth_and_wear() -> None:
+    def settled_current(depth_mm: float, strokes: int) -> float:
+        model = PenModel(PenParams(cartridge_strokes=strokes, current_noise_ma=0.0), seed=0)
+        for _ in range(2000):
+            reading = model.step(0.0005, True, 100.0, depth_mm, contact=True)
+        return reading.motor_current_ma
+
+    assert settled_current(0.5, 0) < settled_current(2.0, 0) < settled_current(2.0, 240_000)
+
+
+# --- command line ------------------------------------------------------------------------------------------------------
+def test_cli_prints_a_port_that_answers() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "emulate", "pen", "--rate-hz", "500", "--seed", "4"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        port = proc.stdout.readline().strip()
+        host = Host(port)
+        try:
+            info = parse_identity(host.command(Msg.IDENTIFY).payload)
+            assert info["kind"] == "needling" and info["rate_hz"] == 500.0
+        finally:
+            host.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 0
+    assert not os.path.exists(port)
