@@ -228,7 +228,7 @@ def test_telemetry_rate_sequence_and_device_clock(light: LightEmulator, host_lig
     host_span_s = tel[-1][0] - tel[0][0]
     assert 95 <= (len(tel) - 1) / host_span_s <= 105  # frames per second
     device_span_s = (t0[-1] - t0[0]) * 1e-6
-    assert abs(device_span_s - host_span_s) < 0.015, "device clock drifts from the schedule"
+    assert abs(device_span_s - host_span_s) < 0.025, "device clock drifts from the schedule"
 
 
 def test_pen_telemetry_samples_at_a_set_rate() -> None:
@@ -274,8 +274,8 @@ def test_stop_closes_the_shutter_after_its_latency(light: LightEmulator, host_li
     snap = light.state()
     assert state == State.IDLE and not snap.emitting and not snap.armed
     assert snap.shutter_closed_at - snap.last_command_at["STOP"] == pytest.approx(0.005, abs=1e-6)
-    assert 0.005 <= snap.shutter_closed_at - t_sent < 0.02
-    assert t_status - t_sent < 0.05
+    assert 0.005 <= snap.shutter_closed_at - t_sent < 0.05
+    assert snap.shutter_closed_at <= t_status < t_sent + 0.1
     host_light.pump(0.03)
     block = host_light.telemetry()
     assert block["irradiance_mw_cm2"][-20:].max() == 0.0 and block["dose_mj_cm2"][-1] > 5.0
@@ -343,12 +343,12 @@ def test_light_refusals(light: LightEmulator, host_light: Host) -> None:
 def test_contact_lost_closes_the_shutter(light: LightEmulator, host_light: Host) -> None:
     start_exposure(host_light)
     host_light.pump(0.05)
-    t_cause = time.monotonic()
     light.contact_lost()
     host_light.fault(LightFault.CONTACT_LOST)
     host_light.status(StopReason.CONTACT_LOST)
     snap = light.state()
-    assert 0.005 <= snap.shutter_closed_at - t_cause < 0.0055 + DT_S * 2
+    latency_s = snap.shutter_closed_at - snap.injected_at["set_contact"]
+    assert 0.005 <= latency_s <= 0.005 + DT_S  # seen at the next sample, then the blade's 5 ms
     host_light.ack(Msg.RESET)  # contact loss is an event; it does not persist
     host_light.ack(Msg.ARM, b"\x01")
     assert host_light.refused(Msg.START)[0] == Refusal.NO_CONTACT
@@ -375,15 +375,19 @@ def test_long_exposure_heats_the_lamp_to_a_trip() -> None:
         host = Host(emu.port)
         try:
             host.pump(0.2)
-            idle_c = emu.state().lamp_temp_c
             start_exposure(host)
-            host.fault(LightFault.OVER_TEMPERATURE, timeout_s=2.0)
+            latched, text = host.fault(LightFault.OVER_TEMPERATURE, timeout_s=2.0)
             host.status(StopReason.FAULT)
-            hot_c = emu.state().lamp_temp_c
             host.pump(0.3)
-            assert idle_c < 31.0 < 40.0 < hot_c and emu.state().lamp_temp_c < hot_c  # cools once closed
+            block = host.telemetry()
         finally:
             host.close()
+    temp_c = block["lamp_temp_c"]
+    first_open, last_open = np.flatnonzero(block["shutter_open"])[[0, -1]]
+    assert temp_c[first_open] < 31.0  # idle equilibrium: ambient 24 + 6
+    assert np.all(np.diff(temp_c[first_open : last_open + 1]) >= 0)  # heats while open...
+    assert 40.0 < temp_c[last_open] < 40.3 and "40" in text  # ...to the limit, where it trips
+    assert temp_c[-1] < temp_c[last_open] - 1.0  # and cools once closed
 
 
 def test_lamp_failure_drops_irradiance_and_persists() -> None:
@@ -520,7 +524,8 @@ def test_pen_ramps_to_rate_follows_depth_and_counts_strokes(pen: PenEmulator, ho
     snap = pen.state()
     assert snap.stroke_rate_hz < 1.0 and not snap.active and not snap.armed
     assert block["running"][-1] == 0 and block["stroke_rate_hz"][-1] < 2.0
-    assert 40 < snap.cartridge_strokes < 70 and block["cartridge_strokes"][-1] == snap.cartridge_strokes
+    assert block["cartridge_strokes"][-1] == snap.cartridge_strokes > 40
+    assert snap.cartridge_strokes == pytest.approx(block["stroke_rate_hz"].sum() * DT_S, abs=2.0)
 
 
 def test_pen_current_rises_with_skin_contact(pen: PenEmulator, host_pen: Host) -> None:

@@ -65,7 +65,8 @@ class EmulatorState:
     faults: int
     heartbeats_received: int
     last_heartbeat_at: float | None
-    last_command_at: dict[str, float]
+    last_command_at: dict[str, float]  # message type name -> last receipt time
+    injected_at: dict[str, float]  # injection method name -> last time it was called
     commands_received: int
     bad_frames_received: int
     stalled: bool
@@ -131,6 +132,7 @@ class Emulator(ABC):
         self._last_heartbeat_at: float | None = None
         self._watchdog_from = 0.0  # the watchdog window starts at the later of this and the last heartbeat
         self._last_command_at: dict[str, float] = {}
+        self._injected_at: dict[str, float] = {}
         self._commands = 0
         self._errors = 0
         self._last_stop_at: float | None = None
@@ -189,30 +191,34 @@ class Emulator(ABC):
     def unplug(self) -> None:
         """Pull the cable: the host's reads fail, the port path disappears, and the device makes itself safe."""
         with self._lock:
-            now = self._advance_to(time.monotonic())
+            now = self._injected("unplug")
             if self._supervised():
-                self._trip(self.fault_bits["WATCHDOG"], "host link lost: the cable was unplugged", now)
+                self._trip(self.fault_bits["WATCHDOG"], "Host link lost: the cable was unplugged.", now)
         self._link.unplug()
 
     def replug(self) -> None:
         """Plug the cable back: a fresh pty behind the same port path."""
         with self._lock:
+            self._injected("replug")
             self._decoder = FrameDecoder()
         self._link.plug()
 
     def corrupt(self, rate: float) -> None:
         """Flip or insert random bytes in the outgoing stream at this fraction of bytes (0 turns it off)."""
-        self._link.set_corrupt_rate(rate)
+        with self._lock:
+            self._link.set_corrupt_rate(rate)
+            self._injected("corrupt")
 
     def stall(self, on: bool = True) -> None:
         """Stop (or resume) sending telemetry; the device keeps running and answering commands."""
         with self._lock:
-            self._advance_to(time.monotonic())
+            self._injected("stall")
             self._stalled = on
 
     def set_contact(self, on: bool) -> None:
+        """The skin sensor sees skin (True) or not (False) from now on."""
         with self._lock:
-            self._advance_to(time.monotonic())
+            self._injected("set_contact")
             self._contact = on
 
     def contact_lost(self) -> None:
@@ -221,7 +227,13 @@ class Emulator(ABC):
     def clear_faults_cause(self) -> None:
         """Remove every injected cause (lamp replaced, lamp cooled, jam freed); latched bits stay until RESET."""
         with self._lock:
-            self._clear_causes(self._advance_to(time.monotonic()))
+            self._clear_causes(self._injected("clear_faults_cause"))
+
+    def _injected(self, name: str) -> float:
+        """Bring the model up to now and note when this fault was injected. Lock held."""
+        now = self._advance_to(time.monotonic())
+        self._injected_at[name] = now
+        return now
 
     # --- snapshot -----------------------------------------------------------------------------------------------
     def state(self) -> EmulatorState:
@@ -242,10 +254,11 @@ class Emulator(ABC):
             heartbeats_received=self._heartbeats,
             last_heartbeat_at=self._last_heartbeat_at,
             last_command_at=dict(self._last_command_at),
+            injected_at=dict(self._injected_at),
             commands_received=self._commands,
             bad_frames_received=self._decoder.bad_frames,
             stalled=self._stalled,
-            corrupt_rate=self._link._corrupt_rate,
+            corrupt_rate=self._link.corrupt_rate,
             link=self._link.stats(),
             errors=self._errors + self._link.writer_errors,
             last_stop_at=self._last_stop_at,

@@ -12,7 +12,6 @@ indicator lights first); the shutter fully closed → STATUS(IDLE, reason), sent
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,13 +96,13 @@ class LightEmulator(Emulator):
     def over_temperature(self, temp_c: float | None = None) -> None:
         """Heat the lamp to temp_c (default 5 °C over the limit); it cools by itself, or clear_faults_cause()."""
         with self._lock:
-            self._advance_to(time.monotonic())
+            self._injected("over_temperature")
             self._lamp.temp_c = self.lamp_params.over_temperature_c + 5.0 if temp_c is None else temp_c
 
     def lamp_failure(self) -> None:
         """The lamp goes out: no output until clear_faults_cause() fits a new one (which warms up again)."""
         with self._lock:
-            self._advance_to(time.monotonic())
+            self._injected("lamp_failure")
             self._lamp.failed = True
 
     def _clear_causes(self, now: float) -> None:

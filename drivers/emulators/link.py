@@ -176,6 +176,10 @@ class PtyLink:
                 raise
 
     # --- transmit -----------------------------------------------------------------------------------------------
+    @property
+    def corrupt_rate(self) -> float:
+        return self._corrupt_rate
+
     def set_corrupt_rate(self, rate: float) -> None:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"corrupt rate is a fraction of bytes in 0..1, not {rate}")

@@ -9,7 +9,6 @@ STARTED); the motor has spun down below `stopped_below_hz` → STATUS(IDLE, reas
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,13 +96,13 @@ class PenEmulator(Emulator):
     def motor_jam(self) -> None:
         """Jam the needle mechanism: the rotor stalls; it stays jammed until clear_faults_cause()."""
         with self._lock:
-            self._advance_to(time.monotonic())
+            self._injected("motor_jam")
             self._pen.jammed = True
 
     def replace_cartridge(self) -> None:
         """Fit a new cartridge: strokes back to 0, any jam cleared."""
         with self._lock:
-            self._advance_to(time.monotonic())
+            self._injected("replace_cartridge")
             self._pen.replace_cartridge()
 
     def _clear_causes(self, now: float) -> None:
