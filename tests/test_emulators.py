@@ -474,6 +474,37 @@ def test_unplug_and_replug_at_the_same_path(light: LightEmulator) -> None:
         host.close()
 
 
+def test_port_path_of_choice_survives_a_replug_while_plugged(tmp_path: Path) -> None:
+    port = str(tmp_path / "ttyLIGHT")
+    with LightEmulator(port=port) as emu:
+        assert emu.port == port and os.path.realpath(port) == emu.pty_path
+        host = Host(port)
+        try:
+            assert host.command(Msg.IDENTIFY).type == Msg.IDENTITY
+            emu.replug()  # pulled and plugged back at once
+            with pytest.raises(serial.SerialException):
+                for _ in range(20):
+                    host.ser.read(100)
+        finally:
+            host.close()
+        assert os.path.realpath(port) == emu.pty_path and emu.state().link.plugged
+        host = Host(port)
+        try:
+            assert host.command(Msg.IDENTIFY).type == Msg.IDENTITY
+        finally:
+            host.close()
+    assert not os.path.lexists(port)
+
+
+def test_disarm_during_exposure_closes_the_shutter(light: LightEmulator, host_light: Host) -> None:
+    start_exposure(host_light)
+    host_light.pump(0.05)
+    host_light.ack(Msg.ARM, b"\x00")
+    _, state = host_light.status(StopReason.DISARMED)
+    snap = light.state()
+    assert state == State.IDLE and not snap.shutter_open and not snap.armed and snap.faults == 0
+
+
 def test_inject_by_name_rejects_unknown_faults(light: LightEmulator, pen: PenEmulator) -> None:
     light.inject("set_contact", on=False)
     assert not light.state().contact

@@ -21,34 +21,18 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from drivers.emulators.commands import CommandsMixin
 from drivers.emulators.link import LinkStats, PtyLink
 from drivers.protocol import (
-    ACK_PAYLOAD,
-    ARM_PAYLOAD,
     FAULT_HEAD,
-    PROTOCOL_VERSION,
-    REFUSE_HEAD,
-    SET_PAYLOAD,
     STATUS_HEAD,
-    Frame,
     FrameDecoder,
     Msg,
-    Refusal,
     State,
     StopReason,
-    identity_payload,
 )
 
 log = logging.getLogger(__name__)
-
-
-class Refused(Exception):
-    """Raised by a command handler: the command is answered with REFUSE(code, reason)."""
-
-    def __init__(self, code: Refusal, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +61,7 @@ class EmulatorState:
     last_stop_reason: StopReason | None
 
 
-class Emulator(ABC):
+class Emulator(CommandsMixin, ABC):
     """Base of LightEmulator and PenEmulator: serve the protocol on a pty and run a physical model behind it."""
 
     kind = ""  # "light" or "needling"
@@ -197,7 +181,9 @@ class Emulator(ABC):
         self._link.unplug()
 
     def replug(self) -> None:
-        """Plug the cable back: a fresh pty behind the same port path."""
+        """Plug the cable back: a fresh pty behind the same port path (pulled first if it was still plugged)."""
+        if self._link.plugged:
+            self.unplug()
         with self._lock:
             self._injected("replug")
             self._decoder = FrameDecoder()
@@ -352,101 +338,6 @@ class Emulator(ABC):
             ms = self.heartbeat_timeout_s * 1000
             self._trip(self.fault_bits["WATCHDOG"], f"No heartbeat from the host for {ms:.0f} ms: stopped.", t)
 
-    # --- commands -----------------------------------------------------------------------------------------------
-    def _handle(self, frame: Frame) -> None:
-        now = self._advance_to(time.monotonic())
-        try:
-            name = Msg(frame.type).name
-        except ValueError:
-            name = f"0x{frame.type:02x}"
-        self._last_command_at[name] = now
-        if frame.type == Msg.HEARTBEAT:
-            self._heartbeats += 1
-            self._last_heartbeat_at = now
-            return
-        self._commands += 1
-        self._deferred = []
-        try:
-            self._dispatch(frame, now)
-        finally:
-            deferred, self._deferred = self._deferred, None
-            for payload in deferred:
-                self._link.send(Msg.STATUS, payload)
-
-    def _dispatch(self, frame: Frame, now: float) -> None:
-        try:
-            if frame.type == Msg.IDENTIFY:
-                self._expect_empty(frame)
-                info = {"kind": self.kind, "protocol_version": PROTOCOL_VERSION, **self._identity(now)}
-                info.update(rate_hz=self.rate_hz, samples_per_frame=self.samples_per_frame)
-                self._link.send(Msg.IDENTITY, ACK_PAYLOAD.pack(frame.seq) + identity_payload(info))
-                return
-            if frame.type == Msg.SET:
-                if len(frame.payload) != SET_PAYLOAD.size:
-                    raise Refused(Refusal.BAD_PAYLOAD, f"SET takes {SET_PAYLOAD.size} bytes (param id, f32 value).")
-                param, value = SET_PAYLOAD.unpack(frame.payload)
-                self._set(param, value, now)
-            elif frame.type == Msg.ARM:
-                if len(frame.payload) != ARM_PAYLOAD.size or frame.payload[0] not in (0, 1):
-                    raise Refused(Refusal.BAD_PAYLOAD, "ARM takes one byte: 1 to arm, 0 to disarm.")
-                self._arm(bool(frame.payload[0]), now)
-            elif frame.type == Msg.START:
-                self._expect_empty(frame)
-                if self.faults:
-                    raise Refused(Refusal.FAULT_LATCHED, f"A fault is latched ({self._fault_names()}): RESET first.")
-                if self._active():
-                    raise Refused(Refusal.BAD_STATE, "Already active: STOP first.")
-                if not self.armed:
-                    raise Refused(Refusal.NOT_ARMED, "Not armed: ARM before START.")
-                self._start(now)
-            elif frame.type == Msg.STOP:
-                self._expect_empty(frame)
-                self._halt(now, StopReason.COMMAND, "Stopped by the host.")
-            elif frame.type == Msg.RESET:
-                self._expect_empty(frame)
-                persisting = self._persisting(now) & self.faults
-                if persisting:
-                    raise Refused(Refusal.CAUSE_PERSISTS, self._persist_reason(persisting))
-                self.faults = 0
-            else:
-                raise Refused(Refusal.UNKNOWN_COMMAND, f"Message type 0x{frame.type:02x} is not a command.")
-        except Refused as refusal:
-            self._link.send(Msg.REFUSE, REFUSE_HEAD.pack(frame.seq, refusal.code) + refusal.reason.encode())
-            return
-        self._link.send(Msg.ACK, ACK_PAYLOAD.pack(frame.seq))
-
-    @staticmethod
-    def _expect_empty(frame: Frame) -> None:
-        if frame.payload:
-            raise Refused(Refusal.BAD_PAYLOAD, f"{Msg(frame.type).name} takes no payload.")
-
-    def _arm(self, on: bool, now: float) -> None:
-        if on:
-            if self.faults:
-                raise Refused(Refusal.FAULT_LATCHED, f"A fault is latched ({self._fault_names()}): RESET first.")
-            if not self.armed:
-                self.armed = True
-                self._watchdog_from = now
-                self._send_status(State.ARMED, StopReason.ARMED, "Armed.")
-        elif self.armed or self._active():
-            self._halt(now, StopReason.DISARMED, "Disarmed by the host.")
-
-    def _persisting(self, now: float) -> int:
-        """Fault bits whose cause is still present (RESET is refused for those)."""
-        bits = self._device_persisting(now)
-        if self._last_heartbeat_at is None or now - self._last_heartbeat_at > self.heartbeat_timeout_s:
-            bits |= self.fault_bits["WATCHDOG"]
-        return bits
-
-    def _fault_names(self) -> str:
-        names = [bit.name for bit in self.fault_bits if self.faults & bit]
-        return ", ".join(names) or "none"
-
-    def _persist_reason(self, bits: int) -> str:
-        names = ", ".join(bit.name for bit in self.fault_bits if bits & bit)
-        hint = " (send heartbeats first)" if bits & self.fault_bits["WATCHDOG"] else ""
-        return f"Cannot reset: the cause of {names} is still present{hint}."
-
     # --- device hooks -------------------------------------------------------------------------------------------
     def _power_on(self, t: float) -> None:
         """The device is switched on at t (the sample clock starts)."""
@@ -454,41 +345,41 @@ class Emulator(ABC):
 
     @abstractmethod
     def _sample(self, t: float) -> tuple:
-        ...
+        """Step the physics to the sample at monotonic time t and return its telemetry row (trips go here)."""
 
     @abstractmethod
     def _telemetry(self, t0_us: int, samples: list[tuple]) -> bytes:
-        ...
+        """The TELEMETRY payload (header + samples) for one frame."""
 
     @abstractmethod
     def _identity(self, now: float) -> dict[str, Any]:
-        ...
+        """Device-specific IDENTITY fields (model, serial_number, firmware, ...)."""
 
     @abstractmethod
     def _set(self, param: int, value: float, now: float) -> None:
-        ...
+        """Apply SET or raise Refused."""
 
     @abstractmethod
     def _start(self, now: float) -> None:
-        ...
+        """START passed the common checks (no fault, armed, idle): check the device's own, then begin."""
 
     @abstractmethod
     def _halt(self, t: float, reason: StopReason, text: str) -> None:
-        ...
+        """Disarm and make safe from t; send STATUS(IDLE, reason) once physically safe."""
 
     @abstractmethod
     def _active(self) -> bool:
-        ...
+        """Emitting or needling, or not yet physically safe after a stop."""
 
     @abstractmethod
     def _device_persisting(self, now: float) -> int:
-        ...
+        """Device fault bits whose cause is still present."""
 
     @abstractmethod
     def _clear_causes(self, now: float) -> None:
-        ...
+        """Remove every injected fault cause."""
 
     @abstractmethod
     def _snapshot(self, now: float) -> Any:
-        ...
+        """The device's state dataclass (built on `_base_fields`)."""
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from drivers.emulators.base import Emulator, EmulatorState, Refused
+from drivers.emulators.base import Emulator, EmulatorState
+from drivers.emulators.commands import Refused
 from drivers.emulators.lamp import LampModel, LampParams, Shutter
 from drivers.protocol import (
     FLAG_ACTIVE,

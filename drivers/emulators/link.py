@@ -60,6 +60,8 @@ class PtyLink:
         if port is None:
             self._own_dir = tempfile.mkdtemp(prefix="cicatrix-emu-")
             port = os.path.join(self._own_dir, f"tty-{name}")
+        elif os.path.lexists(port) and not os.path.islink(port):
+            raise ValueError(f"{port} exists and is not a symlink; choose a new path for the emulator's port")
         self.port = port
         self.baud = baud
         self.tx_buffer_bytes = tx_buffer_bytes

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from drivers.emulators.base import Emulator, EmulatorState, Refused
+from drivers.emulators.base import Emulator, EmulatorState
+from drivers.emulators.commands import Refused
 from drivers.emulators.motor import PenModel, PenParams
 from drivers.protocol import (
     FLAG_ACTIVE,
