@@ -243,6 +243,19 @@ def test_pen_telemetry_samples_at_a_set_rate() -> None:
     assert len(block) > 400 and set(steps.tolist()) == {1000}
 
 
+def test_device_clock_error_is_visible_to_the_host() -> None:
+    with LightEmulator(clock_ppm=20_000.0) as emu:  # a crystal 2 % fast
+        host = Host(emu.port)
+        try:
+            host.pump(0.6)
+            block = host.telemetry()
+        finally:
+            host.close()
+    arrivals, first = np.unique(block["t_host_s"], return_index=True)
+    ratio = np.polyfit(arrivals, block["t_device_us"][first] * 1e-6, 1)[0]  # device seconds per host second
+    assert ratio == pytest.approx(1.02, abs=0.007)
+
+
 # --- light: dose, stop, watchdog ---------------------------------------------------------------------------------------
 def test_dose_closes_the_shutter_at_the_target(light: LightEmulator, host_light: Host) -> None:
     host_light.pump(0.3)  # lamp warmed up
