@@ -518,6 +518,20 @@ def test_disarm_during_exposure_closes_the_shutter(light: LightEmulator, host_li
     assert state == State.IDLE and not snap.shutter_open and not snap.armed and snap.faults == 0
 
 
+def test_an_internal_error_is_answered_counted_and_survived(monkeypatch: pytest.MonkeyPatch) -> None:
+    with LightEmulator(seed=5) as emu:
+        host = Host(emu.port)
+        try:
+            monkeypatch.setattr(emu, "_identity", lambda now: 1 / 0)
+            code, reason = host.refused(Msg.IDENTIFY)  # the host still gets its one answer
+            assert code == Refusal.BAD_STATE and "Internal error" in reason
+            monkeypatch.undo()
+            assert host.command(Msg.IDENTIFY).type == Msg.IDENTITY
+            assert emu.state().errors == 1
+        finally:
+            host.close()
+
+
 def test_inject_by_name_rejects_unknown_faults(light: LightEmulator, pen: PenEmulator) -> None:
     light.inject("set_contact", on=False)
     assert not light.state().contact

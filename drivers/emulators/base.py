@@ -259,9 +259,8 @@ class Emulator(CommandsMixin, ABC):
                 if not data:
                     continue
                 with self._lock:
-                    frames = self._decoder.feed(data)
-                    for frame in frames:
-                        self._handle(frame)
+                    for frame in self._decoder.feed(data):
+                        self._handle(frame)  # answers REFUSE itself if serving the command fails
             except Exception:  # noqa: BLE001 - log, count and keep serving
                 self._errors += 1
                 log.exception("%s emulator: error while serving a command", self.short_name)

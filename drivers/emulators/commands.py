@@ -6,6 +6,7 @@ gets nothing. Status changes a command causes (STATUS ARMED, STARTED, ...) are s
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,8 @@ from drivers.protocol import (
 
 if TYPE_CHECKING:
     from drivers.emulators.base import Emulator
+
+log = logging.getLogger(__name__)
 
 
 class Refused(Exception):
@@ -54,6 +57,11 @@ class CommandsMixin:
         self._deferred = []
         try:
             self._dispatch(frame, now)
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave the host without its one answer
+            self._errors += 1
+            log.exception("%s emulator: error while serving %s", self.short_name, name)
+            reason = f"Internal error while serving {name}: {exc}."
+            self._link.send(Msg.REFUSE, REFUSE_HEAD.pack(frame.seq, Refusal.BAD_STATE) + reason.encode())
         finally:
             deferred, self._deferred = self._deferred, None
             for payload in deferred:
