@@ -1,5 +1,40 @@
-"""Command registration (placeholder until its issue's owner fills it: registers nothing)."""
+"""`python main.py protocols check [DIR]`: validate the factory protocol library, its tables and a clinic's folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
 
 
-def register(subparsers) -> None:
-    return None
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("protocols", help="the protocol library (factory protocols and the clinic's own)",
+                              description="Work with the protocol library: the factory protocols and reference "
+                              "tables in seeds/, and a clinic's own protocol folder.")
+    sub = p.add_subparsers(dest="protocols_command", metavar="SUBCOMMAND")
+    check = sub.add_parser("check", help="validate the factory library and a clinic folder",
+                           description="Load the reference tables, every factory protocol and, if DIR is given, "
+                           "every *.toml in DIR; print each protocol loaded and every error with its file and key. "
+                           "Exit status 0 when everything is valid, 1 when any file has an error.")
+    check.add_argument("dir", nargs="?", metavar="DIR", help="the clinic's own protocol folder")
+    check.set_defaults(func=_check)
+    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+
+
+def _check(args: argparse.Namespace) -> int:
+    from workstation.errors import UserError
+    from workstation.protocols import load_library
+
+    extra: list[Path] = []
+    if args.dir:
+        folder = Path(args.dir).expanduser()
+        if not folder.is_dir():
+            raise UserError(f"{folder} is not a folder; give the folder that holds the clinic's protocol files.")
+        extra.append(folder)
+    lib = load_library(extra)
+    for pid, proto in sorted(lib.protocols.items()):
+        print(f"ok     {pid} v{proto.version} ({proto.origin}: {proto.path})\n       {proto.title}")
+    print(f"tables {'ok' if lib.tables is not None else 'NOT USABLE'}")
+    for err in lib.errors:
+        print(f"error  {err}")
+    print(f"{len(lib.protocols)} protocol(s) loaded, {len(lib.errors)} error(s).")
+    return 0 if not lib.errors and lib.tables is not None else 1

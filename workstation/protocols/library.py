@@ -1,0 +1,110 @@
+"""The protocol library: the factory protocols in seeds/, a clinic's own folder, and the reference tables.
+A bad file is reported (file, key, what is wrong) and skipped; the rest of the library still loads."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from workstation.errors import UserError
+from workstation.protocols.model import Protocol, ProtocolError
+from workstation.protocols.reader import read_toml
+from workstation.protocols.schema import parse_protocol
+from workstation.protocols.tables import Tables, load_tables
+
+
+def seeds_dir() -> Path:
+    """The factory library: CICATRIX_SEEDS_DIR if set, else seeds/ beside the workstation package."""
+    env = os.environ.get("CICATRIX_SEEDS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "seeds"
+
+
+@dataclass
+class Library:
+    protocols: dict[str, Protocol] = field(default_factory=dict)
+    errors: list[ProtocolError] = field(default_factory=list)
+    tables: Tables | None = None
+
+    def get(self, protocol_id: str) -> Protocol:
+        try:
+            return self.protocols[protocol_id]
+        except KeyError:
+            known = ", ".join(sorted(self.protocols)) or "none"
+            raise UserError(f"There is no protocol {protocol_id!r} in the library (known: {known}). "
+                            "Run `python main.py protocols check` to see files that failed to load.") from None
+
+    def for_lesion(self, lesion_type: str) -> list[Protocol]:
+        return [p for p in self.protocols.values() if lesion_type in p.lesion_types]
+
+
+def load_library(extra_dirs: Iterable[Path | str] = (), *, seeds: Path | None = None) -> Library:
+    """Load the tables, the factory protocols and then each extra (clinic) folder, in that order.
+    A clinic protocol may not reuse a factory id: it is reported and skipped, so a factory rule cannot be shadowed."""
+    root = seeds or seeds_dir()
+    lib = Library()
+    lib.tables, table_errors = load_tables(root / "tables")
+    lib.errors.extend(table_errors)
+    _load_folder(lib, root / "protocols", "factory")
+    for extra in extra_dirs:
+        folder = Path(extra)
+        if not folder.is_dir():
+            lib.errors.append(ProtocolError(folder, "", "is not a folder; give the folder that holds the clinic's "
+                                            "protocol files (*.toml)."))
+            continue
+        _load_folder(lib, folder, "clinic")
+    return lib
+
+
+def _load_folder(lib: Library, folder: Path, origin: str) -> None:
+    files = sorted(folder.glob("*.toml"))
+    if origin == "factory" and not files:
+        lib.errors.append(ProtocolError(folder, "", "holds no protocol files; reinstall the factory library."))
+    for path in files:
+        data, err = read_toml(path)
+        if err:
+            lib.errors.append(err)
+            continue
+        protocol, errors = parse_protocol(path, data or {})
+        if protocol is not None and lib.tables is not None:
+            errors = check_against_tables(protocol, lib.tables)
+        if errors or protocol is None:
+            lib.errors.extend(errors)
+            continue
+        if protocol.id in lib.protocols:
+            first = lib.protocols[protocol.id].path
+            lib.errors.append(ProtocolError(path, "id", f"{protocol.id!r} is already used by {first}; "
+                                            "give this protocol its own id."))
+            continue
+        lib.protocols[protocol.id] = replace(protocol, origin=origin)
+
+
+def check_against_tables(p: Protocol, t: Tables) -> list[ProtocolError]:
+    """A protocol may be stricter than the reference tables, never looser."""
+    errs: list[ProtocolError] = []
+
+    def err(key: str, msg: str) -> None:
+        errs.append(ProtocolError(p.path or Path("?"), key, msg))
+
+    if p.light:
+        if p.light.min_interval_days < t.intervals.light_min_days:
+            err("light.min_interval_days", f"is {p.light.min_interval_days} days; the tables require at least "
+                f"{t.intervals.light_min_days} ({t.intervals.sources['light']}).")
+        if p.light.escalation_percent > t.light.escalation_max_percent:
+            err("light.escalation_percent", f"is {p.light.escalation_percent:g} %; never above "
+                f"{t.light.escalation_max_percent:g} % ({t.light.sources['escalation']}).")
+    if p.needling:
+        n = p.needling
+        if n.min_interval_days < t.intervals.needling_min_days:
+            err("needling.min_interval_days", f"is {n.min_interval_days} days; the tables require at least "
+                f"{t.intervals.needling_min_days} ({t.intervals.sources['needling']}).")
+        if n.always_pih_prone_limits and n.min_interval_days < t.needling.pih_min_interval_days:
+            err("needling.min_interval_days", f"is {n.min_interval_days} days; PIH-prone limits require at least "
+                f"{t.needling.pih_min_interval_days} ({t.needling.sources['pih_prone']}).")
+        if n.passes_max > t.needling.passes_max:
+            err("needling.passes_max", f"is {n.passes_max}; the tables allow at most {t.needling.passes_max}.")
+        if n.stroke_rate_min_hz < t.needling.stroke_rate_min_hz or n.stroke_rate_max_hz > t.needling.stroke_rate_max_hz:
+            err("needling.stroke_rate_min_hz", f"the range {n.stroke_rate_min_hz:g}–{n.stroke_rate_max_hz:g} Hz must "
+                f"lie within {t.needling.stroke_rate_min_hz:g}–{t.needling.stroke_rate_max_hz:g} Hz.")
+    return errs

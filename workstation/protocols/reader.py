@@ -1,0 +1,145 @@
+"""A small checker for values read from a TOML document: every problem becomes a ProtocolError naming the file,
+the dotted key and what is wrong, and reading goes on so one pass reports every problem in the file."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from workstation.protocols.model import ProtocolError
+
+_MISSING = object()
+
+
+def read_toml(path: Path) -> tuple[dict[str, Any] | None, ProtocolError | None]:
+    """Parse one file; a syntax error becomes a ProtocolError with the parser's line and column."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f), None
+    except tomllib.TOMLDecodeError as exc:
+        return None, ProtocolError(path, "", f"is not valid TOML ({exc}); fix the syntax and check again.")
+    except OSError as exc:
+        return None, ProtocolError(path, "", f"could not be read ({exc.strerror}).")
+
+
+def _describe(value: Any) -> str:
+    return {bool: "true/false", int: "a whole number", float: "a number", str: "text", list: "a list",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
+
+class Reader:
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+        self.errors: list[ProtocolError] = []
+
+    def error(self, key: str, message: str) -> None:
+        self.errors.append(ProtocolError(self.path, key, message))
+
+    def raw(self, key: str) -> Any:
+        node: Any = self.data
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return _MISSING
+            node = node[part]
+        return node
+
+    def has(self, key: str) -> bool:
+        return self.raw(key) is not _MISSING
+
+    def _get(self, key: str, required: bool, what: str) -> Any:
+        value = self.raw(key)
+        if value is _MISSING and required:
+            self.error(key, f"is missing; add {what}.")
+        return value
+
+    def text(self, key: str, *, required: bool = True, default: str | None = None) -> str | None:
+        value = self._get(key, required, "some text")
+        if value is _MISSING:
+            return default
+        if not isinstance(value, str) or not value.strip():
+            self.error(key, f"must be non-empty text, not {_describe(value)}.")
+            return None
+        return value.strip()
+
+    def number(self, key: str, lo: float, hi: float | None, *, required: bool = True,
+               default: float | None = None, integer: bool = False) -> Any:
+        kind = "a whole number" if integer else "a number"
+        value = self._get(key, required, kind)
+        if value is _MISSING:
+            return default
+        ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok_type or (isinstance(value, float) and not math.isfinite(value)):
+            self.error(key, f"must be {kind}, not {_describe(value)} ({value!r}).")
+            return None
+        if value < lo or (hi is not None and value > hi):
+            allowed = f"between {lo:g} and {hi:g}" if hi is not None else f"at least {lo:g}"
+            self.error(key, f"is {value:g}, outside the allowed range: it must be {allowed}.")
+            return None
+        return value
+
+    def integer(self, key: str, lo: int, hi: int | None = None, **kw: Any) -> int | None:
+        return self.number(key, lo, hi, integer=True, **kw)
+
+    def boolean(self, key: str, *, default: bool = False) -> bool:
+        value = self.raw(key)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            self.error(key, f"must be true or false, not {_describe(value)}.")
+            return default
+        return value
+
+    def choice(self, key: str, choices: Iterable[str], *, required: bool = True,
+               default: str | None = None) -> str | None:
+        choices = tuple(choices)
+        value = self._get(key, required, "one of " + ", ".join(choices))
+        if value is _MISSING:
+            return default
+        if value not in choices:
+            self.error(key, f"is {value!r}; it must be one of: {', '.join(choices)}.")
+            return None
+        return value
+
+    def choice_list(self, key: str, choices: Iterable[str], *, required: bool = True) -> tuple[str, ...] | None:
+        choices = tuple(choices)
+        value = self._get(key, required, "a list of " + ", ".join(choices))
+        if value is _MISSING:
+            return None if required else ()
+        if not isinstance(value, list):
+            self.error(key, f"must be a list, not {_describe(value)}.")
+            return None
+        if required and not value:
+            self.error(key, "is empty; list at least one of: " + ", ".join(choices) + ".")
+            return None
+        bad = [v for v in value if v not in choices]
+        if bad:
+            self.error(key, f"has unknown value(s) {', '.join(map(repr, bad))}; allowed: {', '.join(choices)}.")
+            return None
+        if len(set(value)) != len(value):
+            self.error(key, "lists a value twice; list each once.")
+            return None
+        return tuple(value)
+
+    def table(self, key: str, *, required: bool = True) -> dict[str, Any] | None:
+        value = self._get(key, required, "a table")
+        if value is _MISSING:
+            return None
+        if not isinstance(value, dict):
+            self.error(key, f"must be a table ([{key}]), not {_describe(value)}.")
+            return None
+        return value
+
+    def only_keys(self, section: str, allowed: Iterable[str]) -> None:
+        """Flag keys the schema does not know: a typo must not silently fall back to a default."""
+        node = self.data if not section else self.raw(section)
+        if not isinstance(node, dict):
+            return
+        allowed = set(allowed)
+        for k in node:
+            if k not in allowed:
+                full = f"{section}.{k}" if section else k
+                self.error(full, f"is not a known key here; known keys: {', '.join(sorted(allowed))}.")
