@@ -1,0 +1,329 @@
+"""The clinic store: one SQLite file (WAL, foreign keys on, every change in one transaction). The clinic and the
+training databases carry a role marker inside, so a training store can never open (and so never write) the clinic
+database, nor the other way round."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from workstation.errors import UserError
+from workstation.protocols.model import LESION_TYPES, SKIN_TYPES, Protocol
+from workstation.store.migrations import LATEST_VERSION, migrate, schema_version
+from workstation.store.paths import clinic_db_path, default_db_path, training_db_path
+from workstation.store.records import (
+    REPIGMENTATION_BANDS,
+    Area,
+    Course,
+    Identity,
+    MedMeasurement,
+    Patient,
+    Response,
+    ScreeningAnswer,
+    SessionRecord,
+    Treatment,
+)
+from workstation.store.rows import area_from, course_from, session_from
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,31}$")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class ClinicStore:
+    def __init__(self, conn: sqlite3.Connection, path: Path, role: str) -> None:
+        self._conn = conn
+        self.path = path
+        self.role = role
+
+    # ---- opening -------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: Path | str | None = None, *, training: bool) -> ClinicStore:
+        role = "training" if training else "clinic"
+        path = Path(path).expanduser() if path is not None else default_db_path(training=training)
+        other = clinic_db_path() if training else training_db_path()
+        if path.resolve() == other.resolve():
+            raise UserError(f"{path} is the {'clinic' if training else 'training'} database; a {role} store cannot "
+                            f"open it. Use {default_db_path(training=training)} instead.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA busy_timeout = 5000")
+            found = cls._role_of(conn, path)
+            if found is not None and found != role:
+                raise UserError(f"{path} is marked as a {found} database; a {role} store cannot open it. "
+                                f"{'Simulation uses the training database.' if training else 'Open it in simulation.'}")
+            version = schema_version(conn)
+            if version > LATEST_VERSION:
+                raise UserError(f"{path} has schema version {version}, newer than this program knows "
+                                f"({LATEST_VERSION}); update the workstation software.")
+            if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                raise UserError(f"{path} could not be switched to WAL mode; put it on a local disk.")
+            migrate(conn, role=role if found is None else None)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise UserError(f"{path} is not a Cicatrix database or is damaged ({exc}); check the path.") from exc
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path, role)
+
+    @staticmethod
+    def _role_of(conn: sqlite3.Connection, path: Path) -> str | None:
+        if schema_version(conn) == 0:
+            if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise UserError(f"{path} is an SQLite file of another program; choose another path.")
+            return None
+        row = conn.execute("SELECT value FROM meta WHERE key = 'role'").fetchone()
+        if row is None:
+            raise UserError(f"{path} has no role marker (clinic or training); it cannot be used safely.")
+        return str(row[0])
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ClinicStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return schema_version(self._conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Every change goes through here: all of it is written, or none of it."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _one(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Row | None:
+        cur = self._conn.execute(sql, tuple(args))
+        cur.row_factory = sqlite3.Row
+        return cur.fetchone()
+
+    def _all(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        cur = self._conn.execute(sql, tuple(args))
+        cur.row_factory = sqlite3.Row
+        return cur.fetchall()
+
+    # ---- patients --------------------------------------------------------------------------------------------
+    def create_patient(self, pseudonym: str | None = None, identity: Identity | None = None) -> Patient:
+        pseudonym = pseudonym or "CX-" + secrets.token_hex(4).upper()
+        if not PSEUDONYM.match(pseudonym):
+            raise UserError(f"Pseudonym {pseudonym!r} is not valid: use 3–32 letters, digits and hyphens.")
+        if self.find_patient(pseudonym):
+            raise UserError(f"A patient with pseudonym {pseudonym} already exists; choose another.")
+        created = _now()
+        with self.transaction() as c:
+            pid = c.execute("INSERT INTO patients (pseudonym, created_at) VALUES (?, ?)", (pseudonym, created)).lastrowid
+            if identity is not None:
+                c.execute("INSERT INTO patient_identity VALUES (?, ?, ?, ?, ?)",
+                          (pid, identity.family_name, identity.given_name,
+                           identity.birth_date.isoformat() if identity.birth_date else None, identity.contact))
+        return Patient(int(pid), pseudonym, created)
+
+    def find_patient(self, pseudonym: str) -> Patient | None:
+        row = self._one("SELECT * FROM patients WHERE pseudonym = ?", (pseudonym,))
+        return Patient(row["id"], row["pseudonym"], row["created_at"]) if row else None
+
+    def get_patient(self, pseudonym: str) -> Patient:
+        patient = self.find_patient(pseudonym)
+        if patient is None:
+            raise UserError(f"No patient has the pseudonym {pseudonym}; check the id or create the patient.")
+        return patient
+
+    def identity(self, patient_id: int) -> Identity | None:
+        row = self._one("SELECT * FROM patient_identity WHERE patient_id = ?", (patient_id,))
+        if row is None:
+            return None
+        born = date.fromisoformat(row["birth_date"]) if row["birth_date"] else None
+        return Identity(row["family_name"], row["given_name"], born, row["contact"])
+
+    # ---- screening and MED -----------------------------------------------------------------------------------
+    def add_screening_answer(self, patient_id: int, item_id: str, answer: bool, answered_on: date,
+                             answered_by: str, notes: str = "") -> None:
+        if not answered_by.strip():
+            raise UserError("Say who took the screening answer (answered_by is empty).")
+        with self.transaction() as c:
+            c.execute("INSERT INTO screening_answers (patient_id, item_id, answer, answered_on, answered_by, notes) "
+                      "VALUES (?, ?, ?, ?, ?, ?)",
+                      (patient_id, item_id, int(bool(answer)), answered_on.isoformat(), answered_by, notes))
+
+    def screening(self, patient_id: int) -> list[ScreeningAnswer]:
+        """The latest answer to each item (earlier answers stay in the table)."""
+        rows = self._all("SELECT * FROM screening_answers WHERE patient_id = ? ORDER BY answered_on, id", (patient_id,))
+        latest = {r["item_id"]: r for r in rows}
+        return [ScreeningAnswer(r["item_id"], bool(r["answer"]), date.fromisoformat(r["answered_on"]),
+                                r["answered_by"], r["notes"]) for r in latest.values()]
+
+    def add_med(self, patient_id: int, device_model: str, med_mj_cm2: float, measured_on: date) -> None:
+        if not device_model.strip() or not med_mj_cm2 > 0:
+            raise UserError("An MED needs the device model it was measured on and a dose above 0 mJ/cm².")
+        with self.transaction() as c:
+            c.execute("INSERT INTO med_measurements (patient_id, device_model, med_mj_cm2, measured_on) "
+                      "VALUES (?, ?, ?, ?)", (patient_id, device_model, float(med_mj_cm2), measured_on.isoformat()))
+
+    def meds(self, patient_id: int) -> list[MedMeasurement]:
+        rows = self._all("SELECT * FROM med_measurements WHERE patient_id = ? ORDER BY measured_on, id", (patient_id,))
+        return [MedMeasurement(r["device_model"], r["med_mj_cm2"], date.fromisoformat(r["measured_on"]))
+                for r in rows]
+
+    # ---- areas and courses -----------------------------------------------------------------------------------
+    def add_area(self, patient_id: int, label: str, body_region: str, lesion_type: str, size_cm2: float,
+                 skin_type: str) -> Area:
+        if lesion_type not in LESION_TYPES:
+            raise UserError(f"Lesion type {lesion_type!r} is unknown; use one of {', '.join(LESION_TYPES)}.")
+        if skin_type not in SKIN_TYPES:
+            raise UserError(f"Skin type {skin_type!r} is unknown; use a Fitzpatrick type {', '.join(SKIN_TYPES)}.")
+        if not size_cm2 > 0 or not body_region.strip() or not label.strip():
+            raise UserError("An area needs a label, a body region and a size above 0 cm².")
+        with self.transaction() as c:
+            aid = c.execute("INSERT INTO areas (patient_id, label, body_region, lesion_type, size_cm2, skin_type) "
+                            "VALUES (?, ?, ?, ?, ?, ?)",
+                            (patient_id, label, body_region, lesion_type, float(size_cm2), skin_type)).lastrowid
+        return Area(int(aid), patient_id, label, body_region, lesion_type, float(size_cm2), skin_type)
+
+    def areas(self, patient_id: int) -> list[Area]:
+        return [area_from(r) for r in self._all("SELECT * FROM areas WHERE patient_id = ? ORDER BY id", (patient_id,))]
+
+    def area(self, area_id: int) -> Area:
+        row = self._one("SELECT * FROM areas WHERE id = ?", (area_id,))
+        if row is None:
+            raise UserError(f"There is no treatment area {area_id}.")
+        return area_from(row)
+
+    def create_course(self, patient_id: int, protocol: Protocol, area_ids: Iterable[int], started_on: date, *,
+                      planned_sessions: int | None = None, interval_days: int | None = None) -> Course:
+        rules = protocol.course
+        sessions = rules.sessions if planned_sessions is None else planned_sessions
+        interval = rules.interval_days if interval_days is None else interval_days
+        if sessions < rules.sessions_min or (rules.sessions_max is not None and sessions > rules.sessions_max):
+            top = rules.sessions_max if rules.sessions_max is not None else "no limit"
+            raise UserError(f"{sessions} planned sessions is outside this protocol's {rules.sessions_min}–{top}.")
+        if not rules.interval_min_days <= interval <= rules.interval_max_days:
+            raise UserError(f"An interval of {interval} days is outside this protocol's "
+                            f"{rules.interval_min_days}–{rules.interval_max_days} days.")
+        area_ids = tuple(area_ids)
+        if not area_ids:
+            raise UserError("A course needs at least one treatment area.")
+        for aid in area_ids:
+            if self.area(aid).patient_id != patient_id:
+                raise UserError(f"Area {aid} belongs to another patient; choose this patient's areas.")
+        with self.transaction() as c:
+            cid = c.execute("INSERT INTO courses (patient_id, protocol_id, protocol_version, planned_sessions, "
+                            "interval_days, started_on) VALUES (?, ?, ?, ?, ?, ?)",
+                            (patient_id, protocol.id, protocol.version, sessions, interval,
+                             started_on.isoformat())).lastrowid
+            c.executemany("INSERT INTO course_areas VALUES (?, ?)", [(cid, a) for a in area_ids])
+        return self.course(int(cid))
+
+    def course(self, course_id: int) -> Course:
+        row = self._one("SELECT * FROM courses WHERE id = ?", (course_id,))
+        if row is None:
+            raise UserError(f"There is no course {course_id}.")
+        areas = [r[0] for r in self._conn.execute(
+            "SELECT area_id FROM course_areas WHERE course_id = ? ORDER BY area_id", (course_id,))]
+        return course_from(row, areas)
+
+    def courses(self, patient_id: int) -> list[Course]:
+        return [self.course(r["id"]) for r in self._all("SELECT id FROM courses WHERE patient_id = ?", (patient_id,))]
+
+    # ---- sessions, treatments, responses, recordings ---------------------------------------------------------
+    def add_session(self, course_id: int, session_date: date, *, device_model: str | None = None,
+                    plan: dict[str, Any] | None = None) -> int:
+        self.course(course_id)
+        with self.transaction() as c:
+            return int(c.execute("INSERT INTO sessions (course_id, session_date, plan_json, device_model) "
+                                 "VALUES (?, ?, ?, ?)", (course_id, session_date.isoformat(),
+                                                         json.dumps(plan) if plan else None, device_model)).lastrowid)
+
+    def session_plan(self, session_id: int) -> dict[str, Any] | None:
+        row = self._one("SELECT plan_json FROM sessions WHERE id = ?", (session_id,))
+        return json.loads(row["plan_json"]) if row and row["plan_json"] else None
+
+    def add_treatment(self, session_id: int, t: Treatment) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2, depth_mm, stroke_rate_hz, "
+                      "passes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (session_id, t.area_id, t.modality, t.dose_mj_cm2, t.depth_mm, t.stroke_rate_hz, t.passes))
+
+    def add_response(self, session_id: int, r: Response) -> None:
+        if r.repigmentation_band is not None and r.repigmentation_band not in REPIGMENTATION_BANDS:
+            raise UserError(f"Repigmentation band {r.repigmentation_band!r} is unknown; use one of "
+                            f"{', '.join(REPIGMENTATION_BANDS)} (%).")
+        try:
+            with self.transaction() as c:
+                c.execute("INSERT INTO responses (session_id, area_id, erythema_grade, blistering, pain_0_10, "
+                          "repigmentation_band, notes, erythema_duration_h) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                          (session_id, r.area_id, r.erythema_grade, int(r.blistering), r.pain_0_10,
+                           r.repigmentation_band, r.notes, r.erythema_duration_h))
+        except sqlite3.IntegrityError as exc:
+            raise UserError(f"The response was not saved ({exc}): erythema grade is 0–4, pain 0–10, and an area "
+                            "has one response per session.") from exc
+
+    def link_recording(self, session_id: int, path: Path | str, sha256: str) -> None:
+        sha256 = sha256.lower()
+        if not SHA256.match(sha256):
+            raise UserError("A recording's checksum must be a SHA-256: 64 hexadecimal characters.")
+        with self.transaction() as c:
+            c.execute("INSERT INTO recordings (session_id, path, sha256) VALUES (?, ?, ?)",
+                      (session_id, str(path), sha256))
+
+    def record_override(self, session_id: int, area_id: int, field: str, proposed: float | None, value: float,
+                        reason: str, who: str, at: str | None = None) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT INTO plan_overrides (session_id, area_id, field, proposed, value, reason, who, at) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (session_id, area_id, field, proposed, value, reason, who,
+                                                          at or _now()))
+
+    def overrides(self, session_id: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._all("SELECT * FROM plan_overrides WHERE session_id = ? ORDER BY id",
+                                           (session_id,))]
+
+    def history(self, course_id: int) -> list[SessionRecord]:
+        """The course's sessions, oldest first, each with what was delivered and how each area responded."""
+        out = []
+        for s in self._all("SELECT s.*, r.path, r.sha256 FROM sessions s LEFT JOIN recordings r "
+                           "ON r.session_id = s.id WHERE s.course_id = ? ORDER BY s.session_date, s.id", (course_id,)):
+            treatments = self._all("SELECT * FROM treatments WHERE session_id = ?", (s["id"],))
+            responses = self._all("SELECT * FROM responses WHERE session_id = ?", (s["id"],))
+            out.append(session_from(s, treatments, responses))
+        return out
+
+    def export_patient(self, pseudonym: str) -> dict[str, Any]:
+        """Everything about a patient's treatment under the pseudonym only: no identifying field is included."""
+        p = self.get_patient(pseudonym)
+        return json.loads(json.dumps({
+            "pseudonym": p.pseudonym,
+            "screening": [a.__dict__ for a in self.screening(p.id)],
+            "meds": [m.__dict__ for m in self.meds(p.id)],
+            "areas": [a.__dict__ for a in self.areas(p.id)],
+            "courses": [{"course": c.__dict__, "sessions": [s.__dict__ for s in self.history(c.id)]}
+                        for c in self.courses(p.id)],
+        }, default=_jsonable))
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, date):
+        return obj.isoformat()
+    if hasattr(obj, "__dataclass_fields__"):
+        return obj.__dict__
+    raise TypeError(type(obj).__name__)

@@ -1,0 +1,89 @@
+"""Schema versions of the clinic store. Each migration runs in one transaction together with its version bump, so a
+database is always at exactly one version. PRAGMA user_version holds the version; never edit a released migration,
+add the next one."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: patients under pseudonyms, identity apart, screening, areas, courses, sessions, responses, recordings.
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE patients (
+        id INTEGER PRIMARY KEY, pseudonym TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
+    CREATE TABLE patient_identity (
+        patient_id INTEGER PRIMARY KEY REFERENCES patients(id) ON DELETE CASCADE,
+        family_name TEXT NOT NULL, given_name TEXT NOT NULL, birth_date TEXT, contact TEXT NOT NULL DEFAULT '');
+    CREATE TABLE screening_answers (
+        id INTEGER PRIMARY KEY, patient_id INTEGER NOT NULL REFERENCES patients(id),
+        item_id TEXT NOT NULL, answer INTEGER NOT NULL CHECK (answer IN (0, 1)), answered_on TEXT NOT NULL,
+        answered_by TEXT NOT NULL, notes TEXT NOT NULL DEFAULT '');
+    CREATE TABLE areas (
+        id INTEGER PRIMARY KEY, patient_id INTEGER NOT NULL REFERENCES patients(id), label TEXT NOT NULL,
+        body_region TEXT NOT NULL, lesion_type TEXT NOT NULL, size_cm2 REAL NOT NULL CHECK (size_cm2 > 0),
+        skin_type TEXT NOT NULL);
+    CREATE TABLE courses (
+        id INTEGER PRIMARY KEY, patient_id INTEGER NOT NULL REFERENCES patients(id), protocol_id TEXT NOT NULL,
+        protocol_version INTEGER NOT NULL, planned_sessions INTEGER NOT NULL, interval_days INTEGER NOT NULL,
+        started_on TEXT NOT NULL);
+    CREATE TABLE course_areas (
+        course_id INTEGER NOT NULL REFERENCES courses(id), area_id INTEGER NOT NULL REFERENCES areas(id),
+        PRIMARY KEY (course_id, area_id));
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY, course_id INTEGER NOT NULL REFERENCES courses(id), session_date TEXT NOT NULL,
+        plan_json TEXT);
+    CREATE TABLE treatments (
+        id INTEGER PRIMARY KEY, session_id INTEGER NOT NULL REFERENCES sessions(id),
+        area_id INTEGER NOT NULL REFERENCES areas(id), modality TEXT NOT NULL CHECK (modality IN ('light', 'needling')),
+        dose_mj_cm2 REAL, depth_mm REAL, stroke_rate_hz REAL, passes INTEGER, UNIQUE (session_id, area_id, modality));
+    CREATE TABLE responses (
+        id INTEGER PRIMARY KEY, session_id INTEGER NOT NULL REFERENCES sessions(id),
+        area_id INTEGER NOT NULL REFERENCES areas(id),
+        erythema_grade INTEGER CHECK (erythema_grade BETWEEN 0 AND 4), blistering INTEGER NOT NULL DEFAULT 0,
+        pain_0_10 INTEGER CHECK (pain_0_10 BETWEEN 0 AND 10), repigmentation_band TEXT,
+        notes TEXT NOT NULL DEFAULT '', UNIQUE (session_id, area_id));
+    CREATE TABLE recordings (
+        id INTEGER PRIMARY KEY, session_id INTEGER NOT NULL UNIQUE REFERENCES sessions(id), path TEXT NOT NULL,
+        sha256 TEXT NOT NULL CHECK (length(sha256) = 64));
+    """,
+    # 2: the MED is kept per patient and per device model (it does not carry across devices).
+    """
+    CREATE TABLE med_measurements (
+        id INTEGER PRIMARY KEY, patient_id INTEGER NOT NULL REFERENCES patients(id), device_model TEXT NOT NULL,
+        med_mj_cm2 REAL NOT NULL CHECK (med_mj_cm2 > 0), measured_on TEXT NOT NULL);
+    ALTER TABLE sessions ADD COLUMN device_model TEXT;
+    """,
+    # 3: erythema lasting over 48 h counts as grade 2; clinician overrides of a plan are kept with their reason.
+    """
+    ALTER TABLE responses ADD COLUMN erythema_duration_h REAL;
+    CREATE TABLE plan_overrides (
+        id INTEGER PRIMARY KEY, session_id INTEGER NOT NULL REFERENCES sessions(id),
+        area_id INTEGER NOT NULL REFERENCES areas(id), field TEXT NOT NULL, proposed REAL, value REAL NOT NULL,
+        reason TEXT NOT NULL CHECK (length(reason) > 0), who TEXT NOT NULL, at TEXT NOT NULL);
+    """,
+)
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, *, upto: int = LATEST_VERSION, role: str | None = None) -> int:
+    """Apply the missing migrations up to `upto`, each in its own transaction. On a new database the role marker
+    is written in the same transaction as migration 1. The connection must be in autocommit mode."""
+    version = schema_version(conn)
+    while version < upto:
+        script = MIGRATIONS[version]
+        version += 1
+        extra = ""
+        if version == 1 and role is not None:
+            extra = f"INSERT INTO meta (key, value) VALUES ('role', '{role}');"
+        try:
+            conn.executescript(f"BEGIN IMMEDIATE;\n{script}\n{extra}\nPRAGMA user_version = {version};\nCOMMIT;")
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return version

@@ -1,0 +1,31 @@
+"""SQLite rows to store records."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import date
+
+from workstation.store.records import Area, Course, Response, SessionRecord, Treatment
+
+
+def area_from(r: sqlite3.Row) -> Area:
+    return Area(r["id"], r["patient_id"], r["label"], r["body_region"], r["lesion_type"], r["size_cm2"],
+                r["skin_type"])
+
+
+def course_from(r: sqlite3.Row, area_ids: Sequence[int]) -> Course:
+    return Course(r["id"], r["patient_id"], r["protocol_id"], r["protocol_version"], r["planned_sessions"],
+                  r["interval_days"], date.fromisoformat(r["started_on"]), tuple(area_ids))
+
+
+def session_from(s: sqlite3.Row, treatments: Sequence[sqlite3.Row], responses: Sequence[sqlite3.Row]) -> SessionRecord:
+    return SessionRecord(
+        id=s["id"], course_id=s["course_id"], session_date=date.fromisoformat(s["session_date"]),
+        device_model=s["device_model"],
+        treatments=tuple(Treatment(t["area_id"], t["modality"], t["dose_mj_cm2"], t["depth_mm"], t["stroke_rate_hz"],
+                                   t["passes"]) for t in treatments),
+        responses=tuple(Response(r["area_id"], r["erythema_grade"], bool(r["blistering"]), r["pain_0_10"],
+                                 r["repigmentation_band"], r["erythema_duration_h"], r["notes"]) for r in responses),
+        recording_path=s["path"], recording_sha256=s["sha256"],
+    )
