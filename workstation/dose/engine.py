@@ -1,0 +1,143 @@
+"""plan_session: for each area of the next session, what to do and why. Pure: it reads records, never the store.
+Order of the rules: the protocol and the lesion (PIH: never UV), the body region, screening, the interval rules, then
+the numbers (light.py, needling.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import date
+
+from workstation.dose.light import propose_light
+from workstation.dose.needling import propose_needling
+from workstation.dose.plan import AreaPlan, Refusal, SessionPlan, Step
+from workstation.dose.rules import evaluate_screening, first_allowed, pih_prone_why
+from workstation.errors import UserError
+from workstation.protocols.model import UV_FORBIDDEN_LESIONS, Protocol
+from workstation.protocols.tables import Tables
+from workstation.store.records import Area, Course, MedMeasurement, ScreeningAnswer, SessionRecord
+
+ORDER_REASON = "Light first on intact skin, needling after (team default, CLINICAL.md: combining both on one patient)."
+
+
+def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: Sequence[Area],
+                 history: Sequence[SessionRecord], screening: Sequence[ScreeningAnswer], visit_date: date,
+                 device_model: str | None = None, meds: Sequence[MedMeasurement] = (),
+                 cleared_area_ids: Collection[int] = ()) -> SessionPlan:
+    """Propose the plan for the session on `visit_date`. `history` is the course's past sessions; `cleared_area_ids`
+    are the areas whose erythema or blisters from the last light session the clinician has seen healed today."""
+    if protocol.id != course.protocol_id:
+        raise UserError(f"The course follows protocol {course.protocol_id}, not {protocol.id}; load the right one.")
+    history = sorted(history, key=lambda s: s.session_date)
+    if history and visit_date < history[-1].session_date:
+        raise UserError(f"The visit date {visit_date.isoformat()} is before the last session of this course "
+                        f"({history[-1].session_date.isoformat()}); check the date.")
+    screen = evaluate_screening(tables, screening, protocol.modalities)
+    blocks = [s for m in protocol.modalities for s in screen.blocked.get(m, [])]
+    warnings = list(screen.warnings)
+    plans: list[AreaPlan] = []
+    too_early: list[tuple[date, str]] = []
+    timing_ok = False
+    by_id = {a.id: a for a in areas}
+    for area_id in course.area_ids:
+        area = by_id.get(area_id)
+        if area is None:
+            raise UserError(f"Area {area_id} of course {course.id} was not given to the planner.")
+        why_pih = pih_prone_why(protocol, tables, area, screen.pih_history)
+        plan, early, ok = _plan_area(protocol, tables, course, area, history, screen.blocked, why_pih, visit_date,
+                                     device_model, meds, area.id in cleared_area_ids)
+        plans.append(plan)
+        too_early.extend(early)
+        timing_ok = timing_ok or ok
+        if area.skin_type in tables.warning_skin_types:
+            warnings.append(f"Area {area.label}: skin type {area.skin_type} needs care (CLINICAL.md screening "
+                            "warnings); acknowledge before treating.")
+    refusal = None
+    if too_early and not timing_ok:
+        first, why = min(too_early, key=lambda e: e[0])
+        refusal = Refusal(f"Too early: {why}. The first date this session is allowed is {first.isoformat()}.", first)
+        plans = [_none(p, "Nothing is planned: the session is too early (see the refusal).") for p in plans]
+    number = len(history) + 1
+    if number > course.planned_sessions:
+        warnings.append(f"This is session {number} of a course planned for {course.planned_sessions}; review the "
+                        "course before going on.")
+    steps = tuple([Step("light", p.area_id) for p in plans if p.has_light]
+                  + [Step("needling", p.area_id) for p in plans if p.has_needling])
+    aftercare = list(tables.aftercare["always"])
+    if any(p.has_light for p in plans):
+        aftercare += tables.aftercare["light"]
+    if any(p.has_needling for p in plans):
+        aftercare += tables.aftercare["needling"]
+    if any(p.has_light for p in plans) and any(p.has_needling for p in plans):
+        warnings.append(ORDER_REASON)
+    return SessionPlan(course_id=course.id, protocol_id=protocol.id, protocol_version=protocol.version,
+                       visit_date=visit_date, session_number=number, areas=tuple(plans), steps=steps,
+                       blocks=tuple(blocks), warnings=tuple(warnings), aftercare=tuple(aftercare), refusal=refusal,
+                       device_model=device_model)
+
+
+def _none(plan: AreaPlan, reason: str) -> AreaPlan:
+    return AreaPlan(plan.area_id, plan.label, plan.body_region, plan.lesion_type, plan.skin_type, "none",
+                    plan.pih_prone, reasons=(*plan.reasons, reason), not_before=plan.not_before)
+
+
+def _plan_area(p: Protocol, t: Tables, course: Course, area: Area, history: Sequence[SessionRecord],
+               blocked: dict[str, list[str]], why_pih: str, visit_date: date, device_model: str | None,
+               meds: Sequence[MedMeasurement], cleared: bool) -> tuple[AreaPlan, list[tuple[date, str]], bool]:
+    reasons: list[str] = []
+    wanted = list(p.modalities)
+    if area.lesion_type not in p.lesion_types:
+        reasons.append(f"Nothing planned: protocol {p.id} is not for {area.lesion_type.replace('_', ' ')}; "
+                       "choose a protocol that lists this lesion type.")
+        wanted = []
+    if "light" in wanted and area.lesion_type in UV_FORBIDDEN_LESIONS:
+        wanted.remove("light")
+        reasons.append("No light: the area is classified PIH or hyperpigmented, and UV stimulates melanin; UV is "
+                       "never planned on such an area (CLINICAL.md).")
+    region = t.needling.regions.get(area.body_region)
+    if region is None and "needling" in wanted:
+        wanted.remove("needling")
+        reasons.append(f"No needling: body region {area.body_region!r} has no depth in the tables; record the area "
+                       f"with one of {', '.join(t.needling.regions)}.")
+    elif region is not None and not region.needling_allowed and "needling" in wanted:
+        wanted.remove("needling")
+        reasons.append(f"No needling on the {area.body_region}: never within the orbital rim ({t.needling.sources['regions']}).")
+    for m in list(wanted):
+        if blocked.get(m):
+            wanted.remove(m)
+            reasons.append(f"No {m}: blocked by screening (see the plan's blocks).")
+    early: list[tuple[date, str]] = []
+    not_before: dict[str, date] = {}
+    allowed: list[str] = []
+    for m in wanted:
+        first, why = first_allowed(p, t, area, history, m, bool(why_pih))
+        if first is not None and visit_date < first:
+            early.append((first, f"on area {area.label}, {why}"))
+            not_before[m] = first
+            reasons.append(f"No {m} today: {why}; first allowed on {first.isoformat()}.")
+        else:
+            allowed.append(m)
+    kw: dict = {"bounds": {}}
+    if "light" in allowed:
+        face = region.face if region is not None else True
+        if region is None:
+            reasons.append(f"Body region {area.body_region!r} is not in the tables: the face cap is applied.")
+        lr = propose_light(p=p, t=t.light, area=area, face=face, history=history, meds=meds,
+                           device_model=device_model, visit_date=visit_date,
+                           course_interval_days=course.interval_days, cleared=cleared)
+        reasons.extend(lr.reasons)
+        if lr.dose_mj_cm2 is None:
+            allowed.remove("light")
+        else:
+            kw["target_dose_mj_cm2"] = lr.dose_mj_cm2
+            kw["bounds"]["target_dose_mj_cm2"] = lr.bounds
+            reasons.append("Sun-avoidance: avoid sun on the area for 24–48 h and use sunscreen (see aftercare).")
+    if "needling" in allowed:
+        assert region is not None
+        nr = propose_needling(p=p, t=t.needling, area=area, region=region, pih_prone=bool(why_pih), pih_why=why_pih)
+        reasons.extend(nr.reasons)
+        kw |= {"depth_mm": nr.depth_mm, "stroke_rate_hz": nr.stroke_rate_hz, "passes": nr.passes}
+        kw["bounds"] |= nr.bounds
+    modality = {0: "none", 2: "both"}.get(len(allowed), allowed[0] if allowed else "none")
+    plan = AreaPlan(area.id, area.label, area.body_region, area.lesion_type, area.skin_type, modality,
+                    bool(why_pih), reasons=tuple(reasons), not_before=not_before, **kw)
+    return plan, early, len(wanted) > len(early)

@@ -1,0 +1,223 @@
+"""The light dose for one area: start, response rules, missed sessions, blistering, caps. Every number comes with a
+sentence. Doses are whole mJ/cm², always rounded down (the safe direction)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from workstation.dose.plan import Bounds
+from workstation.protocols.model import Protocol
+from workstation.protocols.tables import LightTables
+from workstation.store.records import Area, MedMeasurement, Response, SessionRecord
+
+DEVICE_DOSE_MJ_CM2 = (1.0, 5000.0)
+
+
+@dataclass(frozen=True)
+class LightEvent:
+    session_date: date
+    dose_mj_cm2: float
+    response: Response | None
+
+
+@dataclass
+class LightResult:
+    dose_mj_cm2: float | None = None
+    bounds: Bounds | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+def light_events(history: Sequence[SessionRecord], area_id: int) -> list[LightEvent]:
+    out = []
+    for s in history:
+        t = s.treatment(area_id, "light")
+        if t is not None and t.dose_mj_cm2 is not None:
+            out.append(LightEvent(s.session_date, float(t.dose_mj_cm2), s.response(area_id)))
+    return out
+
+
+def is_blister(r: Response | None, t: LightTables) -> bool:
+    return r is not None and (r.blistering or (r.erythema_grade or 0) >= t.blister_grade)
+
+
+def is_marked(r: Response | None, t: LightTables) -> bool:
+    """Grade 2, or erythema that lasted longer than 48 h."""
+    return r is not None and ((r.erythema_grade or 0) >= t.reduce_grade
+                              or (r.erythema_duration_h or 0) > t.long_erythema_h)
+
+
+def start_dose(p: Protocol, t: LightTables, area: Area, meds: Sequence[MedMeasurement],
+               device_model: str | None) -> tuple[float, str]:
+    rules = p.light
+    assert rules is not None
+    table = t.by_skin_type[area.skin_type]
+    table_reason = (f"Start at {table.start_mj_cm2:g} mJ/cm², the NB-UVB start for skin type {area.skin_type} "
+                    f"({t.sources['skin_type']}).")
+    if rules.start_method == "fixed":
+        return float(rules.fixed_start_mj_cm2 or 0), (f"Start at {rules.fixed_start_mj_cm2:g} mJ/cm², this "
+                                                       f"protocol's fixed start{p.citation('light.fixed_start_mj_cm2')}.")
+    if rules.start_method == "skin_type_table":
+        return table.start_mj_cm2, table_reason
+    mine = [m for m in meds if device_model and m.device_model == device_model]
+    if not mine:
+        others = sorted({m.device_model for m in meds})
+        why = (f"the MED on file was measured on {', '.join(others)}, and an MED does not carry to another device "
+               f"model" if others else "no MED is on file for this patient")
+        return table.start_mj_cm2, f"The protocol starts from the MED, but {why}. " + table_reason
+    med = max(mine, key=lambda m: m.measured_on)
+    if rules.start_method == "med_fraction":
+        dose = math.floor(med.med_mj_cm2 * (rules.med_fraction or 0))
+        how = f"{(rules.med_fraction or 0) * 100:g} % of"
+        cite = p.citation("light.med_fraction")
+    else:
+        dose = math.floor(med.med_mj_cm2 - (rules.med_minus_mj_cm2 or 0))
+        how = f"{rules.med_minus_mj_cm2:g} mJ/cm² below"
+        cite = p.citation("light.med_minus_mj_cm2")
+    if dose < DEVICE_DOSE_MJ_CM2[0]:
+        return table.start_mj_cm2, (f"{how.capitalize()} the MED of {med.med_mj_cm2:g} mJ/cm² is below the device "
+                                    f"minimum. " + table_reason)
+    return float(dose), (f"Start at {dose} mJ/cm², {how} the MED of {med.med_mj_cm2:g} mJ/cm² measured on "
+                         f"{med.device_model} on {med.measured_on.isoformat()}{cite}.")
+
+
+def propose_light(*, p: Protocol, t: LightTables, area: Area, face: bool, history: Sequence[SessionRecord],
+                  meds: Sequence[MedMeasurement], device_model: str | None, visit_date: date,
+                  course_interval_days: int, cleared: bool) -> LightResult:
+    rules = p.light
+    assert rules is not None
+    res = LightResult()
+    events = light_events(history, area.id)
+    delivered = sum(e.dose_mj_cm2 for e in events)
+    remaining = rules.cumulative_cap_mj_cm2 - delivered
+    if remaining < DEVICE_DOSE_MJ_CM2[0]:
+        res.reasons.append(f"No light: this area has had {delivered:g} mJ/cm² in this course, the cumulative cap of "
+                           f"{rules.cumulative_cap_mj_cm2:g} mJ/cm²{p.citation('light.cumulative_cap_mj_cm2')}.")
+        return res
+    start, start_reason = start_dose(p, t, area, meds, device_model)
+    step_pct = rules.escalation_percent
+    if not events:
+        dose, upper = start, start
+        res.reasons.append("First light session on this area. " + start_reason)
+    else:
+        last = events[-1]
+        prev = last.dose_mj_cm2
+        r = last.response
+        when = last.session_date.isoformat()
+        upper = math.floor(prev * (1 + t.escalation_max_percent / 100))
+        if is_blister(r, t):
+            if not cleared:
+                res.reasons.append(f"No light: the light session on {when} left blistering or grade "
+                                   f"{r.erythema_grade if r else '?'} erythema; no light until it has healed. Confirm "
+                                   f"healing to plan light ({t.sources['erythema']}).")
+                return res
+            cut = max(t.blister_reduce_mj_cm2, prev * t.blister_reduce_percent / 100)
+            dose = upper = math.floor(prev - cut)
+            res.reasons.append(f"Blistering after {prev:g} mJ/cm² on {when}, now healed: reduce by "
+                               f"{t.blister_reduce_mj_cm2:g} mJ/cm² or {t.blister_reduce_percent:g} %, whichever is "
+                               f"larger, to {dose} mJ/cm², then hold for {t.blister_hold_sessions} sessions "
+                               f"({t.sources['erythema']}).")
+        elif is_marked(r, t):
+            if not cleared:
+                res.reasons.append(f"No light: the light session on {when} left marked erythema (grade "
+                                   f"{r.erythema_grade if r else '?'} or lasting over {t.long_erythema_h:g} h); no "
+                                   f"light until it clears. Confirm it has cleared to plan light "
+                                   f"({t.sources['erythema']}).")
+                return res
+            cut = max(t.reduce_mj_cm2, prev * t.reduce_percent / 100)
+            dose = upper = math.floor(prev - cut)
+            res.reasons.append(f"Marked erythema after {prev:g} mJ/cm² on {when}, now cleared: reduce by "
+                               f"{t.reduce_mj_cm2:g} mJ/cm² or {t.reduce_percent:g} %, whichever is larger, to "
+                               f"{dose} mJ/cm² ({t.sources['erythema']}).")
+        elif r is None or r.erythema_grade is None:
+            dose = upper = prev
+            res.reasons.append(f"No erythema grade was recorded after the light session on {when}: hold at "
+                               f"{prev:g} mJ/cm². Record the response to allow escalation.")
+        elif r.erythema_grade >= t.hold_grade:
+            dose = prev
+            res.reasons.append(f"Grade {r.erythema_grade} erythema after {prev:g} mJ/cm² on {when}: hold the dose "
+                               f"({t.sources['erythema']}).")
+        else:
+            dose, why = _escalate(p, t, area, prev, events)
+            res.reasons.append(why)
+        dose, upper = _after_blister(t, events, dose, upper, step_pct, res.reasons)
+        dose, upper = _missed(t, events[-1], visit_date, course_interval_days, start, dose, upper, res.reasons)
+    caps = [(t.by_skin_type[area.skin_type].max_mj_cm2, f"the maximum for skin type {area.skin_type} "
+             f"({t.sources['skin_type']})"),
+            (math.floor(remaining), f"what remains of the cumulative cap of {rules.cumulative_cap_mj_cm2:g} mJ/cm²"
+             f"{p.citation('light.cumulative_cap_mj_cm2')}"),
+            (DEVICE_DOSE_MJ_CM2[1], "the device maximum")]
+    if face:
+        caps.append((t.face_max_mj_cm2, f"the face cap ({t.sources['face']})"))
+    cap, cap_why = min(caps, key=lambda c: c[0])
+    if dose > cap:
+        res.reasons.append(f"Capped at {cap:g} mJ/cm² by {cap_why}.")
+    dose, upper = min(dose, cap), min(upper, cap)
+    dose = min(dose, upper)
+    if dose < DEVICE_DOSE_MJ_CM2[0]:
+        res.reasons.append(f"No light: the dose after the rules above ({dose:g} mJ/cm²) is below the device minimum "
+                           f"of {DEVICE_DOSE_MJ_CM2[0]:g} mJ/cm².")
+        return res
+    res.dose_mj_cm2 = float(dose)
+    res.bounds = Bounds(DEVICE_DOSE_MJ_CM2[0], float(max(upper, dose)), "mJ/cm²")
+    res.reasons.append(f"Target dose {dose:g} mJ/cm²; a clinician may change it within "
+                       f"{res.bounds.minimum:g}–{res.bounds.maximum:g} mJ/cm² with a reason.")
+    return res
+
+
+def _escalate(p: Protocol, t: LightTables, area: Area, prev: float, events: Sequence[LightEvent]) -> tuple[float, str]:
+    rules = p.light
+    assert rules is not None
+    if area.skin_type in rules.repeat_dose_skin_types and (len(events) < 2 or events[-2].dose_mj_cm2 != prev):
+        return prev, (f"No erythema after {prev:g} mJ/cm², but skin type {area.skin_type} repeats each dose once "
+                      f"before it is raised (Flexsys 308 vendor protocol): hold.")
+    cap = prev * t.escalation_max_percent / 100
+    if rules.escalation_method == "skin_type_table":
+        step = min(t.by_skin_type[area.skin_type].increment_mj_cm2, cap)
+        basis = f"the NB-UVB increment for skin type {area.skin_type} ({t.sources['skin_type']})"
+    else:
+        step = min(prev * rules.escalation_percent / 100, cap)
+        basis = f"{rules.escalation_percent:g} % of the last dose{p.citation('light.escalation_percent')}"
+    dose = math.floor(prev + step)
+    return dose, (f"Grade 0 erythema after {prev:g} mJ/cm²: escalate by {basis}, never above "
+                  f"{t.escalation_max_percent:g} %, to {dose} mJ/cm².")
+
+
+def _after_blister(t: LightTables, events: Sequence[LightEvent], dose: float, upper: float, step_pct: float,
+                   reasons: list[str]) -> tuple[float, float]:
+    """After a blister the engine never raises the dose itself; a clinician may climb by half-steps after the hold."""
+    blisters = [i for i, e in enumerate(events) if is_blister(e.response, t)]
+    if not blisters or blisters[-1] == len(events) - 1:
+        return dose, upper
+    prev = events[-1].dose_mj_cm2
+    since = len(events) - 1 - blisters[-1]
+    if dose > prev:
+        reasons.append(f"This area blistered on {events[blisters[-1]].session_date.isoformat()}: the engine does not "
+                       f"raise the dose after a blister without a clinician's override; hold at {prev:g} mJ/cm².")
+    dose = min(dose, prev)
+    if since <= t.blister_hold_sessions:
+        return dose, min(upper, prev)
+    half = math.floor(prev * (1 + step_pct / 100 * t.blister_climb_fraction))
+    reasons.append(f"The {t.blister_hold_sessions}-session hold after the blister is over: a clinician may climb by "
+                   f"a half-step, to at most {half} mJ/cm², with a reason ({t.sources['erythema']}).")
+    return dose, min(upper, half)
+
+
+def _missed(t: LightTables, last: LightEvent, visit_date: date, interval_days: int, start: float, dose: float,
+            upper: float, reasons: list[str]) -> tuple[float, float]:
+    delay = (visit_date - last.session_date).days - interval_days
+    rule = next((m for m in t.missed if m.from_days <= delay and (m.to_days is None or delay <= m.to_days)), None)
+    if rule is None or rule.action == "keep":
+        return dose, upper
+    if rule.action == "reduce":
+        target = math.floor(last.dose_mj_cm2 * (1 - rule.reduce_percent / 100))
+        what = f"reduce the last dose by {rule.reduce_percent:g} % to {target} mJ/cm²"
+    else:
+        target = math.floor(start)
+        what = f"restart at the start dose of {target} mJ/cm²"
+    if target < dose:
+        reasons.append(f"The visit is {delay} days later than the planned interval of {interval_days} days: {what} "
+                       f"({t.sources['missed']}; applied to the delay beyond the planned interval, a team default).")
+    return min(dose, target), min(upper, target)

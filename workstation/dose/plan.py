@@ -1,0 +1,129 @@
+"""What the dose engine proposes: a plan per session, an AreaPlan per treatment area, every number with its bounds and
+a sentence saying why. Plans serialise to plain dicts (JSON) so the recorder can store them beside the session."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+ENGINE_VERSION = "dose-engine/1"
+OVERRIDABLE = ("target_dose_mj_cm2", "depth_mm", "stroke_rate_hz", "passes")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range a clinician may move a proposed number within (protocol, tables and device limits together)."""
+
+    minimum: float
+    maximum: float
+    unit: str
+    step: float | None = None
+
+
+@dataclass(frozen=True)
+class Override:
+    field: str
+    proposed: float | None
+    value: float
+    reason: str
+    who: str
+    at: str  # ISO 8601, UTC
+
+
+@dataclass(frozen=True)
+class AreaPlan:
+    area_id: int
+    label: str
+    body_region: str
+    lesion_type: str
+    skin_type: str
+    modality: str  # "light", "needling", "both" or "none"
+    pih_prone: bool
+    target_dose_mj_cm2: float | None = None
+    depth_mm: float | None = None
+    stroke_rate_hz: float | None = None
+    passes: int | None = None
+    bounds: dict[str, Bounds] = field(default_factory=dict)
+    reasons: tuple[str, ...] = ()
+    not_before: dict[str, date] = field(default_factory=dict)  # modality -> first date it is allowed
+    overrides: tuple[Override, ...] = ()
+
+    @property
+    def has_light(self) -> bool:
+        return self.modality in ("light", "both")
+
+    @property
+    def has_needling(self) -> bool:
+        return self.modality in ("needling", "both")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+    first_allowed_date: date
+
+
+@dataclass(frozen=True)
+class Step:
+    """One item of the visit's order: light first on intact skin, needling after."""
+
+    modality: str
+    area_id: int
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    course_id: int
+    protocol_id: str
+    protocol_version: int
+    visit_date: date
+    session_number: int
+    areas: tuple[AreaPlan, ...]
+    steps: tuple[Step, ...] = ()
+    blocks: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    aftercare: tuple[str, ...] = ()
+    refusal: Refusal | None = None
+    device_model: str | None = None
+    engine_version: str = ENGINE_VERSION
+
+    @property
+    def refused(self) -> bool:
+        return self.refusal is not None
+
+    def area(self, area_id: int) -> AreaPlan:
+        return next(a for a in self.areas if a.area_id == area_id)
+
+    def with_area(self, new: AreaPlan) -> SessionPlan:
+        """The same plan with one area's plan replaced (after an override)."""
+        return dataclasses.replace(self, areas=tuple(new if a.area_id == new.area_id else a for a in self.areas))
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self), default=_encode))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SessionPlan:
+        areas = tuple(
+            AreaPlan(**{**a, "bounds": {k: Bounds(**b) for k, b in a["bounds"].items()},
+                        "reasons": tuple(a["reasons"]),
+                        "not_before": {k: date.fromisoformat(v) for k, v in a["not_before"].items()},
+                        "overrides": tuple(Override(**o) for o in a["overrides"])})
+            for a in d["areas"])
+        refusal = d.get("refusal")
+        return cls(**{**d, "visit_date": date.fromisoformat(d["visit_date"]), "areas": areas,
+                      "steps": tuple(Step(**s) for s in d["steps"]), "blocks": tuple(d["blocks"]),
+                      "warnings": tuple(d["warnings"]), "aftercare": tuple(d["aftercare"]),
+                      "refusal": Refusal(refusal["reason"], date.fromisoformat(refusal["first_allowed_date"]))
+                      if refusal else None})
+
+
+def _encode(obj: Any) -> Any:
+    if isinstance(obj, date):
+        return obj.isoformat()
+    raise TypeError(f"{type(obj).__name__} is not serialisable")
