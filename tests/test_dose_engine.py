@@ -259,6 +259,12 @@ def test_screening_blocks_warnings_and_unanswered_items():
     assert q.area(1).modality == "needling" and any("not been answered" in b for b in q.blocks)
 
 
+def test_full_repigmentation_suggests_stop_or_maintenance():
+    done = dataclasses.replace(light(1, 0, 300), responses=(Response(1, 0, repigmentation_band="76-100"),))
+    assert any("maintenance" in w for w in plan(HYPO, [mk_area()], [done], day=7).warnings)
+    assert not any("maintenance" in w for w in plan(HYPO, [mk_area()], [light(1, 0, 300)], day=7).warnings)
+
+
 def test_wrong_lesion_for_protocol_plans_nothing():
     a = plan(HYPO, [mk_area(lesion="atrophic_scar")]).area(1)
     assert a.modality == "none" and "not for atrophic scar" in a.reasons[0]

@@ -182,6 +182,36 @@ def test_bad_input_is_a_sentence(store, call, match):
         call(store, p)
 
 
+def test_recording_checksum_is_verified(store, tmp_path):
+    import hashlib
+
+    p = store.create_patient()
+    area = store.add_area(p.id, "a", "back", "atrophic_scar", 4, "II")
+    c = store.create_course(p.id, _protocol("atrophic-scar-needling"), [area.id], date(2026, 1, 1))
+    sid = store.add_session(c.id, date(2026, 1, 1))
+    rec = tmp_path / "s.h5"
+    rec.write_bytes(b"recording bytes")
+    store.link_recording(sid, rec.name, hashlib.sha256(b"recording bytes").hexdigest())
+    assert store.verify_recording(sid, root=tmp_path)
+    rec.write_bytes(b"tampered")
+    assert not store.verify_recording(sid, root=tmp_path)
+    with pytest.raises(UserError, match="no recording"):
+        store.verify_recording(store.add_session(c.id, date(2026, 2, 1)))
+
+
+def test_plan_overrides_are_stored_with_the_session(store):
+    p = store.create_patient()
+    area = store.add_area(p.id, "a", "back", "atrophic_scar", 4, "II")
+    c = store.create_course(p.id, _protocol("atrophic-scar-needling"), [area.id], date(2026, 1, 1))
+    plan = {"areas": [{"area_id": area.id, "overrides": [
+        {"field": "depth_mm", "proposed": 1.5, "value": 1.6, "reason": "deep scar", "who": "dr b",
+         "at": "2026-01-01T10:00:00+00:00"}]}]}
+    sid = store.add_session(c.id, date(2026, 1, 1), plan=plan)
+    (row,) = store.overrides(sid)
+    assert (row["field"], row["proposed"], row["value"], row["reason"], row["who"]) == (
+        "depth_mm", 1.5, 1.6, "deep scar", "dr b")
+
+
 def test_course_area_must_belong_to_patient(store):
     a, b = store.create_patient(), store.create_patient()
     area = store.add_area(b.id, "x", "back", "atrophic_scar", 4, "II")

@@ -48,6 +48,12 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
         plans.append(plan)
         too_early.extend(early)
         timing_ok = timing_ok or ok
+        last = next((s.response(area.id) for s in reversed(history) if s.response(area.id)), None)
+        if last is not None and last.repigmentation_band == "76-100":
+            warnings.append(f"Area {area.label}: repigmentation reached the 76–100 % band. The excimer trial stopped "
+                            "at 100 % visual correction and pigment declined over 6 months, so maintenance sessions "
+                            "follow (Alexiades-Armenakas et al., Arch Dermatol 2004): review whether to stop or "
+                            "move to maintenance.")
         if area.skin_type in tables.warning_skin_types:
             warnings.append(f"Area {area.label}: skin type {area.skin_type} needs care (CLINICAL.md screening "
                             "warnings); acknowledge before treating.")

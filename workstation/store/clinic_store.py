@@ -16,8 +16,10 @@ from typing import Any
 
 from workstation.errors import UserError
 from workstation.protocols.model import LESION_TYPES, SKIN_TYPES, Protocol
-from workstation.store.migrations import LATEST_VERSION, migrate, schema_version
-from workstation.store.paths import clinic_db_path, default_db_path, training_db_path
+from workstation.store.connection import connect
+from workstation.store.export import export_dict, sha256_of
+from workstation.store.migrations import schema_version
+from workstation.store.paths import default_db_path
 from workstation.store.records import (
     REPIGMENTATION_BANDS,
     Area,
@@ -41,6 +43,9 @@ def _now() -> str:
 
 
 class ClinicStore:
+    """One connection, used from the thread that opened it; another thread opens its own ClinicStore on the same
+    file (WAL lets readers and one writer work at once)."""
+
     def __init__(self, conn: sqlite3.Connection, path: Path, role: str) -> None:
         self._conn = conn
         self.path = path
@@ -49,46 +54,11 @@ class ClinicStore:
     # ---- opening -------------------------------------------------------------------------------------------
     @classmethod
     def open(cls, path: Path | str | None = None, *, training: bool) -> ClinicStore:
+        """Open (creating and migrating if needed) the clinic database, or with training=True the training one.
+        A database marked with the other role is refused before anything is written to it."""
         role = "training" if training else "clinic"
         path = Path(path).expanduser() if path is not None else default_db_path(training=training)
-        other = clinic_db_path() if training else training_db_path()
-        if path.resolve() == other.resolve():
-            raise UserError(f"{path} is the {'clinic' if training else 'training'} database; a {role} store cannot "
-                            f"open it. Use {default_db_path(training=training)} instead.")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA busy_timeout = 5000")
-            found = cls._role_of(conn, path)
-            if found is not None and found != role:
-                raise UserError(f"{path} is marked as a {found} database; a {role} store cannot open it. "
-                                f"{'Simulation uses the training database.' if training else 'Open it in simulation.'}")
-            version = schema_version(conn)
-            if version > LATEST_VERSION:
-                raise UserError(f"{path} has schema version {version}, newer than this program knows "
-                                f"({LATEST_VERSION}); update the workstation software.")
-            if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
-                raise UserError(f"{path} could not be switched to WAL mode; put it on a local disk.")
-            migrate(conn, role=role if found is None else None)
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise UserError(f"{path} is not a Cicatrix database or is damaged ({exc}); check the path.") from exc
-        except BaseException:
-            conn.close()
-            raise
-        return cls(conn, path, role)
-
-    @staticmethod
-    def _role_of(conn: sqlite3.Connection, path: Path) -> str | None:
-        if schema_version(conn) == 0:
-            if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-                raise UserError(f"{path} is an SQLite file of another program; choose another path.")
-            return None
-        row = conn.execute("SELECT value FROM meta WHERE key = 'role'").fetchone()
-        if row is None:
-            raise UserError(f"{path} has no role marker (clinic or training); it cannot be used safely.")
-        return str(row[0])
+        return cls(connect(path, role), path, role)
 
     def close(self) -> None:
         self._conn.close()
@@ -249,11 +219,19 @@ class ClinicStore:
     # ---- sessions, treatments, responses, recordings ---------------------------------------------------------
     def add_session(self, course_id: int, session_date: date, *, device_model: str | None = None,
                     plan: dict[str, Any] | None = None) -> int:
+        """Add a session with its plan (SessionPlan.to_dict()); the plan's overrides go to plan_overrides in the
+        same transaction, so a change and its reason are never stored apart from the session."""
         self.course(course_id)
         with self.transaction() as c:
-            return int(c.execute("INSERT INTO sessions (course_id, session_date, plan_json, device_model) "
-                                 "VALUES (?, ?, ?, ?)", (course_id, session_date.isoformat(),
-                                                         json.dumps(plan) if plan else None, device_model)).lastrowid)
+            sid = int(c.execute("INSERT INTO sessions (course_id, session_date, plan_json, device_model) "
+                                "VALUES (?, ?, ?, ?)", (course_id, session_date.isoformat(),
+                                                        json.dumps(plan) if plan else None, device_model)).lastrowid)
+            for area in (plan or {}).get("areas", []):
+                for o in area.get("overrides", []):
+                    c.execute("INSERT INTO plan_overrides (session_id, area_id, field, proposed, value, reason, who, "
+                              "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (sid, area["area_id"], o["field"], o["proposed"],
+                                                                       o["value"], o["reason"], o["who"], o["at"]))
+        return sid
 
     def session_plan(self, session_id: int) -> dict[str, Any] | None:
         row = self._one("SELECT plan_json FROM sessions WHERE id = ?", (session_id,))
@@ -308,22 +286,24 @@ class ClinicStore:
             out.append(session_from(s, treatments, responses))
         return out
 
+    def recording(self, session_id: int) -> tuple[str, str] | None:
+        """(path, sha256) of the session's recording, if one is linked."""
+        row = self._one("SELECT path, sha256 FROM recordings WHERE session_id = ?", (session_id,))
+        return (row["path"], row["sha256"]) if row else None
+
+    def verify_recording(self, session_id: int, root: Path | None = None) -> bool:
+        """Recompute the recording's SHA-256 (relative paths are taken from `root`) and compare it with the index."""
+        linked = self.recording(session_id)
+        if linked is None:
+            raise UserError(f"Session {session_id} has no recording linked.")
+        path = Path(linked[0]) if root is None else root / linked[0]
+        try:
+            return sha256_of(path) == linked[1]
+        except OSError as exc:
+            raise UserError(f"The recording {path} could not be read ({exc.strerror}).") from exc
+
     def export_patient(self, pseudonym: str) -> dict[str, Any]:
         """Everything about a patient's treatment under the pseudonym only: no identifying field is included."""
         p = self.get_patient(pseudonym)
-        return json.loads(json.dumps({
-            "pseudonym": p.pseudonym,
-            "screening": [a.__dict__ for a in self.screening(p.id)],
-            "meds": [m.__dict__ for m in self.meds(p.id)],
-            "areas": [a.__dict__ for a in self.areas(p.id)],
-            "courses": [{"course": c.__dict__, "sessions": [s.__dict__ for s in self.history(c.id)]}
-                        for c in self.courses(p.id)],
-        }, default=_jsonable))
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, date):
-        return obj.isoformat()
-    if hasattr(obj, "__dataclass_fields__"):
-        return obj.__dict__
-    raise TypeError(type(obj).__name__)
+        return export_dict(p, self.screening(p.id), self.meds(p.id), self.areas(p.id),
+                           [(c, self.history(c.id)) for c in self.courses(p.id)])
