@@ -73,15 +73,40 @@ MALFORMED = [
     ("needling interval below table", "min_interval_days = 28", "min_interval_days = 14",
      "needling.min_interval_days", "at least 28"),
     ("missing needling table", "[needling]\n", "[needling_]\n", "needling", "missing"),
-    ("UV on PIH", 'lesion_types = ["atrophic_scar"]', 'lesion_types = ["pih"]\n[light]\nstart_method = "fixed"',
-     "modalities", ""),
+    ("modalities missing", 'modalities = ["needling"]\n', "", "modalities", "missing"),
 ]
 
 
-@pytest.mark.parametrize("desc,old,new,key,words", MALFORMED, ids=[m[0] for m in MALFORMED])
-def test_each_malformed_protocol_names_file_key_and_problem(tmp_path, desc, old, new, key, words):
+LIGHT = seeds_dir() / "protocols" / "hypopigmented-scar-light.toml"
+MALFORMED_LIGHT = [
+    ("med_minus missing", "med_minus_mj_cm2 = 50\n", "", "light.med_minus_mj_cm2", "missing"),
+    ("escalation above 20 %", "escalation_percent = 10", "escalation_percent = 25", "light.escalation_percent",
+     "between 5 and 20"),
+    ("cap not cited as team default", 'cumulative_cap_mj_cm2 = "team-default"', 'cumulative_cap_mj_cm2 = "photonet"',
+     "light.cite.cumulative_cap_mj_cm2", "team default"),
+    ("duplicate source key", 'key = "photonet"', 'key = "relume-seed"', "sources[", "another source"),
+    ("source without citation", 'citation = "Photonet protocol / NHS Tayside: at least 48 h between treatments"',
+     "", "sources[2].citation", "missing"),
+    ("sessions above max", "sessions_max = 20", "sessions_max = 8", "course.sessions", "within"),
+    ("unknown start method", 'start_method = "med_minus"', 'start_method = "guess"', "light.start_method", "one of"),
+    ("bad skin type", "min_interval_days = 2\n", 'min_interval_days = 2\nrepeat_dose_skin_types = ["VII"]\n',
+     "light.repeat_dose_skin_types", "unknown"),
+    ("light interval below table", "min_interval_days = 2\n", "min_interval_days = 1\n", "light.min_interval_days",
+     "at least 2"),
+    ("cite not a table", "[light.cite]\n", "[light.citations]\n", "light.citations", "not a known key"),
+    ("needling table without modality", "[light]\n", "[needling]\ndepth_choice = \"lower\"\n\n[light]\n",
+     "needling", "not in modalities"),
+    ("cite of a missing number", 'min_interval_days = "photonet"\n',
+     'min_interval_days = "photonet"\nfixed_start_mj_cm2 = "photonet"\n', "light.cite.fixed_start_mj_cm2",
+     "not in [light]"),
+]
+CASES = [(GOOD, *m) for m in MALFORMED] + [(LIGHT, *m) for m in MALFORMED_LIGHT]
+
+
+@pytest.mark.parametrize("base,desc,old,new,key,words", CASES, ids=[c[1] for c in CASES])
+def test_each_malformed_protocol_names_file_key_and_problem(tmp_path, base, desc, old, new, key, words):
     bad = tmp_path / "bad.toml"
-    bad.write_text(_mutate(_good_text(), old, new))
+    bad.write_text(_mutate(base.read_text(), old, new))
     shutil.copy(FIXTURES / "missing_title.toml", tmp_path / "other.toml")
     lib = load_library([tmp_path])
     mine = [e for e in lib.errors if e.path == bad]
