@@ -138,7 +138,8 @@ def test_cumulative_cap_team_default():
 
 def test_skin_types_one_and_two_repeat_each_dose_on_striae():
     area = mk_area(lesion="striae_alba", skin="II")
-    assert dose_of(plan(STRIAE, [area], [light(1, 0, 200)], day=7)) == 200
+    first = plan(STRIAE, [area], [light(1, 0, 200)], day=7)
+    assert dose_of(first) == 200 and any("Flexsys 308" in r for r in first.area(1).reasons)
     assert dose_of(plan(STRIAE, [area], [light(1, 0, 200), light(2, 7, 200)], day=14)) == 220
     assert dose_of(plan(STRIAE, [mk_area(lesion="striae_alba", skin="III")], [light(1, 0, 200)], day=7)) == 220
 
@@ -217,7 +218,7 @@ def test_combined_visit_orders_light_before_needling_with_aftercare():
     assert [(s.modality, s.area_id) for s in p.steps] == [("light", 1), ("light", 2), ("needling", 1),
                                                           ("needling", 2)]
     assert any("24–48 h" in s for s in p.aftercare) and any("72 h" in s for s in p.aftercare)
-    assert any("Light first" in w for w in p.warnings)
+    assert any("Light first" in n for n in p.notes)
     needling_only = plan(ATROPHIC, [mk_area(lesion="atrophic_scar")])
     assert not any("24–48 h" in s for s in needling_only.aftercare)
 

@@ -78,6 +78,7 @@ MALFORMED = [
 
 
 LIGHT = seeds_dir() / "protocols" / "hypopigmented-scar-light.toml"
+STRIAE = seeds_dir() / "protocols" / "striae-alba-light.toml"
 MALFORMED_LIGHT = [
     ("med_minus missing", "med_minus_mj_cm2 = 50\n", "", "light.med_minus_mj_cm2", "missing"),
     ("escalation above 20 %", "escalation_percent = 10", "escalation_percent = 25", "light.escalation_percent",
@@ -89,8 +90,6 @@ MALFORMED_LIGHT = [
      "", "sources[2].citation", "missing"),
     ("sessions above max", "sessions_max = 20", "sessions_max = 8", "course.sessions", "within"),
     ("unknown start method", 'start_method = "med_minus"', 'start_method = "guess"', "light.start_method", "one of"),
-    ("bad skin type", "min_interval_days = 2\n", 'min_interval_days = 2\nrepeat_dose_skin_types = ["VII"]\n',
-     "light.repeat_dose_skin_types", "unknown"),
     ("light interval below table", "min_interval_days = 2\n", "min_interval_days = 1\n", "light.min_interval_days",
      "at least 2"),
     ("cite not a table", "[light.cite]\n", "[light.citations]\n", "light.citations", "not a known key"),
@@ -100,7 +99,13 @@ MALFORMED_LIGHT = [
      'min_interval_days = "photonet"\nfixed_start_mj_cm2 = "photonet"\n', "light.cite.fixed_start_mj_cm2",
      "not in [light]"),
 ]
-CASES = [(GOOD, *m) for m in MALFORMED] + [(LIGHT, *m) for m in MALFORMED_LIGHT]
+MALFORMED_STRIAE = [
+    ("bad skin type", 'repeat_dose_skin_types = ["I", "II"]', 'repeat_dose_skin_types = ["VII"]',
+     "light.repeat_dose_skin_types", "unknown"),
+    ("uncited rule", 'repeat_dose_skin_types = "flexsys-308"\n', "", "light.repeat_dose_skin_types", "no citation"),
+]
+CASES = ([(GOOD, *m) for m in MALFORMED] + [(LIGHT, *m) for m in MALFORMED_LIGHT]
+         + [(STRIAE, *m) for m in MALFORMED_STRIAE])
 
 
 @pytest.mark.parametrize("base,desc,old,new,key,words", CASES, ids=[c[1] for c in CASES])

@@ -73,11 +73,11 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
         aftercare += tables.aftercare["light"]
     if any(p.has_needling for p in plans):
         aftercare += tables.aftercare["needling"]
-    if any(p.has_light for p in plans) and any(p.has_needling for p in plans):
-        warnings.append(ORDER_REASON)
+    notes = (ORDER_REASON,) if any(p.has_light for p in plans) and any(p.has_needling for p in plans) else ()
     return SessionPlan(course_id=course.id, protocol_id=protocol.id, protocol_version=protocol.version,
                        visit_date=visit_date, session_number=number, areas=tuple(plans), steps=steps,
-                       blocks=tuple(blocks), warnings=tuple(warnings), aftercare=tuple(aftercare), refusal=refusal,
+                       blocks=tuple(blocks), warnings=tuple(warnings), aftercare=tuple(aftercare), notes=notes,
+                       refusal=refusal,
                        device_model=device_model)
 
 

@@ -172,7 +172,7 @@ def _escalate(p: Protocol, t: LightTables, area: Area, prev: float, events: Sequ
     assert rules is not None
     if area.skin_type in rules.repeat_dose_skin_types and (len(events) < 2 or events[-2].dose_mj_cm2 != prev):
         return prev, (f"No erythema after {prev:g} mJ/cm², but skin type {area.skin_type} repeats each dose once "
-                      f"before it is raised (Flexsys 308 vendor protocol): hold.")
+                      f"before it is raised{p.citation('light.repeat_dose_skin_types')}: hold.")
     cap = prev * t.escalation_max_percent / 100
     if rules.escalation_method == "skin_type_table":
         step = min(t.by_skin_type[area.skin_type].increment_mj_cm2, cap)

@@ -86,6 +86,7 @@ class SessionPlan:
     blocks: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     aftercare: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # information, nothing to acknowledge (e.g. the order of the visit)
     refusal: Refusal | None = None
     device_model: str | None = None
     engine_version: str = ENGINE_VERSION
@@ -118,7 +119,7 @@ class SessionPlan:
         refusal = d.get("refusal")
         return cls(**{**d, "visit_date": date.fromisoformat(d["visit_date"]), "areas": areas,
                       "steps": tuple(Step(**s) for s in d["steps"]), "blocks": tuple(d["blocks"]),
-                      "warnings": tuple(d["warnings"]), "aftercare": tuple(d["aftercare"]),
+                      "warnings": tuple(d["warnings"]), "aftercare": tuple(d["aftercare"]), "notes": tuple(d.get("notes", ())),
                       "refusal": Refusal(refusal["reason"], date.fromisoformat(refusal["first_allowed_date"]))
                       if refusal else None})
 

@@ -36,6 +36,8 @@ DEVICE_DOSE_MJ_CM2 = (1.0, 5000.0)
 DEVICE_STROKE_RATE_HZ = (50.0, 150.0)
 # Numbers CLINICAL.md calls a team default: their citation must point at a source marked team_default = true.
 MUST_BE_TEAM_DEFAULT = ("light.cumulative_cap_mj_cm2",)
+# Clinical rules that are not numbers but still need a source.
+CITED_NON_NUMBERS = ("repeat_dose_skin_types",)
 
 
 def parse_protocol(path: Path, data: dict[str, Any]) -> tuple[Protocol | None, list[ProtocolError]]:
@@ -159,7 +161,8 @@ def _needling(r: Reader) -> NeedlingRules | None:
 
 
 def _citations(r: Reader, sources: list[Source] | None) -> dict[str, str]:
-    """Every number in [course], [light] and [needling] must name its source in that section's `cite` table."""
+    """Every number (and each rule in CITED_NON_NUMBERS) in [course], [light] and [needling] must name its source in
+    that section's `cite` table."""
     known = {s.key: s for s in sources or []}
     cite: dict[str, str] = {}
     for section in ("course", "light", "needling"):
@@ -171,7 +174,7 @@ def _citations(r: Reader, sources: list[Source] | None) -> dict[str, str]:
             r.error(f"{section}.cite", "must be a table mapping each number's key to a source key.")
             continue
         for key, value in body.items():
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if key not in CITED_NON_NUMBERS and (isinstance(value, bool) or not isinstance(value, int | float)):
                 continue
             dotted = f"{section}.{key}"
             ref = table.get(key)
