@@ -78,10 +78,12 @@ def test_start_dose_by_skin_type_jaad_table_iv(skin, start):
     (STRIAE, [MedMeasurement("XTRAC", 400, D0)], 200, "50 % of the MED"),            # JAAD: 50 % of MED
     (HYPO, [MedMeasurement("OTHER", 400, D0)], 260, "does not carry"),               # MED per device model
     (HYPO, [], 260, "no MED is on file"),
+    (HYPO, [MedMeasurement("XTRAC", 400, D0)], 260, "no device model was given"),
     (HYPO, [MedMeasurement("XTRAC", 30, D0)], 260, "below the device minimum"),
 ])
 def test_start_from_med(protocol, meds, expected, words):
-    p = plan(protocol, [mk_area(lesion=LESION_OF[protocol])], meds=meds)
+    device = None if "no device model" in words else "XTRAC"
+    p = plan(protocol, [mk_area(lesion=LESION_OF[protocol])], meds=meds, device_model=device)
     assert dose_of(p) == expected
     assert any(words in r for r in p.area(1).reasons), p.area(1).reasons
 
@@ -219,6 +221,12 @@ def test_combined_visit_orders_light_before_needling_with_aftercare():
                                                           ("needling", 2)]
     assert any("24–48 h" in s for s in p.aftercare) and any("72 h" in s for s in p.aftercare)
     assert any("Light first" in n for n in p.notes)
+    for a in p.areas:                     # a sentence for every number
+        assert any(f"{a.target_dose_mj_cm2:g} mJ/cm²" in r for r in a.reasons)
+        assert any(r.startswith(f"Depth {a.depth_mm:g} mm") for r in a.reasons)
+        assert any(r.startswith(f"Stroke rate {a.stroke_rate_hz:g} Hz") for r in a.reasons)
+        assert any(r.startswith(f"{a.passes} pass") for r in a.reasons)
+    assert any("Screening answers on file date from 2026-03-01" in n for n in p.notes)
     needling_only = plan(ATROPHIC, [mk_area(lesion="atrophic_scar")])
     assert not any("24–48 h" in s for s in needling_only.aftercare)
 

@@ -73,10 +73,14 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
         aftercare += tables.aftercare["light"]
     if any(p.has_needling for p in plans):
         aftercare += tables.aftercare["needling"]
-    notes = (ORDER_REASON,) if any(p.has_light for p in plans) and any(p.has_needling for p in plans) else ()
+    notes = [ORDER_REASON] if any(p.has_light for p in plans) and any(p.has_needling for p in plans) else []
+    if screening:
+        dates = sorted(a.answered_on for a in screening)
+        notes.append(f"Screening answers on file date from {dates[0].isoformat()} to {dates[-1].isoformat()}; "
+                     "confirm nothing has changed since.")
     return SessionPlan(course_id=course.id, protocol_id=protocol.id, protocol_version=protocol.version,
                        visit_date=visit_date, session_number=number, areas=tuple(plans), steps=steps,
-                       blocks=tuple(blocks), warnings=tuple(warnings), aftercare=tuple(aftercare), notes=notes,
+                       blocks=tuple(blocks), warnings=tuple(warnings), aftercare=tuple(aftercare), notes=tuple(notes),
                        refusal=refusal,
                        device_model=device_model)
 

@@ -64,8 +64,13 @@ def start_dose(p: Protocol, t: LightTables, area: Area, meds: Sequence[MedMeasur
     mine = [m for m in meds if device_model and m.device_model == device_model]
     if not mine:
         others = sorted({m.device_model for m in meds})
-        why = (f"the MED on file was measured on {', '.join(others)}, and an MED does not carry to another device "
-               f"model" if others else "no MED is on file for this patient")
+        if device_model is None and others:
+            why = "no device model was given for this session, so no MED on file can be used"
+        elif others:
+            why = (f"the MED on file was measured on {', '.join(others)}, and an MED does not carry to another "
+                   f"device model")
+        else:
+            why = "no MED is on file for this patient"
         return table.start_mj_cm2, f"The protocol starts from the MED, but {why}. " + table_reason
     med = max(mine, key=lambda m: m.measured_on)
     if rules.start_method == "med_fraction":
