@@ -1,0 +1,64 @@
+"""The HDF5 layout of a session recording, in one place. `docs/recording-format.md` describes it for people.
+
+Every dataset exists before the file switches to single-writer/multiple-reader (SWMR) mode, because SWMR forbids
+creating objects or attributes afterwards; closing attributes are added once the writer has closed the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+FORMAT_NAME = "cicatrix-session"
+FORMAT_VERSION = 1
+
+MODES = ("clinical", "simulation")
+
+# Root attributes written at creation, and at close.
+ROOT_ATTRS = (
+    "format", "format_version", "session_uuid", "start_time_utc", "t0_host_s", "software_version", "mode",
+    "patient_pseudonym", "operator_id", "protocol_id", "protocol_version",
+)
+CLOSING_ATTRS = ("end_time_utc", "closed_cleanly", "close_note")
+
+DEVICES_GROUP = "devices"
+TELEMETRY = "telemetry"  # per device: compound dtype, one field per channel
+INDEX = "index"  # per device: one row per append, so a time window is found without reading the whole telemetry
+LOSSES = "losses"  # per device: samples the recorder could not keep (queue ceiling exceeded), never silent
+EVENTS = "events"
+COMMANDS = "commands"
+PLAN = "plan"
+
+_STR = h5py.string_dtype("utf-8")
+EVENT_DTYPE = np.dtype(
+    [("t_host_s", "<f8"), ("kind", _STR), ("severity", _STR), ("source", _STR), ("message", _STR),
+     ("details_json", _STR)]
+)
+COMMAND_DTYPE = np.dtype(
+    [("t_host_s", "<f8"), ("device", _STR), ("command", _STR), ("args_json", _STR), ("result", _STR),
+     ("t_reply_s", "<f8")]
+)
+PLAN_DTYPE = np.dtype([("t_host_s", "<f8"), ("plan_json", _STR)])
+INDEX_DTYPE = np.dtype([("row", "<u8"), ("t_host_s", "<f8")])
+LOSS_DTYPE = np.dtype([("t_first_host_s", "<f8"), ("t_last_host_s", "<f8"), ("samples_lost", "<u8")])
+
+TELEMETRY_CHUNK_ROWS = 4096  # ~160 kB: a 10-s window at 2 kHz touches about five chunks
+SMALL_CHUNK_ROWS = 256
+UNIT_SUFFIX = ".unit"  # telemetry attribute "<field>.unit", e.g. "irradiance_mw_cm2.unit" = "mW/cm²"
+DESCRIPTION_SUFFIX = ".description"
+
+
+def recording_path(directory: Path, session_uuid: str, day: dt.date) -> Path:
+    """`recordings/YYYY-MM-DD/<session-uuid>.h5` under `directory`."""
+    return Path(directory) / day.isoformat() / f"{session_uuid}.h5"
+
+
+def checksum_path(h5_path: Path) -> Path:
+    return h5_path.with_name(h5_path.name + ".sha256")
+
+
+def utc_now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")

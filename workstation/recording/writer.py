@@ -1,0 +1,424 @@
+"""The session recorder: a bus sink that writes a session to one HDF5 file from its own thread.
+
+Callers (device reader threads, which also run the safety monitor) only append to an in-memory inbox. The writer
+thread wakes every `flush_interval_s` (at most 250 ms), appends everything queued as one slab per dataset, and
+flushes, so a reader can follow the file live and a killed process loses at most the last interval.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from drivers.types import DriverInfo, Identity
+from workstation.bus import CommandRecord, Event, now_s
+from workstation.recording import format as fmt
+from workstation.recording.errors import RecordingError
+from workstation.recording.inbox import Inbox, Loss
+
+log = logging.getLogger(__name__)
+
+RECORDER_SOURCE = "recorder"  # events with this source are written by the recorder itself, not taken from the bus
+_PSEUDONYM = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_DEVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+ONE_HOUR_BOTH_DEVICES_BYTES = 600 * 2**20  # 2 devices x 2 kHz x ~40 B x 3600 s
+
+
+@dataclass(frozen=True, slots=True)
+class SessionMeta:
+    """Who and what a recording is about. The patient is a pseudonymous id, never a name."""
+
+    session_uuid: str
+    mode: str  # "clinical" or "simulation"
+    patient_pseudonym: str
+    operator_id: str
+    protocol_id: str
+    protocol_version: str
+    software_version: str
+
+    def check(self) -> None:
+        try:
+            uuid.UUID(self.session_uuid)
+        except ValueError:
+            raise RecordingError(f"The session id {self.session_uuid!r} is not a UUID.") from None
+        if self.mode not in fmt.MODES:
+            raise RecordingError(f"The session mode must be one of {', '.join(fmt.MODES)}, not {self.mode!r}.")
+        if not _PSEUDONYM.match(self.patient_pseudonym):
+            raise RecordingError(
+                f"The patient id {self.patient_pseudonym!r} is not a pseudonymous id (letters, digits and . _ : - "
+                "only, no spaces): recordings never hold a patient's name."
+            )
+
+
+@dataclass(slots=True)
+class RecorderStats:
+    rows_written: dict[str, int] = field(default_factory=dict)
+    samples_lost: dict[str, int] = field(default_factory=dict)
+    events_written: int = 0
+    commands_written: int = 0
+    flushes: int = 0
+    writer_cpu_s: float = 0.0
+    max_queue_items: int = 0
+    max_queue_rows: int = 0
+
+
+class SessionRecorder:
+    """Create with `SessionRecorder.create`, `add_device` for each device, `start`, subscribe to the bus, `close`."""
+
+    def __init__(
+        self,
+        path: Path,
+        h5: h5py.File,
+        *,
+        on_alarm: Callable[[Event], None] | None,
+        on_error: Callable[[RecordingError], None] | None,
+        on_flush: Callable[[dict[str, int]], None] | None,
+        flush_interval_s: float,
+        queue_alarm_rows: int,
+        queue_ceiling_bytes: int,
+        reserve_bytes: int,
+    ) -> None:
+        self.path = path
+        self._h5 = h5
+        self._on_alarm = on_alarm
+        self._on_error = on_error
+        self._on_flush = on_flush
+        self.flush_interval_s = flush_interval_s
+        self._reserve_bytes = reserve_bytes
+        self._inbox = Inbox(queue_alarm_rows, queue_ceiling_bytes)
+        self._telemetry: dict[str, h5py.Dataset] = {}
+        self._index: dict[str, h5py.Dataset] = {}
+        self._losses: dict[str, h5py.Dataset] = {}
+        self._dtypes: dict[str, np.dtype] = {}
+        self.stats = RecorderStats()
+        self.error: RecordingError | None = None
+        self._alarm_raised = False
+        self._loss_alarm_raised = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sha256: str | None = None
+        self._closed = False
+
+    # --- creation -------------------------------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        directory: str | Path,
+        meta: SessionMeta,
+        *,
+        on_alarm: Callable[[Event], None] | None = None,
+        on_error: Callable[[RecordingError], None] | None = None,
+        on_flush: Callable[[dict[str, int]], None] | None = None,
+        flush_interval_s: float = 0.2,
+        queue_alarm_rows: int = 40_000,  # 10 s of both devices at 2 kHz
+        queue_ceiling_bytes: int = 256 * 2**20,
+        min_free_bytes: int = ONE_HOUR_BOTH_DEVICES_BYTES,
+        reserve_bytes: int = 50 * 2**20,
+        t0_host_s: float | None = None,
+    ) -> SessionRecorder:
+        """Open `directory/YYYY-MM-DD/<uuid>.h5` for a new session; RecordingError if that cannot be done safely."""
+        meta.check()
+        if not 0 < flush_interval_s <= 0.25:
+            raise ValueError("flush_interval_s must be in (0, 0.25] s: a crash may lose at most 250 ms")
+        start_utc = fmt.utc_now_iso()
+        path = fmt.recording_path(Path(directory), meta.session_uuid, fmt.dt.date.fromisoformat(start_utc[:10]))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecordingError(f"Cannot create the recordings folder {path.parent}: {exc.strerror or exc}.") from exc
+        free = shutil.disk_usage(path.parent).free
+        if free < min_free_bytes:
+            raise RecordingError(
+                f"Only {free / 2**20:.0f} MB are free on the disk holding {path.parent}; a session needs at least "
+                f"{min_free_bytes / 2**20:.0f} MB. Free some space or choose another recordings folder."
+            )
+        if path.exists():
+            raise RecordingError(f"The recording {path} already exists; a session never overwrites a recording.")
+        try:
+            h5 = h5py.File(path, "w-", libver="latest")
+        except OSError as exc:
+            raise RecordingError(f"Cannot create the recording {path}: {exc}. Check the folder is writable.") from exc
+        try:
+            cls._write_layout(h5, meta, start_utc, now_s() if t0_host_s is None else t0_host_s)
+        except Exception:
+            h5.close()
+            path.unlink(missing_ok=True)
+            raise
+        return cls(
+            path, h5, on_alarm=on_alarm, on_error=on_error, on_flush=on_flush, flush_interval_s=flush_interval_s,
+            queue_alarm_rows=queue_alarm_rows, queue_ceiling_bytes=queue_ceiling_bytes, reserve_bytes=reserve_bytes,
+        )
+
+    @staticmethod
+    def _write_layout(h5: h5py.File, meta: SessionMeta, start_utc: str, t0_host_s: float) -> None:
+        a = h5.attrs
+        a["format"] = fmt.FORMAT_NAME
+        a["format_version"] = fmt.FORMAT_VERSION
+        a["session_uuid"] = meta.session_uuid
+        a["start_time_utc"] = start_utc
+        a["t0_host_s"] = t0_host_s  # session time 0 on the host's monotonic clock
+        a["software_version"] = meta.software_version
+        a["mode"] = meta.mode
+        a["patient_pseudonym"] = meta.patient_pseudonym
+        a["operator_id"] = meta.operator_id
+        a["protocol_id"] = meta.protocol_id
+        a["protocol_version"] = meta.protocol_version
+        h5.create_group(fmt.DEVICES_GROUP)
+        for name, dtype in ((fmt.EVENTS, fmt.EVENT_DTYPE), (fmt.COMMANDS, fmt.COMMAND_DTYPE), (fmt.PLAN, fmt.PLAN_DTYPE)):
+            ds = h5.create_dataset(name, (0,), dtype=dtype, maxshape=(None,), chunks=(fmt.SMALL_CHUNK_ROWS,))
+            ds.attrs["t_host_s.unit"] = "s"
+
+    def add_device(
+        self, name: str, driver_info: DriverInfo, identity: Identity, block_dtype: np.dtype, calibration: dict[str, Any]
+    ) -> None:
+        """Declare a device before `start`: under SWMR no dataset can be added later."""
+        if self._thread is not None:
+            raise RuntimeError("add_device must be called before start()")
+        if not _DEVICE_NAME.match(name) or name in self._telemetry:
+            raise ValueError(f"device name {name!r} is not a new lower-case identifier")
+        block_dtype = np.dtype(block_dtype)
+        channels = {c.name: c for c in driver_info.channels}
+        missing = [f for f in block_dtype.names or () if f not in channels]
+        if missing:
+            raise ValueError(f"{driver_info.name} declares no channel (unit) for block fields {missing}")
+        g = self._h5.require_group(fmt.DEVICES_GROUP).create_group(name)
+        extra = identity.extra
+        attrs = {
+            "driver_name": driver_info.name, "driver_kind": driver_info.kind, "driver_version": driver_info.version,
+            "driver_description": driver_info.description, "nominal_rate_hz": driver_info.nominal_rate_hz,
+            "model": identity.model, "serial_number": identity.serial_number, "firmware": identity.firmware,
+            "device_protocol_version": identity.protocol_version,
+            "identity_json": json.dumps(identity.as_dict(), sort_keys=True, default=str),
+            "calibration_json": json.dumps(calibration, sort_keys=True, default=str),
+        }
+        if "lamp_hours" in extra:
+            attrs["lamp_hours_h"] = float(extra["lamp_hours"])
+        if "cartridge_strokes" in extra:
+            attrs["cartridge_strokes"] = int(extra["cartridge_strokes"])
+        g.attrs.update(attrs)
+        ds = g.create_dataset(fmt.TELEMETRY, (0,), dtype=block_dtype, maxshape=(None,),
+                              chunks=(fmt.TELEMETRY_CHUNK_ROWS,))
+        for f in block_dtype.names or ():
+            ds.attrs[f + fmt.UNIT_SUFFIX] = channels[f].unit
+            ds.attrs[f + fmt.DESCRIPTION_SUFFIX] = channels[f].description
+        self._telemetry[name] = ds
+        self._index[name] = g.create_dataset(fmt.INDEX, (0,), dtype=fmt.INDEX_DTYPE, maxshape=(None,),
+                                             chunks=(fmt.SMALL_CHUNK_ROWS,))
+        self._losses[name] = g.create_dataset(fmt.LOSSES, (0,), dtype=fmt.LOSS_DTYPE, maxshape=(None,),
+                                              chunks=(fmt.SMALL_CHUNK_ROWS,))
+        self._dtypes[name] = block_dtype
+        self.stats.rows_written[name] = 0
+        self.stats.samples_lost[name] = 0
+
+    def start(self) -> None:
+        """Switch the file to SWMR and start the writer thread."""
+        if self._thread is not None:
+            return
+        self._h5.flush()
+        self._h5.swmr_mode = True
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._thread.start()
+
+    # --- the sink: called in publishers' threads, never waits on the disk ----------------------------------------
+    def on_block(self, device: str, block: np.ndarray) -> None:
+        if self._closed or len(block) == 0:
+            return
+        state = self._inbox.put_block(device, block.copy())
+        if state == "kept":
+            if self._alarm_raised and self._inbox.rows < self._inbox.alarm_rows // 2:
+                self._alarm_raised = self._loss_alarm_raised = False
+        elif state == "alarm" and not self._alarm_raised:
+            self._alarm_raised = True
+            self._alarm("high", f"The recorder is falling behind: {self._inbox.rows} samples are waiting to be "
+                        "written. They are kept in memory; stop the session if this persists.",
+                        queued_samples=self._inbox.rows)
+        elif state == "lost" and not self._loss_alarm_raised:
+            self._loss_alarm_raised = True
+            self._alarm("high", f"The recorder's memory ceiling is reached: samples of {device} are being lost "
+                        "(their count is kept in the recording). Stop the session.", device=device)
+
+    def on_event(self, event: Event) -> None:
+        if not self._closed and event.source != RECORDER_SOURCE:
+            self._inbox.put(("event", event))
+
+    def on_command(self, record: CommandRecord) -> None:
+        if not self._closed:
+            self._inbox.put(("command", record))
+
+    def write_plan(self, plan: dict[str, Any]) -> None:
+        """Record the session plan the protocol engine computed, with its reasons (any JSON-able dict)."""
+        self._inbox.put(("plan", now_s(), json.dumps(plan, sort_keys=True, default=str, ensure_ascii=False)))
+
+    def _alarm(self, severity: str, message: str, **details: Any) -> Event:
+        event = Event(now_s(), "alarm", severity, RECORDER_SOURCE, message, details)
+        self._inbox.put(("event", event))
+        if self._on_alarm is not None:
+            self._on_alarm(event)
+        return event
+
+    # --- the writer thread ----------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        cpu0 = time.thread_time()
+        next_space_check = 0.0
+        while True:
+            stopping = self._stop.wait(self.flush_interval_s)
+            try:
+                self._write(self._inbox.take_all())
+                self._h5.flush()
+                self.stats.flushes += 1
+                if self._on_flush is not None:
+                    self._on_flush(dict(self.stats.rows_written))
+                if time.monotonic() >= next_space_check:
+                    next_space_check = time.monotonic() + 1.0
+                    self._check_space()
+            except Exception as exc:  # noqa: BLE001 - any failure to write is reported, then the writer stops
+                self._fail(exc)
+                return
+            finally:
+                self.stats.writer_cpu_s = time.thread_time() - cpu0
+                self.stats.max_queue_items = self._inbox.max_depth_items
+                self.stats.max_queue_rows = self._inbox.max_depth_rows
+            if stopping and len(self._inbox) == 0:
+                return
+
+    def _write(self, taken: Any) -> None:
+        blocks: dict[str, list[np.ndarray]] = {}
+        events: list[Event] = []
+        commands: list[CommandRecord] = []
+        plans: list[tuple[float, str]] = []
+        for item in taken.items:
+            kind = item[0]
+            if kind == "block":
+                blocks.setdefault(item[1], []).append(item[2])
+            elif kind == "event":
+                events.append(item[1])
+            elif kind == "command":
+                commands.append(item[1])
+            else:
+                plans.append((item[1], item[2]))
+        for device, parts in blocks.items():
+            self._append_telemetry(device, parts, events)
+        for device, loss in taken.losses.items():
+            self._append_loss(device, loss, events)
+        if events:
+            _append(self._h5[fmt.EVENTS], np.array(
+                [(e.t_host_s, e.kind, e.severity, e.source, e.message, e.details_json()) for e in events],
+                dtype=fmt.EVENT_DTYPE))
+            self.stats.events_written += len(events)
+        if commands:
+            _append(self._h5[fmt.COMMANDS], np.array(
+                [(c.t_host_s, c.device, c.command, c.args_json(), c.result, c.t_reply_s) for c in commands],
+                dtype=fmt.COMMAND_DTYPE))
+            self.stats.commands_written += len(commands)
+        if plans:
+            _append(self._h5[fmt.PLAN], np.array(plans, dtype=fmt.PLAN_DTYPE))
+
+    def _append_telemetry(self, device: str, parts: list[np.ndarray], events: list[Event]) -> None:
+        dtype = self._dtypes.get(device)
+        good = [b for b in parts if b.dtype == dtype] if dtype is not None else []
+        bad = sum(len(b) for b in parts) - sum(len(b) for b in good)
+        if bad:
+            why = "an unregistered device" if dtype is None else "a block layout that differs from the declared one"
+            t = np.concatenate([b["t_host_s"] for b in parts if b.dtype != dtype])
+            if device in self._losses:
+                self._append_loss(device, Loss(float(t.min()), float(t.max()), bad), events, why=why)
+            else:
+                events.append(Event(float(t.min()), "alarm", "high", RECORDER_SOURCE,
+                                    f"{bad} samples from {why} ({device!r}) could not be recorded.",
+                                    {"device": device, "samples_lost": bad}))
+        if not good:
+            return
+        rows = good[0] if len(good) == 1 else np.concatenate(good)
+        ds = self._telemetry[device]
+        n0 = _append(ds, rows)
+        _append(self._index[device], np.array([(n0, rows["t_host_s"][0])], dtype=fmt.INDEX_DTYPE))
+        self.stats.rows_written[device] += len(rows)
+
+    def _append_loss(self, device: str, loss: Loss, events: list[Event], why: str = "the queue ceiling") -> None:
+        _append(self._losses[device], np.array([(loss.t_first_host_s, loss.t_last_host_s, loss.samples)],
+                                               dtype=fmt.LOSS_DTYPE))
+        self.stats.samples_lost[device] += loss.samples
+        events.append(Event(loss.t_first_host_s, "alarm", "high", RECORDER_SOURCE,
+                            f"{loss.samples} samples of {device} were lost ({why}) between "
+                            f"{loss.t_first_host_s:.3f} s and {loss.t_last_host_s:.3f} s host time.",
+                            {"device": device, "samples_lost": loss.samples, "cause": why,
+                             "t_first_host_s": loss.t_first_host_s, "t_last_host_s": loss.t_last_host_s}))
+
+    def _check_space(self) -> None:
+        free = shutil.disk_usage(self.path.parent).free
+        if free < self._reserve_bytes:
+            raise OSError(errno.ENOSPC, f"only {free / 2**20:.0f} MB left, below the {self._reserve_bytes / 2**20:.0f}"
+                          " MB reserve")
+
+    def _fail(self, exc: BaseException) -> None:
+        text = str(exc)
+        if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or "errno = 28" in text \
+                or "No space left" in text:
+            msg = (f"The disk holding {self.path} is full: recording stopped ({text}). The session must stop; "
+                   "free some space before the next one.")
+        else:
+            msg = f"Writing the recording {self.path} failed: {text}. The session must stop."
+        self.error = RecordingError(msg)
+        self.error.__cause__ = exc
+        self._closed = True
+        log.error("%s", msg, exc_info=exc)
+        if self._on_error is not None:
+            self._on_error(self.error)
+
+    # --- closing --------------------------------------------------------------------------------------------------
+    def close(self, timeout_s: float = 10.0) -> str:
+        """Write what is queued, close the file, add the closing attributes, return (and save) its SHA-256."""
+        if self._sha256 is not None:
+            return self._sha256
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                raise RecordingError(f"The recorder did not finish writing {self.path} within {timeout_s:.0f} s.")
+        self._closed = True
+        try:
+            self._h5.close()
+            with h5py.File(self.path, "r+") as h5:
+                h5.attrs["end_time_utc"] = fmt.utc_now_iso()
+                h5.attrs["closed_cleanly"] = self.error is None
+                h5.attrs["close_note"] = "" if self.error is None else str(self.error)
+                for name in self._telemetry:
+                    g = h5[fmt.DEVICES_GROUP][name]
+                    g.attrs["samples"] = self.stats.rows_written[name]
+                    g.attrs["samples_lost"] = self.stats.samples_lost[name]
+            digest = sha256_of(self.path)
+            fmt.checksum_path(self.path).write_text(f"{digest}  {self.path.name}\n")
+        except OSError as exc:
+            raise RecordingError(f"Closing the recording {self.path} failed: {exc}.") from exc
+        self._sha256 = digest
+        return digest
+
+
+def _append(ds: h5py.Dataset, rows: np.ndarray) -> int:
+    """Append rows as one slab; return the index of the first one."""
+    n0 = ds.shape[0]
+    ds.resize((n0 + len(rows),))
+    ds[n0:] = rows
+    return n0
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(4 * 2**20):
+            h.update(chunk)
+    return h.hexdigest()
