@@ -1,0 +1,203 @@
+"""Live plot panels: one column of linked plots per device, refreshed by a GUI-thread timer from `PlotBuffers`.
+
+Nothing here receives samples: the reader threads append to the buffers, and a `QTimer` (30 Hz by default) pulls at
+most ≈ 2 points per pixel of plot width per curve (the buffers' min/max envelope), so the cost of a frame does not
+grow with the window length (10 s to 10 min) or the sample rate.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pyqtgraph as pg
+from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtGui import QPaintEvent
+from PyQt6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from workstation.plotbuffer import PlotBuffers
+
+WINDOW_CHOICES_S = {"10 s": 10.0, "1 min": 60.0, "10 min": 600.0}
+DEFAULT_REFRESH_HZ = 30.0
+MIN_POINTS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class CurveSpec:
+    channel: str  # a field of the device's block dtype
+    label: str
+    color: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlotSpec:
+    title: str
+    unit: str
+    curves: tuple[CurveSpec, ...]
+    y_range: tuple[float, float] | None = None  # fixed range (booleans); None: follow the data
+
+
+LIGHT_PLOTS = (
+    PlotSpec("irradiance", "mW/cm²", (CurveSpec("irradiance_mw_cm2", "irradiance", "#e8a33d"),)),
+    PlotSpec(
+        "dose",
+        "mJ/cm²",
+        (
+            CurveSpec("dose_mj_cm2", "delivered", "#c678dd"),
+            CurveSpec("target_dose_mj_cm2", "target", "#888888"),
+        ),
+    ),
+    PlotSpec("lamp temperature", "°C", (CurveSpec("lamp_temp_c", "lamp", "#e06c75"),)),
+)
+PEN_PLOTS = (
+    PlotSpec(
+        "depth",
+        "mm",
+        (CurveSpec("depth_mm", "measured", "#61afef"), CurveSpec("depth_set_mm", "set", "#888888")),
+    ),
+    PlotSpec("stroke rate", "Hz", (CurveSpec("stroke_rate_hz", "stroke rate", "#98c379"),)),
+    PlotSpec("motor current", "mA", (CurveSpec("motor_current_ma", "current", "#d19a66"),)),
+    PlotSpec("skin contact", "on/off", (CurveSpec("skin_contact", "contact", "#56b6c2"),), y_range=(-0.1, 1.1)),
+)
+PLOTS_BY_DEVICE = {"light": LIGHT_PLOTS, "pen": PEN_PLOTS}
+
+
+def plotted_channels(plots_by_device: dict[str, tuple[PlotSpec, ...]] = PLOTS_BY_DEVICE) -> dict[str, list[str]]:
+    """The channels `PlotBuffers` must keep for these panels."""
+    return {dev: [c.channel for spec in specs for c in spec.curves] for dev, specs in plots_by_device.items()}
+
+
+class DevicePlotPanel(pg.GraphicsLayoutWidget):
+    """A device's plots stacked in one view, X axes linked, units on the Y axes, time on the bottom axis."""
+
+    def __init__(self, device: str, specs: tuple[PlotSpec, ...], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.device = device
+        self.plots: list[pg.PlotItem] = []
+        self.paints = 0  # frames actually painted (for the benchmark)
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.setBackground("w")
+        for row, spec in enumerate(specs):
+            plot = self.addPlot(row=row, col=0)
+            plot.setMenuEnabled(False)
+            plot.showGrid(x=True, y=True, alpha=0.25)
+            plot.setLabel("left", spec.title, units=spec.unit)
+            plot.getAxis("left").enableAutoSIPrefix(False)
+            plot.getAxis("left").setWidth(70)
+            plot.setMouseEnabled(x=False, y=True)
+            if spec.y_range is not None:
+                plot.setYRange(*spec.y_range, padding=0)
+                plot.enableAutoRange(y=False)
+            if len(spec.curves) > 1:
+                plot.addLegend(offset=(-10, 5), labelTextSize="8pt", brush=(255, 255, 255, 200))
+            for c in spec.curves:
+                self.curves[c.channel] = plot.plot(
+                    pen=pg.mkPen(c.color, width=1), name=c.label, skipFiniteCheck=True, antialias=False
+                )
+            if self.plots:
+                plot.setXLink(self.plots[0])
+                plot.getAxis("bottom").setStyle(showValues=False)
+            self.plots.append(plot)
+        for plot in self.plots[:-1]:
+            plot.getAxis("bottom").setStyle(showValues=False)
+        self.plots[-1].getAxis("bottom").setStyle(showValues=True)
+        self.plots[-1].setLabel("bottom", "time since session start", units="s")
+        self.plots[-1].getAxis("bottom").enableAutoSIPrefix(False)
+        self.plots[0].enableAutoRange(x=False)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        super().paintEvent(event)
+        self.paints += 1
+
+    def points_budget(self) -> int:
+        """At most 2 points per pixel of plot width: the min and the max of the samples under that pixel."""
+        return max(MIN_POINTS, 2 * int(self.plots[0].getViewBox().width()))
+
+    def refresh(self, buffers: PlotBuffers, window_s: float, decimate: bool) -> None:
+        max_points = self.points_budget() if decimate else None
+        t_last_s = buffers.stats(self.device).t_last_s
+        for channel, curve in self.curves.items():
+            t, y = buffers.view(self.device, channel, window_s, max_points)
+            curve.setData(t, y, connect="all")
+        if t_last_s == t_last_s:  # not nan: something arrived; until a window has passed, it fills from the left
+            x_end_s = max(window_s, t_last_s)
+            self.plots[0].setXRange(x_end_s - window_s, x_end_s, padding=0)
+
+
+class LivePlots(QWidget):
+    """Both devices' panels side by side, the window-length choice, the decimation toggle and the refresh timer."""
+
+    def __init__(
+        self,
+        buffers: PlotBuffers,
+        plots_by_device: dict[str, tuple[PlotSpec, ...]] = PLOTS_BY_DEVICE,
+        refresh_hz: float = DEFAULT_REFRESH_HZ,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.buffers = buffers
+        self.window_s = WINDOW_CHOICES_S["1 min"]
+        self.frames_drawn = 0
+        self.last_frame_ms = 0.0
+        self._last_totals: tuple[int, ...] | None = None
+
+        self.window_choice = QComboBox()
+        self.window_choice.addItems(list(WINDOW_CHOICES_S))
+        self.window_choice.setCurrentText("1 min")
+        self.window_choice.currentTextChanged.connect(self._window_changed)
+        self.decimate_toggle = QCheckBox("min/max decimation")
+        self.decimate_toggle.setToolTip("Off: draw every sample (slow for long windows; for inspection only)")
+        self.decimate_toggle.setChecked(True)
+        self.decimate_toggle.toggled.connect(self._force_refresh)
+
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("window"))
+        controls.addWidget(self.window_choice)
+        controls.addWidget(self.decimate_toggle)
+        controls.addStretch(1)
+        self.panels = {dev: DevicePlotPanel(dev, specs) for dev, specs in plots_by_device.items()}
+        self.device_boxes: dict[str, QVBoxLayout] = {}
+        row = QHBoxLayout()
+        for dev, panel in self.panels.items():
+            box = QVBoxLayout()
+            box.addWidget(panel, 1)
+            self.device_boxes[dev] = box
+            row.addLayout(box, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(controls)
+        layout.addLayout(row, 1)
+
+        self.timer = QTimer(self)
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(max(1, round(1000.0 / refresh_hz)))
+        self.timer.timeout.connect(self.refresh)
+
+    def start(self) -> None:
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def set_window(self, label: str) -> None:
+        """Select a window length by its label in WINDOW_CHOICES_S ("10 s", "1 min", "10 min")."""
+        self.window_choice.setCurrentText(label)
+
+    def _window_changed(self, label: str) -> None:
+        self.window_s = WINDOW_CHOICES_S[label]
+        self._force_refresh()
+
+    def _force_refresh(self) -> None:
+        self._last_totals = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Pull the current window of every curve from the buffers (skipped when no sample arrived since)."""
+        totals = tuple(self.buffers.stats(dev).samples_total for dev in self.panels)
+        if totals == self._last_totals:
+            return
+        t0 = time.perf_counter()
+        for panel in self.panels.values():
+            panel.refresh(self.buffers, self.window_s, self.decimate_toggle.isChecked())
+        self._last_totals = totals
+        self.frames_drawn += 1
+        self.last_frame_ms = (time.perf_counter() - t0) * 1e3
