@@ -1,0 +1,62 @@
+"""Crash safety: a process recording a simulated session is killed (SIGKILL) at random moments; every sample up to
+the last flush it reported must be in the file, intact, and the file must open with plain h5py and with Recording."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+from helpers_recording import check_rows
+
+from workstation.recording.reader import Recording
+
+HELPER = Path(__file__).with_name("helpers_recording.py")
+
+
+def run_and_kill(directory: Path, delay_s: float) -> tuple[Path, dict[str, int]]:
+    proc = subprocess.Popen([sys.executable, str(HELPER), str(directory)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    path = None
+    flushed = {"light": 0, "pen": 0}
+    deadline = None
+    try:
+        for line in proc.stdout:
+            words = line.split()
+            if words[0] == "path":
+                path = Path(words[1])
+                deadline = time.monotonic() + delay_s
+            elif words[0] == "flushed":
+                flushed = {"light": int(words[1]), "pen": int(words[2])}
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert path is not None and proc.returncode == -signal.SIGKILL
+    return path, flushed
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_loses_nothing_flushed(tmp_path):
+    rng = random.Random(20261123)
+    for trial in range(6):
+        path, flushed = run_and_kill(tmp_path / f"run{trial}", rng.uniform(0.15, 1.2))
+        # plain h5py: a file left open by a SWMR writer is read in SWMR mode
+        with h5py.File(path, "r", libver="latest", swmr=True) as f:
+            assert f.attrs["format"] == "cicatrix-session" and "end_time_utc" not in f.attrs
+            for dev in ("light", "pen"):
+                rows = f["devices"][dev]["telemetry"][:]
+                assert len(rows) >= flushed[dev], (trial, dev, len(rows), flushed[dev])
+                check_rows(dev, rows)
+        with Recording.open(path) as rec:
+            assert rec.partial and "did not close" in rec.partial_reason
+            assert rec.samples("light") >= flushed["light"] and rec.samples("light") > 0
+            check_rows("pen", rec.telemetry("pen"))

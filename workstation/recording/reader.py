@@ -1,0 +1,259 @@
+"""Reading a session recording: validation with a clear error, metadata, time windows of telemetry, events.
+
+Opening never writes: a file the writer did not close (a live session, or a killed one) is opened in SWMR read mode,
+which ignores the writer's open flag without clearing it, and the recording says it is partial.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from workstation.bus import CommandRecord, Event
+from workstation.recording import format as fmt
+from workstation.recording.errors import RecordingError
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingMeta:
+    format_version: int
+    session_uuid: str
+    start_time_utc: str
+    end_time_utc: str | None  # None if the writer never closed the file
+    t0_host_s: float  # session time 0 on the host's monotonic clock
+    software_version: str
+    mode: str
+    patient_pseudonym: str
+    operator_id: str
+    protocol_id: str
+    protocol_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    name: str
+    driver_name: str
+    driver_kind: str
+    driver_version: str
+    model: str
+    serial_number: str
+    firmware: str
+    nominal_rate_hz: float
+    units: dict[str, str]  # block field -> unit
+    descriptions: dict[str, str]
+    identity: dict[str, Any]  # everything the device reported, incl. lamp hours or cartridge strokes
+    calibration: dict[str, Any]
+    dtype: np.dtype
+
+
+class Recording:
+    """An open recording. Times given to and returned by methods named `*_s` are session seconds (0 = start)."""
+
+    def __init__(self, path: Path, h5: h5py.File, partial_reason: str | None) -> None:
+        self.path = path
+        self._h5 = h5
+        self.partial_reason = partial_reason
+        self.meta = _read_meta(path, h5)
+        if partial_reason is None and self.meta.end_time_utc is None:
+            self.partial_reason = "it has no closing attributes: the writer did not finish it"
+        if self.partial_reason is None and not bool(h5.attrs.get("closed_cleanly", True)):
+            self.partial_reason = f"the recorder stopped on an error: {h5.attrs.get('close_note', '?')}"
+        self.devices: dict[str, DeviceInfo] = {}
+        self._telemetry: dict[str, h5py.Dataset] = {}
+        try:
+            for name, g in h5[fmt.DEVICES_GROUP].items():
+                self.devices[name] = _read_device(name, g)
+                self._telemetry[name] = g[fmt.TELEMETRY]
+        except (KeyError, ValueError, json.JSONDecodeError) as exc:
+            raise RecordingError(f"{path.name} is damaged: its device descriptions are unreadable ({exc}).") from exc
+        self.refresh()
+
+    # --- opening --------------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path) -> Recording:
+        path = Path(path)
+        if not path.is_file():
+            raise RecordingError(f"{path}: no such recording file.")
+        try:
+            is_hdf5 = h5py.is_hdf5(path)
+        except OSError as exc:
+            raise RecordingError(f"{path} cannot be read: {exc}.") from exc
+        if not is_hdf5:
+            raise RecordingError(f"{path} is not an HDF5 file, so it is not a Cicatrix recording.")
+        partial_reason = None
+        try:
+            h5 = h5py.File(path, "r")
+        except OSError as exc:
+            if "already open for write" not in str(exc) and "consistency flags" not in str(exc):
+                raise _open_error(path, exc) from exc
+            try:
+                h5 = h5py.File(path, "r", libver="latest", swmr=True)
+            except OSError as exc2:
+                raise _open_error(path, exc2) from exc2
+            partial_reason = ("the writer did not close it: the session is still being recorded, or the recording "
+                              "process stopped (crash, kill, power loss) before closing it")
+        try:
+            rec = cls(path, h5, partial_reason)
+        except BaseException:
+            h5.close()
+            raise
+        return rec
+
+    def refresh(self) -> None:
+        """Re-read the extents (to follow a file being written) and the events, commands and plans."""
+        swmr = self._h5.swmr_mode
+        try:
+            for name in (fmt.EVENTS, fmt.COMMANDS, fmt.PLAN):
+                if swmr:
+                    self._h5[name].refresh()
+            self._index: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+            self._n: dict[str, int] = {}
+            self._losses: dict[str, np.ndarray] = {}
+            for name, ds in self._telemetry.items():
+                g = self._h5[fmt.DEVICES_GROUP][name]
+                if swmr:
+                    for d in (ds, g[fmt.INDEX], g[fmt.LOSSES]):
+                        d.refresh()
+                n = ds.shape[0]
+                idx = g[fmt.INDEX][:]
+                idx = idx[idx["row"] < n]
+                self._index[name] = (idx["row"].astype(np.int64), idx["t_host_s"])
+                self._n[name] = n
+                self._losses[name] = g[fmt.LOSSES][:]
+                if n:
+                    ds[n - 1]  # a truncated file fails here rather than in the middle of a replay
+            self.events = [_event(r) for r in self._h5[fmt.EVENTS][:]]
+            self.commands = [_command(r) for r in self._h5[fmt.COMMANDS][:]]
+            self.plans = [(float(r["t_host_s"]), json.loads(_s(r["plan_json"]))) for r in self._h5[fmt.PLAN][:]]
+        except (OSError, KeyError, ValueError) as exc:
+            raise RecordingError(f"{self.path.name} is truncated or damaged: {exc}.") from exc
+
+    # --- what it holds ----------------------------------------------------------------------------------------------
+    @property
+    def partial(self) -> bool:
+        return self.partial_reason is not None
+
+    @property
+    def plan(self) -> dict[str, Any] | None:
+        """The last session plan written (the one that was followed), or None."""
+        return self.plans[-1][1] if self.plans else None
+
+    def samples(self, device: str) -> int:
+        return self._n[device]
+
+    def samples_lost(self, device: str) -> int:
+        return int(self._losses[device]["samples_lost"].sum())
+
+    def losses(self, device: str) -> np.ndarray:
+        return self._losses[device]
+
+    @property
+    def duration_s(self) -> float:
+        ends = [float(self._telemetry[d][n - 1]["t_host_s"]) for d, n in self._n.items() if n]
+        ends += [e.t_host_s for e in self.events[-1:]] + [c.t_host_s for c in self.commands[-1:]]
+        return max(0.0, max(ends, default=self.meta.t0_host_s) - self.meta.t0_host_s)
+
+    def rows(self, device: str, i0: int, i1: int) -> np.ndarray:
+        """Telemetry rows [i0, i1) of a device (clipped to what the file holds)."""
+        n = self._n[device]
+        i0, i1 = max(0, min(i0, n)), max(0, min(i1, n))
+        return self._telemetry[device][i0:i1] if i1 > i0 else np.empty(0, self.devices[device].dtype)
+
+    def row_at(self, device: str, t_s: float) -> int:
+        """Index of the first row of a device at or after session time t_s (the row count if none)."""
+        t_abs = self.meta.t0_host_s + t_s
+        rows, times = self._index[device]
+        n = self._n[device]
+        k = int(np.searchsorted(times, t_abs, "left")) - 1
+        if k < 0:
+            return 0
+        lo = int(rows[k])
+        hi = int(rows[k + 1]) if k + 1 < len(rows) else n
+        t = self._telemetry[device].fields("t_host_s")[lo:hi]
+        return lo + int(np.searchsorted(t, t_abs, "left"))
+
+    def telemetry(self, device: str, t_start_s: float | None = None, t_end_s: float | None = None) -> np.ndarray:
+        """Rows of a device with t_start_s <= session time < t_end_s (None: from the start, to the end)."""
+        if device not in self.devices:
+            raise RecordingError(f"{self.path.name} has no device {device!r} (it has {', '.join(self.devices)}).")
+        i0 = 0 if t_start_s is None else self.row_at(device, t_start_s)
+        i1 = self._n[device] if t_end_s is None else self.row_at(device, t_end_s)
+        return self.rows(device, i0, i1)
+
+    def close(self) -> None:
+        self._h5.close()
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _open_error(path: Path, exc: OSError) -> RecordingError:
+    text = str(exc)
+    if "truncated" in text or "eof" in text.lower():
+        return RecordingError(f"{path} is truncated (the file is shorter than its HDF5 structure says): {text}.")
+    return RecordingError(f"{path} is a damaged HDF5 file and cannot be opened: {text}.")
+
+
+def _s(v: Any) -> str:
+    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+
+def _attr(path: Path, attrs: h5py.AttributeManager, name: str) -> Any:
+    if name not in attrs:
+        raise RecordingError(f"{path.name} is damaged: the root attribute {name!r} is missing.")
+    return attrs[name]
+
+
+def _read_meta(path: Path, h5: h5py.File) -> RecordingMeta:
+    a = h5.attrs
+    if _s(a.get("format", "")) != fmt.FORMAT_NAME:
+        raise RecordingError(
+            f"{path.name} is an HDF5 file but not a Cicatrix session recording "
+            f"(its root has no attribute format = {fmt.FORMAT_NAME!r})."
+        )
+    version = int(_attr(path, a, "format_version"))
+    if version > fmt.FORMAT_VERSION:
+        raise RecordingError(
+            f"{path.name} uses recording format {version}, newer than format {fmt.FORMAT_VERSION} that this "
+            "software reads. Update the workstation software to open it."
+        )
+    for name in (fmt.DEVICES_GROUP, fmt.EVENTS, fmt.COMMANDS, fmt.PLAN):
+        if name not in h5:
+            raise RecordingError(f"{path.name} is damaged: it has no {name!r} in its root.")
+    s = {k: _s(_attr(path, a, k)) for k in fmt.ROOT_ATTRS if k not in ("format", "format_version", "t0_host_s")}
+    end = a.get("end_time_utc")
+    return RecordingMeta(format_version=version, t0_host_s=float(_attr(path, a, "t0_host_s")),
+                         end_time_utc=None if end is None else _s(end), **s)
+
+
+def _read_device(name: str, g: h5py.Group) -> DeviceInfo:
+    a = g.attrs
+    ds = g[fmt.TELEMETRY]
+    fields = ds.dtype.names or ()
+    return DeviceInfo(
+        name=name, driver_name=_s(a["driver_name"]), driver_kind=_s(a["driver_kind"]),
+        driver_version=_s(a["driver_version"]), model=_s(a["model"]), serial_number=_s(a["serial_number"]),
+        firmware=_s(a["firmware"]), nominal_rate_hz=float(a["nominal_rate_hz"]),
+        units={f: _s(ds.attrs[f + fmt.UNIT_SUFFIX]) for f in fields},
+        descriptions={f: _s(ds.attrs.get(f + fmt.DESCRIPTION_SUFFIX, "")) for f in fields},
+        identity=json.loads(_s(a["identity_json"])), calibration=json.loads(_s(a["calibration_json"])),
+        dtype=ds.dtype,
+    )
+
+
+def _event(r: np.void) -> Event:
+    return Event(float(r["t_host_s"]), _s(r["kind"]), _s(r["severity"]), _s(r["source"]), _s(r["message"]),
+                 json.loads(_s(r["details_json"])))
+
+
+def _command(r: np.void) -> CommandRecord:
+    return CommandRecord(float(r["t_host_s"]), _s(r["device"]), _s(r["command"]), json.loads(_s(r["args_json"])),
+                         _s(r["result"]), float(r["t_reply_s"]))
