@@ -114,3 +114,29 @@ def record_forever(directory: str) -> None:
 
 if __name__ == "__main__":
     record_forever(sys.argv[1])
+
+
+def write_session(directory: Path, seconds: float, events=(), commands=(), plan=None, t0_host_s: float = 1000.0,
+                  mode: str = "simulation") -> Path:
+    """A closed recording of both devices for `seconds` of stream, with the given events and commands."""
+    from workstation.bus import SessionBus
+
+    rec = SessionRecorder.create(directory, meta(mode), min_free_bytes=0, t0_host_s=t0_host_s,
+                                 queue_alarm_rows=10**9)
+    add_devices(rec)
+    rec.start()
+    bus = SessionBus()
+    bus.subscribe(rec)
+    n_frames = int(round(seconds * RATE_HZ / FRAME))
+    for dev in ("light", "pen"):
+        rows = ROWS[dev](0, n_frames * FRAME, t0_host_s)
+        for k in range(0, n_frames, 50):  # 50 frames a block: the recorder does not care about block sizes
+            bus.publish_block(dev, rows[k * FRAME:(k + 50) * FRAME])
+    for e in events:
+        bus.publish_event(e)
+    for c in commands:
+        bus.publish_command(c)
+    if plan is not None:
+        rec.write_plan(plan)
+    rec.close()
+    return rec.path

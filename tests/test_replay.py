@@ -1,0 +1,166 @@
+"""Replay: the recorded blocks, events and commands, in order, at speed, after seeks and steps; never writes."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from helpers_recording import write_session
+
+from workstation.bus import CommandRecord, Event, SessionBus
+from workstation.recording.reader import Recording
+from workstation.recording.replay import ReplaySource
+from workstation.recording.writer import sha256_of
+
+T0 = 1000.0
+EVENTS = [
+    Event(T0 + 2.5, "protocol", "info", "session", "Step 1: left cheek.", {"area": "left cheek"}),
+    Event(T0 + 7.0, "interlock", "high", "safety", "Target dose reached.", {"cause": "dose", "latency_ms": 2.5}),
+    Event(T0 + 12.0051, "note", "info", "operator", "Patient comfortable.", {}),
+]
+COMMANDS = [CommandRecord(T0 + 3.0, "light", "start", {}, "ack", T0 + 3.002),
+            CommandRecord(T0 + 7.001, "light", "stop", {"why": "dose"}, "ack", T0 + 7.003)]
+
+
+class Log:
+    """A bus sink that keeps what it receives, in order."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, object, object]] = []
+        self.lock = threading.Lock()
+
+    def on_block(self, device, block):
+        with self.lock:
+            self.items.append(("block", device, block))
+
+    def on_event(self, event):
+        with self.lock:
+            self.items.append(("event", None, event))
+
+    def on_command(self, record):
+        with self.lock:
+            self.items.append(("command", None, record))
+
+    def blocks(self, device):
+        parts = [b for k, d, b in self.items if k == "block" and d == device]
+        return np.concatenate(parts) if parts else np.empty(0)
+
+    def of(self, kind):
+        return [x for k, _, x in self.items if k == kind]
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory):
+    return write_session(tmp_path_factory.mktemp("replay"), 15.0, EVENTS, COMMANDS)
+
+
+def replay(path, **kwargs):
+    rec = Recording.open(path)
+    bus = SessionBus()
+    log = Log()
+    bus.subscribe(log)
+    return rec, ReplaySource(rec, bus, **kwargs), log
+
+
+def assert_same_rows(got, expected):
+    assert len(got) == len(expected)
+    for name in expected.dtype.names:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+def test_full_replay_delivers_exactly_the_recording_in_time_order(path):
+    digest = sha256_of(path)
+    rec, src, log = replay(path, speed=100.0)
+    assert src.duration_s == pytest.approx(15.003)
+    src.play()
+    assert src.finished.wait(5.0)
+    src.close()
+    for dev in rec.devices:
+        assert_same_rows(log.blocks(dev), rec.telemetry(dev))
+    assert log.of("event") == EVENTS and log.of("command") == COMMANDS
+    last_t = {}
+    for kind, dev, x in log.items:  # nothing is published before something older on the same stream
+        t0, t1 = (x["t_host_s"][0], x["t_host_s"][-1]) if kind == "block" else (x.t_host_s, x.t_host_s)
+        if kind == "event":  # every row before the event was published before it, none after
+            assert all(lt < t0 for lt in last_t.values())
+        key = dev or kind
+        assert t0 >= last_t.get(key, -np.inf)
+        last_t[key] = t1
+    assert src.position_s == pytest.approx(src.duration_s)
+    rec.close()
+    assert sha256_of(path) == digest  # replay never writes to the file
+
+
+def test_pacing_at_1x_and_10x(path):
+    rec, src, log = replay(path, speed=1.0)
+    t = time.monotonic()
+    src.play()
+    time.sleep(0.5)
+    src.set_speed(10.0)
+    time.sleep(0.5)
+    src.pause()
+    wall = time.monotonic() - t
+    pos = src.position_s
+    assert pos == pytest.approx(0.5 + 10.0 * (wall - 0.5), abs=0.25)
+    n = len(log.blocks("light"))
+    time.sleep(0.15)  # paused: nothing more arrives
+    assert len(log.blocks("light")) == n and src.position_s == pos
+    assert_same_rows(log.blocks("light"), rec.telemetry("light", 0.0, pos))
+    small = [len(b) for k, d, b in log.items[:20] if k == "block"]
+    assert max(small) <= 40  # at 1x a block is about one recorded frame of 20 samples
+    src.close()
+    rec.close()
+
+
+def test_seek_then_play_delivers_from_there(path):
+    rec, src, log = replay(path, speed=100.0)
+    src.seek(6.0)
+    src.play()
+    assert src.finished.wait(5.0)
+    for dev in rec.devices:
+        assert_same_rows(log.blocks(dev), rec.telemetry(dev, 6.0))
+    assert log.of("event") == EVENTS[1:] and log.of("command") == COMMANDS[1:]
+    src.seek(11.0)  # a seek after the end, then play again, and a seek back while playing
+    src.play()
+    assert src.finished.wait(5.0)
+    assert log.of("event")[-1] == EVENTS[2]
+    src.close()
+    rec.close()
+
+
+def test_step_to_next_and_previous_event(path):
+    rec, src, log = replay(path)
+    assert src.step_event(+1) == EVENTS[0] and src.position_s == pytest.approx(2.5)
+    assert src.step_event(+1) == EVENTS[1] and src.position_s == pytest.approx(7.0)
+    assert src.step_event(+1) == EVENTS[2]
+    assert src.step_event(+1) is None
+    assert src.step_event(-1) == EVENTS[1] and src.position_s == pytest.approx(7.0)
+    assert src.step_event(-1) == EVENTS[0]
+    assert src.step_event(-1) is None
+    assert log.of("event") == [EVENTS[0], EVENTS[1], EVENTS[2], EVENTS[1], EVENTS[0]]
+    assert not log.of("block")  # stepping publishes the event, not the telemetry skipped over
+    src.set_speed(100.0)
+    src.play()  # and playing continues after the event stepped to
+    assert src.finished.wait(5.0)
+    assert_same_rows(log.blocks("pen"), rec.telemetry("pen", 2.5))
+    assert log.of("event")[5:] == EVENTS[1:]
+    src.close()
+    rec.close()
+
+
+def test_loop_and_speed_bounds(path):
+    rec, src, log = replay(path, speed=100.0, loop=True)
+    with pytest.raises(ValueError):
+        src.set_speed(0.05)
+    with pytest.raises(ValueError):
+        src.set_speed(101)
+    src.play()
+    deadline = time.monotonic() + 5.0
+    while len(log.of("event")) < 2 * len(EVENTS) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    src.close()
+    assert log.of("event")[: 2 * len(EVENTS)] == EVENTS + EVENTS
+    assert not src.finished.is_set()
+    rec.close()
