@@ -1,6 +1,6 @@
 """Live plot panels: one column of linked plots per device, refreshed by a GUI-thread timer from `PlotBuffers`.
 
-Nothing here receives samples: the reader threads append to the buffers, and a `QTimer` (30 Hz by default) pulls at
+Nothing here receives samples: the reader threads append to the buffers, and a `QTimer` (40 Hz by default) pulls at
 most ≈ 2 points per pixel of plot width per curve (the buffers' min/max envelope), so the cost of a frame does not
 grow with the window length (10 s to 10 min) or the sample rate.
 """
@@ -18,7 +18,7 @@ from PyQt6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayo
 from workstation.plotbuffer import PlotBuffers
 
 WINDOW_CHOICES_S = {"10 s": 10.0, "1 min": 60.0, "10 min": 600.0}
-DEFAULT_REFRESH_HZ = 30.0
+DEFAULT_REFRESH_HZ = 40.0
 MIN_POINTS = 200
 
 
@@ -76,18 +76,20 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
         self.plots: list[pg.PlotItem] = []
         self.paints = 0  # frames actually painted (for the benchmark)
         self.curves: dict[str, pg.PlotDataItem] = {}
+        self._auto_y: list[tuple[pg.PlotItem, tuple[str, ...]]] = []  # plots whose Y range follows their data
         self.setBackground("w")
         for row, spec in enumerate(specs):
             plot = self.addPlot(row=row, col=0)
             plot.setMenuEnabled(False)
-            plot.showGrid(x=True, y=True, alpha=0.25)
+            plot.showGrid(x=False, y=False)  # grids cost as much as the curves to paint at 30 frames/s
             plot.setLabel("left", spec.title, units=spec.unit)
             plot.getAxis("left").enableAutoSIPrefix(False)
             plot.getAxis("left").setWidth(70)
-            plot.setMouseEnabled(x=False, y=True)
-            if spec.y_range is not None:
-                plot.setYRange(*spec.y_range, padding=0)
-                plot.enableAutoRange(y=False)
+            plot.setMouseEnabled(x=False, y=False)
+            plot.enableAutoRange(x=False, y=False)  # ranges are set in refresh(), not while painting
+            plot.setYRange(*(spec.y_range or (0.0, 1.0)), padding=0)
+            if spec.y_range is None:
+                self._auto_y.append((plot, tuple(c.channel for c in spec.curves)))
             if len(spec.curves) > 1:
                 plot.addLegend(offset=(-10, 5), labelTextSize="8pt", brush=(255, 255, 255, 200))
             for c in spec.curves:
@@ -103,7 +105,6 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
         self.plots[-1].getAxis("bottom").setStyle(showValues=True)
         self.plots[-1].setLabel("bottom", "time since session start", units="s")
         self.plots[-1].getAxis("bottom").enableAutoSIPrefix(False)
-        self.plots[0].enableAutoRange(x=False)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
         super().paintEvent(event)
@@ -116,12 +117,33 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
     def refresh(self, buffers: PlotBuffers, window_s: float, decimate: bool) -> None:
         max_points = self.points_budget() if decimate else None
         t_last_s = buffers.stats(self.device).t_last_s
+        y_extent: dict[str, tuple[float, float]] = {}
         for channel, curve in self.curves.items():
             t, y = buffers.view(self.device, channel, window_s, max_points)
             curve.setData(t, y, connect="all")
+            if len(y):
+                y_extent[channel] = (float(y.min()), float(y.max()))
+        for plot, channels in self._auto_y:
+            extents = [y_extent[c] for c in channels if c in y_extent]
+            if extents:
+                _follow_y(plot, min(e[0] for e in extents), max(e[1] for e in extents))
         if t_last_s == t_last_s:  # not nan: something arrived; until a window has passed, it fills from the left
             x_end_s = max(window_s, t_last_s)
-            self.plots[0].setXRange(x_end_s - window_s, x_end_s, padding=0)
+            for plot in self.plots:  # each one directly: via the link, followers would change after this paint
+                plot.setXRange(x_end_s - window_s, x_end_s, padding=0)
+        for plot in self.plots:  # apply the new ranges now; left to the paint, they would cost a second paint
+            plot.getViewBox().prepareForPaint()
+
+
+def _follow_y(plot: pg.PlotItem, lo: float, hi: float) -> None:
+    """Fit the Y range to [lo, hi] with a margin, only when the data leaves it or fills less than half of it, so
+    noise does not re-lay the axis every frame."""
+    (cur_lo, cur_hi) = plot.getViewBox().viewRange()[1]
+    span = hi - lo
+    if lo >= cur_lo and hi <= cur_hi and span >= 0.5 * (cur_hi - cur_lo):
+        return
+    margin = 0.1 * span if span > 0 else max(1e-3, 0.05 * abs(hi))
+    plot.setYRange(lo - margin, hi + margin, padding=0)
 
 
 class LivePlots(QWidget):

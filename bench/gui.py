@@ -1,0 +1,128 @@
+"""GUI benchmark: live-plot frames/s and GUI-thread CPU with both devices at 2 kHz over a 10-minute window, and the
+time from process start to the first painted window.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/gui.py [--seconds 5] [--json]
+
+The plots are fed by the synthetic source (the same blocks a driver publishes, from a thread, 20 samples every
+10 ms per device) after a 10-minute prefill, so the figure is about drawing, not about the emulators. Start-up is
+measured on `main.py run --simulate --exit-after-first-show` in a fresh process (real emulators and drivers).
+With --json the last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def measure_plots(seconds: float, window_label: str, prefill_s: float) -> dict:
+    from PyQt6.QtCore import QTimer
+    from PyQt6.QtWidgets import QApplication
+
+    from workstation.bus import SessionBus
+    from workstation.plotbuffer import PlotBuffers
+    from workstation.ui.live_window import LiveWindow
+    from workstation.ui.plots import plotted_channels
+    from workstation.ui.sources import SyntheticRig
+
+    app = QApplication.instance() or QApplication([])
+    bus = SessionBus()
+    buffers = PlotBuffers(plotted_channels(), capacity_s=600, rate_hz=2000)
+    bus.subscribe(buffers)
+    rig = SyntheticRig(bus)
+    t0 = time.perf_counter()
+    rig.prefill(prefill_s)
+    prefill_wall_s = time.perf_counter() - t0
+    window = LiveWindow(buffers, rig, title="Cicatrix — GUI benchmark")
+    window.plots.set_window(window_label)
+    window.show()
+    window.start()
+    rig.start()
+    result: dict[str, float] = {}
+    warmup_s = 1.0
+
+    def begin() -> None:
+        result["paints0"] = sum(p.paints for p in window.plots.panels.values())
+        result["frames0"] = window.plots.frames_drawn
+        result["cpu0"] = time.thread_time()
+        result["wall0"] = time.perf_counter()
+        QTimer.singleShot(int(seconds * 1000), end)
+
+    def end() -> None:
+        wall_s = time.perf_counter() - result["wall0"]
+        result["gui_thread_cpu_core_fraction"] = (time.thread_time() - result["cpu0"]) / wall_s
+        panels = len(window.plots.panels)
+        paints = sum(p.paints for p in window.plots.panels.values()) - result["paints0"]
+        result["refresh_per_s"] = (window.plots.frames_drawn - result["frames0"]) / wall_s
+        # a frame counts when new data was both pulled and painted
+        result["plot_fps"] = min(paints / panels / wall_s, result["refresh_per_s"])
+        result["last_refresh_ms"] = window.plots.last_frame_ms
+        t_last = buffers.stats("pen").t_last_s
+        result["held_span_s"] = t_last - buffers.stats("pen").t_first_s
+        result["points_per_curve"] = float(len(buffers.view("pen", "depth_mm", window.plots.window_s, None)[0]))
+        window.close()
+
+    QTimer.singleShot(int(warmup_s * 1000), begin)
+    app.exec()
+    rig.stop()
+    result["prefill_wall_s"] = prefill_wall_s
+    figures = {k: v for k, v in result.items() if not k.endswith("0")}
+    figures["platform"] = app.platformName()
+    return figures
+
+
+def measure_start(runs: int) -> list[float]:
+    """Wall seconds from launching `main.py run --simulate` to its first painted window."""
+    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
+    times = []
+    for _ in range(runs):
+        t_launch = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "main.py"), "run", "--simulate", "--exit-after-first-show"],
+            capture_output=True, text=True, env=env, timeout=60, cwd=ROOT,
+        )
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            raise SystemExit(f"main.py run failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+        times.append(json.loads(lines[-1])["first_show_monotonic_s"] - t_launch)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="measurement time of the plot figures")
+    parser.add_argument("--window", default="10 min", choices=["10 s", "1 min", "10 min"])
+    parser.add_argument("--prefill-s", type=float, default=600.0, help="history written before measuring")
+    parser.add_argument("--start-runs", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = parser.parse_args(argv)
+
+    plots = measure_plots(args.seconds, args.window, args.prefill_s)
+    starts = sorted(measure_start(args.start_runs))
+    start_s = starts[len(starts) // 2]
+    print(f"Qt platform              {plots['platform']}")
+    print(f"window                   {args.window}, {plots['points_per_curve']:.0f} samples per curve shown")
+    print(f"prefill                  {args.prefill_s:.0f} s x 2 devices at 2 kHz in {plots['prefill_wall_s']:.2f} s")
+    print(f"plot frames/s            {plots['plot_fps']:.1f} (target >= 30)")
+    print(f"refreshes/s              {plots['refresh_per_s']:.1f}, last refresh {plots['last_refresh_ms']:.1f} ms")
+    print(f"GUI thread CPU           {plots['gui_thread_cpu_core_fraction'] * 100:.0f} % of a core")
+    print(f"start to first window    {start_s:.2f} s (median of {len(starts)}: {', '.join(f'{s:.2f}' for s in starts)})")
+    if args.json:
+        print(json.dumps({
+            "plot_fps": round(plots["plot_fps"], 2),
+            "gui_thread_cpu_core_fraction": round(plots["gui_thread_cpu_core_fraction"], 3),
+            "start_to_window_s": round(start_s, 3),
+        }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
