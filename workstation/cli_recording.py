@@ -1,5 +1,53 @@
-"""Command registration (placeholder until its issue's owner fills it: registers nothing)."""
+"""`python main.py inspect FILE` and `python main.py export FILE --csv DIR`: look into a session recording."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from workstation.errors import UserError
 
 
-def register(subparsers) -> None:
-    return None
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "inspect", help="summarise a session recording (.h5)",
+        description="Print a recording's summary: session, devices, duration, samples per device, gaps, events, "
+        "interlock trips and the dose delivered per area. The file is only read, never changed.")
+    p.add_argument("file", help="a recording, e.g. recordings/2026-11-23/<session-uuid>.h5")
+    p.set_defaults(func=_inspect)
+    p = subparsers.add_parser(
+        "export", help="export a session recording to CSV files",
+        description="Write one CSV file per device (t_s = session seconds, then every channel), events.csv and "
+        "commands.csv into DIR, optionally only between --start and --end (session seconds).")
+    p.add_argument("file", help="a recording (.h5)")
+    p.add_argument("--csv", metavar="DIR", required=True, help="folder to write the CSV files into")
+    p.add_argument("--start", metavar="S", type=float, default=None, help="first session second to export")
+    p.add_argument("--end", metavar="S", type=float, default=None, help="session second to stop at (excluded)")
+    p.set_defaults(func=_export)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from workstation.recording.reader import Recording
+    from workstation.recording.summary import format_summary, summarize
+
+    with Recording.open(args.file) as rec:
+        print(format_summary(rec, summarize(rec)))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    for name in ("start", "end"):
+        v = getattr(args, name)
+        if v is not None and not math.isfinite(v):
+            raise UserError(f"--{name} must be a number of seconds, not {v}.")
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        raise UserError(f"--end ({args.end:g} s) must come after --start ({args.start:g} s).")
+    from workstation.recording.export import export_csv
+    from workstation.recording.reader import Recording
+
+    with Recording.open(args.file) as rec:
+        if rec.partial:
+            print(f"note: {rec.path.name} is partial: {rec.partial_reason}")
+        for path in export_csv(rec, args.csv, args.start, args.end):
+            print(path)
+    return 0

@@ -1,0 +1,76 @@
+"""CSV export of a recording: one file per device, one for events, one for commands; a time range in session s.
+
+Columns keep the block field names (they carry their units, e.g. `irradiance_mw_cm2`), after `t_s`, the session
+time. Rows are written in slabs, so an hour-long recording never sits in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from workstation.recording.errors import RecordingError
+from workstation.recording.reader import Recording
+
+SLAB_ROWS = 200_000
+
+
+def _fmt(dtype: np.dtype, name: str) -> str:
+    kind, size = dtype[name].kind, dtype[name].itemsize
+    if kind == "f":
+        return "%.6f" if name == "t_host_s" else ("%.7g" if size == 4 else "%.15g")
+    return "%d"
+
+
+def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = None,
+               t_end_s: float | None = None) -> list[Path]:
+    """Write `<device>.csv`, `events.csv` and `commands.csv` into out_dir; return the files written."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RecordingError(f"Cannot create the export folder {out}: {exc.strerror or exc}.") from exc
+    lo = -np.inf if t_start_s is None else t_start_s
+    hi = np.inf if t_end_s is None else t_end_s
+    t0 = rec.meta.t0_host_s
+    written = []
+    try:
+        for name, info in rec.devices.items():
+            path = out / f"{name}.csv"
+            names = list(info.dtype.names or ())
+            fmts = ["%.6f"] + [_fmt(info.dtype, n) for n in names]
+            i0 = 0 if t_start_s is None else rec.row_at(name, t_start_s)
+            i1 = rec.samples(name) if t_end_s is None else rec.row_at(name, t_end_s)
+            with open(path, "w", newline="") as f:
+                f.write(",".join(["t_s", *names]) + "\n")
+                for a in range(i0, i1, SLAB_ROWS):
+                    rows = rec.rows(name, a, min(a + SLAB_ROWS, i1))
+                    cols = [rows["t_host_s"] - t0] + [rows[n] for n in names]
+                    table = np.empty((len(rows), len(cols)), dtype=object)
+                    for j, c in enumerate(cols):
+                        table[:, j] = c.tolist()
+                    np.savetxt(f, table, fmt=fmts, delimiter=",")
+            written.append(path)
+        path = out / "events.csv"
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["t_s", "t_host_s", "kind", "severity", "source", "message", "details_json"])
+            for e in rec.events:
+                if lo <= e.t_host_s - t0 < hi:
+                    w.writerow([f"{e.t_host_s - t0:.6f}", f"{e.t_host_s:.6f}", e.kind, e.severity, e.source,
+                                e.message, e.details_json()])
+        written.append(path)
+        path = out / "commands.csv"
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["t_s", "t_host_s", "device", "command", "args_json", "result", "t_reply_s"])
+            for c in rec.commands:
+                if lo <= c.t_host_s - t0 < hi:
+                    w.writerow([f"{c.t_host_s - t0:.6f}", f"{c.t_host_s:.6f}", c.device, c.command, c.args_json(),
+                                c.result, f"{c.t_reply_s:.6f}"])
+        written.append(path)
+    except OSError as exc:
+        raise RecordingError(f"Writing the CSV export into {out} failed: {exc.strerror or exc}.") from exc
+    return written

@@ -1,0 +1,178 @@
+"""What `main.py inspect` prints: devices, duration, samples, gaps, events, interlock trips, dose per area.
+
+Dose per area: an exposure is a run of light samples with the shutter open; its dose is the largest dose the device
+integrated during it (the device restarts its count at each exposure). The area is the `area` in the details of the
+latest event before the exposure started (protocol steps carry it); without one it is "unassigned".
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from workstation.bus import Event
+from workstation.recording.reader import Recording
+
+SCAN_ROWS = 1 << 20
+GAP_FACTOR = 1.5  # a step of the device clock longer than 1.5 sample periods is a gap
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    t_s: float  # session time of the last sample before the gap
+    length_s: float
+    cause: str  # "samples missing" or "device clock restarted"
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    area: str
+    t_start_s: float
+    t_end_s: float
+    dose_mj_cm2: float
+
+
+@dataclass(slots=True)
+class DeviceSummary:
+    name: str
+    description: str
+    samples: int
+    samples_lost: int
+    first_s: float
+    last_s: float
+    gaps: list[Gap] = field(default_factory=list)
+
+    @property
+    def rate_hz(self) -> float:
+        span = self.last_s - self.first_s
+        return (self.samples - 1) / span if self.samples > 1 and span > 0 else 0.0
+
+
+@dataclass(slots=True)
+class Summary:
+    devices: list[DeviceSummary]
+    events_by_kind: Counter
+    interlocks: list[Event]
+    exposures: list[Exposure]
+
+    @property
+    def dose_per_area_mj_cm2(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for e in self.exposures:
+            out[e.area] = out.get(e.area, 0.0) + e.dose_mj_cm2
+        return out
+
+
+def summarize(rec: Recording) -> Summary:
+    devices = [_device(rec, name) for name in rec.devices]
+    exposures: list[Exposure] = []
+    for name, info in rec.devices.items():
+        if info.driver_kind == "light" and {"shutter_open", "dose_mj_cm2"} <= set(info.dtype.names or ()):
+            exposures += _exposures(rec, name)
+    return Summary(devices, Counter(e.kind for e in rec.events), [e for e in rec.events if e.kind == "interlock"],
+                   exposures)
+
+
+def _device(rec: Recording, name: str) -> DeviceSummary:
+    info = rec.devices[name]
+    n = rec.samples(name)
+    t0 = rec.meta.t0_host_s
+    s = DeviceSummary(name, f"{info.driver_name} v{info.driver_version}, {info.model} s/n {info.serial_number}, "
+                      f"firmware {info.firmware}", n, rec.samples_lost(name), 0.0, 0.0)
+    if n == 0:
+        return s
+    period_us = 1e6 / info.nominal_rate_hz if info.nominal_rate_hz > 0 else None
+    prev: np.ndarray | None = None
+    for i in range(0, n, SCAN_ROWS):
+        rows = rec.rows(name, i - (1 if i else 0), i + SCAN_ROWS)  # one row of overlap to see gaps across scans
+        t_dev, t_host = rows["t_device_us"], rows["t_host_s"]
+        if prev is None:
+            s.first_s = float(t_host[0]) - t0
+        prev = rows
+        if period_us is None:
+            continue
+        step = np.diff(t_dev)
+        for k in np.flatnonzero((step > GAP_FACTOR * period_us) | (step <= 0)):
+            if step[k] <= 0:
+                s.gaps.append(Gap(float(t_host[k]) - t0, float(t_host[k + 1] - t_host[k]), "device clock restarted"))
+            else:
+                s.gaps.append(Gap(float(t_host[k]) - t0, float(step[k] - period_us) / 1e6, "samples missing"))
+    assert prev is not None
+    s.last_s = float(prev["t_host_s"][-1]) - t0
+    return s
+
+
+def _exposures(rec: Recording, name: str) -> list[Exposure]:
+    t0 = rec.meta.t0_host_s
+    area_events = [e for e in rec.events if "area" in e.details]
+    area_t = np.array([e.t_host_s for e in area_events])
+    out: list[Exposure] = []
+    start_t: float | None = None
+    dose = 0.0
+    last_t = 0.0
+
+    def close(t_end: float) -> None:
+        k = int(np.searchsorted(area_t, start_t, "right")) - 1
+        area = str(area_events[k].details["area"]) if k >= 0 else "unassigned"
+        out.append(Exposure(area, start_t - t0, t_end - t0, dose))
+
+    n = rec.samples(name)
+    for i in range(0, n, SCAN_ROWS):
+        rows = rec.rows(name, i, i + SCAN_ROWS)
+        on = rows["shutter_open"].astype(bool)
+        t, d = rows["t_host_s"], rows["dose_mj_cm2"]
+        edges = np.flatnonzero(np.diff(on.astype(np.int8))) + 1
+        bounds = [0, *edges.tolist(), len(rows)]
+        for a, b in zip(bounds[:-1], bounds[1:], strict=False):
+            if a == b:
+                continue
+            if on[a]:
+                if start_t is None:
+                    start_t, dose = float(t[a]), 0.0
+                dose = max(dose, float(d[a:b].max()))
+            elif start_t is not None:
+                close(float(t[a]))
+                start_t = None
+        last_t = float(t[-1]) if len(t) else last_t
+    if start_t is not None:
+        close(last_t)
+    return out
+
+
+def format_summary(rec: Recording, s: Summary) -> str:
+    m = rec.meta
+    lines = [
+        f"{rec.path.name}: Cicatrix recording, format {m.format_version}",
+        f"  session {m.session_uuid} ({m.mode}), started {m.start_time_utc}, ended {m.end_time_utc or '-'}",
+        f"  patient {m.patient_pseudonym}, operator {m.operator_id}, protocol {m.protocol_id} v{m.protocol_version}, "
+        f"software {m.software_version}",
+        f"  duration {rec.duration_s:.3f} s",
+    ]
+    if rec.partial:
+        lines.append(f"  PARTIAL: {rec.partial_reason}")
+    lines.append("devices:")
+    for d in s.devices:
+        lines.append(f"  {d.name}: {d.description}")
+        lines.append(f"    {d.samples} samples from {d.first_s:.3f} s to {d.last_s:.3f} s ({d.rate_hz:.1f} Hz), "
+                     f"{d.samples_lost} lost by the recorder")
+        total = sum(g.length_s for g in d.gaps)
+        lines.append(f"    gaps: {len(d.gaps)}" + (f", {total:.3f} s in all" if d.gaps else ""))
+        for g in d.gaps[:10]:
+            lines.append(f"      at {g.t_s:.3f} s: {g.length_s * 1000:.1f} ms, {g.cause}")
+        if len(d.gaps) > 10:
+            lines.append(f"      ... and {len(d.gaps) - 10} more")
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(s.events_by_kind.items())) or "none"
+    lines.append(f"events: {sum(s.events_by_kind.values())} ({kinds}); commands: {len(rec.commands)}")
+    lines.append(f"interlock trips: {len(s.interlocks)}")
+    for e in s.interlocks:
+        cause, latency = e.details.get("cause", "?"), e.details.get("latency_ms")
+        lat = f", latency {float(latency):.1f} ms" if latency is not None else ""
+        lines.append(f"  at {e.t_host_s - m.t0_host_s:.3f} s: {e.message} (cause {cause}{lat})")
+    lines.append(f"dose delivered per area ({len(s.exposures)} exposures):")
+    for area, dose in sorted(s.dose_per_area_mj_cm2.items()):
+        lines.append(f"  {area}: {dose:.1f} mJ/cm²")
+    if not s.exposures:
+        lines.append("  none")
+    return "\n".join(lines)
