@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from workstation.errors import UserError
 
@@ -28,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--exit-after-first-show",
         action="store_true",
         help="print a JSON line with the time of the first painted window, then quit (start-up benchmark)",
+    )
+    parser.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="PNG",
+        help="save a picture of the window once both devices have a few seconds of data, then quit",
     )
     parser.set_defaults(func=run)
 
@@ -63,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
             window.close()
 
         window.call_on_first_paint(report_and_quit)
+    if args.screenshot:
+        window.screenshot_when_ready(args.screenshot)
     window.show()
     window.start()
     rig.start()

@@ -6,9 +6,10 @@ import json
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from PyQt6.QtCore import QEvent, QObject, Qt, QTimer
-from PyQt6.QtGui import QCloseEvent
+from PyQt6.QtGui import QCloseEvent, QGuiApplication
 from PyQt6.QtWidgets import QLabel, QMainWindow, QWidget
 
 from workstation.plotbuffer import PlotBuffers
@@ -16,7 +17,7 @@ from workstation.ui.plots import LivePlots
 from workstation.ui.sources import DeviceLink, RateMeter, Rig
 
 STATUS_REFRESH_MS = 500
-TITLES = {"light": "UVB phototherapy handpiece (light)", "pen": "microneedling pen (pen)"}
+TITLES = {"light": "Light (UVB handpiece)", "pen": "Pen (microneedling)"}
 
 
 def seconds_since_process_start() -> float:
@@ -38,6 +39,7 @@ class DeviceStatus(QLabel):
         self.frames_per_s = 0.0
         self._meter = RateMeter()
         self.setTextFormat(Qt.TextFormat.RichText)
+        self.setWordWrap(True)
         self.update_from(None, None)
 
     def update_from(self, link: DeviceLink | None, error: str | None) -> None:
@@ -50,7 +52,7 @@ class DeviceStatus(QLabel):
             self.frames_per_s = self._meter.update(int(c.frames))
             state, color = ("connected", "#2e7d32") if link.connected else ("not connected", "#c62828")
             detail = (
-                f" · {self.frames_per_s:.0f} frames/s · {c.frames} frames · {c.bad_frames} bad frames"
+                f" · {self.frames_per_s:.0f} frames/s · {c.frames} frames · {c.bad_frames} bad"
                 f" · {c.seq_gaps} sequence gaps"
             )
         if error:
@@ -73,7 +75,12 @@ class LiveWindow(QMainWindow):
             box.insertWidget(0, line)
             self.status_lines[dev] = line
         self.setCentralWidget(self.plots)
-        self.resize(1400, 860)
+        screen = self.screen()
+        available = screen.availableGeometry() if screen is not None else None
+        width, height = 1400, 860
+        if available is not None:
+            width, height = min(width, available.width()), min(height, available.height())
+        self.resize(width, height)
         self.status_timer = QTimer(self)
         self.status_timer.setInterval(STATUS_REFRESH_MS)
         self.status_timer.timeout.connect(self.refresh_status)
@@ -98,6 +105,37 @@ class LiveWindow(QMainWindow):
             for callback in callbacks:
                 QTimer.singleShot(0, callback)  # after this paint completes
         return super().eventFilter(watched, event)
+
+    def screenshot_when_ready(self, path: Path, data_s: float = 3.0, timeout_s: float = 20.0) -> None:
+        """Save a PNG of the window once every device has `data_s` seconds of data (or at `timeout_s`), then close.
+
+        Under X (Xvfb or a desktop) the picture is read back from the screen, as a person would see it.
+        """
+        deadline_s = time.monotonic() + timeout_s
+        poll = QTimer(self)
+
+        def check() -> None:
+            spans = [self.buffers.stats(dev) for dev in self.buffers.devices]
+            ready = all(s.samples_total and s.t_last_s - s.t_first_s >= data_s for s in spans)
+            if not ready and time.monotonic() < deadline_s:
+                return
+            poll.stop()
+            self.plots.refresh()
+            self.refresh_status()
+            QTimer.singleShot(100, save)  # let the refreshed plots paint
+
+        def save() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            screen = self.screen()
+            use_screen = QGuiApplication.platformName() == "xcb" and screen is not None
+            picture = screen.grabWindow(int(self.winId())) if use_screen else self.grab()
+            if not picture.save(str(path), "PNG"):
+                raise OSError(f"could not write the screenshot {path}")
+            print(f"screenshot saved to {path}", flush=True)
+            self.close()
+
+        poll.timeout.connect(check)
+        poll.start(100)
 
     def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name
         self.plots.stop()

@@ -34,11 +34,12 @@ class PlotSpec:
     title: str
     unit: str
     curves: tuple[CurveSpec, ...]
+    min_span: float = 1.0  # the smallest Y span shown when following the data, in the plot's unit
     y_range: tuple[float, float] | None = None  # fixed range (booleans); None: follow the data
 
 
 LIGHT_PLOTS = (
-    PlotSpec("irradiance", "mW/cm²", (CurveSpec("irradiance_mw_cm2", "irradiance", "#e8a33d"),)),
+    PlotSpec("irradiance", "mW/cm²", (CurveSpec("irradiance_mw_cm2", "irradiance", "#e8a33d"),), min_span=10.0),
     PlotSpec(
         "dose",
         "mJ/cm²",
@@ -46,6 +47,7 @@ LIGHT_PLOTS = (
             CurveSpec("dose_mj_cm2", "delivered", "#c678dd"),
             CurveSpec("target_dose_mj_cm2", "target", "#888888"),
         ),
+        min_span=100.0,
     ),
     PlotSpec("lamp temperature", "°C", (CurveSpec("lamp_temp_c", "lamp", "#e06c75"),)),
 )
@@ -54,9 +56,10 @@ PEN_PLOTS = (
         "depth",
         "mm",
         (CurveSpec("depth_mm", "measured", "#61afef"), CurveSpec("depth_set_mm", "set", "#888888")),
+        min_span=0.5,
     ),
-    PlotSpec("stroke rate", "Hz", (CurveSpec("stroke_rate_hz", "stroke rate", "#98c379"),)),
-    PlotSpec("motor current", "mA", (CurveSpec("motor_current_ma", "current", "#d19a66"),)),
+    PlotSpec("stroke rate", "Hz", (CurveSpec("stroke_rate_hz", "stroke rate", "#98c379"),), min_span=10.0),
+    PlotSpec("motor current", "mA", (CurveSpec("motor_current_ma", "current", "#d19a66"),), min_span=20.0),
     PlotSpec("skin contact", "on/off", (CurveSpec("skin_contact", "contact", "#56b6c2"),), y_range=(-0.1, 1.1)),
 )
 PLOTS_BY_DEVICE = {"light": LIGHT_PLOTS, "pen": PEN_PLOTS}
@@ -76,7 +79,7 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
         self.plots: list[pg.PlotItem] = []
         self.paints = 0  # frames actually painted (for the benchmark)
         self.curves: dict[str, pg.PlotDataItem] = {}
-        self._auto_y: list[tuple[pg.PlotItem, tuple[str, ...]]] = []  # plots whose Y range follows their data
+        self._auto_y: list[tuple[pg.PlotItem, tuple[str, ...], float]] = []  # plots whose Y range follows their data
         self.setBackground("w")
         for row, spec in enumerate(specs):
             plot = self.addPlot(row=row, col=0)
@@ -89,7 +92,7 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
             plot.enableAutoRange(x=False, y=False)  # ranges are set in refresh(), not while painting
             plot.setYRange(*(spec.y_range or (0.0, 1.0)), padding=0)
             if spec.y_range is None:
-                self._auto_y.append((plot, tuple(c.channel for c in spec.curves)))
+                self._auto_y.append((plot, tuple(c.channel for c in spec.curves), spec.min_span))
             if len(spec.curves) > 1:
                 plot.addLegend(offset=(-10, 5), labelTextSize="8pt", brush=(255, 255, 255, 200))
             for c in spec.curves:
@@ -123,10 +126,10 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
             curve.setData(t, y, connect="all")
             if len(y):
                 y_extent[channel] = (float(y.min()), float(y.max()))
-        for plot, channels in self._auto_y:
+        for plot, channels, min_span in self._auto_y:
             extents = [y_extent[c] for c in channels if c in y_extent]
             if extents:
-                _follow_y(plot, min(e[0] for e in extents), max(e[1] for e in extents))
+                _follow_y(plot, min(e[0] for e in extents), max(e[1] for e in extents), min_span)
         if t_last_s == t_last_s:  # not nan: something arrived; until a window has passed, it fills from the left
             x_end_s = max(window_s, t_last_s)
             for plot in self.plots:  # each one directly: via the link, followers would change after this paint
@@ -135,15 +138,16 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
             plot.getViewBox().prepareForPaint()
 
 
-def _follow_y(plot: pg.PlotItem, lo: float, hi: float) -> None:
-    """Fit the Y range to [lo, hi] with a margin, only when the data leaves it or fills less than half of it, so
-    noise does not re-lay the axis every frame."""
-    (cur_lo, cur_hi) = plot.getViewBox().viewRange()[1]
-    span = hi - lo
-    if lo >= cur_lo and hi <= cur_hi and span >= 0.5 * (cur_hi - cur_lo):
+def _follow_y(plot: pg.PlotItem, lo: float, hi: float, min_span: float) -> None:
+    """Fit the Y range to [lo, hi] with a margin (and at least `min_span`), only when the data leaves it or fills
+    less than half of it, so noise does not re-lay the axis every frame."""
+    cur_lo, cur_hi = plot.getViewBox().viewRange()[1]
+    cur_span = cur_hi - cur_lo
+    if lo >= cur_lo and hi <= cur_hi and cur_span >= 0.999 * min_span and max(hi - lo, min_span) >= 0.5 * cur_span:
         return
-    margin = 0.1 * span if span > 0 else max(1e-3, 0.05 * abs(hi))
-    plot.setYRange(lo - margin, hi + margin, padding=0)
+    span = max(1.2 * (hi - lo), min_span)
+    mid = 0.5 * (lo + hi)
+    plot.setYRange(mid - span / 2, mid + span / 2, padding=0)
 
 
 class LivePlots(QWidget):
