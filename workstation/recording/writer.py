@@ -112,6 +112,7 @@ class SessionRecorder:
         self._thread: threading.Thread | None = None
         self._sha256: str | None = None
         self._closed = False
+        self._file_damaged = False
 
     # --- creation -------------------------------------------------------------------------------------------------
     @classmethod
@@ -361,21 +362,27 @@ class SessionRecorder:
     def _check_space(self) -> None:
         free = shutil.disk_usage(self.path.parent).free
         if free < self._reserve_bytes:
-            raise OSError(errno.ENOSPC, f"only {free / 2**20:.0f} MB left, below the {self._reserve_bytes / 2**20:.0f}"
+            raise _BelowReserve(errno.ENOSPC, f"only {free / 2**20:.0f} MB left, below the {self._reserve_bytes / 2**20:.0f}"
                           " MB reserve")
 
     def _fail(self, exc: BaseException) -> None:
         text = str(exc)
-        if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or "errno = 28" in text \
-                or "No space left" in text:
-            msg = (f"The disk holding {self.path} is full: recording stopped ({text}). The session must stop; "
-                   "free some space before the next one.")
+        full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(
+            m in text for m in ("errno = 28", "errno = 27", "errno = 122", "No space left", "File too large"))
+        if full:
+            msg = (f"The disk holding {self.path} is full (or the file reached its size limit): recording stopped. "
+                   f"The session must stop; free some space before the next one. ({text.splitlines()[0]})")
         else:
-            msg = f"Writing the recording {self.path} failed: {text}. The session must stop."
+            msg = f"Writing the recording {self.path} failed: recording stopped. The session must stop. ({text})"
         self.error = RecordingError(msg)
         self.error.__cause__ = exc
         self._closed = True
+        self._file_damaged = not isinstance(exc, _BelowReserve)
         log.error("%s", msg, exc_info=exc)
+        try:  # release the file now; what was flushed before stays readable
+            self._h5.close()
+        except Exception:  # noqa: BLE001 - the file is already failing; its first error is the one reported
+            log.debug("closing the failed recording raised too", exc_info=True)
         if self._on_error is not None:
             self._on_error(self.error)
 
@@ -390,8 +397,14 @@ class SessionRecorder:
             if self._thread.is_alive():
                 raise RecordingError(f"The recorder did not finish writing {self.path} within {timeout_s:.0f} s.")
         self._closed = True
+        if self.error is None:
+            try:
+                self._h5.close()
+            except Exception as exc:  # noqa: BLE001 - reported like any write failure
+                self._fail(exc)
+        if self._file_damaged:  # reopening a file on a full disk could only make it worse: leave it be
+            return self._finish()
         try:
-            self._h5.close()
             with h5py.File(self.path, "r+") as h5:
                 h5.attrs["end_time_utc"] = fmt.utc_now_iso()
                 h5.attrs["closed_cleanly"] = self.error is None
@@ -400,12 +413,22 @@ class SessionRecorder:
                     g = h5[fmt.DEVICES_GROUP][name]
                     g.attrs["samples"] = self.stats.rows_written[name]
                     g.attrs["samples_lost"] = self.stats.samples_lost[name]
+        except Exception as exc:  # noqa: BLE001
+            raise RecordingError(f"Closing the recording {self.path} failed: {exc}.") from exc
+        return self._finish()
+
+    def _finish(self) -> str:
+        try:
             digest = sha256_of(self.path)
             fmt.checksum_path(self.path).write_text(f"{digest}  {self.path.name}\n")
         except OSError as exc:
-            raise RecordingError(f"Closing the recording {self.path} failed: {exc}.") from exc
+            raise RecordingError(f"Writing the checksum of {self.path} failed: {exc}.") from exc
         self._sha256 = digest
         return digest
+
+
+class _BelowReserve(OSError):
+    """Free space fell below the reserve: the recorder stops while the file is still sound."""
 
 
 def _append(ds: h5py.Dataset, rows: np.ndarray) -> int:
