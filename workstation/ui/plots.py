@@ -35,6 +35,7 @@ class PlotSpec:
     unit: str
     curves: tuple[CurveSpec, ...]
     min_span: float = 1.0  # the smallest Y span shown when following the data, in the plot's unit
+    y_floor: float | None = 0.0  # the quantity cannot go below this: the range starts just under it when near
     y_range: tuple[float, float] | None = None  # fixed range (booleans); None: follow the data
 
 
@@ -49,7 +50,7 @@ LIGHT_PLOTS = (
         ),
         min_span=100.0,
     ),
-    PlotSpec("lamp temperature", "°C", (CurveSpec("lamp_temp_c", "lamp", "#e06c75"),)),
+    PlotSpec("lamp temperature", "°C", (CurveSpec("lamp_temp_c", "lamp", "#e06c75"),), y_floor=None),
 )
 PEN_PLOTS = (
     PlotSpec(
@@ -79,7 +80,7 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
         self.plots: list[pg.PlotItem] = []
         self.paints = 0  # frames actually painted (for the benchmark)
         self.curves: dict[str, pg.PlotDataItem] = {}
-        self._auto_y: list[tuple[pg.PlotItem, tuple[str, ...], float]] = []  # plots whose Y range follows their data
+        self._auto_y: list[tuple[pg.PlotItem, tuple[str, ...], PlotSpec]] = []  # plots whose Y range follows their data
         self.setBackground("w")
         for row, spec in enumerate(specs):
             plot = self.addPlot(row=row, col=0)
@@ -92,7 +93,7 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
             plot.enableAutoRange(x=False, y=False)  # ranges are set in refresh(), not while painting
             plot.setYRange(*(spec.y_range or (0.0, 1.0)), padding=0)
             if spec.y_range is None:
-                self._auto_y.append((plot, tuple(c.channel for c in spec.curves), spec.min_span))
+                self._auto_y.append((plot, tuple(c.channel for c in spec.curves), spec))
             if len(spec.curves) > 1:
                 plot.addLegend(offset=(-10, 5), labelTextSize="8pt", brush=(255, 255, 255, 200))
             for c in spec.curves:
@@ -126,10 +127,10 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
             curve.setData(t, y, connect="all")
             if len(y):
                 y_extent[channel] = (float(y.min()), float(y.max()))
-        for plot, channels, min_span in self._auto_y:
+        for plot, channels, spec in self._auto_y:
             extents = [y_extent[c] for c in channels if c in y_extent]
             if extents:
-                _follow_y(plot, min(e[0] for e in extents), max(e[1] for e in extents), min_span)
+                _follow_y(plot, min(e[0] for e in extents), max(e[1] for e in extents), spec)
         if t_last_s == t_last_s:  # not nan: something arrived; until a window has passed, it fills from the left
             x_end_s = max(window_s, t_last_s)
             for plot in self.plots:  # each one directly: via the link, followers would change after this paint
@@ -138,16 +139,19 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
             plot.getViewBox().prepareForPaint()
 
 
-def _follow_y(plot: pg.PlotItem, lo: float, hi: float, min_span: float) -> None:
-    """Fit the Y range to [lo, hi] with a margin (and at least `min_span`), only when the data leaves it or fills
-    less than half of it, so noise does not re-lay the axis every frame."""
+def _follow_y(plot: pg.PlotItem, lo: float, hi: float, spec: PlotSpec) -> None:
+    """Fit the Y range to [lo, hi] with a margin (and at least the spec's minimum span), only when the data leaves
+    it or fills less than half of it, so noise does not re-lay the axis every frame."""
     cur_lo, cur_hi = plot.getViewBox().viewRange()[1]
     cur_span = cur_hi - cur_lo
-    if lo >= cur_lo and hi <= cur_hi and cur_span >= 0.999 * min_span and max(hi - lo, min_span) >= 0.5 * cur_span:
+    fits = lo >= cur_lo and hi <= cur_hi and cur_span >= 0.999 * spec.min_span
+    if fits and max(hi - lo, spec.min_span) >= 0.5 * cur_span:
         return
-    span = max(1.2 * (hi - lo), min_span)
-    mid = 0.5 * (lo + hi)
-    plot.setYRange(mid - span / 2, mid + span / 2, padding=0)
+    span = max(1.2 * (hi - lo), spec.min_span)
+    bottom = 0.5 * (lo + hi) - span / 2
+    if spec.y_floor is not None and bottom < spec.y_floor <= lo:
+        bottom = spec.y_floor - 0.03 * span
+    plot.setYRange(bottom, bottom + span, padding=0)
 
 
 class LivePlots(QWidget):

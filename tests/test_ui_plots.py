@@ -1,0 +1,178 @@
+"""Live plots and the first window: the curves show what the buffers hold, the window length applies, the timer
+pulls new data, and the window on emulated devices counts frames. Run with QT_QPA_PLATFORM=offscreen."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workstation.bus import SessionBus
+from workstation.plotbuffer import PlotBuffers
+from workstation.ui.live_window import LiveWindow
+from workstation.ui.plots import PLOTS_BY_DEVICE, LivePlots, plotted_channels
+from workstation.ui.sources import DriverRig, SyntheticRig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fed_buffers(seconds: float) -> tuple[PlotBuffers, SyntheticRig]:
+    bus = SessionBus()
+    buffers = PlotBuffers(plotted_channels(), capacity_s=600, rate_hz=2000)
+    bus.subscribe(buffers)
+    rig = SyntheticRig(bus)
+    rig.prefill(seconds)
+    return buffers, rig
+
+
+@pytest.fixture
+def rigs() -> Iterator[list]:
+    """Rigs a test started; stopped even when the test fails."""
+    started: list = []
+    yield started
+    for rig in started:
+        rig.stop()
+
+
+def test_every_curve_shows_the_buffer_view(qtbot) -> None:
+    buffers, _ = fed_buffers(90.0)
+    plots = LivePlots(buffers)
+    qtbot.addWidget(plots)
+    plots.resize(1200, 800)
+    plots.show()
+    qtbot.waitExposed(plots)
+    plots.refresh()
+    assert set(plots.panels) == {"light", "pen"}
+    for device, panel in plots.panels.items():
+        assert set(panel.curves) == {c.channel for spec in PLOTS_BY_DEVICE[device] for c in spec.curves}
+        budget = panel.points_budget()
+        assert budget >= 2 * 300  # the panel really has a few hundred pixels of plot width
+        for channel, curve in panel.curves.items():
+            x_shown, y_shown = curve.getData()
+            x_buf, y_buf = buffers.view(device, channel, plots.window_s, budget)
+            assert len(x_shown) > 0
+            np.testing.assert_array_equal(x_shown, x_buf)
+            np.testing.assert_array_equal(y_shown, y_buf)
+            assert len(x_shown) <= budget < 60 * 2000  # decimated: 1 min at 2 kHz is 120k samples
+
+
+def test_window_length_choice_sets_the_x_range_and_the_data(qtbot) -> None:
+    buffers, _ = fed_buffers(90.0)
+    plots = LivePlots(buffers)
+    qtbot.addWidget(plots)
+    plots.show()
+    qtbot.waitExposed(plots)
+    t_last = buffers.stats("pen").t_last_s
+    for label, window_s in (("10 s", 10.0), ("1 min", 60.0), ("10 min", 600.0)):
+        plots.set_window(label)  # the combo box's signal refreshes at once
+        assert plots.window_s == window_s
+        for panel in plots.panels.values():
+            for plot in panel.plots:  # all plots of a device share the X range
+                x0, x1 = plot.getViewBox().viewRange()[0]
+                assert x1 == pytest.approx(max(window_s, t_last))
+                assert x1 - x0 == pytest.approx(window_s)
+        x_shown, _ = plots.panels["pen"].curves["depth_mm"].getData()
+        held_s = min(window_s, t_last)
+        assert x_shown[-1] - x_shown[0] == pytest.approx(held_s, abs=0.01 * window_s)
+
+
+def test_decimation_toggle_off_shows_every_sample(qtbot) -> None:
+    buffers, _ = fed_buffers(20.0)
+    plots = LivePlots(buffers)
+    qtbot.addWidget(plots)
+    plots.show()
+    plots.set_window("10 s")
+    x_decimated, _ = plots.panels["light"].curves["irradiance_mw_cm2"].getData()
+    plots.decimate_toggle.setChecked(False)
+    x_raw, y_raw = plots.panels["light"].curves["irradiance_mw_cm2"].getData()
+    t_buf, y_buf = buffers.view("light", "irradiance_mw_cm2", 10.0, None)
+    assert len(x_raw) == len(t_buf) == 20001 > len(x_decimated)
+    np.testing.assert_array_equal(y_raw, y_buf)
+
+
+def test_timer_pulls_new_data_while_a_feeder_thread_publishes(qtbot, rigs) -> None:
+    buffers, rig = fed_buffers(5.0)
+    plots = LivePlots(buffers)
+    qtbot.addWidget(plots)
+    plots.show()
+    plots.refresh()
+    x_before = plots.panels["pen"].curves["stroke_rate_hz"].getData()[0][-1]
+    frames_before = plots.frames_drawn
+    rigs.append(rig)
+    rig.start()
+    plots.start()
+    qtbot.waitUntil(lambda: plots.frames_drawn >= frames_before + 5, timeout=5000)
+    qtbot.waitUntil(lambda: plots.panels["pen"].curves["stroke_rate_hz"].getData()[0][-1] > x_before + 0.2)
+    plots.stop()
+
+
+def test_window_on_emulated_devices_counts_frames_on_both(qtbot, rigs) -> None:
+    bus = SessionBus()
+    buffers = PlotBuffers(plotted_channels())
+    bus.subscribe(buffers)
+    rig = DriverRig(bus, simulate=True)
+    rigs.append(rig)
+    window = LiveWindow(buffers, rig)
+    qtbot.addWidget(window)
+    window.show()
+    window.start()
+    rig.start()
+
+    def connected() -> bool:
+        return all(dev in rig.links and rig.links[dev].connected for dev in ("light", "pen"))
+
+    qtbot.waitUntil(connected, timeout=10000)
+    first = {dev: rig.links[dev].counters.frames for dev in ("light", "pen")}
+    qtbot.waitUntil(lambda: all(rig.links[d].counters.frames >= first[d] + 50 for d in first), timeout=5000)
+    qtbot.waitUntil(lambda: all(line.frames_per_s > 50 for line in window.status_lines.values()), timeout=5000)
+    for line in window.status_lines.values():
+        assert "connected" in line.text() and "frames/s" in line.text() and "sequence gaps" in line.text()
+    # the pen was commanded to needle at 1.0 mm and 100 strokes/s; the light stays off outside a session
+    qtbot.waitUntil(lambda: buffers.latest("pen", "stroke_rate_hz") > 90, timeout=5000)
+    assert buffers.latest("pen", "depth_set_mm") == pytest.approx(1.0)
+    assert buffers.latest("light", "irradiance_mw_cm2") == 0.0
+    qtbot.waitUntil(lambda: len(window.plots.panels["pen"].curves["depth_mm"].getData()[0]) > 100, timeout=5000)
+    assert rig.errors == {}
+    window.close()
+
+
+def test_window_says_why_a_clinical_port_cannot_be_opened(qtbot, rigs, tmp_path) -> None:
+    bus = SessionBus()
+    buffers = PlotBuffers(plotted_channels(), capacity_s=10)
+    rig = DriverRig(bus, {"pen": str(tmp_path / "no-such-port")}, simulate=False)
+    rigs.append(rig)
+    window = LiveWindow(buffers, rig)
+    qtbot.addWidget(window)
+    window.start()
+    rig.start()
+    qtbot.waitUntil(lambda: "pen" in rig.errors, timeout=5000)
+    window.refresh_status()
+    assert "cannot open" in window.status_lines["pen"].text()
+    assert "not connected" in window.status_lines["pen"].text()
+    assert "connecting" in window.status_lines["light"].text()  # no port given: never connected
+
+
+def run_main(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60
+    )
+
+
+def test_run_command_shows_the_window_in_simulation_and_reports_first_show() -> None:
+    proc = run_main("run", "--simulate", "--exit-after-first-show")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+    assert 0 < report["since_process_start_s"] < 10
+
+
+def test_run_command_refuses_ports_together_with_simulation() -> None:
+    proc = run_main("run", "--simulate", "--pen-port", "/dev/ttyUSB0")
+    assert proc.returncode == 2
+    assert "not both" in proc.stderr
