@@ -234,6 +234,11 @@ class SessionRecorder:
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
 
+    @property
+    def queued_samples(self) -> int:
+        """Samples waiting for the writer thread."""
+        return self._inbox.rows
+
     # --- the sink: called in publishers' threads, never waits on the disk ----------------------------------------
     def on_block(self, device: str, block: np.ndarray) -> None:
         if self._closed or len(block) == 0:
