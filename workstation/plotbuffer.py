@@ -96,10 +96,6 @@ class _DeviceRing:
             return lo + int(np.searchsorted(older, t_s, side="left"))
         return lo + len(older) + int(np.searchsorted(newer, t_s, side="left"))
 
-    def raw(self, arr: np.ndarray, a0: int, a1: int) -> np.ndarray:
-        """Copy of arr's rows for absolute indices [a0, a1) (held samples only)."""
-        return _ring_take(arr, a0, a1)
-
     def envelope(self, col: int, a0: int, a1: int, bucket: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Min, max and first absolute index of each bucket of `bucket` samples (aligned to multiples of `bucket`)
         that overlaps [a0, a1); partial buckets at either end cover only the part inside [a0, a1)."""
@@ -248,7 +244,7 @@ class PlotBuffers:
             a0, a1 = ring.index_at_or_after(t_last - window_s), ring.total
             n = a1 - a0
             if max_points is None or n <= max_points:
-                return ring.raw(ring.t_s, a0, a1), ring.raw(ring.values[:, col], a0, a1).astype(np.float64)
+                return _ring_take(ring.t_s, a0, a1), _ring_take(ring.values[:, col], a0, a1).astype(np.float64)
             if max_points < 4:
                 raise ValueError("max_points must be at least 4 (two min/max pairs)")
             pairs = max_points // 2

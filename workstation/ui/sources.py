@@ -54,8 +54,17 @@ class Rig(ABC):
         self._stopping = threading.Event()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._bring_up, name="rig-connect", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="rig-connect", daemon=True)
         self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._bring_up()
+        except Exception as exc:  # noqa: BLE001 - shown on the status lines; the trace goes to the log
+            log.exception("bringing up the devices failed")
+            for name in DEVICE_NAMES:
+                if name not in self.links or not self.links[name].connected:
+                    self.errors.setdefault(name, f"internal error while connecting: {exc}")
 
     @abstractmethod
     def _bring_up(self) -> None:
@@ -87,7 +96,11 @@ class DriverRig(Rig):
             from drivers.emulators import LightEmulator, PenEmulator
 
             for name, emulator_class in (("light", LightEmulator), ("pen", PenEmulator)):
-                emulator = emulator_class(seed=None).start()
+                try:
+                    emulator = emulator_class(seed=None).start()
+                except (OSError, RuntimeError) as exc:
+                    self.errors[name] = f"the {name} emulator could not start: {exc}"
+                    continue
                 with self._lock:
                     self.emulators.append(emulator)
                 self.ports[name] = emulator.port
