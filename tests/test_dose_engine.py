@@ -288,6 +288,19 @@ def test_override_within_bounds_is_kept_with_reason():
     assert SessionPlan.from_dict(json.loads(p2.to_json())) == p2
 
 
+def test_execution_steps_build_the_session_engines_steps():
+    from workstation.session import Step
+
+    areas = [mk_area(1, "face", "hypopigmented_atrophic_scar"), mk_area(2, "back", "hypopigmented_atrophic_scar")]
+    p = plan(COMBINED, areas)
+    p = p.with_area(override(p.area(2), "depth_mm", 1.6, "deep scar", "dr a"))
+    steps = [Step(**spec) for spec in p.execution_steps()]
+    assert [(s.modality, s.area_id) for s in steps] == [("light", "1"), ("light", "2"), ("needling", "1"),
+                                                        ("needling", "2")]
+    assert steps[0].target_dose_mj_cm2 == 260 and steps[0].area_dose_cap_mj_cm2 == 260
+    assert (steps[3].depth_mm, steps[3].depth_limit_mm, steps[3].passes) == (1.6, 2.0, 2)
+
+
 @pytest.mark.parametrize("field,value,reason,match", [
     ("target_dose_mj_cm2", 361, "why", "outside the allowed"),     # > +20 % of 300
     ("target_dose_mj_cm2", 0.5, "why", "outside the allowed"),

@@ -102,6 +102,22 @@ class SessionPlan:
         """The same plan with one area's plan replaced (after an override)."""
         return dataclasses.replace(self, areas=tuple(new if a.area_id == new.area_id else a for a in self.areas))
 
+    def execution_steps(self) -> list[dict[str, Any]]:
+        """The visit's steps in order (light first, needling after), each as the keyword arguments of the session
+        engine's Step: the planned numbers (overrides included) and the limits the interlocks hold them to."""
+        out: list[dict[str, Any]] = []
+        for step in self.steps:
+            a = self.area(step.area_id)
+            spec: dict[str, Any] = {"area_id": str(a.area_id), "area_label": a.label, "modality": step.modality}
+            if step.modality == "light":
+                spec |= {"target_dose_mj_cm2": a.target_dose_mj_cm2,
+                         "area_dose_cap_mj_cm2": a.bounds["target_dose_mj_cm2"].maximum}
+            else:
+                spec |= {"depth_mm": a.depth_mm, "depth_limit_mm": a.bounds["depth_mm"].maximum,
+                         "stroke_rate_hz": a.stroke_rate_hz, "passes": a.passes}
+            out.append(spec)
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=_encode))
 
