@@ -346,6 +346,23 @@ def test_plan_next_session_from_store(tmp_path):
         assert plan_next_session(s, LIB, course.id, D0 + timedelta(days=1)).refused
 
 
+def test_sessions_of_another_course_on_the_same_area_count_for_intervals(tmp_path):
+    with ClinicStore.open(tmp_path / "t.sqlite3", training=True) as s:
+        pat = s.create_patient()
+        for a in ALL_NO:
+            s.add_screening_answer(pat.id, a.item_id, False, a.answered_on, "dr a")
+        area = s.add_area(pat.id, "flank", "back", "hypopigmented_scar", 6, "III")
+        needle_course = s.create_course(pat.id, dataclasses.replace(LIB.get(ATROPHIC),
+                                                                    lesion_types=("hypopigmented_scar",)),
+                                        [area.id], D0)
+        sid = s.add_session(needle_course.id, D0)
+        s.add_treatment(sid, Treatment(area.id, "needling", depth_mm=1.5, stroke_rate_hz=117, passes=2))
+        light_course = s.create_course(pat.id, LIB.get(HYPO), [area.id], D0)
+        p = plan_next_session(s, LIB, light_course.id, D0 + timedelta(days=3), device_model="XTRAC")
+        assert p.refused and p.refusal.first_allowed_date == D0 + timedelta(days=8)
+        assert not plan_next_session(s, LIB, light_course.id, D0 + timedelta(days=8)).refused
+
+
 def test_visit_before_last_session_is_a_user_error():
     with pytest.raises(UserError, match="before the last session"):
         plan(HYPO, [mk_area()], [light(1, 5, 300)], day=2)

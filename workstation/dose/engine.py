@@ -22,15 +22,19 @@ ORDER_REASON = "Light first on intact skin, needling after (team default, CLINIC
 def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: Sequence[Area],
                  history: Sequence[SessionRecord], screening: Sequence[ScreeningAnswer], visit_date: date,
                  device_model: str | None = None, meds: Sequence[MedMeasurement] = (),
-                 cleared_area_ids: Collection[int] = ()) -> SessionPlan:
-    """Propose the plan for the session on `visit_date`. `history` is the course's past sessions; `cleared_area_ids`
-    are the areas whose erythema or blisters from the last light session the clinician has seen healed today."""
+                 cleared_area_ids: Collection[int] = (),
+                 other_history: Sequence[SessionRecord] = ()) -> SessionPlan:
+    """Propose the plan for the session on `visit_date`. `history` is the course's past sessions (doses follow
+    them); `other_history` holds sessions of the patient's other courses on the same areas, which count for the
+    interval and combination rules only. `cleared_area_ids` are the areas whose erythema or blisters from the last
+    light session the clinician has seen healed today."""
     if protocol.id != course.protocol_id:
         raise UserError(f"The course follows protocol {course.protocol_id}, not {protocol.id}; load the right one.")
     history = sorted(history, key=lambda s: s.session_date)
     if history and visit_date < history[-1].session_date:
         raise UserError(f"The visit date {visit_date.isoformat()} is before the last session of this course "
                         f"({history[-1].session_date.isoformat()}); check the date.")
+    timeline = sorted([*history, *other_history], key=lambda s: s.session_date)
     screen = evaluate_screening(tables, screening, protocol.modalities)
     blocks = [s for m in protocol.modalities for s in screen.blocked.get(m, [])]
     warnings = list(screen.warnings)
@@ -43,8 +47,8 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
         if area is None:
             raise UserError(f"Area {area_id} of course {course.id} was not given to the planner.")
         why_pih = pih_prone_why(protocol, tables, area, screen.pih_history)
-        plan, early, ok = _plan_area(protocol, tables, course, area, history, screen.blocked, why_pih, visit_date,
-                                     device_model, meds, area.id in cleared_area_ids)
+        plan, early, ok = _plan_area(protocol, tables, course, area, history, timeline, screen.blocked, why_pih,
+                                     visit_date, device_model, meds, area.id in cleared_area_ids)
         plans.append(plan)
         too_early.extend(early)
         timing_ok = timing_ok or ok
@@ -91,7 +95,7 @@ def _none(plan: AreaPlan, reason: str) -> AreaPlan:
 
 
 def _plan_area(p: Protocol, t: Tables, course: Course, area: Area, history: Sequence[SessionRecord],
-               blocked: dict[str, list[str]], why_pih: str, visit_date: date, device_model: str | None,
+               timeline: Sequence[SessionRecord], blocked: dict[str, list[str]], why_pih: str, visit_date: date, device_model: str | None,
                meds: Sequence[MedMeasurement], cleared: bool) -> tuple[AreaPlan, list[tuple[date, str]], bool]:
     reasons: list[str] = []
     wanted = list(p.modalities)
@@ -119,7 +123,7 @@ def _plan_area(p: Protocol, t: Tables, course: Course, area: Area, history: Sequ
     not_before: dict[str, date] = {}
     allowed: list[str] = []
     for m in wanted:
-        first, why = first_allowed(p, t, area, history, m, bool(why_pih))
+        first, why = first_allowed(p, t, area, timeline, m, bool(why_pih))
         if first is not None and visit_date < first:
             early.append((first, f"on area {area.label}, {why}"))
             not_before[m] = first

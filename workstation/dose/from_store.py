@@ -22,7 +22,9 @@ def plan_next_session(store: ClinicStore, library: Library, course_id: int, visi
     if protocol.version != course.protocol_version:
         raise UserError(f"Course {course_id} was started with {protocol.id} version {course.protocol_version}, but "
                         f"the library holds version {protocol.version}; review the course before planning.")
-    return plan_session(protocol=protocol, tables=library.tables, course=course,
+    others = [s for c in store.courses(course.patient_id) if c.id != course.id and set(c.area_ids) & set(course.area_ids)
+              for s in store.history(c.id)]
+    return plan_session(protocol=protocol, tables=library.tables, course=course, other_history=others,
                         areas=[store.area(a) for a in course.area_ids], history=store.history(course_id),
                         screening=store.screening(course.patient_id), visit_date=visit_date,
                         device_model=device_model, meds=store.meds(course.patient_id),
