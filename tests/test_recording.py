@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import h5py
 import numpy as np
@@ -108,3 +109,27 @@ def test_values_are_unchanged_by_the_recorder_copy(tmp_path):
     with h5py.File(rec.path) as f:
         check_rows("light", f["devices/light/telemetry"][:])
         assert np.all(f["devices/light/telemetry"]["irradiance_mw_cm2"] >= 0)
+
+
+def test_a_reader_follows_a_live_recording(tmp_path):
+    from workstation.recording.reader import Recording
+
+    rec = SessionRecorder.create(tmp_path, meta(), min_free_bytes=0, t0_host_s=T0, flush_interval_s=0.05)
+    add_devices(rec)
+    rec.start()
+    for k in range(100):
+        rec.on_block("light", frames("light", k, 1)[0])
+    deadline = time.monotonic() + 2.0
+    while rec.stats.rows_written["light"] < 2000 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    live = Recording.open(rec.path)
+    assert live.partial and live.samples("light") == 2000
+    for k in range(100, 150):
+        rec.on_block("light", frames("light", k, 1)[0])
+    while rec.stats.rows_written["light"] < 3000 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    live.refresh()
+    assert live.samples("light") == 3000
+    check_rows("light", live.telemetry("light"))
+    live.close()
+    rec.close()
