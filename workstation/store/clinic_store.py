@@ -238,10 +238,15 @@ class ClinicStore:
         return json.loads(row["plan_json"]) if row and row["plan_json"] else None
 
     def add_treatment(self, session_id: int, t: Treatment) -> None:
-        with self.transaction() as c:
-            c.execute("INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2, depth_mm, stroke_rate_hz, "
-                      "passes) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      (session_id, t.area_id, t.modality, t.dose_mj_cm2, t.depth_mm, t.stroke_rate_hz, t.passes))
+        """Record what was delivered on one area (the dose engine's history reads these)."""
+        try:
+            with self.transaction() as c:
+                c.execute("INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2, depth_mm, "
+                          "stroke_rate_hz, passes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (session_id, t.area_id, t.modality, t.dose_mj_cm2, t.depth_mm, t.stroke_rate_hz, t.passes))
+        except sqlite3.IntegrityError as exc:
+            raise UserError(f"The treatment was not saved ({exc}): the session and area must exist, the modality is "
+                            "light or needling, and each area has one treatment per modality per session.") from exc
 
     def add_response(self, session_id: int, r: Response) -> None:
         if r.repigmentation_band is not None and r.repigmentation_band not in REPIGMENTATION_BANDS:
@@ -261,9 +266,13 @@ class ClinicStore:
         sha256 = sha256.lower()
         if not SHA256.match(sha256):
             raise UserError("A recording's checksum must be a SHA-256: 64 hexadecimal characters.")
-        with self.transaction() as c:
-            c.execute("INSERT INTO recordings (session_id, path, sha256) VALUES (?, ?, ?)",
-                      (session_id, str(path), sha256))
+        try:
+            with self.transaction() as c:
+                c.execute("INSERT INTO recordings (session_id, path, sha256) VALUES (?, ?, ?)",
+                          (session_id, str(path), sha256))
+        except sqlite3.IntegrityError as exc:
+            raise UserError(f"The recording was not linked ({exc}): the session must exist and have no recording "
+                            "linked yet.") from exc
 
     def record_override(self, session_id: int, area_id: int, field: str, proposed: float | None, value: float,
                         reason: str, who: str, at: str | None = None) -> None:
