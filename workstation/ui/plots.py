@@ -80,7 +80,7 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
         self.plots: list[pg.PlotItem] = []
         self.paints = 0  # frames actually painted (for the benchmark)
         self.curves: dict[str, pg.PlotDataItem] = {}
-        self._auto_y: list[tuple[pg.PlotItem, tuple[str, ...], PlotSpec]] = []  # plots whose Y range follows their data
+        self._auto_y: list[tuple[pg.PlotItem, tuple[str, ...], PlotSpec]] = []  # Y range follows the data
         self.setBackground("w")
         for row, spec in enumerate(specs):
             plot = self.addPlot(row=row, col=0)
@@ -102,11 +102,9 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
                 )
             if self.plots:
                 plot.setXLink(self.plots[0])
-                plot.getAxis("bottom").setStyle(showValues=False)
             self.plots.append(plot)
-        for plot in self.plots[:-1]:
+        for plot in self.plots[:-1]:  # one time axis, at the bottom
             plot.getAxis("bottom").setStyle(showValues=False)
-        self.plots[-1].getAxis("bottom").setStyle(showValues=True)
         self.plots[-1].setLabel("bottom", "time since session start", units="s")
         self.plots[-1].getAxis("bottom").enableAutoSIPrefix(False)
 
