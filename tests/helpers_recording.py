@@ -94,6 +94,12 @@ def check_rows(device: str, rows: np.ndarray, i0: int = 0, t0_host_s: float = 10
         np.testing.assert_array_equal(rows[name], expected[name], err_msg=f"{device}.{name}")
 
 
+def crash_event(k: int):
+    from workstation.bus import Event
+
+    return Event(1000.0 + k * 0.01, "note", "info", "operator", f"Frame {k}: note é ü 漢字.", {"frame": k})
+
+
 def record_forever(directory: str) -> None:
     """Publish frames of both devices in real time (10x faster than the devices), print the flushed rows."""
     def flushed(rows: dict[str, int]) -> None:
@@ -108,6 +114,8 @@ def record_forever(directory: str) -> None:
     while True:
         for dev in ("light", "pen"):
             rec.on_block(dev, frames(dev, k, 1)[0])
+        if k % 25 == 0:  # variable-length strings under SWMR must survive the kill as well
+            rec.on_event(crash_event(k))
         k += 1
         time.sleep(0.001)
 

@@ -12,7 +12,7 @@ from helpers_recording import ROWS, check_rows, write_session
 import main
 from workstation.bus import CommandRecord, Event
 from workstation.recording.reader import Recording
-from workstation.recording.summary import summarize
+from workstation.recording.summary import format_summary, summarize
 
 T0 = 1000.0
 EVENTS = [
@@ -45,7 +45,7 @@ def test_inspect_prints_the_summary(path, capsys):
     out = capsys.readouterr().out
     assert "duration 25.003 s" in out and "light: light-uvb308 v1.0.0, UVB308 s/n L-0001" in out
     assert "50000 samples" in out and "gaps: 0" in out and "interlock trips: 1" in out
-    assert "latency 2.5 ms" in out and "chin: 400.0 mJ/cm²" in out
+    assert "latency 2.5 ms" in out and "chin: 400.0 mJ/cm²" in out and "SHA-256 matches" in out
 
 
 def test_inspect_reports_gaps(tmp_path):
@@ -59,6 +59,7 @@ def test_inspect_reports_gaps(tmp_path):
     with Recording.open(p) as rec:
         gaps = summarize(rec).devices[0].gaps
         assert rec.samples("light") == 3900
+        assert "DOES NOT MATCH" in format_summary(rec, summarize(rec))
     assert len(gaps) == 1 and gaps[0].length_s == pytest.approx(100 / 2000.0)
     assert gaps[0].cause == "samples missing" and gaps[0].t_s == pytest.approx(0.5)
 

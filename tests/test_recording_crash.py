@@ -56,7 +56,12 @@ def test_sigkill_at_random_moments_loses_nothing_flushed(tmp_path):
                 rows = f["devices"][dev]["telemetry"][:]
                 assert len(rows) >= flushed[dev], (trial, dev, len(rows), flushed[dev])
                 check_rows(dev, rows)
+            events = f["events"][:]
+            assert len(events) >= 1
+            for i, e in enumerate(events):  # one note every 25 frames, in order, text intact
+                assert e["message"].decode() == f"Frame {25 * i}: note é ü 漢字." and e["t_host_s"] == pytest.approx(1000 + 0.25 * i)
         with Recording.open(path) as rec:
             assert rec.partial and "did not close" in rec.partial_reason
             assert rec.samples("light") >= flushed["light"] and rec.samples("light") > 0
             check_rows("pen", rec.telemetry("pen"))
+            assert [e.details["frame"] for e in rec.events] == [25 * i for i in range(len(rec.events))]

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from workstation.bus import Event
+from workstation.recording.format import checksum_path
 from workstation.recording.reader import Recording
+from workstation.recording.writer import sha256_of
 
 SCAN_ROWS = 1 << 20
 GAP_FACTOR = 1.5  # a step of the device clock longer than 1.5 sample periods is a gap
@@ -141,6 +144,15 @@ def _exposures(rec: Recording, name: str) -> list[Exposure]:
     return out
 
 
+def checksum_status(path: Path) -> str:
+    """Compare the file with the SHA-256 saved beside it at close."""
+    saved = checksum_path(path)
+    if not saved.is_file():
+        return f"no {saved.name} (the file was not closed by the recorder)"
+    expected = saved.read_text().split()[0] if saved.read_text().strip() else ""
+    return "SHA-256 matches" if sha256_of(path) == expected else f"SHA-256 DOES NOT MATCH {saved.name}: file changed"
+
+
 def format_summary(rec: Recording, s: Summary) -> str:
     m = rec.meta
     lines = [
@@ -152,6 +164,7 @@ def format_summary(rec: Recording, s: Summary) -> str:
     ]
     if rec.partial:
         lines.append(f"  PARTIAL: {rec.partial_reason}")
+    lines.append(f"  checksum: {checksum_status(rec.path)}")
     lines.append("devices:")
     for d in s.devices:
         lines.append(f"  {d.name}: {d.description}")
