@@ -126,3 +126,15 @@ def test_a_real_full_disk_during_the_session_is_reported_at_once(tmp_path):
         with r:
             assert r.partial
             check_rows("light", r.telemetry("light"))
+
+
+def test_close_without_start_still_writes_what_was_queued(tmp_path):
+    rec = SessionRecorder.create(tmp_path, meta(), min_free_bytes=0, t0_host_s=T0)
+    add_devices(rec)
+    rec.on_block("pen", frames("pen", 0, 1)[0])
+    rec.close()
+    rec.on_block("pen", frames("pen", 1, 1)[0])  # after close: ignored, no error
+    with Recording.open(rec.path) as r:
+        assert not r.partial
+        check_rows("pen", r.telemetry("pen"))
+        assert r.samples("pen") == FRAME

@@ -396,12 +396,14 @@ class SessionRecorder:
         """Write what is queued, close the file, add the closing attributes, return (and save) its SHA-256."""
         if self._sha256 is not None:
             return self._sha256
+        self._closed = True  # from here on the sink ignores what is published: nothing slips in unwritten
+        if self._thread is None and self.error is None:
+            self.start()  # never started: what was queued is still written
         if self._thread is not None:
             self._stop.set()
             self._thread.join(timeout_s)
             if self._thread.is_alive():
                 raise RecordingError(f"The recorder did not finish writing {self.path} within {timeout_s:.0f} s.")
-        self._closed = True
         if self.error is None:
             try:
                 self._h5.close()
