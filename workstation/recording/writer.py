@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,11 @@ from drivers.types import DriverInfo, Identity
 from workstation.bus import CommandRecord, Event, now_s
 from workstation.recording import format as fmt
 from workstation.recording.errors import RecordingError
-from workstation.recording.inbox import Inbox, Loss
+from workstation.recording.inbox import Inbox
+from workstation.recording.slabs import RECORDER_SOURCE, RecorderStats, SlabWriter, write_root
 
 log = logging.getLogger(__name__)
 
-RECORDER_SOURCE = "recorder"  # events with this source are written by the recorder itself, not taken from the bus
 _PSEUDONYM = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _DEVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 ONE_HOUR_BOTH_DEVICES_BYTES = 600 * 2**20  # 2 devices x 2 kHz x ~40 B x 3600 s
@@ -64,18 +64,6 @@ class SessionMeta:
             )
 
 
-@dataclass(slots=True)
-class RecorderStats:
-    rows_written: dict[str, int] = field(default_factory=dict)
-    samples_lost: dict[str, int] = field(default_factory=dict)
-    events_written: int = 0
-    commands_written: int = 0
-    flushes: int = 0
-    writer_cpu_s: float = 0.0
-    max_queue_items: int = 0
-    max_queue_rows: int = 0
-
-
 class SessionRecorder:
     """Create with `SessionRecorder.create`, `add_device` for each device, `start`, subscribe to the bus, `close`."""
 
@@ -100,11 +88,8 @@ class SessionRecorder:
         self.flush_interval_s = flush_interval_s
         self._reserve_bytes = reserve_bytes
         self._inbox = Inbox(queue_alarm_rows, queue_ceiling_bytes)
-        self._telemetry: dict[str, h5py.Dataset] = {}
-        self._index: dict[str, h5py.Dataset] = {}
-        self._losses: dict[str, h5py.Dataset] = {}
-        self._dtypes: dict[str, np.dtype] = {}
         self.stats = RecorderStats()
+        self._slabs = SlabWriter(h5, self.stats)
         self.error: RecordingError | None = None
         self._alarm_raised = False
         self._loss_alarm_raised = False
@@ -154,7 +139,13 @@ class SessionRecorder:
         except OSError as exc:
             raise RecordingError(f"Cannot create the recording {path}: {exc}. Check the folder is writable.") from exc
         try:
-            cls._write_layout(h5, meta, start_utc, now_s() if t0_host_s is None else t0_host_s)
+            write_root(h5, {
+                "session_uuid": meta.session_uuid, "start_time_utc": start_utc,
+                "t0_host_s": now_s() if t0_host_s is None else t0_host_s,  # session time 0 on the monotonic clock
+                "software_version": meta.software_version, "mode": meta.mode,
+                "patient_pseudonym": meta.patient_pseudonym, "operator_id": meta.operator_id,
+                "protocol_id": meta.protocol_id, "protocol_version": meta.protocol_version,
+            })
         except Exception:
             h5.close()
             path.unlink(missing_ok=True)
@@ -164,66 +155,15 @@ class SessionRecorder:
             queue_alarm_rows=queue_alarm_rows, queue_ceiling_bytes=queue_ceiling_bytes, reserve_bytes=reserve_bytes,
         )
 
-    @staticmethod
-    def _write_layout(h5: h5py.File, meta: SessionMeta, start_utc: str, t0_host_s: float) -> None:
-        a = h5.attrs
-        a["format"] = fmt.FORMAT_NAME
-        a["format_version"] = fmt.FORMAT_VERSION
-        a["session_uuid"] = meta.session_uuid
-        a["start_time_utc"] = start_utc
-        a["t0_host_s"] = t0_host_s  # session time 0 on the host's monotonic clock
-        a["software_version"] = meta.software_version
-        a["mode"] = meta.mode
-        a["patient_pseudonym"] = meta.patient_pseudonym
-        a["operator_id"] = meta.operator_id
-        a["protocol_id"] = meta.protocol_id
-        a["protocol_version"] = meta.protocol_version
-        h5.create_group(fmt.DEVICES_GROUP)
-        for name, dtype in ((fmt.EVENTS, fmt.EVENT_DTYPE), (fmt.COMMANDS, fmt.COMMAND_DTYPE), (fmt.PLAN, fmt.PLAN_DTYPE)):
-            ds = h5.create_dataset(name, (0,), dtype=dtype, maxshape=(None,), chunks=(fmt.SMALL_CHUNK_ROWS,))
-            ds.attrs["t_host_s.unit"] = "s"
-
     def add_device(
         self, name: str, driver_info: DriverInfo, identity: Identity, block_dtype: np.dtype, calibration: dict[str, Any]
     ) -> None:
         """Declare a device before `start`: under SWMR no dataset can be added later."""
         if self._thread is not None:
             raise RuntimeError("add_device must be called before start()")
-        if not _DEVICE_NAME.match(name) or name in self._telemetry:
+        if not _DEVICE_NAME.match(name) or name in self._slabs.dtypes:
             raise ValueError(f"device name {name!r} is not a new lower-case identifier")
-        block_dtype = np.dtype(block_dtype)
-        channels = {c.name: c for c in driver_info.channels}
-        missing = [f for f in block_dtype.names or () if f not in channels]
-        if missing:
-            raise ValueError(f"{driver_info.name} declares no channel (unit) for block fields {missing}")
-        g = self._h5.require_group(fmt.DEVICES_GROUP).create_group(name)
-        extra = identity.extra
-        attrs = {
-            "driver_name": driver_info.name, "driver_kind": driver_info.kind, "driver_version": driver_info.version,
-            "driver_description": driver_info.description, "nominal_rate_hz": driver_info.nominal_rate_hz,
-            "model": identity.model, "serial_number": identity.serial_number, "firmware": identity.firmware,
-            "device_protocol_version": identity.protocol_version,
-            "identity_json": json.dumps(identity.as_dict(), sort_keys=True, default=str),
-            "calibration_json": json.dumps(calibration, sort_keys=True, default=str),
-        }
-        if "lamp_hours" in extra:
-            attrs["lamp_hours_h"] = float(extra["lamp_hours"])
-        if "cartridge_strokes" in extra:
-            attrs["cartridge_strokes"] = int(extra["cartridge_strokes"])
-        g.attrs.update(attrs)
-        ds = g.create_dataset(fmt.TELEMETRY, (0,), dtype=block_dtype, maxshape=(None,),
-                              chunks=(fmt.TELEMETRY_CHUNK_ROWS,))
-        for f in block_dtype.names or ():
-            ds.attrs[f + fmt.UNIT_SUFFIX] = channels[f].unit
-            ds.attrs[f + fmt.DESCRIPTION_SUFFIX] = channels[f].description
-        self._telemetry[name] = ds
-        self._index[name] = g.create_dataset(fmt.INDEX, (0,), dtype=fmt.INDEX_DTYPE, maxshape=(None,),
-                                             chunks=(fmt.SMALL_CHUNK_ROWS,))
-        self._losses[name] = g.create_dataset(fmt.LOSSES, (0,), dtype=fmt.LOSS_DTYPE, maxshape=(None,),
-                                              chunks=(fmt.SMALL_CHUNK_ROWS,))
-        self._dtypes[name] = block_dtype
-        self.stats.rows_written[name] = 0
-        self.stats.samples_lost[name] = 0
+        self._slabs.add_device(name, driver_info, identity, block_dtype, calibration)
 
     def start(self) -> None:
         """Switch the file to SWMR and start the writer thread."""
@@ -283,7 +223,7 @@ class SessionRecorder:
         while True:
             stopping = self._stop.wait(self.flush_interval_s)
             try:
-                self._write(self._inbox.take_all())
+                self._slabs.write(self._inbox.take_all())
                 self._h5.flush()
                 self.stats.flushes += 1
                 if self._on_flush is not None:
@@ -300,69 +240,6 @@ class SessionRecorder:
                 self.stats.max_queue_rows = self._inbox.max_depth_rows
             if stopping and len(self._inbox) == 0:
                 return
-
-    def _write(self, taken: Any) -> None:
-        blocks: dict[str, list[np.ndarray]] = {}
-        events: list[Event] = []
-        commands: list[CommandRecord] = []
-        plans: list[tuple[float, str]] = []
-        for item in taken.items:
-            kind = item[0]
-            if kind == "block":
-                blocks.setdefault(item[1], []).append(item[2])
-            elif kind == "event":
-                events.append(item[1])
-            elif kind == "command":
-                commands.append(item[1])
-            else:
-                plans.append((item[1], item[2]))
-        for device, parts in blocks.items():
-            self._append_telemetry(device, parts, events)
-        for device, loss in taken.losses.items():
-            self._append_loss(device, loss, events)
-        if events:
-            _append(self._h5[fmt.EVENTS], np.array(
-                [(e.t_host_s, e.kind, e.severity, e.source, e.message, e.details_json()) for e in events],
-                dtype=fmt.EVENT_DTYPE))
-            self.stats.events_written += len(events)
-        if commands:
-            _append(self._h5[fmt.COMMANDS], np.array(
-                [(c.t_host_s, c.device, c.command, c.args_json(), c.result, c.t_reply_s) for c in commands],
-                dtype=fmt.COMMAND_DTYPE))
-            self.stats.commands_written += len(commands)
-        if plans:
-            _append(self._h5[fmt.PLAN], np.array(plans, dtype=fmt.PLAN_DTYPE))
-
-    def _append_telemetry(self, device: str, parts: list[np.ndarray], events: list[Event]) -> None:
-        dtype = self._dtypes.get(device)
-        good = [b for b in parts if b.dtype == dtype] if dtype is not None else []
-        bad = sum(len(b) for b in parts) - sum(len(b) for b in good)
-        if bad:
-            why = "an unregistered device" if dtype is None else "a block layout that differs from the declared one"
-            t = np.concatenate([b["t_host_s"] for b in parts if b.dtype != dtype])
-            if device in self._losses:
-                self._append_loss(device, Loss(float(t.min()), float(t.max()), bad), events, why=why)
-            else:
-                events.append(Event(float(t.min()), "alarm", "high", RECORDER_SOURCE,
-                                    f"{bad} samples from {why} ({device!r}) could not be recorded.",
-                                    {"device": device, "samples_lost": bad}))
-        if not good:
-            return
-        rows = good[0] if len(good) == 1 else np.concatenate(good)
-        ds = self._telemetry[device]
-        n0 = _append(ds, rows)
-        _append(self._index[device], np.array([(n0, rows["t_host_s"][0])], dtype=fmt.INDEX_DTYPE))
-        self.stats.rows_written[device] += len(rows)
-
-    def _append_loss(self, device: str, loss: Loss, events: list[Event], why: str = "the queue ceiling") -> None:
-        _append(self._losses[device], np.array([(loss.t_first_host_s, loss.t_last_host_s, loss.samples)],
-                                               dtype=fmt.LOSS_DTYPE))
-        self.stats.samples_lost[device] += loss.samples
-        events.append(Event(loss.t_first_host_s, "alarm", "high", RECORDER_SOURCE,
-                            f"{loss.samples} samples of {device} were lost ({why}) between "
-                            f"{loss.t_first_host_s:.3f} s and {loss.t_last_host_s:.3f} s host time.",
-                            {"device": device, "samples_lost": loss.samples, "cause": why,
-                             "t_first_host_s": loss.t_first_host_s, "t_last_host_s": loss.t_last_host_s}))
 
     def _check_space(self) -> None:
         free = shutil.disk_usage(self.path.parent).free
@@ -416,7 +293,7 @@ class SessionRecorder:
                 h5.attrs["end_time_utc"] = fmt.utc_now_iso()
                 h5.attrs["closed_cleanly"] = self.error is None
                 h5.attrs["close_note"] = "" if self.error is None else str(self.error)
-                for name in self._telemetry:
+                for name in self._slabs.dtypes:
                     g = h5[fmt.DEVICES_GROUP][name]
                     g.attrs["samples"] = self.stats.rows_written[name]
                     g.attrs["samples_lost"] = self.stats.samples_lost[name]
@@ -436,14 +313,6 @@ class SessionRecorder:
 
 class _BelowReserve(OSError):
     """Free space fell below the reserve: the recorder stops while the file is still sound."""
-
-
-def _append(ds: h5py.Dataset, rows: np.ndarray) -> int:
-    """Append rows as one slab; return the index of the first one."""
-    n0 = ds.shape[0]
-    ds.resize((n0 + len(rows),))
-    ds[n0:] = rows
-    return n0
 
 
 def sha256_of(path: Path) -> str:
