@@ -156,6 +156,9 @@ def test_loop_and_speed_bounds(path):
         src.set_speed(0.05)
     with pytest.raises(ValueError):
         src.set_speed(101)
+    src.set_speed(0.1)
+    src.set_speed(100.0)
+    assert src.speed == 100.0
     src.play()
     deadline = time.monotonic() + 5.0
     while len(log.of("event")) < 2 * len(EVENTS) and time.monotonic() < deadline:
@@ -163,4 +166,20 @@ def test_loop_and_speed_bounds(path):
     src.close()
     assert log.of("event")[: 2 * len(EVENTS)] == EVENTS + EVENTS
     assert not src.finished.is_set()
+    rec.close()
+
+
+def test_slow_motion_delivers_whole_frames(path):
+    rec, src, log = replay(path, speed=0.1)
+    src.seek(1.0)
+    t = time.monotonic()
+    src.play()
+    time.sleep(0.6)
+    src.pause()
+    pos, wall = src.position_s, time.monotonic() - t
+    assert pos == pytest.approx(1.0 + 0.1 * wall, abs=0.02)
+    sizes = {len(b) for k, d, b in log.items if k == "block"}
+    assert sizes == {20}  # at 0.1x a tick covers 1 ms of stream: every block is exactly one recorded frame
+    assert_same_rows(log.blocks("light"), rec.telemetry("light", 1.0, pos))
+    src.close()
     rec.close()
