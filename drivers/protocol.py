@@ -270,8 +270,9 @@ def text(payload: bytes) -> str:
     return payload.decode("utf-8", errors="replace")
 
 
-def identity_payload(info: dict) -> bytes:
-    return json.dumps(info, separators=(",", ":")).encode()
+def identity_payload(acked_seq: int, info: dict) -> bytes:
+    """IDENTITY payload: the sequence of the IDENTIFY it answers, then the JSON object."""
+    return ACK_PAYLOAD.pack(acked_seq & 0xFFFF) + json.dumps(info, separators=(",", ":")).encode()
 
 
 def parse_identity(payload: bytes) -> dict:

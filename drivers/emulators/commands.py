@@ -73,7 +73,7 @@ class CommandsMixin:
                 self._expect_empty(frame)
                 info = {"kind": self.kind, "protocol_version": PROTOCOL_VERSION, **self._identity(now)}
                 info.update(rate_hz=self.rate_hz, samples_per_frame=self.samples_per_frame)
-                self._link.send(Msg.IDENTITY, ACK_PAYLOAD.pack(frame.seq) + identity_payload(info))
+                self._link.send(Msg.IDENTITY, identity_payload(frame.seq, info))
                 return
             if frame.type == Msg.SET:
                 if len(frame.payload) != SET_PAYLOAD.size:

@@ -1,0 +1,78 @@
+"""Shared fixtures: device emulators on real pseudo-terminals with the real drivers connected to them."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from drivers.emulators.lamp import LampParams  # noqa: E402
+from drivers.emulators.light import LightEmulator  # noqa: E402
+from drivers.emulators.pen import PenEmulator  # noqa: E402
+from drivers.light import UVB308Light  # noqa: E402
+from drivers.pen import MicroneedlingPen  # noqa: E402
+from workstation.bus import CommandRecord, Event, SessionBus  # noqa: E402
+
+
+@dataclass
+class Tap:
+    """A bus sink that keeps everything, for assertions."""
+
+    blocks: dict[str, list] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    commands: list[CommandRecord] = field(default_factory=list)
+
+    def on_block(self, device, block):
+        self.blocks.setdefault(device, []).append(block)
+
+    def on_event(self, event):
+        self.events.append(event)
+
+    def on_command(self, record):
+        self.commands.append(record)
+
+    def kinds(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]
+
+
+def wait_for(pred: Callable[[], object], timeout_s: float = 3.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.005)
+
+
+def make_emulator(kind: str, **kw):
+    """An emulator with a short lamp warm-up so tests reach full output quickly."""
+    if kind == "light":
+        kw.setdefault("lamp", LampParams(warmup_s=0.3))
+        return LightEmulator(**kw)
+    return PenEmulator(**kw)
+
+
+@pytest.fixture
+def bus_tap():
+    bus = SessionBus()
+    tap = Tap()
+    bus.subscribe(tap)
+    return bus, tap
+
+
+@pytest.fixture(params=["light", "pen"])
+def rig(request, bus_tap):
+    """(kind, emulator, driver, tap) with the driver connected."""
+    kind = request.param
+    bus, tap = bus_tap
+    emu = make_emulator(kind, seed=7).start()
+    cls = UVB308Light if kind == "light" else MicroneedlingPen
+    drv = cls(emu.port, bus=bus)
+    drv.connect()
+    yield kind, emu, drv, tap
+    drv.close()
+    emu.stop()
