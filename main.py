@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "drivers.emulators.cli",
     "workstation.cli_recording",
     "workstation.cli_protocols",
+    "workstation.cli_session",
 )
 
 

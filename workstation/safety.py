@@ -37,6 +37,7 @@ class Interlock:
     TARGET_DOSE = "target_dose_reached"
     AREA_DOSE_CAP = "area_dose_cap"
     TELEMETRY_LOST = "telemetry_lost"
+    HEARTBEAT_LOST = "heartbeat_lost"  # the device's own watchdog fired: it heard no heartbeat for 250 ms
     DISCONNECTED = "disconnected"
     CONTACT_LOST = "contact_lost"
     OVER_TEMPERATURE = "over_temperature"
@@ -44,6 +45,14 @@ class Interlock:
     PROTOCOL_RULE = "protocol_rule"
     DEPTH_LIMIT = "depth_limit"
     DEVICE_FAULT = "device_fault"
+
+
+# A fault the device reports (it has already stopped itself) is tripped under the interlock it corresponds to.
+FAULT_INTERLOCKS = {
+    "CONTACT_LOST": Interlock.CONTACT_LOST,
+    "OVER_TEMPERATURE": Interlock.OVER_TEMPERATURE,
+    "WATCHDOG": Interlock.HEARTBEAT_LOST,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,8 +226,10 @@ class SafetyMonitor:
         if event.source not in self.devices:
             return
         if event.kind == "fault":
-            self._trip(Interlock.DEVICE_FAULT, event.source, event.message, event.t_host_s, force=True,
-                       faults=event.details.get("faults"))
+            faults = event.details.get("new_bits_names") or event.details.get("faults") or []
+            interlock = next((FAULT_INTERLOCKS[f] for f in faults if f in FAULT_INTERLOCKS), Interlock.DEVICE_FAULT)
+            self._trip(interlock, event.source, f"reported by the device: {event.message}", event.t_host_s,
+                       force=True, faults=faults, detected_by="device")
         elif event.kind == "connection" and event.severity == "high":
             lost = Interlock.DISCONNECTED if "disconnected" in event.message else Interlock.TELEMETRY_LOST
             self._trip(lost, event.source, event.message, event.t_host_s, force=True)
@@ -267,7 +278,7 @@ class SafetyMonitor:
             self.trips.append(trip)
         self.bus.publish_event(Event(
             t_written, "interlock", "high", "safety", f"INTERLOCK {interlock} on {device}: {message}",
-            {"interlock": interlock, "device": device, "cause_t_host_s": t_cause, "stop_written_t_host_s": t_written,
+            {"interlock": interlock, "cause": interlock, "device": device, "cause_t_host_s": t_cause, "stop_written_t_host_s": t_written,
              "latency_ms": round(trip.latency_ms, 3), "stop": stop_result, **details},
         ))
         for hook in list(self.on_trip):

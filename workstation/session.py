@@ -25,6 +25,9 @@ from workstation.safety import SafetyMonitor, StepLimits, Trip
 
 log = logging.getLogger(__name__)
 
+CLOSE_CONFIRM_S = 0.25  # after the device reports the dose reached, telemetry must show the shutter closed by then
+INACTIVE_CONFIRM_S = 0.5  # after a STOP, telemetry must show the device inactive (the pen brakes for ~50 ms)
+
 
 class State(StrEnum):
     IDLE = "idle"
@@ -91,7 +94,8 @@ class _Exposure:
     """What the session tracks of the active exposure, fed from the light's blocks (reader thread)."""
 
     started: bool = False
-    ended: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)  # the device said the exposure ended
+    closed: threading.Event = field(default_factory=threading.Event)  # telemetry shows the shutter closed after that
     max_dose_mj_cm2: float = 0.0
     irradiance_mw_cm2: float = 0.0
 
@@ -113,6 +117,7 @@ class Session:
         self._lock = threading.RLock()
         self._interrupt = threading.Event()
         self._exposure = _Exposure()
+        self._last_seen: dict[str, tuple[float, bool]] = {}  # device -> (t_host_s, active) of its last block
         monitor.on_trip.append(self._on_trip)
         bus.subscribe(self)
 
@@ -195,6 +200,8 @@ class Session:
             result.note = str(exc)
             self._stop_all(f"device error: {exc}")
         finally:
+            if result.outcome != "done":
+                self._stop_all("step interrupted")
             self.monitor.set_limits(StepLimits())
             result.t_end_s = now_s()
         self.results.append(result)
@@ -214,7 +221,7 @@ class Session:
 
     def _limits_for(self, step: Step) -> StepLimits:
         return StepLimits(
-            area_id=step.area_id,
+            area_id=step.area_label,
             light_allowed=step.modality == "light",
             needling_allowed=step.modality == "needling",
             target_dose_mj_cm2=step.target_dose_mj_cm2,
@@ -228,18 +235,30 @@ class Session:
         light.set("target_dose_mj_cm2", step.target_dose_mj_cm2)
         self.monitor.set_limits(self._limits_for(step))
         self._exposure = exp = _Exposure()
+        if self._interrupt.is_set():
+            return
         light.arm(True)
-        light.start()
         exp.started = True
+        light.start()
+        if self._interrupt.is_set():
+            light.stop_now("session interrupted")
+            return
         # Expected time at the lamp's present output, with generous slack for warm-up; a stuck exposure is stopped.
         irr = max(exp.irradiance_mw_cm2, 20.0)
         timeout_s = 3.0 * step.target_dose_mj_cm2 / irr + 10.0
         t_end = now_s() + timeout_s
         while not exp.ended.is_set() and not self._interrupt.is_set() and now_s() < t_end:
             exp.ended.wait(0.02)
+        # The STATUS can precede the telemetry frame holding the exposure's last samples: the step (and the light's
+        # limits) end only once a block shows the shutter closed, so the delivered dose is complete.
+        exp.closed.wait(CLOSE_CONFIRM_S)
         result.delivered_dose_mj_cm2 = exp.max_dose_mj_cm2
-        if exp.ended.is_set() and not self._interrupt.is_set():
+        if exp.ended.is_set() and exp.closed.is_set() and not self._interrupt.is_set():
             result.outcome = "done"
+            return
+        if exp.ended.is_set() and not exp.closed.is_set() and not self._interrupt.is_set():
+            result.note = f"the shutter was not seen closed within {CLOSE_CONFIRM_S * 1000:.0f} ms of the dose"
+            self._stop_all(result.note)
             return
         if not self._interrupt.is_set():
             result.note = f"the exposure did not end within {timeout_s:.0f} s"
@@ -251,12 +270,21 @@ class Session:
         pen.set("stroke_rate_hz", step.stroke_rate_hz)
         self.monitor.set_limits(self._limits_for(step))
         for k in range(step.passes):
+            if self._interrupt.is_set():
+                return
             pen.arm(True)
             pen.start()
+            if self._interrupt.is_set():  # stopped while the start was on its way: undo it
+                pen.stop_now("session interrupted")
+                return
             self._step_event("pass_started", step, f"pass {k + 1} of {step.passes} on {step.area_label}")
             if self._interrupt.wait(step.pass_duration_s):
                 return
+            t_stop = now_s()
             pen.stop()
+            if not self._wait_inactive("pen", t_stop, INACTIVE_CONFIRM_S):
+                result.note = f"the pen was not seen stopped within {INACTIVE_CONFIRM_S * 1000:.0f} ms of STOP"
+                return
             result.passes_done = k + 1
         result.outcome = "done"
 
@@ -321,18 +349,37 @@ class Session:
         for name in sorted(self.devices, key=lambda n: n != "light"):
             try:
                 self.devices[name].stop_now(why)
-            except DeviceError as exc:
-                log.warning("stop of %s not written: %s", name, exc)
+            except DeviceError as exc:  # the monitor's trip already records a stop that could not be written
+                log.info("stop of %s not written: %s", name, exc)
 
     # --- bus sink: follow the exposure --------------------------------------------------------------------------
+    def _wait_inactive(self, device: str, since_s: float, timeout_s: float) -> bool:
+        """Wait until a block that arrived after `since_s` shows the device inactive."""
+        t_end = now_s() + timeout_s
+        while now_s() < t_end:
+            t, active = self._last_seen.get(device, (0.0, True))
+            if t >= since_s and not active:
+                return True
+            if self._interrupt.wait(0.005):
+                return False
+        return False
+
     def on_block(self, device: str, block: np.ndarray) -> None:
+        if not len(block):
+            return
+        flag = "shutter_open" if device == "light" else "running"
+        if flag in block.dtype.names:
+            self._last_seen[device] = (float(block["t_host_s"][-1]), bool(block[flag][-1]))
         exp = self._exposure
-        if device != "light" or not exp.started or not len(block):
+        if device != "light" or not exp.started:
             return
         open_ = block["shutter_open"].astype(bool)
         if open_.any():
             exp.max_dose_mj_cm2 = max(exp.max_dose_mj_cm2, float(block["dose_mj_cm2"][open_].max()))
             exp.irradiance_mw_cm2 = float(block["irradiance_mw_cm2"][open_].mean())
+        if exp.ended.is_set() and not open_[-1]:
+            exp.max_dose_mj_cm2 = max(exp.max_dose_mj_cm2, float(block["dose_mj_cm2"].max()))
+            exp.closed.set()
 
     def on_event(self, event: Event) -> None:
         if (event.source == "light" and event.kind == "device_state" and self._exposure.started
@@ -344,7 +391,8 @@ class Session:
 
     def _step_event(self, kind: str, step: Step, message: str, **details: object) -> None:
         self.bus.publish_event(Event(now_s(), "protocol", "info", "session", message,
-                                     {"event": kind, "step_index": self.current, **asdict(step), **details}))
+                                     {"event": kind, "step_index": self.current, "area": step.area_label, **asdict(step),
+                                      **details}))
 
     def summary(self) -> dict:
         return {

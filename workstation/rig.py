@@ -1,0 +1,170 @@
+"""The live rig: bus, safety monitor, drivers (on emulators or real ports), and the session recorder, wired once.
+
+The headless runner and the window both build sessions from this, so the order that safety depends on lives in one
+place: the monitor is subscribed first and started before any driver connects, and the drivers send heartbeats only
+while it is alive.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drivers.base import DeviceError, SerialDevice
+from drivers.discovery import driver_for
+from workstation.bus import Event, SessionBus, now_s
+from workstation.errors import UserError
+from workstation.safety import SafetyMonitor
+
+log = logging.getLogger(__name__)
+
+SOFTWARE_VERSION = "0.1.0"
+DEVICE_KINDS = {"light": "light", "pen": "needling"}
+
+
+@dataclass
+class Rig:
+    bus: SessionBus
+    monitor: SafetyMonitor
+    devices: dict[str, SerialDevice]
+    emulators: dict[str, Any] = field(default_factory=dict)  # simulation only: name -> Emulator
+    recorder: Any = None  # SessionRecorder while recording
+    mode: str = "simulation"
+
+    # --- construction -----------------------------------------------------------------------------------------
+    @classmethod
+    def simulation(cls, *, seed: int = 1, light_warmup_s: float = 1.0, bus: SessionBus | None = None,
+                   connect: bool = True) -> Rig:
+        """Start both device emulators on ptys and connect the real drivers to them."""
+        from drivers.emulators.lamp import LampParams
+        from drivers.emulators.light import LightEmulator
+        from drivers.emulators.pen import PenEmulator
+
+        emulators = {
+            "light": LightEmulator(seed=seed, lamp=LampParams(warmup_s=light_warmup_s)).start(),
+            "pen": PenEmulator(seed=seed + 1).start(),
+        }
+        ports = {name: emu.port for name, emu in emulators.items()}
+        rig = cls._build(ports, bus or SessionBus(), "simulation")
+        rig.emulators = emulators
+        if connect:
+            rig.connect()
+        return rig
+
+    @classmethod
+    def clinical(cls, ports: dict[str, str], *, bus: SessionBus | None = None, connect: bool = True) -> Rig:
+        """Real devices on the given serial ports ({"light": "/dev/ttyUSB0", "pen": ...})."""
+        unknown = set(ports) - set(DEVICE_KINDS)
+        if unknown:
+            raise UserError(f"unknown device {', '.join(sorted(unknown))}: the devices are 'light' and 'pen'.")
+        rig = cls._build(ports, bus or SessionBus(), "clinical")
+        if connect:
+            rig.connect()
+        return rig
+
+    @classmethod
+    def _build(cls, ports: dict[str, str], bus: SessionBus, mode: str) -> Rig:
+        monitor = SafetyMonitor(bus)
+        bus.subscribe(monitor, first=True)
+        devices: dict[str, SerialDevice] = {}
+        for name, port in ports.items():
+            try:
+                driver_cls = driver_for(DEVICE_KINDS[name])
+            except LookupError as exc:
+                raise UserError(str(exc)) from exc
+            dev = driver_cls(port, name=name, bus=bus, liveness=monitor.alive)
+            devices[name] = dev
+            monitor.add_device(name, dev)
+        monitor.start()
+        return cls(bus, monitor, devices, mode=mode)
+
+    def connect(self) -> dict[str, dict]:
+        """Connect every device; a device that cannot be reached is a UserError naming its port."""
+        identities = {}
+        for name, dev in self.devices.items():
+            try:
+                identities[name] = dev.connect().as_dict()
+            except DeviceError as exc:
+                self.close()
+                raise UserError(f"The {name} could not be connected: {exc}") from exc
+        return identities
+
+    # --- recording --------------------------------------------------------------------------------------------
+    def start_recording(self, directory: str | Path, *, patient_pseudonym: str, operator_id: str,
+                        protocol_id: str, protocol_version: str, plan: dict | None = None,
+                        on_error: Any = None) -> Any:
+        """Open the session's recording and subscribe it; every device must be connected (identity recorded)."""
+        from workstation.recording import SessionMeta, SessionRecorder
+
+        meta = SessionMeta(str(uuid.uuid4()), self.mode, patient_pseudonym, operator_id or "unknown",
+                           protocol_id, protocol_version, SOFTWARE_VERSION)
+
+        def failed(err: Exception) -> None:  # the writer thread: make safe now, then tell everyone
+            self.monitor.estop("recording failed")
+            self.bus.publish_event(Event(now_s(), "alarm", "high", "session",
+                                         f"Recording failed, the devices were stopped: {err}", {}))
+            if on_error is not None:
+                on_error(err)
+
+        rec = SessionRecorder.create(directory, meta, on_alarm=self.bus.publish_event, on_error=failed)
+        for name, dev in self.devices.items():
+            ident = dev.identity
+            if ident is None:
+                raise UserError(f"The {name} has not identified itself; connect it before recording.")
+            rec.add_device(name, dev.INFO, ident, dev.BLOCK_DTYPE, dict(ident.extra.get("calibration") or {}))
+        rec.start()
+        self.bus.subscribe(rec)
+        if plan is not None:
+            rec.write_plan(plan)
+        self.recorder = rec
+        return rec
+
+    def stop_recording(self) -> tuple[Path, str] | None:
+        rec, self.recorder = self.recorder, None
+        if rec is None:
+            return None
+        self.bus.unsubscribe(rec)
+        return rec.path, rec.close()
+
+    # --- simulation faults --------------------------------------------------------------------------------------
+    def inject(self, device: str, action: str, value: float = 0.0) -> None:
+        """Inject a fault into an emulated device (simulation only)."""
+        emu = self.emulators.get(device)
+        if emu is None:
+            raise UserError("faults can only be injected in simulation mode, into 'light' or 'pen'.")
+        if action == "corrupt":
+            emu.corrupt(value or 0.01)
+        elif action == "stall":
+            emu.stall(True)
+        elif action == "unstall":
+            emu.stall(False)
+        elif action == "contact_restored":
+            emu.set_contact(True)
+        else:
+            try:
+                emu.inject(action)
+            except ValueError as exc:
+                raise UserError(f"The {device} emulator cannot simulate that: {exc}.") from exc
+        self.bus.publish_event(Event(now_s(), "fault_injected", "info", "trainer",
+                                     f"trainer injected {action} into the {device}", {"device": device,
+                                                                                       "action": action}))
+
+    # --- teardown ----------------------------------------------------------------------------------------------
+    def close(self) -> tuple[Path, str] | None:
+        """Stop the devices, close the recording, the drivers, the monitor and the emulators (in that order)."""
+        for dev in self.devices.values():
+            try:
+                dev.close()
+            except Exception:  # noqa: BLE001 - teardown must go on
+                log.exception("closing %s", dev.name)
+        result = None
+        try:
+            result = self.stop_recording()
+        finally:
+            self.monitor.stop()
+            for emu in self.emulators.values():
+                emu.stop()
+        return result
