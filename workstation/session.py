@@ -232,7 +232,19 @@ class Session:
 
     def _run_light(self, step: Step, result: StepResult) -> None:
         light = self.devices["light"]
-        light.set("target_dose_mj_cm2", step.target_dose_mj_cm2)
+        # The device's own dose control is the primary stop: never give it more than the area has left under its
+        # cap. The monitor's host-side checks are the backup (they can overshoot by one frame plus the shutter).
+        left = step.area_dose_cap_mj_cm2 - self.area_dose_mj_cm2.get(step.area_id, 0.0)
+        device_target = min(step.target_dose_mj_cm2, left)
+        if device_target < 1.0:
+            result.note = (f"the area has {max(left, 0.0):.1f} mJ/cm² left under its cap of "
+                           f"{step.area_dose_cap_mj_cm2:g} mJ/cm²: no exposure")
+            return
+        if device_target < step.target_dose_mj_cm2:
+            self._step_event("target_capped", step, f"target lowered to {device_target:.1f} mJ/cm² so the area "
+                             f"stays within its cap of {step.area_dose_cap_mj_cm2:g} mJ/cm²",
+                             device_target_mj_cm2=device_target)
+        light.set("target_dose_mj_cm2", round(device_target, 3))
         self.monitor.set_limits(self._limits_for(step))
         self._exposure = exp = _Exposure()
         if self._interrupt.is_set():

@@ -1,0 +1,228 @@
+"""Every interlock trips through the real drivers and the device emulators, and the device is off afterwards —
+checked in the emulator's own state, not only in what the driver believes."""
+
+import threading
+import time
+
+import pytest
+
+from tests.conftest import Tap, wait_for
+from workstation.bus import now_s
+from workstation.rig import Rig
+from workstation.safety import Interlock, StepLimits
+
+
+@pytest.fixture
+def sim():
+    rig = Rig.simulation(seed=11, light_warmup_s=0.2)
+    tap = Tap()
+    rig.bus.subscribe(tap)
+    time.sleep(0.3)  # lamp warm
+    yield rig, tap
+    rig.close()
+
+
+def light_limits(**kw):
+    return StepLimits(**{"area_id": "A1", "light_allowed": True, "target_dose_mj_cm2": 2000.0, **kw})
+
+
+def start_light(rig, limits, device_target=2000.0):
+    light = rig.devices["light"]
+    rig.monitor.set_limits(limits)
+    light.set_target_dose(device_target)
+    light.arm()
+    light.start()
+    wait_for(lambda: rig.emulators["light"].state().emitting, what="light emitting")
+
+
+def start_pen(rig, limits, depth_mm=1.0):
+    pen = rig.devices["pen"]
+    rig.monitor.set_limits(limits)
+    pen.set_depth(depth_mm)
+    pen.set_stroke_rate(100)
+    pen.arm()
+    pen.start()
+
+
+def tripped(tap, interlock, device, timeout_s=2.0):
+    def find():
+        return next((e for e in tap.kinds("interlock")
+                     if e.details["interlock"] == interlock and e.details["device"] == device), None)
+    wait_for(find, timeout_s=timeout_s, what=f"{interlock} on {device}")
+    return find()
+
+
+def assert_off(rig, device, timeout_s=0.5):
+    emu = rig.emulators[device]
+    wait_for(lambda: not emu.state().active, timeout_s=timeout_s, what=f"{device} off in the emulator")
+    if device == "light":
+        assert emu.state().irradiance_mw_cm2 == 0.0 and not emu.state().shutter_open
+
+
+def test_host_target_dose_interlock(sim):
+    """The device was told 2000 but the plan says 20: the host stops it at 20 (a mis-set device cannot overdose)."""
+    rig, tap = sim
+    start_light(rig, light_limits(target_dose_mj_cm2=20.0), device_target=2000.0)
+    ev = tripped(tap, Interlock.TARGET_DOSE, "light")
+    assert_off(rig, "light")
+    assert 20.0 <= ev.details["dose_mj_cm2"] < 22.0
+    assert ev.details["latency_ms"] < 50
+    assert rig.emulators["light"].state().dose_mj_cm2 < 22.0
+
+
+def test_area_dose_cap_interlock(sim):
+    rig, tap = sim
+    start_light(rig, light_limits(area_dose_before_mj_cm2=990.0, area_dose_cap_mj_cm2=1000.0))
+    ev = tripped(tap, Interlock.AREA_DOSE_CAP, "light")
+    assert_off(rig, "light")
+    assert ev.details["cap_mj_cm2"] == 1000.0
+    # the host-side backup stops within its 1 mJ/cm² tolerance + one 10 ms frame (≈ 1 mJ/cm² at 100 mW/cm²) +
+    # the 5 ms shutter; in a session the device's own target is capped at the area's allowance first
+    assert rig.emulators["light"].state().dose_mj_cm2 < 13.0
+
+
+def test_contact_lost_interlock(sim):
+    rig, tap = sim
+    start_light(rig, light_limits())
+    rig.emulators["light"].contact_lost()
+    tripped(tap, Interlock.CONTACT_LOST, "light")
+    assert_off(rig, "light")
+
+
+def test_host_over_temperature_interlock_acts_before_the_device(sim):
+    """42.5 °C is above the host's 42 °C limit but below the device's own 45 °C cut-out: the host acts."""
+    rig, tap = sim
+    start_light(rig, light_limits())
+    rig.emulators["light"].over_temperature(temp_c=43.0)
+    ev = tripped(tap, Interlock.OVER_TEMPERATURE, "light")
+    assert_off(rig, "light")
+    assert ev.details.get("detected_by") != "device" and ev.details["lamp_temp_c"] > 42.0
+
+
+def test_device_over_temperature_is_tripped_as_over_temperature(sim):
+    rig, tap = sim
+    start_light(rig, light_limits(max_lamp_temp_c=60.0))  # host limit out of the way: the device's own cut-out
+    rig.emulators["light"].over_temperature()
+    ev = tripped(tap, Interlock.OVER_TEMPERATURE, "light")
+    assert ev.details["detected_by"] == "device"
+    assert_off(rig, "light")
+
+
+def test_lamp_failure_is_a_device_fault_interlock(sim):
+    rig, tap = sim
+    start_light(rig, light_limits())
+    rig.emulators["light"].lamp_failure()
+    tripped(tap, Interlock.DEVICE_FAULT, "light")
+    assert_off(rig, "light")
+
+
+def test_uv_on_a_pih_area_is_a_protocol_rule_trip(sim):
+    """A step that allows no UV (a PIH area): an exposure started anyway is stopped at its first block."""
+    rig, tap = sim
+    light = rig.devices["light"]
+    rig.monitor.set_limits(StepLimits(area_id="PIH-jaw", light_allowed=False, needling_allowed=True,
+                                      depth_limit_mm=1.0))
+    light.set_target_dose(2000)
+    light.arm()
+    light.start()
+    ev = tripped(tap, Interlock.PROTOCOL_RULE, "light")
+    assert_off(rig, "light")
+    assert ev.details["area"] == "PIH-jaw"
+    assert rig.emulators["light"].state().dose_mj_cm2 < 5.0
+
+
+def test_depth_over_the_area_limit_trips_and_stops_the_pen(sim):
+    rig, tap = sim
+    start_pen(rig, StepLimits(area_id="forehead", needling_allowed=True, depth_limit_mm=0.5), depth_mm=1.0)
+    ev = tripped(tap, Interlock.DEPTH_LIMIT, "pen")
+    assert_off(rig, "pen")
+    assert ev.details["limit_mm"] == 0.5
+
+
+def test_motor_jam_is_a_device_fault_interlock(sim):
+    rig, tap = sim
+    start_pen(rig, StepLimits(area_id="A2", needling_allowed=True, depth_limit_mm=1.5))
+    wait_for(lambda: rig.emulators["pen"].state().running, what="pen running")
+    rig.emulators["pen"].motor_jam()
+    tripped(tap, Interlock.DEVICE_FAULT, "pen")
+    assert_off(rig, "pen")
+
+
+def test_heartbeat_lost_device_watchdog_stops_and_host_trips(sim):
+    """The host's safety monitor hangs: heartbeats stop, the device stops itself within 250 ms, the host trips."""
+    rig, tap = sim
+    start_light(rig, light_limits())
+    rig.devices["light"].liveness = lambda: False
+    t0 = time.monotonic()
+    tripped(tap, Interlock.HEARTBEAT_LOST, "light", timeout_s=1.0)
+    assert_off(rig, "light")
+    st = rig.emulators["light"].state()
+    assert 0.2 < st.shutter_closed_at - t0 < 0.35  # the device's 250 ms watchdog, not the host, stopped it
+
+
+def test_telemetry_stall_trips_and_the_stop_still_reaches_the_device(sim):
+    rig, tap = sim
+    start_light(rig, light_limits())
+    rig.emulators["light"].stall(True)
+    tripped(tap, Interlock.TELEMETRY_LOST, "light", timeout_s=1.0)
+    assert_off(rig, "light")  # commands still flow on a stalled device: the host's stop closed the shutter
+
+
+def test_unplug_mid_exposure_trips_disconnected_and_the_device_stops_itself(sim):
+    rig, tap = sim
+    start_light(rig, light_limits())
+    rig.emulators["light"].unplug()
+    ev = tripped(tap, Interlock.DISCONNECTED, "light")
+    assert ev.details["stop"].startswith("stop not written")  # the cable is gone...
+    assert_off(rig, "light")  # ...and the device made itself safe
+
+
+def test_estop_stops_both_devices_at_once(sim):
+    rig, tap = sim
+    start_pen(rig, StepLimits(area_id="A1", light_allowed=True, needling_allowed=True,
+                              target_dose_mj_cm2=2000, depth_limit_mm=1.5))
+    start_light(rig, light_limits(needling_allowed=True, depth_limit_mm=1.5))
+    wait_for(lambda: rig.emulators["pen"].state().running, what="pen running")
+    t_press = now_s()
+    threading.Thread(target=rig.monitor.estop, args=("STOP button",)).start()
+    tripped(tap, Interlock.ESTOP, "light")
+    tripped(tap, Interlock.ESTOP, "pen")
+    assert_off(rig, "light")
+    assert_off(rig, "pen")
+    assert rig.emulators["light"].state().shutter_closed_at - t_press < 0.05
+
+
+def test_after_a_trip_no_restart_without_reset(sim):
+    rig, tap = sim
+    start_light(rig, light_limits())
+    rig.emulators["light"].contact_lost()
+    tripped(tap, Interlock.CONTACT_LOST, "light")
+    assert_off(rig, "light")
+    rig.emulators["light"].set_contact(True)
+    time.sleep(0.1)
+    assert not rig.emulators["light"].state().active  # contact back: still off, nothing restarts by itself
+    assert rig.monitor.is_tripped("light")
+
+
+def test_a_frozen_gui_thread_delays_no_trip(qtbot, sim):
+    """The Qt event loop is blocked for 2 s (a frozen GUI); contact drops 0.5 s into the freeze. The trip and the
+    closed shutter happen during the freeze, within milliseconds of the cause."""
+    from PyQt6.QtCore import QTimer
+
+    rig, tap = sim
+    start_light(rig, light_limits())
+    froze = {}
+
+    def freeze():
+        froze["start"] = now_s()
+        threading.Timer(0.5, rig.emulators["light"].contact_lost).start()
+        time.sleep(2.0)
+        froze["end"] = now_s()
+
+    QTimer.singleShot(0, freeze)
+    qtbot.waitUntil(lambda: "end" in froze, timeout=5000)
+    ev = tripped(tap, Interlock.CONTACT_LOST, "light")
+    st = rig.emulators["light"].state()
+    assert froze["start"] < ev.t_host_s < froze["end"]
+    assert froze["start"] < st.shutter_closed_at < froze["end"]
+    assert st.shutter_closed_at - st.injected_at["set_contact"] < 0.05
