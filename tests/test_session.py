@@ -1,0 +1,215 @@
+"""The combined session end to end: the state machine, the headless runner, and what the recording keeps."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from main import main
+from tests.conftest import Tap, wait_for
+from workstation.recording import Recording
+from workstation.rig import Rig
+from workstation.runner import EXIT_COMPLETED, EXIT_INTERLOCK, EXIT_OPERATOR, run_scenario
+from workstation.safety import Interlock
+from workstation.scenario import ScenarioError, load_scenario
+from workstation.session import Session, SessionError, State, Step
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "seeds" / "scenarios"
+
+
+def quiet(_line: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def combined_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rec")
+    lines: list[str] = []
+    result = run_scenario(load_scenario(SCENARIOS / "combined-uneventful.toml"), out, out=lines.append)
+    return result, lines
+
+
+def test_combined_session_completes_and_its_recording_holds_plan_commands_and_states(combined_run):
+    result, lines = combined_run
+    assert result.exit_code == EXIT_COMPLETED and result.state == "completed"
+    assert result.summary["steps_done"] == 2 and result.summary["trips"] == []
+    light, needling = result.summary["results"]
+    assert light["modality"] == "light" and light["outcome"] == "done"
+    assert light["delivered_dose_mj_cm2"] == pytest.approx(260.0, abs=0.5)  # skin type III start (JAAD Table IV)
+    assert needling["modality"] == "needling" and needling["passes_done"] == 2
+    assert result.recording is not None and result.recording.exists()
+    with Recording.open(result.recording) as rec:
+        assert rec.meta.patient_pseudonym == "TRAIN-0001" and rec.meta.mode == "simulation"
+        assert rec.meta.protocol_id == "hypopigmented-atrophic-scar-combined"
+        plan = rec.plan
+        assert plan["steps"][0]["modality"] == "light" and plan["steps"][1]["modality"] == "needling"
+        assert any("260 mJ/cm²" in r for r in plan["areas"][0]["reasons"])  # the reasons travel with the plan
+        cmds = [(c.device, c.command, c.result) for c in rec.commands]
+        for needed in [("light", "set", "ack"), ("light", "arm", "ack"), ("light", "start", "ack"),
+                       ("pen", "set", "ack"), ("pen", "start", "ack"), ("pen", "stop", "ack")]:
+            assert needed in cmds
+        states = [(e.details["from"], e.details["to"]) for e in rec.events if e.kind == "state"]
+        assert states[0] == ("idle", "connected") and states[-1] == ("armed", "completed")
+        assert ("treating", "armed") in states
+        assert not [e for e in rec.events if e.kind == "interlock"]
+        assert rec.samples("light") > 2000 and rec.samples("pen") > 2000
+    assert Path(str(result.recording) + ".sha256").read_text().split()[0] == result.sha256
+    assert any("outcome: completed, as expected" in line for line in lines)
+
+
+@pytest.mark.parametrize(("scenario", "interlock"), [
+    ("contact-lost-mid-exposure.toml", Interlock.CONTACT_LOST),
+    ("unplug-mid-exposure.toml", Interlock.DISCONNECTED),
+])
+def test_fault_scenarios_end_safely_with_the_cause_recorded(tmp_path, scenario, interlock):
+    result = run_scenario(load_scenario(SCENARIOS / scenario), tmp_path, out=quiet)
+    assert result.exit_code == EXIT_INTERLOCK and result.state == "aborted"
+    [res] = result.summary["results"]
+    assert res["outcome"] == "interrupted" and 0 < res["delivered_dose_mj_cm2"] < 200
+    with Recording.open(result.recording) as rec:
+        trips = [e for e in rec.events if e.kind == "interlock"]
+        assert trips and trips[0].details["interlock"] == interlock
+        assert trips[0].details["latency_ms"] < 50
+        aborted = [e for e in rec.events if e.kind == "state" and e.details["to"] == "aborted"]
+        assert aborted and interlock in aborted[0].details["cause"]
+
+
+def test_pih_scenario_plans_no_uv(tmp_path):
+    result = run_scenario(load_scenario(SCENARIOS / "pih-gentle-needling.toml"), tmp_path, out=quiet)
+    assert result.exit_code == EXIT_COMPLETED
+    assert [r["modality"] for r in result.summary["results"]] == ["needling"]
+    with Recording.open(result.recording) as rec:
+        assert not [c for c in rec.commands if c.device == "light" and c.command in ("start", "set")]
+        depth = [c.args["value"] for c in rec.commands if c.device == "pen" and c.args.get("param") == "depth_mm"]
+        assert depth and max(depth) <= 1.0  # PIH-prone face cap (team default, CLINICAL.md)
+
+
+def test_operator_stop_scenario_exit_code(tmp_path):
+    text = (SCENARIOS / "combined-uneventful.toml").read_text() + (
+        '\n[[events]]\nat_s = 0.5\naction = "operator_stop"\n')
+    path = tmp_path / "stop.toml"
+    path.write_text(text)
+    result = run_scenario(load_scenario(path), tmp_path, out=quiet)
+    assert result.exit_code == EXIT_OPERATOR and result.state == "aborted"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("not toml [", "is not valid TOML"),
+    ('[scenario]\ntitle="x"\n[patient]\npseudonym="T-1"\nskin_type=9\n[session]\nprotocol="p"\n', "skin_type"),
+    ('[scenario]\ntitle="x"\n[patient]\npseudonym="T-1"\nskin_type=2\n[session]\nprotocol="p"\n'
+     '[[areas]]\nid="a"\nregion="face"\nlesion="freckle"\nsize_cm2=3\n', "lesion 'freckle'"),
+    ('[scenario]\ntitle="x"\n[patient]\npseudonym="T-1"\nskin_type=2\n[session]\nprotocol="p"\n'
+     '[[areas]]\nid="a"\nregion="face"\nlesion="pih"\nsize_cm2=3\n[[events]]\nat_s=1\naction="explode"\n',
+     "unknown action 'explode'"),
+])
+def test_bad_scenarios_name_the_file_and_key(tmp_path, content, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(content)
+    with pytest.raises(ScenarioError, match=message):
+        load_scenario(path)
+
+
+def test_session_command_bad_input_is_exit_2_with_a_sentence(tmp_path, capsys):
+    assert main(["session", "--simulate", "--scenario", str(tmp_path / "missing.toml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    bad = tmp_path / "unknown-protocol.toml"
+    bad.write_text((SCENARIOS / "pih-gentle-needling.toml").read_text().replace(
+        'protocol = "pih-prone-gentle-needling"', 'protocol = "no-such-protocol"'))
+    assert main(["session", "--simulate", "--scenario", str(bad), "--record", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-protocol" in err and "Traceback" not in err
+
+
+@pytest.fixture
+def sim_session():
+    rig = Rig.simulation(seed=5, light_warmup_s=0.2)
+    tap = Tap()
+    rig.bus.subscribe(tap)
+    session = Session(rig.bus, rig.devices, rig.monitor, operator_id="dr-test")
+    yield rig, session, tap
+    rig.close()
+
+
+LIGHT_STEP = Step("1", "cheek", "light", target_dose_mj_cm2=30.0, area_dose_cap_mj_cm2=1000.0)
+PEN_STEP = Step("1", "cheek", "needling", depth_mm=1.0, depth_limit_mm=1.0, stroke_rate_hz=117, passes=1,
+                pass_duration_s=0.3)
+
+
+def test_state_machine_refuses_out_of_order_operations(sim_session):
+    rig, session, tap = sim_session
+    with pytest.raises(SessionError):
+        session.run_step("dr-test")  # nothing loaded
+    session.connect("dr-test")
+    with pytest.raises(SessionError, match="no steps"):
+        session.load_plan([], "dr-test")
+    session.load_plan([LIGHT_STEP], "dr-test")
+    with pytest.raises(SessionError, match="arm the session"):
+        session.run_step("dr-test")
+    with pytest.raises(SessionError, match="only a paused session"):
+        session.resume("dr-test")
+
+
+def test_trip_pauses_then_reset_and_resume_completes(sim_session):
+    """In the window (abort_on_trip off) a trip pauses; the session resumes only after a manual reset."""
+    rig, session, tap = sim_session
+    session.connect("dr-test")
+    session.load_plan([Step("1", "cheek", "light", target_dose_mj_cm2=300.0), PEN_STEP], "dr-test")
+    session.arm("dr-test")
+    import threading
+
+    worker = threading.Thread(target=session.run_step, args=("dr-test",))
+    worker.start()
+    wait_for(lambda: rig.emulators["light"].state().emitting, what="emitting")
+    rig.emulators["light"].contact_lost()
+    worker.join(5)
+    assert session.state == State.PAUSED and session.results[-1].outcome == "interrupted"
+    assert not rig.emulators["light"].state().active
+    with pytest.raises(SessionError, match="reset"):
+        session.resume("dr-test")
+    rig.emulators["light"].set_contact(True)
+    rig.devices["light"].reset_faults()
+    rig.monitor.reset("dr-test")
+    session.resume("dr-test")
+    assert session.current == 0  # the interrupted light step is offered again
+    r1 = session.run_step("dr-test")
+    assert r1.outcome == "done"
+    # the area already had a partial exposure: the device target was lowered only if the cap required it
+    r2 = session.run_step("dr-test")
+    assert r2.outcome == "done" and r2.passes_done == 1
+    session.run_all("dr-test")
+    assert session.state == State.COMPLETED
+    causes = [e.details["cause"] for e in tap.kinds("state")]
+    assert any("interlock contact_lost" in c for c in causes)
+
+
+def test_area_cap_lowers_the_device_target(sim_session):
+    rig, session, tap = sim_session
+    session.connect("dr-test")
+    session.load_plan([Step("1", "cheek", "light", target_dose_mj_cm2=30.0, area_dose_cap_mj_cm2=45.0),
+                       Step("1", "cheek", "light", target_dose_mj_cm2=30.0, area_dose_cap_mj_cm2=45.0)], "dr-test")
+    session.run_all("dr-test")
+    assert session.state == State.COMPLETED
+    first, second = session.results
+    assert first.delivered_dose_mj_cm2 == pytest.approx(30.0, abs=0.1)
+    assert second.delivered_dose_mj_cm2 == pytest.approx(15.0, abs=0.1)  # 45 cap − 30 already given
+    assert any(e.details.get("event") == "target_capped" for e in tap.kinds("protocol"))
+
+
+def test_estop_during_needling_stops_both_and_pauses(sim_session):
+    rig, session, tap = sim_session
+    session.connect("dr-test")
+    session.load_plan([Step("1", "cheek", "needling", depth_mm=1.0, depth_limit_mm=1.0, stroke_rate_hz=117,
+                            passes=1, pass_duration_s=5.0)], "dr-test")
+    session.arm("dr-test")
+    import threading
+
+    worker = threading.Thread(target=session.run_step, args=("dr-test",))
+    worker.start()
+    wait_for(lambda: rig.emulators["pen"].state().running, what="pen running")
+    t0 = time.monotonic()
+    session.estop("space bar")
+    worker.join(2)
+    assert time.monotonic() - t0 < 1.0  # the 5 s pass was cut short
+    wait_for(lambda: not rig.emulators["pen"].state().active, timeout_s=0.5, what="pen stopped")
+    assert session.state == State.PAUSED
+    assert {e.details["device"] for e in tap.kinds("interlock")} == {"light", "pen"}
