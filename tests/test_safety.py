@@ -103,6 +103,8 @@ PEN_STEP = StepLimits(area_id="A2", needling_allowed=True, depth_limit_mm=1.0)
 def test_each_block_interlock_trips_once_and_stops_the_device(rig, limits, device, block, interlock):
     bus, mon, light, pen, col = rig
     mon.set_limits(limits)
+    block = block.copy()
+    block["t_host_s"] = now_s()  # as if it had just arrived (the parameters were built at collection time)
     bus.publish_block(device, block)
     bus.publish_block(device, block)  # latched: no second trip for the same device
     dev = light if device == "light" else pen
