@@ -146,7 +146,7 @@ def test_device_watchdog_stops_emission_when_heartbeats_stop(rig):
     wait_for(lambda: not emu.state().active, timeout_s=1.0, what="device stopped by its watchdog")
     st = emu.state()
     assert st.faults & 1  # WATCHDOG bit, same for both families
-    assert 0.2 <= st.last_stop_at - t_silent < 0.40
+    assert 0.2 <= st.last_stop_at - t_silent < 0.45  # 250 ms after the last heartbeat (sent ≤ 50 ms before)
     wait_for(lambda: any(e.kind == "fault" and "WATCHDOG" in e.message for e in tap.events), what="fault event")
 
 

@@ -166,7 +166,7 @@ def test_heartbeat_lost_device_watchdog_stops_and_host_trips(sim):
     tripped(tap, Interlock.HEARTBEAT_LOST, "light", timeout_s=1.0)
     assert_off(rig, "light")
     st = rig.emulators["light"].state()
-    assert 0.2 < st.shutter_closed_at - t0 < 0.35  # the device's 250 ms watchdog, not the host, stopped it
+    assert 0.2 < st.shutter_closed_at - t0 < 0.45  # the device's 250 ms watchdog, not the host, stopped it
 
 
 def test_telemetry_stall_trips_and_the_stop_still_reaches_the_device(sim):
