@@ -352,14 +352,14 @@ class SerialDevice:
         elif t == p.Msg.FAULT:
             bits, new = struct.unpack_from("<HH", frame.payload)
             names = self.fault_names(new)
-            self._event(
+            self._event_at(t_arrival,
                 "fault", "high", f"{self.name} fault: {', '.join(names) or 'unknown'}: "
                 f"{p.text(frame.payload[p.FAULT_HEAD.size:])}",
                 fault_bits=bits, new_bits=new, faults=names,
             )
         elif t == p.Msg.STATUS:
             state, reason = p.STATUS_HEAD.unpack_from(frame.payload)
-            self._event(
+            self._event_at(t_arrival,
                 "device_state", "info", f"{self.name}: {p.text(frame.payload[p.STATUS_HEAD.size:])}",
                 state=_enum_name(p.State, state), reason=_enum_name(p.StopReason, reason),
             )
@@ -437,7 +437,11 @@ class SerialDevice:
         return [f.name for f in cls.FAULTS if bits & f.value]
 
     def _event(self, kind: str, severity: str, message: str, **details: object) -> None:
-        self.bus.publish_event(Event(now_s(), kind, severity, self.name, message, dict(details)))
+        self._event_at(now_s(), kind, severity, message, **details)
+
+    def _event_at(self, t_host_s: float, kind: str, severity: str, message: str, **details: object) -> None:
+        """An event stamped `t_host_s` (a device report is stamped with its frame's arrival, like a block)."""
+        self.bus.publish_event(Event(t_host_s, kind, severity, self.name, message, dict(details)))
 
     def status(self) -> dict:
         """A snapshot for status displays: connection, identity and counters."""

@@ -213,3 +213,20 @@ def test_estop_during_needling_stops_both_and_pauses(sim_session):
     wait_for(lambda: not rig.emulators["pen"].state().active, timeout_s=0.5, what="pen stopped")
     assert session.state == State.PAUSED
     assert {e.details["device"] for e in tap.kinds("interlock")} == {"light", "pen"}
+
+
+def test_a_shallower_needling_step_waits_for_the_depth_stop(sim_session):
+    """After a 1.5 mm step, a 0.5 mm step must not start while the depth stop is still deep (found by the bench)."""
+    rig, session, tap = sim_session
+    session.connect("dr-test")
+    session.load_plan([
+        Step("1", "neck", "needling", depth_mm=1.5, depth_limit_mm=1.5, stroke_rate_hz=100, passes=1,
+             pass_duration_s=0.2),
+        Step("2", "forehead", "needling", depth_mm=0.5, depth_limit_mm=0.5, stroke_rate_hz=100, passes=1,
+             pass_duration_s=0.2),
+    ], "dr-test")
+    assert session.run_all("dr-test") == State.COMPLETED
+    assert tap.kinds("interlock") == []
+    running = [b[b["running"] == 1] for b in tap.blocks["pen"]]
+    forehead = [r for r in running if len(r) and r["depth_set_mm"][0] == pytest.approx(0.5)]
+    assert forehead and max(float(r["depth_mm"].max()) for r in forehead) <= 0.55

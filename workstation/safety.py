@@ -66,7 +66,7 @@ class StepLimits:
     area_dose_before_mj_cm2: float = 0.0  # dose this area already received in this session
     area_dose_cap_mj_cm2: float = float("inf")  # per-session cap for the area
     depth_limit_mm: float = 0.0
-    dose_tolerance_mj_cm2: float = 1.0  # one sample of slack: at 100 mW/cm² and 2 kHz a sample adds 0.05 mJ/cm²
+    dose_tolerance_mj_cm2: float = 1.0  # about one 10 ms frame at 100 mW/cm²; the device itself closes within 0.025
     depth_tolerance_mm: float = 0.05
     max_lamp_temp_c: float = HOST_MAX_LAMP_TEMP_C
 

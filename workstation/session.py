@@ -26,6 +26,8 @@ from workstation.safety import SafetyMonitor, StepLimits, Trip
 log = logging.getLogger(__name__)
 
 CLOSE_CONFIRM_S = 0.25  # after the device reports the dose reached, telemetry must show the shutter closed by then
+DEPTH_SETTLE_S = 1.0  # time allowed for the pen's depth stop to reach a new setting before needling starts
+DEPTH_SETTLE_TOLERANCE_MM = 0.02
 INACTIVE_CONFIRM_S = 0.5  # after a STOP, telemetry must show the device inactive (the pen brakes for ~50 ms)
 
 
@@ -118,6 +120,7 @@ class Session:
         self._interrupt = threading.Event()
         self._exposure = _Exposure()
         self._last_seen: dict[str, tuple[float, bool]] = {}  # device -> (t_host_s, active) of its last block
+        self._last_depth = (0.0, 0.0)  # (t_host_s, measured depth mm) of the pen's last block
         monitor.on_trip.append(self._on_trip)
         bus.subscribe(self)
 
@@ -278,9 +281,14 @@ class Session:
 
     def _run_needling(self, step: Step, result: StepResult) -> None:
         pen = self.devices["pen"]
+        t_set = now_s()
         pen.set("depth_mm", step.depth_mm)
         pen.set("stroke_rate_hz", step.stroke_rate_hz)
         self.monitor.set_limits(self._limits_for(step))
+        # The depth stop moves in ~100 ms: starting before it reaches a shallower setting would needle too deep.
+        if not self._wait_depth(step.depth_mm, t_set, DEPTH_SETTLE_S):
+            result.note = f"the needle depth did not reach {step.depth_mm:g} mm within {DEPTH_SETTLE_S:g} s"
+            return
         for k in range(step.passes):
             if self._interrupt.is_set():
                 return
@@ -365,6 +373,17 @@ class Session:
                 log.info("stop of %s not written: %s", name, exc)
 
     # --- bus sink: follow the exposure --------------------------------------------------------------------------
+    def _wait_depth(self, depth_mm: float, since_s: float, timeout_s: float) -> bool:
+        """Wait until a pen block that arrived after `since_s` shows the measured depth at the setting."""
+        t_end = now_s() + timeout_s
+        while now_s() < t_end:
+            t, depth = self._last_depth
+            if t >= since_s and abs(depth - depth_mm) <= DEPTH_SETTLE_TOLERANCE_MM:
+                return True
+            if self._interrupt.wait(0.005):
+                return False
+        return False
+
     def _wait_inactive(self, device: str, since_s: float, timeout_s: float) -> bool:
         """Wait until a block that arrived after `since_s` shows the device inactive."""
         t_end = now_s() + timeout_s
@@ -382,6 +401,8 @@ class Session:
         flag = "shutter_open" if device == "light" else "running"
         if flag in block.dtype.names:
             self._last_seen[device] = (float(block["t_host_s"][-1]), bool(block[flag][-1]))
+        if device == "pen":
+            self._last_depth = (float(block["t_host_s"][-1]), float(block["depth_mm"][-1]))
         exp = self._exposure
         if device != "light" or not exp.started:
             return
