@@ -1,4 +1,5 @@
-"""`main.py run`: open the live window, on emulated devices (default), on real serial ports, or on a synthetic feed."""
+"""`main.py run`: open the workstation window in simulation (default), clinical (serial ports) or replay mode, or the
+plain live-plot window on a synthetic feed (`--demo`, for UI work without devices)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run",
         help="open the workstation window (simulation by default)",
-        description="Open the live window. Without ports, the real drivers talk to device emulators on "
-        "pseudo-terminals (simulation); with --light-port/--pen-port they open those serial ports (clinical).",
+        description="Open the workstation window. Without ports it starts in simulation mode: the real drivers talk to "
+        "device emulators on pseudo-terminals and a training store is used. With --light-port/--pen-port it connects "
+        "those serial ports (clinical); with --replay it opens a recording.",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
@@ -23,8 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument(
         "--demo", action="store_true", help="a synthetic 2 kHz feed with no driver or emulator (offline UI work)"
     )
+    mode.add_argument("--replay", type=Path, metavar="FILE", help="open a recording in the replay view")
     parser.add_argument("--light-port", metavar="PORT", help="serial port of the phototherapy handpiece")
     parser.add_argument("--pen-port", metavar="PORT", help="serial port of the microneedling pen")
+    parser.add_argument("--scenario", type=Path, metavar="TOML",
+                        help="simulation: start at once with the training patient of this scenario file")
+    parser.add_argument("--recordings", type=Path, default=Path("recordings"), metavar="DIR",
+                        help="where session recordings are written (default: recordings/)")
     parser.add_argument(
         "--exit-after-first-show",
         action="store_true",
@@ -34,35 +41,65 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--screenshot",
         type=Path,
         metavar="PNG",
-        help="save a picture of the window once both devices have a few seconds of data, then quit",
+        help="--demo: save a picture of the window once both devices have a few seconds of data, then quit",
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     ports = {name: port for name, port in (("light", args.light_port), ("pen", args.pen_port)) if port}
-    if ports and (args.simulate or args.demo):
-        raise UserError("Give serial ports for clinical mode, or --simulate/--demo, not both.")
+    if ports and (args.simulate or args.demo or args.replay):
+        raise UserError("Give serial ports for clinical mode, or --simulate/--demo/--replay, not both.")
+    if args.screenshot and not args.demo:
+        raise UserError("--screenshot goes with --demo; the window's screenshots per mode are taken by "
+                        "`python -m workstation.ui.screenshots DIR`.")
+    if args.demo:
+        return _run_demo(args)
 
+    from PyQt6.QtWidgets import QApplication
+
+    from workstation.ui.live_window import first_show_report
+    from workstation.ui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = MainWindow(recordings_dir=args.recordings)
+    if args.exit_after_first_show:
+
+        def report_and_quit() -> None:
+            print(first_show_report(), flush=True)
+            window.close()
+
+        window.call_on_first_paint(report_and_quit)
+    window.show()
+    if ports:
+        window.start_page.light_port.setText(ports.get("light", ""))
+        window.start_page.pen_port.setText(ports.get("pen", ""))
+        window.start_page.choose_clinical()
+    elif args.replay:
+        window.start_page.replay_path.setText(str(args.replay))
+        window.start_page.choose_replay()
+    else:
+        window.set_mode("simulation")
+        if args.scenario:
+            window.choose_simulation(args.scenario)
+    return int(app.exec())
+
+
+def _run_demo(args: argparse.Namespace) -> int:
     from PyQt6.QtWidgets import QApplication
 
     from workstation.bus import SessionBus
     from workstation.plotbuffer import PlotBuffers
     from workstation.ui.live_window import LiveWindow, first_show_report
     from workstation.ui.plots import plotted_channels
-    from workstation.ui.sources import DriverRig, SyntheticRig
+    from workstation.ui.sources import SyntheticRig
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     bus = SessionBus()
     buffers = PlotBuffers(plotted_channels())
     bus.subscribe(buffers)
-    if args.demo:
-        rig, title = SyntheticRig(bus), "Cicatrix — demo (synthetic data)"
-    elif ports:
-        rig, title = DriverRig(bus, ports, simulate=False), "Cicatrix — clinical"
-    else:
-        rig, title = DriverRig(bus, simulate=True), "Cicatrix — simulation (emulated devices)"
-    window = LiveWindow(buffers, rig, title=title)
+    rig = SyntheticRig(bus)
+    window = LiveWindow(buffers, rig, title="Cicatrix — demo (synthetic data)")
     if args.exit_after_first_show:
 
         def report_and_quit() -> None:

@@ -174,6 +174,15 @@ class PlotBuffers:
     def devices(self) -> tuple[str, ...]:
         return tuple(self._devices)
 
+    def clear(self, session_t0_host_s: float | None = None) -> None:
+        """Forget every sample (a replay seek, a new session). With `session_t0_host_s`, time 0 is that host time
+        (a recording's start) instead of the first sample that arrives next."""
+        with self._t0_lock:
+            for ring in self._devices.values():
+                with ring.lock:
+                    ring.total, ring.offset_s = 0, None  # every index derives from total: the old data is unreachable
+            self._session_t0_host_s = session_t0_host_s
+
     def channels(self, device: str) -> tuple[str, ...]:
         return self._devices[device].channels
 

@@ -1,0 +1,124 @@
+"""The workstation window in simulation, clicked through as a clinician and a trainer would (pytest-qt, offscreen):
+a full combined session, a fault injected by the trainer, STOP by the Esc key, and plan changes within bounds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PyQt6.QtCore import Qt
+
+from workstation.protocols.library import seeds_dir
+from workstation.recording import Recording
+from workstation.session import State
+from workstation.ui.main_window import MainWindow
+
+SCENARIOS = seeds_dir() / "scenarios"
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path) -> Iterator[MainWindow]:
+    win = MainWindow(recordings_dir=tmp_path / "recordings", store_path=tmp_path / "training.sqlite3")
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+
+
+def start_training(qtbot, win: MainWindow, scenario: str) -> None:
+    page = win.start_page
+    page.scenario.setCurrentIndex(page.scenario.findData(str(SCENARIOS / scenario)))
+    qtbot.mouseClick(page.simulation_button, Qt.MouseButton.LeftButton)
+    assert win.banner.isVisible() and "SIMULATION" in win.banner.text()
+    qtbot.waitUntil(lambda: win.pages.currentWidget() is win.plan_view, timeout=TIMEOUT_MS)
+
+
+def arm(qtbot, win: MainWindow) -> None:
+    qtbot.mouseClick(win.plan_view.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.pages.currentWidget() is win.treatment, timeout=TIMEOUT_MS)
+
+
+def run_step(qtbot, win: MainWindow) -> None:
+    qtbot.mouseClick(win.treatment.start_step_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not win.treatment.step_running, timeout=TIMEOUT_MS)
+
+
+def test_full_combined_session_clicked_through(qtbot, window: MainWindow) -> None:
+    win = window
+    start_training(qtbot, win, "combined-uneventful.toml")
+    assert win.plan_view.table.rowCount() == 1
+    assert "left-cheek" in win.plan_view.reasons.toPlainText()
+    arm(qtbot, win)
+    session = win.controller.session
+    assert win.treatment.step_list.count() == len(session.steps) == 2
+    for _ in session.steps:
+        run_step(qtbot, win)
+    assert session.current == 2
+    assert "done" in win.treatment.step_list.item(1).text()
+    qtbot.mouseClick(win.treatment.end_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.controller.saved is not None, timeout=TIMEOUT_MS)
+    saved = win.controller.saved
+    assert saved.summary["state"] == "completed"
+    assert [r["outcome"] for r in saved.summary["results"]] == ["done", "done"]
+    assert saved.recording is not None and saved.recording.is_file()
+    assert not win.treatment.alarms.alarms  # an uneventful visit raises no alarm
+
+
+def test_injected_fault_shows_its_alarm_and_the_light_is_off(qtbot, window: MainWindow) -> None:
+    win = window
+    start_training(qtbot, win, "combined-uneventful.toml")
+    arm(qtbot, win)
+    trainer = win.trainer
+    assert trainer is not None
+    emulator = win.controller.rig.emulators["light"]
+    qtbot.mouseClick(win.treatment.start_step_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: emulator.state().active, timeout=TIMEOUT_MS)
+    trainer.device.setCurrentText("light")
+    trainer.action.setCurrentText("contact_lost")
+    qtbot.mouseClick(trainer.inject_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "contact_lost" in win.treatment.interlocks.tripped(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not win.treatment.step_running, timeout=TIMEOUT_MS)
+    assert emulator.state().active is False
+    high = [a for a in win.treatment.alarms.alarms if a.severity == "high"]
+    assert any("contact_lost" in a.event.message for a in high)
+    assert win.controller.session.state == State.PAUSED
+    # the trainee stops and acknowledges: both response times are logged, and the ack is recorded
+    qtbot.mouseClick(win.treatment.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "estop" in win.treatment.interlocks.tripped(), timeout=TIMEOUT_MS)
+    alarms = win.treatment.alarms
+    while alarms.unacknowledged():  # the most urgent, oldest first
+        qtbot.mouseClick(alarms.ack_button, Qt.MouseButton.LeftButton)
+    assert alarms.summary.text() == "No alarm to acknowledge"
+    response = next(r for r in trainer.responses if "contact_lost" in r.message)
+    assert response.stop_after_s is not None and response.stop_after_s >= 0
+    assert response.ack_after_s is not None and response.ack_after_s >= response.stop_after_s
+    assert "acknowledged after" in trainer.log.toPlainText()
+    qtbot.mouseClick(win.treatment.end_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.controller.saved is not None, timeout=TIMEOUT_MS)
+    with Recording.open(win.controller.saved.recording) as rec:
+        acks = [e for e in rec.events if e.kind == "alarm_ack"]
+    assert acks and acks[0].details["severity"] == "high"
+
+
+def test_escape_key_stops_a_running_needling_pass(qtbot, window: MainWindow) -> None:
+    win = window
+    start_training(qtbot, win, "pih-gentle-needling.toml")
+    arm(qtbot, win)
+    pen = win.controller.rig.emulators["pen"]
+    qtbot.mouseClick(win.treatment.start_step_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: pen.state().active, timeout=TIMEOUT_MS)
+    qtbot.keyClick(win, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not pen.state().active, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "estop" in win.treatment.interlocks.tripped(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not win.treatment.step_running, timeout=TIMEOUT_MS)
+    assert win.controller.session.state == State.PAUSED
+    # resume is refused while latched; after a reset it is allowed
+    qtbot.mouseClick(win.treatment.resume_button, Qt.MouseButton.LeftButton)
+    assert "reset the interlocks" in win.messages[-1][1]
+    qtbot.waitUntil(lambda: not win.controller.active_devices(), timeout=TIMEOUT_MS)  # telemetry: pen stopped
+    qtbot.mouseClick(win.treatment.reset_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not win.treatment.interlocks.tripped(), timeout=TIMEOUT_MS)
+    qtbot.mouseClick(win.treatment.resume_button, Qt.MouseButton.LeftButton)
+    assert win.controller.session.state == State.ARMED

@@ -1,0 +1,179 @@
+"""Alarms by priority (IEC 60601-1-8: high red, medium yellow, low cyan) and the interlock lights.
+
+Every bus event with a severity above "info" is an alarm. The list keeps them all, unacknowledged first and by
+priority; acknowledging one publishes an `alarm_ack` event on the bus, so the recording keeps who acknowledged what
+and how long after it appeared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtGui import QBrush, QColor
+from PyQt6.QtWidgets import (
+    QApplication,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workstation.bus import Event, SessionBus, now_s
+from workstation.safety import Interlock
+
+PRIORITY = {"high": 0, "medium": 1, "low": 2}
+COLORS = {"high": ("#d32f2f", "#ffffff"), "medium": ("#fbc02d", "#000000"), "low": ("#00bcd4", "#000000")}
+INTERLOCKS = [v for k, v in vars(Interlock).items() if k.isupper()]
+
+
+@dataclass
+class Alarm:
+    event: Event
+    shown_at_s: float  # host monotonic time it appeared in the window
+    acknowledged_at_s: float | None = None
+
+    @property
+    def severity(self) -> str:
+        return self.event.severity
+
+    def text(self) -> str:
+        mark = "  (acknowledged)" if self.acknowledged_at_s is not None else ""
+        return f"{self.severity.upper():6}  {self.event.message}{mark}"
+
+
+def is_alarm(event: Event) -> bool:
+    return event.severity in PRIORITY and event.kind != "alarm_ack"
+
+
+class AlarmList(QWidget):
+    """The alarm list and its Acknowledge button. `acknowledged(alarm)` fires after the ack event is published."""
+
+    acknowledged = pyqtSignal(object)
+    raised = pyqtSignal(object)
+
+    def __init__(self, operator: str = "operator", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bus: SessionBus | None = None
+        self.operator = operator
+        self.alarms: list[Alarm] = []
+        self.list = QListWidget()
+        self.list.setObjectName("alarm_list")
+        self.ack_button = QPushButton("Acknowledge alarm")
+        self.ack_button.setObjectName("ack_button")
+        self.ack_button.clicked.connect(self.acknowledge_selected)
+        self.summary = QLabel("No alarms")
+        head = QHBoxLayout()
+        head.addWidget(QLabel("<b>Alarms</b>"))
+        head.addWidget(self.summary, 1)
+        head.addWidget(self.ack_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(head)
+        layout.addWidget(self.list)
+
+    def add(self, event: Event) -> Alarm | None:
+        if not is_alarm(event):
+            return None
+        alarm = Alarm(event, now_s())
+        self.alarms.append(alarm)
+        if event.severity in ("high", "medium"):
+            QApplication.beep()  # the platform's sound cue, where it has one
+        self._render()
+        self.raised.emit(alarm)
+        return alarm
+
+    def unacknowledged(self) -> list[Alarm]:
+        return [a for a in self._ordered() if a.acknowledged_at_s is None]
+
+    def _ordered(self) -> list[Alarm]:
+        return sorted(self.alarms, key=lambda a: (a.acknowledged_at_s is not None, PRIORITY[a.severity],
+                                                   a.shown_at_s))
+
+    def _render(self) -> None:
+        self.list.clear()
+        for alarm in self._ordered():
+            item = QListWidgetItem(alarm.text())
+            bg, fg = COLORS[alarm.severity]
+            if alarm.acknowledged_at_s is not None:
+                bg, fg = "#eeeeee", "#666666"
+            item.setBackground(QBrush(QColor(bg)))
+            item.setForeground(QBrush(QColor(fg)))
+            item.setData(Qt.ItemDataRole.UserRole, id(alarm))
+            self.list.addItem(item)
+        open_ = self.unacknowledged()
+        counts = {s: sum(a.severity == s for a in open_) for s in PRIORITY}
+        self.summary.setText(", ".join(f"{n} {s}" for s, n in counts.items() if n) + " to acknowledge"
+                             if open_ else "No alarm to acknowledge")
+
+    def acknowledge_selected(self) -> Alarm | None:
+        """Acknowledge the selected alarm, or the most urgent one when none is selected."""
+        item = self.list.currentItem()
+        alarm = None
+        if item is not None:
+            alarm = next((a for a in self.alarms if id(a) == item.data(Qt.ItemDataRole.UserRole)), None)
+        if alarm is None or alarm.acknowledged_at_s is not None:
+            open_ = self.unacknowledged()
+            alarm = open_[0] if open_ else None
+        if alarm is None:
+            return None
+        alarm.acknowledged_at_s = now_s()
+        if self.bus is not None:
+            ev = alarm.event
+            self.bus.publish_event(Event(alarm.acknowledged_at_s, "alarm_ack", "info", "operator",
+                                         f"{self.operator} acknowledged: {ev.message}",
+                                         {"who": self.operator, "alarm_kind": ev.kind, "severity": ev.severity,
+                                          "alarm_message": ev.message, "alarm_t_host_s": ev.t_host_s,
+                                          "after_s": round(alarm.acknowledged_at_s - alarm.shown_at_s, 3)}))
+        self._render()
+        self.acknowledged.emit(alarm)
+        return alarm
+
+    def clear(self) -> None:
+        self.alarms.clear()
+        self._render()
+
+
+class InterlockLights(QWidget):
+    """One light per interlock: grey while clear, red while latched (until the operator resets the interlocks)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.lights: dict[str, QLabel] = {}
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(3)
+        for i, name in enumerate(INTERLOCKS):
+            label = QLabel(name.replace("_", " "))
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            label.setObjectName(f"interlock_{name}")
+            self.lights[name] = label
+            grid.addWidget(label, i // 4, i % 4)
+        self.clear()
+
+    def tripped(self) -> set[str]:
+        return {n for n, lab in self.lights.items() if lab.property("tripped")}
+
+    def set_tripped(self, name: str, device: str = "") -> None:
+        label = self.lights.get(name)
+        if label is None:
+            return
+        label.setProperty("tripped", True)
+        label.setToolTip(f"tripped on the {device}" if device else "tripped")
+        label.setStyleSheet("background:#d32f2f;color:white;font-weight:bold;border-radius:4px;padding:3px")
+
+    def clear(self) -> None:
+        for label in self.lights.values():
+            label.setProperty("tripped", False)
+            label.setToolTip("clear")
+            label.setStyleSheet("background:#e0e0e0;color:#555;border-radius:4px;padding:3px")
+
+    def on_event(self, event: Event) -> None:
+        if event.kind == "interlock":
+            self.set_tripped(str(event.details.get("interlock", "")), str(event.details.get("device", "")))
+        elif event.kind == "interlock_reset":
+            self.clear()

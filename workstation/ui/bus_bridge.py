@@ -1,0 +1,107 @@
+"""From worker threads to the GUI thread: bus events and finished background tasks, through one queue and one timer.
+
+The bus calls its sinks on the device reader threads. `BusBridge` is a sink that only enqueues events (samples go to
+`PlotBuffers`, not here), and a `QTimer` on the GUI thread drains the queue and emits one Qt signal per event.
+`Tasks` runs a blocking call (connecting devices, a step, opening a file) on a daemon thread and hands its result or
+its error back through the same kind of queue, so the GUI never waits on a device or the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from PyQt6.QtCore import QObject, QTimer, pyqtSignal
+
+from workstation.bus import CommandRecord, Event
+
+log = logging.getLogger(__name__)
+
+DRAIN_MS = 20
+MAX_PER_DRAIN = 500
+
+
+class BusBridge(QObject):
+    """A bus sink whose events come out as the `received` signal on the GUI thread."""
+
+    received = pyqtSignal(object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self.timer = QTimer(self)
+        self.timer.setInterval(DRAIN_MS)
+        self.timer.timeout.connect(self.drain)
+        self.timer.start()
+
+    # --- sink (any thread) ---------------------------------------------------------------------------------------
+    def on_block(self, device: str, block: np.ndarray) -> None:
+        return None
+
+    def on_event(self, event: Event) -> None:
+        self._queue.put(event)
+
+    def on_command(self, record: CommandRecord) -> None:
+        return None
+
+    # --- GUI thread ----------------------------------------------------------------------------------------------
+    def drain(self) -> None:
+        for _ in range(MAX_PER_DRAIN):
+            try:
+                ev = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self.received.emit(ev)
+
+
+class Tasks(QObject):
+    """Background calls, one at a time on one worker thread, whose outcome is delivered on the GUI thread.
+
+    One thread keeps the order of a session's work (connect, plan, steps, saving) and keeps the clinic store, an
+    SQLite connection, on the thread that opened it.
+    """
+
+    def __init__(self, name: str = "gui-worker", parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._done: queue.SimpleQueue[tuple[Callable[[Any], None], Any]] = queue.SimpleQueue()
+        self.busy = 0  # tasks submitted and not yet delivered
+        self.timer = QTimer(self)
+        self.timer.setInterval(DRAIN_MS)
+        self.timer.timeout.connect(self.drain)
+        self.timer.start()
+
+    def run(self, fn: Callable[[], Any], on_done: Callable[[Any], None],
+            on_error: Callable[[Exception], None]) -> Future:
+        self.busy += 1
+
+        def work() -> None:
+            try:
+                result = fn()
+            except Exception as exc:  # noqa: BLE001 - handed to on_error on the GUI thread
+                log.info("background task failed", exc_info=True)
+                self._done.put((on_error, exc))
+            else:
+                self._done.put((on_done, result))
+
+        return self._pool.submit(work)
+
+    def drain(self) -> None:
+        while True:
+            try:
+                callback, value = self._done.get_nowait()
+            except queue.Empty:
+                return
+            self.busy -= 1
+            try:
+                callback(value)
+            except Exception:  # noqa: BLE001 - a broken callback must not stop the others
+                log.exception("task callback failed")
+
+    def shutdown(self, wait: bool = True) -> None:
+        self.timer.stop()
+        self._pool.shutdown(wait=wait)

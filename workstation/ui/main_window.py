@@ -1,0 +1,209 @@
+"""The workstation window: mode choice, the banner of the mode, a message area, and one page per stage of the visit.
+
+Pages: start → (clinical: patient) → plan → treatment → after the session; replay is its own page. Messages for the
+user go to a non-modal area under the banner: nothing here opens a dialog that waits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from PyQt6.QtCore import QEvent, QObject, Qt, QTimer
+from PyQt6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PyQt6.QtWidgets import QLabel, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
+
+from workstation.errors import UserError
+from workstation.ui.plan_view import PlanView
+from workstation.ui.session_controller import SessionController
+from workstation.ui.start_page import StartPage
+from workstation.ui.trainer_panel import TrainerPanel
+from workstation.ui.treatment_view import TreatmentView, _user_text
+
+log = logging.getLogger(__name__)
+
+BANNERS = {
+    "simulation": ("SIMULATION — emulated devices and a training store: nothing here is a clinical record",
+                   "#ef6c00"),
+    "replay": ("REPLAY — a recorded session, read-only: the devices are not connected", "#1565c0"),
+    "clinical": ("CLINICAL — real devices", "#2e7d32"),
+}
+MESSAGE_COLORS = {"error": "#ffcdd2", "warning": "#fff59d", "info": "#e3f2fd"}
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, *, recordings_dir: Path, store_path: Path | None = None,
+                 artifacts_dir: Path | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("Cicatrix")
+        self.resize(1400, 900)
+        self.recordings_dir = Path(recordings_dir)
+        self.artifacts_dir = artifacts_dir or self.recordings_dir
+        self.mode = ""
+        self.messages: list[tuple[str, str]] = []
+        self.controller = SessionController.create(recordings_dir=self.recordings_dir, store_path=store_path)
+        self.controller.bridge.received.connect(self._on_event)
+
+        self.banner = QLabel()
+        self.banner.setObjectName("banner")
+        self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.banner.hide()
+        self.message = QLabel()
+        self.message.setObjectName("message")
+        self.message.setWordWrap(True)
+        self.message.hide()
+
+        self.pages = QStackedWidget()
+        self.start_page = StartPage(self.choose_clinical, self.choose_simulation, self.choose_replay)
+        self.plan_view = PlanView(self.controller.override, self.notify, self.start_treatment)
+        self.treatment = TreatmentView(self.controller, self.notify, self.session_ended)
+        self.trainer: TrainerPanel | None = None
+        for page in (self.start_page, self.plan_view, self.treatment):
+            self.pages.addWidget(page)
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.message)
+        layout.addWidget(self.pages, 1)
+        self.setCentralWidget(central)
+
+        self.stop_keys = [QShortcut(QKeySequence(key), self) for key in (Qt.Key.Key_Escape, Qt.Key.Key_Space)]
+        for sc in self.stop_keys:
+            sc.setContext(Qt.ShortcutContext.WindowShortcut)
+            sc.activated.connect(self.treatment.press_stop)
+        self.pages.currentChanged.connect(self._page_changed)
+        self._page_changed()
+        self._on_first_paint: list[Callable[[], None]] = []
+        self.installEventFilter(self)
+
+    def call_on_first_paint(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the window has been painted for the first time (the start-up benchmark)."""
+        self._on_first_paint.append(callback)
+
+    def eventFilter(self, watched: QObject | None, event: QEvent | None) -> bool:  # noqa: N802 - Qt's name
+        if watched is self and event is not None and event.type() == QEvent.Type.Paint and self._on_first_paint:
+            callbacks, self._on_first_paint = self._on_first_paint, []
+            for callback in callbacks:
+                QTimer.singleShot(0, callback)
+        return super().eventFilter(watched, event)
+
+    # --- the frame ------------------------------------------------------------------------------------------------
+    def set_mode(self, mode: str) -> None:
+        self.mode = mode
+        text, color = BANNERS[mode]
+        self.banner.setText(text)
+        self.banner.setStyleSheet(f"background:{color};color:white;font-size:16px;font-weight:bold;padding:6px")
+        self.banner.setVisible(mode in ("simulation", "replay") or mode == "clinical")
+        self.setWindowTitle(f"Cicatrix — {mode}")
+
+    def notify(self, text: str, level: str = "info") -> None:
+        """A message in the window (never a modal dialog): errors say what to do."""
+        self.messages.append((level, text))
+        self.message.setText(text)
+        self.message.setStyleSheet(f"background:{MESSAGE_COLORS.get(level, '#eeeeee')};padding:6px;"
+                                   "border-radius:4px")
+        self.message.show()
+
+    def show_page(self, page: QWidget) -> None:
+        self.pages.setCurrentWidget(page)
+
+    def _page_changed(self, *_: object) -> None:
+        on_treatment = self.pages.currentWidget() is self.treatment
+        for sc in self.stop_keys:  # Space types into fields elsewhere; on the treatment page it is STOP
+            sc.setEnabled(on_treatment)
+
+    def _failed(self, exc: Exception) -> None:
+        if not isinstance(exc, UserError):
+            log.error("background task failed: %r", exc)
+        self.notify(_user_text(exc), "error")
+
+    # --- modes ----------------------------------------------------------------------------------------------------
+    def choose_simulation(self, scenario_path: Path) -> None:
+        if not scenario_path.is_file():
+            self.notify(f"There is no scenario file {scenario_path}: choose one from the list.", "error")
+            return
+        self.set_mode("simulation")
+        self.start_page.setEnabled(False)
+        self.notify("Starting the emulated devices and planning the training patient's visit…", "info")
+
+        def failed(exc: Exception) -> None:
+            self.start_page.setEnabled(True)
+            self._failed(exc)
+
+        self.controller.start_simulation(scenario_path, self._plan_ready, failed)
+
+    def choose_clinical(self, ports: dict[str, str]) -> None:
+        if not ports:
+            self.notify("Type the serial port of at least one device (for example /dev/ttyUSB0), then connect.",
+                        "error")
+            return
+        self.start_page.setEnabled(False)
+        self.notify("Connecting the devices…", "info")
+
+        def failed(exc: Exception) -> None:
+            self.start_page.setEnabled(True)
+            self._failed(exc)
+
+        def done(identities: dict) -> None:
+            self.set_mode("clinical")
+            self.start_page.setEnabled(True)
+            self.notify("Connected: " + ", ".join(f"{n} {i.get('model', '')}" for n, i in identities.items())
+                        + ". Find or create the patient.", "info")
+            self._show_patient_page()
+
+        self.controller.start_clinical(ports, done, failed)
+
+    def _show_patient_page(self) -> None:
+        self.notify("Clinical patient entry is done with `python main.py` store commands in this version; "
+                    "the devices are connected.", "warning")
+
+    def choose_replay(self, path: Path) -> None:
+        self.notify("Replay is not available in this build.", "error")
+
+    # --- simulation and clinical visit ----------------------------------------------------------------------------
+    def _plan_ready(self, plan: object) -> None:
+        self.start_page.setEnabled(True)
+        self.plan_view.show_plan(self.controller.plan)
+        if self.mode == "simulation" and self.trainer is None:
+            rig = self.controller.rig
+            self.trainer = TrainerPanel(rig.inject, self.notify)
+            self.treatment.side.addWidget(self.trainer, 1)
+            self.treatment.alarms.raised.connect(self.trainer.on_alarm)
+            self.treatment.alarms.acknowledged.connect(self.trainer.on_ack)
+            self.treatment.stop_callbacks.append(self.trainer.on_stop)
+        self.treatment.alarms.operator = self.controller.operator
+        self.notify("The dose engine's plan is below with its reasons. Change a number if needed, then start.",
+                    "info")
+        self.show_page(self.plan_view)
+
+    def start_treatment(self) -> None:
+        self.plan_view.start_button.setEnabled(False)
+
+        def done(steps: list) -> None:
+            self.treatment.show_steps(steps)
+            self.notify("Armed. Press “Start next step” for each step; STOP (or Esc, Space) stops both devices.",
+                        "info")
+            self.show_page(self.treatment)
+
+        def failed(exc: Exception) -> None:
+            self.plan_view.start_button.setEnabled(True)
+            self._failed(exc)
+
+        self.controller.begin_treatment(done, failed)
+
+    def session_ended(self, saved: object) -> None:
+        s = self.controller.saved
+        self.notify(f"Session {s.summary['state']}: {s.summary['steps_done']} of {s.summary['steps_planned']} steps "
+                    f"done. Recording: {s.recording}", "info")
+
+    # --- events ---------------------------------------------------------------------------------------------------
+    def _on_event(self, event: object) -> None:
+        self.treatment.on_event(event)
+
+    def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name
+        self.treatment.plots.stop()
+        self.controller.close()
+        super().closeEvent(event)

@@ -1,0 +1,144 @@
+"""The plan the dose engine proposes, with its reasons; each number can be changed within the protocol's bounds, with
+a reason that is kept in the plan (dose.override). A value out of bounds is a message saying the allowed range."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workstation.dose import OVERRIDABLE, SessionPlan
+from workstation.dose.override import LABELS
+from workstation.errors import UserError
+
+COLUMNS = ("area", "modality", "target dose (mJ/cm²)", "depth (mm)", "stroke rate (Hz)", "passes")
+
+
+class PlanView(QWidget):
+    def __init__(self, override: Callable[[int, str, float, str], SessionPlan],
+                 notify: Callable[[str, str], None], on_start: Callable[[], None],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._override, self.notify = override, notify
+        self.plan: SessionPlan | None = None
+        self.title = QLabel("<h2>Today's plan</h2>")
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setObjectName("plan_table")
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setMaximumHeight(150)
+        self.reasons = QPlainTextEdit()
+        self.reasons.setObjectName("plan_reasons")
+        self.reasons.setReadOnly(True)
+
+        self.area_choice = QComboBox()
+        self.area_choice.setObjectName("override_area")
+        self.field_choice = QComboBox()
+        self.field_choice.setObjectName("override_field")
+        for f in OVERRIDABLE:
+            self.field_choice.addItem(LABELS[f], f)
+        self.value_edit = QLineEdit()
+        self.value_edit.setObjectName("override_value")
+        self.value_edit.setPlaceholderText("new value")
+        self.reason_edit = QLineEdit()
+        self.reason_edit.setObjectName("override_reason")
+        self.reason_edit.setPlaceholderText("reason (kept with the plan)")
+        self.apply_button = QPushButton("Change")
+        self.apply_button.setObjectName("override_apply")
+        self.apply_button.clicked.connect(self.apply_override)
+        self.field_choice.currentIndexChanged.connect(self._show_bounds)
+        self.area_choice.currentIndexChanged.connect(self._show_bounds)
+        self.bounds_label = QLabel("")
+        self.bounds_label.setObjectName("override_bounds")
+        self.start_button = QPushButton("Start treatment")
+        self.start_button.setObjectName("start_treatment_button")
+        self.start_button.setMinimumHeight(40)
+        self.start_button.clicked.connect(on_start)
+
+        edit = QHBoxLayout()
+        edit.addWidget(QLabel("Change"))
+        edit.addWidget(self.area_choice)
+        edit.addWidget(self.field_choice)
+        edit.addWidget(self.value_edit)
+        edit.addWidget(self.reason_edit, 2)
+        edit.addWidget(self.apply_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(self.table)
+        layout.addLayout(edit)
+        layout.addWidget(self.bounds_label)
+        layout.addWidget(QLabel("<b>Why these numbers, warnings, aftercare</b>"))
+        layout.addWidget(self.reasons, 1)
+        layout.addWidget(self.start_button)
+
+    def show_plan(self, plan: SessionPlan) -> None:
+        self.plan = plan
+        self.title.setText(f"<h2>Session {plan.session_number} of course {plan.course_id} — "
+                           f"{plan.protocol_id} v{plan.protocol_version}</h2>")
+        self.table.setRowCount(len(plan.areas))
+        for row, a in enumerate(plan.areas):
+            values = (a.label, a.modality, a.target_dose_mj_cm2, a.depth_mm, a.stroke_rate_hz, a.passes)
+            for col, v in enumerate(values):
+                text = "—" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+                self.table.setItem(row, col, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+        current = self.area_choice.currentData()
+        self.area_choice.blockSignals(True)
+        self.area_choice.clear()
+        for a in plan.areas:
+            self.area_choice.addItem(a.label, a.area_id)
+        if current is not None and self.area_choice.findData(current) >= 0:
+            self.area_choice.setCurrentIndex(self.area_choice.findData(current))
+        self.area_choice.blockSignals(False)
+        lines: list[str] = []
+        if plan.refused:
+            lines.append(f"REFUSED: {plan.refusal.reason} (first allowed {plan.refusal.first_allowed_date})")
+        lines += [f"BLOCK: {b}" for b in plan.blocks] + [f"WARNING: {w}" for w in plan.warnings]
+        for a in plan.areas:
+            lines += [f"{a.label}: {r}" for r in a.reasons]
+            lines += [f"{a.label}: {o.field} changed from {o.proposed} to {o.value} by {o.who}: {o.reason}"
+                      for o in a.overrides]
+        lines += [f"note: {n}" for n in plan.notes]
+        lines += [f"aftercare: {c}" for c in plan.aftercare]
+        self.reasons.setPlainText("\n".join(lines))
+        self._show_bounds()
+
+    def _show_bounds(self) -> None:
+        if self.plan is None or self.area_choice.currentData() is None:
+            return
+        a = self.plan.area(self.area_choice.currentData())
+        b = a.bounds.get(self.field_choice.currentData())
+        self.bounds_label.setText(f"allowed: {b.minimum:g}–{b.maximum:g} {b.unit}" if b else
+                                  "this number is not part of the plan for that area")
+
+    def apply_override(self) -> None:
+        if self.plan is None:
+            return
+        area_id = self.area_choice.currentData()
+        field = self.field_choice.currentData()
+        text = self.value_edit.text().strip().replace(",", ".")
+        try:
+            value = float(text)
+        except ValueError:
+            self.notify(f"Type the new {LABELS[field]} as a number (for example 250), not {text!r}.", "error")
+            return
+        try:
+            plan = self._override(area_id, field, value, self.reason_edit.text())
+        except UserError as exc:
+            self.notify(str(exc), "error")
+            return
+        self.show_plan(plan)
+        self.value_edit.clear()
+        self.reason_edit.clear()
+        self.notify(f"The {LABELS[field]} of {plan.area(area_id).label} is now {value:g}; the reason is kept.", "info")

@@ -1,0 +1,207 @@
+"""The treatment screen: the step list, the current area, one large STOP, the interlock lights, the alarms and the live
+plots. Steps run on the controller's worker thread; this view only reacts to bus events and to their results."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QFont
+from PyQt6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workstation.bus import Event
+from workstation.session import SessionError, Step
+from workstation.ui.alarms import AlarmList, InterlockLights
+from workstation.ui.plots import LivePlots
+from workstation.ui.session_controller import SessionController
+
+STOP_STYLE = ("QPushButton{background:#c62828;color:white;font-size:28px;font-weight:bold;border-radius:10px;}"
+              "QPushButton:pressed{background:#8e0000;}")
+
+
+class TreatmentView(QWidget):
+    def __init__(self, controller: SessionController, notify: Callable[[str, str], None],
+                 on_ended: Callable[[object], None], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller, self.notify, self.on_ended = controller, notify, on_ended
+        self.step_running = False
+        self.stop_callbacks: list[Callable[[], None]] = []
+
+        self.current_area = QLabel("No step running")
+        self.current_area.setObjectName("current_area")
+        font = QFont()
+        font.setPointSize(16)
+        font.setBold(True)
+        self.current_area.setFont(font)
+        self.state_label = QLabel("session: idle")
+        self.step_list = QListWidget()
+        self.step_list.setObjectName("step_list")
+        self.step_list.setMaximumHeight(130)
+
+        self.stop_button = QPushButton("STOP")
+        self.stop_button.setObjectName("stop_button")
+        self.stop_button.setToolTip("Stops both devices now (also Esc or Space)")
+        self.stop_button.setMinimumSize(180, 110)
+        self.stop_button.setStyleSheet(STOP_STYLE)
+        self.stop_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.stop_button.clicked.connect(self.press_stop)
+
+        self.start_step_button = QPushButton("Start next step")
+        self.start_step_button.setObjectName("start_step_button")
+        self.start_step_button.clicked.connect(self.start_next_step)
+        self.reset_button = QPushButton("Reset interlocks")
+        self.reset_button.setObjectName("reset_button")
+        self.reset_button.clicked.connect(self.reset_interlocks)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setObjectName("resume_button")
+        self.resume_button.clicked.connect(self.resume)
+        self.end_button = QPushButton("End session")
+        self.end_button.setObjectName("end_button")
+        self.end_button.clicked.connect(self.end_session)
+        for b in (self.start_step_button, self.reset_button, self.resume_button, self.end_button):
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space is STOP, never "click the focused button"
+
+        self.interlocks = InterlockLights()
+        self.alarms = AlarmList()
+        self.alarms.bus = controller.bus
+        self.plots = LivePlots(controller.buffers)
+
+        buttons = QVBoxLayout()
+        for b in (self.start_step_button, self.reset_button, self.resume_button, self.end_button):
+            buttons.addWidget(b)
+        top = QHBoxLayout()
+        left = QVBoxLayout()
+        left.addWidget(self.current_area)
+        left.addWidget(self.state_label)
+        left.addWidget(self.step_list)
+        top.addLayout(left, 3)
+        top.addLayout(buttons, 1)
+        top.addWidget(self.stop_button)
+        self.side = QVBoxLayout()  # alarms, interlocks, and the trainer panel in simulation
+        self.side.addWidget(QLabel("<b>Interlocks</b>"))
+        self.side.addWidget(self.interlocks)
+        self.side.addWidget(self.alarms, 1)
+        side_widget = QWidget()
+        side_widget.setLayout(self.side)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.plots)
+        split.addWidget(side_widget)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(split, 1)
+
+    # --- set-up ---------------------------------------------------------------------------------------------------
+    def show_steps(self, steps: list[Step]) -> None:
+        self.step_list.clear()
+        for i, s in enumerate(steps):
+            self.step_list.addItem(f"{i + 1}. {s.describe()}")
+        self._mark_current()
+        self.plots.start()
+
+    def _mark_current(self) -> None:
+        session = self.controller.session
+        if session is None:
+            return
+        for i in range(self.step_list.count()):
+            item = self.step_list.item(i)
+            text = item.text().split("  —", 1)[0]
+            done = [r for r in session.results if r.step is session.steps[i]]
+            if i < session.current:
+                text += "  — done"
+            elif done:
+                text += f"  — {done[-1].outcome}"
+            item.setText(text)
+        if session.current < self.step_list.count():
+            self.step_list.setCurrentRow(session.current)
+
+    # --- actions --------------------------------------------------------------------------------------------------
+    def press_stop(self) -> None:
+        self.controller.stop("STOP button")
+        for cb in self.stop_callbacks:
+            cb()
+        self.notify("STOP: both devices were told to stop. Check the patient, then reset the interlocks to go on.",
+                    "warning")
+
+    def start_next_step(self) -> None:
+        if self.step_running:
+            self.notify("A step is already running.", "error")
+            return
+        session = self.controller.session
+        step = session.next_step if session else None
+        self.step_running = True
+        self.start_step_button.setEnabled(False)
+        if step is not None:
+            self.current_area.setText(f"Now: {step.area_label} — {step.describe()}")
+        self.controller.run_next_step(self._step_done, self._step_failed)
+
+    def _step_done(self, result: object) -> None:
+        self.step_running = False
+        self.start_step_button.setEnabled(True)
+        self._mark_current()
+        session = self.controller.session
+        if session is not None and session.next_step is None:
+            self.current_area.setText("All steps done: end the session")
+        elif session is not None:
+            self.current_area.setText(f"Next: {session.next_step.area_label} — {session.next_step.describe()}")
+
+    def _step_failed(self, exc: Exception) -> None:
+        self.step_running = False
+        self.start_step_button.setEnabled(True)
+        self.notify(_user_text(exc), "error")
+
+    def reset_interlocks(self) -> None:
+        try:
+            cleared = self.controller.reset_interlocks()
+        except SessionError as exc:
+            self.notify(str(exc), "error")
+            return
+        self.notify("Interlocks reset: " + ", ".join(t.interlock for t in cleared) if cleared
+                    else "No interlock was latched.", "info")
+
+    def resume(self) -> None:
+        try:
+            self.controller.resume()
+        except SessionError as exc:
+            self.notify(str(exc).capitalize(), "error")
+            return
+        self.notify("Resumed: start the next step when ready.", "info")
+
+    def end_session(self) -> None:
+        self.end_button.setEnabled(False)
+
+        def failed(exc: Exception) -> None:
+            self.end_button.setEnabled(True)
+            self.notify(_user_text(exc), "error")
+
+        self.controller.end_session(self._ended, failed)
+
+    def _ended(self, saved: object) -> None:
+        self.plots.stop()
+        self.on_ended(saved)
+
+    # --- bus events (GUI thread) ----------------------------------------------------------------------------------
+    def on_event(self, event: Event) -> None:
+        self.interlocks.on_event(event)
+        self.alarms.add(event)
+        if event.kind == "state":
+            self.state_label.setText(f"session: {event.details.get('to', '')} — {event.details.get('cause', '')}")
+            self._mark_current()
+
+
+def _user_text(exc: Exception) -> str:
+    from workstation.errors import UserError
+
+    if isinstance(exc, UserError | SessionError):
+        text = str(exc)
+        return text[:1].upper() + text[1:]
+    return f"Something went wrong ({type(exc).__name__}: {exc}). The devices are stopped; see the log for details."
