@@ -33,7 +33,7 @@ def test_crc_is_ccitt_false():
 
 
 @given(st.lists(payloads, min_size=1, max_size=30), st.data())
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)  # no per-example deadline: CI machines are shared
 def test_decoder_survives_corruption_and_loses_only_hit_frames(frame_payloads, data):
     """Corrupt random bytes of a stream; every frame not touched by corruption still decodes, in order."""
     frames = [p.encode_frame(0x90, i, pl) for i, pl in enumerate(frame_payloads)]
