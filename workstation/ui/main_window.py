@@ -16,6 +16,7 @@ from PyQt6.QtWidgets import QLabel, QMainWindow, QStackedWidget, QVBoxLayout, QW
 
 from workstation.errors import UserError
 from workstation.ui.plan_view import PlanView
+from workstation.ui.replay_view import ReplayView
 from workstation.ui.session_controller import SessionController
 from workstation.ui.start_page import StartPage
 from workstation.ui.trainer_panel import TrainerPanel
@@ -58,8 +59,9 @@ class MainWindow(QMainWindow):
         self.start_page = StartPage(self.choose_clinical, self.choose_simulation, self.choose_replay)
         self.plan_view = PlanView(self.controller.override, self.notify, self.start_treatment)
         self.treatment = TreatmentView(self.controller, self.notify, self.session_ended)
+        self.replay = ReplayView(self.notify)
         self.trainer: TrainerPanel | None = None
-        for page in (self.start_page, self.plan_view, self.treatment):
+        for page in (self.start_page, self.plan_view, self.treatment, self.replay):
             self.pages.addWidget(page)
 
         central = QWidget()
@@ -161,7 +163,18 @@ class MainWindow(QMainWindow):
                     "the devices are connected.", "warning")
 
     def choose_replay(self, path: Path) -> None:
-        self.notify("Replay is not available in this build.", "error")
+        if not str(path).strip() or str(path) == ".":
+            self.notify("Type the path of a recording (a .h5 file in recordings/) or press Browse….", "error")
+            return
+        if self.controller.session is not None:
+            self.notify("A session is open: end it before replaying a recording.", "error")
+            return
+
+        def opened() -> None:
+            self.set_mode("replay")
+            self.show_page(self.replay)
+
+        self.replay.open(path, opened)
 
     # --- simulation and clinical visit ----------------------------------------------------------------------------
     def _plan_ready(self, plan: object) -> None:
@@ -205,5 +218,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name
         self.treatment.plots.stop()
+        self.replay.close_recording()
+        self.replay.tasks.shutdown(wait=True)
         self.controller.close()
         super().closeEvent(event)

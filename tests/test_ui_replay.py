@@ -1,0 +1,92 @@
+"""Replay in the window: a recording made by the headless runner opens, its events are marked on the timeline, and
+the view seeks (plots cleared and refilled from there), steps to the next event and plays."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PyQt6.QtCore import Qt
+
+from workstation.protocols.library import seeds_dir
+from workstation.runner import run_scenario
+from workstation.scenario import load_scenario
+from workstation.ui.main_window import MainWindow
+
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("recordings")
+    scenario = load_scenario(seeds_dir() / "scenarios" / "contact-lost-mid-exposure.toml")
+    result = run_scenario(scenario, out, out=lambda _line: None)
+    assert result.recording is not None
+    return result.recording
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path) -> Iterator[MainWindow]:
+    win = MainWindow(recordings_dir=tmp_path)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+
+
+def open_replay(qtbot, win: MainWindow, path: Path) -> None:
+    win.start_page.replay_path.setText(str(path))
+    qtbot.mouseClick(win.start_page.replay_button, Qt.MouseButton.LeftButton)
+
+
+def test_replay_opens_seeks_and_steps(qtbot, window: MainWindow, recording: Path) -> None:
+    win = window
+    open_replay(qtbot, win, recording)
+    qtbot.waitUntil(lambda: win.pages.currentWidget() is win.replay, timeout=TIMEOUT_MS)
+    view = win.replay
+    assert win.banner.isVisible() and "REPLAY" in win.banner.text()
+    n_events = len(view.recording.events)
+    assert n_events > 0 and len(view.timeline.markers) == n_events
+    assert any(color == "#d32f2f" for _, color in view.timeline.markers)  # the contact_lost trip, in red
+    duration = view.source.duration_s
+
+    qtbot.mouseClick(view.next_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.events.count() >= 1, timeout=TIMEOUT_MS)
+    first = view.recording.events[0]
+    assert first.message in view.events.item(0).text()
+
+    # seek to 60 %: the plots hold only data from there on
+    view.seek(0.6 * duration)
+    view.speed.setCurrentText("10x")
+    qtbot.mouseClick(view.play_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.buffers.stats("light").samples_total > 100, timeout=TIMEOUT_MS)
+    stats = view.buffers.stats("light")
+    assert stats.t_first_s >= 0.6 * duration - 0.1
+    qtbot.waitUntil(lambda: not view.source.playing, timeout=TIMEOUT_MS)  # played to the end
+    qtbot.waitUntil(lambda: view.timeline.value() == 1000, timeout=TIMEOUT_MS)  # the clock follows the position
+    view.plots.refresh()
+    x, _ = view.plots.panels["light"].curves["irradiance_mw_cm2"].getData()
+    assert x is not None and len(x) > 0 and x.min() >= 0.6 * duration - 0.1
+
+    # step to the next event from the start again: the first event is published once more
+    view.seek(0.0)
+    qtbot.waitUntil(lambda: view.source.position_s == 0.0, timeout=TIMEOUT_MS)
+    before = view.events.count()
+    qtbot.mouseClick(view.next_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.events.count() > before, timeout=TIMEOUT_MS)
+    assert first.message in view.events.item(view.events.count() - 1).text()
+
+
+def test_a_file_that_is_not_a_recording_gives_a_message(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    win = window
+    bogus = tmp_path / "notes.h5"
+    bogus.write_text("not a recording")
+    open_replay(qtbot, win, bogus)
+    qtbot.waitUntil(lambda: win.messages[-1][0] == "error", timeout=TIMEOUT_MS)
+    assert "not an HDF5 file" in win.messages[-1][1] and "Choose a recording" in win.messages[-1][1]
+    assert win.pages.currentWidget() is win.start_page
+    open_replay(qtbot, win, tmp_path / "missing.h5")
+    qtbot.waitUntil(lambda: "no such recording" in win.messages[-1][1], timeout=TIMEOUT_MS)
+    open_replay(qtbot, win, Path(""))
+    assert "Type the path of a recording" in win.messages[-1][1]
