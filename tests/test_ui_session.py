@@ -65,6 +65,25 @@ def test_full_combined_session_clicked_through(qtbot, window: MainWindow) -> Non
     assert saved.recording is not None and saved.recording.is_file()
     assert not win.treatment.alarms.alarms  # an uneventful visit raises no alarm
 
+    # after the session: summary, aftercare, response saved to the store, PDF report, course charts
+    qtbot.waitUntil(lambda: win.pages.currentWidget() is win.after, timeout=TIMEOUT_MS)
+    after = win.after
+    assert "completed" in after.summary.toPlainText()
+    assert "sun" in after.aftercare.text().lower()
+    qtbot.mouseClick(after.save_button, Qt.MouseButton.LeftButton)  # nothing entered yet
+    assert "Enter at least one score" in win.messages[-1][1]
+    after.responses.cellWidget(0, 1).setCurrentText("1")
+    after.responses.cellWidget(0, 4).setCurrentText("6-25")
+    qtbot.mouseClick(after.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Response saved" in win.messages[-1][1], timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: bool(after.course.series.get("response")), timeout=TIMEOUT_MS)
+    assert list(after.course.series["response"].values()) == [[(1, 1.0)]]
+    assert len(after.course.series["dose"]) == 1 and len(after.course.series["depth"]) == 1
+    qtbot.mouseClick(after.report_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: after.report_path is not None, timeout=TIMEOUT_MS)
+    assert after.report_path.read_bytes()[:4] == b"%PDF"
+    assert after.report_path.stat().st_size > 20_000  # the plots are in it, not just text
+
 
 def test_injected_fault_shows_its_alarm_and_the_light_is_off(qtbot, window: MainWindow) -> None:
     win = window

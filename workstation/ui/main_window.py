@@ -15,6 +15,7 @@ from PyQt6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PyQt6.QtWidgets import QLabel, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from workstation.errors import UserError
+from workstation.ui.after_view import AfterView
 from workstation.ui.plan_view import PlanView
 from workstation.ui.replay_view import ReplayView
 from workstation.ui.session_controller import SessionController
@@ -60,8 +61,10 @@ class MainWindow(QMainWindow):
         self.plan_view = PlanView(self.controller.override, self.notify, self.start_treatment)
         self.treatment = TreatmentView(self.controller, self.notify, self.session_ended)
         self.replay = ReplayView(self.notify)
+        self.after = AfterView(self.controller, self.notify, lambda: self.treatment.plots.grab().toImage(),
+                               self.recordings_dir)
         self.trainer: TrainerPanel | None = None
-        for page in (self.start_page, self.plan_view, self.treatment, self.replay):
+        for page in (self.start_page, self.plan_view, self.treatment, self.after, self.replay):
             self.pages.addWidget(page)
 
         central = QWidget()
@@ -209,8 +212,13 @@ class MainWindow(QMainWindow):
 
     def session_ended(self, saved: object) -> None:
         s = self.controller.saved
+        if self.trainer is not None:
+            trainer = self.trainer
+            self.after.extra_lines = lambda: ["## Trainee's responses", *trainer.report_lines()]
+        self.after.show_session()
+        self.show_page(self.after)
         self.notify(f"Session {s.summary['state']}: {s.summary['steps_done']} of {s.summary['steps_planned']} steps "
-                    f"done. Recording: {s.recording}", "info")
+                    f"done, saved with its recording {s.recording}. Give the patient the aftercare advice.", "info")
 
     # --- events ---------------------------------------------------------------------------------------------------
     def _on_event(self, event: object) -> None:

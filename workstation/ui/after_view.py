@@ -1,0 +1,203 @@
+"""After the session: the summary, the aftercare advice (sun avoidance), the response entry per area, the PDF report
+and the course view."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from PyQt6.QtGui import QImage
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workstation.store.records import REPIGMENTATION_BANDS, Response
+from workstation.ui.course_view import CourseView
+from workstation.ui.report import write_report
+from workstation.ui.session_controller import SessionController
+
+RESPONSE_COLUMNS = ("area", "erythema grade", "blistering", "pain 0–10", "repigmentation %", "notes")
+
+
+class AfterView(QWidget):
+    def __init__(self, controller: SessionController, notify: Callable[[str, str], None],
+                 grab_plots: Callable[[], QImage], report_dir: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller, self.notify, self.grab_plots = controller, notify, grab_plots
+        self.report_dir = Path(report_dir)
+        self.extra_lines: Callable[[], list[str]] = list
+        self.report_path: Path | None = None
+        self.summary = QPlainTextEdit()
+        self.summary.setObjectName("after_summary")
+        self.summary.setReadOnly(True)
+        self.aftercare = QLabel()
+        self.aftercare.setObjectName("aftercare")
+        self.aftercare.setWordWrap(True)
+        self.aftercare.setStyleSheet("background:#fff8e1;padding:8px;font-size:14px")
+        self.responses = QTableWidget(0, len(RESPONSE_COLUMNS))
+        self.responses.setObjectName("response_table")
+        self.responses.setHorizontalHeaderLabels(RESPONSE_COLUMNS)
+        self.responses.horizontalHeader().setStretchLastSection(True)
+        self.save_button = QPushButton("Save response")
+        self.save_button.setObjectName("save_response_button")
+        self.save_button.clicked.connect(self.save_responses)
+        self.report_button = QPushButton("Write PDF report")
+        self.report_button.setObjectName("report_button")
+        self.report_button.clicked.connect(self.write_report)
+        self.course = CourseView()
+        self.course.setObjectName("course_view")
+
+        left = QVBoxLayout()
+        left.addWidget(QLabel("<h2>Session summary</h2>"))
+        left.addWidget(self.summary, 2)
+        left.addWidget(QLabel("<b>Aftercare for the patient</b>"))
+        left.addWidget(self.aftercare)
+        left.addWidget(QLabel("<b>Response</b> (erythema shows about 4 h after treatment: enter it now or at the "
+                              "next visit)"))
+        left.addWidget(self.responses, 1)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.save_button)
+        buttons.addWidget(self.report_button)
+        buttons.addStretch(1)
+        left.addLayout(buttons)
+        left_widget = QWidget()
+        left_widget.setLayout(left)
+        split = QSplitter()
+        split.addWidget(left_widget)
+        split.addWidget(self.course)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        QVBoxLayout(self).addWidget(split)
+
+    # --- content ----------------------------------------------------------------------------------------------
+    def report_lines(self) -> list[str]:
+        c = self.controller
+        saved, plan = c.saved, c.plan
+        if saved is None or plan is None:
+            return []
+        s = saved.summary
+        lines = [f"Patient {c.pseudonym}, operator {c.operator}, {c.mode} mode, {datetime.now():%Y-%m-%d %H:%M}",
+                 f"Protocol {plan.protocol_id} v{plan.protocol_version}, session {plan.session_number}",
+                 "## Outcome",
+                 f"Session {s['state']}" + (f": {s['abort_reason']}" if s["abort_reason"] else ""),
+                 f"Steps done: {s['steps_done']} of {s['steps_planned']}"]
+        for r in s["results"]:
+            what = (f"{r['delivered_dose_mj_cm2']:g} mJ/cm² delivered" if r["modality"] == "light"
+                    else f"{r['passes_done']} passes")
+            lines.append(f"Area {r['area']} {r['modality']}: {r['outcome']}, {what}"
+                         + (f" ({r['note']})" if r["note"] else ""))
+        lines.append("## Plan")
+        for a in plan.areas:
+            lines.append(f"{a.label} ({a.lesion_type}, skin type {a.skin_type}): {a.modality}; dose "
+                         f"{a.target_dose_mj_cm2} mJ/cm², depth {a.depth_mm} mm, {a.stroke_rate_hz} Hz, "
+                         f"{a.passes} passes")
+            lines += [f"  {o.field} changed {o.proposed} → {o.value} by {o.who}: {o.reason}" for o in a.overrides]
+        if s["trips"]:
+            lines.append("## Interlocks")
+            lines += [f"{t['interlock']} on {t['device']} ({t['latency_ms']:.2f} ms): {t['message']}"
+                      for t in s["trips"]]
+        lines.append("## Aftercare")
+        lines += list(plan.aftercare)
+        lines += self.extra_lines()
+        lines.append("## Recording")
+        lines.append(f"{saved.recording} (sha256 {saved.sha256})")
+        return lines
+
+    def show_session(self) -> None:
+        c = self.controller
+        assert c.plan is not None
+        self.summary.setPlainText("\n".join(line.removeprefix("## ").upper() if line.startswith("## ") else line
+                                            for line in self.report_lines()))
+        self.aftercare.setText("<br>".join(c.plan.aftercare) or "Avoid sun for 24–48 h; sunscreen from 24 h.")
+        areas = [a for a in c.plan.areas if a.modality != "none"] or list(c.plan.areas)
+        self.responses.setRowCount(len(areas))
+        for row, a in enumerate(areas):
+            self.responses.setCellWidget(row, 0, _area_label(a.label, a.area_id))
+            grade = QComboBox()
+            grade.addItems(["—", "0", "1", "2", "3", "4"])
+            self.responses.setCellWidget(row, 1, grade)
+            self.responses.setCellWidget(row, 2, QCheckBox())
+            pain = QSpinBox()
+            pain.setRange(-1, 10)
+            pain.setSpecialValueText("—")
+            pain.setValue(-1)
+            self.responses.setCellWidget(row, 3, pain)
+            band = QComboBox()
+            band.addItems(["—", *REPIGMENTATION_BANDS])
+            self.responses.setCellWidget(row, 4, band)
+            self.responses.setCellWidget(row, 5, QLineEdit())
+        self.refresh_course()
+
+    def refresh_course(self) -> None:
+        def done(result: Any) -> None:
+            history, areas = result
+            self.course.show_course(history, areas)
+
+        self.controller.course_history(done, lambda exc: self.notify(f"The course could not be read: {exc}", "error"))
+
+    # --- actions ----------------------------------------------------------------------------------------------
+    def collected_responses(self) -> list[Response]:
+        out = []
+        for row in range(self.responses.rowCount()):
+            area_id = int(self.responses.cellWidget(row, 0).property("area_id"))
+            grade = self.responses.cellWidget(row, 1).currentText()
+            pain = self.responses.cellWidget(row, 3).value()
+            band = self.responses.cellWidget(row, 4).currentText()
+            out.append(Response(area_id, erythema_grade=None if grade == "—" else int(grade),
+                                blistering=self.responses.cellWidget(row, 2).isChecked(),
+                                pain_0_10=None if pain < 0 else pain,
+                                repigmentation_band=None if band == "—" else band,
+                                notes=self.responses.cellWidget(row, 5).text()))
+        return out
+
+    def save_responses(self) -> None:
+        responses = self.collected_responses()
+        if all(r.erythema_grade is None and r.pain_0_10 is None and r.repigmentation_band is None
+               and not r.blistering and not r.notes for r in responses):
+            self.notify("Enter at least one score (erythema grade, pain, repigmentation or a note) before saving.",
+                        "error")
+            return
+
+        def done(n: int) -> None:
+            self.save_button.setEnabled(False)
+            self.notify(f"Response saved for {n} area{'s' if n != 1 else ''}; the next plan will use it.", "info")
+            self.refresh_course()
+
+        self.controller.save_responses(responses, done, lambda exc: self.notify(str(exc), "error"))
+
+    def write_report(self) -> None:
+        c = self.controller
+        if c.saved is None:
+            self.notify("End the session before writing its report.", "error")
+            return
+        images = [self.grab_plots(), self.course.grab().toImage()]
+        name = (c.saved.recording.stem if c.saved.recording else f"session-{c.saved.session_id}") + "-report.pdf"
+        path = self.report_dir / name
+        title = f"Cicatrix session report — {c.pseudonym}"
+        lines = self.report_lines()
+
+        def done(p: Path) -> None:
+            self.report_path = p
+            self.notify(f"Report written: {p}", "info")
+
+        c.tasks.run(lambda: write_report(path, title, lines, images), done,
+                    lambda exc: self.notify(f"The report could not be written: {exc}", "error"))
+
+
+def _area_label(text: str, area_id: int) -> QLabel:
+    label = QLabel(text)
+    label.setProperty("area_id", area_id)
+    return label

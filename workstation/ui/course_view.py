@@ -1,0 +1,59 @@
+"""The course view: for each area, the light dose and needling depth delivered and the response, session by session."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyqtgraph as pg
+from PyQt6.QtWidgets import QWidget
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
+
+
+class CourseView(pg.GraphicsLayoutWidget):
+    """Three charts over the session number: dose (mJ/cm²), depth (mm), erythema grade (0–4); one colour per area."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setBackground("w")
+        self.dose = self.addPlot(row=0, col=0, title="light dose per area")
+        self.depth = self.addPlot(row=1, col=0, title="needling depth per area")
+        self.response = self.addPlot(row=2, col=0, title="erythema grade (response)")
+        for plot, label, unit in ((self.dose, "dose", "mJ/cm²"), (self.depth, "depth", "mm"),
+                                  (self.response, "grade", "0–4")):
+            plot.setLabel("left", label, units=unit)
+            plot.getAxis("left").enableAutoSIPrefix(False)
+            plot.showGrid(x=True, y=True, alpha=0.3)
+            plot.setMenuEnabled(False)
+        self.response.setLabel("bottom", "session")
+        self.response.setYRange(-0.2, 4.2)
+        self.legend = self.dose.addLegend(offset=(-10, 5))
+        self.series: dict[str, dict[str, list[tuple[int, float]]]] = {}
+
+    def show_course(self, history: Sequence, areas: Sequence) -> None:
+        """`history`: the store's SessionRecords in order; `areas`: the patient's Areas (for their labels)."""
+        labels = {a.id: a.label for a in areas}
+        series: dict[str, dict[str, list[tuple[int, float]]]] = {"dose": {}, "depth": {}, "response": {}}
+        for n, rec in enumerate(history, start=1):
+            for t in rec.treatments:
+                label = labels.get(t.area_id, str(t.area_id))
+                if t.modality == "light" and t.dose_mj_cm2 is not None:
+                    series["dose"].setdefault(label, []).append((n, float(t.dose_mj_cm2)))
+                elif t.modality == "needling" and t.depth_mm is not None:
+                    series["depth"].setdefault(label, []).append((n, float(t.depth_mm)))
+            for r in rec.responses:
+                if r.erythema_grade is not None:
+                    label = labels.get(r.area_id, str(r.area_id))
+                    series["response"].setdefault(label, []).append((n, float(r.erythema_grade)))
+        self.series = series
+        self.legend.clear()
+        all_labels = sorted({lab for s in series.values() for lab in s})
+        colors = {lab: PALETTE[i % len(PALETTE)] for i, lab in enumerate(all_labels)}
+        for key, plot in (("dose", self.dose), ("depth", self.depth), ("response", self.response)):
+            plot.clear()
+            for label, points in series[key].items():
+                xs, ys = zip(*points, strict=True)
+                plot.plot(list(xs), list(ys), pen=pg.mkPen(colors[label], width=2), symbol="o", symbolSize=8,
+                          symbolBrush=colors[label], name=label if key == "dose" else None)
+        for plot in (self.dose, self.depth, self.response):
+            plot.setXRange(0.5, max(1, len(history)) + 0.5, padding=0)
