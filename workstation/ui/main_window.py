@@ -16,6 +16,7 @@ from PyQt6.QtWidgets import QLabel, QMainWindow, QStackedWidget, QVBoxLayout, QW
 
 from workstation.errors import UserError
 from workstation.ui.after_view import AfterView
+from workstation.ui.patient_view import PatientView
 from workstation.ui.plan_view import PlanView
 from workstation.ui.replay_view import ReplayView
 from workstation.ui.session_controller import SessionController
@@ -58,13 +59,14 @@ class MainWindow(QMainWindow):
 
         self.pages = QStackedWidget()
         self.start_page = StartPage(self.choose_clinical, self.choose_simulation, self.choose_replay)
+        self.patient = PatientView(self.controller, self.notify, lambda: self._plan_ready(None))
         self.plan_view = PlanView(self.controller.override, self.notify, self.start_treatment)
         self.treatment = TreatmentView(self.controller, self.notify, self.session_ended)
         self.replay = ReplayView(self.notify)
         self.after = AfterView(self.controller, self.notify, lambda: self.treatment.plots.grab().toImage(),
                                self.recordings_dir)
         self.trainer: TrainerPanel | None = None
-        for page in (self.start_page, self.plan_view, self.treatment, self.after, self.replay):
+        for page in (self.start_page, self.patient, self.plan_view, self.treatment, self.after, self.replay):
             self.pages.addWidget(page)
 
         central = QWidget()
@@ -162,8 +164,8 @@ class MainWindow(QMainWindow):
         self.controller.start_clinical(ports, done, failed)
 
     def _show_patient_page(self) -> None:
-        self.notify("Clinical patient entry is done with `python main.py` store commands in this version; "
-                    "the devices are connected.", "warning")
+        self.patient.load_library()
+        self.show_page(self.patient)
 
     def choose_replay(self, path: Path) -> None:
         if not str(path).strip() or str(path) == ".":

@@ -135,6 +135,28 @@ class SessionController:
 
         self.tasks.run(work, done, failed)
 
+    # --- patient and course (clinical) ----------------------------------------------------------------------------
+    def store_call(self, fn: Callable[[Any], Any], done: Done, failed: Failed) -> None:
+        """Run fn(store) on the worker (the store's own thread)."""
+        if self.store is None:
+            failed(UserError("Connect the devices first: the clinic store opens with them."))
+            return
+        self.tasks.run(lambda: fn(self.store), done, failed)
+
+    def plan_course(self, course_id: int, pseudonym: str, done: Done, failed: Failed) -> None:
+        """Plan today's visit of a course with the dose engine. done(plan)."""
+        from workstation.dose import plan_next_session
+
+        def work() -> SessionPlan:
+            light = self.rig.devices.get("light") if self.rig else None
+            model = light.identity.model if light is not None and light.identity else None
+            self.course = self.store.course(course_id)
+            self.plan = plan_next_session(self.store, self.library, course_id, dt.date.today(), device_model=model)
+            self.pseudonym = pseudonym
+            return self.plan
+
+        self.tasks.run(work, done, failed)
+
     # --- plan -----------------------------------------------------------------------------------------------------
     def override(self, area_id: int, field: str, value: float, reason: str) -> SessionPlan:
         """Change one number within its bounds (GUI thread: pure logic). UserError says what is wrong."""

@@ -1,0 +1,121 @@
+"""Inputs a user can get wrong give a message in the window that says what to do (never a traceback, never a modal
+dialog): a serial port that does not exist, a dose out of bounds, a value that is not a number, a missing reason; and
+the clinical path from patient to plan, on emulators standing in for real devices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PyQt6.QtCore import Qt
+
+from workstation.protocols.library import seeds_dir
+from workstation.ui.main_window import MainWindow
+
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path) -> Iterator[MainWindow]:
+    win = MainWindow(recordings_dir=tmp_path / "recordings", store_path=tmp_path / "store.sqlite3")
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+
+
+def last_message(win: MainWindow) -> str:
+    return win.messages[-1][1] if win.messages else ""
+
+
+def test_a_port_that_does_not_exist_says_what_to_do(qtbot, window: MainWindow) -> None:
+    win = window
+    qtbot.mouseClick(win.start_page.clinical_button, Qt.MouseButton.LeftButton)
+    assert "Type the serial port" in last_message(win)
+    win.start_page.light_port.setText("/dev/ttyNOPE0")
+    qtbot.mouseClick(win.start_page.clinical_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.messages[-1][0] == "error", timeout=TIMEOUT_MS)
+    assert "No serial port light (/dev/ttyNOPE0)" in last_message(win)
+    assert "Check the cable" in last_message(win)
+    assert win.start_page.isEnabled() and win.pages.currentWidget() is win.start_page
+
+
+def test_plan_numbers_change_only_within_bounds_and_with_a_reason(qtbot, window: MainWindow) -> None:
+    win = window
+    page = win.start_page
+    page.scenario.setCurrentIndex(page.scenario.findData(str(seeds_dir() / "scenarios" / "combined-uneventful.toml")))
+    qtbot.mouseClick(page.simulation_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.pages.currentWidget() is win.plan_view, timeout=TIMEOUT_MS)
+    view = win.plan_view
+    view.field_choice.setCurrentIndex(view.field_choice.findData("target_dose_mj_cm2"))
+    area = win.controller.plan.areas[0]
+    bounds = area.bounds["target_dose_mj_cm2"]
+    assert f"{bounds.minimum:g}–{bounds.maximum:g}" in view.bounds_label.text()
+
+    view.value_edit.setText(f"{bounds.maximum + 100:g}")
+    view.reason_edit.setText("patient tolerated more")
+    qtbot.mouseClick(view.apply_button, Qt.MouseButton.LeftButton)
+    assert "outside the allowed target dose" in last_message(win) and "Choose a value inside it" in last_message(win)
+    assert win.controller.plan.areas[0].target_dose_mj_cm2 == area.target_dose_mj_cm2
+
+    view.value_edit.setText("lots")
+    qtbot.mouseClick(view.apply_button, Qt.MouseButton.LeftButton)
+    assert "as a number" in last_message(win)
+
+    new = bounds.minimum
+    view.value_edit.setText(f"{new:g}")
+    view.reason_edit.setText("")
+    qtbot.mouseClick(view.apply_button, Qt.MouseButton.LeftButton)
+    assert "Give a reason" in last_message(win)
+
+    view.value_edit.setText(f"{new:g}")
+    view.reason_edit.setText("erythema lasted 30 h last time")
+    qtbot.mouseClick(view.apply_button, Qt.MouseButton.LeftButton)
+    assert win.controller.plan.areas[0].target_dose_mj_cm2 == new
+    assert "erythema lasted 30 h last time" in view.reasons.toPlainText()
+    light_step = next(s for s in win.controller.steps() if s.modality == "light")
+    assert light_step.target_dose_mj_cm2 == new  # the session runs the changed number
+
+
+def test_clinical_patient_course_and_plan_on_emulated_ports(qtbot, window: MainWindow) -> None:
+    from drivers.emulators.lamp import LampParams
+    from drivers.emulators.light import LightEmulator
+    from drivers.emulators.pen import PenEmulator
+
+    emulators = [LightEmulator(seed=5, lamp=LampParams(warmup_s=0.5)).start(), PenEmulator(seed=6).start()]
+    try:
+        win = window
+        win.start_page.light_port.setText(emulators[0].port)
+        win.start_page.pen_port.setText(emulators[1].port)
+        qtbot.mouseClick(win.start_page.clinical_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: win.pages.currentWidget() is win.patient, timeout=TIMEOUT_MS)
+        assert "CLINICAL" in win.banner.text()
+        view = win.patient
+        qtbot.mouseClick(view.findChild(type(win.start_page.clinical_button), "find_patient_button"),
+                         Qt.MouseButton.LeftButton)
+        assert "pseudonymous id" in last_message(win)
+        view.pseudonym.setText("P-0042")
+        view.find_or_create()
+        qtbot.waitUntil(lambda: view.patient is not None, timeout=TIMEOUT_MS)
+        view.save_screening()
+        qtbot.waitUntil(lambda: "screening answers saved" in last_message(win), timeout=TIMEOUT_MS)
+        view.area_label.setText("left cheek")
+        view.region.setCurrentText("face")
+        view.lesion.setCurrentText("hypopigmented_atrophic_scar")
+        view.size.setValue(6)
+        view.skin.setCurrentText("III")
+        view.add_area()
+        qtbot.waitUntil(lambda: view.areas.count() == 1, timeout=TIMEOUT_MS)
+        view.protocol.setCurrentIndex(view.protocol.findData("hypopigmented-atrophic-scar-combined"))
+        view.start_course()
+        qtbot.waitUntil(lambda: view.courses.count() == 1, timeout=TIMEOUT_MS)
+        view.plan_visit()
+        qtbot.waitUntil(lambda: win.pages.currentWidget() is win.plan_view, timeout=TIMEOUT_MS)
+        assert win.plan_view.table.rowCount() == 1
+        assert "left cheek" in win.plan_view.reasons.toPlainText()
+        assert win.trainer is None  # no fault injection outside simulation
+    finally:
+        window.close()
+        for emu in emulators:
+            emu.stop()

@@ -1,0 +1,193 @@
+"""Clinical: find or create a patient by pseudonymous id, answer the screening, add treatment areas, start a course,
+then ask the dose engine for today's plan. Every store call runs on the controller's worker thread."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workstation.protocols.model import LESION_TYPES, SKIN_TYPES
+from workstation.ui.session_controller import SessionController
+
+
+class PatientView(QWidget):
+    def __init__(self, controller: SessionController, notify: Callable[[str, str], None],
+                 on_plan: Callable[[], None], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller, self.notify, self.on_plan = controller, notify, on_plan
+        self.patient: Any = None
+        self.pseudonym = QLineEdit()
+        self.pseudonym.setObjectName("pseudonym")
+        self.pseudonym.setPlaceholderText("pseudonymous id, e.g. P-0042")
+        find = QPushButton("Find or create")
+        find.setObjectName("find_patient_button")
+        find.clicked.connect(self.find_or_create)
+        self.patient_label = QLabel("No patient chosen")
+
+        self.screening = QListWidget()
+        self.screening.setObjectName("screening")
+        save_screening = QPushButton("Save screening answers")
+        save_screening.clicked.connect(self.save_screening)
+
+        self.area_label, self.region, self.lesion = QLineEdit(), QComboBox(), QComboBox()
+        self.area_label.setPlaceholderText("e.g. left cheek")
+        self.lesion.addItems(list(LESION_TYPES))
+        self.size = QDoubleSpinBox()
+        self.size.setRange(0.1, 2000)
+        self.size.setSuffix(" cm²")
+        self.skin = QComboBox()
+        self.skin.addItems(list(SKIN_TYPES))
+        add_area = QPushButton("Add area")
+        add_area.clicked.connect(self.add_area)
+        self.areas = QListWidget()
+        self.areas.setObjectName("areas")
+
+        self.protocol = QComboBox()
+        self.protocol.setObjectName("protocol_choice")
+        start_course = QPushButton("Start a course on the ticked areas")
+        start_course.clicked.connect(self.start_course)
+        self.courses = QComboBox()
+        self.courses.setObjectName("course_choice")
+        plan = QPushButton("Plan today's visit")
+        plan.setObjectName("plan_button")
+        plan.clicked.connect(self.plan_visit)
+
+        who = QHBoxLayout()
+        who.addWidget(QLabel("Patient"))
+        who.addWidget(self.pseudonym, 1)
+        who.addWidget(find)
+        who.addWidget(self.patient_label, 2)
+        scr = QGroupBox("Screening (tick every “yes”)")
+        QVBoxLayout(scr).addWidget(self.screening)
+        scr.layout().addWidget(save_screening)
+        area_box = QGroupBox("Treatment areas")
+        form = QFormLayout(area_box)
+        form.addRow("label", self.area_label)
+        form.addRow("body region", self.region)
+        form.addRow("lesion", self.lesion)
+        form.addRow("size", self.size)
+        form.addRow("skin type", self.skin)
+        form.addRow(add_area)
+        form.addRow(self.areas)
+        course_box = QGroupBox("Course")
+        cf = QFormLayout(course_box)
+        cf.addRow("protocol", self.protocol)
+        cf.addRow(start_course)
+        cf.addRow("course", self.courses)
+        cf.addRow(plan)
+        row = QHBoxLayout()
+        for box in (scr, area_box, course_box):
+            row.addWidget(box, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("<h2>Patient and course</h2>"))
+        layout.addLayout(who)
+        layout.addLayout(row, 1)
+
+    def load_library(self) -> None:
+        lib = self.controller.library
+        self.screening.clear()
+        for item in lib.tables.screening:
+            it = QListWidgetItem(item.question)
+            it.setData(Qt.ItemDataRole.UserRole, item.id)
+            it.setFlags(it.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            it.setCheckState(Qt.CheckState.Unchecked)
+            self.screening.addItem(it)
+        self.region.clear()
+        self.region.addItems(sorted(lib.tables.needling.regions))
+        self.protocol.clear()
+        for pid, p in sorted(lib.protocols.items()):
+            self.protocol.addItem(f"{pid} v{p.version}", pid)
+
+    def _error(self, exc: Exception) -> None:
+        self.notify(str(exc), "error")
+
+    def find_or_create(self) -> None:
+        pseudonym = self.pseudonym.text().strip()
+        if not pseudonym:
+            self.notify("Type the patient's pseudonymous id (never their name), then press Find or create.", "error")
+            return
+
+        def work(store: Any) -> tuple:
+            patient = store.find_patient(pseudonym)
+            created = patient is None
+            patient = patient or store.create_patient(pseudonym)
+            return patient, created, store.areas(patient.id), store.courses(patient.id)
+
+        self.controller.store_call(work, self._show_patient, self._error)
+
+    def _show_patient(self, result: tuple) -> None:
+        self.patient, created, areas, courses = result
+        self.patient_label.setText(f"{self.patient.pseudonym} ({'new' if created else 'found'})")
+        self.areas.clear()
+        for a in areas:
+            it = QListWidgetItem(f"{a.label} — {a.body_region}, {a.lesion_type}, {a.size_cm2:g} cm², type {a.skin_type}")
+            it.setData(Qt.ItemDataRole.UserRole, a.id)
+            it.setFlags(it.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            it.setCheckState(Qt.CheckState.Checked)
+            self.areas.addItem(it)
+        self.courses.clear()
+        for c in courses:
+            self.courses.addItem(f"course {c.id}: {c.protocol_id}, from {c.started_on}", c.id)
+
+    def _need_patient(self) -> bool:
+        if self.patient is None:
+            self.notify("Find or create the patient first.", "error")
+        return self.patient is not None
+
+    def save_screening(self) -> None:
+        if not self._need_patient():
+            return
+        answers = {self.screening.item(i).data(Qt.ItemDataRole.UserRole):
+                   self.screening.item(i).checkState() == Qt.CheckState.Checked for i in range(self.screening.count())}
+        pid, who = self.patient.id, self.controller.operator
+
+        def work(store: Any) -> int:
+            for item_id, yes in answers.items():
+                store.add_screening_answer(pid, item_id, yes, dt.date.today(), who)
+            return len(answers)
+
+        self.controller.store_call(work, lambda n: self.notify(f"{n} screening answers saved.", "info"), self._error)
+
+    def add_area(self) -> None:
+        if not self._need_patient():
+            return
+        pid, args = self.patient.id, (self.area_label.text().strip(), self.region.currentText(),
+                                      self.lesion.currentText(), self.size.value(), self.skin.currentText())
+        self.controller.store_call(lambda store: store.add_area(pid, *args), lambda _a: self.find_or_create(),
+                                   self._error)
+
+    def start_course(self) -> None:
+        if not self._need_patient():
+            return
+        ids = [self.areas.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.areas.count())
+               if self.areas.item(i).checkState() == Qt.CheckState.Checked]
+        protocol = self.controller.library.get(self.protocol.currentData())
+        pid = self.patient.id
+        self.controller.store_call(lambda store: store.create_course(pid, protocol, ids, dt.date.today()),
+                                   lambda _c: self.find_or_create(), self._error)
+
+    def plan_visit(self) -> None:
+        if not self._need_patient():
+            return
+        if self.courses.currentData() is None:
+            self.notify("Start a course first (choose the protocol and tick its areas).", "error")
+            return
+        self.controller.plan_course(self.courses.currentData(), self.patient.pseudonym,
+                                    lambda _p: self.on_plan(), self._error)
