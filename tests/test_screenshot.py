@@ -1,8 +1,6 @@
-"""A screenshot of the live window on emulated devices, taken on a real X server (Xvfb), saved for people to look at.
-
-`main.py run --simulate --screenshot PNG` opens the window, waits until both devices have a few seconds of data,
-reads the window back from the screen and quits. The PNG lands in artifacts/screenshots/.
-"""
+"""Screenshots of the window in each mode, taken on a real X server (Xvfb) and saved where CI keeps them
+(artifacts/screenshots/), for people to look at: start, simulation (plan, treatment with an alarm, after the session),
+replay of that session, clinical patient page (on emulators standing in for the serial devices)."""
 
 from __future__ import annotations
 
@@ -16,7 +14,9 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOT = ROOT / "artifacts" / "screenshots" / "live_window_simulation.png"
+SHOTS = ROOT / "artifacts" / "screenshots"
+NAMES = ("01-start", "02-simulation-plan", "03-simulation-treatment", "04-simulation-after-session", "05-replay",
+         "06-clinical-patient")
 
 pytestmark = pytest.mark.skipif(
     shutil.which("xvfb-run") is None or shutil.which("Xvfb") is None,
@@ -35,30 +35,34 @@ def rgb_array(image) -> np.ndarray:
 
 
 def color_pixels(pixels: np.ndarray, rgb: tuple[int, int, int], tolerance: int = 40) -> int:
-    """How many pixels are close to a colour (a curve's pen)."""
+    """How many pixels are close to a colour (a banner, a curve's pen, an alarm)."""
     return int((np.abs(pixels.astype(int) - np.array(rgb)).sum(axis=2) <= tolerance).sum())
 
 
-def test_live_window_screenshot_under_xvfb(qapp) -> None:
+def test_a_screenshot_of_each_mode_under_xvfb(qapp) -> None:
     from PyQt6.QtGui import QImage
 
-    SHOT.unlink(missing_ok=True)
+    for name in NAMES:
+        (SHOTS / f"{name}.png").unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}  # the real xcb platform, on Xvfb
     proc = subprocess.run(
-        [
-            "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24",
-            sys.executable, str(ROOT / "main.py"), "run", "--simulate", "--screenshot", str(SHOT),
-        ],
+        ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24",
+         sys.executable, "-m", "workstation.ui.screenshots", str(SHOTS)],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "screenshot saved" in proc.stdout
-    image = QImage(str(SHOT))
-    assert not image.isNull()
-    assert (image.width(), image.height()) == (1400, 860)  # the whole window, not clipped by the screen
-    pixels = rgb_array(image)
-    # the pen needles at 100 strokes/s: its stroke-rate and motor-current curves are drawn in their colours
-    assert color_pixels(pixels, (0x98, 0xC3, 0x79)) > 100  # stroke rate, green
-    assert color_pixels(pixels, (0xD1, 0x9A, 0x66)) > 100  # motor current, orange
-    assert color_pixels(pixels, (0xE0, 0x6C, 0x75)) > 20  # lamp temperature, red: the light reports while off
-    assert color_pixels(pixels, (0x2E, 0x7D, 0x32)) > 10  # the green "connected" dots of the status lines
+    pixels = {}
+    for name in NAMES:
+        image = QImage(str(SHOTS / f"{name}.png"))
+        assert not image.isNull(), name
+        assert (image.width(), image.height()) == (1400, 900), name  # the whole window, not clipped
+        pixels[name] = rgb_array(image)
+    orange, blue, green = (0xEF, 0x6C, 0x00), (0x15, 0x65, 0xC0), (0x2E, 0x7D, 0x32)
+    for name in NAMES[:5]:
+        assert color_pixels(pixels[name], orange if "replay" not in name else blue, 10) > 20_000, name  # banner
+    assert color_pixels(pixels["06-clinical-patient"], green, 10) > 20_000
+    treatment = pixels["03-simulation-treatment"]
+    assert color_pixels(treatment, (0xC6, 0x28, 0x28), 10) > 10_000  # the big red STOP
+    assert color_pixels(treatment, (0xD3, 0x2F, 0x2F), 10) > 1_000  # the high alarm and its interlock light
+    assert color_pixels(treatment, (0x98, 0xC3, 0x79)) > 50  # the pen's stroke-rate curve
+    assert color_pixels(pixels["05-replay"], (0xE8, 0xA3, 0x3D)) > 200  # irradiance replayed

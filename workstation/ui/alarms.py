@@ -63,6 +63,7 @@ class AlarmList(QWidget):
         self.alarms: list[Alarm] = []
         self.list = QListWidget()
         self.list.setObjectName("alarm_list")
+        self.list.setWordWrap(True)
         self.ack_button = QPushButton("Acknowledge alarm")
         self.ack_button.setObjectName("ack_button")
         self.ack_button.clicked.connect(self.acknowledge_selected)
@@ -98,6 +99,7 @@ class AlarmList(QWidget):
         self.list.clear()
         for alarm in self._ordered():
             item = QListWidgetItem(alarm.text())
+            item.setToolTip(alarm.event.message)
             bg, fg = COLORS[alarm.severity]
             if alarm.acknowledged_at_s is not None:
                 bg, fg = "#eeeeee", "#666666"

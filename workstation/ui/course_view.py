@@ -55,5 +55,7 @@ class CourseView(pg.GraphicsLayoutWidget):
                 xs, ys = zip(*points, strict=True)
                 plot.plot(list(xs), list(ys), pen=pg.mkPen(colors[label], width=2), symbol="o", symbolSize=8,
                           symbolBrush=colors[label], name=label if key == "dose" else None)
+        ticks = [[(n, str(n)) for n in range(1, max(1, len(history)) + 1)]]
         for plot in (self.dose, self.depth, self.response):
             plot.setXRange(0.5, max(1, len(history)) + 0.5, padding=0)
+            plot.getAxis("bottom").setTicks(ticks)

@@ -93,6 +93,8 @@ class ReplayView(QWidget):
         self.timeline.sliderReleased.connect(self._slider_released)
         self.events = QListWidget()
         self.events.setObjectName("replay_events")
+        self.events.setMinimumWidth(380)
+        self.events.setWordWrap(True)
         self.plots = LivePlots(self.buffers)
         self.plots.set_window("10 s")
 

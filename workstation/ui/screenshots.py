@@ -1,0 +1,155 @@
+"""A tour of the window that saves a screenshot of each mode (run under Xvfb in CI; the PNGs are kept as artifacts):
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python -m workstation.ui.screenshots artifacts/screenshots
+
+start page → simulation: plan, treatment with an alarm, after the session → replay of that session's recording →
+clinical: patient and course (on emulators standing in for the serial devices).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from PyQt6.QtCore import QTimer
+from PyQt6.QtGui import QGuiApplication
+from PyQt6.QtWidgets import QApplication, QWidget
+
+from workstation.protocols.library import seeds_dir
+from workstation.ui.main_window import MainWindow
+
+STEP_TIMEOUT_S = 40.0
+Wait = float | Callable[[], bool]
+
+
+def save(widget: QWidget, path: Path) -> None:
+    """The window as the screen shows it (X server), or as Qt renders it (offscreen)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    screen = widget.screen()
+    use_screen = QGuiApplication.platformName() == "xcb" and screen is not None
+    picture = screen.grabWindow(int(widget.winId())) if use_screen else widget.grab()
+    if not picture.save(str(path), "PNG"):
+        raise OSError(f"could not write the screenshot {path}")
+    print(f"screenshot saved to {path}", flush=True)
+
+
+def tour(out: Path, work: Path) -> Iterator[Wait]:
+    win = MainWindow(recordings_dir=work / "recordings", store_path=work / "training.sqlite3")
+    win.resize(1400, 900)
+    win.show()
+    win.set_mode("simulation")
+    yield 0.5
+    save(win, out / "01-start.png")
+
+    win.start_page.scenario.setCurrentIndex(
+        win.start_page.scenario.findData(str(seeds_dir() / "scenarios" / "combined-uneventful.toml")))
+    win.start_page.choose_simulation()
+    yield lambda: win.pages.currentWidget() is win.plan_view
+    save(win, out / "02-simulation-plan.png")
+
+    win.plan_view.start_button.click()
+    yield lambda: win.pages.currentWidget() is win.treatment
+    t = win.treatment
+    t.start_next_step()
+    yield lambda: not t.step_running
+    t.start_next_step()
+    yield 0.7
+    win.trainer.inject("pen", "contact_lost")
+    yield lambda: bool(t.alarms.alarms) and not t.step_running
+    yield 0.8
+    save(win, out / "03-simulation-treatment.png")
+
+    t.alarms.acknowledge_selected()
+    t.end_session()
+    yield lambda: win.pages.currentWidget() is win.after
+    win.after.responses.cellWidget(0, 1).setCurrentText("1")
+    win.after.save_responses()
+    yield lambda: bool(win.after.course.series.get("response"))
+    yield 0.5
+    save(win, out / "04-simulation-after-session.png")
+    recording = win.controller.saved.recording
+    win.close()
+
+    replay = MainWindow(recordings_dir=work / "recordings")
+    replay.resize(1400, 900)
+    replay.show()
+    replay.start_page.replay_path.setText(str(recording))
+    replay.start_page.choose_replay()
+    yield lambda: replay.pages.currentWidget() is replay.replay
+    view = replay.replay
+    view.speed.setCurrentText("2x")
+    view.play_button.click()
+    yield lambda: not view.source.playing
+    yield 0.5
+    save(replay, out / "05-replay.png")
+    replay.close()
+
+    from drivers.emulators.lamp import LampParams
+    from drivers.emulators.light import LightEmulator
+    from drivers.emulators.pen import PenEmulator
+
+    emulators = [LightEmulator(seed=7, lamp=LampParams(warmup_s=0.5)).start(), PenEmulator(seed=8).start()]
+    clinical = MainWindow(recordings_dir=work / "recordings", store_path=work / "clinic.sqlite3")
+    clinical.resize(1400, 900)
+    clinical.show()
+    clinical.start_page.light_port.setText(emulators[0].port)
+    clinical.start_page.pen_port.setText(emulators[1].port)
+    clinical.start_page.choose_clinical()
+    yield lambda: clinical.pages.currentWidget() is clinical.patient
+    p = clinical.patient
+    p.pseudonym.setText("P-0042")
+    p.find_or_create()
+    yield lambda: p.patient is not None
+    p.area_label.setText("left cheek")
+    p.region.setCurrentText("face")
+    p.lesion.setCurrentText("hypopigmented_atrophic_scar")
+    p.size.setValue(6)
+    p.skin.setCurrentText("III")
+    p.add_area()
+    yield lambda: p.areas.count() == 1
+    yield 0.3
+    save(clinical, out / "06-clinical-patient.png")
+    clinical.close()
+    for emu in emulators:
+        emu.stop()
+
+
+def main(argv: list[str]) -> int:
+    out = Path(argv[0]) if argv else Path("artifacts/screenshots")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    with tempfile.TemporaryDirectory(prefix="cicatrix-screens-") as tmp:
+        steps = tour(out, Path(tmp))
+        state: dict[str, object] = {"wait": 0.0, "since": time.monotonic(), "code": 0}
+
+        def advance() -> None:
+            wait, since = state["wait"], float(state["since"])  # type: ignore[arg-type]
+            now = time.monotonic()
+            if isinstance(wait, float):
+                ready = now - since >= wait
+            else:
+                ready = bool(wait())  # type: ignore[operator]
+                if not ready and now - since > STEP_TIMEOUT_S:
+                    print(f"screenshot tour: a step did not finish within {STEP_TIMEOUT_S:.0f} s", file=sys.stderr)
+                    state["code"] = 1
+                    app.quit()
+                    return
+            if not ready:
+                return
+            try:
+                state["wait"], state["since"] = next(steps), time.monotonic()
+            except StopIteration:
+                app.quit()
+
+        timer = QTimer()
+        timer.timeout.connect(advance)
+        timer.start(50)
+        app.exec()
+        timer.stop()
+    return int(state["code"])  # type: ignore[call-overload]
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
