@@ -3,8 +3,9 @@ time from process start to the first painted window.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python bench/gui.py [--seconds 5] [--json]
 
-The plots are fed by the synthetic source (the same blocks a driver publishes, from a thread, 20 samples every
-10 ms per device) after a 10-minute prefill, so the figure is about drawing, not about the emulators. Start-up is
+The plots are those of the workstation window's treatment page, fed on the window's own bus by the synthetic source
+(the same blocks a driver publishes, from a thread, 20 samples every 10 ms per device) after a 10-minute prefill, so
+the figure is about drawing, not about the emulators. Start-up is
 measured on `main.py run --simulate --exit-after-first-show` in a fresh process (real emulators and drivers).
 With --json the last line printed is one JSON object.
 """
@@ -16,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,24 +29,22 @@ def measure_plots(seconds: float, window_label: str, prefill_s: float) -> dict:
     from PyQt6.QtCore import QTimer
     from PyQt6.QtWidgets import QApplication
 
-    from workstation.bus import SessionBus
-    from workstation.plotbuffer import PlotBuffers
-    from workstation.ui.live_window import LiveWindow
-    from workstation.ui.plots import plotted_channels
+    from workstation.ui.main_window import MainWindow
     from workstation.ui.sources import SyntheticRig
 
     app = QApplication.instance() or QApplication([])
-    bus = SessionBus()
-    buffers = PlotBuffers(plotted_channels(), capacity_s=600, rate_hz=2000)
-    bus.subscribe(buffers)
-    rig = SyntheticRig(bus)
+    tmp = tempfile.TemporaryDirectory(prefix="cicatrix-bench-")
+    main_window = MainWindow(recordings_dir=Path(tmp.name))
+    buffers = main_window.controller.buffers
+    rig = SyntheticRig(main_window.controller.bus)
     t0 = time.perf_counter()
     rig.prefill(prefill_s)
     prefill_wall_s = time.perf_counter() - t0
-    window = LiveWindow(buffers, rig, title="Cicatrix — GUI benchmark")
+    window = main_window.treatment  # what `window.plots` means below: the treatment page's live plots
+    main_window.show_page(window)
     window.plots.set_window(window_label)
-    window.show()
-    window.start()
+    main_window.show()
+    window.plots.start()
     rig.start()
     result: dict[str, float] = {}
     warmup_s = 1.0
@@ -68,11 +68,12 @@ def measure_plots(seconds: float, window_label: str, prefill_s: float) -> dict:
         t_last = buffers.stats("pen").t_last_s
         result["held_span_s"] = t_last - buffers.stats("pen").t_first_s
         result["points_per_curve"] = float(len(buffers.view("pen", "depth_mm", window.plots.window_s, None)[0]))
-        window.close()
+        main_window.close()
 
     QTimer.singleShot(int(warmup_s * 1000), begin)
     app.exec()
     rig.stop()
+    tmp.cleanup()
     result["prefill_wall_s"] = prefill_wall_s
     figures = {k: v for k, v in result.items() if not k.endswith("0")}
     figures["platform"] = app.platformName()
