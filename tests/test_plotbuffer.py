@@ -182,3 +182,21 @@ def test_concurrent_writer_and_reader_see_consistent_data() -> None:
     thread.join()
     assert not errors
     assert buffers.stats("pen").samples_total == n_blocks * block_n
+
+
+def test_clear_forgets_every_sample_and_sets_time_zero() -> None:
+    """A replay seek: nothing before it stays on screen, and the axis keeps the recording's time (t0 given)."""
+    buffers = small_buffers()
+    feed(buffers, np.arange(5000, dtype=float), [100] * 50)
+    assert buffers.stats("pen").samples_total == 5000
+    buffers.clear(session_t0_host_s=40.0)
+    assert buffers.stats("pen").samples_total == 0
+    t, y = buffers.view("pen", "depth_mm", 10.0)
+    assert len(t) == len(y) == 0
+    values = np.full(300, 7.0)
+    buffers.on_block("pen", pen_block(20_000, values, t_host_s=60.0))
+    stats = buffers.stats("pen")
+    assert stats.samples_total == 300
+    assert stats.t_last_s == pytest.approx(20.0)  # host 60 s, recording start at 40 s
+    t, y = buffers.view("pen", "depth_mm", 10.0, max_points=8)
+    assert np.all(y == 7.0) and t.min() >= 19.6
