@@ -109,3 +109,22 @@ def test_an_injected_fault_trips_its_interlock_and_the_device_is_safe(
     qtbot.waitUntil(lambda: emulator.state().active is False, timeout=500)
     assert any(a.severity == "high" and interlock in a.event.message for a in win.treatment.alarms.alarms)
     assert f"injected {fault.replace('_', ' ')} into the {device}" in win.trainer.log.toPlainText()
+
+
+def test_the_scenarios_own_timed_fault_plays_from_the_first_step(qtbot, window: MainWindow) -> None:
+    """contact-lost-mid-exposure.toml: the handpiece leaves the skin 1 s into the exposure."""
+    win = window
+    page = win.start_page
+    page.scenario.setCurrentIndex(page.scenario.findData(str(seeds_dir() / "scenarios" /
+                                                             "contact-lost-mid-exposure.toml")))
+    qtbot.mouseClick(page.simulation_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.pages.currentWidget() is win.plan_view, timeout=TIMEOUT_MS)
+    assert win.trainer is not None and win.trainer.play_scenario.isChecked()
+    qtbot.mouseClick(win.plan_view.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.pages.currentWidget() is win.treatment, timeout=TIMEOUT_MS)
+    qtbot.mouseClick(win.treatment.start_step_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "contact_lost" in win.treatment.interlocks.tripped(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not win.treatment.step_running, timeout=TIMEOUT_MS)
+    assert win.controller.rig.emulators["light"].state().active is False
+    log = win.trainer.log.toPlainText()
+    assert "scenario clock started" in log and "injected contact lost into the light" in log

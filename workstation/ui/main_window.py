@@ -187,11 +187,13 @@ class MainWindow(QMainWindow):
         self.plan_view.show_plan(self.controller.plan)
         if self.mode == "simulation" and self.trainer is None:
             rig = self.controller.rig
-            self.trainer = TrainerPanel(rig.inject, self.notify)
+            self.trainer = TrainerPanel(rig.inject, self.notify, self.controller.scenario_action)
             self.treatment.side.addWidget(self.trainer, 1)
             self.treatment.alarms.raised.connect(self.trainer.on_alarm)
             self.treatment.alarms.acknowledged.connect(self.trainer.on_ack)
             self.treatment.stop_callbacks.append(self.trainer.on_stop)
+        if self.trainer is not None and self.controller.scenario is not None:
+            self.trainer.set_scenario_events(self.controller.scenario.events)
         self.treatment.alarms.operator = self.controller.operator
         self.notify("The dose engine's plan is below with its reasons. Change a number if needed, then start.",
                     "info")
@@ -225,6 +227,8 @@ class MainWindow(QMainWindow):
     # --- events ---------------------------------------------------------------------------------------------------
     def _on_event(self, event: object) -> None:
         self.treatment.on_event(event)
+        if self.trainer is not None:
+            self.trainer.on_event(event)
 
     def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name
         self.treatment.plots.stop()

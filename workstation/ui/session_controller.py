@@ -225,6 +225,17 @@ class SessionController:
         """Devices whose latest telemetry still shows them active (a pen brakes for a moment after STOP)."""
         return sorted(d for d, on in self.activity.active.items() if on)
 
+    def scenario_action(self, action: str) -> None:
+        """A scenario's session event (estop, pause, operator_stop), from the GUI thread: none of them waits."""
+        if self.session is None:
+            return
+        if action == "estop":
+            self.session.estop("scenario")
+        elif action == "pause":
+            self.session.pause(self.operator, "paused by the scenario")
+        else:
+            self.session.operator_stop(self.operator, "operator stop (scenario)")
+
     def reset_interlocks(self) -> list:
         """The operator's manual reset; refused while a device still reports itself active."""
         moving = self.active_devices()

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QHBoxLayout,
     QLabel,
@@ -16,8 +18,9 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from workstation.bus import now_s
+from workstation.bus import Event, now_s
 from workstation.errors import UserError
+from workstation.scenario import TimedEvent
 from workstation.ui.alarms import Alarm
 
 FAULTS = {
@@ -40,9 +43,11 @@ class Response:
 
 class TrainerPanel(QWidget):
     def __init__(self, inject: Callable[[str, str, float], None], notify: Callable[[str, str], None],
-                 parent: QWidget | None = None) -> None:
+                 session_action: Callable[[str], None] | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._inject, self._notify = inject, notify
+        self._inject, self._notify, self._session_action = inject, notify, session_action
+        self.scenario_events: tuple[TimedEvent, ...] = ()  # the scenario's TimedEvents, played from the first step's start
+        self._scheduled = False
         self.responses: list[Response] = []
         self._by_alarm: dict[int, Response] = {}
         self.t0_s = now_s()
@@ -56,6 +61,9 @@ class TrainerPanel(QWidget):
         self.inject_button = QPushButton("Inject fault")
         self.inject_button.setObjectName("inject_button")
         self.inject_button.clicked.connect(self.inject_selected)
+        self.play_scenario = QCheckBox("Play the scenario's timed faults from the first step")
+        self.play_scenario.setObjectName("play_scenario")
+        self.play_scenario.setChecked(True)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setObjectName("trainer_log")
@@ -68,6 +76,7 @@ class TrainerPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(QLabel("<b>Trainer</b>: inject a fault into the emulated devices"))
         layout.addLayout(row)
+        layout.addWidget(self.play_scenario)
         layout.addWidget(QLabel("Trainee's responses"))
         layout.addWidget(self.log, 1)
 
@@ -88,6 +97,33 @@ class TrainerPanel(QWidget):
             self._notify(str(exc), "error")
             return
         self._write(f"injected {action.replace('_', ' ')} into the {device}")
+
+    # --- the scenario's own timed events -----------------------------------------------------------------------
+    def set_scenario_events(self, events: tuple[TimedEvent, ...]) -> None:
+        self.scenario_events, self._scheduled = tuple(events), False
+        self.play_scenario.setEnabled(bool(events))
+        self.play_scenario.setText(f"Play the scenario's {len(events)} timed event(s) from the first step"
+                                   if events else "This scenario has no timed events")
+
+    def on_event(self, event: Event) -> None:
+        """Start the scenario's clock at the first step, as the headless runner does."""
+        if (self._scheduled or not self.scenario_events or not self.play_scenario.isChecked()
+                or event.kind != "protocol" or event.details.get("event") != "step_started"):
+            return
+        self._scheduled = True
+        for ev in self.scenario_events:
+            timer = QTimer(self)  # owned by the panel: gone with it, never fires into a closed window
+            timer.setSingleShot(True)
+            timer.timeout.connect(lambda ev=ev: self._play(ev))
+            timer.start(int(ev.at_s * 1000))
+        self._write(f"scenario clock started: {len(self.scenario_events)} timed event(s)")
+
+    def _play(self, ev: TimedEvent) -> None:
+        if ev.device:
+            self.inject(ev.device, ev.action, ev.value)
+        elif self._session_action is not None:
+            self._session_action(ev.action)
+            self._write(f"scenario: {ev.action.replace('_', ' ')}")
 
     # --- the trainee's side ---------------------------------------------------------------------------------------
     def on_alarm(self, alarm: Alarm) -> None:
