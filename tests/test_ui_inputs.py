@@ -119,3 +119,58 @@ def test_clinical_patient_course_and_plan_on_emulated_ports(qtbot, window: MainW
         window.close()
         for emu in emulators:
             emu.stop()
+
+
+def test_previous_sessions_response_is_entered_before_planning(qtbot, tmp_path: Path) -> None:
+    import datetime as dt
+
+    from drivers.emulators.lamp import LampParams
+    from drivers.emulators.light import LightEmulator
+    from drivers.emulators.pen import PenEmulator
+    from workstation.protocols import load_library
+    from workstation.store import ClinicStore
+    from workstation.store.records import Treatment
+
+    store_path = tmp_path / "clinic.sqlite3"
+    lib = load_library()
+    two_weeks_ago = dt.date.today() - dt.timedelta(days=14)
+    with ClinicStore.open(store_path, training=False) as store:
+        patient = store.create_patient("P-0099")
+        for item in lib.tables.screening:
+            store.add_screening_answer(patient.id, item.id, False, two_weeks_ago, "dr-a")
+        area = store.add_area(patient.id, "left cheek", "face", "hypopigmented_atrophic_scar", 6, "III")
+        course = store.create_course(patient.id, lib.get("hypopigmented-atrophic-scar-combined"), [area.id],
+                                     two_weeks_ago)
+        session_id = store.add_session(course.id, two_weeks_ago)
+        store.add_treatment(session_id, Treatment(area.id, "light", dose_mj_cm2=260.0))
+
+    emulators = [LightEmulator(seed=9, lamp=LampParams(warmup_s=0.5)).start(), PenEmulator(seed=10).start()]
+    win = MainWindow(recordings_dir=tmp_path / "recordings", store_path=store_path)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        win.start_page.light_port.setText(emulators[0].port)
+        win.start_page.pen_port.setText(emulators[1].port)
+        win.start_page.choose_clinical()
+        qtbot.waitUntil(lambda: win.pages.currentWidget() is win.patient, timeout=TIMEOUT_MS)
+        view = win.patient
+        view.pseudonym.setText("P-0099")
+        view.find_or_create()
+        qtbot.waitUntil(lambda: view.previous_session_id == session_id, timeout=TIMEOUT_MS)
+        assert "no response yet" in view.previous_label.text()
+        view.save_previous()
+        assert "Enter at least one score" in last_message(win)
+        view.previous.set_scores(0, erythema_grade=1, repigmentation_band="6-25")
+        view.save_previous()
+        qtbot.waitUntil(lambda: "response saved" in last_message(win), timeout=TIMEOUT_MS)
+        qtbot.waitUntil(lambda: "response entered" in view.previous_label.text(), timeout=TIMEOUT_MS)
+        view.plan_visit()
+        qtbot.waitUntil(lambda: win.pages.currentWidget() is win.plan_view, timeout=TIMEOUT_MS)
+        assert win.controller.plan.session_number == 2
+        with ClinicStore.open(store_path, training=False) as store:
+            responses = store.history(course.id)[0].responses
+        assert [(r.erythema_grade, r.repigmentation_band) for r in responses] == [(1, "6-25")]
+    finally:
+        win.close()
+        for emu in emulators:
+            emu.stop()

@@ -10,26 +10,19 @@ from typing import Any
 
 from PyQt6.QtGui import QImage
 from PyQt6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
     QPushButton,
-    QSpinBox,
     QSplitter,
-    QTableWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from workstation.store.records import REPIGMENTATION_BANDS, Response
 from workstation.ui.course_view import CourseView
 from workstation.ui.report import write_report
+from workstation.ui.response_form import NOTHING_ENTERED, ResponseTable
 from workstation.ui.session_controller import SessionController
-
-RESPONSE_COLUMNS = ("area", "erythema grade", "blistering", "pain 0–10", "repigmentation %", "notes")
 
 
 class AfterView(QWidget):
@@ -47,10 +40,8 @@ class AfterView(QWidget):
         self.aftercare.setObjectName("aftercare")
         self.aftercare.setWordWrap(True)
         self.aftercare.setStyleSheet("background:#fff8e1;padding:8px;font-size:14px")
-        self.responses = QTableWidget(0, len(RESPONSE_COLUMNS))
+        self.responses = ResponseTable()
         self.responses.setObjectName("response_table")
-        self.responses.setHorizontalHeaderLabels(RESPONSE_COLUMNS)
-        self.responses.horizontalHeader().setStretchLastSection(True)
         self.save_button = QPushButton("Save response")
         self.save_button.setObjectName("save_response_button")
         self.save_button.clicked.connect(self.save_responses)
@@ -123,22 +114,7 @@ class AfterView(QWidget):
                                             for line in self.report_lines()))
         self.aftercare.setText("<br>".join(c.plan.aftercare) or "Avoid sun for 24–48 h; sunscreen from 24 h.")
         areas = [a for a in c.plan.areas if a.modality != "none"] or list(c.plan.areas)
-        self.responses.setRowCount(len(areas))
-        for row, a in enumerate(areas):
-            self.responses.setCellWidget(row, 0, _area_label(a.label, a.area_id))
-            grade = QComboBox()
-            grade.addItems(["—", "0", "1", "2", "3", "4"])
-            self.responses.setCellWidget(row, 1, grade)
-            self.responses.setCellWidget(row, 2, QCheckBox())
-            pain = QSpinBox()
-            pain.setRange(-1, 10)
-            pain.setSpecialValueText("—")
-            pain.setValue(-1)
-            self.responses.setCellWidget(row, 3, pain)
-            band = QComboBox()
-            band.addItems(["—", *REPIGMENTATION_BANDS])
-            self.responses.setCellWidget(row, 4, band)
-            self.responses.setCellWidget(row, 5, QLineEdit())
+        self.responses.set_areas([(a.area_id, a.label) for a in areas])
         self.refresh_course()
 
     def refresh_course(self) -> None:
@@ -149,26 +125,10 @@ class AfterView(QWidget):
         self.controller.course_history(done, lambda exc: self.notify(f"The course could not be read: {exc}", "error"))
 
     # --- actions ----------------------------------------------------------------------------------------------
-    def collected_responses(self) -> list[Response]:
-        out = []
-        for row in range(self.responses.rowCount()):
-            area_id = int(self.responses.cellWidget(row, 0).property("area_id"))
-            grade = self.responses.cellWidget(row, 1).currentText()
-            pain = self.responses.cellWidget(row, 3).value()
-            band = self.responses.cellWidget(row, 4).currentText()
-            out.append(Response(area_id, erythema_grade=None if grade == "—" else int(grade),
-                                blistering=self.responses.cellWidget(row, 2).isChecked(),
-                                pain_0_10=None if pain < 0 else pain,
-                                repigmentation_band=None if band == "—" else band,
-                                notes=self.responses.cellWidget(row, 5).text()))
-        return out
-
     def save_responses(self) -> None:
-        responses = self.collected_responses()
-        if all(r.erythema_grade is None and r.pain_0_10 is None and r.repigmentation_band is None
-               and not r.blistering and not r.notes for r in responses):
-            self.notify("Enter at least one score (erythema grade, pain, repigmentation or a note) before saving.",
-                        "error")
+        responses = self.responses.responses()
+        if not responses:
+            self.notify(NOTHING_ENTERED, "error")
             return
 
         def done(n: int) -> None:
@@ -196,8 +156,3 @@ class AfterView(QWidget):
         c.tasks.run(lambda: write_report(path, title, lines, images), done,
                     lambda exc: self.notify(f"The report could not be written: {exc}", "error"))
 
-
-def _area_label(text: str, area_id: int) -> QLabel:
-    label = QLabel(text)
-    label.setProperty("area_id", area_id)
-    return label

@@ -24,6 +24,7 @@ from PyQt6.QtWidgets import (
 )
 
 from workstation.protocols.model import LESION_TYPES, SKIN_TYPES
+from workstation.ui.response_form import NOTHING_ENTERED, ResponseTable
 from workstation.ui.session_controller import SessionController
 
 
@@ -65,6 +66,15 @@ class PatientView(QWidget):
         start_course.clicked.connect(self.start_course)
         self.courses = QComboBox()
         self.courses.setObjectName("course_choice")
+        self.courses.currentIndexChanged.connect(self.load_previous_session)
+        self.previous_label = QLabel("No previous session")
+        self.previous_label.setWordWrap(True)
+        self.previous = ResponseTable()
+        self.previous.setObjectName("previous_response")
+        self.previous_session_id: int | None = None
+        save_previous = QPushButton("Save the previous session's response")
+        save_previous.setObjectName("save_previous_button")
+        save_previous.clicked.connect(self.save_previous)
         plan = QPushButton("Plan today's visit")
         plan.setObjectName("plan_button")
         plan.clicked.connect(self.plan_visit)
@@ -91,6 +101,9 @@ class PatientView(QWidget):
         cf.addRow("protocol", self.protocol)
         cf.addRow(start_course)
         cf.addRow("course", self.courses)
+        cf.addRow(self.previous_label)
+        cf.addRow(self.previous)
+        cf.addRow(save_previous)
         cf.addRow(plan)
         row = QHBoxLayout()
         for box in (scr, area_box, course_box):
@@ -182,6 +195,57 @@ class PatientView(QWidget):
         pid = self.patient.id
         self.controller.store_call(lambda store: store.create_course(pid, protocol, ids, dt.date.today()),
                                    lambda _c: self.find_or_create(), self._error)
+
+    def load_previous_session(self) -> None:
+        """Show the course's last session with an empty response form when it has no response yet."""
+        course_id = self.courses.currentData()
+        self.previous_session_id = None
+        self.previous.set_areas([])
+        if course_id is None:
+            self.previous_label.setText("No previous session")
+            return
+
+        def work(store: Any) -> tuple:
+            course = store.course(course_id)
+            return store.history(course_id), [store.area(a) for a in course.area_ids]
+
+        def done(result: tuple) -> None:
+            history, areas = result
+            if not history:
+                self.previous_label.setText("First session of this course: no previous response to enter.")
+                return
+            last = history[-1]
+            if last.responses:
+                self.previous_label.setText(f"Previous session ({last.session_date}): response entered.")
+                return
+            self.previous_session_id = last.id
+            treated = {t.area_id for t in last.treatments}
+            self.previous_label.setText(f"Previous session ({last.session_date}) has no response yet: enter it "
+                                        "before planning, the dose depends on it.")
+            self.previous.set_areas([(a.id, a.label) for a in areas if a.id in treated or not treated])
+
+        self.controller.store_call(work, done, self._error)
+
+    def save_previous(self) -> None:
+        session_id = self.previous_session_id
+        if session_id is None:
+            self.notify("There is no previous session waiting for its response.", "error")
+            return
+        responses = self.previous.responses()
+        if not responses:
+            self.notify(NOTHING_ENTERED, "error")
+            return
+
+        def work(store: Any) -> int:
+            for r in responses:
+                store.add_response(session_id, r)
+            return len(responses)
+
+        def done(n: int) -> None:
+            self.notify(f"Previous session's response saved for {n} area(s).", "info")
+            self.load_previous_session()
+
+        self.controller.store_call(work, done, self._error)
 
     def plan_visit(self) -> None:
         if not self._need_patient():
