@@ -84,6 +84,13 @@ def test_full_combined_session_clicked_through(qtbot, window: MainWindow) -> Non
     assert after.report_path.read_bytes()[:4] == b"%PDF"
     assert after.report_path.stat().st_size > 20_000  # the plots are in it, not just text
 
+    # back to the start page, and a second training patient in the same window
+    qtbot.mouseClick(win.home_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.pages.currentWidget() is win.start_page, timeout=TIMEOUT_MS)
+    assert not win.banner.isVisible() and win.controller.rig is None and win.trainer is None
+    start_training(qtbot, win, "pih-gentle-needling.toml")
+    assert win.controller.plan.areas[0].modality == "needling"  # a PIH area: no UV planned
+
 
 def test_injected_fault_shows_its_alarm_and_the_light_is_off(qtbot, window: MainWindow) -> None:
     win = window
@@ -141,3 +148,6 @@ def test_escape_key_stops_a_running_needling_pass(qtbot, window: MainWindow) -> 
     qtbot.waitUntil(lambda: not win.treatment.interlocks.tripped(), timeout=TIMEOUT_MS)
     qtbot.mouseClick(win.treatment.resume_button, Qt.MouseButton.LeftButton)
     assert win.controller.session.state == State.ARMED
+    qtbot.mouseClick(win.home_button, Qt.MouseButton.LeftButton)  # leaving an open session is refused
+    assert "end it (End session)" in win.messages[-1][1]
+    assert win.pages.currentWidget() is win.treatment

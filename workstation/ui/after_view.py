@@ -115,6 +115,8 @@ class AfterView(QWidget):
         self.aftercare.setText("<br>".join(c.plan.aftercare) or "Avoid sun for 24–48 h; sunscreen from 24 h.")
         areas = [a for a in c.plan.areas if a.modality != "none"] or list(c.plan.areas)
         self.responses.set_areas([(a.area_id, a.label) for a in areas])
+        self.save_button.setEnabled(True)
+        self.report_path = None
         self.refresh_course()
 
     def refresh_course(self) -> None:
@@ -139,10 +141,21 @@ class AfterView(QWidget):
         self.controller.save_responses(responses, done, lambda exc: self.notify(str(exc), "error"))
 
     def write_report(self) -> None:
+        """Refresh the course charts from the store first, so the report shows them complete, then write it."""
         c = self.controller
         if c.saved is None:
             self.notify("End the session before writing its report.", "error")
             return
+
+        def with_course(result: Any) -> None:
+            self.course.show_course(*result)
+            self._write_report()
+
+        c.course_history(with_course, lambda exc: self.notify(f"The course could not be read: {exc}", "error"))
+
+    def _write_report(self) -> None:
+        c = self.controller
+        assert c.saved is not None
         images = [self.grab_plots(), self.course.grab().toImage()]
         name = (c.saved.recording.stem if c.saved.recording else f"session-{c.saved.session_id}") + "-report.pdf"
         path = self.report_dir / name
@@ -155,4 +168,3 @@ class AfterView(QWidget):
 
         c.tasks.run(lambda: write_report(path, title, lines, images), done,
                     lambda exc: self.notify(f"The report could not be written: {exc}", "error"))
-

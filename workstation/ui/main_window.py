@@ -12,7 +12,15 @@ from pathlib import Path
 
 from PyQt6.QtCore import QEvent, QObject, Qt, QTimer
 from PyQt6.QtGui import QCloseEvent, QKeySequence, QShortcut
-from PyQt6.QtWidgets import QLabel, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from workstation.errors import UserError
 from workstation.ui.after_view import AfterView
@@ -69,11 +77,18 @@ class MainWindow(QMainWindow):
         for page in (self.start_page, self.patient, self.plan_view, self.treatment, self.after, self.replay):
             self.pages.addWidget(page)
 
+        self.home_button = QPushButton("◀ Start page")
+        self.home_button.setObjectName("home_button")
+        self.home_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.home_button.clicked.connect(self.go_home)
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.banner)
-        layout.addWidget(self.message)
+        row = QHBoxLayout()
+        row.addWidget(self.message, 1)
+        row.addWidget(self.home_button)
+        layout.addLayout(row)
         layout.addWidget(self.pages, 1)
         self.setCentralWidget(central)
 
@@ -117,7 +132,33 @@ class MainWindow(QMainWindow):
     def show_page(self, page: QWidget) -> None:
         self.pages.setCurrentWidget(page)
 
+    def go_home(self) -> None:
+        """Back to the mode choice; refused while a session is open (end it first)."""
+        if self.pages.currentWidget() is self.replay:
+            self.replay.close_recording()
+            self._home()
+            return
+
+        def done(_: object) -> None:
+            self.treatment.reset_view()
+            self.treatment.stop_callbacks.clear()
+            if self.trainer is not None:
+                self.trainer.setParent(None)
+                self.trainer.deleteLater()
+                self.trainer = None
+            self._home()
+
+        self.controller.reset(done, self._failed)
+
+    def _home(self) -> None:
+        self.mode = ""
+        self.banner.hide()
+        self.setWindowTitle("Cicatrix")
+        self.message.hide()
+        self.show_page(self.start_page)
+
     def _page_changed(self, *_: object) -> None:
+        self.home_button.setVisible(self.pages.currentWidget() is not self.start_page)
         on_treatment = self.pages.currentWidget() is self.treatment
         for sc in self.stop_keys:  # Space types into fields elsewhere; on the treatment page it is STOP
             sc.setEnabled(on_treatment)

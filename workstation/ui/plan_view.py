@@ -84,6 +84,7 @@ class PlanView(QWidget):
 
     def show_plan(self, plan: SessionPlan) -> None:
         self.plan = plan
+        self.start_button.setEnabled(True)
         self.title.setText(f"<h2>Session {plan.session_number} of course {plan.course_id} — "
                            f"{plan.protocol_id} v{plan.protocol_version}</h2>")
         self.table.setRowCount(len(plan.areas))

@@ -295,6 +295,28 @@ class SessionController:
         self.tasks.run(lambda: (self.store.history(self.course.id), self.store.areas(self.course.patient_id)),
                        done, failed)
 
+    def reset(self, done: Done, failed: Failed) -> None:
+        """Back to the start page: devices, recording and store closed; the next mode starts afresh."""
+        if self.session is not None and self.saved is None and self.session.state not in (State.COMPLETED,
+                                                                                           State.ABORTED):
+            failed(UserError("A session is open: end it (End session) before leaving the treatment."))
+            return
+
+        def work() -> None:
+            if self.rig is not None:
+                self.rig.close()
+            if self.store is not None:
+                self.store.close()
+            self.rig = self.store = self.scenario = self.course = self.plan = self.session = self.saved = None
+            self.pseudonym = ""
+
+        def cleared(_: object) -> None:
+            self.buffers.clear()
+            self.activity.active.clear()
+            done(None)
+
+        self.tasks.run(work, cleared, failed)
+
     # --- teardown -------------------------------------------------------------------------------------------------
     def close(self) -> None:
         """Stop everything (blocking: at window close only)."""

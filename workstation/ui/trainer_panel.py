@@ -155,4 +155,4 @@ class TrainerPanel(QWidget):
             return "—" if x is None else f"{x:.2f} s"
 
         return [f"{r.severity}: {r.message} — STOP after {fmt(r.stop_after_s)}, acknowledged after "
-                f"{fmt(r.ack_after_s)}" for r in self.responses]
+                f"{fmt(r.ack_after_s)}" for r in self.responses] or ["No alarm during the session."]

@@ -124,6 +124,17 @@ class TreatmentView(QWidget):
         if session.current < self.step_list.count():
             self.step_list.setCurrentRow(session.current)
 
+    def reset_view(self) -> None:
+        self.plots.stop()
+        self.alarms.clear()
+        self.interlocks.clear()
+        self.step_list.clear()
+        self.current_area.setText("No step running")
+        self.state_label.setText("session: idle")
+        self.step_running = False
+        self.start_step_button.setEnabled(True)
+        self.end_button.setEnabled(True)
+
     # --- actions --------------------------------------------------------------------------------------------------
     def press_stop(self) -> None:
         self.controller.stop("STOP button")
