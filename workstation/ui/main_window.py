@@ -6,7 +6,6 @@ user go to a non-modal area under the banner: nothing here opens a dialog that w
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,17 +21,15 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from workstation.errors import UserError
 from workstation.ui.after_view import AfterView
+from workstation.ui.messages import MESSAGE_COLORS, user_text
 from workstation.ui.patient_view import PatientView
 from workstation.ui.plan_view import PlanView
 from workstation.ui.replay_view import ReplayView
 from workstation.ui.session_controller import SessionController
 from workstation.ui.start_page import StartPage
 from workstation.ui.trainer_panel import TrainerPanel
-from workstation.ui.treatment_view import TreatmentView, _user_text
-
-log = logging.getLogger(__name__)
+from workstation.ui.treatment_view import TreatmentView
 
 BANNERS = {
     "simulation": ("SIMULATION — emulated devices and a training store: nothing here is a clinical record",
@@ -40,7 +37,6 @@ BANNERS = {
     "replay": ("REPLAY — a recorded session, read-only: the devices are not connected", "#1565c0"),
     "clinical": ("CLINICAL — real devices", "#2e7d32"),
 }
-MESSAGE_COLORS = {"error": "#ffcdd2", "warning": "#fff59d", "info": "#e3f2fd"}
 
 
 class MainWindow(QMainWindow):
@@ -164,9 +160,7 @@ class MainWindow(QMainWindow):
             sc.setEnabled(on_treatment)
 
     def _failed(self, exc: Exception) -> None:
-        if not isinstance(exc, UserError):
-            log.error("background task failed: %r", exc)
-        self.notify(_user_text(exc), "error")
+        self.notify(user_text(exc), "error")
 
     # --- modes ----------------------------------------------------------------------------------------------------
     def choose_simulation(self, scenario_path: Path) -> None:

@@ -20,6 +20,7 @@ from PyQt6.QtWidgets import (
 from workstation.bus import Event
 from workstation.session import SessionError, Step
 from workstation.ui.alarms import AlarmList, InterlockLights
+from workstation.ui.messages import user_text
 from workstation.ui.plots import LivePlots
 from workstation.ui.session_controller import SessionController
 
@@ -168,7 +169,7 @@ class TreatmentView(QWidget):
     def _step_failed(self, exc: Exception) -> None:
         self.step_running = False
         self.start_step_button.setEnabled(True)
-        self.notify(_user_text(exc), "error")
+        self.notify(user_text(exc), "error")
 
     def reset_interlocks(self) -> None:
         try:
@@ -192,7 +193,7 @@ class TreatmentView(QWidget):
 
         def failed(exc: Exception) -> None:
             self.end_button.setEnabled(True)
-            self.notify(_user_text(exc), "error")
+            self.notify(user_text(exc), "error")
 
         self.controller.end_session(self._ended, failed)
 
@@ -208,11 +209,3 @@ class TreatmentView(QWidget):
             self.state_label.setText(f"session: {event.details.get('to', '')} — {event.details.get('cause', '')}")
             self._mark_current()
 
-
-def _user_text(exc: Exception) -> str:
-    from workstation.errors import UserError
-
-    if isinstance(exc, UserError | SessionError):
-        text = str(exc)
-        return text[:1].upper() + text[1:]
-    return f"Something went wrong ({type(exc).__name__}: {exc}). The devices are stopped; see the log for details."
