@@ -174,3 +174,18 @@ def test_previous_sessions_response_is_entered_before_planning(qtbot, tmp_path: 
         win.close()
         for emu in emulators:
             emu.stop()
+
+
+def test_an_unexpected_error_in_the_gui_thread_is_a_message_not_a_crash(window: MainWindow, monkeypatch) -> None:
+    import sys
+
+    from workstation.ui.main_window import install_excepthook
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    install_excepthook(window)
+    try:
+        raise RuntimeError("widget exploded")
+    except RuntimeError as exc:
+        sys.excepthook(RuntimeError, exc, exc.__traceback__)
+    level, text = window.messages[-1]
+    assert level == "error" and "RuntimeError: widget exploded" in text and "details are in the log" in text

@@ -11,6 +11,7 @@ from PyQt6.QtCore import Qt
 
 from workstation.protocols.library import seeds_dir
 from workstation.recording import Recording
+from workstation.safety import SafetyMonitor
 from workstation.session import State
 from workstation.ui.main_window import MainWindow
 
@@ -90,6 +91,8 @@ def test_full_combined_session_clicked_through(qtbot, window: MainWindow) -> Non
     assert not win.banner.isVisible() and win.controller.rig is None and win.trainer is None
     start_training(qtbot, win, "pih-gentle-needling.toml")
     assert win.controller.plan.areas[0].modality == "needling"  # a PIH area: no UV planned
+    monitors = [s for s in win.controller.bus._sinks if isinstance(s, SafetyMonitor)]
+    assert monitors == [win.controller.rig.monitor]  # the first rig's monitor left the bus with it
 
 
 def test_injected_fault_shows_its_alarm_and_the_light_is_off(qtbot, window: MainWindow) -> None:

@@ -59,10 +59,11 @@ def run(args: argparse.Namespace) -> int:
     from PyQt6.QtWidgets import QApplication
 
     from workstation.ui.live_window import first_show_report
-    from workstation.ui.main_window import MainWindow
+    from workstation.ui.main_window import MainWindow, install_excepthook
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow(recordings_dir=args.recordings)
+    install_excepthook(window)
     if args.exit_after_first_show:
 
         def report_and_quit() -> None:

@@ -271,3 +271,17 @@ class MainWindow(QMainWindow):
         self.replay.tasks.shutdown(wait=True)
         self.controller.close()
         super().closeEvent(event)
+
+
+def install_excepthook(window: MainWindow) -> None:
+    """An unexpected error in the GUI thread becomes a message in the window (its trace goes to the log) instead of
+    ending the program: PyQt would otherwise abort on an exception escaping a slot."""
+    import sys
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: object) -> None:
+        if not isinstance(exc, Exception):
+            sys.__excepthook__(exc_type, exc, tb)  # type: ignore[arg-type]
+            return
+        window.notify(user_text(exc.with_traceback(tb)), "error")  # type: ignore[arg-type]
+
+    sys.excepthook = hook

@@ -103,6 +103,29 @@ class SessionController:
             path = Path(self._tmp.name) / "training.sqlite3"
         self.store = ClinicStore.open(path, training=training)
 
+    def _release(self) -> None:
+        """Worker: close what an earlier or failed bring-up left open (one rig, one monitor on the bus at a time)."""
+        rig, store, self.rig, self.store = self.rig, self.store, None, None
+        if rig is not None:
+            rig.close()
+            self.bus.unsubscribe(rig.monitor)  # Rig.close stops the monitor but leaves it on the bus
+        if self.session is not None:
+            self.bus.unsubscribe(self.session)
+            self.session = None
+        if store is not None:
+            store.close()
+
+    def _bring_up(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        def work() -> Any:
+            self._release()
+            try:
+                return fn()
+            except BaseException:
+                self._release()
+                raise
+
+        return work
+
     def start_simulation(self, scenario_path: Path, done: Done, failed: Failed) -> None:
         """A training patient from a scenario file: store, emulated rig, plan. done(plan)."""
         from workstation.runner import prepare_plan
@@ -120,7 +143,7 @@ class SessionController:
             self.plan = plan
             return plan
 
-        self.tasks.run(work, done, failed)
+        self.tasks.run(self._bring_up(work), done, failed)
 
     def start_clinical(self, ports: dict[str, str], done: Done, failed: Failed) -> None:
         def work() -> dict[str, dict]:
@@ -133,7 +156,7 @@ class SessionController:
             self.rig = Rig.clinical(ports, bus=self.bus)
             return {n: d.identity.as_dict() for n, d in self.rig.devices.items() if d.identity}
 
-        self.tasks.run(work, done, failed)
+        self.tasks.run(self._bring_up(work), done, failed)
 
     # --- patient and course (clinical) ----------------------------------------------------------------------------
     def store_call(self, fn: Callable[[Any], Any], done: Done, failed: Failed) -> None:
@@ -303,11 +326,8 @@ class SessionController:
             return
 
         def work() -> None:
-            if self.rig is not None:
-                self.rig.close()
-            if self.store is not None:
-                self.store.close()
-            self.rig = self.store = self.scenario = self.course = self.plan = self.session = self.saved = None
+            self._release()
+            self.scenario = self.course = self.plan = self.session = self.saved = None
             self.pseudonym = ""
 
         def cleared(_: object) -> None:
