@@ -80,6 +80,48 @@ def measure_plots(seconds: float, window_label: str, prefill_s: float) -> dict:
     return figures
 
 
+def measure_recording(seconds: float) -> float:
+    """Plot refreshes per second on the treatment page during a real simulated session that is being recorded
+    (emulators, drivers, safety monitor and HDF5 recorder all running in the same process)."""
+    from PyQt6.QtCore import QTimer
+    from PyQt6.QtWidgets import QApplication
+
+    from workstation.protocols.library import seeds_dir
+    from workstation.ui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    tmp = tempfile.TemporaryDirectory(prefix="cicatrix-bench-")
+    window = MainWindow(recordings_dir=Path(tmp.name) / "recordings", store_path=Path(tmp.name) / "t.sqlite3")
+    window.show()
+    plots = window.treatment.plots
+    result: dict[str, float] = {}
+
+    def poll() -> None:
+        if "t0" not in result and window.pages.currentWidget() is window.plan_view:
+            window.start_treatment()
+            result["t0"] = 0.0
+        elif result.get("t0") == 0.0 and window.controller.rig and window.controller.rig.recorder is not None \
+                and window.pages.currentWidget() is window.treatment:
+            window.treatment.start_next_step()
+            result["t0"], result["frames0"] = time.perf_counter(), plots.frames_drawn
+            QTimer.singleShot(int(seconds * 1000), end)
+
+    def end() -> None:
+        result["fps"] = (plots.frames_drawn - result["frames0"]) / (time.perf_counter() - result["t0"])
+        timer.stop()
+        window.treatment.press_stop()
+        window.close()
+        app.quit()
+
+    timer = QTimer()
+    timer.timeout.connect(poll)
+    timer.start(20)
+    window.choose_simulation(seeds_dir() / "scenarios" / "combined-uneventful.toml")
+    app.exec()
+    tmp.cleanup()
+    return result.get("fps", 0.0)
+
+
 def measure_start(runs: int) -> list[float]:
     """Wall seconds from launching `main.py run --simulate` to its first painted window."""
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
@@ -107,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     plots = measure_plots(args.seconds, args.window, args.prefill_s)
+    recording_fps = measure_recording(min(args.seconds, 3.0))
     starts = sorted(measure_start(args.start_runs))
     start_s = starts[len(starts) // 2]
     print(f"Qt platform              {plots['platform']}")
@@ -114,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"prefill                  {args.prefill_s:.0f} s x 2 devices at 2 kHz in {plots['prefill_wall_s']:.2f} s")
     print(f"plot frames/s            {plots['plot_fps']:.1f} (target >= 30)")
     print(f"refreshes/s              {plots['refresh_per_s']:.1f}, last refresh {plots['last_refresh_ms']:.1f} ms")
+    print(f"while recording          {recording_fps:.1f} plot frames/s (simulated session, emulators + recorder)")
     print(f"GUI thread CPU           {plots['gui_thread_cpu_core_fraction'] * 100:.0f} % of a core")
     print(f"start to first window    {start_s:.2f} s (median of {len(starts)}: {', '.join(f'{s:.2f}' for s in starts)})")
     if args.json:
@@ -121,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             "plot_fps": round(plots["plot_fps"], 2),
             "gui_thread_cpu_core_fraction": round(plots["gui_thread_cpu_core_fraction"], 3),
             "start_to_window_s": round(start_s, 3),
+            "plot_fps_while_recording": round(recording_fps, 2),
         }))
     return 0
 
