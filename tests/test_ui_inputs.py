@@ -32,6 +32,9 @@ def last_message(win: MainWindow) -> str:
 def test_a_port_that_does_not_exist_says_what_to_do(qtbot, window: MainWindow) -> None:
     win = window
     qtbot.mouseClick(win.start_page.clinical_button, Qt.MouseButton.LeftButton)
+    assert "Type your operator id" in last_message(win)
+    win.start_page.operator.setText("dr-a")
+    qtbot.mouseClick(win.start_page.clinical_button, Qt.MouseButton.LeftButton)
     assert "Type the serial port" in last_message(win)
     win.start_page.light_port.setText("/dev/ttyNOPE0")
     qtbot.mouseClick(win.start_page.clinical_button, Qt.MouseButton.LeftButton)
@@ -86,6 +89,7 @@ def test_clinical_patient_course_and_plan_on_emulated_ports(qtbot, window: MainW
     emulators = [LightEmulator(seed=5, lamp=LampParams(warmup_s=0.5)).start(), PenEmulator(seed=6).start()]
     try:
         win = window
+        win.start_page.operator.setText("dr-a")
         win.start_page.light_port.setText(emulators[0].port)
         win.start_page.pen_port.setText(emulators[1].port)
         qtbot.mouseClick(win.start_page.clinical_button, Qt.MouseButton.LeftButton)
@@ -115,6 +119,7 @@ def test_clinical_patient_course_and_plan_on_emulated_ports(qtbot, window: MainW
         assert win.plan_view.table.rowCount() == 1
         assert "left cheek" in win.plan_view.reasons.toPlainText()
         assert win.trainer is None  # no fault injection outside simulation
+        assert win.controller.operator == "dr-a"
     finally:
         window.close()
         for emu in emulators:
@@ -149,6 +154,7 @@ def test_previous_sessions_response_is_entered_before_planning(qtbot, tmp_path: 
     qtbot.addWidget(win)
     win.show()
     try:
+        win.start_page.operator.setText("dr-a")
         win.start_page.light_port.setText(emulators[0].port)
         win.start_page.pen_port.setText(emulators[1].port)
         win.start_page.choose_clinical()

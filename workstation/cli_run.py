@@ -15,8 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="open the workstation window (simulation by default)",
         description="Open the workstation window. Without ports it starts in simulation mode: the real drivers talk to "
-        "device emulators on pseudo-terminals and a training store is used. With --light-port/--pen-port it connects "
-        "those serial ports (clinical); with --replay it opens a recording.",
+        "device emulators on pseudo-terminals and a training store is used. With --light-port/--pen-port it fills in "
+        "those serial ports for clinical mode (and connects at once with --operator); with --replay it opens a "
+        "recording.",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
@@ -28,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--replay", type=Path, metavar="FILE", help="open a recording in the replay view")
     parser.add_argument("--light-port", metavar="PORT", help="serial port of the phototherapy handpiece")
     parser.add_argument("--pen-port", metavar="PORT", help="serial port of the microneedling pen")
+    parser.add_argument("--operator", metavar="ID", help="clinical: your operator id (connects at once with the ports)")
     parser.add_argument("--scenario", type=Path, metavar="TOML",
                         help="simulation: start at once with the training patient of this scenario file")
     parser.add_argument("--recordings", type=Path, default=Path("recordings"), metavar="DIR",
@@ -75,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     if ports:
         window.start_page.light_port.setText(ports.get("light", ""))
         window.start_page.pen_port.setText(ports.get("pen", ""))
-        window.start_page.choose_clinical()
+        if args.operator:
+            window.start_page.operator.setText(args.operator)
+            window.start_page.choose_clinical()
     elif args.replay:
         window.start_page.replay_path.setText(str(args.replay))
         window.start_page.choose_replay()

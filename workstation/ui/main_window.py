@@ -114,7 +114,7 @@ class MainWindow(QMainWindow):
         text, color = BANNERS[mode]
         self.banner.setText(text)
         self.banner.setStyleSheet(f"background:{color};color:white;font-size:16px;font-weight:bold;padding:6px")
-        self.banner.setVisible(mode in ("simulation", "replay") or mode == "clinical")
+        self.banner.setVisible(mode in BANNERS)
         self.setWindowTitle(f"Cicatrix — {mode}")
 
     def notify(self, text: str, level: str = "info") -> None:
@@ -177,12 +177,17 @@ class MainWindow(QMainWindow):
 
         self.controller.start_simulation(scenario_path, self._plan_ready, failed)
 
-    def choose_clinical(self, ports: dict[str, str]) -> None:
+    def choose_clinical(self, ports: dict[str, str], operator: str = "") -> None:
+        if not operator.strip():
+            self.notify("Type your operator id: it is kept with every plan change, acknowledgement and recording.",
+                        "error")
+            return
         if not ports:
             self.notify("Type the serial port of at least one device (for example /dev/ttyUSB0), then connect.",
                         "error")
             return
         self.start_page.setEnabled(False)
+        self.controller.operator = operator.strip()
         self.notify("Connecting the devices…", "info")
 
         def failed(exc: Exception) -> None:

@@ -95,6 +95,7 @@ def tour(out: Path, work: Path) -> Iterator[Wait]:
     clinical = MainWindow(recordings_dir=work / "recordings", store_path=work / "clinic.sqlite3")
     clinical.resize(1400, 900)
     clinical.show()
+    clinical.start_page.operator.setText("dr-a")
     clinical.start_page.light_port.setText(emulators[0].port)
     clinical.start_page.pen_port.setText(emulators[1].port)
     clinical.start_page.choose_clinical()

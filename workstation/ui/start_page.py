@@ -27,12 +27,15 @@ def scenario_files() -> list[Path]:
 
 
 class StartPage(QWidget):
-    def __init__(self, on_clinical: Callable[[dict[str, str]], None], on_simulation: Callable[[Path], None],
+    def __init__(self, on_clinical: Callable[[dict[str, str], str], None], on_simulation: Callable[[Path], None],
                  on_replay: Callable[[Path], None], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._on_clinical, self._on_simulation, self._on_replay = on_clinical, on_simulation, on_replay
 
         clinical = QGroupBox("Clinical — real devices")
+        self.operator = QLineEdit()
+        self.operator.setObjectName("operator")
+        self.operator.setPlaceholderText("your operator id, e.g. dr-a")
         self.light_port = QLineEdit()
         self.light_port.setObjectName("light_port")
         self.light_port.setPlaceholderText("/dev/ttyUSB0")
@@ -43,6 +46,7 @@ class StartPage(QWidget):
         self.clinical_button.setObjectName("clinical_button")
         self.clinical_button.clicked.connect(self.choose_clinical)
         form = QFormLayout(clinical)
+        form.addRow("Operator", self.operator)
         form.addRow("Light (UVB handpiece) port", self.light_port)
         form.addRow("Pen (microneedling) port", self.pen_port)
         form.addRow(self.clinical_button)
@@ -84,7 +88,7 @@ class StartPage(QWidget):
     def choose_clinical(self) -> None:
         ports = {name: edit.text().strip() for name, edit in (("light", self.light_port), ("pen", self.pen_port))
                  if edit.text().strip()}
-        self._on_clinical(ports)
+        self._on_clinical(ports, self.operator.text())
 
     def choose_simulation(self) -> None:
         self._on_simulation(Path(self.scenario.currentData() or ""))
