@@ -88,7 +88,8 @@ class AfterView(QWidget):
         for r in s["results"]:
             what = (f"{r['delivered_dose_mj_cm2']:g} mJ/cm² delivered" if r["modality"] == "light"
                     else f"{r['passes_done']} passes")
-            lines.append(f"Area {r['area']} {r['modality']}: {r['outcome']}, {what}"
+            label = next((a.label for a in plan.areas if str(a.area_id) == str(r["area"])), r["area"])
+            lines.append(f"{label} {r['modality']}: {r['outcome']}, {what}"
                          + (f" ({r['note']})" if r["note"] else ""))
         lines.append("## Plan")
         for a in plan.areas:

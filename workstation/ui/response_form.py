@@ -38,6 +38,7 @@ class ResponseTable(QTableWidget):
             band.addItems(["—", *REPIGMENTATION_BANDS])
             self.setCellWidget(row, 4, band)
             self.setCellWidget(row, 5, QLineEdit())
+        self.resizeColumnsToContents()
 
     def set_scores(self, row: int, *, erythema_grade: int | None = None, repigmentation_band: str | None = None,
                    pain_0_10: int | None = None, blistering: bool = False, notes: str = "") -> None:
