@@ -42,6 +42,11 @@ def test_a_port_that_does_not_exist_says_what_to_do(qtbot, window: MainWindow) -
     assert "No serial port light (/dev/ttyNOPE0)" in last_message(win)
     assert "Check the cable" in last_message(win)
     assert win.start_page.isEnabled() and win.pages.currentWidget() is win.start_page
+    win.start_page.light_port.setText("/dev/null")  # exists, but is no device
+    qtbot.mouseClick(win.start_page.clinical_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "could not be connected" in last_message(win), timeout=TIMEOUT_MS)
+    assert "Check the cable and the port name" in last_message(win)
+    assert win.controller.rig is None and win.start_page.isEnabled()
 
 
 def test_plan_numbers_change_only_within_bounds_and_with_a_reason(qtbot, window: MainWindow) -> None:
