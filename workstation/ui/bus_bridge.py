@@ -58,6 +58,26 @@ class BusBridge(QObject):
             self.received.emit(ev)
 
 
+class ActivityWatch:
+    """A bus sink remembering whether each device's latest block shows it active (shutter open, motor running)."""
+
+    FLAGS = {"light": "shutter_open", "pen": "running"}
+
+    def __init__(self) -> None:
+        self.active: dict[str, bool] = {}
+
+    def on_block(self, device: str, block: np.ndarray) -> None:
+        flag = self.FLAGS.get(device)
+        if len(block) and flag and flag in (block.dtype.names or ()):
+            self.active[device] = bool(block[flag][-1])
+
+    def on_event(self, event: Event) -> None:
+        return None
+
+    def on_command(self, record: CommandRecord) -> None:
+        return None
+
+
 class Tasks(QObject):
     """Background calls, one at a time on one worker thread, whose outcome is delivered on the GUI thread.
 

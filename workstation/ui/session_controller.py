@@ -14,39 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from workstation.bus import SessionBus
 from workstation.dose import SessionPlan, override
 from workstation.errors import UserError
 from workstation.plotbuffer import PlotBuffers
 from workstation.rig import Rig
 from workstation.session import Session, SessionError, State, Step
-from workstation.ui.bus_bridge import BusBridge, Tasks
+from workstation.ui.bus_bridge import ActivityWatch, BusBridge, Tasks
 from workstation.ui.plots import plotted_channels
 
 Done = Callable[[Any], None]
 Failed = Callable[[Exception], None]
-
-
-class ActivityWatch:
-    """A bus sink remembering whether each device's latest block shows it active (shutter open, motor running)."""
-
-    FLAGS = {"light": "shutter_open", "pen": "running"}
-
-    def __init__(self) -> None:
-        self.active: dict[str, bool] = {}
-
-    def on_block(self, device: str, block: np.ndarray) -> None:
-        flag = self.FLAGS.get(device)
-        if len(block) and flag and flag in (block.dtype.names or ()):
-            self.active[device] = bool(block[flag][-1])
-
-    def on_event(self, event: object) -> None:
-        return None
-
-    def on_command(self, record: object) -> None:
-        return None
 
 
 @dataclass
