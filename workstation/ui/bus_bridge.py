@@ -2,8 +2,9 @@
 
 The bus calls its sinks on the device reader threads. `BusBridge` is a sink that only enqueues events (samples go to
 `PlotBuffers`, not here), and a `QTimer` on the GUI thread drains the queue and emits one Qt signal per event.
-`Tasks` runs a blocking call (connecting devices, a step, opening a file) on a daemon thread and hands its result or
-its error back through the same kind of queue, so the GUI never waits on a device or the disk.
+`ActivityWatch` keeps only whether each device's latest block shows it active. `Tasks` runs blocking calls
+(connecting devices, a step, the store, opening a file) one at a time on a worker thread and hands each result or error
+back through the same kind of queue, so the GUI never waits on a device or the disk.
 """
 
 from __future__ import annotations
