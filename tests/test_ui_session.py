@@ -154,3 +154,17 @@ def test_escape_key_stops_a_running_needling_pass(qtbot, window: MainWindow) -> 
     qtbot.mouseClick(win.home_button, Qt.MouseButton.LeftButton)  # leaving an open session is refused
     assert "end it (End session)" in win.messages[-1][1]
     assert win.pages.currentWidget() is win.treatment
+
+
+def test_closing_the_window_during_a_step_stops_the_devices(qtbot, tmp_path: Path) -> None:
+    win = MainWindow(recordings_dir=tmp_path / "recordings", store_path=tmp_path / "training.sqlite3")
+    qtbot.addWidget(win)
+    win.show()
+    start_training(qtbot, win, "combined-uneventful.toml")
+    arm(qtbot, win)
+    light = win.controller.rig.emulators["light"]
+    qtbot.mouseClick(win.treatment.start_step_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: light.state().active, timeout=TIMEOUT_MS)
+    win.close()  # E-stop, then the step ends, then devices, recording and store close
+    assert light.state().active is False
+    assert list((tmp_path / "recordings").rglob("*.h5"))  # the recording was closed, not lost
