@@ -56,8 +56,9 @@ def test_replay_opens_seeks_and_steps(qtbot, window: MainWindow, recording: Path
     first = view.recording.events[0]
     assert first.message in view.events.item(0).text()
 
-    # seek to 60 %: the plots hold only data from there on
-    view.seek(0.6 * duration)
+    # seek to 60 % on the timeline: the plots hold only data from there on
+    view.timeline.setValue(600)
+    assert view.source.position_s == pytest.approx(0.6 * duration)
     view.speed.setCurrentText("10x")
     qtbot.mouseClick(view.play_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: view.buffers.stats("light").samples_total > 100, timeout=TIMEOUT_MS)

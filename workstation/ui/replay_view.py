@@ -91,6 +91,7 @@ class ReplayView(QWidget):
         self.timeline = Timeline()
         self.timeline.setObjectName("replay_timeline")
         self.timeline.sliderReleased.connect(self._slider_released)
+        self.timeline.valueChanged.connect(self._timeline_moved)  # a click on the groove, the keyboard
         self.events = QListWidget()
         self.events.setObjectName("replay_events")
         self.events.setMinimumWidth(380)
@@ -190,6 +191,10 @@ class ReplayView(QWidget):
         if self.source is not None:
             self.source.seek(t_s)
             self._tick()
+
+    def _timeline_moved(self, _value: int) -> None:
+        if not self.timeline.isSliderDown():  # while dragging, seek once on release
+            self._slider_released()
 
     def _slider_released(self) -> None:
         if self.source is not None:
