@@ -168,3 +168,16 @@ def test_closing_the_window_during_a_step_stops_the_devices(qtbot, tmp_path: Pat
     win.close()  # E-stop, then the step ends, then devices, recording and store close
     assert light.state().active is False
     assert list((tmp_path / "recordings").rglob("*.h5"))  # the recording was closed, not lost
+
+
+def test_space_is_stop_wherever_the_focus_is_on_the_treatment_page(qtbot, window: MainWindow) -> None:
+    win = window
+    start_training(qtbot, win, "pih-gentle-needling.toml")
+    arm(qtbot, win)
+    for widget in (win.trainer.action, win.trainer.log, win.treatment.alarms.list, win.treatment.step_list):
+        widget.setFocus()
+        stops = sum(text.startswith("STOP") for _, text in win.messages)
+        qtbot.keyClick(widget, Qt.Key.Key_Space)
+        assert sum(text.startswith("STOP") for _, text in win.messages) == stops + 1, type(widget).__name__
+    qtbot.waitUntil(lambda: "estop" in win.treatment.interlocks.tripped(), timeout=TIMEOUT_MS)
+    assert win.controller.rig.monitor.is_tripped()
