@@ -78,7 +78,10 @@ def test_plan_numbers_change_only_within_bounds_and_with_a_reason(qtbot, window:
     assert "Give a reason" in last_message(win)
 
     view.value_edit.setText(f"{new:g}")
-    view.reason_edit.setText("erythema lasted 30 h last time")
+    view.reason_edit.setText("erythema lasted")
+    qtbot.keyClick(view.reason_edit, Qt.Key.Key_Space)  # off the treatment page, Space types a space
+    qtbot.keyClicks(view.reason_edit, "30 h last time")
+    assert not any(text.startswith("STOP") for _, text in win.messages)
     qtbot.mouseClick(view.apply_button, Qt.MouseButton.LeftButton)
     assert win.controller.plan.areas[0].target_dose_mj_cm2 == new
     assert "erythema lasted 30 h last time" in view.reasons.toPlainText()
