@@ -44,6 +44,7 @@ class PatientView(QWidget):
 
         self.screening = QListWidget()
         self.screening.setObjectName("screening")
+        self.screening.setWordWrap(True)
         save_screening = QPushButton("Save screening answers")
         save_screening.clicked.connect(self.save_screening)
 
@@ -118,6 +119,7 @@ class PatientView(QWidget):
         self.screening.clear()
         for item in lib.tables.screening:
             it = QListWidgetItem(item.question)
+            it.setToolTip(f"{item.question}\nsource: {item.source}")
             it.setData(Qt.ItemDataRole.UserRole, item.id)
             it.setFlags(it.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             it.setCheckState(Qt.CheckState.Unchecked)
