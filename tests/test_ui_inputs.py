@@ -89,7 +89,7 @@ def test_plan_numbers_change_only_within_bounds_and_with_a_reason(qtbot, window:
     assert light_step.target_dose_mj_cm2 == new  # the session runs the changed number
 
 
-def test_clinical_patient_course_and_plan_on_emulated_ports(qtbot, window: MainWindow) -> None:
+def test_clinical_patient_course_and_plan_on_emulated_ports(qtbot, window: MainWindow, tmp_path: Path) -> None:
     from drivers.emulators.lamp import LampParams
     from drivers.emulators.light import LightEmulator
     from drivers.emulators.pen import PenEmulator
@@ -112,6 +112,11 @@ def test_clinical_patient_course_and_plan_on_emulated_ports(qtbot, window: MainW
         qtbot.waitUntil(lambda: view.patient is not None, timeout=TIMEOUT_MS)
         view.save_screening()
         qtbot.waitUntil(lambda: "screening answers saved" in last_message(win), timeout=TIMEOUT_MS)
+        view.save_med()
+        assert "Type the MED" in last_message(win)
+        view.med.setValue(400)
+        view.save_med()
+        qtbot.waitUntil(lambda: "MED 400 mJ/cm² on UVB-308" in last_message(win), timeout=TIMEOUT_MS)
         view.area_label.setText("left cheek")
         view.region.setCurrentText("face")
         view.lesion.setCurrentText("hypopigmented_atrophic_scar")
@@ -128,6 +133,11 @@ def test_clinical_patient_course_and_plan_on_emulated_ports(qtbot, window: MainW
         assert "left cheek" in win.plan_view.reasons.toPlainText()
         assert win.trainer is None  # no fault injection outside simulation
         assert win.controller.operator == "dr-a"
+        from workstation.store import ClinicStore
+
+        with ClinicStore.open(tmp_path / "store.sqlite3", training=False) as store:
+            meds = store.meds(store.get_patient("P-0042").id)
+        assert [(m.med_mj_cm2, m.device_model) for m in meds] == [(400.0, emulators[0].model)]
     finally:
         window.close()
         for emu in emulators:

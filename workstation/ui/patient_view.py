@@ -47,6 +47,16 @@ class PatientView(QWidget):
         self.screening.setWordWrap(True)
         save_screening = QPushButton("Save screening answers")
         save_screening.clicked.connect(self.save_screening)
+        self.med = QDoubleSpinBox()
+        self.med.setObjectName("med")
+        self.med.setRange(0, 5000)
+        self.med.setSpecialValueText("—")
+        self.med.setSuffix(" mJ/cm²")
+        save_med = QPushButton("Save MED for this light")
+        save_med.setObjectName("save_med_button")
+        save_med.setToolTip("The minimal erythema dose read at 24 h, measured on the connected light's model: an MED "
+                            "does not carry over to another device model")
+        save_med.clicked.connect(self.save_med)
 
         self.area_label, self.region, self.lesion = QLineEdit(), QComboBox(), QComboBox()
         self.area_label.setPlaceholderText("e.g. left cheek")
@@ -88,6 +98,11 @@ class PatientView(QWidget):
         scr = QGroupBox("Screening (tick every “yes”)")
         QVBoxLayout(scr).addWidget(self.screening)
         scr.layout().addWidget(save_screening)
+        med_row = QHBoxLayout()
+        med_row.addWidget(QLabel("MED"))
+        med_row.addWidget(self.med, 1)
+        med_row.addWidget(save_med)
+        scr.layout().addLayout(med_row)
         area_box = QGroupBox("Treatment areas")
         form = QFormLayout(area_box)
         form.addRow("label", self.area_label)
@@ -179,6 +194,22 @@ class PatientView(QWidget):
             return len(answers)
 
         self.controller.store_call(work, lambda n: self.notify(f"{n} screening answers saved.", "info"), self._error)
+
+    def save_med(self) -> None:
+        if not self._need_patient():
+            return
+        if self.med.value() <= 0:
+            self.notify("Type the MED in mJ/cm² (read at 24 h), then save it.", "error")
+            return
+        light = self.controller.rig.devices.get("light") if self.controller.rig else None
+        model = light.identity.model if light is not None and light.identity else None
+        if model is None:
+            self.notify("Connect the light to record an MED: it is kept per device model.", "error")
+            return
+        pid, med = self.patient.id, self.med.value()
+        self.controller.store_call(lambda store: store.add_med(pid, model, med, dt.date.today()),
+                                   lambda _r: self.notify(f"MED {med:g} mJ/cm² on {model} saved.", "info"),
+                                   self._error)
 
     def add_area(self) -> None:
         if not self._need_patient():
