@@ -10,7 +10,7 @@ from tests.conftest import Tap, wait_for
 from workstation.recording import Recording
 from workstation.rig import Rig
 from workstation.runner import EXIT_COMPLETED, EXIT_INTERLOCK, EXIT_OPERATOR, run_scenario
-from workstation.safety import Interlock
+from workstation.safety import Interlock, StepLimits
 from workstation.scenario import ScenarioError, load_scenario
 from workstation.session import Session, SessionError, State, Step
 
@@ -230,3 +230,22 @@ def test_a_shallower_needling_step_waits_for_the_depth_stop(sim_session):
     running = [b[b["running"] == 1] for b in tap.blocks["pen"]]
     forehead = [r for r in running if len(r) and r["depth_set_mm"][0] == pytest.approx(0.5)]
     assert forehead and max(float(r["depth_mm"].max()) for r in forehead) <= 0.55
+
+
+def test_a_recording_failure_stops_the_devices_at_once(sim_session, tmp_path):
+    """A disk that fails mid-session (reported by the writer thread) puts both devices in a safe state."""
+    from workstation.recording import RecordingError
+
+    rig, session, tap = sim_session
+    rec = rig.start_recording(tmp_path, patient_pseudonym="TRAIN-9", operator_id="dr-test",
+                              protocol_id="striae-alba-light", protocol_version="1")
+    light = rig.devices["light"]
+    rig.monitor.set_limits(StepLimits(area_id="A", light_allowed=True, target_dose_mj_cm2=2000))
+    light.set_target_dose(2000)
+    light.arm()
+    light.start()
+    wait_for(lambda: rig.emulators["light"].state().emitting, what="emitting")
+    rec._on_error(RecordingError("No space left on device while writing the telemetry of light."))
+    wait_for(lambda: not rig.emulators["light"].state().active, timeout_s=0.5, what="light off")
+    assert any(e.kind == "alarm" and "Recording failed" in e.message for e in tap.events)
+    assert {e.details["interlock"] for e in tap.kinds("interlock")} == {Interlock.ESTOP}
