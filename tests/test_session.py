@@ -249,3 +249,26 @@ def test_a_recording_failure_stops_the_devices_at_once(sim_session, tmp_path):
     wait_for(lambda: not rig.emulators["light"].state().active, timeout_s=0.5, what="light off")
     assert any(e.kind == "alarm" and "Recording failed" in e.message for e in tap.events)
     assert {e.details["interlock"] for e in tap.kinds("interlock")} == {Interlock.ESTOP}
+
+
+def test_pausing_a_needling_pass_trips_nothing_while_the_pen_brakes(sim_session):
+    """Found by the window's Pause: the step's limits must outlive the pen's ~50 ms braking, or the monitor saw
+    'needling during a step that allows none'."""
+    import threading
+
+    rig, session, tap = sim_session
+    session.connect("dr-test")
+    session.load_plan([Step("1", "cheek", "needling", depth_mm=1.0, depth_limit_mm=1.0, stroke_rate_hz=117,
+                            passes=1, pass_duration_s=5.0)], "dr-test")
+    session.arm("dr-test")
+    worker = threading.Thread(target=session.run_step, args=("dr-test",))
+    worker.start()
+    wait_for(lambda: rig.emulators["pen"].state().running, what="pen running")
+    session.pause("dr-test")
+    worker.join(2)
+    wait_for(lambda: not rig.emulators["pen"].state().active, timeout_s=0.5, what="pen stopped")
+    time.sleep(0.1)
+    assert tap.kinds("interlock") == []
+    assert session.state == State.PAUSED and not rig.monitor.is_tripped()
+    session.resume("dr-test")
+    assert session.run_step("dr-test").outcome == "done"

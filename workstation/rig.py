@@ -165,6 +165,7 @@ class Rig:
             result = self.stop_recording()
         finally:
             self.monitor.stop()
+            self.bus.unsubscribe(self.monitor)
             for emu in self.emulators.values():
                 emu.stop()
         return result

@@ -172,13 +172,14 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
         finally:
             done.set()
             events.join(timeout=2)
+            session.close()
         if final == State.PAUSED:  # headless: nobody is there to resume
             why = next((r.note for r in reversed(session.results) if r.note), "the session was paused")
             session.abort("runner", why)
             final = session.state
         summary = session.summary()
         session_id = store.add_session(course.id, dt.date.today(), device_model=model, plan=plan.to_dict())
-        _store_treatments(store, session_id, session)
+        store_treatments(store, session_id, session)
         recording, sha = rig.stop_recording() or (None, None)
         if recording is not None:
             store.link_recording(session_id, recording, sha)
@@ -196,7 +197,8 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
     return RunResult(code, str(final), summary, recording, sha)
 
 
-def _store_treatments(store, session_id: int, session: Session) -> None:
+def store_treatments(store, session_id: int, session: Session) -> None:
+    """Record in the store what each step delivered (the dose engine's history reads these)."""
     from workstation.store import Treatment
 
     for r in session.results:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
@@ -204,7 +205,13 @@ class Session:
             self._stop_all(f"device error: {exc}")
         finally:
             if result.outcome != "done":
+                t_stop = now_s()
                 self._stop_all("step interrupted")
+                # The step's limits stay until telemetry shows its device stopped (the pen brakes for ~50 ms); a
+                # device that does not stop in time then meets the idle limits, and the monitor stops it again.
+                device = "light" if step.modality == "light" else "pen"
+                if device in self.devices and self.devices[device].connected:
+                    self._wait_inactive(device, t_stop, INACTIVE_CONFIRM_S, interruptible=False)
             self.monitor.set_limits(StepLimits())
             result.t_end_s = now_s()
         self.results.append(result)
@@ -350,6 +357,12 @@ class Session:
             if self._state in (State.ARMED, State.PAUSED):
                 self._transition(State.COMPLETED, "finished by the operator", who)
 
+    def close(self) -> None:
+        """Detach from the bus and the monitor (a window that starts another session leaves nothing behind)."""
+        self.bus.unsubscribe(self)
+        if self._on_trip in self.monitor.on_trip:
+            self.monitor.on_trip.remove(self._on_trip)
+
     def _on_trip(self, trip: Trip) -> None:
         """Called on the thread that tripped: never wait here."""
         self._interrupt.set()
@@ -384,15 +397,16 @@ class Session:
                 return False
         return False
 
-    def _wait_inactive(self, device: str, since_s: float, timeout_s: float) -> bool:
+    def _wait_inactive(self, device: str, since_s: float, timeout_s: float, *, interruptible: bool = True) -> bool:
         """Wait until a block that arrived after `since_s` shows the device inactive."""
         t_end = now_s() + timeout_s
         while now_s() < t_end:
             t, active = self._last_seen.get(device, (0.0, True))
             if t >= since_s and not active:
                 return True
-            if self._interrupt.wait(0.005):
+            if interruptible and self._interrupt.is_set():
                 return False
+            time.sleep(0.005)
         return False
 
     def on_block(self, device: str, block: np.ndarray) -> None:

@@ -85,10 +85,9 @@ class SessionController:
         """Worker: close what an earlier or failed bring-up left open (one rig, one monitor on the bus at a time)."""
         rig, store, self.rig, self.store = self.rig, self.store, None, None
         if rig is not None:
-            rig.close()
-            self.bus.unsubscribe(rig.monitor)  # Rig.close stops the monitor but leaves it on the bus
+            rig.close()  # also takes its safety monitor off the bus
         if self.session is not None:
-            self.bus.unsubscribe(self.session)
+            self.session.close()
             self.session = None
         if store is not None:
             store.close()
@@ -264,13 +263,13 @@ class SessionController:
             if session.state in (State.ARMED, State.PAUSED):
                 session.finish(self.operator)
             session.abort(self.operator, "ended by the operator")  # no-op once completed
-            from workstation.runner import _store_treatments
+            from workstation.runner import store_treatments
 
             model = rig.devices["light"].identity.model if rig.devices["light"].identity else None
             assert self.plan is not None
             session_id = self.store.add_session(self.course.id, dt.date.today(), device_model=model,
                                                 plan=self.plan.to_dict())
-            _store_treatments(self.store, session_id, session)
+            store_treatments(self.store, session_id, session)
             recording, sha = rig.stop_recording() or (None, None)
             if recording is not None:
                 self.store.link_recording(session_id, recording, sha)
