@@ -181,3 +181,21 @@ def test_space_is_stop_wherever_the_focus_is_on_the_treatment_page(qtbot, window
         assert sum(text.startswith("STOP") for _, text in win.messages) == stops + 1, type(widget).__name__
     qtbot.waitUntil(lambda: "estop" in win.treatment.interlocks.tripped(), timeout=TIMEOUT_MS)
     assert win.controller.rig.monitor.is_tripped()
+
+
+def test_pause_during_a_needling_pass_stops_the_pen_and_trips_nothing(qtbot, window: MainWindow) -> None:
+    win = window
+    start_training(qtbot, win, "pih-gentle-needling.toml")
+    arm(qtbot, win)
+    pen = win.controller.rig.emulators["pen"]
+    qtbot.mouseClick(win.treatment.start_step_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: pen.state().running, timeout=TIMEOUT_MS)
+    qtbot.mouseClick(win.treatment.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not pen.state().active, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not win.treatment.step_running, timeout=TIMEOUT_MS)
+    assert win.controller.session.state == State.PAUSED
+    assert not win.treatment.interlocks.tripped() and not win.controller.rig.monitor.trips
+    qtbot.mouseClick(win.treatment.resume_button, Qt.MouseButton.LeftButton)
+    assert win.controller.session.state == State.ARMED
+    qtbot.mouseClick(win.treatment.pause_button, Qt.MouseButton.LeftButton)  # armed, no step: still a clean pause
+    assert win.controller.session.state == State.PAUSED

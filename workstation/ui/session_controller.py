@@ -244,6 +244,14 @@ class SessionController:
                                "activity: wait until it has stopped, then reset again.")
         return self.rig.monitor.reset(self.operator) if self.rig else []
 
+    def pause(self) -> None:
+        """Stop both devices and pause; never waits (the stops are written, their answers recorded later)."""
+        if self.session is None:
+            raise SessionError("There is no session to pause.")
+        if self.session.state not in (State.TREATING, State.ARMED):
+            raise SessionError(f"Only a running or armed session can pause (it is {self.session.state}).")
+        self.session.pause(self.operator)
+
     def resume(self) -> None:
         if self.session is None:
             raise SessionError("There is no session to resume.")

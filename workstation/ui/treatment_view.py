@@ -61,13 +61,17 @@ class TreatmentView(QWidget):
         self.reset_button = QPushButton("Reset interlocks")
         self.reset_button.setObjectName("reset_button")
         self.reset_button.clicked.connect(self.reset_interlocks)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setObjectName("pause_button")
+        self.pause_button.setToolTip("Stop both devices and pause the session; the step can be run again after Resume")
+        self.pause_button.clicked.connect(self.pause)
         self.resume_button = QPushButton("Resume")
         self.resume_button.setObjectName("resume_button")
         self.resume_button.clicked.connect(self.resume)
         self.end_button = QPushButton("End session")
         self.end_button.setObjectName("end_button")
         self.end_button.clicked.connect(self.end_session)
-        for b in (self.start_step_button, self.reset_button, self.resume_button, self.end_button):
+        for b in (self.start_step_button, self.pause_button, self.reset_button, self.resume_button, self.end_button):
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space is STOP, never "click the focused button"
 
         self.interlocks = InterlockLights()
@@ -76,7 +80,7 @@ class TreatmentView(QWidget):
         self.plots = LivePlots(controller.buffers)
 
         buttons = QVBoxLayout()
-        for b in (self.start_step_button, self.reset_button, self.resume_button, self.end_button):
+        for b in (self.start_step_button, self.pause_button, self.reset_button, self.resume_button, self.end_button):
             buttons.addWidget(b)
         top = QHBoxLayout()
         left = QVBoxLayout()
@@ -179,6 +183,14 @@ class TreatmentView(QWidget):
             return
         self.notify("Interlocks reset: " + ", ".join(t.interlock for t in cleared) if cleared
                     else "No interlock was latched.", "info")
+
+    def pause(self) -> None:
+        try:
+            self.controller.pause()
+        except SessionError as exc:
+            self.notify(str(exc), "error")
+            return
+        self.notify("Paused: both devices were stopped. Resume, then start the step again when ready.", "info")
 
     def resume(self) -> None:
         try:
