@@ -24,8 +24,12 @@ test: setup
 lint: setup
 	$(PY) -m ruff check .
 
+# Quick runs of every benchmark (docs/benchmarks.md gives the full-length commands and the figures measured).
 bench: setup
-	QT_QPA_PLATFORM=offscreen $(PY) bench/telemetry.py --seconds 5
+	$(PY) bench/telemetry.py --seconds 5
+	$(PY) bench/interlock.py --trips 20
+	$(PY) bench/recording.py --seconds 10 --hours 0.25
+	QT_QPA_PLATFORM=offscreen $(PY) bench/gui.py --seconds 3
 
 clean:
 	rm -rf $(VENV) build *.egg-info
