@@ -15,9 +15,8 @@ import pytest
 
 from workstation.bus import SessionBus
 from workstation.plotbuffer import PlotBuffers
-from workstation.ui.live_window import LiveWindow
 from workstation.ui.plots import PLOTS_BY_DEVICE, LivePlots, plotted_channels
-from workstation.ui.sources import DriverRig, SyntheticRig
+from workstation.ui.sources import SyntheticRig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,52 +109,6 @@ def test_timer_pulls_new_data_while_a_feeder_thread_publishes(qtbot, rigs) -> No
     qtbot.waitUntil(lambda: plots.frames_drawn >= frames_before + 5, timeout=5000)
     qtbot.waitUntil(lambda: plots.panels["pen"].curves["stroke_rate_hz"].getData()[0][-1] > x_before + 0.2)
     plots.stop()
-
-
-def test_window_on_emulated_devices_counts_frames_on_both(qtbot, rigs) -> None:
-    bus = SessionBus()
-    buffers = PlotBuffers(plotted_channels())
-    bus.subscribe(buffers)
-    rig = DriverRig(bus, simulate=True)
-    rigs.append(rig)
-    window = LiveWindow(buffers, rig)
-    qtbot.addWidget(window)
-    window.show()
-    window.start()
-    rig.start()
-
-    def connected() -> bool:
-        return all(dev in rig.links and rig.links[dev].connected for dev in ("light", "pen"))
-
-    qtbot.waitUntil(connected, timeout=10000)
-    first = {dev: rig.links[dev].counters.frames for dev in ("light", "pen")}
-    qtbot.waitUntil(lambda: all(rig.links[d].counters.frames >= first[d] + 50 for d in first), timeout=5000)
-    qtbot.waitUntil(lambda: all(line.frames_per_s > 50 for line in window.status_lines.values()), timeout=5000)
-    for line in window.status_lines.values():
-        assert "connected" in line.text() and "frames/s" in line.text() and "sequence gaps" in line.text()
-    # the pen was commanded to needle at 1.0 mm and 100 strokes/s; the light stays off outside a session
-    qtbot.waitUntil(lambda: buffers.latest("pen", "stroke_rate_hz") > 90, timeout=5000)
-    assert buffers.latest("pen", "depth_set_mm") == pytest.approx(1.0)
-    assert buffers.latest("light", "irradiance_mw_cm2") == 0.0
-    qtbot.waitUntil(lambda: len(window.plots.panels["pen"].curves["depth_mm"].getData()[0]) > 100, timeout=5000)
-    assert rig.errors == {}
-    window.close()
-
-
-def test_window_says_why_a_clinical_port_cannot_be_opened(qtbot, rigs, tmp_path) -> None:
-    bus = SessionBus()
-    buffers = PlotBuffers(plotted_channels(), capacity_s=10)
-    rig = DriverRig(bus, {"pen": str(tmp_path / "no-such-port")}, simulate=False)
-    rigs.append(rig)
-    window = LiveWindow(buffers, rig)
-    qtbot.addWidget(window)
-    window.start()
-    rig.start()
-    qtbot.waitUntil(lambda: "pen" in rig.errors, timeout=5000)
-    window.refresh_status()
-    assert "cannot open" in window.status_lines["pen"].text()
-    assert "not connected" in window.status_lines["pen"].text()
-    assert "connecting" in window.status_lines["light"].text()  # no port given: never connected
 
 
 def run_main(*args: str) -> subprocess.CompletedProcess:

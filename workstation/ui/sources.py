@@ -1,4 +1,5 @@
-"""Where the live window's data comes from: emulated devices, real ports, or a synthetic feeder (no Qt here).
+"""The synthetic data source of the demo window and the GUI benchmark (no Qt here). Live sessions, emulated or real,
+are wired by `workstation/rig.py` (monitor first, heartbeats gated on it); this module never drives a device.
 
 Every source publishes blocks on a `SessionBus` and exposes, per device, the few things a status line shows
 (`DeviceLink`: name, connected, counters, error). Connecting waits on serial I/O, so it runs on a background thread:
@@ -74,65 +75,6 @@ class Rig(ABC):
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-
-
-class DriverRig(Rig):
-    """Real drivers on serial ports: clinical ports, or the ports of emulators this rig starts (simulation)."""
-
-    def __init__(self, bus: SessionBus, ports: dict[str, str] | None = None, *, simulate: bool) -> None:
-        super().__init__(bus)
-        self.simulate = simulate
-        self.ports = dict(ports or {})
-        self.emulators: list[Any] = []
-        self._devices: list[Any] = []
-        self._lock = threading.Lock()
-
-    def _bring_up(self) -> None:
-        from drivers.base import DeviceError
-        from drivers.light import UVB308Light
-        from drivers.pen import MicroneedlingPen
-
-        if self.simulate:
-            from drivers.emulators import LightEmulator, PenEmulator
-
-            for name, emulator_class in (("light", LightEmulator), ("pen", PenEmulator)):
-                try:
-                    emulator = emulator_class(seed=None).start()
-                except (OSError, RuntimeError) as exc:
-                    self.errors[name] = f"the {name} emulator could not start: {exc}"
-                    continue
-                with self._lock:
-                    self.emulators.append(emulator)
-                self.ports[name] = emulator.port
-        for name, driver_class in (("light", UVB308Light), ("pen", MicroneedlingPen)):
-            if name not in self.ports or self._stopping.is_set():
-                continue
-            device = driver_class(self.ports[name], bus=self.bus)
-            with self._lock:
-                self._devices.append(device)
-            self.links[name] = device
-            try:
-                identity = device.connect()
-                log.info("%s connected: %s", name, identity)
-                if self.simulate and name == "pen":
-                    # the skeleton shows a needling pen in the air; the light stays off outside a session
-                    device.set("depth_mm", 1.0)
-                    device.set("stroke_rate_hz", 100)
-                    device.arm()
-                    device.start()
-            except DeviceError as exc:
-                self.errors[name] = str(exc)
-                log.warning("%s: %s", name, exc)
-
-    def stop(self) -> None:
-        super().stop()
-        with self._lock:
-            devices, self._devices = self._devices, []
-            emulators, self.emulators = self.emulators, []
-        for device in devices:
-            device.close()
-        for emulator in emulators:
-            emulator.stop()
 
 
 class SyntheticLink:
