@@ -15,6 +15,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
@@ -386,28 +387,30 @@ class Session:
                 log.info("stop of %s not written: %s", name, exc)
 
     # --- bus sink: follow the exposure --------------------------------------------------------------------------
-    def _wait_depth(self, depth_mm: float, since_s: float, timeout_s: float) -> bool:
-        """Wait until a pen block that arrived after `since_s` shows the measured depth at the setting."""
+    def _wait_telemetry(self, seen: Callable[[], bool], timeout_s: float, *, interruptible: bool = True) -> bool:
+        """Poll what the devices' telemetry shows until `seen()` or the timeout (or an interruption)."""
         t_end = now_s() + timeout_s
         while now_s() < t_end:
-            t, depth = self._last_depth
-            if t >= since_s and abs(depth - depth_mm) <= DEPTH_SETTLE_TOLERANCE_MM:
-                return True
-            if self._interrupt.wait(0.005):
-                return False
-        return False
-
-    def _wait_inactive(self, device: str, since_s: float, timeout_s: float, *, interruptible: bool = True) -> bool:
-        """Wait until a block that arrived after `since_s` shows the device inactive."""
-        t_end = now_s() + timeout_s
-        while now_s() < t_end:
-            t, active = self._last_seen.get(device, (0.0, True))
-            if t >= since_s and not active:
+            if seen():
                 return True
             if interruptible and self._interrupt.is_set():
                 return False
             time.sleep(0.005)
         return False
+
+    def _wait_depth(self, depth_mm: float, since_s: float, timeout_s: float) -> bool:
+        """Wait until a pen block that arrived after `since_s` shows the measured depth at the setting."""
+        def settled() -> bool:
+            t, depth = self._last_depth
+            return t >= since_s and abs(depth - depth_mm) <= DEPTH_SETTLE_TOLERANCE_MM
+        return self._wait_telemetry(settled, timeout_s)
+
+    def _wait_inactive(self, device: str, since_s: float, timeout_s: float, *, interruptible: bool = True) -> bool:
+        """Wait until a block that arrived after `since_s` shows the device inactive."""
+        def stopped() -> bool:
+            t, active = self._last_seen.get(device, (0.0, True))
+            return t >= since_s and not active
+        return self._wait_telemetry(stopped, timeout_s, interruptible=interruptible)
 
     def on_block(self, device: str, block: np.ndarray) -> None:
         if not len(block):
