@@ -1,5 +1,6 @@
 """The combined session end to end: the state machine, the headless runner, and what the recording keeps."""
 
+import threading
 import time
 from pathlib import Path
 
@@ -135,6 +136,25 @@ PEN_STEP = Step("1", "cheek", "needling", depth_mm=1.0, depth_limit_mm=1.0, stro
                 pass_duration_s=0.3)
 
 
+def start_step_on_worker(session, rig, steps, device_running):
+    """Load `steps`, arm, run the first step on a worker thread (as the window does), wait until it is under way."""
+    session.connect("dr-test")
+    session.load_plan(steps, "dr-test")
+    session.arm("dr-test")
+    worker = threading.Thread(target=session.run_step, args=("dr-test",))
+    worker.start()
+    wait_for(lambda: device_running(rig), what="step under way")
+    return worker
+
+
+FIVE_SECOND_PASS = [Step("1", "cheek", "needling", depth_mm=1.0, depth_limit_mm=1.0, stroke_rate_hz=117, passes=1,
+                         pass_duration_s=5.0)]
+
+
+def pen_running(rig):
+    return rig.emulators["pen"].state().running
+
+
 def test_state_machine_refuses_out_of_order_operations(sim_session):
     rig, session, tap = sim_session
     with pytest.raises(SessionError):
@@ -152,14 +172,8 @@ def test_state_machine_refuses_out_of_order_operations(sim_session):
 def test_trip_pauses_then_reset_and_resume_completes(sim_session):
     """In the window (abort_on_trip off) a trip pauses; the session resumes only after a manual reset."""
     rig, session, tap = sim_session
-    session.connect("dr-test")
-    session.load_plan([Step("1", "cheek", "light", target_dose_mj_cm2=300.0), PEN_STEP], "dr-test")
-    session.arm("dr-test")
-    import threading
-
-    worker = threading.Thread(target=session.run_step, args=("dr-test",))
-    worker.start()
-    wait_for(lambda: rig.emulators["light"].state().emitting, what="emitting")
+    worker = start_step_on_worker(session, rig, [Step("1", "cheek", "light", target_dose_mj_cm2=300.0), PEN_STEP],
+                                  lambda r: r.emulators["light"].state().emitting)
     rig.emulators["light"].contact_lost()
     worker.join(5)
     assert session.state == State.PAUSED and session.results[-1].outcome == "interrupted"
@@ -197,15 +211,7 @@ def test_area_cap_lowers_the_device_target(sim_session):
 
 def test_estop_during_needling_stops_both_and_pauses(sim_session):
     rig, session, tap = sim_session
-    session.connect("dr-test")
-    session.load_plan([Step("1", "cheek", "needling", depth_mm=1.0, depth_limit_mm=1.0, stroke_rate_hz=117,
-                            passes=1, pass_duration_s=5.0)], "dr-test")
-    session.arm("dr-test")
-    import threading
-
-    worker = threading.Thread(target=session.run_step, args=("dr-test",))
-    worker.start()
-    wait_for(lambda: rig.emulators["pen"].state().running, what="pen running")
+    worker = start_step_on_worker(session, rig, FIVE_SECOND_PASS, pen_running)
     t0 = time.monotonic()
     session.estop("space bar")
     worker.join(2)
@@ -254,16 +260,8 @@ def test_a_recording_failure_stops_the_devices_at_once(sim_session, tmp_path):
 def test_pausing_a_needling_pass_trips_nothing_while_the_pen_brakes(sim_session):
     """Found by the window's Pause: the step's limits must outlive the pen's ~50 ms braking, or the monitor saw
     'needling during a step that allows none'."""
-    import threading
-
     rig, session, tap = sim_session
-    session.connect("dr-test")
-    session.load_plan([Step("1", "cheek", "needling", depth_mm=1.0, depth_limit_mm=1.0, stroke_rate_hz=117,
-                            passes=1, pass_duration_s=5.0)], "dr-test")
-    session.arm("dr-test")
-    worker = threading.Thread(target=session.run_step, args=("dr-test",))
-    worker.start()
-    wait_for(lambda: rig.emulators["pen"].state().running, what="pen running")
+    worker = start_step_on_worker(session, rig, FIVE_SECOND_PASS, pen_running)
     session.pause("dr-test")
     worker.join(2)
     wait_for(lambda: not rig.emulators["pen"].state().active, timeout_s=0.5, what="pen stopped")
