@@ -71,6 +71,19 @@ class Sink(Protocol):
     def on_command(self, record: CommandRecord) -> None: ...
 
 
+class BaseSink:
+    """A sink that ignores everything: subclass it and override only what the consumer needs."""
+
+    def on_block(self, device: str, block: np.ndarray) -> None:
+        return None
+
+    def on_event(self, event: Event) -> None:
+        return None
+
+    def on_command(self, record: CommandRecord) -> None:
+        return None
+
+
 class SessionBus:
     """Fans items out to sinks, in the calling thread, in subscription order.
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workstation.bus import CommandRecord, Event
+from workstation.bus import BaseSink
 
 FANOUT = 4  # each pyramid level holds buckets FANOUT times larger than the one below
 LEVELS = 6  # bucket sizes 4, 16, 64, 256, 1024, 4096 samples
@@ -152,7 +152,7 @@ def _ring_take(arr: np.ndarray, a0: int, a1: int) -> np.ndarray:
     return np.concatenate([arr[lo:hi] for lo, hi in runs])
 
 
-class PlotBuffers:
+class PlotBuffers(BaseSink):
     """Thread-safe ring buffers of the plotted channels of each device, fed as a session-bus sink.
 
     `channels_by_device` maps a device name ("light", "pen") to the block fields to keep (numeric or boolean; kept as
@@ -208,12 +208,6 @@ class PlotBuffers:
                 ring.offset_s = expected - float(t_device_s[-1])
             t_s = np.maximum(t_device_s + ring.offset_s, last)  # never step back, so the time ring stays sorted
             ring.append(t_s, values)
-
-    def on_event(self, event: Event) -> None:
-        return None
-
-    def on_command(self, record: CommandRecord) -> None:
-        return None
 
     # --- reading -------------------------------------------------------------------------------------------------
     def stats(self, device: str) -> BufferStats:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from workstation.bus import CommandRecord, Event, now_s
+from workstation.bus import BaseSink, CommandRecord, Event, now_s
 from workstation.errors import UserError
 from workstation.rig import Rig
 from workstation.scenario import DEVICE_ACTIONS, Scenario, TimedEvent
@@ -33,7 +33,7 @@ class RunResult:
     sha256: str | None
 
 
-class ProgressPrinter:
+class ProgressPrinter(BaseSink):
     """A bus sink that prints what a trainer wants to follow: transitions, steps, trips, faults, alarms."""
 
     KINDS = {"state", "protocol", "interlock", "fault", "alarm", "connection", "fault_injected", "interlock_reset"}
@@ -41,9 +41,6 @@ class ProgressPrinter:
     def __init__(self, out: Callable[[str], None]) -> None:
         self.out = out
         self.t0 = now_s()
-
-    def on_block(self, device: str, block) -> None:
-        return None
 
     def on_event(self, event: Event) -> None:
         if event.kind in self.KINDS and not (event.kind == "protocol" and event.details.get("event") == "pass_started"):
@@ -105,22 +102,15 @@ def _schedule(events: tuple[TimedEvent, ...], rig: Rig, session: Session, operat
     return th
 
 
-class _StepWatch:
+class _StepWatch(BaseSink):
     """Sets `started` when the first step begins: the scenario's clock starts there."""
 
     def __init__(self, started: threading.Event) -> None:
         self.started = started
 
-    def on_block(self, device, block) -> None:
-        return None
-
     def on_event(self, event: Event) -> None:
         if event.kind == "protocol" and event.details.get("event") == "step_started":
             self.started.set()
-
-    def on_command(self, record) -> None:
-        return None
-
 
 def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | None = None,
                  out: Callable[[str], None] = print) -> RunResult:

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from workstation.bus import CommandRecord, Event, SessionBus, now_s
+from workstation.bus import BaseSink, Event, SessionBus, now_s
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class Stoppable(Protocol):
     def stop_now(self, why: str) -> float: ...
 
 
-class SafetyMonitor:
+class SafetyMonitor(BaseSink):
     def __init__(self, bus: SessionBus, devices: dict[str, Stoppable] | None = None) -> None:
         self.bus = bus
         self.devices: dict[str, Stoppable] = dict(devices or {})
@@ -233,9 +233,6 @@ class SafetyMonitor:
         elif event.kind == "connection" and event.severity == "high":
             lost = Interlock.DISCONNECTED if "disconnected" in event.message else Interlock.TELEMETRY_LOST
             self._trip(lost, event.source, event.message, event.t_host_s, force=True)
-
-    def on_command(self, record: CommandRecord) -> None:
-        return None
 
     # --- watchdog thread -------------------------------------------------------------------------------------
     def _watchdog_loop(self) -> None:

@@ -22,7 +22,7 @@ from enum import StrEnum
 import numpy as np
 
 from drivers.base import DeviceError, SerialDevice
-from workstation.bus import CommandRecord, Event, SessionBus, now_s
+from workstation.bus import BaseSink, Event, SessionBus, now_s
 from workstation.safety import SafetyMonitor, StepLimits, Trip
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class _Exposure:
     irradiance_mw_cm2: float = 0.0
 
 
-class Session:
+class Session(BaseSink):
     def __init__(self, bus: SessionBus, devices: dict[str, SerialDevice], monitor: SafetyMonitor, *,
                  operator_id: str = "", abort_on_trip: bool = False) -> None:
         self.bus = bus
@@ -435,9 +435,6 @@ class Session:
         if (event.source == "light" and event.kind == "device_state" and self._exposure.started
                 and event.details.get("reason") == "DOSE_REACHED"):
             self._exposure.ended.set()
-
-    def on_command(self, record: CommandRecord) -> None:
-        return None
 
     def _step_event(self, kind: str, step: Step, message: str, **details: object) -> None:
         self.bus.publish_event(Event(now_s(), "protocol", "info", "session", message,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
-from workstation.bus import CommandRecord, Event
+from workstation.bus import BaseSink, Event
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ DRAIN_MS = 20
 MAX_PER_DRAIN = 500
 
 
-class BusBridge(QObject):
+class BusBridge(QObject, BaseSink):
     """A bus sink whose events come out as the `received` signal on the GUI thread."""
 
     received = pyqtSignal(object)
@@ -40,14 +40,8 @@ class BusBridge(QObject):
         self.timer.start()
 
     # --- sink (any thread) ---------------------------------------------------------------------------------------
-    def on_block(self, device: str, block: np.ndarray) -> None:
-        return None
-
     def on_event(self, event: Event) -> None:
         self._queue.put(event)
-
-    def on_command(self, record: CommandRecord) -> None:
-        return None
 
     # --- GUI thread ----------------------------------------------------------------------------------------------
     def drain(self) -> None:
@@ -59,7 +53,7 @@ class BusBridge(QObject):
             self.received.emit(ev)
 
 
-class ActivityWatch:
+class ActivityWatch(BaseSink):
     """A bus sink remembering whether each device's latest block shows it active (shutter open, motor running)."""
 
     FLAGS = {"light": "shutter_open", "pen": "running"}
@@ -71,12 +65,6 @@ class ActivityWatch:
         flag = self.FLAGS.get(device)
         if len(block) and flag and flag in (block.dtype.names or ()):
             self.active[device] = bool(block[flag][-1])
-
-    def on_event(self, event: Event) -> None:
-        return None
-
-    def on_command(self, record: CommandRecord) -> None:
-        return None
 
 
 class Tasks(QObject):
