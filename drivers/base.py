@@ -387,6 +387,7 @@ class SerialDevice:
     def _lost_connection(self, why: str) -> None:
         if not self.connected:
             return
+        t_detected = now_s()  # stamped at detection: closing the port and waking waiters take time
         self.counters.disconnects += 1
         self._close_port()
         with self._pending_lock:
@@ -394,7 +395,7 @@ class SerialDevice:
         for q in orphans:  # wake the waiters: their reply will never come
             q.done.set()
             self.bus.publish_command(CommandRecord(q.t_sent_s, self.name, q.command, q.args, "error: disconnected"))
-        self._event("connection", "high", f"{self.name} disconnected ({why})", reason=why)
+        self._event_at(t_detected, "connection", "high", f"{self.name} disconnected ({why})", reason=why)
 
     def _try_reconnect(self) -> None:
         if not self.auto_reconnect:
