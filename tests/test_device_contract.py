@@ -54,7 +54,7 @@ def test_connect_makes_a_device_left_active_by_a_crashed_host_safe(bus_tap):
         second = UVB308Light(emu.port, bus=bus)
         t0 = time.monotonic()
         second.connect()
-        wait_for(lambda: not emu.state().active, timeout_s=0.2, what="shutter closed")
+        wait_for(lambda: not emu.state().active, timeout_s=1.0, what="shutter closed")
         st = emu.state()
         assert st.shutter_closed_at - t0 < 0.1  # by the connect's STOP, well before the 250 ms watchdog
         assert not (st.faults & p.LightFault.WATCHDOG)
