@@ -19,8 +19,8 @@ from helpers_recording import (
 
 from drivers.channels import LIGHT_CHANNELS, PEN_CHANNELS
 from workstation.bus import CommandRecord, Event, SessionBus
+from workstation.checksum import sha256_of
 from workstation.recording import FORMAT_VERSION, RecordingError, SessionMeta, SessionRecorder
-from workstation.recording.writer import sha256_of
 
 T0 = 1000.0
 

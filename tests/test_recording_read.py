@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from helpers_recording import FRAME, add_devices, check_rows, frames, meta
 
+from workstation.checksum import sha256_of
 from workstation.recording import FORMAT_VERSION, RecordingError, SessionRecorder
 from workstation.recording.reader import Recording
-from workstation.recording.writer import sha256_of
 
 T0 = 1000.0
 

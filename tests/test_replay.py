@@ -10,9 +10,9 @@ import pytest
 from helpers_recording import write_session
 
 from workstation.bus import CommandRecord, Event, SessionBus
+from workstation.checksum import sha256_of
 from workstation.recording.reader import Recording
 from workstation.recording.replay import ReplaySource
-from workstation.recording.writer import sha256_of
 
 T0 = 1000.0
 EVENTS = [

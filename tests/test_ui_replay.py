@@ -3,6 +3,7 @@ the view seeks (plots cleared and refilled from there), steps to the next event 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,6 +51,10 @@ def test_replay_opens_seeks_and_steps(qtbot, window: MainWindow, recording: Path
     assert n_events > 0 and len(view.timeline.markers) == n_events
     assert any(color == "#d32f2f" for _, color in view.timeline.markers)  # the contact_lost trip, in red
     duration = view.source.duration_s
+    # the file is checked against the SHA-256 the recorder saved at close, off the GUI thread
+    qtbot.waitUntil(lambda: view.checksum is not None, timeout=TIMEOUT_MS)
+    assert view.checksum.intact is True and "SHA-256 matches" in view.integrity.text()
+    assert not view.progress.isVisible()
 
     qtbot.mouseClick(view.next_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: view.events.count() >= 1, timeout=TIMEOUT_MS)
@@ -91,3 +96,35 @@ def test_a_file_that_is_not_a_recording_gives_a_message(qtbot, window: MainWindo
     qtbot.waitUntil(lambda: "no such recording" in win.messages[-1][1], timeout=TIMEOUT_MS)
     open_replay(qtbot, win, Path(""))
     assert "Type the path of a recording" in win.messages[-1][1]
+
+
+def test_a_recording_changed_after_closing_is_an_alarm(qtbot, window: MainWindow, recording: Path,
+                                                       tmp_path: Path) -> None:
+    win = window
+    copy = tmp_path / recording.name
+    shutil.copyfile(recording, copy)
+    (tmp_path / (recording.name + ".sha256")).write_text(f"{'0' * 64}  {recording.name}\n")
+    open_replay(qtbot, win, copy)
+    view = win.replay
+    qtbot.waitUntil(lambda: view.checksum is not None, timeout=TIMEOUT_MS)
+    assert view.checksum.intact is False
+    assert "DOES NOT MATCH" in view.integrity.text()
+    assert any(kind == "error" and "may not be what was recorded" in text for kind, text in win.messages)
+    assert view.source is not None  # the engineer can still replay it, warned
+
+
+def test_closing_a_recording_abandons_its_checksum(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    view = window.replay
+    big = tmp_path / "big.h5"
+    big.write_bytes(b"\0" * (256 * 2**20))  # 64 chunks: long enough to be cancelled midway
+    (tmp_path / "big.h5.sha256").write_text(f"{'0' * 64}  big.h5\n")
+    view.verify_checksum(big)
+    assert not view.progress.isHidden() and view.progress.maximum() == 100
+    qtbot.waitUntil(lambda: view._verify_fraction > 0, timeout=TIMEOUT_MS)
+    view.close_recording()
+    assert view.progress.isHidden() and view.integrity.text() == ""
+    future = view.verifier.run(lambda: None, lambda _r: None, lambda _e: None)
+    future.result(timeout=5)  # the hash stopped within a chunk or two: the verifier is free again
+    qtbot.wait(200)  # let the abandoned task's outcome be delivered
+    assert view.checksum is None and view.integrity.text() == ""
+    assert view._verify_fraction < 1.0

@@ -79,6 +79,7 @@ def test_full_combined_session_clicked_through(qtbot, window: MainWindow) -> Non
     qtbot.waitUntil(lambda: "Response saved" in win.messages[-1][1], timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: bool(after.course.series.get("response")), timeout=TIMEOUT_MS)
     assert list(after.course.series["response"].values()) == [[(1, 1.0)]]
+    assert list(after.course.series["repigmentation"].values()) == [[(1, 2.0)]]  # "6-25" is band 2
     assert len(after.course.series["dose"]) == 1 and len(after.course.series["depth"]) == 1
     qtbot.mouseClick(after.report_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: after.report_path is not None, timeout=TIMEOUT_MS)

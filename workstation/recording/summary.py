@@ -8,15 +8,16 @@ latest event before the exposure started (protocol steps carry it); without one 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from workstation.bus import Event
+from workstation.checksum import sha256_of
 from workstation.recording.format import checksum_path
 from workstation.recording.reader import Recording
-from workstation.recording.writer import sha256_of
 
 SCAN_ROWS = 1 << 20
 GAP_FACTOR = 1.5  # a step of the device clock longer than 1.5 sample periods is a gap
@@ -144,13 +145,29 @@ def _exposures(rec: Recording, name: str) -> list[Exposure]:
     return out
 
 
-def checksum_status(path: Path) -> str:
-    """Compare the file with the SHA-256 saved beside it at close."""
+@dataclass(frozen=True)
+class ChecksumCheck:
+    """The file compared with the SHA-256 saved beside it at close: `intact` is True (matches), False (the file
+    changed since it was closed) or None (no checksum to compare with)."""
+
+    intact: bool | None
+    text: str
+
+
+def check_checksum(path: Path, progress: Callable[[int, int], None] | None = None) -> ChecksumCheck:
+    """Hash the file (`progress(done_bytes, total_bytes)` after each chunk) and compare with its .sha256 file."""
     saved = checksum_path(path)
     if not saved.is_file():
-        return f"no {saved.name} (the file was not closed by the recorder)"
-    expected = saved.read_text().split()[0] if saved.read_text().strip() else ""
-    return "SHA-256 matches" if sha256_of(path) == expected else f"SHA-256 DOES NOT MATCH {saved.name}: file changed"
+        return ChecksumCheck(None, f"no {saved.name} (the file was not closed by the recorder)")
+    words = saved.read_text().split()
+    expected = words[0] if words else ""
+    if sha256_of(path, progress) == expected:
+        return ChecksumCheck(True, "SHA-256 matches")
+    return ChecksumCheck(False, f"SHA-256 DOES NOT MATCH {saved.name}: the file changed after it was closed")
+
+
+def checksum_status(path: Path) -> str:
+    return check_checksum(path).text
 
 
 def format_summary(rec: Recording, s: Summary) -> str:

@@ -8,7 +8,6 @@ flushes, so a reader can follow the file live and a killed process loses at most
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import re
@@ -26,6 +25,7 @@ import numpy as np
 
 from drivers.types import DriverInfo, Identity
 from workstation.bus import CommandRecord, Event, now_s
+from workstation.checksum import sha256_of
 from workstation.recording import format as fmt
 from workstation.recording.errors import RecordingError
 from workstation.recording.inbox import Inbox
@@ -313,11 +313,3 @@ class SessionRecorder:
 
 class _BelowReserve(OSError):
     """Free space fell below the reserve: the recorder stops while the file is still sound."""
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(4 * 2**20):
-            h.update(chunk)
-    return h.hexdigest()

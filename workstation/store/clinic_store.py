@@ -14,10 +14,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from workstation.checksum import sha256_of
 from workstation.errors import UserError
 from workstation.protocols.model import LESION_TYPES, SKIN_TYPES, Protocol
 from workstation.store.connection import connect
-from workstation.store.export import export_dict, sha256_of
+from workstation.store.export import export_dict
 from workstation.store.migrations import schema_version
 from workstation.store.paths import default_db_path
 from workstation.store.records import (

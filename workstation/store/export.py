@@ -1,25 +1,15 @@
-"""Pseudonymous exports and recording checksums. Identifying fields live only in patient_identity and are never
+"""Pseudonymous exports. Identifying fields live only in patient_identity and are never
 read here."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from collections.abc import Sequence
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from workstation.store.records import Area, Course, MedMeasurement, Patient, ScreeningAnswer, SessionRecord
-
-
-def sha256_of(path: Path, chunk_bytes: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk_bytes):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export_dict(patient: Patient, screening: Sequence[ScreeningAnswer], meds: Sequence[MedMeasurement],

@@ -7,11 +7,15 @@ from collections.abc import Sequence
 import pyqtgraph as pg
 from PyQt6.QtWidgets import QWidget
 
+from workstation.store.records import REPIGMENTATION_BANDS
+
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
 
 
 class CourseView(pg.GraphicsLayoutWidget):
-    """Three charts over the session number: dose (mJ/cm²), depth (mm), erythema grade (0–4); one colour per area."""
+    """Four charts over the session number, one colour per area: light dose (mJ/cm²), needling depth (mm), and the
+    response: erythema grade (0–4) and repigmentation band (0 %, 1–5 %, … 76–100 %, drawn as its band index with
+    the band's name on the axis)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -19,21 +23,25 @@ class CourseView(pg.GraphicsLayoutWidget):
         self.dose = self.addPlot(row=0, col=0, title="light dose per area")
         self.depth = self.addPlot(row=1, col=0, title="needling depth per area")
         self.response = self.addPlot(row=2, col=0, title="erythema grade (response)")
+        self.repigmentation = self.addPlot(row=3, col=0, title="repigmentation (response)")
         for plot, label, unit in ((self.dose, "dose", "mJ/cm²"), (self.depth, "depth", "mm"),
-                                  (self.response, "grade", "0–4")):
+                                  (self.response, "grade", "0–4"), (self.repigmentation, "band", "%")):
             plot.setLabel("left", label, units=unit)
             plot.getAxis("left").enableAutoSIPrefix(False)
             plot.showGrid(x=True, y=True, alpha=0.3)
             plot.setMenuEnabled(False)
-        self.response.setLabel("bottom", "session")
+        self.repigmentation.setLabel("bottom", "session")
         self.response.setYRange(-0.2, 4.2)
+        self.repigmentation.setYRange(-0.2, len(REPIGMENTATION_BANDS) - 0.8)
+        self.repigmentation.getAxis("left").setTicks([list(enumerate(REPIGMENTATION_BANDS))])
         self.legend = self.dose.addLegend(offset=(-10, 5))
         self.series: dict[str, dict[str, list[tuple[int, float]]]] = {}
 
     def show_course(self, history: Sequence, areas: Sequence) -> None:
         """`history`: the store's SessionRecords in order; `areas`: the patient's Areas (for their labels)."""
         labels = {a.id: a.label for a in areas}
-        series: dict[str, dict[str, list[tuple[int, float]]]] = {"dose": {}, "depth": {}, "response": {}}
+        series: dict[str, dict[str, list[tuple[int, float]]]] = {"dose": {}, "depth": {}, "response": {},
+                                                                  "repigmentation": {}}
         for n, rec in enumerate(history, start=1):
             for t in rec.treatments:
                 label = labels.get(t.area_id, str(t.area_id))
@@ -42,20 +50,25 @@ class CourseView(pg.GraphicsLayoutWidget):
                 elif t.modality == "needling" and t.depth_mm is not None:
                     series["depth"].setdefault(label, []).append((n, float(t.depth_mm)))
             for r in rec.responses:
+                label = labels.get(r.area_id, str(r.area_id))
                 if r.erythema_grade is not None:
-                    label = labels.get(r.area_id, str(r.area_id))
                     series["response"].setdefault(label, []).append((n, float(r.erythema_grade)))
+                if r.repigmentation_band in REPIGMENTATION_BANDS:
+                    band = float(REPIGMENTATION_BANDS.index(r.repigmentation_band))
+                    series["repigmentation"].setdefault(label, []).append((n, band))
         self.series = series
         self.legend.clear()
         all_labels = sorted({lab for s in series.values() for lab in s})
         colors = {lab: PALETTE[i % len(PALETTE)] for i, lab in enumerate(all_labels)}
-        for key, plot in (("dose", self.dose), ("depth", self.depth), ("response", self.response)):
+        charts = (("dose", self.dose), ("depth", self.depth), ("response", self.response),
+                  ("repigmentation", self.repigmentation))
+        for key, plot in charts:
             plot.clear()
             for label, points in series[key].items():
                 xs, ys = zip(*points, strict=True)
                 plot.plot(list(xs), list(ys), pen=pg.mkPen(colors[label], width=2), symbol="o", symbolSize=8,
                           symbolBrush=colors[label], name=label if key == "dose" else None)
         ticks = [[(n, str(n)) for n in range(1, max(1, len(history)) + 1)]]
-        for plot in (self.dose, self.depth, self.response):
+        for _key, plot in charts:
             plot.setXRange(0.5, max(1, len(history)) + 0.5, padding=0)
             plot.getAxis("bottom").setTicks(ticks)

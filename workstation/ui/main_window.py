@@ -274,6 +274,7 @@ class MainWindow(QMainWindow):
         self.treatment.plots.stop()
         self.replay.close_recording()
         self.replay.tasks.shutdown(wait=True)
+        self.replay.verifier.shutdown(wait=True)  # close_recording cancelled it: it ends within one chunk
         self.controller.close()
         super().closeEvent(event)
 

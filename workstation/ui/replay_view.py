@@ -1,8 +1,14 @@
 """Replay: a recording played onto its own bus, feeding the same plots as a live session, with a timeline of event
-markers, speed, seek and step-to-next-event. Opening runs on a worker thread behind a progress bar."""
+markers, speed, seek and step-to-next-event.
+
+Opening runs on a worker thread (it takes milliseconds, even for an hour of telemetry: the reader reads only the
+index). Then the file is checked against the SHA-256 the recorder saved beside it at close, on a thread of its own,
+behind a progress bar in percent (about a second per 500 MB); the engineer can replay meanwhile, and a file that
+changed after it was closed is an alarm in the window."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,6 +64,10 @@ class Timeline(QSlider):
         painter.end()
 
 
+class _Cancelled(Exception):
+    """The checksum was abandoned because its recording was closed."""
+
+
 class ReplayView(QWidget):
     def __init__(self, notify: Callable[[str, str], None], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -74,8 +84,18 @@ class ReplayView(QWidget):
 
         self.title = QLabel("<h2>Replay</h2>")
         self.progress = QProgressBar()
-        self.progress.setRange(0, 0)  # busy: opening has no measurable progress
+        self.progress.setObjectName("replay_progress")
+        self.progress.setRange(0, 0)  # busy while opening; then 0–100 % of the checksum
         self.progress.hide()
+        self.integrity = QLabel("")
+        self.integrity.setObjectName("replay_integrity")
+        self.checksum: Any = None  # the ChecksumCheck once verified
+        self.verifier = Tasks("replay-verify", self)
+        self._verify_fraction = 0.0  # written by the verifier thread, read by the progress timer
+        self._verify_cancel: threading.Event | None = None
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setInterval(100)
+        self._progress_timer.timeout.connect(self._show_verify_progress)
         self.play_button = QPushButton("Play")
         self.play_button.setObjectName("replay_play")
         self.play_button.clicked.connect(self.toggle_play)
@@ -110,6 +130,7 @@ class ReplayView(QWidget):
         split.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
+        layout.addWidget(self.integrity)
         layout.addWidget(self.progress)
         layout.addLayout(controls)
         layout.addWidget(split, 1)
@@ -127,12 +148,15 @@ class ReplayView(QWidget):
         from workstation.recording import Recording
 
         self.close_recording()
+        self.progress.setRange(0, 0)
+        self.progress.setFormat("Opening…")
         self.progress.show()
         self.notify(f"Opening {path}…", "info")
 
         def done(recording: Any) -> None:
             self.progress.hide()
             self._opened(recording)
+            self.verify_checksum(recording.path)
             if on_opened is not None:
                 on_opened()
 
@@ -162,7 +186,60 @@ class ReplayView(QWidget):
         self.notify(f"Opened {recording.path.name}: press Play, drag the timeline, or step to the next event.",
                     "info")
 
+    # --- integrity ------------------------------------------------------------------------------------------------
+    def verify_checksum(self, path: Path) -> None:
+        """Hash the file on the verifier thread, showing the percentage done; the result goes in `integrity`."""
+        from workstation.recording.summary import check_checksum
+
+        cancel = threading.Event()
+        self._verify_cancel, self._verify_fraction, self.checksum = cancel, 0.0, None
+        self.integrity.setText("Checking the file against its SHA-256…")
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        self.progress.setFormat("Checking the SHA-256: %p %")
+        self.progress.show()
+        self._progress_timer.start()
+
+        def progress(done: int, total: int) -> None:
+            if cancel.is_set():
+                raise _Cancelled
+            self._verify_fraction = done / total if total else 1.0
+
+        def finished(result: Any) -> None:
+            if cancel.is_set():
+                return  # the recording was closed meanwhile: this result is not for the one on screen
+            self._end_verify()
+            self.checksum = result
+            if result.intact is False:
+                self.integrity.setText(f"<b style='color:{COLORS['high'][0]}'>{result.text}</b>: what you replay may "
+                                       "not be what was recorded.")
+                self.notify(f"{path.name}: {result.text}. What you replay may not be what was recorded; keep the "
+                            "file aside and report it.", "error")
+            else:
+                self.integrity.setText(f"Integrity: {result.text}.")
+
+        def failed(exc: Exception) -> None:
+            if isinstance(exc, _Cancelled) or cancel.is_set():
+                return
+            self._end_verify()
+            self.integrity.setText(f"Integrity not checked: {exc}")
+
+        self.verifier.run(lambda: check_checksum(path, progress), finished, failed)
+
+    def _show_verify_progress(self) -> None:
+        self.progress.setValue(int(100 * self._verify_fraction))
+
+    def _end_verify(self) -> None:
+        self._progress_timer.stop()
+        self.progress.hide()
+        self._verify_cancel = None
+
     def close_recording(self) -> None:
+        if self._verify_cancel is not None:
+            self._verify_cancel.set()
+            self._end_verify()
+        self.integrity.setText("")
+        self.checksum = None
         self.clock.stop()
         self.plots.stop()
         if self.source is not None:
