@@ -2,7 +2,8 @@
 
 Every bus event with a severity above "info" is an alarm. The list keeps them all, unacknowledged first and by
 priority; acknowledging one publishes an `alarm_ack` event on the bus, so the recording keeps who acknowledged what
-and how long after it appeared.
+and how long after it appeared. The most urgent open alarm also sounds, repeating until acknowledged
+(`alarm_sound.py`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import dataclass
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QBrush, QColor
 from PyQt6.QtWidgets import (
-    QApplication,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -25,6 +25,7 @@ from PyQt6.QtWidgets import (
 
 from workstation.bus import Event, SessionBus, now_s
 from workstation.safety import Interlock
+from workstation.ui.alarm_sound import AlarmSound
 
 PRIORITY = {"high": 0, "medium": 1, "low": 2}
 COLORS = {"high": ("#d32f2f", "#ffffff"), "medium": ("#fbc02d", "#000000"), "low": ("#00bcd4", "#000000")}
@@ -56,8 +57,10 @@ class AlarmList(QWidget):
     acknowledged = pyqtSignal(object)
     raised = pyqtSignal(object)
 
-    def __init__(self, operator: str = "operator", parent: QWidget | None = None) -> None:
+    def __init__(self, operator: str = "operator", parent: QWidget | None = None,
+                 sound: AlarmSound | None = None) -> None:
         super().__init__(parent)
+        self.sound = sound or AlarmSound(self)
         self.bus: SessionBus | None = None
         self.operator = operator
         self.alarms: list[Alarm] = []
@@ -82,11 +85,13 @@ class AlarmList(QWidget):
             return None
         alarm = Alarm(event, now_s())
         self.alarms.append(alarm)
-        if event.severity in ("high", "medium"):
-            QApplication.beep()  # the platform's sound cue, where it has one
         self._render()
+        self.sound.update(self._open_priorities(), raised=alarm.severity)
         self.raised.emit(alarm)
         return alarm
+
+    def _open_priorities(self) -> set[str]:
+        return {a.severity for a in self.alarms if a.acknowledged_at_s is None}
 
     def unacknowledged(self) -> list[Alarm]:
         return [a for a in self._ordered() if a.acknowledged_at_s is None]
@@ -132,12 +137,14 @@ class AlarmList(QWidget):
                                           "alarm_message": ev.message, "alarm_t_host_s": ev.t_host_s,
                                           "after_s": round(alarm.acknowledged_at_s - alarm.shown_at_s, 3)}))
         self._render()
+        self.sound.update(self._open_priorities())
         self.acknowledged.emit(alarm)
         return alarm
 
     def clear(self) -> None:
         self.alarms.clear()
         self._render()
+        self.sound.silence()
 
 
 class InterlockLights(QWidget):
