@@ -3,8 +3,8 @@ markers, speed, seek and step-to-next-event.
 
 Opening runs on a worker thread (it takes milliseconds, even for an hour of telemetry: the reader reads only the
 index). Then the file is checked against the SHA-256 the recorder saved beside it at close, on a thread of its own,
-behind a progress bar in percent (0.5 s per 600 MB, warm cache, on a 2-core machine); the engineer can replay meanwhile, and a file that
-changed after it was closed is an alarm in the window."""
+behind a progress bar in percent (0.5 s per 600 MB, warm cache, on a 2-core machine); the engineer can replay
+meanwhile, and a file that changed after it was closed is an alarm in the window."""
 
 from __future__ import annotations
 
