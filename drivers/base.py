@@ -245,12 +245,15 @@ class SerialDevice:
     def _send(
         self, msg: int, payload: bytes, command: str, args: dict, *, wait: bool = True, track: bool = True
     ) -> p.Frame | None:
-        if not self.connected or self._serial is None:
-            rec = CommandRecord(now_s(), self.name, command, args, "not sent: not connected")
-            if track:
-                self.bus.publish_command(rec)
-            raise NotConnected(f"{self.name} is not connected; {command} was not sent.")
         with self._write_lock:
+            # The port is read under the lock: another thread's failed write may have closed it while this one
+            # waited for the lock (a write blocks up to the write timeout).
+            ser = self._serial
+            if not self.connected or ser is None:
+                rec = CommandRecord(now_s(), self.name, command, args, "not sent: not connected")
+                if track:
+                    self.bus.publish_command(rec)
+                raise NotConnected(f"{self.name} is not connected; {command} was not sent.")
             seq = self._seq
             self._seq = (self._seq + 1) & 0xFFFF
             pending = _Pending(seq, command, args, 0.0, threading.Event())
@@ -258,8 +261,9 @@ class SerialDevice:
                 with self._pending_lock:
                     self._pending[seq] = pending
             try:
-                self._serial.write(p.encode_frame(msg, seq, payload))
-            except (serial.SerialException, OSError) as exc:
+                ser.write(p.encode_frame(msg, seq, payload))
+            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                # TypeError/AttributeError: pyserial raises these when the port is closed under a write
                 with self._pending_lock:
                     self._pending.pop(seq, None)
                 if track:
@@ -425,7 +429,9 @@ class SerialDevice:
                 try:
                     self.heartbeat()
                 except DeviceError:
-                    pass
+                    pass  # the reader reports the disconnect and reconnects; heartbeats resume after it
+                except Exception:  # noqa: BLE001 - this thread must outlive any one bad write
+                    log.exception("%s: heartbeat failed", self.name)
             delay = next_t - time.monotonic()
             if delay < 0:
                 next_t = time.monotonic()

@@ -3,10 +3,12 @@
 Each test runs for the light and for the pen (the `rig` fixture in conftest.py).
 """
 
+import threading
 import time
 
 import numpy as np
 import pytest
+import serial
 
 from drivers import protocol as p
 from drivers.base import CommandRefused, NotConnected
@@ -202,6 +204,42 @@ def test_unplug_is_reported_within_250_ms_and_reconnect_makes_safe(rig):
     assert any(e.kind == "connection" and "reconnected" in e.message for e in tap.events)
     assert not emu.state().active and not emu.state().armed
     drv.arm()  # commands work again
+
+
+def test_a_write_that_times_out_while_another_waits_raises_only_not_connected(rig):
+    """A write blocks up to the write timeout holding the write lock; when it fails the port is closed. A command
+    that was waiting for the lock meanwhile gets NotConnected, never an AttributeError on the closed port, and the
+    driver's threads live on and reconnect (CI caught this at 115200 baud)."""
+    kind, emu, drv, tap = rig
+    entered = threading.Event()
+
+    def blocked_then_timed_out(_data: bytes) -> int:
+        entered.set()
+        time.sleep(0.2)
+        raise serial.SerialTimeoutException("Write timeout")
+
+    drv._serial.write = blocked_then_timed_out  # this port object only: the reconnect opens a new one
+    errors: list[Exception] = []
+
+    def stop() -> None:
+        try:
+            drv.stop_now("test")
+        except Exception as exc:  # noqa: BLE001 - the test checks which
+            errors.append(exc)
+
+    first = threading.Thread(target=stop)
+    first.start()
+    assert entered.wait(1.0)
+    second = threading.Thread(target=stop)  # passes the connected check, then waits for the lock
+    second.start()
+    first.join()
+    second.join()
+    assert len(errors) == 2 and all(isinstance(e, NotConnected) for e in errors), errors
+    assert any(e.kind == "connection" and "write failed" in e.message for e in tap.events)
+    wait_for(lambda: drv.connected and drv.counters.reconnects == 1, what="reconnected")
+    assert all(t.is_alive() for t in drv._threads)  # reader and heartbeat threads survived
+    n = drv.counters.heartbeats_sent
+    wait_for(lambda: drv.counters.heartbeats_sent > n + 2, what="heartbeats after reconnect")
 
 
 def test_stalled_telemetry_is_reported(rig):
