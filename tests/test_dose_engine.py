@@ -472,3 +472,27 @@ def test_interval_rule_holds_over_random_histories(events, gap, skin, protocol):
         red = [(s.session_date - D0).days for s in history if s.treatment(1, "light")
                and (s.response(1).erythema_grade or 0) >= 2]
         assert not red or visit - red[-1] > 14
+
+
+def test_an_area_reclassified_pih_mid_course_gets_no_uv_at_the_next_visit(tmp_path):
+    """UV darkens skin (CLINICAL.md: excimer left transient hyperpigmentation in 24 %): when an area darkens during a
+    light course the clinician reclassifies it, and the next plan gives it no UV, whatever the course's protocol."""
+    with ClinicStore.open(tmp_path / "t.sqlite3", training=True) as s:
+        pat = s.create_patient()
+        for a in ALL_NO:
+            s.add_screening_answer(pat.id, a.item_id, False, a.answered_on, "dr a")
+        darkened = s.add_area(pat.id, "left flank", "abdomen", "striae_alba", 12, "III")
+        other = s.add_area(pat.id, "right flank", "abdomen", "striae_alba", 10, "III")
+        course = s.create_course(pat.id, LIB.get(STRIAE), [darkened.id, other.id], D0)
+        first = plan_next_session(s, LIB, course.id, D0)
+        assert first.area(darkened.id).has_light and first.area(other.id).has_light
+        sid = s.add_session(course.id, D0, plan=first.to_dict())
+        for area in (darkened, other):
+            s.add_treatment(sid, Treatment(area.id, "light", dose_mj_cm2=first.area(area.id).target_dose_mj_cm2))
+            s.add_response(sid, Response(area.id, erythema_grade=0))
+        s.correct_area(darkened.id, lesion_type="pih", who="dr a", reason="darker than the skin around it at week 1")
+        nxt = plan_next_session(s, LIB, course.id, D0 + timedelta(days=7))
+        assert not nxt.area(darkened.id).has_light and nxt.area(darkened.id).target_dose_mj_cm2 is None
+        assert any("never planned" in r for r in nxt.area(darkened.id).reasons)
+        assert nxt.area(other.id).has_light  # the other area's course goes on
+        assert all(step.area_id != darkened.id for step in nxt.steps if step.modality == "light")

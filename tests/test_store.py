@@ -111,6 +111,7 @@ def test_migrates_from_each_earlier_version(tmp_path, start_version):
             assert hist[0].responses[0].erythema_grade == 1
             assert hist[0].responses[0].erythema_duration_h is None
             assert s.course(1).area_ids == (1,)
+            assert s.area_changes(1) == []  # the table of migration 4 is there
         s.add_med(1 if start_version else s.create_patient().id, "XTRAC", 400, date(2026, 1, 2))
 
 
@@ -156,6 +157,45 @@ def test_full_course_round_trip_and_export_without_identity(store):
     for secret in ("Smithson", "Alexandra", "1990", "07700"):
         assert secret not in text
     assert "left cheek" in text
+
+
+def test_correcting_an_area_keeps_every_change_with_its_reason(store):
+    p = store.create_patient("CX-A2")
+    area = store.add_area(p.id, "left cheek", "face", "hypopigmented_scar", 3.5, "III")
+    after = store.correct_area(area.id, lesion_type="pih", size_cm2=4.0, skin_type="III", who="dr a",
+                               reason="  darker at week 2; remeasured  ")
+    assert (after.lesion_type, after.size_cm2, after.skin_type) == ("pih", 4.0, "III")
+    assert store.area(area.id) == after
+    changes = store.area_changes(area.id)
+    assert [(c.field, c.old, c.new) for c in changes] == [("lesion_type", "hypopigmented_scar", "pih"),
+                                                          ("size_cm2", "3.5", "4.0")]  # skin type unchanged
+    assert {c.reason for c in changes} == {"darker at week 2; remeasured"} and {c.who for c in changes} == {"dr a"}
+    assert changes[0].at == changes[1].at  # one transaction, one time
+    store.correct_area(area.id, label="left cheek scar", who="dr b", reason="clearer label")
+    assert [c.field for c in store.area_changes(area.id)] == ["lesion_type", "size_cm2", "label"]
+    (exported,) = store.export_patient("CX-A2")["areas"]
+    assert exported["lesion_type"] == "pih" and [c["field"] for c in exported["changes"]] == [
+        "lesion_type", "size_cm2", "label"]
+
+
+@pytest.mark.parametrize(("changes", "match"), [
+    ({"lesion_type": "acne"}, "Lesion type"),
+    ({"skin_type": "VII"}, "Skin type"),
+    ({"size_cm2": 0}, "size above 0"),
+    ({"label": " "}, "needs a label"),
+    ({"lesion_type": "hypopigmented_scar"}, "nothing to change"),
+    ({"lesion_type": "pih", "reason": " "}, "Say why"),
+    ({"lesion_type": "pih", "who": ""}, "Say who"),
+])
+def test_a_bad_area_correction_is_a_sentence_and_changes_nothing(store, changes, match):
+    p = store.create_patient("CX-A3")
+    area = store.add_area(p.id, "a", "face", "hypopigmented_scar", 1, "III")
+    kw = {"who": "dr a", "reason": "because", **changes}
+    with pytest.raises(UserError, match=match):
+        store.correct_area(area.id, **kw)
+    assert store.area(area.id) == area and store.area_changes(area.id) == []
+    with pytest.raises(UserError, match="no treatment area"):
+        store.correct_area(999, lesion_type="pih", who="dr a", reason="x")
 
 
 @pytest.mark.parametrize("call,match", [

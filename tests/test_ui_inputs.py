@@ -127,17 +127,35 @@ def test_clinical_patient_course_and_plan_on_emulated_ports(qtbot, window: MainW
         view.protocol.setCurrentIndex(view.protocol.findData("hypopigmented-atrophic-scar-combined"))
         view.start_course()
         qtbot.waitUntil(lambda: view.courses.count() == 1, timeout=TIMEOUT_MS)
+        # the area darkened: select it (the form takes its values), reclassify it PIH, say why
+        view.area_label.setText("something else")
+        view.areas.setCurrentRow(0)
+        assert view.area_label.text() == "left cheek" and view.size.value() == 6
+        view.lesion.setCurrentText("pih")
+        qtbot.mouseClick(view.correct_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: "Say why" in last_message(win), timeout=TIMEOUT_MS)
+        view.change_reason.setText("darker than the skin around it")
+        qtbot.mouseClick(view.correct_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: "corrected (lesion type hypopigmented_atrophic_scar → pih)" in last_message(win),
+                        timeout=TIMEOUT_MS)
+        qtbot.waitUntil(lambda: "pih" in view.areas.item(0).text(), timeout=TIMEOUT_MS)
         view.plan_visit()
         qtbot.waitUntil(lambda: win.pages.currentWidget() is win.plan_view, timeout=TIMEOUT_MS)
         assert win.plan_view.table.rowCount() == 1
-        assert "left cheek" in win.plan_view.reasons.toPlainText()
+        reasons = win.plan_view.reasons.toPlainText()
+        assert "left cheek" in reasons and "UV is never planned" in reasons
+        assert not any(s.modality == "light" for s in win.controller.plan.steps)
         assert win.trainer is None  # no fault injection outside simulation
         assert win.controller.operator == "dr-a"
         from workstation.store import ClinicStore
 
         with ClinicStore.open(tmp_path / "store.sqlite3", training=False) as store:
-            meds = store.meds(store.get_patient("P-0042").id)
+            patient = store.get_patient("P-0042")
+            meds = store.meds(patient.id)
+            (change,) = store.area_changes(store.areas(patient.id)[0].id)
         assert [(m.med_mj_cm2, m.device_model) for m in meds] == [(400.0, emulators[0].model)]
+        assert (change.field, change.new, change.reason, change.who) == (
+            "lesion_type", "pih", "darker than the skin around it", "dr-a")
     finally:
         window.close()
         for emu in emulators:

@@ -99,14 +99,14 @@ def _plan_area(p: Protocol, t: Tables, course: Course, area: Area, history: Sequ
                meds: Sequence[MedMeasurement], cleared: bool) -> tuple[AreaPlan, list[tuple[date, str]], bool]:
     reasons: list[str] = []
     wanted = list(p.modalities)
-    if area.lesion_type not in p.lesion_types:
-        reasons.append(f"Nothing planned: protocol {p.id} is not for {area.lesion_type.replace('_', ' ')}; "
-                       "choose a protocol that lists this lesion type.")
-        wanted = []
     if "light" in wanted and area.lesion_type in UV_FORBIDDEN_LESIONS:
         wanted.remove("light")
         reasons.append("No light: the area is classified PIH or hyperpigmented, and UV stimulates melanin; UV is "
                        "never planned on such an area (CLINICAL.md).")
+    if area.lesion_type not in p.lesion_types:
+        reasons.append(f"Nothing planned: protocol {p.id} is not for {area.lesion_type.replace('_', ' ')}; "
+                       "choose a protocol that lists this lesion type (for PIH: gentle needling).")
+        wanted = []
     region = t.needling.regions.get(area.body_region)
     if region is None and "needling" in wanted:
         wanted.remove("needling")

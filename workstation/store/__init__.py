@@ -6,6 +6,7 @@ from workstation.store.paths import clinic_db_path, data_dir, default_db_path, t
 from workstation.store.records import (
     REPIGMENTATION_BANDS,
     Area,
+    AreaChange,
     Course,
     Identity,
     MedMeasurement,
@@ -17,7 +18,7 @@ from workstation.store.records import (
 )
 
 __all__ = [
-    "LATEST_VERSION", "MIGRATIONS", "REPIGMENTATION_BANDS", "Area", "ClinicStore", "Course", "Identity",
+    "LATEST_VERSION", "MIGRATIONS", "REPIGMENTATION_BANDS", "Area", "AreaChange", "ClinicStore", "Course", "Identity",
     "MedMeasurement", "Patient", "Response", "ScreeningAnswer", "SessionRecord", "Treatment", "clinic_db_path",
     "data_dir", "default_db_path", "migrate", "training_db_path",
 ]

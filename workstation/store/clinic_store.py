@@ -4,6 +4,7 @@ database, nor the other way round."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import secrets
@@ -24,6 +25,7 @@ from workstation.store.paths import default_db_path
 from workstation.store.records import (
     REPIGMENTATION_BANDS,
     Area,
+    AreaChange,
     Course,
     Identity,
     MedMeasurement,
@@ -37,6 +39,15 @@ from workstation.store.rows import area_from, course_from, session_from
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,31}$")
+
+
+def _check_area(label: str, body_region: str, lesion_type: str, size_cm2: float, skin_type: str) -> None:
+    if lesion_type not in LESION_TYPES:
+        raise UserError(f"Lesion type {lesion_type!r} is unknown; use one of {', '.join(LESION_TYPES)}.")
+    if skin_type not in SKIN_TYPES:
+        raise UserError(f"Skin type {skin_type!r} is unknown; use a Fitzpatrick type {', '.join(SKIN_TYPES)}.")
+    if not size_cm2 > 0 or not body_region.strip() or not label.strip():
+        raise UserError("An area needs a label, a body region and a size above 0 cm².")
 
 
 def _now() -> str:
@@ -160,17 +171,43 @@ class ClinicStore:
     # ---- areas and courses -----------------------------------------------------------------------------------
     def add_area(self, patient_id: int, label: str, body_region: str, lesion_type: str, size_cm2: float,
                  skin_type: str) -> Area:
-        if lesion_type not in LESION_TYPES:
-            raise UserError(f"Lesion type {lesion_type!r} is unknown; use one of {', '.join(LESION_TYPES)}.")
-        if skin_type not in SKIN_TYPES:
-            raise UserError(f"Skin type {skin_type!r} is unknown; use a Fitzpatrick type {', '.join(SKIN_TYPES)}.")
-        if not size_cm2 > 0 or not body_region.strip() or not label.strip():
-            raise UserError("An area needs a label, a body region and a size above 0 cm².")
+        _check_area(label, body_region, lesion_type, size_cm2, skin_type)
         with self.transaction() as c:
             aid = c.execute("INSERT INTO areas (patient_id, label, body_region, lesion_type, size_cm2, skin_type) "
                             "VALUES (?, ?, ?, ?, ?, ?)",
                             (patient_id, label, body_region, lesion_type, float(size_cm2), skin_type)).lastrowid
         return Area(int(aid), patient_id, label, body_region, lesion_type, float(size_cm2), skin_type)
+
+    def correct_area(self, area_id: int, *, who: str, reason: str, label: str | None = None,
+                     body_region: str | None = None, lesion_type: str | None = None, size_cm2: float | None = None,
+                     skin_type: str | None = None) -> Area:
+        """Change an area's description (the fields given), keeping each change with its reason in area_changes, in
+        one transaction. The dose engine plans from the area as it is now: an area reclassified `pih` gets no UV."""
+        if not reason.strip():
+            raise UserError("Say why the area is changed: the reason is kept with the change.")
+        if not who.strip():
+            raise UserError("Say who changes the area (who is empty).")
+        before = self.area(area_id)
+        wanted = {"label": label, "body_region": body_region, "lesion_type": lesion_type,
+                  "size_cm2": None if size_cm2 is None else float(size_cm2), "skin_type": skin_type}
+        after = dataclasses.replace(before, **{k: v for k, v in wanted.items() if v is not None})
+        _check_area(after.label, after.body_region, after.lesion_type, after.size_cm2, after.skin_type)
+        changed = [f for f in wanted if getattr(after, f) != getattr(before, f)]
+        if not changed:
+            raise UserError(f"Area {before.label}: nothing to change (the values are the ones it has).")
+        at = _now()
+        with self.transaction() as c:
+            c.execute(f"UPDATE areas SET {', '.join(f'{f} = ?' for f in changed)} WHERE id = ?",  # noqa: S608
+                      [getattr(after, f) for f in changed] + [area_id])
+            c.executemany("INSERT INTO area_changes (area_id, field, old, new, reason, who, at) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          [(area_id, f, str(getattr(before, f)), str(getattr(after, f)), reason.strip(), who, at)
+                           for f in changed])
+        return after
+
+    def area_changes(self, area_id: int) -> list[AreaChange]:
+        return [AreaChange(r["area_id"], r["field"], r["old"], r["new"], r["reason"], r["who"], r["at"])
+                for r in self._all("SELECT * FROM area_changes WHERE area_id = ? ORDER BY id", (area_id,))]
 
     def areas(self, patient_id: int) -> list[Area]:
         return [area_from(r) for r in self._all("SELECT * FROM areas WHERE patient_id = ? ORDER BY id", (patient_id,))]
@@ -315,5 +352,6 @@ class ClinicStore:
     def export_patient(self, pseudonym: str) -> dict[str, Any]:
         """Everything about a patient's treatment under the pseudonym only: no identifying field is included."""
         p = self.get_patient(pseudonym)
-        return export_dict(p, self.screening(p.id), self.meds(p.id), self.areas(p.id),
+        return export_dict(p, self.screening(p.id), self.meds(p.id),
+                           [(a, self.area_changes(a.id)) for a in self.areas(p.id)],
                            [(c, self.history(c.id)) for c in self.courses(p.id)])

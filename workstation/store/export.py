@@ -9,16 +9,26 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from workstation.store.records import Area, Course, MedMeasurement, Patient, ScreeningAnswer, SessionRecord
+from workstation.store.records import (
+    Area,
+    AreaChange,
+    Course,
+    MedMeasurement,
+    Patient,
+    ScreeningAnswer,
+    SessionRecord,
+)
 
 
 def export_dict(patient: Patient, screening: Sequence[ScreeningAnswer], meds: Sequence[MedMeasurement],
-                areas: Sequence[Area], courses: Sequence[tuple[Course, Sequence[SessionRecord]]]) -> dict[str, Any]:
+                areas: Sequence[tuple[Area, Sequence[AreaChange]]],
+                courses: Sequence[tuple[Course, Sequence[SessionRecord]]]) -> dict[str, Any]:
     doc = {
         "pseudonym": patient.pseudonym,
         "screening": [dataclasses.asdict(a) for a in screening],
         "meds": [dataclasses.asdict(m) for m in meds],
-        "areas": [dataclasses.asdict(a) for a in areas],
+        "areas": [{**dataclasses.asdict(a), "changes": [dataclasses.asdict(c) for c in changes]}
+                  for a, changes in areas],
         "courses": [{"course": dataclasses.asdict(c), "sessions": [dataclasses.asdict(s) for s in sessions]}
                     for c, sessions in courses],
     }

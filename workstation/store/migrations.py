@@ -62,6 +62,14 @@ MIGRATIONS: tuple[str, ...] = (
         area_id INTEGER NOT NULL REFERENCES areas(id), field TEXT NOT NULL, proposed REAL, value REAL NOT NULL,
         reason TEXT NOT NULL CHECK (length(reason) > 0), who TEXT NOT NULL, at TEXT NOT NULL);
     """,
+    # 4: an area's description can be corrected (e.g. reclassified PIH when it darkens during a light course); every
+    # change keeps the old and new value, the reason, who and when.
+    """
+    CREATE TABLE area_changes (
+        id INTEGER PRIMARY KEY, area_id INTEGER NOT NULL REFERENCES areas(id), field TEXT NOT NULL,
+        old TEXT NOT NULL, new TEXT NOT NULL, reason TEXT NOT NULL CHECK (length(reason) > 0), who TEXT NOT NULL,
+        at TEXT NOT NULL);
+    """,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

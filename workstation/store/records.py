@@ -55,6 +55,19 @@ class Area:
 
 
 @dataclass(frozen=True)
+class AreaChange:
+    """One corrected field of an area: the value before and after (as text), why, who and when (UTC, ISO 8601)."""
+
+    area_id: int
+    field: str
+    old: str
+    new: str
+    reason: str
+    who: str
+    at: str
+
+
+@dataclass(frozen=True)
 class Course:
     id: int
     patient_id: int

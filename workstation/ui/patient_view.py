@@ -70,6 +70,17 @@ class PatientView(QWidget):
         add_area.clicked.connect(self.add_area)
         self.areas = QListWidget()
         self.areas.setObjectName("areas")
+        self.areas.setToolTip("Tick the areas of a new course; select one to load it into the form and correct it")
+        self.areas.currentItemChanged.connect(self._area_selected)
+        self._area_by_id: dict[int, Any] = {}
+        self.change_reason = QLineEdit()
+        self.change_reason.setObjectName("area_change_reason")
+        self.change_reason.setPlaceholderText("why, e.g. darker than the skin around it: now PIH")
+        self.correct_button = QPushButton("Correct the selected area")
+        self.correct_button.setObjectName("correct_area_button")
+        self.correct_button.setToolTip("Change the selected area to the values in the form; the old values, the "
+                                       "reason and who changed it are kept. An area reclassified PIH gets no UV.")
+        self.correct_button.clicked.connect(self.correct_area)
 
         self.protocol = QComboBox()
         self.protocol.setObjectName("protocol_choice")
@@ -112,6 +123,8 @@ class PatientView(QWidget):
         form.addRow("skin type", self.skin)
         form.addRow(add_area)
         form.addRow(self.areas)
+        form.addRow("reason", self.change_reason)
+        form.addRow(self.correct_button)
         course_box = QGroupBox("Course")
         cf = QFormLayout(course_box)
         cf.addRow("protocol", self.protocol)
@@ -166,6 +179,7 @@ class PatientView(QWidget):
         self.patient, created, areas, courses = result
         self.patient_label.setText(f"{self.patient.pseudonym} ({'new' if created else 'found'})")
         self.areas.clear()
+        self._area_by_id = {a.id: a for a in areas}
         for a in areas:
             it = QListWidgetItem(f"{a.label} — {a.body_region}, {a.lesion_type}, {a.size_cm2:g} cm², type {a.skin_type}")
             it.setData(Qt.ItemDataRole.UserRole, a.id)
@@ -218,6 +232,41 @@ class PatientView(QWidget):
                                       self.lesion.currentText(), self.size.value(), self.skin.currentText())
         self.controller.store_call(lambda store: store.add_area(pid, *args), lambda _a: self.find_or_create(),
                                    self._error)
+
+    def _area_selected(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None = None) -> None:
+        area = self._area_by_id.get(item.data(Qt.ItemDataRole.UserRole)) if item is not None else None
+        if area is None:
+            return
+        self.area_label.setText(area.label)
+        self.region.setCurrentText(area.body_region)
+        self.lesion.setCurrentText(area.lesion_type)
+        self.size.setValue(area.size_cm2)
+        self.skin.setCurrentText(area.skin_type)
+
+    def correct_area(self) -> None:
+        if not self._need_patient():
+            return
+        item = self.areas.currentItem()
+        area = self._area_by_id.get(item.data(Qt.ItemDataRole.UserRole)) if item is not None else None
+        if area is None:
+            self.notify("Select the area to correct in the list, change its values in the form, say why, then "
+                        "press Correct.", "error")
+            return
+        changes = {"label": self.area_label.text().strip(), "body_region": self.region.currentText(),
+                   "lesion_type": self.lesion.currentText(), "size_cm2": self.size.value(),
+                   "skin_type": self.skin.currentText()}
+        reason, who = self.change_reason.text(), self.controller.operator
+
+        def done(after: Any) -> None:
+            said = [f"{field.replace('_', ' ')} {getattr(area, field)} → {getattr(after, field)}"
+                    for field in changes if getattr(area, field) != getattr(after, field)]
+            self.change_reason.clear()
+            self.notify(f"Area {after.label} corrected ({'; '.join(said)}); the change and its reason are kept. "
+                        "Plan the visit again: the plan follows the area as it is now.", "info")
+            self.find_or_create()
+
+        self.controller.store_call(lambda store: store.correct_area(area.id, who=who, reason=reason, **changes),
+                                   done, self._error)
 
     def start_course(self) -> None:
         if not self._need_patient():
