@@ -221,7 +221,10 @@ class PtyLink:
 
     def _write_loop(self) -> None:
         bytes_per_s = self.baud / 10.0 if self.baud else 0.0
-        burst_bytes = max(16.0, bytes_per_s * 0.002)  # a UART drains continuously: at most 2 ms of credit
+        # The line drains continuously; the model hands it over in chunks of up to 2 ms of line time (a UART FIFO's
+        # worth; a USB adapter batches more), so the loop wakes about 500 times a second, not once per byte: waking
+        # per byte starved the other threads of a loaded machine (a host write once waited 0.5 s for the reader).
+        burst_bytes = max(16.0, bytes_per_s * 0.002)
         credit, last = 0.0, time.monotonic()
         while True:
             try:
@@ -231,16 +234,19 @@ class PtyLink:
                     if not self._running:
                         return
                     now = time.monotonic()
+                    want = len(self._queue)
                     if bytes_per_s:
-                        credit = min(burst_bytes, credit + (now - last) * bytes_per_s)
-                        n = min(len(self._queue), int(credit))
+                        # credit up to two chunks: a late wake-up catches up instead of losing line time
+                        credit = min(2 * burst_bytes, credit + (now - last) * bytes_per_s)
+                        want = min(want, int(burst_bytes))
+                        n = want if credit >= want else 0
                     else:
-                        n = len(self._queue)
+                        n = want
                     last = now
                     written = self._write_locked(n) if n else 0
                     credit -= written
                 if n == 0:
-                    time.sleep(max(0.0002, (1.0 - credit) / bytes_per_s))
+                    time.sleep(max(0.0002, (want - credit) / bytes_per_s))
                 elif written < n:
                     time.sleep(0.001)  # the host is not reading: its pty buffer is full
             except Exception:  # noqa: BLE001 - the transmitter must outlive any one bad write
