@@ -260,3 +260,18 @@ def test_course_area_must_belong_to_patient(store):
     area = store.add_area(b.id, "x", "back", "atrophic_scar", 4, "II")
     with pytest.raises(UserError, match="another patient"):
         store.create_course(a.id, _protocol("atrophic-scar-needling"), [area.id], date(2026, 1, 1))
+
+
+def test_identity_is_added_once_and_never_overwritten(store):
+    p = store.create_patient("CX-I1")
+    assert store.identity(p.id) is None
+    with pytest.raises(UserError, match="family name and a given name"):
+        store.add_identity(p.id, Identity(" ", "Ann"))
+    store.add_identity(p.id, Identity(" Smithson ", "Alexandra", date(1990, 5, 6)))
+    assert store.identity(p.id) == Identity("Smithson", "Alexandra", date(1990, 5, 6))
+    with pytest.raises(UserError, match="already has an identity"):
+        store.add_identity(p.id, Identity("Other", "Name"))
+    assert store.identity(p.id).family_name == "Smithson"
+    with pytest.raises(UserError, match="family name and a given name"):
+        store.create_patient("CX-I2", identity=Identity("", ""))
+    assert store.find_patient("CX-I2") is None  # the failed identity rolled the patient back too

@@ -4,6 +4,7 @@ the clinical path from patient to plan, on emulators standing in for real device
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,8 +109,24 @@ def test_clinical_patient_course_and_plan_on_emulated_ports(qtbot, window: MainW
                          Qt.MouseButton.LeftButton)
         assert "pseudonymous id" in last_message(win)
         view.pseudonym.setText("P-0042")
+        view.family_name.setText("Smithson")
+        view.birth_date.setText("1990-13-01")
+        view.find_or_create()
+        assert "Type both the family name and the given name" in last_message(win)
+        view.given_name.setText("Alexandra")
+        view.find_or_create()
+        assert "is not a date: type it as YYYY-MM-DD" in last_message(win)
+        view.birth_date.setText("1990-05-06")
         view.find_or_create()
         qtbot.waitUntil(lambda: view.patient is not None, timeout=TIMEOUT_MS)
+        assert view.patient_label.text() == "P-0042 (new) — SMITHSON, Alexandra, born 1990-05-06"
+        assert view.family_name.text() == ""  # taken: the form is cleared
+        view.family_name.setText("Smith")  # the wrong patient's name, typed to check
+        view.given_name.setText("Alexandra")
+        view.find_or_create()
+        qtbot.waitUntil(lambda: "not the one on file for P-0042" in last_message(win), timeout=TIMEOUT_MS)
+        view.family_name.clear()
+        view.given_name.clear()
         view.save_screening()
         qtbot.waitUntil(lambda: "screening answers saved" in last_message(win), timeout=TIMEOUT_MS)
         view.save_med()
@@ -145,14 +162,19 @@ def test_clinical_patient_course_and_plan_on_emulated_ports(qtbot, window: MainW
         reasons = win.plan_view.reasons.toPlainText()
         assert "left cheek" in reasons and "UV is never planned" in reasons
         assert not any(s.modality == "light" for s in win.controller.plan.steps)
+        plan_text = json.dumps(win.controller.plan.to_dict())
+        assert "Smithson" not in plan_text and "Alexandra" not in plan_text and "1990" not in plan_text
         assert win.trainer is None  # no fault injection outside simulation
         assert win.controller.operator == "dr-a"
-        from workstation.store import ClinicStore
+        import datetime as dt
+
+        from workstation.store import ClinicStore, Identity
 
         with ClinicStore.open(tmp_path / "store.sqlite3", training=False) as store:
             patient = store.get_patient("P-0042")
             meds = store.meds(patient.id)
             (change,) = store.area_changes(store.areas(patient.id)[0].id)
+            assert store.identity(patient.id) == Identity("Smithson", "Alexandra", dt.date(1990, 5, 6))
         assert [(m.med_mj_cm2, m.device_model) for m in meds] == [(400.0, emulators[0].model)]
         assert (change.field, change.new, change.reason, change.who) == (
             "lesion_type", "pih", "darker than the skin around it", "dr-a")

@@ -50,6 +50,14 @@ def _check_area(label: str, body_region: str, lesion_type: str, size_cm2: float,
         raise UserError("An area needs a label, a body region and a size above 0 cm².")
 
 
+def _insert_identity(c: sqlite3.Connection, patient_id: int, identity: Identity) -> None:
+    if not identity.family_name.strip() or not identity.given_name.strip():
+        raise UserError("An identity needs a family name and a given name.")
+    c.execute("INSERT INTO patient_identity VALUES (?, ?, ?, ?, ?)",
+              (patient_id, identity.family_name.strip(), identity.given_name.strip(),
+               identity.birth_date.isoformat() if identity.birth_date else None, identity.contact))
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -117,9 +125,7 @@ class ClinicStore:
         with self.transaction() as c:
             pid = c.execute("INSERT INTO patients (pseudonym, created_at) VALUES (?, ?)", (pseudonym, created)).lastrowid
             if identity is not None:
-                c.execute("INSERT INTO patient_identity VALUES (?, ?, ?, ?, ?)",
-                          (pid, identity.family_name, identity.given_name,
-                           identity.birth_date.isoformat() if identity.birth_date else None, identity.contact))
+                _insert_identity(c, int(pid), identity)
         return Patient(int(pid), pseudonym, created)
 
     def find_patient(self, pseudonym: str) -> Patient | None:
@@ -131,6 +137,14 @@ class ClinicStore:
         if patient is None:
             raise UserError(f"No patient has the pseudonym {pseudonym}; check the id or create the patient.")
         return patient
+
+    def add_identity(self, patient_id: int, identity: Identity) -> None:
+        """Record the identifying fields of a patient who has none on file (they are never overwritten here)."""
+        try:
+            with self.transaction() as c:
+                _insert_identity(c, patient_id, identity)
+        except sqlite3.IntegrityError as exc:
+            raise UserError("This patient already has an identity on file; it is not changed here.") from exc
 
     def identity(self, patient_id: int) -> Identity | None:
         row = self._one("SELECT * FROM patient_identity WHERE patient_id = ?", (patient_id,))

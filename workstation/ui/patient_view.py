@@ -23,7 +23,9 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from workstation.errors import UserError
 from workstation.protocols.model import LESION_TYPES, SKIN_TYPES
+from workstation.store.records import Identity
 from workstation.ui.response_form import NOTHING_ENTERED, ResponseTable
 from workstation.ui.session_controller import SessionController
 
@@ -41,6 +43,19 @@ class PatientView(QWidget):
         find.setObjectName("find_patient_button")
         find.clicked.connect(self.find_or_create)
         self.patient_label = QLabel("No patient chosen")
+        self.patient_label.setObjectName("patient_label")
+        # Identity: typed when the patient is registered, shown to confirm the right patient, kept only in the clinic
+        # store's identity table; never in a plan, a recording or an export.
+        self.family_name, self.given_name, self.birth_date = QLineEdit(), QLineEdit(), QLineEdit()
+        self.family_name.setObjectName("family_name")
+        self.given_name.setObjectName("given_name")
+        self.birth_date.setObjectName("birth_date")
+        self.family_name.setPlaceholderText("family name")
+        self.given_name.setPlaceholderText("given name")
+        self.birth_date.setPlaceholderText("born YYYY-MM-DD")
+        for edit in (self.family_name, self.given_name, self.birth_date):
+            edit.setToolTip("For a new patient, or one with no identity on file; for a known patient it is checked "
+                            "against the file. Kept in the clinic store only: never in a recording or an export.")
 
         self.screening = QListWidget()
         self.screening.setObjectName("screening")
@@ -106,6 +121,12 @@ class PatientView(QWidget):
         who.addWidget(self.pseudonym, 1)
         who.addWidget(find)
         who.addWidget(self.patient_label, 2)
+        ident = QHBoxLayout()
+        ident.addWidget(QLabel("Identity (clinic store only)"))
+        ident.addWidget(self.family_name, 1)
+        ident.addWidget(self.given_name, 1)
+        ident.addWidget(self.birth_date)
+        ident.addStretch(1)
         scr = QGroupBox("Screening (tick every “yes”)")
         QVBoxLayout(scr).addWidget(self.screening)
         scr.layout().addWidget(save_screening)
@@ -140,6 +161,7 @@ class PatientView(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("<h2>Patient and course</h2>"))
         layout.addLayout(who)
+        layout.addLayout(ident)
         layout.addLayout(row, 1)
 
     def load_library(self) -> None:
@@ -161,23 +183,64 @@ class PatientView(QWidget):
     def _error(self, exc: Exception) -> None:
         self.notify(str(exc), "error")
 
+    def _typed_identity(self) -> Identity | None:
+        """The identity typed in the form, None if nothing was typed. UserError if it is incomplete or impossible."""
+        family, given, born = (e.text().strip() for e in (self.family_name, self.given_name, self.birth_date))
+        if not (family or given or born):
+            return None
+        if not family or not given:
+            raise UserError("Type both the family name and the given name (or leave the identity empty).")
+        birth = None
+        if born:
+            try:
+                birth = dt.date.fromisoformat(born)
+            except ValueError:
+                raise UserError(f"Birth date {born!r} is not a date: type it as YYYY-MM-DD.") from None
+            if not dt.date(1900, 1, 1) <= birth <= dt.date.today():
+                raise UserError(f"Birth date {birth.isoformat()} is impossible: check it.")
+        return Identity(family, given, birth)
+
     def find_or_create(self) -> None:
         pseudonym = self.pseudonym.text().strip()
         if not pseudonym:
             self.notify("Type the patient's pseudonymous id (never their name), then press Find or create.", "error")
             return
+        try:
+            typed = self._typed_identity()
+        except UserError as exc:
+            self.notify(str(exc), "error")
+            return
 
         def work(store: Any) -> tuple:
             patient = store.find_patient(pseudonym)
             created = patient is None
-            patient = patient or store.create_patient(pseudonym)
-            return patient, created, store.areas(patient.id), store.courses(patient.id)
+            if created:
+                patient = store.create_patient(pseudonym, identity=typed)
+            on_file = store.identity(patient.id)
+            if on_file is None and typed is not None:
+                store.add_identity(patient.id, typed)
+                on_file = typed
+            return patient, created, on_file, store.areas(patient.id), store.courses(patient.id)
 
-        self.controller.store_call(work, self._show_patient, self._error)
+        def done(result: tuple) -> None:
+            on_file = result[2]
+            if typed is not None and on_file is not None and _differs(typed, on_file):
+                self.notify(f"The identity typed is not the one on file for {pseudonym}: check that this is the "
+                            "right patient before going on.", "error")
+            else:
+                for edit in (self.family_name, self.given_name, self.birth_date):
+                    edit.clear()
+            self._show_patient(result)
+
+        self.controller.store_call(work, done, self._error)
 
     def _show_patient(self, result: tuple) -> None:
-        self.patient, created, areas, courses = result
-        self.patient_label.setText(f"{self.patient.pseudonym} ({'new' if created else 'found'})")
+        self.patient, created, identity, areas, courses = result
+        who = "no identity on file"
+        if identity is not None:
+            born = f", born {identity.birth_date.isoformat()}" if identity.birth_date else ""
+            who = f"{identity.family_name.upper()}, {identity.given_name}{born}"
+        self.patient_label.setText(f"{self.patient.pseudonym} ({'new' if created else 'found'}) — {who}")
         self.areas.clear()
         self._area_by_id = {a.id: a for a in areas}
         for a in areas:
@@ -337,3 +400,14 @@ class PatientView(QWidget):
             return
         self.controller.plan_course(self.courses.currentData(), self.patient.pseudonym,
                                     lambda _p: self.on_plan(), self._error)
+
+
+def _differs(typed: Identity, on_file: Identity) -> bool:
+    """Names compared without case or surrounding blanks; a birth date counts only when both have one."""
+    def norm(name: str) -> str:
+        return " ".join(name.split()).casefold()
+
+    dates_differ = typed.birth_date is not None and on_file.birth_date is not None and \
+        typed.birth_date != on_file.birth_date
+    return (norm(typed.family_name) != norm(on_file.family_name) or norm(typed.given_name) != norm(on_file.given_name)
+            or dates_differ)
