@@ -169,6 +169,20 @@ def test_state_machine_refuses_out_of_order_operations(sim_session):
         session.resume("dr-test")
 
 
+def test_an_operator_note_is_an_event_with_who_wrote_it(sim_session):
+    rig, session, tap = sim_session
+    event = session.note("  patient   flinched\nat the jawline ", "dr-test")
+    assert event in tap.events
+    assert (event.kind, event.severity, event.source, event.message) == (
+        "note", "info", "operator", "patient flinched at the jawline")
+    assert event.details == {"who": "dr-test", "state": "idle"}
+    with pytest.raises(SessionError, match="empty"):
+        session.note(" \n ", "dr-test")
+    with pytest.raises(SessionError, match="under 500"):
+        session.note("x" * 501, "dr-test")
+    assert sum(e.kind == "note" for e in tap.events) == 1
+
+
 def test_trip_pauses_then_reset_and_resume_completes(sim_session):
     """In the window (abort_on_trip off) a trip pauses; the session resumes only after a manual reset."""
     rig, session, tap = sim_session

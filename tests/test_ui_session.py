@@ -200,3 +200,37 @@ def test_pause_during_a_needling_pass_stops_the_pen_and_trips_nothing(qtbot, win
     assert win.controller.session.state == State.ARMED
     qtbot.mouseClick(win.treatment.pause_button, Qt.MouseButton.LeftButton)  # armed, no step: still a clean pause
     assert win.controller.session.state == State.PAUSED
+
+
+def test_a_note_between_steps_is_recorded_and_space_stays_stop_during_a_step(qtbot, window: MainWindow) -> None:
+    win = window
+    start_training(qtbot, win, "pih-gentle-needling.toml")
+    arm(qtbot, win)
+    t = win.treatment
+    qtbot.mouseClick(t.note_button, Qt.MouseButton.LeftButton)
+    assert "The note is empty" in win.messages[-1][1]
+    t.note_edit.setFocus()
+    qtbot.keyClicks(t.note_edit, "patient anxious, talked through")  # between steps Space types into the note
+    assert t.note_edit.text() == "patient anxious, talked through"
+    assert not any(text.startswith("STOP") for _, text in win.messages)
+    qtbot.keyClick(t.note_edit, Qt.Key.Key_Return)
+    assert "Note added" in win.messages[-1][1] and t.note_edit.text() == ""
+
+    pen = win.controller.rig.emulators["pen"]
+    t.note_edit.setFocus()
+    qtbot.mouseClick(t.start_step_button, Qt.MouseButton.LeftButton)
+    assert not t.note_edit.isEnabled() and not t.note_button.isEnabled()  # no text field can take Space now
+    assert not t.note_edit.hasFocus()
+    qtbot.waitUntil(lambda: pen.state().running, timeout=TIMEOUT_MS)
+    qtbot.keyClick(win.focusWidget() or win, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: not pen.state().active, timeout=TIMEOUT_MS)
+    assert "estop" in t.interlocks.tripped()
+    qtbot.waitUntil(lambda: not t.step_running, timeout=TIMEOUT_MS)
+    assert t.note_edit.isEnabled()
+
+    qtbot.mouseClick(t.end_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.controller.saved is not None, timeout=TIMEOUT_MS)
+    with Recording.open(win.controller.saved.recording) as rec:
+        notes = [e for e in rec.events if e.kind == "note"]
+    assert [(n.message, n.source, n.details["who"]) for n in notes] == [
+        ("patient anxious, talked through", "operator", win.controller.operator)]

@@ -31,6 +31,7 @@ CLOSE_CONFIRM_S = 0.25  # after the device reports the dose reached, telemetry m
 DEPTH_SETTLE_S = 1.0  # time allowed for the pen's depth stop to reach a new setting before needling starts
 DEPTH_SETTLE_TOLERANCE_MM = 0.02
 INACTIVE_CONFIRM_S = 0.5  # after a STOP, telemetry must show the device inactive (the pen brakes for ~50 ms)
+NOTE_MAX_CHARS = 500
 
 
 class State(StrEnum):
@@ -343,6 +344,17 @@ class Session(BaseSink):
         """Emergency stop from any thread: the monitor stops both devices at once; the session then pauses."""
         self._interrupt.set()
         self.monitor.estop(source)
+
+    def note(self, text: str, who: str) -> Event:
+        """An operator's note, recorded as a `note` event with who wrote it (e.g. "patient flinched at the jawline")."""
+        text = " ".join(text.split())
+        if not text:
+            raise SessionError("the note is empty: type what you want kept in the recording.")
+        if len(text) > NOTE_MAX_CHARS:
+            raise SessionError(f"the note has {len(text)} characters; keep it under {NOTE_MAX_CHARS}.")
+        event = Event(now_s(), "note", "info", "operator", text, {"who": who, "state": str(self._state)})
+        self.bus.publish_event(event)
+        return event
 
     def abort(self, who: str, why: str) -> None:
         with self._lock:

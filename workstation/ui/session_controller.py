@@ -252,6 +252,12 @@ class SessionController:
             raise SessionError(f"Only a running or armed session can pause (it is {self.session.state}).")
         self.session.pause(self.operator)
 
+    def add_note(self, text: str) -> None:
+        """The operator's note into the recording (GUI thread: it only publishes an event)."""
+        if self.session is None:
+            raise SessionError("There is no session to add a note to.")
+        self.session.note(text, self.operator)
+
     def resume(self) -> None:
         if self.session is None:
             raise SessionError("There is no session to resume.")

@@ -10,6 +10,7 @@ from PyQt6.QtGui import QFont
 from PyQt6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QPushButton,
     QSplitter,
@@ -18,7 +19,7 @@ from PyQt6.QtWidgets import (
 )
 
 from workstation.bus import Event
-from workstation.session import SessionError, Step
+from workstation.session import NOTE_MAX_CHARS, SessionError, Step
 from workstation.ui.alarms import AlarmList, InterlockLights
 from workstation.ui.messages import user_text
 from workstation.ui.plots import LivePlots
@@ -73,6 +74,17 @@ class TreatmentView(QWidget):
         self.end_button.clicked.connect(self.end_session)
         for b in (self.start_step_button, self.pause_button, self.reset_button, self.resume_button, self.end_button):
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space is STOP, never "click the focused button"
+        # Notes go into the recording. They can be typed only while no step runs: a text field holding the focus
+        # would take Space as a character, and during a step Space must always be STOP.
+        self.note_edit = QLineEdit()
+        self.note_edit.setObjectName("note_edit")
+        self.note_edit.setPlaceholderText("a note for the recording (no names), between steps")
+        self.note_edit.setMaxLength(NOTE_MAX_CHARS)
+        self.note_edit.returnPressed.connect(self.add_note)
+        self.note_button = QPushButton("Add note")
+        self.note_button.setObjectName("note_button")
+        self.note_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.note_button.clicked.connect(self.add_note)
 
         self.interlocks = InterlockLights()
         self.alarms = AlarmList()
@@ -87,6 +99,10 @@ class TreatmentView(QWidget):
         left.addWidget(self.current_area)
         left.addWidget(self.state_label)
         left.addWidget(self.step_list)
+        notes = QHBoxLayout()
+        notes.addWidget(self.note_edit, 1)
+        notes.addWidget(self.note_button)
+        left.addLayout(notes)
         top.addLayout(left, 3)
         top.addLayout(buttons, 1)
         top.addWidget(self.stop_button)
@@ -136,11 +152,26 @@ class TreatmentView(QWidget):
         self.step_list.clear()
         self.current_area.setText("No step running")
         self.state_label.setText("session: idle")
-        self.step_running = False
-        self.start_step_button.setEnabled(True)
+        self._set_step_running(False)
         self.end_button.setEnabled(True)
 
+    def _set_step_running(self, on: bool) -> None:
+        self.step_running = on
+        self.start_step_button.setEnabled(not on)
+        self.note_edit.setEnabled(not on)  # disabled, it drops the focus: Space reaches STOP
+        self.note_button.setEnabled(not on)
+
     # --- actions --------------------------------------------------------------------------------------------------
+    def add_note(self) -> None:
+        try:
+            self.controller.add_note(self.note_edit.text())
+        except SessionError as exc:
+            self.notify(str(exc).capitalize(), "error")
+            return
+        self.note_edit.clear()
+        self.note_edit.clearFocus()  # Space is STOP again
+        self.notify("Note added to the recording.", "info")
+
     def press_stop(self) -> None:
         self.controller.stop("STOP button")
         for cb in self.stop_callbacks:
@@ -154,15 +185,13 @@ class TreatmentView(QWidget):
             return
         session = self.controller.session
         step = session.next_step if session else None
-        self.step_running = True
-        self.start_step_button.setEnabled(False)
+        self._set_step_running(True)
         if step is not None:
             self.current_area.setText(f"Now: {step.area_label} — {step.describe()}")
         self.controller.run_next_step(self._step_done, self._step_failed)
 
     def _step_done(self, result: object) -> None:
-        self.step_running = False
-        self.start_step_button.setEnabled(True)
+        self._set_step_running(False)
         self._mark_current()
         session = self.controller.session
         if session is not None and session.next_step is None:
@@ -171,8 +200,7 @@ class TreatmentView(QWidget):
             self.current_area.setText(f"Next: {session.next_step.area_label} — {session.next_step.describe()}")
 
     def _step_failed(self, exc: Exception) -> None:
-        self.step_running = False
-        self.start_step_button.setEnabled(True)
+        self._set_step_running(False)
         self.notify(user_text(exc), "error")
 
     def reset_interlocks(self) -> None:
