@@ -125,8 +125,14 @@ def test_clinical_patient_course_and_plan_on_emulated_ports(qtbot, window: MainW
         view.given_name.setText("Alexandra")
         view.find_or_create()
         qtbot.waitUntil(lambda: "not the one on file for P-0042" in last_message(win), timeout=TIMEOUT_MS)
+        assert view.patient is None and view.areas.count() == 0  # perhaps the wrong patient: not loaded
+        view.save_screening()
+        assert "Find or create the patient first" in last_message(win)
         view.family_name.clear()
         view.given_name.clear()
+        view.find_or_create()
+        qtbot.waitUntil(lambda: view.patient is not None, timeout=TIMEOUT_MS)
+        assert view.patient_label.text() == "P-0042 (found) — SMITHSON, Alexandra, born 1990-05-06"
         view.save_screening()
         qtbot.waitUntil(lambda: "screening answers saved" in last_message(win), timeout=TIMEOUT_MS)
         view.save_med()

@@ -225,11 +225,17 @@ class PatientView(QWidget):
         def done(result: tuple) -> None:
             on_file = result[2]
             if typed is not None and on_file is not None and _differs(typed, on_file):
+                # Perhaps the wrong patient: nothing of this record is shown or planned until the id is checked.
+                self.patient = None
+                self.areas.clear()
+                self.courses.clear()
+                self.patient_label.setText(f"{pseudonym}: not loaded, the identity typed does not match the file")
                 self.notify(f"The identity typed is not the one on file for {pseudonym}: check that this is the "
-                            "right patient before going on.", "error")
-            else:
-                for edit in (self.family_name, self.given_name, self.birth_date):
-                    edit.clear()
+                            "right patient and the right id. To load it anyway, clear the identity and press Find "
+                            "again.", "error")
+                return
+            for edit in (self.family_name, self.given_name, self.birth_date):
+                edit.clear()
             self._show_patient(result)
 
         self.controller.store_call(work, done, self._error)
