@@ -105,3 +105,42 @@ def test_check_rows_is_strict():
     rows["lamp_temp_c"][50] += 0.01
     with pytest.raises(AssertionError):
         check_rows("light", rows)
+
+
+def _trip(t_stop_s: float, device: str, interlock: str) -> Event:
+    return Event(T0 + t_stop_s + 0.0001, "interlock", "high", "safety", f"INTERLOCK {interlock} on {device}",
+                 {"interlock": interlock, "cause": interlock, "device": device, "latency_ms": 0.1,
+                  "stop_written_t_host_s": T0 + t_stop_s})
+
+
+def test_each_trip_is_reviewed_against_the_telemetry(tmp_path):
+    """Synthetic light: exposures 0–5 s, 10–15 s, 20–25 s at 40 mW/cm²; sample i is taken at T0 + (i + 1) × 0.5 ms
+    as placed from its frame's arrival and the device clock. The pen runs throughout."""
+    trips = [_trip(4.990, "light", "contact_lost"),  # 10 ms before the shutter closed at 5.0 s
+             _trip(5.020, "light", "device_fault"),  # the shutter had closed 20 ms earlier
+             _trip(7.0, "light", "estop"),  # not emitting at all
+             _trip(12.0, "pen", "estop"),  # the pen never stops in this file
+             _trip(25.003, "light", "telemetry_lost")]  # the file ends with the light on: nothing after the stop
+    p = write_session(tmp_path, 25.0, trips)
+    with Recording.open(p) as rec:
+        s = summarize(rec)
+        text = format_summary(rec, s)
+    r = s.trip_reviews
+    assert r[0].active_at_stop is True
+    assert r[0].stopped_ms == pytest.approx(10.5, abs=1e-6)  # sample 10000 at 5.0005 s
+    assert r[0].dose_after_stop_mj_cm2 == pytest.approx(0.40, abs=1e-4)  # samples 9979 → 9999 at 40 mW/cm² (f4)
+    assert r[1].active_at_stop is False and r[1].stopped_ms == pytest.approx(-19.5, abs=1e-6)
+    assert r[2].active_at_stop is False and r[2].stopped_ms is None
+    assert r[3].active_at_stop is True and r[3].stopped_ms is None and not r[3].no_telemetry_after
+    assert r[4].active_at_stop is True and r[4].no_telemetry_after
+    assert "light stopped 10.5 ms after the stop was written, delivering 0.40 mJ/cm² meanwhile" in text
+    assert "light had stopped by itself 19.5 ms before the stop was written" in text
+    assert "light was not active" in text
+    assert "pen STILL ACTIVE 2 s after the stop was written" in text
+    assert "light was active in its last sample and sent none after the stop" in text
+
+
+def test_a_trip_without_a_device_or_its_telemetry_is_said_so(path):
+    with Recording.open(path) as rec:
+        (review,) = summarize(rec).trip_reviews
+    assert review.device == "" and review.active_at_stop is None

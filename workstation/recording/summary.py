@@ -54,12 +54,28 @@ class DeviceSummary:
         return (self.samples - 1) / span if self.samples > 1 and span > 0 else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class TripReview:
+    """What the recorded telemetry shows around an interlock trip. Sample times are placed on the host clock from
+    their frame's arrival and the device clock (so to within the transport delay, not the 10 ms frame):
+    `stopped_ms` is when the first sample showed the device inactive, relative to the stop command being written
+    (negative: the device had stopped itself before, e.g. on its own contact sensor); for the light,
+    `dose_after_stop_mj_cm2` is what it still delivered after the stop was written."""
+
+    event: Event
+    device: str
+    active_at_stop: bool | None  # None: no telemetry of the device around the trip
+    stopped_ms: float | None  # None: not active in the window, still active at its end, or no telemetry after
+    dose_after_stop_mj_cm2: float | None = None
+    no_telemetry_after: bool = False  # active in the last sample, and none came after the stop (link lost)
+
 @dataclass(slots=True)
 class Summary:
     devices: list[DeviceSummary]
     events_by_kind: Counter
     interlocks: list[Event]
     exposures: list[Exposure]
+    trip_reviews: list[TripReview] = field(default_factory=list)
 
     @property
     def dose_per_area_mj_cm2(self) -> dict[str, float]:
@@ -75,8 +91,54 @@ def summarize(rec: Recording) -> Summary:
     for name, info in rec.devices.items():
         if info.driver_kind == "light" and {"shutter_open", "dose_mj_cm2"} <= set(info.dtype.names or ()):
             exposures += _exposures(rec, name)
-    return Summary(devices, Counter(e.kind for e in rec.events), [e for e in rec.events if e.kind == "interlock"],
-                   exposures)
+    interlocks = [e for e in rec.events if e.kind == "interlock"]
+    return Summary(devices, Counter(e.kind for e in rec.events), interlocks, exposures,
+                   [review_trip(rec, e) for e in interlocks])
+
+
+ACTIVITY_CHANNELS = ("shutter_open", "running")  # light, pen: the flag the safety monitor also reads
+REVIEW_BEFORE_S, REVIEW_AFTER_S = 0.5, 2.0  # the telemetry read around a stop
+
+
+def sample_times(rows: np.ndarray) -> np.ndarray:
+    """Host time of each sample: its frame's arrival minus how much earlier, on the device clock, it was taken than
+    the frame's last sample (the samples of a frame share `seq` and `t_host_s`)."""
+    if len(rows) == 0:
+        return np.empty(0)
+    starts = np.flatnonzero(np.r_[True, rows["seq"][1:] != rows["seq"][:-1]])
+    t_dev = rows["t_device_us"].astype(np.int64)
+    frame_last = np.repeat(np.maximum.reduceat(t_dev, starts), np.diff(np.r_[starts, len(rows)]))
+    return rows["t_host_s"] - (frame_last - t_dev) * 1e-6
+
+
+def review_trip(rec: Recording, event: Event) -> TripReview:
+    """Read the device's telemetry around the stop command: was it active, when did it stop, what did it deliver."""
+    device = str(event.details.get("device", ""))
+    t_stop = float(event.details.get("stop_written_t_host_s", event.t_host_s))
+    info = rec.devices.get(device)
+    names = set(info.dtype.names or ()) if info is not None else set()
+    flag = next((c for c in ACTIVITY_CHANNELS if c in names), None)
+    t0 = rec.meta.t0_host_s
+    rows = rec.telemetry(device, t_stop - t0 - REVIEW_BEFORE_S, t_stop - t0 + REVIEW_AFTER_S) if flag else None
+    if rows is None or len(rows) == 0:
+        return TripReview(event, device, None, None)
+    t = sample_times(rows)
+    active = rows[flag].astype(bool)
+    i = int(np.searchsorted(t, t_stop, "right")) - 1  # the last sample taken by the time the stop was written
+    if i < 0 or active[i]:
+        if i == len(rows) - 1:
+            return TripReview(event, device, True, None, no_telemetry_after=True)  # the link went with the trip
+        i = max(i, 0)
+        off = np.flatnonzero(~active[i:])
+        if len(off) == 0:
+            return TripReview(event, device, True, None)  # still active at the end of the window
+        k = i + int(off[0])
+        dose = float(rows["dose_mj_cm2"][k - 1] - rows["dose_mj_cm2"][i]) if "dose_mj_cm2" in names and k > i else None
+        return TripReview(event, device, True, (t[k] - t_stop) * 1000.0, dose)
+    was_on = np.flatnonzero(active[: i + 1])
+    if len(was_on) == 0:
+        return TripReview(event, device, False, None)
+    return TripReview(event, device, False, (t[was_on[-1] + 1] - t_stop) * 1000.0)
 
 
 def _device(rec: Recording, name: str) -> DeviceSummary:
@@ -170,6 +232,24 @@ def checksum_status(path: Path) -> str:
     return check_checksum(path).text
 
 
+def _review_text(r: TripReview) -> str:
+    if r.active_at_stop is None:
+        return f"telemetry: no samples of {r.device or 'the device'} around the stop"
+    if r.no_telemetry_after:
+        return (f"telemetry: {r.device} was active in its last sample and sent none after the stop (the link was "
+                f"lost): only the device's own watchdog could stop it; check its next telemetry or its fault log")
+    if r.stopped_ms is None:
+        if r.active_at_stop:
+            return (f"telemetry: {r.device} STILL ACTIVE {REVIEW_AFTER_S:g} s after the stop was written (or the "
+                    "recording ends first)")
+        return f"telemetry: {r.device} was not active"
+    if not r.active_at_stop:
+        return f"telemetry: {r.device} had stopped by itself {-r.stopped_ms:.1f} ms before the stop was written"
+    dose = f", delivering {r.dose_after_stop_mj_cm2:.2f} mJ/cm² meanwhile" if r.dose_after_stop_mj_cm2 is not None \
+        else ""
+    return f"telemetry: {r.device} stopped {r.stopped_ms:.1f} ms after the stop was written{dose}"
+
+
 def format_summary(rec: Recording, s: Summary) -> str:
     m = rec.meta
     lines = [
@@ -196,10 +276,12 @@ def format_summary(rec: Recording, s: Summary) -> str:
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(s.events_by_kind.items())) or "none"
     lines.append(f"events: {sum(s.events_by_kind.values())} ({kinds}); commands: {len(rec.commands)}")
     lines.append(f"interlock trips: {len(s.interlocks)}")
-    for e in s.interlocks:
+    for r in s.trip_reviews:
+        e = r.event
         cause, latency = e.details.get("cause", "?"), e.details.get("latency_ms")
         lat = f", latency {float(latency):.1f} ms" if latency is not None else ""
         lines.append(f"  at {e.t_host_s - m.t0_host_s:.3f} s: {e.message} (cause {cause}{lat})")
+        lines.append(f"    {_review_text(r)}")
     lines.append(f"dose delivered per area ({len(s.exposures)} exposures):")
     for area, dose in sorted(s.dose_per_area_mj_cm2.items()):
         lines.append(f"  {area}: {dose:.1f} mJ/cm²")
