@@ -246,8 +246,8 @@ class TreatmentView(QWidget):
         self.interlocks.on_event(event)
         self.alarms.add(event)
         if event.kind == "interlock":
-            self.notify(f"{event.message}. The devices were stopped: check the patient and the cause, then Reset "
-                        "interlocks and Resume.", "error")
+            self.notify(f"{event.message.rstrip('.')}. The devices were stopped: check the patient and the cause, "
+                        "then Reset interlocks and Resume.", "error")
         if event.kind == "state":
             self.state_label.setText(f"session: {event.details.get('to', '')} — {event.details.get('cause', '')}")
             self._mark_current()
