@@ -245,32 +245,38 @@ class SerialDevice:
     def _send(
         self, msg: int, payload: bytes, command: str, args: dict, *, wait: bool = True, track: bool = True
     ) -> p.Frame | None:
+        # Nothing is published while the write lock is held: the bus runs the safety monitor, which may write a STOP
+        # to this very device (a failed write reports a disconnect, the disconnect trips an interlock).
+        failure: Exception | None = None
         with self._write_lock:
             # The port is read under the lock: another thread's failed write may have closed it while this one
             # waited for the lock (a write blocks up to the write timeout).
             ser = self._serial
-            if not self.connected or ser is None:
-                rec = CommandRecord(now_s(), self.name, command, args, "not sent: not connected")
+            connected = self.connected and ser is not None
+            if connected:
+                seq = self._seq
+                self._seq = (self._seq + 1) & 0xFFFF
+                pending = _Pending(seq, command, args, 0.0, threading.Event())
                 if track:
-                    self.bus.publish_command(rec)
-                raise NotConnected(f"{self.name} is not connected; {command} was not sent.")
-            seq = self._seq
-            self._seq = (self._seq + 1) & 0xFFFF
-            pending = _Pending(seq, command, args, 0.0, threading.Event())
+                    with self._pending_lock:
+                        self._pending[seq] = pending
+                try:
+                    ser.write(p.encode_frame(msg, seq, payload))
+                    pending.t_sent_s = now_s()
+                except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                    # TypeError/AttributeError: pyserial raises these when the port is closed under a write
+                    with self._pending_lock:
+                        self._pending.pop(seq, None)
+                    failure = exc
+        if not connected:
             if track:
-                with self._pending_lock:
-                    self._pending[seq] = pending
-            try:
-                ser.write(p.encode_frame(msg, seq, payload))
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                # TypeError/AttributeError: pyserial raises these when the port is closed under a write
-                with self._pending_lock:
-                    self._pending.pop(seq, None)
-                if track:
-                    self.bus.publish_command(CommandRecord(now_s(), self.name, command, args, f"error: {exc}"))
-                self._lost_connection(f"write failed: {exc}")
-                raise NotConnected(f"{self.name}: {command} could not be written: {exc}") from exc
-            pending.t_sent_s = now_s()
+                self.bus.publish_command(CommandRecord(now_s(), self.name, command, args, "not sent: not connected"))
+            raise NotConnected(f"{self.name} is not connected; {command} was not sent.")
+        if failure is not None:
+            if track:
+                self.bus.publish_command(CommandRecord(now_s(), self.name, command, args, f"error: {failure}"))
+            self._lost_connection(f"write failed: {failure}")
+            raise NotConnected(f"{self.name}: {command} could not be written: {failure}") from failure
         if not wait:
             return None
         if not pending.done.wait(self.command_timeout_s):

@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+import serial
 
 from tests.conftest import Tap, wait_for
 from workstation.bus import now_s
@@ -235,3 +236,20 @@ def test_a_frozen_gui_thread_delays_no_trip(qtbot, sim):
     assert froze["start"] < ev.t_host_s < froze["end"]
     assert froze["start"] < st.shutter_closed_at < froze["end"]
     assert st.shutter_closed_at - st.injected_at["set_contact"] < 0.05
+
+
+def test_a_failed_heartbeat_write_trips_disconnected_without_deadlocking_the_monitor(sim):
+    """A write that fails reports the disconnect; the disconnect trips the monitor, which writes a STOP to the same
+    device. Done under the write lock this deadlocked the driver and the monitor (the headless unplug scenario hung):
+    nothing is published under that lock now. The monitor stays alive and the driver reconnects."""
+    rig, tap = sim
+    start_light(rig, light_limits())
+    light = rig.devices["light"]
+    light._serial.write = lambda _data: (_ for _ in ()).throw(serial.SerialException("write failed: EIO"))
+    ev = tripped(tap, Interlock.DISCONNECTED, "light")
+    assert "write failed" in ev.message
+    wait_for(lambda: rig.monitor.alive(), what="monitor watchdog alive")
+    t = now_s()
+    wait_for(lambda: rig.monitor.alive() and now_s() - t > 0.3, what="monitor still alive 300 ms later")
+    wait_for(lambda: light.connected and light.counters.reconnects == 1, what="reconnected")
+    assert_off(rig, "light", timeout_s=1.0)  # the reconnect made it safe (and its own watchdog would have)
