@@ -13,10 +13,11 @@ from the arrival of the block that showed the cause to the stop command written.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Protocol
 
 import numpy as np
@@ -70,6 +71,28 @@ class StepLimits:
     depth_tolerance_mm: float = 0.05
     max_lamp_temp_c: float = HOST_MAX_LAMP_TEMP_C
 
+    def describe(self) -> str:
+        if not (self.light_allowed or self.needling_allowed):
+            return "limits: no light, no needling"
+        if self.light_allowed:
+            return (f"limits: light on {self.area_id}, target {self.target_dose_mj_cm2:g} mJ/cm², area cap "
+                    f"{self.area_dose_cap_mj_cm2:g} mJ/cm² ({self.area_dose_before_mj_cm2:g} given before)")
+        return f"limits: needling on {self.area_id}, depth at most {self.depth_limit_mm:g} mm"
+
+    def to_details(self) -> dict[str, object]:
+        """The fields as event details (JSON: an infinite cap is written as null)."""
+        return {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_details(cls, details: dict[str, object]) -> StepLimits:
+        known = {f.name: f for f in fields(cls)}
+        values = {k: (float("inf") if v is None and known[k].type == "float" else v)
+                  for k, v in details.items() if k in known}
+        return cls(**values)
+
+
+LIMITS_EVENT = "limits"  # the event kind set_limits records
+
 
 @dataclass
 class Trip:
@@ -94,8 +117,11 @@ class Stoppable(Protocol):
 
 
 class SafetyMonitor(BaseSink):
-    def __init__(self, bus: SessionBus, devices: dict[str, Stoppable] | None = None) -> None:
+    def __init__(self, bus: SessionBus, devices: dict[str, Stoppable] | None = None,
+                 clock: Callable[[], float] = now_s) -> None:
+        """`clock`: the host monotonic clock; the audit (`workstation/audit.py`) gives a recording's time instead."""
         self.bus = bus
+        self.clock = clock
         self.devices: dict[str, Stoppable] = dict(devices or {})
         self.limits = StepLimits()
         self.trips: list[Trip] = []
@@ -104,7 +130,7 @@ class SafetyMonitor(BaseSink):
         self._tripped: dict[str, Trip] = {}  # device -> the latched trip
         self._active: dict[str, bool] = {}  # device -> emitting / needling, per the last block
         self._last_block_s: dict[str, float] = {}
-        self._alive_s = now_s()
+        self._alive_s = clock()
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
         self.watchdog_period_s = WATCHDOG_PERIOD_S
@@ -122,7 +148,7 @@ class SafetyMonitor(BaseSink):
 
     def alive(self) -> bool:
         """True while the watchdog thread runs on time: the drivers' heartbeats depend on it."""
-        return self._running.is_set() and now_s() - self._alive_s < 0.2
+        return self._running.is_set() and self.clock() - self._alive_s < 0.2
 
     def add_device(self, name: str, device: Stoppable) -> None:
         with self._lock:
@@ -130,6 +156,9 @@ class SafetyMonitor(BaseSink):
 
     def set_limits(self, limits: StepLimits) -> None:
         self.limits = limits  # a reference swap: readers see the old or the new, never a mix
+        # Recorded, so that an audit can hold a recording against the rules that applied at each moment.
+        self.bus.publish_event(Event(self.clock(), LIMITS_EVENT, "info", "safety", limits.describe(),
+                                     limits.to_details()))
 
     # --- state -----------------------------------------------------------------------------------------------
     @property
@@ -147,7 +176,7 @@ class SafetyMonitor(BaseSink):
             cleared, self._tripped = list(self._tripped.values()), {}
         if cleared:
             self.bus.publish_event(Event(
-                now_s(), "interlock_reset", "info", "operator",
+                self.clock(), "interlock_reset", "info", "operator",
                 f"interlocks reset by {who}: " + ", ".join(t.interlock for t in cleared),
                 {"who": who, "cleared": [t.interlock for t in cleared]},
             ))
@@ -156,7 +185,7 @@ class SafetyMonitor(BaseSink):
     # --- the interlocks --------------------------------------------------------------------------------------
     def estop(self, source: str) -> list[Trip]:
         """Emergency stop, from any thread: both devices are stopped at once, the light first."""
-        t = now_s()
+        t = self.clock()
         names = sorted(self.devices, key=lambda n: n != "light")
         return [
             trip for n in names
@@ -164,7 +193,7 @@ class SafetyMonitor(BaseSink):
         ]
 
     def on_block(self, device: str, block: np.ndarray) -> None:
-        t = float(block["t_host_s"][-1]) if len(block) else now_s()
+        t = float(block["t_host_s"][-1]) if len(block) else self.clock()
         self._last_block_s[device] = t
         names = block.dtype.names
         lim = self.limits
@@ -238,20 +267,23 @@ class SafetyMonitor(BaseSink):
     def _watchdog_loop(self) -> None:
         next_t = time.monotonic()
         while self._running.is_set():
-            self._alive_s = now_s()
-            t = self._alive_s
-            for device, active in list(self._active.items()):
-                last = self._last_block_s.get(device, t)
-                if active and t - last > TELEMETRY_LOST_S:
-                    self._trip(Interlock.TELEMETRY_LOST, device, f"no telemetry from {device} for "
-                               f"{(t - last) * 1000:.0f} ms while it was active", t, force=True)
-                    self._active[device] = False  # unknown now; the device's own watchdog stops it anyway
+            self._alive_s = self.clock()
+            self.check_telemetry(self._alive_s)
             next_t += self.watchdog_period_s
             delay = next_t - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             else:
                 next_t = time.monotonic()
+
+    def check_telemetry(self, t: float) -> None:
+        """The time-based interlock: a device active in its last block that has sent none for TELEMETRY_LOST_S."""
+        for device, active in list(self._active.items()):
+            last = self._last_block_s.get(device, t)
+            if active and t - last > TELEMETRY_LOST_S:
+                self._trip(Interlock.TELEMETRY_LOST, device, f"no telemetry from {device} for "
+                           f"{(t - last) * 1000:.0f} ms while it was active", t, force=True)
+                self._active[device] = False  # unknown now; the device's own watchdog stops it anyway
 
     # --- tripping --------------------------------------------------------------------------------------------
     def _trip(self, interlock: str, device: str, message: str, t_cause: float, *, force: bool = False,
@@ -267,7 +299,7 @@ class SafetyMonitor(BaseSink):
                 t_written = dev.stop_now(f"interlock: {interlock}") if dev is not None else float("nan")
                 stop_result = "stop written"
             except Exception as exc:  # noqa: BLE001 - a dead link: the device's own watchdog is the backstop
-                t_written = now_s()
+                t_written = self.clock()
                 stop_result = f"stop not written: {exc}"
             trip = Trip(interlock, device, message, t_cause, t_written, dict(details))
             if latched is None:

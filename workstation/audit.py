@@ -1,0 +1,201 @@
+"""Audit a recording against this program's safety monitor: would the interlocks trip as they did?
+
+The recording's telemetry is fed, frame by frame in arrival order, to a fresh `SafetyMonitor` whose clock is the
+recording's own time, together with the inputs the monitor had live: the step limits the session set (`limits`
+events), the devices' fault and connection reports, the operator's E-stops and resets. Its 10 ms watchdog is stepped
+through the recording's time, to one period past its end (a telemetry-lost trip made in that last period is shown
+but not counted: the live watchdog's ticks fell on another grid). The devices are stand-ins that note each stop. The trips it makes are then matched
+with the recorded ones (same interlock, same device, cause within `tolerance_s`):
+
+- *reproduced*: recorded and made again;
+- *missing*: recorded, not made now: the monitor changed, or the recording lacks an input;
+- *extra*: made now, not recorded: this monitor would have stopped a device that the recorded one did not.
+
+An engineer runs it on field recordings after changing the monitor, or to check what a session's interlocks did.
+Recordings made before `limits` events existed are audited with permissive limits (light and needling allowed, no
+dose or depth limit): the protocol-rule, dose, cap and depth interlocks cannot be judged, and the audit says so.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from workstation.bus import Event, SessionBus
+from workstation.recording.reader import Recording
+from workstation.safety import LIMITS_EVENT, WATCHDOG_PERIOD_S, Interlock, SafetyMonitor, StepLimits
+
+CHUNK_ROWS = 1 << 16
+INF = float("inf")
+PERMISSIVE = StepLimits(area_id="(not recorded)", light_allowed=True, needling_allowed=True, target_dose_mj_cm2=INF,
+                        area_dose_cap_mj_cm2=INF, depth_limit_mm=INF)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditTrip:
+    interlock: str
+    device: str
+    t_cause_s: float  # session time
+    message: str
+
+
+@dataclass
+class AuditResult:
+    limits_recorded: int  # how many limit changes the recording holds (0: an older recording)
+    recorded: list[AuditTrip]
+    replayed: list[AuditTrip]
+    reproduced: list[tuple[AuditTrip, AuditTrip]] = field(default_factory=list)  # (recorded, replayed)
+    missing: list[AuditTrip] = field(default_factory=list)
+    extra: list[AuditTrip] = field(default_factory=list)
+    # made now by the watchdog within one period of the recording's end: the live watchdog ticked on another grid
+    # and may have come after the recording closed, so these are shown and not counted
+    at_end: list[AuditTrip] = field(default_factory=list)
+    blocks: int = 0
+
+    @property
+    def same(self) -> bool:
+        return not self.missing and not self.extra
+
+
+class _Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class _StandIn:
+    """A device for the monitor to stop: it notes the stop, written at the recording's time."""
+
+    def __init__(self, name: str, clock: _Clock) -> None:
+        self.name, self.clock, self.stops = name, clock, []
+
+    def stop_now(self, why: str) -> float:
+        self.stops.append((self.clock.t, why))
+        return self.clock.t
+
+
+def _frames(rec: Recording, device: str) -> Iterator[tuple[float, int, str, Any]]:
+    """The device's telemetry as the blocks the driver published: one per frame (its samples share `seq`)."""
+    pending: np.ndarray | None = None
+    for i in range(0, rec.samples(device), CHUNK_ROWS):
+        rows = rec.rows(device, i, i + CHUNK_ROWS)
+        if pending is not None:
+            rows = np.concatenate([pending, rows])
+        starts = np.r_[0, np.flatnonzero(rows["seq"][1:] != rows["seq"][:-1]) + 1]
+        for a, b in itertools.pairwise(starts.tolist()):
+            yield float(rows["t_host_s"][b - 1]), 1, device, rows[a:b]
+        pending = rows[starts[-1]:]  # the last frame may go on in the next chunk
+    if pending is not None and len(pending):
+        yield float(pending["t_host_s"][-1]), 1, device, pending
+
+
+def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
+    t0 = rec.meta.t0_host_s
+    clock = _Clock(t0)
+    devices = {name: _StandIn(name, clock) for name in rec.devices}
+    monitor = SafetyMonitor(SessionBus(), dict(devices), clock=clock)
+    limits = [e for e in rec.events if e.kind == LIMITS_EVENT]
+    if not limits:
+        monitor.limits = PERMISSIVE
+
+    inputs: list[tuple[float, int, str, Any]] = []
+    estops_seen: set[float] = set()
+    for e in rec.events:
+        if e.kind == "interlock" and e.details.get("interlock") == Interlock.ESTOP:
+            t_cause = float(e.details.get("cause_t_host_s", e.t_host_s))
+            if t_cause not in estops_seen:  # one press trips every device: replay it once
+                estops_seen.add(t_cause)
+                inputs.append((t_cause, 0, "estop", e))
+        elif e.kind in (LIMITS_EVENT, "interlock_reset") or (e.kind in ("fault", "connection")
+                                                              and e.source in devices):
+            inputs.append((e.t_host_s, 0, "event", e))
+    streams = [iter(sorted(inputs, key=lambda x: x[0]))] + [_frames(rec, d) for d in rec.devices]
+    order = itertools.count()
+    merged = heapq.merge(*(((t, prio, next(order), kind, item) for t, prio, kind, item in s) for s in streams))
+
+    blocks = 0
+    next_tick = t0
+
+    def watchdog_until(t: float) -> float:  # the watchdog thread, every 10 ms of the recording's time
+        tick = next_tick
+        while tick <= t:
+            clock.t = tick
+            monitor.check_telemetry(tick)
+            tick += WATCHDOG_PERIOD_S
+        return tick
+
+    for t, _prio, _n, kind, item in merged:
+        next_tick = watchdog_until(t)
+        clock.t = t
+        if kind == "estop":
+            monitor.estop(str(item.details.get("source", "recorded E-stop")))
+        elif kind == "event":
+            _feed_event(monitor, item)
+        else:
+            monitor.on_block(kind, item)
+            blocks += 1
+    # The live watchdog ran on until the recording closed (its last trip may be the last thing recorded); its ticks
+    # fell on another 10 ms grid, so one more period is allowed.
+    watchdog_until(t0 + rec.duration_s + WATCHDOG_PERIOD_S)
+
+    recorded = [AuditTrip(str(e.details.get("interlock", e.details.get("cause", "?"))), str(e.details.get("device", "")),
+                          float(e.details.get("cause_t_host_s", e.t_host_s)) - t0, e.message)
+                for e in rec.events if e.kind == "interlock"]
+    replayed = [AuditTrip(tr.interlock, tr.device, tr.t_cause_s - t0, tr.message) for tr in monitor.trips]
+    result = AuditResult(len(limits), recorded, replayed, blocks=blocks)
+    unmatched = list(replayed)
+    for r in recorded:
+        match = next((a for a in unmatched if a.interlock == r.interlock and a.device == r.device
+                      and abs(a.t_cause_s - r.t_cause_s) <= tolerance_s), None)
+        if match is None:
+            result.missing.append(r)
+        else:
+            unmatched.remove(match)
+            result.reproduced.append((r, match))
+    end_s = rec.duration_s
+    result.at_end = [a for a in unmatched if a.interlock == Interlock.TELEMETRY_LOST
+                     and a.t_cause_s > end_s - WATCHDOG_PERIOD_S]
+    result.extra = [a for a in unmatched if a not in result.at_end]
+    return result
+
+
+def _feed_event(monitor: SafetyMonitor, e: Event) -> None:
+    if e.kind == LIMITS_EVENT:
+        monitor.set_limits(StepLimits.from_details(e.details))
+    elif e.kind == "interlock_reset":
+        monitor.reset(str(e.details.get("who", "recorded reset")))
+    else:
+        monitor.on_event(e)
+
+
+def format_audit(rec: Recording, r: AuditResult) -> str:
+    lines = [f"audit of {rec.path.name} against this program's safety monitor ({r.blocks} telemetry blocks)"]
+    if r.limits_recorded:
+        lines.append(f"  step limits: {r.limits_recorded} changes recorded and applied")
+    else:
+        lines.append("  step limits: NONE recorded (a recording older than limits events): audited with light and "
+                     "needling allowed and no dose or depth limit, so the protocol-rule, target-dose, area-cap and "
+                     "depth interlocks are not judged")
+    lines.append(f"  trips: {len(r.recorded)} recorded, {len(r.replayed)} made by the audit")
+    for rec_trip, new in r.reproduced:
+        lines.append(f"  reproduced: {rec_trip.interlock} on {rec_trip.device} at {rec_trip.t_cause_s:.3f} s "
+                     f"(cause {1000 * (new.t_cause_s - rec_trip.t_cause_s):+.1f} ms)")
+    for t in r.missing:
+        lines.append(f"  MISSING (recorded, not made now): {t.interlock} on {t.device} at {t.t_cause_s:.3f} s: "
+                     f"{t.message}")
+    for t in r.extra:
+        lines.append(f"  EXTRA (made now, not recorded): {t.interlock} on {t.device} at {t.t_cause_s:.3f} s: "
+                     f"{t.message}")
+    for t in r.at_end:
+        lines.append(f"  at the end, not counted: {t.interlock} on {t.device} at {t.t_cause_s:.3f} s, within "
+                     f"{WATCHDOG_PERIOD_S * 1000:.0f} ms of the recording's end (the live watchdog may have ticked "
+                     "after the recording closed)")
+    lines.append("result: " + ("the same trips" if r.same else "the trips DIFFER"))
+    return "\n".join(lines)
