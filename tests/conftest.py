@@ -76,3 +76,16 @@ def rig(request, bus_tap):
     yield kind, emu, drv, tap
     drv.close()
     emu.stop()
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    """The workstation window, shown, with its recordings (tmp_path/recordings) and its store (tmp_path/store.sqlite3)
+    in the test's own folder; closed afterwards (which stops any device and closes any recording)."""
+    from workstation.ui.main_window import MainWindow
+
+    win = MainWindow(recordings_dir=tmp_path / "recordings", store_path=tmp_path / "store.sqlite3")
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()

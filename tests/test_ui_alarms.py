@@ -4,9 +4,6 @@ the device made safe (checked in the emulator's own state)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from PyQt6.QtCore import Qt
 
@@ -71,15 +68,6 @@ def test_alarms_are_ordered_by_priority_and_acknowledgements_go_on_the_bus(qtbot
     assert len(acks) == 1 and acks[0].details["severity"] == "high" and acks[0].details["who"] == "nurse-1"
     assert alarms.list.item(2).text().endswith("(acknowledged)")  # kept, greyed, after the open ones
     assert alarms.summary.text() == "1 medium, 1 low to acknowledge"
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path) -> Iterator[MainWindow]:
-    win = MainWindow(recordings_dir=tmp_path / "recordings", store_path=tmp_path / "training.sqlite3")
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
 
 
 @pytest.mark.parametrize(("scenario", "device", "fault", "interlock"), [

@@ -5,25 +5,14 @@ the clinical path from patient to plan, on emulators standing in for real device
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from PyQt6.QtCore import Qt
 
 from workstation.protocols.library import seeds_dir
 from workstation.ui.main_window import MainWindow
 
 TIMEOUT_MS = 20_000
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path) -> Iterator[MainWindow]:
-    win = MainWindow(recordings_dir=tmp_path / "recordings", store_path=tmp_path / "store.sqlite3")
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
 
 
 def last_message(win: MainWindow) -> str:

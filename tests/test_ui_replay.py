@@ -4,7 +4,6 @@ the view seeks (plots cleared and refilled from there), steps to the next event 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,15 +24,6 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = run_scenario(scenario, out, out=lambda _line: None)
     assert result.recording is not None
     return result.recording
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path) -> Iterator[MainWindow]:
-    win = MainWindow(recordings_dir=tmp_path)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
 
 
 def open_replay(qtbot, win: MainWindow, path: Path) -> None:

@@ -3,10 +3,8 @@ a full combined session, a fault injected by the trainer, STOP by the Esc key, a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from PyQt6.QtCore import Qt
 
 from workstation.protocols.library import seeds_dir
@@ -17,15 +15,6 @@ from workstation.ui.main_window import MainWindow
 
 SCENARIOS = seeds_dir() / "scenarios"
 TIMEOUT_MS = 20_000
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path) -> Iterator[MainWindow]:
-    win = MainWindow(recordings_dir=tmp_path / "recordings", store_path=tmp_path / "training.sqlite3")
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
 
 
 def start_training(qtbot, win: MainWindow, scenario: str) -> None:
