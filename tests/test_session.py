@@ -58,13 +58,17 @@ def test_combined_session_completes_and_its_recording_holds_plan_commands_and_st
     assert any("outcome: completed, as expected" in line for line in lines)
 
 
-@pytest.mark.parametrize(("scenario", "interlock"), [
-    ("contact-lost-mid-exposure.toml", Interlock.CONTACT_LOST),
-    ("unplug-mid-exposure.toml", Interlock.DISCONNECTED),
+@pytest.mark.parametrize(("scenario", "interlock", "review"), [
+    ("contact-lost-mid-exposure.toml", Interlock.CONTACT_LOST, "telemetry: light stopped "),
+    ("unplug-mid-exposure.toml", Interlock.DISCONNECTED, "telemetry: light was active in its last sample and sent "
+     "none after the stop"),
 ])
-def test_fault_scenarios_end_safely_with_the_cause_recorded(tmp_path, scenario, interlock):
-    result = run_scenario(load_scenario(SCENARIOS / scenario), tmp_path, out=quiet)
+def test_fault_scenarios_end_safely_with_the_cause_recorded(tmp_path, scenario, interlock, review):
+    lines: list[str] = []
+    result = run_scenario(load_scenario(SCENARIOS / scenario), tmp_path, out=lines.append)
     assert result.exit_code == EXIT_INTERLOCK and result.state == "aborted"
+    # the printed summary reviews the first trip against the recorded telemetry
+    assert any(line.strip().startswith(f"{interlock}: {review}") for line in lines), lines
     [res] = result.summary["results"]
     assert res["outcome"] == "interrupted" and 0 < res["delivered_dose_mj_cm2"] < 200
     with Recording.open(result.recording) as rec:

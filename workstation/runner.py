@@ -214,7 +214,18 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, sha, code:
     for t in summary["trips"]:
         out(f"  interlock {t['interlock']} on {t['device']} ({t['latency_ms']:.2f} ms): {t['message']}")
     if recording is not None:
+        for line in _trip_reviews(recording):
+            out(f"    {line}")
         out(f"recording: {recording} (sha256 {sha})")
     outcome = "completed" if code == EXIT_COMPLETED else "aborted"
     verdict = "as expected" if outcome == scenario.expect else f"NOT as expected ({scenario.expect})"
     out(f"outcome: {outcome}, {verdict}; exit code {code}")
+
+
+def _trip_reviews(recording) -> list[str]:
+    """What the recorded telemetry shows after each trip (`inspect` gives the same lines)."""
+    from workstation.recording import Recording
+    from workstation.recording.summary import review_text, summarize
+
+    with Recording.open(recording) as rec:
+        return [f"{r.event.details.get('interlock', '?')}: {review_text(r)}" for r in summarize(rec).trip_reviews]

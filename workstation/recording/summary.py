@@ -232,7 +232,7 @@ def checksum_status(path: Path) -> str:
     return check_checksum(path).text
 
 
-def _review_text(r: TripReview) -> str:
+def review_text(r: TripReview) -> str:
     if r.active_at_stop is None:
         return f"telemetry: no samples of {r.device or 'the device'} around the stop"
     if r.no_telemetry_after:
@@ -281,7 +281,7 @@ def format_summary(rec: Recording, s: Summary) -> str:
         cause, latency = e.details.get("cause", "?"), e.details.get("latency_ms")
         lat = f", latency {float(latency):.1f} ms" if latency is not None else ""
         lines.append(f"  at {e.t_host_s - m.t0_host_s:.3f} s: {e.message} (cause {cause}{lat})")
-        lines.append(f"    {_review_text(r)}")
+        lines.append(f"    {review_text(r)}")
     lines.append(f"dose delivered per area ({len(s.exposures)} exposures):")
     for area, dose in sorted(s.dose_per_area_mj_cm2.items()):
         lines.append(f"  {area}: {dose:.1f} mJ/cm²")
