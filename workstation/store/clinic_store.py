@@ -18,7 +18,7 @@ from typing import Any
 from workstation.checksum import sha256_of
 from workstation.errors import UserError
 from workstation.protocols.model import LESION_TYPES, SKIN_TYPES, Protocol
-from workstation.store.connection import connect
+from workstation.store.connection import busy_error, connect, is_busy
 from workstation.store.export import export_dict
 from workstation.store.migrations import schema_version
 from workstation.store.paths import default_db_path
@@ -95,14 +95,30 @@ class ClinicStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Every change goes through here: all of it is written, or none of it."""
-        self._conn.execute("BEGIN IMMEDIATE")
+        """Every change goes through here: all of it is written, or none of it.
+
+        Raises UserError (in words) when another program holds the store's write lock past the busy timeout."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                raise busy_error(self.path) from exc
+            raise
         try:
             yield self._conn
-        except BaseException:
+        except BaseException as exc:
             self._conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
+                raise busy_error(self.path) from exc
             raise
-        self._conn.execute("COMMIT")
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            if is_busy(exc):
+                raise busy_error(self.path) from exc
+            raise
 
     def _one(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Row | None:
         cur = self._conn.execute(sql, tuple(args))
@@ -119,10 +135,14 @@ class ClinicStore:
         pseudonym = pseudonym or "CX-" + secrets.token_hex(4).upper()
         if not PSEUDONYM.match(pseudonym):
             raise UserError(f"Pseudonym {pseudonym!r} is not valid: use 3–32 letters, digits and hyphens.")
+        exists = UserError(f"A patient with pseudonym {pseudonym} already exists; choose another.")
         if self.find_patient(pseudonym):
-            raise UserError(f"A patient with pseudonym {pseudonym} already exists; choose another.")
+            raise exists
         created = _now()
         with self.transaction() as c:
+            # Checked again under the write lock: another process may have created it since the look-up above.
+            if c.execute("SELECT 1 FROM patients WHERE pseudonym = ?", (pseudonym,)).fetchone():
+                raise exists
             pid = c.execute("INSERT INTO patients (pseudonym, created_at) VALUES (?, ?)", (pseudonym, created)).lastrowid
             if identity is not None:
                 _insert_identity(c, int(pid), identity)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from workstation.errors import UserError
@@ -10,6 +11,23 @@ from workstation.store.migrations import LATEST_VERSION, migrate, schema_version
 from workstation.store.paths import clinic_db_path, default_db_path, training_db_path
 
 ROLES = ("clinic", "training")
+BUSY_TIMEOUT_MS = 5000
+"""How long a write waits for another program's write lock on the store before it gives up with a sentence."""
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """True when SQLite gave up waiting for another connection's lock (SQLITE_BUSY / SQLITE_LOCKED)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
+def busy_error(path: Path) -> UserError:
+    """The sentence for a store another program holds: what happened and what to do, never SQLite's text."""
+    return UserError(f"The clinic store {path} is in use by another program, which has held it for more than "
+                     f"{BUSY_TIMEOUT_MS / 1000:g} s; nothing was changed. Try again in a moment; if this repeats, "
+                     f"close the other program that has the store open.")
 
 
 def connect(path: Path, role: str) -> sqlite3.Connection:
@@ -24,7 +42,7 @@ def connect(path: Path, role: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         found = _role_of(conn, path)
         if found is not None and found != role:
             raise UserError(f"{path} is marked as a {found} database; a {role} store cannot open it. "
@@ -33,11 +51,13 @@ def connect(path: Path, role: str) -> sqlite3.Connection:
         if version > LATEST_VERSION:
             raise UserError(f"{path} has schema version {version}, newer than this program knows "
                             f"({LATEST_VERSION}); update the workstation software.")
-        if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+        if _switch_to_wal(conn) != "wal":
             raise UserError(f"{path} could not be switched to WAL mode; put it on a local disk.")
         migrate(conn, role=role if found is None else None)
     except sqlite3.DatabaseError as exc:
         conn.close()
+        if is_busy(exc):
+            raise busy_error(path) from exc
         raise UserError(f"{path} is not a Cicatrix database or is damaged ({exc}); check the path.") from exc
     except BaseException:
         conn.close()
@@ -45,9 +65,26 @@ def connect(path: Path, role: str) -> sqlite3.Connection:
     return conn
 
 
+def _switch_to_wal(conn: sqlite3.Connection) -> str:
+    """Set WAL journaling and return the mode now in force. Leaving rollback journaling needs an exclusive lock, and
+    SQLite answers BUSY at once (without its busy handler) while another process has the new file open: retry for up
+    to the busy timeout, as a write would wait."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+
+
 def _role_of(conn: sqlite3.Connection, path: Path) -> str | None:
-    if schema_version(conn) == 0:
-        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+    # Version and table count in one statement (one snapshot): another process may create the schema in between.
+    version, tables = conn.execute(
+        "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master)").fetchone()
+    if version == 0:
+        if tables:
             raise UserError(f"{path} is an SQLite file of another program; choose another path.")
         return None
     row = conn.execute("SELECT value FROM meta WHERE key = 'role'").fetchone()

@@ -80,18 +80,40 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 def migrate(conn: sqlite3.Connection, *, upto: int = LATEST_VERSION, role: str | None = None) -> int:
     """Apply the missing migrations up to `upto`, each in its own transaction. On a new database the role marker
-    is written in the same transaction as migration 1. The connection must be in autocommit mode."""
-    version = schema_version(conn)
-    while version < upto:
-        script = MIGRATIONS[version]
-        version += 1
-        extra = ""
-        if version == 1 and role is not None:
-            extra = f"INSERT INTO meta (key, value) VALUES ('role', '{role}');"
+    is written in the same transaction as migration 1. The connection must be in autocommit mode.
+
+    The version is read again after the write lock is taken (BEGIN IMMEDIATE), so several processes opening the same
+    new store at once each see the version the previous one committed and never apply a migration twice.
+
+    Raises sqlite3.OperationalError when another program holds the write lock longer than the busy timeout."""
+    while schema_version(conn) < upto:  # read without a lock first: an up-to-date store opens beside a writer
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executescript(f"BEGIN IMMEDIATE;\n{script}\n{extra}\nPRAGMA user_version = {version};\nCOMMIT;")
-        except sqlite3.Error:
+            version = schema_version(conn)
+            if version >= upto:
+                conn.execute("COMMIT")
+                break
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            if version == 0 and role is not None:
+                conn.execute("INSERT INTO meta (key, value) VALUES ('role', ?)", (role,))
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-    return version
+    return schema_version(conn)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into complete SQL statements (executescript would commit the open transaction)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {current.strip()[:60]!r}")
+    return statements
