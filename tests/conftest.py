@@ -89,3 +89,9 @@ def window(qtbot, tmp_path):
     win.show()
     yield win
     win.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _workstation_keys(tmp_path_factory):
+    """Keys (identity, recording signing) in a folder of the test run, never the user's configuration folder."""
+    os.environ["CICATRIX_KEYS_DIR"] = str(tmp_path_factory.mktemp("keys"))

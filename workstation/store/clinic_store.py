@@ -20,6 +20,8 @@ from workstation.errors import UserError
 from workstation.protocols.model import LESION_TYPES, SKIN_TYPES, Protocol
 from workstation.store.connection import busy_error, connect, is_busy
 from workstation.store.export import export_dict
+from workstation.store.identity import identity_in, insert_identity, read_identity, refuse_identity
+from workstation.store.keys import IdentityCipher
 from workstation.store.migrations import schema_version
 from workstation.store.paths import default_db_path
 from workstation.store.records import (
@@ -36,6 +38,7 @@ from workstation.store.records import (
     Treatment,
 )
 from workstation.store.rows import area_from, course_from, session_from
+from workstation.store.trail import default_actor, register_functions
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,31}$")
@@ -50,14 +53,6 @@ def _check_area(label: str, body_region: str, lesion_type: str, size_cm2: float,
         raise UserError("An area needs a label, a body region and a size above 0 cm².")
 
 
-def _insert_identity(c: sqlite3.Connection, patient_id: int, identity: Identity) -> None:
-    if not identity.family_name.strip() or not identity.given_name.strip():
-        raise UserError("An identity needs a family name and a given name.")
-    c.execute("INSERT INTO patient_identity VALUES (?, ?, ?, ?, ?)",
-              (patient_id, identity.family_name.strip(), identity.given_name.strip(),
-               identity.birth_date.isoformat() if identity.birth_date else None, identity.contact))
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -70,6 +65,23 @@ class ClinicStore:
         self._conn = conn
         self.path = path
         self.role = role
+        self.actor = default_actor()
+        """Who the audit trail names for every write: the signed-in account (`sign_in`), else the OS account."""
+        self._reason = ""
+        self._cipher: IdentityCipher | None = None
+        register_functions(conn, lambda: self.actor, lambda: self._reason)
+
+    @property
+    def cipher(self) -> IdentityCipher:
+        """The workstation's identity key (created on first use; workstation.store.keys)."""
+        if self._cipher is None:
+            self._cipher = IdentityCipher.load()
+        return self._cipher
+
+    def refuse_identity_in(self, patient_id: int, text: str, what: str, *, compact: bool = False) -> None:
+        """UserError if `text`, written about this patient, contains the identity on file (the free text guard)."""
+        if text and text.strip():
+            refuse_identity(text, self.identity(patient_id), what, compact=compact)
 
     # ---- opening -------------------------------------------------------------------------------------------
     @classmethod
@@ -94,8 +106,9 @@ class ClinicStore:
         return schema_version(self._conn)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Every change goes through here: all of it is written, or none of it.
+    def transaction(self, reason: str = "") -> Iterator[sqlite3.Connection]:
+        """Every change goes through here: all of it is written, or none of it. Each row written is trailed with
+        the current actor and `reason` (workstation.store.trail).
 
         Raises UserError (in words) when another program holds the store's write lock past the busy timeout."""
         try:
@@ -104,13 +117,16 @@ class ClinicStore:
             if is_busy(exc):
                 raise busy_error(self.path) from exc
             raise
+        self._reason = reason
         try:
             yield self._conn
         except BaseException as exc:
+            self._reason = ""
             self._conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
                 raise busy_error(self.path) from exc
             raise
+        self._reason = ""
         try:
             self._conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
@@ -135,6 +151,7 @@ class ClinicStore:
         pseudonym = pseudonym or "CX-" + secrets.token_hex(4).upper()
         if not PSEUDONYM.match(pseudonym):
             raise UserError(f"Pseudonym {pseudonym!r} is not valid: use 3–32 letters, digits and hyphens.")
+        refuse_identity(pseudonym, identity, "pseudonym", compact=True)
         exists = UserError(f"A patient with pseudonym {pseudonym} already exists; choose another.")
         if self.find_patient(pseudonym):
             raise exists
@@ -145,7 +162,7 @@ class ClinicStore:
                 raise exists
             pid = c.execute("INSERT INTO patients (pseudonym, created_at) VALUES (?, ?)", (pseudonym, created)).lastrowid
             if identity is not None:
-                _insert_identity(c, int(pid), identity)
+                insert_identity(c, self.cipher, int(pid), identity)
         return Patient(int(pid), pseudonym, created)
 
     def find_patient(self, pseudonym: str) -> Patient | None:
@@ -160,24 +177,26 @@ class ClinicStore:
 
     def add_identity(self, patient_id: int, identity: Identity) -> None:
         """Record the identifying fields of a patient who has none on file (they are never overwritten here)."""
+        pseudonym = self._one("SELECT pseudonym FROM patients WHERE id = ?", (patient_id,))
+        if pseudonym is not None and identity_in(pseudonym[0], identity, compact=True):
+            raise UserError(f"The pseudonym {pseudonym[0]} contains this identity, so it would identify the patient "
+                            "wherever it appears; register the patient again under a neutral pseudonym.")
         try:
             with self.transaction() as c:
-                _insert_identity(c, patient_id, identity)
+                insert_identity(c, self.cipher, patient_id, identity)
         except sqlite3.IntegrityError as exc:
             raise UserError("This patient already has an identity on file; it is not changed here.") from exc
 
     def identity(self, patient_id: int) -> Identity | None:
-        row = self._one("SELECT * FROM patient_identity WHERE patient_id = ?", (patient_id,))
-        if row is None:
-            return None
-        born = date.fromisoformat(row["birth_date"]) if row["birth_date"] else None
-        return Identity(row["family_name"], row["given_name"], born, row["contact"])
+        """The decrypted identity, or None. UserError when this workstation's key cannot decrypt it."""
+        return read_identity(self._conn, self.cipher, patient_id)
 
     # ---- screening and MED -----------------------------------------------------------------------------------
     def add_screening_answer(self, patient_id: int, item_id: str, answer: bool, answered_on: date,
                              answered_by: str, notes: str = "") -> None:
         if not answered_by.strip():
             raise UserError("Say who took the screening answer (answered_by is empty).")
+        self.refuse_identity_in(patient_id, notes, "screening note")
         with self.transaction() as c:
             c.execute("INSERT INTO screening_answers (patient_id, item_id, answer, answered_on, answered_by, notes) "
                       "VALUES (?, ?, ?, ?, ?, ?)",
@@ -206,6 +225,7 @@ class ClinicStore:
     def add_area(self, patient_id: int, label: str, body_region: str, lesion_type: str, size_cm2: float,
                  skin_type: str) -> Area:
         _check_area(label, body_region, lesion_type, size_cm2, skin_type)
+        self.refuse_identity_in(patient_id, label, "area label", compact=True)
         with self.transaction() as c:
             aid = c.execute("INSERT INTO areas (patient_id, label, body_region, lesion_type, size_cm2, skin_type) "
                             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -226,11 +246,13 @@ class ClinicStore:
                   "size_cm2": None if size_cm2 is None else float(size_cm2), "skin_type": skin_type}
         after = dataclasses.replace(before, **{k: v for k, v in wanted.items() if v is not None})
         _check_area(after.label, after.body_region, after.lesion_type, after.size_cm2, after.skin_type)
+        self.refuse_identity_in(before.patient_id, after.label, "area label", compact=True)
+        self.refuse_identity_in(before.patient_id, reason, "reason")
         changed = [f for f in wanted if getattr(after, f) != getattr(before, f)]
         if not changed:
             raise UserError(f"Area {before.label}: nothing to change (the values are the ones it has).")
         at = _now()
-        with self.transaction() as c:
+        with self.transaction(reason.strip()) as c:
             c.execute(f"UPDATE areas SET {', '.join(f'{f} = ?' for f in changed)} WHERE id = ?",  # noqa: S608
                       [getattr(after, f) for f in changed] + [area_id])
             c.executemany("INSERT INTO area_changes (area_id, field, old, new, reason, who, at) "
@@ -324,6 +346,7 @@ class ClinicStore:
         if r.repigmentation_band is not None and r.repigmentation_band not in REPIGMENTATION_BANDS:
             raise UserError(f"Repigmentation band {r.repigmentation_band!r} is unknown; use one of "
                             f"{', '.join(REPIGMENTATION_BANDS)} (%).")
+        self.refuse_identity_in(self.area(r.area_id).patient_id, r.notes, "response note")
         try:
             with self.transaction() as c:
                 c.execute("INSERT INTO responses (session_id, area_id, erythema_grade, blistering, pain_0_10, "
@@ -348,7 +371,8 @@ class ClinicStore:
 
     def record_override(self, session_id: int, area_id: int, field: str, proposed: float | None, value: float,
                         reason: str, who: str, at: str | None = None) -> None:
-        with self.transaction() as c:
+        self.refuse_identity_in(self.area(area_id).patient_id, reason, "reason")
+        with self.transaction(reason) as c:
             c.execute("INSERT INTO plan_overrides (session_id, area_id, field, proposed, value, reason, who, at) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (session_id, area_id, field, proposed, value, reason, who,
                                                           at or _now()))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
 
 from workstation.errors import UserError
+from workstation.store.identity import encrypt_plain_rows, has_plain_identity
+from workstation.store.keys import IdentityCipher, private_dir
 from workstation.store.migrations import LATEST_VERSION, migrate, schema_version
-from workstation.store.paths import clinic_db_path, default_db_path, training_db_path
+from workstation.store.paths import clinic_db_path, data_dir, default_db_path, training_db_path
+from workstation.store.trail import default_actor, install_triggers, register_functions
 
 ROLES = ("clinic", "training")
 BUSY_TIMEOUT_MS = 5000
@@ -38,11 +42,13 @@ def connect(path: Path, role: str) -> sqlite3.Connection:
     if path.resolve() == other.resolve():
         raise UserError(f"{path} is the {'clinic' if training else 'training'} database; a {role} store cannot "
                         f"open it. Use {default_db_path(training=training)} instead.")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _private_file(path)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA secure_delete = ON")  # a deleted or replaced value does not linger in free pages
+        register_functions(conn, default_actor, str)
         found = _role_of(conn, path)
         if found is not None and found != role:
             raise UserError(f"{path} is marked as a {found} database; a {role} store cannot open it. "
@@ -54,6 +60,9 @@ def connect(path: Path, role: str) -> sqlite3.Connection:
         if _switch_to_wal(conn) != "wal":
             raise UserError(f"{path} could not be switched to WAL mode; put it on a local disk.")
         migrate(conn, role=role if found is None else None)
+        if has_plain_identity(conn):
+            encrypt_plain_rows(conn, IdentityCipher.load())
+        install_triggers(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
         if is_busy(exc):
@@ -63,6 +72,22 @@ def connect(path: Path, role: str) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _private_file(path: Path) -> None:
+    """The store holds clinical data: its folder is created 0700 and the file 0600 (SQLite gives its -wal and -shm
+    files the database's mode). A store found readable by others is tightened to 0600; the cicatrix data folder
+    itself is always 0700. A folder the store did not create (e.g. /tmp) is left as it is."""
+    if not path.parent.exists():
+        private_dir(path.parent)
+    elif path.parent.resolve() == data_dir().resolve():
+        private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except PermissionError as exc:
+        raise UserError(f"The store {path} cannot be opened by this account ({exc.strerror}); check its owner.") from exc
 
 
 def _switch_to_wal(conn: sqlite3.Connection) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from workstation.store.trail import TRAIL_MIGRATION
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: patients under pseudonyms, identity apart, screening, areas, courses, sessions, responses, recordings.
     """
@@ -70,6 +72,15 @@ MIGRATIONS: tuple[str, ...] = (
         old TEXT NOT NULL, new TEXT NOT NULL, reason TEXT NOT NULL CHECK (length(reason) > 0), who TEXT NOT NULL,
         at TEXT NOT NULL);
     """,
+    # 5: records a regulator would accept: operator accounts (roles, a memory-hard password hash) and the
+    # append-only, hash-chained audit trail (docs/records.md; the triggers are made by trail.install_triggers).
+    """
+    CREATE TABLE operators (
+        id INTEGER PRIMARY KEY, account TEXT NOT NULL UNIQUE, display_name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('clinician', 'trainer', 'engineer', 'administrator')),
+        password_hash TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+        created_at TEXT NOT NULL, created_by TEXT NOT NULL);
+    """ + TRAIL_MIGRATION,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

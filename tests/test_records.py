@@ -1,0 +1,250 @@
+"""Clinic records a regulator would accept: accounts and roles, the append-only hash-chained audit trail, identity
+encrypted at rest, the free-text guard, private file modes. Real SQLite files, real processes for the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from workstation.errors import UserError
+from workstation.protocols import load_library
+from workstation.store import ClinicStore, Identity, Response, Treatment, migrate, trail
+from workstation.store import operators as ops
+
+REPO = Path(__file__).resolve().parents[1]
+SMITH = Identity("Smith", "John", date(1970, 3, 4), "+44 20 7946 0001")
+
+
+@pytest.fixture()
+def store(tmp_path):
+    s = ClinicStore.open(tmp_path / "clinic" / "c.sqlite3", training=False)
+    yield s
+    s.close()
+
+
+def _raw(path: Path) -> sqlite3.Connection:
+    """A connection as another program (the sqlite3 tool) would have it: none of the program's functions."""
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def _file_bytes(path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+
+def _visit(store: ClinicStore) -> dict[str, int]:
+    """One of every clinical write, as a signed-in clinician would make them."""
+    p = store.create_patient("P-0042", identity=SMITH)
+    store.add_screening_answer(p.id, "photosensitising_drugs", False, date.today(), "dr-a")
+    store.add_med(p.id, "UVB-308", 300, date.today())
+    a = store.add_area(p.id, "left-cheek", "face", "hypopigmented_scar", 4.0, "III")
+    store.correct_area(a.id, who="dr-a", reason="measured again", size_cm2=5.0)
+    course = store.create_course(p.id, load_library().get("hypopigmented-scar-light"), [a.id], date.today())
+    sid = store.add_session(course.id, date.today(), device_model="UVB-308")
+    store.add_treatment(sid, Treatment(a.id, "light", dose_mj_cm2=250.0))
+    store.add_response(sid, Response(a.id, erythema_grade=1, notes="faint pink"))
+    store.record_override(sid, a.id, "dose_mj_cm2", 260.0, 250.0, "patient anxious", "dr-a")
+    store.link_recording(sid, "2026-11-30/x.h5", "ab" * 32)
+    return {"patient": p.id, "area": a.id, "session": sid}
+
+
+def test_every_clinical_write_is_trailed_with_the_signed_in_account(store):
+    ops.add(store, "admin", "Admin", "administrator", "a-long-password", created_by="test")
+    ops.add(store, "dr-a", "Dr A", "clinician", "another-password", created_by="admin")
+    assert ops.sign_in(store, "dr-a", "another-password", "clinical").account == "dr-a"
+    _visit(store)
+    rows = trail.entries(store._conn)
+    clinical = [e for e in rows if e.table_name != "operators"]
+    assert {e.who for e in clinical} == {"dr-a"}
+    tables = {e.table_name for e in clinical}
+    assert tables >= {"patients", "patient_identity", "screening_answers", "med_measurements", "areas",
+                      "area_changes", "courses", "course_areas", "sessions", "treatments", "responses",
+                      "plan_overrides", "recordings"}
+    change = next(e for e in clinical if e.action == "change" and e.table_name == "areas")
+    assert json.loads(change.old_json)["size_cm2"] == 4.0 and json.loads(change.new_json)["size_cm2"] == 5.0
+    assert change.reason == "measured again"
+    assert all(e.at_utc.endswith("+00:00") for e in rows)
+    assert trail.verify(store._conn).intact
+    # The trail never holds a secret or an identity in clear.
+    text = json.dumps([e.__dict__ for e in rows])
+    assert "Smith" not in text and "1970-03-04" not in text and "$argon2" not in text
+
+
+def test_the_trail_and_audit_tables_cannot_be_rewritten(store):
+    _visit(store)
+    conn = _raw(store.path)
+    for sql in ("UPDATE audit_trail SET who = 'nobody'", "DELETE FROM audit_trail",
+                "UPDATE area_changes SET who = 'nobody'", "DELETE FROM plan_overrides", "DELETE FROM area_changes"):
+        with pytest.raises(sqlite3.DatabaseError, match="audit record"):
+            conn.execute(sql)
+    # Another program cannot change clinical data unrecorded: the triggers need this program's functions.
+    for sql in ("UPDATE patients SET pseudonym = 'P-9999'", "DELETE FROM responses",
+                "INSERT INTO med_measurements (patient_id, device_model, med_mj_cm2, measured_on) "
+                "VALUES (1, 'X', 1, '2026-01-01')"):
+        with pytest.raises(sqlite3.OperationalError, match="no such function"):
+            conn.execute(sql)
+    # Also through the program's own connection, inside a transaction.
+    with pytest.raises(sqlite3.DatabaseError, match="audit record"):
+        with store.transaction() as c:
+            c.execute("DELETE FROM plan_overrides")
+    assert len(store.overrides(1)) == 1
+
+
+def _cli(*args: str, stdin: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "main.py"), *args], input=stdin, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("tamper", ["change", "delete", "insert"])
+def test_a_trail_row_altered_around_the_program_is_found(store, tamper):
+    _visit(store)
+    store.close()
+    assert _cli("trail", "verify", "--store", str(store.path)).returncode == 0
+    conn = _raw(store.path)
+    conn.execute("DROP TRIGGER trail_audit_trail_no_update")
+    conn.execute("DROP TRIGGER trail_audit_trail_no_delete")
+    if tamper == "change":
+        conn.execute("UPDATE audit_trail SET who = 'nobody' WHERE id = 5")
+    elif tamper == "delete":
+        conn.execute("DELETE FROM audit_trail WHERE id = 5")
+    else:
+        conn.execute("UPDATE audit_trail SET id = id + 100 WHERE id > 5")
+        conn.execute("INSERT INTO audit_trail SELECT 6, at_utc, 'forger', action, table_name, row_id, old_json, "
+                     "new_json, reason, prev_hash, hash FROM audit_trail WHERE id = 5")
+    conn.close()
+    r = _cli("trail", "verify", "--store", str(store.path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "BROKEN at row" in r.stdout
+    assert "Traceback" not in r.stderr
+
+
+def test_identity_is_encrypted_and_a_copied_store_alone_shows_no_name(store, tmp_path, monkeypatch):
+    ids = _visit(store)
+    assert store.identity(ids["patient"]) == SMITH
+    store.close()
+    raw = _file_bytes(store.path)
+    for secret in (b"Smith", b"John", b"1970-03-04", b"7946"):
+        assert secret not in raw
+    copy = tmp_path / "copied.sqlite3"
+    copy.write_bytes(store.path.read_bytes())
+    monkeypatch.setenv("CICATRIX_KEYS_DIR", str(tmp_path / "other-workstation-keys"))
+    with ClinicStore.open(copy, training=False) as s:
+        assert s.get_patient("P-0042").id == ids["patient"]  # the pseudonymous record works
+        with pytest.raises(UserError, match="cannot be read with this workstation's identity key"):
+            s.identity(ids["patient"])
+
+
+def test_a_store_from_before_encryption_is_encrypted_on_open(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, upto=4, role="clinic")
+    conn.execute("INSERT INTO patients VALUES (1, 'CX-OLD1', '2026-01-01T00:00:00+00:00')")
+    conn.execute("INSERT INTO patient_identity VALUES (1, 'Oldname', 'Olga', '1955-05-06', '0123 456')")
+    conn.close()
+    with ClinicStore.open(path, training=False) as s:
+        assert s.identity(1) == Identity("Oldname", "Olga", date(1955, 5, 6), "0123 456")
+        assert "Oldname" not in json.dumps([e.__dict__ for e in trail.entries(s._conn)])
+    raw = _file_bytes(path)
+    assert b"Oldname" not in raw and b"1955-05-06" not in raw
+
+
+@pytest.mark.parametrize("pseudonym", ["Smith-John-1970", "JohnSmith", "P-SMITH", "J-19700304"])
+def test_a_pseudonym_made_of_the_identity_is_refused(store, pseudonym):
+    with pytest.raises(UserError, match="contains the patient's"):
+        store.create_patient(pseudonym, identity=SMITH)
+    assert store.find_patient(pseudonym) is None
+    p = store.create_patient(pseudonym)  # no identity typed: nothing to compare with
+    with pytest.raises(UserError, match="register the patient again under a neutral pseudonym"):
+        store.add_identity(p.id, SMITH)
+    assert store.identity(p.id) is None
+
+
+def test_free_text_with_the_identity_is_refused(store):
+    ids = _visit(store)
+    pid, aid, sid = ids["patient"], ids["area"], ids["session"]
+    with pytest.raises(UserError, match="area label contains the patient's family name"):
+        store.add_area(pid, "smith-scar", "face", "hypopigmented_scar", 1.0, "III")
+    with pytest.raises(UserError, match="reason contains the patient's given name"):
+        store.correct_area(aid, who="dr-a", reason="John asked for it", size_cm2=6.0)
+    with pytest.raises(UserError, match="reason contains the patient's birth date"):
+        store.record_override(sid, aid, "dose_mj_cm2", 250.0, 240.0, "born 04.03.1970, careful", "dr-a")
+    with pytest.raises(UserError, match="screening note contains the patient's family name"):
+        store.add_screening_answer(pid, "pregnancy", False, date.today(), "dr-a", notes="Mrs Smith says no")
+    # Words that merely contain a short name are not refused.
+    store.add_screening_answer(pid, "pregnancy", False, date.today(), "dr-a", notes="smithsonian leaflet given")
+
+
+def test_accounts_roles_and_passwords(store):
+    with pytest.raises(UserError, match="at least 10 characters"):
+        ops.add(store, "dr-a", "Dr A", "clinician", "short", created_by="x")
+    with pytest.raises(UserError, match="not valid"):
+        ops.add(store, "Dr A", "Dr A", "clinician", "long-enough-pw", created_by="x")
+    with pytest.raises(UserError, match="Role 'surgeon' is unknown"):
+        ops.add(store, "dr-a", "Dr A", "surgeon", "long-enough-pw", created_by="x")
+    ops.add(store, "admin", "Admin", "administrator", "long-enough-pw", created_by="x")
+    ops.add(store, "dr-a", "Dr A", "clinician", "long-enough-pw", created_by="admin")
+    ops.add(store, "tr-b", "Trainer B", "trainer", "long-enough-pw", created_by="admin")
+    with pytest.raises(UserError, match="exists already"):
+        ops.add(store, "dr-a", "Dr A", "clinician", "long-enough-pw", created_by="admin")
+    for account, password in (("dr-a", "wrong-password"), ("nobody", "long-enough-pw")):
+        with pytest.raises(UserError, match="The account or the password is wrong"):
+            ops.authenticate(store, account, password)
+    with pytest.raises(UserError, match="trainer account, which may not use clinical mode"):
+        ops.sign_in(store, "tr-b", "long-enough-pw", "clinical")
+    ops.set_active(store, "dr-a", False, reason="left the clinic")
+    with pytest.raises(UserError, match="disabled"):
+        ops.sign_in(store, "dr-a", "long-enough-pw", "clinical")
+    with pytest.raises(UserError, match="last active administrator"):
+        ops.set_active(store, "admin", False, reason="test")
+    raw = store.path.read_bytes()
+    assert b"long-enough-pw" not in raw
+
+
+def test_operators_command_line(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    r = _cli("operators", "add", "dr-a", "--role", "clinician", "--name", "Dr A", "--store", str(path),
+             "--password-stdin", stdin="clinician-pw\n")
+    assert r.returncode == 2 and "the first one must be an administrator" in r.stderr
+    r = _cli("operators", "add", "admin", "--role", "administrator", "--name", "Admin", "--store", str(path),
+             "--password-stdin", stdin="admin-password\n")
+    assert r.returncode == 0, r.stderr
+    r = _cli("operators", "add", "dr-a", "--role", "clinician", "--name", "Dr A", "--store", str(path),
+             "--password-stdin", stdin="clinician-pw\n")
+    assert r.returncode == 2 and "--admin" in r.stderr
+    r = _cli("operators", "add", "dr-a", "--role", "clinician", "--name", "Dr A", "--store", str(path),
+             "--admin", "admin", "--password-stdin", stdin="wrong-admin-pw\nclinician-pw\n")
+    assert r.returncode == 2 and "password is wrong" in r.stderr
+    r = _cli("operators", "add", "dr-a", "--role", "clinician", "--name", "Dr A", "--store", str(path),
+             "--admin", "admin", "--password-stdin", stdin="admin-password\nclinician-pw\n")
+    assert r.returncode == 0, r.stderr
+    r = _cli("operators", "disable", "dr-a", "--reason", "left", "--store", str(path), "--admin", "admin",
+             "--password-stdin", stdin="admin-password\n")
+    assert r.returncode == 0, r.stderr
+    listing = _cli("operators", "list", "--store", str(path)).stdout
+    assert "admin" in listing and "dr-a" in listing and "disabled" in listing
+    shown = _cli("trail", "show", "--store", str(path)).stdout
+    assert "admin: change operators" in shown and "because 'left'" in shown
+    assert _cli("trail", "verify", "--store", str(path)).stdout.startswith("audit trail intact: 3 rows")
+
+
+def test_store_and_keys_are_private(tmp_path):
+    path = tmp_path / "new-folder" / "c.sqlite3"
+    with ClinicStore.open(path, training=False) as s:
+        s.create_patient("P-0042", identity=SMITH)
+        for f in path.parent.iterdir():
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    keys = Path(os.environ["CICATRIX_KEYS_DIR"])
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in keys.iterdir())
+    # A store found readable by others is tightened when opened.
+    os.chmod(path, 0o644)
+    ClinicStore.open(path, training=False).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -1,0 +1,153 @@
+"""`main.py operators add|list|disable` and `main.py trail verify|show`: the clinic's accounts and audit trail."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+from workstation.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ops = sub.add_parser("operators", help="the clinic's operator accounts (administrator)",
+                         description="Operator accounts in the clinic store. The first account must be an "
+                                     "administrator; after that, an administrator signs in to add or disable one.")
+    osub = ops.add_subparsers(dest="operators_command", metavar="ACTION", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", type=Path, metavar="FILE", help="clinic store (default: the clinic database)")
+    common.add_argument("--password-stdin", action="store_true",
+                        help="read passwords from standard input, one a line (administrator's first), for scripts")
+    add = osub.add_parser("add", parents=[common], help="create an account")
+    add.add_argument("account", help="account name, e.g. dr-a")
+    add.add_argument("--role", required=True, choices=("clinician", "trainer", "engineer", "administrator"))
+    add.add_argument("--name", required=True, help="the holder's display name")
+    add.add_argument("--admin", metavar="ACCOUNT", help="the administrator who creates it (not for the first account)")
+    add.set_defaults(func=_add)
+    lst = osub.add_parser("list", parents=[common], help="list accounts, roles and whether they are active")
+    lst.set_defaults(func=_list)
+    dis = osub.add_parser("disable", parents=[common], help="disable an account (it is kept, never deleted)")
+    dis.add_argument("account")
+    dis.add_argument("--reason", required=True)
+    dis.add_argument("--admin", metavar="ACCOUNT", required=True)
+    dis.set_defaults(func=_disable)
+
+    trail = sub.add_parser("trail", help="the clinic store's audit trail",
+                           description="Every create, change and delete of clinical data, append-only and "
+                                       "hash-chained (docs/records.md).")
+    tsub = trail.add_subparsers(dest="trail_command", metavar="ACTION", required=True)
+    ver = tsub.add_parser("verify", help="check the chain; exit 0 intact, 1 broken (names the first broken row)")
+    ver.add_argument("--store", type=Path, metavar="FILE")
+    ver.set_defaults(func=_verify)
+    show = tsub.add_parser("show", help="print the trail, oldest first")
+    show.add_argument("--store", type=Path, metavar="FILE")
+    show.add_argument("--table", help="only this table (e.g. areas)")
+    show.add_argument("--last", type=int, metavar="N", help="only the last N rows")
+    show.set_defaults(func=_show)
+
+
+def _open(args: argparse.Namespace, *, create: bool = False):  # noqa: ANN202
+    from workstation.store import ClinicStore
+
+    if not create and args.store is not None and not args.store.exists():
+        raise UserError(f"There is no clinic store at {args.store}.")
+    return ClinicStore.open(args.store, training=False)
+
+
+def _passwords(args: argparse.Namespace):  # noqa: ANN202
+    """A function returning the next password: from standard input (--password-stdin) or typed without echo."""
+    lines = iter(sys.stdin.read().splitlines()) if args.password_stdin else None
+
+    def ask(prompt: str) -> str:
+        if lines is not None:
+            try:
+                return next(lines)
+            except StopIteration:
+                raise UserError(f"Standard input ended before the password for: {prompt.strip(': ')}.") from None
+        if not sys.stdin.isatty():
+            raise UserError("No terminal to type the password on; use --password-stdin.")
+        return getpass.getpass(prompt)
+    return ask
+
+
+def _as_admin(store, args: argparse.Namespace, ask) -> str:  # noqa: ANN001
+    from workstation.store import operators as ops
+
+    if not args.admin:
+        raise UserError("Sign in as an administrator to change accounts: give --admin ACCOUNT.")
+    ops.sign_in(store, args.admin, ask(f"password of {args.admin}: "), "accounts")
+    return args.admin
+
+
+def _add(args: argparse.Namespace) -> int:
+    from workstation.store import operators as ops
+
+    ask = _passwords(args)
+    with _open(args, create=True) as store:
+        if not ops.operators(store):
+            if args.role != "administrator":
+                raise UserError("The clinic has no accounts yet: the first one must be an administrator "
+                                "(--role administrator).")
+            creator = f"bootstrap ({store.actor})"
+        else:
+            creator = _as_admin(store, args, ask)
+        password = ask(f"new password for {args.account}: ")
+        if not args.password_stdin and ask("the same again: ") != password:
+            raise UserError("The two passwords differ; nothing was created.")
+        op = ops.add(store, args.account, args.name, args.role, password, created_by=creator)
+    print(f"created {op.role} account {op.account} ({op.display_name})")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from workstation.store import operators as ops
+
+    with _open(args) as store:
+        accounts = ops.operators(store)
+    if not accounts:
+        print("no accounts yet: create the administrator with `main.py operators add NAME --role administrator`")
+    for o in accounts:
+        print(f"{o.account:<16} {o.role:<14} {'active' if o.active else 'disabled':<9} {o.display_name} "
+              f"(created {o.created_at} by {o.created_by})")
+    return 0
+
+
+def _disable(args: argparse.Namespace) -> int:
+    from workstation.store import operators as ops
+
+    with _open(args) as store:
+        _as_admin(store, args, _passwords(args))
+        ops.set_active(store, args.account, False, reason=args.reason)
+    print(f"disabled {args.account}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from workstation.store import trail
+
+    with _open(args) as store:
+        report = trail.verify(store._conn)
+    if report.intact:
+        print(f"audit trail intact: {report.rows} rows, every link verified")
+        return 0
+    print(f"audit trail BROKEN at row {report.first_broken_id}: {report.problem}. The rows before it are intact; "
+          "report this to the clinic's administrator and keep the store as it is.")
+    return 1
+
+
+def _show(args: argparse.Namespace) -> int:
+    from workstation.store import trail
+
+    with _open(args) as store:
+        rows = trail.entries(store._conn, table=args.table)
+    if args.last:
+        rows = rows[-args.last:]
+    for e in rows:
+        reason = f" because {e.reason!r}" if e.reason else ""
+        print(f"#{e.id} {e.at_utc} {e.who}: {e.action} {e.table_name} {e.row_id}{reason}")
+        if e.old_json:
+            print(f"    old {e.old_json}")
+        if e.new_json:
+            print(f"    new {e.new_json}")
+    return 0
