@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import date
 
-from workstation.dose.light import propose_light
+from workstation.dose.light import DEVICE_DOSE_MJ_CM2, propose_light
 from workstation.dose.needling import propose_needling
 from workstation.dose.plan import AreaPlan, Refusal, SessionPlan, Step
 from workstation.dose.rules import evaluate_screening, first_allowed, pih_prone_why
@@ -23,11 +23,13 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
                  history: Sequence[SessionRecord], screening: Sequence[ScreeningAnswer], visit_date: date,
                  device_model: str | None = None, meds: Sequence[MedMeasurement] = (),
                  cleared_area_ids: Collection[int] = (),
-                 other_history: Sequence[SessionRecord] = ()) -> SessionPlan:
+                 other_history: Sequence[SessionRecord] = (),
+                 device_dose_range_mj_cm2: tuple[float, float] = DEVICE_DOSE_MJ_CM2) -> SessionPlan:
     """Propose the plan for the session on `visit_date`. `history` is the course's past sessions (doses follow
     them); `other_history` holds sessions of the patient's other courses on the same areas, which count for the
     interval and combination rules only. `cleared_area_ids` are the areas whose erythema or blisters from the last
-    light session the clinician has seen healed today."""
+    light session the clinician has seen healed today. `device_dose_range_mj_cm2` is the light device's settable
+    dose range (an MED whose first-dose bound falls below its minimum blocks light, CLINICAL.md)."""
     if protocol.id != course.protocol_id:
         raise UserError(f"The course follows protocol {course.protocol_id}, not {protocol.id}; load the right one.")
     history = sorted(history, key=lambda s: s.session_date)
@@ -48,7 +50,8 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
             raise UserError(f"Area {area_id} of course {course.id} was not given to the planner.")
         why_pih = pih_prone_why(protocol, tables, area, screen.pih_history)
         plan, early, ok = _plan_area(protocol, tables, course, area, history, timeline, screen.blocked, why_pih,
-                                     visit_date, device_model, meds, area.id in cleared_area_ids)
+                                     visit_date, device_model, meds, area.id in cleared_area_ids,
+                                     device_dose_range_mj_cm2)
         plans.append(plan)
         too_early.extend(early)
         timing_ok = timing_ok or ok
@@ -96,7 +99,8 @@ def _none(plan: AreaPlan, reason: str) -> AreaPlan:
 
 def _plan_area(p: Protocol, t: Tables, course: Course, area: Area, history: Sequence[SessionRecord],
                timeline: Sequence[SessionRecord], blocked: dict[str, list[str]], why_pih: str, visit_date: date, device_model: str | None,
-               meds: Sequence[MedMeasurement], cleared: bool) -> tuple[AreaPlan, list[tuple[date, str]], bool]:
+               meds: Sequence[MedMeasurement], cleared: bool,
+               dose_range: tuple[float, float]) -> tuple[AreaPlan, list[tuple[date, str]], bool]:
     reasons: list[str] = []
     wanted = list(p.modalities)
     if "light" in wanted and area.lesion_type in UV_FORBIDDEN_LESIONS:
@@ -137,7 +141,8 @@ def _plan_area(p: Protocol, t: Tables, course: Course, area: Area, history: Sequ
             reasons.append(f"Body region {area.body_region!r} is not in the tables: the face cap is applied.")
         lr = propose_light(p=p, t=t.light, area=area, face=face, history=history, meds=meds,
                            device_model=device_model, visit_date=visit_date,
-                           course_interval_days=course.interval_days, cleared=cleared)
+                           course_interval_days=course.interval_days, cleared=cleared,
+                           device_dose_range_mj_cm2=dose_range)
         reasons.extend(lr.reasons)
         if lr.dose_mj_cm2 is None:
             allowed.remove("light")

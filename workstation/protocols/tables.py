@@ -44,6 +44,13 @@ class LightTables:
     blister_climb_fraction: float
     missed: tuple[MissedRule, ...]
     sources: dict[str, str]
+    med_first_dose_max_fraction: float = 0.7
+    med_minus_min_mj_cm2: float = 50.0
+    cumulative_cap_max_mj_cm2: float = 20000.0
+    area_warn_mj_cm2: float = 15000.0
+    area_warn_exposures: int = 20
+    patient_warn_mj_cm2: float = 40000.0
+    patient_warn_exposures: int = 60
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,10 @@ def _light(r: Reader) -> LightTables | None:
         vals = [r.number(f"skin_type.{t}.{k}", 1, 5000) for k in ("start_mj_cm2", "increment_mj_cm2", "max_mj_cm2")]
         if None not in vals:
             by_type[t] = SkinTypeDose(*map(float, vals))
-    sources = {s: r.text(f"{s}.source") or "" for s in ("skin_type", "face", "escalation", "erythema", "missed")}
+    sources = {s: r.text(f"{s}.source") or "" for s in ("skin_type", "face", "escalation", "erythema", "missed",
+                                                         "med", "cumulative")}
+    sources["med_minus"] = r.text("med.minus_source") or ""
+    r.boolean("cumulative.team_default")
     nums = dict(
         face_max_mj_cm2=r.number("face.max_mj_cm2", 1, 5000),
         escalation_default_percent=r.number("escalation.default_percent", 0, 20),
@@ -154,6 +164,13 @@ def _light(r: Reader) -> LightTables | None:
         blister_reduce_percent=r.number("erythema.blister_reduce_percent", 0, 100),
         blister_hold_sessions=r.integer("erythema.blister_hold_sessions", 0),
         blister_climb_fraction=r.number("erythema.blister_climb_fraction", 0, 1),
+        med_first_dose_max_fraction=r.number("med.first_dose_max_fraction", 0.05, 0.7),
+        med_minus_min_mj_cm2=r.number("med.minus_min_mj_cm2", 1, 500),
+        cumulative_cap_max_mj_cm2=r.number("cumulative.max_per_area_mj_cm2", 1, 1_000_000),
+        area_warn_mj_cm2=r.number("cumulative.area_warn_mj_cm2", 1, 1_000_000),
+        area_warn_exposures=r.integer("cumulative.area_warn_exposures", 1, 10_000),
+        patient_warn_mj_cm2=r.number("cumulative.patient_warn_mj_cm2", 1, 10_000_000),
+        patient_warn_exposures=r.integer("cumulative.patient_warn_exposures", 1, 100_000),
     )
     missed: list[MissedRule] = []
     raw = r.raw("missed.rules")
