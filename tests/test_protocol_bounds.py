@@ -70,3 +70,45 @@ def test_a_fixed_start_within_the_bound_is_capped_at_the_table_start_for_the_ski
                          visit_date=date(2026, 3, 2), device_model="XTRAC").area(1)
         doses[skin] = a.target_dose_mj_cm2
     assert doses == {"I": 130, "III": 260, "VI": 280}
+
+
+# ---- issue 11 item 3: one strict reader for every TOML file -----------------------------------------------------
+@pytest.mark.parametrize("table,old,new,key,words", [
+    ("light_dosing", "max_percent = 20", "max_percent = 20\nmax_percnt = 5", "escalation.max_percnt",
+     "not a known key"),
+    ("light_dosing", "max_mj_cm2 = 1000", "max_mj_cm2 = nan", "face.max_mj_cm2", "must be a number"),
+    ("light_dosing", "max_mj_cm2 = 1000", "max_mj_cm2 = inf", "face.max_mj_cm2", "must be a number"),
+    ("regions", "[regions]", "[regions]\nnose = { face = true, depth_class = \"face\", needle = false }",
+     "regions.nose.needle", "not a known key"),
+    ("intervals", "min_days = 2", "min_days = 2\nmax_days = -inf", "light.max_days", "not a known key"),
+    ("screening", 'id = "porphyria"', 'id = "porphyria"\nblock = ["light"]', "items[1].block", "not a known key"),
+    ("light_dosing", "{ from_days = 0, to_days = 7, action = \"keep\" }",
+     "{ from_days = 0, to_days = 7, action = \"keep\", note = nan }", "missed.rules[0].note", "not a known key"),
+    ("aftercare", 'source = "', 'sorce = "x"\nsource = "', "sorce", "not a known key"),
+])
+def test_table_files_are_read_strictly(tmp_path, table, old, new, key, words):
+    import shutil
+
+    shutil.copytree(seeds_dir(), tmp_path / "seeds")
+    path = tmp_path / "seeds" / "tables" / f"{table}.toml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    lib = load_library(seeds=tmp_path / "seeds")
+    assert lib.tables is None
+    assert any(e.path == path and e.key == key and words in e.message for e in lib.errors), [str(e) for e in lib.errors]
+
+
+@pytest.mark.parametrize("old,new,key,words", [
+    ("escalation_percent = 10", "escalation_percent = nan", "light.escalation_percent", "must be a number"),
+    ("cumulative_cap_mj_cm2 = 20000", "cumulative_cap_mj_cm2 = inf", "light.cumulative_cap_mj_cm2", "must be a number"),
+    ('citation = "Photonet', 'note = nan\ncitation = "Photonet', "sources[2].note", "not a known key"),
+    ('min_interval_days = "photonet"', "min_interval_days = 3.5", "light.cite.min_interval_days", "must be text"),
+])
+def test_protocol_files_are_read_strictly(tmp_path, old, new, key, words):
+    text = LIGHT.read_text()
+    assert old in text
+    (tmp_path / "c.toml").write_text(text.replace(old, new, 1).replace('id = "', 'id = "clinic-', 1))
+    lib = load_library([tmp_path])
+    assert any(e.key == key and words in e.message for e in lib.errors), [str(e) for e in lib.errors]
+    assert len(lib.protocols) == 5

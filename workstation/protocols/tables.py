@@ -8,7 +8,7 @@ from pathlib import Path
 from workstation.protocols.model import MODALITIES, SKIN_TYPES, ProtocolError
 from workstation.protocols.reader import Reader, read_toml
 
-TABLE_FILES = ("light_dosing", "needling", "regions", "intervals", "screening", "aftercare")
+TABLE_FILES = ("light_dosing", "needling", "regions", "intervals", "screening", "aftercare", "scar_kinds")
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,34 @@ class ScreeningItem:
 
 
 @dataclass(frozen=True)
+class ScarKinds:
+    """Scar kinds an area may be recorded as, with the expected response in words, and the age bands (months)."""
+
+    labels: dict[str, str]
+    expected: dict[str, str]
+    newer_max_months: int
+    older_min_months: int
+    sources: dict[str, str]
+
+    def expected_response(self, kind: str | None, age_months: int | None) -> str:
+        """The plan's sentence on what response to expect for a scar of this kind and age ('' if neither is known)."""
+        parts = []
+        if kind in self.labels:
+            parts.append(f"As a {self.labels[kind]}, expect {self.expected[kind]}")
+        if age_months is not None:
+            if age_months <= self.newer_max_months:
+                band = "a newer scar, which responds best"
+            elif age_months >= self.older_min_months:
+                band = "an older scar, which responds less"
+            else:
+                band = "neither new nor old"
+            parts.append(f"at {age_months} months it is {band} (team default bands: {self.sources['age']})")
+        if not parts:
+            return ""
+        return "; ".join(parts)[0].upper() + "; ".join(parts)[1:] + f" ({self.sources['kinds']})."
+
+
+@dataclass(frozen=True)
 class Tables:
     light: LightTables
     needling: NeedlingTables
@@ -112,6 +140,7 @@ class Tables:
     screening: tuple[ScreeningItem, ...]
     warning_skin_types: tuple[str, ...]
     aftercare: dict[str, tuple[str, ...]]  # "always", "light", "needling"
+    scar_kinds: ScarKinds | None = None
 
 
 def load_tables(folder: Path) -> tuple[Tables | None, list[ProtocolError]]:
@@ -132,12 +161,16 @@ def load_tables(folder: Path) -> tuple[Tables | None, list[ProtocolError]]:
     intervals = _intervals(readers["intervals"])
     screening, warn_types = _screening(readers["screening"])
     aftercare = _aftercare(readers["aftercare"])
+    scar_kinds = _scar_kinds(readers["scar_kinds"])
     for r in readers.values():
-        errors.extend(r.errors)
+        for section, body in r.data.items():  # `team_default = true` marks a section's numbers as team defaults
+            if isinstance(body, dict) and "team_default" in body:
+                r.boolean(f"{section}.team_default")
+        errors.extend(r.finish())
     if errors:
         return None, errors
     assert light and needling and intervals and screening is not None and aftercare
-    return Tables(light, needling, intervals, screening, warn_types, aftercare), []
+    return Tables(light, needling, intervals, screening, warn_types, aftercare, scar_kinds), []
 
 
 def _light(r: Reader) -> LightTables | None:
@@ -178,7 +211,7 @@ def _light(r: Reader) -> LightTables | None:
         r.error("missed.rules", "must be a non-empty list of {from_days, to_days, action} tables.")
     else:
         for i, row in enumerate(raw):
-            sub = Reader(r.path, {"missed": {f"rules[{i}]": row}})
+            sub = Reader(r.path, {"missed": {f"rules[{i}]": row}}, seen=r.seen)
             k = f"missed.rules[{i}]"
             lo = sub.integer(f"{k}.from_days", 0)
             hi = sub.integer(f"{k}.to_days", 0, required=False)
@@ -257,7 +290,7 @@ def _screening(r: Reader) -> tuple[tuple[ScreeningItem, ...] | None, tuple[str, 
     items: list[ScreeningItem] = []
     for i, row in enumerate(raw):
         k = f"items[{i}]"
-        sub = Reader(r.path, {k: row})
+        sub = r.sub(k, row)
         sub.only_keys(k, ("id", "question", "blocks", "warns", "source"))
         iid, question, source = sub.text(f"{k}.id"), sub.text(f"{k}.question"), sub.text(f"{k}.source")
         blocks = sub.choice_list(f"{k}.blocks", MODALITIES, required=False)
@@ -280,3 +313,20 @@ def _aftercare(r: Reader) -> dict[str, tuple[str, ...]] | None:
         else:
             out[key] = tuple(raw)
     return None if r.errors else out
+
+
+def _scar_kinds(r: Reader) -> ScarKinds | None:
+    sources = {"kinds": r.text("source") or "", "age": r.text("age.source") or ""}
+    newer = r.integer("age.newer_max_months", 0, 1200)
+    older = r.integer("age.older_min_months", 0, 1200)
+    labels: dict[str, str] = {}
+    expected: dict[str, str] = {}
+    for kind in r.table("kinds") or {}:
+        label, words = r.text(f"kinds.{kind}.label"), r.text(f"kinds.{kind}.expected")
+        if label and words:
+            labels[kind], expected[kind] = label, words
+    if newer is not None and older is not None and newer >= older:
+        r.error("age.older_min_months", f"is {older}; it must be above newer_max_months ({newer}).")
+    if r.errors or newer is None or older is None:
+        return None
+    return ScarKinds(labels, expected, newer, older, sources)
