@@ -490,7 +490,7 @@ def test_an_area_reclassified_pih_mid_course_gets_no_uv_at_the_next_visit(tmp_pa
         for a in ALL_NO:
             s.add_screening_answer(pat.id, a.item_id, False, a.answered_on, "dr a")
         darkened = s.add_area(pat.id, "left flank", "abdomen", "striae_alba", 12, "III")
-        other = s.add_area(pat.id, "right flank", "abdomen", "striae_alba", 10, "III")
+        other = s.add_area(pat.id, "right flank", "abdomen", "striae_alba", 10, "III", distinct_place=True)
         course = s.create_course(pat.id, LIB.get(STRIAE), [darkened.id, other.id], D0)
         first = plan_next_session(s, LIB, course.id, D0)
         assert first.area(darkened.id).has_light and first.area(other.id).has_light
