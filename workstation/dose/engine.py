@@ -9,11 +9,12 @@ from datetime import date
 
 from workstation.dose.light import DEVICE_DOSE_MJ_CM2, propose_light
 from workstation.dose.needling import propose_needling
+from workstation.dose.place import UvTotals, light_totals
 from workstation.dose.plan import AreaPlan, Refusal, SessionPlan, Step
 from workstation.dose.rules import evaluate_screening, first_allowed, pih_prone_why
 from workstation.errors import UserError
 from workstation.protocols.model import UV_FORBIDDEN_LESIONS, Protocol
-from workstation.protocols.tables import Tables
+from workstation.protocols.tables import LightTables, Tables
 from workstation.store.records import Area, Course, MedMeasurement, ScreeningAnswer, SessionRecord
 
 ORDER_REASON = "Light first on intact skin, needling after (team default, CLINICAL.md: combining both on one patient)."
@@ -24,10 +25,12 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
                  device_model: str | None = None, meds: Sequence[MedMeasurement] = (),
                  cleared_area_ids: Collection[int] = (),
                  other_history: Sequence[SessionRecord] = (),
-                 device_dose_range_mj_cm2: tuple[float, float] = DEVICE_DOSE_MJ_CM2) -> SessionPlan:
+                 device_dose_range_mj_cm2: tuple[float, float] = DEVICE_DOSE_MJ_CM2,
+                 patient_uv: UvTotals | None = None) -> SessionPlan:
     """Propose the plan for the session on `visit_date`. `history` is the course's past sessions (doses follow
-    them); `other_history` holds sessions of the patient's other courses on the same areas, which count for the
-    interval and combination rules only. `cleared_area_ids` are the areas whose erythema or blisters from the last
+    them); `other_history` holds every other treatment on the same places (other courses, other areas on the same
+    region, relabelled with the course area's id: dose.place.same_place_sessions), which counts for the interval,
+    combination and cumulative-cap rules. `patient_uv` is the patient's light over every course (the UV record). `cleared_area_ids` are the areas whose erythema or blisters from the last
     light session the clinician has seen healed today. `device_dose_range_mj_cm2` is the light device's settable
     dose range (an MED whose first-dose bound falls below its minimum blocks light, CLINICAL.md)."""
     if protocol.id != course.protocol_id:
@@ -44,14 +47,19 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
     too_early: list[tuple[date, str]] = []
     timing_ok = False
     by_id = {a.id: a for a in areas}
+    uv_areas: dict[str, dict[str, float]] = {}
     for area_id in course.area_ids:
         area = by_id.get(area_id)
         if area is None:
             raise UserError(f"Area {area_id} of course {course.id} was not given to the planner.")
         why_pih = pih_prone_why(protocol, tables, area, screen.pih_history)
+        elsewhere = light_totals(other_history, area.id)
+        here = light_totals(history, area.id)
+        uv_areas[str(area.id)] = {"dose_mj_cm2": here.dose_mj_cm2 + elsewhere.dose_mj_cm2,
+                                  "exposures": here.exposures + elsewhere.exposures}
         plan, early, ok = _plan_area(protocol, tables, course, area, history, timeline, screen.blocked, why_pih,
                                      visit_date, device_model, meds, area.id in cleared_area_ids,
-                                     device_dose_range_mj_cm2)
+                                     device_dose_range_mj_cm2, elsewhere.dose_mj_cm2)
         plans.append(plan)
         too_early.extend(early)
         timing_ok = timing_ok or ok
@@ -64,6 +72,10 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
         if area.skin_type in tables.warning_skin_types:
             warnings.append(f"Area {area.label}: skin type {area.skin_type} needs care (CLINICAL.md screening "
                             "warnings); acknowledge before treating.")
+    uv = {"areas": uv_areas}
+    if patient_uv is not None:
+        uv["patient"] = {"dose_mj_cm2": patient_uv.dose_mj_cm2, "exposures": patient_uv.exposures}
+    warnings.extend(uv_warnings(tables.light, plans, uv))
     refusal = None
     if too_early and not timing_ok:
         first, why = min(too_early, key=lambda e: e[0])
@@ -89,7 +101,7 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
                        visit_date=visit_date, session_number=number, areas=tuple(plans), steps=steps,
                        blocks=tuple(blocks), warnings=tuple(warnings), aftercare=tuple(aftercare), notes=tuple(notes),
                        refusal=refusal,
-                       device_model=device_model)
+                       device_model=device_model, uv_record=uv)
 
 
 def _none(plan: AreaPlan, reason: str) -> AreaPlan:
@@ -100,7 +112,7 @@ def _none(plan: AreaPlan, reason: str) -> AreaPlan:
 def _plan_area(p: Protocol, t: Tables, course: Course, area: Area, history: Sequence[SessionRecord],
                timeline: Sequence[SessionRecord], blocked: dict[str, list[str]], why_pih: str, visit_date: date, device_model: str | None,
                meds: Sequence[MedMeasurement], cleared: bool,
-               dose_range: tuple[float, float]) -> tuple[AreaPlan, list[tuple[date, str]], bool]:
+               dose_range: tuple[float, float], elsewhere_mj_cm2: float) -> tuple[AreaPlan, list[tuple[date, str]], bool]:
     reasons: list[str] = []
     wanted = list(p.modalities)
     if "light" in wanted and area.lesion_type in UV_FORBIDDEN_LESIONS:
@@ -142,7 +154,7 @@ def _plan_area(p: Protocol, t: Tables, course: Course, area: Area, history: Sequ
         lr = propose_light(p=p, t=t.light, area=area, face=face, history=history, meds=meds,
                            device_model=device_model, visit_date=visit_date,
                            course_interval_days=course.interval_days, cleared=cleared,
-                           device_dose_range_mj_cm2=dose_range)
+                           device_dose_range_mj_cm2=dose_range, elsewhere_mj_cm2=elsewhere_mj_cm2)
         reasons.extend(lr.reasons)
         if lr.dose_mj_cm2 is None:
             allowed.remove("light")
@@ -160,3 +172,29 @@ def _plan_area(p: Protocol, t: Tables, course: Course, area: Area, history: Sequ
     plan = AreaPlan(area.id, area.label, area.body_region, area.lesion_type, area.skin_type, modality,
                     bool(why_pih), reasons=tuple(reasons), not_before=not_before, **kw)
     return plan, early, len(wanted) > len(early)
+
+
+def uv_warnings(t: LightTables, plans: Sequence[AreaPlan], uv: dict) -> list[str]:
+    """Warnings when the UV record, with today's planned light, reaches the team-default thresholds
+    (seeds/tables/light_dosing.toml [cumulative]; CLINICAL.md: no publication gives a lifetime number)."""
+    out: list[str] = []
+    src = f"team default: {t.sources['cumulative']}"
+    today = 0.0
+    for p in plans:
+        rec = uv["areas"].get(str(p.area_id), {"dose_mj_cm2": 0.0, "exposures": 0})
+        planned = p.target_dose_mj_cm2 or 0.0
+        today += planned
+        dose, n = rec["dose_mj_cm2"] + planned, rec["exposures"] + (1 if p.has_light else 0)
+        if dose >= t.area_warn_mj_cm2 or n >= t.area_warn_exposures:
+            out.append(f"UV record, area {p.label}: {dose:g} mJ/cm² in {n} exposures over every course on the "
+                       f"{p.body_region} with today's plan, at or above the warning level of {t.area_warn_mj_cm2:g} "
+                       f"mJ/cm² or {t.area_warn_exposures} exposures ({src}); review before treating.")
+    patient = uv.get("patient")
+    if patient is not None:
+        lit = sum(1 for p in plans if p.has_light)
+        dose, n = patient["dose_mj_cm2"] + today, patient["exposures"] + lit
+        if dose >= t.patient_warn_mj_cm2 or n >= t.patient_warn_exposures:
+            out.append(f"UV record, patient: {dose:g} mJ/cm² in {n} exposures over every course with today's plan, "
+                       f"at or above the warning level of {t.patient_warn_mj_cm2:g} mJ/cm² or "
+                       f"{t.patient_warn_exposures} exposures ({src}); review before treating.")
+    return out

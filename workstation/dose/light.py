@@ -129,19 +129,24 @@ def _method_start(p: Protocol, t: LightTables, area: Area, table_reason: str) ->
 def propose_light(*, p: Protocol, t: LightTables, area: Area, face: bool, history: Sequence[SessionRecord],
                   meds: Sequence[MedMeasurement], device_model: str | None, visit_date: date,
                   course_interval_days: int, cleared: bool,
-                  device_dose_range_mj_cm2: tuple[float, float] = DEVICE_DOSE_MJ_CM2) -> LightResult:
-    """The light dose for `area` today (None with the reason when there is none). `history` holds every session
-    with light on the area's place on the body; the device range bounds the dose (the MED may block light)."""
+                  device_dose_range_mj_cm2: tuple[float, float] = DEVICE_DOSE_MJ_CM2,
+                  elsewhere_mj_cm2: float = 0.0) -> LightResult:
+    """The light dose for `area` today (None with the reason when there is none). `history` is the course's sessions;
+    `elsewhere_mj_cm2` the light on the same place in other courses (or other areas on the region), which counts
+    against the cumulative cap too. The device range bounds the dose (the MED may block light)."""
     rules = p.light
     dmin, dmax = device_dose_range_mj_cm2
     assert rules is not None
     res = LightResult()
     events = light_events(history, area.id)
-    delivered = sum(e.dose_mj_cm2 for e in events)
+    delivered = sum(e.dose_mj_cm2 for e in events) + elsewhere_mj_cm2
     remaining = rules.cumulative_cap_mj_cm2 - delivered
+    where = (f"{delivered:g} mJ/cm² over every course on its place ({elsewhere_mj_cm2:g} of it outside this course)"
+             if elsewhere_mj_cm2 else f"{delivered:g} mJ/cm² in this course")
     if remaining < dmin:
-        res.reasons.append(f"No light: this area has had {delivered:g} mJ/cm² in this course, the cumulative cap of "
-                           f"{rules.cumulative_cap_mj_cm2:g} mJ/cm²{p.citation('light.cumulative_cap_mj_cm2')}.")
+        res.reasons.append(f"No light: this area has had {where}, the cumulative cap of "
+                           f"{rules.cumulative_cap_mj_cm2:g} mJ/cm²{p.citation('light.cumulative_cap_mj_cm2')}, "
+                           "counted across courses.")
         return res
     start, start_reason = start_dose(p, t, area, meds, device_model, dmin)
     if start is None:

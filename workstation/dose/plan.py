@@ -90,10 +90,21 @@ class SessionPlan:
     refusal: Refusal | None = None
     device_model: str | None = None
     engine_version: str = ENGINE_VERSION
+    # The UV record across courses: {"patient": {dose_mj_cm2, exposures}, "areas": {area_id: {...}}}, before today.
+    uv_record: dict[str, Any] = field(default_factory=dict)
 
     @property
     def refused(self) -> bool:
         return self.refusal is not None
+
+    def nothing_to_treat_reason(self) -> str:
+        """Why no area can be treated: the screening blocks and each area's engine sentences that say "No ..."
+        (e.g. the PIH rule, an MED too low, the cumulative cap), for a headless runner or a log."""
+        parts = list(self.blocks)
+        for a in self.areas:
+            said = [r for r in a.reasons if r.startswith(("No ", "Nothing"))] or list(a.reasons[-1:])
+            parts += [f"area {a.label}: {r}" for r in said]
+        return " ".join(parts) or "no area can be treated today."
 
     def area(self, area_id: int) -> AreaPlan:
         return next(a for a in self.areas if a.area_id == area_id)

@@ -304,6 +304,16 @@ class ClinicStore:
             c.executemany("INSERT INTO course_areas VALUES (?, ?)", [(cid, a) for a in area_ids])
         return self.course(int(cid))
 
+    def find_or_create_course(self, patient_id: int, protocol: Protocol, area_ids: Iterable[int], started_on: date,
+                              **kw: Any) -> Course:
+        """The patient's latest course under this protocol (id and version) on exactly these areas, or a new one."""
+        wanted = tuple(sorted(area_ids))
+        found = [c for c in self.courses(patient_id) if c.protocol_id == protocol.id
+                 and c.protocol_version == protocol.version and tuple(sorted(c.area_ids)) == wanted]
+        if found:
+            return max(found, key=lambda c: (c.started_on, c.id))
+        return self.create_course(patient_id, protocol, wanted, started_on, **kw)
+
     def course(self, course_id: int) -> Course:
         row = self._one("SELECT * FROM courses WHERE id = ?", (course_id,))
         if row is None:
