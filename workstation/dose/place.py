@@ -30,11 +30,11 @@ def same_place_sessions(course_id: int, course_areas: Sequence[Area], patient_ar
     out: list[SessionRecord] = []
     for s in sessions:
         treatments, responses = [], []
+        own = s.course_id == course_id
         for a in course_areas:
-            def counts(area_id: int, a: Area = a) -> bool:
-                return region_of.get(area_id) == a.body_region and not (s.course_id == course_id and area_id == a.id)
-            treatments += [dataclasses.replace(t, area_id=a.id) for t in s.treatments if counts(t.area_id)]
-            responses += [dataclasses.replace(r, area_id=a.id) for r in s.responses if counts(r.area_id)]
+            ids = {i for i, region in region_of.items() if region == a.body_region and not (own and i == a.id)}
+            treatments += [dataclasses.replace(t, area_id=a.id) for t in s.treatments if t.area_id in ids]
+            responses += [dataclasses.replace(r, area_id=a.id) for r in s.responses if r.area_id in ids]
         if treatments:
             out.append(dataclasses.replace(s, treatments=tuple(treatments), responses=tuple(responses)))
     return out
