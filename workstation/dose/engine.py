@@ -4,6 +4,7 @@ the numbers (light.py, needling.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Sequence
 from datetime import date
 
@@ -12,6 +13,7 @@ from workstation.dose.needling import propose_needling
 from workstation.dose.place import UvTotals, light_totals
 from workstation.dose.plan import AreaPlan, Refusal, SessionPlan, Step
 from workstation.dose.rules import evaluate_screening, first_allowed, pih_prone_why
+from workstation.dose.visit_time import expected_minutes
 from workstation.errors import UserError
 from workstation.protocols.model import UV_FORBIDDEN_LESIONS, Protocol
 from workstation.protocols.tables import LightTables, Tables
@@ -26,11 +28,12 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
                  cleared_area_ids: Collection[int] = (),
                  other_history: Sequence[SessionRecord] = (),
                  device_dose_range_mj_cm2: tuple[float, float] = DEVICE_DOSE_MJ_CM2,
-                 patient_uv: UvTotals | None = None) -> SessionPlan:
+                 patient_uv: UvTotals | None = None, irradiance_mw_cm2: float | None = None) -> SessionPlan:
     """Propose the plan for the session on `visit_date`. `history` is the course's past sessions (doses follow
     them); `other_history` holds every other treatment on the same places (other courses, other areas on the same
     region, relabelled with the course area's id: dose.place.same_place_sessions), which counts for the interval,
-    combination and cumulative-cap rules. `patient_uv` is the patient's light over every course (the UV record). `cleared_area_ids` are the areas whose erythema or blisters from the last
+    combination and cumulative-cap rules. `patient_uv` is the patient's light over every course (the UV record).
+    `irradiance_mw_cm2` (the light device's calibrated irradiance) gives the expected session time. `cleared_area_ids` are the areas whose erythema or blisters from the last
     light session the clinician has seen healed today. `device_dose_range_mj_cm2` is the light device's settable
     dose range (an MED whose first-dose bound falls below its minimum blocks light, CLINICAL.md)."""
     if protocol.id != course.protocol_id:
@@ -60,6 +63,9 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
         plan, early, ok = _plan_area(protocol, tables, course, area, history, timeline, screen.blocked, why_pih,
                                      visit_date, device_model, meds, area.id in cleared_area_ids,
                                      device_dose_range_mj_cm2, elsewhere.dose_mj_cm2)
+        if tables.scar_kinds is not None:
+            plan = dataclasses.replace(plan, expected_response=tables.scar_kinds.expected_response(
+                area.scar_kind, area.scar_age_months))
         plans.append(plan)
         too_early.extend(early)
         timing_ok = timing_ok or ok
@@ -93,6 +99,11 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
     if any(p.has_needling for p in plans):
         aftercare += tables.aftercare["needling"]
     notes = [ORDER_REASON] if any(p.has_light for p in plans) and any(p.has_needling for p in plans) else []
+    minutes = None
+    if tables.session_time is not None and steps:
+        minutes, why = expected_minutes(plans, {a.id: a.size_cm2 for a in areas}, tables.session_time,
+                                        irradiance_mw_cm2)
+        notes.append(why)
     if screening:
         dates = sorted(a.answered_on for a in screening)
         notes.append(f"Screening answers on file date from {dates[0].isoformat()} to {dates[-1].isoformat()}; "
@@ -101,7 +112,7 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
                        visit_date=visit_date, session_number=number, areas=tuple(plans), steps=steps,
                        blocks=tuple(blocks), warnings=tuple(warnings), aftercare=tuple(aftercare), notes=tuple(notes),
                        refusal=refusal,
-                       device_model=device_model, uv_record=uv)
+                       device_model=device_model, uv_record=uv, expected_minutes=minutes)
 
 
 def _none(plan: AreaPlan, reason: str) -> AreaPlan:

@@ -14,7 +14,8 @@ from workstation.store.clinic_store import ClinicStore
 
 
 def plan_next_session(store: ClinicStore, library: Library, course_id: int, visit_date: date, *,
-                      device_model: str | None = None, cleared_area_ids: Collection[int] = ()) -> SessionPlan:
+                      device_model: str | None = None, cleared_area_ids: Collection[int] = (),
+                      irradiance_mw_cm2: float | None = None) -> SessionPlan:
     """Plan the course's next session: every treatment on the same places (all courses, all areas on the same
     region) counts for the interval, same-day and cumulative rules, and the plan carries the patient's UV record."""
     if library.tables is None:
@@ -34,4 +35,4 @@ def plan_next_session(store: ClinicStore, library: Library, course_id: int, visi
                         areas=areas, history=history, patient_uv=light_totals(everything),
                         screening=store.screening(course.patient_id), visit_date=visit_date,
                         device_model=device_model, meds=store.meds(course.patient_id),
-                        cleared_area_ids=cleared_area_ids)
+                        cleared_area_ids=cleared_area_ids, irradiance_mw_cm2=irradiance_mw_cm2)

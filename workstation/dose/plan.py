@@ -50,6 +50,7 @@ class AreaPlan:
     reasons: tuple[str, ...] = ()
     not_before: dict[str, date] = field(default_factory=dict)  # modality -> first date it is allowed
     overrides: tuple[Override, ...] = ()
+    expected_response: str = ""  # in words, from the scar's kind and age (seeds/tables/scar_kinds.toml)
 
     @property
     def has_light(self) -> bool:
@@ -92,6 +93,7 @@ class SessionPlan:
     engine_version: str = ENGINE_VERSION
     # The UV record across courses: {"patient": {dose_mj_cm2, exposures}, "areas": {area_id: {...}}}, before today.
     uv_record: dict[str, Any] = field(default_factory=dict)
+    expected_minutes: float | None = None  # the expected session time, with its sentence in notes
 
     @property
     def refused(self) -> bool:

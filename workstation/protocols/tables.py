@@ -7,8 +7,10 @@ from pathlib import Path
 
 from workstation.protocols.model import MODALITIES, SKIN_TYPES, ProtocolError
 from workstation.protocols.reader import Reader, read_toml
+from workstation.protocols.visit_tables import ScarKinds, SessionTime, read_scar_kinds, read_session_time
 
-TABLE_FILES = ("light_dosing", "needling", "regions", "intervals", "screening", "aftercare", "scar_kinds")
+TABLE_FILES = ("light_dosing", "needling", "regions", "intervals", "screening", "aftercare", "scar_kinds",
+               "session_time")
 
 
 @dataclass(frozen=True)
@@ -105,34 +107,6 @@ class ScreeningItem:
 
 
 @dataclass(frozen=True)
-class ScarKinds:
-    """Scar kinds an area may be recorded as, with the expected response in words, and the age bands (months)."""
-
-    labels: dict[str, str]
-    expected: dict[str, str]
-    newer_max_months: int
-    older_min_months: int
-    sources: dict[str, str]
-
-    def expected_response(self, kind: str | None, age_months: int | None) -> str:
-        """The plan's sentence on what response to expect for a scar of this kind and age ('' if neither is known)."""
-        parts = []
-        if kind in self.labels:
-            parts.append(f"As a {self.labels[kind]}, expect {self.expected[kind]}")
-        if age_months is not None:
-            if age_months <= self.newer_max_months:
-                band = "a newer scar, which responds best"
-            elif age_months >= self.older_min_months:
-                band = "an older scar, which responds less"
-            else:
-                band = "neither new nor old"
-            parts.append(f"at {age_months} months it is {band} (team default bands: {self.sources['age']})")
-        if not parts:
-            return ""
-        return "; ".join(parts)[0].upper() + "; ".join(parts)[1:] + f" ({self.sources['kinds']})."
-
-
-@dataclass(frozen=True)
 class Tables:
     light: LightTables
     needling: NeedlingTables
@@ -141,6 +115,7 @@ class Tables:
     warning_skin_types: tuple[str, ...]
     aftercare: dict[str, tuple[str, ...]]  # "always", "light", "needling"
     scar_kinds: ScarKinds | None = None
+    session_time: SessionTime | None = None
 
 
 def load_tables(folder: Path) -> tuple[Tables | None, list[ProtocolError]]:
@@ -161,7 +136,8 @@ def load_tables(folder: Path) -> tuple[Tables | None, list[ProtocolError]]:
     intervals = _intervals(readers["intervals"])
     screening, warn_types = _screening(readers["screening"])
     aftercare = _aftercare(readers["aftercare"])
-    scar_kinds = _scar_kinds(readers["scar_kinds"])
+    scar_kinds = read_scar_kinds(readers["scar_kinds"])
+    session_time = read_session_time(readers["session_time"])
     for r in readers.values():
         for section, body in r.data.items():  # `team_default = true` marks a section's numbers as team defaults
             if isinstance(body, dict) and "team_default" in body:
@@ -170,7 +146,7 @@ def load_tables(folder: Path) -> tuple[Tables | None, list[ProtocolError]]:
     if errors:
         return None, errors
     assert light and needling and intervals and screening is not None and aftercare
-    return Tables(light, needling, intervals, screening, warn_types, aftercare, scar_kinds), []
+    return Tables(light, needling, intervals, screening, warn_types, aftercare, scar_kinds, session_time), []
 
 
 def _light(r: Reader) -> LightTables | None:
@@ -314,19 +290,3 @@ def _aftercare(r: Reader) -> dict[str, tuple[str, ...]] | None:
             out[key] = tuple(raw)
     return None if r.errors else out
 
-
-def _scar_kinds(r: Reader) -> ScarKinds | None:
-    sources = {"kinds": r.text("source") or "", "age": r.text("age.source") or ""}
-    newer = r.integer("age.newer_max_months", 0, 1200)
-    older = r.integer("age.older_min_months", 0, 1200)
-    labels: dict[str, str] = {}
-    expected: dict[str, str] = {}
-    for kind in r.table("kinds") or {}:
-        label, words = r.text(f"kinds.{kind}.label"), r.text(f"kinds.{kind}.expected")
-        if label and words:
-            labels[kind], expected[kind] = label, words
-    if newer is not None and older is not None and newer >= older:
-        r.error("age.older_min_months", f"is {older}; it must be above newer_max_months ({newer}).")
-    if r.errors or newer is None or older is None:
-        return None
-    return ScarKinds(labels, expected, newer, older, sources)
