@@ -108,6 +108,21 @@ class SessionPlan:
             parts += [f"area {a.label}: {r}" for r in said]
         return " ".join(parts) or "no area can be treated today."
 
+    def uv_record_lines(self) -> list[str]:
+        """The UV record in words (per area, then the patient; every course, before today), for the plan and the
+        report."""
+        out = []
+        for a in self.areas:
+            rec = self.uv_record.get("areas", {}).get(str(a.area_id))
+            if rec is not None:
+                out.append(f"UV record, {a.label} ({a.body_region}, every course): {rec['dose_mj_cm2']:g} mJ/cm² in "
+                           f"{rec['exposures']} exposure{'s' if rec['exposures'] != 1 else ''}")
+        rec = self.uv_record.get("patient")
+        if rec is not None:
+            out.append(f"UV record, patient (every area and course): {rec['dose_mj_cm2']:g} mJ/cm² in "
+                       f"{rec['exposures']} exposure{'s' if rec['exposures'] != 1 else ''}")
+        return out
+
     def area(self, area_id: int) -> AreaPlan:
         return next(a for a in self.areas if a.area_id == area_id)
 
