@@ -14,6 +14,7 @@ from pathlib import Path
 from workstation.errors import UserError
 from workstation.protocols import LESION_TYPES
 from workstation.protocols.reader import Reader, read_toml
+from workstation.protocols.schema import DEVICE_DOSE_MJ_CM2
 from workstation.protocols.tables import Tables
 
 # Actions a timed event may take. Device faults go to that device's emulator; the rest act on the session.
@@ -23,7 +24,6 @@ DEVICE_ACTIONS = {
 }
 SESSION_ACTIONS = {"operator_stop", "estop", "pause"}
 ROMAN = ("I", "II", "III", "IV", "V", "VI")
-MED_RANGE_MJ_CM2 = (1.0, 5000.0)  # the light device's settable dose range (drivers/light.py)
 EVENT_TIME_MAX_S = 3600.0
 
 
@@ -102,7 +102,7 @@ def load_scenario(path: str | Path, tables: Tables | None = None) -> Scenario:
     pseudonym = r.text("patient.pseudonym")
     skin_type = r.integer("patient.skin_type", 1, 6)
     pih_history = r.boolean("patient.pih_history")
-    med = r.number("patient.med_mj_cm2", *MED_RANGE_MJ_CM2, required=False)
+    med = r.number("patient.med_mj_cm2", *DEVICE_DOSE_MJ_CM2, required=False)
     known_items = [i.id for i in tables.screening]
     yes = list(r.choice_list("patient.screening_yes", known_items, required=False) or ())
     if "pih_history" in yes and not pih_history:

@@ -10,10 +10,9 @@ from datetime import date
 
 from workstation.dose.plan import Bounds
 from workstation.protocols.model import Protocol
+from workstation.protocols.schema import DEVICE_DOSE_MJ_CM2
 from workstation.protocols.tables import LightTables
 from workstation.store.records import Area, MedMeasurement, Response, SessionRecord
-
-DEVICE_DOSE_MJ_CM2 = (1.0, 5000.0)
 
 
 @dataclass(frozen=True)

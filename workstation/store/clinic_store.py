@@ -36,6 +36,7 @@ from workstation.store.records import (
 )
 from workstation.store.rows import area_from, course_from, session_from
 from workstation.store.validate import (
+    DOSE_MAX_MJ_CM2,
     check_area,
     check_response,
     check_screening_item,
@@ -173,7 +174,7 @@ class ClinicStore:
     def add_med(self, patient_id: int, device_model: str, med_mj_cm2: float, measured_on: date) -> None:
         if not device_model.strip():
             raise UserError("An MED needs the device model it was measured on.")
-        number(med_mj_cm2, "MED", 0, 5000, "mJ/cm²", lo_open=True)
+        number(med_mj_cm2, "MED", 0, DOSE_MAX_MJ_CM2, "mJ/cm²", lo_open=True)
         not_future(measured_on, "MED measurement date")
         with self.transaction() as c:
             c.execute("INSERT INTO med_measurements (patient_id, device_model, med_mj_cm2, measured_on) "

@@ -11,11 +11,12 @@ from typing import Any
 
 from workstation.errors import UserError
 from workstation.protocols.model import LESION_TYPES, SKIN_TYPES
+from workstation.protocols.schema import DEVICE_DOSE_MJ_CM2
 from workstation.protocols.tables import Tables
 from workstation.store.records import REPIGMENTATION_BANDS, Response, Treatment
 
 # Device ranges (drivers/light.py target dose 1–5000 mJ/cm²; CLINICAL.md: depth never above 2.5 mm, pens 50–150 Hz).
-DOSE_MAX_MJ_CM2 = 5000.0
+DOSE_MAX_MJ_CM2 = DEVICE_DOSE_MJ_CM2[1]
 DEPTH_MAX_MM = 2.5
 STROKE_RATE_MAX_HZ = 150.0
 PASSES_MAX = 20
