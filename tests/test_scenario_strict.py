@@ -61,6 +61,19 @@ def test_several_problems_are_all_reported(tmp_path):
         "patient.skin_type", "session.seed", "patient.pih_histroy"]
 
 
+def test_every_declared_field_reaches_the_scenario(tmp_path):
+    text = BASE.replace("size_cm2 = 6", "size_cm2 = 6\nscar_kind = \"atrophic_deep\"\nscar_age_months = 30") + EVENT
+    sc = _load(tmp_path, text.replace("skin_type = 3", "skin_type = 3\nmed_mj_cm2 = 250.5"))
+    assert (sc.title, sc.expect, sc.pseudonym, sc.skin_type, sc.med_mj_cm2) == (
+        "Hypopigmented atrophic scar, skin type III: combined visit, no incident", "completed", "TRAIN-0001", 3, 250.5)
+    assert sc.description.startswith("The trainee watches")
+    assert (sc.areas[0].area_id, sc.areas[0].region, sc.areas[0].scar_kind, sc.areas[0].scar_age_months) == (
+        "left-cheek", "face", "atrophic_deep", 30)
+    assert (sc.protocol_id, sc.operator_id, sc.pass_duration_s, sc.light_warmup_s, sc.seed) == (
+        "hypopigmented-atrophic-scar-combined", "trainee-01", 1.0, 0.5, 1)
+    assert [(e.at_s, e.action, e.device) for e in sc.events] == [(1.0, "contact_lost", "light")]
+
+
 def test_pih_history_is_used_as_the_screening_answer(tmp_path):
     sc = _load(tmp_path, BASE.replace("skin_type = 3", "skin_type = 3\npih_history = true"))
     assert sc.pih_history and "pih_history" in sc.screening_yes

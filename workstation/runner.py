@@ -142,7 +142,7 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
         steps = [Step(**s, pass_duration_s=scenario.pass_duration_s) for s in specs]
         printer = ProgressPrinter(out)
         rig.bus.subscribe(printer)
-        out(f"scenario: {scenario.title}")
+        out(f"scenario: {scenario.title}" + (f" — {scenario.description}" if scenario.description else ""))
         for a in plan.areas:
             for reason in a.reasons:
                 out(f"  plan {a.label}: {reason}")
