@@ -79,13 +79,21 @@ def test_start_dose_by_skin_type_jaad_table_iv(skin, start):
     (HYPO, [MedMeasurement("OTHER", 400, D0)], 260, "does not carry"),               # MED per device model
     (HYPO, [], 260, "no MED is on file"),
     (HYPO, [MedMeasurement("XTRAC", 400, D0)], 260, "no device model was given"),
-    (HYPO, [MedMeasurement("XTRAC", 30, D0)], 260, "below the device minimum"),
+    (HYPO, [MedMeasurement("XTRAC", 30, D0)], None, "MED too low for this device: photosensitivity work-up"),
+    (HYPO, [MedMeasurement("XTRAC", 50, D0)], None, "MED too low for this device"),    # issue 11: 50 → was 220
+    (HYPO, [MedMeasurement("XTRAC", 60, D0)], 10, "50 mJ/cm² below the MED of 60"),
+    (COMBINED, [MedMeasurement("XTRAC", 250, D0)], 175, "70 % of the MED of 250"),      # issue 11: was 260
+    (COMBINED, [MedMeasurement("XTRAC", 1000, D0)], 260, "within 70 % of the MED"),
+    (STRIAE, [MedMeasurement("XTRAC", 1, D0)], None, "MED too low"),
 ])
 def test_start_from_med(protocol, meds, expected, words):
     device = None if "no device model" in words else "XTRAC"
     p = plan(protocol, [mk_area(lesion=LESION_OF[protocol])], meds=meds, device_model=device)
     assert dose_of(p) == expected
     assert any(words in r for r in p.area(1).reasons), p.area(1).reasons
+    assert not any("mj/cm" in r for r in p.area(1).reasons)
+    if expected is None:
+        assert p.area(1).modality == "none" and not any("skin type III" in r for r in p.area(1).reasons)
 
 
 # (history as (dose, grade, blister, duration_h, day), visit day, cleared, expected dose or None)
@@ -482,7 +490,7 @@ def test_an_area_reclassified_pih_mid_course_gets_no_uv_at_the_next_visit(tmp_pa
         for a in ALL_NO:
             s.add_screening_answer(pat.id, a.item_id, False, a.answered_on, "dr a")
         darkened = s.add_area(pat.id, "left flank", "abdomen", "striae_alba", 12, "III")
-        other = s.add_area(pat.id, "right flank", "abdomen", "striae_alba", 10, "III")
+        other = s.add_area(pat.id, "right flank", "abdomen", "striae_alba", 10, "III", distinct_place=True)
         course = s.create_course(pat.id, LIB.get(STRIAE), [darkened.id, other.id], D0)
         first = plan_next_session(s, LIB, course.id, D0)
         assert first.area(darkened.id).has_light and first.area(other.id).has_light

@@ -102,10 +102,10 @@ def test_operator_stop_scenario_exit_code(tmp_path):
     ("not toml [", "is not valid TOML"),
     ('[scenario]\ntitle="x"\n[patient]\npseudonym="T-1"\nskin_type=9\n[session]\nprotocol="p"\n', "skin_type"),
     ('[scenario]\ntitle="x"\n[patient]\npseudonym="T-1"\nskin_type=2\n[session]\nprotocol="p"\n'
-     '[[areas]]\nid="a"\nregion="face"\nlesion="freckle"\nsize_cm2=3\n', "lesion 'freckle'"),
+     '[[areas]]\nid="a"\nregion="face"\nlesion="freckle"\nsize_cm2=3\n', "lesion: is 'freckle'"),
     ('[scenario]\ntitle="x"\n[patient]\npseudonym="T-1"\nskin_type=2\n[session]\nprotocol="p"\n'
      '[[areas]]\nid="a"\nregion="face"\nlesion="pih"\nsize_cm2=3\n[[events]]\nat_s=1\naction="explode"\n',
-     "unknown action 'explode'"),
+     "action: is 'explode'"),
 ])
 def test_bad_scenarios_name_the_file_and_key(tmp_path, content, message):
     path = tmp_path / "bad.toml"

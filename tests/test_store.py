@@ -86,7 +86,8 @@ def test_foreign_files_are_refused(tmp_path):
 def _fill_v1(conn: sqlite3.Connection) -> None:
     conn.executescript("""
         INSERT INTO patients VALUES (1, 'CX-OLD1', '2026-01-01T00:00:00+00:00');
-        INSERT INTO areas VALUES (1, 1, 'left cheek', 'face', 'hypopigmented_scar', 2.0, 'III');
+        INSERT INTO areas (id, patient_id, label, body_region, lesion_type, size_cm2, skin_type)
+            VALUES (1, 1, 'left cheek', 'face', 'hypopigmented_scar', 2.0, 'III');
         INSERT INTO courses VALUES (1, 1, 'hypopigmented-scar-light', 1, 10, 7, '2026-01-01');
         INSERT INTO course_areas VALUES (1, 1);
         INSERT INTO sessions (id, course_id, session_date) VALUES (1, 1, '2026-01-01');
@@ -181,7 +182,7 @@ def test_correcting_an_area_keeps_every_change_with_its_reason(store):
 @pytest.mark.parametrize(("changes", "match"), [
     ({"lesion_type": "acne"}, "Lesion type"),
     ({"skin_type": "VII"}, "Skin type"),
-    ({"size_cm2": 0}, "size above 0"),
+    ({"size_cm2": 0}, "must be above 0"),
     ({"label": " "}, "needs a label"),
     ({"lesion_type": "hypopigmented_scar"}, "nothing to change"),
     ({"lesion_type": "pih", "reason": " "}, "Say why"),
@@ -201,12 +202,12 @@ def test_a_bad_area_correction_is_a_sentence_and_changes_nothing(store, changes,
 @pytest.mark.parametrize("call,match", [
     (lambda s, p: s.add_area(p.id, "a", "face", "acne", 1, "III"), "Lesion type"),
     (lambda s, p: s.add_area(p.id, "a", "face", "pih", 1, "VII"), "Skin type"),
-    (lambda s, p: s.add_area(p.id, "a", "face", "pih", 0, "III"), "size above 0"),
+    (lambda s, p: s.add_area(p.id, "a", "face", "pih", 0, "III"), "must be above 0"),
     (lambda s, p: s.create_course(p.id, _protocol(), [], date(2026, 1, 1)), "at least one"),
     (lambda s, p: s.create_course(p.id, _protocol(), [1], date(2026, 1, 1), planned_sessions=30), "outside"),
     (lambda s, p: s.create_course(p.id, _protocol(), [1], date(2026, 1, 1), interval_days=1), "outside"),
     (lambda s, p: s.link_recording(1, "x.h5", "abc"), "SHA-256"),
-    (lambda s, p: s.add_response(1, Response(1, erythema_grade=5)), "erythema grade is 0–4"),
+    (lambda s, p: s.add_response(1, Response(1, erythema_grade=5)), "erythema grade \\(NHS Tayside scale\\) is 5; it must be 0–4"),
     (lambda s, p: s.add_response(1, Response(1, repigmentation_band="50")), "band"),
     (lambda s, p: s.create_patient("CX-A1"), "already exists"),
     (lambda s, p: s.create_patient("bad id!"), "not valid"),

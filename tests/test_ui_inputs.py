@@ -134,8 +134,14 @@ def test_clinical_patient_course_and_plan_on_emulated_ports(qtbot, window: MainW
         view.lesion.setCurrentText("hypopigmented_atrophic_scar")
         view.size.setValue(6)
         view.skin.setCurrentText("III")
+        view.scar_kind.setCurrentIndex(view.scar_kind.findData("flat_hypopigmented"))
+        view.scar_age.setValue(18)
         view.add_area()
         qtbot.waitUntil(lambda: view.areas.count() == 1, timeout=TIMEOUT_MS)
+        view.area_label.setText("right cheek")  # the same region: the clinician must say it is a distinct place
+        view.add_area()
+        qtbot.waitUntil(lambda: "If it is the same place, use that area" in last_message(win), timeout=TIMEOUT_MS)
+        assert view.areas.count() == 1
         view.protocol.setCurrentIndex(view.protocol.findData("hypopigmented-atrophic-scar-combined"))
         view.start_course()
         qtbot.waitUntil(lambda: view.courses.count() == 1, timeout=TIMEOUT_MS)
@@ -156,6 +162,8 @@ def test_clinical_patient_course_and_plan_on_emulated_ports(qtbot, window: MainW
         assert win.plan_view.table.rowCount() == 1
         reasons = win.plan_view.reasons.toPlainText()
         assert "left cheek" in reasons and "UV is never planned" in reasons
+        assert "UV record, left cheek (face, every course): 0 mJ/cm² in 0 exposures" in reasons
+        assert "left cheek: expected response: As a flat hypopigmented scar" in reasons
         assert not any(s.modality == "light" for s in win.controller.plan.steps)
         plan_text = json.dumps(win.controller.plan.to_dict())
         assert "Smithson" not in plan_text and "Alexandra" not in plan_text and "1990" not in plan_text
@@ -169,6 +177,8 @@ def test_clinical_patient_course_and_plan_on_emulated_ports(qtbot, window: MainW
             patient = store.get_patient("P-0042")
             meds = store.meds(patient.id)
             (change,) = store.area_changes(store.areas(patient.id)[0].id)
+            assert (store.areas(patient.id)[0].scar_kind, store.areas(patient.id)[0].scar_age_months) == (
+                "flat_hypopigmented", 18)
             assert store.identity(patient.id) == Identity("Smithson", "Alexandra", dt.date(1990, 5, 6))
         assert [(m.med_mj_cm2, m.device_model) for m in meds] == [(400.0, emulators[0].model)]
         assert (change.field, change.new, change.reason, change.who) == (

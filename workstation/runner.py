@@ -69,9 +69,10 @@ def prepare_plan(scenario: Scenario, store, library, device_model: str):
                                    scenario.operator_id)
     if scenario.med_mj_cm2:
         store.add_med(patient.id, device_model, scenario.med_mj_cm2, today)
-    areas = [store.add_area(patient.id, a.area_id, a.region, a.lesion, a.size_cm2, scenario.skin_type_roman)
-             for a in scenario.areas]
-    course = store.create_course(patient.id, protocol, [a.id for a in areas], today)
+    areas = [store.find_or_create_area(patient.id, a.area_id, a.region, a.lesion, a.size_cm2, scenario.skin_type_roman,
+                                       scar_age_months=a.scar_age_months, scar_kind=a.scar_kind, distinct_place=True)
+             for a in scenario.areas]  # the scenario's areas have unique labels: each is its own place
+    course = store.find_or_create_course(patient.id, protocol, [a.id for a in areas], today)
     plan = plan_next_session(store, library, course.id, today, device_model=device_model)
     return course, plan
 
@@ -137,12 +138,11 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
                             f"(first allowed {plan.refusal.first_allowed_date}).")
         specs = plan.execution_steps()
         if not specs:
-            raise UserError("The plan has nothing to treat: " + "; ".join([*plan.blocks, *plan.warnings] or
-                                                                            ["no area can be treated today"]))
+            raise UserError("The plan has nothing to treat: " + plan.nothing_to_treat_reason())
         steps = [Step(**s, pass_duration_s=scenario.pass_duration_s) for s in specs]
         printer = ProgressPrinter(out)
         rig.bus.subscribe(printer)
-        out(f"scenario: {scenario.title}")
+        out(f"scenario: {scenario.title}" + (f" — {scenario.description}" if scenario.description else ""))
         for a in plan.areas:
             for reason in a.reasons:
                 out(f"  plan {a.label}: {reason}")

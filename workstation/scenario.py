@@ -1,18 +1,21 @@
 """Trainer scenarios: a patient profile, areas, a protocol, and timed events, as a TOML file.
 
 A scenario drives the headless runner (`python main.py session --simulate --scenario FILE`) and the trainer's
-simulation in the window. The format is documented in `docs/scenario-format.md`; errors name the file and the key.
+simulation in the window. The format is documented in `docs/scenario-format.md`. The file is read by the same strict
+reader as the protocols and tables: unknown keys, NaN, ±inf, wrong types and out-of-range values are errors naming the
+file, the key and the allowed range; regions, lesions and screening items come from the reference tables.
 """
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from workstation.errors import UserError
 from workstation.protocols import LESION_TYPES
+from workstation.protocols.reader import Reader, read_toml
+from workstation.protocols.schema import DEVICE_DOSE_MJ_CM2
+from workstation.protocols.tables import Tables
 
 # Actions a timed event may take. Device faults go to that device's emulator; the rest act on the session.
 DEVICE_ACTIONS = {
@@ -21,6 +24,7 @@ DEVICE_ACTIONS = {
 }
 SESSION_ACTIONS = {"operator_stop", "estop", "pause"}
 ROMAN = ("I", "II", "III", "IV", "V", "VI")
+EVENT_TIME_MAX_S = 3600.0
 
 
 class ScenarioError(UserError):
@@ -33,6 +37,8 @@ class ScenarioArea:
     region: str
     lesion: str
     size_cm2: float
+    scar_age_months: int | None = None
+    scar_kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,92 +66,108 @@ class Scenario:
     seed: int
     events: tuple[TimedEvent, ...]
     expect: str  # "completed" or "aborted": what a trainer's check expects
-    screening_yes: tuple[str, ...] = ()  # screening items answered "yes"; every other item is answered "no"
+    # Screening items answered "yes" (every other item is answered "no"); `pih_history = true` puts "pih_history" here.
+    screening_yes: tuple[str, ...] = ()
 
     @property
     def skin_type_roman(self) -> str:
         return ROMAN[self.skin_type - 1]
 
 
-def _get(d: dict, key: str, kind: type | tuple[type, ...], where: str, path: Path, default: Any = ...) -> Any:
-    if key not in d:
-        if default is ...:
-            raise ScenarioError(f"{path.name}: [{where}] needs the key '{key}'.")
-        return default
-    v = d[key]
-    if isinstance(v, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise ScenarioError(f"{path.name}: [{where}] {key} = {v!r} has the wrong type.")
-    if not isinstance(v, kind):
-        raise ScenarioError(f"{path.name}: [{where}] {key} = {v!r} has the wrong type.")
-    return v
+def _factory_tables() -> Tables:
+    from workstation.protocols import load_library
+
+    tables = load_library().tables
+    if tables is None:
+        raise ScenarioError("The reference tables did not load; run `python main.py protocols check`.")
+    return tables
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def load_scenario(path: str | Path, tables: Tables | None = None) -> Scenario:
+    """Read and check a scenario file against the reference tables (the factory ones unless given). Raises
+    ScenarioError listing every problem as `FILE: KEY: what is wrong`."""
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScenarioError(f"scenario file {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"scenario file {path} cannot be read: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path.name} is not valid TOML: {exc}") from exc
-    sc = _get(doc, "scenario", dict, "scenario", path)
-    pat = _get(doc, "patient", dict, "patient", path)
-    ses = _get(doc, "session", dict, "session", path)
-    skin_type = _get(pat, "skin_type", int, "patient", path)
-    if not 1 <= skin_type <= 6:
-        raise ScenarioError(f"{path.name}: [patient] skin_type must be a Fitzpatrick type 1–6, not {skin_type}.")
-    med = _get(pat, "med_mj_cm2", (int, float), "patient", path, None)
-    areas = []
-    for i, a in enumerate(_get(doc, "areas", list, "areas", path)):
-        where = f"areas #{i + 1}"
-        if not isinstance(a, dict):
-            raise ScenarioError(f"{path.name}: [{where}] must be a table.")
-        lesion = _get(a, "lesion", str, where, path)
-        if lesion not in LESION_TYPES:
-            raise ScenarioError(f"{path.name}: [{where}] lesion {lesion!r} is not one of {', '.join(LESION_TYPES)}.")
-        size = float(_get(a, "size_cm2", (int, float), where, path))
-        if not 0 < size <= 2000:
-            raise ScenarioError(f"{path.name}: [{where}] size_cm2 must be between 0 and 2000 cm², not {size}.")
-        areas.append(ScenarioArea(_get(a, "id", str, where, path), _get(a, "region", str, where, path), lesion, size))
-    if not areas:
-        raise ScenarioError(f"{path.name}: a scenario needs at least one [[areas]] entry.")
-    events = []
-    for i, e in enumerate(_get(doc, "events", list, "events", path, [])):
-        where = f"events #{i + 1}"
-        action = _get(e, "action", str, where, path)
-        device = _get(e, "device", str, where, path, "")
-        if action not in DEVICE_ACTIONS | SESSION_ACTIONS:
-            raise ScenarioError(f"{path.name}: [{where}] unknown action {action!r}; known: "
-                                f"{', '.join(sorted(DEVICE_ACTIONS | SESSION_ACTIONS))}.")
-        if action in DEVICE_ACTIONS and device not in ("light", "pen"):
-            raise ScenarioError(f"{path.name}: [{where}] action {action!r} needs device = \"light\" or \"pen\".")
-        at_s = float(_get(e, "at_s", (int, float), where, path))
-        if at_s < 0:
-            raise ScenarioError(f"{path.name}: [{where}] at_s must not be negative.")
-        events.append(TimedEvent(at_s, action, device, float(_get(e, "value", (int, float), where, path, 0.0))))
-    expect = _get(sc, "expect", str, "scenario", path, "completed")
-    if expect not in ("completed", "aborted"):
-        raise ScenarioError(f"{path.name}: [scenario] expect must be \"completed\" or \"aborted\".")
-    pass_s = float(_get(ses, "pass_duration_s", (int, float), "session", path, 2.0))
-    if not 0.1 <= pass_s <= 600:
-        raise ScenarioError(f"{path.name}: [session] pass_duration_s must be between 0.1 and 600 s.")
-    return Scenario(
-        path=path,
-        title=_get(sc, "title", str, "scenario", path),
-        description=_get(sc, "description", str, "scenario", path, ""),
-        pseudonym=_get(pat, "pseudonym", str, "patient", path),
-        skin_type=skin_type,
-        pih_history=_get(pat, "pih_history", bool, "patient", path, False),
-        med_mj_cm2=float(med) if med is not None else None,
-        areas=tuple(areas),
-        protocol_id=_get(ses, "protocol", str, "session", path),
-        operator_id=_get(ses, "operator", str, "session", path, "trainee"),
-        pass_duration_s=pass_s,
-        light_warmup_s=float(_get(ses, "light_warmup_s", (int, float), "session", path, 1.0)),
-        seed=_get(ses, "seed", int, "session", path, 1),
-        events=tuple(sorted(events, key=lambda e: e.at_s)),
-        expect=expect,
-        screening_yes=tuple(str(x) for x in _get(pat, "screening_yes", list, "patient", path, [])),
-    )
+    if not path.is_file():
+        raise ScenarioError(f"scenario file {path} does not exist.")
+    data, err = read_toml(path)
+    if err is not None:
+        raise ScenarioError(str(err))
+    tables = tables or _factory_tables()
+    r = Reader(path, data or {})
+    for section in ("scenario", "patient", "session"):
+        r.table(section)
+    title = r.text("scenario.title")
+    description = r.text("scenario.description", required=False, default="")
+    expect = r.choice("scenario.expect", ("completed", "aborted"), required=False, default="completed")
+    pseudonym = r.text("patient.pseudonym")
+    skin_type = r.integer("patient.skin_type", 1, 6)
+    pih_history = r.boolean("patient.pih_history")
+    med = r.number("patient.med_mj_cm2", *DEVICE_DOSE_MJ_CM2, required=False)
+    known_items = [i.id for i in tables.screening]
+    yes = list(r.choice_list("patient.screening_yes", known_items, required=False) or ())
+    if "pih_history" in yes and not pih_history:
+        r.error("patient.screening_yes", "answers pih_history yes while [patient] pih_history is false; set "
+                "pih_history = true instead.")
+    if pih_history and "pih_history" not in yes:
+        yes.append("pih_history")
+    areas = _areas(r, tables)
+    events = _events(r)
+    protocol = r.text("session.protocol")
+    operator = r.text("session.operator", required=False, default="trainee")
+    pass_s = r.number("session.pass_duration_s", 0.1, 600, required=False, default=2.0)
+    warmup = r.number("session.light_warmup_s", 0, 600, required=False, default=1.0)
+    seed = r.integer("session.seed", 0, 2**31 - 1, required=False, default=1)
+    r.finish()
+    if r.errors:
+        raise ScenarioError("\n".join(str(e) for e in r.errors))
+    assert title and pseudonym and skin_type and protocol and operator is not None
+    return Scenario(path=path, title=title, description=description or "", pseudonym=pseudonym, skin_type=skin_type,
+                    pih_history=pih_history, med_mj_cm2=None if med is None else float(med), areas=tuple(areas),
+                    protocol_id=protocol, operator_id=operator, pass_duration_s=float(pass_s),
+                    light_warmup_s=float(warmup), seed=seed, events=tuple(sorted(events, key=lambda e: e.at_s)),
+                    expect=expect or "completed", screening_yes=tuple(yes))
+
+
+def _areas(r: Reader, tables: Tables) -> list[ScenarioArea]:
+    raw = r.raw("areas")
+    if not isinstance(raw, list) or not raw:
+        r.error("areas", "needs at least one [[areas]] table.")
+        return []
+    out: list[ScenarioArea] = []
+    labels: set[str] = set()
+    for i in range(len(raw)):
+        k = f"areas[{i}]"
+        if r.table(k) is None:
+            continue
+        label = r.text(f"{k}.id")
+        region = r.choice(f"{k}.region", tuple(tables.needling.regions))
+        lesion = r.choice(f"{k}.lesion", LESION_TYPES)
+        size = r.number(f"{k}.size_cm2", 0.01, 2000)
+        age = r.integer(f"{k}.scar_age_months", 0, 1200, required=False)
+        kind = r.choice(f"{k}.scar_kind", tuple(tables.scar_kinds.labels) if tables.scar_kinds else (), required=False)
+        if label in labels:
+            r.error(f"{k}.id", f"{label!r} is used by another area; a patient's areas have unique labels.")
+        if None not in (label, region, lesion, size):
+            labels.add(label)
+            out.append(ScenarioArea(label, region, lesion, float(size), age, kind))
+    return out
+
+
+def _events(r: Reader) -> list[TimedEvent]:
+    raw = r.raw("events")
+    if r.has("events") and not isinstance(raw, list):
+        r.error("events", "must be a list of [[events]] tables.")
+        return []
+    out: list[TimedEvent] = []
+    actions = sorted(DEVICE_ACTIONS | SESSION_ACTIONS)
+    for i in range(len(raw) if isinstance(raw, list) else 0):
+        k = f"events[{i}]"
+        if r.table(k) is None:
+            continue
+        action = r.choice(f"{k}.action", actions)
+        device = r.choice(f"{k}.device", ("light", "pen"), required=action in DEVICE_ACTIONS, default="")
+        at_s = r.number(f"{k}.at_s", 0, EVENT_TIME_MAX_S)
+        value = r.number(f"{k}.value", 0, 1, required=False, default=0.0)
+        if None not in (action, device, at_s, value):
+            out.append(TimedEvent(float(at_s), action, device, float(value)))
+    return out

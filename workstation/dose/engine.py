@@ -4,16 +4,19 @@ the numbers (light.py, needling.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Sequence
 from datetime import date
 
-from workstation.dose.light import propose_light
+from workstation.dose.light import DEVICE_DOSE_MJ_CM2, propose_light
 from workstation.dose.needling import propose_needling
+from workstation.dose.place import UvTotals, light_totals
 from workstation.dose.plan import AreaPlan, Refusal, SessionPlan, Step
 from workstation.dose.rules import evaluate_screening, first_allowed, pih_prone_why
+from workstation.dose.visit_time import expected_minutes
 from workstation.errors import UserError
 from workstation.protocols.model import UV_FORBIDDEN_LESIONS, Protocol
-from workstation.protocols.tables import Tables
+from workstation.protocols.tables import LightTables, Tables
 from workstation.store.records import Area, Course, MedMeasurement, ScreeningAnswer, SessionRecord
 
 ORDER_REASON = "Light first on intact skin, needling after (team default, CLINICAL.md: combining both on one patient)."
@@ -23,11 +26,16 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
                  history: Sequence[SessionRecord], screening: Sequence[ScreeningAnswer], visit_date: date,
                  device_model: str | None = None, meds: Sequence[MedMeasurement] = (),
                  cleared_area_ids: Collection[int] = (),
-                 other_history: Sequence[SessionRecord] = ()) -> SessionPlan:
+                 other_history: Sequence[SessionRecord] = (),
+                 device_dose_range_mj_cm2: tuple[float, float] = DEVICE_DOSE_MJ_CM2,
+                 patient_uv: UvTotals | None = None, irradiance_mw_cm2: float | None = None) -> SessionPlan:
     """Propose the plan for the session on `visit_date`. `history` is the course's past sessions (doses follow
-    them); `other_history` holds sessions of the patient's other courses on the same areas, which count for the
-    interval and combination rules only. `cleared_area_ids` are the areas whose erythema or blisters from the last
-    light session the clinician has seen healed today."""
+    them); `other_history` holds every other treatment on the same places (other courses, other areas on the same
+    region, relabelled with the course area's id: dose.place.same_place_sessions), which counts for the interval,
+    combination and cumulative-cap rules. `patient_uv` is the patient's light over every course (the UV record).
+    `irradiance_mw_cm2` (the light device's calibrated irradiance) gives the expected session time. `cleared_area_ids` are the areas whose erythema or blisters from the last
+    light session the clinician has seen healed today. `device_dose_range_mj_cm2` is the light device's settable
+    dose range (an MED whose first-dose bound falls below its minimum blocks light, CLINICAL.md)."""
     if protocol.id != course.protocol_id:
         raise UserError(f"The course follows protocol {course.protocol_id}, not {protocol.id}; load the right one.")
     history = sorted(history, key=lambda s: s.session_date)
@@ -42,13 +50,22 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
     too_early: list[tuple[date, str]] = []
     timing_ok = False
     by_id = {a.id: a for a in areas}
+    uv_areas: dict[str, dict[str, float]] = {}
     for area_id in course.area_ids:
         area = by_id.get(area_id)
         if area is None:
             raise UserError(f"Area {area_id} of course {course.id} was not given to the planner.")
         why_pih = pih_prone_why(protocol, tables, area, screen.pih_history)
+        elsewhere = light_totals(other_history, area.id)
+        here = light_totals(history, area.id)
+        uv_areas[str(area.id)] = {"dose_mj_cm2": here.dose_mj_cm2 + elsewhere.dose_mj_cm2,
+                                  "exposures": here.exposures + elsewhere.exposures}
         plan, early, ok = _plan_area(protocol, tables, course, area, history, timeline, screen.blocked, why_pih,
-                                     visit_date, device_model, meds, area.id in cleared_area_ids)
+                                     visit_date, device_model, meds, area.id in cleared_area_ids,
+                                     device_dose_range_mj_cm2, elsewhere.dose_mj_cm2)
+        if tables.scar_kinds is not None:
+            plan = dataclasses.replace(plan, expected_response=tables.scar_kinds.expected_response(
+                area.scar_kind, area.scar_age_months))
         plans.append(plan)
         too_early.extend(early)
         timing_ok = timing_ok or ok
@@ -61,6 +78,10 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
         if area.skin_type in tables.warning_skin_types:
             warnings.append(f"Area {area.label}: skin type {area.skin_type} needs care (CLINICAL.md screening "
                             "warnings); acknowledge before treating.")
+    uv = {"areas": uv_areas}
+    if patient_uv is not None:
+        uv["patient"] = {"dose_mj_cm2": patient_uv.dose_mj_cm2, "exposures": patient_uv.exposures}
+    warnings.extend(uv_warnings(tables.light, plans, uv))
     refusal = None
     if too_early and not timing_ok:
         first, why = min(too_early, key=lambda e: e[0])
@@ -78,6 +99,11 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
     if any(p.has_needling for p in plans):
         aftercare += tables.aftercare["needling"]
     notes = [ORDER_REASON] if any(p.has_light for p in plans) and any(p.has_needling for p in plans) else []
+    minutes = None
+    if tables.session_time is not None and steps:
+        minutes, why = expected_minutes(plans, {a.id: a.size_cm2 for a in areas}, tables.session_time,
+                                        irradiance_mw_cm2)
+        notes.append(why)
     if screening:
         dates = sorted(a.answered_on for a in screening)
         notes.append(f"Screening answers on file date from {dates[0].isoformat()} to {dates[-1].isoformat()}; "
@@ -86,7 +112,7 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
                        visit_date=visit_date, session_number=number, areas=tuple(plans), steps=steps,
                        blocks=tuple(blocks), warnings=tuple(warnings), aftercare=tuple(aftercare), notes=tuple(notes),
                        refusal=refusal,
-                       device_model=device_model)
+                       device_model=device_model, uv_record=uv, expected_minutes=minutes)
 
 
 def _none(plan: AreaPlan, reason: str) -> AreaPlan:
@@ -96,7 +122,8 @@ def _none(plan: AreaPlan, reason: str) -> AreaPlan:
 
 def _plan_area(p: Protocol, t: Tables, course: Course, area: Area, history: Sequence[SessionRecord],
                timeline: Sequence[SessionRecord], blocked: dict[str, list[str]], why_pih: str, visit_date: date, device_model: str | None,
-               meds: Sequence[MedMeasurement], cleared: bool) -> tuple[AreaPlan, list[tuple[date, str]], bool]:
+               meds: Sequence[MedMeasurement], cleared: bool,
+               dose_range: tuple[float, float], elsewhere_mj_cm2: float) -> tuple[AreaPlan, list[tuple[date, str]], bool]:
     reasons: list[str] = []
     wanted = list(p.modalities)
     if "light" in wanted and area.lesion_type in UV_FORBIDDEN_LESIONS:
@@ -137,7 +164,8 @@ def _plan_area(p: Protocol, t: Tables, course: Course, area: Area, history: Sequ
             reasons.append(f"Body region {area.body_region!r} is not in the tables: the face cap is applied.")
         lr = propose_light(p=p, t=t.light, area=area, face=face, history=history, meds=meds,
                            device_model=device_model, visit_date=visit_date,
-                           course_interval_days=course.interval_days, cleared=cleared)
+                           course_interval_days=course.interval_days, cleared=cleared,
+                           device_dose_range_mj_cm2=dose_range, elsewhere_mj_cm2=elsewhere_mj_cm2)
         reasons.extend(lr.reasons)
         if lr.dose_mj_cm2 is None:
             allowed.remove("light")
@@ -155,3 +183,29 @@ def _plan_area(p: Protocol, t: Tables, course: Course, area: Area, history: Sequ
     plan = AreaPlan(area.id, area.label, area.body_region, area.lesion_type, area.skin_type, modality,
                     bool(why_pih), reasons=tuple(reasons), not_before=not_before, **kw)
     return plan, early, len(wanted) > len(early)
+
+
+def uv_warnings(t: LightTables, plans: Sequence[AreaPlan], uv: dict) -> list[str]:
+    """Warnings when the UV record, with today's planned light, reaches the team-default thresholds
+    (seeds/tables/light_dosing.toml [cumulative]; CLINICAL.md: no publication gives a lifetime number)."""
+    out: list[str] = []
+    src = f"team default: {t.sources['cumulative']}"
+    today = 0.0
+    for p in plans:
+        rec = uv["areas"].get(str(p.area_id), {"dose_mj_cm2": 0.0, "exposures": 0})
+        planned = p.target_dose_mj_cm2 or 0.0
+        today += planned
+        dose, n = rec["dose_mj_cm2"] + planned, rec["exposures"] + (1 if p.has_light else 0)
+        if dose >= t.area_warn_mj_cm2 or n >= t.area_warn_exposures:
+            out.append(f"UV record, area {p.label}: {dose:g} mJ/cm² in {n} exposures over every course on the "
+                       f"{p.body_region} with today's plan, at or above the warning level of {t.area_warn_mj_cm2:g} "
+                       f"mJ/cm² or {t.area_warn_exposures} exposures ({src}); review before treating.")
+    patient = uv.get("patient")
+    if patient is not None:
+        lit = sum(1 for p in plans if p.has_light)
+        dose, n = patient["dose_mj_cm2"] + today, patient["exposures"] + lit
+        if dose >= t.patient_warn_mj_cm2 or n >= t.patient_warn_exposures:
+            out.append(f"UV record, patient: {dose:g} mJ/cm² in {n} exposures over every course with today's plan, "
+                       f"at or above the warning level of {t.patient_warn_mj_cm2:g} mJ/cm² or "
+                       f"{t.patient_warn_exposures} exposures ({src}); review before treating.")
+    return out

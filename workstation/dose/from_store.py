@@ -6,6 +6,7 @@ from collections.abc import Collection
 from datetime import date
 
 from workstation.dose.engine import plan_session
+from workstation.dose.place import light_totals, same_place_sessions
 from workstation.dose.plan import SessionPlan
 from workstation.errors import UserError
 from workstation.protocols.library import Library
@@ -13,7 +14,10 @@ from workstation.store.clinic_store import ClinicStore
 
 
 def plan_next_session(store: ClinicStore, library: Library, course_id: int, visit_date: date, *,
-                      device_model: str | None = None, cleared_area_ids: Collection[int] = ()) -> SessionPlan:
+                      device_model: str | None = None, cleared_area_ids: Collection[int] = (),
+                      irradiance_mw_cm2: float | None = None) -> SessionPlan:
+    """Plan the course's next session: every treatment on the same places (all courses, all areas on the same
+    region) counts for the interval, same-day and cumulative rules, and the plan carries the patient's UV record."""
     if library.tables is None:
         raise UserError("The reference tables did not load, so no plan can be made; run "
                         "`python main.py protocols check` and fix the files it names.")
@@ -22,10 +26,13 @@ def plan_next_session(store: ClinicStore, library: Library, course_id: int, visi
     if protocol.version != course.protocol_version:
         raise UserError(f"Course {course_id} was started with {protocol.id} version {course.protocol_version}, but "
                         f"the library holds version {protocol.version}; review the course before planning.")
-    others = [s for c in store.courses(course.patient_id) if c.id != course.id and set(c.area_ids) & set(course.area_ids)
-              for s in store.history(c.id)]
+    areas = [store.area(a) for a in course.area_ids]
+    history = store.history(course_id)
+    everything = [s for c in store.courses(course.patient_id) for s in
+                  (history if c.id == course.id else store.history(c.id))]
+    others = same_place_sessions(course.id, areas, store.areas(course.patient_id), everything)
     return plan_session(protocol=protocol, tables=library.tables, course=course, other_history=others,
-                        areas=[store.area(a) for a in course.area_ids], history=store.history(course_id),
+                        areas=areas, history=history, patient_uv=light_totals(everything),
                         screening=store.screening(course.patient_id), visit_date=visit_date,
                         device_model=device_model, meds=store.meds(course.patient_id),
-                        cleared_area_ids=cleared_area_ids)
+                        cleared_area_ids=cleared_area_ids, irradiance_mw_cm2=irradiance_mw_cm2)

@@ -10,10 +10,9 @@ from datetime import date
 
 from workstation.dose.plan import Bounds
 from workstation.protocols.model import Protocol
+from workstation.protocols.schema import DEVICE_DOSE_MJ_CM2
 from workstation.protocols.tables import LightTables
 from workstation.store.records import Area, MedMeasurement, Response, SessionRecord
-
-DEVICE_DOSE_MJ_CM2 = (1.0, 5000.0)
 
 
 @dataclass(frozen=True)
@@ -49,59 +48,109 @@ def is_marked(r: Response | None, t: LightTables) -> bool:
                               or (r.erythema_duration_h or 0) > t.long_erythema_h)
 
 
-def start_dose(p: Protocol, t: LightTables, area: Area, meds: Sequence[MedMeasurement],
-               device_model: str | None) -> tuple[float, str]:
+def med_on_file(meds: Sequence[MedMeasurement], device_model: str | None) -> MedMeasurement | None:
+    """The latest MED measured on `device_model` (an MED does not carry to another device model, CLINICAL.md)."""
+    mine = [m for m in meds if device_model and m.device_model == device_model]
+    return max(mine, key=lambda m: m.measured_on) if mine else None
+
+
+def med_first_dose_bound(p: Protocol, t: LightTables, med: MedMeasurement) -> tuple[int, str]:
+    """The highest first dose (whole mJ/cm², rounded down) the patient's MED allows under protocol `p`, and how it is
+    derived: the protocol's own MED rule (MED − N for `med_minus`, fraction × MED for `med_fraction`), else the
+    tables' MED fraction (70 % of the MED, Photonet / NHS Tayside, CLINICAL.md "The MED bounds every first dose").
+    May be zero or negative: then no first dose is possible on MED grounds."""
+    rules = p.light
+    assert rules is not None
+    if rules.start_method == "med_minus":
+        minus = rules.med_minus_mj_cm2 or 0.0
+        return math.floor(med.med_mj_cm2 - minus), (f"{minus:g} mJ/cm² below the MED"
+                                                     f"{p.citation('light.med_minus_mj_cm2')}")
+    if rules.start_method == "med_fraction":
+        fraction, cite = rules.med_fraction or 0.0, p.citation("light.med_fraction")
+    else:
+        fraction, cite = t.med_first_dose_max_fraction, f" ({t.sources['med']})"
+    return math.floor(med.med_mj_cm2 * fraction), f"{fraction * 100:g} % of the MED{cite}"
+
+
+def start_dose(p: Protocol, t: LightTables, area: Area, meds: Sequence[MedMeasurement], device_model: str | None,
+               device_min_mj_cm2: float = DEVICE_DOSE_MJ_CM2[0]) -> tuple[float | None, str]:
+    """The first dose on an area and the sentence saying why; None when light cannot start (the MED on file for this
+    device model allows less than the device minimum: never replaced by the skin-type start, CLINICAL.md). Every
+    light protocol goes through here, so an MED on file bounds every first dose, whatever the start method."""
     rules = p.light
     assert rules is not None
     table = t.by_skin_type[area.skin_type]
     table_reason = (f"Start at {table.start_mj_cm2:g} mJ/cm², the NB-UVB start for skin type {area.skin_type} "
                     f"({t.sources['skin_type']}).")
-    if rules.start_method == "fixed":
-        return float(rules.fixed_start_mj_cm2 or 0), (f"Start at {rules.fixed_start_mj_cm2:g} mJ/cm², this "
-                                                       f"protocol's fixed start{p.citation('light.fixed_start_mj_cm2')}.")
-    if rules.start_method == "skin_type_table":
-        return table.start_mj_cm2, table_reason
-    mine = [m for m in meds if device_model and m.device_model == device_model]
-    if not mine:
-        others = sorted({m.device_model for m in meds})
-        if device_model is None and others:
-            why = "no device model was given for this session, so no MED on file can be used"
-        elif others:
-            why = (f"the MED on file was measured on {', '.join(others)}, and an MED does not carry to another "
-                   f"device model")
-        else:
-            why = "no MED is on file for this patient"
-        return table.start_mj_cm2, f"The protocol starts from the MED, but {why}. " + table_reason
-    med = max(mine, key=lambda m: m.measured_on)
-    if rules.start_method == "med_fraction":
-        dose = math.floor(med.med_mj_cm2 * (rules.med_fraction or 0))
-        how = f"{(rules.med_fraction or 0) * 100:g} % of"
-        cite = p.citation("light.med_fraction")
+    med = med_on_file(meds, device_model)
+    if med is not None:
+        bound, how = med_first_dose_bound(p, t, med)
+        measured = f"the MED of {med.med_mj_cm2:g} mJ/cm² measured on {med.device_model} on {med.measured_on.isoformat()}"
+        if bound < device_min_mj_cm2:
+            return None, (f"No light: MED too low for this device: photosensitivity work-up. {how[0].upper()}"
+                          f"{how[1:]} is {bound} mJ/cm² for {measured}, below the device minimum of "
+                          f"{device_min_mj_cm2:g} mJ/cm²; the skin-type start is only for patients without an MED "
+                          f"({t.sources['med']}).")
+        if rules.start_method in ("med_minus", "med_fraction"):
+            return float(bound), f"Start at {bound} mJ/cm², {how.replace('the MED', measured)}."
+        own, own_reason = _method_start(p, t, area, table_reason)
+        if own <= bound:
+            return own, f"{own_reason} It is within {how.replace('the MED', measured)} ({bound} mJ/cm²)."
+        return float(bound), (f"Start at {bound} mJ/cm², {how.replace('the MED', measured)}: the MED bounds every "
+                              f"first dose, so not the protocol's {own:g} mJ/cm².")
+    if rules.start_method in ("skin_type_table", "fixed"):
+        return _method_start(p, t, area, table_reason)
+    others = sorted({m.device_model for m in meds})
+    if device_model is None and others:
+        why = "no device model was given for this session, so no MED on file can be used"
+    elif others:
+        why = f"the MED on file was measured on {', '.join(others)}, and an MED does not carry to another device model"
     else:
-        dose = math.floor(med.med_mj_cm2 - (rules.med_minus_mj_cm2 or 0))
-        how = f"{rules.med_minus_mj_cm2:g} mJ/cm² below"
-        cite = p.citation("light.med_minus_mj_cm2")
-    if dose < DEVICE_DOSE_MJ_CM2[0]:
-        return table.start_mj_cm2, (f"{how.capitalize()} the MED of {med.med_mj_cm2:g} mJ/cm² is below the device "
-                                    f"minimum. " + table_reason)
-    return float(dose), (f"Start at {dose} mJ/cm², {how} the MED of {med.med_mj_cm2:g} mJ/cm² measured on "
-                         f"{med.device_model} on {med.measured_on.isoformat()}{cite}.")
+        why = "no MED is on file for this patient"
+    return table.start_mj_cm2, f"The protocol starts from the MED, but {why}. " + table_reason
+
+
+def _method_start(p: Protocol, t: LightTables, area: Area, table_reason: str) -> tuple[float, str]:
+    """The start of a protocol that does not start from the MED: the skin-type table, or a fixed start that is never
+    above the table's start for the area's skin type (the factory tables bound every clinic file)."""
+    rules = p.light
+    assert rules is not None
+    table = t.by_skin_type[area.skin_type]
+    if rules.start_method != "fixed":
+        return table.start_mj_cm2, table_reason
+    fixed = float(rules.fixed_start_mj_cm2 or 0)
+    if fixed > table.start_mj_cm2:
+        return table.start_mj_cm2, (f"This protocol's fixed start of {fixed:g} mJ/cm² is above the factory table's "
+                                    f"start for skin type {area.skin_type}. " + table_reason)
+    return fixed, f"Start at {fixed:g} mJ/cm², this protocol's fixed start{p.citation('light.fixed_start_mj_cm2')}."
 
 
 def propose_light(*, p: Protocol, t: LightTables, area: Area, face: bool, history: Sequence[SessionRecord],
                   meds: Sequence[MedMeasurement], device_model: str | None, visit_date: date,
-                  course_interval_days: int, cleared: bool) -> LightResult:
+                  course_interval_days: int, cleared: bool,
+                  device_dose_range_mj_cm2: tuple[float, float] = DEVICE_DOSE_MJ_CM2,
+                  elsewhere_mj_cm2: float = 0.0) -> LightResult:
+    """The light dose for `area` today (None with the reason when there is none). `history` is the course's sessions;
+    `elsewhere_mj_cm2` the light on the same place in other courses (or other areas on the region), which counts
+    against the cumulative cap too. The device range bounds the dose (the MED may block light)."""
     rules = p.light
+    dmin, dmax = device_dose_range_mj_cm2
     assert rules is not None
     res = LightResult()
     events = light_events(history, area.id)
-    delivered = sum(e.dose_mj_cm2 for e in events)
+    delivered = sum(e.dose_mj_cm2 for e in events) + elsewhere_mj_cm2
     remaining = rules.cumulative_cap_mj_cm2 - delivered
-    if remaining < DEVICE_DOSE_MJ_CM2[0]:
-        res.reasons.append(f"No light: this area has had {delivered:g} mJ/cm² in this course, the cumulative cap of "
-                           f"{rules.cumulative_cap_mj_cm2:g} mJ/cm²{p.citation('light.cumulative_cap_mj_cm2')}.")
+    where = (f"{delivered:g} mJ/cm² over every course on its place ({elsewhere_mj_cm2:g} of it outside this course)"
+             if elsewhere_mj_cm2 else f"{delivered:g} mJ/cm² in this course")
+    if remaining < dmin:
+        res.reasons.append(f"No light: this area has had {where}, the cumulative cap of "
+                           f"{rules.cumulative_cap_mj_cm2:g} mJ/cm²{p.citation('light.cumulative_cap_mj_cm2')}, "
+                           "counted across courses.")
         return res
-    start, start_reason = start_dose(p, t, area, meds, device_model)
+    start, start_reason = start_dose(p, t, area, meds, device_model, dmin)
+    if start is None:
+        res.reasons.append(start_reason)
+        return res
     step_pct = rules.escalation_percent
     if not events:
         dose, upper = start, start
@@ -153,7 +202,7 @@ def propose_light(*, p: Protocol, t: LightTables, area: Area, face: bool, histor
              f"({t.sources['skin_type']})"),
             (math.floor(remaining), f"what remains of the cumulative cap of {rules.cumulative_cap_mj_cm2:g} mJ/cm²"
              f"{p.citation('light.cumulative_cap_mj_cm2')}"),
-            (DEVICE_DOSE_MJ_CM2[1], "the device maximum")]
+            (dmax, "the device maximum")]
     if face:
         caps.append((t.face_max_mj_cm2, f"the face cap ({t.sources['face']})"))
     cap, cap_why = min(caps, key=lambda c: c[0])
@@ -161,12 +210,12 @@ def propose_light(*, p: Protocol, t: LightTables, area: Area, face: bool, histor
         res.reasons.append(f"Capped at {cap:g} mJ/cm² by {cap_why}.")
     dose, upper = min(dose, cap), min(upper, cap)
     dose = min(dose, upper)
-    if dose < DEVICE_DOSE_MJ_CM2[0]:
+    if dose < dmin:
         res.reasons.append(f"No light: the dose after the rules above ({dose:g} mJ/cm²) is below the device minimum "
-                           f"of {DEVICE_DOSE_MJ_CM2[0]:g} mJ/cm².")
+                           f"of {dmin:g} mJ/cm².")
         return res
     res.dose_mj_cm2 = float(dose)
-    res.bounds = Bounds(DEVICE_DOSE_MJ_CM2[0], float(max(upper, dose)), "mJ/cm²")
+    res.bounds = Bounds(dmin, float(max(upper, dose)), "mJ/cm²")
     res.reasons.append(f"Target dose {dose:g} mJ/cm²; a clinician may change it within "
                        f"{res.bounds.minimum:g}–{res.bounds.maximum:g} mJ/cm² with a reason.")
     return res

@@ -50,6 +50,7 @@ class AreaPlan:
     reasons: tuple[str, ...] = ()
     not_before: dict[str, date] = field(default_factory=dict)  # modality -> first date it is allowed
     overrides: tuple[Override, ...] = ()
+    expected_response: str = ""  # in words, from the scar's kind and age (seeds/tables/scar_kinds.toml)
 
     @property
     def has_light(self) -> bool:
@@ -90,10 +91,37 @@ class SessionPlan:
     refusal: Refusal | None = None
     device_model: str | None = None
     engine_version: str = ENGINE_VERSION
+    # The UV record across courses: {"patient": {dose_mj_cm2, exposures}, "areas": {area_id: {...}}}, before today.
+    uv_record: dict[str, Any] = field(default_factory=dict)
+    expected_minutes: float | None = None  # the expected session time, with its sentence in notes
 
     @property
     def refused(self) -> bool:
         return self.refusal is not None
+
+    def nothing_to_treat_reason(self) -> str:
+        """Why no area can be treated: the screening blocks and each area's engine sentences that say "No ..."
+        (e.g. the PIH rule, an MED too low, the cumulative cap), for a headless runner or a log."""
+        parts = list(self.blocks)
+        for a in self.areas:
+            said = [r for r in a.reasons if r.startswith(("No ", "Nothing"))] or list(a.reasons[-1:])
+            parts += [f"area {a.label}: {r}" for r in said]
+        return " ".join(parts) or "no area can be treated today."
+
+    def uv_record_lines(self) -> list[str]:
+        """The UV record in words (per area, then the patient; every course, before today), for the plan and the
+        report."""
+        out = []
+        for a in self.areas:
+            rec = self.uv_record.get("areas", {}).get(str(a.area_id))
+            if rec is not None:
+                out.append(f"UV record, {a.label} ({a.body_region}, every course): {rec['dose_mj_cm2']:g} mJ/cm² in "
+                           f"{rec['exposures']} exposure{'s' if rec['exposures'] != 1 else ''}")
+        rec = self.uv_record.get("patient")
+        if rec is not None:
+            out.append(f"UV record, patient (every area and course): {rec['dose_mj_cm2']:g} mJ/cm² in "
+                       f"{rec['exposures']} exposure{'s' if rec['exposures'] != 1 else ''}")
+        return out
 
     def area(self, area_id: int) -> AreaPlan:
         return next(a for a in self.areas if a.area_id == area_id)

@@ -81,13 +81,15 @@ def _load_folder(lib: Library, folder: Path, origin: str) -> None:
 
 
 def check_against_tables(p: Protocol, t: Tables) -> list[ProtocolError]:
-    """A protocol may be stricter than the reference tables, never looser."""
+    """A protocol may be stricter than the factory reference tables, never looser: start dose, MED rule, escalation,
+    cumulative cap, intervals and needling limits. Each error names the key, the file's value and the table's."""
     errs: list[ProtocolError] = []
 
     def err(key: str, msg: str) -> None:
         errs.append(ProtocolError(p.path or Path("?"), key, msg))
 
     if p.light:
+        _check_light_bounds(p, t, err)
         if p.light.min_interval_days < t.intervals.light_min_days:
             err("light.min_interval_days", f"is {p.light.min_interval_days} days; the tables require at least "
                 f"{t.intervals.light_min_days} ({t.intervals.sources['light']}).")
@@ -108,3 +110,25 @@ def check_against_tables(p: Protocol, t: Tables) -> list[ProtocolError]:
             err("needling.stroke_rate_min_hz", f"the range {n.stroke_rate_min_hz:g}–{n.stroke_rate_max_hz:g} Hz must "
                 f"lie within {t.needling.stroke_rate_min_hz:g}–{t.needling.stroke_rate_max_hz:g} Hz.")
     return errs
+
+
+def _check_light_bounds(p: Protocol, t: Tables, err) -> None:
+    light, lt = p.light, t.light
+    assert light is not None
+    if light.fixed_start_mj_cm2 is not None:
+        top_type, top = max(lt.by_skin_type.items(), key=lambda kv: kv[1].start_mj_cm2)
+        if light.fixed_start_mj_cm2 > top.start_mj_cm2:
+            starts = ", ".join(f"{k} {v.start_mj_cm2:g}" for k, v in lt.by_skin_type.items())
+            err("light.fixed_start_mj_cm2", f"is {light.fixed_start_mj_cm2:g} mJ/cm²; the factory tables start no "
+                f"skin type above {top.start_mj_cm2:g} mJ/cm² (type {top_type}; by type: {starts}) "
+                f"({lt.sources['skin_type']}). The engine also caps a fixed start at the start for the area's type.")
+    if light.cumulative_cap_mj_cm2 > lt.cumulative_cap_max_mj_cm2:
+        err("light.cumulative_cap_mj_cm2", f"is {light.cumulative_cap_mj_cm2:g} mJ/cm²; the factory tables allow at "
+            f"most {lt.cumulative_cap_max_mj_cm2:g} mJ/cm² per area over every course (team default: "
+            f"{lt.sources['cumulative']}).")
+    if light.med_fraction is not None and light.med_fraction > lt.med_first_dose_max_fraction:
+        err("light.med_fraction", f"is {light.med_fraction:g}; the factory tables start at most "
+            f"{lt.med_first_dose_max_fraction:g} of the MED ({lt.sources['med']}).")
+    if light.med_minus_mj_cm2 is not None and light.med_minus_mj_cm2 < lt.med_minus_min_mj_cm2:
+        err("light.med_minus_mj_cm2", f"is {light.med_minus_mj_cm2:g} mJ/cm²; the factory tables start at least "
+            f"{lt.med_minus_min_mj_cm2:g} mJ/cm² below the MED ({lt.sources['med_minus']}).")

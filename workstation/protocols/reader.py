@@ -1,5 +1,10 @@
-"""A small checker for values read from a TOML document: every problem becomes a ProtocolError naming the file,
-the dotted key and what is wrong, and reading goes on so one pass reports every problem in the file."""
+"""The one strict reader for the program's TOML files (protocols, reference tables, trainer scenarios): every problem
+becomes a ProtocolError naming the file, the dotted key and what is wrong (with the allowed range), and reading goes
+on so one pass reports every problem in the file. `finish()` then reports every key the file has but nobody read (a
+typo must not fall back to a default) and every NaN or ±inf anywhere in the document.
+
+Use: `data, err = read_toml(path)`; `r = Reader(path, data)`; read with `r.number(...)`, `r.text(...)`, ...;
+`r.finish()`; `r.errors` is the complete list."""
 
 from __future__ import annotations
 
@@ -31,10 +36,42 @@ def _describe(value: Any) -> str:
 
 
 class Reader:
-    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+    """Reads one parsed TOML document. `seen` is shared with sub-readers of rows of the same document, so `finish()`
+    knows every key read through any of them."""
+
+    def __init__(self, path: Path, data: dict[str, Any], *, seen: set[tuple[int, str]] | None = None) -> None:
         self.path = path
         self.data = data
         self.errors: list[ProtocolError] = []
+        self.seen: set[tuple[int, str]] = set() if seen is None else seen
+
+    def sub(self, base: str, row: Any) -> Reader:
+        """A reader of one row of a list (e.g. base "items[3]"), sharing what is read with this one."""
+        return Reader(self.path, {base: row}, seen=self.seen)
+
+    def finish(self, *, allow_nonfinite: bool = False) -> list[ProtocolError]:
+        """Report keys nobody read and non-finite numbers anywhere; return all errors."""
+        flagged = {e.key for e in self.errors}
+
+        def walk(node: Any, prefix: str) -> None:
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    full = f"{prefix}.{k}" if prefix else str(k)
+                    if (id(node), k) not in self.seen:
+                        if full not in flagged:
+                            known = sorted(str(kk) for (cid, kk) in self.seen if cid == id(node))
+                            hint = f"known keys here: {', '.join(known)}" if known else "remove it"
+                            self.error(full, f"is not a known key here; {hint}.")
+                        continue
+                    walk(v, full)
+            elif isinstance(node, list):
+                for i, v in enumerate(node):
+                    walk(v, f"{prefix}[{i}]")
+            elif isinstance(node, float) and not math.isfinite(node) and not allow_nonfinite and prefix not in flagged:
+                self.error(prefix, f"is {node!r}, not a finite number; give a number.")
+
+        walk(self.data, "")
+        return self.errors
 
     def error(self, key: str, message: str) -> None:
         self.errors.append(ProtocolError(self.path, key, message))
@@ -42,9 +79,19 @@ class Reader:
     def raw(self, key: str) -> Any:
         node: Any = self.data
         for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
+            if isinstance(node, dict) and part in node:
+                self.seen.add((id(node), part))
+                node = node[part]
+                continue
+            name, _, rest = part.partition("[")
+            if not rest or not isinstance(node, dict) or name not in node:
                 return _MISSING
-            node = node[part]
+            self.seen.add((id(node), name))
+            node = node[name]
+            for idx in rest.rstrip("]").split("]["):
+                if not isinstance(node, list) or not idx.isdigit() or int(idx) >= len(node):
+                    return _MISSING
+                node = node[int(idx)]
         return node
 
     def has(self, key: str) -> bool:

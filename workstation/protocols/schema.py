@@ -71,6 +71,7 @@ def parse_protocol(path: Path, data: dict[str, Any]) -> tuple[Protocol | None, l
             r.error("lesion_types", f"lists {', '.join(bad)} with light: UV is never planned on a PIH or "
                     "hyperpigmented area (CLINICAL.md). Remove 'light' or those lesion types.")
     cite = _citations(r, sources)
+    r.finish()
     if r.errors:
         return None, r.errors
     assert pid and version and title and lesions and modalities and sources is not None and course
@@ -87,7 +88,7 @@ def _sources(r: Reader) -> list[Source] | None:
     out: list[Source] = []
     for i, _ in enumerate(raw):
         base = f"sources[{i}]"
-        sub = Reader(r.path, {base: raw[i]})
+        sub = r.sub(base, raw[i])
         sub.only_keys(base, ("key", "citation", "team_default"))
         key = sub.text(f"{base}.key")
         citation = sub.text(f"{base}.citation")
@@ -169,7 +170,7 @@ def _citations(r: Reader, sources: list[Source] | None) -> dict[str, str]:
         body = r.raw(section)
         if not isinstance(body, dict):
             continue
-        table = body.get("cite", {})
+        table = r.raw(f"{section}.cite") if "cite" in body else {}
         if not isinstance(table, dict):
             r.error(f"{section}.cite", "must be a table mapping each number's key to a source key.")
             continue
@@ -177,8 +178,10 @@ def _citations(r: Reader, sources: list[Source] | None) -> dict[str, str]:
             if key not in CITED_NON_NUMBERS and (isinstance(value, bool) or not isinstance(value, int | float)):
                 continue
             dotted = f"{section}.{key}"
-            ref = table.get(key)
-            if ref is None:
+            ref = r.raw(f"{section}.cite.{key}") if key in table else None
+            if ref is not None and not isinstance(ref, str):
+                r.error(f"{section}.cite.{key}", "must be text: the key of a source in [[sources]].")
+            elif ref is None:
                 r.error(dotted, f"has no citation; add {key} = \"<source key>\" to [{section}.cite].")
             elif ref not in known:
                 r.error(f"{section}.cite.{key}", f"names source {ref!r}, which is not in [[sources]]; "
@@ -189,6 +192,7 @@ def _citations(r: Reader, sources: list[Source] | None) -> dict[str, str]:
                     r.error(f"{section}.cite.{key}", "CLINICAL.md calls this number a team default; cite a source "
                             "marked team_default = true.")
         for key in table:
+            r.raw(f"{section}.cite.{key}")
             if key not in body:
                 r.error(f"{section}.cite.{key}", f"cites a number that is not in [{section}]; remove it.")
     return cite

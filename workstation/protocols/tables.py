@@ -7,8 +7,10 @@ from pathlib import Path
 
 from workstation.protocols.model import MODALITIES, SKIN_TYPES, ProtocolError
 from workstation.protocols.reader import Reader, read_toml
+from workstation.protocols.visit_tables import ScarKinds, SessionTime, read_scar_kinds, read_session_time
 
-TABLE_FILES = ("light_dosing", "needling", "regions", "intervals", "screening", "aftercare")
+TABLE_FILES = ("light_dosing", "needling", "regions", "intervals", "screening", "aftercare", "scar_kinds",
+               "session_time")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,13 @@ class LightTables:
     blister_climb_fraction: float
     missed: tuple[MissedRule, ...]
     sources: dict[str, str]
+    med_first_dose_max_fraction: float = 0.7
+    med_minus_min_mj_cm2: float = 50.0
+    cumulative_cap_max_mj_cm2: float = 20000.0
+    area_warn_mj_cm2: float = 15000.0
+    area_warn_exposures: int = 20
+    patient_warn_mj_cm2: float = 40000.0
+    patient_warn_exposures: int = 60
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,8 @@ class Tables:
     screening: tuple[ScreeningItem, ...]
     warning_skin_types: tuple[str, ...]
     aftercare: dict[str, tuple[str, ...]]  # "always", "light", "needling"
+    scar_kinds: ScarKinds | None = None
+    session_time: SessionTime | None = None
 
 
 def load_tables(folder: Path) -> tuple[Tables | None, list[ProtocolError]]:
@@ -125,12 +136,17 @@ def load_tables(folder: Path) -> tuple[Tables | None, list[ProtocolError]]:
     intervals = _intervals(readers["intervals"])
     screening, warn_types = _screening(readers["screening"])
     aftercare = _aftercare(readers["aftercare"])
+    scar_kinds = read_scar_kinds(readers["scar_kinds"])
+    session_time = read_session_time(readers["session_time"])
     for r in readers.values():
-        errors.extend(r.errors)
+        for section, body in r.data.items():  # `team_default = true` marks a section's numbers as team defaults
+            if isinstance(body, dict) and "team_default" in body:
+                r.boolean(f"{section}.team_default")
+        errors.extend(r.finish())
     if errors:
         return None, errors
     assert light and needling and intervals and screening is not None and aftercare
-    return Tables(light, needling, intervals, screening, warn_types, aftercare), []
+    return Tables(light, needling, intervals, screening, warn_types, aftercare, scar_kinds, session_time), []
 
 
 def _light(r: Reader) -> LightTables | None:
@@ -139,7 +155,10 @@ def _light(r: Reader) -> LightTables | None:
         vals = [r.number(f"skin_type.{t}.{k}", 1, 5000) for k in ("start_mj_cm2", "increment_mj_cm2", "max_mj_cm2")]
         if None not in vals:
             by_type[t] = SkinTypeDose(*map(float, vals))
-    sources = {s: r.text(f"{s}.source") or "" for s in ("skin_type", "face", "escalation", "erythema", "missed")}
+    sources = {s: r.text(f"{s}.source") or "" for s in ("skin_type", "face", "escalation", "erythema", "missed",
+                                                         "med", "cumulative")}
+    sources["med_minus"] = r.text("med.minus_source") or ""
+    r.boolean("cumulative.team_default")
     nums = dict(
         face_max_mj_cm2=r.number("face.max_mj_cm2", 1, 5000),
         escalation_default_percent=r.number("escalation.default_percent", 0, 20),
@@ -154,6 +173,13 @@ def _light(r: Reader) -> LightTables | None:
         blister_reduce_percent=r.number("erythema.blister_reduce_percent", 0, 100),
         blister_hold_sessions=r.integer("erythema.blister_hold_sessions", 0),
         blister_climb_fraction=r.number("erythema.blister_climb_fraction", 0, 1),
+        med_first_dose_max_fraction=r.number("med.first_dose_max_fraction", 0.05, 0.7),
+        med_minus_min_mj_cm2=r.number("med.minus_min_mj_cm2", 1, 500),
+        cumulative_cap_max_mj_cm2=r.number("cumulative.max_per_area_mj_cm2", 1, 1_000_000),
+        area_warn_mj_cm2=r.number("cumulative.area_warn_mj_cm2", 1, 1_000_000),
+        area_warn_exposures=r.integer("cumulative.area_warn_exposures", 1, 10_000),
+        patient_warn_mj_cm2=r.number("cumulative.patient_warn_mj_cm2", 1, 10_000_000),
+        patient_warn_exposures=r.integer("cumulative.patient_warn_exposures", 1, 100_000),
     )
     missed: list[MissedRule] = []
     raw = r.raw("missed.rules")
@@ -161,7 +187,7 @@ def _light(r: Reader) -> LightTables | None:
         r.error("missed.rules", "must be a non-empty list of {from_days, to_days, action} tables.")
     else:
         for i, row in enumerate(raw):
-            sub = Reader(r.path, {"missed": {f"rules[{i}]": row}})
+            sub = Reader(r.path, {"missed": {f"rules[{i}]": row}}, seen=r.seen)
             k = f"missed.rules[{i}]"
             lo = sub.integer(f"{k}.from_days", 0)
             hi = sub.integer(f"{k}.to_days", 0, required=False)
@@ -240,7 +266,7 @@ def _screening(r: Reader) -> tuple[tuple[ScreeningItem, ...] | None, tuple[str, 
     items: list[ScreeningItem] = []
     for i, row in enumerate(raw):
         k = f"items[{i}]"
-        sub = Reader(r.path, {k: row})
+        sub = r.sub(k, row)
         sub.only_keys(k, ("id", "question", "blocks", "warns", "source"))
         iid, question, source = sub.text(f"{k}.id"), sub.text(f"{k}.question"), sub.text(f"{k}.source")
         blocks = sub.choice_list(f"{k}.blocks", MODALITIES, required=False)
@@ -263,3 +289,4 @@ def _aftercare(r: Reader) -> dict[str, tuple[str, ...]] | None:
         else:
             out[key] = tuple(raw)
     return None if r.errors else out
+

@@ -17,7 +17,7 @@ from typing import Any
 
 from workstation.checksum import sha256_of
 from workstation.errors import UserError
-from workstation.protocols.model import LESION_TYPES, SKIN_TYPES, Protocol
+from workstation.protocols.model import Protocol
 from workstation.store.connection import busy_error, connect, is_busy
 from workstation.store.export import export_dict
 from workstation.store.identity import identity_in, insert_identity, read_identity, refuse_identity
@@ -25,7 +25,6 @@ from workstation.store.keys import IdentityCipher
 from workstation.store.migrations import schema_version
 from workstation.store.paths import default_db_path
 from workstation.store.records import (
-    REPIGMENTATION_BANDS,
     Area,
     AreaChange,
     Course,
@@ -39,18 +38,20 @@ from workstation.store.records import (
 )
 from workstation.store.rows import area_from, course_from, session_from
 from workstation.store.trail import default_actor, register_functions
+from workstation.store.validate import (
+    DOSE_MAX_MJ_CM2,
+    check_area,
+    check_response,
+    check_screening_item,
+    check_treatment,
+    not_future,
+    number,
+)
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,31}$")
 
 
-def _check_area(label: str, body_region: str, lesion_type: str, size_cm2: float, skin_type: str) -> None:
-    if lesion_type not in LESION_TYPES:
-        raise UserError(f"Lesion type {lesion_type!r} is unknown; use one of {', '.join(LESION_TYPES)}.")
-    if skin_type not in SKIN_TYPES:
-        raise UserError(f"Skin type {skin_type!r} is unknown; use a Fitzpatrick type {', '.join(SKIN_TYPES)}.")
-    if not size_cm2 > 0 or not body_region.strip() or not label.strip():
-        raise UserError("An area needs a label, a body region and a size above 0 cm².")
 
 
 def _now() -> str:
@@ -196,6 +197,8 @@ class ClinicStore:
                              answered_by: str, notes: str = "") -> None:
         if not answered_by.strip():
             raise UserError("Say who took the screening answer (answered_by is empty).")
+        check_screening_item(item_id)
+        not_future(answered_on, "screening answer date")
         self.refuse_identity_in(patient_id, notes, "screening note")
         with self.transaction() as c:
             c.execute("INSERT INTO screening_answers (patient_id, item_id, answer, answered_on, answered_by, notes) "
@@ -210,8 +213,10 @@ class ClinicStore:
                                 r["answered_by"], r["notes"]) for r in latest.values()]
 
     def add_med(self, patient_id: int, device_model: str, med_mj_cm2: float, measured_on: date) -> None:
-        if not device_model.strip() or not med_mj_cm2 > 0:
-            raise UserError("An MED needs the device model it was measured on and a dose above 0 mJ/cm².")
+        if not device_model.strip():
+            raise UserError("An MED needs the device model it was measured on.")
+        number(med_mj_cm2, "MED", 0, DOSE_MAX_MJ_CM2, "mJ/cm²", lo_open=True)
+        not_future(measured_on, "MED measurement date")
         with self.transaction() as c:
             c.execute("INSERT INTO med_measurements (patient_id, device_model, med_mj_cm2, measured_on) "
                       "VALUES (?, ?, ?, ?)", (patient_id, device_model, float(med_mj_cm2), measured_on.isoformat()))
@@ -223,18 +228,57 @@ class ClinicStore:
 
     # ---- areas and courses -----------------------------------------------------------------------------------
     def add_area(self, patient_id: int, label: str, body_region: str, lesion_type: str, size_cm2: float,
-                 skin_type: str) -> Area:
-        _check_area(label, body_region, lesion_type, size_cm2, skin_type)
+                 skin_type: str, *, scar_age_months: int | None = None, scar_kind: str | None = None,
+                 distinct_place: bool = False) -> Area:
+        """Add a treatment area: a place on the body, once. A patient's open areas have unique labels; a new area on
+        a region where the patient already has an open one needs distinct_place=True (the clinician says it is
+        another place; for the same place, use that area). Raises UserError in words."""
+        check_area(label, body_region, lesion_type, size_cm2, skin_type, scar_age_months, scar_kind)
+        label = label.strip()
         self.refuse_identity_in(patient_id, label, "area label", compact=True)
+        open_areas = [a for a in self.areas(patient_id) if a.closed_on is None]
+        same_label = next((a for a in open_areas if a.label == label), None)
+        if same_label is not None:
+            raise UserError(f"This patient already has an open area labelled {label!r} (on the "
+                            f"{same_label.body_region}); use that area, or give the new one another label.")
+        same_region = [a.label for a in open_areas if a.body_region == body_region]
+        if same_region and not distinct_place:
+            raise UserError(f"This patient already has an area on the {body_region} ({', '.join(same_region)}). If "
+                            "it is the same place, use that area; if it is a distinct place, say so to add it.")
         with self.transaction() as c:
-            aid = c.execute("INSERT INTO areas (patient_id, label, body_region, lesion_type, size_cm2, skin_type) "
-                            "VALUES (?, ?, ?, ?, ?, ?)",
-                            (patient_id, label, body_region, lesion_type, float(size_cm2), skin_type)).lastrowid
-        return Area(int(aid), patient_id, label, body_region, lesion_type, float(size_cm2), skin_type)
+            aid = c.execute("INSERT INTO areas (patient_id, label, body_region, lesion_type, size_cm2, skin_type, "
+                            "scar_age_months, scar_kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (patient_id, label, body_region, lesion_type, float(size_cm2), skin_type,
+                             scar_age_months, scar_kind)).lastrowid
+        return self.area(int(aid))
+
+    def find_or_create_area(self, patient_id: int, label: str, body_region: str, lesion_type: str, size_cm2: float,
+                            skin_type: str, **kw: Any) -> Area:
+        """The patient's open area with this label (it must be on the same region), or a new one (add_area)."""
+        found = next((a for a in self.areas(patient_id) if a.closed_on is None and a.label == label.strip()), None)
+        if found is None:
+            return self.add_area(patient_id, label, body_region, lesion_type, size_cm2, skin_type, **kw)
+        if found.body_region != body_region:
+            raise UserError(f"The patient's area {label!r} is on the {found.body_region}, not the {body_region}; "
+                            "give the new area another label.")
+        return found
+
+    def close_area(self, area_id: int, closed_on: date, *, who: str, reason: str) -> Area:
+        """Close an area (no more treatment planned); its label may then be used again. Kept in area_changes."""
+        before = self.area(area_id)
+        not_future(closed_on, "closing date")
+        if before.closed_on is not None or not reason.strip() or not who.strip():
+            raise UserError("An area is closed once, with a reason and who closes it.")
+        with self.transaction(reason.strip()) as c:
+            c.execute("UPDATE areas SET closed_on = ? WHERE id = ?", (closed_on.isoformat(), area_id))
+            c.execute("INSERT INTO area_changes (area_id, field, old, new, reason, who, at) VALUES "
+                      "(?, 'closed_on', '', ?, ?, ?, ?)", (area_id, closed_on.isoformat(), reason.strip(), who, _now()))
+        return self.area(area_id)
 
     def correct_area(self, area_id: int, *, who: str, reason: str, label: str | None = None,
                      body_region: str | None = None, lesion_type: str | None = None, size_cm2: float | None = None,
-                     skin_type: str | None = None) -> Area:
+                     skin_type: str | None = None, scar_age_months: int | None = None,
+                     scar_kind: str | None = None) -> Area:
         """Change an area's description (the fields given), keeping each change with its reason in area_changes, in
         one transaction. The dose engine plans from the area as it is now: an area reclassified `pih` gets no UV."""
         if not reason.strip():
@@ -243,14 +287,19 @@ class ClinicStore:
             raise UserError("Say who changes the area (who is empty).")
         before = self.area(area_id)
         wanted = {"label": label, "body_region": body_region, "lesion_type": lesion_type,
-                  "size_cm2": None if size_cm2 is None else float(size_cm2), "skin_type": skin_type}
+                  "size_cm2": size_cm2, "skin_type": skin_type, "scar_age_months": scar_age_months,
+                  "scar_kind": scar_kind}
         after = dataclasses.replace(before, **{k: v for k, v in wanted.items() if v is not None})
-        _check_area(after.label, after.body_region, after.lesion_type, after.size_cm2, after.skin_type)
+        check_area(after.label, after.body_region, after.lesion_type, after.size_cm2, after.skin_type,
+                   after.scar_age_months, after.scar_kind)
         self.refuse_identity_in(before.patient_id, after.label, "area label", compact=True)
         self.refuse_identity_in(before.patient_id, reason, "reason")
         changed = [f for f in wanted if getattr(after, f) != getattr(before, f)]
         if not changed:
             raise UserError(f"Area {before.label}: nothing to change (the values are the ones it has).")
+        if "label" in changed and any(a.label == after.label and a.id != area_id and a.closed_on is None
+                                      for a in self.areas(before.patient_id)):
+            raise UserError(f"This patient already has an open area labelled {after.label!r}; choose another label.")
         at = _now()
         with self.transaction(reason.strip()) as c:
             c.execute(f"UPDATE areas SET {', '.join(f'{f} = ?' for f in changed)} WHERE id = ?",  # noqa: S608
@@ -285,6 +334,7 @@ class ClinicStore:
         if not rules.interval_min_days <= interval <= rules.interval_max_days:
             raise UserError(f"An interval of {interval} days is outside this protocol's "
                             f"{rules.interval_min_days}–{rules.interval_max_days} days.")
+        not_future(started_on, "course start date")
         area_ids = tuple(area_ids)
         if not area_ids:
             raise UserError("A course needs at least one treatment area.")
@@ -298,6 +348,16 @@ class ClinicStore:
                              started_on.isoformat())).lastrowid
             c.executemany("INSERT INTO course_areas VALUES (?, ?)", [(cid, a) for a in area_ids])
         return self.course(int(cid))
+
+    def find_or_create_course(self, patient_id: int, protocol: Protocol, area_ids: Iterable[int], started_on: date,
+                              **kw: Any) -> Course:
+        """The patient's latest course under this protocol (id and version) on exactly these areas, or a new one."""
+        wanted = tuple(sorted(area_ids))
+        found = [c for c in self.courses(patient_id) if c.protocol_id == protocol.id
+                 and c.protocol_version == protocol.version and tuple(sorted(c.area_ids)) == wanted]
+        if found:
+            return max(found, key=lambda c: (c.started_on, c.id))
+        return self.create_course(patient_id, protocol, wanted, started_on, **kw)
 
     def course(self, course_id: int) -> Course:
         row = self._one("SELECT * FROM courses WHERE id = ?", (course_id,))
@@ -316,6 +376,7 @@ class ClinicStore:
         """Add a session with its plan (SessionPlan.to_dict()); the plan's overrides go to plan_overrides in the
         same transaction, so a change and its reason are never stored apart from the session."""
         self.course(course_id)
+        not_future(session_date, "session date")
         with self.transaction() as c:
             sid = int(c.execute("INSERT INTO sessions (course_id, session_date, plan_json, device_model) "
                                 "VALUES (?, ?, ?, ?)", (course_id, session_date.isoformat(),
@@ -333,19 +394,18 @@ class ClinicStore:
 
     def add_treatment(self, session_id: int, t: Treatment) -> None:
         """Record what was delivered on one area (the dose engine's history reads these)."""
+        check_treatment(t)
         try:
             with self.transaction() as c:
                 c.execute("INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2, depth_mm, "
                           "stroke_rate_hz, passes) VALUES (?, ?, ?, ?, ?, ?, ?)",
                           (session_id, t.area_id, t.modality, t.dose_mj_cm2, t.depth_mm, t.stroke_rate_hz, t.passes))
         except sqlite3.IntegrityError as exc:
-            raise UserError(f"The treatment was not saved ({exc}): the session and area must exist, the modality is "
-                            "light or needling, and each area has one treatment per modality per session.") from exc
+            raise UserError("The treatment was not saved: the session and the area must exist, and an area has one "
+                            "treatment per modality per session.") from exc
 
     def add_response(self, session_id: int, r: Response) -> None:
-        if r.repigmentation_band is not None and r.repigmentation_band not in REPIGMENTATION_BANDS:
-            raise UserError(f"Repigmentation band {r.repigmentation_band!r} is unknown; use one of "
-                            f"{', '.join(REPIGMENTATION_BANDS)} (%).")
+        check_response(r)
         self.refuse_identity_in(self.area(r.area_id).patient_id, r.notes, "response note")
         try:
             with self.transaction() as c:
@@ -354,8 +414,8 @@ class ClinicStore:
                           (session_id, r.area_id, r.erythema_grade, int(r.blistering), r.pain_0_10,
                            r.repigmentation_band, r.notes, r.erythema_duration_h))
         except sqlite3.IntegrityError as exc:
-            raise UserError(f"The response was not saved ({exc}): erythema grade is 0–4, pain 0–10, and an area "
-                            "has one response per session.") from exc
+            raise UserError("The response was not saved: the session and the area must exist, and an area has one "
+                            "response per session.") from exc
 
     def link_recording(self, session_id: int, path: Path | str, sha256: str) -> None:
         sha256 = sha256.lower()
@@ -366,8 +426,8 @@ class ClinicStore:
                 c.execute("INSERT INTO recordings (session_id, path, sha256) VALUES (?, ?, ?)",
                           (session_id, str(path), sha256))
         except sqlite3.IntegrityError as exc:
-            raise UserError(f"The recording was not linked ({exc}): the session must exist and have no recording "
-                            "linked yet.") from exc
+            raise UserError("The recording was not linked: the session must exist and have no recording linked "
+                            "yet.") from exc
 
     def record_override(self, session_id: int, area_id: int, field: str, proposed: float | None, value: float,
                         reason: str, who: str, at: str | None = None) -> None:

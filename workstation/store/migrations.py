@@ -81,6 +81,22 @@ MIGRATIONS: tuple[str, ...] = (
         password_hash TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
         created_at TEXT NOT NULL, created_by TEXT NOT NULL);
     """ + TRAIL_MIGRATION,
+    # issue 11: an area records the scar's age (months) and kind, and can be closed; a patient's open areas have
+    # unique labels. Duplicate open labels from before are renamed "<label> #<id>", each rename kept in area_changes.
+    """
+    ALTER TABLE areas ADD COLUMN scar_age_months INTEGER CHECK (scar_age_months IS NULL OR scar_age_months >= 0);
+    ALTER TABLE areas ADD COLUMN scar_kind TEXT;
+    ALTER TABLE areas ADD COLUMN closed_on TEXT;
+    INSERT INTO area_changes (area_id, field, old, new, reason, who, at)
+        SELECT a.id, 'label', a.label, a.label || ' #' || a.id,
+               'another open area of this patient had the same label (renamed by the schema update)', 'migration',
+               strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')
+        FROM areas a WHERE EXISTS (SELECT 1 FROM areas b WHERE b.patient_id = a.patient_id AND b.label = a.label
+                                   AND b.id < a.id);
+    UPDATE areas SET label = label || ' #' || id WHERE EXISTS (
+        SELECT 1 FROM areas b WHERE b.patient_id = areas.patient_id AND b.label = areas.label AND b.id < areas.id);
+    CREATE UNIQUE INDEX areas_open_label ON areas (patient_id, label) WHERE closed_on IS NULL;
+    """,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

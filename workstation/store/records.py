@@ -52,6 +52,9 @@ class Area:
     lesion_type: str
     size_cm2: float
     skin_type: str
+    scar_age_months: int | None = None  # the scar's age when the area was recorded
+    scar_kind: str | None = None  # a key of seeds/tables/scar_kinds.toml
+    closed_on: date | None = None  # an open area's label is unique for its patient
 
 
 @dataclass(frozen=True)

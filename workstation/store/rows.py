@@ -11,7 +11,8 @@ from workstation.store.records import Area, Course, Response, SessionRecord, Tre
 
 def area_from(r: sqlite3.Row) -> Area:
     return Area(r["id"], r["patient_id"], r["label"], r["body_region"], r["lesion_type"], r["size_cm2"],
-                r["skin_type"])
+                r["skin_type"], r["scar_age_months"], r["scar_kind"],
+                date.fromisoformat(r["closed_on"]) if r["closed_on"] else None)
 
 
 def course_from(r: sqlite3.Row, area_ids: Sequence[int]) -> Course:

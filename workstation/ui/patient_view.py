@@ -9,6 +9,7 @@ from typing import Any
 
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -19,6 +20,7 @@ from PyQt6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -81,6 +83,18 @@ class PatientView(QWidget):
         self.size.setSuffix(" cm²")
         self.skin = QComboBox()
         self.skin.addItems(list(SKIN_TYPES))
+        # issue 11: the scar's kind and age (the plan states the expected response from them), and whether a new area
+        # on a region the patient already has is a distinct place.
+        self.scar_kind = QComboBox()
+        self.scar_kind.setObjectName("scar_kind")
+        self.scar_age = QSpinBox()
+        self.scar_age.setObjectName("scar_age_months")
+        self.scar_age.setRange(-1, 1200)
+        self.scar_age.setSpecialValueText("unknown")
+        self.scar_age.setValue(-1)
+        self.scar_age.setSuffix(" months")
+        self.distinct_place = QCheckBox("a distinct place from the patient's other areas on this region")
+        self.distinct_place.setObjectName("distinct_place")
         add_area = QPushButton("Add area")
         add_area.clicked.connect(self.add_area)
         self.areas = QListWidget()
@@ -142,6 +156,9 @@ class PatientView(QWidget):
         form.addRow("lesion", self.lesion)
         form.addRow("size", self.size)
         form.addRow("skin type", self.skin)
+        form.addRow("scar kind", self.scar_kind)
+        form.addRow("scar age", self.scar_age)
+        form.addRow(self.distinct_place)
         form.addRow(add_area)
         form.addRow(self.areas)
         form.addRow("reason", self.change_reason)
@@ -176,6 +193,10 @@ class PatientView(QWidget):
             self.screening.addItem(it)
         self.region.clear()
         self.region.addItems(sorted(lib.tables.needling.regions))
+        self.scar_kind.clear()
+        self.scar_kind.addItem("unknown", None)
+        for kind, label in (lib.tables.scar_kinds.labels.items() if lib.tables.scar_kinds else ()):
+            self.scar_kind.addItem(label, kind)
         self.protocol.clear()
         for pid, p in sorted(lib.protocols.items()):
             self.protocol.addItem(f"{pid} v{p.version}", pid)
@@ -299,8 +320,13 @@ class PatientView(QWidget):
             return
         pid, args = self.patient.id, (self.area_label.text().strip(), self.region.currentText(),
                                       self.lesion.currentText(), self.size.value(), self.skin.currentText())
-        self.controller.store_call(lambda store: store.add_area(pid, *args), lambda _a: self.find_or_create(),
+        kw = {**self._scar_fields(), "distinct_place": self.distinct_place.isChecked()}
+        self.controller.store_call(lambda store: store.add_area(pid, *args, **kw), lambda _a: self.find_or_create(),
                                    self._error)
+
+    def _scar_fields(self) -> dict[str, Any]:
+        age = self.scar_age.value()
+        return {"scar_kind": self.scar_kind.currentData(), "scar_age_months": None if age < 0 else age}
 
     def _area_selected(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None = None) -> None:
         area = self._area_by_id.get(item.data(Qt.ItemDataRole.UserRole)) if item is not None else None
@@ -311,6 +337,8 @@ class PatientView(QWidget):
         self.lesion.setCurrentText(area.lesion_type)
         self.size.setValue(area.size_cm2)
         self.skin.setCurrentText(area.skin_type)
+        self.scar_kind.setCurrentIndex(max(0, self.scar_kind.findData(area.scar_kind)))
+        self.scar_age.setValue(-1 if area.scar_age_months is None else area.scar_age_months)
 
     def correct_area(self) -> None:
         if not self._need_patient():
@@ -323,7 +351,7 @@ class PatientView(QWidget):
             return
         changes = {"label": self.area_label.text().strip(), "body_region": self.region.currentText(),
                    "lesion_type": self.lesion.currentText(), "size_cm2": self.size.value(),
-                   "skin_type": self.skin.currentText()}
+                   "skin_type": self.skin.currentText(), **self._scar_fields()}
         reason, who = self.change_reason.text(), self.controller.operator
 
         def done(after: Any) -> None:

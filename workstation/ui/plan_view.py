@@ -110,6 +110,8 @@ class PlanView(QWidget):
             lines += [f"{a.label}: {r}" for r in a.reasons]
             lines += [f"{a.label}: {o.field} changed from {o.proposed} to {o.value} by {o.who}: {o.reason}"
                       for o in a.overrides]
+        lines += [f"{a.label}: expected response: {a.expected_response}" for a in plan.areas if a.expected_response]
+        lines += plan.uv_record_lines()
         lines += [f"note: {n}" for n in plan.notes]
         lines += [f"aftercare: {c}" for c in plan.aftercare]
         self.reasons.setPlainText("\n".join(lines))
