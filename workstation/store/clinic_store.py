@@ -73,12 +73,17 @@ class ClinicStore:
 
     # ---- opening -------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path | str | None = None, *, training: bool) -> ClinicStore:
+    def open(cls, path: Path | str | None = None, *, training: bool,
+             recordings_root: Path | str | None = None) -> ClinicStore:
         """Open (creating and migrating if needed) the clinic database, or with training=True the training one.
-        A database marked with the other role is refused before anything is written to it."""
+        A database marked with the other role is refused before anything is written to it. `recordings_root` is
+        recorded as the store's recordings root if it has none yet (see link_recording)."""
         role = "training" if training else "clinic"
         path = Path(path).expanduser() if path is not None else default_db_path(training=training)
-        return cls(connect(path, role), path, role)
+        store = cls(connect(path, role), path, role)
+        if recordings_root is not None and store.recordings_root is None:
+            store.set_recordings_root(recordings_root)
+        return store
 
     def close(self) -> None:
         self._conn.close()
@@ -314,7 +319,44 @@ class ClinicStore:
             raise UserError(f"The response was not saved ({exc}): erythema grade is 0–4, pain 0–10, and an area "
                             "has one response per session.") from exc
 
+    @property
+    def recordings_root(self) -> Path | None:
+        """The folder recording paths in this store are relative to (absolute), or None if none is recorded."""
+        row = self._one("SELECT value FROM meta WHERE key = 'recordings_root'")
+        return Path(row["value"]) if row else None
+
+    def set_recordings_root(self, root: Path | str) -> None:
+        """Record (or, after moving every recording with the folder, change) the recordings root. Paths already
+        linked relative to the old root are then read relative to the new one."""
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('recordings_root', ?)",
+                      (str(Path(root).expanduser().absolute()),))
+
+    def recording_path(self, session_id: int) -> Path | None:
+        """The absolute path of the session's recording (a relative one is taken from the recordings root, or,
+        in a store that records none, from the current folder as older versions did)."""
+        linked = self.recording(session_id)
+        if linked is None:
+            return None
+        path = Path(linked[0])
+        return path if path.is_absolute() else (self.recordings_root or Path.cwd()) / path
+
+    def session_for_recording(self, path: Path | str) -> int | None:
+        """The id of the session whose recording is the file at `path`, or None if the store does not index it."""
+        wanted = Path(path).expanduser().resolve()
+        for row in self._all("SELECT session_id FROM recordings"):
+            found = self.recording_path(row["session_id"])
+            if found is not None and found.resolve() == wanted:
+                return int(row["session_id"])
+        return None
+
     def link_recording(self, session_id: int, path: Path | str, sha256: str) -> None:
+        """Index the session's recording: stored relative to the recordings root when it lies under it (so the
+        store and the folder can move together), else as an absolute path; never relative to the current folder."""
+        path = Path(path).expanduser().absolute()
+        root = self.recordings_root
+        if root is not None and path.is_relative_to(root):
+            path = path.relative_to(root)
         sha256 = sha256.lower()
         if not SHA256.match(sha256):
             raise UserError("A recording's checksum must be a SHA-256: 64 hexadecimal characters.")
@@ -353,11 +395,13 @@ class ClinicStore:
         return (row["path"], row["sha256"]) if row else None
 
     def verify_recording(self, session_id: int, root: Path | None = None) -> bool:
-        """Recompute the recording's SHA-256 (relative paths are taken from `root`) and compare it with the index."""
+        """Recompute the recording's SHA-256 and compare it with the index. A relative path is taken from `root` if
+        given, else from the store's recordings root (recording_path)."""
         linked = self.recording(session_id)
         if linked is None:
             raise UserError(f"Session {session_id} has no recording linked.")
-        path = Path(linked[0]) if root is None else root / linked[0]
+        path = root / linked[0] if root is not None else self.recording_path(session_id)
+        assert path is not None
         try:
             return sha256_of(path) == linked[1]
         except OSError as exc:
