@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Parse `argv` (default sys.argv[1:]), log the command, run it. Returns the exit status: the command's, 2 for
     bad input (a sentence on stderr), 130 when interrupted, 1 for an internal error (its trace in the log file)."""
     from workstation.errors import UserError
-    from workstation.logsetup import configure_logging, current_log_file
+    from workstation.logsetup import SHOWN, configure_logging, current_log_file
 
     parser = build_parser(prog)
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -72,11 +72,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     try:
         code = int(args.func(args) or 0)
     except UserError as exc:
-        log.warning("refused (exit %d): %s", exc.exit_code, exc)
+        log.warning("refused (exit %d): %s", exc.exit_code, exc, extra=SHOWN)
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        log.warning("interrupted")
+        log.warning("interrupted", extra=SHOWN)
         print("interrupted", file=sys.stderr)
         return 130
     except Exception:  # noqa: BLE001 - the last line of defence: a sentence for the user, the trace in the log

@@ -24,6 +24,7 @@ def _dest(name: str) -> str:
 
 def add_setting_options(parser: argparse.ArgumentParser, names: tuple[str, ...] = tuple(OPTIONS)) -> None:
     """Add the options that override these settings for one command (help says they override the settings file)."""
+    parser.set_defaults(_setting_options=names)
     for name in names:
         option, metavar, kind, text = OPTIONS[name]
         parser.add_argument(option, type=kind, metavar=metavar, default=None,
@@ -33,7 +34,8 @@ def add_setting_options(parser: argparse.ArgumentParser, names: tuple[str, ...] 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The settings in force for this command: defaults, the settings file (--settings or the config folder's),
     then the options of `add_setting_options` the user gave. Raises UserError for an invalid settings file."""
-    overrides = {name: (getattr(args, _dest(name)), OPTIONS[name][0]) for name in OPTIONS if hasattr(args, _dest(name))}
+    names = getattr(args, "_setting_options", ())
+    overrides = {name: (getattr(args, _dest(name)), OPTIONS[name][0]) for name in names}
     return load_settings(getattr(args, "settings", None), overrides)
 
 

@@ -36,7 +36,8 @@ class _State:
     log_file: Path | None = None
 
 
-def _stop() -> None:
+def stop_logging() -> None:
+    """Write what is queued, close the log and crash files, remove the handlers (at exit, or between tests)."""
     root = logging.getLogger()
     for h in _State.handlers:
         root.removeHandler(h)
@@ -49,16 +50,21 @@ def _stop() -> None:
     if _State.crash_file is not None:
         faulthandler.disable()
         _State.crash_file.close()
+        if sys.__stderr__ is not None:  # back to Python's usual place for a fatal error's trace
+            faulthandler.enable(file=sys.__stderr__, all_threads=True)
         _State.crash_file = None
     _State.log_file = None
 
 
-atexit.register(_stop)
+atexit.register(stop_logging)
 
 
-class _NotEvents(logging.Filter):
+SHOWN = {"shown": True}  # `extra=SHOWN`: the user already sees this text (stderr, window); keep it out of stderr
+
+
+class _NotShown(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.name.startswith(EVENTS_LOGGER)
+        return not (record.name.startswith(EVENTS_LOGGER) or getattr(record, "shown", False))
 
 
 def configure_logging(folder: Path | None = None, *, verbose: bool = False) -> Path | None:
@@ -67,14 +73,14 @@ def configure_logging(folder: Path | None = None, *, verbose: bool = False) -> P
     into `folder`/crash.log; log uncaught exceptions of any thread. Calling it again replaces the previous set-up.
     Returns the log file, or None when the folder cannot be written (then a sentence goes to stderr and only stderr
     logging is set up: the program still works)."""
-    _stop()
+    stop_logging()
     folder = Path(folder) if folder is not None else log_dir()
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     err = logging.StreamHandler(sys.stderr)
     err.setLevel(logging.DEBUG if verbose else logging.WARNING)
     err.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    err.addFilter(_NotEvents())
+    err.addFilter(_NotShown())
     handlers: list[logging.Handler] = [err]
     path: Path | None = folder / LOG_FILE_NAME
     try:

@@ -39,6 +39,8 @@ from workstation.store.rows import area_from, course_from, session_from
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,31}$")
+# The text typed is not repeated: it may be a name typed in the wrong field, and messages go to the log.
+INVALID_PSEUDONYM = "The pseudonym typed is not valid: use 3–32 letters, digits and hyphens (never a name)."
 
 
 def _check_area(label: str, body_region: str, lesion_type: str, size_cm2: float, skin_type: str) -> None:
@@ -123,7 +125,7 @@ class ClinicStore:
     def create_patient(self, pseudonym: str | None = None, identity: Identity | None = None) -> Patient:
         pseudonym = pseudonym or "CX-" + secrets.token_hex(4).upper()
         if not PSEUDONYM.match(pseudonym):
-            raise UserError(f"Pseudonym {pseudonym!r} is not valid: use 3–32 letters, digits and hyphens.")
+            raise UserError(INVALID_PSEUDONYM)
         if self.find_patient(pseudonym):
             raise UserError(f"A patient with pseudonym {pseudonym} already exists; choose another.")
         created = _now()
@@ -138,6 +140,8 @@ class ClinicStore:
         return Patient(row["id"], row["pseudonym"], row["created_at"]) if row else None
 
     def get_patient(self, pseudonym: str) -> Patient:
+        if not PSEUDONYM.match(pseudonym):
+            raise UserError(INVALID_PSEUDONYM)
         patient = self.find_patient(pseudonym)
         if patient is None:
             raise UserError(f"No patient has the pseudonym {pseudonym}; check the id or create the patient.")
