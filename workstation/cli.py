@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception:  # noqa: BLE001 - the last line of defence: a sentence for the user, the trace in the log
-        log.exception("internal error")
         where = current_log_file()
+        log.exception("internal error", extra=SHOWN if where else None)  # the trace: in the file, else on stderr
         detail = f"details were saved to {where}" if where else "details are above"
         print(f"error: an internal error stopped the command; {detail}", file=sys.stderr)
         return 1
