@@ -1,0 +1,46 @@
+"""The window uses the places the settings give (`run`): the clinic's protocol folder is loaded with the factory
+library, simulated sessions record apart from the clinic's recordings, and the clinic store records its root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt6.QtCore import Qt
+
+from workstation.protocols.library import seeds_dir
+from workstation.ui.main_window import MainWindow
+from workstation.ui.session_controller import Places
+
+TIMEOUT_MS = 20_000
+
+
+def _clinic_protocols(folder: Path) -> Path:
+    folder.mkdir()
+    text = (seeds_dir() / "protocols" / "atrophic-scar-needling.toml").read_text()
+    (folder / "clinic-needling.toml").write_text(text.replace('id = "atrophic-scar-needling"',
+                                                              'id = "clinic-atrophic-needling"', 1))
+    return folder
+
+
+def test_window_loads_the_clinic_folder_and_records_simulation_apart(qtbot, tmp_path):
+    places = Places(clinic_store=tmp_path / "clinic.sqlite3", training_recordings=tmp_path / "training",
+                    protocol_dirs=(_clinic_protocols(tmp_path / "protocols"),))
+    win = MainWindow(recordings_dir=tmp_path / "clinic-recordings", places=places)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        page = win.start_page
+        page.scenario.setCurrentIndex(page.scenario.findData(str(seeds_dir() / "scenarios" /
+                                                                 "pih-gentle-needling.toml")))
+        qtbot.mouseClick(page.simulation_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: win.pages.currentWidget() is win.plan_view, timeout=TIMEOUT_MS)
+        c = win.controller
+        assert c.library.protocols["clinic-atrophic-needling"].origin == "clinic"
+        assert c.store.role == "training" and c.store.path != places.clinic_store  # the clinic store is untouched
+        assert not places.clinic_store.exists()
+        qtbot.mouseClick(win.plan_view.start_button, Qt.MouseButton.LeftButton)  # opens the recording
+        qtbot.waitUntil(lambda: win.pages.currentWidget() is win.treatment, timeout=TIMEOUT_MS)
+        assert c.rig.recorder.path.is_relative_to(tmp_path / "training")
+        assert not (tmp_path / "clinic-recordings").exists()
+    finally:
+        win.close()
