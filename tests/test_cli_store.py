@@ -113,10 +113,19 @@ def test_version_comes_from_the_package_metadata(capsys):
     assert done.value.code == 0 and capsys.readouterr().out.split()[-1] == version("cicatrix")
 
 
-def test_the_store_keeps_the_recordings_root_it_recorded(tmp_path):
-    with ClinicStore.open(tmp_path / "c.sqlite3", training=False, recordings_root=tmp_path / "r") as store:
-        assert store.recordings_root == tmp_path / "r"
-        store.set_recordings_root(tmp_path / "moved")
-        assert store.recordings_root == tmp_path / "moved"
-    with ClinicStore.open(tmp_path / "c.sqlite3", training=False, recordings_root=tmp_path / "other") as store:
-        assert store.recordings_root == tmp_path / "moved"  # an existing root is kept: its paths depend on it
+def test_the_recordings_root_follows_a_moved_folder_only(clinic, tmp_path, capsys):
+    """Recordings moved to another disk: give the new place in the settings; the store adopts it because the old
+    root is gone. While the old root exists it is kept, since the paths linked relative to it depend on it."""
+    other = tmp_path / "other"
+    other.mkdir()
+    with ClinicStore.open(training=False, recordings_root=other) as store:
+        assert store.recordings_root == places.recordings_dir()
+    moved = tmp_path / "disk2" / "recordings"
+    moved.parent.mkdir()
+    places.recordings_dir().rename(moved)
+    places.settings_file().parent.mkdir(parents=True)
+    places.settings_file().write_text(f"[paths]\nrecordings = '{moved}'\n")
+    assert main(["verify", str(moved / "2026-03-02" / "0b5e-uuid.h5")]) == 0
+    assert "ok    store: session 1" in capsys.readouterr().out
+    with ClinicStore.open(training=False) as store:
+        assert store.recordings_root == moved

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 import secrets
 import sqlite3
@@ -37,6 +38,7 @@ from workstation.store.records import (
 )
 from workstation.store.rows import area_from, course_from, session_from
 
+log = logging.getLogger(__name__)
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,31}$")
 # The text typed is not repeated: it may be a name typed in the wrong field, and messages go to the log.
@@ -78,13 +80,22 @@ class ClinicStore:
     def open(cls, path: Path | str | None = None, *, training: bool,
              recordings_root: Path | str | None = None) -> ClinicStore:
         """Open (creating and migrating if needed) the clinic database, or with training=True the training one.
-        A database marked with the other role is refused before anything is written to it. `recordings_root` is
-        recorded as the store's recordings root if it has none yet (see link_recording)."""
+        A database marked with the other role is refused before anything is written to it. `recordings_root` (the
+        recordings folder in force) becomes the store's recordings root if it has none yet, or if the recorded one
+        is no longer a folder (the recordings were moved there); an existing recorded root is kept otherwise, since
+        the paths linked relative to it depend on it (see link_recording)."""
         role = "training" if training else "clinic"
         path = Path(path).expanduser() if path is not None else default_db_path(training=training)
         store = cls(connect(path, role), path, role)
-        if recordings_root is not None and store.recordings_root is None:
-            store.set_recordings_root(recordings_root)
+        recorded = store.recordings_root
+        if recordings_root is not None and recorded != Path(recordings_root).expanduser().absolute():
+            if recorded is None or not recorded.is_dir():
+                if recorded is not None:
+                    log.warning("recordings root of %s moved from %s (gone) to %s", path, recorded, recordings_root)
+                store.set_recordings_root(recordings_root)
+            else:
+                log.info("recordings root of %s stays %s (the recordings folder in force is %s)", path, recorded,
+                         recordings_root)
         return store
 
     def close(self) -> None:
