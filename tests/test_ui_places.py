@@ -3,6 +3,7 @@ library, simulated sessions record apart from the clinic's recordings, and the c
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from PyQt6.QtCore import Qt
@@ -20,6 +21,16 @@ def _clinic_protocols(folder: Path) -> Path:
     (folder / "clinic-needling.toml").write_text(text.replace('id = "atrophic-scar-needling"',
                                                               'id = "clinic-atrophic-needling"', 1))
     return folder
+
+
+def test_window_messages_go_to_the_log_too(window, caplog):
+    win = window
+    with caplog.at_level(logging.INFO, logger="workstation.ui.main_window"):
+        win.notify("The port /dev/ttyUSB7 does not exist; check the cable.", "error")
+        win.notify("Report written.", "info")
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, "window error: The port /dev/ttyUSB7 does not exist; check the cable."),
+        (logging.INFO, "window info: Report written.")]
 
 
 def test_window_loads_the_clinic_folder_and_records_simulation_apart(qtbot, tmp_path):

@@ -18,8 +18,12 @@ from workstation.protocols.tables import Tables, load_tables
 def seeds_dir() -> Path:
     """The factory library (protocols/, tables/, scenarios/): the package data of `workstation.seeds`, which is the
     repository's top-level seeds/ folder (pyproject.toml maps it), found with importlib.resources so an installed
-    program finds it in site-packages and a clone finds it in the clone. Installs are unpacked files, never zipped."""
-    return Path(str(importlib.resources.files("workstation.seeds")))
+    program finds it in site-packages and a clone finds it in the clone. Installs are unpacked files, never zipped.
+    A clone run without `make setup` (no install, so no mapping) falls back to the clone's own seeds/."""
+    try:
+        return Path(str(importlib.resources.files("workstation.seeds")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "seeds"
 
 
 @dataclass
