@@ -92,3 +92,33 @@ def test_background_task_failure_is_a_warning(qtbot, caplog):
     tasks.shutdown()
     (record,) = [r for r in caplog.records if r.message == "background task failed"]
     assert record.levelno == logging.WARNING and record.exc_info[0] is ZeroDivisionError
+
+
+def test_log_dir_option_and_an_uncaught_exception_in_a_thread(tmp_path, capsys):
+    import threading
+
+    from workstation.logsetup import configure_logging, current_log_file, stop_logging
+
+    assert main(["--log-dir", str(tmp_path / "logs"), "settings"]) == 0
+    assert current_log_file() == tmp_path / "logs" / "cicatrix.log"
+    assert f"log file: {tmp_path / 'logs' / 'cicatrix.log'}" in capsys.readouterr().out
+    configure_logging(tmp_path / "logs")
+
+    def dies() -> None:
+        raise ValueError("a defect in a background thread")
+
+    t = threading.Thread(target=dies, name="worker-x")
+    t.start()
+    t.join()
+    stop_logging()
+    text = (tmp_path / "logs" / "cicatrix.log").read_text()
+    assert "thread worker-x ended by an uncaught exception" in text and "ValueError: a defect" in text
+
+
+def test_an_unwritable_log_folder_is_a_sentence_and_the_command_still_runs(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the log folder should be")
+    assert main(["--log-dir", str(blocker / "logs"), "settings"]) == 0
+    captured = capsys.readouterr()
+    assert "cannot be written" in captured.err and "nothing is logged to a file" in captured.err
+    assert "log file: none" in captured.out
