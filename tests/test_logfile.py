@@ -121,4 +121,4 @@ def test_an_unwritable_log_folder_is_a_sentence_and_the_command_still_runs(tmp_p
     assert main(["--log-dir", str(blocker / "logs"), "settings"]) == 0
     captured = capsys.readouterr()
     assert "cannot be written" in captured.err and "nothing is logged to a file" in captured.err
-    assert "log file: none" in captured.out
+    assert "log file: none: the log folder is not writable" in captured.out

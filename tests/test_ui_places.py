@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import QApplication
 
 from workstation.protocols.library import seeds_dir
 from workstation.ui.main_window import MainWindow
@@ -55,3 +56,19 @@ def test_window_loads_the_clinic_folder_and_records_simulation_apart(qtbot, tmp_
         assert not (tmp_path / "clinic-recordings").exists()
     finally:
         win.close()
+
+
+def test_run_fills_in_the_ports_of_the_settings_file(qtbot, user_folders, capsys):
+    from main import main
+    from workstation import places
+
+    places.config_dir().mkdir(parents=True)
+    places.settings_file().write_text('[ports]\nlight = "/dev/ttyUSB0"\npen = "/dev/ttyUSB1"\n')
+    before = {id(w) for w in QApplication.topLevelWidgets()}
+    assert main(["run", "--exit-after-first-show", "--pen-port", "/dev/ttyACM9"]) == 0
+    (win,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and id(w) not in before]
+    qtbot.addWidget(win)
+    assert win.start_page.light_port.text() == "/dev/ttyUSB0"  # from the file
+    assert win.start_page.pen_port.text() == "/dev/ttyACM9"  # the command line wins
+    assert win.mode == ""  # filled in, not connected: the clinician still types the operator id
+    assert '"first_show_monotonic_s"' in capsys.readouterr().out

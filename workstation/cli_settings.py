@@ -59,7 +59,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"settings file: {settings.file}{state}")
     for line in settings.describe():
         print(line)
-    print(f"log folder:    {places.log_dir()} (log file: {current_log_file() or 'none, the folder is not writable'})")
+    log_file = current_log_file()
+    print(f"log file: {log_file or 'none: the log folder is not writable'} (default folder: {places.log_dir()}; "
+          "--log-dir DIR changes it)")
     print("training store: a temporary file for each simulated session, removed at its end")
     print(f"training recordings: {places.training_recordings_dir()} (headless `session` default)")
     return 0
