@@ -16,9 +16,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="open the workstation window (simulation by default)",
         description="Open the workstation window. Without ports it starts in simulation mode: the real drivers talk to "
-        "device emulators on pseudo-terminals and a training store is used. With --light-port/--pen-port it fills in "
-        "those serial ports for clinical mode (and connects at once with --operator); with --replay it opens a "
-        "recording.",
+        "device emulators on pseudo-terminals and a training store is used. With --light-port/--pen-port (or the ports "
+        "of the settings file) it fills in those serial ports for clinical mode (and connects at once with "
+        "--operator); with --replay it opens a recording. Clinical sessions use the clinic store and recordings "
+        "folder of the settings, and the clinic's protocol folder is loaded with the factory library "
+        "(`settings` shows them all).",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
