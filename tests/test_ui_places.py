@@ -64,9 +64,10 @@ def test_run_fills_in_the_ports_of_the_settings_file(qtbot, user_folders, capsys
 
     places.config_dir().mkdir(parents=True)
     places.settings_file().write_text('[ports]\nlight = "/dev/ttyUSB0"\npen = "/dev/ttyUSB1"\n')
-    before = {id(w) for w in QApplication.topLevelWidgets()}
+    before = QApplication.topLevelWidgets()  # kept alive, so no new widget can reuse an old one's identity
     assert main(["run", "--exit-after-first-show", "--pen-port", "/dev/ttyACM9"]) == 0
-    (win,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and id(w) not in before]
+    (win,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and
+              not any(w is old for old in before)]
     qtbot.addWidget(win)
     assert win.start_page.light_port.text() == "/dev/ttyUSB0"  # from the file
     assert win.start_page.pen_port.text() == "/dev/ttyACM9"  # the command line wins
