@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench clean install-desktop uninstall-desktop
 
 setup: $(STAMP)
 
@@ -30,6 +30,25 @@ bench: setup
 	$(PY) bench/interlock.py --trips 20
 	$(PY) bench/recording.py --seconds 10 --hours 0.25
 	QT_QPA_PLATFORM=offscreen $(PY) bench/gui.py --seconds 3
+
+# A menu entry and icon for this user (freedesktop.org places: XDG_DATA_HOME, default ~/.local/share). It starts
+# `cicatrix run` from this clone's .venv; set CICATRIX=/path/to/cicatrix for an installed copy instead.
+XDG_DATA_HOME ?= $(HOME)/.local/share
+CICATRIX ?= $(abspath $(VENV))/bin/cicatrix
+DESKTOP_FILE := $(XDG_DATA_HOME)/applications/cicatrix.desktop
+ICON_FILE := $(XDG_DATA_HOME)/icons/hicolor/scalable/apps/cicatrix.svg
+
+install-desktop: setup
+	@test -x "$(CICATRIX)" || { echo "$(CICATRIX) is not an executable; set CICATRIX=/path/to/cicatrix"; exit 1; }
+	install -D -m 644 workstation/resources/cicatrix.svg "$(ICON_FILE)"
+	mkdir -p "$(dir $(DESKTOP_FILE))"
+	sed 's|@EXEC@|"$(CICATRIX)"|' workstation/resources/cicatrix.desktop.in > "$(DESKTOP_FILE)"
+	@if command -v desktop-file-validate >/dev/null; then desktop-file-validate "$(DESKTOP_FILE)"; fi
+	@if command -v update-desktop-database >/dev/null; then update-desktop-database -q "$(dir $(DESKTOP_FILE))"; fi
+	@echo "Cicatrix is in the applications menu ($(DESKTOP_FILE))."
+
+uninstall-desktop:
+	rm -f "$(DESKTOP_FILE)" "$(ICON_FILE)"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -273,9 +273,11 @@ class SerialDevice:
                 self.bus.publish_command(CommandRecord(now_s(), self.name, command, args, "not sent: not connected"))
             raise NotConnected(f"{self.name} is not connected; {command} was not sent.")
         if failure is not None:
-            if track:
-                self.bus.publish_command(CommandRecord(now_s(), self.name, command, args, f"error: {failure}"))
+            t_failed = now_s()
+            # The port is closed before anything is published: a command waiting for the lock must not write to it.
             self._lost_connection(f"write failed: {failure}")
+            if track:
+                self.bus.publish_command(CommandRecord(t_failed, self.name, command, args, f"error: {failure}"))
             raise NotConnected(f"{self.name}: {command} could not be written: {failure}") from failure
         if not wait:
             return None

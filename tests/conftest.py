@@ -17,6 +17,18 @@ from drivers.emulators.pen import PenEmulator  # noqa: E402
 from drivers.light import UVB308Light  # noqa: E402
 from drivers.pen import MicroneedlingPen  # noqa: E402
 from workstation.bus import CommandRecord, Event, SessionBus  # noqa: E402
+from workstation.logsetup import stop_logging  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def user_folders(tmp_path_factory, monkeypatch):
+    """Each test has its own user data, config and log folders (platformdirs follows XDG_*): a test never reads the
+    real settings file nor writes into the real store, recordings or log. Logging set up by main() is undone."""
+    base = tmp_path_factory.mktemp("user")
+    for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(var, str(base / var.lower()))
+    yield base
+    stop_logging()
 
 
 @dataclass
@@ -90,8 +102,3 @@ def window(qtbot, tmp_path):
     yield win
     win.close()
 
-
-@pytest.fixture(autouse=True, scope="session")
-def _workstation_keys(tmp_path_factory):
-    """Keys (identity, recording signing) in a folder of the test run, never the user's configuration folder."""
-    os.environ["CICATRIX_KEYS_DIR"] = str(tmp_path_factory.mktemp("keys"))

@@ -18,6 +18,7 @@ from workstation.errors import UserError
 from workstation.protocols import load_library
 from workstation.store import ClinicStore, Identity, Response, Treatment, migrate, trail
 from workstation.store import operators as ops
+from workstation.store.keys import keys_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SMITH = Identity("Smith", "John", date(1970, 3, 4), "+44 20 7946 0001")
@@ -134,7 +135,7 @@ def test_identity_is_encrypted_and_a_copied_store_alone_shows_no_name(store, tmp
         assert secret not in raw
     copy = tmp_path / "copied.sqlite3"
     copy.write_bytes(store.path.read_bytes())
-    monkeypatch.setenv("CICATRIX_KEYS_DIR", str(tmp_path / "other-workstation-keys"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "other-workstation-config"))
     with ClinicStore.open(copy, training=False) as s:
         assert s.get_patient("P-0042").id == ids["patient"]  # the pseudonymous record works
         with pytest.raises(UserError, match="cannot be read with this workstation's identity key"):
@@ -241,7 +242,7 @@ def test_store_and_keys_are_private(tmp_path):
         for f in path.parent.iterdir():
             assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    keys = Path(os.environ["CICATRIX_KEYS_DIR"])
+    keys = keys_dir()
     assert stat.S_IMODE(keys.stat().st_mode) == 0o700
     assert all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in keys.iterdir())
     # A store found readable by others is tightened when opened.

@@ -25,8 +25,8 @@ SHA = "ab" * 32
 
 @pytest.fixture()
 def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("CICATRIX_DATA_DIR", str(tmp_path))
-    return tmp_path
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    return tmp_path / "cicatrix"
 
 
 @pytest.fixture()
@@ -233,12 +233,24 @@ def test_recording_checksum_is_verified(store, tmp_path):
     area = store.add_area(p.id, "a", "back", "atrophic_scar", 4, "II")
     c = store.create_course(p.id, _protocol("atrophic-scar-needling"), [area.id], date(2026, 1, 1))
     sid = store.add_session(c.id, date(2026, 1, 1))
-    rec = tmp_path / "s.h5"
+    store.set_recordings_root(tmp_path / "recordings")
+    rec = tmp_path / "recordings" / "2026-01-01" / "s.h5"
+    rec.parent.mkdir(parents=True)
     rec.write_bytes(b"recording bytes")
-    store.link_recording(sid, rec.name, hashlib.sha256(b"recording bytes").hexdigest())
-    assert store.verify_recording(sid, root=tmp_path)
-    rec.write_bytes(b"tampered")
-    assert not store.verify_recording(sid, root=tmp_path)
+    store.link_recording(sid, rec, hashlib.sha256(b"recording bytes").hexdigest())
+    assert store.recording(sid)[0] == "2026-01-01/s.h5"  # relative to the root the store records
+    assert store.recording_path(sid) == rec and store.session_for_recording(rec) == sid
+    assert store.verify_recording(sid)
+    moved = tmp_path / "moved"  # the folder moves; the store is told its new root; nothing else changes
+    (tmp_path / "recordings").rename(moved)
+    store.set_recordings_root(moved)
+    assert store.verify_recording(sid) and store.session_for_recording(moved / "2026-01-01" / "s.h5") == sid
+    (moved / "2026-01-01" / "s.h5").write_bytes(b"tampered")
+    assert not store.verify_recording(sid)
+    elsewhere = tmp_path / "other.h5"  # outside the root: kept absolute, never relative to the current folder
+    sid2 = store.add_session(c.id, date(2026, 1, 8))
+    store.link_recording(sid2, elsewhere, "00" * 32)
+    assert store.recording(sid2)[0] == str(elsewhere)
     with pytest.raises(UserError, match="no recording"):
         store.verify_recording(store.add_session(c.id, date(2026, 2, 1)))
 

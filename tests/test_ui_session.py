@@ -73,6 +73,7 @@ def test_full_combined_session_clicked_through(qtbot, window: MainWindow) -> Non
     qtbot.mouseClick(after.report_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: after.report_path is not None, timeout=TIMEOUT_MS)
     assert after.report_path.read_bytes()[:4] == b"%PDF"
+    assert after.report_path == saved.recording.with_name(saved.recording.stem + "-report.pdf")  # beside it
     assert after.report_path.stat().st_size > 20_000  # the plots are in it, not just text
 
     # back to the start page, and a second training patient in the same window

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 import numpy as np
 
 log = logging.getLogger(__name__)
+# Every event and device command, in the log file (workstation.logsetup); a handler only queues, never waits on disk.
+events_log = logging.getLogger("workstation.events")
 
 SEVERITIES = ("info", "low", "medium", "high")  # IEC 60601-1-8 alarm priorities above "info"
 
@@ -117,9 +119,13 @@ class SessionBus:
 
     def publish_event(self, event: Event) -> None:
         self._each("on_event", event)
+        events_log.log(logging.WARNING if event.severity == "high" else logging.INFO, "%s %s %s: %s %s",
+                       event.kind, event.severity, event.source, event.message, event.details_json())
 
     def publish_command(self, record: CommandRecord) -> None:
         self._each("on_command", record)
+        events_log.log(logging.INFO if record.result == "ack" else logging.WARNING, "command %s %s %s: %s",
+                       record.device, record.command, record.args_json(), record.result)
 
     def event(self, kind: str, severity: str, source: str, message: str, **details: Any) -> Event:
         """Build an event stamped now and publish it."""

@@ -15,18 +15,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            description="Load the reference tables, every factory protocol and, if DIR is given, "
                            "every *.toml in DIR; print each protocol loaded and every error with its file and key. "
                            "Exit status 0 when everything is valid, 1 when any file has an error.")
-    check.add_argument("dir", nargs="?", metavar="DIR", help="the clinic's own protocol folder")
+    check.add_argument("dir", nargs="?", metavar="DIR",
+                       help="the clinic's own protocol folder (default: paths.protocols of the settings, if set)")
     check.set_defaults(func=_check)
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
 
 def _check(args: argparse.Namespace) -> int:
     from workstation.errors import UserError
-    from workstation.protocols import load_library
+    from workstation.protocols import load_library, seeds_dir
+    from workstation.settings import load_settings
 
     extra: list[Path] = []
-    if args.dir:
-        folder = Path(args.dir).expanduser()
+    clinic = Path(args.dir) if args.dir else load_settings(getattr(args, "settings", None))["paths.protocols"]
+    print(f"factory library: {seeds_dir()}")
+    if clinic is not None:
+        folder = clinic.expanduser()
         if not folder.is_dir():
             raise UserError(f"{folder} is not a folder; give the folder that holds the clinic's protocol files.")
         extra.append(folder)

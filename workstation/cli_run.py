@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from workstation.cli_settings import add_setting_options, settings_from_args
 from workstation.errors import UserError
 
 
@@ -15,9 +16,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="open the workstation window (simulation by default)",
         description="Open the workstation window. Without ports it starts in simulation mode: the real drivers talk to "
-        "device emulators on pseudo-terminals and a training store is used. With --light-port/--pen-port it fills in "
-        "those serial ports for clinical mode (and connects at once with --operator); with --replay it opens a "
-        "recording.",
+        "device emulators on pseudo-terminals and a training store is used. With --light-port/--pen-port (or the ports "
+        "of the settings file) it fills in those serial ports for clinical mode (and connects at once with "
+        "--operator); with --replay it opens a recording. Clinical sessions use the clinic store and recordings "
+        "folder of the settings, and the clinic's protocol folder is loaded with the factory library "
+        "(`settings` shows them all).",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
@@ -27,13 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--demo", action="store_true", help="a synthetic 2 kHz feed with no driver or emulator (offline UI work)"
     )
     mode.add_argument("--replay", type=Path, metavar="FILE", help="open a recording in the replay view")
-    parser.add_argument("--light-port", metavar="PORT", help="serial port of the phototherapy handpiece")
-    parser.add_argument("--pen-port", metavar="PORT", help="serial port of the microneedling pen")
+    add_setting_options(parser)
     parser.add_argument("--operator", metavar="ID", help="clinical: your operator id (connects at once with the ports)")
     parser.add_argument("--scenario", type=Path, metavar="TOML",
                         help="simulation: start at once with the training patient of this scenario file")
-    parser.add_argument("--recordings", type=Path, default=Path("recordings"), metavar="DIR",
-                        help="where session recordings are written (default: recordings/)")
     parser.add_argument(
         "--exit-after-first-show",
         action="store_true",
@@ -49,9 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ports = {name: port for name, port in (("light", args.light_port), ("pen", args.pen_port)) if port}
-    if ports and (args.simulate or args.demo or args.replay):
+    typed_ports = args.light_port or args.pen_port
+    if typed_ports and (args.simulate or args.demo or args.replay):
         raise UserError("Give serial ports for clinical mode, or --simulate/--demo/--replay, not both.")
+    settings = settings_from_args(args)  # a UserError naming file and key if the settings file is invalid
+    ports = {} if (args.simulate or args.demo or args.replay) else {
+        name: settings[f"ports.{name}"] for name in ("light", "pen") if settings[f"ports.{name}"]}
     if args.screenshot and not args.demo:
         raise UserError("--screenshot goes with --demo; the window's screenshots per mode are taken by "
                         "`python -m workstation.ui.screenshots DIR`.")
@@ -60,11 +63,19 @@ def run(args: argparse.Namespace) -> int:
 
     from PyQt6.QtWidgets import QApplication
 
+    from workstation.places import training_recordings_dir
     from workstation.ui.live_window import first_show_report
     from workstation.ui.main_window import MainWindow, install_excepthook
+    from workstation.ui.session_controller import Places
 
+    protocols = settings["paths.protocols"]
+    if protocols is not None and not protocols.is_dir():
+        raise UserError(f"The clinic protocol folder {protocols} ({settings.setting('paths.protocols').source}) "
+                        "is not a folder; fix paths.protocols or give --protocols DIR.")
+    places = Places(clinic_store=settings["paths.store"], training_recordings=training_recordings_dir(),
+                    protocol_dirs=(protocols,) if protocols is not None else ())
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = MainWindow(recordings_dir=args.recordings)
+    window = MainWindow(recordings_dir=settings["paths.recordings"], places=places)
     install_excepthook(window)
     if args.exit_after_first_show:
 

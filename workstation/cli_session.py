@@ -17,22 +17,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "interlock, 4 stopped by the operator, 5 ended by a device error, 2 bad input. Scenarios ship in seeds/scenarios/.")
     p.add_argument("--simulate", action="store_true", required=True,
                    help="run on the device emulators (required: headless sessions are for simulation only)")
-    p.add_argument("--scenario", required=True, type=Path, metavar="FILE", help="scenario TOML file")
-    p.add_argument("--record", type=Path, default=Path("recordings"), metavar="PATH",
-                   help="recordings folder (the file goes to PATH/YYYY-MM-DD/<uuid>.h5; default: recordings)")
+    p.add_argument("--scenario", required=True, type=Path, metavar="FILE",
+                   help="scenario TOML file, or the name of a packaged one (e.g. combined-uneventful; "
+                   "`protocols check` shows where the factory library is)")
+    p.add_argument("--record", type=Path, default=None, metavar="DIR",
+                   help="the FOLDER to record into, not a file name: the recording is written to "
+                   "DIR/YYYY-MM-DD/<uuid>.h5 (default: the training-recordings folder `settings` shows)")
     p.add_argument("--store", type=Path, metavar="FILE",
                    help="training database to use and keep (default: a temporary one, discarded at the end)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from workstation.places import training_recordings_dir
     from workstation.runner import run_scenario
     from workstation.scenario import load_scenario
 
-    scenario = load_scenario(args.scenario)
+    record_dir = args.record.expanduser() if args.record is not None else training_recordings_dir()
+    if record_dir.suffix.lower() in (".h5", ".hdf5"):
+        raise UserError(f"--record takes a folder, not a file name: {record_dir} ends in {record_dir.suffix}. Give "
+                        "the folder; the recording is written to FOLDER/YYYY-MM-DD/<uuid>.h5.")
+    scenario = load_scenario(_scenario_file(args.scenario))
     if args.store is not None:
-        from workstation.store import clinic_db_path
+        from workstation.cli_settings import settings_from_args
 
-        if args.store.resolve() == clinic_db_path().resolve():
+        if args.store.resolve() == settings_from_args(args)["paths.store"].resolve():
             raise UserError("A simulated session never writes to the clinic database; give a training store.")
-    return run_scenario(scenario, args.record, store_path=args.store).exit_code
+    return run_scenario(scenario, record_dir, store_path=args.store).exit_code
+
+
+def _scenario_file(given: Path) -> Path:
+    """A path as given, or a bare name (no folder, no suffix) of a scenario shipped in the factory library."""
+    from workstation.protocols import seeds_dir
+
+    if given.exists() or given.parent != Path(".") or given.suffix:
+        return given.expanduser()
+    packaged = seeds_dir() / "scenarios" / f"{given.name}.toml"
+    if not packaged.is_file():
+        known = ", ".join(sorted(f.stem for f in (seeds_dir() / "scenarios").glob("*.toml")))
+        raise UserError(f"There is no scenario file {given} and no packaged scenario of that name (packaged: {known}).")
+    return packaged

@@ -3,7 +3,7 @@ A bad file is reported (file, key, what is wrong) and skipped; the rest of the l
 
 from __future__ import annotations
 
-import os
+import importlib.resources
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,9 +16,14 @@ from workstation.protocols.tables import Tables, load_tables
 
 
 def seeds_dir() -> Path:
-    """The factory library: CICATRIX_SEEDS_DIR if set, else seeds/ beside the workstation package."""
-    env = os.environ.get("CICATRIX_SEEDS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "seeds"
+    """The factory library (protocols/, tables/, scenarios/): the package data of `workstation.seeds`, which is the
+    repository's top-level seeds/ folder (pyproject.toml maps it), found with importlib.resources so an installed
+    program finds it in site-packages and a clone finds it in the clone. Installs are unpacked files, never zipped.
+    A clone run without `make setup` (no install, so no mapping) falls back to the clone's own seeds/."""
+    try:
+        return Path(str(importlib.resources.files("workstation.seeds")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "seeds"
 
 
 @dataclass

@@ -60,5 +60,10 @@ def checksum_path(h5_path: Path) -> Path:
     return h5_path.with_name(h5_path.name + ".sha256")
 
 
+def report_path(h5_path: Path) -> Path:
+    """The session's PDF report, beside its recording: `<session-uuid>-report.pdf`."""
+    return h5_path.with_name(h5_path.stem + "-report.pdf")
+
+
 def utc_now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")

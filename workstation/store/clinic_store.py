@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 import secrets
 import sqlite3
@@ -48,8 +49,11 @@ from workstation.store.validate import (
     number,
 )
 
+log = logging.getLogger(__name__)
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,31}$")
+# The text typed is not repeated: it may be a name typed in the wrong field, and messages go to the log.
+INVALID_PSEUDONYM = "The pseudonym typed is not valid: use 3–32 letters, digits and hyphens (never a name)."
 
 
 
@@ -86,12 +90,26 @@ class ClinicStore:
 
     # ---- opening -------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path | str | None = None, *, training: bool) -> ClinicStore:
+    def open(cls, path: Path | str | None = None, *, training: bool,
+             recordings_root: Path | str | None = None) -> ClinicStore:
         """Open (creating and migrating if needed) the clinic database, or with training=True the training one.
-        A database marked with the other role is refused before anything is written to it."""
+        A database marked with the other role is refused before anything is written to it. `recordings_root` (the
+        recordings folder in force) becomes the store's recordings root if it has none yet, or if the recorded one
+        is no longer a folder (the recordings were moved there); an existing recorded root is kept otherwise, since
+        the paths linked relative to it depend on it (see link_recording)."""
         role = "training" if training else "clinic"
         path = Path(path).expanduser() if path is not None else default_db_path(training=training)
-        return cls(connect(path, role), path, role)
+        store = cls(connect(path, role), path, role)
+        recorded = store.recordings_root
+        if recordings_root is not None and recorded != Path(recordings_root).expanduser().absolute():
+            if recorded is None or not recorded.is_dir():
+                if recorded is not None:
+                    log.warning("recordings root of %s moved from %s (gone) to %s", path, recorded, recordings_root)
+                store.set_recordings_root(recordings_root)
+            else:
+                log.info("recordings root of %s stays %s (the recordings folder in force is %s)", path, recorded,
+                         recordings_root)
+        return store
 
     def close(self) -> None:
         self._conn.close()
@@ -151,7 +169,7 @@ class ClinicStore:
     def create_patient(self, pseudonym: str | None = None, identity: Identity | None = None) -> Patient:
         pseudonym = pseudonym or "CX-" + secrets.token_hex(4).upper()
         if not PSEUDONYM.match(pseudonym):
-            raise UserError(f"Pseudonym {pseudonym!r} is not valid: use 3–32 letters, digits and hyphens.")
+            raise UserError(INVALID_PSEUDONYM)
         refuse_identity(pseudonym, identity, "pseudonym", compact=True)
         exists = UserError(f"A patient with pseudonym {pseudonym} already exists; choose another.")
         if self.find_patient(pseudonym):
@@ -171,6 +189,8 @@ class ClinicStore:
         return Patient(row["id"], row["pseudonym"], row["created_at"]) if row else None
 
     def get_patient(self, pseudonym: str) -> Patient:
+        if not PSEUDONYM.match(pseudonym):
+            raise UserError(INVALID_PSEUDONYM)
         patient = self.find_patient(pseudonym)
         if patient is None:
             raise UserError(f"No patient has the pseudonym {pseudonym}; check the id or create the patient.")
@@ -417,7 +437,44 @@ class ClinicStore:
             raise UserError("The response was not saved: the session and the area must exist, and an area has one "
                             "response per session.") from exc
 
+    @property
+    def recordings_root(self) -> Path | None:
+        """The folder recording paths in this store are relative to (absolute), or None if none is recorded."""
+        row = self._one("SELECT value FROM meta WHERE key = 'recordings_root'")
+        return Path(row["value"]) if row else None
+
+    def set_recordings_root(self, root: Path | str) -> None:
+        """Record (or, after moving every recording with the folder, change) the recordings root. Paths already
+        linked relative to the old root are then read relative to the new one."""
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('recordings_root', ?)",
+                      (str(Path(root).expanduser().absolute()),))
+
+    def recording_path(self, session_id: int) -> Path | None:
+        """The absolute path of the session's recording (a relative one is taken from the recordings root, or,
+        in a store that records none, from the current folder as older versions did)."""
+        linked = self.recording(session_id)
+        if linked is None:
+            return None
+        path = Path(linked[0])
+        return path if path.is_absolute() else (self.recordings_root or Path.cwd()) / path
+
+    def session_for_recording(self, path: Path | str) -> int | None:
+        """The id of the session whose recording is the file at `path`, or None if the store does not index it."""
+        wanted = Path(path).expanduser().resolve()
+        for row in self._all("SELECT session_id FROM recordings"):
+            found = self.recording_path(row["session_id"])
+            if found is not None and found.resolve() == wanted:
+                return int(row["session_id"])
+        return None
+
     def link_recording(self, session_id: int, path: Path | str, sha256: str) -> None:
+        """Index the session's recording: stored relative to the recordings root when it lies under it (so the
+        store and the folder can move together), else as an absolute path; never relative to the current folder."""
+        path = Path(path).expanduser().absolute()
+        root = self.recordings_root
+        if root is not None and path.is_relative_to(root):
+            path = path.relative_to(root)
         sha256 = sha256.lower()
         if not SHA256.match(sha256):
             raise UserError("A recording's checksum must be a SHA-256: 64 hexadecimal characters.")
@@ -457,11 +514,13 @@ class ClinicStore:
         return (row["path"], row["sha256"]) if row else None
 
     def verify_recording(self, session_id: int, root: Path | None = None) -> bool:
-        """Recompute the recording's SHA-256 (relative paths are taken from `root`) and compare it with the index."""
+        """Recompute the recording's SHA-256 and compare it with the index. A relative path is taken from `root` if
+        given, else from the store's recordings root (recording_path)."""
         linked = self.recording(session_id)
         if linked is None:
             raise UserError(f"Session {session_id} has no recording linked.")
-        path = Path(linked[0]) if root is None else root / linked[0]
+        path = root / linked[0] if root is not None else self.recording_path(session_id)
+        assert path is not None
         try:
             return sha256_of(path) == linked[1]
         except OSError as exc:

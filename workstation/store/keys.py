@@ -3,7 +3,7 @@ the recording signing key (Ed25519, signs each recording's SHA-256). Both are cr
 the clinic's account can read (0700, files 0600). docs/records.md explains the backup: without the identity key a
 copied store shows no name, and neither does the clinic's own store restored from a backup.
 
-The folder is CICATRIX_KEYS_DIR if set, else `keys/` in the user's configuration folder (platformdirs).
+The folder is `keys/` in the user's configuration folder (workstation.places; XDG_CONFIG_HOME moves it).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import secrets
 import socket
 from pathlib import Path
 
-import platformdirs
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from workstation.errors import UserError
+from workstation.places import config_dir
 
 IDENTITY_KEY_FILE = "identity.key"
 SIGNING_KEY_FILE = "recording-signing.pem"
@@ -29,8 +29,7 @@ TOKEN_PREFIX = "aesgcm1:"
 
 
 def keys_dir() -> Path:
-    env = os.environ.get("CICATRIX_KEYS_DIR")
-    return Path(env).expanduser() if env else platformdirs.user_config_path("cicatrix") / "keys"
+    return config_dir() / "keys"
 
 
 def private_dir(path: Path) -> Path:

@@ -1,23 +1,21 @@
-"""Where the clinic and training databases live by default."""
+"""Where the clinic and training databases live by default (the platform's user data folder, workstation.places)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from workstation.places import clinic_store_file, data_dir
 
-def data_dir() -> Path:
-    """CICATRIX_DATA_DIR if set, else ~/.local/share/cicatrix."""
-    env = os.environ.get("CICATRIX_DATA_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".local" / "share" / "cicatrix"
+__all__ = ["clinic_db_path", "data_dir", "default_db_path", "training_db_path"]
 
 
 def clinic_db_path() -> Path:
-    return data_dir() / "clinic.sqlite3"
+    return clinic_store_file()
 
 
 def training_db_path() -> Path:
-    """Simulation mode's database: a different file, marked 'training' inside, so it can never be the clinic's."""
+    """Simulation's database when no path is given: a different file, marked 'training' inside, so it can never be
+    the clinic's. The window and the headless runner use a temporary training store instead."""
     return data_dir() / "training.sqlite3"
 
 

@@ -19,6 +19,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from workstation.recording.format import report_path
 from workstation.ui.course_view import CourseView
 from workstation.ui.report import write_report
 from workstation.ui.response_form import NOTHING_ENTERED, ResponseTable
@@ -159,8 +160,8 @@ class AfterView(QWidget):
         c = self.controller
         assert c.saved is not None
         images = [self.grab_plots(), self.course.grab().toImage()]
-        name = (c.saved.recording.stem if c.saved.recording else f"session-{c.saved.session_id}") + "-report.pdf"
-        path = self.report_dir / name
+        recording = c.saved.recording
+        path = report_path(recording) if recording else self.report_dir / f"session-{c.saved.session_id}-report.pdf"
         title = f"Cicatrix session report — {c.pseudonym}"
         lines = self.report_lines()
 

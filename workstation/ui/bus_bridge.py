@@ -92,7 +92,7 @@ class Tasks(QObject):
             try:
                 result = fn()
             except Exception as exc:  # noqa: BLE001 - handed to on_error on the GUI thread
-                log.info("background task failed", exc_info=True)
+                log.warning("background task failed", exc_info=True)
                 self._done.put((on_error, exc))
             else:
                 self._done.put((on_done, result))

@@ -6,6 +6,7 @@ user go to a non-modal area under the banner: nothing here opens a dialog that w
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,15 +22,18 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from workstation.logsetup import SHOWN
 from workstation.ui.after_view import AfterView
 from workstation.ui.messages import MESSAGE_COLORS, user_text
 from workstation.ui.patient_view import PatientView
 from workstation.ui.plan_view import PlanView
 from workstation.ui.replay_view import ReplayView
-from workstation.ui.session_controller import SessionController
+from workstation.ui.session_controller import Places, SessionController
 from workstation.ui.start_page import StartPage
 from workstation.ui.trainer_panel import TrainerPanel
 from workstation.ui.treatment_view import TreatmentView
+
+log = logging.getLogger(__name__)
 
 BANNERS = {
     "simulation": ("SIMULATION — emulated devices and a training store: nothing here is a clinical record",
@@ -41,7 +45,7 @@ BANNERS = {
 
 class MainWindow(QMainWindow):
     def __init__(self, *, recordings_dir: Path, store_path: Path | None = None,
-                 artifacts_dir: Path | None = None) -> None:
+                 artifacts_dir: Path | None = None, places: Places | None = None) -> None:
         super().__init__()
         self.setWindowTitle("Cicatrix")
         self.resize(1400, 900)
@@ -49,7 +53,8 @@ class MainWindow(QMainWindow):
         self.artifacts_dir = artifacts_dir or self.recordings_dir
         self.mode = ""
         self.messages: list[tuple[str, str]] = []
-        self.controller = SessionController.create(recordings_dir=self.recordings_dir, store_path=store_path)
+        self.controller = SessionController.create(recordings_dir=self.recordings_dir, store_path=store_path,
+                                                   places=places)
         self.controller.bridge.received.connect(self._on_event)
 
         self.banner = QLabel()
@@ -118,7 +123,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Cicatrix — {mode}")
 
     def notify(self, text: str, level: str = "info") -> None:
-        """A message in the window (never a modal dialog): errors say what to do."""
+        """A message in the window (never a modal dialog): errors say what to do. The log gets the same text."""
+        log.log(logging.WARNING if level in ("error", "warning") else logging.INFO, "window %s: %s", level, text,
+                extra=SHOWN)
         self.messages.append((level, text))
         self.message.setText(text)
         self.message.setStyleSheet(f"background:{MESSAGE_COLORS.get(level, '#eeeeee')};padding:6px;"

@@ -27,6 +27,16 @@ Done = Callable[[Any], None]
 Failed = Callable[[Exception], None]
 
 
+@dataclass(frozen=True)
+class Places:
+    """Where the window's files go beyond recordings_dir/store_path (from the settings, workstation.settings): the
+    clinic store for clinical mode, the recordings folder of simulated sessions, the clinic's protocol folders."""
+
+    clinic_store: Path | None = None
+    training_recordings: Path | None = None
+    protocol_dirs: tuple[Path, ...] = ()
+
+
 @dataclass
 class Saved:
     summary: dict
@@ -37,12 +47,13 @@ class Saved:
 
 class SessionController:
     def __init__(self, bus: SessionBus, buffers: PlotBuffers, bridge: BusBridge, tasks: Tasks, *,
-                 recordings_dir: Path, store_path: Path | None = None) -> None:
+                 recordings_dir: Path, store_path: Path | None = None, places: Places | None = None) -> None:
         self.bus, self.buffers, self.bridge, self.tasks = bus, buffers, bridge, tasks
         self.activity = ActivityWatch()
         bus.subscribe(self.activity)
         self.recordings_dir = Path(recordings_dir)
         self.store_path = store_path
+        self.places = places or Places()
         self.mode = "simulation"
         self.rig: Rig | None = None
         self.store: Any = None
@@ -58,28 +69,33 @@ class SessionController:
         self._tmp: tempfile.TemporaryDirectory | None = None
 
     @classmethod
-    def create(cls, *, recordings_dir: Path, store_path: Path | None = None) -> SessionController:
+    def create(cls, *, recordings_dir: Path, store_path: Path | None = None,
+               places: Places | None = None) -> SessionController:
         bus = SessionBus()
         buffers = PlotBuffers(plotted_channels(), capacity_s=600, rate_hz=2000)
         bridge = BusBridge()
         bus.subscribe(buffers)
         bus.subscribe(bridge)
         return cls(bus, buffers, bridge, Tasks("session-worker"), recordings_dir=recordings_dir,
-                   store_path=store_path)
+                   store_path=store_path, places=places)
 
     # --- bring-up (worker) ----------------------------------------------------------------------------------------
     def _open_store(self, training: bool) -> None:
         from workstation.protocols import load_library
         from workstation.store import ClinicStore
 
-        self.library = load_library()
+        self.library = load_library(self.places.protocol_dirs)
         if self.library.tables is None:
             raise UserError("The reference tables did not load; run `python main.py protocols check`.")
-        path = self.store_path
+        path = self.store_path if training or self.places.clinic_store is None else self.places.clinic_store
         if path is None and training:
             self._tmp = tempfile.TemporaryDirectory(prefix="cicatrix-training-")
             path = Path(self._tmp.name) / "training.sqlite3"
-        self.store = ClinicStore.open(path, training=training)
+        self.store = ClinicStore.open(path, training=training, recordings_root=self._recordings_dir())
+
+    def _recordings_dir(self) -> Path:
+        training = self.places.training_recordings if self.mode != "clinical" else None
+        return training or self.recordings_dir
 
     def _release(self) -> None:
         """Worker: close what an earlier or failed bring-up left open (one rig, one monitor on the bus at a time)."""
@@ -190,7 +206,7 @@ class SessionController:
         def work() -> list[Step]:
             protocol = self.library.get(plan.protocol_id)
             pseudonym = self.pseudonym
-            rig.start_recording(self.recordings_dir, patient_pseudonym=pseudonym, operator_id=self.operator,
+            rig.start_recording(self._recordings_dir(), patient_pseudonym=pseudonym, operator_id=self.operator,
                                 protocol_id=protocol.id, protocol_version=str(protocol.version), plan=plan.to_dict())
             session = Session(rig.bus, rig.devices, rig.monitor, operator_id=self.operator, abort_on_trip=False)
             session.connect(self.operator)

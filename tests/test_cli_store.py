@@ -1,0 +1,131 @@
+"""`patient export ID --out DIR` and `verify FILE` reach the clinic store's export_patient and verify_recording;
+recordings are found through the recordings root the store records, wherever the program is started."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+
+import pytest
+
+from main import main
+from workstation import places
+from workstation.protocols import load_library
+from workstation.store import ClinicStore, Identity, Treatment
+
+PSEUDONYM = "CX-00C0FFEE"
+
+
+@pytest.fixture()
+def clinic(tmp_path, monkeypatch):
+    """A clinic store in the default place with one session whose recording, .sha256 and report are on disk."""
+    root = places.recordings_dir()
+    rec = root / "2026-03-02" / "0b5e-uuid.h5"
+    rec.parent.mkdir(parents=True)
+    rec.write_bytes(b"HDF5 stand-in: the checksum is over the bytes")
+    sha = hashlib.sha256(rec.read_bytes()).hexdigest()
+    rec.with_name(rec.name + ".sha256").write_text(f"{sha}  {rec.name}\n")
+    rec.with_name("0b5e-uuid-report.pdf").write_bytes(b"%PDF-1.4 stand-in")
+    with ClinicStore.open(training=False, recordings_root=root) as store:
+        p = store.create_patient(PSEUDONYM, Identity("Smithson", "Alexandra", date(1990, 5, 4), "07700 900123"))
+        area = store.add_area(p.id, "left cheek", "face", "hypopigmented_scar", 3.5, "III")
+        course = store.create_course(p.id, load_library().get("hypopigmented-scar-light"), [area.id],
+                                     date(2026, 3, 1))
+        sid = store.add_session(course.id, date(2026, 3, 2), device_model="UVB-308")
+        store.add_treatment(sid, Treatment(area.id, "light", dose_mj_cm2=210))
+        store.link_recording(sid, rec, sha)
+        assert store.recording(sid)[0] == "2026-03-02/0b5e-uuid.h5"
+    monkeypatch.chdir(tmp_path)  # started from an unrelated folder
+    return rec
+
+
+def test_patient_export_writes_a_pseudonymous_bundle(clinic, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["patient", "export", PSEUDONYM, "--out", str(out)]) == 0
+    bundle = out / PSEUDONYM
+    doc = json.loads((bundle / "patient.json").read_text())
+    (session,) = doc["courses"][0]["sessions"]
+    assert session["bundle_files"] == ["recordings/2026-03-02/0b5e-uuid.h5", "recordings/2026-03-02/0b5e-uuid.h5.sha256",
+                                       "recordings/2026-03-02/0b5e-uuid-report.pdf"]
+    assert (bundle / session["bundle_files"][0]).read_bytes() == clinic.read_bytes()
+    assert doc["problems"] == [] and doc["pseudonym"] == PSEUDONYM
+    everything = "".join(p.read_text(errors="replace") for p in bundle.rglob("*") if p.is_file())
+    log = (places.log_dir() / "cicatrix.log").read_text()
+    for secret in ("Smithson", "Alexandra", "1990", "07700"):
+        assert secret not in everything and secret not in log
+    assert "4 file(s)" in capsys.readouterr().out
+    assert main(["patient", "export", PSEUDONYM, "--out", str(out)]) == 2  # never overwritten
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_patient_export_refusals_are_sentences(clinic, tmp_path, capsys):
+    assert main(["patient", "export", "CX-NOBODY", "--out", str(tmp_path / "o")]) == 2
+    assert "No patient has the pseudonym CX-NOBODY" in capsys.readouterr().err
+    assert main(["patient", "export", "Alexandra Smithson", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "pseudonym typed is not valid" in err and "Smithson" not in err  # a name typed there is not repeated
+    assert main(["patient", "export", PSEUDONYM, "--out", str(tmp_path / "o"), "--store",
+                 str(tmp_path / "none.sqlite3")]) == 2
+    assert "There is no clinic store at" in capsys.readouterr().err
+    assert not (tmp_path / "none.sqlite3").exists()
+
+
+def test_patient_export_reports_a_changed_recording_and_writes_the_rest(clinic, tmp_path, capsys):
+    clinic.write_bytes(b"changed after it was indexed")
+    assert main(["patient", "export", PSEUDONYM, "--out", str(tmp_path / "o")]) == 1
+    assert "does not match the SHA-256 in the store" in capsys.readouterr().out
+    assert (tmp_path / "o" / PSEUDONYM / "patient.json").is_file()
+
+
+def test_verify_checks_the_sidecar_and_the_store_index(clinic, tmp_path, capsys):
+    assert main(["verify", str(clinic)]) == 0
+    out = capsys.readouterr().out
+    assert "ok    .sha256: SHA-256 matches" in out and "ok    store: session 1" in out
+    clinic.write_bytes(b"tampered")
+    assert main(["verify", str(clinic)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  .sha256" in out and "FAIL  store: session 1" in out
+    loose = tmp_path / "loose.h5"
+    loose.write_bytes(b"never indexed, never closed")
+    assert main(["verify", str(loose)]) == 1
+    assert "does not index this recording" in capsys.readouterr().out
+    assert main(["verify", str(tmp_path / "absent.h5")]) == 2
+    assert "is not a file" in capsys.readouterr().err
+
+
+def test_session_record_refuses_a_file_name_and_says_it_takes_a_folder(tmp_path, capsys):
+    from workstation.cli import build_parser
+
+    help_text = build_parser()._subparsers._group_actions[0].choices["session"].format_help()
+    assert "the FOLDER to record into, not a file name" in " ".join(help_text.split())
+    assert main(["session", "--simulate", "--scenario", "combined-uneventful", "--record",
+                 str(tmp_path / "x.H5")]) == 2
+    assert "--record takes a folder, not a file name" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_version_comes_from_the_package_metadata(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.split()[-1] == version("cicatrix")
+
+
+def test_the_recordings_root_follows_a_moved_folder_only(clinic, tmp_path, capsys):
+    """Recordings moved to another disk: give the new place in the settings; the store adopts it because the old
+    root is gone. While the old root exists it is kept, since the paths linked relative to it depend on it."""
+    other = tmp_path / "other"
+    other.mkdir()
+    with ClinicStore.open(training=False, recordings_root=other) as store:
+        assert store.recordings_root == places.recordings_dir()
+    moved = tmp_path / "disk2" / "recordings"
+    moved.parent.mkdir()
+    places.recordings_dir().rename(moved)
+    places.settings_file().parent.mkdir(parents=True, exist_ok=True)  # the keys folder may be there
+    places.settings_file().write_text(f"[paths]\nrecordings = '{moved}'\n")
+    assert main(["verify", str(moved / "2026-03-02" / "0b5e-uuid.h5")]) == 0
+    assert "ok    store: session 1" in capsys.readouterr().out
+    with ClinicStore.open(training=False) as store:
+        assert store.recordings_root == moved

@@ -1,0 +1,90 @@
+"""The command line: `cicatrix COMMAND` once installed, `python main.py COMMAND` in a clone. `--help` lists every
+command. Each command lives in its own module with a `register(subparsers)` function; add yours to COMMAND_MODULES."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+# Each module registers its own commands: register(subparsers). Heavy imports (Qt, h5py) stay inside the commands so
+# `--help` and the headless commands start fast.
+COMMAND_MODULES = (
+    "workstation.cli_run",
+    "drivers.cli",
+    "drivers.emulators.cli",
+    "workstation.cli_recording",
+    "workstation.cli_protocols",
+    "workstation.cli_session",
+    "workstation.cli_records",
+    "workstation.cli_settings",
+    "workstation.cli_store",
+)
+
+log = logging.getLogger("workstation.cli")
+
+
+def version() -> str:
+    """The installed distribution's version (package metadata), or a sentence if this copy is not installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("cicatrix")
+    except PackageNotFoundError:
+        return "unknown (not installed: run `make setup` or `pip install .`)"
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Cicatrix: combined scar-revision sessions with a phototherapy handpiece and a microneedling pen.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail to stderr too")
+    parser.add_argument("--settings", type=Path, metavar="FILE",
+                        help="the settings file to use (default: cicatrix.toml in the config folder; "
+                        "`settings` prints where that is)")
+    parser.add_argument("--log-dir", type=Path, metavar="DIR",
+                        help="write the log and any crash trace to DIR (default: the platform's log folder)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Parse `argv` (default sys.argv[1:]), log the command, run it. Returns the exit status: the command's, 2 for
+    bad input (a sentence on stderr), 130 when interrupted, 1 for an internal error (its trace in the log file)."""
+    from workstation.errors import UserError
+    from workstation.logsetup import SHOWN, configure_logging, current_log_file
+
+    parser = build_parser(prog)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    configure_logging(args.log_dir, verbose=args.verbose)
+    log.info("command: %s (version %s)", shlex.join(argv) or "(none)", version())
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        code = int(args.func(args) or 0)
+    except UserError as exc:
+        log.warning("refused (exit %d): %s", exc.exit_code, exc, extra=SHOWN)
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log.warning("interrupted", extra=SHOWN)
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # noqa: BLE001 - the last line of defence: a sentence for the user, the trace in the log
+        where = current_log_file()
+        log.exception("internal error", extra=SHOWN if where else None)  # the trace: in the file, else on stderr
+        detail = f"details were saved to {where}" if where else "details are above"
+        print(f"error: an internal error stopped the command; {detail}", file=sys.stderr)
+        return 1
+    log.info("command ended with exit status %d", code)
+    return code

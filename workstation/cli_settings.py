@@ -1,0 +1,67 @@
+"""`main.py settings`: print every setting in force and where it came from (default, settings file, command line);
+and the command-line options that override the settings file, shared by every command that uses them."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from workstation.settings import Settings, load_settings
+
+# dotted setting name -> (option, metavar, type, help)
+OPTIONS: dict[str, tuple[str, str, type, str]] = {
+    "paths.protocols": ("--protocols", "DIR", Path, "the clinic's own protocol folder"),
+    "paths.store": ("--store", "FILE", Path, "the clinic store (SQLite file)"),
+    "paths.recordings": ("--recordings", "DIR", Path, "the clinical recordings folder"),
+    "ports.light": ("--light-port", "PORT", str, "serial port of the phototherapy handpiece"),
+    "ports.pen": ("--pen-port", "PORT", str, "serial port of the microneedling pen"),
+}
+
+
+def _dest(name: str) -> str:
+    return OPTIONS[name][0].lstrip("-").replace("-", "_")
+
+
+def add_setting_options(parser: argparse.ArgumentParser, names: tuple[str, ...] = tuple(OPTIONS)) -> None:
+    """Add the options that override these settings for one command (help says they override the settings file)."""
+    parser.set_defaults(_setting_options=names)
+    for name in names:
+        option, metavar, kind, text = OPTIONS[name]
+        parser.add_argument(option, type=kind, metavar=metavar, default=None,
+                            help=f"{text} (overrides {name} of the settings file)")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The settings in force for this command: defaults, the settings file (--settings or the config folder's),
+    then the options of `add_setting_options` the user gave. Raises UserError for an invalid settings file."""
+    names = getattr(args, "_setting_options", ())
+    overrides = {name: (getattr(args, _dest(name)), OPTIONS[name][0]) for name in names}
+    return load_settings(getattr(args, "settings", None), overrides)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "settings", help="print the settings in force and where each comes from",
+        description="Print every setting in force, where it came from (default, settings file, command line) and "
+        "what it is, then the folders Cicatrix uses. The settings file is cicatrix.toml in the config folder (or "
+        "--settings FILE); an invalid file is an error naming the file, the key and what is allowed (exit 2). "
+        "Give the same options as another command to see what that command would use.")
+    add_setting_options(p)
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from workstation import places
+    from workstation.logsetup import current_log_file
+
+    settings = settings_from_args(args)
+    state = "" if settings.file.is_file() else " (does not exist: every value is a default or an option)"
+    print(f"settings file: {settings.file}{state}")
+    for line in settings.describe():
+        print(line)
+    log_file = current_log_file()
+    print(f"log file: {log_file or 'none: the log folder is not writable'} (default folder: {places.log_dir()}; "
+          "--log-dir DIR changes it)")
+    print("training store: a temporary file for each simulated session, removed at its end")
+    print(f"training recordings: {places.training_recordings_dir()} (headless `session` default)")
+    return 0

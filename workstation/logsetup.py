@@ -1,0 +1,120 @@
+"""The program's log: one rotating file in the platform's log folder (workstation.places.log_dir) with every command
+line, session event (state changes, interlock trips, faults, alarms), device command and error; the window's
+messages go there too. Python's faulthandler writes a hard crash (segfault, abort, fatal error) of any thread into
+crash.log in the same folder, so a crash that kills the interpreter still leaves a trace.
+
+Writing is done by a listener thread (logging.handlers.QueueListener): a device reader thread that logs an event only
+puts it on a queue and never waits on the disk. Patients appear in the log by pseudonym only; identifying fields are
+never logged."""
+
+from __future__ import annotations
+
+import atexit
+import faulthandler
+import logging
+import logging.handlers
+import queue
+import sys
+import threading
+from pathlib import Path
+from typing import IO
+
+from workstation.places import CRASH_FILE_NAME, LOG_FILE_NAME, log_dir
+
+LOG_MAX_BYTES = 5 * 2**20  # five files of 5 MB: months of sessions, small enough to attach to a report
+LOG_BACKUPS = 4
+FORMAT = "%(asctime)s %(levelname)-7s %(threadName)s %(name)s: %(message)s"
+EVENTS_LOGGER = "workstation.events"  # the bus's events and commands; already shown to the user by window/printer
+
+log = logging.getLogger(__name__)
+
+
+class _State:
+    listener: logging.handlers.QueueListener | None = None
+    handlers: list[logging.Handler] = []
+    crash_file: IO[str] | None = None
+    log_file: Path | None = None
+
+
+def stop_logging() -> None:
+    """Write what is queued, close the log and crash files, remove the handlers (at exit, or between tests)."""
+    root = logging.getLogger()
+    for h in _State.handlers:
+        root.removeHandler(h)
+    _State.handlers = []
+    if _State.listener is not None:
+        _State.listener.stop()  # writes what is still queued
+        for h in _State.listener.handlers:
+            h.close()
+        _State.listener = None
+    if _State.crash_file is not None:
+        faulthandler.disable()
+        _State.crash_file.close()
+        if sys.__stderr__ is not None:  # back to Python's usual place for a fatal error's trace
+            faulthandler.enable(file=sys.__stderr__, all_threads=True)
+        _State.crash_file = None
+    _State.log_file = None
+
+
+atexit.register(stop_logging)
+
+
+SHOWN = {"shown": True}  # `extra=SHOWN`: the user already sees this text (stderr, window); keep it out of stderr
+
+
+class _NotShown(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith(EVENTS_LOGGER) or getattr(record, "shown", False))
+
+
+def configure_logging(folder: Path | None = None, *, verbose: bool = False) -> Path | None:
+    """Send log records at INFO and above to `folder`/cicatrix.log (default: the platform's log folder), rotating at
+    LOG_MAX_BYTES with LOG_BACKUPS old files, and warnings (everything with `verbose`) to stderr; enable faulthandler
+    into `folder`/crash.log; log uncaught exceptions of any thread. Calling it again replaces the previous set-up.
+    Returns the log file, or None when the folder cannot be written (then a sentence goes to stderr and only stderr
+    logging is set up: the program still works)."""
+    stop_logging()
+    folder = Path(folder) if folder is not None else log_dir()
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    err.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    err.addFilter(_NotShown())
+    handlers: list[logging.Handler] = [err]
+    path: Path | None = folder / LOG_FILE_NAME
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS,
+                                                            encoding="utf-8")
+        _State.crash_file = open(folder / CRASH_FILE_NAME, "a", encoding="utf-8")  # noqa: SIM115 - kept open for faulthandler
+    except OSError as exc:
+        print(f"warning: the log folder {folder} cannot be written ({exc.strerror}); nothing is logged to a file.",
+              file=sys.stderr)
+        path = None
+    else:
+        file_handler.setFormatter(logging.Formatter(FORMAT))
+        q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        _State.listener = logging.handlers.QueueListener(q, file_handler, respect_handler_level=True)
+        _State.listener.start()
+        handlers.append(logging.handlers.QueueHandler(q))
+        faulthandler.enable(file=_State.crash_file, all_threads=True)
+    for h in handlers:
+        root.addHandler(h)
+    _State.handlers = handlers
+    _State.log_file = path
+    threading.excepthook = _thread_excepthook
+    return path
+
+
+def current_log_file() -> Path | None:
+    """The file this process logs to (None before configure_logging, or when the folder could not be written)."""
+    return _State.log_file
+
+
+def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    log.error("thread %s ended by an uncaught exception", name,
+              exc_info=(args.exc_type, args.exc_value, args.exc_traceback))  # type: ignore[arg-type]
