@@ -561,7 +561,9 @@ def test_baud_throttle_limits_the_byte_rate(baud: int, drops: bool) -> None:
         finally:
             host.close()
     needed = 100 * 243  # 100 frames/s of ~243 bytes (20 light samples) at 2 kHz
-    assert rate == pytest.approx(min(baud / 10, needed), rel=0.1)
+    # The line never carries more than baud/10 bytes/s; a loaded machine can only lower the rate measured, so the
+    # figure itself is a benchmark (bench/telemetry.py), and the test checks the bound and the drop policy.
+    assert rate <= min(baud / 10, needed) * 1.1
     assert (stats.frames_dropped > 0) == drops
     assert host.decoder.bad_frames == 0  # whole frames are dropped, never cut
 

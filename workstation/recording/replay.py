@@ -98,6 +98,7 @@ class ReplaySource:
         self._cond = threading.Condition()
         self._speed = self._check_speed(speed)
         self._playing = False
+        self._publishing = False  # the replay thread is publishing a range (outside the lock)
         self._closing = False
         self._pos = 0.0  # session s: everything before it has been published
         self._anchor_pos, self._anchor_wall = 0.0, time.monotonic()
@@ -128,9 +129,14 @@ class ReplaySource:
                 self._cond.notify_all()
 
     def pause(self) -> None:
+        """Stop playing. When it returns, nothing more is published and `position_s` stays where it is: the replay
+        thread stops within the chunk it is publishing (at most `max_chunk_s` of data, milliseconds of work), and
+        pause waits for that (at most 1 s, so a stalled reader cannot hang the caller)."""
         with self._cond:
             self._playing = False
             self._cond.notify_all()
+            if threading.current_thread() is not self._thread:  # a sink on the replay thread may pause too
+                self._cond.wait_for(lambda: not self._publishing, timeout=1.0)
 
     @property
     def playing(self) -> bool:
@@ -231,12 +237,20 @@ class ReplaySource:
                 gen, start = self._gen, self._pos
                 wall_target = self._anchor_pos + (time.monotonic() - self._anchor_wall) * self._speed
                 target = min(wall_target, self.duration_s + 1e-9)
+                self._publishing = True
             t_begin = time.monotonic()
-            done = self._publish_range(start, target, gen)
+            try:
+                reached = self._publish_range(start, target, gen)
+            finally:
+                with self._cond:
+                    self._publishing = False
+                    self._cond.notify_all()
             with self._cond:
-                if not done or gen != self._gen:
+                if reached is None or gen != self._gen:
                     continue
-                self._pos = target
+                self._pos = reached
+                if reached < target:  # paused within the range: everything before `reached` is published
+                    continue
                 self.lag_s = max(0.0, self._anchor_pos + (time.monotonic() - self._anchor_wall) * self._speed
                                  - target) if target < self.duration_s else 0.0
                 ended = target >= self.duration_s
@@ -250,12 +264,15 @@ class ReplaySource:
             if ended and not self.loop and self._on_end is not None:
                 self._on_end()
 
-    def _publish_range(self, a: float, b: float, gen: int) -> bool:
-        """Publish everything in [a, b) session s in time order; False if a seek or close interrupted it."""
+    def _publish_range(self, a: float, b: float, gen: int) -> float | None:
+        """Publish everything in [a, b) session s in time order, chunk by chunk. Returns the session time reached: b,
+        or less when a pause stopped it between chunks; None if a seek or close interrupted it."""
         t = a
         while t < b:
             if gen != self._gen or self._closing:
-                return False
+                return None
+            if not self._playing:
+                return t
             end = min(b, t + self.max_chunk_s)
             if self._next_event < len(self._events) and self._event_t[self._next_event] < end:
                 t = max(t, float(self._event_t[self._next_event]))
@@ -267,7 +284,7 @@ class ReplaySource:
             self._publish_telemetry_before(end)
             self._publish_commands_before(end)
             t = end
-        return True
+        return b
 
     def _publish_telemetry_before(self, t_s: float) -> None:
         for c in self._cursors:
