@@ -4,6 +4,7 @@ when it closes, the clinic store keeps it with the session, and replay checks it
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,3 +24,31 @@ def sha256_of(path: Path, progress: Callable[[int, int], None] | None = None) ->
                 done += len(chunk)
                 progress(done, total)
     return h.hexdigest()
+
+
+def write_checksum(path: Path, target: Path) -> str:
+    """Hash `path` and save it in `target` ("<hex>  <name>", sha256sum format) atomically: a temporary file is
+    written and fsynced, then renamed over the name, so the checksum file is whole or absent, never empty. Returns
+    the digest; OSError (the temporary file removed) if it cannot be written, e.g. on a full disk."""
+    digest = sha256_of(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(f"{digest}  {path.name}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:  # the rename itself survives a power cut once the folder is synced
+        fd = os.open(target.parent, os.O_RDONLY)
+    except OSError:
+        return digest
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return digest

@@ -221,8 +221,14 @@ def check_checksum(path: Path, progress: Callable[[int, int], None] | None = Non
     saved = checksum_path(path)
     if not saved.is_file():
         return ChecksumCheck(None, f"no {saved.name} (the file was not closed by the recorder)")
-    words = saved.read_text().split()
-    expected = words[0] if words else ""
+    try:
+        words = saved.read_text(encoding="ascii", errors="replace").split()
+    except OSError as exc:
+        return ChecksumCheck(None, f"{saved.name} cannot be read ({exc.strerror or exc}): the file cannot be checked")
+    expected = words[0].lower() if words else ""
+    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
+        return ChecksumCheck(None, f"{saved.name} is empty or holds no SHA-256 (it was not written to the end): the "
+                             "file cannot be checked")
     if sha256_of(path, progress) == expected:
         return ChecksumCheck(True, "SHA-256 matches")
     return ChecksumCheck(False, f"SHA-256 DOES NOT MATCH {saved.name}: the file changed after it was closed")

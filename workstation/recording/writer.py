@@ -1,15 +1,17 @@
 """The session recorder: a bus sink that writes a session to one HDF5 file from its own thread.
 
 Callers (device reader threads, which also run the safety monitor) only append to an in-memory inbox. The writer
-thread wakes every `flush_interval_s` (at most 250 ms), appends everything queued as one slab per dataset, and
-flushes, so a reader can follow the file live and a killed process loses at most the last interval.
+thread appends every `flush_interval_s` (at most 250 ms, on a fixed cadence) everything queued as one slab per
+dataset, flushes and fsyncs, so a reader can follow the file live and a killed process (or a power cut) loses at
+most the last interval. After `start()` only the writer thread touches the open file, including its last close.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import logging
+import math
+import os
 import re
 import shutil
 import threading
@@ -25,8 +27,9 @@ import numpy as np
 
 from drivers.types import DriverInfo, Identity
 from workstation.bus import CommandRecord, Event, now_s
-from workstation.checksum import sha256_of
+from workstation.checksum import write_checksum
 from workstation.recording import format as fmt
+from workstation.recording.clean import clean_text, json_with_notes
 from workstation.recording.errors import RecordingError
 from workstation.recording.inbox import Inbox
 from workstation.recording.slabs import RECORDER_SOURCE, RecorderStats, SlabWriter, write_root
@@ -96,8 +99,9 @@ class SessionRecorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sha256: str | None = None
-        self._closed = False
+        self._finished = False
         self._file_damaged = False
+        self.disk_full = False
 
     # --- creation -------------------------------------------------------------------------------------------------
     @classmethod
@@ -135,7 +139,7 @@ class SessionRecorder:
         if path.exists():
             raise RecordingError(f"The recording {path} already exists; a session never overwrites a recording.")
         try:
-            h5 = h5py.File(path, "w-", libver="latest")
+            h5 = h5py.File(path, "w-", libver=fmt.LIBVER)
         except OSError as exc:
             raise RecordingError(f"Cannot create the recording {path}: {exc}. Check the folder is writable.") from exc
         try:
@@ -175,13 +179,18 @@ class SessionRecorder:
         self._thread.start()
 
     @property
+    def refused_after_close(self) -> int:
+        """Items published after the writer's last take (they are not in the file)."""
+        return self._inbox.refused_after_close
+
+    @property
     def queued_samples(self) -> int:
         """Samples waiting for the writer thread."""
         return self._inbox.rows
 
     # --- the sink: called in publishers' threads, never waits on the disk ----------------------------------------
     def on_block(self, device: str, block: np.ndarray) -> None:
-        if self._closed or len(block) == 0:
+        if self.error is not None or len(block) == 0:
             return
         state = self._inbox.put_block(device, block.copy())
         if state == "kept":
@@ -198,16 +207,26 @@ class SessionRecorder:
                         "(their count is kept in the recording). Stop the session.", device=device)
 
     def on_event(self, event: Event) -> None:
-        if not self._closed and event.source != RECORDER_SOURCE:
+        if self.error is None and event.source != RECORDER_SOURCE:
+            t = _valid_time(event.t_host_s)
+            if t != event.t_host_s:
+                event = Event(t, event.kind, event.severity, event.source, event.message,
+                              {**event.details, "t_host_s_given": event.t_host_s})
             self._inbox.put(("event", event))
 
     def on_command(self, record: CommandRecord) -> None:
-        if not self._closed:
+        if self.error is None:
+            t = _valid_time(record.t_host_s)
+            if t != record.t_host_s:
+                record = CommandRecord(t, record.device, record.command,
+                                       {**record.args, "t_host_s_given": record.t_host_s}, record.result,
+                                       record.t_reply_s)
             self._inbox.put(("command", record))
 
     def write_plan(self, plan: dict[str, Any]) -> None:
-        """Record the session plan the protocol engine computed, with its reasons (any JSON-able dict)."""
-        self._inbox.put(("plan", now_s(), json.dumps(plan, sort_keys=True, default=str, ensure_ascii=False)))
+        """Record the session plan the protocol engine computed, with its reasons (any JSON-able dict; strict JSON
+        is written: a non-finite number becomes null, named under `non_finite`)."""
+        self._inbox.put(("plan", now_s(), json_with_notes(plan)))
 
     def _alarm(self, severity: str, message: str, **details: Any) -> Event:
         event = Event(now_s(), "alarm", severity, RECORDER_SOURCE, message, details)
@@ -216,21 +235,33 @@ class SessionRecorder:
             self._on_alarm(event)
         return event
 
-    # --- the writer thread ----------------------------------------------------------------------------------------
+    # --- the writer thread: the only thread that touches the open file after start() ---------------------------
     def _run(self) -> None:
         cpu0 = time.thread_time()
         next_space_check = 0.0
+        interval = self.flush_interval_s
+        deadline = time.monotonic() + interval
+        last_append = None
         while True:
-            stopping = self._stop.wait(self.flush_interval_s)
+            # a fixed cadence: the time spent writing comes out of the wait, so appends stay `interval` apart
+            stopping = self._stop.wait(max(0.0, deadline - time.monotonic()))
+            started = time.monotonic()
+            deadline = max(deadline + interval, started)
+            if last_append is not None:
+                self.stats.max_append_interval_s = max(self.stats.max_append_interval_s, started - last_append)
+            last_append = started
             try:
-                self._slabs.write(self._inbox.take_all())
+                self._slabs.write(self._inbox.take_all(close=stopping))
                 self._h5.flush()
+                self._fsync()
                 self.stats.flushes += 1
                 if self._on_flush is not None:
                     self._on_flush(dict(self.stats.rows_written))
-                if time.monotonic() >= next_space_check:
+                if not stopping and time.monotonic() >= next_space_check:
                     next_space_check = time.monotonic() + 1.0
                     self._check_space()
+                if stopping:
+                    self._h5.close()
             except Exception as exc:  # noqa: BLE001 - any failure to write is reported, then the writer stops
                 self._fail(exc)
                 return
@@ -238,8 +269,16 @@ class SessionRecorder:
                 self.stats.writer_cpu_s = time.thread_time() - cpu0
                 self.stats.max_queue_items = self._inbox.max_depth_items
                 self.stats.max_queue_rows = self._inbox.max_depth_rows
-            if stopping and len(self._inbox) == 0:
+            if stopping:
                 return
+
+    def _fsync(self) -> None:
+        """Ask the OS to put the flushed bytes on the disk: the 250 ms promise then holds for a power cut too."""
+        t = time.perf_counter()
+        os.fsync(self._h5.id.get_vfd_handle())
+        dt = time.perf_counter() - t
+        self.stats.fsync_s_total += dt
+        self.stats.fsync_s_max = max(self.stats.fsync_s_max, dt)
 
     def _check_space(self) -> None:
         free = shutil.disk_usage(self.path.parent).free
@@ -248,32 +287,38 @@ class SessionRecorder:
                           " MB reserve")
 
     def _fail(self, exc: BaseException) -> None:
+        """Stop recording for good: refuse what comes next, release the file (on this thread), tell the session."""
+        self._inbox.take_all(close=True)
         text = str(exc)
-        full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(
-            m in text for m in ("errno = 28", "errno = 27", "errno = 122", "No space left", "File too large"))
+        full = disk_full(exc)
         if full:
             msg = (f"The disk holding {self.path} is full (or the file reached its size limit): recording stopped. "
                    f"The session must stop; free some space before the next one. ({text.splitlines()[0]})")
         else:
             msg = f"Writing the recording {self.path} failed: recording stopped. The session must stop. ({text})"
-        self.error = RecordingError(msg)
-        self.error.__cause__ = exc
-        self._closed = True
+        error = RecordingError(msg)
+        error.__cause__ = exc
+        self.disk_full = full
         self._file_damaged = not isinstance(exc, _BelowReserve)
+        self.error = error
         log.error("%s", msg, exc_info=exc)
         try:  # release the file now; what was flushed before stays readable
             self._h5.close()
         except Exception:  # noqa: BLE001 - the file is already failing; its first error is the one reported
             log.debug("closing the failed recording raised too", exc_info=True)
         if self._on_error is not None:
-            self._on_error(self.error)
+            self._on_error(error)
 
     # --- closing --------------------------------------------------------------------------------------------------
-    def close(self, timeout_s: float = 10.0) -> str:
-        """Write what is queued, close the file, add the closing attributes, return (and save) its SHA-256."""
-        if self._sha256 is not None:
+    def close(self, timeout_s: float = 10.0) -> str | None:
+        """Write everything published so far, close the file, add the closing attributes, return its SHA-256.
+
+        Whatever was published before the writer's last take is written; later items are refused. After a write
+        failure the file is left as it is; its checksum is written if the disk allows (atomically) and None is
+        returned if not. RecordingError if the writer does not finish or the closing attributes cannot be added.
+        """
+        if self._finished:
             return self._sha256
-        self._closed = True  # from here on the sink ignores what is published: nothing slips in unwritten
         if self._thread is None and self.error is None:
             self.start()  # never started: what was queued is still written
         if self._thread is not None:
@@ -281,34 +326,62 @@ class SessionRecorder:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
                 raise RecordingError(f"The recorder did not finish writing {self.path} within {timeout_s:.0f} s.")
-        if self.error is None:
-            try:
-                self._h5.close()
-            except Exception as exc:  # noqa: BLE001 - reported like any write failure
-                self._fail(exc)
-        if self._file_damaged:  # reopening a file on a full disk could only make it worse: leave it be
-            return self._finish()
+        self._inbox.take_all(close=True)
+        self._finished = True
+        if not self._file_damaged:  # reopening a file the disk could not take could only make it worse
+            self._write_closing_attrs()
         try:
-            with h5py.File(self.path, "r+") as h5:
+            self._sha256 = write_checksum(self.path, fmt.checksum_path(self.path))
+        except OSError as exc:
+            if self.error is None:
+                raise RecordingError(f"Writing the checksum of {self.path} failed: {exc}.") from exc
+            log.warning("no checksum written beside the failed recording %s: %s", self.path, exc)
+        return self._sha256
+
+    def _write_closing_attrs(self) -> None:
+        try:
+            with open_for_closing(self.path) as h5:
                 h5.attrs["end_time_utc"] = fmt.utc_now_iso()
                 h5.attrs["closed_cleanly"] = self.error is None
-                h5.attrs["close_note"] = "" if self.error is None else str(self.error)
+                h5.attrs["close_note"] = "" if self.error is None else clean_text(str(self.error))[0]
                 for name in self._slabs.dtypes:
                     g = h5[fmt.DEVICES_GROUP][name]
                     g.attrs["samples"] = self.stats.rows_written[name]
                     g.attrs["samples_lost"] = self.stats.samples_lost[name]
         except Exception as exc:  # noqa: BLE001
             raise RecordingError(f"Closing the recording {self.path} failed: {exc}.") from exc
-        return self._finish()
 
-    def _finish(self) -> str:
-        try:
-            digest = sha256_of(self.path)
-            fmt.checksum_path(self.path).write_text(f"{digest}  {self.path.name}\n")
-        except OSError as exc:
-            raise RecordingError(f"Writing the checksum of {self.path} failed: {exc}.") from exc
-        self._sha256 = digest
-        return digest
+
+def open_for_closing(path: Path) -> h5py.File:
+    """The recorder's one reopen (`r+`, without SWMR) to add the closing attributes.
+
+    Another program reading the file (HDFView, h5dump, an older reader of ours) may hold HDF5's shared lock; it only
+    reads, so the writer then proceeds without the lock rather than leave the recording unclosed.
+    """
+    try:
+        return h5py.File(path, "r+", libver=fmt.LIBVER)
+    except OSError as exc:
+        if not is_lock_error(exc):
+            raise
+        log.warning("%s is held open by a reader; adding the closing attributes without the file lock", path)
+        return h5py.File(path, "r+", libver=fmt.LIBVER, locking=False)
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    text = str(exc)
+    return "unable to lock file" in text or "errno = 11" in text or getattr(exc, "errno", None) == errno.EAGAIN
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether a write failure means the disk (or the file's size limit) is full, from its errno or HDF5's text."""
+    text = str(exc)
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(
+        m in text for m in ("errno = 28", "errno = 27", "errno = 122", "No space left", "File too large"))
+
+
+def _valid_time(t: float) -> float:
+    """A row's host time, or now if it came without one (not finite, or not after the clock's origin)."""
+    return t if math.isfinite(t) and t > 0.0 else now_s()
 
 
 class _BelowReserve(OSError):
