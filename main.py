@@ -62,4 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    recorder = sys.modules.get("workstation.recording.writer")
+    if recorder is not None:  # a recording a full disk left unclosable: leave before HDF5's shutdown crashes on it
+        recorder.exit_if_a_file_is_unclosable(code)
+    sys.exit(code)

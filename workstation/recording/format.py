@@ -64,5 +64,10 @@ def checksum_path(h5_path: Path) -> Path:
     return h5_path.with_name(h5_path.name + ".sha256")
 
 
+def ballast_path(h5_path: Path) -> Path:
+    """A hidden file of spare bytes beside a recording being written (removed when it closes)."""
+    return h5_path.with_name(f".{h5_path.name}.ballast")
+
+
 def utc_now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")

@@ -94,6 +94,7 @@ class Recording:
         except OSError as exc:
             if "already open for write" not in str(exc) and "consistency flags" not in str(exc):
                 raise _open_error(path, exc) from exc
+            # written by a SWMR writer that has not closed it (live, or killed): a SWMR reader ignores the mark
             try:
                 h5 = h5py.File(path, "r", swmr=True, locking=False)
             except OSError as exc2:
@@ -201,7 +202,8 @@ class Recording:
 
 def _open_error(path: Path, exc: OSError) -> RecordingError:
     text = str(exc)
-    if "already open for write" in text or "consistency flags" in text or "unable to lock file" in text:
+    if any(m in text for m in ("already open for write", "consistency flags", "unable to lock file",
+                               "not already open for SWMR writing")):
         if _locked_by_another_program(path):
             return RecordingError(
                 f"{path} is in use by another program that has it open for writing (not as a live Cicatrix "

@@ -90,6 +90,10 @@ class SlabWriter:
         self.stats.rows_written[name] = 0
         self.stats.samples_lost[name] = 0
 
+    def datasets(self) -> list[h5py.Dataset]:
+        """Every dataset object this writer holds open."""
+        return [*self._telemetry.values(), *self._index.values(), *self._losses.values()]
+
     def write(self, taken: Taken) -> None:
         blocks: dict[str, list[np.ndarray]] = {}
         events: list[Event] = []

@@ -14,6 +14,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 import uuid
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 _PSEUDONYM = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _DEVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 ONE_HOUR_BOTH_DEVICES_BYTES = 600 * 2**20  # 2 devices x 2 kHz x ~40 B x 3600 s
+CLOSING_MIN_FREE_BYTES = 2**20  # the closing attributes take a few kB; below this the file is left as it is
+BALLAST_BYTES = 8 * 2**20  # disk space held back at creation and given back for the close after a full disk
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,7 @@ class SessionRecorder:
         queue_ceiling_bytes: int = 256 * 2**20,
         min_free_bytes: int = ONE_HOUR_BOTH_DEVICES_BYTES,
         reserve_bytes: int = 50 * 2**20,
+        ballast_bytes: int = BALLAST_BYTES,
         t0_host_s: float | None = None,
     ) -> SessionRecorder:
         """Open `directory/YYYY-MM-DD/<uuid>.h5` for a new session; RecordingError if that cannot be done safely."""
@@ -138,9 +142,16 @@ class SessionRecorder:
             )
         if path.exists():
             raise RecordingError(f"The recording {path} already exists; a session never overwrites a recording.")
+        ballast = fmt.ballast_path(path)
+        try:
+            _write_ballast(ballast, ballast_bytes)
+        except OSError as exc:
+            raise RecordingError(f"Cannot create the recording {path}: {exc.strerror or exc}. Check the folder is "
+                                 "writable and has free space.") from exc
         try:
             h5 = h5py.File(path, "w-", libver=fmt.LIBVER)
         except OSError as exc:
+            ballast.unlink(missing_ok=True)
             raise RecordingError(f"Cannot create the recording {path}: {exc}. Check the folder is writable.") from exc
         try:
             write_root(h5, {
@@ -153,6 +164,7 @@ class SessionRecorder:
         except Exception:
             h5.close()
             path.unlink(missing_ok=True)
+            ballast.unlink(missing_ok=True)
             raise
         return cls(
             path, h5, on_alarm=on_alarm, on_error=on_error, on_flush=on_flush, flush_interval_s=flush_interval_s,
@@ -299,13 +311,17 @@ class SessionRecorder:
         error = RecordingError(msg)
         error.__cause__ = exc
         self.disk_full = full
-        self._file_damaged = not isinstance(exc, _BelowReserve)
         self.error = error
         log.error("%s", msg, exc_info=exc)
-        try:  # release the file now; what was flushed before stays readable
+        # HDF5 cannot close a file whose metadata it cannot write, and h5py then crashes (SIGSEGV) when it frees the
+        # file's objects, at the latest at exit. The ballast's space lets the close write what it must.
+        fmt.ballast_path(self.path).unlink(missing_ok=True)
+        try:
             self._h5.close()
-        except Exception:  # noqa: BLE001 - the file is already failing; its first error is the one reported
-            log.debug("closing the failed recording raised too", exc_info=True)
+        except Exception as close_exc:  # noqa: BLE001 - the file is already failing; its first error is reported
+            self._file_damaged = True
+            log.warning("closing the failed recording %s raised too: %s", self.path, close_exc)
+            _keep_forever(self._h5, self._h5.id, *self._slabs.datasets(), exc, close_exc)
         if self._on_error is not None:
             self._on_error(error)
 
@@ -328,8 +344,13 @@ class SessionRecorder:
                 raise RecordingError(f"The recorder did not finish writing {self.path} within {timeout_s:.0f} s.")
         self._inbox.take_all(close=True)
         self._finished = True
-        if not self._file_damaged:  # reopening a file the disk could not take could only make it worse
+        fmt.ballast_path(self.path).unlink(missing_ok=True)
+        # Reopening a file the disk could not take, or on a disk with no room for the attributes, could only make
+        # it worse: an `r+` open that cannot close leaves HDF5's "open for writing" mark, and no reader opens it.
+        if not self._file_damaged and shutil.disk_usage(self.path.parent).free >= CLOSING_MIN_FREE_BYTES:
             self._write_closing_attrs()
+        elif self.error is not None:
+            log.warning("%s left without its closing attributes (it reads as partial): %s", self.path, self.error)
         try:
             self._sha256 = write_checksum(self.path, fmt.checksum_path(self.path))
         except OSError as exc:
@@ -350,6 +371,46 @@ class SessionRecorder:
                     g.attrs["samples_lost"] = self.stats.samples_lost[name]
         except Exception as exc:  # noqa: BLE001
             raise RecordingError(f"Closing the recording {self.path} failed: {exc}.") from exc
+
+
+def _write_ballast(path: Path, size: int) -> None:
+    """Reserve `size` bytes of the disk for the recording's own close (see `_fail`), written and synced."""
+    if size <= 0:
+        return
+    try:
+        with open(path, "wb") as f:
+            block = b"\xff" * min(size, 2**20)
+            left = size
+            while left > 0:
+                left -= f.write(block[:left])
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+_KEPT: list[object] = []
+
+
+def _keep_forever(*objects: object) -> None:
+    """Never free these h5py objects (nor what their tracebacks hold), not even at exit: freeing an object of a file
+    HDF5 failed to close makes the library crash. A few kB leaked once per failed recording is the lesser harm."""
+    import ctypes
+
+    for o in objects:
+        _KEPT.append(o)
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(o))
+
+
+def exit_if_a_file_is_unclosable(code: int) -> None:
+    """End the process now with `code` if a recording could not be closed (`_keep_forever`): HDF5 would crash
+    while shutting down with that file still open. Output is flushed first. Called by `main.py` at exit."""
+    if _KEPT:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def open_for_closing(path: Path) -> h5py.File:
