@@ -90,13 +90,13 @@ class Recording:
             raise RecordingError(f"{path} is not an HDF5 file, so it is not a Cicatrix recording.")
         partial_reason = None
         try:
-            h5 = h5py.File(path, "r", locking=False)
+            h5 = _open_unlocked(path)
         except OSError as exc:
             if "already open for write" not in str(exc) and "consistency flags" not in str(exc):
                 raise _open_error(path, exc) from exc
             # written by a SWMR writer that has not closed it (live, or killed): a SWMR reader ignores the mark
             try:
-                h5 = h5py.File(path, "r", swmr=True, locking=False)
+                h5 = _open_unlocked(path, swmr=True)
             except OSError as exc2:
                 raise _open_error(path, exc2) from exc2
             partial_reason = ("the writer did not close it: the session is still being recorded, or the recording "
@@ -198,6 +198,17 @@ class Recording:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _open_unlocked(path: Path, swmr: bool = False) -> h5py.File:
+    """Read-only, without HDF5's file lock; within the process that is writing the file HDF5 requires the writer's
+    own locking setting, and there no lock can stand between reader and writer anyway."""
+    try:
+        return h5py.File(path, "r", swmr=swmr, locking=False)
+    except OSError as exc:
+        if "locking flag values don't match" not in str(exc):
+            raise
+        return h5py.File(path, "r", swmr=swmr)
 
 
 def _open_error(path: Path, exc: OSError) -> RecordingError:
