@@ -312,7 +312,8 @@ class SessionRecorder:
         error.__cause__ = exc
         self.disk_full = full
         self.error = error
-        log.error("%s", msg, exc_info=exc)
+        log.error("%s", msg)
+        log.debug("the recorder's write failure", exc_info=exc)
         # HDF5 cannot close a file whose metadata it cannot write, and h5py then crashes (SIGSEGV) when it frees the
         # file's objects, at the latest at exit. The ballast's space lets the close write what it must.
         fmt.ballast_path(self.path).unlink(missing_ok=True)
