@@ -277,3 +277,52 @@ def test_the_headless_session_on_a_disk_that_fills_stops_safely_with_its_summary
         assert not sha.exists() or sha.stat().st_size > 0
         with Recording.open(h5) as r:  # closed or left readable
             assert r.samples("light") > 0
+
+
+def test_a_row_without_a_usable_time_is_stamped_on_arrival_and_keeps_what_it_came_with(tmp_path):
+    from workstation.bus import CommandRecord
+
+    t_before = now_s()
+    rec = SessionRecorder.create(tmp_path, meta(), min_free_bytes=0)
+    add_devices(rec)
+    rec.start()
+    rec.on_command(CommandRecord(0.0, "light", "arm", {"on": True}, "ack", float("nan")))  # the issue's 0.0 rows
+    rec.on_event(Event(float("nan"), "interlock", "high", "safety", "no device", {"interlock": "estop"}))
+    rec.close()
+    with Recording.open(rec.path) as r:
+        assert r.meta.t0_host_s >= t_before
+        (c,), (e,) = r.commands, r.events
+        assert r.meta.t0_host_s <= c.t_host_s <= now_s() and c.args == {"on": True, "t_host_s_given": 0.0}
+        assert r.meta.t0_host_s <= e.t_host_s <= now_s() and e.details["t_host_s_given"] is None
+        assert e.details["non_finite"] == {"t_host_s_given": "nan"}
+
+
+def test_every_command_is_stamped_before_its_answer_can_arrive():
+    """The issue's `t_host_s = 0.0` rows: the reply was recorded before the sender had stamped the command."""
+    from drivers.emulators import LightEmulator
+    from drivers.light import UVB308Light
+    from workstation.bus import BaseSink
+
+    class Commands(BaseSink):
+        def __init__(self) -> None:
+            self.rows = []
+
+        def on_command(self, record) -> None:
+            self.rows.append(record)
+
+    bus = SessionBus()
+    sink = Commands()
+    bus.subscribe(sink)
+    t_start = now_s()
+    with LightEmulator() as emu:
+        dev = UVB308Light(emu.port, bus=bus)
+        try:
+            dev.connect()
+            for _ in range(300):
+                dev.arm(False)
+        finally:
+            dev.close()
+    answered = [r for r in sink.rows if r.result == "ack"]
+    assert len(answered) >= 300
+    bad = [r for r in answered if not t_start <= r.t_host_s <= r.t_reply_s]
+    assert not bad, f"{len(bad)} commands stamped outside [start, reply]: {bad[:3]}"
