@@ -153,7 +153,9 @@ def test_a_whole_session_every_row_inside_it_and_every_trip_recorded(tmp_path, s
             outside = [t - t0 for t in ts if not t0 <= t <= t_end]
             assert not outside, f"{table}: rows outside the session at {outside} s"
         recorded = [(e.details["interlock"], e.details["device"]) for e in rec.events if e.kind == "interlock"]
-    assert [(t["interlock"], t["device"]) for t in result.summary["trips"]] == recorded[:len(result.summary["trips"])]
+    summary = [(t["interlock"], t["device"]) for t in result.summary["trips"]]
+    missing = [t for t in summary if t not in recorded]  # the order may differ between two threads' trips
+    assert not missing, f"trips printed in the summary but not in the recording: {missing}"
     if shutil.which("h5dump") and shutil.which("h5ls"):
         for cmd in (["h5dump", "-H"], ["h5ls", "-r"]):
             out = subprocess.run([*cmd, str(result.recording)], capture_output=True, text=True, timeout=60)
