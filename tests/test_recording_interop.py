@@ -211,3 +211,16 @@ def test_rows_allocated_but_never_written_are_not_read_as_data(tmp_path):
         assert rec.events[0].details == {"unreadable_json": ""}
         assert np.all(rec.telemetry("light")["t_host_s"] > 0)
         assert rec.samples("light") == 2000 and n == 2000 and FRAME == 20
+
+
+def test_exported_json_columns_are_strict(tmp_path):
+    import csv
+
+    from main import main
+
+    path = _session(tmp_path)
+    assert main(["export", str(path), "--csv", str(tmp_path / "csv")]) == 0
+    for name, column in (("events.csv", "details_json"), ("commands.csv", "args_json")):
+        with open(tmp_path / "csv" / name, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        assert rows and all(isinstance(strict(r[column]), dict) for r in rows)
