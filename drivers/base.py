@@ -256,13 +256,13 @@ class SerialDevice:
             if connected:
                 seq = self._seq
                 self._seq = (self._seq + 1) & 0xFFFF
-                pending = _Pending(seq, command, args, 0.0, threading.Event())
+                # stamped before it can be answered: the reader thread records the reply with this time
+                pending = _Pending(seq, command, args, now_s(), threading.Event())
                 if track:
                     with self._pending_lock:
                         self._pending[seq] = pending
                 try:
                     ser.write(p.encode_frame(msg, seq, payload))
-                    pending.t_sent_s = now_s()
                 except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
                     # TypeError/AttributeError: pyserial raises these when the port is closed under a write
                     with self._pending_lock:

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from workstation.errors import UserError
+from workstation.keys import keys_dir
 from workstation.protocols import load_library
 from workstation.store import ClinicStore, Identity, Response, Treatment, migrate, trail
 from workstation.store import operators as ops
-from workstation.store.keys import keys_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SMITH = Identity("Smith", "John", date(1970, 3, 4), "+44 20 7946 0001")

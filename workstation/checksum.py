@@ -4,6 +4,7 @@ when it closes, the clinic store keeps it with the session, and replay checks it
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,3 +24,37 @@ def sha256_of(path: Path, progress: Callable[[int, int], None] | None = None) ->
                 done += len(chunk)
                 progress(done, total)
     return h.hexdigest()
+
+
+def write_checksum(path: Path, target: Path) -> str:
+    """Hash `path` and save it in `target` ("<hex>  <name>", sha256sum format) with `atomic_write_text`. Returns
+    the digest; OSError (the temporary file removed) if it cannot be written, e.g. on a full disk."""
+    digest = sha256_of(path)
+    atomic_write_text(target, f"{digest}  {path.name}\n")
+    return digest
+
+
+def atomic_write_text(target: Path, text: str) -> None:
+    """Write `text` to `target` so that it is whole or absent, never empty or cut: a temporary file beside it is
+    written and fsynced, then renamed over the name, and the folder is synced so the rename survives a power cut.
+    OSError (the temporary file removed) if it cannot be written."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        fd = os.open(target.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -88,3 +88,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         return 1
     log.info("command ended with exit status %d", code)
     return code
+
+
+def entry(prog: str | None = None) -> None:
+    """The process entry (the `cicatrix` console script and main.py): run `main`, then exit with its status. A
+    recording a full disk left unclosable ends the process at once, before HDF5's shutdown would crash on it."""
+    code = main(prog=prog)
+    recorder = sys.modules.get("workstation.recording.writer")
+    if recorder is not None:
+        recorder.exit_if_a_file_is_unclosable(code)
+    sys.exit(code)

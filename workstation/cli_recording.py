@@ -56,8 +56,7 @@ def _export(args: argparse.Namespace) -> int:
     from workstation.recording.reader import Recording
 
     with Recording.open(args.file) as rec:
-        if rec.partial:
-            print(f"note: {rec.path.name} is partial: {rec.partial_reason}")
+        _notes(rec)
         for path in export_csv(rec, args.csv, args.start, args.end):
             print(path)
     return 0
@@ -70,8 +69,20 @@ def _audit(args: argparse.Namespace) -> int:
     from workstation.recording.reader import Recording
 
     with Recording.open(args.file) as rec:
-        if rec.partial:
-            print(f"note: {rec.path.name} is partial: {rec.partial_reason}")
+        _notes(rec)
         result = audit(rec, args.tolerance_ms / 1000.0)
         print(format_audit(rec, result))
     return 0 if result.same else 1
+
+
+def _notes(rec) -> None:
+    """What a reader of the output must know before trusting it: a partial file, a checksum that does not match."""
+    from workstation.recording.summary import check_checksum
+
+    if rec.partial:
+        print(f"note: {rec.path.name} is partial: {rec.partial_reason}")
+    check = check_checksum(rec.path)
+    if check.intact is False:
+        print(f"WARNING: {rec.path.name}: {check.text}; what follows comes from the file as it is now.")
+    elif check.intact:
+        print(f"note: {rec.path.name}: {check.text}")

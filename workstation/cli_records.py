@@ -46,6 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--last", type=int, metavar="N", help="only the last N rows")
     show.set_defaults(func=_show)
 
+    keys = sub.add_parser("keys", help="this workstation's keys (recording signatures)",
+                          description="The workstation signs every recording it closes (docs/records.md).")
+    ksub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    pub = ksub.add_parser("public", help="print this workstation's public signing key, the line another "
+                                         "workstation of the clinic adds to its trusted-workstations file")
+    pub.set_defaults(func=_public)
+
 
 def _open(args: argparse.Namespace, *, create: bool = False):  # noqa: ANN202
     from workstation.store import ClinicStore
@@ -150,4 +157,14 @@ def _show(args: argparse.Namespace) -> int:
             print(f"    old {e.old_json}")
         if e.new_json:
             print(f"    new {e.new_json}")
+    return 0
+
+
+def _public(args: argparse.Namespace) -> int:
+    from workstation.keys import keys_dir, public_key_text, signing_key, workstation_name
+    from workstation.recording.signature import TRUSTED_FILE
+
+    print(f"{public_key_text(signing_key())} {workstation_name()}")
+    print(f"# add the line above to {TRUSTED_FILE} in the keys folder of the clinic's other workstations "
+          f"(here: {keys_dir() / TRUSTED_FILE})", file=sys.stderr)
     return 0

@@ -10,6 +10,11 @@ Time axis: seconds since the session start (the first sample of any device, on t
 samples are placed by the device's own clock (`t_device_us`), which gives their exact spacing; each device is anchored
 once to the host clock at its first block, and re-anchored if its clock jumps (reset, reconnect) by more than
 `REANCHOR_S` from what the host clock says.
+
+Non-finite samples (NaN, ±inf, or a value too large for float32) are kept as NaN: a gap in the curve. A bucket's
+min/max ignore them (NaN only when the whole bucket is), so `view` returns NaN exactly where there is nothing to
+draw and never raises; `finite_extent` gives the range of what can be drawn. A block whose host time is not finite
+cannot be placed in time and is skipped (counted in `skipped_blocks`).
 """
 
 from __future__ import annotations
@@ -76,8 +81,8 @@ class _DeviceRing:
                 for lo, hi in _ring_runs(b0, b1, len(mins)):
                     src = slice(lo * ratio, hi * ratio)
                     shape = (hi - lo, ratio, -1)
-                    mins[lo:hi] = below_min[src].reshape(shape).min(axis=1)
-                    maxs[lo:hi] = below_max[src].reshape(shape).max(axis=1)
+                    mins[lo:hi] = np.fmin.reduce(below_min[src].reshape(shape), axis=1)  # NaN (a gap) ignored
+                    maxs[lo:hi] = np.fmax.reduce(below_max[src].reshape(shape), axis=1)
             below_min, below_max, below_size = mins, maxs, size
 
     # --- reading (GUI thread) ------------------------------------------------------------------------------------
@@ -108,8 +113,8 @@ class _DeviceRing:
         def partial(p0: int, p1: int) -> None:
             if p1 > p0:
                 chunk = _ring_take(self.values[:, col], p0, p1)
-                mins.append(chunk.min(keepdims=True))
-                maxs.append(chunk.max(keepdims=True))
+                mins.append(np.fmin.reduce(chunk, keepdims=True))
+                maxs.append(np.fmax.reduce(chunk, keepdims=True))
                 starts.append(np.array([p0]))
 
         head_end = min(a1, first_full * bucket)
@@ -125,8 +130,8 @@ class _DeviceRing:
                 ratio = bucket // size
                 s0, s1 = first_full * ratio, last_full * ratio
             n_full = last_full - first_full
-            mins.append(_ring_take(src_min, s0, s1).reshape(n_full, ratio).min(axis=1))
-            maxs.append(_ring_take(src_max, s0, s1).reshape(n_full, ratio).max(axis=1))
+            mins.append(np.fmin.reduce(_ring_take(src_min, s0, s1).reshape(n_full, ratio), axis=1))
+            maxs.append(np.fmax.reduce(_ring_take(src_max, s0, s1).reshape(n_full, ratio), axis=1))
             starts.append(np.arange(first_full, last_full) * bucket)
         partial(max(head_end, last_full * bucket), a1)
         if not mins:
@@ -169,6 +174,7 @@ class PlotBuffers(BaseSink):
         self._devices = {dev: _DeviceRing(chs, self.capacity_samples) for dev, chs in channels_by_device.items()}
         self._session_t0_host_s: float | None = None
         self._t0_lock = threading.Lock()
+        self.skipped_blocks = 0  # blocks whose host time was not finite: they cannot be placed on the time axis
 
     @property
     def devices(self) -> tuple[str, ...]:
@@ -192,6 +198,9 @@ class PlotBuffers(BaseSink):
         if ring is None or len(block) == 0:
             return
         t_host_s = float(block["t_host_s"][-1])
+        if not np.isfinite(t_host_s):
+            self.skipped_blocks += 1
+            return
         with self._t0_lock:
             if self._session_t0_host_s is None:
                 span_s = float(block["t_device_us"][-1] - block["t_device_us"][0]) * 1e-6
@@ -199,8 +208,10 @@ class PlotBuffers(BaseSink):
             t0 = self._session_t0_host_s
         t_device_s = block["t_device_us"].astype(np.float64) * 1e-6
         values = np.empty((len(block), len(ring.channels)), np.float32)
-        for i, name in enumerate(ring.channels):
-            values[:, i] = block[name]
+        with np.errstate(over="ignore", invalid="ignore"):  # a float64 beyond float32's range becomes inf, then NaN
+            for i, name in enumerate(ring.channels):
+                values[:, i] = block[name]
+        values[~np.isfinite(values)] = np.nan
         with ring.lock:
             expected = t_host_s - t0
             last = ring.t_s[(ring.total - 1) % ring.capacity] if ring.total else -np.inf
@@ -258,6 +269,12 @@ class PlotBuffers(BaseSink):
         y = np.empty(2 * len(mins))
         y[0::2], y[1::2] = mins, maxs
         return np.repeat(t, 2), y
+
+
+def finite_extent(y: np.ndarray) -> tuple[float, float] | None:
+    """(min, max) of the finite values of a view, or None when there are none (nothing to fit a range to)."""
+    finite = y[np.isfinite(y)]
+    return (float(finite.min()), float(finite.max())) if len(finite) else None
 
 
 def _bucket_size(at_least: int, sizes: Sequence[int]) -> int:

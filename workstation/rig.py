@@ -122,7 +122,8 @@ class Rig:
         self.recorder = rec
         return rec
 
-    def stop_recording(self) -> tuple[Path, str] | None:
+    def stop_recording(self) -> tuple[Path, str | None] | None:
+        """Close the recording: (path, sha256), the sha256 None if a failed recording left no room for it."""
         rec, self.recorder = self.recorder, None
         if rec is None:
             return None

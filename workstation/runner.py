@@ -2,8 +2,8 @@
 
 Patient, screening, areas and course go into a training store; the dose engine plans the visit; the session runs
 the plan on the emulated devices through the real drivers while the scenario's timed events inject faults; the
-recording and the store are closed; a summary is printed. Exit codes: 0 completed, 3 aborted by an interlock,
-4 stopped by the operator, 5 ended by a device error, 2 bad input (the scenario, the plan refused, a folder that cannot be written).
+recording and the store are closed; a summary is printed. Exit codes: 0 completed, 3 aborted by an interlock (the
+recorder failing, e.g. a full disk, counts as one), 4 stopped by the operator, 5 ended by a device error, 2 bad input (the scenario, the plan refused, a folder that cannot be written).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
         store_path = Path(tmp.name) / "training.sqlite3"
     store = ClinicStore.open(store_path, training=True)
     rig = None
-    recording = sha = None
+    recording = sha = recording_failure = None
     try:
         rig = Rig.simulation(seed=scenario.seed, light_warmup_s=scenario.light_warmup_s)
         model = rig.devices["light"].identity.model
@@ -170,8 +170,8 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
         summary = session.summary()
         session_id = store.add_session(course.id, dt.date.today(), device_model=model, plan=plan.to_dict())
         store_treatments(store, session_id, session)
-        recording, sha = rig.stop_recording() or (None, None)
-        if recording is not None:
+        recording, sha, recording_failure = close_recording(rig)
+        if recording is not None and sha is not None:
             store.link_recording(session_id, recording, sha)
     finally:
         if rig is not None:
@@ -183,7 +183,9 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
     if final == State.ABORTED:
         operator = summary["abort_reason"].startswith(("operator stop", "stopped by the operator"))
         code = EXIT_INTERLOCK if summary["trips"] else EXIT_OPERATOR if operator else EXIT_DEVICE
-    _print_summary(out, scenario, summary, recording, sha, code)
+    if recording_failure is not None:  # the recorder is an interlock too: the session stopped because of it
+        code = EXIT_INTERLOCK
+    _print_summary(out, scenario, summary, recording, sha, code, recording_failure)
     return RunResult(code, str(final), summary, recording, sha)
 
 
@@ -203,7 +205,23 @@ def store_treatments(store, session_id: int, session: Session) -> None:
         store.add_treatment(session_id, t)
 
 
-def _print_summary(out, scenario: Scenario, summary: dict, recording, sha, code: int) -> None:
+def close_recording(rig: Rig) -> tuple[Path | None, str | None, str | None]:
+    """Close the session's recording: (path, sha256, failure). `failure` says why the recorder stopped early or
+    could not close the file (a full disk); sha256 is None when no checksum could be written."""
+    from workstation.recording import RecordingError
+
+    rec = rig.recorder
+    if rec is None:
+        return None, None, None
+    try:
+        path, sha = rig.stop_recording()
+    except RecordingError as exc:
+        return rec.path, None, str(exc)
+    return path, sha, None if rec.error is None else str(rec.error)
+
+
+def _print_summary(out, scenario: Scenario, summary: dict, recording, sha, code: int,
+                   recording_failure: str | None = None) -> None:
     out("")
     out(f"session {summary['state']}" + (f": {summary['abort_reason']}" if summary["abort_reason"] else ""))
     out(f"steps done: {summary['steps_done']} of {summary['steps_planned']}")
@@ -213,10 +231,12 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, sha, code:
         out(f"  area {r['area']} {r['modality']}: {r['outcome']}, {what}" + (f" ({r['note']})" if r["note"] else ""))
     for t in summary["trips"]:
         out(f"  interlock {t['interlock']} on {t['device']} ({t['latency_ms']:.2f} ms): {t['message']}")
+    if recording_failure is not None:
+        out(f"recording stopped early: {recording_failure}")
     if recording is not None:
         for line in _trip_reviews(recording):
             out(f"    {line}")
-        out(f"recording: {recording} (sha256 {sha})")
+        out(f"recording: {recording} (sha256 {sha or 'not written'})")
     outcome = "completed" if code == EXIT_COMPLETED else "aborted"
     verdict = "as expected" if outcome == scenario.expect else f"NOT as expected ({scenario.expect})"
     out(f"outcome: {outcome}, {verdict}; exit code {code}")
@@ -224,8 +244,11 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, sha, code:
 
 def _trip_reviews(recording) -> list[str]:
     """What the recorded telemetry shows after each trip (`inspect` gives the same lines)."""
-    from workstation.recording import Recording
+    from workstation.recording import Recording, RecordingError
     from workstation.recording.summary import review_text, summarize
 
-    with Recording.open(recording) as rec:
-        return [f"{r.event.details.get('interlock', '?')}: {review_text(r)}" for r in summarize(rec).trip_reviews]
+    try:
+        with Recording.open(recording) as rec:
+            return [f"{r.event.details.get('interlock', '?')}: {review_text(r)}" for r in summarize(rec).trip_reviews]
+    except RecordingError as exc:  # a recording the disk could not finish: say so, the summary goes on
+        return [f"the recording cannot be reviewed: {exc}"]

@@ -304,12 +304,12 @@ class SafetyMonitor(BaseSink):
             trip = Trip(interlock, device, message, t_cause, t_written, dict(details))
             if latched is None:
                 self._tripped[device] = trip
-            self.trips.append(trip)
         self.bus.publish_event(Event(
             t_written, "interlock", "high", "safety", f"INTERLOCK {interlock} on {device}: {message}",
             {"interlock": interlock, "cause": interlock, "device": device, "cause_t_host_s": t_cause, "stop_written_t_host_s": t_written,
              "latency_ms": round(trip.latency_ms, 3), "stop": stop_result, **details},
         ))
+        self.trips.append(trip)  # listed once published: a trip a summary shows is already in the recording's queue
         for hook in list(self.on_trip):
             try:
                 hook(trip)

@@ -12,6 +12,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+# The oldest HDF5 file-format bounds that keep SWMR (superblock 3): HDF5 1.10 and later read every object, so
+# Debian's h5dump/h5ls 1.10, HDFView and MATLAB open the files ("latest" under HDF5 2.0 wrote messages 1.10 cannot read).
+LIBVER = ("v110", "v110")
+
 FORMAT_NAME = "cicatrix-session"
 FORMAT_VERSION = 1
 
@@ -63,6 +67,11 @@ def checksum_path(h5_path: Path) -> Path:
 def report_path(h5_path: Path) -> Path:
     """The session's PDF report, beside its recording: `<session-uuid>-report.pdf`."""
     return h5_path.with_name(h5_path.stem + "-report.pdf")
+
+
+def ballast_path(h5_path: Path) -> Path:
+    """A hidden file of spare bytes beside a recording being written (removed when it closes)."""
+    return h5_path.with_name(f".{h5_path.name}.ballast")
 
 
 def utc_now_iso() -> str:

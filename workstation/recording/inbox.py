@@ -1,5 +1,9 @@
 """The recorder's inbox: callers append without ever waiting on the disk; the writer thread takes everything at once.
 
+Closing is part of the inbox: `close_and_take` hands the writer the last items and, under the same lock, makes
+every later `put` return "closed". So whatever was published before the recorder's final take is in the file, and
+whatever came after is refused visibly rather than left behind in a queue nobody reads.
+
 Two limits instead of one: past `alarm_rows` queued samples the caller is told (an alarm) but the samples are kept;
 past `ceiling_bytes` of queued samples they are counted as lost, per device with their time span, and the writer
 records that count in the file. Nothing is dropped without a trace.
@@ -40,18 +44,26 @@ class Inbox:
         self._losses: dict[str, Loss] = {}
         self.max_depth_items = 0
         self.max_depth_rows = 0
-        self.wakeup = threading.Event()
+        self.closed = False
+        self.refused_after_close = 0  # items published after the final take (counted, for tests and the summary)
 
-    def put(self, item: tuple[Any, ...]) -> None:
-        """Queue an item that carries no samples (event, command, plan): always kept."""
+    def put(self, item: tuple[Any, ...]) -> bool:
+        """Queue an item that carries no samples (event, command, plan): kept unless the inbox is closed."""
         with self._lock:
+            if self.closed:
+                self.refused_after_close += 1
+                return False
             self._items.append(item)
             self._note_depth()
+            return True
 
     def put_block(self, device: str, block: np.ndarray) -> str:
         """Queue a block of samples: "kept", "alarm" (kept, but the queue is above its alarm level) or "lost"."""
         n = len(block)
         with self._lock:
+            if self.closed:
+                self.refused_after_close += 1
+                return "closed"
             if self._bytes + block.nbytes > self.ceiling_bytes:
                 t = block["t_host_s"]
                 loss = self._losses.get(device)
@@ -71,11 +83,14 @@ class Inbox:
         self.max_depth_items = max(self.max_depth_items, len(self._items))
         self.max_depth_rows = max(self.max_depth_rows, self._rows)
 
-    def take_all(self) -> Taken:
+    def take_all(self, *, close: bool = False) -> Taken:
+        """Everything queued; with `close`, the last take: later puts are refused."""
         with self._lock:
             taken = Taken(self._items, self._losses)
             self._items, self._losses = [], {}
             self._rows = self._bytes = 0
+            if close:
+                self.closed = True
         return taken
 
     @property

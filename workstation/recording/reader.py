@@ -1,12 +1,15 @@
 """Reading a session recording: validation with a clear error, metadata, time windows of telemetry, events.
 
 Opening never writes: a file the writer did not close (a live session, or a killed one) is opened in SWMR read mode,
-which ignores the writer's open flag without clearing it, and the recording says it is partial.
+which ignores the writer's open flag without clearing it, and the recording says it is partial. Opening never
+blocks the writer either: the reader takes no file lock (it only reads, and SWMR keeps a live file consistent for
+it), so a session can always close the file it records while someone looks at it.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from workstation.bus import CommandRecord, Event
+from workstation.bus import SEVERITIES, CommandRecord, Event
 from workstation.recording import format as fmt
 from workstation.recording.errors import RecordingError
 
@@ -87,12 +90,13 @@ class Recording:
             raise RecordingError(f"{path} is not an HDF5 file, so it is not a Cicatrix recording.")
         partial_reason = None
         try:
-            h5 = h5py.File(path, "r")
+            h5 = _open_unlocked(path)
         except OSError as exc:
             if "already open for write" not in str(exc) and "consistency flags" not in str(exc):
                 raise _open_error(path, exc) from exc
+            # written by a SWMR writer that has not closed it (live, or killed): a SWMR reader ignores the mark
             try:
-                h5 = h5py.File(path, "r", libver="latest", swmr=True)
+                h5 = _open_unlocked(path, swmr=True)
             except OSError as exc2:
                 raise _open_error(path, exc2) from exc2
             partial_reason = ("the writer did not close it: the session is still being recorded, or the recording "
@@ -119,7 +123,7 @@ class Recording:
                 if swmr:
                     for d in (ds, g[fmt.INDEX], g[fmt.LOSSES]):
                         d.refresh()
-                n = ds.shape[0]
+                n = _written_rows(ds)
                 idx = g[fmt.INDEX][:]
                 idx = idx[idx["row"] < n]
                 self._index[name] = (idx["row"].astype(np.int64), idx["t_host_s"])
@@ -127,9 +131,10 @@ class Recording:
                 self._losses[name] = g[fmt.LOSSES][:]
                 if n:
                     ds[n - 1]  # a truncated file fails here rather than in the middle of a replay
-            self.events = [_event(r) for r in self._h5[fmt.EVENTS][:]]
-            self.commands = [_command(r) for r in self._h5[fmt.COMMANDS][:]]
-            self.plans = [(float(r["t_host_s"]), json.loads(_s(r["plan_json"]))) for r in self._h5[fmt.PLAN][:]]
+            self.events = [_event(r) for r in _written(self._h5[fmt.EVENTS][:], "kind")]
+            self.commands = [_command(r) for r in _written(self._h5[fmt.COMMANDS][:], "device")]
+            self.plans = [(float(r["t_host_s"]), _json(r["plan_json"]))
+                          for r in _written(self._h5[fmt.PLAN][:], "plan_json")]
         except (OSError, KeyError, ValueError) as exc:
             raise RecordingError(f"{self.path.name} is truncated or damaged: {exc}.") from exc
 
@@ -195,11 +200,82 @@ class Recording:
         self.close()
 
 
+def _open_unlocked(path: Path, swmr: bool = False) -> h5py.File:
+    """Read-only, without HDF5's file lock; within the process that is writing the file HDF5 requires the writer's
+    own locking setting, and there no lock can stand between reader and writer anyway."""
+    try:
+        return h5py.File(path, "r", swmr=swmr, locking=False)
+    except OSError as exc:
+        if "locking flag values don't match" not in str(exc):
+            raise
+        return h5py.File(path, "r", swmr=swmr)
+
+
 def _open_error(path: Path, exc: OSError) -> RecordingError:
     text = str(exc)
+    if any(m in text for m in ("already open for write", "consistency flags", "unable to lock file",
+                               "not already open for SWMR writing")):
+        if _locked_by_another_program(path):
+            return RecordingError(
+                f"{path} is in use by another program that has it open for writing (not as a live Cicatrix "
+                "recording): close it there, then try again. The file is not damaged by this.")
+        return RecordingError(
+            f"{path} is marked as open for writing, but no program holds it: the program that wrote it stopped "
+            "without closing it and did not record it as a live session. `h5clear -s` clears the mark on a copy.")
     if "truncated" in text or "eof" in text.lower():
         return RecordingError(f"{path} is truncated (the file is shorter than its HDF5 structure says): {text}.")
     return RecordingError(f"{path} is a damaged HDF5 file and cannot be opened: {text}.")
+
+
+def _locked_by_another_program(path: Path) -> bool:
+    """Whether another process holds HDF5's exclusive lock on the file (a writer that is not SWMR)."""
+    if sys.platform == "win32":
+        return True  # no way to probe: the wording "in use" is the likelier truth there
+    import fcntl
+
+    try:
+        with open(path, "rb") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
+
+
+def _written(rows: np.ndarray, text_column: str) -> np.ndarray:
+    """The rows of a session table that were written: a write that failed (a full disk) can leave rows allocated
+    but never written, which read back as time 0 and empty texts (a written row always has a non-empty one)."""
+    if not len(rows):
+        return rows
+    empty = np.array([not _s(v) for v in rows[text_column]], dtype=bool) & (rows["t_host_s"] == 0.0)
+    return rows[~empty]
+
+
+def _written_rows(ds: h5py.Dataset) -> int:
+    """Telemetry rows up to the last one written: trailing rows at host time 0 were allocated, never written."""
+    n = ds.shape[0]
+    step = 256
+    while n > 0:
+        t = ds.fields("t_host_s")[max(0, n - step):n]
+        nonzero = np.flatnonzero(t != 0.0)
+        if len(nonzero):
+            return max(0, n - step) + int(nonzero[-1]) + 1
+        n -= step
+        step *= 4
+    return 0
+
+
+def _json(v: Any) -> Any:
+    """A JSON column: its value, or the unreadable text kept under `unreadable_json` (one bad row never hides the
+    others)."""
+    text = _s(v)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"unreadable_json": text}
 
 
 def _s(v: Any) -> str:
@@ -250,10 +326,17 @@ def _read_device(name: str, g: h5py.Group) -> DeviceInfo:
 
 
 def _event(r: np.void) -> Event:
-    return Event(float(r["t_host_s"]), _s(r["kind"]), _s(r["severity"]), _s(r["source"]), _s(r["message"]),
-                 json.loads(_s(r["details_json"])))
+    severity = _s(r["severity"])
+    details = _json(r["details_json"])
+    if not isinstance(details, dict):
+        details = {"details": details}
+    if severity not in SEVERITIES:
+        details = {**details, "severity_given": severity}
+        severity = "high"
+    return Event(float(r["t_host_s"]), _s(r["kind"]), severity, _s(r["source"]), _s(r["message"]), details)
 
 
 def _command(r: np.void) -> CommandRecord:
-    return CommandRecord(float(r["t_host_s"]), _s(r["device"]), _s(r["command"]), json.loads(_s(r["args_json"])),
-                         _s(r["result"]), float(r["t_reply_s"]))
+    args = _json(r["args_json"])
+    return CommandRecord(float(r["t_host_s"]), _s(r["device"]), _s(r["command"]),
+                         args if isinstance(args, dict) else {"args": args}, _s(r["result"]), float(r["t_reply_s"]))

@@ -3,7 +3,6 @@ one slab per dataset per flush (an HDF5 append costs about the same for 1 row as
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +12,7 @@ import numpy as np
 from drivers.types import DriverInfo, Identity
 from workstation.bus import CommandRecord, Event
 from workstation.recording import format as fmt
+from workstation.recording.clean import clean_attr, clean_fields, clean_text, json_with_notes
 from workstation.recording.inbox import Loss, Taken
 
 RECORDER_SOURCE = "recorder"  # events with this source are written by the recorder itself, not taken from the bus
@@ -25,6 +25,9 @@ class RecorderStats:
     events_written: int = 0
     commands_written: int = 0
     flushes: int = 0
+    max_append_interval_s: float = 0.0  # longest time between the starts of two consecutive appends
+    fsync_s_total: float = 0.0
+    fsync_s_max: float = 0.0
     writer_cpu_s: float = 0.0
     max_queue_items: int = 0
     max_queue_rows: int = 0
@@ -32,7 +35,8 @@ class RecorderStats:
 
 def write_root(h5: h5py.File, root_attrs: dict[str, Any]) -> None:
     """Root attributes and the session-wide tables, created empty and growable."""
-    h5.attrs.update({"format": fmt.FORMAT_NAME, "format_version": fmt.FORMAT_VERSION, **root_attrs})
+    h5.attrs.update({"format": fmt.FORMAT_NAME, "format_version": fmt.FORMAT_VERSION,
+                     **{k: clean_attr(v) for k, v in root_attrs.items()}})
     h5.create_group(fmt.DEVICES_GROUP)
     for name, dtype in ((fmt.EVENTS, fmt.EVENT_DTYPE), (fmt.COMMANDS, fmt.COMMAND_DTYPE), (fmt.PLAN, fmt.PLAN_DTYPE)):
         ds = h5.create_dataset(name, (0,), dtype=dtype, maxshape=(None,), chunks=(fmt.SMALL_CHUNK_ROWS,))
@@ -64,19 +68,19 @@ class SlabWriter:
             "driver_description": driver_info.description, "nominal_rate_hz": driver_info.nominal_rate_hz,
             "model": identity.model, "serial_number": identity.serial_number, "firmware": identity.firmware,
             "device_protocol_version": identity.protocol_version,
-            "identity_json": json.dumps(identity.as_dict(), sort_keys=True, default=str),
-            "calibration_json": json.dumps(calibration, sort_keys=True, default=str),
+            "identity_json": json_with_notes(identity.as_dict()),
+            "calibration_json": json_with_notes(calibration),
         }
         if "lamp_hours" in extra:
             attrs["lamp_hours_h"] = float(extra["lamp_hours"])
         if "cartridge_strokes" in extra:
             attrs["cartridge_strokes"] = int(extra["cartridge_strokes"])
-        g.attrs.update(attrs)
+        g.attrs.update({k: clean_attr(v) for k, v in attrs.items()})
         ds = g.create_dataset(fmt.TELEMETRY, (0,), dtype=block_dtype, maxshape=(None,),
                               chunks=(fmt.TELEMETRY_CHUNK_ROWS,))
         for f in block_dtype.names or ():
-            ds.attrs[f + fmt.UNIT_SUFFIX] = channels[f].unit
-            ds.attrs[f + fmt.DESCRIPTION_SUFFIX] = channels[f].description
+            ds.attrs[f + fmt.UNIT_SUFFIX] = clean_attr(channels[f].unit)
+            ds.attrs[f + fmt.DESCRIPTION_SUFFIX] = clean_attr(channels[f].description)
         self._telemetry[name] = ds
         self._index[name] = g.create_dataset(fmt.INDEX, (0,), dtype=fmt.INDEX_DTYPE, maxshape=(None,),
                                              chunks=(fmt.SMALL_CHUNK_ROWS,))
@@ -85,6 +89,10 @@ class SlabWriter:
         self.dtypes[name] = block_dtype
         self.stats.rows_written[name] = 0
         self.stats.samples_lost[name] = 0
+
+    def datasets(self) -> list[h5py.Dataset]:
+        """Every dataset object this writer holds open."""
+        return [*self._telemetry.values(), *self._index.values(), *self._losses.values()]
 
     def write(self, taken: Taken) -> None:
         blocks: dict[str, list[np.ndarray]] = {}
@@ -106,17 +114,13 @@ class SlabWriter:
         for device, loss in taken.losses.items():
             self._loss(device, loss, events)
         if events:
-            append(self.h5[fmt.EVENTS], np.array(
-                [(e.t_host_s, e.kind, e.severity, e.source, e.message, e.details_json()) for e in events],
-                dtype=fmt.EVENT_DTYPE))
+            append(self.h5[fmt.EVENTS], np.array([event_row(e) for e in events], dtype=fmt.EVENT_DTYPE))
             self.stats.events_written += len(events)
         if commands:
-            append(self.h5[fmt.COMMANDS], np.array(
-                [(c.t_host_s, c.device, c.command, c.args_json(), c.result, c.t_reply_s) for c in commands],
-                dtype=fmt.COMMAND_DTYPE))
+            append(self.h5[fmt.COMMANDS], np.array([command_row(c) for c in commands], dtype=fmt.COMMAND_DTYPE))
             self.stats.commands_written += len(commands)
         if plans:
-            append(self.h5[fmt.PLAN], np.array(plans, dtype=fmt.PLAN_DTYPE))
+            append(self.h5[fmt.PLAN], np.array([(t, clean_text(j)[0]) for t, j in plans], dtype=fmt.PLAN_DTYPE))
 
     def _telemetry_slab(self, device: str, parts: list[np.ndarray], events: list[Event]) -> None:
         dtype = self.dtypes.get(device)
@@ -149,9 +153,33 @@ class SlabWriter:
                              "t_first_host_s": loss.t_first_host_s, "t_last_host_s": loss.t_last_host_s}))
 
 
+def event_row(e: Event) -> tuple:
+    """An `/events` row: texts cleaned, details as strict JSON with notes of what was changed (clean.py)."""
+    texts, details = clean_fields({"kind": e.kind, "severity": e.severity, "source": e.source, "message": e.message},
+                                  e.details)
+    return (e.t_host_s, texts["kind"], texts["severity"], texts["source"], texts["message"], details)
+
+
+def command_row(c: CommandRecord) -> tuple:
+    """A `/commands` row: texts cleaned; the notes of what was changed go into `args_json`."""
+    texts, args = clean_fields({"device": c.device, "command": c.command, "result": c.result}, c.args)
+    return (c.t_host_s, texts["device"], texts["command"], args, texts["result"], c.t_reply_s)
+
+
 def append(ds: h5py.Dataset, rows: np.ndarray) -> int:
-    """Append rows as one slab; return the index of the first one."""
+    """Append rows as one slab; return the index of the first one.
+
+    The rows are converted before the dataset grows, and a write that fails shrinks it back when it can, so a
+    failure leaves no rows allocated but never written (they would read back as zeros).
+    """
     n0 = ds.shape[0]
     ds.resize((n0 + len(rows),))
-    ds[n0:] = rows
+    try:
+        ds[n0:] = rows
+    except BaseException:
+        try:
+            ds.resize((n0,))
+        except Exception:  # noqa: BLE001 - the first error is the one to report; the reader skips empty rows
+            pass
+        raise
     return n0

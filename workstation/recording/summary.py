@@ -18,6 +18,7 @@ from workstation.bus import Event
 from workstation.checksum import sha256_of
 from workstation.recording.format import checksum_path
 from workstation.recording.reader import Recording
+from workstation.recording.signature import check as check_signature
 
 SCAN_ROWS = 1 << 20
 GAP_FACTOR = 1.5  # a step of the device clock longer than 1.5 sample periods is a gap
@@ -209,8 +210,10 @@ def _exposures(rec: Recording, name: str) -> list[Exposure]:
 
 @dataclass(frozen=True)
 class ChecksumCheck:
-    """The file compared with the SHA-256 saved beside it at close: `intact` is True (matches), False (the file
-    changed since it was closed) or None (no checksum to compare with)."""
+    """The file compared with the SHA-256 saved beside it at close and with the workstation's signature of it
+    (workstation.recording.signature): `intact` is True (matches, and signed by a trusted workstation or not signed
+    at all, as before signatures), False (the file changed since it was closed, or its signature says it was changed
+    or made by an unknown key) or None (no checksum to compare with). `text` says which, in words."""
 
     intact: bool | None
     text: str
@@ -221,11 +224,23 @@ def check_checksum(path: Path, progress: Callable[[int, int], None] | None = Non
     saved = checksum_path(path)
     if not saved.is_file():
         return ChecksumCheck(None, f"no {saved.name} (the file was not closed by the recorder)")
-    words = saved.read_text().split()
-    expected = words[0] if words else ""
-    if sha256_of(path, progress) == expected:
-        return ChecksumCheck(True, "SHA-256 matches")
-    return ChecksumCheck(False, f"SHA-256 DOES NOT MATCH {saved.name}: the file changed after it was closed")
+    try:
+        words = saved.read_text(encoding="ascii", errors="replace").split()
+    except OSError as exc:
+        return ChecksumCheck(None, f"{saved.name} cannot be read ({exc.strerror or exc}): the file cannot be checked")
+    expected = words[0].lower() if words else ""
+    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
+        return ChecksumCheck(None, f"{saved.name} is empty or holds no SHA-256 (it was not written to the end): the "
+                             "file cannot be checked")
+    digest = sha256_of(path, progress)
+    signed = check_signature(path, digest)
+    if digest != expected:
+        return ChecksumCheck(False, f"SHA-256 DOES NOT MATCH {saved.name}: the file changed after it was closed; "
+                                    f"{signed.text}")
+    if signed.status in ("modified", "untrusted", "unreadable"):
+        # Whoever edits a recording can rewrite its .sha256 too: the signature is what proves the origin.
+        return ChecksumCheck(False, f"SHA-256 matches {saved.name}, but {signed.text}")
+    return ChecksumCheck(True, f"SHA-256 matches; {signed.text}")
 
 
 def checksum_status(path: Path) -> str:

@@ -1,17 +1,20 @@
 """The session recorder: a bus sink that writes a session to one HDF5 file from its own thread.
 
 Callers (device reader threads, which also run the safety monitor) only append to an in-memory inbox. The writer
-thread wakes every `flush_interval_s` (at most 250 ms), appends everything queued as one slab per dataset, and
-flushes, so a reader can follow the file live and a killed process loses at most the last interval.
+thread appends every `flush_interval_s` (at most 250 ms, on a fixed cadence) everything queued as one slab per
+dataset, flushes and fsyncs, so a reader can follow the file live and a killed process (or a power cut) loses at
+most the last interval. After `start()` only the writer thread touches the open file, including its last close.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import logging
+import math
+import os
 import re
 import shutil
+import sys
 import threading
 import time
 import uuid
@@ -25,10 +28,13 @@ import numpy as np
 
 from drivers.types import DriverInfo, Identity
 from workstation.bus import CommandRecord, Event, now_s
-from workstation.checksum import sha256_of
+from workstation.checksum import write_checksum
+from workstation.errors import UserError
 from workstation.recording import format as fmt
+from workstation.recording.clean import clean_text, json_with_notes
 from workstation.recording.errors import RecordingError
 from workstation.recording.inbox import Inbox
+from workstation.recording.signature import sign
 from workstation.recording.slabs import RECORDER_SOURCE, RecorderStats, SlabWriter, write_root
 
 log = logging.getLogger(__name__)
@@ -36,6 +42,8 @@ log = logging.getLogger(__name__)
 _PSEUDONYM = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _DEVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 ONE_HOUR_BOTH_DEVICES_BYTES = 600 * 2**20  # 2 devices x 2 kHz x ~40 B x 3600 s
+CLOSING_MIN_FREE_BYTES = 2**20  # the closing attributes take a few kB; below this the file is left as it is
+BALLAST_BYTES = 8 * 2**20  # disk space held back at creation and given back for the close after a full disk
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +104,9 @@ class SessionRecorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sha256: str | None = None
-        self._closed = False
+        self._finished = False
         self._file_damaged = False
+        self.disk_full = False
 
     # --- creation -------------------------------------------------------------------------------------------------
     @classmethod
@@ -114,6 +123,7 @@ class SessionRecorder:
         queue_ceiling_bytes: int = 256 * 2**20,
         min_free_bytes: int = ONE_HOUR_BOTH_DEVICES_BYTES,
         reserve_bytes: int = 50 * 2**20,
+        ballast_bytes: int = BALLAST_BYTES,
         t0_host_s: float | None = None,
     ) -> SessionRecorder:
         """Open `directory/YYYY-MM-DD/<uuid>.h5` for a new session; RecordingError if that cannot be done safely."""
@@ -134,9 +144,16 @@ class SessionRecorder:
             )
         if path.exists():
             raise RecordingError(f"The recording {path} already exists; a session never overwrites a recording.")
+        ballast = fmt.ballast_path(path)
         try:
-            h5 = h5py.File(path, "w-", libver="latest")
+            _write_ballast(ballast, ballast_bytes)
         except OSError as exc:
+            raise RecordingError(f"Cannot create the recording {path}: {exc.strerror or exc}. Check the folder is "
+                                 "writable and has free space.") from exc
+        try:
+            h5 = h5py.File(path, "w-", libver=fmt.LIBVER)
+        except OSError as exc:
+            ballast.unlink(missing_ok=True)
             raise RecordingError(f"Cannot create the recording {path}: {exc}. Check the folder is writable.") from exc
         try:
             write_root(h5, {
@@ -149,6 +166,7 @@ class SessionRecorder:
         except Exception:
             h5.close()
             path.unlink(missing_ok=True)
+            ballast.unlink(missing_ok=True)
             raise
         return cls(
             path, h5, on_alarm=on_alarm, on_error=on_error, on_flush=on_flush, flush_interval_s=flush_interval_s,
@@ -175,13 +193,18 @@ class SessionRecorder:
         self._thread.start()
 
     @property
+    def refused_after_close(self) -> int:
+        """Items published after the writer's last take (they are not in the file)."""
+        return self._inbox.refused_after_close
+
+    @property
     def queued_samples(self) -> int:
         """Samples waiting for the writer thread."""
         return self._inbox.rows
 
     # --- the sink: called in publishers' threads, never waits on the disk ----------------------------------------
     def on_block(self, device: str, block: np.ndarray) -> None:
-        if self._closed or len(block) == 0:
+        if self.error is not None or len(block) == 0:
             return
         state = self._inbox.put_block(device, block.copy())
         if state == "kept":
@@ -198,16 +221,26 @@ class SessionRecorder:
                         "(their count is kept in the recording). Stop the session.", device=device)
 
     def on_event(self, event: Event) -> None:
-        if not self._closed and event.source != RECORDER_SOURCE:
+        if self.error is None and event.source != RECORDER_SOURCE:
+            t = _valid_time(event.t_host_s)
+            if t != event.t_host_s:
+                event = Event(t, event.kind, event.severity, event.source, event.message,
+                              {**event.details, "t_host_s_given": event.t_host_s})
             self._inbox.put(("event", event))
 
     def on_command(self, record: CommandRecord) -> None:
-        if not self._closed:
+        if self.error is None:
+            t = _valid_time(record.t_host_s)
+            if t != record.t_host_s:
+                record = CommandRecord(t, record.device, record.command,
+                                       {**record.args, "t_host_s_given": record.t_host_s}, record.result,
+                                       record.t_reply_s)
             self._inbox.put(("command", record))
 
     def write_plan(self, plan: dict[str, Any]) -> None:
-        """Record the session plan the protocol engine computed, with its reasons (any JSON-able dict)."""
-        self._inbox.put(("plan", now_s(), json.dumps(plan, sort_keys=True, default=str, ensure_ascii=False)))
+        """Record the session plan the protocol engine computed, with its reasons (any JSON-able dict; strict JSON
+        is written: a non-finite number becomes null, named under `non_finite`)."""
+        self._inbox.put(("plan", now_s(), json_with_notes(plan)))
 
     def _alarm(self, severity: str, message: str, **details: Any) -> Event:
         event = Event(now_s(), "alarm", severity, RECORDER_SOURCE, message, details)
@@ -216,21 +249,33 @@ class SessionRecorder:
             self._on_alarm(event)
         return event
 
-    # --- the writer thread ----------------------------------------------------------------------------------------
+    # --- the writer thread: the only thread that touches the open file after start() ---------------------------
     def _run(self) -> None:
         cpu0 = time.thread_time()
         next_space_check = 0.0
+        interval = self.flush_interval_s
+        deadline = time.monotonic() + interval
+        last_append = None
         while True:
-            stopping = self._stop.wait(self.flush_interval_s)
+            # a fixed cadence: the time spent writing comes out of the wait, so appends stay `interval` apart
+            stopping = self._stop.wait(max(0.0, deadline - time.monotonic()))
+            started = time.monotonic()
+            deadline = max(deadline + interval, started)
+            if last_append is not None:
+                self.stats.max_append_interval_s = max(self.stats.max_append_interval_s, started - last_append)
+            last_append = started
             try:
-                self._slabs.write(self._inbox.take_all())
+                self._slabs.write(self._inbox.take_all(close=stopping))
                 self._h5.flush()
+                self._fsync()
                 self.stats.flushes += 1
                 if self._on_flush is not None:
                     self._on_flush(dict(self.stats.rows_written))
-                if time.monotonic() >= next_space_check:
+                if not stopping and time.monotonic() >= next_space_check:
                     next_space_check = time.monotonic() + 1.0
                     self._check_space()
+                if stopping:
+                    self._h5.close()
             except Exception as exc:  # noqa: BLE001 - any failure to write is reported, then the writer stops
                 self._fail(exc)
                 return
@@ -238,8 +283,16 @@ class SessionRecorder:
                 self.stats.writer_cpu_s = time.thread_time() - cpu0
                 self.stats.max_queue_items = self._inbox.max_depth_items
                 self.stats.max_queue_rows = self._inbox.max_depth_rows
-            if stopping and len(self._inbox) == 0:
+            if stopping:
                 return
+
+    def _fsync(self) -> None:
+        """Ask the OS to put the flushed bytes on the disk: the 250 ms promise then holds for a power cut too."""
+        t = time.perf_counter()
+        os.fsync(self._h5.id.get_vfd_handle())
+        dt = time.perf_counter() - t
+        self.stats.fsync_s_total += dt
+        self.stats.fsync_s_max = max(self.stats.fsync_s_max, dt)
 
     def _check_space(self) -> None:
         free = shutil.disk_usage(self.path.parent).free
@@ -248,32 +301,43 @@ class SessionRecorder:
                           " MB reserve")
 
     def _fail(self, exc: BaseException) -> None:
+        """Stop recording for good: refuse what comes next, release the file (on this thread), tell the session."""
+        self._inbox.take_all(close=True)
         text = str(exc)
-        full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(
-            m in text for m in ("errno = 28", "errno = 27", "errno = 122", "No space left", "File too large"))
+        full = disk_full(exc)
         if full:
             msg = (f"The disk holding {self.path} is full (or the file reached its size limit): recording stopped. "
                    f"The session must stop; free some space before the next one. ({text.splitlines()[0]})")
         else:
             msg = f"Writing the recording {self.path} failed: recording stopped. The session must stop. ({text})"
-        self.error = RecordingError(msg)
-        self.error.__cause__ = exc
-        self._closed = True
-        self._file_damaged = not isinstance(exc, _BelowReserve)
-        log.error("%s", msg, exc_info=exc)
-        try:  # release the file now; what was flushed before stays readable
+        error = RecordingError(msg)
+        error.__cause__ = exc
+        self.disk_full = full
+        self.error = error
+        log.error("%s", msg)
+        log.debug("the recorder's write failure", exc_info=exc)
+        # HDF5 cannot close a file whose metadata it cannot write, and h5py then crashes (SIGSEGV) when it frees the
+        # file's objects, at the latest at exit. The ballast's space lets the close write what it must.
+        fmt.ballast_path(self.path).unlink(missing_ok=True)
+        try:
             self._h5.close()
-        except Exception:  # noqa: BLE001 - the file is already failing; its first error is the one reported
-            log.debug("closing the failed recording raised too", exc_info=True)
+        except Exception as close_exc:  # noqa: BLE001 - the file is already failing; its first error is reported
+            self._file_damaged = True
+            log.warning("closing the failed recording %s raised too: %s", self.path, close_exc)
+            _keep_forever(self._h5, self._h5.id, *self._slabs.datasets(), exc, close_exc)
         if self._on_error is not None:
-            self._on_error(self.error)
+            self._on_error(error)
 
     # --- closing --------------------------------------------------------------------------------------------------
-    def close(self, timeout_s: float = 10.0) -> str:
-        """Write what is queued, close the file, add the closing attributes, return (and save) its SHA-256."""
-        if self._sha256 is not None:
+    def close(self, timeout_s: float = 10.0) -> str | None:
+        """Write everything published so far, close the file, add the closing attributes, return its SHA-256.
+
+        Whatever was published before the writer's last take is written; later items are refused. After a write
+        failure the file is left as it is; its checksum is written if the disk allows (atomically) and None is
+        returned if not. RecordingError if the writer does not finish or the closing attributes cannot be added.
+        """
+        if self._finished:
             return self._sha256
-        self._closed = True  # from here on the sink ignores what is published: nothing slips in unwritten
         if self._thread is None and self.error is None:
             self.start()  # never started: what was queued is still written
         if self._thread is not None:
@@ -281,34 +345,112 @@ class SessionRecorder:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
                 raise RecordingError(f"The recorder did not finish writing {self.path} within {timeout_s:.0f} s.")
-        if self.error is None:
-            try:
-                self._h5.close()
-            except Exception as exc:  # noqa: BLE001 - reported like any write failure
-                self._fail(exc)
-        if self._file_damaged:  # reopening a file on a full disk could only make it worse: leave it be
-            return self._finish()
+        self._inbox.take_all(close=True)
+        self._finished = True
+        fmt.ballast_path(self.path).unlink(missing_ok=True)
+        # Reopening a file the disk could not take, or on a disk with no room for the attributes, could only make
+        # it worse: an `r+` open that cannot close leaves HDF5's "open for writing" mark, and no reader opens it.
+        if not self._file_damaged and shutil.disk_usage(self.path.parent).free >= CLOSING_MIN_FREE_BYTES:
+            self._write_closing_attrs()
+        elif self.error is not None:
+            log.warning("%s left without its closing attributes (it reads as partial): %s", self.path, self.error)
         try:
-            with h5py.File(self.path, "r+") as h5:
+            self._sha256 = write_checksum(self.path, fmt.checksum_path(self.path))
+        except OSError as exc:
+            if self.error is None:
+                raise RecordingError(f"Writing the checksum of {self.path} failed: {exc}.") from exc
+            log.warning("no checksum written beside the failed recording %s: %s", self.path, exc)
+        if self._sha256 is not None:
+            try:
+                sign(self.path, self._sha256)
+            except (OSError, UserError) as exc:  # the recording and its checksum stand; it reads as "not signed"
+                log.warning("the recording %s was not signed: %s", self.path, exc)
+        return self._sha256
+
+    def _write_closing_attrs(self) -> None:
+        try:
+            with open_for_closing(self.path) as h5:
                 h5.attrs["end_time_utc"] = fmt.utc_now_iso()
                 h5.attrs["closed_cleanly"] = self.error is None
-                h5.attrs["close_note"] = "" if self.error is None else str(self.error)
+                h5.attrs["close_note"] = "" if self.error is None else clean_text(str(self.error))[0]
                 for name in self._slabs.dtypes:
                     g = h5[fmt.DEVICES_GROUP][name]
                     g.attrs["samples"] = self.stats.rows_written[name]
                     g.attrs["samples_lost"] = self.stats.samples_lost[name]
         except Exception as exc:  # noqa: BLE001
             raise RecordingError(f"Closing the recording {self.path} failed: {exc}.") from exc
-        return self._finish()
 
-    def _finish(self) -> str:
-        try:
-            digest = sha256_of(self.path)
-            fmt.checksum_path(self.path).write_text(f"{digest}  {self.path.name}\n")
-        except OSError as exc:
-            raise RecordingError(f"Writing the checksum of {self.path} failed: {exc}.") from exc
-        self._sha256 = digest
-        return digest
+
+def _write_ballast(path: Path, size: int) -> None:
+    """Reserve `size` bytes of the disk for the recording's own close (see `_fail`), written and synced."""
+    if size <= 0:
+        return
+    try:
+        with open(path, "wb") as f:
+            block = b"\xff" * min(size, 2**20)
+            left = size
+            while left > 0:
+                left -= f.write(block[:left])
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+_KEPT: list[object] = []
+
+
+def _keep_forever(*objects: object) -> None:
+    """Never free these h5py objects (nor what their tracebacks hold), not even at exit: freeing an object of a file
+    HDF5 failed to close makes the library crash. A few kB leaked once per failed recording is the lesser harm."""
+    import ctypes
+
+    for o in objects:
+        _KEPT.append(o)
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(o))
+
+
+def exit_if_a_file_is_unclosable(code: int) -> None:
+    """End the process now with `code` if a recording could not be closed (`_keep_forever`): HDF5 would crash
+    while shutting down with that file still open. Output is flushed first. Called by workstation.cli.entry at exit."""
+    if _KEPT:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def open_for_closing(path: Path) -> h5py.File:
+    """The recorder's one reopen (`r+`, without SWMR) to add the closing attributes.
+
+    Another program reading the file (HDFView, h5dump, an older reader of ours) may hold HDF5's shared lock; it only
+    reads, so the writer then proceeds without the lock rather than leave the recording unclosed.
+    """
+    try:
+        return h5py.File(path, "r+", libver=fmt.LIBVER)
+    except OSError as exc:
+        if not is_lock_error(exc):
+            raise
+        log.warning("%s is held open by a reader; adding the closing attributes without the file lock", path)
+        return h5py.File(path, "r+", libver=fmt.LIBVER, locking=False)
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    text = str(exc)
+    return "unable to lock file" in text or "errno = 11" in text or getattr(exc, "errno", None) == errno.EAGAIN
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether a write failure means the disk (or the file's size limit) is full, from its errno or HDF5's text."""
+    text = str(exc)
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(
+        m in text for m in ("errno = 28", "errno = 27", "errno = 122", "No space left", "File too large"))
+
+
+def _valid_time(t: float) -> float:
+    """A row's host time, or now if it came without one (not finite, or not after the clock's origin)."""
+    return t if math.isfinite(t) and t > 0.0 else now_s()
 
 
 class _BelowReserve(OSError):

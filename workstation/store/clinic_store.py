@@ -18,11 +18,11 @@ from typing import Any
 
 from workstation.checksum import sha256_of
 from workstation.errors import UserError
+from workstation.keys import IdentityCipher
 from workstation.protocols.model import Protocol
 from workstation.store.connection import busy_error, connect, is_busy
 from workstation.store.export import export_dict
 from workstation.store.identity import identity_in, insert_identity, read_identity, refuse_identity
-from workstation.store.keys import IdentityCipher
 from workstation.store.migrations import schema_version
 from workstation.store.paths import default_db_path
 from workstation.store.records import (
@@ -78,7 +78,7 @@ class ClinicStore:
 
     @property
     def cipher(self) -> IdentityCipher:
-        """The workstation's identity key (created on first use; workstation.store.keys)."""
+        """The workstation's identity key (created on first use; workstation.keys)."""
         if self._cipher is None:
             self._cipher = IdentityCipher.load()
         return self._cipher

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from workstation.errors import UserError
+from workstation.keys import IdentityCipher, private_dir
 from workstation.store.identity import encrypt_plain_rows, has_plain_identity
-from workstation.store.keys import IdentityCipher, private_dir
 from workstation.store.migrations import LATEST_VERSION, migrate, schema_version
 from workstation.store.paths import clinic_db_path, data_dir, default_db_path, training_db_path
 from workstation.store.trail import default_actor, install_triggers, register_functions

@@ -1,4 +1,4 @@
-"""Patient identity at rest: the identity columns hold AES-GCM tokens (workstation.store.keys), never plain text, and
+"""Patient identity at rest: the identity columns hold AES-GCM tokens (workstation.keys), never plain text, and
 free text written about a patient may not contain the identity it is meant to keep apart."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import sqlite3
 from datetime import date
 
 from workstation.errors import UserError
-from workstation.store.keys import TOKEN_PREFIX, IdentityCipher
+from workstation.keys import TOKEN_PREFIX, IdentityCipher
 from workstation.store.records import Identity
 
 FIELDS = ("family_name", "given_name", "birth_date", "contact")

@@ -15,7 +15,7 @@ from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QPaintEvent
 from PyQt6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from workstation.plotbuffer import PlotBuffers
+from workstation.plotbuffer import PlotBuffers, finite_extent
 
 WINDOW_CHOICES_S = {"10 s": 10.0, "1 min": 60.0, "10 min": 600.0}
 DEFAULT_REFRESH_HZ = 40.0
@@ -122,9 +122,9 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
         y_extent: dict[str, tuple[float, float]] = {}
         for channel, curve in self.curves.items():
             t, y = buffers.view(self.device, channel, window_s, max_points)
-            curve.setData(t, y, connect="all")
-            if len(y):
-                y_extent[channel] = (float(y.min()), float(y.max()))
+            curve.setData(t, y, connect="finite")  # NaN: a non-finite sample, drawn as a gap
+            if (extent := finite_extent(y)) is not None:
+                y_extent[channel] = extent
         for plot, channels, spec in self._auto_y:
             extents = [y_extent[c] for c in channels if c in y_extent]
             if extents:

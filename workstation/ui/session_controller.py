@@ -301,7 +301,7 @@ class SessionController:
                                                 plan=self.plan.to_dict())
             store_treatments(self.store, session_id, session)
             recording, sha = rig.stop_recording() or (None, None)
-            if recording is not None:
+            if recording is not None and sha is not None:  # None: a full disk left no room for the checksum
                 self.store.link_recording(session_id, recording, sha)
             self.saved = Saved(session.summary(), recording, sha, session_id)
             return self.saved

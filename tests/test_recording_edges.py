@@ -1,0 +1,332 @@
+"""What happens around a recording: other processes reading it while the session closes, another program holding
+it open, publishers racing the close, the host clock of every row, and a disk that fills to the last byte (a real
+small tmpfs when the tests run as root, as in CI)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+from helpers_recording import add_devices, check_rows, frames, meta, write_session
+
+from workstation.bus import Event, SessionBus, now_s
+from workstation.recording import Recording, RecordingError, SessionRecorder
+from workstation.recording import format as fmt
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+T0 = 1000.0
+
+
+def _live(tmp_path: Path, **kwargs) -> SessionRecorder:
+    rec = SessionRecorder.create(tmp_path, meta(), min_free_bytes=0, t0_host_s=T0, flush_interval_s=0.05, **kwargs)
+    add_devices(rec)
+    rec.start()
+    for k in range(20):
+        rec.on_block("light", frames("light", k, 1)[0])
+    deadline = time.monotonic() + 5
+    while rec.stats.rows_written["light"] < 400 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return rec
+
+
+HOLD = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[3])
+    import h5py
+    from workstation.recording import Recording
+    if sys.argv[2] == "project":
+        held = Recording.open(sys.argv[1])
+    elif sys.argv[2] == "swmr":  # a plain h5py SWMR reader with HDF5's default file locking, like HDFView
+        held = h5py.File(sys.argv[1], "r", swmr=True)
+    else:  # another program with the file open for writing, not as SWMR
+        held = h5py.File(sys.argv[1], "a")
+    print("open", flush=True)
+    sys.stdin.read()
+""")
+
+
+@contextlib.contextmanager
+def held_open(path: Path, how: str):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(path), how, str(ROOT)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "open"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.stdin.close()
+            proc.wait(10)
+
+
+# --- item 2: readers never block the writer ------------------------------------------------------------------------
+@pytest.mark.parametrize("how", ["project", "swmr"])
+def test_a_reader_in_another_process_does_not_break_the_close(tmp_path, how):
+    rec = _live(tmp_path)
+    with held_open(rec.path, how):
+        sha = rec.close()  # issue: "[Errno 11] unable to lock file", no checksum, the file left partial
+    assert sha and fmt.checksum_path(rec.path).read_text().split()[0] == sha
+    with Recording.open(rec.path) as r:
+        assert not r.partial and r.samples("light") == 400
+    with h5py.File(rec.path, "r") as f:
+        assert f.attrs["closed_cleanly"] and "end_time_utc" in f.attrs
+
+
+def test_a_file_another_program_holds_for_writing_is_in_use_not_damaged(tmp_path, capsys):
+    from main import main
+
+    path = write_session(tmp_path, 0.2)
+    with held_open(path, "append"):
+        assert main(["inspect", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert "in use by another program" in err and "damaged" not in err.replace("not damaged", "")
+        with pytest.raises(RecordingError, match="in use by another program"):
+            Recording.open(path)
+
+
+def test_a_file_left_marked_open_by_a_killed_program_says_so(tmp_path):
+    path = write_session(tmp_path, 0.2)
+    with held_open(path, "append") as proc:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    with pytest.raises(RecordingError) as info:
+        Recording.open(path)
+    assert "no program holds it" in str(info.value) and "in use" not in str(info.value)
+
+
+# --- item 6: everything published before the close is in the file --------------------------------------------------
+def test_everything_published_before_the_writers_last_take_is_in_the_file(tmp_path):
+    rec = _live(tmp_path)
+    bus = SessionBus()
+    bus.subscribe(rec)
+    published = 0
+    stop = threading.Event()
+
+    def publish() -> None:
+        nonlocal published
+        while not stop.is_set():
+            bus.publish_event(Event(T0 + 1 + published * 1e-6, "interlock", "high", "safety", f"trip {published}",
+                                    {"k": published}))
+            published += 1
+
+    th = threading.Thread(target=publish)
+    th.start()
+    time.sleep(0.15)
+    before_close = published
+    rec.close()
+    stop.set()
+    th.join()
+    with Recording.open(rec.path) as r:
+        ks = [e.details["k"] for e in r.events]
+    assert ks == list(range(len(ks)))  # in order, none missing
+    assert len(ks) >= before_close  # every event published before close() was called is in the file
+    assert len(ks) + rec.refused_after_close == published  # and what came after is counted, not lost silently
+
+
+# --- items 4 and 6 through whole sessions: times inside the session, the last trip recorded, HDF5 1.10 tools ---------
+@pytest.mark.parametrize("scenario", ["combined-uneventful.toml", "unplug-mid-exposure.toml"])
+def test_a_whole_session_every_row_inside_it_and_every_trip_recorded(tmp_path, scenario):
+    from workstation.runner import run_scenario
+    from workstation.scenario import load_scenario
+
+    result = run_scenario(load_scenario(ROOT / "seeds" / "scenarios" / scenario), tmp_path, out=lambda s: None)
+    t_end = now_s()
+    with Recording.open(result.recording) as rec:
+        t0 = rec.meta.t0_host_s
+        times = {"events": [e.t_host_s for e in rec.events], "commands": [c.t_host_s for c in rec.commands],
+                 "plan": [t for t, _ in rec.plans]}
+        for d in rec.devices:
+            times[d] = rec.telemetry(d)["t_host_s"].tolist()
+        for table, ts in times.items():
+            outside = [t - t0 for t in ts if not t0 <= t <= t_end]
+            assert not outside, f"{table}: rows outside the session at {outside} s"
+        recorded = [(e.details["interlock"], e.details["device"]) for e in rec.events if e.kind == "interlock"]
+    summary = [(t["interlock"], t["device"]) for t in result.summary["trips"]]
+    missing = [t for t in summary if t not in recorded]  # the order may differ between two threads' trips
+    assert not missing, f"trips printed in the summary but not in the recording: {missing}"
+    if shutil.which("h5dump") and shutil.which("h5ls"):
+        for cmd in (["h5dump", "-H"], ["h5ls", "-r"]):
+            out = subprocess.run([*cmd, str(result.recording)], capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr[-2000:]
+
+
+# --- item 7: a full disk -------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def small_disk(size: str):
+    """A real tmpfs of `size` (needs root, as CI runs); skipped with the reason otherwise."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root); the RLIMIT_FSIZE test covers the rest")
+    d = tempfile.mkdtemp(prefix="cicatrix-full-")
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", d], capture_output=True, text=True)
+    if out.returncode != 0:
+        os.rmdir(d)
+        pytest.skip(f"cannot mount a tmpfs here: {out.stderr.strip()}")
+    try:
+        yield Path(d)
+    finally:
+        subprocess.run(["umount", "-l", d], check=False)
+        os.rmdir(d)
+
+
+FILL = textwrap.dedent("""
+    import json, sys, threading, time
+    sys.path.insert(0, sys.argv[2])
+    import helpers_recording as h
+    from workstation.recording.writer import exit_if_a_file_is_unclosable
+    got = threading.Event()
+    errors = []
+    rec = h.SessionRecorder.create(sys.argv[1], h.meta(), min_free_bytes=0, reserve_bytes=0, t0_host_s=1000.0,
+                                   ballast_bytes=int(sys.argv[3]), on_error=lambda e: (errors.append(str(e)), got.set()))
+    h.add_devices(rec)
+    rec.start()
+    k = 0
+    while not got.is_set() and k < 400000:
+        for dev in ("light", "pen"):
+            rec.on_block(dev, h.frames(dev, k, 1)[0])
+        k += 1
+        if k % 100 == 0:
+            time.sleep(0.002)
+    sha = rec.close()
+    print(json.dumps({"error": errors[0] if errors else None, "path": str(rec.path), "sha": sha}), flush=True)
+    del rec
+    exit_if_a_file_is_unclosable(0)
+""")
+
+
+def _fill(directory: Path, ballast_bytes: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", FILL, str(directory), str(TESTS), str(ballast_bytes)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"exit {out.returncode} (a segfault is -11): {out.stderr[-2000:]}"
+    assert "Traceback" not in out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _check_left_behind(result: dict) -> None:
+    path = Path(result["path"])
+    names = sorted(p.name for p in path.parent.iterdir())
+    # no ballast, no temporary checksum or signature; the signature only beside a checksum
+    assert names in ([path.name], [path.name, path.name + ".sha256"], [path.name, path.name + ".sha256",
+                                                                       path.name + ".sig"])
+    sha_file = fmt.checksum_path(path)
+    if result["sha"] is not None:
+        assert sha_file.read_text().split() == [result["sha"], path.name]
+    else:
+        assert not sha_file.exists()  # atomically or not at all: never a 0-byte checksum
+
+
+def test_a_disk_full_to_the_last_byte_closes_the_recording_readable():
+    from workstation.recording.writer import BALLAST_BYTES
+
+    with small_disk("16m") as disk:
+        result = _fill(disk, BALLAST_BYTES)
+        assert result["error"] and "is full" in result["error"]
+        _check_left_behind(result)
+        with Recording.open(result["path"]) as r:
+            assert r.partial and "full" in r.partial_reason
+            check_rows("light", r.telemetry("light"))
+            check_rows("pen", r.telemetry("pen"))
+            assert r.samples("light") > 10_000
+
+
+def test_a_disk_too_full_even_for_the_close_ends_the_process_without_a_crash():
+    with small_disk("2m") as disk:
+        result = _fill(disk, 64 * 1024)  # too little ballast: the close itself may fail
+        assert result["error"] and "is full" in result["error"]
+        _check_left_behind(result)
+        try:
+            r = Recording.open(result["path"])
+        except RecordingError as exc:  # a sentence naming the file, never a raw HDF5 error
+            assert Path(result["path"]).name in str(exc)
+        else:
+            with r:
+                assert r.partial
+                check_rows("light", r.telemetry("light"))
+
+
+def test_the_headless_session_on_a_disk_that_fills_stops_safely_with_its_summary_and_exit_3():
+    with small_disk("620m") as disk:  # a session needs 600 MB free to start
+        proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "session", "--simulate", "--scenario",
+                                 str(ROOT / "seeds" / "scenarios" / "combined-uneventful.toml"), "--record",
+                                 str(disk)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        deadline = time.monotonic() + 30
+        while not list(disk.glob("*/*.h5")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)
+        with contextlib.suppress(OSError), open(disk / "filler", "wb") as f:  # to the last byte
+            while True:
+                f.write(b"\0" * 2**20)
+        with contextlib.suppress(OSError), open(disk / "filler", "ab") as f:
+            while True:
+                f.write(b"\0" * 512)
+                f.flush()
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 3, f"exit {proc.returncode}: {out[-1500:]} {err[-1500:]}"
+        assert "Traceback" not in err
+        assert "session aborted" in out and "outcome: aborted" in out and "exit code 3" in out
+        h5 = next(disk.glob("*/*.h5"))
+        assert not list(disk.glob("*/.*"))  # no ballast, no temporary checksum left
+        sha = fmt.checksum_path(h5)
+        assert not sha.exists() or sha.stat().st_size > 0
+        with Recording.open(h5) as r:  # closed or left readable
+            assert r.samples("light") > 0
+
+
+def test_a_row_without_a_usable_time_is_stamped_on_arrival_and_keeps_what_it_came_with(tmp_path):
+    from workstation.bus import CommandRecord
+
+    t_before = now_s()
+    rec = SessionRecorder.create(tmp_path, meta(), min_free_bytes=0)
+    add_devices(rec)
+    rec.start()
+    rec.on_command(CommandRecord(0.0, "light", "arm", {"on": True}, "ack", float("nan")))  # the issue's 0.0 rows
+    rec.on_event(Event(float("nan"), "interlock", "high", "safety", "no device", {"interlock": "estop"}))
+    rec.close()
+    with Recording.open(rec.path) as r:
+        assert r.meta.t0_host_s >= t_before
+        (c,), (e,) = r.commands, r.events
+        assert r.meta.t0_host_s <= c.t_host_s <= now_s() and c.args == {"on": True, "t_host_s_given": 0.0}
+        assert r.meta.t0_host_s <= e.t_host_s <= now_s() and e.details["t_host_s_given"] is None
+        assert e.details["non_finite"] == {"t_host_s_given": "nan"}
+
+
+def test_every_command_is_stamped_before_its_answer_can_arrive():
+    """The issue's `t_host_s = 0.0` rows: the reply was recorded before the sender had stamped the command."""
+    from drivers.emulators import LightEmulator
+    from drivers.light import UVB308Light
+    from workstation.bus import BaseSink
+
+    class Commands(BaseSink):
+        def __init__(self) -> None:
+            self.rows = []
+
+        def on_command(self, record) -> None:
+            self.rows.append(record)
+
+    bus = SessionBus()
+    sink = Commands()
+    bus.subscribe(sink)
+    t_start = now_s()
+    with LightEmulator() as emu:
+        dev = UVB308Light(emu.port, bus=bus)
+        try:
+            dev.connect()
+            for _ in range(300):
+                dev.arm(False)
+        finally:
+            dev.close()
+    answered = [r for r in sink.rows if r.result == "ack"]
+    assert len(answered) >= 300
+    bad = [r for r in answered if not t_start <= r.t_host_s <= r.t_reply_s]
+    assert not bad, f"{len(bad)} commands stamped outside [start, reply]: {bad[:3]}"

@@ -1,0 +1,226 @@
+"""Recordings meet other programs: HDF5 1.10's own tools read them, and every text and JSON document in them is
+valid UTF-8 without NUL and strict JSON, whatever a device or a caller sent. Files are written by the recorder and
+read back with plain h5py, h5dump/h5ls, and a JSON parser that refuses NaN and Infinity."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from helpers_recording import FRAME, check_rows, write_session
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from workstation.bus import CommandRecord, Event
+from workstation.recording import Recording
+from workstation.recording.clean import NON_FINITE_KEY, RAW_HEX_KEY, clean_text
+
+T0 = 1000.0
+TOOLS = shutil.which("h5dump") and shutil.which("h5ls")
+needs_tools = pytest.mark.skipif(
+    not TOOLS, reason="Debian's hdf5-tools (h5dump, h5ls) are not installed; .ci/run installs them "
+    "(apt-get install hdf5-tools)")
+
+
+def strict(text: str):
+    """json.loads that refuses NaN, Infinity and -Infinity, as RFC 8259 parsers (MATLAB, jq, browsers) do."""
+    def refuse(name: str):
+        raise ValueError(f"non-standard JSON constant {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def _text(v) -> str:
+    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+
+STATUS_PADDED = "light: idle" + "\0" * 23  # the issue's STATUS text, padded with NULs by the device
+PROTOCOL_EVENT = Event(T0 + 0.5, "protocol", "info", "session", "step 2 started: needling on chin",
+                       {"event": "step_started", "area": "chin", "area_dose_cap_mj_cm2": math.inf,
+                        "depth_mm": 1.0, "nan_value": math.nan, "down": -math.inf})
+
+
+def _session(tmp_path: Path) -> Path:
+    events = [
+        Event(T0 + 0.2, "device_state", "info", "light", STATUS_PADDED, {"state": "IDLE", "reason": "NONE"}),
+        Event(T0 + 0.3, "note", "info", "operator", "embedded\0NUL and bad \udcff byte", {"text": "x\0y"}),
+        PROTOCOL_EVENT,
+    ]
+    commands = [CommandRecord(T0 + 0.4, "light", "set", {"param": "target_dose", "value": math.inf}, "ack",
+                              T0 + 0.401)]
+    return write_session(tmp_path, 1.0, events=events, commands=commands,
+                         plan={"areas": [{"cap_mj_cm2": math.inf, "label": "chin\0"}]}, t0_host_s=T0)
+
+
+# --- item 1: HDF5 1.10 tools -------------------------------------------------------------------------------------
+@needs_tools
+def test_hdf5_1_10_tools_read_a_recorded_session(tmp_path):
+    path = _session(tmp_path)
+    for cmd in (["h5dump", "-H", str(path)], ["h5ls", "-r", str(path)], ["h5dump", "-d", "/events", str(path)],
+                ["h5dump", "-B", "-H", str(path)]):
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and "error" not in out.stderr.lower(), (cmd, out.stderr[-2000:])
+        if cmd[:2] == ["h5ls", "-r"]:
+            for name in ("/devices/light/telemetry", "/devices/pen/index", "/events", "/commands", "/plan"):
+                assert name in out.stdout
+        if cmd[1] == "-B":
+            assert "SUPERBLOCK_VERSION 3" in out.stdout  # the version SWMR needs, and 1.10 reads
+        if cmd[1] == "-d":
+            assert '"light: idle"' in out.stdout and "step 2 started" in out.stdout
+
+
+def test_the_writer_asks_hdf5_for_the_1_10_format(tmp_path):
+    """Independent of the tools: the bounds the recorder's file is written with (HDF5 2.0's "latest" wrote datatype
+    messages h5dump 1.10 rejects), and SWMR still on."""
+    from helpers_recording import add_devices, meta
+
+    from workstation.recording import SessionRecorder
+
+    rec = SessionRecorder.create(tmp_path, meta(), min_free_bytes=0, t0_host_s=T0)
+    add_devices(rec)
+    rec.start()
+    try:
+        assert rec._h5.id.get_access_plist().get_libver_bounds() == (h5py.h5f.LIBVER_V110, h5py.h5f.LIBVER_V110)
+        assert rec._h5.swmr_mode
+    finally:
+        rec.close()
+    with open(rec.path, "rb") as f:
+        head = f.read(9)
+    assert head[:8] == b"\x89HDF\r\n\x1a\n" and head[8] == 3  # superblock version 3: SWMR, readable by 1.10
+
+
+# --- items 3 and 5: clean text, strict JSON ----------------------------------------------------------------------
+def test_a_nul_padded_status_and_infinite_caps_are_recorded_clean_and_strict(tmp_path):
+    path = _session(tmp_path)
+    with h5py.File(path, "r") as f:  # plain h5py, as any engineer would
+        ev = f["events"][:]
+        for r in ev:
+            for col in ("kind", "severity", "source", "message", "details_json"):
+                s = _text(r[col])
+                assert "\0" not in s and s.encode("utf-8").decode("utf-8") == s
+            strict(_text(r["details_json"]))
+        for r in f["commands"][:]:
+            strict(_text(r["args_json"]))
+        for r in f["plan"][:]:
+            strict(_text(r["plan_json"]))
+        for g in f["devices"].values():
+            strict(_text(g.attrs["identity_json"]))
+            strict(_text(g.attrs["calibration_json"]))
+        status = next(r for r in ev if _text(r["source"]) == "light")
+        assert _text(status["message"]) == "light: idle"
+        assert strict(_text(status["details_json"]))[RAW_HEX_KEY]["message"] == STATUS_PADDED.encode().hex()
+        proto = strict(_text(next(r for r in ev if _text(r["kind"]) == "protocol")["details_json"]))
+        assert proto["area_dose_cap_mj_cm2"] is None and proto["depth_mm"] == 1.0
+        assert proto[NON_FINITE_KEY] == {"area_dose_cap_mj_cm2": "inf", "nan_value": "nan", "down": "-inf"}
+        note = strict(_text(next(r for r in ev if _text(r["kind"]) == "note")["details_json"]))
+        assert bytes.fromhex(note[RAW_HEX_KEY]["message"]) == b"embedded\0NUL and bad \xff byte"
+        assert note["text"] == "x\ufffdy" and bytes.fromhex(note[RAW_HEX_KEY]["details.text"]) == b"x\0y"
+        cmd = strict(_text(f["commands"][0]["args_json"]))
+        assert cmd["value"] is None and cmd[NON_FINITE_KEY] == {"value": "inf"}
+    with Recording.open(path) as rec:  # and the project's reader, then the tools built on it
+        assert [e.kind for e in rec.events] == ["device_state", "note", "protocol"]
+        assert rec.plan["areas"][0]["label"] == "chin"
+        check_rows("light", rec.telemetry("light"))
+
+
+def test_inspect_of_the_issue_inputs(tmp_path, capsys):
+    from main import main
+
+    path = _session(tmp_path)
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "events: 3" in out and "checksum: SHA-256 matches" in out
+
+
+_ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)  # NULs and lone surrogates too
+_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(), _ANY_TEXT,
+                  st.binary(max_size=16))
+_DETAILS = st.dictionaries(_ANY_TEXT, st.recursive(_LEAF, lambda kids: st.lists(kids, max_size=4)
+                                                   | st.dictionaries(_ANY_TEXT, kids, max_size=4), max_leaves=12),
+                           max_size=6)
+
+
+def _restore(text: str, raw: dict, key: str, original) -> None:
+    """A text that was changed on its way into the file is given back, byte for byte, by its raw_hex note."""
+    if key in raw:
+        if isinstance(original, bytes):
+            assert bytes.fromhex(raw[key]) == original
+        else:
+            try:  # bytes a decoder could not read come back as they were; other lone surrogates as themselves
+                expected = original.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                expected = original.encode("utf-8", "surrogatepass")
+            assert bytes.fromhex(raw[key]) == expected
+    else:
+        assert text == original
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages=st.lists(_ANY_TEXT, min_size=1, max_size=4), sources=st.lists(_ANY_TEXT, min_size=1, max_size=4),
+       details=st.lists(_DETAILS, min_size=1, max_size=4))
+def test_any_event_text_and_details_reach_the_file_clean_and_strict(messages, sources, details):
+    n = min(len(messages), len(sources), len(details))
+    events = [Event(T0 + 0.01 * (k + 1), "note", "info", sources[k], messages[k], details[k]) for k in range(n)]
+    with tempfile.TemporaryDirectory() as d:
+        path = write_session(Path(d), 0.05, events=events, t0_host_s=T0)
+        with h5py.File(path, "r") as f:
+            rows = f["events"][:]
+            assert len(rows) == n
+            for k, r in enumerate(rows):
+                texts = {c: _text(r[c]) for c in ("kind", "severity", "source", "message")}
+                assert all("\0" not in t for t in texts.values())
+                d_json = _text(r["details_json"])
+                assert "\0" not in d_json
+                got = strict(d_json)
+                raw = got.get(RAW_HEX_KEY, {})
+                _restore(texts["message"], raw, "message", messages[k])
+                _restore(texts["source"], raw, "source", sources[k])
+                cleaned = [clean_text(key)[0] for key in details[k]]
+                for value, name in zip(details[k].values(), cleaned, strict=True):
+                    if cleaned.count(name) > 1:
+                        continue  # two keys that differ only by NULs or bad bytes: both raw forms are in raw_hex
+                    if isinstance(value, float) and not math.isfinite(value):
+                        assert got[name] is None and NON_FINITE_KEY in got and name in got[NON_FINITE_KEY]
+                    elif isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
+                        assert got[name] == value
+        with Recording.open(path) as rec:
+            assert len(rec.events) == n
+
+
+# --- rows allocated but never written (a write that failed on a full disk) ---------------------------------------
+def test_rows_allocated_but_never_written_are_not_read_as_data(tmp_path):
+    path = _session(tmp_path)
+    with h5py.File(path, "r+") as f:  # what a failed append leaves: the extent grew, the data never arrived
+        for name in ("events", "commands", "plan"):
+            f[name].resize((f[name].shape[0] + 3,))
+        tel = f["devices/light/telemetry"]
+        n = tel.shape[0]
+        tel.resize((n + 1000,))
+        ev = f["events"][:]
+        ev[0]["details_json"] = ""  # and an older file's unreadable details
+        f["events"][0] = ev[0]
+    with Recording.open(path) as rec:
+        assert len(rec.events) == 3 and len(rec.commands) == 1 and len(rec.plans) == 1
+        assert rec.samples("light") == n
+        assert rec.events[0].details == {"unreadable_json": ""}
+        assert np.all(rec.telemetry("light")["t_host_s"] > 0)
+        assert rec.samples("light") == 2000 and n == 2000 and FRAME == 20
+
+
+def test_exported_json_columns_are_strict(tmp_path):
+    import csv
+
+    from main import main
+
+    path = _session(tmp_path)
+    assert main(["export", str(path), "--csv", str(tmp_path / "csv")]) == 0
+    for name, column in (("events.csv", "details_json"), ("commands.csv", "args_json")):
+        with open(tmp_path / "csv" / name, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        assert rows and all(isinstance(strict(r[column]), dict) for r in rows)

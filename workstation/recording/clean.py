@@ -1,0 +1,124 @@
+"""Everything that reaches a recording passes here first: text becomes valid UTF-8 without NUL characters, and JSON
+becomes strict (RFC 8259: no NaN, no Infinity), so that HDF5's variable-length strings accept it and any JSON parser
+(MATLAB, jq, a browser) reads it.
+
+Nothing is lost silently: the original bytes of a changed text are kept as hex, and a non-finite number is written
+as `null` with its value named in a note (`docs/recording-format.md`, "Text and JSON").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+RAW_HEX_KEY = "raw_hex"  # details key: {"<where>": "<original UTF-8 bytes as hex>"} for every text that was changed
+NON_FINITE_KEY = "non_finite"  # details key: {"<where>": "nan" | "inf" | "-inf"} for every number written as null
+
+
+def clean_text(value: object) -> tuple[str, str | None]:
+    """`(text, original_hex)`: `text` is valid UTF-8 with no NUL; `original_hex` is None when nothing changed.
+
+    Trailing NULs (padding) are dropped, embedded ones become U+FFFD, undecodable bytes and lone surrogates become
+    U+FFFD. `original_hex` is the hex of the bytes as received (a str's UTF-8 bytes, surrogate escapes restored).
+    """
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        text = raw.decode("utf-8", errors="replace")
+    else:
+        text = value if isinstance(value, str) else str(value)
+        try:
+            text.encode("utf-8")
+            raw = None
+        except UnicodeEncodeError:
+            raw = _bytes_of(text)
+            text = raw.decode("utf-8", errors="replace")
+    cleaned = text.rstrip("\0").replace("\0", "\ufffd")
+    if raw is None and cleaned == text:
+        return text, None
+    return cleaned, (raw if raw is not None else text.encode("utf-8")).hex()
+
+
+def _bytes_of(text: str) -> bytes:
+    try:
+        return text.encode("utf-8", errors="surrogateescape")  # bytes a decoder could not read, restored
+    except UnicodeEncodeError:
+        return text.encode("utf-8", errors="surrogatepass")
+
+
+def plain(value: Any, where: str, raw_hex: dict[str, str], non_finite: dict[str, str]) -> Any:
+    """`value` as JSON-able Python with clean text and finite numbers; what was changed is noted under `where`."""
+    if value is None or isinstance(value, bool | np.bool_):
+        return None if value is None else bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        f = float(value)
+        if math.isfinite(f):
+            return f
+        non_finite[where] = "nan" if math.isnan(f) else ("inf" if f > 0 else "-inf")
+        return None
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            key, hexed = clean_text(k)
+            path = f"{where}.{key}" if where else key
+            if hexed is not None:
+                raw_hex[f"{path} (key)"] = hexed
+            out[key] = plain(v, path, raw_hex, non_finite)
+        return out
+    if isinstance(value, list | tuple | set | frozenset | np.ndarray):
+        items = value.tolist() if isinstance(value, np.ndarray) else value
+        return [plain(v, f"{where}[{i}]", raw_hex, non_finite) for i, v in enumerate(items)]
+    text, hexed = clean_text(value)  # str, bytes, and anything else as its str() (as json's default=str did)
+    if hexed is not None:
+        raw_hex[where] = hexed
+    return text
+
+
+def dumps(value: Any) -> str:
+    """Strict JSON text (sorted keys, UTF-8 characters kept). Never raises for NaN, Infinity, NULs or odd types."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False)
+
+
+def json_with_notes(value: Any) -> str:
+    """Strict JSON of `value`; a dict gets `raw_hex` / `non_finite` notes for what had to be changed."""
+    raw_hex: dict[str, str] = {}
+    non_finite: dict[str, str] = {}
+    out = plain(value, "", raw_hex, non_finite)
+    if isinstance(out, dict):
+        if raw_hex:
+            out[RAW_HEX_KEY] = raw_hex
+        if non_finite:
+            out[NON_FINITE_KEY] = non_finite
+    return dumps(out)
+
+
+def clean_fields(texts: dict[str, object], details: dict[str, Any]) -> tuple[dict[str, str], str]:
+    """Clean the text columns of a row and its details; return `(texts, details_json)`.
+
+    A text column that had to change has its original bytes in `raw_hex["<column>"]`, a detail in
+    `raw_hex["details.<key>"]`; a non-finite detail is null, named in `non_finite["<key>"]`.
+    """
+    raw_hex: dict[str, str] = {}
+    non_finite: dict[str, str] = {}
+    out_texts = {}
+    for name, value in texts.items():
+        out_texts[name], hexed = clean_text(value)
+        if hexed is not None:
+            raw_hex[name] = hexed
+    out = plain(dict(details), "details", raw_hex, non_finite)
+    if raw_hex:
+        out[RAW_HEX_KEY] = raw_hex
+    if non_finite:
+        out[NON_FINITE_KEY] = {k.removeprefix("details."): v for k, v in non_finite.items()}
+    return out_texts, dumps(out)
+
+
+def clean_attr(value: Any) -> Any:
+    """An HDF5 attribute value: text cleaned (no NUL, valid UTF-8), numbers and others unchanged."""
+    if isinstance(value, str | bytes):
+        return clean_text(value)[0]
+    return value
