@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers_recording import write_session
+
 from workstation.checksum import sha256_of, write_checksum
 from workstation.keys import keys_dir, public_key_text, signing_key
 from workstation.recording import signature
