@@ -111,7 +111,7 @@ class AlarmList(QWidget):
         self.ack_button = QPushButton("Acknowledge alarm")
         self.ack_button.setObjectName("ack_button")
         self.ack_button.clicked.connect(self.acknowledge_selected)
-        self.summary = QLabel("No alarms")
+        self.summary = QLabel("No alarm to acknowledge")
         head = QHBoxLayout()
         head.addWidget(QLabel("<b>Alarms</b>"))
         head.addWidget(self.summary, 1)
