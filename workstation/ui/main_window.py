@@ -66,8 +66,7 @@ class MainWindow(QMainWindow):
         self.plan_view.back_button.clicked.connect(lambda: self.show_page(self.patient))
         self.treatment = TreatmentView(self.controller, self.notify, self.session_ended)
         self.replay = ReplayView(self.notify)
-        self.after = AfterView(self.controller, self.notify, lambda: self.treatment.plots.grab().toImage(),
-                               self.recordings_dir)
+        self.after = AfterView(self.controller, self.notify, self.recordings_dir)
         self.trainer: TrainerPanel | None = None
         for page in (self.start_page, self.patient, self.plan_view, self.treatment, self.after, self.replay):
             self.pages.addWidget(page)

@@ -39,7 +39,8 @@ REGION_NAMES = {
 }
 DEVICE_NAMES = {"light": "UV light", "pen": "needling pen", "session": "session", "safety": "safety monitor",
                 "recorder": "recorder", "operator": "operator"}
-MODALITY_NAMES = {"light": "UV light", "needling": "Microneedling", "none": "No treatment today"}
+MODALITY_NAMES = {"light": "UV light", "needling": "Microneedling", "none": "No treatment today",
+                  "both": "UV light and microneedling"}
 # Interlock: (short name for a light, sentence for a message).
 INTERLOCK_NAMES = {
     Interlock.TARGET_DOSE: ("Target dose", "the target dose was reached"),
