@@ -52,11 +52,11 @@ def _export(args: argparse.Namespace) -> int:
             raise UserError(f"--{name} must be a number of seconds, not {v}.")
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise UserError(f"--end ({args.end:g} s) must come after --start ({args.start:g} s).")
-    from workstation.recording.export import export_csv
-    from workstation.recording.reader import Recording
-
     import sys
     import time
+
+    from workstation.recording.export import export_csv
+    from workstation.recording.reader import Recording
 
     with Recording.open(args.file) as rec:
         duration = rec.duration_s

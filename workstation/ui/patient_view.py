@@ -26,6 +26,8 @@ from PyQt6.QtWidgets import (
 from workstation.errors import UserError
 from workstation.protocols.model import LESION_TYPES, SKIN_TYPES
 from workstation.store.records import Identity
+from workstation.ui.body_map import BodyMap, MapArea
+from workstation.ui.patient_checks import differs, med_from_text, typed_identity
 from workstation.ui.response_form import NOTHING_ENTERED, ResponseTable
 from workstation.ui.session_controller import SessionController
 from workstation.ui.wording import field_change, lesion_name, quantity, region_name
@@ -89,6 +91,8 @@ class PatientView(QWidget):
         self.areas.setObjectName("areas")
         self.areas.setToolTip("Tick the areas of a new course; select one to load it into the form and correct it")
         self.areas.currentItemChanged.connect(self._area_selected)
+        self.body_map = BodyMap()
+        self.body_map.area_clicked.connect(self._select_area_row)
         self._area_by_id: dict[int, Any] = {}
         self._select_course: int | None = None
         self._mismatch_warned: tuple | None = None
@@ -160,8 +164,14 @@ class PatientView(QWidget):
         cf.addRow(self.previous)
         cf.addRow(save_previous)
         cf.addRow(plan)
+        map_box = QGroupBox("Body map")
+        QVBoxLayout(map_box).addWidget(self.body_map)
+        first = QVBoxLayout()
+        first.addWidget(scr, 3)
+        first.addWidget(map_box, 2)
         row = QHBoxLayout()
-        for box in (scr, area_box, course_box):
+        row.addLayout(first, 1)
+        for box in (area_box, course_box):
             row.addWidget(box, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("<h2>Patient and course</h2>"))
@@ -191,20 +201,7 @@ class PatientView(QWidget):
 
     def _typed_identity(self) -> Identity | None:
         """The identity typed in the form, None if nothing was typed. UserError if it is incomplete or impossible."""
-        family, given, born = (e.text().strip() for e in (self.family_name, self.given_name, self.birth_date))
-        if not (family or given or born):
-            return None
-        if not family or not given:
-            raise UserError("Type both the family name and the given name (or leave the identity empty).")
-        birth = None
-        if born:
-            try:
-                birth = dt.date.fromisoformat(born)
-            except ValueError:
-                raise UserError(f"Birth date {born!r} is not a date: type it as YYYY-MM-DD.") from None
-            if not dt.date(1900, 1, 1) <= birth <= dt.date.today():
-                raise UserError(f"Birth date {birth.isoformat()} is impossible: check it.")
-        return Identity(family, given, birth)
+        return typed_identity(*(e.text().strip() for e in (self.family_name, self.given_name, self.birth_date)))
 
     def find_or_create(self, announce: bool = True) -> None:
         """Load the patient typed (create it if new); `announce` says so in the message area (a reload after a
@@ -232,7 +229,7 @@ class PatientView(QWidget):
 
         def done(result: tuple) -> None:
             on_file = result[2]
-            if typed is not None and on_file is not None and _differs(typed, on_file):
+            if typed is not None and on_file is not None and differs(typed, on_file):
                 # Perhaps the wrong patient: nothing of this record is shown or planned until the id is checked.
                 self.patient = None
                 self.areas.clear()
@@ -279,6 +276,7 @@ class PatientView(QWidget):
             keep = self._select_course
         self._select_course = None
         self.courses.blockSignals(True)
+        self.body_map.set_areas([MapArea(a.id, a.label, a.body_region, a.lesion_type) for a in areas])
         self.courses.clear()
         for c in courses:
             self.courses.addItem(f"Course {c.id}: {c.protocol_id}, from {c.started_on}", c.id)
@@ -312,25 +310,11 @@ class PatientView(QWidget):
     def save_med(self) -> None:
         if not self._need_patient():
             return
-        text = self.med.text().strip().replace(",", ".")
-        if not text:
-            self.notify("Type the MED in mJ/cm² (read at 24 h), then save it.", "error")
-            return
         light = self.controller.rig.devices.get("light") if self.controller.rig else None
-        model = self._light_model()
-        if light is None or model is None:
-            self.notify("Connect the light to record an MED: it is kept per device model.", "error")
-            return
-        low, high = _dose_range(light)
-        try:
-            med = float(text)
-        except ValueError:
-            self.notify(f"Type the MED as a number of mJ/cm² (for example 400), not “{text}”.", "error")
-            return
-        if not low <= med <= high:  # refused, never clamped: a wrong MED would set every later dose
-            self.notify(f"An MED of {quantity(med, 'mJ/cm²')} is outside what the {model} can deliver "
-                        f"({low:g}–{high:g} mJ/cm²): check the reading and type it again. Nothing was saved.",
-                        "error")
+        try:  # refused, never clamped: a wrong MED would set every later dose
+            med, model = med_from_text(self.med.text(), light)
+        except UserError as exc:
+            self.notify(str(exc), "error")
             return
         pid = self.patient.id
 
@@ -358,10 +342,17 @@ class PatientView(QWidget):
 
         self.controller.store_call(lambda store: store.add_area(pid, *args), added, self._error)
 
+    def _select_area_row(self, area_id: int) -> None:
+        """A click on the body map selects the area in the list (and so loads it into the form)."""
+        for i in range(self.areas.count()):
+            if self.areas.item(i).data(Qt.ItemDataRole.UserRole) == area_id:
+                self.areas.setCurrentRow(i)
+
     def _area_selected(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None = None) -> None:
         area = self._area_by_id.get(item.data(Qt.ItemDataRole.UserRole)) if item is not None else None
         if area is None:
             return
+        self.body_map.select(area.id)
         self.area_label.setText(area.label)
         self.region.setCurrentIndex(self.region.findData(area.body_region))
         self.lesion.setCurrentIndex(self.lesion.findData(area.lesion_type))
@@ -477,20 +468,3 @@ class PatientView(QWidget):
             return
         self.controller.plan_course(self.courses.currentData(), self.patient.pseudonym,
                                     lambda _p: self.on_plan(), self._error)
-
-
-def _dose_range(light: Any) -> tuple[float, float]:
-    """The light's declared target-dose range (mJ/cm²): an MED outside it cannot have been measured on it."""
-    bound = next((b for b in light.INFO.bounds if b.name == "target_dose_mj_cm2"), None)
-    return (bound.minimum, bound.maximum) if bound is not None else (1.0, 5000.0)
-
-
-def _differs(typed: Identity, on_file: Identity) -> bool:
-    """Names compared without case or surrounding blanks; a birth date counts only when both have one."""
-    def norm(name: str) -> str:
-        return " ".join(name.split()).casefold()
-
-    dates_differ = typed.birth_date is not None and on_file.birth_date is not None and \
-        typed.birth_date != on_file.birth_date
-    return (norm(typed.family_name) != norm(on_file.family_name) or norm(typed.given_name) != norm(on_file.given_name)
-            or dates_differ)

@@ -13,6 +13,7 @@ drawn as gaps (`connect="finite"`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,7 @@ from PyQt6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayo
 
 from workstation.plotbuffer import PlotBuffers
 
-WINDOW_CHOICES_S = {"10 s": 10.0, "1 min": 60.0, "10 min": 600.0}
+WINDOW_CHOICES_S = {"10 s": 10.0, "1 min": 60.0, "10 min": 600.0, "1 h": 3600.0}  # offered if the buffers hold it
 DEFAULT_REFRESH_HZ = 40.0
 MIN_POINTS = 200
 GAP_S = 0.25  # samples further apart than this (and than 3 typical steps) are not joined: the device was silent
@@ -88,6 +89,8 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
         self.device = device
         self.plots: list[pg.PlotItem] = []
         self.paints = 0  # frames actually painted (for the benchmark)
+        self.drawn_total = 0  # the device's samples_total when its curves were last set (what the next paint shows)
+        self.on_painted: Callable[[DevicePlotPanel], None] | None = None  # the benchmark's device→pixel probe
         self.curves: dict[str, pg.PlotDataItem] = {}
         self._auto_y: list[tuple[pg.PlotItem, tuple[str, ...], PlotSpec]] = []  # Y range follows the data
         self.setBackground("w")
@@ -121,6 +124,8 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
         super().paintEvent(event)
         self.paints += 1
+        if self.on_painted is not None:
+            self.on_painted(self)
 
     def points_budget(self) -> int:
         """At most 2 points per pixel of plot width: the min and the max of the samples under that pixel."""
@@ -129,7 +134,9 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
     def refresh(self, buffers: PlotBuffers, window_s: float, decimate: bool, t_end_s: float | None = None) -> None:
         """Redraw from the buffers; `t_end_s` (session s) ends the shared time axis (default: this device's last)."""
         max_points = self.points_budget() if decimate else None
-        t_last_s = buffers.stats(self.device).t_last_s if t_end_s is None else t_end_s
+        stats = buffers.stats(self.device)
+        self.drawn_total = stats.samples_total
+        t_last_s = stats.t_last_s if t_end_s is None else t_end_s
         y_extent: dict[str, tuple[float, float]] = {}
         for channel, curve in self.curves.items():
             t, y = with_gaps(*buffers.view(self.device, channel, window_s, max_points))
@@ -201,7 +208,8 @@ class LivePlots(QWidget):
         self._last_totals: tuple[int, ...] | None = None
 
         self.window_choice = QComboBox()
-        self.window_choice.addItems(list(WINDOW_CHOICES_S))
+        held_s = buffers.capacity_samples / buffers.rate_hz
+        self.window_choice.addItems([k for k, v in WINDOW_CHOICES_S.items() if v <= held_s + 1e-6])
         self.window_choice.setCurrentText("1 min")
         self.window_choice.currentTextChanged.connect(self._window_changed)
         self.decimate_toggle = QCheckBox("min/max decimation")
