@@ -89,6 +89,7 @@ class PatientView(QWidget):
         add_area.clicked.connect(self.add_area)
         self.areas = QListWidget()
         self.areas.setObjectName("areas")
+        self.areas.setWordWrap(True)  # an area's line wraps instead of being cut
         self.areas.setToolTip("Tick the areas of a new course; select one to load it into the form and correct it")
         self.areas.currentItemChanged.connect(self._area_selected)
         self.body_map = BodyMap()
@@ -194,7 +195,8 @@ class PatientView(QWidget):
             self.region.addItem(region_name(region), region)
         self.protocol.clear()
         for pid, p in sorted(lib.protocols.items()):
-            self.protocol.addItem(f"{pid} v{p.version}", pid)
+            self.protocol.addItem(f"{p.title} (v{p.version})", pid)
+            self.protocol.setItemData(self.protocol.count() - 1, f"{pid} v{p.version}", Qt.ItemDataRole.ToolTipRole)
 
     def _error(self, exc: Exception) -> None:
         self.notify(str(exc), "error")
@@ -279,7 +281,7 @@ class PatientView(QWidget):
         self.body_map.set_areas([MapArea(a.id, a.label, a.body_region, a.lesion_type) for a in areas])
         self.courses.clear()
         for c in courses:
-            self.courses.addItem(f"Course {c.id}: {c.protocol_id}, from {c.started_on}", c.id)
+            self.courses.addItem(f"Course {c.id}, from {c.started_on}: {c.protocol_id}", c.id)
             self.courses.setItemData(self.courses.count() - 1, self.courses.itemText(self.courses.count() - 1),
                                      Qt.ItemDataRole.ToolTipRole)
         # the course chosen stays chosen (a correction or a reconnect reloads the patient); otherwise the newest

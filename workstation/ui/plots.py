@@ -116,8 +116,8 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
             if self.plots:
                 plot.setXLink(self.plots[0])
             self.plots.append(plot)
-        for plot in self.plots[:-1]:  # one time axis, at the bottom
-            plot.getAxis("bottom").setStyle(showValues=False)
+        for plot in self.plots[:-1]:  # one time axis, at the bottom (an axis costs as much to paint as a curve)
+            plot.hideAxis("bottom")
         self.plots[-1].setLabel("bottom", "time since session start (s)", **{"color": AXIS_TEXT, "font-size": "9pt"})
         self.plots[-1].getAxis("bottom").enableAutoSIPrefix(False)
 

@@ -153,6 +153,8 @@ def scrub(text: str) -> str:
             if "_" in key:
                 text = re.sub(rf"\b{re.escape(key)}\b", table[key].lower() if table is LESION_NAMES else table[key],
                               text)
+    for key, name in FAULT_NAMES.items():  # a device's own fault names (CONTACT_LOST)
+        text = re.sub(rf"\b{key}\b", name, text)
     for key, (name, _sentence) in INTERLOCK_NAMES.items():
         if "_" in key:
             text = re.sub(rf"\b{re.escape(key)}\b", name.lower(), text)
