@@ -93,3 +93,11 @@ def test_high_ticks_are_painted_last_and_controls_do_not_move(qtbot, window: Mai
         view.seek(t)
         qtbot.wait(150)
         assert {w: w.geometry() for w in places} == places
+
+
+def test_previous_alarm_after_playing_to_the_end(qtbot, window: MainWindow, recording: Path) -> None:
+    view = opened(qtbot, window, recording)
+    view.seek(view.source.duration_s)
+    qtbot.waitUntil(lambda: view.source.position_s == view.source.duration_s, timeout=TIMEOUT_MS)
+    back = view.step(-1, alarms_only=True)
+    assert back is not None and back.severity == "high"  # the last alarm before the end, not "none earlier"

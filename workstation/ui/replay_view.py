@@ -148,6 +148,7 @@ class ReplayView(QWidget):
         self.position.setFixedWidth(self.position.fontMetrics().horizontalAdvance("00000.0 / 00000.0 s") + 8)
         self._event_t = np.empty(0)
         self._event_cursor = -1  # index of the event last jumped to (or the last one before the position)
+        self._jump_pos: float | None = None  # the position the last event jump left
         self.fills = 0  # times the plots were filled from the file (a seek)
         self.timeline = Timeline()
         self.timeline.setObjectName("replay_timeline")
@@ -323,6 +324,7 @@ class ReplayView(QWidget):
             t = self.source.position_s
             self._event_cursor = (int(np.searchsorted(self._event_t, t, "right")) - 1 if event_cursor is None
                                   else event_cursor)
+            self._jump_pos = None
             self._tick()
 
     def _refill(self) -> None:
@@ -351,8 +353,13 @@ class ReplayView(QWidget):
         if self.source is None or self.recording is None:
             return None
         events = self.recording.events
-        indices = range(self._event_cursor + 1, len(events)) if direction > 0 else \
-            range(min(self._event_cursor, len(events)) - 1, -1, -1)
+        pos = self.source.position_s
+        if self._jump_pos is not None and abs(pos - self._jump_pos) < 1e-6:  # still where the last jump left it
+            base, back = self._event_cursor, self._event_cursor - 1
+        else:  # played or moved since: from the position (an event just passed counts as the previous one)
+            base = int(np.searchsorted(self._event_t, pos + 1e-9, "right")) - 1
+            back = base
+        indices = range(base + 1, len(events)) if direction > 0 else range(min(back, len(events) - 1), -1, -1)
         target = next((i for i in indices if not alarms_only or events[i].severity in PRIORITY), None)
         if target is None:
             what = "alarm" if alarms_only else "event"
@@ -360,6 +367,7 @@ class ReplayView(QWidget):
             return None
         after = min(EVENT_AFTER_S, 0.25 * self.plots.window_s)
         self.seek(min(float(self._event_t[target]) + after, self.source.duration_s), event_cursor=target)
+        self._jump_pos = self.source.position_s
         return events[target]
 
     def _timeline_moved(self, _value: int) -> None:

@@ -125,6 +125,8 @@ def tour(out: Path, work: Path, size: tuple[int, int] = (1280, 800)) -> Iterator
         p.skin.setCurrentText("III")
         p.add_area()
         yield lambda n=n: p.areas.count() == n
+    p.save_screening()  # every answer "no": the plan has its numbers
+    yield lambda: "screening answers saved" in clinical.messages[-1][1]
     p.protocol.setCurrentIndex(p.protocol.findData("hypopigmented-atrophic-scar-combined"))
     for i in range(1, p.areas.count()):
         p.areas.item(i).setCheckState(Qt.CheckState.Unchecked)
