@@ -8,6 +8,7 @@ import pyqtgraph as pg
 from PyQt6.QtWidgets import QWidget
 
 from workstation.store.records import REPIGMENTATION_BANDS
+from workstation.ui.plots import AXIS_TEXT
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
 
@@ -20,17 +21,24 @@ class CourseView(pg.GraphicsLayoutWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setBackground("w")
-        self.dose = self.addPlot(row=0, col=0, title="light dose per area")
-        self.depth = self.addPlot(row=1, col=0, title="needling depth per area")
-        self.response = self.addPlot(row=2, col=0, title="erythema grade (response)")
-        self.repigmentation = self.addPlot(row=3, col=0, title="repigmentation (response)")
+        self.dose = self.addPlot(row=0, col=0, )
+        self.depth = self.addPlot(row=1, col=0, )
+        self.response = self.addPlot(row=2, col=0, )
+        self.repigmentation = self.addPlot(row=3, col=0, )
+        for plot, title in ((self.dose, "light dose per area"), (self.depth, "needling depth per area"),
+                            (self.response, "erythema grade (response)"),
+                            (self.repigmentation, "repigmentation (response)")):
+            plot.setTitle(title, color=AXIS_TEXT)
         for plot, label, unit in ((self.dose, "dose", "mJ/cm²"), (self.depth, "depth", "mm"),
                                   (self.response, "grade", "0–4"), (self.repigmentation, "band", "%")):
-            plot.setLabel("left", label, units=unit)
+            plot.setLabel("left", f"{label} ({unit})", **{"color": AXIS_TEXT, "font-size": "9pt"})
+            for name in ("left", "bottom"):
+                plot.getAxis(name).setTextPen(AXIS_TEXT)
+                plot.getAxis(name).setPen("#606060")
             plot.getAxis("left").enableAutoSIPrefix(False)
             plot.showGrid(x=True, y=True, alpha=0.3)
             plot.setMenuEnabled(False)
-        self.repigmentation.setLabel("bottom", "session")
+        self.repigmentation.setLabel("bottom", "session", **{"color": AXIS_TEXT, "font-size": "9pt"})
         self.response.setYRange(-0.2, 4.2)
         self.repigmentation.setYRange(-0.2, len(REPIGMENTATION_BANDS) - 0.8)
         self.repigmentation.getAxis("left").setTicks([list(enumerate(REPIGMENTATION_BANDS))])
@@ -71,7 +79,7 @@ class CourseView(pg.GraphicsLayoutWidget):
                 _sensible_y(plot, [y for pts in series[key].values() for _x, y in pts])
         self.legend_text = "&nbsp;&nbsp;".join(f"<span style='color:{colors[lab]}'>●</span>&nbsp;{lab}"
                                                for lab in all_labels)
-        self.dose.setTitle(f"light dose per area&nbsp;&nbsp;&nbsp;{self.legend_text}")
+        self.dose.setTitle(f"light dose per area&nbsp;&nbsp;&nbsp;{self.legend_text}", color=AXIS_TEXT)
         ticks = [[(n, str(n)) for n in range(1, max(1, len(history)) + 1)]]
         for _key, plot in charts:
             plot.setXRange(0.5, max(1, len(history)) + 0.5, padding=0)

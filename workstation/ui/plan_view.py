@@ -85,12 +85,12 @@ class PlanView(QWidget):
         layout.addWidget(self.bounds_label)
         layout.addWidget(QLabel("<b>Why these numbers, warnings, aftercare</b>"))
         layout.addWidget(self.reasons, 1)
-        QWidget.setTabOrder(self.apply_button, self.back_button)  # reading order: back, then start
-        QWidget.setTabOrder(self.back_button, self.start_button)
         buttons = QHBoxLayout()
         buttons.addWidget(self.back_button)
         buttons.addWidget(self.start_button, 1)
         layout.addLayout(buttons)
+        QWidget.setTabOrder(self.apply_button, self.back_button)  # reading order: back, then start
+        QWidget.setTabOrder(self.back_button, self.start_button)
 
     def show_plan(self, plan: SessionPlan) -> None:
         self.plan = plan
