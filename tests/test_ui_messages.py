@@ -36,6 +36,7 @@ def test_messages_never_move_the_page(qtbot, window: MainWindow) -> None:
         assert win.start_page.mapTo(win, win.start_page.rect().topLeft()).y() == stop_y
     assert len(heights) == 1
     assert "\n" not in win.message.text()
+    assert win.minimumSizeHint().width() < 1280  # a long message never widens the window
 
 
 def test_the_newest_message_replaces_the_error_and_history_is_kept(qtbot, window: MainWindow) -> None:

@@ -12,7 +12,7 @@ import logging
 import time
 
 from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QWidget
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QSizePolicy, QWidget
 
 from workstation.errors import UserError
 from workstation.session import SessionError
@@ -45,6 +45,7 @@ class MessageBar(QWidget):
         self.label.setObjectName("message")
         self.label.setTextFormat(Qt.TextFormat.PlainText)
         self.label.setWordWrap(False)
+        self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)  # text never sizes the window
         self.log_button = QPushButton("Messages ▾")
         self.log_button.setObjectName("message_log_button")
         self.log_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
