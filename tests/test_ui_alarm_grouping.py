@@ -9,7 +9,7 @@ from PyQt6.QtCore import Qt
 from tests.test_ui_alarms import Collect
 from workstation.bus import Event, SessionBus, now_s
 from workstation.protocols.library import seeds_dir
-from workstation.ui.alarms import AlarmList
+from workstation.ui.alarms import GROUP_WINDOW_S, AlarmList
 from workstation.ui.main_window import MainWindow
 
 TIMEOUT_MS = 20_000
@@ -45,10 +45,13 @@ def test_one_cause_is_one_condition_acknowledged_once(qtbot) -> None:
     assert "/dev/pts" not in text and "readiness" not in text and "_" not in text
     alarms.add(Event(now_s(), "alarm", "medium", "light", "light lamp ageing", {}))
     assert len(alarms.alarms) == 2  # another device, another cause
+    cond.last_signal_s -= GROUP_WINDOW_S + 0.1  # the pen's signals are older than the window now
+    later = alarms.add(Event(now_s(), "alarm", "low", "pen", "pen cartridge nearly worn", {}))
+    assert later is not cond and len(alarms.alarms) == 3 and len(raised) == 3  # a new cause raises again
     qtbot.mouseClick(alarms.ack_button, Qt.MouseButton.LeftButton)
     acks = [e for e in seen.events if e.kind == "alarm_ack"]
     assert len(acks) == 1 and len(acks[0].details["related"]) == 3
-    assert alarms.summary.text() == "1 medium to acknowledge"
+    assert alarms.summary.text() == "1 medium, 1 low to acknowledge"
 
 
 def test_the_operators_stop_is_not_an_alarm(qtbot) -> None:

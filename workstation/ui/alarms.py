@@ -4,7 +4,8 @@ interlock lights.
 Every bus event with a severity above "info" is an alarm *signal*. Signals with one cause are one alarm *condition*
 (IEC 60601-1-8 §6.1): a pen unplugged gives a disconnect, a telemetry loss and an interlock trip, and the window shows
 one condition, headed by its most telling signal, with the others listed under it, acknowledged once. Signals join a
-condition when they concern the same device and arrive while it is open or within GROUP_WINDOW_S of its last one.
+condition when they concern the same device and arrive within GROUP_WINDOW_S of its last signal; a later one is a new
+condition (a new cause must sound, even while an old one waits for its acknowledgement).
 The operator's own STOP is an operator action (it lights the E-stop interlock and is in the recording), not an alarm.
 Acknowledging publishes one `alarm_ack` event on the bus, so the recording keeps who acknowledged what and how long
 after it appeared. The most urgent open condition also sounds, repeating until acknowledged (`alarm_sound.py`).
@@ -69,8 +70,7 @@ class Alarm:
 
     def takes(self, event: Event, t: float) -> bool:
         """Whether `event` (arriving at `t`) belongs to this condition's cause."""
-        return _key(event) == _key(self.event) and (self.acknowledged_at_s is None
-                                                    or t - self.last_signal_s <= GROUP_WINDOW_S)
+        return _key(event) == _key(self.event) and t - self.last_signal_s <= GROUP_WINDOW_S
 
     def join(self, event: Event, t: float) -> None:
         self.last_signal_s = t

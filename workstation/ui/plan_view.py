@@ -45,6 +45,7 @@ class PlanView(QWidget):
 
         self.area_choice = QComboBox()
         self.area_choice.setObjectName("override_area")
+        self.area_choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # never "abdomen-"
         self.field_choice = QComboBox()
         self.field_choice.setObjectName("override_field")
         for f in OVERRIDABLE:
