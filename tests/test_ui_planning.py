@@ -94,6 +94,10 @@ def test_planning_fixes(qtbot, window: MainWindow, tmp_path: Path) -> None:
         assert win.controller.plan.course_id == first
         pv = win.plan_view
         assert pv.back_button.isVisible()
+        pv.value_edit.setText("nan")
+        pv.reason_edit.setText("why not")
+        qtbot.mouseClick(pv.apply_button, Qt.MouseButton.LeftButton)
+        assert "as a number" in last(win) and "nan mJ" not in last(win)
         pv.value_edit.setText("5")
         pv.reason_edit.setText("deep")
         qtbot.mouseClick(pv.back_button, Qt.MouseButton.LeftButton)

@@ -3,6 +3,7 @@ a reason that is kept in the plan (dose.override). A value out of bounds is a me
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from PyQt6.QtWidgets import (
@@ -150,8 +151,10 @@ class PlanView(QWidget):
         text = self.value_edit.text().strip().replace(",", ".")
         try:
             value = float(text)
+            if not math.isfinite(value):
+                raise ValueError(text)
         except ValueError:
-            self.notify(f"Type the new {LABELS[field]} as a number (for example 250), not {text!r}.", "error")
+            self.notify(f"Type the new {LABELS[field]} as a number (for example 250), not “{text}”.", "error")
             return
         try:
             plan = self._override(area_id, field, value, self.reason_edit.text())
