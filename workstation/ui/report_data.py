@@ -17,6 +17,7 @@ import numpy as np
 
 from workstation.ui.wording import (
     event_sentence,
+    humanise,
     lesion_name,
     modality_name,
     quantity,
@@ -99,6 +100,11 @@ class ReportData:
         out.append("## UV record")
         out.append(f"UV delivered this session: {quantity(sum(uv), 'mJ/cm²')} in {len(uv)} exposure(s)." if uv
                    else "No UV was delivered this session.")
+        record = self.plan.get("uv_record")  # the plan's own UV record, where the plan carries one
+        if isinstance(record, dict):
+            out += [f"{humanise(str(k)).capitalize()}: {v}" for k, v in record.items()]
+        elif isinstance(record, list | tuple):
+            out += [str(v) for v in record]
         if self.trips:
             out.append("## Interlocks and alarms")
             out += self.trips
