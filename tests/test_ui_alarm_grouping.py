@@ -93,3 +93,17 @@ def test_stop_in_the_window_raises_no_alarm_and_a_fault_one_condition(qtbot, win
     pen_conditions = [a for a in t.alarms.alarms if "pen" in (a.event.details.get("device"), a.event.source)]
     assert len(pen_conditions) == 1 and pen_conditions[0].related
     assert all("/dev/pts" not in t.alarms.list.item(i).text() for i in range(t.alarms.list.count()))
+
+
+def test_a_trip_does_not_move_the_interlock_lights(qtbot) -> None:
+    from workstation.ui.alarms import InterlockLights
+
+    lights = InterlockLights()
+    qtbot.addWidget(lights)
+    lights.show()
+    qtbot.waitExposed(lights)
+    before = {n: lab.geometry() for n, lab in lights.lights.items()}
+    lights.set_tripped("contact_lost", "pen")
+    qtbot.wait(20)
+    assert lights.lights["contact_lost"].text().endswith("✕")  # tripped says so in text, not only in red
+    assert {n: lab.geometry() for n, lab in lights.lights.items()} == before

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtGui import QBrush, QColor
+from PyQt6.QtGui import QBrush, QColor, QFont, QFontMetrics
 from PyQt6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -214,6 +214,9 @@ class InterlockLights(QWidget):
         for i, name in enumerate(INTERLOCKS):
             label = QLabel(interlock_name(name))
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            bold = QFont(label.font())
+            bold.setBold(True)  # room for the tripped look ("name ✕", bold) from the start: nothing moves on a trip
+            label.setMinimumWidth(QFontMetrics(bold).horizontalAdvance(f"{interlock_name(name)} ✕") + 10)
             label.setObjectName(f"interlock_{name}")
             self.lights[name] = label
             grid.addWidget(label, i // 4, i % 4)
