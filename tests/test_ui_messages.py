@@ -75,6 +75,7 @@ def test_texts_from_elsewhere_are_scrubbed() -> None:
     assert scrub("INTERLOCK contact_lost on light: x") == "Skin contact interlock on the UV light: x"
     assert "_" not in scrub("target_dose_mj_cm2 changed on hypopigmented_atrophic_scar")
     assert scrub("No serial port light (/dev/ttyUSB0)") == "No serial port light (/dev/ttyUSB0)"  # typed by the user
+    assert scrub("pen reconnected on /tmp/cicatrix-emu-5trg_f/tty-pen") == "pen reconnected on its port"
     assert quantity(float("nan"), "mJ/cm²") == "—" and quantity(250.0, "mJ/cm²") == "250 mJ/cm²"
     assert count(1, "pass") == "1 pass" and count(2, "pass") == "2 passes"
     assert field_change("size_cm2", 4.0, 5.0) == "size 4 cm² → 5 cm²"

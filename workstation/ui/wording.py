@@ -72,7 +72,7 @@ FIELD_UNITS = {"target_dose_mj_cm2": "mJ/cm²", "depth_mm": "mm", "stroke_rate_h
 SEVERITY_LABELS = {"high": "HIGH", "medium": "MEDIUM", "low": "LOW", "info": "INFO"}
 OPERATOR_STOP_SOURCES = ("STOP button", "scenario", "key")  # an E-stop from these is the operator's own action
 
-_PATH = re.compile(r"/dev/pts/\d+")  # an emulator's internal pty; a port the user typed stays
+_PATH = re.compile(r"/dev/pts/\d+|/tmp/cicatrix-emu-[\w-]+/tty-\w+")  # emulator ptys; a port the user typed stays
 _LIBRARY_TEXT = re.compile(r"device reports readiness to read but returned no data"
                            r"( \(device disconnected or multiple access on port\?\))?|\[Errno \d+\][^)]*")
 
