@@ -333,8 +333,9 @@ class ReplayView(QWidget):
             self.seek(self.source.position_s, self._event_cursor)
 
     def _fill(self, t_s: float) -> None:
-        """On the replay thread, at every seek: the plots get the window's data up to `t_s` from the file at once
-        (≈ 10 ms per 10 s of two devices at 2 kHz), instead of refilling at replay speed."""
+        """On the replay thread, at every seek: the plots get the window's data up to `t_s` from the file at once,
+        instead of refilling at replay speed. Measured on a 15-min file of both devices at 2 kHz: ≈ 0.1 s for a 10-s
+        window (mostly the reader's fixed cost of finding the rows, ≈ 50 ms a device), ≈ 0.5 s for 10 minutes."""
         rec = self.recording
         if rec is None:
             return
