@@ -62,6 +62,8 @@ def test_the_operators_stop_is_not_an_alarm(qtbot) -> None:
                    {"interlock": "estop", "device": device, "source": "STOP button"})
         assert alarms.add(ev) is None
     assert alarms.alarms == [] and alarms.summary.text() == "No alarm to acknowledge"
+    assert alarms.list.count() == 1 and alarms.list.item(0).text().startswith("ACTION  Operator STOP")  # one press
+    assert alarms.acknowledge_selected() is None  # nothing to acknowledge
     failed = Event(now_s(), "interlock", "high", "safety", "INTERLOCK estop on light: E-stop pressed",
                    {"interlock": "estop", "device": "light", "source": "recording failed"})
     assert alarms.add(failed) is not None  # a stop the program made is an alarm
@@ -79,7 +81,7 @@ def test_stop_in_the_window_raises_no_alarm_and_a_fault_one_condition(qtbot, win
     qtbot.mouseClick(t.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "estop" in t.interlocks.tripped(), timeout=TIMEOUT_MS)
     qtbot.wait(200)
-    assert t.alarms.alarms == []
+    assert t.alarms.alarms == [] and len(t.alarms.actions) == 1
     assert "_" not in win.message.text() and "INTERLOCK" not in win.message.text()
     t.reset_interlocks()
     emulator = win.controller.rig.emulators["pen"]

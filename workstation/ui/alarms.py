@@ -6,7 +6,8 @@ Every bus event with a severity above "info" is an alarm *signal*. Signals with 
 one condition, headed by its most telling signal, with the others listed under it, acknowledged once. Signals join a
 condition when they concern the same device and arrive within GROUP_WINDOW_S of its last signal; a later one is a new
 condition (a new cause must sound, even while an old one waits for its acknowledgement).
-The operator's own STOP is an operator action (it lights the E-stop interlock and is in the recording), not an alarm.
+The operator's own STOP is an operator action, not an alarm: it lights the E-stop interlock, is in the recording, and
+is listed once per press, grey, under the alarms, with nothing to acknowledge.
 Acknowledging publishes one `alarm_ack` event on the bus, so the recording keeps who acknowledged what and how long
 after it appeared. The most urgent open condition also sounds, repeating until acknowledged (`alarm_sound.py`).
 """
@@ -105,6 +106,7 @@ class AlarmList(QWidget):
         self.bus: SessionBus | None = None
         self.operator = operator
         self.alarms: list[Alarm] = []
+        self.actions: list[Event] = []  # the operator's STOPs: actions to see, nothing to acknowledge
         self.list = QListWidget()
         self.list.setObjectName("alarm_list")
         self.list.setWordWrap(True)
@@ -124,6 +126,9 @@ class AlarmList(QWidget):
     def add(self, event: Event) -> Alarm | None:
         """Take a bus event: a new condition (returned), a signal joining an open one (returned, not raised again),
         or None when it is not an alarm."""
+        if is_operator_stop(event):
+            self._operator_stop(event)
+            return None
         if not is_alarm(event):
             return None
         t = now_s()
@@ -143,6 +148,13 @@ class AlarmList(QWidget):
         self.sound.update(self._open_priorities(), raised=alarm.severity)
         self.raised.emit(alarm)
         return alarm
+
+    def _operator_stop(self, event: Event) -> None:
+        """The operator's STOP, listed (grey, below the alarms) as an action: one line per press, not per device."""
+        if self.actions and event.t_host_s - self.actions[-1].t_host_s < 1.0:
+            return
+        self.actions.append(event)
+        self._render()
 
     def _open_priorities(self) -> set[str]:
         return {a.severity for a in self.alarms if a.acknowledged_at_s is None}
@@ -165,6 +177,12 @@ class AlarmList(QWidget):
             item.setBackground(QBrush(QColor(bg)))
             item.setForeground(QBrush(QColor(fg)))
             item.setData(Qt.ItemDataRole.UserRole, id(alarm))
+            self.list.addItem(item)
+        for action in reversed(self.actions):
+            item = QListWidgetItem(f"ACTION  Operator STOP ({action.details.get('source', 'operator')}): both "
+                                   "devices stopped")
+            item.setForeground(QBrush(QColor("#444444")))
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsSelectable)
             self.list.addItem(item)
         open_ = self.unacknowledged()
         counts = {s: sum(a.severity == s for a in open_) for s in PRIORITY}
@@ -198,6 +216,7 @@ class AlarmList(QWidget):
 
     def clear(self) -> None:
         self.alarms.clear()
+        self.actions.clear()
         self._render()
         self.sound.silence()
 
