@@ -101,3 +101,15 @@ def test_previous_alarm_after_playing_to_the_end(qtbot, window: MainWindow, reco
     qtbot.waitUntil(lambda: view.source.position_s == view.source.duration_s, timeout=TIMEOUT_MS)
     back = view.step(-1, alarms_only=True)
     assert back is not None and back.severity == "high"  # the last alarm before the end, not "none earlier"
+
+
+def test_the_report_is_written_from_the_replayed_recording(qtbot, window: MainWindow, recording: Path,
+                                                           tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / recording.name
+    shutil.copyfile(recording, copy)
+    view = opened(qtbot, window, copy)
+    qtbot.mouseClick(view.report_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.report_path is not None, timeout=TIMEOUT_MS)
+    assert view.report_path.parent == tmp_path and view.report_path.read_bytes()[:4] == b"%PDF"

@@ -40,6 +40,7 @@ from workstation.bus import Event, SessionBus
 from workstation.plotbuffer import PlotBuffers
 from workstation.ui.alarms import COLORS, PRIORITY
 from workstation.ui.bus_bridge import BusBridge, Tasks
+from workstation.ui.messages import user_text
 from workstation.ui.plots import LivePlots, plotted_channels
 from workstation.ui.wording import SEVERITY_LABELS, event_sentence
 
@@ -142,6 +143,11 @@ class ReplayView(QWidget):
         self.next_alarm_button = QPushButton("Alarm ▶|")
         self.next_alarm_button.setObjectName("replay_next_alarm")
         self.next_alarm_button.clicked.connect(lambda: self.step(+1, alarms_only=True))
+        self.report_button = QPushButton("Write PDF report")
+        self.report_button.setObjectName("replay_report")
+        self.report_button.setToolTip("The session's report drawn from this recording (as main.py report)")
+        self.report_button.clicked.connect(self.write_report)
+        self.report_path: Path | None = None
         self.position = QLabel("0.0 s")
         self.position.setObjectName("replay_position")
         self.position.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -170,7 +176,7 @@ class ReplayView(QWidget):
 
         controls = QHBoxLayout()
         for w in (self.play_button, QLabel("speed"), self.speed, self.prev_button, self.next_button,
-                  self.prev_alarm_button, self.next_alarm_button, self.position):
+                  self.prev_alarm_button, self.next_alarm_button, self.report_button, self.position):
             controls.addWidget(w)
         controls.addWidget(self.timeline, 1)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -191,7 +197,7 @@ class ReplayView(QWidget):
 
     def _set_enabled(self, on: bool) -> None:
         for w in (self.play_button, self.speed, self.next_button, self.prev_button, self.next_alarm_button,
-                  self.prev_alarm_button, self.timeline):
+                  self.prev_alarm_button, self.report_button, self.timeline):
             w.setEnabled(on)
 
     # --- opening ------------------------------------------------------------------------------------------------
@@ -381,6 +387,32 @@ class ReplayView(QWidget):
 
     def next_event(self) -> None:
         self.step(+1)
+
+    def write_report(self) -> None:
+        """The session's PDF report from this recording, beside it (without the store: no response in it)."""
+        if self.recording is None:
+            return
+        from workstation.ui.report import write_session_report
+        from workstation.ui.report_data import read_report
+
+        path = self.recording.path
+        out = path.with_name(path.stem + "-report.pdf")
+        self.report_button.setEnabled(False)
+
+        def work() -> Path:
+            write_session_report(read_report(path), out)
+            return out
+
+        def done(p: Path) -> None:
+            self.report_button.setEnabled(True)
+            self.report_path = p
+            self.notify(f"Report written: {p.name}, beside the recording.", "info")
+
+        def failed(exc: Exception) -> None:
+            self.report_button.setEnabled(True)
+            self.notify(f"The report could not be written: {user_text(exc)}", "error")
+
+        self.tasks.run(work, done, failed)
 
     def _tick(self) -> None:
         s = self.source
