@@ -74,6 +74,7 @@ class MainWindow(QMainWindow):
         self.home_button = QPushButton("◀ Start page")
         self.home_button.setObjectName("home_button")
         self.home_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.home_button.setToolTip("Back to the mode choice: this ends the mode and disconnects the devices")
         self.home_button.clicked.connect(self.go_home)
         central = QWidget()
         layout = QVBoxLayout(central)
