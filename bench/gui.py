@@ -7,6 +7,10 @@ The plots are those of the workstation window's treatment page, fed on the windo
 (the same blocks a driver publishes, from a thread, 20 samples every 10 ms per device) after a 10-minute prefill, so
 the figure is about drawing, not about the emulators. Start-up is
 measured on `main.py run --simulate --exit-after-first-show` in a fresh process (real emulators and drivers).
+Device→pixel latency is what a clinician feels: for every block, from its arrival on the host (the bus delivering
+it) to the end of the first paint of its device's plots that includes it (`DevicePlotPanel.on_painted`), both devices
+at 2 kHz while an HDF5 recorder records the same bus; median and p99 over all blocks. The 1-hour window run draws a
+window of 3600 s (buffers prefilled with an hour of both devices) while the feed goes on.
 With --json the last line printed is one JSON object.
 """
 
@@ -83,6 +87,149 @@ def measure_plots(seconds: float, window_label: str, prefill_s: float) -> dict:
     return figures
 
 
+class _Arrivals:
+    """A bus sink noting, per device, (samples so far, host time) at each block's arrival."""
+
+    def __init__(self) -> None:
+        self.log: dict[str, list[tuple[int, float]]] = {"light": [], "pen": []}
+        self.totals = {"light": 0, "pen": 0}
+
+    def on_block(self, device: str, block: object) -> None:
+        from workstation.bus import now_s
+
+        self.totals[device] += len(block)  # type: ignore[arg-type]
+        self.log[device].append((self.totals[device], now_s()))
+
+    def on_event(self, event: object) -> None:
+        return None
+
+    def on_command(self, record: object) -> None:
+        return None
+
+
+def _recorder(directory: Path, bus: object) -> object:
+    """An HDF5 recorder on the bus, as in a session (so the figures are taken while recording)."""
+    import uuid
+
+    from drivers.channels import LIGHT_CHANNELS, PEN_CHANNELS
+    from drivers.protocol import LIGHT_BLOCK, PEN_BLOCK
+    from drivers.types import DriverInfo, Identity
+    from workstation.recording import SessionMeta, SessionRecorder
+
+    meta = SessionMeta(str(uuid.uuid4()), "simulation", "BENCH-0001", "bench", "bench", "1", "bench")
+    rec = SessionRecorder.create(directory, meta, min_free_bytes=0)
+    rec.add_device("light", DriverInfo("light-synthetic", "light", "1", "synthetic", 2000.0, LIGHT_CHANNELS, ()),
+                   Identity("SYN-L", "0", "1", 1, {}), LIGHT_BLOCK, {})
+    rec.add_device("pen", DriverInfo("pen-synthetic", "needling", "1", "synthetic", 2000.0, PEN_CHANNELS, ()),
+                   Identity("SYN-P", "0", "1", 1, {}), PEN_BLOCK, {})
+    rec.start()
+    bus.subscribe(rec)  # type: ignore[attr-defined]
+    return rec
+
+
+def measure_latency(seconds: float) -> dict:
+    """Device→pixel latency (ms) on the treatment page's plots, 10-s window, both devices at 2 kHz, recording."""
+    import numpy as np
+    from PyQt6.QtCore import QTimer
+    from PyQt6.QtWidgets import QApplication
+
+    from workstation.bus import now_s
+    from workstation.ui.main_window import MainWindow
+    from workstation.ui.sources import SyntheticRig
+
+    app = QApplication.instance() or QApplication([])
+    tmp = tempfile.TemporaryDirectory(prefix="cicatrix-bench-")
+    win = MainWindow(recordings_dir=Path(tmp.name))
+    bus = win.controller.bus
+    recorder = _recorder(Path(tmp.name), bus)
+    arrivals = _Arrivals()
+    bus.subscribe(arrivals)
+    plots = win.treatment.plots
+    win.show_page(win.treatment)
+    plots.set_window("10 s")
+    win.show()
+    latencies_ms: list[float] = []
+    next_block = {"light": 0, "pen": 0}
+    measuring = {"on": False}
+
+    def painted(panel: object) -> None:
+        t = now_s()
+        dev = panel.device  # type: ignore[attr-defined]
+        log, k = arrivals.log[dev], next_block[dev]
+        while k < len(log) and log[k][0] <= panel.drawn_total:  # type: ignore[attr-defined]
+            if measuring["on"]:
+                latencies_ms.append((t - log[k][1]) * 1e3)
+            k += 1
+        next_block[dev] = k
+
+    for panel in plots.panels.values():
+        panel.on_painted = painted
+    rig = SyntheticRig(bus)
+    plots.start()
+    rig.start()
+    QTimer.singleShot(1000, lambda: measuring.update(on=True))
+    QTimer.singleShot(int((1.0 + seconds) * 1000), app.quit)
+    app.exec()
+    measuring["on"] = False
+    rig.stop()
+    recorder.close()  # type: ignore[attr-defined]
+    win.close()
+    tmp.cleanup()
+    lat = np.array(latencies_ms)
+    return {"pixel_latency_p50_ms": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+            "pixel_latency_p99_ms": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
+            "latency_blocks": int(len(lat))}
+
+
+def measure_1h(seconds: float) -> dict:
+    """Plot frames/s with a 1-hour window (an hour of both devices at 2 kHz held and shown) while the feed goes on."""
+    from PyQt6.QtCore import QTimer
+    from PyQt6.QtWidgets import QApplication
+
+    from workstation.bus import SessionBus
+    from workstation.plotbuffer import PlotBuffers
+    from workstation.ui.plots import LivePlots, plotted_channels
+    from workstation.ui.sources import SyntheticRig
+
+    app = QApplication.instance() or QApplication([])
+    bus = SessionBus()
+    buffers = PlotBuffers(plotted_channels(), capacity_s=3600, rate_hz=2000)
+    bus.subscribe(buffers)
+    rig = SyntheticRig(bus)
+    t0 = time.perf_counter()
+    rig.prefill(3600.0)
+    prefill_s = time.perf_counter() - t0
+    plots = LivePlots(buffers)
+    plots.resize(1400, 700)
+    plots.set_window("1 h")
+    plots.show()
+    plots.start()
+    rig.start()
+    result: dict[str, float] = {}
+
+    def begin() -> None:
+        result["paints0"] = sum(p.paints for p in plots.panels.values())
+        result["frames0"], result["wall0"] = plots.frames_drawn, time.perf_counter()
+        QTimer.singleShot(int(seconds * 1000), end)
+
+    def end() -> None:
+        wall = time.perf_counter() - result["wall0"]
+        paints = sum(p.paints for p in plots.panels.values()) - result["paints0"]
+        refresh = (plots.frames_drawn - result["frames0"]) / wall
+        result["plot_fps_1h"] = min(paints / len(plots.panels) / wall, refresh)
+        result["span_shown_s"] = buffers.stats("pen").t_last_s - buffers.stats("pen").t_first_s
+        result["last_refresh_ms_1h"] = plots.last_frame_ms
+        app.quit()
+
+    QTimer.singleShot(1000, begin)
+    app.exec()
+    rig.stop()
+    plots.stop()
+    plots.close()
+    result["prefill_1h_wall_s"] = prefill_s
+    return {k: v for k, v in result.items() if not k.endswith("0")}
+
+
 def measure_recording(seconds: float) -> float:
     """Plot refreshes per second on the treatment page during a real simulated session that is being recorded
     (emulators, drivers, safety monitor and HDF5 recorder all running in the same process)."""
@@ -152,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     plots = measure_plots(args.seconds, args.window, args.prefill_s)
+    latency = measure_latency(args.seconds)
+    hour = measure_1h(args.seconds)
     recording_fps = measure_recording(min(args.seconds, 3.0))
     starts = sorted(measure_start(args.start_runs))
     start_s = starts[len(starts) // 2]
@@ -161,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"plot frames/s            {plots['plot_fps']:.1f} (target >= 30)")
     print(f"refreshes/s              {plots['refresh_per_s']:.1f}, last refresh {plots['last_refresh_ms']:.1f} ms")
     print(f"while recording          {recording_fps:.1f} plot frames/s (simulated session, emulators + recorder)")
+    print(f"device→pixel latency     p50 {latency['pixel_latency_p50_ms']:.1f} ms, p99 "
+          f"{latency['pixel_latency_p99_ms']:.1f} ms over {latency['latency_blocks']} blocks (goal p99 < 50 ms; "
+          "both devices at 2 kHz, recording)")
+    print(f"1-hour window            {hour['plot_fps_1h']:.1f} plot frames/s (goal >= 30), {hour['span_shown_s']:.0f} s "
+          f"held, last refresh {hour['last_refresh_ms_1h']:.1f} ms, prefill {hour['prefill_1h_wall_s']:.1f} s")
     print(f"GUI thread CPU           {plots['gui_thread_cpu_core_fraction'] * 100:.0f} % of a core")
     print(f"start to first window    {start_s:.2f} s (median of {len(starts)}: {', '.join(f'{s:.2f}' for s in starts)})")
     if args.json:
@@ -169,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
             "gui_thread_cpu_core_fraction": round(plots["gui_thread_cpu_core_fraction"], 3),
             "start_to_window_s": round(start_s, 3),
             "plot_fps_while_recording": round(recording_fps, 2),
+            "pixel_latency_p50_ms": round(latency["pixel_latency_p50_ms"], 2),
+            "pixel_latency_p99_ms": round(latency["pixel_latency_p99_ms"], 2),
+            "plot_fps_1h": round(hour["plot_fps_1h"], 2),
         }))
     return 0
 

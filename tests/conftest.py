@@ -20,13 +20,36 @@ from workstation.bus import CommandRecord, Event, SessionBus  # noqa: E402
 from workstation.logsetup import stop_logging  # noqa: E402
 
 
+XDG_VARS = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def workstation_folders(tmp_path_factory):
+    """For the whole run (module-scoped fixtures included): user folders of the run, never the real ones, and one
+    workstation key folder, so a recording made by one test's fixture verifies as this workstation's in another."""
+    base = tmp_path_factory.mktemp("workstation")
+    saved = {var: os.environ.get(var) for var in XDG_VARS}
+    os.environ.update({var: str(base / var.lower()) for var in XDG_VARS})
+    keys = base / "xdg_config_home" / "cicatrix" / "keys"  # where workstation.keys looks with the run's folders
+    keys.mkdir(mode=0o700, parents=True)
+    yield keys
+    for var, value in saved.items():
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value
+
+
 @pytest.fixture(autouse=True)
-def user_folders(tmp_path_factory, monkeypatch):
+def user_folders(tmp_path_factory, monkeypatch, workstation_folders):
     """Each test has its own user data, config and log folders (platformdirs follows XDG_*): a test never reads the
-    real settings file nor writes into the real store, recordings or log. Logging set up by main() is undone."""
+    real settings file nor writes into the real store, recordings or log. Logging set up by main() is undone. The
+    workstation's keys are the run's (see workstation_folders)."""
     base = tmp_path_factory.mktemp("user")
-    for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+    for var in XDG_VARS:
         monkeypatch.setenv(var, str(base / var.lower()))
+    (base / "xdg_config_home" / "cicatrix").mkdir(parents=True)
+    (base / "xdg_config_home" / "cicatrix" / "keys").symlink_to(workstation_folders, target_is_directory=True)
     yield base
     stop_logging()
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import wave
 
 import numpy as np
@@ -62,8 +63,23 @@ FAST = {"high": Burst((0.0,), 0.01, 660.0, 0.05), "medium": Burst((0.0,), 0.01, 
         "low": Burst((0.0,), 0.01, 392.0, None)}
 
 
+_causes = itertools.count()
+
+
 def alarm(severity: str) -> Event:
-    return Event(now_s(), "interlock" if severity == "high" else "alarm", severity, "safety", f"a {severity} alarm")
+    """An alarm of its own cause (its own device): signals of one cause are one condition and sound once."""
+    return Event(now_s(), "interlock" if severity == "high" else "alarm", severity, "safety", f"a {severity} alarm",
+                 {"device": f"device-{next(_causes)}"})
+
+
+def test_a_related_signal_does_not_sound_again(qtbot) -> None:
+    played: list[str] = []
+    alarms = AlarmList(sound=AlarmSound(player=played.append, bursts=FAST))
+    qtbot.addWidget(alarms)
+    first = alarm("low")
+    alarms.add(first)
+    alarms.add(Event(now_s(), "alarm", "low", "safety", "the same cause again", dict(first.details)))
+    assert played == ["low"] and len(alarms.alarms) == 1
 
 
 def test_the_most_urgent_open_alarm_sounds_until_acknowledged(qtbot) -> None:

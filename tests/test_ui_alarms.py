@@ -11,6 +11,7 @@ from workstation.bus import Event, SessionBus, now_s
 from workstation.protocols.library import seeds_dir
 from workstation.ui.alarms import COLORS, INTERLOCKS, AlarmList, InterlockLights
 from workstation.ui.main_window import MainWindow
+from workstation.ui.wording import interlock_name
 
 TIMEOUT_MS = 20_000
 
@@ -45,7 +46,8 @@ def test_each_interlock_lights_and_raises_a_high_alarm(qtbot, interlock: str) ->
     assert lights.tripped() == {interlock}
     assert alarm is not None and alarm.severity == "high"
     item = alarms.list.item(0)
-    assert interlock in item.text() and item.background().color().name() == COLORS["high"][0]
+    assert interlock_name(interlock) in item.text() and item.background().color().name() == COLORS["high"][0]
+    assert "_" not in item.text() and item.text().startswith("HIGH")  # words, and the priority in text too
     lights.on_event(Event(now_s(), "interlock_reset", "info", "operator", "reset", {}))
     assert lights.tripped() == set()
 
@@ -56,8 +58,8 @@ def test_alarms_are_ordered_by_priority_and_acknowledgements_go_on_the_bus(qtbot
     alarms = AlarmList("nurse-1")
     alarms.bus = bus
     qtbot.addWidget(alarms)
-    for severity in ("low", "medium", "high"):
-        alarms.add(Event(now_s(), "alarm", severity, "light", f"{severity} thing", {}))
+    for severity, source in (("low", "recorder"), ("medium", "pen"), ("high", "light")):
+        alarms.add(Event(now_s(), "alarm", severity, source, f"{severity} thing", {}))
     assert alarms.add(Event(now_s(), "state", "info", "session", "not an alarm", {})) is None
     assert [alarms.list.item(i).text().split()[0] for i in range(3)] == ["HIGH", "MEDIUM", "LOW"]
     assert [alarms.list.item(i).background().color().name() for i in range(3)] == [

@@ -62,7 +62,7 @@ def test_run_fills_in_the_ports_of_the_settings_file(qtbot, user_folders, capsys
     from main import main
     from workstation import places
 
-    places.config_dir().mkdir(parents=True)
+    places.config_dir().mkdir(parents=True, exist_ok=True)
     places.settings_file().write_text('[ports]\nlight = "/dev/ttyUSB0"\npen = "/dev/ttyUSB1"\n')
     before = QApplication.topLevelWidgets()  # kept alive, so no new widget can reuse an old one's identity
     assert main(["run", "--exit-after-first-show", "--pen-port", "/dev/ttyACM9"]) == 0

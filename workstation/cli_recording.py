@@ -52,12 +52,28 @@ def _export(args: argparse.Namespace) -> int:
             raise UserError(f"--{name} must be a number of seconds, not {v}.")
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise UserError(f"--end ({args.end:g} s) must come after --start ({args.start:g} s).")
+    import sys
+    import time
+
     from workstation.recording.export import export_csv
     from workstation.recording.reader import Recording
 
     with Recording.open(args.file) as rec:
+        duration = rec.duration_s
+        if (args.start is not None and args.start >= duration) or (args.end is not None and args.end <= 0):
+            raise UserError(f"The range asked for ({args.start if args.start is not None else 0:g}–"
+                            f"{args.end if args.end is not None else duration:g} s) is outside {rec.path.name}, "
+                            f"which spans 0–{duration:.1f} s: nothing was exported.")
         _notes(rec)
-        for path in export_csv(rec, args.csv, args.start, args.end):
+        last = [time.monotonic()]
+
+        def progress(done: int, total: int) -> None:  # a line every 2 s on long work, on stderr
+            if time.monotonic() - last[0] >= 2.0:
+                last[0] = time.monotonic()
+                print(f"exporting: {done:,} of {total:,} rows ({100 * done / max(total, 1):.0f} %)", file=sys.stderr,
+                      flush=True)
+
+        for path in export_csv(rec, args.csv, args.start, args.end, progress):
             print(path)
     return 0
 

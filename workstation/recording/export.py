@@ -7,6 +7,7 @@ time. Rows are written in slabs, so an hour-long recording never sits in memory.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,9 @@ def _fmt(dtype: np.dtype, name: str) -> str:
 
 
 def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = None,
-               t_end_s: float | None = None) -> list[Path]:
-    """Write `<device>.csv`, `events.csv` and `commands.csv` into out_dir; return the files written."""
+               t_end_s: float | None = None, progress: Callable[[int, int], None] | None = None) -> list[Path]:
+    """Write `<device>.csv`, `events.csv` and `commands.csv` into out_dir; return the files written.
+    `progress(rows_done, rows_total)` is called after every slab of telemetry rows."""
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -37,13 +39,15 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
     hi = np.inf if t_end_s is None else t_end_s
     t0 = rec.meta.t0_host_s
     written = []
+    spans = {name: (0 if t_start_s is None else rec.row_at(name, t_start_s),
+                    rec.samples(name) if t_end_s is None else rec.row_at(name, t_end_s)) for name in rec.devices}
+    total, done = sum(max(0, b - a) for a, b in spans.values()), 0
     try:
         for name, info in rec.devices.items():
             path = out / f"{name}.csv"
             names = list(info.dtype.names or ())
             fmts = ["%.6f"] + [_fmt(info.dtype, n) for n in names]
-            i0 = 0 if t_start_s is None else rec.row_at(name, t_start_s)
-            i1 = rec.samples(name) if t_end_s is None else rec.row_at(name, t_end_s)
+            i0, i1 = spans[name]
             with open(path, "w", newline="") as f:
                 f.write(",".join(["t_s", *names]) + "\n")
                 for a in range(i0, i1, SLAB_ROWS):
@@ -53,6 +57,9 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
                     for j, c in enumerate(cols):
                         table[:, j] = c.tolist()
                     np.savetxt(f, table, fmt=fmts, delimiter=",")
+                    done += len(rows)
+                    if progress is not None:
+                        progress(done, total)
             written.append(path)
         path = out / "events.csv"
         with open(path, "w", newline="") as f:

@@ -8,7 +8,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PyQt6.QtGui import QImage
 from PyQt6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -21,16 +20,28 @@ from PyQt6.QtWidgets import (
 
 from workstation.recording.format import report_path
 from workstation.ui.course_view import CourseView
-from workstation.ui.report import write_report
+from workstation.ui.messages import user_text
+from workstation.ui.report import write_session_report
+from workstation.ui.report_data import read_report
 from workstation.ui.response_form import NOTHING_ENTERED, ResponseTable
 from workstation.ui.session_controller import SessionController
+from workstation.ui.wording import (
+    count,
+    device_name,
+    field_name,
+    interlock_name,
+    interlock_sentence,
+    lesion_name,
+    modality_name,
+    quantity,
+)
 
 
 class AfterView(QWidget):
     def __init__(self, controller: SessionController, notify: Callable[[str, str], None],
-                 grab_plots: Callable[[], QImage], report_dir: Path, parent: QWidget | None = None) -> None:
+                 report_dir: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.controller, self.notify, self.grab_plots = controller, notify, grab_plots
+        self.controller, self.notify = controller, notify
         self.report_dir = Path(report_dir)
         self.extra_lines: Callable[[], list[str]] = list
         self.report_path: Path | None = None
@@ -87,21 +98,24 @@ class AfterView(QWidget):
                  f"Session {s['state']}" + (f": {s['abort_reason']}" if s["abort_reason"] else ""),
                  f"Steps done: {s['steps_done']} of {s['steps_planned']}"]
         for r in s["results"]:
-            what = (f"{r['delivered_dose_mj_cm2']:g} mJ/cm² delivered" if r["modality"] == "light"
-                    else f"{r['passes_done']} passes")
+            what = (f"{quantity(r['delivered_dose_mj_cm2'], 'mJ/cm²')} delivered" if r["modality"] == "light"
+                    else count(int(r["passes_done"]), "pass"))
             label = next((a.label for a in plan.areas if str(a.area_id) == str(r["area"])), r["area"])
-            lines.append(f"{label} {r['modality']}: {r['outcome']}, {what}"
+            lines.append(f"{label}, {modality_name(r['modality'])}: {r['outcome']}, {what}"
                          + (f" ({r['note']})" if r["note"] else ""))
         lines.append("## Plan")
         for a in plan.areas:
-            lines.append(f"{a.label} ({a.lesion_type}, skin type {a.skin_type}): {a.modality}; dose "
-                         f"{a.target_dose_mj_cm2} mJ/cm², depth {a.depth_mm} mm, {a.stroke_rate_hz} Hz, "
-                         f"{a.passes} passes")
-            lines += [f"  {o.field} changed {o.proposed} → {o.value} by {o.who}: {o.reason}" for o in a.overrides]
-        lines += [f"{line} before this session" for line in plan.uv_record_lines()]  # issue 11: the UV record
+            lines.append(f"{a.label} ({lesion_name(a.lesion_type)}, skin type {a.skin_type}): "
+                         f"{modality_name(a.modality)}; dose {quantity(a.target_dose_mj_cm2, 'mJ/cm²')}, depth "
+                         f"{quantity(a.depth_mm, 'mm')}, {quantity(a.stroke_rate_hz, 'Hz')}, "
+                         + (count(int(a.passes), "pass") if a.passes is not None else "no passes"))
+            lines += [f"  {field_name(o.field)} changed {quantity(o.proposed)} → {quantity(o.value)} by {o.who}: "
+                      f"{o.reason}" for o in a.overrides]
+        lines += [f"{line} before this session" for line in plan.uv_record_lines()]  # the UV record (issue 11)
         if s["trips"]:
             lines.append("## Interlocks")
-            lines += [f"{t['interlock']} on {t['device']} ({t['latency_ms']:.2f} ms): {t['message']}"
+            lines += [f"{interlock_name(t['interlock'])} on the {device_name(t['device'])}: "
+                      f"{interlock_sentence(t['interlock'])}; stopped in {t['latency_ms']:.2f} ms"
                       for t in s["trips"]]
         lines.append("## Aftercare")
         lines += list(plan.aftercare)
@@ -157,17 +171,26 @@ class AfterView(QWidget):
         c.course_history(with_course, lambda exc: self.notify(f"The course could not be read: {exc}", "error"))
 
     def _write_report(self) -> None:
+        """The report is drawn from the session's recording (not from the screen), with the response the store
+        holds for it, on the store's worker thread."""
         c = self.controller
         assert c.saved is not None
-        images = [self.grab_plots(), self.course.grab().toImage()]
-        recording = c.saved.recording
-        path = report_path(recording) if recording else self.report_dir / f"session-{c.saved.session_id}-report.pdf"
-        title = f"Cicatrix session report — {c.pseudonym}"
-        lines = self.report_lines()
+        if c.saved.recording is None:
+            self.notify("This session has no recording: there is nothing to draw the report from.", "error")
+            return
+        recording = Path(c.saved.recording)
+        path = report_path(recording)  # beside its recording
+        extra = self.extra_lines()
+
+        def work(store: Any) -> Path:
+            data = read_report(recording, store)
+            data.extra = extra
+            write_session_report(data, path)
+            return path
 
         def done(p: Path) -> None:
             self.report_path = p
-            self.notify(f"Report written: {p}", "info")
+            self.notify(f"Report written: {p.name}, in {p.parent}.", "info")
 
-        c.tasks.run(lambda: write_report(path, title, lines, images), done,
-                    lambda exc: self.notify(f"The report could not be written: {exc}", "error"))
+        c.store_call(work, done, lambda exc: self.notify(f"The report could not be written: {user_text(exc)}",
+                                                         "error"))

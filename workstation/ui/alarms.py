@@ -1,17 +1,23 @@
-"""Alarms by priority (IEC 60601-1-8: high red, medium yellow, low cyan) and the interlock lights.
+"""Alarms by priority (IEC 60601-1-8: high red, medium yellow, low cyan, each colour with its text label) and the
+interlock lights.
 
-Every bus event with a severity above "info" is an alarm. The list keeps them all, unacknowledged first and by
-priority; acknowledging one publishes an `alarm_ack` event on the bus, so the recording keeps who acknowledged what
-and how long after it appeared. The most urgent open alarm also sounds, repeating until acknowledged
-(`alarm_sound.py`).
+Every bus event with a severity above "info" is an alarm *signal*. Signals with one cause are one alarm *condition*
+(IEC 60601-1-8 §6.1): a pen unplugged gives a disconnect, a telemetry loss and an interlock trip, and the window shows
+one condition, headed by its most telling signal, with the others listed under it, acknowledged once. Signals join a
+condition when they concern the same device and arrive within GROUP_WINDOW_S of its last signal; a later one is a new
+condition (a new cause must sound, even while an old one waits for its acknowledgement).
+The operator's own STOP is an operator action, not an alarm: it lights the E-stop interlock, is in the recording, and
+is listed once per press, grey, under the alarms, with nothing to acknowledge.
+Acknowledging publishes one `alarm_ack` event on the bus, so the recording keeps who acknowledged what and how long
+after it appeared. The most urgent open condition also sounds, repeating until acknowledged (`alarm_sound.py`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtGui import QBrush, QColor
+from PyQt6.QtGui import QBrush, QColor, QFont, QFontMetrics
 from PyQt6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -26,33 +32,69 @@ from PyQt6.QtWidgets import (
 from workstation.bus import Event, SessionBus, now_s
 from workstation.safety import Interlock
 from workstation.ui.alarm_sound import AlarmSound
+from workstation.ui.wording import (
+    SEVERITY_LABELS,
+    device_name,
+    event_sentence,
+    interlock_name,
+    is_operator_stop,
+)
 
 PRIORITY = {"high": 0, "medium": 1, "low": 2}
 COLORS = {"high": ("#d32f2f", "#ffffff"), "medium": ("#fbc02d", "#000000"), "low": ("#00bcd4", "#000000")}
 INTERLOCKS = [v for k, v in vars(Interlock).items() if k.isupper()]
+GROUP_WINDOW_S = 2.0  # signals of one device this close together share a cause
+_HEADLINE_RANK = {"interlock": 0, "fault": 1, "connection": 2}
+
+
+def _key(event: Event) -> str:
+    return str(event.details.get("device") or event.source)
 
 
 @dataclass
 class Alarm:
+    """One alarm condition: the signal that heads it (`event`) and the related signals listed under it."""
+
     event: Event
     shown_at_s: float  # host monotonic time it appeared in the window
     acknowledged_at_s: float | None = None
+    related: list[Event] = field(default_factory=list)
+    last_signal_s: float = 0.0
 
     @property
     def severity(self) -> str:
-        return self.event.severity
+        return min((self.event, *self.related), key=lambda e: PRIORITY[e.severity]).severity
+
+    @property
+    def signals(self) -> list[Event]:
+        return [self.event, *self.related]
+
+    def takes(self, event: Event, t: float) -> bool:
+        """Whether `event` (arriving at `t`) belongs to this condition's cause."""
+        return _key(event) == _key(self.event) and t - self.last_signal_s <= GROUP_WINDOW_S
+
+    def join(self, event: Event, t: float) -> None:
+        self.last_signal_s = t
+        if _HEADLINE_RANK.get(event.kind, 3) < _HEADLINE_RANK.get(self.event.kind, 3):
+            self.related.insert(0, self.event)
+            self.event = event
+        else:
+            self.related.append(event)
 
     def text(self) -> str:
         mark = "  (acknowledged)" if self.acknowledged_at_s is not None else ""
-        return f"{self.severity.upper():6}  {self.event.message}{mark}"
+        lines = [f"{SEVERITY_LABELS[self.severity]:6}  {event_sentence(self.event)}{mark}"]
+        lines += [f"        · {event_sentence(e)}" for e in self.related]
+        return "\n".join(lines)
 
 
 def is_alarm(event: Event) -> bool:
-    return event.severity in PRIORITY and event.kind != "alarm_ack"
+    return event.severity in PRIORITY and event.kind != "alarm_ack" and not is_operator_stop(event)
 
 
 class AlarmList(QWidget):
-    """The alarm list and its Acknowledge button. `acknowledged(alarm)` fires after the ack event is published."""
+    """The alarm conditions and their Acknowledge button. `acknowledged(alarm)` fires after the ack event is
+    published; `raised(alarm)` when a new condition appears (a related signal joining one does not raise again)."""
 
     acknowledged = pyqtSignal(object)
     raised = pyqtSignal(object)
@@ -64,13 +106,14 @@ class AlarmList(QWidget):
         self.bus: SessionBus | None = None
         self.operator = operator
         self.alarms: list[Alarm] = []
+        self.actions: list[Event] = []  # the operator's STOPs: actions to see, nothing to acknowledge
         self.list = QListWidget()
         self.list.setObjectName("alarm_list")
         self.list.setWordWrap(True)
         self.ack_button = QPushButton("Acknowledge alarm")
         self.ack_button.setObjectName("ack_button")
         self.ack_button.clicked.connect(self.acknowledge_selected)
-        self.summary = QLabel("No alarms")
+        self.summary = QLabel("No alarm to acknowledge")
         head = QHBoxLayout()
         head.addWidget(QLabel("<b>Alarms</b>"))
         head.addWidget(self.summary, 1)
@@ -81,14 +124,37 @@ class AlarmList(QWidget):
         layout.addWidget(self.list)
 
     def add(self, event: Event) -> Alarm | None:
+        """Take a bus event: a new condition (returned), a signal joining an open one (returned, not raised again),
+        or None when it is not an alarm."""
+        if is_operator_stop(event):
+            self._operator_stop(event)
+            return None
         if not is_alarm(event):
             return None
-        alarm = Alarm(event, now_s())
+        t = now_s()
+        joined = next((a for a in reversed(self.alarms) if a.takes(event, t)), None)
+        if joined is not None:
+            was_acknowledged = joined.acknowledged_at_s is not None
+            worse = PRIORITY[event.severity] < PRIORITY[joined.severity]
+            joined.join(event, t)
+            if was_acknowledged and worse:  # a worse signal of an acknowledged condition needs a new look
+                joined.acknowledged_at_s = None
+            self._render()
+            self.sound.update(self._open_priorities())
+            return joined
+        alarm = Alarm(event, t, last_signal_s=t)
         self.alarms.append(alarm)
         self._render()
         self.sound.update(self._open_priorities(), raised=alarm.severity)
         self.raised.emit(alarm)
         return alarm
+
+    def _operator_stop(self, event: Event) -> None:
+        """The operator's STOP, listed (grey, below the alarms) as an action: one line per press, not per device."""
+        if self.actions and event.t_host_s - self.actions[-1].t_host_s < 1.0:
+            return
+        self.actions.append(event)
+        self._render()
 
     def _open_priorities(self) -> set[str]:
         return {a.severity for a in self.alarms if a.acknowledged_at_s is None}
@@ -98,19 +164,25 @@ class AlarmList(QWidget):
 
     def _ordered(self) -> list[Alarm]:
         return sorted(self.alarms, key=lambda a: (a.acknowledged_at_s is not None, PRIORITY[a.severity],
-                                                   a.shown_at_s))
+                                                   -a.shown_at_s))
 
     def _render(self) -> None:
         self.list.clear()
         for alarm in self._ordered():
             item = QListWidgetItem(alarm.text())
-            item.setToolTip(alarm.event.message)
+            item.setToolTip("\n".join(f"{e.source}: {event_sentence(e)}" for e in alarm.signals))
             bg, fg = COLORS[alarm.severity]
             if alarm.acknowledged_at_s is not None:
-                bg, fg = "#eeeeee", "#666666"
+                bg, fg = "#eeeeee", "#444444"
             item.setBackground(QBrush(QColor(bg)))
             item.setForeground(QBrush(QColor(fg)))
             item.setData(Qt.ItemDataRole.UserRole, id(alarm))
+            self.list.addItem(item)
+        for action in reversed(self.actions):
+            item = QListWidgetItem(f"ACTION  Operator STOP ({action.details.get('source', 'operator')}): both "
+                                   "devices stopped")
+            item.setForeground(QBrush(QColor("#444444")))
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsSelectable)
             self.list.addItem(item)
         open_ = self.unacknowledged()
         counts = {s: sum(a.severity == s for a in open_) for s in PRIORITY}
@@ -118,7 +190,7 @@ class AlarmList(QWidget):
                              if open_ else "No alarm to acknowledge")
 
     def acknowledge_selected(self) -> Alarm | None:
-        """Acknowledge the selected alarm, or the most urgent one when none is selected."""
+        """Acknowledge the selected condition (all its signals at once), or the most urgent one if none is selected."""
         item = self.list.currentItem()
         alarm = None
         if item is not None:
@@ -133,8 +205,9 @@ class AlarmList(QWidget):
             ev = alarm.event
             self.bus.publish_event(Event(alarm.acknowledged_at_s, "alarm_ack", "info", "operator",
                                          f"{self.operator} acknowledged: {ev.message}",
-                                         {"who": self.operator, "alarm_kind": ev.kind, "severity": ev.severity,
+                                         {"who": self.operator, "alarm_kind": ev.kind, "severity": alarm.severity,
                                           "alarm_message": ev.message, "alarm_t_host_s": ev.t_host_s,
+                                          "related": [e.message for e in alarm.related],
                                           "after_s": round(alarm.acknowledged_at_s - alarm.shown_at_s, 3)}))
         self._render()
         self.sound.update(self._open_priorities())
@@ -143,6 +216,7 @@ class AlarmList(QWidget):
 
     def clear(self) -> None:
         self.alarms.clear()
+        self.actions.clear()
         self._render()
         self.sound.silence()
 
@@ -157,8 +231,11 @@ class InterlockLights(QWidget):
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(3)
         for i, name in enumerate(INTERLOCKS):
-            label = QLabel(name.replace("_", " "))
+            label = QLabel(interlock_name(name))
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            bold = QFont(label.font())
+            bold.setBold(True)  # room for the tripped look ("name ✕", bold) from the start: nothing moves on a trip
+            label.setMinimumWidth(QFontMetrics(bold).horizontalAdvance(f"{interlock_name(name)} ✕") + 10)
             label.setObjectName(f"interlock_{name}")
             self.lights[name] = label
             grid.addWidget(label, i // 4, i % 4)
@@ -172,11 +249,13 @@ class InterlockLights(QWidget):
         if label is None:
             return
         label.setProperty("tripped", True)
-        label.setToolTip(f"tripped on the {device}" if device else "tripped")
+        label.setText(f"{interlock_name(name)} ✕")  # the mark says it too: colour is not the only signal
+        label.setToolTip(f"tripped on the {device_name(device)}" if device else "tripped")
         label.setStyleSheet("background:#d32f2f;color:white;font-weight:bold;border-radius:4px;padding:3px")
 
     def clear(self) -> None:
-        for label in self.lights.values():
+        for name, label in self.lights.items():
+            label.setText(interlock_name(name))
             label.setProperty("tripped", False)
             label.setToolTip("clear")
             label.setStyleSheet("background:#e0e0e0;color:#555;border-radius:4px;padding:3px")

@@ -8,6 +8,7 @@ import pyqtgraph as pg
 from PyQt6.QtWidgets import QWidget
 
 from workstation.store.records import REPIGMENTATION_BANDS
+from workstation.ui.plots import AXIS_TEXT
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
 
@@ -20,21 +21,28 @@ class CourseView(pg.GraphicsLayoutWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setBackground("w")
-        self.dose = self.addPlot(row=0, col=0, title="light dose per area")
-        self.depth = self.addPlot(row=1, col=0, title="needling depth per area")
-        self.response = self.addPlot(row=2, col=0, title="erythema grade (response)")
-        self.repigmentation = self.addPlot(row=3, col=0, title="repigmentation (response)")
+        self.dose = self.addPlot(row=0, col=0, )
+        self.depth = self.addPlot(row=1, col=0, )
+        self.response = self.addPlot(row=2, col=0, )
+        self.repigmentation = self.addPlot(row=3, col=0, )
+        for plot, title in ((self.dose, "light dose per area"), (self.depth, "needling depth per area"),
+                            (self.response, "erythema grade (response)"),
+                            (self.repigmentation, "repigmentation (response)")):
+            plot.setTitle(title, color=AXIS_TEXT)
         for plot, label, unit in ((self.dose, "dose", "mJ/cm²"), (self.depth, "depth", "mm"),
                                   (self.response, "grade", "0–4"), (self.repigmentation, "band", "%")):
-            plot.setLabel("left", label, units=unit)
+            plot.setLabel("left", f"{label} ({unit})", **{"color": AXIS_TEXT, "font-size": "9pt"})
+            for name in ("left", "bottom"):
+                plot.getAxis(name).setTextPen(AXIS_TEXT)
+                plot.getAxis(name).setPen("#606060")
             plot.getAxis("left").enableAutoSIPrefix(False)
             plot.showGrid(x=True, y=True, alpha=0.3)
             plot.setMenuEnabled(False)
-        self.repigmentation.setLabel("bottom", "session")
+        self.repigmentation.setLabel("bottom", "session", **{"color": AXIS_TEXT, "font-size": "9pt"})
         self.response.setYRange(-0.2, 4.2)
         self.repigmentation.setYRange(-0.2, len(REPIGMENTATION_BANDS) - 0.8)
         self.repigmentation.getAxis("left").setTicks([list(enumerate(REPIGMENTATION_BANDS))])
-        self.legend = self.dose.addLegend(offset=(-10, 5))
+        self.legend_text = ""  # the areas' colours, shown in the first chart's title (outside the data)
         self.series: dict[str, dict[str, list[tuple[int, float]]]] = {}
 
     def show_course(self, history: Sequence, areas: Sequence) -> None:
@@ -57,7 +65,6 @@ class CourseView(pg.GraphicsLayoutWidget):
                     band = float(REPIGMENTATION_BANDS.index(r.repigmentation_band))
                     series["repigmentation"].setdefault(label, []).append((n, band))
         self.series = series
-        self.legend.clear()
         all_labels = sorted({lab for s in series.values() for lab in s})
         colors = {lab: PALETTE[i % len(PALETTE)] for i, lab in enumerate(all_labels)}
         charts = (("dose", self.dose), ("depth", self.depth), ("response", self.response),
@@ -67,8 +74,24 @@ class CourseView(pg.GraphicsLayoutWidget):
             for label, points in series[key].items():
                 xs, ys = zip(*points, strict=True)
                 plot.plot(list(xs), list(ys), pen=pg.mkPen(colors[label], width=2), symbol="o", symbolSize=8,
-                          symbolBrush=colors[label], name=label if key == "dose" else None)
+                          symbolBrush=colors[label])
+            if key in ("dose", "depth"):
+                _sensible_y(plot, [y for pts in series[key].values() for _x, y in pts])
+        self.legend_text = "&nbsp;&nbsp;".join(f"<span style='color:{colors[lab]}'>●</span>&nbsp;{lab}"
+                                               for lab in all_labels)
+        self.dose.setTitle(f"light dose per area&nbsp;&nbsp;&nbsp;{self.legend_text}", color=AXIS_TEXT)
         ticks = [[(n, str(n)) for n in range(1, max(1, len(history)) + 1)]]
         for _key, plot in charts:
             plot.setXRange(0.5, max(1, len(history)) + 0.5, padding=0)
             plot.getAxis("bottom").setTicks(ticks)
+
+
+def _sensible_y(plot: pg.PlotItem, ys: list[float]) -> None:
+    """A range around the values that starts at 0 for these non-negative quantities, so one point or equal points
+    show as what they are (300 mJ/cm² on 0–360, not on 299.6–300.4)."""
+    finite = [y for y in ys if y == y and abs(y) != float("inf")]
+    if not finite:
+        plot.setYRange(0, 1, padding=0)
+        return
+    top = max(finite)
+    plot.setYRange(0, top * 1.2 if top > 0 else 1.0, padding=0)

@@ -24,7 +24,7 @@ from PyQt6.QtWidgets import (
 
 from workstation.logsetup import SHOWN
 from workstation.ui.after_view import AfterView
-from workstation.ui.messages import MESSAGE_COLORS, user_text
+from workstation.ui.messages import MessageBar, user_text
 from workstation.ui.patient_view import PatientView
 from workstation.ui.plan_view import PlanView
 from workstation.ui.replay_view import ReplayView
@@ -61,19 +61,17 @@ class MainWindow(QMainWindow):
         self.banner.setObjectName("banner")
         self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.banner.hide()
-        self.message = QLabel()
-        self.message.setObjectName("message")
-        self.message.setWordWrap(True)
-        self.message.hide()
+        self.message_bar = MessageBar()
+        self.message = self.message_bar.label
 
         self.pages = QStackedWidget()
         self.start_page = StartPage(self.choose_clinical, self.choose_simulation, self.choose_replay)
         self.patient = PatientView(self.controller, self.notify, lambda: self._plan_ready(None))
         self.plan_view = PlanView(self.controller.override, self.notify, self.start_treatment)
+        self.plan_view.back_button.clicked.connect(lambda: self.show_page(self.patient))
         self.treatment = TreatmentView(self.controller, self.notify, self.session_ended)
         self.replay = ReplayView(self.notify)
-        self.after = AfterView(self.controller, self.notify, lambda: self.treatment.plots.grab().toImage(),
-                               self.recordings_dir)
+        self.after = AfterView(self.controller, self.notify, self.recordings_dir)
         self.trainer: TrainerPanel | None = None
         for page in (self.start_page, self.patient, self.plan_view, self.treatment, self.after, self.replay):
             self.pages.addWidget(page)
@@ -81,13 +79,14 @@ class MainWindow(QMainWindow):
         self.home_button = QPushButton("◀ Start page")
         self.home_button.setObjectName("home_button")
         self.home_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.home_button.setToolTip("Back to the mode choice: this ends the mode and disconnects the devices")
         self.home_button.clicked.connect(self.go_home)
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.banner)
         row = QHBoxLayout()
-        row.addWidget(self.message, 1)
+        row.addWidget(self.message_bar, 1)
         row.addWidget(self.home_button)
         layout.addLayout(row)
         layout.addWidget(self.pages, 1)
@@ -123,14 +122,14 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Cicatrix — {mode}")
 
     def notify(self, text: str, level: str = "info") -> None:
-        """A message in the window (never a modal dialog): errors say what to do. The log gets the same text."""
-        log.log(logging.WARNING if level in ("error", "warning") else logging.INFO, "window %s: %s", level, text,
+        """A message in the window's one-line area (never a modal dialog): errors say what to do. The newest message
+        replaces the one shown; the earlier ones are on hover and in the message log. The log file gets the same
+        words the window shows."""
+        self.message_bar.show_message(text, level)
+        shown = self.message_bar.current()
+        self.messages.append(shown)
+        log.log(logging.WARNING if level in ("error", "warning") else logging.INFO, "window %s: %s", level, shown[1],
                 extra=SHOWN)
-        self.messages.append((level, text))
-        self.message.setText(text)
-        self.message.setStyleSheet(f"background:{MESSAGE_COLORS.get(level, '#eeeeee')};padding:6px;"
-                                   "border-radius:4px")
-        self.message.show()
 
     def show_page(self, page: QWidget) -> None:
         self.pages.setCurrentWidget(page)
@@ -157,7 +156,7 @@ class MainWindow(QMainWindow):
         self.mode = ""
         self.banner.hide()
         self.setWindowTitle("Cicatrix")
-        self.message.hide()
+        self.message_bar.clear()
         self.show_page(self.start_page)
 
     def _page_changed(self, *_: object) -> None:
@@ -231,6 +230,8 @@ class MainWindow(QMainWindow):
     # --- simulation and clinical visit ----------------------------------------------------------------------------
     def _plan_ready(self, plan: object) -> None:
         self.start_page.setEnabled(True)
+        self.plan_view.reset_form()
+        self.plan_view.back_button.setVisible(self.mode == "clinical")
         self.plan_view.show_plan(self.controller.plan)
         if self.mode == "simulation" and self.trainer is None:
             rig = self.controller.rig

@@ -28,8 +28,11 @@ from PyQt6.QtWidgets import (
 from workstation.errors import UserError
 from workstation.protocols.model import LESION_TYPES, SKIN_TYPES
 from workstation.store.records import Identity
+from workstation.ui.body_map import BodyMap, MapArea
+from workstation.ui.patient_checks import differs, med_from_text, typed_identity
 from workstation.ui.response_form import NOTHING_ENTERED, ResponseTable
 from workstation.ui.session_controller import SessionController
+from workstation.ui.wording import field_change, lesion_name, quantity, region_name
 
 
 class PatientView(QWidget):
@@ -43,7 +46,7 @@ class PatientView(QWidget):
         self.pseudonym.setPlaceholderText("pseudonymous id, e.g. P-0042")
         find = QPushButton("Find or create")
         find.setObjectName("find_patient_button")
-        find.clicked.connect(self.find_or_create)
+        find.clicked.connect(lambda: self.find_or_create())
         self.patient_label = QLabel("No patient chosen")
         self.patient_label.setObjectName("patient_label")
         # Identity: typed when the patient is registered, shown to confirm the right patient, kept only in the clinic
@@ -64,11 +67,11 @@ class PatientView(QWidget):
         self.screening.setWordWrap(True)
         save_screening = QPushButton("Save screening answers")
         save_screening.clicked.connect(self.save_screening)
-        self.med = QDoubleSpinBox()
+        self.med = QLineEdit()  # typed, then checked against the light's range: a spin box would clamp silently
         self.med.setObjectName("med")
-        self.med.setRange(0, 5000)
-        self.med.setSpecialValueText("—")
-        self.med.setSuffix(" mJ/cm²")
+        self.med.setPlaceholderText("mJ/cm², read at 24 h")
+        self.med_on_file = QLabel("MED on file: —")
+        self.med_on_file.setObjectName("med_on_file")
         save_med = QPushButton("Save MED for this light")
         save_med.setObjectName("save_med_button")
         save_med.setToolTip("The minimal erythema dose read at 24 h, measured on the connected light's model: an MED "
@@ -77,7 +80,8 @@ class PatientView(QWidget):
 
         self.area_label, self.region, self.lesion = QLineEdit(), QComboBox(), QComboBox()
         self.area_label.setPlaceholderText("e.g. left cheek")
-        self.lesion.addItems(list(LESION_TYPES))
+        for lesion in LESION_TYPES:
+            self.lesion.addItem(lesion_name(lesion), lesion)
         self.size = QDoubleSpinBox()
         self.size.setRange(0.1, 2000)
         self.size.setSuffix(" cm²")
@@ -99,9 +103,14 @@ class PatientView(QWidget):
         add_area.clicked.connect(self.add_area)
         self.areas = QListWidget()
         self.areas.setObjectName("areas")
+        self.areas.setWordWrap(True)  # an area's line wraps instead of being cut
         self.areas.setToolTip("Tick the areas of a new course; select one to load it into the form and correct it")
         self.areas.currentItemChanged.connect(self._area_selected)
+        self.body_map = BodyMap()
+        self.body_map.area_clicked.connect(self._select_area_row)
         self._area_by_id: dict[int, Any] = {}
+        self._select_course: int | None = None
+        self._mismatch_warned: tuple | None = None
         self.change_reason = QLineEdit()
         self.change_reason.setObjectName("area_change_reason")
         self.change_reason.setPlaceholderText("why, e.g. darker than the skin around it: now PIH")
@@ -149,6 +158,7 @@ class PatientView(QWidget):
         med_row.addWidget(self.med, 1)
         med_row.addWidget(save_med)
         scr.layout().addLayout(med_row)
+        scr.layout().addWidget(self.med_on_file)
         area_box = QGroupBox("Treatment areas")
         form = QFormLayout(area_box)
         form.addRow("label", self.area_label)
@@ -172,8 +182,14 @@ class PatientView(QWidget):
         cf.addRow(self.previous)
         cf.addRow(save_previous)
         cf.addRow(plan)
+        map_box = QGroupBox("Body map")
+        QVBoxLayout(map_box).addWidget(self.body_map)
+        first = QVBoxLayout()
+        first.addWidget(scr, 3)
+        first.addWidget(map_box, 2)
         row = QHBoxLayout()
-        for box in (scr, area_box, course_box):
+        row.addLayout(first, 1)
+        for box in (area_box, course_box):
             row.addWidget(box, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("<h2>Patient and course</h2>"))
@@ -192,36 +208,27 @@ class PatientView(QWidget):
             it.setCheckState(Qt.CheckState.Unchecked)
             self.screening.addItem(it)
         self.region.clear()
-        self.region.addItems(sorted(lib.tables.needling.regions))
+        for region in sorted(lib.tables.needling.regions, key=region_name):
+            self.region.addItem(region_name(region), region)
         self.scar_kind.clear()
         self.scar_kind.addItem("unknown", None)
         for kind, label in (lib.tables.scar_kinds.labels.items() if lib.tables.scar_kinds else ()):
             self.scar_kind.addItem(label, kind)
         self.protocol.clear()
         for pid, p in sorted(lib.protocols.items()):
-            self.protocol.addItem(f"{pid} v{p.version}", pid)
+            self.protocol.addItem(f"{p.title} (v{p.version})", pid)
+            self.protocol.setItemData(self.protocol.count() - 1, f"{pid} v{p.version}", Qt.ItemDataRole.ToolTipRole)
 
     def _error(self, exc: Exception) -> None:
         self.notify(str(exc), "error")
 
     def _typed_identity(self) -> Identity | None:
         """The identity typed in the form, None if nothing was typed. UserError if it is incomplete or impossible."""
-        family, given, born = (e.text().strip() for e in (self.family_name, self.given_name, self.birth_date))
-        if not (family or given or born):
-            return None
-        if not family or not given:
-            raise UserError("Type both the family name and the given name (or leave the identity empty).")
-        birth = None
-        if born:
-            try:
-                birth = dt.date.fromisoformat(born)
-            except ValueError:
-                raise UserError(f"Birth date {born!r} is not a date: type it as YYYY-MM-DD.") from None
-            if not dt.date(1900, 1, 1) <= birth <= dt.date.today():
-                raise UserError(f"Birth date {birth.isoformat()} is impossible: check it.")
-        return Identity(family, given, birth)
+        return typed_identity(*(e.text().strip() for e in (self.family_name, self.given_name, self.birth_date)))
 
-    def find_or_create(self) -> None:
+    def find_or_create(self, announce: bool = True) -> None:
+        """Load the patient typed (create it if new); `announce` says so in the message area (a reload after a
+        change keeps that change's message instead)."""
         pseudonym = self.pseudonym.text().strip()
         if not pseudonym:
             self.notify("Type the patient's pseudonymous id (never their name), then press Find or create.", "error")
@@ -241,11 +248,11 @@ class PatientView(QWidget):
             if on_file is None and typed is not None:
                 store.add_identity(patient.id, typed)
                 on_file = typed
-            return patient, created, on_file, store.areas(patient.id), store.courses(patient.id)
+            return patient, created, on_file, store.areas(patient.id), store.courses(patient.id), store.meds(patient.id)
 
         def done(result: tuple) -> None:
             on_file = result[2]
-            if typed is not None and on_file is not None and _differs(typed, on_file):
+            if typed is not None and on_file is not None and differs(typed, on_file):
                 # Perhaps the wrong patient: nothing of this record is shown or planned until the id is checked.
                 self.patient = None
                 self.areas.clear()
@@ -257,28 +264,52 @@ class PatientView(QWidget):
                 return
             for edit in (self.family_name, self.given_name, self.birth_date):
                 edit.clear()
-            self._show_patient(result)
+            self._show_patient(result, announce)
 
         self.controller.store_call(work, done, self._error)
 
-    def _show_patient(self, result: tuple) -> None:
-        self.patient, created, identity, areas, courses = result
+    def _show_patient(self, result: tuple, announce: bool = False) -> None:
+        previous = self.patient
+        self.patient, created, identity, areas, courses, meds = result
         who = "no identity on file"
         if identity is not None:
             born = f", born {identity.birth_date.isoformat()}" if identity.birth_date else ""
             who = f"{identity.family_name.upper()}, {identity.given_name}{born}"
         self.patient_label.setText(f"{self.patient.pseudonym} ({'new' if created else 'found'}) — {who}")
+        if announce:  # a success replaces the error it answers
+            self.notify(f"Patient {self.patient.pseudonym} {'created' if created else 'found'}: check the identity "
+                        "shown, then plan the visit.", "info")
+        model = self._light_model()
+        mine = [m for m in meds if m.device_model == model] if model else meds
+        self.med.clear()
+        self.med_on_file.setText(f"MED on file: {quantity(mine[-1].med_mj_cm2, 'mJ/cm²')} on {mine[-1].device_model}, "
+                                 f"{mine[-1].measured_on}" if mine else "MED on file: none for this light")
         self.areas.clear()
         self._area_by_id = {a.id: a for a in areas}
         for a in areas:
-            it = QListWidgetItem(f"{a.label} — {a.body_region}, {a.lesion_type}, {a.size_cm2:g} cm², type {a.skin_type}")
+            it = QListWidgetItem(f"{a.label} — {region_name(a.body_region)}, {lesion_name(a.lesion_type)}, "
+                                 f"{a.size_cm2:g} cm², skin type {a.skin_type}")
+            it.setToolTip(it.text())
             it.setData(Qt.ItemDataRole.UserRole, a.id)
             it.setFlags(it.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             it.setCheckState(Qt.CheckState.Checked)
             self.areas.addItem(it)
+        keep = self._select_course if self._select_course is not None else self.courses.currentData()
+        if previous is None or previous.id != self.patient.id:
+            keep = self._select_course
+        self._select_course = None
+        self.courses.blockSignals(True)
+        self.body_map.set_areas([MapArea(a.id, a.label, a.body_region, a.lesion_type) for a in areas])
         self.courses.clear()
         for c in courses:
-            self.courses.addItem(f"course {c.id}: {c.protocol_id}, from {c.started_on}", c.id)
+            self.courses.addItem(f"Course {c.id}, from {c.started_on}: {c.protocol_id}", c.id)
+            self.courses.setItemData(self.courses.count() - 1, self.courses.itemText(self.courses.count() - 1),
+                                     Qt.ItemDataRole.ToolTipRole)
+        # the course chosen stays chosen (a correction or a reconnect reloads the patient); otherwise the newest
+        index = self.courses.findData(keep) if keep is not None else -1
+        self.courses.setCurrentIndex(index if index >= 0 else self.courses.count() - 1)
+        self.courses.blockSignals(False)
+        self.load_previous_session()
 
     def _need_patient(self) -> bool:
         if self.patient is None:
@@ -302,27 +333,44 @@ class PatientView(QWidget):
     def save_med(self) -> None:
         if not self._need_patient():
             return
-        if self.med.value() <= 0:
-            self.notify("Type the MED in mJ/cm² (read at 24 h), then save it.", "error")
-            return
         light = self.controller.rig.devices.get("light") if self.controller.rig else None
-        model = light.identity.model if light is not None and light.identity else None
-        if model is None:
-            self.notify("Connect the light to record an MED: it is kept per device model.", "error")
+        try:  # refused, never clamped: a wrong MED would set every later dose
+            med, model = med_from_text(self.med.text(), light)
+        except UserError as exc:
+            self.notify(str(exc), "error")
             return
-        pid, med = self.patient.id, self.med.value()
-        self.controller.store_call(lambda store: store.add_med(pid, model, med, dt.date.today()),
-                                   lambda _r: self.notify(f"MED {med:g} mJ/cm² on {model} saved.", "info"),
+        pid = self.patient.id
+
+        def saved(_r: object) -> None:
+            self.med.clear()
+            self.med_on_file.setText(f"MED on file: {med:g} mJ/cm² on {model}, {dt.date.today()}")
+            self.notify(f"MED {med:g} mJ/cm² on {model} saved.", "info")
+
+        self.controller.store_call(lambda store: store.add_med(pid, model, med, dt.date.today()), saved,
                                    self._error)
+
+    def _light_model(self) -> str | None:
+        light = self.controller.rig.devices.get("light") if self.controller.rig else None
+        return light.identity.model if light is not None and light.identity else None
 
     def add_area(self) -> None:
         if not self._need_patient():
             return
-        pid, args = self.patient.id, (self.area_label.text().strip(), self.region.currentText(),
-                                      self.lesion.currentText(), self.size.value(), self.skin.currentText())
+        pid, args = self.patient.id, (self.area_label.text().strip(), self.region.currentData(),
+                                      self.lesion.currentData(), self.size.value(), self.skin.currentText())
+
+        def added(area: Any) -> None:
+            self.notify(f"Area {area.label} added.", "info")
+            self.find_or_create(announce=False)
+
         kw = {**self._scar_fields(), "distinct_place": self.distinct_place.isChecked()}
-        self.controller.store_call(lambda store: store.add_area(pid, *args, **kw), lambda _a: self.find_or_create(),
-                                   self._error)
+        self.controller.store_call(lambda store: store.add_area(pid, *args, **kw), added, self._error)
+
+    def _select_area_row(self, area_id: int) -> None:
+        """A click on the body map selects the area in the list (and so loads it into the form)."""
+        for i in range(self.areas.count()):
+            if self.areas.item(i).data(Qt.ItemDataRole.UserRole) == area_id:
+                self.areas.setCurrentRow(i)
 
     def _scar_fields(self) -> dict[str, Any]:
         age = self.scar_age.value()
@@ -332,9 +380,10 @@ class PatientView(QWidget):
         area = self._area_by_id.get(item.data(Qt.ItemDataRole.UserRole)) if item is not None else None
         if area is None:
             return
+        self.body_map.select(area.id)
         self.area_label.setText(area.label)
-        self.region.setCurrentText(area.body_region)
-        self.lesion.setCurrentText(area.lesion_type)
+        self.region.setCurrentIndex(self.region.findData(area.body_region))
+        self.lesion.setCurrentIndex(self.lesion.findData(area.lesion_type))
         self.size.setValue(area.size_cm2)
         self.skin.setCurrentText(area.skin_type)
         self.scar_kind.setCurrentIndex(max(0, self.scar_kind.findData(area.scar_kind)))
@@ -349,18 +398,18 @@ class PatientView(QWidget):
             self.notify("Select the area to correct in the list, change its values in the form, say why, then "
                         "press Correct.", "error")
             return
-        changes = {"label": self.area_label.text().strip(), "body_region": self.region.currentText(),
-                   "lesion_type": self.lesion.currentText(), "size_cm2": self.size.value(),
+        changes = {"label": self.area_label.text().strip(), "body_region": self.region.currentData(),
+                   "lesion_type": self.lesion.currentData(), "size_cm2": self.size.value(),
                    "skin_type": self.skin.currentText(), **self._scar_fields()}
         reason, who = self.change_reason.text(), self.controller.operator
 
         def done(after: Any) -> None:
-            said = [f"{field.replace('_', ' ')} {getattr(area, field)} → {getattr(after, field)}"
+            said = [field_change(field, getattr(area, field), getattr(after, field))
                     for field in changes if getattr(area, field) != getattr(after, field)]
             self.change_reason.clear()
             self.notify(f"Area {after.label} corrected ({'; '.join(said)}); the change and its reason are kept. "
                         "Plan the visit again: the plan follows the area as it is now.", "info")
-            self.find_or_create()
+            self.find_or_create(announce=False)
 
         self.controller.store_call(lambda store: store.correct_area(area.id, who=who, reason=reason, **changes),
                                    done, self._error)
@@ -371,9 +420,24 @@ class PatientView(QWidget):
         ids = [self.areas.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.areas.count())
                if self.areas.item(i).checkState() == Qt.CheckState.Checked]
         protocol = self.controller.library.get(self.protocol.currentData())
+        misfits = [a for i in ids if (a := self._area_by_id.get(i)) and a.lesion_type not in protocol.lesion_types]
+        confirm = (protocol.id, tuple(ids))
+        if misfits and self._mismatch_warned != confirm:
+            self._mismatch_warned = confirm
+            self.notify(f"“{protocol.title}” is written for {', '.join(lesion_name(t).lower() for t in protocol.lesion_types)}"
+                        f"; {', '.join(f'{a.label} is {lesion_name(a.lesion_type).lower()}' for a in misfits)}. "
+                        "Choose another protocol, or press Start a course again to start it anyway.", "warning")
+            return
+        self._mismatch_warned = None
         pid = self.patient.id
+
+        def started(course: Any) -> None:
+            self._select_course = course.id  # the new course is the one planned next
+            self.notify(f"Course {course.id} ({protocol.title}) started; it is the course selected.", "info")
+            self.find_or_create(announce=False)
+
         self.controller.store_call(lambda store: store.create_course(pid, protocol, ids, dt.date.today()),
-                                   lambda _c: self.find_or_create(), self._error)
+                                   started, self._error)
 
     def load_previous_session(self) -> None:
         """Show the course's last session with an empty response form when it has no response yet."""
@@ -434,14 +498,3 @@ class PatientView(QWidget):
             return
         self.controller.plan_course(self.courses.currentData(), self.patient.pseudonym,
                                     lambda _p: self.on_plan(), self._error)
-
-
-def _differs(typed: Identity, on_file: Identity) -> bool:
-    """Names compared without case or surrounding blanks; a birth date counts only when both have one."""
-    def norm(name: str) -> str:
-        return " ".join(name.split()).casefold()
-
-    dates_differ = typed.birth_date is not None and on_file.birth_date is not None and \
-        typed.birth_date != on_file.birth_date
-    return (norm(typed.family_name) != norm(on_file.family_name) or norm(typed.given_name) != norm(on_file.given_name)
-            or dates_differ)

@@ -3,6 +3,7 @@ a reason that is kept in the plan (dose.override). A value out of bounds is a me
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from PyQt6.QtWidgets import (
@@ -21,8 +22,9 @@ from PyQt6.QtWidgets import (
 from workstation.dose import OVERRIDABLE, SessionPlan
 from workstation.dose.override import LABELS
 from workstation.errors import UserError
+from workstation.ui.wording import field_name, modality_name, quantity
 
-COLUMNS = ("area", "modality", "target dose (mJ/cm²)", "depth (mm)", "stroke rate (Hz)", "passes")
+COLUMNS = ("Area", "Treatment", "Target dose (mJ/cm²)", "Depth (mm)", "Stroke rate (Hz)", "Passes")
 
 
 class PlanView(QWidget):
@@ -44,6 +46,7 @@ class PlanView(QWidget):
 
         self.area_choice = QComboBox()
         self.area_choice.setObjectName("override_area")
+        self.area_choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # never "abdomen-"
         self.field_choice = QComboBox()
         self.field_choice.setObjectName("override_field")
         for f in OVERRIDABLE:
@@ -65,6 +68,10 @@ class PlanView(QWidget):
         self.start_button.setObjectName("start_treatment_button")
         self.start_button.setMinimumHeight(40)
         self.start_button.clicked.connect(on_start)
+        self.back_button = QPushButton("◀ Patient and course")  # back without disconnecting the devices
+        self.back_button.setObjectName("back_to_patient_button")
+        self.back_button.setMinimumHeight(40)
+        self.back_button.hide()
 
         edit = QHBoxLayout()
         edit.addWidget(QLabel("Change"))
@@ -80,7 +87,12 @@ class PlanView(QWidget):
         layout.addWidget(self.bounds_label)
         layout.addWidget(QLabel("<b>Why these numbers, warnings, aftercare</b>"))
         layout.addWidget(self.reasons, 1)
-        layout.addWidget(self.start_button)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.back_button)
+        buttons.addWidget(self.start_button, 1)
+        layout.addLayout(buttons)
+        QWidget.setTabOrder(self.apply_button, self.back_button)  # reading order: back, then start
+        QWidget.setTabOrder(self.back_button, self.start_button)
 
     def show_plan(self, plan: SessionPlan) -> None:
         self.plan = plan
@@ -89,9 +101,9 @@ class PlanView(QWidget):
                            f"{plan.protocol_id} v{plan.protocol_version}</h2>")
         self.table.setRowCount(len(plan.areas))
         for row, a in enumerate(plan.areas):
-            values = (a.label, a.modality, a.target_dose_mj_cm2, a.depth_mm, a.stroke_rate_hz, a.passes)
+            values = (a.label, modality_name(a.modality), a.target_dose_mj_cm2, a.depth_mm, a.stroke_rate_hz, a.passes)
             for col, v in enumerate(values):
-                text = "—" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+                text = quantity(v) if v is None or isinstance(v, int | float) else str(v)
                 self.table.setItem(row, col, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
         current = self.area_choice.currentData()
@@ -108,7 +120,8 @@ class PlanView(QWidget):
         lines += [f"BLOCK: {b}" for b in plan.blocks] + [f"WARNING: {w}" for w in plan.warnings]
         for a in plan.areas:
             lines += [f"{a.label}: {r}" for r in a.reasons]
-            lines += [f"{a.label}: {o.field} changed from {o.proposed} to {o.value} by {o.who}: {o.reason}"
+            lines += [f"{a.label}: {field_name(o.field)} changed from {quantity(o.proposed)} to {quantity(o.value)} "
+                      f"by {o.who}: {o.reason}"
                       for o in a.overrides]
         lines += [f"{a.label}: expected response: {a.expected_response}" for a in plan.areas if a.expected_response]
         lines += plan.uv_record_lines()
@@ -116,6 +129,13 @@ class PlanView(QWidget):
         lines += [f"aftercare: {c}" for c in plan.aftercare]
         self.reasons.setPlainText("\n".join(lines))
         self._show_bounds()
+
+    def reset_form(self) -> None:
+        """A new plan (another patient, another visit): the Change form starts empty, not with the last values."""
+        self.field_choice.setCurrentIndex(0)
+        self.value_edit.clear()
+        self.reason_edit.clear()
+        self.area_choice.clear()
 
     def _show_bounds(self) -> None:
         if self.plan is None or self.area_choice.currentData() is None:
@@ -133,8 +153,10 @@ class PlanView(QWidget):
         text = self.value_edit.text().strip().replace(",", ".")
         try:
             value = float(text)
+            if not math.isfinite(value):
+                raise ValueError(text)
         except ValueError:
-            self.notify(f"Type the new {LABELS[field]} as a number (for example 250), not {text!r}.", "error")
+            self.notify(f"Type the new {LABELS[field]} as a number (for example 250), not “{text}”.", "error")
             return
         try:
             plan = self._override(area_id, field, value, self.reason_edit.text())

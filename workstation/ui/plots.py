@@ -3,13 +3,20 @@
 Nothing here receives samples: the reader threads append to the buffers, and a `QTimer` (40 Hz by default) pulls at
 most ≈ 2 points per pixel of plot width per curve (the buffers' min/max envelope), so the cost of a frame does not
 grow with the window length (10 s to 10 min) or the sample rate.
+
+Both devices share one time axis (the latest sample of either device ends it), so a device that stops sending
+(unplugged) shows its curves ending with a gap while the other's go on, and resumes on the same axis after a gap.
+Each plot's legend is its title line, above the data, so it never hides the newest samples. Non-finite samples are
+drawn as gaps (`connect="finite"`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QPaintEvent
@@ -17,9 +24,11 @@ from PyQt6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayo
 
 from workstation.plotbuffer import PlotBuffers, finite_extent
 
-WINDOW_CHOICES_S = {"10 s": 10.0, "1 min": 60.0, "10 min": 600.0}
+WINDOW_CHOICES_S = {"10 s": 10.0, "1 min": 60.0, "10 min": 600.0, "1 h": 3600.0}  # offered if the buffers hold it
 DEFAULT_REFRESH_HZ = 40.0
 MIN_POINTS = 200
+GAP_S = 0.25  # samples further apart than this (and than 3 typical steps) are not joined: the device was silent
+AXIS_TEXT = "#202020"  # axis text dark enough to read at a glance (WCAG AA on white)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,7 @@ LIGHT_PLOTS = (
         min_span=100.0,
     ),
     PlotSpec("lamp temperature", "°C", (CurveSpec("lamp_temp_c", "lamp", "#e06c75"),), y_floor=None),
+    PlotSpec("skin contact", "on/off", (CurveSpec("skin_contact", "contact", "#56b6c2"),), y_range=(-0.1, 1.1)),
 )
 PEN_PLOTS = (
     PlotSpec(
@@ -79,6 +89,8 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
         self.device = device
         self.plots: list[pg.PlotItem] = []
         self.paints = 0  # frames actually painted (for the benchmark)
+        self.drawn_total = 0  # the device's samples_total when its curves were last set (what the next paint shows)
+        self.on_painted: Callable[[DevicePlotPanel], None] | None = None  # the benchmark's device→pixel probe
         self.curves: dict[str, pg.PlotDataItem] = {}
         self._auto_y: list[tuple[pg.PlotItem, tuple[str, ...], PlotSpec]] = []  # Y range follows the data
         self.setBackground("w")
@@ -86,7 +98,12 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
             plot = self.addPlot(row=row, col=0)
             plot.setMenuEnabled(False)
             plot.showGrid(x=False, y=False)  # grids cost as much as the curves to paint at 30 frames/s
-            plot.setLabel("left", spec.title, units=spec.unit)
+            plot.setTitle(legend_html(spec), size="9pt", justify="left")  # the legend, outside the data area
+            plot.setLabel("left", spec.unit, **{"color": AXIS_TEXT, "font-size": "9pt"})
+            for name in ("left", "bottom"):
+                axis = plot.getAxis(name)
+                axis.setTextPen(AXIS_TEXT)
+                axis.setPen("#606060")
             plot.getAxis("left").enableAutoSIPrefix(False)
             plot.getAxis("left").setWidth(70)
             plot.setMouseEnabled(x=False, y=False)
@@ -94,35 +111,36 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
             plot.setYRange(*(spec.y_range or (0.0, 1.0)), padding=0)
             if spec.y_range is None:
                 self._auto_y.append((plot, tuple(c.channel for c in spec.curves), spec))
-            if len(spec.curves) > 1:
-                plot.addLegend(offset=(-10, 5), labelTextSize="8pt", brush=(255, 255, 255, 200))
             for c in spec.curves:
-                self.curves[c.channel] = plot.plot(
-                    pen=pg.mkPen(c.color, width=1), name=c.label, skipFiniteCheck=True, antialias=False
-                )
+                self.curves[c.channel] = plot.plot(pen=pg.mkPen(c.color, width=1), name=c.label, antialias=False)
             if self.plots:
                 plot.setXLink(self.plots[0])
             self.plots.append(plot)
-        for plot in self.plots[:-1]:  # one time axis, at the bottom
-            plot.getAxis("bottom").setStyle(showValues=False)
-        self.plots[-1].setLabel("bottom", "time since session start", units="s")
+        for plot in self.plots[:-1]:  # one time axis, at the bottom (an axis costs as much to paint as a curve)
+            plot.hideAxis("bottom")
+        self.plots[-1].setLabel("bottom", "time since session start (s)", **{"color": AXIS_TEXT, "font-size": "9pt"})
         self.plots[-1].getAxis("bottom").enableAutoSIPrefix(False)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
         super().paintEvent(event)
         self.paints += 1
+        if self.on_painted is not None:
+            self.on_painted(self)
 
     def points_budget(self) -> int:
         """At most 2 points per pixel of plot width: the min and the max of the samples under that pixel."""
         return max(MIN_POINTS, 2 * int(self.plots[0].getViewBox().width()))
 
-    def refresh(self, buffers: PlotBuffers, window_s: float, decimate: bool) -> None:
+    def refresh(self, buffers: PlotBuffers, window_s: float, decimate: bool, t_end_s: float | None = None) -> None:
+        """Redraw from the buffers; `t_end_s` (session s) ends the shared time axis (default: this device's last)."""
         max_points = self.points_budget() if decimate else None
-        t_last_s = buffers.stats(self.device).t_last_s
+        stats = buffers.stats(self.device)
+        self.drawn_total = stats.samples_total
+        t_last_s = stats.t_last_s if t_end_s is None else t_end_s
         y_extent: dict[str, tuple[float, float]] = {}
         for channel, curve in self.curves.items():
-            t, y = buffers.view(self.device, channel, window_s, max_points)
-            curve.setData(t, y, connect="finite")  # NaN: a non-finite sample, drawn as a gap
+            t, y = with_gaps(*buffers.view(self.device, channel, window_s, max_points))
+            curve.setData(t, y, connect="finite")  # NaN: a non-finite sample or a silent device, drawn as a gap
             if (extent := finite_extent(y)) is not None:
                 y_extent[channel] = extent
         for plot, channels, spec in self._auto_y:
@@ -135,6 +153,25 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
                 plot.setXRange(x_end_s - window_s, x_end_s, padding=0)
         for plot in self.plots:  # apply the new ranges now; left to the paint, they would cost a second paint
             plot.getViewBox().prepareForPaint()
+
+
+def legend_html(spec: PlotSpec) -> str:
+    """The plot's title line: its name, then a coloured key per curve (the legend, above the data area)."""
+    keys = "&nbsp;&nbsp;".join(f"<span style='color:{c.color}'>━━</span>&nbsp;{c.label}" for c in spec.curves)
+    return f"<span style='color:{AXIS_TEXT}'><b>{spec.title}</b>&nbsp;&nbsp;{keys}</span>"
+
+
+def with_gaps(t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Insert a NaN where consecutive samples are further apart than GAP_S and 3 typical steps (a silent device),
+    so the curve shows a gap instead of a straight line across it."""
+    if len(t) < 3:
+        return t, y
+    dt = np.diff(t)
+    typical = float(np.median(dt[dt > 0])) if (dt > 0).any() else 0.0
+    cut = np.flatnonzero(dt > max(GAP_S, 3 * typical)) + 1
+    if not len(cut):
+        return t, y
+    return np.insert(t, cut, t[cut - 1]), np.insert(y.astype(np.float64), cut, np.nan)
 
 
 def _follow_y(plot: pg.PlotItem, lo: float, hi: float, spec: PlotSpec) -> None:
@@ -170,7 +207,8 @@ class LivePlots(QWidget):
         self._last_totals: tuple[int, ...] | None = None
 
         self.window_choice = QComboBox()
-        self.window_choice.addItems(list(WINDOW_CHOICES_S))
+        held_s = buffers.capacity_samples / buffers.rate_hz
+        self.window_choice.addItems([k for k, v in WINDOW_CHOICES_S.items() if v <= held_s + 1e-6])
         self.window_choice.setCurrentText("1 min")
         self.window_choice.currentTextChanged.connect(self._window_changed)
         self.decimate_toggle = QCheckBox("min/max decimation")
@@ -224,8 +262,10 @@ class LivePlots(QWidget):
         if totals == self._last_totals:
             return
         t0 = time.perf_counter()
+        lasts = [t for dev in self.panels if (t := self.buffers.stats(dev).t_last_s) == t]
+        t_end = max(lasts) if lasts else None  # one time axis for both devices
         for panel in self.panels.values():
-            panel.refresh(self.buffers, self.window_s, self.decimate_toggle.isChecked())
+            panel.refresh(self.buffers, self.window_s, self.decimate_toggle.isChecked(), t_end)
         self._last_totals = totals
         self.frames_drawn += 1
         self.last_frame_ms = (time.perf_counter() - t0) * 1e3

@@ -1,70 +1,187 @@
-"""The session report as a PDF, with Qt's own writer (QPdfWriter): the numbers as text, then pictures of the plots.
-
-`write_report` touches no widget: the pictures are grabbed on the GUI thread beforehand, so the file can be written on
-a worker thread and the window never waits on the disk.
+"""The session report as a PDF, drawn from the recording with Qt's own writer (QPdfWriter) and QPainter: the text,
+then one figure per step over that step's own time span (irradiance, and dose against the target, for the light;
+depth against the set depth, and stroke rate, for the pen), then the operator's sign-off. Vector drawing, no widget
+and no screen grab: it runs on a worker thread or without a window (`main.py report`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from PyQt6.QtCore import QMarginsF, QRectF, Qt
-from PyQt6.QtGui import QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter
+import numpy as np
+from PyQt6.QtCore import QMarginsF, QPointF, QRectF, Qt
+from PyQt6.QtGui import QColor, QFont, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen, QPolygonF
+
+from workstation.ui.report_data import LIGHT_SERIES, MARGIN_S, PEN_SERIES, ReportData, StepSpan
 
 RESOLUTION_DPI = 150
+PANEL_H = 170.0
+COLORS = {"irradiance_mw_cm2": "#e69f00", "dose_mj_cm2": "#9b3fb5", "target_dose_mj_cm2": "#555555",
+          "depth_mm": "#0072b2", "depth_set_mm": "#555555", "stroke_rate_hz": "#009e73"}
 
 
-def write_report(path: Path, title: str, lines: list[str], images: list[QImage]) -> Path:
-    """Write `title`, `lines` (one paragraph each; "## " starts a heading) and `images` to an A4 PDF at `path`."""
+@dataclass(frozen=True)
+class DrawnPlot:
+    """A figure as drawn: the step it shows and the time span of its axis (session s)."""
+
+    step: int
+    t_from_s: float
+    t_to_s: float
+    page: int
+
+
+def write_session_report(data: ReportData, path: Path | str) -> list[DrawnPlot]:
+    """Write the report of `data` to an A4 PDF at `path`; return the figures drawn. OSError if it cannot write."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = QPdfWriter(str(path))
     writer.setResolution(RESOLUTION_DPI)
     writer.setPageLayout(QPageLayout(QPageSize(QPageSize.PageSizeId.A4), QPageLayout.Orientation.Portrait,
                                      QMarginsF(15, 15, 15, 15), QPageLayout.Unit.Millimeter))
-    writer.setTitle(title)
+    title = ("Cicatrix training session report — not a clinical record" if data.training
+             else "Cicatrix session report")
+    writer.setTitle(f"{title} — {data.pseudonym}")
     writer.setCreator("Cicatrix workstation")
     painter = QPainter()
     if not painter.begin(writer):
         raise OSError(f"cannot write the report {path}: check that the folder is writable")
+    drawn: list[DrawnPlot] = []
     try:
         page = writer.pageLayout().paintRectPixels(RESOLUTION_DPI)
-        width, height = float(page.width()), float(page.height())
-        y = 0.0
-
-        def ensure(space: float) -> None:
-            nonlocal y
-            if y + space > height and y > 0:
-                writer.newPage()
-                y = 0.0
-
-        def text(s: str, size: int, bold: bool = False) -> None:
-            nonlocal y
-            font = QFont("Sans Serif", size)
-            font.setBold(bold)
-            painter.setFont(font)
-            flags = int(Qt.TextFlag.TextWordWrap)
-            rect = painter.boundingRect(QRectF(0, 0, width, height), flags, s)
-            ensure(rect.height())
-            painter.drawText(QRectF(0, y, width, rect.height()), flags, s)
-            y += rect.height() + size * 0.4
-
-        text(title, 16, bold=True)
-        for line in lines:
+        doc = _Doc(painter, writer, float(page.width()), float(page.height()))
+        doc.text(title, 15, bold=True)
+        for line in data.lines():
             if line.startswith("## "):
-                y += 8
-                text(line[3:], 12, bold=True)
+                doc.y += 6
+                doc.text(line[3:], 11, bold=True)
             else:
-                text(line, 9)
-        for image in images:
-            if image.isNull():
-                continue
-            h = width * image.height() / max(1, image.width())
-            if h > height:
-                h = height
-            ensure(h)
-            painter.drawImage(QRectF(0, y, width, h), image)
-            y += h + 10
+                doc.text(line, 8)
+        for step in data.steps:
+            if len(step.t_s):
+                drawn.append(doc.figure(step))
+        doc.sign_off(data.operator)
     finally:
         painter.end()
-    return path
+    return drawn
+
+
+class _Doc:
+    def __init__(self, painter: QPainter, writer: QPdfWriter, width: float, height: float) -> None:
+        self.p, self.writer, self.width, self.height = painter, writer, width, height
+        self.y = 0.0
+        self.page = 1
+
+    def ensure(self, space: float) -> None:
+        if self.y + space > self.height and self.y > 0:
+            self.writer.newPage()
+            self.page += 1
+            self.y = 0.0
+
+    def text(self, s: str, size: int, bold: bool = False, color: str = "#000000") -> None:
+        font = QFont("Sans Serif", size)
+        font.setBold(bold)
+        self.p.setFont(font)
+        self.p.setPen(QColor(color))
+        flags = int(Qt.TextFlag.TextWordWrap)
+        rect = self.p.boundingRect(QRectF(0, 0, self.width, self.height), flags, s)
+        self.ensure(rect.height())
+        self.p.drawText(QRectF(0, self.y, self.width, rect.height()), flags, s)
+        self.y += rect.height() + size * 0.4
+
+    def figure(self, step: StepSpan) -> DrawnPlot:
+        light = step.modality == "light"
+        specs = LIGHT_SERIES if light else PEN_SERIES
+        panels = ([specs[0:1], specs[1:3]] if light else [specs[0:2], specs[2:3]])
+        self.ensure(40 + len(panels) * (PANEL_H + 40))
+        page = self.page
+        self.text(f"Step {step.index} — {step.describe()}", 9, bold=True)
+        t_from, t_to = step.t_start_s, step.t_end_s
+        for group in panels:
+            series = [(step.series[c], COLORS[c], label) for c, label, _u in group if c in step.series]
+            self._legend(series, group[0][2])
+            rect = QRectF(70, self.y, self.width - 80, PANEL_H)
+            self._panel(rect, step.t_s, series, t_from - MARGIN_S, t_to + MARGIN_S, (t_from, t_to))
+            self.y += PANEL_H + 26
+        self.text(f"time since session start (s): step from {t_from:.1f} s to {t_to:.1f} s (shaded), "
+                  f"axis {max(0.0, t_from - MARGIN_S):.1f}–{t_to + MARGIN_S:.1f} s", 7, color="#333333")
+        self.y += 8
+        return DrawnPlot(step.index, t_from, t_to, page)
+
+    def _legend(self, series: list, unit: str) -> None:
+        self.p.setFont(QFont("Sans Serif", 7))
+        x = 70.0
+        for _y, color, label in series:
+            self.p.setPen(QPen(QColor(color), 3))
+            self.p.drawLine(QPointF(x, self.y + 8), QPointF(x + 24, self.y + 8))
+            self.p.setPen(QColor("#000000"))
+            self.p.drawText(QPointF(x + 30, self.y + 12), f"{label} ({unit})")
+            x += 40 + self.p.fontMetrics().horizontalAdvance(f"{label} ({unit})")
+        self.y += 20
+
+    def _panel(self, rect: QRectF, t: np.ndarray, series: list, t_lo: float, t_hi: float,
+               shade: tuple[float, float]) -> None:
+        p = self.p
+        t_lo = max(0.0, t_lo)
+        values = np.concatenate([y[np.isfinite(y)] for y, _c, _l in series]) if series else np.empty(0)
+        y_hi = float(values.max()) if len(values) else 1.0
+        y_lo = min(0.0, float(values.min())) if len(values) else 0.0
+        y_hi = y_hi * 1.1 if y_hi > 0 else 1.0
+
+        def px(tt: np.ndarray, yy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return (rect.left() + (tt - t_lo) / max(t_hi - t_lo, 1e-9) * rect.width(),
+                    rect.bottom() - (yy - y_lo) / max(y_hi - y_lo, 1e-9) * rect.height())
+
+        sx0, _ = px(np.array([shade[0]]), np.zeros(1))
+        sx1, _ = px(np.array([shade[1]]), np.zeros(1))
+        p.fillRect(QRectF(float(sx0[0]), rect.top(), float(sx1[0] - sx0[0]), rect.height()), QColor("#eef3fb"))
+        p.setPen(QPen(QColor("#404040"), 1))
+        p.drawRect(rect)
+        p.setFont(QFont("Sans Serif", 6))
+        for k in range(5):
+            yv = y_lo + (y_hi - y_lo) * k / 4
+            _, yy = px(np.zeros(1), np.array([yv]))
+            p.drawLine(QPointF(rect.left() - 4, float(yy[0])), QPointF(rect.left(), float(yy[0])))
+            p.drawText(QRectF(0, float(yy[0]) - 8, rect.left() - 6, 16),
+                       int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), f"{yv:.4g}")
+            tv = t_lo + (t_hi - t_lo) * k / 4
+            xx, _ = px(np.array([tv]), np.zeros(1))
+            p.drawLine(QPointF(float(xx[0]), rect.bottom()), QPointF(float(xx[0]), rect.bottom() + 4))
+            p.drawText(QRectF(float(xx[0]) - 30, rect.bottom() + 4, 60, 14), int(Qt.AlignmentFlag.AlignHCenter),
+                       f"{tv:.1f}")
+        for y, color, _label in series:
+            tt, yy = _envelope(t, y, int(rect.width()))
+            xs, ys = px(tt, yy)
+            p.setPen(QPen(QColor(color), 1.5))
+            finite = np.isfinite(ys)
+            for run in np.split(np.arange(len(xs)), np.flatnonzero(~finite)):
+                run = run[finite[run]]
+                if len(run) > 1:
+                    p.drawPolyline(QPolygonF([QPointF(float(a), float(b)) for a, b in zip(xs[run], ys[run],
+                                                                                           strict=True)]))
+
+    def sign_off(self, operator: str) -> None:
+        self.ensure(120)
+        self.y += 20
+        self.text("Signed off", 11, bold=True)
+        self.text(f"Operator: {operator}", 9)
+        self.p.setPen(QPen(QColor("#000000"), 1))
+        for label in ("Signature", "Date"):
+            self.y += 24
+            self.p.drawText(QPointF(0, self.y), f"{label}:")
+            self.p.drawLine(QPointF(110, self.y + 2), QPointF(min(self.width, 600), self.y + 2))
+        self.y += 16
+
+
+def _envelope(t: np.ndarray, y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most 2 points per column (the min and the max), so a long step stays a small file."""
+    n = len(t)
+    if n <= 2 * columns or columns < 2:
+        return t, y
+    edges = np.linspace(0, n, columns + 1).astype(int)
+    tt = np.repeat(t[edges[:-1]], 2)
+    yy = np.empty(2 * columns)
+    with np.errstate(all="ignore"):
+        yy[0::2] = np.fmin.reduceat(y, edges[:-1])
+        yy[1::2] = np.fmax.reduceat(y, edges[:-1])
+    return tt, yy

@@ -1,9 +1,10 @@
-"""A tour of the window that saves a screenshot of each mode (run under Xvfb in CI; the PNGs are kept as artifacts):
+"""A tour of the window that saves a screenshot of every page (run under Xvfb in CI; the PNGs are kept as artifacts):
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" python -m workstation.ui.screenshots artifacts/screenshots
+    xvfb-run -a -s "-screen 0 1920x1080x24" python -m workstation.ui.screenshots artifacts/screenshots [1280x800]
 
 start page → simulation: plan, treatment with an alarm, after the session → replay of that session's recording →
-clinical: patient and course (on emulators standing in for the serial devices).
+clinical: patient and course with its body map, and the plan (on emulators standing in for the serial devices).
+The window has the size given (default 1280×800); the files are named `NN-page-WxH.png`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from PyQt6.QtCore import QTimer
+from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QGuiApplication
 from PyQt6.QtWidgets import QApplication, QWidget
 
@@ -36,19 +37,28 @@ def save(widget: QWidget, path: Path) -> None:
     print(f"screenshot saved to {path}", flush=True)
 
 
-def tour(out: Path, work: Path) -> Iterator[Wait]:
+PAGES = ("01-start", "02-simulation-plan", "03-simulation-treatment", "04-simulation-after-session", "05-replay",
+         "06-clinical-patient", "07-clinical-plan")
+
+
+def tour(out: Path, work: Path, size: tuple[int, int] = (1280, 800)) -> Iterator[Wait]:
+    w, h = size
+
+    def shot(window: QWidget, page: str) -> None:
+        save(window, out / f"{page}-{w}x{h}.png")
+
     win = MainWindow(recordings_dir=work / "recordings", store_path=work / "training.sqlite3")
-    win.resize(1400, 900)
+    win.resize(w, h)
     win.show()
     win.set_mode("simulation")
     yield 0.5
-    save(win, out / "01-start.png")
+    shot(win, "01-start")
 
     win.start_page.scenario.setCurrentIndex(
         win.start_page.scenario.findData(str(seeds_dir() / "scenarios" / "combined-uneventful.toml")))
     win.start_page.choose_simulation()
     yield lambda: win.pages.currentWidget() is win.plan_view
-    save(win, out / "02-simulation-plan.png")
+    shot(win, "02-simulation-plan")
 
     win.plan_view.start_button.click()
     yield lambda: win.pages.currentWidget() is win.treatment
@@ -60,7 +70,7 @@ def tour(out: Path, work: Path) -> Iterator[Wait]:
     win.trainer.inject("pen", "contact_lost")
     yield lambda: bool(t.alarms.alarms) and not t.step_running
     yield 0.8
-    save(win, out / "03-simulation-treatment.png")
+    shot(win, "03-simulation-treatment")
 
     t.alarms.acknowledge_selected()
     t.end_session()
@@ -69,12 +79,12 @@ def tour(out: Path, work: Path) -> Iterator[Wait]:
     win.after.save_responses()
     yield lambda: bool(win.after.course.series.get("response"))
     yield 0.5
-    save(win, out / "04-simulation-after-session.png")
+    shot(win, "04-simulation-after-session")
     recording = win.controller.saved.recording
     win.close()
 
     replay = MainWindow(recordings_dir=work / "recordings")
-    replay.resize(1400, 900)
+    replay.resize(w, h)
     replay.show()
     replay.start_page.replay_path.setText(str(recording))
     replay.start_page.choose_replay()
@@ -83,8 +93,9 @@ def tour(out: Path, work: Path) -> Iterator[Wait]:
     view.speed.setCurrentText("2x")
     view.play_button.click()
     yield lambda: not view.source.playing
-    yield 0.5
-    save(replay, out / "05-replay.png")
+    view.step(-1, alarms_only=True)  # back to the alarm, with its lead-up
+    yield 0.8
+    shot(replay, "05-replay")
     replay.close()
 
     from drivers.emulators.lamp import LampParams
@@ -93,7 +104,7 @@ def tour(out: Path, work: Path) -> Iterator[Wait]:
 
     emulators = [LightEmulator(seed=7, lamp=LampParams(warmup_s=0.5)).start(), PenEmulator(seed=8).start()]
     clinical = MainWindow(recordings_dir=work / "recordings", store_path=work / "clinic.sqlite3")
-    clinical.resize(1400, 900)
+    clinical.resize(w, h)
     clinical.show()
     clinical.start_page.operator.setText("dr-a")
     clinical.start_page.light_port.setText(emulators[0].port)
@@ -104,15 +115,30 @@ def tour(out: Path, work: Path) -> Iterator[Wait]:
     p.pseudonym.setText("P-0042")
     p.find_or_create()
     yield lambda: p.patient is not None
-    p.area_label.setText("left cheek")
-    p.region.setCurrentText("face")
-    p.lesion.setCurrentText("hypopigmented_atrophic_scar")
-    p.size.setValue(6)
-    p.skin.setCurrentText("III")
-    p.add_area()
-    yield lambda: p.areas.count() == 1
+    for n, (label, region, lesion) in enumerate((("left cheek", "face", "hypopigmented_atrophic_scar"),
+                                                 ("lower back", "back", "pih"),
+                                                 ("abdomen left", "abdomen", "striae_alba")), start=1):
+        p.area_label.setText(label)
+        p.region.setCurrentIndex(p.region.findData(region))
+        p.lesion.setCurrentIndex(p.lesion.findData(lesion))
+        p.size.setValue(6)
+        p.skin.setCurrentText("III")
+        p.add_area()
+        yield lambda n=n: p.areas.count() == n
+    p.save_screening()  # every answer "no": the plan has its numbers
+    yield lambda: "screening answers saved" in clinical.messages[-1][1]
+    p.protocol.setCurrentIndex(p.protocol.findData("hypopigmented-atrophic-scar-combined"))
+    for i in range(1, p.areas.count()):
+        p.areas.item(i).setCheckState(Qt.CheckState.Unchecked)
+    p.start_course()
+    yield lambda: p.courses.count() == 1
+    p.areas.setCurrentRow(0)
     yield 0.3
-    save(clinical, out / "06-clinical-patient.png")
+    shot(clinical, "06-clinical-patient")
+    p.plan_visit()
+    yield lambda: clinical.pages.currentWidget() is clinical.plan_view
+    yield 0.3
+    shot(clinical, "07-clinical-plan")
     clinical.close()
     for emu in emulators:
         emu.stop()
@@ -120,9 +146,10 @@ def tour(out: Path, work: Path) -> Iterator[Wait]:
 
 def main(argv: list[str]) -> int:
     out = Path(argv[0]) if argv else Path("artifacts/screenshots")
+    w, _, h = (argv[1] if len(argv) > 1 else "1280x800").partition("x")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     with tempfile.TemporaryDirectory(prefix="cicatrix-screens-") as tmp:
-        steps = tour(out, Path(tmp))
+        steps = tour(out, Path(tmp), (int(w), int(h)))
         state: dict[str, object] = {"wait": 0.0, "since": time.monotonic(), "code": 0}
 
         def advance() -> None:

@@ -22,6 +22,7 @@ from workstation.bus import Event, now_s
 from workstation.errors import UserError
 from workstation.scenario import TimedEvent
 from workstation.ui.alarms import Alarm
+from workstation.ui.wording import event_sentence, scrub
 
 FAULTS = {
     "light": ("contact_lost", "contact_restored", "over_temperature", "lamp_failure", "unplug", "replug", "stall",
@@ -130,7 +131,7 @@ class TrainerPanel(QWidget):
         r = Response(alarm.event.message, alarm.severity, alarm.shown_at_s)
         self.responses.append(r)
         self._by_alarm[id(alarm)] = r
-        self._write(f"{alarm.severity} alarm: {alarm.event.message}")
+        self._write(f"{alarm.severity} alarm: {event_sentence(alarm.event)}")
 
     def on_stop(self, t_s: float | None = None) -> None:
         t = now_s() if t_s is None else t_s
@@ -148,11 +149,11 @@ class TrainerPanel(QWidget):
         if r is None or alarm.acknowledged_at_s is None:
             return
         r.ack_after_s = round(alarm.acknowledged_at_s - alarm.shown_at_s, 3)
-        self._write(f"acknowledged after {r.ack_after_s:.2f} s: {alarm.event.message}")
+        self._write(f"acknowledged after {r.ack_after_s:.2f} s: {event_sentence(alarm.event)}")
 
     def report_lines(self) -> list[str]:
         def fmt(x: float | None) -> str:
             return "—" if x is None else f"{x:.2f} s"
 
-        return [f"{r.severity}: {r.message} — STOP after {fmt(r.stop_after_s)}, acknowledged after "
+        return [f"{r.severity}: {scrub(r.message)} — STOP after {fmt(r.stop_after_s)}, acknowledged after "
                 f"{fmt(r.ack_after_s)}" for r in self.responses] or ["No alarm during the session."]

@@ -1,0 +1,93 @@
+"""The message area is one fixed line: messages of any length never move the page, the newest replaces the one
+shown (a success replaces the error it answers), the earlier ones are on hover and in the log popup; and the words
+a user reads come from one table: no identifier, pty path or library text reaches the screen."""
+
+from __future__ import annotations
+
+from PyQt6.QtCore import Qt
+
+from workstation.bus import Event, now_s
+from workstation.protocols.model import LESION_TYPES
+from workstation.safety import Interlock
+from workstation.ui.main_window import MainWindow
+from workstation.ui.wording import (
+    FIELD_NAMES,
+    INTERLOCK_NAMES,
+    LESION_NAMES,
+    count,
+    event_sentence,
+    field_change,
+    quantity,
+    scrub,
+)
+
+
+def test_messages_never_move_the_page(qtbot, window: MainWindow) -> None:
+    win = window
+    page_y = win.pages.mapTo(win, win.pages.rect().topLeft()).y()
+    stop_y = win.start_page.mapTo(win, win.start_page.rect().topLeft()).y()
+    heights = set()
+    for text, level in (("short", "info"), ("A much longer error " * 30, "error"), ("Line one.\nLine two.", "warning"),
+                        ("", "info")):
+        win.notify(text, level)
+        qtbot.wait(10)
+        heights.add(win.message_bar.height())
+        assert win.pages.mapTo(win, win.pages.rect().topLeft()).y() == page_y
+        assert win.start_page.mapTo(win, win.start_page.rect().topLeft()).y() == stop_y
+    assert len(heights) == 1
+    assert "\n" not in win.message.text()
+    assert win.minimumSizeHint().width() < 1280  # a long message never widens the window
+
+
+def test_the_newest_message_replaces_the_error_and_history_is_kept(qtbot, window: MainWindow) -> None:
+    win = window
+    win.notify("Pseudonym 'Jane Doe' is not valid.", "error")
+    assert win.message_bar.current() == ("error", "Pseudonym 'Jane Doe' is not valid.")
+    assert win.message.text().startswith("Error:")  # the level in words, not only in colour
+    win.notify("Patient P-0042 created.", "info")
+    assert win.message_bar.current() == ("info", "Patient P-0042 created.")
+    assert "Jane Doe" not in win.message.text()
+    tip = win.message.toolTip()
+    assert tip.index("P-0042 created") < tip.index("Jane Doe")  # newest first
+    qtbot.mouseClick(win.message_bar.log_button, Qt.MouseButton.LeftButton)
+    assert win.message_bar.log.isVisible() and win.message_bar.log.count() == 2
+    assert "P-0042" in win.message_bar.log.item(0).text()
+    win.message_bar.log.hide()
+
+
+def test_a_long_message_is_elided_with_the_whole_on_hover(window: MainWindow) -> None:
+    text = "The plan cannot start: " + "the area needs a response first, " * 20 + "end."
+    window.notify(text, "error")
+    assert window.message.text().endswith("…") and "end." in window.message.toolTip()
+
+
+def test_every_identifier_has_a_display_name() -> None:
+    assert set(LESION_NAMES) == set(LESION_TYPES)
+    assert {v for k, v in vars(Interlock).items() if k.isupper()} == set(INTERLOCK_NAMES)
+    assert all("_" not in name for name in (*LESION_NAMES.values(), *FIELD_NAMES.values()))
+
+
+def test_texts_from_elsewhere_are_scrubbed() -> None:
+    raw = ("pen disconnected (device reports readiness to read but returned no data (device disconnected or "
+           "multiple access on port?)) on /dev/pts/7")
+    text = scrub(raw)
+    assert "/dev/pts" not in text and "readiness" not in text and "its port" in text
+    assert scrub("INTERLOCK contact_lost on light: x") == "Skin contact interlock on the UV light: x"
+    assert "_" not in scrub("target_dose_mj_cm2 changed on hypopigmented_atrophic_scar")
+    assert scrub("No serial port light (/dev/ttyUSB0)") == "No serial port light (/dev/ttyUSB0)"  # typed by the user
+    assert scrub("pen reconnected on /tmp/cicatrix-emu-5trg_f/tty-pen") == "pen reconnected on its port"
+    assert quantity(float("nan"), "mJ/cm²") == "—" and quantity(250.0, "mJ/cm²") == "250 mJ/cm²"
+    assert count(1, "pass") == "1 pass" and count(2, "pass") == "2 passes"
+    assert field_change("size_cm2", 4.0, 5.0) == "size 4 cm² → 5 cm²"
+
+
+def test_event_sentences_have_no_identifiers() -> None:
+    for il in INTERLOCK_NAMES:
+        ev = Event(now_s(), "interlock", "high", "safety", f"INTERLOCK {il} on pen: x", {"interlock": il,
+                                                                                       "device": "pen"})
+        assert "_" not in event_sentence(ev) and "needling pen" in event_sentence(ev)
+    fault = Event(now_s(), "fault", "high", "pen", "pen fault: MOTOR_JAM: x", {"faults": ["MOTOR_JAM"]})
+    assert event_sentence(fault) == "The needling pen reports motor jammed."
+    gone = Event(now_s(), "connection", "high", "pen", "pen disconnected (device reports readiness to read but "
+                 "returned no data) /dev/pts/3", {})
+    assert event_sentence(gone) == "The needling pen is disconnected: check its cable."

@@ -1,0 +1,214 @@
+"""What a session report says, read from the recording (the raw truth), not from the screen.
+
+`read_report(path, store=None)` returns a `ReportData`: the session's identity (pseudonym only), the plan, each step's
+own time span with its telemetry (irradiance and dose against the target for the light; depth against the set depth
+and stroke rate for the pen), the interlock trips, the aftercare, and, when a clinic store is given, the response
+recorded for that session in words. No Qt here: `report.py` draws it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workstation.ui.wording import (
+    event_sentence,
+    lesion_name,
+    modality_name,
+    quantity,
+    region_name,
+)
+
+# NHS Tayside erythema grades (CLINICAL.md), in words for the report.
+ERYTHEMA_WORDS = {0: "no redness", 1: "faint pink, gone within a day", 2: "clearly red, still there about 2 days later",
+                  3: "sunburn-like, hot and painful for 2–3 days", 4: "blisters, 4–5 days"}
+MARGIN_S = 0.5  # telemetry shown before and after each step's own span
+LIGHT_SERIES = (("irradiance_mw_cm2", "irradiance", "mW/cm²"), ("dose_mj_cm2", "dose", "mJ/cm²"),
+                ("target_dose_mj_cm2", "target", "mJ/cm²"))
+PEN_SERIES = (("depth_mm", "depth", "mm"), ("depth_set_mm", "set depth", "mm"),
+              ("stroke_rate_hz", "stroke rate", "Hz"))
+
+
+@dataclass
+class StepSpan:
+    """One step as the recording has it: times in session seconds, the telemetry of its device over its span."""
+
+    index: int
+    modality: str
+    area: str
+    t_start_s: float
+    t_end_s: float
+    outcome: str = "not ended"
+    planned: dict[str, Any] = field(default_factory=dict)
+    delivered_dose_mj_cm2: float = math.nan
+    passes_done: int = 0
+    note: str = ""
+    t_s: np.ndarray = field(default_factory=lambda: np.empty(0))
+    series: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        p = self.planned
+        if self.modality == "light":
+            return (f"{modality_name('light')} on {self.area}: {quantity(self.delivered_dose_mj_cm2, 'mJ/cm²')} "
+                    f"delivered of {quantity(p.get('target_dose_mj_cm2'), 'mJ/cm²')} planned — {self.outcome}")
+        passes = p.get("passes")
+        return (f"{modality_name('needling')} on {self.area}: {quantity(p.get('depth_mm'), 'mm')}, "
+                f"{quantity(p.get('stroke_rate_hz'), 'Hz')}, {self.passes_done} of {passes} "
+                f"pass{'es' if passes != 1 else ''} — {self.outcome}")
+
+
+@dataclass
+class ReportData:
+    recording: Path
+    mode: str
+    pseudonym: str
+    operator: str
+    protocol: str
+    start_utc: str
+    duration_s: float
+    plan: dict[str, Any]
+    steps: list[StepSpan]
+    trips: list[str]
+    aftercare: list[str]
+    responses: list[str] | None  # None: no store given; [] : none entered yet
+    sha256: str = ""
+    extra: list[str] = field(default_factory=list)  # further lines (a trainer's notes on the trainee)
+
+    @property
+    def training(self) -> bool:
+        return self.mode != "clinical"
+
+    def lines(self) -> list[str]:
+        """The report's text: one paragraph each, "## " starts a heading."""
+        p = self.plan
+        out = [f"Patient {self.pseudonym} · operator {self.operator} · {self.start_utc[:16].replace('T', ' ')} UTC · "
+               f"{'TRAINING (simulation): not a clinical record' if self.training else 'clinical session'}",
+               f"Protocol {self.protocol} · session {p.get('session_number', '—')} of course "
+               f"{p.get('course_id', '—')} · recording {self.recording.name}", "## Areas"]
+        for a in p.get("areas", []):
+            out.append(f"{a.get('label')}: {lesion_name(str(a.get('lesion_type')))}, "
+                       f"{region_name(str(a.get('body_region')))}, treatment: {modality_name(str(a.get('modality')))}")
+        out.append("## Steps (each plotted below over its own time span)")
+        out += [f"Step {s.index}: {s.describe()} ({s.t_start_s:.1f}–{s.t_end_s:.1f} s)" for s in self.steps] \
+            or ["No step was started."]
+        uv = [s.delivered_dose_mj_cm2 for s in self.steps if s.modality == "light" and s.delivered_dose_mj_cm2 >= 0]
+        out.append("## UV record")
+        out.append(f"UV delivered this session: {quantity(sum(uv), 'mJ/cm²')} in {len(uv)} exposure(s)." if uv
+                   else "No UV was delivered this session.")
+        out += [f"{line} before this session" for line in _uv_record_lines(self.plan)]
+        if self.trips:
+            out.append("## Interlocks and alarms")
+            out += self.trips
+        out.append("## Response")
+        if self.responses is None:
+            out.append("Not read: give the clinic store (--store) to include the response recorded for this session.")
+        else:
+            out += self.responses or ["No response entered yet: enter it at the next visit."]
+        out += self.extra
+        out.append("## Aftercare given")
+        out += self.aftercare or ["Avoid sun for 24–48 h; sunscreen from 24 h."]
+        if self.sha256:
+            out.append(f"Recording SHA-256: {self.sha256}")
+        return out
+
+
+def read_report(path: Path | str, store: Any = None) -> ReportData:
+    """Read a closed (or partial) recording into a ReportData; `store`, a ClinicStore, adds the response.
+
+    Raises UserError (in words) if the file is not a readable recording."""
+    from workstation.recording import Recording
+
+    rec = Recording.open(Path(path))  # RecordingError (a UserError) says what is wrong with the file
+    path = Path(path)
+    try:
+        meta, t0 = rec.meta, rec.meta.t0_host_s
+        steps = _steps(rec, t0)
+        trips = [f"{e.t_host_s - t0:.1f} s: {event_sentence(e)}" for e in rec.events
+                 if e.kind == "interlock" or (e.severity in ("medium", "high") and e.kind != "interlock")]
+        plan = rec.plan or {}
+        sha = ""
+        side = path.with_name(path.name + ".sha256")
+        if side.is_file():
+            sha = side.read_text().split()[0] if side.read_text().split() else ""
+        data = ReportData(path, meta.mode, meta.patient_pseudonym, meta.operator_id,
+                          f"{meta.protocol_id} v{meta.protocol_version}", meta.start_time_utc, rec.duration_s, plan,
+                          steps, trips, list(plan.get("aftercare", [])), None, sha)
+    finally:
+        rec.close()
+    if store is not None:
+        data.responses = _responses(store, data)
+    return data
+
+
+def _steps(rec: Any, t0: float) -> list[StepSpan]:
+    spans: list[StepSpan] = []
+    for e in rec.events:
+        d = e.details
+        if e.kind != "protocol" or d.get("event") not in ("step_started", "step_ended"):
+            continue
+        if d["event"] == "step_started":
+            planned = {k: d.get(k) for k in ("target_dose_mj_cm2", "depth_mm", "stroke_rate_hz", "passes")}
+            spans.append(StepSpan(int(d.get("step_index", len(spans))) + 1, str(d.get("modality")),
+                                  str(d.get("area", "")), e.t_host_s - t0, rec.duration_s, planned=planned))
+        elif spans:
+            s = spans[-1]
+            s.t_end_s, s.outcome = e.t_host_s - t0, str(d.get("outcome", "ended"))
+            s.delivered_dose_mj_cm2 = float(d.get("delivered_dose_mj_cm2", math.nan))
+            s.passes_done, s.note = int(d.get("passes_done", 0) or 0), str(d.get("note", "") or "")
+    for s in spans:
+        device = "light" if s.modality == "light" else "pen"
+        if device not in rec.devices:
+            continue
+        rows = rec.telemetry(device, max(0.0, s.t_start_s - MARGIN_S), s.t_end_s + MARGIN_S)
+        s.t_s = rows["t_host_s"] - t0
+        for channel, _label, _unit in (LIGHT_SERIES if device == "light" else PEN_SERIES):
+            if channel in rows.dtype.names:
+                s.series[channel] = rows[channel].astype(np.float64)
+    return spans
+
+
+def _responses(store: Any, data: ReportData) -> list[str]:
+    """The responses the store holds for the session whose recording this is, in words."""
+    patient = store.find_patient(data.pseudonym)
+    if patient is None:
+        return []
+    labels = {a.id: a.label for a in store.areas(patient.id)}
+    for course in store.courses(patient.id):
+        for rec in store.history(course.id):
+            if rec.recording_path and Path(rec.recording_path).name == data.recording.name:
+                return [_response_words(labels.get(r.area_id, "area"), r) for r in rec.responses]
+    return []
+
+
+def _response_words(label: str, r: Any) -> str:
+    parts = []
+    if r.erythema_grade is not None:
+        parts.append(f"erythema grade {r.erythema_grade} ({ERYTHEMA_WORDS.get(r.erythema_grade, 'unknown')})")
+    if r.erythema_duration_h is not None:
+        parts.append(f"redness lasted {r.erythema_duration_h:g} h")
+    if r.blistering:
+        parts.append("blistering")
+    if r.pain_0_10 is not None:
+        parts.append(f"pain {r.pain_0_10} of 10")
+    if r.repigmentation_band is not None:
+        parts.append(f"repigmentation {r.repigmentation_band.replace('-', '–')} %")
+    if r.notes:
+        parts.append(f"notes: {r.notes}")
+    return f"{label}: " + ("; ".join(parts) if parts else "nothing recorded")
+
+
+def _uv_record_lines(plan: dict[str, Any]) -> list[str]:
+    """The plan's own UV record in the plan's words (SessionPlan.uv_record_lines); none for a recording whose plan
+    predates it or cannot be read back."""
+    from workstation.dose.plan import SessionPlan
+
+    if not plan.get("uv_record"):
+        return []
+    try:
+        return SessionPlan.from_dict(plan).uv_record_lines()
+    except (KeyError, TypeError, ValueError):
+        return []

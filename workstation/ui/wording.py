@@ -1,0 +1,198 @@
+"""The one table of words a user sees: display names of lesion types, body regions, interlocks, devices, faults and
+plan fields (with their units), and the sentences built from them.
+
+Identifiers (`hypopigmented_atrophic_scar`, `contact_lost`, `target_dose_mj_cm2`) are for files and code; every
+label, message, alarm and report line takes its words from here. `scrub` is the last line of defence on text that
+comes from elsewhere (an exception, a device's own message): it swaps known identifiers for their names and hides
+device paths and library messages, so none of them reaches the screen or the PDF.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from workstation.safety import Interlock
+
+LESION_NAMES = {
+    "hypopigmented_scar": "Hypopigmented scar",
+    "striae_alba": "White stretch marks (striae alba)",
+    "atrophic_scar": "Atrophic (sunken) scar",
+    "hypopigmented_atrophic_scar": "Hypopigmented atrophic scar",
+    "pih": "Post-inflammatory hyperpigmentation (PIH)",
+    "hyperpigmented_scar": "Hyperpigmented scar",
+}
+# Colours of the lesion types on the body map and in the report (distinct in hue and lightness: colour-blind safe).
+LESION_COLORS = {
+    "hypopigmented_scar": "#f0e442",
+    "striae_alba": "#56b4e9",
+    "atrophic_scar": "#009e73",
+    "hypopigmented_atrophic_scar": "#e69f00",
+    "pih": "#7f3f00",
+    "hyperpigmented_scar": "#cc79a7",
+}
+REGION_NAMES = {
+    "face": "Face", "forehead": "Forehead", "periorbital": "Around the eye", "neck": "Neck",
+    "bony": "Bony area (shin, sternum)", "abdomen": "Abdomen", "back": "Back", "buttocks": "Buttocks",
+    "thighs": "Thighs",
+}
+DEVICE_NAMES = {"light": "UV light", "pen": "needling pen", "session": "session", "safety": "safety monitor",
+                "recorder": "recorder", "operator": "operator"}
+MODALITY_NAMES = {"light": "UV light", "needling": "Microneedling", "none": "No treatment today",
+                  "both": "UV light and microneedling"}
+# Interlock: (short name for a light, sentence for a message).
+INTERLOCK_NAMES = {
+    Interlock.TARGET_DOSE: ("Target dose", "the target dose was reached"),
+    Interlock.AREA_DOSE_CAP: ("Area dose cap", "the area's dose cap was reached"),
+    Interlock.TELEMETRY_LOST: ("Telemetry", "no data came from the device for a quarter of a second"),
+    Interlock.HEARTBEAT_LOST: ("Heartbeat", "the device stopped itself: it heard nothing from the workstation"),
+    Interlock.DISCONNECTED: ("Connection", "the device was disconnected"),
+    Interlock.CONTACT_LOST: ("Skin contact", "skin contact was lost"),
+    Interlock.OVER_TEMPERATURE: ("Temperature", "the device is too hot"),
+    Interlock.ESTOP: ("E-stop", "STOP was pressed"),
+    Interlock.PROTOCOL_RULE: ("Protocol rule", "a protocol rule forbids it"),
+    Interlock.DEPTH_LIMIT: ("Depth limit", "the needle depth went past the area's limit"),
+    Interlock.DEVICE_FAULT: ("Device fault", "the device reported a fault"),
+}
+FAULT_NAMES = {
+    "CONTACT_LOST": "skin contact lost", "OVER_TEMPERATURE": "over-temperature", "WATCHDOG": "watchdog (no heartbeat)",
+    "LAMP_FAILURE": "lamp failure", "MOTOR_JAM": "motor jammed", "ESTOP": "E-stop pressed on the device",
+}
+# Plan and area fields: display name with the unit in words a clinician reads.
+FIELD_NAMES = {
+    "target_dose_mj_cm2": "target dose (mJ/cm²)", "depth_mm": "depth (mm)", "stroke_rate_hz": "stroke rate (Hz)",
+    "passes": "passes", "size_cm2": "size (cm²)", "body_region": "body region", "lesion_type": "lesion",
+    "skin_type": "skin type", "label": "name", "irradiance_mw_cm2": "irradiance (mW/cm²)",
+    "dose_mj_cm2": "dose (mJ/cm²)", "med_mj_cm2": "MED (mJ/cm²)", "load_current_ma": "motor load (mA)",
+    "contact": "skin contact", "lamp_temp_c": "lamp temperature (°C)",
+}
+FIELD_UNITS = {"target_dose_mj_cm2": "mJ/cm²", "depth_mm": "mm", "stroke_rate_hz": "Hz", "passes": "",
+               "size_cm2": "cm²", "dose_mj_cm2": "mJ/cm²", "irradiance_mw_cm2": "mW/cm²", "med_mj_cm2": "mJ/cm²"}
+SEVERITY_LABELS = {"high": "HIGH", "medium": "MEDIUM", "low": "LOW", "info": "INFO"}
+OPERATOR_STOP_SOURCES = ("STOP button", "scenario", "key")  # an E-stop from these is the operator's own action
+
+_PATH = re.compile(r"/dev/pts/\d+|/tmp/cicatrix-emu-[\w-]+/tty-\w+")  # emulator ptys; a port the user typed stays
+_LIBRARY_TEXT = re.compile(r"device reports readiness to read but returned no data"
+                           r"( \(device disconnected or multiple access on port\?\))?|\[Errno \d+\][^)]*")
+
+
+def humanise(identifier: str) -> str:
+    """`some_identifier` → `some identifier` (the fallback for a name not in the table)."""
+    return str(identifier).replace("_", " ").strip()
+
+
+def lesion_name(lesion_type: str) -> str:
+    return LESION_NAMES.get(lesion_type, humanise(lesion_type).capitalize())
+
+
+def region_name(region: str) -> str:
+    return REGION_NAMES.get(region, humanise(region).capitalize())
+
+
+def device_name(device: str) -> str:
+    return DEVICE_NAMES.get(device, humanise(device))
+
+
+def interlock_name(interlock: str) -> str:
+    return INTERLOCK_NAMES.get(interlock, (humanise(interlock).capitalize(), ""))[0]
+
+
+def interlock_sentence(interlock: str) -> str:
+    return INTERLOCK_NAMES.get(interlock, ("", humanise(interlock)))[1] or humanise(interlock)
+
+
+def field_name(field: str) -> str:
+    return FIELD_NAMES.get(field, humanise(field))
+
+
+def modality_name(modality: str) -> str:
+    return MODALITY_NAMES.get(modality, humanise(modality))
+
+
+def quantity(value: Any, unit: str = "", *, digits: int = 4) -> str:
+    """A number with its unit for a person: `—` when there is none or it is not finite (never `nan`)."""
+    if value is None:
+        return "—"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(v):
+        return "—"
+    text = f"{v:.{digits}g}"
+    return f"{text} {unit}".strip()
+
+
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """`1 pass`, `2 passes`."""
+    return f"{n} {singular if n == 1 else (plural or singular + ('es' if singular.endswith('s') else 's'))}"
+
+
+def field_change(field: str, before: Any, after: Any) -> str:
+    """`size 4 cm² → 5 cm²` for a corrected field, values in words."""
+    names = {"lesion_type": lesion_name, "body_region": region_name}
+    if field in names:
+        return f"{field_name(field)} {names[field](before)} → {names[field](after)}"
+    unit = FIELD_UNITS.get(field, "")
+    name = FIELD_NAMES.get(field, humanise(field)).split(" (")[0]
+    if isinstance(before, int | float) or isinstance(after, int | float):
+        return f"{name} {quantity(before, unit)} → {quantity(after, unit)}"
+    return f"{name} {before} → {after}"
+
+
+def scrub(text: str) -> str:
+    """Text from elsewhere made fit for a user: device paths hidden, library messages dropped, identifiers named."""
+    text = _PATH.sub("its port", str(text))
+    text = re.sub(r"INTERLOCK (\w+) on (\w+): ",
+                  lambda m: f"{interlock_name(m[1])} interlock on the {device_name(m[2])}: ", text)
+    text = _LIBRARY_TEXT.sub("the link broke", text)
+    text = re.sub(r"\bnan\b", "no number", text)
+    for table in (LESION_NAMES, FIELD_NAMES):
+        for key in sorted(table, key=len, reverse=True):
+            if "_" in key:
+                text = re.sub(rf"\b{re.escape(key)}\b", table[key].lower() if table is LESION_NAMES else table[key],
+                              text)
+    for key, name in FAULT_NAMES.items():  # a device's own fault names (CONTACT_LOST)
+        text = re.sub(rf"\b{key}\b", name, text)
+    for key, (name, _sentence) in INTERLOCK_NAMES.items():
+        if "_" in key:
+            text = re.sub(rf"\b{re.escape(key)}\b", name.lower(), text)
+    return text
+
+
+def is_operator_stop(event: Any) -> bool:
+    """An E-stop the operator pressed (button, key, a trainer's scenario): an action to log, not an alarm."""
+    if getattr(event, "kind", "") != "interlock" or event.details.get("interlock") != Interlock.ESTOP:
+        return False
+    source = str(event.details.get("source", ""))
+    return any(s.lower() in source.lower() for s in OPERATOR_STOP_SOURCES)
+
+
+def event_sentence(event: Any) -> str:
+    """One sentence for a bus event, in words (no identifier, no path, no library text)."""
+    d = event.details
+    dev = device_name(str(d.get("device", event.source)))
+    if event.kind == "interlock":
+        il = str(d.get("interlock", ""))
+        if il == Interlock.ESTOP:
+            return f"E-stop ({scrub(str(d.get('source', 'no source given')))}): the {dev} was stopped."
+        return f"{interlock_name(il)}: {interlock_sentence(il)} — the {dev} was stopped."
+    if event.kind == "fault":
+        faults = [FAULT_NAMES.get(f, humanise(f).lower()) for f in d.get("faults", [])] or ["an unknown fault"]
+        return f"The {device_name(event.source)} reports {', '.join(faults)}."
+    if event.kind == "connection":
+        src = device_name(event.source)
+        msg = event.message
+        if "disconnected" in msg:
+            return f"The {src} is disconnected: check its cable."
+        if "no telemetry" in msg:
+            return f"No data from the {src} for a quarter of a second."
+        if "reconnected" in msg:
+            return f"The {src} is connected again; it was made safe."
+        if "resumed" in msg:
+            return f"Data from the {src} resumed."
+        if "connected" in msg:
+            return f"The {src} is connected."
+    text = scrub(event.message)
+    return text[:1].upper() + text[1:]
