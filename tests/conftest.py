@@ -19,7 +19,6 @@ from drivers.pen import MicroneedlingPen  # noqa: E402
 from workstation.bus import CommandRecord, Event, SessionBus  # noqa: E402
 from workstation.logsetup import stop_logging  # noqa: E402
 
-
 XDG_VARS = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME")
 
 

@@ -249,3 +249,21 @@ def test_store_and_keys_are_private(tmp_path):
     os.chmod(path, 0o644)
     ClinicStore.open(path, training=False).close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_accounts_and_trail_use_the_store_in_force(tmp_path):
+    from workstation import places
+
+    store = tmp_path / "server" / "clinic.sqlite3"
+    places.settings_file().parent.mkdir(parents=True, exist_ok=True)
+    places.settings_file().write_text(f"[paths]\nstore = '{store}'\n")
+    r = _cli("operators", "add", "admin", "--role", "administrator", "--name", "Admin", "--password-stdin",
+             stdin="admin-password\n")
+    assert r.returncode == 0, r.stderr
+    assert not places.clinic_store_file().exists()  # not the default store: the one of the settings file
+    with ClinicStore.open(store, training=False) as s:
+        assert [o.account for o in ops.operators(s)] == ["admin"]
+    assert _cli("trail", "verify").stdout.startswith("audit trail intact: 1 rows")
+    missing = _cli("operators", "list", "--store", str(tmp_path / "typo.sqlite3"))
+    assert missing.returncode == 2 and "There is no clinic store" in missing.stderr
+    assert not (tmp_path / "typo.sqlite3").exists()  # a read-only command creates nothing

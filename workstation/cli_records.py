@@ -7,6 +7,7 @@ import getpass
 import sys
 from pathlib import Path
 
+from workstation.cli_settings import add_setting_options, settings_from_args
 from workstation.errors import UserError
 
 
@@ -16,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "administrator; after that, an administrator signs in to add or disable one.")
     osub = ops.add_subparsers(dest="operators_command", metavar="ACTION", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", type=Path, metavar="FILE", help="clinic store (default: the clinic database)")
+    add_setting_options(common, ("paths.store",))
     common.add_argument("--password-stdin", action="store_true",
                         help="read passwords from standard input, one a line (administrator's first), for scripts")
     add = osub.add_parser("add", parents=[common], help="create an account")
@@ -38,10 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                        "hash-chained (docs/records.md).")
     tsub = trail.add_subparsers(dest="trail_command", metavar="ACTION", required=True)
     ver = tsub.add_parser("verify", help="check the chain; exit 0 intact, 1 broken (names the first broken row)")
-    ver.add_argument("--store", type=Path, metavar="FILE")
+    add_setting_options(ver, ("paths.store",))
     ver.set_defaults(func=_verify)
     show = tsub.add_parser("show", help="print the trail, oldest first")
-    show.add_argument("--store", type=Path, metavar="FILE")
+    add_setting_options(show, ("paths.store",))
     show.add_argument("--table", help="only this table (e.g. areas)")
     show.add_argument("--last", type=int, metavar="N", help="only the last N rows")
     show.set_defaults(func=_show)
@@ -55,11 +56,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace, *, create: bool = False):  # noqa: ANN202
+    """The clinic store in force (--store, else the settings file's, else the default); only `operators add`
+    creates one (the first account of a new clinic)."""
     from workstation.store import ClinicStore
 
-    if not create and args.store is not None and not args.store.exists():
-        raise UserError(f"There is no clinic store at {args.store}.")
-    return ClinicStore.open(args.store, training=False)
+    path = Path(settings_from_args(args)["paths.store"])
+    if not create and not path.is_file():
+        raise UserError(f"There is no clinic store at {path}; give the right one with --store (or paths.store in "
+                        "the settings file).")
+    return ClinicStore.open(path, training=False)
 
 
 def _passwords(args: argparse.Namespace):  # noqa: ANN202
@@ -113,7 +118,7 @@ def _list(args: argparse.Namespace) -> int:
     with _open(args) as store:
         accounts = ops.operators(store)
     if not accounts:
-        print("no accounts yet: create the administrator with `main.py operators add NAME --role administrator`")
+        print("no accounts yet: create the administrator with `operators add NAME --role administrator`")
     for o in accounts:
         print(f"{o.account:<16} {o.role:<14} {'active' if o.active else 'disabled':<9} {o.display_name} "
               f"(created {o.created_at} by {o.created_by})")
