@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+from PyQt6.QtCore import Qt
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -110,6 +111,31 @@ def rig(request, bus_tap):
     yield kind, emu, drv, tap
     drv.close()
     emu.stop()
+
+
+CLINICIAN_PASSWORD = "dr-a-password"
+
+
+def make_clinician(store_path, account: str = "dr-a", password: str = CLINICIAN_PASSWORD) -> None:
+    """Accounts in the clinic store at `store_path` as a clinic would have them: an administrator and `account`, a
+    clinician with `password`."""
+    from workstation.store import ClinicStore
+    from workstation.store import operators as ops
+
+    with ClinicStore.open(store_path, training=False) as store:
+        if not ops.operators(store):
+            ops.add(store, "admin", "Administrator", "administrator", "admin-password", created_by="test set-up")
+        if ops.find(store, account) is None:
+            ops.add(store, account, "Dr A. Example", "clinician", password, created_by="admin")
+
+
+def sign_in(qtbot, win, account: str = "dr-a", password: str = CLINICIAN_PASSWORD, timeout_ms: int = 20_000) -> None:
+    """Answer the window's sign-in page (after Connect in clinical mode) as the user would."""
+    page = win.sign_in
+    qtbot.waitUntil(lambda: win.pages.currentWidget() is page and page.submit.isEnabled(), timeout=timeout_ms)
+    page.account.setText(account)
+    page.password.setText(password)
+    qtbot.mouseClick(page.submit, Qt.MouseButton.LeftButton)
 
 
 @pytest.fixture

@@ -100,18 +100,20 @@ def test_the_cli_report_renders_with_the_response_in_words(recording: Path, tmp_
     shown = [(float(a), float(b)) for a, b in re.findall(r"step from ([\d.]+) s to ([\d.]+) s", text)]
     expected = [v for s in step_spans(recording) for v in s]
     assert [v for s in shown for v in s] == pytest.approx(expected, abs=0.051)  # each plot over its step's span
-    subprocess.run(["pdftoppm", "-r", "60", "-png", str(out), str(tmp_path / "page")], check=True)
+    subprocess.run(["pdftoppm", "-r", "100", "-png", str(out), str(tmp_path / "page")], check=True)
     pages = sorted(tmp_path.glob("page-*.png"))
     assert pages
     from PyQt6.QtGui import QImage
 
-    image = QImage(str(pages[0]))
-    ptr = image.convertToFormat(QImage.Format.Format_RGB888)
-    pixels = np.frombuffer(ptr.constBits().asstring(ptr.sizeInBytes()), np.uint8)
-    pixels = pixels.reshape(ptr.height(), ptr.bytesPerLine())[:, :ptr.width() * 3].reshape(ptr.height(), -1, 3)
+    def rgb(page: Path) -> np.ndarray:
+        ptr = QImage(str(page)).convertToFormat(QImage.Format.Format_RGB888)
+        flat = np.frombuffer(ptr.constBits().asstring(ptr.sizeInBytes()), np.uint8)
+        return flat.reshape(ptr.height(), ptr.bytesPerLine())[:, :ptr.width() * 3].reshape(ptr.height(), -1, 3)
 
-    def near(rgb: tuple[int, int, int]) -> int:
-        return int((np.abs(pixels.astype(int) - rgb).sum(axis=2) < 60).sum())
+    images = [rgb(p) for p in pages]  # the plots follow the text, on whichever page it ends
+
+    def near(colour: tuple[int, int, int]) -> int:
+        return sum(int((np.abs(px.astype(int) - colour).sum(axis=2) < 60).sum()) for px in images)
 
     assert near((0xE6, 0x9F, 0x00)) > 100  # the irradiance curve
     assert near((0x00, 0x9E, 0x73)) > 100  # the stroke-rate curve

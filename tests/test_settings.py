@@ -24,7 +24,7 @@ def test_defaults_are_the_platform_places(user_folders):
     assert s.file == user_folders / "xdg_config_home" / "cicatrix" / "cicatrix.toml"
     assert s["paths.store"] == user_folders / "xdg_data_home" / "cicatrix" / "clinic.sqlite3"
     assert s["paths.recordings"] == user_folders / "xdg_data_home" / "cicatrix" / "recordings"
-    assert s["paths.protocols"] is None and s["ports.light"] is None and s["window.idle_lock_minutes"] == 0
+    assert s["paths.protocols"] is None and s["ports.light"] is None and s["window.idle_lock_minutes"] == 10
     assert {x.source for x in s.all()} == {"default"}
     assert places.log_dir() == user_folders / "xdg_state_home" / "cicatrix" / "log"
 

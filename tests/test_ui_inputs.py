@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import make_clinician, sign_in
 from PyQt6.QtCore import Qt
 
 from workstation.protocols.library import seeds_dir
@@ -19,21 +20,21 @@ def last_message(win: MainWindow) -> str:
     return win.messages[-1][1] if win.messages else ""
 
 
-def test_a_port_that_does_not_exist_says_what_to_do(qtbot, window: MainWindow) -> None:
+def test_a_port_that_does_not_exist_says_what_to_do(qtbot, window: MainWindow, tmp_path: Path) -> None:
     win = window
-    qtbot.mouseClick(win.start_page.clinical_button, Qt.MouseButton.LeftButton)
-    assert "Type your operator id" in last_message(win)
+    make_clinician(tmp_path / "store.sqlite3")
     win.start_page.operator.setText("dr-a")
     qtbot.mouseClick(win.start_page.clinical_button, Qt.MouseButton.LeftButton)
     assert "Type the serial port" in last_message(win)
     win.start_page.light_port.setText("/dev/ttyNOPE0")
     qtbot.mouseClick(win.start_page.clinical_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: win.messages[-1][0] == "error", timeout=TIMEOUT_MS)
-    assert "No serial port light (/dev/ttyNOPE0)" in last_message(win)
+    sign_in(qtbot, win)
+    qtbot.waitUntil(lambda: "No serial port light (/dev/ttyNOPE0)" in last_message(win), timeout=TIMEOUT_MS)
     assert "Check the cable" in last_message(win)
     assert win.start_page.isEnabled() and win.pages.currentWidget() is win.start_page
     win.start_page.light_port.setText("/dev/null")  # exists, but is no device
     qtbot.mouseClick(win.start_page.clinical_button, Qt.MouseButton.LeftButton)
+    sign_in(qtbot, win)
     qtbot.waitUntil(lambda: "could not be connected" in last_message(win), timeout=TIMEOUT_MS)
     assert "Check the cable and the port name" in last_message(win)
     assert win.controller.rig is None and win.start_page.isEnabled()
@@ -87,10 +88,12 @@ def test_clinical_patient_course_and_plan_on_emulated_ports(qtbot, window: MainW
     emulators = [LightEmulator(seed=5, lamp=LampParams(warmup_s=0.5)).start(), PenEmulator(seed=6).start()]
     try:
         win = window
+        make_clinician(tmp_path / "store.sqlite3")
         win.start_page.operator.setText("dr-a")
         win.start_page.light_port.setText(emulators[0].port)
         win.start_page.pen_port.setText(emulators[1].port)
         qtbot.mouseClick(win.start_page.clinical_button, Qt.MouseButton.LeftButton)
+        sign_in(qtbot, win)
         qtbot.waitUntil(lambda: win.pages.currentWidget() is win.patient, timeout=TIMEOUT_MS)
         assert "CLINICAL" in win.banner.text()
         view = win.patient
@@ -216,6 +219,7 @@ def test_previous_sessions_response_is_entered_before_planning(qtbot, tmp_path: 
         session_id = store.add_session(course.id, two_weeks_ago)
         store.add_treatment(session_id, Treatment(area.id, "light", dose_mj_cm2=260.0))
 
+    make_clinician(store_path)
     emulators = [LightEmulator(seed=9, lamp=LampParams(warmup_s=0.5)).start(), PenEmulator(seed=10).start()]
     win = MainWindow(recordings_dir=tmp_path / "recordings", store_path=store_path)
     qtbot.addWidget(win)
@@ -225,6 +229,7 @@ def test_previous_sessions_response_is_entered_before_planning(qtbot, tmp_path: 
         win.start_page.light_port.setText(emulators[0].port)
         win.start_page.pen_port.setText(emulators[1].port)
         win.start_page.choose_clinical()
+        sign_in(qtbot, win)
         qtbot.waitUntil(lambda: win.pages.currentWidget() is win.patient, timeout=TIMEOUT_MS)
         view = win.patient
         view.pseudonym.setText("P-0099")

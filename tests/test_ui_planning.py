@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import make_clinician, sign_in
 from PyQt6.QtCore import Qt
 
 from workstation.ui.main_window import MainWindow
@@ -27,10 +28,12 @@ def test_planning_fixes(qtbot, window: MainWindow, tmp_path: Path) -> None:
     emulators = [LightEmulator(seed=5, lamp=LampParams(warmup_s=0.5)).start(), PenEmulator(seed=6).start()]
     win = window
     try:
+        make_clinician(tmp_path / "store.sqlite3")
         win.start_page.operator.setText("dr-a")
         win.start_page.light_port.setText(emulators[0].port)
         win.start_page.pen_port.setText(emulators[1].port)
         qtbot.mouseClick(win.start_page.clinical_button, Qt.MouseButton.LeftButton)
+        sign_in(qtbot, win)
         qtbot.waitUntil(lambda: win.pages.currentWidget() is win.patient, timeout=TIMEOUT_MS)
         view = win.patient
         view.pseudonym.setText("P-0050")

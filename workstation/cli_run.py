@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     places = Places(clinic_store=settings["paths.store"], training_recordings=training_recordings_dir(),
                     protocol_dirs=(protocols,) if protocols is not None else ())
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = MainWindow(recordings_dir=settings["paths.recordings"], places=places)
+    window = MainWindow(recordings_dir=settings["paths.recordings"], places=places,
+                        idle_lock_minutes=settings["window.idle_lock_minutes"])
     install_excepthook(window)
     if args.exit_after_first_show:
 

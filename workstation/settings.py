@@ -55,7 +55,7 @@ KEYS: tuple[Key, ...] = (
     Key("ports.light", "text", "serial port of the phototherapy handpiece", lambda: None),
     Key("ports.pen", "text", "serial port of the microneedling pen", lambda: None),
     Key("window.idle_lock_minutes", "minutes", f"minutes without input before the window locks (0 = never, at most "
-        f"{IDLE_LOCK_MAX_MINUTES})", lambda: 0),
+        f"{IDLE_LOCK_MAX_MINUTES}); clinical mode only, never while a step runs", lambda: 10),
 )
 BY_NAME = {k.name: k for k in KEYS}
 DEFAULT_SOURCE = "default"

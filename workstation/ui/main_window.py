@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PyQt6.QtCore import QEvent, QObject, Qt, QTimer
 from PyQt6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PyQt6.QtWidgets import (
+    QApplication,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -29,6 +31,7 @@ from workstation.ui.patient_view import PatientView
 from workstation.ui.plan_view import PlanView
 from workstation.ui.replay_view import ReplayView
 from workstation.ui.session_controller import Places, SessionController
+from workstation.ui.sign_in import IdleWatch, SignInPage
 from workstation.ui.start_page import StartPage
 from workstation.ui.trainer_panel import TrainerPanel
 from workstation.ui.treatment_view import TreatmentView
@@ -45,7 +48,8 @@ BANNERS = {
 
 class MainWindow(QMainWindow):
     def __init__(self, *, recordings_dir: Path, store_path: Path | None = None,
-                 artifacts_dir: Path | None = None, places: Places | None = None) -> None:
+                 artifacts_dir: Path | None = None, places: Places | None = None,
+                 idle_lock_minutes: float = 10.0) -> None:
         super().__init__()
         self.setWindowTitle("Cicatrix")
         self.resize(1400, 900)
@@ -73,8 +77,16 @@ class MainWindow(QMainWindow):
         self.replay = ReplayView(self.notify)
         self.after = AfterView(self.controller, self.notify, self.recordings_dir)
         self.trainer: TrainerPanel | None = None
-        for page in (self.start_page, self.patient, self.plan_view, self.treatment, self.after, self.replay):
+        self.sign_in = SignInPage(self._clinic_store_path, self.notify)
+        self.signed_in: Any = None  # the Operator signed in for clinical mode (workstation.store.operators)
+        self._locked_page: QWidget | None = None
+        for page in (self.start_page, self.patient, self.plan_view, self.treatment, self.after, self.replay,
+                     self.sign_in):
             self.pages.addWidget(page)
+        self.idle = IdleWatch(idle_lock_minutes, self._lock_armed, self.lock, self)
+        app = QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self.idle)
 
         self.home_button = QPushButton("◀ Start page")
         self.home_button.setObjectName("home_button")
@@ -154,6 +166,7 @@ class MainWindow(QMainWindow):
 
     def _home(self) -> None:
         self.mode = ""
+        self.signed_in, self._locked_page = None, None  # leaving clinical mode signs out
         self.banner.hide()
         self.setWindowTitle("Cicatrix")
         self.message_bar.clear()
@@ -183,17 +196,51 @@ class MainWindow(QMainWindow):
 
         self.controller.start_simulation(scenario_path, self._plan_ready, failed)
 
+    def _clinic_store_path(self) -> Path:
+        from workstation.store import clinic_db_path
+
+        c = self.controller
+        return c.places.clinic_store or c.store_path or clinic_db_path()
+
     def choose_clinical(self, ports: dict[str, str], operator: str = "") -> None:
-        if not operator.strip():
-            self.notify("Type your operator id: it is kept with every plan change, acknowledgement and recording.",
-                        "error")
-            return
+        """Clinical mode: sign in (the first time on a new store: create the administrator), then connect."""
         if not ports:
             self.notify("Type the serial port of at least one device (for example /dev/ttyUSB0), then connect.",
                         "error")
             return
+
+        def signed_in(op: Any) -> None:
+            self.signed_in = op
+            self.notify(f"Signed in as {op.account} ({op.display_name}, {op.role}).", "info")
+            self.show_page(self.start_page)
+            self._connect_clinical(ports, op.account)
+
+        self.show_page(self.sign_in)
+        self.sign_in.begin("clinical", operator or (self.signed_in.account if self.signed_in else ""), signed_in,
+                           lambda: self.show_page(self.start_page))
+
+    def _lock_armed(self) -> bool:
+        """A lock makes sense in clinical mode, signed in, not already locked, and with no step running (a lock
+        never hides STOP while a device works)."""
+        return (self.mode == "clinical" and self.signed_in is not None and self._locked_page is None
+                and not self.treatment.step_running)
+
+    def lock(self) -> None:
+        """The idle lock: the page is hidden until the signed-in account's password is typed again."""
+        self._locked_page = self.pages.currentWidget()
+        self.notify(f"Locked after {self.idle.minutes:g} min without input.", "info")
+
+        def unlocked(_op: Any) -> None:
+            page, self._locked_page = self._locked_page, None
+            self.notify("Unlocked.", "info")
+            self.show_page(page or self.start_page)
+
+        self.show_page(self.sign_in)
+        self.sign_in.lock(self.signed_in.account, unlocked)
+
+    def _connect_clinical(self, ports: dict[str, str], operator: str) -> None:
         self.start_page.setEnabled(False)
-        self.controller.operator = operator.strip()
+        self.controller.operator = operator
         self.notify("Connecting the devices…", "info")
 
         def failed(exc: Exception) -> None:
@@ -201,6 +248,8 @@ class MainWindow(QMainWindow):
             self._failed(exc)
 
         def done(identities: dict) -> None:
+            if self.controller.store is not None:
+                self.controller.store.actor = operator  # every write of this visit is the signed-in account's
             self.set_mode("clinical")
             self.start_page.setEnabled(True)
             self.notify("Connected: " + ", ".join(f"{n} {i.get('model', '')}" for n, i in identities.items())
@@ -283,6 +332,11 @@ class MainWindow(QMainWindow):
         self.replay.close_recording()
         self.replay.tasks.shutdown(wait=True)
         self.replay.verifier.shutdown(wait=True)  # close_recording cancelled it: it ends within one chunk
+        self.sign_in.shutdown()
+        self.idle.timer.stop()
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self.idle)
         self.controller.close()
         super().closeEvent(event)
 

@@ -113,6 +113,7 @@ class ReportData:
         out += self.aftercare or ["Avoid sun for 24–48 h; sunscreen from 24 h."]
         if self.sha256:
             out.append(f"Recording SHA-256: {self.sha256}")
+        out.append("Audit trail (who changed what, when, why): `trail show`; its integrity: `trail verify`.")
         return out
 
 

@@ -38,7 +38,7 @@ def save(widget: QWidget, path: Path) -> None:
 
 
 PAGES = ("01-start", "02-simulation-plan", "03-simulation-treatment", "04-simulation-after-session", "05-replay",
-         "06-clinical-patient", "07-clinical-plan")
+         "06-clinical-patient", "07-clinical-plan", "08-clinical-first-sign-in")
 
 
 def tour(out: Path, work: Path, size: tuple[int, int] = (1280, 800)) -> Iterator[Wait]:
@@ -110,6 +110,14 @@ def tour(out: Path, work: Path, size: tuple[int, int] = (1280, 800)) -> Iterator
     clinical.start_page.light_port.setText(emulators[0].port)
     clinical.start_page.pen_port.setText(emulators[1].port)
     clinical.start_page.choose_clinical()
+    signing = clinical.sign_in  # a new clinic store: the first start creates the administrator account
+    yield lambda: clinical.pages.currentWidget() is signing and signing.display_name.isVisible()
+    signing.display_name.setText("Dr A. Example")
+    yield 0.3
+    shot(clinical, "08-clinical-first-sign-in")
+    signing.password.setText("a-long-password")
+    signing.password_again.setText("a-long-password")
+    signing.submit.click()
     yield lambda: clinical.pages.currentWidget() is clinical.patient
     p = clinical.patient
     p.pseudonym.setText("P-0042")
