@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 NOTICE_INTERVAL_S = 1.0  # rejected frames / implausible samples of an idle device: at most one event per second
 
 
+_MIN_PAYLOAD = {p.Msg.FAULT: p.FAULT_HEAD.size, p.Msg.STATUS: p.STATUS_HEAD.size}
+
+
 class FrameIntake:
     """The device → host half of a driver."""
 
@@ -63,6 +66,8 @@ class FrameIntake:
             self._handle_telemetry(frame, t_arrival)
         elif t in (p.Msg.ACK, p.Msg.REFUSE, p.Msg.IDENTITY):
             self._handle_reply(frame, t_arrival)
+        elif t in _MIN_PAYLOAD and len(frame.payload) < _MIN_PAYLOAD[t]:
+            raise p.FrameError(f"{_enum_name(p.Msg, t)} needs at least {_MIN_PAYLOAD[t]} payload bytes")
         elif t == p.Msg.FAULT:
             bits, new = p.FAULT_HEAD.unpack_from(frame.payload)
             names = self.fault_names(new)
