@@ -97,10 +97,18 @@ class LightEmulator(Emulator):
         self._backup_timer_broken = False
         self._sensor_fraction = 1.0  # the internal sensor reads this fraction of the true irradiance
         self._true_dose_mj_cm2 = 0.0  # what really reached the skin in the current exposure
+        self._glitch_samples = 0  # samples still to report with an impossible lamp temperature
 
     # --- injectable faults --------------------------------------------------------------------------------------
     def _injectable(self) -> set[str]:
-        return super()._injectable() | {"over_temperature", "lamp_failure", "sensor_low", "backup_timer_failure"}
+        return super()._injectable() | {"over_temperature", "lamp_failure", "sensor_low", "backup_timer_failure",
+                                         "sensor_glitch"}
+
+    def sensor_glitch(self, samples: int = 1) -> None:
+        """The next `samples` samples report the lamp at −327.68 °C (the i16 minimum: a broken temperature sensor)."""
+        with self._lock:
+            self._injected("sensor_glitch")
+            self._glitch_samples = max(0, int(samples))
 
     def sensor_low(self, fraction: float = 0.5) -> None:
         """The internal irradiance sensor reads `fraction` of the true irradiance (1.0 repairs it): the device's
@@ -237,10 +245,16 @@ class LightEmulator(Emulator):
         return (
             min(65535, round(irradiance * 100.0)),
             min(0xFFFFFFFF, round(self._dose_mj_cm2 * LIGHT_DOSE_SCALE)),
-            max(-32768, min(32767, round(temp_c * 100.0))),
+            max(-32768, min(32767, round(temp_c * 100.0))) if not self._glitch() else -32768,
             flags,
             self.faults,
         )
+
+    def _glitch(self) -> bool:
+        if self._glitch_samples <= 0:
+            return False
+        self._glitch_samples -= 1
+        return True
 
     def _close_now(self, t_closed: float, reason: StopReason, text: str) -> None:
         """The shutter is fully closed at t_closed: no light at the window from then on."""
