@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "workstation.cli_recording",
     "workstation.cli_protocols",
     "workstation.cli_session",
+    "workstation.cli_devices",
 )
 
 
