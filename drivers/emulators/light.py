@@ -127,10 +127,14 @@ class LightEmulator(Emulator):
 
     def radiometer_reading_mw_cm2(self) -> float:
         """What a calibrated hand-held radiometer held at the window reads now: the lamp's true output with the
-        shutter open (the trainer's radiometer check; `main.py devices check`). No noise beyond the lamp's own."""
+        shutter open (the trainer's radiometer check; `main.py devices check --simulate`)."""
         with self._lock:
             now = self._advance_to(time.monotonic())
-            return 0.0 if self._lamp.failed else self._lamp.output_mw_cm2(now)
+            lamp = self._lamp
+            if lamp.failed:
+                return 0.0
+            # the lamp's own output without the sensor noise (a radiometer averages over its reading time)
+            return self.lamp_params.nominal_irradiance_mw_cm2 * lamp.warmup_fraction(now) * lamp.ageing_fraction(now)
 
     def over_temperature(self, temp_c: float | None = None) -> None:
         """Heat the lamp to temp_c (default 5 °C over the limit); it cools by itself, or clear_faults_cause()."""

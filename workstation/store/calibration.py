@@ -103,8 +103,9 @@ def record_device(store: ClinicStore, identity: dict[str, Any], kind: str) -> No
 def add_check(store: ClinicStore, serial_number: str, checked_on: date, reference_meter: str,
               measured_mw_cm2: float, reported_mw_cm2: float, who: str) -> RadiometerCheck:
     """Record a radiometer check; the factor is measured / reported. Raises UserError on impossible input."""
-    if not _known(store, serial_number):
-        raise UserError(f"No device with serial number {serial_number} is on record; connect it once first.")
+    serial_number = serial_number.strip()
+    if not serial_number:
+        raise UserError("A radiometer check needs the device's serial number.")
     if not reference_meter.strip() or not who.strip():
         raise UserError("A radiometer check needs the reference meter (make and serial) and who made it.")
     for name, value in (("measured", measured_mw_cm2), ("reported", reported_mw_cm2)):
@@ -114,6 +115,9 @@ def add_check(store: ClinicStore, serial_number: str, checked_on: date, referenc
     check = RadiometerCheck(serial_number, checked_on, reference_meter.strip(), float(measured_mw_cm2),
                             float(reported_mw_cm2), round(factor, 4), who.strip())
     with store.transaction() as c:
+        now = _now()  # a light checked before it was ever connected here is put on record by its check
+        c.execute("INSERT OR IGNORE INTO devices (serial_number, kind, model, first_seen, last_seen) "
+                  "VALUES (?, 'light', '?', ?, ?)", (serial_number, now, now))
         c.execute("INSERT INTO radiometer_checks (serial_number, checked_on, reference_meter, measured_mw_cm2, "
                   "reported_mw_cm2, factor, who, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                   (serial_number, checked_on.isoformat(), check.reference_meter, check.measured_mw_cm2,
