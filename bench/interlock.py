@@ -169,6 +169,7 @@ class Bench:
         """The sensor reads half: the device's dose would reach the target at twice the time; the backup time
         (1.25 × the expected time) ends the exposure first, by the device, or by the host when the device's timer
         has failed."""
+        self.emu_light.clear_faults_cause()  # cool the lamp: hundreds of exposures before heat it towards 42 °C
         self.emu_light.sensor_low(0.5)
         self.emu_light.backup_timer_failure(not timer_ok)
         self._light_long()
@@ -321,6 +322,8 @@ def run(args: argparse.Namespace) -> tuple[list[KindStats], float]:
         time.sleep(0.4)  # lamp warm-up (0.2 s to 99.5 %)
         bench = Bench(rig, tap)
         for kind in bench.kinds():
+            if args.only and kind.name not in args.only:
+                continue
             stats = KindStats(kind.name, kind.device, kind.expected)
             all_stats.append(stats)
             attempts = 0
@@ -400,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trips", type=int, default=200, help="trips per kind (default 200; fewer for a quick run)")
     ap.add_argument("--seed", type=int, default=1, help="emulator seed (default 1)")
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    ap.add_argument("--only", type=lambda v: [k.strip() for k in v.split(",") if k.strip()], default=[],
+                    metavar="KIND,...", help="run only these kinds (e.g. backup_time,sensor_implausible)")
     args = ap.parse_args(argv)
     if args.trips < 1:
         print("--trips must be at least 1.", file=sys.stderr)
