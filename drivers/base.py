@@ -19,18 +19,18 @@ import serial
 
 from drivers import protocol as p
 from drivers.errors import CommandRefused, CommandTimeout, DeviceError, NotConnected, WrongDevice
-from drivers.frames import FrameIntake
+from drivers.frames import TELEMETRY_LOST_S, FrameIntake
 from drivers.plausibility import DeviceClock, Plausibility
 from drivers.types import BoundsError, DriverInfo, Identity
 from workstation.bus import CommandRecord, Event, SessionBus, now_s
 
-__all__ = ["CommandRefused", "CommandTimeout", "DeviceError", "NotConnected", "SerialDevice", "WrongDevice"]
+__all__ = ["TELEMETRY_LOST_S", "CommandRefused", "CommandTimeout", "DeviceError", "NotConnected", "SerialDevice",
+           "WrongDevice"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BAUD = 921600
 READ_TIMEOUT_S = 0.02  # a blocking read wakes at least this often: bounds disconnect/stall detection latency
-TELEMETRY_LOST_S = 0.25
 
 
 @dataclass

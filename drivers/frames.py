@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+TELEMETRY_LOST_S = 0.25  # as drivers.base: samples missing for this long, on either clock, is lost telemetry
 NOTICE_INTERVAL_S = 1.0  # rejected frames / implausible samples of an idle device: at most one event per second
 
 
@@ -90,12 +91,19 @@ class FrameIntake:
         if not self._ready:
             return  # not yet identified: the samples may be another device's (counted as frames, not published)
         t_dev = block["t_device_us"]
+        prev_us = self._device_clock.last_us
         accepted, message = self._device_clock.check(int(t_dev[0]), int(t_dev[-1]), t_arrival)
         if not accepted:
             raise p.FrameError(message)
         if message:
             self._plausibility.reset()
             self._event_at(t_arrival, "connection", "medium", f"{self.name}: {message}")
+        elif prev_us is not None and not self.telemetry_lost:
+            # The telemetry watchdog on the device clock: samples must cover the device's time, not frames arrive.
+            gap_s = (int(t_dev[0]) - prev_us) / 1e6
+            if gap_s > TELEMETRY_LOST_S:
+                self._event_at(t_arrival, "connection", "high", f"{self.name}: no telemetry for {gap_s * 1000:.0f} ms "
+                               "of device time (samples missing between frames)", device_gap_s=round(gap_s, 4))
         ok, violations = self._plausibility.check(block)
         if violations:
             self._report_implausible(block, ok, violations, t_arrival)

@@ -267,6 +267,22 @@ def test_n_zero_frames_while_active_trip_telemetry_lost_and_heartbeats_stop(stat
     assert_nothing_implausible_published(tap)
 
 
+def test_one_sample_per_frame_on_a_racing_device_clock_is_lost_telemetry(station):
+    """Frames keep coming, but their samples cover 20 ms of every 300 ms of device time: counted on the device
+    clock, the telemetry is lost, whatever the frame rate says."""
+    dev, drv, monitor, tap = station()
+    dev.sample.flags = ACTIVE
+    wait_for(lambda: tap.blocks["light"][-1]["shutter_open"][-1], what="active on the bus")
+    dev.stream = False
+    for _ in range(3):
+        dev.send(TELEMETRY, dev.telemetry_payload())
+        dev.t_us += 280_000  # 280 ms of device time with no samples
+        time.sleep(0.01)
+    wait_for(lambda: monitor.is_tripped("light"), timeout_s=1.0, what="a trip")
+    assert monitor.tripped["light"].interlock == Interlock.TELEMETRY_LOST
+    assert "device time" in monitor.tripped["light"].message
+
+
 # --- 3. implausible values never become the truth -----------------------------------------------------------------
 def _expose(dev, tap, dose_udose=5000):
     dev.sample.flags = ACTIVE
