@@ -103,3 +103,31 @@ def test_main_devices_lists_checks_and_due_dates(tmp_path, capsys):
     assert "UVB308-EMU-0001" in out and "lamp 350" in out and f"due {date.today() + timedelta(days=7)}" in out
     assert main(["devices", "--store", str(db), "--training", "interval", "0"]) == 2
     assert "whole number of days" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "clinic"])
+def test_the_plan_hook_records_the_connected_light_and_sets_its_backup_basis(tmp_path, training):
+    from drivers.light import UVB308Light
+    from workstation.dose.plan import Step
+
+    plan = SessionPlan(course_id=1, protocol_id="p", protocol_version=1, visit_date=date.today(), session_number=1,
+                       areas=(), steps=(Step("light", 1),))
+    emu = LightEmulator(lamp=LampParams(warmup_s=0.1), seed=4).start()
+    try:
+        with ClinicStore.open(tmp_path / "s.sqlite3", training=training) as store, UVB308Light(emu.port) as light:
+            first = cal.apply_to_plan(store, light, plan, date.today())
+            assert (first.blocks if not training else first.warnings)[0].startswith("Dosimetry QA")
+            assert (first.warnings if not training else first.blocks) == ()
+            assert [d.serial_number for d in cal.devices(store)] == [emu.serial_number]
+            assert light.calibrated_irradiance_mw_cm2 is None  # no check yet: the device's own report
+            cal.add_check(store, emu.serial_number, date.today(), "meter", 90.0, 95.0, "dr. A")
+            light.identity.extra["calibration"]["factor"] = 90.0 / 95.0  # recalibrated to the check
+            assert cal.apply_to_plan(store, light, plan, date.today()) == plan
+            assert light.calibrated_irradiance_mw_cm2 == 90.0
+            light.set_target_dose(90.0)  # the backup time now comes from the store's check
+            assert light.backup_time_s == pytest.approx(1.25 * 90.0 / 90.0 + 0.02, abs=1e-3)
+            no_light = SessionPlan(course_id=1, protocol_id="p", protocol_version=1, visit_date=date.today(),
+                                   session_number=1, areas=(), steps=(Step("needling", 1),))
+            assert cal.apply_to_plan(store, light, no_light, date.today() + timedelta(days=30)) == no_light
+    finally:
+        emu.stop()

@@ -191,6 +191,23 @@ def with_calibration(plan: Any, cal: CalibrationStatus, *, clinical: bool) -> An
     return dataclasses.replace(plan, warnings=(*plan.warnings, f"{text}."))
 
 
+def apply_to_plan(store: ClinicStore, light: Any, plan: Any, today: date) -> Any:
+    """The hook where a plan is produced: with the connected light (a `drivers.light.UVB308Light`, or None), put it
+    on record, give it the irradiance of its last radiometer check (its backup times are computed from it), and add
+    the calibration's problems to a plan that has a light step: a block in the clinic store, a warning in training."""
+    ident = light.identity.as_dict() if light is not None and getattr(light, "identity", None) else None
+    if ident is None or not any(getattr(s, "modality", "") == "light" for s in plan.steps):
+        return plan
+    record_device(store, ident, "light")
+    serial = str(ident["serial_number"])
+    check = last_check(store, serial)
+    if check is not None:
+        light.calibrated_irradiance_mw_cm2 = check.measured_mw_cm2
+    reported = ident.get("calibration")
+    factor = _number_or_none(reported.get("factor")) if isinstance(reported, dict) else None
+    return with_calibration(plan, status(store, serial, factor, today), clinical=store.role == "clinic")
+
+
 def devices(store: ClinicStore) -> list[DeviceRecord]:
     """Every device on record with its last check and the date the next one is due."""
     days = interval_days(store)
