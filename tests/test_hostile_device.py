@@ -383,3 +383,19 @@ def test_on_connect_stop_and_arm_0_come_before_any_heartbeat(station):
     wait_for(lambda: dev.heartbeats(), what="heartbeats once identified")
     sent = [typ for _, typ, _, _ in dev.received]
     assert sent[:3] == [p.Msg.STOP, p.Msg.ARM, p.Msg.IDENTIFY]
+
+
+def test_swapped_cables_are_refused_by_the_rig_in_words():
+    from workstation.errors import UserError
+    from workstation.rig import Rig
+
+    light, pen = make_emulator("light").start(), make_emulator("pen").start()
+    try:
+        with pytest.raises(UserError) as err:
+            Rig.clinical({"light": pen.port, "pen": light.port})
+        text = str(err.value)
+        assert "The light could not be connected" in text and pen.port in text and "needling" in text
+        assert not pen.state().armed and not pen.state().active  # it got STOP and ARM 0, nothing else
+    finally:
+        light.stop()
+        pen.stop()
