@@ -399,3 +399,35 @@ def test_swapped_cables_are_refused_by_the_rig_in_words():
     finally:
         light.stop()
         pen.stop()
+
+
+def test_implausible_values_never_reach_the_recording(tmp_path):
+    """Through a real Rig and its recorder: the file, reopened with plain h5py, holds the true dose and the events."""
+    import h5py
+
+    from workstation.rig import Rig
+
+    dev = HostileDevice().start()
+    rig = Rig.clinical({"light": dev.port})
+    try:
+        rig.start_recording(tmp_path, patient_pseudonym="PX-0001", operator_id="op", protocol_id="p",
+                            protocol_version="1")
+        rig.monitor.set_limits(StepLimits(area_id="A1", light_allowed=True, target_dose_mj_cm2=4000.0))
+        tap = Tap()
+        rig.bus.subscribe(tap)
+        wait_for(lambda: tap.blocks.get("light"), what="blocks")
+        delivered = _expose(dev, tap)
+        dev.send(TELEMETRY, dev.telemetry_payload([LightSample(dose_udose=0xFFFFFFFF, flags=2)]))
+        dev.send(TELEMETRY, dev.telemetry_payload([LightSample(temp_cc=-32768, flags=2)]))
+        wait_for(lambda: rig.devices["light"].counters.implausible_samples >= 2, what="both rejected")
+        time.sleep(0.1)
+    finally:
+        path, _ = rig.close()
+        dev.stop()
+    with h5py.File(path, "r") as f:
+        tel = f["devices/light/telemetry"][:]
+        assert tel["dose_mj_cm2"].max() == pytest.approx(delivered)
+        assert tel["lamp_temp_c"].min() >= -20
+        events = f["events"][:]
+        kinds = [k.decode() if isinstance(k, bytes) else str(k) for k in events["kind"]]
+        assert kinds.count("implausible") >= 1
