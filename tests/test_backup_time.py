@@ -96,3 +96,28 @@ def test_a_healthy_exposure_ends_at_its_dose_well_before_its_backup_time(sim):
              what="dose reached")
     assert not rig.monitor.trips
     assert emu.state().dose_mj_cm2 == pytest.approx(40.0, abs=0.1)
+
+
+def test_a_trainer_scenario_with_a_low_sensor_ends_at_the_backup_time_and_audits_the_same(tmp_path):
+    """The whole session path: the device closes at its backup time, the session aborts on `backup_time`, the
+    recording holds the trip, and the audit gives it back."""
+    from main import main
+    from workstation.audit import audit
+    from workstation.protocols.library import seeds_dir
+    from workstation.recording import Recording
+    from workstation.runner import EXIT_INTERLOCK, run_scenario
+    from workstation.scenario import load_scenario
+
+    result = run_scenario(load_scenario(seeds_dir() / "scenarios" / "sensor-low-backup-time.toml"), tmp_path,
+                          out=lambda _line: None)
+    assert result.exit_code == EXIT_INTERLOCK and result.state == "aborted"
+    [res] = result.summary["results"]
+    with Recording.open(result.recording) as rec:
+        target = rec.plan["areas"][0]["target_dose_mj_cm2"]  # 220 mJ/cm², skin type II
+        # the sensor's (half) reading when the backup time closed the shutter: ≈ 1.25 × target / 2
+        assert res["outcome"] == "interrupted" and 0.5 * target < res["delivered_dose_mj_cm2"] < 0.7 * target
+        trips = [e for e in rec.events if e.kind == "interlock"]
+        assert trips[0].details["interlock"] == Interlock.BACKUP_TIME
+        assert trips[0].details["detected_by"] == "device"
+        assert audit(rec).same
+    assert main(["audit", str(result.recording)]) == 0
