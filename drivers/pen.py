@@ -14,8 +14,8 @@ class MicroneedlingPen(SerialDevice):
     INFO = DriverInfo(
         name="pen-mn",
         kind="needling",
-        version="1.0.0",
-        description="Motorised microneedling pen, Cicatrix wire protocol v1",
+        version="1.1.0",
+        description="Motorised microneedling pen, Cicatrix wire protocol v2",
         nominal_rate_hz=2000.0,
         channels=PEN_CHANNELS,
         model_prefixes=("MN-150",),
