@@ -109,6 +109,7 @@ class HostileDevice:
     def __post_init__(self) -> None:
         self.master, self._slave = os.openpty()
         tty.setraw(self._slave)
+        os.set_blocking(self.master, False)  # a host that stops reading must never block the device (its FIFO drops)
         self.port = os.ttyname(self._slave)
         self.seq = 0
         self.t_us = 1_000_000
@@ -116,6 +117,7 @@ class HostileDevice:
         self.sample = LightSample()
         self.dose_rate_udose_per_sample = 0  # added to the dose per streamed sample while flags say active
         self.received: list[tuple[float, int, int, bytes]] = []  # (time, type, seq, payload) from the host
+        self.dropped = 0
         self._lock = threading.Lock()
         self._running = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -135,6 +137,7 @@ class HostileDevice:
         self._running.clear()
         for t in self._threads:
             t.join(timeout=2)
+            assert not t.is_alive(), "the test device's thread did not end: its descriptors stay open"
         for fd in (self.master, self._slave):
             try:
                 os.close(fd)
@@ -147,12 +150,18 @@ class HostileDevice:
         with self._lock:
             if data.endswith(b"\x00"):
                 self.seq = (unwire(data[:-1])[1] + 1) & 0xFFFF
-            os.write(self.master, data)
+            self._write(data)
 
     def send(self, msg_type: int, payload: bytes) -> None:
         with self._lock:
-            os.write(self.master, wire(msg_type, self.seq, payload))
+            self._write(wire(msg_type, self.seq, payload))
             self.seq = (self.seq + 1) & 0xFFFF
+
+    def _write(self, data: bytes) -> None:
+        try:
+            os.write(self.master, data)
+        except BlockingIOError:
+            self.dropped += 1  # the host is not reading: the frame is lost, its sequence number spent
 
     def telemetry_payload(self, samples: list[LightSample] | None = None, *, t0_us: int | None = None,
                           n: int | None = None, period_us: int | None = None, target: int | None = None) -> bytes:
@@ -194,6 +203,8 @@ class HostileDevice:
                 continue
             try:
                 data = os.read(self.master, 4096)
+            except BlockingIOError:
+                continue
             except OSError:
                 return
             self._buf += data
