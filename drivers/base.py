@@ -198,7 +198,13 @@ class SerialDevice(FrameIntake):
     def identify(self) -> Identity:
         """Ask the device who it is and check it against `INFO`; raises WrongDevice naming the port and the answer."""
         self.identity = None
-        self._send(p.Msg.IDENTIFY, b"", "identify", {})
+        try:
+            self._send(p.Msg.IDENTIFY, b"", "identify", {})
+        except DeviceError:
+            # The answer can be read, refused and the port closed by the reader before pyserial's write returns.
+            if self._refusal:
+                raise WrongDevice(self._refusal) from None
+            raise
         if self._refusal:
             raise WrongDevice(self._refusal)
         if self.identity is None:  # the reader parses it; a bad one was counted and logged there
