@@ -8,7 +8,10 @@ limits, SET, ARM, START, wait until the emulator emits / needles, cause the trip
 and for the emulator to become physically safe (shutter closed / rotor below 1 Hz).
 
 Kinds (light): contact lost during emission (emulator), host target dose (device target above the host's), protocol
-rule (UV during a step that allows none), over-temperature (emulator), E-stop (monitor.estop from another thread).
+rule (UV during a step that allows none), over-temperature (emulator), E-stop (monitor.estop from another thread),
+sensor implausible (the emulator's `sensor_glitch`: one sample at −327.68 °C, rejected by the driver), backup time
+seen by the host (`sensor_low` 0.5 and `backup_timer_failure`: the exposure runs past its backup time) and backup
+time enforced by the device (`sensor_low` 0.5 alone: the device stops at its backup time and reports the fault).
 Kinds (pen): depth limit (depth SET above the step's limit while needling), motor jam (emulator).
 
 Two latencies per trip:
@@ -146,6 +149,12 @@ class Bench:
                  lambda: (self.emu_light.over_temperature(), "over_temperature")[1],
                  cleanup=lambda: self.emu_light.clear_faults_cause()),
             Kind("estop", "light", Interlock.ESTOP, self._light_long, self._estop_from_thread),
+            Kind("sensor_implausible", "light", Interlock.SENSOR_IMPLAUSIBLE, self._light_long,
+                 lambda: (self.emu_light.sensor_glitch(), "sensor_glitch")[1]),
+            Kind("backup_time", "light", Interlock.BACKUP_TIME, lambda: self._light_sensor_low(timer_ok=False),
+                 lambda: None, wait_active=False, cleanup=self._light_sensor_fixed),
+            Kind("backup_device", "light", Interlock.BACKUP_TIME, lambda: self._light_sensor_low(timer_ok=True),
+                 lambda: None, wait_active=False, cleanup=self._light_sensor_fixed),
             Kind("depth_limit", "pen", Interlock.DEPTH_LIMIT, self._pen_within_limit, self._pen_too_deep),
             Kind("motor_jam", "pen", Interlock.DEVICE_FAULT, self._pen_within_limit,
                  lambda: (self.emu_pen.motor_jam(), "motor_jam")[1],
@@ -155,6 +164,19 @@ class Bench:
     def _light_long(self) -> None:
         self.rig.monitor.set_limits(StepLimits(**LIGHT_STEP, target_dose_mj_cm2=LONG_TARGET_MJ_CM2))
         self.light.set("target_dose_mj_cm2", LONG_TARGET_MJ_CM2)
+
+    def _light_sensor_low(self, *, timer_ok: bool) -> None:
+        """The sensor reads half: the device's dose would reach the target at twice the time; the backup time
+        (1.25 × the expected time) ends the exposure first, by the device, or by the host when the device's timer
+        has failed."""
+        self.emu_light.clear_faults_cause()  # cool the lamp: hundreds of exposures before heat it towards 42 °C
+        self.emu_light.sensor_low(0.5)
+        self.emu_light.backup_timer_failure(not timer_ok)
+        self._light_long()
+
+    def _light_sensor_fixed(self) -> None:
+        self.emu_light.sensor_low(1.0)
+        self.emu_light.backup_timer_failure(False)
 
     def _light_host_target(self) -> None:
         # The host stops at 2 + 1 (tolerance) mJ/cm²; the device would close only at 6: the host interlock must act.
@@ -300,6 +322,8 @@ def run(args: argparse.Namespace) -> tuple[list[KindStats], float]:
         time.sleep(0.4)  # lamp warm-up (0.2 s to 99.5 %)
         bench = Bench(rig, tap)
         for kind in bench.kinds():
+            if args.only and kind.name not in args.only:
+                continue
             stats = KindStats(kind.name, kind.device, kind.expected)
             all_stats.append(stats)
             attempts = 0
@@ -324,7 +348,7 @@ def report(args: argparse.Namespace, all_stats: list[KindStats], elapsed_s: floa
     shutter = [v for s in all_stats if s.device == "light" for v in s.device_ms]
     per_kind = {}
     print(f"Interlock benchmark: {args.trips} trips per kind requested, {len(host)} trips in {elapsed_s:.1f} s")
-    print(f"{'kind':<17}{'interlock':<22}{'n':>5}  {'host ms: median':>15}{'p99':>8}{'max':>8}"
+    print(f"{'kind':<19}{'interlock':<22}{'n':>5}  {'host ms: median':>15}{'p99':>8}{'max':>8}"
           f"  {'safe ms: median':>15}{'p99':>8}{'max':>8}  {'no stop':>7}{'alarms':>7}")
     for s in all_stats:
         h, dv = summarize(s.host_ms), summarize(s.device_ms)
@@ -342,7 +366,7 @@ def report(args: argparse.Namespace, all_stats: list[KindStats], elapsed_s: floa
         def f(x: float | None) -> str:
             return "-" if x is None else f"{x:.3f}"
 
-        print(f"{s.name:<17}{s.expected:<22}{len(s.host_ms):>5}  {f(h['median_ms']):>15}{f(h['p99_ms']):>8}"
+        print(f"{s.name:<19}{s.expected:<22}{len(s.host_ms):>5}  {f(h['median_ms']):>15}{f(h['p99_ms']):>8}"
               f"{f(h['max_ms']):>8}  {f(dv['median_ms']):>15}{f(dv['p99_ms']):>8}{f(dv['max_ms']):>8}"
               f"  {s.without_stop:>7}{s.alarms:>7}")
         if s.detected_by_device:
@@ -379,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trips", type=int, default=200, help="trips per kind (default 200; fewer for a quick run)")
     ap.add_argument("--seed", type=int, default=1, help="emulator seed (default 1)")
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    ap.add_argument("--only", type=lambda v: [k.strip() for k in v.split(",") if k.strip()], default=[],
+                    metavar="KIND,...", help="run only these kinds (e.g. backup_time,sensor_implausible)")
     args = ap.parse_args(argv)
     if args.trips < 1:
         print("--trips must be at least 1.", file=sys.stderr)

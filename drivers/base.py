@@ -8,7 +8,6 @@ everything that touches safety lives here once: the bounds check before any byte
 from __future__ import annotations
 
 import logging
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -19,45 +18,31 @@ import numpy as np
 import serial
 
 from drivers import protocol as p
+from drivers.errors import CommandRefused, CommandTimeout, DeviceError, NotConnected, WrongDevice
+from drivers.frames import TELEMETRY_LOST_S, FrameIntake
+from drivers.plausibility import DeviceClock, Plausibility
 from drivers.types import BoundsError, DriverInfo, Identity
 from workstation.bus import CommandRecord, Event, SessionBus, now_s
+
+__all__ = ["TELEMETRY_LOST_S", "CommandRefused", "CommandTimeout", "DeviceError", "NotConnected", "SerialDevice",
+           "WrongDevice"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BAUD = 921600
 READ_TIMEOUT_S = 0.02  # a blocking read wakes at least this often: bounds disconnect/stall detection latency
-TELEMETRY_LOST_S = 0.25
-
-
-class DeviceError(Exception):
-    """A device could not do what was asked; the message says why."""
-
-
-class NotConnected(DeviceError):
-    pass
-
-
-class CommandRefused(DeviceError):
-    def __init__(self, command: str, code: int, reason: str) -> None:
-        self.command, self.code, self.reason = command, code, reason
-        try:
-            code_name = p.Refusal(code).name
-        except ValueError:
-            code_name = str(code)
-        super().__init__(f"the device refused {command}: {reason} ({code_name})")
-
-
-class CommandTimeout(DeviceError):
-    pass
 
 
 @dataclass
 class Counters:
     frames: int = 0  # valid frames decoded
-    bad_frames: int = 0  # CRC / COBS / length errors
+    bad_frames: int = 0  # CRC / COBS / length errors, and CRC-valid frames rejected (`rejected_frames`)
+    rejected_frames: int = 0  # CRC-valid frames that made no sense (payload, device clock, sequence, identity)
+    implausible_samples: int = 0  # samples dropped for a value outside its channel's declaration
     resyncs: int = 0
     seq_gaps: int = 0  # times the device's sequence skipped
     lost_frames: int = 0  # frames missing, summed over the gaps
+    seq_repeats: int = 0  # frames whose sequence number repeated or went back (telemetry among them is dropped)
     samples: int = 0
     bytes_in: int = 0
     disconnects: int = 0
@@ -76,7 +61,7 @@ class _Pending:
     publish: bool = True
 
 
-class SerialDevice:
+class SerialDevice(FrameIntake):
     """One device on one serial port. Thread-safe: commands may come from any thread."""
 
     INFO: ClassVar[DriverInfo]
@@ -84,6 +69,7 @@ class SerialDevice:
     PARAMS: ClassVar[dict[str, int]]  # parameter name (as in INFO.bounds) -> wire id
     FAULTS: ClassVar[type]  # the IntFlag-like enum of fault bits
     DEFAULT_NAME: ClassVar[str]
+    ACTIVE_FIELD: ClassVar[str]  # the block field that is 1 while the device emits / needles
 
     def __init__(
         self,
@@ -117,10 +103,16 @@ class SerialDevice:
         self._seq = 0
         self._expected_seq: int | None = None
         self._decoder = p.FrameDecoder()
-        self._payload_errors = 0  # frames with a valid CRC but an impossible payload
         self._running = threading.Event()
         self._connected = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._device_clock = DeviceClock()
+        self._plausibility = Plausibility(self.INFO.channels, self.ACTIVE_FIELD)
+        self._ready = False  # made safe and identified since the port was (re)opened: telemetry and heartbeats flow
+        self._refusal = ""  # why the device on the port is not one this driver drives (then it stays closed)
+        self._dead = ""  # why a driver thread ended (then the driver stays disconnected until close and connect)
+        self._last_notice_s: dict[str, float] = {}
+        self.last_rejection = ""  # why the last CRC-valid frame was rejected
 
     # --- life cycle --------------------------------------------------------------------------------------------
     @property
@@ -131,16 +123,16 @@ class SerialDevice:
         """Open the port, make sure the device is not emitting, identify it, start reading and heartbeats."""
         if self._running.is_set():
             raise DeviceError(f"{self.name} is already connected")
+        self._refusal = self._dead = ""
         self._open_port()
         self._running.set()
-        self._threads = [
-            threading.Thread(target=self._reader_loop, name=f"{self.name}-reader", daemon=True),
-            threading.Thread(target=self._heartbeat_loop, name=f"{self.name}-heartbeat", daemon=True),
-        ]
-        for t in self._threads:
-            t.start()
+        self._threads = [threading.Thread(target=self._reader_loop, name=f"{self.name}-reader", daemon=True)]
+        self._threads[0].start()
         try:
-            self._make_safe()
+            self._make_safe()  # STOP and ARM 0 are the first frames on the wire; heartbeats come after them
+            heartbeat = threading.Thread(target=self._heartbeat_loop, name=f"{self.name}-heartbeat", daemon=True)
+            self._threads.append(heartbeat)
+            heartbeat.start()
             ident = self.identify()
         except DeviceError:
             self.close()
@@ -181,6 +173,9 @@ class SerialDevice:
         self._serial = ser
         self._decoder = p.FrameDecoder()
         self._expected_seq = None
+        self._ready = False
+        self._device_clock.reset()
+        self._plausibility.reset()
         self.last_frame_s = now_s()
         self.telemetry_lost = False
         self._connected.set()
@@ -195,14 +190,23 @@ class SerialDevice:
                 pass
 
     def _make_safe(self) -> None:
-        """Light off / motor off, disarmed, whatever state the device was left in."""
+        """Light off / motor off, disarmed, whatever state the device was left in (the first frames after opening)."""
         self._send(p.Msg.STOP, b"", "stop", {"why": "connect"}, wait=False)
         self._send(p.Msg.ARM, p.ARM_PAYLOAD.pack(0), "arm", {"on": False, "why": "connect"}, wait=False)
 
     # --- commands ---------------------------------------------------------------------------------------------
     def identify(self) -> Identity:
+        """Ask the device who it is and check it against `INFO`; raises WrongDevice naming the port and the answer."""
         self.identity = None
-        self._send(p.Msg.IDENTIFY, b"", "identify", {})
+        try:
+            self._send(p.Msg.IDENTIFY, b"", "identify", {})
+        except DeviceError:
+            # The answer can be read, refused and the port closed by the reader before pyserial's write returns.
+            if self._refusal:
+                raise WrongDevice(self._refusal) from None
+            raise
+        if self._refusal:
+            raise WrongDevice(self._refusal)
         if self.identity is None:  # the reader parses it; a bad one was counted and logged there
             raise DeviceError(f"{self.name} sent an unreadable identity.")
         return self.identity
@@ -296,6 +300,9 @@ class SerialDevice:
 
     # --- reader thread ------------------------------------------------------------------------------------------
     def _reader_loop(self) -> None:
+        self._guarded("reader", self._read_forever)
+
+    def _read_forever(self) -> None:
         while self._running.is_set():
             ser = self._serial
             if ser is None:
@@ -314,69 +321,24 @@ class SerialDevice:
             if data:
                 self.counters.bytes_in += len(data)
                 for frame in self._decoder.feed(data):
-                    try:
-                        self._handle(frame, t_arrival)
-                    except (p.FrameError, struct.error) as exc:
-                        self._payload_errors += 1
-                        log.warning("%s: bad %s payload: %s", self.name, frame.type, exc)
+                    self._handle_contained(frame, t_arrival)
                 self.counters.frames = self._decoder.frames
-                self.counters.bad_frames = self._decoder.bad_frames + self._payload_errors
+                self.counters.bad_frames = self._decoder.bad_frames + self.counters.rejected_frames
                 self.counters.resyncs = self._decoder.resyncs
             self._check_liveness(t_arrival)
 
-    def _handle(self, frame: p.Frame, t_arrival: float) -> None:
-        if self._expected_seq is not None and frame.seq != self._expected_seq:
-            self.counters.seq_gaps += 1
-            self.counters.lost_frames += (frame.seq - self._expected_seq) & 0xFFFF
-        self._expected_seq = (frame.seq + 1) & 0xFFFF
-        t = frame.type
-        if t == p.Msg.TELEMETRY:
-            block = self._decode_telemetry(frame.payload, frame.seq, t_arrival)
-            self.last_frame_s = t_arrival
-            if self.telemetry_lost:
-                self.telemetry_lost = False
-                self._event("connection", "info", f"{self.name} telemetry resumed")
-            self.counters.samples += len(block)
-            self.last_block = block
-            self.bus.publish_block(self.name, block)
-        elif t in (p.Msg.ACK, p.Msg.REFUSE, p.Msg.IDENTITY):
-            (acked,) = p.ACK_PAYLOAD.unpack_from(frame.payload) if len(frame.payload) >= 2 else (None,)
-            with self._pending_lock:
-                pending = self._pending.pop(acked, None)
-            if pending is None:
-                return
-            if t == p.Msg.IDENTITY and pending.command == "identify":
-                try:
-                    self.identity = Identity.from_dict(p.parse_identity(frame.payload))
-                except p.FrameError as exc:
-                    self._payload_errors += 1
-                    log.warning("%s: unreadable identity: %s", self.name, exc)
-            pending.reply = frame
-            if t == p.Msg.ACK or t == p.Msg.IDENTITY:
-                result = "ack"
-            else:
-                code = frame.payload[2] if len(frame.payload) > 2 else 0
-                result = f"refused: {p.text(frame.payload[p.REFUSE_HEAD.size :])} (code {code})"
-            self.bus.publish_command(
-                CommandRecord(pending.t_sent_s, self.name, pending.command, pending.args, result, t_arrival)
-            )
-            pending.done.set()
-        elif t == p.Msg.FAULT:
-            bits, new = struct.unpack_from("<HH", frame.payload)
-            names = self.fault_names(new)
-            self._event_at(t_arrival,
-                "fault", "high", f"{self.name} fault: {', '.join(names) or 'unknown'}: "
-                f"{p.text(frame.payload[p.FAULT_HEAD.size:])}",
-                fault_bits=bits, new_bits=new, faults=names,
-            )
-        elif t == p.Msg.STATUS:
-            state, reason = p.STATUS_HEAD.unpack_from(frame.payload)
-            self._event_at(t_arrival,
-                "device_state", "info", f"{self.name}: {p.text(frame.payload[p.STATUS_HEAD.size:])}",
-                state=_enum_name(p.State, state), reason=_enum_name(p.StopReason, reason),
-            )
-        else:
-            log.debug("%s: ignoring message type 0x%02x", self.name, t)
+    def _guarded(self, what: str, loop: Callable[[], None]) -> None:
+        """Run a driver thread; if it ends for any cause but close(), the driver is honestly disconnected."""
+        why = f"the {what} thread ended"
+        try:
+            loop()
+        except BaseException as exc:  # noqa: BLE001 - whatever ended the thread, the driver must say so
+            why = f"the {what} thread failed: {type(exc).__name__}: {exc}"
+            log.exception("%s: %s", self.name, why)
+        if self._running.is_set():  # not a close(): the other thread and the heartbeats stop with this one
+            self._dead = why
+            self._running.clear()
+            self._lost_connection(why, forced=True)
 
     def _decode_telemetry(self, payload: bytes, seq: int, t_arrival: float) -> np.ndarray:
         raise NotImplementedError
@@ -396,21 +358,23 @@ class SerialDevice:
             if not q.done.is_set():
                 self.bus.publish_command(CommandRecord(q.t_sent_s, self.name, q.command, q.args, "timeout"))
 
-    def _lost_connection(self, why: str) -> None:
-        if not self.connected:
+    def _lost_connection(self, why: str, *, forced: bool = False) -> None:
+        if not self.connected and not forced:
             return
+        was_connected = self.connected
         t_detected = now_s()  # stamped at detection: closing the port and waking waiters take time
-        self.counters.disconnects += 1
         self._close_port()
         with self._pending_lock:
             orphans, self._pending = list(self._pending.values()), {}
         for q in orphans:  # wake the waiters: their reply will never come
             q.done.set()
             self.bus.publish_command(CommandRecord(q.t_sent_s, self.name, q.command, q.args, "error: disconnected"))
-        self._event_at(t_detected, "connection", "high", f"{self.name} disconnected ({why})", reason=why)
+        if was_connected or forced:
+            self.counters.disconnects += 1
+            self._event_at(t_detected, "connection", "high", f"{self.name} disconnected ({why})", reason=why)
 
     def _try_reconnect(self) -> None:
-        if not self.auto_reconnect:
+        if not self.auto_reconnect or self._refusal:
             time.sleep(READ_TIMEOUT_S)
             return
         time.sleep(0.1)
@@ -423,23 +387,31 @@ class SerialDevice:
         self.counters.reconnects += 1
         try:
             self._make_safe()
-            self._send(p.Msg.IDENTIFY, b"", "identify", {}, wait=False)
+            self._send(p.Msg.IDENTIFY, b"", "identify", {}, wait=False)  # the reader checks it; then `_ready`
         except DeviceError:
             return
         self._event("connection", "medium", f"{self.name} reconnected on {self.port}; the device was made safe")
 
     # --- heartbeat thread -------------------------------------------------------------------------------------
     def _heartbeat_loop(self) -> None:
+        self._guarded("heartbeat", self._beat_forever)
+
+    def heartbeat_due(self) -> bool:
+        """Heartbeats go out only while everything they vouch for holds: the port open, the device made safe and
+        identified, the reader thread alive, telemetry fresh (new samples within 250 ms) and the host alive."""
+        reader = self._threads[0] if self._threads else None
+        return (self.connected and self._ready and reader is not None and reader.is_alive()
+                and now_s() - self.last_frame_s <= TELEMETRY_LOST_S and self.liveness())
+
+    def _beat_forever(self) -> None:
         next_t = time.monotonic()
         while self._running.is_set():
             next_t += self.heartbeat_period_s
-            if self.connected and self.liveness():
+            if self.heartbeat_due():
                 try:
                     self.heartbeat()
                 except DeviceError:
                     pass  # the reader reports the disconnect and reconnects; heartbeats resume after it
-                except Exception:  # noqa: BLE001 - this thread must outlive any one bad write
-                    log.exception("%s: heartbeat failed", self.name)
             delay = next_t - time.monotonic()
             if delay < 0:
                 next_t = time.monotonic()
@@ -465,13 +437,8 @@ class SerialDevice:
             "port": self.port,
             "connected": self.connected,
             "telemetry_lost": self.telemetry_lost,
+            "last_rejection": self.last_rejection,
+            "stopped_because": self._dead,
             "identity": self.identity.as_dict() if self.identity else None,
             **asdict(self.counters),
         }
-
-
-def _enum_name(enum: type, value: int) -> str:
-    try:
-        return enum(value).name
-    except ValueError:
-        return str(value)

@@ -25,7 +25,8 @@ def _run(args: argparse.Namespace) -> int:
             if e.cls is not None:
                 info = e.cls.INFO
                 d |= {"kind": info.kind, "version": info.version, "nominal_rate_hz": info.nominal_rate_hz,
-                      "channels": [{"name": c.name, "unit": c.unit} for c in info.channels],
+                      "channels": [{"name": c.name, "unit": c.unit, **_plausible(c)} for c in info.channels],
+                      "models": list(info.model_prefixes), "protocol_versions": list(info.protocol_versions),
                       "bounds": [{"name": b.name, "unit": b.unit, "min": b.minimum, "max": b.maximum,
                                   "step": b.step} for b in info.bounds]}
             out.append(d)
@@ -42,8 +43,24 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{e.name}  {info.kind}  v{info.version}  {info.nominal_rate_hz:g} Hz  ({e.distribution})")
         print(f"    {info.description}")
         print("    channels: " + ", ".join(f"{c.name} [{c.unit}]" for c in info.channels))
+        print(f"    drives: models {', '.join(info.model_prefixes) or 'any'}…, protocol "
+              f"{', '.join(str(v) for v in info.protocol_versions)}")
+        for c in info.channels:
+            if c.checked:
+                rise = f", rises ≤ {c.max_rise_per_s:g} {c.unit}/s" if c.max_rise_per_s < float("inf") else ""
+                mono = ", never falls during an exposure" if c.exposure_monotonic else ""
+                print(f"    plausible {c.name}: {c.minimum:g}–{c.maximum:g} {c.unit}{mono}{rise}")
         for b in info.bounds:
             step = f" in steps of {b.step:g}" if b.step else ""
             print(f"    set {b.name}: {b.minimum:g}–{b.maximum:g} {b.unit}{step}")
         print()
     return 0 if all(e.ok for e in entries) else 1
+
+
+def _plausible(c) -> dict:
+    """A channel's declared plausibility as JSON (infinite bounds as null)."""
+    def finite(v: float) -> float | None:
+        return v if abs(v) != float("inf") else None
+
+    return {"minimum": finite(c.minimum), "maximum": finite(c.maximum), "exposure_monotonic": c.exposure_monotonic,
+            "max_rise_per_s": finite(c.max_rise_per_s)}

@@ -14,10 +14,12 @@ class MicroneedlingPen(SerialDevice):
     INFO = DriverInfo(
         name="pen-mn",
         kind="needling",
-        version="1.0.0",
-        description="Motorised microneedling pen, Cicatrix wire protocol v1",
+        version="1.1.0",
+        description="Motorised microneedling pen, Cicatrix wire protocol v2",
         nominal_rate_hz=2000.0,
         channels=PEN_CHANNELS,
+        model_prefixes=("MN-150",),
+        protocol_versions=(p.PROTOCOL_VERSION,),
         # CLINICAL.md: depth never above 2.5 mm; automated pens 50–150 stamps/s.
         bounds=(
             Bound("depth_mm", "mm", 0.0, 2.5, step=0.05),
@@ -28,6 +30,7 @@ class MicroneedlingPen(SerialDevice):
     PARAMS = {"depth_mm": p.PenParam.DEPTH_MM, "stroke_rate_hz": p.PenParam.STROKE_RATE_HZ}
     FAULTS = p.PenFault
     DEFAULT_NAME = "pen"
+    ACTIVE_FIELD = "running"
 
     def set_depth(self, depth_mm: float) -> float:
         return self.set("depth_mm", depth_mm)

@@ -19,7 +19,7 @@ from enum import IntEnum
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: backup exposure time (LightParam.BACKUP_TIME_S, LightFault.BACKUP_TIME)
 DELIMITER = b"\x00"
 MAX_FRAME_BYTES = 1024  # decoded (type + seq + payload + crc); anything longer is garbage
 _HEAD = struct.Struct("<BH")
@@ -71,6 +71,7 @@ class StopReason(IntEnum):
     STARTED = 5
     ARMED = 6
     DISARMED = 7
+    BACKUP_TIME = 8  # light: the backup exposure time ran out before the target dose
 
 
 # Fault bits, latched by the device until RESET (and refused while the cause persists).
@@ -79,6 +80,7 @@ class LightFault(IntEnum):
     OVER_TEMPERATURE = 1 << 1
     LAMP_FAILURE = 1 << 2
     CONTACT_LOST = 1 << 3  # skin contact lost while emitting
+    BACKUP_TIME = 1 << 4  # the exposure reached its backup time before its target dose (a sensor reading low?)
 
 
 class PenFault(IntEnum):
@@ -92,6 +94,7 @@ class PenFault(IntEnum):
 # device (which refuses out-of-bounds values on its own).
 class LightParam(IntEnum):
     TARGET_DOSE_MJ_CM2 = 1
+    BACKUP_TIME_S = 2  # the exposure ends at the target dose or after this much open-shutter time, whichever first
 
 
 class PenParam(IntEnum):
@@ -129,6 +132,8 @@ PEN_SAMPLE = np.dtype(
     ]
 )
 FLAG_ACTIVE, FLAG_CONTACT, FLAG_ARMED = 1, 2, 4
+FLAGS_KNOWN = FLAG_ACTIVE | FLAG_CONTACT | FLAG_ARMED
+DEVICE_CLOCK_MAX_US = (1 << 63) - 1  # the host keeps device time in int64 µs (292 000 years)
 LIGHT_DOSE_SCALE = 1000.0  # target_dose_mdose and dose_udose are in 0.001 mJ/cm²
 
 # Host-side decoded blocks: engineering units, one row per sample. `t_host_s` is the host's monotonic clock at the
@@ -296,9 +301,20 @@ def split_telemetry(payload: bytes, header_dtype: np.dtype, sample_dtype: np.dty
         raise FrameError("telemetry shorter than its header")
     header = np.frombuffer(payload, header_dtype, count=1)[0]
     n = int(header["n"])
+    if n == 0:
+        raise FrameError("telemetry with no samples (n = 0)")
     if len(payload) != header_dtype.itemsize + n * sample_dtype.itemsize:
         raise FrameError(f"telemetry length does not match its {n} samples")
-    return header, np.frombuffer(payload, sample_dtype, count=n, offset=header_dtype.itemsize)
+    period_us = int(header["period_us"])
+    if period_us == 0:
+        raise FrameError("telemetry with a sample period of 0 µs")
+    if int(header["t0_us"]) + (n - 1) * period_us > DEVICE_CLOCK_MAX_US:
+        raise FrameError(f"device clock {int(header['t0_us'])} µs is beyond the host's range (2^63 µs)")
+    samples = np.frombuffer(payload, sample_dtype, count=n, offset=header_dtype.itemsize)
+    unknown = samples["flags"] & (0xFF ^ FLAGS_KNOWN)
+    if unknown.any():
+        raise FrameError(f"telemetry flags with unknown bits 0x{int(unknown.max()):02x}")
+    return header, samples
 
 
 def decode_light_telemetry(payload: bytes, seq: int, t_host_s: float) -> np.ndarray:

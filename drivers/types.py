@@ -11,11 +11,26 @@ KINDS = ("light", "needling")
 
 @dataclass(frozen=True, slots=True)
 class Channel:
-    """One telemetry field: its name in the block dtype, its unit, and a sentence for people."""
+    """One telemetry field: its name in the block dtype, its unit, a sentence for people, and what is plausible.
+
+    A decoded sample outside [minimum, maximum] is implausible (a CRC-valid frame is only well-formed, not true).
+    `exposure_monotonic`: the value never falls while the device stays active (it may restart when an exposure
+    starts), and never rises faster than `max_rise_per_s` (per second of *device* time; inf: no rate bound).
+    """
 
     name: str
     unit: str  # "mW/cm²", "mJ/cm²", "°C", "mm", "Hz", "mA", "bool", "bits", "count"
     description: str
+    minimum: float = -math.inf
+    maximum: float = math.inf
+    exposure_monotonic: bool = False
+    max_rise_per_s: float = math.inf
+
+    @property
+    def checked(self) -> bool:
+        """True if this channel declares anything to check."""
+        return (self.minimum > -math.inf or self.maximum < math.inf or self.exposure_monotonic
+                or self.max_rise_per_s < math.inf)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +76,23 @@ class DriverInfo:
     nominal_rate_hz: float
     channels: tuple[Channel, ...]
     bounds: tuple[Bound, ...]
+    # What a device must say in its IDENTITY to be driven by this driver (checked on every connect).
+    model_prefixes: tuple[str, ...] = ()  # the model must start with one of these; () accepts any model
+    protocol_versions: tuple[int, ...] = ()  # the wire protocol versions it speaks; () speaks none (refuses all)
+
+    def identity_problem(self, ident: Identity) -> str:
+        """'' if `ident` is a device this driver may drive, else what is wrong, in words."""
+        kind = ident.extra.get("kind")
+        problems = []
+        if kind != self.kind:
+            problems.append(f"it says it is a {kind!r} device, not a {self.kind!r} one" if kind is not None
+                            else f"it does not say it is a {self.kind!r} device")
+        if self.model_prefixes and not ident.model.startswith(self.model_prefixes):
+            problems.append(f"its model {ident.model!r} is not one of {', '.join(self.model_prefixes)}")
+        if ident.protocol_version not in self.protocol_versions:
+            want = ", ".join(str(v) for v in self.protocol_versions)
+            problems.append(f"it speaks protocol version {ident.protocol_version}, this driver speaks {want}")
+        return "; ".join(problems)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +112,7 @@ class Identity:
             model=str(d.get("model", "?")),
             serial_number=str(d.get("serial_number", "?")),
             firmware=str(d.get("firmware", "?")),
-            protocol_version=int(d.get("protocol_version", 0)),
+            protocol_version=_int_or_zero(d.get("protocol_version", 0)),
             extra={k: v for k, v in d.items() if k not in known},
         )
 
@@ -92,3 +124,10 @@ class Identity:
             "protocol_version": self.protocol_version,
             **self.extra,
         }
+
+
+def _int_or_zero(value: Any) -> int:
+    """A protocol version from a device's JSON: an int, or 0 (unknown) for anything else (never an exception)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return 0
+    return value

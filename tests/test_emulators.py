@@ -205,7 +205,8 @@ def test_light_identifies_itself(host_light: Host) -> None:
     assert info["kind"] == "light" and info["protocol_version"] == PROTOCOL_VERSION
     assert info["model"] and info["serial_number"] and info["firmware"]
     assert info["lamp_hours"] >= 350.0
-    assert set(info["calibration"]) == {"factor", "date"}
+    assert set(info["calibration"]) == {"factor", "date", "irradiance_mw_cm2"}
+    assert 90.0 < info["calibration"]["irradiance_mw_cm2"] <= 100.0  # the warm lamp at its 350 h
 
 
 def test_pen_identifies_itself(host_pen: Host) -> None:

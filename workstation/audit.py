@@ -113,9 +113,12 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
             if t_cause not in estops_seen:  # one press trips every device: replay it once
                 estops_seen.add(t_cause)
                 inputs.append((t_cause, 0, "estop", e))
-        elif e.kind in (LIMITS_EVENT, "interlock_reset") or (e.kind in ("fault", "connection")
+        elif e.kind in (LIMITS_EVENT, "interlock_reset") or (e.kind in ("fault", "connection", "implausible")
                                                               and e.source in devices):
             inputs.append((e.t_host_s, 0, "event", e))
+    for c in rec.commands:  # the backup times the devices acknowledged (the `backup_time` interlock watches them)
+        if c.command == "set" and c.result == "ack" and c.args.get("param") == "backup_time_s":
+            inputs.append((c.t_reply_s if c.t_reply_s == c.t_reply_s else c.t_host_s, 0, "command", c))
     streams = [iter(sorted(inputs, key=lambda x: x[0]))] + [_frames(rec, d) for d in rec.devices]
     order = itertools.count()
     merged = heapq.merge(*(((t, prio, next(order), kind, item) for t, prio, kind, item in s) for s in streams))
@@ -138,6 +141,8 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
             monitor.estop(str(item.details.get("source", "recorded E-stop")))
         elif kind == "event":
             _feed_event(monitor, item)
+        elif kind == "command":
+            monitor.on_command(item)
         else:
             monitor.on_block(kind, item)
             blocks += 1

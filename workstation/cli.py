@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "workstation.cli_protocols",
     "workstation.cli_session",
     "workstation.cli_records",
+    "workstation.cli_devices",
     "workstation.cli_report",
     "workstation.cli_settings",
     "workstation.cli_store",

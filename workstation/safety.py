@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from workstation.bus import BaseSink, Event, SessionBus, now_s
+from workstation.bus import BaseSink, CommandRecord, Event, SessionBus, now_s
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ class Interlock:
     PROTOCOL_RULE = "protocol_rule"
     DEPTH_LIMIT = "depth_limit"
     DEVICE_FAULT = "device_fault"
+    SENSOR_IMPLAUSIBLE = "sensor_implausible"  # the driver rejected a sample outside its channel's declaration
+    BACKUP_TIME = "backup_time"  # the exposure ran past the backup time sent with its target
 
 
 # A fault the device reports (it has already stopped itself) is tripped under the interlock it corresponds to.
@@ -53,7 +55,11 @@ FAULT_INTERLOCKS = {
     "CONTACT_LOST": Interlock.CONTACT_LOST,
     "OVER_TEMPERATURE": Interlock.OVER_TEMPERATURE,
     "WATCHDOG": Interlock.HEARTBEAT_LOST,
+    "BACKUP_TIME": Interlock.BACKUP_TIME,
 }
+# The host's backup-time check allows for the flags' margin over the light: the active flag is set from START (the
+# shutter opening, 5 ms) to fully closed (5 ms), and the device decides on whole 0.5 ms samples.
+BACKUP_TIME_TOLERANCE_S = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +136,8 @@ class SafetyMonitor(BaseSink):
         self._tripped: dict[str, Trip] = {}  # device -> the latched trip
         self._active: dict[str, bool] = {}  # device -> emitting / needling, per the last block
         self._last_block_s: dict[str, float] = {}
+        self._backup_s: dict[str, float] = {}  # device -> backup time it acknowledged (s)
+        self._exposure_from_us: dict[str, int | None] = {}  # device -> device time its current exposure began
         self._alive_s = clock()
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
@@ -193,7 +201,9 @@ class SafetyMonitor(BaseSink):
         ]
 
     def on_block(self, device: str, block: np.ndarray) -> None:
-        t = float(block["t_host_s"][-1]) if len(block) else self.clock()
+        if not len(block):  # drivers publish no empty blocks; a sample-less block proves nothing, not even life
+            return
+        t = float(block["t_host_s"][-1])
         self._last_block_s[device] = t
         names = block.dtype.names
         lim = self.limits
@@ -202,6 +212,7 @@ class SafetyMonitor(BaseSink):
             self._active[device] = bool(active[-1])
             if active.any():
                 self._check_light(device, block, active, lim, t)
+            self._check_backup_time(device, block, active, t)
         elif "running" in names:
             active = block["running"].astype(bool)
             self._active[device] = bool(active[-1])
@@ -251,8 +262,35 @@ class SafetyMonitor(BaseSink):
             self._trip(Interlock.DEPTH_LIMIT, device, f"needle depth {depth:.2f} mm is over the area's limit of "
                        f"{lim.depth_limit_mm:g} mm", t, depth_mm=depth, limit_mm=lim.depth_limit_mm)
 
+    def _check_backup_time(self, device: str, b: np.ndarray, on: np.ndarray, t: float) -> None:
+        """`backup_time`: an exposure still open past the backup time its device was sent, on the device clock."""
+        backup_s = self._backup_s.get(device)
+        t_us = b["t_device_us"]
+        start = self._exposure_from_us.get(device) if on[0] else None
+        if on[0] and start is None:
+            start = int(t_us[0])
+        for i in np.flatnonzero(on[1:] != on[:-1]) + 1:  # exposures beginning or ending inside the block
+            start = int(t_us[i]) if on[i] else None
+        self._exposure_from_us[device] = start if on[-1] else None
+        if backup_s is None or start is None or not on.any():
+            return
+        open_s = (int(t_us[on][-1]) - start) / 1e6
+        if open_s > backup_s + BACKUP_TIME_TOLERANCE_S:
+            self._trip(Interlock.BACKUP_TIME, device, f"the exposure has been open {open_s:.3f} s, past its backup "
+                       f"time of {backup_s:g} s", t, open_s=round(open_s, 4), backup_time_s=backup_s)
+
+    def on_command(self, record: CommandRecord) -> None:
+        """Keeps each device's backup time as the device acknowledged it (sent with every target dose)."""
+        if record.command == "set" and record.result == "ack" and record.args.get("param") == "backup_time_s":
+            self._backup_s[record.device] = float(record.args["value"])
+
     def on_event(self, event: Event) -> None:
         if event.source not in self.devices:
+            return
+        if event.kind == "implausible":
+            if event.details.get("active") or self._active.get(event.source):
+                self._trip(Interlock.SENSOR_IMPLAUSIBLE, event.source, event.message, event.t_host_s,
+                           channel=event.details.get("channel"), value=event.details.get("value"))
             return
         if event.kind == "fault":
             faults = event.details.get("new_bits_names") or event.details.get("faults") or []

@@ -20,7 +20,7 @@ from workstation.protocols.tables import Tables
 # Actions a timed event may take. Device faults go to that device's emulator; the rest act on the session.
 DEVICE_ACTIONS = {
     "unplug", "replug", "stall", "unstall", "corrupt", "over_temperature", "lamp_failure", "contact_lost",
-    "contact_restored", "motor_jam",
+    "contact_restored", "motor_jam", "sensor_low", "sensor_glitch", "backup_timer_failure",
 }
 SESSION_ACTIONS = {"operator_stop", "estop", "pause"}
 ROMAN = ("I", "II", "III", "IV", "V", "VI")

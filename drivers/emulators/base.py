@@ -322,6 +322,8 @@ class Emulator(CommandsMixin, ABC):
             reason = StopReason.WATCHDOG
         elif bit == self.fault_bits["CONTACT_LOST"]:
             reason = StopReason.CONTACT_LOST
+        elif bit == getattr(self.fault_bits, "BACKUP_TIME", None):
+            reason = StopReason.BACKUP_TIME
         else:
             reason = StopReason.FAULT
         self._halt(t, reason, text)

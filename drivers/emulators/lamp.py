@@ -35,6 +35,7 @@ class LampParams:
     shutter_close_latency_s: float = 0.005  # from the close decision to irradiance reaching zero
     calibration_factor: float = 1.0  # radiometer factor applied to the internal sensor (reported in IDENTITY)
     calibration_date: str = "2026-11-02"
+    calibrated_irradiance_mw_cm2: float | None = None  # radiometer reading at calibration (None: the warm output then)
 
 
 class Shutter(Enum):

@@ -12,6 +12,7 @@ indicator lights first); the shutter fully closed → STATUS(IDLE, reason), sent
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ from drivers.protocol import (
 
 TARGET_DOSE_MIN_MJ_CM2 = 1.0
 TARGET_DOSE_MAX_MJ_CM2 = 5000.0
+BACKUP_TIME_MIN_S, BACKUP_TIME_MAX_S = 0.01, 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,9 @@ class LightState(EmulatorState):
     shutter_open: bool  # shutter not fully closed (light may be at the window)
     emitting: bool  # irradiance > 0 at the last sample
     irradiance_mw_cm2: float
-    dose_mj_cm2: float  # the current (or last) exposure
+    dose_mj_cm2: float  # the current (or last) exposure, as the device's sensor integrated it
+    true_dose_mj_cm2: float  # what really reached the window (differs from dose_mj_cm2 under `sensor_low`)
+    backup_time_s: float | None  # the exposure's backup time as set by the host (None: none set)
     target_dose_mj_cm2: float | None
     lamp_temp_c: float
     lamp_hours: float
@@ -89,10 +93,48 @@ class LightEmulator(Emulator):
         self._opened_at: float | None = None
         self._closed_at: float | None = None
         self._closed_reason: StopReason | None = None
+        self._backup_time_s: float | None = None  # the exposure also ends this long after the shutter opened
+        self._backup_timer_broken = False
+        self._sensor_fraction = 1.0  # the internal sensor reads this fraction of the true irradiance
+        self._true_dose_mj_cm2 = 0.0  # what really reached the skin in the current exposure
+        self._glitch_samples = 0  # samples still to report with an impossible lamp temperature
 
     # --- injectable faults --------------------------------------------------------------------------------------
     def _injectable(self) -> set[str]:
-        return super()._injectable() | {"over_temperature", "lamp_failure"}
+        return super()._injectable() | {"over_temperature", "lamp_failure", "sensor_low", "backup_timer_failure",
+                                         "sensor_glitch"}
+
+    def sensor_glitch(self, samples: int = 1) -> None:
+        """The next `samples` samples report the lamp at −327.68 °C (the i16 minimum: a broken temperature sensor)."""
+        with self._lock:
+            self._injected("sensor_glitch")
+            self._glitch_samples = max(0, int(samples))
+
+    def sensor_low(self, fraction: float = 0.5) -> None:
+        """The internal irradiance sensor reads `fraction` of the true irradiance (1.0 repairs it): the device's
+        integrated dose lags the true dose, and only the backup time bounds the exposure."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"fraction must be in 0–1, not {fraction}")
+        with self._lock:
+            self._injected("sensor_low")
+            self._sensor_fraction = float(fraction)
+
+    def backup_timer_failure(self, broken: bool = True) -> None:
+        """The device's backup timer stops working (a trainer fault for the host's `backup_time` interlock)."""
+        with self._lock:
+            self._injected("backup_timer_failure")
+            self._backup_timer_broken = broken
+
+    def radiometer_reading_mw_cm2(self) -> float:
+        """What a calibrated hand-held radiometer held at the window reads now: the lamp's true output with the
+        shutter open (the trainer's radiometer check; `main.py devices check --simulate`)."""
+        with self._lock:
+            now = self._advance_to(time.monotonic())
+            lamp = self._lamp
+            if lamp.failed:
+                return 0.0
+            # the lamp's own output without the sensor noise (a radiometer averages over its reading time)
+            return self.lamp_params.nominal_irradiance_mw_cm2 * lamp.warmup_fraction(now) * lamp.ageing_fraction(now)
 
     def over_temperature(self, temp_c: float | None = None) -> None:
         """Heat the lamp to temp_c (default 5 °C over the limit); it cools by itself, or clear_faults_cause()."""
@@ -121,6 +163,14 @@ class LightEmulator(Emulator):
 
     # --- commands -----------------------------------------------------------------------------------------------
     def _set(self, param: int, value: float, now: float) -> None:
+        if param == LightParam.BACKUP_TIME_S:
+            if not BACKUP_TIME_MIN_S <= value <= BACKUP_TIME_MAX_S:  # also refuses NaN
+                raise Refused(Refusal.OUT_OF_BOUNDS, f"Backup time {value:g} s is outside "
+                              f"{BACKUP_TIME_MIN_S:g}–{BACKUP_TIME_MAX_S:g} s.")
+            if self._active():
+                raise Refused(Refusal.BAD_STATE, "The backup time cannot change during an exposure.")
+            self._backup_time_s = float(value)
+            return
         if param != LightParam.TARGET_DOSE_MJ_CM2:
             raise Refused(Refusal.UNKNOWN_COMMAND, f"Parameter {param} does not exist on this light.")
         if not TARGET_DOSE_MIN_MJ_CM2 <= value <= TARGET_DOSE_MAX_MJ_CM2:  # also refuses NaN
@@ -138,6 +188,7 @@ class LightEmulator(Emulator):
         if not self._contact:
             raise Refused(Refusal.NO_CONTACT, "No skin contact: place the handpiece on the skin.")
         self._dose_mj_cm2 = 0.0
+        self._true_dose_mj_cm2 = 0.0
         self._shutter = Shutter.OPENING
         self._shutter_due = now + self.lamp_params.shutter_open_latency_s
         self._send_status(State.ACTIVE, StopReason.STARTED, "Shutter opening.")
@@ -168,16 +219,23 @@ class LightEmulator(Emulator):
             self._close_now(self._shutter_due, self._close_reason, self._close_text)
         output = self._lamp.output_mw_cm2(t)  # always drawn, so the noise sequence does not depend on timing
         lit = self._shutter is Shutter.OPEN or self._shutter is Shutter.CLOSING
-        irradiance = output if lit else 0.0
+        true_irradiance = output if lit else 0.0
+        irradiance = true_irradiance * self._sensor_fraction  # what the device measures and integrates
         dose_before = self._dose_mj_cm2
         if lit:
             self._dose_mj_cm2 += irradiance * self.dt_s
+            self._true_dose_mj_cm2 += true_irradiance * self.dt_s
         temp_c = self._lamp.step_temperature(self.dt_s, lit)
         self._irradiance_mw_cm2 = irradiance
         target = self._target_mj_cm2
         if self._shutter is Shutter.OPEN and target is not None and dose_before < target:
             if self._dose_mj_cm2 >= target - irradiance * self.dt_s / 2:
                 self._close_now(t + self._real_period_s, StopReason.DOSE_REACHED, "Target dose reached.")
+        backup = self._backup_time_s
+        if (self._shutter is Shutter.OPEN and backup is not None and not self._backup_timer_broken
+                and self._opened_at is not None and t - self._opened_at >= backup):
+            self._trip(LightFault.BACKUP_TIME, f"Backup time of {backup:g} s reached at {self._dose_mj_cm2:.1f} "
+                       "mJ/cm², before the target dose: is the irradiance sensor reading low?", t)
         if self._lamp.failed:
             self._trip(LightFault.LAMP_FAILURE, "Lamp failure: no output from the lamp.", t)
         if self._lamp.too_hot():
@@ -191,10 +249,16 @@ class LightEmulator(Emulator):
         return (
             min(65535, round(irradiance * 100.0)),
             min(0xFFFFFFFF, round(self._dose_mj_cm2 * LIGHT_DOSE_SCALE)),
-            max(-32768, min(32767, round(temp_c * 100.0))),
+            max(-32768, min(32767, round(temp_c * 100.0))) if not self._glitch() else -32768,
             flags,
             self.faults,
         )
+
+    def _glitch(self) -> bool:
+        if self._glitch_samples <= 0:
+            return False
+        self._glitch_samples -= 1
+        return True
 
     def _close_now(self, t_closed: float, reason: StopReason, text: str) -> None:
         """The shutter is fully closed at t_closed: no light at the window from then on."""
@@ -217,10 +281,18 @@ class LightEmulator(Emulator):
             "serial_number": self.serial_number,
             "firmware": self.firmware,
             "lamp_hours": round(self._lamp.lamp_hours(now), 3),
-            "calibration": {"factor": p.calibration_factor, "date": p.calibration_date},
+            "calibration": {"factor": p.calibration_factor, "date": p.calibration_date,
+                            "irradiance_mw_cm2": round(self._calibrated_irradiance_mw_cm2(), 2)},
             "nominal_irradiance_mw_cm2": p.nominal_irradiance_mw_cm2,
             "target_dose_range_mj_cm2": [TARGET_DOSE_MIN_MJ_CM2, TARGET_DOSE_MAX_MJ_CM2],
         }
+
+    def _calibrated_irradiance_mw_cm2(self) -> float:
+        """The irradiance measured at the last calibration: the warm lamp's output at the hours it started with."""
+        p = self.lamp_params
+        if p.calibrated_irradiance_mw_cm2 is not None:
+            return p.calibrated_irradiance_mw_cm2
+        return p.nominal_irradiance_mw_cm2 * (1.0 - p.ageing_per_1000_h) ** (p.lamp_hours / 1000.0)
 
     def _snapshot(self, now: float) -> LightState:
         return LightState(
@@ -230,6 +302,8 @@ class LightEmulator(Emulator):
             emitting=self._irradiance_mw_cm2 > 0.0,
             irradiance_mw_cm2=self._irradiance_mw_cm2,
             dose_mj_cm2=self._dose_mj_cm2,
+            true_dose_mj_cm2=self._true_dose_mj_cm2,
+            backup_time_s=self._backup_time_s,
             target_dose_mj_cm2=self._target_mj_cm2,
             lamp_temp_c=self._lamp.temp_c,
             lamp_hours=self._lamp.lamp_hours(now),

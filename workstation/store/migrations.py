@@ -97,6 +97,24 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT 1 FROM areas b WHERE b.patient_id = areas.patient_id AND b.label = areas.label AND b.id < areas.id);
     CREATE UNIQUE INDEX areas_open_label ON areas (patient_id, label) WHERE closed_on IS NULL;
     """,
+    # issue 10: dosimetry QA on record. Each light device (by serial number) with its last reported lamp hours and
+    # calibration factor; its radiometer checks (reference meter, measured vs reported irradiance, factor, who); and
+    # overrides of an overdue or mismatched calibration, each with its reason.
+    """
+    CREATE TABLE devices (
+        serial_number TEXT PRIMARY KEY, kind TEXT NOT NULL, model TEXT NOT NULL, lamp_hours REAL,
+        reported_factor REAL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL);
+    CREATE TABLE radiometer_checks (
+        id INTEGER PRIMARY KEY, serial_number TEXT NOT NULL REFERENCES devices(serial_number),
+        checked_on TEXT NOT NULL, reference_meter TEXT NOT NULL CHECK (length(reference_meter) > 0),
+        measured_mw_cm2 REAL NOT NULL CHECK (measured_mw_cm2 > 0),
+        reported_mw_cm2 REAL NOT NULL CHECK (reported_mw_cm2 > 0), factor REAL NOT NULL CHECK (factor > 0),
+        who TEXT NOT NULL CHECK (length(who) > 0), at TEXT NOT NULL);
+    CREATE TABLE calibration_overrides (
+        id INTEGER PRIMARY KEY, serial_number TEXT NOT NULL REFERENCES devices(serial_number),
+        reason TEXT NOT NULL CHECK (length(reason) > 0), who TEXT NOT NULL CHECK (length(who) > 0),
+        on_date TEXT NOT NULL, at TEXT NOT NULL);
+    """,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -162,12 +162,14 @@ class SessionController:
     def plan_course(self, course_id: int, pseudonym: str, done: Done, failed: Failed) -> None:
         """Plan today's visit of a course with the dose engine. done(plan)."""
         from workstation.dose import plan_next_session
+        from workstation.store.calibration import apply_to_plan
 
         def work() -> SessionPlan:
             light = self.rig.devices.get("light") if self.rig else None
             model = light.identity.model if light is not None and light.identity else None
             self.course = self.store.course(course_id)
             self.plan = plan_next_session(self.store, self.library, course_id, dt.date.today(), device_model=model)
+            self.plan = apply_to_plan(self.store, light, self.plan, dt.date.today())  # dosimetry QA (issue 10)
             self.pseudonym = pseudonym
             return self.plan
 

@@ -25,8 +25,8 @@ from workstation.ui.alarms import Alarm
 from workstation.ui.wording import event_sentence, scrub
 
 FAULTS = {
-    "light": ("contact_lost", "contact_restored", "over_temperature", "lamp_failure", "unplug", "replug", "stall",
-              "unstall", "corrupt"),
+    "light": ("contact_lost", "contact_restored", "over_temperature", "lamp_failure", "sensor_low", "sensor_glitch",
+              "unplug", "replug", "stall", "unstall", "corrupt"),
     "pen": ("contact_lost", "contact_restored", "motor_jam", "unplug", "replug", "stall", "unstall", "corrupt"),
 }
 

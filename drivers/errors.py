@@ -1,0 +1,31 @@
+"""What a driver raises to its callers: every message is a sentence that says what went wrong and what to do."""
+
+from __future__ import annotations
+
+from drivers import protocol as p
+
+
+class DeviceError(Exception):
+    """A device could not do what was asked; the message says why."""
+
+
+class NotConnected(DeviceError):
+    pass
+
+
+class WrongDevice(NotConnected):
+    """The device that answered on the port is not what the driver drives (kind, model or protocol version)."""
+
+
+class CommandRefused(DeviceError):
+    def __init__(self, command: str, code: int, reason: str) -> None:
+        self.command, self.code, self.reason = command, code, reason
+        try:
+            code_name = p.Refusal(code).name
+        except ValueError:
+            code_name = str(code)
+        super().__init__(f"the device refused {command}: {reason} ({code_name})")
+
+
+class CommandTimeout(DeviceError):
+    pass

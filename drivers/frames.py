@@ -1,0 +1,197 @@
+"""Every frame a device sends, handled so that none can end the reader: decoded, checked, then published.
+
+A mixin of `SerialDevice` (drivers/base.py), which owns the port, the threads and the state used here. Whatever a
+CRC-valid frame holds, what cannot be decoded or makes no sense is a rejected frame with its reason (counted, logged,
+an event at most once a second) and the stream goes on. Telemetry is published only after the device was identified
+as one this driver drives, on a device clock that moves forward, and sample by sample within each channel's
+declared plausibility (`drivers/plausibility.py`); implausible samples never reach the bus.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from drivers import protocol as p
+from drivers.plausibility import Violation
+from drivers.types import Identity
+from workstation.bus import CommandRecord, now_s
+
+if TYPE_CHECKING:
+    from drivers.base import SerialDevice
+
+log = logging.getLogger(__name__)
+
+TELEMETRY_LOST_S = 0.25  # as drivers.base: samples missing for this long, on either clock, is lost telemetry
+NOTICE_INTERVAL_S = 1.0  # rejected frames / implausible samples of an idle device: at most one event per second
+
+
+_MIN_PAYLOAD = {p.Msg.FAULT: p.FAULT_HEAD.size, p.Msg.STATUS: p.STATUS_HEAD.size}
+
+
+class FrameIntake:
+    """The device → host half of a driver."""
+
+    def _handle_contained(self: SerialDevice, frame: p.Frame, t_arrival: float) -> None:
+        """Handle one frame; whatever it holds, what makes no sense is a rejected frame and the stream goes on."""
+        try:
+            self._handle(frame, t_arrival)
+        except Exception as exc:  # noqa: BLE001 - no frame may end the reader
+            self._reject(frame, f"{type(exc).__name__}: {exc}" if not isinstance(exc, p.FrameError) else str(exc))
+
+    def _reject(self: SerialDevice, frame: p.Frame, why: str) -> None:
+        self.counters.rejected_frames += 1
+        self.last_rejection = f"{_enum_name(p.Msg, frame.type)} seq {frame.seq}: {why}"
+        if self._notice_due("rejected"):
+            log.warning("%s: rejected frame: %s", self.name, self.last_rejection)
+            self._event("bad_frame", "low", f"{self.name}: a frame was rejected ({self.last_rejection})",
+                        reason=why, message_type=int(frame.type), rejected_frames=self.counters.rejected_frames)
+
+    def _handle(self: SerialDevice, frame: p.Frame, t_arrival: float) -> None:
+        if self._expected_seq is not None and frame.seq != self._expected_seq:
+            ahead = (frame.seq - self._expected_seq) & 0xFFFF
+            if ahead >= 0x8000:  # repeated or behind: a device bug or a replayed frame, not a gap
+                self.counters.seq_repeats += 1
+                if frame.type == p.Msg.TELEMETRY:
+                    raise p.FrameError(f"sequence {frame.seq} repeats or goes back (expected {self._expected_seq})")
+            else:
+                self.counters.seq_gaps += 1
+                self.counters.lost_frames += ahead
+                self._expected_seq = (frame.seq + 1) & 0xFFFF
+        else:
+            self._expected_seq = (frame.seq + 1) & 0xFFFF
+        t = frame.type
+        if t == p.Msg.TELEMETRY:
+            self._handle_telemetry(frame, t_arrival)
+        elif t in (p.Msg.ACK, p.Msg.REFUSE, p.Msg.IDENTITY):
+            self._handle_reply(frame, t_arrival)
+        elif t in _MIN_PAYLOAD and len(frame.payload) < _MIN_PAYLOAD[t]:
+            raise p.FrameError(f"{_enum_name(p.Msg, t)} needs at least {_MIN_PAYLOAD[t]} payload bytes")
+        elif t == p.Msg.FAULT:
+            bits, new = p.FAULT_HEAD.unpack_from(frame.payload)
+            names = self.fault_names(new)
+            self._event_at(t_arrival,
+                "fault", "high", f"{self.name} fault: {', '.join(names) or 'unknown'}: "
+                f"{p.text(frame.payload[p.FAULT_HEAD.size:])}",
+                fault_bits=bits, new_bits=new, faults=names,
+            )
+        elif t == p.Msg.STATUS:
+            state, reason = p.STATUS_HEAD.unpack_from(frame.payload)
+            self._event_at(t_arrival,
+                "device_state", "info", f"{self.name}: {p.text(frame.payload[p.STATUS_HEAD.size:])}",
+                state=_enum_name(p.State, state), reason=_enum_name(p.StopReason, reason),
+            )
+        else:
+            raise p.FrameError(f"message type 0x{t:02x} is not one a device sends")
+
+    def _handle_telemetry(self: SerialDevice, frame: p.Frame, t_arrival: float) -> None:
+        block = self._decode_telemetry(frame.payload, frame.seq, t_arrival)  # FrameError: n = 0, clock overflow...
+        if not self._ready:
+            return  # not yet identified: the samples may be another device's (counted as frames, not published)
+        t_dev = block["t_device_us"]
+        prev_us = self._device_clock.last_us
+        accepted, message = self._device_clock.check(int(t_dev[0]), int(t_dev[-1]), t_arrival)
+        if not accepted:
+            raise p.FrameError(message)
+        if message:
+            self._plausibility.reset()
+            self._event_at(t_arrival, "connection", "medium", f"{self.name}: {message}")
+        elif prev_us is not None and not self.telemetry_lost:
+            # The telemetry watchdog on the device clock: samples must cover the device's time, not frames arrive.
+            gap_s = (int(t_dev[0]) - prev_us) / 1e6
+            if gap_s > TELEMETRY_LOST_S:
+                self._event_at(t_arrival, "connection", "high", f"{self.name}: no telemetry for {gap_s * 1000:.0f} ms "
+                               "of device time (samples missing between frames)", device_gap_s=round(gap_s, 4))
+        ok, violations = self._plausibility.check(block)
+        if violations:
+            self._report_implausible(block, ok, violations, t_arrival)
+            block = block[ok]
+            if not len(block):
+                return
+        # Fresh telemetry is new samples on the device clock, not frames: only accepted samples count.
+        self.last_frame_s = t_arrival
+        if self.telemetry_lost:
+            self.telemetry_lost = False
+            self._event("connection", "info", f"{self.name} telemetry resumed")
+        self.counters.samples += len(block)
+        self.last_block = block
+        self.bus.publish_block(self.name, block)
+
+    def _report_implausible(self: SerialDevice, block: np.ndarray, ok: np.ndarray, violations: list[Violation],
+                            t_arrival: float) -> None:
+        """Count, and publish an `implausible` event: every time while active (an interlock), else once a second."""
+        dropped = int((~ok).sum())
+        self.counters.implausible_samples += dropped
+        active = bool(block[self.ACTIVE_FIELD].any()) or self._plausibility.last_active
+        if not (active or self._notice_due("implausible")):
+            return
+        v = violations[0]
+        text = "; ".join(f"{x.channel} = {x.value:g} {x.unit} ({x.why})" for x in violations)
+        self._event_at(t_arrival, "implausible", "high" if active else "medium",
+                       f"{self.name}: {dropped} implausible sample(s) rejected: {text}",
+                       channel=v.channel, value=v.value, unit=v.unit, why=v.why, active=active,
+                       samples_rejected=dropped, channels=[x.channel for x in violations])
+
+    def _handle_reply(self: SerialDevice, frame: p.Frame, t_arrival: float) -> None:
+        t = frame.type
+        minimum = p.REFUSE_HEAD.size if t == p.Msg.REFUSE else p.ACK_PAYLOAD.size
+        if len(frame.payload) < minimum:
+            raise p.FrameError(f"{_enum_name(p.Msg, t)} needs at least {minimum} payload bytes")
+        (acked,) = p.ACK_PAYLOAD.unpack_from(frame.payload)
+        with self._pending_lock:
+            pending = self._pending.get(acked)
+            if pending is not None and (t == p.Msg.IDENTITY) != (pending.command == "identify"):
+                pending = None  # an IDENTITY for a command that was not IDENTIFY, or an ACK for an IDENTIFY
+            if pending is not None:
+                del self._pending[acked]
+        if pending is None:  # a late answer to a command that timed out, or none: nothing waits for it
+            log.debug("%s: %s for sequence %d, which no command waits for", self.name, _enum_name(p.Msg, t), acked)
+            return
+        if t == p.Msg.IDENTITY:
+            self._take_identity(frame)
+        pending.reply = frame
+        if t == p.Msg.ACK or t == p.Msg.IDENTITY:
+            result = "ack" if not (t == p.Msg.IDENTITY and self._refusal) else f"refused by the host: {self._refusal}"
+        else:
+            result = f"refused: {p.text(frame.payload[p.REFUSE_HEAD.size :])} (code {frame.payload[2]})"
+        self.bus.publish_command(
+            CommandRecord(pending.t_sent_s, self.name, pending.command, pending.args, result, t_arrival)
+        )
+        pending.done.set()
+
+    def _take_identity(self: SerialDevice, frame: p.Frame) -> None:
+        """Parse and check an IDENTITY; a device this driver does not drive is refused and its port closed."""
+        try:
+            ident = Identity.from_dict(p.parse_identity(frame.payload))
+        except p.FrameError as exc:
+            self.counters.rejected_frames += 1
+            self.last_rejection = f"unreadable identity: {exc}"
+            log.warning("%s: unreadable identity: %s", self.name, exc)
+            return
+        problem = self.INFO.identity_problem(ident)
+        if not problem:
+            self.identity = ident
+            self._ready = True
+            return
+        self._refusal = (
+            f"The device on {self.port} is not a {self.INFO.name} ({self.INFO.kind}): {problem}. It answered as "
+            f"{ident.model!r} s/n {ident.serial_number}, kind {ident.extra.get('kind')!r}, protocol "
+            f"{ident.protocol_version}. Check which device is plugged into which port."
+        )
+        self._lost_connection(f"refused: {self._refusal}", forced=True)  # and no reconnection to it
+
+    def _notice_due(self: SerialDevice, what: str) -> bool:
+        t = now_s()
+        if t - self._last_notice_s.get(what, -1e9) < NOTICE_INTERVAL_S:
+            return False
+        self._last_notice_s[what] = t
+        return True
+
+
+def _enum_name(enum: type, value: int) -> str:
+    try:
+        return enum(value).name
+    except ValueError:
+        return str(value)

@@ -1,0 +1,146 @@
+"""`python main.py devices`: the light devices on record, their lamp hours, last radiometer check and due date; and
+the dosimetry QA commands (record a check, set the interval, override a block with a reason)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import date
+from pathlib import Path
+
+from workstation.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "devices", help="devices on record, lamp hours, radiometer checks (dosimetry QA)",
+        description="List the devices on record with lamp hours, last radiometer check and due date (no action), or "
+        "record a check, set the check interval, or override an overdue calibration for today with a reason.")
+    p.add_argument("--store", type=Path, metavar="FILE", help="database file (default: the clinic's, or the "
+                   "training one with --training)")
+    p.add_argument("--training", action="store_true", help="use the training database")
+    sub = p.add_subparsers(dest="devices_action", metavar="ACTION")
+    p.set_defaults(func=_list)
+    c = sub.add_parser("check", help="record a radiometer check of a light",
+                       description="Record a check: the reference radiometer's reading at the handpiece window and "
+                       "the irradiance the device reported at the same moment. With --simulate, the emulated light "
+                       "is connected, exposed briefly, and read by the emulator's radiometer (training store only).")
+    c.add_argument("--serial", help="device serial number (not with --simulate)")
+    c.add_argument("--meter", required=True, help="reference radiometer, make and serial number")
+    c.add_argument("--measured", type=float, help="reference reading, mW/cm²")
+    c.add_argument("--reported", type=float, help="the device's reading at the same moment, mW/cm²")
+    c.add_argument("--who", required=True, help="who made the check")
+    c.add_argument("--simulate", action="store_true", help="check the emulated light (training database)")
+    c.set_defaults(func=_check)
+    i = sub.add_parser("interval", help="set the days between radiometer checks (a clinic setting)")
+    i.add_argument("days", type=int)
+    i.set_defaults(func=_interval)
+    o = sub.add_parser("override", help="use a light with an overdue or mismatched calibration today, with a reason")
+    o.add_argument("--serial", required=True)
+    o.add_argument("--reason", required=True)
+    o.add_argument("--who", required=True)
+    o.set_defaults(func=_override)
+
+
+def _open(args: argparse.Namespace, *, training: bool | None = None):
+    from workstation.store.clinic_store import ClinicStore
+
+    return ClinicStore.open(args.store, training=args.training if training is None else training)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from workstation.store import calibration as cal
+
+    with _open(args) as store:
+        rows = cal.devices(store)
+        days = cal.interval_days(store)
+    print(f"Devices on record ({len(rows)}); radiometer check every {days} days")
+    if not rows:
+        print("  none yet: a device is recorded when it is connected or checked (`main.py devices check`).")
+    today = date.today()
+    for d in rows:
+        hours = "-" if d.lamp_hours is None else f"{d.lamp_hours:.1f} h"
+        last = "never" if d.last_check is None else (f"{d.last_check.checked_on} factor {d.last_check.factor:g} "
+                                                     f"({d.last_check.reference_meter}, {d.last_check.who})")
+        due = "now" if d.due_on is None else (f"{d.due_on}" + (" OVERDUE" if d.due_on < today else ""))
+        print(f"  {d.kind:<8} {d.serial_number:<18} {d.model:<40} lamp {hours:<10} last check {last}; due {due}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from workstation.store import calibration as cal
+
+    if args.simulate:
+        serial, identity, reported, measured = _simulated_reading()
+        with _open(args, training=True) as store:
+            cal.record_device(store, identity, "light")
+            check = cal.add_check(store, serial, date.today(), args.meter, measured, reported, args.who)
+    else:
+        if args.serial is None or args.measured is None or args.reported is None:
+            raise UserError("A check needs --serial, --measured and --reported (mW/cm²), or --simulate.")
+        with _open(args) as store:
+            check = cal.add_check(store, args.serial, date.today(), args.meter, args.measured, args.reported,
+                                  args.who)
+    print(f"Radiometer check recorded for {check.serial_number}: measured {check.measured_mw_cm2:.2f} mW/cm², "
+          f"reported {check.reported_mw_cm2:.2f} mW/cm², factor {check.factor:g} ({check.who}).")
+    return 0
+
+
+def _simulated_reading() -> tuple[str, dict, float, float]:
+    """Connect the emulated light, expose 30 mJ/cm² into the radiometer, and read both sides while open."""
+    from drivers.emulators.lamp import LampParams
+    from drivers.emulators.light import LightEmulator
+    from drivers.light import UVB308Light
+    from workstation.bus import SessionBus
+
+    emu = LightEmulator(lamp=LampParams(warmup_s=0.2)).start()
+    reported: list[float] = []
+
+    class _Sink:
+        def on_block(self, device, block):
+            reported.extend(block["irradiance_mw_cm2"][block["shutter_open"].astype(bool)].tolist())
+
+        def on_event(self, event):
+            return None
+
+        def on_command(self, record):
+            return None
+
+    bus = SessionBus()
+    bus.subscribe(_Sink())
+    try:
+        with UVB308Light(emu.port, bus=bus) as light:
+            time.sleep(0.4)  # warm
+            light.set_target_dose(30.0)
+            light.arm()
+            light.start()
+            time.sleep(0.1)
+            measured = emu.radiometer_reading_mw_cm2()
+            deadline = time.monotonic() + 3.0
+            while emu.state().active and time.monotonic() < deadline:
+                time.sleep(0.01)
+            identity = light.identity.as_dict()
+    finally:
+        emu.stop()
+    if not reported:
+        raise UserError("The emulated light reported no irradiance during the check; try again.")
+    reported_now = sorted(reported)[len(reported) // 2]  # median of the open-shutter samples
+    return identity["serial_number"], identity, reported_now, measured
+
+
+def _interval(args: argparse.Namespace) -> int:
+    from workstation.store import calibration as cal
+
+    with _open(args) as store:
+        cal.set_interval_days(store, args.days)
+    print(f"Radiometer checks are due every {args.days} days.")
+    return 0
+
+
+def _override(args: argparse.Namespace) -> int:
+    from workstation.store import calibration as cal
+
+    with _open(args) as store:
+        cal.override(store, args.serial, args.reason, args.who, date.today())
+    print(f"The calibration of {args.serial} is overridden for today ({args.reason}, {args.who}).")
+    return 0
