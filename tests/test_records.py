@@ -267,3 +267,19 @@ def test_accounts_and_trail_use_the_store_in_force(tmp_path):
     missing = _cli("operators", "list", "--store", str(tmp_path / "typo.sqlite3"))
     assert missing.returncode == 2 and "There is no clinic store" in missing.stderr
     assert not (tmp_path / "typo.sqlite3").exists()  # a read-only command creates nothing
+
+
+def test_what_the_program_writes_is_private(tmp_path):
+    """A headless session through the program's entry: recording, checksum, signature, store and log are 0600 in
+    0700 folders (the process umask), readable by the clinic's account only."""
+    from workstation import places
+
+    out = tmp_path / "rec"
+    r = _cli("session", "--simulate", "--scenario", "combined-uneventful", "--record", str(out), "--store",
+             str(tmp_path / "training.sqlite3"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    written = [p for p in out.rglob("*")] + [tmp_path / "training.sqlite3"] + list(places.log_dir().glob("*.log"))
+    assert any(p.suffix == ".h5" for p in written) and any(p.name.endswith(".sig") for p in written)
+    for p in written:
+        mode = stat.S_IMODE(p.stat().st_mode)
+        assert mode == (0o700 if p.is_dir() else 0o600), (p, oct(mode))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -92,9 +93,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     return code
 
 
+PRIVATE_UMASK = 0o077
+"""Everything the program creates (recordings, reports, exports, logs, stores, keys) is readable by the clinic's
+account only: files 0600, folders 0700 (docs/records.md)."""
+
+
 def entry(prog: str | None = None) -> None:
     """The process entry (the `cicatrix` console script and main.py): run `main`, then exit with its status. A
     recording a full disk left unclosable ends the process at once, before HDF5's shutdown would crash on it."""
+    os.umask(PRIVATE_UMASK)
     code = main(prog=prog)
     recorder = sys.modules.get("workstation.recording.writer")
     if recorder is not None:
