@@ -8,8 +8,6 @@ recording and the store are closed; a summary is printed. Exit codes: 0 complete
 
 from __future__ import annotations
 
-import datetime as dt
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +17,7 @@ from workstation.bus import BaseSink, CommandRecord, Event, now_s
 from workstation.errors import UserError
 from workstation.rig import Rig
 from workstation.scenario import DEVICE_ACTIONS, Scenario, TimedEvent
-from workstation.session import Session, State, Step
+from workstation.session import Session, State
 
 EXIT_COMPLETED, EXIT_BAD_INPUT, EXIT_INTERLOCK, EXIT_OPERATOR, EXIT_DEVICE = 0, 2, 3, 4, 5
 
@@ -50,30 +48,6 @@ class ProgressPrinter(BaseSink):
     def on_command(self, record: CommandRecord) -> None:
         if record.result != "ack":
             self.out(f"{record.t_host_s - self.t0:8.3f} s    {record.device} {record.command}: {record.result}")
-
-
-def prepare_plan(scenario: Scenario, store, library, device_model: str):
-    """Enter the scenario's patient into the (training) store and plan today's visit. Returns (course, plan)."""
-    from workstation.dose import plan_next_session
-
-    protocol = library.get(scenario.protocol_id)
-    today = dt.date.today()
-    patient = store.find_patient(scenario.pseudonym) or store.create_patient(scenario.pseudonym)
-    known = {item.id for item in library.tables.screening}
-    unknown = set(scenario.screening_yes) - known
-    if unknown:
-        raise UserError(f"{scenario.path.name}: unknown screening item(s) {', '.join(sorted(unknown))}; "
-                        f"known: {', '.join(sorted(known))}.")
-    for item in library.tables.screening:
-        store.add_screening_answer(patient.id, item.id, item.id in scenario.screening_yes, today,
-                                   scenario.operator_id)
-    if scenario.med_mj_cm2:
-        store.add_med(patient.id, device_model, scenario.med_mj_cm2, today)
-    areas = [store.add_area(patient.id, a.area_id, a.region, a.lesion, a.size_cm2, scenario.skin_type_roman)
-             for a in scenario.areas]
-    course = store.create_course(patient.id, protocol, [a.id for a in areas], today)
-    plan = plan_next_session(store, library, course.id, today, device_model=device_model)
-    return course, plan
 
 
 def _schedule(events: tuple[TimedEvent, ...], rig: Rig, session: Session, operator: str,
@@ -114,32 +88,15 @@ class _StepWatch(BaseSink):
 
 def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | None = None,
                  out: Callable[[str], None] = print) -> RunResult:
-    from workstation.protocols import load_library
-    from workstation.store import ClinicStore
+    """The scenario's visit through the visit service (the window uses the same), aborting on any trip."""
+    from workstation.visit import Visit
 
-    library = load_library()
-    if library.tables is None:
-        raise UserError("The reference tables did not load; run `python main.py protocols check`.")
-    library.get(scenario.protocol_id)  # a UserError naming the protocol if it is unknown
-    tmp = None
-    if store_path is None:
-        tmp = tempfile.TemporaryDirectory(prefix="cicatrix-training-")
-        store_path = Path(tmp.name) / "training.sqlite3"
-    store = ClinicStore.open(store_path, training=True)
-    rig = None
-    recording = sha = None
+    visit = Visit.training(scenario, record_dir, store_path=store_path)
     try:
-        rig = Rig.simulation(seed=scenario.seed, light_warmup_s=scenario.light_warmup_s)
-        model = rig.devices["light"].identity.model
-        course, plan = prepare_plan(scenario, store, library, model)
-        if plan.refused:
-            raise UserError(f"The dose engine refused this session: {plan.refusal.reason} "
-                            f"(first allowed {plan.refusal.first_allowed_date}).")
-        specs = plan.execution_steps()
-        if not specs:
-            raise UserError("The plan has nothing to treat: " + "; ".join([*plan.blocks, *plan.warnings] or
-                                                                            ["no area can be treated today"]))
-        steps = [Step(**s, pass_duration_s=scenario.pass_duration_s) for s in specs]
+        for closed in visit.crashed:
+            out(f"session {closed.session_id} was left open by a process that ended: closed as {closed.note}")
+        plan, rig = visit.plan, visit.rig
+        visit.check_plan()
         printer = ProgressPrinter(out)
         rig.bus.subscribe(printer)
         out(f"scenario: {scenario.title}")
@@ -148,59 +105,30 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
                 out(f"  plan {a.label}: {reason}")
         for w in plan.warnings:
             out(f"  warning: {w}")
-        protocol = library.get(scenario.protocol_id)
-        rig.start_recording(record_dir, patient_pseudonym=scenario.pseudonym, operator_id=scenario.operator_id,
-                            protocol_id=protocol.id, protocol_version=str(protocol.version), plan=plan.to_dict())
-        session = Session(rig.bus, rig.devices, rig.monitor, operator_id=scenario.operator_id, abort_on_trip=True)
         started, done = threading.Event(), threading.Event()
         rig.bus.subscribe(_StepWatch(started))
-        session.connect(scenario.operator_id)
-        session.load_plan(steps, scenario.operator_id)
+        visit.begin(abort_on_trip=True)
+        session = visit.session
+        out(f"session {visit.session_id} in the store: in progress")
         events = _schedule(scenario.events, rig, session, scenario.operator_id, started, done, out)
         try:
-            final = session.run_all(scenario.operator_id)
+            final = visit.run_all()
         finally:
             done.set()
             events.join(timeout=2)
-            session.close()
         if final == State.PAUSED:  # headless: nobody is there to resume
             why = next((r.note for r in reversed(session.results) if r.note), "the session was paused")
             session.abort("runner", why)
-            final = session.state
-        summary = session.summary()
-        session_id = store.add_session(course.id, dt.date.today(), device_model=model, plan=plan.to_dict())
-        store_treatments(store, session_id, session)
-        recording, sha = rig.stop_recording() or (None, None)
-        if recording is not None:
-            store.link_recording(session_id, recording, sha)
+        saved = visit.end()
+        final, summary, recording, sha = session.state, saved.summary, saved.recording, saved.sha256
     finally:
-        if rig is not None:
-            rig.close()
-        store.close()
-        if tmp is not None:
-            tmp.cleanup()
+        visit.close()
     code = EXIT_COMPLETED
     if final == State.ABORTED:
         operator = summary["abort_reason"].startswith(("operator stop", "stopped by the operator"))
         code = EXIT_INTERLOCK if summary["trips"] else EXIT_OPERATOR if operator else EXIT_DEVICE
     _print_summary(out, scenario, summary, recording, sha, code)
     return RunResult(code, str(final), summary, recording, sha)
-
-
-def store_treatments(store, session_id: int, session: Session) -> None:
-    """Record in the store what each step delivered (the dose engine's history reads these)."""
-    from workstation.store import Treatment
-
-    for r in session.results:
-        if r.outcome != "done" and not r.delivered_dose_mj_cm2 and not r.passes_done:
-            continue
-        s = r.step
-        if s.modality == "light":
-            t = Treatment(int(s.area_id), "light", dose_mj_cm2=round(r.delivered_dose_mj_cm2, 3))
-        else:
-            t = Treatment(int(s.area_id), "needling", depth_mm=s.depth_mm, stroke_rate_hz=s.stroke_rate_hz,
-                          passes=r.passes_done)
-        store.add_treatment(session_id, t)
 
 
 def _print_summary(out, scenario: Scenario, summary: dict, recording, sha, code: int) -> None:

@@ -23,6 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from workstation.bus import BaseSink, Event, SessionBus, now_s
+from workstation.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,10 @@ TELEMETRY_LOST_S = 0.25
 RESEND_STOP_AFTER_S = 0.1  # a device still active this long after a trip gets another stop and an alarm
 WATCHDOG_PERIOD_S = 0.01
 HOST_MAX_LAMP_TEMP_C = 42.0  # below the device's own 45 °C cut-out: the host acts first
+# An over-temperature is reset only once the lamp is this far below the host limit (39 °C), so a lamp hovering at
+# the limit cannot be reset, re-armed and tripped again at once; the device's own RESET uses 3 °C under its 45 °C.
+RESET_TEMP_HYSTERESIS_C = 3.0
+RESET_ANSWER_S = 0.5  # a device whose last telemetry is older than this is not answering: no reset
 
 
 class Interlock:
@@ -108,6 +113,10 @@ class Trip:
         return (self.t_stop_written_s - self.t_cause_s) * 1000.0
 
 
+class ResetRefused(UserError):
+    """The operator's reset was refused: a cause is still present. The message names it and what to do."""
+
+
 class Stoppable(Protocol):
     """What the monitor needs of a device: write a stop at once, return when it was written (raises if it cannot)."""
 
@@ -130,6 +139,7 @@ class SafetyMonitor(BaseSink):
         self._tripped: dict[str, Trip] = {}  # device -> the latched trip
         self._active: dict[str, bool] = {}  # device -> emitting / needling, per the last block
         self._last_block_s: dict[str, float] = {}
+        self._last_row: dict[str, dict[str, float]] = {}  # device -> lamp_temp_c, skin_contact, fault_bits, last row
         self._alive_s = clock()
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
@@ -182,6 +192,67 @@ class SafetyMonitor(BaseSink):
             ))
         return cleared
 
+    def reset_checked(self, who: str) -> list[Trip]:
+        """The operator's reset from the window or a runner: refused (ResetRefused, naming the cause) while any cause
+        is still present; otherwise every device's latched fault is reset (RESET command) and then the monitor's
+        latch. Returns the cleared trips. Waits for the devices' answers: call it off the GUI thread.
+
+        Causes checked, from each device's connection and last telemetry: still active; disconnected or not
+        answering (no telemetry for RESET_ANSWER_S); lamp above HOST_MAX_LAMP_TEMP_C − RESET_TEMP_HYSTERESIS_C;
+        skin contact not back after a contact_lost trip; and whatever the device itself refuses to reset (a jammed
+        motor, a failed lamp), which the device reports as CAUSE_PERSISTS."""
+        now = self.clock()
+        tripped = self.tripped
+        with self._lock:
+            devices = dict(self.devices)
+        blockers: list[str] = []
+        to_reset: list[str] = []
+        for name, dev in devices.items():
+            row = self._last_row.get(name, {})
+            needs = name in tripped or row.get("fault_bits", 0) != 0
+            if not needs:
+                continue
+            port = getattr(dev, "port", "")
+            where = f" ({port})" if port else ""
+            if not getattr(dev, "connected", True):
+                blockers.append(f"The {name}{where} is disconnected: plug it back in and wait until it is "
+                                "connected again, then reset.")
+                continue
+            last = self._last_block_s.get(name)
+            if last is None or now - last > RESET_ANSWER_S or getattr(dev, "telemetry_lost", False):
+                blockers.append(f"The {name}{where} is not answering (no telemetry for over "
+                                f"{RESET_ANSWER_S * 1000:.0f} ms): check its cable and power, then reset.")
+                continue
+            if self._active.get(name):
+                blockers.append(f"The {name} still reports activity: wait until it has stopped, then reset.")
+                continue
+            temp = row.get("lamp_temp_c")
+            allowed_c = HOST_MAX_LAMP_TEMP_C - RESET_TEMP_HYSTERESIS_C
+            if temp is not None and temp > allowed_c:
+                blockers.append(f"The lamp is at {temp:.1f} °C: reset is allowed below {allowed_c:g} °C (the "
+                                f"{HOST_MAX_LAMP_TEMP_C:g} °C limit minus {RESET_TEMP_HYSTERESIS_C:g} °C). Let it cool, "
+                                "then reset.")
+                continue
+            trip = tripped.get(name)
+            if trip is not None and trip.interlock == Interlock.CONTACT_LOST and not row.get("skin_contact", 1):
+                blockers.append(f"The {name} still sees no skin contact: place it on the skin, then reset.")
+                continue
+            to_reset.append(name)
+        if not blockers:
+            for name in to_reset:
+                reset_faults = getattr(devices[name], "reset_faults", None)
+                if reset_faults is None:
+                    continue
+                try:
+                    reset_faults()
+                except Exception as exc:  # noqa: BLE001 - a refusal or a dead link: both are a cause that remains
+                    blockers.append(_device_reset_refusal(name, exc))
+        if blockers:
+            self.bus.publish_event(Event(self.clock(), "interlock_reset_refused", "medium", "operator",
+                                         "reset refused: " + " ".join(blockers), {"who": who, "causes": blockers}))
+            raise ResetRefused(" ".join(blockers))
+        return self.reset(who)
+
     # --- the interlocks --------------------------------------------------------------------------------------
     def estop(self, source: str) -> list[Trip]:
         """Emergency stop, from any thread: both devices are stopped at once, the light first."""
@@ -197,11 +268,18 @@ class SafetyMonitor(BaseSink):
         self._last_block_s[device] = t
         names = block.dtype.names
         lim = self.limits
+        if len(block):
+            self._last_row[device] = {k: float(block[k][-1]) for k in ("lamp_temp_c", "skin_contact", "fault_bits")
+                                      if k in names}
         if "shutter_open" in names:
             active = block["shutter_open"].astype(bool)
             self._active[device] = bool(active[-1])
             if active.any():
                 self._check_light(device, block, active, lim, t)
+            elif "lamp_temp_c" in names and len(block) and float(block["lamp_temp_c"].max()) > lim.max_lamp_temp_c:
+                temp = float(block["lamp_temp_c"].max())  # idle but too hot: latched, so it cannot be armed
+                self._trip(Interlock.OVER_TEMPERATURE, device, f"lamp at {temp:.1f} °C while idle, above "
+                           f"{lim.max_lamp_temp_c:g} °C", t, lamp_temp_c=temp, limit_c=lim.max_lamp_temp_c)
         elif "running" in names:
             active = block["running"].astype(bool)
             self._active[device] = bool(active[-1])
@@ -330,3 +408,20 @@ class SafetyMonitor(BaseSink):
         self.bus.publish_event(Event(t, "alarm", "high", "safety",
                                      f"{device} was still active {RESEND_STOP_AFTER_S * 1000:.0f} ms after the "
                                      f"{trip.interlock} interlock: stop sent again", {"device": device}))
+
+
+def _device_reset_refusal(name: str, exc: Exception) -> str:
+    """A sentence for a device that refused RESET (its reason names the fault whose cause persists)."""
+    reason = getattr(exc, "reason", "")
+    if "MOTOR_JAM" in reason:
+        return (f"The {name} reports its motor still jammed: free the needle mechanism or fit a new cartridge, "
+                "then reset.")
+    if "LAMP_FAILURE" in reason:
+        return f"The {name} reports a failed lamp: have the lamp replaced, then reset."
+    if "OVER_TEMPERATURE" in reason:
+        return f"The {name} reports its lamp still too hot: let it cool, then reset."
+    if "WATCHDOG" in reason:
+        return f"The {name} has not heard the workstation's heartbeat yet: wait a moment, then reset."
+    if reason:
+        return f"The {name} refused the reset: {reason.rstrip('.')}. Remove the cause, then reset."
+    return f"The {name} could not be reset ({exc}): check that it is connected, then reset."
