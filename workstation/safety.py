@@ -139,6 +139,7 @@ class SafetyMonitor(BaseSink):
         self._tripped: dict[str, Trip] = {}  # device -> the latched trip
         self._active: dict[str, bool] = {}  # device -> emitting / needling, per the last block
         self._last_block_s: dict[str, float] = {}
+        self._hot: set[str] = set()  # devices whose lamp-over-temperature alarm is raised
         self._last_row: dict[str, dict[str, float]] = {}  # device -> lamp_temp_c, skin_contact, fault_bits, last row
         self._alive_s = clock()
         self._running = threading.Event()
@@ -191,6 +192,13 @@ class SafetyMonitor(BaseSink):
                 {"who": who, "cleared": [t.interlock for t in cleared]},
             ))
         return cleared
+
+    def needs_reset(self) -> bool:
+        """An interlock is latched, or a device's last telemetry shows a latched fault: a reset can act."""
+        with self._lock:
+            if self._tripped:
+                return True
+        return any(row.get("fault_bits", 0) for row in list(self._last_row.values()))
 
     def reset_checked(self, who: str) -> list[Trip]:
         """The operator's reset from the window or a runner: refused (ResetRefused, naming the cause) while any cause
@@ -276,16 +284,26 @@ class SafetyMonitor(BaseSink):
             self._active[device] = bool(active[-1])
             if active.any():
                 self._check_light(device, block, active, lim, t)
-            elif "lamp_temp_c" in names and len(block) and float(block["lamp_temp_c"].max()) > lim.max_lamp_temp_c:
-                temp = float(block["lamp_temp_c"].max())  # idle but too hot: latched, so it cannot be armed
-                self._trip(Interlock.OVER_TEMPERATURE, device, f"lamp at {temp:.1f} °C while idle, above "
-                           f"{lim.max_lamp_temp_c:g} °C", t, lamp_temp_c=temp, limit_c=lim.max_lamp_temp_c)
+            if "lamp_temp_c" in names and len(block):
+                self._watch_idle_heat(device, float(block["lamp_temp_c"].max()), lim, t)
         elif "running" in names:
             active = block["running"].astype(bool)
             self._active[device] = bool(active[-1])
             if active.any():
                 self._check_pen(device, block, active, lim, t)
         self._check_still_active(device, t)
+
+    def _watch_idle_heat(self, device: str, temp: float, lim: StepLimits, t: float) -> None:
+        """A lamp over the limit is an alarm even with the shutter closed (an exposure would trip at once); raised
+        once, re-armed when the lamp is back below the reset temperature. Emitting, the interlock trips instead."""
+        if temp > lim.max_lamp_temp_c and device not in self._hot:
+            self._hot.add(device)
+            self.bus.publish_event(Event(t, "alarm", "high", "safety", f"The {device}'s lamp is at {temp:.1f} °C, "
+                                         f"above {lim.max_lamp_temp_c:g} °C: no exposure until it has cooled below "
+                                         f"{lim.max_lamp_temp_c - RESET_TEMP_HYSTERESIS_C:g} °C.",
+                                         {"device": device, "lamp_temp_c": temp, "limit_c": lim.max_lamp_temp_c}))
+        elif temp < lim.max_lamp_temp_c - RESET_TEMP_HYSTERESIS_C:
+            self._hot.discard(device)
 
     def _check_light(self, device: str, b: np.ndarray, on: np.ndarray, lim: StepLimits, t: float) -> None:
         if not lim.light_allowed:

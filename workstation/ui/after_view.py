@@ -87,15 +87,16 @@ class AfterView(QWidget):
                  f"Steps done: {s['steps_done']} of {s['steps_planned']}"]
         for r in s["results"]:
             what = (f"{r['delivered_dose_mj_cm2']:g} mJ/cm² delivered" if r["modality"] == "light"
-                    else f"{r['passes_done']} passes")
+                    else f"{r['passes_done']} passes at {r.get('depth_mm', 0):g} mm")
             label = next((a.label for a in plan.areas if str(a.area_id) == str(r["area"])), r["area"])
             lines.append(f"{label} {r['modality']}: {r['outcome']}, {what}"
                          + (f" ({r['note']})" if r["note"] else ""))
         lines.append("## Plan")
         for a in plan.areas:
-            lines.append(f"{a.label} ({a.lesion_type}, skin type {a.skin_type}): {a.modality}; dose "
-                         f"{a.target_dose_mj_cm2} mJ/cm², depth {a.depth_mm} mm, {a.stroke_rate_hz} Hz, "
-                         f"{a.passes} passes")
+            numbers = [f"dose {a.target_dose_mj_cm2:g} mJ/cm²" if a.target_dose_mj_cm2 else "",
+                       f"depth {a.depth_mm:g} mm, {a.stroke_rate_hz:g} Hz, {a.passes} passes" if a.depth_mm else ""]
+            lines.append(f"{a.label} ({a.lesion_type}, skin type {a.skin_type}): {a.modality}"
+                         + "".join(f"; {n}" for n in numbers if n))
             lines += [f"  {o.field} changed {o.proposed} → {o.value} by {o.who}: {o.reason}" for o in a.overrides]
         if s["trips"]:
             lines.append("## Interlocks")

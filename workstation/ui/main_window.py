@@ -256,7 +256,8 @@ class MainWindow(QMainWindow):
 
     def session_ended(self, saved: object) -> None:
         s = self.controller.saved
-        if self.trainer is not None:
+        self.after.extra_lines = lambda: []  # nothing of an earlier visit (a trainee's responses) in this one
+        if self.trainer is not None and self.controller.mode == "simulation":
             trainer = self.trainer
             self.after.extra_lines = lambda: ["## Trainee's responses", *trainer.report_lines()]
         self.after.show_session()
