@@ -8,16 +8,18 @@ recording and the store are closed; a summary is printed. Exit codes: 0 complete
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from workstation.bus import BaseSink, CommandRecord, Event, now_s
 from workstation.errors import UserError
-from workstation.rig import Rig
 from workstation.scenario import DEVICE_ACTIONS, Scenario, TimedEvent
-from workstation.session import Session, State
+from workstation.session import SessionError, State
 
 EXIT_COMPLETED, EXIT_BAD_INPUT, EXIT_INTERLOCK, EXIT_OPERATOR, EXIT_DEVICE = 0, 2, 3, 4, 5
 
@@ -50,8 +52,10 @@ class ProgressPrinter(BaseSink):
             self.out(f"{record.t_host_s - self.t0:8.3f} s    {record.device} {record.command}: {record.result}")
 
 
-def _schedule(events: tuple[TimedEvent, ...], rig: Rig, session: Session, operator: str,
+def _schedule(events: tuple[TimedEvent, ...], visit, operator: str,
               started: threading.Event, done: threading.Event, out: Callable[[str], None]) -> threading.Thread:
+    rig, session = visit.rig, visit.session
+
     def run() -> None:
         if not started.wait(120) or done.is_set():
             return
@@ -66,9 +70,18 @@ def _schedule(events: tuple[TimedEvent, ...], rig: Rig, session: Session, operat
                     session.estop(f"scenario at {ev.at_s:g} s")
                 elif ev.action == "pause":
                     session.pause(operator, "paused by the scenario")
+                elif ev.action == "reset":
+                    cleared = visit.reset_interlocks()
+                    out(f"scenario reset at {ev.at_s:g} s: " + (", ".join(t.interlock for t in cleared) or
+                                                                  "the devices' latched faults"))
+                elif ev.action == "resume":
+                    session.resume(operator)
+                elif ev.action == "crash":
+                    out(f"scenario crash at {ev.at_s:g} s: the runner kills itself (SIGKILL)")
+                    os.kill(os.getpid(), signal.SIGKILL)
                 else:
                     session.operator_stop(operator, f"operator stop at {ev.at_s:g} s")
-            except UserError as exc:
+            except (UserError, SessionError) as exc:
                 out(f"scenario event {ev.action} at {ev.at_s:g} s could not be done: {exc}")
 
     th = threading.Thread(target=run, name="scenario-events", daemon=True)
@@ -107,12 +120,20 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
             out(f"  warning: {w}")
         started, done = threading.Event(), threading.Event()
         rig.bus.subscribe(_StepWatch(started))
-        visit.begin(abort_on_trip=True)
+        # A scenario that resumes after a trip lets trips pause the session (as the window does); others abort.
+        resumes = [ev for ev in scenario.events if ev.action == "resume"]
+        visit.begin(abort_on_trip=not resumes)
         session = visit.session
         out(f"session {visit.session_id} in the store: in progress")
-        events = _schedule(scenario.events, rig, session, scenario.operator_id, started, done, out)
+        events = _schedule(scenario.events, visit, scenario.operator_id, started, done, out)
         try:
-            final = visit.run_all()
+            visit.run_all()
+            while resumes and (session.state == State.ARMED or (session.state == State.PAUSED and events.is_alive())):
+                if session.state == State.ARMED:
+                    visit.run_all()
+                else:
+                    time.sleep(0.02)  # paused: the scenario's reset and resume are still to come
+            final = session.state
         finally:
             done.set()
             events.join(timeout=2)

@@ -178,8 +178,9 @@ class SessionController:
             session.estop("scenario")
         elif action == "pause":
             session.pause(self.operator, "paused by the scenario")
-        else:
+        elif action == "operator_stop":
             session.operator_stop(self.operator, "operator stop (scenario)")
+        # reset, resume and crash are the trainee's to do in the window (crash is for the headless runner only)
 
     def needs_reset(self) -> bool:
         """An interlock is latched, or a device reports a latched fault: Reset interlocks can act."""

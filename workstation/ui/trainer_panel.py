@@ -25,8 +25,9 @@ from workstation.ui.alarms import Alarm
 
 FAULTS = {
     "light": ("contact_lost", "contact_restored", "over_temperature", "lamp_failure", "unplug", "replug", "stall",
-              "unstall", "corrupt"),
-    "pen": ("contact_lost", "contact_restored", "motor_jam", "unplug", "replug", "stall", "unstall", "corrupt"),
+              "unstall", "corrupt", "clear_faults_cause"),  # clear_faults_cause: lamp cooled / replaced
+    "pen": ("contact_lost", "contact_restored", "motor_jam", "unplug", "replug", "stall", "unstall", "corrupt",
+            "clear_faults_cause"),  # clear_faults_cause: jam freed
 }
 
 
