@@ -251,15 +251,29 @@ class SafetyMonitor(BaseSink):
                 reset_faults = getattr(devices[name], "reset_faults", None)
                 if reset_faults is None:
                     continue
+                t_reset = self.clock()
                 try:
                     reset_faults()
                 except Exception as exc:  # noqa: BLE001 - a refusal or a dead link: both are a cause that remains
                     blockers.append(_device_reset_refusal(name, exc))
+                    continue
+                if not self._wait_fault_clear(name, t_reset):
+                    blockers.append(f"The {name} accepted the reset but its telemetry still shows a latched fault: "
+                                    "check the device, then reset again.")
         if blockers:
             self.bus.publish_event(Event(self.clock(), "interlock_reset_refused", "medium", "operator",
                                          "reset refused: " + " ".join(blockers), {"who": who, "causes": blockers}))
             raise ResetRefused(" ".join(blockers))
         return self.reset(who)
+
+    def _wait_fault_clear(self, device: str, since: float, timeout_s: float = RESET_ANSWER_S) -> bool:
+        """Wait until a block that arrived after `since` shows no latched fault bits."""
+        t_end = time.monotonic() + timeout_s
+        while time.monotonic() < t_end:
+            if self._last_block_s.get(device, 0.0) > since and not self._last_row.get(device, {}).get("fault_bits"):
+                return True
+            time.sleep(0.005)
+        return False
 
     # --- the interlocks --------------------------------------------------------------------------------------
     def estop(self, source: str) -> list[Trip]:
