@@ -38,6 +38,38 @@ def _load_library():
     return library
 
 
+def awaiting_healing(store, library, course_id: int) -> list[tuple[int, int, Any]]:
+    """(session id, area id, response) for each area whose last light session left erythema or blisters that hold
+    light back (the dose engine's own rules) and whose healing nobody has confirmed yet."""
+    from workstation.dose.light import is_blister, is_marked
+
+    t = library.tables.light
+    last: dict[int, tuple[int, Any]] = {}
+    for rec in store.history(course_id):
+        for tr in rec.treatments:
+            if tr.modality == "light":
+                last[tr.area_id] = (rec.id, rec.response(tr.area_id))
+    return [(sid, area_id, r) for area_id, (sid, r) in last.items()
+            if r is not None and r.healed_on is None and (is_blister(r, t) or is_marked(r, t))]
+
+
+def record_previous_responses(store, session_id: int, responses: list) -> int:
+    """Save a previous session's responses: new rows are added; for an area that already has its response, a
+    ticked "healed" confirms healing (the earlier scores stay as they were entered)."""
+    have = {r.area_id for rec in store.history(store.course_of_session(session_id)) if rec.id == session_id
+            for r in rec.responses}
+    n = 0
+    for r in responses:
+        if r.area_id in have:
+            if r.healed_on is not None:
+                store.confirm_healed(session_id, r.area_id, r.healed_on)
+                n += 1
+            continue
+        store.add_response(session_id, r)
+        n += 1
+    return n
+
+
 def cleared_areas(store, course_id: int) -> set[int]:
     """Areas whose last response confirms healing (healed_on set): the next plan may put light on them again."""
     cleared: set[int] = set()

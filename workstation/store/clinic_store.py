@@ -335,6 +335,12 @@ class ClinicStore:
             raise UserError(f"There is no session {session_id}.")
         return dict(row)
 
+    def course_of_session(self, session_id: int) -> int:
+        row = self._one("SELECT course_id FROM sessions WHERE id = ?", (session_id,))
+        if row is None:
+            raise UserError(f"There is no session {session_id}.")
+        return int(row["course_id"])
+
     def in_progress_sessions(self) -> list[dict[str, Any]]:
         """Sessions the journal shows still running (or left running by a process that died)."""
         return [dict(r) for r in self._all("SELECT id, course_id, process, started_at, recording_path FROM sessions "
