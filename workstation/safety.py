@@ -226,11 +226,12 @@ class SafetyMonitor(BaseSink):
                 blockers.append(f"The {name}{where} is disconnected: plug it back in and wait until it is "
                                 "connected again, then reset.")
                 continue
-            last = self._last_block_s.get(name)
-            if last is None or now - last > RESET_ANSWER_S or getattr(dev, "telemetry_lost", False):
+            fresh = self._wait_block(name, now)  # judge the causes on telemetry sent after the request
+            if not fresh or getattr(dev, "telemetry_lost", False):
                 blockers.append(f"The {name}{where} is not answering (no telemetry for over "
                                 f"{RESET_ANSWER_S * 1000:.0f} ms): check its cable and power, then reset.")
                 continue
+            row = self._last_row.get(name, {})
             if self._active.get(name):
                 blockers.append(f"The {name} still reports activity: wait until it has stopped, then reset.")
                 continue
@@ -265,6 +266,15 @@ class SafetyMonitor(BaseSink):
                                          "reset refused: " + " ".join(blockers), {"who": who, "causes": blockers}))
             raise ResetRefused(" ".join(blockers))
         return self.reset(who)
+
+    def _wait_block(self, device: str, since: float, timeout_s: float = RESET_ANSWER_S) -> bool:
+        """Wait until a block from `device` arrives after `since` (the host clock)."""
+        t_end = time.monotonic() + timeout_s
+        while self._last_block_s.get(device, 0.0) <= since:
+            if time.monotonic() >= t_end:
+                return False
+            time.sleep(0.005)
+        return True
 
     def _wait_fault_clear(self, device: str, since: float, timeout_s: float = RESET_ANSWER_S) -> bool:
         """Wait until a block that arrived after `since` shows no latched fault bits."""

@@ -195,6 +195,7 @@ class MainWindow(QMainWindow):
             self._failed(exc)
 
         def done(identities: dict) -> None:
+            self._tell_crashed()
             self.set_mode("clinical")
             self.start_page.setEnabled(True)
             self.notify("Connected: " + ", ".join(f"{n} {i.get('model', '')}" for n, i in identities.items())
@@ -222,7 +223,14 @@ class MainWindow(QMainWindow):
         self.replay.open(path, opened)
 
     # --- simulation and clinical visit ----------------------------------------------------------------------------
+    def _tell_crashed(self) -> None:
+        """Sessions a dead process left open were closed from their recordings when the store opened."""
+        for c in self.controller.crashed:
+            self.notify(f"Session {c.session_id} was left open by a program that stopped (crash or power loss): "
+                        f"closed as {c.note}, with the doses its recording shows.", "warning")
+
     def _plan_ready(self, plan: object) -> None:
+        self._tell_crashed()
         self.start_page.setEnabled(True)
         self.plan_view.show_plan(self.controller.plan)
         if self.mode == "simulation" and self.trainer is None:
