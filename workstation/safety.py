@@ -262,7 +262,7 @@ class SafetyMonitor(BaseSink):
                     blockers.append(f"The {name} accepted the reset but its telemetry still shows a latched fault: "
                                     "check the device, then reset again.")
         if blockers:
-            self.bus.publish_event(Event(self.clock(), "interlock_reset_refused", "medium", "operator",
+            self.bus.publish_event(Event(self.clock(), "interlock_reset_refused", "info", "operator",
                                          "reset refused: " + " ".join(blockers), {"who": who, "causes": blockers}))
             raise ResetRefused(" ".join(blockers))
         return self.reset(who)

@@ -23,6 +23,7 @@ import numpy as np
 
 from drivers.base import DeviceError, SerialDevice
 from workstation.bus import BaseSink, Event, SessionBus, now_s
+from workstation.outcome import delivered_by_runs, merge_runs, session_outcome, summarize
 from workstation.safety import SafetyMonitor, StepLimits, Trip
 
 log = logging.getLogger(__name__)
@@ -238,8 +239,7 @@ class Session(BaseSink):
 
     def delivered_in_step(self, index: int) -> tuple[float, int]:
         """(dose mJ/cm², passes) the step at `index` delivered over all its runs so far (a started pass counts)."""
-        runs = [r for r in self.results if r.step_index == index]
-        return sum(r.delivered_dose_mj_cm2 for r in runs), sum(r.passes_done for r in runs)
+        return delivered_by_runs(self.results, index)
 
     def _limits_for(self, step: Step, target_mj_cm2: float = 0.0) -> StepLimits:
         return StepLimits(
@@ -487,44 +487,13 @@ class Session(BaseSink):
                                       **details}))
 
     def step_outcomes(self) -> list[dict]:
-        """One entry per step that ran (several runs of a step merged): its outcome (done if a run finished it),
-        what it delivered in total, the last note. Depth only for needling."""
-        out = []
-        for index, step in enumerate(self.steps):
-            runs = [r for r in self.results if r.step_index == index]
-            if not runs:
-                continue
-            dose, passes = self.delivered_in_step(index)
-            done = any(r.outcome == "done" for r in runs)
-            entry = {"area": step.area_id, "modality": step.modality, "step_index": index,
-                     "outcome": "done" if done else runs[-1].outcome, "runs": len(runs),
-                     "delivered_dose_mj_cm2": round(dose, 2), "passes_done": passes,
-                     "note": next((r.note for r in reversed(runs) if r.note), "")}
-            if step.modality == "needling":
-                entry["depth_mm"] = step.depth_mm
-                entry["stroke_rate_hz"] = step.stroke_rate_hz
-            out.append(entry)
-        return out
+        """One entry per step that ran, its runs merged (workstation/outcome.py)."""
+        return merge_runs(self.steps, self.results)
 
     def outcome(self) -> str:
         """completed (every step done), partial (something delivered, not everything) or aborted (nothing)."""
-        steps = self.step_outcomes()
-        if self.steps and sum(o["outcome"] == "done" for o in steps) == len(self.steps):
-            return "completed"
-        if any(o["delivered_dose_mj_cm2"] > 0 or o["passes_done"] > 0 for o in steps):
-            return "partial"
-        return "aborted"
+        return session_outcome(self.steps, self.step_outcomes())
 
     def summary(self) -> dict:
-        steps = self.step_outcomes()
-        return {
-            "state": self.outcome(),
-            "session_state": str(self._state),
-            "abort_reason": self.abort_reason,
-            "steps_planned": len(self.steps),
-            "steps_done": sum(o["outcome"] == "done" for o in steps),
-            "area_dose_mj_cm2": {k: round(v, 2) for k, v in self.area_dose_mj_cm2.items()},
-            "trips": [{"interlock": t.interlock, "device": t.device, "message": t.message,
-                       "latency_ms": round(t.latency_ms, 3)} for t in self.monitor.trips],
-            "results": steps,
-        }
+        """state (the outcome word), session_state, abort_reason, steps planned and done, trips, results per step."""
+        return summarize(self)

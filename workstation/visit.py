@@ -9,6 +9,7 @@ reset_interlocks, end, close) belong on a worker thread; pause, stop and resume 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from workstation.errors import UserError
 from workstation.journal import Closed, close_crashed_sessions, journal_steps, process_token
 from workstation.rig import Rig
 from workstation.session import Session, SessionError, State, Step, StepResult
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -350,10 +353,15 @@ class Visit:
         """Stop the devices, close the recording (an unended session stays 'in progress' in the journal until the
         next start closes it), the rig and the store."""
         try:
-            if self.is_open() and self.session_id is not None:
-                self.session.operator_stop(self.operator, "the program was closed during the session")
-                self._journal()
-                self.store.close_session(self.session_id, self.session.outcome(), self.session.abort_reason)
+            if self.session is not None and self.saved is None and self.session_id is not None:
+                try:  # not ended and saved (closed mid-session, or the end failed): the journal says what happened
+                    if self.is_open():
+                        self.session.operator_stop(self.operator, "the program was closed during the session")
+                    self._journal()
+                    self.store.close_session(self.session_id, self.session.outcome(),
+                                             self.session.abort_reason or "closed before the session was saved")
+                except Exception:  # noqa: BLE001 - teardown goes on; the next start closes it from the recording
+                    log.exception("journal of session %s not closed", self.session_id)
             if self.session is not None:
                 self.session.close()
             self.rig.close()
