@@ -255,10 +255,20 @@ class Visit:
                                                  process=process_token(), recording_path=rec.path)
         session = Session(self.rig.bus, self.rig.devices, self.rig.monitor, operator_id=self.operator,
                           abort_on_trip=abort_on_trip)
+        try:
+            session.connect(self.operator)
+            session.load_plan(steps, self.operator)
+            session.arm(self.operator)
+        except BaseException as exc:  # nothing was given: close the journal row and the recording, allow a retry
+            session.abort(self.operator, f"the treatment could not start: {exc}")
+            session.close()
+            self.store.close_session(self.session_id, "aborted", session.abort_reason)
+            recording, sha = self.rig.stop_recording() or (None, None)
+            if recording is not None:
+                self.store.link_recording(self.session_id, recording, sha)
+            self.session_id = None
+            raise
         self.session = session
-        session.connect(self.operator)
-        session.load_plan(steps, self.operator)
-        session.arm(self.operator)
         return steps
 
     def _journal(self) -> None:
