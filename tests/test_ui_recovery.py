@@ -171,7 +171,9 @@ def test_training_leaves_nothing_in_the_next_clinical_visit_and_ports_are_checke
     qtbot.waitUntil(lambda: "disconnected" in tv.interlocks.tripped(), timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: not tv.step_running, timeout=TIMEOUT_MS)
     click(qtbot, tv.reset_button)  # unplugged: refused, naming the pen
-    qtbot.waitUntil(lambda: said(win, "The pen") and said(win, "is disconnected"), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: said(win, "is disconnected: plug it back in") or said(win, "is not answering"),
+                    timeout=TIMEOUT_MS)
+    assert any(m[1].startswith("The pen") for m in win.messages if "plug it back" in m[1] or "answering" in m[1])
     inject(qtbot, win, "pen", "replug")
     qtbot.waitUntil(lambda: win.controller.rig.devices["pen"].connected, timeout=TIMEOUT_MS)
     qtbot.wait(300)

@@ -194,8 +194,7 @@ class SessionController:
         if visit is None:
             failed(SessionError("There is nothing to reset: no devices are connected."))
             return
-        active = self.active_devices()
-        self.tasks.run(lambda: visit.reset_interlocks(active), done, failed)
+        self.tasks.run(visit.reset_interlocks, done, failed)
 
     def pause(self) -> None:
         """Stop both devices and pause; never waits (the stops are written, their answers recorded later)."""
