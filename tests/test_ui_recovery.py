@@ -46,7 +46,10 @@ def end(qtbot, win: MainWindow) -> dict:
     click(qtbot, win.treatment.end_button)
     qtbot.waitUntil(lambda: win.controller.saved is not None, timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: win.pages.currentWidget() is win.after, timeout=TIMEOUT_MS)
-    return win.controller.saved.summary
+    summary = win.controller.saved.summary
+    # a trip the test did not cause (telemetry lost on an overloaded machine) shows here: say which
+    print("summary trips:", summary["trips"], "messages:", win.messages[-4:])
+    return summary
 
 
 def test_overtemperature_reset_refused_while_hot_then_resets_device_and_resumes(qtbot, window: MainWindow,
