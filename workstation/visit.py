@@ -232,8 +232,7 @@ class Visit:
         if plan is None:
             raise UserError("Choose a patient and a plan first.")
         if plan.refused:
-            raise UserError(f"The dose engine refused this session: {plan.refusal.reason} "
-                            f"(first allowed {plan.refusal.first_allowed_date}).")
+            raise UserError(f"The dose engine refused this session: {plan.refusal.reason}")
         steps = self.steps()
         if not steps:
             raise UserError("The plan has nothing to treat today: "
