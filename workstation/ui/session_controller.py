@@ -180,7 +180,11 @@ class SessionController:
             session.pause(self.operator, "paused by the scenario")
         elif action == "operator_stop":
             session.operator_stop(self.operator, "operator stop (scenario)")
-        # reset, resume and crash are the trainee's to do in the window (crash is for the headless runner only)
+        elif action == "reset":  # as in the headless runner; a refusal is recorded as interlock_reset_refused
+            self.reset_interlocks(lambda _cleared: None, lambda _exc: None)
+        elif action == "resume" and session.state == State.PAUSED and not self.needs_reset():
+            session.resume(self.operator)
+        # crash: only the headless runner kills itself; the window never does
 
     def needs_reset(self) -> bool:
         """An interlock is latched, or a device reports a latched fault: Reset interlocks can act."""
