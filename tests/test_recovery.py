@@ -66,6 +66,13 @@ def test_recovery_scenarios_complete_and_each_step_is_one_true_row(tmp_path, sce
             assert dose == pytest.approx(rows["light"], abs=1.5)  # the resumed exposure gave only what was left
         else:
             assert passes == rows["needling"]  # the interrupted pass counted; the resumed step ran only the rest
+    # what crash recovery would rebuild from the recording agrees with the journal
+    rebuilt = {t.modality: t for t in deliveries_from_recording(result.recording)}
+    for _sid, _area, modality, dose, passes in treatments:
+        if modality == "light":
+            assert rebuilt["light"].dose_mj_cm2 == pytest.approx(dose, abs=0.05)
+        else:
+            assert rebuilt["needling"].passes == passes
     # one summary line per step, however many runs it took
     assert len(result.summary["results"]) == len(rows)
     assert all(r["runs"] == 2 for r in result.summary["results"] if r["step_index"] == 0)

@@ -125,14 +125,19 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
             open_run = None
     if open_run is not None:
         runs.append((open_run, t_open, float("inf")))
+    # the last samples of a run may arrive just after its step_ended, but never after the next run started
+    runs = [(d, t0, min(t1, runs[i + 1][1]) if i + 1 < len(runs) else t1) for i, (d, t0, t1) in enumerate(runs)]
     for i, (d, t0, t1) in enumerate(runs):
         key = (int(d["area_id"]), d["modality"])
         prev = totals.get(key)
         if d["modality"] == "light":
             dose = 0.0
             if light is not None and len(light):
-                sel = (light["t_host_s"] >= t0) & (light["t_host_s"] < t1) & light["shutter_open"].astype(bool)
-                dose = float(np.max(light["dose_mj_cm2"][sel])) if sel.any() else 0.0
+                # the dose channel holds the last exposure's value until the next START: count from the first
+                # open-shutter sample of this run, and include the closing samples after it
+                window = light[(light["t_host_s"] >= t0) & (light["t_host_s"] < t1)]
+                opened = np.flatnonzero(window["shutter_open"].astype(bool))
+                dose = float(window["dose_mj_cm2"][opened[0]:].max()) if len(opened) else 0.0
             totals[key] = Treatment(key[0], "light", dose_mj_cm2=round(dose + ((prev.dose_mj_cm2 or 0.0)
                                                                                if prev else 0.0), 3))
         else:
