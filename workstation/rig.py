@@ -85,6 +85,7 @@ class Rig:
     def connect(self) -> dict[str, dict]:
         """Connect every device; a device that cannot be reached is a UserError naming its port."""
         identities = {}
+        wrong: list[str] = []
         for name, dev in self.devices.items():
             try:
                 ident = dev.connect()
@@ -93,12 +94,16 @@ class Rig:
                 raise UserError(f"The {name} could not be connected: {exc}") from exc
             answered = str(ident.extra.get("kind", "") or "")
             if answered and answered != dev.INFO.kind:
-                self.close()
                 what = {"light": "a light", "needling": "a microneedling pen"}.get(answered, f"a {answered} device")
-                raise UserError(f"The port {dev.port} given for the {name} answered as {what} ({ident.model} s/n "
-                                f"{ident.serial_number}), not as the {name}: check which cable is on which port "
-                                "(the light and pen ports may be swapped), then connect again.")
+                wrong.append(f"the port {dev.port} given for the {name} answered as {what} ({ident.model} s/n "
+                             f"{ident.serial_number})")
             identities[name] = ident.as_dict()
+        if wrong:
+            self.close()
+            swapped = " (the light and pen ports are swapped)" if len(wrong) == len(self.devices) == 2 else ""
+            text = "; ".join(wrong)
+            raise UserError(f"{text[:1].upper()}{text[1:]}{swapped}: put each device's port in its own field, "
+                            "then connect again.")
         return identities
 
     # --- recording --------------------------------------------------------------------------------------------
