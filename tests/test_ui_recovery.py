@@ -87,8 +87,7 @@ def test_overtemperature_reset_refused_while_hot_then_resets_device_and_resumes(
     qtbot.waitUntil(lambda: "over_temperature" in tv.interlocks.tripped(), timeout=TIMEOUT_MS)
     assert any("°C" in a.event.message for a in tv.alarms.alarms if a.severity == "high")
     inject(qtbot, win, "light", "clear_faults_cause")
-    click(qtbot, tv.reset_button)
-    qtbot.waitUntil(lambda: not tv.interlocks.tripped(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: reset_accepted(qtbot, win), timeout=TIMEOUT_MS)
     click(qtbot, tv.resume_button)
     assert win.controller.session.state == State.ARMED
     click(qtbot, tv.start_step_button)  # the device accepts the arm now

@@ -35,6 +35,7 @@ HOST_MAX_LAMP_TEMP_C = 42.0  # below the device's own 45 °C cut-out: the host a
 # the limit cannot be reset, re-armed and tripped again at once; the device's own RESET uses 3 °C under its 45 °C.
 RESET_TEMP_HYSTERESIS_C = 3.0
 RESET_ANSWER_S = 0.5  # a device whose last telemetry is older than this is not answering: no reset
+RESET_SETTLE_S = 0.05  # the causes are judged on a block that arrived this long after the reset was asked for
 
 
 class Interlock:
@@ -226,7 +227,8 @@ class SafetyMonitor(BaseSink):
                 blockers.append(f"The {name}{where} is disconnected: plug it back in and wait until it is "
                                 "connected again, then reset.")
                 continue
-            fresh = self._wait_block(name, now)  # judge the causes on telemetry sent after the request
+            # judge the causes on telemetry sampled after the request: a frame can carry samples up to a frame old
+            fresh = self._wait_block(name, now + RESET_SETTLE_S, RESET_ANSWER_S + RESET_SETTLE_S)
             if not fresh or getattr(dev, "telemetry_lost", False):
                 blockers.append(f"The {name}{where} is not answering (no telemetry for over "
                                 f"{RESET_ANSWER_S * 1000:.0f} ms): check its cable and power, then reset.")
