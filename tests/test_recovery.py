@@ -163,8 +163,8 @@ def test_unplugged_device_cannot_be_reset_until_it_answers_again(visit):
     with pytest.raises(ResetRefused, match="pen .* is disconnected"):
         v.reset_interlocks()
     pen.replug()
-    wait_for(lambda: v.rig.devices["pen"].connected, 5, "reconnected")
-    wait_for(lambda: _reset_ok(v), 5, "reset accepted")
+    wait_for(lambda: v.rig.devices["pen"].connected, 10, "reconnected")
+    wait_for(lambda: _reset_ok(v), 20, "reset accepted")
     assert pen.state().faults == 0
     v.resume()
     v.run_step()

@@ -202,90 +202,23 @@ class SafetyMonitor(BaseSink):
         return any(row.get("fault_bits", 0) for row in list(self._last_row.values()))
 
     def reset_checked(self, who: str) -> list[Trip]:
-        """The operator's reset from the window or a runner: refused (ResetRefused, naming the cause) while any cause
-        is still present; otherwise every device's latched fault is reset (RESET command) and then the monitor's
-        latch. Returns the cleared trips. Waits for the devices' answers: call it off the GUI thread.
+        """The operator's reset, refused while a cause remains; resets the devices' latched faults too
+        (workstation/reset.py). Waits for the devices: call it off the GUI thread."""
+        from workstation.reset import reset_checked
 
-        Causes checked, from each device's connection and last telemetry: still active; disconnected or not
-        answering (no telemetry for RESET_ANSWER_S); lamp above HOST_MAX_LAMP_TEMP_C − RESET_TEMP_HYSTERESIS_C;
-        skin contact not back after a contact_lost trip; and whatever the device itself refuses to reset (a jammed
-        motor, a failed lamp), which the device reports as CAUSE_PERSISTS."""
-        now = self.clock()
-        tripped = self.tripped
-        with self._lock:
-            devices = dict(self.devices)
-        blockers: list[str] = []
-        to_reset: list[str] = []
-        for name, dev in devices.items():
-            row = self._last_row.get(name, {})
-            needs = name in tripped or row.get("fault_bits", 0) != 0
-            if not needs:
-                continue
-            port = getattr(dev, "port", "")
-            where = f" ({port})" if port else ""
-            if not getattr(dev, "connected", True):
-                blockers.append(f"The {name}{where} is disconnected: plug it back in and wait until it is "
-                                "connected again, then reset.")
-                continue
-            # judge the causes on telemetry sampled after the request: a frame can carry samples up to a frame old
-            fresh = self._wait_block(name, now + RESET_SETTLE_S, RESET_ANSWER_S + RESET_SETTLE_S)
-            if not fresh or getattr(dev, "telemetry_lost", False):
-                blockers.append(f"The {name}{where} is not answering (no telemetry for over "
-                                f"{RESET_ANSWER_S * 1000:.0f} ms): check its cable and power, then reset.")
-                continue
-            row = self._last_row.get(name, {})
-            if self._active.get(name):
-                blockers.append(f"The {name} still reports activity: wait until it has stopped, then reset.")
-                continue
-            temp = row.get("lamp_temp_c")
-            allowed_c = HOST_MAX_LAMP_TEMP_C - RESET_TEMP_HYSTERESIS_C
-            if temp is not None and temp > allowed_c:
-                blockers.append(f"The lamp is at {temp:.1f} °C: reset is allowed below {allowed_c:g} °C (the "
-                                f"{HOST_MAX_LAMP_TEMP_C:g} °C limit minus {RESET_TEMP_HYSTERESIS_C:g} °C). Let it cool, "
-                                "then reset.")
-                continue
-            trip = tripped.get(name)
-            if trip is not None and trip.interlock == Interlock.CONTACT_LOST and not row.get("skin_contact", 1):
-                blockers.append(f"The {name} still sees no skin contact: place it on the skin, then reset.")
-                continue
-            to_reset.append(name)
-        if not blockers:
-            for name in to_reset:
-                reset_faults = getattr(devices[name], "reset_faults", None)
-                if reset_faults is None:
-                    continue
-                t_reset = self.clock()
-                try:
-                    reset_faults()
-                except Exception as exc:  # noqa: BLE001 - a refusal or a dead link: both are a cause that remains
-                    blockers.append(_device_reset_refusal(name, exc))
-                    continue
-                if not self._wait_fault_clear(name, t_reset):
-                    blockers.append(f"The {name} accepted the reset but its telemetry still shows a latched fault: "
-                                    "check the device, then reset again.")
-        if blockers:
-            self.bus.publish_event(Event(self.clock(), "interlock_reset_refused", "info", "operator",
-                                         "reset refused: " + " ".join(blockers), {"who": who, "causes": blockers}))
-            raise ResetRefused(" ".join(blockers))
-        return self.reset(who)
+        return reset_checked(self, who)
 
-    def _wait_block(self, device: str, since: float, timeout_s: float = RESET_ANSWER_S) -> bool:
-        """Wait until a block from `device` arrives after `since` (the host clock)."""
-        t_end = time.monotonic() + timeout_s
-        while self._last_block_s.get(device, 0.0) <= since:
-            if time.monotonic() >= t_end:
-                return False
-            time.sleep(0.005)
-        return True
+    def last_row(self, device: str) -> dict[str, float]:
+        """lamp_temp_c, skin_contact and fault_bits of the device's last sample (empty before its first block)."""
+        return dict(self._last_row.get(device, {}))
 
-    def _wait_fault_clear(self, device: str, since: float, timeout_s: float = RESET_ANSWER_S) -> bool:
-        """Wait until a block that arrived after `since` shows no latched fault bits."""
-        t_end = time.monotonic() + timeout_s
-        while time.monotonic() < t_end:
-            if self._last_block_s.get(device, 0.0) > since and not self._last_row.get(device, {}).get("fault_bits"):
-                return True
-            time.sleep(0.005)
-        return False
+    def last_block_s(self, device: str) -> float:
+        """Host time of the device's last block (0 before the first)."""
+        return self._last_block_s.get(device, 0.0)
+
+    def is_active(self, device: str) -> bool:
+        """Emitting or needling per the device's last block (False once its telemetry was lost)."""
+        return bool(self._active.get(device))
 
     # --- the interlocks --------------------------------------------------------------------------------------
     def estop(self, source: str) -> list[Trip]:
@@ -453,19 +386,3 @@ class SafetyMonitor(BaseSink):
                                      f"{device} was still active {RESEND_STOP_AFTER_S * 1000:.0f} ms after the "
                                      f"{trip.interlock} interlock: stop sent again", {"device": device}))
 
-
-def _device_reset_refusal(name: str, exc: Exception) -> str:
-    """A sentence for a device that refused RESET (its reason names the fault whose cause persists)."""
-    reason = getattr(exc, "reason", "")
-    if "MOTOR_JAM" in reason:
-        return (f"The {name} reports its motor still jammed: free the needle mechanism or fit a new cartridge, "
-                "then reset.")
-    if "LAMP_FAILURE" in reason:
-        return f"The {name} reports a failed lamp: have the lamp replaced, then reset."
-    if "OVER_TEMPERATURE" in reason:
-        return f"The {name} reports its lamp still too hot: let it cool, then reset."
-    if "WATCHDOG" in reason:
-        return f"The {name} has not heard the workstation's heartbeat yet: wait a moment, then reset."
-    if reason:
-        return f"The {name} refused the reset: {reason.rstrip('.')}. Remove the cause, then reset."
-    return f"The {name} could not be reset ({exc}): check that it is connected, then reset."
