@@ -59,16 +59,18 @@ def test_combined_session_completes_and_its_recording_holds_plan_commands_and_st
 
 
 @pytest.mark.parametrize(("scenario", "interlock", "review"), [
-    ("contact-lost-mid-exposure.toml", Interlock.CONTACT_LOST, "telemetry: light stopped "),
-    ("unplug-mid-exposure.toml", Interlock.DISCONNECTED, "telemetry: light was active in its last sample and sent "
-     "none after the stop"),
+    # the device stops itself on contact loss: the host's stop comes before or after that, as the load decides
+    ("contact-lost-mid-exposure.toml", Interlock.CONTACT_LOST, ("telemetry: light stopped ",
+                                                                "telemetry: light had stopped by itself ")),
+    ("unplug-mid-exposure.toml", Interlock.DISCONNECTED, ("telemetry: light was active in its last sample and sent "
+                                                          "none after the stop",)),
 ])
 def test_fault_scenarios_end_safely_with_the_cause_recorded(tmp_path, scenario, interlock, review):
     lines: list[str] = []
     result = run_scenario(load_scenario(SCENARIOS / scenario), tmp_path, out=lines.append)
     assert result.exit_code == EXIT_INTERLOCK and result.state == "aborted"
     # the printed summary reviews the first trip against the recorded telemetry
-    assert any(line.strip().startswith(f"{interlock}: {review}") for line in lines), lines
+    assert any(line.strip().startswith(tuple(f"{interlock}: {r}" for r in review)) for line in lines), lines
     [res] = result.summary["results"]
     assert res["outcome"] == "interrupted" and 0 < res["delivered_dose_mj_cm2"] < 200
     with Recording.open(result.recording) as rec:

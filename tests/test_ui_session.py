@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PyQt6.QtCore import Qt
 
 from workstation.protocols.library import seeds_dir
 from workstation.recording import Recording
 from workstation.safety import SafetyMonitor
-from workstation.session import State
+from workstation.session import SessionError, State
 from workstation.ui.main_window import MainWindow
 
 SCENARIOS = seeds_dir() / "scenarios"
@@ -134,12 +135,15 @@ def test_escape_key_stops_a_running_needling_pass(qtbot, window: MainWindow) -> 
     qtbot.waitUntil(lambda: "estop" in win.treatment.interlocks.tripped(), timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: not win.treatment.step_running, timeout=TIMEOUT_MS)
     assert win.controller.session.state == State.PAUSED
-    # resume is refused while latched; after a reset it is allowed
-    qtbot.mouseClick(win.treatment.resume_button, Qt.MouseButton.LeftButton)
-    assert "reset the interlocks" in win.messages[-1][1]
+    # resume cannot be pressed while latched (nor can a step start); after a reset it can
+    assert not win.treatment.resume_button.isEnabled() and not win.treatment.start_step_button.isEnabled()
+    with pytest.raises(SessionError, match="reset the interlocks"):
+        win.controller.resume()
     qtbot.waitUntil(lambda: not win.controller.active_devices(), timeout=TIMEOUT_MS)  # telemetry: pen stopped
+    assert win.treatment.reset_button.isEnabled()
     qtbot.mouseClick(win.treatment.reset_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not win.treatment.interlocks.tripped(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(win.treatment.resume_button.isEnabled, timeout=TIMEOUT_MS)
     qtbot.mouseClick(win.treatment.resume_button, Qt.MouseButton.LeftButton)
     assert win.controller.session.state == State.ARMED
     qtbot.mouseClick(win.home_button, Qt.MouseButton.LeftButton)  # leaving an open session is refused

@@ -60,6 +60,7 @@ class Rig:
         unknown = set(ports) - set(DEVICE_KINDS)
         if unknown:
             raise UserError(f"unknown device {', '.join(sorted(unknown))}: the devices are 'light' and 'pen'.")
+        check_ports_distinct(ports)
         rig = cls._build(ports, bus or SessionBus(), "clinical")
         if connect:
             rig.connect()
@@ -84,12 +85,25 @@ class Rig:
     def connect(self) -> dict[str, dict]:
         """Connect every device; a device that cannot be reached is a UserError naming its port."""
         identities = {}
+        wrong: list[str] = []
         for name, dev in self.devices.items():
             try:
-                identities[name] = dev.connect().as_dict()
+                ident = dev.connect()
             except DeviceError as exc:
                 self.close()
                 raise UserError(f"The {name} could not be connected: {exc}") from exc
+            answered = str(ident.extra.get("kind", "") or "")
+            if answered and answered != dev.INFO.kind:
+                what = {"light": "a light", "needling": "a microneedling pen"}.get(answered, f"a {answered} device")
+                wrong.append(f"the port {dev.port} given for the {name} answered as {what} ({ident.model} s/n "
+                             f"{ident.serial_number})")
+            identities[name] = ident.as_dict()
+        if wrong:
+            self.close()
+            swapped = " (the light and pen ports are swapped)" if len(wrong) == len(self.devices) == 2 else ""
+            text = "; ".join(wrong)
+            raise UserError(f"{text[:1].upper()}{text[1:]}{swapped}: put each device's port in its own field, "
+                            "then connect again.")
         return identities
 
     # --- recording --------------------------------------------------------------------------------------------
@@ -170,3 +184,14 @@ class Rig:
             for emu in self.emulators.values():
                 emu.stop()
         return result
+
+
+def check_ports_distinct(ports: dict[str, str]) -> None:
+    """The same serial port given for two devices is refused before anything is opened (UserError naming both)."""
+    seen: dict[str, str] = {}
+    for name, port in ports.items():
+        key = str(Path(port).expanduser().resolve()) if port else port
+        if key in seen:
+            raise UserError(f"The {seen[key]} port and the {name} port are both {port}: each device needs its own "
+                            "port. Give the light's port in the light field and the pen's in the pen field.")
+        seen[key] = name

@@ -8,18 +8,18 @@ recorder failing, e.g. a full disk, counts as one), 4 stopped by the operator, 5
 
 from __future__ import annotations
 
-import datetime as dt
-import tempfile
+import os
+import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from workstation.bus import BaseSink, CommandRecord, Event, now_s
 from workstation.errors import UserError
-from workstation.rig import Rig
 from workstation.scenario import DEVICE_ACTIONS, Scenario, TimedEvent
-from workstation.session import Session, State, Step
+from workstation.session import SessionError, State
 
 EXIT_COMPLETED, EXIT_BAD_INPUT, EXIT_INTERLOCK, EXIT_OPERATOR, EXIT_DEVICE = 0, 2, 3, 4, 5
 
@@ -52,33 +52,10 @@ class ProgressPrinter(BaseSink):
             self.out(f"{record.t_host_s - self.t0:8.3f} s    {record.device} {record.command}: {record.result}")
 
 
-def prepare_plan(scenario: Scenario, store, library, device_model: str):
-    """Enter the scenario's patient into the (training) store and plan today's visit. Returns (course, plan)."""
-    from workstation.dose import plan_next_session
-
-    protocol = library.get(scenario.protocol_id)
-    today = dt.date.today()
-    patient = store.find_patient(scenario.pseudonym) or store.create_patient(scenario.pseudonym)
-    known = {item.id for item in library.tables.screening}
-    unknown = set(scenario.screening_yes) - known
-    if unknown:
-        raise UserError(f"{scenario.path.name}: unknown screening item(s) {', '.join(sorted(unknown))}; "
-                        f"known: {', '.join(sorted(known))}.")
-    for item in library.tables.screening:
-        store.add_screening_answer(patient.id, item.id, item.id in scenario.screening_yes, today,
-                                   scenario.operator_id)
-    if scenario.med_mj_cm2:
-        store.add_med(patient.id, device_model, scenario.med_mj_cm2, today)
-    areas = [store.find_or_create_area(patient.id, a.area_id, a.region, a.lesion, a.size_cm2, scenario.skin_type_roman,
-                                       scar_age_months=a.scar_age_months, scar_kind=a.scar_kind, distinct_place=True)
-             for a in scenario.areas]  # the scenario's areas have unique labels: each is its own place
-    course = store.find_or_create_course(patient.id, protocol, [a.id for a in areas], today)
-    plan = plan_next_session(store, library, course.id, today, device_model=device_model)
-    return course, plan
-
-
-def _schedule(events: tuple[TimedEvent, ...], rig: Rig, session: Session, operator: str,
+def _schedule(events: tuple[TimedEvent, ...], visit, operator: str,
               started: threading.Event, done: threading.Event, out: Callable[[str], None]) -> threading.Thread:
+    rig, session = visit.rig, visit.session
+
     def run() -> None:
         if not started.wait(120) or done.is_set():
             return
@@ -93,9 +70,18 @@ def _schedule(events: tuple[TimedEvent, ...], rig: Rig, session: Session, operat
                     session.estop(f"scenario at {ev.at_s:g} s")
                 elif ev.action == "pause":
                     session.pause(operator, "paused by the scenario")
+                elif ev.action == "reset":
+                    cleared = visit.reset_interlocks()
+                    out(f"scenario reset at {ev.at_s:g} s: " + (", ".join(t.interlock for t in cleared) or
+                                                                  "the devices' latched faults"))
+                elif ev.action == "resume":
+                    session.resume(operator)
+                elif ev.action == "crash":
+                    out(f"scenario crash at {ev.at_s:g} s: the runner kills itself (SIGKILL)")
+                    os.kill(os.getpid(), signal.SIGKILL)
                 else:
                     session.operator_stop(operator, f"operator stop at {ev.at_s:g} s")
-            except UserError as exc:
+            except (UserError, SessionError) as exc:
                 out(f"scenario event {ev.action} at {ev.at_s:g} s could not be done: {exc}")
 
     th = threading.Thread(target=run, name="scenario-events", daemon=True)
@@ -115,31 +101,15 @@ class _StepWatch(BaseSink):
 
 def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | None = None,
                  out: Callable[[str], None] = print) -> RunResult:
-    from workstation.protocols import load_library
-    from workstation.store import ClinicStore
+    """The scenario's visit through the visit service (the window uses the same), aborting on any trip."""
+    from workstation.visit import Visit
 
-    library = load_library()
-    if library.tables is None:
-        raise UserError("The reference tables did not load; run `python main.py protocols check`.")
-    library.get(scenario.protocol_id)  # a UserError naming the protocol if it is unknown
-    tmp = None
-    if store_path is None:
-        tmp = tempfile.TemporaryDirectory(prefix="cicatrix-training-")
-        store_path = Path(tmp.name) / "training.sqlite3"
-    store = ClinicStore.open(store_path, training=True)
-    rig = None
-    recording = sha = recording_failure = None
+    visit = Visit.training(scenario, record_dir, store_path=store_path)
     try:
-        rig = Rig.simulation(seed=scenario.seed, light_warmup_s=scenario.light_warmup_s)
-        model = rig.devices["light"].identity.model
-        course, plan = prepare_plan(scenario, store, library, model)
-        if plan.refused:
-            raise UserError(f"The dose engine refused this session: {plan.refusal.reason} "
-                            f"(first allowed {plan.refusal.first_allowed_date}).")
-        specs = plan.execution_steps()
-        if not specs:
-            raise UserError("The plan has nothing to treat: " + plan.nothing_to_treat_reason())
-        steps = [Step(**s, pass_duration_s=scenario.pass_duration_s) for s in specs]
+        for closed in visit.crashed:
+            out(f"session {closed.session_id} was left open by a process that ended: closed as {closed.note}")
+        plan, rig = visit.plan, visit.rig
+        visit.check_plan()
         printer = ProgressPrinter(out)
         rig.bus.subscribe(printer)
         out(f"scenario: {scenario.title}" + (f" — {scenario.description}" if scenario.description else ""))
@@ -148,37 +118,33 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
                 out(f"  plan {a.label}: {reason}")
         for w in plan.warnings:
             out(f"  warning: {w}")
-        protocol = library.get(scenario.protocol_id)
-        rig.start_recording(record_dir, patient_pseudonym=scenario.pseudonym, operator_id=scenario.operator_id,
-                            protocol_id=protocol.id, protocol_version=str(protocol.version), plan=plan.to_dict())
-        session = Session(rig.bus, rig.devices, rig.monitor, operator_id=scenario.operator_id, abort_on_trip=True)
         started, done = threading.Event(), threading.Event()
         rig.bus.subscribe(_StepWatch(started))
-        session.connect(scenario.operator_id)
-        session.load_plan(steps, scenario.operator_id)
-        events = _schedule(scenario.events, rig, session, scenario.operator_id, started, done, out)
+        # A scenario that resumes after a trip lets trips pause the session (as the window does); others abort.
+        resumes = [ev for ev in scenario.events if ev.action == "resume"]
+        visit.begin(abort_on_trip=not resumes)
+        session = visit.session
+        out(f"session {visit.session_id} in the store: in progress")
+        events = _schedule(scenario.events, visit, scenario.operator_id, started, done, out)
         try:
-            final = session.run_all(scenario.operator_id)
+            visit.run_all()
+            while resumes and (session.state == State.ARMED or (session.state == State.PAUSED and events.is_alive())):
+                if session.state == State.ARMED:
+                    visit.run_all()
+                else:
+                    time.sleep(0.02)  # paused: the scenario's reset and resume are still to come
+            final = session.state
         finally:
             done.set()
             events.join(timeout=2)
-            session.close()
         if final == State.PAUSED:  # headless: nobody is there to resume
             why = next((r.note for r in reversed(session.results) if r.note), "the session was paused")
             session.abort("runner", why)
-            final = session.state
-        summary = session.summary()
-        session_id = store.add_session(course.id, dt.date.today(), device_model=model, plan=plan.to_dict())
-        store_treatments(store, session_id, session)
-        recording, sha, recording_failure = close_recording(rig)
-        if recording is not None and sha is not None:
-            store.link_recording(session_id, recording, sha)
+        saved = visit.end()
+        final, summary, recording, sha = session.state, saved.summary, saved.recording, saved.sha256
+        recording_failure = saved.recording_failure
     finally:
-        if rig is not None:
-            rig.close()
-        store.close()
-        if tmp is not None:
-            tmp.cleanup()
+        visit.close()
     code = EXIT_COMPLETED
     if final == State.ABORTED:
         operator = summary["abort_reason"].startswith(("operator stop", "stopped by the operator"))
@@ -187,37 +153,6 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
         code = EXIT_INTERLOCK
     _print_summary(out, scenario, summary, recording, sha, code, recording_failure)
     return RunResult(code, str(final), summary, recording, sha)
-
-
-def store_treatments(store, session_id: int, session: Session) -> None:
-    """Record in the store what each step delivered (the dose engine's history reads these)."""
-    from workstation.store import Treatment
-
-    for r in session.results:
-        if r.outcome != "done" and not r.delivered_dose_mj_cm2 and not r.passes_done:
-            continue
-        s = r.step
-        if s.modality == "light":
-            t = Treatment(int(s.area_id), "light", dose_mj_cm2=round(r.delivered_dose_mj_cm2, 3))
-        else:
-            t = Treatment(int(s.area_id), "needling", depth_mm=s.depth_mm, stroke_rate_hz=s.stroke_rate_hz,
-                          passes=r.passes_done)
-        store.add_treatment(session_id, t)
-
-
-def close_recording(rig: Rig) -> tuple[Path | None, str | None, str | None]:
-    """Close the session's recording: (path, sha256, failure). `failure` says why the recorder stopped early or
-    could not close the file (a full disk); sha256 is None when no checksum could be written."""
-    from workstation.recording import RecordingError
-
-    rec = rig.recorder
-    if rec is None:
-        return None, None, None
-    try:
-        path, sha = rig.stop_recording()
-    except RecordingError as exc:
-        return rec.path, None, str(exc)
-    return path, sha, None if rec.error is None else str(rec.error)
 
 
 def _print_summary(out, scenario: Scenario, summary: dict, recording, sha, code: int,

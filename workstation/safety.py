@@ -23,6 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from workstation.bus import BaseSink, CommandRecord, Event, SessionBus, now_s
+from workstation.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,11 @@ TELEMETRY_LOST_S = 0.25
 RESEND_STOP_AFTER_S = 0.1  # a device still active this long after a trip gets another stop and an alarm
 WATCHDOG_PERIOD_S = 0.01
 HOST_MAX_LAMP_TEMP_C = 42.0  # below the device's own 45 °C cut-out: the host acts first
+# An over-temperature is reset only once the lamp is this far below the host limit (39 °C), so a lamp hovering at
+# the limit cannot be reset, re-armed and tripped again at once; the device's own RESET uses 3 °C under its 45 °C.
+RESET_TEMP_HYSTERESIS_C = 3.0
+RESET_ANSWER_S = 0.5  # a device whose last telemetry is older than this is not answering: no reset
+RESET_SETTLE_S = 0.05  # the causes are judged on a block that arrived this long after the reset was asked for
 
 
 class Interlock:
@@ -114,6 +120,10 @@ class Trip:
         return (self.t_stop_written_s - self.t_cause_s) * 1000.0
 
 
+class ResetRefused(UserError):
+    """The operator's reset was refused: a cause is still present. The message names it and what to do."""
+
+
 class Stoppable(Protocol):
     """What the monitor needs of a device: write a stop at once, return when it was written (raises if it cannot)."""
 
@@ -138,6 +148,8 @@ class SafetyMonitor(BaseSink):
         self._last_block_s: dict[str, float] = {}
         self._backup_s: dict[str, float] = {}  # device -> backup time it acknowledged (s)
         self._exposure_from_us: dict[str, int | None] = {}  # device -> device time its current exposure began
+        self._hot: set[str] = set()  # devices whose lamp-over-temperature alarm is raised
+        self._last_row: dict[str, dict[str, float]] = {}  # device -> lamp_temp_c, skin_contact, fault_bits, last row
         self._alive_s = clock()
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
@@ -190,6 +202,32 @@ class SafetyMonitor(BaseSink):
             ))
         return cleared
 
+    def needs_reset(self) -> bool:
+        """An interlock is latched, or a device's last telemetry shows a latched fault: a reset can act."""
+        with self._lock:
+            if self._tripped:
+                return True
+        return any(row.get("fault_bits", 0) for row in list(self._last_row.values()))
+
+    def reset_checked(self, who: str) -> list[Trip]:
+        """The operator's reset, refused while a cause remains; resets the devices' latched faults too
+        (workstation/reset.py). Waits for the devices: call it off the GUI thread."""
+        from workstation.reset import reset_checked
+
+        return reset_checked(self, who)
+
+    def last_row(self, device: str) -> dict[str, float]:
+        """lamp_temp_c, skin_contact and fault_bits of the device's last sample (empty before its first block)."""
+        return dict(self._last_row.get(device, {}))
+
+    def last_block_s(self, device: str) -> float:
+        """Host time of the device's last block (0 before the first)."""
+        return self._last_block_s.get(device, 0.0)
+
+    def is_active(self, device: str) -> bool:
+        """Emitting or needling per the device's last block (False once its telemetry was lost)."""
+        return bool(self._active.get(device))
+
     # --- the interlocks --------------------------------------------------------------------------------------
     def estop(self, source: str) -> list[Trip]:
         """Emergency stop, from any thread: both devices are stopped at once, the light first."""
@@ -207,18 +245,35 @@ class SafetyMonitor(BaseSink):
         self._last_block_s[device] = t
         names = block.dtype.names
         lim = self.limits
+        if len(block):
+            self._last_row[device] = {k: float(block[k][-1]) for k in ("lamp_temp_c", "skin_contact", "fault_bits")
+                                      if k in names}
         if "shutter_open" in names:
             active = block["shutter_open"].astype(bool)
             self._active[device] = bool(active[-1])
             if active.any():
                 self._check_light(device, block, active, lim, t)
             self._check_backup_time(device, block, active, t)
+            if "lamp_temp_c" in names and len(block):
+                self._watch_idle_heat(device, float(block["lamp_temp_c"].max()), lim, t)
         elif "running" in names:
             active = block["running"].astype(bool)
             self._active[device] = bool(active[-1])
             if active.any():
                 self._check_pen(device, block, active, lim, t)
         self._check_still_active(device, t)
+
+    def _watch_idle_heat(self, device: str, temp: float, lim: StepLimits, t: float) -> None:
+        """A lamp over the limit is an alarm even with the shutter closed (an exposure would trip at once); raised
+        once, re-armed when the lamp is back below the reset temperature. Emitting, the interlock trips instead."""
+        if temp > lim.max_lamp_temp_c and device not in self._hot:
+            self._hot.add(device)
+            self.bus.publish_event(Event(t, "alarm", "high", "safety", f"The {device}'s lamp is at {temp:.1f} °C, "
+                                         f"above {lim.max_lamp_temp_c:g} °C: no exposure until it has cooled below "
+                                         f"{lim.max_lamp_temp_c - RESET_TEMP_HYSTERESIS_C:g} °C.",
+                                         {"device": device, "lamp_temp_c": temp, "limit_c": lim.max_lamp_temp_c}))
+        elif temp < lim.max_lamp_temp_c - RESET_TEMP_HYSTERESIS_C:
+            self._hot.discard(device)
 
     def _check_light(self, device: str, b: np.ndarray, on: np.ndarray, lim: StepLimits, t: float) -> None:
         if not lim.light_allowed:
@@ -368,3 +423,4 @@ class SafetyMonitor(BaseSink):
         self.bus.publish_event(Event(t, "alarm", "high", "safety",
                                      f"{device} was still active {RESEND_STOP_AFTER_S * 1000:.0f} ms after the "
                                      f"{trip.interlock} interlock: stop sent again", {"device": device}))
+

@@ -20,9 +20,11 @@ from workstation.protocols.tables import Tables
 # Actions a timed event may take. Device faults go to that device's emulator; the rest act on the session.
 DEVICE_ACTIONS = {
     "unplug", "replug", "stall", "unstall", "corrupt", "over_temperature", "lamp_failure", "contact_lost",
-    "contact_restored", "motor_jam", "sensor_low", "sensor_glitch", "backup_timer_failure",
+    "contact_restored", "motor_jam", "sensor_low", "sensor_glitch", "backup_timer_failure", "clear_faults_cause",
 }
-SESSION_ACTIONS = {"operator_stop", "estop", "pause"}
+# reset / resume: the operator's Reset interlocks and Resume (a scenario with a resume runs with trips pausing the
+# session instead of aborting it); crash: the headless runner kills its own process (SIGKILL), for crash recovery.
+SESSION_ACTIONS = {"operator_stop", "estop", "pause", "reset", "resume", "crash"}
 ROMAN = ("I", "II", "III", "IV", "V", "VI")
 EVENT_TIME_MAX_S = 3600.0
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from drivers.base import DeviceError, SerialDevice
 from workstation.bus import BaseSink, Event, SessionBus, now_s
+from workstation.outcome import delivered_by_runs, merge_runs, session_outcome, summarize
 from workstation.safety import SafetyMonitor, StepLimits, Trip
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ DEPTH_SETTLE_S = 1.0  # time allowed for the pen's depth stop to reach a new set
 DEPTH_SETTLE_TOLERANCE_MM = 0.02
 INACTIVE_CONFIRM_S = 0.5  # after a STOP, telemetry must show the device inactive (the pen brakes for ~50 ms)
 NOTE_MAX_CHARS = 500
+MIN_DEVICE_DOSE_MJ_CM2 = 1.0  # the light's smallest settable target (drivers/light.py bounds)
 
 
 class State(StrEnum):
@@ -85,6 +87,9 @@ class Step:
 
 @dataclass
 class StepResult:
+    """One run of a step. A step stopped and run again after a resume has several runs; together they deliver the
+    step's target once (the later runs give only what is left)."""
+
     step: Step
     outcome: str  # "done", "interrupted", "skipped"
     delivered_dose_mj_cm2: float = 0.0
@@ -92,6 +97,7 @@ class StepResult:
     t_start_s: float = 0.0
     t_end_s: float = 0.0
     note: str = ""
+    step_index: int = -1
 
 
 @dataclass
@@ -196,7 +202,7 @@ class Session(BaseSink):
         self._interrupt.clear()
         self._transition(State.TREATING, f"step {self.current + 1}: {step.describe()}", who)
         self._step_event("step_started", step, f"step {self.current + 1} started: {step.describe()}")
-        result = StepResult(step, "interrupted", t_start_s=now_s())
+        result = StepResult(step, "interrupted", t_start_s=now_s(), step_index=self.current)
         try:
             if step.modality == "light":
                 self._run_light(step, result)
@@ -231,12 +237,16 @@ class Session(BaseSink):
             self._pause_after_interrupt(result.note or "step interrupted")
         return result
 
-    def _limits_for(self, step: Step) -> StepLimits:
+    def delivered_in_step(self, index: int) -> tuple[float, int]:
+        """(dose mJ/cm², passes) the step at `index` delivered over all its runs so far (a started pass counts)."""
+        return delivered_by_runs(self.results, index)
+
+    def _limits_for(self, step: Step, target_mj_cm2: float = 0.0) -> StepLimits:
         return StepLimits(
             area_id=step.area_label,
             light_allowed=step.modality == "light",
             needling_allowed=step.modality == "needling",
-            target_dose_mj_cm2=step.target_dose_mj_cm2,
+            target_dose_mj_cm2=target_mj_cm2,
             area_dose_before_mj_cm2=self.area_dose_mj_cm2.get(step.area_id, 0.0),
             area_dose_cap_mj_cm2=step.area_dose_cap_mj_cm2,
             depth_limit_mm=step.depth_limit_mm,
@@ -247,17 +257,28 @@ class Session(BaseSink):
         # The device's own dose control is the primary stop: never give it more than the area has left under its
         # cap. The monitor's host-side checks are the backup (they can overshoot by one frame plus the shutter).
         left = step.area_dose_cap_mj_cm2 - self.area_dose_mj_cm2.get(step.area_id, 0.0)
-        device_target = min(step.target_dose_mj_cm2, left)
-        if device_target < 1.0:
+        # A step run again after a stop gives only what its earlier runs did not (the device's dose restarts at 0).
+        before, _ = self.delivered_in_step(self.current)
+        still_due = step.target_dose_mj_cm2 - before
+        if before > 0 and still_due < MIN_DEVICE_DOSE_MJ_CM2:
+            result.outcome = "done"
+            result.note = (f"{before:.1f} of {step.target_dose_mj_cm2:g} mJ/cm² were given before the stop; the "
+                           f"{max(still_due, 0.0):.1f} left is below the device's {MIN_DEVICE_DOSE_MJ_CM2:g} mJ/cm²")
+            return
+        device_target = min(still_due, left)
+        if device_target < MIN_DEVICE_DOSE_MJ_CM2:
             result.note = (f"the area has {max(left, 0.0):.1f} mJ/cm² left under its cap of "
                            f"{step.area_dose_cap_mj_cm2:g} mJ/cm²: no exposure")
             return
-        if device_target < step.target_dose_mj_cm2:
+        if before > 0:
+            self._step_event("target_remaining", step, f"resumed: {before:.1f} mJ/cm² were given before the stop, "
+                             f"{device_target:.1f} mJ/cm² to go", device_target_mj_cm2=device_target)
+        elif device_target < step.target_dose_mj_cm2:
             self._step_event("target_capped", step, f"target lowered to {device_target:.1f} mJ/cm² so the area "
                              f"stays within its cap of {step.area_dose_cap_mj_cm2:g} mJ/cm²",
                              device_target_mj_cm2=device_target)
         light.set("target_dose_mj_cm2", round(device_target, 3))
-        self.monitor.set_limits(self._limits_for(step))
+        self.monitor.set_limits(self._limits_for(step, device_target))
         self._exposure = exp = _Exposure()
         if self._interrupt.is_set():
             return
@@ -269,7 +290,7 @@ class Session(BaseSink):
             return
         # Expected time at the lamp's present output, with generous slack for warm-up; a stuck exposure is stopped.
         irr = max(exp.irradiance_mw_cm2, 20.0)
-        timeout_s = 3.0 * step.target_dose_mj_cm2 / irr + 10.0
+        timeout_s = 3.0 * device_target / irr + 10.0
         t_end = now_s() + timeout_s
         while not exp.ended.is_set() and not self._interrupt.is_set() and now_s() < t_end:
             exp.ended.wait(0.02)
@@ -290,6 +311,11 @@ class Session(BaseSink):
 
     def _run_needling(self, step: Step, result: StepResult) -> None:
         pen = self.devices["pen"]
+        _, passes_before = self.delivered_in_step(self.current)
+        if passes_before >= step.passes:
+            result.outcome = "done"
+            result.note = f"all {step.passes} passes were started before the stop"
+            return
         t_set = now_s()
         pen.set("depth_mm", step.depth_mm)
         pen.set("stroke_rate_hz", step.stroke_rate_hz)
@@ -298,11 +324,13 @@ class Session(BaseSink):
         if not self._wait_depth(step.depth_mm, t_set, DEPTH_SETTLE_S):
             result.note = f"the needle depth did not reach {step.depth_mm:g} mm within {DEPTH_SETTLE_S:g} s"
             return
-        for k in range(step.passes):
+        # Passes already started in earlier runs count against the protocol's maximum (a partial pass counts as one).
+        for k in range(passes_before, step.passes):
             if self._interrupt.is_set():
                 return
             pen.arm(True)
             pen.start()
+            result.passes_done += 1  # the needles may have touched the skin: this pass counts from now on
             if self._interrupt.is_set():  # stopped while the start was on its way: undo it
                 pen.stop_now("session interrupted")
                 return
@@ -314,7 +342,6 @@ class Session(BaseSink):
             if not self._wait_inactive("pen", t_stop, INACTIVE_CONFIRM_S):
                 result.note = f"the pen was not seen stopped within {INACTIVE_CONFIRM_S * 1000:.0f} ms of STOP"
                 return
-            result.passes_done = k + 1
         result.outcome = "done"
 
     # --- interruptions (any thread) --------------------------------------------------------------------------
@@ -364,11 +391,17 @@ class Session(BaseSink):
             self._transition(State.ABORTED, why, who)
 
     def finish(self, who: str) -> None:
-        """Close the session early as completed (the clinician decided the remaining steps are not needed)."""
+        """End the session: completed when every step is done, otherwise aborted, saying how many steps were done
+        (the summary's outcome then says partial when something was delivered)."""
         self._stop_all("session finished")
         with self._lock:
-            if self._state in (State.ARMED, State.PAUSED):
-                self._transition(State.COMPLETED, "finished by the operator", who)
+            if self._state not in (State.ARMED, State.PAUSED, State.PLAN_LOADED):
+                return
+            if self.next_step is None and self.steps:
+                self._transition(State.COMPLETED, "all steps done", who)
+            else:
+                done = sum(o["outcome"] == "done" for o in self.step_outcomes())
+                self.abort(who, f"ended by the operator with {done} of {len(self.steps)} steps done")
 
     def close(self) -> None:
         """Detach from the bus and the monitor (a window that starts another session leaves nothing behind)."""
@@ -453,16 +486,14 @@ class Session(BaseSink):
                                      {"event": kind, "step_index": self.current, "area": step.area_label, **asdict(step),
                                       **details}))
 
+    def step_outcomes(self) -> list[dict]:
+        """One entry per step that ran, its runs merged (workstation/outcome.py)."""
+        return merge_runs(self.steps, self.results)
+
+    def outcome(self) -> str:
+        """completed (every step done), partial (something delivered, not everything) or aborted (nothing)."""
+        return session_outcome(self.steps, self.step_outcomes())
+
     def summary(self) -> dict:
-        return {
-            "state": str(self._state),
-            "abort_reason": self.abort_reason,
-            "steps_planned": len(self.steps),
-            "steps_done": sum(r.outcome == "done" for r in self.results),
-            "area_dose_mj_cm2": {k: round(v, 2) for k, v in self.area_dose_mj_cm2.items()},
-            "trips": [{"interlock": t.interlock, "device": t.device, "message": t.message,
-                       "latency_ms": round(t.latency_ms, 3)} for t in self.monitor.trips],
-            "results": [{"area": r.step.area_id, "modality": r.step.modality, "outcome": r.outcome,
-                         "delivered_dose_mj_cm2": round(r.delivered_dose_mj_cm2, 2), "passes_done": r.passes_done,
-                         "note": r.note} for r in self.results],
-        }
+        """state (the outcome word), session_state, abort_reason, steps planned and done, trips, results per step."""
+        return summarize(self)

@@ -392,15 +392,19 @@ class ClinicStore:
 
     # ---- sessions, treatments, responses, recordings ---------------------------------------------------------
     def add_session(self, course_id: int, session_date: date, *, device_model: str | None = None,
-                    plan: dict[str, Any] | None = None) -> int:
+                    plan: dict[str, Any] | None = None, state: str = "ended", process: str | None = None,
+                    recording_path: Path | str | None = None) -> int:
         """Add a session with its plan (SessionPlan.to_dict()); the plan's overrides go to plan_overrides in the
-        same transaction, so a change and its reason are never stored apart from the session."""
+        same transaction, so a change and its reason are never stored apart from the session. The session journal
+        (workstation/journal.py) adds it with state 'in_progress', its process and its recording's path."""
         self.course(course_id)
         not_future(session_date, "session date")
         with self.transaction() as c:
-            sid = int(c.execute("INSERT INTO sessions (course_id, session_date, plan_json, device_model) "
-                                "VALUES (?, ?, ?, ?)", (course_id, session_date.isoformat(),
-                                                        json.dumps(plan) if plan else None, device_model)).lastrowid)
+            sid = int(c.execute("INSERT INTO sessions (course_id, session_date, plan_json, device_model, state, "
+                                "process, started_at, recording_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                (course_id, session_date.isoformat(), json.dumps(plan) if plan else None,
+                                 device_model, state, process, _now(),
+                                 None if recording_path is None else str(recording_path))).lastrowid)
             for area in (plan or {}).get("areas", []):
                 for o in area.get("overrides", []):
                     c.execute("INSERT INTO plan_overrides (session_id, area_id, field, proposed, value, reason, who, "
@@ -424,15 +428,59 @@ class ClinicStore:
             raise UserError("The treatment was not saved: the session and the area must exist, and an area has one "
                             "treatment per modality per session.") from exc
 
+    def journal_treatment(self, session_id: int, t: Treatment) -> None:
+        """The session journal: write what an area has received so far in this session for one modality (the
+        session's running total, not an increment), replacing the row a previous step or run wrote."""
+        try:
+            with self.transaction() as c:
+                c.execute("INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2, depth_mm, "
+                          "stroke_rate_hz, passes) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                          "ON CONFLICT (session_id, area_id, modality) DO UPDATE SET dose_mj_cm2 = excluded.dose_mj_cm2, "
+                          "depth_mm = excluded.depth_mm, stroke_rate_hz = excluded.stroke_rate_hz, "
+                          "passes = excluded.passes",
+                          (session_id, t.area_id, t.modality, t.dose_mj_cm2, t.depth_mm, t.stroke_rate_hz, t.passes))
+        except sqlite3.IntegrityError as exc:
+            raise UserError("The treatment was not saved: the session and the area must exist and the modality is "
+                            "light or needling.") from exc
+
+    def close_session(self, session_id: int, state: str, note: str = "") -> None:
+        """End a journalled session: completed, partial, aborted or crashed, with a sentence saying why."""
+        if state not in ("completed", "partial", "aborted", "crashed"):
+            raise ValueError(f"unknown session state {state!r}")
+        with self.transaction() as c:
+            c.execute("UPDATE sessions SET state = ?, ended_at = ?, outcome_note = ? WHERE id = ?",
+                      (state, _now(), note, session_id))
+
+    def session_state(self, session_id: int) -> dict[str, Any]:
+        """The journal fields of one session: state, process, started_at, ended_at, recording_path, outcome_note."""
+        row = self._one("SELECT state, process, started_at, ended_at, recording_path, outcome_note FROM sessions "
+                        "WHERE id = ?", (session_id,))
+        if row is None:
+            raise UserError(f"There is no session {session_id}.")
+        return dict(row)
+
+    def course_of_session(self, session_id: int) -> int:
+        row = self._one("SELECT course_id FROM sessions WHERE id = ?", (session_id,))
+        if row is None:
+            raise UserError(f"There is no session {session_id}.")
+        return int(row["course_id"])
+
+    def in_progress_sessions(self) -> list[dict[str, Any]]:
+        """Sessions the journal shows still running (or left running by a process that died)."""
+        return [dict(r) for r in self._all("SELECT id, course_id, process, started_at, recording_path FROM sessions "
+                                           "WHERE state = 'in_progress' ORDER BY id")]
+
     def add_response(self, session_id: int, r: Response) -> None:
         check_response(r)
         self.refuse_identity_in(self.area(r.area_id).patient_id, r.notes, "response note")
         try:
             with self.transaction() as c:
                 c.execute("INSERT INTO responses (session_id, area_id, erythema_grade, blistering, pain_0_10, "
-                          "repigmentation_band, notes, erythema_duration_h) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                          "repigmentation_band, notes, erythema_duration_h, swelling, itching, healed_on) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           (session_id, r.area_id, r.erythema_grade, int(r.blistering), r.pain_0_10,
-                           r.repigmentation_band, r.notes, r.erythema_duration_h))
+                           r.repigmentation_band, r.notes, r.erythema_duration_h, int(r.swelling), int(r.itching),
+                           r.healed_on.isoformat() if r.healed_on else None))
         except sqlite3.IntegrityError as exc:
             raise UserError("The response was not saved: the session and the area must exist, and an area has one "
                             "response per session.") from exc
@@ -467,6 +515,16 @@ class ClinicStore:
             if found is not None and found.resolve() == wanted:
                 return int(row["session_id"])
         return None
+
+    def confirm_healed(self, session_id: int, area_id: int, healed_on: date) -> None:
+        """A clinician saw the erythema or blisters an area had after `session_id` healed on `healed_on`: the next
+        plan may put light on it again (at the reduced dose the rules give)."""
+        with self.transaction() as c:
+            n = c.execute("UPDATE responses SET healed_on = ? WHERE session_id = ? AND area_id = ?",
+                          (healed_on.isoformat(), session_id, area_id)).rowcount
+            if not n:
+                c.execute("INSERT INTO responses (session_id, area_id, healed_on) VALUES (?, ?, ?)",
+                          (session_id, area_id, healed_on.isoformat()))
 
     def link_recording(self, session_id: int, path: Path | str, sha256: str) -> None:
         """Index the session's recording: stored relative to the recordings root when it lies under it (so the

@@ -115,6 +115,25 @@ MIGRATIONS: tuple[str, ...] = (
         reason TEXT NOT NULL CHECK (length(reason) > 0), who TEXT NOT NULL CHECK (length(who) > 0),
         on_date TEXT NOT NULL, at TEXT NOT NULL);
     """,
+    # (issue 9) The session journal. A session row is written when treatment starts, with state 'in_progress', the
+    # process that runs it (pid:start-ticks) and its recording's path; each step's treatment row is upserted with
+    # the session's running total for that area and modality whenever a step ends, is interrupted or resumed. At
+    # the end the state becomes completed, partial or aborted. On the next start an 'in_progress' session whose
+    # process is gone is closed as 'crashed', its doses taken from its recording. Rows from before this migration
+    # were written only at the end of a session: 'ended'. Responses gain swelling, itching and the date healing was
+    # confirmed (which releases the area for light in the next plan).
+    """
+    ALTER TABLE sessions ADD COLUMN state TEXT NOT NULL DEFAULT 'ended'
+        CHECK (state IN ('ended', 'in_progress', 'completed', 'partial', 'aborted', 'crashed'));
+    ALTER TABLE sessions ADD COLUMN process TEXT;
+    ALTER TABLE sessions ADD COLUMN started_at TEXT;
+    ALTER TABLE sessions ADD COLUMN ended_at TEXT;
+    ALTER TABLE sessions ADD COLUMN recording_path TEXT;
+    ALTER TABLE sessions ADD COLUMN outcome_note TEXT NOT NULL DEFAULT '';
+    ALTER TABLE responses ADD COLUMN swelling INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE responses ADD COLUMN itching INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE responses ADD COLUMN healed_on TEXT;
+    """,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -103,8 +103,11 @@ class Response:
     blistering: bool = False
     pain_0_10: int | None = None
     repigmentation_band: str | None = None  # one of REPIGMENTATION_BANDS
-    erythema_duration_h: float | None = None
+    erythema_duration_h: float | None = None  # how long the erythema lasted (over 48 h counts as marked)
     notes: str = ""
+    swelling: bool = False
+    itching: bool = False
+    healed_on: date | None = None  # the day a clinician saw the erythema or blisters healed: light may go on
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class SessionRecord:
     responses: tuple[Response, ...] = ()
     recording_path: str | None = None
     recording_sha256: str | None = None
+    state: str = "ended"  # journal: in_progress, completed, partial, aborted, crashed ('ended': before the journal)
 
     def treatment(self, area_id: int, modality: str) -> Treatment | None:
         return next((t for t in self.treatments if t.area_id == area_id and t.modality == modality), None)

@@ -27,6 +27,9 @@ def session_from(s: sqlite3.Row, treatments: Sequence[sqlite3.Row], responses: S
         treatments=tuple(Treatment(t["area_id"], t["modality"], t["dose_mj_cm2"], t["depth_mm"], t["stroke_rate_hz"],
                                    t["passes"]) for t in treatments),
         responses=tuple(Response(r["area_id"], r["erythema_grade"], bool(r["blistering"]), r["pain_0_10"],
-                                 r["repigmentation_band"], r["erythema_duration_h"], r["notes"]) for r in responses),
-        recording_path=s["path"], recording_sha256=s["sha256"],
+                                 r["repigmentation_band"], r["erythema_duration_h"], r["notes"], bool(r["swelling"]),
+                                 bool(r["itching"]),
+                                 date.fromisoformat(r["healed_on"]) if r["healed_on"] else None)
+                        for r in responses),
+        recording_path=s["path"], recording_sha256=s["sha256"], state=s["state"],
     )

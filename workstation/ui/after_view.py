@@ -99,16 +99,17 @@ class AfterView(QWidget):
                  f"Steps done: {s['steps_done']} of {s['steps_planned']}"]
         for r in s["results"]:
             what = (f"{quantity(r['delivered_dose_mj_cm2'], 'mJ/cm²')} delivered" if r["modality"] == "light"
-                    else count(int(r["passes_done"]), "pass"))
+                    else f"{count(int(r['passes_done']), 'pass')} at {quantity(r.get('depth_mm') or 0, 'mm')}")
             label = next((a.label for a in plan.areas if str(a.area_id) == str(r["area"])), r["area"])
             lines.append(f"{label}, {modality_name(r['modality'])}: {r['outcome']}, {what}"
                          + (f" ({r['note']})" if r["note"] else ""))
         lines.append("## Plan")
         for a in plan.areas:
+            numbers = [f"dose {quantity(a.target_dose_mj_cm2, 'mJ/cm²')}" if a.target_dose_mj_cm2 else "",
+                       f"depth {quantity(a.depth_mm, 'mm')}, {quantity(a.stroke_rate_hz, 'Hz')}, "
+                       + (count(int(a.passes), "pass") if a.passes is not None else "no passes") if a.depth_mm else ""]
             lines.append(f"{a.label} ({lesion_name(a.lesion_type)}, skin type {a.skin_type}): "
-                         f"{modality_name(a.modality)}; dose {quantity(a.target_dose_mj_cm2, 'mJ/cm²')}, depth "
-                         f"{quantity(a.depth_mm, 'mm')}, {quantity(a.stroke_rate_hz, 'Hz')}, "
-                         + (count(int(a.passes), "pass") if a.passes is not None else "no passes"))
+                         f"{modality_name(a.modality)}" + "".join(f"; {n}" for n in numbers if n))
             lines += [f"  {field_name(o.field)} changed {quantity(o.proposed)} → {quantity(o.value)} by {o.who}: "
                       f"{o.reason}" for o in a.overrides]
         lines += [f"{line} before this session" for line in plan.uv_record_lines()]  # the UV record (issue 11)

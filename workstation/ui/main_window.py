@@ -248,8 +248,7 @@ class MainWindow(QMainWindow):
             self._failed(exc)
 
         def done(identities: dict) -> None:
-            if self.controller.store is not None:
-                self.controller.store.actor = operator  # every write of this visit is the signed-in account's
+            self._tell_crashed()
             self.set_mode("clinical")
             self.start_page.setEnabled(True)
             self.notify("Connected: " + ", ".join(f"{n} {i.get('model', '')}" for n, i in identities.items())
@@ -277,7 +276,14 @@ class MainWindow(QMainWindow):
         self.replay.open(path, opened)
 
     # --- simulation and clinical visit ----------------------------------------------------------------------------
+    def _tell_crashed(self) -> None:
+        """Sessions a dead process left open were closed from their recordings when the store opened."""
+        for c in self.controller.crashed:
+            self.notify(f"Session {c.session_id} was left open by a program that stopped (crash or power loss): "
+                        f"closed as {c.note}, with the doses its recording shows.", "warning")
+
     def _plan_ready(self, plan: object) -> None:
+        self._tell_crashed()
         self.start_page.setEnabled(True)
         self.plan_view.reset_form()
         self.plan_view.back_button.setVisible(self.mode == "clinical")
@@ -313,7 +319,8 @@ class MainWindow(QMainWindow):
 
     def session_ended(self, saved: object) -> None:
         s = self.controller.saved
-        if self.trainer is not None:
+        self.after.extra_lines = lambda: []  # nothing of an earlier visit (a trainee's responses) in this one
+        if self.trainer is not None and self.controller.mode == "simulation":
             trainer = self.trainer
             self.after.extra_lines = lambda: ["## Trainee's responses", *trainer.report_lines()]
         self.after.show_session()

@@ -33,6 +33,7 @@ from workstation.ui.patient_checks import differs, med_from_text, typed_identity
 from workstation.ui.response_form import NOTHING_ENTERED, ResponseTable
 from workstation.ui.session_controller import SessionController
 from workstation.ui.wording import field_change, lesion_name, quantity, region_name
+from workstation.visit import awaiting_healing, record_previous_responses
 
 
 class PatientView(QWidget):
@@ -448,16 +449,33 @@ class PatientView(QWidget):
             self.previous_label.setText("No previous session")
             return
 
+        library = self.controller.library
+
         def work(store: Any) -> tuple:
             course = store.course(course_id)
-            return store.history(course_id), [store.area(a) for a in course.area_ids]
+            return (store.history(course_id), [store.area(a) for a in course.area_ids],
+                    awaiting_healing(store, library, course_id))
 
         def done(result: tuple) -> None:
-            history, areas = result
+            history, areas, healing = result
             if not history:
                 self.previous_label.setText("First session of this course: no previous response to enter.")
                 return
             last = history[-1]
+            if healing:  # light is held back until a clinician confirms healing (item 8 of issue 9)
+                sid = healing[-1][0]
+                waiting = [(area_id, r) for s, area_id, r in healing if s == sid]
+                labels = {a.id: a.label for a in areas}
+                self.previous_session_id = sid
+                self.previous.set_areas([(area_id, labels.get(area_id, str(area_id))) for area_id, _r in waiting])
+                for row, (_area_id, r) in enumerate(waiting):
+                    self.previous.set_scores(row, erythema_grade=r.erythema_grade, blistering=r.blistering,
+                                             erythema_duration_h=r.erythema_duration_h, notes=r.notes)
+                self.previous_label.setText("The last light session left marked erythema or blisters on "
+                                            + ", ".join(labels.get(a, str(a)) for a, _r in waiting)
+                                            + ": tick “healed” if it has healed, save, then plan (light stays off "
+                                            "until then).")
+                return
             if last.responses:
                 self.previous_label.setText(f"Previous session ({last.session_date}): response entered.")
                 return
@@ -480,9 +498,7 @@ class PatientView(QWidget):
             return
 
         def work(store: Any) -> int:
-            for r in responses:
-                store.add_response(session_id, r)
-            return len(responses)
+            return record_previous_responses(store, session_id, responses)
 
         def done(n: int) -> None:
             self.notify(f"Previous session's response saved for {n} area(s).", "info")

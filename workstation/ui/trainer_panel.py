@@ -26,8 +26,9 @@ from workstation.ui.wording import event_sentence, scrub
 
 FAULTS = {
     "light": ("contact_lost", "contact_restored", "over_temperature", "lamp_failure", "sensor_low", "sensor_glitch",
-              "unplug", "replug", "stall", "unstall", "corrupt"),
-    "pen": ("contact_lost", "contact_restored", "motor_jam", "unplug", "replug", "stall", "unstall", "corrupt"),
+              "unplug", "replug", "stall", "unstall", "corrupt", "clear_faults_cause"),  # clear: lamp cooled, replaced
+    "pen": ("contact_lost", "contact_restored", "motor_jam", "unplug", "replug", "stall", "unstall", "corrupt",
+            "clear_faults_cause"),  # clear_faults_cause: jam freed
 }
 
 

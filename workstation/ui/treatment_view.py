@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PyQt6.QtCore import Qt
+from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QFont
 from PyQt6.QtWidgets import (
     QHBoxLayout,
@@ -19,7 +19,7 @@ from PyQt6.QtWidgets import (
 )
 
 from workstation.bus import Event
-from workstation.session import NOTE_MAX_CHARS, SessionError, Step
+from workstation.session import NOTE_MAX_CHARS, SessionError, State, Step
 from workstation.ui.alarms import AlarmList, InterlockLights
 from workstation.ui.messages import user_text
 from workstation.ui.plots import LivePlots
@@ -35,6 +35,11 @@ class TreatmentView(QWidget):
         super().__init__(parent)
         self.controller, self.notify, self.on_ended = controller, notify, on_ended
         self.step_running = False
+        self.resetting = False
+        self.ending = False
+        self.button_timer = QTimer(self)  # telemetry (a device's fault bits) changes without an event: re-check
+        self.button_timer.setInterval(200)
+        self.button_timer.timeout.connect(self.update_buttons)
         self.stop_callbacks: list[Callable[[], None]] = []
 
         self.current_area = QLabel("No step running")
@@ -127,6 +132,8 @@ class TreatmentView(QWidget):
         for i, s in enumerate(steps):
             self.step_list.addItem(f"{i + 1}. {s.describe()}")
         self._mark_current()
+        self.update_buttons()
+        self.button_timer.start()
         self.plots.start()
 
     def _mark_current(self) -> None:
@@ -145,21 +152,37 @@ class TreatmentView(QWidget):
         if session.current < self.step_list.count():
             self.step_list.setCurrentRow(session.current)
 
+    def update_buttons(self) -> None:
+        """Each button is enabled only when its action can succeed now (Reset: when something is latched; it still
+        says which cause remains if one does)."""
+        c = self.controller
+        session = c.session
+        state = session.state if session is not None else None
+        latched = c.needs_reset()
+        live = session is not None and c.saved is None
+        self.start_step_button.setEnabled(live and not self.step_running and state == State.ARMED and not latched
+                                          and session.next_step is not None)
+        self.pause_button.setEnabled(live and state in (State.TREATING, State.ARMED))
+        self.reset_button.setEnabled(c.rig is not None and latched and not self.resetting)
+        self.resume_button.setEnabled(live and state == State.PAUSED and not latched and not self.step_running)
+        self.end_button.setEnabled(live and not self.step_running and state != State.TREATING and not self.ending)
+
     def reset_view(self) -> None:
+        self.button_timer.stop()
         self.plots.stop()
         self.alarms.clear()
         self.interlocks.clear()
         self.step_list.clear()
         self.current_area.setText("No step running")
         self.state_label.setText("session: idle")
+        self.ending = False
         self._set_step_running(False)
-        self.end_button.setEnabled(True)
 
     def _set_step_running(self, on: bool) -> None:
         self.step_running = on
-        self.start_step_button.setEnabled(not on)
         self.note_edit.setEnabled(not on)  # disabled, it drops the focus: Space reaches STOP
         self.note_button.setEnabled(not on)
+        self.update_buttons()
 
     # --- actions --------------------------------------------------------------------------------------------------
     def add_note(self) -> None:
@@ -204,13 +227,22 @@ class TreatmentView(QWidget):
         self.notify(user_text(exc), "error")
 
     def reset_interlocks(self) -> None:
-        try:
-            cleared = self.controller.reset_interlocks()
-        except SessionError as exc:
-            self.notify(str(exc), "error")
-            return
-        self.notify("Interlocks reset: " + ", ".join(t.interlock for t in cleared) if cleared
-                    else "No interlock was latched.", "info")
+        """Reset on the worker: it waits for the devices' answers to RESET."""
+        self.resetting = True
+        self.update_buttons()
+
+        def done(cleared: list) -> None:
+            self.resetting = False
+            self.update_buttons()
+            self.notify("Interlocks reset: " + ", ".join(t.interlock for t in cleared) + ". Resume when ready."
+                        if cleared else "The devices' latched faults were reset. Resume when ready.", "info")
+
+        def failed(exc: Exception) -> None:
+            self.resetting = False
+            self.update_buttons()
+            self.notify(user_text(exc), "error")
+
+        self.controller.reset_interlocks(done, failed)
 
     def pause(self) -> None:
         try:
@@ -218,6 +250,7 @@ class TreatmentView(QWidget):
         except SessionError as exc:
             self.notify(str(exc), "error")
             return
+        self.update_buttons()
         self.notify("Paused: both devices were stopped. Resume, then start the step again when ready.", "info")
 
     def resume(self) -> None:
@@ -226,18 +259,23 @@ class TreatmentView(QWidget):
         except SessionError as exc:
             self.notify(str(exc).capitalize(), "error")
             return
+        self.update_buttons()
         self.notify("Resumed: start the next step when ready.", "info")
 
     def end_session(self) -> None:
-        self.end_button.setEnabled(False)
+        self.ending = True
+        self.update_buttons()
 
         def failed(exc: Exception) -> None:
-            self.end_button.setEnabled(True)
+            self.ending = False
+            self.update_buttons()
             self.notify(user_text(exc), "error")
 
         self.controller.end_session(self._ended, failed)
 
     def _ended(self, saved: object) -> None:
+        self.ending = False
+        self.update_buttons()
         self.plots.stop()
         self.on_ended(saved)
 
@@ -251,4 +289,6 @@ class TreatmentView(QWidget):
         if event.kind == "state":
             self.state_label.setText(f"session: {event.details.get('to', '')} — {event.details.get('cause', '')}")
             self._mark_current()
+        if event.kind in ("state", "interlock", "interlock_reset", "fault", "connection"):
+            self.update_buttons()
 

@@ -1,0 +1,67 @@
+"""The session journal and the response fields in the clinic store: a session written in progress, treatment rows
+upserted with running totals (a resumed step never fires the one-row-per-area-and-modality constraint), closing
+states, and healing confirmed on a response."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+
+import pytest
+
+from workstation.errors import UserError
+from workstation.protocols import load_library
+from workstation.store import ClinicStore, Response, Treatment
+
+
+@pytest.fixture()
+def course(tmp_path):
+    with ClinicStore.open(tmp_path / "c.sqlite3", training=False) as store:
+        p = store.create_patient("CX-J1")
+        area = store.add_area(p.id, "left cheek", "face", "hypopigmented_scar", 3.5, "III")
+        c = store.create_course(p.id, load_library().get("hypopigmented-scar-light"), [area.id], date(2026, 3, 1))
+        yield store, c, area
+
+
+def test_journal_columns_exist_after_migrating(course):
+    store, _c, _a = course
+    with sqlite3.connect(store.path) as c:
+        sessions = {r[1] for r in c.execute("PRAGMA table_info(sessions)")}
+        responses = {r[1] for r in c.execute("PRAGMA table_info(responses)")}
+    assert {"state", "process", "started_at", "ended_at", "recording_path", "outcome_note"} <= sessions
+    assert {"swelling", "itching", "healed_on", "erythema_duration_h"} <= responses
+
+
+def test_a_session_in_progress_is_journalled_and_closed(course):
+    store, c, area = course
+    sid = store.add_session(c.id, date(2026, 3, 2), state="in_progress", process="123:456", recording_path="r.h5")
+    assert store.in_progress_sessions() == [{"id": sid, "course_id": c.id, "process": "123:456",
+                                             "started_at": store.session_state(sid)["started_at"],
+                                             "recording_path": "r.h5"}]
+    store.journal_treatment(sid, Treatment(area.id, "light", dose_mj_cm2=94.5))  # interrupted
+    store.journal_treatment(sid, Treatment(area.id, "light", dose_mj_cm2=260.0))  # the resumed run's total
+    (hist,) = store.history(c.id)
+    assert hist.state == "in_progress" and [t.dose_mj_cm2 for t in hist.treatments] == [260.0]
+    store.close_session(sid, "completed")
+    assert store.in_progress_sessions() == []
+    assert store.session_state(sid)["state"] == "completed" and store.session_state(sid)["ended_at"]
+    with pytest.raises(ValueError):
+        store.close_session(sid, "fine")
+
+
+def test_earlier_sessions_read_as_ended(course):
+    store, c, _a = course
+    sid = store.add_session(c.id, date(2026, 3, 2))
+    assert store.session_state(sid)["state"] == "ended" and store.history(c.id)[0].state == "ended"
+
+
+def test_response_fields_and_healing_confirmation(course):
+    store, c, area = course
+    sid = store.add_session(c.id, date(2026, 3, 2))
+    store.add_response(sid, Response(area.id, erythema_grade=2, erythema_duration_h=60, swelling=True, itching=True))
+    store.confirm_healed(sid, area.id, date(2026, 3, 9))
+    (r,) = store.history(c.id)[0].responses
+    assert (r.erythema_grade, r.erythema_duration_h, r.swelling, r.itching, r.healed_on) == (
+        2, 60.0, True, True, date(2026, 3, 9))
+    with pytest.raises(UserError, match="0–1440 hours"):
+        store.add_response(sid, Response(area.id, erythema_duration_h=-3))

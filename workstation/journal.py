@@ -1,0 +1,186 @@
+"""The session journal: the store holds a true record of a session while it runs, and after a crash.
+
+A session row is written 'in_progress' when treatment starts, with the process running it and its recording's path.
+Each time a step ends, is interrupted or is run again after a resume, the area's running total for that modality
+(dose from the light's telemetry, depth, passes started) replaces its treatment row, so a resumed step adds to its
+own row. At the end the row is closed completed, partial or aborted.
+
+If the process dies, its row stays 'in_progress'. On the next start (the window or `main.py session`),
+`close_crashed_sessions` closes every such row whose process is gone as 'crashed', taking each area's delivered dose
+and passes from the recording (the larger of the recording's and the journal's), so the next plan counts them:
+the minimum interval, the cumulative cap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from workstation.session import Session
+from workstation.store.records import Treatment
+
+log = logging.getLogger(__name__)
+
+
+def _start_ticks(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux /proc), None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_token(pid: int | None = None) -> str:
+    """"pid:start-ticks" of a process (this one by default): a pid reused by another process does not match."""
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}:{_start_ticks(pid) or '?'}"
+
+
+def process_alive(token: str | None) -> bool:
+    """Whether the process a token names is still running (and is the same process, where /proc tells)."""
+    if not token:
+        return False
+    pid_text, _, ticks = token.partition(":")
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return ticks in ("?", _start_ticks(pid) or "?")
+    now = _start_ticks(pid)
+    if now is not None:
+        return ticks == "?" or now == ticks
+    if Path("/proc/self/stat").is_file():  # /proc works here, and has no such process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def treatments_of(session: Session) -> list[Treatment]:
+    """Each (area, modality)'s running total in this session, from the session's step runs."""
+    totals: dict[tuple[int, str], Treatment] = {}
+    for o in session.step_outcomes():
+        key = (int(o["area"]), o["modality"])
+        if not (o["outcome"] == "done" or o["delivered_dose_mj_cm2"] or o["passes_done"]):
+            continue
+        prev = totals.get(key)
+        if o["modality"] == "light":
+            dose = o["delivered_dose_mj_cm2"] + ((prev.dose_mj_cm2 or 0.0) if prev else 0.0)
+            totals[key] = Treatment(key[0], "light", dose_mj_cm2=round(dose, 3))
+        else:
+            passes = o["passes_done"] + ((prev.passes or 0) if prev else 0)
+            totals[key] = Treatment(key[0], "needling", depth_mm=o["depth_mm"], stroke_rate_hz=o["stroke_rate_hz"],
+                                    passes=passes)
+    return list(totals.values())
+
+
+def journal_steps(store, session_id: int, session: Session) -> None:
+    """Write every (area, modality)'s running total of this session into its treatment row."""
+    for t in treatments_of(session):
+        store.journal_treatment(session_id, t)
+
+
+@dataclass
+class Closed:
+    session_id: int
+    treatments: list[Treatment]
+    note: str
+
+
+def deliveries_from_recording(path: Path) -> list[Treatment]:
+    """What each area received in a recorded session, per modality: light dose from the telemetry while the shutter
+    was open in each step run (the device's dose restarts at each exposure), passes from the passes started."""
+    from workstation.recording import Recording
+
+    with Recording.open(path) as rec:
+        steps = [e for e in rec.events if e.kind == "protocol" and e.details.get("event") in
+                 ("step_started", "step_ended", "pass_started")]
+        light = rec.rows("light", 0, rec.samples("light")) if "light" in rec.devices else None
+    totals: dict[tuple[int, str], Treatment] = {}
+    runs: list[tuple[dict, float, float]] = []  # (details of step_started, t start, t end)
+    open_run: dict | None = None
+    t_open = 0.0
+    passes: dict[int, int] = {}
+    for e in steps:
+        kind = e.details["event"]
+        if kind == "step_started":
+            if open_run is not None:
+                runs.append((open_run, t_open, e.t_host_s))
+            open_run, t_open = e.details, e.t_host_s
+            passes[len(runs)] = 0
+        elif kind == "pass_started" and open_run is not None:
+            passes[len(runs)] = passes.get(len(runs), 0) + 1
+        elif kind == "step_ended" and open_run is not None:
+            runs.append((open_run, t_open, e.t_host_s + 0.5))
+            open_run = None
+    if open_run is not None:
+        runs.append((open_run, t_open, float("inf")))
+    # the last samples of a run may arrive just after its step_ended, but never after the next run started
+    runs = [(d, t0, min(t1, runs[i + 1][1]) if i + 1 < len(runs) else t1) for i, (d, t0, t1) in enumerate(runs)]
+    for i, (d, t0, t1) in enumerate(runs):
+        key = (int(d["area_id"]), d["modality"])
+        prev = totals.get(key)
+        if d["modality"] == "light":
+            dose = 0.0
+            if light is not None and len(light):
+                # the dose channel holds the last exposure's value until the next START: count from the first
+                # open-shutter sample of this run, and include the closing samples after it
+                window = light[(light["t_host_s"] >= t0) & (light["t_host_s"] < t1)]
+                opened = np.flatnonzero(window["shutter_open"].astype(bool))
+                dose = float(window["dose_mj_cm2"][opened[0]:].max()) if len(opened) else 0.0
+            totals[key] = Treatment(key[0], "light", dose_mj_cm2=round(dose + ((prev.dose_mj_cm2 or 0.0)
+                                                                               if prev else 0.0), 3))
+        else:
+            totals[key] = Treatment(key[0], "needling", depth_mm=d.get("depth_mm"),
+                                    stroke_rate_hz=d.get("stroke_rate_hz"),
+                                    passes=passes.get(i, 0) + ((prev.passes or 0) if prev else 0))
+    return [t for t in totals.values() if t.dose_mj_cm2 or t.passes]
+
+
+def close_crashed_sessions(store) -> list[Closed]:
+    """Close every 'in_progress' session whose process is gone as 'crashed', with its deliveries from its recording
+    (never less than the journal already holds). Returns what was closed, for the caller to tell the user."""
+    from workstation.checksum import sha256_of
+    from workstation.errors import UserError
+
+    closed = []
+    for row in store.in_progress_sessions():
+        if process_alive(row["process"]):
+            continue
+        sid = row["id"]
+        found: list[Treatment] = []
+        why = "interrupted by a crash"
+        path = Path(row["recording_path"]) if row["recording_path"] else None
+        if path is not None:
+            try:
+                found = deliveries_from_recording(path)
+            except Exception as exc:  # noqa: BLE001 - a damaged file: the journal's rows stand, and we say so
+                log.warning("recording of crashed session %s unreadable: %s", sid, exc)
+                why += f"; its recording could not be read ({type(exc).__name__}), the journal's doses are kept"
+        journal = {(t.area_id, t.modality): t for rec in store.history(row["course_id"]) if rec.id == sid
+                   for t in rec.treatments}
+        for t in found:
+            old = journal.get((t.area_id, t.modality))
+            if t.modality == "light" and old is not None and (old.dose_mj_cm2 or 0) >= (t.dose_mj_cm2 or 0):
+                continue
+            if t.modality == "needling" and old is not None and (old.passes or 0) >= (t.passes or 0):
+                continue
+            store.journal_treatment(sid, t)
+        if path is not None and path.is_file() and store.recording(sid) is None:
+            try:
+                store.link_recording(sid, path, sha256_of(path))
+            except (OSError, UserError) as exc:
+                log.warning("recording of crashed session %s not linked: %s", sid, exc)
+        store.close_session(sid, "crashed", why)
+        closed.append(Closed(sid, found, why))
+    return closed

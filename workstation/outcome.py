@@ -1,0 +1,59 @@
+"""What a session delivered, step by step: the runs of a step (a step stopped and run again after a resume has
+several) merged into one line each, and the session's honest outcome word."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def delivered_by_runs(results: Sequence[Any], index: int) -> tuple[float, int]:
+    """(dose mJ/cm², passes started) of the step at `index` over all its runs (StepResults)."""
+    runs = [r for r in results if r.step_index == index]
+    return sum(r.delivered_dose_mj_cm2 for r in runs), sum(r.passes_done for r in runs)
+
+
+def merge_runs(steps: Sequence[Any], results: Sequence[Any]) -> list[dict]:
+    """One entry per step that ran: outcome (done if a run finished it, else the last run's), the total delivered
+    (mJ/cm², passes), the number of runs, the last note; depth and stroke rate for needling only."""
+    out = []
+    for index, step in enumerate(steps):
+        runs = [r for r in results if r.step_index == index]
+        if not runs:
+            continue
+        dose, passes = delivered_by_runs(results, index)
+        done = any(r.outcome == "done" for r in runs)
+        entry = {"area": step.area_id, "modality": step.modality, "step_index": index,
+                 "outcome": "done" if done else runs[-1].outcome, "runs": len(runs),
+                 "delivered_dose_mj_cm2": round(dose, 2), "passes_done": passes,
+                 "note": next((r.note for r in reversed(runs) if r.note), "")}
+        if step.modality == "needling":
+            entry["depth_mm"] = step.depth_mm
+            entry["stroke_rate_hz"] = step.stroke_rate_hz
+        out.append(entry)
+    return out
+
+
+def session_outcome(steps: Sequence[Any], merged: Sequence[dict]) -> str:
+    """completed (every step done), partial (something delivered, not everything) or aborted (nothing delivered)."""
+    if steps and sum(o["outcome"] == "done" for o in merged) == len(steps):
+        return "completed"
+    if any(o["delivered_dose_mj_cm2"] > 0 or o["passes_done"] > 0 for o in merged):
+        return "partial"
+    return "aborted"
+
+
+def summarize(session: Any) -> dict:
+    """The session's summary as printed, shown in the window and put in the report."""
+    steps = session.step_outcomes()
+    return {
+        "state": session.outcome(),
+        "session_state": str(session.state),
+        "abort_reason": session.abort_reason,
+        "steps_planned": len(session.steps),
+        "steps_done": sum(o["outcome"] == "done" for o in steps),
+        "area_dose_mj_cm2": {k: round(v, 2) for k, v in session.area_dose_mj_cm2.items()},
+        "trips": [{"interlock": t.interlock, "device": t.device, "message": t.message,
+                   "latency_ms": round(t.latency_ms, 3)} for t in session.monitor.trips],
+        "results": steps,
+    }

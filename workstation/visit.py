@@ -1,0 +1,417 @@
+"""One visit, one place: the service the window and the headless runner both use (no Qt here).
+
+find or create the patient → plan → recording → session (journalled in the store) → steps → pause / stop / reset /
+resume → end → save. Each mode (training, clinical) opens a fresh Visit with its own store, rig and session; nothing
+of one visit survives into the next. Methods that wait on a device or the disk (open, begin, run_step, run_all,
+reset_interlocks, end, close) belong on a worker thread; pause, stop and resume never wait.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workstation.bus import SessionBus
+from workstation.errors import UserError
+from workstation.journal import Closed, close_crashed_sessions, journal_steps, process_token
+from workstation.rig import Rig
+from workstation.session import Session, SessionError, State, Step, StepResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Places:
+    """Where a visit's files go beyond its recordings folder and store (from the settings, workstation.settings):
+    the clinic store for clinical mode, the recordings folder of simulated sessions, the clinic's protocol folders."""
+
+    clinic_store: Path | None = None
+    training_recordings: Path | None = None
+    protocol_dirs: tuple[Path, ...] = ()
+
+
+@dataclass
+class Saved:
+    summary: dict
+    recording: Path | None
+    sha256: str | None  # None when no checksum could be written (a full disk)
+    session_id: int
+    recording_failure: str | None = None  # why the recorder stopped early or could not close the file
+
+
+def close_recording(rig: Rig) -> tuple[Path | None, str | None, str | None]:
+    """Close the session's recording: (path, sha256, failure). `failure` says why the recorder stopped early or
+    could not close the file (a full disk); sha256 is None when no checksum could be written."""
+    from workstation.recording import RecordingError
+
+    rec = rig.recorder
+    if rec is None:
+        return None, None, None
+    try:
+        path, sha = rig.stop_recording()
+    except RecordingError as exc:
+        return rec.path, None, str(exc)
+    return path, sha, None if rec.error is None else str(rec.error)
+
+
+def _load_library(protocol_dirs: tuple[Path, ...] = ()):
+    from workstation.protocols import load_library
+
+    library = load_library(protocol_dirs)
+    if library.tables is None:
+        raise UserError("The reference tables did not load; run `python main.py protocols check`.")
+    return library
+
+
+def awaiting_healing(store, library, course_id: int) -> list[tuple[int, int, Any]]:
+    """(session id, area id, response) for each area whose last light session left erythema or blisters that hold
+    light back (the dose engine's own rules) and whose healing nobody has confirmed yet."""
+    from workstation.dose.light import is_blister, is_marked
+
+    t = library.tables.light
+    last: dict[int, tuple[int, Any]] = {}
+    for rec in store.history(course_id):
+        for tr in rec.treatments:
+            if tr.modality == "light":
+                last[tr.area_id] = (rec.id, rec.response(tr.area_id))
+    return [(sid, area_id, r) for area_id, (sid, r) in last.items()
+            if r is not None and r.healed_on is None and (is_blister(r, t) or is_marked(r, t))]
+
+
+def record_previous_responses(store, session_id: int, responses: list) -> int:
+    """Save a previous session's responses: new rows are added; for an area that already has its response, a
+    ticked "healed" confirms healing (the earlier scores stay as they were entered)."""
+    have = {r.area_id for rec in store.history(store.course_of_session(session_id)) if rec.id == session_id
+            for r in rec.responses}
+    n = 0
+    for r in responses:
+        if r.area_id in have:
+            if r.healed_on is not None:
+                store.confirm_healed(session_id, r.area_id, r.healed_on)
+                n += 1
+            continue
+        store.add_response(session_id, r)
+        n += 1
+    return n
+
+
+def cleared_areas(store, course_id: int) -> set[int]:
+    """Areas whose last response confirms healing (healed_on set): the next plan may put light on them again."""
+    cleared: set[int] = set()
+    latest: dict[int, Any] = {}
+    for rec in store.history(course_id):
+        for r in rec.responses:
+            latest[r.area_id] = r
+    for area_id, r in latest.items():
+        if r.healed_on is not None:
+            cleared.add(area_id)
+    return cleared
+
+
+def prepare_training_plan(scenario, store, library, device_model: str):
+    """The scenario's patient in the training store (found, or entered with screening, MED, areas and a course the
+    first time), and today's plan. Returns (course, plan)."""
+    from workstation.dose import plan_next_session
+
+    protocol = library.get(scenario.protocol_id)
+    today = dt.date.today()
+    patient = store.find_patient(scenario.pseudonym) or store.create_patient(scenario.pseudonym)
+    known = {item.id for item in library.tables.screening}
+    unknown = set(scenario.screening_yes) - known
+    if unknown:
+        raise UserError(f"{scenario.path.name}: unknown screening item(s) {', '.join(sorted(unknown))}; "
+                        f"known: {', '.join(sorted(known))}.")
+    for item in library.tables.screening:
+        store.add_screening_answer(patient.id, item.id, item.id in scenario.screening_yes, today,
+                                   scenario.operator_id)
+    if scenario.med_mj_cm2:
+        store.add_med(patient.id, device_model, scenario.med_mj_cm2, today)
+    # An area is a place on the body, once: a scenario run again against a store reuses the patient's areas and
+    # course (the scenario's areas have unique labels, each its own place).
+    areas = [store.find_or_create_area(patient.id, a.area_id, a.region, a.lesion, a.size_cm2, scenario.skin_type_roman,
+                                       scar_age_months=a.scar_age_months, scar_kind=a.scar_kind, distinct_place=True)
+             for a in scenario.areas]
+    course = store.find_or_create_course(patient.id, protocol, [a.id for a in areas], today)
+    plan = plan_next_session(store, library, course.id, today, device_model=device_model,
+                             cleared_area_ids=cleared_areas(store, course.id))
+    return course, plan
+
+
+class Visit:
+    """A visit's store, rig, plan and session. Build one with `training` or `clinical`; `close` releases it all."""
+
+    def __init__(self, *, mode: str, store: Any, library: Any, rig: Rig, recordings_dir: Path,
+                 operator: str = "operator", tmp: tempfile.TemporaryDirectory | None = None) -> None:
+        self.mode, self.store, self.library, self.rig = mode, store, library, rig
+        self.recordings_dir = Path(recordings_dir)
+        self.operator = operator
+        self.pseudonym = ""
+        self.scenario: Any = None
+        self.course: Any = None
+        self.plan: Any = None
+        self.session: Session | None = None
+        self.session_id: int | None = None
+        self.saved: Saved | None = None
+        self.pass_duration_s = 2.0
+        self.crashed: list[Closed] = []
+        self._tmp = tmp
+
+    @property
+    def operator(self) -> str:
+        """Who runs the visit: the signed-in account (clinical) or the trainee (training). Every write to the
+        store is attributed to it in the audit trail (ClinicStore.actor)."""
+        return self._operator
+
+    @operator.setter
+    def operator(self, who: str) -> None:
+        self._operator = who
+        self.store.actor = who
+
+    # --- opening (worker) -------------------------------------------------------------------------------------
+    @classmethod
+    def training(cls, scenario, recordings_dir: Path, *, store_path: Path | None = None,
+                 bus: SessionBus | None = None, places: Places | None = None) -> Visit:
+        """A training visit from a scenario: the training store (a temporary one if no path), the emulated rig,
+        crashed sessions closed, the scenario's patient found or entered, today's plan."""
+        from workstation.store import ClinicStore
+
+        library = _load_library((places or Places()).protocol_dirs)
+        library.get(scenario.protocol_id)  # a UserError naming the protocol if it is unknown
+        tmp = None
+        if store_path is None:
+            tmp = tempfile.TemporaryDirectory(prefix="cicatrix-training-")
+            store_path = Path(tmp.name) / "training.sqlite3"
+        store = ClinicStore.open(store_path, training=True, recordings_root=Path(recordings_dir))
+        rig = None
+        try:
+            crashed = close_crashed_sessions(store)
+            rig = Rig.simulation(seed=scenario.seed, light_warmup_s=scenario.light_warmup_s, bus=bus)
+            visit = cls(mode="simulation", store=store, library=library, rig=rig, recordings_dir=recordings_dir,
+                        operator=scenario.operator_id, tmp=tmp)
+            visit.crashed = crashed
+            visit.scenario, visit.pseudonym = scenario, scenario.pseudonym
+            visit.pass_duration_s = scenario.pass_duration_s
+            visit.course, plan = prepare_training_plan(scenario, store, library, visit.light_model())
+            from workstation.store.calibration import apply_to_plan  # dosimetry QA: a warning in training
+
+            visit.plan = apply_to_plan(store, rig.devices.get("light"), plan, dt.date.today())
+        except BaseException:
+            if rig is not None:
+                rig.close()
+            store.close()
+            if tmp is not None:
+                tmp.cleanup()
+            raise
+        return visit
+
+    @classmethod
+    def clinical(cls, ports: dict[str, str], recordings_dir: Path, *, store_path: Path | None = None,
+                 bus: SessionBus | None = None, operator: str = "operator", places: Places | None = None) -> Visit:
+        """A clinical visit: the clinic store (crashed sessions closed first) and the real devices on `ports`."""
+        from workstation.rig import check_ports_distinct
+        from workstation.store import ClinicStore
+
+        check_ports_distinct(ports)
+        missing = [f"{name} ({port})" for name, port in ports.items() if not Path(port).exists()]
+        if missing:
+            raise UserError(f"No serial port {', '.join(missing)} on this computer. Check the cable and the "
+                            "port name (for example /dev/ttyUSB0), then connect again.")
+        library = _load_library((places or Places()).protocol_dirs)
+        store = ClinicStore.open(store_path, training=False, recordings_root=Path(recordings_dir))
+        try:
+            crashed = close_crashed_sessions(store)
+            rig = Rig.clinical(ports, bus=bus)
+        except BaseException:
+            store.close()
+            raise
+        visit = cls(mode="clinical", store=store, library=library, rig=rig, recordings_dir=recordings_dir,
+                    operator=operator)
+        visit.crashed = crashed
+        return visit
+
+    def light_model(self) -> str | None:
+        light = self.rig.devices.get("light")
+        return light.identity.model if light is not None and light.identity else None
+
+    def plan_course(self, course_id: int, pseudonym: str) -> Any:
+        """Plan today's visit of a course; areas whose healing was confirmed are released for light."""
+        from workstation.dose import plan_next_session
+        from workstation.store.calibration import apply_to_plan
+
+        self.course = self.store.course(course_id)
+        plan = plan_next_session(self.store, self.library, course_id, dt.date.today(),
+                                 device_model=self.light_model(), cleared_area_ids=cleared_areas(self.store, course_id))
+        self.plan = apply_to_plan(self.store, self.rig.devices.get("light"), plan, dt.date.today())  # dosimetry QA
+        self.pseudonym = pseudonym
+        return self.plan
+
+    def override(self, area_id: int, field: str, value: float, reason: str) -> Any:
+        from workstation.dose import override
+
+        if self.plan is None:
+            raise UserError("There is no plan to change yet.")
+        if self.session is not None:
+            raise UserError("The treatment has started: the plan can no longer be changed.")
+        self.plan = self.plan.with_area(override(self.plan.area(area_id), field, value, reason, self.operator))
+        return self.plan
+
+    def steps(self) -> list[Step]:
+        if self.plan is None:
+            raise UserError("Choose a patient and a plan first.")
+        return [Step(**s, pass_duration_s=self.pass_duration_s) for s in self.plan.execution_steps()]
+
+    # --- treatment (worker) -----------------------------------------------------------------------------------
+    def check_plan(self) -> list[Step]:
+        """The plan's steps, or a UserError saying why there is nothing to treat (GUI thread: pure logic)."""
+        plan = self.plan
+        if plan is None:
+            raise UserError("Choose a patient and a plan first.")
+        if plan.refused:
+            raise UserError(f"The dose engine refused this session: {plan.refusal.reason} "
+                            f"(first allowed {plan.refusal.first_allowed_date}).")
+        steps = self.steps()
+        if not steps:
+            raise UserError("The plan has nothing to treat today: " + plan.nothing_to_treat_reason())
+        return steps
+
+    def begin(self, *, abort_on_trip: bool = False) -> list[Step]:
+        """Open the recording, write the session 'in progress' into the store, connect, load the plan and arm."""
+        if self.session is not None:
+            raise SessionError("The treatment has already started.")
+        steps = self.check_plan()
+        plan = self.plan
+        protocol = self.library.get(plan.protocol_id)
+        rec = self.rig.start_recording(self.recordings_dir, patient_pseudonym=self.pseudonym,
+                                       operator_id=self.operator, protocol_id=protocol.id,
+                                       protocol_version=str(protocol.version), plan=plan.to_dict())
+        self.session_id = self.store.add_session(self.course.id, dt.date.today(), device_model=self.light_model(),
+                                                 plan=plan.to_dict(), state="in_progress",
+                                                 process=process_token(), recording_path=rec.path)
+        session = Session(self.rig.bus, self.rig.devices, self.rig.monitor, operator_id=self.operator,
+                          abort_on_trip=abort_on_trip)
+        try:
+            session.connect(self.operator)
+            session.load_plan(steps, self.operator)
+            session.arm(self.operator)
+        except BaseException as exc:  # nothing was given: close the journal row and the recording, allow a retry
+            session.abort(self.operator, f"the treatment could not start: {exc}")
+            session.close()
+            self.store.close_session(self.session_id, "aborted", session.abort_reason)
+            recording, sha, _failure = close_recording(self.rig)
+            if recording is not None and sha is not None:
+                self.store.link_recording(self.session_id, recording, sha)
+            self.session_id = None
+            raise
+        self.session = session
+        return steps
+
+    def _journal(self) -> None:
+        if self.session is not None and self.session_id is not None:
+            journal_steps(self.store, self.session_id, self.session)
+
+    def run_step(self) -> StepResult:
+        session = self._need_session()
+        if session.state == State.PAUSED:
+            raise SessionError("The session is paused: reset the interlocks if any, then press Resume.")
+        if session.next_step is None:
+            raise SessionError("Every step is done: press End session.")
+        try:
+            return session.run_step(self.operator)
+        finally:
+            self._journal()
+
+    def run_all(self) -> State:
+        """Every remaining step in order (headless); the store is journalled after each."""
+        session = self._need_session()
+        while session.state == State.ARMED and session.next_step is not None:
+            self.run_step()
+        if session.state == State.ARMED and session.next_step is None:
+            session.finish(self.operator)
+        return session.state
+
+    def pause(self, why: str = "paused by the operator") -> None:
+        session = self._need_session()
+        if session.state not in (State.TREATING, State.ARMED):
+            raise SessionError(f"Only a running or armed session can pause (it is {session.state}).")
+        session.pause(self.operator, why)
+
+    def resume(self) -> None:
+        self._need_session().resume(self.operator)
+
+    def stop(self, source: str) -> None:
+        """The big STOP: both devices stopped by the safety monitor now; the session pauses."""
+        if self.session is not None:
+            self.session.estop(source)
+        else:
+            self.rig.monitor.estop(source)
+
+    def reset_interlocks(self) -> list:
+        """The operator's reset: the monitor's latch and every device's latched fault, only when each cause is
+        gone (ResetRefused names the one that remains: disconnected, silent, still active, hot, no contact, or
+        what the device itself refuses)."""
+        return self.rig.monitor.reset_checked(self.operator)
+
+    def end(self) -> Saved:
+        """Close the session (completed only if every step is done), close its journal row with the outcome,
+        close the recording and link it."""
+        session = self._need_session()
+        if session.state == State.TREATING:
+            raise SessionError("A step is running: press STOP (or wait for it to end) before ending the session.")
+        if self.saved is not None:
+            return self.saved
+        if session.state in (State.ARMED, State.PAUSED):
+            session.finish(self.operator)
+        session.abort(self.operator, "ended by the operator")  # no-op once completed or aborted
+        summary = session.summary()
+        assert self.session_id is not None
+        self._journal()
+        self.store.close_session(self.session_id, summary["state"], summary["abort_reason"])
+        recording, sha, failure = close_recording(self.rig)
+        if recording is not None and sha is not None and self.store.recording(self.session_id) is None:
+            self.store.link_recording(self.session_id, recording, sha)  # no checksum (full disk): not linked
+        session.close()
+        self.saved = Saved(summary, recording, sha, self.session_id, failure)
+        return self.saved
+
+    def save_responses(self, responses: list) -> int:
+        if self.saved is None:
+            raise UserError("End the session before entering its response.")
+        for r in responses:
+            self.store.add_response(self.saved.session_id, r)
+        return len(responses)
+
+    def is_open(self) -> bool:
+        """A session has started and is not ended and saved."""
+        return self.session is not None and self.saved is None and self.session.state not in (State.COMPLETED,
+                                                                                                State.ABORTED)
+
+    def _need_session(self) -> Session:
+        if self.session is None:
+            raise SessionError("Start the treatment first.")
+        return self.session
+
+    # --- teardown (worker) ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the devices, close the recording (an unended session stays 'in progress' in the journal until the
+        next start closes it), the rig and the store."""
+        try:
+            if self.session is not None and self.saved is None and self.session_id is not None:
+                try:  # not ended and saved (closed mid-session, or the end failed): the journal says what happened
+                    if self.is_open():
+                        self.session.operator_stop(self.operator, "the program was closed during the session")
+                    self._journal()
+                    self.store.close_session(self.session_id, self.session.outcome(),
+                                             self.session.abort_reason or "closed before the session was saved")
+                except Exception:  # noqa: BLE001 - teardown goes on; the next start closes it from the recording
+                    log.exception("journal of session %s not closed", self.session_id)
+            if self.session is not None:
+                self.session.close()
+            self.rig.close()
+        finally:
+            self.store.close()
+            if self._tmp is not None:
+                self._tmp.cleanup()
