@@ -113,11 +113,11 @@ def test_a_trainer_scenario_with_a_low_sensor_ends_at_the_backup_time_and_audits
     assert result.exit_code == EXIT_INTERLOCK and result.state == "aborted"
     [res] = result.summary["results"]
     with Recording.open(result.recording) as rec:
+        trips = [e for e in rec.events if e.kind == "interlock"]
+        assert trips[0].details["interlock"] == Interlock.BACKUP_TIME, trips[0].message
+        assert trips[0].details["detected_by"] == "device"
         target = rec.plan["areas"][0]["target_dose_mj_cm2"]  # 220 mJ/cm², skin type II
         # the sensor's (half) reading when the backup time closed the shutter: ≈ 1.25 × target / 2
         assert res["outcome"] == "interrupted" and 0.5 * target < res["delivered_dose_mj_cm2"] < 0.7 * target
-        trips = [e for e in rec.events if e.kind == "interlock"]
-        assert trips[0].details["interlock"] == Interlock.BACKUP_TIME
-        assert trips[0].details["detected_by"] == "device"
         assert audit(rec).same
     assert main(["audit", str(result.recording)]) == 0

@@ -206,7 +206,11 @@ class _ExplodingDecoder(p.FrameDecoder):
 
 
 def _assert_dead_and_silent(dev, drv, tap, what):
-    ev = next(e for e in tap.kinds("connection") if "disconnected" in e.message and what in e.message)
+    def event():
+        return next((e for e in tap.kinds("connection") if "disconnected" in e.message and what in e.message), None)
+
+    wait_for(event, what="the disconnected event")  # published just after the port is closed
+    ev = event()
     assert ev.severity == "high"
     assert not drv.connected and not drv.status()["connected"] and what in drv.status()["stopped_because"]
     time.sleep(0.15)
