@@ -110,6 +110,7 @@ class SerialDevice(FrameIntake):
         self._plausibility = Plausibility(self.INFO.channels, self.ACTIVE_FIELD)
         self._ready = False  # made safe and identified since the port was (re)opened: telemetry and heartbeats flow
         self._refusal = ""  # why the device on the port is not one this driver drives (then it stays closed)
+        self.refused_identity: Identity | None = None  # what that device answered
         self._dead = ""  # why a driver thread ended (then the driver stays disconnected until close and connect)
         self._last_notice_s: dict[str, float] = {}
         self.last_rejection = ""  # why the last CRC-valid frame was rejected
@@ -124,6 +125,7 @@ class SerialDevice(FrameIntake):
         if self._running.is_set():
             raise DeviceError(f"{self.name} is already connected")
         self._refusal = self._dead = ""
+        self.refused_identity = None
         self._open_port()
         self._running.set()
         self._threads = [threading.Thread(target=self._reader_loop, name=f"{self.name}-reader", daemon=True)]
@@ -203,10 +205,10 @@ class SerialDevice(FrameIntake):
         except DeviceError:
             # The answer can be read, refused and the port closed by the reader before pyserial's write returns.
             if self._refusal:
-                raise WrongDevice(self._refusal) from None
+                raise WrongDevice(self._refusal, self.refused_identity) from None
             raise
         if self._refusal:
-            raise WrongDevice(self._refusal)
+            raise WrongDevice(self._refusal, self.refused_identity)
         if self.identity is None:  # the reader parses it; a bad one was counted and logged there
             raise DeviceError(f"{self.name} sent an unreadable identity.")
         return self.identity

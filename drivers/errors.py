@@ -14,7 +14,12 @@ class NotConnected(DeviceError):
 
 
 class WrongDevice(NotConnected):
-    """The device that answered on the port is not what the driver drives (kind, model or protocol version)."""
+    """The device that answered on the port is not what the driver drives (kind, model or protocol version).
+    `identity` is what it answered (drivers.types.Identity), when its answer could be read."""
+
+    def __init__(self, message: str, identity: object = None) -> None:
+        super().__init__(message)
+        self.identity = identity
 
 
 class CommandRefused(DeviceError):

@@ -175,6 +175,7 @@ class FrameIntake:
             self.identity = ident
             self._ready = True
             return
+        self.refused_identity = ident
         self._refusal = (
             f"The device on {self.port} is not a {self.INFO.name} ({self.INFO.kind}): {problem}. It answered as "
             f"{ident.model!r} s/n {ident.serial_number}, kind {ident.extra.get('kind')!r}, protocol "

@@ -15,6 +15,7 @@ from typing import Any
 
 from drivers.base import DeviceError, SerialDevice
 from drivers.discovery import driver_for
+from drivers.errors import WrongDevice
 from workstation.bus import Event, SessionBus, now_s
 from workstation.errors import UserError
 from workstation.safety import SafetyMonitor
@@ -89,6 +90,11 @@ class Rig:
         for name, dev in self.devices.items():
             try:
                 ident = dev.connect()
+            except WrongDevice as exc:  # another kind answered: collect it, to name both ports at once
+                if exc.identity is None or str(exc.identity.extra.get("kind", "")) == dev.INFO.kind:
+                    self.close()  # the right kind, but a model or protocol the driver does not drive: its words
+                    raise UserError(f"The {name} could not be connected: {exc}") from exc
+                ident = exc.identity
             except DeviceError as exc:
                 self.close()
                 raise UserError(f"The {name} could not be connected: {exc}") from exc
