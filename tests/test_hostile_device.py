@@ -398,7 +398,9 @@ def test_swapped_cables_are_refused_by_the_rig_in_words():
         with pytest.raises(UserError) as err:
             Rig.clinical({"light": pen.port, "pen": light.port})
         text = str(err.value)
-        assert "The light could not be connected" in text and pen.port in text and "needling" in text
+        # one sentence naming both ports and what answered on each
+        assert f"The port {pen.port} given for the light answered as a microneedling pen" in text
+        assert f"the port {light.port} given for the pen answered as a light" in text
         assert not pen.state().armed and not pen.state().active  # it got STOP and ARM 0, nothing else
     finally:
         light.stop()

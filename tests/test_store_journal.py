@@ -63,5 +63,5 @@ def test_response_fields_and_healing_confirmation(course):
     (r,) = store.history(c.id)[0].responses
     assert (r.erythema_grade, r.erythema_duration_h, r.swelling, r.itching, r.healed_on) == (
         2, 60.0, True, True, date(2026, 3, 9))
-    with pytest.raises(UserError, match="0–1440 hours"):
+    with pytest.raises(UserError, match="0–1440 h"):
         store.add_response(sid, Response(area.id, erythema_duration_h=-3))

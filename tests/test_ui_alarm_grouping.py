@@ -83,7 +83,8 @@ def test_stop_in_the_window_raises_no_alarm_and_a_fault_one_condition(qtbot, win
     qtbot.wait(200)
     assert t.alarms.alarms == [] and len(t.alarms.actions) == 1
     assert "_" not in win.message.text() and "INTERLOCK" not in win.message.text()
-    t.reset_interlocks()
+    t.reset_interlocks()  # on the worker: Start next step is enabled once the reset has cleared every latch
+    qtbot.waitUntil(lambda: not t.interlocks.tripped() and t.start_step_button.isEnabled(), timeout=TIMEOUT_MS)
     emulator = win.controller.rig.emulators["pen"]
     qtbot.mouseClick(t.start_step_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: emulator.state().active, timeout=TIMEOUT_MS)

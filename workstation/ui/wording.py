@@ -54,10 +54,13 @@ INTERLOCK_NAMES = {
     Interlock.PROTOCOL_RULE: ("Protocol rule", "a protocol rule forbids it"),
     Interlock.DEPTH_LIMIT: ("Depth limit", "the needle depth went past the area's limit"),
     Interlock.DEVICE_FAULT: ("Device fault", "the device reported a fault"),
+    Interlock.SENSOR_IMPLAUSIBLE: ("Implausible reading", "the device sent a reading no sensor could give"),
+    Interlock.BACKUP_TIME: ("Backup time", "the exposure ran past its backup time: the light's sensor may read low"),
 }
 FAULT_NAMES = {
     "CONTACT_LOST": "skin contact lost", "OVER_TEMPERATURE": "over-temperature", "WATCHDOG": "watchdog (no heartbeat)",
     "LAMP_FAILURE": "lamp failure", "MOTOR_JAM": "motor jammed", "ESTOP": "E-stop pressed on the device",
+    "BACKUP_TIME": "backup time reached",
 }
 # Plan and area fields: display name with the unit in words a clinician reads.
 FIELD_NAMES = {
