@@ -62,8 +62,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     bad input (a sentence on stderr), 130 when interrupted, 1 for an internal error (its trace in the log file)."""
     from workstation.errors import UserError
     from workstation.logsetup import SHOWN, configure_logging, current_log_file
+    from workstation.progname import set_program
 
     parser = build_parser(prog)
+    set_program(parser.prog)  # every message naming a command names the one the user ran
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     configure_logging(args.log_dir, verbose=args.verbose)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workstation.errors import UserError
+from workstation.progname import command
 from workstation.protocols import LESION_TYPES
 from workstation.protocols.reader import Reader, read_toml
 from workstation.protocols.schema import DEVICE_DOSE_MJ_CM2
@@ -79,7 +80,7 @@ def _factory_tables() -> Tables:
 
     tables = load_library().tables
     if tables is None:
-        raise ScenarioError("The reference tables did not load; run `python main.py protocols check`.")
+        raise ScenarioError(f"The reference tables did not load; run `{command('protocols check')}`.")
     return tables
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from workstation import places
 from workstation.errors import UserError
+from workstation.progname import command
 
 IDLE_LOCK_MAX_MINUTES = 240  # team default: a lock longer than a working half-day would not protect anything
 
@@ -151,7 +152,7 @@ def read_settings_file(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: is not valid TOML ({exc}); fix the syntax (`main.py settings` checks it).") from exc
+        raise UserError(f"{path}: is not valid TOML ({exc}); fix the syntax (`{command('settings')}` checks it).") from exc
     except OSError as exc:
         raise UserError(f"{path}: could not be read ({exc.strerror}).") from exc
     values, errors = parse_settings(path, data)
