@@ -114,8 +114,10 @@ def test_version_comes_from_the_package_metadata(capsys):
 
 
 def test_the_recordings_root_follows_a_moved_folder_only(clinic, tmp_path, capsys):
-    """Recordings moved to another disk: give the new place in the settings; the store adopts it because the old
-    root is gone. While the old root exists it is kept, since the paths linked relative to it depend on it."""
+    """Recordings moved to another disk, the old (now empty) folder left behind: the new place in the settings is
+    used because it holds the indexed recordings and the old root holds none. Reading commands use it for
+    themselves and never change the store; a writing open adopts it. A folder without the recordings is never
+    adopted, even when the recorded one is gone."""
     other = tmp_path / "other"
     other.mkdir()
     with ClinicStore.open(training=False, recordings_root=other) as store:
@@ -123,9 +125,16 @@ def test_the_recordings_root_follows_a_moved_folder_only(clinic, tmp_path, capsy
     moved = tmp_path / "disk2" / "recordings"
     moved.parent.mkdir()
     places.recordings_dir().rename(moved)
+    places.recordings_dir().mkdir()  # the old folder still exists, empty
     places.settings_file().parent.mkdir(parents=True, exist_ok=True)  # the keys folder may be there
     places.settings_file().write_text(f"[paths]\nrecordings = '{moved}'\n")
     assert main(["verify", str(moved / "2026-03-02" / "0b5e-uuid.h5")]) == 0
     assert "ok    store: session 1" in capsys.readouterr().out
+    with ClinicStore.open(training=False) as store:
+        assert store.recordings_root == places.recordings_dir()  # verify only reads
+    with ClinicStore.open(training=False, recordings_root=other) as store:
+        assert store.recordings_root == places.recordings_dir()  # an empty folder is not adopted
+    with ClinicStore.open(training=False, recordings_root=moved) as store:
+        assert store.recordings_root == moved
     with ClinicStore.open(training=False) as store:
         assert store.recordings_root == moved

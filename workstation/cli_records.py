@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     trail = sub.add_parser("trail", help="the clinic store's audit trail",
                            description="Every create, change and delete of clinical data, append-only and "
                                        "hash-chained: each row carries the SHA-256 of the row before it, so "
-                                       "a changed or removed row breaks the chain (the user guide's \"Records\").")
+                                       "a changed or removed row breaks the chain.")
     tsub = trail.add_subparsers(dest="trail_command", metavar="ACTION", required=True)
     ver = tsub.add_parser("verify", help="check the chain; exit 0 intact, 1 broken (names the first broken row)")
     add_setting_options(ver, ("paths.store",))
