@@ -84,6 +84,29 @@ def _factory_tables() -> Tables:
     return tables
 
 
+def resolve_scenario(given: Path | str) -> Path:
+    """The scenario file meant by what the user typed, for every command that takes one (`run`, `session`): a path
+    to a file; else a packaged scenario's name, with or without `.toml` (e.g. combined-uneventful). Raises
+    ScenarioError for a folder ("is a folder, not a scenario file") or a name that is neither (listing the packaged
+    ones)."""
+    from workstation.protocols import seeds_dir
+
+    path = Path(given).expanduser()
+    if path.is_dir():
+        raise ScenarioError(f"{path} is a folder, not a scenario file; give a .toml scenario file or the name of a "
+                            "packaged scenario.")
+    if path.is_file():
+        return path
+    packaged_dir = seeds_dir() / "scenarios"
+    if path.parent == Path(".") and path.suffix in ("", ".toml"):
+        packaged = packaged_dir / f"{path.stem}.toml"
+        if packaged.is_file():
+            return packaged
+    known = ", ".join(sorted(f.stem for f in packaged_dir.glob("*.toml")))
+    raise ScenarioError(f"There is no scenario file {path} and no packaged scenario of that name (packaged: "
+                        f"{known}).")
+
+
 def load_scenario(path: str | Path, tables: Tables | None = None) -> Scenario:
     """Read and check a scenario file against the reference tables (the factory ones unless given). Raises
     ScenarioError listing every problem as `FILE: KEY: what is wrong`."""
