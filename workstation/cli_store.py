@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "everything was copied intact, 1 when a recording is missing or changed (the rest is still written), 2 "
         "for bad input.")
     exp.add_argument("pseudonym", metavar="ID", help="the patient's pseudonymous id, e.g. CX-1A2B3C4D")
-    exp.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder to write the bundle in")
+    exp.add_argument("--out", required=True, metavar="DIR", help="folder to write the bundle in")
     add_setting_options(exp, ("paths.store", "paths.recordings"))
     exp.set_defaults(func=_export)
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
@@ -72,11 +72,11 @@ def _open_existing_store(args: argparse.Namespace, *, required: bool):
 def _export(args: argparse.Namespace) -> int:
     from workstation.store.bundle import write_patient_bundle
 
-    if not str(args.out).strip():
+    if not args.out.strip():  # Path("") would be the current folder
         raise UserError("--out is empty; give the folder to write the bundle in (e.g. --out /media/usb).")
     store, _ = _open_existing_store(args, required=True)
     with store:
-        bundle = write_patient_bundle(store, args.pseudonym, args.out)
+        bundle = write_patient_bundle(store, args.pseudonym, Path(args.out))
     for f in bundle.files:
         print(f"wrote  {bundle.folder / f}")
     for problem in bundle.problems:
