@@ -31,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "verify", help="check a recording against its .sha256 and the clinic store's index",
         description="Recompute a recording's SHA-256 and compare it with the .sha256 file written when it was "
         "closed and with the checksum the clinic store keeps for its session. Exit 0 when every checksum found "
-        "matches, 1 when one differs or none is found, 2 for bad input.")
+        "matches, 1 when one differs, none is found, or the store does not index a recording it should (a store "
+        "given by --store or the settings file, or a recording in the clinical recordings folder); 2 for bad "
+        "input, such as a store given that does not exist.")
     v.add_argument("file", type=Path, metavar="FILE", help="a recording, e.g. …/recordings/2026-11-23/<uuid>.h5")
     add_setting_options(v, ("paths.store",))
     v.set_defaults(func=_verify)
