@@ -98,7 +98,9 @@ def resolve_scenario(given: Path | str) -> Path:
     if path.is_file():
         return path
     packaged_dir = seeds_dir() / "scenarios"
-    if path.parent == Path(".") and path.suffix in ("", ".toml"):
+    if path.parent != Path("."):
+        raise ScenarioError(f"The scenario file {path} does not exist.")
+    if path.suffix in ("", ".toml"):
         packaged = packaged_dir / f"{path.stem}.toml"
         if packaged.is_file():
             return packaged
