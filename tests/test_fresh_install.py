@@ -193,7 +193,8 @@ def test_crash_log_says_when_and_what_and_the_next_start_notes_it(tmp_path):
     assert cli("settings", cwd=tmp_path).returncode == 0
     log = (places.log_dir() / "cicatrix.log").read_text()
     assert log.count("a hard crash was recorded since the last start") == 1
-    assert "Fatal Python error: Segmentation fault" in log  # the note quotes the trace's first line
+    note = next(ln for ln in log.splitlines() if "a hard crash was recorded since the last start" in ln)
+    assert "Fatal Python error: Segmentation fault" in note and f"pid {proc.pid}: main.py emulate light" in note
     assert cli("settings", cwd=tmp_path).returncode == 0  # noted once, not at every start
     assert (places.log_dir() / "cicatrix.log").read_text().count("a hard crash was recorded") == 1
 

@@ -120,7 +120,7 @@ def configure_logging(folder: Path | None = None, *, verbose: bool = False, comm
 
 CRASH_MAX_BYTES = 256 * 2**10  # a few dozen thread dumps; the older ones move to crash.log.1 (one kept)
 CRASH_HEADER = "=== cicatrix started "  # each process's header line in crash.log; a trace follows only after a crash
-_CRASH_SEEN = ".crash.log.seen"  # the size of crash.log after the last start's header (to notice a crash since)
+_CRASH_SEEN = ".crash.log.seen"  # the size of crash.log before the last start's header (to notice a crash since)
 
 
 def _open_crash_file(path: Path, command: str) -> str:
@@ -137,22 +137,27 @@ def _open_crash_file(path: Path, command: str) -> str:
     earlier = ""
     try:
         with path.open("rb") as f:
-            f.seek(min(seen, path.stat().st_size))
+            size = path.stat().st_size
+            f.seek(seen if seen <= size else 0)  # smaller than last time: rotated or emptied since, read it all
             since = f.read(CRASH_MAX_BYTES).decode("utf-8", "replace")
-        lines = [ln for ln in since.splitlines() if ln.strip() and not ln.startswith(CRASH_HEADER)]
-        if lines:
-            starts = [ln for ln in since.splitlines() if ln.startswith(CRASH_HEADER)]
-            earlier = f"{lines[0].strip()}; after {starts[-1][len(CRASH_HEADER):].strip()}" if starts else lines[0]
+        run = ""  # the header of the run the first trace belongs to
+        for line in since.splitlines():
+            if line.startswith(CRASH_HEADER):
+                run = line[len(CRASH_HEADER):].strip()
+            elif line.strip():
+                earlier = line.strip() + (f" (in the run started {run})" if run else "")
+                break
         if path.stat().st_size > CRASH_MAX_BYTES:
             os.replace(path, path.with_name(path.name + ".1"))
     except FileNotFoundError:
         pass
     _State.crash_file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for faulthandler
+    before_header = os.fstat(_State.crash_file.fileno()).st_size  # the next start reads from here: header and all
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     _State.crash_file.write(f"{CRASH_HEADER}{now} pid {os.getpid()}: {command or ' '.join(sys.argv)}\n")
     _State.crash_file.flush()
     try:
-        seen_file.write_text(str(_State.crash_file.tell()), encoding="ascii")
+        seen_file.write_text(str(before_header), encoding="ascii")
     except OSError:
         pass
     return earlier
