@@ -165,7 +165,7 @@ def test_reading_commands_never_change_the_store(clinic, tmp_path):
 
 def test_verify_fails_when_the_store_given_does_not_index_or_does_not_exist(clinic, tmp_path):
     missing = _cli("verify", str(clinic), "--store", str(tmp_path / "typo.sqlite3"), cwd=tmp_path)
-    assert missing.returncode == 2 and "There is no clinic store at" in missing.stderr
+    assert missing.returncode == 2 and "There is no clinic store at" in missing.stderr and missing.stdout == ""
     assert not (tmp_path / "typo.sqlite3").exists()
     stranger = places.recordings_dir() / "2026-03-03" / "unindexed.h5"  # in the clinical folder, not indexed
     stranger.parent.mkdir()

@@ -93,12 +93,12 @@ def _verify(args: argparse.Namespace) -> int:
     path = args.file.expanduser()
     if not path.is_file():
         raise UserError(f"{path} is not a file; give the path of a recording (.h5).")
+    store, settings = _open_existing_store(args, required=False)  # a store given that does not exist: exit 2 first
     results: list[bool] = []
     sidecar = check_checksum(path)
     print(f"{'ok   ' if sidecar.intact else 'FAIL ' if sidecar.intact is False else '-    '} .sha256: {sidecar.text}")
     if sidecar.intact is not None:
         results.append(sidecar.intact)
-    store, settings = _open_existing_store(args, required=False)
     if store is None:
         print(f"-     store: no clinic store at {settings['paths.store']} (default place; --store names one)")
     else:
