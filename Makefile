@@ -38,7 +38,8 @@ CICATRIX ?= $(abspath $(VENV))/bin/cicatrix
 DESKTOP_FILE := $(XDG_DATA_HOME)/applications/cicatrix.desktop
 ICON_FILE := $(XDG_DATA_HOME)/icons/hicolor/scalable/apps/cicatrix.svg
 
-install-desktop: setup
+# Only the clone's own copy needs `setup`; an installed copy given as CICATRIX=... leaves this clone's .venv alone.
+install-desktop: $(if $(filter file,$(origin CICATRIX)),setup)
 	@test -x "$(CICATRIX)" || { echo "$(CICATRIX) is not an executable; set CICATRIX=/path/to/cicatrix"; exit 1; }
 	install -D -m 644 workstation/resources/cicatrix.svg "$(ICON_FILE)"
 	mkdir -p "$(dir $(DESKTOP_FILE))"

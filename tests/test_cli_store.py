@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +18,7 @@ from workstation.protocols import load_library
 from workstation.store import ClinicStore, Identity, Treatment
 
 PSEUDONYM = "CX-00C0FFEE"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()
@@ -114,8 +118,10 @@ def test_version_comes_from_the_package_metadata(capsys):
 
 
 def test_the_recordings_root_follows_a_moved_folder_only(clinic, tmp_path, capsys):
-    """Recordings moved to another disk: give the new place in the settings; the store adopts it because the old
-    root is gone. While the old root exists it is kept, since the paths linked relative to it depend on it."""
+    """Recordings moved to another disk, the old (now empty) folder left behind: the new place in the settings is
+    used because it holds the indexed recordings and the old root holds none. Reading commands use it for
+    themselves and never change the store; a writing open adopts it. A folder without the recordings is never
+    adopted, even when the recorded one is gone."""
     other = tmp_path / "other"
     other.mkdir()
     with ClinicStore.open(training=False, recordings_root=other) as store:
@@ -123,9 +129,73 @@ def test_the_recordings_root_follows_a_moved_folder_only(clinic, tmp_path, capsy
     moved = tmp_path / "disk2" / "recordings"
     moved.parent.mkdir()
     places.recordings_dir().rename(moved)
+    places.recordings_dir().mkdir()  # the old folder still exists, empty
     places.settings_file().parent.mkdir(parents=True, exist_ok=True)  # the keys folder may be there
     places.settings_file().write_text(f"[paths]\nrecordings = '{moved}'\n")
     assert main(["verify", str(moved / "2026-03-02" / "0b5e-uuid.h5")]) == 0
     assert "ok    store: session 1" in capsys.readouterr().out
     with ClinicStore.open(training=False) as store:
+        assert store.recordings_root == places.recordings_dir()  # verify only reads
+    with ClinicStore.open(training=False, recordings_root=other) as store:
+        assert store.recordings_root == places.recordings_dir()  # an empty folder is not adopted
+    with ClinicStore.open(training=False, recordings_root=moved) as store:
         assert store.recordings_root == moved
+    with ClinicStore.open(training=False) as store:
+        assert store.recordings_root == moved
+
+
+def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    """The program in its own process, as the tester ran it (the user folders of this test through XDG_*)."""
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_reading_commands_never_change_the_store(clinic, tmp_path):
+    """`patient export --recordings /typo` used to rewrite the store's root and print a raw logger line."""
+    typo = tmp_path / "typo"
+    done = _cli("patient", "export", PSEUDONYM, "--out", str(tmp_path / "out"), "--recordings", str(typo),
+                cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "WARNING" not in done.stderr and "workstation." not in done.stderr
+    with ClinicStore.open(training=False) as store:
+        assert store.recordings_root == places.recordings_dir()
+    assert _cli("patient", "export", PSEUDONYM, "--out", "", cwd=tmp_path).returncode == 2  # not the current folder
+    assert not (tmp_path / PSEUDONYM).exists()
+
+
+def test_verify_fails_when_the_store_given_does_not_index_or_does_not_exist(clinic, tmp_path):
+    missing = _cli("verify", str(clinic), "--store", str(tmp_path / "typo.sqlite3"), cwd=tmp_path)
+    assert missing.returncode == 2 and "There is no clinic store at" in missing.stderr and missing.stdout == ""
+    assert not (tmp_path / "typo.sqlite3").exists()
+    stranger = places.recordings_dir() / "2026-03-03" / "unindexed.h5"  # in the clinical folder, not indexed
+    stranger.parent.mkdir()
+    stranger.write_bytes(b"not indexed")
+    stranger.with_name(stranger.name + ".sha256").write_text(
+        f"{hashlib.sha256(b'not indexed').hexdigest()}  {stranger.name}\n")
+    done = _cli("verify", str(stranger), cwd=tmp_path)
+    assert done.returncode == 1, done.stdout
+    assert "FAIL  store:" in done.stdout and "does not index this recording" in done.stdout
+    outside = tmp_path / "training.h5"  # a recording outside the clinic's folder, default store: not its business
+    outside.write_bytes(b"t")
+    outside.with_name("training.h5.sha256").write_text(f"{hashlib.sha256(b't').hexdigest()}  training.h5\n")
+    assert _cli("verify", str(outside), cwd=tmp_path).returncode == 0
+    assert _cli("verify", str(outside), "--store", str(places.clinic_store_file()), cwd=tmp_path).returncode == 1
+
+
+def test_store_set_recordings_root_after_moving_the_folder(clinic, tmp_path):
+    moved = tmp_path / "disk2" / "recordings"
+    moved.parent.mkdir()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    places.recordings_dir().rename(moved)
+    places.recordings_dir().mkdir()  # the old folder is left, empty
+    refused = _cli("store", "set-recordings-root", str(empty), cwd=tmp_path)
+    assert refused.returncode == 2 and "None of the 1 recordings the store indexes is under" in refused.stderr
+    assert _cli("store", "set-recordings-root", str(tmp_path / "nowhere"), cwd=tmp_path).returncode == 2
+    done = _cli("store", "set-recordings-root", str(moved), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"-> {moved}; 1 of 1 indexed recording(s) found there" in done.stdout
+    assert "set [paths] recordings" in done.stdout  # new recordings would still go to the old place
+    with ClinicStore.open(training=False) as store:
+        assert store.recordings_root == moved
+    assert _cli("verify", str(moved / "2026-03-02" / "0b5e-uuid.h5"), cwd=tmp_path).returncode == 0

@@ -35,3 +35,20 @@ def test_install_desktop_writes_a_valid_entry_and_icon(tmp_path):
     assert version.returncode == 0 and version.stdout.startswith("cicatrix ")
     subprocess.run(["make", "-s", "uninstall-desktop"], cwd=ROOT, env=env, check=True, timeout=60)
     assert not icon.exists() and not (tmp_path / "applications" / "cicatrix.desktop").exists()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed (CI installs it)")
+def test_install_desktop_for_an_installed_copy_leaves_the_clone_alone(tmp_path):
+    """CICATRIX=/path/to/installed/cicatrix: nothing of the clone's .venv is built (make -B would redo `setup`)."""
+    installed = tmp_path / "cicatrix"
+    installed.write_text("#!/bin/sh\necho cicatrix 0\n")
+    installed.chmod(0o755)
+    for env_or_arg in ({"CICATRIX": str(installed)}, {}):
+        args = [] if env_or_arg else [f"CICATRIX={installed}"]
+        plan = subprocess.run(["make", "-n", "-B", "install-desktop", *args], cwd=ROOT, capture_output=True,
+                              text=True, env=os.environ | env_or_arg | {"XDG_DATA_HOME": str(tmp_path)}, timeout=60)
+        assert plan.returncode == 0, plan.stderr
+        assert "pip install" not in plan.stdout and str(installed) in plan.stdout
+    clone = subprocess.run(["make", "-n", "-B", "install-desktop"], cwd=ROOT, capture_output=True, text=True,
+                           env=os.environ | {"XDG_DATA_HOME": str(tmp_path)}, timeout=60)
+    assert "pip install" in clone.stdout  # the clone's own copy is set up first

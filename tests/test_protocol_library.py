@@ -173,4 +173,4 @@ def test_cli_check_factory_and_clinic_folder(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "missing_title.toml: title: is missing" in out
     assert main(["protocols", "check", str(tmp_path / "absent")]) == 2
-    assert "not a folder" in capsys.readouterr().err
+    assert "(given on the command line) does not exist" in capsys.readouterr().err

@@ -69,7 +69,7 @@ def test_explicit_settings_file_is_used(tmp_path, capsys):
     ("[paths]\nstores = 'x'\n", "paths.stores", "known keys in [paths]: protocols, recordings, store"),
     ("[device]\nlight = 'x'\n", "device", "known sections: paths, ports, window"),
     ("[ports]\nlight = 3\n", "ports.light", "must be text in quotes, not a whole number (3)"),
-    ("[paths]\nstore = ''\n", "paths.store", "must be a path in quotes"),
+    ("[paths]\nstore = ''\n", "paths.store", "is empty; give a path in quotes, or remove the line"),
     ("[window]\nidle_lock_minutes = 'ten'\n", "window.idle_lock_minutes", "must be a whole number of minutes"),
     ("[window]\nidle_lock_minutes = 500\n", "window.idle_lock_minutes", "allowed: 0 (never) to 240 minutes"),
     ("[window]\nidle_lock_minutes = true\n", "window.idle_lock_minutes", "not true/false"),

@@ -61,14 +61,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Parse `argv` (default sys.argv[1:]), log the command, run it. Returns the exit status: the command's, 2 for
-    bad input (a sentence on stderr), 130 when interrupted, 1 for an internal error (its trace in the log file)."""
+    bad input (a sentence on stderr), 130 when interrupted, 141 when the output pipe was closed (`| head`), 1 for an internal error (its trace in the log file)."""
     from workstation.errors import UserError
     from workstation.logsetup import SHOWN, configure_logging, current_log_file
+    from workstation.progname import set_program
 
     parser = build_parser(prog)
+    set_program(parser.prog)  # every message naming a command names the one the user ran
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    configure_logging(args.log_dir, verbose=args.verbose)
+    configure_logging(args.log_dir, verbose=args.verbose, command=shlex.join([parser.prog, *argv]))
     log.info("command: %s (version %s)", shlex.join(argv) or "(none)", version())
     if not getattr(args, "func", None):
         parser.print_help()
@@ -79,6 +81,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         log.warning("refused (exit %d): %s", exc.exit_code, exc, extra=SHOWN)
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # the reader of our output went away (`| head`): end quietly, as Unix tools do
+        _silence_stdout()
+        log.info("output pipe closed by its reader; command ended (exit %d)", BROKEN_PIPE_EXIT)
+        return BROKEN_PIPE_EXIT
     except KeyboardInterrupt:
         log.warning("interrupted", extra=SHOWN)
         print("interrupted", file=sys.stderr)
@@ -96,6 +102,18 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 PRIVATE_UMASK = 0o077
 """Everything the program creates (recordings, reports, exports, logs, stores, keys) is readable by the clinic's
 account only: files 0600, folders 0700 (docs/records.md)."""
+
+
+BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool whose output pipe was closed
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush of what is still buffered cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (tests): nothing is flushed to a pipe at exit
+        pass
 
 
 def entry(prog: str | None = None) -> None:

@@ -1,4 +1,4 @@
-"""`python main.py protocols check [DIR]`: validate the factory protocol library, its tables and a clinic's folder."""
+"""`protocols check [DIR]`: validate the factory protocol library, its tables and a clinic's folder."""
 
 from __future__ import annotations
 
@@ -27,12 +27,19 @@ def _check(args: argparse.Namespace) -> int:
     from workstation.settings import load_settings
 
     extra: list[Path] = []
-    clinic = Path(args.dir) if args.dir else load_settings(getattr(args, "settings", None))["paths.protocols"]
+    if args.dir:
+        clinic, source = Path(args.dir), "given on the command line"
+    else:
+        setting = load_settings(getattr(args, "settings", None)).setting("paths.protocols")
+        clinic, source = setting.value, f"paths.protocols of the {setting.source}"
     print(f"factory library: {seeds_dir()}")
     if clinic is not None:
         folder = clinic.expanduser()
         if not folder.is_dir():
-            raise UserError(f"{folder} is not a folder; give the folder that holds the clinic's protocol files.")
+            what = "is a file, not a folder" if folder.exists() else "does not exist"
+            raise UserError(f"The clinic protocol folder {folder} ({source}) {what}; give the folder that holds the "
+                            "clinic's protocol files.")
+        print(f"clinic folder: {folder} ({source})")
         extra.append(folder)
     lib = load_library(extra)
     for pid, proto in sorted(lib.protocols.items()):

@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     trail = sub.add_parser("trail", help="the clinic store's audit trail",
                            description="Every create, change and delete of clinical data, append-only and "
-                                       "hash-chained (docs/records.md).")
+                                       "hash-chained: each row carries the SHA-256 of the row before it, so "
+                                       "a changed or removed row breaks the chain.")
     tsub = trail.add_subparsers(dest="trail_command", metavar="ACTION", required=True)
     ver = tsub.add_parser("verify", help="check the chain; exit 0 intact, 1 broken (names the first broken row)")
     add_setting_options(ver, ("paths.store",))
@@ -48,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(func=_show)
 
     keys = sub.add_parser("keys", help="this workstation's keys (recording signatures)",
-                          description="The workstation signs every recording it closes (docs/records.md).")
+                          description="The workstation signs every recording it closes with its Ed25519 key; "
+                          "another workstation of the clinic trusts it once its public key is added there.")
     ksub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     pub = ksub.add_parser("public", help="print this workstation's public signing key, the line another "
                                          "workstation of the clinic adds to its trusted-workstations file")

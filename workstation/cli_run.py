@@ -1,14 +1,17 @@
-"""`main.py run`: open the workstation window in simulation (default), clinical (serial ports) or replay mode, or the
+"""`run`: open the workstation window in simulation (default), clinical (serial ports) or replay mode, or the
 plain live-plot window on a synthetic feed (`--demo`, for UI work without devices)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from workstation.cli_settings import add_setting_options, settings_from_args
 from workstation.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,8 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--replay", type=Path, metavar="FILE", help="open a recording in the replay view")
     add_setting_options(parser)
     parser.add_argument("--operator", metavar="ID", help="clinical: your operator id (connects at once with the ports)")
-    parser.add_argument("--scenario", type=Path, metavar="TOML",
-                        help="simulation: start at once with the training patient of this scenario file")
+    parser.add_argument("--scenario", type=Path, metavar="FILE",
+                        help="simulation: start at once with the training patient of this scenario file, or of a "
+                        "packaged scenario named so (e.g. combined-uneventful), as `session --scenario`")
     parser.add_argument(
         "--exit-after-first-show",
         action="store_true",
@@ -58,6 +62,12 @@ def run(args: argparse.Namespace) -> int:
     if args.screenshot and not args.demo:
         raise UserError("--screenshot goes with --demo; the window's screenshots per mode are taken by "
                         "`python -m workstation.ui.screenshots DIR`.")
+    scenario = None
+    if args.scenario is not None:
+        from workstation.scenario import resolve_scenario
+
+        scenario = resolve_scenario(args.scenario)
+    require_display()
     if args.demo:
         return _run_demo(args)
 
@@ -72,8 +82,12 @@ def run(args: argparse.Namespace) -> int:
     if protocols is not None and not protocols.is_dir():
         raise UserError(f"The clinic protocol folder {protocols} ({settings.setting('paths.protocols').source}) "
                         "is not a folder; fix paths.protocols or give --protocols DIR.")
+    protocol_dirs = (protocols,) if protocols is not None else ()
     places = Places(clinic_store=settings["paths.store"], training_recordings=training_recordings_dir(),
-                    protocol_dirs=(protocols,) if protocols is not None else ())
+                    protocol_dirs=protocol_dirs)
+    refused = refused_clinic_protocols(protocol_dirs, settings.setting("paths.protocols").source)
+    if refused:
+        log.warning("%s", refused)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow(recordings_dir=settings["paths.recordings"], places=places,
                         idle_lock_minutes=settings["window.idle_lock_minutes"])
@@ -97,9 +111,42 @@ def run(args: argparse.Namespace) -> int:
         window.start_page.choose_replay()
     else:
         window.set_mode("simulation")
-        if args.scenario:
-            window.choose_simulation(args.scenario)
+        if scenario is not None:
+            window.choose_simulation(scenario)
+    if refused:
+        window.notify(refused, "warning")
     return int(app.exec())
+
+
+def require_display() -> None:
+    """UserError (exit 2) before Qt is started when Linux has no display to open a window on: no DISPLAY nor
+    WAYLAND_DISPLAY, and QT_QPA_PLATFORM not set. Qt would otherwise abort the process (exit 134) with text that
+    suggests reinstalling."""
+    import os
+
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise UserError("There is no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set): "
+                        "start it from a desktop session, or set QT_QPA_PLATFORM=offscreen for a test without a "
+                        "screen.")
+
+
+def refused_clinic_protocols(folders: tuple[Path, ...], source: str) -> str:
+    """One sentence naming the clinic protocol files of `folders` the library refused (loaded as the window loads
+    them) and where to see why, or "" when none was refused. `source` says where the folder came from."""
+    from workstation.progname import command
+    from workstation.protocols import load_library
+
+    if not folders:
+        return ""
+    files = sorted({e.path for e in load_library(folders).errors if any(e.path.is_relative_to(f) for f in folders)})
+    if not files:
+        return ""
+    names = ", ".join(f.name for f in files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+    where = " ".join(str(f) for f in folders)
+    return (f"{len(files)} clinic protocol file(s) in {where} ({source}) were refused and are not offered: {names}; "
+            f"`{command('protocols check ' + where)}` says why.")
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -31,29 +31,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from workstation.places import training_recordings_dir
     from workstation.runner import run_scenario
-    from workstation.scenario import load_scenario
+    from workstation.scenario import load_scenario, resolve_scenario
 
     record_dir = args.record.expanduser() if args.record is not None else training_recordings_dir()
     if record_dir.suffix.lower() in (".h5", ".hdf5"):
         raise UserError(f"--record takes a folder, not a file name: {record_dir} ends in {record_dir.suffix}. Give "
                         "the folder; the recording is written to FOLDER/YYYY-MM-DD/<uuid>.h5.")
-    scenario = load_scenario(_scenario_file(args.scenario))
+    scenario = load_scenario(resolve_scenario(args.scenario))
     if args.store is not None:
         from workstation.cli_settings import settings_from_args
 
         if args.store.resolve() == settings_from_args(args)["paths.store"].resolve():
             raise UserError("A simulated session never writes to the clinic database; give a training store.")
     return run_scenario(scenario, record_dir, store_path=args.store).exit_code
-
-
-def _scenario_file(given: Path) -> Path:
-    """A path as given, or a bare name (no folder, no suffix) of a scenario shipped in the factory library."""
-    from workstation.protocols import seeds_dir
-
-    if given.exists() or given.parent != Path(".") or given.suffix:
-        return given.expanduser()
-    packaged = seeds_dir() / "scenarios" / f"{given.name}.toml"
-    if not packaged.is_file():
-        known = ", ".join(sorted(f.stem for f in (seeds_dir() / "scenarios").glob("*.toml")))
-        raise UserError(f"There is no scenario file {given} and no packaged scenario of that name (packaged: {known}).")
-    return packaged

@@ -1,5 +1,6 @@
-"""`main.py patient export ID --out DIR` (a patient's pseudonymous bundle) and `main.py verify FILE` (a recording
-against its .sha256 and the clinic store's index)."""
+"""`patient export ID --out DIR` (a patient's pseudonymous bundle), `verify FILE` (a recording against its .sha256
+and the clinic store's index) and `store set-recordings-root DIR` (after moving the recordings folder). The reading
+commands never change the store."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "everything was copied intact, 1 when a recording is missing or changed (the rest is still written), 2 "
         "for bad input.")
     exp.add_argument("pseudonym", metavar="ID", help="the patient's pseudonymous id, e.g. CX-1A2B3C4D")
-    exp.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder to write the bundle in")
+    exp.add_argument("--out", required=True, metavar="DIR", help="folder to write the bundle in")
     add_setting_options(exp, ("paths.store", "paths.recordings"))
     exp.set_defaults(func=_export)
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
@@ -30,31 +31,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "verify", help="check a recording against its .sha256 and the clinic store's index",
         description="Recompute a recording's SHA-256 and compare it with the .sha256 file written when it was "
         "closed and with the checksum the clinic store keeps for its session. Exit 0 when every checksum found "
-        "matches, 1 when one differs or none is found, 2 for bad input.")
+        "matches, 1 when one differs, none is found, or the store does not index a recording it should (a store "
+        "given by --store or the settings file, or a recording in the clinical recordings folder); 2 for bad "
+        "input, such as a store given that does not exist.")
     v.add_argument("file", type=Path, metavar="FILE", help="a recording, e.g. …/recordings/2026-11-23/<uuid>.h5")
     add_setting_options(v, ("paths.store",))
     v.set_defaults(func=_verify)
 
+    st = subparsers.add_parser("store", help="the clinic store itself (its recordings root)",
+                               description="Work with the clinic store itself.")
+    ssub = st.add_subparsers(dest="store_command", metavar="SUBCOMMAND")
+    root = ssub.add_parser(
+        "set-recordings-root", help="tell the store where its recordings are now (after moving the folder)",
+        description="The store indexes each recording relative to its recordings root. After moving the whole "
+        "recordings folder (e.g. to another disk), give its new place here; the store then finds every recording "
+        "there. Refused when none of the indexed recordings is under DIR (move them first). Also set [paths] "
+        "recordings in the settings file so new recordings go there.")
+    root.add_argument("folder", type=Path, metavar="DIR", help="the recordings folder's new place")
+    add_setting_options(root, ("paths.store",))
+    root.set_defaults(func=_set_root)
+    st.set_defaults(func=lambda args: (st.print_help(), 0)[1])
 
-def _open_existing_store(args: argparse.Namespace):
+
+def _open_existing_store(args: argparse.Namespace, *, required: bool):
+    """The clinic store in force, opened read-only (its recordings root is never changed here), with the settings.
+    A store that does not exist is an error (exit 2) when `required` or when it was given (option or settings
+    file); else (None, settings)."""
+    from workstation.settings import DEFAULT_SOURCE
     from workstation.store import ClinicStore
 
     settings = settings_from_args(args)
-    path = settings["paths.store"]
+    path, source = settings["paths.store"], settings.setting("paths.store").source
     if not Path(path).is_file():
+        if required or source != DEFAULT_SOURCE:
+            raise UserError(f"There is no clinic store at {path} ({source}); give the right one with --store "
+                            "(or paths.store in the settings file).")
         return None, settings
-    return ClinicStore.open(path, training=False, recordings_root=settings["paths.recordings"]), settings
+    return ClinicStore.open(path, training=False, recordings_root=settings["paths.recordings"],
+                            read_only=True), settings
 
 
 def _export(args: argparse.Namespace) -> int:
     from workstation.store.bundle import write_patient_bundle
 
-    store, settings = _open_existing_store(args)
-    if store is None:
-        raise UserError(f"There is no clinic store at {settings['paths.store']}; give the right one with --store "
-                        "(or paths.store in the settings file).")
+    if not args.out.strip():  # Path("") would be the current folder
+        raise UserError("--out is empty; give the folder to write the bundle in (e.g. --out /media/usb).")
+    store, _ = _open_existing_store(args, required=True)
     with store:
-        bundle = write_patient_bundle(store, args.pseudonym, args.out)
+        bundle = write_patient_bundle(store, args.pseudonym, Path(args.out))
     for f in bundle.files:
         print(f"wrote  {bundle.folder / f}")
     for problem in bundle.problems:
@@ -69,19 +93,23 @@ def _verify(args: argparse.Namespace) -> int:
     path = args.file.expanduser()
     if not path.is_file():
         raise UserError(f"{path} is not a file; give the path of a recording (.h5).")
+    store, settings = _open_existing_store(args, required=False)  # a store given that does not exist: exit 2 first
     results: list[bool] = []
     sidecar = check_checksum(path)
     print(f"{'ok   ' if sidecar.intact else 'FAIL ' if sidecar.intact is False else '-    '} .sha256: {sidecar.text}")
     if sidecar.intact is not None:
         results.append(sidecar.intact)
-    store, settings = _open_existing_store(args)
     if store is None:
-        print(f"-     store: no clinic store at {settings['paths.store']}")
+        print(f"-     store: no clinic store at {settings['paths.store']} (default place; --store names one)")
     else:
         with store:
             session_id = store.session_for_recording(path)
             if session_id is None:
-                print(f"-     store: {store.path} does not index this recording")
+                expected = _store_should_index(path, settings)
+                print(f"{'FAIL ' if expected else '-    '} store: {store.path} does not index this recording"
+                      + (f" ({expected})" if expected else ""))
+                if expected:
+                    results.append(False)
             else:
                 intact = store.verify_recording(session_id)
                 results.append(intact)
@@ -91,3 +119,44 @@ def _verify(args: argparse.Namespace) -> int:
         print("no checksum to compare with: the recording is not intact as far as anyone can tell.")
         return 1
     return 0 if all(results) else 1
+
+
+def _store_should_index(path: Path, settings) -> str:
+    """Why the store in force should index this recording (so its absence is a failure), or "" when it need not:
+    the store was given (option or settings file), or the recording lies in the clinical recordings folder."""
+    from workstation.settings import DEFAULT_SOURCE
+
+    if settings.setting("paths.store").source != DEFAULT_SOURCE:
+        return f"the store was given: {settings.setting('paths.store').source}"
+    if path.resolve().is_relative_to(Path(settings["paths.recordings"]).resolve()):
+        return "the recording is in the clinical recordings folder"
+    return ""
+
+
+def _set_root(args: argparse.Namespace) -> int:
+    from workstation.store import ClinicStore
+
+    folder = args.folder.expanduser().absolute()
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder; give the folder the recordings were moved to.")
+    settings = settings_from_args(args)
+    path = settings["paths.store"]
+    if not Path(path).is_file():
+        raise UserError(f"There is no clinic store at {path} ({settings.setting('paths.store').source}); give the "
+                        "right one with --store (or paths.store in the settings file).")
+    with ClinicStore.open(path, training=False) as store:
+        old = store.recordings_root
+        found, indexed = store.recordings_found_under(folder)
+        if indexed and not found:
+            raise UserError(f"None of the {indexed} recordings the store indexes is under {folder}; move the "
+                            f"recordings folder there first (the root stays {old}).")
+        store.set_recordings_root(folder)
+    print(f"recordings root of {path}: {old or '(none)'} -> {folder}; {found} of {indexed} indexed recording(s) "
+          "found there.")
+    if found < indexed:
+        print(f"warning: {indexed - found} indexed recording(s) are not under {folder}; `verify` names them as missing.")
+    if settings["paths.recordings"] != folder:
+        print(f"note: new recordings still go to {settings['paths.recordings']} "
+              f"({settings.setting('paths.recordings').source}); set [paths] recordings = \"{folder}\" in "
+              f"{settings.file}.")
+    return 0

@@ -67,10 +67,13 @@ class _NotShown(logging.Filter):
         return not (record.name.startswith(EVENTS_LOGGER) or getattr(record, "shown", False))
 
 
-def configure_logging(folder: Path | None = None, *, verbose: bool = False) -> Path | None:
+def configure_logging(folder: Path | None = None, *, verbose: bool = False, command: str = "") -> Path | None:
     """Send log records at INFO and above to `folder`/cicatrix.log (default: the platform's log folder), rotating at
-    LOG_MAX_BYTES with LOG_BACKUPS old files, and warnings (everything with `verbose`) to stderr; enable faulthandler
-    into `folder`/crash.log; log uncaught exceptions of any thread. Calling it again replaces the previous set-up.
+    LOG_MAX_BYTES with LOG_BACKUPS old files; to stderr only with `verbose` (everything) or when the folder cannot be written
+    (warnings), since the user reads sentences, not logger lines; enable faulthandler
+    into `folder`/crash.log after a header line naming the time, pid and `command` (crash.log is rotated to
+    crash.log.1 at start once above CRASH_MAX_BYTES), and note in the log when crash.log holds a crash trace written
+    since the previous start; log uncaught exceptions of any thread. Calling it again replaces the previous set-up.
     Returns the log file, or None when the folder cannot be written (then a sentence goes to stderr and only stderr
     logging is set up: the program still works)."""
     stop_logging()
@@ -81,13 +84,16 @@ def configure_logging(folder: Path | None = None, *, verbose: bool = False) -> P
     err.setLevel(logging.DEBUG if verbose else logging.WARNING)
     err.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     err.addFilter(_NotShown())
-    handlers: list[logging.Handler] = [err]
+    handlers: list[logging.Handler] = []
     path: Path | None = folder / LOG_FILE_NAME
+    earlier_crash = ""
     try:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(20, "it is a file, not a folder")
         folder.mkdir(parents=True, exist_ok=True)
         file_handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS,
                                                             encoding="utf-8")
-        _State.crash_file = open(folder / CRASH_FILE_NAME, "a", encoding="utf-8")  # noqa: SIM115 - kept open for faulthandler
+        earlier_crash = _open_crash_file(folder / CRASH_FILE_NAME, command)
     except OSError as exc:
         print(f"warning: the log folder {folder} cannot be written ({exc.strerror}); nothing is logged to a file.",
               file=sys.stderr)
@@ -99,12 +105,62 @@ def configure_logging(folder: Path | None = None, *, verbose: bool = False) -> P
         _State.listener.start()
         handlers.append(logging.handlers.QueueHandler(q))
         faulthandler.enable(file=_State.crash_file, all_threads=True)
+    if verbose or path is None:  # else the terminal gets sentences (print, UserError), never raw logger lines
+        handlers.insert(0, err)
     for h in handlers:
         root.addHandler(h)
     _State.handlers = handlers
     _State.log_file = path
+    if path is not None and earlier_crash:
+        log.warning("a hard crash was recorded since the last start: %s holds its trace (%s)",
+                    folder / CRASH_FILE_NAME, earlier_crash)
     threading.excepthook = _thread_excepthook
     return path
+
+
+CRASH_MAX_BYTES = 256 * 2**10  # a few dozen thread dumps; the older ones move to crash.log.1 (one kept)
+CRASH_HEADER = "=== cicatrix started "  # each process's header line in crash.log; a trace follows only after a crash
+_CRASH_SEEN = ".crash.log.seen"  # the size of crash.log before the last start's header (to notice a crash since)
+
+
+def _open_crash_file(path: Path, command: str) -> str:
+    """Open crash.log for faulthandler (kept in _State.crash_file), rotating it first if too large, and write this
+    process's header. Returns a short description of a crash trace written since the previous start, or ""."""
+    import datetime
+    import os
+
+    seen_file = path.parent / _CRASH_SEEN
+    try:
+        seen = int(seen_file.read_text(encoding="ascii").strip() or 0)
+    except (OSError, ValueError):
+        seen = 0
+    earlier = ""
+    try:
+        with path.open("rb") as f:
+            size = path.stat().st_size
+            f.seek(seen if seen <= size else 0)  # smaller than last time: rotated or emptied since, read it all
+            since = f.read(CRASH_MAX_BYTES).decode("utf-8", "replace")
+        run = ""  # the header of the run the first trace belongs to
+        for line in since.splitlines():
+            if line.startswith(CRASH_HEADER):
+                run = line[len(CRASH_HEADER):].strip()
+            elif line.strip():
+                earlier = line.strip() + (f" (in the run started {run})" if run else "")
+                break
+        if path.stat().st_size > CRASH_MAX_BYTES:
+            os.replace(path, path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
+    _State.crash_file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for faulthandler
+    before_header = os.fstat(_State.crash_file.fileno()).st_size  # the next start reads from here: header and all
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    _State.crash_file.write(f"{CRASH_HEADER}{now} pid {os.getpid()}: {command or ' '.join(sys.argv)}\n")
+    _State.crash_file.flush()
+    try:
+        seen_file.write_text(str(before_header), encoding="ascii")
+    except OSError:
+        pass
+    return earlier
 
 
 def current_log_file() -> Path | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workstation.errors import UserError
+from workstation.progname import command
 from workstation.protocols import LESION_TYPES
 from workstation.protocols.reader import Reader, read_toml
 from workstation.protocols.schema import DEVICE_DOSE_MJ_CM2
@@ -81,8 +82,33 @@ def _factory_tables() -> Tables:
 
     tables = load_library().tables
     if tables is None:
-        raise ScenarioError("The reference tables did not load; run `python main.py protocols check`.")
+        raise ScenarioError(f"The reference tables did not load; run `{command('protocols check')}`.")
     return tables
+
+
+def resolve_scenario(given: Path | str) -> Path:
+    """The scenario file meant by what the user typed, for every command that takes one (`run`, `session`): a path
+    to a file; else a packaged scenario's name, with or without `.toml` (e.g. combined-uneventful). Raises
+    ScenarioError for a folder ("is a folder, not a scenario file") or a name that is neither (listing the packaged
+    ones)."""
+    from workstation.protocols import seeds_dir
+
+    path = Path(given).expanduser()
+    if path.is_dir():
+        raise ScenarioError(f"{path} is a folder, not a scenario file; give a .toml scenario file or the name of a "
+                            "packaged scenario.")
+    if path.is_file():
+        return path
+    packaged_dir = seeds_dir() / "scenarios"
+    if path.parent != Path("."):
+        raise ScenarioError(f"The scenario file {path} does not exist.")
+    if path.suffix in ("", ".toml"):
+        packaged = packaged_dir / f"{path.stem}.toml"
+        if packaged.is_file():
+            return packaged
+    known = ", ".join(sorted(f.stem for f in packaged_dir.glob("*.toml")))
+    raise ScenarioError(f"There is no scenario file {path} and no packaged scenario of that name (packaged: "
+                        f"{known}).")
 
 
 def load_scenario(path: str | Path, tables: Tables | None = None) -> Scenario:

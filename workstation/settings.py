@@ -1,10 +1,11 @@
 """The settings in force: built-in defaults (the platform's standard places, workstation.places), then the settings
 file `cicatrix.toml` in the config folder, then the command line, each later one winning. Every value remembers
-where it came from, so `main.py settings` can say why it is what it is.
+where it came from, so the `settings` command can say why it is what it is.
 
 The file is TOML, read with tomllib and checked strictly: an unknown key, a wrong type or a value out of range is an
 error naming the file, the key and what is allowed, and nothing is used from a file with an error (a typo must not
-fall back silently to a default). Relative paths in the file are taken from the file's own folder; `~` is expanded.
+fall back silently to a default). Relative paths in the file are taken from the file's own folder (also for `--settings FILE` given as a relative
+path), so every path comes back absolute; `~` is expanded. A UTF-8 byte-order mark is accepted.
 
     [paths]
     protocols = "/srv/cicatrix/protocols"    # the clinic's own protocol folder (none by default)
@@ -32,6 +33,7 @@ from typing import Any
 
 from workstation import places
 from workstation.errors import UserError
+from workstation.progname import command
 
 IDLE_LOCK_MAX_MINUTES = 240  # team default: a lock longer than a working half-day would not protect anything
 
@@ -85,7 +87,7 @@ class Settings:
         return [self._values[k.name] for k in KEYS]
 
     def describe(self) -> list[str]:
-        """One line per setting: name, value, source (what `main.py settings` prints)."""
+        """One line per setting: name, value, source (what the `settings` command prints)."""
         lines = []
         for s in self.all():
             shown = "(not set)" if s.value is None else str(s.value)
@@ -133,8 +135,10 @@ def _check(key: Key, value: Any, base: Path) -> tuple[Any, str | None]:
         if not 0 <= value <= IDLE_LOCK_MAX_MINUTES:
             return None, f"is {value}; allowed: 0 (never) to {IDLE_LOCK_MAX_MINUTES} minutes."
         return value, None
-    if not isinstance(value, str) or not value.strip():
-        what = "a path" if key.kind == "path" else "text"
+    what = "a path" if key.kind == "path" else "text"
+    if isinstance(value, str) and not value.strip():
+        return None, f"is empty; give {what} in quotes, or remove the line to use the default."
+    if not isinstance(value, str):
         return None, f"must be {what} in quotes, not {_describe_type(value)} ({value!r})."
     if key.kind == "path":
         p = Path(value.strip()).expanduser()
@@ -146,12 +150,17 @@ def read_settings_file(path: Path) -> dict[str, Any]:
     """The values a settings file sets (by dotted name). A missing file sets nothing; an unreadable or invalid one
     raises UserError listing every problem (file, key, what is allowed)."""
     try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
+        raw = path.read_bytes()
+        text = raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8")  # a byte-order mark (Windows editors) is accepted
+        data = tomllib.loads(text)
     except FileNotFoundError:
         return {}
+    except IsADirectoryError as exc:
+        raise UserError(f"{path} is a folder, not a settings file; give the file (cicatrix.toml).") from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: is not UTF-8 text (byte {exc.start + 1}); save it as UTF-8.") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: is not valid TOML ({exc}); fix the syntax (`main.py settings` checks it).") from exc
+        raise UserError(f"{path}: is not valid TOML ({exc}); fix the syntax (`{command('settings')}` checks it).") from exc
     except OSError as exc:
         raise UserError(f"{path}: could not be read ({exc.strerror}).") from exc
     values, errors = parse_settings(path, data)
@@ -165,7 +174,9 @@ def load_settings(file: Path | None = None, overrides: Mapping[str, tuple[Any, s
     (dotted name -> (value, option name)) for values given on the command line (None = not given).
     Raises UserError for an invalid file or an unknown override name."""
     explicit = file is not None
-    path = Path(file).expanduser() if file is not None else places.settings_file()
+    path = Path(file).expanduser().absolute() if file is not None else places.settings_file()
+    if explicit and path.is_dir():
+        raise UserError(f"{path} is a folder, not a settings file; give the file (cicatrix.toml).")
     if explicit and not path.is_file():
         raise UserError(f"The settings file {path} does not exist; give an existing file or leave out --settings.")
     from_file = read_settings_file(path)

@@ -9,6 +9,7 @@ from workstation.dose.engine import plan_session
 from workstation.dose.place import light_totals, same_place_sessions
 from workstation.dose.plan import SessionPlan
 from workstation.errors import UserError
+from workstation.progname import command
 from workstation.protocols.library import Library
 from workstation.store.clinic_store import ClinicStore
 
@@ -20,7 +21,7 @@ def plan_next_session(store: ClinicStore, library: Library, course_id: int, visi
     region) counts for the interval, same-day and cumulative rules, and the plan carries the patient's UV record."""
     if library.tables is None:
         raise UserError("The reference tables did not load, so no plan can be made; run "
-                        "`python main.py protocols check` and fix the files it names.")
+                        f"`{command('protocols check')}` and fix the files it names.")
     course = store.course(course_id)
     protocol = library.get(course.protocol_id)
     if protocol.version != course.protocol_version:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from workstation.errors import UserError
+from workstation.progname import command
 from workstation.protocols.model import Protocol, ProtocolError
 from workstation.protocols.reader import read_toml
 from workstation.protocols.schema import parse_protocol
@@ -38,7 +39,7 @@ class Library:
         except KeyError:
             known = ", ".join(sorted(self.protocols)) or "none"
             raise UserError(f"There is no protocol {protocol_id!r} in the library (known: {known}). "
-                            "Run `python main.py protocols check` to see files that failed to load.") from None
+                            f"Run `{command('protocols check')}` to see files that failed to load.") from None
 
     def for_lesion(self, lesion_type: str) -> list[Protocol]:
         return [p for p in self.protocols.values() if lesion_type in p.lesion_types]

@@ -74,6 +74,7 @@ class ClinicStore:
         """Who the audit trail names for every write: the signed-in account (`sign_in`), else the OS account."""
         self._reason = ""
         self._cipher: IdentityCipher | None = None
+        self._root_for_now: Path | None = None  # a root adopted by a read-only connection (settle_recordings_root)
         register_functions(conn, lambda: self.actor, lambda: self._reason)
 
     @property
@@ -91,25 +92,49 @@ class ClinicStore:
     # ---- opening -------------------------------------------------------------------------------------------
     @classmethod
     def open(cls, path: Path | str | None = None, *, training: bool,
-             recordings_root: Path | str | None = None) -> ClinicStore:
+             recordings_root: Path | str | None = None, read_only: bool = False) -> ClinicStore:
         """Open (creating and migrating if needed) the clinic database, or with training=True the training one.
         A database marked with the other role is refused before anything is written to it. `recordings_root` (the
-        recordings folder in force) becomes the store's recordings root if it has none yet, or if the recorded one
-        is no longer a folder (the recordings were moved there); an existing recorded root is kept otherwise, since
-        the paths linked relative to it depend on it (see link_recording)."""
+        recordings folder in force) is settled against the root the store records (settle_recordings_root); with
+        `read_only` (commands that only read) the store's recorded root is never changed: a root adopted by the rule
+        is used for this connection only."""
         role = "training" if training else "clinic"
         path = Path(path).expanduser() if path is not None else default_db_path(training=training)
         store = cls(connect(path, role), path, role)
-        recorded = store.recordings_root
-        if recordings_root is not None and recorded != Path(recordings_root).expanduser().absolute():
-            if recorded is None or not recorded.is_dir():
-                if recorded is not None:
-                    log.warning("recordings root of %s moved from %s (gone) to %s", path, recorded, recordings_root)
-                store.set_recordings_root(recordings_root)
-            else:
-                log.info("recordings root of %s stays %s (the recordings folder in force is %s)", path, recorded,
-                         recordings_root)
+        if recordings_root is not None:
+            store.settle_recordings_root(Path(recordings_root), write=not read_only)
         return store
+
+    def settle_recordings_root(self, wanted: Path, *, write: bool) -> Path | None:
+        """The one rule for the recordings root: the folder in force (`wanted`) is adopted when the store records
+        none yet, or when none of the recordings indexed relative to the recorded root is under it any more while
+        at least one is under `wanted` (the recordings were moved there). Otherwise the recorded root stays, since
+        the paths linked relative to it depend on it; a typo'd folder holds no recordings and is never adopted.
+        `write=False` adopts for this connection only. Returns the root in force. (`store set-recordings-root`
+        changes it explicitly.)"""
+        wanted = wanted.expanduser().absolute()
+        recorded = self.recordings_root
+        if recorded == wanted:
+            return recorded
+        if recorded is not None and not (self.recordings_found_under(recorded)[0] == 0
+                                         and self.recordings_found_under(wanted)[0] > 0):
+            log.info("recordings root of %s stays %s (the recordings folder in force, %s, does not hold its "
+                     "recordings)", self.path, recorded, wanted)
+            return recorded
+        if write:
+            log.info("recordings root of %s: %s -> %s (%s)", self.path, recorded, wanted,
+                     "first set" if recorded is None else "the recordings were moved there")
+            self.set_recordings_root(wanted)
+        else:
+            self._root_for_now = wanted
+        return wanted
+
+    def recordings_found_under(self, root: Path) -> tuple[int, int]:
+        """(found, indexed): how many of the recordings indexed relative to the recordings root exist as files under
+        `root`, and how many are indexed so."""
+        relative = [Path(r["path"]) for r in self._all("SELECT path FROM recordings")
+                    if not Path(r["path"]).is_absolute()]
+        return sum((root / p).is_file() for p in relative), len(relative)
 
     def close(self) -> None:
         self._conn.close()
@@ -488,6 +513,8 @@ class ClinicStore:
     @property
     def recordings_root(self) -> Path | None:
         """The folder recording paths in this store are relative to (absolute), or None if none is recorded."""
+        if self._root_for_now is not None:
+            return self._root_for_now
         row = self._one("SELECT value FROM meta WHERE key = 'recordings_root'")
         return Path(row["value"]) if row else None
 
@@ -497,6 +524,7 @@ class ClinicStore:
         with self.transaction() as c:
             c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('recordings_root', ?)",
                       (str(Path(root).expanduser().absolute()),))
+        self._root_for_now = None
 
     def recording_path(self, session_id: int) -> Path | None:
         """The absolute path of the session's recording (a relative one is taken from the recordings root, or,

@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from workstation.errors import UserError
+from workstation.progname import command
 from workstation.protocols.model import LESION_TYPES, SKIN_TYPES
 from workstation.protocols.schema import DEVICE_DOSE_MJ_CM2
 from workstation.protocols.tables import Tables
@@ -33,7 +34,7 @@ def factory_tables() -> Tables:
     tables, errors = load_tables(seeds_dir() / "tables")
     if tables is None:
         raise UserError("The reference tables did not load, so typed values cannot be checked; run "
-                        f"`python main.py protocols check` ({errors[0] if errors else 'unknown error'}).")
+                        f"`{command('protocols check')}` ({errors[0] if errors else 'unknown error'}).")
     return tables
 
 

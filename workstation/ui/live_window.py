@@ -13,6 +13,7 @@ from PyQt6.QtGui import QCloseEvent, QGuiApplication
 from PyQt6.QtWidgets import QLabel, QMainWindow, QWidget
 
 from workstation.plotbuffer import PlotBuffers
+from workstation.ui.geometry import fit_to_screen
 from workstation.ui.plots import LivePlots
 from workstation.ui.sources import DeviceLink, RateMeter, Rig
 
@@ -75,12 +76,7 @@ class LiveWindow(QMainWindow):
             box.insertWidget(0, line)
             self.status_lines[dev] = line
         self.setCentralWidget(self.plots)
-        screen = self.screen()
-        available = screen.availableGeometry() if screen is not None else None
-        width, height = 1400, 860
-        if available is not None:
-            width, height = min(width, available.width()), min(height, available.height())
-        self.resize(width, height)
+        fit_to_screen(self, 1400, 860)
         self.status_timer = QTimer(self)
         self.status_timer.setInterval(STATUS_REFRESH_MS)
         self.status_timer.timeout.connect(self.refresh_status)

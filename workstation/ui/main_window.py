@@ -26,6 +26,7 @@ from PyQt6.QtWidgets import (
 
 from workstation.logsetup import SHOWN
 from workstation.ui.after_view import AfterView
+from workstation.ui.geometry import fit_to_screen
 from workstation.ui.messages import MessageBar, user_text
 from workstation.ui.patient_view import PatientView
 from workstation.ui.plan_view import PlanView
@@ -46,13 +47,15 @@ BANNERS = {
 }
 
 
+PREFERRED_SIZE = (1400, 900)  # px: room for the plots beside the plan; smaller screens get their available size
+
+
 class MainWindow(QMainWindow):
     def __init__(self, *, recordings_dir: Path, store_path: Path | None = None,
                  artifacts_dir: Path | None = None, places: Places | None = None,
                  idle_lock_minutes: float = 10.0) -> None:
         super().__init__()
         self.setWindowTitle("Cicatrix")
-        self.resize(1400, 900)
         self.recordings_dir = Path(recordings_dir)
         self.artifacts_dir = artifacts_dir or self.recordings_dir
         self.mode = ""
@@ -69,7 +72,8 @@ class MainWindow(QMainWindow):
         self.message = self.message_bar.label
 
         self.pages = QStackedWidget()
-        self.start_page = StartPage(self.choose_clinical, self.choose_simulation, self.choose_replay)
+        self.start_page = StartPage(self.choose_clinical, self.choose_simulation, self.choose_replay,
+                                    recordings_dir=self.recordings_dir)
         self.patient = PatientView(self.controller, self.notify, lambda: self._plan_ready(None))
         self.plan_view = PlanView(self.controller.override, self.notify, self.start_treatment)
         self.plan_view.back_button.clicked.connect(lambda: self.show_page(self.patient))
@@ -112,6 +116,7 @@ class MainWindow(QMainWindow):
         self._page_changed()
         self._on_first_paint: list[Callable[[], None]] = []
         self.installEventFilter(self)
+        fit_to_screen(self, *PREFERRED_SIZE)
 
     def call_on_first_paint(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the window has been painted for the first time (the start-up benchmark)."""
@@ -263,7 +268,8 @@ class MainWindow(QMainWindow):
 
     def choose_replay(self, path: Path) -> None:
         if not str(path).strip() or str(path) == ".":
-            self.notify("Type the path of a recording (a .h5 file in recordings/) or press Browse….", "error")
+            self.notify(f"Type the path of a recording (a .h5 file in {self.recordings_dir}) or press Browse….",
+                        "error")
             return
         if self.controller.session is not None:
             self.notify("A session is open: end it before replaying a recording.", "error")

@@ -145,7 +145,7 @@ class ReplayView(QWidget):
         self.next_alarm_button.clicked.connect(lambda: self.step(+1, alarms_only=True))
         self.report_button = QPushButton("Write PDF report")
         self.report_button.setObjectName("replay_report")
-        self.report_button.setToolTip("The session's report drawn from this recording (as main.py report)")
+        self.report_button.setToolTip("The session's report drawn from this recording (the same report as the `report` command)")
         self.report_button.clicked.connect(self.write_report)
         self.report_path: Path | None = None
         self.position = QLabel("0.0 s")

@@ -28,8 +28,10 @@ def scenario_files() -> list[Path]:
 
 class StartPage(QWidget):
     def __init__(self, on_clinical: Callable[[dict[str, str], str], None], on_simulation: Callable[[Path], None],
-                 on_replay: Callable[[Path], None], parent: QWidget | None = None) -> None:
+                 on_replay: Callable[[Path], None], parent: QWidget | None = None, *,
+                 recordings_dir: Path | None = None) -> None:
         super().__init__(parent)
+        self.recordings_dir = recordings_dir  # the recordings folder in force (settings), where Browse… starts
         self._on_clinical, self._on_simulation, self._on_replay = on_clinical, on_simulation, on_replay
 
         clinical = QGroupBox("Clinical — real devices")
@@ -66,7 +68,8 @@ class StartPage(QWidget):
         replay = QGroupBox("Replay — a recorded session (read-only)")
         self.replay_path = QLineEdit()
         self.replay_path.setObjectName("replay_path")
-        self.replay_path.setPlaceholderText("recordings/….h5")
+        where = f"{recordings_dir}/" if recordings_dir is not None else ""
+        self.replay_path.setPlaceholderText(f"{where}YYYY-MM-DD/….h5")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self.browse)
         self.replay_button = QPushButton("Open recording")
@@ -94,9 +97,16 @@ class StartPage(QWidget):
         self._on_simulation(Path(self.scenario.currentData() or ""))
 
     def browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a recording", "recordings", "Recordings (*.h5);;All (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open a recording", str(self.browse_folder()),
+                                              "Recordings (*.h5);;All (*)")
         if path:
             self.replay_path.setText(path)
+
+    def browse_folder(self) -> Path:
+        """Where Browse… opens: the recordings folder in force if it exists, else the home folder."""
+        if self.recordings_dir is not None and self.recordings_dir.is_dir():
+            return self.recordings_dir
+        return Path.home()
 
     def choose_replay(self) -> None:
         self._on_replay(Path(self.replay_path.text().strip()))
