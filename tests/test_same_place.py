@@ -59,7 +59,7 @@ def test_an_med_too_low_is_the_headless_reason_too(tmp_path):
     text = text.replace('lesion = "hypopigmented_atrophic_scar"', 'lesion = "hypopigmented_scar"')
     path = tmp_path / "low-med.toml"
     path.write_text(text)
-    with pytest.raises(UserError, match="MED too low for this device: photosensitivity work-up"):
+    with pytest.raises(UserError, match="MED too low: photosensitivity work-up"):
         run_scenario(load_scenario(path), tmp_path, out=_quiet)
 
 

@@ -55,6 +55,8 @@ def pih_prone_why(p: Protocol, t: Tables, area: Area, pih_history: bool) -> str:
         return "a PIH history"
     if area.lesion_type in ("pih", "hyperpigmented_scar"):
         return f"the area is classified {area.lesion_type.replace('_', ' ')}"
+    if t.scar_kinds is not None and t.scar_kinds.forbids_uv(area.scar_kind):
+        return f"the area is recorded as scar kind {area.scar_kind}"
     if p.needling is not None and p.needling.always_pih_prone_limits:
         return "this protocol applies the PIH-prone limits to every area"
     return ""

@@ -48,6 +48,7 @@ class LightTables:
     sources: dict[str, str]
     med_first_dose_max_fraction: float = 0.7
     med_minus_min_mj_cm2: float = 50.0
+    med_plausible_min_mj_cm2: float = 130.0
     cumulative_cap_max_mj_cm2: float = 20000.0
     area_warn_mj_cm2: float = 15000.0
     area_warn_exposures: int = 20
@@ -158,6 +159,7 @@ def _light(r: Reader) -> LightTables | None:
     sources = {s: r.text(f"{s}.source") or "" for s in ("skin_type", "face", "escalation", "erythema", "missed",
                                                          "med", "cumulative")}
     sources["med_minus"] = r.text("med.minus_source") or ""
+    sources["med_floor"] = r.text("med.plausible_min_source") or ""
     r.boolean("cumulative.team_default")
     nums = dict(
         face_max_mj_cm2=r.number("face.max_mj_cm2", 1, 5000),
@@ -175,6 +177,7 @@ def _light(r: Reader) -> LightTables | None:
         blister_climb_fraction=r.number("erythema.blister_climb_fraction", 0, 1),
         med_first_dose_max_fraction=r.number("med.first_dose_max_fraction", 0.05, 0.7),
         med_minus_min_mj_cm2=r.number("med.minus_min_mj_cm2", 1, 500),
+        med_plausible_min_mj_cm2=r.number("med.plausible_min_mj_cm2", 1, 5000),
         cumulative_cap_max_mj_cm2=r.number("cumulative.max_per_area_mj_cm2", 1, 1_000_000),
         area_warn_mj_cm2=r.number("cumulative.area_warn_mj_cm2", 1, 1_000_000),
         area_warn_exposures=r.integer("cumulative.area_warn_exposures", 1, 10_000),
