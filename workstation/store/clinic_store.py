@@ -46,9 +46,9 @@ from workstation.store.validate import (
     SESSIONS_MAX,
     an_id,
     check_area,
+    check_override,
     check_response,
     check_screening_item,
-    check_override,
     check_treatment,
     flag,
     ids,
@@ -375,7 +375,7 @@ class ClinicStore:
         return [area_from(r) for r in self._all("SELECT * FROM areas WHERE patient_id = ? ORDER BY id", (patient_id,))]
 
     def area(self, area_id: int) -> Area:
-        row = self._one("SELECT * FROM areas WHERE id = ?", (area_id,))
+        row = self._one("SELECT * FROM areas WHERE id = ?", (an_id(area_id, "area"),))
         if row is None:
             raise UserError(f"There is no treatment area {area_id}.")
         return area_from(row)
@@ -425,7 +425,7 @@ class ClinicStore:
         return self.create_course(patient_id, protocol, wanted, started_on, **kw)
 
     def course(self, course_id: int) -> Course:
-        row = self._one("SELECT * FROM courses WHERE id = ?", (course_id,))
+        row = self._one("SELECT * FROM courses WHERE id = ?", (an_id(course_id, "course"),))
         if row is None:
             raise UserError(f"There is no course {course_id}.")
         areas = [r[0] for r in self._conn.execute(

@@ -102,7 +102,7 @@ def flag(value: Any, what: str) -> bool:
 
 
 def an_id(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**63:
         raise UserError(f"The {what} must be the number of a record (a whole number from 1), not {value!r}.")
     return value
 
