@@ -118,9 +118,9 @@ def test_treatments_responses_and_overrides_on_another_patients_area_are_refused
                            "III")
     sid = store.add_session(c.id, TODAY)
     for area_id in (b.id, extra.id):
-        for call in (lambda: store.add_treatment(sid, Treatment(area_id, "light", dose_mj_cm2=100)),
-                     lambda: store.add_response(sid, Response(area_id, erythema_grade=1)),
-                     lambda: store.record_override(sid, area_id, "target_dose_mj_cm2", 200, 150, "r", "dr")):
+        for call in (lambda i=area_id: store.add_treatment(sid, Treatment(i, "light", dose_mj_cm2=100)),
+                     lambda i=area_id: store.add_response(sid, Response(i, erythema_grade=1)),
+                     lambda i=area_id: store.record_override(sid, i, "target_dose_mj_cm2", 200, 150, "r", "dr")):
             with pytest.raises(UserError, match="is not an area of session"):
                 call()
     assert store.history(d.id) == [] and store.history(c.id)[0].treatments == ()

@@ -12,7 +12,7 @@ from typing import Any
 
 from workstation.errors import UserError
 from workstation.protocols.model import LESION_TYPES, SKIN_TYPES
-from workstation.protocols.schema import DEVICE_DOSE_MJ_CM2, DEVICE_STROKE_RATE_HZ
+from workstation.protocols.schema import DEVICE_DOSE_MJ_CM2, DEVICE_PASSES_MAX, DEVICE_STROKE_RATE_HZ
 from workstation.protocols.tables import Tables
 from workstation.store.records import REPIGMENTATION_BANDS, Response, Treatment
 
@@ -20,7 +20,7 @@ from workstation.store.records import REPIGMENTATION_BANDS, Response, Treatment
 DOSE_MAX_MJ_CM2 = DEVICE_DOSE_MJ_CM2[1]
 DEPTH_MAX_MM = 2.5
 STROKE_RATE_MIN_HZ, STROKE_RATE_MAX_HZ = DEVICE_STROKE_RATE_HZ
-PASSES_MAX = 20
+PASSES_MAX = DEVICE_PASSES_MAX
 ERYTHEMA_DURATION_MAX_H = 24 * 60  # two months: longer is a typing error, not a response
 SCAR_AGE_MAX_MONTHS = 1200
 SIZE_MAX_CM2 = 2000.0
