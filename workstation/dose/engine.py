@@ -88,7 +88,8 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
     refusal = None
     if too_early and not timing_ok:
         first, why = min(too_early, key=lambda e: e[0])
-        refusal = Refusal(f"Too early: {why}. The first date this session is allowed is {first.isoformat()}.", first)
+        # The date is the refusal's own field: every reader prints it once (runner, plan view, PDF).
+        refusal = Refusal(f"Too early: {why}.", first)
         plans = [_none(p, "Nothing is planned: the session is too early (see the refusal).") for p in plans]
     number = len(history) + 1
     if number > course.planned_sessions:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from workstation.dose.plan import Bounds
+from workstation.dose.plan import Bounds, days
 from workstation.protocols.model import Protocol
 from workstation.protocols.schema import DEVICE_DOSE_MJ_CM2
 from workstation.protocols.tables import LightTables
@@ -341,6 +341,6 @@ def _missed(t: LightTables, last: LightEvent, visit_date: date, interval_days: i
         target = math.floor(start)
         what = f"restart at the start dose of {target} mJ/cm²"
     if target < dose:
-        reasons.append(f"The visit is {delay} days later than the planned interval of {interval_days} days: {what} "
+        reasons.append(f"The visit is {days(delay)} later than the planned interval of {days(interval_days)}: {what} "
                        f"({t.sources['missed']}; applied to the delay beyond the planned interval, a team default).")
     return min(dose, target), min(upper, target)

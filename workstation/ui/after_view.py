@@ -98,7 +98,7 @@ class AfterView(QWidget):
                          f"{a.target_dose_mj_cm2} mJ/cm², depth {a.depth_mm} mm, {a.stroke_rate_hz} Hz, "
                          f"{a.passes} passes")
             lines += [f"  {o.field} changed {o.proposed} → {o.value} by {o.who}: {o.reason}" for o in a.overrides]
-        lines += [f"{line} before this session" for line in plan.uv_record_lines()]  # issue 11: the UV record
+        lines += plan.uv_record_lines()  # issue 11: the UV record, before and with this session
         if s["trips"]:
             lines.append("## Interlocks")
             lines += [f"{t['interlock']} on {t['device']} ({t['latency_ms']:.2f} ms): {t['message']}"

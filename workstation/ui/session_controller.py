@@ -195,7 +195,8 @@ class SessionController:
             failed(UserError("Choose a patient and a plan first."))
             return
         if plan.refused:
-            failed(UserError(f"The dose engine refused this session: {plan.refusal.reason}"))
+            failed(UserError(f"The dose engine refused this session: {plan.refusal.reason} "
+                             f"(first allowed {plan.refusal.first_allowed_date})."))
             return
         steps = self.steps()
         if not steps:
