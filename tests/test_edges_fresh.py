@@ -236,6 +236,7 @@ GOOD = {"planned_sessions": lambda v: v is None or isinstance(v, int) and not is
                                                      and 1 <= v <= 5000),
         "override reason": lambda v: isinstance(v, str) and v.strip() != "",
         "override at": lambda v: v is None,
+        "course areas": lambda v: v == [1],
         "area size": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 2000}
 _DATE_OK = lambda v: isinstance(v, date) and not isinstance(v, datetime) and date(2000, 1, 1) <= v <= TODAY  # noqa: E731
 for _k in ("course date", "session date", "med date", "screening date", "close date"):

@@ -342,7 +342,7 @@ class ClinicStore:
                   "scar_kind": scar_kind}
         after = dataclasses.replace(before, **{k: v for k, v in wanted.items() if v is not None})
         check_area(after.label, after.body_region, after.lesion_type, after.size_cm2, after.skin_type,
-                   after.scar_age_months, after.scar_kind)
+                   after.scar_age_months, after.scar_kind, kind_fit=after.scar_kind != before.scar_kind)
         self.refuse_identity_in(before.patient_id, after.label, "area label", compact=True)
         self.refuse_identity_in(before.patient_id, reason, "reason")
         changed = [f for f in wanted if getattr(after, f) != getattr(before, f)]

@@ -142,7 +142,10 @@ def check_override(field: str, proposed: Any, value: Any, reason: Any, who: Any,
 
 
 def check_area(label: str, body_region: str, lesion_type: str, size_cm2: float, skin_type: str,
-               scar_age_months: int | None = None, scar_kind: str | None = None) -> None:
+               scar_age_months: int | None = None, scar_kind: str | None = None, *, kind_fit: bool = True) -> None:
+    """UserError in words unless the area's fields are valid. `kind_fit`: the scar kind must fit the lesion (checked
+    whenever a kind is given; a correction of the lesion alone keeps the kind on file — the engine still blocks UV for
+    a kind that forbids it, and a PIH lesion blocks UV whatever the kind)."""
     t = factory_tables()
     if not isinstance(label, str) or not label.strip():
         raise UserError("An area needs a label (e.g. left cheek).")
@@ -163,7 +166,8 @@ def check_area(label: str, body_region: str, lesion_type: str, size_cm2: float, 
     kinds = tuple(t.scar_kinds.labels) if t.scar_kinds else ()
     if scar_kind is not None and scar_kind not in kinds:
         raise UserError(f"Scar kind {scar_kind!r} is unknown; use one of {', '.join(kinds)}.")
-    if scar_kind is not None and t.scar_kinds is not None and not t.scar_kinds.fits(scar_kind, lesion_type):
+    if kind_fit and scar_kind is not None and t.scar_kinds is not None and not t.scar_kinds.fits(scar_kind,
+                                                                                                  lesion_type):
         fit = [k for k in kinds if t.scar_kinds.fits(k, lesion_type)]
         raise UserError(f"Scar kind {scar_kind} ({t.scar_kinds.labels[scar_kind]}) does not fit a "
                         f"{lesion_type.replace('_', ' ')} area; for that lesion use one of {', '.join(fit) or 'none'}, "
