@@ -176,3 +176,14 @@ def test_the_tables_check_their_numbers_against_each_other(tmp_path, table, old,
 def test_clinic_course_rules_are_bounded_by_the_tables(tmp_path, old, new, key, words):
     path, errs = _clinic(tmp_path, old, new)
     assert any(e.key == key and words in e.message for e in errs), [str(e) for e in errs]
+
+
+def test_a_scenario_seed_limit_is_shown_in_full(tmp_path):
+    path = tmp_path / "s.toml"
+    text = SCENARIO.read_text()
+    assert "seed = " in text
+    path.write_text("\n".join("seed = 99999999999" if line.startswith("seed = ") else line
+                              for line in text.splitlines()))
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario(path)
+    assert "between 0 and 2147483647" in str(exc.value) and "e+09" not in str(exc.value)
