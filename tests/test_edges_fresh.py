@@ -326,3 +326,16 @@ def test_a_treatment_stored_on_another_patients_area_before_the_check_does_not_c
     plan = plan_next_session(store, LIB, d.id, TODAY, device_model="XTRAC")
     assert plan.uv_record["patient"] == {"dose_mj_cm2": 0.0, "exposures": 0}
     assert plan_next_session(store, LIB, c.id, TODAY, device_model="XTRAC").uv_record["patient"]["exposures"] == 0
+
+
+def test_no_record_is_dated_before_the_patients_birth_and_the_date_is_not_repeated(tmp_path):
+    from workstation.store import Identity
+    with ClinicStore.open(tmp_path / "c.sqlite3", training=False) as s:
+        p = s.create_patient("CX-B1", Identity("Smith", "John", date(2010, 3, 4)))
+        for call in (lambda: s.add_med(p.id, "XTRAC", 300, date(2009, 1, 1)),
+                     lambda: s.add_screening_answer(p.id, "porphyria", False, date(2009, 1, 1), "dr")):
+            with pytest.raises(UserError) as exc:
+                call()
+            assert "before the patient's birth date on file" in str(exc.value) and "2010" not in str(exc.value)
+        s.add_med(p.id, "XTRAC", 300, date(2010, 3, 4))
+        assert len(s.meds(p.id)) == 1

@@ -230,7 +230,7 @@ class ClinicStore:
         flag(answer, f"answer to screening item {item_id}")
         if not isinstance(notes, str):
             raise UserError(f"The screening note must be text, not {notes!r}.")
-        not_future(answered_on, "screening answer date")
+        not_future(answered_on, "screening answer date", earliest=self._birth(patient_id))
         self.refuse_identity_in(patient_id, notes, "screening note")
         with self.transaction() as c:
             c.execute("INSERT INTO screening_answers (patient_id, item_id, answer, answered_on, answered_by, notes) "
@@ -250,7 +250,7 @@ class ClinicStore:
             raise UserError("An MED needs the device model it was measured on.")
         device_model = model_name(device_model)  # compared without regard to case or spacing (records.model_key)
         number(med_mj_cm2, "MED", 0, DOSE_MAX_MJ_CM2, "mJ/cm²", lo_open=True)
-        not_future(measured_on, "MED measurement date")
+        not_future(measured_on, "MED measurement date", earliest=self._birth(patient_id))
         with self.transaction() as c:
             c.execute("INSERT INTO med_measurements (patient_id, device_model, med_mj_cm2, measured_on) "
                       "VALUES (?, ?, ?, ?)", (patient_id, device_model, float(med_mj_cm2), measured_on.isoformat()))
@@ -395,7 +395,7 @@ class ClinicStore:
         if not rules.interval_min_days <= interval <= rules.interval_max_days:
             raise UserError(f"An interval of {interval} days is outside this protocol's "
                             f"{rules.interval_min_days}–{rules.interval_max_days} days.")
-        not_future(started_on, "course start date")
+        not_future(started_on, "course start date", earliest=self._birth(patient_id))
         area_ids = ids(area_ids, "course's areas")
         if not area_ids:
             raise UserError("A course needs at least one treatment area.")
@@ -441,7 +441,8 @@ class ClinicStore:
         """Add a session with its plan (SessionPlan.to_dict()); the plan's overrides go to plan_overrides in the
         same transaction, so a change and its reason are never stored apart from the session."""
         course = self.course(an_id(course_id, "course"))
-        not_future(session_date, "session date", earliest=(course.started_on, "the course's start"))
+        not_future(session_date, "session date",
+                   earliest=(course.started_on, f"the course's start ({course.started_on.isoformat()})"))
         if device_model is not None:
             device_model = model_name(text(device_model, "device model"))
         if plan is not None and not isinstance(plan, dict):
@@ -551,6 +552,17 @@ class ClinicStore:
             c.execute("INSERT INTO plan_overrides (session_id, area_id, field, proposed, value, reason, who, at) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (session_id, area_id, field, proposed, value, reason, who,
                                                           at))
+
+    def _birth(self, patient_id: int) -> tuple[date, str] | None:
+        """(birth date, words) when an identity with a birth date is on file and this workstation can read it: no
+        record of the patient may be dated before it (a session is bounded by its course's start)."""
+        if self._one("SELECT 1 FROM patient_identity WHERE patient_id = ?", (patient_id,)) is None:
+            return None
+        try:
+            born = self.identity(patient_id)
+        except UserError:
+            return None
+        return (born.birth_date, "the patient's birth date on file") if born and born.birth_date else None
 
     def _patient(self, patient_id: int) -> None:
         if self._one("SELECT 1 FROM patients WHERE id = ?", (an_id(patient_id, "patient"),)) is None:

@@ -82,8 +82,8 @@ def not_future(d: date, what: str, *, earliest: tuple[date, str] | None = None) 
         raise UserError(f"The {what} {d.isoformat()} is before {EARLIEST_RECORD_DATE.isoformat()}, the earliest date "
                         "a record may carry; check the date.")
     if earliest is not None and d < earliest[0]:
-        raise UserError(f"The {what} {d.isoformat()} is before {earliest[1]} ({earliest[0].isoformat()}); check the "
-                        "date.")
+        # earliest[1] says what the bound is; it carries the date only where that date identifies nobody.
+        raise UserError(f"The {what} {d.isoformat()} is before {earliest[1]}; check the date.")
     return d
 
 
