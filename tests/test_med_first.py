@@ -97,3 +97,20 @@ def test_a_restart_after_missed_sessions_is_a_first_dose_too(protocol, skin, med
     bound, _ = med_first_dose_bound(protocol, T.light, MedMeasurement("XTRAC", med, D0))
     if a.target_dose_mj_cm2 is not None:
         assert a.target_dose_mj_cm2 <= bound, a.reasons
+
+
+@pytest.mark.parametrize("protocol_id,med,expected", [
+    ("hypopigmented-scar-light", 51, None),                 # med_minus: was 1 mJ/cm² with a device minimum of 1
+    ("striae-alba-light", 2, None),                         # med_fraction: was 1
+    ("hypopigmented-atrophic-scar-combined", 1.5, None),    # was 1
+    ("hypopigmented-scar-light", 5000, 3500),               # MED − 50 would be 4950: 70 % of the MED is lower
+    ("hypopigmented-scar-light", 129.9, None),              # just below the plausible floor (130)
+    ("hypopigmented-scar-light", 130, 80),                  # at the floor: MED − 50
+])
+def test_implausible_meds_block_and_the_first_dose_is_never_above_70_percent(protocol_id, med, expected):
+    a = _plan(LIB.get(protocol_id), "V", med, 1.0)
+    assert a.target_dose_mj_cm2 == expected, a.reasons
+    if expected is None:
+        assert "photosensitivity work-up" in " ".join(a.reasons)
+    else:
+        assert expected <= math.floor(0.7 * med)
