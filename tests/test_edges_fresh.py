@@ -243,7 +243,7 @@ for _k in ("course date", "session date", "med date", "screening date", "close d
     GOOD[_k] = _DATE_OK
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(which=st.sampled_from(sorted(_writes(*([None] * 5)))), value=BAD_VALUES)
 def test_every_public_write_refuses_wrong_types_and_values_in_words(tmp_path_factory, which, value):
     with ClinicStore.open(tmp_path_factory.mktemp("w") / "t.sqlite3", training=True) as s:
