@@ -51,7 +51,8 @@ def _plan(protocol, skin, med, device_min, history=(), day=0, region="abdomen"):
     ("hypopigmented-scar-light", "III", 30, None),     # issue 11: was 260 (the skin-type start)
     ("hypopigmented-scar-light", "II", 50, None),      # issue 11: was 220
     ("hypopigmented-atrophic-scar-combined", "III", 250, 175),  # issue 11: was 260 with no word of the MED
-    ("striae-alba-light", "I", 100, 50),
+    ("striae-alba-light", "I", 100, None),             # below the plausible MED floor (130): work-up
+    ("striae-alba-light", "I", 200, 100),
     ("striae-alba-light", "I", 1.5, None),
 ])
 def test_issue_inputs(protocol_id, skin, med, expected):
@@ -60,14 +61,14 @@ def test_issue_inputs(protocol_id, skin, med, expected):
     text = " ".join(a.reasons)
     assert "mj/cm" not in text and "MED" in text
     if expected is None:
-        assert "MED too low for this device: photosensitivity work-up" in text
+        assert "photosensitivity work-up" in text
         assert "NB-UVB start for skin type" not in text
 
 
 def test_a_larger_device_minimum_blocks_what_a_smaller_one_allows():
-    assert _plan(HYPO, "III", 80, 1.0).target_dose_mj_cm2 == 30
-    blocked = _plan(HYPO, "III", 80, 40.0)
-    assert blocked.target_dose_mj_cm2 is None and "device minimum of 40 mJ/cm²" in " ".join(blocked.reasons)
+    assert _plan(HYPO, "III", 150, 1.0).target_dose_mj_cm2 == 100
+    blocked = _plan(HYPO, "III", 150, 140.0)
+    assert blocked.target_dose_mj_cm2 is None and "device minimum of 140 mJ/cm²" in " ".join(blocked.reasons)
 
 
 @settings(max_examples=400, deadline=None)
@@ -80,7 +81,7 @@ def test_no_first_dose_above_the_med_fraction_ever(protocol, skin, med, device_m
     assert bound <= math.floor(med * max(T.light.med_first_dose_max_fraction, 1.0))
     if bound < device_min:
         assert a.target_dose_mj_cm2 is None
-        assert any("MED too low for this device" in r for r in a.reasons), a.reasons
+        assert any("photosensitivity work-up" in r for r in a.reasons), a.reasons
     elif a.target_dose_mj_cm2 is not None:
         assert device_min <= a.target_dose_mj_cm2 <= bound
         assert a.bounds["target_dose_mj_cm2"].maximum <= bound   # an override cannot pass the MED either
@@ -96,3 +97,20 @@ def test_a_restart_after_missed_sessions_is_a_first_dose_too(protocol, skin, med
     bound, _ = med_first_dose_bound(protocol, T.light, MedMeasurement("XTRAC", med, D0))
     if a.target_dose_mj_cm2 is not None:
         assert a.target_dose_mj_cm2 <= bound, a.reasons
+
+
+@pytest.mark.parametrize("protocol_id,med,expected", [
+    ("hypopigmented-scar-light", 51, None),                 # med_minus: was 1 mJ/cm² with a device minimum of 1
+    ("striae-alba-light", 2, None),                         # med_fraction: was 1
+    ("hypopigmented-atrophic-scar-combined", 1.5, None),    # was 1
+    ("hypopigmented-scar-light", 5000, 3500),               # MED − 50 would be 4950: 70 % of the MED is lower
+    ("hypopigmented-scar-light", 129.9, None),              # just below the plausible floor (130)
+    ("hypopigmented-scar-light", 130, 80),                  # at the floor: MED − 50
+])
+def test_implausible_meds_block_and_the_first_dose_is_never_above_70_percent(protocol_id, med, expected):
+    a = _plan(LIB.get(protocol_id), "V", med, 1.0)
+    assert a.target_dose_mj_cm2 == expected, a.reasons
+    if expected is None:
+        assert "photosensitivity work-up" in " ".join(a.reasons)
+    else:
+        assert expected <= math.floor(0.7 * med)

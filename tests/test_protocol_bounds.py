@@ -76,8 +76,8 @@ def test_a_fixed_start_within_the_bound_is_capped_at_the_table_start_for_the_ski
 @pytest.mark.parametrize("table,old,new,key,words", [
     ("light_dosing", "max_percent = 20", "max_percent = 20\nmax_percnt = 5", "escalation.max_percnt",
      "not a known key"),
-    ("light_dosing", "max_mj_cm2 = 1000", "max_mj_cm2 = nan", "face.max_mj_cm2", "must be a number"),
-    ("light_dosing", "max_mj_cm2 = 1000", "max_mj_cm2 = inf", "face.max_mj_cm2", "must be a number"),
+    ("light_dosing", "max_mj_cm2 = 1000", "max_mj_cm2 = nan", "face.max_mj_cm2", "not a finite number; give a number"),
+    ("light_dosing", "max_mj_cm2 = 1000", "max_mj_cm2 = inf", "face.max_mj_cm2", "not a finite number; give a number"),
     ("regions", "[regions]", "[regions]\nnose = { face = true, depth_class = \"face\", needle = false }",
      "regions.nose.needle", "not a known key"),
     ("intervals", "min_days = 2", "min_days = 2\nmax_days = -inf", "light.max_days", "not a known key"),
@@ -100,8 +100,8 @@ def test_table_files_are_read_strictly(tmp_path, table, old, new, key, words):
 
 
 @pytest.mark.parametrize("old,new,key,words", [
-    ("escalation_percent = 10", "escalation_percent = nan", "light.escalation_percent", "must be a number"),
-    ("cumulative_cap_mj_cm2 = 20000", "cumulative_cap_mj_cm2 = inf", "light.cumulative_cap_mj_cm2", "must be a number"),
+    ("escalation_percent = 10", "escalation_percent = nan", "light.escalation_percent", "not a finite number; give a number"),
+    ("cumulative_cap_mj_cm2 = 20000", "cumulative_cap_mj_cm2 = inf", "light.cumulative_cap_mj_cm2", "not a finite number; give a number"),
     ('citation = "Photonet', 'note = nan\ncitation = "Photonet', "sources[2].note", "not a known key"),
     ('min_interval_days = "photonet"', "min_interval_days = 3.5", "light.cite.min_interval_days", "must be text"),
 ])

@@ -51,7 +51,7 @@ def _visit(store: ClinicStore) -> dict[str, int]:
     sid = store.add_session(course.id, date.today(), device_model="UVB-308")
     store.add_treatment(sid, Treatment(a.id, "light", dose_mj_cm2=250.0))
     store.add_response(sid, Response(a.id, erythema_grade=1, notes="faint pink"))
-    store.record_override(sid, a.id, "dose_mj_cm2", 260.0, 250.0, "patient anxious", "dr-a")
+    store.record_override(sid, a.id, "target_dose_mj_cm2", 260.0, 250.0, "patient anxious", "dr-a")
     store.link_recording(sid, "2026-11-30/x.h5", "ab" * 32)
     return {"patient": p.id, "area": a.id, "session": sid}
 
@@ -175,7 +175,7 @@ def test_free_text_with_the_identity_is_refused(store):
     with pytest.raises(UserError, match="reason contains the patient's given name"):
         store.correct_area(aid, who="dr-a", reason="John asked for it", size_cm2=6.0)
     with pytest.raises(UserError, match="reason contains the patient's birth date"):
-        store.record_override(sid, aid, "dose_mj_cm2", 250.0, 240.0, "born 04.03.1970, careful", "dr-a")
+        store.record_override(sid, aid, "target_dose_mj_cm2", 250.0, 240.0, "born 04.03.1970, careful", "dr-a")
     with pytest.raises(UserError, match="screening note contains the patient's family name"):
         store.add_screening_answer(pid, "pregnancy", False, date.today(), "dr-a", notes="Mrs Smith says no")
     # Words that merely contain a short name are not refused.

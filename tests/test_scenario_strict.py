@@ -20,15 +20,15 @@ def _load(tmp_path, text):
 
 
 @pytest.mark.parametrize("old,new,key,words", [
-    (EVENT, EVENT.replace("1.0", "nan"), "events[0].at_s", "must be a number"),          # issue: fired at 0.055 s
-    (EVENT, EVENT.replace("1.0", "inf"), "events[0].at_s", "must be a number"),
+    (EVENT, EVENT.replace("1.0", "nan"), "events[0].at_s", "not a finite number; give a number"),          # issue: fired at 0.055 s
+    (EVENT, EVENT.replace("1.0", "inf"), "events[0].at_s", "not a finite number; give a number"),
     (EVENT, EVENT.replace("1.0", "-1"), "events[0].at_s", "between 0 and 3600"),
     (EVENT, EVENT.replace("1.0", '"1"'), "events[0].at_s", "must be a number"),
     (EVENT, EVENT + "value = 2\n", "events[0].value", "between 0 and 1"),
     (EVENT, EVENT.replace('device = "light"\n', ""), "events[0].device", "missing"),
     (EVENT, EVENT + "devcie = 1\n", "events[0].devcie", "not a known key"),
-    ("skin_type = 3", "skin_type = 3\nmed_mj_cm2 = inf", "patient.med_mj_cm2", "must be a number"),  # was OverflowError
-    ("skin_type = 3", "skin_type = 3\nmed_mj_cm2 = nan", "patient.med_mj_cm2", "must be a number"),
+    ("skin_type = 3", "skin_type = 3\nmed_mj_cm2 = inf", "patient.med_mj_cm2", "not a finite number; give a number"),  # was OverflowError
+    ("skin_type = 3", "skin_type = 3\nmed_mj_cm2 = nan", "patient.med_mj_cm2", "not a finite number; give a number"),
     ("skin_type = 3", "skin_type = 3\nmed_mj_cm2 = 0", "patient.med_mj_cm2", "between 1 and 5000"),
     ("skin_type = 3", "skin_type = 3\nscreening_yse = []", "patient.screening_yse", "not a known key"),
     ("skin_type = 3", "skin_type = 3\npih_histroy = true", "patient.pih_histroy", "not a known key"),
@@ -36,10 +36,10 @@ def _load(tmp_path, text):
     ("skin_type = 3", "skin_type = 7", "patient.skin_type", "between 1 and 6"),
     ("skin_type = 3", "skin_type = 3.0", "patient.skin_type", "whole number"),
     ('region = "face"', 'region = "cheek"', "areas[0].region", "one of"),
-    ("size_cm2 = 6", "size_cm2 = nan", "areas[0].size_cm2", "must be a number"),
+    ("size_cm2 = 6", "size_cm2 = nan", "areas[0].size_cm2", "not a finite number; give a number"),
     ("size_cm2 = 6", "size_cm2 = 6\nscar_kind = \"keloid\"", "areas[0].scar_kind", "one of"),
     ("size_cm2 = 6", "size_cm2 = 6\nscar_age_months = -3", "areas[0].scar_age_months", "between 0 and 1200"),
-    ("pass_duration_s = 1.0", "pass_duration_s = inf", "session.pass_duration_s", "must be a number"),
+    ("pass_duration_s = 1.0", "pass_duration_s = inf", "session.pass_duration_s", "not a finite number; give a number"),
     ("light_warmup_s = 0.5", "light_warmup_s = -0.5", "session.light_warmup_s", "between 0 and 600"),
     ("seed = 1", "seed = 1\nsed = 2", "session.sed", "not a known key"),
     ('expect = "completed"', 'expect = "done"', "scenario.expect", "one of"),

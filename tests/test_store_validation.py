@@ -102,7 +102,7 @@ def test_an_area_is_a_place_on_the_body_once(filled):
     right = s.add_area(p.id, "right cheek", "face", "hypopigmented_scar", 4, "III", distinct_place=True)
     assert right.id != area.id
     assert s.find_or_create_area(p.id, "left cheek", "face", "hypopigmented_scar", 4, "III") == area
-    with pytest.raises(UserError, match="is on the face, not the neck"):
+    with pytest.raises(UserError, match="region face on file, neck given"):
         s.find_or_create_area(p.id, "left cheek", "neck", "hypopigmented_scar", 4, "III")
     with pytest.raises(UserError, match="choose another label"):
         s.correct_area(right.id, label="left cheek", who="dr", reason="typo")

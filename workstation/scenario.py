@@ -115,6 +115,8 @@ def load_scenario(path: str | Path, tables: Tables | None = None) -> Scenario:
     """Read and check a scenario file against the reference tables (the factory ones unless given). Raises
     ScenarioError listing every problem as `FILE: KEY: what is wrong`."""
     path = Path(path)
+    if path.is_dir():
+        raise ScenarioError(f"{path} is a folder, not a scenario file; give the .toml file itself.")
     if not path.is_file():
         raise ScenarioError(f"scenario file {path} does not exist.")
     data, err = read_toml(path)

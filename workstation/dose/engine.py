@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Collection, Sequence
 from datetime import date
 
-from workstation.dose.light import DEVICE_DOSE_MJ_CM2, propose_light
+from workstation.dose.light import DEVICE_DOSE_MJ_CM2, med_elsewhere, propose_light
 from workstation.dose.needling import propose_needling
 from workstation.dose.place import UvTotals, light_totals
 from workstation.dose.plan import AreaPlan, Refusal, SessionPlan, Step
@@ -75,6 +75,9 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
                             "at 100 % visual correction and pigment declined over 6 months, so maintenance sessions "
                             "follow (Alexiades-Armenakas et al., Arch Dermatol 2004): review whether to stop or "
                             "move to maintenance.")
+        elsewhere_med = med_elsewhere(meds, device_model)
+        if elsewhere_med and protocol.light is not None:
+            warnings.append(f"Area {area.label}: {elsewhere_med}; no light is planned on it until then.")
         if area.skin_type in tables.warning_skin_types:
             warnings.append(f"Area {area.label}: skin type {area.skin_type} needs care (CLINICAL.md screening "
                             "warnings); acknowledge before treating.")
@@ -85,7 +88,8 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
     refusal = None
     if too_early and not timing_ok:
         first, why = min(too_early, key=lambda e: e[0])
-        refusal = Refusal(f"Too early: {why}. The first date this session is allowed is {first.isoformat()}.", first)
+        # The date is the refusal's own field: every reader prints it once (runner, plan view, PDF).
+        refusal = Refusal(f"Too early: {why}.", first)
         plans = [_none(p, "Nothing is planned: the session is too early (see the refusal).") for p in plans]
     number = len(history) + 1
     if number > course.planned_sessions:
@@ -126,10 +130,12 @@ def _plan_area(p: Protocol, t: Tables, course: Course, area: Area, history: Sequ
                dose_range: tuple[float, float], elsewhere_mj_cm2: float) -> tuple[AreaPlan, list[tuple[date, str]], bool]:
     reasons: list[str] = []
     wanted = list(p.modalities)
-    if "light" in wanted and area.lesion_type in UV_FORBIDDEN_LESIONS:
+    pih_kind = t.scar_kinds is not None and t.scar_kinds.forbids_uv(area.scar_kind)
+    if "light" in wanted and (area.lesion_type in UV_FORBIDDEN_LESIONS or pih_kind):
         wanted.remove("light")
-        reasons.append("No light: the area is classified PIH or hyperpigmented, and UV stimulates melanin; UV is "
-                       "never planned on such an area (CLINICAL.md).")
+        what = "classified PIH or hyperpigmented" if not pih_kind else f"recorded as scar kind {area.scar_kind}"
+        reasons.append(f"No light: the area is {what}, and UV stimulates melanin; UV is never planned on such an "
+                       "area (CLINICAL.md).")
     if area.lesion_type not in p.lesion_types:
         reasons.append(f"Nothing planned: protocol {p.id} is not for {area.lesion_type.replace('_', ' ')}; "
                        "choose a protocol that lists this lesion type (for PIH: gentle needling).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 from datetime import date
 
@@ -12,6 +13,12 @@ from workstation.errors import UserError
 from workstation.progname import command
 from workstation.protocols.library import Library
 from workstation.store.clinic_store import ClinicStore
+from workstation.store.records import SessionRecord
+
+
+def _own(s: SessionRecord, area_ids: Collection[int]) -> SessionRecord:
+    return dataclasses.replace(s, treatments=tuple(t for t in s.treatments if t.area_id in area_ids),
+                               responses=tuple(r for r in s.responses if r.area_id in area_ids))
 
 
 def plan_next_session(store: ClinicStore, library: Library, course_id: int, visit_date: date, *,
@@ -29,7 +36,9 @@ def plan_next_session(store: ClinicStore, library: Library, course_id: int, visi
                         f"the library holds version {protocol.version}; review the course before planning.")
     areas = [store.area(a) for a in course.area_ids]
     history = store.history(course_id)
-    everything = [s for c in store.courses(course.patient_id) for s in
+    # Only treatments on each course's own areas count (a record written before the store refused others must not sum
+    # into this patient's UV record or rules).
+    everything = [_own(s, c.area_ids) for c in store.courses(course.patient_id) for s in
                   (history if c.id == course.id else store.history(c.id))]
     others = same_place_sessions(course.id, areas, store.areas(course.patient_id), everything)
     return plan_session(protocol=protocol, tables=library.tables, course=course, other_history=others,

@@ -4,15 +4,15 @@ sentence. Doses are whole mJ/cm², always rounded down (the safe direction)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from workstation.dose.plan import Bounds
+from workstation.dose.plan import Bounds, days
 from workstation.protocols.model import Protocol
 from workstation.protocols.schema import DEVICE_DOSE_MJ_CM2
 from workstation.protocols.tables import LightTables
-from workstation.store.records import Area, MedMeasurement, Response, SessionRecord
+from workstation.store.records import Area, MedMeasurement, Response, SessionRecord, model_key
 
 
 @dataclass(frozen=True)
@@ -49,65 +49,125 @@ def is_marked(r: Response | None, t: LightTables) -> bool:
 
 
 def med_on_file(meds: Sequence[MedMeasurement], device_model: str | None) -> MedMeasurement | None:
-    """The latest MED measured on `device_model` (an MED does not carry to another device model, CLINICAL.md)."""
-    mine = [m for m in meds if device_model and m.device_model == device_model]
-    return max(mine, key=lambda m: m.measured_on) if mine else None
+    """The latest MED measured on `device_model` (names compared with model_key: case and spacing do not matter; an
+    MED does not carry to another device model, CLINICAL.md). Of two on the same day, the one entered last."""
+    key = model_key(device_model) if device_model else ""
+    mine = [(m.measured_on, i, m) for i, m in enumerate(meds) if key and model_key(m.device_model) == key]
+    return max(mine, key=lambda x: (x[0], x[1]))[2] if mine else None
 
 
-def med_first_dose_bound(p: Protocol, t: LightTables, med: MedMeasurement) -> tuple[int, str]:
-    """The highest first dose (whole mJ/cm², rounded down) the patient's MED allows under protocol `p`, and how it is
-    derived: the protocol's own MED rule (MED − N for `med_minus`, fraction × MED for `med_fraction`), else the
-    tables' MED fraction (70 % of the MED, Photonet / NHS Tayside, CLINICAL.md "The MED bounds every first dose").
-    May be zero or negative: then no first dose is possible on MED grounds."""
+def med_elsewhere(meds: Sequence[MedMeasurement], device_model: str | None) -> str:
+    """'' when an MED is on file for this device model or none is on file at all; else the sentence saying that the
+    MED on file (measured on another model, or the session's model is unknown) does not carry to this device. Light
+    is then not planned on the area (team decision, the conservative option: docs/protocol-file-schema.md, "MED")."""
+    if not meds or med_on_file(meds, device_model) is not None:
+        return ""
+    m = max(enumerate(meds), key=lambda x: (x[1].measured_on, x[0]))[1]
+    here = (f"this device is {' '.join(device_model.split())}" if device_model and device_model.strip()
+            else "the device model of this session is not known")
+    return (f"an MED of {m.med_mj_cm2:g} mJ/cm² measured on model {m.device_model} on {m.measured_on.isoformat()} is "
+            f"on file; it does not carry to this device ({here}; CLINICAL.md: an MED measured on one device does not "
+            "carry to another) — measure the MED on this device")
+
+
+def med_first_dose_bound(p: Protocol, t: LightTables, med: MedMeasurement) -> tuple[int, Callable[[str], str]]:
+    """The highest first dose (whole mJ/cm², rounded down) the patient's MED allows under protocol `p`, and a function
+    that words how it is derived given the words for the MED: the protocol's own MED rule (MED − N for `med_minus`,
+    fraction × MED for `med_fraction`), never above the tables' MED fraction (70 % of the MED, Photonet / NHS Tayside,
+    CLINICAL.md "MED testing: start at 70 % of MED"), which is also the bound for a protocol that does not start from
+    the MED. May be zero or negative: then no first dose is possible on MED grounds."""
     rules = p.light
     assert rules is not None
+    top = t.med_first_dose_max_fraction
+    seventy = math.floor(med.med_mj_cm2 * top)
     if rules.start_method == "med_minus":
         minus = rules.med_minus_mj_cm2 or 0.0
-        return math.floor(med.med_mj_cm2 - minus), (f"{minus:g} mJ/cm² below the MED"
-                                                     f"{p.citation('light.med_minus_mj_cm2')}")
+        own = math.floor(med.med_mj_cm2 - minus)
+        cite = p.citation("light.med_minus_mj_cm2")
+        if own <= seventy:
+            return own, lambda m: f"{minus:g} mJ/cm² below {m}{cite}"
+        return seventy, lambda m: (f"{top * 100:g} % of {m} ({t.sources['med']}), which is below the protocol's "
+                                   f"{minus:g} mJ/cm² under it ({own} mJ/cm²{cite}): the lower of the two")
     if rules.start_method == "med_fraction":
-        fraction, cite = rules.med_fraction or 0.0, p.citation("light.med_fraction")
-    else:
-        fraction, cite = t.med_first_dose_max_fraction, f" ({t.sources['med']})"
-    return math.floor(med.med_mj_cm2 * fraction), f"{fraction * 100:g} % of the MED{cite}"
+        fraction, cite = min(rules.med_fraction or 0.0, top), p.citation("light.med_fraction")
+        return math.floor(med.med_mj_cm2 * fraction), lambda m: f"{fraction * 100:g} % of {m}{cite}"
+    return seventy, lambda m: f"{top * 100:g} % of {m} ({t.sources['med']})"
+
+
+def med_block(t: LightTables, med: MedMeasurement, bound: int, how: str, device_min_mj_cm2: float) -> str:
+    """'' when the MED allows light; else the reason light is blocked: an MED below the plausible floor (team default
+    in seeds/tables/light_dosing.toml [med]) or a bound below the device minimum. Both ask for a photosensitivity
+    work-up; the skin-type start is never used instead (CLINICAL.md, "The MED bounds every first dose")."""
+    measured = _measured(med)
+    if med.med_mj_cm2 < t.med_plausible_min_mj_cm2:
+        return (f"No light: MED too low: photosensitivity work-up. {measured[0].upper()}{measured[1:]} is below "
+                f"{t.med_plausible_min_mj_cm2:g} mJ/cm² ({t.sources['med_floor']}); the skin-type start is only for "
+                f"patients without an MED ({t.sources['med']}).")
+    if bound < device_min_mj_cm2:
+        return (f"No light: MED too low for this device: photosensitivity work-up. {how[0].upper()}{how[1:]} is "
+                f"{bound} mJ/cm², below the device minimum of {device_min_mj_cm2:g} mJ/cm²; the skin-type start is "
+                f"only for patients without an MED ({t.sources['med']}).")
+    return ""
+
+
+def _measured(med: MedMeasurement) -> str:
+    return f"the MED of {med.med_mj_cm2:g} mJ/cm² measured on {med.device_model} on {med.measured_on.isoformat()}"
 
 
 def start_dose(p: Protocol, t: LightTables, area: Area, meds: Sequence[MedMeasurement], device_model: str | None,
                device_min_mj_cm2: float = DEVICE_DOSE_MJ_CM2[0]) -> tuple[float | None, str]:
-    """The first dose on an area and the sentence saying why; None when light cannot start (the MED on file for this
-    device model allows less than the device minimum: never replaced by the skin-type start, CLINICAL.md). Every
-    light protocol goes through here, so an MED on file bounds every first dose, whatever the start method."""
+    """The first dose on an area and the sentence saying why; None when light cannot start: an MED on file for
+    another device model or with the model unknown (med_elsewhere), an implausibly low MED, or an MED whose bound is
+    below the device minimum (never replaced by the skin-type start, CLINICAL.md). Every light protocol goes through
+    here, so an MED on file bounds every first dose, whatever the start method."""
     rules = p.light
     assert rules is not None
     table = t.by_skin_type[area.skin_type]
     table_reason = (f"Start at {table.start_mj_cm2:g} mJ/cm², the NB-UVB start for skin type {area.skin_type} "
                     f"({t.sources['skin_type']}).")
+    elsewhere = med_elsewhere(meds, device_model)
+    if elsewhere:
+        return None, f"No light: {elsewhere}."
     med = med_on_file(meds, device_model)
     if med is not None:
-        bound, how = med_first_dose_bound(p, t, med)
-        measured = f"the MED of {med.med_mj_cm2:g} mJ/cm² measured on {med.device_model} on {med.measured_on.isoformat()}"
-        if bound < device_min_mj_cm2:
-            return None, (f"No light: MED too low for this device: photosensitivity work-up. {how[0].upper()}"
-                          f"{how[1:]} is {bound} mJ/cm² for {measured}, below the device minimum of "
-                          f"{device_min_mj_cm2:g} mJ/cm²; the skin-type start is only for patients without an MED "
-                          f"({t.sources['med']}).")
+        bound, how_fn = med_first_dose_bound(p, t, med)
+        how = how_fn(_measured(med))
+        blocked = med_block(t, med, bound, how, device_min_mj_cm2)
+        if blocked:
+            return None, blocked
         if rules.start_method in ("med_minus", "med_fraction"):
-            return float(bound), f"Start at {bound} mJ/cm², {how.replace('the MED', measured)}."
+            return float(bound), f"Start at {bound} mJ/cm², {how}."
         own, own_reason = _method_start(p, t, area, table_reason)
         if own <= bound:
-            return own, f"{own_reason} It is within {how.replace('the MED', measured)} ({bound} mJ/cm²)."
-        return float(bound), (f"Start at {bound} mJ/cm², {how.replace('the MED', measured)}: the MED bounds every "
-                              f"first dose, so not the protocol's {own:g} mJ/cm².")
+            return own, f"{own_reason} It is within {how} ({bound} mJ/cm²)."
+        return float(bound), (f"Start at {bound} mJ/cm², {how}: the MED bounds every first dose, so not the "
+                              f"protocol's {own:g} mJ/cm².")
     if rules.start_method in ("skin_type_table", "fixed"):
         return _method_start(p, t, area, table_reason)
-    others = sorted({m.device_model for m in meds})
-    if device_model is None and others:
-        why = "no device model was given for this session, so no MED on file can be used"
-    elif others:
-        why = f"the MED on file was measured on {', '.join(others)}, and an MED does not carry to another device model"
-    else:
-        why = "no MED is on file for this patient"
-    return table.start_mj_cm2, f"The protocol starts from the MED, but {why}. " + table_reason
+    return table.start_mj_cm2, ("The protocol starts from the MED, but no MED is on file for this patient. "
+                                + table_reason)
+
+
+def new_med_bound(p: Protocol, t: LightTables, meds: Sequence[MedMeasurement], device_model: str | None,
+                  last: LightEvent, dose: float, device_min_mj_cm2: float) -> tuple[float | None, str]:
+    """An MED measured after the area's last light session bounds the next dose like a first dose (CLINICAL.md: start
+    at 70 % of MED; a new MED lower than the doses given means the patient is more sensitive than the course
+    assumed): (inf, '') when it does not lower the dose; (bound, reason) when it does; (None, reason) when it blocks.
+    A clinician reviews the course either way (the reason says so)."""
+    med = med_on_file(meds, device_model)
+    if med is None or med.measured_on <= last.session_date:
+        return math.inf, ""
+    bound, how_fn = med_first_dose_bound(p, t, med)
+    how = how_fn(_measured(med))
+    blocked = med_block(t, med, bound, how, device_min_mj_cm2)
+    if blocked:
+        return None, f"{blocked} It was measured after the last light session ({last.session_date.isoformat()})."
+    if dose <= bound:
+        return float(bound), ""
+    return float(bound), (f"A new MED was measured after the last light session ({last.dose_mj_cm2:g} mJ/cm² on "
+                          f"{last.session_date.isoformat()}): {how} is {bound} mJ/cm², below the {dose:g} mJ/cm² the "
+                          "rules give, so the patient is more sensitive than the course assumed. The latest MED bounds "
+                          f"every dose: restart at {bound} mJ/cm²; a clinician reviews the course before going on.")
 
 
 def _method_start(p: Protocol, t: LightTables, area: Area, table_reason: str) -> tuple[float, str]:
@@ -154,7 +214,10 @@ def propose_light(*, p: Protocol, t: LightTables, area: Area, face: bool, histor
     step_pct = rules.escalation_percent
     if not events:
         dose, upper = start, start
-        res.reasons.append("First light session on this area. " + start_reason)
+        first = ("First light session on this area." if not elsewhere_mj_cm2 else
+                 f"First light session of this course on this area; its place has had {elsewhere_mj_cm2:g} mJ/cm² "
+                 "in other courses or areas on the same region, which count towards the cumulative cap.")
+        res.reasons.append(f"{first} {start_reason}")
     else:
         last = events[-1]
         prev = last.dose_mj_cm2
@@ -198,6 +261,12 @@ def propose_light(*, p: Protocol, t: LightTables, area: Area, face: bool, histor
             res.reasons.append(why)
         dose, upper = _after_blister(t, events, dose, upper, step_pct, res.reasons)
         dose, upper = _missed(t, events[-1], visit_date, course_interval_days, start, dose, upper, res.reasons)
+        bounded, why = new_med_bound(p, t, meds, device_model, events[-1], dose, dmin)
+        if why:
+            res.reasons.append(why)
+        if bounded is None:
+            return res
+        dose, upper = min(dose, bounded), min(upper, bounded)
     caps = [(t.by_skin_type[area.skin_type].max_mj_cm2, f"the maximum for skin type {area.skin_type} "
              f"({t.sources['skin_type']})"),
             (math.floor(remaining), f"what remains of the cumulative cap of {rules.cumulative_cap_mj_cm2:g} mJ/cm²"
@@ -272,6 +341,6 @@ def _missed(t: LightTables, last: LightEvent, visit_date: date, interval_days: i
         target = math.floor(start)
         what = f"restart at the start dose of {target} mJ/cm²"
     if target < dose:
-        reasons.append(f"The visit is {delay} days later than the planned interval of {interval_days} days: {what} "
+        reasons.append(f"The visit is {days(delay)} later than the planned interval of {days(interval_days)}: {what} "
                        f"({t.sources['missed']}; applied to the delay beyond the planned interval, a team default).")
     return min(dose, target), min(upper, target)

@@ -49,7 +49,8 @@ def propose_needling(*, p: Protocol, t: NeedlingTables, area: Area, region: Regi
     lo, hi = _on_grid(lo, t.depth_step_mm), _on_grid(hi, t.depth_step_mm)
     depth = {"lower": lo, "upper": hi}.get(rules.depth_choice, _on_grid((lo + hi) / 2, t.depth_step_mm))
     res = NeedlingResult(depth_mm=depth, stroke_rate_hz=rules.stroke_rate_hz, passes=rules.passes)
-    res.reasons.append(f"Depth {depth:g} mm, the {rules.depth_choice} end of {lo:g}–{hi:g} mm: {range_text}. "
+    where = f"the {rules.depth_choice} end of {lo:g}–{hi:g} mm" if hi > lo else f"the only depth allowed, {lo:g} mm"
+    res.reasons.append(f"Depth {depth:g} mm, {where}: {range_text}. "
                        f"Endpoint: uniform pinpoint bleeding.")
     res.bounds["depth_mm"] = Bounds(lo, hi, "mm", t.depth_step_mm)
     res.reasons.append(f"Stroke rate {rules.stroke_rate_hz:g} Hz{p.citation('needling.stroke_rate_hz')}, within "

@@ -32,7 +32,10 @@ def override(area_plan: AreaPlan, field: str, value: float, reason: str, who: st
         v = float(value)
     except (TypeError, ValueError):
         raise UserError(f"The {LABELS[field]} must be a number in {bounds.unit}, not {value!r}.") from None
-    if not math.isfinite(v) or not bounds.minimum <= v <= bounds.maximum:
+    if not math.isfinite(v):
+        raise UserError(f"The {LABELS[field]} must be a number within {bounds.minimum:g}–{bounds.maximum:g} "
+                        f"{bounds.unit}, not {value!r}.")
+    if not bounds.minimum <= v <= bounds.maximum:
         raise UserError(f"{v:g} {bounds.unit} is outside the allowed {LABELS[field]} for area {area_plan.label}: "
                         f"{bounds.minimum:g}–{bounds.maximum:g} {bounds.unit}. Choose a value inside it.")
     if bounds.step:

@@ -10,6 +10,11 @@ from datetime import date
 from typing import Any
 
 ENGINE_VERSION = "dose-engine/1"
+def days(n: int) -> str:
+    """'1 day', '7 days' (and '-1 days' never arises: callers give counts)."""
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
 OVERRIDABLE = ("target_dose_mj_cm2", "depth_mm", "stroke_rate_hz", "passes")
 
 
@@ -109,18 +114,26 @@ class SessionPlan:
         return " ".join(parts) or "no area can be treated today."
 
     def uv_record_lines(self) -> list[str]:
-        """The UV record in words (per area, then the patient; every course, before today), for the plan and the
-        report."""
+        """The UV record in words (per area, then the patient; every course): before this session, and with today's
+        planned light (the target doses of this plan) added, for the plan and the report."""
+        def words(dose: float, n: int) -> str:
+            return f"{dose:g} mJ/cm² in {n} exposure{'s' if n != 1 else ''}"
+
         out = []
         for a in self.areas:
             rec = self.uv_record.get("areas", {}).get(str(a.area_id))
             if rec is not None:
-                out.append(f"UV record, {a.label} ({a.body_region}, every course): {rec['dose_mj_cm2']:g} mJ/cm² in "
-                           f"{rec['exposures']} exposure{'s' if rec['exposures'] != 1 else ''}")
+                today = a.target_dose_mj_cm2 if a.has_light and a.target_dose_mj_cm2 else 0.0
+                out.append(f"UV record, {a.label} ({a.body_region}, every course): "
+                           f"{words(rec['dose_mj_cm2'], rec['exposures'])} before this session; "
+                           f"{words(rec['dose_mj_cm2'] + today, rec['exposures'] + (1 if today else 0))} with "
+                           "today's plan")
         rec = self.uv_record.get("patient")
         if rec is not None:
-            out.append(f"UV record, patient (every area and course): {rec['dose_mj_cm2']:g} mJ/cm² in "
-                       f"{rec['exposures']} exposure{'s' if rec['exposures'] != 1 else ''}")
+            lit = [a.target_dose_mj_cm2 for a in self.areas if a.has_light and a.target_dose_mj_cm2]
+            out.append(f"UV record, patient (every area and course): {words(rec['dose_mj_cm2'], rec['exposures'])} "
+                       f"before this session; {words(rec['dose_mj_cm2'] + sum(lit), rec['exposures'] + len(lit))} "
+                       "with today's plan")
         return out
 
     def area(self, area_id: int) -> AreaPlan:

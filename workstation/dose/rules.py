@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from workstation.dose.light import light_events
+from workstation.dose.plan import days
 from workstation.protocols.model import Protocol
 from workstation.protocols.tables import Tables
 from workstation.store.records import Area, ScreeningAnswer, SessionRecord
@@ -55,6 +56,8 @@ def pih_prone_why(p: Protocol, t: Tables, area: Area, pih_history: bool) -> str:
         return "a PIH history"
     if area.lesion_type in ("pih", "hyperpigmented_scar"):
         return f"the area is classified {area.lesion_type.replace('_', ' ')}"
+    if t.scar_kinds is not None and t.scar_kinds.forbids_uv(area.scar_kind):
+        return f"the area is recorded as scar kind {area.scar_kind}"
     if p.needling is not None and p.needling.always_pih_prone_limits:
         return "this protocol applies the PIH-prone limits to every area"
     return ""
@@ -72,10 +75,10 @@ def first_allowed(p: Protocol, t: Tables, area: Area, history: Sequence[SessionR
         gap = max(p.light.min_interval_days, iv.light_min_days)
         if events:
             candidates.append((events[-1].session_date + timedelta(days=gap),
-                               f"light needs {gap} days between sessions on an area ({iv.sources['light']})"))
+                               f"light needs {days(gap)} between sessions on an area ({iv.sources['light']})"))
         if needled:
             candidates.append((needled[-1] + timedelta(days=iv.no_uv_after_needling_days + 1),
-                               f"an area needled in the last {iv.no_uv_after_needling_days} days gets no UV "
+                               f"an area needled in the last {days(iv.no_uv_after_needling_days)} gets no UV "
                                f"({iv.sources['combined']})"))
     else:
         assert p.needling is not None
@@ -83,13 +86,13 @@ def first_allowed(p: Protocol, t: Tables, area: Area, history: Sequence[SessionR
                   t.needling.pih_min_interval_days if pih_prone else 0)
         if needled:
             candidates.append((needled[-1] + timedelta(days=gap),
-                               f"needling needs {gap} days between sessions on an area "
+                               f"needling needs {days(gap)} between sessions on an area "
                                f"({t.needling.sources['pih_prone'] if pih_prone else iv.sources['needling']})"))
         reddened = [e.session_date for e in events if e.response is not None
                     and (e.response.erythema_grade or 0) >= iv.no_needling_erythema_grade]
         if reddened:
             candidates.append((reddened[-1] + timedelta(days=iv.no_needling_after_erythema_days + 1),
-                               f"no needling within {iv.no_needling_after_erythema_days} days after light that left "
+                               f"no needling within {days(iv.no_needling_after_erythema_days)} after light that left "
                                f"grade {iv.no_needling_erythema_grade} or more erythema ({iv.sources['combined']})"))
     if not candidates:
         return None, ""

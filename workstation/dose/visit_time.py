@@ -24,7 +24,8 @@ def expected_minutes(plans: Sequence[AreaPlan], sizes_cm2: Mapping[int, float], 
         if p.has_light and p.target_dose_mj_cm2:
             exposure_s = p.target_dose_mj_cm2 / irr
             seconds += exposure_s + st.light_positioning_s_per_area
-            parts.append(f"light on {p.label} {exposure_s:.0f} s exposure ({p.target_dose_mj_cm2:g} mJ/cm² {irr_words}) "
+            shown = f"{exposure_s:.0f} s" if exposure_s >= 1 else f"{exposure_s:.1g} s"  # never "0 s"
+            parts.append(f"light on {p.label} {shown} exposure ({p.target_dose_mj_cm2:g} mJ/cm² {irr_words}) "
                          f"+ {st.light_positioning_s_per_area:g} s positioning")
         if p.has_needling and p.passes:
             needling_s = p.passes * sizes_cm2.get(p.area_id, 0.0) * st.needling_s_per_cm2_per_pass

@@ -94,6 +94,7 @@ def check_against_tables(p: Protocol, t: Tables) -> list[ProtocolError]:
     def err(key: str, msg: str) -> None:
         errs.append(ProtocolError(p.path or Path("?"), key, msg))
 
+    _check_course_bounds(p, t, err)
     if p.light:
         _check_light_bounds(p, t, err)
         if p.light.min_interval_days < t.intervals.light_min_days:
@@ -116,6 +117,24 @@ def check_against_tables(p: Protocol, t: Tables) -> list[ProtocolError]:
             err("needling.stroke_rate_min_hz", f"the range {n.stroke_rate_min_hz:g}–{n.stroke_rate_max_hz:g} Hz must "
                 f"lie within {t.needling.stroke_rate_min_hz:g}–{t.needling.stroke_rate_max_hz:g} Hz.")
     return errs
+
+
+def _check_course_bounds(p: Protocol, t: Tables, err) -> None:
+    """A course plans no more sessions than the tables allow, and its shortest interval is never below the minimum
+    interval of its modalities (light: 48 h, Photonet / NHS Tayside; needling: team default 4 weeks) — the gentler
+    of the two for a combined protocol, whose per-modality rules still apply on each area."""
+    c, it = p.course, t.intervals
+    top = c.sessions_max if c.sessions_max is not None else c.sessions
+    key = "course.sessions_max" if c.sessions_max is not None else "course.sessions"
+    if top > it.course_sessions_max:
+        err(key, f"is {top}; the factory tables plan at most {it.course_sessions_max} sessions in a course "
+            f"({it.sources['course']}).")
+    mins = {"light": (it.light_min_days, it.sources["light"]), "needling": (it.needling_min_days,
+                                                                          it.sources["needling"])}
+    floor, why = min(mins[m] for m in p.modalities)
+    if c.interval_min_days < floor:
+        err("course.interval_min_days", f"is {c.interval_min_days} day{'s' if c.interval_min_days != 1 else ''}; the "
+            f"factory tables require at least {floor} days between sessions ({why}).")
 
 
 def _check_light_bounds(p: Protocol, t: Tables, err) -> None:

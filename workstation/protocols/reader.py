@@ -19,19 +19,43 @@ from workstation.protocols.model import ProtocolError
 _MISSING = object()
 
 
+BOM = b"\xef\xbb\xbf"
+
+
 def read_toml(path: Path) -> tuple[dict[str, Any] | None, ProtocolError | None]:
-    """Parse one file; a syntax error becomes a ProtocolError with the parser's line and column."""
+    """Parse one file; a syntax error becomes a ProtocolError with the parser's line and column. The file must be
+    UTF-8 text (a leading UTF-8 byte-order mark, as some Windows editors write, is accepted and ignored); other bytes
+    are an error naming the file and where the first bad byte is."""
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f), None
-    except tomllib.TOMLDecodeError as exc:
-        return None, ProtocolError(path, "", f"is not valid TOML ({exc}); fix the syntax and check again.")
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        return None, ProtocolError(path, "", "is a folder, not a file; give the file itself.")
     except OSError as exc:
         return None, ProtocolError(path, "", f"could not be read ({exc.strerror}).")
+    try:
+        text = raw.removeprefix(BOM).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        return None, ProtocolError(path, "", f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line} cannot "
+                                   "be read as UTF-8); save the file as UTF-8 and check again.")
+    try:
+        return tomllib.loads(text), None
+    except tomllib.TOMLDecodeError as exc:
+        return None, ProtocolError(path, "", f"is not valid TOML ({exc}); fix the syntax and check again.")
+
+
+def fmt(value: float) -> str:
+    """A number as a person reads it: whole numbers in full (2147483647, not 2.14748e+09), others with every digit
+    that tells them apart (0.7000001, not 0.7)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return repr(float(value))
 
 
 def _describe(value: Any) -> str:
-    return {bool: "true/false", int: "a whole number", float: "a number", str: "text", list: "a list",
+    return {bool: "true/false", int: "a whole number", float: "a decimal number", str: "text", list: "a list",
             dict: "a table"}.get(type(value), type(value).__name__)
 
 
@@ -39,15 +63,18 @@ class Reader:
     """Reads one parsed TOML document. `seen` is shared with sub-readers of rows of the same document, so `finish()`
     knows every key read through any of them."""
 
-    def __init__(self, path: Path, data: dict[str, Any], *, seen: set[tuple[int, str]] | None = None) -> None:
+    def __init__(self, path: Path, data: dict[str, Any], *, seen: set[tuple[int, str]] | None = None,
+                 asked: set[tuple[int, str]] | None = None) -> None:
         self.path = path
         self.data = data
         self.errors: list[ProtocolError] = []
         self.seen: set[tuple[int, str]] = set() if seen is None else seen
+        # Keys asked for but absent: with `seen`, the full set of keys a table may hold (for "known keys here").
+        self.asked: set[tuple[int, str]] = set() if asked is None else asked
 
     def sub(self, base: str, row: Any) -> Reader:
         """A reader of one row of a list (e.g. base "items[3]"), sharing what is read with this one."""
-        return Reader(self.path, {base: row}, seen=self.seen)
+        return Reader(self.path, {base: row}, seen=self.seen, asked=self.asked)
 
     def finish(self, *, allow_nonfinite: bool = False) -> list[ProtocolError]:
         """Report keys nobody read and non-finite numbers anywhere; return all errors."""
@@ -59,7 +86,7 @@ class Reader:
                     full = f"{prefix}.{k}" if prefix else str(k)
                     if (id(node), k) not in self.seen:
                         if full not in flagged:
-                            known = sorted(str(kk) for (cid, kk) in self.seen if cid == id(node))
+                            known = sorted({str(kk) for (cid, kk) in self.seen | self.asked if cid == id(node)})
                             hint = f"known keys here: {', '.join(known)}" if known else "remove it"
                             self.error(full, f"is not a known key here; {hint}.")
                         continue
@@ -68,7 +95,7 @@ class Reader:
                 for i, v in enumerate(node):
                     walk(v, f"{prefix}[{i}]")
             elif isinstance(node, float) and not math.isfinite(node) and not allow_nonfinite and prefix not in flagged:
-                self.error(prefix, f"is {node!r}, not a finite number; give a number.")
+                self.error(prefix, f"is {node!r}, not a finite number; give a number.")  # never read: no range
 
         walk(self.data, "")
         return self.errors
@@ -85,6 +112,8 @@ class Reader:
                 continue
             name, _, rest = part.partition("[")
             if not rest or not isinstance(node, dict) or name not in node:
+                if isinstance(node, dict):
+                    self.asked.add((id(node), name))
                 return _MISSING
             self.seen.add((id(node), name))
             node = node[name]
@@ -107,28 +136,35 @@ class Reader:
         value = self._get(key, required, "some text")
         if value is _MISSING:
             return default
-        if not isinstance(value, str) or not value.strip():
-            self.error(key, f"must be non-empty text, not {_describe(value)}.")
+        if not isinstance(value, str):
+            self.error(key, f"must be text, not {_describe(value)} ({value!r}).")
+            return None
+        if not value.strip():
+            self.error(key, "is empty; give some text.")
             return None
         return value.strip()
 
     def number(self, key: str, lo: float, hi: float | None, *, required: bool = True,
                default: float | None = None, integer: bool = False) -> Any:
         kind = "a whole number" if integer else "a number"
-        value = self._get(key, required, kind)
+        allowed = f"between {fmt(lo)} and {fmt(hi)}" if hi is not None else f"of at least {fmt(lo)}"
+        value = self._get(key, required, f"{kind} {allowed}")
         if value is _MISSING:
             return default
+        if isinstance(value, float) and not math.isfinite(value):
+            self.error(key, f"is {value!r}, not a finite number; give {kind} {allowed}.")
+            return None
         ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok_type or (isinstance(value, float) and not math.isfinite(value)):
-            self.error(key, f"must be {kind}, not {_describe(value)} ({value!r}).")
+        if isinstance(value, bool) or not ok_type:
+            self.error(key, f"must be {kind} {allowed}, not {_describe(value)} ({value!r}).")
             return None
         if value < lo or (hi is not None and value > hi):
-            allowed = f"between {lo:g} and {hi:g}" if hi is not None else f"at least {lo:g}"
-            self.error(key, f"is {value:g}, outside the allowed range: it must be {allowed}.")
+            self.error(key, f"is {fmt(value)}, outside the allowed range: it must be {kind} {allowed}.")
             return None
         return value
 
-    def integer(self, key: str, lo: int, hi: int | None = None, **kw: Any) -> int | None:
+    def integer(self, key: str, lo: int, hi: int, **kw: Any) -> int | None:
+        """A whole number within lo–hi: every integer key has an upper bound (none may overflow downstream)."""
         return self.number(key, lo, hi, integer=True, **kw)
 
     def boolean(self, key: str, *, default: bool = False) -> bool:

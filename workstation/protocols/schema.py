@@ -34,6 +34,11 @@ NEEDLING_KEYS = ("depth_choice", "stroke_rate_hz", "stroke_rate_min_hz", "stroke
 # Device-level hard bounds (the drivers enforce them too): a protocol may not ask for more.
 DEVICE_DOSE_MJ_CM2 = (1.0, 5000.0)
 DEVICE_STROKE_RATE_HZ = (50.0, 150.0)
+DEVICE_PASSES_MAX = 20  # passes over one area in one session: more is a typing error (the tables allow 2)
+# Ranges of the counting keys (a larger number is a typing error, and must never reach SQLite as an overflow).
+VERSION_MAX = 1_000_000
+SESSIONS_MAX = 1000
+DAYS_MAX = 3650
 # Numbers CLINICAL.md calls a team default: their citation must point at a source marked team_default = true.
 MUST_BE_TEAM_DEFAULT = ("light.cumulative_cap_mj_cm2",)
 # Clinical rules that are not numbers but still need a source.
@@ -47,7 +52,7 @@ def parse_protocol(path: Path, data: dict[str, Any]) -> tuple[Protocol | None, l
     if pid is not None and not ID_PATTERN.match(pid):
         r.error("id", f"is {pid!r}; use 2–64 lower-case letters, digits and hyphens, starting with a letter or digit.")
         pid = None
-    version = r.integer("version", 1)
+    version = r.integer("version", 1, VERSION_MAX)
     title = r.text("title")
     summary = r.text("summary", required=False, default="")
     lesions = r.choice_list("lesion_types", LESION_TYPES)
@@ -105,14 +110,19 @@ def _course(r: Reader) -> CourseRules | None:
     if r.table("course") is None:
         return None
     r.only_keys("course", (*COURSE_KEYS, "cite"))
-    sessions_min = r.integer("course.sessions_min", 1)
-    sessions_max = r.integer("course.sessions_max", 1, required=False)
-    sessions = r.integer("course.sessions", 1)
-    interval_min = r.integer("course.interval_min_days", 1)
-    interval_max = r.integer("course.interval_max_days", 1)
-    interval = r.integer("course.interval_days", 1)
+    sessions_min = r.integer("course.sessions_min", 1, SESSIONS_MAX)
+    sessions_max = r.integer("course.sessions_max", 1, SESSIONS_MAX, required=False)
+    sessions = r.integer("course.sessions", 1, SESSIONS_MAX)
+    interval_min = r.integer("course.interval_min_days", 1, DAYS_MAX)
+    interval_max = r.integer("course.interval_max_days", 1, DAYS_MAX)
+    interval = r.integer("course.interval_days", 1, DAYS_MAX)
     if None in (sessions_min, sessions, interval_min, interval_max, interval):
         return None
+    if sessions_max is not None and sessions_max < sessions_min:
+        r.error("course.sessions_max", f"is {sessions_max}; it must not be below sessions_min ({sessions_min}).")
+    if interval_max < interval_min:
+        r.error("course.interval_max_days", f"is {interval_max}; it must not be below interval_min_days "
+                f"({interval_min}).")
     if sessions < sessions_min or (sessions_max is not None and not sessions_min <= sessions <= sessions_max):
         r.error("course.sessions", f"is {sessions}; it must lie within sessions_min–sessions_max.")
     if not interval_min <= interval <= interval_max:
@@ -131,8 +141,8 @@ def _light(r: Reader) -> LightRules | None:
     fixed = r.number("light.fixed_start_mj_cm2", *DEVICE_DOSE_MJ_CM2, required=method == "fixed")
     esc_method = r.choice("light.escalation_method", ESCALATION_METHODS)
     esc = r.number("light.escalation_percent", 5, 20)
-    cap = r.number("light.cumulative_cap_mj_cm2", 1, None)
-    interval = r.integer("light.min_interval_days", 1)
+    cap = r.number("light.cumulative_cap_mj_cm2", 1, None)  # bounded by the factory tables (library.py)
+    interval = r.integer("light.min_interval_days", 1, DAYS_MAX)
     repeat = r.choice_list("light.repeat_dose_skin_types", SKIN_TYPES, required=False)
     if None in (method, esc_method, esc, cap, interval, repeat):
         return None
@@ -147,9 +157,9 @@ def _needling(r: Reader) -> NeedlingRules | None:
     lo = r.number("needling.stroke_rate_min_hz", *DEVICE_STROKE_RATE_HZ)
     hi = r.number("needling.stroke_rate_max_hz", *DEVICE_STROKE_RATE_HZ)
     rate = r.number("needling.stroke_rate_hz", *DEVICE_STROKE_RATE_HZ)
-    passes_max = r.integer("needling.passes_max", 1)
-    passes = r.integer("needling.passes", 1)
-    interval = r.integer("needling.min_interval_days", 1)
+    passes_max = r.integer("needling.passes_max", 1, DEVICE_PASSES_MAX)
+    passes = r.integer("needling.passes", 1, DEVICE_PASSES_MAX)
+    interval = r.integer("needling.min_interval_days", 1, DAYS_MAX)
     gentle = r.boolean("needling.always_pih_prone_limits")
     if None in (choice, lo, hi, rate, passes_max, passes, interval):
         return None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from workstation.protocols.model import MODALITIES, SKIN_TYPES, ProtocolError
 from workstation.protocols.reader import Reader, read_toml
+from workstation.protocols.schema import DAYS_MAX, DEVICE_PASSES_MAX, SESSIONS_MAX
 from workstation.protocols.visit_tables import ScarKinds, SessionTime, read_scar_kinds, read_session_time
 
 TABLE_FILES = ("light_dosing", "needling", "regions", "intervals", "screening", "aftercare", "scar_kinds",
@@ -48,6 +49,7 @@ class LightTables:
     sources: dict[str, str]
     med_first_dose_max_fraction: float = 0.7
     med_minus_min_mj_cm2: float = 50.0
+    med_plausible_min_mj_cm2: float = 130.0
     cumulative_cap_max_mj_cm2: float = 20000.0
     area_warn_mj_cm2: float = 15000.0
     area_warn_exposures: int = 20
@@ -95,6 +97,7 @@ class IntervalTables:
     no_needling_after_erythema_days: int
     no_needling_erythema_grade: int
     sources: dict[str, str]
+    course_sessions_max: int = 30
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,7 @@ def _light(r: Reader) -> LightTables | None:
     sources = {s: r.text(f"{s}.source") or "" for s in ("skin_type", "face", "escalation", "erythema", "missed",
                                                          "med", "cumulative")}
     sources["med_minus"] = r.text("med.minus_source") or ""
+    sources["med_floor"] = r.text("med.plausible_min_source") or ""
     r.boolean("cumulative.team_default")
     nums = dict(
         face_max_mj_cm2=r.number("face.max_mj_cm2", 1, 5000),
@@ -165,16 +169,17 @@ def _light(r: Reader) -> LightTables | None:
         escalation_max_percent=r.number("escalation.max_percent", 0, 20),
         hold_grade=r.integer("erythema.hold_grade", 0, 4),
         reduce_grade=r.integer("erythema.reduce_grade", 1, 4),
-        long_erythema_h=r.number("erythema.long_erythema_h", 1, None),
+        long_erythema_h=r.number("erythema.long_erythema_h", 1, 24 * 60),
         reduce_mj_cm2=r.number("erythema.reduce_mj_cm2", 0, 5000),
         reduce_percent=r.number("erythema.reduce_percent", 0, 100),
         blister_grade=r.integer("erythema.blister_grade", 1, 4),
         blister_reduce_mj_cm2=r.number("erythema.blister_reduce_mj_cm2", 0, 5000),
         blister_reduce_percent=r.number("erythema.blister_reduce_percent", 0, 100),
-        blister_hold_sessions=r.integer("erythema.blister_hold_sessions", 0),
+        blister_hold_sessions=r.integer("erythema.blister_hold_sessions", 0, 20),
         blister_climb_fraction=r.number("erythema.blister_climb_fraction", 0, 1),
         med_first_dose_max_fraction=r.number("med.first_dose_max_fraction", 0.05, 0.7),
         med_minus_min_mj_cm2=r.number("med.minus_min_mj_cm2", 1, 500),
+        med_plausible_min_mj_cm2=r.number("med.plausible_min_mj_cm2", 1, 5000),
         cumulative_cap_max_mj_cm2=r.number("cumulative.max_per_area_mj_cm2", 1, 1_000_000),
         area_warn_mj_cm2=r.number("cumulative.area_warn_mj_cm2", 1, 1_000_000),
         area_warn_exposures=r.integer("cumulative.area_warn_exposures", 1, 10_000),
@@ -187,10 +192,10 @@ def _light(r: Reader) -> LightTables | None:
         r.error("missed.rules", "must be a non-empty list of {from_days, to_days, action} tables.")
     else:
         for i, row in enumerate(raw):
-            sub = Reader(r.path, {"missed": {f"rules[{i}]": row}}, seen=r.seen)
+            sub = Reader(r.path, {"missed": {f"rules[{i}]": row}}, seen=r.seen, asked=r.asked)
             k = f"missed.rules[{i}]"
-            lo = sub.integer(f"{k}.from_days", 0)
-            hi = sub.integer(f"{k}.to_days", 0, required=False)
+            lo = sub.integer(f"{k}.from_days", 0, DAYS_MAX)
+            hi = sub.integer(f"{k}.to_days", 0, DAYS_MAX, required=False)
             action = sub.choice(f"{k}.action", ("keep", "reduce", "restart"))
             pct = sub.number(f"{k}.reduce_percent", 0, 100, required=action == "reduce", default=0.0)
             r.errors.extend(sub.errors)
@@ -198,7 +203,52 @@ def _light(r: Reader) -> LightTables | None:
                 missed.append(MissedRule(lo, hi, action, float(pct)))
     if r.errors or len(by_type) != len(SKIN_TYPES):
         return None
+    _light_cross_checks(r, by_type, nums, missed)
+    if r.errors:
+        return None
     return LightTables(by_skin_type=by_type, missed=tuple(missed), sources=sources, **nums)
+
+
+def _light_cross_checks(r: Reader, by_type: dict[str, SkinTypeDose], n: dict, missed: list[MissedRule]) -> None:
+    """Numbers that must agree with each other: missed-session ranges ordered and not overlapping (a later delay never
+    gets a gentler rule), warnings below the caps, start ≤ maximum, the MED floor not above the lowest start."""
+    for t, d in by_type.items():
+        if d.start_mj_cm2 > d.max_mj_cm2:
+            r.error(f"skin_type.{t}.start_mj_cm2", f"is {d.start_mj_cm2:g}; it must not exceed max_mj_cm2 "
+                    f"({d.max_mj_cm2:g}).")
+    lowest = min(d.start_mj_cm2 for d in by_type.values())
+    if n["med_plausible_min_mj_cm2"] > lowest:
+        r.error("med.plausible_min_mj_cm2", f"is {n['med_plausible_min_mj_cm2']:g}; it must not exceed the lowest "
+                f"skin-type start ({lowest:g} mJ/cm²).")
+    if n["escalation_default_percent"] > n["escalation_max_percent"]:
+        r.error("escalation.default_percent", f"is {n['escalation_default_percent']:g}; it must not exceed "
+                f"max_percent ({n['escalation_max_percent']:g}).")
+    if not n["hold_grade"] < n["reduce_grade"] <= n["blister_grade"]:
+        r.error("erythema.reduce_grade", "the grades must rise: hold_grade < reduce_grade ≤ blister_grade.")
+    if n["area_warn_mj_cm2"] > n["cumulative_cap_max_mj_cm2"]:
+        r.error("cumulative.area_warn_mj_cm2", f"is {n['area_warn_mj_cm2']:g} mJ/cm²; a warning must come before "
+                f"the cap: at most max_per_area_mj_cm2 ({n['cumulative_cap_max_mj_cm2']:g} mJ/cm²).")
+    if n["patient_warn_mj_cm2"] < n["area_warn_mj_cm2"]:
+        r.error("cumulative.patient_warn_mj_cm2", f"is {n['patient_warn_mj_cm2']:g} mJ/cm²; the patient's warning "
+                f"must not be below one area's ({n['area_warn_mj_cm2']:g} mJ/cm²).")
+    severity = {"keep": 0, "reduce": 1, "restart": 2}
+    prev: MissedRule | None = None
+    for i, m in enumerate(missed):
+        k = f"missed.rules[{i}]"
+        if m.to_days is not None and m.to_days < m.from_days:
+            r.error(f"{k}.to_days", f"is {m.to_days}; it must not be below from_days ({m.from_days}).")
+        if prev is not None:
+            if prev.to_days is None:
+                r.error(k, "follows a rule with no to_days (open-ended); only the last rule may be open-ended.")
+            elif m.from_days <= prev.to_days:
+                r.error(f"{k}.from_days", f"is {m.from_days}; the rules must be in order and not overlap: it must be "
+                        f"above the previous rule's to_days ({prev.to_days}).")
+            gentler = severity[m.action] < severity[prev.action] or (
+                m.action == prev.action == "reduce" and m.reduce_percent < prev.reduce_percent)
+            if gentler:
+                r.error(f"{k}.action", "is gentler than the rule for a shorter delay; a longer delay never gets a "
+                        "gentler rule.")
+        prev = m
 
 
 def _needling(r: Reader, rr: Reader) -> NeedlingTables | None:
@@ -232,27 +282,48 @@ def _needling(r: Reader, rr: Reader) -> NeedlingTables | None:
         stroke_rate_max_hz=r.number("pen.stroke_rate_max_hz", 50, 150),
         depth_max_mm=r.number("pen.depth_max_mm", 0, 2.5),
         depth_step_mm=r.number("pen.depth_step_mm", 0.01, 1),
-        passes_max=r.integer("pen.passes_max", 1),
+        passes_max=r.integer("pen.passes_max", 1, DEVICE_PASSES_MAX),
         pih_prone_skin_types=r.choice_list("pih_prone.skin_types", SKIN_TYPES),
         pih_face_max_depth_mm=r.number("pih_prone.face_max_depth_mm", 0, 2.5),
         pih_other_max_depth_mm=r.number("pih_prone.other_max_depth_mm", 0, 2.5),
-        pih_passes_max=r.integer("pih_prone.passes_max", 1),
-        pih_min_interval_days=r.integer("pih_prone.min_interval_days", 1),
+        pih_passes_max=r.integer("pih_prone.passes_max", 1, DEVICE_PASSES_MAX),
+        pih_min_interval_days=r.integer("pih_prone.min_interval_days", 1, DAYS_MAX),
     )
     if r.errors or rr.errors:
+        return None
+    _needling_cross_checks(r, vals, depth)
+    if r.errors:
         return None
     return NeedlingTables(depth_by_class=depth, lesion_depth=lesion_depth, regions=regions, sources=sources, **vals)
 
 
+def _needling_cross_checks(r: Reader, v: dict, depth: dict[str, DepthRange]) -> None:
+    if v["stroke_rate_min_hz"] > v["stroke_rate_max_hz"]:
+        r.error("pen.stroke_rate_min_hz", f"is {v['stroke_rate_min_hz']:g} Hz; it must not exceed stroke_rate_max_hz "
+                f"({v['stroke_rate_max_hz']:g} Hz).")
+    for cls, d in depth.items():
+        if d.min_mm > d.max_mm or d.max_mm > v["depth_max_mm"]:
+            r.error(f"depth.{cls}", f"is {d.min_mm:g}–{d.max_mm:g} mm; it must be an ordered range within the pen's "
+                    f"depth_max_mm ({v['depth_max_mm']:g} mm).")
+    for key in ("pih_face_max_depth_mm", "pih_other_max_depth_mm"):
+        if v[key] > v["depth_max_mm"]:
+            r.error(f"pih_prone.{key.removeprefix('pih_')}", f"is {v[key]:g} mm; it must not exceed the pen's "
+                    f"depth_max_mm ({v['depth_max_mm']:g} mm).")
+    if v["pih_passes_max"] > v["passes_max"]:
+        r.error("pih_prone.passes_max", f"is {v['pih_passes_max']}; PIH-prone limits must not exceed pen.passes_max "
+                f"({v['passes_max']}).")
+
+
 def _intervals(r: Reader) -> IntervalTables | None:
     vals = dict(
-        light_min_days=r.integer("light.min_days", 1),
-        needling_min_days=r.integer("needling.min_days", 1),
-        no_uv_after_needling_days=r.integer("combined.no_uv_after_needling_days", 0),
-        no_needling_after_erythema_days=r.integer("combined.no_needling_after_erythema_days", 0),
+        light_min_days=r.integer("light.min_days", 1, DAYS_MAX),
+        needling_min_days=r.integer("needling.min_days", 1, DAYS_MAX),
+        no_uv_after_needling_days=r.integer("combined.no_uv_after_needling_days", 0, DAYS_MAX),
+        no_needling_after_erythema_days=r.integer("combined.no_needling_after_erythema_days", 0, DAYS_MAX),
+        course_sessions_max=r.integer("course.sessions_max", 1, SESSIONS_MAX),
         no_needling_erythema_grade=r.integer("combined.no_needling_erythema_grade", 0, 4),
     )
-    sources = {s: r.text(f"{s}.source") or "" for s in ("light", "needling", "combined")}
+    sources = {s: r.text(f"{s}.source") or "" for s in ("light", "needling", "combined", "course")}
     return None if r.errors else IntervalTables(sources=sources, **vals)
 
 

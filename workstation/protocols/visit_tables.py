@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from workstation.protocols.model import LESION_TYPES, UV_FORBIDDEN_LESIONS
 from workstation.protocols.reader import Reader
 
 
@@ -17,6 +18,15 @@ class ScarKinds:
     newer_max_months: int
     older_min_months: int
     sources: dict[str, str]
+    lesions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def fits(self, kind: str, lesion_type: str) -> bool:
+        """Whether a scar of `kind` can be recorded on an area of `lesion_type` (the kind's `lesions`)."""
+        return lesion_type in self.lesions.get(kind, ())
+
+    def forbids_uv(self, kind: str | None) -> bool:
+        """A kind whose lesions all forbid UV (pih_mark) blocks UV like a PIH lesion (CLINICAL.md)."""
+        return bool(kind) and bool(self.lesions.get(kind)) and set(self.lesions[kind]) <= UV_FORBIDDEN_LESIONS
 
     def expected_response(self, kind: str | None, age_months: int | None) -> str:
         """The plan's sentence on what response to expect for a scar of this kind and age ('' if neither is known)."""
@@ -56,15 +66,17 @@ def read_scar_kinds(r: Reader) -> ScarKinds | None:
     older = r.integer("age.older_min_months", 0, 1200)
     labels: dict[str, str] = {}
     expected: dict[str, str] = {}
+    lesions: dict[str, tuple[str, ...]] = {}
     for kind in r.table("kinds") or {}:
         label, words = r.text(f"kinds.{kind}.label"), r.text(f"kinds.{kind}.expected")
-        if label and words:
-            labels[kind], expected[kind] = label, words
+        fits = r.choice_list(f"kinds.{kind}.lesions", LESION_TYPES)
+        if label and words and fits:
+            labels[kind], expected[kind], lesions[kind] = label, words, fits
     if newer is not None and older is not None and newer >= older:
         r.error("age.older_min_months", f"is {older}; it must be above newer_max_months ({newer}).")
     if r.errors or newer is None or older is None:
         return None
-    return ScarKinds(labels, expected, newer, older, sources)
+    return ScarKinds(labels, expected, newer, older, sources, lesions)
 
 
 def read_session_time(r: Reader) -> SessionTime | None:

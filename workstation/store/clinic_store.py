@@ -36,17 +36,25 @@ from workstation.store.records import (
     ScreeningAnswer,
     SessionRecord,
     Treatment,
+    model_name,
 )
 from workstation.store.rows import area_from, course_from, session_from
 from workstation.store.trail import default_actor, register_functions
 from workstation.store.validate import (
     DOSE_MAX_MJ_CM2,
+    INTERVAL_MAX_DAYS,
+    SESSIONS_MAX,
+    an_id,
     check_area,
+    check_override,
     check_response,
     check_screening_item,
     check_treatment,
+    flag,
+    ids,
     not_future,
     number,
+    text,
 )
 
 log = logging.getLogger(__name__)
@@ -240,10 +248,14 @@ class ClinicStore:
     # ---- screening and MED -----------------------------------------------------------------------------------
     def add_screening_answer(self, patient_id: int, item_id: str, answer: bool, answered_on: date,
                              answered_by: str, notes: str = "") -> None:
-        if not answered_by.strip():
+        self._patient(patient_id)
+        if not isinstance(answered_by, str) or not answered_by.strip():
             raise UserError("Say who took the screening answer (answered_by is empty).")
         check_screening_item(item_id)
-        not_future(answered_on, "screening answer date")
+        flag(answer, f"answer to screening item {item_id}")
+        if not isinstance(notes, str):
+            raise UserError(f"The screening note must be text, not {notes!r}.")
+        not_future(answered_on, "screening answer date", earliest=self._birth(patient_id))
         self.refuse_identity_in(patient_id, notes, "screening note")
         with self.transaction() as c:
             c.execute("INSERT INTO screening_answers (patient_id, item_id, answer, answered_on, answered_by, notes) "
@@ -258,10 +270,12 @@ class ClinicStore:
                                 r["answered_by"], r["notes"]) for r in latest.values()]
 
     def add_med(self, patient_id: int, device_model: str, med_mj_cm2: float, measured_on: date) -> None:
-        if not device_model.strip():
+        self._patient(patient_id)
+        if not isinstance(device_model, str) or not device_model.strip():
             raise UserError("An MED needs the device model it was measured on.")
+        device_model = model_name(device_model)  # compared without regard to case or spacing (records.model_key)
         number(med_mj_cm2, "MED", 0, DOSE_MAX_MJ_CM2, "mJ/cm²", lo_open=True)
-        not_future(measured_on, "MED measurement date")
+        not_future(measured_on, "MED measurement date", earliest=self._birth(patient_id))
         with self.transaction() as c:
             c.execute("INSERT INTO med_measurements (patient_id, device_model, med_mj_cm2, measured_on) "
                       "VALUES (?, ?, ?, ?)", (patient_id, device_model, float(med_mj_cm2), measured_on.isoformat()))
@@ -278,7 +292,9 @@ class ClinicStore:
         """Add a treatment area: a place on the body, once. A patient's open areas have unique labels; a new area on
         a region where the patient already has an open one needs distinct_place=True (the clinician says it is
         another place; for the same place, use that area). Raises UserError in words."""
+        self._patient(patient_id)
         check_area(label, body_region, lesion_type, size_cm2, skin_type, scar_age_months, scar_kind)
+        flag(distinct_place, "distinct-place answer")
         label = label.strip()
         self.refuse_identity_in(patient_id, label, "area label", compact=True)
         open_areas = [a for a in self.areas(patient_id) if a.closed_on is None]
@@ -300,19 +316,28 @@ class ClinicStore:
     def find_or_create_area(self, patient_id: int, label: str, body_region: str, lesion_type: str, size_cm2: float,
                             skin_type: str, **kw: Any) -> Area:
         """The patient's open area with this label (it must be on the same region), or a new one (add_area)."""
+        text(label, "area label")
         found = next((a for a in self.areas(patient_id) if a.closed_on is None and a.label == label.strip()), None)
         if found is None:
             return self.add_area(patient_id, label, body_region, lesion_type, size_cm2, skin_type, **kw)
-        if found.body_region != body_region:
-            raise UserError(f"The patient's area {label!r} is on the {found.body_region}, not the {body_region}; "
-                            "give the new area another label.")
+        wanted = {"region": (found.body_region, body_region), "lesion type": (found.lesion_type, lesion_type),
+                  "skin type": (found.skin_type, skin_type)}
+        for k in ("scar_kind", "scar_age_months"):
+            if kw.get(k) is not None:
+                wanted[k.replace("_", " ")] = (getattr(found, k), kw[k])
+        differ = [f"{what} {old!s} on file, {new!s} given" for what, (old, new) in wanted.items() if old != new]
+        if differ:
+            raise UserError(f"The patient's open area {label!r} does not match the one given ({'; '.join(differ)}). "
+                            "Correct the area on file (with a reason) if it has changed, or give the new area "
+                            "another label.")
         return found
 
     def close_area(self, area_id: int, closed_on: date, *, who: str, reason: str) -> Area:
         """Close an area (no more treatment planned); its label may then be used again. Kept in area_changes."""
         before = self.area(area_id)
         not_future(closed_on, "closing date")
-        if before.closed_on is not None or not reason.strip() or not who.strip():
+        if before.closed_on is not None or not isinstance(reason, str) or not isinstance(who, str) or \
+                not reason.strip() or not who.strip():
             raise UserError("An area is closed once, with a reason and who closes it.")
         with self.transaction(reason.strip()) as c:
             c.execute("UPDATE areas SET closed_on = ? WHERE id = ?", (closed_on.isoformat(), area_id))
@@ -323,25 +348,37 @@ class ClinicStore:
     def correct_area(self, area_id: int, *, who: str, reason: str, label: str | None = None,
                      body_region: str | None = None, lesion_type: str | None = None, size_cm2: float | None = None,
                      skin_type: str | None = None, scar_age_months: int | None = None,
-                     scar_kind: str | None = None) -> Area:
+                     scar_kind: str | None = None, distinct_place: bool = False) -> Area:
         """Change an area's description (the fields given), keeping each change with its reason in area_changes, in
-        one transaction. The dose engine plans from the area as it is now: an area reclassified `pih` gets no UV."""
-        if not reason.strip():
+        one transaction. The dose engine plans from the area as it is now: an area reclassified `pih` gets no UV.
+        Moving an area to a region where the patient has another open area needs distinct_place=True (as add_area).
+        A closed area is not changed."""
+        if not isinstance(reason, str) or not reason.strip():
             raise UserError("Say why the area is changed: the reason is kept with the change.")
-        if not who.strip():
+        if not isinstance(who, str) or not who.strip():
             raise UserError("Say who changes the area (who is empty).")
+        flag(distinct_place, "distinct-place answer")
         before = self.area(area_id)
+        if before.closed_on is not None:
+            raise UserError(f"Area {before.label} was closed on {before.closed_on.isoformat()}; a closed area is "
+                            "not changed.")
         wanted = {"label": label, "body_region": body_region, "lesion_type": lesion_type,
                   "size_cm2": size_cm2, "skin_type": skin_type, "scar_age_months": scar_age_months,
                   "scar_kind": scar_kind}
         after = dataclasses.replace(before, **{k: v for k, v in wanted.items() if v is not None})
         check_area(after.label, after.body_region, after.lesion_type, after.size_cm2, after.skin_type,
-                   after.scar_age_months, after.scar_kind)
+                   after.scar_age_months, after.scar_kind, kind_fit=after.scar_kind != before.scar_kind)
         self.refuse_identity_in(before.patient_id, after.label, "area label", compact=True)
         self.refuse_identity_in(before.patient_id, reason, "reason")
         changed = [f for f in wanted if getattr(after, f) != getattr(before, f)]
         if not changed:
             raise UserError(f"Area {before.label}: nothing to change (the values are the ones it has).")
+        same_region = [a.label for a in self.areas(before.patient_id) if a.id != area_id and a.closed_on is None
+                       and a.body_region == after.body_region]
+        if "body_region" in changed and same_region and not distinct_place:
+            raise UserError(f"This patient already has an area on the {after.body_region} ({', '.join(same_region)}). "
+                            f"If area {before.label} is the same place, use that area; if it is a distinct place, "
+                            "say so to move it there.")
         if "label" in changed and any(a.label == after.label and a.id != area_id and a.closed_on is None
                                       for a in self.areas(before.patient_id)):
             raise UserError(f"This patient already has an open area labelled {after.label!r}; choose another label.")
@@ -363,29 +400,37 @@ class ClinicStore:
         return [area_from(r) for r in self._all("SELECT * FROM areas WHERE patient_id = ? ORDER BY id", (patient_id,))]
 
     def area(self, area_id: int) -> Area:
-        row = self._one("SELECT * FROM areas WHERE id = ?", (area_id,))
+        row = self._one("SELECT * FROM areas WHERE id = ?", (an_id(area_id, "area"),))
         if row is None:
             raise UserError(f"There is no treatment area {area_id}.")
         return area_from(row)
 
     def create_course(self, patient_id: int, protocol: Protocol, area_ids: Iterable[int], started_on: date, *,
                       planned_sessions: int | None = None, interval_days: int | None = None) -> Course:
+        self._patient(patient_id)
         rules = protocol.course
         sessions = rules.sessions if planned_sessions is None else planned_sessions
         interval = rules.interval_days if interval_days is None else interval_days
+        number(sessions, "number of planned sessions", 1, SESSIONS_MAX, "", integer=True)
+        number(interval, "interval between sessions", 1, INTERVAL_MAX_DAYS, "days", integer=True)
+        sessions, interval = int(sessions), int(interval)
         if sessions < rules.sessions_min or (rules.sessions_max is not None and sessions > rules.sessions_max):
             top = rules.sessions_max if rules.sessions_max is not None else "no limit"
             raise UserError(f"{sessions} planned sessions is outside this protocol's {rules.sessions_min}–{top}.")
         if not rules.interval_min_days <= interval <= rules.interval_max_days:
             raise UserError(f"An interval of {interval} days is outside this protocol's "
                             f"{rules.interval_min_days}–{rules.interval_max_days} days.")
-        not_future(started_on, "course start date")
-        area_ids = tuple(area_ids)
+        not_future(started_on, "course start date", earliest=self._birth(patient_id))
+        area_ids = ids(area_ids, "course's areas")
         if not area_ids:
             raise UserError("A course needs at least one treatment area.")
         for aid in area_ids:
-            if self.area(aid).patient_id != patient_id:
+            area = self.area(aid)
+            if area.patient_id != patient_id:
                 raise UserError(f"Area {aid} belongs to another patient; choose this patient's areas.")
+            if area.closed_on is not None:
+                raise UserError(f"Area {area.label} was closed on {area.closed_on.isoformat()}; a course is planned "
+                                "on open areas only.")
         with self.transaction() as c:
             cid = c.execute("INSERT INTO courses (patient_id, protocol_id, protocol_version, planned_sessions, "
                             "interval_days, started_on) VALUES (?, ?, ?, ?, ?, ?)",
@@ -405,7 +450,7 @@ class ClinicStore:
         return self.create_course(patient_id, protocol, wanted, started_on, **kw)
 
     def course(self, course_id: int) -> Course:
-        row = self._one("SELECT * FROM courses WHERE id = ?", (course_id,))
+        row = self._one("SELECT * FROM courses WHERE id = ?", (an_id(course_id, "course"),))
         if row is None:
             raise UserError(f"There is no course {course_id}.")
         areas = [r[0] for r in self._conn.execute(
@@ -422,8 +467,18 @@ class ClinicStore:
         """Add a session with its plan (SessionPlan.to_dict()); the plan's overrides go to plan_overrides in the
         same transaction, so a change and its reason are never stored apart from the session. The session journal
         (workstation/journal.py) adds it with state 'in_progress', its process and its recording's path."""
-        self.course(course_id)
-        not_future(session_date, "session date")
+        course = self.course(an_id(course_id, "course"))
+        not_future(session_date, "session date",
+                   earliest=(course.started_on, f"the course's start ({course.started_on.isoformat()})"))
+        if device_model is not None:
+            device_model = model_name(text(device_model, "device model"))
+        if plan is not None and not isinstance(plan, dict):
+            raise UserError(f"A session's plan must be the plan's dictionary (SessionPlan.to_dict()), not {plan!r}.")
+        for area in (plan or {}).get("areas", []):
+            for o in area.get("overrides", []):
+                if area.get("area_id") not in course.area_ids:
+                    raise UserError(f"The plan overrides area {area.get('area_id')!r}, which is not in the course.")
+                check_override(o["field"], o["proposed"], o["value"], o["reason"], o["who"], o["at"])
         with self.transaction() as c:
             sid = int(c.execute("INSERT INTO sessions (course_id, session_date, plan_json, device_model, state, "
                                 "process, started_at, recording_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -444,6 +499,7 @@ class ClinicStore:
     def add_treatment(self, session_id: int, t: Treatment) -> None:
         """Record what was delivered on one area (the dose engine's history reads these)."""
         check_treatment(t)
+        self._in_course(session_id, t.area_id, "treatment")
         try:
             with self.transaction() as c:
                 c.execute("INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2, depth_mm, "
@@ -497,6 +553,7 @@ class ClinicStore:
 
     def add_response(self, session_id: int, r: Response) -> None:
         check_response(r)
+        self._in_course(session_id, r.area_id, "response")
         self.refuse_identity_in(self.area(r.area_id).patient_id, r.notes, "response note")
         try:
             with self.transaction() as c:
@@ -574,11 +631,40 @@ class ClinicStore:
 
     def record_override(self, session_id: int, area_id: int, field: str, proposed: float | None, value: float,
                         reason: str, who: str, at: str | None = None) -> None:
+        at = check_override(field, proposed, value, reason, who, at)
+        self._in_course(session_id, area_id, "override")
         self.refuse_identity_in(self.area(area_id).patient_id, reason, "reason")
         with self.transaction(reason) as c:
             c.execute("INSERT INTO plan_overrides (session_id, area_id, field, proposed, value, reason, who, at) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (session_id, area_id, field, proposed, value, reason, who,
-                                                          at or _now()))
+                                                          at))
+
+    def _birth(self, patient_id: int) -> tuple[date, str] | None:
+        """(birth date, words) when an identity with a birth date is on file and this workstation can read it: no
+        record of the patient may be dated before it (a session is bounded by its course's start)."""
+        if self._one("SELECT 1 FROM patient_identity WHERE patient_id = ?", (patient_id,)) is None:
+            return None
+        try:
+            born = self.identity(patient_id)
+        except UserError:
+            return None
+        return (born.birth_date, "the patient's birth date on file") if born and born.birth_date else None
+
+    def _patient(self, patient_id: int) -> None:
+        if self._one("SELECT 1 FROM patients WHERE id = ?", (an_id(patient_id, "patient"),)) is None:
+            raise UserError(f"There is no patient {patient_id}.")
+
+    def _in_course(self, session_id: int, area_id: int, what: str) -> None:
+        """UserError unless the session exists and `area_id` is one of its course's areas (so a treatment, response
+        or override never lands on another patient's area, nor sums into another patient's UV record)."""
+        row = self._one("SELECT course_id FROM sessions WHERE id = ?", (an_id(session_id, "session"),))
+        if row is None:
+            raise UserError(f"There is no session {session_id}; the {what} was not saved.")
+        course = self.course(row["course_id"])
+        if an_id(area_id, "area") not in course.area_ids:
+            raise UserError(f"Area {area_id} is not an area of session {session_id}'s course ({course.protocol_id}, "
+                            f"areas {', '.join(map(str, course.area_ids))}); the {what} must be on one of them. "
+                            "Nothing was saved.")
 
     def overrides(self, session_id: int) -> list[dict[str, Any]]:
         return [dict(r) for r in self._all("SELECT * FROM plan_overrides WHERE session_id = ? ORDER BY id",

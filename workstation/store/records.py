@@ -34,6 +34,16 @@ class ScreeningAnswer:
     notes: str = ""
 
 
+def model_key(device_model: str) -> str:
+    """A device model name as compared: spacing collapsed and case folded ("light-uvb308 " is "Light-UVB308")."""
+    return " ".join(str(device_model).split()).casefold()
+
+
+def model_name(device_model: str) -> str:
+    """A device model name as stored: trimmed, inner spacing collapsed (case kept for display)."""
+    return " ".join(str(device_model).split())
+
+
 @dataclass(frozen=True)
 class MedMeasurement:
     """A minimal erythema dose belongs to one patient and one device model: it does not carry to another device."""

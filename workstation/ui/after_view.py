@@ -112,7 +112,7 @@ class AfterView(QWidget):
                          f"{modality_name(a.modality)}" + "".join(f"; {n}" for n in numbers if n))
             lines += [f"  {field_name(o.field)} changed {quantity(o.proposed)} → {quantity(o.value)} by {o.who}: "
                       f"{o.reason}" for o in a.overrides]
-        lines += [f"{line} before this session" for line in plan.uv_record_lines()]  # the UV record (issue 11)
+        lines += plan.uv_record_lines()  # the UV record, before and with this session (issue 11)
         if s["trips"]:
             lines.append("## Interlocks")
             lines += [f"{interlock_name(t['interlock'])} on the {device_name(t['device'])}: "

@@ -99,7 +99,7 @@ class ReportData:
         out.append("## UV record")
         out.append(f"UV delivered this session: {quantity(sum(uv), 'mJ/cm²')} in {len(uv)} exposure(s)." if uv
                    else "No UV was delivered this session.")
-        out += [f"{line} before this session" for line in _uv_record_lines(self.plan)]
+        out += _uv_record_lines(self.plan)  # before and with this session
         if self.trips:
             out.append("## Interlocks and alarms")
             out += self.trips
