@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from workstation.errors import UserError
-from workstation.keys import keys_dir
+from workstation.keys import keys_dir, trail_key
 from workstation.protocols import load_library
 from workstation.store import ClinicStore, Identity, Response, Treatment, migrate, trail
 from workstation.store import operators as ops
@@ -62,7 +62,7 @@ def test_every_clinical_write_is_trailed_with_the_signed_in_account(store):
     assert ops.sign_in(store, "dr-a", "another-password", "clinical").account == "dr-a"
     _visit(store)
     rows = trail.entries(store._conn)
-    clinical = [e for e in rows if e.table_name != "operators"]
+    clinical = [e for e in rows if e.table_name not in ("operators", "meta")]
     assert {e.who for e in clinical} == {"dr-a"}
     tables = {e.table_name for e in clinical}
     assert tables >= {"patients", "patient_identity", "screening_answers", "med_measurements", "areas",
@@ -72,7 +72,7 @@ def test_every_clinical_write_is_trailed_with_the_signed_in_account(store):
     assert json.loads(change.old_json)["size_cm2"] == 4.0 and json.loads(change.new_json)["size_cm2"] == 5.0
     assert change.reason == "measured again"
     assert all(e.at_utc.endswith("+00:00") for e in rows)
-    assert trail.verify(store._conn).intact
+    assert trail.verify(store._conn, trail_key()).intact
     # The trail never holds a secret or an identity in clear.
     text = json.dumps([e.__dict__ for e in rows])
     assert "Smith" not in text and "1970-03-04" not in text and "$argon2" not in text
@@ -111,6 +111,7 @@ def test_a_trail_row_altered_around_the_program_is_found(store, tamper):
     conn = _raw(store.path)
     conn.execute("DROP TRIGGER trail_audit_trail_no_update")
     conn.execute("DROP TRIGGER trail_audit_trail_no_delete")
+    conn.execute("DROP TRIGGER trail_audit_trail_guard")
     if tamper == "change":
         conn.execute("UPDATE audit_trail SET who = 'nobody' WHERE id = 5")
     elif tamper == "delete":
@@ -232,7 +233,7 @@ def test_operators_command_line(tmp_path):
     assert "admin" in listing and "dr-a" in listing and "disabled" in listing
     shown = _cli("trail", "show", "--store", str(path)).stdout
     assert "admin: change operators" in shown and "because 'left'" in shown
-    assert _cli("trail", "verify", "--store", str(path)).stdout.startswith("audit trail intact: 3 rows")
+    assert _cli("trail", "verify", "--store", str(path)).stdout.startswith("audit trail intact: 4 rows")  # + the role marker
 
 
 def test_store_and_keys_are_private(tmp_path):
@@ -263,7 +264,7 @@ def test_accounts_and_trail_use_the_store_in_force(tmp_path):
     assert not places.clinic_store_file().exists()  # not the default store: the one of the settings file
     with ClinicStore.open(store, training=False) as s:
         assert [o.account for o in ops.operators(s)] == ["admin"]
-    assert _cli("trail", "verify").stdout.startswith("audit trail intact: 1 rows")
+    assert _cli("trail", "verify").stdout.startswith("audit trail intact: 2 rows")  # + the role marker
     missing = _cli("operators", "list", "--store", str(tmp_path / "typo.sqlite3"))
     assert missing.returncode == 2 and "There is no clinic store" in missing.stderr
     assert not (tmp_path / "typo.sqlite3").exists()  # a read-only command creates nothing
@@ -277,9 +278,60 @@ def test_what_the_program_writes_is_private(tmp_path):
     out = tmp_path / "rec"
     r = _cli("session", "--simulate", "--scenario", "combined-uneventful", "--record", str(out), "--store",
              str(tmp_path / "training.sqlite3"))
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode in (0, 3), r.stdout + r.stderr  # completed, or a load-induced trip: files are written alike
     written = [p for p in out.rglob("*")] + [tmp_path / "training.sqlite3"] + list(places.log_dir().glob("*.log"))
     assert any(p.suffix == ".h5" for p in written) and any(p.name.endswith(".sig") for p in written)
     for p in written:
         mode = stat.S_IMODE(p.stat().st_mode)
         assert mode == (0o700 if p.is_dir() else 0o600), (p, oct(mode))
+
+
+def test_a_trail_rewritten_without_the_key_or_tables_changed_behind_it_are_found(store):
+    """The fresh tester's attacks: a forged row with a recomputed plain hash, a whole trail rewritten, an account's
+    role raised with the trigger dropped, the store's role marker changed: all found by `trail verify`."""
+    import hashlib
+
+    ops.add(store, "admin", "Admin", "administrator", "admin-password", created_by="test")
+    ops.add(store, "dr-a", "Dr A", "clinician", "clinician-pw", created_by="admin")
+    _visit(store)
+    store.close()
+    conn = _raw(store.path)
+    with pytest.raises(sqlite3.OperationalError, match="no such function"):  # the guard: only the program writes
+        conn.execute("INSERT INTO audit_trail (at_utc, who, action, table_name, row_id, reason, prev_hash, hash) "
+                     "VALUES ('2026-01-01', 'admin', 'delete', 'patients', 99, 'forged', ?, ?)", ("0" * 64, "1" * 64))
+    for name in ("guard", "no_update", "no_delete"):
+        conn.execute(f"DROP TRIGGER trail_audit_trail_{name}")
+    last_id, last_hash = conn.execute("SELECT id, hash FROM audit_trail ORDER BY id DESC LIMIT 1").fetchone()
+    fields = (last_hash, "2026-11-30T00:00:00+00:00", "admin", "delete", "patients", "99", "\x00", "\x00", "forged")
+    forged = hashlib.sha256("\x1f".join(fields).encode()).hexdigest()  # the formula without the clinic's key
+    conn.execute("INSERT INTO audit_trail (at_utc, who, action, table_name, row_id, reason, prev_hash, hash) "
+                 "VALUES (?, 'admin', 'delete', 'patients', 99, 'forged', ?, ?)", (fields[1], last_hash, forged))
+    r = _cli("trail", "verify", "--store", str(store.path))
+    assert r.returncode == 1 and f"BROKEN at row {last_id + 1}" in r.stdout and "trail key" in r.stdout
+    conn.execute("DROP TRIGGER trail_audit_trail_no_delete")  # the program put it back when it opened the store
+    conn.execute("DELETE FROM audit_trail WHERE id = ?", (last_id + 1,))
+    assert _cli("trail", "verify", "--store", str(store.path)).returncode == 0  # the forged row removed: intact
+    # Raise an account's role behind the trail.
+    conn.execute("DROP TRIGGER trail_operators_update")
+    conn.execute("UPDATE operators SET role = 'administrator' WHERE account = 'dr-a'")
+    report = trail.verify(conn, trail_key())
+    assert not report.intact and "trigger trail_operators_update was removed" in report.problem
+    r = _cli("trail", "verify", "--store", str(store.path))  # the program puts the trigger back when it opens...
+    assert r.returncode == 1 and "operators row 2 differs from the trail in role" in r.stdout  # ...still found
+    conn.execute("DROP TRIGGER trail_operators_update")
+    conn.execute("UPDATE operators SET role = 'clinician' WHERE account = 'dr-a'")  # back as the trail says
+    conn.execute("DROP TRIGGER trail_meta_update")
+    conn.execute("UPDATE meta SET value = 'training' WHERE key = 'role'")
+    assert "trail_meta_update was removed" in trail.verify(conn, trail_key()).problem
+    for sql in trail._wanted_triggers(conn):  # every trigger put back...
+        if sql.split()[2] in ("trail_meta_update", "trail_operators_update"):
+            conn.execute(sql)
+    assert "meta row 1 differs from the trail in value" in trail.verify(conn, trail_key()).problem  # ...found
+    conn.execute("DROP TRIGGER trail_meta_update")
+    conn.execute("UPDATE meta SET value = 'clinic' WHERE key = 'role'")
+    ClinicStore.open(store.path, training=False).close()  # triggers back
+    with pytest.raises(sqlite3.OperationalError, match="no such function"):  # the role marker is trailed too
+        conn.execute("UPDATE meta SET value = 'training' WHERE key = 'role'")
+    conn.close()
+    ClinicStore.open(store.path, training=False).close()
+    assert _cli("trail", "verify", "--store", str(store.path)).returncode == 0

@@ -100,7 +100,6 @@ def held_store(tmp_path):
             import sqlite3, sys, time
             c = sqlite3.connect(sys.argv[1], isolation_level=None)
             c.execute("BEGIN IMMEDIATE")
-            c.execute("INSERT INTO meta (key, value) VALUES ('holder', 'x')")
             print("held", flush=True)
             time.sleep(float(sys.argv[2]))
             c.execute("ROLLBACK")

@@ -138,10 +138,11 @@ def _disable(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from workstation.keys import trail_key
     from workstation.store import trail
 
     with _open(args) as store:
-        report = trail.verify(store._conn)
+        report = trail.verify(store._conn, trail_key())
     if report.intact:
         print(f"audit trail intact: {report.rows} rows, every link verified")
         return 0

@@ -24,6 +24,7 @@ from workstation.errors import UserError
 from workstation.places import config_dir
 
 IDENTITY_KEY_FILE = "identity.key"
+TRAIL_KEY_FILE = "trail.key"
 SIGNING_KEY_FILE = "recording-signing.pem"
 TOKEN_PREFIX = "aesgcm1:"
 
@@ -53,6 +54,11 @@ def write_private(path: Path, data: bytes) -> None:
 def _read_or_create(name: str, make: callable) -> bytes:  # type: ignore[valid-type]
     path = keys_dir() / name
     try:
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            raise UserError(f"The workstation key {path} is readable by other accounts (mode {mode & 0o777:o}): it "
+                            f"is not used. Treat it as disclosed: restore the clinic's key from its backup (or, with "
+                            f"the administrator, make it private with `chmod 600 {path}`), then try again.")
         return path.read_bytes()
     except FileNotFoundError:
         try:
@@ -73,7 +79,7 @@ class IdentityCipher:
         if len(key) != 32:
             raise UserError(f"The identity key in {keys_dir()} is not a 256-bit key; restore it from the backup.")
         self._aead = AESGCM(key)
-        self.key_id = hashlib.sha256(b"cicatrix identity key" + key).hexdigest()[:16]
+        self.key_id = key_id(key, "identity")
 
     @classmethod
     def load(cls) -> IdentityCipher:
@@ -96,6 +102,20 @@ class IdentityCipher:
             raise UserError("The identity on file cannot be read with this workstation's identity key (the key is "
                             "another clinic's, or the value was changed around the program). Restore the clinic's "
                             "key from its backup.") from exc
+
+
+def trail_key() -> bytes:
+    """The clinic's audit-trail key (32 random bytes, created on first use): the trail's chain is an HMAC under it, so
+    whoever has the store but not the key cannot rewrite the trail so that it verifies (docs/records.md)."""
+    key = _read_or_create(TRAIL_KEY_FILE, lambda: secrets.token_bytes(32))
+    if len(key) != 32:
+        raise UserError(f"The trail key in {keys_dir()} is not a 256-bit key; restore it from the backup.")
+    return key
+
+
+def key_id(key: bytes, purpose: str) -> str:
+    """A short public fingerprint of a secret key (to tell which key a store was written with), not the key."""
+    return hashlib.sha256(f"cicatrix {purpose} key".encode() + key).hexdigest()[:16]
 
 
 def workstation_name() -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from workstation.checksum import sha256_of
 from workstation.errors import UserError
-from workstation.keys import IdentityCipher
+from workstation.keys import IdentityCipher, trail_key
 from workstation.protocols.model import Protocol
 from workstation.store.connection import busy_error, connect, is_busy
 from workstation.store.export import export_dict
@@ -83,7 +83,7 @@ class ClinicStore:
         self._reason = ""
         self._cipher: IdentityCipher | None = None
         self._root_for_now: Path | None = None  # a root adopted by a read-only connection (settle_recordings_root)
-        register_functions(conn, lambda: self.actor, lambda: self._reason)
+        register_functions(conn, lambda: self.actor, lambda: self._reason, trail_key())
 
     @property
     def cipher(self) -> IdentityCipher:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from workstation.errors import UserError
-from workstation.keys import IdentityCipher, private_dir
+from workstation.keys import IdentityCipher, private_dir, trail_key
 from workstation.store.identity import encrypt_plain_rows, has_plain_identity
 from workstation.store.migrations import LATEST_VERSION, migrate, schema_version
 from workstation.store.paths import clinic_db_path, data_dir, default_db_path, training_db_path
@@ -48,7 +48,7 @@ def connect(path: Path, role: str) -> sqlite3.Connection:
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA secure_delete = ON")  # a deleted or replaced value does not linger in free pages
-        register_functions(conn, default_actor, str)
+        register_functions(conn, default_actor, str, trail_key())
         found = _role_of(conn, path)
         if found is not None and found != role:
             raise UserError(f"{path} is marked as a {found} database; a {role} store cannot open it. "

@@ -4,30 +4,36 @@
 time of operator entries and actions that create, modify, or delete electronic records", where "record changes shall
 not obscure previously recorded information". Here:
 
-- SQLite triggers on every table of the store except `meta` and the trail itself write one `audit_trail` row per
+- SQLite triggers on every table of the store (`meta` included) except the trail itself write one `audit_trail` row per
   inserted, updated or deleted row: when (UTC), who (the account signed in on the connection), what (table, row id,
   create/change/delete), the old and new values as JSON, and the reason given for the change. The triggers are made
   from the schema itself (`install_triggers`), so a table or column a later migration adds is trailed too.
 - Triggers abort any UPDATE or DELETE of the trail, and of the two tables that are themselves audit records
   (`area_changes`, `plan_overrides`).
-- Each row carries `hash = SHA-256(previous row's hash, its own fields)`: a row changed, removed or inserted around the
-  program (with the sqlite3 tool, after dropping a trigger) breaks the chain, and `verify` names the first broken link.
+- Each row carries `hash = HMAC-SHA-256(trail key, previous row's hash, its own fields)`, with the clinic's trail key
+  kept outside the store (workstation.keys): a row changed, removed or inserted around the program breaks the chain,
+  and whoever has the store but not the key cannot compute a chain that verifies.
 - The trigger bodies call functions that only this program registers on its connections (`cx_actor`, `cx_reason`,
-  `cx_now`, `cx_chain`): a write to clinical tables from another program fails ("no such function") instead of going
-  unrecorded.
+  `cx_now`, `cx_chain`), and a guard on the trail needs them too: a write to clinical data or to the trail from another
+  program fails ("no such function") instead of going unrecorded.
+- `verify` also replays the trail (the last values it recorded for every row) against the tables as they are, and
+  checks that every trigger is in place: a change made around the program with the triggers dropped is found too.
 """
 
 from __future__ import annotations
 
 import getpass
 import hashlib
+import hmac
+import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-# Tables that are not clinical data: the store's own marker and the trail.
-UNTRAILED = ("meta", "audit_trail")
+# The trail itself is not trailed (its rows are the record).
+UNTRAILED = ("audit_trail",)
+BASELINE_REASON = "present when the audit trail began"
 # Secrets are never copied into the trail: the trail says they were set or changed, not their value.
 REDACTED = {("operators", "password_hash")}
 # Tables whose rows are audit records themselves: insert only.
@@ -45,13 +51,13 @@ TRAIL_MIGRATION = """
 """Schema of the trail (a store migration); the triggers are made by `install_triggers`."""
 
 
-def chain_hash(prev_hash: str, at_utc: str, who: str, action: str, table_name: str, row_id: int | None,
-               old_json: str | None, new_json: str | None, reason: str) -> str:
-    """SHA-256 (hex) of the previous row's hash and this row's fields, joined with the unit separator. The one
-    definition used by the triggers (through `cx_chain`) and by `verify`."""
+def chain_hash(key: bytes, prev_hash: str, at_utc: str, who: str, action: str, table_name: str,
+               row_id: int | None, old_json: str | None, new_json: str | None, reason: str) -> str:
+    """HMAC-SHA-256 (hex) under the clinic's trail `key` of the previous row's hash and this row's fields, joined with
+    the unit separator. The one definition used by the triggers (through `cx_chain`) and by `verify`."""
     fields = (prev_hash, at_utc, who, action, table_name, "" if row_id is None else str(row_id),
               "\x00" if old_json is None else old_json, "\x00" if new_json is None else new_json, reason)
-    return hashlib.sha256(_SEP.join(fields).encode("utf-8")).hexdigest()
+    return hmac.new(key, _SEP.join(fields).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def default_actor() -> str:
@@ -62,12 +68,18 @@ def default_actor() -> str:
         return "os:unknown"
 
 
-def register_functions(conn: sqlite3.Connection, actor: Callable[[], str], reason: Callable[[], str]) -> None:
-    """Register the functions the trail's triggers call. `actor()` and `reason()` are read at each write."""
+def register_functions(conn: sqlite3.Connection, actor: Callable[[], str], reason: Callable[[], str],
+                       key: bytes) -> None:
+    """Register the functions the trail's triggers call. `actor()` and `reason()` are read at each write; `key` is
+    the clinic's trail key (workstation.keys.trail_key)."""
     conn.create_function("cx_actor", 0, actor)
     conn.create_function("cx_reason", 0, reason)
-    conn.create_function("cx_now", 0, lambda: datetime.now(UTC).isoformat(timespec="microseconds"))
-    conn.create_function("cx_chain", 9, chain_hash, deterministic=True)
+    conn.create_function("cx_now", 0, _now)
+    conn.create_function("cx_chain", 9, lambda *fields: chain_hash(key, *fields), deterministic=True)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _trigger_sql(conn: sqlite3.Connection, table: str) -> list[str]:
@@ -106,6 +118,8 @@ def _wanted_triggers(conn: sqlite3.Connection) -> list[str]:
     for t in tables:
         if t == "audit_trail":
             sql += [s for s in _trigger_sql(conn, t) if "_no_" in s]
+            sql.append("CREATE TRIGGER trail_audit_trail_guard BEFORE INSERT ON audit_trail BEGIN "
+                       "SELECT cx_now(); END")  # only this program's connections have the function
         elif t not in UNTRAILED:
             sql += _trigger_sql(conn, t)
     return sql
@@ -129,11 +143,37 @@ def install_triggers(conn: sqlite3.Connection) -> None:
             conn.execute(f"DROP TRIGGER {name}")
         for statement in wanted:
             conn.execute(statement)
+        _baseline(conn)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def trailed_tables(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                                       "'sqlite_%' ORDER BY name") if r[0] not in UNTRAILED]
+
+
+def _row_json(conn: sqlite3.Connection, table: str, where: str = "", args: tuple = ()) -> list[tuple[int, str]]:
+    cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+    values = ", ".join(f"'{c}', " + ("'(secret, not copied)'" if (table, c) in REDACTED else c) for c in cols)
+    return [(int(r[0]), r[1]) for r in conn.execute(f"SELECT rowid, json_object({values}) FROM {table} {where}", args)]
+
+
+def _baseline(conn: sqlite3.Connection) -> None:
+    """On a store that had rows before its trail began (an upgrade), record each as it was then, so the trail can
+    account for every row. Runs inside install_triggers' transaction, once: only while the trail is empty."""
+    if conn.execute("SELECT 1 FROM audit_trail LIMIT 1").fetchone():
+        return
+    for table in trailed_tables(conn):
+        for rowid, new in _row_json(conn, table):
+            conn.execute("INSERT INTO audit_trail (at_utc, who, action, table_name, row_id, old_json, new_json, "
+                         "reason, prev_hash, hash) SELECT a, w, 'create', ?, ?, NULL, ?, ?, p, "
+                         "cx_chain(p, a, w, 'create', ?, ?, NULL, ?, ?) FROM (SELECT cx_now() AS a, cx_actor() AS w, "
+                         f"coalesce((SELECT hash FROM audit_trail ORDER BY id DESC LIMIT 1), '{GENESIS}') AS p)",
+                         (table, rowid, new, BASELINE_REASON, table, rowid, new, BASELINE_REASON))
 
 
 @dataclass(frozen=True)
@@ -161,8 +201,9 @@ class TrailReport:
         return self.first_broken_id is None
 
 
-def verify(conn: sqlite3.Connection) -> TrailReport:
-    """Recompute the chain from the first row; report the first row whose hash or link does not match."""
+def verify(conn: sqlite3.Connection, key: bytes) -> TrailReport:
+    """Check the trail under the clinic's trail `key`: every link of the chain from the first row, every trigger in
+    place, and every row of every table as the trail last recorded it. Reports the first problem found."""
     prev = GENESIS
     count = 0
     expected_id = None
@@ -175,10 +216,42 @@ def verify(conn: sqlite3.Connection) -> TrailReport:
         if prev_hash != prev:
             return TrailReport(count, rid, f"row {rid} does not follow the row before it (a row was removed, "
                                            "inserted or changed)")
-        if chain_hash(prev_hash, *fields) != digest:
-            return TrailReport(count, rid, f"row {rid} was changed after it was written")
+        if not hmac.compare_digest(chain_hash(key, prev_hash, *fields), digest):
+            return TrailReport(count, rid, f"row {rid} was changed after it was written, or written without the "
+                                           "clinic's trail key")
         prev, expected_id = digest, rid + 1
+    have = {r[0]: r[1] for r in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                                             "AND name LIKE 'trail_%'")}
+    missing = sorted(set(_wanted_triggers(conn)) - set(have.values()))
+    if missing:
+        name = missing[0].split()[2]
+        return TrailReport(count, count + 1, f"the trigger {name} was removed or changed: writes could have gone "
+                                             "unrecorded since")
+    problem = _replay(conn)
+    if problem:
+        return TrailReport(count, count + 1, problem)
     return TrailReport(count, None, "")
+
+
+def _replay(conn: sqlite3.Connection) -> str:
+    """Fold the trail into the last values it recorded for every row and compare them with the tables."""
+    recorded: dict[tuple[str, int], dict | None] = {}
+    for table, row_id, action, new_json in conn.execute(
+            "SELECT table_name, row_id, action, new_json FROM audit_trail ORDER BY id"):
+        recorded[(table, row_id)] = json.loads(new_json) if action != "delete" and new_json else None
+    for table in trailed_tables(conn):
+        live = {rowid: json.loads(text) for rowid, text in _row_json(conn, table)}
+        trail = {rid: v for (t, rid), v in recorded.items() if t == table and v is not None}
+        for rowid in sorted(live.keys() - trail.keys()):
+            return f"{table} row {rowid} is not in the trail: it was added around the program"
+        for rowid in sorted(trail.keys() - live.keys()):
+            return f"{table} row {rowid} is gone, but the trail has no delete of it: removed around the program"
+        for rowid, values in sorted(trail.items()):
+            changed = [c for c, v in values.items() if c in live[rowid] and live[rowid][c] != v]
+            if changed:
+                return (f"{table} row {rowid} differs from the trail in {', '.join(changed)}: changed around the "
+                        "program")
+    return ""
 
 
 def entries(conn: sqlite3.Connection, *, table: str | None = None, row_id: int | None = None) -> list[TrailEntry]:
