@@ -335,3 +335,48 @@ def test_a_trail_rewritten_without_the_key_or_tables_changed_behind_it_are_found
     conn.close()
     ClinicStore.open(store.path, training=False).close()
     assert _cli("trail", "verify", "--store", str(store.path)).returncode == 0
+
+
+@pytest.mark.parametrize("text", ["P-05041970", "cheek 4 May 1970", "cheek May 4, 1970", "cheek 1970/05/04",
+                                  "born 04.05.70", "call 555-0199 tomorrow"])
+def test_birth_date_and_contact_in_every_written_form_are_refused(store, text):
+    p = store.create_patient("P-0077", identity=Identity("Smith", "John", date(1970, 5, 4), "call 555-0199"))
+    with pytest.raises(UserError, match="contains the patient's (birth date|contact number)"):
+        store.add_screening_answer(p.id, "pregnancy", False, date.today(), "dr-a", notes=text)
+
+
+def test_a_store_never_holds_identities_under_two_keys(store, tmp_path, monkeypatch):
+    store.create_patient("P-0042", identity=SMITH)
+    store.close()
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "another-workstation"))  # no key there: one is made
+    with ClinicStore.open(store.path, training=False) as s:
+        with pytest.raises(UserError, match="not the one this clinic store's identities were written with"):
+            s.create_patient("P-0043", identity=Identity("Doe", "Jane"))
+        assert s.find_patient("P-0043") is None
+        assert s.get_patient("P-0042")  # the pseudonymous record still reads
+
+
+def test_a_disabled_account_stops_writing_at_once(store):
+    ops.add(store, "admin", "Admin", "administrator", "admin-password", created_by="test")
+    ops.add(store, "dr-b", "Dr B", "clinician", "clinician-pw", created_by="admin")
+    ops.sign_in(store, "dr-b", "clinician-pw", "clinical")
+    store.create_patient("P-0100")
+    with ClinicStore.open(store.path, training=False) as admin:
+        ops.sign_in(admin, "admin", "admin-password", "accounts")
+        ops.set_active(admin, "dr-b", False, reason="left the clinic")
+    with pytest.raises(UserError, match="dr-b was disabled by an administrator: nothing was saved"):
+        store.create_patient("P-0101")
+    assert store.find_patient("P-0101") is None
+
+
+def test_two_first_starts_at_once_make_one_administrator(tmp_path):
+    path = tmp_path / "new.sqlite3"
+    procs = [subprocess.Popen([sys.executable, str(REPO / "main.py"), "operators", "add", f"a{i}", "--role",
+                               "administrator", "--name", f"A{i}", "--store", str(path), "--password-stdin"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(3)]
+    outs = [p.communicate("a-long-password\n", timeout=60) for p in procs]
+    assert sum(p.returncode == 0 for p in procs) == 1, outs
+    assert all("Traceback" not in err for _, err in outs)
+    with ClinicStore.open(path, training=False) as s:
+        assert len(ops.operators(s)) == 1

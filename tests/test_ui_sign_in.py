@@ -131,3 +131,31 @@ def test_simulation_needs_no_sign_in(qtbot, tmp_path):
     win.start_page.choose_simulation()
     qtbot.waitUntil(lambda: win.pages.currentWidget() is win.plan_view, timeout=TIMEOUT_MS)
     assert win.signed_in is None
+
+
+def test_notes_and_reasons_with_the_identity_are_refused_and_a_disabled_account_stops(qtbot, tmp_path, devices):
+    from datetime import date
+
+    from workstation.store import Identity
+
+    make_clinician(tmp_path / "clinic.sqlite3")
+    win = _window(qtbot, tmp_path)
+    _connect(qtbot, win, devices)
+    sign_in(qtbot, win)
+    qtbot.waitUntil(lambda: win.pages.currentWidget() is win.patient, timeout=TIMEOUT_MS)
+    done = []
+    win.controller.store_call(lambda s: s.create_patient("P-0200", identity=Identity("Smith", "John",
+                                                                                       date(1970, 5, 4))),
+                              done.append, done.append)
+    qtbot.waitUntil(lambda: bool(done), timeout=TIMEOUT_MS)
+    visit = win.controller.visit
+    visit._identity = Identity("Smith", "John", date(1970, 5, 4))  # as plan_course reads it for the patient
+    for text in ("John tolerated well", "pt born 4 May 1970"):
+        with pytest.raises(Exception, match="contains the patient's"):
+            visit.guard_text(text, "note")
+    with ClinicStore.open(tmp_path / "clinic.sqlite3", training=False) as admin:
+        ops.sign_in(admin, "admin", "admin-password", "accounts")
+        ops.set_active(admin, "dr-a", False, reason="left the clinic")
+    win.patient.pseudonym.setText("P-0201")
+    win.patient.find_or_create()
+    qtbot.waitUntil(lambda: "dr-a was disabled by an administrator" in _last(win), timeout=TIMEOUT_MS)

@@ -109,7 +109,8 @@ def _add(args: argparse.Namespace) -> int:
         password = ask(f"new password for {args.account}: ")
         if not args.password_stdin and ask("the same again: ") != password:
             raise UserError("The two passwords differ; nothing was created.")
-        op = ops.add(store, args.account, args.name, args.role, password, created_by=creator)
+        op = ops.add(store, args.account, args.name, args.role, password, created_by=creator,
+                     first=creator.startswith("bootstrap"))
     print(f"created {op.role} account {op.account} ({op.display_name})")
     return 0
 
@@ -154,7 +155,12 @@ def _verify(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from workstation.store import trail
 
+    if args.last is not None and args.last < 1:
+        raise UserError(f"--last takes a number of rows from 1 up, not {args.last}.")
     with _open(args) as store:
+        if args.table is not None and args.table not in trail.trailed_tables(store._conn):
+            raise UserError(f"The store has no table {args.table!r}; its tables: "
+                            f"{', '.join(trail.trailed_tables(store._conn))}.")
         rows = trail.entries(store._conn, table=args.table)
     if args.last:
         rows = rows[-args.last:]

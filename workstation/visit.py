@@ -158,6 +158,7 @@ class Visit:
         self.saved: Saved | None = None
         self.pass_duration_s = 2.0
         self.crashed: list[Closed] = []
+        self._identity: Any = None  # the patient's identity on file, for the free-text guard (never stored here)
         self._tmp = tmp
 
     @property
@@ -247,7 +248,23 @@ class Visit:
                                  device_model=self.light_model(), cleared_area_ids=cleared_areas(self.store, course_id))
         self.plan = apply_to_plan(self.store, self.rig.devices.get("light"), plan, dt.date.today())  # dosimetry QA
         self.pseudonym = pseudonym
+        try:  # kept for the visit so notes and reasons typed on the GUI thread can be checked without the store
+            self._identity = self.store.identity(self.course.patient_id)
+        except UserError:  # not readable with this workstation's key: nothing to compare with
+            self._identity = None
         return self.plan
+
+    def guard_text(self, text: str, what: str) -> None:
+        """UserError if `text` (a note, a reason) contains the identity of this visit's patient (GUI or worker
+        thread: it uses the identity read when the visit was planned)."""
+        from workstation.store.identity import refuse_identity
+
+        refuse_identity(text, self._identity, what)
+
+    def note(self, text: str) -> None:
+        """The operator's note into the recording, once it has passed the free-text guard."""
+        self.guard_text(text, "note")
+        self._need_session().note(text, self.operator)
 
     def override(self, area_id: int, field: str, value: float, reason: str) -> Any:
         from workstation.dose import override
@@ -256,6 +273,7 @@ class Visit:
             raise UserError("There is no plan to change yet.")
         if self.session is not None:
             raise UserError("The treatment has started: the plan can no longer be changed.")
+        self.guard_text(reason, "reason")
         self.plan = self.plan.with_area(override(self.plan.area(area_id), field, value, reason, self.operator))
         return self.plan
 

@@ -81,6 +81,9 @@ class ClinicStore:
         self.actor = default_actor()
         """Who the audit trail names for every write: the signed-in account (`sign_in`), else the OS account."""
         self._reason = ""
+        self.account: str | None = None
+        """The signed-in account (operators.sign_in, or the window's sign-in): while it is set, every write first
+        checks that the account is still active, so a disabled account stops writing at once."""
         self._cipher: IdentityCipher | None = None
         self._root_for_now: Path | None = None  # a root adopted by a read-only connection (settle_recordings_root)
         register_functions(conn, lambda: self.actor, lambda: self._reason, trail_key())
@@ -171,6 +174,11 @@ class ClinicStore:
             raise
         self._reason = reason
         try:
+            if self.account is not None:
+                row = self._conn.execute("SELECT active FROM operators WHERE account = ?", (self.account,)).fetchone()
+                if row is None or not row[0]:
+                    raise UserError(f"The account {self.account} was disabled by an administrator: nothing was "
+                                    "saved. Someone with an active account must sign in.")
             yield self._conn
         except BaseException as exc:
             self._reason = ""

@@ -18,6 +18,13 @@ def insert_identity(c: sqlite3.Connection, cipher: IdentityCipher, patient_id: i
     """Insert the encrypted identity row. UserError if a name is missing; sqlite3.IntegrityError if one exists."""
     if not identity.family_name.strip() or not identity.given_name.strip():
         raise UserError("An identity needs a family name and a given name.")
+    on_file = c.execute("SELECT value FROM meta WHERE key = 'identity_key_id'").fetchone()
+    if on_file is None:
+        c.execute("INSERT INTO meta (key, value) VALUES ('identity_key_id', ?)", (cipher.key_id,))
+    elif on_file[0] != cipher.key_id:
+        raise UserError("This workstation's identity key is not the one this clinic store's identities were written "
+                        "with, so nothing was saved (a store must not hold identities under two keys). Restore the "
+                        "clinic's identity key from its backup into this workstation's keys folder, then try again.")
     plain = {"family_name": identity.family_name.strip(), "given_name": identity.given_name.strip(),
              "birth_date": identity.birth_date.isoformat() if identity.birth_date else "",
              "contact": identity.contact.strip()}
@@ -66,9 +73,23 @@ def encrypt_plain_rows(conn: sqlite3.Connection, cipher: IdentityCipher) -> int:
     return len(rows)
 
 
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+          "november", "december")
+
+
 def _date_forms(d: date) -> list[str]:
-    return [d.isoformat(), f"{d:%d.%m.%Y}", f"{d:%d/%m/%Y}", f"{d:%m/%d/%Y}", f"{d:%d-%m-%Y}", f"{d:%Y%m%d}",
-            f"{d:%d%m%Y}"]
+    """The ways a birth date is written, lower-case, with separators as typed (numeric forms are also matched on the
+    text's digits alone, see identity_in)."""
+    month, short = MONTHS[d.month - 1], MONTHS[d.month - 1][:3]
+    words = [f"{d.day} {m} {d.year}" for m in (month, short)] + [f"{d.day:02d} {m} {d.year}" for m in (month, short)]
+    words += [f"{m} {d.day}, {d.year}" for m in (month, short)] + [f"{m} {d.day} {d.year}" for m in (month, short)]
+    return [d.isoformat(), f"{d:%d.%m.%Y}", f"{d:%d/%m/%Y}", f"{d:%m/%d/%Y}", f"{d:%d-%m-%Y}", f"{d:%Y/%m/%d}",
+            f"{d:%d.%m.%y}", f"{d:%d/%m/%y}", f"{d:%m/%d/%y}", *words]
+
+
+def _date_digits(d: date) -> list[str]:
+    """Eight-digit forms a date takes when its separators are dropped (year first, day first, month first)."""
+    return [f"{d:%Y%m%d}", f"{d:%d%m%Y}", f"{d:%m%d%Y}"]
 
 
 def identity_in(text: str, identity: Identity, *, compact: bool = False) -> str | None:
@@ -87,9 +108,16 @@ def identity_in(text: str, identity: Identity, *, compact: bool = False) -> str 
         elif re.search(rf"(?<![^\W_]){re.escape(n)}(?![^\W_])", folded):
             return what
     if identity.birth_date is not None:
-        spaced = re.sub(r"\s+", "", folded)
-        if any(form in spaced for form in _date_forms(identity.birth_date)):
+        spaced = " ".join(folded.replace(",", ", ").split())
+        if any(form in spaced or form.replace(" ", "") in spaced.replace(" ", "")
+               for form in _date_forms(identity.birth_date)):
             return "birth date"
+        digits = re.sub(r"\D", "", folded)
+        if any(form in digits for form in _date_digits(identity.birth_date)):
+            return "birth date"
+    contact = re.sub(r"\D", "", identity.contact or "")
+    if len(contact) >= 6 and contact[-6:] in re.sub(r"\D", "", folded):
+        return "contact number"
     return None
 
 

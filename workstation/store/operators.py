@@ -66,9 +66,11 @@ def find(store, account: str) -> Operator | None:  # noqa: ANN001
     return _row(r) if r else None
 
 
-def add(store, account: str, display_name: str, role: str, password: str, *, created_by: str) -> Operator:  # noqa: ANN001
+def add(store, account: str, display_name: str, role: str, password: str, *, created_by: str,  # noqa: ANN001
+        first: bool = False) -> Operator:
     """Create an account. UserError (in words) for a malformed account name, an unknown role, a short password or
-    an account that exists."""
+    an account that exists. `first=True` creates the clinic's first account (an administrator, with nobody signed
+    in): refused if any account exists by then, checked under the write lock so two first starts cannot both win."""
     if not ACCOUNT.match(account):
         raise UserError(f"Account {account!r} is not valid: 2–32 lower-case letters, digits, '.', '_' or '-', "
                         "starting with a letter (e.g. dr-a).")
@@ -78,7 +80,12 @@ def add(store, account: str, display_name: str, role: str, password: str, *, cre
         raise UserError("Give the account holder's display name (e.g. Dr A. Example).")
     if len(password) < MIN_PASSWORD:
         raise UserError(f"The password needs at least {MIN_PASSWORD} characters.")
+    if first and role != "administrator":
+        raise UserError("The clinic's first account must be an administrator.")
     with store.transaction(f"account {account} created") as c:
+        if first and c.execute("SELECT 1 FROM operators LIMIT 1").fetchone():
+            raise UserError("The clinic has an account already (created a moment ago): sign in, or ask its "
+                            "administrator to create yours.")
         if c.execute("SELECT 1 FROM operators WHERE account = ?", (account,)).fetchone():
             raise UserError(f"The account {account} exists already; choose another name.")
         c.execute("INSERT INTO operators (account, display_name, role, password_hash, active, created_at, created_by) "
@@ -94,6 +101,8 @@ def set_active(store, account: str, active: bool, *, reason: str) -> Operator:  
         raise UserError(f"There is no account {account}.")
     if not reason.strip():
         raise UserError("Say why the account is " + ("enabled" if active else "disabled") + ".")
+    if find(store, account).active == active:  # type: ignore[union-attr]
+        raise UserError(f"The account {account} is {'active' if active else 'disabled'} already; nothing changed.")
     if not active:
         admins = [o for o in operators(store) if o.role == "administrator" and o.active and o.account != account]
         target = find(store, account)
@@ -133,7 +142,11 @@ def sign_in(store, account: str, password: str, action: str) -> Operator:  # noq
     """Authenticate and check the role allows `action`; from then on the store's writes are attributed to it."""
     op = authenticate(store, account, password)
     if not op.may(action):
-        raise UserError(f"The account {account} is a {op.role} account, which may not use {action} mode; "
-                        f"ask an administrator.")
+        what = {"accounts": "manage accounts", "protocols": "manage the clinic's protocols"}.get(action,
+                                                                                              f"use {action} mode")
+        article = "an" if op.role[0] in "aeiou" else "a"
+        raise UserError(f"The account {account} is {article} {op.role} account, which may not {what}; ask an "
+                        "administrator.")
     store.actor = op.account
+    store.account = op.account
     return op

@@ -172,6 +172,7 @@ class MainWindow(QMainWindow):
     def _home(self) -> None:
         self.mode = ""
         self.signed_in, self._locked_page = None, None  # leaving clinical mode signs out
+        self.controller.signed_in = False
         self.banner.hide()
         self.setWindowTitle("Cicatrix")
         self.message_bar.clear()
@@ -216,6 +217,7 @@ class MainWindow(QMainWindow):
 
         def signed_in(op: Any) -> None:
             self.signed_in = op
+            self.controller.signed_in = True
             self.notify(f"Signed in as {op.account} ({op.display_name}, {op.role}).", "info")
             self.show_page(self.start_page)
             self._connect_clinical(ports, op.account)

@@ -43,6 +43,7 @@ class SessionController:
         self.visit: Visit | None = None
         self.operator = "operator"
         self.crashed: list = []  # sessions closed as crashed when the last visit opened its store
+        self.signed_in = False  # the window signed `operator` in: the clinic store checks the account at each write
 
     @classmethod
     def create(cls, *, recordings_dir: Path, store_path: Path | None = None,
@@ -100,9 +101,11 @@ class SessionController:
     def start_clinical(self, ports: dict[str, str], done: Done, failed: Failed) -> None:
         def make() -> Visit:
             self.mode = "clinical"
-            return Visit.clinical(ports, self.recordings_dir, store_path=self.places.clinic_store or self.store_path,
-                                  bus=self.bus, places=self.places,
-                                  operator=self.operator)
+            visit = Visit.clinical(ports, self.recordings_dir, store_path=self.places.clinic_store or self.store_path,
+                                   bus=self.bus, places=self.places, operator=self.operator)
+            if self.signed_in:
+                visit.store.account = self.operator
+            return visit
 
         self._open(make, lambda v: {n: d.identity.as_dict() for n, d in v.rig.devices.items() if d.identity},
                    done, failed)
@@ -212,9 +215,9 @@ class SessionController:
 
     def add_note(self, text: str) -> None:
         """The operator's note into the recording (GUI thread: it only publishes an event)."""
-        if self.session is None:
+        if self.visit is None or self.session is None:
             raise SessionError("There is no session to add a note to.")
-        self.session.note(text, self.operator)
+        self.visit.note(text)
 
     def resume(self) -> None:
         if self.visit is None or self.visit.session is None:

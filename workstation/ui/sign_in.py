@@ -193,7 +193,8 @@ class SignInPage(QWidget):
             if mode == "first_admin":
                 if ops.operators(store):  # another workstation created one meanwhile
                     return ops.sign_in(store, account, password, action)
-                ops.add(store, account, name, "administrator", password, created_by=f"first start ({store.actor})")
+                ops.add(store, account, name, "administrator", password, created_by=f"first start ({store.actor})",
+                        first=True)
             return ops.sign_in(store, account, password, action)
 
         def done(op: Any) -> None:
