@@ -99,9 +99,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     return code
 
 
+# Everything the program creates (recordings, reports, exports, logs, stores, keys) is readable by the clinic's
+# account only: files 0600, folders 0700 (docs/records.md).
 PRIVATE_UMASK = 0o077
-"""Everything the program creates (recordings, reports, exports, logs, stores, keys) is readable by the clinic's
-account only: files 0600, folders 0700 (docs/records.md)."""
 
 
 BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool whose output pipe was closed

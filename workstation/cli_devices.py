@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from workstation.errors import UserError
+from workstation.progname import command
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,7 +57,7 @@ def _list(args: argparse.Namespace) -> int:
         days = cal.interval_days(store)
     print(f"Devices on record ({len(rows)}); radiometer check every {days} days")
     if not rows:
-        print("  none yet: a device is recorded when it is connected or checked (`main.py devices check`).")
+        print(f"  none yet: a device is recorded when it is connected or checked (`{command('devices check')}`).")
     today = date.today()
     for d in rows:
         hours = "-" if d.lamp_hours is None else f"{d.lamp_hours:.1f} h"

@@ -183,7 +183,9 @@ def with_calibration(plan: Any, cal: CalibrationStatus, *, clinical: bool) -> An
     `plan` is a `workstation.dose.plan.SessionPlan` (frozen; its `blocks` and `warnings` are tuples of sentences)."""
     if not cal.problems:
         return plan
-    text = "Dosimetry QA: " + "; ".join(cal.problems) + ". Run a radiometer check (`python main.py devices check`)"
+    from workstation.progname import command
+
+    text = "Dosimetry QA: " + "; ".join(cal.problems) + f". Run a radiometer check (`{command('devices check')}`)"
     if cal.overridden:
         return dataclasses.replace(plan, warnings=(*plan.warnings, f"{text} — overridden today: {cal.overridden}."))
     if clinical:
