@@ -380,3 +380,23 @@ def test_two_first_starts_at_once_make_one_administrator(tmp_path):
     assert all("Traceback" not in err for _, err in outs)
     with ClinicStore.open(path, training=False) as s:
         assert len(ops.operators(s)) == 1
+
+
+def test_devices_changes_to_the_clinic_record_need_a_signed_in_account(tmp_path):
+    path = tmp_path / "clinic.sqlite3"
+    with ClinicStore.open(path, training=False) as s:
+        ops.add(s, "admin", "Admin", "administrator", "admin-password", created_by="test")
+        ops.add(s, "dr-a", "Dr A", "clinician", "clinician-pw", created_by="admin")
+    base = ["devices", "--store", str(path), "--password-stdin"]
+    check = ["check", "--serial", "UVB308-1", "--meter", "Solarmeter #1", "--measured", "100", "--reported", "100"]
+    r = _cli(*base, *check, "--who", "dr-nobody-fake", stdin="anything\n")
+    assert r.returncode == 2 and "account or the password is wrong" in r.stderr
+    r = _cli(*base, *check, "--who", "dr-a", stdin="wrong-password\n")
+    assert r.returncode == 2 and "account or the password is wrong" in r.stderr
+    r = _cli(*base, "interval", "365", "--who", "dr-a", stdin="clinician-pw\n")
+    assert r.returncode == 2 and "clinician account, which may not manage the clinic's protocols" in r.stderr
+    r = _cli(*base, *check, "--who", "dr-a", stdin="clinician-pw\n")
+    assert r.returncode == 0, r.stderr
+    with ClinicStore.open(path, training=False) as s:
+        checks = [e for e in trail.entries(s._conn, table="radiometer_checks")]
+        assert [e.who for e in checks] == ["dr-a"] and json.loads(checks[0].new_json)["who"] == "dr-a"

@@ -20,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--store", type=Path, metavar="FILE", help="database file (default: the clinic's, or the "
                    "training one with --training)")
     p.add_argument("--training", action="store_true", help="use the training database")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the signing-in account's password from standard input (scripts)")
     sub = p.add_subparsers(dest="devices_action", metavar="ACTION")
     p.set_defaults(func=_list)
     c = sub.add_parser("check", help="record a radiometer check of a light",
@@ -30,23 +32,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--meter", required=True, help="reference radiometer, make and serial number")
     c.add_argument("--measured", type=float, help="reference reading, mW/cm²")
     c.add_argument("--reported", type=float, help="the device's reading at the same moment, mW/cm²")
-    c.add_argument("--who", required=True, help="who made the check")
+    c.add_argument("--who", required=True, help="who made the check: in the clinic store, your account (you sign in)")
     c.add_argument("--simulate", action="store_true", help="check the emulated light (training database)")
     c.set_defaults(func=_check)
     i = sub.add_parser("interval", help="set the days between radiometer checks (a clinic setting)")
     i.add_argument("days", type=int)
+    i.add_argument("--who", help="in the clinic store: an administrator's account (a clinic setting; you sign in)")
     i.set_defaults(func=_interval)
     o = sub.add_parser("override", help="use a light with an overdue or mismatched calibration today, with a reason")
     o.add_argument("--serial", required=True)
     o.add_argument("--reason", required=True)
-    o.add_argument("--who", required=True)
+    o.add_argument("--who", required=True, help="in the clinic store, your account (you sign in)")
     o.set_defaults(func=_override)
 
 
-def _open(args: argparse.Namespace, *, training: bool | None = None):
+def _open(args: argparse.Namespace, *, training: bool | None = None, action: str | None = None):
+    """The store; for a change (`action`) to the clinic store, `--who` signs in first (anyone cannot be anyone:
+    the account's password, and a role allowed to do it), so the trail and the record name a real account."""
+    from workstation.cli_records import _passwords
+    from workstation.store import operators as ops
     from workstation.store.clinic_store import ClinicStore
 
-    return ClinicStore.open(args.store, training=args.training if training is None else training)
+    store = ClinicStore.open(args.store, training=args.training if training is None else training)
+    if action is not None and store.role == "clinic":
+        try:
+            who = getattr(args, "who", None)
+            if not who:
+                raise UserError("Changing the clinic's devices record needs your account: give --who ACCOUNT.")
+            ops.sign_in(store, who, _passwords(args)(f"password of {who}: "), action)
+        except BaseException:
+            store.close()
+            raise
+    return store
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -79,7 +96,7 @@ def _check(args: argparse.Namespace) -> int:
     else:
         if args.serial is None or args.measured is None or args.reported is None:
             raise UserError("A check needs --serial, --measured and --reported (mW/cm²), or --simulate.")
-        with _open(args) as store:
+        with _open(args, action="clinical") as store:
             check = cal.add_check(store, args.serial, date.today(), args.meter, args.measured, args.reported,
                                   args.who)
     print(f"Radiometer check recorded for {check.serial_number}: measured {check.measured_mw_cm2:.2f} mW/cm², "
@@ -132,7 +149,7 @@ def _simulated_reading() -> tuple[str, dict, float, float]:
 def _interval(args: argparse.Namespace) -> int:
     from workstation.store import calibration as cal
 
-    with _open(args) as store:
+    with _open(args, action="protocols") as store:
         cal.set_interval_days(store, args.days)
     print(f"Radiometer checks are due every {args.days} days.")
     return 0
@@ -141,7 +158,7 @@ def _interval(args: argparse.Namespace) -> int:
 def _override(args: argparse.Namespace) -> int:
     from workstation.store import calibration as cal
 
-    with _open(args) as store:
+    with _open(args, action="clinical") as store:
         cal.override(store, args.serial, args.reason, args.who, date.today())
     print(f"The calibration of {args.serial} is overridden for today ({args.reason}, {args.who}).")
     return 0
