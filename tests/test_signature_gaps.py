@@ -129,13 +129,13 @@ def test_report_of_a_modified_recording_warns_on_stderr_and_in_the_pdf(recording
 
 
 # ---- 8: the .sig travels with the recording --------------------------------------------------------------------
-def test_patient_export_carries_the_signature_and_the_copy_verifies(tmp_path):
+def _indexed_clinical_recording() -> Path:
+    """A clinical recording in the default recordings folder, linked to a session of the default clinic store."""
     from workstation.protocols import load_library
     from workstation.store import ClinicStore, Identity, Treatment
 
     root = places.recordings_dir()
     rec = write_session(root, 1.0, mode="clinical")
-    sha = sha256_of(rec)
     with ClinicStore.open(training=False, recordings_root=root) as store:
         p = store.create_patient(PSEUDONYM, Identity("Okonkwo", "Adaeze", date(1984, 2, 9), "07700 900456"))
         area = store.add_area(p.id, "left cheek", "face", "hypopigmented_scar", 3.5, "III")
@@ -143,7 +143,12 @@ def test_patient_export_carries_the_signature_and_the_copy_verifies(tmp_path):
                                      date(2026, 3, 1))
         sid = store.add_session(course.id, date(2026, 3, 2), device_model="UVB-308")
         store.add_treatment(sid, Treatment(area.id, "light", dose_mj_cm2=210))
-        store.link_recording(sid, rec, sha)
+        store.link_recording(sid, rec, sha256_of(rec))
+    return rec
+
+
+def test_patient_export_carries_the_signature_and_the_copy_verifies(tmp_path):
+    rec = _indexed_clinical_recording()
     out = tmp_path / "usb"
     r = cli("patient", "export", PSEUDONYM, "--out", str(out), cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -153,6 +158,16 @@ def test_patient_export_carries_the_signature_and_the_copy_verifies(tmp_path):
     r = cli("verify", str(copied), cwd=tmp_path)
     assert "signed by workstation" in r.stdout and ", intact" in r.stdout, r.stdout
     assert "not signed" not in r.stdout and "SIGNATURE MISSING" not in r.stdout
+
+
+def test_stripping_the_attribute_too_is_found_by_the_store_index(tmp_path):
+    """The limit of the attribute: whoever removes it as well gets "not signed (recorded before signatures)" from the
+    file alone, but the clinic store indexed the SHA-256 at close, and verify compares with it."""
+    rec = _indexed_clinical_recording()
+    _as_if_recorded_before_signatures(rec)
+    r = cli("verify", str(rec), cwd=tmp_path)
+    assert r.returncode == 1, r.stdout
+    assert "SHA-256 DOES NOT MATCH the index" in r.stdout
 
 
 # ---- 12: a key claiming to be this workstation; garbage in trusted-workstations --------------------------------

@@ -96,10 +96,16 @@ def trusted_keys() -> dict[str, str]:
     return read_trusted()[0]
 
 
-def signature_expected(h5_path: Path) -> bool:
-    """True when the recording says it was made to be signed (root attribute `signature_expected`), or when that
-    cannot be read (a file that does not open as HDF5 cannot prove it predates signatures); False only for a readable
-    recording without the attribute (recorded before signatures)."""
+def signature_expected(h5_path: Path) -> bool | None:
+    """True when the recording says it was made to be signed (root attribute `signature_expected`), or when an HDF5
+    file's attributes cannot be read (it cannot prove it predates signatures); False for a readable recording without
+    the attribute (recorded before signatures); None for a file that is not HDF5 at all (no recording: every reader
+    refuses it)."""
+    try:
+        if not h5py.is_hdf5(h5_path):
+            return None
+    except OSError:
+        return True
     for swmr in (False, True):  # a file a writer has not closed opens only as a SWMR reader
         try:
             with h5py.File(h5_path, "r", locking=False, swmr=swmr) as h5:
@@ -124,19 +130,18 @@ class SignatureCheck:
         return self.status == "intact"
 
 
-def check(h5_path: Path, sha256_now: str, expected: bool | None = None) -> SignatureCheck:
-    """Check the .sig beside `h5_path` against the file's SHA-256 computed now (`sha256_now`). `expected`: whether
-    the recording must carry a signature (None: read `signature_expected` from the file)."""
+def check(h5_path: Path, sha256_now: str) -> SignatureCheck:
+    """Check the .sig beside `h5_path` against the file's SHA-256 computed now (`sha256_now`); whether the file must
+    carry one is read from it (`signature_expected`)."""
     sig = signature_path(h5_path)
-    if expected is None:
-        expected = signature_expected(h5_path)
+    expected = signature_expected(h5_path)
     missing = "SIGNATURE MISSING: the file cannot be proven unchanged"
     if not sig.is_file():
         if expected:
             return SignatureCheck("missing", f"{missing} (no {sig.name}, though this recording was made to be "
                                              "signed)")
-        return SignatureCheck("unsigned", f"not signed (recorded before signatures; no {sig.name}): its origin "
-                                          "cannot be proven")
+        why = "recorded before signatures" if expected is False else f"{h5_path.name} is not an HDF5 recording"
+        return SignatureCheck("unsigned", f"not signed ({why}; no {sig.name}): its origin cannot be proven")
     try:
         body = json.loads(sig.read_text(encoding="utf-8"))
         fields = {k: str(body[k]) for k in ("file", "sha256", "signed_at_utc", "workstation", "public_key_ed25519",
