@@ -108,6 +108,12 @@ def test_replay_warns_about_a_stripped_recording(stripped, qtbot, window):
     assert view.checksum.intact is False and "SIGNATURE MISSING" in view.integrity.text()
     assert any(kind == "error" and "SIGNATURE MISSING" in text for kind, text in window.messages)
     assert view.source is not None  # still replayed, warned
+    if shutil.which("pdftotext") is not None:  # and the report written from the replay says it too
+        qtbot.mouseClick(view.report_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: getattr(view, "report_path", None) is not None, timeout=60_000)
+        text = " ".join(subprocess.run(["pdftotext", str(view.report_path), "-"], capture_output=True,
+                                       text=True).stdout.split())
+        assert "WARNING: the recording" in text and "SIGNATURE MISSING" in text
 
 
 # ---- 7: the PDF report checks like the other tools -------------------------------------------------------------
