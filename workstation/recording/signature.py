@@ -166,10 +166,10 @@ def check(h5_path: Path, sha256_now: str) -> SignatureCheck:
     key = fields["public_key_ed25519"].lower()
     if key not in trusted:
         if fields["workstation"] == workstation_name():
-            return SignatureCheck("untrusted", f"signed at {fields['signed_at_utc']} by a key that claims to be this "
-                                               f"workstation ({fields['workstation']}) but is not this workstation's "
-                                               f"key ({key[:16]}…): forged, or this workstation's key was replaced "
-                                               f"(restore it from the backup){warn}")
+            return SignatureCheck("untrusted", f"signed at {fields['signed_at_utc']}, claims to be this workstation "
+                                               f"({fields['workstation']}) but is not signed with this workstation's "
+                                               f"key (signed with {key[:16]}…): forged, or this workstation's key was "
+                                               f"replaced (restore it from the backup){warn}")
         return SignatureCheck("untrusted", f"signed by {who} with a key this workstation does not know "
                                            f"({key[:16]}…): add it to {TRUSTED_FILE} if that workstation is the "
                                            f"clinic's{warn}")
