@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from workstation.errors import UserError
@@ -43,6 +44,8 @@ def _report(args: argparse.Namespace) -> int:
             raise UserError(f"There is no store {store_path}: give the clinic store's file to --store.")
         with ClinicStore.open(store_path, training=data.training) as store:
             data = read_report(path, store)
+    if data.check_integrity():  # the same check as inspect, verify, audit and export; the PDF says it too
+        print(data.integrity_warning, file=sys.stderr)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # a PDF needs fonts, not a screen
     from PyQt6.QtGui import QGuiApplication
 

@@ -27,6 +27,9 @@ ROOT_ATTRS = (
     "patient_pseudonym", "operator_id", "protocol_id", "protocol_version",
 )
 CLOSING_ATTRS = ("end_time_utc", "closed_cleanly", "close_note")
+# Root attribute written at creation by every version that signs its recordings (True): such a file without a valid
+# .sig beside it is "SIGNATURE MISSING", not "recorded before signatures" (workstation.recording.signature).
+SIGNATURE_EXPECTED = "signature_expected"
 
 DEVICES_GROUP = "devices"
 TELEMETRY = "telemetry"  # per device: compound dtype, one field per channel
@@ -62,6 +65,16 @@ def recording_path(directory: Path, session_uuid: str, day: dt.date) -> Path:
 
 def checksum_path(h5_path: Path) -> Path:
     return h5_path.with_name(h5_path.name + ".sha256")
+
+
+def signature_path(h5_path: Path) -> Path:
+    """The workstation's signature of the recording's SHA-256: `<session-uuid>.h5.sig`."""
+    return h5_path.with_name(h5_path.name + ".sig")
+
+
+def sidecar_paths(h5_path: Path) -> tuple[Path, Path]:
+    """The files that travel with a recording wherever it is copied: its .sha256 and its .sig."""
+    return checksum_path(h5_path), signature_path(h5_path)
 
 
 def report_path(h5_path: Path) -> Path:

@@ -15,25 +15,35 @@ Beside `<uuid>.h5` and `<uuid>.h5.sha256` the recorder writes `<uuid>.h5.sig`, a
 
 A signature is trusted when its public key is this workstation's own, or is listed (one `<hex key> <name>` a line)
 in `trusted-workstations` in the keys folder: `main.py keys public` prints the line to add on the other
-workstations of the clinic.
+workstations of the clinic. A line that is not a key is named in a warning (log and the check's text), not skipped.
+
+Every recording this version writes carries the root attribute `signature_expected = True` (format.py): such a file
+without a readable signature is "SIGNATURE MISSING" (not intact); only files without the attribute (recorded before
+signatures) read "not signed".
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import h5py
+
 from workstation.checksum import atomic_write_text
 from workstation.keys import keys_dir, public_key_text, signing_key, verify_signature, workstation_name
+from workstation.recording.format import SIGNATURE_EXPECTED, signature_path
 
 FORMAT = "cicatrix-recording-signature-1"
 TRUSTED_FILE = "trusted-workstations"
+HEX = frozenset("0123456789abcdef")
 
+log = logging.getLogger(__name__)
 
-def signature_path(h5_path: Path) -> Path:
-    return h5_path.with_name(h5_path.name + ".sig")
+__all__ = ["FORMAT", "TRUSTED_FILE", "SignatureCheck", "check", "message", "read_trusted", "sign",
+           "signature_expected", "signature_path", "trusted_keys"]
 
 
 def message(file_name: str, sha256: str, signed_at_utc: str, workstation: str) -> bytes:
@@ -55,23 +65,62 @@ def sign(h5_path: Path, sha256: str) -> Path:
     return target
 
 
-def trusted_keys() -> dict[str, str]:
-    """Public key (hex) -> workstation name: this workstation's own and those listed in `trusted-workstations`."""
+def read_trusted() -> tuple[dict[str, str], list[str]]:
+    """Public key (hex) -> workstation name: this workstation's own and those listed in `trusted-workstations`;
+    and one sentence per line of that file that is neither a key line, a comment (#) nor blank (each also logged)."""
     keys = {public_key_text(signing_key()): f"{workstation_name()} (this workstation)"}
+    problems: list[str] = []
     listed = keys_dir() / TRUSTED_FILE
-    if listed.is_file():
-        for line in listed.read_text(encoding="utf-8", errors="replace").splitlines():
-            words = line.split(maxsplit=1)
-            if words and len(words[0]) == 64 and not line.startswith("#"):
-                keys[words[0].lower()] = words[1].strip() if len(words) > 1 else "a trusted workstation"
-    return keys
+    try:
+        lines = listed.read_text(encoding="utf-8", errors="replace").splitlines() if listed.is_file() else []
+    except OSError as exc:
+        lines = []
+        problems.append(f"{listed} cannot be read ({exc.strerror or exc}): no other workstation is trusted")
+    for number, line in enumerate(lines, start=1):
+        words = line.split(maxsplit=1)
+        if not words or line.lstrip().startswith("#"):
+            continue
+        key = words[0].lower()
+        if len(key) == 64 and set(key) <= HEX:
+            keys[key] = words[1].strip() if len(words) > 1 else "a trusted workstation"
+        else:
+            problems.append(f"{listed} line {number} is not '<64 hex digits of a public key> <name>' and was "
+                            "ignored")
+    for problem in problems:
+        log.warning("trusted workstations: %s", problem)
+    return keys, problems
+
+
+def trusted_keys() -> dict[str, str]:
+    """Public key (hex) -> workstation name (see `read_trusted`)."""
+    return read_trusted()[0]
+
+
+def signature_expected(h5_path: Path) -> bool | None:
+    """True when the recording says it was made to be signed (root attribute `signature_expected`), or when an HDF5
+    file's attributes cannot be read (it cannot prove it predates signatures); False for a readable recording without
+    the attribute (recorded before signatures); None for a file that is not HDF5 at all (no recording: every reader
+    refuses it)."""
+    try:
+        if not h5py.is_hdf5(h5_path):
+            return None
+    except OSError:
+        return True
+    for swmr in (False, True):  # a file a writer has not closed opens only as a SWMR reader
+        try:
+            with h5py.File(h5_path, "r", locking=False, swmr=swmr) as h5:
+                return bool(h5.attrs.get(SIGNATURE_EXPECTED, False))
+        except (OSError, ValueError, TypeError):
+            continue
+    return True
 
 
 @dataclass(frozen=True)
 class SignatureCheck:
     """`status`: 'intact' (signed by a trusted key, the file unchanged), 'modified' (the file or its signature
-    changed after signing), 'untrusted' (a valid signature by a key this workstation does not know), 'unsigned' (no
-    .sig) or 'unreadable' (a .sig that is not a signature). `text` says it in words."""
+    changed after signing), 'untrusted' (a valid signature by a key this workstation does not know), 'missing' (a
+    recording made to be signed without a readable .sig), 'unsigned' (no .sig, recorded before signatures) or
+    'unreadable' (a .sig that is not a signature, beside a recording from before signatures). `text` says it."""
 
     status: str
     text: str
@@ -82,10 +131,17 @@ class SignatureCheck:
 
 
 def check(h5_path: Path, sha256_now: str) -> SignatureCheck:
-    """Check the .sig beside `h5_path` against the file's SHA-256 computed now (`sha256_now`)."""
+    """Check the .sig beside `h5_path` against the file's SHA-256 computed now (`sha256_now`); whether the file must
+    carry one is read from it (`signature_expected`)."""
     sig = signature_path(h5_path)
+    expected = signature_expected(h5_path)
+    missing = "SIGNATURE MISSING: the file cannot be proven unchanged"
     if not sig.is_file():
-        return SignatureCheck("unsigned", f"not signed (no {sig.name}): its origin cannot be proven")
+        if expected:
+            return SignatureCheck("missing", f"{missing} (no {sig.name}, though this recording was made to be "
+                                             "signed)")
+        why = "recorded before signatures" if expected is False else f"{h5_path.name} is not an HDF5 recording"
+        return SignatureCheck("unsigned", f"not signed ({why}; no {sig.name}): its origin cannot be proven")
     try:
         body = json.loads(sig.read_text(encoding="utf-8"))
         fields = {k: str(body[k]) for k in ("file", "sha256", "signed_at_utc", "workstation", "public_key_ed25519",
@@ -93,6 +149,8 @@ def check(h5_path: Path, sha256_now: str) -> SignatureCheck:
         if body.get("format") != FORMAT:
             raise ValueError("format")
     except (OSError, ValueError, KeyError, TypeError):
+        if expected:
+            return SignatureCheck("missing", f"{missing} ({sig.name} is not a Cicatrix signature)")
         return SignatureCheck("unreadable", f"{sig.name} is not a Cicatrix signature: its origin cannot be proven")
     signed = verify_signature(fields["public_key_ed25519"], fields["signature_ed25519"],
                               message(fields["file"], fields["sha256"], fields["signed_at_utc"],
@@ -103,10 +161,16 @@ def check(h5_path: Path, sha256_now: str) -> SignatureCheck:
     if fields["sha256"] != sha256_now.lower() or fields["file"] != h5_path.name:
         return SignatureCheck("modified", f"MODIFIED AFTER SIGNING: signed by {who}, but the file is not the one "
                                           "signed")
-    trusted = trusted_keys()
+    trusted, problems = read_trusted()
+    warn = "".join(f"; warning: {p}" for p in problems)
     key = fields["public_key_ed25519"].lower()
     if key not in trusted:
+        if fields["workstation"] == workstation_name():
+            return SignatureCheck("untrusted", f"signed at {fields['signed_at_utc']}, claims to be this workstation "
+                                               f"({fields['workstation']}) but is not signed with this workstation's "
+                                               f"key (signed with {key[:16]}…): forged, or this workstation's key was "
+                                               f"replaced (restore it from the backup){warn}")
         return SignatureCheck("untrusted", f"signed by {who} with a key this workstation does not know "
                                            f"({key[:16]}…): add it to {TRUSTED_FILE} if that workstation is the "
-                                           "clinic's")
-    return SignatureCheck("intact", f"signed by {who}, intact")
+                                           f"clinic's{warn}")
+    return SignatureCheck("intact", f"signed by {who}, intact{warn}")

@@ -35,7 +35,7 @@ class RecorderStats:
 
 def write_root(h5: h5py.File, root_attrs: dict[str, Any]) -> None:
     """Root attributes and the session-wide tables, created empty and growable."""
-    h5.attrs.update({"format": fmt.FORMAT_NAME, "format_version": fmt.FORMAT_VERSION,
+    h5.attrs.update({"format": fmt.FORMAT_NAME, "format_version": fmt.FORMAT_VERSION, fmt.SIGNATURE_EXPECTED: True,
                      **{k: clean_attr(v) for k, v in root_attrs.items()}})
     h5.create_group(fmt.DEVICES_GROUP)
     for name, dtype in ((fmt.EVENTS, fmt.EVENT_DTYPE), (fmt.COMMANDS, fmt.COMMAND_DTYPE), (fmt.PLAN, fmt.PLAN_DTYPE)):

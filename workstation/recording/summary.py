@@ -211,9 +211,10 @@ def _exposures(rec: Recording, name: str) -> list[Exposure]:
 @dataclass(frozen=True)
 class ChecksumCheck:
     """The file compared with the SHA-256 saved beside it at close and with the workstation's signature of it
-    (workstation.recording.signature): `intact` is True (matches, and signed by a trusted workstation or not signed
-    at all, as before signatures), False (the file changed since it was closed, or its signature says it was changed
-    or made by an unknown key) or None (no checksum to compare with). `text` says which, in words."""
+    (workstation.recording.signature): `intact` is True (matches, and signed by a trusted workstation, or not signed
+    and recorded before signatures), False (the file changed since it was closed, its signature says it was changed
+    or made by an unknown key, or a recording made to be signed has no readable signature) or None (no checksum to
+    compare with). `text` says which, in words."""
 
     intact: bool | None
     text: str
@@ -237,7 +238,7 @@ def check_checksum(path: Path, progress: Callable[[int, int], None] | None = Non
     if digest != expected:
         return ChecksumCheck(False, f"SHA-256 DOES NOT MATCH {saved.name}: the file changed after it was closed; "
                                     f"{signed.text}")
-    if signed.status in ("modified", "untrusted", "unreadable"):
+    if signed.status in ("modified", "untrusted", "unreadable", "missing"):
         # Whoever edits a recording can rewrite its .sha256 too: the signature is what proves the origin.
         return ChecksumCheck(False, f"SHA-256 matches {saved.name}, but {signed.text}")
     return ChecksumCheck(True, f"SHA-256 matches; {signed.text}")
@@ -276,7 +277,9 @@ def format_summary(rec: Recording, s: Summary) -> str:
     ]
     if rec.partial:
         lines.append(f"  PARTIAL: {rec.partial_reason}")
-    lines.append(f"  checksum: {checksum_status(rec.path)}")
+    check = check_checksum(rec.path)
+    lines.append(f"  WARNING: {check.text}; what follows comes from the file as it is now" if check.intact is False
+                 else f"  checksum: {check.text}")
     lines.append("devices:")
     for d in s.devices:
         lines.append(f"  {d.name}: {d.description}")

@@ -1,5 +1,6 @@
 """A patient's pseudonymous bundle, for a transfer or a second opinion: the store's rows as JSON (export_patient:
-no identifying field), every linked recording with its .sha256, and each session's PDF report when there is one."""
+no identifying field), every linked recording with its .sha256 and .sig, and each session's PDF report when there is
+one."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from workstation.checksum import sha256_of
 from workstation.errors import UserError
-from workstation.recording.format import checksum_path, report_path
+from workstation.recording.format import report_path, sidecar_paths
 from workstation.store.clinic_store import ClinicStore
 
 
@@ -23,7 +24,7 @@ class Bundle:
 
 def write_patient_bundle(store: ClinicStore, pseudonym: str, out_dir: Path) -> Bundle:
     """Write `out_dir`/<pseudonym>/: patient.json (export_patient, plus for each session the bundle's file names),
-    recordings/<YYYY-MM-DD>/<uuid>.h5 with .sha256 and -report.pdf beside. A recording that is missing or whose
+    recordings/<YYYY-MM-DD>/<uuid>.h5 with .sha256, .sig and -report.pdf beside. A recording that is missing or whose
     SHA-256 differs from the store's index is listed in `problems` (and in patient.json); everything else is still
     written. Raises UserError if the patient is unknown or the folder already exists."""
     doc = store.export_patient(pseudonym)  # UserError if unknown
@@ -57,7 +58,7 @@ def _copy_session_files(store: ClinicStore, session: dict, bundle: Bundle) -> li
         bundle.problems.append(f"session {session['id']}: the recording {source} does not match the SHA-256 in "
                                "the store (it changed after it was indexed); it is copied as found.")
     written = []
-    for src, dst in ((source, target), (checksum_path(source), checksum_path(target)),
+    for src, dst in ((source, target), *zip(sidecar_paths(source), sidecar_paths(target), strict=True),
                      (report_path(source), report_path(target))):
         if src.is_file():
             (bundle.folder / dst).parent.mkdir(parents=True, exist_ok=True)

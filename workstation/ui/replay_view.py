@@ -400,7 +400,9 @@ class ReplayView(QWidget):
         self.report_button.setEnabled(False)
 
         def work() -> Path:
-            write_session_report(read_report(path), out)
+            data = read_report(path)
+            data.check_integrity()  # a recording not proven intact says so in its report
+            write_session_report(data, out)
             return out
 
         def done(p: Path) -> None:

@@ -13,7 +13,14 @@ import numpy as np
 from PyQt6.QtCore import QMarginsF, QPointF, QRectF, Qt
 from PyQt6.QtGui import QColor, QFont, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen, QPolygonF
 
-from workstation.ui.report_data import LIGHT_SERIES, MARGIN_S, PEN_SERIES, ReportData, StepSpan
+from workstation.ui.report_data import (
+    LIGHT_SERIES,
+    MARGIN_S,
+    PEN_SERIES,
+    WARNING_PREFIX,
+    ReportData,
+    StepSpan,
+)
 
 RESOLUTION_DPI = 150
 PANEL_H = 170.0
@@ -55,6 +62,8 @@ def write_session_report(data: ReportData, path: Path | str) -> list[DrawnPlot]:
             if line.startswith("## "):
                 doc.y += 6
                 doc.text(line[3:], 11, bold=True)
+            elif line.startswith(WARNING_PREFIX):
+                doc.text(line, 9, bold=True, color="#b00000")
             else:
                 doc.text(line, 8)
         for step in data.steps:

@@ -61,6 +61,9 @@ class StepSpan:
                 f"pass{'es' if passes != 1 else ''} — {self.outcome}")
 
 
+WARNING_PREFIX = "WARNING:"  # a line of the report drawn bold and red
+
+
 @dataclass
 class ReportData:
     recording: Path
@@ -77,6 +80,18 @@ class ReportData:
     responses: list[str] | None  # None: no store given; [] : none entered yet
     sha256: str = ""
     extra: list[str] = field(default_factory=list)  # further lines (a trainer's notes on the trainee)
+    integrity_warning: str = ""  # set by `check_integrity` when the file is not proven intact: printed in the PDF
+
+    def check_integrity(self) -> str:
+        """Check the recording against its .sha256 and signature (workstation.recording.summary.check_checksum, which
+        hashes the whole file: call it off the GUI thread). Returns and keeps the warning, "" when intact."""
+        from workstation.recording.summary import check_checksum
+
+        check = check_checksum(self.recording)
+        self.integrity_warning = "" if check.intact else (
+            f"{WARNING_PREFIX} the recording {self.recording.name} is not proven intact: {check.text}. This report "
+            "comes from the file as it is now.")
+        return self.integrity_warning
 
     @property
     def training(self) -> bool:
@@ -88,7 +103,8 @@ class ReportData:
         out = [f"Patient {self.pseudonym} · operator {self.operator} · {self.start_utc[:16].replace('T', ' ')} UTC · "
                f"{'TRAINING (simulation): not a clinical record' if self.training else 'clinical session'}",
                f"Protocol {self.protocol} · session {p.get('session_number', '—')} of course "
-               f"{p.get('course_id', '—')} · recording {self.recording.name}", "## Areas"]
+               f"{p.get('course_id', '—')} · recording {self.recording.name}",
+               *([self.integrity_warning] if self.integrity_warning else []), "## Areas"]
         for a in p.get("areas", []):
             out.append(f"{a.get('label')}: {lesion_name(str(a.get('lesion_type')))}, "
                        f"{region_name(str(a.get('body_region')))}, treatment: {modality_name(str(a.get('modality')))}")
@@ -112,7 +128,8 @@ class ReportData:
         out.append("## Aftercare given")
         out += self.aftercare or ["Avoid sun for 24–48 h; sunscreen from 24 h."]
         if self.sha256:
-            out.append(f"Recording SHA-256: {self.sha256}")
+            out.append(f"Recording SHA-256: {self.sha256}"
+                       + (" (NOT PROVEN INTACT: see the warning at the top)" if self.integrity_warning else ""))
         out.append("Audit trail (who changed what, when, why): `trail show`; its integrity: `trail verify`.")
         return out
 
