@@ -204,6 +204,29 @@ def test_a_failed_write_is_a_sentence_and_no_logger_line_reaches_the_terminal(tm
     assert_in_words(note)
 
 
+OLD_NOTES = [
+    "The disk holding /r/x.h5 is full (or the file reached its size limit): recording stopped. The session must stop; "
+    "free some space before the next one. (Unable to synchronously flush file (file write failed: time = Mon Nov 30 "
+    "13:06:26 2026)",
+    "Writing the recording /r/x.h5 failed: recording stopped. The session must stop. ([Errno 5] Input/output error)",
+]
+
+
+@pytest.mark.parametrize("note", OLD_NOTES)
+def test_the_close_note_of_an_earlier_version_is_shown_without_hdf5_text(tmp_path, note):
+    path = write_session(tmp_path, 0.5)
+    with h5py.File(path, "r+") as f:  # as the earlier writer left it
+        f.attrs["closed_cleanly"] = False
+        f.attrs["close_note"] = note
+    with Recording.open(path) as r:
+        assert r.partial and note.split(" (")[0] in (r.partial_reason or "")
+        assert_in_words(r.partial_reason or "")
+    out = _main("inspect", str(path))
+    assert out.returncode == 0
+    partial = next(x for x in out.stdout.splitlines() if "PARTIAL" in x)
+    assert_in_words(partial)
+
+
 # ---- 10: a killed writer's file, and the way to open it in h5dump -----------------------------------------------
 def test_a_killed_recording_comes_with_the_commands_that_open_it_in_h5dump(tmp_path):
     proc = subprocess.Popen([sys.executable, str(TESTS / "helpers_recording.py"), str(tmp_path)],

@@ -68,7 +68,7 @@ class Recording:
         if partial_reason is None and self.meta.end_time_utc is None:
             self.partial_reason = "it has no closing attributes: the writer did not finish it"
         if self.partial_reason is None and not bool(h5.attrs.get("closed_cleanly", True)):
-            self.partial_reason = f"the recorder stopped on an error: {h5.attrs.get('close_note', '?')}"
+            self.partial_reason = f"the recorder stopped on an error: {_note_in_words(h5.attrs.get('close_note', '?'))}"
         self.devices: dict[str, DeviceInfo] = {}
         self._telemetry: dict[str, h5py.Dataset] = {}
         try:
@@ -272,6 +272,13 @@ def _locked_by_another_program(path: Path) -> bool:
     except OSError:
         return False
     return False
+
+
+def _note_in_words(note: Any) -> str:
+    """A file's close_note without the HDF5 text that recordings of earlier versions appended in parentheses."""
+    text = _s(note)
+    cuts = [i for i in (text.find(m) for m in (" (Unable to", " (unable to", " ([Errno")) if i >= 0]
+    return text[:min(cuts)] if cuts else text
 
 
 def _written(rows: np.ndarray, text_column: str) -> np.ndarray:
