@@ -121,6 +121,27 @@ def test_finite_rows_keeps_exactly_the_finite_samples(values, channel):
     np.testing.assert_array_equal(kept["t_device_us"], rows["t_device_us"][finite])
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_a_trip_review_skips_non_finite_samples(tmp_path, value):
+    """The runner's and inspect's trip review: the dose delivered after the stop is a number, never nan."""
+    from workstation.bus import Event
+    from workstation.recording.summary import review_text
+
+    trip = Event(1004.0, "interlock", "high", "safety", "test trip",
+                 {"device": "light", "interlock": "estop", "stop_written_t_host_s": 1004.0})
+    path = write_session(tmp_path, 6.0, events=[trip])
+    with h5py.File(path, "r+") as f:  # the last samples before the light stops by itself at 5 s
+        ds = f["devices/light/telemetry"]
+        rows = ds[9990:10000]
+        rows["dose_mj_cm2"] = value
+        ds[9990:10000] = rows
+    with Recording.open(path) as r:
+        (review,) = summarize(r).trip_reviews
+    assert review.active_at_stop and review.dose_after_stop_mj_cm2 is not None
+    assert 35.0 < review.dose_after_stop_mj_cm2 < 40.0  # about 1 s at 40 mW/cm², less the skipped 5 ms
+    assert "nan" not in review_text(review) and "inf" not in review_text(review)
+
+
 def test_crash_recovery_doses_skip_nan_samples(session_recording, tmp_path):
     from workstation.journal import deliveries_from_recording
 
