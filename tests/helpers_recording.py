@@ -94,6 +94,17 @@ def check_rows(device: str, rows: np.ndarray, i0: int = 0, t0_host_s: float = 10
         np.testing.assert_array_equal(rows[name], expected[name], err_msg=f"{device}.{name}")
 
 
+HDF5_TEXT = ("Unable to", "unable to", "file write failed", "sblock", "eof =", "errno =", "H5F", "H5D", "H5C",
+             "synchronously", "addr =")
+
+
+def assert_in_words(text: str) -> None:
+    """A message for a person: none of HDF5's own text, and balanced parentheses."""
+    found = [m for m in HDF5_TEXT if m in text]
+    assert not found, f"HDF5's text {found} in: {text}"
+    assert text.count("(") == text.count(")"), f"unbalanced parentheses in: {text}"
+
+
 def crash_event(k: int):
     from workstation.bus import Event
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import h5py
 import pytest
-from helpers_recording import add_devices, check_rows, frames, meta, write_session
+from helpers_recording import add_devices, assert_in_words, check_rows, frames, meta, write_session
 
 from workstation.bus import Event, SessionBus, now_s
 from workstation.recording import Recording, RecordingError, SessionRecorder
@@ -232,9 +232,11 @@ def test_a_disk_full_to_the_last_byte_closes_the_recording_readable():
     with small_disk("16m") as disk:
         result = _fill(disk, BALLAST_BYTES)
         assert result["error"] and "is full" in result["error"]
+        assert_in_words(result["error"])
         _check_left_behind(result)
         with Recording.open(result["path"]) as r:
             assert r.partial and "full" in r.partial_reason
+            assert_in_words(r.partial_reason)  # the file's close_note: a sentence too
             check_rows("light", r.telemetry("light"))
             check_rows("pen", r.telemetry("pen"))
             assert r.samples("light") > 10_000
@@ -249,9 +251,11 @@ def test_a_disk_too_full_even_for_the_close_ends_the_process_without_a_crash():
             r = Recording.open(result["path"])
         except RecordingError as exc:  # a sentence naming the file, never a raw HDF5 error
             assert Path(result["path"]).name in str(exc)
+            assert_in_words(str(exc))
         else:
             with r:
                 assert r.partial
+                assert_in_words(r.partial_reason or "")
                 check_rows("light", r.telemetry("light"))
 
 
@@ -277,6 +281,9 @@ def test_the_headless_session_on_a_disk_that_fills_stops_safely_with_its_summary
         # the session's outcome word (partial when something was delivered) and the runner's verdict
         assert ("session aborted" in out or "session partial" in out) and "outcome: aborted" in out
         assert "exit code 3" in out and "recording stopped early" in out
+        assert "ERROR workstation" not in out + err  # logger lines go to the log file; the user reads sentences
+        for line in (out + err).splitlines():
+            assert_in_words(line)
         h5 = next(disk.glob("*/*.h5"))
         assert not list(disk.glob("*/.*"))  # no ballast, no temporary checksum left
         sha = fmt.checksum_path(h5)

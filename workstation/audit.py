@@ -28,6 +28,7 @@ import numpy as np
 
 from workstation.bus import Event, SessionBus
 from workstation.recording.reader import Recording
+from workstation.recording.summary import finite_rows
 from workstation.safety import LIMITS_EVENT, WATCHDOG_PERIOD_S, Interlock, SafetyMonitor, StepLimits
 
 CHUNK_ROWS = 1 << 16
@@ -56,6 +57,7 @@ class AuditResult:
     # and may have come after the recording closed, so these are shown and not counted
     at_end: list[AuditTrip] = field(default_factory=list)
     blocks: int = 0
+    nonfinite_samples: int = 0  # samples with a NaN or ±inf channel, not fed to the monitor (finite_rows)
 
     @property
     def same(self) -> bool:
@@ -81,11 +83,15 @@ class _StandIn:
         return self.clock.t
 
 
-def _frames(rec: Recording, device: str) -> Iterator[tuple[float, int, str, Any]]:
-    """The device's telemetry as the blocks the driver published: one per frame (its samples share `seq`)."""
+def _frames(rec: Recording, device: str, skipped: list[int]) -> Iterator[tuple[float, int, str, Any]]:
+    """The device's telemetry as the blocks the driver published: one per frame (its samples share `seq`). Samples
+    with a non-finite value are left out (a driver never publishes one) and counted in `skipped[0]`."""
     pending: np.ndarray | None = None
     for i in range(0, rec.samples(device), CHUNK_ROWS):
-        rows = rec.rows(device, i, i + CHUNK_ROWS)
+        rows, n_bad = finite_rows(rec.rows(device, i, i + CHUNK_ROWS))
+        skipped[0] += n_bad
+        if not len(rows):
+            continue
         if pending is not None:
             rows = np.concatenate([pending, rows])
         starts = np.r_[0, np.flatnonzero(rows["seq"][1:] != rows["seq"][:-1]) + 1]
@@ -119,7 +125,8 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     for c in rec.commands:  # the backup times the devices acknowledged (the `backup_time` interlock watches them)
         if c.command == "set" and c.result == "ack" and c.args.get("param") == "backup_time_s":
             inputs.append((c.t_reply_s if c.t_reply_s == c.t_reply_s else c.t_host_s, 0, "command", c))
-    streams = [iter(sorted(inputs, key=lambda x: x[0]))] + [_frames(rec, d) for d in rec.devices]
+    skipped = [0]
+    streams = [iter(sorted(inputs, key=lambda x: x[0]))] + [_frames(rec, d, skipped) for d in rec.devices]
     order = itertools.count()
     merged = heapq.merge(*(((t, prio, next(order), kind, item) for t, prio, kind, item in s) for s in streams))
 
@@ -154,7 +161,7 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
                           float(e.details.get("cause_t_host_s", e.t_host_s)) - t0, e.message)
                 for e in rec.events if e.kind == "interlock"]
     replayed = [AuditTrip(tr.interlock, tr.device, tr.t_cause_s - t0, tr.message) for tr in monitor.trips]
-    result = AuditResult(len(limits), recorded, replayed, blocks=blocks)
+    result = AuditResult(len(limits), recorded, replayed, blocks=blocks, nonfinite_samples=skipped[0])
     unmatched = list(replayed)
     for r in recorded:
         match = next((a for a in unmatched if a.interlock == r.interlock and a.device == r.device
@@ -182,6 +189,9 @@ def _feed_event(monitor: SafetyMonitor, e: Event) -> None:
 
 def format_audit(rec: Recording, r: AuditResult) -> str:
     lines = [f"audit of {rec.path.name} against this program's safety monitor ({r.blocks} telemetry blocks)"]
+    if r.nonfinite_samples:
+        lines.append(f"  {r.nonfinite_samples} samples with a non-finite value (NaN or ±inf) skipped: not "
+                     "measurements (a driver never publishes one), so not fed to the monitor")
     if r.limits_recorded:
         lines.append(f"  step limits: {r.limits_recorded} changes recorded and applied")
     else:

@@ -73,8 +73,13 @@ def _export(args: argparse.Namespace) -> int:
                 print(f"exporting: {done:,} of {total:,} rows ({100 * done / max(total, 1):.0f} %)", file=sys.stderr,
                       flush=True)
 
-        for path in export_csv(rec, args.csv, args.start, args.end, progress):
+        nonfinite: dict[str, int] = {}
+        for path in export_csv(rec, args.csv, args.start, args.end, progress, nonfinite):
             print(path)
+        for name, n in nonfinite.items():
+            if n:
+                print(f"note: {name}.csv has {n} samples with a non-finite value (written as nan or inf): they are "
+                      "not measurements; skip them in any sum or maximum.")
     return 0
 
 

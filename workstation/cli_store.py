@@ -93,7 +93,12 @@ def _verify(args: argparse.Namespace) -> int:
     path = args.file.expanduser()
     if not path.is_file():
         raise UserError(f"{path} is not a file; give the path of a recording (.h5).")
-    store, settings = _open_existing_store(args, required=False)  # a store given that does not exist: exit 2 first
+    from workstation.recording.reader import in_use_error
+
+    in_use = in_use_error(path)  # being written by another program: its bytes change, no tamper alarm (exit 2)
+    if in_use is not None:
+        raise in_use
+    store, settings = _open_existing_store(args, required=False)  # a store given that does not exist: exit 2
     results: list[bool] = []
     sidecar = check_checksum(path)
     print(f"{'ok   ' if sidecar.intact else 'FAIL ' if sidecar.intact is False else '-    '} .sha256: {sidecar.text}")

@@ -101,11 +101,12 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
     """What each area received in a recorded session, per modality: light dose from the telemetry while the shutter
     was open in each step run (the device's dose restarts at each exposure), passes from the passes started."""
     from workstation.recording import Recording
+    from workstation.recording.summary import finite_rows
 
     with Recording.open(path) as rec:
         steps = [e for e in rec.events if e.kind == "protocol" and e.details.get("event") in
                  ("step_started", "step_ended", "pass_started")]
-        light = rec.rows("light", 0, rec.samples("light")) if "light" in rec.devices else None
+        light = finite_rows(rec.rows("light", 0, rec.samples("light")))[0] if "light" in rec.devices else None
     totals: dict[tuple[int, str], Treatment] = {}
     runs: list[tuple[dict, float, float]] = []  # (details of step_started, t start, t end)
     open_run: dict | None = None

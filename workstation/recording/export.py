@@ -15,6 +15,7 @@ import numpy as np
 from workstation.recording.clean import json_with_notes
 from workstation.recording.errors import RecordingError
 from workstation.recording.reader import Recording
+from workstation.recording.summary import finite_rows
 
 SLAB_ROWS = 200_000
 
@@ -27,9 +28,11 @@ def _fmt(dtype: np.dtype, name: str) -> str:
 
 
 def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = None,
-               t_end_s: float | None = None, progress: Callable[[int, int], None] | None = None) -> list[Path]:
+               t_end_s: float | None = None, progress: Callable[[int, int], None] | None = None,
+               nonfinite: dict[str, int] | None = None) -> list[Path]:
     """Write `<device>.csv`, `events.csv` and `commands.csv` into out_dir; return the files written.
-    `progress(rows_done, rows_total)` is called after every slab of telemetry rows."""
+    `progress(rows_done, rows_total)` is called after every slab of telemetry rows. Samples with a non-finite
+    value are written as they are (`nan`, `inf`), and counted per device in `nonfinite` if given (finite_rows)."""
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -52,6 +55,8 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
                 f.write(",".join(["t_s", *names]) + "\n")
                 for a in range(i0, i1, SLAB_ROWS):
                     rows = rec.rows(name, a, min(a + SLAB_ROWS, i1))
+                    if nonfinite is not None:
+                        nonfinite[name] = nonfinite.get(name, 0) + finite_rows(rows)[1]
                     cols = [rows["t_host_s"] - t0] + [rows[n] for n in names]
                     table = np.empty((len(rows), len(cols)), dtype=object)
                     for j, c in enumerate(cols):

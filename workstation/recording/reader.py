@@ -9,6 +9,7 @@ it), so a session can always close the file it records while someone looks at it
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ import numpy as np
 from workstation.bus import SEVERITIES, CommandRecord, Event
 from workstation.recording import format as fmt
 from workstation.recording.errors import RecordingError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,7 @@ class Recording:
         if partial_reason is None and self.meta.end_time_utc is None:
             self.partial_reason = "it has no closing attributes: the writer did not finish it"
         if self.partial_reason is None and not bool(h5.attrs.get("closed_cleanly", True)):
-            self.partial_reason = f"the recorder stopped on an error: {h5.attrs.get('close_note', '?')}"
+            self.partial_reason = f"the recorder stopped on an error: {_note_in_words(h5.attrs.get('close_note', '?'))}"
         self.devices: dict[str, DeviceInfo] = {}
         self._telemetry: dict[str, h5py.Dataset] = {}
         try:
@@ -73,7 +76,9 @@ class Recording:
                 self.devices[name] = _read_device(name, g)
                 self._telemetry[name] = g[fmt.TELEMETRY]
         except (KeyError, ValueError, json.JSONDecodeError) as exc:
-            raise RecordingError(f"{path.name} is damaged: its device descriptions are unreadable ({exc}).") from exc
+            log.info("device descriptions of %s: %s", path, exc)
+            raise RecordingError(f"{path.name} is damaged: its device descriptions are unreadable. Open a backup "
+                                 "copy of it, or ask for the recording to be examined.") from exc
         self.refresh()
 
     # --- opening --------------------------------------------------------------------------------------------------
@@ -85,7 +90,9 @@ class Recording:
         try:
             is_hdf5 = h5py.is_hdf5(path)
         except OSError as exc:
-            raise RecordingError(f"{path} cannot be read: {exc}.") from exc
+            log.info("reading %s: %s", path, exc)
+            raise RecordingError(f"{path} cannot be read ({(exc.strerror or 'the system refused').lower()}): check "
+                                 "it is yours to read and try again.") from exc
         if not is_hdf5:
             raise RecordingError(f"{path} is not an HDF5 file, so it is not a Cicatrix recording.")
         partial_reason = None
@@ -100,7 +107,8 @@ class Recording:
             except OSError as exc2:
                 raise _open_error(path, exc2) from exc2
             partial_reason = ("the writer did not close it: the session is still being recorded, or the recording "
-                              "process stopped (crash, kill, power loss) before closing it")
+                              "process stopped (crash, kill, power loss) before closing it. "
+                              + clear_mark_advice(path))
         try:
             rec = cls(path, h5, partial_reason)
         except BaseException:
@@ -136,7 +144,9 @@ class Recording:
             self.plans = [(float(r["t_host_s"]), _json(r["plan_json"]))
                           for r in _written(self._h5[fmt.PLAN][:], "plan_json")]
         except (OSError, KeyError, ValueError) as exc:
-            raise RecordingError(f"{self.path.name} is truncated or damaged: {exc}.") from exc
+            log.info("reading the tables of %s: %s", self.path, exc)
+            raise RecordingError(f"{self.path.name} is truncated or damaged: a part of it cannot be read. Open a "
+                                 "backup copy of it (the copy taken to the clinic store, if any).") from exc
 
     # --- what it holds ----------------------------------------------------------------------------------------------
     @property
@@ -211,20 +221,39 @@ def _open_unlocked(path: Path, swmr: bool = False) -> h5py.File:
         return h5py.File(path, "r", swmr=swmr)
 
 
+def clear_mark_advice(path: Path) -> str:
+    """What to do so that h5dump, HDFView or MATLAB open a recording its writer never closed (the "open for writing"
+    mark stays in a killed SWMR writer's file): clear the mark on a copy, never on the original (its SHA-256)."""
+    copy = path.with_name(path.stem + "-copy" + path.suffix)
+    return (f"To open it in h5dump, HDFView or MATLAB, clear the mark on a copy (never on the original): "
+            f"cp '{path}' '{copy}' && h5clear -s '{copy}' (h5clear comes with the HDF5 tools, Debian's hdf5-tools).")
+
+
+def in_use_error(path: Path) -> RecordingError | None:
+    """The sentence for a file another program holds open for writing (HDF5's exclusive lock), or None when no
+    program holds it. One wording for every command that reads a recording (inspect, audit, export, verify, …)."""
+    if not _locked_by_another_program(path):
+        return None
+    return RecordingError(
+        f"{path} is in use by another program that has it open for writing (not as a live Cicatrix "
+        "recording): close it there, then try again. The file is not damaged by this.")
+
+
 def _open_error(path: Path, exc: OSError) -> RecordingError:
     text = str(exc)
+    log.info("opening %s: %s", path, text)
     if any(m in text for m in ("already open for write", "consistency flags", "unable to lock file",
                                "not already open for SWMR writing")):
-        if _locked_by_another_program(path):
-            return RecordingError(
-                f"{path} is in use by another program that has it open for writing (not as a live Cicatrix "
-                "recording): close it there, then try again. The file is not damaged by this.")
+        in_use = in_use_error(path)
+        if in_use is not None:
+            return in_use
         return RecordingError(
             f"{path} is marked as open for writing, but no program holds it: the program that wrote it stopped "
-            "without closing it and did not record it as a live session. `h5clear -s` clears the mark on a copy.")
+            f"without closing it and did not record it as a live session. {clear_mark_advice(path)}")
     if "truncated" in text or "eof" in text.lower():
-        return RecordingError(f"{path} is truncated (the file is shorter than its HDF5 structure says): {text}.")
-    return RecordingError(f"{path} is a damaged HDF5 file and cannot be opened: {text}.")
+        return RecordingError(f"{path} is truncated: the file is shorter than its HDF5 structure says (it was cut "
+                              "short while being copied or written). Open a complete copy of it.")
+    return RecordingError(f"{path} is a damaged HDF5 file and cannot be opened. Open a backup copy of it.")
 
 
 def _locked_by_another_program(path: Path) -> bool:
@@ -243,6 +272,13 @@ def _locked_by_another_program(path: Path) -> bool:
     except OSError:
         return False
     return False
+
+
+def _note_in_words(note: Any) -> str:
+    """A file's close_note without the HDF5 text that recordings of earlier versions appended in parentheses."""
+    text = _s(note)
+    cuts = [i for i in (text.find(m) for m in (" (Unable to", " (unable to", " ([Errno")) if i >= 0]
+    return text[:min(cuts)] if cuts else text
 
 
 def _written(rows: np.ndarray, text_column: str) -> np.ndarray:

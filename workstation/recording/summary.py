@@ -3,6 +3,9 @@
 Dose per area: an exposure is a run of light samples with the shutter open; its dose is the largest dose the device
 integrated during it (the device restarts its count at each exposure). The area is the `area` in the details of the
 latest event before the exposure started (protocol steps carry it); without one it is "unassigned".
+
+A sample with a non-finite value (NaN, ±inf) in any channel was not measured: every figure here (and in `audit`,
+the runner's trip review) skips it through `finite_rows`, and the summary says how many were skipped.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class DeviceSummary:
     first_s: float
     last_s: float
     gaps: list[Gap] = field(default_factory=list)
+    nonfinite_samples: int = 0  # samples with a NaN or ±inf channel: skipped in the dose and the trip reviews
 
     @property
     def rate_hz(self) -> float:
@@ -101,6 +105,18 @@ ACTIVITY_CHANNELS = ("shutter_open", "running")  # light, pen: the flag the safe
 REVIEW_BEFORE_S, REVIEW_AFTER_S = 0.5, 2.0  # the telemetry read around a stop
 
 
+def finite_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
+    """The telemetry rows whose float channels are all finite, and how many rows were dropped (a NaN or ±inf is not
+    a measurement: a summary skips the sample rather than let it turn a maximum or a difference into NaN or 0)."""
+    names = [n for n in rows.dtype.names or () if rows.dtype[n].kind == "f"]
+    if not len(rows) or not names:
+        return rows, 0
+    ok = np.ones(len(rows), dtype=bool)
+    for n in names:
+        ok &= np.isfinite(rows[n])
+    return (rows, 0) if ok.all() else (rows[ok], int(len(rows) - ok.sum()))
+
+
 def sample_times(rows: np.ndarray) -> np.ndarray:
     """Host time of each sample: its frame's arrival minus how much earlier, on the device clock, it was taken than
     the frame's last sample (the samples of a frame share `seq` and `t_host_s`)."""
@@ -121,6 +137,8 @@ def review_trip(rec: Recording, event: Event) -> TripReview:
     flag = next((c for c in ACTIVITY_CHANNELS if c in names), None)
     t0 = rec.meta.t0_host_s
     rows = rec.telemetry(device, t_stop - t0 - REVIEW_BEFORE_S, t_stop - t0 + REVIEW_AFTER_S) if flag else None
+    if rows is not None:
+        rows = finite_rows(rows)[0]
     if rows is None or len(rows) == 0:
         return TripReview(event, device, None, None)
     t = sample_times(rows)
@@ -154,6 +172,7 @@ def _device(rec: Recording, name: str) -> DeviceSummary:
     prev: np.ndarray | None = None
     for i in range(0, n, SCAN_ROWS):
         rows = rec.rows(name, i - (1 if i else 0), i + SCAN_ROWS)  # one row of overlap to see gaps across scans
+        s.nonfinite_samples += finite_rows(rows[1:] if i else rows)[1]
         t_dev, t_host = rows["t_device_us"], rows["t_host_s"]
         if prev is None:
             s.first_s = float(t_host[0]) - t0
@@ -187,7 +206,9 @@ def _exposures(rec: Recording, name: str) -> list[Exposure]:
 
     n = rec.samples(name)
     for i in range(0, n, SCAN_ROWS):
-        rows = rec.rows(name, i, i + SCAN_ROWS)
+        rows = finite_rows(rec.rows(name, i, i + SCAN_ROWS))[0]
+        if not len(rows):
+            continue
         on = rows["shutter_open"].astype(bool)
         t, d = rows["t_host_s"], rows["dose_mj_cm2"]
         edges = np.flatnonzero(np.diff(on.astype(np.int8))) + 1
@@ -286,6 +307,9 @@ def format_summary(rec: Recording, s: Summary) -> str:
         lines.append(f"    {d.samples} samples from {d.first_s:.3f} s to {d.last_s:.3f} s ({d.rate_hz:.1f} Hz), "
                      f"{d.samples_lost} lost by the recorder")
         total = sum(g.length_s for g in d.gaps)
+        if d.nonfinite_samples:
+            lines.append(f"    {d.nonfinite_samples} samples with a non-finite value (NaN or ±inf): not measurements, "
+                         "skipped in the dose and the trip reviews")
         lines.append(f"    gaps: {len(d.gaps)}" + (f", {total:.3f} s in all" if d.gaps else ""))
         for g in d.gaps[:10]:
             lines.append(f"      at {g.t_s:.3f} s: {g.length_s * 1000:.1f} ms, {g.cause}")

@@ -154,7 +154,9 @@ class SessionRecorder:
             h5 = h5py.File(path, "w-", libver=fmt.LIBVER)
         except OSError as exc:
             ballast.unlink(missing_ok=True)
-            raise RecordingError(f"Cannot create the recording {path}: {exc}. Check the folder is writable.") from exc
+            log.info("creating the recording %s: %s", path, exc)
+            raise RecordingError(f"Cannot create the recording {path}{in_words(exc)}. Check the folder is writable "
+                                 "and has free space.") from exc
         try:
             write_root(h5, {
                 "session_uuid": meta.session_uuid, "start_time_utc": start_utc,
@@ -303,19 +305,19 @@ class SessionRecorder:
     def _fail(self, exc: BaseException) -> None:
         """Stop recording for good: refuse what comes next, release the file (on this thread), tell the session."""
         self._inbox.take_all(close=True)
-        text = str(exc)
         full = disk_full(exc)
         if full:
             msg = (f"The disk holding {self.path} is full (or the file reached its size limit): recording stopped. "
-                   f"The session must stop; free some space before the next one. ({text.splitlines()[0]})")
+                   "The session must stop; free some space before the next one.")
         else:
-            msg = f"Writing the recording {self.path} failed: recording stopped. The session must stop. ({text})"
+            msg = (f"Writing the recording {self.path} failed{in_words(exc)}: recording stopped. The session must "
+                   "stop; the log file has the details.")
         error = RecordingError(msg)
         error.__cause__ = exc
         self.disk_full = full
         self.error = error
-        log.error("%s", msg)
-        log.debug("the recorder's write failure", exc_info=exc)
+        log.error("%s", msg, extra={"shown": True})  # the session shows it; the library's text goes to the log only
+        log.info("the recorder's write failure: %s", exc, exc_info=exc)
         # HDF5 cannot close a file whose metadata it cannot write, and h5py then crashes (SIGSEGV) when it frees the
         # file's objects, at the latest at exit. The ballast's space lets the close write what it must.
         fmt.ballast_path(self.path).unlink(missing_ok=True)
@@ -323,7 +325,7 @@ class SessionRecorder:
             self._h5.close()
         except Exception as close_exc:  # noqa: BLE001 - the file is already failing; its first error is reported
             self._file_damaged = True
-            log.warning("closing the failed recording %s raised too: %s", self.path, close_exc)
+            log.info("closing the failed recording %s raised too: %s", self.path, close_exc)
             _keep_forever(self._h5, self._h5.id, *self._slabs.datasets(), exc, close_exc)
         if self._on_error is not None:
             self._on_error(error)
@@ -358,8 +360,8 @@ class SessionRecorder:
             self._sha256 = write_checksum(self.path, fmt.checksum_path(self.path))
         except OSError as exc:
             if self.error is None:
-                raise RecordingError(f"Writing the checksum of {self.path} failed: {exc}.") from exc
-            log.warning("no checksum written beside the failed recording %s: %s", self.path, exc)
+                raise RecordingError(f"Writing the checksum of {self.path} failed{in_words(exc)}.") from exc
+            log.info("no checksum written beside the failed recording %s: %s", self.path, exc)
         if self._sha256 is not None:
             try:
                 sign(self.path, self._sha256)
@@ -378,7 +380,9 @@ class SessionRecorder:
                     g.attrs["samples"] = self.stats.rows_written[name]
                     g.attrs["samples_lost"] = self.stats.samples_lost[name]
         except Exception as exc:  # noqa: BLE001
-            raise RecordingError(f"Closing the recording {self.path} failed: {exc}.") from exc
+            log.info("adding the closing attributes to %s: %s", self.path, exc)
+            raise RecordingError(f"Closing the recording {self.path} failed{in_words(exc)}: it reads as partial. "
+                                 "The log file has the details.") from exc
 
 
 def _write_ballast(path: Path, size: int) -> None:
@@ -439,6 +443,19 @@ def open_for_closing(path: Path) -> h5py.File:
 def is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
     return "unable to lock file" in text or "errno = 11" in text or getattr(exc, "errno", None) == errno.EAGAIN
+
+
+def in_words(exc: BaseException) -> str:
+    """The cause of an OS or HDF5 error as words for a sentence (", <reason>"), never the library's own text (that goes
+    to the log file): the OS's description of its errno, or nothing."""
+    if disk_full(exc):
+        return ": the disk is full"
+    strerror = getattr(exc, "strerror", None)
+    if isinstance(strerror, str) and strerror and getattr(exc, "errno", None):
+        return f" ({strerror.lower()})"
+    if is_lock_error(exc):
+        return ": another program holds the file locked"
+    return ""
 
 
 def disk_full(exc: BaseException) -> bool:

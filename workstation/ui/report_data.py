@@ -49,6 +49,7 @@ class StepSpan:
     note: str = ""
     t_s: np.ndarray = field(default_factory=lambda: np.empty(0))
     series: dict[str, np.ndarray] = field(default_factory=dict)
+    nonfinite_samples: int = 0  # samples of its span with a NaN or ±inf channel (gaps in the curves)
 
     def describe(self) -> str:
         p = self.planned
@@ -155,6 +156,10 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
         data = ReportData(path, meta.mode, meta.patient_pseudonym, meta.operator_id,
                           f"{meta.protocol_id} v{meta.protocol_version}", meta.start_time_utc, rec.duration_s, plan,
                           steps, trips, list(plan.get("aftercare", [])), None, sha)
+        skipped = sum(s.nonfinite_samples for s in steps)
+        if skipped:
+            data.extra.append(f"Telemetry: {skipped} samples with a non-finite value (NaN or ±inf) are not "
+                              "measurements: they are left out of the curves (a gap).")
     finally:
         rec.close()
     if store is not None:
@@ -163,6 +168,8 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
 
 
 def _steps(rec: Any, t0: float) -> list[StepSpan]:
+    from workstation.recording.summary import finite_rows
+
     spans: list[StepSpan] = []
     for e in rec.events:
         d = e.details
@@ -182,6 +189,7 @@ def _steps(rec: Any, t0: float) -> list[StepSpan]:
         if device not in rec.devices:
             continue
         rows = rec.telemetry(device, max(0.0, s.t_start_s - MARGIN_S), s.t_end_s + MARGIN_S)
+        s.nonfinite_samples = finite_rows(rows)[1]
         s.t_s = rows["t_host_s"] - t0
         for channel, _label, _unit in (LIGHT_SERIES if device == "light" else PEN_SERIES):
             if channel in rows.dtype.names:
