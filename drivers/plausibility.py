@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drivers.channels import MAX_IRRADIANCE_MW_CM2, MIN_EXPECTED_IRRADIANCE_MW_CM2
 from drivers.types import Channel
 
 CLOCK_SLACK_S = 0.5  # how far the device clock may run ahead of the host's between two frames (bursts, buffering)
@@ -144,3 +145,15 @@ class Plausibility:
         if last is not None:
             self._last[c.name] = last
         return bad
+
+
+def expected_irradiance_problem(value: object) -> str:
+    """"" if `value` (mW/cm²) is a plausible irradiance to expect an exposure at (drivers/channels.py:
+    MIN_EXPECTED_IRRADIANCE_MW_CM2–MAX_IRRADIANCE_MW_CM2, 50–300), else what is wrong, in words. The one check of it:
+    the light driver before it computes a backup time, and `main.py devices check` before it records a check."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return f"{value!r} is not a number of mW/cm²"
+    if not MIN_EXPECTED_IRRADIANCE_MW_CM2 <= value <= MAX_IRRADIANCE_MW_CM2:
+        return (f"{value:g} mW/cm² is outside the plausible {MIN_EXPECTED_IRRADIANCE_MW_CM2:g}–"
+                f"{MAX_IRRADIANCE_MW_CM2:g} mW/cm² of a 308 nm handpiece (a failing lamp or a wrong calibration)")
+    return ""

@@ -45,11 +45,26 @@ def test_a_check_keeps_its_factor_and_the_device_its_hours(store):
 
 @pytest.mark.parametrize("measured, reported, meter, who", [
     (0.0, 100.0, "m", "a"), (90.0, float("nan"), "m", "a"), (90.0, 100.0, " ", "a"), (90.0, 100.0, "m", ""),
+    # findings v10 #2 and #8: the driver's plausible range for an expected irradiance, and a factor far from 1
+    (0.001, 0.001, "m", "a"), (49.9, 50.0, "m", "a"), (500.0, 100.0, "m", "a"), (300.1, 300.0, "m", "a"),
+    (100.0, 301.0, "m", "a"), (150.0, 70.0, "m", "a"), (60.0, 130.0, "m", "a"), (True, 100.0, "m", "a"),
 ])
 def test_an_impossible_check_is_refused_in_words(store, measured, reported, meter, who):
     with pytest.raises(UserError):
         cal.add_check(store, "UVB-42", TODAY, meter, measured, reported, who)
     assert not store._all("SELECT * FROM radiometer_checks")
+
+
+def test_the_devices_check_command_refuses_an_implausible_reading_in_words(tmp_path, capsys):
+    db = tmp_path / "clinic.sqlite3"
+    for measured, reported, words in (("0.001", "0.001", "not plausible"), ("500", "100", "not plausible"),
+                                      ("200", "50", "sensor is broken")):
+        assert main(["devices", "--store", str(db), "check", "--serial", "UVB-42", "--meter", "m", "--measured",
+                     measured, "--reported", reported, "--who", "dr. A"]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err
+    with ClinicStore.open(db, training=False) as s:
+        assert not s._all("SELECT * FROM radiometer_checks")
 
 
 def test_status_no_check_overdue_mismatch_and_override(store):

@@ -319,6 +319,7 @@ class Visit:
             raise SessionError("The session is paused: reset the interlocks if any, then press Resume.")
         if session.next_step is None:
             raise SessionError("Every step is done: press End session.")
+        self._take_sensor_checks()
         try:
             return session.run_step(self.operator)
         finally:
@@ -340,7 +341,23 @@ class Visit:
         session.pause(self.operator, why)
 
     def resume(self) -> None:
+        self._take_sensor_checks()
         self._need_session().resume(self.operator)
+
+    def _take_sensor_checks(self) -> None:
+        """A light whose dose sensor a trip put in doubt is trusted again once a radiometer check was recorded in
+        the store after the trip; its backup times then use the irradiance that check measured."""
+        from workstation.store.calibration import check_since
+
+        session = self._need_session()
+        for device, at in list(session.sensor_doubt_at.items()):
+            dev = self.rig.devices.get(device)
+            ident = getattr(dev, "identity", None)
+            check = check_since(self.store, ident.serial_number, at) if ident is not None else None
+            if check is not None:
+                dev.calibrated_irradiance_mw_cm2 = check.measured_mw_cm2
+                session.sensor_checked(device, check.who, f"{check.measured_mw_cm2:g} mW/cm² measured with "
+                                       f"{check.reference_meter} on {check.checked_on}")
 
     def stop(self, source: str) -> None:
         """The big STOP: both devices stopped by the safety monitor now; the session pauses."""
