@@ -207,7 +207,7 @@ class Session(BaseSink):
         if self.monitor.is_tripped():
             raise SessionError("an interlock is latched: reset it before starting a step.")
         if step.modality == "light":
-            self._refuse_if_sensor_in_doubt("light")
+            self.refuse_if_sensor_in_doubt("light")
         self._interrupt.clear()
         self._transition(State.TREATING, f"step {self.current + 1}: {step.describe()}", who)
         self._step_event("step_started", step, f"step {self.current + 1} started: {step.describe()}")
@@ -369,7 +369,7 @@ class Session(BaseSink):
             raise SessionError("an interlock is latched: check the cause, then reset the interlocks to resume.")
         step = self.next_step
         if step is not None and step.modality == "light":
-            self._refuse_if_sensor_in_doubt("light")
+            self.refuse_if_sensor_in_doubt("light")
         self._interrupt.clear()
         self._transition(State.ARMED, "resumed", who)
 
@@ -384,7 +384,8 @@ class Session(BaseSink):
                                          f"interlock: {check}", {"device": device, "who": who,
                                                                 "interlock": trip.interlock, "check": check}))
 
-    def _refuse_if_sensor_in_doubt(self, device: str) -> None:
+    def refuse_if_sensor_in_doubt(self, device: str) -> None:
+        """Raises SessionError, in words, while `device`'s dose sensor is in doubt (SENSOR_DOUBT_INTERLOCKS)."""
         trip = self.sensor_doubt.get(device)
         if trip is None:
             return
@@ -394,8 +395,8 @@ class Session(BaseSink):
         raise SessionError(
             f"The {device} {why}: the dose it reported ({given:.1f} mJ/cm² in this step) may be less than the skin "
             f"received, and what is left would be measured by the same sensor. No more light from it in this "
-            "session until a radiometer check is recorded (`python main.py devices check`); or end the session "
-            "(what was given is saved).")
+            "session until a radiometer check is recorded (`python main.py devices check`) and the interlocks are "
+            "reset again; or end the session (what was given is saved).")
 
     def operator_stop(self, who: str, why: str = "stopped by the operator") -> None:
         """End the session now: devices stopped, session aborted."""

@@ -193,7 +193,8 @@ class SessionController:
     def needs_reset(self) -> bool:
         """An interlock is latched, or a device reports a latched fault: Reset interlocks can act."""
         rig = self.rig
-        return rig is not None and rig.monitor.needs_reset()
+        doubt = self.visit is not None and self.visit.session is not None and bool(self.visit.session.sensor_doubt)
+        return rig is not None and (rig.monitor.needs_reset() or doubt)  # a sensor in doubt: reset takes the check
 
     def reset_interlocks(self, done: Done, failed: Failed) -> None:
         """The operator's reset, on the worker: the monitor's latch and the devices' latched faults, only when each
