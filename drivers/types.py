@@ -15,7 +15,7 @@ class Channel:
 
     A decoded sample outside [minimum, maximum] is implausible (a CRC-valid frame is only well-formed, not true).
     `exposure_monotonic`: the value never falls while the device stays active (it may restart when an exposure
-    starts), and never rises faster than `max_rise_per_s` (per second of *device* time; inf: no rate bound).
+    starts), never rises while it stays inactive (between two inactive samples), and never rises faster than `max_rise_per_s` (per second of *device* time; inf: no rate bound).
     """
 
     name: str

@@ -116,6 +116,7 @@ class HostileDevice:
         self.target_mdose = 0
         self.sample = LightSample()
         self.dose_rate_udose_per_sample = 0  # added to the dose per streamed sample while flags say active
+        self.idle_dose_rate_udose_per_sample = 0  # added while flags say inactive (a dose that cannot be true)
         self.received: list[tuple[float, int, int, bytes]] = []  # (time, type, seq, payload) from the host
         self.dropped = 0
         self._lock = threading.Lock()
@@ -189,6 +190,8 @@ class HostileDevice:
                 for _ in range(self.samples_per_frame):
                     if self.sample.flags & 1:
                         self.sample.dose_udose += self.dose_rate_udose_per_sample
+                    else:
+                        self.sample.dose_udose += self.idle_dose_rate_udose_per_sample
                     samples.append(LightSample(**vars(self.sample)))
                 try:
                     self.send(TELEMETRY, self.telemetry_payload(samples))

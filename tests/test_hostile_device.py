@@ -314,6 +314,25 @@ def test_a_huge_dose_right_after_dose_reached_never_reaches_the_bus(station):
     assert_alive(dev, drv, tap)
 
 
+def test_a_dose_rising_with_the_shutter_closed_never_reaches_the_bus(station):
+    """Findings v10 #3: after DOSE_REACHED, shutter closed and irradiance 0, the dose crept up 0.149 mJ/cm² per sample
+    (under the rate cap) and the session completed with 10.96 delivered for a true 5.0. A closed shutter delivers no
+    dose: every such sample is rejected and reported, and the last true dose stays the delivered one."""
+    dev, drv, monitor, tap = station()
+    delivered = _expose(dev, tap)
+    n = drv.counters.implausible_samples
+    dev.idle_dose_rate_udose_per_sample = 149
+    wait_for(lambda: drv.counters.implausible_samples > n + 200, what="rising idle samples rejected")
+    assert float(all_values(tap, "dose_mj_cm2").max()) == pytest.approx(delivered)
+    ev = tap.kinds("implausible")[-1]
+    assert ev.details["channel"] == "dose_mj_cm2" and "inactive" in ev.details["why"]
+    # No plausible sample arrives any more: that is lost telemetry (heartbeats stop), never a false dose.
+    wait_for(lambda: monitor.trips, what="telemetry_lost")
+    assert {t.interlock for t in monitor.trips} == {Interlock.TELEMETRY_LOST}
+    assert all(t.is_alive() for t in drv._threads[:1])  # the reader goes on rejecting
+    assert float(all_values(tap, "dose_mj_cm2").max()) == pytest.approx(delivered)
+
+
 @pytest.mark.parametrize("sample, channel", [
     (LightSample(dose_udose=0xFFFFFFFF, flags=ACTIVE), "dose_mj_cm2"),
     (LightSample(temp_cc=-32768, flags=ACTIVE), "lamp_temp_c"),
