@@ -102,6 +102,7 @@ class SerialDevice(FrameIntake):
         self._pending_lock = threading.Lock()
         self._seq = 0
         self._expected_seq: int | None = None
+        self._seq_candidate: tuple[int, int] | None = None  # (last backward seq, consecutive run) of a restart
         self._decoder = p.FrameDecoder()
         self._running = threading.Event()
         self._connected = threading.Event()
@@ -175,6 +176,7 @@ class SerialDevice(FrameIntake):
         self._serial = ser
         self._decoder = p.FrameDecoder()
         self._expected_seq = None
+        self._seq_candidate = None
         self._ready = False
         self._device_clock.reset()
         self._plausibility.reset()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from drivers import protocol as p
-from drivers.plausibility import Violation
+from drivers.plausibility import REBASE_AFTER_FRAMES, Violation
 from drivers.types import Identity
 from workstation.bus import CommandRecord, now_s
 
@@ -52,9 +52,14 @@ class FrameIntake:
     def _handle(self: SerialDevice, frame: p.Frame, t_arrival: float) -> None:
         if self._expected_seq is not None and frame.seq != self._expected_seq:
             ahead = (frame.seq - self._expected_seq) & 0xFFFF
-            if ahead >= 0x8000:  # repeated or behind: a device bug or a replayed frame, not a gap
+            if ahead >= 0x8000:  # repeated or behind: a device bug, a replayed frame, or a device that restarted
                 self.counters.seq_repeats += 1
-                if frame.type == p.Msg.TELEMETRY:
+                if self._seq_restarted(frame.seq):
+                    self._event_at(t_arrival, "connection", "medium", f"{self.name}: the device's sequence numbers "
+                                   f"restarted (at {frame.seq}, {self._expected_seq} expected); followed again after "
+                                   f"{REBASE_AFTER_FRAMES} consecutive frames", seq=frame.seq)
+                    self._expected_seq = (frame.seq + 1) & 0xFFFF
+                elif frame.type == p.Msg.TELEMETRY:
                     raise p.FrameError(f"sequence {frame.seq} repeats or goes back (expected {self._expected_seq})")
             else:
                 self.counters.seq_gaps += 1
@@ -62,6 +67,8 @@ class FrameIntake:
                 self._expected_seq = (frame.seq + 1) & 0xFFFF
         else:
             self._expected_seq = (frame.seq + 1) & 0xFFFF
+        if self._expected_seq == (frame.seq + 1) & 0xFFFF:
+            self._seq_candidate = None  # in sequence: no restart under way
         t = frame.type
         if t == p.Msg.TELEMETRY:
             self._handle_telemetry(frame, t_arrival)
@@ -85,6 +92,17 @@ class FrameIntake:
             )
         else:
             raise p.FrameError(f"message type 0x{t:02x} is not one a device sends")
+
+    def _seq_restarted(self: SerialDevice, seq: int) -> bool:
+        """A backward number that is the REBASE_AFTER_FRAMES-th of consecutive numbers (a device that rebooted with
+        the port open), as `DeviceClock` follows a restarted clock; a lone repeat or replay never re-bases."""
+        cand = getattr(self, "_seq_candidate", None)
+        run = cand[1] + 1 if cand is not None and seq == (cand[0] + 1) & 0xFFFF else 1
+        self._seq_candidate = (seq, run)
+        if run >= REBASE_AFTER_FRAMES:
+            self._seq_candidate = None
+            return True
+        return False
 
     def _handle_telemetry(self: SerialDevice, frame: p.Frame, t_arrival: float) -> None:
         block = self._decode_telemetry(frame.payload, frame.seq, t_arrival)  # FrameError: n = 0, clock overflow...

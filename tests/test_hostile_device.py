@@ -16,6 +16,7 @@ from drivers import protocol as p
 from drivers.base import NotConnected, WrongDevice
 from drivers.light import UVB308Light
 from drivers.pen import MicroneedlingPen
+from drivers.plausibility import REBASE_AFTER_FRAMES
 from tests.conftest import Tap, make_emulator, wait_for
 from tests.hostile_device import (
     ACK,
@@ -197,6 +198,32 @@ def test_a_device_clock_that_restarted_is_followed_after_five_consistent_frames(
     wait_for(lambda: any("clock restarted" in e.message for e in tap.kinds("connection")), what="re-based")
     assert drv.counters.rejected_frames >= 4
     assert_alive(dev, drv, tap)
+
+
+def test_a_device_whose_sequence_and_clock_restart_is_followed_again(station):
+    """Findings v10 #7: a reboot with the port open restarted the sequence; every telemetry frame was rejected until
+    the numbers caught up (up to 32768 frames) and the device was silently lost. Now re-based like the clock."""
+    dev, drv, monitor, tap = station()
+    with dev._lock:
+        dev.seq = (dev.seq - 20_000) & 0xFFFF  # far behind the expected number: the device rebooted
+    dev.t_us = 1_000
+    wait_for(lambda: any("sequence numbers restarted" in e.message for e in tap.kinds("connection")),
+             what="sequence re-based")
+    wait_for(lambda: any("clock restarted" in e.message for e in tap.kinds("connection")), what="clock re-based")
+    assert not monitor.trips  # idle device, re-based within about 10 frames (100 ms): nothing lost
+    assert_alive(dev, drv, tap)
+
+
+def test_a_lone_repeated_sequence_number_is_rejected_and_never_re_bases(station):
+    dev, drv, monitor, tap = station()
+    n = drv.counters.seq_repeats
+    dev.stream = False
+    time.sleep(0.05)
+    old = (drv._expected_seq - 1000) & 0xFFFF
+    for _ in range(REBASE_AFTER_FRAMES + 2):  # the same old number again and again: a replay, not a restart
+        dev.send_raw(wire(TELEMETRY, old, dev.telemetry_payload()))
+    wait_for(lambda: drv.counters.seq_repeats >= n + REBASE_AFTER_FRAMES + 2, what="repeats counted")
+    assert not any("sequence numbers restarted" in e.message for e in tap.kinds("connection"))
 
 
 # --- 1''. a thread that ends, for any cause, is an honest disconnect ----------------------------------------------
