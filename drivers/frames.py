@@ -185,6 +185,7 @@ class FrameIntake:
             ident = Identity.from_dict(p.parse_identity(frame.payload))
         except p.FrameError as exc:
             self.counters.rejected_frames += 1
+            self.unreadable_identity = str(exc)
             self.last_rejection = f"unreadable identity: {exc}"
             log.warning("%s: unreadable identity: %s", self.name, exc)
             return
@@ -197,7 +198,7 @@ class FrameIntake:
         self._refusal = (
             f"The device on {self.port} is not a {self.INFO.name} ({self.INFO.kind}): {problem}. It answered as "
             f"{ident.model!r} s/n {ident.serial_number}, kind {ident.extra.get('kind')!r}, protocol "
-            f"{ident.protocol_version}. Check which device is plugged into which port."
+            f"{ident.protocol_text()}. Check which device is plugged into which port."
         )
         self._lost_connection(f"refused: {self._refusal}", forced=True)  # and no reconnection to it
 

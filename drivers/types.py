@@ -91,7 +91,7 @@ class DriverInfo:
             problems.append(f"its model {ident.model!r} is not one of {', '.join(self.model_prefixes)}")
         if ident.protocol_version not in self.protocol_versions:
             want = ", ".join(str(v) for v in self.protocol_versions)
-            problems.append(f"it speaks protocol version {ident.protocol_version}, this driver speaks {want}")
+            problems.append(f"it speaks protocol version {ident.protocol_text()}, this driver speaks {want}")
         return "; ".join(problems)
 
 
@@ -104,6 +104,7 @@ class Identity:
     firmware: str
     protocol_version: int
     extra: dict[str, Any] = field(default_factory=dict)  # lamp_hours, cartridge_strokes, calibration, ...
+    protocol_version_raw: Any = None  # what the device sent when it was not a whole number (then the version is 0)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Identity:
@@ -114,7 +115,15 @@ class Identity:
             firmware=str(d.get("firmware", "?")),
             protocol_version=_int_or_zero(d.get("protocol_version", 0)),
             extra={k: v for k, v in d.items() if k not in known},
+            protocol_version_raw=None if _int_or_zero(raw := d.get("protocol_version", 0)) == raw and not
+            isinstance(raw, bool) else raw,
         )
+
+    def protocol_text(self) -> str:
+        """The protocol version as the device sent it, for a message: `1`, or `'2' (not a whole number)`."""
+        if self.protocol_version_raw is None:
+            return str(self.protocol_version)
+        return f"{self.protocol_version_raw!r} (not a whole number)"
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -105,6 +105,7 @@ class HostileDevice:
     stream: bool = True
     period_us: int = 500
     samples_per_frame: int = 20
+    identity_raw: bytes | None = None  # sent as the IDENTITY's JSON instead of `identity`, byte for byte
 
     def __post_init__(self) -> None:
         self.master, self._slave = os.openpty()
@@ -229,7 +230,8 @@ class HostileDevice:
         if msg_type == HEARTBEAT:
             return
         if msg_type == IDENTIFY:
-            self.send(IDENTITY, struct.pack("<H", seq) + json.dumps(self.identity).encode())
+            body = self.identity_raw if self.identity_raw is not None else json.dumps(self.identity).encode()
+            self.send(IDENTITY, struct.pack("<H", seq) + body)
             return
         if msg_type == STOP:
             self.sample.flags &= ~1

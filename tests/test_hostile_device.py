@@ -5,6 +5,7 @@ session, the recorder and the plots take their values from)."""
 
 from __future__ import annotations
 
+import json
 import struct
 import threading
 import time
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from drivers import protocol as p
-from drivers.base import NotConnected, WrongDevice
+from drivers.base import DeviceError, NotConnected, WrongDevice
 from drivers.light import UVB308Light
 from drivers.pen import MicroneedlingPen
 from drivers.plausibility import REBASE_AFTER_FRAMES
@@ -404,10 +405,13 @@ def test_a_device_of_the_other_kind_is_refused_naming_the_port_and_what_answered
 
 @pytest.mark.parametrize("change, word", [
     ({"protocol_version": 1}, "protocol version 1"),
-    ({"protocol_version": "two"}, "protocol version 0"),
+    ({"protocol_version": "two"}, "protocol version 'two' \\(not a whole number\\)"),
+    ({"protocol_version": "2"}, "protocol version '2' \\(not a whole number\\)"),  # findings v10 #5
+    ({"protocol_version": 2.0}, "protocol version 2.0 \\(not a whole number\\)"),
+    ({"protocol_version": True}, "protocol version True \\(not a whole number\\)"),
     ({"kind": None}, "does not say"),
     ({"model": "Other lamp 9000"}, "Other lamp 9000"),
-], ids=["old-protocol", "version-not-int", "no-kind", "other-model"])
+], ids=["old-protocol", "version-not-int", "version-text", "version-float", "version-bool", "no-kind", "other-model"])
 def test_an_identity_that_does_not_match_the_declaration_is_refused(change, word):
     ident = {**LIGHT_IDENTITY, **change}
     ident = {k: v for k, v in ident.items() if v is not None}
@@ -424,6 +428,29 @@ def test_an_identity_that_does_not_match_the_declaration_is_refused(change, word
         assert HEARTBEAT not in sent and not tap.blocks
         time.sleep(0.3)
         assert not drv.connected
+    finally:
+        dev.stop()
+
+
+@pytest.mark.parametrize("raw, words", [
+    (b"[" * 1010, "nested too deeply"),  # findings v10 #6: RecursionError, then a timeout
+    (json.dumps({**LIGHT_IDENTITY, "serial_number": "S" * 900}).encode(), "longer than the 1024 bytes"),
+    (b"\xff\xfe", "not UTF-8"),
+    (b"{\"model\": ", "not JSON"),
+    (b"[1, 2]", "not an object"),
+], ids=["deep", "too-long", "not-utf8", "truncated", "array"])
+def test_an_unreadable_identity_is_refused_promptly_in_words(raw, words):
+    dev = HostileDevice(identity_raw=raw).start()
+    try:
+        drv = UVB308Light(dev.port, bus=SessionBus(), command_timeout_s=1.0)
+        t = time.monotonic()
+        with pytest.raises(DeviceError, match=f"sent an unreadable identity.*{words}") as err:
+            drv.connect()
+        assert time.monotonic() - t < 0.8, "refused only after the command timeout"
+        text = str(err.value) + drv.last_rejection
+        assert dev.port in str(err.value)
+        assert "Error" not in text and "Expecting" not in text and "line 1" not in text, text
+        drv.close()
     finally:
         dev.stop()
 
