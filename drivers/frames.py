@@ -16,7 +16,7 @@ import numpy as np
 
 from drivers import protocol as p
 from drivers.plausibility import REBASE_AFTER_FRAMES, Violation
-from drivers.types import Identity
+from drivers.types import Identity, kind_words
 from workstation.bus import CommandRecord, now_s
 
 if TYPE_CHECKING:
@@ -196,7 +196,8 @@ class FrameIntake:
             return
         self.refused_identity = ident
         self._refusal = (
-            f"The device on {self.port} is not a {self.INFO.name} ({self.INFO.kind}): {problem}. It answered as "
+            f"The device on {self.port} is not {kind_words(self.INFO.kind)} this program drives: {problem}. It "
+            "answered as "
             f"{ident.model!r} s/n {ident.serial_number}, kind {ident.extra.get('kind')!r}, protocol "
             f"{ident.protocol_text()}. Check which device is plugged into which port."
         )

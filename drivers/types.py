@@ -85,14 +85,22 @@ class DriverInfo:
         kind = ident.extra.get("kind")
         problems = []
         if kind != self.kind:
-            problems.append(f"it says it is a {kind!r} device, not a {self.kind!r} one" if kind is not None
-                            else f"it does not say it is a {self.kind!r} device")
+            problems.append(f"it says it is {kind_words(kind)}, not {kind_words(self.kind)}" if kind is not None
+                            else f"it does not say it is {kind_words(self.kind)}")
         if self.model_prefixes and not ident.model.startswith(self.model_prefixes):
             problems.append(f"its model {ident.model!r} is not one of {', '.join(self.model_prefixes)}")
         if ident.protocol_version not in self.protocol_versions:
             want = ", ".join(str(v) for v in self.protocol_versions)
             problems.append(f"it speaks protocol version {ident.protocol_text()}, this driver speaks {want}")
         return "; ".join(problems)
+
+
+KIND_WORDS = {"light": "a UV light", "needling": "a microneedling pen"}  # a driver's kind, in words for a message
+
+
+def kind_words(kind: object) -> str:
+    """`a UV light`, `a microneedling pen`, or `a 'x' device` for a kind no driver here has."""
+    return KIND_WORDS.get(str(kind), f"a {kind!r} device")
 
 
 @dataclass(frozen=True, slots=True)

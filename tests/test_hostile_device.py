@@ -387,8 +387,8 @@ def test_an_implausible_sample_while_emitting_trips_sensor_implausible(station, 
 
 
 # --- 4. identity -------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("drv_cls, emu_kind, word", [(UVB308Light, "pen", "needling"), (MicroneedlingPen, "light",
-                                                                                         "'light'")])
+@pytest.mark.parametrize("drv_cls, emu_kind, word", [(UVB308Light, "pen", "microneedling pen"),
+                                                     (MicroneedlingPen, "light", "a UV light")])
 def test_a_device_of_the_other_kind_is_refused_naming_the_port_and_what_answered(drv_cls, emu_kind, word):
     emu = make_emulator(emu_kind).start()
     bus, tap = SessionBus(), Tap()
@@ -473,7 +473,7 @@ def test_swapped_cables_are_refused_by_the_rig_in_words():
         text = str(err.value)
         # one sentence naming both ports and what answered on each
         assert f"The port {pen.port} given for the light answered as a microneedling pen" in text
-        assert f"the port {light.port} given for the pen answered as a light" in text
+        assert f"the port {light.port} given for the pen answered as a UV light" in text
         assert not pen.state().armed and not pen.state().active  # it got STOP and ARM 0, nothing else
     finally:
         light.stop()

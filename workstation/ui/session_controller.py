@@ -18,6 +18,7 @@ from workstation.plotbuffer import PlotBuffers
 from workstation.session import SessionError, State, Step
 from workstation.ui.bus_bridge import ActivityWatch, BusBridge, Tasks
 from workstation.ui.plots import plotted_channels
+from workstation.ui.wording import keep_ports
 from workstation.visit import Places, Saved, Visit
 
 __all__ = ["Saved", "SessionController"]
@@ -98,6 +99,8 @@ class SessionController:
         self._open(make, lambda v: v.plan, done, failed)
 
     def start_clinical(self, ports: dict[str, str], done: Done, failed: Failed) -> None:
+        keep_ports(ports.values())  # the user typed them: messages show them as typed
+
         def make() -> Visit:
             self.mode = "clinical"
             return Visit.clinical(ports, self.recordings_dir, store_path=self.places.clinic_store or self.store_path,
