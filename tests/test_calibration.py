@@ -79,6 +79,7 @@ def test_status_no_check_overdue_mismatch_and_override(store):
     assert cal.status(store, "UVB-42", 1.0, TODAY + timedelta(days=8)).problems == ()
     mismatch = cal.status(store, "UVB-42", 1.1, TODAY)
     assert "factor of 1.1" in mismatch.problems[0]
+    cal.record_device(store, {**IDENT, "calibration": {"factor": 1.1}}, "light")  # as it now reports itself
     cal.override(store, "UVB-42", "radiometer at the service centre", "dr. A", TODAY)
     assert not cal.status(store, "UVB-42", 1.1, TODAY).blocks_clinical_use
     assert cal.status(store, "UVB-42", 1.1, TODAY + timedelta(days=1)).blocks_clinical_use  # only for that day
@@ -146,3 +147,19 @@ def test_the_plan_hook_records_the_connected_light_and_sets_its_backup_basis(tmp
             assert cal.apply_to_plan(store, light, no_light, date.today() + timedelta(days=30)) == no_light
     finally:
         emu.stop()
+
+
+def test_an_override_needs_something_to_override_and_the_list_shows_it(tmp_path, capsys):
+    """Findings v10 #9: an override was accepted for a device neither overdue nor mismatched, and the list did not
+    show today's override."""
+    db = tmp_path / "clinic.sqlite3"
+    with ClinicStore.open(db, training=False) as s:
+        cal.record_device(s, IDENT, "light")
+        cal.add_check(s, "UVB-42", date.today(), "meter", 95.0, 95.0, "dr. A")
+        with pytest.raises(UserError, match="nothing to override"):
+            cal.override(s, "UVB-42", "just in case", "dr. A", date.today())
+        assert not s._all("SELECT * FROM calibration_overrides")
+        cal.record_device(s, {**IDENT, "calibration": {"factor": 1.2}}, "light")  # recalibrated elsewhere
+        cal.override(s, "UVB-42", "radiometer at the service centre", "dr. B", date.today())
+    assert main(["devices", "--store", str(db)]) == 0
+    assert "overridden today: radiometer at the service centre (dr. B)" in capsys.readouterr().out

@@ -176,6 +176,10 @@ def override(store: ClinicStore, serial_number: str, reason: str, who: str, on: 
         raise UserError("An override of the calibration needs a reason and who gives it.")
     if not _known(store, serial_number):
         raise UserError(f"No device with serial number {serial_number} is on record.")
+    row = store._one("SELECT reported_factor FROM devices WHERE serial_number = ?", (serial_number,))
+    if not status(store, serial_number, row["reported_factor"], on).problems:
+        raise UserError(f"The light {serial_number} has a current radiometer check that matches its reported "
+                        "calibration: there is nothing to override.")
     with store.transaction() as c:
         c.execute("INSERT INTO calibration_overrides (serial_number, reason, who, on_date, at) VALUES (?, ?, ?, ?, ?)",
                   (serial_number, reason.strip(), who.strip(), on.isoformat(), _now()))
@@ -196,9 +200,14 @@ def status(store: ClinicStore, serial_number: str, reported_factor: float | None
         if reported_factor is not None and abs(reported_factor - check.factor) > tolerance * check.factor:
             problems.append(f"the light {serial_number} reports a calibration factor of {reported_factor:g}, the "
                             f"store's last check found {check.factor:g}")
-    row = store._one("SELECT reason FROM calibration_overrides WHERE serial_number = ? AND on_date = ? "
-                     "ORDER BY id DESC LIMIT 1", (serial_number, today.isoformat()))
-    return CalibrationStatus(serial_number, tuple(problems), row["reason"] if row else "")
+    return CalibrationStatus(serial_number, tuple(problems), override_on(store, serial_number, today))
+
+
+def override_on(store: ClinicStore, serial_number: str, day: date) -> str:
+    """The reason of the device's override for `day` ("" if none), with who gave it."""
+    row = store._one("SELECT reason, who FROM calibration_overrides WHERE serial_number = ? AND on_date = ? "
+                     "ORDER BY id DESC LIMIT 1", (serial_number, day.isoformat()))
+    return f"{row['reason']} ({row['who']})" if row else ""
 
 
 def with_calibration(plan: Any, cal: CalibrationStatus, *, clinical: bool) -> Any:
