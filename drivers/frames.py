@@ -86,10 +86,10 @@ class FrameIntake:
             )
         elif t == p.Msg.STATUS:
             state, reason = p.STATUS_HEAD.unpack_from(frame.payload)
-            self._event_at(t_arrival,
-                "device_state", "info", f"{self.name}: {p.text(frame.payload[p.STATUS_HEAD.size:])}",
-                state=_enum_name(p.State, state), reason=_enum_name(p.StopReason, reason),
-            )
+            state_name, reason_name = _enum_name(p.State, state), _enum_name(p.StopReason, reason)
+            words = p.text(frame.payload[p.STATUS_HEAD.size:]) or f"state {state_name}, reason {reason_name}"
+            self._event_at(t_arrival, "device_state", "info", f"{self.name}: {words}",
+                           state=state_name, reason=reason_name)
         else:
             raise p.FrameError(f"message type 0x{t:02x} is not one a device sends")
 
@@ -119,7 +119,8 @@ class FrameIntake:
         elif prev_us is not None and not self.telemetry_lost:
             # The telemetry watchdog on the device clock: samples must cover the device's time, not frames arrive.
             gap_s = (int(t_dev[0]) - prev_us) / 1e6
-            if gap_s > TELEMETRY_LOST_S:
+            # Every time while the device is active (an interlock); while idle, at most once a second (not a flood).
+            if gap_s > TELEMETRY_LOST_S and (self._plausibility.last_active or self._notice_due("device_gap")):
                 self._event_at(t_arrival, "connection", "high", f"{self.name}: no telemetry for {gap_s * 1000:.0f} ms "
                                "of device time (samples missing between frames)", device_gap_s=round(gap_s, 4))
         ok, violations = self._plausibility.check(block)
@@ -212,7 +213,8 @@ class FrameIntake:
 
 
 def _enum_name(enum: type, value: int) -> str:
+    """The member's name, or `unknown (200)` for a value the protocol does not define."""
     try:
         return enum(value).name
     except ValueError:
-        return str(value)
+        return f"unknown ({value})"

@@ -279,7 +279,10 @@ class FrameDecoder:
 
 # --- payload helpers -----------------------------------------------------------------------------------------------
 def text(payload: bytes) -> str:
-    return payload.decode("utf-8", errors="replace")
+    """A device's own words (FAULT, STATUS, REFUSE): UTF-8; a byte that is not shows as `?` and control characters
+    as spaces, so a message never carries U+FFFD or breaks a line of the log."""
+    decoded = payload.decode("utf-8", errors="replace").replace("\ufffd", "?")
+    return "".join(" " if (ord(ch) < 32 or 127 <= ord(ch) < 160) else ch for ch in decoded).strip()
 
 
 def identity_payload(acked_seq: int, info: dict) -> bytes:

@@ -175,8 +175,30 @@ def test_odd_but_well_formed_reports_are_taken_without_harm(station):
     dev.send(FAULT, struct.pack("<HH", 0xFFFF, 0xFFFF) + b"\xff")
     dev.send(IDENTITY, struct.pack("<H", 4321) + b"[1, 2]")  # answers nothing that was asked
     wait_for(lambda: tap.kinds("fault"), what="fault event")
-    assert tap.kinds("device_state")[-1].details["state"] == "200"
+    status = tap.kinds("device_state")[-1]
+    assert status.details["state"] == "unknown (200)" and status.details["reason"] == "unknown (201)"
+    # findings v10 #9: no U+FFFD on screen; a STATUS without readable words says its state and reason
+    assert "\ufffd" not in status.message + tap.kinds("fault")[-1].message
+    assert status.message == "light: ??"
+    dev.send(STATUS, bytes([200, 201]))
+    wait_for(lambda: tap.kinds("device_state")[-1].message == "light: state unknown (200), reason unknown (201)",
+             what="a STATUS in words")
     assert_alive(dev, drv, tap)
+
+
+def test_a_device_clock_gap_while_idle_is_one_event_a_second_not_one_a_frame(station):
+    dev, drv, monitor, tap = station()
+    n = len([e for e in tap.kinds("connection") if "device time" in e.message])
+    dev.stream = False
+    time.sleep(0.05)
+    for _ in range(40):  # 300 ms of device time missing before every 10 ms frame, for 0.4 s
+        with dev._lock:
+            dev.t_us += 300_000
+        dev.send(TELEMETRY, dev.telemetry_payload())
+        time.sleep(0.01)
+    wait_for(lambda: drv.counters.frames > 40, what="frames read")
+    gaps = [e for e in tap.kinds("connection") if "device time" in e.message][n:]
+    assert 1 <= len(gaps) <= 2, [e.message for e in gaps]
 
 
 def test_a_repeated_telemetry_frame_is_dropped_not_counted_twice(station):
