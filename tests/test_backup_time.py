@@ -208,3 +208,27 @@ def test_an_implausible_expected_irradiance_prepares_no_exposure(sim):
         light.set_target_dose(100.0)
     assert len([c for c in tap.commands if c.command == "set"]) == before  # nothing was sent
     assert not emu.state().target_dose_mj_cm2  # none set
+
+
+def test_after_a_sensor_implausible_trip_the_light_waits_for_a_radiometer_check_too(sim):
+    import threading
+
+    from workstation.session import Session, SessionError, State, Step
+
+    rig, tap = sim
+    emu = rig.emulators["light"]
+    session = Session(rig.bus, rig.devices, rig.monitor, operator_id="dr-test")
+    session.connect("dr-test")
+    session.load_plan([Step("a", "abdomen", "light", target_dose_mj_cm2=200.0, area_dose_cap_mj_cm2=1000.0)],
+                      "dr-test")
+    session.arm("dr-test")
+    worker = threading.Thread(target=session.run_step, args=("dr-test",))
+    worker.start()
+    wait_for(lambda: emu.state().emitting, what="emitting")
+    emu.sensor_glitch()
+    worker.join(5)
+    assert session.state == State.PAUSED
+    assert rig.monitor.trips[0].interlock == Interlock.SENSOR_IMPLAUSIBLE
+    rig.monitor.reset_checked("dr-test")
+    with pytest.raises(SessionError, match="cannot be true.*radiometer check"):
+        session.resume("dr-test")

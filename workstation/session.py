@@ -36,7 +36,8 @@ INACTIVE_CONFIRM_S = 0.5  # after a STOP, telemetry must show the device inactiv
 NOTE_MAX_CHARS = 500
 # Trips that put a device's own dose reading in doubt: a sensor reading low stops at the backup time, and a reading
 # the driver rejected is no reading at all. "What is left" of the step would be measured by the same sensor, so
-# no more light from that device in this session until a radiometer check is recorded (`sensor_checked`).
+# no more light from that device in this session until a radiometer check is recorded (`sensor_checked`). The pen
+# measures no dose: its implausible readings trip and reset as any other interlock.
 SENSOR_DOUBT_INTERLOCKS = (Interlock.BACKUP_TIME, Interlock.SENSOR_IMPLAUSIBLE)
 MIN_DEVICE_DOSE_MJ_CM2 = 1.0  # the light's smallest settable target (drivers/light.py bounds)
 
@@ -450,7 +451,7 @@ class Session(BaseSink):
         """Called on the thread that tripped: never wait here."""
         self._interrupt.set()
         self._exposure.ended.set()
-        if trip.interlock in SENSOR_DOUBT_INTERLOCKS and trip.device in self.devices:
+        if trip.interlock in SENSOR_DOUBT_INTERLOCKS and trip.device == "light" and "light" in self.devices:
             self.sensor_doubt[trip.device] = trip
             self.sensor_doubt_at[trip.device] = datetime.now(UTC).isoformat(timespec="seconds")
         if self.abort_on_trip:
