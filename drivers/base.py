@@ -59,6 +59,7 @@ class _Pending:
     done: threading.Event
     reply: p.Frame | None = None
     publish: bool = True
+    failure: str = ""  # the answer came but could not be read (in words)
 
 
 class SerialDevice(FrameIntake):
@@ -102,6 +103,8 @@ class SerialDevice(FrameIntake):
         self._pending_lock = threading.Lock()
         self._seq = 0
         self._expected_seq: int | None = None
+        self._seq_candidate: tuple[int, int] | None = None  # (last backward seq, consecutive run) of a restart
+        self.unreadable_identity = ""  # why the last IDENTITY could not be read, in words
         self._decoder = p.FrameDecoder()
         self._running = threading.Event()
         self._connected = threading.Event()
@@ -175,6 +178,7 @@ class SerialDevice(FrameIntake):
         self._serial = ser
         self._decoder = p.FrameDecoder()
         self._expected_seq = None
+        self._seq_candidate = None
         self._ready = False
         self._device_clock.reset()
         self._plausibility.reset()
@@ -210,7 +214,8 @@ class SerialDevice(FrameIntake):
         if self._refusal:
             raise WrongDevice(self._refusal, self.refused_identity)
         if self.identity is None:  # the reader parses it; a bad one was counted and logged there
-            raise DeviceError(f"{self.name} sent an unreadable identity.")
+            why = f" ({self.unreadable_identity})" if self.unreadable_identity else ""
+            raise DeviceError(f"{self.name} on {self.port} sent an unreadable identity{why}.")
         return self.identity
 
     def set(self, param: str, value: float) -> float:
@@ -292,6 +297,9 @@ class SerialDevice(FrameIntake):
                 self._pending.pop(seq, None)
             self.bus.publish_command(CommandRecord(pending.t_sent_s, self.name, command, args, "timeout"))
             raise CommandTimeout(f"{self.name} did not answer {command} within {self.command_timeout_s:g} s.")
+        if pending.failure:
+            what = "identity" if command == "identify" else f"answer to {command}"
+            raise DeviceError(f"{self.name} on {self.port} sent an unreadable {what}: {pending.failure}.")
         reply = pending.reply
         if reply is None:
             raise NotConnected(f"{self.name} was disconnected before it answered {command}.")
@@ -322,12 +330,25 @@ class SerialDevice(FrameIntake):
             t_arrival = now_s()
             if data:
                 self.counters.bytes_in += len(data)
+                too_long = self._decoder.too_long
                 for frame in self._decoder.feed(data):
                     self._handle_contained(frame, t_arrival)
+                if self._decoder.too_long != too_long:
+                    self._fail_pending("identify", f"its answer is longer than the {p.MAX_FRAME_BYTES} bytes a frame "
+                                       "may hold")
                 self.counters.frames = self._decoder.frames
                 self.counters.bad_frames = self._decoder.bad_frames + self.counters.rejected_frames
                 self.counters.resyncs = self._decoder.resyncs
             self._check_liveness(t_arrival)
+
+    def _fail_pending(self, command: str, why: str) -> None:
+        """A frame too long to read arrived while `command` waits: it was most likely the answer; say so at once."""
+        with self._pending_lock:
+            seq = next((k for k, v in self._pending.items() if v.command == command), None)
+            pending = self._pending.pop(seq) if seq is not None else None
+        if pending is not None:
+            pending.failure = why
+            pending.done.set()
 
     def _guarded(self, what: str, loop: Callable[[], None]) -> None:
         """Run a driver thread; if it ends for any cause but close(), the driver is honestly disconnected."""

@@ -11,6 +11,16 @@ from drivers.types import Channel
 # The handpiece's irradiance sensor: twice the 150 mW/cm² of an excimer laser (CLINICAL.md, vendor comparison), so a
 # real lamp never reads above it; the emulated lamp is 100 mW/cm² nominal.
 MAX_IRRADIANCE_MW_CM2 = 300.0
+# The irradiance an exposure may be *expected* at (a radiometer check's reading, or the device's calibration report),
+# from which its backup time is computed: at least half the 100 mW/cm² of an excimer lamp (CLINICAL.md, vendor
+# comparison: lamps about 100, lasers about 150 mW/cm²). Below it the lamp is failing or the calibration is wrong, and
+# the backup time (1.25 × target / expected) would be more than 2.5 × the exposure at the nominal 100 mW/cm², so no
+# longer a bound worth the name. Used by the light driver (no target without it) and `main.py devices check`.
+NOMINAL_IRRADIANCE_MW_CM2 = 100.0
+MIN_EXPECTED_IRRADIANCE_MW_CM2 = 50.0
+# A radiometer check whose factor (measured / reported) is outside this range means the device's sensor is broken,
+# not off calibration: it is refused (the device needs service), not recorded as a factor to apply.
+CHECK_FACTOR_RANGE = (0.5, 2.0)
 # Target doses go to 5000 mJ/cm² (the device bound, NB-UVB maximum for skin types V–VI); a shutter that fails to close
 # may carry the dose past it, which the host's target-dose interlock must see: room for 1000 mJ/cm² more (≥ 3 s at
 # the maximum irradiance) before a dose reading is impossible.

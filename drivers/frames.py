@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from drivers import protocol as p
-from drivers.plausibility import Violation
-from drivers.types import Identity
+from drivers.plausibility import REBASE_AFTER_FRAMES, Violation
+from drivers.types import Identity, kind_words
 from workstation.bus import CommandRecord, now_s
 
 if TYPE_CHECKING:
@@ -52,9 +52,14 @@ class FrameIntake:
     def _handle(self: SerialDevice, frame: p.Frame, t_arrival: float) -> None:
         if self._expected_seq is not None and frame.seq != self._expected_seq:
             ahead = (frame.seq - self._expected_seq) & 0xFFFF
-            if ahead >= 0x8000:  # repeated or behind: a device bug or a replayed frame, not a gap
+            if ahead >= 0x8000:  # repeated or behind: a device bug, a replayed frame, or a device that restarted
                 self.counters.seq_repeats += 1
-                if frame.type == p.Msg.TELEMETRY:
+                if self._seq_restarted(frame.seq):
+                    self._event_at(t_arrival, "connection", "medium", f"{self.name}: the device's sequence numbers "
+                                   f"restarted (at {frame.seq}, {self._expected_seq} expected); followed again after "
+                                   f"{REBASE_AFTER_FRAMES} consecutive frames", seq=frame.seq)
+                    self._expected_seq = (frame.seq + 1) & 0xFFFF
+                elif frame.type == p.Msg.TELEMETRY:
                     raise p.FrameError(f"sequence {frame.seq} repeats or goes back (expected {self._expected_seq})")
             else:
                 self.counters.seq_gaps += 1
@@ -62,6 +67,8 @@ class FrameIntake:
                 self._expected_seq = (frame.seq + 1) & 0xFFFF
         else:
             self._expected_seq = (frame.seq + 1) & 0xFFFF
+        if self._expected_seq == (frame.seq + 1) & 0xFFFF:
+            self._seq_candidate = None  # in sequence: no restart under way
         t = frame.type
         if t == p.Msg.TELEMETRY:
             self._handle_telemetry(frame, t_arrival)
@@ -79,12 +86,23 @@ class FrameIntake:
             )
         elif t == p.Msg.STATUS:
             state, reason = p.STATUS_HEAD.unpack_from(frame.payload)
-            self._event_at(t_arrival,
-                "device_state", "info", f"{self.name}: {p.text(frame.payload[p.STATUS_HEAD.size:])}",
-                state=_enum_name(p.State, state), reason=_enum_name(p.StopReason, reason),
-            )
+            state_name, reason_name = _enum_name(p.State, state), _enum_name(p.StopReason, reason)
+            words = p.text(frame.payload[p.STATUS_HEAD.size:]) or f"state {state_name}, reason {reason_name}"
+            self._event_at(t_arrival, "device_state", "info", f"{self.name}: {words}",
+                           state=state_name, reason=reason_name)
         else:
             raise p.FrameError(f"message type 0x{t:02x} is not one a device sends")
+
+    def _seq_restarted(self: SerialDevice, seq: int) -> bool:
+        """A backward number that is the REBASE_AFTER_FRAMES-th of consecutive numbers (a device that rebooted with
+        the port open), as `DeviceClock` follows a restarted clock; a lone repeat or replay never re-bases."""
+        cand = getattr(self, "_seq_candidate", None)
+        run = cand[1] + 1 if cand is not None and seq == (cand[0] + 1) & 0xFFFF else 1
+        self._seq_candidate = (seq, run)
+        if run >= REBASE_AFTER_FRAMES:
+            self._seq_candidate = None
+            return True
+        return False
 
     def _handle_telemetry(self: SerialDevice, frame: p.Frame, t_arrival: float) -> None:
         block = self._decode_telemetry(frame.payload, frame.seq, t_arrival)  # FrameError: n = 0, clock overflow...
@@ -101,7 +119,8 @@ class FrameIntake:
         elif prev_us is not None and not self.telemetry_lost:
             # The telemetry watchdog on the device clock: samples must cover the device's time, not frames arrive.
             gap_s = (int(t_dev[0]) - prev_us) / 1e6
-            if gap_s > TELEMETRY_LOST_S:
+            # Every time while the device is active (an interlock); while idle, at most once a second (not a flood).
+            if gap_s > TELEMETRY_LOST_S and (self._plausibility.last_active or self._notice_due("device_gap")):
                 self._event_at(t_arrival, "connection", "high", f"{self.name}: no telemetry for {gap_s * 1000:.0f} ms "
                                "of device time (samples missing between frames)", device_gap_s=round(gap_s, 4))
         ok, violations = self._plausibility.check(block)
@@ -167,6 +186,7 @@ class FrameIntake:
             ident = Identity.from_dict(p.parse_identity(frame.payload))
         except p.FrameError as exc:
             self.counters.rejected_frames += 1
+            self.unreadable_identity = str(exc)
             self.last_rejection = f"unreadable identity: {exc}"
             log.warning("%s: unreadable identity: %s", self.name, exc)
             return
@@ -177,9 +197,10 @@ class FrameIntake:
             return
         self.refused_identity = ident
         self._refusal = (
-            f"The device on {self.port} is not a {self.INFO.name} ({self.INFO.kind}): {problem}. It answered as "
+            f"The device on {self.port} is not {kind_words(self.INFO.kind)} this program drives: {problem}. It "
+            "answered as "
             f"{ident.model!r} s/n {ident.serial_number}, kind {ident.extra.get('kind')!r}, protocol "
-            f"{ident.protocol_version}. Check which device is plugged into which port."
+            f"{ident.protocol_text()}. Check which device is plugged into which port."
         )
         self._lost_connection(f"refused: {self._refusal}", forced=True)  # and no reconnection to it
 
@@ -192,7 +213,8 @@ class FrameIntake:
 
 
 def _enum_name(enum: type, value: int) -> str:
+    """The member's name, or `unknown (200)` for a value the protocol does not define."""
     try:
         return enum(value).name
     except ValueError:
-        return str(value)
+        return f"unknown ({value})"

@@ -8,13 +8,12 @@ target and the irradiance the device was calibrated at (`backup_time_s`).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from drivers import protocol as p
 from drivers.base import DeviceError, SerialDevice
-from drivers.channels import LIGHT_CHANNELS, MAX_IRRADIANCE_MW_CM2
+from drivers.channels import LIGHT_CHANNELS
+from drivers.plausibility import expected_irradiance_problem
 from drivers.types import Bound, DriverInfo
 
 # CLINICAL.md, turn 2, "Backup time": team default margin 1.25 × the expected time at the calibrated irradiance.
@@ -22,20 +21,21 @@ BACKUP_TIME_MARGIN = 1.25
 # Plus the shutter's opening and closing (5 ms each on the handpiece) and one 10 ms telemetry frame, so that a very
 # short exposure at exactly the calibrated output is not cut by its own mechanics.
 BACKUP_TIME_EXTRA_S = 0.02
-BACKUP_TIME_RANGE_S = (0.01, 3600.0)  # the device's bound (5000 mJ/cm² at 2 mW/cm² would take 2500 s)
+BACKUP_TIME_RANGE_S = (0.01, 3600.0)  # the device's bound (the host never asks for more than ~125 s)
 
 
 def backup_time_s(target_dose_mj_cm2: float, expected_irradiance_mw_cm2: float) -> float:
     """Backup exposure time in s: 1.25 × target / expected irradiance + 0.02 s (1 mW/cm² for 1 s = 1 mJ/cm²).
 
-    Raises DeviceError if the expected irradiance is not a positive, plausible number (no backup can be computed,
-    so no exposure may be prepared).
+    Raises DeviceError if the expected irradiance is not plausible (`drivers.plausibility.expected_irradiance_problem`:
+    50–300 mW/cm²): no backup can be computed, so no exposure may be prepared. (A tiny irradiance once gave the
+    device's maximum of 3600 s, which is no bound; at 50 mW/cm² the 5000 mJ/cm² maximum takes 125 s.)
     """
-    irr = float(expected_irradiance_mw_cm2)
-    if not (math.isfinite(irr) and 0.0 < irr <= MAX_IRRADIANCE_MW_CM2):
-        raise DeviceError(f"the expected irradiance {irr:g} mW/cm² is not plausible: no backup time can be computed; "
-                          "check the light's calibration")
-    t = BACKUP_TIME_MARGIN * float(target_dose_mj_cm2) / irr + BACKUP_TIME_EXTRA_S
+    problem = expected_irradiance_problem(expected_irradiance_mw_cm2)
+    if problem:
+        raise DeviceError(f"the expected irradiance is not plausible ({problem}): no backup time can be computed; "
+                          "run a radiometer check of the light (`python main.py devices check`)")
+    t = BACKUP_TIME_MARGIN * float(target_dose_mj_cm2) / float(expected_irradiance_mw_cm2) + BACKUP_TIME_EXTRA_S
     return min(max(t, BACKUP_TIME_RANGE_S[0]), BACKUP_TIME_RANGE_S[1])
 
 

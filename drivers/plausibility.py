@@ -7,8 +7,8 @@ before the block is published, so the safety monitor, the session and the record
   backward frame, or one from the far future, is rejected whole. A device whose clock really restarted (a reboot the
   host did not see) is followed again once `REBASE_AFTER_FRAMES` frames in a row agree with each other.
 - `Plausibility`: every sample against its channel's declaration (`drivers.types.Channel`): the physical range, and
-  for integrating channels (the dose) no fall while the device stays active and no rise faster than the declared
-  maximum rate on the device clock. Failing samples are dropped and reported; the others are kept.
+  for integrating channels (the dose) no fall while the device stays active, no rise while it stays inactive (a
+  closed shutter delivers nothing), and no rise faster than the declared maximum rate on the device clock. Failing samples are dropped and reported; the others are kept.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drivers.channels import MAX_IRRADIANCE_MW_CM2, MIN_EXPECTED_IRRADIANCE_MW_CM2
 from drivers.types import Channel
 
 CLOCK_SLACK_S = 0.5  # how far the device clock may run ahead of the host's between two frames (bursts, buffering)
@@ -112,11 +113,9 @@ class Plausibility:
         active = block[self.active_field].astype(bool)
         for c in self.channels:
             if c.exposure_monotonic or c.max_rise_per_s < math.inf:
-                bad = self._sequence(c, block[c.name].astype(np.float64), block["t_device_us"], active, ok)
+                bad, why = self._sequence(c, block[c.name].astype(np.float64), block["t_device_us"], active, ok)
                 if bad.any():
                     i = int(np.argmax(bad))
-                    why = (f"fell during an exposure or rose faster than {c.max_rise_per_s:g} {c.unit}/s "
-                           f"of device time")
                     violations.append(Violation(c.name, c.unit, float(block[c.name][i]), why, int(bad.sum())))
                 ok &= ~bad
         if n:
@@ -124,9 +123,12 @@ class Plausibility:
         return ok, violations
 
     def _sequence(self, c: Channel, v: np.ndarray, t_us: np.ndarray, active: np.ndarray,
-                  ok: np.ndarray) -> np.ndarray:
-        """Samples that break monotonicity or the rise rate, each against the last accepted one before it."""
+                  ok: np.ndarray) -> tuple[np.ndarray, str]:
+        """(samples that break monotonicity or the rise rate, each against the last accepted one before it; why the
+        first of them did). An exposure-monotonic value also never rises while the device is inactive (between two
+        inactive samples: a closed shutter delivers no dose)."""
         bad = np.zeros(len(v), bool)
+        why = ""
         last = self._last.get(c.name)
         v, t_us, active, ok = v.tolist(), t_us.tolist(), active.tolist(), ok.tolist()  # fast scalar access
         for i in range(len(v)):  # ≤ 255 samples; in range samples only (the others are already rejected)
@@ -135,12 +137,30 @@ class Plausibility:
             if last is not None:
                 v0, t0, active0 = last
                 dt_s = max(0, t_us[i] - t0) / 1e6
-                fell = c.exposure_monotonic and active0 and active[i] and v[i] < v0 - MONOTONIC_EPS
-                rose = v[i] - v0 > c.max_rise_per_s * dt_s + MONOTONIC_EPS
-                if fell or rose:
+                problem = ""
+                if c.exposure_monotonic and active0 and active[i] and v[i] < v0 - MONOTONIC_EPS:
+                    problem = f"fell from {v0:g} during an exposure"
+                elif c.exposure_monotonic and not active0 and not active[i] and v[i] > v0 + MONOTONIC_EPS:
+                    problem = f"rose from {v0:g} while the device was inactive"
+                elif v[i] - v0 > c.max_rise_per_s * dt_s + MONOTONIC_EPS:
+                    problem = f"rose from {v0:g} faster than {c.max_rise_per_s:g} {c.unit}/s of device time"
+                if problem:
                     bad[i] = True
+                    why = why or problem
                     continue
             last = (v[i], t_us[i], active[i])
         if last is not None:
             self._last[c.name] = last
-        return bad
+        return bad, why
+
+
+def expected_irradiance_problem(value: object) -> str:
+    """"" if `value` (mW/cm²) is a plausible irradiance to expect an exposure at (drivers/channels.py:
+    MIN_EXPECTED_IRRADIANCE_MW_CM2–MAX_IRRADIANCE_MW_CM2, 50–300), else what is wrong, in words. The one check of it:
+    the light driver before it computes a backup time, and `main.py devices check` before it records a check."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return f"{value!r} is not a number of mW/cm²"
+    if not MIN_EXPECTED_IRRADIANCE_MW_CM2 <= value <= MAX_IRRADIANCE_MW_CM2:
+        return (f"{value:g} mW/cm² is outside the plausible {MIN_EXPECTED_IRRADIANCE_MW_CM2:g}–"
+                f"{MAX_IRRADIANCE_MW_CM2:g} mW/cm² of a 308 nm handpiece (a failing lamp or a wrong calibration)")
+    return ""

@@ -226,12 +226,16 @@ def decode_frame(encoded: bytes) -> Frame:
     if len(raw) < _HEAD.size + _CRC.size:
         raise FrameError(f"frame too short ({len(raw)} bytes)")
     if len(raw) > MAX_FRAME_BYTES:
-        raise FrameError(f"frame too long ({len(raw)} bytes)")
+        raise FrameTooLong(f"frame too long ({len(raw)} bytes)")
     body, (crc,) = raw[:-2], _CRC.unpack(raw[-2:])
     if crc16(body) != crc:
         raise FrameError("CRC mismatch")
     msg_type, seq = _HEAD.unpack_from(body)
     return Frame(msg_type, seq, body[_HEAD.size :])
+
+
+class FrameTooLong(FrameError):
+    """A frame longer than MAX_FRAME_BYTES."""
 
 
 class FrameDecoder:
@@ -247,6 +251,7 @@ class FrameDecoder:
         self.bad_frames = 0  # CRC, COBS or length errors
         self.resyncs = 0  # times the decoder dropped bytes to find the next frame start
         self.bytes_in = 0
+        self.too_long = 0  # frames longer than MAX_FRAME_BYTES (an answer that cannot be read: say so, not a timeout)
 
     def feed(self, data: bytes) -> list[Frame]:
         self.bytes_in += len(data)
@@ -256,15 +261,17 @@ class FrameDecoder:
             self._tail = b""
             self.bad_frames += 1
             self.resyncs += 1
+            self.too_long += 1
         frames = []
         for part in parts:
             if not part:
                 continue
             try:
                 frames.append(decode_frame(part))
-            except FrameError:
+            except FrameError as exc:
                 self.bad_frames += 1
                 self.resyncs += 1
+                self.too_long += isinstance(exc, FrameTooLong)
                 continue
             self.frames += 1
         return frames
@@ -272,7 +279,10 @@ class FrameDecoder:
 
 # --- payload helpers -----------------------------------------------------------------------------------------------
 def text(payload: bytes) -> str:
-    return payload.decode("utf-8", errors="replace")
+    """A device's own words (FAULT, STATUS, REFUSE): UTF-8; a byte that is not shows as `?` and control characters
+    as spaces, so a message never carries U+FFFD or breaks a line of the log."""
+    decoded = payload.decode("utf-8", errors="replace").replace("\ufffd", "?")
+    return "".join(" " if (ord(ch) < 32 or 127 <= ord(ch) < 160) else ch for ch in decoded).strip()
 
 
 def identity_payload(acked_seq: int, info: dict) -> bytes:
@@ -281,14 +291,21 @@ def identity_payload(acked_seq: int, info: dict) -> bytes:
 
 
 def parse_identity(payload: bytes) -> dict:
+    """The IDENTITY's JSON object; FrameError, in words (never the JSON library's text), if it is not one."""
     if len(payload) < ACK_PAYLOAD.size:
-        raise FrameError("identity payload too short")
+        raise FrameError("its identity is too short to hold anything")
     try:
-        info = json.loads(payload[ACK_PAYLOAD.size :].decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FrameError(f"identity is not JSON: {exc}") from exc
+        text = payload[ACK_PAYLOAD.size :].decode()
+    except UnicodeDecodeError as exc:
+        raise FrameError(f"its identity is not UTF-8 text (byte {exc.start})") from None
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FrameError(f"its identity is not JSON (unreadable at character {exc.pos})") from None
+    except RecursionError:
+        raise FrameError("its identity is JSON nested too deeply to read") from None
     if not isinstance(info, dict):
-        raise FrameError("identity is not a JSON object")
+        raise FrameError("its identity is JSON but not an object of named fields")
     return info
 
 

@@ -15,7 +15,7 @@ class Channel:
 
     A decoded sample outside [minimum, maximum] is implausible (a CRC-valid frame is only well-formed, not true).
     `exposure_monotonic`: the value never falls while the device stays active (it may restart when an exposure
-    starts), and never rises faster than `max_rise_per_s` (per second of *device* time; inf: no rate bound).
+    starts), never rises while it stays inactive (between two inactive samples), and never rises faster than `max_rise_per_s` (per second of *device* time; inf: no rate bound).
     """
 
     name: str
@@ -85,14 +85,22 @@ class DriverInfo:
         kind = ident.extra.get("kind")
         problems = []
         if kind != self.kind:
-            problems.append(f"it says it is a {kind!r} device, not a {self.kind!r} one" if kind is not None
-                            else f"it does not say it is a {self.kind!r} device")
+            problems.append(f"it says it is {kind_words(kind)}, not {kind_words(self.kind)}" if kind is not None
+                            else f"it does not say it is {kind_words(self.kind)}")
         if self.model_prefixes and not ident.model.startswith(self.model_prefixes):
             problems.append(f"its model {ident.model!r} is not one of {', '.join(self.model_prefixes)}")
         if ident.protocol_version not in self.protocol_versions:
             want = ", ".join(str(v) for v in self.protocol_versions)
-            problems.append(f"it speaks protocol version {ident.protocol_version}, this driver speaks {want}")
+            problems.append(f"it speaks protocol version {ident.protocol_text()}, this driver speaks {want}")
         return "; ".join(problems)
+
+
+KIND_WORDS = {"light": "a UV light", "needling": "a microneedling pen"}  # a driver's kind, in words for a message
+
+
+def kind_words(kind: object) -> str:
+    """`a UV light`, `a microneedling pen`, or `a 'x' device` for a kind no driver here has."""
+    return KIND_WORDS.get(str(kind), f"a {kind!r} device")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +112,7 @@ class Identity:
     firmware: str
     protocol_version: int
     extra: dict[str, Any] = field(default_factory=dict)  # lamp_hours, cartridge_strokes, calibration, ...
+    protocol_version_raw: Any = None  # what the device sent when it was not a whole number (then the version is 0)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Identity:
@@ -114,7 +123,15 @@ class Identity:
             firmware=str(d.get("firmware", "?")),
             protocol_version=_int_or_zero(d.get("protocol_version", 0)),
             extra={k: v for k, v in d.items() if k not in known},
+            protocol_version_raw=None if _int_or_zero(raw := d.get("protocol_version", 0)) == raw and not
+            isinstance(raw, bool) else raw,
         )
+
+    def protocol_text(self) -> str:
+        """The protocol version as the device sent it, for a message: `1`, or `'2' (not a whole number)`."""
+        if self.protocol_version_raw is None:
+            return str(self.protocol_version)
+        return f"{self.protocol_version_raw!r} (not a whole number)"
 
     def as_dict(self) -> dict[str, Any]:
         return {

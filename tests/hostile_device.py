@@ -105,6 +105,7 @@ class HostileDevice:
     stream: bool = True
     period_us: int = 500
     samples_per_frame: int = 20
+    identity_raw: bytes | None = None  # sent as the IDENTITY's JSON instead of `identity`, byte for byte
 
     def __post_init__(self) -> None:
         self.master, self._slave = os.openpty()
@@ -116,6 +117,7 @@ class HostileDevice:
         self.target_mdose = 0
         self.sample = LightSample()
         self.dose_rate_udose_per_sample = 0  # added to the dose per streamed sample while flags say active
+        self.idle_dose_rate_udose_per_sample = 0  # added while flags say inactive (a dose that cannot be true)
         self.received: list[tuple[float, int, int, bytes]] = []  # (time, type, seq, payload) from the host
         self.dropped = 0
         self._lock = threading.Lock()
@@ -189,6 +191,8 @@ class HostileDevice:
                 for _ in range(self.samples_per_frame):
                     if self.sample.flags & 1:
                         self.sample.dose_udose += self.dose_rate_udose_per_sample
+                    else:
+                        self.sample.dose_udose += self.idle_dose_rate_udose_per_sample
                     samples.append(LightSample(**vars(self.sample)))
                 try:
                     self.send(TELEMETRY, self.telemetry_payload(samples))
@@ -226,7 +230,8 @@ class HostileDevice:
         if msg_type == HEARTBEAT:
             return
         if msg_type == IDENTIFY:
-            self.send(IDENTITY, struct.pack("<H", seq) + json.dumps(self.identity).encode())
+            body = self.identity_raw if self.identity_raw is not None else json.dumps(self.identity).encode()
+            self.send(IDENTITY, struct.pack("<H", seq) + body)
             return
         if msg_type == STOP:
             self.sample.flags &= ~1

@@ -121,3 +121,114 @@ def test_a_trainer_scenario_with_a_low_sensor_ends_at_the_backup_time_and_audits
         assert res["outcome"] == "interrupted" and 0.5 * target < res["delivered_dose_mj_cm2"] < 0.7 * target
         assert audit(rec).same
     assert main(["audit", str(result.recording)]) == 0
+
+
+def test_after_a_backup_time_trip_the_rest_of_the_step_waits_for_a_radiometer_check(sim):
+    """Findings v10 #1: a reset and resume after `backup_time` let the same low sensor measure "what is left" (the
+    skin got 191 % of the plan over three runs). Now the light step is not resumed, nor any light step started,
+    until a radiometer check is recorded after the trip; the session can end, saving what was given."""
+    from workstation.session import Session, SessionError, State, Step
+
+    rig, tap = sim
+    emu = rig.emulators["light"]
+    session = Session(rig.bus, rig.devices, rig.monitor, operator_id="dr-test")
+    session.connect("dr-test")
+    session.load_plan([Step("a", "abdomen", "light", target_dose_mj_cm2=50.0, area_dose_cap_mj_cm2=1000.0)],
+                      "dr-test")
+    emu.sensor_low(0.5)
+    session.arm("dr-test")
+    first = session.run_step("dr-test")
+    assert first.outcome == "interrupted" and session.state == State.PAUSED
+    assert Interlock.BACKUP_TIME in {t.interlock for t in rig.monitor.trips}
+    true_dose = emu.state().true_dose_mj_cm2
+    assert true_dose > first.delivered_dose_mj_cm2 * 1.5  # the sensor read about half
+    rig.monitor.reset_checked("dr-test")  # the cause (a closed shutter) is gone: the reset itself is allowed
+    with pytest.raises(SessionError, match="radiometer check"):
+        session.resume("dr-test")
+    assert session.state == State.PAUSED and len(session.results) == 1
+    assert not emu.state().active and emu.state().true_dose_mj_cm2 == pytest.approx(true_dose)
+    session.finish("dr-test")  # what was given is kept: partial
+    assert session.state == State.ABORTED and session.outcome() == "partial"
+
+
+def test_a_recorded_radiometer_check_lets_the_step_go_on(sim, tmp_path):
+    from workstation.session import Session, SessionError, State, Step
+    from workstation.store import ClinicStore
+    from workstation.store.calibration import add_check, check_since
+
+    rig, tap = sim
+    emu = rig.emulators["light"]
+    session = Session(rig.bus, rig.devices, rig.monitor, operator_id="dr-test")
+    session.connect("dr-test")
+    session.load_plan([Step("a", "abdomen", "light", target_dose_mj_cm2=40.0, area_dose_cap_mj_cm2=1000.0)],
+                      "dr-test")
+    emu.sensor_low(0.5)
+    session.arm("dr-test")
+    session.run_step("dr-test")
+    rig.monitor.reset_checked("dr-test")
+    serial = rig.devices["light"].identity.serial_number
+    at = session.sensor_doubt_at["light"]
+    store = ClinicStore.open(tmp_path / "s.sqlite3", training=True, recordings_root=tmp_path)
+    try:
+        assert check_since(store, serial, at) is None
+        import datetime as dt
+        add_check(store, serial, dt.date.today(), "Solarmeter 8.0 #1", 100.0, 50.0, "dr-test")
+        check = check_since(store, serial, at)
+        assert check is not None and check.factor == 2.0
+    finally:
+        store.close()
+    session.sensor_checked("light", check.who, "checked")
+    assert any(e.kind == "sensor_checked" for e in tap.events)
+    session.resume("dr-test")
+    assert session.state == State.ARMED
+    with pytest.raises(SessionError):
+        session.resume("dr-test")  # only a paused session resumes: the refusal above was the doubt, not this
+
+
+def test_an_implausible_expected_irradiance_prepares_no_exposure(sim):
+    """Findings v10 #2: a calibration of 0.001 mW/cm² gave the device's maximum backup time (3600 s), which is no
+    bound. Now the expected irradiance must be in the one plausible range (drivers/channels.py), or no target."""
+    from drivers.channels import (
+        MAX_IRRADIANCE_MW_CM2,
+        MIN_EXPECTED_IRRADIANCE_MW_CM2,
+        NOMINAL_IRRADIANCE_MW_CM2,
+    )
+
+    for bad in (0.001, 0.05, MIN_EXPECTED_IRRADIANCE_MW_CM2 - 0.01, MAX_IRRADIANCE_MW_CM2 + 0.01, True):
+        with pytest.raises(DeviceError, match="not plausible"):
+            backup_time_s(220.0, bad)
+    for target in (1.0, 220.0, 5000.0):  # over the whole plausible range: at most 3 × the nominal exposure
+        nominal_s = target / NOMINAL_IRRADIANCE_MW_CM2
+        assert backup_time_s(target, MIN_EXPECTED_IRRADIANCE_MW_CM2) <= 3 * nominal_s + BACKUP_TIME_EXTRA_S
+    rig, tap = sim
+    light, emu = rig.devices["light"], rig.emulators["light"]
+    light.calibrated_irradiance_mw_cm2 = 0.001  # as a device reporting it, or an old check in the store
+    before = len([c for c in tap.commands if c.command == "set"])
+    with pytest.raises(DeviceError, match="radiometer check"):
+        light.set_target_dose(100.0)
+    assert len([c for c in tap.commands if c.command == "set"]) == before  # nothing was sent
+    assert not emu.state().target_dose_mj_cm2  # none set
+
+
+def test_after_a_sensor_implausible_trip_the_light_waits_for_a_radiometer_check_too(sim):
+    import threading
+
+    from workstation.session import Session, SessionError, State, Step
+
+    rig, tap = sim
+    emu = rig.emulators["light"]
+    session = Session(rig.bus, rig.devices, rig.monitor, operator_id="dr-test")
+    session.connect("dr-test")
+    session.load_plan([Step("a", "abdomen", "light", target_dose_mj_cm2=200.0, area_dose_cap_mj_cm2=1000.0)],
+                      "dr-test")
+    session.arm("dr-test")
+    worker = threading.Thread(target=session.run_step, args=("dr-test",))
+    worker.start()
+    wait_for(lambda: emu.state().emitting, what="emitting")
+    emu.sensor_glitch()
+    worker.join(5)
+    assert session.state == State.PAUSED
+    assert rig.monitor.trips[0].interlock == Interlock.SENSOR_IMPLAUSIBLE
+    rig.monitor.reset_checked("dr-test")
+    with pytest.raises(SessionError, match="cannot be true.*radiometer check"):
+        session.resume("dr-test")

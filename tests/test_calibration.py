@@ -45,11 +45,26 @@ def test_a_check_keeps_its_factor_and_the_device_its_hours(store):
 
 @pytest.mark.parametrize("measured, reported, meter, who", [
     (0.0, 100.0, "m", "a"), (90.0, float("nan"), "m", "a"), (90.0, 100.0, " ", "a"), (90.0, 100.0, "m", ""),
+    # findings v10 #2 and #8: the driver's plausible range for an expected irradiance, and a factor far from 1
+    (0.001, 0.001, "m", "a"), (49.9, 50.0, "m", "a"), (500.0, 100.0, "m", "a"), (300.1, 300.0, "m", "a"),
+    (100.0, 301.0, "m", "a"), (150.0, 70.0, "m", "a"), (60.0, 130.0, "m", "a"), (True, 100.0, "m", "a"),
 ])
 def test_an_impossible_check_is_refused_in_words(store, measured, reported, meter, who):
     with pytest.raises(UserError):
         cal.add_check(store, "UVB-42", TODAY, meter, measured, reported, who)
     assert not store._all("SELECT * FROM radiometer_checks")
+
+
+def test_the_devices_check_command_refuses_an_implausible_reading_in_words(tmp_path, capsys):
+    db = tmp_path / "clinic.sqlite3"
+    for measured, reported, words in (("0.001", "0.001", "not plausible"), ("500", "100", "not plausible"),
+                                      ("200", "50", "sensor is broken")):
+        assert main(["devices", "--store", str(db), "check", "--serial", "UVB-42", "--meter", "m", "--measured",
+                     measured, "--reported", reported, "--who", "dr. A"]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err
+    with ClinicStore.open(db, training=False) as s:
+        assert not s._all("SELECT * FROM radiometer_checks")
 
 
 def test_status_no_check_overdue_mismatch_and_override(store):
@@ -64,6 +79,7 @@ def test_status_no_check_overdue_mismatch_and_override(store):
     assert cal.status(store, "UVB-42", 1.0, TODAY + timedelta(days=8)).problems == ()
     mismatch = cal.status(store, "UVB-42", 1.1, TODAY)
     assert "factor of 1.1" in mismatch.problems[0]
+    cal.record_device(store, {**IDENT, "calibration": {"factor": 1.1}}, "light")  # as it now reports itself
     cal.override(store, "UVB-42", "radiometer at the service centre", "dr. A", TODAY)
     assert not cal.status(store, "UVB-42", 1.1, TODAY).blocks_clinical_use
     assert cal.status(store, "UVB-42", 1.1, TODAY + timedelta(days=1)).blocks_clinical_use  # only for that day
@@ -131,3 +147,19 @@ def test_the_plan_hook_records_the_connected_light_and_sets_its_backup_basis(tmp
             assert cal.apply_to_plan(store, light, no_light, date.today() + timedelta(days=30)) == no_light
     finally:
         emu.stop()
+
+
+def test_an_override_needs_something_to_override_and_the_list_shows_it(tmp_path, capsys):
+    """Findings v10 #9: an override was accepted for a device neither overdue nor mismatched, and the list did not
+    show today's override."""
+    db = tmp_path / "clinic.sqlite3"
+    with ClinicStore.open(db, training=False) as s:
+        cal.record_device(s, IDENT, "light")
+        cal.add_check(s, "UVB-42", date.today(), "meter", 95.0, 95.0, "dr. A")
+        with pytest.raises(UserError, match="nothing to override"):
+            cal.override(s, "UVB-42", "just in case", "dr. A", date.today())
+        assert not s._all("SELECT * FROM calibration_overrides")
+        cal.record_device(s, {**IDENT, "calibration": {"factor": 1.2}}, "light")  # recalibrated elsewhere
+        cal.override(s, "UVB-42", "radiometer at the service centre", "dr. B", date.today())
+    assert main(["devices", "--store", str(db)]) == 0
+    assert "overridden today: radiometer at the service centre (dr. B)" in capsys.readouterr().out

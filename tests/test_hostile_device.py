@@ -5,6 +5,7 @@ session, the recorder and the plots take their values from)."""
 
 from __future__ import annotations
 
+import json
 import struct
 import threading
 import time
@@ -13,9 +14,10 @@ import numpy as np
 import pytest
 
 from drivers import protocol as p
-from drivers.base import NotConnected, WrongDevice
+from drivers.base import DeviceError, NotConnected, WrongDevice
 from drivers.light import UVB308Light
 from drivers.pen import MicroneedlingPen
+from drivers.plausibility import REBASE_AFTER_FRAMES
 from tests.conftest import Tap, make_emulator, wait_for
 from tests.hostile_device import (
     ACK,
@@ -173,8 +175,30 @@ def test_odd_but_well_formed_reports_are_taken_without_harm(station):
     dev.send(FAULT, struct.pack("<HH", 0xFFFF, 0xFFFF) + b"\xff")
     dev.send(IDENTITY, struct.pack("<H", 4321) + b"[1, 2]")  # answers nothing that was asked
     wait_for(lambda: tap.kinds("fault"), what="fault event")
-    assert tap.kinds("device_state")[-1].details["state"] == "200"
+    status = tap.kinds("device_state")[-1]
+    assert status.details["state"] == "unknown (200)" and status.details["reason"] == "unknown (201)"
+    # findings v10 #9: no U+FFFD on screen; a STATUS without readable words says its state and reason
+    assert "\ufffd" not in status.message + tap.kinds("fault")[-1].message
+    assert status.message == "light: ??"
+    dev.send(STATUS, bytes([200, 201]))
+    wait_for(lambda: tap.kinds("device_state")[-1].message == "light: state unknown (200), reason unknown (201)",
+             what="a STATUS in words")
     assert_alive(dev, drv, tap)
+
+
+def test_a_device_clock_gap_while_idle_is_one_event_a_second_not_one_a_frame(station):
+    dev, drv, monitor, tap = station()
+    n = len([e for e in tap.kinds("connection") if "device time" in e.message])
+    dev.stream = False
+    time.sleep(0.05)
+    for _ in range(40):  # 300 ms of device time missing before every 10 ms frame, for 0.4 s
+        with dev._lock:
+            dev.t_us += 300_000
+        dev.send(TELEMETRY, dev.telemetry_payload())
+        time.sleep(0.01)
+    wait_for(lambda: drv.counters.frames > 40, what="frames read")
+    gaps = [e for e in tap.kinds("connection") if "device time" in e.message][n:]
+    assert 1 <= len(gaps) <= 2, [e.message for e in gaps]
 
 
 def test_a_repeated_telemetry_frame_is_dropped_not_counted_twice(station):
@@ -197,6 +221,32 @@ def test_a_device_clock_that_restarted_is_followed_after_five_consistent_frames(
     wait_for(lambda: any("clock restarted" in e.message for e in tap.kinds("connection")), what="re-based")
     assert drv.counters.rejected_frames >= 4
     assert_alive(dev, drv, tap)
+
+
+def test_a_device_whose_sequence_and_clock_restart_is_followed_again(station):
+    """Findings v10 #7: a reboot with the port open restarted the sequence; every telemetry frame was rejected until
+    the numbers caught up (up to 32768 frames) and the device was silently lost. Now re-based like the clock."""
+    dev, drv, monitor, tap = station()
+    with dev._lock:
+        dev.seq = (dev.seq - 20_000) & 0xFFFF  # far behind the expected number: the device rebooted
+    dev.t_us = 1_000
+    wait_for(lambda: any("sequence numbers restarted" in e.message for e in tap.kinds("connection")),
+             what="sequence re-based")
+    wait_for(lambda: any("clock restarted" in e.message for e in tap.kinds("connection")), what="clock re-based")
+    assert not monitor.trips  # idle device, re-based within about 10 frames (100 ms): nothing lost
+    assert_alive(dev, drv, tap)
+
+
+def test_a_lone_repeated_sequence_number_is_rejected_and_never_re_bases(station):
+    dev, drv, monitor, tap = station()
+    n = drv.counters.seq_repeats
+    dev.stream = False
+    time.sleep(0.05)
+    old = (drv._expected_seq - 1000) & 0xFFFF
+    for _ in range(REBASE_AFTER_FRAMES + 2):  # the same old number again and again: a replay, not a restart
+        dev.send_raw(wire(TELEMETRY, old, dev.telemetry_payload()))
+    wait_for(lambda: drv.counters.seq_repeats >= n + REBASE_AFTER_FRAMES + 2, what="repeats counted")
+    assert not any("sequence numbers restarted" in e.message for e in tap.kinds("connection"))
 
 
 # --- 1''. a thread that ends, for any cause, is an honest disconnect ----------------------------------------------
@@ -314,6 +364,25 @@ def test_a_huge_dose_right_after_dose_reached_never_reaches_the_bus(station):
     assert_alive(dev, drv, tap)
 
 
+def test_a_dose_rising_with_the_shutter_closed_never_reaches_the_bus(station):
+    """Findings v10 #3: after DOSE_REACHED, shutter closed and irradiance 0, the dose crept up 0.149 mJ/cm² per sample
+    (under the rate cap) and the session completed with 10.96 delivered for a true 5.0. A closed shutter delivers no
+    dose: every such sample is rejected and reported, and the last true dose stays the delivered one."""
+    dev, drv, monitor, tap = station()
+    delivered = _expose(dev, tap)
+    n = drv.counters.implausible_samples
+    dev.idle_dose_rate_udose_per_sample = 149
+    wait_for(lambda: drv.counters.implausible_samples > n + 200, what="rising idle samples rejected")
+    assert float(all_values(tap, "dose_mj_cm2").max()) == pytest.approx(delivered)
+    ev = tap.kinds("implausible")[-1]
+    assert ev.details["channel"] == "dose_mj_cm2" and "inactive" in ev.details["why"]
+    # No plausible sample arrives any more: that is lost telemetry (heartbeats stop), never a false dose.
+    wait_for(lambda: monitor.trips, what="telemetry_lost")
+    assert {t.interlock for t in monitor.trips} == {Interlock.TELEMETRY_LOST}
+    assert all(t.is_alive() for t in drv._threads[:1])  # the reader goes on rejecting
+    assert float(all_values(tap, "dose_mj_cm2").max()) == pytest.approx(delivered)
+
+
 @pytest.mark.parametrize("sample, channel", [
     (LightSample(dose_udose=0xFFFFFFFF, flags=ACTIVE), "dose_mj_cm2"),
     (LightSample(temp_cc=-32768, flags=ACTIVE), "lamp_temp_c"),
@@ -340,8 +409,8 @@ def test_an_implausible_sample_while_emitting_trips_sensor_implausible(station, 
 
 
 # --- 4. identity -------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("drv_cls, emu_kind, word", [(UVB308Light, "pen", "needling"), (MicroneedlingPen, "light",
-                                                                                         "'light'")])
+@pytest.mark.parametrize("drv_cls, emu_kind, word", [(UVB308Light, "pen", "microneedling pen"),
+                                                     (MicroneedlingPen, "light", "a UV light")])
 def test_a_device_of_the_other_kind_is_refused_naming_the_port_and_what_answered(drv_cls, emu_kind, word):
     emu = make_emulator(emu_kind).start()
     bus, tap = SessionBus(), Tap()
@@ -358,10 +427,13 @@ def test_a_device_of_the_other_kind_is_refused_naming_the_port_and_what_answered
 
 @pytest.mark.parametrize("change, word", [
     ({"protocol_version": 1}, "protocol version 1"),
-    ({"protocol_version": "two"}, "protocol version 0"),
+    ({"protocol_version": "two"}, "protocol version 'two' \\(not a whole number\\)"),
+    ({"protocol_version": "2"}, "protocol version '2' \\(not a whole number\\)"),  # findings v10 #5
+    ({"protocol_version": 2.0}, "protocol version 2.0 \\(not a whole number\\)"),
+    ({"protocol_version": True}, "protocol version True \\(not a whole number\\)"),
     ({"kind": None}, "does not say"),
     ({"model": "Other lamp 9000"}, "Other lamp 9000"),
-], ids=["old-protocol", "version-not-int", "no-kind", "other-model"])
+], ids=["old-protocol", "version-not-int", "version-text", "version-float", "version-bool", "no-kind", "other-model"])
 def test_an_identity_that_does_not_match_the_declaration_is_refused(change, word):
     ident = {**LIGHT_IDENTITY, **change}
     ident = {k: v for k, v in ident.items() if v is not None}
@@ -378,6 +450,29 @@ def test_an_identity_that_does_not_match_the_declaration_is_refused(change, word
         assert HEARTBEAT not in sent and not tap.blocks
         time.sleep(0.3)
         assert not drv.connected
+    finally:
+        dev.stop()
+
+
+@pytest.mark.parametrize("raw, words", [
+    (b"[" * 1010, "nested too deeply"),  # findings v10 #6: RecursionError, then a timeout
+    (json.dumps({**LIGHT_IDENTITY, "serial_number": "S" * 900}).encode(), "longer than the 1024 bytes"),
+    (b"\xff\xfe", "not UTF-8"),
+    (b"{\"model\": ", "not JSON"),
+    (b"[1, 2]", "not an object"),
+], ids=["deep", "too-long", "not-utf8", "truncated", "array"])
+def test_an_unreadable_identity_is_refused_promptly_in_words(raw, words):
+    dev = HostileDevice(identity_raw=raw).start()
+    try:
+        drv = UVB308Light(dev.port, bus=SessionBus(), command_timeout_s=1.0)
+        t = time.monotonic()
+        with pytest.raises(DeviceError, match=f"sent an unreadable identity.*{words}") as err:
+            drv.connect()
+        assert time.monotonic() - t < 0.8, "refused only after the command timeout"
+        text = str(err.value) + drv.last_rejection
+        assert dev.port in str(err.value)
+        assert "Error" not in text and "Expecting" not in text and "line 1" not in text, text
+        drv.close()
     finally:
         dev.stop()
 
@@ -400,7 +495,7 @@ def test_swapped_cables_are_refused_by_the_rig_in_words():
         text = str(err.value)
         # one sentence naming both ports and what answered on each
         assert f"The port {pen.port} given for the light answered as a microneedling pen" in text
-        assert f"the port {light.port} given for the pen answered as a light" in text
+        assert f"the port {light.port} given for the pen answered as a UV light" in text
         assert not pen.state().armed and not pen.state().active  # it got STOP and ARM 0, nothing else
     finally:
         light.stop()

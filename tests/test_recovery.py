@@ -222,7 +222,7 @@ def test_swapped_ports_are_refused_naming_the_port_and_what_answered():
             Rig.clinical({"light": pen.port, "pen": light.port})
         text = str(err.value)
         assert f"The port {pen.port} given for the light answered as a microneedling pen" in text
-        assert f"the port {light.port} given for the pen answered as a light" in text and "are swapped" in text
+        assert f"the port {light.port} given for the pen answered as a UV light" in text and "are swapped" in text
     finally:
         light.stop()
         pen.stop()

@@ -91,3 +91,36 @@ def test_event_sentences_have_no_identifiers() -> None:
     gone = Event(now_s(), "connection", "high", "pen", "pen disconnected (device reports readiness to read but "
                  "returned no data) /dev/pts/3", {})
     assert event_sentence(gone) == "The needling pen is disconnected: check its cable."
+
+
+def test_ports_the_user_typed_are_shown_as_typed_and_drivers_in_words() -> None:
+    """Findings v10 #4: a typed /dev/pts port became "its port"; a driver's identifier reached the screen."""
+    from drivers.types import DriverInfo, Identity
+    from workstation.ui.wording import keep_ports
+
+    keep_ports(["/dev/pts/41"])
+    text = scrub("The port /dev/pts/41 given for the light answered as a microneedling pen; /dev/pts/42 too")
+    assert "/dev/pts/41 given" in text and "/dev/pts/42" not in text and "its port too" in text
+    info = DriverInfo(name="light-uvb308", kind="light", version="1", description="", nominal_rate_hz=1.0,
+                      channels=(), bounds=(), protocol_versions=(2,))
+    problem = info.identity_problem(Identity("UVB-308", "S1", "f", 1, {"kind": "needling"}))
+    assert "a microneedling pen, not a UV light" in problem and "'" not in problem
+
+
+def test_a_refusal_on_the_worker_is_not_logged_as_a_failure(qtbot, caplog) -> None:
+    import logging
+
+    from workstation.errors import UserError
+    from workstation.ui.bus_bridge import Tasks
+
+    tasks = Tasks()
+    got = []
+
+    def refuse():
+        raise UserError("The light waits for a radiometer check.")
+
+    with caplog.at_level(logging.INFO):
+        tasks.run(refuse, got.append, got.append)
+        qtbot.waitUntil(lambda: bool(got), timeout=5000)
+    assert isinstance(got[0], UserError)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PyQt6.QtCore import Qt
 from test_ui_session import SCENARIOS, TIMEOUT_MS, arm, run_step, start_training
 
@@ -307,3 +308,37 @@ def test_confirming_healing_at_the_next_visit_releases_the_area_for_light(qtbot,
         for emu in emulators:
             emu.stop()
 
+
+
+def test_after_a_backup_time_trip_resume_is_refused_until_a_radiometer_check(qtbot, window: MainWindow,
+                                                                                tmp_path: Path) -> None:
+    """Findings v10 #1 through the window: a low sensor stops at the backup time; reset is allowed, but Resume says
+    why the rest of the light step waits for a radiometer check; a check recorded lets it go on."""
+    from workstation.store.calibration import add_check
+
+    win, tv = window, window.treatment
+    start_training(qtbot, win, "combined-uneventful.toml")
+    arm(qtbot, win)
+    light = win.controller.rig.emulators["light"]
+    inject(qtbot, win, "light", "sensor_low")
+    click(qtbot, tv.start_step_button)
+    qtbot.waitUntil(lambda: "backup_time" in tv.interlocks.tripped(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not tv.step_running, timeout=TIMEOUT_MS)
+    true_dose = light.state().true_dose_mj_cm2
+    click(qtbot, tv.reset_button)  # the device's latch is reset; the light stays refused, saying why
+    qtbot.waitUntil(lambda: said(win, "until a radiometer check is recorded"), timeout=TIMEOUT_MS)
+    assert not tv.interlocks.tripped() and light.state().faults == 0
+    assert win.controller.session.state == State.PAUSED
+    assert not tv.resume_button.isEnabled() and not tv.start_step_button.isEnabled()
+    assert light.state().true_dose_mj_cm2 == true_dose and not light.state().active
+    visit = win.controller.visit  # the trainer records the check (as `main.py devices check --simulate` does)
+    reading = light.radiometer_reading_mw_cm2()
+    win.controller.tasks.run(lambda: add_check(visit.store, visit.rig.devices["light"].identity.serial_number,
+                                               dt.date.today(), "Solarmeter #1", reading, reading / 2, "trainer"),
+                             lambda _r: None, lambda exc: pytest.fail(str(exc)))
+    qtbot.waitUntil(lambda: tv.reset_button.isEnabled(), timeout=TIMEOUT_MS)
+    click(qtbot, tv.reset_button)
+    click(qtbot, tv.resume_button)
+    qtbot.waitUntil(lambda: win.controller.session.state == State.ARMED, timeout=TIMEOUT_MS)
+    summary = end(qtbot, win)
+    assert summary["state"] == "partial"

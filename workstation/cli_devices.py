@@ -72,6 +72,7 @@ def _list(args: argparse.Namespace) -> int:
     with _open(args) as store:
         rows = cal.devices(store)
         days = cal.interval_days(store)
+        overrides = {d.serial_number: cal.override_on(store, d.serial_number, date.today()) for d in rows}
     print(f"Devices on record ({len(rows)}); radiometer check every {days} days")
     if not rows:
         print(f"  none yet: a device is recorded when it is connected or checked (`{command('devices check')}`).")
@@ -81,7 +82,8 @@ def _list(args: argparse.Namespace) -> int:
         last = "never" if d.last_check is None else (f"{d.last_check.checked_on} factor {d.last_check.factor:g} "
                                                      f"({d.last_check.reference_meter}, {d.last_check.who})")
         due = "now" if d.due_on is None else (f"{d.due_on}" + (" OVERDUE" if d.due_on < today else ""))
-        print(f"  {d.kind:<8} {d.serial_number:<18} {d.model:<40} lamp {hours:<10} last check {last}; due {due}")
+        print(f"  {d.kind:<8} {d.serial_number:<18} {d.model:<40} lamp {hours:<10} last check {last}; due {due}"
+              + (f"; overridden today: {overrides[d.serial_number]}" if overrides[d.serial_number] else ""))
     return 0
 
 

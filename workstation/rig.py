@@ -16,6 +16,7 @@ from typing import Any
 from drivers.base import DeviceError, SerialDevice
 from drivers.discovery import driver_for
 from drivers.errors import WrongDevice
+from drivers.types import kind_words
 from workstation.bus import Event, SessionBus, now_s
 from workstation.errors import UserError
 from workstation.safety import SafetyMonitor
@@ -100,7 +101,7 @@ class Rig:
                 raise UserError(f"The {name} could not be connected: {exc}") from exc
             answered = str(ident.extra.get("kind", "") or "")
             if answered and answered != dev.INFO.kind:
-                what = {"light": "a light", "needling": "a microneedling pen"}.get(answered, f"a {answered} device")
+                what = kind_words(answered)
                 wrong.append(f"the port {dev.port} given for the {name} answered as {what} ({ident.model} s/n "
                              f"{ident.serial_number})")
             identities[name] = ident.as_dict()

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 from drivers.base import DeviceError, SerialDevice
 from workstation.bus import BaseSink, Event, SessionBus, now_s
 from workstation.outcome import delivered_by_runs, merge_runs, session_outcome, summarize
-from workstation.safety import SafetyMonitor, StepLimits, Trip
+from workstation.safety import Interlock, SafetyMonitor, StepLimits, Trip
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,11 @@ DEPTH_SETTLE_S = 1.0  # time allowed for the pen's depth stop to reach a new set
 DEPTH_SETTLE_TOLERANCE_MM = 0.02
 INACTIVE_CONFIRM_S = 0.5  # after a STOP, telemetry must show the device inactive (the pen brakes for ~50 ms)
 NOTE_MAX_CHARS = 500
+# Trips that put a device's own dose reading in doubt: a sensor reading low stops at the backup time, and a reading
+# the driver rejected is no reading at all. "What is left" of the step would be measured by the same sensor, so
+# no more light from that device in this session until a radiometer check is recorded (`sensor_checked`). The pen
+# measures no dose: its implausible readings trip and reset as any other interlock.
+SENSOR_DOUBT_INTERLOCKS = (Interlock.BACKUP_TIME, Interlock.SENSOR_IMPLAUSIBLE)
 MIN_DEVICE_DOSE_MJ_CM2 = 1.0  # the light's smallest settable target (drivers/light.py bounds)
 
 
@@ -130,6 +136,8 @@ class Session(BaseSink):
         self._exposure = _Exposure()
         self._last_seen: dict[str, tuple[float, bool]] = {}  # device -> (t_host_s, active) of its last block
         self._last_depth = (0.0, 0.0)  # (t_host_s, measured depth mm) of the pen's last block
+        self.sensor_doubt: dict[str, Trip] = {}  # device -> the trip that put its dose sensor in doubt
+        self.sensor_doubt_at: dict[str, str] = {}  # device -> when (UTC, ISO seconds): a check must be later
         monitor.on_trip.append(self._on_trip)
         bus.subscribe(self)
 
@@ -199,6 +207,8 @@ class Session(BaseSink):
             raise SessionError(f"arm the session before starting a step (it is {self._state}).")
         if self.monitor.is_tripped():
             raise SessionError("an interlock is latched: reset it before starting a step.")
+        if step.modality == "light":
+            self.refuse_if_sensor_in_doubt("light")
         self._interrupt.clear()
         self._transition(State.TREATING, f"step {self.current + 1}: {step.describe()}", who)
         self._step_event("step_started", step, f"step {self.current + 1} started: {step.describe()}")
@@ -358,8 +368,36 @@ class Session(BaseSink):
             raise SessionError(f"only a paused session can resume (it is {self._state}).")
         if self.monitor.is_tripped():
             raise SessionError("an interlock is latched: check the cause, then reset the interlocks to resume.")
+        step = self.next_step
+        if step is not None and step.modality == "light":
+            self.refuse_if_sensor_in_doubt("light")
         self._interrupt.clear()
         self._transition(State.ARMED, "resumed", who)
+
+    def sensor_checked(self, device: str, who: str, check: str) -> None:
+        """A radiometer check was recorded after the trip that put `device`'s dose sensor in doubt: its light may
+        be given again (the driver's backup times use the new check). `check` says which check, for the record."""
+        trip = self.sensor_doubt.pop(device, None)
+        self.sensor_doubt_at.pop(device, None)
+        if trip is not None:
+            self.bus.publish_event(Event(now_s(), "sensor_checked", "info", "operator",
+                                         f"the {device}'s dose sensor was checked after the {trip.interlock} "
+                                         f"interlock: {check}", {"device": device, "who": who,
+                                                                "interlock": trip.interlock, "check": check}))
+
+    def refuse_if_sensor_in_doubt(self, device: str) -> None:
+        """Raises SessionError, in words, while `device`'s dose sensor is in doubt (SENSOR_DOUBT_INTERLOCKS)."""
+        trip = self.sensor_doubt.get(device)
+        if trip is None:
+            return
+        given, _ = self.delivered_in_step(self.current)
+        why = ("stopped at its backup time, so its dose sensor may read low" if trip.interlock == Interlock.BACKUP_TIME
+               else "sent a reading that cannot be true, so its dose sensor is not to be trusted")
+        raise SessionError(
+            f"The {device} {why}: the dose it reported ({given:.1f} mJ/cm² in this step) may be less than the skin "
+            f"received, and what is left would be measured by the same sensor. No more light from it in this "
+            "session until a radiometer check is recorded (`python main.py devices check`) and the interlocks are "
+            "reset again; or end the session (what was given is saved).")
 
     def operator_stop(self, who: str, why: str = "stopped by the operator") -> None:
         """End the session now: devices stopped, session aborted."""
@@ -413,6 +451,9 @@ class Session(BaseSink):
         """Called on the thread that tripped: never wait here."""
         self._interrupt.set()
         self._exposure.ended.set()
+        if trip.interlock in SENSOR_DOUBT_INTERLOCKS and trip.device == "light" and "light" in self.devices:
+            self.sensor_doubt[trip.device] = trip
+            self.sensor_doubt_at[trip.device] = datetime.now(UTC).isoformat(timespec="seconds")
         if self.abort_on_trip:
             self._stop_all(f"interlock {trip.interlock}")
             self.abort("safety", f"interlock {trip.interlock} on {trip.device}: {trip.message}")

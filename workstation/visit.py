@@ -339,6 +339,7 @@ class Visit:
             raise SessionError("The session is paused: reset the interlocks if any, then press Resume.")
         if session.next_step is None:
             raise SessionError("Every step is done: press End session.")
+        self._take_sensor_checks()
         try:
             return session.run_step(self.operator)
         finally:
@@ -362,6 +363,24 @@ class Visit:
     def resume(self) -> None:
         self._need_session().resume(self.operator)
 
+    def _take_sensor_checks(self) -> None:
+        """A light whose dose sensor a trip put in doubt is trusted again once a radiometer check was recorded in
+        the store after the trip; its backup times then use the irradiance that check measured. Reads the store:
+        on the worker (reset_interlocks, run_step), never the GUI thread."""
+        from workstation.store.calibration import check_since
+
+        session = self.session
+        if session is None:
+            return
+        for device, at in list(session.sensor_doubt_at.items()):
+            dev = self.rig.devices.get(device)
+            ident = getattr(dev, "identity", None)
+            check = check_since(self.store, ident.serial_number, at) if ident is not None else None
+            if check is not None:
+                dev.calibrated_irradiance_mw_cm2 = check.measured_mw_cm2
+                session.sensor_checked(device, check.who, f"{check.measured_mw_cm2:g} mW/cm² measured with "
+                                       f"{check.reference_meter} on {check.checked_on}")
+
     def stop(self, source: str) -> None:
         """The big STOP: both devices stopped by the safety monitor now; the session pauses."""
         if self.session is not None:
@@ -373,7 +392,12 @@ class Visit:
         """The operator's reset: the monitor's latch and every device's latched fault, only when each cause is
         gone (ResetRefused names the one that remains: disconnected, silent, still active, hot, no contact, or
         what the device itself refuses)."""
-        return self.rig.monitor.reset_checked(self.operator)
+        cleared = self.rig.monitor.reset_checked(self.operator)
+        self._take_sensor_checks()
+        session = self.session
+        if session is not None and session.sensor_doubt:
+            session.refuse_if_sensor_in_doubt(next(iter(session.sensor_doubt)))  # raises, saying what to do
+        return cleared
 
     def end(self) -> Saved:
         """Close the session (completed only if every step is done), close its journal row with the outcome,

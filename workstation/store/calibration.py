@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from drivers.channels import CHECK_FACTOR_RANGE, MAX_IRRADIANCE_MW_CM2
+from drivers.plausibility import expected_irradiance_problem
 from workstation.errors import UserError
 from workstation.protocols.library import seeds_dir
 from workstation.store.clinic_store import ClinicStore
@@ -108,10 +110,21 @@ def add_check(store: ClinicStore, serial_number: str, checked_on: date, referenc
         raise UserError("A radiometer check needs the device's serial number.")
     if not reference_meter.strip() or not who.strip():
         raise UserError("A radiometer check needs the reference meter (make and serial) and who made it.")
-    for name, value in (("measured", measured_mw_cm2), ("reported", reported_mw_cm2)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= 1000):
-            raise UserError(f"The {name} irradiance must be a number of mW/cm² above 0 (up to 1000), not {value!r}.")
+    # The measured irradiance becomes the expected one (the backup times): the driver's own plausible range.
+    problem = expected_irradiance_problem(measured_mw_cm2)
+    if problem:
+        raise UserError(f"The measured irradiance is not plausible: {problem}. Check the reference meter's reading "
+                        "and the lamp; nothing was recorded.")
+    if (isinstance(reported_mw_cm2, bool) or not isinstance(reported_mw_cm2, (int, float))
+            or not math.isfinite(reported_mw_cm2) or not 0 < reported_mw_cm2 <= MAX_IRRADIANCE_MW_CM2):
+        raise UserError(f"The reported irradiance must be a number of mW/cm² above 0 and up to "
+                        f"{MAX_IRRADIANCE_MW_CM2:g} (the handpiece's sensor range), not {reported_mw_cm2!r}.")
     factor = measured_mw_cm2 / reported_mw_cm2
+    low, high = CHECK_FACTOR_RANGE
+    if not low <= factor <= high:
+        raise UserError(f"The device reports {reported_mw_cm2:g} mW/cm² where the reference meter reads "
+                        f"{measured_mw_cm2:g} (factor {factor:.3g}, outside {low:g}–{high:g}): its sensor is broken, "
+                        "not off calibration. Have the device serviced; nothing was recorded.")
     check = RadiometerCheck(serial_number, checked_on, reference_meter.strip(), float(measured_mw_cm2),
                             float(reported_mw_cm2), round(factor, 4), who.strip())
     with store.transaction() as c:
@@ -128,6 +141,16 @@ def add_check(store: ClinicStore, serial_number: str, checked_on: date, referenc
 def last_check(store: ClinicStore, serial_number: str) -> RadiometerCheck | None:
     row = store._one("SELECT * FROM radiometer_checks WHERE serial_number = ? ORDER BY checked_on DESC, id DESC "
                      "LIMIT 1", (serial_number,))
+    if row is None:
+        return None
+    return RadiometerCheck(row["serial_number"], date.fromisoformat(row["checked_on"]), row["reference_meter"],
+                           row["measured_mw_cm2"], row["reported_mw_cm2"], row["factor"], row["who"])
+
+
+def check_since(store: ClinicStore, serial_number: str, at_utc_iso: str) -> RadiometerCheck | None:
+    """The last radiometer check of the device recorded at or after `at_utc_iso` (UTC, ISO seconds), or None."""
+    row = store._one("SELECT * FROM radiometer_checks WHERE serial_number = ? AND at >= ? ORDER BY id DESC LIMIT 1",
+                     (serial_number, at_utc_iso))
     if row is None:
         return None
     return RadiometerCheck(row["serial_number"], date.fromisoformat(row["checked_on"]), row["reference_meter"],
@@ -153,6 +176,10 @@ def override(store: ClinicStore, serial_number: str, reason: str, who: str, on: 
         raise UserError("An override of the calibration needs a reason and who gives it.")
     if not _known(store, serial_number):
         raise UserError(f"No device with serial number {serial_number} is on record.")
+    row = store._one("SELECT reported_factor FROM devices WHERE serial_number = ?", (serial_number,))
+    if not status(store, serial_number, row["reported_factor"], on).problems:
+        raise UserError(f"The light {serial_number} has a current radiometer check that matches its reported "
+                        "calibration: there is nothing to override.")
     with store.transaction() as c:
         c.execute("INSERT INTO calibration_overrides (serial_number, reason, who, on_date, at) VALUES (?, ?, ?, ?, ?)",
                   (serial_number, reason.strip(), who.strip(), on.isoformat(), _now()))
@@ -173,9 +200,14 @@ def status(store: ClinicStore, serial_number: str, reported_factor: float | None
         if reported_factor is not None and abs(reported_factor - check.factor) > tolerance * check.factor:
             problems.append(f"the light {serial_number} reports a calibration factor of {reported_factor:g}, the "
                             f"store's last check found {check.factor:g}")
-    row = store._one("SELECT reason FROM calibration_overrides WHERE serial_number = ? AND on_date = ? "
-                     "ORDER BY id DESC LIMIT 1", (serial_number, today.isoformat()))
-    return CalibrationStatus(serial_number, tuple(problems), row["reason"] if row else "")
+    return CalibrationStatus(serial_number, tuple(problems), override_on(store, serial_number, today))
+
+
+def override_on(store: ClinicStore, serial_number: str, day: date) -> str:
+    """The reason of the device's override for `day` ("" if none), with who gave it."""
+    row = store._one("SELECT reason, who FROM calibration_overrides WHERE serial_number = ? AND on_date = ? "
+                     "ORDER BY id DESC LIMIT 1", (serial_number, day.isoformat()))
+    return f"{row['reason']} ({row['who']})" if row else ""
 
 
 def with_calibration(plan: Any, cal: CalibrationStatus, *, clinical: bool) -> Any:

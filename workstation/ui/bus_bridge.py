@@ -19,6 +19,8 @@ import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
 from workstation.bus import BaseSink, Event
+from workstation.errors import UserError
+from workstation.session import SessionError
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,9 @@ class Tasks(QObject):
         def work() -> None:
             try:
                 result = fn()
+            except (UserError, SessionError) as exc:  # a refusal in words for the user: not a failure to trace
+                log.info("background task refused: %s", exc)
+                self._done.put((on_error, exc))
             except Exception as exc:  # noqa: BLE001 - handed to on_error on the GUI thread
                 log.warning("background task failed", exc_info=True)
                 self._done.put((on_error, exc))

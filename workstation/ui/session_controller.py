@@ -18,6 +18,7 @@ from workstation.plotbuffer import PlotBuffers
 from workstation.session import SessionError, State, Step
 from workstation.ui.bus_bridge import ActivityWatch, BusBridge, Tasks
 from workstation.ui.plots import plotted_channels
+from workstation.ui.wording import keep_ports
 from workstation.visit import Places, Saved, Visit
 
 __all__ = ["Saved", "SessionController"]
@@ -99,6 +100,8 @@ class SessionController:
         self._open(make, lambda v: v.plan, done, failed)
 
     def start_clinical(self, ports: dict[str, str], done: Done, failed: Failed) -> None:
+        keep_ports(ports.values())  # the user typed them: messages show them as typed
+
         def make() -> Visit:
             self.mode = "clinical"
             visit = Visit.clinical(ports, self.recordings_dir, store_path=self.places.clinic_store or self.store_path,
@@ -196,7 +199,8 @@ class SessionController:
     def needs_reset(self) -> bool:
         """An interlock is latched, or a device reports a latched fault: Reset interlocks can act."""
         rig = self.rig
-        return rig is not None and rig.monitor.needs_reset()
+        doubt = self.visit is not None and self.visit.session is not None and bool(self.visit.session.sensor_doubt)
+        return rig is not None and (rig.monitor.needs_reset() or doubt)  # a sensor in doubt: reset takes the check
 
     def reset_interlocks(self, done: Done, failed: Failed) -> None:
         """The operator's reset, on the worker: the monitor's latch and the devices' latched faults, only when each

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from workstation.safety import Interlock
@@ -144,9 +145,18 @@ def field_change(field: str, before: Any, after: Any) -> str:
     return f"{name} {before} → {after}"
 
 
+_TYPED_PORTS: set[str] = set()  # ports the user typed in the clinical form: shown as typed
+
+
+def keep_ports(ports: Iterable[str]) -> None:
+    """Ports the user typed (the clinical connect form): `scrub` shows them as typed, even a /dev/pts one."""
+    _TYPED_PORTS.update(str(p) for p in ports)
+
+
 def scrub(text: str) -> str:
-    """Text from elsewhere made fit for a user: device paths hidden, library messages dropped, identifiers named."""
-    text = _PATH.sub("its port", str(text))
+    """Text from elsewhere made fit for a user: device paths hidden (but a port the user typed stays), library
+    messages dropped, identifiers named."""
+    text = _PATH.sub(lambda m: m[0] if m[0] in _TYPED_PORTS else "its port", str(text))
     text = re.sub(r"INTERLOCK (\w+) on (\w+): ",
                   lambda m: f"{interlock_name(m[1])} interlock on the {device_name(m[2])}: ", text)
     text = _LIBRARY_TEXT.sub("the link broke", text)
