@@ -25,6 +25,7 @@ import numpy as np
 from drivers.base import DeviceError, SerialDevice
 from workstation.bus import BaseSink, Event, SessionBus, now_s
 from workstation.outcome import delivered_by_runs, merge_runs, session_outcome, summarize
+from workstation.progname import command
 from workstation.safety import Interlock, SafetyMonitor, StepLimits, Trip
 
 log = logging.getLogger(__name__)
@@ -396,7 +397,7 @@ class Session(BaseSink):
         raise SessionError(
             f"The {device} {why}: the dose it reported ({given:.1f} mJ/cm² in this step) may be less than the skin "
             f"received, and what is left would be measured by the same sensor. No more light from it in this "
-            "session until a radiometer check is recorded (`python main.py devices check`) and the interlocks are "
+            f"session until a radiometer check is recorded (`{command('devices check')}`) and the interlocks are "
             "reset again; or end the session (what was given is saved).")
 
     def operator_stop(self, who: str, why: str = "stopped by the operator") -> None:
