@@ -98,6 +98,7 @@ def _check(args: argparse.Namespace) -> int:
     else:
         if args.serial is None or args.measured is None or args.reported is None:
             raise UserError("A check needs --serial, --measured and --reported (mW/cm²), or --simulate.")
+        cal.check_reading(args.measured, args.reported)  # an impossible reading is refused before signing in
         with _open(args, action="clinical") as store:
             check = cal.add_check(store, args.serial, date.today(), args.meter, args.measured, args.reported,
                                   args.who)

@@ -102,14 +102,9 @@ def record_device(store: ClinicStore, identity: dict[str, Any], kind: str) -> No
             (serial, kind, str(identity.get("model", "?")), _number_or_none(hours), _number_or_none(factor), now, now))
 
 
-def add_check(store: ClinicStore, serial_number: str, checked_on: date, reference_meter: str,
-              measured_mw_cm2: float, reported_mw_cm2: float, who: str) -> RadiometerCheck:
-    """Record a radiometer check; the factor is measured / reported. Raises UserError on impossible input."""
-    serial_number = serial_number.strip()
-    if not serial_number:
-        raise UserError("A radiometer check needs the device's serial number.")
-    if not reference_meter.strip() or not who.strip():
-        raise UserError("A radiometer check needs the reference meter (make and serial) and who made it.")
+def check_reading(measured_mw_cm2: float, reported_mw_cm2: float) -> float:
+    """The factor measured / reported of a radiometer reading, or UserError in words when the reading is impossible
+    (checked before anything else, so an impossible reading is refused before anyone signs in)."""
     # The measured irradiance becomes the expected one (the backup times): the driver's own plausible range.
     problem = expected_irradiance_problem(measured_mw_cm2)
     if problem:
@@ -125,6 +120,18 @@ def add_check(store: ClinicStore, serial_number: str, checked_on: date, referenc
         raise UserError(f"The device reports {reported_mw_cm2:g} mW/cm² where the reference meter reads "
                         f"{measured_mw_cm2:g} (factor {factor:.3g}, outside {low:g}–{high:g}): its sensor is broken, "
                         "not off calibration. Have the device serviced; nothing was recorded.")
+    return factor
+
+
+def add_check(store: ClinicStore, serial_number: str, checked_on: date, reference_meter: str,
+              measured_mw_cm2: float, reported_mw_cm2: float, who: str) -> RadiometerCheck:
+    """Record a radiometer check; the factor is measured / reported. Raises UserError on impossible input."""
+    serial_number = serial_number.strip()
+    if not serial_number:
+        raise UserError("A radiometer check needs the device's serial number.")
+    if not reference_meter.strip() or not who.strip():
+        raise UserError("A radiometer check needs the reference meter (make and serial) and who made it.")
+    factor = check_reading(measured_mw_cm2, reported_mw_cm2)
     check = RadiometerCheck(serial_number, checked_on, reference_meter.strip(), float(measured_mw_cm2),
                             float(reported_mw_cm2), round(factor, 4), who.strip())
     with store.transaction() as c:
