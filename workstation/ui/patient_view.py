@@ -25,6 +25,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from workstation.dose.light import med_on_file, newest_med
 from workstation.errors import UserError
 from workstation.protocols.model import LESION_TYPES, SKIN_TYPES
 from workstation.store.records import Identity
@@ -280,11 +281,8 @@ class PatientView(QWidget):
         if announce:  # a success replaces the error it answers
             self.notify(f"Patient {self.patient.pseudonym} {'created' if created else 'found'}: check the identity "
                         "shown, then plan the visit.", "info")
-        model = self._light_model()
-        mine = [m for m in meds if m.device_model == model] if model else meds
         self.med.clear()
-        self.med_on_file.setText(f"MED on file: {quantity(mine[-1].med_mj_cm2, 'mJ/cm²')} on {mine[-1].device_model}, "
-                                 f"{mine[-1].measured_on}" if mine else "MED on file: none for this light")
+        self._show_med(meds)
         self.areas.clear()
         self._area_by_id = {a.id: a for a in areas}
         for a in areas:
@@ -342,13 +340,24 @@ class PatientView(QWidget):
             return
         pid = self.patient.id
 
-        def saved(_r: object) -> None:
+        def saved(meds: Any) -> None:
             self.med.clear()
-            self.med_on_file.setText(f"MED on file: {med:g} mJ/cm² on {model}, {dt.date.today()}")
-            self.notify(f"MED {med:g} mJ/cm² on {model} saved.", "info")
+            self._show_med(meds)
+            self.notify(f"MED {quantity(med, 'mJ/cm²')} on {model} saved.", "info")
 
-        self.controller.store_call(lambda store: store.add_med(pid, model, med, dt.date.today()), saved,
-                                   self._error)
+        def save(store: Any) -> Any:
+            store.add_med(pid, model, med, dt.date.today())
+            return store.meds(pid)
+
+        self.controller.store_call(save, saved, self._error)
+
+    def _show_med(self, meds: Any) -> None:
+        """The MED the plan will use: the same function as the dose engine (dose.light.med_on_file)."""
+        model = self._light_model()
+        m = med_on_file(meds, model) if model else newest_med(meds)
+        self.med_on_file.setText(f"MED on file: {quantity(m.med_mj_cm2, 'mJ/cm²')} on {m.device_model}, "
+                                 f"{m.measured_on}" if m else "MED on file: none for this light")
+        self.med_on_file.setToolTip(self.med_on_file.text())
 
     def _light_model(self) -> str | None:
         light = self.controller.rig.devices.get("light") if self.controller.rig else None

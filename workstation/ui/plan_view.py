@@ -3,7 +3,6 @@ a reason that is kept in the plan (dose.override). A value out of bounds is a me
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from PyQt6.QtWidgets import (
@@ -22,10 +21,13 @@ from PyQt6.QtWidgets import (
 from workstation.dose import OVERRIDABLE, SessionPlan
 from workstation.dose.override import LABELS
 from workstation.errors import UserError
-from workstation.ui.wording import field_name, modality_name, quantity
+from workstation.ui.numbers import exact, number_from_text
+from workstation.ui.wording import FIELD_UNITS, field_name, modality_name, quantity
 
 COLUMNS = ("Area", "Treatment", "Target dose (mJ/cm²)", "Depth (mm)", "Stroke rate (Hz)", "Passes")
 
+
+EXAMPLES = {"target_dose_mj_cm2": "250", "depth_mm": "1.5", "stroke_rate_hz": "100", "passes": "3"}
 
 class PlanView(QWidget):
     def __init__(self, override: Callable[[int, str, float, str], SessionPlan],
@@ -150,13 +152,12 @@ class PlanView(QWidget):
             return
         area_id = self.area_choice.currentData()
         field = self.field_choice.currentData()
-        text = self.value_edit.text().strip().replace(",", ".")
+        unit = FIELD_UNITS.get(field, "")
         try:
-            value = float(text)
-            if not math.isfinite(value):
-                raise ValueError(text)
-        except ValueError:
-            self.notify(f"Type the new {LABELS[field]} as a number (for example 250), not “{text}”.", "error")
+            value = number_from_text(self.value_edit.text(), f"new {LABELS[field]}", unit,
+                                    EXAMPLES.get(field, "250"))
+        except UserError as exc:
+            self.notify(str(exc), "error")
             return
         try:
             plan = self._override(area_id, field, value, self.reason_edit.text())
@@ -166,4 +167,4 @@ class PlanView(QWidget):
         self.show_plan(plan)
         self.value_edit.clear()
         self.reason_edit.clear()
-        self.notify(f"The {LABELS[field]} of {plan.area(area_id).label} is now {value:g}; the reason is kept.", "info")
+        self.notify(f"The {LABELS[field]} of {plan.area(area_id).label} is now {exact(value, unit)}; the reason is kept.", "info")

@@ -150,7 +150,7 @@ def scrub(text: str) -> str:
     text = re.sub(r"INTERLOCK (\w+) on (\w+): ",
                   lambda m: f"{interlock_name(m[1])} interlock on the {device_name(m[2])}: ", text)
     text = _LIBRARY_TEXT.sub("the link broke", text)
-    text = re.sub(r"\bnan\b", "no number", text)
+    text = re.sub(r"(?<!“)\bnan\b(?!”)", "no number", text)  # what a person typed is quoted as typed
     for table in (LESION_NAMES, FIELD_NAMES):
         for key in sorted(table, key=len, reverse=True):
             if "_" in key:
