@@ -63,6 +63,7 @@ class MainWindow(QMainWindow):
         self.controller = SessionController.create(recordings_dir=self.recordings_dir, store_path=store_path,
                                                    places=places)
         self.controller.bridge.received.connect(self._on_event)
+        self.controller.session_t0_listeners.append(self._session_t0)
 
         self.banner = QLabel()
         self.banner.setObjectName("banner")
@@ -137,6 +138,12 @@ class MainWindow(QMainWindow):
         self.banner.setStyleSheet(f"background:{color};color:white;font-size:16px;font-weight:bold;padding:6px")
         self.banner.setVisible(mode in BANNERS)
         self.setWindowTitle(f"Cicatrix — {mode}")
+
+    def _session_t0(self, t0_host_s: float) -> None:
+        """The recording's time 0: the trainer's log counts from it, as the plots, the report and replay do."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            trainer.t0_s = t0_host_s
 
     def notify(self, text: str, level: str = "info") -> None:
         """A message in the window's one-line area (never a modal dialog): errors say what to do. The newest message

@@ -79,7 +79,7 @@ class TrainerPanel(QWidget):
         layout.addWidget(QLabel("<b>Trainer</b>: inject a fault into the emulated devices"))
         layout.addLayout(row)
         layout.addWidget(self.play_scenario)
-        layout.addWidget(QLabel("Trainee's responses"))
+        layout.addWidget(QLabel("Trainee's responses (time since session start, s)"))
         layout.addWidget(self.log, 1)
 
     def _device_changed(self, device: str) -> None:
