@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 from PyQt6.QtCore import Qt
 from test_ui_session import TIMEOUT_MS, arm, start_training
 
@@ -34,3 +35,41 @@ def test_one_session_clock_for_plots_trainer_log_and_recording(qtbot, window: Ma
         at_s = trip.t_host_s - rec.meta.t0_host_s
     assert logged, win.trainer.log.toPlainText()
     assert abs(logged[0] - at_s) < 1.0, (logged, at_s)  # the same clock (the trip follows the injection)
+
+
+def test_a_resumed_exposure_continues_its_steps_dose_curve_live_and_in_the_report(qtbot, window: MainWindow) -> None:
+    """Finding 5: after a STOP and resume, delivered-so-far in the step against the step's planned total."""
+    from test_ui_recovery import click
+
+    from workstation.ui.report_data import read_report
+
+    win, tv = window, window.treatment
+    start_training(qtbot, win, "combined-uneventful.toml")
+    arm(qtbot, win)
+    light = win.controller.rig.emulators["light"]
+    click(qtbot, tv.start_step_button)
+    qtbot.waitUntil(lambda: light.state().active, timeout=TIMEOUT_MS)
+    qtbot.wait(300)
+    qtbot.keyClick(win, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: not tv.step_running, timeout=TIMEOUT_MS)
+    click(qtbot, tv.reset_button)
+    qtbot.waitUntil(lambda: not tv.interlocks.tripped(), timeout=TIMEOUT_MS)
+    click(qtbot, tv.resume_button)
+    click(qtbot, tv.start_step_button)
+    qtbot.waitUntil(lambda: not tv.step_running, timeout=TIMEOUT_MS)
+    panel = tv.plots.panels["light"]
+    assert len(panel.step_doses) == 1 + 1 and panel.step_doses[-1][1] > 0 and panel.step_doses[-1][2] == 260
+    tv.plots._force_refresh()
+    _t, dose = panel.curves["dose_mj_cm2"].getData()
+    _t, target = panel.curves["target_dose_mj_cm2"].getData()
+    assert abs(np.nanmax(dose) - 260) < 1.5  # the step's total, not the resumed exposure's own
+    assert abs(target[np.isfinite(target)][-1] - 260) < 1e-9  # the plan, not the remainder
+    qtbot.mouseClick(tv.end_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.controller.saved is not None, timeout=TIMEOUT_MS)
+    data = read_report(win.controller.saved.recording)
+    first, second = [s for s in data.steps if s.modality == "light"]
+    assert first.index == second.index and second.before_mj_cm2 == first.delivered_dose_mj_cm2 > 0
+    within = second.t_s >= second.t_start_s
+    assert abs(second.series["dose_mj_cm2"][within].max() - 260) < 1.5
+    assert np.all(second.series["target_dose_mj_cm2"][within] == 260)
+    assert "of 260 mJ/cm² planned (this exposure" in second.describe()

@@ -134,6 +134,8 @@ class TreatmentView(QWidget):
         self._mark_current()
         self.update_buttons()
         self.button_timer.start()
+        for panel in self.plots.panels.values():
+            panel.step_doses.clear()  # a new session: its own steps
         self.plots.start()
 
     def _mark_current(self) -> None:
@@ -280,12 +282,32 @@ class TreatmentView(QWidget):
         self.on_ended(saved)
 
     # --- bus events (GUI thread) ----------------------------------------------------------------------------------
+    def _step_dose(self, event: Event) -> None:
+        """A light step's start (or its resumed exposure): the dose plot shows the step's total against its plan."""
+        d = event.details
+        if event.kind != "protocol" or d.get("modality") != "light" or \
+                d.get("event") not in ("step_started", "target_remaining"):
+            return
+        t0 = self.controller.buffers.session_t0_host_s
+        panel = self.plots.panels.get("light")
+        if t0 is None or panel is None:
+            return
+        before = float(d.get("delivered_before_mj_cm2", 0.0) or 0.0)
+        entry = (event.t_host_s - t0, before, float(d.get("target_dose_mj_cm2") or 0.0))
+        if d["event"] == "target_remaining" and panel.step_doses:
+            panel.step_doses[-1] = entry  # the same step, resumed: its exposure continues the step's curve
+        else:
+            panel.step_doses.append(entry)
+        del panel.step_doses[:-50]
+        self.plots.refresh()
+
     def on_event(self, event: Event) -> None:
         self.interlocks.on_event(event)
         self.alarms.add(event)
         if event.kind == "interlock":
             self.notify(f"{event.message.rstrip('.')}. The devices were stopped: check the patient and the cause, "
                         "then Reset interlocks and Resume.", "error")
+        self._step_dose(event)
         if event.kind == "state":
             self.state_label.setText(f"session: {event.details.get('to', '')} — {event.details.get('cause', '')}")
             self._mark_current()
