@@ -9,7 +9,8 @@ from PyQt6.QtCore import Qt
 from tests.test_ui_alarms import Collect
 from workstation.bus import Event, SessionBus, now_s
 from workstation.protocols.library import seeds_dir
-from workstation.ui.alarms import GROUP_WINDOW_S, AlarmList
+from workstation.ui.alarm_groups import GROUP_WINDOW_S
+from workstation.ui.alarms import AlarmList
 from workstation.ui.main_window import MainWindow
 
 TIMEOUT_MS = 20_000

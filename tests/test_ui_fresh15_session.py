@@ -73,3 +73,30 @@ def test_a_resumed_exposure_continues_its_steps_dose_curve_live_and_in_the_repor
     assert abs(second.series["dose_mj_cm2"][within].max() - 260) < 1.5
     assert np.all(second.series["target_dose_mj_cm2"][within] == 260)
     assert "of 260 mJ/cm² planned (this exposure" in second.describe()
+
+
+def test_operator_stop_is_one_action_in_the_messages_the_summary_and_the_report(qtbot, window: MainWindow) -> None:
+    """Finding 7: the operator's STOP is one operator-action line everywhere, never red errors per device."""
+    from workstation.ui.report_data import read_report
+
+    win, tv = window, window.treatment
+    start_training(qtbot, win, "combined-uneventful.toml")
+    arm(qtbot, win)
+    light = win.controller.rig.emulators["light"]
+    qtbot.mouseClick(tv.start_step_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: light.state().active, timeout=TIMEOUT_MS)
+    before = len(win.messages)
+    qtbot.mouseClick(tv.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not tv.step_running, timeout=TIMEOUT_MS)
+    qtbot.wait(300)
+    after = win.messages[before:]
+    assert not [m for m in after if m[0] == "error"], after
+    assert sum("STOP" in m[1] for m in after) == 1
+    assert not tv.alarms.alarms and len(tv.alarms.actions) == 1
+    qtbot.mouseClick(tv.end_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.controller.saved is not None, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: win.pages.currentWidget() is win.after, timeout=TIMEOUT_MS)
+    summary = win.after.summary.toPlainText()
+    assert summary.count("Operator STOP") == 1 and "E-stop interlock" not in summary
+    trips = read_report(win.controller.saved.recording).trips
+    assert len(trips) == 1 and "Operator STOP" in trips[0]

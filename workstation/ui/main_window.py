@@ -81,6 +81,7 @@ class MainWindow(QMainWindow):
         self.treatment = TreatmentView(self.controller, self.notify, self.session_ended)
         self.replay = ReplayView(self.notify)
         self.after = AfterView(self.controller, self.notify, self.recordings_dir)
+        self.after.alarm_events = lambda: list(self.treatment.alarms.seen)
         self.trainer: TrainerPanel | None = None
         self.sign_in = SignInPage(self._clinic_store_path, self.notify)
         self.signed_in: Any = None  # the Operator signed in for clinical mode (workstation.store.operators)

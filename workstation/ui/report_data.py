@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from workstation.ui.alarm_groups import condition_lines
 from workstation.ui.wording import (
-    event_sentence,
     lesion_name,
     modality_name,
     quantity,
@@ -132,8 +132,7 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
     try:
         meta, t0 = rec.meta, rec.meta.t0_host_s
         steps = _steps(rec, t0)
-        trips = [f"{e.t_host_s - t0:.1f} s: {event_sentence(e)}" for e in rec.events
-                 if e.kind == "interlock" or (e.severity in ("medium", "high") and e.kind != "interlock")]
+        trips = condition_lines(list(rec.events), t0)  # grouped as the alarm panel groups them
         plan = rec.plan or {}
         sha = ""
         side = path.with_name(path.name + ".sha256")

@@ -24,6 +24,7 @@ from workstation.ui.alarms import AlarmList, InterlockLights
 from workstation.ui.messages import user_text
 from workstation.ui.plots import LivePlots
 from workstation.ui.session_controller import SessionController
+from workstation.ui.wording import event_sentence
 
 STOP_STYLE = ("QPushButton{background:#c62828;color:white;font-size:28px;font-weight:bold;border-radius:10px;}"
               "QPushButton:pressed{background:#8e0000;}")
@@ -303,10 +304,11 @@ class TreatmentView(QWidget):
 
     def on_event(self, event: Event) -> None:
         self.interlocks.on_event(event)
-        self.alarms.add(event)
-        if event.kind == "interlock":
-            self.notify(f"{event.message.rstrip('.')}. The devices were stopped: check the patient and the cause, "
-                        "then Reset interlocks and Resume.", "error")
+        alarm = self.alarms.add(event)  # None for the operator's own STOP: press_stop has said it once
+        if event.kind == "interlock" and alarm is not None and \
+                sum(e.kind == "interlock" for e in alarm.signals) == 1:  # once per condition, in words
+            self.notify(f"{event_sentence(event).rstrip('.')}. The devices were stopped: check the patient and the "
+                        "cause, then Reset interlocks and Resume.", "error")
         self._step_dose(event)
         if event.kind == "state":
             self.state_label.setText(f"session: {event.details.get('to', '')} — {event.details.get('cause', '')}")
