@@ -89,8 +89,7 @@ def test_stop_in_the_window_raises_no_alarm_and_a_fault_one_condition(qtbot, win
     emulator = win.controller.rig.emulators["pen"]
     qtbot.mouseClick(t.start_step_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: emulator.state().active, timeout=TIMEOUT_MS)
-    win.trainer.device.setCurrentText("pen")
-    win.trainer.action.setCurrentText("unplug")
+    win.trainer.choose("pen", "unplug")
     qtbot.mouseClick(win.trainer.inject_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "disconnected" in t.interlocks.tripped(), timeout=TIMEOUT_MS)
     qtbot.wait(600)  # the telemetry-lost signals follow

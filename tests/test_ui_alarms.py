@@ -90,8 +90,7 @@ def test_an_injected_fault_trips_its_interlock_and_the_device_is_safe(
     emulator = win.controller.rig.emulators[device]
     qtbot.mouseClick(win.treatment.start_step_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: emulator.state().active, timeout=TIMEOUT_MS)
-    win.trainer.device.setCurrentText(device)
-    win.trainer.action.setCurrentText(fault)
+    win.trainer.choose(device, fault)
     qtbot.mouseClick(win.trainer.inject_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: interlock in win.treatment.interlocks.tripped(), timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: not win.treatment.step_running, timeout=TIMEOUT_MS)

@@ -33,7 +33,7 @@ from workstation.ui.body_map import BodyMap, MapArea
 from workstation.ui.patient_checks import differs, med_from_text, typed_identity
 from workstation.ui.response_form import NOTHING_ENTERED, ResponseTable
 from workstation.ui.session_controller import SessionController
-from workstation.ui.wording import field_change, lesion_name, quantity, region_name
+from workstation.ui.wording import field_change, lesion_name, protocol_title, quantity, region_name
 from workstation.visit import awaiting_healing, record_previous_responses
 
 
@@ -300,8 +300,8 @@ class PatientView(QWidget):
         self.courses.blockSignals(True)
         self.body_map.set_areas([MapArea(a.id, a.label, a.body_region, a.lesion_type) for a in areas])
         self.courses.clear()
-        for c in courses:
-            self.courses.addItem(f"Course {c.id}, from {c.started_on}: {c.protocol_id}", c.id)
+        for n, c in enumerate(sorted(courses, key=lambda c: c.id), start=1):  # numbered per patient, not store ids
+            self.courses.addItem(f"Course {n}, from {c.started_on}: {protocol_title(c.protocol_id)}", c.id)
             self.courses.setItemData(self.courses.count() - 1, self.courses.itemText(self.courses.count() - 1),
                                      Qt.ItemDataRole.ToolTipRole)
         # the course chosen stays chosen (a correction or a reconnect reloads the patient); otherwise the newest

@@ -22,7 +22,7 @@ from workstation.dose import OVERRIDABLE, SessionPlan
 from workstation.dose.override import LABELS
 from workstation.errors import UserError
 from workstation.ui.numbers import exact, number_from_text
-from workstation.ui.wording import FIELD_UNITS, field_name, modality_name, quantity
+from workstation.ui.wording import FIELD_UNITS, field_name, modality_name, protocol_title, quantity, scrub
 
 COLUMNS = ("Area", "Treatment", "Target dose (mJ/cm²)", "Depth (mm)", "Stroke rate (Hz)", "Passes")
 
@@ -99,8 +99,8 @@ class PlanView(QWidget):
     def show_plan(self, plan: SessionPlan) -> None:
         self.plan = plan
         self.start_button.setEnabled(True)
-        self.title.setText(f"<h2>Session {plan.session_number} of course {plan.course_id} — "
-                           f"{plan.protocol_id} v{plan.protocol_version}</h2>")
+        self.title.setText(f"<h2>Session {plan.session_number} — "
+                           f"{protocol_title(plan.protocol_id, plan.protocol_version)}</h2>")
         self.table.setRowCount(len(plan.areas))
         for row, a in enumerate(plan.areas):
             values = (a.label, modality_name(a.modality), a.target_dose_mj_cm2, a.depth_mm, a.stroke_rate_hz, a.passes)
@@ -129,7 +129,7 @@ class PlanView(QWidget):
         lines += plan.uv_record_lines()
         lines += [f"note: {n}" for n in plan.notes]
         lines += [f"aftercare: {c}" for c in plan.aftercare]
-        self.reasons.setPlainText("\n".join(lines))
+        self.reasons.setPlainText(scrub("\n".join(lines)))
         self._show_bounds()
 
     def reset_form(self) -> None:

@@ -43,7 +43,7 @@ from workstation.ui.alarms import COLORS, PRIORITY
 from workstation.ui.bus_bridge import BusBridge, Tasks
 from workstation.ui.messages import user_text
 from workstation.ui.plots import LivePlots, plotted_channels
-from workstation.ui.wording import SEVERITY_LABELS, event_sentence
+from workstation.ui.wording import SEVERITY_LABELS, event_sentence, protocol_title
 
 SPEEDS = ("0.1x", "0.5x", "1x", "2x", "5x", "10x", "100x")
 TICKS = 100_000  # slider steps over the whole recording (36 ms of an hour)
@@ -241,7 +241,7 @@ class ReplayView(QWidget):
         self.source = ReplaySource(recording, self.bus, on_seek=self._fill)
         partial = f" — partial: {recording.partial_reason}" if recording.partial else ""
         self.title.setText(f"<h2>Replay: {recording.path.name}</h2>{meta.mode} session of {meta.patient_pseudonym}, "
-                           f"operator {meta.operator_id}, protocol {meta.protocol_id}, "
+                           f"operator {meta.operator_id}, protocol {protocol_title(meta.protocol_id, meta.protocol_version)}, "
                            f"{recording.duration_s:.1f} s, {len(recording.events)} events{partial}")
         self._set_enabled(True)
         self.plots.start()

@@ -19,6 +19,7 @@ from workstation.ui.alarm_groups import condition_lines
 from workstation.ui.wording import (
     lesion_name,
     modality_name,
+    protocol_title,
     quantity,
     region_name,
 )
@@ -139,7 +140,7 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
         if side.is_file():
             sha = side.read_text().split()[0] if side.read_text().split() else ""
         data = ReportData(path, meta.mode, meta.patient_pseudonym, meta.operator_id,
-                          f"{meta.protocol_id} v{meta.protocol_version}", meta.start_time_utc, rec.duration_s, plan,
+                          protocol_title(meta.protocol_id, meta.protocol_version), meta.start_time_utc, rec.duration_s, plan,
                           steps, trips, list(plan.get("aftercare", [])), None, sha)
     finally:
         rec.close()

@@ -22,13 +22,20 @@ from workstation.bus import Event, now_s
 from workstation.errors import UserError
 from workstation.scenario import TimedEvent
 from workstation.ui.alarms import Alarm
-from workstation.ui.wording import event_sentence, scrub
+from workstation.ui.wording import device_name, event_sentence, scrub
 
 FAULTS = {
     "light": ("contact_lost", "contact_restored", "over_temperature", "lamp_failure", "sensor_low", "sensor_glitch",
               "unplug", "replug", "stall", "unstall", "corrupt", "clear_faults_cause"),  # clear: lamp cooled, replaced
     "pen": ("contact_lost", "contact_restored", "motor_jam", "unplug", "replug", "stall", "unstall", "corrupt",
             "clear_faults_cause"),  # clear_faults_cause: jam freed
+}
+FAULT_WORDS = {  # what the trainer reads in the list (the emulator's action name is the item's data)
+    "contact_lost": "Skin contact lost", "contact_restored": "Skin contact back", "over_temperature": "Lamp too hot",
+    "lamp_failure": "Lamp fails", "sensor_low": "Sensor reads low", "sensor_glitch": "Sensor glitch",
+    "unplug": "Unplug the cable", "replug": "Plug the cable back", "stall": "Data stops (stall)",
+    "unstall": "Data resumes", "corrupt": "Corrupted frames", "motor_jam": "Motor jams",
+    "clear_faults_cause": "Remove the fault's cause (lamp cooled or replaced, jam freed)",
 }
 
 
@@ -54,12 +61,13 @@ class TrainerPanel(QWidget):
         self._by_alarm: dict[int, Response] = {}
         self.t0_s = now_s()
         self.device = QComboBox()
-        self.device.addItems(list(FAULTS))
+        for dev in FAULTS:
+            self.device.addItem(device_name(dev), dev)
         self.device.setObjectName("fault_device")
         self.action = QComboBox()
         self.action.setObjectName("fault_action")
-        self.device.currentTextChanged.connect(self._device_changed)
-        self._device_changed(self.device.currentText())
+        self.device.currentIndexChanged.connect(lambda _i: self._device_changed(self.device.currentData()))
+        self._device_changed(self.device.currentData())
         self.inject_button = QPushButton("Inject fault")
         self.inject_button.setObjectName("inject_button")
         self.inject_button.clicked.connect(self.inject_selected)
@@ -84,13 +92,19 @@ class TrainerPanel(QWidget):
 
     def _device_changed(self, device: str) -> None:
         self.action.clear()
-        self.action.addItems(list(FAULTS.get(device, ())))
+        for action in FAULTS.get(device, ()):
+            self.action.addItem(FAULT_WORDS.get(action, action), action)
 
     def _write(self, text: str) -> None:
         self.log.appendPlainText(f"{now_s() - self.t0_s:7.2f} s  {text}")
 
     def inject_selected(self) -> None:
-        self.inject(self.device.currentText(), self.action.currentText())
+        self.inject(self.device.currentData(), self.action.currentData())
+
+    def choose(self, device: str, action: str) -> None:
+        """Select a fault by the device's and the emulator action's names (the lists show them in words)."""
+        self.device.setCurrentIndex(self.device.findData(device))
+        self.action.setCurrentIndex(self.action.findData(action))
 
     def inject(self, device: str, action: str, value: float = 0.0) -> None:
         try:

@@ -24,7 +24,7 @@ from workstation.ui.alarms import AlarmList, InterlockLights
 from workstation.ui.messages import user_text
 from workstation.ui.plots import LivePlots
 from workstation.ui.session_controller import SessionController
-from workstation.ui.wording import event_sentence
+from workstation.ui.wording import STATE_WORDS, event_sentence, interlock_name, scrub
 
 STOP_STYLE = ("QPushButton{background:#c62828;color:white;font-size:28px;font-weight:bold;border-radius:10px;}"
               "QPushButton:pressed{background:#8e0000;}")
@@ -237,7 +237,8 @@ class TreatmentView(QWidget):
         def done(cleared: list) -> None:
             self.resetting = False
             self.update_buttons()
-            self.notify("Interlocks reset: " + ", ".join(t.interlock for t in cleared) + ". Resume when ready."
+            names = sorted({interlock_name(t.interlock).lower() for t in cleared})
+            self.notify("Interlocks reset: " + ", ".join(names) + ". Resume when ready."
                         if cleared else "The devices' latched faults were reset. Resume when ready.", "info")
 
         def failed(exc: Exception) -> None:
@@ -311,7 +312,11 @@ class TreatmentView(QWidget):
                         "cause, then Reset interlocks and Resume.", "error")
         self._step_dose(event)
         if event.kind == "state":
-            self.state_label.setText(f"session: {event.details.get('to', '')} — {event.details.get('cause', '')}")
+            to = str(event.details.get("to", ""))
+            self.state_label.setText(scrub(f"session: {STATE_WORDS.get(to, to)} — {event.details.get('cause', '')}"))
+        if event.kind == "interlock_reset" and self.controller.session is not None:  # the cause is gone: say so
+            state = str(self.controller.session.state)
+            self.state_label.setText(f"session: {STATE_WORDS.get(state, state)} — interlocks reset")
             self._mark_current()
         if event.kind in ("state", "interlock", "interlock_reset", "fault", "connection"):
             self.update_buttons()
