@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from workstation import progname
 from workstation.bus import Event
-from workstation.progname import command
 from workstation.ui.trainer_panel import TrainerPanel
 from workstation.ui.wording import event_sentence, protocol_title, region_name, scrub
 
@@ -18,11 +18,12 @@ from workstation.ui.wording import event_sentence, protocol_title, region_name, 
     ("interlock disconnected on light", "connection interlock on the UV light"),
     ("Area a is not part of this plan (modality: none)", "(no treatment today)"),
     ("see CLINICAL.md", "the team's clinical guide"),
-    ("run `python main.py devices check`", f"“{command('devices check')}”"),
+    ("run `python main.py devices check`", "“cicatrix devices check”"),
     ("see `trail show`", "“trail show”"),
     ("The light (its port) is disconnected", "The light is disconnected"),
 ])
-def test_scrub_words(raw, shown):
+def test_scrub_words(raw, shown, monkeypatch):
+    monkeypatch.setattr(progname._State, "prog", "cicatrix")  # as the installed command would be
     out = scrub(raw)
     assert shown in out and "`" not in out and "_" not in out and ".md" not in out
 
