@@ -47,3 +47,34 @@ def test_trainer_fault_list_in_words(qtbot):
     assert actions and all("_" not in a for a in actions)
     panel.choose("pen", "motor_jam")
     assert panel.action.currentData() == "motor_jam" and panel.action.currentText() == "Motor jams"
+
+
+def test_a_stop_answers_only_the_latest_open_high_alarm(qtbot):
+    """Finding 6: the trainee's STOP time is credited to the alarm it answers, not to earlier unrelated ones."""
+    from workstation.bus import now_s
+    from workstation.ui.alarm_groups import Condition
+    from workstation.ui.alarms import Alarm
+
+    panel = TrainerPanel(lambda *a: None, lambda *a: None)
+    qtbot.addWidget(panel)
+    t = now_s()
+
+    def alarm(sev, msg, at):
+        a = Alarm(Event(at, "connection", sev, "pen", msg, {}), shown_at_s=at)
+        assert isinstance(a, Condition)
+        panel.on_alarm(a)
+        return a
+
+    old = alarm("high", "pen disconnected", t - 120)  # long before: not answered by this STOP
+    medium = alarm("medium", "pen reconnected", t - 20)  # not a high alarm
+    acked = alarm("high", "light disconnected", t - 10)
+    acked.acknowledged_at_s = t - 9
+    panel.on_ack(acked)
+    latest = alarm("high", "no telemetry from light", t - 5)
+    panel.on_stop(t)
+    by = {r.message: r for r in panel.responses}
+    assert by["no telemetry from light"].stop_after_s == 5.0
+    assert all(by[a.event.message].stop_after_s is None for a in (old, medium, acked))
+    assert latest.event.message in by
+    panel.on_stop(t + 1)  # a second STOP answers nothing more
+    assert by["no telemetry from light"].stop_after_s == 5.0 and "no high-priority alarm open" in panel.log.toPlainText()

@@ -30,6 +30,7 @@ FAULTS = {
     "pen": ("contact_lost", "contact_restored", "motor_jam", "unplug", "replug", "stall", "unstall", "corrupt",
             "clear_faults_cause"),  # clear_faults_cause: jam freed
 }
+STOP_ANSWERS_WITHIN_S = 60.0  # team default: a STOP later than this after an alarm is not counted as its answer
 FAULT_WORDS = {  # what the trainer reads in the list (the emulator's action name is the item's data)
     "contact_lost": "Skin contact lost", "contact_restored": "Skin contact back", "over_temperature": "Lamp too hot",
     "lamp_failure": "Lamp fails", "sensor_low": "Sensor reads low", "sensor_glitch": "Sensor glitch",
@@ -149,15 +150,18 @@ class TrainerPanel(QWidget):
         self._write(f"{alarm.severity} alarm: {event_sentence(alarm.event)}")
 
     def on_stop(self, t_s: float | None = None) -> None:
+        """A STOP answers one alarm only: the latest high-priority alarm not yet acknowledged and not yet answered,
+        raised at most STOP_ANSWERS_WITHIN_S before it. Earlier or unrelated alarms get no STOP time (docs/user-guide:
+        "Trainee's responses")."""
         t = now_s() if t_s is None else t_s
-        waiting = [r for r in self.responses if r.stop_after_s is None]
-        for r in waiting:
-            r.stop_after_s = round(t - r.shown_at_s, 3)
-        if waiting:
-            latest = max(waiting, key=lambda r: r.shown_at_s)
-            self._write(f"STOP pressed, {latest.stop_after_s:.2f} s after the last alarm")
+        open_high = [r for r in self.responses if r.severity == "high" and r.stop_after_s is None
+                     and r.ack_after_s is None and 0 <= t - r.shown_at_s <= STOP_ANSWERS_WITHIN_S]
+        if open_high:
+            answered = max(open_high, key=lambda r: r.shown_at_s)
+            answered.stop_after_s = round(t - answered.shown_at_s, 3)
+            self._write(f"STOP pressed, {answered.stop_after_s:.2f} s after the alarm: {scrub(answered.message)}")
         else:
-            self._write("STOP pressed (no alarm open)")
+            self._write("STOP pressed (no high-priority alarm open)")
 
     def on_ack(self, alarm: Alarm) -> None:
         r = self._by_alarm.get(id(alarm))
