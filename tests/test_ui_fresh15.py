@@ -105,3 +105,20 @@ def test_med_newest_shown_and_planned_commas_and_messages(qtbot, connected) -> N
     pv.reason_edit.setText("lower")
     qtbot.mouseClick(pv.apply_button, Qt.MouseButton.LeftButton)
     assert "is now 12.5 mJ/cm²" in last(win), last(win)
+
+
+def test_a_new_patient_gets_an_empty_area_form(qtbot, connected) -> None:
+    """Finding 10: the area form does not keep the previous patient's values."""
+    win, _emulators = connected
+    view = win.patient
+    view.area_label.setText("flank")
+    view.region.setCurrentIndex(view.region.findData("abdomen"))
+    view.size.setValue(4)
+    view.add_area()
+    qtbot.waitUntil(lambda: view.areas.count() == 1, timeout=TIMEOUT_MS)
+    view.area_label.setText("flank")  # typed again, then another patient is opened
+    view.pseudonym.setText("P-0061")
+    view.find_or_create()
+    qtbot.waitUntil(lambda: "P-0061 created" in last(win), timeout=TIMEOUT_MS)
+    assert view.area_label.text() == "" and view.size.value() == view.size.minimum()
+    assert view.region.currentIndex() == 0 and view.areas.count() == 0

@@ -100,3 +100,21 @@ def test_operator_stop_is_one_action_in_the_messages_the_summary_and_the_report(
     assert summary.count("Operator STOP") == 1 and "E-stop interlock" not in summary
     trips = read_report(win.controller.saved.recording).trips
     assert len(trips) == 1 and "Operator STOP" in trips[0]
+
+
+def test_plan_page_names_a_latched_trip_and_resets_it(qtbot, window: MainWindow) -> None:
+    """Finding 10: a trip latched on the plan page is shown there with Reset interlocks (no need for Start page)."""
+    win = window
+    start_training(qtbot, win, "combined-uneventful.toml")
+    pv = win.plan_view
+    assert not pv.reset_button.isVisible()
+    win.trainer.inject("light", "stall")
+    qtbot.waitUntil(lambda: pv.reset_button.isVisible(), timeout=TIMEOUT_MS)
+    assert "Telemetry" in pv.tripped_label.text() and "_" not in pv.tripped_label.text()
+    win.trainer.inject("light", "unstall")
+    qtbot.wait(300)
+    qtbot.waitUntil(pv.reset_button.isEnabled, timeout=TIMEOUT_MS)
+    qtbot.mouseClick(pv.reset_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not pv.reset_button.isVisible(), timeout=TIMEOUT_MS)
+    assert win.pages.currentWidget() is pv and win.controller.rig is not None  # still connected, same patient
+    arm(qtbot, win)  # and the treatment can start

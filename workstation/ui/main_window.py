@@ -36,6 +36,7 @@ from workstation.ui.sign_in import IdleWatch, SignInPage
 from workstation.ui.start_page import StartPage
 from workstation.ui.trainer_panel import TrainerPanel
 from workstation.ui.treatment_view import TreatmentView
+from workstation.ui.wording import interlock_name
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class MainWindow(QMainWindow):
                                     recordings_dir=self.recordings_dir)
         self.patient = PatientView(self.controller, self.notify, lambda: self._plan_ready(None))
         self.plan_view = PlanView(self.controller.override, self.notify, self.start_treatment)
+        self.plan_view.reset_button.clicked.connect(self._plan_reset)
         self.plan_view.back_button.clicked.connect(lambda: self.show_page(self.patient))
         self.treatment = TreatmentView(self.controller, self.notify, self.session_ended)
         self.replay = ReplayView(self.notify)
@@ -345,8 +347,24 @@ class MainWindow(QMainWindow):
     # --- events ---------------------------------------------------------------------------------------------------
     def _on_event(self, event: object) -> None:
         self.treatment.on_event(event)
+        self._plan_tripped()
         if self.trainer is not None:
             self.trainer.on_event(event)
+
+    def _plan_tripped(self) -> None:
+        self.plan_view.show_tripped(sorted(interlock_name(n) for n in self.treatment.interlocks.tripped()))
+
+    def _plan_reset(self) -> None:
+        """Reset interlocks from the plan page (the same reset as the treatment page's, on the worker)."""
+        def done(_cleared: object) -> None:
+            self._plan_tripped()
+            self.notify("Interlocks reset: start the treatment when ready.", "info")
+
+        def failed(exc: Exception) -> None:
+            self._plan_tripped()
+            self.notify(user_text(exc), "error")
+
+        self.controller.reset_interlocks(done, failed)
 
     def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name
         self.treatment.plots.stop()

@@ -296,6 +296,7 @@ class PatientView(QWidget):
         keep = self._select_course if self._select_course is not None else self.courses.currentData()
         if previous is None or previous.id != self.patient.id:
             keep = self._select_course
+            self._clear_area_form()  # nothing of the last patient's areas is offered for this one
         self._select_course = None
         self.courses.blockSignals(True)
         self.body_map.set_areas([MapArea(a.id, a.label, a.body_region, a.lesion_type) for a in areas])
@@ -358,6 +359,17 @@ class PatientView(QWidget):
         self.med_on_file.setText(f"MED on file: {quantity(m.med_mj_cm2, 'mJ/cm²')} on {m.device_model}, "
                                  f"{m.measured_on}" if m else "MED on file: none for this light")
         self.med_on_file.setToolTip(self.med_on_file.text())
+
+    def _clear_area_form(self) -> None:
+        """The area form empty: no name, the first region and lesion in the lists, no size, skin type and scar
+        kind to choose, scar age unknown; the reason for a correction empty."""
+        self.area_label.clear()
+        for box in (self.region, self.lesion, self.skin, self.scar_kind):
+            box.setCurrentIndex(0)
+        self.size.setValue(self.size.minimum())
+        self.scar_age.setValue(-1)
+        self.change_reason.clear()
+        self.areas.clearSelection()
 
     def _light_model(self) -> str | None:
         light = self.controller.rig.devices.get("light") if self.controller.rig else None

@@ -75,6 +75,15 @@ class PlanView(QWidget):
         self.back_button.setMinimumHeight(40)
         self.back_button.hide()
 
+        # a trip latched before the treatment (telemetry lost while planning): named here, with its reset
+        self.tripped_label = QLabel("")
+        self.tripped_label.setObjectName("plan_tripped")
+        self.tripped_label.setWordWrap(True)
+        self.tripped_label.setStyleSheet("background:#d32f2f;color:white;font-weight:bold;padding:4px")
+        self.reset_button = QPushButton("Reset interlocks")
+        self.reset_button.setObjectName("plan_reset_button")
+        self.tripped_label.hide()
+        self.reset_button.hide()
         edit = QHBoxLayout()
         edit.addWidget(QLabel("Change"))
         edit.addWidget(self.area_choice)
@@ -89,6 +98,10 @@ class PlanView(QWidget):
         layout.addWidget(self.bounds_label)
         layout.addWidget(QLabel("<b>Why these numbers, warnings, aftercare</b>"))
         layout.addWidget(self.reasons, 1)
+        tripped = QHBoxLayout()
+        tripped.addWidget(self.tripped_label, 1)
+        tripped.addWidget(self.reset_button)
+        layout.addLayout(tripped)
         buttons = QHBoxLayout()
         buttons.addWidget(self.back_button)
         buttons.addWidget(self.start_button, 1)
@@ -146,6 +159,13 @@ class PlanView(QWidget):
         b = a.bounds.get(self.field_choice.currentData())
         self.bounds_label.setText(f"allowed: {b.minimum:g}–{b.maximum:g} {b.unit}" if b else
                                   "this number is not part of the plan for that area")
+
+    def show_tripped(self, names: list[str]) -> None:
+        """The latched interlocks (display names), with Reset interlocks; hidden when none is latched."""
+        self.tripped_label.setText("Interlock latched: " + ", ".join(names) + " — check the cause, then Reset "
+                                   "interlocks before starting." if names else "")
+        self.tripped_label.setVisible(bool(names))
+        self.reset_button.setVisible(bool(names))
 
     def apply_override(self) -> None:
         if self.plan is None:
