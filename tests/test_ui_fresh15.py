@@ -122,3 +122,31 @@ def test_a_new_patient_gets_an_empty_area_form(qtbot, connected) -> None:
     qtbot.waitUntil(lambda: "P-0061 created" in last(win), timeout=TIMEOUT_MS)
     assert view.area_label.text() == "" and view.size.value() == view.size.minimum()
     assert view.region.currentIndex() == 0 and view.areas.count() == 0
+
+
+def test_patient_page_columns_do_not_move_and_texts_fit(qtbot, connected) -> None:
+    """Finding 9: the three columns keep their widths when an area or a course is added; nothing is cut at 1280."""
+    win, _emulators = connected
+    win.resize(1280, 800)
+    view = win.patient
+    qtbot.wait(100)
+    columns = [view.screening.parentWidget().parentWidget(), view.area_label.parentWidget(),
+               view.protocol.parentWidget()]
+    before = [c.geometry() for c in columns]
+    view.area_label.setText("abdomen-left-lower-quadrant-long-scar-name")
+    view.region.setCurrentIndex(view.region.findData("abdomen"))
+    view.lesion.setCurrentIndex(view.lesion.findData("hypopigmented_atrophic_scar"))
+    view.size.setValue(4)
+    view.add_area()
+    qtbot.waitUntil(lambda: view.areas.count() == 1, timeout=TIMEOUT_MS)
+    view.protocol.setCurrentIndex(view.protocol.findData("hypopigmented-atrophic-scar-combined"))
+    view.start_course()
+    qtbot.waitUntil(lambda: view.courses.count() == 1, timeout=TIMEOUT_MS)
+    qtbot.wait(100)
+    assert [c.geometry() for c in columns] == before
+    widths = {c.width() for c in columns}
+    assert max(widths) - min(widths) <= 2  # equal columns
+    assert view.courses.toolTip() or view.courses.itemData(0, Qt.ItemDataRole.ToolTipRole)
+    assert view.med_on_file.wordWrap()
+    for box in (view.protocol, view.courses):
+        assert box.geometry().right() <= box.parentWidget().width()  # inside its column, never beyond it

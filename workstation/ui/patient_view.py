@@ -20,6 +20,7 @@ from PyQt6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -186,13 +187,22 @@ class PatientView(QWidget):
         cf.addRow(plan)
         map_box = QGroupBox("Body map")
         QVBoxLayout(map_box).addWidget(self.body_map)
-        first = QVBoxLayout()
+        first_col = QWidget()
+        first = QVBoxLayout(first_col)
+        first.setContentsMargins(0, 0, 0, 0)
         first.addWidget(scr, 3)
         first.addWidget(map_box, 2)
         row = QHBoxLayout()
-        row.addLayout(first, 1)
-        for box in (area_box, course_box):
-            row.addWidget(box, 1)
+        # three equal columns whatever their content (adding an area or a course never moves them): the width comes
+        # from the stretch only; long texts wrap, or elide with the whole text on hover
+        for column in (first_col, area_box, course_box):
+            column.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            column.setMinimumWidth(300)
+            row.addWidget(column, 1)
+        for box in (self.protocol, self.courses, self.region, self.lesion, self.scar_kind):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(12)
+        self.med_on_file.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("<h2>Patient and course</h2>"))
         layout.addLayout(who)
@@ -219,7 +229,8 @@ class PatientView(QWidget):
         self.protocol.clear()
         for pid, p in sorted(lib.protocols.items()):
             self.protocol.addItem(f"{p.title} (v{p.version})", pid)
-            self.protocol.setItemData(self.protocol.count() - 1, f"{pid} v{p.version}", Qt.ItemDataRole.ToolTipRole)
+            self.protocol.setItemData(self.protocol.count() - 1, f"{p.title} (version {p.version})",
+                                      Qt.ItemDataRole.ToolTipRole)
 
     def _error(self, exc: Exception) -> None:
         self.notify(str(exc), "error")
