@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 from datetime import date
 
+import numpy as np
 import pytest
 
 from workstation.dose.light import med_on_file, newest_med
@@ -45,3 +46,16 @@ def test_numbers_refused_in_words(typed, words):
                                         (5000.4, "5000.4 mJ/cm²"), (0.25, "0.25 mJ/cm²"), (float("nan"), "—")])
 def test_exact_shows_enough_digits(value, text):
     assert exact(value, "mJ/cm²") == text
+
+
+@pytest.mark.parametrize("lo,hi", [(0, 1.111), (0, 0.8332), (0, 108.9), (-3.3, 7.7), (0, 330 * 1.1), (99.6, 100.4)])
+def test_report_axis_ticks_are_round(lo, hi):
+    """Finding 15: the PDF's axes carry round ticks (1, 2, 2.5, 5 × 10^k), never 1.111 or 0.8332."""
+    from workstation.ui.report import nice_ticks, tick_label
+
+    lo2, hi2, ticks = nice_ticks(lo, hi)
+    assert lo2 <= lo and hi2 >= hi and 3 <= len(ticks) <= 9
+    step = ticks[1] - ticks[0]
+    mantissa = step / 10 ** np.floor(np.log10(step))
+    assert any(abs(mantissa - m) < 1e-6 for m in (1, 2, 2.5, 5))
+    assert all(len(tick_label(t).replace("-", "").replace(".", "")) <= 4 for t in ticks)
