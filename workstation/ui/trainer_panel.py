@@ -113,7 +113,7 @@ class TrainerPanel(QWidget):
         except UserError as exc:
             self._notify(str(exc), "error")
             return
-        self._write(f"injected {action.replace('_', ' ')} into the {device}")
+        self._write(f"injected into the {device_name(device)}: {FAULT_WORDS.get(action, action).lower()}")
 
     # --- the scenario's own timed events -----------------------------------------------------------------------
     def set_scenario_events(self, events: tuple[TimedEvent, ...]) -> None:
