@@ -21,6 +21,8 @@ from workstation.ui.wording import event_sentence, protocol_title, region_name, 
     ("run `python main.py devices check`", "“cicatrix devices check”"),
     ("see `trail show`", "“trail show”"),
     ("The light (its port) is disconnected", "The light is disconnected"),
+    ("Lamp at 50.0 °C, over the 45 °C limit.", "over the lamp's own 45 °C limit"),
+    ("lamp at 43.1 °C, above 42 °C", "above the workstation's 42 °C limit"),
 ])
 def test_scrub_words(raw, shown, monkeypatch):
     monkeypatch.setattr(progname._State, "prog", "cicatrix")  # as the installed command would be

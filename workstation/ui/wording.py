@@ -182,6 +182,10 @@ def scrub(text: str) -> str:
                   lambda m: f"{interlock_name(m[1])} interlock on the {device_name(m[2])}: ", text)
     text = _LIBRARY_TEXT.sub("the link broke", text)
     text = text.replace(" (its port)", "")
+    # two temperature limits: the lamp's own (its firmware) and the workstation's lower one (safety.py): say whose
+    text = re.sub(r"over the (\d+(?:\.\d+)?) °C limit", r"over the lamp's own \1 °C limit", text)
+    text = re.sub(r"([Ll]amp at [\d.]+ °C), above (\d+(?:\.\d+)?) °C", r"\1, above the workstation's \2 °C limit",
+                  text)
     text = re.sub(r"\binterlocks? (\w+) on (\w+)",
                   lambda m: f"{interlock_name(m[1]).lower()} interlock on the {device_name(m[2])}", text)
     text = re.sub(r"\(modality: (\w+)\)", lambda m: f"({modality_name(m[1]).lower()})", text)
