@@ -18,13 +18,26 @@ def path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_session(tmp_path_factory.mktemp("rec"), 10.0)
 
 
-@pytest.mark.parametrize("args", [["--start", "50"], ["--end", "-1"], ["--start", "10.5", "--end", "20"]])
-def test_a_range_outside_the_file_is_refused_with_its_span(path: Path, tmp_path: Path, capsys, args) -> None:
+@pytest.mark.parametrize("args,words", [
+    (["--start", "50"], "--start 50 s is at or after the end"),
+    (["--end", "-1"], "--end -1 s is at or before the start"), (["--end", "0"], "--end 0 s is at or before"),
+    (["--start", "10.5", "--end", "20"], "--start 10.5 s is at or after the end")])
+def test_a_range_outside_the_file_is_refused_with_its_span(path: Path, tmp_path: Path, capsys, args, words) -> None:
     out = tmp_path / "csv"
     assert main.main(["export", str(path), "--csv", str(out), *args]) == 2
     err = capsys.readouterr().err
-    assert "is outside" in err and "spans 0–10.0 s" in err and "nothing was exported" in err
+    assert words in err and "spans 0–10.0 s" in err and "nothing was exported" in err
+    assert "(500–" not in err and "(0–0 s)" not in err  # never a backwards or empty range (v15 finding 13)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("args,exported", [(["--start", "-5", "--end", "4"], "exporting 0–4.0 s"),
+                                           (["--start", "6", "--end", "30"], "exporting 6–10.0 s")])
+def test_a_range_partly_outside_is_said_and_cut_to_the_file(path: Path, tmp_path: Path, capsys, args,
+                                                             exported) -> None:
+    assert main.main(["export", str(path), "--csv", str(tmp_path / "csv"), *args]) == 0
+    err = capsys.readouterr().err
+    assert "goes beyond" in err and exported in err
 
 
 def test_progress_counts_every_row(path: Path, tmp_path: Path, monkeypatch) -> None:

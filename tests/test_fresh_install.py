@@ -135,7 +135,7 @@ def test_refused_clinic_protocols_are_said_in_the_window_and_the_log(tmp_path):
     window_lines = [ln for ln in log.splitlines() if "window warning: " in ln and expected in ln]
     assert len(window_lines) == 1, log  # the window's message area showed it (notify logs what it shows)
     assert "bad.toml, broken.toml" in window_lines[0]
-    assert f"`python main.py protocols check {folder}` says why" in window_lines[0]
+    assert f"“python main.py protocols check {folder}” says why" in window_lines[0]  # no backticks on screen
     assert "WARNING" not in done.stderr  # the terminal gets no logger lines
 
 

@@ -9,7 +9,8 @@ from PyQt6.QtCore import Qt
 from tests.test_ui_alarms import Collect
 from workstation.bus import Event, SessionBus, now_s
 from workstation.protocols.library import seeds_dir
-from workstation.ui.alarms import GROUP_WINDOW_S, AlarmList
+from workstation.ui.alarm_groups import GROUP_WINDOW_S
+from workstation.ui.alarms import AlarmList
 from workstation.ui.main_window import MainWindow
 
 TIMEOUT_MS = 20_000
@@ -88,8 +89,7 @@ def test_stop_in_the_window_raises_no_alarm_and_a_fault_one_condition(qtbot, win
     emulator = win.controller.rig.emulators["pen"]
     qtbot.mouseClick(t.start_step_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: emulator.state().active, timeout=TIMEOUT_MS)
-    win.trainer.device.setCurrentText("pen")
-    win.trainer.action.setCurrentText("unplug")
+    win.trainer.choose("pen", "unplug")
     qtbot.mouseClick(win.trainer.inject_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "disconnected" in t.interlocks.tripped(), timeout=TIMEOUT_MS)
     qtbot.wait(600)  # the telemetry-lost signals follow

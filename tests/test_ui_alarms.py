@@ -11,7 +11,8 @@ from workstation.bus import Event, SessionBus, now_s
 from workstation.protocols.library import seeds_dir
 from workstation.ui.alarms import COLORS, INTERLOCKS, AlarmList, InterlockLights
 from workstation.ui.main_window import MainWindow
-from workstation.ui.wording import interlock_name
+from workstation.ui.trainer_panel import FAULT_WORDS
+from workstation.ui.wording import device_name, interlock_name
 
 TIMEOUT_MS = 20_000
 
@@ -90,15 +91,14 @@ def test_an_injected_fault_trips_its_interlock_and_the_device_is_safe(
     emulator = win.controller.rig.emulators[device]
     qtbot.mouseClick(win.treatment.start_step_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: emulator.state().active, timeout=TIMEOUT_MS)
-    win.trainer.device.setCurrentText(device)
-    win.trainer.action.setCurrentText(fault)
+    win.trainer.choose(device, fault)
     qtbot.mouseClick(win.trainer.inject_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: interlock in win.treatment.interlocks.tripped(), timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: not win.treatment.step_running, timeout=TIMEOUT_MS)
     # the light's shutter is closed at once; the pen's motor brakes for a moment (the session allows it 500 ms)
     qtbot.waitUntil(lambda: emulator.state().active is False, timeout=500)
     assert any(a.severity == "high" and interlock in a.event.message for a in win.treatment.alarms.alarms)
-    assert f"injected {fault.replace('_', ' ')} into the {device}" in win.trainer.log.toPlainText()
+    assert f"injected into the {device_name(device)}: {FAULT_WORDS[fault].lower()}" in win.trainer.log.toPlainText()
 
 
 def test_the_scenarios_own_timed_fault_plays_from_the_first_step(qtbot, window: MainWindow) -> None:
@@ -117,4 +117,4 @@ def test_the_scenarios_own_timed_fault_plays_from_the_first_step(qtbot, window: 
     qtbot.waitUntil(lambda: not win.treatment.step_running, timeout=TIMEOUT_MS)
     assert win.controller.rig.emulators["light"].state().active is False
     log = win.trainer.log.toPlainText()
-    assert "scenario clock started" in log and "injected contact lost into the light" in log
+    assert "scenario clock started" in log and "injected into the UV light: skin contact lost" in log

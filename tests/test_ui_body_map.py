@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from PyQt6.QtCore import QPoint, Qt
 
-from workstation.ui.body_map import REGION_PLACES, BodyMap, MapArea
-from workstation.ui.wording import LESION_COLORS
+from workstation.ui.body_map import REGION_BOXES, BodyMap, MapArea
+from workstation.ui.wording import LESION_COLORS, lesion_name
 
 
 def test_areas_sit_on_their_region_and_a_click_selects(qtbot) -> None:
@@ -32,4 +32,26 @@ def test_areas_sit_on_their_region_and_a_click_selects(qtbot) -> None:
     m.area_clicked.connect(clicked.append)
     qtbot.mouseClick(m, Qt.MouseButton.LeftButton, pos=QPoint(int(back.x()), int(back.y())))
     assert clicked == [2] and m.selected == 2
-    assert set(REGION_PLACES) >= {"face", "back", "abdomen", "thighs", "neck"}
+    assert set(REGION_BOXES) >= {"face", "back", "abdomen", "thighs", "neck"}
+
+
+def test_areas_of_one_region_stay_on_it_and_the_key_names_letters(qtbot):
+    """v15 finding 11: four areas on the abdomen are drawn inside the abdomen (not on the arms); a key names the
+    letters and colours."""
+    m = BodyMap()
+    qtbot.addWidget(m)
+    m.resize(300, 420)
+    m.show()
+    areas = [MapArea(i, f"a{i}", "abdomen", "striae_alba" if i % 2 else "pih") for i in range(1, 5)]
+    m.set_areas(areas)
+    m.grab()  # paints, so the spots are laid out
+    box = m._boxes()[0]
+    _view, x0, y0, x1, y1 = REGION_BOXES["abdomen"]
+    for a in areas:
+        pt = m.spot(a.area_id)
+        assert box.left() + x0 * box.width() <= pt.x() <= box.left() + x1 * box.width()
+        assert box.top() + y0 * box.width() <= pt.y() <= box.top() + y1 * box.width()
+    assert len({(round(m.spot(a.area_id).x()), round(m.spot(a.area_id).y())) for a in areas}) == 4
+    assert len({round(m.spot(a.area_id).y()) for a in areas}) > 1  # a grid, not one row
+    assert m.key_lines() == ["P = " + lesion_name("pih"), "S = " + lesion_name("striae_alba")]
+    assert set(REGION_BOXES) >= {"breast_chest", "lower_back", "upper_arm", "forearm", "hand", "lower_leg"}

@@ -52,7 +52,17 @@ def test_the_newest_message_replaces_the_error_and_history_is_kept(qtbot, window
     qtbot.mouseClick(win.message_bar.log_button, Qt.MouseButton.LeftButton)
     assert win.message_bar.log.isVisible() and win.message_bar.log.count() == 2
     assert "P-0042" in win.message_bar.log.item(0).text()
-    win.message_bar.log.hide()
+    # closable without a window manager (v15 finding 12): a panel inside the window, not a popup
+    bar = win.message_bar
+    assert bar.log_panel.parentWidget() is win and not bar.log_panel.isWindow()
+    qtbot.mouseClick(bar.log_button, Qt.MouseButton.LeftButton)  # the button again
+    assert not bar.log.isVisible()
+    qtbot.mouseClick(bar.log_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(bar.close_log_button, Qt.MouseButton.LeftButton)  # its Close button
+    assert not bar.log.isVisible()
+    qtbot.mouseClick(bar.log_button, Qt.MouseButton.LeftButton)
+    qtbot.keyClick(bar.log, Qt.Key.Key_Escape)  # Escape
+    assert not bar.log.isVisible() and bar.log_button.text() == "Messages ▾"
 
 
 def test_a_long_message_is_elided_with_the_whole_on_hover(window: MainWindow) -> None:

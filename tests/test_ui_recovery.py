@@ -27,8 +27,7 @@ def said(win: MainWindow, text: str) -> bool:
 
 
 def inject(qtbot, win: MainWindow, device: str, action: str) -> None:
-    win.trainer.device.setCurrentText(device)
-    win.trainer.action.setCurrentText(action)
+    win.trainer.choose(device, action)
     qtbot.mouseClick(win.trainer.inject_button, Qt.MouseButton.LeftButton)
 
 

@@ -96,8 +96,7 @@ def test_injected_fault_shows_its_alarm_and_the_light_is_off(qtbot, window: Main
     emulator = win.controller.rig.emulators["light"]
     qtbot.mouseClick(win.treatment.start_step_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: emulator.state().active, timeout=TIMEOUT_MS)
-    trainer.device.setCurrentText("light")
-    trainer.action.setCurrentText("contact_lost")
+    trainer.choose("light", "contact_lost")
     qtbot.mouseClick(trainer.inject_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "contact_lost" in win.treatment.interlocks.tripped(), timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: not win.treatment.step_running, timeout=TIMEOUT_MS)

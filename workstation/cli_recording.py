@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 from workstation.errors import UserError
 
@@ -52,7 +53,6 @@ def _export(args: argparse.Namespace) -> int:
             raise UserError(f"--{name} must be a number of seconds, not {v}.")
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise UserError(f"--end ({args.end:g} s) must come after --start ({args.start:g} s).")
-    import sys
     import time
 
     from workstation.recording.export import export_csv
@@ -60,11 +60,17 @@ def _export(args: argparse.Namespace) -> int:
 
     with Recording.open(args.file) as rec:
         duration = rec.duration_s
-        if (args.start is not None and args.start >= duration) or (args.end is not None and args.end <= 0):
-            raise UserError(f"The range asked for ({args.start if args.start is not None else 0:g}–"
-                            f"{args.end if args.end is not None else duration:g} s) is outside {rec.path.name}, "
-                            f"which spans 0–{duration:.1f} s: nothing was exported.")
+        span = f"{rec.path.name}, which spans 0–{duration:.1f} s"
+        if args.start is not None and args.start >= duration:
+            raise UserError(f"--start {args.start:g} s is at or after the end of {span}: nothing was exported.")
+        if args.end is not None and args.end <= 0:
+            raise UserError(f"--end {args.end:g} s is at or before the start of {span}: nothing was exported.")
         _notes(rec)
+        lo = 0.0 if args.start is None else args.start
+        hi = duration if args.end is None else args.end
+        if lo < 0 or hi > duration:  # partly outside: say what is exported, never cut it silently
+            print(f"note: the range asked for ({lo:g}–{hi:g} s) goes beyond {span}; exporting "
+                  f"{max(lo, 0.0):g}–{min(hi, duration):.1f} s.", file=sys.stderr, flush=True)
         last = [time.monotonic()]
 
         def progress(done: int, total: int) -> None:  # a line every 2 s on long work, on stderr

@@ -180,6 +180,12 @@ class PlotBuffers(BaseSink):
     def devices(self) -> tuple[str, ...]:
         return tuple(self._devices)
 
+    @property
+    def session_t0_host_s(self) -> float | None:
+        """Session time 0 on the monotonic host clock (None until set or until the first sample)."""
+        with self._t0_lock:
+            return self._session_t0_host_s
+
     def clear(self, session_t0_host_s: float | None = None) -> None:
         """Forget every sample (a replay seek, a new session). With `session_t0_host_s`, time 0 is that host time
         (a recording's start) instead of the first sample that arrives next."""

@@ -24,7 +24,7 @@ def program() -> str:
     (`cicatrix`). Taken from the recorded prog, else from sys.argv[0]'s file name; a process that is not the
     command line (tests, `python -c`, the window started from a menu) gets the installed name."""
     name = _State.prog or Path(sys.argv[0] if sys.argv and sys.argv[0] else "").name
-    if name.endswith(".py"):
+    if name == "main.py":  # the repository's launcher; any other script (python -m, a test runner) is not a command
         return f"python {name}"
     return name if name.startswith(INSTALLED_NAME) else INSTALLED_NAME
 

@@ -172,9 +172,16 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, sha, code:
         for line in _trip_reviews(recording):
             out(f"    {line}")
         out(f"recording: {recording} (sha256 {sha or 'not written'})")
-    outcome = "completed" if code == EXIT_COMPLETED else "aborted"
-    verdict = "as expected" if outcome == scenario.expect else f"NOT as expected ({scenario.expect})"
-    out(f"outcome: {outcome}, {verdict}; exit code {code}")
+    # One vocabulary: the session's own outcome word (completed / partial / aborted, workstation/outcome.py). A
+    # scenario's `expect` says whether the run should go to the end ("completed") or stop early ("aborted": a
+    # partial or an aborted session).
+    outcome = summary["state"]
+    ran_to_end = code == EXIT_COMPLETED
+    early = "" if ran_to_end else " (stopped early)"
+    expected = ran_to_end == (scenario.expect == "completed")
+    want = "to run to the end" if scenario.expect == "completed" else "to stop early"
+    verdict = "as expected" if expected else f"NOT as expected (the scenario expects it {want})"
+    out(f"outcome: {outcome}{early}, {verdict}; exit code {code}")
 
 
 def _trip_reviews(recording) -> list[str]:

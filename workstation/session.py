@@ -283,7 +283,8 @@ class Session(BaseSink):
             return
         if before > 0:
             self._step_event("target_remaining", step, f"resumed: {before:.1f} mJ/cm² were given before the stop, "
-                             f"{device_target:.1f} mJ/cm² to go", device_target_mj_cm2=device_target)
+                             f"{device_target:.1f} mJ/cm² to go", device_target_mj_cm2=device_target,
+                             delivered_before_mj_cm2=before)
         elif device_target < step.target_dose_mj_cm2:
             self._step_event("target_capped", step, f"target lowered to {device_target:.1f} mJ/cm² so the area "
                              f"stays within its cap of {step.area_dose_cap_mj_cm2:g} mJ/cm²",

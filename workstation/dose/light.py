@@ -50,10 +50,18 @@ def is_marked(r: Response | None, t: LightTables) -> bool:
 
 def med_on_file(meds: Sequence[MedMeasurement], device_model: str | None) -> MedMeasurement | None:
     """The latest MED measured on `device_model` (names compared with model_key: case and spacing do not matter; an
-    MED does not carry to another device model, CLINICAL.md). Of two on the same day, the one entered last."""
+    MED does not carry to another device model, CLINICAL.md). Of two on the same day, the one entered last (the
+    store's insertion id; then the order given). The one function the patient page and the dose engine both use."""
     key = model_key(device_model) if device_model else ""
-    mine = [(m.measured_on, i, m) for i, m in enumerate(meds) if key and model_key(m.device_model) == key]
-    return max(mine, key=lambda x: (x[0], x[1]))[2] if mine else None
+    mine = [m for m in meds if key and model_key(m.device_model) == key]
+    return newest_med(mine)
+
+
+def newest_med(meds: Sequence[MedMeasurement]) -> MedMeasurement | None:
+    """The newest of `meds` whatever their order: by measurement date, then by the store's insertion id, then by
+    position; None when empty."""
+    ranked = [((m.measured_on, m.id, i), m) for i, m in enumerate(meds)]
+    return max(ranked, key=lambda x: x[0])[1] if ranked else None
 
 
 def med_elsewhere(meds: Sequence[MedMeasurement], device_model: str | None) -> str:
@@ -62,7 +70,8 @@ def med_elsewhere(meds: Sequence[MedMeasurement], device_model: str | None) -> s
     is then not planned on the area (team decision, the conservative option: docs/protocol-file-schema.md, "MED")."""
     if not meds or med_on_file(meds, device_model) is not None:
         return ""
-    m = max(enumerate(meds), key=lambda x: (x[1].measured_on, x[0]))[1]
+    m = newest_med(meds)
+    assert m is not None
     here = (f"this device is {' '.join(device_model.split())}" if device_model and device_model.strip()
             else "the device model of this session is not known")
     return (f"an MED of {m.med_mj_cm2:g} mJ/cm² measured on model {m.device_model} on {m.measured_on.isoformat()} is "

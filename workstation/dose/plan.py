@@ -116,6 +116,8 @@ class SessionPlan:
     def uv_record_lines(self) -> list[str]:
         """The UV record in words (per area, then the patient; every course): before this session, and with today's
         planned light (the target doses of this plan) added, for the plan and the report."""
+        from workstation.ui.wording import region_name  # the one display-name table (no Qt in it)
+
         def words(dose: float, n: int) -> str:
             return f"{dose:g} mJ/cm² in {n} exposure{'s' if n != 1 else ''}"
 
@@ -124,7 +126,7 @@ class SessionPlan:
             rec = self.uv_record.get("areas", {}).get(str(a.area_id))
             if rec is not None:
                 today = a.target_dose_mj_cm2 if a.has_light and a.target_dose_mj_cm2 else 0.0
-                out.append(f"UV record, {a.label} ({a.body_region}, every course): "
+                out.append(f"UV record, {a.label} ({region_name(a.body_region).lower()}, every course): "
                            f"{words(rec['dose_mj_cm2'], rec['exposures'])} before this session; "
                            f"{words(rec['dose_mj_cm2'] + today, rec['exposures'] + (1 if today else 0))} with "
                            "today's plan")

@@ -90,6 +90,9 @@ class SessionRecorder:
     ) -> None:
         self.path = path
         self._h5 = h5
+        # session time 0 (monotonic host seconds): the origin the live plots, the trainer's log, the report and replay
+        # all count from, so one moment has one session time everywhere
+        self.t0_host_s = float(h5.attrs["t0_host_s"])
         self._on_alarm = on_alarm
         self._on_error = on_error
         self._on_flush = on_flush

@@ -290,7 +290,8 @@ class ClinicStore:
 
     def meds(self, patient_id: int) -> list[MedMeasurement]:
         rows = self._all("SELECT * FROM med_measurements WHERE patient_id = ? ORDER BY measured_on, id", (patient_id,))
-        return [MedMeasurement(r["device_model"], r["med_mj_cm2"], date.fromisoformat(r["measured_on"]))
+        return [MedMeasurement(r["device_model"], r["med_mj_cm2"], date.fromisoformat(r["measured_on"]),
+                               r["id"])
                 for r in rows]
 
     # ---- areas and courses -----------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ class MedMeasurement:
     device_model: str
     med_mj_cm2: float
     measured_on: date
+    id: int = 0  # the store's insertion order: of two on the same day, the higher id is the newer (0 = not stored)
 
 
 @dataclass(frozen=True)

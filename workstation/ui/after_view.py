@@ -19,6 +19,7 @@ from PyQt6.QtWidgets import (
 )
 
 from workstation.recording.format import report_path
+from workstation.ui.alarm_groups import condition_lines
 from workstation.ui.course_view import CourseView
 from workstation.ui.messages import user_text
 from workstation.ui.report import write_session_report
@@ -30,7 +31,6 @@ from workstation.ui.wording import (
     device_name,
     field_name,
     interlock_name,
-    interlock_sentence,
     lesion_name,
     modality_name,
     quantity,
@@ -44,6 +44,7 @@ class AfterView(QWidget):
         self.controller, self.notify = controller, notify
         self.report_dir = Path(report_dir)
         self.extra_lines: Callable[[], list[str]] = list
+        self.alarm_events: Callable[[], list] = list  # the session's alarm signals and STOPs (the alarm panel's)
         self.report_path: Path | None = None
         self.summary = QPlainTextEdit()
         self.summary.setObjectName("after_summary")
@@ -113,11 +114,14 @@ class AfterView(QWidget):
             lines += [f"  {field_name(o.field)} changed {quantity(o.proposed)} → {quantity(o.value)} by {o.who}: "
                       f"{o.reason}" for o in a.overrides]
         lines += plan.uv_record_lines()  # the UV record, before and with this session (issue 11)
-        if s["trips"]:
-            lines.append("## Interlocks")
-            lines += [f"{interlock_name(t['interlock'])} on the {device_name(t['device'])}: "
-                      f"{interlock_sentence(t['interlock'])}; stopped in {t['latency_ms']:.2f} ms"
-                      for t in s["trips"]]
+        grouped = condition_lines(self.alarm_events())  # the alarm panel's grouping (alarm_groups)
+        if grouped:
+            lines.append("## Alarms and operator actions")
+            lines += grouped
+        if s["trips"]:  # the workstation's measured stop time per device, one line per device stopped
+            lines.append("## Stop times")
+            lines += [f"{device_name(t['device'])}: stopped in {t['latency_ms']:.2f} ms "
+                      f"({interlock_name(t['interlock']).lower()})" for t in s["trips"]]
         lines.append("## Aftercare")
         lines += list(plan.aftercare)
         lines += self.extra_lines()

@@ -14,7 +14,7 @@ after it appeared. The most urgent open condition also sounds, repeating until a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QBrush, QColor, QFont, QFontMetrics
@@ -31,6 +31,14 @@ from PyQt6.QtWidgets import (
 
 from workstation.bus import Event, SessionBus, now_s
 from workstation.safety import Interlock
+from workstation.ui.alarm_groups import (
+    OPERATOR_PRESS_S,
+    PRIORITY,
+    Condition,
+    is_alarm,
+    operator_stop_line,
+    same_cause,
+)
 from workstation.ui.alarm_sound import AlarmSound
 from workstation.ui.wording import (
     SEVERITY_LABELS,
@@ -40,30 +48,17 @@ from workstation.ui.wording import (
     is_operator_stop,
 )
 
-PRIORITY = {"high": 0, "medium": 1, "low": 2}
 COLORS = {"high": ("#d32f2f", "#ffffff"), "medium": ("#fbc02d", "#000000"), "low": ("#00bcd4", "#000000")}
 INTERLOCKS = [v for k, v in vars(Interlock).items() if k.isupper()]
-GROUP_WINDOW_S = 2.0  # signals of one device this close together share a cause
-_HEADLINE_RANK = {"interlock": 0, "fault": 1, "connection": 2}
-
-
-def _key(event: Event) -> str:
-    return str(event.details.get("device") or event.source)
 
 
 @dataclass
-class Alarm:
-    """One alarm condition: the signal that heads it (`event`) and the related signals listed under it."""
+class Alarm(Condition):
+    """One alarm condition in the window: a Condition (alarm_groups: the one grouping) with when it was shown and
+    acknowledged."""
 
-    event: Event
-    shown_at_s: float  # host monotonic time it appeared in the window
+    shown_at_s: float = 0.0  # host monotonic time it appeared in the window
     acknowledged_at_s: float | None = None
-    related: list[Event] = field(default_factory=list)
-    last_signal_s: float = 0.0
-
-    @property
-    def severity(self) -> str:
-        return min((self.event, *self.related), key=lambda e: PRIORITY[e.severity]).severity
 
     @property
     def signals(self) -> list[Event]:
@@ -71,25 +66,13 @@ class Alarm:
 
     def takes(self, event: Event, t: float) -> bool:
         """Whether `event` (arriving at `t`) belongs to this condition's cause."""
-        return _key(event) == _key(self.event) and t - self.last_signal_s <= GROUP_WINDOW_S
-
-    def join(self, event: Event, t: float) -> None:
-        self.last_signal_s = t
-        if _HEADLINE_RANK.get(event.kind, 3) < _HEADLINE_RANK.get(self.event.kind, 3):
-            self.related.insert(0, self.event)
-            self.event = event
-        else:
-            self.related.append(event)
+        return same_cause(self.event, self.last_signal_s, event, t)
 
     def text(self) -> str:
         mark = "  (acknowledged)" if self.acknowledged_at_s is not None else ""
         lines = [f"{SEVERITY_LABELS[self.severity]:6}  {event_sentence(self.event)}{mark}"]
         lines += [f"        · {event_sentence(e)}" for e in self.related]
         return "\n".join(lines)
-
-
-def is_alarm(event: Event) -> bool:
-    return event.severity in PRIORITY and event.kind != "alarm_ack" and not is_operator_stop(event)
 
 
 class AlarmList(QWidget):
@@ -107,6 +90,7 @@ class AlarmList(QWidget):
         self.operator = operator
         self.alarms: list[Alarm] = []
         self.actions: list[Event] = []  # the operator's STOPs: actions to see, nothing to acknowledge
+        self.seen: list[Event] = []  # every alarm signal and STOP taken, in order (the summary groups them alike)
         self.list = QListWidget()
         self.list.setObjectName("alarm_list")
         self.list.setWordWrap(True)
@@ -131,6 +115,7 @@ class AlarmList(QWidget):
             return None
         if not is_alarm(event):
             return None
+        self.seen.append(event)
         t = now_s()
         joined = next((a for a in reversed(self.alarms) if a.takes(event, t)), None)
         if joined is not None:
@@ -142,7 +127,7 @@ class AlarmList(QWidget):
             self._render()
             self.sound.update(self._open_priorities())
             return joined
-        alarm = Alarm(event, t, last_signal_s=t)
+        alarm = Alarm(event, last_signal_s=t, shown_at_s=t)
         self.alarms.append(alarm)
         self._render()
         self.sound.update(self._open_priorities(), raised=alarm.severity)
@@ -151,7 +136,8 @@ class AlarmList(QWidget):
 
     def _operator_stop(self, event: Event) -> None:
         """The operator's STOP, listed (grey, below the alarms) as an action: one line per press, not per device."""
-        if self.actions and event.t_host_s - self.actions[-1].t_host_s < 1.0:
+        self.seen.append(event)
+        if self.actions and event.t_host_s - self.actions[-1].t_host_s < OPERATOR_PRESS_S:
             return
         self.actions.append(event)
         self._render()
@@ -179,8 +165,7 @@ class AlarmList(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, id(alarm))
             self.list.addItem(item)
         for action in reversed(self.actions):
-            item = QListWidgetItem(f"ACTION  Operator STOP ({action.details.get('source', 'operator')}): both "
-                                   "devices stopped")
+            item = QListWidgetItem(f"ACTION  {operator_stop_line(action)}")
             item.setForeground(QBrush(QColor("#444444")))
             item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsSelectable)
             self.list.addItem(item)
@@ -217,6 +202,7 @@ class AlarmList(QWidget):
     def clear(self) -> None:
         self.alarms.clear()
         self.actions.clear()
+        self.seen.clear()
         self._render()
         self.sound.silence()
 

@@ -4,6 +4,7 @@ selects it (`area_clicked(area_id)`)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from PyQt6.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
@@ -13,11 +14,17 @@ from PyQt6.QtWidgets import QSizePolicy, QWidget
 from workstation.protocols.model import UV_FORBIDDEN_LESIONS
 from workstation.ui.wording import LESION_COLORS, lesion_name, region_name
 
-# Where a region sits, as (view, x, y) in a 1 × 2 box per view (x 0–1 across, y 0–2 down); view 0 front, 1 back.
-REGION_PLACES = {
-    "forehead": (0, 0.5, 0.10), "periorbital": (0, 0.42, 0.17), "face": (0, 0.56, 0.22), "neck": (0, 0.5, 0.34),
-    "abdomen": (0, 0.5, 0.80), "thighs": (0, 0.38, 1.30), "bony": (0, 0.62, 1.68),
-    "back": (1, 0.5, 0.62), "buttocks": (1, 0.5, 1.00),
+# Where a region sits, as (view, x0, y0, x1, y1) in a 1 × 2 box per view (x 0–1 across, y 0–2 down); view 0 front,
+# 1 back. Several areas on one region are spread in a grid inside its box (never onto the arms beside it).
+REGION_BOXES = {
+    "forehead": (0, 0.42, 0.06, 0.58, 0.14), "periorbital": (0, 0.40, 0.14, 0.60, 0.19),
+    "face": (0, 0.42, 0.18, 0.58, 0.28), "neck": (0, 0.45, 0.30, 0.55, 0.36),
+    "breast_chest": (0, 0.32, 0.40, 0.68, 0.58), "abdomen": (0, 0.32, 0.62, 0.68, 0.94),
+    "upper_arm": (0, 0.14, 0.40, 0.26, 0.62), "forearm": (0, 0.74, 0.62, 0.86, 0.86),
+    "hand": (0, 0.74, 0.88, 0.86, 0.98), "thighs": (0, 0.29, 1.02, 0.71, 1.40),
+    "bony": (0, 0.29, 1.50, 0.71, 1.62), "lower_leg": (0, 0.29, 1.62, 0.71, 1.80),
+    "back": (1, 0.32, 0.40, 0.68, 0.72), "lower_back": (1, 0.32, 0.74, 0.68, 0.90),
+    "buttocks": (1, 0.32, 0.92, 0.68, 1.10),
 }
 LESION_LETTERS = {"hypopigmented_scar": "H", "striae_alba": "S", "atrophic_scar": "A",
                   "hypopigmented_atrophic_scar": "HA", "pih": "P", "hyperpigmented_scar": "D"}
@@ -62,24 +69,37 @@ class BodyMap(QWidget):
 
     # --- geometry -------------------------------------------------------------------------------------------------
     def _boxes(self) -> list[QRectF]:
-        legend_h = 16.0
-        h = max(10.0, self.height() - legend_h - 4)
+        h = max(10.0, self.height() - self._key_height() - 4)
         w = min(self.width() / 2.2, h / 2)
         gap = (self.width() - 2 * w) / 3
         return [QRectF(gap + i * (w + gap), 2, w, 2 * w) for i in range(2)]
 
+    def _key_types(self) -> list[str]:
+        return sorted({a.lesion_type for a in self.areas}, key=lambda t: LESION_LETTERS.get(t, "?"))
+
+    def _key_height(self) -> float:
+        """The key below the figures: one line per lesion type shown, and the line on clicks and rings."""
+        return 14.0 * (len(self._key_types()) + 1) + 2
+
     def _layout(self) -> None:
         boxes = self._boxes()
         self._spots = []
-        seen: dict[str, int] = {}
+        by_region: dict[str, list[MapArea]] = {}
         for a in self.areas:
-            view, x, y = REGION_PLACES.get(a.region, (0, 0.5, 1.0))
-            k = seen.get(a.region, 0)
-            seen[a.region] = k + 1
+            by_region.setdefault(a.region, []).append(a)
+        for region, areas in by_region.items():
+            view, x0, y0, x1, y1 = REGION_BOXES.get(region, (0, 0.40, 0.96, 0.60, 1.04))
             box = boxes[view]
-            r = MARK_R * box.width() * 2
-            dx = ((k + 1) // 2) * 2.2 * r * (1 if k % 2 else -1)  # areas of one region side by side
-            self._spots.append((QPointF(box.left() + x * box.width() + dx, box.top() + y * box.width()), r, a))
+            n = len(areas)
+            cols = max(1, math.ceil(math.sqrt(n * (x1 - x0) / max(y1 - y0, 1e-6))))
+            rows = math.ceil(n / cols)
+            cell_w, cell_h = (x1 - x0) / cols * box.width(), (y1 - y0) / rows * box.width()
+            full = MARK_R * box.width() * 2
+            r = full if n == 1 else max(4.0, min(full, 0.5 * min(cell_w, cell_h)))  # shared: smaller, inside
+            for k, a in enumerate(areas):
+                cx = box.left() + x0 * box.width() + (k % cols + 0.5) * cell_w
+                cy = box.top() + y0 * box.width() + (k // cols + 0.5) * cell_h
+                self._spots.append((QPointF(cx, cy), r, a))
 
     # --- painting ---------------------------------------------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent | None) -> None:  # noqa: N802 - Qt's name
@@ -107,11 +127,25 @@ class BodyMap(QWidget):
             p.setFont(QFont("Sans Serif", 7, QFont.Weight.Bold))
             p.drawText(QRectF(centre.x() - r, centre.y() - r, 2 * r, 2 * r), int(Qt.AlignmentFlag.AlignCenter),
                        LESION_LETTERS.get(a.lesion_type, "?"))
-        p.setPen(QColor("#303030"))
         p.setFont(QFont("Sans Serif", 7))
-        p.drawText(QRectF(0, self.height() - 16, self.width(), 16), int(Qt.AlignmentFlag.AlignCenter),
-                   "click an area to select it · dashed red ring: PIH, no UV")
+        y = self.height() - self._key_height()
+        for t in self._key_types():  # the key: each letter and colour in words
+            p.setPen(QPen(QColor("#000000"), 1))
+            p.setBrush(QBrush(QColor(LESION_COLORS.get(t, "#999999"))))
+            p.drawEllipse(QPointF(10, y + 7), 5, 5)
+            p.setPen(QColor("#303030"))
+            p.drawText(QRectF(20, y, self.width() - 20, 14), int(Qt.AlignmentFlag.AlignVCenter),
+                       f"{LESION_LETTERS.get(t, '?')} = {lesion_name(t)}"
+                       + (" (no UV)" if t in UV_FORBIDDEN_LESIONS else ""))
+            y += 14
+        p.setPen(QColor("#303030"))
+        p.drawText(QRectF(0, y, self.width(), 14), int(Qt.AlignmentFlag.AlignCenter),
+                   "click an area to select it · dashed red ring: no UV (PIH, hyperpigmented)")
         p.end()
+
+    def key_lines(self) -> list[str]:
+        """The key's words (as painted), for tests."""
+        return [f"{LESION_LETTERS.get(t, '?')} = {lesion_name(t)}" for t in self._key_types()]
 
     def mousePressEvent(self, event: QMouseEvent | None) -> None:  # noqa: N802 - Qt's name
         if event is None:

@@ -36,6 +36,7 @@ from workstation.ui.sign_in import IdleWatch, SignInPage
 from workstation.ui.start_page import StartPage
 from workstation.ui.trainer_panel import TrainerPanel
 from workstation.ui.treatment_view import TreatmentView
+from workstation.ui.wording import interlock_name
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class MainWindow(QMainWindow):
         self.controller = SessionController.create(recordings_dir=self.recordings_dir, store_path=store_path,
                                                    places=places)
         self.controller.bridge.received.connect(self._on_event)
+        self.controller.session_t0_listeners.append(self._session_t0)
 
         self.banner = QLabel()
         self.banner.setObjectName("banner")
@@ -76,10 +78,12 @@ class MainWindow(QMainWindow):
                                     recordings_dir=self.recordings_dir)
         self.patient = PatientView(self.controller, self.notify, lambda: self._plan_ready(None))
         self.plan_view = PlanView(self.controller.override, self.notify, self.start_treatment)
+        self.plan_view.reset_button.clicked.connect(self._plan_reset)
         self.plan_view.back_button.clicked.connect(lambda: self.show_page(self.patient))
         self.treatment = TreatmentView(self.controller, self.notify, self.session_ended)
         self.replay = ReplayView(self.notify)
         self.after = AfterView(self.controller, self.notify, self.recordings_dir)
+        self.after.alarm_events = lambda: list(self.treatment.alarms.seen)
         self.trainer: TrainerPanel | None = None
         self.sign_in = SignInPage(self._clinic_store_path, self.notify)
         self.signed_in: Any = None  # the Operator signed in for clinical mode (workstation.store.operators)
@@ -137,6 +141,12 @@ class MainWindow(QMainWindow):
         self.banner.setStyleSheet(f"background:{color};color:white;font-size:16px;font-weight:bold;padding:6px")
         self.banner.setVisible(mode in BANNERS)
         self.setWindowTitle(f"Cicatrix — {mode}")
+
+    def _session_t0(self, t0_host_s: float) -> None:
+        """The recording's time 0: the trainer's log counts from it, as the plots, the report and replay do."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            trainer.t0_s = t0_host_s
 
     def notify(self, text: str, level: str = "info") -> None:
         """A message in the window's one-line area (never a modal dialog): errors say what to do. The newest message
@@ -339,8 +349,24 @@ class MainWindow(QMainWindow):
     # --- events ---------------------------------------------------------------------------------------------------
     def _on_event(self, event: object) -> None:
         self.treatment.on_event(event)
+        self._plan_tripped()
         if self.trainer is not None:
             self.trainer.on_event(event)
+
+    def _plan_tripped(self) -> None:
+        self.plan_view.show_tripped(sorted(interlock_name(n) for n in self.treatment.interlocks.tripped()))
+
+    def _plan_reset(self) -> None:
+        """Reset interlocks from the plan page (the same reset as the treatment page's, on the worker)."""
+        def done(_cleared: object) -> None:
+            self._plan_tripped()
+            self.notify("Interlocks reset: start the treatment when ready.", "info")
+
+        def failed(exc: Exception) -> None:
+            self._plan_tripped()
+            self.notify(user_text(exc), "error")
+
+        self.controller.reset_interlocks(done, failed)
 
     def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name
         self.treatment.plots.stop()

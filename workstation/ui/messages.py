@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QKeyEvent
 from PyQt6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QPushButton,
     QSizePolicy,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -57,11 +61,27 @@ class MessageBar(QWidget):
         self.log_button = QPushButton("Messages ▾")
         self.log_button.setObjectName("message_log_button")
         self.log_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.log_button.clicked.connect(self.show_log)
-        self.log = QListWidget()
+        self.log_button.clicked.connect(self.toggle_log)
+        # The log is a panel inside the window, laid over the page (not a popup window: without a window manager a
+        # popup may never close). Closed by the button again, its Close button, or Escape while it has the focus.
+        self.log_panel = QFrame()
+        self.log_panel.setObjectName("message_log_panel")
+        self.log_panel.setFrameShape(QFrame.Shape.Box)
+        self.log_panel.setStyleSheet("#message_log_panel{background:white;border:1px solid #606060}")
+        self.log = _LogList(self.hide_log)
         self.log.setObjectName("message_log")
-        self.log.setWindowFlags(Qt.WindowType.Popup)
         self.log.setWordWrap(True)
+        self.close_log_button = QPushButton("Close ✕")
+        self.close_log_button.setObjectName("message_log_close")
+        self.close_log_button.clicked.connect(self.hide_log)
+        head = QHBoxLayout()
+        head.addWidget(QLabel("<b>Messages</b>, newest first"), 1)
+        head.addWidget(self.close_log_button)
+        panel = QVBoxLayout(self.log_panel)
+        panel.setContentsMargins(6, 6, 6, 6)
+        panel.addLayout(head)
+        panel.addWidget(self.log)
+        self.log_panel.hide()
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.label, 1)
@@ -96,9 +116,25 @@ class MessageBar(QWidget):
             item.setBackground(self.palette().base() if level == "info" else
                                _brush(MESSAGE_COLORS.get(level, "#eeeeee")))
             self.log.addItem(item)
-        top_left = self.mapToGlobal(self.rect().bottomLeft())
-        self.log.setGeometry(top_left.x(), top_left.y(), self.width(), 300)
-        self.log.show()
+        host = self.window()
+        if self.log_panel.parentWidget() is not host:
+            self.log_panel.setParent(host)
+        top_left = self.mapTo(host, self.rect().bottomLeft())
+        self.log_panel.setGeometry(top_left.x(), top_left.y(), self.width(), 320)
+        self.log_panel.show()
+        self.log_panel.raise_()
+        self.log.setFocus()
+        self.log_button.setText("Messages ▴")
+
+    def hide_log(self) -> None:
+        self.log_panel.hide()
+        self.log_button.setText("Messages ▾")
+
+    def toggle_log(self) -> None:
+        if self.log_panel.isVisible():
+            self.hide_log()
+        else:
+            self.show_log()
 
     def resizeEvent(self, event: object) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)  # type: ignore[arg-type]
@@ -117,3 +153,18 @@ def _brush(color: str) -> object:
     from PyQt6.QtGui import QBrush, QColor
 
     return QBrush(QColor(color))
+
+
+class _LogList(QListWidget):
+    """The message log's list: Escape closes the panel."""
+
+    def __init__(self, on_escape: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_escape = on_escape
+
+    def keyPressEvent(self, event: QKeyEvent | None) -> None:  # noqa: N802 - Qt's name
+        if event is not None and event.key() == Qt.Key.Key_Escape:
+            self._on_escape()
+            event.accept()
+            return
+        super().keyPressEvent(event)

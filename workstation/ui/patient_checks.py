@@ -8,7 +8,7 @@ from typing import Any
 
 from workstation.errors import UserError
 from workstation.store.records import Identity
-from workstation.ui.wording import quantity
+from workstation.ui.numbers import exact, number_from_text
 
 
 def typed_identity(family: str, given: str, born: str) -> Identity | None:
@@ -31,20 +31,17 @@ def typed_identity(family: str, given: str, born: str) -> Identity | None:
 def med_from_text(text: str, light: Any) -> tuple[float, str]:
     """(MED in mJ/cm², the light's model) from the typed text; UserError when it is empty, not a number, or outside
     the range the connected light can deliver (an MED outside it cannot have been measured on it)."""
-    text = text.strip().replace(",", ".")
-    if not text:
+    if not text.strip():
         raise UserError("Type the MED in mJ/cm² (read at 24 h), then save it.")
     model = light.identity.model if light is not None and light.identity else None
     if model is None:
         raise UserError("Connect the light to record an MED: it is kept per device model.")
-    try:
-        med = float(text)
-    except ValueError:
-        raise UserError(f"Type the MED as a number of mJ/cm² (for example 400), not “{text}”.") from None
+    med = number_from_text(text, "MED", "mJ/cm²", "400")
     low, high = dose_range(light)
     if not low <= med <= high:
-        raise UserError(f"An MED of {quantity(med, 'mJ/cm²')} is outside what the {model} can deliver "
-                        f"({low:g}–{high:g} mJ/cm²): check the reading and type it again. Nothing was saved.")
+        raise UserError(f"An MED of {exact(med, 'mJ/cm²')} is outside what the {model} can deliver "
+                        f"({exact(low)}–{exact(high, 'mJ/cm²')}): check the reading and type it again. "
+                        "Nothing was saved.")
     return med, model
 
 

@@ -20,11 +20,13 @@ from PyQt6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
+from workstation.dose.light import med_on_file, newest_med
 from workstation.errors import UserError
 from workstation.protocols.model import LESION_TYPES, SKIN_TYPES
 from workstation.store.records import Identity
@@ -32,7 +34,7 @@ from workstation.ui.body_map import BodyMap, MapArea
 from workstation.ui.patient_checks import differs, med_from_text, typed_identity
 from workstation.ui.response_form import NOTHING_ENTERED, ResponseTable
 from workstation.ui.session_controller import SessionController
-from workstation.ui.wording import field_change, lesion_name, quantity, region_name
+from workstation.ui.wording import field_change, lesion_name, protocol_title, quantity, region_name
 from workstation.visit import awaiting_healing, record_previous_responses
 
 
@@ -185,13 +187,22 @@ class PatientView(QWidget):
         cf.addRow(plan)
         map_box = QGroupBox("Body map")
         QVBoxLayout(map_box).addWidget(self.body_map)
-        first = QVBoxLayout()
+        first_col = QWidget()
+        first = QVBoxLayout(first_col)
+        first.setContentsMargins(0, 0, 0, 0)
         first.addWidget(scr, 3)
         first.addWidget(map_box, 2)
         row = QHBoxLayout()
-        row.addLayout(first, 1)
-        for box in (area_box, course_box):
-            row.addWidget(box, 1)
+        # three equal columns whatever their content (adding an area or a course never moves them): the width comes
+        # from the stretch only; long texts wrap, or elide with the whole text on hover
+        for column in (first_col, area_box, course_box):
+            column.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            column.setMinimumWidth(300)
+            row.addWidget(column, 1)
+        for box in (self.protocol, self.courses, self.region, self.lesion, self.scar_kind):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(12)
+        self.med_on_file.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("<h2>Patient and course</h2>"))
         layout.addLayout(who)
@@ -218,7 +229,8 @@ class PatientView(QWidget):
         self.protocol.clear()
         for pid, p in sorted(lib.protocols.items()):
             self.protocol.addItem(f"{p.title} (v{p.version})", pid)
-            self.protocol.setItemData(self.protocol.count() - 1, f"{pid} v{p.version}", Qt.ItemDataRole.ToolTipRole)
+            self.protocol.setItemData(self.protocol.count() - 1, f"{p.title} (version {p.version})",
+                                      Qt.ItemDataRole.ToolTipRole)
 
     def _error(self, exc: Exception) -> None:
         self.notify(str(exc), "error")
@@ -280,11 +292,8 @@ class PatientView(QWidget):
         if announce:  # a success replaces the error it answers
             self.notify(f"Patient {self.patient.pseudonym} {'created' if created else 'found'}: check the identity "
                         "shown, then plan the visit.", "info")
-        model = self._light_model()
-        mine = [m for m in meds if m.device_model == model] if model else meds
         self.med.clear()
-        self.med_on_file.setText(f"MED on file: {quantity(mine[-1].med_mj_cm2, 'mJ/cm²')} on {mine[-1].device_model}, "
-                                 f"{mine[-1].measured_on}" if mine else "MED on file: none for this light")
+        self._show_med(meds)
         self.areas.clear()
         self._area_by_id = {a.id: a for a in areas}
         for a in areas:
@@ -298,12 +307,13 @@ class PatientView(QWidget):
         keep = self._select_course if self._select_course is not None else self.courses.currentData()
         if previous is None or previous.id != self.patient.id:
             keep = self._select_course
+            self._clear_area_form()  # nothing of the last patient's areas is offered for this one
         self._select_course = None
         self.courses.blockSignals(True)
         self.body_map.set_areas([MapArea(a.id, a.label, a.body_region, a.lesion_type) for a in areas])
         self.courses.clear()
-        for c in courses:
-            self.courses.addItem(f"Course {c.id}, from {c.started_on}: {c.protocol_id}", c.id)
+        for n, c in enumerate(sorted(courses, key=lambda c: c.id), start=1):  # numbered per patient, not store ids
+            self.courses.addItem(f"Course {n}, from {c.started_on}: {protocol_title(c.protocol_id)}", c.id)
             self.courses.setItemData(self.courses.count() - 1, self.courses.itemText(self.courses.count() - 1),
                                      Qt.ItemDataRole.ToolTipRole)
         # the course chosen stays chosen (a correction or a reconnect reloads the patient); otherwise the newest
@@ -342,13 +352,35 @@ class PatientView(QWidget):
             return
         pid = self.patient.id
 
-        def saved(_r: object) -> None:
+        def saved(meds: Any) -> None:
             self.med.clear()
-            self.med_on_file.setText(f"MED on file: {med:g} mJ/cm² on {model}, {dt.date.today()}")
-            self.notify(f"MED {med:g} mJ/cm² on {model} saved.", "info")
+            self._show_med(meds)
+            self.notify(f"MED {quantity(med, 'mJ/cm²')} on {model} saved.", "info")
 
-        self.controller.store_call(lambda store: store.add_med(pid, model, med, dt.date.today()), saved,
-                                   self._error)
+        def save(store: Any) -> Any:
+            store.add_med(pid, model, med, dt.date.today())
+            return store.meds(pid)
+
+        self.controller.store_call(save, saved, self._error)
+
+    def _show_med(self, meds: Any) -> None:
+        """The MED the plan will use: the same function as the dose engine (dose.light.med_on_file)."""
+        model = self._light_model()
+        m = med_on_file(meds, model) if model else newest_med(meds)
+        self.med_on_file.setText(f"MED on file: {quantity(m.med_mj_cm2, 'mJ/cm²')} on {m.device_model}, "
+                                 f"{m.measured_on}" if m else "MED on file: none for this light")
+        self.med_on_file.setToolTip(self.med_on_file.text())
+
+    def _clear_area_form(self) -> None:
+        """The area form empty: no name, the first region and lesion in the lists, no size, skin type and scar
+        kind to choose, scar age unknown; the reason for a correction empty."""
+        self.area_label.clear()
+        for box in (self.region, self.lesion, self.skin, self.scar_kind):
+            box.setCurrentIndex(0)
+        self.size.setValue(self.size.minimum())
+        self.scar_age.setValue(-1)
+        self.change_reason.clear()
+        self.areas.clearSelection()
 
     def _light_model(self) -> str | None:
         light = self.controller.rig.devices.get("light") if self.controller.rig else None

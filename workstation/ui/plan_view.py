@@ -3,7 +3,6 @@ a reason that is kept in the plan (dose.override). A value out of bounds is a me
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from PyQt6.QtWidgets import (
@@ -22,10 +21,13 @@ from PyQt6.QtWidgets import (
 from workstation.dose import OVERRIDABLE, SessionPlan
 from workstation.dose.override import LABELS
 from workstation.errors import UserError
-from workstation.ui.wording import field_name, modality_name, quantity
+from workstation.ui.numbers import exact, number_from_text
+from workstation.ui.wording import FIELD_UNITS, field_name, modality_name, protocol_title, quantity, scrub
 
 COLUMNS = ("Area", "Treatment", "Target dose (mJ/cm²)", "Depth (mm)", "Stroke rate (Hz)", "Passes")
 
+
+EXAMPLES = {"target_dose_mj_cm2": "250", "depth_mm": "1.5", "stroke_rate_hz": "100", "passes": "3"}
 
 class PlanView(QWidget):
     def __init__(self, override: Callable[[int, str, float, str], SessionPlan],
@@ -73,6 +75,15 @@ class PlanView(QWidget):
         self.back_button.setMinimumHeight(40)
         self.back_button.hide()
 
+        # a trip latched before the treatment (telemetry lost while planning): named here, with its reset
+        self.tripped_label = QLabel("")
+        self.tripped_label.setObjectName("plan_tripped")
+        self.tripped_label.setWordWrap(True)
+        self.tripped_label.setStyleSheet("background:#d32f2f;color:white;font-weight:bold;padding:4px")
+        self.reset_button = QPushButton("Reset interlocks")
+        self.reset_button.setObjectName("plan_reset_button")
+        self.tripped_label.hide()
+        self.reset_button.hide()
         edit = QHBoxLayout()
         edit.addWidget(QLabel("Change"))
         edit.addWidget(self.area_choice)
@@ -87,6 +98,10 @@ class PlanView(QWidget):
         layout.addWidget(self.bounds_label)
         layout.addWidget(QLabel("<b>Why these numbers, warnings, aftercare</b>"))
         layout.addWidget(self.reasons, 1)
+        tripped = QHBoxLayout()
+        tripped.addWidget(self.tripped_label, 1)
+        tripped.addWidget(self.reset_button)
+        layout.addLayout(tripped)
         buttons = QHBoxLayout()
         buttons.addWidget(self.back_button)
         buttons.addWidget(self.start_button, 1)
@@ -97,8 +112,8 @@ class PlanView(QWidget):
     def show_plan(self, plan: SessionPlan) -> None:
         self.plan = plan
         self.start_button.setEnabled(True)
-        self.title.setText(f"<h2>Session {plan.session_number} of course {plan.course_id} — "
-                           f"{plan.protocol_id} v{plan.protocol_version}</h2>")
+        self.title.setText(f"<h2>Session {plan.session_number} — "
+                           f"{protocol_title(plan.protocol_id, plan.protocol_version)}</h2>")
         self.table.setRowCount(len(plan.areas))
         for row, a in enumerate(plan.areas):
             values = (a.label, modality_name(a.modality), a.target_dose_mj_cm2, a.depth_mm, a.stroke_rate_hz, a.passes)
@@ -127,7 +142,7 @@ class PlanView(QWidget):
         lines += plan.uv_record_lines()
         lines += [f"note: {n}" for n in plan.notes]
         lines += [f"aftercare: {c}" for c in plan.aftercare]
-        self.reasons.setPlainText("\n".join(lines))
+        self.reasons.setPlainText(scrub("\n".join(lines)))
         self._show_bounds()
 
     def reset_form(self) -> None:
@@ -145,18 +160,24 @@ class PlanView(QWidget):
         self.bounds_label.setText(f"allowed: {b.minimum:g}–{b.maximum:g} {b.unit}" if b else
                                   "this number is not part of the plan for that area")
 
+    def show_tripped(self, names: list[str]) -> None:
+        """The latched interlocks (display names), with Reset interlocks; hidden when none is latched."""
+        self.tripped_label.setText("Interlock latched: " + ", ".join(names) + " — check the cause, then Reset "
+                                   "interlocks before starting." if names else "")
+        self.tripped_label.setVisible(bool(names))
+        self.reset_button.setVisible(bool(names))
+
     def apply_override(self) -> None:
         if self.plan is None:
             return
         area_id = self.area_choice.currentData()
         field = self.field_choice.currentData()
-        text = self.value_edit.text().strip().replace(",", ".")
+        unit = FIELD_UNITS.get(field, "")
         try:
-            value = float(text)
-            if not math.isfinite(value):
-                raise ValueError(text)
-        except ValueError:
-            self.notify(f"Type the new {LABELS[field]} as a number (for example 250), not “{text}”.", "error")
+            value = number_from_text(self.value_edit.text(), f"new {LABELS[field]}", unit,
+                                    EXAMPLES.get(field, "250"))
+        except UserError as exc:
+            self.notify(str(exc), "error")
             return
         try:
             plan = self._override(area_id, field, value, self.reason_edit.text())
@@ -166,4 +187,4 @@ class PlanView(QWidget):
         self.show_plan(plan)
         self.value_edit.clear()
         self.reason_edit.clear()
-        self.notify(f"The {LABELS[field]} of {plan.area(area_id).label} is now {value:g}; the reason is kept.", "info")
+        self.notify(f"The {LABELS[field]} of {plan.area(area_id).label} is now {exact(value, unit)}; the reason is kept.", "info")

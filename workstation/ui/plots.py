@@ -92,6 +92,8 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
         self.drawn_total = 0  # the device's samples_total when its curves were last set (what the next paint shows)
         self.on_painted: Callable[[DevicePlotPanel], None] | None = None  # the benchmark's device→pixel probe
         self.curves: dict[str, pg.PlotDataItem] = {}
+        # (session s it starts, mJ/cm² given in the step before it, the step's planned mJ/cm²) per light exposure
+        self.step_doses: list[tuple[float, float, float]] = []
         self._auto_y: list[tuple[pg.PlotItem, tuple[str, ...], PlotSpec]] = []  # Y range follows the data
         self.setBackground("w")
         for row, spec in enumerate(specs):
@@ -140,6 +142,8 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
         y_extent: dict[str, tuple[float, float]] = {}
         for channel, curve in self.curves.items():
             t, y = with_gaps(*buffers.view(self.device, channel, window_s, max_points))
+            if self.step_doses and channel in ("dose_mj_cm2", "target_dose_mj_cm2"):
+                y = step_totals(channel, t, y, self.step_doses)
             curve.setData(t, y, connect="finite")  # NaN: a non-finite sample or a silent device, drawn as a gap
             if (extent := finite_extent(y)) is not None:
                 y_extent[channel] = extent
@@ -153,6 +157,24 @@ class DevicePlotPanel(pg.GraphicsLayoutWidget):
                 plot.setXRange(x_end_s - window_s, x_end_s, padding=0)
         for plot in self.plots:  # apply the new ranges now; left to the paint, they would cost a second paint
             plot.getViewBox().prepareForPaint()
+
+
+def step_totals(channel: str, t: np.ndarray, y: np.ndarray,
+                step_doses: list[tuple[float, float, float]]) -> np.ndarray:
+    """The light's dose against its step's plan: from each exposure's start (session s), the delivered dose (mJ/cm²,
+    which the device restarts at 0 on a resumed exposure) plus what the step gave before it, and the target as the
+    step's planned total (the device is told only the remainder). Samples before the first exposure are unchanged."""
+    starts = np.array([s[0] for s in step_doses])
+    seg = np.searchsorted(starts, t, side="right") - 1
+    inside = seg >= 0
+    out = np.array(y, dtype=np.float64, copy=True)
+    col = 1 if channel == "dose_mj_cm2" else 2
+    values = np.array([s[col] for s in step_doses])
+    if channel == "dose_mj_cm2":
+        out[inside] += values[seg[inside]]
+    else:
+        out[inside] = np.where(np.isnan(out[inside]), np.nan, values[seg[inside]])
+    return out
 
 
 def legend_html(spec: PlotSpec) -> str:

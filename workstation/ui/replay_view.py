@@ -38,11 +38,12 @@ from PyQt6.QtWidgets import (
 
 from workstation.bus import Event, SessionBus
 from workstation.plotbuffer import PlotBuffers
+from workstation.ui.alarm_groups import group_events, operator_stop_line
 from workstation.ui.alarms import COLORS, PRIORITY
 from workstation.ui.bus_bridge import BusBridge, Tasks
 from workstation.ui.messages import user_text
 from workstation.ui.plots import LivePlots, plotted_channels
-from workstation.ui.wording import SEVERITY_LABELS, event_sentence
+from workstation.ui.wording import SEVERITY_LABELS, event_sentence, protocol_title
 
 SPEEDS = ("0.1x", "0.5x", "1x", "2x", "5x", "10x", "100x")
 TICKS = 100_000  # slider steps over the whole recording (36 ms of an hour)
@@ -153,6 +154,7 @@ class ReplayView(QWidget):
         self.position.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.position.setFixedWidth(self.position.fontMetrics().horizontalAdvance("00000.0 / 00000.0 s") + 8)
         self._event_t = np.empty(0)
+        self._roles: list[str] = []  # per event: alarm_groups.group_events roles
         self._event_cursor = -1  # index of the event last jumped to (or the last one before the position)
         self._jump_pos: float | None = None  # the position the last event jump left
         self.fills = 0  # times the plots were filled from the file (a seek)
@@ -233,11 +235,13 @@ class ReplayView(QWidget):
         self.events.clear()
         self._event_t = np.array([e.t_host_s - t0 for e in recording.events], dtype=float)
         self._event_cursor = -1
-        self.timeline.set_events(list(recording.events), t0, recording.duration_s)
+        self._roles = group_events(list(recording.events)).roles  # grouped as the alarm panel groups them
+        self.timeline.set_events([e for e, r in zip(recording.events, self._roles, strict=True)
+                                  if r not in ("related", "action-related")], t0, recording.duration_s)
         self.source = ReplaySource(recording, self.bus, on_seek=self._fill)
         partial = f" — partial: {recording.partial_reason}" if recording.partial else ""
         self.title.setText(f"<h2>Replay: {recording.path.name}</h2>{meta.mode} session of {meta.patient_pseudonym}, "
-                           f"operator {meta.operator_id}, protocol {meta.protocol_id}, "
+                           f"operator {meta.operator_id}, protocol {protocol_title(meta.protocol_id, meta.protocol_version)}, "
                            f"{recording.duration_s:.1f} s, {len(recording.events)} events{partial}")
         self._set_enabled(True)
         self.plots.start()
@@ -367,7 +371,7 @@ class ReplayView(QWidget):
             base = int(np.searchsorted(self._event_t, pos + 1e-9, "right")) - 1
             back = base
         indices = range(base + 1, len(events)) if direction > 0 else range(min(back, len(events) - 1), -1, -1)
-        target = next((i for i in indices if not alarms_only or events[i].severity in PRIORITY), None)
+        target = next((i for i in indices if not alarms_only or self._roles[i] == "alarm"), None)
         if target is None:
             what = "alarm" if alarms_only else "event"
             self.notify(f"There is no {'later' if direction > 0 else 'earlier'} {what} in this recording.", "info")
@@ -439,8 +443,11 @@ class ReplayView(QWidget):
         events = self.recording.events
         for i in range(self.events.count(), k):
             e = events[i]
-            self.events.addItem(f"{self._event_t[i]:8.2f} s  {SEVERITY_LABELS.get(e.severity, e.severity):6}  "
-                                f"{event_sentence(e)}")
+            role = self._roles[i] if i < len(self._roles) else ""
+            label = {"related": "  ·", "action-related": "  ·", "action": "ACTION"}.get(
+                role, SEVERITY_LABELS.get(e.severity, e.severity))
+            words = operator_stop_line(e) if role == "action" else event_sentence(e)
+            self.events.addItem(f"{self._event_t[i]:8.2f} s  {label:6}  {words}")
             self.events.item(self.events.count() - 1).setToolTip(e.message)
         if 0 <= self._event_cursor < k and self.events.currentRow() != self._event_cursor:
             self.events.setCurrentRow(self._event_cursor)  # the event jumped to (or the last one passed)

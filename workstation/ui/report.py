@@ -6,6 +6,8 @@ and no screen grab: it runs on a worker thread or without a window (`main.py rep
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +90,7 @@ class _Doc:
             self.y = 0.0
 
     def text(self, s: str, size: int, bold: bool = False, color: str = "#000000") -> None:
+        s = re.sub(r"`([^`]*)`", r"“\1”", s)  # no backticks on paper
         font = QFont("Sans Serif", size)
         font.setBold(bold)
         self.p.setFont(font)
@@ -136,6 +139,8 @@ class _Doc:
         y_hi = float(values.max()) if len(values) else 1.0
         y_lo = min(0.0, float(values.min())) if len(values) else 0.0
         y_hi = y_hi * 1.1 if y_hi > 0 else 1.0
+        y_lo, y_hi, y_ticks = nice_ticks(y_lo, y_hi)  # round numbers on the axis (never 0.8332)
+        _, _, t_ticks = nice_ticks(t_lo, t_hi, extend=False)
 
         def px(tt: np.ndarray, yy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return (rect.left() + (tt - t_lo) / max(t_hi - t_lo, 1e-9) * rect.width(),
@@ -147,17 +152,16 @@ class _Doc:
         p.setPen(QPen(QColor("#404040"), 1))
         p.drawRect(rect)
         p.setFont(QFont("Sans Serif", 6))
-        for k in range(5):
-            yv = y_lo + (y_hi - y_lo) * k / 4
+        for yv in y_ticks:
             _, yy = px(np.zeros(1), np.array([yv]))
             p.drawLine(QPointF(rect.left() - 4, float(yy[0])), QPointF(rect.left(), float(yy[0])))
             p.drawText(QRectF(0, float(yy[0]) - 8, rect.left() - 6, 16),
-                       int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), f"{yv:.4g}")
-            tv = t_lo + (t_hi - t_lo) * k / 4
+                       int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), tick_label(yv))
+        for tv in t_ticks:
             xx, _ = px(np.array([tv]), np.zeros(1))
             p.drawLine(QPointF(float(xx[0]), rect.bottom()), QPointF(float(xx[0]), rect.bottom() + 4))
             p.drawText(QRectF(float(xx[0]) - 30, rect.bottom() + 4, 60, 14), int(Qt.AlignmentFlag.AlignHCenter),
-                       f"{tv:.1f}")
+                       tick_label(tv))
         for y, color, _label in series:
             tt, yy = _envelope(t, y, int(rect.width()))
             xs, ys = px(tt, yy)
@@ -194,3 +198,26 @@ def _envelope(t: np.ndarray, y: np.ndarray, columns: int) -> tuple[np.ndarray, n
         yy[0::2] = np.fmin.reduceat(y, edges[:-1])
         yy[1::2] = np.fmax.reduceat(y, edges[:-1])
     return tt, yy
+
+
+def nice_ticks(lo: float, hi: float, n: int = 4, extend: bool = True) -> tuple[float, float, list[float]]:
+    """Axis ticks at round steps (1, 2, 2.5 or 5 × 10^k), about `n` intervals: (lo, hi, ticks). With `extend`, the
+    range grows to the ticks around it; without, the ticks are those inside [lo, hi]."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        hi = lo + 1.0 if math.isfinite(lo) else 1.0
+        lo = lo if math.isfinite(lo) else 0.0
+    raw = (hi - lo) / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * (1 - 1e-9))
+    first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
+    if extend:
+        lo, hi = round(first * step, 10), round(last * step, 10)
+    else:
+        first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+    ticks = [round(k * step, 10) for k in range(first, last + 1)]
+    return lo, hi, ticks
+
+
+def tick_label(v: float) -> str:
+    """A tick value as written on an axis: 0, 2.5, 100 (no float noise)."""
+    return f"{round(v, 6):g}"

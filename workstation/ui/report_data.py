@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from workstation.ui.alarm_groups import condition_lines
 from workstation.ui.wording import (
-    event_sentence,
     lesion_name,
     modality_name,
+    protocol_title,
     quantity,
     region_name,
 )
@@ -44,7 +45,8 @@ class StepSpan:
     t_end_s: float
     outcome: str = "not ended"
     planned: dict[str, Any] = field(default_factory=dict)
-    delivered_dose_mj_cm2: float = math.nan
+    delivered_dose_mj_cm2: float = math.nan  # this exposure's own dose
+    before_mj_cm2: float = 0.0  # given in the same step by earlier exposures (a resumed step)
     passes_done: int = 0
     note: str = ""
     t_s: np.ndarray = field(default_factory=lambda: np.empty(0))
@@ -54,8 +56,11 @@ class StepSpan:
     def describe(self) -> str:
         p = self.planned
         if self.modality == "light":
-            return (f"{modality_name('light')} on {self.area}: {quantity(self.delivered_dose_mj_cm2, 'mJ/cm²')} "
-                    f"delivered of {quantity(p.get('target_dose_mj_cm2'), 'mJ/cm²')} planned — {self.outcome}")
+            resumed = (f" (this exposure {quantity(self.delivered_dose_mj_cm2, 'mJ/cm²')}, after "
+                       f"{quantity(self.before_mj_cm2, 'mJ/cm²')} before the stop)" if self.before_mj_cm2 > 0 else "")
+            return (f"{modality_name('light')} on {self.area}: "
+                    f"{quantity(self.before_mj_cm2 + self.delivered_dose_mj_cm2, 'mJ/cm²')} delivered of "
+                    f"{quantity(p.get('target_dose_mj_cm2'), 'mJ/cm²')} planned{resumed} — {self.outcome}")
         passes = p.get("passes")
         return (f"{modality_name('needling')} on {self.area}: {quantity(p.get('depth_mm'), 'mm')}, "
                 f"{quantity(p.get('stroke_rate_hz'), 'Hz')}, {self.passes_done} of {passes} "
@@ -146,15 +151,14 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
     try:
         meta, t0 = rec.meta, rec.meta.t0_host_s
         steps = _steps(rec, t0)
-        trips = [f"{e.t_host_s - t0:.1f} s: {event_sentence(e)}" for e in rec.events
-                 if e.kind == "interlock" or (e.severity in ("medium", "high") and e.kind != "interlock")]
+        trips = condition_lines(list(rec.events), t0)  # grouped as the alarm panel groups them
         plan = rec.plan or {}
         sha = ""
         side = path.with_name(path.name + ".sha256")
         if side.is_file():
             sha = side.read_text().split()[0] if side.read_text().split() else ""
         data = ReportData(path, meta.mode, meta.patient_pseudonym, meta.operator_id,
-                          f"{meta.protocol_id} v{meta.protocol_version}", meta.start_time_utc, rec.duration_s, plan,
+                          protocol_title(meta.protocol_id, meta.protocol_version), meta.start_time_utc, rec.duration_s, plan,
                           steps, trips, list(plan.get("aftercare", [])), None, sha)
         skipped = sum(s.nonfinite_samples for s in steps)
         if skipped:
@@ -184,6 +188,12 @@ def _steps(rec: Any, t0: float) -> list[StepSpan]:
             s.t_end_s, s.outcome = e.t_host_s - t0, str(d.get("outcome", "ended"))
             s.delivered_dose_mj_cm2 = float(d.get("delivered_dose_mj_cm2", math.nan))
             s.passes_done, s.note = int(d.get("passes_done", 0) or 0), str(d.get("note", "") or "")
+    given: dict[int, float] = {}  # per step: the dose of its earlier exposures (the device restarts at 0)
+    for s in spans:
+        if s.modality == "light":
+            s.before_mj_cm2 = given.get(s.index, 0.0)
+            if math.isfinite(s.delivered_dose_mj_cm2):
+                given[s.index] = s.before_mj_cm2 + s.delivered_dose_mj_cm2
     for s in spans:
         device = "light" if s.modality == "light" else "pen"
         if device not in rec.devices:
@@ -194,6 +204,14 @@ def _steps(rec: Any, t0: float) -> list[StepSpan]:
         for channel, _label, _unit in (LIGHT_SERIES if device == "light" else PEN_SERIES):
             if channel in rows.dtype.names:
                 s.series[channel] = rows[channel].astype(np.float64)
+        if device == "light":  # dose so far in the step against the step's planned total
+            planned = float(s.planned.get("target_dose_mj_cm2") or math.nan)
+            within = s.t_s >= s.t_start_s
+            if "dose_mj_cm2" in s.series:
+                s.series["dose_mj_cm2"] = np.where(within, s.series["dose_mj_cm2"] + s.before_mj_cm2,
+                                                   s.series["dose_mj_cm2"])
+            if "target_dose_mj_cm2" in s.series and math.isfinite(planned):
+                s.series["target_dose_mj_cm2"] = np.where(within, planned, s.series["target_dose_mj_cm2"])
     return spans
 
 

@@ -11,6 +11,7 @@ from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QSpinBox,
@@ -31,6 +32,8 @@ class ResponseTable(QTableWidget):
         super().__init__(0, len(COLUMNS), parent)
         self.setHorizontalHeaderLabels(COLUMNS)
         self.horizontalHeader().setStretchLastSection(True)
+        # every column as wide as its heading and content (never "epig"), scrolled sideways in a narrow column
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
 
     def set_areas(self, areas: Sequence[tuple[int, str]]) -> None:
         """(area id, label) per row; every score starts empty."""

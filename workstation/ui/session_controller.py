@@ -35,6 +35,7 @@ class SessionController:
     def __init__(self, bus: SessionBus, buffers: PlotBuffers, bridge: BusBridge, tasks: Tasks, *,
                  recordings_dir: Path, store_path: Path | None = None, places: Places | None = None) -> None:
         self.bus, self.buffers, self.bridge, self.tasks = bus, buffers, bridge, tasks
+        self.session_t0_listeners: list[Callable[[float], None]] = []  # told the recording's time 0 at each start
         self.activity = ActivityWatch()
         bus.subscribe(self.activity)
         self.recordings_dir = Path(recordings_dir)
@@ -155,7 +156,16 @@ class SessionController:
             failed(exc)
             return
         visit.operator = self.operator
-        self.tasks.run(visit.begin, done, failed)
+
+        def begun(steps: object) -> None:
+            rec = visit.rig.recorder
+            if rec is not None:  # one session clock: the live plots count from the recording's time 0
+                self.buffers.clear(rec.t0_host_s)
+                for listener in self.session_t0_listeners:
+                    listener(rec.t0_host_s)
+            done(steps)
+
+        self.tasks.run(visit.begin, begun, failed)
 
     def run_next_step(self, done: Done, failed: Failed) -> None:
         visit = self.visit

@@ -22,13 +22,21 @@ from workstation.bus import Event, now_s
 from workstation.errors import UserError
 from workstation.scenario import TimedEvent
 from workstation.ui.alarms import Alarm
-from workstation.ui.wording import event_sentence, scrub
+from workstation.ui.wording import device_name, event_sentence, scrub
 
 FAULTS = {
     "light": ("contact_lost", "contact_restored", "over_temperature", "lamp_failure", "sensor_low", "sensor_glitch",
               "unplug", "replug", "stall", "unstall", "corrupt", "clear_faults_cause"),  # clear: lamp cooled, replaced
     "pen": ("contact_lost", "contact_restored", "motor_jam", "unplug", "replug", "stall", "unstall", "corrupt",
             "clear_faults_cause"),  # clear_faults_cause: jam freed
+}
+STOP_ANSWERS_WITHIN_S = 60.0  # team default: a STOP later than this after an alarm is not counted as its answer
+FAULT_WORDS = {  # what the trainer reads in the list (the emulator's action name is the item's data)
+    "contact_lost": "Skin contact lost", "contact_restored": "Skin contact back", "over_temperature": "Lamp too hot",
+    "lamp_failure": "Lamp fails", "sensor_low": "Sensor reads low", "sensor_glitch": "Sensor glitch",
+    "unplug": "Unplug the cable", "replug": "Plug the cable back", "stall": "Data stops (stall)",
+    "unstall": "Data resumes", "corrupt": "Corrupted frames", "motor_jam": "Motor jams",
+    "clear_faults_cause": "Remove the fault's cause (lamp cooled or replaced, jam freed)",
 }
 
 
@@ -54,12 +62,13 @@ class TrainerPanel(QWidget):
         self._by_alarm: dict[int, Response] = {}
         self.t0_s = now_s()
         self.device = QComboBox()
-        self.device.addItems(list(FAULTS))
+        for dev in FAULTS:
+            self.device.addItem(device_name(dev), dev)
         self.device.setObjectName("fault_device")
         self.action = QComboBox()
         self.action.setObjectName("fault_action")
-        self.device.currentTextChanged.connect(self._device_changed)
-        self._device_changed(self.device.currentText())
+        self.device.currentIndexChanged.connect(lambda _i: self._device_changed(self.device.currentData()))
+        self._device_changed(self.device.currentData())
         self.inject_button = QPushButton("Inject fault")
         self.inject_button.setObjectName("inject_button")
         self.inject_button.clicked.connect(self.inject_selected)
@@ -79,18 +88,24 @@ class TrainerPanel(QWidget):
         layout.addWidget(QLabel("<b>Trainer</b>: inject a fault into the emulated devices"))
         layout.addLayout(row)
         layout.addWidget(self.play_scenario)
-        layout.addWidget(QLabel("Trainee's responses"))
+        layout.addWidget(QLabel("Trainee's responses (time since session start, s)"))
         layout.addWidget(self.log, 1)
 
     def _device_changed(self, device: str) -> None:
         self.action.clear()
-        self.action.addItems(list(FAULTS.get(device, ())))
+        for action in FAULTS.get(device, ()):
+            self.action.addItem(FAULT_WORDS.get(action, action), action)
 
     def _write(self, text: str) -> None:
         self.log.appendPlainText(f"{now_s() - self.t0_s:7.2f} s  {text}")
 
     def inject_selected(self) -> None:
-        self.inject(self.device.currentText(), self.action.currentText())
+        self.inject(self.device.currentData(), self.action.currentData())
+
+    def choose(self, device: str, action: str) -> None:
+        """Select a fault by the device's and the emulator action's names (the lists show them in words)."""
+        self.device.setCurrentIndex(self.device.findData(device))
+        self.action.setCurrentIndex(self.action.findData(action))
 
     def inject(self, device: str, action: str, value: float = 0.0) -> None:
         try:
@@ -98,7 +113,7 @@ class TrainerPanel(QWidget):
         except UserError as exc:
             self._notify(str(exc), "error")
             return
-        self._write(f"injected {action.replace('_', ' ')} into the {device}")
+        self._write(f"injected into the {device_name(device)}: {FAULT_WORDS.get(action, action).lower()}")
 
     # --- the scenario's own timed events -----------------------------------------------------------------------
     def set_scenario_events(self, events: tuple[TimedEvent, ...]) -> None:
@@ -135,15 +150,18 @@ class TrainerPanel(QWidget):
         self._write(f"{alarm.severity} alarm: {event_sentence(alarm.event)}")
 
     def on_stop(self, t_s: float | None = None) -> None:
+        """A STOP answers one alarm only: the latest high-priority alarm not yet acknowledged and not yet answered,
+        raised at most STOP_ANSWERS_WITHIN_S before it. Earlier or unrelated alarms get no STOP time (docs/user-guide:
+        "Trainee's responses")."""
         t = now_s() if t_s is None else t_s
-        waiting = [r for r in self.responses if r.stop_after_s is None]
-        for r in waiting:
-            r.stop_after_s = round(t - r.shown_at_s, 3)
-        if waiting:
-            latest = max(waiting, key=lambda r: r.shown_at_s)
-            self._write(f"STOP pressed, {latest.stop_after_s:.2f} s after the last alarm")
+        open_high = [r for r in self.responses if r.severity == "high" and r.stop_after_s is None
+                     and r.ack_after_s is None and 0 <= t - r.shown_at_s <= STOP_ANSWERS_WITHIN_S]
+        if open_high:
+            answered = max(open_high, key=lambda r: r.shown_at_s)
+            answered.stop_after_s = round(t - answered.shown_at_s, 3)
+            self._write(f"STOP pressed, {answered.stop_after_s:.2f} s after the alarm: {scrub(answered.message)}")
         else:
-            self._write("STOP pressed (no alarm open)")
+            self._write("STOP pressed (no high-priority alarm open)")
 
     def on_ack(self, alarm: Alarm) -> None:
         r = self._by_alarm.get(id(alarm))

@@ -24,6 +24,7 @@ from workstation.ui.alarms import AlarmList, InterlockLights
 from workstation.ui.messages import user_text
 from workstation.ui.plots import LivePlots
 from workstation.ui.session_controller import SessionController
+from workstation.ui.wording import STATE_WORDS, event_sentence, interlock_name, scrub
 
 STOP_STYLE = ("QPushButton{background:#c62828;color:white;font-size:28px;font-weight:bold;border-radius:10px;}"
               "QPushButton:pressed{background:#8e0000;}")
@@ -134,6 +135,8 @@ class TreatmentView(QWidget):
         self._mark_current()
         self.update_buttons()
         self.button_timer.start()
+        for panel in self.plots.panels.values():
+            panel.step_doses.clear()  # a new session: its own steps
         self.plots.start()
 
     def _mark_current(self) -> None:
@@ -234,7 +237,8 @@ class TreatmentView(QWidget):
         def done(cleared: list) -> None:
             self.resetting = False
             self.update_buttons()
-            self.notify("Interlocks reset: " + ", ".join(t.interlock for t in cleared) + ". Resume when ready."
+            names = sorted({interlock_name(t.interlock).lower() for t in cleared})
+            self.notify("Interlocks reset: " + ", ".join(names) + ". Resume when ready."
                         if cleared else "The devices' latched faults were reset. Resume when ready.", "info")
 
         def failed(exc: Exception) -> None:
@@ -280,14 +284,39 @@ class TreatmentView(QWidget):
         self.on_ended(saved)
 
     # --- bus events (GUI thread) ----------------------------------------------------------------------------------
+    def _step_dose(self, event: Event) -> None:
+        """A light step's start (or its resumed exposure): the dose plot shows the step's total against its plan."""
+        d = event.details
+        if event.kind != "protocol" or d.get("modality") != "light" or \
+                d.get("event") not in ("step_started", "target_remaining"):
+            return
+        t0 = self.controller.buffers.session_t0_host_s
+        panel = self.plots.panels.get("light")
+        if t0 is None or panel is None:
+            return
+        before = float(d.get("delivered_before_mj_cm2", 0.0) or 0.0)
+        entry = (event.t_host_s - t0, before, float(d.get("target_dose_mj_cm2") or 0.0))
+        if d["event"] == "target_remaining" and panel.step_doses:
+            panel.step_doses[-1] = entry  # the same step, resumed: its exposure continues the step's curve
+        else:
+            panel.step_doses.append(entry)
+        del panel.step_doses[:-50]
+        self.plots.refresh()
+
     def on_event(self, event: Event) -> None:
         self.interlocks.on_event(event)
-        self.alarms.add(event)
-        if event.kind == "interlock":
-            self.notify(f"{event.message.rstrip('.')}. The devices were stopped: check the patient and the cause, "
-                        "then Reset interlocks and Resume.", "error")
+        alarm = self.alarms.add(event)  # None for the operator's own STOP: press_stop has said it once
+        if event.kind == "interlock" and alarm is not None and \
+                sum(e.kind == "interlock" for e in alarm.signals) == 1:  # once per condition, in words
+            self.notify(f"{event_sentence(event).rstrip('.')}. The devices were stopped: check the patient and the "
+                        "cause, then Reset interlocks and Resume.", "error")
+        self._step_dose(event)
         if event.kind == "state":
-            self.state_label.setText(f"session: {event.details.get('to', '')} — {event.details.get('cause', '')}")
+            to = str(event.details.get("to", ""))
+            self.state_label.setText(scrub(f"session: {STATE_WORDS.get(to, to)} — {event.details.get('cause', '')}"))
+        if event.kind == "interlock_reset" and self.controller.session is not None:  # the cause is gone: say so
+            state = str(self.controller.session.state)
+            self.state_label.setText(f"session: {STATE_WORDS.get(state, state)} — interlocks reset")
             self._mark_current()
         if event.kind in ("state", "interlock", "interlock_reset", "fault", "connection"):
             self.update_buttons()

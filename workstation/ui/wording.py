@@ -36,7 +36,8 @@ LESION_COLORS = {
 REGION_NAMES = {
     "face": "Face", "forehead": "Forehead", "periorbital": "Around the eye", "neck": "Neck",
     "bony": "Bony area (shin, sternum)", "abdomen": "Abdomen", "back": "Back", "buttocks": "Buttocks",
-    "thighs": "Thighs",
+    "thighs": "Thighs", "lower_back": "Lower back", "upper_arm": "Upper arm", "forearm": "Forearm", "hand": "Hand",
+    "lower_leg": "Lower leg", "breast_chest": "Breast and chest",
 }
 DEVICE_NAMES = {"light": "UV light", "pen": "needling pen", "session": "session", "safety": "safety monitor",
                 "recorder": "recorder", "operator": "operator"}
@@ -79,6 +80,36 @@ OPERATOR_STOP_SOURCES = ("STOP button", "scenario", "key")  # an E-stop from the
 _PATH = re.compile(r"/dev/pts/\d+|/tmp/cicatrix-emu-[\w-]+/tty-\w+")  # emulator ptys; a port the user typed stays
 _LIBRARY_TEXT = re.compile(r"device reports readiness to read but returned no data"
                            r"( \(device disconnected or multiple access on port\?\))?|\[Errno \d+\][^)]*")
+
+
+STATE_WORDS = {"idle": "not started", "connected": "connected", "armed": "ready", "treating": "treating",
+               "paused": "paused", "ended": "ended", "aborted": "aborted"}
+
+
+def protocol_title(protocol_id: str, version: Any = None) -> str:
+    """A protocol's title from the library (its id in words when the library does not hold it), with its version."""
+    title = _titles().get(str(protocol_id)) or humanise(str(protocol_id).replace("-", " ")).capitalize()
+    return f"{title} (version {version})" if version is not None else title
+
+
+def _titles() -> dict[str, str]:
+    if _TITLES is None:
+        try:
+            from workstation.protocols import load_library
+
+            globals()["_TITLES"] = {pid: p.title for pid, p in load_library().protocols.items()}
+        except Exception:  # noqa: BLE001 - a library that does not load leaves the ids in words
+            globals()["_TITLES"] = {}
+    return _TITLES or {}
+
+
+_TITLES: dict[str, str] | None = None
+
+
+def _command(args: str) -> str:
+    from workstation.progname import command
+
+    return command(args)
 
 
 def humanise(identifier: str) -> str:
@@ -160,7 +191,20 @@ def scrub(text: str) -> str:
     text = re.sub(r"INTERLOCK (\w+) on (\w+): ",
                   lambda m: f"{interlock_name(m[1])} interlock on the {device_name(m[2])}: ", text)
     text = _LIBRARY_TEXT.sub("the link broke", text)
-    text = re.sub(r"\bnan\b", "no number", text)
+    text = text.replace(" (its port)", "")
+    # two temperature limits: the lamp's own (its firmware) and the workstation's lower one (safety.py): say whose
+    text = re.sub(r"over the (\d+(?:\.\d+)?) °C limit", r"over the lamp's own \1 °C limit", text)
+    text = re.sub(r"([Ll]amp at [\d.]+ °C), above (\d+(?:\.\d+)?) °C", r"\1, above the workstation's \2 °C limit",
+                  text)
+    text = re.sub(r"\binterlocks? (\w+) on (\w+)",
+                  lambda m: f"{interlock_name(m[1]).lower()} interlock on the {device_name(m[2])}", text)
+    text = re.sub(r"\(modality: (\w+)\)", lambda m: f"({modality_name(m[1]).lower()})", text)
+    text = re.sub(r"`(?:python main\.py|cicatrix) ([^`]+)`", lambda m: f"“{_command(m[1])}”", text)
+    text = re.sub(r"`([^`]+)`", r"“\1”", text)  # no backticks on screen or paper
+    text = re.sub(r"\bCLINICAL\.md\b", "the team's clinical guide", text)
+    text = re.sub(r"\b(?:Session|session) (\w+) → (\w+)",
+                  lambda m: f"Session {STATE_WORDS.get(m[1], m[1])} → {STATE_WORDS.get(m[2], m[2])}", text)
+    text = re.sub(r"(?<!“)\bnan\b(?!”)", "no number", text)  # what a person typed is quoted as typed
     for table in (LESION_NAMES, FIELD_NAMES):
         for key in sorted(table, key=len, reverse=True):
             if "_" in key:
@@ -194,6 +238,13 @@ def event_sentence(event: Any) -> str:
     if event.kind == "fault":
         faults = [FAULT_NAMES.get(f, humanise(f).lower()) for f in d.get("faults", [])] or ["an unknown fault"]
         return f"The {device_name(event.source)} reports {', '.join(faults)}."
+    if event.kind == "telemetry":  # "TELEMETRY seq 31846: device clock jumped…": the sequence number is not for people
+        text = scrub(re.sub(r"^\s*TELEMETRY\s+seq\s+\d+:\s*", "", event.message))
+        return f"Data from the {device_name(event.source)}: {text}"
+    if event.kind == "state":
+        d_from, d_to = str(d.get("from", "")), str(d.get("to", ""))
+        if d_from and d_to:
+            return f"Session {STATE_WORDS.get(d_from, d_from)} → {STATE_WORDS.get(d_to, d_to)}."
     if event.kind == "connection":
         src = device_name(event.source)
         msg = event.message

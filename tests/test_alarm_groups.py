@@ -1,0 +1,52 @@
+"""Finding 7 of the fresh tester on issue 15: one grouping of alarm signals (alarm_groups) for the panel, the summary,
+the PDF and replay; a reconnection is a related signal of its device's condition; an operator STOP is one action."""
+
+from __future__ import annotations
+
+from workstation.bus import Event
+from workstation.ui.alarm_groups import GROUP_WINDOW_S, condition_lines, group_events
+from workstation.ui.alarms import AlarmList
+
+
+def ev(t, kind, severity, origin, message, **details):
+    return Event(t, kind, severity, origin, message, details)
+
+
+UNPLUG = [
+    ev(10.0, "connection", "high", "pen", "pen disconnected: device reports readiness to read but returned no data"),
+    ev(10.1, "interlock", "high", "safety", "INTERLOCK disconnected on pen: gone", device="pen",
+       interlock="disconnected"),
+    ev(10.3, "connection", "high", "pen", "no telemetry from pen for 250 ms"),
+    ev(40.0, "connection", "medium", "pen", "pen reconnected; made safe"),  # long after: still the same cause
+    ev(50.0, "interlock", "high", "safety", "INTERLOCK estop on light", device="light", interlock="estop",
+       source="STOP button"),
+    ev(50.01, "interlock", "high", "safety", "INTERLOCK estop on pen", device="pen", interlock="estop",
+       source="STOP button"),
+    ev(51.0, "state", "info", "session", "treating -> paused"),
+]
+
+
+def test_one_condition_per_cause_and_one_action_per_stop():
+    g = group_events(UNPLUG)
+    assert g.roles == ["alarm", "related", "related", "related", "action", "action-related", ""]
+    assert len(g.conditions) == 1 and g.conditions[0].event.kind == "interlock"  # the most telling headline
+    assert len(g.actions) == 1
+    lines = condition_lines(UNPLUG, t0_s=0.0)
+    assert len(lines) == 2 and lines[0].startswith("10.0 s: HIGH") and "connected again" in lines[0]
+    assert lines[1] == "50.0 s: ACTION — Operator STOP (STOP button): both devices stopped"
+    text = " ".join(lines)
+    assert "readiness" not in text and "estop" not in text and "_" not in text
+
+
+def test_the_panel_groups_alike(qtbot):
+    panel = AlarmList()
+    qtbot.addWidget(panel)
+    for e in UNPLUG:
+        panel.add(e)
+    assert len(panel.alarms) == 1 and len(panel.alarms[0].related) == 3 and len(panel.actions) == 1
+    assert panel.seen == UNPLUG[:-1]  # what the after-session summary groups
+
+
+def test_a_later_signal_is_a_new_condition():
+    later = [UNPLUG[0], ev(10.0 + GROUP_WINDOW_S + 1, "connection", "high", "pen", "pen disconnected: again")]
+    assert group_events(later).roles == ["alarm", "alarm"]
