@@ -1,0 +1,65 @@
+"""Every way a headless session ends without End session journals what was delivered before its row is closed:
+Ctrl+C (SIGINT) and SIGTERM sent to a real `main.py session` subprocess mid-exposure leave the session 'partial' with
+its light dose from the recording's telemetry, so the next plan and the cumulative cap count it (issue 9, tester's
+finding 1)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workstation.journal import deliveries_from_recording
+from workstation.recording.format import ballast_path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "seeds" / "scenarios"
+
+
+def _scenario_without_crash(tmp_path: Path) -> Path:
+    """crash-and-restart.toml without its SIGKILL: a 260 mJ/cm² exposure of about 2.7 s."""
+    text = (SCENARIOS / "crash-and-restart.toml").read_text()
+    path = tmp_path / "light-only.toml"
+    path.write_text(text.split("[[events]]")[0])
+    return path
+
+
+def _interrupt_mid_exposure(tmp_path: Path, signum: int) -> tuple[subprocess.CompletedProcess, Path]:
+    store = tmp_path / "training.sqlite3"
+    cmd = [sys.executable, str(ROOT / "main.py"), "session", "--simulate", "--scenario",
+           str(_scenario_without_crash(tmp_path)), "--record", str(tmp_path / "rec"), "--store", str(store)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if "step 1 started" in line:
+            break
+    time.sleep(1.2)  # mid-exposure: the dose is partly given
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(cmd, proc.returncode, "".join(lines) + out, err), store
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
+def test_a_signal_mid_exposure_journals_the_dose_the_recording_holds(tmp_path: Path, signum: int, code: int) -> None:
+    done, store = _interrupt_mid_exposure(tmp_path, signum)
+    assert done.returncode == code, done.stdout + done.stderr
+    with sqlite3.connect(store) as c:
+        sessions = c.execute("SELECT state, outcome_note, recording_path FROM sessions").fetchall()
+        treatments = c.execute("SELECT modality, dose_mj_cm2 FROM treatments").fetchall()
+        linked = c.execute("SELECT count(*) FROM recordings").fetchone()[0]
+    [(state, note, recording)] = sessions
+    assert state == "partial" and "closed during the session" in note, sessions
+    recorded = deliveries_from_recording(Path(recording))
+    [(modality, dose)] = treatments
+    assert modality == "light" and 0 < dose < 260
+    assert dose == pytest.approx(recorded[0].dose_mj_cm2, abs=0.01)  # the telemetry's figure, as inspect gives it
+    assert linked == 1 and not ballast_path(Path(recording)).exists()
