@@ -6,6 +6,7 @@ finding 1)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -63,3 +64,75 @@ def test_a_signal_mid_exposure_journals_the_dose_the_recording_holds(tmp_path: P
     assert modality == "light" and 0 < dose < 260
     assert dose == pytest.approx(recorded[0].dose_mj_cm2, abs=0.01)  # the telemetry's figure, as inspect gives it
     assert linked == 1 and not ballast_path(Path(recording)).exists()
+
+
+NEEDLING_CRASH = """[scenario]
+title = "Combined session, the workstation crashes during the needling"
+expect = "aborted"
+
+[patient]
+pseudonym = "TRAIN-0202"
+skin_type = 3
+
+[[areas]]
+id = "left-cheek"
+region = "face"
+lesion = "hypopigmented_atrophic_scar"
+size_cm2 = 6
+
+[session]
+protocol = "hypopigmented-atrophic-scar-combined"
+operator = "tester"
+pass_duration_s = 1.0
+light_warmup_s = 0.5
+seed = 5
+
+[[events]]
+at_s = 4.5
+action = "crash"
+"""
+
+
+def _crashed_recording(tmp_path: Path, scenario: Path) -> Path:
+    store = tmp_path / "training.sqlite3"
+    cmd = [sys.executable, str(ROOT / "main.py"), "session", "--simulate", "--scenario", str(scenario), "--record",
+           str(tmp_path / "rec"), "--store", str(store)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr
+    with sqlite3.connect(store) as c:
+        [(path,)] = c.execute("SELECT recording_path FROM sessions").fetchall()
+    return Path(path)
+
+
+def test_the_report_of_a_crashed_light_session_gives_the_dose_the_telemetry_shows(tmp_path: Path) -> None:
+    from workstation.ui.report_data import read_report
+
+    path = _crashed_recording(tmp_path, SCENARIOS / "crash-and-restart.toml")
+    [light] = deliveries_from_recording(path)
+    data = read_report(path)
+    [step] = data.steps
+    assert step.delivered_dose_mj_cm2 == pytest.approx(light.dose_mj_cm2, abs=0.01) and step.delivered_dose_mj_cm2 > 0
+    text = "\n".join(data.lines())
+    assert "No UV was delivered" not in text and "not ended" not in text and "— delivered" not in text
+    assert "Session partial: 0 of 1 step done. The session was interrupted" in text
+    assert "interrupted: the program ended during this step" in step.describe()
+    pdf = tmp_path / "crash.pdf"
+    made = subprocess.run([sys.executable, str(ROOT / "main.py"), "report", str(path), "--out", str(pdf)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert made.returncode == 0, made.stderr
+    if shutil.which("pdftotext"):  # poppler, as tests/test_report.py reads the PDF's text
+        pdf_text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+        assert "Session partial" in pdf_text and "No UV was delivered" not in pdf_text
+
+
+def test_the_report_of_a_crashed_needling_step_counts_the_passes_started(tmp_path: Path) -> None:
+    from workstation.ui.report_data import read_report
+
+    scenario = tmp_path / "needling-crash.toml"
+    scenario.write_text(NEEDLING_CRASH)
+    path = _crashed_recording(tmp_path, scenario)
+    needling = next(t for t in deliveries_from_recording(path) if t.modality == "needling")
+    data = read_report(path)
+    step = data.steps[-1]
+    assert step.modality == "needling" and step.passes_done == needling.passes and step.passes_done >= 1
+    assert data.outcome() == "partial" and not data.ended

@@ -97,6 +97,16 @@ class Closed:
     note: str
 
 
+def dose_given(rows: np.ndarray) -> float:
+    """The light dose (mJ/cm²) one step run gave, from its telemetry rows (fields t_host_s, shutter_open,
+    dose_mj_cm2): the device's dose restarts at each START and holds its value until the next, so count from the
+    first open-shutter sample of the run and include its closing samples. 0.0 when the shutter never opened."""
+    if not len(rows):
+        return 0.0
+    opened = np.flatnonzero(rows["shutter_open"].astype(bool))
+    return float(rows["dose_mj_cm2"][opened[0]:].max()) if len(opened) else 0.0
+
+
 def deliveries_from_recording(path: Path) -> list[Treatment]:
     """What each area received in a recorded session, per modality: light dose from the telemetry while the shutter
     was open in each step run (the device's dose restarts at each exposure), passes from the passes started."""
@@ -135,9 +145,7 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
             if light is not None and len(light):
                 # the dose channel holds the last exposure's value until the next START: count from the first
                 # open-shutter sample of this run, and include the closing samples after it
-                window = light[(light["t_host_s"] >= t0) & (light["t_host_s"] < t1)]
-                opened = np.flatnonzero(window["shutter_open"].astype(bool))
-                dose = float(window["dose_mj_cm2"][opened[0]:].max()) if len(opened) else 0.0
+                dose = dose_given(light[(light["t_host_s"] >= t0) & (light["t_host_s"] < t1)])
             totals[key] = Treatment(key[0], "light", dose_mj_cm2=round(dose + ((prev.dose_mj_cm2 or 0.0)
                                                                                if prev else 0.0), 3))
         else:

@@ -77,6 +77,27 @@ class ReportData:
     responses: list[str] | None  # None: no store given; [] : none entered yet
     sha256: str = ""
     extra: list[str] = field(default_factory=list)  # further lines (a trainer's notes on the trainee)
+    ended: bool = True  # the recording holds the session's end (False: a crash, or the program was closed)
+
+    def outcome(self) -> str:
+        """The session's outcome word as the screen's summary gives it (workstation/outcome.py): completed (every
+        planned step done), partial (something delivered, not everything) or aborted (nothing delivered), from the
+        recording's steps, each resumed step counted once."""
+        planned = len(self.plan.get("steps", [])) or len({s.index for s in self.steps})
+        done = {s.index for s in self.steps if s.outcome == "done"}
+        if planned and len(done) >= planned:
+            return "completed"
+        given = any((s.delivered_dose_mj_cm2 or 0) > 0 or s.passes_done > 0 for s in self.steps)
+        return "partial" if given else "aborted"
+
+    def outcome_sentence(self) -> str:
+        planned = len(self.plan.get("steps", [])) or len({s.index for s in self.steps})
+        done = len({s.index for s in self.steps if s.outcome == "done"})
+        text = f"Session {self.outcome()}: {done} of {planned} step{'s' if planned != 1 else ''} done."
+        if not self.ended:
+            text += (" The session was interrupted (a crash, or the program was closed) before it ended: the amounts "
+                     "below are what the recording's telemetry shows was delivered.")
+        return text
 
     @property
     def training(self) -> bool:
@@ -88,7 +109,7 @@ class ReportData:
         out = [f"Patient {self.pseudonym} · operator {self.operator} · {self.start_utc[:16].replace('T', ' ')} UTC · "
                f"{'TRAINING (simulation): not a clinical record' if self.training else 'clinical session'}",
                f"Protocol {self.protocol} · session {p.get('session_number', '—')} of course "
-               f"{p.get('course_id', '—')} · recording {self.recording.name}", "## Areas"]
+               f"{p.get('course_id', '—')} · recording {self.recording.name}", self.outcome_sentence(), "## Areas"]
         for a in p.get("areas", []):
             out.append(f"{a.get('label')}: {lesion_name(str(a.get('lesion_type')))}, "
                        f"{region_name(str(a.get('body_region')))}, treatment: {modality_name(str(a.get('modality')))}")
@@ -138,6 +159,7 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
         data = ReportData(path, meta.mode, meta.patient_pseudonym, meta.operator_id,
                           f"{meta.protocol_id} v{meta.protocol_version}", meta.start_time_utc, rec.duration_s, plan,
                           steps, trips, list(plan.get("aftercare", [])), None, sha)
+        data.ended = any(e.kind == "state" and e.details.get("to") in ("completed", "aborted") for e in rec.events)
     finally:
         rec.close()
     if store is not None:
@@ -145,10 +167,20 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
     return data
 
 
+UNENDED = "interrupted: the program ended during this step (a crash or it was closed)"
+
+
 def _steps(rec: Any, t0: float) -> list[StepSpan]:
+    """Each step run's span; a run with no end event (the program ended during it) takes what it delivered from
+    the recording's telemetry (light dose, workstation.journal.dose_given) or its passes started (needling)."""
+    from workstation.journal import dose_given
+
     spans: list[StepSpan] = []
+    started_passes: dict[int, int] = {}
     for e in rec.events:
         d = e.details
+        if e.kind == "protocol" and d.get("event") == "pass_started" and spans:
+            started_passes[len(spans) - 1] = started_passes.get(len(spans) - 1, 0) + 1
         if e.kind != "protocol" or d.get("event") not in ("step_started", "step_ended"):
             continue
         if d["event"] == "step_started":
@@ -160,10 +192,17 @@ def _steps(rec: Any, t0: float) -> list[StepSpan]:
             s.t_end_s, s.outcome = e.t_host_s - t0, str(d.get("outcome", "ended"))
             s.delivered_dose_mj_cm2 = float(d.get("delivered_dose_mj_cm2", math.nan))
             s.passes_done, s.note = int(d.get("passes_done", 0) or 0), str(d.get("note", "") or "")
-    for s in spans:
+    for i, s in enumerate(spans):
         device = "light" if s.modality == "light" else "pen"
+        last = i + 1 == len(spans)
+        if s.outcome == StepSpan.outcome:  # no end event: what the recording shows was given
+            s.outcome, s.passes_done = UNENDED, started_passes.get(i, 0)
+            s.t_end_s = s.t_end_s if last else spans[i + 1].t_start_s
         if device not in rec.devices:
             continue
+        if s.outcome == UNENDED and device == "light":
+            given = dose_given(rec.telemetry("light", s.t_start_s, s.t_end_s + (MARGIN_S if last else 0.0)))
+            s.delivered_dose_mj_cm2 = round(given, 2)
         rows = rec.telemetry(device, max(0.0, s.t_start_s - MARGIN_S), s.t_end_s + MARGIN_S)
         s.t_s = rows["t_host_s"] - t0
         for channel, _label, _unit in (LIGHT_SERIES if device == "light" else PEN_SERIES):
