@@ -136,3 +136,16 @@ def test_the_report_of_a_crashed_needling_step_counts_the_passes_started(tmp_pat
     step = data.steps[-1]
     assert step.modality == "needling" and step.passes_done == needling.passes and step.passes_done >= 1
     assert data.outcome() == "partial" and not data.ended
+
+
+def test_a_trip_whose_stop_was_written_says_when_it_was_sent(tmp_path: Path) -> None:
+    from workstation.runner import run_scenario
+    from workstation.scenario import load_scenario
+    from workstation.ui.report_data import read_report
+
+    result = run_scenario(load_scenario(SCENARIOS / "contact-lost-mid-exposure.toml"), tmp_path / "rec",
+                          out=lambda _line: None)
+    trip = result.summary["trips"][0]
+    assert trip["stop_written"] is True and trip["stop"] == "stop written"
+    lines = [t for t in read_report(result.recording).trips if "ms after the cause" in t]
+    assert lines and all("stop sent" in t for t in lines)

@@ -197,6 +197,14 @@ def test_training_leaves_nothing_in_the_next_clinical_visit_and_ports_are_checke
     summary = end(qtbot, win)
     assert summary["state"] == "completed" and summary["results"][1]["passes_done"] == 2
     assert "TRAINEE'S RESPONSES" in win.after.summary.toPlainText()
+    # the pen was unplugged: the stop could not be sent, and the summary and the report say so (no "stopped in")
+    said_stop = "decided in", "the stop could not be sent (disconnected): the device's own watchdog stops it"
+    assert all(w in win.after.summary.toPlainText() for w in said_stop)
+    assert "stopped in" not in win.after.summary.toPlainText()
+    from workstation.ui.report_data import read_report
+
+    trips = read_report(win.controller.saved.recording).trips
+    assert any(said_stop[1] in t and "Connection" in t for t in trips), trips
     qtbot.mouseClick(win.home_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: win.pages.currentWidget() is win.start_page, timeout=TIMEOUT_MS)
 

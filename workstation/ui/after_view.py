@@ -18,6 +18,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from workstation.outcome import trip_stop_words
 from workstation.recording.format import report_path
 from workstation.ui.course_view import CourseView
 from workstation.ui.messages import user_text
@@ -116,7 +117,8 @@ class AfterView(QWidget):
         if s["trips"]:
             lines.append("## Interlocks")
             lines += [f"{interlock_name(t['interlock'])} on the {device_name(t['device'])}: "
-                      f"{interlock_sentence(t['interlock'])}; stopped in {t['latency_ms']:.2f} ms"
+                      f"{interlock_sentence(t['interlock'])}; "
+                      f"{trip_stop_words(t['latency_ms'], t.get('stop', 'stop written'))}"
                       for t in s["trips"]]
         lines.append("## Aftercare")
         lines += list(plan.aftercare)

@@ -16,7 +16,10 @@ from typing import Any
 import numpy as np
 
 from workstation.ui.wording import (
+    device_name,
     event_sentence,
+    interlock_name,
+    interlock_sentence,
     lesion_name,
     modality_name,
     quantity,
@@ -149,7 +152,7 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
     try:
         meta, t0 = rec.meta, rec.meta.t0_host_s
         steps = _steps(rec, t0)
-        trips = [f"{e.t_host_s - t0:.1f} s: {event_sentence(e)}" for e in rec.events
+        trips = [f"{e.t_host_s - t0:.1f} s: {_trip_sentence(e)}" for e in rec.events
                  if e.kind == "interlock" or (e.severity in ("medium", "high") and e.kind != "interlock")]
         plan = rec.plan or {}
         sha = ""
@@ -168,6 +171,22 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
 
 
 UNENDED = "interrupted: the program ended during this step (a crash or it was closed)"
+
+
+def _trip_sentence(e: Any) -> str:
+    """An interlock in words with how its stop went (sent after so many ms, or not sent: the device's watchdog);
+    other events as the wording table says them."""
+    from workstation.outcome import stop_written, trip_stop_words
+
+    d = e.details
+    if e.kind != "interlock" or d.get("latency_ms") is None or d.get("interlock") == "estop":
+        return event_sentence(e)
+    how = trip_stop_words(float(d["latency_ms"]), str(d.get("stop", "stop written")))
+    if stop_written(d):
+        return f"{event_sentence(e)} ({how})"
+    il = str(d.get("interlock"))
+    return (f"{interlock_name(il)}: {interlock_sentence(il)} — on the {device_name(str(d.get('device')))}, "
+            f"{how}.")
 
 
 def _steps(rec: Any, t0: float) -> list[StepSpan]:
