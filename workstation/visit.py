@@ -271,8 +271,10 @@ class Visit:
         if plan is None:
             raise UserError("Choose a patient and a plan first.")
         if plan.refused:
-            raise UserError(f"The dose engine refused this session: {plan.refusal.reason} "
-                            f"(first allowed {plan.refusal.first_allowed_date}).")
+            first = plan.refusal.first_allowed_date.isoformat()
+            reason = plan.refusal.reason.rstrip()
+            raise UserError(f"The dose engine refused this session: {reason}"
+                            + ("" if first in reason else f" (first allowed {first})."))
         steps = self.steps()
         if not steps:
             raise UserError("The plan has nothing to treat today: " + plan.nothing_to_treat_reason())

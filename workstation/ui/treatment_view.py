@@ -234,8 +234,7 @@ class TreatmentView(QWidget):
         def done(cleared: list) -> None:
             self.resetting = False
             self.update_buttons()
-            self.notify("Interlocks reset: " + ", ".join(t.interlock for t in cleared) + ". Resume when ready."
-                        if cleared else "The devices' latched faults were reset. Resume when ready.", "info")
+            self.notify(reset_words(cleared, self.controller.session), "info")
 
         def failed(exc: Exception) -> None:
             self.resetting = False
@@ -284,11 +283,26 @@ class TreatmentView(QWidget):
         self.interlocks.on_event(event)
         self.alarms.add(event)
         if event.kind == "interlock":
-            self.notify(f"{event.message.rstrip('.')}. The devices were stopped: check the patient and the cause, "
-                        "then Reset interlocks and Resume.", "error")
+            live = self.controller.session is not None and self.controller.saved is None
+            self.notify(f"{event.message.rstrip('.')}. The devices were stopped: check the patient and the cause"
+                        + (", then Reset interlocks and Resume." if live else "."), "error")
         if event.kind == "state":
             self.state_label.setText(f"session: {event.details.get('to', '')} — {event.details.get('cause', '')}")
             self._mark_current()
         if event.kind in ("state", "interlock", "interlock_reset", "fault", "connection"):
             self.update_buttons()
 
+
+def reset_words(cleared: list, session: object) -> str:
+    """What the reset cleared, each interlock once and in words, and the next action that can succeed now: Resume
+    when the session is paused, Start next step when it stayed armed (an E-stop between steps)."""
+    from workstation.ui.wording import interlock_name
+
+    names = list(dict.fromkeys(interlock_name(t.interlock) for t in cleared))
+    what = f"Interlocks reset: {', '.join(names)}." if names else "The devices' latched faults were reset."
+    state = getattr(session, "state", None)
+    if state == State.PAUSED:
+        return f"{what} Resume when ready."
+    if state == State.ARMED:
+        return f"{what} Start the next step when ready."
+    return what
