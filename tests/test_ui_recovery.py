@@ -159,12 +159,20 @@ def test_a_crashed_session_is_closed_when_the_window_starts_and_the_plan_counts_
     crashed = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert crashed.returncode == -signal.SIGKILL
     assert rows(store)[0] == [(1, "in_progress")]
+    assert list((tmp_path / "rec").rglob("*.ballast"))  # the recorder's reserve, left by the SIGKILL
     start_training(qtbot, window, "crash-and-restart.toml")
     assert said(window, "closed as interrupted by a crash")
     sessions, treatments = rows(store)
     assert sessions == [(1, "crashed")] and treatments[0][1] == "light" and treatments[0][2] > 50
     plan = window.controller.plan
     assert plan.refused and "Too early" in plan.refusal.reason  # the crashed session's dose counts
+    # told once (not again at the next plan), and Start treatment is enabled only when it can succeed
+    assert sum("closed as interrupted by a crash" in m[1] for m in window.messages) == 1
+    assert window.controller.crashed == [] and not window.plan_view.start_button.isEnabled()
+    window.plan_view.show_plan(plan)
+    window._plan_ready(plan)
+    assert sum("closed as interrupted by a crash" in m[1] for m in window.messages) == 1
+    assert not list((tmp_path / "rec").rglob("*.ballast"))  # the crash's reserve file is removed with the closure
 
 
 def test_training_leaves_nothing_in_the_next_clinical_visit_and_ports_are_checked(qtbot, window: MainWindow,
