@@ -330,3 +330,24 @@ def test_confirming_healing_at_the_next_visit_releases_the_area_for_light(qtbot,
         for emu in emulators:
             emu.stop()
 
+
+
+def test_closing_the_window_mid_exposure_journals_the_dose_the_recording_holds(qtbot, window: MainWindow,
+                                                                               tmp_path: Path) -> None:
+    from workstation.journal import deliveries_from_recording
+
+    win, tv = window, window.treatment
+    start_training(qtbot, win, "combined-uneventful.toml")
+    arm(qtbot, win)
+    click(qtbot, tv.start_step_button)
+    qtbot.waitUntil(lambda: tv.step_running, timeout=TIMEOUT_MS)
+    qtbot.wait(1500)  # mid-exposure
+    win.close()
+    with sqlite3.connect(tmp_path / "store.sqlite3") as c:
+        sessions = c.execute("SELECT state, outcome_note, recording_path FROM sessions").fetchall()
+        treatments = c.execute("SELECT modality, dose_mj_cm2 FROM treatments").fetchall()
+    [(state, note, recording)] = sessions
+    assert state == "partial" and "closed during the session" in note, sessions
+    [(modality, dose)] = treatments
+    [light] = [t for t in deliveries_from_recording(Path(recording)) if t.modality == "light"]
+    assert modality == "light" and dose > 0 and abs(dose - light.dose_mj_cm2) < 0.01
