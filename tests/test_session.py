@@ -69,8 +69,11 @@ def test_fault_scenarios_end_safely_with_the_cause_recorded(tmp_path, scenario, 
     lines: list[str] = []
     result = run_scenario(load_scenario(SCENARIOS / scenario), tmp_path, out=lines.append)
     assert result.exit_code == EXIT_INTERLOCK and result.state == "aborted"
-    # the printed summary reviews the first trip against the recorded telemetry
-    assert any(line.strip().startswith(tuple(f"{interlock}: {r}" for r in review)) for line in lines), lines
+    # the printed summary reviews the first trip against the recorded telemetry (the interlock named in words)
+    from workstation.ui.wording import interlock_name
+
+    named = interlock_name(interlock)
+    assert any(line.strip().startswith(tuple(f"{named}: {r}" for r in review)) for line in lines), lines
     [res] = result.summary["results"]
     assert res["outcome"] == "interrupted" and 0 < res["delivered_dose_mj_cm2"] < 200
     with Recording.open(result.recording) as rec:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from workstation.errors import UserError
@@ -43,4 +47,24 @@ def _run(args: argparse.Namespace) -> int:
 
         if args.store.resolve() == settings_from_args(args)["paths.store"].resolve():
             raise UserError("A simulated session never writes to the clinic database; give a training store.")
-    return run_scenario(scenario, record_dir, store_path=args.store).exit_code
+    with _terminate_as_exit():
+        return run_scenario(scenario, record_dir, store_path=args.store).exit_code
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM ends the session as Ctrl+C does: the visit's teardown stops the devices, journals what the recording
+    shows was delivered and closes the session's row (exit 143). A second SIGTERM kills at once (the next start then
+    closes the session as crashed, from its recording)."""
+    def terminated(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)

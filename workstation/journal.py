@@ -97,6 +97,16 @@ class Closed:
     note: str
 
 
+def dose_given(rows: np.ndarray) -> float:
+    """The light dose (mJ/cm²) one step run gave, from its telemetry rows (fields t_host_s, shutter_open,
+    dose_mj_cm2): the device's dose restarts at each START and holds its value until the next, so count from the
+    first open-shutter sample of the run and include its closing samples. 0.0 when the shutter never opened."""
+    if not len(rows):
+        return 0.0
+    opened = np.flatnonzero(rows["shutter_open"].astype(bool))
+    return float(rows["dose_mj_cm2"][opened[0]:].max()) if len(opened) else 0.0
+
+
 def deliveries_from_recording(path: Path) -> list[Treatment]:
     """What each area received in a recorded session, per modality: light dose from the telemetry while the shutter
     was open in each step run (the device's dose restarts at each exposure), passes from the passes started."""
@@ -136,9 +146,7 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
             if light is not None and len(light):
                 # the dose channel holds the last exposure's value until the next START: count from the first
                 # open-shutter sample of this run, and include the closing samples after it
-                window = light[(light["t_host_s"] >= t0) & (light["t_host_s"] < t1)]
-                opened = np.flatnonzero(window["shutter_open"].astype(bool))
-                dose = float(window["dose_mj_cm2"][opened[0]:].max()) if len(opened) else 0.0
+                dose = dose_given(light[(light["t_host_s"] >= t0) & (light["t_host_s"] < t1)])
             totals[key] = Treatment(key[0], "light", dose_mj_cm2=round(dose + ((prev.dose_mj_cm2 or 0.0)
                                                                                if prev else 0.0), 3))
         else:
@@ -148,40 +156,65 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
     return [t for t in totals.values() if t.dose_mj_cm2 or t.passes]
 
 
-def close_crashed_sessions(store) -> list[Closed]:
-    """Close every 'in_progress' session whose process is gone as 'crashed', with its deliveries from its recording
-    (never less than the journal already holds). Returns what was closed, for the caller to tell the user."""
+def journal_recording(store, session_id: int, course_id: int, path: Path | None) -> tuple[list[Treatment], bool]:
+    """Fill a session's treatment rows from its recording where the recording shows more delivered than the journal
+    holds (light dose in mJ/cm², needling passes); link the recording if it is not linked yet. Returns (what the
+    recording showed, whether the recording could be read). Used when a session ends without its steps' own end
+    (SIGINT, SIGTERM, an exception, the window closed) and when a crashed session is closed."""
     from workstation.checksum import sha256_of
     from workstation.errors import UserError
 
+    if path is None:
+        return [], True
+    try:
+        found = deliveries_from_recording(path)
+    except Exception as exc:  # noqa: BLE001 - a damaged file: the journal's rows stand, and we say so
+        log.info("recording of session %s unreadable (%s)", session_id, type(exc).__name__)
+        return [], False
+    journal = {(t.area_id, t.modality): t for rec in store.history(course_id) if rec.id == session_id
+               for t in rec.treatments}
+    for t in found:
+        old = journal.get((t.area_id, t.modality))
+        if t.modality == "light" and old is not None and (old.dose_mj_cm2 or 0) >= (t.dose_mj_cm2 or 0):
+            continue
+        if t.modality == "needling" and old is not None and (old.passes or 0) >= (t.passes or 0):
+            continue
+        store.journal_treatment(session_id, t)
+    if path.is_file() and store.recording(session_id) is None:
+        try:
+            store.link_recording(session_id, path, sha256_of(path))
+        except (OSError, UserError) as exc:
+            log.info("recording of session %s not linked (%s)", session_id, type(exc).__name__)
+    return found, True
+
+
+def close_crashed_sessions(store) -> list[Closed]:
+    """Close every 'in_progress' session whose process is gone as 'crashed', with its deliveries from its recording
+    (never less than the journal already holds). Returns what was closed, for the caller to tell the user."""
     closed = []
     for row in store.in_progress_sessions():
         if process_alive(row["process"]):
             continue
         sid = row["id"]
-        found: list[Treatment] = []
         why = "interrupted by a crash"
         path = Path(row["recording_path"]) if row["recording_path"] else None
-        if path is not None:
-            try:
-                found = deliveries_from_recording(path)
-            except Exception as exc:  # noqa: BLE001 - a damaged file: the journal's rows stand, and we say so
-                log.warning("recording of crashed session %s unreadable: %s", sid, exc)
-                why += f"; its recording could not be read ({type(exc).__name__}), the journal's doses are kept"
-        journal = {(t.area_id, t.modality): t for rec in store.history(row["course_id"]) if rec.id == sid
-                   for t in rec.treatments}
-        for t in found:
-            old = journal.get((t.area_id, t.modality))
-            if t.modality == "light" and old is not None and (old.dose_mj_cm2 or 0) >= (t.dose_mj_cm2 or 0):
-                continue
-            if t.modality == "needling" and old is not None and (old.passes or 0) >= (t.passes or 0):
-                continue
-            store.journal_treatment(sid, t)
-        if path is not None and path.is_file() and store.recording(sid) is None:
-            try:
-                store.link_recording(sid, path, sha256_of(path))
-            except (OSError, UserError) as exc:
-                log.warning("recording of crashed session %s not linked: %s", sid, exc)
+        found, readable = journal_recording(store, sid, row["course_id"], path)
+        if not readable:
+            why += ("; its recording could not be read (damaged or cut short), so only the doses journalled while "
+                    "it ran are kept")
+        remove_ballast(path)
         store.close_session(sid, "crashed", why)
         closed.append(Closed(sid, found, why))
     return closed
+
+
+def remove_ballast(path: Path | None) -> None:
+    """Remove the recorder's hidden reserve file (workstation.recording.format.ballast_path) a crash left behind."""
+    from workstation.recording.format import ballast_path
+
+    if path is None:
+        return
+    try:
+        ballast_path(path).unlink(missing_ok=True)
+    except OSError as exc:
+        log.info("ballast of %s not removed (%s)", path.name, type(exc).__name__)

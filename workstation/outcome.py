@@ -54,6 +54,24 @@ def summarize(session: Any) -> dict:
         "steps_done": sum(o["outcome"] == "done" for o in steps),
         "area_dose_mj_cm2": {k: round(v, 2) for k, v in session.area_dose_mj_cm2.items()},
         "trips": [{"interlock": t.interlock, "device": t.device, "message": t.message,
-                   "latency_ms": round(t.latency_ms, 3)} for t in session.monitor.trips],
+                   "latency_ms": round(t.latency_ms, 3), "stop_written": stop_written(t.details),
+                   "stop": str(t.details.get("stop", "stop written"))}
+                  for t in session.monitor.trips],
         "results": steps,
     }
+
+
+def stop_written(details: dict) -> bool:
+    """Whether the safety monitor's stop reached the device's link (its trip's or interlock event's "stop" detail):
+    False when the link was gone (the device's own watchdog stops it then)."""
+    return not str(details.get("stop", "stop written")).startswith("stop not written")
+
+
+def trip_stop_words(latency_ms: float, stop: str = "stop written") -> str:
+    """How the stop went, in words for the summary and the report: the latency is from the cause to the stop being
+    written to the link, not to the device stopping (the recording's telemetry review tells that)."""
+    if stop_written({"stop": stop}):
+        return f"stop sent {latency_ms:.2f} ms after the cause"
+    why = "disconnected" if "not connected" in stop or "disconnect" in stop else "the link failed"
+    return (f"decided in {latency_ms:.2f} ms; the stop could not be sent ({why}): the device's own watchdog "
+            "stops it")

@@ -45,11 +45,26 @@ class ProgressPrinter(BaseSink):
     def on_event(self, event: Event) -> None:
         if event.kind in self.KINDS and not (event.kind == "protocol" and event.details.get("event") == "pass_started"):
             mark = "!!" if event.severity == "high" else "  "
-            self.out(f"{event.t_host_s - self.t0:8.3f} s {mark} {event.message}")
+            self.out(f"{event.t_host_s - self.t0:8.3f} s {mark} {_words(event)}")
 
     def on_command(self, record: CommandRecord) -> None:
-        if record.result != "ack":
-            self.out(f"{record.t_host_s - self.t0:8.3f} s    {record.device} {record.command}: {record.result}")
+        if record.result != "ack" and not (record.command == "reset" and record.result.startswith("refused")):
+            # a refused reset is said by the reset's own sentence (which cause remains, what to do)
+            from workstation.ui.wording import scrub
+
+            self.out(f"{record.t_host_s - self.t0:8.3f} s    {record.device} {record.command}: "
+                     f"{scrub(record.result)}")
+
+
+def _words(event: Event) -> str:
+    """An event's message for a person: library text and identifiers in words (the window's wording table), each
+    cleared interlock named once."""
+    from workstation.ui.wording import interlock_name, scrub
+
+    if event.kind == "interlock_reset":
+        names = dict.fromkeys(interlock_name(str(i)) for i in event.details.get("cleared", []))
+        return f"interlocks reset by {event.details.get('who', 'the operator')}: {', '.join(names)}"
+    return scrub(event.message)
 
 
 def _schedule(events: tuple[TimedEvent, ...], visit, operator: str,
@@ -57,6 +72,8 @@ def _schedule(events: tuple[TimedEvent, ...], visit, operator: str,
     rig, session = visit.rig, visit.session
 
     def run() -> None:
+        from workstation.ui.wording import interlock_name
+
         if not started.wait(120) or done.is_set():
             return
         t0 = now_s()
@@ -72,8 +89,8 @@ def _schedule(events: tuple[TimedEvent, ...], visit, operator: str,
                     session.pause(operator, "paused by the scenario")
                 elif ev.action == "reset":
                     cleared = visit.reset_interlocks()
-                    out(f"scenario reset at {ev.at_s:g} s: " + (", ".join(t.interlock for t in cleared) or
-                                                                  "the devices' latched faults"))
+                    names = dict.fromkeys(interlock_name(t.interlock) for t in cleared)
+                    out(f"scenario reset at {ev.at_s:g} s: " + (", ".join(names) or "the devices' latched faults"))
                 elif ev.action == "resume":
                     session.resume(operator)
                 elif ev.action == "crash":
@@ -164,8 +181,12 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, sha, code:
         what = (f"{r['delivered_dose_mj_cm2']:g} mJ/cm²" if r["modality"] == "light"
                 else f"{r['passes_done']} passes")
         out(f"  area {r['area']} {r['modality']}: {r['outcome']}, {what}" + (f" ({r['note']})" if r["note"] else ""))
+    from workstation.outcome import trip_stop_words
+    from workstation.ui.wording import device_name, interlock_name, scrub
+
     for t in summary["trips"]:
-        out(f"  interlock {t['interlock']} on {t['device']} ({t['latency_ms']:.2f} ms): {t['message']}")
+        out(f"  {interlock_name(t['interlock'])} interlock on the {device_name(t['device'])} "
+            f"({trip_stop_words(t['latency_ms'], t.get('stop', 'stop written'))}): {scrub(t['message'])}")
     if recording_failure is not None:
         out(f"recording stopped early: {recording_failure}")
     if recording is not None:
@@ -188,9 +209,11 @@ def _trip_reviews(recording) -> list[str]:
     """What the recorded telemetry shows after each trip (`inspect` gives the same lines)."""
     from workstation.recording import Recording, RecordingError
     from workstation.recording.summary import review_text, summarize
+    from workstation.ui.wording import interlock_name
 
     try:
         with Recording.open(recording) as rec:
-            return [f"{r.event.details.get('interlock', '?')}: {review_text(r)}" for r in summarize(rec).trip_reviews]
+            return [f"{interlock_name(str(r.event.details.get('interlock', '?')))}: {review_text(r)}"
+                    for r in summarize(rec).trip_reviews]
     except RecordingError as exc:  # a recording the disk could not finish: say so, the summary goes on
         return [f"the recording cannot be reviewed: {exc}"]

@@ -394,7 +394,7 @@ class SafetyMonitor(BaseSink):
             except Exception as exc:  # noqa: BLE001 - a dead link: the device's own watchdog is the backstop
                 t_written = self.clock()
                 stop_result = f"stop not written: {exc}"
-            trip = Trip(interlock, device, message, t_cause, t_written, dict(details))
+            trip = Trip(interlock, device, message, t_cause, t_written, {**details, "stop": stop_result})
             if latched is None:
                 self._tripped[device] = trip
         self.bus.publish_event(Event(

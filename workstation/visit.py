@@ -291,8 +291,10 @@ class Visit:
         if plan is None:
             raise UserError("Choose a patient and a plan first.")
         if plan.refused:
-            raise UserError(f"The dose engine refused this session: {plan.refusal.reason} "
-                            f"(first allowed {plan.refusal.first_allowed_date}).")
+            first = plan.refusal.first_allowed_date.isoformat()
+            reason = plan.refusal.reason.rstrip()
+            raise UserError(f"The dose engine refused this session: {reason}"
+                            + ("" if first in reason else f" (first allowed {first})."))
         steps = self.steps()
         if not steps:
             raise UserError("The plan has nothing to treat today: " + plan.nothing_to_treat_reason())
@@ -438,6 +440,24 @@ class Visit:
             raise SessionError("Start the treatment first.")
         return self.session
 
+    def _close_unsaved(self) -> None:
+        """A session that ends without End session (SIGINT, SIGTERM, an exception, the window closed): stop the
+        devices, journal what the steps recorded, then what the closed recording's telemetry shows was delivered
+        (a step cut off mid-run has no result of its own), and close the journal row with its outcome."""
+        from workstation.journal import journal_recording
+
+        session = self.session
+        assert session is not None and self.session_id is not None
+        if self.is_open():
+            session.operator_stop(self.operator, "the program was closed during the session")
+        self._journal()
+        recording, _sha, _failure = close_recording(self.rig)
+        found, _readable = journal_recording(self.store, self.session_id, self.course.id, recording)
+        state = session.outcome()
+        if found and state == "aborted":  # the recording shows a delivery the session's results do not hold
+            state = "partial"
+        self.store.close_session(self.session_id, state, session.abort_reason or "closed before the session was saved")
+
     # --- teardown (worker) ------------------------------------------------------------------------------------
     def close(self) -> None:
         """Stop the devices, close the recording (an unended session stays 'in progress' in the journal until the
@@ -445,11 +465,7 @@ class Visit:
         try:
             if self.session is not None and self.saved is None and self.session_id is not None:
                 try:  # not ended and saved (closed mid-session, or the end failed): the journal says what happened
-                    if self.is_open():
-                        self.session.operator_stop(self.operator, "the program was closed during the session")
-                    self._journal()
-                    self.store.close_session(self.session_id, self.session.outcome(),
-                                             self.session.abort_reason or "closed before the session was saved")
+                    self._close_unsaved()
                 except Exception:  # noqa: BLE001 - teardown goes on; the next start closes it from the recording
                     log.exception("journal of session %s not closed", self.session_id)
             if self.session is not None:

@@ -91,7 +91,7 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
         # The date is the refusal's own field: every reader prints it once (runner, plan view, PDF).
         refusal = Refusal(f"Too early: {why}.", first)
         plans = [_none(p, "Nothing is planned: the session is too early (see the refusal).") for p in plans]
-    number = len(history) + 1
+    number = sum(1 for s in history if s.treatments) + 1  # a session that delivered nothing is not counted
     if number > course.planned_sessions:
         warnings.append(f"This is session {number} of a course planned for {course.planned_sessions}; review the "
                         "course before going on.")

@@ -20,6 +20,7 @@ class LightEvent:
     session_date: date
     dose_mj_cm2: float
     response: Response | None
+    full: bool = True  # the whole planned dose was given (False: the session was stopped, aborted or crashed early)
 
 
 @dataclass
@@ -33,9 +34,33 @@ def light_events(history: Sequence[SessionRecord], area_id: int) -> list[LightEv
     out = []
     for s in history:
         t = s.treatment(area_id, "light")
-        if t is not None and t.dose_mj_cm2 is not None:
-            out.append(LightEvent(s.session_date, float(t.dose_mj_cm2), s.response(area_id)))
+        if t is not None and t.dose_mj_cm2:
+            planned = s.planned_light_mj_cm2(area_id)
+            full = planned is None or t.dose_mj_cm2 >= planned * FULL_DOSE_FRACTION
+            out.append(LightEvent(s.session_date, float(t.dose_mj_cm2), s.response(area_id), full))
     return out
+
+
+# A light step counts as the full planned dose when the device's telemetry reached this fraction of the target (the
+# device ends the exposure at the target; its dose figure is rounded to 0.01 mJ/cm²). Team default, not clinical.
+FULL_DOSE_FRACTION = 0.98
+
+
+def last_full_dose(events: Sequence[LightEvent], start: float) -> tuple[float, str]:
+    """The dose the next one is reckoned from: the last full dose the area received, or the protocol's start when
+    every light session was cut short (a partial exposure is never the previous dose an escalation or a reduction
+    starts from). Returns (mJ/cm², how it was chosen, for the reason)."""
+    full = [e for e in events if e.full]
+    if events and events[-1].full:
+        return events[-1].dose_mj_cm2, ""
+    if full:
+        return full[-1].dose_mj_cm2, (f"The last light session ({events[-1].session_date.isoformat()}, "
+                                      f"{events[-1].dose_mj_cm2:g} mJ/cm²) was cut short: the dose is reckoned from "
+                                      f"the last full dose, {full[-1].dose_mj_cm2:g} mJ/cm² on "
+                                      f"{full[-1].session_date.isoformat()}.")
+    return start, (f"No light session on this area gave its full planned dose (the last gave "
+                   f"{events[-1].dose_mj_cm2:g} mJ/cm² on {events[-1].session_date.isoformat()}): the dose is "
+                   f"reckoned from the protocol's start, {start:g} mJ/cm².")
 
 
 def is_blister(r: Response | None, t: LightTables) -> bool:
@@ -229,7 +254,10 @@ def propose_light(*, p: Protocol, t: LightTables, area: Area, face: bool, histor
         res.reasons.append(f"{first} {start_reason}")
     else:
         last = events[-1]
-        prev = last.dose_mj_cm2
+        prev, base_why = last_full_dose(events, start)
+        if base_why:
+            res.reasons.append(base_why)
+        full_events = [e for e in events if e.full]
         r = last.response
         when = last.session_date.isoformat()
         upper = math.floor(prev * (1 + t.escalation_max_percent / 100))
@@ -240,11 +268,11 @@ def propose_light(*, p: Protocol, t: LightTables, area: Area, face: bool, histor
                                    f"healing to plan light ({t.sources['erythema']}).")
                 return res
             cut = max(t.blister_reduce_mj_cm2, prev * t.blister_reduce_percent / 100)
-            dose = upper = math.floor(prev - cut)
-            res.reasons.append(f"Blistering after {prev:g} mJ/cm² on {when}, now healed: reduce by "
+            dose = upper = _reduced(prev, cut, dmin)
+            res.reasons.append(f"Blistering after the light session on {when}, now healed: reduce {prev:g} mJ/cm² by "
                                f"{t.blister_reduce_mj_cm2:g} mJ/cm² or {t.blister_reduce_percent:g} %, whichever is "
-                               f"larger, to {dose} mJ/cm², then hold for {t.blister_hold_sessions} sessions "
-                               f"({t.sources['erythema']}).")
+                               f"larger, to {_to(dose, prev - cut, dmin)}, then hold for {t.blister_hold_sessions} "
+                               f"sessions ({t.sources['erythema']}).")
         elif is_marked(r, t):
             if not cleared:
                 res.reasons.append(f"No light: the light session on {when} left marked erythema (grade "
@@ -253,10 +281,10 @@ def propose_light(*, p: Protocol, t: LightTables, area: Area, face: bool, histor
                                    f"({t.sources['erythema']}).")
                 return res
             cut = max(t.reduce_mj_cm2, prev * t.reduce_percent / 100)
-            dose = upper = math.floor(prev - cut)
-            res.reasons.append(f"Marked erythema after {prev:g} mJ/cm² on {when}, now cleared: reduce by "
-                               f"{t.reduce_mj_cm2:g} mJ/cm² or {t.reduce_percent:g} %, whichever is larger, to "
-                               f"{dose} mJ/cm² ({t.sources['erythema']}).")
+            dose = upper = _reduced(prev, cut, dmin)
+            res.reasons.append(f"Marked erythema after the light session on {when}, now cleared: reduce {prev:g} "
+                               f"mJ/cm² by {t.reduce_mj_cm2:g} mJ/cm² or {t.reduce_percent:g} %, whichever is larger, "
+                               f"to {_to(dose, prev - cut, dmin)} ({t.sources['erythema']}).")
         elif r is None or r.erythema_grade is None:
             dose = upper = prev
             res.reasons.append(f"No erythema grade was recorded after the light session on {when}: hold at "
@@ -266,10 +294,11 @@ def propose_light(*, p: Protocol, t: LightTables, area: Area, face: bool, histor
             res.reasons.append(f"Grade {r.erythema_grade} erythema after {prev:g} mJ/cm² on {when}: hold the dose "
                                f"({t.sources['erythema']}).")
         else:
-            dose, why = _escalate(p, t, area, prev, events)
+            dose, why = _escalate(p, t, area, prev, full_events)
             res.reasons.append(why)
-        dose, upper = _after_blister(t, events, dose, upper, step_pct, res.reasons)
-        dose, upper = _missed(t, events[-1], visit_date, course_interval_days, start, dose, upper, res.reasons)
+        dose, upper = _after_blister(t, events, prev, dose, upper, step_pct, res.reasons)
+        dose, upper = _missed(t, events[-1], prev, visit_date, course_interval_days, start, dose, upper,
+                              res.reasons)
         bounded, why = new_med_bound(p, t, meds, device_model, events[-1], dose, dmin)
         if why:
             res.reasons.append(why)
@@ -317,13 +346,23 @@ def _escalate(p: Protocol, t: LightTables, area: Area, prev: float, events: Sequ
                   f"{t.escalation_max_percent:g} %, to {dose} mJ/cm².")
 
 
-def _after_blister(t: LightTables, events: Sequence[LightEvent], dose: float, upper: float, step_pct: float,
-                   reasons: list[str]) -> tuple[float, float]:
-    """After a blister the engine never raises the dose itself; a clinician may climb by half-steps after the hold."""
+def _reduced(prev: float, cut: float, dmin: float) -> float:
+    """`prev` − `cut` (mJ/cm², rounded down), never below the device minimum `dmin` nor above `prev`."""
+    return float(min(prev, max(math.floor(prev - cut), dmin)))
+
+
+def _to(dose: float, by_rule: float, dmin: float) -> str:
+    return (f"{dose:g} mJ/cm²" if math.floor(by_rule) >= dmin else
+            f"{dose:g} mJ/cm², the device minimum (the rule gives {math.floor(by_rule):g} mJ/cm²)")
+
+
+def _after_blister(t: LightTables, events: Sequence[LightEvent], prev: float, dose: float, upper: float,
+                   step_pct: float, reasons: list[str]) -> tuple[float, float]:
+    """After a blister the engine never raises the dose itself; a clinician may climb by half-steps after the hold.
+    `prev` is the dose reckoned from (last_full_dose)."""
     blisters = [i for i, e in enumerate(events) if is_blister(e.response, t)]
     if not blisters or blisters[-1] == len(events) - 1:
         return dose, upper
-    prev = events[-1].dose_mj_cm2
     since = len(events) - 1 - blisters[-1]
     if dose > prev:
         reasons.append(f"This area blistered on {events[blisters[-1]].session_date.isoformat()}: the engine does not "
@@ -337,14 +376,14 @@ def _after_blister(t: LightTables, events: Sequence[LightEvent], dose: float, up
     return dose, min(upper, half)
 
 
-def _missed(t: LightTables, last: LightEvent, visit_date: date, interval_days: int, start: float, dose: float,
-            upper: float, reasons: list[str]) -> tuple[float, float]:
+def _missed(t: LightTables, last: LightEvent, prev: float, visit_date: date, interval_days: int, start: float,
+            dose: float, upper: float, reasons: list[str]) -> tuple[float, float]:
     delay = (visit_date - last.session_date).days - interval_days
     rule = next((m for m in t.missed if m.from_days <= delay and (m.to_days is None or delay <= m.to_days)), None)
     if rule is None or rule.action == "keep":
         return dose, upper
     if rule.action == "reduce":
-        target = math.floor(last.dose_mj_cm2 * (1 - rule.reduce_percent / 100))
+        target = math.floor(prev * (1 - rule.reduce_percent / 100))
         what = f"reduce the last dose by {rule.reduce_percent:g} % to {target} mJ/cm²"
     else:
         target = math.floor(start)

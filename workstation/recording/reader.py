@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,10 +251,13 @@ def _open_error(path: Path, exc: OSError) -> RecordingError:
         return RecordingError(
             f"{path} is marked as open for writing, but no program holds it: the program that wrote it stopped "
             f"without closing it and did not record it as a live session. {clear_mark_advice(path)}")
+    log.info("%s not opened: %s", path.name, text)  # the library's own words: for a developer, in the log
     if "truncated" in text or "eof" in text.lower():
-        return RecordingError(f"{path} is truncated: the file is shorter than its HDF5 structure says (it was cut "
-                              "short while being copied or written). Open a complete copy of it.")
-    return RecordingError(f"{path} is a damaged HDF5 file and cannot be opened. Open a backup copy of it.")
+        sizes = re.search(r"eof = (\d+).*stored_eof = (\d+)", text)
+        how = (f": it holds {int(sizes[1]):,} bytes of the {int(sizes[2]):,} its structure says" if sizes else "")
+        return RecordingError(f"{path} is truncated{how}. The program writing it stopped before closing it, or the "
+                              "copy is incomplete: copy it again from where it was written, if you can.")
+    return RecordingError(f"{path} is a damaged HDF5 file and cannot be opened (details in the log).")
 
 
 def _locked_by_another_program(path: Path) -> bool:

@@ -132,6 +132,11 @@ class SessionRecord:
     recording_path: str | None = None
     recording_sha256: str | None = None
     state: str = "ended"  # journal: in_progress, completed, partial, aborted, crashed ('ended': before the journal)
+    planned_light: tuple[tuple[int, float], ...] = ()  # (area id, target dose mJ/cm²) of the session's plan
+
+    def planned_light_mj_cm2(self, area_id: int) -> float | None:
+        """The light dose the session's plan targeted on the area (None: no plan stored, or no light planned)."""
+        return next((dose for a, dose in self.planned_light if a == area_id), None)
 
     def treatment(self, area_id: int, modality: str) -> Treatment | None:
         return next((t for t in self.treatments if t.area_id == area_id and t.modality == modality), None)

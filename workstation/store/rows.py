@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import date
@@ -32,4 +33,15 @@ def session_from(s: sqlite3.Row, treatments: Sequence[sqlite3.Row], responses: S
                                  date.fromisoformat(r["healed_on"]) if r["healed_on"] else None)
                         for r in responses),
         recording_path=s["path"], recording_sha256=s["sha256"], state=s["state"],
+        planned_light=_planned_light(s["plan_json"] if "plan_json" in s.keys() else None),
     )
+
+
+def _planned_light(plan_json: str | None) -> tuple[tuple[int, float], ...]:
+    """(area id, target dose mJ/cm²) for each area the stored plan lit; () when the plan is absent or unreadable."""
+    try:
+        areas = json.loads(plan_json or "{}").get("areas", [])
+        return tuple((int(a["area_id"]), float(a["target_dose_mj_cm2"])) for a in areas
+                     if a.get("target_dose_mj_cm2"))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return ()

@@ -18,6 +18,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from workstation.outcome import trip_stop_words
 from workstation.recording.format import report_path
 from workstation.ui.alarm_groups import condition_lines
 from workstation.ui.course_view import CourseView
@@ -120,7 +121,7 @@ class AfterView(QWidget):
             lines += grouped
         if s["trips"]:  # the workstation's measured stop time per device, one line per device stopped
             lines.append("## Stop times")
-            lines += [f"{device_name(t['device'])}: stopped in {t['latency_ms']:.2f} ms "
+            lines += [f"{device_name(t['device'])}: {trip_stop_words(t['latency_ms'], t.get('stop', 'stop written'))} "
                       f"({interlock_name(t['interlock']).lower()})" for t in s["trips"]]
         lines.append("## Aftercare")
         lines += list(plan.aftercare)

@@ -265,11 +265,11 @@ class MainWindow(QMainWindow):
             self._failed(exc)
 
         def done(identities: dict) -> None:
-            self._tell_crashed()
             self.set_mode("clinical")
             self.start_page.setEnabled(True)
             self.notify("Connected: " + ", ".join(f"{n} {i.get('model', '')}" for n, i in identities.items())
                         + ". Find or create the patient.", "info")
+            self._tell_crashed()  # after "Connected", so the warning is the message left showing
             self._show_patient_page()
 
         self.controller.start_clinical(ports, done, failed)
@@ -296,7 +296,8 @@ class MainWindow(QMainWindow):
     # --- simulation and clinical visit ----------------------------------------------------------------------------
     def _tell_crashed(self) -> None:
         """Sessions a dead process left open were closed from their recordings when the store opened."""
-        for c in self.controller.crashed:
+        crashed, self.controller.crashed = self.controller.crashed, []  # told once, not again at the next plan
+        for c in crashed:
             self.notify(f"Session {c.session_id} was left open by a program that stopped (crash or power loss): "
                         f"closed as {c.note}, with the doses its recording shows.", "warning")
 

@@ -111,7 +111,9 @@ class PlanView(QWidget):
 
     def show_plan(self, plan: SessionPlan) -> None:
         self.plan = plan
-        self.start_button.setEnabled(True)
+        can_start = not plan.refused and bool(plan.execution_steps())  # enabled only when Start can succeed now
+        self.start_button.setEnabled(can_start)
+        self.start_button.setToolTip("" if can_start else "Nothing can be treated today: see the reasons below.")
         self.title.setText(f"<h2>Session {plan.session_number} — "
                            f"{protocol_title(plan.protocol_id, plan.protocol_version)}</h2>")
         self.table.setRowCount(len(plan.areas))
@@ -131,7 +133,9 @@ class PlanView(QWidget):
         self.area_choice.blockSignals(False)
         lines: list[str] = []
         if plan.refused:
-            lines.append(f"REFUSED: {plan.refusal.reason} (first allowed {plan.refusal.first_allowed_date})")
+            first = plan.refusal.first_allowed_date.isoformat()
+            lines.append(f"REFUSED: {plan.refusal.reason}"
+                         + ("" if first in plan.refusal.reason else f" (first allowed {first})"))
         lines += [f"BLOCK: {b}" for b in plan.blocks] + [f"WARNING: {w}" for w in plan.warnings]
         for a in plan.areas:
             lines += [f"{a.label}: {r}" for r in a.reasons]

@@ -17,6 +17,8 @@ import numpy as np
 
 from workstation.ui.alarm_groups import condition_lines
 from workstation.ui.wording import (
+    device_name,
+    interlock_name,
     lesion_name,
     modality_name,
     protocol_title,
@@ -99,6 +101,28 @@ class ReportData:
             "comes from the file as it is now.")
         return self.integrity_warning
 
+    ended: bool = True  # the recording holds the session's end (False: a crash, or the program was closed)
+
+    def outcome(self) -> str:
+        """The session's outcome word as the screen's summary gives it (workstation/outcome.py): completed (every
+        planned step done), partial (something delivered, not everything) or aborted (nothing delivered), from the
+        recording's steps, each resumed step counted once."""
+        planned = len(self.plan.get("steps", [])) or len({s.index for s in self.steps})
+        done = {s.index for s in self.steps if s.outcome == "done"}
+        if planned and len(done) >= planned:
+            return "completed"
+        given = any((s.delivered_dose_mj_cm2 or 0) > 0 or s.passes_done > 0 for s in self.steps)
+        return "partial" if given else "aborted"
+
+    def outcome_sentence(self) -> str:
+        planned = len(self.plan.get("steps", [])) or len({s.index for s in self.steps})
+        done = len({s.index for s in self.steps if s.outcome == "done"})
+        text = f"Session {self.outcome()}: {done} of {planned} step{'s' if planned != 1 else ''} done."
+        if not self.ended:
+            text += (" The session was interrupted (a crash, or the program was closed) before it ended: the amounts "
+                     "below are what the recording's telemetry shows was delivered.")
+        return text
+
     @property
     def training(self) -> bool:
         return self.mode != "clinical"
@@ -110,7 +134,7 @@ class ReportData:
                f"{'TRAINING (simulation): not a clinical record' if self.training else 'clinical session'}",
                f"Protocol {self.protocol} · session {p.get('session_number', '—')} of course "
                f"{p.get('course_id', '—')} · recording {self.recording.name}",
-               *([self.integrity_warning] if self.integrity_warning else []), "## Areas"]
+               *([self.integrity_warning] if self.integrity_warning else []), self.outcome_sentence(), "## Areas"]
         for a in p.get("areas", []):
             out.append(f"{a.get('label')}: {lesion_name(str(a.get('lesion_type')))}, "
                        f"{region_name(str(a.get('body_region')))}, treatment: {modality_name(str(a.get('modality')))}")
@@ -152,6 +176,7 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
         meta, t0 = rec.meta, rec.meta.t0_host_s
         steps = _steps(rec, t0)
         trips = condition_lines(list(rec.events), t0)  # grouped as the alarm panel groups them
+        trips += _stop_lines(list(rec.events))
         plan = rec.plan or {}
         sha = ""
         side = path.with_name(path.name + ".sha256")
@@ -164,6 +189,7 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
         if skipped:
             data.extra.append(f"Telemetry: {skipped} samples with a non-finite value (NaN or ±inf) are not "
                               "measurements: they are left out of the curves (a gap).")
+        data.ended = any(e.kind == "state" and e.details.get("to") in ("completed", "aborted") for e in rec.events)
     finally:
         rec.close()
     if store is not None:
@@ -171,12 +197,31 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
     return data
 
 
+UNENDED = "interrupted: the program ended during this step (a crash or it was closed)"
+
+
+def _stop_lines(events: list[Any]) -> list[str]:
+    """For each interlock that stopped a device: how the stop went (written after so many ms, or not written
+    because the device was gone: its own watchdog stopped it), per device, in words."""
+    from workstation.outcome import trip_stop_words
+
+    return [f"{device_name(str(e.details.get('device')))}: {trip_stop_words(float(e.details['latency_ms']), str(e.details.get('stop', 'stop written')))} ({interlock_name(str(e.details.get('interlock'))).lower()})"
+            for e in events if e.kind == "interlock" and e.details.get("latency_ms") is not None
+            and e.details.get("interlock") != "estop"]
+
+
 def _steps(rec: Any, t0: float) -> list[StepSpan]:
+    """Each step run's span; a run with no end event (the program ended during it) takes what it delivered from
+    the recording's telemetry (light dose, workstation.journal.dose_given) or its passes started (needling)."""
+    from workstation.journal import dose_given
     from workstation.recording.summary import finite_rows
 
     spans: list[StepSpan] = []
+    started_passes: dict[int, int] = {}
     for e in rec.events:
         d = e.details
+        if e.kind == "protocol" and d.get("event") == "pass_started" and spans:
+            started_passes[len(spans) - 1] = started_passes.get(len(spans) - 1, 0) + 1
         if e.kind != "protocol" or d.get("event") not in ("step_started", "step_ended"):
             continue
         if d["event"] == "step_started":
@@ -188,6 +233,14 @@ def _steps(rec: Any, t0: float) -> list[StepSpan]:
             s.t_end_s, s.outcome = e.t_host_s - t0, str(d.get("outcome", "ended"))
             s.delivered_dose_mj_cm2 = float(d.get("delivered_dose_mj_cm2", math.nan))
             s.passes_done, s.note = int(d.get("passes_done", 0) or 0), str(d.get("note", "") or "")
+    for i, s in enumerate(spans):  # a run with no end event: what the recording shows was given
+        last = i + 1 == len(spans)
+        if s.outcome == StepSpan.outcome:
+            s.outcome, s.passes_done = UNENDED, started_passes.get(i, 0)
+            s.t_end_s = s.t_end_s if last else spans[i + 1].t_start_s
+            if s.modality == "light" and "light" in rec.devices:
+                got = dose_given(rec.telemetry("light", s.t_start_s, s.t_end_s + (MARGIN_S if last else 0.0)))
+                s.delivered_dose_mj_cm2 = round(got, 2)
     given: dict[int, float] = {}  # per step: the dose of its earlier exposures (the device restarts at 0)
     for s in spans:
         if s.modality == "light":

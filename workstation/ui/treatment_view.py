@@ -237,9 +237,7 @@ class TreatmentView(QWidget):
         def done(cleared: list) -> None:
             self.resetting = False
             self.update_buttons()
-            names = sorted({interlock_name(t.interlock).lower() for t in cleared})
-            self.notify("Interlocks reset: " + ", ".join(names) + ". Resume when ready."
-                        if cleared else "The devices' latched faults were reset. Resume when ready.", "info")
+            self.notify(reset_words(cleared, self.controller.session), "info")
 
         def failed(exc: Exception) -> None:
             self.resetting = False
@@ -308,8 +306,9 @@ class TreatmentView(QWidget):
         alarm = self.alarms.add(event)  # None for the operator's own STOP: press_stop has said it once
         if event.kind == "interlock" and alarm is not None and \
                 sum(e.kind == "interlock" for e in alarm.signals) == 1:  # once per condition, in words
+            live = self.controller.session is not None and self.controller.saved is None
             self.notify(f"{event_sentence(event).rstrip('.')}. The devices were stopped: check the patient and the "
-                        "cause, then Reset interlocks and Resume.", "error")
+                        "cause" + (", then Reset interlocks and Resume." if live else "."), "error")
         self._step_dose(event)
         if event.kind == "state":
             to = str(event.details.get("to", ""))
@@ -321,3 +320,16 @@ class TreatmentView(QWidget):
         if event.kind in ("state", "interlock", "interlock_reset", "fault", "connection"):
             self.update_buttons()
 
+
+def reset_words(cleared: list, session: object) -> str:
+    """What the reset cleared, each interlock once and in words, and the next action that can succeed now: Resume
+    when the session is paused, Start next step when it stayed armed (an E-stop between steps)."""
+
+    names = list(dict.fromkeys(interlock_name(t.interlock) for t in cleared))
+    what = f"Interlocks reset: {', '.join(names)}." if names else "The devices' latched faults were reset."
+    state = getattr(session, "state", None)
+    if state == State.PAUSED:
+        return f"{what} Resume when ready."
+    if state == State.ARMED:
+        return f"{what} Start the next step when ready."
+    return what
