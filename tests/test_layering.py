@@ -22,7 +22,7 @@ def _driver_modules() -> list[str]:
 
 def test_every_driver_module_imports_without_the_application() -> None:
     modules = _driver_modules()
-    assert "drivers.events" in modules and "drivers.emulators.cli" in modules
+    assert "drivers.events" in modules and "drivers.testing" in modules and "drivers.emulators.cli" in modules
     code = (
         "import importlib, json, sys\n"
         f"for name in {modules!r}:\n"
