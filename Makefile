@@ -18,7 +18,16 @@ $(STAMP): pyproject.toml constraints.txt
 run: setup
 	$(PY) main.py run --simulate
 
-test: setup
+# The example driver package (docs/writing-a-driver.md) installs as a third-party package would; pytest runs its
+# contract tests with the project's (testpaths in pyproject.toml).
+EXAMPLE_DRIVER := examples/cicatrix-example-light
+EXAMPLE_STAMP := $(VENV)/.example-driver-installed
+
+$(EXAMPLE_STAMP): $(STAMP) $(EXAMPLE_DRIVER)/pyproject.toml
+	$(PY) -m pip install --quiet -c constraints.txt -e $(EXAMPLE_DRIVER)
+	@touch $(EXAMPLE_STAMP)
+
+test: setup $(EXAMPLE_STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 lint: setup

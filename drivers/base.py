@@ -19,10 +19,10 @@ import serial
 
 from drivers import protocol as p
 from drivers.errors import CommandRefused, CommandTimeout, DeviceError, NotConnected, WrongDevice
+from drivers.events import CommandRecord, Event, FanOut, Publisher, now_s
 from drivers.frames import TELEMETRY_LOST_S, FrameIntake
 from drivers.plausibility import DeviceClock, Plausibility
 from drivers.types import BoundsError, DriverInfo, Identity
-from workstation.bus import CommandRecord, Event, SessionBus, now_s
 
 __all__ = ["TELEMETRY_LOST_S", "CommandRefused", "CommandTimeout", "DeviceError", "NotConnected", "SerialDevice",
            "WrongDevice"]
@@ -77,7 +77,7 @@ class SerialDevice(FrameIntake):
         port: str,
         *,
         name: str | None = None,
-        bus: SessionBus | None = None,
+        bus: Publisher | None = None,
         baudrate: int = DEFAULT_BAUD,
         heartbeat_period_s: float = 0.05,
         command_timeout_s: float = 1.0,
@@ -86,7 +86,7 @@ class SerialDevice(FrameIntake):
     ) -> None:
         self.port = port
         self.name = name or self.DEFAULT_NAME
-        self.bus = bus or SessionBus()
+        self.bus = bus or FanOut()  # the publisher given (the application's SessionBus), else one of its own
         self.baudrate = baudrate
         self.heartbeat_period_s = heartbeat_period_s
         self.command_timeout_s = command_timeout_s

@@ -5,6 +5,14 @@ from __future__ import annotations
 from drivers import protocol as p
 
 
+class UserError(Exception):
+    """Bad input from a person (a file, a port, a value). The message is shown as is; the command line and the
+    window show that sentence, never a traceback. Defined here so the drivers' own tools (the emulators' command)
+    need nothing from the application; `workstation.errors` re-exports it."""
+
+    exit_code = 2
+
+
 class DeviceError(Exception):
     """A device could not do what was asked; the message says why."""
 

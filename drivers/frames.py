@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from drivers import protocol as p
+from drivers.events import CommandRecord, now_s
 from drivers.plausibility import REBASE_AFTER_FRAMES, Violation
 from drivers.types import Identity, kind_words
-from workstation.bus import CommandRecord, now_s
 
 if TYPE_CHECKING:
     from drivers.base import SerialDevice

@@ -2,10 +2,7 @@
 what to do; the command line and the window show that sentence, never a traceback."""
 
 
-class UserError(Exception):
-    """Bad input from a person (a file, a port, a value). The message is shown as is."""
-
-    exit_code = 2
+from drivers.errors import UserError  # noqa: F401 - defined with the drivers (which import nothing from here)
 
 
 class AbortedByInterlock(Exception):

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from drivers.emulators import LightEmulator, PenEmulator
-    from workstation.errors import UserError
+    from drivers.errors import UserError
 
     cls = LightEmulator if args.device == "light" else PenEmulator
     try:

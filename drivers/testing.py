@@ -1,0 +1,291 @@
+"""The driver kit's contract tests: what every driver must do for the safety monitor, importable by any package.
+
+A manufacturer's package subclasses `DeviceContract` in its own tests, names its driver and its emulator, and
+pytest runs every contract test against them over a real pseudo-terminal (python-microscope's test-mixin idea):
+
+    from drivers.testing import DeviceContract
+
+    class TestMyLight(DeviceContract):
+        driver_class = MyLight                        # a drivers.base.SerialDevice subclass
+        settings = (("target_dose_mj_cm2", 50.0),)    # values the device accepts
+        out_of_bounds = ("target_dose_mj_cm2", 9e9)   # a value the driver must refuse before sending
+
+        def make_emulator(self, **kw):                # a drivers.emulators.base.Emulator, not yet started
+            return MyLightEmulator(**kw)
+
+        def activate(self, drv):                      # make the device emit / needle (armed, started)
+            drv.set_target_dose(4000); drv.arm(); drv.start()
+
+The contract (docs/writing-a-driver.md says why each one matters): the driver declares its channels with units and
+plausible ranges; connecting checks the device's identity and refuses another device; connecting makes the device
+safe first (STOP, then ARM 0) even if a crashed host left it active; heartbeats flow while the host is alive and the
+device's own watchdog stops it within 250 ms when they stop; values outside the declared bounds are refused before a
+byte is sent; accepted commands are acknowledged and published; faults arrive as "fault" events; an unplugged cable is
+reported within 250 ms and a reconnect makes the device safe again; stalled telemetry is reported; telemetry arrives
+at the nominal rate without gaps. Needs pytest (a test dependency of the package that uses it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from drivers import protocol as p
+from drivers.base import NotConnected, SerialDevice
+from drivers.errors import WrongDevice
+from drivers.events import CommandRecord, Event, FanOut
+from drivers.frames import TELEMETRY_LOST_S
+from drivers.types import KINDS, BoundsError
+
+__all__ = ["DeviceContract", "Tap", "wait_for"]
+
+# Units of channels that carry bookkeeping (clocks, counters, flags), not a measurement: they need no plausible range.
+BOOKKEEPING_UNITS = frozenset({"s", "µs", "count", "bool", "bits"})
+
+
+@dataclass
+class Tap:
+    """A sink that keeps everything a publisher delivers, for assertions."""
+
+    blocks: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    commands: list[CommandRecord] = field(default_factory=list)
+
+    def on_block(self, device: str, block: np.ndarray) -> None:
+        self.blocks.setdefault(device, []).append(block)
+
+    def on_event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def on_command(self, record: CommandRecord) -> None:
+        self.commands.append(record)
+
+    def kinds(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]
+
+
+def wait_for(pred: Callable[[], object], timeout_s: float = 3.0, what: str = "condition") -> None:
+    """Poll `pred` every 5 ms until it is true; AssertionError naming `what` after `timeout_s` seconds."""
+    deadline = time.monotonic() + timeout_s
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.005)
+
+
+class DeviceContract:
+    """Mixin of contract tests; subclass it as `Test<Something>` and fill in the four names below."""
+
+    driver_class: ClassVar[type[SerialDevice]]
+    settings: ClassVar[tuple[tuple[str, float], ...]] = ()  # (param, value) pairs the device accepts
+    out_of_bounds: ClassVar[tuple[str, float]]  # (param, value) the driver must refuse before sending
+
+    def make_emulator(self, **kw: Any) -> Any:
+        """A new, not yet started emulator of the device (a drivers.emulators.base.Emulator subclass)."""
+        raise NotImplementedError("a DeviceContract subclass names its emulator")
+
+    def activate(self, drv: SerialDevice) -> None:
+        """Make the connected device active (emitting / needling): set what it needs, arm, start."""
+        raise NotImplementedError("a DeviceContract subclass says how its device is started")
+
+    def make_other_emulator(self) -> Any:
+        """An emulator of a device this driver must refuse (default: a built-in device of the other kind)."""
+        from drivers.emulators import LightEmulator, PenEmulator
+
+        return PenEmulator() if self.driver_class.INFO.kind == "light" else LightEmulator()
+
+    # --- fixtures -----------------------------------------------------------------------------------------------
+    @pytest.fixture
+    def publisher(self) -> tuple[FanOut, Tap]:
+        bus, tap = FanOut(), Tap()
+        bus.subscribe(tap)
+        return bus, tap
+
+    @pytest.fixture
+    def emulator(self) -> Iterator[Any]:
+        emu = self.make_emulator().start()
+        yield emu
+        emu.stop()
+
+    @pytest.fixture
+    def device(self, emulator: Any, publisher: tuple[FanOut, Tap]) -> Iterator[tuple[Any, SerialDevice, Tap]]:
+        """(emulator, connected driver, tap)."""
+        bus, tap = publisher
+        drv = self.driver_class(emulator.port, bus=bus)
+        drv.connect()
+        yield emulator, drv, tap
+        drv.close()
+
+    # --- declarations -------------------------------------------------------------------------------------------
+    def test_declares_kind_channels_units_ranges_and_bounds(self) -> None:
+        cls = self.driver_class
+        info = cls.INFO
+        assert info.kind in KINDS and info.name and info.version and info.nominal_rate_hz > 0
+        assert info.model_prefixes, "declare the models this driver drives (DriverInfo.model_prefixes)"
+        assert p.PROTOCOL_VERSION in info.protocol_versions
+        fields = set(cls.BLOCK_DTYPE.names)
+        assert [c.name for c in info.channels] == list(cls.BLOCK_DTYPE.names), "one channel per block field"
+        for c in info.channels:
+            assert c.unit and c.description, f"{c.name}: declare its unit and say what it is"
+            if c.unit not in BOOKKEEPING_UNITS:
+                assert c.minimum > -np.inf and c.maximum < np.inf, f"{c.name}: declare its plausible range"
+        assert {"t_host_s", "t_device_us", "seq", "fault_bits", cls.ACTIVE_FIELD} <= fields
+        assert next(c for c in info.channels if c.name == cls.ACTIVE_FIELD).unit == "bool"
+        bounds = {b.name for b in info.bounds}
+        assert set(cls.PARAMS) <= bounds, "every settable parameter has a host-side bound"
+        assert cls.FAULTS["WATCHDOG"] == 1, "fault bit 0 is the device watchdog"
+
+    # --- connect ------------------------------------------------------------------------------------------------
+    def test_identity_is_checked_on_connect(self, device: tuple) -> None:
+        emu, drv, tap = device
+        ident = drv.identity
+        assert drv.INFO.identity_problem(ident) == ""
+        assert ident.protocol_version == p.PROTOCOL_VERSION and ident.model.startswith(drv.INFO.model_prefixes)
+        assert ident.serial_number and ident.firmware and ident.extra["kind"] == drv.INFO.kind
+        assert drv.identify() == ident  # asking again gives the same answer
+
+    def test_another_device_is_refused_and_left_alone(self, publisher: tuple) -> None:
+        bus, tap = publisher
+        other = self.make_other_emulator().start()
+        try:
+            drv = self.driver_class(other.port, bus=bus, auto_reconnect=False)
+            with pytest.raises(WrongDevice, match="not a"):
+                drv.connect()
+            assert not drv.connected
+            assert not [c for c in tap.commands if c.command in ("set", "start")]
+            drv.close()
+        finally:
+            other.stop()
+
+    def test_connect_makes_safe_first_stop_then_disarm(self, device: tuple) -> None:
+        emu, drv, tap = device
+        st = emu.state()
+        assert not st.active and not st.armed
+        assert [c.command for c in tap.commands[:2]] == ["stop", "arm"] and tap.commands[1].args["on"] is False
+
+    def test_connect_stops_a_device_a_crashed_host_left_active(self, emulator: Any, publisher: tuple) -> None:
+        bus, tap = publisher
+        first = self.driver_class(emulator.port, bus=bus)
+        first.connect()
+        self.activate(first)
+        wait_for(lambda: emulator.state().active, what="device active")
+        first._running.clear()  # the host "crashes": threads stop, port dropped, no stop sent
+        first._close_port()
+        second = self.driver_class(emulator.port, bus=bus)
+        t0 = time.monotonic()
+        second.connect()
+        try:
+            wait_for(lambda: not emulator.state().active, timeout_s=1.0, what="device stopped by the connect")
+            st = emulator.state()
+            assert st.last_stop_at - t0 < 0.2  # by the connect's STOP, before the 250 ms watchdog
+            assert not st.faults & self.driver_class.FAULTS["WATCHDOG"]
+        finally:
+            second.close()
+
+    # --- heartbeat and watchdog ---------------------------------------------------------------------------------
+    def test_heartbeats_flow_while_the_host_is_alive(self, device: tuple) -> None:
+        emu, drv, tap = device
+        sent, received = drv.counters.heartbeats_sent, emu.state().heartbeats_received
+        time.sleep(0.5)
+        assert drv.counters.heartbeats_sent - sent >= 5  # period 50 ms: at least every 100 ms on a loaded machine
+        assert emu.state().heartbeats_received - received >= 5
+        self.activate(drv)
+        wait_for(lambda: emu.state().active, what="device active")
+        time.sleep(3 * TELEMETRY_LOST_S)  # longer than the device watchdog: heartbeats keep it running
+        assert emu.state().active and not emu.state().faults
+        drv.stop_now("contract test")
+        wait_for(lambda: not emu.state().active, what="device stopped")
+
+    def test_device_watchdog_stops_it_when_heartbeats_stop(self, device: tuple) -> None:
+        emu, drv, tap = device
+        alive = [True]
+        drv.liveness = lambda: alive[0]
+        self.activate(drv)
+        wait_for(lambda: emu.state().active, what="device active")
+        alive[0] = False  # the host's safety monitor "hangs": heartbeats stop
+        t_silent = time.monotonic()
+        wait_for(lambda: not emu.state().active, timeout_s=1.0, what="device stopped by its watchdog")
+        st = emu.state()
+        assert st.faults & drv.FAULTS["WATCHDOG"]
+        assert 0.2 <= st.last_stop_at - t_silent < 0.45  # 250 ms after the last heartbeat (sent ≤ 50 ms before)
+
+    def test_faults_are_reported_as_fault_events_by_name(self, device: tuple) -> None:
+        emu, drv, tap = device
+        alive = [True]
+        drv.liveness = lambda: alive[0]
+        self.activate(drv)
+        wait_for(lambda: emu.state().active, what="device active")
+        alive[0] = False
+        wait_for(lambda: tap.kinds("fault"), timeout_s=1.0, what="fault event")
+        ev = tap.kinds("fault")[0]
+        assert ev.severity == "high" and ev.source == drv.name and "WATCHDOG" in ev.message
+        assert ev.details["faults"] == ["WATCHDOG"] and ev.details["new_bits"] & drv.FAULTS["WATCHDOG"]
+
+    # --- commands -----------------------------------------------------------------------------------------------
+    def test_commands_are_acknowledged_and_published(self, device: tuple) -> None:
+        emu, drv, tap = device
+        for name, value in self.settings:
+            assert drv.set(name, value) == value
+        drv.arm()
+        drv.arm(False)
+        mine = [c for c in tap.commands[2:] if c.command in ("set", "arm") and c.args.get("why") is None]
+        assert mine and all(c.result == "ack" for c in mine)
+        assert {c.args.get("param") for c in mine if c.command == "set"} >= {n for n, _ in self.settings}
+        assert all(c.t_reply_s >= c.t_host_s for c in mine)
+
+    def test_out_of_bounds_values_are_refused_before_sending(self, device: tuple) -> None:
+        emu, drv, tap = device
+        before = emu.state()
+        name, value = self.out_of_bounds
+        with pytest.raises(BoundsError, match="outside the device's range"):
+            drv.set(name, value)
+        time.sleep(0.1)
+        after = emu.state()
+        heartbeats = after.heartbeats_received - before.heartbeats_received
+        assert after.commands_received - before.commands_received <= heartbeats  # only heartbeats reached it
+        assert not [c for c in tap.commands if c.command == "set"]
+
+    # --- link ---------------------------------------------------------------------------------------------------
+    def test_telemetry_at_the_nominal_rate_without_gaps(self, device: tuple) -> None:
+        emu, drv, tap = device
+        time.sleep(0.2)
+        s0 = drv.counters.samples
+        t0 = time.monotonic()
+        time.sleep(1.5)
+        rate = (drv.counters.samples - s0) / (time.monotonic() - t0)
+        assert rate == pytest.approx(drv.INFO.nominal_rate_hz, rel=0.1), f"{rate:.0f} samples/s"
+        assert drv.counters.seq_gaps == 0 and drv.counters.bad_frames == 0
+        t_dev = np.concatenate([b["t_device_us"] for b in tap.blocks[drv.name]])
+        assert (np.diff(t_dev) == round(1e6 / drv.INFO.nominal_rate_hz)).all()  # every sample, evenly spaced
+
+    def test_unplug_is_reported_within_250_ms_and_reconnect_makes_safe(self, device: tuple) -> None:
+        emu, drv, tap = device
+        emu.unplug()
+        t_unplug = emu.state().injected_at["unplug"]
+
+        def disconnect_event() -> Event | None:
+            return next((e for e in tap.kinds("connection") if "disconnected" in e.message), None)
+
+        wait_for(lambda: disconnect_event() is not None, timeout_s=1.0, what="disconnect reported")
+        ev = disconnect_event()
+        assert not drv.connected and ev.severity == "high" and ev.t_host_s - t_unplug < TELEMETRY_LOST_S
+        with pytest.raises(NotConnected):
+            drv.arm()
+        emu.replug()
+        wait_for(lambda: drv.connected and drv.counters.reconnects == 1, what="reconnected")
+        assert any("reconnected" in e.message for e in tap.kinds("connection"))
+        assert not emu.state().active and not emu.state().armed
+        drv.arm()  # commands work again
+
+    def test_stalled_telemetry_is_reported(self, device: tuple) -> None:
+        emu, drv, tap = device
+        emu.stall(True)
+        wait_for(lambda: drv.telemetry_lost, timeout_s=2 * TELEMETRY_LOST_S + 0.2, what="telemetry lost")
+        assert drv.connected  # a stall is not a disconnect
+        emu.stall(False)
+        wait_for(lambda: not drv.telemetry_lost, what="telemetry resumed")
