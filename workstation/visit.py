@@ -63,7 +63,9 @@ def _load_library(protocol_dirs: tuple[Path, ...] = ()):
 
     library = load_library(protocol_dirs)
     if library.tables is None:
-        raise UserError("The reference tables did not load; run `python main.py protocols check`.")
+        from workstation.progname import command
+
+        raise UserError(f"The reference tables did not load; run `{command('protocols check')}`.")
     return library
 
 
