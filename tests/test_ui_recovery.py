@@ -239,6 +239,7 @@ def test_training_leaves_nothing_in_the_next_clinical_visit_and_ports_are_checke
         qtbot.mouseClick(page.clinical_button, Qt.MouseButton.LeftButton)
         sign_in(qtbot, win)
         qtbot.waitUntil(lambda: win.pages.currentWidget() is win.patient, timeout=TIMEOUT_MS)
+        assert win.message_bar.current()[1].startswith("Connected:")  # no stale training message left showing
         view = win.patient
         view.pseudonym.setText("P-0042")
         view.find_or_create()

@@ -268,11 +268,15 @@ def propose_light(*, p: Protocol, t: LightTables, area: Area, face: bool, histor
                                    f"healing to plan light ({t.sources['erythema']}).")
                 return res
             cut = max(t.blister_reduce_mj_cm2, prev * t.blister_reduce_percent / 100)
-            dose = upper = _reduced(prev, cut, dmin)
-            res.reasons.append(f"Blistering after the light session on {when}, now healed: reduce {prev:g} mJ/cm² by "
-                               f"{t.blister_reduce_mj_cm2:g} mJ/cm² or {t.blister_reduce_percent:g} %, whichever is "
-                               f"larger, to {_to(dose, prev - cut, dmin)}, then hold for {t.blister_hold_sessions} "
-                               f"sessions ({t.sources['erythema']}).")
+            rule = (f"reduce {prev:g} mJ/cm² by {t.blister_reduce_mj_cm2:g} mJ/cm² or {t.blister_reduce_percent:g} %, "
+                    "whichever is larger")
+            if math.floor(prev - cut) < dmin:
+                res.reasons.append(_nothing_left(f"Blistering after the light session on {when}, now healed", rule,
+                                                 dmin, t.sources["erythema"]))
+                return res
+            dose = upper = math.floor(prev - cut)
+            res.reasons.append(f"Blistering after the light session on {when}, now healed: {rule}, to {dose} mJ/cm², "
+                               f"then hold for {t.blister_hold_sessions} sessions ({t.sources['erythema']}).")
         elif is_marked(r, t):
             if not cleared:
                 res.reasons.append(f"No light: the light session on {when} left marked erythema (grade "
@@ -281,10 +285,15 @@ def propose_light(*, p: Protocol, t: LightTables, area: Area, face: bool, histor
                                    f"({t.sources['erythema']}).")
                 return res
             cut = max(t.reduce_mj_cm2, prev * t.reduce_percent / 100)
-            dose = upper = _reduced(prev, cut, dmin)
-            res.reasons.append(f"Marked erythema after the light session on {when}, now cleared: reduce {prev:g} "
-                               f"mJ/cm² by {t.reduce_mj_cm2:g} mJ/cm² or {t.reduce_percent:g} %, whichever is larger, "
-                               f"to {_to(dose, prev - cut, dmin)} ({t.sources['erythema']}).")
+            rule = (f"reduce {prev:g} mJ/cm² by {t.reduce_mj_cm2:g} mJ/cm² or {t.reduce_percent:g} %, whichever is "
+                    "larger")
+            if math.floor(prev - cut) < dmin:
+                res.reasons.append(_nothing_left(f"Marked erythema after the light session on {when}, now cleared",
+                                                 rule, dmin, t.sources["erythema"]))
+                return res
+            dose = upper = math.floor(prev - cut)
+            res.reasons.append(f"Marked erythema after the light session on {when}, now cleared: {rule}, to {dose} "
+                               f"mJ/cm² ({t.sources['erythema']}).")
         elif r is None or r.erythema_grade is None:
             dose = upper = prev
             res.reasons.append(f"No erythema grade was recorded after the light session on {when}: hold at "
@@ -346,14 +355,10 @@ def _escalate(p: Protocol, t: LightTables, area: Area, prev: float, events: Sequ
                   f"{t.escalation_max_percent:g} %, to {dose} mJ/cm².")
 
 
-def _reduced(prev: float, cut: float, dmin: float) -> float:
-    """`prev` − `cut` (mJ/cm², rounded down), never below the device minimum `dmin` nor above `prev`."""
-    return float(min(prev, max(math.floor(prev - cut), dmin)))
-
-
-def _to(dose: float, by_rule: float, dmin: float) -> str:
-    return (f"{dose:g} mJ/cm²" if math.floor(by_rule) >= dmin else
-            f"{dose:g} mJ/cm², the device minimum (the rule gives {math.floor(by_rule):g} mJ/cm²)")
+def _nothing_left(what: str, rule: str, dmin: float, source: str) -> str:
+    """The sentence for a reduction that leaves less than the device can give (never a negative dose in words)."""
+    return (f"No light: {what}; the rule ({rule}, {source}) leaves less than the device minimum of {dmin:g} "
+            "mJ/cm², so no light is planned on this area. A clinician reviews the course.")
 
 
 def _after_blister(t: LightTables, events: Sequence[LightEvent], prev: float, dose: float, upper: float,
