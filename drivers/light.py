@@ -13,7 +13,7 @@ import numpy as np
 from drivers import protocol as p
 from drivers.base import DeviceError, SerialDevice
 from drivers.channels import LIGHT_CHANNELS
-from drivers.plausibility import expected_irradiance_problem
+from drivers.plausibility import EXPECTED_IRRADIANCE_308_MW_CM2, expected_irradiance_problem
 from drivers.types import Bound, DriverInfo
 
 # CLINICAL.md, turn 2, "Backup time": team default margin 1.25 × the expected time at the calibrated irradiance.
@@ -24,17 +24,19 @@ BACKUP_TIME_EXTRA_S = 0.02
 BACKUP_TIME_RANGE_S = (0.01, 3600.0)  # the device's bound (the host never asks for more than ~125 s)
 
 
-def backup_time_s(target_dose_mj_cm2: float, expected_irradiance_mw_cm2: float) -> float:
+def backup_time_s(target_dose_mj_cm2: float, expected_irradiance_mw_cm2: float,
+                  plausible: tuple[float, float] = EXPECTED_IRRADIANCE_308_MW_CM2,
+                  what: str = "a 308 nm handpiece") -> float:
     """Backup exposure time in s: 1.25 × target / expected irradiance + 0.02 s (1 mW/cm² for 1 s = 1 mJ/cm²).
 
     Raises DeviceError if the expected irradiance is not plausible (`drivers.plausibility.expected_irradiance_problem`:
     50–300 mW/cm²): no backup can be computed, so no exposure may be prepared. (A tiny irradiance once gave the
     device's maximum of 3600 s, which is no bound; at 50 mW/cm² the 5000 mJ/cm² maximum takes 125 s.)
     """
-    problem = expected_irradiance_problem(expected_irradiance_mw_cm2)
+    problem = expected_irradiance_problem(expected_irradiance_mw_cm2, plausible, what)
     if problem:
         raise DeviceError(f"the expected irradiance is not plausible ({problem}): no backup time can be computed; "
-                          "run a radiometer check of the light (`python main.py devices check`)")
+                          "run a radiometer check of the light (the program's `devices check` command)")
     t = BACKUP_TIME_MARGIN * float(target_dose_mj_cm2) / float(expected_irradiance_mw_cm2) + BACKUP_TIME_EXTRA_S
     return min(max(t, BACKUP_TIME_RANGE_S[0]), BACKUP_TIME_RANGE_S[1])
 
@@ -53,6 +55,9 @@ class UVB308Light(SerialDevice):
         model_prefixes=("UVB-308",),
         protocol_versions=(p.PROTOCOL_VERSION,),
     )
+    # The irradiance an exposure may plausibly be expected at (its backup time is computed from it): a driver for
+    # another light declares its own range.
+    EXPECTED_IRRADIANCE_MW_CM2 = EXPECTED_IRRADIANCE_308_MW_CM2
     BLOCK_DTYPE = p.LIGHT_BLOCK
     PARAMS = {"target_dose_mj_cm2": p.LightParam.TARGET_DOSE_MJ_CM2, "backup_time_s": p.LightParam.BACKUP_TIME_S}
     FAULTS = p.LightFault
@@ -69,7 +74,8 @@ class UVB308Light(SerialDevice):
         """As `SerialDevice.set`; a target dose is preceded by its backup time (so the two always travel together)."""
         if param == "target_dose_mj_cm2":
             target = next(b for b in self.INFO.bounds if b.name == param).check(value)
-            backup = backup_time_s(target, self.expected_irradiance_mw_cm2())
+            backup = backup_time_s(target, self.expected_irradiance_mw_cm2(), self.EXPECTED_IRRADIANCE_MW_CM2,
+                                   self.INFO.description)
             self.backup_time_s = super().set("backup_time_s", round(backup, 3))
         return super().set(param, value)
 

@@ -154,13 +154,19 @@ class Plausibility:
         return bad, why
 
 
-def expected_irradiance_problem(value: object) -> str:
-    """"" if `value` (mW/cm²) is a plausible irradiance to expect an exposure at (drivers/channels.py:
-    MIN_EXPECTED_IRRADIANCE_MW_CM2–MAX_IRRADIANCE_MW_CM2, 50–300), else what is wrong, in words. The one check of it:
-    the light driver before it computes a backup time, and `main.py devices check` before it records a check."""
+EXPECTED_IRRADIANCE_308_MW_CM2 = (MIN_EXPECTED_IRRADIANCE_MW_CM2, MAX_IRRADIANCE_MW_CM2)
+
+
+def expected_irradiance_problem(value: object, plausible: tuple[float, float] = EXPECTED_IRRADIANCE_308_MW_CM2,
+                                what: str = "a 308 nm handpiece") -> str:
+    """"" if `value` (mW/cm²) is a plausible irradiance to expect an exposure at, else what is wrong, in words.
+    `plausible` is the light's declared range (a driver's EXPECTED_IRRADIANCE_MW_CM2; for the 308 nm handpiece
+    drivers/channels.py: 50–300). The one check of it: the light driver before it computes a backup time, and
+    `devices check` before it records a check."""
+    low, high = plausible
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return f"{value!r} is not a number of mW/cm²"
-    if not MIN_EXPECTED_IRRADIANCE_MW_CM2 <= value <= MAX_IRRADIANCE_MW_CM2:
-        return (f"{value:g} mW/cm² is outside the plausible {MIN_EXPECTED_IRRADIANCE_MW_CM2:g}–"
-                f"{MAX_IRRADIANCE_MW_CM2:g} mW/cm² of a 308 nm handpiece (a failing lamp or a wrong calibration)")
+    if not low <= value <= high:
+        return (f"{value:g} mW/cm² is outside the plausible {low:g}–{high:g} mW/cm² of {what} (a failing lamp or a "
+                "wrong calibration)")
     return ""

@@ -205,7 +205,8 @@ def _stop_lines(events: list[Any]) -> list[str]:
     because the device was gone: its own watchdog stopped it), per device, in words."""
     from workstation.outcome import trip_stop_words
 
-    return [f"{device_name(str(e.details.get('device')))}: {trip_stop_words(float(e.details['latency_ms']), str(e.details.get('stop', 'stop written')))} ({interlock_name(str(e.details.get('interlock'))).lower()})"
+    return [f"{interlock_name(str(e.details.get('interlock')))} on the {device_name(str(e.details.get('device')))}: "
+            f"{trip_stop_words(float(e.details['latency_ms']), str(e.details.get('stop', 'stop written')))}"
             for e in events if e.kind == "interlock" and e.details.get("latency_ms") is not None
             and e.details.get("interlock") != "estop"]
 

@@ -35,3 +35,5 @@ class ExampleLight(UVB308Light):
         model_prefixes=(MODEL_PREFIX,),
         protocol_versions=(p.PROTOCOL_VERSION,),
     )
+    # A narrowband lamp of about 40 mW/cm²: the backup time is computed against this light's own plausible range.
+    EXPECTED_IRRADIANCE_MW_CM2 = (20.0, 100.0)
