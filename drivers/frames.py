@@ -82,14 +82,14 @@ class FrameIntake:
             self._event_at(t_arrival,
                 "fault", "high", f"{self.name} fault: {', '.join(names) or 'unknown'}: "
                 f"{p.text(frame.payload[p.FAULT_HEAD.size:])}",
-                fault_bits=bits, new_bits=new, faults=names,
+                fault_bits=bits, new_bits=new, faults=names, **p.raw_if_unclean(frame.payload[p.FAULT_HEAD.size:]),
             )
         elif t == p.Msg.STATUS:
             state, reason = p.STATUS_HEAD.unpack_from(frame.payload)
             state_name, reason_name = _enum_name(p.State, state), _enum_name(p.StopReason, reason)
             words = p.text(frame.payload[p.STATUS_HEAD.size:]) or f"state {state_name}, reason {reason_name}"
             self._event_at(t_arrival, "device_state", "info", f"{self.name}: {words}",
-                           state=state_name, reason=reason_name)
+                           state=state_name, reason=reason_name, **p.raw_if_unclean(frame.payload[p.STATUS_HEAD.size:]))
         else:
             raise p.FrameError(f"message type 0x{t:02x} is not one a device sends")
 

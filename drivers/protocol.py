@@ -285,6 +285,16 @@ def text(payload: bytes) -> str:
     return "".join(" " if (ord(ch) < 32 or 127 <= ord(ch) < 160) else ch for ch in decoded).strip()
 
 
+def raw_if_unclean(payload: bytes) -> dict[str, str]:
+    """{"raw_text_hex": …} when `text` had to change the device's bytes (not UTF-8, or control characters), so the
+    original stays in the event's details (and the recording); {} for clean text."""
+    try:
+        clean = payload.decode("utf-8").strip() == text(payload)
+    except UnicodeDecodeError:
+        clean = False
+    return {} if clean else {"raw_text_hex": payload.hex()}
+
+
 def identity_payload(acked_seq: int, info: dict) -> bytes:
     """IDENTITY payload: the sequence of the IDENTIFY it answers, then the JSON object."""
     return ACK_PAYLOAD.pack(acked_seq & 0xFFFF) + json.dumps(info, separators=(",", ":")).encode()

@@ -180,6 +180,8 @@ def test_odd_but_well_formed_reports_are_taken_without_harm(station):
     # findings v10 #9: no U+FFFD on screen; a STATUS without readable words says its state and reason
     assert "\ufffd" not in status.message + tap.kinds("fault")[-1].message
     assert status.message == "light: ??"
+    # the device's original bytes are kept beside the cleaned text (into the recording: issue 12 finding 9)
+    assert status.details["raw_text_hex"] == "fffe" and tap.kinds("fault")[-1].details["raw_text_hex"] == "ff"
     dev.send(STATUS, bytes([200, 201]))
     wait_for(lambda: tap.kinds("device_state")[-1].message == "light: state unknown (200), reason unknown (201)",
              what="a STATUS in words")
