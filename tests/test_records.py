@@ -233,7 +233,7 @@ def test_operators_command_line(tmp_path):
     assert "admin" in listing and "dr-a" in listing and "disabled" in listing
     shown = _cli("trail", "show", "--store", str(path)).stdout
     assert "admin: change operators" in shown and "because 'left'" in shown
-    assert _cli("trail", "verify", "--store", str(path)).stdout.startswith("audit trail intact: 4 rows")  # + the role marker
+    assert _cli("trail", "verify", "--store", str(path)).stdout.startswith("audit trail intact: 5 rows")  # + the role marker and the trail key id
 
 
 def test_store_and_keys_are_private(tmp_path):
@@ -264,7 +264,7 @@ def test_accounts_and_trail_use_the_store_in_force(tmp_path):
     assert not places.clinic_store_file().exists()  # not the default store: the one of the settings file
     with ClinicStore.open(store, training=False) as s:
         assert [o.account for o in ops.operators(s)] == ["admin"]
-    assert _cli("trail", "verify").stdout.startswith("audit trail intact: 2 rows")  # + the role marker
+    assert _cli("trail", "verify").stdout.startswith("audit trail intact: 3 rows")  # + the role marker and the trail key id
     missing = _cli("operators", "list", "--store", str(tmp_path / "typo.sqlite3"))
     assert missing.returncode == 2 and "There is no clinic store" in missing.stderr
     assert not (tmp_path / "typo.sqlite3").exists()  # a read-only command creates nothing
@@ -338,10 +338,12 @@ def test_a_trail_rewritten_without_the_key_or_tables_changed_behind_it_are_found
 
 
 @pytest.mark.parametrize("text", ["P-05041970", "cheek 4 May 1970", "cheek May 4, 1970", "cheek 1970/05/04",
-                                  "born 04.05.70", "call 555-0199 tomorrow"])
+                                  "born 04.05.70", "call 555-0199 tomorrow", "4th May 1970", "May 4th, 1970",
+                                  "4/5/1970", "4.5.1970", "5/4/1970", "1970-5-4", "04-May-1970", "4 May 70",
+                                  "Mrs Smíth agreed"])
 def test_birth_date_and_contact_in_every_written_form_are_refused(store, text):
     p = store.create_patient("P-0077", identity=Identity("Smith", "John", date(1970, 5, 4), "call 555-0199"))
-    with pytest.raises(UserError, match="contains the patient's (birth date|contact number)"):
+    with pytest.raises(UserError, match="contains the patient's (birth date|contact number|family name)"):
         store.add_screening_answer(p.id, "pregnancy", False, date.today(), "dr-a", notes=text)
 
 
@@ -350,7 +352,7 @@ def test_a_store_never_holds_identities_under_two_keys(store, tmp_path, monkeypa
     store.close()
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "another-workstation"))  # no key there: one is made
     with ClinicStore.open(store.path, training=False) as s:
-        with pytest.raises(UserError, match="not the one this clinic store's identities were written with"):
+        with pytest.raises(UserError, match="does not have the clinic's audit-trail key"):  # nothing is written here
             s.create_patient("P-0043", identity=Identity("Doe", "Jane"))
         assert s.find_patient("P-0043") is None
         assert s.get_patient("P-0042")  # the pseudonymous record still reads
@@ -400,3 +402,39 @@ def test_devices_changes_to_the_clinic_record_need_a_signed_in_account(tmp_path)
     with ClinicStore.open(path, training=False) as s:
         checks = [e for e in trail.entries(s._conn, table="radiometer_checks")]
         assert [e.who for e in checks] == ["dr-a"] and json.loads(checks[0].new_json)["who"] == "dr-a"
+
+
+def test_records_changed_around_the_program_are_not_trusted(store, tmp_path, monkeypatch):
+    """The second tester's attacks: a role raised with the sqlite3 tool cannot sign in; a clinic store relabelled
+    'training' does not open; a workstation without the clinic's trail key writes nothing."""
+    ops.add(store, "admin", "Admin", "administrator", "admin-password", created_by="test")
+    ops.add(store, "eng", "Engineer", "engineer", "engineer-pw", created_by="admin")
+    store.close()
+    conn = _raw(store.path)
+    conn.execute("DROP TRIGGER trail_operators_update")
+    conn.execute("UPDATE operators SET role = 'administrator' WHERE account = 'eng'")
+    with ClinicStore.open(store.path, training=False) as s:
+        with pytest.raises(UserError, match="changed around the program"):
+            ops.sign_in(s, "eng", "engineer-pw", "accounts")
+    conn.execute("DROP TRIGGER trail_operators_update")
+    conn.execute("UPDATE operators SET role = 'engineer' WHERE account = 'eng'")
+    conn.execute("DROP TRIGGER trail_meta_update")
+    conn.execute("UPDATE meta SET value = 'training' WHERE key = 'role'")
+    with pytest.raises(UserError, match="marker was changed around the program"):
+        ClinicStore.open(store.path, training=True)
+    conn.execute("UPDATE meta SET value = 'clinic' WHERE key = 'role'")
+    conn.close()
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "a-workstation-without-the-keys"))
+    with ClinicStore.open(store.path, training=False) as s:
+        assert [o.account for o in ops.operators(s)] == ["admin", "eng"]  # reads work
+        with pytest.raises(UserError, match="does not have the clinic's audit-trail key"):
+            s.create_patient("P-0300")
+    r = _cli("trail", "verify", "--store", str(store.path))
+    assert r.returncode == 2 and "cannot be checked here" in r.stderr
+
+
+@pytest.mark.parametrize("text", ["area 1: 0.4 cm, 05 passes 1970", "dose 900.123 mJ", "light 220 mJ at 1970 s",
+                                  "smithsonian leaflet given", "session 12345"])
+def test_numbers_that_merely_contain_the_digits_are_not_refused(store, text):
+    p = store.create_patient("P-0078", identity=Identity("Smith", "John", date(1970, 5, 4), "900 123"))
+    store.add_screening_answer(p.id, "pregnancy", False, date.today(), "dr-a", notes=text)

@@ -143,6 +143,9 @@ def _verify(args: argparse.Namespace) -> int:
     from workstation.store import trail
 
     with _open(args) as store:
+        if store.trail_key_problem:
+            raise UserError("The trail cannot be checked here: this workstation does not have the clinic's "
+                            "audit-trail key. Copy the clinic's keys to this workstation from their backup.")
         report = trail.verify(store._conn, trail_key())
     if report.intact:
         print(f"audit trail intact: {report.rows} rows, every link verified")

@@ -18,7 +18,7 @@ from typing import Any
 
 from workstation.checksum import sha256_of
 from workstation.errors import UserError
-from workstation.keys import IdentityCipher, trail_key
+from workstation.keys import IdentityCipher, key_id, trail_key
 from workstation.protocols.model import Protocol
 from workstation.store.connection import busy_error, connect, is_busy
 from workstation.store.export import export_dict
@@ -66,6 +66,27 @@ INVALID_PSEUDONYM = "The pseudonym typed is not valid: use 3–32 letters, digit
 
 
 
+def _trail_key_problem(conn: sqlite3.Connection) -> str:
+    """'' if this workstation's trail key is the store's (recorded in meta on first use), else a sentence."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_trail'").fetchone():
+        return ""
+    mine = key_id(trail_key(), "trail")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'trail_key_id'").fetchone()
+    if row is None:  # the first workstation records its key's fingerprint (another process may at the same moment)
+        try:
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('trail_key_id', ?)", (mine,))
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                raise busy_error(Path(conn.execute("PRAGMA database_list").fetchone()[2])) from exc
+            raise
+        row = conn.execute("SELECT value FROM meta WHERE key = 'trail_key_id'").fetchone()
+    if row[0] == mine:
+        return ""
+    return ("This workstation does not have the clinic's audit-trail key (the store's trail is chained with another "
+            "key), so nothing can be written to this store here: a row written with this key would break the trail "
+            "for good. Copy the clinic's keys to this workstation from their backup, then open the store again.")
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -87,6 +108,9 @@ class ClinicStore:
         self._cipher: IdentityCipher | None = None
         self._root_for_now: Path | None = None  # a root adopted by a read-only connection (settle_recordings_root)
         register_functions(conn, lambda: self.actor, lambda: self._reason, trail_key())
+        self.trail_key_problem = _trail_key_problem(conn)
+        """Why this workstation may not write here ('' when it may): its trail key is not the one the store's trail
+        is chained with, so every row it wrote would break the chain for good."""
 
     @property
     def cipher(self) -> IdentityCipher:
@@ -174,6 +198,8 @@ class ClinicStore:
             raise
         self._reason = reason
         try:
+            if self.trail_key_problem:
+                raise UserError(self.trail_key_problem)
             if self.account is not None:
                 row = self._conn.execute("SELECT active FROM operators WHERE account = ?", (self.account,)).fetchone()
                 if row is None or not row[0]:

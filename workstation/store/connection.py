@@ -12,7 +12,7 @@ from workstation.keys import IdentityCipher, private_dir, trail_key
 from workstation.store.identity import encrypt_plain_rows, has_plain_identity
 from workstation.store.migrations import LATEST_VERSION, migrate, schema_version
 from workstation.store.paths import clinic_db_path, data_dir, default_db_path, training_db_path
-from workstation.store.trail import default_actor, install_triggers, register_functions
+from workstation.store.trail import default_actor, differs_from_trail, install_triggers, register_functions
 
 ROLES = ("clinic", "training")
 BUSY_TIMEOUT_MS = 5000
@@ -112,7 +112,11 @@ def _role_of(conn: sqlite3.Connection, path: Path) -> str | None:
         if tables:
             raise UserError(f"{path} is an SQLite file of another program; choose another path.")
         return None
-    row = conn.execute("SELECT value FROM meta WHERE key = 'role'").fetchone()
+    row = conn.execute("SELECT rowid, value FROM meta WHERE key = 'role'").fetchone()
     if row is None:
         raise UserError(f"{path} has no role marker (clinic or training); it cannot be used safely.")
-    return str(row[0])
+    if differs_from_trail(conn, "meta", int(row[0]), {"key": "role", "value": row[1]}, ("key", "value")) not in (
+            "", "it is not in the audit trail"):  # a store from before its trail has no record of the marker yet
+        raise UserError(f"{path}: its clinic/training marker was changed around the program (it differs from the "
+                        "audit trail), so it cannot be opened. Tell the clinic's administrator.")
+    return str(row[1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import unicodedata
 from datetime import date
 
 from workstation.errors import UserError
@@ -77,19 +78,35 @@ MONTHS = ("january", "february", "march", "april", "may", "june", "july", "augus
           "november", "december")
 
 
-def _date_forms(d: date) -> list[str]:
-    """The ways a birth date is written, lower-case, with separators as typed (numeric forms are also matched on the
-    text's digits alone, see identity_in)."""
-    month, short = MONTHS[d.month - 1], MONTHS[d.month - 1][:3]
-    words = [f"{d.day} {m} {d.year}" for m in (month, short)] + [f"{d.day:02d} {m} {d.year}" for m in (month, short)]
-    words += [f"{m} {d.day}, {d.year}" for m in (month, short)] + [f"{m} {d.day} {d.year}" for m in (month, short)]
-    return [d.isoformat(), f"{d:%d.%m.%Y}", f"{d:%d/%m/%Y}", f"{d:%m/%d/%Y}", f"{d:%d-%m-%Y}", f"{d:%Y/%m/%d}",
-            f"{d:%d.%m.%y}", f"{d:%d/%m/%y}", f"{d:%m/%d/%y}", *words]
+_ORDINAL = re.compile(r"(\d+)(?:st|nd|rd|th)\b")
 
 
-def _date_digits(d: date) -> list[str]:
-    """Eight-digit forms a date takes when its separators are dropped (year first, day first, month first)."""
-    return [f"{d:%Y%m%d}", f"{d:%d%m%Y}", f"{d:%m%d%Y}"]
+def _fold(text: str) -> str:
+    """Lower case without accents ("Smíth" -> "smith"), for comparing names as a person reads them."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(ch))
+
+
+def _month(token: str) -> int | None:
+    if token.isdigit():
+        return int(token) if 1 <= int(token) <= 12 else None
+    for i, name in enumerate(MONTHS, start=1):
+        if token == name or (len(token) >= 3 and name.startswith(token)):
+            return i
+    return None
+
+
+def _has_date(text: str, d: date) -> bool:
+    """True when `text` writes the date `d`: day, month (number or name) and year (4 or 2 digits) as three
+    neighbouring tokens in day-month-year, month-day-year or year-month-day order, whatever the separators and
+    ordinals ("4th May 1970", "1970-5-4", "04-May-70"), or as one 8-digit number ("05041970")."""
+    tokens = re.findall(r"[a-z]+|\d+", _ORDINAL.sub(r"\1", _fold(text)))
+    year = {str(d.year), f"{d.year % 100:02d}"}
+    for i in range(len(tokens) - 2):
+        a, b, c = tokens[i:i + 3]
+        for day, month, yr in ((a, b, c), (b, a, c), (c, b, a)):
+            if day.isdigit() and int(day) == d.day and _month(month) == d.month and yr in year:
+                return True
+    return any(t in (f"{d:%Y%m%d}", f"{d:%d%m%Y}", f"{d:%m%d%Y}") for t in tokens)
 
 
 def identity_in(text: str, identity: Identity, *, compact: bool = False) -> str | None:
@@ -97,9 +114,9 @@ def identity_in(text: str, identity: Identity, *, compact: bool = False) -> str 
     as a whole word, so the patient Ray's note may say "spray"; in a compact identifier (pseudonym, label) with
     `compact=True` a name of 3 or more letters counts anywhere ("JohnSmith", "Smith-John-1970"). The birth date counts
     in its usual written forms."""
-    folded = text.casefold()
+    folded = _fold(text)
     for what, name in (("family name", identity.family_name), ("given name", identity.given_name)):
-        n = name.casefold().strip()
+        n = _fold(name).strip()
         if not n:
             continue
         if compact and len(n) >= 3:
@@ -107,16 +124,11 @@ def identity_in(text: str, identity: Identity, *, compact: bool = False) -> str 
                 return what
         elif re.search(rf"(?<![^\W_]){re.escape(n)}(?![^\W_])", folded):
             return what
-    if identity.birth_date is not None:
-        spaced = " ".join(folded.replace(",", ", ").split())
-        if any(form in spaced or form.replace(" ", "") in spaced.replace(" ", "")
-               for form in _date_forms(identity.birth_date)):
-            return "birth date"
-        digits = re.sub(r"\D", "", folded)
-        if any(form in digits for form in _date_digits(identity.birth_date)):
-            return "birth date"
+    if identity.birth_date is not None and _has_date(text, identity.birth_date):
+        return "birth date"
     contact = re.sub(r"\D", "", identity.contact or "")
-    if len(contact) >= 6 and contact[-6:] in re.sub(r"\D", "", folded):
+    runs = re.findall(r"\d+", re.sub(r"(?<=\d)[ \-](?=\d)", "", text))  # a number as written, spaces and dashes in it
+    if len(contact) >= 6 and any(contact[-6:] in run for run in runs):
         return "contact number"
     return None
 

@@ -130,6 +130,13 @@ def authenticate(store, account: str, password: str) -> Operator:  # noqa: ANN00
     except (VerificationError, InvalidHashError) as exc:
         raise UserError(f"The password record of {account} is damaged; an administrator must reset it.") from exc
     op = _row(r)
+    from workstation.store.trail import differs_from_trail
+
+    if differs_from_trail(store._conn, "operators", op.id, {"account": op.account, "role": op.role,
+                                                          "active": int(op.active)}, ("account", "role", "active")):
+        raise UserError(f"The account {account} was changed around the program (its record differs from the audit "
+                        "trail): it cannot sign in. Tell the clinic's administrator; `trail verify` shows what "
+                        "changed.")
     if not op.active:
         raise UserError(f"The account {account} is disabled; ask an administrator.")
     if _hasher.check_needs_rehash(r[7]):

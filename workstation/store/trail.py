@@ -233,6 +233,24 @@ def verify(conn: sqlite3.Connection, key: bytes) -> TrailReport:
     return TrailReport(count, None, "")
 
 
+def recorded_row(conn: sqlite3.Connection, table: str, row_id: int) -> dict | None:
+    """The values the trail last recorded for one row (None if it recorded none, or its delete)."""
+    row = conn.execute("SELECT action, new_json FROM audit_trail WHERE table_name = ? AND row_id = ? "
+                       "ORDER BY id DESC LIMIT 1", (table, row_id)).fetchone()
+    return json.loads(row[1]) if row is not None and row[0] != "delete" and row[1] else None
+
+
+def differs_from_trail(conn: sqlite3.Connection, table: str, row_id: int, live: dict, fields: tuple[str, ...]) -> str:
+    """"" when `fields` of a live row are what the trail last recorded for it, else the first that differs (a row
+    changed around the program: callers that trust it, sign-in and the store's role, refuse it)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_trail'").fetchone():
+        return ""
+    recorded = recorded_row(conn, table, row_id)
+    if recorded is None:
+        return "it is not in the audit trail"
+    return next((f for f in fields if f in recorded and recorded[f] != live.get(f)), "")
+
+
 def _replay(conn: sqlite3.Connection) -> str:
     """Fold the trail into the last values it recorded for every row and compare them with the tables."""
     recorded: dict[tuple[str, int], dict | None] = {}
