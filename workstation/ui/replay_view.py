@@ -154,6 +154,7 @@ class ReplayView(QWidget):
         self.position.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.position.setFixedWidth(self.position.fontMetrics().horizontalAdvance("00000.0 / 00000.0 s") + 8)
         self._event_t = np.empty(0)
+        self._events: list[Event] = []
         self._roles: list[str] = []  # per event: alarm_groups.group_events roles
         self._event_cursor = -1  # index of the event last jumped to (or the last one before the position)
         self._jump_pos: float | None = None  # the position the last event jump left
@@ -233,10 +234,13 @@ class ReplayView(QWidget):
         t0 = meta.t0_host_s
         self.buffers.clear(t0)
         self.events.clear()
-        self._event_t = np.array([e.t_host_s - t0 for e in recording.events], dtype=float)
+        # The browser's events in time order (stable): rows arrive from several threads, so two written a few ms
+        # apart can be in the file the other way round; the list, the ticks and the jumps all use this order.
+        self._events = sorted(recording.events, key=lambda e: e.t_host_s)
+        self._event_t = np.array([e.t_host_s - t0 for e in self._events], dtype=float)
         self._event_cursor = -1
-        self._roles = group_events(list(recording.events)).roles  # grouped as the alarm panel groups them
-        self.timeline.set_events([e for e, r in zip(recording.events, self._roles, strict=True)
+        self._roles = group_events(list(self._events)).roles  # grouped as the alarm panel groups them
+        self.timeline.set_events([e for e, r in zip(self._events, self._roles, strict=True)
                                   if r not in ("related", "action-related")], t0, recording.duration_s)
         self.source = ReplaySource(recording, self.bus, on_seek=self._fill)
         partial = f" — partial: {recording.partial_reason}" if recording.partial else ""
@@ -363,7 +367,7 @@ class ReplayView(QWidget):
         """To the next (+1) or previous (-1) event, or alarm (low, medium or high), shown with its lead-up."""
         if self.source is None or self.recording is None:
             return None
-        events = self.recording.events
+        events = self._events
         pos = self.source.position_s
         if self._jump_pos is not None and abs(pos - self._jump_pos) < 1e-6:  # still where the last jump left it
             base, back = self._event_cursor, self._event_cursor - 1
@@ -440,7 +444,7 @@ class ReplayView(QWidget):
         k = int(np.searchsorted(self._event_t, position_s + 1e-9, "right"))
         if k < self.events.count():
             self.events.clear()
-        events = self.recording.events
+        events = self._events
         for i in range(self.events.count(), k):
             e = events[i]
             role = self._roles[i] if i < len(self._roles) else ""
