@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import pytest
 from PyQt6.QtCore import Qt
@@ -17,7 +14,8 @@ from drivers.emulators.light import LightEmulator  # noqa: E402
 from drivers.emulators.pen import PenEmulator  # noqa: E402
 from drivers.light import UVB308Light  # noqa: E402
 from drivers.pen import MicroneedlingPen  # noqa: E402
-from workstation.bus import CommandRecord, Event, SessionBus  # noqa: E402
+from drivers.testing import Tap, wait_for  # noqa: E402, F401 - one copy for the project's tests and a driver kit's
+from workstation.bus import SessionBus  # noqa: E402
 from workstation.logsetup import stop_logging  # noqa: E402
 
 XDG_VARS = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME")
@@ -52,35 +50,6 @@ def user_folders(tmp_path_factory, monkeypatch, workstation_folders):
     (base / "xdg_config_home" / "cicatrix" / "keys").symlink_to(workstation_folders, target_is_directory=True)
     yield base
     stop_logging()
-
-
-@dataclass
-class Tap:
-    """A bus sink that keeps everything, for assertions."""
-
-    blocks: dict[str, list] = field(default_factory=dict)
-    events: list[Event] = field(default_factory=list)
-    commands: list[CommandRecord] = field(default_factory=list)
-
-    def on_block(self, device, block):
-        self.blocks.setdefault(device, []).append(block)
-
-    def on_event(self, event):
-        self.events.append(event)
-
-    def on_command(self, record):
-        self.commands.append(record)
-
-    def kinds(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e.kind == kind]
-
-
-def wait_for(pred: Callable[[], object], timeout_s: float = 3.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.005)
 
 
 def make_emulator(kind: str, **kw):
