@@ -38,6 +38,16 @@ def workstation_folders(tmp_path_factory):
             os.environ[var] = value
 
 
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throw-away PostgreSQL server for the run (workstation.store.pgserver): a test takes its own database from
+    it with `pg_server.create_database(name)`. Started on first use only; `.ci/run` installs Debian's postgresql."""
+    from workstation.store.pgserver import ThrowawayPostgres
+
+    with ThrowawayPostgres() as server:
+        yield server
+
+
 @pytest.fixture(autouse=True)
 def user_folders(tmp_path_factory, monkeypatch, workstation_folders):
     """Each test has its own user data, config and log folders (platformdirs follows XDG_*): a test never reads the
