@@ -36,8 +36,8 @@ def measure_plots(seconds: float, window_label: str, prefill_s: float) -> dict:
     from PyQt6.QtCore import QTimer
     from PyQt6.QtWidgets import QApplication
 
+    from workstation.synthetic_source import SyntheticRig
     from workstation.ui.main_window import MainWindow
-    from workstation.ui.sources import SyntheticRig
 
     app = QApplication.instance() or QApplication([])
     tmp = tempfile.TemporaryDirectory(prefix="cicatrix-bench-")
@@ -134,8 +134,8 @@ def measure_latency(seconds: float) -> dict:
     from PyQt6.QtWidgets import QApplication
 
     from workstation.bus import now_s
+    from workstation.synthetic_source import SyntheticRig
     from workstation.ui.main_window import MainWindow
-    from workstation.ui.sources import SyntheticRig
 
     app = QApplication.instance() or QApplication([])
     tmp = tempfile.TemporaryDirectory(prefix="cicatrix-bench-")
@@ -188,8 +188,8 @@ def measure_1h(seconds: float) -> dict:
 
     from workstation.bus import SessionBus
     from workstation.plotbuffer import PlotBuffers
+    from workstation.synthetic_source import SyntheticRig
     from workstation.ui.plots import LivePlots, plotted_channels
-    from workstation.ui.sources import SyntheticRig
 
     app = QApplication.instance() or QApplication([])
     bus = SessionBus()

@@ -1,4 +1,4 @@
-"""Interlock benchmark: trip every kind of interlock many times through the real drivers and the device emulators.
+"""InterlockCause benchmark: trip every kind of interlock many times through the real drivers and the device emulators.
 
     python bench/interlock.py [--trips 200] [--seed 1] [--json]
 
@@ -48,9 +48,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from drivers.base import DeviceError  # noqa: E402
+from drivers.codes import InterlockCause  # noqa: E402
 from workstation.bus import CommandRecord, Event, now_s  # noqa: E402
-from workstation.rig import Rig  # noqa: E402
-from workstation.safety import Interlock, StepLimits  # noqa: E402
+from workstation.session.rig import Rig  # noqa: E402
+from workstation.session.safety import StepLimits  # noqa: E402
 
 TARGETS = {"host_latency_p99_ms": 5.0, "shutter_latency_p99_ms": 20.0}
 INACTIVE_WITHIN_S = 0.5
@@ -138,25 +139,25 @@ class Bench:
     # --- the kinds ----------------------------------------------------------------------------------------------
     def kinds(self) -> list[Kind]:
         return [
-            Kind("contact_lost", "light", Interlock.CONTACT_LOST, self._light_long,
+            Kind("contact_lost", "light", InterlockCause.CONTACT_LOST, self._light_long,
                  lambda: (self.emu_light.contact_lost(), "set_contact")[1],
                  cleanup=lambda: self.emu_light.set_contact(True)),
-            Kind("target_dose", "light", Interlock.TARGET_DOSE, self._light_host_target, lambda: None,
+            Kind("target_dose", "light", InterlockCause.TARGET_DOSE, self._light_host_target, lambda: None,
                  wait_active=False),
-            Kind("protocol_rule", "light", Interlock.PROTOCOL_RULE, self._light_no_uv, lambda: None,
+            Kind("protocol_rule", "light", InterlockCause.PROTOCOL_RULE, self._light_no_uv, lambda: None,
                  wait_active=False),
-            Kind("over_temperature", "light", Interlock.OVER_TEMPERATURE, self._light_long,
+            Kind("over_temperature", "light", InterlockCause.OVER_TEMPERATURE, self._light_long,
                  lambda: (self.emu_light.over_temperature(), "over_temperature")[1],
                  cleanup=lambda: self.emu_light.clear_faults_cause()),
-            Kind("estop", "light", Interlock.ESTOP, self._light_long, self._estop_from_thread),
-            Kind("sensor_implausible", "light", Interlock.SENSOR_IMPLAUSIBLE, self._light_long,
+            Kind("estop", "light", InterlockCause.ESTOP, self._light_long, self._estop_from_thread),
+            Kind("sensor_implausible", "light", InterlockCause.SENSOR_IMPLAUSIBLE, self._light_long,
                  lambda: (self.emu_light.sensor_glitch(), "sensor_glitch")[1]),
-            Kind("backup_time", "light", Interlock.BACKUP_TIME, lambda: self._light_sensor_low(timer_ok=False),
+            Kind("backup_time", "light", InterlockCause.BACKUP_TIME, lambda: self._light_sensor_low(timer_ok=False),
                  lambda: None, wait_active=False, cleanup=self._light_sensor_fixed),
-            Kind("backup_device", "light", Interlock.BACKUP_TIME, lambda: self._light_sensor_low(timer_ok=True),
+            Kind("backup_device", "light", InterlockCause.BACKUP_TIME, lambda: self._light_sensor_low(timer_ok=True),
                  lambda: None, wait_active=False, cleanup=self._light_sensor_fixed),
-            Kind("depth_limit", "pen", Interlock.DEPTH_LIMIT, self._pen_within_limit, self._pen_too_deep),
-            Kind("motor_jam", "pen", Interlock.DEVICE_FAULT, self._pen_within_limit,
+            Kind("depth_limit", "pen", InterlockCause.DEPTH_LIMIT, self._pen_within_limit, self._pen_too_deep),
+            Kind("motor_jam", "pen", InterlockCause.DEVICE_FAULT, self._pen_within_limit,
                  lambda: (self.emu_pen.motor_jam(), "motor_jam")[1],
                  cleanup=lambda: self.emu_pen.clear_faults_cause()),
         ]
@@ -347,7 +348,7 @@ def report(args: argparse.Namespace, all_stats: list[KindStats], elapsed_s: floa
     host = [v for s in all_stats for v in s.host_ms]
     shutter = [v for s in all_stats if s.device == "light" for v in s.device_ms]
     per_kind = {}
-    print(f"Interlock benchmark: {args.trips} trips per kind requested, {len(host)} trips in {elapsed_s:.1f} s")
+    print(f"InterlockCause benchmark: {args.trips} trips per kind requested, {len(host)} trips in {elapsed_s:.1f} s")
     print(f"{'kind':<19}{'interlock':<22}{'n':>5}  {'host ms: median':>15}{'p99':>8}{'max':>8}"
           f"  {'safe ms: median':>15}{'p99':>8}{'max':>8}  {'no stop':>7}{'alarms':>7}")
     for s in all_stats:

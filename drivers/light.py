@@ -63,6 +63,7 @@ class UVB308Light(SerialDevice):
     FAULTS = p.LightFault
     DEFAULT_NAME = "light"
     ACTIVE_FIELD = "shutter_open"
+    active_channel = ACTIVE_FIELD  # issue 16: the name drivers/interfaces.py gives it (merged with H16d)
 
     calibrated_irradiance_mw_cm2: float | None = None  # set from the clinic store's last radiometer check, if any
     backup_time_s: float | None = None  # the backup time last sent with a target

@@ -31,6 +31,7 @@ class MicroneedlingPen(SerialDevice):
     FAULTS = p.PenFault
     DEFAULT_NAME = "pen"
     ACTIVE_FIELD = "running"
+    active_channel = ACTIVE_FIELD  # issue 16: the name drivers/interfaces.py gives it (merged with H16d)
 
     def set_depth(self, depth_mm: float) -> float:
         return self.set("depth_mm", depth_mm)

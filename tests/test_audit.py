@@ -12,17 +12,18 @@ import numpy as np
 import pytest
 from helpers_recording import write_session
 
+from drivers.codes import InterlockCause
 from main import main
 from tests.conftest import wait_for
-from workstation.audit import audit, format_audit
 from workstation.bus import Event
 from workstation.protocols.library import seeds_dir
 from workstation.recording import Recording
-from workstation.rig import Rig
-from workstation.runner import run_scenario
-from workstation.safety import LIMITS_EVENT, Interlock, StepLimits
-from workstation.scenario import load_scenario
-from workstation.session import Session, State, Step
+from workstation.session.audit import audit, format_audit
+from workstation.session.rig import Rig
+from workstation.session.runner import run_scenario
+from workstation.session.safety import LIMITS_EVENT, StepLimits
+from workstation.session.scenario import load_scenario
+from workstation.session.session import Session, State, Step
 
 SCENARIOS = seeds_dir() / "scenarios"
 T0 = 1000.0  # helpers_recording's session start
@@ -36,10 +37,10 @@ def limits_event(t_s: float, limits: StepLimits) -> Event:
 
 
 @pytest.mark.parametrize(("scenario", "first_trips"), [
-    ("contact-lost-mid-exposure.toml", [Interlock.CONTACT_LOST]),
+    ("contact-lost-mid-exposure.toml", [InterlockCause.CONTACT_LOST]),
     # the unplug trips `disconnected`, and `telemetry_lost` too when no frame came within 250 ms: a live race the
     # recording settles, and the audit must give back whichever happened
-    ("unplug-mid-exposure.toml", [Interlock.DISCONNECTED]),
+    ("unplug-mid-exposure.toml", [InterlockCause.DISCONNECTED]),
     ("combined-uneventful.toml", []),
 ])
 def test_scenario_recordings_give_back_their_trips(tmp_path: Path, scenario: str, first_trips: list[str]) -> None:
@@ -83,7 +84,7 @@ def test_an_estop_with_reset_and_resume_is_reproduced(tmp_path: Path) -> None:
         rig.close()
     with Recording.open(path) as rec:
         r = audit(rec)
-    assert [(t.interlock, t.device) for t in r.recorded] == [(Interlock.ESTOP, "light"), (Interlock.ESTOP, "pen")]
+    assert [(t.interlock, t.device) for t in r.recorded] == [(InterlockCause.ESTOP, "light"), (InterlockCause.ESTOP, "pen")]
     assert r.same, format_audit(rec, r)
 
 
@@ -97,9 +98,9 @@ def test_telemetry_against_recorded_limits_without_a_trip_is_extra(tmp_path: Pat
         text = format_audit(rec, r)
     assert not r.same and not r.recorded and not r.missing
     pen, light = r.extra
-    assert (pen.interlock, pen.device) == (Interlock.PROTOCOL_RULE, "pen")
+    assert (pen.interlock, pen.device) == (InterlockCause.PROTOCOL_RULE, "pen")
     assert pen.t_cause_s == pytest.approx(8.003, abs=1e-6)  # pen frames arrive 3 ms after each 10 ms mark
-    assert (light.interlock, light.device) == (Interlock.PROTOCOL_RULE, "light")
+    assert (light.interlock, light.device) == (InterlockCause.PROTOCOL_RULE, "light")
     assert light.t_cause_s == pytest.approx(10.01, abs=1e-6)  # the first frame of the 10 s exposure
     assert "EXTRA (made now, not recorded): protocol_rule on light" in text and "the trips DIFFER" in text
     assert main(["audit", str(path)]) == 1
@@ -110,15 +111,15 @@ def test_a_recorded_trip_the_monitor_no_longer_makes_is_missing(tmp_path: Path) 
     cause in the telemetry (skin contact throughout), so it is missing; the synthetic lamp passes the host's 42 °C
     while emitting (35–45 °C sawtooth), so this monitor trips over-temperature first, which the recording lacks."""
     trip = Event(T0 + 3.0, "interlock", "high", "safety", "INTERLOCK contact_lost on light: skin contact lost",
-                 {"interlock": Interlock.CONTACT_LOST, "device": "light", "cause_t_host_s": T0 + 3.0})
+                 {"interlock": InterlockCause.CONTACT_LOST, "device": "light", "cause_t_host_s": T0 + 3.0})
     path = write_session(tmp_path, 6.0, [trip])
     with Recording.open(path) as rec:
         r = audit(rec)
         text = format_audit(rec, r)
     assert r.limits_recorded == 0 and "NONE recorded" in text
-    assert [(t.interlock, t.t_cause_s) for t in r.missing] == [(Interlock.CONTACT_LOST, 3.0)]
+    assert [(t.interlock, t.t_cause_s) for t in r.missing] == [(InterlockCause.CONTACT_LOST, 3.0)]
     (extra,) = r.extra
-    assert extra.interlock == Interlock.OVER_TEMPERATURE
+    assert extra.interlock == InterlockCause.OVER_TEMPERATURE
     assert extra.t_cause_s == pytest.approx(0.36, abs=1e-6)  # sample 701 (42.01 °C) arrives with frame 35
     assert "MISSING (recorded, not made now): contact_lost on light at 3.000 s" in text
 
@@ -155,7 +156,7 @@ def test_a_silent_light_trips_telemetry_lost_and_the_recordings_end_is_not_held_
         text = format_audit(rec, r)
     expected_t = 1.26 if counted else 3.00
     (trip,) = r.extra if counted else r.at_end
-    assert (trip.interlock, trip.device) == (Interlock.TELEMETRY_LOST, "light")
+    assert (trip.interlock, trip.device) == (InterlockCause.TELEMETRY_LOST, "light")
     assert trip.t_cause_s == pytest.approx(expected_t, abs=1e-6)
     assert r.same is not counted
     assert ("EXTRA" in text) is counted and ("at the end, not counted" in text) is not counted

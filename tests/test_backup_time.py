@@ -9,11 +9,12 @@ import time
 import pytest
 
 from drivers.base import DeviceError
+from drivers.codes import InterlockCause
 from drivers.light import BACKUP_TIME_EXTRA_S, BACKUP_TIME_MARGIN, backup_time_s
 from tests.conftest import Tap, wait_for
 from tests.test_interlocks import assert_off, light_limits, tripped
-from workstation.rig import Rig
-from workstation.safety import BACKUP_TIME_TOLERANCE_S, Interlock
+from workstation.session.rig import Rig
+from workstation.session.safety import BACKUP_TIME_TOLERANCE_S
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def test_a_sensor_reading_low_is_stopped_by_the_device_at_its_backup_time(sim):
     light.set_target_dose(target)
     light.arm()
     light.start()
-    ev = tripped(tap, Interlock.BACKUP_TIME, "light", timeout_s=3.0)
+    ev = tripped(tap, InterlockCause.BACKUP_TIME, "light", timeout_s=3.0)
     assert ev.details["detected_by"] == "device"
     assert_off(rig, "light")
     state = emu.state()
@@ -75,7 +76,7 @@ def test_a_device_whose_backup_timer_fails_is_stopped_by_the_host(sim):
     light.set_target_dose(target)
     light.arm()
     light.start()
-    ev = tripped(tap, Interlock.BACKUP_TIME, "light", timeout_s=3.0)
+    ev = tripped(tap, InterlockCause.BACKUP_TIME, "light", timeout_s=3.0)
     assert ev.details.get("detected_by") != "device"
     assert ev.details["open_s"] > ev.details["backup_time_s"] + BACKUP_TIME_TOLERANCE_S
     assert ev.details["latency_ms"] < 50
@@ -102,11 +103,11 @@ def test_a_trainer_scenario_with_a_low_sensor_ends_at_the_backup_time_and_audits
     """The whole session path: the device closes at its backup time, the session aborts on `backup_time`, the
     recording holds the trip, and the audit gives it back."""
     from main import main
-    from workstation.audit import audit
     from workstation.protocols.library import seeds_dir
     from workstation.recording import Recording
-    from workstation.runner import EXIT_INTERLOCK, run_scenario
-    from workstation.scenario import load_scenario
+    from workstation.session.audit import audit
+    from workstation.session.runner import EXIT_INTERLOCK, run_scenario
+    from workstation.session.scenario import load_scenario
 
     result = run_scenario(load_scenario(seeds_dir() / "scenarios" / "sensor-low-backup-time.toml"), tmp_path,
                           out=lambda _line: None)
@@ -114,7 +115,7 @@ def test_a_trainer_scenario_with_a_low_sensor_ends_at_the_backup_time_and_audits
     [res] = result.summary["results"]
     with Recording.open(result.recording) as rec:
         trips = [e for e in rec.events if e.kind == "interlock"]
-        assert trips[0].details["interlock"] == Interlock.BACKUP_TIME, trips[0].message
+        assert trips[0].details["interlock"] == InterlockCause.BACKUP_TIME, trips[0].message
         assert trips[0].details["detected_by"] == "device"
         target = rec.plan["areas"][0]["target_dose_mj_cm2"]  # 220 mJ/cm², skin type II
         # the sensor's (half) reading when the backup time closed the shutter: ≈ 1.25 × target / 2
@@ -127,7 +128,7 @@ def test_after_a_backup_time_trip_the_rest_of_the_step_waits_for_a_radiometer_ch
     """Findings v10 #1: a reset and resume after `backup_time` let the same low sensor measure "what is left" (the
     skin got 191 % of the plan over three runs). Now the light step is not resumed, nor any light step started,
     until a radiometer check is recorded after the trip; the session can end, saving what was given."""
-    from workstation.session import Session, SessionError, State, Step
+    from workstation.session.session import Session, SessionError, State, Step
 
     rig, tap = sim
     emu = rig.emulators["light"]
@@ -139,7 +140,7 @@ def test_after_a_backup_time_trip_the_rest_of_the_step_waits_for_a_radiometer_ch
     session.arm("dr-test")
     first = session.run_step("dr-test")
     assert first.outcome == "interrupted" and session.state == State.PAUSED
-    assert Interlock.BACKUP_TIME in {t.interlock for t in rig.monitor.trips}
+    assert InterlockCause.BACKUP_TIME in {t.interlock for t in rig.monitor.trips}
     true_dose = emu.state().true_dose_mj_cm2
     assert true_dose > first.delivered_dose_mj_cm2 * 1.5  # the sensor read about half
     rig.monitor.reset_checked("dr-test")  # the cause (a closed shutter) is gone: the reset itself is allowed
@@ -152,7 +153,7 @@ def test_after_a_backup_time_trip_the_rest_of_the_step_waits_for_a_radiometer_ch
 
 
 def test_a_recorded_radiometer_check_lets_the_step_go_on(sim, tmp_path):
-    from workstation.session import Session, SessionError, State, Step
+    from workstation.session.session import Session, SessionError, State, Step
     from workstation.store import ClinicStore
     from workstation.store.calibration import add_check, check_since
 
@@ -213,7 +214,7 @@ def test_an_implausible_expected_irradiance_prepares_no_exposure(sim):
 def test_after_a_sensor_implausible_trip_the_light_waits_for_a_radiometer_check_too(sim):
     import threading
 
-    from workstation.session import Session, SessionError, State, Step
+    from workstation.session.session import Session, SessionError, State, Step
 
     rig, tap = sim
     emu = rig.emulators["light"]
@@ -228,7 +229,7 @@ def test_after_a_sensor_implausible_trip_the_light_waits_for_a_radiometer_check_
     emu.sensor_glitch()
     worker.join(5)
     assert session.state == State.PAUSED
-    assert rig.monitor.trips[0].interlock == Interlock.SENSOR_IMPLAUSIBLE
+    assert rig.monitor.trips[0].interlock == InterlockCause.SENSOR_IMPLAUSIBLE
     rig.monitor.reset_checked("dr-test")
     with pytest.raises(SessionError, match="cannot be true.*radiometer check"):
         session.resume("dr-test")

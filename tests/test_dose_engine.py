@@ -301,7 +301,7 @@ def test_override_within_bounds_is_kept_with_reason():
 
 
 def test_execution_steps_build_the_session_engines_steps():
-    from workstation.session import Step
+    from workstation.session.session import Step
 
     areas = [mk_area(1, "face", "hypopigmented_atrophic_scar"), mk_area(2, "back", "hypopigmented_atrophic_scar")]
     p = plan(COMBINED, areas)

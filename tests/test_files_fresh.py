@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from main import main
 from workstation.protocols import load_library, seeds_dir
 from workstation.protocols.reader import Reader, fmt, read_toml
-from workstation.scenario import ScenarioError, load_scenario
+from workstation.session.scenario import ScenarioError, load_scenario
 
 LIGHT = seeds_dir() / "protocols" / "hypopigmented-scar-light.toml"
 SCENARIO = seeds_dir() / "scenarios" / "combined-uneventful.toml"

@@ -19,7 +19,7 @@ import pytest
 from workstation import places
 from workstation.errors import UserError
 from workstation.protocols.library import seeds_dir
-from workstation.scenario import ScenarioError, resolve_scenario
+from workstation.session.scenario import ScenarioError, resolve_scenario
 from workstation.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]

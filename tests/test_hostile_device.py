@@ -15,6 +15,7 @@ import pytest
 
 from drivers import protocol as p
 from drivers.base import DeviceError, NotConnected, WrongDevice
+from drivers.codes import InterlockCause
 from drivers.light import UVB308Light
 from drivers.pen import MicroneedlingPen
 from drivers.plausibility import REBASE_AFTER_FRAMES
@@ -36,7 +37,7 @@ from tests.hostile_device import (
     wire,
 )
 from workstation.bus import SessionBus
-from workstation.safety import Interlock, SafetyMonitor, StepLimits
+from workstation.session.safety import SafetyMonitor, StepLimits
 
 # The issue's frames, byte for byte: a light TELEMETRY with t0_us = 2^64 − 1, and one with n = 0.
 T0_OVERFLOW = bytes.fromhex("0290010cfffffffffffffffff4010101010101010101010103c409010103b63400")
@@ -278,7 +279,7 @@ def test_a_reader_that_dies_disconnects_the_driver_and_stops_heartbeats(station)
     drv._decoder = _ExplodingDecoder()  # any failure outside the contained frame handlers
     wait_for(lambda: not drv.connected, what="driver disconnected")
     _assert_dead_and_silent(dev, drv, tap, "reader thread failed")
-    assert monitor.is_tripped("light") and monitor.tripped["light"].interlock == Interlock.DISCONNECTED
+    assert monitor.is_tripped("light") and monitor.tripped["light"].interlock == InterlockCause.DISCONNECTED
 
 
 def test_a_heartbeat_thread_that_dies_disconnects_the_driver(station):
@@ -313,7 +314,7 @@ def test_n_zero_frames_while_active_trip_telemetry_lost_and_heartbeats_stop(stat
     try:
         wait_for(lambda: monitor.is_tripped("light"), timeout_s=1.0, what="a trip during n = 0 frames")
         trip = monitor.tripped["light"]
-        assert trip.interlock == Interlock.TELEMETRY_LOST
+        assert trip.interlock == InterlockCause.TELEMETRY_LOST
         time.sleep(0.4)
         assert not dev.heartbeats(since=t0 + 0.3), "heartbeats went on without samples"
         assert drv.counters.rejected_frames >= 10
@@ -335,7 +336,7 @@ def test_one_sample_per_frame_on_a_racing_device_clock_is_lost_telemetry(station
         dev.t_us += 280_000  # 280 ms of device time with no samples
         time.sleep(0.01)
     wait_for(lambda: monitor.is_tripped("light"), timeout_s=1.0, what="a trip")
-    assert monitor.tripped["light"].interlock == Interlock.TELEMETRY_LOST
+    assert monitor.tripped["light"].interlock == InterlockCause.TELEMETRY_LOST
     assert "device time" in monitor.tripped["light"].message
 
 
@@ -380,7 +381,7 @@ def test_a_dose_rising_with_the_shutter_closed_never_reaches_the_bus(station):
     assert ev.details["channel"] == "dose_mj_cm2" and "inactive" in ev.details["why"]
     # No plausible sample arrives any more: that is lost telemetry (heartbeats stop), never a false dose.
     wait_for(lambda: monitor.trips, what="telemetry_lost")
-    assert {t.interlock for t in monitor.trips} == {Interlock.TELEMETRY_LOST}
+    assert {t.interlock for t in monitor.trips} == {InterlockCause.TELEMETRY_LOST}
     assert all(t.is_alive() for t in drv._threads[:1])  # the reader goes on rejecting
     assert float(all_values(tap, "dose_mj_cm2").max()) == pytest.approx(delivered)
 
@@ -403,7 +404,7 @@ def test_an_implausible_sample_while_emitting_trips_sensor_implausible(station, 
     dev.send(TELEMETRY, dev.telemetry_payload([sample]))
     wait_for(lambda: monitor.is_tripped("light"), what="a trip")
     trip = monitor.tripped["light"]
-    assert trip.interlock == Interlock.SENSOR_IMPLAUSIBLE and trip.details["channel"] == channel
+    assert trip.interlock == InterlockCause.SENSOR_IMPLAUSIBLE and trip.details["channel"] == channel
     wait_for(lambda: [c for c in dev.commands(STOP) if c[0] >= t], what="STOP on the wire")
     assert_nothing_implausible_published(tap)
     dose = all_values(tap, "dose_mj_cm2")
@@ -488,7 +489,7 @@ def test_on_connect_stop_and_arm_0_come_before_any_heartbeat(station):
 
 def test_swapped_cables_are_refused_by_the_rig_in_words():
     from workstation.errors import UserError
-    from workstation.rig import Rig
+    from workstation.session.rig import Rig
 
     light, pen = make_emulator("light").start(), make_emulator("pen").start()
     try:
@@ -508,7 +509,7 @@ def test_implausible_values_never_reach_the_recording(tmp_path):
     """Through a real Rig and its recorder: the file, reopened with plain h5py, holds the true dose and the events."""
     import h5py
 
-    from workstation.rig import Rig
+    from workstation.session.rig import Rig
 
     dev = HostileDevice().start()
     rig = Rig.clinical({"light": dev.port})

@@ -7,10 +7,11 @@ import time
 import pytest
 import serial
 
+from drivers.codes import InterlockCause
 from tests.conftest import Tap, wait_for
 from workstation.bus import now_s
-from workstation.rig import Rig
-from workstation.safety import Interlock, StepLimits
+from workstation.session.rig import Rig
+from workstation.session.safety import StepLimits
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ def test_host_target_dose_interlock(sim):
     """The device was told 2000 but the plan says 20: the host stops it at 20 (a mis-set device cannot overdose)."""
     rig, tap = sim
     start_light(rig, light_limits(target_dose_mj_cm2=20.0), device_target=2000.0)
-    ev = tripped(tap, Interlock.TARGET_DOSE, "light")
+    ev = tripped(tap, InterlockCause.TARGET_DOSE, "light")
     assert_off(rig, "light")
     threshold = 20.0 + 1.0  # target + the monitor's tolerance
     assert 20.0 <= ev.details["dose_mj_cm2"] < threshold + MAX_OVERSHOOT_MJ_CM2
@@ -84,7 +85,7 @@ def test_host_target_dose_interlock(sim):
 def test_area_dose_cap_interlock(sim):
     rig, tap = sim
     start_light(rig, light_limits(area_dose_before_mj_cm2=990.0, area_dose_cap_mj_cm2=1000.0))
-    ev = tripped(tap, Interlock.AREA_DOSE_CAP, "light")
+    ev = tripped(tap, InterlockCause.AREA_DOSE_CAP, "light")
     assert_off(rig, "light")
     assert ev.details["cap_mj_cm2"] == 1000.0
     # the host-side backup; in a session the device's own target is capped at the area's allowance first
@@ -95,7 +96,7 @@ def test_contact_lost_interlock(sim):
     rig, tap = sim
     start_light(rig, light_limits())
     rig.emulators["light"].contact_lost()
-    tripped(tap, Interlock.CONTACT_LOST, "light")
+    tripped(tap, InterlockCause.CONTACT_LOST, "light")
     assert_off(rig, "light")
 
 
@@ -104,7 +105,7 @@ def test_host_over_temperature_interlock_acts_before_the_device(sim):
     rig, tap = sim
     start_light(rig, light_limits())
     rig.emulators["light"].over_temperature(temp_c=43.0)
-    ev = tripped(tap, Interlock.OVER_TEMPERATURE, "light")
+    ev = tripped(tap, InterlockCause.OVER_TEMPERATURE, "light")
     assert_off(rig, "light")
     assert ev.details.get("detected_by") != "device" and ev.details["lamp_temp_c"] > 42.0
 
@@ -113,7 +114,7 @@ def test_device_over_temperature_is_tripped_as_over_temperature(sim):
     rig, tap = sim
     start_light(rig, light_limits(max_lamp_temp_c=60.0))  # host limit out of the way: the device's own cut-out
     rig.emulators["light"].over_temperature()
-    ev = tripped(tap, Interlock.OVER_TEMPERATURE, "light")
+    ev = tripped(tap, InterlockCause.OVER_TEMPERATURE, "light")
     assert ev.details["detected_by"] == "device"
     assert_off(rig, "light")
 
@@ -122,7 +123,7 @@ def test_lamp_failure_is_a_device_fault_interlock(sim):
     rig, tap = sim
     start_light(rig, light_limits())
     rig.emulators["light"].lamp_failure()
-    tripped(tap, Interlock.DEVICE_FAULT, "light")
+    tripped(tap, InterlockCause.DEVICE_FAULT, "light")
     assert_off(rig, "light")
 
 
@@ -135,7 +136,7 @@ def test_uv_on_a_pih_area_is_a_protocol_rule_trip(sim):
     light.set_target_dose(2000)
     light.arm()
     light.start()
-    ev = tripped(tap, Interlock.PROTOCOL_RULE, "light")
+    ev = tripped(tap, InterlockCause.PROTOCOL_RULE, "light")
     assert_off(rig, "light")
     assert ev.details["area"] == "PIH-jaw"
     assert rig.emulators["light"].state().dose_mj_cm2 < 5.0
@@ -144,7 +145,7 @@ def test_uv_on_a_pih_area_is_a_protocol_rule_trip(sim):
 def test_depth_over_the_area_limit_trips_and_stops_the_pen(sim):
     rig, tap = sim
     start_pen(rig, StepLimits(area_id="forehead", needling_allowed=True, depth_limit_mm=0.5), depth_mm=1.0)
-    ev = tripped(tap, Interlock.DEPTH_LIMIT, "pen")
+    ev = tripped(tap, InterlockCause.DEPTH_LIMIT, "pen")
     assert_off(rig, "pen")
     assert ev.details["limit_mm"] == 0.5
 
@@ -154,7 +155,7 @@ def test_motor_jam_is_a_device_fault_interlock(sim):
     start_pen(rig, StepLimits(area_id="A2", needling_allowed=True, depth_limit_mm=1.5))
     wait_for(lambda: rig.emulators["pen"].state().running, what="pen running")
     rig.emulators["pen"].motor_jam()
-    tripped(tap, Interlock.DEVICE_FAULT, "pen")
+    tripped(tap, InterlockCause.DEVICE_FAULT, "pen")
     assert_off(rig, "pen")
 
 
@@ -164,7 +165,7 @@ def test_heartbeat_lost_device_watchdog_stops_and_host_trips(sim):
     start_light(rig, light_limits())
     rig.devices["light"].liveness = lambda: False
     t0 = time.monotonic()
-    tripped(tap, Interlock.HEARTBEAT_LOST, "light", timeout_s=1.0)
+    tripped(tap, InterlockCause.HEARTBEAT_LOST, "light", timeout_s=1.0)
     assert_off(rig, "light")
     st = rig.emulators["light"].state()
     assert 0.2 < st.shutter_closed_at - t0 < 0.45  # the device's 250 ms watchdog, not the host, stopped it
@@ -174,7 +175,7 @@ def test_telemetry_stall_trips_and_the_stop_still_reaches_the_device(sim):
     rig, tap = sim
     start_light(rig, light_limits())
     rig.emulators["light"].stall(True)
-    tripped(tap, Interlock.TELEMETRY_LOST, "light", timeout_s=1.0)
+    tripped(tap, InterlockCause.TELEMETRY_LOST, "light", timeout_s=1.0)
     assert_off(rig, "light")  # commands still flow on a stalled device: the host's stop closed the shutter
 
 
@@ -182,7 +183,7 @@ def test_unplug_mid_exposure_trips_disconnected_and_the_device_stops_itself(sim)
     rig, tap = sim
     start_light(rig, light_limits())
     rig.emulators["light"].unplug()
-    ev = tripped(tap, Interlock.DISCONNECTED, "light")
+    ev = tripped(tap, InterlockCause.DISCONNECTED, "light")
     assert ev.details["stop"].startswith("stop not written")  # the cable is gone...
     assert_off(rig, "light")  # ...and the device made itself safe
 
@@ -195,8 +196,8 @@ def test_estop_stops_both_devices_at_once(sim):
     wait_for(lambda: rig.emulators["pen"].state().running, what="pen running")
     t_press = now_s()
     threading.Thread(target=rig.monitor.estop, args=("STOP button",)).start()
-    tripped(tap, Interlock.ESTOP, "light")
-    tripped(tap, Interlock.ESTOP, "pen")
+    tripped(tap, InterlockCause.ESTOP, "light")
+    tripped(tap, InterlockCause.ESTOP, "pen")
     assert_off(rig, "light")
     assert_off(rig, "pen")
     assert rig.emulators["light"].state().shutter_closed_at - t_press < 0.05
@@ -206,7 +207,7 @@ def test_after_a_trip_no_restart_without_reset(sim):
     rig, tap = sim
     start_light(rig, light_limits())
     rig.emulators["light"].contact_lost()
-    tripped(tap, Interlock.CONTACT_LOST, "light")
+    tripped(tap, InterlockCause.CONTACT_LOST, "light")
     assert_off(rig, "light")
     rig.emulators["light"].set_contact(True)
     time.sleep(0.1)
@@ -231,7 +232,7 @@ def test_a_frozen_gui_thread_delays_no_trip(qtbot, sim):
 
     QTimer.singleShot(0, freeze)
     qtbot.waitUntil(lambda: "end" in froze, timeout=5000)
-    ev = tripped(tap, Interlock.CONTACT_LOST, "light")
+    ev = tripped(tap, InterlockCause.CONTACT_LOST, "light")
     st = rig.emulators["light"].state()
     assert froze["start"] < ev.t_host_s < froze["end"]
     assert froze["start"] < st.shutter_closed_at < froze["end"]
@@ -246,7 +247,7 @@ def test_a_failed_heartbeat_write_trips_disconnected_without_deadlocking_the_mon
     start_light(rig, light_limits())
     light = rig.devices["light"]
     light._serial.write = lambda _data: (_ for _ in ()).throw(serial.SerialException("write failed: EIO"))
-    ev = tripped(tap, Interlock.DISCONNECTED, "light")
+    ev = tripped(tap, InterlockCause.DISCONNECTED, "light")
     assert "write failed" in ev.message
     wait_for(lambda: rig.monitor.alive(), what="monitor watchdog alive")
     t = now_s()

@@ -138,8 +138,8 @@ def test_everything_published_before_the_writers_last_take_is_in_the_file(tmp_pa
 # --- items 4 and 6 through whole sessions: times inside the session, the last trip recorded, HDF5 1.10 tools ---------
 @pytest.mark.parametrize("scenario", ["combined-uneventful.toml", "unplug-mid-exposure.toml"])
 def test_a_whole_session_every_row_inside_it_and_every_trip_recorded(tmp_path, scenario):
-    from workstation.runner import run_scenario
-    from workstation.scenario import load_scenario
+    from workstation.session.runner import run_scenario
+    from workstation.session.scenario import load_scenario
 
     result = run_scenario(load_scenario(ROOT / "seeds" / "scenarios" / scenario), tmp_path, out=lambda s: None)
     t_end = now_s()

@@ -38,8 +38,8 @@ def _main(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def session_recording(tmp_path_factory) -> Path:
     """A real headless session's recording (combined-uneventful: one UV exposure on left-cheek, then needling)."""
-    from workstation.runner import run_scenario
-    from workstation.scenario import load_scenario
+    from workstation.session.runner import run_scenario
+    from workstation.session.scenario import load_scenario
 
     folder = tmp_path_factory.mktemp("session")
     result = run_scenario(load_scenario(ROOT / "seeds" / "scenarios" / "combined-uneventful.toml"), folder,
@@ -143,7 +143,7 @@ def test_a_trip_review_skips_non_finite_samples(tmp_path, value):
 
 
 def test_crash_recovery_doses_skip_nan_samples(session_recording, tmp_path):
-    from workstation.journal import deliveries_from_recording
+    from workstation.session.journal import deliveries_from_recording
 
     copy = _with_nan(session_recording, tmp_path)
     assert deliveries_from_recording(copy) == deliveries_from_recording(session_recording)

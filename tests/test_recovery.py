@@ -19,15 +19,15 @@ from conftest import make_emulator, wait_for
 
 from workstation.dose import plan_next_session
 from workstation.errors import UserError
-from workstation.journal import deliveries_from_recording, process_alive, process_token
 from workstation.protocols import load_library
-from workstation.rig import Rig
-from workstation.runner import EXIT_COMPLETED, run_scenario
-from workstation.safety import ResetRefused
-from workstation.scenario import load_scenario
-from workstation.session import State
+from workstation.session.journal import deliveries_from_recording, process_alive, process_token
+from workstation.session.rig import Rig
+from workstation.session.runner import EXIT_COMPLETED, run_scenario
+from workstation.session.safety import ResetRefused
+from workstation.session.scenario import load_scenario
+from workstation.session.session import State
+from workstation.session.visit import Visit
 from workstation.store import ClinicStore
-from workstation.visit import Visit
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "seeds" / "scenarios"

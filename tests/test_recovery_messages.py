@@ -11,13 +11,14 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from workstation.journal import close_crashed_sessions
+from drivers.codes import InterlockCause
 from workstation.protocols import load_library
 from workstation.recording.format import ballast_path
-from workstation.runner import run_scenario
-from workstation.safety import Interlock, Trip
-from workstation.scenario import load_scenario
-from workstation.session import State
+from workstation.session.journal import close_crashed_sessions
+from workstation.session.runner import run_scenario
+from workstation.session.safety import Trip
+from workstation.session.scenario import load_scenario
+from workstation.session.session import State
 from workstation.store import ClinicStore
 from workstation.ui.treatment_view import reset_words
 
@@ -51,7 +52,7 @@ def test_a_crashed_session_with_an_unreadable_recording_is_closed_in_words_and_i
     assert "its recording could not be read (damaged or cut short)" in closed.note
     assert "Error" not in closed.note
     assert not ballast_path(recording).exists() and recording.exists()  # the reserve goes; the evidence stays
-    assert not [r for r in caplog.records if r.name == "workstation.journal" and r.levelno >= logging.WARNING]
+    assert not [r for r in caplog.records if r.name == "workstation.session.journal" and r.levelno >= logging.WARNING]
 
 
 def test_inspect_on_a_truncated_recording_says_so_without_the_library_text(tmp_path: Path) -> None:
@@ -68,11 +69,11 @@ def test_inspect_on_a_truncated_recording_says_so_without_the_library_text(tmp_p
 
 
 def test_the_reset_message_names_each_interlock_once_in_words_and_the_next_action_that_can_succeed() -> None:
-    estop = [Trip(Interlock.ESTOP, "light", "E-stop", 0.0, 0.0), Trip(Interlock.ESTOP, "pen", "E-stop", 0.0, 0.0)]
+    estop = [Trip(InterlockCause.ESTOP, "light", "E-stop", 0.0, 0.0), Trip(InterlockCause.ESTOP, "pen", "E-stop", 0.0, 0.0)]
     armed = reset_words(estop, SimpleNamespace(state=State.ARMED))
     assert armed.count("E-stop") == 1 and "estop" not in armed and "Start the next step" in armed
     assert "Resume" not in armed  # Resume is disabled while the session is armed
-    paused = reset_words([Trip(Interlock.DEVICE_FAULT, "pen", "jam", 0.0, 0.0)], SimpleNamespace(state=State.PAUSED))
+    paused = reset_words([Trip(InterlockCause.DEVICE_FAULT, "pen", "jam", 0.0, 0.0)], SimpleNamespace(state=State.PAUSED))
     assert "device_fault" not in paused and paused.endswith("Resume when ready.")
 
 
@@ -126,7 +127,7 @@ def test_the_headless_motor_jam_lines_are_in_words(tmp_path: Path) -> None:
     lines: list[str] = []
     result = run_scenario(load_scenario(scenario), tmp_path / "rec", out=lines.append)
     text = "\n".join(lines)
-    assert result.summary["trips"][0]["interlock"] == Interlock.DEVICE_FAULT
+    assert result.summary["trips"][0]["interlock"] == InterlockCause.DEVICE_FAULT
     assert "motor still jammed: free the needle mechanism" in text  # the refused reset, in the reset's sentence
     assert "Cannot reset: the cause of" not in text and "(code 9)" not in text
     assert "device_fault" not in text and "MOTOR_JAM" not in text and "reset by tester: Device fault" in text

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from workstation.journal import deliveries_from_recording
 from workstation.recording.format import ballast_path
+from workstation.session.journal import deliveries_from_recording
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "seeds" / "scenarios"
@@ -139,8 +139,8 @@ def test_the_report_of_a_crashed_needling_step_counts_the_passes_started(tmp_pat
 
 
 def test_a_trip_whose_stop_was_written_says_when_it_was_sent(tmp_path: Path) -> None:
-    from workstation.runner import run_scenario
-    from workstation.scenario import load_scenario
+    from workstation.session.runner import run_scenario
+    from workstation.session.scenario import load_scenario
     from workstation.ui.report_data import read_report
 
     result = run_scenario(load_scenario(SCENARIOS / "contact-lost-mid-exposure.toml"), tmp_path / "rec",

@@ -9,8 +9,8 @@ import pytest
 
 from workstation.dose import plan_session
 from workstation.protocols import load_library, seeds_dir
-from workstation.runner import EXIT_COMPLETED, EXIT_OPERATOR, run_scenario
-from workstation.scenario import load_scenario
+from workstation.session.runner import EXIT_COMPLETED, EXIT_OPERATOR, run_scenario
+from workstation.session.scenario import load_scenario
 from workstation.store import Area, Course, ScreeningAnswer
 
 LIB = load_library()

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from workstation.protocols.library import seeds_dir
-from workstation.runner import run_scenario
-from workstation.scenario import load_scenario
+from workstation.session.runner import run_scenario
+from workstation.session.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_poppler = pytest.mark.skipif(shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None,

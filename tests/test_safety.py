@@ -11,13 +11,22 @@ import pytest
 
 from drivers import protocol as p
 from drivers.base import NotConnected
+from drivers.codes import DisconnectReason, InterlockCause, LinkEvent
+from drivers.light import UVB308Light
+from drivers.pen import MicroneedlingPen
 from workstation.bus import Event, SessionBus, now_s
-from workstation.safety import Interlock, SafetyMonitor, StepLimits
+from workstation.session.safety import SafetyMonitor, StepLimits
+
+DRIVERS = {"light": UVB308Light, "pen": MicroneedlingPen}
 
 
 class FakeDevice:
-    def __init__(self, name, fail=False):
+    """A stand-in that notes stops; it declares what the real driver of its name declares (kind, active channel)."""
+
+    def __init__(self, name, fail=False, driver=None):
         self.name, self.fail, self.stops = name, fail, []
+        cls = driver or DRIVERS[name]
+        self.INFO, self.active_channel = cls.INFO, cls.active_channel
 
     def stop_now(self, why):
         if self.fail:
@@ -86,18 +95,18 @@ PEN_STEP = StepLimits(area_id="A2", needling_allowed=True, depth_limit_mm=1.0)
 @pytest.mark.parametrize(
     ("limits", "device", "block", "interlock"),
     [
-        (LIGHT_STEP, "light", light_block(dose=301.5), Interlock.TARGET_DOSE),
+        (LIGHT_STEP, "light", light_block(dose=301.5), InterlockCause.TARGET_DOSE),
         (StepLimits(area_id="A1", light_allowed=True, target_dose_mj_cm2=300, area_dose_before_mj_cm2=900,
-                    area_dose_cap_mj_cm2=1000), "light", light_block(dose=101.5), Interlock.AREA_DOSE_CAP),
-        (LIGHT_STEP, "light", light_block(contact=0), Interlock.CONTACT_LOST),
-        (LIGHT_STEP, "light", light_block(temp=42.5), Interlock.OVER_TEMPERATURE),
-        (LIGHT_STEP, "light", light_block(faults=p.LightFault.LAMP_FAILURE), Interlock.DEVICE_FAULT),
-        (StepLimits(area_id="PIH1", light_allowed=False), "light", light_block(), Interlock.PROTOCOL_RULE),
-        (PEN_STEP, "light", light_block(), Interlock.PROTOCOL_RULE),  # light during a needling step
-        (PEN_STEP, "pen", pen_block(depth=1.2), Interlock.DEPTH_LIMIT),
-        (PEN_STEP, "pen", pen_block(depth_set=1.5, depth=0.3), Interlock.DEPTH_LIMIT),
-        (PEN_STEP, "pen", pen_block(faults=p.PenFault.MOTOR_JAM), Interlock.DEVICE_FAULT),
-        (LIGHT_STEP, "pen", pen_block(), Interlock.PROTOCOL_RULE),  # needling during a light step
+                    area_dose_cap_mj_cm2=1000), "light", light_block(dose=101.5), InterlockCause.AREA_DOSE_CAP),
+        (LIGHT_STEP, "light", light_block(contact=0), InterlockCause.CONTACT_LOST),
+        (LIGHT_STEP, "light", light_block(temp=42.5), InterlockCause.OVER_TEMPERATURE),
+        (LIGHT_STEP, "light", light_block(faults=p.LightFault.LAMP_FAILURE), InterlockCause.DEVICE_FAULT),
+        (StepLimits(area_id="PIH1", light_allowed=False), "light", light_block(), InterlockCause.PROTOCOL_RULE),
+        (PEN_STEP, "light", light_block(), InterlockCause.PROTOCOL_RULE),  # light during a needling step
+        (PEN_STEP, "pen", pen_block(depth=1.2), InterlockCause.DEPTH_LIMIT),
+        (PEN_STEP, "pen", pen_block(depth_set=1.5, depth=0.3), InterlockCause.DEPTH_LIMIT),
+        (PEN_STEP, "pen", pen_block(faults=p.PenFault.MOTOR_JAM), InterlockCause.DEVICE_FAULT),
+        (LIGHT_STEP, "pen", pen_block(), InterlockCause.PROTOCOL_RULE),  # needling during a light step
     ],
 )
 def test_each_block_interlock_trips_once_and_stops_the_device(rig, limits, device, block, interlock):
@@ -133,7 +142,7 @@ def test_estop_stops_both_devices_light_first(rig):
     trips = mon.estop("space bar")
     assert [t.device for t in trips] == ["light", "pen"]
     assert light.stops and pen.stops and light.stops[0][0] <= pen.stops[0][0]
-    assert {e.details["interlock"] for e in col.interlocks()} == {Interlock.ESTOP}
+    assert {e.details["interlock"] for e in col.interlocks()} == {InterlockCause.ESTOP}
 
 
 def test_estop_from_another_thread_while_caller_is_blocked(rig):
@@ -149,10 +158,11 @@ def test_estop_from_another_thread_while_caller_is_blocked(rig):
 
 def test_device_fault_and_disconnect_events_trip(rig):
     bus, mon, light, pen, col = rig
-    bus.publish_event(Event(now_s(), "fault", "high", "light", "light fault: OVER_TEMPERATURE", {}))
-    bus.publish_event(Event(now_s(), "connection", "high", "pen", "pen disconnected (read failed)", {}))
+    bus.publish_event(Event(now_s(), "fault", "high", "light", "light fault: LAMP_FAILURE", {"faults": ["LAMP_FAILURE"]}))
+    bus.publish_event(Event(now_s(), "connection", "high", "pen", "pen: the link is gone",
+                            {"link": LinkEvent.DISCONNECTED, "disconnect": DisconnectReason.READ_FAILED}))
     kinds = [(e.details["device"], e.details["interlock"]) for e in col.interlocks()]
-    assert kinds == [("light", Interlock.DEVICE_FAULT), ("pen", Interlock.DISCONNECTED)]
+    assert kinds == [("light", InterlockCause.DEVICE_FAULT), ("pen", InterlockCause.DISCONNECTED)]
 
 
 def test_a_stop_that_cannot_be_written_is_still_a_recorded_trip():
@@ -180,7 +190,7 @@ def test_telemetry_lost_while_active_trips_from_the_watchdog_thread(rig):
     finally:
         mon.stop()
     [ev] = col.interlocks()
-    assert ev.details["interlock"] == Interlock.TELEMETRY_LOST
+    assert ev.details["interlock"] == InterlockCause.TELEMETRY_LOST
     silent_ms = (ev.details["cause_t_host_s"] - t_block) * 1000
     assert 250 <= silent_ms < 400  # noticed within the watchdog's 10 ms period (plus scheduling) of the 250 ms limit
     assert light.stops
@@ -203,7 +213,7 @@ def test_reset_clears_the_latch_and_is_recorded(rig):
     bus.publish_block("light", light_block(contact=0))
     assert mon.is_tripped("light")
     cleared = mon.reset("dr-a")
-    assert [t.interlock for t in cleared] == [Interlock.CONTACT_LOST]
+    assert [t.interlock for t in cleared] == [InterlockCause.CONTACT_LOST]
     assert not mon.is_tripped()
     assert col.events[-1].kind == "interlock_reset" and col.events[-1].details["who"] == "dr-a"
 
@@ -216,3 +226,53 @@ def test_still_active_after_trip_gets_a_second_stop_and_an_alarm(rig):
     bus.publish_block("light", light_block(contact=0, t=t0 + 0.2))  # shutter still reported open 200 ms later
     assert len(light.stops) == 2
     assert any(e.kind == "alarm" and "still active" in e.message for e in col.events)
+
+
+def test_a_connection_event_trips_by_its_code_not_its_words(rig):
+    """DISCONNECTED and TELEMETRY_LOST come from details["link"] / ["disconnect"] (drivers/codes.py); the message is
+    for people: a message saying "disconnected" with a telemetry-lost code is a telemetry-lost trip."""
+    bus, mon, light, pen, col = rig
+    bus.publish_event(Event(now_s(), "connection", "high", "light", "light disconnected?",
+                            {"link": LinkEvent.TELEMETRY_LOST}))
+    bus.publish_event(Event(now_s(), "connection", "high", "pen", "pen: gone", {"disconnect": DisconnectReason.CLOSED}))
+    assert [(e.details["device"], e.details["interlock"]) for e in col.interlocks()] == [
+        ("light", InterlockCause.TELEMETRY_LOST), ("pen", InterlockCause.DISCONNECTED)]
+
+
+def test_connection_events_that_are_no_loss_trip_nothing_and_an_uncoded_loss_still_trips(rig):
+    bus, mon, light, pen, col = rig
+    for link in (LinkEvent.CONNECTED, LinkEvent.RECONNECTED, LinkEvent.TELEMETRY_RESUMED, LinkEvent.SEQUENCE):
+        bus.publish_event(Event(now_s(), "connection", "medium", "light", "light disconnected (words only)",
+                                {"link": link}))
+    assert col.interlocks() == [] and light.stops == []
+    bus.publish_event(Event(now_s(), "connection", "high", "pen", "pen: something is wrong with the link", {}))
+    [ev] = col.interlocks()
+    assert (ev.details["device"], ev.details["interlock"]) == ("pen", InterlockCause.TELEMETRY_LOST) and pen.stops
+
+
+def test_a_reported_fault_trips_under_its_named_interlock(rig):
+    bus, mon, light, pen, col = rig
+    bus.publish_event(Event(now_s(), "fault", "high", "light", "light fault", {"faults": ["OVER_TEMPERATURE"]}))
+    bus.publish_event(Event(now_s(), "fault", "high", "pen", "pen fault", {"faults": ["MOTOR_JAM", "CONTACT_LOST"]}))
+    assert [(e.details["device"], e.details["interlock"]) for e in col.interlocks()] == [
+        ("light", InterlockCause.OVER_TEMPERATURE), ("pen", InterlockCause.CONTACT_LOST)]
+
+
+def test_the_rules_follow_the_driver_s_kind_not_the_device_s_name():
+    """A light registered as "uv" gets the light's rules on its declared active channel; a pen registered under the
+    name "light" gets the pen's (no UV rule, its depth limit)."""
+    bus = SessionBus()
+    uv, odd = FakeDevice("uv", driver=UVB308Light), FakeDevice("light", driver=MicroneedlingPen)
+    mon = SafetyMonitor(bus, {"light": odd, "uv": uv})
+    col = Collector()
+    bus.subscribe(mon)
+    bus.subscribe(col)
+    assert [t.device for t in mon.estop("test")] == ["uv", "light"]  # the light source first, whatever its name
+    mon.reset("test")
+    mon.set_limits(PEN_STEP)
+    bus.publish_block("light", pen_block(depth=2.0))
+    bus.publish_block("uv", light_block())
+    trips = [(e.details["device"], e.details["interlock"]) for e in col.interlocks()][2:]
+    assert trips == [("light", InterlockCause.DEPTH_LIMIT), ("uv", InterlockCause.PROTOCOL_RULE)]
+    assert mon.is_active("light") and mon.is_active("uv")
+

@@ -4,9 +4,10 @@ tests/test_backup_time.py trip them through the real drivers and emulators)."""
 import numpy as np
 import pytest
 
+from drivers.codes import InterlockCause
 from tests.test_safety import Collector, FakeDevice, light_block
 from workstation.bus import CommandRecord, Event, SessionBus, now_s
-from workstation.safety import BACKUP_TIME_TOLERANCE_S, Interlock, SafetyMonitor, StepLimits
+from workstation.session.safety import BACKUP_TIME_TOLERANCE_S, SafetyMonitor, StepLimits
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def test_an_implausible_sample_while_active_trips_sensor_implausible(mon):
     bus, monitor, col = mon
     bus.publish_event(implausible(True))
     (trip,) = monitor.trips
-    assert trip.interlock == Interlock.SENSOR_IMPLAUSIBLE and trip.details["channel"] == "lamp_temp_c"
+    assert trip.interlock == InterlockCause.SENSOR_IMPLAUSIBLE and trip.details["channel"] == "lamp_temp_c"
     assert monitor.devices["light"].stops
 
 
@@ -46,7 +47,7 @@ def test_the_monitor_s_own_view_of_activity_counts_too(mon):
     bus, monitor, col = mon
     bus.publish_block("light", light_block(shutter=1))
     bus.publish_event(implausible(False))
-    assert monitor.trips[0].interlock == Interlock.SENSOR_IMPLAUSIBLE
+    assert monitor.trips[0].interlock == InterlockCause.SENSOR_IMPLAUSIBLE
 
 
 def test_an_empty_block_is_ignored_and_proves_no_life(mon):
@@ -56,7 +57,7 @@ def test_an_empty_block_is_ignored_and_proves_no_life(mon):
     bus.publish_block("light", light_block(n=0))
     assert bus.sink_errors == before and not monitor.trips
     monitor.check_telemetry(now_s() + 0.3)
-    assert monitor.trips[0].interlock == Interlock.TELEMETRY_LOST
+    assert monitor.trips[0].interlock == InterlockCause.TELEMETRY_LOST
 
 
 def _exposure(bus, open_s, start_us=1_000_000, frames_of=20, period_us=500):
@@ -78,7 +79,7 @@ def test_an_exposure_past_its_backup_time_trips_backup_time(mon):
     _acked_backup(bus, 0.5)
     _exposure(bus, 0.5 + BACKUP_TIME_TOLERANCE_S + 0.002)
     (trip,) = monitor.trips
-    assert trip.interlock == Interlock.BACKUP_TIME and trip.details["backup_time_s"] == 0.5
+    assert trip.interlock == InterlockCause.BACKUP_TIME and trip.details["backup_time_s"] == 0.5
 
 
 def test_an_exposure_within_its_backup_time_does_not_trip(mon):
@@ -111,5 +112,5 @@ def test_a_device_backup_time_fault_is_tripped_as_backup_time(mon):
     bus, monitor, col = mon
     bus.publish_event(Event(now_s(), "fault", "high", "light", "light fault: BACKUP_TIME: sensor low?",
                             {"fault_bits": 16, "new_bits": 16, "faults": ["BACKUP_TIME"]}))
-    assert monitor.trips[0].interlock == Interlock.BACKUP_TIME
+    assert monitor.trips[0].interlock == InterlockCause.BACKUP_TIME
     assert monitor.trips[0].details["detected_by"] == "device"

@@ -11,8 +11,8 @@ from main import main
 from workstation.dose import plan_next_session
 from workstation.errors import UserError
 from workstation.protocols import load_library, seeds_dir
-from workstation.runner import run_scenario
-from workstation.scenario import load_scenario
+from workstation.session.runner import run_scenario
+from workstation.session.scenario import load_scenario
 from workstation.store import ClinicStore, Response, Treatment
 
 LIB = load_library()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from workstation.protocols import seeds_dir
-from workstation.scenario import ScenarioError, load_scenario
+from workstation.session.scenario import ScenarioError, load_scenario
 
 SCENARIOS = seeds_dir() / "scenarios"
 BASE = (SCENARIOS / "combined-uneventful.toml").read_text()

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from drivers.codes import InterlockCause
 from main import main
 from tests.conftest import Tap, wait_for
 from workstation.recording import Recording
-from workstation.rig import Rig
-from workstation.runner import EXIT_COMPLETED, EXIT_INTERLOCK, EXIT_OPERATOR, run_scenario
-from workstation.safety import Interlock, StepLimits
-from workstation.scenario import ScenarioError, load_scenario
-from workstation.session import Session, SessionError, State, Step
+from workstation.session.rig import Rig
+from workstation.session.runner import EXIT_COMPLETED, EXIT_INTERLOCK, EXIT_OPERATOR, run_scenario
+from workstation.session.safety import StepLimits
+from workstation.session.scenario import ScenarioError, load_scenario
+from workstation.session.session import Session, SessionError, State, Step
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "seeds" / "scenarios"
 
@@ -60,9 +61,9 @@ def test_combined_session_completes_and_its_recording_holds_plan_commands_and_st
 
 @pytest.mark.parametrize(("scenario", "interlock", "review"), [
     # the device stops itself on contact loss: the host's stop comes before or after that, as the load decides
-    ("contact-lost-mid-exposure.toml", Interlock.CONTACT_LOST, ("telemetry: light stopped ",
+    ("contact-lost-mid-exposure.toml", InterlockCause.CONTACT_LOST, ("telemetry: light stopped ",
                                                                 "telemetry: light had stopped by itself ")),
-    ("unplug-mid-exposure.toml", Interlock.DISCONNECTED, ("telemetry: light was active in its last sample and sent "
+    ("unplug-mid-exposure.toml", InterlockCause.DISCONNECTED, ("telemetry: light was active in its last sample and sent "
                                                           "none after the stop",)),
 ])
 def test_fault_scenarios_end_safely_with_the_cause_recorded(tmp_path, scenario, interlock, review):
@@ -277,7 +278,7 @@ def test_a_recording_failure_stops_the_devices_at_once(sim_session, tmp_path):
     rec._on_error(RecordingError("No space left on device while writing the telemetry of light."))
     wait_for(lambda: not rig.emulators["light"].state().active, timeout_s=0.5, what="light off")
     assert any(e.kind == "alarm" and "Recording failed" in e.message for e in tap.events)
-    assert {e.details["interlock"] for e in tap.kinds("interlock")} == {Interlock.ESTOP}
+    assert {e.details["interlock"] for e in tap.kinds("interlock")} == {InterlockCause.ESTOP}
 
 
 def test_pausing_a_needling_pass_trips_nothing_while_the_pen_brakes(sim_session):

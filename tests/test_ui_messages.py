@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from PyQt6.QtCore import Qt
 
+from drivers.codes import InterlockCause
 from workstation.bus import Event, now_s
 from workstation.protocols.model import LESION_TYPES
-from workstation.safety import Interlock
 from workstation.ui.main_window import MainWindow
 from workstation.ui.wording import (
     FIELD_NAMES,
@@ -73,7 +73,7 @@ def test_a_long_message_is_elided_with_the_whole_on_hover(window: MainWindow) ->
 
 def test_every_identifier_has_a_display_name() -> None:
     assert set(LESION_NAMES) == set(LESION_TYPES)
-    assert {v for k, v in vars(Interlock).items() if k.isupper()} == set(INTERLOCK_NAMES)
+    assert {v for k, v in vars(InterlockCause).items() if k.isupper()} == set(INTERLOCK_NAMES)
     assert all("_" not in name for name in (*LESION_NAMES.values(), *FIELD_NAMES.values()))
 
 

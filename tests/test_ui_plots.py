@@ -15,8 +15,8 @@ import pytest
 
 from workstation.bus import SessionBus
 from workstation.plotbuffer import PlotBuffers
+from workstation.synthetic_source import SyntheticRig
 from workstation.ui.plots import PLOTS_BY_DEVICE, LivePlots, plotted_channels
-from workstation.ui.sources import SyntheticRig
 
 ROOT = Path(__file__).resolve().parents[1]
 

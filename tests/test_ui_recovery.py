@@ -17,7 +17,7 @@ from conftest import make_clinician, sign_in
 from PyQt6.QtCore import Qt
 from test_ui_session import SCENARIOS, TIMEOUT_MS, arm, run_step, start_training
 
-from workstation.session import State
+from workstation.session.session import State
 from workstation.ui.main_window import MainWindow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -369,7 +369,7 @@ def test_after_a_backup_time_trip_resume_is_refused_until_a_radiometer_check(qtb
 
 def test_closing_the_window_mid_exposure_journals_the_dose_the_recording_holds(qtbot, window: MainWindow,
                                                                                tmp_path: Path) -> None:
-    from workstation.journal import deliveries_from_recording
+    from workstation.session.journal import deliveries_from_recording
 
     win, tv = window, window.treatment
     start_training(qtbot, win, "combined-uneventful.toml")

@@ -10,8 +10,8 @@ import pytest
 from PyQt6.QtCore import Qt
 
 from workstation.protocols.library import seeds_dir
-from workstation.runner import run_scenario
-from workstation.scenario import load_scenario
+from workstation.session.runner import run_scenario
+from workstation.session.scenario import load_scenario
 from workstation.ui.main_window import MainWindow
 from workstation.ui.wording import event_sentence
 

@@ -10,8 +10,8 @@ from PyQt6.QtCore import Qt
 
 from workstation.protocols.library import seeds_dir
 from workstation.recording import Recording
-from workstation.safety import SafetyMonitor
-from workstation.session import SessionError, State
+from workstation.session.safety import SafetyMonitor
+from workstation.session.session import SessionError, State
 from workstation.ui.main_window import MainWindow
 
 SCENARIOS = seeds_dir() / "scenarios"

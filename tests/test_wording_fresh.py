@@ -15,8 +15,8 @@ from workstation.dose.override import override
 from workstation.dose.plan import AreaPlan, Bounds, days
 from workstation.errors import UserError
 from workstation.protocols import load_library, seeds_dir
-from workstation.runner import run_scenario
-from workstation.scenario import load_scenario
+from workstation.session.runner import run_scenario
+from workstation.session.scenario import load_scenario
 from workstation.store import (
     Area,
     ClinicStore,

@@ -92,8 +92,8 @@ def _export(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.tolerance_ms) and args.tolerance_ms >= 0):
         raise UserError(f"--tolerance-ms must be a number of milliseconds ≥ 0, not {args.tolerance_ms}.")
-    from workstation.audit import audit, format_audit
     from workstation.recording.reader import Recording
+    from workstation.session.audit import audit, format_audit
 
     with Recording.open(args.file) as rec:
         _notes(rec)

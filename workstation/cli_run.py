@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                         "`python -m workstation.ui.screenshots DIR`.")
     scenario = None
     if args.scenario is not None:
-        from workstation.scenario import resolve_scenario
+        from workstation.session.scenario import resolve_scenario
 
         scenario = resolve_scenario(args.scenario)
     require_display()
@@ -154,9 +154,9 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     from workstation.bus import SessionBus
     from workstation.plotbuffer import PlotBuffers
+    from workstation.synthetic_source import SyntheticRig
     from workstation.ui.live_window import LiveWindow, first_show_report
     from workstation.ui.plots import plotted_channels
-    from workstation.ui.sources import SyntheticRig
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     bus = SessionBus()

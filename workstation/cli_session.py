@@ -34,8 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from workstation.places import training_recordings_dir
-    from workstation.runner import run_scenario
-    from workstation.scenario import load_scenario, resolve_scenario
+    from workstation.session.runner import run_scenario
+    from workstation.session.scenario import load_scenario, resolve_scenario
 
     record_dir = args.record.expanduser() if args.record is not None else training_recordings_dir()
     if record_dir.suffix.lower() in (".h5", ".hdf5"):

@@ -1,5 +1,5 @@
 """The synthetic data source of the demo window and the GUI benchmark (no Qt here). Live sessions, emulated or real,
-are wired by `workstation/rig.py` (monitor first, heartbeats gated on it); this module never drives a device.
+are wired by `workstation/session/rig.py` (monitor first, heartbeats gated on it); this module never drives a device.
 
 Every source publishes blocks on a `SessionBus` and exposes, per device, the few things a status line shows
 (`DeviceLink`: name, connected, counters, error). Connecting waits on serial I/O, so it runs on a background thread:

@@ -26,10 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from drivers.codes import InterlockCause, LinkEvent
 from workstation.bus import Event, SessionBus
-from workstation.recording.reader import Recording
+from workstation.recording.reader import DeviceInfo, Recording
 from workstation.recording.summary import finite_rows
-from workstation.safety import LIMITS_EVENT, WATCHDOG_PERIOD_S, Interlock, SafetyMonitor, StepLimits
+from workstation.session.roles import recorded_active_channel
+from workstation.session.safety import LIMITS_EVENT, WATCHDOG_PERIOD_S, SafetyMonitor, StepLimits
 
 CHUNK_ROWS = 1 << 16
 INF = float("inf")
@@ -72,11 +74,19 @@ class _Clock:
         return self.t
 
 
-class _StandIn:
-    """A device for the monitor to stop: it notes the stop, written at the recording's time."""
+@dataclass(frozen=True, slots=True)
+class _Declared:
+    kind: str  # the recorded driver_kind
 
-    def __init__(self, name: str, clock: _Clock) -> None:
+
+class _StandIn:
+    """A device for the monitor to stop: it notes the stop, written at the recording's time. It declares what the
+    recording says its driver declared (kind; active channel per `roles.recorded_active_channel`)."""
+
+    def __init__(self, name: str, clock: _Clock, info: DeviceInfo) -> None:
         self.name, self.clock, self.stops = name, clock, []
+        self.INFO = _Declared(info.driver_kind)
+        self.active_channel = recorded_active_channel(info.driver_name, info.driver_kind, info.dtype.names)
 
     def stop_now(self, why: str) -> float:
         self.stops.append((self.clock.t, why))
@@ -105,7 +115,7 @@ def _frames(rec: Recording, device: str, skipped: list[int]) -> Iterator[tuple[f
 def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     t0 = rec.meta.t0_host_s
     clock = _Clock(t0)
-    devices = {name: _StandIn(name, clock) for name in rec.devices}
+    devices = {name: _StandIn(name, clock, info) for name, info in rec.devices.items()}
     monitor = SafetyMonitor(SessionBus(), dict(devices), clock=clock)
     limits = [e for e in rec.events if e.kind == LIMITS_EVENT]
     if not limits:
@@ -114,7 +124,7 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     inputs: list[tuple[float, int, str, Any]] = []
     estops_seen: set[float] = set()
     for e in rec.events:
-        if e.kind == "interlock" and e.details.get("interlock") == Interlock.ESTOP:
+        if e.kind == "interlock" and e.details.get("interlock") == InterlockCause.ESTOP:
             t_cause = float(e.details.get("cause_t_host_s", e.t_host_s))
             if t_cause not in estops_seen:  # one press trips every device: replay it once
                 estops_seen.add(t_cause)
@@ -172,7 +182,7 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
             unmatched.remove(match)
             result.reproduced.append((r, match))
     end_s = rec.duration_s
-    result.at_end = [a for a in unmatched if a.interlock == Interlock.TELEMETRY_LOST
+    result.at_end = [a for a in unmatched if a.interlock == InterlockCause.TELEMETRY_LOST
                      and a.t_cause_s > end_s - WATCHDOG_PERIOD_S]
     result.extra = [a for a in unmatched if a not in result.at_end]
     return result
@@ -183,6 +193,10 @@ def _feed_event(monitor: SafetyMonitor, e: Event) -> None:
         monitor.set_limits(StepLimits.from_details(e.details))
     elif e.kind == "interlock_reset":
         monitor.reset(str(e.details.get("who", "recorded reset")))
+    elif e.kind == "connection" and "link" not in e.details and "disconnected" in e.message:
+        # Recorded before connection events carried codes (drivers/codes.py): the driver's words were the only sign.
+        monitor.on_event(Event(e.t_host_s, e.kind, e.severity, e.source, e.message,
+                               {**e.details, "link": LinkEvent.DISCONNECTED}))
     else:
         monitor.on_event(e)
 

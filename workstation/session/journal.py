@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workstation.session import Session
+from workstation.session.session import Session
 from workstation.store.records import Treatment
 
 log = logging.getLogger(__name__)

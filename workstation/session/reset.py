@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import time
 
+from drivers.codes import InterlockCause
 from workstation.bus import Event
-from workstation.safety import (
+from workstation.session.safety import (
     HOST_MAX_LAMP_TEMP_C,
     RESET_ANSWER_S,
     RESET_SETTLE_S,
     RESET_TEMP_HYSTERESIS_C,
-    Interlock,
     ResetRefused,
     SafetyMonitor,
     Trip,
@@ -69,7 +69,7 @@ def reset_checked(monitor: SafetyMonitor, who: str) -> list[Trip]:
                             "then reset.")
             continue
         trip = tripped.get(name)
-        if trip is not None and trip.interlock == Interlock.CONTACT_LOST and not row.get("skin_contact", 1):
+        if trip is not None and trip.interlock == InterlockCause.CONTACT_LOST and not row.get("skin_contact", 1):
             blockers.append(f"The {name} still sees no skin contact: place it on the skin, then reset.")
             continue
         to_reset.append(name)

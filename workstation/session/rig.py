@@ -19,7 +19,7 @@ from drivers.errors import WrongDevice
 from drivers.types import kind_words
 from workstation.bus import Event, SessionBus, now_s
 from workstation.errors import UserError
-from workstation.safety import SafetyMonitor
+from workstation.session.safety import SafetyMonitor
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from workstation.bus import BaseSink, CommandRecord, Event, now_s
 from workstation.errors import UserError
-from workstation.scenario import DEVICE_ACTIONS, Scenario, TimedEvent
-from workstation.session import SessionError, State
+from workstation.session.scenario import DEVICE_ACTIONS, Scenario, TimedEvent
+from workstation.session.session import SessionError, State
 
 EXIT_COMPLETED, EXIT_BAD_INPUT, EXIT_INTERLOCK, EXIT_OPERATOR, EXIT_DEVICE = 0, 2, 3, 4, 5
 
@@ -119,7 +119,7 @@ class _StepWatch(BaseSink):
 def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | None = None,
                  out: Callable[[str], None] = print) -> RunResult:
     """The scenario's visit through the visit service (the window uses the same), aborting on any trip."""
-    from workstation.visit import Visit
+    from workstation.session.visit import Visit
 
     visit = Visit.training(scenario, record_dir, store_path=store_path)
     try:
@@ -181,7 +181,7 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, sha, code:
         what = (f"{r['delivered_dose_mj_cm2']:g} mJ/cm²" if r["modality"] == "light"
                 else f"{r['passes_done']} passes")
         out(f"  area {r['area']} {r['modality']}: {r['outcome']}, {what}" + (f" ({r['note']})" if r["note"] else ""))
-    from workstation.outcome import trip_stop_words
+    from workstation.session.outcome import trip_stop_words
     from workstation.ui.wording import device_name, interlock_name, scrub
 
     for t in summary["trips"]:
@@ -193,7 +193,7 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, sha, code:
         for line in _trip_reviews(recording):
             out(f"    {line}")
         out(f"recording: {recording} (sha256 {sha or 'not written'})")
-    # One vocabulary: the session's own outcome word (completed / partial / aborted, workstation/outcome.py). A
+    # One vocabulary: the session's own outcome word (completed / partial / aborted, workstation/session/outcome.py). A
     # scenario's `expect` says whether the run should go to the end ("completed") or stop early ("aborted": a
     # partial or an aborted session).
     outcome = summary["state"]

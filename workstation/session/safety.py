@@ -18,16 +18,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from drivers.base import TELEMETRY_LOST_S
+from drivers.codes import InterlockCause, LinkEvent
 from workstation.bus import BaseSink, CommandRecord, Event, SessionBus, now_s
 from workstation.errors import UserError
+from workstation.session import roles
 
 log = logging.getLogger(__name__)
 
-TELEMETRY_LOST_S = 0.25
 RESEND_STOP_AFTER_S = 0.1  # a device still active this long after a trip gets another stop and an alarm
 WATCHDOG_PERIOD_S = 0.01
 HOST_MAX_LAMP_TEMP_C = 42.0  # below the device's own 45 °C cut-out: the host acts first
@@ -38,30 +40,12 @@ RESET_ANSWER_S = 0.5  # a device whose last telemetry is older than this is not 
 RESET_SETTLE_S = 0.05  # the causes are judged on a block that arrived this long after the reset was asked for
 
 
-class Interlock:
-    """Names of the interlocks (the `interlock` field of trip events)."""
-
-    TARGET_DOSE = "target_dose_reached"
-    AREA_DOSE_CAP = "area_dose_cap"
-    TELEMETRY_LOST = "telemetry_lost"
-    HEARTBEAT_LOST = "heartbeat_lost"  # the device's own watchdog fired: it heard no heartbeat for 250 ms
-    DISCONNECTED = "disconnected"
-    CONTACT_LOST = "contact_lost"
-    OVER_TEMPERATURE = "over_temperature"
-    ESTOP = "estop"
-    PROTOCOL_RULE = "protocol_rule"
-    DEPTH_LIMIT = "depth_limit"
-    DEVICE_FAULT = "device_fault"
-    SENSOR_IMPLAUSIBLE = "sensor_implausible"  # the driver rejected a sample outside its channel's declaration
-    BACKUP_TIME = "backup_time"  # the exposure ran past the backup time sent with its target
-
-
 # A fault the device reports (it has already stopped itself) is tripped under the interlock it corresponds to.
 FAULT_INTERLOCKS = {
-    "CONTACT_LOST": Interlock.CONTACT_LOST,
-    "OVER_TEMPERATURE": Interlock.OVER_TEMPERATURE,
-    "WATCHDOG": Interlock.HEARTBEAT_LOST,
-    "BACKUP_TIME": Interlock.BACKUP_TIME,
+    "CONTACT_LOST": InterlockCause.CONTACT_LOST,
+    "OVER_TEMPERATURE": InterlockCause.OVER_TEMPERATURE,
+    "WATCHDOG": InterlockCause.HEARTBEAT_LOST,
+    "BACKUP_TIME": InterlockCause.BACKUP_TIME,
 }
 # The host's backup-time check allows for the flags' margin over the light: the active flag is set from START (the
 # shutter opening, 5 ms) to fully closed (5 ms), and the device decides on whole 0.5 ms samples.
@@ -120,14 +104,97 @@ class Trip:
         return (self.t_stop_written_s - self.t_cause_s) * 1000.0
 
 
+Found = tuple[InterlockCause, str, dict[str, object]] | None  # a kind check's verdict: cause, message, details
+
+
+def _contact(b: np.ndarray, on: np.ndarray, lim: StepLimits) -> Found:
+    """Skin contact lost while emitting: the handpiece is off the treated area."""
+    if not b["skin_contact"][on].all():
+        return InterlockCause.CONTACT_LOST, "skin contact lost while emitting", {}
+    return None
+
+
+def _lamp_temperature(b: np.ndarray, on: np.ndarray, lim: StepLimits) -> Found:
+    """The lamp above the host's limit (HOST_MAX_LAMP_TEMP_C, 42 °C: below the device's own 45 °C cut-out)."""
+    temp = float(b["lamp_temp_c"][on].max())
+    if temp > lim.max_lamp_temp_c:
+        return (InterlockCause.OVER_TEMPERATURE, f"lamp at {temp:.1f} °C, above {lim.max_lamp_temp_c:g} °C",
+                {"lamp_temp_c": temp, "limit_c": lim.max_lamp_temp_c})
+    return None
+
+
+def _target_dose(b: np.ndarray, on: np.ndarray, lim: StepLimits) -> Found:
+    """The dose past the step's target by more than the tolerance (one 10 ms frame at 100 mW/cm²): the device's own
+    dose control failed to close (the target comes from the dose engine, CLINICAL.md)."""
+    dose = float(b["dose_mj_cm2"][on].max())
+    if dose >= lim.target_dose_mj_cm2 + lim.dose_tolerance_mj_cm2:
+        return (InterlockCause.TARGET_DOSE, f"dose {dose:.1f} mJ/cm² passed the planned {lim.target_dose_mj_cm2:g} "
+                "mJ/cm² and the shutter is still open", {"dose_mj_cm2": dose, "target_mj_cm2": lim.target_dose_mj_cm2})
+    return None
+
+
+def _area_dose_cap(b: np.ndarray, on: np.ndarray, lim: StepLimits) -> Found:
+    """The area's dose this session past its cap (the protocol's per-session cap, CLINICAL.md via the dose engine)."""
+    total = lim.area_dose_before_mj_cm2 + float(b["dose_mj_cm2"][on].max())
+    if total >= lim.area_dose_cap_mj_cm2 + lim.dose_tolerance_mj_cm2:
+        return (InterlockCause.AREA_DOSE_CAP, f"area {lim.area_id} would exceed its cap of "
+                f"{lim.area_dose_cap_mj_cm2:g} mJ/cm² this session",
+                {"area_dose_mj_cm2": total, "cap_mj_cm2": lim.area_dose_cap_mj_cm2})
+    return None
+
+
+def _depth(b: np.ndarray, on: np.ndarray, lim: StepLimits) -> Found:
+    """The needle deeper than the area's limit (set point or measured; CLINICAL.md: never above 2.5 mm, less by
+    region, from the dose engine), beyond a 0.05 mm tolerance."""
+    depth = float(max(b["depth_mm"][on].max(), b["depth_set_mm"][on].max()))
+    if depth > lim.depth_limit_mm + lim.depth_tolerance_mm:
+        return (InterlockCause.DEPTH_LIMIT, f"needle depth {depth:.2f} mm is over the area's limit of "
+                f"{lim.depth_limit_mm:g} mm", {"depth_mm": depth, "limit_mm": lim.depth_limit_mm})
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class KindRules:
+    """What the monitor checks on a device of one kind while it is active, declared once per kind."""
+
+    allowed: str  # the StepLimits field that allows this kind's activity in the current step
+    refused: str  # what happened, when the step allows none
+    doing: str  # "emitting" / "needling", for a fault's message
+    checks: tuple[Callable[[np.ndarray, np.ndarray, StepLimits], Found], ...]  # the kind's own, in order
+    light: bool = False  # also the backup time and the idle lamp temperature
+
+
+KIND_RULES = {
+    roles.LIGHT: KindRules("light_allowed", "light emitted during a step that allows no UV", "emitting",
+                           (_contact, _lamp_temperature, _target_dose, _area_dose_cap), light=True),
+    roles.NEEDLING: KindRules("needling_allowed", "needling during a step that allows none", "needling", (_depth,)),
+}
+
+
+def link_loss(event: Event) -> InterlockCause | None:
+    """The interlock a `connection` event calls for, from its codes (drivers/codes.py): DISCONNECTED for a link lost
+    (`details["link"]` DISCONNECTED, or a `details["disconnect"]` reason), TELEMETRY_LOST for telemetry lost; None
+    for the others. A high-severity connection event without a code (a driver that gives none) is a link in doubt:
+    TELEMETRY_LOST, so it trips all the same."""
+    link = event.details.get("link")
+    if link == LinkEvent.DISCONNECTED or event.details.get("disconnect"):
+        return InterlockCause.DISCONNECTED
+    if link == LinkEvent.TELEMETRY_LOST or (link is None and event.severity == "high"):
+        return InterlockCause.TELEMETRY_LOST
+    return None
+
+
 class ResetRefused(UserError):
     """The operator's reset was refused: a cause is still present. The message names it and what to do."""
 
 
 class Stoppable(Protocol):
-    """What the monitor needs of a device: write a stop at once, return when it was written (raises if it cannot)."""
+    """What the monitor needs of a device: its declarations (`INFO.kind`, `active_channel`: which rules apply, which
+    channel means active) and a stop written at once, returning when it was written (raises if it cannot)."""
 
     name: str
+    INFO: Any  # drivers.types.DriverInfo (the monitor reads its `kind`)
+    active_channel: str | None
 
     def stop_now(self, why: str) -> float: ...
 
@@ -135,10 +202,11 @@ class Stoppable(Protocol):
 class SafetyMonitor(BaseSink):
     def __init__(self, bus: SessionBus, devices: dict[str, Stoppable] | None = None,
                  clock: Callable[[], float] = now_s) -> None:
-        """`clock`: the host monotonic clock; the audit (`workstation/audit.py`) gives a recording's time instead."""
+        """`clock`: the host monotonic clock; the audit (`workstation/session/audit.py`) gives a recording's time instead."""
         self.bus = bus
         self.clock = clock
-        self.devices: dict[str, Stoppable] = dict(devices or {})
+        self.devices: dict[str, Stoppable] = {}
+        self._declared: dict[str, tuple[str, str | None]] = {}  # device -> (kind, active channel), as its driver declares
         self.limits = StepLimits()
         self.trips: list[Trip] = []
         self.on_trip: list[Callable[[Trip], None]] = []  # the session's hooks; called on the tripping thread
@@ -154,6 +222,8 @@ class SafetyMonitor(BaseSink):
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
         self.watchdog_period_s = WATCHDOG_PERIOD_S
+        for name, dev in (devices or {}).items():
+            self.add_device(name, dev)
 
     # --- life cycle ------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -171,7 +241,9 @@ class SafetyMonitor(BaseSink):
         return self._running.is_set() and self.clock() - self._alive_s < 0.2
 
     def add_device(self, name: str, device: Stoppable) -> None:
+        """Watch `device` under `name`: the rules of its kind apply to its blocks, read on its active channel."""
         with self._lock:
+            self._declared[name] = (roles.kind_of(device), roles.active_channel(device))
             self.devices[name] = device
 
     def set_limits(self, limits: StepLimits) -> None:
@@ -211,8 +283,8 @@ class SafetyMonitor(BaseSink):
 
     def reset_checked(self, who: str) -> list[Trip]:
         """The operator's reset, refused while a cause remains; resets the devices' latched faults too
-        (workstation/reset.py). Waits for the devices: call it off the GUI thread."""
-        from workstation.reset import reset_checked
+        (workstation/session/reset.py). Waits for the devices: call it off the GUI thread."""
+        from workstation.session.reset import reset_checked
 
         return reset_checked(self, who)
 
@@ -230,12 +302,12 @@ class SafetyMonitor(BaseSink):
 
     # --- the interlocks --------------------------------------------------------------------------------------
     def estop(self, source: str) -> list[Trip]:
-        """Emergency stop, from any thread: both devices are stopped at once, the light first."""
+        """Emergency stop, from any thread: every device is stopped at once, the light sources first."""
         t = self.clock()
-        names = sorted(self.devices, key=lambda n: n != "light")
+        names = roles.light_first(self.devices)
         return [
             trip for n in names
-            if (trip := self._trip(Interlock.ESTOP, n, f"E-stop pressed ({source})", t, force=True, source=source))
+            if (trip := self._trip(InterlockCause.ESTOP, n, f"E-stop pressed ({source})", t, force=True, source=source))
         ]
 
     def on_block(self, device: str, block: np.ndarray) -> None:
@@ -243,24 +315,19 @@ class SafetyMonitor(BaseSink):
             return
         t = float(block["t_host_s"][-1])
         self._last_block_s[device] = t
-        names = block.dtype.names
-        lim = self.limits
-        if len(block):
-            self._last_row[device] = {k: float(block[k][-1]) for k in ("lamp_temp_c", "skin_contact", "fault_bits")
-                                      if k in names}
-        if "shutter_open" in names:
-            active = block["shutter_open"].astype(bool)
+        self._last_row[device] = {k: float(block[k][-1]) for k in ("lamp_temp_c", "skin_contact", "fault_bits")
+                                  if k in block.dtype.names}
+        kind, channel = self._declared.get(device, ("", None))
+        active = roles.active_flags(block, channel)
+        rules = KIND_RULES.get(kind)
+        if active is not None and rules is not None:
             self._active[device] = bool(active[-1])
             if active.any():
-                self._check_light(device, block, active, lim, t)
-            self._check_backup_time(device, block, active, t)
-            if "lamp_temp_c" in names and len(block):
-                self._watch_idle_heat(device, float(block["lamp_temp_c"].max()), lim, t)
-        elif "running" in names:
-            active = block["running"].astype(bool)
-            self._active[device] = bool(active[-1])
-            if active.any():
-                self._check_pen(device, block, active, lim, t)
+                self._check_active(device, rules, block, active, self.limits, t)
+            if rules.light:
+                self._check_backup_time(device, block, active, t)
+                if "lamp_temp_c" in block.dtype.names:
+                    self._watch_idle_heat(device, float(block["lamp_temp_c"].max()), self.limits, t)
         self._check_still_active(device, t)
 
     def _watch_idle_heat(self, device: str, temp: float, lim: StepLimits, t: float) -> None:
@@ -275,47 +342,25 @@ class SafetyMonitor(BaseSink):
         elif temp < lim.max_lamp_temp_c - RESET_TEMP_HYSTERESIS_C:
             self._hot.discard(device)
 
-    def _check_light(self, device: str, b: np.ndarray, on: np.ndarray, lim: StepLimits, t: float) -> None:
-        if not lim.light_allowed:
-            self._trip(Interlock.PROTOCOL_RULE, device, f"light emitted during a step that allows no UV "
-                       f"(area {lim.area_id or 'none'})", t, area=lim.area_id)
+    def _check_active(self, device: str, rules: KindRules, b: np.ndarray, on: np.ndarray, lim: StepLimits,
+                      t: float) -> None:
+        """One check for every kind, over the samples where the device was active: the step must allow the kind
+        (protocol rule), the device must report no fault, then the kind's own checks in order; the first that
+        fails trips."""
+        if not getattr(lim, rules.allowed):
+            self._trip(InterlockCause.PROTOCOL_RULE, device, f"{rules.refused} (area {lim.area_id or 'none'})", t,
+                       area=lim.area_id)
             return
         if (b["fault_bits"][on] != 0).any():
-            self._trip(Interlock.DEVICE_FAULT, device, "the light reports a fault while emitting", t,
+            self._trip(InterlockCause.DEVICE_FAULT, device, f"the {device} reports a fault while {rules.doing}", t,
                        fault_bits=int(b["fault_bits"][on].max()))
             return
-        if not b["skin_contact"][on].all():
-            self._trip(Interlock.CONTACT_LOST, device, "skin contact lost while emitting", t)
-            return
-        temp = float(b["lamp_temp_c"][on].max())
-        if temp > lim.max_lamp_temp_c:
-            self._trip(Interlock.OVER_TEMPERATURE, device, f"lamp at {temp:.1f} °C, above {lim.max_lamp_temp_c:g} °C",
-                       t, lamp_temp_c=temp, limit_c=lim.max_lamp_temp_c)
-            return
-        dose = float(b["dose_mj_cm2"][on].max())
-        if dose >= lim.target_dose_mj_cm2 + lim.dose_tolerance_mj_cm2:
-            self._trip(Interlock.TARGET_DOSE, device, f"dose {dose:.1f} mJ/cm² passed the planned "
-                       f"{lim.target_dose_mj_cm2:g} mJ/cm² and the shutter is still open", t,
-                       dose_mj_cm2=dose, target_mj_cm2=lim.target_dose_mj_cm2)
-            return
-        if lim.area_dose_before_mj_cm2 + dose >= lim.area_dose_cap_mj_cm2 + lim.dose_tolerance_mj_cm2:
-            self._trip(Interlock.AREA_DOSE_CAP, device, f"area {lim.area_id} would exceed its cap of "
-                       f"{lim.area_dose_cap_mj_cm2:g} mJ/cm² this session", t,
-                       area_dose_mj_cm2=lim.area_dose_before_mj_cm2 + dose, cap_mj_cm2=lim.area_dose_cap_mj_cm2)
-
-    def _check_pen(self, device: str, b: np.ndarray, on: np.ndarray, lim: StepLimits, t: float) -> None:
-        if not lim.needling_allowed:
-            self._trip(Interlock.PROTOCOL_RULE, device, f"needling during a step that allows none "
-                       f"(area {lim.area_id or 'none'})", t, area=lim.area_id)
-            return
-        if (b["fault_bits"][on] != 0).any():
-            self._trip(Interlock.DEVICE_FAULT, device, "the pen reports a fault while needling", t,
-                       fault_bits=int(b["fault_bits"][on].max()))
-            return
-        depth = float(max(b["depth_mm"][on].max(), b["depth_set_mm"][on].max()))
-        if depth > lim.depth_limit_mm + lim.depth_tolerance_mm:
-            self._trip(Interlock.DEPTH_LIMIT, device, f"needle depth {depth:.2f} mm is over the area's limit of "
-                       f"{lim.depth_limit_mm:g} mm", t, depth_mm=depth, limit_mm=lim.depth_limit_mm)
+        for check in rules.checks:
+            found = check(b, on, lim)
+            if found is not None:
+                cause, message, details = found
+                self._trip(cause, device, message, t, **details)
+                return
 
     def _check_backup_time(self, device: str, b: np.ndarray, on: np.ndarray, t: float) -> None:
         """`backup_time`: an exposure still open past the backup time its device was sent, on the device clock."""
@@ -331,7 +376,7 @@ class SafetyMonitor(BaseSink):
             return
         open_s = (int(t_us[on][-1]) - start) / 1e6
         if open_s > backup_s + BACKUP_TIME_TOLERANCE_S:
-            self._trip(Interlock.BACKUP_TIME, device, f"the exposure has been open {open_s:.3f} s, past its backup "
+            self._trip(InterlockCause.BACKUP_TIME, device, f"the exposure has been open {open_s:.3f} s, past its backup "
                        f"time of {backup_s:g} s", t, open_s=round(open_s, 4), backup_time_s=backup_s)
 
     def on_command(self, record: CommandRecord) -> None:
@@ -344,17 +389,18 @@ class SafetyMonitor(BaseSink):
             return
         if event.kind == "implausible":
             if event.details.get("active") or self._active.get(event.source):
-                self._trip(Interlock.SENSOR_IMPLAUSIBLE, event.source, event.message, event.t_host_s,
+                self._trip(InterlockCause.SENSOR_IMPLAUSIBLE, event.source, event.message, event.t_host_s,
                            channel=event.details.get("channel"), value=event.details.get("value"))
             return
         if event.kind == "fault":
-            faults = event.details.get("new_bits_names") or event.details.get("faults") or []
-            interlock = next((FAULT_INTERLOCKS[f] for f in faults if f in FAULT_INTERLOCKS), Interlock.DEVICE_FAULT)
+            faults = list(event.details.get("faults") or [])
+            interlock = next((FAULT_INTERLOCKS[f] for f in faults if f in FAULT_INTERLOCKS), InterlockCause.DEVICE_FAULT)
             self._trip(interlock, event.source, f"reported by the device: {event.message}", event.t_host_s,
                        force=True, faults=faults, detected_by="device")
-        elif event.kind == "connection" and event.severity == "high":
-            lost = Interlock.DISCONNECTED if "disconnected" in event.message else Interlock.TELEMETRY_LOST
-            self._trip(lost, event.source, event.message, event.t_host_s, force=True)
+        elif event.kind == "connection":
+            lost = link_loss(event)
+            if lost is not None:
+                self._trip(lost, event.source, event.message, event.t_host_s, force=True)
 
     # --- watchdog thread -------------------------------------------------------------------------------------
     def _watchdog_loop(self) -> None:
@@ -374,12 +420,12 @@ class SafetyMonitor(BaseSink):
         for device, active in list(self._active.items()):
             last = self._last_block_s.get(device, t)
             if active and t - last > TELEMETRY_LOST_S:
-                self._trip(Interlock.TELEMETRY_LOST, device, f"no telemetry from {device} for "
+                self._trip(InterlockCause.TELEMETRY_LOST, device, f"no telemetry from {device} for "
                            f"{(t - last) * 1000:.0f} ms while it was active", t, force=True)
                 self._active[device] = False  # unknown now; the device's own watchdog stops it anyway
 
     # --- tripping --------------------------------------------------------------------------------------------
-    def _trip(self, interlock: str, device: str, message: str, t_cause: float, *, force: bool = False,
+    def _trip(self, interlock: InterlockCause, device: str, message: str, t_cause: float, *, force: bool = False,
               **details: object) -> Trip | None:
         with self._lock:
             latched = self._tripped.get(device)

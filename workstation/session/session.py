@@ -23,10 +23,11 @@ from enum import StrEnum
 import numpy as np
 
 from drivers.base import DeviceError, SerialDevice
+from drivers.codes import InterlockCause
 from workstation.bus import BaseSink, Event, SessionBus, now_s
-from workstation.outcome import delivered_by_runs, merge_runs, session_outcome, summarize
 from workstation.progname import command
-from workstation.safety import Interlock, SafetyMonitor, StepLimits, Trip
+from workstation.session.outcome import delivered_by_runs, merge_runs, session_outcome, summarize
+from workstation.session.safety import SafetyMonitor, StepLimits, Trip
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ NOTE_MAX_CHARS = 500
 # the driver rejected is no reading at all. "What is left" of the step would be measured by the same sensor, so
 # no more light from that device in this session until a radiometer check is recorded (`sensor_checked`). The pen
 # measures no dose: its implausible readings trip and reset as any other interlock.
-SENSOR_DOUBT_INTERLOCKS = (Interlock.BACKUP_TIME, Interlock.SENSOR_IMPLAUSIBLE)
+SENSOR_DOUBT_INTERLOCKS = (InterlockCause.BACKUP_TIME, InterlockCause.SENSOR_IMPLAUSIBLE)
 MIN_DEVICE_DOSE_MJ_CM2 = 1.0  # the light's smallest settable target (drivers/light.py bounds)
 
 
@@ -393,7 +394,7 @@ class Session(BaseSink):
         if trip is None:
             return
         given, _ = self.delivered_in_step(self.current)
-        why = ("stopped at its backup time, so its dose sensor may read low" if trip.interlock == Interlock.BACKUP_TIME
+        why = ("stopped at its backup time, so its dose sensor may read low" if trip.interlock == InterlockCause.BACKUP_TIME
                else "sent a reading that cannot be true, so its dose sensor is not to be trusted")
         raise SessionError(
             f"The {device} {why}: the dose it reported ({given:.1f} mJ/cm² in this step) may be less than the skin "
@@ -530,7 +531,7 @@ class Session(BaseSink):
                                       **details}))
 
     def step_outcomes(self) -> list[dict]:
-        """One entry per step that ran, its runs merged (workstation/outcome.py)."""
+        """One entry per step that ran, its runs merged (workstation/session/outcome.py)."""
         return merge_runs(self.steps, self.results)
 
     def outcome(self) -> str:

@@ -17,9 +17,9 @@ from typing import Any
 
 from workstation.bus import SessionBus
 from workstation.errors import UserError
-from workstation.journal import Closed, close_crashed_sessions, journal_steps, process_token
-from workstation.rig import Rig
-from workstation.session import Session, SessionError, State, Step, StepResult
+from workstation.session.journal import Closed, close_crashed_sessions, journal_steps, process_token
+from workstation.session.rig import Rig
+from workstation.session.session import Session, SessionError, State, Step, StepResult
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ class Visit:
     def clinical(cls, ports: dict[str, str], recordings_dir: Path, *, store_path: Path | None = None,
                  bus: SessionBus | None = None, operator: str = "operator", places: Places | None = None) -> Visit:
         """A clinical visit: the clinic store (crashed sessions closed first) and the real devices on `ports`."""
-        from workstation.rig import check_ports_distinct
+        from workstation.session.rig import check_ports_distinct
         from workstation.store import ClinicStore
 
         check_ports_distinct(ports)
@@ -444,7 +444,7 @@ class Visit:
         """A session that ends without End session (SIGINT, SIGTERM, an exception, the window closed): stop the
         devices, journal what the steps recorded, then what the closed recording's telemetry shows was delivered
         (a step cut off mid-run has no result of its own), and close the journal row with its outcome."""
-        from workstation.journal import journal_recording
+        from workstation.session.journal import journal_recording
 
         session = self.session
         assert session is not None and self.session_id is not None

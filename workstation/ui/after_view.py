@@ -18,8 +18,8 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from workstation.outcome import trip_stop_words
 from workstation.recording.format import report_path
+from workstation.session.outcome import trip_stop_words
 from workstation.ui.alarm_groups import condition_lines
 from workstation.ui.course_view import CourseView
 from workstation.ui.messages import user_text

@@ -29,8 +29,8 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from drivers.codes import InterlockCause
 from workstation.bus import Event, SessionBus, now_s
-from workstation.safety import Interlock
 from workstation.ui.alarm_groups import (
     OPERATOR_PRESS_S,
     PRIORITY,
@@ -49,7 +49,7 @@ from workstation.ui.wording import (
 )
 
 COLORS = {"high": ("#d32f2f", "#ffffff"), "medium": ("#fbc02d", "#000000"), "low": ("#00bcd4", "#000000")}
-INTERLOCKS = [v for k, v in vars(Interlock).items() if k.isupper()]
+INTERLOCKS = [v for k, v in vars(InterlockCause).items() if k.isupper()]
 
 
 @dataclass

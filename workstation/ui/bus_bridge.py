@@ -20,7 +20,7 @@ from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
 from workstation.bus import BaseSink, Event
 from workstation.errors import UserError
-from workstation.session import SessionError
+from workstation.session.session import SessionError
 
 log = logging.getLogger(__name__)
 

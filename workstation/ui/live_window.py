@@ -13,9 +13,9 @@ from PyQt6.QtGui import QCloseEvent, QGuiApplication
 from PyQt6.QtWidgets import QLabel, QMainWindow, QWidget
 
 from workstation.plotbuffer import PlotBuffers
+from workstation.synthetic_source import DeviceLink, RateMeter, Rig
 from workstation.ui.geometry import fit_to_screen
 from workstation.ui.plots import LivePlots
-from workstation.ui.sources import DeviceLink, RateMeter, Rig
 
 STATUS_REFRESH_MS = 500
 TITLES = {"light": "Light (UVB handpiece)", "pen": "Pen (microneedling)"}

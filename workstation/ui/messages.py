@@ -27,7 +27,7 @@ from PyQt6.QtWidgets import (
 )
 
 from workstation.errors import UserError
-from workstation.session import SessionError
+from workstation.session.session import SessionError
 from workstation.ui.wording import scrub
 
 log = logging.getLogger(__name__)

@@ -29,13 +29,13 @@ from PyQt6.QtWidgets import (
 from workstation.dose.light import med_on_file, newest_med
 from workstation.errors import UserError
 from workstation.protocols.model import LESION_TYPES, SKIN_TYPES
+from workstation.session.visit import awaiting_healing, record_previous_responses
 from workstation.store.records import Identity
 from workstation.ui.body_map import BodyMap, MapArea
 from workstation.ui.patient_checks import differs, med_from_text, typed_identity
 from workstation.ui.response_form import NOTHING_ENTERED, ResponseTable
 from workstation.ui.session_controller import SessionController
 from workstation.ui.wording import field_change, lesion_name, protocol_title, quantity, region_name
-from workstation.visit import awaiting_healing, record_previous_responses
 
 
 class PatientView(QWidget):

@@ -104,7 +104,7 @@ class ReportData:
     ended: bool = True  # the recording holds the session's end (False: a crash, or the program was closed)
 
     def outcome(self) -> str:
-        """The session's outcome word as the screen's summary gives it (workstation/outcome.py): completed (every
+        """The session's outcome word as the screen's summary gives it (workstation/session/outcome.py): completed (every
         planned step done), partial (something delivered, not everything) or aborted (nothing delivered), from the
         recording's steps, each resumed step counted once."""
         planned = len(self.plan.get("steps", [])) or len({s.index for s in self.steps})
@@ -203,7 +203,7 @@ UNENDED = "interrupted: the program ended during this step (a crash or it was cl
 def _stop_lines(events: list[Any]) -> list[str]:
     """For each interlock that stopped a device: how the stop went (written after so many ms, or not written
     because the device was gone: its own watchdog stopped it), per device, in words."""
-    from workstation.outcome import trip_stop_words
+    from workstation.session.outcome import trip_stop_words
 
     return [f"{interlock_name(str(e.details.get('interlock')))} on the {device_name(str(e.details.get('device')))}: "
             f"{trip_stop_words(float(e.details['latency_ms']), str(e.details.get('stop', 'stop written')))}"
@@ -213,9 +213,9 @@ def _stop_lines(events: list[Any]) -> list[str]:
 
 def _steps(rec: Any, t0: float) -> list[StepSpan]:
     """Each step run's span; a run with no end event (the program ended during it) takes what it delivered from
-    the recording's telemetry (light dose, workstation.journal.dose_given) or its passes started (needling)."""
-    from workstation.journal import dose_given
+    the recording's telemetry (light dose, workstation.session.journal.dose_given) or its passes started (needling)."""
     from workstation.recording.summary import finite_rows
+    from workstation.session.journal import dose_given
 
     spans: list[StepSpan] = []
     started_passes: dict[int, int] = {}

@@ -1,4 +1,4 @@
-"""The window's thin adapter to the visit service (workstation/visit.py), which the headless runner uses too.
+"""The window's thin adapter to the visit service (workstation/session/visit.py), which the headless runner uses too.
 
 Everything that waits on a device or the disk (bring-up, steps, reset, saving) runs on the controller's one worker
 thread (`Tasks`); results come back on the GUI thread. STOP, pause and resume are called from the GUI thread: they
@@ -15,11 +15,11 @@ from workstation.bus import SessionBus
 from workstation.dose import SessionPlan
 from workstation.errors import UserError
 from workstation.plotbuffer import PlotBuffers
-from workstation.session import SessionError, State, Step
+from workstation.session.session import SessionError, State, Step
+from workstation.session.visit import Places, Saved, Visit
 from workstation.ui.bus_bridge import ActivityWatch, BusBridge, Tasks
 from workstation.ui.plots import plotted_channels
 from workstation.ui.wording import keep_ports
-from workstation.visit import Places, Saved, Visit
 
 __all__ = ["Saved", "SessionController"]
 
@@ -90,7 +90,7 @@ class SessionController:
 
     def start_simulation(self, scenario_path: Path, done: Done, failed: Failed) -> None:
         """A training patient from a scenario file: store, emulated rig, plan. done(plan)."""
-        from workstation.scenario import load_scenario
+        from workstation.session.scenario import load_scenario
 
         def make() -> Visit:
             scenario = load_scenario(scenario_path)

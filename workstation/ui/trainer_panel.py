@@ -20,7 +20,7 @@ from PyQt6.QtWidgets import (
 
 from workstation.bus import Event, now_s
 from workstation.errors import UserError
-from workstation.scenario import TimedEvent
+from workstation.session.scenario import TimedEvent
 from workstation.ui.alarms import Alarm
 from workstation.ui.wording import device_name, event_sentence, scrub
 

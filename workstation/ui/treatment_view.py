@@ -19,7 +19,7 @@ from PyQt6.QtWidgets import (
 )
 
 from workstation.bus import Event
-from workstation.session import NOTE_MAX_CHARS, SessionError, State, Step
+from workstation.session.session import NOTE_MAX_CHARS, SessionError, State, Step
 from workstation.ui.alarms import AlarmList, InterlockLights
 from workstation.ui.messages import user_text
 from workstation.ui.plots import LivePlots

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from workstation.safety import Interlock
+from drivers.codes import InterlockCause
 
 LESION_NAMES = {
     "hypopigmented_scar": "Hypopigmented scar",
@@ -43,21 +43,21 @@ DEVICE_NAMES = {"light": "UV light", "pen": "needling pen", "session": "session"
                 "recorder": "recorder", "operator": "operator"}
 MODALITY_NAMES = {"light": "UV light", "needling": "Microneedling", "none": "No treatment today",
                   "both": "UV light and microneedling"}
-# Interlock: (short name for a light, sentence for a message).
+# InterlockCause: (short name for a light, sentence for a message).
 INTERLOCK_NAMES = {
-    Interlock.TARGET_DOSE: ("Target dose", "the target dose was reached"),
-    Interlock.AREA_DOSE_CAP: ("Area dose cap", "the area's dose cap was reached"),
-    Interlock.TELEMETRY_LOST: ("Telemetry", "no data came from the device for a quarter of a second"),
-    Interlock.HEARTBEAT_LOST: ("Heartbeat", "the device stopped itself: it heard nothing from the workstation"),
-    Interlock.DISCONNECTED: ("Connection", "the device was disconnected"),
-    Interlock.CONTACT_LOST: ("Skin contact", "skin contact was lost"),
-    Interlock.OVER_TEMPERATURE: ("Temperature", "the device is too hot"),
-    Interlock.ESTOP: ("E-stop", "STOP was pressed"),
-    Interlock.PROTOCOL_RULE: ("Protocol rule", "a protocol rule forbids it"),
-    Interlock.DEPTH_LIMIT: ("Depth limit", "the needle depth went past the area's limit"),
-    Interlock.DEVICE_FAULT: ("Device fault", "the device reported a fault"),
-    Interlock.SENSOR_IMPLAUSIBLE: ("Implausible reading", "the device sent a reading no sensor could give"),
-    Interlock.BACKUP_TIME: ("Backup time", "the exposure ran past its backup time: the light's sensor may read low"),
+    InterlockCause.TARGET_DOSE: ("Target dose", "the target dose was reached"),
+    InterlockCause.AREA_DOSE_CAP: ("Area dose cap", "the area's dose cap was reached"),
+    InterlockCause.TELEMETRY_LOST: ("Telemetry", "no data came from the device for a quarter of a second"),
+    InterlockCause.HEARTBEAT_LOST: ("Heartbeat", "the device stopped itself: it heard nothing from the workstation"),
+    InterlockCause.DISCONNECTED: ("Connection", "the device was disconnected"),
+    InterlockCause.CONTACT_LOST: ("Skin contact", "skin contact was lost"),
+    InterlockCause.OVER_TEMPERATURE: ("Temperature", "the device is too hot"),
+    InterlockCause.ESTOP: ("E-stop", "STOP was pressed"),
+    InterlockCause.PROTOCOL_RULE: ("Protocol rule", "a protocol rule forbids it"),
+    InterlockCause.DEPTH_LIMIT: ("Depth limit", "the needle depth went past the area's limit"),
+    InterlockCause.DEVICE_FAULT: ("Device fault", "the device reported a fault"),
+    InterlockCause.SENSOR_IMPLAUSIBLE: ("Implausible reading", "the device sent a reading no sensor could give"),
+    InterlockCause.BACKUP_TIME: ("Backup time", "the exposure ran past its backup time: the light's sensor may read low"),
 }
 FAULT_NAMES = {
     "CONTACT_LOST": "skin contact lost", "OVER_TEMPERATURE": "over-temperature", "WATCHDOG": "watchdog (no heartbeat)",
@@ -220,7 +220,7 @@ def scrub(text: str) -> str:
 
 def is_operator_stop(event: Any) -> bool:
     """An E-stop the operator pressed (button, key, a trainer's scenario): an action to log, not an alarm."""
-    if getattr(event, "kind", "") != "interlock" or event.details.get("interlock") != Interlock.ESTOP:
+    if getattr(event, "kind", "") != "interlock" or event.details.get("interlock") != InterlockCause.ESTOP:
         return False
     source = str(event.details.get("source", ""))
     return any(s.lower() in source.lower() for s in OPERATOR_STOP_SOURCES)
@@ -232,7 +232,7 @@ def event_sentence(event: Any) -> str:
     dev = device_name(str(d.get("device", event.source)))
     if event.kind == "interlock":
         il = str(d.get("interlock", ""))
-        if il == Interlock.ESTOP:
+        if il == InterlockCause.ESTOP:
             return f"E-stop ({scrub(str(d.get('source', 'no source given')))}): the {dev} was stopped."
         return f"{interlock_name(il)}: {interlock_sentence(il)} — the {dev} was stopped."
     if event.kind == "fault":
