@@ -36,23 +36,23 @@ def measure_plots(seconds: float, window_label: str, prefill_s: float) -> dict:
     from PyQt6.QtCore import QTimer
     from PyQt6.QtWidgets import QApplication
 
-    from workstation.synthetic_source import SyntheticRig
+    from workstation.synthetic_source import SyntheticSource
     from workstation.ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
     tmp = tempfile.TemporaryDirectory(prefix="cicatrix-bench-")
     main_window = MainWindow(recordings_dir=Path(tmp.name))
     buffers = main_window.controller.buffers
-    rig = SyntheticRig(main_window.controller.bus)
+    source = SyntheticSource(main_window.controller.bus)
     t0 = time.perf_counter()
-    rig.prefill(prefill_s)
+    source.prefill(prefill_s)
     prefill_wall_s = time.perf_counter() - t0
     window = main_window.treatment  # what `window.plots` means below: the treatment page's live plots
     main_window.show_page(window)
     window.plots.set_window(window_label)
     main_window.show()
     window.plots.start()
-    rig.start()
+    source.start()
     result: dict[str, float] = {}
     warmup_s = 1.0
 
@@ -79,7 +79,7 @@ def measure_plots(seconds: float, window_label: str, prefill_s: float) -> dict:
 
     QTimer.singleShot(int(warmup_s * 1000), begin)
     app.exec()
-    rig.stop()
+    source.stop()
     tmp.cleanup()
     result["prefill_wall_s"] = prefill_wall_s
     figures = {k: v for k, v in result.items() if not k.endswith("0")}
@@ -134,7 +134,7 @@ def measure_latency(seconds: float) -> dict:
     from PyQt6.QtWidgets import QApplication
 
     from workstation.bus import now_s
-    from workstation.synthetic_source import SyntheticRig
+    from workstation.synthetic_source import SyntheticSource
     from workstation.ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
@@ -164,14 +164,14 @@ def measure_latency(seconds: float) -> dict:
 
     for panel in plots.panels.values():
         panel.on_painted = painted
-    rig = SyntheticRig(bus)
+    source = SyntheticSource(bus)
     plots.start()
-    rig.start()
+    source.start()
     QTimer.singleShot(1000, lambda: measuring.update(on=True))
     QTimer.singleShot(int((1.0 + seconds) * 1000), app.quit)
     app.exec()
     measuring["on"] = False
-    rig.stop()
+    source.stop()
     recorder.close()  # type: ignore[attr-defined]
     win.close()
     tmp.cleanup()
@@ -188,23 +188,23 @@ def measure_1h(seconds: float) -> dict:
 
     from workstation.bus import SessionBus
     from workstation.plotbuffer import PlotBuffers
-    from workstation.synthetic_source import SyntheticRig
+    from workstation.synthetic_source import SyntheticSource
     from workstation.ui.plots import LivePlots, plotted_channels
 
     app = QApplication.instance() or QApplication([])
     bus = SessionBus()
     buffers = PlotBuffers(plotted_channels(), capacity_s=3600, rate_hz=2000)
     bus.subscribe(buffers)
-    rig = SyntheticRig(bus)
+    source = SyntheticSource(bus)
     t0 = time.perf_counter()
-    rig.prefill(3600.0)
+    source.prefill(3600.0)
     prefill_s = time.perf_counter() - t0
     plots = LivePlots(buffers)
     plots.resize(1400, 700)
     plots.set_window("1 h")
     plots.show()
     plots.start()
-    rig.start()
+    source.start()
     result: dict[str, float] = {}
 
     def begin() -> None:
@@ -223,7 +223,7 @@ def measure_1h(seconds: float) -> dict:
 
     QTimer.singleShot(1000, begin)
     app.exec()
-    rig.stop()
+    source.stop()
     plots.stop()
     plots.close()
     result["prefill_1h_wall_s"] = prefill_s

@@ -3,6 +3,7 @@ the PDF and replay; a reconnection is a related signal of its device's condition
 
 from __future__ import annotations
 
+from drivers.codes import DisconnectReason, LinkEvent
 from workstation.bus import Event
 from workstation.ui.alarm_groups import GROUP_WINDOW_S, condition_lines, group_events
 from workstation.ui.alarms import AlarmList
@@ -13,11 +14,12 @@ def ev(t, kind, severity, origin, message, **details):
 
 
 UNPLUG = [
-    ev(10.0, "connection", "high", "pen", "pen disconnected: device reports readiness to read but returned no data"),
+    ev(10.0, "connection", "high", "pen", "pen disconnected: device reports readiness to read but returned no data",
+       link=LinkEvent.DISCONNECTED, disconnect=DisconnectReason.READ_FAILED),
     ev(10.1, "interlock", "high", "safety", "INTERLOCK disconnected on pen: gone", device="pen",
        interlock="disconnected"),
-    ev(10.3, "connection", "high", "pen", "no telemetry from pen for 250 ms"),
-    ev(40.0, "connection", "medium", "pen", "pen reconnected; made safe"),  # long after: still the same cause
+    ev(10.3, "connection", "high", "pen", "no telemetry from pen for 250 ms", link=LinkEvent.TELEMETRY_LOST),
+    ev(40.0, "connection", "medium", "pen", "pen reconnected; made safe", link=LinkEvent.RECONNECTED),  # long after: still the same cause
     ev(50.0, "interlock", "high", "safety", "INTERLOCK estop on light", device="light", interlock="estop",
        source="STOP button"),
     ev(50.01, "interlock", "high", "safety", "INTERLOCK estop on pen", device="pen", interlock="estop",
@@ -48,5 +50,6 @@ def test_the_panel_groups_alike(qtbot):
 
 
 def test_a_later_signal_is_a_new_condition():
-    later = [UNPLUG[0], ev(10.0 + GROUP_WINDOW_S + 1, "connection", "high", "pen", "pen disconnected: again")]
+    later = [UNPLUG[0], ev(10.0 + GROUP_WINDOW_S + 1, "connection", "high", "pen", "pen disconnected: again",
+                              link=LinkEvent.DISCONNECTED)]
     assert group_events(later).roles == ["alarm", "alarm"]

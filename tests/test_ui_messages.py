@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PyQt6.QtCore import Qt
 
-from drivers.codes import InterlockCause
+from drivers.codes import DisconnectReason, InterlockCause, LinkEvent
 from workstation.bus import Event, now_s
 from workstation.protocols.model import LESION_TYPES
 from workstation.ui.main_window import MainWindow
@@ -99,8 +99,13 @@ def test_event_sentences_have_no_identifiers() -> None:
     fault = Event(now_s(), "fault", "high", "pen", "pen fault: MOTOR_JAM: x", {"faults": ["MOTOR_JAM"]})
     assert event_sentence(fault) == "The needling pen reports motor jammed."
     gone = Event(now_s(), "connection", "high", "pen", "pen disconnected (device reports readiness to read but "
-                 "returned no data) /dev/pts/3", {})
+                 "returned no data) /dev/pts/3", {"link": LinkEvent.DISCONNECTED, "disconnect": DisconnectReason.READ_FAILED})
     assert event_sentence(gone) == "The needling pen is disconnected: check its cable."
+    # worded from the code, not the message's words
+    silent = Event(now_s(), "connection", "high", "pen", "pen disconnected?", {"link": LinkEvent.TELEMETRY_LOST})
+    assert event_sentence(silent) == "No data from the needling pen for a quarter of a second."
+    back = Event(now_s(), "connection", "medium", "light", "light: the link", {"link": LinkEvent.RECONNECTED})
+    assert event_sentence(back) == "The UV light is connected again; it was made safe."
 
 
 def test_ports_the_user_typed_are_shown_as_typed_and_drivers_in_words() -> None:

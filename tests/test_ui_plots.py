@@ -15,17 +15,17 @@ import pytest
 
 from workstation.bus import SessionBus
 from workstation.plotbuffer import PlotBuffers
-from workstation.synthetic_source import SyntheticRig
+from workstation.synthetic_source import SyntheticSource
 from workstation.ui.plots import PLOTS_BY_DEVICE, LivePlots, plotted_channels
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fed_buffers(seconds: float) -> tuple[PlotBuffers, SyntheticRig]:
+def fed_buffers(seconds: float) -> tuple[PlotBuffers, SyntheticSource]:
     bus = SessionBus()
     buffers = PlotBuffers(plotted_channels(), capacity_s=600, rate_hz=2000)
     bus.subscribe(buffers)
-    rig = SyntheticRig(bus)
+    rig = SyntheticSource(bus)
     rig.prefill(seconds)
     return buffers, rig
 

@@ -119,7 +119,7 @@ def _simulated_reading() -> tuple[str, dict, float, float]:
 
     class _Sink:
         def on_block(self, device, block):
-            reported.extend(block["irradiance_mw_cm2"][block["shutter_open"].astype(bool)].tolist())
+            reported.extend(block["irradiance_mw_cm2"][block[UVB308Light.active_channel].astype(bool)].tolist())
 
         def on_event(self, event):
             return None

@@ -154,7 +154,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     from workstation.bus import SessionBus
     from workstation.plotbuffer import PlotBuffers
-    from workstation.synthetic_source import SyntheticRig
+    from workstation.synthetic_source import SyntheticSource
     from workstation.ui.live_window import LiveWindow, first_show_report
     from workstation.ui.plots import plotted_channels
 
@@ -162,8 +162,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     bus = SessionBus()
     buffers = PlotBuffers(plotted_channels())
     bus.subscribe(buffers)
-    rig = SyntheticRig(bus)
-    window = LiveWindow(buffers, rig, title="Cicatrix — demo (synthetic data)")
+    source = SyntheticSource(bus)
+    window = LiveWindow(buffers, source, title="Cicatrix — demo (synthetic data)")
     if args.exit_after_first_show:
 
         def report_and_quit() -> None:
@@ -175,9 +175,9 @@ def _run_demo(args: argparse.Namespace) -> int:
         window.screenshot_when_ready(args.screenshot)
     window.show()
     window.start()
-    rig.start()
+    source.start()
     try:
         return int(app.exec())
     finally:
         window.plots.stop()
-        rig.stop()
+        source.stop()

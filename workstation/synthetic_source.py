@@ -1,5 +1,6 @@
-"""The synthetic data source of the demo window and the GUI benchmark (no Qt here). Live sessions, emulated or real,
-are wired by `workstation/session/rig.py` (monitor first, heartbeats gated on it); this module never drives a device.
+"""The synthetic data source of the demo window and the GUI benchmark (no Qt here): `SyntheticSource` publishes
+plausible light and pen blocks with no port and no emulator. Live sessions, emulated or real, are wired by
+`workstation/session/rig.py` (`Rig`: monitor first, heartbeats gated on it); this module never drives a device.
 
 Every source publishes blocks on a `SessionBus` and exposes, per device, the few things a status line shows
 (`DeviceLink`: name, connected, counters, error). Connecting waits on serial I/O, so it runs on a background thread:
@@ -44,7 +45,7 @@ class SyntheticCounters:
     samples: int = 0
 
 
-class Rig(ABC):
+class DataSource(ABC):
     """A set of devices publishing on one bus. `start()` returns at once; `stop()` releases everything."""
 
     def __init__(self, bus: SessionBus) -> None:
@@ -55,7 +56,7 @@ class Rig(ABC):
         self._stopping = threading.Event()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="rig-connect", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="source-connect", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -69,7 +70,7 @@ class Rig(ABC):
 
     @abstractmethod
     def _bring_up(self) -> None:
-        """Runs on the rig's thread: open, connect, then (for a feeder) keep publishing until stopped."""
+        """Runs on the source's thread: open, connect, then (for a feeder) keep publishing until stopped."""
 
     def stop(self) -> None:
         self._stopping.set()
@@ -86,7 +87,7 @@ class SyntheticLink:
         self.connected = False
 
 
-class SyntheticRig(Rig):
+class SyntheticSource(DataSource):
     """Plausible light and pen telemetry at 2 kHz in 20-sample blocks every 10 ms, with no port and no emulator.
 
     For work on the display offline and for benchmarks: `prefill(seconds)` writes a history at once, then `start()`

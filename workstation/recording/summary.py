@@ -22,6 +22,7 @@ from workstation.checksum import sha256_of
 from workstation.recording.format import checksum_path
 from workstation.recording.reader import Recording
 from workstation.recording.signature import check as check_signature
+from workstation.session.roles import LIGHT, recorded_active_channel
 
 SCAN_ROWS = 1 << 20
 GAP_FACTOR = 1.5  # a step of the device clock longer than 1.5 sample periods is a gap
@@ -94,14 +95,14 @@ def summarize(rec: Recording) -> Summary:
     devices = [_device(rec, name) for name in rec.devices]
     exposures: list[Exposure] = []
     for name, info in rec.devices.items():
-        if info.driver_kind == "light" and {"shutter_open", "dose_mj_cm2"} <= set(info.dtype.names or ()):
-            exposures += _exposures(rec, name)
+        channel = recorded_active_channel(info) if info.driver_kind == LIGHT else None
+        if channel is not None and "dose_mj_cm2" in (info.dtype.names or ()):
+            exposures += _exposures(rec, name, channel)
     interlocks = [e for e in rec.events if e.kind == "interlock"]
     return Summary(devices, Counter(e.kind for e in rec.events), interlocks, exposures,
                    [review_trip(rec, e) for e in interlocks])
 
 
-ACTIVITY_CHANNELS = ("shutter_open", "running")  # light, pen: the flag the safety monitor also reads
 REVIEW_BEFORE_S, REVIEW_AFTER_S = 0.5, 2.0  # the telemetry read around a stop
 
 
@@ -134,7 +135,7 @@ def review_trip(rec: Recording, event: Event) -> TripReview:
     t_stop = float(event.details.get("stop_written_t_host_s", event.t_host_s))
     info = rec.devices.get(device)
     names = set(info.dtype.names or ()) if info is not None else set()
-    flag = next((c for c in ACTIVITY_CHANNELS if c in names), None)
+    flag = recorded_active_channel(info) if info is not None else None  # as the safety monitor reads it
     t0 = rec.meta.t0_host_s
     rows = rec.telemetry(device, t_stop - t0 - REVIEW_BEFORE_S, t_stop - t0 + REVIEW_AFTER_S) if flag else None
     if rows is not None:
@@ -190,7 +191,7 @@ def _device(rec: Recording, name: str) -> DeviceSummary:
     return s
 
 
-def _exposures(rec: Recording, name: str) -> list[Exposure]:
+def _exposures(rec: Recording, name: str, active_channel: str) -> list[Exposure]:
     t0 = rec.meta.t0_host_s
     area_events = [e for e in rec.events if "area" in e.details]
     area_t = np.array([e.t_host_s for e in area_events])
@@ -209,7 +210,7 @@ def _exposures(rec: Recording, name: str) -> list[Exposure]:
         rows = finite_rows(rec.rows(name, i, i + SCAN_ROWS))[0]
         if not len(rows):
             continue
-        on = rows["shutter_open"].astype(bool)
+        on = rows[active_channel].astype(bool)
         t, d = rows["t_host_s"], rows["dose_mj_cm2"]
         edges = np.flatnonzero(np.diff(on.astype(np.int8))) + 1
         bounds = [0, *edges.tolist(), len(rows)]

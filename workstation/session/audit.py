@@ -86,7 +86,7 @@ class _StandIn:
     def __init__(self, name: str, clock: _Clock, info: DeviceInfo) -> None:
         self.name, self.clock, self.stops = name, clock, []
         self.INFO = _Declared(info.driver_kind)
-        self.active_channel = recorded_active_channel(info.driver_name, info.driver_kind, info.dtype.names)
+        self.active_channel = recorded_active_channel(info)
 
     def stop_now(self, why: str) -> float:
         self.stops.append((self.clock.t, why))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workstation.session import roles
 from workstation.session.session import Session
 from workstation.store.records import Treatment
 
@@ -97,13 +98,14 @@ class Closed:
     note: str
 
 
-def dose_given(rows: np.ndarray) -> float:
-    """The light dose (mJ/cm²) one step run gave, from its telemetry rows (fields t_host_s, shutter_open,
-    dose_mj_cm2): the device's dose restarts at each START and holds its value until the next, so count from the
-    first open-shutter sample of the run and include its closing samples. 0.0 when the shutter never opened."""
+def dose_given(rows: np.ndarray, active_channel: str) -> float:
+    """The light dose (mJ/cm²) one step run gave, from its telemetry rows (fields t_host_s, dose_mj_cm2 and the
+    light's `active_channel`, its open shutter: roles.py): the device's dose restarts at each START and holds its
+    value until the next, so count from the first open-shutter sample of the run and include its closing samples.
+    0.0 when the shutter never opened."""
     if not len(rows):
         return 0.0
-    opened = np.flatnonzero(rows["shutter_open"].astype(bool))
+    opened = np.flatnonzero(rows[active_channel].astype(bool))
     return float(rows["dose_mj_cm2"][opened[0]:].max()) if len(opened) else 0.0
 
 
@@ -116,7 +118,9 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
     with Recording.open(path) as rec:
         steps = [e for e in rec.events if e.kind == "protocol" and e.details.get("event") in
                  ("step_started", "step_ended", "pass_started")]
-        light = finite_rows(rec.rows("light", 0, rec.samples("light")))[0] if "light" in rec.devices else None
+        name = roles.recorded_of_kind(rec.devices, roles.LIGHT)
+        channel = roles.recorded_active_channel(rec.devices[name]) if name is not None else None
+        light = finite_rows(rec.rows(name, 0, rec.samples(name)))[0] if name is not None and channel else None
     totals: dict[tuple[int, str], Treatment] = {}
     runs: list[tuple[dict, float, float]] = []  # (details of step_started, t start, t end)
     open_run: dict | None = None
@@ -143,10 +147,10 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
         prev = totals.get(key)
         if d["modality"] == "light":
             dose = 0.0
-            if light is not None and len(light):
+            if light is not None and channel is not None and len(light):
                 # the dose channel holds the last exposure's value until the next START: count from the first
                 # open-shutter sample of this run, and include the closing samples after it
-                dose = dose_given(light[(light["t_host_s"] >= t0) & (light["t_host_s"] < t1)])
+                dose = dose_given(light[(light["t_host_s"] >= t0) & (light["t_host_s"] < t1)], channel)
             totals[key] = Treatment(key[0], "light", dose_mj_cm2=round(dose + ((prev.dose_mj_cm2 or 0.0)
                                                                                if prev else 0.0), 3))
         else:

@@ -50,6 +50,7 @@ def summarize(session: Any) -> dict:
         "state": session.outcome(),
         "session_state": str(session.state),
         "abort_reason": session.abort_reason,
+        "abort_cause": str(session.abort_cause),
         "steps_planned": len(session.steps),
         "steps_done": sum(o["outcome"] == "done" for o in steps),
         "area_dose_mj_cm2": {k: round(v, 2) for k, v in session.area_dose_mj_cm2.items()},

@@ -19,12 +19,15 @@ from drivers.errors import WrongDevice
 from drivers.types import kind_words
 from workstation.bus import Event, SessionBus, now_s
 from workstation.errors import UserError
+from workstation.session import roles
 from workstation.session.safety import SafetyMonitor
 
 log = logging.getLogger(__name__)
 
 SOFTWARE_VERSION = "0.1.0"
-DEVICE_KINDS = {"light": "light", "pen": "needling"}
+# The rig's devices by name (its port fields, its recording's device groups) and the driver kind each one needs: the
+# one place a name meets a role; everything downstream asks the drivers' kinds (workstation/session/roles.py).
+DEVICE_KINDS = {"light": roles.LIGHT, "pen": roles.NEEDLING}
 
 
 @dataclass
@@ -45,10 +48,9 @@ class Rig:
         from drivers.emulators.light import LightEmulator
         from drivers.emulators.pen import PenEmulator
 
-        emulators = {
-            "light": LightEmulator(seed=seed, lamp=LampParams(warmup_s=light_warmup_s)).start(),
-            "pen": PenEmulator(seed=seed + 1).start(),
-        }
+        make = {roles.LIGHT: lambda: LightEmulator(seed=seed, lamp=LampParams(warmup_s=light_warmup_s)),
+                roles.NEEDLING: lambda: PenEmulator(seed=seed + 1)}
+        emulators = {name: make[kind]().start() for name, kind in DEVICE_KINDS.items()}
         ports = {name: emu.port for name, emu in emulators.items()}
         rig = cls._build(ports, bus or SessionBus(), "simulation")
         rig.emulators = emulators
@@ -112,6 +114,11 @@ class Rig:
             raise UserError(f"{text[:1].upper()}{text[1:]}{swapped}: put each device's port in its own field, "
                             "then connect again.")
         return identities
+
+    def device_of_kind(self, kind: str) -> SerialDevice | None:
+        """The rig's device whose driver is of `kind` (roles.LIGHT, roles.NEEDLING), or None."""
+        name = roles.named_of_kind(self.devices, kind)
+        return self.devices[name] if name is not None else None
 
     # --- recording --------------------------------------------------------------------------------------------
     def start_recording(self, directory: str | Path, *, patient_pseudonym: str, operator_id: str,

@@ -52,18 +52,25 @@ def active_channels(devices: Mapping[str, Any]) -> dict[str, str | None]:
     return {name: active_channel(dev) for name, dev in devices.items()}
 
 
-def recorded_active_channel(driver_name: str, driver_kind: str, fields: tuple[str, ...] | None) -> str | None:
-    """The active channel of a recorded device, from the driver declaration in the file: the installed driver of that
-    name, else of that kind, declares it; None if no such driver is installed or the recorded block lacks the channel.
-    """
+def recorded_of_kind(devices: Mapping[str, Any], kind: str) -> str | None:
+    """The name of the first recorded device (`Recording.devices`: name -> DeviceInfo) whose recorded driver kind is
+    `kind`, or None."""
+    return next((name for name, info in devices.items() if info.driver_kind == kind), None)
+
+
+def recorded_active_channel(info: Any) -> str | None:
+    """The active channel of a recorded device (a `DeviceInfo`: `driver_name`, `driver_kind`, `dtype`), from the
+    driver declaration in the file: the installed driver of that name, else of that kind, declares it; None if no such
+    driver is installed or the recorded telemetry lacks the channel."""
     from drivers.discovery import driver_for
 
-    for name in (driver_name or None, None):
+    fields = info.dtype.names or ()
+    for name in (info.driver_name or None, None):
         try:
-            channel = str(driver_for(driver_kind, name).active_channel)
+            channel = driver_for(info.driver_kind, name).active_channel
         except LookupError:
             continue
-        if fields is None or channel in fields:
+        if channel in fields:
             return channel
     return None
 

@@ -2,8 +2,10 @@
 
 Patient, screening, areas and course go into a training store; the dose engine plans the visit; the session runs
 the plan on the emulated devices through the real drivers while the scenario's timed events inject faults; the
-recording and the store are closed; a summary is printed. Exit codes: 0 completed, 3 aborted by an interlock (the
-recorder failing, e.g. a full disk, counts as one), 4 stopped by the operator, 5 ended by a device error, 2 bad input (the scenario, the plan refused, a folder that cannot be written).
+recording and the store are closed; a summary is printed. The exit code follows from why the session ended
+(`AbortCause`, drivers/codes.py, set by the session and the visit), through one table, `EXIT_CODES`: 0 completed,
+3 aborted by an interlock (the recorder failing, e.g. a full disk, counts as one), 4 stopped by the operator, 5 ended
+by a device error, 2 bad input (the scenario, the plan refused, a folder that cannot be written).
 """
 
 from __future__ import annotations
@@ -16,12 +18,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from drivers.codes import AbortCause
 from workstation.bus import BaseSink, CommandRecord, Event, now_s
 from workstation.errors import UserError
 from workstation.session.scenario import DEVICE_ACTIONS, Scenario, TimedEvent
 from workstation.session.session import SessionError, State
 
-EXIT_COMPLETED, EXIT_BAD_INPUT, EXIT_INTERLOCK, EXIT_OPERATOR, EXIT_DEVICE = 0, 2, 3, 4, 5
+EXIT_CODES = {
+    AbortCause.NONE: 0,
+    AbortCause.BAD_INPUT: 2,
+    AbortCause.INTERLOCK: 3,
+    AbortCause.RECORDING: 3,  # the recorder is an interlock too: the devices were stopped because of it
+    AbortCause.OPERATOR: 4,
+    AbortCause.DEVICE: 5,
+}
+EXIT_COMPLETED, EXIT_BAD_INPUT, EXIT_INTERLOCK, EXIT_OPERATOR, EXIT_DEVICE = (
+    EXIT_CODES[c] for c in (AbortCause.NONE, AbortCause.BAD_INPUT, AbortCause.INTERLOCK, AbortCause.OPERATOR,
+                            AbortCause.DEVICE))
 
 
 @dataclass
@@ -156,18 +169,18 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
             events.join(timeout=2)
         if final == State.PAUSED:  # headless: nobody is there to resume
             why = next((r.note for r in reversed(session.results) if r.note), "the session was paused")
-            session.abort("runner", why)
+            # what paused it ended it: a trip, a device failing its step, or the scenario's own pause
+            session.abort("runner", why, session.pause_cause if session.pause_cause != AbortCause.NONE
+                          else AbortCause.DEVICE)
         saved = visit.end()
         final, summary, recording, sha = session.state, saved.summary, saved.recording, saved.sha256
         recording_failure = saved.recording_failure
     finally:
         visit.close()
-    code = EXIT_COMPLETED
-    if final == State.ABORTED:
-        operator = summary["abort_reason"].startswith(("operator stop", "stopped by the operator"))
-        code = EXIT_INTERLOCK if summary["trips"] else EXIT_OPERATOR if operator else EXIT_DEVICE
+    cause = AbortCause(summary["abort_cause"]) if final == State.ABORTED else AbortCause.NONE
     if recording_failure is not None:  # the recorder is an interlock too: the session stopped because of it
-        code = EXIT_INTERLOCK
+        cause = AbortCause.RECORDING
+    code = EXIT_CODES[cause]
     _print_summary(out, scenario, summary, recording, sha, code, recording_failure)
     return RunResult(code, str(final), summary, recording, sha)
 

@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drivers.base import DeviceError
+from drivers.codes import AbortCause
 from workstation.bus import SessionBus
 from workstation.errors import UserError
+from workstation.session import roles
 from workstation.session.journal import Closed, close_crashed_sessions, journal_steps, process_token
 from workstation.session.rig import Rig
 from workstation.session.session import Session, SessionError, State, Step, StepResult
@@ -201,7 +204,7 @@ class Visit:
             visit.course, plan = prepare_training_plan(scenario, store, library, visit.light_model())
             from workstation.store.calibration import apply_to_plan  # dosimetry QA: a warning in training
 
-            visit.plan = apply_to_plan(store, rig.devices.get("light"), plan, dt.date.today())
+            visit.plan = apply_to_plan(store, rig.device_of_kind(roles.LIGHT), plan, dt.date.today())
         except BaseException:
             if rig is not None:
                 rig.close()
@@ -237,7 +240,7 @@ class Visit:
         return visit
 
     def light_model(self) -> str | None:
-        light = self.rig.devices.get("light")
+        light = self.rig.device_of_kind(roles.LIGHT)
         return light.identity.model if light is not None and light.identity else None
 
     def plan_course(self, course_id: int, pseudonym: str) -> Any:
@@ -248,7 +251,7 @@ class Visit:
         self.course = self.store.course(course_id)
         plan = plan_next_session(self.store, self.library, course_id, dt.date.today(),
                                  device_model=self.light_model(), cleared_area_ids=cleared_areas(self.store, course_id))
-        self.plan = apply_to_plan(self.store, self.rig.devices.get("light"), plan, dt.date.today())  # dosimetry QA
+        self.plan = apply_to_plan(self.store, self.rig.device_of_kind(roles.LIGHT), plan, dt.date.today())  # QA
         self.pseudonym = pseudonym
         try:  # kept for the visit so notes and reasons typed on the GUI thread can be checked without the store
             self._identity = self.store.identity(self.course.patient_id)
@@ -320,7 +323,8 @@ class Visit:
             session.load_plan(steps, self.operator)
             session.arm(self.operator)
         except BaseException as exc:  # nothing was given: close the journal row and the recording, allow a retry
-            session.abort(self.operator, f"the treatment could not start: {exc}")
+            cause = AbortCause.DEVICE if isinstance(exc, DeviceError) else AbortCause.BAD_INPUT
+            session.abort(self.operator, f"the treatment could not start: {exc}", cause)
             session.close()
             self.store.close_session(self.session_id, "aborted", session.abort_reason)
             recording, sha, _failure = close_recording(self.rig)
@@ -411,7 +415,7 @@ class Visit:
             return self.saved
         if session.state in (State.ARMED, State.PAUSED):
             session.finish(self.operator)
-        session.abort(self.operator, "ended by the operator")  # no-op once completed or aborted
+        session.abort(self.operator, "ended by the operator", AbortCause.OPERATOR)  # no-op once it has ended
         summary = session.summary()
         assert self.session_id is not None
         self._journal()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from drivers.codes import LinkEvent
 from workstation.ui.wording import SEVERITY_LABELS, event_sentence, is_operator_stop
 
 PRIORITY = {"high": 0, "medium": 1, "low": 2}
@@ -29,7 +30,8 @@ def is_alarm(event: Any) -> bool:
 
 
 def is_reconnection(event: Any) -> bool:
-    return event.kind == "connection" and "reconnected" in str(event.message)
+    """A device's link came back (its `connection` event's code, drivers/codes.py)."""
+    return event.kind == "connection" and event.details.get("link") == LinkEvent.RECONNECTED
 
 
 def same_cause(head: Any, last_signal_s: float, event: Any, t_s: float) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -20,6 +20,7 @@ from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
 from workstation.bus import BaseSink, Event
 from workstation.errors import UserError
+from workstation.session import roles
 from workstation.session.session import SessionError
 
 log = logging.getLogger(__name__)
@@ -56,17 +57,22 @@ class BusBridge(QObject, BaseSink):
 
 
 class ActivityWatch(BaseSink):
-    """A bus sink remembering whether each device's latest block shows it active (shutter open, motor running)."""
-
-    FLAGS = {"light": "shutter_open", "pen": "running"}
+    """A bus sink remembering whether each device's latest block shows it active, read on the channel its driver
+    declares (`watch(devices)`: workstation/session/roles.py)."""
 
     def __init__(self) -> None:
         self.active: dict[str, bool] = {}
+        self.channels: dict[str, str | None] = {}  # device name -> its active channel
+
+    def watch(self, devices: Mapping[str, Any]) -> None:
+        """Follow these devices (a new rig): their active channels from their drivers; what was seen is forgotten."""
+        self.channels = roles.active_channels(devices)
+        self.active.clear()
 
     def on_block(self, device: str, block: np.ndarray) -> None:
-        flag = self.FLAGS.get(device)
-        if len(block) and flag and flag in (block.dtype.names or ()):
-            self.active[device] = bool(block[flag][-1])
+        active = roles.active_flags(block, self.channels.get(device)) if len(block) else None
+        if active is not None:
+            self.active[device] = bool(active[-1])
 
 
 class Tasks(QObject):

@@ -13,7 +13,7 @@ from PyQt6.QtGui import QCloseEvent, QGuiApplication
 from PyQt6.QtWidgets import QLabel, QMainWindow, QWidget
 
 from workstation.plotbuffer import PlotBuffers
-from workstation.synthetic_source import DeviceLink, RateMeter, Rig
+from workstation.synthetic_source import DataSource, DeviceLink, RateMeter
 from workstation.ui.geometry import fit_to_screen
 from workstation.ui.plots import LivePlots
 
@@ -62,13 +62,13 @@ class DeviceStatus(QLabel):
 
 
 class LiveWindow(QMainWindow):
-    """Live plots of both devices over the buffers a rig feeds; shows at once, whatever the devices are doing."""
+    """Live plots of both devices over the buffers a data source feeds; shows at once, whatever the devices are doing."""
 
-    def __init__(self, buffers: PlotBuffers, rig: Rig, *, title: str = "Cicatrix — live") -> None:
+    def __init__(self, buffers: PlotBuffers, source: DataSource, *, title: str = "Cicatrix — live") -> None:
         super().__init__()
         self.setWindowTitle(title)
         self.buffers = buffers
-        self.rig = rig
+        self.source = source
         self.plots = LivePlots(buffers)
         self.status_lines: dict[str, DeviceStatus] = {}
         for dev, box in self.plots.device_boxes.items():
@@ -90,7 +90,7 @@ class LiveWindow(QMainWindow):
 
     def refresh_status(self) -> None:
         for dev, line in self.status_lines.items():
-            line.update_from(self.rig.links.get(dev), self.rig.errors.get(dev))
+            line.update_from(self.source.links.get(dev), self.source.errors.get(dev))
 
     def call_on_first_paint(self, callback: Callable[[], None]) -> None:
         self._on_first_paint.append(callback)

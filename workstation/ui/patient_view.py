@@ -29,6 +29,7 @@ from PyQt6.QtWidgets import (
 from workstation.dose.light import med_on_file, newest_med
 from workstation.errors import UserError
 from workstation.protocols.model import LESION_TYPES, SKIN_TYPES
+from workstation.session import roles
 from workstation.session.visit import awaiting_healing, record_previous_responses
 from workstation.store.records import Identity
 from workstation.ui.body_map import BodyMap, MapArea
@@ -344,7 +345,7 @@ class PatientView(QWidget):
     def save_med(self) -> None:
         if not self._need_patient():
             return
-        light = self.controller.rig.devices.get("light") if self.controller.rig else None
+        light = self.controller.rig.device_of_kind(roles.LIGHT) if self.controller.rig else None
         try:  # refused, never clamped: a wrong MED would set every later dose
             med, model = med_from_text(self.med.text(), light)
         except UserError as exc:
@@ -383,7 +384,7 @@ class PatientView(QWidget):
         self.areas.clearSelection()
 
     def _light_model(self) -> str | None:
-        light = self.controller.rig.devices.get("light") if self.controller.rig else None
+        light = self.controller.rig.device_of_kind(roles.LIGHT) if self.controller.rig else None
         return light.identity.model if light is not None and light.identity else None
 
     def add_area(self) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from workstation.session import roles
 from workstation.ui.alarm_groups import condition_lines
 from workstation.ui.wording import (
     device_name,
@@ -217,6 +218,9 @@ def _steps(rec: Any, t0: float) -> list[StepSpan]:
     from workstation.recording.summary import finite_rows
     from workstation.session.journal import dose_given
 
+    light = roles.recorded_of_kind(rec.devices, roles.LIGHT)  # the recorded devices by their drivers' kinds
+    light_channel = roles.recorded_active_channel(rec.devices[light]) if light is not None else None
+
     spans: list[StepSpan] = []
     started_passes: dict[int, int] = {}
     for e in rec.events:
@@ -239,8 +243,9 @@ def _steps(rec: Any, t0: float) -> list[StepSpan]:
         if s.outcome == StepSpan.outcome:
             s.outcome, s.passes_done = UNENDED, started_passes.get(i, 0)
             s.t_end_s = s.t_end_s if last else spans[i + 1].t_start_s
-            if s.modality == "light" and "light" in rec.devices:
-                got = dose_given(rec.telemetry("light", s.t_start_s, s.t_end_s + (MARGIN_S if last else 0.0)))
+            if s.modality == roles.LIGHT and light is not None and light_channel is not None:
+                got = dose_given(rec.telemetry(light, s.t_start_s, s.t_end_s + (MARGIN_S if last else 0.0)),
+                                 light_channel)
                 s.delivered_dose_mj_cm2 = round(got, 2)
     given: dict[int, float] = {}  # per step: the dose of its earlier exposures (the device restarts at 0)
     for s in spans:
@@ -249,16 +254,16 @@ def _steps(rec: Any, t0: float) -> list[StepSpan]:
             if math.isfinite(s.delivered_dose_mj_cm2):
                 given[s.index] = s.before_mj_cm2 + s.delivered_dose_mj_cm2
     for s in spans:
-        device = "light" if s.modality == "light" else "pen"
-        if device not in rec.devices:
+        device = light if s.modality == roles.LIGHT else roles.recorded_of_kind(rec.devices, roles.NEEDLING)
+        if device is None:
             continue
         rows = rec.telemetry(device, max(0.0, s.t_start_s - MARGIN_S), s.t_end_s + MARGIN_S)
         s.nonfinite_samples = finite_rows(rows)[1]
         s.t_s = rows["t_host_s"] - t0
-        for channel, _label, _unit in (LIGHT_SERIES if device == "light" else PEN_SERIES):
+        for channel, _label, _unit in (LIGHT_SERIES if s.modality == roles.LIGHT else PEN_SERIES):
             if channel in rows.dtype.names:
                 s.series[channel] = rows[channel].astype(np.float64)
-        if device == "light":  # dose so far in the step against the step's planned total
+        if s.modality == roles.LIGHT:  # dose so far in the step against the step's planned total
             planned = float(s.planned.get("target_dose_mj_cm2") or math.nan)
             within = s.t_s >= s.t_start_s
             if "dose_mj_cm2" in s.series:

@@ -84,6 +84,7 @@ class SessionController:
             self._release()
             visit = make()
             self.visit, self.crashed = visit, visit.crashed
+            self.activity.watch(visit.rig.devices)
             return result(visit)
 
         self.tasks.run(work, done, failed)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from drivers.codes import InterlockCause
+from drivers.codes import InterlockCause, LinkEvent
 
 LESION_NAMES = {
     "hypopigmented_scar": "Hypopigmented scar",
@@ -226,6 +226,17 @@ def is_operator_stop(event: Any) -> bool:
     return any(s.lower() in source.lower() for s in OPERATOR_STOP_SOURCES)
 
 
+# What a `connection` event's code (details["link"], drivers/codes.py) means, in words; an event without a code (a
+# driver that gives none) is worded from its message like any other.
+LINK_WORDS = {
+    LinkEvent.DISCONNECTED: "The {device} is disconnected: check its cable.",
+    LinkEvent.TELEMETRY_LOST: "No data from the {device} for a quarter of a second.",
+    LinkEvent.RECONNECTED: "The {device} is connected again; it was made safe.",
+    LinkEvent.TELEMETRY_RESUMED: "Data from the {device} resumed.",
+    LinkEvent.CONNECTED: "The {device} is connected.",
+}
+
+
 def event_sentence(event: Any) -> str:
     """One sentence for a bus event, in words (no identifier, no path, no library text)."""
     d = event.details
@@ -246,17 +257,8 @@ def event_sentence(event: Any) -> str:
         if d_from and d_to:
             return f"Session {STATE_WORDS.get(d_from, d_from)} → {STATE_WORDS.get(d_to, d_to)}."
     if event.kind == "connection":
-        src = device_name(event.source)
-        msg = event.message
-        if "disconnected" in msg:
-            return f"The {src} is disconnected: check its cable."
-        if "no telemetry" in msg:
-            return f"No data from the {src} for a quarter of a second."
-        if "reconnected" in msg:
-            return f"The {src} is connected again; it was made safe."
-        if "resumed" in msg:
-            return f"Data from the {src} resumed."
-        if "connected" in msg:
-            return f"The {src} is connected."
+        link = d.get("link") or (LinkEvent.DISCONNECTED if d.get("disconnect") else None)
+        if link in LINK_WORDS:
+            return LINK_WORDS[link].format(device=device_name(event.source))
     text = scrub(event.message)
     return text[:1].upper() + text[1:]
