@@ -209,3 +209,18 @@ def check_ports_distinct(ports: dict[str, str]) -> None:
             raise UserError(f"The {seen[key]} port and the {name} port are both {port}: each device needs its own "
                             "port. Give the light's port in the light field and the pen's in the pen field.")
         seen[key] = name
+
+
+def close_recording(rig: Rig) -> tuple[Path | None, str | None, str | None]:
+    """Close the session's recording: (path, sha256, failure). `failure` says why the recorder stopped early or
+    could not close the file (a full disk); sha256 is None when no checksum could be written."""
+    from workstation.recording import RecordingError
+
+    rec = rig.recorder
+    if rec is None:
+        return None, None, None
+    try:
+        path, sha = rig.stop_recording()
+    except RecordingError as exc:
+        return rec.path, None, str(exc)
+    return path, sha, None if rec.error is None else str(rec.error)

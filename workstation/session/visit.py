@@ -21,7 +21,7 @@ from workstation.bus import SessionBus
 from workstation.errors import UserError
 from workstation.session import roles
 from workstation.session.journal import Closed, close_crashed_sessions, journal_steps, process_token
-from workstation.session.rig import Rig
+from workstation.session.rig import Rig, close_recording
 from workstation.session.session import Session, SessionError, State, Step, StepResult
 
 log = logging.getLogger(__name__)
@@ -44,21 +44,6 @@ class Saved:
     sha256: str | None  # None when no checksum could be written (a full disk)
     session_id: int
     recording_failure: str | None = None  # why the recorder stopped early or could not close the file
-
-
-def close_recording(rig: Rig) -> tuple[Path | None, str | None, str | None]:
-    """Close the session's recording: (path, sha256, failure). `failure` says why the recorder stopped early or
-    could not close the file (a full disk); sha256 is None when no checksum could be written."""
-    from workstation.recording import RecordingError
-
-    rec = rig.recorder
-    if rec is None:
-        return None, None, None
-    try:
-        path, sha = rig.stop_recording()
-    except RecordingError as exc:
-        return rec.path, None, str(exc)
-    return path, sha, None if rec.error is None else str(rec.error)
 
 
 def _load_library(protocol_dirs: tuple[Path, ...] = ()):
