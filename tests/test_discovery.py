@@ -51,6 +51,8 @@ def test_drivers_command_json_lists_channels_with_units(capsys):
     assert units["irradiance_mw_cm2"] == "mW/cm²" and units["dose_mj_cm2"] == "mJ/cm²"
     pen_bounds = {b["name"]: b for b in doc["pen-mn"]["bounds"]}
     assert pen_bounds["depth_mm"]["max"] == 2.5
+    assert (doc["light-uvb308"]["interface"], doc["light-uvb308"]["active_channel"]) == ("LightSource", "shutter_open")
+    assert (doc["pen-mn"]["interface"], doc["pen-mn"]["active_channel"]) == ("NeedlingPen", "running")
 
 
 @pytest.mark.parametrize(
