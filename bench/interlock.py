@@ -164,7 +164,7 @@ class Bench:
 
     def _light_long(self) -> None:
         self.rig.monitor.set_limits(StepLimits(**LIGHT_STEP, target_dose_mj_cm2=LONG_TARGET_MJ_CM2))
-        self.light.set("target_dose_mj_cm2", LONG_TARGET_MJ_CM2)
+        self.light.set_target_dose(LONG_TARGET_MJ_CM2)
 
     def _light_sensor_low(self, *, timer_ok: bool) -> None:
         """The sensor reads half: the device's dose would reach the target at twice the time; the backup time
@@ -182,11 +182,11 @@ class Bench:
     def _light_host_target(self) -> None:
         # The host stops at 2 + 1 (tolerance) mJ/cm²; the device would close only at 6: the host interlock must act.
         self.rig.monitor.set_limits(StepLimits(**LIGHT_STEP, target_dose_mj_cm2=2.0))
-        self.light.set("target_dose_mj_cm2", 6.0)
+        self.light.set_target_dose(6.0)
 
     def _light_no_uv(self) -> None:
         self.rig.monitor.set_limits(StepLimits(area_id="BENCH-PIH", light_allowed=False))
-        self.light.set("target_dose_mj_cm2", 5.0)
+        self.light.set_target_dose(5.0)
 
     def _estop_from_thread(self) -> str | None:
         th = threading.Thread(target=self.rig.monitor.estop, args=("bench",), name="bench-estop")
@@ -196,8 +196,8 @@ class Bench:
 
     def _pen_within_limit(self) -> None:
         self.rig.monitor.set_limits(StepLimits(**PEN_STEP, depth_limit_mm=0.5))
-        self.pen.set("depth_mm", 0.5)
-        self.pen.set("stroke_rate_hz", 100.0)
+        self.pen.set_depth(0.5)
+        self.pen.set_stroke_rate(100.0)
         # The depth stop follows its set point (τ 30 ms) even at rest: after a depth-limit trip at 1 mm it is still
         # over the limit for ~50 ms, and the monitor rightly trips on the measured depth. Start once it is back.
         deadline = time.monotonic() + 1.0
@@ -205,7 +205,7 @@ class Bench:
             time.sleep(0.002)
 
     def _pen_too_deep(self) -> str | None:
-        self.pen.set("depth_mm", 1.0)  # while needling: over the step's 0.5 mm limit
+        self.pen.set_depth(1.0)  # while needling: over the step's 0.5 mm limit
         return None
 
     # --- one trip -----------------------------------------------------------------------------------------------

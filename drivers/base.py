@@ -1,76 +1,73 @@
-"""The base of every serial device driver: port, reader thread, heartbeats, commands, bounds, reconnection.
+"""The base of every serial device driver: declarations, bounds, commands, and the safety every device needs.
 
-A subclass declares what it is (`INFO`, `BLOCK_DTYPE`, `PARAMS`) and how telemetry decodes (`_decode_telemetry`);
-everything that touches safety lives here once: the bounds check before any byte is sent, light-off on every
-(re)connect, heartbeats gated by the host's liveness, disconnection noticed within the reader's timeout.
+A subclass declares what it is (`INFO`, `BLOCK_DTYPE`, the wire layout `WIRE_HEADER`/`WIRE_SAMPLE`, `PARAMS`,
+`FAULTS`, `active_channel`) and subclasses the interface of its kind (drivers/interfaces.py: `LightSource`,
+`NeedlingPen`) with typed setters. Telemetry decodes from the channel declarations (one decoder, `decode_telemetry`).
+Everything that touches safety lives here once: the bounds check before any byte is sent, light-off on every
+(re)connect, heartbeats gated by the host's liveness, disconnection noticed within the reader's timeout. The port,
+the threads and command/ACK matching are the device's `SerialLink` (drivers/link.py), with an injectable transport.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
+import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import ClassVar
+from dataclasses import asdict
+from typing import Any, ClassVar
 
 import numpy as np
-import serial
 
 from drivers import protocol as p
+from drivers.codes import LinkEvent
 from drivers.errors import CommandRefused, CommandTimeout, DeviceError, NotConnected, WrongDevice
-from drivers.events import CommandRecord, Event, FanOut, Publisher, now_s
-from drivers.frames import TELEMETRY_LOST_S, FrameIntake
+from drivers.events import Event, FanOut, Publisher, now_s
+from drivers.frames import FrameIntake
+from drivers.interfaces import Device
+from drivers.link import (
+    DEFAULT_BAUD,
+    READ_TIMEOUT_S,
+    TELEMETRY_LOST_S,
+    Counters,
+    SerialLink,
+    Transport,
+    TransportFactory,
+    open_serial,
+)
 from drivers.plausibility import DeviceClock, Plausibility
 from drivers.types import BoundsError, DriverInfo, Identity
 
-__all__ = ["TELEMETRY_LOST_S", "CommandRefused", "CommandTimeout", "DeviceError", "NotConnected", "SerialDevice",
-           "WrongDevice"]
+__all__ = ["DEFAULT_BAUD", "READ_TIMEOUT_S", "TELEMETRY_LOST_S", "CommandRefused", "CommandTimeout", "Counters",
+           "DeviceError", "NotConnected", "SerialDevice", "Transport", "WrongDevice"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BAUD = 921600
-READ_TIMEOUT_S = 0.02  # a blocking read wakes at least this often: bounds disconnect/stall detection latency
 
-
-@dataclass
-class Counters:
-    frames: int = 0  # valid frames decoded
-    bad_frames: int = 0  # CRC / COBS / length errors, and CRC-valid frames rejected (`rejected_frames`)
-    rejected_frames: int = 0  # CRC-valid frames that made no sense (payload, device clock, sequence, identity)
-    implausible_samples: int = 0  # samples dropped for a value outside its channel's declaration
-    resyncs: int = 0
-    seq_gaps: int = 0  # times the device's sequence skipped
-    lost_frames: int = 0  # frames missing, summed over the gaps
-    seq_repeats: int = 0  # frames whose sequence number repeated or went back (telemetry among them is dropped)
-    samples: int = 0
-    bytes_in: int = 0
-    disconnects: int = 0
-    reconnects: int = 0
-    heartbeats_sent: int = 0
-
-
-@dataclass
-class _Pending:
-    seq: int
-    command: str
-    args: dict
-    t_sent_s: float
-    done: threading.Event
-    reply: p.Frame | None = None
-    publish: bool = True
-    failure: str = ""  # the answer came but could not be read (in words)
-
-
-class SerialDevice(FrameIntake):
-    """One device on one serial port. Thread-safe: commands may come from any thread."""
+class SerialDevice(FrameIntake, Device):
+    """One device on one serial port (a `SerialLink`). Thread-safe: commands may come from any thread."""
 
     INFO: ClassVar[DriverInfo]
     BLOCK_DTYPE: ClassVar[np.dtype]
+    WIRE_HEADER: ClassVar[np.dtype]  # the TELEMETRY header layout (drivers.protocol)
+    WIRE_SAMPLE: ClassVar[np.dtype]  # the layout of one sample in a TELEMETRY frame
     PARAMS: ClassVar[dict[str, int]]  # parameter name (as in INFO.bounds) -> wire id
     FAULTS: ClassVar[type]  # the IntFlag-like enum of fault bits
     DEFAULT_NAME: ClassVar[str]
-    ACTIVE_FIELD: ClassVar[str]  # the block field that is 1 while the device emits / needles
+    active_channel: ClassVar[str]  # the block field that is 1 while the device emits / needles
+    ACTIVE_FIELD: ClassVar[str]  # the former name of `active_channel`, kept as an alias
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = cls.__dict__
+        if "active_channel" in declared or "ACTIVE_FIELD" not in declared:
+            if hasattr(cls, "active_channel"):
+                cls.ACTIVE_FIELD = cls.active_channel
+        else:  # a driver written against the old name
+            cls.active_channel = cls.ACTIVE_FIELD
+        if all(hasattr(cls, a) for a in ("INFO", "BLOCK_DTYPE", "WIRE_HEADER", "WIRE_SAMPLE")):
+            # built once per class: a declaration that does not match the block is an error when the driver loads
+            cls._telemetry_decoder = staticmethod(
+                p.telemetry_decoder(cls.WIRE_HEADER, cls.WIRE_SAMPLE, cls.BLOCK_DTYPE, cls.INFO.channels))
 
     def __init__(
         self,
@@ -83,81 +80,93 @@ class SerialDevice(FrameIntake):
         command_timeout_s: float = 1.0,
         liveness: Callable[[], bool] | None = None,
         auto_reconnect: bool = True,
+        transport: TransportFactory = open_serial,
     ) -> None:
-        self.port = port
         self.name = name or self.DEFAULT_NAME
         self.bus = bus or FanOut()  # the publisher given (the application's SessionBus), else one of its own
-        self.baudrate = baudrate
-        self.heartbeat_period_s = heartbeat_period_s
-        self.command_timeout_s = command_timeout_s
         self.liveness = liveness or (lambda: True)
-        self.auto_reconnect = auto_reconnect
         self.counters = Counters()
+        self.link = SerialLink(self, port, baudrate=baudrate, heartbeat_period_s=heartbeat_period_s,
+                               command_timeout_s=command_timeout_s, auto_reconnect=auto_reconnect,
+                               transport=transport)
         self.identity: Identity | None = None
         self.last_block: np.ndarray | None = None
         self.last_frame_s = 0.0
         self.telemetry_lost = False
-        self._serial: serial.Serial | None = None
-        self._write_lock = threading.Lock()
-        self._pending: dict[int, _Pending] = {}
-        self._pending_lock = threading.Lock()
-        self._seq = 0
         self._expected_seq: int | None = None
         self._seq_candidate: tuple[int, int] | None = None  # (last backward seq, consecutive run) of a restart
         self.unreadable_identity = ""  # why the last IDENTITY could not be read, in words
-        self._decoder = p.FrameDecoder()
-        self._running = threading.Event()
-        self._connected = threading.Event()
-        self._threads: list[threading.Thread] = []
         self._device_clock = DeviceClock()
-        self._plausibility = Plausibility(self.INFO.channels, self.ACTIVE_FIELD)
+        self._plausibility = Plausibility(self.INFO.channels, self.active_channel)
         self._ready = False  # made safe and identified since the port was (re)opened: telemetry and heartbeats flow
         self._refusal = ""  # why the device on the port is not one this driver drives (then it stays closed)
         self.refused_identity: Identity | None = None  # what that device answered
-        self._dead = ""  # why a driver thread ended (then the driver stays disconnected until close and connect)
         self._last_notice_s: dict[str, float] = {}
         self.last_rejection = ""  # why the last CRC-valid frame was rejected
+
+    # --- the link's settings and state, as before the link was its own class ------------------------------------
+    port = property(lambda self: self.link.port, doc="The port name (e.g. /dev/ttyUSB0).")
+    baudrate = property(lambda self: self.link.baudrate)
+
+    @property
+    def auto_reconnect(self) -> bool:
+        return self.link.auto_reconnect
+
+    @auto_reconnect.setter
+    def auto_reconnect(self, on: bool) -> None:
+        self.link.auto_reconnect = on
+
+    @property
+    def command_timeout_s(self) -> float:
+        return self.link.command_timeout_s
+
+    @command_timeout_s.setter
+    def command_timeout_s(self, value: float) -> None:
+        self.link.command_timeout_s = value
+
+    @property
+    def heartbeat_period_s(self) -> float:
+        return self.link.heartbeat_period_s
+
+    @property
+    def _serial(self) -> Transport | None:
+        """The open transport (tests replace its `write` to make a write fail)."""
+        return self.link.transport
+
+    @property
+    def _threads(self) -> list:
+        """[reader, heartbeat] threads of the link."""
+        return self.link.threads
 
     # --- life cycle --------------------------------------------------------------------------------------------
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return self.link.connected
 
     def connect(self) -> Identity:
         """Open the port, make sure the device is not emitting, identify it, start reading and heartbeats."""
-        if self._running.is_set():
-            raise DeviceError(f"{self.name} is already connected")
-        self._refusal = self._dead = ""
+        self._refusal = ""
         self.refused_identity = None
-        self._open_port()
-        self._running.set()
-        self._threads = [threading.Thread(target=self._reader_loop, name=f"{self.name}-reader", daemon=True)]
-        self._threads[0].start()
+        self.link.start(f"{self.INFO.kind} device")
         try:
             self._make_safe()  # STOP and ARM 0 are the first frames on the wire; heartbeats come after them
-            heartbeat = threading.Thread(target=self._heartbeat_loop, name=f"{self.name}-heartbeat", daemon=True)
-            self._threads.append(heartbeat)
-            heartbeat.start()
+            self.link.start_heartbeats()
             ident = self.identify()
         except DeviceError:
             self.close()
             raise
-        self._event("connection", "info", f"{self.name} connected: {ident.model} s/n {ident.serial_number}")
+        self._event("connection", "info", f"{self.name} connected: {ident.model} s/n {ident.serial_number}",
+                    link=LinkEvent.CONNECTED.value)
         return ident
 
     def close(self) -> None:
         """Stop the device if possible, then stop the threads and release the port."""
-        if self._running.is_set() and self.connected:
+        if self.link.running and self.connected:
             try:
                 self.stop_now("closing")
             except DeviceError:
                 pass
-        self._running.clear()
-        for t in self._threads:
-            if t is not threading.current_thread():
-                t.join(timeout=2)
-        self._threads = []
-        self._close_port()
+        self.link.stop()
 
     def __enter__(self) -> SerialDevice:
         self.connect()
@@ -166,17 +175,8 @@ class SerialDevice(FrameIntake):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _open_port(self) -> None:
-        try:
-            ser = serial.Serial(self.port, self.baudrate, timeout=READ_TIMEOUT_S, write_timeout=0.5)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise NotConnected(
-                f"cannot open the {self.INFO.kind} device on {self.port}: {exc}. "
-                "Check the cable and the port name (`python main.py drivers` lists the drivers)."
-            ) from exc
-        ser.reset_input_buffer()
-        self._serial = ser
-        self._decoder = p.FrameDecoder()
+    # --- what the link asks of its device (drivers.link.LinkClient) ----------------------------------------------
+    def link_opened(self) -> None:
         self._expected_seq = None
         self._seq_candidate = None
         self._ready = False
@@ -184,16 +184,25 @@ class SerialDevice(FrameIntake):
         self._plausibility.reset()
         self.last_frame_s = now_s()
         self.telemetry_lost = False
-        self._connected.set()
 
-    def _close_port(self) -> None:
-        self._connected.clear()
-        ser, self._serial = self._serial, None
-        if ser is not None:
-            try:
-                ser.close()
-            except (serial.SerialException, OSError):
-                pass
+    def frame_arrived(self, frame: p.Frame, t_arrival: float) -> None:
+        self._handle_contained(frame, t_arrival)
+
+    def link_reopened(self) -> None:
+        self._make_safe()
+        self._send(p.Msg.IDENTIFY, b"", "identify", {}, wait=False)  # the reader checks it; then `_ready`
+
+    def link_checked(self, t: float) -> None:
+        if self.connected and not self.telemetry_lost and t - self.last_frame_s > TELEMETRY_LOST_S:
+            self.telemetry_lost = True
+            self._event("connection", "high", f"{self.name}: no telemetry for {TELEMETRY_LOST_S * 1000:.0f} ms",
+                        link=LinkEvent.TELEMETRY_LOST.value)
+
+    def heartbeat_due(self) -> bool:
+        """Heartbeats go out only while everything they vouch for holds: the port open, the device made safe and
+        identified, the reader thread alive, telemetry fresh (new samples within 250 ms) and the host alive."""
+        return (self.connected and self._ready and self.link.reader_alive()
+                and now_s() - self.last_frame_s <= TELEMETRY_LOST_S and self.liveness())
 
     def _make_safe(self) -> None:
         """Light off / motor off, disarmed, whatever state the device was left in (the first frames after opening)."""
@@ -218,14 +227,21 @@ class SerialDevice(FrameIntake):
             raise DeviceError(f"{self.name} on {self.port} sent an unreadable identity{why}.")
         return self.identity
 
-    def set(self, param: str, value: float) -> float:
-        """Set a parameter after checking it against the declared bounds; nothing is sent if it is out of them."""
+    def _set(self, param: str, value: float) -> float:
+        """Set a parameter after checking it against the declared bounds; nothing is sent if it is out of them.
+        Internal: the typed setters of the interfaces (`set_target_dose`, `set_depth`, ...) are the public API."""
         bound = next((b for b in self.INFO.bounds if b.name == param), None)
         if bound is None or param not in self.PARAMS:
             raise BoundsError(f"{self.name} has no parameter {param!r}; it has {', '.join(self.PARAMS)}.")
         v = bound.check(value)
         self._send(p.Msg.SET, p.SET_PAYLOAD.pack(self.PARAMS[param], v), "set", {"param": param, "value": v})
         return v
+
+    def set(self, param: str, value: float) -> float:
+        """Deprecated: use the typed setters (`set_target_dose`, `set_depth`, `set_stroke_rate`)."""
+        warnings.warn("SerialDevice.set(param, value) is deprecated: use the typed setters of drivers.interfaces",
+                      DeprecationWarning, stacklevel=2)
+        return self._set(param, value)
 
     def arm(self, on: bool = True) -> None:
         self._send(p.Msg.ARM, p.ARM_PAYLOAD.pack(1 if on else 0), "arm", {"on": on})
@@ -256,190 +272,16 @@ class SerialDevice(FrameIntake):
     def _send(
         self, msg: int, payload: bytes, command: str, args: dict, *, wait: bool = True, track: bool = True
     ) -> p.Frame | None:
-        # Nothing is published while the write lock is held: the bus runs the safety monitor, which may write a STOP
-        # to this very device (a failed write reports a disconnect, the disconnect trips an interlock).
-        failure: Exception | None = None
-        with self._write_lock:
-            # The port is read under the lock: another thread's failed write may have closed it while this one
-            # waited for the lock (a write blocks up to the write timeout).
-            ser = self._serial
-            connected = self.connected and ser is not None
-            if connected:
-                seq = self._seq
-                self._seq = (self._seq + 1) & 0xFFFF
-                # stamped before it can be answered: the reader thread records the reply with this time
-                pending = _Pending(seq, command, args, now_s(), threading.Event())
-                if track:
-                    with self._pending_lock:
-                        self._pending[seq] = pending
-                try:
-                    ser.write(p.encode_frame(msg, seq, payload))
-                except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                    # TypeError/AttributeError: pyserial raises these when the port is closed under a write
-                    with self._pending_lock:
-                        self._pending.pop(seq, None)
-                    failure = exc
-        if not connected:
-            if track:
-                self.bus.publish_command(CommandRecord(now_s(), self.name, command, args, "not sent: not connected"))
-            raise NotConnected(f"{self.name} is not connected; {command} was not sent.")
-        if failure is not None:
-            t_failed = now_s()
-            # The port is closed before anything is published: a command waiting for the lock must not write to it.
-            self._lost_connection(f"write failed: {failure}")
-            if track:
-                self.bus.publish_command(CommandRecord(t_failed, self.name, command, args, f"error: {failure}"))
-            raise NotConnected(f"{self.name}: {command} could not be written: {failure}") from failure
-        if not wait:
-            return None
-        if not pending.done.wait(self.command_timeout_s):
-            with self._pending_lock:
-                self._pending.pop(seq, None)
-            self.bus.publish_command(CommandRecord(pending.t_sent_s, self.name, command, args, "timeout"))
-            raise CommandTimeout(f"{self.name} did not answer {command} within {self.command_timeout_s:g} s.")
-        if pending.failure:
-            what = "identity" if command == "identify" else f"answer to {command}"
-            raise DeviceError(f"{self.name} on {self.port} sent an unreadable {what}: {pending.failure}.")
-        reply = pending.reply
-        if reply is None:
-            raise NotConnected(f"{self.name} was disconnected before it answered {command}.")
-        if reply.type == p.Msg.REFUSE:
-            _, code = p.REFUSE_HEAD.unpack_from(reply.payload)
-            raise CommandRefused(command, code, p.text(reply.payload[p.REFUSE_HEAD.size :]))
-        return reply
+        return self.link.send(msg, payload, command, args, wait=wait, track=track)
 
-    # --- reader thread ------------------------------------------------------------------------------------------
-    def _reader_loop(self) -> None:
-        self._guarded("reader", self._read_forever)
+    def _lost_connection(self, why: str, reason: Any, *, forced: bool = False) -> None:
+        self.link.lost(why, reason, forced=forced)
 
-    def _read_forever(self) -> None:
-        while self._running.is_set():
-            ser = self._serial
-            if ser is None:
-                self._try_reconnect()
-                continue
-            try:
-                data = ser.read(ser.in_waiting or 1)
-                if data and ser.in_waiting:
-                    data += ser.read(ser.in_waiting)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                # TypeError/AttributeError: pyserial raises these when the port is closed under a blocked read
-                if self._running.is_set():
-                    self._lost_connection(f"read failed: {exc}")
-                continue
-            t_arrival = now_s()
-            if data:
-                self.counters.bytes_in += len(data)
-                too_long = self._decoder.too_long
-                for frame in self._decoder.feed(data):
-                    self._handle_contained(frame, t_arrival)
-                if self._decoder.too_long != too_long:
-                    self._fail_pending("identify", f"its answer is longer than the {p.MAX_FRAME_BYTES} bytes a frame "
-                                       "may hold")
-                self.counters.frames = self._decoder.frames
-                self.counters.bad_frames = self._decoder.bad_frames + self.counters.rejected_frames
-                self.counters.resyncs = self._decoder.resyncs
-            self._check_liveness(t_arrival)
-
-    def _fail_pending(self, command: str, why: str) -> None:
-        """A frame too long to read arrived while `command` waits: it was most likely the answer; say so at once."""
-        with self._pending_lock:
-            seq = next((k for k, v in self._pending.items() if v.command == command), None)
-            pending = self._pending.pop(seq) if seq is not None else None
-        if pending is not None:
-            pending.failure = why
-            pending.done.set()
-
-    def _guarded(self, what: str, loop: Callable[[], None]) -> None:
-        """Run a driver thread; if it ends for any cause but close(), the driver is honestly disconnected."""
-        why = f"the {what} thread ended"
-        try:
-            loop()
-        except BaseException as exc:  # noqa: BLE001 - whatever ended the thread, the driver must say so
-            why = f"the {what} thread failed: {type(exc).__name__}: {exc}"
-            log.exception("%s: %s", self.name, why)
-        if self._running.is_set():  # not a close(): the other thread and the heartbeats stop with this one
-            self._dead = why
-            self._running.clear()
-            self._lost_connection(why, forced=True)
-
-    def _decode_telemetry(self, payload: bytes, seq: int, t_arrival: float) -> np.ndarray:
-        raise NotImplementedError
-
-    def _check_liveness(self, t: float) -> None:
-        if self.connected and not self.telemetry_lost and t - self.last_frame_s > TELEMETRY_LOST_S:
-            self.telemetry_lost = True
-            self._event("connection", "high", f"{self.name}: no telemetry for {TELEMETRY_LOST_S * 1000:.0f} ms")
-        self._expire_pending(t)
-
-    def _expire_pending(self, t: float) -> None:
-        with self._pending_lock:
-            expired = [q for q in self._pending.values() if q.t_sent_s and t - q.t_sent_s > self.command_timeout_s]
-            for q in expired:
-                del self._pending[q.seq]
-        for q in expired:
-            if not q.done.is_set():
-                self.bus.publish_command(CommandRecord(q.t_sent_s, self.name, q.command, q.args, "timeout"))
-
-    def _lost_connection(self, why: str, *, forced: bool = False) -> None:
-        if not self.connected and not forced:
-            return
-        was_connected = self.connected
-        t_detected = now_s()  # stamped at detection: closing the port and waking waiters take time
-        self._close_port()
-        with self._pending_lock:
-            orphans, self._pending = list(self._pending.values()), {}
-        for q in orphans:  # wake the waiters: their reply will never come
-            q.done.set()
-            self.bus.publish_command(CommandRecord(q.t_sent_s, self.name, q.command, q.args, "error: disconnected"))
-        if was_connected or forced:
-            self.counters.disconnects += 1
-            self._event_at(t_detected, "connection", "high", f"{self.name} disconnected ({why})", reason=why)
-
-    def _try_reconnect(self) -> None:
-        if not self.auto_reconnect or self._refusal:
-            time.sleep(READ_TIMEOUT_S)
-            return
-        time.sleep(0.1)
-        if not self._running.is_set():
-            return
-        try:
-            self._open_port()
-        except NotConnected:
-            return
-        self.counters.reconnects += 1
-        try:
-            self._make_safe()
-            self._send(p.Msg.IDENTIFY, b"", "identify", {}, wait=False)  # the reader checks it; then `_ready`
-        except DeviceError:
-            return
-        self._event("connection", "medium", f"{self.name} reconnected on {self.port}; the device was made safe")
-
-    # --- heartbeat thread -------------------------------------------------------------------------------------
-    def _heartbeat_loop(self) -> None:
-        self._guarded("heartbeat", self._beat_forever)
-
-    def heartbeat_due(self) -> bool:
-        """Heartbeats go out only while everything they vouch for holds: the port open, the device made safe and
-        identified, the reader thread alive, telemetry fresh (new samples within 250 ms) and the host alive."""
-        reader = self._threads[0] if self._threads else None
-        return (self.connected and self._ready and reader is not None and reader.is_alive()
-                and now_s() - self.last_frame_s <= TELEMETRY_LOST_S and self.liveness())
-
-    def _beat_forever(self) -> None:
-        next_t = time.monotonic()
-        while self._running.is_set():
-            next_t += self.heartbeat_period_s
-            if self.heartbeat_due():
-                try:
-                    self.heartbeat()
-                except DeviceError:
-                    pass  # the reader reports the disconnect and reconnects; heartbeats resume after it
-            delay = next_t - time.monotonic()
-            if delay < 0:
-                next_t = time.monotonic()
-            else:
-                time.sleep(delay)
+    @classmethod
+    def decode_telemetry(cls, payload: bytes, seq: int, t_arrival: float) -> np.ndarray:
+        """A TELEMETRY payload as a block of BLOCK_DTYPE (one row per sample), read by the channel declarations
+        (drivers.protocol.telemetry_decoder); raises drivers.protocol.FrameError if it cannot be."""
+        return cls._telemetry_decoder(payload, seq, t_arrival)
 
     # --- helpers -----------------------------------------------------------------------------------------------
     @classmethod
@@ -461,7 +303,7 @@ class SerialDevice(FrameIntake):
             "connected": self.connected,
             "telemetry_lost": self.telemetry_lost,
             "last_rejection": self.last_rejection,
-            "stopped_because": self._dead,
+            "stopped_because": self.link.dead,
             "identity": self.identity.as_dict() if self.identity else None,
             **asdict(self.counters),
         }

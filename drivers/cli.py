@@ -16,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from drivers.discovery import discover
+    from drivers.interfaces import KIND_INTERFACES
 
     entries = discover()
     if args.json:
@@ -24,7 +25,9 @@ def _run(args: argparse.Namespace) -> int:
             d = {"name": e.name, "target": e.target, "distribution": e.distribution, "error": e.error}
             if e.cls is not None:
                 info = e.cls.INFO
-                d |= {"kind": info.kind, "version": info.version, "nominal_rate_hz": info.nominal_rate_hz,
+                d |= {"kind": info.kind, "interface": KIND_INTERFACES[info.kind].__name__,
+                      "active_channel": e.cls.active_channel,
+                      "version": info.version, "nominal_rate_hz": info.nominal_rate_hz,
                       "channels": [{"name": c.name, "unit": c.unit, **_plausible(c)} for c in info.channels],
                       "models": list(info.model_prefixes), "protocol_versions": list(info.protocol_versions),
                       "bounds": [{"name": b.name, "unit": b.unit, "min": b.minimum, "max": b.maximum,
@@ -40,7 +43,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{e.name}  FAILED TO LOAD ({e.target}, from {e.distribution})\n    {e.error}\n")
             continue
         info = e.cls.INFO
-        print(f"{e.name}  {info.kind}  v{info.version}  {info.nominal_rate_hz:g} Hz  ({e.distribution})")
+        print(f"{e.name}  {info.kind} ({KIND_INTERFACES[info.kind].__name__}, active while "
+              f"{e.cls.active_channel})  v{info.version}  {info.nominal_rate_hz:g} Hz  ({e.distribution})")
         print(f"    {info.description}")
         print("    channels: " + ", ".join(f"{c.name} [{c.unit}]" for c in info.channels))
         print(f"    drives: models {', '.join(info.model_prefixes) or 'any'}…, protocol "

@@ -1,7 +1,9 @@
 """Find device drivers through the `workstation.drivers` entry-point group.
 
 The built-in drivers register there exactly as a third-party package would. A driver that fails to load is kept in
-the list with its error, so the user sees why it is missing instead of it vanishing.
+the list with its error, so the user sees why it is missing instead of it vanishing. A driver must implement the
+interface of the kind it declares (drivers/interfaces.py: `KIND_INTERFACES`); one that does not is listed with a
+sentence saying what is missing.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
-from drivers.base import SerialDevice
+from drivers.interfaces import Device, interface_problem
 
 GROUP = "workstation.drivers"
 
@@ -19,7 +21,7 @@ class DriverEntry:
     name: str
     target: str  # "module:Class"
     distribution: str
-    cls: type[SerialDevice] | None
+    cls: type[Device] | None
     error: str | None  # why it could not be loaded
 
     @property
@@ -33,8 +35,9 @@ def _load(ep: EntryPoint) -> DriverEntry:
         cls = ep.load()
     except Exception as exc:  # noqa: BLE001 - any import failure is reported, not raised
         return DriverEntry(ep.name, ep.value, dist, None, f"{type(exc).__name__}: {exc}")
-    if not (isinstance(cls, type) and issubclass(cls, SerialDevice) and hasattr(cls, "INFO")):
-        return DriverEntry(ep.name, ep.value, dist, None, "not a driver: it must subclass drivers.base.SerialDevice")
+    problem = interface_problem(cls)
+    if problem:
+        return DriverEntry(ep.name, ep.value, dist, None, problem)
     return DriverEntry(ep.name, ep.value, dist, cls, None)
 
 
@@ -46,7 +49,7 @@ def discover() -> list[DriverEntry]:
     return sorted(seen.values(), key=lambda e: e.name)
 
 
-def driver_for(kind: str, name: str | None = None) -> type[SerialDevice]:
+def driver_for(kind: str, name: str | None = None) -> type[Device]:
     """The driver class for a device kind ("light" or "needling"), or the one named; LookupError says what exists."""
     entries = discover()
     for e in entries:

@@ -1,6 +1,6 @@
 """Every frame a device sends, handled so that none can end the reader: decoded, checked, then published.
 
-A mixin of `SerialDevice` (drivers/base.py), which owns the port, the threads and the state used here. Whatever a
+A mixin of `SerialDevice` (drivers/base.py), which owns the link (drivers/link.py) and the state used here. Whatever a
 CRC-valid frame holds, what cannot be decoded or makes no sense is a rejected frame with its reason (counted, logged,
 an event at most once a second) and the stream goes on. Telemetry is published only after the device was identified
 as one this driver drives, on a device clock that moves forward, and sample by sample within each channel's
@@ -10,21 +10,18 @@ declared plausibility (`drivers/plausibility.py`); implausible samples never rea
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from drivers import protocol as p
+from drivers.codes import DisconnectReason, LinkEvent
 from drivers.events import CommandRecord, now_s
+from drivers.link import TELEMETRY_LOST_S
 from drivers.plausibility import REBASE_AFTER_FRAMES, Violation
 from drivers.types import Identity, kind_words
 
-if TYPE_CHECKING:
-    from drivers.base import SerialDevice
-
 log = logging.getLogger(__name__)
 
-TELEMETRY_LOST_S = 0.25  # as drivers.base: samples missing for this long, on either clock, is lost telemetry
 NOTICE_INTERVAL_S = 1.0  # rejected frames / implausible samples of an idle device: at most one event per second
 
 
@@ -34,14 +31,14 @@ _MIN_PAYLOAD = {p.Msg.FAULT: p.FAULT_HEAD.size, p.Msg.STATUS: p.STATUS_HEAD.size
 class FrameIntake:
     """The device → host half of a driver."""
 
-    def _handle_contained(self: SerialDevice, frame: p.Frame, t_arrival: float) -> None:
+    def _handle_contained(self, frame: p.Frame, t_arrival: float) -> None:
         """Handle one frame; whatever it holds, what makes no sense is a rejected frame and the stream goes on."""
         try:
             self._handle(frame, t_arrival)
         except Exception as exc:  # noqa: BLE001 - no frame may end the reader
             self._reject(frame, f"{type(exc).__name__}: {exc}" if not isinstance(exc, p.FrameError) else str(exc))
 
-    def _reject(self: SerialDevice, frame: p.Frame, why: str) -> None:
+    def _reject(self, frame: p.Frame, why: str) -> None:
         self.counters.rejected_frames += 1
         self.last_rejection = f"{_enum_name(p.Msg, frame.type)} seq {frame.seq}: {why}"
         if self._notice_due("rejected"):
@@ -49,7 +46,7 @@ class FrameIntake:
             self._event("bad_frame", "low", f"{self.name}: a frame was rejected ({self.last_rejection})",
                         reason=why, message_type=int(frame.type), rejected_frames=self.counters.rejected_frames)
 
-    def _handle(self: SerialDevice, frame: p.Frame, t_arrival: float) -> None:
+    def _handle(self, frame: p.Frame, t_arrival: float) -> None:
         if self._expected_seq is not None and frame.seq != self._expected_seq:
             ahead = (frame.seq - self._expected_seq) & 0xFFFF
             if ahead >= 0x8000:  # repeated or behind: a device bug, a replayed frame, or a device that restarted
@@ -57,7 +54,8 @@ class FrameIntake:
                 if self._seq_restarted(frame.seq):
                     self._event_at(t_arrival, "connection", "medium", f"{self.name}: the device's sequence numbers "
                                    f"restarted (at {frame.seq}, {self._expected_seq} expected); followed again after "
-                                   f"{REBASE_AFTER_FRAMES} consecutive frames", seq=frame.seq)
+                                   f"{REBASE_AFTER_FRAMES} consecutive frames", seq=frame.seq,
+                                   link=LinkEvent.SEQUENCE.value)
                     self._expected_seq = (frame.seq + 1) & 0xFFFF
                 elif frame.type == p.Msg.TELEMETRY:
                     raise p.FrameError(f"sequence {frame.seq} repeats or goes back (expected {self._expected_seq})")
@@ -93,7 +91,7 @@ class FrameIntake:
         else:
             raise p.FrameError(f"message type 0x{t:02x} is not one a device sends")
 
-    def _seq_restarted(self: SerialDevice, seq: int) -> bool:
+    def _seq_restarted(self, seq: int) -> bool:
         """A backward number that is the REBASE_AFTER_FRAMES-th of consecutive numbers (a device that rebooted with
         the port open), as `DeviceClock` follows a restarted clock; a lone repeat or replay never re-bases."""
         cand = getattr(self, "_seq_candidate", None)
@@ -104,8 +102,8 @@ class FrameIntake:
             return True
         return False
 
-    def _handle_telemetry(self: SerialDevice, frame: p.Frame, t_arrival: float) -> None:
-        block = self._decode_telemetry(frame.payload, frame.seq, t_arrival)  # FrameError: n = 0, clock overflow...
+    def _handle_telemetry(self, frame: p.Frame, t_arrival: float) -> None:
+        block = self.decode_telemetry(frame.payload, frame.seq, t_arrival)  # FrameError: n = 0, clock overflow...
         if not self._ready:
             return  # not yet identified: the samples may be another device's (counted as frames, not published)
         t_dev = block["t_device_us"]
@@ -115,14 +113,15 @@ class FrameIntake:
             raise p.FrameError(message)
         if message:
             self._plausibility.reset()
-            self._event_at(t_arrival, "connection", "medium", f"{self.name}: {message}")
+            self._event_at(t_arrival, "connection", "medium", f"{self.name}: {message}", link=LinkEvent.SEQUENCE.value)
         elif prev_us is not None and not self.telemetry_lost:
             # The telemetry watchdog on the device clock: samples must cover the device's time, not frames arrive.
             gap_s = (int(t_dev[0]) - prev_us) / 1e6
             # Every time while the device is active (an interlock); while idle, at most once a second (not a flood).
             if gap_s > TELEMETRY_LOST_S and (self._plausibility.last_active or self._notice_due("device_gap")):
                 self._event_at(t_arrival, "connection", "high", f"{self.name}: no telemetry for {gap_s * 1000:.0f} ms "
-                               "of device time (samples missing between frames)", device_gap_s=round(gap_s, 4))
+                               "of device time (samples missing between frames)", device_gap_s=round(gap_s, 4),
+                               link=LinkEvent.TELEMETRY_LOST.value)
         ok, violations = self._plausibility.check(block)
         if violations:
             self._report_implausible(block, ok, violations, t_arrival)
@@ -133,17 +132,17 @@ class FrameIntake:
         self.last_frame_s = t_arrival
         if self.telemetry_lost:
             self.telemetry_lost = False
-            self._event("connection", "info", f"{self.name} telemetry resumed")
+            self._event("connection", "info", f"{self.name} telemetry resumed", link=LinkEvent.TELEMETRY_RESUMED.value)
         self.counters.samples += len(block)
         self.last_block = block
         self.bus.publish_block(self.name, block)
 
-    def _report_implausible(self: SerialDevice, block: np.ndarray, ok: np.ndarray, violations: list[Violation],
+    def _report_implausible(self, block: np.ndarray, ok: np.ndarray, violations: list[Violation],
                             t_arrival: float) -> None:
         """Count, and publish an `implausible` event: every time while active (an interlock), else once a second."""
         dropped = int((~ok).sum())
         self.counters.implausible_samples += dropped
-        active = bool(block[self.ACTIVE_FIELD].any()) or self._plausibility.last_active
+        active = bool(block[self.active_channel].any()) or self._plausibility.last_active
         if not (active or self._notice_due("implausible")):
             return
         v = violations[0]
@@ -153,18 +152,13 @@ class FrameIntake:
                        channel=v.channel, value=v.value, unit=v.unit, why=v.why, active=active,
                        samples_rejected=dropped, channels=[x.channel for x in violations])
 
-    def _handle_reply(self: SerialDevice, frame: p.Frame, t_arrival: float) -> None:
+    def _handle_reply(self, frame: p.Frame, t_arrival: float) -> None:
         t = frame.type
         minimum = p.REFUSE_HEAD.size if t == p.Msg.REFUSE else p.ACK_PAYLOAD.size
         if len(frame.payload) < minimum:
             raise p.FrameError(f"{_enum_name(p.Msg, t)} needs at least {minimum} payload bytes")
         (acked,) = p.ACK_PAYLOAD.unpack_from(frame.payload)
-        with self._pending_lock:
-            pending = self._pending.get(acked)
-            if pending is not None and (t == p.Msg.IDENTITY) != (pending.command == "identify"):
-                pending = None  # an IDENTITY for a command that was not IDENTIFY, or an ACK for an IDENTIFY
-            if pending is not None:
-                del self._pending[acked]
+        pending = self.link.take_pending(acked, identity=t == p.Msg.IDENTITY)
         if pending is None:  # a late answer to a command that timed out, or none: nothing waits for it
             log.debug("%s: %s for sequence %d, which no command waits for", self.name, _enum_name(p.Msg, t), acked)
             return
@@ -180,7 +174,7 @@ class FrameIntake:
         )
         pending.done.set()
 
-    def _take_identity(self: SerialDevice, frame: p.Frame) -> None:
+    def _take_identity(self, frame: p.Frame) -> None:
         """Parse and check an IDENTITY; a device this driver does not drive is refused and its port closed."""
         try:
             ident = Identity.from_dict(p.parse_identity(frame.payload))
@@ -202,9 +196,10 @@ class FrameIntake:
             f"{ident.model!r} s/n {ident.serial_number}, kind {ident.extra.get('kind')!r}, protocol "
             f"{ident.protocol_text()}. Check which device is plugged into which port."
         )
-        self._lost_connection(f"refused: {self._refusal}", forced=True)  # and no reconnection to it
+        # and no reconnection to it (the link holds until the next connect)
+        self._lost_connection(f"refused: {self._refusal}", DisconnectReason.REFUSED, forced=True)
 
-    def _notice_due(self: SerialDevice, what: str) -> bool:
+    def _notice_due(self, what: str) -> bool:
         t = now_s()
         if t - self._last_notice_s.get(what, -1e9) < NOTICE_INTERVAL_S:
             return False

@@ -8,11 +8,10 @@ target and the irradiance the device was calibrated at (`backup_time_s`).
 
 from __future__ import annotations
 
-import numpy as np
-
 from drivers import protocol as p
 from drivers.base import DeviceError, SerialDevice
 from drivers.channels import LIGHT_CHANNELS
+from drivers.interfaces import LightSource
 from drivers.plausibility import EXPECTED_IRRADIANCE_308_MW_CM2, expected_irradiance_problem
 from drivers.types import Bound, DriverInfo
 
@@ -41,7 +40,7 @@ def backup_time_s(target_dose_mj_cm2: float, expected_irradiance_mw_cm2: float,
     return min(max(t, BACKUP_TIME_RANGE_S[0]), BACKUP_TIME_RANGE_S[1])
 
 
-class UVB308Light(SerialDevice):
+class UVB308Light(SerialDevice, LightSource):
     INFO = DriverInfo(
         name="light-uvb308",
         kind="light",
@@ -59,26 +58,29 @@ class UVB308Light(SerialDevice):
     # another light declares its own range.
     EXPECTED_IRRADIANCE_MW_CM2 = EXPECTED_IRRADIANCE_308_MW_CM2
     BLOCK_DTYPE = p.LIGHT_BLOCK
+    WIRE_HEADER, WIRE_SAMPLE = p.LIGHT_HEADER, p.LIGHT_SAMPLE
     PARAMS = {"target_dose_mj_cm2": p.LightParam.TARGET_DOSE_MJ_CM2, "backup_time_s": p.LightParam.BACKUP_TIME_S}
     FAULTS = p.LightFault
     DEFAULT_NAME = "light"
-    ACTIVE_FIELD = "shutter_open"
-    active_channel = ACTIVE_FIELD  # issue 16: the name drivers/interfaces.py gives it (merged with H16d)
+    active_channel = "shutter_open"
 
     calibrated_irradiance_mw_cm2: float | None = None  # set from the clinic store's last radiometer check, if any
     backup_time_s: float | None = None  # the backup time last sent with a target
 
     def set_target_dose(self, dose_mj_cm2: float) -> float:
-        return self.set("target_dose_mj_cm2", dose_mj_cm2)
+        """Set the target dose (mJ/cm², within INFO.bounds) after its backup time (s, `backup_time_s`); returns the
+        dose sent. Raises BoundsError (nothing sent), DeviceError (no plausible expected irradiance: nothing sent),
+        NotConnected, CommandRefused, CommandTimeout."""
+        return self._set("target_dose_mj_cm2", dose_mj_cm2)
 
-    def set(self, param: str, value: float) -> float:
-        """As `SerialDevice.set`; a target dose is preceded by its backup time (so the two always travel together)."""
+    def _set(self, param: str, value: float) -> float:
+        """As `SerialDevice._set`; a target dose is preceded by its backup time (so the two always travel together)."""
         if param == "target_dose_mj_cm2":
             target = next(b for b in self.INFO.bounds if b.name == param).check(value)
             backup = backup_time_s(target, self.expected_irradiance_mw_cm2(), self.EXPECTED_IRRADIANCE_MW_CM2,
                                    self.INFO.description)
-            self.backup_time_s = super().set("backup_time_s", round(backup, 3))
-        return super().set(param, value)
+            self.backup_time_s = super()._set("backup_time_s", round(backup, 3))
+        return super()._set(param, value)
 
     def expected_irradiance_mw_cm2(self) -> float:
         """The irradiance the exposure is expected at: the store's radiometer check if given, else the device's
@@ -91,6 +93,3 @@ class UVB308Light(SerialDevice):
             raise DeviceError(f"{self.name} reports no calibrated irradiance, so no backup exposure time can be "
                               "computed: run a radiometer check (`python main.py devices`)")
         return float(value)
-
-    def _decode_telemetry(self, payload: bytes, seq: int, t_arrival: float) -> np.ndarray:
-        return p.decode_light_telemetry(payload, seq, t_arrival)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from drivers import protocol as p
 from drivers.base import SerialDevice
 from drivers.channels import PEN_CHANNELS
+from drivers.interfaces import NeedlingPen
 from drivers.types import Bound, DriverInfo
 
 
-class MicroneedlingPen(SerialDevice):
+class MicroneedlingPen(SerialDevice, NeedlingPen):
     INFO = DriverInfo(
         name="pen-mn",
         kind="needling",
@@ -27,17 +26,17 @@ class MicroneedlingPen(SerialDevice):
         ),
     )
     BLOCK_DTYPE = p.PEN_BLOCK
+    WIRE_HEADER, WIRE_SAMPLE = p.PEN_HEADER, p.PEN_SAMPLE
     PARAMS = {"depth_mm": p.PenParam.DEPTH_MM, "stroke_rate_hz": p.PenParam.STROKE_RATE_HZ}
     FAULTS = p.PenFault
     DEFAULT_NAME = "pen"
-    ACTIVE_FIELD = "running"
-    active_channel = ACTIVE_FIELD  # issue 16: the name drivers/interfaces.py gives it (merged with H16d)
+    active_channel = "running"
 
     def set_depth(self, depth_mm: float) -> float:
-        return self.set("depth_mm", depth_mm)
+        """Set the needle depth (mm, 0–2.5 in 0.05 steps); returns the value sent. Raises BoundsError (nothing
+        sent), NotConnected, CommandRefused, CommandTimeout."""
+        return self._set("depth_mm", depth_mm)
 
     def set_stroke_rate(self, stroke_rate_hz: float) -> float:
-        return self.set("stroke_rate_hz", stroke_rate_hz)
-
-    def _decode_telemetry(self, payload: bytes, seq: int, t_arrival: float) -> np.ndarray:
-        return p.decode_pen_telemetry(payload, seq, t_arrival)
+        """Set the stroke rate (Hz, 50–150); returns the value sent. Raises as `set_depth`."""
+        return self._set("stroke_rate_hz", stroke_rate_hz)

@@ -14,8 +14,10 @@ from __future__ import annotations
 import binascii
 import json
 import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 
@@ -344,40 +346,50 @@ def split_telemetry(payload: bytes, header_dtype: np.dtype, sample_dtype: np.dty
     return header, samples
 
 
-def decode_light_telemetry(payload: bytes, seq: int, t_host_s: float) -> np.ndarray:
-    header, s = split_telemetry(payload, LIGHT_HEADER, LIGHT_SAMPLE)
-    n = len(s)
-    block = np.empty(n, LIGHT_BLOCK)
-    block["t_host_s"] = t_host_s
-    block["t_device_us"] = int(header["t0_us"]) + np.arange(n, dtype=np.int64) * int(header["period_us"])
-    block["seq"] = seq
-    block["irradiance_mw_cm2"] = s["irradiance_cmw"] / 100.0
-    block["dose_mj_cm2"] = s["dose_udose"] / LIGHT_DOSE_SCALE
-    block["target_dose_mj_cm2"] = int(header["target_dose_mdose"]) / LIGHT_DOSE_SCALE
-    block["lamp_temp_c"] = s["lamp_temp_cc"] / 100.0
-    flags = s["flags"]
-    block["shutter_open"] = (flags & FLAG_ACTIVE) != 0
-    block["skin_contact"] = (flags & FLAG_CONTACT) != 0
-    block["armed"] = (flags & FLAG_ARMED) != 0
-    block["fault_bits"] = s["faults"]
-    return block
+# Block fields the host fills itself (every block dtype starts with them); every other field comes from the wire.
+HOST_FIELDS = ("t_host_s", "t_device_us", "seq")
 
 
-def decode_pen_telemetry(payload: bytes, seq: int, t_host_s: float) -> np.ndarray:
-    header, s = split_telemetry(payload, PEN_HEADER, PEN_SAMPLE)
-    n = len(s)
-    block = np.empty(n, PEN_BLOCK)
-    block["t_host_s"] = t_host_s
-    block["t_device_us"] = int(header["t0_us"]) + np.arange(n, dtype=np.int64) * int(header["period_us"])
-    block["seq"] = seq
-    block["depth_set_mm"] = s["depth_set_um"] / 1000.0
-    block["depth_mm"] = s["depth_um"] / 1000.0
-    block["stroke_rate_hz"] = s["stroke_rate_chz"] / 100.0
-    block["motor_current_ma"] = s["motor_current_dma"] / 10.0
-    flags = s["flags"]
-    block["running"] = (flags & FLAG_ACTIVE) != 0
-    block["skin_contact"] = (flags & FLAG_CONTACT) != 0
-    block["armed"] = (flags & FLAG_ARMED) != 0
-    block["cartridge_strokes"] = int(header["cartridge_strokes"])
-    block["fault_bits"] = s["faults"]
-    return block
+def telemetry_decoder(header_dtype: np.dtype, sample_dtype: np.dtype, block_dtype: np.dtype,
+                      channels: Sequence[Any]) -> Callable[[bytes, int, float], np.ndarray]:
+    """The one telemetry decoder, built from a driver's declarations: `decode(payload, seq, t_host_s)` returns a
+    block (one row of `block_dtype` per sample, engineering units) or raises FrameError (`split_telemetry`).
+
+    Each block field other than HOST_FIELDS is read as its channel's `wire` says (drivers.types.Wire: a header or
+    sample field, divided by its scale, or one flag bit). Raises ValueError at once, naming the field, if a block
+    field has no channel, a channel no wire, or a wire a field that is not in the frame layout.
+    """
+    by_name = {c.name: c for c in channels}
+    plan: list[tuple[str, str, float, int, bool]] = []
+    for name in block_dtype.names or ():
+        if name in HOST_FIELDS:
+            continue
+        channel = by_name.get(name)
+        wire = getattr(channel, "wire", None)
+        if wire is None:
+            raise ValueError(f"the telemetry field {name!r} has no channel declaring where it travels on the wire")
+        layout = header_dtype if wire.header else sample_dtype
+        if wire.field not in (layout.names or ()):
+            where = "header" if wire.header else "sample"
+            raise ValueError(f"channel {name!r} is declared in the telemetry {where} field {wire.field!r}, which the "
+                             "frame layout does not have")
+        plan.append((name, wire.field, float(wire.scale), int(wire.flag), bool(wire.header)))
+
+    def decode(payload: bytes, seq: int, t_host_s: float) -> np.ndarray:
+        header, s = split_telemetry(payload, header_dtype, sample_dtype)
+        n = len(s)
+        block = np.empty(n, block_dtype)
+        block["t_host_s"] = t_host_s
+        block["t_device_us"] = int(header["t0_us"]) + np.arange(n, dtype=np.int64) * int(header["period_us"])
+        block["seq"] = seq
+        for name, field, scale, flag, in_header in plan:
+            raw = header[field] if in_header else s[field]
+            if flag:
+                block[name] = (raw & flag) != 0
+            elif scale != 1.0:
+                block[name] = raw / scale
+            else:
+                block[name] = raw
+        return block
+
+    return decode

@@ -1,12 +1,13 @@
 """The driver kit's contract tests: what every driver must do for the safety monitor, importable by any package.
 
-A manufacturer's package subclasses `DeviceContract` in its own tests, names its driver and its emulator, and
-pytest runs every contract test against them over a real pseudo-terminal (python-microscope's test-mixin idea):
+A manufacturer's package subclasses the contract of its device's kind (`LightSourceContract`, `NeedlingPenContract`;
+both include every `DeviceContract` test) in its own tests, names its driver and its emulator, and pytest runs every
+contract test against them over a real pseudo-terminal (python-microscope's test-mixin idea):
 
-    from drivers.testing import DeviceContract
+    from drivers.testing import LightSourceContract
 
-    class TestMyLight(DeviceContract):
-        driver_class = MyLight                        # a drivers.base.SerialDevice subclass
+    class TestMyLight(LightSourceContract):
+        driver_class = MyLight                        # a drivers.base.SerialDevice + drivers.interfaces.LightSource
         settings = (("target_dose_mj_cm2", 50.0),)    # values the device accepts
         out_of_bounds = ("target_dose_mj_cm2", 9e9)   # a value the driver must refuse before sending
 
@@ -20,9 +21,12 @@ The contract (docs/writing-a-driver.md says why each one matters): the driver de
 plausible ranges; connecting checks the device's identity and refuses another device; connecting makes the device
 safe first (STOP, then ARM 0) even if a crashed host left it active; heartbeats flow while the host is alive and the
 device's own watchdog stops it within 250 ms when they stop; values outside the declared bounds are refused before a
-byte is sent; accepted commands are acknowledged and published; faults arrive as "fault" events; an unplugged cable is
-reported within 250 ms and a reconnect makes the device safe again; stalled telemetry is reported; telemetry arrives
-at the nominal rate without gaps. Needs pytest (a test dependency of the package that uses it).
+byte is sent; accepted commands are acknowledged and published; faults arrive as "fault" events with the fault names;
+an unplugged cable is reported within 250 ms as a `connection` event with its codes (drivers/codes.py) and a reconnect
+makes the device safe again; stalled telemetry is reported; telemetry arrives at the nominal rate without gaps; the
+driver implements the interface of its kind, whose typed setters check the bounds, and its `active_channel` is 1 in
+the telemetry while the device is active and 0 once it stopped. Needs pytest (a test dependency of the package that
+uses it).
 """
 
 from __future__ import annotations
@@ -37,12 +41,14 @@ import pytest
 
 from drivers import protocol as p
 from drivers.base import NotConnected, SerialDevice
+from drivers.codes import DisconnectReason, LinkEvent
 from drivers.errors import WrongDevice
 from drivers.events import CommandRecord, Event, FanOut
-from drivers.frames import TELEMETRY_LOST_S
+from drivers.interfaces import KIND_INTERFACES, LightSource, NeedlingPen, interface_problem
+from drivers.link import TELEMETRY_LOST_S
 from drivers.types import KINDS, BoundsError
 
-__all__ = ["DeviceContract", "Tap", "wait_for"]
+__all__ = ["DeviceContract", "LightSourceContract", "NeedlingPenContract", "Tap", "link_events", "wait_for"]
 
 # Units of channels that carry bookkeeping (clocks, counters, flags), not a measurement: they need no plausible range.
 BOOKKEEPING_UNITS = frozenset({"s", "µs", "count", "bool", "bits"})
@@ -69,6 +75,12 @@ class Tap:
         return [e for e in self.events if e.kind == kind]
 
 
+def link_events(tap: Tap, link: LinkEvent, device: str | None = None) -> list[Event]:
+    """The `connection` events with `details["link"] == link` (of `device`, if given), in order."""
+    return [e for e in tap.kinds("connection")
+            if e.details.get("link") == link and (device is None or e.source == device)]
+
+
 def wait_for(pred: Callable[[], object], timeout_s: float = 3.0, what: str = "condition") -> None:
     """Poll `pred` every 5 ms until it is true; AssertionError naming `what` after `timeout_s` seconds."""
     deadline = time.monotonic() + timeout_s
@@ -81,7 +93,7 @@ def wait_for(pred: Callable[[], object], timeout_s: float = 3.0, what: str = "co
 class DeviceContract:
     """Mixin of contract tests; subclass it as `Test<Something>` and fill in the four names below."""
 
-    driver_class: ClassVar[type[SerialDevice]]
+    driver_class: ClassVar[type[SerialDevice]]  # implementing the interface of its kind (drivers.interfaces)
     settings: ClassVar[tuple[tuple[str, float], ...]] = ()  # (param, value) pairs the device accepts
     out_of_bounds: ClassVar[tuple[str, float]]  # (param, value) the driver must refuse before sending
 
@@ -134,8 +146,10 @@ class DeviceContract:
             assert c.unit and c.description, f"{c.name}: declare its unit and say what it is"
             if c.unit not in BOOKKEEPING_UNITS:
                 assert c.minimum > -np.inf and c.maximum < np.inf, f"{c.name}: declare its plausible range"
-        assert {"t_host_s", "t_device_us", "seq", "fault_bits", cls.ACTIVE_FIELD} <= fields
-        assert next(c for c in info.channels if c.name == cls.ACTIVE_FIELD).unit == "bool"
+        assert {"t_host_s", "t_device_us", "seq", "fault_bits", cls.active_channel} <= fields
+        assert next(c for c in info.channels if c.name == cls.active_channel).unit == "bool"
+        assert issubclass(cls, KIND_INTERFACES[info.kind]), f"subclass the {info.kind} interface (drivers.interfaces)"
+        assert interface_problem(cls) == ""
         bounds = {b.name for b in info.bounds}
         assert set(cls.PARAMS) <= bounds, "every settable parameter has a host-side bound"
         assert cls.FAULTS["WATCHDOG"] == 1, "fault bit 0 is the device watchdog"
@@ -174,8 +188,7 @@ class DeviceContract:
         first.connect()
         self.activate(first)
         wait_for(lambda: emulator.state().active, what="device active")
-        first._running.clear()  # the host "crashes": threads stop, port dropped, no stop sent
-        first._close_port()
+        first.link.abandon()  # the host "crashes": threads stop, port dropped, no stop sent
         second = self.driver_class(emulator.port, bus=bus)
         t0 = time.monotonic()
         second.connect()
@@ -230,7 +243,7 @@ class DeviceContract:
     def test_commands_are_acknowledged_and_published(self, device: tuple) -> None:
         emu, drv, tap = device
         for name, value in self.settings:
-            assert drv.set(name, value) == value
+            assert drv._set(name, value) == value
         drv.arm()
         drv.arm(False)
         mine = [c for c in tap.commands[2:] if c.command in ("set", "arm") and c.args.get("why") is None]
@@ -243,7 +256,7 @@ class DeviceContract:
         before = emu.state()
         name, value = self.out_of_bounds
         with pytest.raises(BoundsError, match="outside the device's range"):
-            drv.set(name, value)
+            drv._set(name, value)
         time.sleep(0.1)
         after = emu.state()
         heartbeats = after.heartbeats_received - before.heartbeats_received
@@ -268,17 +281,17 @@ class DeviceContract:
         emu.unplug()
         t_unplug = emu.state().injected_at["unplug"]
 
-        def disconnect_event() -> Event | None:
-            return next((e for e in tap.kinds("connection") if "disconnected" in e.message), None)
-
-        wait_for(lambda: disconnect_event() is not None, timeout_s=1.0, what="disconnect reported")
-        ev = disconnect_event()
+        wait_for(lambda: link_events(tap, LinkEvent.DISCONNECTED), timeout_s=1.0, what="disconnect reported")
+        ev = link_events(tap, LinkEvent.DISCONNECTED)[0]
         assert not drv.connected and ev.severity == "high" and ev.t_host_s - t_unplug < TELEMETRY_LOST_S
+        # the port failed under a read or a write (a heartbeat): the code says which, the message says it in words
+        assert ev.details["disconnect"] in (DisconnectReason.READ_FAILED, DisconnectReason.WRITE_FAILED)
+        assert ev.source == drv.name and "disconnected" in ev.message
         with pytest.raises(NotConnected):
             drv.arm()
         emu.replug()
         wait_for(lambda: drv.connected and drv.counters.reconnects == 1, what="reconnected")
-        assert any("reconnected" in e.message for e in tap.kinds("connection"))
+        assert link_events(tap, LinkEvent.RECONNECTED, drv.name)
         assert not emu.state().active and not emu.state().armed
         drv.arm()  # commands work again
 
@@ -287,5 +300,101 @@ class DeviceContract:
         emu.stall(True)
         wait_for(lambda: drv.telemetry_lost, timeout_s=2 * TELEMETRY_LOST_S + 0.2, what="telemetry lost")
         assert drv.connected  # a stall is not a disconnect
+        lost = link_events(tap, LinkEvent.TELEMETRY_LOST, drv.name)
+        assert lost and lost[0].severity == "high" and not link_events(tap, LinkEvent.DISCONNECTED)
         emu.stall(False)
         wait_for(lambda: not drv.telemetry_lost, what="telemetry resumed")
+        wait_for(lambda: link_events(tap, LinkEvent.TELEMETRY_RESUMED, drv.name), what="telemetry resumed event")
+
+    # --- every connection event says what happened in a code --------------------------------------------------
+    def test_connection_events_carry_link_codes(self, device: tuple) -> None:
+        emu, drv, tap = device
+        connected = link_events(tap, LinkEvent.CONNECTED, drv.name)
+        assert len(connected) == 1 and connected[0].severity == "info"
+        emu.unplug()
+        wait_for(lambda: link_events(tap, LinkEvent.DISCONNECTED), timeout_s=1.0, what="disconnect reported")
+        emu.replug()
+        wait_for(lambda: link_events(tap, LinkEvent.RECONNECTED), what="reconnected")
+        codes = {str(v) for v in LinkEvent}
+        for e in tap.kinds("connection"):
+            assert e.details.get("link") in codes, f"a connection event without its code: {e.message!r}"
+            if e.details["link"] == LinkEvent.DISCONNECTED:
+                assert e.details.get("disconnect") in {str(v) for v in DisconnectReason}
+
+
+class _KindContract(DeviceContract):
+    """What the per-kind contracts share: the active channel declared and live."""
+
+    def test_active_channel_is_declared_and_live(self, device: tuple) -> None:
+        emu, drv, tap = device
+        channel = drv.active_channel
+        assert channel in drv.BLOCK_DTYPE.names and any(c.name == channel for c in drv.channels)
+
+        def last_active() -> int | None:
+            blocks = tap.blocks.get(drv.name)
+            return int(blocks[-1][channel][-1]) if blocks else None
+
+        wait_for(lambda: last_active() == 0, what=f"{channel} = 0 while idle")
+        self.activate(drv)
+        wait_for(lambda: last_active() == 1, what=f"{channel} = 1 while active")
+        drv.stop()
+        wait_for(lambda: last_active() == 0, what=f"{channel} = 0 after stop")
+
+    def _refused_before_sending(self, drv: SerialDevice, emu: Any, tap: Tap, call: Callable[[], object]) -> None:
+        before = emu.state()
+        with pytest.raises(BoundsError):
+            call()
+        time.sleep(0.05)
+        after = emu.state()
+        assert after.commands_received - before.commands_received <= after.heartbeats_received - \
+            before.heartbeats_received
+        assert not [c for c in tap.commands if c.command == "set"]
+
+
+class LightSourceContract(_KindContract):
+    """The contract of a `LightSource` driver: `DeviceContract` and its typed setter (`set_target_dose`)."""
+
+    target_dose_mj_cm2: ClassVar[float] = 50.0  # a target the device accepts
+
+    def test_is_a_light_source(self) -> None:
+        assert self.driver_class.INFO.kind == "light" and issubclass(self.driver_class, LightSource)
+
+    def test_set_target_dose_sends_its_backup_time_first(self, device: tuple) -> None:
+        emu, drv, tap = device
+        assert drv.set_target_dose(self.target_dose_mj_cm2) == self.target_dose_mj_cm2
+        sets = [c for c in tap.commands if c.command == "set"]
+        assert [c.args["param"] for c in sets] == ["backup_time_s", "target_dose_mj_cm2"]
+        assert all(c.result == "ack" for c in sets)
+        assert drv.backup_time_s is not None and drv.backup_time_s == sets[0].args["value"] > 0
+        assert sets[1].args["value"] == self.target_dose_mj_cm2
+
+    def test_set_target_dose_refuses_out_of_bounds_before_sending(self, device: tuple) -> None:
+        emu, drv, tap = device
+        bound = next(b for b in drv.INFO.bounds if b.name == "target_dose_mj_cm2")
+        for value in (bound.maximum * 1.01 + 1, bound.minimum - 1, float("nan"), "fifty"):
+            self._refused_before_sending(drv, emu, tap, lambda v=value: drv.set_target_dose(v))
+
+
+class NeedlingPenContract(_KindContract):
+    """The contract of a `NeedlingPen` driver: `DeviceContract` and its typed setters (`set_depth`,
+    `set_stroke_rate`)."""
+
+    depth_mm: ClassVar[float] = 1.0  # values the device accepts
+    stroke_rate_hz: ClassVar[float] = 100.0
+
+    def test_is_a_needling_pen(self) -> None:
+        assert self.driver_class.INFO.kind == "needling" and issubclass(self.driver_class, NeedlingPen)
+
+    def test_typed_setters_are_acknowledged(self, device: tuple) -> None:
+        emu, drv, tap = device
+        assert drv.set_depth(self.depth_mm) == self.depth_mm
+        assert drv.set_stroke_rate(self.stroke_rate_hz) == self.stroke_rate_hz
+        sets = [(c.args["param"], c.args["value"], c.result) for c in tap.commands if c.command == "set"]
+        assert sets == [("depth_mm", self.depth_mm, "ack"), ("stroke_rate_hz", self.stroke_rate_hz, "ack")]
+
+    def test_typed_setters_refuse_out_of_bounds_before_sending(self, device: tuple) -> None:
+        emu, drv, tap = device
+        bounds = {b.name: b for b in drv.INFO.bounds}
+        for name, setter in (("depth_mm", drv.set_depth), ("stroke_rate_hz", drv.set_stroke_rate)):
+            for value in (bounds[name].maximum * 1.01 + 1, bounds[name].minimum - 1, float("inf")):
+                self._refused_before_sending(drv, emu, tap, lambda s=setter, v=value: s(v))

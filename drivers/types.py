@@ -10,6 +10,18 @@ KINDS = ("light", "needling")
 
 
 @dataclass(frozen=True, slots=True)
+class Wire:
+    """Where a channel's value travels in a TELEMETRY frame (docs/protocol.md): a field of the frame's header (one
+    value for every sample) or of each sample, in wire units. The value is `raw / scale`, or, for a `flag`, whether
+    that bit of the raw field is set (0 or 1)."""
+
+    field: str
+    scale: float = 1.0  # wire units per channel unit (e.g. 100 for 0.01 mW/cm² on the wire)
+    flag: int = 0  # a bit mask: the channel is 1 where (raw & flag) != 0
+    header: bool = False  # the field is in the frame header, not in each sample
+
+
+@dataclass(frozen=True, slots=True)
 class Channel:
     """One telemetry field: its name in the block dtype, its unit, a sentence for people, and what is plausible.
 
@@ -25,6 +37,7 @@ class Channel:
     maximum: float = math.inf
     exposure_monotonic: bool = False
     max_rise_per_s: float = math.inf
+    wire: Wire | None = None  # where it travels on the wire (None: set by the host, as t_host_s, t_device_us, seq)
 
     @property
     def checked(self) -> bool:

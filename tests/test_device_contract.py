@@ -15,12 +15,12 @@ from drivers import protocol as p
 from drivers.base import CommandRefused, NotConnected
 from drivers.light import UVB308Light
 from drivers.pen import MicroneedlingPen
-from drivers.testing import DeviceContract
+from drivers.testing import LightSourceContract, NeedlingPenContract
 from tests.conftest import make_emulator, wait_for
 from workstation.bus import SessionBus
 
 
-class TestLightContract(DeviceContract):
+class TestLightContract(LightSourceContract):
     driver_class = UVB308Light
     settings = (("target_dose_mj_cm2", 50.0),)
     out_of_bounds = ("target_dose_mj_cm2", 5001.0)
@@ -34,7 +34,7 @@ class TestLightContract(DeviceContract):
         drv.start()
 
 
-class TestPenContract(DeviceContract):
+class TestPenContract(NeedlingPenContract):
     driver_class = MicroneedlingPen
     settings = (("depth_mm", 1.0), ("stroke_rate_hz", 117.0))
     out_of_bounds = ("depth_mm", 2.6)
@@ -43,7 +43,7 @@ class TestPenContract(DeviceContract):
         return make_emulator("pen", seed=7, **kw)
 
     def activate(self, drv):
-        drv.set("depth_mm", 0.5)
+        drv.set_depth(0.5)
         drv.arm()
         drv.start()
 
@@ -64,7 +64,7 @@ def test_identify(rig):
 def test_commands_are_acknowledged_and_recorded(rig):
     kind, emu, drv, tap = rig
     for name, value in SETTINGS[kind]:
-        assert drv.set(name, value) == value
+        assert drv._set(name, value) == value
     drv.arm()
     drv.arm(False)
     answered = [c for c in tap.commands if c.command in ("set", "arm") and c.args.get("why") is None]

@@ -51,6 +51,8 @@ def test_drivers_command_json_lists_channels_with_units(capsys):
     assert units["irradiance_mw_cm2"] == "mW/cm²" and units["dose_mj_cm2"] == "mJ/cm²"
     pen_bounds = {b["name"]: b for b in doc["pen-mn"]["bounds"]}
     assert pen_bounds["depth_mm"]["max"] == 2.5
+    assert (doc["light-uvb308"]["interface"], doc["light-uvb308"]["active_channel"]) == ("LightSource", "shutter_open")
+    assert (doc["pen-mn"]["interface"], doc["pen-mn"]["active_channel"]) == ("NeedlingPen", "running")
 
 
 @pytest.mark.parametrize(
@@ -69,4 +71,57 @@ def test_drivers_command_json_lists_channels_with_units(capsys):
 def test_out_of_bounds_is_refused_before_anything_is_sent(cls, param, value):
     dev = cls("/dev/does-not-exist")  # never connected: a byte sent would raise NotConnected instead
     with pytest.raises(BoundsError):
-        dev.set(param, value)
+        dev._set(param, value)
+
+
+def test_the_typed_setters_refuse_out_of_bounds_before_anything_is_sent():
+    light, pen = UVB308Light("/dev/does-not-exist"), MicroneedlingPen("/dev/does-not-exist")
+    for call in (lambda: light.set_target_dose(5000.5), lambda: pen.set_depth(2.6), lambda: pen.set_stroke_rate(49)):
+        with pytest.raises(BoundsError, match="outside the device's range"):
+            call()
+
+
+def test_set_by_name_still_works_but_is_deprecated():
+    with pytest.warns(DeprecationWarning, match="typed setters"), pytest.raises(BoundsError):
+        MicroneedlingPen("/dev/does-not-exist").set("depth_mm", 2.6)
+
+
+MISFITS = {
+    # declares kind "light" but implements the needling interface
+    "misfit-light": ("from dataclasses import replace\nfrom drivers.pen import MicroneedlingPen\n"
+                     "class Driver(MicroneedlingPen):\n    INFO = replace(MicroneedlingPen.INFO, kind='light')\n",
+                     "does not implement drivers.interfaces.LightSource"),
+    # a kind the application does not drive
+    "misfit-laser": ("from dataclasses import replace\nfrom drivers.light import UVB308Light\n"
+                     "class Driver(UVB308Light):\n    INFO = replace(UVB308Light.INFO, kind='laser')\n",
+                     "declares kind 'laser'"),
+    # an active channel it does not declare
+    "misfit-active": ("from drivers.light import UVB308Light\n"
+                      "class Driver(UVB308Light):\n    active_channel = 'emitting'\n",
+                      "active_channel 'emitting' is not one of its declared channels"),
+    # not a device at all
+    "misfit-object": ("class Driver:\n    pass\n", "must subclass drivers.interfaces.Device"),
+}
+
+
+@pytest.fixture
+def misfit_plugins(tmp_path, monkeypatch):
+    """Third-party distributions whose driver classes load but do not implement the interface of their kind."""
+    dist = tmp_path / "misfits-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: misfits\nVersion: 0.1\n")
+    lines = [f"{name} = misfit_{name.split('-')[1]}:Driver" for name in MISFITS]
+    (dist / "entry_points.txt").write_text("[workstation.drivers]\n" + "\n".join(lines) + "\n")
+    for name, (source, _) in MISFITS.items():
+        (tmp_path / f"misfit_{name.split('-')[1]}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    for name in MISFITS:
+        sys.modules.pop(f"misfit_{name.split('-')[1]}", None)
+
+
+def test_a_driver_must_implement_the_interface_of_its_kind(misfit_plugins):
+    entries = {e.name: e for e in discovery.discover()}
+    for name, (_, words) in MISFITS.items():
+        assert entries[name].cls is None and words in entries[name].error, (name, entries[name].error)
+    assert discovery.driver_for("light") is UVB308Light  # the misfits never stand in for a light

@@ -19,6 +19,8 @@ import serial
 from drivers.emulators import LampParams, LightEmulator, PenEmulator, PenParams
 from drivers.emulators.lamp import LampModel
 from drivers.emulators.motor import PenModel
+from drivers.light import UVB308Light
+from drivers.pen import MicroneedlingPen
 from drivers.protocol import (
     ACK_PAYLOAD,
     FAULT_HEAD,
@@ -38,8 +40,6 @@ from drivers.protocol import (
     Refusal,
     State,
     StopReason,
-    decode_light_telemetry,
-    decode_pen_telemetry,
     encode_frame,
     parse_identity,
     split_telemetry,
@@ -133,7 +133,7 @@ class Host:
         return latched, frame.payload[FAULT_HEAD.size :].decode()
 
     def telemetry(self, kind: str = "light") -> np.ndarray:
-        decode = decode_light_telemetry if kind == "light" else decode_pen_telemetry
+        decode = UVB308Light.decode_telemetry if kind == "light" else MicroneedlingPen.decode_telemetry
         blocks = [decode(f.payload, f.seq, t) for t, f in self.frames if f.type == Msg.TELEMETRY]
         return np.concatenate(blocks) if blocks else np.empty(0)
 

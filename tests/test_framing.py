@@ -8,6 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers import protocol as p
+from drivers.light import UVB308Light
+from drivers.pen import MicroneedlingPen
 
 payloads = st.binary(min_size=0, max_size=600)
 
@@ -87,7 +89,7 @@ def test_telemetry_layout_round_trip():
     s["lamp_temp_cc"] = [-150, 2500, 3000]
     s["flags"] = [p.FLAG_ACTIVE | p.FLAG_CONTACT, p.FLAG_CONTACT, p.FLAG_ARMED]
     s["faults"] = [0, p.LightFault.OVER_TEMPERATURE, 0]
-    block = p.decode_light_telemetry(p.telemetry_payload(header, s), 42, 12.5)
+    block = UVB308Light.decode_telemetry(p.telemetry_payload(header, s), 42, 12.5)
     assert block["t_device_us"].tolist() == [1_000_000, 1_000_500, 1_001_000]
     assert block["irradiance_mw_cm2"].tolist() == pytest.approx([100.0, 100.5, 99.9])
     assert block["dose_mj_cm2"].tolist() == pytest.approx([1.0, 2.0, 3.0])
@@ -99,7 +101,7 @@ def test_telemetry_layout_round_trip():
     assert block["fault_bits"].tolist() == [0, 2, 0]
     assert (block["seq"] == 42).all() and (block["t_host_s"] == 12.5).all()
     with pytest.raises(p.FrameError):
-        p.decode_light_telemetry(p.telemetry_payload(header, s)[:-1], 0, 0.0)
+        UVB308Light.decode_telemetry(p.telemetry_payload(header, s)[:-1], 0, 0.0)
 
 
 def test_pen_telemetry_layout_round_trip():
@@ -111,10 +113,32 @@ def test_pen_telemetry_layout_round_trip():
     s["stroke_rate_chz"] = [11700, 11650]
     s["motor_current_dma"] = [2505, 2600]
     s["flags"] = [p.FLAG_ACTIVE | p.FLAG_ARMED, 0]
-    block = p.decode_pen_telemetry(p.telemetry_payload(header, s), 1, 0.0)
+    block = MicroneedlingPen.decode_telemetry(p.telemetry_payload(header, s), 1, 0.0)
     assert block["depth_set_mm"].tolist() == pytest.approx([1.5, 1.5])
     assert block["depth_mm"].tolist() == pytest.approx([1.49, 1.502])
     assert block["stroke_rate_hz"].tolist() == pytest.approx([117.0, 116.5])
     assert block["motor_current_ma"].tolist() == pytest.approx([250.5, 260.0])
     assert block["running"].tolist() == [1, 0] and block["armed"].tolist() == [1, 0]
     assert (block["cartridge_strokes"] == 123456).all()
+
+
+def test_one_decoder_reads_the_wire_as_the_channels_declare():
+    """The decoder is built from the declarations: a block field no channel says how to read is refused when the
+    decoder is built (so when the driver class is defined), naming the field, never decoded as garbage."""
+    from drivers.channels import LIGHT_CHANNELS
+    from drivers.types import Wire
+
+    decode = p.telemetry_decoder(p.LIGHT_HEADER, p.LIGHT_SAMPLE, p.LIGHT_BLOCK, LIGHT_CHANNELS)
+    header = np.zeros(1, p.LIGHT_HEADER)
+    header[0] = (0, 500, 1, 7000)
+    s = np.zeros(1, p.LIGHT_SAMPLE)
+    s["irradiance_cmw"] = 12345
+    block = decode(p.telemetry_payload(header, s), 3, 1.0)
+    assert block["irradiance_mw_cm2"][0] == pytest.approx(123.45) and block["target_dose_mj_cm2"][0] == 7.0
+    without = tuple(c for c in LIGHT_CHANNELS if c.name != "lamp_temp_c")
+    with pytest.raises(ValueError, match="lamp_temp_c"):
+        p.telemetry_decoder(p.LIGHT_HEADER, p.LIGHT_SAMPLE, p.LIGHT_BLOCK, without)
+    wrong = tuple(c if c.name != "dose_mj_cm2" else type(c)(c.name, c.unit, c.description, wire=Wire("dose"))
+                  for c in LIGHT_CHANNELS)
+    with pytest.raises(ValueError, match="'dose'"):
+        p.telemetry_decoder(p.LIGHT_HEADER, p.LIGHT_SAMPLE, p.LIGHT_BLOCK, wrong)

@@ -15,10 +15,11 @@ import pytest
 
 from drivers import protocol as p
 from drivers.base import DeviceError, NotConnected, WrongDevice
-from drivers.codes import InterlockCause
+from drivers.codes import DisconnectReason, InterlockCause, LinkEvent
 from drivers.light import UVB308Light
 from drivers.pen import MicroneedlingPen
 from drivers.plausibility import REBASE_AFTER_FRAMES
+from drivers.testing import link_events
 from tests.conftest import Tap, make_emulator, wait_for
 from tests.hostile_device import (
     ACK,
@@ -191,7 +192,7 @@ def test_odd_but_well_formed_reports_are_taken_without_harm(station):
 
 def test_a_device_clock_gap_while_idle_is_one_event_a_second_not_one_a_frame(station):
     dev, drv, monitor, tap = station()
-    n = len([e for e in tap.kinds("connection") if "device time" in e.message])
+    n = len([e for e in link_events(tap, LinkEvent.TELEMETRY_LOST) if "device_gap_s" in e.details])
     dev.stream = False
     time.sleep(0.05)
     for _ in range(40):  # 300 ms of device time missing before every 10 ms frame, for 0.4 s
@@ -200,7 +201,7 @@ def test_a_device_clock_gap_while_idle_is_one_event_a_second_not_one_a_frame(sta
         dev.send(TELEMETRY, dev.telemetry_payload())
         time.sleep(0.01)
     wait_for(lambda: drv.counters.frames > 40, what="frames read")
-    gaps = [e for e in tap.kinds("connection") if "device time" in e.message][n:]
+    gaps = [e for e in link_events(tap, LinkEvent.TELEMETRY_LOST) if "device_gap_s" in e.details][n:]
     assert 1 <= len(gaps) <= 2, [e.message for e in gaps]
 
 
@@ -221,7 +222,7 @@ def test_a_repeated_telemetry_frame_is_dropped_not_counted_twice(station):
 def test_a_device_clock_that_restarted_is_followed_after_five_consistent_frames(station):
     dev, drv, monitor, tap = station()
     dev.t_us = 1_000  # the device rebooted without the host noticing
-    wait_for(lambda: any("clock restarted" in e.message for e in tap.kinds("connection")), what="re-based")
+    wait_for(lambda: any("clock restarted" in e.message for e in link_events(tap, LinkEvent.SEQUENCE)), what="re-based")
     assert drv.counters.rejected_frames >= 4
     assert_alive(dev, drv, tap)
 
@@ -233,9 +234,9 @@ def test_a_device_whose_sequence_and_clock_restart_is_followed_again(station):
     with dev._lock:
         dev.seq = (dev.seq - 20_000) & 0xFFFF  # far behind the expected number: the device rebooted
     dev.t_us = 1_000
-    wait_for(lambda: any("sequence numbers restarted" in e.message for e in tap.kinds("connection")),
+    wait_for(lambda: any("sequence numbers restarted" in e.message for e in link_events(tap, LinkEvent.SEQUENCE)),
              what="sequence re-based")
-    wait_for(lambda: any("clock restarted" in e.message for e in tap.kinds("connection")), what="clock re-based")
+    wait_for(lambda: any("clock restarted" in e.message for e in link_events(tap, LinkEvent.SEQUENCE)), what="clock re-based")
     assert not monitor.trips  # idle device, re-based within about 10 frames (100 ms): nothing lost
     assert_alive(dev, drv, tap)
 
@@ -249,7 +250,7 @@ def test_a_lone_repeated_sequence_number_is_rejected_and_never_re_bases(station)
     for _ in range(REBASE_AFTER_FRAMES + 2):  # the same old number again and again: a replay, not a restart
         dev.send_raw(wire(TELEMETRY, old, dev.telemetry_payload()))
     wait_for(lambda: drv.counters.seq_repeats >= n + REBASE_AFTER_FRAMES + 2, what="repeats counted")
-    assert not any("sequence numbers restarted" in e.message for e in tap.kinds("connection"))
+    assert not any("sequence numbers restarted" in e.message for e in link_events(tap, LinkEvent.SEQUENCE))
 
 
 # --- 1''. a thread that ends, for any cause, is an honest disconnect ----------------------------------------------
@@ -260,11 +261,11 @@ class _ExplodingDecoder(p.FrameDecoder):
 
 def _assert_dead_and_silent(dev, drv, tap, what):
     def event():
-        return next((e for e in tap.kinds("connection") if "disconnected" in e.message and what in e.message), None)
+        return next((e for e in link_events(tap, LinkEvent.DISCONNECTED) if what in e.message), None)
 
     wait_for(event, what="the disconnected event")  # published just after the port is closed
     ev = event()
-    assert ev.severity == "high"
+    assert ev.severity == "high" and ev.details["disconnect"] == DisconnectReason.READER_DIED
     assert not drv.connected and not drv.status()["connected"] and what in drv.status()["stopped_because"]
     time.sleep(0.15)
     t = time.monotonic()
@@ -276,7 +277,7 @@ def _assert_dead_and_silent(dev, drv, tap, what):
 
 def test_a_reader_that_dies_disconnects_the_driver_and_stops_heartbeats(station):
     dev, drv, monitor, tap = station()
-    drv._decoder = _ExplodingDecoder()  # any failure outside the contained frame handlers
+    drv.link.decoder = _ExplodingDecoder()  # any failure outside the contained frame handlers
     wait_for(lambda: not drv.connected, what="driver disconnected")
     _assert_dead_and_silent(dev, drv, tap, "reader thread failed")
     assert monitor.is_tripped("light") and monitor.tripped["light"].interlock == InterlockCause.DISCONNECTED
@@ -291,7 +292,7 @@ def test_a_heartbeat_thread_that_dies_disconnects_the_driver(station):
     drv.liveness = broken_liveness
     wait_for(lambda: not drv.connected, what="driver disconnected")
     _assert_dead_and_silent(dev, drv, tap, "heartbeat thread failed")
-    assert not drv._threads[0].is_alive() or not drv._running.is_set()
+    assert not drv._threads[0].is_alive() or not drv.link.running
 
 
 # --- 2. empty telemetry cannot keep an active device alive --------------------------------------------------------
@@ -424,6 +425,11 @@ def test_a_device_of_the_other_kind_is_refused_naming_the_port_and_what_answered
             drv.connect()
         assert emu.port in str(err.value) and word in str(err.value) and emu.model in str(err.value)
         assert not drv.connected and not tap.blocks, "the other device's samples reached the bus"
+        refused = link_events(tap, LinkEvent.DISCONNECTED)
+        assert [e.details["disconnect"] for e in refused] == [DisconnectReason.REFUSED]
+        time.sleep(0.3)  # and no reconnection to it
+        assert not drv.connected and not link_events(tap, LinkEvent.RECONNECTED)
+        drv.close()
     finally:
         emu.stop()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Any
 
 from drivers.protocol import (
     ACK_PAYLOAD,
@@ -24,9 +24,6 @@ from drivers.protocol import (
     identity_payload,
 )
 
-if TYPE_CHECKING:
-    from drivers.emulators.base import Emulator
-
 log = logging.getLogger(__name__)
 
 
@@ -40,9 +37,38 @@ class Refused(Exception):
 
 
 class CommandsMixin:
-    """Command dispatch for `Emulator` (which provides the state, the link and the device hooks)."""
+    """Command dispatch for `Emulator` (drivers/emulators/base.py, which provides the state, the link and the device
+    hooks declared here). This module does not import the emulator base: the base imports it."""
 
-    def _handle(self: Emulator, frame: Frame) -> None:
+    # state and link, set by Emulator.__init__
+    kind: str
+    short_name: str
+    rate_hz: float
+    samples_per_frame: int
+    heartbeat_timeout_s: float
+    fault_bits: Any  # the device's fault enum (IntFlag)
+    faults: int
+    armed: bool
+    _link: Any  # drivers.emulators.link.PtyLink
+    _commands: int
+    _errors: int
+    _heartbeats: int
+    _deferred: list[bytes] | None
+    _last_command_at: dict[str, float]
+    _last_heartbeat_at: float | None
+    _watchdog_from: float
+
+    # hooks of Emulator and its device subclass
+    def _advance_to(self, now: float) -> float: ...
+    def _send_status(self, state: State, reason: StopReason, text: str) -> None: ...
+    def _identity(self, now: float) -> dict[str, Any]: ...
+    def _set(self, param: int, value: float, now: float) -> None: ...
+    def _start(self, now: float) -> None: ...
+    def _halt(self, t: float, reason: StopReason, text: str) -> None: ...
+    def _active(self) -> bool: ...
+    def _device_persisting(self, now: float) -> int: ...
+
+    def _handle(self, frame: Frame) -> None:
         now = self._advance_to(time.monotonic())
         try:
             name = Msg(frame.type).name
@@ -67,7 +93,7 @@ class CommandsMixin:
             for payload in deferred:
                 self._link.send(Msg.STATUS, payload)
 
-    def _dispatch(self: Emulator, frame: Frame, now: float) -> None:
+    def _dispatch(self, frame: Frame, now: float) -> None:
         try:
             if frame.type == Msg.IDENTIFY:
                 self._expect_empty(frame)
@@ -114,7 +140,7 @@ class CommandsMixin:
         if frame.payload:
             raise Refused(Refusal.BAD_PAYLOAD, f"{Msg(frame.type).name} takes no payload.")
 
-    def _arm(self: Emulator, on: bool, now: float) -> None:
+    def _arm(self, on: bool, now: float) -> None:
         if on:
             if self.faults:
                 raise Refused(Refusal.FAULT_LATCHED, f"A fault is latched ({self._fault_names()}): RESET first.")
@@ -125,18 +151,18 @@ class CommandsMixin:
         elif self.armed or self._active():
             self._halt(now, StopReason.DISARMED, "Disarmed by the host.")
 
-    def _persisting(self: Emulator, now: float) -> int:
+    def _persisting(self, now: float) -> int:
         """Fault bits whose cause is still present (RESET is refused for those)."""
         bits = self._device_persisting(now)
         if self._last_heartbeat_at is None or now - self._last_heartbeat_at > self.heartbeat_timeout_s:
             bits |= self.fault_bits["WATCHDOG"]
         return bits
 
-    def _fault_names(self: Emulator) -> str:
+    def _fault_names(self) -> str:
         names = [bit.name for bit in self.fault_bits if self.faults & bit]
         return ", ".join(names) or "none"
 
-    def _persist_reason(self: Emulator, bits: int) -> str:
+    def _persist_reason(self, bits: int) -> str:
         names = ", ".join(bit.name for bit in self.fault_bits if bits & bit)
         hint = " (send heartbeats first)" if bits & self.fault_bits["WATCHDOG"] else ""
         return f"Cannot reset: the cause of {names} is still present{hint}."

@@ -6,10 +6,10 @@ from cicatrix_example_light import ExampleLight, ExampleLightEmulator
 from drivers.emulators import LightEmulator
 from drivers.errors import WrongDevice
 from drivers.light import UVB308Light
-from drivers.testing import DeviceContract
+from drivers.testing import LightSourceContract
 
 
-class TestExampleLightContract(DeviceContract):
+class TestExampleLightContract(LightSourceContract):
     driver_class = ExampleLight
     settings = (("target_dose_mj_cm2", 50.0),)
     out_of_bounds = ("target_dose_mj_cm2", 3000.5)  # inside the built-in light's range, outside this device's

@@ -1,16 +1,19 @@
 """Driver for the EXL-311: a narrowband (311 nm) UVB handpiece speaking the Cicatrix wire protocol v2.
 
 The device is a variant of the built-in UVB-308 light: the same telemetry, parameters and faults, its own model and a
-lower device bound on the target dose (3000 mJ/cm², the vendor's limit for this example). Subclassing the built-in
-light keeps what the safety case relies on from it: every target dose is preceded by its backup exposure time
-(drivers/light.py). Everything else a driver must do (heartbeat, stop on connect, bounds before sending, faults and
-disconnects as events) is in drivers.base.SerialDevice. This module imports `drivers` only.
+lower device bound on the target dose (3000 mJ/cm², the vendor's limit for this example). It is a
+`drivers.interfaces.LightSource` (INFO.kind "light"), which is what the application uses: `set_target_dose`,
+`expected_irradiance_mw_cm2`, `active_channel` "shutter_open". Subclassing the built-in light keeps what the safety
+case relies on from it: every target dose is preceded by its backup exposure time (drivers/light.py). Everything else
+a driver must do (heartbeat, stop on connect, bounds before sending, faults and disconnects as coded events) is in
+drivers.base.SerialDevice and its drivers.link.SerialLink. This module imports `drivers` only.
 """
 
 from __future__ import annotations
 
 from drivers import protocol as p
 from drivers.channels import LIGHT_CHANNELS
+from drivers.interfaces import LightSource
 from drivers.light import BACKUP_TIME_RANGE_S, UVB308Light
 from drivers.types import Bound, DriverInfo
 
@@ -20,8 +23,9 @@ MODEL_PREFIX = "EXL-311"
 TARGET_DOSE_RANGE_MJ_CM2 = (1.0, 3000.0)
 
 
-class ExampleLight(UVB308Light):
-    """The EXL-311 handpiece. Channels, units and plausible ranges: drivers.channels.LIGHT_CHANNELS."""
+class ExampleLight(UVB308Light, LightSource):
+    """The EXL-311 handpiece, a LightSource. Channels, units, plausible ranges and where each travels on the wire:
+    drivers.channels.LIGHT_CHANNELS (so the one telemetry decoder reads its frames)."""
 
     INFO = DriverInfo(
         name="vendor-example-light",
