@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _sync(args: argparse.Namespace) -> int:
     from workstation.keys import workstation_name
+    from workstation.progname import command
     from workstation.recording.share import RETRY_MAX_S, ShareCopier
     from workstation.store import ClinicStore
 
@@ -41,7 +42,7 @@ def _sync(args: argparse.Namespace) -> int:
     store_path = settings["paths.store"]
     if share is None:
         raise UserError("No recordings share is set: give --clinic-recordings DIR or set paths.clinic_recordings in "
-                        "the settings file (docs/deployment.md).")
+                        f"the settings file (`{command('settings')}` shows the one in force).")
     if not store_path.is_file():
         raise UserError(f"There is no store {store_path}; give --store FILE.")
 

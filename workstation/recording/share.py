@@ -126,18 +126,18 @@ def copy_verified(local: Path, share: Path, relative: Path, sha256: str, *,
         raise ShareProblem(f"the recording {local.name} is not copied: its .sha256 differs from the store's index "
                            f"(`{_sync_command()}` lists it; `inspect` checks the file)", share_down=False)
     dest = share / relative
-    if dest.is_file() and check_checksum(dest).intact:
-        return dest  # copied before (the store was not told: the program stopped in between)
     try:
+        if dest.is_file() and check_checksum(dest).intact:
+            return dest  # copied before (the store was not told: the program stopped in between)
         dest.parent.mkdir(parents=True, exist_ok=True)
         for src in (*sidecar_paths(local), local):  # the recording last: never on the share without its sidecars
             _copy_file(src, dest.parent / src.name)
-    except OSError as exc:
+        _fsync_dir(dest.parent)
+        if after_copy is not None:
+            after_copy(dest)
+        check = check_checksum(dest)
+    except OSError as exc:  # the share went away or refused, while copying or while the copy was read back
         raise ShareProblem(_os_words(exc, share), share_down=True) from exc
-    _fsync_dir(dest.parent)
-    if after_copy is not None:
-        after_copy(dest)
-    check = check_checksum(dest)
     if not check.intact:
         _remove_copy(dest)
         raise ShareProblem(f"the copy of {local.name} on the share did not verify ({check.text}); it was removed "
@@ -255,6 +255,10 @@ class ShareCopier:
             copied, problems, pending = sync_once(store, self.share, after_copy=self.after_copy)
         except UserError as exc:  # the store refused a write (busy, disabled account, no trail key)
             return ShareStatus(self.share, self.status.pending, self._copied, str(exc))
+        except Exception:  # noqa: BLE001 - the worker goes on retrying; the trace goes to the log
+            log.exception("copy to the recordings share failed")
+            return ShareStatus(self.share, self.status.pending, self._copied,
+                               "an unexpected error stopped the copy (the details are in the log)")
         finally:
             store.close()
         self._copied += copied
