@@ -262,3 +262,17 @@ def test_the_headless_runner_ends_normally_with_the_share_down_and_its_copy_is_m
                  str(share)]) == 0
     copy = share / result.recording.parent.name / result.recording.name
     assert check_checksum(copy).intact and sha256_of(copy) == result.sha256
+
+
+def test_a_part_file_left_by_an_interrupted_copy_of_this_workstation_is_replaced(clinic, tmp_path):
+    db, local, _sha, _sid = clinic
+    share = tmp_path / "share"
+    day = share / local.parent.name
+    day.mkdir(parents=True)
+    stale = day / f".{local.name}.{HOST}.999999.part"
+    stale.write_bytes(b"half a recording")
+    other = day / f".{local.name}.another-room.5.part"  # another workstation's: not ours to remove
+    other.write_bytes(b"x")
+    with ClinicStore.open(db, training=False) as store:
+        assert sync_once(store, share)[:2] == (1, [])
+    assert not stale.exists() and other.exists()

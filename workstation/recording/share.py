@@ -19,6 +19,7 @@ window shows it without a dialog, the headless runner prints it in one line.
 from __future__ import annotations
 
 import errno
+import glob
 import logging
 import os
 import shutil
@@ -83,7 +84,10 @@ def _fsync_dir(folder: Path) -> None:
 def _copy_file(src: Path, target: Path) -> None:
     """Copy `src` to `target`: a temporary name beside it, written, fsynced, renamed. OSError (the temporary file
     removed) if the share refuses or fills up."""
-    tmp = target.with_name(f".{target.name}.{workstation_name()}.{os.getpid()}.part")
+    host = workstation_name()
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.{glob.escape(host)}.*.part"):
+        stale.unlink(missing_ok=True)  # left by this workstation when it stopped in the middle of a copy
+    tmp = target.with_name(f".{target.name}.{host}.{os.getpid()}.part")
     try:
         with open(src, "rb") as fin, open(tmp, "wb") as fout:
             shutil.copyfileobj(fin, fout, 4 * 2**20)
