@@ -122,21 +122,27 @@ def _read_only(share: Path):
     try:
         yield
     finally:
-        subprocess.run(["umount", str(share)], check=True)
+        subprocess.run(["umount", "--lazy", str(share)], check=True)  # the copier may be reading it
 
 
 def test_a_read_only_share_is_said_and_retried_and_the_copy_follows_once_writable(clinic, tmp_path):
     db, local, _sha, sid = clinic
     share = tmp_path / "share"
     share.mkdir()
-    with _read_only(share), ClinicStore.open(db, training=False) as store:
-        copied, problems, pending = sync_once(store, share)
-        assert (copied, pending) == (0, 1)
-        assert "read-only" in problems[0] or "permission denied" in problems[0]
-        assert store.shared_path(sid) is None
-    assert list(share.rglob("*")) == []  # nothing half-written left behind
-    with ClinicStore.open(db, training=False) as store:
-        assert sync_once(store, share)[:2] == (1, [])
+    seen: list[ShareStatus] = []
+    copier = ShareCopier(_open(db), share, on_status=seen.append, retry_first_s=0.05, retry_max_s=0.2)
+    try:
+        with _read_only(share):
+            copier.start()
+            wait_for(lambda: len(seen) >= 2, 10, "two refused passes")
+            problem = seen[-1].problem
+            assert seen[-1].pending == 1 and ("read-only" in problem or "permission denied" in problem), problem
+            assert list(share.rglob("*")) == []  # nothing half-written left behind
+            with ClinicStore.open(db, training=False) as store:
+                assert store.shared_path(sid) is None
+        wait_for(lambda: seen[-1].problem is None and seen[-1].pending == 0, 10, "the copy once writable")
+    finally:
+        assert copier.stop()
     assert check_checksum(share / local.parent.name / local.name).intact
 
 
