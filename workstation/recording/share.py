@@ -110,6 +110,12 @@ def _remove_copy(dest: Path) -> None:
             log.warning("a copy on the share that did not verify could not be removed: %s (%s)", f, exc.strerror)
 
 
+def _sha_saved(h5_path: Path) -> str:
+    """The SHA-256 in the recording's .sha256 (lower case; '' if it holds none). OSError if it cannot be read."""
+    words = checksum_path(h5_path).read_text(encoding="ascii", errors="replace").split()
+    return words[0].lower() if words else ""
+
+
 def copy_verified(local: Path, share: Path, relative: Path, sha256: str, *,
                   after_copy: Callable[[Path], None] | None = None) -> Path:
     """Copy the closed recording `local` (and its .sha256 and .sig) to `share / relative` and verify the copy there.
@@ -123,15 +129,15 @@ def copy_verified(local: Path, share: Path, relative: Path, sha256: str, *,
         raise ShareProblem(f"the recording {local} cannot be copied: {', '.join(missing)} missing on this "
                            "workstation", share_down=False)
     try:
-        saved = checksum_path(local).read_text(encoding="ascii", errors="replace").split()
+        saved = _sha_saved(local)
     except OSError as exc:
         raise ShareProblem(f"{checksum_path(local)} cannot be read ({exc.strerror})", share_down=False) from exc
-    if not saved or saved[0].lower() != sha256.lower():
+    if saved != sha256.lower():
         raise ShareProblem(f"the recording {local.name} is not copied: its .sha256 differs from the store's index "
                            f"(`{_sync_command()}` lists it; `inspect` checks the file)", share_down=False)
     dest = share / relative
     try:
-        if dest.is_file() and check_checksum(dest).intact:
+        if dest.is_file() and _sha_saved(dest) == sha256.lower() and check_checksum(dest).intact:
             return dest  # copied before (the store was not told: the program stopped in between)
         dest.parent.mkdir(parents=True, exist_ok=True)
         for src in (*sidecar_paths(local), local):  # the recording last: never on the share without its sidecars

@@ -13,6 +13,7 @@ from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import QLabel, QWidget
 
 from workstation.recording.share import ShareCopier, ShareStatus
+from workstation.ui.wording import scrub
 
 WAITING_STYLE = "QLabel#share_status { background: #fff59d; padding: 2px 6px; }"
 
@@ -40,7 +41,7 @@ class ShareStatusLine(QLabel):
 
     def _show(self, status: ShareStatus) -> None:
         self.status = status
-        text = status.text()
+        text = scrub(status.text())
         self.setText(text)
         self.setToolTip(text)
         self.setVisible(bool(text))
