@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "workstation.cli_report",
     "workstation.cli_settings",
     "workstation.cli_store",
+    "workstation.cli_share",
 )
 
 log = logging.getLogger("workstation.cli")

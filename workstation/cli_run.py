@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                         "is not a folder; fix paths.protocols or give --protocols DIR.")
     protocol_dirs = (protocols,) if protocols is not None else ()
     places = Places(clinic_store=settings["paths.store"], training_recordings=training_recordings_dir(),
-                    protocol_dirs=protocol_dirs)
+                    protocol_dirs=protocol_dirs, clinic_recordings=settings["paths.clinic_recordings"])
     refused = refused_clinic_protocols(protocol_dirs, settings.setting("paths.protocols").source)
     if refused:
         log.warning("%s", refused)

@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "DIR/YYYY-MM-DD/<uuid>.h5 (default: the training-recordings folder `settings` shows)")
     p.add_argument("--store", type=Path, metavar="FILE",
                    help="training database to use and keep (default: a temporary one, discarded at the end)")
+    p.add_argument("--share", type=Path, metavar="DIR",
+                   help="then copy the recording to this folder (a recordings share) and verify it there; a share "
+                   "that is down is said in one line and does not change the exit code")
     p.set_defaults(func=_run)
 
 
@@ -48,7 +51,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.store.resolve() == settings_from_args(args)["paths.store"].resolve():
             raise UserError("A simulated session never writes to the clinic database; give a training store.")
     with _terminate_as_exit():
-        return run_scenario(scenario, record_dir, store_path=args.store).exit_code
+        share = args.share.expanduser().absolute() if args.share is not None else None
+        return run_scenario(scenario, record_dir, store_path=args.store, share=share).exit_code
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ OPTIONS: dict[str, tuple[str, str, type, str]] = {
     "paths.protocols": ("--protocols", "DIR", Path, "the clinic's own protocol folder"),
     "paths.store": ("--store", "FILE", Path, "the clinic store (SQLite file)"),
     "paths.recordings": ("--recordings", "DIR", Path, "the clinical recordings folder"),
+    "paths.clinic_recordings": ("--clinic-recordings", "DIR", Path, "the clinic's recordings share"),
     "ports.light": ("--light-port", "PORT", str, "serial port of the phototherapy handpiece"),
     "ports.pen": ("--pen-port", "PORT", str, "serial port of the microneedling pen"),
 }

@@ -11,6 +11,7 @@ path), so every path comes back absolute; `~` is expanded. A UTF-8 byte-order ma
     protocols = "/srv/cicatrix/protocols"    # the clinic's own protocol folder (none by default)
     store = "clinic.sqlite3"                 # the clinic store (SQLite file)
     recordings = "/srv/cicatrix/recordings"  # clinical recordings, each report beside its recording
+    clinic_recordings = "/mnt/clinic/recordings"  # the clinic's recordings share (none by default; docs/deployment.md)
 
     [ports]
     light = "/dev/ttyUSB0"                   # serial port of the phototherapy handpiece
@@ -54,6 +55,8 @@ KEYS: tuple[Key, ...] = (
     Key("paths.store", "path", "the clinic store (SQLite file)", places.clinic_store_file),
     Key("paths.recordings", "path", "the clinical recordings folder (reports are written beside each recording)",
         places.recordings_dir),
+    Key("paths.clinic_recordings", "path", "the clinic's recordings share: each closed recording is copied there "
+        "and verified (not set = no copy)", lambda: None),
     Key("ports.light", "text", "serial port of the phototherapy handpiece", lambda: None),
     Key("ports.pen", "text", "serial port of the microneedling pen", lambda: None),
     Key("window.idle_lock_minutes", "minutes", f"minutes without input before the window locks (0 = never, at most "

@@ -130,8 +130,10 @@ class _StepWatch(BaseSink):
             self.started.set()
 
 def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | None = None,
-                 out: Callable[[str], None] = print) -> RunResult:
-    """The scenario's visit through the visit service (the window uses the same), aborting on any trip."""
+                 out: Callable[[str], None] = print, share: Path | None = None) -> RunResult:
+    """The scenario's visit through the visit service (the window uses the same), aborting on any trip. With
+    `share`, the closed recording is then copied there and verified (one line says how it went; a share that is
+    down never changes the exit code)."""
     from workstation.session.visit import Visit
 
     visit = Visit.training(scenario, record_dir, store_path=store_path)
@@ -182,6 +184,10 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
         cause = AbortCause.RECORDING
     code = EXIT_CODES[cause]
     _print_summary(out, scenario, summary, recording, sha, code, recording_failure)
+    if share is not None and recording is not None and sha is not None:
+        from workstation.recording.share import copy_after_run
+
+        out(copy_after_run(share, recording, sha, store_path))
     return RunResult(code, str(final), summary, recording, sha)
 
 

@@ -23,6 +23,7 @@ from workstation.session import roles
 from workstation.session.journal import Closed, close_crashed_sessions, journal_steps, process_token
 from workstation.session.rig import Rig, close_recording
 from workstation.session.session import Session, SessionError, State, Step, StepResult
+from workstation.recording.share import recording_saved
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,13 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Places:
     """Where a visit's files go beyond its recordings folder and store (from the settings, workstation.settings):
-    the clinic store for clinical mode, the recordings folder of simulated sessions, the clinic's protocol folders."""
+    the clinic store for clinical mode, the recordings folder of simulated sessions, the clinic's protocol folders,
+    the clinic's recordings share."""
 
     clinic_store: Path | None = None
     training_recordings: Path | None = None
     protocol_dirs: tuple[Path, ...] = ()
+    clinic_recordings: Path | None = None  # the clinic's recordings share (workstation/recording/share.py)
 
 
 @dataclass
@@ -408,6 +411,8 @@ class Visit:
         recording, sha, failure = close_recording(self.rig)
         if recording is not None and sha is not None and self.store.recording(self.session_id) is None:
             self.store.link_recording(self.session_id, recording, sha)  # no checksum (full disk): not linked
+        if recording is not None and sha is not None:  # to the clinic's share, by its own thread (never blocks)
+            recording_saved(self.store, self.session_id)
         session.close()
         self.saved = Saved(summary, recording, sha, self.session_id, failure)
         return self.saved

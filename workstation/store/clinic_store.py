@@ -720,6 +720,37 @@ class ClinicStore:
         row = self._one("SELECT path, sha256 FROM recordings WHERE session_id = ?", (session_id,))
         return (row["path"], row["sha256"]) if row else None
 
+    # ---- the clinic's recordings share (workstation/recording/share.py copies; these keep the index) ------------
+    def queue_share_copy(self, session_id: int, workstation: str) -> None:
+        """Mark the session's recording, not yet copied, to be copied to the clinic's share by `workstation` (the
+        host that holds the file)."""
+        with self.transaction() as c:
+            c.execute("UPDATE recordings SET copy_from = ? WHERE session_id = ? AND shared_path IS NULL "
+                      "AND (copy_from IS NULL OR copy_from <> ?)", (workstation, session_id, workstation))
+
+    def recordings_to_share(self, workstation: str) -> list[tuple[int, Path, str]]:
+        """(session id, absolute local path, sha256) of each recording `workstation` has still to copy to the share,
+        oldest first. Recordings nobody queued yet (from before the share, or linked when a crashed session was
+        closed) are queued for this workstation when their file is here."""
+        for row in self._all("SELECT session_id FROM recordings WHERE copy_from IS NULL AND shared_path IS NULL"):
+            local = self.recording_path(row["session_id"])
+            if local is not None and local.is_file():
+                self.queue_share_copy(row["session_id"], workstation)
+        rows = self._all("SELECT session_id, sha256 FROM recordings WHERE copy_from = ? AND shared_path IS NULL "
+                         "ORDER BY session_id", (workstation,))
+        return [(r["session_id"], self.recording_path(r["session_id"]), r["sha256"]) for r in rows]
+
+    def mark_shared(self, session_id: int, shared_path: Path) -> None:
+        """The recording's copy at `shared_path` (absolute) on the clinic's share was verified."""
+        with self.transaction() as c:
+            c.execute("UPDATE recordings SET shared_path = ?, shared_at = ? WHERE session_id = ?",
+                      (str(Path(shared_path).absolute()), _now(), session_id))
+
+    def shared_path(self, session_id: int) -> Path | None:
+        """Where the session's recording was copied on the clinic's share, or None (not copied, or no recording)."""
+        row = self._one("SELECT shared_path FROM recordings WHERE session_id = ?", (session_id,))
+        return Path(row["shared_path"]) if row is not None and row["shared_path"] else None
+
     def verify_recording(self, session_id: int, root: Path | None = None) -> bool:
         """Recompute the recording's SHA-256 and compare it with the index. A relative path is taken from `root` if
         given, else from the store's recordings root (recording_path)."""

@@ -134,6 +134,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE responses ADD COLUMN itching INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE responses ADD COLUMN healed_on TEXT;
     """,
+    # issue 17: recordings for the whole clinic. Each recording is copied by the workstation that holds it
+    # (`copy_from`, its host name) to the clinic's recordings share; once the copy there is verified (checksum and
+    # signature) the index keeps where (`shared_path`, absolute) and when (`shared_at`, UTC). NULL: not copied yet.
+    """
+    ALTER TABLE recordings ADD COLUMN copy_from TEXT;
+    ALTER TABLE recordings ADD COLUMN shared_path TEXT;
+    ALTER TABLE recordings ADD COLUMN shared_at TEXT;
+    """,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -32,6 +32,7 @@ from workstation.ui.patient_view import PatientView
 from workstation.ui.plan_view import PlanView
 from workstation.ui.replay_view import ReplayView
 from workstation.ui.session_controller import Places, SessionController
+from workstation.ui.share_status import ShareStatusLine
 from workstation.ui.sign_in import IdleWatch, SignInPage
 from workstation.ui.start_page import StartPage
 from workstation.ui.trainer_panel import TrainerPanel
@@ -109,6 +110,8 @@ class MainWindow(QMainWindow):
         row.addWidget(self.message_bar, 1)
         row.addWidget(self.home_button)
         layout.addLayout(row)
+        self.share_status = ShareStatusLine()
+        layout.addWidget(self.share_status)
         layout.addWidget(self.pages, 1)
         self.setCentralWidget(central)
 
@@ -121,6 +124,7 @@ class MainWindow(QMainWindow):
         self._on_first_paint: list[Callable[[], None]] = []
         self.installEventFilter(self)
         fit_to_screen(self, *PREFERRED_SIZE)
+        self.start_share_copies()
 
     def call_on_first_paint(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the window has been painted for the first time (the start-up benchmark)."""
@@ -218,6 +222,15 @@ class MainWindow(QMainWindow):
         c = self.controller
         return c.places.clinic_store or c.store_path or clinic_db_path()
 
+    def start_share_copies(self) -> None:
+        """Copy the clinic store's recordings to the clinic's recordings share, if one is set (paths.clinic_recordings)
+        and the store exists: at start (copies pending from before resume) and once clinical mode connects."""
+        share, store = self.controller.places.clinic_recordings, self._clinic_store_path()
+        if share is not None and store.is_file():
+            from workstation.store import ClinicStore
+
+            self.share_status.start(lambda: ClinicStore.open(store, training=False), share)
+
     def choose_clinical(self, ports: dict[str, str], operator: str = "") -> None:
         """Clinical mode: sign in (the first time on a new store: create the administrator), then connect."""
         if not ports:
@@ -270,6 +283,7 @@ class MainWindow(QMainWindow):
             self.notify("Connected: " + ", ".join(f"{n} {i.get('model', '')}" for n, i in identities.items())
                         + ". Find or create the patient.", "info")
             self._tell_crashed()  # after "Connected", so the warning is the message left showing
+            self.start_share_copies()
             self._show_patient_page()
 
         self.controller.start_clinical(ports, done, failed)
@@ -375,6 +389,7 @@ class MainWindow(QMainWindow):
         self.replay.tasks.shutdown(wait=True)
         self.replay.verifier.shutdown(wait=True)  # close_recording cancelled it: it ends within one chunk
         self.sign_in.shutdown()
+        self.share_status.shutdown()
         self.idle.timer.stop()
         app = QApplication.instance()
         if app is not None:

@@ -1,0 +1,72 @@
+"""`main.py recording sync`: list or copy the recordings this workstation has still to copy to the clinic's
+recordings share (`paths.clinic_recordings`; workstation/recording/share.py)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from workstation.cli_settings import add_setting_options, settings_from_args
+from workstation.errors import UserError
+
+EXIT_PENDING = 1  # --once / --list: some recordings are still not copied
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("recording", help="the clinic's recordings share: copies still to make",
+                              description="Recordings and the clinic's recordings share.")
+    sub = p.add_subparsers(dest="recording_command", metavar="COMMAND", required=True)
+    s = sub.add_parser(
+        "sync", help="copy the recordings still to copy to the clinic's recordings share, and verify them there",
+        description="Copy every recording this workstation has not yet copied to the clinic's recordings share "
+        "(paths.clinic_recordings), verify each copy there (SHA-256 and signature) and record it in the store. A "
+        "share that is down is retried with a growing delay until Ctrl+C; with --once one pass is made. Exit code 0 "
+        "when nothing is left to copy, 1 when some recordings are still waiting (--once, --list), 2 bad input. The "
+        "recordings on this workstation are only read, never changed or deleted.")
+    s.add_argument("--once", action="store_true", help="one pass, then exit (1 if some are still waiting)")
+    s.add_argument("--list", action="store_true", help="only list the recordings still to copy")
+    s.add_argument("--training", action="store_true",
+                   help="the store is a training store (kept with `session --store`), not the clinic's")
+    add_setting_options(s, ("paths.store", "paths.clinic_recordings"))
+    s.set_defaults(func=_sync)
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from workstation.keys import workstation_name
+    from workstation.progname import command
+    from workstation.recording.share import RETRY_MAX_S, ShareCopier
+    from workstation.store import ClinicStore
+
+    settings = settings_from_args(args)
+    share = settings["paths.clinic_recordings"]
+    store_path = settings["paths.store"]
+    if share is None:
+        raise UserError("No recordings share is set: give --clinic-recordings DIR or set paths.clinic_recordings in "
+                        f"the settings file (`{command('settings')}` shows the one in force).")
+    if not store_path.is_file():
+        raise UserError(f"There is no store {store_path}; give --store FILE.")
+
+    def open_store() -> ClinicStore:
+        return ClinicStore.open(store_path, training=args.training)
+
+    if args.list:
+        with open_store() as store:
+            todo = store.recordings_to_share(workstation_name())
+        for session_id, local, _sha in todo:
+            print(f"session {session_id}: {local}")
+        print(f"{len(todo)} recording(s) of this workstation ({workstation_name()}) still to copy to {share}")
+        return EXIT_PENDING if todo else 0
+    copier = ShareCopier(open_store, share)
+    delay = copier.retry_first_s
+    while True:
+        status = copier.sync()
+        if status.problem is None and not status.pending:
+            print(f"{status.copied} recording(s) copied to {share} and verified; nothing is left to copy")
+            return 0
+        print(status.text() if status.problem else f"{status.pending} recording(s) still to copy to {share}",
+              flush=True)
+        if args.once:
+            return EXIT_PENDING
+        print(f"trying again in {delay:g} s (Ctrl+C stops; nothing is lost)", flush=True)
+        time.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX_S)

@@ -1,0 +1,358 @@
+"""Recordings for the whole clinic: each workstation records locally (the recorder's guarantees stay local), then
+copies every closed recording, with its .sha256 and .sig, to the clinic's recordings share (`paths.clinic_recordings`
+in the settings) and verifies the copy there before the store's index says it is shared.
+
+How one recording is copied (`copy_verified`): each file is written under a temporary name on the share, fsynced,
+then renamed (the .sha256 and .sig first, the recording last, so a reader of the share never finds a recording
+without them); the folder is synced; then the copy's SHA-256 and signature are checked there with the same code as
+`inspect` and replay (workstation.recording.summary.check_checksum). A copy that does not verify is removed from the
+share and copied again later. The local files are only read: nothing here deletes or changes them.
+
+Who copies (`ShareCopier`): a small worker thread per store, never the GUI thread and never the session's save. The
+store knows what is still to copy (`recordings.copy_from` / `shared_path`, ClinicStore.recordings_to_share), so
+copies still pending when the program stopped are resumed at the next start, and `main.py recording sync` lists or
+retries them. A failure (the share not mounted, permission denied, the share full, a copy that does not verify) is
+retried with a growing delay (RETRY_FIRST_S doubling up to RETRY_MAX_S) and said in `ShareStatus.text()`: the
+window shows it without a dialog, the headless runner prints it in one line.
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workstation.errors import UserError
+from workstation.keys import workstation_name
+from workstation.recording.format import checksum_path, sidecar_paths
+from workstation.recording.summary import check_checksum
+
+log = logging.getLogger(__name__)
+
+RETRY_FIRST_S = 5.0  # team default: a share that blinked is tried again soon
+RETRY_MAX_S = 60.0  # team default: a share that is down is tried once a minute, never more often
+IDLE_POLL_S = 300.0  # with nothing pending, look for recordings linked by other paths (crashed sessions) this often
+
+__all__ = ["RETRY_FIRST_S", "RETRY_MAX_S", "ShareCopier", "ShareProblem", "ShareStatus", "copy_verified",
+           "recording_saved"]
+
+
+class ShareProblem(Exception):
+    """A recording could not be copied to the share, in words. `share_down`: the share itself failed (not
+    reachable, not writable, full), so the other recordings wait too."""
+
+    def __init__(self, text: str, *, share_down: bool) -> None:
+        super().__init__(text)
+        self.share_down = share_down
+
+
+def _os_words(exc: OSError, share: Path) -> str:
+    """An OSError on the share as a sentence (never the library's text alone)."""
+    code = exc.errno
+    if code in (errno.ENOENT, errno.ENOTDIR, errno.ESTALE, errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ETIMEDOUT,
+                errno.ENOTCONN, errno.EIO):
+        return f"the share {share} is not reachable ({exc.strerror or exc}): is it mounted?"
+    if code in (errno.EACCES, errno.EPERM):
+        return f"permission denied on the share {share}: this workstation's account may not write there"
+    if code == errno.EROFS:
+        return f"the share {share} is read-only: it must be mounted read-write"
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return f"the share {share} is full: free space there"
+    return f"the share {share} could not be written ({exc.strerror or exc})"
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some network file systems cannot sync a folder; the files themselves were synced
+    finally:
+        os.close(fd)
+
+
+def _copy_file(src: Path, target: Path) -> None:
+    """Copy `src` to `target`: a temporary name beside it, written, fsynced, renamed. OSError (the temporary file
+    removed) if the share refuses or fills up."""
+    host = workstation_name()
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.{glob.escape(host)}.*.part"):
+        stale.unlink(missing_ok=True)  # left by this workstation when it stopped in the middle of a copy
+    tmp = target.with_name(f".{target.name}.{host}.{os.getpid()}.part")
+    try:
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            shutil.copyfileobj(fin, fout, 4 * 2**20)
+            fout.flush()
+            os.fsync(fout.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
+
+
+def _remove_copy(dest: Path) -> None:
+    for f in (dest, *sidecar_paths(dest)):
+        try:
+            f.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("a copy on the share that did not verify could not be removed: %s (%s)", f, exc.strerror)
+
+
+def _sha_saved(h5_path: Path) -> str:
+    """The SHA-256 in the recording's .sha256 (lower case; '' if it holds none). OSError if it cannot be read."""
+    words = checksum_path(h5_path).read_text(encoding="ascii", errors="replace").split()
+    return words[0].lower() if words else ""
+
+
+def copy_verified(local: Path, share: Path, relative: Path, sha256: str, *,
+                  after_copy: Callable[[Path], None] | None = None) -> Path:
+    """Copy the closed recording `local` (and its .sha256 and .sig) to `share / relative` and verify the copy there.
+    `sha256` is the store's index of it. Returns the verified copy's path. `after_copy(dest)` is called between the
+    copy and the check (a test seam: the check must catch whatever happens there). Raises ShareProblem in words;
+    the local files are only read."""
+    if not share.is_dir():
+        raise ShareProblem(f"the share {share} is not reachable (no such folder): is it mounted?", share_down=True)
+    missing = [f.name for f in (local, *sidecar_paths(local)) if not f.is_file()]
+    if missing:
+        raise ShareProblem(f"the recording {local} cannot be copied: {', '.join(missing)} missing on this "
+                           "workstation", share_down=False)
+    try:
+        saved = _sha_saved(local)
+    except OSError as exc:
+        raise ShareProblem(f"{checksum_path(local)} cannot be read ({exc.strerror})", share_down=False) from exc
+    if saved != sha256.lower():
+        raise ShareProblem(f"the recording {local.name} is not copied: its .sha256 differs from the store's index "
+                           f"(`{_sync_command()}` lists it; `inspect` checks the file)", share_down=False)
+    dest = share / relative
+    try:
+        if dest.is_file() and _sha_saved(dest) == sha256.lower() and check_checksum(dest).intact:
+            return dest  # copied before (the store was not told: the program stopped in between)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        for src in (*sidecar_paths(local), local):  # the recording last: never on the share without its sidecars
+            _copy_file(src, dest.parent / src.name)
+        _fsync_dir(dest.parent)
+        if after_copy is not None:
+            after_copy(dest)
+        check = check_checksum(dest)
+    except OSError as exc:  # the share went away or refused, while copying or while the copy was read back
+        raise ShareProblem(_os_words(exc, share), share_down=True) from exc
+    if not check.intact:
+        _remove_copy(dest)
+        raise ShareProblem(f"the copy of {local.name} on the share did not verify ({check.text}); it was removed "
+                           "from the share and will be copied again (the recording on this workstation is kept)",
+                           share_down=False)
+    return dest
+
+
+def _sync_command() -> str:
+    from workstation.progname import command
+
+    return command("recording sync")
+
+
+@dataclass(frozen=True)
+class ShareStatus:
+    """Where the copies stand: `pending` recordings still to copy to `share`, `copied` since the copier started,
+    `problem` (a sentence) when the last try failed, `retry_in_s` until the next try then."""
+
+    share: Path
+    pending: int
+    copied: int = 0
+    problem: str | None = None
+    retry_in_s: float | None = None
+
+    def text(self) -> str:
+        """One line for the window and the headless runner ('' when nothing is pending and nothing failed)."""
+        if self.problem is None:
+            if not self.pending:
+                return ""
+            return f"{_recordings(self.pending)} copying to {self.share}…"
+        retry = ""
+        if self.retry_in_s is not None:
+            every = self.retry_in_s >= RETRY_MAX_S
+            retry = f"; retrying {'every' if every else 'in'} {self.retry_in_s:g} s"
+        return (f"{_recordings(self.pending)} waiting to copy to {self.share}: {self.problem}{retry}. "
+                "The recordings are safe on this workstation.")
+
+
+def _recordings(n: int) -> str:
+    return f"{n} recording{'s' if n != 1 else ''}"
+
+
+def sync_once(store: Any, share: Path, *, workstation: str | None = None,
+              after_copy: Callable[[Path], None] | None = None) -> tuple[int, list[str], int]:
+    """Copy every recording this workstation has still to copy from `store` (a ClinicStore) to `share`, oldest first.
+    Returns (copied, problems as sentences, still pending). A share that is down stops the pass (the others would
+    fail the same way); a recording whose copy fails alone does not."""
+    who = workstation or workstation_name()
+    root = store.recordings_root
+    todo = store.recordings_to_share(who)
+    copied, problems = 0, []
+    for session_id, local, sha in todo:
+        relative = local.relative_to(root) if root is not None and local.is_relative_to(root) else \
+            Path(local.parent.name) / local.name  # recordings/YYYY-MM-DD/<uuid>.h5 keeps its day folder
+        try:
+            dest = copy_verified(local, share, relative, sha, after_copy=after_copy)
+        except ShareProblem as exc:
+            log.warning("recording of session %s not copied to the share: %s", session_id, exc)
+            problems.append(str(exc))
+            if exc.share_down:
+                break
+            continue
+        store.mark_shared(session_id, dest)
+        log.info("recording of session %s copied to %s and verified", session_id, dest)
+        copied += 1
+    return copied, problems, len(todo) - copied
+
+
+_COPIERS: set[ShareCopier] = set()
+_COPIERS_LOCK = threading.Lock()
+
+
+def recording_saved(store: Any, session_id: int) -> None:
+    """After a session's recording is closed and linked: queue it for the share and wake the copiers running in this
+    process. Never raises (the session is saved already); a queue that could not be written is picked up by the
+    copier's next pass all the same (ClinicStore.recordings_to_share)."""
+    try:
+        store.queue_share_copy(session_id, workstation_name())
+    except (UserError, OSError) as exc:
+        log.warning("recording of session %s not queued for the share: %s", session_id, exc)
+    with _COPIERS_LOCK:
+        copiers = list(_COPIERS)
+    for copier in copiers:
+        copier.wake()
+
+
+class ShareCopier:
+    """The copy worker of one store: `start()` runs passes of `sync_once` on its own thread, at once, whenever
+    `wake()` is called (a recording was saved), after a failure with a growing delay (RETRY_FIRST_S … RETRY_MAX_S),
+    and every IDLE_POLL_S otherwise. `on_status(ShareStatus)` is called on the worker thread after each pass (the
+    window turns it into a Qt signal). `open_store()` returns a new ClinicStore (the worker's own connection)."""
+
+    def __init__(self, open_store: Callable[[], Any], share: Path, *,
+                 on_status: Callable[[ShareStatus], None] | None = None, retry_first_s: float = RETRY_FIRST_S,
+                 retry_max_s: float = RETRY_MAX_S, after_copy: Callable[[Path], None] | None = None) -> None:
+        self.open_store, self.share = open_store, Path(share)
+        self.on_status = on_status
+        self.retry_first_s, self.retry_max_s = retry_first_s, retry_max_s
+        self.after_copy = after_copy
+        self.status = ShareStatus(self.share, 0)
+        self.passes = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._copied = 0
+
+    def sync(self) -> ShareStatus:
+        """One pass on the calling thread (the worker's, or `recording sync --once`)."""
+        try:
+            store = self.open_store()
+        except UserError as exc:
+            return ShareStatus(self.share, self.status.pending, self._copied, f"the store cannot be opened ({exc})")
+        try:
+            copied, problems, pending = sync_once(store, self.share, after_copy=self.after_copy)
+        except UserError as exc:  # the store refused a write (busy, disabled account, no trail key)
+            return ShareStatus(self.share, self.status.pending, self._copied, str(exc))
+        except Exception:  # noqa: BLE001 - the worker goes on retrying; the trace goes to the log
+            log.exception("copy to the recordings share failed")
+            return ShareStatus(self.share, self.status.pending, self._copied,
+                               "an unexpected error stopped the copy (the details are in the log)")
+        finally:
+            store.close()
+        self._copied += copied
+        return ShareStatus(self.share, pending, self._copied, problems[0] if problems else None)
+
+    def start(self) -> ShareCopier:
+        with _COPIERS_LOCK:
+            _COPIERS.add(self)
+        self._thread = threading.Thread(target=self._run, name="recordings-share", daemon=True)
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Stop the worker; True if it ended within `timeout_s` (a copy to a hung share may not: the thread is a
+        daemon and never holds the program open)."""
+        with _COPIERS_LOCK:
+            _COPIERS.discard(self)
+        self._stop.set()
+        self._wake.set()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _publish(self, status: ShareStatus) -> None:
+        self.status = status
+        if self.on_status is not None:
+            try:
+                self.on_status(status)
+            except Exception:  # noqa: BLE001 - a display that fails must not end the copies
+                log.exception("share status not shown")
+
+    def _run(self) -> None:
+        delay = self.retry_first_s
+        while not self._stop.is_set():
+            self._wake.clear()
+            status = self.sync()
+            self.passes += 1
+            if status.problem is None:
+                delay, wait = self.retry_first_s, IDLE_POLL_S
+            else:
+                wait = delay
+                status = ShareStatus(status.share, status.pending, status.copied, status.problem, delay)
+                delay = min(delay * 2, self.retry_max_s)
+            self._publish(status)
+            self._wake.wait(wait)
+
+
+RUN_WAIT_S = 30.0  # team default: how long the headless runner waits for its copy before it ends anyway
+
+
+def copy_after_run(share: Path, recording: Path, sha256: str, store_path: Path | None, *,
+                   timeout_s: float = RUN_WAIT_S) -> str:
+    """The headless runner's copy of its (training) recording to `share`, after the visit is closed: one pass on a
+    worker thread, waited for at most `timeout_s` (a hung network mount cannot hold the runner). With `store_path`
+    (a kept training store) its pending copies are copied and indexed; without, the one file is copied. Returns one
+    line for the runner to print; never raises."""
+    result: list[str] = []
+
+    def work() -> None:
+        try:
+            if store_path is not None:
+                from workstation.store import ClinicStore
+
+                status = ShareCopier(lambda: ClinicStore.open(store_path, training=True), share).sync()
+                retry = f"`{_sync_command()} --training --store {store_path} --clinic-recordings {share}` retries it"
+                result.append(f"share: {status.text()} {retry}" if status.problem else
+                              f"share: recording copied to {share} and verified (checksum and signature)")
+                return
+            dest = copy_verified(recording, share, Path(recording.parent.name) / recording.name, sha256)
+            result.append(f"share: recording copied to {dest} and verified (checksum and signature)")
+        except ShareProblem as exc:
+            result.append(f"share: recording not copied: {exc}. It is kept at {recording}.")
+        except Exception as exc:  # noqa: BLE001 - the session is saved: its copy failing must not end the runner
+            log.exception("copy to the share failed")
+            result.append(f"share: recording not copied ({type(exc).__name__}); it is kept at {recording}.")
+
+    worker = threading.Thread(target=work, name="recordings-share-run", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if not result:
+        return (f"share: the copy to {share} did not finish within {timeout_s:g} s (the share may not answer); the "
+                f"recording is kept at {recording}.")
+    return result[0]
