@@ -8,9 +8,9 @@ from pathlib import Path
 from test_recording_share import clinic  # noqa: F401 - the fixture: a clinic store with one linked recording
 
 from workstation.recording.summary import check_checksum
+from workstation.session.visit import Places
 from workstation.store import ClinicStore
 from workstation.ui.main_window import MainWindow
-from workstation.session.visit import Places
 
 TIMEOUT_MS = 10_000
 

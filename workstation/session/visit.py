@@ -19,11 +19,11 @@ from drivers.base import DeviceError
 from drivers.codes import AbortCause
 from workstation.bus import SessionBus
 from workstation.errors import UserError
+from workstation.recording.share import recording_saved
 from workstation.session import roles
 from workstation.session.journal import Closed, close_crashed_sessions, journal_steps, process_token
 from workstation.session.rig import Rig, close_recording
 from workstation.session.session import Session, SessionError, State, Step, StepResult
-from workstation.recording.share import recording_saved
 
 log = logging.getLogger(__name__)
 
