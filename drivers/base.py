@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from drivers import protocol as p
-from drivers.codes import LinkEvent
+from drivers.codes import DisconnectReason, LinkEvent
 from drivers.errors import CommandRefused, CommandTimeout, DeviceError, NotConnected, WrongDevice
 from drivers.events import Event, FanOut, Publisher, now_s
 from drivers.frames import FrameIntake
@@ -274,7 +274,7 @@ class SerialDevice(FrameIntake, Device):
     ) -> p.Frame | None:
         return self.link.send(msg, payload, command, args, wait=wait, track=track)
 
-    def _lost_connection(self, why: str, reason: Any, *, forced: bool = False) -> None:
+    def _lost_connection(self, why: str, reason: DisconnectReason, *, forced: bool = False) -> None:
         self.link.lost(why, reason, forced=forced)
 
     @classmethod

@@ -125,3 +125,18 @@ def test_a_driver_must_implement_the_interface_of_its_kind(misfit_plugins):
     for name, (_, words) in MISFITS.items():
         assert entries[name].cls is None and words in entries[name].error, (name, entries[name].error)
     assert discovery.driver_for("light") is UVB308Light  # the misfits never stand in for a light
+
+
+def test_a_driver_written_against_the_old_active_field_name_still_declares_its_active_channel():
+    """`ACTIVE_FIELD` was the name before `active_channel` (issue 16): either spelling declares both."""
+
+    class OldStyle(MicroneedlingPen):
+        ACTIVE_FIELD = "skin_contact"
+
+    class NewStyle(MicroneedlingPen):
+        active_channel = "armed"
+
+    assert (OldStyle.active_channel, OldStyle.ACTIVE_FIELD) == ("skin_contact", "skin_contact")
+    assert (NewStyle.active_channel, NewStyle.ACTIVE_FIELD) == ("armed", "armed")
+    assert (MicroneedlingPen.active_channel, UVB308Light.ACTIVE_FIELD) == ("running", "shutter_open")
+    assert OldStyle("/dev/does-not-exist")._plausibility.active_field == "skin_contact"
