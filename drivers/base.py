@@ -11,7 +11,6 @@ the threads and command/ACK matching are the device's `SerialLink` (drivers/link
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, ClassVar
@@ -236,12 +235,6 @@ class SerialDevice(FrameIntake, Device):
         v = bound.check(value)
         self._send(p.Msg.SET, p.SET_PAYLOAD.pack(self.PARAMS[param], v), "set", {"param": param, "value": v})
         return v
-
-    def set(self, param: str, value: float) -> float:
-        """Deprecated: use the typed setters (`set_target_dose`, `set_depth`, `set_stroke_rate`)."""
-        warnings.warn("SerialDevice.set(param, value) is deprecated: use the typed setters of drivers.interfaces",
-                      DeprecationWarning, stacklevel=2)
-        return self._set(param, value)
 
     def arm(self, on: bool = True) -> None:
         self._send(p.Msg.ARM, p.ARM_PAYLOAD.pack(1 if on else 0), "arm", {"on": on})

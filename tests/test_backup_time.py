@@ -39,7 +39,7 @@ def test_the_backup_time_travels_with_every_target_and_the_device_holds_it(sim):
     rig, tap = sim
     light, emu = rig.devices["light"], rig.emulators["light"]
     calibrated = light.identity.extra["calibration"]["irradiance_mw_cm2"]
-    light.set("target_dose_mj_cm2", 200.0)  # the session's own call
+    light.set_target_dose(200.0)  # the session's own call
     sets = [c for c in tap.commands if c.command == "set"]
     assert [c.args["param"] for c in sets[-2:]] == ["backup_time_s", "target_dose_mj_cm2"]
     assert emu.state().backup_time_s == pytest.approx(backup_time_s(200.0, calibrated), abs=1e-3)

@@ -81,9 +81,8 @@ def test_the_typed_setters_refuse_out_of_bounds_before_anything_is_sent():
             call()
 
 
-def test_set_by_name_still_works_but_is_deprecated():
-    with pytest.warns(DeprecationWarning, match="typed setters"), pytest.raises(BoundsError):
-        MicroneedlingPen("/dev/does-not-exist").set("depth_mm", 2.6)
+def test_parameters_are_set_only_through_the_typed_setters():
+    assert not hasattr(MicroneedlingPen, "set") and not hasattr(UVB308Light, "set")
 
 
 MISFITS = {
