@@ -145,6 +145,18 @@ class RoomResult:
     errors: list[str] = field(default_factory=list)
 
 
+def course_lease(store, course_id: int, plan: Any) -> Any:
+    """The course's lease for a start, as the visit service takes it (workstation.course_lease, issue 17), when
+    this build has leases; else None (plan + save only). UserError in words when another room holds it or the plan
+    is stale."""
+    try:
+        from workstation.course_lease import CourseLease
+    except ImportError:
+        return None
+    return CourseLease.take(store, course_id, store.actor, plan_version=getattr(plan, "course_version", None),
+                            room=store.actor)
+
+
 def one_visit(store, library, course_id: int, result: RoomResult) -> None:
     from workstation.errors import UserError
     from workstation.journal import journal_end, journal_start
@@ -163,9 +175,13 @@ def one_visit(store, library, course_id: int, result: RoomResult) -> None:
     if day > date.today() or not treatments:
         result.refused_plan += 1
         return
+    lease = None
     try:
+        lease = course_lease(store, course_id, plan)
         session_id = journal_start(store, plan, day, device_model=DEVICE_MODEL)
     except UserError as exc:  # a lease or a version check: said in words, nothing saved
+        if lease is not None:
+            lease.release()
         result.refused_store.append(str(exc))
         return
     try:
@@ -174,6 +190,9 @@ def one_visit(store, library, course_id: int, result: RoomResult) -> None:
         store.close_session(session_id, "aborted", f"the store refused the treatment: {exc}")
         result.refused_store.append(str(exc))
         return
+    finally:
+        if lease is not None:
+            lease.release()
     result.times_ms.append((time.monotonic() - t0) * 1000.0)
     result.plan_ms.append(planned_ms)
     result.saved.append((session_id, course_id, day.isoformat(), len(treatments)))
@@ -306,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rooms < 1 or args.visits < 1 or args.patients_per_room < 1:
         ap.error("--rooms, --visits and --patients-per-room must be at least 1")
     figures: dict[str, dict[str, Any]] = {}
+    load_before = os.getloadavg()  # the machine's own load: the rooms then add theirs
     with private_folders() as tmp, ExitStack() as stack:
         urls = store_accepts_urls()
         if args.engine in ("both", "sqlite"):
@@ -323,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                     server = stack.enter_context(ThrowawayPostgres())
                     url = server.create_database("bench_store")
                 figures["postgresql"] = run_engine(url, args.rooms, args.visits, args.patients_per_room)
-    summary = report(figures, args)
+    summary = report(figures, args, load_before)
     if args.json:
         print(json.dumps(summary))
     ran = [f for f in figures.values() if "unavailable" not in f]
@@ -332,9 +352,10 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if bad else 0
 
 
-def report(figures: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
-    print(f"store benchmark: {args.rooms} rooms × {args.visits} visits, {args.patients_per_room} patients per room, "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+def report(figures: dict[str, dict[str, Any]], args: argparse.Namespace,
+           load_before: tuple[float, float, float]) -> dict[str, Any]:
+    print(f"store benchmark: {args.rooms} rooms × {args.visits} visits, {args.patients_per_room} patients per room; "
+          f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min)")
     cols = ("saved", "refused_by_plan", "refused_by_store", "errors", "p50_ms", "p99_ms", "max_ms", "plan_p50_ms",
             "plan_p99_ms", "save_p50_ms", "save_p99_ms", "lost_sessions",
             "doubled_sessions", "doubled_light_area_days", "duplicate_treatment_rows", "trail_intact")
@@ -359,7 +380,7 @@ def report(figures: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict
         "lost_sessions": sum(f["lost_sessions"] for f in ran.values()),
         "doubled_sessions": sum(f["doubled_sessions"] for f in ran.values()),
         "duplicate_treatment_rows": sum(f["duplicate_treatment_rows"] for f in ran.values()),
-        "load_average_1min": round(os.getloadavg()[0], 2)}
+        "load_average_before": round(load_before[0], 2), "load_average_after": round(os.getloadavg()[0], 2)}
     for name in ("sqlite", "postgresql"):
         f = figures.get(name, {})
         summary[f"{name}_p50_ms"] = f.get("p50_ms")

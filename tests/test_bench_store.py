@@ -103,23 +103,31 @@ def _saved(store, course_id: int, day: date) -> int:
 
 def test_the_checks_find_a_lost_and_a_doubled_session(tmp_path):
     """The store checks can fail: a session a room reported saved but missing, and two sessions of one course on one
-    day, are counted (the bench's own seeding and a direct second session, bypassing the rooms)."""
+    day, are counted (the bench's own seeding and a direct second session, bypassing the rooms). A second light
+    treatment of the area that day is counted too, where the store lets it in at all."""
+    from workstation.errors import UserError
+    from workstation.store import Treatment
+
     path = str(tmp_path / "s.sqlite3")
     courses = bench.seed(path, 2)
     day = date.today() - timedelta(days=30)
-    from workstation.store import Treatment
-
+    light_twice = 1
     with ClinicStore.open(path, training=False) as store:
         area = store.course(courses[0]).area_ids[0]
         first = _saved(store, courses[0], day)
         second = _saved(store, courses[0], day)
-        for sid in (first, second):
-            store.journal_treatment(sid, Treatment(area, "light", dose_mj_cm2=250.0))
+        store.journal_treatment(first, Treatment(area, "light", dose_mj_cm2=250.0))
+        try:
+            store.journal_treatment(second, Treatment(area, "light", dose_mj_cm2=250.0))
+        except UserError:  # the store's one-light-session-per-area-per-day constraint (issue 17)
+            assert GUARDED
+            light_twice = 0
+            store.journal_treatment(second, Treatment(area, "needling", depth_mm=0.5, stroke_rate_hz=100, passes=1))
     room = bench.RoomResult(0, saved=[(first, courses[0], day.isoformat(), 1), (second, courses[0], day.isoformat(), 1),
                                       (second + 99, courses[1], day.isoformat(), 1)])
     found = bench.check_store(path, [room], courses)
     assert found["lost_sessions"] == 1  # the session id no store row has
-    assert found["doubled_sessions"] == 1 and found["doubled_light_area_days"] == 1
+    assert found["doubled_sessions"] == 1 and found["doubled_light_area_days"] == light_twice
     assert found["duplicate_treatment_rows"] == 0 and found["trail_intact"], found["trail_problem"]
 
 
