@@ -143,6 +143,7 @@ class RoomResult:
     refused_plan: int = 0  # the dose engine refused, or had nothing to treat
     refused_store: list[str] = field(default_factory=list)  # the store's sentence (start or save of treatment)
     errors: list[str] = field(default_factory=list)
+    cpu_s: float = 0.0  # the room process's CPU (user + system) over its visits
 
 
 def course_lease(store, course_id: int, plan: Any) -> Any:
@@ -211,11 +212,13 @@ def room_main(room: int, target: str, visits: int, courses: list[int], per_room:
             store.actor = f"room-{room + 1}"
             while time.time() < start_at:
                 time.sleep(0.001)
+            cpu0 = time.process_time()
             for k in range(visits):
                 try:
                     one_visit(store, library, course_for(room, k, courses, per_room), result)
                 except Exception as exc:  # noqa: BLE001 - counted and named; the room goes on
                     result.errors.append(f"{type(exc).__name__}: {exc}")
+            result.cpu_s = time.process_time() - cpu0
     except Exception:  # noqa: BLE001 - the room could not work at all
         result.errors.append(traceback.format_exc(limit=3))
     out.put(dataclasses.asdict(result))  # plain data across the process boundary
@@ -291,6 +294,7 @@ def run_engine(target: str, rooms: int, visits: int, per_room: int) -> dict[str,
             "errors": len(errors), "error_samples": errors[:3],
             "p50_ms": _round(percentile(times, 50)), "p99_ms": _round(percentile(times, 99)),
             "max_ms": _round(max(times) if times else None),
+            "cpu_ms_per_visit": _round(1000.0 * sum(r.cpu_s for r in results) / max(1, rooms * visits)),
             "plan_p50_ms": _round(percentile(plans, 50)), "plan_p99_ms": _round(percentile(plans, 99)),
             "save_p50_ms": _round(percentile(saves, 50)), "save_p99_ms": _round(percentile(saves, 99)), **checked}
 
@@ -357,7 +361,7 @@ def report(figures: dict[str, dict[str, Any]], args: argparse.Namespace,
     print(f"store benchmark: {args.rooms} rooms × {args.visits} visits, {args.patients_per_room} patients per room; "
           f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min)")
     cols = ("saved", "refused_by_plan", "refused_by_store", "errors", "p50_ms", "p99_ms", "max_ms", "plan_p50_ms",
-            "plan_p99_ms", "save_p50_ms", "save_p99_ms", "lost_sessions",
+            "plan_p99_ms", "save_p50_ms", "save_p99_ms", "cpu_ms_per_visit", "lost_sessions",
             "doubled_sessions", "doubled_light_area_days", "duplicate_treatment_rows", "trail_intact")
     print(f"{'':24}" + "".join(f"{name:>14}" for name in figures))
     for col in cols:
