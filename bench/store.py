@@ -318,6 +318,8 @@ def private_folders():
 
 
 def main(argv: list[str] | None = None) -> int:
+    from workstation.errors import UserError
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rooms", type=int, default=8, help="workstation processes (default 8)")
     ap.add_argument("--visits", type=int, default=200, help="visits each room plans and saves (default 200)")
@@ -330,23 +332,27 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--rooms, --visits and --patients-per-room must be at least 1")
     figures: dict[str, dict[str, Any]] = {}
     load_before = os.getloadavg()  # the machine's own load: the rooms then add theirs
-    with private_folders() as tmp, ExitStack() as stack:
-        urls = store_accepts_urls()
-        if args.engine in ("both", "sqlite"):
-            path = tmp / "clinic.sqlite3"
-            figures["sqlite"] = run_engine(f"sqlite:///{path}" if urls else str(path), args.rooms, args.visits,
-                                           args.patients_per_room)
-        if args.engine in ("both", "postgresql"):
-            if not urls:
-                figures["postgresql"] = {"unavailable": UNAVAILABLE}
-            else:
-                url = args.pg_url
-                if url is None:
-                    from workstation.store.pgserver import ThrowawayPostgres
+    try:
+        with private_folders() as tmp, ExitStack() as stack:
+            urls = store_accepts_urls()
+            if args.engine in ("both", "sqlite"):
+                path = tmp / "clinic.sqlite3"
+                figures["sqlite"] = run_engine(f"sqlite:///{path}" if urls else str(path), args.rooms, args.visits,
+                                               args.patients_per_room)
+            if args.engine in ("both", "postgresql"):
+                if not urls:
+                    figures["postgresql"] = {"unavailable": UNAVAILABLE}
+                else:
+                    url = args.pg_url
+                    if url is None:
+                        from workstation.store.pgserver import ThrowawayPostgres
 
-                    server = stack.enter_context(ThrowawayPostgres())
-                    url = server.create_database("bench_store")
-                figures["postgresql"] = run_engine(url, args.rooms, args.visits, args.patients_per_room)
+                        server = stack.enter_context(ThrowawayPostgres())
+                        url = server.create_database("bench_store")
+                    figures["postgresql"] = run_engine(url, args.rooms, args.visits, args.patients_per_room)
+    except UserError as exc:  # no server programs, a database that is not empty, a store that does not open
+        print(f"bench/store.py: {exc}", file=sys.stderr)
+        return 2
     summary = report(figures, args, load_before)
     if args.json:
         print(json.dumps(summary))
