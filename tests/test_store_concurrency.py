@@ -130,3 +130,40 @@ def test_headless_session_on_a_held_store_says_so(held_store, tmp_path):
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "in use by another program" in r.stderr
     assert "internal error" not in r.stderr and "database is locked" not in r.stderr
+
+
+def test_four_processes_write_at_once_and_the_trail_chain_verifies(tmp_path):
+    """Four real processes write through ClinicStore at the same instant (patients, areas, MEDs: each its own
+    transaction, interleaved with the others'): the trail's hash chain verifies, and no row nor its trail entry is
+    lost."""
+    from workstation.keys import trail_key
+    from workstation.store import trail
+
+    path = tmp_path / "trail.sqlite3"
+    ClinicStore.open(path, training=False).close()
+    body = """
+    from datetime import date
+    s = ClinicStore.open(path, training=False)
+    s.actor = "room-" + sys.argv[3]
+    try:
+        for i in range(12):
+            p = s.create_patient(f"P-{sys.argv[3]}-{i:03d}")
+            s.add_area(p.id, "arm", "upper_arm", "hypopigmented_scar", 4, "III")
+            s.add_med(p.id, "UVB-308", 300, date.today())
+    finally:
+        s.close()
+    """
+    for rc, out, err in _run_together(body, path, [[str(room)] for room in range(4)]):
+        assert rc == 0, err
+        assert out.strip() == "OK", (out, err)
+    with ClinicStore.open(path, training=False) as s:
+        report = trail.verify(s._conn, trail_key())
+        assert report.intact, report.problem
+        for room in range(4):
+            for i in range(12):
+                p = s.find_patient(f"P-{room}-{i:03d}")
+                assert p is not None and len(s.areas(p.id)) == 1 and len(s.meds(p.id)) == 1
+        for table in ("patients", "areas", "med_measurements"):
+            made = trail.entries(s._conn, table=table)
+            assert len(made) == 48 and {e.action for e in made} == {"create"}
+            assert {e.who for e in made} == {f"room-{room}" for room in range(4)}

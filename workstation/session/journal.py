@@ -91,6 +91,24 @@ def journal_steps(store, session_id: int, session: Session) -> None:
         store.journal_treatment(session_id, t)
 
 
+def journal_start(store, plan, session_date, *, device_model: str | None,
+                  recording_path: Path | str | None = None) -> int:
+    """The start of treatment in the store: the session row 'in_progress' for `plan` (a dose-engine SessionPlan) on
+    `session_date`, with this process and the recording's path. Returns the session id. The visit service starts
+    every treatment here (window, headless runner, bench/store.py); UserError in words when the store refuses."""
+    return store.add_session(plan.course_id, session_date, device_model=device_model, plan=plan.to_dict(),
+                             state="in_progress", process=process_token(), recording_path=recording_path)
+
+
+def journal_end(store, session_id: int, treatments: list[Treatment], state: str, note: str = "") -> None:
+    """The end of a session in the store: each (area, modality)'s total delivered (`treatments`, as treatments_of
+    gives them) written into its treatment row, then the row closed with its outcome (completed, partial, aborted,
+    crashed) and the sentence saying why."""
+    for t in treatments:
+        store.journal_treatment(session_id, t)
+    store.close_session(session_id, state, note)
+
+
 @dataclass
 class Closed:
     session_id: int

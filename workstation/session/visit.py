@@ -21,7 +21,14 @@ from workstation.bus import SessionBus
 from workstation.errors import UserError
 from workstation.recording.share import recording_saved
 from workstation.session import roles
-from workstation.session.journal import Closed, close_crashed_sessions, journal_steps, process_token
+from workstation.session.journal import (
+    Closed,
+    close_crashed_sessions,
+    journal_end,
+    journal_start,
+    journal_steps,
+    treatments_of,
+)
 from workstation.session.rig import Rig, close_recording
 from workstation.session.session import Session, SessionError, State, Step, StepResult
 
@@ -105,11 +112,22 @@ def cleared_areas(store, course_id: int) -> set[int]:
     return cleared
 
 
+def plan_visit(store, library, course_id: int, visit_date: dt.date, *, device_model: str | None,
+               light: Any = None) -> Any:
+    """The dose engine's plan for a course's visit on `visit_date` from what the store has committed (areas whose
+    healing was confirmed released for light), through the dosimetry QA hook for the connected `light` (None: no
+    device, headless). The window, the runner and bench/store.py plan here."""
+    from workstation.dose import plan_next_session
+    from workstation.store.calibration import apply_to_plan
+
+    plan = plan_next_session(store, library, course_id, visit_date, device_model=device_model,
+                             cleared_area_ids=cleared_areas(store, course_id))
+    return apply_to_plan(store, light, plan, visit_date)
+
+
 def prepare_training_plan(scenario, store, library, device_model: str):
     """The scenario's patient in the training store (found, or entered with screening, MED, areas and a course the
     first time), and today's plan. Returns (course, plan)."""
-    from workstation.dose import plan_next_session
-
     protocol = library.get(scenario.protocol_id)
     today = dt.date.today()
     patient = store.find_patient(scenario.pseudonym) or store.create_patient(scenario.pseudonym)
@@ -129,9 +147,7 @@ def prepare_training_plan(scenario, store, library, device_model: str):
                                        scar_age_months=a.scar_age_months, scar_kind=a.scar_kind, distinct_place=True)
              for a in scenario.areas]
     course = store.find_or_create_course(patient.id, protocol, [a.id for a in areas], today)
-    plan = plan_next_session(store, library, course.id, today, device_model=device_model,
-                             cleared_area_ids=cleared_areas(store, course.id))
-    return course, plan
+    return course, plan_visit(store, library, course.id, today, device_model=device_model)
 
 
 class Visit:
@@ -233,13 +249,9 @@ class Visit:
 
     def plan_course(self, course_id: int, pseudonym: str) -> Any:
         """Plan today's visit of a course; areas whose healing was confirmed are released for light."""
-        from workstation.dose import plan_next_session
-        from workstation.store.calibration import apply_to_plan
-
         self.course = self.store.course(course_id)
-        plan = plan_next_session(self.store, self.library, course_id, dt.date.today(),
-                                 device_model=self.light_model(), cleared_area_ids=cleared_areas(self.store, course_id))
-        self.plan = apply_to_plan(self.store, self.rig.device_of_kind(roles.LIGHT), plan, dt.date.today())  # QA
+        self.plan = plan_visit(self.store, self.library, course_id, dt.date.today(), device_model=self.light_model(),
+                               light=self.rig.device_of_kind(roles.LIGHT))
         self.pseudonym = pseudonym
         try:  # kept for the visit so notes and reasons typed on the GUI thread can be checked without the store
             self._identity = self.store.identity(self.course.patient_id)
@@ -301,9 +313,8 @@ class Visit:
         rec = self.rig.start_recording(self.recordings_dir, patient_pseudonym=self.pseudonym,
                                        operator_id=self.operator, protocol_id=protocol.id,
                                        protocol_version=str(protocol.version), plan=plan.to_dict())
-        self.session_id = self.store.add_session(self.course.id, dt.date.today(), device_model=self.light_model(),
-                                                 plan=plan.to_dict(), state="in_progress",
-                                                 process=process_token(), recording_path=rec.path)
+        self.session_id = journal_start(self.store, plan, dt.date.today(), device_model=self.light_model(),
+                                        recording_path=rec.path)
         session = Session(self.rig.bus, self.rig.devices, self.rig.monitor, operator_id=self.operator,
                           abort_on_trip=abort_on_trip)
         try:
@@ -406,8 +417,7 @@ class Visit:
         session.abort(self.operator, "ended by the operator", AbortCause.OPERATOR)  # no-op once it has ended
         summary = session.summary()
         assert self.session_id is not None
-        self._journal()
-        self.store.close_session(self.session_id, summary["state"], summary["abort_reason"])
+        journal_end(self.store, self.session_id, treatments_of(session), summary["state"], summary["abort_reason"])
         recording, sha, failure = close_recording(self.rig)
         if recording is not None and sha is not None and self.store.recording(self.session_id) is None:
             self.store.link_recording(self.session_id, recording, sha)  # no checksum (full disk): not linked

@@ -1,0 +1,404 @@
+"""Store benchmark: N workstation processes (treatment rooms) planning and saving visits on one clinic store, on
+SQLite and on PostgreSQL.
+
+    python bench/store.py [--rooms 8] [--visits 200] [--patients-per-room 25] [--pg-url URL] [--engine both] [--json]
+
+The store is seeded first (per room 25 patients under pseudonyms, with screening, an MED where the light protocol
+wants one, one or two areas and a course under one of the factory protocols, started a year ago). Then every room,
+its own process with its own store connection, released at the same instant, runs its visits through the visit
+service's own functions, with no device: `plan_visit` (the dose engine, from what the store has committed),
+`journal_start` (the session row 'in progress') and `journal_end` (each area's treatment as planned, then the row
+closed 'completed'). Rooms work in pairs on the same patients in the same order, so two rooms often plan the same
+course at the same moment: what stops the second is the store (a lease, a constraint, a version check), when it has
+them. A visit's date is the course's next one (the last session's date plus the course's interval, or the first
+date the dose engine allows).
+
+Per visit, plan + save is timed on a monotonic clock (visits that were saved). Afterwards the store is checked: no
+lost session (every session a room reported saved is in the store, completed, with its treatments), no doubled
+session (two sessions of one course on one date, or two light treatments of one area on one date) and no
+duplicate treatment row, and the audit trail's chain verifies.
+
+With --json the last line is one JSON object: rooms, visits (per room), errors, lost_sessions, doubled_sessions,
+duplicate_treatment_rows, sqlite_p50_ms, sqlite_p99_ms, postgresql_p50_ms, postgresql_p99_ms (plan + save per
+visit, null for an engine not run), and under `engines` each engine's counts (saved, refused by the dose engine,
+refused by the store: a lease, a constraint or a stale plan), trail_intact and, when it could not run, why. The exit
+status is 1 when a session was lost or doubled, a visit failed with an error or the trail does not verify.
+
+The PostgreSQL case opens the store with its URL (`--pg-url`, or a throw-away server started and removed here);
+it needs a ClinicStore that accepts URLs (the SQLAlchemy port of issue 17): without it, it says so and its figures
+are null. SQLite uses a URL too when the store accepts one, else the file's path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import multiprocessing as mp
+import os
+import queue
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections import Counter
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+DEVICE_MODEL = "UVB-308 excimer handpiece (emulated)"  # the emulated light's model (drivers/emulators/light.py)
+COURSE_START = date.today() - timedelta(days=400)
+# (protocol, lesion type, regions of its areas, MED in mJ/cm² or None): the factory protocols, each area on its own
+# region; an MED where the light protocol starts from one (hypopigmented-scar-light: MED minus 50 mJ/cm²).
+KINDS = (
+    ("hypopigmented-scar-light", "hypopigmented_scar", ("upper_arm", "forearm"), 300.0),
+    ("hypopigmented-atrophic-scar-combined", "hypopigmented_atrophic_scar", ("face",), None),
+    ("atrophic-scar-needling", "atrophic_scar", ("back", "thighs"), None),
+    ("striae-alba-light", "striae_alba", ("abdomen",), None),
+)
+SKIN_TYPES = ("II", "III", "IV")
+UNAVAILABLE = "store on PostgreSQL not available in this build (ClinicStore.open does not take a URL yet)"
+
+
+def pseudonym(i: int) -> str:
+    return f"BENCH-{i:04d}"
+
+
+def store_accepts_urls() -> bool:
+    """Whether ClinicStore.open takes a URL (`sqlite:///path`): tried in a temporary folder, so a build that takes it
+    for a file name leaves nothing behind."""
+    from workstation.store import ClinicStore
+
+    with tempfile.TemporaryDirectory(prefix="cicatrix-url-probe-") as tmp:
+        wanted = Path(tmp) / "probe" / "store.sqlite3"
+        wanted.parent.mkdir()
+        here = os.getcwd()
+        os.chdir(tmp)
+        try:
+            ClinicStore.open(f"sqlite:///{wanted}", training=True).close()
+        except Exception:  # noqa: BLE001 - any refusal means: no URLs here
+            return False
+        finally:
+            os.chdir(here)
+        return wanted.is_file()
+
+
+def seed(target: str, n_patients: int) -> list[int]:
+    """Patients, screening, MEDs, areas and courses; returns the course ids in patient order."""
+    from workstation.protocols import load_library
+    from workstation.store import ClinicStore
+
+    library = load_library()
+    courses = []
+    with ClinicStore.open(target, training=False) as store:
+        store.actor = "bench-seed"
+        for i in range(n_patients):
+            protocol_id, lesion, regions, med = KINDS[i % len(KINDS)]
+            p = store.create_patient(pseudonym(i))
+            for item in library.tables.screening:
+                store.add_screening_answer(p.id, item.id, False, COURSE_START, "bench-seed")
+            if med is not None:
+                store.add_med(p.id, DEVICE_MODEL, med, COURSE_START)
+            skin = SKIN_TYPES[i % len(SKIN_TYPES)]
+            areas = [store.add_area(p.id, f"{region}-1", region, lesion, 6.0, skin, distinct_place=True).id
+                     for region in regions]
+            courses.append(store.create_course(p.id, library.get(protocol_id), areas, COURSE_START).id)
+    return courses
+
+
+def course_for(room: int, k: int, courses: list[int], per_room: int) -> int:
+    """Rooms 2g and 2g+1 take turns on the patients of groups 2g and 2g+1 in the same order (a room left without a
+    partner works alone): two rooms reach the same course at about the same moment."""
+    base = (room // 2) * 2
+    group = min(base + k % 2, len(courses) // per_room - 1)
+    return courses[group * per_room + (k // 2) % per_room]
+
+
+def delivered(plan: Any) -> list:
+    """What a visit that goes as planned delivers: each step's planned dose, depth, rate and passes."""
+    from workstation.store import Treatment
+
+    out = []
+    for s in plan.execution_steps():
+        area = int(s["area_id"])
+        if s["modality"] == "light":
+            out.append(Treatment(area, "light", dose_mj_cm2=s["target_dose_mj_cm2"]))
+        else:
+            out.append(Treatment(area, "needling", depth_mm=s["depth_mm"], stroke_rate_hz=s["stroke_rate_hz"],
+                                 passes=s["passes"]))
+    return out
+
+
+@dataclass
+class RoomResult:
+    room: int
+    times_ms: list[float] = field(default_factory=list)  # plan + save of each saved visit
+    plan_ms: list[float] = field(default_factory=list)  # of which the plan (history read, dose engine)
+    saved: list[tuple[int, int, str, int]] = field(default_factory=list)  # (session, course, date, treatments)
+    refused_plan: int = 0  # the dose engine refused, or had nothing to treat
+    refused_store: list[str] = field(default_factory=list)  # the store's sentence (start or save of treatment)
+    errors: list[str] = field(default_factory=list)
+    cpu_s: float = 0.0  # the room process's CPU (user + system) over its visits
+
+
+def course_lease(store, course_id: int, plan: Any) -> Any:
+    """The course's lease for a start, as the visit service takes it (workstation.course_lease, issue 17), when
+    this build has leases; else None (plan + save only). UserError in words when another room holds it or the plan
+    is stale."""
+    try:
+        from workstation.course_lease import CourseLease
+    except ImportError:
+        return None
+    return CourseLease.take(store, course_id, store.actor, plan_version=getattr(plan, "course_version", None),
+                            room=store.actor)
+
+
+def one_visit(store, library, course_id: int, result: RoomResult) -> None:
+    from workstation.errors import UserError
+    from workstation.session.journal import journal_end, journal_start
+    from workstation.session.visit import plan_visit
+
+    t0 = time.monotonic()
+    last = [r.session_date for r in store.history(course_id)]
+    course = store.course(course_id)
+    day = max(last) + timedelta(days=course.interval_days) if last else course.started_on
+    plan = plan_visit(store, library, course_id, day, device_model=DEVICE_MODEL)
+    if plan.refused and plan.refusal.first_allowed_date <= date.today():  # booked on the first date allowed
+        day = plan.refusal.first_allowed_date
+        plan = plan_visit(store, library, course_id, day, device_model=DEVICE_MODEL)
+    treatments = delivered(plan) if not plan.refused else []
+    planned_ms = (time.monotonic() - t0) * 1000.0
+    if day > date.today() or not treatments:
+        result.refused_plan += 1
+        return
+    lease = None
+    try:
+        lease = course_lease(store, course_id, plan)
+        session_id = journal_start(store, plan, day, device_model=DEVICE_MODEL)
+    except UserError as exc:  # a lease or a version check: said in words, nothing saved
+        if lease is not None:
+            lease.release()
+        result.refused_store.append(str(exc))
+        return
+    try:
+        journal_end(store, session_id, treatments, "completed", "")
+    except UserError as exc:  # a constraint (one light session per area per day): the visit ends aborted
+        store.close_session(session_id, "aborted", f"the store refused the treatment: {exc}")
+        result.refused_store.append(str(exc))
+        return
+    finally:
+        if lease is not None:
+            lease.release()
+    result.times_ms.append((time.monotonic() - t0) * 1000.0)
+    result.plan_ms.append(planned_ms)
+    result.saved.append((session_id, course_id, day.isoformat(), len(treatments)))
+
+
+def room_main(room: int, target: str, visits: int, courses: list[int], per_room: int, start_at: float,
+              out: Any) -> None:
+    """One treatment room: its own process and store connection; waits for the common start, then its visits."""
+    from workstation.protocols import load_library
+    from workstation.store import ClinicStore
+
+    result = RoomResult(room)
+    try:
+        library = load_library()
+        with ClinicStore.open(target, training=False) as store:
+            store.actor = f"room-{room + 1}"
+            while time.time() < start_at:
+                time.sleep(0.001)
+            cpu0 = time.process_time()
+            for k in range(visits):
+                try:
+                    one_visit(store, library, course_for(room, k, courses, per_room), result)
+                except Exception as exc:  # noqa: BLE001 - counted and named; the room goes on
+                    result.errors.append(f"{type(exc).__name__}: {exc}")
+            result.cpu_s = time.process_time() - cpu0
+    except Exception:  # noqa: BLE001 - the room could not work at all
+        result.errors.append(traceback.format_exc(limit=3))
+    out.put(dataclasses.asdict(result))  # plain data across the process boundary
+
+
+def check_store(target: str, rooms: list[RoomResult], courses: list[int]) -> dict[str, Any]:
+    """Lost and doubled sessions, duplicate treatment rows, and the trail's chain, read through the store."""
+    from workstation.keys import trail_key
+    from workstation.store import ClinicStore, trail
+
+    with ClinicStore.open(target, training=False, read_only=True) as store:
+        history = {s.id: s for c in courses for s in store.history(c)}
+        report = trail.verify(store._conn, trail_key())  # as `main.py trail verify` does
+    lost = 0
+    for r in rooms:
+        for sid, course_id, day, n in r.saved:
+            s = history.get(sid)
+            if s is None or s.course_id != course_id or s.session_date.isoformat() != day or s.state != "completed" \
+                    or len(s.treatments) != n:
+                lost += 1
+    live = [s for s in history.values() if s.state not in ("aborted",)]
+    per_day = Counter((s.course_id, s.session_date) for s in live)
+    light = Counter((t.area_id, s.session_date) for s in live for t in s.treatments if t.modality == "light")
+    rows = Counter((s.id, t.area_id, t.modality) for s in history.values() for t in s.treatments)
+    return {"lost_sessions": lost, "doubled_sessions": sum(n - 1 for n in per_day.values() if n > 1),
+            "doubled_light_area_days": sum(n - 1 for n in light.values() if n > 1),
+            "duplicate_treatment_rows": sum(n - 1 for n in rows.values() if n > 1),
+            "sessions_in_store": len(history), "trail_intact": report.intact, "trail_rows": report.rows,
+            "trail_problem": report.problem}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def run_engine(target: str, rooms: int, visits: int, per_room: int) -> dict[str, Any]:
+    t0 = time.monotonic()
+    courses = seed(target, rooms * per_room)
+    seeded_s = time.monotonic() - t0
+    ctx = mp.get_context("spawn")  # each room a fresh interpreter, as a workstation is
+    out = ctx.Queue()
+    start_at = time.time() + 2.0 + 0.5 * rooms  # every room has opened its store by then
+    procs = [ctx.Process(target=room_main, args=(r, target, visits, courses, per_room, start_at, out))
+             for r in range(rooms)]
+    for p in procs:
+        p.start()
+    got: dict[int, RoomResult] = {}
+    while len(got) < rooms:
+        try:
+            r = RoomResult(**out.get(timeout=1.0))
+            got[r.room] = r
+        except queue.Empty:  # a room process that died without a word (killed, out of memory) counts as an error
+            for room, p in enumerate(procs):
+                if room not in got and p.exitcode not in (None, 0):
+                    got[room] = RoomResult(room, errors=[f"room {room + 1} process ended with status {p.exitcode}"])
+    results = [got[room] for room in range(rooms)]
+    wall_s = time.time() - start_at
+    for p in procs:
+        p.join(30)
+    times = [t for r in results for t in r.times_ms]
+    plans = [t for r in results for t in r.plan_ms]
+    saves = [t - p for r in results for t, p in zip(r.times_ms, r.plan_ms, strict=True)]
+    checked = check_store(target, results, courses)
+    errors = [e for r in results for e in r.errors]
+    return {"seed_s": round(seeded_s, 1), "run_s": round(wall_s, 1), "saved": len(times),
+            "refused_by_plan": sum(r.refused_plan for r in results),
+            "refused_by_store": sum(len(r.refused_store) for r in results),
+            "refusal_sentences": Counter(s for r in results for s in r.refused_store).most_common(3),
+            "errors": len(errors), "error_samples": errors[:3],
+            "p50_ms": _round(percentile(times, 50)), "p99_ms": _round(percentile(times, 99)),
+            "max_ms": _round(max(times) if times else None),
+            "cpu_ms_per_visit": _round(1000.0 * sum(r.cpu_s for r in results) / max(1, rooms * visits)),
+            "plan_p50_ms": _round(percentile(plans, 50)), "plan_p99_ms": _round(percentile(plans, 99)),
+            "save_p50_ms": _round(percentile(saves, 50)), "save_p99_ms": _round(percentile(saves, 99)), **checked}
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
+@contextmanager
+def private_folders():
+    """The run's own user folders (keys, settings, data): the bench never touches the workstation's own."""
+    saved = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="cicatrix-bench-store-") as tmp:
+        for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+            os.environ[var] = str(Path(tmp) / var.lower())
+        try:
+            yield Path(tmp)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from workstation.errors import UserError
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rooms", type=int, default=8, help="workstation processes (default 8)")
+    ap.add_argument("--visits", type=int, default=200, help="visits each room plans and saves (default 200)")
+    ap.add_argument("--patients-per-room", type=int, default=25, help="patients seeded per room (default 25)")
+    ap.add_argument("--pg-url", help="postgresql+psycopg://… of an EMPTY database (default: a throw-away server)")
+    ap.add_argument("--engine", choices=("both", "sqlite", "postgresql"), default="both")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    if args.rooms < 1 or args.visits < 1 or args.patients_per_room < 1:
+        ap.error("--rooms, --visits and --patients-per-room must be at least 1")
+    figures: dict[str, dict[str, Any]] = {}
+    load_before = os.getloadavg()  # the machine's own load: the rooms then add theirs
+    try:
+        with private_folders() as tmp, ExitStack() as stack:
+            urls = store_accepts_urls()
+            if args.engine in ("both", "sqlite"):
+                path = tmp / "clinic.sqlite3"
+                figures["sqlite"] = run_engine(f"sqlite:///{path}" if urls else str(path), args.rooms, args.visits,
+                                               args.patients_per_room)
+            if args.engine in ("both", "postgresql"):
+                if not urls:
+                    figures["postgresql"] = {"unavailable": UNAVAILABLE}
+                else:
+                    url = args.pg_url
+                    if url is None:
+                        from workstation.store.pgserver import ThrowawayPostgres
+
+                        server = stack.enter_context(ThrowawayPostgres())
+                        url = server.create_database("bench_store")
+                    figures["postgresql"] = run_engine(url, args.rooms, args.visits, args.patients_per_room)
+    except UserError as exc:  # no server programs, a database that is not empty, a store that does not open
+        print(f"bench/store.py: {exc}", file=sys.stderr)
+        return 2
+    summary = report(figures, args, load_before)
+    if args.json:
+        print(json.dumps(summary))
+    ran = [f for f in figures.values() if "unavailable" not in f]
+    bad = any(f["lost_sessions"] or f["doubled_sessions"] or f["doubled_light_area_days"] or f["errors"]
+              or f["duplicate_treatment_rows"] or not f["trail_intact"] for f in ran)
+    return 1 if bad else 0
+
+
+def report(figures: dict[str, dict[str, Any]], args: argparse.Namespace,
+           load_before: tuple[float, float, float]) -> dict[str, Any]:
+    print(f"store benchmark: {args.rooms} rooms × {args.visits} visits, {args.patients_per_room} patients per room; "
+          f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min)")
+    cols = ("saved", "refused_by_plan", "refused_by_store", "errors", "p50_ms", "p99_ms", "max_ms", "plan_p50_ms",
+            "plan_p99_ms", "save_p50_ms", "save_p99_ms", "cpu_ms_per_visit", "lost_sessions",
+            "doubled_sessions", "doubled_light_area_days", "duplicate_treatment_rows", "trail_intact")
+    print(f"{'':24}" + "".join(f"{name:>14}" for name in figures))
+    for col in cols:
+        cells = ["—" if "unavailable" in f else str(f[col]) for f in figures.values()]
+        print(f"{col:24}" + "".join(f"{c:>14}" for c in cells))
+    for name, f in figures.items():
+        if "unavailable" in f:
+            print(f"{name}: {f['unavailable']}")
+            continue
+        print(f"{name}: seeded in {f['seed_s']} s, rooms ran {f['run_s']} s, {f['sessions_in_store']} sessions in "
+              f"the store, trail {f['trail_rows']} rows" + ("" if f["trail_intact"] else f" BROKEN: {f['trail_problem']}"))
+        for sentence, n in f["refusal_sentences"]:
+            print(f"  refused by the store ({n}×): {sentence}")
+        for e in f["error_samples"]:
+            print(f"  error: {e}")
+    ran = {n: f for n, f in figures.items() if "unavailable" not in f}
+    summary: dict[str, Any] = {
+        "rooms": args.rooms, "visits": args.visits, "patients": args.rooms * args.patients_per_room,
+        "errors": sum(f["errors"] for f in ran.values()),
+        "lost_sessions": sum(f["lost_sessions"] for f in ran.values()),
+        "doubled_sessions": sum(f["doubled_sessions"] for f in ran.values()),
+        "duplicate_treatment_rows": sum(f["duplicate_treatment_rows"] for f in ran.values()),
+        "load_average_before": round(load_before[0], 2), "load_average_after": round(os.getloadavg()[0], 2)}
+    for name in ("sqlite", "postgresql"):
+        f = figures.get(name, {})
+        summary[f"{name}_p50_ms"] = f.get("p50_ms")
+        summary[f"{name}_p99_ms"] = f.get("p99_ms")
+    summary["engines"] = {n: {k: v for k, v in f.items() if k not in ("refusal_sentences", "error_samples")}
+                          for n, f in figures.items()}
+    return summary
+
+
+if __name__ == "__main__":
+    sys.exit(main())

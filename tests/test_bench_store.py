@@ -1,0 +1,162 @@
+"""bench/store.py run small: rooms as real processes on a real store (SQLite; PostgreSQL once the store takes a URL),
+its JSON last line, and its checks of lost and doubled sessions shown to find them. No timing is asserted here (the
+figures are the benchmark's, docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from workstation.protocols import load_library
+from workstation.store import ClinicStore
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench" / "store.py"
+KEYS = {"rooms", "visits", "errors", "lost_sessions", "doubled_sessions", "duplicate_treatment_rows",
+        "sqlite_p50_ms", "sqlite_p99_ms", "postgresql_p50_ms", "postgresql_p99_ms", "engines"}
+# Two rooms can save the same course on the same day until the store has leases and the one-light-session-per-area-
+# per-day constraint (issue 17, workstation/store/leases.py); before that a doubled session is the bench's finding.
+GUARDED = importlib.util.find_spec("workstation.store.leases") is not None
+NOT_GUARDED = "no course lease nor per-day constraint in this build: two rooms may save the same visit (issue 17)"
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("bench_store", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _bench_module()
+
+
+def _run(*args: str) -> tuple[int, dict, str]:
+    r = subprocess.run([sys.executable, str(BENCH), "--rooms", "2", "--visits", "5", "--patients-per-room", "3",
+                        "--json", *args], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert "Traceback" not in r.stderr, r.stderr
+    last = r.stdout.strip().splitlines()[-1]
+    return r.returncode, json.loads(last), r.stdout
+
+
+def _check_small_run(result: dict, engine: str) -> dict:
+    assert KEYS <= result.keys()
+    assert result["rooms"] == 2 and result["visits"] == 5
+    figures = result["engines"][engine]
+    assert result["errors"] == 0 and figures["errors"] == 0, figures
+    assert result["lost_sessions"] == 0
+    assert result["duplicate_treatment_rows"] == 0
+    assert figures["trail_intact"], figures["trail_problem"]
+    # every visit is accounted for: saved, refused by the dose engine, or refused by the store in words
+    assert figures["saved"] + figures["refused_by_plan"] + figures["refused_by_store"] == 10
+    assert figures["saved"] >= 1 and figures["sessions_in_store"] >= figures["saved"]
+    assert result[f"{engine}_p50_ms"] is not None and result[f"{engine}_p99_ms"] >= result[f"{engine}_p50_ms"]
+    return figures
+
+
+def test_two_rooms_on_sqlite_lose_nothing_and_the_trail_verifies():
+    code, result, out = _run("--engine", "sqlite")
+    figures = _check_small_run(result, "sqlite")
+    assert result["postgresql_p50_ms"] is None and "postgresql" not in result["engines"]
+    assert "sqlite" in out and "p99_ms" in out
+    if GUARDED:
+        assert result["doubled_sessions"] == 0 and figures["doubled_light_area_days"] == 0
+        assert code == 0, out
+    elif result["doubled_sessions"]:
+        assert code == 1  # the bench says a doubled session is a failure, by its exit status too
+        pytest.xfail(NOT_GUARDED)
+    else:
+        assert figures["doubled_light_area_days"] == 0 and code == 0, out
+
+
+def test_two_rooms_on_postgresql(request):
+    if not bench.store_accepts_urls():
+        pytest.skip("ClinicStore.open does not take a URL in this build (the SQLAlchemy port of issue 17 has not "
+                    "landed), so the store cannot run on PostgreSQL")
+    server = request.getfixturevalue("pg_server")
+    code, result, out = _run("--engine", "postgresql", "--pg-url", server.create_database("bench_rooms"))
+    figures = _check_small_run(result, "postgresql")
+    if GUARDED:
+        assert result["doubled_sessions"] == 0 and figures["doubled_light_area_days"] == 0 and code == 0, out
+    elif result["doubled_sessions"]:
+        pytest.xfail(NOT_GUARDED)
+
+
+def test_without_a_url_capable_store_postgresql_is_said_in_words_and_null():
+    if bench.store_accepts_urls():
+        pytest.skip("this build's store takes a URL: the PostgreSQL case runs (test_two_rooms_on_postgresql)")
+    code, result, out = _run("--engine", "postgresql")
+    assert "store on PostgreSQL not available in this build" in out
+    assert result["postgresql_p50_ms"] is None and result["postgresql_p99_ms"] is None
+    assert result["lost_sessions"] == 0 and result["errors"] == 0 and code == 0
+
+
+def _saved(store, course_id: int, day: date) -> int:
+    sid = store.add_session(course_id, day, state="in_progress")
+    store.close_session(sid, "completed")
+    return sid
+
+
+def test_the_checks_find_a_lost_and_a_doubled_session(tmp_path):
+    """The store checks can fail: a session a room reported saved but missing, and two sessions of one course on one
+    day, are counted (the bench's own seeding and a direct second session, bypassing the rooms). A second light
+    treatment of the area that day is counted too, where the store lets it in at all."""
+    from workstation.errors import UserError
+    from workstation.store import Treatment
+
+    path = str(tmp_path / "s.sqlite3")
+    courses = bench.seed(path, 2)
+    day = date.today() - timedelta(days=30)
+    light_twice = 1
+    with ClinicStore.open(path, training=False) as store:
+        area = store.course(courses[0]).area_ids[0]
+        first = _saved(store, courses[0], day)
+        second = _saved(store, courses[0], day)
+        store.journal_treatment(first, Treatment(area, "light", dose_mj_cm2=250.0))
+        try:
+            store.journal_treatment(second, Treatment(area, "light", dose_mj_cm2=250.0))
+        except UserError:  # the store's one-light-session-per-area-per-day constraint (issue 17)
+            assert GUARDED
+            light_twice = 0
+            store.journal_treatment(second, Treatment(area, "needling", depth_mm=0.5, stroke_rate_hz=100, passes=1))
+    room = bench.RoomResult(0, saved=[(first, courses[0], day.isoformat(), 1), (second, courses[0], day.isoformat(), 1),
+                                      (second + 99, courses[1], day.isoformat(), 1)])
+    found = bench.check_store(path, [room], courses)
+    assert found["lost_sessions"] == 1  # the session id no store row has
+    assert found["doubled_sessions"] == 1 and found["doubled_light_area_days"] == light_twice
+    assert found["duplicate_treatment_rows"] == 0 and found["trail_intact"], found["trail_problem"]
+
+
+def test_the_rooms_contend_in_pairs_on_the_same_courses():
+    courses = list(range(100, 100 + 4 * 25))
+    for k in range(50):
+        assert bench.course_for(0, k, courses, 25) == bench.course_for(1, k, courses, 25)
+        assert bench.course_for(2, k, courses, 25) == bench.course_for(3, k, courses, 25)
+        assert bench.course_for(0, k, courses, 25) != bench.course_for(2, k, courses, 25)
+    assert {bench.course_for(r, k, courses, 25) for r in range(4) for k in range(50)} == set(courses)
+    assert {bench.course_for(0, k, courses[:25], 25) for k in range(50)} == set(courses[:25])  # one room alone
+
+
+def test_the_seeded_store_plans_every_kind_it_seeds(tmp_path):
+    """Each kind the bench seeds (a factory protocol) gets a plan with something to treat on its course's first day,
+    and what a visit delivers as planned is one treatment per step."""
+    from workstation.session.visit import plan_visit
+
+    lib = load_library()
+    path = str(tmp_path / "s.sqlite3")
+    courses = bench.seed(path, len(bench.KINDS))
+    with ClinicStore.open(path, training=False) as store:
+        for course_id, (protocol_id, _lesion, regions, _med) in zip(courses, bench.KINDS, strict=True):
+            course = store.course(course_id)
+            assert course.protocol_id == protocol_id and len(course.area_ids) == len(regions)
+            plan = plan_visit(store, lib, course_id, course.started_on, device_model=bench.DEVICE_MODEL)
+            assert not plan.refused, plan.refusal
+            treatments = bench.delivered(plan)
+            assert len(treatments) == len(plan.execution_steps()) >= 1
+            assert {t.area_id for t in treatments} <= set(course.area_ids)
