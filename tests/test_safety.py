@@ -276,3 +276,23 @@ def test_the_rules_follow_the_driver_s_kind_not_the_device_s_name():
     assert trips == [("light", InterlockCause.DEPTH_LIMIT), ("uv", InterlockCause.PROTOCOL_RULE)]
     assert mon.is_active("light") and mon.is_active("uv")
 
+
+
+def test_a_device_of_a_kind_no_step_allows_trips_when_it_is_active():
+    """Fails safe: a third-party kind the monitor has no rules for may not be active in any step."""
+    from dataclasses import replace
+
+    laser = FakeDevice("laser", driver=UVB308Light)
+    laser.INFO = replace(UVB308Light.INFO, kind="laser")
+    bus = SessionBus()
+    mon = SafetyMonitor(bus, {"laser": laser})
+    col = Collector()
+    bus.subscribe(mon)
+    bus.subscribe(col)
+    mon.set_limits(StepLimits(area_id="A1", light_allowed=True, needling_allowed=True, target_dose_mj_cm2=1e6,
+                              depth_limit_mm=10.0))
+    bus.publish_block("laser", light_block(shutter=0))
+    assert col.interlocks() == []
+    bus.publish_block("laser", light_block())
+    [ev] = col.interlocks()
+    assert ev.details["interlock"] == InterlockCause.PROTOCOL_RULE and laser.stops

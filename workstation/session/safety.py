@@ -157,7 +157,7 @@ def _depth(b: np.ndarray, on: np.ndarray, lim: StepLimits) -> Found:
 class KindRules:
     """What the monitor checks on a device of one kind while it is active, declared once per kind."""
 
-    allowed: str  # the StepLimits field that allows this kind's activity in the current step
+    allowed: str  # the StepLimits field that allows this kind's activity in the current step ("": none does)
     refused: str  # what happened, when the step allows none
     doing: str  # "emitting" / "needling", for a fault's message
     checks: tuple[Callable[[np.ndarray, np.ndarray, StepLimits], Found], ...]  # the kind's own, in order
@@ -169,6 +169,7 @@ KIND_RULES = {
                            (_contact, _lamp_temperature, _target_dose, _area_dose_cap), light=True),
     roles.NEEDLING: KindRules("needling_allowed", "needling during a step that allows none", "needling", (_depth,)),
 }
+UNKNOWN_KIND = KindRules("", "active, but no step allows a device of its kind", "active", ())  # fails safe
 
 
 def link_loss(event: Event) -> InterlockCause | None:
@@ -318,16 +319,15 @@ class SafetyMonitor(BaseSink):
         self._last_row[device] = {k: float(block[k][-1]) for k in ("lamp_temp_c", "skin_contact", "fault_bits")
                                   if k in block.dtype.names}
         kind, channel = self._declared.get(device, ("", None))
-        active = roles.active_flags(block, channel)
-        rules = KIND_RULES.get(kind)
-        if active is not None and rules is not None:
+        active, rules, lim = roles.active_flags(block, channel), KIND_RULES.get(kind, UNKNOWN_KIND), self.limits
+        if active is not None:
             self._active[device] = bool(active[-1])
             if active.any():
-                self._check_active(device, rules, block, active, self.limits, t)
+                self._check_active(device, rules, block, active, lim, t)
             if rules.light:
                 self._check_backup_time(device, block, active, t)
                 if "lamp_temp_c" in block.dtype.names:
-                    self._watch_idle_heat(device, float(block["lamp_temp_c"].max()), self.limits, t)
+                    self._watch_idle_heat(device, float(block["lamp_temp_c"].max()), lim, t)
         self._check_still_active(device, t)
 
     def _watch_idle_heat(self, device: str, temp: float, lim: StepLimits, t: float) -> None:
@@ -347,11 +347,11 @@ class SafetyMonitor(BaseSink):
         """One check for every kind, over the samples where the device was active: the step must allow the kind
         (protocol rule), the device must report no fault, then the kind's own checks in order; the first that
         fails trips."""
-        if not getattr(lim, rules.allowed):
+        if not (rules.allowed and getattr(lim, rules.allowed)):
             self._trip(InterlockCause.PROTOCOL_RULE, device, f"{rules.refused} (area {lim.area_id or 'none'})", t,
                        area=lim.area_id)
             return
-        if (b["fault_bits"][on] != 0).any():
+        if "fault_bits" in b.dtype.names and (b["fault_bits"][on] != 0).any():
             self._trip(InterlockCause.DEVICE_FAULT, device, f"the {device} reports a fault while {rules.doing}", t,
                        fault_bits=int(b["fault_bits"][on].max()))
             return
