@@ -161,6 +161,7 @@ class Visit:
         self.pass_duration_s = 2.0
         self.crashed: list[Closed] = []
         self._identity: Any = None  # the patient's identity on file, for the free-text guard (never stored here)
+        self.lease: Any = None  # the course's lease while treatment runs (workstation.course_lease, issue 17)
         self._tmp = tmp
 
     @property
@@ -307,12 +308,20 @@ class Visit:
         steps = self.check_plan()
         plan = self.plan
         protocol = self.library.get(plan.protocol_id)
-        rec = self.rig.start_recording(self.recordings_dir, patient_pseudonym=self.pseudonym,
-                                       operator_id=self.operator, protocol_id=protocol.id,
-                                       protocol_version=str(protocol.version), plan=plan.to_dict())
-        self.session_id = self.store.add_session(self.course.id, dt.date.today(), device_model=self.light_model(),
-                                                 plan=plan.to_dict(), state="in_progress",
-                                                 process=process_token(), recording_path=rec.path)
+        from workstation.course_lease import CourseLease  # issue 17: another room holding the course refuses here
+
+        self.lease = CourseLease.take(self.store, self.course.id, self.operator, plan_version=plan.course_version)
+        try:
+            rec = self.rig.start_recording(self.recordings_dir, patient_pseudonym=self.pseudonym,
+                                           operator_id=self.operator, protocol_id=protocol.id,
+                                           protocol_version=str(protocol.version), plan=plan.to_dict())
+            self.session_id = self.store.add_session(self.course.id, dt.date.today(), device_model=self.light_model(),
+                                                     plan=plan.to_dict(), state="in_progress",
+                                                     process=process_token(), recording_path=rec.path)
+        except BaseException:  # e.g. a plan made stale by a start saved a moment ago: nothing started
+            close_recording(self.rig)
+            self._release_lease()
+            raise
         session = Session(self.rig.bus, self.rig.devices, self.rig.monitor, operator_id=self.operator,
                           abort_on_trip=abort_on_trip)
         try:
@@ -327,6 +336,7 @@ class Visit:
             if recording is not None and sha is not None:
                 self.store.link_recording(self.session_id, recording, sha)
             self.session_id = None
+            self._release_lease()
             raise
         self.session = session
         return steps
@@ -421,7 +431,14 @@ class Visit:
             self.store.link_recording(self.session_id, recording, sha)  # no checksum (full disk): not linked
         session.close()
         self.saved = Saved(summary, recording, sha, self.session_id, failure)
+        self._release_lease()
         return self.saved
+
+    def _release_lease(self) -> None:
+        """Release the course's lease (every ending: saved, failed start, closed mid-session, SIGINT, SIGTERM)."""
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
 
     def save_responses(self, responses: list) -> int:
         if self.saved is None:
@@ -472,6 +489,9 @@ class Visit:
                 self.session.close()
             self.rig.close()
         finally:
-            self.store.close()
+            try:
+                self._release_lease()
+            finally:
+                self.store.close()
             if self._tmp is not None:
                 self._tmp.cleanup()
