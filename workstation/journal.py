@@ -193,8 +193,9 @@ def close_crashed_sessions(store) -> list[Closed]:
     (never less than the journal already holds). Returns what was closed, for the caller to tell the user."""
     closed = []
     for row in store.in_progress_sessions():
-        if process_alive(row["process"]) or store.lease_held_elsewhere(row["course_id"]) is not None:
-            continue  # running here, or in another room that holds its course's lease (issue 17)
+        live = store.live_lease(row["course_id"])
+        if process_alive(row["process"]) or (live is not None and live.process == row["process"]):
+            continue  # running here, or in another room under its course's lease (issue 17)
         sid = row["id"]
         why = "interrupted by a crash"
         path = Path(row["recording_path"]) if row["recording_path"] else None

@@ -577,8 +577,9 @@ class ClinicStore:
                       (state, _now(), note, session_id))
 
     def session_state(self, session_id: int) -> dict[str, Any]:
-        """The journal fields of one session: state, process, started_at, ended_at, recording_path, outcome_note."""
-        row = self._one("SELECT state, process, started_at, ended_at, recording_path, outcome_note FROM sessions "
+        """The journal fields of one session: state, process, started_at, ended_at, recording_path, outcome_note, and
+        the room whose lease it started under (issue 17)."""
+        row = self._one("SELECT state, process, started_at, ended_at, recording_path, outcome_note, room FROM sessions "
                         "WHERE id = ?", (session_id,))
         if row is None:
             raise UserError(f"There is no session {session_id}.")
@@ -611,8 +612,9 @@ class ClinicStore:
     def lease(self, course_id: int) -> leases.Lease | None:
         return leases.lease_of(self, course_id)
 
-    def lease_held_elsewhere(self, course_id: int, now: datetime | None = None) -> leases.Lease | None:
-        return leases.held_elsewhere(self, course_id, now)
+    def live_lease(self, course_id: int, now: datetime | None = None) -> leases.Lease | None:
+        """The course's lease while a start holds it (not released, renewed in time, its process not gone here)."""
+        return leases.live(self, course_id, now)
 
     def course_version(self, course_id: int) -> int:
         """The course's version: bumped by every saved session start (a plan records the one it was computed from)."""

@@ -194,9 +194,9 @@ def release(store: Any, course_id: int, holder: str, now: datetime | None = None
     return n == 1
 
 
-def held_elsewhere(store: Any, course_id: int, now: datetime | None = None) -> Lease | None:
-    """The course's lease when another start holds it (not free), else None. The journal leaves such a course's
-    'in_progress' session alone: its process may be alive on another host."""
+def live(store: Any, course_id: int, now: datetime | None = None) -> Lease | None:
+    """The course's lease while a start holds it (not free), else None. The journal leaves the 'in_progress' session
+    of the lease's own process alone: that process may be alive on another host."""
     lease = lease_of(store, course_id)
     if lease is None or lease.free(now or datetime.now(UTC), this_host()):
         return None
