@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from workstation.bus import SessionBus
+from workstation.course_lease import CourseLease
 from workstation.errors import UserError
 from workstation.journal import Closed, close_crashed_sessions, journal_steps, process_token
 from workstation.rig import Rig
@@ -308,8 +309,6 @@ class Visit:
         steps = self.check_plan()
         plan = self.plan
         protocol = self.library.get(plan.protocol_id)
-        from workstation.course_lease import CourseLease  # issue 17: another room holding the course refuses here
-
         self.lease = CourseLease.take(self.store, self.course.id, self.operator, plan_version=plan.course_version)
         try:
             rec = self.rig.start_recording(self.recordings_dir, patient_pseudonym=self.pseudonym,
@@ -434,8 +433,7 @@ class Visit:
         self._release_lease()
         return self.saved
 
-    def _release_lease(self) -> None:
-        """Release the course's lease (every ending: saved, failed start, closed mid-session, SIGINT, SIGTERM)."""
+    def _release_lease(self) -> None:  # every ending: saved, failed start, closed mid-session, SIGINT, SIGTERM
         if self.lease is not None:
             self.lease.release()
             self.lease = None

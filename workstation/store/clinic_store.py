@@ -20,9 +20,9 @@ from workstation.checksum import sha256_of
 from workstation.errors import UserError
 from workstation.keys import IdentityCipher, key_id, trail_key
 from workstation.protocols.model import Protocol
+from workstation.store import leases
 from workstation.store.connection import busy_error, connect, is_busy
 from workstation.store.export import export_dict
-from workstation.store import leases
 from workstation.store.identity import identity_in, insert_identity, read_identity, refuse_identity
 from workstation.store.migrations import schema_version
 from workstation.store.paths import default_db_path

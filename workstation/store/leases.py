@@ -120,7 +120,9 @@ class Lease:
 
     def process_gone(self) -> bool:
         """Whether its process is gone (meaningful on its own host only)."""
-        from workstation.journal import process_alive  # the journal's one test of a process (pid and start time)
+        from workstation.journal import (
+            process_alive,  # the journal's one test of a process (pid and start time)
+        )
 
         return not process_alive(self.process)
 
