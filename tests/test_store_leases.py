@@ -302,3 +302,79 @@ def test_the_second_room_sees_the_sentence_and_start_does_nothing(qtbot, window,
         qtbot.mouseClick(window.plan_view.start_button, Qt.MouseButton.LeftButton)  # room 2 has finished
         qtbot.waitUntil(lambda: window.pages.currentWidget() is window.treatment, timeout=20_000)
         assert store.lease(c.id).room == os.uname().nodename and store.lease(c.id).released_at is None
+
+
+# --- every ending of a real headless session releases the lease ----------------------------------------------------
+SCENARIOS = REPO / "seeds" / "scenarios"
+
+
+def _headless(tmp_path: Path, scenario: Path) -> tuple[list[str], Path]:
+    store = tmp_path / "training.sqlite3"
+    return [sys.executable, str(REPO / "main.py"), "session", "--simulate", "--scenario", str(scenario), "--record",
+            str(tmp_path / "rec"), "--store", str(store)], store
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_headless_session_holds_the_lease_while_it_runs_and_releases_it_on_a_signal(tmp_path, signum):
+    scenario = tmp_path / "light-only.toml"  # crash-and-restart.toml without its SIGKILL: a ~2.7 s exposure
+    scenario.write_text((SCENARIOS / "crash-and-restart.toml").read_text().split("[[events]]")[0])
+    cmd, store_path = _headless(tmp_path, scenario)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        for line in proc.stdout:
+            if "step 1 started" in line:
+                break
+        with ClinicStore.open(store_path, training=True) as store:
+            [row] = store.in_progress_sessions()
+            live = store.live_lease(row["course_id"])
+            assert live is not None and live.process == row["process"] and live.account == "trainee-04"
+            with pytest.raises(LeaseRefused, match="is being treated in"):
+                store.take_lease(row["course_id"], room="room 9", account="dr-z", process=process_token())
+        proc.send_signal(signum)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode in (130, 128 + signal.SIGTERM), err
+    with ClinicStore.open(store_path, training=True) as store:
+        assert store.session_state(row["id"])["state"] in ("partial", "aborted")  # the journal closed it
+        assert store.lease(row["course_id"]).released_at is not None
+
+
+def test_a_killed_headless_session_leaves_a_lease_the_next_start_may_take(tmp_path):
+    cmd, store_path = _headless(tmp_path, SCENARIOS / "crash-and-restart.toml")
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert first.returncode == -signal.SIGKILL, first.stdout + first.stderr
+    with ClinicStore.open(store_path, training=True) as store:
+        [row] = store.in_progress_sessions()
+        left = store.lease(row["course_id"])
+        assert left.released_at is None and left.process == row["process"]  # not released: the process was killed
+        assert store.live_lease(row["course_id"]) is None  # but free: its process is gone on this host
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert "closed as interrupted by a crash" in second.stdout and "is being treated" not in second.stdout + second.stderr
+
+
+def test_closing_the_window_during_a_step_releases_the_lease(qtbot, tmp_path):
+    from PyQt6.QtCore import Qt
+
+    from workstation.protocols.library import seeds_dir
+    from workstation.ui.main_window import MainWindow
+
+    win = MainWindow(recordings_dir=tmp_path / "recordings", store_path=tmp_path / "training.sqlite3")
+    qtbot.addWidget(win)
+    win.show()
+    page = win.start_page
+    page.scenario.setCurrentIndex(page.scenario.findData(str(seeds_dir() / "scenarios" / "hand-atrophic-needling.toml")))
+    qtbot.mouseClick(page.simulation_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.pages.currentWidget() is win.plan_view, timeout=20_000)
+    qtbot.mouseClick(win.plan_view.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.pages.currentWidget() is win.treatment, timeout=20_000)
+    with ClinicStore.open(tmp_path / "training.sqlite3", training=True) as store:
+        [c] = store.courses(store.get_patient("TRAIN-0007").id)
+        assert store.live_lease(c.id) is not None
+        qtbot.mouseClick(win.treatment.start_step_button, Qt.MouseButton.LeftButton)
+        win.close()
+        assert store.lease(c.id).released_at is not None
+        assert store.history(c.id)[0].state in ("partial", "aborted", "completed")
