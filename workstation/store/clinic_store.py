@@ -522,7 +522,7 @@ class ClinicStore:
                                 (course_id, session_date.isoformat(), json.dumps(plan) if plan else None,
                                  device_model, state, process, _now(),
                                  None if recording_path is None else str(recording_path),
-                                 leases.live_room(c, course_id))).lastrowid)
+                                 leases.live_room(c, course_id, process))).lastrowid)
             for area in (plan or {}).get("areas", []):
                 for o in area.get("overrides", []):
                     c.execute("INSERT INTO plan_overrides (session_id, area_id, field, proposed, value, reason, who, "

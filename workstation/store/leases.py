@@ -268,8 +268,9 @@ def course_version(store: Any, course_id: int) -> int:
     return int(row["version"])
 
 
-def live_room(c: Any, course_id: int) -> str | None:
-    """The room holding the course's lease now (recorded with a session's start), or None."""
-    row = c.execute("SELECT room FROM course_leases WHERE course_id = ? AND released_at IS NULL",
-                    (course_id,)).fetchone()
+def live_room(c: Any, course_id: int, process: str | None) -> str | None:
+    """The room of the course's lease held by `process` (the session being saved), recorded with the session's
+    start; None for a session saved outside a lease (e.g. entered afterwards)."""
+    row = c.execute("SELECT room FROM course_leases WHERE course_id = ? AND released_at IS NULL AND process = ?",
+                    (course_id, process)).fetchone()
     return row[0] if row else None
