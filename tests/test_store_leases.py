@@ -189,10 +189,15 @@ def test_a_killed_room_s_lease_is_taken_over_and_its_session_closed_as_crashed(c
         holder.stdout.close()
         holder.stderr.close()
     assert store.session_state(sid)["state"] == "in_progress" and store.session_state(sid)["room"] == "room 2"
-    mine = CourseLease.take(store, c.id, "dr-b", room="room 1")  # the next start takes it over...
+    v = store.course_version(c.id)  # a plan made while room 2's session ran: it counts that session's journal only
+    with pytest.raises(UserError, match=rf"^Session {sid} of this course, in room 2, was interrupted by a crash; .*"
+                                        r"Nothing was started: plan the visit again \(re-plan\)"):
+        CourseLease.take(store, c.id, "dr-b", room="room 1", plan_version=v)  # the next start takes it over...
+    state = store.session_state(sid)
+    assert (state["state"], state["outcome_note"]) == ("crashed", "interrupted by a crash")  # ...closes it
+    assert store.lease(c.id).room == "room 1" and store.lease(c.id).released_at is not None  # and lets go
+    mine = CourseLease.take(store, c.id, "dr-b", room="room 1", plan_version=store.course_version(c.id))  # re-planned
     try:
-        state = store.session_state(sid)
-        assert (state["state"], state["outcome_note"]) == ("crashed", "interrupted by a crash")  # ...closes it
         [crashed] = store.history(c.id)
         assert crashed.treatment(area.id, "light").dose_mj_cm2 == 94.5  # as the journal had it
         # the course continues in room 1 (a needling session: the area's light today is already recorded)

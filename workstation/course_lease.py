@@ -57,10 +57,15 @@ class CourseLease:
             log.info("course %s: lease of %s (%s) taken over; closing its session as crashed", course_id,
                      replaced.room, replaced.host)
             try:
-                close_crashed_sessions(store)
+                closed = [c for c in close_crashed_sessions(store) if store.course_of_session(c.session_id) == course_id]
             except BaseException:
                 store.release_lease(course_id, lease.holder)
                 raise
+            if closed and plan_version is not None:  # the plan did not count what the recording shows was given
+                store.release_lease(course_id, lease.holder)
+                raise UserError(f"Session {closed[0].session_id} of this course, in {replaced.room}, was "
+                                f"{closed[0].note}; it is now closed with the doses its recording shows. Nothing "
+                                "was started: plan the visit again (re-plan) so the plan counts that session.")
         return cls(store, lease, renew_interval_s=renew_interval_s)
 
     def _renew_loop(self, path: Any, role: str, actor: str, interval_s: float) -> None:
