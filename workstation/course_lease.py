@@ -85,6 +85,8 @@ class CourseLease:
                         return
                 except UserError as exc:  # a busy store: try again at the next interval
                     log.info("course %s: lease not renewed this time (%s)", self.lease.course_id, exc)
+                except Exception:  # noqa: BLE001 - the thread goes on; the lease expires if this repeats
+                    log.exception("course %s: lease renewal failed", self.lease.course_id)
         finally:
             if store is not None:
                 store.close()
