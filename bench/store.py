@@ -147,11 +147,11 @@ class RoomResult:
 
 
 def course_lease(store, course_id: int, plan: Any) -> Any:
-    """The course's lease for a start, as the visit service takes it (workstation.course_lease, issue 17), when
+    """The course's lease for a start, as the visit service takes it (workstation.session.course_lease, issue 17), when
     this build has leases; else None (plan + save only). UserError in words when another room holds it or the plan
     is stale."""
     try:
-        from workstation.course_lease import CourseLease
+        from workstation.session.course_lease import CourseLease
     except ImportError:
         return None
     return CourseLease.take(store, course_id, store.actor, plan_version=getattr(plan, "course_version", None),

@@ -319,10 +319,10 @@ def test_a_treatment_stored_on_another_patients_area_before_the_check_does_not_c
     p, a, c = _course(store)
     q, b, d = _course(store, pseudo="CX-E2")
     sid = store.add_session(d.id, TODAY - timedelta(days=7), device_model="XTRAC")
-    # written around the API, as an older version allowed
+    # written around the API, as an older version allowed (a light row carries its session's date since issue 17)
     with store.transaction() as conn:
-        conn.execute("INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2) VALUES (?, ?, 'light', ?)",
-                     (sid, a.id, 900.0))
+        conn.execute("INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2, light_on) "
+                     "VALUES (?, ?, 'light', ?, ?)", (sid, a.id, 900.0, (TODAY - timedelta(days=7)).isoformat()))
     plan = plan_next_session(store, LIB, d.id, TODAY, device_model="XTRAC")
     assert plan.uv_record["patient"] == {"dose_mj_cm2": 0.0, "exposures": 0}
     assert plan_next_session(store, LIB, c.id, TODAY, device_model="XTRAC").uv_record["patient"]["exposures"] == 0

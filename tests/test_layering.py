@@ -209,7 +209,7 @@ def test_modules_stay_short() -> None:
     assert long == {}, "split these modules by responsibility"
 
 
-SESSION_MODULES = ("audit", "journal", "outcome", "reset", "rig", "roles", "runner", "safety", "scenario", "session",
+SESSION_MODULES = ("audit", "course_lease", "journal", "outcome", "reset", "rig", "roles", "runner", "safety", "scenario", "session",
                    "step_runs", "steps", "visit")
 
 

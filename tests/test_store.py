@@ -88,12 +88,16 @@ def _fill_v1(conn: sqlite3.Connection) -> None:
         INSERT INTO patients VALUES (1, 'CX-OLD1', '2026-01-01T00:00:00+00:00');
         INSERT INTO areas (id, patient_id, label, body_region, lesion_type, size_cm2, skin_type)
             VALUES (1, 1, 'left cheek', 'face', 'hypopigmented_scar', 2.0, 'III');
-        INSERT INTO courses VALUES (1, 1, 'hypopigmented-scar-light', 1, 10, 7, '2026-01-01');
+        INSERT INTO courses (id, patient_id, protocol_id, protocol_version, planned_sessions, interval_days,
+                             started_on) VALUES (1, 1, 'hypopigmented-scar-light', 1, 10, 7, '2026-01-01');
         INSERT INTO course_areas VALUES (1, 1);
         INSERT INTO sessions (id, course_id, session_date) VALUES (1, 1, '2026-01-01');
-        INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2) VALUES (1, 1, 'light', 260);
         INSERT INTO responses (session_id, area_id, erythema_grade) VALUES (1, 1, 1);
     """)
+    # a light row carries its session's date once the schema has the column (issue 17)
+    light_on = any(r[1] == "light_on" for r in conn.execute("PRAGMA table_info(treatments)"))
+    conn.execute(f"INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2{', light_on' * light_on}) "
+                 f"VALUES (1, 1, 'light', 260{', ?' * light_on})", ("2026-01-01",) * light_on)
 
 
 @pytest.mark.parametrize("start_version", range(0, LATEST_VERSION + 1))

@@ -20,6 +20,9 @@ path), so every path comes back absolute; `~` is expanded. A UTF-8 byte-order ma
     [window]
     idle_lock_minutes = 10                   # 0 = never
 
+    [clinic]
+    room = "room 2"                          # this workstation's room (the computer's name by default)
+
 The checking here is deliberately small; it should merge with the protocol files' strict reader
 (workstation/protocols) into one reader.
 """
@@ -37,6 +40,12 @@ from workstation.errors import UserError
 from workstation.progname import command
 
 IDLE_LOCK_MAX_MINUTES = 240  # team default: a lock longer than a working half-day would not protect anything
+
+
+def _host_name() -> str:
+    import socket
+
+    return socket.gethostname() or "this computer"
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,8 @@ KEYS: tuple[Key, ...] = (
         "and verified (not set = no copy)", lambda: None),
     Key("ports.light", "text", "serial port of the phototherapy handpiece", lambda: None),
     Key("ports.pen", "text", "serial port of the microneedling pen", lambda: None),
+    Key("clinic.room", "text", "this workstation's room, named to another room that finds a course in treatment "
+        "here (e.g. \"room 2\"); the computer's name by default", _host_name),
     Key("window.idle_lock_minutes", "minutes", f"minutes without input before the window locks (0 = never, at most "
         f"{IDLE_LOCK_MAX_MINUTES}); clinical mode only, never while a step runs", lambda: 10),
 )

@@ -29,6 +29,7 @@ def plan_next_session(store: ClinicStore, library: Library, course_id: int, visi
     if library.tables is None:
         raise UserError("The reference tables did not load, so no plan can be made; run "
                         f"`{command('protocols check')}` and fix the files it names.")
+    version = store.course_version(course_id)  # read first: a start saved while planning makes the plan stale
     course = store.course(course_id)
     protocol = library.get(course.protocol_id)
     if protocol.version != course.protocol_version:
@@ -41,8 +42,9 @@ def plan_next_session(store: ClinicStore, library: Library, course_id: int, visi
     everything = [_own(s, c.area_ids) for c in store.courses(course.patient_id) for s in
                   (history if c.id == course.id else store.history(c.id))]
     others = same_place_sessions(course.id, areas, store.areas(course.patient_id), everything)
-    return plan_session(protocol=protocol, tables=library.tables, course=course, other_history=others,
+    plan = plan_session(protocol=protocol, tables=library.tables, course=course, other_history=others,
                         areas=areas, history=history, patient_uv=light_totals(everything),
                         screening=store.screening(course.patient_id), visit_date=visit_date,
                         device_model=device_model, meds=store.meds(course.patient_id),
                         cleared_area_ids=cleared_area_ids, irradiance_mw_cm2=irradiance_mw_cm2)
+    return dataclasses.replace(plan, course_version=version)

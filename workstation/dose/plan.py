@@ -99,6 +99,9 @@ class SessionPlan:
     # The UV record across courses: {"patient": {dose_mj_cm2, exposures}, "areas": {area_id: {...}}}, before today.
     uv_record: dict[str, Any] = field(default_factory=dict)
     expected_minutes: float | None = None  # the expected session time, with its sentence in notes
+    # The course's version (store.course_version) the plan was computed from: saving a session's start refuses a plan
+    # computed before another start was saved (workstation/store/leases.py). None: not checked.
+    course_version: int | None = None
 
     @property
     def refused(self) -> bool:

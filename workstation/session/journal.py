@@ -14,57 +14,17 @@ the minimum interval, the cumulative cap.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from workstation.processes import process_alive, process_token  # noqa: F401 - the journal's own names
 from workstation.session import roles
 from workstation.session.session import Session
 from workstation.store.records import Treatment
 
 log = logging.getLogger(__name__)
-
-
-def _start_ticks(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux /proc), None where unknown."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def process_token(pid: int | None = None) -> str:
-    """"pid:start-ticks" of a process (this one by default): a pid reused by another process does not match."""
-    pid = os.getpid() if pid is None else pid
-    return f"{pid}:{_start_ticks(pid) or '?'}"
-
-
-def process_alive(token: str | None) -> bool:
-    """Whether the process a token names is still running (and is the same process, where /proc tells)."""
-    if not token:
-        return False
-    pid_text, _, ticks = token.partition(":")
-    try:
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if pid == os.getpid():
-        return ticks in ("?", _start_ticks(pid) or "?")
-    now = _start_ticks(pid)
-    if now is not None:
-        return ticks == "?" or now == ticks
-    if Path("/proc/self/stat").is_file():  # /proc works here, and has no such process
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def treatments_of(session: Session) -> list[Treatment]:
@@ -215,8 +175,9 @@ def close_crashed_sessions(store) -> list[Closed]:
     (never less than the journal already holds). Returns what was closed, for the caller to tell the user."""
     closed = []
     for row in store.in_progress_sessions():
-        if process_alive(row["process"]):
-            continue
+        live = store.live_lease(row["course_id"])
+        if process_alive(row["process"]) or (live is not None and live.process == row["process"]):
+            continue  # running here, or in another room under its course's lease (issue 17)
         sid = row["id"]
         why = "interrupted by a crash"
         path = Path(row["recording_path"]) if row["recording_path"] else None

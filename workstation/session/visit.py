@@ -21,6 +21,7 @@ from workstation.bus import SessionBus
 from workstation.errors import UserError
 from workstation.recording.share import recording_saved
 from workstation.session import roles
+from workstation.session.course_lease import CourseLease
 from workstation.session.journal import (
     Closed,
     close_crashed_sessions,
@@ -168,6 +169,7 @@ class Visit:
         self.pass_duration_s = 2.0
         self.crashed: list[Closed] = []
         self._identity: Any = None  # the patient's identity on file, for the free-text guard (never stored here)
+        self.lease: Any = None  # the course's lease while treatment runs (workstation.session.course_lease, issue 17)
         self._tmp = tmp
 
     @property
@@ -310,11 +312,17 @@ class Visit:
         steps = self.check_plan()
         plan = self.plan
         protocol = self.library.get(plan.protocol_id)
-        rec = self.rig.start_recording(self.recordings_dir, patient_pseudonym=self.pseudonym,
-                                       operator_id=self.operator, protocol_id=protocol.id,
-                                       protocol_version=str(protocol.version), plan=plan.to_dict())
-        self.session_id = journal_start(self.store, plan, dt.date.today(), device_model=self.light_model(),
-                                        recording_path=rec.path)
+        self.lease = CourseLease.take(self.store, self.course.id, self.operator, plan_version=plan.course_version)
+        try:
+            rec = self.rig.start_recording(self.recordings_dir, patient_pseudonym=self.pseudonym,
+                                           operator_id=self.operator, protocol_id=protocol.id,
+                                           protocol_version=str(protocol.version), plan=plan.to_dict())
+            self.session_id = journal_start(self.store, plan, dt.date.today(), device_model=self.light_model(),
+                                            recording_path=rec.path)
+        except BaseException:  # e.g. a plan made stale by a start saved a moment ago: nothing started
+            close_recording(self.rig)
+            self._release_lease()
+            raise
         session = Session(self.rig.bus, self.rig.devices, self.rig.monitor, operator_id=self.operator,
                           abort_on_trip=abort_on_trip)
         try:
@@ -330,6 +338,7 @@ class Visit:
             if recording is not None and sha is not None:
                 self.store.link_recording(self.session_id, recording, sha)
             self.session_id = None
+            self._release_lease()
             raise
         self.session = session
         return steps
@@ -425,7 +434,13 @@ class Visit:
             recording_saved(self.store, self.session_id)
         session.close()
         self.saved = Saved(summary, recording, sha, self.session_id, failure)
+        self._release_lease()
         return self.saved
+
+    def _release_lease(self) -> None:  # every ending: saved, failed start, closed mid-session, SIGINT, SIGTERM
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
 
     def save_responses(self, responses: list) -> int:
         if self.saved is None:
@@ -476,6 +491,9 @@ class Visit:
                 self.session.close()
             self.rig.close()
         finally:
-            self.store.close()
+            try:
+                self._release_lease()
+            finally:
+                self.store.close()
             if self._tmp is not None:
                 self._tmp.cleanup()

@@ -20,6 +20,7 @@ from workstation.checksum import sha256_of
 from workstation.errors import UserError
 from workstation.keys import IdentityCipher, key_id, trail_key
 from workstation.protocols.model import Protocol
+from workstation.store import leases
 from workstation.store.connection import busy_error, connect, is_busy
 from workstation.store.export import export_dict
 from workstation.store.identity import identity_in, insert_identity, read_identity, refuse_identity
@@ -515,11 +516,13 @@ class ClinicStore:
                     raise UserError(f"The plan overrides area {area.get('area_id')!r}, which is not in the course.")
                 check_override(o["field"], o["proposed"], o["value"], o["reason"], o["who"], o["at"])
         with self.transaction() as c:
+            leases.bump_version(c, course_id, (plan or {}).get("course_version"))  # a stale plan: UserError
             sid = int(c.execute("INSERT INTO sessions (course_id, session_date, plan_json, device_model, state, "
-                                "process, started_at, recording_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                "process, started_at, recording_path, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                 (course_id, session_date.isoformat(), json.dumps(plan) if plan else None,
                                  device_model, state, process, _now(),
-                                 None if recording_path is None else str(recording_path))).lastrowid)
+                                 None if recording_path is None else str(recording_path),
+                                 leases.live_room(c, course_id, process))).lastrowid)
             for area in (plan or {}).get("areas", []):
                 for o in area.get("overrides", []):
                     c.execute("INSERT INTO plan_overrides (session_id, area_id, field, proposed, value, reason, who, "
@@ -538,9 +541,12 @@ class ClinicStore:
         try:
             with self.transaction() as c:
                 c.execute("INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2, depth_mm, "
-                          "stroke_rate_hz, passes) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                          (session_id, t.area_id, t.modality, t.dose_mj_cm2, t.depth_mm, t.stroke_rate_hz, t.passes))
+                          f"stroke_rate_hz, passes, light_on) VALUES (?, ?, ?, ?, ?, ?, ?, {leases.LIGHT_ON})",
+                          (session_id, t.area_id, t.modality, t.dose_mj_cm2, t.depth_mm, t.stroke_rate_hz, t.passes,
+                           t.modality, session_id))
         except sqlite3.IntegrityError as exc:
+            if t.modality == "light" and (why := leases.light_conflict(self, session_id, t.area_id)):
+                raise UserError(why) from exc
             raise UserError("The treatment was not saved: the session and the area must exist, and an area has one "
                             "treatment per modality per session.") from exc
 
@@ -550,12 +556,15 @@ class ClinicStore:
         try:
             with self.transaction() as c:
                 c.execute("INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2, depth_mm, "
-                          "stroke_rate_hz, passes) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                          f"stroke_rate_hz, passes, light_on) VALUES (?, ?, ?, ?, ?, ?, ?, {leases.LIGHT_ON}) "
                           "ON CONFLICT (session_id, area_id, modality) DO UPDATE SET dose_mj_cm2 = excluded.dose_mj_cm2, "
                           "depth_mm = excluded.depth_mm, stroke_rate_hz = excluded.stroke_rate_hz, "
                           "passes = excluded.passes",
-                          (session_id, t.area_id, t.modality, t.dose_mj_cm2, t.depth_mm, t.stroke_rate_hz, t.passes))
+                          (session_id, t.area_id, t.modality, t.dose_mj_cm2, t.depth_mm, t.stroke_rate_hz, t.passes,
+                           t.modality, session_id))
         except sqlite3.IntegrityError as exc:
+            if t.modality == "light" and (why := leases.light_conflict(self, session_id, t.area_id)):
+                raise UserError(why) from exc
             raise UserError("The treatment was not saved: the session and the area must exist and the modality is "
                             "light or needling.") from exc
 
@@ -568,8 +577,9 @@ class ClinicStore:
                       (state, _now(), note, session_id))
 
     def session_state(self, session_id: int) -> dict[str, Any]:
-        """The journal fields of one session: state, process, started_at, ended_at, recording_path, outcome_note."""
-        row = self._one("SELECT state, process, started_at, ended_at, recording_path, outcome_note FROM sessions "
+        """The journal fields of one session: state, process, started_at, ended_at, recording_path, outcome_note, and
+        the room whose lease it started under (issue 17)."""
+        row = self._one("SELECT state, process, started_at, ended_at, recording_path, outcome_note, room FROM sessions "
                         "WHERE id = ?", (session_id,))
         if row is None:
             raise UserError(f"There is no session {session_id}.")
@@ -585,6 +595,34 @@ class ClinicStore:
         """Sessions the journal shows still running (or left running by a process that died)."""
         return [dict(r) for r in self._all("SELECT id, course_id, process, started_at, recording_path FROM sessions "
                                            "WHERE state = 'in_progress' ORDER BY id")]
+
+    # ---- rooms: the course's lease and version (workstation/store/leases.py) ---------------------------------------
+    def take_lease(self, course_id: int, *, room: str, account: str, process: str, host: str | None = None,
+                   now: datetime | None = None) -> tuple[leases.Lease, leases.Lease | None]:
+        """Take the course's lease for a start (leases.take): (lease taken, the free lease it replaced or None).
+        Raises leases.LeaseRefused with the sentence while another start holds it."""
+        return leases.take(self, course_id, room=room, account=account, process=process, host=host, now=now)
+
+    def renew_lease(self, course_id: int, holder: str, now: datetime | None = None) -> bool:
+        return leases.renew(self, course_id, holder, now)
+
+    def release_lease(self, course_id: int, holder: str, now: datetime | None = None) -> bool:
+        return leases.release(self, course_id, holder, now)
+
+    def lease(self, course_id: int) -> leases.Lease | None:
+        return leases.lease_of(self, course_id)
+
+    def live_lease(self, course_id: int, now: datetime | None = None) -> leases.Lease | None:
+        """The course's lease while a start holds it (not released, renewed in time, its process not gone here)."""
+        return leases.live(self, course_id, now)
+
+    def course_version(self, course_id: int) -> int:
+        """The course's version: bumped by every saved session start (a plan records the one it was computed from)."""
+        return leases.course_version(self, course_id)
+
+    def check_plan_version(self, course_id: int, plan_version: int) -> None:
+        """UserError in words when the course changed since the plan was computed at `plan_version` (re-plan)."""
+        leases.check_version(self, course_id, plan_version)
 
     def add_response(self, session_id: int, r: Response) -> None:
         check_response(r)
