@@ -19,6 +19,7 @@ from workstation.store import (
     migrate,
     training_db_path,
 )
+from workstation.store.migrations import LEGACY_LATEST
 
 SHA = "ab" * 32
 
@@ -96,7 +97,7 @@ def _fill_v1(conn: sqlite3.Connection) -> None:
     """)
 
 
-@pytest.mark.parametrize("start_version", range(0, LATEST_VERSION + 1))
+@pytest.mark.parametrize("start_version", range(0, LEGACY_LATEST + 1))
 def test_migrates_from_each_earlier_version(tmp_path, start_version):
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)

@@ -1,4 +1,5 @@
-"""Opening a store file: the role check (clinic or training), WAL, foreign keys, and the migrations."""
+"""Opening a store file: the role check (clinic or training), WAL, foreign keys, and the schema upgrade
+(workstation.store.upgrade: Alembic, after the legacy migrations for an old store)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pathlib import Path
 from workstation.errors import UserError
 from workstation.keys import IdentityCipher, private_dir, trail_key
 from workstation.store.identity import encrypt_plain_rows, has_plain_identity
-from workstation.store.migrations import LATEST_VERSION, migrate, schema_version
+from workstation.store.migrations import schema_version
 from workstation.store.paths import clinic_db_path, data_dir, default_db_path, training_db_path
 from workstation.store.trail import default_actor, differs_from_trail, install_triggers, register_functions
+from workstation.store.upgrade import LATEST_VERSION, sqlite_connection, upgrade
 
 ROLES = ("clinic", "training")
 BUSY_TIMEOUT_MS = 5000
@@ -59,7 +61,11 @@ def connect(path: Path, role: str) -> sqlite3.Connection:
                             f"({LATEST_VERSION}); update the workstation software.")
         if _switch_to_wal(conn) != "wal":
             raise UserError(f"{path} could not be switched to WAL mode; put it on a local disk.")
-        migrate(conn, role=role if found is None else None)
+        engine_conn = sqlite_connection(conn)
+        try:
+            upgrade(engine_conn, role=role if found is None else None, where=str(path))
+        finally:
+            engine_conn.close()
         if has_plain_identity(conn):
             encrypt_plain_rows(conn, IdentityCipher.load())
         install_triggers(conn)

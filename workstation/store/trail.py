@@ -31,8 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-# The trail itself is not trailed (its rows are the record).
-UNTRAILED = ("audit_trail",)
+# The trail itself is not trailed (its rows are the record), nor Alembic's note of the schema revision (written by
+# the schema upgrade, like the schema itself).
+UNTRAILED = ("audit_trail", "alembic_version")
 BASELINE_REASON = "present when the audit trail began"
 # Secrets are never copied into the trail: the trail says they were set or changed, not their value.
 REDACTED = {("operators", "password_hash")}
@@ -120,7 +121,7 @@ def _wanted_triggers(conn: sqlite3.Connection) -> list[str]:
             sql += [s for s in _trigger_sql(conn, t) if "_no_" in s]
             sql.append("CREATE TRIGGER trail_audit_trail_guard BEFORE INSERT ON audit_trail BEGIN "
                        "SELECT cx_now(); END")  # only this program's connections have the function
-        elif t not in UNTRAILED:
+        elif t not in UNTRAILED:  # (alembic_version: no triggers, so the upgrade writes it)
             sql += _trigger_sql(conn, t)
     return sql
 
