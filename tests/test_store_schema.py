@@ -288,3 +288,29 @@ def test_the_legacy_migrations_are_frozen():
     """A schema change is an Alembic revision now: a ninth legacy migration would never run."""
     assert len(MIGRATIONS) == LEGACY_VERSION
     assert LATEST_VERSION == LEGACY_VERSION + len(revisions()) - 1
+
+
+def test_processes_opening_one_legacy_store_at_once_upgrade_it_once(tmp_path):
+    from tests.test_store_concurrency import _run_together
+
+    body = """
+    s = ClinicStore.open(path, training=False)
+    s.close()
+    """
+    for trial in range(3):
+        path = tmp_path / f"old-{trial}.sqlite3"
+        conn = sqlite3.connect(path, isolation_level=None)
+        migrate(conn, upto=3, role="clinic")
+        conn.executescript(V1_ROWS)
+        conn.close()
+        for rc, out, err in _run_together(body, path, [[]] * 3):
+            assert rc == 0, err
+            assert out.strip() == "OK", (out, err)
+        raw = sqlite3.connect(path)
+        assert raw.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        trail_mod.register_functions(raw, trail_mod.default_actor, str, trail_key())
+        report = trail_mod.verify(raw, trail_key())
+        assert report.intact, report.problem
+        raw.close()
