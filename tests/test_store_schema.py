@@ -23,6 +23,7 @@ from workstation.errors import UserError
 from workstation.keys import trail_key
 from workstation.store import LATEST_VERSION, MIGRATIONS, ClinicStore, Identity, migrate
 from workstation.store import trail as trail_mod
+from workstation.store.db import sqlite_db
 from workstation.store.schema import metadata
 from workstation.store.upgrade import BASE_REVISION, LEGACY_VERSION, current_revision, revisions, upgrade
 
@@ -250,7 +251,7 @@ def test_a_v1_store_reaches_the_head_with_every_value(tmp_path):
     assert after["sessions"][0]["state"] == "ended" and after["responses"][0]["swelling"] == 0
     raw = sqlite3.connect(path)
     trail_mod.register_functions(raw, trail_mod.default_actor, str, trail_key())
-    report = trail_mod.verify(raw, trail_key())
+    report = trail_mod.verify(sqlite_db(raw), trail_key())
     assert report.intact, report.problem
     assert report.rows == sum(len(rows) for t, rows in after.items() if t != "audit_trail")  # the baseline
     raw.close()
@@ -261,7 +262,7 @@ def test_a_v8_store_of_the_old_program_reaches_the_head_with_every_value_and_its
     conn = sqlite3.connect(path, isolation_level=None)
     migrate(conn, upto=LEGACY_VERSION, role="clinic")
     trail_mod.register_functions(conn, lambda: "dr-a", lambda: "a reason", trail_key())
-    trail_mod.install_triggers(conn)  # as the old program did at every open
+    trail_mod.install_triggers(sqlite_db(conn))  # as the old program did at every open (same triggers)
     conn.execute("PRAGMA foreign_keys = ON")
     conn.executescript(V1_ROWS + V8_ROWS)
     conn.execute("DELETE FROM treatments WHERE id = 2")
@@ -278,7 +279,7 @@ def test_a_v8_store_of_the_old_program_reaches_the_head_with_every_value_and_its
     raw = sqlite3.connect(path)
     assert raw.execute("SELECT version_num FROM alembic_version").fetchone()[0] == revisions()[-1]
     trail_mod.register_functions(raw, trail_mod.default_actor, str, trail_key())
-    report = trail_mod.verify(raw, trail_key())
+    report = trail_mod.verify(sqlite_db(raw), trail_key())
     assert report.intact, report.problem
     assert report.rows >= trail_rows
     raw.close()
@@ -311,6 +312,6 @@ def test_processes_opening_one_legacy_store_at_once_upgrade_it_once(tmp_path):
         assert raw.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
         assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         trail_mod.register_functions(raw, trail_mod.default_actor, str, trail_key())
-        report = trail_mod.verify(raw, trail_key())
+        report = trail_mod.verify(sqlite_db(raw), trail_key())
         assert report.intact, report.problem
         raw.close()

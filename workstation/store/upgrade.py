@@ -11,7 +11,6 @@ program with the store's own connection; no alembic.ini and no `alembic` command
 
 from __future__ import annotations
 
-import sqlite3
 from functools import cache
 from pathlib import Path
 
@@ -19,10 +18,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, create_engine, event, text
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import Connection, text
 
 from workstation.errors import UserError
+from workstation.store.db import Db
 from workstation.store.migrations import MIGRATIONS, migrate
 
 SCRIPTS = Path(__file__).resolve().parent / "alembic"
@@ -72,20 +71,9 @@ def current_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
-def sqlite_connection(raw: sqlite3.Connection) -> Connection:
-    """A SQLAlchemy connection over an open sqlite3 connection in autocommit mode (isolation_level=None). Its
-    transactions are SQLite's own (BEGIN, a read snapshot); with `conn.info["write_lock"]` set they start with
-    BEGIN IMMEDIATE, which takes the write lock before anything is read."""
-    engine = create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool)
-    event.listen(engine, "begin", begin_sqlite)
-
-    return engine.connect()
-
-
-def begin_sqlite(conn: Connection) -> None:
-    """The "begin" event of an SQLite engine whose driver is left in autocommit mode (SQLAlchemy's documented way
-    to have SQLite's own transactions): BEGIN IMMEDIATE while `conn.info["write_lock"]` is set, else BEGIN."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write_lock") else "BEGIN")
+def schema_version(db: Db) -> int:
+    """The schema version of an open store (its Alembic revision's number)."""
+    return version_of(db.execute("SELECT version_num FROM alembic_version").fetchone()[0])
 
 
 def _user_version(conn: Connection) -> int:
