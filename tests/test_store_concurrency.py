@@ -130,3 +130,20 @@ def test_headless_session_on_a_held_store_says_so(held_store, tmp_path):
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "in use by another program" in r.stderr
     assert "internal error" not in r.stderr and "database is locked" not in r.stderr
+
+
+@pytest.mark.slow
+def test_the_store_writes_again_once_the_other_program_lets_go(tmp_path):
+    """After a write refused for a held lock, the same store's connection (SQLAlchemy's) is clean: the next write
+    takes the lock and commits."""
+    path = tmp_path / "t.sqlite3"
+    with ClinicStore.open(path, training=True) as s:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(UserError, match="in use by another program"):
+            s.create_patient("P-0042")
+        other.execute("ROLLBACK")
+        other.close()
+        assert s.create_patient("P-0042").pseudonym == "P-0042"
+    with ClinicStore.open(path, training=True) as s:
+        assert s.find_patient("P-0042") is not None
