@@ -131,8 +131,8 @@ def server_problem(exc: BaseException, where: str) -> str:
     """The sentence for a PostgreSQL error met while opening the store: what happened and what to do."""
     text = str(getattr(exc, "orig", None) or exc).lower()
     if "does not exist" in text and "database" in text:
-        return f"The clinic store's database {where} does not exist on the server; create it (docs/records.md) or " \
-               "correct store.url."
+        return f"The clinic store's database {where} does not exist on the server; ask the clinic's administrator to " \
+               "create it, or correct store.url."
     if "password" in text or "authentication" in text or ("role" in text and "does not exist" in text):
         return f"The database server refused the account for {where} (wrong account or password); check store.url " \
                "and the account with the clinic's administrator."

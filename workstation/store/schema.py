@@ -123,13 +123,13 @@ operators = Table(
     Column("active", Integer, CheckConstraint("active IN (0, 1)"), nullable=False, server_default=text("1")),
     _text("created_at"), _text("created_by"))
 
+# The append-only, hash-chained audit trail (docs/records.md); its triggers are made from the schema at open.
 audit_trail = Table(
     "audit_trail", metadata, _id(), _text("at_utc"), _text("who"),
     _text("action", check="action IN ('create', 'change', 'delete')"), _text("table_name"),
     Column("row_id", Integer), _text("old_json", null=True), _text("new_json", null=True),
     _text("reason", default=""), _text("prev_hash", check="length(prev_hash) = 64"),
     _text("hash", check="length(hash) = 64"))
-"""The append-only, hash-chained audit trail (docs/records.md); its triggers are made from the schema at open."""
 
 devices = Table(
     "devices", metadata, Column("serial_number", Text, primary_key=True), _text("kind"), _text("model"),

@@ -93,7 +93,7 @@ def upgrade(conn: Connection, *, role: str | None, where: str) -> int:
     the store in sentences. Raises UserError for a store newer than this program or one of another program."""
     if len(MIGRATIONS) != LEGACY_VERSION:
         raise RuntimeError("the legacy migrations are frozen at version 8: a schema change is an Alembic revision "
-                           "(docs/records.md, 'Changing the schema')")
+                           "(workstation/store/alembic/README.md)")
     sqlite = conn.dialect.name == "sqlite"
     head = revisions()[-1]
     if sqlite and current_revision(conn) is None and 0 < _user_version(conn) < LEGACY_VERSION:
