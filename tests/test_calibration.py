@@ -13,9 +13,9 @@ from drivers.emulators.light import LightEmulator
 from main import main
 from workstation.dose.plan import SessionPlan
 from workstation.errors import UserError
+from workstation.store import LATEST_VERSION
 from workstation.store import calibration as cal
 from workstation.store.clinic_store import ClinicStore
-from workstation.store.migrations import LATEST_VERSION
 
 IDENT = {"model": "UVB-308 excimer handpiece", "serial_number": "UVB-42", "lamp_hours": 812.5,
          "calibration": {"factor": 1.0, "date": "2026-11-02", "irradiance_mw_cm2": 95.0}}

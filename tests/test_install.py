@@ -46,6 +46,9 @@ def test_wheel_installs_and_runs_from_any_folder(tmp_path):
                                          f"{_repo_packages() - packages}"
     seeds = {p.relative_to(ROOT / "seeds").as_posix() for p in (ROOT / "seeds").rglob("*.toml")}
     assert seeds and {f"workstation/seeds/{s}" for s in seeds} <= names
+    alembic = {p.relative_to(ROOT).as_posix() for p in (ROOT / "workstation" / "store" / "alembic").rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
+    assert {"workstation/store/alembic/env.py", "workstation/store/alembic/script.py.mako"} <= alembic <= names
 
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], tmp_path, env)

@@ -19,6 +19,7 @@ from workstation.keys import keys_dir, trail_key
 from workstation.protocols import load_library
 from workstation.store import ClinicStore, Identity, Response, Treatment, migrate, trail
 from workstation.store import operators as ops
+from workstation.store.db import DatabaseError, sqlite_db
 
 REPO = Path(__file__).resolve().parents[1]
 SMITH = Identity("Smith", "John", date(1970, 3, 4), "+44 20 7946 0001")
@@ -92,7 +93,7 @@ def test_the_trail_and_audit_tables_cannot_be_rewritten(store):
         with pytest.raises(sqlite3.OperationalError, match="no such function"):
             conn.execute(sql)
     # Also through the program's own connection, inside a transaction.
-    with pytest.raises(sqlite3.DatabaseError, match="audit record"):
+    with pytest.raises(DatabaseError, match="audit record"):
         with store.transaction() as c:
             c.execute("DELETE FROM plan_overrides")
     assert len(store.overrides(1)) == 1
@@ -314,7 +315,7 @@ def test_a_trail_rewritten_without_the_key_or_tables_changed_behind_it_are_found
     # Raise an account's role behind the trail.
     conn.execute("DROP TRIGGER trail_operators_update")
     conn.execute("UPDATE operators SET role = 'administrator' WHERE account = 'dr-a'")
-    report = trail.verify(conn, trail_key())
+    report = trail.verify(sqlite_db(conn), trail_key())
     assert not report.intact and "trigger trail_operators_update was removed" in report.problem
     r = _cli("trail", "verify", "--store", str(store.path))  # the program puts the trigger back when it opens...
     assert r.returncode == 1 and "operators row 2 differs from the trail in role" in r.stdout  # ...still found
@@ -322,11 +323,11 @@ def test_a_trail_rewritten_without_the_key_or_tables_changed_behind_it_are_found
     conn.execute("UPDATE operators SET role = 'clinician' WHERE account = 'dr-a'")  # back as the trail says
     conn.execute("DROP TRIGGER trail_meta_update")
     conn.execute("UPDATE meta SET value = 'training' WHERE key = 'role'")
-    assert "trail_meta_update was removed" in trail.verify(conn, trail_key()).problem
-    for sql in trail._wanted_triggers(conn):  # every trigger put back...
+    assert "trail_meta_update was removed" in trail.verify(sqlite_db(conn), trail_key()).problem
+    for sql in trail._wanted_triggers(sqlite_db(conn)):  # every trigger put back...
         if sql.split()[2] in ("trail_meta_update", "trail_operators_update"):
             conn.execute(sql)
-    assert "meta row 1 differs from the trail in value" in trail.verify(conn, trail_key()).problem  # ...found
+    assert "meta row 1 differs from the trail in value" in trail.verify(sqlite_db(conn), trail_key()).problem  # ...found
     conn.execute("DROP TRIGGER trail_meta_update")
     conn.execute("UPDATE meta SET value = 'clinic' WHERE key = 'role'")
     ClinicStore.open(store.path, training=False).close()  # triggers back

@@ -19,6 +19,8 @@ from workstation.store import (
     migrate,
     training_db_path,
 )
+from workstation.store.db import IntegrityError
+from workstation.store.migrations import LEGACY_LATEST
 
 SHA = "ab" * 32
 
@@ -51,7 +53,7 @@ def test_new_store_is_wal_with_foreign_keys_and_latest_version(store):
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.schema_version == LATEST_VERSION
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(IntegrityError):
         with store.transaction() as c:
             c.execute("INSERT INTO areas (patient_id, label, body_region, lesion_type, size_cm2, skin_type) "
                       "VALUES (999, 'x', 'face', 'pih', 1, 'IV')")
@@ -100,7 +102,7 @@ def _fill_v1(conn: sqlite3.Connection) -> None:
                  f"VALUES (1, 1, 'light', 260{', ?' * light_on})", ("2026-01-01",) * light_on)
 
 
-@pytest.mark.parametrize("start_version", range(0, LATEST_VERSION + 1))
+@pytest.mark.parametrize("start_version", range(0, LEGACY_LATEST + 1))
 def test_migrates_from_each_earlier_version(tmp_path, start_version):
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)

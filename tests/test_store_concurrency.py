@@ -167,3 +167,20 @@ def test_four_processes_write_at_once_and_the_trail_chain_verifies(tmp_path):
             made = trail.entries(s._conn, table=table)
             assert len(made) == 48 and {e.action for e in made} == {"create"}
             assert {e.who for e in made} == {f"room-{room}" for room in range(4)}
+
+
+@pytest.mark.slow
+def test_the_store_writes_again_once_the_other_program_lets_go(tmp_path):
+    """After a write refused for a held lock, the same store's connection (SQLAlchemy's) is clean: the next write
+    takes the lock and commits."""
+    path = tmp_path / "t.sqlite3"
+    with ClinicStore.open(path, training=True) as s:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(UserError, match="in use by another program"):
+            s.create_patient("P-0042")
+        other.execute("ROLLBACK")
+        other.close()
+        assert s.create_patient("P-0042").pseudonym == "P-0042"
+    with ClinicStore.open(path, training=True) as s:
+        assert s.find_patient("P-0042") is not None

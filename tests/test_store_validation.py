@@ -11,6 +11,7 @@ import pytest
 from workstation.errors import UserError
 from workstation.protocols import load_library
 from workstation.store import MIGRATIONS, ClinicStore, Response, Treatment, migrate
+from workstation.store.db import IntegrityError
 
 LIB = load_library()
 TODAY = date.today()
@@ -116,7 +117,7 @@ def test_an_area_is_a_place_on_the_body_once(filled):
 
 def test_the_store_itself_refuses_a_second_open_area_with_the_same_label(filled):
     s, p, area, *_ = filled
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(IntegrityError):
         with s.transaction() as c:
             c.execute("INSERT INTO areas (patient_id, label, body_region, lesion_type, size_cm2, skin_type) VALUES "
                       "(?, 'left cheek', 'face', 'pih', 1, 'III')", (p.id,))

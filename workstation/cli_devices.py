@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import time
 from datetime import date
-from pathlib import Path
 
 from workstation.errors import UserError
 from workstation.progname import command
@@ -17,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "devices", help="devices on record, lamp hours, radiometer checks (dosimetry QA)",
         description="List the devices on record with lamp hours, last radiometer check and due date (no action), or "
         "record a check, set the check interval, or override an overdue calibration for today with a reason.")
-    p.add_argument("--store", type=Path, metavar="FILE", help="database file (default: the clinic's, or the "
+    p.add_argument("--store", metavar="FILE|URL", help="database file or store URL (default: the clinic's, or the "
                    "training one with --training)")
     p.add_argument("--training", action="store_true", help="use the training database")
     p.add_argument("--password-stdin", action="store_true",

@@ -62,8 +62,8 @@ def _open(args: argparse.Namespace, *, create: bool = False):  # noqa: ANN202
     creates one (the first account of a new clinic)."""
     from workstation.store import ClinicStore
 
-    path = Path(settings_from_args(args)["paths.store"])
-    if not create and not path.is_file():
+    path = settings_from_args(args).store_target()
+    if not create and isinstance(path, Path) and not path.is_file():
         raise UserError(f"There is no clinic store at {path}; give the right one with --store (or paths.store in "
                         "the settings file).")
     return ClinicStore.open(path, training=False)

@@ -11,7 +11,8 @@ from workstation.settings import Settings, load_settings
 # dotted setting name -> (option, metavar, type, help)
 OPTIONS: dict[str, tuple[str, str, type, str]] = {
     "paths.protocols": ("--protocols", "DIR", Path, "the clinic's own protocol folder"),
-    "paths.store": ("--store", "FILE", Path, "the clinic store (SQLite file)"),
+    "paths.store": ("--store", "URL|FILE", str, "the clinic store: an SQLite file, or a URL "
+                    "(postgresql+psycopg://account@server/database)"),
     "paths.recordings": ("--recordings", "DIR", Path, "the clinical recordings folder"),
     "paths.clinic_recordings": ("--clinic-recordings", "DIR", Path, "the clinic's recordings share"),
     "ports.light": ("--light-port", "PORT", str, "serial port of the phototherapy handpiece"),
@@ -37,6 +38,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     then the options of `add_setting_options` the user gave. Raises UserError for an invalid settings file."""
     names = getattr(args, "_setting_options", ())
     overrides = {name: (getattr(args, _dest(name)), OPTIONS[name][0]) for name in names}
+    store = overrides.get("paths.store", (None, ""))[0]
+    if isinstance(store, str) and "://" in store:  # --store URL sets store.url, --store FILE the file
+        overrides["paths.store"], overrides["store.url"] = (None, "--store"), (store, "--store")
     return load_settings(getattr(args, "settings", None), overrides)
 
 

@@ -61,8 +61,8 @@ def _open_existing_store(args: argparse.Namespace, *, required: bool):
     from workstation.store import ClinicStore
 
     settings = settings_from_args(args)
-    path, source = settings["paths.store"], settings.setting("paths.store").source
-    if not Path(path).is_file():
+    path, source = settings.store_target(), settings.setting("paths.store").source
+    if isinstance(path, Path) and not path.is_file():
         if required or source != DEFAULT_SOURCE:
             raise UserError(f"There is no clinic store at {path} ({source}); give the right one with --store "
                             "(or paths.store in the settings file).")
@@ -145,8 +145,8 @@ def _set_root(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; give the folder the recordings were moved to.")
     settings = settings_from_args(args)
-    path = settings["paths.store"]
-    if not Path(path).is_file():
+    path = settings.store_target()
+    if isinstance(path, Path) and not path.is_file():
         raise UserError(f"There is no clinic store at {path} ({settings.setting('paths.store').source}); give the "
                         "right one with --store (or paths.store in the settings file).")
     with ClinicStore.open(path, training=False) as store:

@@ -10,6 +10,9 @@ path), so every path comes back absolute; `~` is expanded. A UTF-8 byte-order ma
     [paths]
     protocols = "/srv/cicatrix/protocols"    # the clinic's own protocol folder (none by default)
     store = "clinic.sqlite3"                 # the clinic store (SQLite file)
+
+    [store]
+    url = "postgresql+psycopg://cicatrix@db.clinic.example/cicatrix"  # the clinic's server (several rooms)
     recordings = "/srv/cicatrix/recordings"  # clinical recordings, each report beside its recording
     clinic_recordings = "/mnt/clinic/recordings"  # the clinic's recordings share (none by default; docs/deployment.md)
 
@@ -62,6 +65,8 @@ KEYS: tuple[Key, ...] = (
     Key("paths.protocols", "path", "the clinic's own protocol folder, loaded after the factory library",
         lambda: None),
     Key("paths.store", "path", "the clinic store (SQLite file)", places.clinic_store_file),
+    Key("store.url", "url", "the clinic store as a URL (postgresql+psycopg://account@server/database for a clinic's "
+        "server, sqlite:////path/file.sqlite3); when not set, the SQLite file paths.store names", lambda: None),
     Key("paths.recordings", "path", "the clinical recordings folder (reports are written beside each recording)",
         places.recordings_dir),
     Key("paths.clinic_recordings", "path", "the clinic's recordings share: each closed recording is copied there "
@@ -96,6 +101,13 @@ class Settings:
 
     def setting(self, name: str) -> Setting:
         return self._values[name]
+
+    def store_target(self) -> Path | str:
+        """The clinic store in force, for ClinicStore.open: a store file given on the command line, else store.url
+        when set, else the SQLite file paths.store names."""
+        if self._values["paths.store"].source.startswith("command line") or self["store.url"] is None:
+            return self["paths.store"]
+        return self["store.url"]
 
     def all(self) -> list[Setting]:
         return [self._values[k.name] for k in KEYS]
@@ -149,7 +161,7 @@ def _check(key: Key, value: Any, base: Path) -> tuple[Any, str | None]:
         if not 0 <= value <= IDLE_LOCK_MAX_MINUTES:
             return None, f"is {value}; allowed: 0 (never) to {IDLE_LOCK_MAX_MINUTES} minutes."
         return value, None
-    what = "a path" if key.kind == "path" else "text"
+    what = {"path": "a path", "url": "a URL"}.get(key.kind, "text")
     if isinstance(value, str) and not value.strip():
         return None, f"is empty; give {what} in quotes, or remove the line to use the default."
     if not isinstance(value, str):
@@ -157,6 +169,15 @@ def _check(key: Key, value: Any, base: Path) -> tuple[Any, str | None]:
     if key.kind == "path":
         p = Path(value.strip()).expanduser()
         return (p if p.is_absolute() else base / p), None
+    if key.kind == "url":
+        from workstation.store.connection import store_url
+
+        if "://" not in value:
+            return None, f"is {value!r}; give a URL such as postgresql+psycopg://account@server/database."
+        try:
+            store_url(value.strip())
+        except UserError as exc:
+            return None, str(exc)
     return value.strip(), None
 
 

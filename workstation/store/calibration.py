@@ -136,8 +136,8 @@ def add_check(store: ClinicStore, serial_number: str, checked_on: date, referenc
                             float(reported_mw_cm2), round(factor, 4), who.strip())
     with store.transaction() as c:
         now = _now()  # a light checked before it was ever connected here is put on record by its check
-        c.execute("INSERT OR IGNORE INTO devices (serial_number, kind, model, first_seen, last_seen) "
-                  "VALUES (?, 'light', '?', ?, ?)", (serial_number, now, now))
+        c.execute("INSERT INTO devices (serial_number, kind, model, first_seen, last_seen) "
+                  "VALUES (?, 'light', '?', ?, ?) ON CONFLICT (serial_number) DO NOTHING", (serial_number, now, now))
         c.execute("INSERT INTO radiometer_checks (serial_number, checked_on, reference_meter, measured_mw_cm2, "
                   "reported_mw_cm2, factor, who, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                   (serial_number, checked_on.isoformat(), check.reference_meter, check.measured_mw_cm2,

@@ -9,7 +9,6 @@ import json
 import logging
 import re
 import secrets
-import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -21,10 +20,10 @@ from workstation.errors import UserError
 from workstation.keys import IdentityCipher, key_id, trail_key
 from workstation.protocols.model import Protocol
 from workstation.store import leases
-from workstation.store.connection import busy_error, connect, is_busy
+from workstation.store.connection import busy_error, connect, connect_server, display, store_url
+from workstation.store.db import Db, IntegrityError, OperationalError, Record, is_busy
 from workstation.store.export import export_dict
 from workstation.store.identity import identity_in, insert_identity, read_identity, refuse_identity
-from workstation.store.migrations import schema_version
 from workstation.store.paths import default_db_path
 from workstation.store.records import (
     Area,
@@ -41,6 +40,7 @@ from workstation.store.records import (
 )
 from workstation.store.rows import area_from, course_from, session_from
 from workstation.store.trail import default_actor, register_functions
+from workstation.store.upgrade import schema_version
 from workstation.store.validate import (
     DOSE_MAX_MJ_CM2,
     INTERVAL_MAX_DAYS,
@@ -67,18 +67,19 @@ INVALID_PSEUDONYM = "The pseudonym typed is not valid: use 3–32 letters, digit
 
 
 
-def _trail_key_problem(conn: sqlite3.Connection) -> str:
+def _trail_key_problem(conn: Db, path: Path) -> str:
     """'' if this workstation's trail key is the store's (recorded in meta on first use), else a sentence."""
-    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_trail'").fetchone():
+    if not conn.has_table("audit_trail"):
         return ""
     mine = key_id(trail_key(), "trail")
     row = conn.execute("SELECT value FROM meta WHERE key = 'trail_key_id'").fetchone()
     if row is None:  # the first workstation records its key's fingerprint (another process may at the same moment)
         try:
-            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('trail_key_id', ?)", (mine,))
-        except sqlite3.OperationalError as exc:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('trail_key_id', ?) ON CONFLICT (key) DO NOTHING",
+                         (mine,))
+        except OperationalError as exc:
             if is_busy(exc):
-                raise busy_error(Path(conn.execute("PRAGMA database_list").fetchone()[2])) from exc
+                raise busy_error(path) from exc
             raise
         row = conn.execute("SELECT value FROM meta WHERE key = 'trail_key_id'").fetchone()
     if row[0] == mine:
@@ -86,6 +87,13 @@ def _trail_key_problem(conn: sqlite3.Connection) -> str:
     return ("This workstation does not have the clinic's audit-trail key (the store's trail is chained with another "
             "key), so nothing can be written to this store here: a row written with this key would break the trail "
             "for good. Copy the clinic's keys to this workstation from their backup, then open the store again.")
+
+
+NO_SERVER_TRAIL = ("This version of the program does not yet keep the audit trail on a PostgreSQL store, so it "
+                   "reads {where} but writes nothing to it (a clinical record must never be written untrailed). "
+                   "Keep the clinic on its SQLite store until the workstations are updated.")
+"""Why a PostgreSQL store is read-only for now: its trail triggers (issue 17, the trail on the server) are not built
+yet; every write path refuses with this sentence, as for a workstation without the clinic's trail key."""
 
 
 def _now() -> str:
@@ -96,9 +104,10 @@ class ClinicStore:
     """One connection, used from the thread that opened it; another thread opens its own ClinicStore on the same
     file (WAL lets readers and one writer work at once)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, role: str) -> None:
+    def __init__(self, conn: Db, path: Path | str, role: str) -> None:
         self._conn = conn
         self.path = path
+        """The SQLite file, or (PostgreSQL) the store's URL without its password."""
         self.role = role
         self.actor = default_actor()
         """Who the audit trail names for every write: the signed-in account (`sign_in`), else the OS account."""
@@ -108,8 +117,11 @@ class ClinicStore:
         checks that the account is still active, so a disabled account stops writing at once."""
         self._cipher: IdentityCipher | None = None
         self._root_for_now: Path | None = None  # a root adopted by a read-only connection (settle_recordings_root)
-        register_functions(conn, lambda: self.actor, lambda: self._reason, trail_key())
-        self.trail_key_problem = _trail_key_problem(conn)
+        if conn.dialect == "sqlite":
+            register_functions(conn.raw, lambda: self.actor, lambda: self._reason, trail_key())
+            self.trail_key_problem = _trail_key_problem(conn, path)
+        else:
+            self.trail_key_problem = NO_SERVER_TRAIL.format(where=path)
         """Why this workstation may not write here ('' when it may): its trail key is not the one the store's trail
         is chained with, so every row it wrote would break the chain for good."""
 
@@ -135,8 +147,12 @@ class ClinicStore:
         `read_only` (commands that only read) the store's recorded root is never changed: a root adopted by the rule
         is used for this connection only."""
         role = "training" if training else "clinic"
-        path = Path(path).expanduser() if path is not None else default_db_path(training=training)
-        store = cls(connect(path, role), path, role)
+        url = store_url(path if path is not None else default_db_path(training=training))
+        if url.get_backend_name() == "sqlite":
+            path = Path(url.database).expanduser()
+            store = cls(connect(path, role), path, role)
+        else:
+            store = cls(connect_server(url, role), display(url), role)
         if recordings_root is not None:
             store.settle_recordings_root(Path(recordings_root), write=not read_only)
         return store
@@ -186,14 +202,14 @@ class ClinicStore:
         return schema_version(self._conn)
 
     @contextmanager
-    def transaction(self, reason: str = "") -> Iterator[sqlite3.Connection]:
+    def transaction(self, reason: str = "") -> Iterator[Db]:
         """Every change goes through here: all of it is written, or none of it. Each row written is trailed with
         the current actor and `reason` (workstation.store.trail).
 
         Raises UserError (in words) when another program holds the store's write lock past the busy timeout."""
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
+            self._conn.begin()
+        except OperationalError as exc:
             if is_busy(exc):
                 raise busy_error(self.path) from exc
             raise
@@ -209,29 +225,25 @@ class ClinicStore:
             yield self._conn
         except BaseException as exc:
             self._reason = ""
-            self._conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
+            self._conn.rollback()
+            if isinstance(exc, OperationalError) and is_busy(exc):
                 raise busy_error(self.path) from exc
             raise
         self._reason = ""
         try:
-            self._conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
+            self._conn.commit()
+        except OperationalError as exc:
             if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+                self._conn.rollback()
             if is_busy(exc):
                 raise busy_error(self.path) from exc
             raise
 
-    def _one(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Row | None:
-        cur = self._conn.execute(sql, tuple(args))
-        cur.row_factory = sqlite3.Row
-        return cur.fetchone()
+    def _one(self, sql: str, args: Iterable[Any] = ()) -> Record | None:
+        return self._conn.execute(sql, tuple(args)).fetchone()
 
-    def _all(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        cur = self._conn.execute(sql, tuple(args))
-        cur.row_factory = sqlite3.Row
-        return cur.fetchall()
+    def _all(self, sql: str, args: Iterable[Any] = ()) -> list[Record]:
+        return self._conn.execute(sql, tuple(args)).fetchall()
 
     # ---- patients --------------------------------------------------------------------------------------------
     def create_patient(self, pseudonym: str | None = None, identity: Identity | None = None) -> Patient:
@@ -247,7 +259,8 @@ class ClinicStore:
             # Checked again under the write lock: another process may have created it since the look-up above.
             if c.execute("SELECT 1 FROM patients WHERE pseudonym = ?", (pseudonym,)).fetchone():
                 raise exists
-            pid = c.execute("INSERT INTO patients (pseudonym, created_at) VALUES (?, ?)", (pseudonym, created)).lastrowid
+            pid = c.execute("INSERT INTO patients (pseudonym, created_at) VALUES (?, ?) RETURNING id",
+                            (pseudonym, created)).fetchone()[0]
             if identity is not None:
                 insert_identity(c, self.cipher, int(pid), identity)
         return Patient(int(pid), pseudonym, created)
@@ -273,7 +286,7 @@ class ClinicStore:
         try:
             with self.transaction() as c:
                 insert_identity(c, self.cipher, patient_id, identity)
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise UserError("This patient already has an identity on file; it is not changed here.") from exc
 
     def identity(self, patient_id: int) -> Identity | None:
@@ -344,9 +357,9 @@ class ClinicStore:
                             "it is the same place, use that area; if it is a distinct place, say so to add it.")
         with self.transaction() as c:
             aid = c.execute("INSERT INTO areas (patient_id, label, body_region, lesion_type, size_cm2, skin_type, "
-                            "scar_age_months, scar_kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            "scar_age_months, scar_kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                             (patient_id, label, body_region, lesion_type, float(size_cm2), skin_type,
-                             scar_age_months, scar_kind)).lastrowid
+                             scar_age_months, scar_kind)).fetchone()[0]
         return self.area(int(aid))
 
     def find_or_create_area(self, patient_id: int, label: str, body_region: str, lesion_type: str, size_cm2: float,
@@ -469,9 +482,9 @@ class ClinicStore:
                                 "on open areas only.")
         with self.transaction() as c:
             cid = c.execute("INSERT INTO courses (patient_id, protocol_id, protocol_version, planned_sessions, "
-                            "interval_days, started_on) VALUES (?, ?, ?, ?, ?, ?)",
+                            "interval_days, started_on) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                             (patient_id, protocol.id, protocol.version, sessions, interval,
-                             started_on.isoformat())).lastrowid
+                             started_on.isoformat())).fetchone()[0]
             c.executemany("INSERT INTO course_areas VALUES (?, ?)", [(cid, a) for a in area_ids])
         return self.course(int(cid))
 
@@ -518,11 +531,12 @@ class ClinicStore:
         with self.transaction() as c:
             leases.bump_version(c, course_id, (plan or {}).get("course_version"))  # a stale plan: UserError
             sid = int(c.execute("INSERT INTO sessions (course_id, session_date, plan_json, device_model, state, "
-                                "process, started_at, recording_path, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                "process, started_at, recording_path, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                                "RETURNING id",
                                 (course_id, session_date.isoformat(), json.dumps(plan) if plan else None,
                                  device_model, state, process, _now(),
                                  None if recording_path is None else str(recording_path),
-                                 leases.live_room(c, course_id, process))).lastrowid)
+                                 leases.live_room(c, course_id, process))).fetchone()[0])
             for area in (plan or {}).get("areas", []):
                 for o in area.get("overrides", []):
                     c.execute("INSERT INTO plan_overrides (session_id, area_id, field, proposed, value, reason, who, "
@@ -544,7 +558,7 @@ class ClinicStore:
                           f"stroke_rate_hz, passes, light_on) VALUES (?, ?, ?, ?, ?, ?, ?, {leases.LIGHT_ON})",
                           (session_id, t.area_id, t.modality, t.dose_mj_cm2, t.depth_mm, t.stroke_rate_hz, t.passes,
                            t.modality, session_id))
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             if t.modality == "light" and (why := leases.light_conflict(self, session_id, t.area_id)):
                 raise UserError(why) from exc
             raise UserError("The treatment was not saved: the session and the area must exist, and an area has one "
@@ -562,7 +576,7 @@ class ClinicStore:
                           "passes = excluded.passes",
                           (session_id, t.area_id, t.modality, t.dose_mj_cm2, t.depth_mm, t.stroke_rate_hz, t.passes,
                            t.modality, session_id))
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             if t.modality == "light" and (why := leases.light_conflict(self, session_id, t.area_id)):
                 raise UserError(why) from exc
             raise UserError("The treatment was not saved: the session and the area must exist and the modality is "
@@ -636,7 +650,7 @@ class ClinicStore:
                           (session_id, r.area_id, r.erythema_grade, int(r.blistering), r.pain_0_10,
                            r.repigmentation_band, r.notes, r.erythema_duration_h, int(r.swelling), int(r.itching),
                            r.healed_on.isoformat() if r.healed_on else None))
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise UserError("The response was not saved: the session and the area must exist, and an area has one "
                             "response per session.") from exc
 
@@ -652,7 +666,8 @@ class ClinicStore:
         """Record (or, after moving every recording with the folder, change) the recordings root. Paths already
         linked relative to the old root are then read relative to the new one."""
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('recordings_root', ?)",
+            c.execute("INSERT INTO meta (key, value) VALUES ('recordings_root', ?) "
+                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                       (str(Path(root).expanduser().absolute()),))
         self._root_for_now = None
 
@@ -698,7 +713,7 @@ class ClinicStore:
             with self.transaction() as c:
                 c.execute("INSERT INTO recordings (session_id, path, sha256) VALUES (?, ?, ?)",
                           (session_id, str(path), sha256))
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise UserError("The recording was not linked: the session must exist and have no recording linked "
                             "yet.") from exc
 

@@ -1,4 +1,5 @@
-"""Opening a store file: the role check (clinic or training), WAL, foreign keys, and the migrations."""
+"""Opening a store: its URL or path, the role check (clinic or training), SQLite's pragmas and WAL, and the schema
+upgrade (workstation.store.upgrade: Alembic, after the legacy migrations for an old store)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,22 @@ import sqlite3
 import time
 from pathlib import Path
 
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.pool import NullPool
+
 from workstation.errors import UserError
 from workstation.keys import IdentityCipher, private_dir, trail_key
+from workstation.store.db import Db, begin_sqlite, is_busy
 from workstation.store.identity import encrypt_plain_rows, has_plain_identity
-from workstation.store.migrations import LATEST_VERSION, migrate, schema_version
 from workstation.store.paths import clinic_db_path, data_dir, default_db_path, training_db_path
 from workstation.store.trail import default_actor, differs_from_trail, install_triggers, register_functions
+from workstation.store.upgrade import LATEST_VERSION, upgrade
 
 ROLES = ("clinic", "training")
 BUSY_TIMEOUT_MS = 5000
 """How long a write waits for another program's write lock on the store before it gives up with a sentence."""
-
-
-def is_busy(exc: sqlite3.Error) -> bool:
-    """True when SQLite gave up waiting for another connection's lock (SQLITE_BUSY / SQLITE_LOCKED)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
 
 def busy_error(path: Path) -> UserError:
@@ -34,7 +33,26 @@ def busy_error(path: Path) -> UserError:
                      f"close the other program that has the store open.")
 
 
-def connect(path: Path, role: str) -> sqlite3.Connection:
+def store_url(target: Path | str) -> URL:
+    """The store's URL from a path (an SQLite file) or a URL string (`sqlite:///…`, `postgresql+psycopg://…`)."""
+    if isinstance(target, str) and "://" in target:
+        try:
+            url = make_url(target)
+        except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+            raise UserError("The store URL given is not valid (it is not repeated here: it may hold a password); "
+                            "give a file path or a URL such as "
+                            "postgresql+psycopg://user@server/cicatrix.") from exc
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise UserError(f"The store must be SQLite or PostgreSQL, not {url.get_backend_name()}.")
+        if url.get_backend_name() == "sqlite" and not url.database:
+            raise UserError("An SQLite store URL names its file: sqlite:////path/to/clinic.sqlite3.")
+        return url
+    return URL.create("sqlite", database=str(Path(target).expanduser()))
+
+
+def connect(path: Path, role: str) -> Db:
+    """Open the SQLite store at `path` for `role`: refused when it is the other role's; created, upgraded and
+    given its trail triggers as needed. Raises UserError (a sentence) for every problem a user can meet."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
     training = role == "training"
@@ -43,35 +61,105 @@ def connect(path: Path, role: str) -> sqlite3.Connection:
         raise UserError(f"{path} is the {'clinic' if training else 'training'} database; a {role} store cannot "
                         f"open it. Use {default_db_path(training=training)} instead.")
     _private_file(path)
-    conn = sqlite3.connect(path, isolation_level=None)
+    engine = create_engine(URL.create("sqlite", database=str(path)), poolclass=NullPool)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", begin_sqlite)
+    db = None
     try:
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA secure_delete = ON")  # a deleted or replaced value does not linger in free pages
-        register_functions(conn, default_actor, str, trail_key())
-        found = _role_of(conn, path)
+        db = Db(engine.connect())
+        found = _role_of(db, path)
         if found is not None and found != role:
             raise UserError(f"{path} is marked as a {found} database; a {role} store cannot open it. "
                             f"{'Simulation uses the training database.' if training else 'Open it in simulation.'}")
-        version = schema_version(conn)
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version > LATEST_VERSION:
             raise UserError(f"{path} has schema version {version}, newer than this program knows "
                             f"({LATEST_VERSION}); update the workstation software.")
-        if _switch_to_wal(conn) != "wal":
+        if _switch_to_wal(db.raw) != "wal":
             raise UserError(f"{path} could not be switched to WAL mode; put it on a local disk.")
-        migrate(conn, role=role if found is None else None)
-        if has_plain_identity(conn):
-            encrypt_plain_rows(conn, IdentityCipher.load())
-        install_triggers(conn)
-    except sqlite3.DatabaseError as exc:
-        conn.close()
+        upgrade(db.conn, role=role if found is None else None, where=str(path))
+        if has_plain_identity(db):
+            encrypt_plain_rows(db, IdentityCipher.load())
+        install_triggers(db)
+    except (DBAPIError, sqlite3.DatabaseError) as exc:
+        _close(db, engine)
         if is_busy(exc):
             raise busy_error(path) from exc
-        raise UserError(f"{path} is not a Cicatrix database or is damaged ({exc}); check the path.") from exc
+        orig = getattr(exc, "orig", None) or exc
+        raise UserError(f"{path} is not a Cicatrix database or is damaged ({orig}); check the path.") from exc
     except BaseException:
-        conn.close()
+        _close(db, engine)
         raise
-    return conn
+    return db
+
+
+def connect_server(url: URL, role: str) -> Db:
+    """Open the PostgreSQL store at `url` for `role`, as `connect` opens an SQLite file. Connection refused, a wrong
+    password or account, and a missing database become sentences (never the driver's text)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+    where = display(url)
+    engine = create_engine(url.set(drivername="postgresql+psycopg"), poolclass=NullPool,
+                           connect_args={"connect_timeout": 10})
+    db = None
+    try:
+        try:
+            db = Db(engine.connect())
+        except DBAPIError as exc:
+            raise UserError(server_problem(exc, where)) from exc
+        found = _role_of(db, where)
+        if found is not None and found != role:
+            raise UserError(f"{where} is marked as a {found} database; a {role} store cannot open it.")
+        upgrade(db.conn, role=role if found is None else None, where=where)
+        if has_plain_identity(db):
+            encrypt_plain_rows(db, IdentityCipher.load())
+    except DBAPIError as exc:
+        _close(db, engine)
+        raise UserError(server_problem(exc, where)) from exc
+    except BaseException:
+        _close(db, engine)
+        raise
+    return db
+
+
+def display(url: URL) -> str:
+    """A store URL as shown to people: never its password."""
+    return url.render_as_string(hide_password=True)
+
+
+def server_problem(exc: BaseException, where: str) -> str:
+    """The sentence for a PostgreSQL error met while opening the store: what happened and what to do."""
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    if "does not exist" in text and "database" in text:
+        return f"The clinic store's database {where} does not exist on the server; ask the clinic's administrator to " \
+               "create it, or correct store.url."
+    if "password" in text or "authentication" in text or ("role" in text and "does not exist" in text):
+        return f"The database server refused the account for {where} (wrong account or password); check store.url " \
+               "and the account with the clinic's administrator."
+    if "refused" in text or "no such file" in text or "could not connect" in text or "timeout" in text \
+            or "could not translate host" in text or "name or service" in text:
+        return f"The clinic's database server for {where} cannot be reached (not running, or the network is " \
+               "down); nothing was changed. Check the server and try again."
+    if "permission denied" in text:
+        return f"The account for {where} may not do this on the clinic's database; tell the clinic's administrator."
+    return f"The clinic's database server for {where} answered with an error; nothing was changed. Tell the " \
+           "clinic's administrator."
+
+
+def _close(db: Db | None, engine) -> None:  # noqa: ANN001 - an Engine
+    if db is not None:
+        db.close()
+    engine.dispose()
+
+
+def _sqlite_pragmas(raw: sqlite3.Connection, _record: object) -> None:
+    """Every SQLite connection of the store: SQLite's own transactions (the driver in autocommit mode, BEGIN from
+    the engine's begin event), foreign keys, the busy timeout, secure delete, and the trail's functions."""
+    raw.isolation_level = None
+    raw.execute("PRAGMA foreign_keys = ON")
+    raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    raw.execute("PRAGMA secure_delete = ON")  # a deleted or replaced value does not linger in free pages
+    register_functions(raw, default_actor, str, trail_key())
 
 
 def _private_file(path: Path) -> None:
@@ -104,15 +192,15 @@ def _switch_to_wal(conn: sqlite3.Connection) -> str:
             time.sleep(0.005)
 
 
-def _role_of(conn: sqlite3.Connection, path: Path) -> str | None:
-    # Version and table count in one statement (one snapshot): another process may create the schema in between.
-    version, tables = conn.execute(
-        "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master)").fetchone()
-    if version == 0:
-        if tables:
-            raise UserError(f"{path} is an SQLite file of another program; choose another path.")
+def _role_of(conn: Db, path: Path | str) -> str | None:
+    # The schema is made in one transaction with the marker: a store has neither, or both.
+    tables = conn.tables()
+    if not tables:
         return None
-    row = conn.execute("SELECT rowid, value FROM meta WHERE key = 'role'").fetchone()
+    if "meta" not in tables:
+        raise UserError(f"{path} is a database of another program; choose another.")
+    row = conn.execute("SELECT rowid, value FROM meta WHERE key = 'role'" if conn.dialect == "sqlite" else
+                       "SELECT 0, value FROM meta WHERE key = 'role'").fetchone()
     if row is None:
         raise UserError(f"{path} has no role marker (clinic or training); it cannot be used safely.")
     if differs_from_trail(conn, "meta", int(row[0]), {"key": "role", "value": row[1]}, ("key", "value")) not in (

@@ -4,19 +4,22 @@ free text written about a patient may not contain the identity it is meant to ke
 from __future__ import annotations
 
 import re
-import sqlite3
 import unicodedata
 from datetime import date
+from typing import TYPE_CHECKING
 
 from workstation.errors import UserError
 from workstation.keys import TOKEN_PREFIX, IdentityCipher
 from workstation.store.records import Identity
 
+if TYPE_CHECKING:
+    from workstation.store.db import Db
+
 FIELDS = ("family_name", "given_name", "birth_date", "contact")
 
 
-def insert_identity(c: sqlite3.Connection, cipher: IdentityCipher, patient_id: int, identity: Identity) -> None:
-    """Insert the encrypted identity row. UserError if a name is missing; sqlite3.IntegrityError if one exists."""
+def insert_identity(c: Db, cipher: IdentityCipher, patient_id: int, identity: Identity) -> None:
+    """Insert the encrypted identity row. UserError if a name is missing; IntegrityError (workstation.store.db) if one exists."""
     if not identity.family_name.strip() or not identity.given_name.strip():
         raise UserError("An identity needs a family name and a given name.")
     on_file = c.execute("SELECT value FROM meta WHERE key = 'identity_key_id'").fetchone()
@@ -34,7 +37,7 @@ def insert_identity(c: sqlite3.Connection, cipher: IdentityCipher, patient_id: i
               (patient_id, *(cipher.encrypt(plain[f], patient_id=patient_id, field=f) for f in FIELDS)))
 
 
-def read_identity(conn: sqlite3.Connection, cipher: IdentityCipher, patient_id: int) -> Identity | None:
+def read_identity(conn: Db, cipher: IdentityCipher, patient_id: int) -> Identity | None:
     row = conn.execute("SELECT family_name, given_name, birth_date, contact FROM patient_identity "
                        "WHERE patient_id = ?", (patient_id,)).fetchone()
     if row is None:
@@ -44,17 +47,17 @@ def read_identity(conn: sqlite3.Connection, cipher: IdentityCipher, patient_id: 
     return Identity(plain["family_name"], plain["given_name"], born, plain["contact"])
 
 
-def has_plain_identity(conn: sqlite3.Connection) -> bool:
+def has_plain_identity(conn: Db) -> bool:
     """True when an earlier version left identity rows in plain text."""
     return conn.execute(f"SELECT 1 FROM patient_identity WHERE family_name NOT LIKE '{TOKEN_PREFIX}%' "
                         "LIMIT 1").fetchone() is not None
 
 
-def encrypt_plain_rows(conn: sqlite3.Connection, cipher: IdentityCipher) -> int:
+def encrypt_plain_rows(conn: Db, cipher: IdentityCipher) -> int:
     """Encrypt identity rows written in plain text by an earlier version (one transaction); returns how many. Runs
     before the audit trail's triggers exist, so no plain value is copied into the trail; the file is then vacuumed so
     no plain value stays in free pages."""
-    conn.execute("BEGIN IMMEDIATE")
+    conn.begin()
     try:
         rows = conn.execute("SELECT patient_id, family_name, given_name, birth_date, contact FROM patient_identity "
                             f"WHERE family_name NOT LIKE '{TOKEN_PREFIX}%'").fetchall()
@@ -62,15 +65,16 @@ def encrypt_plain_rows(conn: sqlite3.Connection, cipher: IdentityCipher) -> int:
             tokens = [cipher.encrypt(v or "", patient_id=pid, field=f) for f, v in zip(FIELDS, values, strict=True)]
             conn.execute("UPDATE patient_identity SET family_name = ?, given_name = ?, birth_date = ?, contact = ? "
                          "WHERE patient_id = ?", (*tokens, pid))
-        conn.execute("COMMIT")
+        conn.commit()
     except BaseException:
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            conn.rollback()
         raise
     if not rows:
         return 0
-    conn.execute("VACUUM")
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if conn.dialect == "sqlite":  # (PostgreSQL: old row versions go by its autovacuum)
+        conn.raw.execute("VACUUM")  # outside any transaction: on the driver's connection, in autocommit mode
+        conn.raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return len(rows)
 
 

@@ -1,6 +1,8 @@
-"""Schema versions of the clinic store. Each migration runs in one transaction together with its version bump, so a
-database is always at exactly one version. PRAGMA user_version holds the version; never edit a released migration,
-add the next one."""
+"""The legacy schema versions of the clinic store (before Alembic), FROZEN at version 8: a schema change is now an
+Alembic revision (workstation/store/alembic/versions/, docs/records.md "Changing the schema"). They still bring an
+old SQLite store to version 8, which workstation.store.upgrade then stamps at Alembic revision 0001. Each migration
+runs in one transaction together with its version bump, so a database is always at exactly one version; PRAGMA
+user_version holds the version."""
 
 from __future__ import annotations
 
@@ -148,14 +150,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE recordings ADD COLUMN shared_at TEXT;
     """,
 )
-LATEST_VERSION = len(MIGRATIONS)
+LEGACY_LATEST = len(MIGRATIONS)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(conn: sqlite3.Connection, *, upto: int = LATEST_VERSION, role: str | None = None) -> int:
+def migrate(conn: sqlite3.Connection, *, upto: int = LEGACY_LATEST, role: str | None = None) -> int:
     """Apply the missing migrations up to `upto`, each in its own transaction. On a new database the role marker
     is written in the same transaction as migration 1. The connection must be in autocommit mode.
 

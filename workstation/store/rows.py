@@ -1,27 +1,27 @@
-"""SQLite rows to store records."""
+"""Rows of the store (by column name) to store records."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
+from typing import Any
 
 from workstation.store.records import Area, Course, Response, SessionRecord, Treatment
 
 
-def area_from(r: sqlite3.Row) -> Area:
+def area_from(r: Mapping[str, Any]) -> Area:
     return Area(r["id"], r["patient_id"], r["label"], r["body_region"], r["lesion_type"], r["size_cm2"],
                 r["skin_type"], r["scar_age_months"], r["scar_kind"],
                 date.fromisoformat(r["closed_on"]) if r["closed_on"] else None)
 
 
-def course_from(r: sqlite3.Row, area_ids: Sequence[int]) -> Course:
+def course_from(r: Mapping[str, Any], area_ids: Sequence[int]) -> Course:
     return Course(r["id"], r["patient_id"], r["protocol_id"], r["protocol_version"], r["planned_sessions"],
                   r["interval_days"], date.fromisoformat(r["started_on"]), tuple(area_ids))
 
 
-def session_from(s: sqlite3.Row, treatments: Sequence[sqlite3.Row], responses: Sequence[sqlite3.Row]) -> SessionRecord:
+def session_from(s: Mapping[str, Any], treatments: Sequence[Mapping[str, Any]], responses: Sequence[Mapping[str, Any]]) -> SessionRecord:
     return SessionRecord(
         id=s["id"], course_id=s["course_id"], session_date=date.fromisoformat(s["session_date"]),
         device_model=s["device_model"],

@@ -30,9 +30,14 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-# The trail itself is not trailed (its rows are the record).
-UNTRAILED = ("audit_trail",)
+if TYPE_CHECKING:
+    from workstation.store.db import Db
+
+# The trail itself is not trailed (its rows are the record), nor Alembic's note of the schema revision (written by
+# the schema upgrade, like the schema itself).
+UNTRAILED = ("audit_trail", "alembic_version")
 BASELINE_REASON = "present when the audit trail began"
 # Secrets are never copied into the trail: the trail says they were set or changed, not their value.
 REDACTED = {("operators", "password_hash")}
@@ -82,8 +87,8 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def _trigger_sql(conn: sqlite3.Connection, table: str) -> list[str]:
-    cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+def _trigger_sql(conn: Db, table: str) -> list[str]:
+    cols = conn.columns(table)
     def value(ref: str, col: str) -> str:
         return "'(secret, not copied)'" if (table, col) in REDACTED else f"{ref}.{col}"
 
@@ -111,31 +116,30 @@ def _trigger_sql(conn: sqlite3.Connection, table: str) -> list[str]:
     return out
 
 
-def _wanted_triggers(conn: sqlite3.Connection) -> list[str]:
-    tables = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+def _wanted_triggers(conn: Db) -> list[str]:
+    tables = conn.tables()
     sql = []
     for t in tables:
         if t == "audit_trail":
             sql += [s for s in _trigger_sql(conn, t) if "_no_" in s]
             sql.append("CREATE TRIGGER trail_audit_trail_guard BEFORE INSERT ON audit_trail BEGIN "
                        "SELECT cx_now(); END")  # only this program's connections have the function
-        elif t not in UNTRAILED:
+        elif t not in UNTRAILED:  # (alembic_version: no triggers, so the upgrade writes it)
             sql += _trigger_sql(conn, t)
     return sql
 
 
-def install_triggers(conn: sqlite3.Connection) -> None:
+def install_triggers(conn: Db) -> None:
     """Make the trail's triggers match the schema (every table, every column), replacing ones a migration made stale.
     Does nothing on a store without a trail table. Runs under the write lock; a no-op when already current."""
-    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_trail'").fetchone():
+    if not conn.has_table("audit_trail"):
         return
     wanted = _wanted_triggers(conn)
     have = {r[0]: r[1] for r in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
                                              "AND name LIKE 'trail_%'")}
     if set(have.values()) == set(wanted):
         return
-    conn.execute("BEGIN IMMEDIATE")
+    conn.begin()
     try:
         wanted = _wanted_triggers(conn)
         for name in [r[0] for r in conn.execute(
@@ -144,25 +148,24 @@ def install_triggers(conn: sqlite3.Connection) -> None:
         for statement in wanted:
             conn.execute(statement)
         _baseline(conn)
-        conn.execute("COMMIT")
+        conn.commit()
     except BaseException:
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            conn.rollback()
         raise
 
 
-def trailed_tables(conn: sqlite3.Connection) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
-                                       "'sqlite_%' ORDER BY name") if r[0] not in UNTRAILED]
+def trailed_tables(conn: Db) -> list[str]:
+    return [t for t in conn.tables() if t not in UNTRAILED]
 
 
-def _row_json(conn: sqlite3.Connection, table: str, where: str = "", args: tuple = ()) -> list[tuple[int, str]]:
-    cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+def _row_json(conn: Db, table: str, where: str = "", args: tuple = ()) -> list[tuple[int, str]]:
+    cols = conn.columns(table)
     values = ", ".join(f"'{c}', " + ("'(secret, not copied)'" if (table, c) in REDACTED else c) for c in cols)
     return [(int(r[0]), r[1]) for r in conn.execute(f"SELECT rowid, json_object({values}) FROM {table} {where}", args)]
 
 
-def _baseline(conn: sqlite3.Connection) -> None:
+def _baseline(conn: Db) -> None:
     """On a store that had rows before its trail began (an upgrade), record each as it was then, so the trail can
     account for every row. Runs inside install_triggers' transaction, once: only while the trail is empty."""
     if conn.execute("SELECT 1 FROM audit_trail LIMIT 1").fetchone():
@@ -201,7 +204,7 @@ class TrailReport:
         return self.first_broken_id is None
 
 
-def verify(conn: sqlite3.Connection, key: bytes) -> TrailReport:
+def verify(conn: Db, key: bytes) -> TrailReport:
     """Check the trail under the clinic's trail `key`: every link of the chain from the first row, every trigger in
     place, and every row of every table as the trail last recorded it. Reports the first problem found."""
     prev = GENESIS
@@ -233,17 +236,17 @@ def verify(conn: sqlite3.Connection, key: bytes) -> TrailReport:
     return TrailReport(count, None, "")
 
 
-def recorded_row(conn: sqlite3.Connection, table: str, row_id: int) -> dict | None:
+def recorded_row(conn: Db, table: str, row_id: int) -> dict | None:
     """The values the trail last recorded for one row (None if it recorded none, or its delete)."""
     row = conn.execute("SELECT action, new_json FROM audit_trail WHERE table_name = ? AND row_id = ? "
                        "ORDER BY id DESC LIMIT 1", (table, row_id)).fetchone()
     return json.loads(row[1]) if row is not None and row[0] != "delete" and row[1] else None
 
 
-def differs_from_trail(conn: sqlite3.Connection, table: str, row_id: int, live: dict, fields: tuple[str, ...]) -> str:
+def differs_from_trail(conn: Db, table: str, row_id: int, live: dict, fields: tuple[str, ...]) -> str:
     """"" when `fields` of a live row are what the trail last recorded for it, else the first that differs (a row
     changed around the program: callers that trust it, sign-in and the store's role, refuse it)."""
-    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_trail'").fetchone():
+    if not conn.has_table("audit_trail"):
         return ""
     recorded = recorded_row(conn, table, row_id)
     if recorded is None:
@@ -251,7 +254,7 @@ def differs_from_trail(conn: sqlite3.Connection, table: str, row_id: int, live: 
     return next((f for f in fields if f in recorded and recorded[f] != live.get(f)), "")
 
 
-def _replay(conn: sqlite3.Connection) -> str:
+def _replay(conn: Db) -> str:
     """Fold the trail into the last values it recorded for every row and compare them with the tables."""
     recorded: dict[tuple[str, int], dict | None] = {}
     for table, row_id, action, new_json in conn.execute(
@@ -272,7 +275,7 @@ def _replay(conn: sqlite3.Connection) -> str:
     return ""
 
 
-def entries(conn: sqlite3.Connection, *, table: str | None = None, row_id: int | None = None) -> list[TrailEntry]:
+def entries(conn: Db, *, table: str | None = None, row_id: int | None = None) -> list[TrailEntry]:
     """Trail rows, oldest first, optionally for one table (and row)."""
     sql, args = "SELECT id, at_utc, who, action, table_name, row_id, old_json, new_json, reason FROM audit_trail", []
     if table is not None:

@@ -1,0 +1,189 @@
+"""The store's connection to its database, SQLite or PostgreSQL: one SQLAlchemy Connection, and one way to send SQL.
+
+The store's SQL is portable text with `?` placeholders; `Db.execute` converts them, at this one place, to the
+driver's own style (`?` for sqlite3, `%s` for psycopg, with a literal `%` doubled) and sends the statement with
+SQLAlchemy's `exec_driver_sql` (no `:name` parsing, so a colon inside a literal such as 'os:root' is never taken for a
+parameter). A statement outside a transaction is committed at once (the store reads what other workstations have
+committed, never an old snapshot); `begin()` takes the write lock first (BEGIN IMMEDIATE on SQLite).
+
+Errors are SQLAlchemy's (`IntegrityError`, `OperationalError`, both `DatabaseError`), the driver's own in `.orig`."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, create_engine, event, inspect
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+__all__ = ["Db", "DatabaseError", "IntegrityError", "OperationalError", "Record", "Rows"]
+
+
+class Record(tuple):
+    """One row: a tuple (by position, by unpacking) that is also read by column name (`row["id"]`, `keys()`,
+    `dict(row)`), as sqlite3.Row is."""
+
+    _index: dict[str, int]
+
+    def __new__(cls, values: Sequence[Any], index: dict[str, int]) -> Record:
+        row = super().__new__(cls, values)
+        row._index = index
+        return row
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+class Rows:
+    """The rows of one statement, fetched at once: iterate, `fetchone()`, `fetchall()`; `rowcount` for a write."""
+
+    def __init__(self, rows: list[Record], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Record | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Record]:
+        return list(self._rows)
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self._rows)
+
+
+def _convert(sql: str, style: str) -> str:
+    """`?` placeholders (outside quoted literals) to the driver's style; for `%s` a literal `%` is doubled."""
+    if style == "qmark":
+        return sql
+    out, quote = [], None
+    for ch in sql:
+        if quote:
+            out.append("%%" if ch == "%" else ch)
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+            out.append(ch)
+        elif ch == "?":
+            out.append("%s")
+        else:
+            out.append("%%" if ch == "%" else ch)
+    return "".join(out)
+
+
+class Db:
+    """One connection of the store (used from the thread that opened it)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect.name
+        """'sqlite' or 'postgresql'."""
+        self._style = "qmark" if self.dialect == "sqlite" else "format"
+        self._explicit = False
+
+    @property
+    def raw(self) -> Any:
+        """The driver's own connection (sqlite3 or psycopg), for what only the driver offers (SQLite functions)."""
+        return self.conn.connection.driver_connection
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._explicit
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Rows:
+        result = self.conn.exec_driver_sql(_convert(sql, self._style), tuple(params))
+        if result.returns_rows:
+            index = {k: i for i, k in enumerate(result.keys())}
+            rows = Rows([Record(r, index) for r in result.all()], result.rowcount)
+        else:
+            rows = Rows([], result.rowcount)
+        if not self._explicit:
+            self.conn.commit()
+        return rows
+
+    def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> None:
+        seq = [tuple(p) for p in seq]
+        if seq:
+            self.conn.exec_driver_sql(_convert(sql, self._style), seq)
+        if not self._explicit:
+            self.conn.commit()
+
+    def begin(self) -> None:
+        """Start a transaction holding the write lock (SQLite: BEGIN IMMEDIATE; it waits up to the busy timeout)."""
+        if self.conn.in_transaction():
+            self.conn.commit()
+        self.conn.info["write_lock"] = True
+        try:
+            self.conn.begin()
+        finally:
+            self.conn.info.pop("write_lock", None)
+        self._explicit = True
+
+    def commit(self) -> None:
+        self._explicit = False
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        self._explicit = False
+        self.conn.rollback()
+
+    def tables(self) -> list[str]:
+        """The store's tables, by name (Alembic's alembic_version included)."""
+        names = inspect(self.conn).get_table_names()
+        if not self._explicit:
+            self.conn.commit()
+        return sorted(names)
+
+    def has_table(self, name: str) -> bool:
+        return name in self.tables()
+
+    def columns(self, table: str) -> list[str]:
+        """A table's columns in their order."""
+        cols = [c["name"] for c in inspect(self.conn).get_columns(table)]
+        if not self._explicit:
+            self.conn.commit()
+        return cols
+
+    def close(self) -> None:
+        if self.conn.in_transaction():
+            self.conn.rollback()
+        self.conn.close()
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True when SQLite gave up waiting for another connection's lock (SQLITE_BUSY / SQLITE_LOCKED)."""
+    exc = getattr(exc, "orig", None) or exc
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
+def sqlite_connection(raw: sqlite3.Connection) -> Connection:
+    """A SQLAlchemy connection over an open sqlite3 connection in autocommit mode (isolation_level=None). Its
+    transactions are SQLite's own (BEGIN, a read snapshot); with `conn.info["write_lock"]` set they start with
+    BEGIN IMMEDIATE, which takes the write lock before anything is read."""
+    engine = create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool)
+    event.listen(engine, "begin", begin_sqlite)
+
+    return engine.connect()
+
+
+def begin_sqlite(conn: Connection) -> None:
+    """The "begin" event of an SQLite engine whose driver is left in autocommit mode (SQLAlchemy's documented way
+    to have SQLite's own transactions): BEGIN IMMEDIATE while `conn.info["write_lock"]` is set, else BEGIN."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write_lock") else "BEGIN")
+
+
+def sqlite_db(raw: sqlite3.Connection) -> Db:
+    """A Db over an open sqlite3 connection in autocommit mode (tools and tests that hold one already)."""
+    return Db(sqlite_connection(raw))
