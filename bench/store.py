@@ -161,7 +161,7 @@ def course_lease(store, course_id: int, plan: Any) -> Any:
 def one_visit(store, library, course_id: int, result: RoomResult) -> None:
     from workstation.errors import UserError
     from workstation.session.journal import journal_end, journal_start
-    from workstation.session.visit import plan_visit
+    from workstation.session.planning import plan_visit
 
     t0 = time.monotonic()
     last = [r.session_date for r in store.history(course_id)]

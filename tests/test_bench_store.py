@@ -146,7 +146,7 @@ def test_the_rooms_contend_in_pairs_on_the_same_courses():
 def test_the_seeded_store_plans_every_kind_it_seeds(tmp_path):
     """Each kind the bench seeds (a factory protocol) gets a plan with something to treat on its course's first day,
     and what a visit delivers as planned is one treatment per step."""
-    from workstation.session.visit import plan_visit
+    from workstation.session.planning import plan_visit
 
     lib = load_library()
     path = str(tmp_path / "s.sqlite3")

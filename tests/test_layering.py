@@ -209,8 +209,8 @@ def test_modules_stay_short() -> None:
     assert long == {}, "split these modules by responsibility"
 
 
-SESSION_MODULES = ("audit", "course_lease", "journal", "outcome", "reset", "rig", "roles", "runner", "safety",
-                   "scenario", "session", "step_runs", "steps", "visit")
+SESSION_MODULES = ("audit", "course_lease", "journal", "outcome", "planning", "reset", "rig", "roles", "runner",
+                   "safety", "scenario", "session", "step_runs", "steps", "visit")
 
 
 def test_the_session_room_holds_what_runs_a_session_and_the_top_no_longer_does() -> None:

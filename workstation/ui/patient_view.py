@@ -30,7 +30,7 @@ from workstation.dose.light import med_on_file, newest_med
 from workstation.errors import UserError
 from workstation.protocols.model import LESION_TYPES, SKIN_TYPES
 from workstation.session import roles
-from workstation.session.visit import awaiting_healing, record_previous_responses
+from workstation.session.planning import awaiting_healing, record_previous_responses
 from workstation.store.records import Identity
 from workstation.ui.body_map import BodyMap, MapArea
 from workstation.ui.patient_checks import differs, med_from_text, typed_identity
