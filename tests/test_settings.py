@@ -66,12 +66,8 @@ def test_explicit_settings_file_is_used(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("text", "key", "allowed"), [
-    ("[paths]
-stores = 'x'
-", "paths.stores", "known keys in [paths]: clinic_recordings, protocols, recordings, store"),
-    ("[device]
-light = 'x'
-", "device", "known sections: clinic, paths, ports, store, window"),
+    ("[paths]\nstores = 'x'\n", "paths.stores", "known keys in [paths]: clinic_recordings, protocols, recordings, store"),
+    ("[device]\nlight = 'x'\n", "device", "known sections: clinic, paths, ports, store, window"),
     ("[ports]\nlight = 3\n", "ports.light", "must be text in quotes, not a whole number (3)"),
     ("[paths]\nstore = ''\n", "paths.store", "is empty; give a path in quotes, or remove the line"),
     ("[window]\nidle_lock_minutes = 'ten'\n", "window.idle_lock_minutes", "must be a whole number of minutes"),
