@@ -169,6 +169,8 @@ def _application_modules_outside_ui() -> list[str]:
     names = []
     for path in sorted((ROOT / "workstation").rglob("*.py")):
         name = _module_name(path)
+        if name.startswith("workstation.store.alembic."):
+            continue  # Alembic's scripts (env.py, versions/): run by Alembic with its context, never imported
         if name != "workstation.ui" and not name.startswith("workstation.ui."):
             names.append(name)
     return names

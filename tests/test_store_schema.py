@@ -266,6 +266,9 @@ def test_a_v8_store_of_the_old_program_reaches_the_head_with_every_value_and_its
     conn.execute("PRAGMA foreign_keys = ON")
     conn.executescript(V1_ROWS + V8_ROWS)
     conn.execute("DELETE FROM treatments WHERE id = 2")
+    # a second light session on the same area and day, recorded before the rule (revision 0002): kept, outside it
+    conn.execute("INSERT INTO sessions (id, course_id, session_date, state) VALUES (2, 1, '2026-01-01', 'completed')")
+    conn.execute("INSERT INTO treatments VALUES (3, 2, 1, 'light', 100.0, NULL, NULL, NULL)")
     conn.close()
     before = _dump(path)
     assert all(before[t] for t in before), [t for t in before if not before[t]]
@@ -276,9 +279,18 @@ def test_a_v8_store_of_the_old_program_reaches_the_head_with_every_value_and_its
         assert s.area(1).scar_kind == "atrophic"
         after = _dump(path)
         _assert_kept(before, after, s)
+    # what the later revisions add: light rows carry their session's date (the earlier of two on one day only), the
+    # course's version starts at 0, no lease is held, no recording is on the share yet
+    assert {r["id"]: r["light_on"] for r in after["treatments"]} == {1: "2026-01-01", 3: None}
+    assert after["courses"][0]["version"] == 0 and after["course_leases"] == []
+    assert {r["room"] for r in after["sessions"]} == {None}
+    assert [(r["copy_from"], r["shared_path"], r["shared_at"]) for r in after["recordings"]] == [(None, None, None)]
     raw = sqlite3.connect(path)
     assert raw.execute("SELECT version_num FROM alembic_version").fetchone()[0] == revisions()[-1]
     trail_mod.register_functions(raw, trail_mod.default_actor, str, trail_key())
+    with pytest.raises(sqlite3.IntegrityError, match="carries its session date"):  # the triggers of 0002 are there
+        raw.execute("INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2) VALUES (2, 1, 'light', 1)")
+    raw.rollback()
     report = trail_mod.verify(sqlite_db(raw), trail_key())
     assert report.intact, report.problem
     assert report.rows >= trail_rows

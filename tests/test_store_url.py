@@ -61,7 +61,8 @@ def _fill(url: str) -> None:
             INSERT INTO courses VALUES (1, 1, 'hypopigmented-scar-light', 1, 10, 7, '2026-01-01');
             INSERT INTO course_areas VALUES (1, 1);
             INSERT INTO sessions (id, course_id, session_date, state) VALUES (1, 1, '2026-01-01', 'completed');
-            INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2) VALUES (1, 1, 'light', 260.5);
+            INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2, light_on)
+                VALUES (1, 1, 'light', 260.5, '2026-01-01');
             INSERT INTO responses (session_id, area_id, erythema_grade) VALUES (1, 1, 1);
         """))
     engine.dispose()

@@ -9,13 +9,15 @@ course's version against stale plans. docs/records.md says what each guarantees.
   looked up). The row stays after release (released_at set): the last holder can still be named.
 - **One light session per area per day.** A light treatment row carries its session's date in `light_on` (NULL for
   needling); a UNIQUE index on (area_id, light_on) refuses a second light session on the same area the same day,
-  whatever the program does. The store fills `light_on`; SQLite triggers refuse a light row whose `light_on` is not
-  its session's date (POSTGRESQL_TRIGGERS is their PostgreSQL equivalent). A resumed step of the same session
+  whatever the program does. The store fills `light_on`; triggers refuse a light row whose `light_on` is not its
+  session's date (SQLite triggers, a PL/pgSQL trigger function on PostgreSQL). A resumed step of the same session
   updates its own row (the journal's upsert) and is not a second session.
 - **The course's version.** Every saved session start bumps courses.version (UPDATE ... WHERE id = ? AND version = ?)
   in the transaction that inserts the session; a plan records the version it was computed from (SessionPlan.
   course_version), so a save based on a plan computed before another room saved a session changes 0 rows and is
   refused with a sentence.
+
+The schema is Alembic revision 0002 (workstation/store/alembic/versions/0002_leases.py) and schema.py.
 
 Times are ISO-8601 UTC text passed from Python (comparable as text: one format, `stamp`), so the SQL is the same on
 SQLite and PostgreSQL.
@@ -37,56 +39,6 @@ RENEW_INTERVAL_S, so a holder must miss four in a row, each of which may wait up
 and two minutes is short beside the wait of a room whose colleague's program crashed (team choice, issue 17)."""
 RENEW_INTERVAL_S = 30.0
 """How often a running session renews its lease (workstation.session.course_lease, on its own thread and connection)."""
-
-LEASES_DDL = """
-    CREATE TABLE course_leases (
-        id INTEGER PRIMARY KEY, course_id INTEGER NOT NULL UNIQUE REFERENCES courses(id),
-        holder TEXT NOT NULL, room TEXT NOT NULL CHECK (length(room) > 0), host TEXT NOT NULL,
-        account TEXT NOT NULL, process TEXT NOT NULL, started_at TEXT NOT NULL, renewed_at TEXT NOT NULL,
-        released_at TEXT);
-    ALTER TABLE courses ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE sessions ADD COLUMN room TEXT;
-    ALTER TABLE treatments ADD COLUMN light_on TEXT CHECK (light_on IS NULL OR modality = 'light');
-    UPDATE treatments SET light_on = (SELECT s.session_date FROM sessions s WHERE s.id = treatments.session_id)
-        WHERE modality = 'light' AND NOT EXISTS (
-            SELECT 1 FROM treatments t2 JOIN sessions s2 ON s2.id = t2.session_id
-            JOIN sessions s1 ON s1.id = treatments.session_id
-            WHERE t2.modality = 'light' AND t2.area_id = treatments.area_id AND s2.session_date = s1.session_date
-            AND t2.id < treatments.id);
-    CREATE UNIQUE INDEX treatments_one_light_session_per_area_day ON treatments (area_id, light_on);
-"""
-"""(issue 17) The schema of this module, portable SQL (SQLite 3.40 and PostgreSQL 15). Light rows written before it
-get their session's date, except a second light session on the same area and day recorded earlier: it keeps NULL
-(kept as it was, outside the rule). The lead turns this into an Alembic revision."""
-
-SQLITE_TRIGGERS = """
-    CREATE TRIGGER treatments_light_on_insert BEFORE INSERT ON treatments
-    WHEN NEW.modality = 'light' AND NEW.light_on IS NOT (SELECT session_date FROM sessions WHERE id = NEW.session_id)
-    BEGIN SELECT RAISE(ABORT, 'a light treatment carries its session date in light_on'); END;
-    CREATE TRIGGER treatments_light_on_update BEFORE UPDATE OF modality, light_on, session_id ON treatments
-    WHEN NEW.modality = 'light' AND NEW.light_on IS NOT (SELECT session_date FROM sessions WHERE id = NEW.session_id)
-    BEGIN SELECT RAISE(ABORT, 'a light treatment carries its session date in light_on'); END;
-"""
-"""SQLite: a light row must carry its session's date, so the unique index cannot be dodged by leaving it NULL."""
-
-POSTGRESQL_TRIGGERS = """
-    CREATE FUNCTION treatments_light_on_check() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        IF NEW.modality = 'light' AND NEW.light_on IS DISTINCT FROM
-                (SELECT session_date FROM sessions WHERE id = NEW.session_id) THEN
-            RAISE EXCEPTION 'a light treatment carries its session date in light_on' USING ERRCODE = '23514';
-        END IF;
-        RETURN NEW;
-    END $$;
-    CREATE TRIGGER treatments_light_on_insert BEFORE INSERT ON treatments
-        FOR EACH ROW EXECUTE FUNCTION treatments_light_on_check();
-    CREATE TRIGGER treatments_light_on_update BEFORE UPDATE OF modality, light_on, session_id ON treatments
-        FOR EACH ROW EXECUTE FUNCTION treatments_light_on_check();
-"""
-"""The PostgreSQL equivalent of SQLITE_TRIGGERS, for the Alembic revision (not run by the SQLite path)."""
-
-MIGRATION = LEASES_DDL + SQLITE_TRIGGERS
-"""The entry of workstation.store.migrations.MIGRATIONS (the SQLite path)."""
 
 LIGHT_ON = "CASE WHEN ? = 'light' THEN (SELECT session_date FROM sessions WHERE id = ?) END"
 """The value of treatments.light_on in an INSERT (parameters: modality, session id): the one place the store fills it."""

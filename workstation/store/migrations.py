@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sqlite3
 
-from workstation.store.leases import MIGRATION as LEASES_MIGRATION
 from workstation.store.trail import TRAIL_MIGRATION
 
 MIGRATIONS: tuple[str, ...] = (
@@ -136,18 +135,6 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE responses ADD COLUMN swelling INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE responses ADD COLUMN itching INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE responses ADD COLUMN healed_on TEXT;
-    """,
-    # issue 17: rooms that cannot collide. The course's lease (one row per course), the course's version (bumped by
-    # each saved session start, checked against the plan's), the room a session ran in, and one light session per
-    # area per day (treatments.light_on, a unique index and the triggers that keep it true). workstation/store/leases.py.
-    LEASES_MIGRATION,
-    # issue 17: recordings for the whole clinic. Each recording is copied by the workstation that holds it
-    # (`copy_from`, its host name) to the clinic's recordings share; once the copy there is verified (checksum and
-    # signature) the index keeps where (`shared_path`, absolute) and when (`shared_at`, UTC). NULL: not copied yet.
-    """
-    ALTER TABLE recordings ADD COLUMN copy_from TEXT;
-    ALTER TABLE recordings ADD COLUMN shared_path TEXT;
-    ALTER TABLE recordings ADD COLUMN shared_at TEXT;
     """,
 )
 LEGACY_LATEST = len(MIGRATIONS)

@@ -69,7 +69,8 @@ Index("areas_open_label", areas.c.patient_id, areas.c.label, unique=True,
 courses = Table(
     "courses", metadata, _id(), _ref("patient_id", "patients.id"), _text("protocol_id"),
     Column("protocol_version", Integer, nullable=False), Column("planned_sessions", Integer, nullable=False),
-    Column("interval_days", Integer, nullable=False), _text("started_on"))
+    Column("interval_days", Integer, nullable=False), _text("started_on"),
+    Column("version", Integer, nullable=False, server_default=text("0")))  # (0002) bumped by each saved start
 
 course_areas = Table(
     "course_areas", metadata, _ref("course_id", "courses.id"), _ref("area_id", "areas.id"),
@@ -81,13 +82,18 @@ sessions = Table(
     _text("state", default="ended",
           check="state IN ('ended', 'in_progress', 'completed', 'partial', 'aborted', 'crashed')"),
     _text("process", null=True), _text("started_at", null=True), _text("ended_at", null=True),
-    _text("recording_path", null=True), _text("outcome_note", default=""))
+    _text("recording_path", null=True), _text("outcome_note", default=""),
+    _text("room", null=True))  # (0002) the room whose lease the session started under
 
 treatments = Table(
     "treatments", metadata, _id(), _ref("session_id", "sessions.id"), _ref("area_id", "areas.id"),
     _text("modality", check="modality IN ('light', 'needling')"), Column("dose_mj_cm2", Double),
     Column("depth_mm", Double), Column("stroke_rate_hz", Double), Column("passes", Integer),
+    _text("light_on", null=True, check="light_on IS NULL OR modality = 'light'"),  # (0002) the session's date
     UniqueConstraint("session_id", "area_id", "modality"))
+# (0002) One light session per area per day; the revision's triggers refuse a light row whose light_on is not its
+# session's date (workstation/store/leases.py).
+Index("treatments_one_light_session_per_area_day", treatments.c.area_id, treatments.c.light_on, unique=True)
 
 responses = Table(
     "responses", metadata, _id(), _ref("session_id", "sessions.id"), _ref("area_id", "areas.id"),
@@ -102,7 +108,9 @@ responses = Table(
 recordings = Table(
     "recordings", metadata, _id(), Column("session_id", Integer, ForeignKey("sessions.id"), nullable=False,
                                           unique=True),
-    _text("path"), _text("sha256", check="length(sha256) = 64"))
+    _text("path"), _text("sha256", check="length(sha256) = 64"),
+    # (0003) the clinic's recordings share: the workstation that copies it, where and when its copy was verified
+    _text("copy_from", null=True), _text("shared_path", null=True), _text("shared_at", null=True))
 
 med_measurements = Table(
     "med_measurements", metadata, _id(), _ref("patient_id", "patients.id"), _text("device_model"),
@@ -142,6 +150,13 @@ radiometer_checks = Table(
     Column("reported_mw_cm2", Double, CheckConstraint("reported_mw_cm2 > 0"), nullable=False),
     Column("factor", Double, CheckConstraint("factor > 0"), nullable=False),
     _text("who", check="length(who) > 0"), _text("at"))
+
+# (0002) The course's lease: one row per course, the start that holds it (workstation/store/leases.py).
+course_leases = Table(
+    "course_leases", metadata, _id(), Column("course_id", Integer, ForeignKey("courses.id"), nullable=False,
+                                             unique=True),
+    _text("holder"), _text("room", check="length(room) > 0"), _text("host"), _text("account"), _text("process"),
+    _text("started_at"), _text("renewed_at"), _text("released_at", null=True))
 
 calibration_overrides = Table(
     "calibration_overrides", metadata, _id(), _ref("serial_number", "devices.serial_number"),
