@@ -22,6 +22,7 @@ from drivers.errors import CommandRefused, CommandTimeout, DeviceError, NotConne
 from drivers.events import CommandRecord, Event, FanOut, Publisher, now_s
 from drivers.frames import TELEMETRY_LOST_S, FrameIntake
 from drivers.plausibility import DeviceClock, Plausibility
+from drivers.serial_write import open_write_timeout, write_frame
 from drivers.types import BoundsError, DriverInfo, Identity
 
 __all__ = ["TELEMETRY_LOST_S", "CommandRefused", "CommandTimeout", "DeviceError", "NotConnected", "SerialDevice",
@@ -168,7 +169,7 @@ class SerialDevice(FrameIntake):
 
     def _open_port(self) -> None:
         try:
-            ser = serial.Serial(self.port, self.baudrate, timeout=READ_TIMEOUT_S, write_timeout=0.5)
+            ser = serial.Serial(self.port, self.baudrate, timeout=READ_TIMEOUT_S, write_timeout=open_write_timeout())
         except (serial.SerialException, OSError, ValueError) as exc:
             raise NotConnected(
                 f"cannot open the {self.INFO.kind} device on {self.port}: {exc}. "
@@ -273,7 +274,7 @@ class SerialDevice(FrameIntake):
                     with self._pending_lock:
                         self._pending[seq] = pending
                 try:
-                    ser.write(p.encode_frame(msg, seq, payload))
+                    write_frame(ser, p.encode_frame(msg, seq, payload))
                 except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
                     # TypeError/AttributeError: pyserial raises these when the port is closed under a write
                     with self._pending_lock:
