@@ -105,9 +105,11 @@ def tripped(tap, interlock, device, timeout_s=WAIT_S):
 
 def assert_off(rig, device, timeout_s=WAIT_S):
     emu = rig.emulators[device]
-    wait_for(lambda: not emu.state().active, timeout_s=timeout_s, what=f"{device} off in the emulator")
-    if device == "light":
-        assert emu.state().irradiance_mw_cm2 == 0.0 and not emu.state().shutter_open
+
+    def off() -> bool:  # one snapshot: active, shutter and irradiance of the same instant
+        st = emu.state()
+        return not st.active and (device != "light" or (st.irradiance_mw_cm2 == 0.0 and not st.shutter_open))
+    wait_for(off, timeout_s=timeout_s, what=f"{device} off in the emulator")
 
 
 def test_host_target_dose_interlock(sim):
