@@ -291,9 +291,12 @@ def test_pausing_a_needling_pass_trips_nothing_while_the_pen_brakes(sim_session)
     rig, session, tap = sim_session
     worker = start_step_on_worker(session, rig, FIVE_SECOND_PASS, pen_running)
     session.pause("dr-test")
-    worker.join(2)
-    wait_for(lambda: not rig.emulators["pen"].state().active, timeout_s=0.5, what="pen stopped")
-    time.sleep(0.1)
+    worker.join(20)
+    wait_for(lambda: not rig.emulators["pen"].state().active, timeout_s=10, what="pen stopped")
+    # the monitor (subscribed before the tap) has judged every block of the braking once the tap holds one that
+    # shows the rotor stopped: read until then, however long the machine takes
+    wait_for(lambda: (b := tap.blocks["pen"][-1])["running"][-1] == 0 and b["stroke_rate_hz"][-1] < 1.0,
+             timeout_s=10, what="the pen's own telemetry showing it stopped")
     assert tap.kinds("interlock") == []
     assert session.state == State.PAUSED and not rig.monitor.is_tripped()
     session.resume("dr-test")
