@@ -1,7 +1,6 @@
 """The combined session end to end: the state machine, the headless runner, and what the recording keeps."""
 
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
