@@ -53,7 +53,12 @@ def test_scenario_recordings_give_back_their_trips(tmp_path: Path, scenario: str
     assert (recorded[0] in first_trip) if first_trip else not recorded, recorded
     assert r.same and [a.interlock for a, _ in r.reproduced] == recorded
     for recorded, replayed in r.reproduced:
-        assert abs(replayed.t_cause_s - recorded.t_cause_s) <= 0.02  # blocks and events at their recorded times
+        if recorded.interlock == Interlock.TELEMETRY_LOST:
+            # a silence's cause is when the live watchdog noticed it, which a loaded machine delays; the replay
+            # notices it at the first tick past 250 ms, never later than the live run did
+            assert replayed.t_cause_s <= recorded.t_cause_s + 0.02
+        else:
+            assert abs(replayed.t_cause_s - recorded.t_cause_s) <= 0.02  # blocks and events at their recorded times
     assert text.endswith("result: the same trips")
     assert main(["audit", str(result.recording)]) == 0
 
