@@ -25,6 +25,7 @@ from drivers import protocol as p
 from drivers.codes import DisconnectReason, LinkEvent
 from drivers.errors import CommandRefused, CommandTimeout, DeviceError, NotConnected
 from drivers.events import CommandRecord, Event, Publisher, now_s
+from drivers.serial_write import SelectWritePort, open_write_timeout
 
 __all__ = ["DEFAULT_BAUD", "READ_TIMEOUT_S", "TELEMETRY_LOST_S", "Counters", "LinkClient", "SerialLink", "Transport",
            "open_serial"]
@@ -62,8 +63,10 @@ TransportFactory = Callable[[str, int], Transport]
 
 
 def open_serial(port: str, baudrate: int) -> Transport:
-    """The default transport: a pyserial port with the link's read (READ_TIMEOUT_S) and write (0.5 s) timeouts."""
-    return serial.Serial(port, baudrate, timeout=READ_TIMEOUT_S, write_timeout=0.5)
+    """The default transport: a pyserial port with the link's read timeout (READ_TIMEOUT_S) and a write that fails
+    only when the port took no byte for 0.5 s (`drivers.serial_write`: select, not the time the call took, so a
+    loaded machine does not report a healthy device as gone)."""
+    return SelectWritePort(port, baudrate, timeout=READ_TIMEOUT_S, write_timeout=open_write_timeout())
 
 
 @dataclass

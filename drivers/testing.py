@@ -193,10 +193,14 @@ class DeviceContract:
         t0 = time.monotonic()
         second.connect()
         try:
-            wait_for(lambda: not emulator.state().active, timeout_s=1.0, what="device stopped by the connect")
+            wait_for(lambda: not emulator.state().active, timeout_s=10.0, what="device stopped by the connect")
             st = emulator.state()
-            assert st.last_stop_at - t0 < 0.2  # by the connect's STOP, before the 250 ms watchdog
-            assert not st.faults & self.driver_class.FAULTS["WATCHDOG"]
+            assert st.last_command_at["STOP"] >= t0  # the connect's first frame (judged on the device's record)
+            # by that STOP, unless the machine was so slow that it reached the device after the 250 ms watchdog had
+            # already run out (the device's own record of the last heartbeat says which; the watchdog was right then)
+            heard = max(st.last_heartbeat_at or 0.0, st.last_command_at.get("ARM", 0.0))
+            if st.last_command_at["STOP"] - heard <= 0.25:
+                assert not st.faults & self.driver_class.FAULTS["WATCHDOG"]
         finally:
             second.close()
 
@@ -204,9 +208,9 @@ class DeviceContract:
     def test_heartbeats_flow_while_the_host_is_alive(self, device: tuple) -> None:
         emu, drv, tap = device
         sent, received = drv.counters.heartbeats_sent, emu.state().heartbeats_received
-        time.sleep(0.5)
-        assert drv.counters.heartbeats_sent - sent >= 5  # period 50 ms: at least every 100 ms on a loaded machine
-        assert emu.state().heartbeats_received - received >= 5
+        # they flow (counted, not timed: their period is a timing figure, bench/telemetry.py runs the same link)
+        wait_for(lambda: drv.counters.heartbeats_sent - sent >= 5 and emu.state().heartbeats_received - received >= 5,
+                 timeout_s=10.0, what="5 heartbeats sent and received")
         self.activate(drv)
         wait_for(lambda: emu.state().active, what="device active")
         time.sleep(3 * TELEMETRY_LOST_S)  # longer than the device watchdog: heartbeats keep it running
@@ -222,10 +226,13 @@ class DeviceContract:
         wait_for(lambda: emu.state().active, what="device active")
         alive[0] = False  # the host's safety monitor "hangs": heartbeats stop
         t_silent = time.monotonic()
-        wait_for(lambda: not emu.state().active, timeout_s=1.0, what="device stopped by its watchdog")
+        wait_for(lambda: not emu.state().active, timeout_s=10.0, what="device stopped by its watchdog")
         st = emu.state()
-        assert st.faults & drv.FAULTS["WATCHDOG"]
-        assert 0.2 <= st.last_stop_at - t_silent < 0.45  # 250 ms after the last heartbeat (sent ≤ 50 ms before)
+        assert st.faults & drv.FAULTS["WATCHDOG"] and st.last_stop_at > t_silent
+        # 250 ms after the last heartbeat it received (or the ARM that started its watch), on the device's own
+        # schedule, then the blade or the brake
+        heard = max(st.last_heartbeat_at or 0.0, st.last_command_at.get("ARM", 0.0))
+        assert 0.25 < st.last_stop_at - heard < 0.25 + 0.1
 
     def test_faults_are_reported_as_fault_events_by_name(self, device: tuple) -> None:
         emu, drv, tap = device
@@ -266,12 +273,11 @@ class DeviceContract:
     # --- link ---------------------------------------------------------------------------------------------------
     def test_telemetry_at_the_nominal_rate_without_gaps(self, device: tuple) -> None:
         emu, drv, tap = device
-        time.sleep(0.2)
+        # the rate on the host's clock is a timing figure (bench/telemetry.py); here: every sample the device
+        # clocked arrived, on its own clock, at its nominal rate
         s0 = drv.counters.samples
-        t0 = time.monotonic()
-        time.sleep(1.5)
-        rate = (drv.counters.samples - s0) / (time.monotonic() - t0)
-        assert rate == pytest.approx(drv.INFO.nominal_rate_hz, rel=0.1), f"{rate:.0f} samples/s"
+        wait_for(lambda: drv.counters.samples - s0 >= drv.INFO.nominal_rate_hz, timeout_s=10.0,
+                 what="a second of samples")
         assert drv.counters.seq_gaps == 0 and drv.counters.bad_frames == 0
         t_dev = np.concatenate([b["t_device_us"] for b in tap.blocks[drv.name]])
         assert (np.diff(t_dev) == round(1e6 / drv.INFO.nominal_rate_hz)).all()  # every sample, evenly spaced
@@ -281,17 +287,19 @@ class DeviceContract:
         emu.unplug()
         t_unplug = emu.state().injected_at["unplug"]
 
-        wait_for(lambda: link_events(tap, LinkEvent.DISCONNECTED), timeout_s=1.0, what="disconnect reported")
+        wait_for(lambda: link_events(tap, LinkEvent.DISCONNECTED), timeout_s=10.0, what="disconnect reported")
         ev = link_events(tap, LinkEvent.DISCONNECTED)[0]
-        assert not drv.connected and ev.severity == "high" and ev.t_host_s - t_unplug < TELEMETRY_LOST_S
-        # the port failed under a read or a write (a heartbeat): the code says which, the message says it in words
+        # seen by a failed read or write itself (not by 250 ms of silence), after the unplug: causal, whatever the load;
+        # the code says which, the message says it in words
+        assert not drv.connected and ev.severity == "high" and ev.t_host_s >= t_unplug
         assert ev.details["disconnect"] in (DisconnectReason.READ_FAILED, DisconnectReason.WRITE_FAILED)
         assert ev.source == drv.name and "disconnected" in ev.message
         with pytest.raises(NotConnected):
             drv.arm()
         emu.replug()
-        wait_for(lambda: drv.connected and drv.counters.reconnects == 1, what="reconnected")
-        assert link_events(tap, LinkEvent.RECONNECTED, drv.name)
+        wait_for(lambda: drv.connected and drv.counters.reconnects == 1, timeout_s=10.0, what="reconnected")
+        # published by the reader thread just after it marks the link up: waited for, not raced
+        wait_for(lambda: link_events(tap, LinkEvent.RECONNECTED, drv.name), timeout_s=10.0, what="reconnected event")
         assert not emu.state().active and not emu.state().armed
         drv.arm()  # commands work again
 

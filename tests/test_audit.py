@@ -36,24 +36,30 @@ def limits_event(t_s: float, limits: StepLimits) -> Event:
     return Event(T0 + t_s, LIMITS_EVENT, "info", "safety", limits.describe(), limits.to_details())
 
 
-@pytest.mark.parametrize(("scenario", "first_trips"), [
-    ("contact-lost-mid-exposure.toml", [InterlockCause.CONTACT_LOST]),
-    # the unplug trips `disconnected`, and `telemetry_lost` too when no frame came within 250 ms: a live race the
-    # recording settles, and the audit must give back whichever happened
-    ("unplug-mid-exposure.toml", [InterlockCause.DISCONNECTED]),
-    ("combined-uneventful.toml", []),
+@pytest.mark.parametrize(("scenario", "first_trip"), [
+    ("contact-lost-mid-exposure.toml", {InterlockCause.CONTACT_LOST}),
+    # the unplug trips `disconnected` when the reader's read fails, and `telemetry_lost` when no frame came within
+    # 250 ms: which comes first is a live race the machine's load decides (both are true of an unplug); the recording
+    # settles it, and the audit must give back whichever happened
+    ("unplug-mid-exposure.toml", {InterlockCause.DISCONNECTED, InterlockCause.TELEMETRY_LOST}),
+    ("combined-uneventful.toml", set()),
 ])
-def test_scenario_recordings_give_back_their_trips(tmp_path: Path, scenario: str, first_trips: list[str]) -> None:
+def test_scenario_recordings_give_back_their_trips(tmp_path: Path, scenario: str, first_trip: set[str]) -> None:
     result = run_scenario(load_scenario(SCENARIOS / scenario), tmp_path, out=lambda _line: None)
     with Recording.open(result.recording) as rec:
         r = audit(rec)
         text = format_audit(rec, r)
     assert r.limits_recorded >= 2  # the step's limits, then the idle ones after it
     recorded = [t.interlock for t in r.recorded]
-    assert recorded[: len(first_trips)] == first_trips and (first_trips or not recorded)
+    assert (recorded[0] in first_trip) if first_trip else not recorded, recorded
     assert r.same and [a.interlock for a, _ in r.reproduced] == recorded
     for recorded, replayed in r.reproduced:
-        assert abs(replayed.t_cause_s - recorded.t_cause_s) <= 0.02  # blocks and events at their recorded times
+        if recorded.interlock == InterlockCause.TELEMETRY_LOST:
+            # a silence's cause is when the live watchdog noticed it, which a loaded machine delays; the replay
+            # notices it at the first tick past 250 ms, never later than the live run did
+            assert replayed.t_cause_s <= recorded.t_cause_s + 0.02
+        else:
+            assert abs(replayed.t_cause_s - recorded.t_cause_s) <= 0.02  # blocks and events at their recorded times
     assert text.endswith("result: the same trips")
     assert main(["audit", str(result.recording)]) == 0
 

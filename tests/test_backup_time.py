@@ -6,13 +6,20 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
 import pytest
 
 from drivers.base import DeviceError
 from drivers.codes import InterlockCause
 from drivers.light import BACKUP_TIME_EXTRA_S, BACKUP_TIME_MARGIN, backup_time_s
-from tests.conftest import Tap, wait_for
-from tests.test_interlocks import assert_off, light_limits, tripped
+from tests.conftest import wait_for
+from tests.test_interlocks import (
+    OrderTap,
+    assert_off,
+    assert_stopped_on_the_block_that_crossed,
+    light_limits,
+    tripped,
+)
 from workstation.session.rig import Rig
 from workstation.session.safety import BACKUP_TIME_TOLERANCE_S
 
@@ -20,11 +27,24 @@ from workstation.session.safety import BACKUP_TIME_TOLERANCE_S
 @pytest.fixture
 def sim():
     rig = Rig.simulation(seed=13, light_warmup_s=0.2)
-    tap = Tap()
+    tap = OrderTap()
     rig.bus.subscribe(tap)
     time.sleep(0.3)  # lamp warm
     yield rig, tap
     rig.close()
+
+
+def _open_past_the_limit(tap, ev):
+    """Whether a light block shows this test's one exposure open past its backup time + tolerance, on the device
+    clock (as the monitor judges it)."""
+    rows = np.concatenate(tap.blocks["light"])
+    start = int(rows["t_device_us"][rows["shutter_open"].astype(bool)][0])
+    limit_s = ev.details["backup_time_s"] + BACKUP_TIME_TOLERANCE_S
+
+    def crossed(b) -> bool:
+        on = b["shutter_open"].astype(bool)
+        return bool(on.any()) and (int(b["t_device_us"][on][-1]) - start) / 1e6 > limit_s
+    return crossed
 
 
 def test_backup_time_is_the_margin_times_the_expected_time():
@@ -56,7 +76,7 @@ def test_a_sensor_reading_low_is_stopped_by_the_device_at_its_backup_time(sim):
     light.set_target_dose(target)
     light.arm()
     light.start()
-    ev = tripped(tap, InterlockCause.BACKUP_TIME, "light", timeout_s=3.0)
+    ev = tripped(tap, InterlockCause.BACKUP_TIME, "light")
     assert ev.details["detected_by"] == "device"
     assert_off(rig, "light")
     state = emu.state()
@@ -76,14 +96,13 @@ def test_a_device_whose_backup_timer_fails_is_stopped_by_the_host(sim):
     light.set_target_dose(target)
     light.arm()
     light.start()
-    ev = tripped(tap, InterlockCause.BACKUP_TIME, "light", timeout_s=3.0)
+    ev = tripped(tap, InterlockCause.BACKUP_TIME, "light")
     assert ev.details.get("detected_by") != "device"
     assert ev.details["open_s"] > ev.details["backup_time_s"] + BACKUP_TIME_TOLERANCE_S
-    assert ev.details["latency_ms"] < 50
     assert_off(rig, "light")
-    # open for at most the backup time, the tolerance, one frame and the shutter (plus scheduling on a loaded box)
-    limit_s = light.backup_time_s + BACKUP_TIME_TOLERANCE_S + 0.010 + 0.005 + 0.025
-    assert emu.state().true_dose_mj_cm2 <= 110.0 * limit_s
+    # the host judged the time open on the device's clock and tripped on the first block past the limit; the stop it
+    # wrote closed the shutter (how much light passed meanwhile is a latency: bench/interlock.py `backup_time`)
+    assert_stopped_on_the_block_that_crossed(rig, tap, ev, _open_past_the_limit(tap, ev))
 
 
 def test_a_healthy_exposure_ends_at_its_dose_well_before_its_backup_time(sim):

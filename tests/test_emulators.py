@@ -47,6 +47,7 @@ from drivers.protocol import (
 
 ROOT = Path(__file__).resolve().parents[1]
 DT_S = 0.0005  # one sample at the default 2 kHz
+WAIT_S = 10.0  # waits are not claims: a generous timeout only bounds how long a broken build hangs
 
 
 class Host:
@@ -97,7 +98,19 @@ class Host:
         while time.monotonic() < end:
             self.poll()
 
-    def wait_for(self, match: Callable[[Frame], bool], timeout_s: float = 1.0) -> Frame:
+    def pump_until(self, done: Callable[[np.ndarray], bool], kind: str = "light") -> np.ndarray:
+        """Read until the telemetry received so far satisfies `done` (judged on what the device sent, not on how
+        long the host waited); AssertionError after WAIT_S."""
+        end = time.monotonic() + WAIT_S
+        while True:
+            self.poll()
+            block = self.telemetry(kind)
+            if len(block) and done(block):
+                return block
+            if time.monotonic() > end:
+                raise AssertionError("the expected telemetry did not arrive")
+
+    def wait_for(self, match: Callable[[Frame], bool], timeout_s: float = WAIT_S) -> Frame:
         """The first frame since the last command that matches and was not returned before."""
         end = time.monotonic() + timeout_s
         while True:
@@ -123,11 +136,11 @@ class Host:
         assert answer.type == Msg.REFUSE, f"expected a refusal, got {describe(answer)}"
         return refusal_of(answer)
 
-    def status(self, reason: StopReason, timeout_s: float = 1.0) -> tuple[float, State]:
+    def status(self, reason: StopReason, timeout_s: float = WAIT_S) -> tuple[float, State]:
         frame = self.wait_for(lambda f: f.type == Msg.STATUS and f.payload[1] == reason, timeout_s)
         return time.monotonic(), State(STATUS_HEAD.unpack_from(frame.payload)[0])
 
-    def fault(self, bit: int, timeout_s: float = 1.0) -> tuple[int, str]:
+    def fault(self, bit: int, timeout_s: float = WAIT_S) -> tuple[int, str]:
         frame = self.wait_for(lambda f: f.type == Msg.FAULT and FAULT_HEAD.unpack_from(f.payload)[1] & bit, timeout_s)
         latched, _ = FAULT_HEAD.unpack_from(frame.payload)
         return latched, frame.payload[FAULT_HEAD.size :].decode()
@@ -226,27 +239,25 @@ def test_telemetry_rate_sequence_and_device_clock(light: LightEmulator, host_lig
     assert all(int(h["n"]) == 20 and int(h["period_us"]) == 500 for h in headers)
     t0 = [int(h["t0_us"]) for h in headers]
     assert all(b - a == 10_000 for a, b in zip(t0, t0[1:], strict=False)), "samples missing between frames"
-    host_span_s = tel[-1][0] - tel[0][0]
-    assert 90 <= (len(tel) - 1) / host_span_s <= 110  # frames per second
-    # The device clock keeps to the host's: arrival = device time + transport delay, and the delay only ever
-    # adds (a busy machine wakes the reader late), so the smallest offset at the start and at the end of the
-    # second estimates the clock offset without the scheduling jitter of any single arrival.
-    offsets = np.array([t for t, _ in tel]) - np.array(t0) * 1e-6
-    tenth = max(len(offsets) // 10, 3)
-    drift_s = offsets[-tenth:].min() - offsets[:tenth].min()
-    assert abs(drift_s) < 0.025, "device clock drifts from the schedule"
+    # Frames per host second and the device clock against the host's arrival times are timing figures that load
+    # moves (bench/telemetry.py, bench/device_clock.py). What load cannot move: the emulator's own schedule keeps
+    # its clock to the host's monotonic clock (a crystal without error), one sample of rounding at each end.
+    first = light.state()
+    host_light.pump(0.3)
+    last = light.state()
+    assert (last.device_time_us - first.device_time_us) * 1e-6 == pytest.approx(last.t - first.t, abs=2 * DT_S)
+    assert len(tel) >= 2 and int(headers[-1]["t0_us"]) < last.device_time_us
 
 
 def test_pen_telemetry_samples_at_a_set_rate() -> None:
     with PenEmulator(rate_hz=1000, samples_per_frame=10) as emu:
         host = Host(emu.port)
         try:
-            host.pump(0.5)
-            block = host.telemetry("pen")
+            block = host.pump_until(lambda b: len(b) > 400, "pen")  # counted, not timed
         finally:
             host.close()
     steps = np.diff(block["t_device_us"])
-    assert len(block) > 400 and set(steps.tolist()) == {1000}
+    assert set(steps.tolist()) == {1000}  # 1 kHz on the device's clock, every sample
 
 
 def test_device_clock_error_is_visible_to_the_host() -> None:
@@ -268,10 +279,13 @@ def test_dose_closes_the_shutter_at_the_target(light: LightEmulator, host_light:
     host_light.pump(0.3)  # lamp warmed up
     target = 40.0
     start_exposure(host_light, target)
-    _, state = host_light.status(StopReason.DOSE_REACHED, timeout_s=2.0)
+    _, state = host_light.status(StopReason.DOSE_REACHED)
     assert state == State.IDLE
-    host_light.pump(0.05)
-    block = host_light.telemetry()
+
+    def closed_for_60_samples(b: np.ndarray) -> bool:
+        lit = np.flatnonzero(b["irradiance_mw_cm2"] > 0)
+        return len(lit) > 0 and len(b) - lit[-1] > 60
+    block = host_light.pump_until(closed_for_60_samples)
     lit = block[block["irradiance_mw_cm2"] > 0]
     final = float(block["dose_mj_cm2"][-1])
     assert abs(final - target) <= float(lit["irradiance_mw_cm2"].max()) * DT_S  # within one sample's worth
@@ -294,7 +308,7 @@ def test_stop_closes_the_shutter_after_its_latency(light: LightEmulator, host_li
     snap = light.state()
     assert state == State.IDLE and not snap.emitting and not snap.armed
     assert snap.shutter_closed_at - snap.last_command_at["STOP"] == pytest.approx(0.005, abs=1e-6)
-    assert 0.005 <= snap.shutter_closed_at - t_sent < 0.05
+    assert snap.shutter_closed_at - t_sent >= 0.005  # after the STOP was sent, by the blade time (above)
     assert snap.shutter_closed_at <= t_status < t_sent + 0.1
     host_light.pump(0.03)
     block = host_light.telemetry()
@@ -434,14 +448,14 @@ def test_lamp_failure_drops_irradiance_and_persists() -> None:
 
 def test_corruption_is_detected_by_crc_and_can_be_switched_off(light: LightEmulator, host_light: Host) -> None:
     light.corrupt(0.002)
-    host_light.pump(0.5)
-    bad = host_light.decoder.bad_frames
-    assert bad > 3 and light.state().link.bytes_corrupted > 0
-    assert sum(f.type == Msg.TELEMETRY for _, f in host_light.frames) > 20  # most frames still get through
+    host_light.pump_until(lambda b: host_light.decoder.bad_frames > 3 and len(b) > 20 * 20)  # counted, not timed
+    assert light.state().link.bytes_corrupted > 0  # and most frames still got through (above)
     light.corrupt(0.0)
-    host_light.pump(0.05)
-    before = host_light.decoder.bad_frames
-    host_light.pump(0.3)
+    switched_us = light.state().device_time_us
+    # the line is a FIFO: once a frame the device clocked after the switch has arrived, every byte before it was read
+    host_light.pump_until(lambda b: int(b["t_device_us"][-1]) > switched_us)
+    before, n = host_light.decoder.bad_frames, len(host_light.telemetry())
+    host_light.pump_until(lambda b: len(b) >= n + 600)  # 0.3 s of the device's samples, however long that takes
     assert host_light.decoder.bad_frames == before
     with pytest.raises(ValueError):
         light.corrupt(1.5)
@@ -577,8 +591,7 @@ def test_pen_ramps_to_rate_follows_depth_and_counts_strokes(pen: PenEmulator, ho
     host_pen.ack(Msg.ARM, b"\x01")
     host_pen.ack(Msg.START)
     host_pen.status(StopReason.STARTED)
-    host_pen.pump(0.5)
-    block = host_pen.telemetry("pen")
+    block = host_pen.pump_until(lambda b: int((b["running"] == 1).sum()) >= 1000, "pen")  # 0.5 s of the device's
     running = block[block["running"] == 1]
     assert running["stroke_rate_hz"][:20].max() < 60.0  # a ramp, not a step
     assert running["stroke_rate_hz"][-100:].mean() == pytest.approx(120.0, abs=1.0)
@@ -586,8 +599,11 @@ def test_pen_ramps_to_rate_follows_depth_and_counts_strokes(pen: PenEmulator, ho
     assert (block["depth_set_mm"][-1]) == pytest.approx(1.5)
     host_pen.ack(Msg.STOP)
     host_pen.status(StopReason.COMMAND)
-    host_pen.pump(0.03)
-    block = host_pen.telemetry("pen")
+    wait_for_state = time.monotonic() + WAIT_S
+    while pen.state().active and time.monotonic() < wait_for_state:
+        time.sleep(0.005)
+    snap = pen.state()  # stopped; then read every sample it clocked up to that moment (the line is a FIFO)
+    block = host_pen.pump_until(lambda b: int(b["t_device_us"][-1]) >= snap.device_time_us - 2 * 10_000, "pen")
     snap = pen.state()
     assert snap.stroke_rate_hz < 1.0 and not snap.active and not snap.armed
     assert block["running"][-1] == 0 and block["stroke_rate_hz"][-1] < 2.0

@@ -16,6 +16,7 @@ import pytest
 from drivers import protocol as p
 from drivers.base import DeviceError, NotConnected, WrongDevice
 from drivers.codes import DisconnectReason, InterlockCause, LinkEvent
+from drivers.errors import CommandTimeout
 from drivers.light import UVB308Light
 from drivers.pen import MicroneedlingPen
 from drivers.plausibility import REBASE_AFTER_FRAMES
@@ -474,10 +475,11 @@ def test_an_unreadable_identity_is_refused_promptly_in_words(raw, words):
     dev = HostileDevice(identity_raw=raw).start()
     try:
         drv = UVB308Light(dev.port, bus=SessionBus(), command_timeout_s=1.0)
-        t = time.monotonic()
+        # refused for what it is, not after the command timeout (that would be CommandTimeout, "did not answer"):
+        # judged on the error, not on a wall-clock time that load moves
         with pytest.raises(DeviceError, match=f"sent an unreadable identity.*{words}") as err:
             drv.connect()
-        assert time.monotonic() - t < 0.8, "refused only after the command timeout"
+        assert not isinstance(err.value, CommandTimeout)
         text = str(err.value) + drv.last_rejection
         assert dev.port in str(err.value)
         assert "Error" not in text and "Expecting" not in text and "line 1" not in text, text

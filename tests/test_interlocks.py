@@ -3,34 +3,75 @@ checked in the emulator's own state, not only in what the driver believes."""
 
 import threading
 import time
+from dataclasses import dataclass, field
 
 import pytest
 import serial
 
 from drivers.codes import InterlockCause
+from drivers.protocol import StopReason
 from tests.conftest import Tap, wait_for
 from workstation.bus import now_s
 from workstation.session.rig import Rig
 from workstation.session.safety import StepLimits
 
+# Waits are not claims: a generous timeout only bounds how long a broken build hangs, and a loaded machine may need it.
+WAIT_S = 10.0
+
+
+@dataclass
+class OrderTap(Tap):
+    """A Tap that also keeps the order in which blocks and events reached it. Subscribed after the safety monitor,
+    which the bus calls first on the reader's thread: a trip published before the tap got the block that caused it
+    proves the stop was written before that block went any further, however slow the machine."""
+
+    order: list[tuple] = field(default_factory=list)
+
+    def on_block(self, device, block) -> None:
+        super().on_block(device, block)
+        self.order.append(("block", device, block))
+
+    def on_event(self, event) -> None:
+        super().on_event(event)
+        self.order.append(("event", event))
+
 
 @pytest.fixture
 def sim():
     rig = Rig.simulation(seed=11, light_warmup_s=0.2)
-    tap = Tap()
+    tap = OrderTap()
     rig.bus.subscribe(tap)
     time.sleep(0.3)  # lamp warm
     yield rig, tap
     rig.close()
 
 
-# A host-side dose check acts on the block that crosses its threshold: the overshoot is irradiance × (one 10 ms frame
-# + the 5 ms shutter + the reader's scheduling delay). 25 ms of scheduling allowance keeps loaded CI machines green;
-# bench/interlock.py measures the real latencies.
-HOST_OVERSHOOT_S = 0.010 + 0.005 + 0.025
+# A host-side dose check acts on the block that crosses its threshold. How much dose passes the threshold depends on
+# how fast the host reads and the device closes (one 10 ms frame + the 5 ms shutter + the host's scheduling), which
+# is a timing figure: bench/interlock.py measures it (host latency, shutter latency). The tests below judge causality
+# and the device's own record instead, which load cannot change.
+SHUTTER_S = 0.005  # the emulated light's blade time (drivers/emulators/light.py)
 
 
-MAX_OVERSHOOT_MJ_CM2 = 110.0 * HOST_OVERSHOOT_S  # the emulated lamp stays below 110 mW/cm² (100 nominal, 1 % noise)
+def assert_stopped_on_the_block_that_crossed(rig, tap: OrderTap, ev, crossed) -> None:
+    """The monitor tripped on the first light block that showed the cause (`crossed(block)`), wrote the stop before
+    that block reached the next subscriber, and the device closed its shutter because of that stop, one blade time
+    after receiving it (the emulator's own schedule)."""
+    blocks = [(i, item[2]) for i, item in enumerate(tap.order) if item[0] == "block" and item[1] == "light"]
+    i_first, first = next((i, b) for i, b in blocks if crossed(b))
+    assert ev.details["cause_t_host_s"] == float(first["t_host_s"][-1])  # no block before it crossed
+    i_trip = next(i for i, item in enumerate(tap.order) if item[0] == "event" and item[1] is ev)
+    assert i_trip < i_first, "the stop was not written on the block that showed the cause"
+    assert ev.details["cause_t_host_s"] <= ev.details["stop_written_t_host_s"]
+    assert ev.details["stop"] == "stop written"
+    st = rig.emulators["light"].state()
+    assert st.shutter_closed_reason == StopReason.COMMAND and not st.active
+    assert st.last_command_at["STOP"] <= st.shutter_closed_at <= st.last_command_at["STOP"] + SHUTTER_S + 1e-6
+
+
+def _open_dose(block):
+    on = block["shutter_open"].astype(bool)
+    return float(block["dose_mj_cm2"][on].max()) if on.any() else 0.0
 
 
 def light_limits(**kw):
@@ -55,7 +96,7 @@ def start_pen(rig, limits, depth_mm=1.0):
     pen.start()
 
 
-def tripped(tap, interlock, device, timeout_s=2.0):
+def tripped(tap, interlock, device, timeout_s=WAIT_S):
     def find():
         return next((e for e in tap.kinds("interlock")
                      if e.details["interlock"] == interlock and e.details["device"] == device), None)
@@ -63,11 +104,13 @@ def tripped(tap, interlock, device, timeout_s=2.0):
     return find()
 
 
-def assert_off(rig, device, timeout_s=0.5):
+def assert_off(rig, device, timeout_s=WAIT_S):
     emu = rig.emulators[device]
-    wait_for(lambda: not emu.state().active, timeout_s=timeout_s, what=f"{device} off in the emulator")
-    if device == "light":
-        assert emu.state().irradiance_mw_cm2 == 0.0 and not emu.state().shutter_open
+
+    def off() -> bool:  # one snapshot: active, shutter and irradiance of the same instant
+        st = emu.state()
+        return not st.active and (device != "light" or (st.irradiance_mw_cm2 == 0.0 and not st.shutter_open))
+    wait_for(off, timeout_s=timeout_s, what=f"{device} off in the emulator")
 
 
 def test_host_target_dose_interlock(sim):
@@ -76,10 +119,10 @@ def test_host_target_dose_interlock(sim):
     start_light(rig, light_limits(target_dose_mj_cm2=20.0), device_target=2000.0)
     ev = tripped(tap, InterlockCause.TARGET_DOSE, "light")
     assert_off(rig, "light")
-    threshold = 20.0 + 1.0  # target + the monitor's tolerance
-    assert 20.0 <= ev.details["dose_mj_cm2"] < threshold + MAX_OVERSHOOT_MJ_CM2
-    assert ev.details["latency_ms"] < 50
-    assert rig.emulators["light"].state().dose_mj_cm2 < threshold + MAX_OVERSHOOT_MJ_CM2
+    threshold = 20.0 + rig.monitor.limits.dose_tolerance_mj_cm2  # target + the monitor's tolerance
+    assert ev.details["dose_mj_cm2"] >= threshold
+    assert_stopped_on_the_block_that_crossed(rig, tap, ev, lambda b: _open_dose(b) >= threshold)
+    assert rig.emulators["light"].state().dose_mj_cm2 < 2000.0  # the host's stop ended it, not the device's target
 
 
 def test_area_dose_cap_interlock(sim):
@@ -89,7 +132,10 @@ def test_area_dose_cap_interlock(sim):
     assert_off(rig, "light")
     assert ev.details["cap_mj_cm2"] == 1000.0
     # the host-side backup; in a session the device's own target is capped at the area's allowance first
-    assert rig.emulators["light"].state().dose_mj_cm2 < 10.0 + 1.0 + MAX_OVERSHOOT_MJ_CM2
+    allowance = 1000.0 - 990.0 + rig.monitor.limits.dose_tolerance_mj_cm2
+    assert ev.details["area_dose_mj_cm2"] >= 990.0 + allowance
+    assert_stopped_on_the_block_that_crossed(rig, tap, ev, lambda b: _open_dose(b) >= allowance)
+    assert rig.emulators["light"].state().dose_mj_cm2 < 2000.0
 
 
 def test_contact_lost_interlock(sim):
@@ -165,17 +211,21 @@ def test_heartbeat_lost_device_watchdog_stops_and_host_trips(sim):
     start_light(rig, light_limits())
     rig.devices["light"].liveness = lambda: False
     t0 = time.monotonic()
-    tripped(tap, InterlockCause.HEARTBEAT_LOST, "light", timeout_s=1.0)
+    tripped(tap, InterlockCause.HEARTBEAT_LOST, "light")
     assert_off(rig, "light")
     st = rig.emulators["light"].state()
-    assert 0.2 < st.shutter_closed_at - t0 < 0.45  # the device's 250 ms watchdog, not the host, stopped it
+    # the device's 250 ms watchdog, not the host, stopped it: judged on the device's own record of the last heartbeat
+    heard = max(st.last_heartbeat_at or 0.0, st.last_command_at.get("ARM", 0.0))
+    assert st.shutter_closed_reason == StopReason.WATCHDOG
+    assert 0.25 < st.shutter_closed_at - heard <= 0.25 + SHUTTER_S + 0.001
+    assert st.shutter_closed_at > t0
 
 
 def test_telemetry_stall_trips_and_the_stop_still_reaches_the_device(sim):
     rig, tap = sim
     start_light(rig, light_limits())
     rig.emulators["light"].stall(True)
-    tripped(tap, InterlockCause.TELEMETRY_LOST, "light", timeout_s=1.0)
+    tripped(tap, InterlockCause.TELEMETRY_LOST, "light")
     assert_off(rig, "light")  # commands still flow on a stalled device: the host's stop closed the shutter
 
 
@@ -200,7 +250,11 @@ def test_estop_stops_both_devices_at_once(sim):
     tripped(tap, InterlockCause.ESTOP, "pen")
     assert_off(rig, "light")
     assert_off(rig, "pen")
-    assert rig.emulators["light"].state().shutter_closed_at - t_press < 0.05
+    # caused by the press, closed by its stop one blade time after the device received it (the device's record)
+    st = rig.emulators["light"].state()
+    assert st.shutter_closed_reason == StopReason.COMMAND
+    assert t_press <= st.last_command_at["STOP"] <= st.shutter_closed_at <= st.last_command_at["STOP"] + SHUTTER_S + 1e-6
+    assert rig.emulators["pen"].state().last_command_at["STOP"] >= t_press
 
 
 def test_after_a_trip_no_restart_without_reset(sim):
@@ -216,27 +270,35 @@ def test_after_a_trip_no_restart_without_reset(sim):
 
 
 def test_a_frozen_gui_thread_delays_no_trip(qtbot, sim):
-    """The Qt event loop is blocked for 2 s (a frozen GUI); contact drops 0.5 s into the freeze. The trip and the
-    closed shutter happen during the freeze, within milliseconds of the cause."""
+    """The Qt event loop is blocked (a frozen GUI); contact drops 0.5 s into the freeze, and the GUI thread stays
+    blocked until the trip and the closed shutter have happened (or 20 s have passed): both happen during the freeze,
+    whatever the machine's load, so nothing of the safety path waits for the GUI thread."""
     from PyQt6.QtCore import QTimer
 
     rig, tap = sim
     start_light(rig, light_limits())
     froze = {}
 
+    def done() -> bool:
+        return bool(tap.kinds("interlock")) and not rig.emulators["light"].state().active
+
     def freeze():
         froze["start"] = now_s()
         threading.Timer(0.5, rig.emulators["light"].contact_lost).start()
-        time.sleep(2.0)
+        deadline = time.monotonic() + 20.0
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the GUI thread does nothing else meanwhile
         froze["end"] = now_s()
 
     QTimer.singleShot(0, freeze)
-    qtbot.waitUntil(lambda: "end" in froze, timeout=5000)
+    qtbot.waitUntil(lambda: "end" in froze, timeout=30000)
     ev = tripped(tap, InterlockCause.CONTACT_LOST, "light")
     st = rig.emulators["light"].state()
     assert froze["start"] < ev.t_host_s < froze["end"]
     assert froze["start"] < st.shutter_closed_at < froze["end"]
-    assert st.shutter_closed_at - st.injected_at["set_contact"] < 0.05
+    assert st.injected_at["set_contact"] <= st.shutter_closed_at  # closed because of the lost contact
+    assert st.shutter_closed_reason == StopReason.CONTACT_LOST or st.last_command_at["STOP"] >= st.injected_at[
+        "set_contact"]
 
 
 def test_a_failed_heartbeat_write_trips_disconnected_without_deadlocking_the_monitor(sim):

@@ -23,7 +23,9 @@ from helpers_recording import assert_in_words, write_session
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workstation.checksum import write_checksum
 from workstation.recording import Recording
+from workstation.recording.format import checksum_path
 from workstation.recording.summary import finite_rows, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -264,6 +266,11 @@ def test_a_killed_recording_comes_with_the_commands_that_open_it_in_h5dump(tmp_p
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert path is not None
+    unclaimed = path.with_name("unclaimed.h5")
+    shutil.copy2(path, unclaimed)
+    # a checksum was taken of the marked file (as crash recovery of an older version did): inspect must not change
+    # its bytes, and gives the commands that open a copy instead
+    write_checksum(path, checksum_path(path))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     out = _main("inspect", str(path))
     assert out.returncode == 0, out.stderr
@@ -277,4 +284,9 @@ def test_a_killed_recording_comes_with_the_commands_that_open_it_in_h5dump(tmp_p
     subprocess.run(m[1], shell=True, check=True, capture_output=True)  # the command exactly as printed
     dump = subprocess.run(["h5dump", "-H", str(copy)], capture_output=True, text=True)
     assert dump.returncode == 0 and "telemetry" in dump.stdout, dump.stderr[-500:]
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest  # the original is never changed
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest  # the checksummed original is never changed
+    # no checksum of it yet: inspect clears the mark itself (workstation/recording/mark.py) and h5dump opens it
+    out = _main("inspect", str(unclaimed))
+    assert out.returncode == 0 and "cleared the \"open for writing\" mark" in out.stdout, out.stdout
+    dump = subprocess.run(["h5dump", "-H", str(unclaimed)], capture_output=True, text=True)
+    assert dump.returncode == 0 and "h5clear" not in dump.stderr, dump.stderr[-500:]

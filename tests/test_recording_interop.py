@@ -139,7 +139,12 @@ def test_inspect_of_the_issue_inputs(tmp_path, capsys):
 
 
 _ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)  # NULs and lone surrogates too
-_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(), _ANY_TEXT,
+# Huge texts too (up to ~200k characters): a piece of any text repeated, NULs and surrogates included.
+_HUGE_TEXT = st.builds(lambda piece, times: piece * times,
+                       st.text(st.characters(codec=None, exclude_categories=()), min_size=1, max_size=40),
+                       st.integers(1_000, 5_000))
+_ANY_TEXT_OR_HUGE = st.one_of(_ANY_TEXT, _HUGE_TEXT)
+_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(), _ANY_TEXT_OR_HUGE,
                   st.binary(max_size=16))
 _DETAILS = st.dictionaries(_ANY_TEXT, st.recursive(_LEAF, lambda kids: st.lists(kids, max_size=4)
                                                    | st.dictionaries(_ANY_TEXT, kids, max_size=4), max_leaves=12),
@@ -162,7 +167,7 @@ def _restore(text: str, raw: dict, key: str, original) -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(messages=st.lists(_ANY_TEXT, min_size=1, max_size=4), sources=st.lists(_ANY_TEXT, min_size=1, max_size=4),
+@given(messages=st.lists(_ANY_TEXT_OR_HUGE, min_size=1, max_size=4), sources=st.lists(_ANY_TEXT, min_size=1, max_size=4),
        details=st.lists(_DETAILS, min_size=1, max_size=4))
 def test_any_event_text_and_details_reach_the_file_clean_and_strict(messages, sources, details):
     n = min(len(messages), len(sources), len(details))

@@ -106,3 +106,21 @@ def test_missing_root_attribute_is_damage(tmp_path, recorded):
         del f.attrs["t0_host_s"]
     with pytest.raises(RecordingError, match=r"noattr\.h5 is damaged: the root attribute 't0_host_s'"):
         Recording.open(p)
+
+
+def test_events_come_back_in_time_order_whatever_the_file_order(tmp_path):
+    """Rows are written in arrival order (several threads publish); the reader returns them in time order, stable
+    for equal times, for every consumer."""
+    from helpers_recording import write_session
+
+    from workstation.bus import Event
+
+    def ev(t: float, name: str) -> Event:
+        return Event(T0 + t, "note", "info", "operator", name, {})
+
+    published = [ev(0.5, "c"), ev(0.2, "a"), ev(0.5, "d"), ev(0.3, "b"), ev(0.5, "e"), ev(0.1, "first")]
+    path = write_session(tmp_path, 1.0, events=published)
+    with h5py.File(path, "r") as h5:  # the file keeps arrival order
+        assert [m.decode() for m in h5["events"]["message"]] == [e.message for e in published]
+    with Recording.open(path) as r:
+        assert [e.message for e in r.events] == ["first", "a", "b", "c", "d", "e"]

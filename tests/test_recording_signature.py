@@ -103,3 +103,21 @@ def test_the_tools_say_who_signed(recording):
     assert r.returncode == 1
     pub = subprocess.run(run + ["keys", "public"], capture_output=True, text=True, timeout=60)
     assert pub.returncode == 0 and pub.stdout.split()[0] == public_key_text(signing_key())
+
+
+@pytest.mark.parametrize("new_name", ["renamed.h5", "copy of session.h5"])
+def test_a_byte_identical_copy_under_another_name_verifies_and_says_where_from(recording, tmp_path, new_name):
+    """The signature covers the bytes (the session's id and metadata inside them), not the file's name."""
+    copy = tmp_path / "elsewhere" / new_name
+    copy.parent.mkdir()
+    copy.write_bytes(recording.read_bytes())
+    for src, dst in ((checksum_path(recording), checksum_path(copy)),
+                     (signature.signature_path(recording), signature.signature_path(copy))):
+        dst.write_bytes(src.read_bytes())
+    check = check_checksum(copy)
+    assert check.intact is True, check.text
+    assert f"copied/renamed from {recording.name}" in check.text and "MODIFIED" not in check.text
+    assert "copied/renamed" not in check_checksum(recording).text  # the original keeps its own name
+    _flip_one_byte(copy)  # the copy is still held to its bytes
+    write_checksum(copy, checksum_path(copy))
+    assert check_checksum(copy).intact is False and "MODIFIED AFTER SIGNING" in check_checksum(copy).text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -20,6 +21,7 @@ from conftest import make_emulator, wait_for
 from workstation.dose import plan_next_session
 from workstation.errors import UserError
 from workstation.protocols import load_library
+from workstation.recording.mark import open_mark
 from workstation.session.journal import deliveries_from_recording, process_alive, process_token
 from workstation.session.rig import Rig
 from workstation.session.runner import EXIT_COMPLETED, run_scenario
@@ -241,7 +243,12 @@ def test_crash_mid_exposure_is_closed_from_the_recording_and_the_plan_counts_it(
     with ClinicStore.open(store_path, training=True) as store:
         [row] = store.in_progress_sessions()
         recorded = deliveries_from_recording(Path(row["recording_path"]))
+        h5_path = Path(row["recording_path"])
     [light] = recorded
+    assert open_mark(h5_path)  # the killed recorder's "open for writing" mark: HDF5's tools refuse the file
+    if shutil.which("h5dump"):
+        refused = subprocess.run(["h5dump", "-H", str(h5_path)], capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0
     assert 50 < light.dose_mj_cm2 < 260  # 2.2 s of a 260 mJ/cm² exposure (warm-up included)
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert "closed as interrupted by a crash" in second.stdout
@@ -249,6 +256,11 @@ def test_crash_mid_exposure_is_closed_from_the_recording_and_the_plan_counts_it(
     sessions, treatments = journal(store_path)
     assert sessions == [(1, "crashed", "interrupted by a crash")]
     assert treatments == [(1, 1, "light", pytest.approx(light.dose_mj_cm2, abs=0.01), None)]
+    assert not open_mark(h5_path)  # crash-closing cleared it, then linked the SHA-256 of the cleared file
+    if shutil.which("h5dump"):  # Debian's hdf5-tools (CI installs them)
+        for tool in (["h5dump", "-H"], ["h5ls", "-r"]):
+            dumped = subprocess.run([*tool, str(h5_path)], capture_output=True, text=True, timeout=60)
+            assert dumped.returncode == 0 and "h5clear" not in dumped.stdout + dumped.stderr, dumped.stderr
     with ClinicStore.open(store_path, training=True) as store:
         assert store.recording(1) is not None and store.verify_recording(1)
         library = load_library()

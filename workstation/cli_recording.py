@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "inspect", help="summarise a session recording (.h5)",
         description="Print a recording's summary: session, devices, duration, samples per device, gaps, events, "
-        "interlock trips and the dose delivered per area. The file is only read, never changed.")
+        "interlock trips and the dose delivered per area. The file is only read, never changed, except that the "
+        "\"open for writing\" mark a killed recorder left is cleared when no checksum was taken of it yet.")
     p.add_argument("file", help="a recording, e.g. recordings/2026-11-23/<session-uuid>.h5")
     p.set_defaults(func=_inspect)
     p = subparsers.add_parser(
@@ -38,9 +39,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from workstation.cli_store import clear_crash_mark
     from workstation.recording.reader import Recording
     from workstation.recording.summary import format_summary, summarize
 
+    cleared = clear_crash_mark(Path(args.file)) if Path(args.file).is_file() else None
+    if cleared:
+        print(f"note: {cleared}")
     with Recording.open(args.file) as rec:
         print(format_summary(rec, summarize(rec)))
     return 0

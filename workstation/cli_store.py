@@ -99,6 +99,9 @@ def _verify(args: argparse.Namespace) -> int:
     if in_use is not None:
         raise in_use
     store, settings = _open_existing_store(args, required=False)  # a store given that does not exist: exit 2
+    cleared = clear_crash_mark(path, store)
+    if cleared:
+        print(f"note: {cleared}")
     results: list[bool] = []
     sidecar = check_checksum(path)
     print(f"{'ok   ' if sidecar.intact else 'FAIL ' if sidecar.intact is False else '-    '} .sha256: {sidecar.text}")
@@ -124,6 +127,28 @@ def _verify(args: argparse.Namespace) -> int:
         print("no checksum to compare with: the recording is not intact as far as anyone can tell.")
         return 1
     return 0 if all(results) else 1
+
+
+def clear_crash_mark(path: Path, store=None) -> str | None:
+    """Clear a killed recorder's "open for writing" mark in `path` when no checksum was taken of it yet (not
+    indexed by `store`, or by the clinic store in force when none is given; workstation.recording.mark). Returns
+    the sentence to print, or None. For `verify` and `inspect`."""
+    from workstation.recording.mark import clear_unclaimed_mark, open_mark
+
+    try:
+        if not open_mark(path):
+            return None
+    except OSError:
+        return None
+    if store is None:
+        try:
+            store, _ = _open_existing_store(argparse.Namespace(), required=False)
+        except UserError:
+            return None  # an unreadable settings file or store: nothing is proven unindexed, leave the file
+        if store is not None:
+            with store:
+                return clear_unclaimed_mark(path, store.session_for_recording(path) is not None)
+    return clear_unclaimed_mark(path, store is not None and store.session_for_recording(path) is not None)
 
 
 def _store_should_index(path: Path, settings) -> str:

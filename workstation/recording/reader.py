@@ -59,7 +59,12 @@ class DeviceInfo:
 
 
 class Recording:
-    """An open recording. Times given to and returned by methods named `*_s` are session seconds (0 = start)."""
+    """An open recording. Times given to and returned by methods named `*_s` are session seconds (0 = start).
+
+    `events` are in time order (`t_host_s`, stable: rows of the same time keep the file's order). The file keeps
+    arrival order, and rows published by several threads can arrive a few ms out of time order; this is the one
+    place that orders them, so every consumer (replay, the browser, inspect, audit, crash recovery) sees one order.
+    `commands` and `plans` are in the file's order."""
 
     def __init__(self, path: Path, h5: h5py.File, partial_reason: str | None) -> None:
         self.path = path
@@ -140,7 +145,8 @@ class Recording:
                 self._losses[name] = g[fmt.LOSSES][:]
                 if n:
                     ds[n - 1]  # a truncated file fails here rather than in the middle of a replay
-            self.events = [_event(r) for r in _written(self._h5[fmt.EVENTS][:], "kind")]
+            self.events = sorted((_event(r) for r in _written(self._h5[fmt.EVENTS][:], "kind")),
+                                 key=lambda e: e.t_host_s)
             self.commands = [_command(r) for r in _written(self._h5[fmt.COMMANDS][:], "device")]
             self.plans = [(float(r["t_host_s"]), _json(r["plan_json"]))
                           for r in _written(self._h5[fmt.PLAN][:], "plan_json")]

@@ -6,7 +6,7 @@ Beside `<uuid>.h5` and `<uuid>.h5.sha256` the recorder writes `<uuid>.h5.sig`, a
 | key | value |
 |---|---|
 | `format` | `"cicatrix-recording-signature-1"` |
-| `file` | the recording's file name |
+| `file` | the recording's file name when signed (a byte-identical copy under another name verifies: "copied/renamed") |
 | `sha256` | its SHA-256 (hex) at close |
 | `signed_at_utc` | ISO 8601, UTC |
 | `workstation` | the host name of the signing workstation |
@@ -158,9 +158,11 @@ def check(h5_path: Path, sha256_now: str) -> SignatureCheck:
     who = f"workstation {fields['workstation']} at {fields['signed_at_utc']}"
     if not signed:
         return SignatureCheck("modified", f"the signature file was changed after signing (claims {who})")
-    if fields["sha256"] != sha256_now.lower() or fields["file"] != h5_path.name:
+    if fields["sha256"] != sha256_now.lower():
         return SignatureCheck("modified", f"MODIFIED AFTER SIGNING: signed by {who}, but the file is not the one "
                                           "signed")
+    # The SHA-256 covers every byte, the session's id and metadata included; the name is only where it lies now.
+    moved = "" if fields["file"] == h5_path.name else f" (copied/renamed from {fields['file']})"
     trusted, problems = read_trusted()
     warn = "".join(f"; warning: {p}" for p in problems)
     key = fields["public_key_ed25519"].lower()
@@ -173,4 +175,4 @@ def check(h5_path: Path, sha256_now: str) -> SignatureCheck:
         return SignatureCheck("untrusted", f"signed by {who} with a key this workstation does not know "
                                            f"({key[:16]}…): add it to {TRUSTED_FILE} if that workstation is the "
                                            f"clinic's{warn}")
-    return SignatureCheck("intact", f"signed by {who}, intact{warn}")
+    return SignatureCheck("intact", f"signed by {who}, intact{moved}{warn}")

@@ -181,6 +181,7 @@ def close_crashed_sessions(store) -> list[Closed]:
         sid = row["id"]
         why = "interrupted by a crash"
         path = Path(row["recording_path"]) if row["recording_path"] else None
+        clear_crash_mark(path)  # before its SHA-256 is linked: clearing changes bytes
         found, readable = journal_recording(store, sid, row["course_id"], path)
         if not readable:
             why += ("; its recording could not be read (damaged or cut short), so only the doses journalled while "
@@ -189,6 +190,21 @@ def close_crashed_sessions(store) -> list[Closed]:
         store.close_session(sid, "crashed", why)
         closed.append(Closed(sid, found, why))
     return closed
+
+
+def clear_crash_mark(path: Path | None) -> bool:
+    """Clear the "open for writing" mark a killed recorder left in its recording (workstation.recording.mark), so
+    h5dump, HDFView and MATLAB open it; left as it is (and logged) if a process holds the file or it is damaged."""
+    from workstation.recording.errors import RecordingError
+    from workstation.recording.mark import clear_open_mark
+
+    if path is None or not path.is_file():
+        return False
+    try:
+        return clear_open_mark(path)
+    except (RecordingError, OSError) as exc:
+        log.info("open-for-writing mark of %s not cleared (%s)", path.name, exc)
+        return False
 
 
 def remove_ballast(path: Path | None) -> None:

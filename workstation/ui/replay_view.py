@@ -234,9 +234,7 @@ class ReplayView(QWidget):
         t0 = meta.t0_host_s
         self.buffers.clear(t0)
         self.events.clear()
-        # The browser's events in time order (stable): rows arrive from several threads, so two written a few ms
-        # apart can be in the file the other way round; the list, the ticks and the jumps all use this order.
-        self._events = sorted(recording.events, key=lambda e: e.t_host_s)
+        self._events = list(recording.events)  # in time order (Recording's contract): list, ticks and jumps
         self._event_t = np.array([e.t_host_s - t0 for e in self._events], dtype=float)
         self._event_cursor = -1
         self._roles = group_events(list(self._events)).roles  # grouped as the alarm panel groups them

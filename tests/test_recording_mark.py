@@ -1,0 +1,138 @@
+"""HDF5's "open for writing" mark a killed recorder leaves: found, cleared exactly as `h5clear -s` does (same bytes),
+never on a file a process holds or whose checksum was already taken; `inspect` and `verify` clear it when that is
+safe. Real files from a real SIGKILL, Debian's h5dump/h5clear where installed (CI installs hdf5-tools)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+from helpers_recording import write_session
+from test_recording_crash import run_and_kill
+
+from workstation.checksum import sha256_of, write_checksum
+from workstation.recording.errors import RecordingError
+from workstation.recording.format import checksum_path, signature_path
+from workstation.recording.mark import clear_open_mark, held_by_a_process, lookup3, open_mark
+
+REPO = Path(__file__).resolve().parents[1]
+needs_tools = pytest.mark.skipif(not (shutil.which("h5clear") and shutil.which("h5dump")),
+                                 reason="Debian's hdf5-tools are not installed (CI installs them)")
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "main.py"), *args], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+
+
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory) -> Path:
+    """A recording whose writer was killed mid-session (SIGKILL): it keeps the mark."""
+    path, _ = run_and_kill(tmp_path_factory.mktemp("killed"), 0.4)
+    return path
+
+
+@pytest.fixture()
+def crashed(killed, tmp_path) -> Path:
+    copy = tmp_path / killed.name
+    shutil.copy2(killed, copy)
+    return copy
+
+
+def test_lookup3_gives_the_published_values():
+    """Bob Jenkins' own test values for hashlittle (lookup3.c, driver5), and HDF5's checksum of a real superblock."""
+    assert lookup3(b"") == 0xDEADBEEF
+    assert lookup3(b"", 0xDEADBEEF) == 0xBD5B7DDE
+    assert lookup3(b"Four score and seven years ago") == 0x17770551
+    assert lookup3(b"Four score and seven years ago", 1) == 0xCD628161
+
+
+def test_a_killed_recorders_file_is_marked_and_a_closed_one_is_not(crashed, tmp_path):
+    assert open_mark(crashed)
+    with pytest.raises(OSError):  # plain h5py refuses it, as h5dump does
+        h5py.File(crashed, "r").close()
+    closed = write_session(tmp_path / "closed", 0.2)
+    before = closed.read_bytes()
+    assert not open_mark(closed) and clear_open_mark(closed) is False
+    assert closed.read_bytes() == before
+
+
+@needs_tools
+def test_clearing_gives_the_same_bytes_as_h5clear_and_the_tools_open_it(crashed, tmp_path):
+    theirs = tmp_path / "theirs.h5"
+    shutil.copy2(crashed, theirs)
+    subprocess.run(["h5clear", "-s", str(theirs)], check=True, capture_output=True, timeout=60)
+    assert clear_open_mark(crashed) is True and not open_mark(crashed)
+    assert crashed.read_bytes() == theirs.read_bytes()
+    for tool in (["h5dump", "-H"], ["h5ls", "-r"]):
+        out = subprocess.run([*tool, str(crashed)], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and "h5clear" not in out.stdout + out.stderr, out.stderr
+
+
+def test_cleared_file_opens_with_plain_h5py_and_keeps_every_row(crashed):
+    with h5py.File(crashed, "r", swmr=True, locking=False) as f:
+        before = {d: f["devices"][d]["telemetry"][:] for d in ("light", "pen")}
+    assert clear_open_mark(crashed)
+    with h5py.File(crashed, "r") as f:
+        assert "end_time_utc" not in f.attrs
+        for d, rows in before.items():
+            assert (f["devices"][d]["telemetry"][:] == rows).all()
+
+
+def test_a_file_a_process_holds_is_never_touched(crashed):
+    before = crashed.read_bytes()
+    with open(crashed, "rb"):  # any open descriptor (a live writer, a viewer) counts
+        assert held_by_a_process(crashed)
+        with pytest.raises(RecordingError, match="open in another program"):
+            clear_open_mark(crashed)
+    assert crashed.read_bytes() == before
+    holder = subprocess.Popen([sys.executable, "-c", f"f = open({str(crashed)!r}, 'rb'); import time; "
+                               "print('open', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with pytest.raises(RecordingError, match="open in another program"):
+            clear_open_mark(crashed)
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert crashed.read_bytes() == before and not held_by_a_process(crashed)
+
+
+def test_a_superblock_that_fails_its_checksum_is_left_alone(crashed):
+    data = bytearray(crashed.read_bytes())
+    data[30] ^= 0x01  # inside the superblock's addresses
+    crashed.write_bytes(bytes(data))
+    with pytest.raises(RecordingError, match="does not match its own checksum"):
+        clear_open_mark(crashed)
+    assert crashed.read_bytes() == bytes(data)
+
+
+def test_inspect_and_verify_clear_an_unclaimed_mark(killed, tmp_path):
+    for command in ("inspect", "verify"):
+        copy = tmp_path / command / killed.name
+        copy.parent.mkdir()
+        shutil.copy2(killed, copy)
+        out = cli(command, str(copy))
+        assert "cleared the \"open for writing\" mark" in out.stdout, out.stdout + out.stderr
+        assert "h5clear" not in out.stdout and not open_mark(copy)
+        with h5py.File(copy, "r") as f:
+            assert f.attrs["format"] == "cicatrix-session"
+
+
+def test_a_mark_whose_checksum_was_taken_is_left_alone(killed, tmp_path):
+    """Clearing changes bytes: once a SHA-256 was taken of the marked file, clearing would turn it into a false
+    tamper alarm, so inspect and verify leave it (and inspect gives the copy-and-h5clear advice instead)."""
+    marked = tmp_path / killed.name
+    shutil.copy2(killed, marked)
+    write_checksum(marked, checksum_path(marked))
+    digest = sha256_of(marked)
+    for command in ("inspect", "verify"):
+        out = cli(command, str(marked))
+        assert "cleared" not in out.stdout and open_mark(marked) and sha256_of(marked) == digest, out.stdout
+    assert "h5clear -s" in cli("inspect", str(marked)).stdout
+    assert not signature_path(marked).exists()

@@ -1,0 +1,177 @@
+"""HDF5's "open for writing" mark on a recording whose writer was killed: found, and cleared as `h5clear -s` does.
+
+A SWMR writer sets the superblock's file-consistency flags when it opens the file and clears them when it closes it.
+A killed writer leaves them set for good, and HDF5 (h5dump, h5ls, HDFView, MATLAB, plain `h5py.File(path, "r")`)
+then refuses the file and prints h5clear advice. HDF5 offers no public call that clears them (h5clear uses a private
+file-access property), so this module does what `h5clear -s` does to the bytes: in a version 2 or 3 superblock
+(HDF5 file format specification, "Superblock"), the flags byte set to 0 and the superblock's Jenkins lookup3
+checksum written again. Nothing else changes; the result is byte-identical to h5clear's (tests/test_recording_mark.py).
+
+Clearing changes the file's bytes, so its SHA-256 changes: it is done only on a file nobody holds open, and before
+any checksum or signature is taken of it (crash recovery clears the mark, then links the file's SHA-256 in the
+clinic store; `verify` and `inspect` clear it only on a file that has no checksum of its own and is not indexed).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+from pathlib import Path
+
+from workstation.recording.errors import RecordingError
+
+SIGNATURE = b"\x89HDF\r\n\x1a\n"
+SEARCH_OFFSETS = (0, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)  # the superblock follows a user block
+FLAGS_AT = 11  # after the signature (8), version (1), sizes of offsets and lengths (1 + 1)
+M32 = 0xFFFFFFFF
+
+__all__ = ["clear_open_mark", "clear_unclaimed_mark", "held_by_a_process", "lookup3", "open_mark"]
+
+
+def _rot(x: int, k: int) -> int:
+    return ((x << k) | (x >> (32 - k))) & M32
+
+
+def lookup3(data: bytes, initval: int = 0) -> int:
+    """Bob Jenkins' lookup3 `hashlittle` (32 bits), the checksum of HDF5's metadata (H5_checksum_lookup3)."""
+    length = len(data)
+    a = b = c = (0xDEADBEEF + length + initval) & M32
+    i = 0
+    while length - i > 12:
+        x, y, z = struct.unpack_from("<3I", data, i)
+        a, b, c = (a + x) & M32, (b + y) & M32, (c + z) & M32
+        a = ((a - c) & M32) ^ _rot(c, 4)
+        c = (c + b) & M32
+        b = ((b - a) & M32) ^ _rot(a, 6)
+        a = (a + c) & M32
+        c = ((c - b) & M32) ^ _rot(b, 8)
+        b = (b + a) & M32
+        a = ((a - c) & M32) ^ _rot(c, 16)
+        c = (c + b) & M32
+        b = ((b - a) & M32) ^ _rot(a, 19)
+        a = (a + c) & M32
+        c = ((c - b) & M32) ^ _rot(b, 4)
+        b = (b + a) & M32
+        i += 12
+    if length == i:
+        return c
+    x, y, z = struct.unpack("<3I", data[i:].ljust(12, b"\0"))  # the tail, zero-padded: the same sums as its cases
+    a, b, c = (a + x) & M32, (b + y) & M32, (c + z) & M32
+    c = ((c ^ b) - _rot(b, 14)) & M32
+    a = ((a ^ c) - _rot(c, 11)) & M32
+    b = ((b ^ a) - _rot(a, 25)) & M32
+    c = ((c ^ b) - _rot(b, 16)) & M32
+    a = ((a ^ c) - _rot(c, 4)) & M32
+    b = ((b ^ a) - _rot(a, 14)) & M32
+    c = ((c ^ b) - _rot(b, 24)) & M32
+    return c
+
+
+def _superblock(head: bytes) -> tuple[int, int] | None:
+    """(offset of the superblock, its length without the checksum) for a version 2/3 superblock, else None."""
+    for at in SEARCH_OFFSETS:
+        if head[at:at + 8] == SIGNATURE and len(head) >= at + 12:
+            if head[at + 8] not in (2, 3):
+                return None  # versions 0 and 1 keep no such flags in this place (and no checksum)
+            size_of_offsets = head[at + 9]
+            return at, 12 + 4 * size_of_offsets  # flags, then base, extension, EOF and root addresses
+    return None
+
+
+def _read_head(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(SEARCH_OFFSETS[-1] + 64)
+
+
+def open_mark(path: Path) -> bool:
+    """Whether the recording carries HDF5's "open for writing" mark (superblock flags not 0). False for a file
+    that is not HDF5 or whose superblock has no such flags. OSError if it cannot be read."""
+    head = _read_head(path)
+    found = _superblock(head)
+    return found is not None and head[found[0] + FLAGS_AT] != 0
+
+
+def held_by_a_process(path: Path) -> bool:
+    """Whether any process (this one included) has the file open, or holds a lock on it. On Linux every process's
+    open files are looked at (/proc/<pid>/fd); elsewhere only locks can be seen."""
+    if sys.platform != "win32":
+        import fcntl
+
+        try:
+            with open(path, "rb") as f:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    return True
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        except OSError:
+            return True
+    proc = Path("/proc")
+    if not (proc / "self" / "fd").is_dir():
+        return sys.platform == "win32"  # no way to look: only a lock would show, and Windows has none to probe
+    st = path.stat()
+    for pid in proc.iterdir():
+        if not pid.name.isdigit():
+            continue
+        try:
+            fds = list((pid / "fd").iterdir())
+        except OSError:
+            continue  # another user's process, or gone: it cannot hold our file open for writing unnoticed here
+        for fd in fds:
+            try:
+                other = os.stat(fd)
+            except OSError:
+                continue
+            if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+                return True
+    return False
+
+
+def clear_open_mark(path: Path) -> bool:
+    """Clear HDF5's "open for writing" mark of a recording whose writer is gone, as `h5clear -s` does (module
+    docstring). Returns True if the mark was cleared, False if there was none. RecordingError (in words) if a
+    process holds the file (it may be a live session: never touched) or the superblock is not what HDF5 wrote (its
+    checksum does not match: the file is left as it was)."""
+    if not open_mark(path):
+        return False
+    if held_by_a_process(path):
+        raise RecordingError(f"{path} is open in another program (a session may still be recording it): its "
+                             "\"open for writing\" mark is left alone. Try again once that program has closed it.")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        head = os.pread(fd, SEARCH_OFFSETS[-1] + 64, 0)
+        found = _superblock(head)
+        if found is None or head[found[0] + FLAGS_AT] == 0:
+            return False
+        at, n = found
+        block = bytearray(head[at:at + n])
+        (stored,) = struct.unpack_from("<I", head, at + n)
+        if lookup3(bytes(block)) != stored:
+            raise RecordingError(f"{path}'s HDF5 superblock does not match its own checksum: the file is damaged, "
+                                 "and its \"open for writing\" mark is left alone. Open a backup copy of it.")
+        block[FLAGS_AT] = 0
+        os.pwrite(fd, bytes(block[FLAGS_AT:FLAGS_AT + 1]), at + FLAGS_AT)
+        os.pwrite(fd, struct.pack("<I", lookup3(bytes(block))), at + n)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def clear_unclaimed_mark(path: Path, indexed: bool) -> str | None:
+    """For `verify` and `inspect`: clear the mark of a killed recorder's file when nothing has taken its SHA-256 yet
+    (no .sha256 or .sig beside it, and the clinic store does not index it: `indexed` is the caller's look-up) and
+    no process holds it. Returns a sentence saying it was done, or None when the file was left as it was (no mark,
+    a checksum taken of the marked bytes, held by a process, or its superblock damaged: the reader then says so)."""
+    from workstation.recording.format import sidecar_paths
+
+    try:
+        if indexed or any(p.exists() for p in sidecar_paths(path)) or not open_mark(path):
+            return None
+        if not clear_open_mark(path):
+            return None
+    except (RecordingError, OSError):
+        return None
+    return (f"cleared the \"open for writing\" mark its killed recorder left in {path.name} (nothing else changed; "
+            "it had no checksum yet), so h5dump, HDFView and MATLAB open it")
