@@ -298,7 +298,7 @@ class Bench:
             stopped = False
         else:
             stats.device_ms.append((safe_at - t_cause) * 1000.0)
-            if kind.expected == Interlock.TARGET_DOSE:  # what the host's latency costs in dose (was a unit test's bound)
+            if kind.expected == InterlockCause.TARGET_DOSE:  # what the host's latency costs in dose (was a unit test's bound)
                 lim = self.rig.monitor.limits
                 threshold = lim.target_dose_mj_cm2 + lim.dose_tolerance_mj_cm2
                 stats.dose_past_threshold.append(emu.state().dose_mj_cm2 - threshold)
