@@ -1,4 +1,4 @@
-"""InterlockCause benchmark: trip every kind of interlock many times through the real drivers and the device emulators.
+"""Interlock benchmark: trip every kind of interlock many times through the real drivers and the device emulators.
 
     python bench/interlock.py [--trips 200] [--seed 1] [--json]
 
@@ -357,7 +357,7 @@ def report(args: argparse.Namespace, all_stats: list[KindStats], elapsed_s: floa
     host = [v for s in all_stats for v in s.host_ms]
     shutter = [v for s in all_stats if s.device == "light" for v in s.device_ms]
     per_kind = {}
-    print(f"InterlockCause benchmark: {args.trips} trips per kind requested, {len(host)} trips in {elapsed_s:.1f} s")
+    print(f"Interlock benchmark: {args.trips} trips per kind requested, {len(host)} trips in {elapsed_s:.1f} s")
     print(f"{'kind':<19}{'interlock':<22}{'n':>5}  {'host ms: median':>15}{'p99':>8}{'max':>8}"
           f"  {'safe ms: median':>15}{'p99':>8}{'max':>8}  {'no stop':>7}{'alarms':>7}")
     for s in all_stats:

@@ -166,7 +166,7 @@ class PlanView(QWidget):
 
     def show_tripped(self, names: list[str]) -> None:
         """The latched interlocks (display names), with Reset interlocks; hidden when none is latched."""
-        self.tripped_label.setText("InterlockCause latched: " + ", ".join(names) + " — check the cause, then Reset "
+        self.tripped_label.setText("Interlock latched: " + ", ".join(names) + " — check the cause, then Reset "
                                    "interlocks before starting." if names else "")
         self.tripped_label.setVisible(bool(names))
         self.reset_button.setVisible(bool(names))

@@ -43,7 +43,7 @@ DEVICE_NAMES = {"light": "UV light", "pen": "needling pen", "session": "session"
                 "recorder": "recorder", "operator": "operator"}
 MODALITY_NAMES = {"light": "UV light", "needling": "Microneedling", "none": "No treatment today",
                   "both": "UV light and microneedling"}
-# InterlockCause: (short name for a light, sentence for a message).
+# interlock cause: (short name for a light, sentence for a message).
 INTERLOCK_NAMES = {
     InterlockCause.TARGET_DOSE: ("Target dose", "the target dose was reached"),
     InterlockCause.AREA_DOSE_CAP: ("Area dose cap", "the area's dose cap was reached"),
