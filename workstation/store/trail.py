@@ -26,6 +26,7 @@ import getpass
 import hashlib
 import hmac
 import json
+import math
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -276,7 +277,18 @@ def differs_from_trail(conn: Db, table: str, row_id: int, live: dict, fields: tu
     recorded = recorded_row(conn, table, row_id)
     if recorded is None:
         return "it is not in the audit trail"
-    return next((f for f in fields if f in recorded and recorded[f] != live.get(f)), "")
+    return next((f for f in fields if f in recorded and not same_value(recorded[f], live.get(f))), "")
+
+
+def same_value(a: object, b: object) -> bool:
+    """Two values of the trail's JSON alike. SQLite writes a REAL into JSON with 15 significant digits, PostgreSQL
+    with as many as it takes to read back exactly, so a double recorded by one engine and read by the other may
+    differ in its last digits: numbers compare within a relative 1e-14 (well above both roundings, far below any
+    clinical change)."""
+    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool) \
+            and not isinstance(b, bool) and (isinstance(a, float) or isinstance(b, float)):
+        return math.isclose(a, b, rel_tol=1e-14)
+    return a == b
 
 
 def _replay(conn: Db) -> str:
@@ -308,7 +320,7 @@ def _replay(conn: Db) -> str:
         for k in sorted(trail.keys() - live.keys(), key=str):
             return f"{table} row {name(k)} is gone, but the trail has no delete of it: removed around the program"
         for k, values in sorted(trail.items(), key=lambda kv: str(kv[0])):
-            changed = [c for c, v in values.items() if c in live[k] and live[k][c] != v]
+            changed = [c for c, v in values.items() if c in live[k] and not same_value(live[k][c], v)]
             if changed:
                 return f"{table} row {name(k)} differs from the trail in {', '.join(changed)}: changed around the " \
                        "program"
