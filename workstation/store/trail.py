@@ -18,6 +18,8 @@ not obscure previously recorded information". Here:
   program fails ("no such function") instead of going unrecorded.
 - `verify` also replays the trail (the last values it recorded for every row) against the tables as they are, and
   checks that every trigger is in place: a change made around the program with the triggers dropped is found too.
+- On a PostgreSQL store the triggers are PL/pgSQL (workstation.store.pg_trail) with the same guarantees; `verify`,
+  the replay and `chain_hash` are this module's for both engines.
 """
 
 from __future__ import annotations
