@@ -159,3 +159,13 @@ def test_four_processes_write_at_once_and_the_chain_is_one(pg_server):
             assert {e.who for e in made} == {f"room-{room}" for room in range(4)}
         whole = trail.entries(s._conn)
         assert [e.id for e in whole] == list(range(1, len(whole) + 1))
+
+
+def test_a_marker_changed_around_the_program_is_refused_at_open(pg_server):
+    from workstation.errors import UserError
+
+    url = pg_server.create_database("trail_marker")
+    ClinicStore.open(url, training=False).close()
+    _psql(url, "SET session_replication_role = replica; UPDATE meta SET value = 'training' WHERE key = 'role'")
+    with pytest.raises(UserError, match="marker was changed around the program"):
+        ClinicStore.open(url, training=True)
