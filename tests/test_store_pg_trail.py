@@ -186,3 +186,18 @@ def test_the_trail_json_is_sqlites_text_for_text_integers_and_nulls(pg_server, t
             texts.append([e.new_json for e in trail.entries(s._conn)[-3:]])
     assert texts[0] == texts[1]
     assert json.loads(texts[1][0])["value"] == tricky and '"scar_age_months":null' in texts[1][2]
+
+
+def test_a_write_while_another_holds_the_store_is_a_sentence_after_the_busy_timeout(pg_server):
+    from workstation.errors import UserError
+    from workstation.store.pg_trail import TRAIL_LOCK
+
+    url = pg_server.create_database("trail_held")
+    with ClinicStore.open(url, training=False) as s:
+        with psycopg.connect(_dsn(url), autocommit=True) as other:  # another program inside a long write
+            other.execute("SELECT pg_advisory_lock(%s)", (TRAIL_LOCK,))
+            with pytest.raises(UserError, match="in use by another program") as caught:
+                s.create_patient("P-0042")
+            assert "canceling statement" not in str(caught.value) and "timeout" not in str(caught.value)
+        s.create_patient("P-0042")  # once it lets go
+        assert trail.verify(s._conn, trail_key()).intact

@@ -186,8 +186,11 @@ class Db:
 
 
 def is_busy(exc: BaseException) -> bool:
-    """True when SQLite gave up waiting for another connection's lock (SQLITE_BUSY / SQLITE_LOCKED)."""
+    """True when SQLite gave up waiting for another connection's lock (SQLITE_BUSY / SQLITE_LOCKED), or PostgreSQL
+    did (lock_timeout) or broke a deadlock."""
     exc = getattr(exc, "orig", None) or exc
+    if getattr(exc, "sqlstate", None) in ("55P03", "40P01"):  # PostgreSQL: lock_timeout passed, deadlock broken
+        return True
     if not isinstance(exc, sqlite3.Error):
         return False
     code = getattr(exc, "sqlite_errorcode", None)
