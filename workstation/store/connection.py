@@ -15,6 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from workstation.errors import UserError
 from workstation.keys import IdentityCipher, private_dir, trail_key
+from workstation.store import pg_trail
 from workstation.store.db import Db, begin_sqlite, is_busy
 from workstation.store.identity import encrypt_plain_rows, has_plain_identity
 from workstation.store.paths import clinic_db_path, data_dir, default_db_path, training_db_path
@@ -101,6 +102,8 @@ def connect_server(url: URL, role: str) -> Db:
     where = display(url)
     engine = create_engine(url.set(drivername="postgresql+psycopg"), poolclass=NullPool,
                            connect_args={"connect_timeout": 10})
+    key = trail_key()
+    event.listen(engine, "connect", lambda raw, _record: pg_trail.configure(raw, key, default_actor()))
     db = None
     try:
         try:
@@ -111,6 +114,7 @@ def connect_server(url: URL, role: str) -> Db:
         if found is not None and found != role:
             raise UserError(f"{where} is marked as a {found} database; a {role} store cannot open it.")
         upgrade(db.conn, role=role if found is None else None, where=where)
+        install_triggers(db)
         if has_plain_identity(db):
             encrypt_plain_rows(db, IdentityCipher.load())
     except DBAPIError as exc:
@@ -200,10 +204,11 @@ def _role_of(conn: Db, path: Path | str) -> str | None:
     if "meta" not in tables:
         raise UserError(f"{path} is a database of another program; choose another.")
     row = conn.execute("SELECT rowid, value FROM meta WHERE key = 'role'" if conn.dialect == "sqlite" else
-                       "SELECT 0, value FROM meta WHERE key = 'role'").fetchone()
+                       "SELECT NULL, value FROM meta WHERE key = 'role'").fetchone()
     if row is None:
         raise UserError(f"{path} has no role marker (clinic or training); it cannot be used safely.")
-    if differs_from_trail(conn, "meta", int(row[0]), {"key": "role", "value": row[1]}, ("key", "value")) not in (
+    by_key = None if conn.dialect == "sqlite" else {"key": "role"}  # (PostgreSQL: no rowid; found by its key)
+    if differs_from_trail(conn, "meta", row[0], {"key": "role", "value": row[1]}, ("key", "value"), by_key) not in (
             "", "it is not in the audit trail"):  # a store from before its trail has no record of the marker yet
         raise UserError(f"{path}: its clinic/training marker was changed around the program (it differs from the "
                         "audit trail), so it cannot be opened. Tell the clinic's administrator.")
