@@ -29,12 +29,26 @@ class DriverEntry:
         return self.cls is not None
 
 
+def load_failure(target: str, exc: Exception) -> str:
+    """Why the driver `target` ("module:Class") could not be loaded, in a sentence for the person installing it."""
+    module = target.split(":", 1)[0]
+    if isinstance(exc, ModuleNotFoundError):
+        return (f"its code needs the Python module {exc.name!r}, which is not installed: install the driver package "
+                "with its dependencies (pip install <package>)")
+    if isinstance(exc, AttributeError) and ":" in target:
+        return (f"its package names {target!r}, but {module} has no {target.split(':', 1)[1]!r}: the package's entry "
+                "point or its code is wrong (ask its manufacturer)")
+    if isinstance(exc, SyntaxError):
+        return f"its code in {module} does not compile (line {exc.lineno}: {exc.msg}): ask its manufacturer"
+    return f"its code in {module} failed when loaded ({exc}): ask its manufacturer"
+
+
 def _load(ep: EntryPoint) -> DriverEntry:
     dist = ep.dist.name if ep.dist is not None else "?"
     try:
         cls = ep.load()
     except Exception as exc:  # noqa: BLE001 - any import failure is reported, not raised
-        return DriverEntry(ep.name, ep.value, dist, None, f"{type(exc).__name__}: {exc}")
+        return DriverEntry(ep.name, ep.value, dist, None, load_failure(ep.value, exc))
     problem = interface_problem(cls)
     if problem:
         return DriverEntry(ep.name, ep.value, dist, None, problem)

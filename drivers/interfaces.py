@@ -86,6 +86,11 @@ class Device(abc.ABC):
 class LightSource(Device):
     """A UV light whose exposure ends at a target dose (the device closes its shutter) or at a backup time."""
 
+    REQUIRED_CHANNELS: ClassVar[tuple[str, ...]] = (
+        "t_device_us", "dose_mj_cm2", "lamp_temp_c", "skin_contact", "fault_bits")
+    """Channels the safety monitor reads on every light (target dose, area dose cap, lamp temperature, contact,
+    faults, backup time on the device clock): a light that does not declare them all is refused at discovery."""
+
     calibrated_irradiance_mw_cm2: float | None = None  # the clinic's last radiometer check, if any (mW/cm²)
     backup_time_s: float | None = None  # the backup time (s) last sent with a target
 
@@ -100,6 +105,9 @@ class LightSource(Device):
 
 class NeedlingPen(Device):
     """A motorised microneedling pen."""
+
+    REQUIRED_CHANNELS: ClassVar[tuple[str, ...]] = ("t_device_us", "depth_mm", "depth_set_mm", "fault_bits")
+    """Channels the safety monitor reads on every pen (depth limit on the measured and the set depth, faults)."""
 
     @abc.abstractmethod
     def set_depth(self, depth_mm: float) -> float:
@@ -128,8 +136,19 @@ def interface_problem(cls: type) -> str:
         return (f"it declares kind {info.kind!r} but does not implement drivers.interfaces.{interface.__name__}: "
                 f"subclass it as well")
     active = getattr(cls, "active_channel", None)
-    if not any(c.name == active for c in info.channels):
+    if active is None:
+        return "it declares no active_channel (the bool channel that is 1 while it emits or needles)"
+    declared = {c.name: c for c in info.channels}
+    if active not in declared:
         return f"its active_channel {active!r} is not one of its declared channels"
+    if declared[active].unit != "bool":
+        return (f"its active_channel {active!r} is in {declared[active].unit!r}; it must be a bool channel (1 while "
+                "it emits or needles)")
+    missing = [name for name in getattr(interface, "REQUIRED_CHANNELS", ()) if name not in declared]
+    if missing:
+        return (f"it does not declare the channel(s) {', '.join(missing)}, which the safety monitor reads on every "
+                f"{'light' if info.kind == 'light' else 'pen'} (drivers.interfaces.{interface.__name__}"
+                ".REQUIRED_CHANNELS)")
     if cls.__abstractmethods__:
         return f"it does not implement {', '.join(sorted(cls.__abstractmethods__))}"
     return ""

@@ -37,6 +37,7 @@ def test_a_driver_that_fails_to_import_is_listed_with_its_error(broken_plugin, c
     entries = {e.name: e for e in discovery.discover()}
     broken = entries["broken-light"]
     assert broken.cls is None and "a_module_that_does_not_exist" in broken.error
+    assert "which is not installed" in broken.error and "ModuleNotFoundError" not in broken.error  # in words
     assert entries["light-uvb308"].ok  # the others still load
     assert main(["drivers"]) == 1
     out = capsys.readouterr().out
@@ -98,6 +99,18 @@ MISFITS = {
     "misfit-active": ("from drivers.light import UVB308Light\n"
                       "class Driver(UVB308Light):\n    active_channel = 'emitting'\n",
                       "active_channel 'emitting' is not one of its declared channels"),
+    # an active channel that is not a bool (from the fresh tester of issue 16)
+    "misfit-floatactive": ("from drivers.light import UVB308Light\n"
+                           "class Driver(UVB308Light):\n    active_channel = 'irradiance_mw_cm2'\n",
+                           "must be a bool channel"),
+    # a light without a channel the safety monitor reads (it once disabled the host's dose checks)
+    "misfit-nolamp": ("from dataclasses import replace\nimport numpy as np\nfrom drivers.light import UVB308Light\n"
+                      "class Driver(UVB308Light):\n"
+                      "    INFO = replace(UVB308Light.INFO, channels=tuple(c for c in UVB308Light.INFO.channels "
+                      "if c.name != 'lamp_temp_c'))\n"
+                      "    BLOCK_DTYPE = np.dtype([(n, UVB308Light.BLOCK_DTYPE[n]) for n in "
+                      "UVB308Light.BLOCK_DTYPE.names if n != 'lamp_temp_c'])\n",
+                      "does not declare the channel(s) lamp_temp_c, which the safety monitor reads"),
     # not a device at all
     "misfit-object": ("class Driver:\n    pass\n", "must subclass drivers.interfaces.Device"),
 }

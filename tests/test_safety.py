@@ -299,3 +299,21 @@ def test_a_device_of_a_kind_no_step_allows_trips_when_it_is_active():
     bus.publish_block("laser", light_block())
     [ev] = col.interlocks()
     assert ev.details["interlock"] == InterlockCause.PROTOCOL_RULE and laser.stops
+
+
+def test_a_block_its_checks_cannot_read_trips_instead_of_skipping_the_checks(rig):
+    """From the fresh tester of issue 16: a light whose telemetry lacks a channel a check reads (here `lamp_temp_c`)
+    made every block raise inside the monitor, which logged it and skipped the dose checks. It trips now, once."""
+    bus, mon, light, pen, col = rig
+    mon.set_limits(LIGHT_STEP)
+    full = light_block(dose=1.0)
+    names = [n for n in full.dtype.names if n != "lamp_temp_c"]
+    lacking = np.zeros(len(full), np.dtype([(n, full.dtype[n]) for n in names]))
+    for n in names:
+        lacking[n] = full[n]
+    bus.publish_block("light", lacking)
+    bus.publish_block("light", lacking)
+    [ev] = col.interlocks()
+    assert ev.details["interlock"] == InterlockCause.DEVICE_FAULT and ev.details["device"] == "light"
+    assert "could not check light's telemetry" in ev.message and "lamp_temp_c" in ev.message
+    assert light.stops and mon.is_tripped("light")

@@ -319,15 +319,22 @@ class SafetyMonitor(BaseSink):
         self._last_row[device] = {k: float(block[k][-1]) for k in ("lamp_temp_c", "skin_contact", "fault_bits")
                                   if k in block.dtype.names}
         kind, channel = self._declared.get(device, ("", None))
-        active, rules, lim = roles.active_flags(block, channel), KIND_RULES.get(kind, UNKNOWN_KIND), self.limits
-        if active is not None:
-            self._active[device] = bool(active[-1])
-            if active.any():
-                self._check_active(device, rules, block, active, lim, t)
-            if rules.light:
-                self._check_backup_time(device, block, active, t)
-                if "lamp_temp_c" in block.dtype.names:
-                    self._watch_idle_heat(device, float(block["lamp_temp_c"].max()), lim, t)
+        try:
+            active, rules, lim = roles.active_flags(block, channel), KIND_RULES.get(kind, UNKNOWN_KIND), self.limits
+            if active is not None:
+                self._active[device] = bool(active[-1])
+                if active.any():
+                    self._check_active(device, rules, block, active, lim, t)
+                if rules.light:
+                    self._check_backup_time(device, block, active, t)
+                    if "lamp_temp_c" in block.dtype.names:
+                        self._watch_idle_heat(device, float(block["lamp_temp_c"].max()), lim, t)
+        except Exception as exc:  # noqa: BLE001 - a check that cannot run is a trip, never a skipped check
+            trip = self._trip(InterlockCause.DEVICE_FAULT, device, f"the safety monitor could not check {device}'s "
+                              f"telemetry ({type(exc).__name__}: {exc}); stopped, since its interlocks cannot be "
+                              "judged", t, force=True)
+            if trip is not None:  # once per trip, not once per block
+                log.error("safety: the checks of %s could not run on its telemetry", device, exc_info=exc)
         self._check_still_active(device, t)
 
     def _watch_idle_heat(self, device: str, temp: float, lim: StepLimits, t: float) -> None:
