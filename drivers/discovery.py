@@ -63,11 +63,21 @@ def discover() -> list[DriverEntry]:
     return sorted(seen.values(), key=lambda e: e.name)
 
 
-def driver_for(kind: str, name: str | None = None) -> type[Device]:
-    """The driver class for a device kind ("light" or "needling"), or the one named; LookupError says what exists."""
+def driver_for(kind: str, name: str | None = None, *, model: str | None = None) -> type[Device]:
+    """The driver class for a device kind ("light" or "needling"), or the one named. With `model` (the model a device
+    is known to report, e.g. an emulator's), the first driver of that kind whose INFO.model_prefixes accept it: a
+    manufacturer's driver installed beside the built-in ones never takes the built-in emulators in simulation.
+    LookupError says what exists."""
     entries = discover()
     for e in entries:
-        if e.cls is not None and (e.name == name if name else e.cls.INFO.kind == kind):
+        if e.cls is None:
+            continue
+        if name:
+            if e.name == name:
+                return e.cls
+        elif e.cls.INFO.kind == kind and (model is None or not e.cls.INFO.model_prefixes
+                                         or model.startswith(e.cls.INFO.model_prefixes)):
             return e.cls
     found = ", ".join(f"{e.name} ({'ok' if e.ok else 'failed: ' + str(e.error)})" for e in entries) or "none"
-    raise LookupError(f"no loadable {name or kind} driver is registered; found: {found}")
+    which = f"{name} driver" if name else f"{kind} driver for the model {model!r}" if model else f"{kind} driver"
+    raise LookupError(f"no loadable {which} is registered; found: {found}")

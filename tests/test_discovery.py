@@ -152,3 +152,31 @@ def test_a_driver_written_against_the_old_active_field_name_still_declares_its_a
     assert (NewStyle.active_channel, NewStyle.ACTIVE_FIELD) == ("armed", "armed")
     assert (MicroneedlingPen.active_channel, UVB308Light.ACTIVE_FIELD) == ("running", "shutter_open")
     assert OldStyle("/dev/does-not-exist")._plausibility.active_field == "skin_contact"
+
+
+@pytest.fixture
+def vendor_light(tmp_path, monkeypatch):
+    """A manufacturer's light driver whose entry-point name sorts before the built-in one."""
+    dist = tmp_path / "acme-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[workstation.drivers]\n0-acme-lx400 = acme_lx400:Driver\n")
+    (tmp_path / "acme_lx400.py").write_text(
+        "from dataclasses import replace\nfrom drivers.light import UVB308Light\n"
+        "class Driver(UVB308Light):\n"
+        "    INFO = replace(UVB308Light.INFO, name='0-acme-lx400', model_prefixes=('ACME-LX400',))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    sys.modules.pop("acme_lx400", None)
+
+
+def test_simulation_drives_its_emulators_with_their_own_drivers_whatever_else_is_installed(vendor_light):
+    """From the fresh tester of issue 16: a vendor's light named to sort first took the built-in light emulator in
+    simulation and the trainer's session failed. The emulator's model chooses its driver."""
+    from drivers.emulators.light import LightEmulator
+
+    vendor = discovery.driver_for("light")
+    assert vendor is not UVB308Light and vendor.INFO.model_prefixes == ("ACME-LX400",)  # first by name, as before
+    assert discovery.driver_for("light", model=LightEmulator(seed=1).model) is UVB308Light
+    with pytest.raises(LookupError, match="light driver for the model 'XYZ-1'"):
+        discovery.driver_for("light", model="XYZ-1")

@@ -277,3 +277,27 @@ def test_process_tokens_tell_a_live_process_from_a_dead_one():
     proc.wait()
     assert not process_alive(token)
     assert not process_alive("") and not process_alive("nonsense")
+
+
+def test_an_interlock_latched_before_arming_refuses_the_start_in_words_with_its_cause(tmp_path: Path) -> None:
+    """From the fresh tester of issue 16: a trip between connect and arm (a stalled light) ended the headless runner
+    with "an internal error" and exit 1. The start is refused in words naming the interlock, the session is closed
+    as aborted in the store, and the cause (interlock: exit 3) goes with the refusal."""
+    from drivers.codes import AbortCause
+    from workstation.session.runner import EXIT_CODES
+    from workstation.session.visit import StartRefused
+
+    store_path = tmp_path / "training.sqlite3"
+    v = Visit.training(load_scenario(SCENARIOS / "combined-uneventful.toml"), tmp_path / "rec", store_path=store_path)
+    try:
+        v.rig.monitor.estop("trainer")
+        with pytest.raises(StartRefused, match="an interlock is latched") as refused:
+            v.begin()
+        assert refused.value.cause == AbortCause.INTERLOCK and EXIT_CODES[refused.value.cause] == 3
+        assert "internal" not in str(refused.value) and "SessionError" not in str(refused.value)
+        assert v.session is None and v.session_id is None
+    finally:
+        v.close()
+    with ClinicStore.open(store_path, training=True) as s:
+        assert s.in_progress_sessions() == []
+        assert s.session_state(1)["state"] == "aborted"  # the store's first session: the refused start

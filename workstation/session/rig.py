@@ -52,7 +52,8 @@ class Rig:
                 roles.NEEDLING: lambda: PenEmulator(seed=seed + 1)}
         emulators = {name: make[kind]().start() for name, kind in DEVICE_KINDS.items()}
         ports = {name: emu.port for name, emu in emulators.items()}
-        rig = cls._build(ports, bus or SessionBus(), "simulation")
+        models = {name: emu.model for name, emu in emulators.items()}  # the emulators' drivers, whatever else is installed
+        rig = cls._build(ports, bus or SessionBus(), "simulation", models)
         rig.emulators = emulators
         if connect:
             rig.connect()
@@ -71,13 +72,13 @@ class Rig:
         return rig
 
     @classmethod
-    def _build(cls, ports: dict[str, str], bus: SessionBus, mode: str) -> Rig:
+    def _build(cls, ports: dict[str, str], bus: SessionBus, mode: str, models: dict[str, str] | None = None) -> Rig:
         monitor = SafetyMonitor(bus)
         bus.subscribe(monitor, first=True)
         devices: dict[str, SerialDevice] = {}
         for name, port in ports.items():
             try:
-                driver_cls = driver_for(DEVICE_KINDS[name])
+                driver_cls = driver_for(DEVICE_KINDS[name], model=(models or {}).get(name))
             except LookupError as exc:
                 raise UserError(str(exc)) from exc
             dev = driver_cls(port, name=name, bus=bus, liveness=monitor.alive)

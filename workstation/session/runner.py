@@ -134,7 +134,7 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
     """The scenario's visit through the visit service (the window uses the same), aborting on any trip. With
     `share`, the closed recording is then copied there and verified (one line says how it went; a share that is
     down never changes the exit code)."""
-    from workstation.session.visit import Visit
+    from workstation.session.visit import StartRefused, Visit
 
     visit = Visit.training(scenario, record_dir, store_path=store_path)
     try:
@@ -154,7 +154,14 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
         rig.bus.subscribe(_StepWatch(started))
         # A scenario that resumes after a trip lets trips pause the session (as the window does); others abort.
         resumes = [ev for ev in scenario.events if ev.action == "resume"]
-        visit.begin(abort_on_trip=not resumes)
+        try:
+            visit.begin(abort_on_trip=not resumes)
+        except StartRefused as exc:  # nothing given: the session is closed as aborted; the cause gives the exit code
+            code = EXIT_CODES[exc.cause]
+            out(str(exc))
+            out(f"outcome: not started; exit code {code}")
+            return RunResult(code, str(State.ABORTED), {"abort_reason": str(exc), "abort_cause": str(exc.cause)},
+                             None, None)
         session = visit.session
         out(f"session {visit.session_id} in the store: in progress")
         events = _schedule(scenario.events, visit, scenario.operator_id, started, done, out)

@@ -37,6 +37,25 @@ from workstation.session.session import Session, SessionError, State, Step, Step
 log = logging.getLogger(__name__)
 
 
+class StartRefused(UserError):
+    """The treatment could not start (nothing was given; the session is closed as aborted in the store and its
+    recording linked). `cause`: the AbortCause the headless runner's exit code follows."""
+
+    def __init__(self, message: str, cause: AbortCause) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+def _start_refused_words(exc: BaseException, latched: dict) -> str:
+    if latched:
+        from workstation.ui.wording import interlock_name
+
+        names = ", ".join(f"{interlock_name(t.interlock)} on the {d}" for d, t in latched.items())
+        return (f"The treatment could not start: an interlock is latched ({names}). Check the cause, then reset the "
+                "interlocks and start again.")
+    return f"The treatment could not start: {exc}"
+
+
 @dataclass(frozen=True)
 class Places:
     """Where a visit's files go beyond its recordings folder and store (from the settings, workstation.settings):
@@ -248,7 +267,9 @@ class Visit:
             session.load_plan(steps, self.operator)
             session.arm(self.operator)
         except BaseException as exc:  # nothing was given: close the journal row and the recording, allow a retry
-            cause = AbortCause.DEVICE if isinstance(exc, DeviceError) else AbortCause.BAD_INPUT
+            latched = self.rig.monitor.tripped
+            cause = (AbortCause.INTERLOCK if latched else AbortCause.DEVICE if isinstance(exc, DeviceError)
+                     else AbortCause.BAD_INPUT)
             session.abort(self.operator, f"the treatment could not start: {exc}", cause)
             session.close()
             self.store.close_session(self.session_id, "aborted", session.abort_reason)
@@ -257,7 +278,9 @@ class Visit:
                 self.store.link_recording(self.session_id, recording, sha)
             self.session_id = None
             self._release_lease()
-            raise
+            if isinstance(exc, (UserError, KeyboardInterrupt, SystemExit)):
+                raise
+            raise StartRefused(_start_refused_words(exc, latched), cause) from exc
         self.session = session
         return steps
 
