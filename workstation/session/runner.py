@@ -201,14 +201,15 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
 def _print_summary(out, scenario: Scenario, summary: dict, recording, sha, code: int,
                    recording_failure: str | None = None) -> None:
     out("")
-    out(f"session {summary['state']}" + (f": {summary['abort_reason']}" if summary["abort_reason"] else ""))
+    from workstation.ui.wording import device_name, interlock_name, scrub
+
+    out(f"session {summary['state']}" + (f": {scrub(summary['abort_reason'])}" if summary["abort_reason"] else ""))
     out(f"steps done: {summary['steps_done']} of {summary['steps_planned']}")
     for r in summary["results"]:
         what = (f"{r['delivered_dose_mj_cm2']:g} mJ/cm²" if r["modality"] == "light"
                 else f"{r['passes_done']} passes")
         out(f"  area {r['area']} {r['modality']}: {r['outcome']}, {what}" + (f" ({r['note']})" if r["note"] else ""))
     from workstation.session.outcome import trip_stop_words
-    from workstation.ui.wording import device_name, interlock_name, scrub
 
     for t in summary["trips"]:
         out(f"  {interlock_name(t['interlock'])} interlock on the {device_name(t['device'])} "
