@@ -209,9 +209,11 @@ def install(conn: Db) -> bool:
     except DatabaseError as exc:
         conn.rollback()
         if "permission" in str(getattr(exc, "orig", exc)).lower() or "must be owner" in str(exc).lower():
+            from workstation.progname import command
+
             raise UserError("The store's audit-trail triggers are not in place or out of date, and this account may "
                             "not make them: the clinic's administrator opens the store once as its owner "
-                            "(`main.py store setup-roles`), then the workstations can write.") from exc
+                            f"(`{command('store setup-roles')}`), then the workstations can write.") from exc
         raise
     except BaseException:
         conn.rollback()
