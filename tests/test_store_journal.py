@@ -4,7 +4,6 @@ states, and healing confirmed on a response."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date
 
 import pytest
@@ -15,8 +14,8 @@ from workstation.store import ClinicStore, Response, Treatment
 
 
 @pytest.fixture()
-def course(tmp_path):
-    with ClinicStore.open(tmp_path / "c.sqlite3", training=False) as store:
+def course(store_url):
+    with ClinicStore.open(store_url, training=False) as store:
         p = store.create_patient("CX-J1")
         area = store.add_area(p.id, "left cheek", "face", "hypopigmented_scar", 3.5, "III")
         c = store.create_course(p.id, load_library().get("hypopigmented-scar-light"), [area.id], date(2026, 3, 1))
@@ -25,9 +24,7 @@ def course(tmp_path):
 
 def test_journal_columns_exist_after_migrating(course):
     store, _c, _a = course
-    with sqlite3.connect(store.path) as c:
-        sessions = {r[1] for r in c.execute("PRAGMA table_info(sessions)")}
-        responses = {r[1] for r in c.execute("PRAGMA table_info(responses)")}
+    sessions, responses = set(store._conn.columns("sessions")), set(store._conn.columns("responses"))
     assert {"state", "process", "started_at", "ended_at", "recording_path", "outcome_note"} <= sessions
     assert {"swelling", "itching", "healed_on", "erythema_duration_h"} <= responses
 
