@@ -1,6 +1,5 @@
 """The store selected by a URL: `ClinicStore.open` takes a path or a URL string; the settings key store.url and
-`--store URL|FILE`; a PostgreSQL store opens, reads what is in it and refuses every write with a sentence until
-the trail is kept on the server; every problem opening a server store is a sentence, never psycopg's text."""
+`--store URL|FILE`; a PostgreSQL store opens, reads what is in it and writes; every problem opening a server store is a sentence, never psycopg's text."""
 
 from __future__ import annotations
 
@@ -13,8 +12,9 @@ from sqlalchemy import create_engine, text
 
 from workstation.cli_settings import add_setting_options, settings_from_args
 from workstation.errors import UserError
+from workstation.keys import trail_key
 from workstation.settings import load_settings
-from workstation.store import LATEST_VERSION, ClinicStore, Identity
+from workstation.store import LATEST_VERSION, ClinicStore
 from workstation.store.connection import store_url
 from workstation.store.db import Db
 
@@ -51,9 +51,10 @@ def test_the_driver_style_is_converted_at_one_place(pg_server):
 
 
 def _fill(url: str) -> None:
-    """Clinical rows written into the server store directly (the store itself refuses writes there for now)."""
+    """Clinical rows written into the server store directly, by SQL with the clinic's trail key (trailed)."""
     engine = create_engine(url)
     with engine.begin() as conn:
+        conn.execute(text("SELECT set_config('cicatrix.trail_key', :k, true)"), {"k": trail_key().hex()})
         conn.execute(text("""
             INSERT INTO patients (id, pseudonym, created_at) VALUES (1, 'P-0042', '2026-01-01T00:00:00+00:00');
             INSERT INTO areas (id, patient_id, label, body_region, lesion_type, size_cm2, skin_type)
@@ -64,11 +65,12 @@ def _fill(url: str) -> None:
             INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2, light_on)
                 VALUES (1, 1, 'light', 260.5, '2026-01-01');
             INSERT INTO responses (session_id, area_id, erythema_grade) VALUES (1, 1, 1);
+            SELECT setval(pg_get_serial_sequence('patients', 'id'), 1);
         """))
     engine.dispose()
 
 
-def test_a_postgresql_store_opens_by_url_reads_and_refuses_writes_in_words(pg_server):
+def test_a_postgresql_store_opens_by_url_reads_and_writes(pg_server):
     url = pg_server.create_database("store_url")
     with ClinicStore.open(url, training=False) as s:
         assert s.schema_version == LATEST_VERSION
@@ -80,12 +82,9 @@ def test_a_postgresql_store_opens_by_url_reads_and_refuses_writes_in_words(pg_se
         hist = s.history(1)
         assert hist[0].treatments[0].dose_mj_cm2 == 260.5 and hist[0].responses[0].erythema_grade == 1
         assert s.course(1).area_ids == (1,)
-        for write in (lambda: s.create_patient("P-0043"),
-                      lambda: s.add_med(1, "XTRAC", 400, date(2026, 1, 2)),
-                      lambda: s.add_identity(1, Identity("Smithson", "Alexandra"))):
-            with pytest.raises(UserError, match="does not yet keep the audit trail on a PostgreSQL store"):
-                write()
-        assert s.find_patient("P-0043") is None and s.meds(1) == []
+        s.create_patient("P-0043")  # writes are trailed on the server (tests/test_store_pg_trail.py)
+        s.add_med(1, "XTRAC", 400, date(2026, 1, 2))
+        assert s.find_patient("P-0043") is not None and len(s.meds(1)) == 1
     with pytest.raises(UserError, match="marked as a clinic database"):
         ClinicStore.open(url, training=True)
 

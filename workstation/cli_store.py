@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     root.add_argument("folder", type=Path, metavar="DIR", help="the recordings folder's new place")
     add_setting_options(root, ("paths.store",))
     root.set_defaults(func=_set_root)
+    from workstation.cli_store_server import register as register_server
+
+    register_server(ssub)
     st.set_defaults(func=lambda args: (st.print_help(), 0)[1])
 
 

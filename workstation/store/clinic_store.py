@@ -25,6 +25,7 @@ from workstation.store.db import Db, IntegrityError, OperationalError, Record, i
 from workstation.store.export import export_dict
 from workstation.store.identity import identity_in, insert_identity, read_identity, refuse_identity
 from workstation.store.paths import default_db_path
+from workstation.store.pg_trail import set_writer
 from workstation.store.records import (
     Area,
     AreaChange,
@@ -89,13 +90,6 @@ def _trail_key_problem(conn: Db, path: Path) -> str:
             "for good. Copy the clinic's keys to this workstation from their backup, then open the store again.")
 
 
-NO_SERVER_TRAIL = ("This version of the program does not yet keep the audit trail on a PostgreSQL store, so it "
-                   "reads {where} but writes nothing to it (a clinical record must never be written untrailed). "
-                   "Keep the clinic on its SQLite store until the workstations are updated.")
-"""Why a PostgreSQL store is read-only for now: its trail triggers (issue 17, the trail on the server) are not built
-yet; every write path refuses with this sentence, as for a workstation without the clinic's trail key."""
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -119,9 +113,7 @@ class ClinicStore:
         self._root_for_now: Path | None = None  # a root adopted by a read-only connection (settle_recordings_root)
         if conn.dialect == "sqlite":
             register_functions(conn.raw, lambda: self.actor, lambda: self._reason, trail_key())
-            self.trail_key_problem = _trail_key_problem(conn, path)
-        else:
-            self.trail_key_problem = NO_SERVER_TRAIL.format(where=path)
+        self.trail_key_problem = _trail_key_problem(conn, path)
         """Why this workstation may not write here ('' when it may): its trail key is not the one the store's trail
         is chained with, so every row it wrote would break the chain for good."""
 
@@ -217,6 +209,8 @@ class ClinicStore:
         try:
             if self.trail_key_problem:
                 raise UserError(self.trail_key_problem)
+            if self._conn.dialect == "postgresql":
+                set_writer(self._conn, self.actor, reason)
             if self.account is not None:
                 row = self._conn.execute("SELECT active FROM operators WHERE account = ?", (self.account,)).fetchone()
                 if row is None or not row[0]:

@@ -15,6 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from workstation.errors import UserError
 from workstation.keys import IdentityCipher, private_dir, trail_key
+from workstation.store import pg_trail
 from workstation.store.db import Db, begin_sqlite, is_busy
 from workstation.store.identity import encrypt_plain_rows, has_plain_identity
 from workstation.store.paths import clinic_db_path, data_dir, default_db_path, training_db_path
@@ -101,6 +102,8 @@ def connect_server(url: URL, role: str) -> Db:
     where = display(url)
     engine = create_engine(url.set(drivername="postgresql+psycopg"), poolclass=NullPool,
                            connect_args={"connect_timeout": 10})
+    key = trail_key()
+    event.listen(engine, "connect", lambda raw, _record: pg_trail.configure(raw, key, default_actor()))
     db = None
     try:
         try:
@@ -111,6 +114,7 @@ def connect_server(url: URL, role: str) -> Db:
         if found is not None and found != role:
             raise UserError(f"{where} is marked as a {found} database; a {role} store cannot open it.")
         upgrade(db.conn, role=role if found is None else None, where=where)
+        install_triggers(db)
         if has_plain_identity(db):
             encrypt_plain_rows(db, IdentityCipher.load())
     except DBAPIError as exc:

@@ -151,6 +151,20 @@ class Db:
             self.conn.commit()
         return cols
 
+    def primary_key(self, table: str) -> list[str]:
+        """A table's primary key columns, in key order."""
+        cols = list(inspect(self.conn).get_pk_constraint(table)["constrained_columns"])
+        if not self._explicit:
+            self.conn.commit()
+        return cols
+
+    def column_types(self, table: str) -> dict[str, str]:
+        """{column: its type as the database names it, lower case} ("integer", "text", "double precision"…)."""
+        types = {c["name"]: str(c["type"]).lower() for c in inspect(self.conn).get_columns(table)}
+        if not self._explicit:
+            self.conn.commit()
+        return types
+
     def close(self) -> None:
         if self.conn.in_transaction():
             self.conn.rollback()

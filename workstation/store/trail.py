@@ -26,11 +26,14 @@ import getpass
 import hashlib
 import hmac
 import json
+import math
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+
+from workstation.store import pg_trail
 
 if TYPE_CHECKING:
     from workstation.store.db import Db
@@ -132,6 +135,16 @@ def _wanted_triggers(conn: Db) -> list[str]:
 def install_triggers(conn: Db) -> None:
     """Make the trail's triggers match the schema (every table, every column), replacing ones a migration made stale.
     Does nothing on a store without a trail table. Runs under the write lock; a no-op when already current."""
+    if conn.dialect == "postgresql":
+        if pg_trail.install(conn):
+            conn.begin()
+            try:
+                _baseline(conn)
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+        return
     if not conn.has_table("audit_trail"):
         return
     wanted = _wanted_triggers(conn)
@@ -159,10 +172,15 @@ def trailed_tables(conn: Db) -> list[str]:
     return [t for t in conn.tables() if t not in UNTRAILED]
 
 
-def _row_json(conn: Db, table: str, where: str = "", args: tuple = ()) -> list[tuple[int, str]]:
+def _row_json(conn: Db, table: str) -> list[tuple[int | None, str]]:
+    """(row id, the row as the trail's JSON text) of every row of `table`."""
     cols = conn.columns(table)
+    if conn.dialect == "postgresql":
+        key = pg_trail.row_key_column(conn, table)
+        return [(r[0], r[1]) for r in conn.execute(
+            f"SELECT {'r.' + key if key else 'NULL'}, {pg_trail.row_json('r', table, cols)} FROM {table} AS r")]
     values = ", ".join(f"'{c}', " + ("'(secret, not copied)'" if (table, c) in REDACTED else c) for c in cols)
-    return [(int(r[0]), r[1]) for r in conn.execute(f"SELECT rowid, json_object({values}) FROM {table} {where}", args)]
+    return [(int(r[0]), r[1]) for r in conn.execute(f"SELECT rowid, json_object({values}) FROM {table}")]
 
 
 def _baseline(conn: Db) -> None:
@@ -172,6 +190,10 @@ def _baseline(conn: Db) -> None:
         return
     for table in trailed_tables(conn):
         for rowid, new in _row_json(conn, table):
+            if conn.dialect == "postgresql":  # cx_trail_append numbers, stamps and chains the row
+                conn.execute("INSERT INTO audit_trail (action, table_name, row_id, old_json, new_json, reason) "
+                             "VALUES ('create', ?, ?, NULL, ?, ?)", (table, rowid, new, BASELINE_REASON))
+                continue
             conn.execute("INSERT INTO audit_trail (at_utc, who, action, table_name, row_id, old_json, new_json, "
                          "reason, prev_hash, hash) SELECT a, w, 'create', ?, ?, NULL, ?, ?, p, "
                          "cx_chain(p, a, w, 'create', ?, ?, NULL, ?, ?) FROM (SELECT cx_now() AS a, cx_actor() AS w, "
@@ -223,17 +245,21 @@ def verify(conn: Db, key: bytes) -> TrailReport:
             return TrailReport(count, rid, f"row {rid} was changed after it was written, or written without the "
                                            "clinic's trail key")
         prev, expected_id = digest, rid + 1
+    problem = _trigger_problem(conn) or _replay(conn)
+    if problem:
+        return TrailReport(count, count + 1, problem)
+    return TrailReport(count, None, "")
+
+
+def _trigger_problem(conn: Db) -> str:
+    if conn.dialect == "postgresql":
+        return pg_trail.problem(conn)
     have = {r[0]: r[1] for r in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
                                              "AND name LIKE 'trail_%'")}
     missing = sorted(set(_wanted_triggers(conn)) - set(have.values()))
     if missing:
-        name = missing[0].split()[2]
-        return TrailReport(count, count + 1, f"the trigger {name} was removed or changed: writes could have gone "
-                                             "unrecorded since")
-    problem = _replay(conn)
-    if problem:
-        return TrailReport(count, count + 1, problem)
-    return TrailReport(count, None, "")
+        return f"the trigger {missing[0].split()[2]} was removed or changed: writes could have gone unrecorded since"
+    return ""
 
 
 def recorded_row(conn: Db, table: str, row_id: int) -> dict | None:
@@ -251,27 +277,53 @@ def differs_from_trail(conn: Db, table: str, row_id: int, live: dict, fields: tu
     recorded = recorded_row(conn, table, row_id)
     if recorded is None:
         return "it is not in the audit trail"
-    return next((f for f in fields if f in recorded and recorded[f] != live.get(f)), "")
+    return next((f for f in fields if f in recorded and not same_value(recorded[f], live.get(f))), "")
+
+
+def same_value(a: object, b: object) -> bool:
+    """Two values of the trail's JSON alike. SQLite writes a REAL into JSON with 15 significant digits, PostgreSQL
+    with as many as it takes to read back exactly, so a double recorded by one engine and read by the other may
+    differ in its last digits: numbers compare within a relative 1e-14 (well above both roundings, far below any
+    clinical change)."""
+    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool) \
+            and not isinstance(b, bool) and (isinstance(a, float) or isinstance(b, float)):
+        return math.isclose(a, b, rel_tol=1e-14)
+    return a == b
 
 
 def _replay(conn: Db) -> str:
-    """Fold the trail into the last values it recorded for every row and compare them with the tables."""
-    recorded: dict[tuple[str, int], dict | None] = {}
-    for table, row_id, action, new_json in conn.execute(
-            "SELECT table_name, row_id, action, new_json FROM audit_trail ORDER BY id"):
-        recorded[(table, row_id)] = json.loads(new_json) if action != "delete" and new_json else None
-    for table in trailed_tables(conn):
-        live = {rowid: json.loads(text) for rowid, text in _row_json(conn, table)}
-        trail = {rid: v for (t, rid), v in recorded.items() if t == table and v is not None}
-        for rowid in sorted(live.keys() - trail.keys()):
-            return f"{table} row {rowid} is not in the trail: it was added around the program"
-        for rowid in sorted(trail.keys() - live.keys()):
-            return f"{table} row {rowid} is gone, but the trail has no delete of it: removed around the program"
-        for rowid, values in sorted(trail.items()):
-            changed = [c for c, v in values.items() if c in live[rowid] and live[rowid][c] != v]
+    """Fold the trail into the last values it recorded for every row and compare them with the tables. Rows are
+    matched by their primary key's values (the same on both engines, and after `store migrate`)."""
+    keys = {t: conn.primary_key(t) for t in trailed_tables(conn)}
+
+    def key(table: str, values: dict) -> tuple:
+        return tuple(values.get(c) for c in keys[table])
+
+    recorded: dict[str, dict[tuple, dict | None]] = {t: {} for t in keys}
+    for table, action, old_json, new_json in conn.execute(
+            "SELECT table_name, action, old_json, new_json FROM audit_trail ORDER BY id"):
+        if table not in keys:
+            continue  # a table a later revision dropped
+        if action == "delete":
+            recorded[table][key(table, json.loads(old_json))] = None
+            continue
+        new = json.loads(new_json)
+        if action == "change" and old_json and key(table, old := json.loads(old_json)) != key(table, new):
+            recorded[table][key(table, old)] = None
+        recorded[table][key(table, new)] = new
+    for table in keys:
+        live = {key(table, v): v for v in (json.loads(text) for _rowid, text in _row_json(conn, table))}
+        trail = {k: v for k, v in recorded[table].items() if v is not None}
+        name = (lambda k: str(k[0]) if len(k) == 1 else str(k))  # noqa: E731
+        for k in sorted(live.keys() - trail.keys(), key=str):
+            return f"{table} row {name(k)} is not in the trail: it was added around the program"
+        for k in sorted(trail.keys() - live.keys(), key=str):
+            return f"{table} row {name(k)} is gone, but the trail has no delete of it: removed around the program"
+        for k, values in sorted(trail.items(), key=lambda kv: str(kv[0])):
+            changed = [c for c, v in values.items() if c in live[k] and not same_value(live[k][c], v)]
             if changed:
-                return (f"{table} row {rowid} differs from the trail in {', '.join(changed)}: changed around the "
-                        "program")
+                return f"{table} row {name(k)} differs from the trail in {', '.join(changed)}: changed around the " \
+                       "program"
     return ""
 
 

@@ -1,0 +1,161 @@
+"""The audit trail on a PostgreSQL store (workstation.store.pg_trail): every write through the program is trailed
+with who, why, when, old and new values and chained with the clinic's key, so `trail.verify` (the one chain check of
+both engines) passes; a write around the program (no key), a disabled trigger, a change made with the triggers
+dropped, and any change of an audit record are refused or found. Real server (tests/conftest.py pg_server)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from workstation.keys import trail_key
+from workstation.store import ClinicStore, Identity, trail
+
+
+def _dsn(url: str) -> str:
+    u = make_url(url)
+    return f"dbname={u.database} user={u.username} host={u.query['host']}"
+
+
+def _psql(url: str, sql: str, *, key: bytes | None = None) -> None:
+    """One statement from another program: a plain psycopg connection as the superuser (with the trail key only when
+    `key` is given)."""
+    with psycopg.connect(_dsn(url), autocommit=True) as c:
+        if key is not None:
+            c.execute("SELECT set_config('cicatrix.trail_key', %s, false)", (key.hex(),))
+        c.execute(sql)
+
+
+def test_writes_are_trailed_with_who_why_and_values_and_the_chain_verifies(pg_server):
+    url = pg_server.create_database("trail_writes")
+    with ClinicStore.open(url, training=False) as s:
+        pid = s.create_patient("P-0042", Identity("Smithson", "Alexandra")).id
+        s.actor = "dr-a"
+        s.add_med(pid, "XTRAC", 400.5, date(2026, 1, 2))
+        with s.transaction("typo in the device model") as c:
+            c.execute("UPDATE med_measurements SET device_model = 'XTRAC 2' WHERE patient_id = ?", (pid,))
+        rows = trail.entries(s._conn, table="med_measurements")
+        assert [(e.action, e.who, e.reason, e.row_id) for e in rows] == [
+            ("create", "dr-a", "", 1), ("change", "dr-a", "typo in the device model", 1)]
+        assert rows[1].old_json == ('{"id":1,"patient_id":1,"device_model":"XTRAC","med_mj_cm2":400.5,'
+                                    '"measured_on":"2026-01-02"}')
+        assert json.loads(rows[1].new_json)["device_model"] == "XTRAC 2"
+        assert rows[0].at_utc.endswith("+00:00") and len(rows[0].at_utc) == len("2026-01-02T10:14:00.000000+00:00")
+        meta = [json.loads(e.new_json) for e in trail.entries(s._conn, table="meta")]
+        assert {"key": "role", "value": "clinic"} in meta  # the marker, written before the triggers: the baseline
+        ids = [e.id for e in trail.entries(s._conn)]
+        assert ids == list(range(1, len(ids) + 1))
+        report = trail.verify(s._conn, trail_key())
+        assert report.intact and report.rows == len(ids), report.problem
+        assert not trail.verify(s._conn, b"another clinic's key" + bytes(12)).intact  # the key is what verifies
+
+
+def test_a_rolled_back_write_leaves_no_gap_and_the_next_row_chains_on(pg_server):
+    url = pg_server.create_database("trail_rollback")
+    with ClinicStore.open(url, training=False) as s:
+        with pytest.raises(RuntimeError), s.transaction() as c:
+            c.execute("INSERT INTO patients (pseudonym, created_at) VALUES ('P-0001', '2026-01-01')")
+            raise RuntimeError("changed my mind")
+        s.create_patient("P-0002")
+        assert trail.verify(s._conn, trail_key()).intact
+
+
+def test_writes_around_the_program_are_refused_or_found(pg_server):
+    url = pg_server.create_database("trail_around")
+    with ClinicStore.open(url, training=False) as s:
+        pid = s.create_patient("P-0042").id
+        s.add_med(pid, "XTRAC", 400, date(2026, 1, 2))
+    with pytest.raises(psycopg.Error, match="written only by the Cicatrix program"):
+        _psql(url, "UPDATE patients SET pseudonym = 'P-9999'")  # no key: no untrailed write
+    with pytest.raises(psycopg.Error, match="written only by the Cicatrix program"):
+        _psql(url, "INSERT INTO audit_trail (action, table_name, old_json, new_json, reason, at_utc, who, prev_hash, "
+                   f"hash) VALUES ('create', 'x', NULL, NULL, '', '', '', '{'0' * 64}', '{'0' * 64}')")
+    for table in ("audit_trail", "area_changes", "plan_overrides"):
+        for sql in (f"UPDATE {table} SET id = id", f"DELETE FROM {table}", f"TRUNCATE {table} CASCADE"):
+            with pytest.raises(psycopg.Error, match="audit record"):
+                _psql(url, sql, key=trail_key())
+    with pytest.raises(psycopg.Error, match="one by one"):
+        _psql(url, "TRUNCATE med_measurements", key=trail_key())
+
+    with ClinicStore.open(url, training=False) as s:  # open while the others tamper (an open repairs triggers)
+        assert trail.verify(s._conn, trail_key()).intact
+        _psql(url, "ALTER TABLE med_measurements DISABLE TRIGGER trail_med_measurements")
+        assert "trail_med_measurements was removed, disabled" in trail.verify(s._conn, trail_key()).problem
+        _psql(url, "UPDATE med_measurements SET med_mj_cm2 = 800; "
+                   "ALTER TABLE med_measurements ENABLE TRIGGER trail_med_measurements", key=trail_key())
+        assert trail.verify(s._conn, trail_key()).problem == \
+            "med_measurements row 1 differs from the trail in med_mj_cm2: changed around the program"
+        _psql(url, "UPDATE med_measurements SET med_mj_cm2 = 400", key=trail_key())  # back as the trail says
+        _psql(url, "DROP TRIGGER trail_patients ON patients")
+        assert "trail_patients was removed" in trail.verify(s._conn, trail_key()).problem
+        _psql(url, "SET session_replication_role = replica; DELETE FROM med_measurements")
+    with ClinicStore.open(url, training=False) as s:  # the owner's open makes the trigger again; the delete stays found
+        assert "med_measurements row 1 is gone" in trail.verify(s._conn, trail_key()).problem
+
+
+def test_a_table_a_later_revision_adds_is_trailed_at_the_next_open(pg_server):
+    url = pg_server.create_database("trail_new_table")
+    ClinicStore.open(url, training=False).close()
+    _psql(url, "CREATE TABLE room_notes (id INTEGER PRIMARY KEY, note TEXT NOT NULL, weight DOUBLE PRECISION)")
+    with ClinicStore.open(url, training=False) as s:
+        with s.transaction("a note") as c:
+            c.execute("INSERT INTO room_notes VALUES (1, 'lamp replaced', NULL)")
+        [entry] = trail.entries(s._conn, table="room_notes")
+        assert entry.new_json == '{"id":1,"note":"lamp replaced","weight":null}' and entry.reason == "a note"
+        assert trail.verify(s._conn, trail_key()).intact
+
+
+def test_trail_verify_command_on_a_postgresql_store(pg_server):
+    url = pg_server.create_database("trail_cli")
+    with ClinicStore.open(url, training=False) as s:
+        s.create_patient("P-0042")
+    done = subprocess.run([sys.executable, "main.py", "trail", "verify", "--store", url], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "audit trail intact" in done.stdout, done.stdout + done.stderr
+    _psql(url, "SET session_replication_role = replica; UPDATE patients SET pseudonym = 'P-0043'")
+    done = subprocess.run([sys.executable, "main.py", "trail", "verify", "--store", url], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1 and "patients row 1 differs from the trail in pseudonym" in done.stdout
+
+
+def test_four_processes_write_at_once_and_the_chain_is_one(pg_server):
+    """tests/test_store_concurrency.py's four writers, against one PostgreSQL database: every process's rows and
+    trail rows are there, and the four processes made ONE chain that verifies."""
+    from tests.test_store_concurrency import _run_together
+
+    url = pg_server.create_database("trail_four")
+    ClinicStore.open(url, training=False).close()
+    body = """
+    from datetime import date
+    s = ClinicStore.open(path, training=False)
+    s.actor = "room-" + sys.argv[3]
+    try:
+        for i in range(12):
+            p = s.create_patient(f"P-{sys.argv[3]}-{i:03d}")
+            s.add_area(p.id, "arm", "upper_arm", "hypopigmented_scar", 4, "III")
+            s.add_med(p.id, "UVB-308", 300, date.today())
+    finally:
+        s.close()
+    """
+    for rc, out, err in _run_together(body, url, [[str(room)] for room in range(4)]):
+        assert rc == 0, err
+        assert out.strip() == "OK", (out, err)
+    with ClinicStore.open(url, training=False) as s:
+        report = trail.verify(s._conn, trail_key())
+        assert report.intact, report.problem
+        for room in range(4):
+            for i in range(12):
+                p = s.find_patient(f"P-{room}-{i:03d}")
+                assert p is not None and len(s.areas(p.id)) == 1 and len(s.meds(p.id)) == 1
+        for table in ("patients", "areas", "med_measurements"):
+            made = trail.entries(s._conn, table=table)
+            assert len(made) == 48 and {e.action for e in made} == {"create"}
+            assert {e.who for e in made} == {f"room-{room}" for room in range(4)}
+        whole = trail.entries(s._conn)
+        assert [e.id for e in whole] == list(range(1, len(whole) + 1))

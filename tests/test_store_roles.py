@@ -1,0 +1,56 @@
+"""The owner / application split on a PostgreSQL store (workstation.store.roles): connected as cicatrix_app, the
+program works as usual and its trail verifies, while the trail cannot be changed, emptied or unhooked by that
+account, whatever SQL it sends. Real server (tests/conftest.py pg_server)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from workstation.keys import trail_key
+from workstation.store import ClinicStore, trail
+from workstation.store.roles import APP
+
+
+def _as(url: str, sql: str) -> None:
+    u = make_url(url)
+    with psycopg.connect(f"dbname={u.database} user={u.username} host={u.query['host']}", autocommit=True) as c:
+        c.execute("SELECT set_config('cicatrix.trail_key', %s, false)", (trail_key().hex(),))
+        c.execute(sql)
+
+
+def test_the_application_role_works_and_may_only_add_to_the_trail(pg_server):
+    admin = pg_server.create_database("roles")
+    done = subprocess.run([sys.executable, "main.py", "store", "setup-roles", "--url", admin], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "cicatrix_app may read and write" in done.stdout, done.stdout + done.stderr
+    app = pg_server.url("roles", user=APP)
+    with ClinicStore.open(app, training=False) as s:
+        pid = s.create_patient("P-0042").id
+        s.add_med(pid, "XTRAC", 400, date(2026, 1, 2))
+        with s.transaction("wrong model") as c:
+            c.execute("UPDATE med_measurements SET device_model = 'XTRAC 2'")
+        assert trail.entries(s._conn, table="med_measurements")[-1].reason == "wrong model"
+        assert trail.verify(s._conn, trail_key()).intact
+    refused = ["UPDATE audit_trail SET who = 'nobody'", "DELETE FROM audit_trail", "TRUNCATE audit_trail",
+               "DROP TRIGGER trail_patients ON patients", "ALTER TABLE patients DISABLE TRIGGER trail_patients",
+               "DROP TABLE audit_trail", "CREATE OR REPLACE FUNCTION cx_trail_patients() RETURNS trigger "
+               "LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$", "SET session_replication_role = replica",
+               "CREATE TABLE untrailed (id integer)", "UPDATE area_changes SET reason = 'x'"]
+    for sql in refused:
+        with pytest.raises(psycopg.Error, match="permission denied|must be owner|audit record"):
+            _as(app, sql)
+    # An insert into the trail by that account is numbered, stamped and chained by the trail itself: no forged link.
+    _as(app, "INSERT INTO audit_trail (action, table_name, row_id, new_json, at_utc, who, prev_hash, hash) VALUES "
+             f"('create', 'note', NULL, '{{}}', 'yesterday', 'someone', '{'0' * 64}', '{'f' * 64}')")
+    with ClinicStore.open(app, training=False) as s:
+        last = trail.entries(s._conn)[-1]
+        assert last.table_name == "note" and last.at_utc != "yesterday"
+        assert trail.verify(s._conn, trail_key()).intact
+    with ClinicStore.open(admin, training=False) as s:  # the owner's side: still the same store, nothing repaired
+        assert trail.verify(s._conn, trail_key()).intact

@@ -1,0 +1,181 @@
+"""Moving a clinic: a single-room SQLite store copied into an empty PostgreSQL database (`main.py store migrate --to`).
+
+1. The SQLite store is opened (brought to this program's schema, as any open does) and its audit trail verified
+   under the clinic's key: a trail that does not verify is not moved (its problem is named).
+2. The target must be empty (no table in its schema). The schema is made there by the same Alembic revisions, without
+   a clinic/training marker (the copied `meta` brings it), and the trail's triggers installed.
+3. In ONE transaction, with `session_replication_role = replica` (the triggers and foreign-key checks do not fire, so
+   the copy writes no trail rows of its own and the trail rows are copied as they are, with their hashes), every
+   table is copied row by row with its ids; each id sequence is then set past the largest id copied.
+4. The copy is opened as a store and its trail verified again (chain, triggers, and the replay of the trail against
+   the copied tables); every table's row count and values are compared with the SQLite store's.
+
+Setting session_replication_role needs the server's superuser (or the right granted to the account: GRANT SET ON
+PARAMETER session_replication_role); an account without it gets a sentence and nothing is copied."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+from workstation.errors import UserError
+from workstation.keys import trail_key
+from workstation.store import pg_trail, trail
+from workstation.store.connection import display, server_problem, store_url
+from workstation.store.db import Db
+from workstation.store.upgrade import upgrade
+
+NOT_COPIED = ("alembic_version",)  # made by the schema upgrade on the target
+
+
+def _role(source: Path) -> str:
+    try:
+        conn = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'role'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise UserError(f"{source} is not a Cicatrix store or is damaged; nothing was copied.") from exc
+    if row is None or row[0] not in ("clinic", "training"):
+        raise UserError(f"{source} has no clinic/training marker; it cannot be moved safely.")
+    return str(row[0])
+
+
+def _rows(db: Db, table: str, cols: list[str]) -> list[tuple]:
+    return [tuple(r) for r in db.execute(f"SELECT {', '.join(cols)} FROM {table}")]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):  # a REAL column may hold an integer on SQLite
+        return a is not None and b is not None and float(a) == float(b)
+    return a == b
+
+
+def _target(url: str) -> tuple[Db, Any]:
+    parsed = store_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise UserError("store migrate --to takes a PostgreSQL store's URL (postgresql+psycopg://…).")
+    where = display(parsed)
+    engine = create_engine(parsed.set(drivername="postgresql+psycopg"), poolclass=NullPool,
+                           connect_args={"connect_timeout": 10})
+    try:
+        db = Db(engine.connect())
+    except DBAPIError as exc:
+        engine.dispose()
+        raise UserError(server_problem(exc, where)) from exc
+    pg_trail.configure(db.raw, trail_key(), trail.default_actor())
+    return db, engine
+
+
+def migrate_to_server(source: Path, url: str) -> list[str]:
+    """Copy the SQLite store `source` into the empty PostgreSQL database at `url`; return the lines of its report.
+    Raises UserError (nothing copied, or the target named as incomplete) for a trail that does not verify, a target
+    that is not empty, an account that may not, or a copy that does not compare equal."""
+    from workstation.store import ClinicStore
+
+    role = _role(source)
+    where = display(store_url(url))
+    lines = []
+    with ClinicStore.open(source, training=role == "training", read_only=True) as src:
+        if src.trail_key_problem:
+            raise UserError(src.trail_key_problem)
+        before = trail.verify(src._conn, trail_key())
+        if not before.intact:
+            raise UserError(f"The audit trail of {source} does not verify ({before.problem}), so the store is not "
+                            "moved: the clinic's administrator must look into it first. Nothing was copied.")
+        lines.append(f"audit trail of {source} verified: {before.rows} rows")
+        db, engine = _target(url)
+        try:
+            if db.tables():
+                raise UserError(f"{where} is not empty (it has tables): store migrate copies into an EMPTY "
+                                "database only, so nothing was copied. Create a new database for the clinic.")
+            try:
+                upgrade(db.conn, role=None, where=where)
+                trail.install_triggers(db)
+                counts = _copy(src._conn, db)
+            except DBAPIError as exc:
+                if db.in_transaction:
+                    db.rollback()
+                text = str(getattr(exc, "orig", exc)).lower()
+                if "session_replication_role" in text or "permission denied" in text:
+                    raise UserError(f"This account may not copy into {where} with the triggers held (it needs the "
+                                    "server's superuser, or the database owner with SET on session_replication_role"
+                                    "); nothing was copied, but the empty schema was made: drop and create the "
+                                    "database again before the next try.") from exc
+                raise UserError(f"The copy into {where} failed ({server_problem(exc, where)}); nothing was copied, "
+                                "but the empty schema was made: drop and create the database again before the next "
+                                "try.") from exc
+        finally:
+            db.close()
+            engine.dispose()
+        with ClinicStore.open(url, training=role == "training") as dst:
+            after = trail.verify(dst._conn, trail_key())
+            if not after.intact or after.rows != before.rows:
+                raise UserError(f"The copy in {where} does not verify ({after.problem or 'rows differ'}): do not use "
+                                "it; drop the database and keep working on the SQLite store.")
+            lines.append(f"audit trail of {where} verified after the copy: {after.rows} rows")
+            problem = compare(src._conn, dst._conn)
+            if problem:
+                raise UserError(f"The copy in {where} differs from {source} ({problem}): do not use it; drop the "
+                                "database and keep working on the SQLite store.")
+    lines += [f"{table}: {n} rows copied, ids kept, values compared" for table, n in counts.items()]
+    lines.append(f"{source} moved to {where}. Point the workstations at it (store.url) and run `store setup-roles` "
+                 "there; the SQLite store is left as it was (keep it as a backup).")
+    return lines
+
+
+def _copy(src: Db, dst: Db) -> dict[str, int]:
+    """Every table's rows, ids kept, in one transaction with the triggers held; sequences set past the ids."""
+    tables = [t for t in src.tables() if t not in NOT_COPIED]
+    missing = sorted(set(tables) - set(dst.tables()))
+    if missing:
+        raise UserError(f"The new database lacks tables the SQLite store has ({', '.join(missing)}); nothing was "
+                        "copied. Update the program on this computer.")
+    counts = {}
+    dst.begin()
+    try:
+        dst.execute("SET LOCAL session_replication_role = replica")
+        for table in tables:
+            cols = src.columns(table)
+            if set(cols) != set(dst.columns(table)):
+                raise UserError(f"The table {table} has other columns in the new database; nothing was copied. "
+                                "Update the program on this computer.")
+            types = dst.column_types(table)
+            rows = [tuple(str(v) if v is not None and types[c] == "text" and not isinstance(v, str) else v
+                          for c, v in zip(cols, r, strict=True)) for r in _rows(src, table, cols)]
+            placeholders = ", ".join("?" for _ in cols)
+            dst.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({placeholders})", rows)
+            counts[table] = len(rows)
+            for col in cols:
+                seq = dst.execute("SELECT pg_get_serial_sequence(?, ?)", (table, col)).fetchone()[0]
+                if seq is not None:
+                    dst.execute(f"SELECT setval(?, coalesce((SELECT max({col}) FROM {table}), 0) + 1, false)", (seq,))
+        dst.commit()
+    except BaseException:
+        if dst.in_transaction:
+            dst.rollback()
+        raise
+    return counts
+
+
+def compare(src: Db, dst: Db) -> str:
+    """'' when every table (the trail included) holds the same rows with the same values in both stores, else the
+    first difference in words. Rows are matched by primary key (text sorts differently on the two engines)."""
+    for table in (t for t in src.tables() if t not in NOT_COPIED):
+        cols, key = src.columns(table), src.primary_key(table)
+        at = [cols.index(k) for k in key] or list(range(len(cols)))
+        a = {tuple(r[i] for i in at): r for r in _rows(src, table, cols)}
+        b = {tuple(r[i] for i in at): r for r in _rows(dst, table, cols)}
+        if len(a) != len(b) or a.keys() != b.keys():
+            return f"{table} has {len(a)} rows there and {len(b)} here"
+        for k, ra in a.items():
+            for c, va, vb in zip(cols, ra, b[k], strict=True):
+                if not _same(va, vb):
+                    return f"{table} row {k[0] if len(k) == 1 else k} differs in {c}"
+    return ""
