@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import sqlite_only
 from workstation.errors import UserError
 from workstation.keys import keys_dir, trail_key
 from workstation.protocols import load_library
 from workstation.store import ClinicStore, Identity, Response, Treatment, migrate, trail
 from workstation.store import operators as ops
-from tests.conftest import sqlite_only
 from workstation.store.db import DatabaseError, sqlite_db
 
 REPO = Path(__file__).resolve().parents[1]

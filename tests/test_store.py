@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from tests.conftest import sqlite_only
 from workstation.errors import UserError
 from workstation.protocols import load_library
 from workstation.store import (
@@ -21,7 +22,6 @@ from workstation.store import (
 )
 from workstation.store.db import IntegrityError
 from workstation.store.migrations import LEGACY_LATEST
-from tests.conftest import sqlite_only
 
 SHA = "ab" * 32
 
