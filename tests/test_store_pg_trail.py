@@ -159,3 +159,45 @@ def test_four_processes_write_at_once_and_the_chain_is_one(pg_server):
             assert {e.who for e in made} == {f"room-{room}" for room in range(4)}
         whole = trail.entries(s._conn)
         assert [e.id for e in whole] == list(range(1, len(whole) + 1))
+
+
+def test_a_marker_changed_around_the_program_is_refused_at_open(pg_server):
+    from workstation.errors import UserError
+
+    url = pg_server.create_database("trail_marker")
+    ClinicStore.open(url, training=False).close()
+    _psql(url, "SET session_replication_role = replica; UPDATE meta SET value = 'training' WHERE key = 'role'")
+    with pytest.raises(UserError, match="marker was changed around the program"):
+        ClinicStore.open(url, training=True)
+
+
+def test_the_trail_json_is_sqlites_text_for_text_integers_and_nulls(pg_server, tmp_path):
+    """The same row trailed by both engines gives the same JSON text (key order, no spaces, null, string escapes),
+    so a trail reads alike whichever engine wrote it; doubles may differ in form only (docs/records.md)."""
+    tricky = 'é "quoted" back\\slash\nnew line\ttab \x01 ✓'
+    texts = []
+    for target in (tmp_path / "c.sqlite3", pg_server.create_database("trail_json")):
+        with ClinicStore.open(target, training=False) as s:
+            with s.transaction() as c:
+                c.execute("INSERT INTO meta (key, value) VALUES ('note', ?)", (tricky,))
+                c.execute("INSERT INTO patients (id, pseudonym, created_at) VALUES (7, 'P-0007', '2026-01-01')")
+                c.execute("INSERT INTO areas (patient_id, label, body_region, lesion_type, size_cm2, skin_type, "
+                          "scar_age_months) VALUES (7, 'a', 'face', 'hypopigmented_scar', 2.5, 'III', NULL)")
+            texts.append([e.new_json for e in trail.entries(s._conn)[-3:]])
+    assert texts[0] == texts[1]
+    assert json.loads(texts[1][0])["value"] == tricky and '"scar_age_months":null' in texts[1][2]
+
+
+def test_a_write_while_another_holds_the_store_is_a_sentence_after_the_busy_timeout(pg_server):
+    from workstation.errors import UserError
+    from workstation.store.pg_trail import TRAIL_LOCK
+
+    url = pg_server.create_database("trail_held")
+    with ClinicStore.open(url, training=False) as s:
+        with psycopg.connect(_dsn(url), autocommit=True) as other:  # another program inside a long write
+            other.execute("SELECT pg_advisory_lock(%s)", (TRAIL_LOCK,))
+            with pytest.raises(UserError, match="in use by another program") as caught:
+                s.create_patient("P-0042")
+            assert "canceling statement" not in str(caught.value) and "timeout" not in str(caught.value)
+        s.create_patient("P-0042")  # once it lets go
+        assert trail.verify(s._conn, trail_key()).intact

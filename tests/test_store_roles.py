@@ -54,3 +54,21 @@ def test_the_application_role_works_and_may_only_add_to_the_trail(pg_server):
         assert trail.verify(s._conn, trail_key()).intact
     with ClinicStore.open(admin, training=False) as s:  # the owner's side: still the same store, nothing repaired
         assert trail.verify(s._conn, trail_key()).intact
+
+
+def test_the_application_role_cannot_remake_stale_triggers_and_says_who_can(pg_server):
+    from workstation.errors import UserError
+    from workstation.store.roles import apply_roles
+
+    admin = pg_server.create_database("roles_stale")
+    with ClinicStore.open(admin, training=False) as s:
+        apply_roles(s._conn)  # then a later revision, run by the owner, adds a table:
+    _as(admin, "SET ROLE cicatrix_owner; CREATE TABLE room_notes (id INTEGER PRIMARY KEY, note TEXT NOT NULL)")
+    with pytest.raises(UserError, match="opens the store once as its owner") as caught:
+        ClinicStore.open(pg_server.url("roles_stale", user=APP), training=False)
+    assert "psycopg" not in str(caught.value)
+    with ClinicStore.open(admin, training=False) as s:  # the owner's side remakes them; then the workstations work
+        assert "trail_room_notes" in str(s._conn.execute("SELECT tgname FROM pg_trigger").fetchall())
+    with ClinicStore.open(pg_server.url("roles_stale", user=APP), training=False) as s:
+        s.create_patient("P-0042")
+        assert trail.verify(s._conn, trail_key()).intact

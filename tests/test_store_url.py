@@ -16,7 +16,7 @@ from workstation.keys import trail_key
 from workstation.settings import load_settings
 from workstation.store import LATEST_VERSION, ClinicStore
 from workstation.store.connection import store_url
-from workstation.store.db import Db
+from workstation.store.db import DatabaseError, Db
 
 
 def test_a_sqlite_url_is_the_same_store_as_its_path(tmp_path):
@@ -124,3 +124,12 @@ def test_store_url_in_the_settings_and_store_option(tmp_path):
     file.write_text('[store]\nurl = "oracle://x@y/z"\n')
     with pytest.raises(UserError, match="SQLite or PostgreSQL"):
         load_settings(file)
+
+
+def test_a_failed_statement_outside_a_transaction_does_not_block_the_next(pg_server):
+    url = pg_server.create_database("failed_statement")
+    with ClinicStore.open(url, training=False) as s:
+        with pytest.raises(DatabaseError):
+            s._conn.execute("SELECT no_such_column FROM patients")
+        assert s.find_patient("P-0042") is None  # not "current transaction is aborted"
+        s.create_patient("P-0042")

@@ -20,7 +20,14 @@ from workstation.errors import UserError
 from workstation.keys import IdentityCipher, key_id, trail_key
 from workstation.protocols.model import Protocol
 from workstation.store import leases
-from workstation.store.connection import busy_error, connect, connect_server, display, store_url
+from workstation.store.connection import (
+    BUSY_TIMEOUT_MS,
+    busy_error,
+    connect,
+    connect_server,
+    display,
+    store_url,
+)
 from workstation.store.db import Db, IntegrityError, OperationalError, Record, is_busy
 from workstation.store.export import export_dict
 from workstation.store.identity import identity_in, insert_identity, read_identity, refuse_identity
@@ -210,7 +217,7 @@ class ClinicStore:
             if self.trail_key_problem:
                 raise UserError(self.trail_key_problem)
             if self._conn.dialect == "postgresql":
-                set_writer(self._conn, self.actor, reason)
+                set_writer(self._conn, self.actor, reason, BUSY_TIMEOUT_MS)
             if self.account is not None:
                 row = self._conn.execute("SELECT active FROM operators WHERE account = ?", (self.account,)).fetchone()
                 if row is None or not row[0]:

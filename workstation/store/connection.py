@@ -204,10 +204,11 @@ def _role_of(conn: Db, path: Path | str) -> str | None:
     if "meta" not in tables:
         raise UserError(f"{path} is a database of another program; choose another.")
     row = conn.execute("SELECT rowid, value FROM meta WHERE key = 'role'" if conn.dialect == "sqlite" else
-                       "SELECT 0, value FROM meta WHERE key = 'role'").fetchone()
+                       "SELECT NULL, value FROM meta WHERE key = 'role'").fetchone()
     if row is None:
         raise UserError(f"{path} has no role marker (clinic or training); it cannot be used safely.")
-    if differs_from_trail(conn, "meta", int(row[0]), {"key": "role", "value": row[1]}, ("key", "value")) not in (
+    by_key = None if conn.dialect == "sqlite" else {"key": "role"}  # (PostgreSQL: no rowid; found by its key)
+    if differs_from_trail(conn, "meta", row[0], {"key": "role", "value": row[1]}, ("key", "value"), by_key) not in (
             "", "it is not in the audit trail"):  # a store from before its trail has no record of the marker yet
         raise UserError(f"{path}: its clinic/training marker was changed around the program (it differs from the "
                         "audit trail), so it cannot be opened. Tell the clinic's administrator.")

@@ -97,8 +97,18 @@ class Db:
     def in_transaction(self) -> bool:
         return self._explicit
 
+    def _failed(self) -> None:
+        """After an error outside an explicit transaction: end the implicit one (PostgreSQL refuses every later
+        statement of a failed transaction until it is rolled back)."""
+        if not self._explicit and self.conn.in_transaction():
+            self.conn.rollback()
+
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Rows:
-        result = self.conn.exec_driver_sql(_convert(sql, self._style), tuple(params))
+        try:
+            result = self.conn.exec_driver_sql(_convert(sql, self._style), tuple(params))
+        except Exception:
+            self._failed()
+            raise
         if result.returns_rows:
             index = {k: i for i, k in enumerate(result.keys())}
             rows = Rows([Record(r, index) for r in result.all()], result.rowcount)
@@ -111,7 +121,11 @@ class Db:
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> None:
         seq = [tuple(p) for p in seq]
         if seq:
-            self.conn.exec_driver_sql(_convert(sql, self._style), seq)
+            try:
+                self.conn.exec_driver_sql(_convert(sql, self._style), seq)
+            except Exception:
+                self._failed()
+                raise
         if not self._explicit:
             self.conn.commit()
 
@@ -172,8 +186,11 @@ class Db:
 
 
 def is_busy(exc: BaseException) -> bool:
-    """True when SQLite gave up waiting for another connection's lock (SQLITE_BUSY / SQLITE_LOCKED)."""
+    """True when SQLite gave up waiting for another connection's lock (SQLITE_BUSY / SQLITE_LOCKED), or PostgreSQL
+    did (lock_timeout) or broke a deadlock."""
     exc = getattr(exc, "orig", None) or exc
+    if getattr(exc, "sqlstate", None) in ("55P03", "40P01"):  # PostgreSQL: lock_timeout passed, deadlock broken
+        return True
     if not isinstance(exc, sqlite3.Error):
         return False
     code = getattr(exc, "sqlite_errorcode", None)

@@ -227,7 +227,12 @@ def configure(raw: object, key: bytes, actor: str) -> None:
     raw.commit()  # type: ignore[attr-defined]
 
 
-def set_writer(conn: Db, actor: str, reason: str) -> None:
-    """Who writes (for the session) and why (for the transaction in progress): read by cx_trail_append."""
-    conn.execute("SELECT set_config('cicatrix.actor', ?, false), set_config('cicatrix.reason', ?, true)",
-                 (actor, reason))
+def set_writer(conn: Db, actor: str, reason: str, busy_timeout_ms: int) -> None:
+    """At the start of a store transaction: who writes (for the session) and why (for this transaction), read by
+    cx_trail_append; and the trail's lock taken at once, so the store's write transactions run one at a time as
+    SQLite's BEGIN IMMEDIATE makes them (a check "under the write lock" sees every earlier commit, and two
+    transactions can never each hold a row the other needs while waiting for the trail). A lock not had within
+    `busy_timeout_ms` raises (lock_timeout; db.is_busy knows it), as SQLite's busy timeout does."""
+    conn.execute("SELECT set_config('lock_timeout', ?, true), set_config('cicatrix.actor', ?, false), "
+                 "set_config('cicatrix.reason', ?, true)", (f"{int(busy_timeout_ms)}ms", actor, reason))
+    conn.execute("SELECT pg_advisory_xact_lock(?)", (TRAIL_LOCK,))

@@ -4,7 +4,8 @@
   the trail with the owner's rights). Only the owner (or a superuser) changes the schema, makes or drops triggers;
   the clinic's administrator opens the store as the owner after installing a new program version (the upgrade).
 - `cicatrix_app` is the account the workstations sign in with: SELECT, INSERT, UPDATE, DELETE on the clinical
-  tables; on `audit_trail` INSERT and SELECT only (no UPDATE, DELETE or TRUNCATE), SELECT on `alembic_version`; it
+  tables; on `audit_trail`, `area_changes` and `plan_overrides` (audit records) INSERT and SELECT only (no UPDATE,
+  DELETE or TRUNCATE), SELECT on `alembic_version`; it
   cannot create objects, drop or disable triggers, or replace the trail's functions.
 
 `setup_roles` is run once by an account that may create roles (a superuser, or one with CREATEROLE owning the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from workstation.errors import UserError
 from workstation.store.db import DatabaseError, Db
+from workstation.store.trail import APPEND_ONLY
 
 OWNER = "cicatrix_owner"
 APP = "cicatrix_app"
@@ -52,7 +54,7 @@ def apply_roles(db: Db) -> list[str]:
         db.execute(f"GRANT USAGE ON SCHEMA {schema} TO {APP}")
         db.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {APP}")
         for table in tables:
-            rights = TRAIL_RIGHTS if table == "audit_trail" else "SELECT" if table == "alembic_version" else \
+            rights = TRAIL_RIGHTS if table in APPEND_ONLY else "SELECT" if table == "alembic_version" else \
                 CLINICAL_RIGHTS
             db.execute(f"GRANT {rights} ON {table} TO {APP}")
         db.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {APP}")

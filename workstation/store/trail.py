@@ -18,6 +18,8 @@ not obscure previously recorded information". Here:
   program fails ("no such function") instead of going unrecorded.
 - `verify` also replays the trail (the last values it recorded for every row) against the tables as they are, and
   checks that every trigger is in place: a change made around the program with the triggers dropped is found too.
+- On a PostgreSQL store the triggers are PL/pgSQL (workstation.store.pg_trail) with the same guarantees; `verify`,
+  the replay and `chain_hash` are this module's for both engines.
 """
 
 from __future__ import annotations
@@ -262,19 +264,30 @@ def _trigger_problem(conn: Db) -> str:
     return ""
 
 
-def recorded_row(conn: Db, table: str, row_id: int) -> dict | None:
-    """The values the trail last recorded for one row (None if it recorded none, or its delete)."""
-    row = conn.execute("SELECT action, new_json FROM audit_trail WHERE table_name = ? AND row_id = ? "
-                       "ORDER BY id DESC LIMIT 1", (table, row_id)).fetchone()
-    return json.loads(row[1]) if row is not None and row[0] != "delete" and row[1] else None
+def recorded_row(conn: Db, table: str, row_id: int | None, key: dict | None = None) -> dict | None:
+    """The values the trail last recorded for one row (None if it recorded none, or its delete): the row `row_id`,
+    or with `key` ({primary key column: value}) the row with that key, whatever row id the trail gave it (a table
+    without an integer key on PostgreSQL, or a store moved from SQLite)."""
+    if key is None:
+        row = conn.execute("SELECT action, new_json FROM audit_trail WHERE table_name = ? AND row_id = ? "
+                           "ORDER BY id DESC LIMIT 1", (table, row_id)).fetchone()
+        return json.loads(row[1]) if row is not None and row[0] != "delete" and row[1] else None
+    for action, old_json, new_json in conn.execute(
+            "SELECT action, old_json, new_json FROM audit_trail WHERE table_name = ? ORDER BY id DESC", (table,)):
+        values = json.loads(new_json if action != "delete" else old_json)
+        if all(values.get(c) == v for c, v in key.items()):
+            return None if action == "delete" else values
+    return None
 
 
-def differs_from_trail(conn: Db, table: str, row_id: int, live: dict, fields: tuple[str, ...]) -> str:
+def differs_from_trail(conn: Db, table: str, row_id: int | None, live: dict, fields: tuple[str, ...],
+                       key: dict | None = None) -> str:
     """"" when `fields` of a live row are what the trail last recorded for it, else the first that differs (a row
-    changed around the program: callers that trust it, sign-in and the store's role, refuse it)."""
+    changed around the program: callers that trust it, sign-in and the store's role, refuse it). The row is found
+    by `row_id`, or by its primary `key` values when given (recorded_row)."""
     if not conn.has_table("audit_trail"):
         return ""
-    recorded = recorded_row(conn, table, row_id)
+    recorded = recorded_row(conn, table, row_id, key)
     if recorded is None:
         return "it is not in the audit trail"
     return next((f for f in fields if f in recorded and not same_value(recorded[f], live.get(f))), "")
