@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 
 import pytest
 from PyQt6.QtCore import Qt
@@ -46,6 +47,20 @@ def pg_server():
 
     with ThrowawayPostgres() as server:
         yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """Where a store test's store is, once per engine (issue 17: every store test on both): an SQLite file in the
+    test's folder, or a new empty database of the run's throw-away PostgreSQL server (`pg_server`). Give it to
+    `ClinicStore.open`. A test about SQLite itself (its files, WAL, raw sqlite3) takes `sqlite_only`."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.sqlite3")
+    return request.getfixturevalue("pg_server").create_database(f"t_{secrets.token_hex(6)}")
+
+
+sqlite_only = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+"""For a test that uses `store_url` through a fixture but is about SQLite itself (files, WAL, raw sqlite3)."""
 
 
 @pytest.fixture(autouse=True)

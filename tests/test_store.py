@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from tests.conftest import sqlite_only
 from workstation.errors import UserError
 from workstation.protocols import load_library
 from workstation.store import (
@@ -32,8 +33,8 @@ def data_dir(tmp_path, monkeypatch):
 
 
 @pytest.fixture()
-def store(tmp_path):
-    s = ClinicStore.open(tmp_path / "c.sqlite3", training=False)
+def store(store_url):
+    s = ClinicStore.open(store_url, training=False)
     yield s
     s.close()
 
@@ -49,6 +50,7 @@ def test_default_paths_follow_env_and_differ(data_dir):
         assert s.path == training_db_path() and s.role == "training"
 
 
+@sqlite_only  # SQLite's journal mode (the foreign key part runs on both: test_foreign_keys_and_latest_version)
 def test_new_store_is_wal_with_foreign_keys_and_latest_version(store):
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -4,19 +4,19 @@ states, and healing confirmed on a response."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date
 
 import pytest
 
 from workstation.errors import UserError
 from workstation.protocols import load_library
+from workstation.session.journal import journal_end
 from workstation.store import ClinicStore, Response, Treatment
 
 
 @pytest.fixture()
-def course(tmp_path):
-    with ClinicStore.open(tmp_path / "c.sqlite3", training=False) as store:
+def course(store_url):
+    with ClinicStore.open(store_url, training=False) as store:
         p = store.create_patient("CX-J1")
         area = store.add_area(p.id, "left cheek", "face", "hypopigmented_scar", 3.5, "III")
         c = store.create_course(p.id, load_library().get("hypopigmented-scar-light"), [area.id], date(2026, 3, 1))
@@ -25,9 +25,7 @@ def course(tmp_path):
 
 def test_journal_columns_exist_after_migrating(course):
     store, _c, _a = course
-    with sqlite3.connect(store.path) as c:
-        sessions = {r[1] for r in c.execute("PRAGMA table_info(sessions)")}
-        responses = {r[1] for r in c.execute("PRAGMA table_info(responses)")}
+    sessions, responses = set(store._conn.columns("sessions")), set(store._conn.columns("responses"))
     assert {"state", "process", "started_at", "ended_at", "recording_path", "outcome_note"} <= sessions
     assert {"swelling", "itching", "healed_on", "erythema_duration_h"} <= responses
 
@@ -47,6 +45,30 @@ def test_a_session_in_progress_is_journalled_and_closed(course):
     assert store.session_state(sid)["state"] == "completed" and store.session_state(sid)["ended_at"]
     with pytest.raises(ValueError):
         store.close_session(sid, "fine")
+
+
+def test_a_session_s_end_is_written_whole_or_not_at_all(course):
+    """journal_end: the treatments' totals and the closing in one transaction; a refused treatment leaves nothing of
+    the end (the session stays in progress, its earlier journal rows as they were)."""
+    store, c, area = course
+    lib = load_library()
+    needle = store.add_area(c.patient_id, "right cheek", "face", "atrophic_scar", 2.0, "III", distinct_place=True)
+    c2 = store.create_course(c.patient_id, lib.get("hypopigmented-atrophic-scar-combined"), [area.id, needle.id],
+                             date(2026, 3, 1))
+    first = store.add_session(c.id, date(2026, 3, 2), state="in_progress")
+    journal_end(store, first, [Treatment(area.id, "light", dose_mj_cm2=260.0)], "completed", "all steps")
+    assert store.session_state(first)["state"] == "completed"
+    other = store.add_session(c2.id, date(2026, 3, 2), state="in_progress")
+    store.journal_treatment(other, Treatment(needle.id, "needling", depth_mm=0.5, stroke_rate_hz=100.0, passes=1))
+    ends = [Treatment(needle.id, "needling", depth_mm=1.0, stroke_rate_hz=100.0, passes=3),
+            Treatment(area.id, "light", dose_mj_cm2=100.0)]  # a second light session on the area that day
+    with pytest.raises(UserError, match="^Area left cheek of CX-J1 already had a light session on 2026-03-02"):
+        journal_end(store, other, ends, "completed")
+    (hist,) = store.history(c2.id)
+    assert hist.state == "in_progress" and [(t.modality, t.passes) for t in hist.treatments] == [("needling", 1)]
+    journal_end(store, other, ends[:1], "partial", "the light step was refused")
+    (hist,) = store.history(c2.id)
+    assert hist.state == "partial" and [(t.modality, t.passes) for t in hist.treatments] == [("needling", 3)]
 
 
 def test_earlier_sessions_read_as_ended(course):

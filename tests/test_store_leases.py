@@ -36,8 +36,8 @@ def _course(store: ClinicStore, pseudonym: str = "P-0042", identity: Identity | 
 
 
 @pytest.fixture()
-def course(tmp_path):
-    with ClinicStore.open(tmp_path / "c.sqlite3", training=True) as store:
+def course(store_url):
+    with ClinicStore.open(store_url, training=True) as store:
         c, area = _course(store, identity=Identity("Lindqvist", "Maja", date(1980, 2, 3)))
         yield store, c, area
 
@@ -131,13 +131,13 @@ RACER = textwrap.dedent("""
 """)
 
 
-def test_two_processes_start_the_same_course_at_once_exactly_one_wins_20_times(tmp_path):
-    path = tmp_path / "shared.sqlite3"
+def test_two_processes_start_the_same_course_at_once_exactly_one_wins_20_times(store_url):
+    path = store_url
     with ClinicStore.open(path, training=True) as store:
         courses = [_course(store, f"P-{i:04d}")[0].id for i in range(20)]
     code = RACER.format(repo=str(REPO), step=0.15)
     start = time.time() + 3.0  # both children imported and opened the store by then
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), repr(start), room, json.dumps(courses)],
+    procs = [subprocess.Popen([sys.executable, "-c", code, path, repr(start), room, json.dumps(courses)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for room in ("room 1", "room 2")]
     results = []
     for p in procs:
@@ -259,12 +259,12 @@ def test_a_save_based_on_a_stale_plan_is_refused_and_writes_nothing(course):
     store.check_plan_version(c.id, v + 1)  # a fresh plan passes
 
 
-def test_a_plan_records_the_version_it_was_computed_from_and_the_visit_refuses_it_once_stale(tmp_path):
+def test_a_plan_records_the_version_it_was_computed_from_and_the_visit_refuses_it_once_stale(tmp_path, store_url):
     from workstation.session.scenario import load_scenario, resolve_scenario
     from workstation.session.visit import Visit
 
     scenario = load_scenario(resolve_scenario(Path("hand-atrophic-needling")))
-    path, rec = tmp_path / "t.sqlite3", tmp_path / "rec"
+    path, rec = store_url, tmp_path / "rec"
     room_a = Visit.training(scenario, rec, store_path=path)
     try:
         room_b = Visit.training(scenario, rec, store_path=path)  # planned from the same committed state
@@ -284,6 +284,7 @@ def test_a_plan_records_the_version_it_was_computed_from_and_the_visit_refuses_i
 
 
 # --- through the window --------------------------------------------------------------------------------------------
+# (SQLite only: the window and the headless command open the training store of the test's folder, an SQLite file.)
 def test_the_second_room_sees_the_sentence_and_start_does_nothing(qtbot, window, tmp_path):
     from PyQt6.QtCore import Qt
 

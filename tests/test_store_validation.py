@@ -19,8 +19,8 @@ NEXT_YEAR = TODAY + timedelta(days=365)
 
 
 @pytest.fixture()
-def filled(tmp_path):
-    with ClinicStore.open(tmp_path / "t.sqlite3", training=True) as s:
+def filled(store_url):
+    with ClinicStore.open(store_url, training=True) as s:
         p = s.create_patient("CX-V1")
         area = s.add_area(p.id, "left cheek", "face", "hypopigmented_scar", 4, "III")
         course = s.create_course(p.id, LIB.get("hypopigmented-scar-light"), [area.id], TODAY)

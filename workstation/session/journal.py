@@ -63,10 +63,8 @@ def journal_start(store, plan, session_date, *, device_model: str | None,
 def journal_end(store, session_id: int, treatments: list[Treatment], state: str, note: str = "") -> None:
     """The end of a session in the store: each (area, modality)'s total delivered (`treatments`, as treatments_of
     gives them) written into its treatment row, then the row closed with its outcome (completed, partial, aborted,
-    crashed) and the sentence saying why."""
-    for t in treatments:
-        store.journal_treatment(session_id, t)
-    store.close_session(session_id, state, note)
+    crashed) and the sentence saying why, in one transaction (all of it or none; one commit, not one per row)."""
+    store.end_session(session_id, treatments, state, note)
 
 
 @dataclass

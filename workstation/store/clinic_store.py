@@ -568,28 +568,40 @@ class ClinicStore:
     def journal_treatment(self, session_id: int, t: Treatment) -> None:
         """The session journal: write what an area has received so far in this session for one modality (the
         session's running total, not an increment), replacing the row a previous step or run wrote."""
+        self.end_session(session_id, [t], None)
+
+    def close_session(self, session_id: int, state: str, note: str = "") -> None:
+        """End a journalled session: completed, partial, aborted or crashed, with a sentence saying why."""
+        self.end_session(session_id, [], state, note)
+
+    def end_session(self, session_id: int, treatments: list[Treatment], state: str | None, note: str = "") -> None:
+        """In ONE transaction (one commit): each treatment's running total written as journal_treatment writes it,
+        then (unless `state` is None) the session closed as close_session closes it. All of it or none: UserError
+        in words when the store refuses a treatment (e.g. a second light session on the area that day)."""
+        if state is not None and state not in ("completed", "partial", "aborted", "crashed"):
+            raise ValueError(f"unknown session state {state!r}")
+        t = None
         try:
             with self.transaction() as c:
-                c.execute("INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2, depth_mm, "
-                          f"stroke_rate_hz, passes, light_on) VALUES (?, ?, ?, ?, ?, ?, ?, {leases.LIGHT_ON}) "
-                          "ON CONFLICT (session_id, area_id, modality) DO UPDATE SET dose_mj_cm2 = excluded.dose_mj_cm2, "
-                          "depth_mm = excluded.depth_mm, stroke_rate_hz = excluded.stroke_rate_hz, "
-                          "passes = excluded.passes",
-                          (session_id, t.area_id, t.modality, t.dose_mj_cm2, t.depth_mm, t.stroke_rate_hz, t.passes,
-                           t.modality, session_id))
+                for t in treatments:
+                    c.execute("INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2, depth_mm, "
+                              f"stroke_rate_hz, passes, light_on) VALUES (?, ?, ?, ?, ?, ?, ?, {leases.LIGHT_ON}) "
+                              "ON CONFLICT (session_id, area_id, modality) DO UPDATE SET "
+                              "dose_mj_cm2 = excluded.dose_mj_cm2, depth_mm = excluded.depth_mm, "
+                              "stroke_rate_hz = excluded.stroke_rate_hz, passes = excluded.passes",
+                              (session_id, t.area_id, t.modality, t.dose_mj_cm2, t.depth_mm, t.stroke_rate_hz,
+                               t.passes, t.modality, session_id))
+                t = None
+                if state is not None:
+                    c.execute("UPDATE sessions SET state = ?, ended_at = ?, outcome_note = ? WHERE id = ?",
+                              (state, _now(), note, session_id))
         except IntegrityError as exc:
+            if t is None:
+                raise
             if t.modality == "light" and (why := leases.light_conflict(self, session_id, t.area_id)):
                 raise UserError(why) from exc
             raise UserError("The treatment was not saved: the session and the area must exist and the modality is "
                             "light or needling.") from exc
-
-    def close_session(self, session_id: int, state: str, note: str = "") -> None:
-        """End a journalled session: completed, partial, aborted or crashed, with a sentence saying why."""
-        if state not in ("completed", "partial", "aborted", "crashed"):
-            raise ValueError(f"unknown session state {state!r}")
-        with self.transaction() as c:
-            c.execute("UPDATE sessions SET state = ?, ended_at = ?, outcome_note = ? WHERE id = ?",
-                      (state, _now(), note, session_id))
 
     def session_state(self, session_id: int) -> dict[str, Any]:
         """The journal fields of one session: state, process, started_at, ended_at, recording_path, outcome_note, and
