@@ -5,21 +5,17 @@ database, nor the other way round."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from workstation.checksum import sha256_of
 from workstation.errors import UserError
 from workstation.keys import IdentityCipher, key_id, trail_key
-from workstation.protocols.model import Protocol
-from workstation.store import leases
 from workstation.store.connection import (
     BUSY_TIMEOUT_MS,
     busy_error,
@@ -28,46 +24,37 @@ from workstation.store.connection import (
     display,
     store_url,
 )
+from workstation.store.course_records import CourseRecords
 from workstation.store.db import Db, IntegrityError, OperationalError, Record, is_busy
 from workstation.store.export import export_dict
 from workstation.store.identity import identity_in, insert_identity, read_identity, refuse_identity
 from workstation.store.paths import default_db_path
 from workstation.store.pg_trail import set_writer
+from workstation.store.recording_index import RecordingIndex
 from workstation.store.records import (
     Area,
     AreaChange,
-    Course,
     Identity,
     MedMeasurement,
     Patient,
-    Response,
     ScreeningAnswer,
-    SessionRecord,
-    Treatment,
     model_name,
 )
-from workstation.store.rows import area_from, course_from, session_from
+from workstation.store.rows import area_from, now_text
 from workstation.store.trail import default_actor, register_functions
 from workstation.store.upgrade import schema_version
 from workstation.store.validate import (
     DOSE_MAX_MJ_CM2,
-    INTERVAL_MAX_DAYS,
-    SESSIONS_MAX,
     an_id,
     check_area,
-    check_override,
-    check_response,
     check_screening_item,
-    check_treatment,
     flag,
-    ids,
     not_future,
     number,
     text,
 )
 
 log = logging.getLogger(__name__)
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
 PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,31}$")
 # The text typed is not repeated: it may be a name typed in the wrong field, and messages go to the log.
 INVALID_PSEUDONYM = "The pseudonym typed is not valid: use 3–32 letters, digits and hyphens (never a name)."
@@ -97,11 +84,8 @@ def _trail_key_problem(conn: Db, path: Path) -> str:
             "for good. Copy the clinic's keys to this workstation from their backup, then open the store again.")
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
-
-class ClinicStore:
+class ClinicStore(CourseRecords, RecordingIndex):
     """One connection, used from the thread that opened it; another thread opens its own ClinicStore on the same
     file (WAL lets readers and one writer work at once)."""
 
@@ -155,37 +139,6 @@ class ClinicStore:
         if recordings_root is not None:
             store.settle_recordings_root(Path(recordings_root), write=not read_only)
         return store
-
-    def settle_recordings_root(self, wanted: Path, *, write: bool) -> Path | None:
-        """The one rule for the recordings root: the folder in force (`wanted`) is adopted when the store records
-        none yet, or when none of the recordings indexed relative to the recorded root is under it any more while
-        at least one is under `wanted` (the recordings were moved there). Otherwise the recorded root stays, since
-        the paths linked relative to it depend on it; a typo'd folder holds no recordings and is never adopted.
-        `write=False` adopts for this connection only. Returns the root in force. (`store set-recordings-root`
-        changes it explicitly.)"""
-        wanted = wanted.expanduser().absolute()
-        recorded = self.recordings_root
-        if recorded == wanted:
-            return recorded
-        if recorded is not None and not (self.recordings_found_under(recorded)[0] == 0
-                                         and self.recordings_found_under(wanted)[0] > 0):
-            log.info("recordings root of %s stays %s (the recordings folder in force, %s, does not hold its "
-                     "recordings)", self.path, recorded, wanted)
-            return recorded
-        if write:
-            log.info("recordings root of %s: %s -> %s (%s)", self.path, recorded, wanted,
-                     "first set" if recorded is None else "the recordings were moved there")
-            self.set_recordings_root(wanted)
-        else:
-            self._root_for_now = wanted
-        return wanted
-
-    def recordings_found_under(self, root: Path) -> tuple[int, int]:
-        """(found, indexed): how many of the recordings indexed relative to the recordings root exist as files under
-        `root`, and how many are indexed so."""
-        relative = [Path(r["path"]) for r in self._all("SELECT path FROM recordings")
-                    if not Path(r["path"]).is_absolute()]
-        return sum((root / p).is_file() for p in relative), len(relative)
 
     def close(self) -> None:
         self._conn.close()
@@ -255,7 +208,7 @@ class ClinicStore:
         exists = UserError(f"A patient with pseudonym {pseudonym} already exists; choose another.")
         if self.find_patient(pseudonym):
             raise exists
-        created = _now()
+        created = now_text()
         with self.transaction() as c:
             # Checked again under the write lock: another process may have created it since the look-up above.
             if c.execute("SELECT 1 FROM patients WHERE pseudonym = ?", (pseudonym,)).fetchone():
@@ -392,7 +345,7 @@ class ClinicStore:
         with self.transaction(reason.strip()) as c:
             c.execute("UPDATE areas SET closed_on = ? WHERE id = ?", (closed_on.isoformat(), area_id))
             c.execute("INSERT INTO area_changes (area_id, field, old, new, reason, who, at) VALUES "
-                      "(?, 'closed_on', '', ?, ?, ?, ?)", (area_id, closed_on.isoformat(), reason.strip(), who, _now()))
+                      "(?, 'closed_on', '', ?, ?, ?, ?)", (area_id, closed_on.isoformat(), reason.strip(), who, now_text()))
         return self.area(area_id)
 
     def correct_area(self, area_id: int, *, who: str, reason: str, label: str | None = None,
@@ -432,7 +385,7 @@ class ClinicStore:
         if "label" in changed and any(a.label == after.label and a.id != area_id and a.closed_on is None
                                       for a in self.areas(before.patient_id)):
             raise UserError(f"This patient already has an open area labelled {after.label!r}; choose another label.")
-        at = _now()
+        at = now_text()
         with self.transaction(reason.strip()) as c:
             c.execute(f"UPDATE areas SET {', '.join(f'{f} = ?' for f in changed)} WHERE id = ?",  # noqa: S608
                       [getattr(after, f) for f in changed] + [area_id])
@@ -455,291 +408,6 @@ class ClinicStore:
             raise UserError(f"There is no treatment area {area_id}.")
         return area_from(row)
 
-    def create_course(self, patient_id: int, protocol: Protocol, area_ids: Iterable[int], started_on: date, *,
-                      planned_sessions: int | None = None, interval_days: int | None = None) -> Course:
-        self._patient(patient_id)
-        rules = protocol.course
-        sessions = rules.sessions if planned_sessions is None else planned_sessions
-        interval = rules.interval_days if interval_days is None else interval_days
-        number(sessions, "number of planned sessions", 1, SESSIONS_MAX, "", integer=True)
-        number(interval, "interval between sessions", 1, INTERVAL_MAX_DAYS, "days", integer=True)
-        sessions, interval = int(sessions), int(interval)
-        if sessions < rules.sessions_min or (rules.sessions_max is not None and sessions > rules.sessions_max):
-            top = rules.sessions_max if rules.sessions_max is not None else "no limit"
-            raise UserError(f"{sessions} planned sessions is outside this protocol's {rules.sessions_min}–{top}.")
-        if not rules.interval_min_days <= interval <= rules.interval_max_days:
-            raise UserError(f"An interval of {interval} days is outside this protocol's "
-                            f"{rules.interval_min_days}–{rules.interval_max_days} days.")
-        not_future(started_on, "course start date", earliest=self._birth(patient_id))
-        area_ids = ids(area_ids, "course's areas")
-        if not area_ids:
-            raise UserError("A course needs at least one treatment area.")
-        for aid in area_ids:
-            area = self.area(aid)
-            if area.patient_id != patient_id:
-                raise UserError(f"Area {aid} belongs to another patient; choose this patient's areas.")
-            if area.closed_on is not None:
-                raise UserError(f"Area {area.label} was closed on {area.closed_on.isoformat()}; a course is planned "
-                                "on open areas only.")
-        with self.transaction() as c:
-            cid = c.execute("INSERT INTO courses (patient_id, protocol_id, protocol_version, planned_sessions, "
-                            "interval_days, started_on) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                            (patient_id, protocol.id, protocol.version, sessions, interval,
-                             started_on.isoformat())).fetchone()[0]
-            c.executemany("INSERT INTO course_areas VALUES (?, ?)", [(cid, a) for a in area_ids])
-        return self.course(int(cid))
-
-    def find_or_create_course(self, patient_id: int, protocol: Protocol, area_ids: Iterable[int], started_on: date,
-                              **kw: Any) -> Course:
-        """The patient's latest course under this protocol (id and version) on exactly these areas, or a new one."""
-        wanted = tuple(sorted(area_ids))
-        found = [c for c in self.courses(patient_id) if c.protocol_id == protocol.id
-                 and c.protocol_version == protocol.version and tuple(sorted(c.area_ids)) == wanted]
-        if found:
-            return max(found, key=lambda c: (c.started_on, c.id))
-        return self.create_course(patient_id, protocol, wanted, started_on, **kw)
-
-    def course(self, course_id: int) -> Course:
-        row = self._one("SELECT * FROM courses WHERE id = ?", (an_id(course_id, "course"),))
-        if row is None:
-            raise UserError(f"There is no course {course_id}.")
-        areas = [r[0] for r in self._conn.execute(
-            "SELECT area_id FROM course_areas WHERE course_id = ? ORDER BY area_id", (course_id,))]
-        return course_from(row, areas)
-
-    def courses(self, patient_id: int) -> list[Course]:
-        return [self.course(r["id"]) for r in self._all("SELECT id FROM courses WHERE patient_id = ?", (patient_id,))]
-
-    # ---- sessions, treatments, responses, recordings ---------------------------------------------------------
-    def add_session(self, course_id: int, session_date: date, *, device_model: str | None = None,
-                    plan: dict[str, Any] | None = None, state: str = "ended", process: str | None = None,
-                    recording_path: Path | str | None = None) -> int:
-        """Add a session with its plan (SessionPlan.to_dict()); the plan's overrides go to plan_overrides in the
-        same transaction, so a change and its reason are never stored apart from the session. The session journal
-        (workstation/journal.py) adds it with state 'in_progress', its process and its recording's path."""
-        course = self.course(an_id(course_id, "course"))
-        not_future(session_date, "session date",
-                   earliest=(course.started_on, f"the course's start ({course.started_on.isoformat()})"))
-        if device_model is not None:
-            device_model = model_name(text(device_model, "device model"))
-        if plan is not None and not isinstance(plan, dict):
-            raise UserError(f"A session's plan must be the plan's dictionary (SessionPlan.to_dict()), not {plan!r}.")
-        for area in (plan or {}).get("areas", []):
-            for o in area.get("overrides", []):
-                if area.get("area_id") not in course.area_ids:
-                    raise UserError(f"The plan overrides area {area.get('area_id')!r}, which is not in the course.")
-                check_override(o["field"], o["proposed"], o["value"], o["reason"], o["who"], o["at"])
-        with self.transaction() as c:
-            leases.bump_version(c, course_id, (plan or {}).get("course_version"))  # a stale plan: UserError
-            sid = int(c.execute("INSERT INTO sessions (course_id, session_date, plan_json, device_model, state, "
-                                "process, started_at, recording_path, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                                "RETURNING id",
-                                (course_id, session_date.isoformat(), json.dumps(plan) if plan else None,
-                                 device_model, state, process, _now(),
-                                 None if recording_path is None else str(recording_path),
-                                 leases.live_room(c, course_id, process))).fetchone()[0])
-            for area in (plan or {}).get("areas", []):
-                for o in area.get("overrides", []):
-                    c.execute("INSERT INTO plan_overrides (session_id, area_id, field, proposed, value, reason, who, "
-                              "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (sid, area["area_id"], o["field"], o["proposed"],
-                                                                       o["value"], o["reason"], o["who"], o["at"]))
-        return sid
-
-    def session_plan(self, session_id: int) -> dict[str, Any] | None:
-        row = self._one("SELECT plan_json FROM sessions WHERE id = ?", (session_id,))
-        return json.loads(row["plan_json"]) if row and row["plan_json"] else None
-
-    def add_treatment(self, session_id: int, t: Treatment) -> None:
-        """Record what was delivered on one area (the dose engine's history reads these)."""
-        check_treatment(t)
-        self._in_course(session_id, t.area_id, "treatment")
-        try:
-            with self.transaction() as c:
-                c.execute("INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2, depth_mm, "
-                          f"stroke_rate_hz, passes, light_on) VALUES (?, ?, ?, ?, ?, ?, ?, {leases.LIGHT_ON})",
-                          (session_id, t.area_id, t.modality, t.dose_mj_cm2, t.depth_mm, t.stroke_rate_hz, t.passes,
-                           t.modality, session_id))
-        except IntegrityError as exc:
-            if t.modality == "light" and (why := leases.light_conflict(self, session_id, t.area_id)):
-                raise UserError(why) from exc
-            raise UserError("The treatment was not saved: the session and the area must exist, and an area has one "
-                            "treatment per modality per session.") from exc
-
-    def journal_treatment(self, session_id: int, t: Treatment) -> None:
-        """The session journal: write what an area has received so far in this session for one modality (the
-        session's running total, not an increment), replacing the row a previous step or run wrote."""
-        self.end_session(session_id, [t], None)
-
-    def close_session(self, session_id: int, state: str, note: str = "") -> None:
-        """End a journalled session: completed, partial, aborted or crashed, with a sentence saying why."""
-        self.end_session(session_id, [], state, note)
-
-    def end_session(self, session_id: int, treatments: list[Treatment], state: str | None, note: str = "") -> None:
-        """In ONE transaction (one commit): each treatment's running total written as journal_treatment writes it,
-        then (unless `state` is None) the session closed as close_session closes it. All of it or none: UserError
-        in words when the store refuses a treatment (e.g. a second light session on the area that day)."""
-        if state is not None and state not in ("completed", "partial", "aborted", "crashed"):
-            raise ValueError(f"unknown session state {state!r}")
-        t = None
-        try:
-            with self.transaction() as c:
-                for t in treatments:
-                    c.execute("INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2, depth_mm, "
-                              f"stroke_rate_hz, passes, light_on) VALUES (?, ?, ?, ?, ?, ?, ?, {leases.LIGHT_ON}) "
-                              "ON CONFLICT (session_id, area_id, modality) DO UPDATE SET "
-                              "dose_mj_cm2 = excluded.dose_mj_cm2, depth_mm = excluded.depth_mm, "
-                              "stroke_rate_hz = excluded.stroke_rate_hz, passes = excluded.passes",
-                              (session_id, t.area_id, t.modality, t.dose_mj_cm2, t.depth_mm, t.stroke_rate_hz,
-                               t.passes, t.modality, session_id))
-                t = None
-                if state is not None:
-                    c.execute("UPDATE sessions SET state = ?, ended_at = ?, outcome_note = ? WHERE id = ?",
-                              (state, _now(), note, session_id))
-        except IntegrityError as exc:
-            if t is None:
-                raise
-            if t.modality == "light" and (why := leases.light_conflict(self, session_id, t.area_id)):
-                raise UserError(why) from exc
-            raise UserError("The treatment was not saved: the session and the area must exist and the modality is "
-                            "light or needling.") from exc
-
-    def session_state(self, session_id: int) -> dict[str, Any]:
-        """The journal fields of one session: state, process, started_at, ended_at, recording_path, outcome_note, and
-        the room whose lease it started under (issue 17)."""
-        row = self._one("SELECT state, process, started_at, ended_at, recording_path, outcome_note, room FROM sessions "
-                        "WHERE id = ?", (session_id,))
-        if row is None:
-            raise UserError(f"There is no session {session_id}.")
-        return dict(row)
-
-    def course_of_session(self, session_id: int) -> int:
-        row = self._one("SELECT course_id FROM sessions WHERE id = ?", (session_id,))
-        if row is None:
-            raise UserError(f"There is no session {session_id}.")
-        return int(row["course_id"])
-
-    def in_progress_sessions(self) -> list[dict[str, Any]]:
-        """Sessions the journal shows still running (or left running by a process that died)."""
-        return [dict(r) for r in self._all("SELECT id, course_id, process, started_at, recording_path FROM sessions "
-                                           "WHERE state = 'in_progress' ORDER BY id")]
-
-    # ---- rooms: the course's lease and version (workstation/store/leases.py) ---------------------------------------
-    def take_lease(self, course_id: int, *, room: str, account: str, process: str, host: str | None = None,
-                   now: datetime | None = None) -> tuple[leases.Lease, leases.Lease | None]:
-        """Take the course's lease for a start (leases.take): (lease taken, the free lease it replaced or None).
-        Raises leases.LeaseRefused with the sentence while another start holds it."""
-        return leases.take(self, course_id, room=room, account=account, process=process, host=host, now=now)
-
-    def renew_lease(self, course_id: int, holder: str, now: datetime | None = None) -> bool:
-        return leases.renew(self, course_id, holder, now)
-
-    def release_lease(self, course_id: int, holder: str, now: datetime | None = None) -> bool:
-        return leases.release(self, course_id, holder, now)
-
-    def lease(self, course_id: int) -> leases.Lease | None:
-        return leases.lease_of(self, course_id)
-
-    def live_lease(self, course_id: int, now: datetime | None = None) -> leases.Lease | None:
-        """The course's lease while a start holds it (not released, renewed in time, its process not gone here)."""
-        return leases.live(self, course_id, now)
-
-    def course_version(self, course_id: int) -> int:
-        """The course's version: bumped by every saved session start (a plan records the one it was computed from)."""
-        return leases.course_version(self, course_id)
-
-    def check_plan_version(self, course_id: int, plan_version: int) -> None:
-        """UserError in words when the course changed since the plan was computed at `plan_version` (re-plan)."""
-        leases.check_version(self, course_id, plan_version)
-
-    def add_response(self, session_id: int, r: Response) -> None:
-        check_response(r)
-        self._in_course(session_id, r.area_id, "response")
-        self.refuse_identity_in(self.area(r.area_id).patient_id, r.notes, "response note")
-        try:
-            with self.transaction() as c:
-                c.execute("INSERT INTO responses (session_id, area_id, erythema_grade, blistering, pain_0_10, "
-                          "repigmentation_band, notes, erythema_duration_h, swelling, itching, healed_on) "
-                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                          (session_id, r.area_id, r.erythema_grade, int(r.blistering), r.pain_0_10,
-                           r.repigmentation_band, r.notes, r.erythema_duration_h, int(r.swelling), int(r.itching),
-                           r.healed_on.isoformat() if r.healed_on else None))
-        except IntegrityError as exc:
-            raise UserError("The response was not saved: the session and the area must exist, and an area has one "
-                            "response per session.") from exc
-
-    @property
-    def recordings_root(self) -> Path | None:
-        """The folder recording paths in this store are relative to (absolute), or None if none is recorded."""
-        if self._root_for_now is not None:
-            return self._root_for_now
-        row = self._one("SELECT value FROM meta WHERE key = 'recordings_root'")
-        return Path(row["value"]) if row else None
-
-    def set_recordings_root(self, root: Path | str) -> None:
-        """Record (or, after moving every recording with the folder, change) the recordings root. Paths already
-        linked relative to the old root are then read relative to the new one."""
-        with self.transaction() as c:
-            c.execute("INSERT INTO meta (key, value) VALUES ('recordings_root', ?) "
-                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                      (str(Path(root).expanduser().absolute()),))
-        self._root_for_now = None
-
-    def recording_path(self, session_id: int) -> Path | None:
-        """The absolute path of the session's recording (a relative one is taken from the recordings root, or,
-        in a store that records none, from the current folder as older versions did)."""
-        linked = self.recording(session_id)
-        if linked is None:
-            return None
-        path = Path(linked[0])
-        return path if path.is_absolute() else (self.recordings_root or Path.cwd()) / path
-
-    def session_for_recording(self, path: Path | str) -> int | None:
-        """The id of the session whose recording is the file at `path`, or None if the store does not index it."""
-        wanted = Path(path).expanduser().resolve()
-        for row in self._all("SELECT session_id FROM recordings"):
-            found = self.recording_path(row["session_id"])
-            if found is not None and found.resolve() == wanted:
-                return int(row["session_id"])
-        return None
-
-    def confirm_healed(self, session_id: int, area_id: int, healed_on: date) -> None:
-        """A clinician saw the erythema or blisters an area had after `session_id` healed on `healed_on`: the next
-        plan may put light on it again (at the reduced dose the rules give)."""
-        with self.transaction() as c:
-            n = c.execute("UPDATE responses SET healed_on = ? WHERE session_id = ? AND area_id = ?",
-                          (healed_on.isoformat(), session_id, area_id)).rowcount
-            if not n:
-                c.execute("INSERT INTO responses (session_id, area_id, healed_on) VALUES (?, ?, ?)",
-                          (session_id, area_id, healed_on.isoformat()))
-
-    def link_recording(self, session_id: int, path: Path | str, sha256: str) -> None:
-        """Index the session's recording: stored relative to the recordings root when it lies under it (so the
-        store and the folder can move together), else as an absolute path; never relative to the current folder."""
-        path = Path(path).expanduser().absolute()
-        root = self.recordings_root
-        if root is not None and path.is_relative_to(root):
-            path = path.relative_to(root)
-        sha256 = sha256.lower()
-        if not SHA256.match(sha256):
-            raise UserError("A recording's checksum must be a SHA-256: 64 hexadecimal characters.")
-        try:
-            with self.transaction() as c:
-                c.execute("INSERT INTO recordings (session_id, path, sha256) VALUES (?, ?, ?)",
-                          (session_id, str(path), sha256))
-        except IntegrityError as exc:
-            raise UserError("The recording was not linked: the session must exist and have no recording linked "
-                            "yet.") from exc
-
-    def record_override(self, session_id: int, area_id: int, field: str, proposed: float | None, value: float,
-                        reason: str, who: str, at: str | None = None) -> None:
-        at = check_override(field, proposed, value, reason, who, at)
-        self._in_course(session_id, area_id, "override")
-        self.refuse_identity_in(self.area(area_id).patient_id, reason, "reason")
-        with self.transaction(reason) as c:
-            c.execute("INSERT INTO plan_overrides (session_id, area_id, field, proposed, value, reason, who, at) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (session_id, area_id, field, proposed, value, reason, who,
-                                                          at))
-
     def _birth(self, patient_id: int) -> tuple[date, str] | None:
         """(birth date, words) when an identity with a birth date is on file and this workstation can read it: no
         record of the patient may be dated before it (a session is bounded by its course's start)."""
@@ -754,81 +422,6 @@ class ClinicStore:
     def _patient(self, patient_id: int) -> None:
         if self._one("SELECT 1 FROM patients WHERE id = ?", (an_id(patient_id, "patient"),)) is None:
             raise UserError(f"There is no patient {patient_id}.")
-
-    def _in_course(self, session_id: int, area_id: int, what: str) -> None:
-        """UserError unless the session exists and `area_id` is one of its course's areas (so a treatment, response
-        or override never lands on another patient's area, nor sums into another patient's UV record)."""
-        row = self._one("SELECT course_id FROM sessions WHERE id = ?", (an_id(session_id, "session"),))
-        if row is None:
-            raise UserError(f"There is no session {session_id}; the {what} was not saved.")
-        course = self.course(row["course_id"])
-        if an_id(area_id, "area") not in course.area_ids:
-            raise UserError(f"Area {area_id} is not an area of session {session_id}'s course ({course.protocol_id}, "
-                            f"areas {', '.join(map(str, course.area_ids))}); the {what} must be on one of them. "
-                            "Nothing was saved.")
-
-    def overrides(self, session_id: int) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._all("SELECT * FROM plan_overrides WHERE session_id = ? ORDER BY id",
-                                           (session_id,))]
-
-    def history(self, course_id: int) -> list[SessionRecord]:
-        """The course's sessions, oldest first, each with what was delivered and how each area responded."""
-        out = []
-        for s in self._all("SELECT s.*, r.path, r.sha256 FROM sessions s LEFT JOIN recordings r "
-                           "ON r.session_id = s.id WHERE s.course_id = ? ORDER BY s.session_date, s.id", (course_id,)):
-            treatments = self._all("SELECT * FROM treatments WHERE session_id = ?", (s["id"],))
-            responses = self._all("SELECT * FROM responses WHERE session_id = ?", (s["id"],))
-            out.append(session_from(s, treatments, responses))
-        return out
-
-    def recording(self, session_id: int) -> tuple[str, str] | None:
-        """(path, sha256) of the session's recording, if one is linked."""
-        row = self._one("SELECT path, sha256 FROM recordings WHERE session_id = ?", (session_id,))
-        return (row["path"], row["sha256"]) if row else None
-
-    # ---- the clinic's recordings share (workstation/recording/share.py copies; these keep the index) ------------
-    def queue_share_copy(self, session_id: int, workstation: str) -> None:
-        """Mark the session's recording, not yet copied, to be copied to the clinic's share by `workstation` (the
-        host that holds the file)."""
-        with self.transaction() as c:
-            c.execute("UPDATE recordings SET copy_from = ? WHERE session_id = ? AND shared_path IS NULL "
-                      "AND (copy_from IS NULL OR copy_from <> ?)", (workstation, session_id, workstation))
-
-    def recordings_to_share(self, workstation: str) -> list[tuple[int, Path, str]]:
-        """(session id, absolute local path, sha256) of each recording `workstation` has still to copy to the share,
-        oldest first. Recordings nobody queued yet (from before the share, or linked when a crashed session was
-        closed) are queued for this workstation when their file is here."""
-        for row in self._all("SELECT session_id FROM recordings WHERE copy_from IS NULL AND shared_path IS NULL"):
-            local = self.recording_path(row["session_id"])
-            if local is not None and local.is_file():
-                self.queue_share_copy(row["session_id"], workstation)
-        rows = self._all("SELECT session_id, sha256 FROM recordings WHERE copy_from = ? AND shared_path IS NULL "
-                         "ORDER BY session_id", (workstation,))
-        return [(r["session_id"], self.recording_path(r["session_id"]), r["sha256"]) for r in rows]
-
-    def mark_shared(self, session_id: int, shared_path: Path) -> None:
-        """The recording's copy at `shared_path` (absolute) on the clinic's share was verified."""
-        with self.transaction() as c:
-            c.execute("UPDATE recordings SET shared_path = ?, shared_at = ? WHERE session_id = ?",
-                      (str(Path(shared_path).absolute()), _now(), session_id))
-
-    def shared_path(self, session_id: int) -> Path | None:
-        """Where the session's recording was copied on the clinic's share, or None (not copied, or no recording)."""
-        row = self._one("SELECT shared_path FROM recordings WHERE session_id = ?", (session_id,))
-        return Path(row["shared_path"]) if row is not None and row["shared_path"] else None
-
-    def verify_recording(self, session_id: int, root: Path | None = None) -> bool:
-        """Recompute the recording's SHA-256 and compare it with the index. A relative path is taken from `root` if
-        given, else from the store's recordings root (recording_path)."""
-        linked = self.recording(session_id)
-        if linked is None:
-            raise UserError(f"Session {session_id} has no recording linked.")
-        path = root / linked[0] if root is not None else self.recording_path(session_id)
-        assert path is not None
-        try:
-            return sha256_of(path) == linked[1]
-        except OSError as exc:
-            raise UserError(f"The recording {path} could not be read ({exc.strerror}).") from exc
 
     def export_patient(self, pseudonym: str) -> dict[str, Any]:
         """Everything about a patient's treatment under the pseudonym only: no identifying field is included."""

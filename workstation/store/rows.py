@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from workstation.store.records import Area, Course, Response, SessionRecord, Treatment
@@ -45,3 +46,12 @@ def _planned_light(plan_json: str | None) -> tuple[tuple[int, float], ...]:
                      if a.get("target_dose_mj_cm2"))
     except (ValueError, TypeError, KeyError, AttributeError):
         return ()
+
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+"""A SHA-256 digest as the store keeps it: 64 lowercase hex digits."""
+
+
+def now_text() -> str:
+    """Now, UTC, as the store writes times (ISO 8601 to the second, with its offset)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
