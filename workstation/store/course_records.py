@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 
 class CourseRecords:
-    """Courses, sessions (a mixin of ClinicStore: uses its connection, `transaction`, `_one`, `_all`)."""
+    """Courses and what a visit writes of them: sessions, treatments, responses, overrides, the course's lease and
+    version (a mixin of ClinicStore: it uses the store's connection, `transaction`, `_one` and `_all`)."""
 
     def create_course(self, patient_id: int, protocol: Protocol, area_ids: Iterable[int], started_on: date, *,
                       planned_sessions: int | None = None, interval_days: int | None = None) -> Course:

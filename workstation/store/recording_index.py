@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 
 class RecordingIndex:
-    """The clinic store's index of recordings (a mixin of ClinicStore: uses its connection, `transaction`, `_one`, `_all`)."""
+    """The clinic store's index of recordings (a mixin of ClinicStore: it uses the store's connection,
+    `transaction`, `_one` and `_all`)."""
 
     def settle_recordings_root(self, wanted: Path, *, write: bool) -> Path | None:
         """The one rule for the recordings root: the folder in force (`wanted`) is adopted when the store records
