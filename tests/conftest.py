@@ -6,7 +6,11 @@ import os
 import secrets
 
 import pytest
-from PyQt6.QtCore import Qt
+
+# The driver kit's contract assertions show their values when they fail (pytest rewrites asserts only in modules
+# it is told of before they are imported).
+pytest.register_assert_rewrite("drivers.testing")
+from PyQt6.QtCore import Qt  # noqa: E402
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
