@@ -301,3 +301,30 @@ def test_an_interlock_latched_before_arming_refuses_the_start_in_words_with_its_
     with ClinicStore.open(store_path, training=True) as s:
         assert s.in_progress_sessions() == []
         assert s.session_state(1)["state"] == "aborted"  # the store's first session: the refused start
+
+
+def test_a_crash_whose_recording_cannot_be_read_here_holds_light_back_for_the_light_interval(tmp_path: Path) -> None:
+    """From the fresh tester of issue 17: room 1 crashed mid-exposure (82 mJ/cm² given), its recording on room 1's
+    disk; room 2 closed the session with no light row and re-planned a full first dose on the same area the same day.
+    A crashed session that planned light and whose recording could not be read gave an unknown dose: the next plan
+    keeps light off its areas for the light interval, and says why."""
+    from workstation.session.journal import close_crashed_sessions
+    from workstation.session.planning import plan_visit, prepare_training_plan
+    from workstation.session.visit import _load_library
+
+    scenario = load_scenario(SCENARIOS / "combined-uneventful.toml")
+    library = _load_library()
+    with ClinicStore.open(tmp_path / "t.sqlite3", training=True) as store:
+        course, plan = prepare_training_plan(scenario, store, library, "UVB-308")
+        lit = [a.area_id for a in plan.areas if a.target_dose_mj_cm2]
+        assert lit, "the scenario plans light"
+        sid = store.add_session(course.id, dt.date.today(), device_model="UVB-308", plan=plan.to_dict(),
+                                state="in_progress", process="999999999:1",  # a process that is gone
+                                recording_path=tmp_path / "on-room-1s-disk.h5")  # not readable here
+        [closed] = close_crashed_sessions(store)
+        assert closed.session_id == sid and "dose it gave is unknown" in closed.note
+        again = plan_visit(store, library, course.id, dt.date.today(), device_model="UVB-308")
+        for area in again.areas:
+            if area.area_id in lit:
+                assert not area.target_dose_mj_cm2, area
+                assert any("dose it gave is unknown" in r for r in area.reasons), area.reasons

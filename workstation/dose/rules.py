@@ -76,6 +76,15 @@ def first_allowed(p: Protocol, t: Tables, area: Area, history: Sequence[SessionR
         if events:
             candidates.append((events[-1].session_date + timedelta(days=gap),
                                f"light needs {days(gap)} between sessions on an area ({iv.sources['light']})"))
+        # A session that planned light here and crashed with its recording unreadable here (damaged, or on another
+        # room's computer) gave an unknown dose: the light interval runs from it as from any light session.
+        unknown = [s.session_date for s in history if s.state == "crashed" and s.recording_sha256 is None
+                   and s.planned_light_mj_cm2(area.id) is not None and s.treatment(area.id, "light") is None]
+        if unknown:
+            candidates.append((unknown[-1] + timedelta(days=gap),
+                               f"the session of {unknown[-1].isoformat()} planned light here and ended in a crash "
+                               "whose recording could not be read here, so the dose it gave is unknown; light needs "
+                               f"{days(gap)} between sessions on an area ({iv.sources['light']})"))
         if needled:
             candidates.append((needled[-1] + timedelta(days=iv.no_uv_after_needling_days + 1),
                                f"an area needled in the last {days(iv.no_uv_after_needling_days)} gets no UV "

@@ -64,7 +64,7 @@ class CourseLease:
             if closed and plan_version is not None:  # the plan did not count what the recording shows was given
                 store.release_lease(course_id, lease.holder)
                 raise UserError(f"Session {closed[0].session_id} of this course, in {replaced.room}, was "
-                                f"{closed[0].note}; it is now closed with the doses its recording shows. Nothing "
+                                f"{closed[0].note}; it is now closed as crashed. Nothing "
                                 "was started: plan the visit again (re-plan) so the plan counts that session.")
         return cls(store, lease, renew_interval_s=renew_interval_s)
 

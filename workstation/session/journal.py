@@ -182,8 +182,9 @@ def close_crashed_sessions(store) -> list[Closed]:
         clear_crash_mark(path)  # before its SHA-256 is linked: clearing changes bytes
         found, readable = journal_recording(store, sid, row["course_id"], path)
         if not readable:
-            why += ("; its recording could not be read (damaged or cut short), so only the doses journalled while "
-                    "it ran are kept")
+            why += ("; its recording could not be read here (damaged, cut short, or on another room's computer), so "
+                    "only the doses journalled while it ran are kept, and light it planned waits for the light "
+                    "interval (the dose it gave is unknown)")
         remove_ballast(path)
         store.close_session(sid, "crashed", why)
         closed.append(Closed(sid, found, why))
