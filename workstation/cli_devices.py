@@ -52,7 +52,13 @@ def _open(args: argparse.Namespace, *, training: bool | None = None, action: str
     from workstation.store import operators as ops
     from workstation.store.clinic_store import ClinicStore
 
-    store = ClinicStore.open(args.store, training=args.training if training is None else training)
+    training = args.training if training is None else training
+    target = args.store
+    if target is None and not training:  # the clinic store in force: the settings' store.url, else its file
+        from workstation.cli_settings import settings_from_args
+
+        target = settings_from_args(args).store_target()
+    store = ClinicStore.open(target, training=training)
     if action is not None and store.role == "clinic":
         try:
             who = getattr(args, "who", None)

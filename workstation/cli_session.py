@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -45,6 +46,9 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--record takes a folder, not a file name: {record_dir} ends in {record_dir.suffix}. Give "
                         "the folder; the recording is written to FOLDER/YYYY-MM-DD/<uuid>.h5.")
     scenario = load_scenario(resolve_scenario(args.scenario))
+    if args.store is not None and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", str(args.store)):  # Path folds the //
+        raise UserError(f"--store takes a training store FILE, not a URL ({str(args.store).split(':/')[0]}://…): a "
+                        "simulated session keeps its training store on this computer, never on the clinic's server.")
     if args.store is not None:
         from workstation.cli_settings import settings_from_args
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from workstation.cli_settings import add_setting_options, settings_from_args
 from workstation.errors import UserError
@@ -39,12 +40,13 @@ def _sync(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     share = settings["paths.clinic_recordings"]
-    store_path = settings["paths.store"]
+    store_path = settings["paths.store"] if args.training else settings.store_target()
     if share is None:
         raise UserError("No recordings share is set: give --clinic-recordings DIR or set paths.clinic_recordings in "
                         f"the settings file (`{command('settings')}` shows the one in force).")
-    if not store_path.is_file():
-        raise UserError(f"There is no store {store_path}; give --store FILE.")
+    if isinstance(store_path, Path) and not store_path.is_file():
+        raise UserError(f"There is no store {store_path}; give --store FILE (or set store.url for the clinic's "
+                        "server).")
 
     def open_store() -> ClinicStore:
         return ClinicStore.open(store_path, training=args.training)

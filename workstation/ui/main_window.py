@@ -226,7 +226,7 @@ class MainWindow(QMainWindow):
         """Copy the clinic store's recordings to the clinic's recordings share, if one is set (paths.clinic_recordings)
         and the store exists: at start (copies pending from before resume) and once clinical mode connects."""
         share, store = self.controller.places.clinic_recordings, self._clinic_store_path()
-        if share is not None and store.is_file():
+        if share is not None and (not isinstance(store, Path) or store.is_file()):  # a URL: the clinic's server
             from workstation.store import ClinicStore
 
             self.share_status.start(lambda: ClinicStore.open(store, training=False), share)
