@@ -33,7 +33,7 @@ def test_log_after_an_interlocked_session(tmp_path, capsys):
                      "WARNING light-reader workstation.events: interlock high safety: INTERLOCK contact_lost on light",
                      "command light stop", "session treating → aborted", "command ended with exit status 3"):
         assert expected in log, expected
-    assert "interlock contact_lost on light" in capsys.readouterr().out  # the user saw the same trip
+    assert "contact interlock on the uv light" in capsys.readouterr().out.lower()  # the user saw the same trip, in words
 
 
 def test_a_refused_command_is_logged_with_its_sentence(tmp_path, capsys):
