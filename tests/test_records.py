@@ -446,3 +446,19 @@ def test_records_changed_around_the_program_are_not_trusted(store, tmp_path, mon
 def test_numbers_that_merely_contain_the_digits_are_not_refused(store, text):
     p = store.create_patient("P-0078", identity=Identity("Smith", "John", date(1970, 5, 4), "900 123"))
     store.add_screening_answer(p.id, "pregnancy", False, date.today(), "dr-a", notes=text)
+
+
+@sqlite_only  # the table's trigger dropped with raw sqlite3
+def test_a_table_changed_around_the_trail_is_reported_as_the_store_not_a_row_of_the_chain(store):
+    """From the fresh tester of issue 17: a change found by the replay was reported "BROKEN at row N+1" (one past the
+    last row), as if a link were broken; every link holds, the store differs from what they record."""
+    _visit(store)
+    store.close()
+    conn = _raw(store.path)
+    conn.execute("DROP TRIGGER trail_patients_update")
+    conn.execute("UPDATE patients SET pseudonym = 'P-9999' WHERE id = 1")
+    conn.close()
+    r = _cli("trail", "verify", "--store", str(store.path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "audit trail BROKEN: " in r.stdout and "Every link of its" in r.stdout and "at row" not in r.stdout
+    assert "patients row 1" in r.stdout and "None" not in r.stdout

@@ -150,8 +150,12 @@ def _verify(args: argparse.Namespace) -> int:
     if report.intact:
         print(f"audit trail intact: {report.rows} rows, every link verified")
         return 0
-    print(f"audit trail BROKEN at row {report.first_broken_id}: {report.problem}. The rows before it are intact; "
-          "report this to the clinic's administrator and keep the store as it is.")
+    if not report.in_chain:  # every link holds; the tables or the triggers differ from what it records
+        print(f"audit trail BROKEN: {report.problem}. Every link of its {report.rows} rows verifies, but the store "
+              "is not what they record; report this to the clinic's administrator and keep the store as it is.")
+    else:
+        print(f"audit trail BROKEN at row {report.first_broken_id}: {report.problem}. The rows before it are intact; "
+              "report this to the clinic's administrator and keep the store as it is.")
     return 1
 
 

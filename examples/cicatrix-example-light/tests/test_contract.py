@@ -1,12 +1,17 @@
 """The driver kit's shared contract (drivers.testing) against the EXL-311 driver and its emulator, over a real pty."""
 
 import pytest
-from cicatrix_example_light import ExampleLight, ExampleLightEmulator
 
-from drivers.emulators import LightEmulator
-from drivers.errors import WrongDevice
-from drivers.light import UVB308Light
-from drivers.testing import LightSourceContract
+# A failed contract assertion shows the values it compared: pytest rewrites asserts only in modules it is told of
+# before they are first imported (docs/writing-a-driver.md).
+pytest.register_assert_rewrite("drivers.testing")
+
+from cicatrix_example_light import ExampleLight, ExampleLightEmulator  # noqa: E402
+
+from drivers.emulators import LightEmulator  # noqa: E402
+from drivers.errors import WrongDevice  # noqa: E402
+from drivers.light import UVB308Light  # noqa: E402
+from drivers.testing import LightSourceContract  # noqa: E402
 
 
 class TestExampleLightContract(LightSourceContract):
