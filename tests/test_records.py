@@ -462,3 +462,17 @@ def test_a_table_changed_around_the_trail_is_reported_as_the_store_not_a_row_of_
     assert r.returncode == 1, r.stdout + r.stderr
     assert "audit trail BROKEN: " in r.stdout and "Every link of its" in r.stdout and "at row" not in r.stdout
     assert "patients row 1" in r.stdout and "None" not in r.stdout
+
+
+def test_a_unique_index_dropped_around_the_program_is_reported(store_url):
+    """From the fresh tester of issue 17: the owner dropped the one-light-session-per-area-per-day index and `trail
+    verify` said "intact". The schema's unique indexes are part of what verify checks."""
+    from workstation.keys import trail_key
+    from workstation.store import trail
+
+    with ClinicStore.open(store_url, training=False) as s:
+        assert trail.verify(s._conn, trail_key()).intact
+        s._conn.execute("DROP INDEX treatments_one_light_session_per_area_day")
+        report = trail.verify(s._conn, trail_key())
+    assert not report.intact and not report.in_chain
+    assert "treatments_one_light_session_per_area_day" in report.problem and "no longer holds" in report.problem

@@ -70,3 +70,15 @@ def test_a_store_whose_trail_does_not_verify_is_not_moved(tmp_path, pg_server):
     assert "patients row 1 differs from the trail in pseudonym" in done.stderr + done.stdout
     with ClinicStore.open(url, training=False) as s:  # nothing was made there: a new, empty store
         assert s.find_patient("P-0000") is None
+
+
+def test_a_training_store_is_not_moved_to_the_server(tmp_path, pg_server):
+    """From the fresh tester of issue 17: a training store (`session --store FILE`) moved without a word and then no
+    clinic command could open the server's copy."""
+    source = tmp_path / "training.sqlite3"
+    with ClinicStore.open(source, training=True) as s:
+        s.create_patient("TRAIN-0001")
+    url = pg_server.create_database("move_training")
+    r = _migrate(source, url)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "is a training store" in r.stderr and "Nothing was copied" in r.stderr and "Traceback" not in r.stderr

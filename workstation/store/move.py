@@ -80,6 +80,9 @@ def migrate_to_server(source: Path, url: str) -> list[str]:
     from workstation.store import ClinicStore
 
     role = _role(source)
+    if role == "training":
+        raise UserError(f"{source} is a training store (kept by simulated sessions); only a clinic store moves to the "
+                        "clinic's server. Nothing was copied.")
     where = display(store_url(url))
     lines = []
     with ClinicStore.open(source, training=role == "training", read_only=True) as src:

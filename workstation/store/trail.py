@@ -255,7 +255,28 @@ def verify(conn: Db, key: bytes) -> TrailReport:
     return TrailReport(count, None, "")
 
 
+def _index_problem(conn: Db) -> str:
+    """A unique index of the schema (workstation/store/schema.py) that is gone: the guarantee it gives (e.g. one light
+    session per area per day) no longer holds, whatever the trail says."""
+    from sqlalchemy import inspect
+
+    from workstation.store import schema
+
+    inspector = inspect(conn.conn)
+    for table in schema.metadata.sorted_tables:
+        wanted = {i.name for i in table.indexes if i.unique}
+        if wanted:
+            have = {i["name"] for i in inspector.get_indexes(table.name)}
+            for name in sorted(wanted - have):
+                return (f"the unique index {name} of {table.name} was removed: the guarantee it gives no longer holds "
+                        "(the database refuses nothing it should)")
+    return ""
+
+
 def _trigger_problem(conn: Db) -> str:
+    index = _index_problem(conn)
+    if index:
+        return index
     if conn.dialect == "postgresql":
         return pg_trail.problem(conn)
     have = {r[0]: r[1] for r in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
