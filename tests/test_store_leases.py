@@ -239,6 +239,31 @@ def test_a_second_light_session_on_an_area_the_same_day_is_refused_by_the_store(
     assert by_id[second].treatment(area.id, "light") is None
 
 
+def test_moving_a_session_s_date_cannot_put_two_light_sessions_on_an_area_on_one_day(course):
+    """From the fresh tester of issue 17: in one transaction around the program, a session's date was moved away, a
+    second light row written for the day, and the date moved back: two light sessions on one area on one day. The
+    session's light rows now follow its date, so the unique index refuses the move back."""
+    from workstation.store.db import IntegrityError
+
+    store, c, area = course
+    first = store.add_session(c.id, TODAY, state="in_progress")
+    store.journal_treatment(first, Treatment(area.id, "light", dose_mj_cm2=82.2))
+    second = store.add_session(c.id, TODAY)
+    yesterday = (TODAY - timedelta(days=1)).isoformat()
+    with pytest.raises((IntegrityError, UserError)):
+        with store.transaction("test: around the program") as t:
+            t.execute("UPDATE sessions SET session_date = ? WHERE id = ?", (yesterday, first))
+            t.execute("INSERT INTO treatments (session_id, area_id, modality, dose_mj_cm2, light_on) "
+                      "VALUES (?, ?, 'light', 82.2, ?)", (second, area.id, TODAY.isoformat()))
+            t.execute("UPDATE sessions SET session_date = ? WHERE id = ?", (TODAY.isoformat(), first))
+    by_id = {s.id: s for s in store.history(c.id)}  # the whole transaction was refused
+    assert by_id[first].session_date == TODAY and by_id[second].treatment(area.id, "light") is None
+    with store.transaction("test: a date corrected") as t:  # a date moved alone carries its light row with it
+        t.execute("UPDATE sessions SET session_date = ? WHERE id = ?", (yesterday, first))
+    row = store._conn.execute("SELECT light_on FROM treatments WHERE session_id = ?", (first,)).fetchone()
+    assert row[0] == yesterday
+
+
 # --- the course's version against a stale plan ------------------------------------------------------------------
 def test_a_save_based_on_a_stale_plan_is_refused_and_writes_nothing(course):
     store, c, _a = course
