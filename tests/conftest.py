@@ -47,8 +47,15 @@ def workstation_folders(tmp_path_factory):
 def pg_server():
     """One throw-away PostgreSQL server for the run (workstation.store.pgserver): a test takes its own database from
     it with `pg_server.create_database(name)`. Started on first use only; `.ci/run` installs Debian's postgresql."""
-    from workstation.store.pgserver import ThrowawayPostgres
+    from workstation.errors import UserError
+    from workstation.store.pgserver import ThrowawayPostgres, server_bin_dir
 
+    try:
+        server_bin_dir()
+    except UserError as exc:  # a workstation without PostgreSQL still runs `make test`; CI requires the server
+        if os.environ.get("CICATRIX_REQUIRE_POSTGRESQL"):
+            raise
+        pytest.skip(f"{exc} The PostgreSQL cases are skipped here (CI installs it and runs them).")
     with ThrowawayPostgres() as server:
         yield server
 
