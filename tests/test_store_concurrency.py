@@ -132,14 +132,14 @@ def test_headless_session_on_a_held_store_says_so(held_store, tmp_path):
     assert "internal error" not in r.stderr and "database is locked" not in r.stderr
 
 
-def test_four_processes_write_at_once_and_the_trail_chain_verifies(tmp_path):
+def test_four_processes_write_at_once_and_the_trail_chain_verifies(store_url):
     """Four real processes write through ClinicStore at the same instant (patients, areas, MEDs: each its own
     transaction, interleaved with the others'): the trail's hash chain verifies, and no row nor its trail entry is
     lost."""
     from workstation.keys import trail_key
     from workstation.store import trail
 
-    path = tmp_path / "trail.sqlite3"
+    path = store_url  # an SQLite file, or a database of the run's PostgreSQL server: ONE chain either way
     ClinicStore.open(path, training=False).close()
     body = """
     from datetime import date
@@ -167,6 +167,8 @@ def test_four_processes_write_at_once_and_the_trail_chain_verifies(tmp_path):
             made = trail.entries(s._conn, table=table)
             assert len(made) == 48 and {e.action for e in made} == {"create"}
             assert {e.who for e in made} == {f"room-{room}" for room in range(4)}
+        whole = trail.entries(s._conn)
+        assert [e.id for e in whole] == list(range(1, len(whole) + 1))  # no id skipped
 
 
 @pytest.mark.slow

@@ -124,43 +124,6 @@ def test_trail_verify_command_on_a_postgresql_store(pg_server):
     assert done.returncode == 1 and "patients row 1 differs from the trail in pseudonym" in done.stdout
 
 
-def test_four_processes_write_at_once_and_the_chain_is_one(pg_server):
-    """tests/test_store_concurrency.py's four writers, against one PostgreSQL database: every process's rows and
-    trail rows are there, and the four processes made ONE chain that verifies."""
-    from tests.test_store_concurrency import _run_together
-
-    url = pg_server.create_database("trail_four")
-    ClinicStore.open(url, training=False).close()
-    body = """
-    from datetime import date
-    s = ClinicStore.open(path, training=False)
-    s.actor = "room-" + sys.argv[3]
-    try:
-        for i in range(12):
-            p = s.create_patient(f"P-{sys.argv[3]}-{i:03d}")
-            s.add_area(p.id, "arm", "upper_arm", "hypopigmented_scar", 4, "III")
-            s.add_med(p.id, "UVB-308", 300, date.today())
-    finally:
-        s.close()
-    """
-    for rc, out, err in _run_together(body, url, [[str(room)] for room in range(4)]):
-        assert rc == 0, err
-        assert out.strip() == "OK", (out, err)
-    with ClinicStore.open(url, training=False) as s:
-        report = trail.verify(s._conn, trail_key())
-        assert report.intact, report.problem
-        for room in range(4):
-            for i in range(12):
-                p = s.find_patient(f"P-{room}-{i:03d}")
-                assert p is not None and len(s.areas(p.id)) == 1 and len(s.meds(p.id)) == 1
-        for table in ("patients", "areas", "med_measurements"):
-            made = trail.entries(s._conn, table=table)
-            assert len(made) == 48 and {e.action for e in made} == {"create"}
-            assert {e.who for e in made} == {f"room-{room}" for room in range(4)}
-        whole = trail.entries(s._conn)
-        assert [e.id for e in whole] == list(range(1, len(whole) + 1))
-
-
 def test_a_marker_changed_around_the_program_is_refused_at_open(pg_server):
     from workstation.errors import UserError
 
