@@ -25,8 +25,7 @@ refused by the store: a lease, a constraint or a stale plan), trail_intact and, 
 status is 1 when a session was lost or doubled, a visit failed with an error or the trail does not verify.
 
 The PostgreSQL case opens the store with its URL (`--pg-url`, or a throw-away server started and removed here);
-it needs a ClinicStore that accepts URLs (the SQLAlchemy port of issue 17): without it, it says so and its figures
-are null. SQLite uses a URL too when the store accepts one, else the file's path.
+SQLite with a `sqlite:///` URL to a temporary file.
 """
 
 from __future__ import annotations
@@ -62,30 +61,10 @@ KINDS = (
     ("striae-alba-light", "striae_alba", ("abdomen",), None),
 )
 SKIN_TYPES = ("II", "III", "IV")
-UNAVAILABLE = "store on PostgreSQL not available in this build (ClinicStore.open does not take a URL yet)"
 
 
 def pseudonym(i: int) -> str:
     return f"BENCH-{i:04d}"
-
-
-def store_accepts_urls() -> bool:
-    """Whether ClinicStore.open takes a URL (`sqlite:///path`): tried in a temporary folder, so a build that takes it
-    for a file name leaves nothing behind."""
-    from workstation.store import ClinicStore
-
-    with tempfile.TemporaryDirectory(prefix="cicatrix-url-probe-") as tmp:
-        wanted = Path(tmp) / "probe" / "store.sqlite3"
-        wanted.parent.mkdir()
-        here = os.getcwd()
-        os.chdir(tmp)
-        try:
-            ClinicStore.open(f"sqlite:///{wanted}", training=True).close()
-        except Exception:  # noqa: BLE001 - any refusal means: no URLs here
-            return False
-        finally:
-            os.chdir(here)
-        return wanted.is_file()
 
 
 def seed(target: str, n_patients: int) -> list[int]:
@@ -147,13 +126,10 @@ class RoomResult:
 
 
 def course_lease(store, course_id: int, plan: Any) -> Any:
-    """The course's lease for a start, as the visit service takes it (workstation.session.course_lease, issue 17), when
-    this build has leases; else None (plan + save only). UserError in words when another room holds it or the plan
-    is stale."""
-    try:
-        from workstation.session.course_lease import CourseLease
-    except ImportError:
-        return None
+    """The course's lease for a start, as the visit service takes it (workstation.session.course_lease, issue 17).
+    UserError in words when another room holds it or the plan is stale."""
+    from workstation.session.course_lease import CourseLease
+
     return CourseLease.take(store, course_id, store.actor, plan_version=getattr(plan, "course_version", None),
                             room=store.actor)
 
@@ -176,13 +152,15 @@ def one_visit(store, library, course_id: int, result: RoomResult) -> None:
     if day > date.today() or not treatments:
         result.refused_plan += 1
         return
-    lease = None
     try:
         lease = course_lease(store, course_id, plan)
+    except UserError as exc:  # another room holds the course, or the plan is stale: said in words, nothing saved
+        result.refused_store.append(str(exc))
+        return
+    try:
         session_id = journal_start(store, plan, day, device_model=DEVICE_MODEL)
-    except UserError as exc:  # a lease or a version check: said in words, nothing saved
-        if lease is not None:
-            lease.release()
+    except UserError as exc:  # the version check in the saving transaction: nothing saved
+        lease.release()
         result.refused_store.append(str(exc))
         return
     try:
@@ -192,8 +170,7 @@ def one_visit(store, library, course_id: int, result: RoomResult) -> None:
         result.refused_store.append(str(exc))
         return
     finally:
-        if lease is not None:
-            lease.release()
+        lease.release()
     result.times_ms.append((time.monotonic() - t0) * 1000.0)
     result.plan_ms.append(planned_ms)
     result.saved.append((session_id, course_id, day.isoformat(), len(treatments)))
@@ -334,31 +311,25 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()  # the machine's own load: the rooms then add theirs
     try:
         with private_folders() as tmp, ExitStack() as stack:
-            urls = store_accepts_urls()
             if args.engine in ("both", "sqlite"):
                 path = tmp / "clinic.sqlite3"
-                figures["sqlite"] = run_engine(f"sqlite:///{path}" if urls else str(path), args.rooms, args.visits,
-                                               args.patients_per_room)
+                figures["sqlite"] = run_engine(f"sqlite:///{path}", args.rooms, args.visits, args.patients_per_room)
             if args.engine in ("both", "postgresql"):
-                if not urls:
-                    figures["postgresql"] = {"unavailable": UNAVAILABLE}
-                else:
-                    url = args.pg_url
-                    if url is None:
-                        from workstation.store.pgserver import ThrowawayPostgres
+                url = args.pg_url
+                if url is None:
+                    from workstation.store.pgserver import ThrowawayPostgres
 
-                        server = stack.enter_context(ThrowawayPostgres())
-                        url = server.create_database("bench_store")
-                    figures["postgresql"] = run_engine(url, args.rooms, args.visits, args.patients_per_room)
+                    server = stack.enter_context(ThrowawayPostgres())
+                    url = server.create_database("bench_store")
+                figures["postgresql"] = run_engine(url, args.rooms, args.visits, args.patients_per_room)
     except UserError as exc:  # no server programs, a database that is not empty, a store that does not open
         print(f"bench/store.py: {exc}", file=sys.stderr)
         return 2
     summary = report(figures, args, load_before)
     if args.json:
         print(json.dumps(summary))
-    ran = [f for f in figures.values() if "unavailable" not in f]
     bad = any(f["lost_sessions"] or f["doubled_sessions"] or f["doubled_light_area_days"] or f["errors"]
-              or f["duplicate_treatment_rows"] or not f["trail_intact"] for f in ran)
+              or f["duplicate_treatment_rows"] or not f["trail_intact"] for f in figures.values())
     return 1 if bad else 0
 
 
@@ -371,19 +342,16 @@ def report(figures: dict[str, dict[str, Any]], args: argparse.Namespace,
             "doubled_sessions", "doubled_light_area_days", "duplicate_treatment_rows", "trail_intact")
     print(f"{'':24}" + "".join(f"{name:>14}" for name in figures))
     for col in cols:
-        cells = ["—" if "unavailable" in f else str(f[col]) for f in figures.values()]
+        cells = [str(f[col]) for f in figures.values()]
         print(f"{col:24}" + "".join(f"{c:>14}" for c in cells))
     for name, f in figures.items():
-        if "unavailable" in f:
-            print(f"{name}: {f['unavailable']}")
-            continue
         print(f"{name}: seeded in {f['seed_s']} s, rooms ran {f['run_s']} s, {f['sessions_in_store']} sessions in "
               f"the store, trail {f['trail_rows']} rows" + ("" if f["trail_intact"] else f" BROKEN: {f['trail_problem']}"))
         for sentence, n in f["refusal_sentences"]:
             print(f"  refused by the store ({n}×): {sentence}")
         for e in f["error_samples"]:
             print(f"  error: {e}")
-    ran = {n: f for n, f in figures.items() if "unavailable" not in f}
+    ran = figures
     summary: dict[str, Any] = {
         "rooms": args.rooms, "visits": args.visits, "patients": args.rooms * args.patients_per_room,
         "errors": sum(f["errors"] for f in ran.values()),

@@ -22,8 +22,6 @@ KEYS = {"rooms", "visits", "errors", "lost_sessions", "doubled_sessions", "dupli
         "sqlite_p50_ms", "sqlite_p99_ms", "postgresql_p50_ms", "postgresql_p99_ms", "engines"}
 # Two rooms can save the same course on the same day until the store has leases and the one-light-session-per-area-
 # per-day constraint (issue 17, workstation/store/leases.py); before that a doubled session is the bench's finding.
-GUARDED = importlib.util.find_spec("workstation.store.leases") is not None
-NOT_GUARDED = "no course lease nor per-day constraint in this build: two rooms may save the same visit (issue 17)"
 
 
 def _bench_module():
@@ -65,36 +63,14 @@ def test_two_rooms_on_sqlite_lose_nothing_and_the_trail_verifies():
     figures = _check_small_run(result, "sqlite")
     assert result["postgresql_p50_ms"] is None and "postgresql" not in result["engines"]
     assert "sqlite" in out and "p99_ms" in out
-    if GUARDED:
-        assert result["doubled_sessions"] == 0 and figures["doubled_light_area_days"] == 0
-        assert code == 0, out
-    elif result["doubled_sessions"]:
-        assert code == 1  # the bench says a doubled session is a failure, by its exit status too
-        pytest.xfail(NOT_GUARDED)
-    else:
-        assert figures["doubled_light_area_days"] == 0 and code == 0, out
+    assert result["doubled_sessions"] == 0 and figures["doubled_light_area_days"] == 0
+    assert code == 0, out
 
 
-def test_two_rooms_on_postgresql(request):
-    if not bench.store_accepts_urls():
-        pytest.skip("ClinicStore.open does not take a URL in this build (the SQLAlchemy port of issue 17 has not "
-                    "landed), so the store cannot run on PostgreSQL")
-    server = request.getfixturevalue("pg_server")
-    code, result, out = _run("--engine", "postgresql", "--pg-url", server.create_database("bench_rooms"))
+def test_two_rooms_on_postgresql(pg_server):
+    code, result, out = _run("--engine", "postgresql", "--pg-url", pg_server.create_database("bench_rooms"))
     figures = _check_small_run(result, "postgresql")
-    if GUARDED:
-        assert result["doubled_sessions"] == 0 and figures["doubled_light_area_days"] == 0 and code == 0, out
-    elif result["doubled_sessions"]:
-        pytest.xfail(NOT_GUARDED)
-
-
-def test_without_a_url_capable_store_postgresql_is_said_in_words_and_null():
-    if bench.store_accepts_urls():
-        pytest.skip("this build's store takes a URL: the PostgreSQL case runs (test_two_rooms_on_postgresql)")
-    code, result, out = _run("--engine", "postgresql")
-    assert "store on PostgreSQL not available in this build" in out
-    assert result["postgresql_p50_ms"] is None and result["postgresql_p99_ms"] is None
-    assert result["lost_sessions"] == 0 and result["errors"] == 0 and code == 0
+    assert result["doubled_sessions"] == 0 and figures["doubled_light_area_days"] == 0 and code == 0, out
 
 
 def _saved(store, course_id: int, day: date) -> int:
@@ -106,30 +82,26 @@ def _saved(store, course_id: int, day: date) -> int:
 def test_the_checks_find_a_lost_and_a_doubled_session(tmp_path):
     """The store checks can fail: a session a room reported saved but missing, and two sessions of one course on one
     day, are counted (the bench's own seeding and a direct second session, bypassing the rooms). A second light
-    treatment of the area that day is counted too, where the store lets it in at all."""
+    treatment of the area that day the store itself refuses (issue 17), so it is never counted."""
     from workstation.errors import UserError
     from workstation.store import Treatment
 
     path = str(tmp_path / "s.sqlite3")
     courses = bench.seed(path, 2)
     day = date.today() - timedelta(days=30)
-    light_twice = 1
     with ClinicStore.open(path, training=False) as store:
         area = store.course(courses[0]).area_ids[0]
         first = _saved(store, courses[0], day)
         second = _saved(store, courses[0], day)
         store.journal_treatment(first, Treatment(area, "light", dose_mj_cm2=250.0))
-        try:
+        with pytest.raises(UserError, match="a second light session on the same area on the same day is refused"):
             store.journal_treatment(second, Treatment(area, "light", dose_mj_cm2=250.0))
-        except UserError:  # the store's one-light-session-per-area-per-day constraint (issue 17)
-            assert GUARDED
-            light_twice = 0
-            store.journal_treatment(second, Treatment(area, "needling", depth_mm=0.5, stroke_rate_hz=100, passes=1))
+        store.journal_treatment(second, Treatment(area, "needling", depth_mm=0.5, stroke_rate_hz=100, passes=1))
     room = bench.RoomResult(0, saved=[(first, courses[0], day.isoformat(), 1), (second, courses[0], day.isoformat(), 1),
                                       (second + 99, courses[1], day.isoformat(), 1)])
     found = bench.check_store(path, [room], courses)
     assert found["lost_sessions"] == 1  # the session id no store row has
-    assert found["doubled_sessions"] == 1 and found["doubled_light_area_days"] == light_twice
+    assert found["doubled_sessions"] == 1 and found["doubled_light_area_days"] == 0
     assert found["duplicate_treatment_rows"] == 0 and found["trail_intact"], found["trail_problem"]
 
 
