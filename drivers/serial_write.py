@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import select
+from collections.abc import Callable
 
 import serial
 
@@ -25,19 +26,21 @@ def open_write_timeout() -> float:
     return 0 if NON_BLOCKING else WRITE_TIMEOUT_S
 
 
-def write_frame(ser: serial.Serial, data: bytes, timeout_s: float = WRITE_TIMEOUT_S) -> None:
-    """Write all of `data` to `ser` (opened with `open_write_timeout()`). Raises serial.SerialTimeoutException when
-    the port accepted no byte for `timeout_s` as measured by select, serial.SerialException / OSError as pyserial
-    does otherwise."""
+def write_frame(ser: serial.Serial, data: bytes, timeout_s: float = WRITE_TIMEOUT_S, *,
+                write: Callable[[bytes], int | None] | None = None) -> None:
+    """Write all of `data` to `ser` (opened with `open_write_timeout()`), through `write` (default `ser.write`).
+    Raises serial.SerialTimeoutException when the port accepted no byte for `timeout_s` as measured by select,
+    serial.SerialException / OSError as pyserial does otherwise."""
+    write = write or ser.write
     if not NON_BLOCKING:
-        ser.write(data)
+        write(data)
         return
     view = memoryview(data)
     while len(view):
         _, ready, _ = select.select([], [ser.fileno()], [], timeout_s)
         if not ready:
             raise serial.SerialTimeoutException(f"Write timeout: the port took no byte for {timeout_s:g} s")
-        n = ser.write(bytes(view))  # non-blocking: what the port took now (at least a byte once select said so)
+        n = write(bytes(view))  # non-blocking: what the port took now (at least a byte once select said so)
         view = view[n or 0:]
 
 
@@ -47,18 +50,5 @@ class SelectWritePort(serial.Serial):
     `write_timeout=open_write_timeout()` (what `drivers.link.open_serial` does)."""
 
     def write(self, data: bytes) -> int:  # type: ignore[override]
-        write_frame(_Raw(self), bytes(data))
+        write_frame(self, bytes(data), write=lambda chunk: serial.Serial.write(self, chunk))  # pyserial's own write
         return len(data)
-
-
-class _Raw:
-    """The port seen by `write_frame`: its file descriptor and pyserial's own (non-blocking) write."""
-
-    def __init__(self, port: SelectWritePort) -> None:
-        self._port = port
-
-    def fileno(self) -> int:
-        return self._port.fileno()
-
-    def write(self, data: bytes) -> int | None:
-        return serial.Serial.write(self._port, data)
