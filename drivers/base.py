@@ -34,6 +34,7 @@ from drivers.link import (
     open_serial,
 )
 from drivers.plausibility import DeviceClock, Plausibility
+from drivers.silence import SilenceWatch
 from drivers.types import BoundsError, DriverInfo, Identity
 
 __all__ = ["DEFAULT_BAUD", "READ_TIMEOUT_S", "TELEMETRY_LOST_S", "CommandRefused", "CommandTimeout", "Counters",
@@ -91,6 +92,7 @@ class SerialDevice(FrameIntake, Device):
         self.identity: Identity | None = None
         self.last_block: np.ndarray | None = None
         self.last_frame_s = 0.0
+        self._samples_seen = SilenceWatch(0.0)
         self.telemetry_lost = False
         self._expected_seq: int | None = None
         self._seq_candidate: tuple[int, int] | None = None  # (last backward seq, consecutive run) of a restart
@@ -182,6 +184,7 @@ class SerialDevice(FrameIntake, Device):
         self._device_clock.reset()
         self._plausibility.reset()
         self.last_frame_s = now_s()
+        self._samples_seen = SilenceWatch(self.last_frame_s)  # the telemetry watchdog (drivers/silence.py)
         self.telemetry_lost = False
 
     def frame_arrived(self, frame: p.Frame, t_arrival: float) -> None:
@@ -192,10 +195,19 @@ class SerialDevice(FrameIntake, Device):
         self._send(p.Msg.IDENTIFY, b"", "identify", {}, wait=False)  # the reader checks it; then `_ready`
 
     def link_checked(self, t: float) -> None:
-        if self.connected and not self.telemetry_lost and t - self.last_frame_s > TELEMETRY_LOST_S:
+        """The telemetry watchdog on host time, run by the reader after it has read and handled everything waiting:
+        lost after TELEMETRY_LOST_S without new samples while the reader was looking, or 4 × that on the wall clock
+        (a stretch the reader itself was held up is not the device's silence: drivers/silence.py)."""
+        watch = self._samples_seen
+        blind_s = watch.looked(t)
+        if blind_s:
+            log.debug("%s: the reader was held up for %.0f ms (not counted as the device's silence)", self.name,
+                     blind_s * 1000)
+        if self.connected and not self.telemetry_lost and watch.lost(t, TELEMETRY_LOST_S):
             self.telemetry_lost = True
-            self._event("connection", "high", f"{self.name}: no telemetry for {TELEMETRY_LOST_S * 1000:.0f} ms",
-                        link=LinkEvent.TELEMETRY_LOST.value)
+            self._event("connection", "high", f"{self.name}: no telemetry for {watch.wall_s(t) * 1000:.0f} ms",
+                        link=LinkEvent.TELEMETRY_LOST.value, seen_silence_s=round(watch.seen_s(t), 4),
+                        silence_s=round(watch.wall_s(t), 4))
 
     def heartbeat_due(self) -> bool:
         """Heartbeats go out only while everything they vouch for holds: the port open, the device made safe and

@@ -130,6 +130,7 @@ class FrameIntake:
                 return
         # Fresh telemetry is new samples on the device clock, not frames: only accepted samples count.
         self.last_frame_s = t_arrival
+        self._samples_seen.heard(t_arrival)
         if self.telemetry_lost:
             self.telemetry_lost = False
             self._event("connection", "info", f"{self.name} telemetry resumed", link=LinkEvent.TELEMETRY_RESUMED.value)

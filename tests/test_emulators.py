@@ -44,6 +44,7 @@ from drivers.protocol import (
     parse_identity,
     split_telemetry,
 )
+from drivers.silence import BLIND_LIMIT_FACTOR
 
 ROOT = Path(__file__).resolve().parents[1]
 DT_S = 0.0005  # one sample at the default 2 kHz
@@ -324,7 +325,9 @@ def test_watchdog_stops_emission_without_heartbeats(light: LightEmulator, host_l
     host_light.status(StopReason.WATCHDOG)
     snap = light.state()
     silence_s = snap.shutter_closed_at - snap.last_heartbeat_at
-    assert 0.25 < silence_s <= 0.25 + 0.005 + DT_S * 2
+    # Never before 250 ms of silence; at the latest at the wall-clock bound (4 × 250 ms), judged on the device's own
+    # sample clock, so no load can push it further (drivers/silence.py). How soon in practice: bench/interlock.py.
+    assert 0.25 < silence_s <= BLIND_LIMIT_FACTOR * 0.25 + 0.005 + DT_S * 2
     assert not snap.emitting and snap.faults & LightFault.WATCHDOG
     assert host_light.refused(Msg.RESET)[0] == Refusal.CAUSE_PERSISTS  # still no heartbeat
     assert host_light.refused(Msg.ARM, b"\x01")[0] == Refusal.FAULT_LATCHED

@@ -210,7 +210,7 @@ def test_modules_stay_short() -> None:
     assert long == {}, "split these modules by responsibility"
 
 
-SESSION_MODULES = ("audit", "course_lease", "journal", "outcome", "planning", "reset", "rig", "roles", "runner",
+SESSION_MODULES = ("audit", "course_lease", "journal", "kind_rules", "outcome", "planning", "reset", "rig", "roles", "runner",
                    "safety", "scenario", "session", "step_runs", "steps", "visit")
 
 

@@ -31,6 +31,7 @@ from drivers.protocol import (
     State,
     StopReason,
 )
+from drivers.silence import SilenceWatch
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,10 @@ class Emulator(CommandsMixin, ABC):
         self.faults = 0
         self._heartbeats = 0
         self._last_heartbeat_at: float | None = None
-        self._watchdog_from = 0.0  # the watchdog window starts at the later of this and the last heartbeat
+        # The watchdog window starts at the later of the last heartbeat and the last ARM. The watchdog judges the silence its receiver saw (drivers/silence.py): a real device's UART hears every byte
+        # when it arrives, but this receiver is a thread of a process that can be held up (with the host's threads,
+        # when they share it); heartbeats waiting unread in the pty meanwhile are not the host's silence.
+        self._heard = SilenceWatch(self._t_start)
         self._last_command_at: dict[str, float] = {}
         self._injected_at: dict[str, float] = {}
         self._commands = 0
@@ -255,16 +259,23 @@ class Emulator(CommandsMixin, ABC):
     def _read_loop(self) -> None:
         while not self._stop_event.is_set():
             try:
-                data = self._link.read(0.05)
-                if not data:
-                    continue
+                data = self._link.read(self._read_timeout_s())
                 with self._lock:
-                    for frame in self._decoder.feed(data):
+                    for frame in self._decoder.feed(data) if data else ():
                         self._handle(frame)  # answers REFUSE itself if serving the command fails
+                    self._heard.looked(time.monotonic())  # everything the host wrote until now is handled
             except Exception:  # noqa: BLE001 - log, count and keep serving
                 self._errors += 1
                 log.exception("%s emulator: error while serving a command", self.short_name)
                 time.sleep(0.01)
+
+    def _read_timeout_s(self) -> float:
+        """At most 50 ms; while the watchdog runs, the receiver also looks just after its deadline, so that a host
+        that went silent is seen as soon as a UART would have seen it."""
+        if not self._supervised():
+            return 0.05
+        due = self._heard.heard_s + self.heartbeat_timeout_s + self.dt_s - time.monotonic()
+        return min(0.05, max(0.001, due))
 
     def _tick_loop(self) -> None:
         next_tick = time.monotonic()
@@ -294,7 +305,9 @@ class Emulator(CommandsMixin, ABC):
             if len(self._pending) == spf:
                 if not self._stalled:
                     t0_us = (self._k - spf) * self.period_us
-                    self._link.send(Msg.TELEMETRY, self._telemetry(t0_us, self._pending), droppable=True)
+                    late_s = now - t if now - t > 2 * self.tick_s else 0.0  # a held-up model catching up
+                    self._link.send(Msg.TELEMETRY, self._telemetry(t0_us, self._pending), droppable=True,
+                                    late_s=late_s)
                     self._telemetry_frames += 1
                 self._pending = []
 
@@ -334,8 +347,7 @@ class Emulator(CommandsMixin, ABC):
     def _check_watchdog(self, t: float) -> None:
         if not self._supervised():
             return
-        heard = max(self._watchdog_from, self._last_heartbeat_at or 0.0)
-        if t - heard > self.heartbeat_timeout_s:
+        if self._heard.lost(t, self.heartbeat_timeout_s):
             ms = self.heartbeat_timeout_s * 1000
             self._trip(self.fault_bits["WATCHDOG"], f"No heartbeat from the host for {ms:.0f} ms: stopped.", t)
 

@@ -23,6 +23,7 @@ from drivers.protocol import (
     StopReason,
     identity_payload,
 )
+from drivers.silence import SilenceWatch
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class CommandsMixin:
     _deferred: list[bytes] | None
     _last_command_at: dict[str, float]
     _last_heartbeat_at: float | None
-    _watchdog_from: float
+    _heard: SilenceWatch  # the watchdog's window: from the last heartbeat or ARM, as the receiver saw them
 
     # hooks of Emulator and its device subclass
     def _advance_to(self, now: float) -> float: ...
@@ -78,6 +79,7 @@ class CommandsMixin:
         if frame.type == Msg.HEARTBEAT:
             self._heartbeats += 1
             self._last_heartbeat_at = now
+            self._heard.heard(now)
             return
         self._commands += 1
         self._deferred = []
@@ -146,7 +148,7 @@ class CommandsMixin:
                 raise Refused(Refusal.FAULT_LATCHED, f"A fault is latched ({self._fault_names()}): RESET first.")
             if not self.armed:
                 self.armed = True
-                self._watchdog_from = now
+                self._heard.heard(now)
                 self._send_status(State.ARMED, StopReason.ARMED, "Armed.")
         elif self.armed or self._active():
             self._halt(now, StopReason.DISARMED, "Disarmed by the host.")

@@ -188,8 +188,13 @@ class PtyLink:
         with self._lock:
             self._corrupt_rate = rate
 
-    def send(self, msg_type: int, payload: bytes, *, droppable: bool = False) -> int:
-        """Frame and queue one message; returns the sequence number it was given."""
+    def send(self, msg_type: int, payload: bytes, *, droppable: bool = False, late_s: float = 0.0) -> int:
+        """Frame and queue one message; returns the sequence number it was given.
+
+        `droppable` (telemetry): dropped when the transmit buffer (`tx_buffer_bytes`) is full, as a device drops
+        samples the line cannot carry. `late_s`: how long ago the device made it (s), when the model was held up with
+        this process and catches up: the line would have carried `late_s` of bytes meanwhile, so the buffer holds
+        that much more (an unlimited line: all of it) instead of dropping samples a real device would have sent."""
         with self._lock:
             seq = self._seq
             self._seq = (self._seq + 1) & 0xFFFF
@@ -198,6 +203,8 @@ class PtyLink:
                 frame = self._corrupt(frame)
             self._frames_sent += 1
             limit = self.tx_buffer_bytes if droppable else CONTROL_QUEUE_LIMIT_BYTES
+            if droppable and late_s > 0.0:
+                limit = limit + int(late_s * self.baud / 10.0) if self.baud else len(self._queue) + len(frame)
             if self._master is None or len(self._queue) + len(frame) > limit:
                 self._frames_dropped += 1
                 self._bytes_dropped += len(frame)

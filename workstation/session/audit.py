@@ -31,7 +31,7 @@ from workstation.bus import Event, SessionBus
 from workstation.recording.reader import DeviceInfo, Recording
 from workstation.recording.summary import finite_rows
 from workstation.session.roles import recorded_active_channel
-from workstation.session.safety import LIMITS_EVENT, WATCHDOG_PERIOD_S, SafetyMonitor, StepLimits
+from workstation.session.safety import LIMITS_EVENT, STALL_EVENT, WATCHDOG_PERIOD_S, SafetyMonitor, StepLimits
 
 CHUNK_ROWS = 1 << 16
 INF = float("inf")
@@ -143,11 +143,21 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     blocks = 0
     next_tick = t0
 
+    # Where the live watchdog was held up (its `stall` events): it did not look then, so neither does this one.
+    stalls = sorted((float(e.details["from_t_host_s"]), e.t_host_s) for e in rec.events
+                    if e.kind == STALL_EVENT and e.source == "safety" and "from_t_host_s" in e.details)
+
     def watchdog_until(t: float) -> float:  # the watchdog thread, every 10 ms of the recording's time
         tick = next_tick
         while tick <= t:
+            while stalls and stalls[0][1] < tick:
+                stalls.pop(0)
+            if stalls and stalls[0][0] < tick:  # inside a stall: the next look is where it ended
+                tick = stalls.pop(0)[1]
+                if tick > t:
+                    break
             clock.t = tick
-            monitor.check_telemetry(tick)
+            monitor.watch(tick)
             tick += WATCHDOG_PERIOD_S
         return tick
 

@@ -13,26 +13,35 @@ from the arrival of the block that showed the cause to the stop command written.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 from drivers.base import TELEMETRY_LOST_S
 from drivers.codes import InterlockCause, LinkEvent
+from drivers.silence import BLIND_GAP_S, SilenceWatch
 from workstation.bus import BaseSink, CommandRecord, Event, SessionBus, now_s
 from workstation.errors import UserError
 from workstation.session import roles
+from workstation.session.kind_rules import (  # noqa: F401 - StepLimits, HOST_MAX_LAMP_TEMP_C: public here too
+    HOST_MAX_LAMP_TEMP_C,
+    KIND_RULES,
+    UNKNOWN_KIND,
+    KindRules,
+    StepLimits,
+)
 
 log = logging.getLogger(__name__)
 
 RESEND_STOP_AFTER_S = 0.1  # a device still active this long after a trip gets another stop and an alarm
 WATCHDOG_PERIOD_S = 0.01
-HOST_MAX_LAMP_TEMP_C = 42.0  # below the device's own 45 °C cut-out: the host acts first
+# The event the watchdog records when it was itself held up past drivers.silence.BLIND_GAP_S: that stretch is not
+# counted as the devices' silence, and an audit of the recording (session/audit.py) leaves it out the same way.
+STALL_EVENT = "stall"
 # An over-temperature is reset only once the lamp is this far below the host limit (39 °C), so a lamp hovering at
 # the limit cannot be reset, re-armed and tripped again at once; the device's own RESET uses 3 °C under its 45 °C.
 RESET_TEMP_HYSTERESIS_C = 3.0
@@ -52,41 +61,6 @@ FAULT_INTERLOCKS = {
 BACKUP_TIME_TOLERANCE_S = 0.02
 
 
-@dataclass(frozen=True, slots=True)
-class StepLimits:
-    """What the current step allows; the session swaps it atomically when a step starts or ends."""
-
-    area_id: str = ""
-    light_allowed: bool = False  # False: any open shutter is a protocol-rule trip (e.g. a PIH area, a needling step)
-    needling_allowed: bool = False
-    target_dose_mj_cm2: float = 0.0  # host-side stop for the current exposure (the device closes at its own target)
-    area_dose_before_mj_cm2: float = 0.0  # dose this area already received in this session
-    area_dose_cap_mj_cm2: float = float("inf")  # per-session cap for the area
-    depth_limit_mm: float = 0.0
-    dose_tolerance_mj_cm2: float = 1.0  # about one 10 ms frame at 100 mW/cm²; the device itself closes within 0.025
-    depth_tolerance_mm: float = 0.05
-    max_lamp_temp_c: float = HOST_MAX_LAMP_TEMP_C
-
-    def describe(self) -> str:
-        if not (self.light_allowed or self.needling_allowed):
-            return "limits: no light, no needling"
-        if self.light_allowed:
-            return (f"limits: light on {self.area_id}, target {self.target_dose_mj_cm2:g} mJ/cm², area cap "
-                    f"{self.area_dose_cap_mj_cm2:g} mJ/cm² ({self.area_dose_before_mj_cm2:g} given before)")
-        return f"limits: needling on {self.area_id}, depth at most {self.depth_limit_mm:g} mm"
-
-    def to_details(self) -> dict[str, object]:
-        """The fields as event details (JSON: an infinite cap is written as null)."""
-        return {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_details(cls, details: dict[str, object]) -> StepLimits:
-        known = {f.name: f for f in fields(cls)}
-        values = {k: (float("inf") if v is None and known[k].type == "float" else v)
-                  for k, v in details.items() if k in known}
-        return cls(**values)
-
-
 LIMITS_EVENT = "limits"  # the event kind set_limits records
 
 
@@ -102,74 +76,6 @@ class Trip:
     @property
     def latency_ms(self) -> float:
         return (self.t_stop_written_s - self.t_cause_s) * 1000.0
-
-
-Found = tuple[InterlockCause, str, dict[str, object]] | None  # a kind check's verdict: cause, message, details
-
-
-def _contact(b: np.ndarray, on: np.ndarray, lim: StepLimits) -> Found:
-    """Skin contact lost while emitting: the handpiece is off the treated area."""
-    if not b["skin_contact"][on].all():
-        return InterlockCause.CONTACT_LOST, "skin contact lost while emitting", {}
-    return None
-
-
-def _lamp_temperature(b: np.ndarray, on: np.ndarray, lim: StepLimits) -> Found:
-    """The lamp above the host's limit (HOST_MAX_LAMP_TEMP_C, 42 °C: below the device's own 45 °C cut-out)."""
-    temp = float(b["lamp_temp_c"][on].max())
-    if temp > lim.max_lamp_temp_c:
-        return (InterlockCause.OVER_TEMPERATURE, f"lamp at {temp:.1f} °C, above {lim.max_lamp_temp_c:g} °C",
-                {"lamp_temp_c": temp, "limit_c": lim.max_lamp_temp_c})
-    return None
-
-
-def _target_dose(b: np.ndarray, on: np.ndarray, lim: StepLimits) -> Found:
-    """The dose past the step's target by more than the tolerance (one 10 ms frame at 100 mW/cm²): the device's own
-    dose control failed to close (the target comes from the dose engine, CLINICAL.md)."""
-    dose = float(b["dose_mj_cm2"][on].max())
-    if dose >= lim.target_dose_mj_cm2 + lim.dose_tolerance_mj_cm2:
-        return (InterlockCause.TARGET_DOSE, f"dose {dose:.1f} mJ/cm² passed the planned {lim.target_dose_mj_cm2:g} "
-                "mJ/cm² and the shutter is still open", {"dose_mj_cm2": dose, "target_mj_cm2": lim.target_dose_mj_cm2})
-    return None
-
-
-def _area_dose_cap(b: np.ndarray, on: np.ndarray, lim: StepLimits) -> Found:
-    """The area's dose this session past its cap (the protocol's per-session cap, CLINICAL.md via the dose engine)."""
-    total = lim.area_dose_before_mj_cm2 + float(b["dose_mj_cm2"][on].max())
-    if total >= lim.area_dose_cap_mj_cm2 + lim.dose_tolerance_mj_cm2:
-        return (InterlockCause.AREA_DOSE_CAP, f"area {lim.area_id} would exceed its cap of "
-                f"{lim.area_dose_cap_mj_cm2:g} mJ/cm² this session",
-                {"area_dose_mj_cm2": total, "cap_mj_cm2": lim.area_dose_cap_mj_cm2})
-    return None
-
-
-def _depth(b: np.ndarray, on: np.ndarray, lim: StepLimits) -> Found:
-    """The needle deeper than the area's limit (set point or measured; CLINICAL.md: never above 2.5 mm, less by
-    region, from the dose engine), beyond a 0.05 mm tolerance."""
-    depth = float(max(b["depth_mm"][on].max(), b["depth_set_mm"][on].max()))
-    if depth > lim.depth_limit_mm + lim.depth_tolerance_mm:
-        return (InterlockCause.DEPTH_LIMIT, f"needle depth {depth:.2f} mm is over the area's limit of "
-                f"{lim.depth_limit_mm:g} mm", {"depth_mm": depth, "limit_mm": lim.depth_limit_mm})
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class KindRules:
-    """What the monitor checks on a device of one kind while it is active, declared once per kind."""
-
-    allowed: str  # the StepLimits field that allows this kind's activity in the current step ("": none does)
-    refused: str  # what happened, when the step allows none
-    doing: str  # "emitting" / "needling", for a fault's message
-    checks: tuple[Callable[[np.ndarray, np.ndarray, StepLimits], Found], ...]  # the kind's own, in order
-    light: bool = False  # also the backup time and the idle lamp temperature
-
-
-KIND_RULES = {
-    roles.LIGHT: KindRules("light_allowed", "light emitted during a step that allows no UV", "emitting",
-                           (_contact, _lamp_temperature, _target_dose, _area_dose_cap), light=True),
-    roles.NEEDLING: KindRules("needling_allowed", "needling during a step that allows none", "needling", (_depth,)),
-}
-UNKNOWN_KIND = KindRules("", "active, but no step allows a device of its kind", "active", ())  # fails safe
 
 
 def link_loss(event: Event) -> InterlockCause | None:
@@ -215,6 +121,9 @@ class SafetyMonitor(BaseSink):
         self._tripped: dict[str, Trip] = {}  # device -> the latched trip
         self._active: dict[str, bool] = {}  # device -> emitting / needling, per the last block
         self._last_block_s: dict[str, float] = {}
+        self._samples_seen: dict[str, SilenceWatch] = {}  # device -> the telemetry-lost watchdog (drivers/silence.py)
+        self._seen_lock = threading.Lock()  # blocks (reader threads) and looks (the watchdog) change the watches
+        self._looked_s = clock()  # the watchdog's last look
         self._backup_s: dict[str, float] = {}  # device -> backup time it acknowledged (s)
         self._exposure_from_us: dict[str, int | None] = {}  # device -> device time its current exposure began
         self._hot: set[str] = set()  # devices whose lamp-over-temperature alarm is raised
@@ -228,6 +137,7 @@ class SafetyMonitor(BaseSink):
 
     # --- life cycle ------------------------------------------------------------------------------------------
     def start(self) -> None:
+        self._looked_s = self.clock()
         self._running.set()
         self._thread = threading.Thread(target=self._watchdog_loop, name="safety-watchdog", daemon=True)
         self._thread.start()
@@ -316,6 +226,8 @@ class SafetyMonitor(BaseSink):
             return
         t = float(block["t_host_s"][-1])
         self._last_block_s[device] = t
+        with self._seen_lock:
+            self._silence(device, t).heard(t)
         self._last_row[device] = {k: float(block[k][-1]) for k in ("lamp_temp_c", "skin_contact", "fault_bits")
                                   if k in block.dtype.names}
         kind, channel = self._declared.get(device, ("", None))
@@ -414,7 +326,7 @@ class SafetyMonitor(BaseSink):
         next_t = time.monotonic()
         while self._running.is_set():
             self._alive_s = self.clock()
-            self.check_telemetry(self._alive_s)
+            self.watch(self._alive_s)
             next_t += self.watchdog_period_s
             delay = next_t - time.monotonic()
             if delay > 0:
@@ -422,14 +334,39 @@ class SafetyMonitor(BaseSink):
             else:
                 next_t = time.monotonic()
 
+    def watch(self, t: float) -> None:
+        """One look of the watchdog at host time t (s): notes a stretch it was held up (a `stall` event, not counted
+        as the devices' silence), then `check_telemetry(t)`. The audit steps it through a recording's time."""
+        gap = t - self._looked_s
+        self._looked_s = max(self._looked_s, t)
+        with self._seen_lock:
+            for watch in self._samples_seen.values():
+                watch.looked(t)
+        if gap > BLIND_GAP_S:
+            self.bus.publish_event(Event(
+                t, STALL_EVENT, "low", "safety", f"the workstation was held up for {gap * 1000:.0f} ms: the safety "
+                "watchdog could not look (the devices' silence in that stretch is not counted against them)",
+                {"from_t_host_s": round(t - gap, 6), "stall_s": round(gap, 6)}))
+        self.check_telemetry(t)
+
     def check_telemetry(self, t: float) -> None:
-        """The time-based interlock: a device active in its last block that has sent none for TELEMETRY_LOST_S."""
+        """The time-based interlock: a device active in its last block that has sent none for TELEMETRY_LOST_S while
+        the watchdog was looking, or for 4 × that on the wall clock (drivers/silence.py)."""
         for device, active in list(self._active.items()):
-            last = self._last_block_s.get(device, t)
-            if active and t - last > TELEMETRY_LOST_S:
+            with self._seen_lock:
+                watch = self._silence(device, t)
+                lost, wall_s, seen_s = watch.lost(t, TELEMETRY_LOST_S), watch.wall_s(t), watch.seen_s(t)
+            if active and lost:
                 self._trip(InterlockCause.TELEMETRY_LOST, device, f"no telemetry from {device} for "
-                           f"{(t - last) * 1000:.0f} ms while it was active", t, force=True)
+                           f"{wall_s * 1000:.0f} ms while it was active", t, force=True,
+                           seen_silence_s=round(seen_s, 4))
                 self._active[device] = False  # unknown now; the device's own watchdog stops it anyway
+
+    def _silence(self, device: str, t: float) -> SilenceWatch:
+        watch = self._samples_seen.get(device)
+        if watch is None:
+            watch = self._samples_seen[device] = SilenceWatch(t)
+        return watch
 
     # --- tripping --------------------------------------------------------------------------------------------
     def _trip(self, interlock: InterlockCause, device: str, message: str, t_cause: float, *, force: bool = False,

@@ -1,0 +1,87 @@
+"""How long an observer has *seen* nothing: the one rule behind every silence watchdog (host and device).
+
+A watchdog that measures silence as "now minus the last sign of life" blames the other side for the time it could not
+look itself. On a workstation that is busy (a garbage collection, an antivirus scan, a loaded machine) every thread of
+the process can stop for a few hundred milliseconds; when they run again the bytes the device sent meanwhile wait,
+unread, in the port, yet a watchdog that runs before the reader sees 300 ms without a sample and trips. The same holds
+for an emulated device that shares the host's process: its receiver and the host's heartbeat sender stop together.
+
+`SilenceWatch` counts only the stretches its observer was looking. The observer calls `looked(t)` every time it
+looks (a read that returned, a watchdog tick); a gap between two looks longer than `BLIND_GAP_S` is time it was not
+looking, and that stretch does not count as silence. Two bounds judge a silence (`lost`):
+
+- *seen*: silence the observer saw while looking, more than the watchdog's limit (250 ms for telemetry and for the
+  heartbeat, docs/protocol.md): the usual trip, as prompt as before when the observer runs on time;
+- *wall*: silence on the wall clock, more than `BLIND_LIMIT_FACTOR` × the limit (1 s), whatever the observer saw: a
+  workstation that cannot look for that long is not supervising, and the device stops all the same.
+
+The host side does not lose a bound it had: while the host cannot look it cannot stop anything either, and the
+device's own heartbeat watchdog, judged by the device, is the backstop. Every blind stretch the safety monitor finds is
+recorded (`stall` event), so an audit judges the recording with the same rule.
+
+Thread-safety: `looked`, `heard` and `blind` are called from one thread (the observer); `lost` and `seen_s` may be
+read from another (plain float reads and writes, no compound state that another thread must see whole).
+"""
+
+from __future__ import annotations
+
+__all__ = ["BLIND_GAP_S", "BLIND_LIMIT_FACTOR", "SilenceWatch"]
+
+# A look that comes more than this after the previous one means the observer was held up (its own period is 10–50 ms):
+# the stretch between the two is blind, not silence seen.
+BLIND_GAP_S = 0.1
+# Silence on the wall clock past this many times a watchdog's limit is lost, whatever the observer saw.
+BLIND_LIMIT_FACTOR = 4.0
+
+
+class SilenceWatch:
+    """Silence since the last sign of life, counting only the time its observer was looking.
+
+    `heard(t)`: a sign of life at host time t (s). `looked(t)`: the observer looked at t and found whatever it found
+    (call it after handling what it found). `blind(t0, t1)`: a stretch the observer could not look, known otherwise
+    (the audit's recorded stalls). `seen_s(t)`: silence seen up to t, s; `wall_s(t)`: silence on the wall clock, s.
+    `lost(t, limit_s)`: seen > limit_s or wall > BLIND_LIMIT_FACTOR × limit_s.
+    """
+
+    __slots__ = ("_blind_s", "_heard_s", "_looked_s", "blind_gap_s")
+
+    def __init__(self, t: float, *, blind_gap_s: float = BLIND_GAP_S) -> None:
+        self.blind_gap_s = blind_gap_s
+        self._heard_s = t
+        self._looked_s = t
+        self._blind_s = 0.0  # blind seconds since the last sign of life
+
+    @property
+    def heard_s(self) -> float:
+        """Host time of the last sign of life, s."""
+        return self._heard_s
+
+    def heard(self, t: float) -> None:
+        self._heard_s = t
+        self._blind_s = 0.0
+        self._looked_s = max(self._looked_s, t)
+
+    def looked(self, t: float) -> float:
+        """The observer looked at t; returns the blind stretch this look ends (0.0 when it came on time), s."""
+        gap = t - self._looked_s
+        self._looked_s = max(self._looked_s, t)
+        if gap <= self.blind_gap_s:
+            return 0.0
+        self.blind(t - gap, t)
+        return gap
+
+    def blind(self, t0: float, t1: float) -> None:
+        """The observer could not look from t0 to t1 (s): only the part after the last sign of life counts."""
+        start = max(t0, self._heard_s)
+        if t1 > start:
+            self._blind_s += t1 - start
+
+    def wall_s(self, t: float) -> float:
+        return max(0.0, t - self._heard_s)
+
+    def seen_s(self, t: float) -> float:
+        """Silence the observer saw: up to its last look (not past it: it has not looked since), less blind time."""
+        return max(0.0, min(t, self._looked_s) - self._heard_s - self._blind_s)
+
+    def lost(self, t: float, limit_s: float) -> bool:
+        return self.seen_s(t) > limit_s or self.wall_s(t) > BLIND_LIMIT_FACTOR * limit_s

@@ -1,0 +1,197 @@
+"""A workstation that is held up is not a silent device (drivers/silence.py), and the bounds still hold.
+
+The whole process is held up the way a long garbage collection holds it: a C call that keeps the GIL
+(`ctypes.PyDLL`: `usleep` runs without releasing it), so every Python thread stops at once: the drivers' readers and
+heartbeats, the safety monitor's watchdog, the recorder, and the emulated devices (they share this process). Bytes
+the devices had written meanwhile wait in the ptys. Before drivers/silence.py, whichever watchdog ran first after
+such a stretch blamed the other side for it: `telemetry_lost` on the host or `heartbeat_lost` in the emulator.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import wait_for
+
+from drivers.codes import InterlockCause
+from drivers.silence import BLIND_GAP_S, BLIND_LIMIT_FACTOR, SilenceWatch
+from workstation.bus import SessionBus
+from workstation.recording.reader import Recording
+from workstation.session.audit import audit
+from workstation.session.safety import STALL_EVENT, SafetyMonitor, StepLimits
+from workstation.session.scenario import load_scenario
+from workstation.session.visit import Visit
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIO = ROOT / "seeds" / "scenarios" / "combined-uneventful.toml"
+LIBC = ctypes.PyDLL(None)  # PyDLL: the call keeps the GIL
+
+
+def hold_the_process(seconds: float) -> None:
+    """Stop every Python thread of this process for `seconds` (the caller's thread sleeps in C holding the GIL)."""
+    LIBC.usleep(int(seconds * 1e6))
+
+
+# --- the rule, alone --------------------------------------------------------------------------------------------
+def test_silence_counts_only_while_the_observer_looks():
+    w = SilenceWatch(0.0)
+    for k in range(1, 11):  # looking every 10 ms, nothing heard
+        w.looked(0.01 * k)
+    assert w.seen_s(0.1) == pytest.approx(0.1) and not w.lost(0.1, 0.25)
+    assert w.looked(0.5) == pytest.approx(0.4)  # held up 400 ms: blind, not silence
+    assert w.seen_s(0.5) == pytest.approx(0.1) and w.wall_s(0.5) == pytest.approx(0.5)
+    assert not w.lost(0.5, 0.25)
+    for k in range(1, 17):
+        w.looked(0.5 + 0.01 * k)
+    assert w.lost(0.66, 0.25) and w.seen_s(0.66) == pytest.approx(0.26)  # 100 + 160 ms seen
+    w.heard(0.7)
+    assert w.seen_s(0.7) == 0.0 and w.wall_s(0.7) == 0.0 and not w.lost(0.7, 0.25)
+
+
+def test_silence_the_observer_has_not_looked_at_yet_is_not_seen():
+    w = SilenceWatch(0.0)
+    w.looked(0.05)
+    assert w.seen_s(0.3) == pytest.approx(0.05)  # from 0.05 on it has not looked: unknown, not silent
+
+
+def test_a_blind_observer_still_trips_on_the_wall_clock_bound():
+    w = SilenceWatch(0.0)
+    t = 0.0
+    while t < 1.2:  # every look comes late: never any silence seen
+        t += BLIND_GAP_S + 0.05
+        w.looked(t)
+        assert w.seen_s(t) == 0.0
+        assert w.lost(t, 0.25) == (t > BLIND_LIMIT_FACTOR * 0.25)
+    assert w.lost(t, 0.25)
+
+
+def test_a_blind_stretch_before_the_last_sign_of_life_does_not_count():
+    w = SilenceWatch(0.0)
+    w.heard(0.3)
+    w.blind(0.0, 0.35)  # only 50 ms of it came after the sample at 0.3
+    w.looked(0.38)
+    assert w.seen_s(0.38) == pytest.approx(0.03)
+
+
+# --- the safety monitor's watchdog --------------------------------------------------------------------------------
+class _Stub:
+    def __init__(self, name: str, kind: str) -> None:
+        from types import SimpleNamespace
+
+        self.name, self.INFO, self.active_channel, self.stops = name, SimpleNamespace(kind=kind), "shutter_open", []
+
+    def stop_now(self, why: str) -> float:
+        self.stops.append(why)
+        return 0.0
+
+
+def _monitor(t0: float):
+    from test_safety import Collector, light_block
+
+    clock = [t0]
+    bus = SessionBus()
+    light = _Stub("light", "light")
+    mon = SafetyMonitor(bus, {"light": light}, clock=lambda: clock[0])
+    col = Collector()
+    bus.subscribe(mon)
+    bus.subscribe(col)
+    mon.set_limits(StepLimits(area_id="A1", light_allowed=True, target_dose_mj_cm2=1000.0))
+    bus.publish_block("light", light_block(t=t0, shutter=1))
+    return mon, col, light
+
+
+def test_the_watchdog_held_up_records_a_stall_and_does_not_trip_for_it():
+    t0 = 100.0
+    mon, col, light = _monitor(t0)
+    mon.watch(t0 + 0.01)
+    mon.watch(t0 + 0.41)  # held up 400 ms: nothing seen in it
+    assert not mon.trips and not light.stops
+    [stall] = [e for e in col.events if e.kind == STALL_EVENT]
+    assert stall.details["stall_s"] == pytest.approx(0.4) and stall.details["from_t_host_s"] == pytest.approx(t0 + 0.01)
+    assert "held up for 400 ms" in stall.message
+    t = t0 + 0.41
+    while not mon.trips:  # then it looks on time and sees the silence: 10 ms before, 240 ms after
+        t += 0.01
+        mon.watch(t)
+        assert t < t0 + 0.8
+    assert mon.trips[0].interlock == InterlockCause.TELEMETRY_LOST and light.stops
+    assert t - (t0 + 0.41) == pytest.approx(0.25, abs=0.015)
+
+
+def test_a_watchdog_that_is_always_late_still_trips_at_the_wall_clock_bound():
+    t0 = 100.0
+    mon, col, light = _monitor(t0)
+    t = t0
+    while not mon.trips:
+        t += 0.15  # every look late: each stretch is blind
+        mon.watch(t)
+        assert t < t0 + 2
+    assert BLIND_LIMIT_FACTOR * 0.25 < t - t0 <= BLIND_LIMIT_FACTOR * 0.25 + 0.15
+    assert mon.trips[0].interlock == InterlockCause.TELEMETRY_LOST
+
+
+# --- the whole rig, held up -------------------------------------------------------------------------------------
+@pytest.fixture
+def visit(tmp_path):
+    v = Visit.training(load_scenario(SCENARIO), tmp_path / "rec", store_path=tmp_path / "t.sqlite3")
+    v.begin()
+    yield v
+    v.close()
+
+
+def _during_the_exposure(v: Visit, action) -> threading.Thread:
+    emu = v.rig.emulators["light"]
+
+    def run() -> None:
+        wait_for(lambda: emu.state().active, 10, "the exposure")
+        action()
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th
+
+
+def test_a_session_held_up_by_its_own_process_runs_on_and_its_recording_says_so(visit):
+    """Three 400 ms hold-ups mid-exposure: no interlock, the exposure delivers its dose, the session saves, and the
+    recording holds the stalls, so an audit of it makes the same decisions (no extra trip)."""
+    v = visit
+    emu = v.rig.emulators["light"]
+
+    def hold_three_times() -> None:
+        for _ in range(3):  # three separate hold-ups: each time the host is back (a heartbeat heard) before the next
+            hold_the_process(0.4)
+            back = time.monotonic()
+            wait_for(lambda back=back: (emu.state().last_heartbeat_at or 0) > back, 2, "a heartbeat after the hold-up")
+
+    th = _during_the_exposure(v, hold_three_times)
+    result = v.run_step()
+    th.join(10)
+    assert not v.rig.monitor.trips, [t.message for t in v.rig.monitor.trips]
+    assert result.outcome == "done" and emu.state().faults == 0
+    assert result.delivered_dose_mj_cm2 == pytest.approx(result.step.target_dose_mj_cm2, rel=0.02)
+    v.run_all()
+    saved = v.end()
+    rec = Recording.open(saved.recording)
+    stalls = [e for e in rec.events if e.kind == STALL_EVENT]
+    assert len(stalls) >= 3 and all(e.details["stall_s"] >= 0.35 for e in stalls[:3])
+    assert not [e for e in rec.events if e.kind == "interlock"]
+    result = audit(rec)
+    assert not result.extra and not result.missing
+
+
+def test_held_up_past_the_wall_clock_bound_the_device_is_stopped(visit):
+    """Held up 1.3 s (past 4 × 250 ms) mid-exposure: no workstation is supervising a lamp it cannot look at for
+    that long. The emulated device's watchdog stops it on its own sample clock, the host trips too."""
+    v = visit
+    emu = v.rig.emulators["light"]
+    th = _during_the_exposure(v, lambda: hold_the_process(1.3))
+    result = v.run_step()
+    th.join(10)
+    wait_for(lambda: v.rig.monitor.trips, 5, "a trip")
+    causes = {t.interlock for t in v.rig.monitor.trips}
+    assert causes & {InterlockCause.TELEMETRY_LOST, InterlockCause.HEARTBEAT_LOST}, causes
+    assert result.outcome == "interrupted" and not emu.state().active
