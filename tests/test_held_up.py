@@ -195,3 +195,20 @@ def test_held_up_past_the_wall_clock_bound_the_device_is_stopped(visit):
     causes = {t.interlock for t in v.rig.monitor.trips}
     assert causes & {InterlockCause.TELEMETRY_LOST, InterlockCause.HEARTBEAT_LOST}, causes
     assert result.outcome == "interrupted" and not emu.state().active
+
+
+def test_a_reset_asked_while_the_workstation_is_held_up_waits_for_what_the_devices_sent(visit):
+    """The reset waits up to 0.5 s for fresh telemetry from each device (RESET_ANSWER_S); held up 0.7 s meanwhile,
+    it judges the devices on what they sent, not on the time it could not look ("not answering" before)."""
+    v = visit
+    v.rig.monitor.estop("trainer")
+
+    def hold_soon() -> None:
+        threading.Event().wait(0.01)
+        hold_the_process(0.7)
+
+    th = threading.Thread(target=hold_soon, daemon=True)
+    th.start()
+    cleared = v.reset_interlocks()
+    th.join(5)
+    assert {t.interlock for t in cleared} == {InterlockCause.ESTOP} and not v.rig.monitor.tripped

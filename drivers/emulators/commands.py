@@ -156,7 +156,7 @@ class CommandsMixin:
     def _persisting(self, now: float) -> int:
         """Fault bits whose cause is still present (RESET is refused for those)."""
         bits = self._device_persisting(now)
-        if self._last_heartbeat_at is None or now - self._last_heartbeat_at > self.heartbeat_timeout_s:
+        if self._last_heartbeat_at is None or self._heard.lost(now, self.heartbeat_timeout_s):
             bits |= self.fault_bits["WATCHDOG"]
         return bits
 

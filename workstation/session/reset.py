@@ -12,8 +12,10 @@ then clears the monitor's latch. It never restarts anything.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from drivers.codes import InterlockCause
+from drivers.silence import SilenceWatch
 from workstation.bus import Event
 from workstation.session.safety import (
     HOST_MAX_LAMP_TEMP_C,
@@ -96,22 +98,26 @@ def reset_checked(monitor: SafetyMonitor, who: str) -> list[Trip]:
 
 def _wait_block(monitor: SafetyMonitor, device: str, since: float, timeout_s: float = RESET_ANSWER_S) -> bool:
     """Wait until a block from `device` arrives after `since` (the host clock)."""
-    t_end = time.monotonic() + timeout_s
-    while monitor.last_block_s(device) <= since:
-        if time.monotonic() >= t_end:
-            return False
-        time.sleep(0.005)
-    return True
+    return _wait(lambda: monitor.last_block_s(device) > since, timeout_s)
 
 
 def _wait_fault_clear(monitor: SafetyMonitor, device: str, since: float, timeout_s: float = RESET_ANSWER_S) -> bool:
     """Wait until a block that arrived after `since` shows no latched fault bits."""
-    t_end = time.monotonic() + timeout_s
-    while time.monotonic() < t_end:
-        if monitor.last_block_s(device) > since and not monitor.last_row(device).get("fault_bits"):
-            return True
+    return _wait(lambda: monitor.last_block_s(device) > since and not monitor.last_row(device).get("fault_bits"),
+                 timeout_s)
+
+
+def _wait(answered: Callable[[], bool], timeout_s: float) -> bool:
+    """Poll every 5 ms until `answered()`; False once the device has been silent for `timeout_s` while this thread
+    was looking (a stretch it was held up does not count: drivers/silence.py), or 4 × that on the wall clock."""
+    waited = SilenceWatch(time.monotonic())
+    while not answered():
+        now = time.monotonic()
+        waited.looked(now)
+        if waited.lost(now, timeout_s):
+            return False
         time.sleep(0.005)
-    return False
+    return True
 
 
 def _device_reset_refusal(name: str, exc: Exception) -> str:
