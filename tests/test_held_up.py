@@ -212,3 +212,36 @@ def test_a_reset_asked_while_the_workstation_is_held_up_waits_for_what_the_devic
     cleared = v.reset_interlocks()
     th.join(5)
     assert {t.interlock for t in cleared} == {InterlockCause.ESTOP} and not v.rig.monitor.tripped
+
+
+def test_through_the_window_a_held_up_exposure_runs_on_and_the_session_saves_completed(qtbot, window):
+    """The same in the window (its GUI thread is one of the threads held): 0.4 s twice mid-exposure, no alarm, no
+    interlock, both steps done, the session saved completed with its stalls in the recording."""
+    from PyQt6.QtCore import Qt
+    from test_ui_session import TIMEOUT_MS, arm, run_step, start_training
+
+    win = window
+    start_training(qtbot, win, "combined-uneventful.toml")
+    arm(qtbot, win)
+    emu = win.controller.rig.emulators["light"]
+
+    def hold_twice() -> None:
+        wait_for(lambda: emu.state().active, 10, "the exposure")
+        for _ in range(2):
+            hold_the_process(0.4)
+            back = time.monotonic()
+            wait_for(lambda back=back: (emu.state().last_heartbeat_at or 0) > back, 2, "a heartbeat after the hold-up")
+
+    th = threading.Thread(target=hold_twice, daemon=True)
+    th.start()
+    session = win.controller.session
+    for _ in session.steps:
+        run_step(qtbot, win)
+    th.join(10)
+    assert not win.controller.rig.monitor.trips and not win.treatment.alarms.alarms
+    qtbot.mouseClick(win.treatment.end_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.controller.saved is not None, timeout=TIMEOUT_MS)
+    saved = win.controller.saved
+    assert saved.summary["state"] == "completed"
+    assert [r["outcome"] for r in saved.summary["results"]] == ["done", "done"]
+    assert len([e for e in Recording.open(saved.recording).events if e.kind == STALL_EVENT]) >= 2

@@ -344,7 +344,7 @@ class SafetyMonitor(BaseSink):
                 watch.looked(t)
         if gap > BLIND_GAP_S:
             self.bus.publish_event(Event(
-                t, STALL_EVENT, "low", "safety", f"the workstation was held up for {gap * 1000:.0f} ms: the safety "
+                t, STALL_EVENT, "info", "safety", f"the workstation was held up for {gap * 1000:.0f} ms: the safety "
                 "watchdog could not look (the devices' silence in that stretch is not counted against them)",
                 {"from_t_host_s": round(t - gap, 6), "stall_s": round(gap, 6)}))
         self.check_telemetry(t)
