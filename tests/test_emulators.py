@@ -569,21 +569,23 @@ def test_inject_by_name_rejects_unknown_faults(light: LightEmulator, pen: PenEmu
 
 @pytest.mark.parametrize(("baud", "drops"), [(57600, True), (921600, False)])
 def test_baud_throttle_limits_the_byte_rate(baud: int, drops: bool) -> None:
+    t_before = time.monotonic()
     with LightEmulator(seed=3, baud=baud) as emu:
         host = Host(emu.port)
         try:
-            host.pump(0.3)
-            bytes_start, t_start = host.decoder.bytes_in, time.monotonic()
-            host.pump(1.0)
-            rate = (host.decoder.bytes_in - bytes_start) / (time.monotonic() - t_start)
+            host.pump(1.3)
+            elapsed = time.monotonic() - t_before
             stats = emu.state().link
         finally:
             host.close()
     needed = 100 * 243  # 100 frames/s of ~243 bytes (20 light samples) at 2 kHz
-    # The line never carries more than baud/10 bytes/s; a loaded machine can only lower the rate measured, so the
-    # figure itself is a benchmark (bench/telemetry.py), and the test checks the bound and the drop policy.
-    assert rate <= min(baud / 10, needed) * 1.1
-    assert (stats.frames_dropped > 0) == drops
+    # Everything written since the start, against the time since the start: the line never carries more than baud/10
+    # bytes/s (plus its two-chunk burst and a frame), however late the transmitter ran; a rate over a window of the
+    # host's reads is load-dependent (bytes waiting in the kernel count in a later window): bench/telemetry.py.
+    assert stats.bytes_written <= min(baud / 10, needed) * elapsed * 1.02 + 2 * max(16, baud / 10 * 0.002) + 243
+    # Drops by the line itself: at 57600 baud the line cannot carry 2 kHz; at 921600 it can (a host that is not
+    # reading, on a loaded machine, is counted apart: frames_dropped_unread).
+    assert (stats.frames_dropped - stats.frames_dropped_unread > 0) == drops
     assert host.decoder.bad_frames == 0  # whole frames are dropped, never cut
 
 

@@ -35,6 +35,7 @@ class LinkStats:
 
     frames_sent: int  # frames queued for the wire (after the sequence number was assigned)
     frames_dropped: int  # frames lost because the transmit queue was full or the cable unplugged
+    frames_dropped_unread: int  # of those, lost while the host's side was full (the host not reading, not the line)
     bytes_written: int  # bytes the host side could read
     bytes_dropped: int
     bytes_corrupted: int  # bytes flipped or inserted by the corruption fault
@@ -74,7 +75,9 @@ class PtyLink:
         self._seq = 0
         self._rng = np.random.default_rng(seed)
         self._corrupt_rate = 0.0
-        self._frames_sent = self._frames_dropped = 0
+        self._frames_sent = self._frames_dropped = self._frames_dropped_unread = 0
+        self._host_full = False  # the last write found the host's side full
+        self._tx_ran_at = time.monotonic()  # the transmitter's last turn
         self._bytes_written = self._bytes_dropped = self._bytes_corrupted = 0
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -192,9 +195,11 @@ class PtyLink:
         """Frame and queue one message; returns the sequence number it was given.
 
         `droppable` (telemetry): dropped when the transmit buffer (`tx_buffer_bytes`) is full, as a device drops
-        samples the line cannot carry. `late_s`: how long ago the device made it (s), when the model was held up with
-        this process and catches up: the line would have carried `late_s` of bytes meanwhile, so the buffer holds
-        that much more (an unlimited line: all of it) instead of dropping samples a real device would have sent."""
+        samples the line cannot carry. A real UART is never held up; this transmitter and the model are threads of a
+        process that can be. So the buffer also holds what the line would have carried meanwhile: `late_s` (how long
+        ago the device made this frame, when the model catches up) or the time since the transmitter last ran,
+        whichever is longer (an unlimited line: all of it). Frames dropped while the host's side was full (the host
+        not reading) are counted apart (`frames_dropped_unread`)."""
         with self._lock:
             seq = self._seq
             self._seq = (self._seq + 1) & 0xFFFF
@@ -203,10 +208,12 @@ class PtyLink:
                 frame = self._corrupt(frame)
             self._frames_sent += 1
             limit = self.tx_buffer_bytes if droppable else CONTROL_QUEUE_LIMIT_BYTES
-            if droppable and late_s > 0.0:
-                limit = limit + int(late_s * self.baud / 10.0) if self.baud else len(self._queue) + len(frame)
+            held_s = max(late_s, time.monotonic() - self._tx_ran_at - 0.002)  # beyond one 2 ms chunk of line time
+            if droppable and held_s > 0.0 and not self._host_full:
+                limit = limit + int(held_s * self.baud / 10.0) if self.baud else len(self._queue) + len(frame)
             if self._master is None or len(self._queue) + len(frame) > limit:
                 self._frames_dropped += 1
+                self._frames_dropped_unread += self._host_full
                 self._bytes_dropped += len(frame)
                 return seq
             self._queue += frame
@@ -249,7 +256,7 @@ class PtyLink:
                         n = want if credit >= want else 0
                     else:
                         n = want
-                    last = now
+                    last = self._tx_ran_at = now
                     written = self._write_locked(n) if n else 0
                     credit -= written
                 if n == 0:
@@ -267,11 +274,13 @@ class PtyLink:
         try:
             written = os.write(self._master, self._queue[:n])
         except (BlockingIOError, InterruptedError):
+            self._host_full = True
             return 0
         except OSError as exc:
             if exc.errno == errno.EIO:
                 return 0
             raise
+        self._host_full = written < n
         del self._queue[:written]
         self._bytes_written += written
         return written
@@ -281,6 +290,7 @@ class PtyLink:
             return LinkStats(
                 frames_sent=self._frames_sent,
                 frames_dropped=self._frames_dropped,
+                frames_dropped_unread=self._frames_dropped_unread,
                 bytes_written=self._bytes_written,
                 bytes_dropped=self._bytes_dropped,
                 bytes_corrupted=self._bytes_corrupted,
