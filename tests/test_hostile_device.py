@@ -410,7 +410,9 @@ def test_an_implausible_sample_while_emitting_trips_sensor_implausible(station, 
     wait_for(lambda: [c for c in dev.commands(STOP) if c[0] >= t], what="STOP on the wire")
     assert_nothing_implausible_published(tap)
     dose = all_values(tap, "dose_mj_cm2")
-    assert dose.max() < before + 5.0  # the stream's own dose, not the implausible value
+    # the stream's own dose, never the implausible value (bounded by what the device itself has counted so far, not
+    # by a time: on a loaded machine the stream goes on rising while the trip is waited for)
+    assert dose.max() <= dev.sample.dose_udose / p.LIGHT_DOSE_SCALE + 1e-3 and dose.max() >= before
 
 
 # --- 4. identity -------------------------------------------------------------------------------------------------
