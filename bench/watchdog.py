@@ -11,8 +11,10 @@ a long target each trial. Three measurements (drivers/silence.py, docs/safety.md
 - `telemetry_lost`: the device stalls mid-exposure (`stall`: no telemetry, still emitting); from the host's last block
   to the monitor's `telemetry_lost` trip (`cause_t_host_s`): the rule is 250 ms seen (+ up to one 10 ms watchdog tick).
 - `held_up`: the whole process is held (a C call that keeps the GIL: every thread stops, as in a long garbage
-  collection) for 0.2, 0.4, 0.6, 0.8 and 1.3 s mid-exposure. Below the wall-clock bound (4 × 250 ms) no interlock may
-  trip (`false_trips`); past it the devices must stop (`missed_stops`).
+  collection) for 0.2, 0.4, 0.6, 0.8 and 1.3 s mid-exposure. A hold-up that leaves one watchdog limit (250 ms) before
+  the wall-clock bound (4 × 250 ms) for everything to catch up, i.e. shorter than 0.75 s, may trip nothing
+  (`false_trips`); past the bound the devices must stop (`missed_stops`); in between (0.8 s) the outcome is reported,
+  not judged: what came before the hold and the catch-up after it decide on which side of 1 s the silence ends.
 
 With --json the last line is one JSON object: trials, device_watchdog_ms and telemetry_lost_ms ({median_ms, p99_ms,
 max_ms}),
@@ -153,7 +155,7 @@ def run(args: argparse.Namespace) -> dict:
         "device_watchdog_ms": summarize(dw),
         "telemetry_lost_ms": summarize(tl),
         "held_up": held,
-        "false_trips": sum(v["trips"] for k, v in held.items() if float(k) < bound),
+        "false_trips": sum(v["trips"] for k, v in held.items() if float(k) < bound - LIMIT_S),
         "missed_stops": sum(v["trials"] - v["trips"] for k, v in held.items() if float(k) > bound),
         "elapsed_s": round(time.monotonic() - t0, 1),
     }
@@ -176,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{dw['p99_ms']:.1f} ms, max {dw['max_ms']:.1f} ms (target p99 < {TARGETS['device_watchdog_p99_ms']:g})")
     print(f"telemetry lost, last block → trip: median {tl['median_ms']:.1f} ms, p99 {tl['p99_ms']:.1f} ms, "
           f"max {tl['max_ms']:.1f} ms (target p99 < {TARGETS['telemetry_lost_p99_ms']:g})")
-    print(f"held up below {BLIND_LIMIT_FACTOR * LIMIT_S:g} s: {out['false_trips']} false trips; past it: "
-          f"{out['missed_stops']} missed stops (targets 0 and 0)")
+    print(f"held up below {BLIND_LIMIT_FACTOR * LIMIT_S - LIMIT_S:g} s: {out['false_trips']} false trips; past "
+          f"{BLIND_LIMIT_FACTOR * LIMIT_S:g} s: {out['missed_stops']} missed stops (targets 0 and 0)")
     ok = (dw["p99_ms"] < TARGETS["device_watchdog_p99_ms"] and tl["p99_ms"] < TARGETS["telemetry_lost_p99_ms"]
           and out["false_trips"] == 0 and out["missed_stops"] == 0)
     out["pass"] = ok
