@@ -66,7 +66,9 @@ def tour(out: Path, work: Path, size: tuple[int, int] = (1280, 800)) -> Iterator
     t.start_next_step()
     yield lambda: not t.step_running
     t.start_next_step()
-    yield 0.7
+    pen = win.controller.rig.emulators["pen"]
+    yield lambda: pen.state().stroke_rate_hz > 80.0  # ramped up (on a loaded machine it takes longer: wait for it)
+    yield 0.5
     win.trainer.inject("pen", "contact_lost")
     yield lambda: bool(t.alarms.alarms) and not t.step_running
     yield 0.8
