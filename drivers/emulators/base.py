@@ -115,9 +115,10 @@ class Emulator(CommandsMixin, ABC):
         self.faults = 0
         self._heartbeats = 0
         self._last_heartbeat_at: float | None = None
-        # The watchdog window starts at the later of the last heartbeat and the last ARM. The watchdog judges the silence its receiver saw (drivers/silence.py): a real device's UART hears every byte
-        # when it arrives, but this receiver is a thread of a process that can be held up (with the host's threads,
-        # when they share it); heartbeats waiting unread in the pty meanwhile are not the host's silence.
+        # The watchdog's window starts at the later of the last heartbeat and the last ARM, and it judges the silence
+        # its receiver saw (drivers/silence.py): a real device's UART hears every byte when it arrives, but this
+        # receiver is a thread of a process that can be held up (with the host's threads, when they share it);
+        # heartbeats waiting unread in the pty meanwhile are not the host's silence.
         self._heard = SilenceWatch(self._t_start)
         self._last_command_at: dict[str, float] = {}
         self._injected_at: dict[str, float] = {}
