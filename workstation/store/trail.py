@@ -134,11 +134,15 @@ def _wanted_triggers(conn: Db) -> list[str]:
     return sql
 
 
-def install_triggers(conn: Db) -> None:
+def install_triggers(conn: Db, found: list | tuple = ()) -> None:
     """Make the trail's triggers match the schema (every table, every column), replacing ones a migration made stale.
-    Does nothing on a store without a trail table. Runs under the write lock; a no-op when already current."""
+    Does nothing on a store without a trail table. Runs under the write lock; a no-op when already current. `found`
+    (trail_repair.TriggerFinding, seen by the open before its upgrade) are noted in the trail, in the same
+    transaction, when this call is the one that puts them back (trail_repair.record_repairs)."""
+    from workstation.store.trail_repair import record_repairs, still_found
+
     if conn.dialect == "postgresql":
-        if pg_trail.install(conn):
+        if pg_trail.install(conn, list(found)):
             conn.begin()
             try:
                 _baseline(conn)
@@ -156,6 +160,7 @@ def install_triggers(conn: Db) -> None:
         return
     conn.begin()
     try:
+        noted = still_found(conn, list(found)) if found else []
         wanted = _wanted_triggers(conn)
         for name in [r[0] for r in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'trail_%'")]:
@@ -163,6 +168,7 @@ def install_triggers(conn: Db) -> None:
         for statement in wanted:
             conn.execute(statement)
         _baseline(conn)
+        record_repairs(conn, noted)
         conn.commit()
     except BaseException:
         if conn.in_transaction:
@@ -224,6 +230,9 @@ class TrailReport:
     problem: str
     in_chain: bool = True
     """False when every link holds and the tables or the triggers differ from what the trail records (the replay)."""
+    repairs: tuple[str, ...] = ()
+    """Each repair of the trail's triggers the trail records (trail_repair): a gap in which writes went unrecorded,
+    found and closed since; said whether or not the trail is intact now."""
 
     @property
     def intact(self) -> bool:
@@ -249,10 +258,13 @@ def verify(conn: Db, key: bytes) -> TrailReport:
             return TrailReport(count, rid, f"row {rid} was changed after it was written, or written without the "
                                            "clinic's trail key")
         prev, expected_id = digest, rid + 1
-    problem = _trigger_problem(conn) or _replay(conn)
+    from workstation.store.trail_repair import repairs
+
+    noted = tuple(repairs(conn))
+    problem = "; and ".join(p for p in (_trigger_problem(conn), _replay(conn)) if p)
     if problem:
-        return TrailReport(count, count + 1, problem, in_chain=False)
-    return TrailReport(count, None, "")
+        return TrailReport(count, count + 1, problem, in_chain=False, repairs=noted)
+    return TrailReport(count, None, "", repairs=noted)
 
 
 def _index_problem(conn: Db) -> str:
@@ -277,14 +289,13 @@ def _trigger_problem(conn: Db) -> str:
     index = _index_problem(conn)
     if index:
         return index
-    if conn.dialect == "postgresql":
-        return pg_trail.problem(conn)
-    have = {r[0]: r[1] for r in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-                                             "AND name LIKE 'trail_%'")}
-    missing = sorted(set(_wanted_triggers(conn)) - set(have.values()))
-    if missing:
-        return f"the trigger {missing[0].split()[2]} was removed or changed: writes could have gone unrecorded since"
-    return ""
+    from workstation.store.trail_repair import trigger_findings
+
+    found = trigger_findings(conn)
+    if not found:
+        return ""
+    more = f" (also not in place: {', '.join(f.name for f in found[1:])})" if found[1:] else ""
+    return found[0].problem() + more
 
 
 def recorded_row(conn: Db, table: str, row_id: int | None, key: dict | None = None) -> dict | None:
