@@ -58,7 +58,7 @@ def test_patient_export_writes_a_pseudonymous_bundle(clinic, tmp_path, capsys):
     log = (places.log_dir() / "cicatrix.log").read_text()
     for secret in ("Smithson", "Alexandra", "1990", "07700"):
         assert secret not in everything and secret not in log
-    assert "4 file(s)" in capsys.readouterr().out
+    assert "4 files" in capsys.readouterr().out
     assert main(["patient", "export", PSEUDONYM, "--out", str(out)]) == 2  # never overwritten
     assert "already exists" in capsys.readouterr().err
 
@@ -194,7 +194,7 @@ def test_store_set_recordings_root_after_moving_the_folder(clinic, tmp_path):
     assert _cli("store", "set-recordings-root", str(tmp_path / "nowhere"), cwd=tmp_path).returncode == 2
     done = _cli("store", "set-recordings-root", str(moved), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert f"-> {moved}; 1 of 1 indexed recording(s) found there" in done.stdout
+    assert f"-> {moved}; 1 of 1 indexed recording found there" in done.stdout
     assert "set [paths] recordings" in done.stdout  # new recordings would still go to the old place
     with ClinicStore.open(training=False) as store:
         assert store.recordings_root == moved

@@ -10,6 +10,7 @@ from pathlib import Path
 from workstation.cli_settings import add_setting_options, settings_from_args
 from workstation.errors import UserError
 from workstation.progname import command
+from workstation.words import counted
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -171,10 +172,10 @@ def _verify(args: argparse.Namespace) -> int:
     for note in report.repairs:  # a gap found and closed earlier: writes in it are not in the trail
         print(f"note: the trail's triggers were repaired: {note}")
     if report.intact:
-        print(f"audit trail intact: {report.rows} rows, every link verified")
+        print(f"audit trail intact: {counted(report.rows, 'row')}, every link verified")
         return 0
     if not report.in_chain:  # every link holds; the tables or the triggers differ from what it records
-        print(f"audit trail BROKEN: {report.problem}. Every link of its {report.rows} rows verifies, but the store "
+        print(f"audit trail BROKEN: {report.problem}. Every link of its {counted(report.rows, 'row')} verifies, but the store "
               "is not what they record; report this to the clinic's administrator and keep the store as it is.")
         if "trail trigger" in report.problem or "trail function" in report.problem:
             print(f"The administrator puts a trigger back with `{command('trail repair')}` (as the store's owner); "

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from workstation.errors import UserError
+from workstation.words import counted
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,6 +57,6 @@ def _report(args: argparse.Namespace) -> int:
         drawn = write_session_report(data, out)
     except OSError as exc:
         raise UserError(f"The report could not be written to {out}: {exc.strerror or exc}.") from exc
-    print(f"report written: {out} ({len(data.steps)} steps, {len(drawn)} plotted"
+    print(f"report written: {out} ({counted(len(data.steps), 'step')}, {len(drawn)} plotted"
           f"{', response included' if data.responses else ''})")
     return 0

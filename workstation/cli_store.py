@@ -9,6 +9,7 @@ from pathlib import Path
 
 from workstation.cli_settings import add_setting_options, settings_from_args
 from workstation.errors import UserError
+from workstation.words import counted
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -86,7 +87,7 @@ def _export(args: argparse.Namespace) -> int:
         print(f"wrote  {bundle.folder / f}")
     for problem in bundle.problems:
         print(f"problem {problem}")
-    print(f"{len(bundle.files)} file(s) in {bundle.folder}, {len(bundle.problems)} problem(s).")
+    print(f"{counted(len(bundle.files), 'file')} in {bundle.folder}, {counted(len(bundle.problems), 'problem')}.")
     return 1 if bundle.problems else 0
 
 
@@ -181,13 +182,14 @@ def _set_root(args: argparse.Namespace) -> int:
         old = store.recordings_root
         found, indexed = store.recordings_found_under(folder)
         if indexed and not found:
-            raise UserError(f"None of the {indexed} recordings the store indexes is under {folder}; move the "
+            raise UserError(f"None of the {counted(indexed, 'recording')} the store indexes is under {folder}; move the "
                             f"recordings folder there first (the root stays {old}).")
         store.set_recordings_root(folder)
-    print(f"recordings root of {path}: {old or '(none)'} -> {folder}; {found} of {indexed} indexed recording(s) "
+    print(f"recordings root of {path}: {old or '(none)'} -> {folder}; {found} of {counted(indexed, 'indexed recording')} "
           "found there.")
     if found < indexed:
-        print(f"warning: {indexed - found} indexed recording(s) are not under {folder}; `verify` names them as missing.")
+        print(f"warning: {counted(indexed - found, 'indexed recording')} {'is' if indexed - found == 1 else 'are'} not "
+              f"under {folder}; `verify` names {'it' if indexed - found == 1 else 'them'} as missing.")
     if settings["paths.recordings"] != folder:
         print(f"note: new recordings still go to {settings['paths.recordings']} "
               f"({settings.setting('paths.recordings').source}); set [paths] recordings = \"{folder}\" in "

@@ -23,6 +23,7 @@ from workstation.recording.format import checksum_path
 from workstation.recording.reader import Recording
 from workstation.recording.signature import check as check_signature
 from workstation.session.roles import LIGHT, recorded_active_channel
+from workstation.words import counted
 
 SCAN_ROWS = 1 << 20
 GAP_FACTOR = 1.5  # a step of the device clock longer than 1.5 sample periods is a gap
@@ -325,7 +326,7 @@ def format_summary(rec: Recording, s: Summary) -> str:
         lat = f", latency {float(latency):.1f} ms" if latency is not None else ""
         lines.append(f"  at {e.t_host_s - m.t0_host_s:.3f} s: {e.message} (cause {cause}{lat})")
         lines.append(f"    {review_text(r)}")
-    lines.append(f"dose delivered per area ({len(s.exposures)} exposures):")
+    lines.append(f"dose delivered per area ({counted(len(s.exposures), 'exposure')}):")
     for area, dose in sorted(s.dose_per_area_mj_cm2.items()):
         lines.append(f"  {area}: {dose:.1f} mJ/cm²")
     if not s.exposures:

@@ -42,7 +42,7 @@ class TriggerFinding:
     @property
     def what(self) -> str:
         kind = "trail function" if self.name.startswith("cx_") else "trail trigger"
-        return f"the {kind} {self.name}" + (f" (table {self.table})" if self.table else "")
+        return f"the {kind} {self.name}"
 
     def problem(self) -> str:
         """The finding as `trail verify` says it."""
