@@ -43,7 +43,7 @@ def _report(args: argparse.Namespace) -> int:
         store_path = Path(args.store)
         if not store_path.is_file():
             raise UserError(f"There is no store {store_path}: give the clinic store's file to --store.")
-        with ClinicStore.open(store_path, training=data.training) as store:
+        with ClinicStore.open(store_path, training=data.training, read_only=True) as store:
             data = read_report(path, store)
     if data.check_integrity():  # the same check as inspect, verify, audit and export; the PDF says it too
         print(data.integrity_warning, file=sys.stderr)

@@ -52,8 +52,8 @@ def _sync(args: argparse.Namespace) -> int:
     def open_store() -> ClinicStore:
         return ClinicStore.open(store_path, training=args.training)
 
-    if args.list:
-        with open_store() as store:
+    if args.list:  # only reads: a store that does not exist (a URL's file included) is refused, never created
+        with ClinicStore.open(store_path, training=args.training, read_only=True) as store:
             todo = store.recordings_to_share(workstation_name())
         for session_id, local, _sha in todo:
             print(f"session {session_id}: {local}")

@@ -71,8 +71,11 @@ def _open_existing_store(args: argparse.Namespace, *, required: bool):
             raise UserError(f"There is no clinic store at {path} ({source}); give the right one with --store "
                             "(or paths.store in the settings file).")
         return None, settings
-    return ClinicStore.open(path, training=False, recordings_root=settings["paths.recordings"],
-                            read_only=True), settings
+    from workstation.cli_records import say_trail_findings
+
+    store = ClinicStore.open(path, training=False, recordings_root=settings["paths.recordings"], read_only=True)
+    say_trail_findings(store)
+    return store, settings
 
 
 def _export(args: argparse.Namespace) -> int:
