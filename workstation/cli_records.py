@@ -77,8 +77,9 @@ def _open(args: argparse.Namespace, *, create: bool = False, read_only: bool = F
 
     path = settings_from_args(args).store_target()
     if not create and isinstance(path, Path) and not path.is_file():
-        raise UserError(f"There is no clinic store at {path}; nothing was created. Give the right one with --store "
-                        "(or paths.store in the settings file).")
+        from workstation.store.connection import no_store_error
+
+        raise no_store_error(str(path))
     store = ClinicStore.open(path, training=False, read_only=read_only)
     if not quiet:
         say_trail_findings(store)

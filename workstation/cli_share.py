@@ -46,8 +46,9 @@ def _sync(args: argparse.Namespace) -> int:
         raise UserError("No recordings share is set: give --clinic-recordings DIR or set paths.clinic_recordings in "
                         f"the settings file (`{command('settings')}` shows the one in force).")
     if isinstance(store_path, Path) and not store_path.is_file():
-        raise UserError(f"There is no store {store_path}; give --store FILE (or set store.url for the clinic's "
-                        "server).")
+        from workstation.store.connection import no_store_error
+
+        raise no_store_error(str(store_path), "training" if args.training else "clinic")
 
     def open_store() -> ClinicStore:
         return ClinicStore.open(store_path, training=args.training)

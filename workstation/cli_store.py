@@ -68,8 +68,9 @@ def _open_existing_store(args: argparse.Namespace, *, required: bool):
     path, source = settings.store_target(), settings.setting("paths.store").source
     if isinstance(path, Path) and not path.is_file():
         if required or source != DEFAULT_SOURCE:
-            raise UserError(f"There is no clinic store at {path} ({source}); give the right one with --store "
-                            "(or paths.store in the settings file).")
+            from workstation.store.connection import no_store_error
+
+            raise no_store_error(str(path), source=source)
         return None, settings
     from workstation.cli_records import say_trail_findings
 
@@ -179,8 +180,9 @@ def _set_root(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     path = settings.store_target()
     if isinstance(path, Path) and not path.is_file():
-        raise UserError(f"There is no clinic store at {path} ({settings.setting('paths.store').source}); give the "
-                        "right one with --store (or paths.store in the settings file).")
+        from workstation.store.connection import no_store_error
+
+        raise no_store_error(str(path), source=settings.setting("paths.store").source)
     with ClinicStore.open(path, training=False) as store:
         old = store.recordings_root
         found, indexed = store.recordings_found_under(folder)

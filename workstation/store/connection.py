@@ -142,11 +142,13 @@ def connect_server(url: URL, role: str, *, read_only: bool = False) -> Db:
     return db
 
 
-def no_store_error(where: str, role: str, *, empty: bool = False) -> UserError:
-    """The sentence for a command that only reads, given a place where no store is: nothing is created there."""
+def no_store_error(where: str, role: str = "clinic", *, empty: bool = False, source: str = "") -> UserError:
+    """The sentence for a command that only reads (or must find a store), given a place where no store is (`source`:
+    where that place was given, e.g. "command line --store"): nothing is created there."""
     what = "an empty database" if empty and "://" in where else "an empty file" if empty else "nothing"
-    return UserError(f"There is no {role} store at {where} ({what} is there); nothing was created. Give the right "
-                     "one with --store (or paths.store / store.url in the settings file).")
+    return UserError(f"There is no {role} store at {where} ({what} is there{'; ' + source if source else ''}); "
+                     "nothing was created. Give the right one with --store (or paths.store / store.url in the "
+                     "settings file).")
 
 
 def settle_trail(db: Db, before: list[TriggerFinding], *, read_only: bool) -> list[str]:
