@@ -190,7 +190,7 @@ def test_store_set_recordings_root_after_moving_the_folder(clinic, tmp_path):
     places.recordings_dir().rename(moved)
     places.recordings_dir().mkdir()  # the old folder is left, empty
     refused = _cli("store", "set-recordings-root", str(empty), cwd=tmp_path)
-    assert refused.returncode == 2 and "None of the 1 recordings the store indexes is under" in refused.stderr
+    assert refused.returncode == 2 and "The one recording the store indexes is not under" in refused.stderr
     assert _cli("store", "set-recordings-root", str(tmp_path / "nowhere"), cwd=tmp_path).returncode == 2
     done = _cli("store", "set-recordings-root", str(moved), cwd=tmp_path)
     assert done.returncode == 0, done.stderr

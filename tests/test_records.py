@@ -318,7 +318,8 @@ def test_a_trail_rewritten_without_the_key_or_tables_changed_behind_it_are_found
     assert r.returncode == 1 and f"BROKEN at row {last_id + 1}" in r.stdout and "trail key" in r.stdout
     conn.execute("DELETE FROM audit_trail WHERE id = ?", (last_id + 1,))  # (verify only reads: nothing put back)
     r = _cli("trail", "verify", "--store", str(store.path))  # the forged row removed; the triggers are still gone
-    assert r.returncode == 1 and "trail_audit_trail_guard was removed" in r.stdout, r.stdout
+    assert r.returncode == 1 and "trail_audit_trail_no_update was removed" in r.stdout, r.stdout
+    assert "also not in place: trail_audit_trail_no_delete, trail_audit_trail_guard" in r.stdout
     r = _cli("trail", "repair", "--store", str(store.path))
     assert r.returncode == 1 and r.stdout.count("It was put back now") == 3, r.stdout + r.stderr
     r = _cli("trail", "verify", "--store", str(store.path))

@@ -187,8 +187,10 @@ def _set_root(args: argparse.Namespace) -> int:
         old = store.recordings_root
         found, indexed = store.recordings_found_under(folder)
         if indexed and not found:
-            raise UserError(f"None of the {counted(indexed, 'recording')} the store indexes is under {folder}; move the "
-                            f"recordings folder there first (the root stays {old}).")
+            which = "The one recording the store indexes is not" if indexed == 1 else \
+                f"None of the {indexed} recordings the store indexes is"
+            raise UserError(f"{which} under {folder}; move the recordings folder there first (the root stays "
+                            f"{old}).")
         store.set_recordings_root(folder)
     print(f"recordings root of {path}: {old or '(none)'} -> {folder}; {found} of {counted(indexed, 'indexed recording')} "
           "found there.")
