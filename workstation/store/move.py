@@ -10,8 +10,11 @@
 4. The copy is opened as a store and its trail verified again (chain, triggers, and the replay of the trail against
    the copied tables); every table's row count and values are compared with the SQLite store's.
 
-Setting session_replication_role needs the server's superuser (or the right granted to the account: GRANT SET ON
-PARAMETER session_replication_role); an account without it gets a sentence and nothing is copied."""
+All or nothing: the account's rights (CREATE on the schema, CREATE on the database when pgcrypto is not there yet,
+SET on session_replication_role: the server's superuser has them all, or GRANT SET ON PARAMETER
+session_replication_role) are checked before anything is made, and a missing one is named in the sentence; a move
+that fails after step 2 began (the server refuses, the copy does not verify or compare) drops every table, function
+and extension it made (`_undo`), so the database is empty again for the next try."""
 
 from __future__ import annotations
 
