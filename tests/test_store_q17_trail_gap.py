@@ -118,3 +118,63 @@ def test_a_trail_that_never_lost_a_trigger_gets_no_note(store_url):
             assert s.trail_findings == [] and trail.entries(s._conn, table=REPAIR_TABLE) == []
             report = trail.verify(s._conn, trail_key())
             assert report.intact and report.repairs == ()
+
+
+def test_a_write_in_the_gap_stays_found_after_the_program_writes_the_row_again(store_url):
+    _a_store(store_url)
+    _disable_and_write(store_url)
+    with ClinicStore.open(store_url, training=False) as s:  # puts the trigger back, noted
+        with s.transaction("pseudonym corrected") as c:  # the program writes the row again: the live row now
+            c.execute("UPDATE patients SET pseudonym = 'P-0043' WHERE id = 1")  # matches the trail...
+        report = trail.verify(s._conn, trail_key())
+        last = trail.entries(s._conn, table="patients")[-1].id
+        assert not report.intact and len(report.repairs) == 1  # ...but its old values show the change in the gap
+        assert report.problem == (f"patients row 1 was changed around the program before trail row {last} (its old "
+                                  "values there differ from what the trail last recorded in pseudonym)")
+
+
+def test_a_trigger_replaced_by_one_that_records_nothing_is_found_as_changed(store_url, capsys):
+    _a_store(store_url)
+    if "://" in store_url:
+        name = "cx_trail_patients"
+        _tamper(store_url, "", "CREATE OR REPLACE FUNCTION cx_trail_patients() RETURNS trigger LANGUAGE plpgsql "
+                               "SECURITY DEFINER SET search_path = public AS $f$ BEGIN RETURN NULL; END $f$")
+    else:
+        name = "trail_patients_update"
+        _tamper(store_url, "DROP TRIGGER trail_patients_update; CREATE TRIGGER trail_patients_update AFTER UPDATE ON "
+                           "patients BEGIN SELECT 1; END;", "")
+    assert main(["trail", "verify", "--store", store_url]) == 1
+    assert f"{name} was changed: writes to patients could have gone unrecorded since" in capsys.readouterr().out
+    with ClinicStore.open(store_url, training=False) as s:
+        [note] = trail.entries(s._conn, table=REPAIR_TABLE)
+        assert json.loads(note.old_json)["state"] == "changed" and json.loads(note.old_json)["trigger"] == name
+        assert trail.verify(s._conn, trail_key()).intact
+
+
+def test_the_application_account_cannot_mend_a_disabled_trigger_and_says_which(pg_server, capsys):
+    from workstation.errors import UserError
+    from workstation.store.roles import APP, apply_roles
+
+    owner = pg_server.create_database("q17_gap_roles")
+    with ClinicStore.open(owner, training=False) as s:
+        s.create_patient("P-0042")
+        apply_roles(s._conn)
+    _tamper(owner, "", "ALTER TABLE patients DISABLE TRIGGER trail_patients")
+    app = pg_server.url("q17_gap_roles", user=APP)
+    try:
+        ClinicStore.open(app, training=False).close()
+    except UserError as exc:
+        refused = str(exc)
+    else:
+        raise AssertionError("the application account opened a store with a disabled trail trigger for writing")
+    assert "the trail trigger trail_patients was disabled" in refused and "trail repair" in refused
+    assert main(["trail", "verify", "--store", app]) == 1  # the workstations' account reads, and sees it
+    assert "the trail trigger trail_patients was disabled" in capsys.readouterr().out
+    assert main(["trail", "repair", "--store", owner]) == 1  # the owner (here the superuser) puts it back
+    capsys.readouterr()
+    with ClinicStore.open(app, training=False) as s:
+        [note] = trail.entries(s._conn, table=REPAIR_TABLE)
+        account = make_url(owner).username
+        assert f"(database account {account})" in note.reason and "was found disabled" in note.reason
+        s.create_patient("P-0043")
+        assert trail.verify(s._conn, trail_key()).intact

@@ -237,9 +237,12 @@ def install(conn: Db, found: list | None = None) -> bool:
         if "permission" in str(getattr(exc, "orig", exc)).lower() or "must be owner" in str(exc).lower():
             from workstation.progname import command
 
-            raise UserError("The store's audit-trail triggers are not in place or out of date, and this account may "
+            found = problem(conn)
+            raise UserError("The store's audit-trail triggers are not in place or out of date"
+                            + (f" ({found})" if found else "") + ", and this account may "
                             "not make them: the clinic's administrator opens the store once as its owner "
-                            f"(`{command('store setup-roles')}`), then the workstations can write.") from exc
+                            f"(`{command('trail repair')}`, or `{command('store setup-roles')}` after an upgrade), "
+                            "then the workstations can write.") from exc
         raise
     except BaseException:
         conn.rollback()

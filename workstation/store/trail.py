@@ -338,44 +338,55 @@ def same_value(a: object, b: object) -> bool:
     return a == b
 
 
+def _name(k: tuple) -> str:
+    if all(v is None for v in k):  # a trail row whose values carry no key: written into the trail directly
+        return "without an id (a trail entry that names no row)"
+    return str(k[0]) if len(k) == 1 else str(k)
+
+
 def _replay(conn: Db) -> str:
     """Fold the trail into the last values it recorded for every row and compare them with the tables. Rows are
-    matched by their primary key's values (the same on both engines, and after `store migrate`)."""
+    matched by their primary key's values (the same on both engines, and after `store migrate`). A change or delete
+    whose old values differ from what the trail last recorded for that row shows a change made around the program
+    before it (e.g. while a trigger was disabled), even after the program has written the row again."""
     keys = {t: conn.primary_key(t) for t in trailed_tables(conn)}
 
     def key(table: str, values: dict) -> tuple:
         return tuple(values.get(c) for c in keys[table])
 
     recorded: dict[str, dict[tuple, dict | None]] = {t: {} for t in keys}
-    for table, action, old_json, new_json in conn.execute(
-            "SELECT table_name, action, old_json, new_json FROM audit_trail ORDER BY id"):
+    gap = ""
+    for rid, table, action, old_json, new_json in conn.execute(
+            "SELECT id, table_name, action, old_json, new_json FROM audit_trail ORDER BY id"):
         if table not in keys:
-            continue  # a table a later revision dropped
+            continue  # a table a later revision dropped, or a note of the trail's own (trail_repair)
+        old = json.loads(old_json) if old_json else None
+        if old is not None and not gap:
+            last = recorded[table].get(key(table, old))
+            changed = [c for c, v in old.items() if last and c in last and not same_value(last[c], v)]
+            if changed:
+                gap = f"{table} row {_name(key(table, old))} was changed around the program before trail row {rid} " \
+                      f"(its old values there differ from what the trail last recorded in {', '.join(changed)})"
         if action == "delete":
-            recorded[table][key(table, json.loads(old_json))] = None
+            recorded[table][key(table, old)] = None
             continue
         new = json.loads(new_json)
-        if action == "change" and old_json and key(table, old := json.loads(old_json)) != key(table, new):
+        if action == "change" and old is not None and key(table, old) != key(table, new):
             recorded[table][key(table, old)] = None
         recorded[table][key(table, new)] = new
     for table in keys:
         live = {key(table, v): v for v in (json.loads(text) for _rowid, text in _row_json(conn, table))}
         trail = {k: v for k, v in recorded[table].items() if v is not None}
-        def name(k: tuple) -> str:
-            if all(v is None for v in k):  # a trail row whose values carry no key: written into the trail directly
-                return "without an id (a trail entry that names no row)"
-            return str(k[0]) if len(k) == 1 else str(k)
-
         for k in sorted(live.keys() - trail.keys(), key=str):
-            return f"{table} row {name(k)} is not in the trail: it was added around the program"
+            return f"{table} row {_name(k)} is not in the trail: it was added around the program"
         for k in sorted(trail.keys() - live.keys(), key=str):
-            return f"{table} row {name(k)} is gone, but the trail has no delete of it: removed around the program"
+            return f"{table} row {_name(k)} is gone, but the trail has no delete of it: removed around the program"
         for k, values in sorted(trail.items(), key=lambda kv: str(kv[0])):
             changed = [c for c, v in values.items() if c in live[k] and not same_value(live[k][c], v)]
             if changed:
-                return f"{table} row {name(k)} differs from the trail in {', '.join(changed)}: changed around the " \
+                return f"{table} row {_name(k)} differs from the trail in {', '.join(changed)}: changed around the " \
                        "program"
-    return ""
+    return gap
 
 
 def entries(conn: Db, *, table: str | None = None, row_id: int | None = None) -> list[TrailEntry]:
