@@ -17,7 +17,9 @@ not obscure previously recorded information". Here:
   `cx_now`, `cx_chain`), and a guard on the trail needs them too: a write to clinical data or to the trail from another
   program fails ("no such function") instead of going unrecorded.
 - `verify` also replays the trail (the last values it recorded for every row) against the tables as they are, and
-  checks that every trigger is in place: a change made around the program with the triggers dropped is found too.
+  checks that every trigger is in place: a change made around the program with the triggers dropped is found too,
+  also after the program wrote the row again (that change's old values differ from what the trail last recorded).
+  A trigger found missing or disabled is reported, never mended quietly (workstation.store.trail_repair).
 - On a PostgreSQL store the triggers are PL/pgSQL (workstation.store.pg_trail) with the same guarantees; `verify`,
   the replay and `chain_hash` are this module's for both engines.
 """
