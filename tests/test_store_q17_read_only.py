@@ -20,11 +20,16 @@ READING = [
     ["devices"],
     ["patient", "export", "P-0042", "--out", "{out}"],
     ["recording", "sync", "--list", "--clinic-recordings", "{out}"],
+    ["verify", "{rec}"],
 ]
 
 
 def _args(command: list[str], out: Path, store: str) -> list[str]:
-    return [a.replace("{out}", str(out)) for a in command] + ["--store", store]
+    """The command with its folder (`out`, kept empty) and a file to verify (not a recording: the store is opened
+    before the file is read) filled in."""
+    rec = out.parent / "recording.h5"
+    rec.write_bytes(b"not read before the store is opened")
+    return [a.replace("{out}", str(out)).replace("{rec}", str(rec)) for a in command] + ["--store", store]
 
 
 @pytest.mark.parametrize("form", ["path", "url"])
