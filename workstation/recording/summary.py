@@ -306,11 +306,12 @@ def format_summary(rec: Recording, s: Summary) -> str:
     lines.append("devices:")
     for d in s.devices:
         lines.append(f"  {d.name}: {d.description}")
-        lines.append(f"    {d.samples} samples from {d.first_s:.3f} s to {d.last_s:.3f} s ({d.rate_hz:.1f} Hz), "
-                     f"{d.samples_lost} lost by the recorder")
+        lines.append(f"    {counted(d.samples, 'sample')} from {d.first_s:.3f} s to {d.last_s:.3f} s "
+                     f"({d.rate_hz:.1f} Hz), {d.samples_lost} lost by the recorder")
         total = sum(g.length_s for g in d.gaps)
         if d.nonfinite_samples:
-            lines.append(f"    {d.nonfinite_samples} samples with a non-finite value (NaN or ±inf): not measurements, "
+            lines.append(f"    {counted(d.nonfinite_samples, 'sample')} with a non-finite value (NaN or ±inf): not "
+                         "measurements, "
                          "skipped in the dose and the trip reviews")
         lines.append(f"    gaps: {len(d.gaps)}" + (f", {total:.3f} s in all" if d.gaps else ""))
         for g in d.gaps[:10]:
