@@ -132,7 +132,7 @@ def test_refused_clinic_protocols_are_said_in_the_window_and_the_log(tmp_path):
     done = cli("run", "--protocols", str(folder), "--exit-after-first-show", cwd=tmp_path, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     log = (places.log_dir() / "cicatrix.log").read_text()
-    expected = f"2 clinic protocol file(s) in {folder} (command line --protocols) were refused"
+    expected = f"2 clinic protocol files in {folder} (command line --protocols) were refused"
     window_lines = [ln for ln in log.splitlines() if "window warning: " in ln and expected in ln]
     assert len(window_lines) == 1, log  # the window's message area showed it (notify logs what it shows)
     assert "bad.toml, broken.toml" in window_lines[0]

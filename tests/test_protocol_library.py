@@ -168,7 +168,7 @@ def test_reader_rejects_bool_as_number():
 
 def test_cli_check_factory_and_clinic_folder(tmp_path, capsys):
     assert main(["protocols", "check"]) == 0
-    assert "5 protocol(s) loaded, 0 error(s)." in capsys.readouterr().out
+    assert "5 protocols loaded, 0 errors." in capsys.readouterr().out
     assert main(["protocols", "check", str(FIXTURES)]) == 1
     out = capsys.readouterr().out
     assert "missing_title.toml: title: is missing" in out

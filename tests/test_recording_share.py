@@ -217,7 +217,7 @@ def test_pending_copies_survive_a_restart_and_the_command_lists_and_copies_them(
     assert "not reachable" in capsys.readouterr().out
     share.mkdir()
     assert main(["recording", "sync", "--once", *opts]) == 0
-    assert "1 recording(s) copied" in capsys.readouterr().out
+    assert "1 recording copied" in capsys.readouterr().out
     assert main(["recording", "sync", "--list", *opts]) == 0
     with ClinicStore.open(db, training=False) as store:
         assert store.shared_path(sid) == share / local.parent.name / local.name

@@ -316,17 +316,22 @@ def test_a_trail_rewritten_without_the_key_or_tables_changed_behind_it_are_found
                  "VALUES (?, 'admin', 'delete', 'patients', 99, 'forged', ?, ?)", (fields[1], last_hash, forged))
     r = _cli("trail", "verify", "--store", str(store.path))
     assert r.returncode == 1 and f"BROKEN at row {last_id + 1}" in r.stdout and "trail key" in r.stdout
-    conn.execute("DROP TRIGGER trail_audit_trail_no_delete")  # the program put it back when it opened the store
-    conn.execute("DELETE FROM audit_trail WHERE id = ?", (last_id + 1,))
-    assert _cli("trail", "verify", "--store", str(store.path)).returncode == 0  # the forged row removed: intact
+    conn.execute("DELETE FROM audit_trail WHERE id = ?", (last_id + 1,))  # (verify only reads: nothing put back)
+    r = _cli("trail", "verify", "--store", str(store.path))  # the forged row removed; the triggers are still gone
+    assert r.returncode == 1 and "trail_audit_trail_no_update was removed" in r.stdout, r.stdout
+    assert "also not in place: trail_audit_trail_no_delete, trail_audit_trail_guard" in r.stdout
+    r = _cli("trail", "repair", "--store", str(store.path))
+    assert r.returncode == 1 and r.stdout.count("It was put back now") == 3, r.stdout + r.stderr
+    r = _cli("trail", "verify", "--store", str(store.path))
+    assert r.returncode == 0 and r.stdout.count("note: the trail's triggers were repaired") == 3, r.stdout
     # Raise an account's role behind the trail.
     conn.execute("DROP TRIGGER trail_operators_update")
     conn.execute("UPDATE operators SET role = 'administrator' WHERE account = 'dr-a'")
     report = trail.verify(sqlite_db(conn), trail_key())
     assert not report.intact and "trigger trail_operators_update was removed" in report.problem
-    r = _cli("trail", "verify", "--store", str(store.path))  # the program puts the trigger back when it opens...
-    assert r.returncode == 1 and "operators row 2 differs from the trail in role" in r.stdout  # ...still found
-    conn.execute("DROP TRIGGER trail_operators_update")
+    r = _cli("trail", "verify", "--store", str(store.path))  # both: the trigger gone and the row changed
+    assert r.returncode == 1 and "operators row 2 differs from the trail in role" in r.stdout
+    assert "trail_operators_update was removed" in r.stdout
     conn.execute("UPDATE operators SET role = 'clinician' WHERE account = 'dr-a'")  # back as the trail says
     conn.execute("DROP TRIGGER trail_meta_update")
     conn.execute("UPDATE meta SET value = 'training' WHERE key = 'role'")

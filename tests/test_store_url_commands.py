@@ -32,7 +32,7 @@ def test_devices_and_recording_sync_use_the_server_named_in_the_settings(pg_serv
     assert "UVB308-SRV-1" in out and "Devices on record (1)" in out
     assert main(["--settings", str(settings), "recording", "sync", "--list"]) == 0
     out = capsys.readouterr().out
-    assert "0 recording(s) of this workstation" in out and "There is no store" not in out
+    assert "0 recordings of this workstation" in out and "There is no store" not in out
 
 
 def test_a_simulated_session_refuses_a_store_url_in_words(tmp_path, capsys, monkeypatch):

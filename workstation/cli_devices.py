@@ -45,10 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     o.set_defaults(func=_override)
 
 
-def _open(args: argparse.Namespace, *, training: bool | None = None, action: str | None = None):
+def _open(args: argparse.Namespace, *, training: bool | None = None, action: str | None = None,
+          read_only: bool = False):
     """The store; for a change (`action`) to the clinic store, `--who` signs in first (anyone cannot be anyone:
     the account's password, and a role allowed to do it), so the trail and the record name a real account."""
-    from workstation.cli_records import _passwords
+    from workstation.cli_records import _passwords, say_trail_findings
     from workstation.store import operators as ops
     from workstation.store.clinic_store import ClinicStore
 
@@ -58,7 +59,8 @@ def _open(args: argparse.Namespace, *, training: bool | None = None, action: str
         from workstation.cli_settings import settings_from_args
 
         target = settings_from_args(args).store_target()
-    store = ClinicStore.open(target, training=training)
+    store = ClinicStore.open(target, training=training, read_only=read_only)  # a list never creates a store
+    say_trail_findings(store)
     if action is not None and store.role == "clinic":
         try:
             who = getattr(args, "who", None)
@@ -74,7 +76,7 @@ def _open(args: argparse.Namespace, *, training: bool | None = None, action: str
 def _list(args: argparse.Namespace) -> int:
     from workstation.store import calibration as cal
 
-    with _open(args) as store:
+    with _open(args, read_only=True) as store:
         rows = cal.devices(store)
         days = cal.interval_days(store)
         overrides = {d.serial_number: cal.override_on(store, d.serial_number, date.today()) for d in rows}

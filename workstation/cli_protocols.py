@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from workstation.words import counted
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("protocols", help="the protocol library (factory protocols and the clinic's own)",
@@ -47,5 +49,5 @@ def _check(args: argparse.Namespace) -> int:
     print(f"tables {'ok' if lib.tables is not None else 'NOT USABLE'}")
     for err in lib.errors:
         print(f"error  {err}")
-    print(f"{len(lib.protocols)} protocol(s) loaded, {len(lib.errors)} error(s).")
+    print(f"{counted(len(lib.protocols), 'protocol')} loaded, {counted(len(lib.errors), 'error')}.")
     return 0 if not lib.errors and lib.tables is not None else 1

@@ -7,6 +7,7 @@ import math
 import sys
 
 from workstation.errors import UserError
+from workstation.words import counted
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,8 +92,9 @@ def _export(args: argparse.Namespace) -> int:
             print(path)
         for name, n in nonfinite.items():
             if n:
-                print(f"note: {name}.csv has {n} samples with a non-finite value (written as nan or inf): they are "
-                      "not measurements; skip them in any sum or maximum.")
+                they = "it is not a measurement; skip it" if n == 1 else "they are not measurements; skip them"
+                print(f"note: {name}.csv has {counted(n, 'sample')} with a non-finite value (written as nan or inf): "
+                      f"{they} in any sum or maximum.")
     return 0
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from workstation.cli_settings import add_setting_options, settings_from_args
 from workstation.errors import UserError
+from workstation.progname import command
+from workstation.words import counted
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     ver = tsub.add_parser("verify", help="check the chain; exit 0 intact, 1 broken (names the first broken row)")
     add_setting_options(ver, ("paths.store",))
     ver.set_defaults(func=_verify)
+    rep = tsub.add_parser(
+        "repair", help="put back trail triggers found missing or disabled, noting that in the trail",
+        description="Put back every trigger of the audit trail found missing, disabled or changed (run with the "
+        "store owner's rights), and add one trail row per trigger saying what was found, by whom it was put back "
+        "and when: writes made while it was missing are not in the trail, and `trail verify` goes on listing the "
+        "repair. Exit 0 when nothing was missing, 1 when something was put back.")
+    add_setting_options(rep, ("paths.store",))
+    rep.set_defaults(func=_repair)
     show = tsub.add_parser("show", help="print the trail, oldest first")
     add_setting_options(show, ("paths.store",))
     show.add_argument("--table", help="only this table (e.g. areas)")
@@ -57,16 +67,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     pub.set_defaults(func=_public)
 
 
-def _open(args: argparse.Namespace, *, create: bool = False):  # noqa: ANN202
+def _open(args: argparse.Namespace, *, create: bool = False, read_only: bool = False,  # noqa: ANN202
+          quiet: bool = False):
     """The clinic store in force (--store, else the settings file's, else the default); only `operators add`
-    creates one (the first account of a new clinic)."""
+    creates one (the first account of a new clinic). `read_only` for the commands that only read (nothing is
+    created or repaired: ClinicStore.open). What the open found of the trail's triggers not in place is said on
+    stderr (unless `quiet`: the command says it itself)."""
     from workstation.store import ClinicStore
 
     path = settings_from_args(args).store_target()
     if not create and isinstance(path, Path) and not path.is_file():
-        raise UserError(f"There is no clinic store at {path}; give the right one with --store (or paths.store in "
-                        "the settings file).")
-    return ClinicStore.open(path, training=False)
+        from workstation.store.connection import no_store_error
+
+        raise no_store_error(str(path))
+    store = ClinicStore.open(path, training=False, read_only=read_only)
+    if not quiet:
+        say_trail_findings(store)
+    return store
+
+
+def say_trail_findings(store) -> None:  # noqa: ANN001 - a ClinicStore
+    """Print on stderr what opening `store` found of the audit trail's triggers not in place (trail_repair)."""
+    for sentence in store.trail_findings:
+        print(f"warning: audit trail: {sentence}", file=sys.stderr)
 
 
 def _passwords(args: argparse.Namespace):  # noqa: ANN202
@@ -118,7 +141,7 @@ def _add(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from workstation.store import operators as ops
 
-    with _open(args) as store:
+    with _open(args, read_only=True) as store:
         accounts = ops.operators(store)
     if not accounts:
         print("no accounts yet: create the administrator with `operators add NAME --role administrator`")
@@ -142,21 +165,36 @@ def _verify(args: argparse.Namespace) -> int:
     from workstation.keys import trail_key
     from workstation.store import trail
 
-    with _open(args) as store:
+    with _open(args, read_only=True, quiet=True) as store:  # it reports a trigger not in place itself
         if store.trail_key_problem:
             raise UserError("The trail cannot be checked here: this workstation does not have the clinic's "
                             "audit-trail key. Copy the clinic's keys to this workstation from their backup.")
         report = trail.verify(store._conn, trail_key())
+    for note in report.repairs:  # a gap found and closed earlier: writes in it are not in the trail
+        print(f"note: the trail's triggers were repaired: {note}")
     if report.intact:
-        print(f"audit trail intact: {report.rows} rows, every link verified")
+        print(f"audit trail intact: {counted(report.rows, 'row')}, every link verified")
         return 0
     if not report.in_chain:  # every link holds; the tables or the triggers differ from what it records
-        print(f"audit trail BROKEN: {report.problem}. Every link of its {report.rows} rows verifies, but the store "
+        print(f"audit trail BROKEN: {report.problem}. Every link of its {counted(report.rows, 'row')} verifies, but the store "
               "is not what they record; report this to the clinic's administrator and keep the store as it is.")
+        if "trail trigger" in report.problem or "trail function" in report.problem:
+            print(f"The administrator puts a trigger back with `{command('trail repair')}` (as the store's owner); "
+                  "the trail then notes the repair, and the gap stays listed here.")
     else:
         print(f"audit trail BROKEN at row {report.first_broken_id}: {report.problem}. The rows before it are intact; "
               "report this to the clinic's administrator and keep the store as it is.")
     return 1
+
+
+def _repair(args: argparse.Namespace) -> int:
+    with _open(args, quiet=True) as store:
+        found = store.trail_findings
+    for sentence in found:
+        print(sentence)
+    if not found:
+        print("every trigger of the audit trail is in place; nothing was changed")
+    return 1 if found else 0
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -164,16 +202,20 @@ def _show(args: argparse.Namespace) -> int:
 
     if args.last is not None and args.last < 1:
         raise UserError(f"--last takes a number of rows from 1 up, not {args.last}.")
-    with _open(args) as store:
-        if args.table is not None and args.table not in trail.trailed_tables(store._conn):
-            raise UserError(f"The store has no table {args.table!r}; its tables: "
-                            f"{', '.join(trail.trailed_tables(store._conn))}.")
+    from workstation.store.trail_repair import REPAIR_TABLE
+
+    with _open(args, read_only=True) as store:
+        tables = [*trail.trailed_tables(store._conn), REPAIR_TABLE]
+        if args.table is not None and args.table not in tables:
+            raise UserError(f"The store has no table {args.table!r}; its tables: {', '.join(tables)} (the "
+                            "repairs of the trail's triggers).")
         rows = trail.entries(store._conn, table=args.table)
     if args.last:
         rows = rows[-args.last:]
     for e in rows:
         reason = f" because {e.reason!r}" if e.reason else ""
-        print(f"#{e.id} {e.at_utc} {e.who}: {e.action} {e.table_name} {e.row_id}{reason}")
+        row = "" if e.row_id is None else f" {e.row_id}"
+        print(f"#{e.id} {e.at_utc} {e.who}: {e.action} {e.table_name}{row}{reason}")
         if e.old_json:
             print(f"    old {e.old_json}")
         if e.new_json:

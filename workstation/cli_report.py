@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from workstation.errors import UserError
+from workstation.words import counted
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +43,7 @@ def _report(args: argparse.Namespace) -> int:
         store_path = Path(args.store)
         if not store_path.is_file():
             raise UserError(f"There is no store {store_path}: give the clinic store's file to --store.")
-        with ClinicStore.open(store_path, training=data.training) as store:
+        with ClinicStore.open(store_path, training=data.training, read_only=True) as store:
             data = read_report(path, store)
     if data.check_integrity():  # the same check as inspect, verify, audit and export; the PDF says it too
         print(data.integrity_warning, file=sys.stderr)
@@ -56,6 +57,6 @@ def _report(args: argparse.Namespace) -> int:
         drawn = write_session_report(data, out)
     except OSError as exc:
         raise UserError(f"The report could not be written to {out}: {exc.strerror or exc}.") from exc
-    print(f"report written: {out} ({len(data.steps)} steps, {len(drawn)} plotted"
+    print(f"report written: {out} ({counted(len(data.steps), 'step')}, {len(drawn)} plotted"
           f"{', response included' if data.responses else ''})")
     return 0

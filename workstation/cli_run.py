@@ -10,6 +10,7 @@ from pathlib import Path
 
 from workstation.cli_settings import add_setting_options, settings_from_args
 from workstation.errors import UserError
+from workstation.words import counted
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,9 @@ def refused_clinic_protocols(folders: tuple[Path, ...], source: str) -> str:
         return ""
     names = ", ".join(f.name for f in files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
     where = " ".join(str(f) for f in folders)
-    return (f"{len(files)} clinic protocol file(s) in {where} ({source}) were refused and are not offered: {names}; "
+    were, are = ("was", "is") if len(files) == 1 else ("were", "are")
+    return (f"{counted(len(files), 'clinic protocol file')} in {where} ({source}) {were} refused and {are} not "
+            f"offered: {names}; "
             f"`{command('protocols check ' + where)}` says why.")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from workstation.cli_settings import add_setting_options, settings_from_args
 from workstation.errors import UserError
+from workstation.words import counted
 
 EXIT_PENDING = 1  # --once / --list: some recordings are still not copied
 
@@ -45,27 +46,28 @@ def _sync(args: argparse.Namespace) -> int:
         raise UserError("No recordings share is set: give --clinic-recordings DIR or set paths.clinic_recordings in "
                         f"the settings file (`{command('settings')}` shows the one in force).")
     if isinstance(store_path, Path) and not store_path.is_file():
-        raise UserError(f"There is no store {store_path}; give --store FILE (or set store.url for the clinic's "
-                        "server).")
+        from workstation.store.connection import no_store_error
+
+        raise no_store_error(str(store_path), "training" if args.training else "clinic")
 
     def open_store() -> ClinicStore:
         return ClinicStore.open(store_path, training=args.training)
 
-    if args.list:
-        with open_store() as store:
+    if args.list:  # only reads: a store that does not exist (a URL's file included) is refused, never created
+        with ClinicStore.open(store_path, training=args.training, read_only=True) as store:
             todo = store.recordings_to_share(workstation_name())
         for session_id, local, _sha in todo:
             print(f"session {session_id}: {local}")
-        print(f"{len(todo)} recording(s) of this workstation ({workstation_name()}) still to copy to {share}")
+        print(f"{counted(len(todo), 'recording')} of this workstation ({workstation_name()}) still to copy to {share}")
         return EXIT_PENDING if todo else 0
     copier = ShareCopier(open_store, share)
     delay = copier.retry_first_s
     while True:
         status = copier.sync()
         if status.problem is None and not status.pending:
-            print(f"{status.copied} recording(s) copied to {share} and verified; nothing is left to copy")
+            print(f"{counted(status.copied, 'recording')} copied to {share} and verified; nothing is left to copy")
             return 0
-        print(status.text() if status.problem else f"{status.pending} recording(s) still to copy to {share}",
+        print(status.text() if status.problem else f"{counted(status.pending, 'recording')} still to copy to {share}",
               flush=True)
         if args.once:
             return EXIT_PENDING

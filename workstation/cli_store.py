@@ -9,6 +9,7 @@ from pathlib import Path
 
 from workstation.cli_settings import add_setting_options, settings_from_args
 from workstation.errors import UserError
+from workstation.words import counted
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,11 +68,15 @@ def _open_existing_store(args: argparse.Namespace, *, required: bool):
     path, source = settings.store_target(), settings.setting("paths.store").source
     if isinstance(path, Path) and not path.is_file():
         if required or source != DEFAULT_SOURCE:
-            raise UserError(f"There is no clinic store at {path} ({source}); give the right one with --store "
-                            "(or paths.store in the settings file).")
+            from workstation.store.connection import no_store_error
+
+            raise no_store_error(str(path), source=source)
         return None, settings
-    return ClinicStore.open(path, training=False, recordings_root=settings["paths.recordings"],
-                            read_only=True), settings
+    from workstation.cli_records import say_trail_findings
+
+    store = ClinicStore.open(path, training=False, recordings_root=settings["paths.recordings"], read_only=True)
+    say_trail_findings(store)
+    return store, settings
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -86,7 +91,7 @@ def _export(args: argparse.Namespace) -> int:
         print(f"wrote  {bundle.folder / f}")
     for problem in bundle.problems:
         print(f"problem {problem}")
-    print(f"{len(bundle.files)} file(s) in {bundle.folder}, {len(bundle.problems)} problem(s).")
+    print(f"{counted(len(bundle.files), 'file')} in {bundle.folder}, {counted(len(bundle.problems), 'problem')}.")
     return 1 if bundle.problems else 0
 
 
@@ -175,19 +180,23 @@ def _set_root(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     path = settings.store_target()
     if isinstance(path, Path) and not path.is_file():
-        raise UserError(f"There is no clinic store at {path} ({settings.setting('paths.store').source}); give the "
-                        "right one with --store (or paths.store in the settings file).")
+        from workstation.store.connection import no_store_error
+
+        raise no_store_error(str(path), source=settings.setting("paths.store").source)
     with ClinicStore.open(path, training=False) as store:
         old = store.recordings_root
         found, indexed = store.recordings_found_under(folder)
         if indexed and not found:
-            raise UserError(f"None of the {indexed} recordings the store indexes is under {folder}; move the "
-                            f"recordings folder there first (the root stays {old}).")
+            which = "The one recording the store indexes is not" if indexed == 1 else \
+                f"None of the {indexed} recordings the store indexes is"
+            raise UserError(f"{which} under {folder}; move the recordings folder there first (the root stays "
+                            f"{old}).")
         store.set_recordings_root(folder)
-    print(f"recordings root of {path}: {old or '(none)'} -> {folder}; {found} of {indexed} indexed recording(s) "
+    print(f"recordings root of {path}: {old or '(none)'} -> {folder}; {found} of {counted(indexed, 'indexed recording')} "
           "found there.")
     if found < indexed:
-        print(f"warning: {indexed - found} indexed recording(s) are not under {folder}; `verify` names them as missing.")
+        print(f"warning: {counted(indexed - found, 'indexed recording')} {'is' if indexed - found == 1 else 'are'} not "
+              f"under {folder}; `verify` names {'it' if indexed - found == 1 else 'them'} as missing.")
     if settings["paths.recordings"] != folder:
         print(f"note: new recordings still go to {settings['paths.recordings']} "
               f"({settings.setting('paths.recordings').source}); set [paths] recordings = \"{folder}\" in "

@@ -58,7 +58,9 @@ def _migrate(args: argparse.Namespace) -> int:
         raise UserError("store migrate copies an SQLite store: give its file with --store (the store in force is "
                         "already on a server).")
     if not source.is_file():
-        raise UserError(f"There is no clinic store at {source}; give the right one with --store.")
+        from workstation.store.connection import no_store_error
+
+        raise no_store_error(str(source))
     for line in migrate_to_server(source, args.to):
         print(line)
     return 0

@@ -33,6 +33,7 @@ from workstation.errors import UserError
 from workstation.keys import workstation_name
 from workstation.recording.format import checksum_path, sidecar_paths
 from workstation.recording.summary import check_checksum
+from workstation.words import counted
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ class ShareStatus:
 
 
 def _recordings(n: int) -> str:
-    return f"{n} recording{'s' if n != 1 else ''}"
+    return counted(n, "recording")
 
 
 def sync_once(store: Any, share: Path, *, workstation: str | None = None,

@@ -23,6 +23,7 @@ from workstation.recording.format import checksum_path
 from workstation.recording.reader import Recording
 from workstation.recording.signature import check as check_signature
 from workstation.session.roles import LIGHT, recorded_active_channel
+from workstation.words import counted
 
 SCAN_ROWS = 1 << 20
 GAP_FACTOR = 1.5  # a step of the device clock longer than 1.5 sample periods is a gap
@@ -305,11 +306,12 @@ def format_summary(rec: Recording, s: Summary) -> str:
     lines.append("devices:")
     for d in s.devices:
         lines.append(f"  {d.name}: {d.description}")
-        lines.append(f"    {d.samples} samples from {d.first_s:.3f} s to {d.last_s:.3f} s ({d.rate_hz:.1f} Hz), "
-                     f"{d.samples_lost} lost by the recorder")
+        lines.append(f"    {counted(d.samples, 'sample')} from {d.first_s:.3f} s to {d.last_s:.3f} s "
+                     f"({d.rate_hz:.1f} Hz), {d.samples_lost} lost by the recorder")
         total = sum(g.length_s for g in d.gaps)
         if d.nonfinite_samples:
-            lines.append(f"    {d.nonfinite_samples} samples with a non-finite value (NaN or ±inf): not measurements, "
+            lines.append(f"    {counted(d.nonfinite_samples, 'sample')} with a non-finite value (NaN or ±inf): not "
+                         "measurements, "
                          "skipped in the dose and the trip reviews")
         lines.append(f"    gaps: {len(d.gaps)}" + (f", {total:.3f} s in all" if d.gaps else ""))
         for g in d.gaps[:10]:
@@ -325,7 +327,7 @@ def format_summary(rec: Recording, s: Summary) -> str:
         lat = f", latency {float(latency):.1f} ms" if latency is not None else ""
         lines.append(f"  at {e.t_host_s - m.t0_host_s:.3f} s: {e.message} (cause {cause}{lat})")
         lines.append(f"    {review_text(r)}")
-    lines.append(f"dose delivered per area ({len(s.exposures)} exposures):")
+    lines.append(f"dose delivered per area ({counted(len(s.exposures), 'exposure')}):")
     for area, dose in sorted(s.dose_per_area_mj_cm2.items()):
         lines.append(f"  {area}: {dose:.1f} mJ/cm²")
     if not s.exposures:

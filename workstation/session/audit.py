@@ -32,6 +32,7 @@ from workstation.recording.reader import DeviceInfo, Recording
 from workstation.recording.summary import finite_rows
 from workstation.session.roles import recorded_active_channel
 from workstation.session.safety import LIMITS_EVENT, STALL_EVENT, WATCHDOG_PERIOD_S, SafetyMonitor, StepLimits
+from workstation.words import counted
 
 CHUNK_ROWS = 1 << 16
 INF = float("inf")
@@ -212,12 +213,13 @@ def _feed_event(monitor: SafetyMonitor, e: Event) -> None:
 
 
 def format_audit(rec: Recording, r: AuditResult) -> str:
-    lines = [f"audit of {rec.path.name} against this program's safety monitor ({r.blocks} telemetry blocks)"]
+    blocks = counted(r.blocks, "telemetry block")
+    lines = [f"audit of {rec.path.name} against this program's safety monitor ({blocks})"]
     if r.nonfinite_samples:
-        lines.append(f"  {r.nonfinite_samples} samples with a non-finite value (NaN or ±inf) skipped: not "
+        lines.append(f"  {counted(r.nonfinite_samples, 'sample')} with a non-finite value (NaN or ±inf) skipped: not "
                      "measurements (a driver never publishes one), so not fed to the monitor")
     if r.limits_recorded:
-        lines.append(f"  step limits: {r.limits_recorded} changes recorded and applied")
+        lines.append(f"  step limits: {counted(r.limits_recorded, 'change')} recorded and applied")
     else:
         lines.append("  step limits: NONE recorded (a recording older than limits events): audited with light and "
                      "needling allowed and no dose or depth limit, so the protocol-rule, target-dose, area-cap and "

@@ -104,6 +104,9 @@ class ClinicStore(CourseRecords, RecordingIndex):
         self._root_for_now: Path | None = None  # a root adopted by a read-only connection (settle_recordings_root)
         if conn.dialect == "sqlite":
             register_functions(conn.raw, lambda: self.actor, lambda: self._reason, trail_key())
+        self.trail_findings: list[str] = conn.trail_findings
+        """The trail's triggers the open found missing, disabled or changed, in sentences: put back and noted in the
+        trail, or (read_only) left as found (workstation.store.trail_repair). A command shows them."""
         self.trail_key_problem = _trail_key_problem(conn, path)
         """Why this workstation may not write here ('' when it may): its trail key is not the one the store's trail
         is chained with, so every row it wrote would break the chain for good."""
@@ -127,15 +130,17 @@ class ClinicStore(CourseRecords, RecordingIndex):
         """Open (creating and migrating if needed) the clinic database, or with training=True the training one.
         A database marked with the other role is refused before anything is written to it. `recordings_root` (the
         recordings folder in force) is settled against the root the store records (settle_recordings_root); with
-        `read_only` (commands that only read) the store's recorded root is never changed: a root adopted by the rule
-        is used for this connection only."""
+        `read_only` (commands that only read) the store's recorded root is never changed (a root adopted by the rule
+        is used for this connection only), a store that does not exist is refused (UserError; nothing is created,
+        not even its folder or schema), and trail triggers found not in place are left for `trail verify` to
+        report (connection.settle_trail; `trail_findings` says them either way)."""
         role = "training" if training else "clinic"
         url = store_url(path if path is not None else default_db_path(training=training))
         if url.get_backend_name() == "sqlite":
             path = Path(url.database).expanduser()
-            store = cls(connect(path, role), path, role)
+            store = cls(connect(path, role, read_only=read_only), path, role)
         else:
-            store = cls(connect_server(url, role), display(url), role)
+            store = cls(connect_server(url, role, read_only=read_only), display(url), role)
         if recordings_root is not None:
             store.settle_recordings_root(Path(recordings_root), write=not read_only)
         return store

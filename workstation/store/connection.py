@@ -3,6 +3,7 @@ upgrade (workstation.store.upgrade: Alembic, after the legacy migrations for an 
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
@@ -15,12 +16,16 @@ from sqlalchemy.pool import NullPool
 
 from workstation.errors import UserError
 from workstation.keys import IdentityCipher, private_dir, trail_key
+from workstation.progname import command
 from workstation.store import pg_trail
 from workstation.store.db import Db, begin_sqlite, is_busy
 from workstation.store.identity import encrypt_plain_rows, has_plain_identity
 from workstation.store.paths import clinic_db_path, data_dir, default_db_path, training_db_path
 from workstation.store.trail import default_actor, differs_from_trail, install_triggers, register_functions
+from workstation.store.trail_repair import REPAIR_TABLE, TriggerFinding, findings_at_open, trigger_findings
 from workstation.store.upgrade import LATEST_VERSION, upgrade
+
+log = logging.getLogger(__name__)
 
 ROLES = ("clinic", "training")
 BUSY_TIMEOUT_MS = 5000
@@ -51,11 +56,15 @@ def store_url(target: Path | str) -> URL:
     return URL.create("sqlite", database=str(Path(target).expanduser()))
 
 
-def connect(path: Path, role: str) -> Db:
+def connect(path: Path, role: str, *, read_only: bool = False) -> Db:
     """Open the SQLite store at `path` for `role`: refused when it is the other role's; created, upgraded and
-    given its trail triggers as needed. Raises UserError (a sentence) for every problem a user can meet."""
+    given its trail triggers as needed (settle_trail). With `read_only` (a command that only reads) a store that
+    does not exist is refused (nothing, not even its folder, is created) and trail triggers found not in place are
+    left as found, for `trail verify` to report. Raises UserError (a sentence) for every problem a user can meet."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+    if read_only and not path.is_file():
+        raise no_store_error(str(path), role)
     training = role == "training"
     other = clinic_db_path() if training else training_db_path()
     if path.resolve() == other.resolve():
@@ -69,6 +78,8 @@ def connect(path: Path, role: str) -> Db:
     try:
         db = Db(engine.connect())
         found = _role_of(db, path)
+        if found is None and read_only:
+            raise no_store_error(str(path), role, empty=True)
         if found is not None and found != role:
             raise UserError(f"{path} is marked as a {found} database; a {role} store cannot open it. "
                             f"{'Simulation uses the training database.' if training else 'Open it in simulation.'}")
@@ -78,10 +89,11 @@ def connect(path: Path, role: str) -> Db:
                             f"({LATEST_VERSION}); update the workstation software.")
         if _switch_to_wal(db.raw) != "wal":
             raise UserError(f"{path} could not be switched to WAL mode; put it on a local disk.")
+        before = findings_at_open(db)
         upgrade(db.conn, role=role if found is None else None, where=str(path))
         if has_plain_identity(db):
             encrypt_plain_rows(db, IdentityCipher.load())
-        install_triggers(db)
+        db.trail_findings = settle_trail(db, before, read_only=read_only)
     except (DBAPIError, sqlite3.DatabaseError) as exc:
         _close(db, engine)
         if is_busy(exc):
@@ -94,9 +106,10 @@ def connect(path: Path, role: str) -> Db:
     return db
 
 
-def connect_server(url: URL, role: str) -> Db:
-    """Open the PostgreSQL store at `url` for `role`, as `connect` opens an SQLite file. Connection refused, a wrong
-    password or account, and a missing database become sentences (never the driver's text)."""
+def connect_server(url: URL, role: str, *, read_only: bool = False) -> Db:
+    """Open the PostgreSQL store at `url` for `role`, as `connect` opens an SQLite file (`read_only`: an empty
+    database is refused, not made a store; trail triggers are left as found). Connection refused, a wrong password
+    or account, and a missing database become sentences (never the driver's text)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
     where = display(url)
@@ -111,10 +124,13 @@ def connect_server(url: URL, role: str) -> Db:
         except DBAPIError as exc:
             raise UserError(server_problem(exc, where)) from exc
         found = _role_of(db, where)
+        if found is None and read_only:
+            raise no_store_error(where, role, empty=True)
         if found is not None and found != role:
             raise UserError(f"{where} is marked as a {found} database; a {role} store cannot open it.")
+        before = findings_at_open(db)
         upgrade(db.conn, role=role if found is None else None, where=where)
-        install_triggers(db)
+        db.trail_findings = settle_trail(db, before, read_only=read_only)
         if has_plain_identity(db):
             encrypt_plain_rows(db, IdentityCipher.load())
     except DBAPIError as exc:
@@ -124,6 +140,33 @@ def connect_server(url: URL, role: str) -> Db:
         _close(db, engine)
         raise
     return db
+
+
+def no_store_error(where: str, role: str = "clinic", *, empty: bool = False, source: str = "") -> UserError:
+    """The sentence for a command that only reads (or must find a store), given a place where no store is (`source`:
+    where that place was given, e.g. "command line --store"): nothing is created there."""
+    what = "an empty database" if empty and "://" in where else "an empty file" if empty else "nothing"
+    return UserError(f"There is no {role} store at {where} ({what} is there{'; ' + source if source else ''}); "
+                     "nothing was created. Give the right one with --store (or paths.store / store.url in the "
+                     "settings file).")
+
+
+def settle_trail(db: Db, before: list[TriggerFinding], *, read_only: bool) -> list[str]:
+    """After the schema upgrade of an open: the trail's triggers made to match the schema, and `before` (what the
+    open found not in place before its upgrade: trail_repair) put back with a note in the trail each; or, for a
+    command that only reads, left as found when nothing else needs making, for `trail verify` to report. Returns a
+    sentence per finding, for the opener to show (and they are logged)."""
+    if before and read_only and {f.name for f in trigger_findings(db)} <= {f.name for f in before}:
+        sentences = [f"{f.problem()}. This command only reads, so it left the trigger as it is: `"
+                     f"{command('trail verify')}` reports it, and `{command('trail repair')}` (with the store "
+                     "owner's rights) puts it back and notes that in the audit trail." for f in before]
+    else:
+        install_triggers(db, before)
+        sentences = [f"{f.problem()}. It was put back now, and the audit trail notes when and by whom (`"
+                     f"{command('trail show --table ' + REPAIR_TABLE)}`)." for f in before]
+    for s in sentences:
+        log.warning("audit trail: %s", s)
+    return sentences
 
 
 def display(url: URL) -> str:

@@ -87,6 +87,8 @@ class Db:
         """'sqlite' or 'postgresql'."""
         self._style = "qmark" if self.dialect == "sqlite" else "format"
         self._explicit = False
+        self.trail_findings: list[str] = []
+        """What the open found of the trail's triggers not in place, in sentences (connection.settle_trail)."""
 
     @property
     def raw(self) -> Any:

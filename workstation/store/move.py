@@ -10,8 +10,11 @@
 4. The copy is opened as a store and its trail verified again (chain, triggers, and the replay of the trail against
    the copied tables); every table's row count and values are compared with the SQLite store's.
 
-Setting session_replication_role needs the server's superuser (or the right granted to the account: GRANT SET ON
-PARAMETER session_replication_role); an account without it gets a sentence and nothing is copied."""
+All or nothing: the account's rights (CREATE on the schema, CREATE on the database when pgcrypto is not there yet,
+SET on session_replication_role: the server's superuser has them all, or GRANT SET ON PARAMETER
+session_replication_role) are checked before anything is made, and a missing one is named in the sentence; a move
+that fails after step 2 began (the server refuses, the copy does not verify or compare) drops every table, function
+and extension it made (`_undo`), so the database is empty again for the next try."""
 
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from workstation.store import pg_trail, trail
 from workstation.store.connection import display, server_problem, store_url
 from workstation.store.db import Db
 from workstation.store.upgrade import upgrade
+from workstation.words import counted
 
 NOT_COPIED = ("alembic_version",)  # made by the schema upgrade on the target
 
@@ -92,45 +96,138 @@ def migrate_to_server(source: Path, url: str) -> list[str]:
         if not before.intact:
             raise UserError(f"The audit trail of {source} does not verify ({before.problem}), so the store is not "
                             "moved: the clinic's administrator must look into it first. Nothing was copied.")
-        lines.append(f"audit trail of {source} verified: {before.rows} rows")
+        lines.append(f"audit trail of {source} verified: {counted(before.rows, 'row')}")
         db, engine = _target(url)
         try:
             if db.tables():
                 raise UserError(f"{where} is not empty (it has tables): store migrate copies into an EMPTY "
                                 "database only, so nothing was copied. Create a new database for the clinic.")
-            try:
-                upgrade(db.conn, role=None, where=where)
-                trail.install_triggers(db)
-                counts = _copy(src._conn, db)
-            except DBAPIError as exc:
-                if db.in_transaction:
-                    db.rollback()
-                text = str(getattr(exc, "orig", exc)).lower()
-                if "session_replication_role" in text or "permission denied" in text:
-                    raise UserError(f"This account may not copy into {where} with the triggers held (it needs the "
-                                    "server's superuser, or the database owner with SET on session_replication_role"
-                                    "); nothing was copied, but the empty schema was made: drop and create the "
-                                    "database again before the next try.") from exc
-                raise UserError(f"The copy into {where} failed ({server_problem(exc, where)}); nothing was copied, "
-                                "but the empty schema was made: drop and create the database again before the next "
-                                "try.") from exc
+            had = _extensions(db)
+            _check_rights(db, where)
         finally:
             db.close()
             engine.dispose()
-        with ClinicStore.open(url, training=role == "training") as dst:
-            after = trail.verify(dst._conn, trail_key())
-            if not after.intact or after.rows != before.rows:
-                raise UserError(f"The copy in {where} does not verify ({after.problem or 'rows differ'}): do not use "
-                                "it; drop the database and keep working on the SQLite store.")
-            lines.append(f"audit trail of {where} verified after the copy: {after.rows} rows")
-            problem = compare(src._conn, dst._conn)
-            if problem:
-                raise UserError(f"The copy in {where} differs from {source} ({problem}): do not use it; drop the "
-                                "database and keep working on the SQLite store.")
-    lines += [f"{table}: {n} rows copied, ids kept, values compared" for table, n in counts.items()]
+        try:
+            counts = _make_and_copy(src._conn, url, where)
+            with ClinicStore.open(url, training=role == "training") as dst:
+                after = trail.verify(dst._conn, trail_key())
+                if not after.intact or after.rows != before.rows:
+                    raise UserError(f"The copy in {where} does not verify ({after.problem or 'rows differ'}), so it "
+                                    "was not kept: keep working on the SQLite store, and tell the clinic's "
+                                    "administrator.")
+                lines.append(f"audit trail of {where} verified after the copy: {counted(after.rows, 'row')}")
+                problem = compare(src._conn, dst._conn)
+                if problem:
+                    raise UserError(f"The copy in {where} differs from {source} ({problem}), so it was not kept: "
+                                    "keep working on the SQLite store, and tell the clinic's administrator.")
+        except BaseException as exc:
+            left = _undo(url, had)
+            if left and isinstance(exc, UserError):
+                raise UserError(f"{exc} {left}") from exc
+            raise
+    lines += [f"{table}: {counted(n, 'row')} copied, ids kept, values compared" for table, n in counts.items()]
     lines.append(f"{source} moved to {where}. Point the workstations at it (store.url) and run `store setup-roles` "
                  "there; the SQLite store is left as it was (keep it as a backup).")
     return lines
+
+
+def _extensions(db: Db) -> set[str]:
+    return {r[0] for r in db.execute("SELECT extname FROM pg_extension")}
+
+
+def _check_rights(db: Db, where: str) -> None:
+    """Refuse, before anything is made, an account that lacks a right the move needs, naming it."""
+    account = db.execute("SELECT current_user").fetchone()[0]
+    if not db.execute("SELECT has_schema_privilege(current_schema(), 'CREATE')").fetchone()[0]:
+        raise UserError(missing_right(account, where, "schema"))
+    if "pgcrypto" not in _extensions(db) and \
+            not db.execute("SELECT has_database_privilege(current_database(), 'CREATE')").fetchone()[0]:
+        raise UserError(missing_right(account, where, "extension"))
+    db.begin()
+    try:
+        db.execute("SET LOCAL session_replication_role = replica")
+    except DBAPIError as exc:
+        raise UserError(missing_right(account, where, "replica")) from exc
+    finally:
+        db.rollback()
+
+
+RIGHTS = {
+    "schema": "CREATE on the database's schema (to make the store's tables; the database's owner has it)",
+    "extension": "CREATE on the database (to add the pgcrypto extension the audit trail's chain uses; the "
+                 "database's owner has it)",
+    "replica": "SET on the parameter session_replication_role (to copy the rows and the audit trail as they are, "
+               "with the triggers held: the server's superuser has it, or GRANT SET ON PARAMETER "
+               "session_replication_role TO the account)",
+}
+
+
+def missing_right(account: str, where: str, right: str) -> str:
+    """The sentence for an account that lacks one of RIGHTS: nothing was copied or made."""
+    return (f"The account {account} may not move the store into {where}: it lacks {RIGHTS[right]}. Nothing was "
+            "copied and nothing was made there. Run store migrate as the server's superuser (or give the account "
+            "that right), then try again.")
+
+
+def _right_of(exc: BaseException) -> str | None:
+    text = str(getattr(exc, "orig", exc)).lower()
+    if "session_replication_role" in text:
+        return "replica"
+    if "permission denied for schema" in text:
+        return "schema"
+    if "extension" in text and ("permission denied" in text or "must be" in text):
+        return "extension"
+    return None
+
+
+def _make_and_copy(src: Db, url: str, where: str) -> dict[str, int]:
+    """The schema, the trail's triggers and the copy, on a connection of their own. Raises UserError."""
+    db, engine = _target(url)
+    try:
+        upgrade(db.conn, role=None, where=where)
+        trail.install_triggers(db)
+        return _copy(src, db)
+    except DBAPIError as exc:
+        if db.in_transaction:
+            db.rollback()
+        right = _right_of(exc)
+        account = db.execute("SELECT current_user").fetchone()[0] if right else ""
+        raise UserError(missing_right(account, where, right) if right else
+                        f"The copy into {where} failed ({server_problem(exc, where)}); nothing was copied.") from exc
+    finally:
+        db.close()
+        engine.dispose()
+
+
+def _undo(url: str, had: set[str]) -> str:
+    """After a move that failed part-way: drop what it made in the (empty before) database, so a retry finds it
+    empty. '' when done, else the sentence saying what to do."""
+    from workstation.store.roles import _owned_functions
+
+    try:
+        db, engine = _target(url)
+    except UserError as exc:
+        return f"What was made there could not be removed ({exc}); drop and create the database again before the " \
+               "next try."
+    try:
+        db.begin()
+        tables = db.tables()
+        if tables:
+            db.execute(f"DROP TABLE {', '.join(tables)} CASCADE")
+        for function in _owned_functions(db):
+            db.execute(f"DROP FUNCTION {function}")
+        for extension in _extensions(db) - had:
+            db.execute(f"DROP EXTENSION {extension}")
+        db.commit()
+    except DBAPIError as exc:
+        if db.in_transaction:
+            db.rollback()
+        return f"What was made there could not be removed ({server_problem(exc, display(store_url(url)))}); drop " \
+               "and create the database again before the next try."
+    finally:
+        db.close()
+        engine.dispose()
+    return ""
 
 
 def _copy(src: Db, dst: Db) -> dict[str, int]:
@@ -176,7 +273,7 @@ def compare(src: Db, dst: Db) -> str:
         a = {tuple(r[i] for i in at): r for r in _rows(src, table, cols)}
         b = {tuple(r[i] for i in at): r for r in _rows(dst, table, cols)}
         if len(a) != len(b) or a.keys() != b.keys():
-            return f"{table} has {len(a)} rows there and {len(b)} here"
+            return f"{table} has {counted(len(a), 'row')} there and {len(b)} here"
         for k, ra in a.items():
             for c, va, vb in zip(cols, ra, b[k], strict=True):
                 if not _same(va, vb):

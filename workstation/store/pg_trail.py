@@ -169,24 +169,46 @@ def installed(conn: Db, *, disabled: bool = False) -> tuple[dict[str, str], dict
     return functions, triggers
 
 
-def problem(conn: Db) -> str:
-    """'' when every function and trigger of the trail is in place, as the schema needs it, else a sentence naming
-    the first one missing, disabled or changed."""
+def findings(conn: Db) -> list[tuple[str, str, str]]:
+    """What of the trail is not in place as the schema needs it: (function or trigger name, its table or '', state),
+    state 'missing' (dropped), 'disabled' (ALTER TABLE … DISABLE TRIGGER, or set to fire only in replica mode) or
+    'changed' (another body, table or function). [] when all is in place."""
     want_f, want_t = wanted(conn)
-    have_f, have_t = installed(conn)
+    have_f = installed(conn)[0]
+    found = []
     for name, sql in sorted(want_f.items()):
         if have_f.get(name) != _body(sql):
-            return f"the trail function {name} was removed or changed: writes could have gone unrecorded since"
+            table = name.removeprefix("cx_trail_") if name.startswith("cx_trail_") and name != "cx_trail_append" \
+                else ("audit_trail" if name == "cx_trail_append" else "")
+            found.append((name, table, "missing" if name not in have_f else "changed"))
+    have_t = {r[0]: (r[1], r[2], r[3]) for r in conn.execute(
+        "SELECT t.tgname, c.relname, p.proname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace s ON s.oid = c.relnamespace "
+        "WHERE NOT t.tgisinternal AND s.nspname = current_schema() AND t.tgname LIKE 'trail\\_%'")}
     for name, (table, _events, function) in sorted(want_t.items()):
-        if have_t.get(name) != (table, function):
-            return f"the trigger {name} was removed, disabled or changed: writes could have gone unrecorded since"
-    return ""
+        if name not in have_t:
+            found.append((name, table, "missing"))
+        elif have_t[name][:2] != (table, function):
+            found.append((name, table, "changed"))
+        elif have_t[name][2] not in ("O", "A"):  # 'D' disabled; 'R' fires only under session_replication_role
+            found.append((name, table, "disabled"))
+    return found
 
 
-def install(conn: Db) -> bool:
+def problem(conn: Db) -> str:
+    """'' when every function and trigger of the trail is in place, as the schema needs it, else a sentence naming
+    the first one missing, disabled or changed (workstation.store.trail_repair)."""
+    from workstation.store.trail_repair import TriggerFinding
+
+    found = findings(conn)
+    return TriggerFinding(*found[0]).problem() if found else ""
+
+
+def install(conn: Db, found: list | None = None) -> bool:
     """Make the trail's functions and triggers match the schema (a table or column a later revision adds is trailed
-    at the next open). Returns True when something was (re)made. Needs the schema owner's rights when anything is
-    out of date; an account without them gets a sentence."""
+    at the next open). Returns True when something was (re)made. Each of `found` (trail_repair.TriggerFinding, seen
+    by the open) still not in place under the lock is noted in the trail in the same transaction (trail_repair).
+    Needs the schema owner's rights when anything is out of date; an account without them gets a sentence."""
     if not conn.has_table("audit_trail") or not problem(conn):
         return False
     from workstation.store.db import DatabaseError
@@ -195,6 +217,9 @@ def install(conn: Db) -> bool:
     try:
         conn.execute("SELECT pg_advisory_xact_lock(?)", (TRAIL_LOCK,))
         if problem(conn):  # another process may have made them while this one waited
+            from workstation.store.trail_repair import record_repairs, still_found
+
+            noted = still_found(conn, found) if found else []
             conn.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
             want_f, want_t = wanted(conn)
             have_t = installed(conn, disabled=True)[1]
@@ -205,15 +230,19 @@ def install(conn: Db) -> bool:
             for name, (table, events, function) in want_t.items():
                 each = "STATEMENT" if function == "cx_trail_refuse" else "ROW"
                 conn.execute(f"CREATE TRIGGER {name} {events} ON {table} FOR EACH {each} EXECUTE FUNCTION {function}()")
+            record_repairs(conn, noted)
         conn.commit()
     except DatabaseError as exc:
         conn.rollback()
         if "permission" in str(getattr(exc, "orig", exc)).lower() or "must be owner" in str(exc).lower():
             from workstation.progname import command
 
-            raise UserError("The store's audit-trail triggers are not in place or out of date, and this account may "
+            found = problem(conn)
+            raise UserError("The store's audit-trail triggers are not in place or out of date"
+                            + (f" ({found})" if found else "") + ", and this account may "
                             "not make them: the clinic's administrator opens the store once as its owner "
-                            f"(`{command('store setup-roles')}`), then the workstations can write.") from exc
+                            f"(`{command('trail repair')}`, or `{command('store setup-roles')}` after an upgrade), "
+                            "then the workstations can write.") from exc
         raise
     except BaseException:
         conn.rollback()

@@ -17,7 +17,9 @@ not obscure previously recorded information". Here:
   `cx_now`, `cx_chain`), and a guard on the trail needs them too: a write to clinical data or to the trail from another
   program fails ("no such function") instead of going unrecorded.
 - `verify` also replays the trail (the last values it recorded for every row) against the tables as they are, and
-  checks that every trigger is in place: a change made around the program with the triggers dropped is found too.
+  checks that every trigger is in place: a change made around the program with the triggers dropped is found too,
+  also after the program wrote the row again (that change's old values differ from what the trail last recorded).
+  A trigger found missing or disabled is reported, never mended quietly (workstation.store.trail_repair).
 - On a PostgreSQL store the triggers are PL/pgSQL (workstation.store.pg_trail) with the same guarantees; `verify`,
   the replay and `chain_hash` are this module's for both engines.
 """
@@ -134,11 +136,15 @@ def _wanted_triggers(conn: Db) -> list[str]:
     return sql
 
 
-def install_triggers(conn: Db) -> None:
+def install_triggers(conn: Db, found: list | tuple = ()) -> None:
     """Make the trail's triggers match the schema (every table, every column), replacing ones a migration made stale.
-    Does nothing on a store without a trail table. Runs under the write lock; a no-op when already current."""
+    Does nothing on a store without a trail table. Runs under the write lock; a no-op when already current. `found`
+    (trail_repair.TriggerFinding, seen by the open before its upgrade) are noted in the trail, in the same
+    transaction, when this call is the one that puts them back (trail_repair.record_repairs)."""
+    from workstation.store.trail_repair import record_repairs, still_found
+
     if conn.dialect == "postgresql":
-        if pg_trail.install(conn):
+        if pg_trail.install(conn, list(found)):
             conn.begin()
             try:
                 _baseline(conn)
@@ -156,6 +162,7 @@ def install_triggers(conn: Db) -> None:
         return
     conn.begin()
     try:
+        noted = still_found(conn, list(found)) if found else []
         wanted = _wanted_triggers(conn)
         for name in [r[0] for r in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'trail_%'")]:
@@ -163,6 +170,7 @@ def install_triggers(conn: Db) -> None:
         for statement in wanted:
             conn.execute(statement)
         _baseline(conn)
+        record_repairs(conn, noted)
         conn.commit()
     except BaseException:
         if conn.in_transaction:
@@ -224,6 +232,9 @@ class TrailReport:
     problem: str
     in_chain: bool = True
     """False when every link holds and the tables or the triggers differ from what the trail records (the replay)."""
+    repairs: tuple[str, ...] = ()
+    """Each repair of the trail's triggers the trail records (trail_repair): a gap in which writes went unrecorded,
+    found and closed since; said whether or not the trail is intact now."""
 
     @property
     def intact(self) -> bool:
@@ -249,10 +260,13 @@ def verify(conn: Db, key: bytes) -> TrailReport:
             return TrailReport(count, rid, f"row {rid} was changed after it was written, or written without the "
                                            "clinic's trail key")
         prev, expected_id = digest, rid + 1
-    problem = _trigger_problem(conn) or _replay(conn)
+    from workstation.store.trail_repair import repairs
+
+    noted = tuple(repairs(conn))
+    problem = "; and ".join(p for p in (_trigger_problem(conn), _replay(conn)) if p)
     if problem:
-        return TrailReport(count, count + 1, problem, in_chain=False)
-    return TrailReport(count, None, "")
+        return TrailReport(count, count + 1, problem, in_chain=False, repairs=noted)
+    return TrailReport(count, None, "", repairs=noted)
 
 
 def _index_problem(conn: Db) -> str:
@@ -277,14 +291,13 @@ def _trigger_problem(conn: Db) -> str:
     index = _index_problem(conn)
     if index:
         return index
-    if conn.dialect == "postgresql":
-        return pg_trail.problem(conn)
-    have = {r[0]: r[1] for r in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-                                             "AND name LIKE 'trail_%'")}
-    missing = sorted(set(_wanted_triggers(conn)) - set(have.values()))
-    if missing:
-        return f"the trigger {missing[0].split()[2]} was removed or changed: writes could have gone unrecorded since"
-    return ""
+    from workstation.store.trail_repair import trigger_findings
+
+    found = trigger_findings(conn)
+    if not found:
+        return ""
+    more = f" (also not in place: {', '.join(f.name for f in found[1:])})" if found[1:] else ""
+    return found[0].problem() + more
 
 
 def recorded_row(conn: Db, table: str, row_id: int | None, key: dict | None = None) -> dict | None:
@@ -327,44 +340,55 @@ def same_value(a: object, b: object) -> bool:
     return a == b
 
 
+def _name(k: tuple) -> str:
+    if all(v is None for v in k):  # a trail row whose values carry no key: written into the trail directly
+        return "without an id (a trail entry that names no row)"
+    return str(k[0]) if len(k) == 1 else str(k)
+
+
 def _replay(conn: Db) -> str:
     """Fold the trail into the last values it recorded for every row and compare them with the tables. Rows are
-    matched by their primary key's values (the same on both engines, and after `store migrate`)."""
+    matched by their primary key's values (the same on both engines, and after `store migrate`). A change or delete
+    whose old values differ from what the trail last recorded for that row shows a change made around the program
+    before it (e.g. while a trigger was disabled), even after the program has written the row again."""
     keys = {t: conn.primary_key(t) for t in trailed_tables(conn)}
 
     def key(table: str, values: dict) -> tuple:
         return tuple(values.get(c) for c in keys[table])
 
     recorded: dict[str, dict[tuple, dict | None]] = {t: {} for t in keys}
-    for table, action, old_json, new_json in conn.execute(
-            "SELECT table_name, action, old_json, new_json FROM audit_trail ORDER BY id"):
+    gap = ""
+    for rid, table, action, old_json, new_json in conn.execute(
+            "SELECT id, table_name, action, old_json, new_json FROM audit_trail ORDER BY id"):
         if table not in keys:
-            continue  # a table a later revision dropped
+            continue  # a table a later revision dropped, or a note of the trail's own (trail_repair)
+        old = json.loads(old_json) if old_json else None
+        if old is not None and not gap:
+            last = recorded[table].get(key(table, old))
+            changed = [c for c, v in old.items() if last and c in last and not same_value(last[c], v)]
+            if changed:
+                gap = f"{table} row {_name(key(table, old))} was changed around the program before trail row {rid} " \
+                      f"(its old values there differ from what the trail last recorded in {', '.join(changed)})"
         if action == "delete":
-            recorded[table][key(table, json.loads(old_json))] = None
+            recorded[table][key(table, old)] = None
             continue
         new = json.loads(new_json)
-        if action == "change" and old_json and key(table, old := json.loads(old_json)) != key(table, new):
+        if action == "change" and old is not None and key(table, old) != key(table, new):
             recorded[table][key(table, old)] = None
         recorded[table][key(table, new)] = new
     for table in keys:
         live = {key(table, v): v for v in (json.loads(text) for _rowid, text in _row_json(conn, table))}
         trail = {k: v for k, v in recorded[table].items() if v is not None}
-        def name(k: tuple) -> str:
-            if all(v is None for v in k):  # a trail row whose values carry no key: written into the trail directly
-                return "without an id (a trail entry that names no row)"
-            return str(k[0]) if len(k) == 1 else str(k)
-
         for k in sorted(live.keys() - trail.keys(), key=str):
-            return f"{table} row {name(k)} is not in the trail: it was added around the program"
+            return f"{table} row {_name(k)} is not in the trail: it was added around the program"
         for k in sorted(trail.keys() - live.keys(), key=str):
-            return f"{table} row {name(k)} is gone, but the trail has no delete of it: removed around the program"
+            return f"{table} row {_name(k)} is gone, but the trail has no delete of it: removed around the program"
         for k, values in sorted(trail.items(), key=lambda kv: str(kv[0])):
             changed = [c for c, v in values.items() if c in live[k] and not same_value(live[k][c], v)]
             if changed:
-                return f"{table} row {name(k)} differs from the trail in {', '.join(changed)}: changed around the " \
+                return f"{table} row {_name(k)} differs from the trail in {', '.join(changed)}: changed around the " \
                        "program"
-    return ""
+    return gap
 
 
 def entries(conn: Db, *, table: str | None = None, row_id: int | None = None) -> list[TrailEntry]:
