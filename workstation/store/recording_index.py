@@ -19,61 +19,106 @@ class RecordingIndex:
     `transaction`, `_one` and `_all`)."""
 
     def settle_recordings_root(self, wanted: Path, *, write: bool) -> Path | None:
-        """The one rule for the recordings root: the folder in force (`wanted`) is adopted when the store records
-        none yet, or when none of the recordings indexed relative to the recorded root is under it any more while
-        at least one is under `wanted` (the recordings were moved there). Otherwise the recorded root stays, since
-        the paths linked relative to it depend on it; a typo'd folder holds no recordings and is never adopted.
-        `write=False` adopts for this connection only. Returns the root in force. (`store set-recordings-root`
-        changes it explicitly.)"""
+        """The one rule for THIS workstation's recordings root (each workstation records to its own disk; another
+        room's root is never read or changed here): the folder in force (`wanted`) is adopted when the store records
+        none for this workstation yet, or when none of the recordings indexed relative to its root is under it any
+        more while at least one is under `wanted` (the recordings were moved there). Otherwise the recorded root
+        stays, since the paths linked relative to it depend on it; a typo'd folder holds no recordings and is never
+        adopted. `write=False` adopts for this connection only. Returns the root in force. (`store
+        set-recordings-root` changes it explicitly.)"""
         wanted = wanted.expanduser().absolute()
         recorded = self.recordings_root
-        if recorded == wanted:
+        if recorded == wanted and self._own_root() is not None:
             return recorded
-        if recorded is not None and not (self.recordings_found_under(recorded)[0] == 0
-                                         and self.recordings_found_under(wanted)[0] > 0):
-            log.info("recordings root of %s stays %s (the recordings folder in force, %s, does not hold its "
-                     "recordings)", self.path, recorded, wanted)
+        if recorded is not None and recorded != wanted and not (self.recordings_found_under(recorded)[0] == 0
+                                                                and self.recordings_found_under(wanted)[0] > 0):
+            log.info("recordings root of %s on %s stays %s (the recordings folder in force, %s, does not hold its "
+                     "recordings)", self.path, self.workstation, recorded, wanted)
             return recorded
         if write:
-            log.info("recordings root of %s: %s -> %s (%s)", self.path, recorded, wanted,
+            log.info("recordings root of %s on %s: %s -> %s (%s)", self.path, self.workstation, recorded, wanted,
                      "first set" if recorded is None else "the recordings were moved there")
             self.set_recordings_root(wanted)
         else:
             self._root_for_now = wanted
         return wanted
 
-    def recordings_found_under(self, root: Path) -> tuple[int, int]:
-        """(found, indexed): how many of the recordings indexed relative to the recordings root exist as files under
-        `root`, and how many are indexed so."""
-        relative = [Path(r["path"]) for r in self._all("SELECT path FROM recordings")
-                    if not Path(r["path"]).is_absolute()]
-        return sum((root / p).is_file() for p in relative), len(relative)
+    def _mine(self) -> list[tuple[Path, str | None]]:
+        """(relative path, held_by) of every recording indexed relative to this workstation's root: its own, and
+        those indexed before each workstation had its own root (held_by NULL, relative to meta's root)."""
+        return [(Path(r["path"]), r["held_by"]) for r in
+                self._all("SELECT path, held_by FROM recordings WHERE held_by IS NULL OR held_by = ?",
+                          (self.workstation,)) if not Path(r["path"]).is_absolute()]
 
-    @property
-    def recordings_root(self) -> Path | None:
-        """The folder recording paths in this store are relative to (absolute), or None if none is recorded."""
-        if self._root_for_now is not None:
-            return self._root_for_now
+    def recordings_found_under(self, root: Path) -> tuple[int, int]:
+        """(found, indexed): how many of the recordings indexed relative to this workstation's recordings root
+        (its own, and those indexed before each workstation had its own root) exist as files under `root`, and how
+        many are indexed so. Other rooms' recordings are not counted: they are on their own disks."""
+        relative = self._mine()
+        return sum((root / p).is_file() for p, _ in relative), len(relative)
+
+    def _own_root(self) -> Path | None:
+        row = self._one("SELECT root FROM recordings_roots WHERE workstation = ?", (self.workstation,))
+        return Path(row["root"]) if row else None
+
+    def _legacy_root(self) -> Path | None:
         row = self._one("SELECT value FROM meta WHERE key = 'recordings_root'")
         return Path(row["value"]) if row else None
 
+    @property
+    def recordings_root(self) -> Path | None:
+        """THIS workstation's recordings folder (absolute), the one recording paths it indexes are relative to, or
+        None if none is recorded. A store from before each workstation had its own root (revision 0005) answers
+        with the store-wide root it recorded until this workstation records its own."""
+        if self._root_for_now is not None:
+            return self._root_for_now
+        return self._own_root() or self._legacy_root()
+
+    def recordings_roots(self) -> dict[str, Path]:
+        """Every workstation's recordings folder the store records, by host name."""
+        return {r["workstation"]: Path(r["root"]) for r in
+                self._all("SELECT workstation, root FROM recordings_roots ORDER BY workstation")}
+
     def set_recordings_root(self, root: Path | str) -> None:
-        """Record (or, after moving every recording with the folder, change) the recordings root. Paths already
-        linked relative to the old root are then read relative to the new one."""
+        """Record (or, after moving this workstation's recordings folder, change) THIS workstation's recordings
+        root; no other workstation's root changes. Recordings indexed before each workstation had its own root
+        (revision 0005) whose files are under `root` become this workstation's (their paths stay as they are);
+        the others keep the store-wide root they were indexed with."""
+        root = Path(root).expanduser().absolute()
+        legacy = [p for p, held_by in self._mine() if held_by is None and (root / p).is_file()]
         with self.transaction() as c:
-            c.execute("INSERT INTO meta (key, value) VALUES ('recordings_root', ?) "
-                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                      (str(Path(root).expanduser().absolute()),))
+            c.execute("INSERT INTO recordings_roots (workstation, root, set_at) VALUES (?, ?, ?) "
+                      "ON CONFLICT (workstation) DO UPDATE SET root = excluded.root, set_at = excluded.set_at",
+                      (self.workstation, str(root), now_text()))
+            for p in legacy:
+                c.execute("UPDATE recordings SET held_by = ? WHERE path = ? AND held_by IS NULL",
+                          (self.workstation, str(p)))
         self._root_for_now = None
 
+    def _root_of(self, held_by: str | None) -> Path | None:
+        if held_by is None:  # indexed before revision 0005: relative to the store-wide root of then
+            if self._root_for_now is not None and self._own_root() is None:
+                return self._root_for_now  # adopted by a read-only connection: the recordings were moved there
+            return self._legacy_root()
+        if held_by == self.workstation:
+            return self.recordings_root
+        return self.recordings_roots().get(held_by)
+
     def recording_path(self, session_id: int) -> Path | None:
-        """The absolute path of the session's recording (a relative one is taken from the recordings root, or,
-        in a store that records none, from the current folder as older versions did)."""
-        linked = self.recording(session_id)
-        if linked is None:
+        """The absolute path of the session's recording (a relative one is taken from the recordings root of the
+        workstation that holds it, or, in a store that records none, from the current folder as older versions
+        did). Another room's recording is a path on that room's disk."""
+        row = self._one("SELECT path, held_by FROM recordings WHERE session_id = ?", (session_id,))
+        if row is None:
             return None
-        path = Path(linked[0])
-        return path if path.is_absolute() else (self.recordings_root or Path.cwd()) / path
+        path = Path(row["path"])
+        return path if path.is_absolute() else (self._root_of(row["held_by"]) or Path.cwd()) / path
+
+    def recording_holder(self, session_id: int) -> str | None:
+        """The host name of the workstation whose disk holds the session's recording (None when unknown: indexed
+        by absolute path before revision 0005, or not indexed)."""
+        row = self._one("SELECT held_by, copy_from FROM recordings WHERE session_id = ?", (session_id,))
+        return (row["held_by"] or row["copy_from"]) if row else None
 
     def session_for_recording(self, path: Path | str) -> int | None:
         """The id of the session whose recording is the file at `path`, or None if the store does not index it."""
@@ -85,19 +130,22 @@ class RecordingIndex:
         return None
 
     def link_recording(self, session_id: int, path: Path | str, sha256: str) -> None:
-        """Index the session's recording: stored relative to the recordings root when it lies under it (so the
-        store and the folder can move together), else as an absolute path; never relative to the current folder."""
+        """Index the session's recording, made on this workstation: stored relative to this workstation's
+        recordings root when it lies under it (so the store and the folder can move together), else as an
+        absolute path; never relative to the current folder. The row names this workstation as its holder."""
         path = Path(path).expanduser().absolute()
         root = self.recordings_root
         if root is not None and path.is_relative_to(root):
             path = path.relative_to(root)
+            if self._own_root() is None and self._root_for_now is None:
+                self.set_recordings_root(root)  # the store-wide root of an older store becomes this one's own
         sha256 = sha256.lower()
         if not SHA256.match(sha256):
             raise UserError("A recording's checksum must be a SHA-256: 64 hexadecimal characters.")
         try:
             with self.transaction() as c:
-                c.execute("INSERT INTO recordings (session_id, path, sha256) VALUES (?, ?, ?)",
-                          (session_id, str(path), sha256))
+                c.execute("INSERT INTO recordings (session_id, path, sha256, held_by) VALUES (?, ?, ?, ?)",
+                          (session_id, str(path), sha256, self.workstation))
         except IntegrityError as exc:
             raise UserError("The recording was not linked: the session must exist and have no recording linked "
                             "yet.") from exc
