@@ -42,11 +42,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                description="Work with the clinic store itself.")
     ssub = st.add_subparsers(dest="store_command", metavar="SUBCOMMAND")
     root = ssub.add_parser(
-        "set-recordings-root", help="tell the store where its recordings are now (after moving the folder)",
-        description="The store indexes each recording relative to its recordings root. After moving the whole "
-        "recordings folder (e.g. to another disk), give its new place here; the store then finds every recording "
-        "there. Refused when none of the indexed recordings is under DIR (move them first). Also set [paths] "
-        "recordings in the settings file so new recordings go there.")
+        "set-recordings-root", help="tell the store where THIS workstation's recordings are now (after moving its "
+        "folder)",
+        description="The store indexes each recording relative to the recordings folder of the workstation that "
+        "made it. After moving THIS workstation's recordings folder (e.g. to another disk), give its new place here; "
+        "the store then finds this workstation's recordings there. Only this workstation's folder changes: other "
+        "rooms' folders (each on its own disk) and the clinic's recordings share ([paths] clinic_recordings) never "
+        "change here. Refused when none of this workstation's indexed recordings is under DIR (move them first). "
+        "Also set [paths] recordings in the settings file so new recordings go there.")
     root.add_argument("folder", type=Path, metavar="DIR", help="the recordings folder's new place")
     add_setting_options(root, ("paths.store",))
     root.set_defaults(func=_set_root)
@@ -178,14 +181,18 @@ def _set_root(args: argparse.Namespace) -> int:
         raise UserError(f"There is no clinic store at {path} ({settings.setting('paths.store').source}); give the "
                         "right one with --store (or paths.store in the settings file).")
     with ClinicStore.open(path, training=False) as store:
-        old = store.recordings_root
+        old, host = store.recordings_root, store.workstation
         found, indexed = store.recordings_found_under(folder)
         if indexed and not found:
-            raise UserError(f"None of the {indexed} recordings the store indexes is under {folder}; move the "
-                            f"recordings folder there first (the root stays {old}).")
+            raise UserError(f"None of the {indexed} recordings this workstation ({host}) indexes is under {folder}; "
+                            f"move its recordings folder there first (its root stays {old}).")
         store.set_recordings_root(folder)
-    print(f"recordings root of {path}: {old or '(none)'} -> {folder}; {found} of {indexed} indexed recording(s) "
-          "found there.")
+        others = {name: root for name, root in store.recordings_roots().items() if name != host}
+    print(f"this workstation's ({host}) recordings folder in {path}: {old or '(none)'} -> {folder}; {found} of "
+          f"{indexed} of its indexed recording(s) found there.")
+    print("unchanged: " + ("; ".join(f"{name}'s folder {root}" for name, root in others.items()) or
+                           "no other workstation records a folder") + "; the clinic's recordings share "
+          "([paths] clinic_recordings in each workstation's settings).")
     if found < indexed:
         print(f"warning: {indexed - found} indexed recording(s) are not under {folder}; `verify` names them as missing.")
     if settings["paths.recordings"] != folder:

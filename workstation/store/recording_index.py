@@ -21,17 +21,18 @@ class RecordingIndex:
     def settle_recordings_root(self, wanted: Path, *, write: bool) -> Path | None:
         """The one rule for THIS workstation's recordings root (each workstation records to its own disk; another
         room's root is never read or changed here): the folder in force (`wanted`) is adopted when the store records
-        none for this workstation yet, or when none of the recordings indexed relative to its root is under it any
+        none for this workstation yet (the store-wide root of a store from before revision 0005 stays the root of
+        the recordings indexed then), or when none of the recordings indexed relative to its root is under it any
         more while at least one is under `wanted` (the recordings were moved there). Otherwise the recorded root
         stays, since the paths linked relative to it depend on it; a typo'd folder holds no recordings and is never
         adopted. `write=False` adopts for this connection only. Returns the root in force. (`store
         set-recordings-root` changes it explicitly.)"""
         wanted = wanted.expanduser().absolute()
-        recorded = self.recordings_root
-        if recorded == wanted and self._own_root() is not None:
+        recorded = self._own_root()  # a store-wide root from before revision 0005 is not this workstation's
+        if recorded == wanted:
             return recorded
-        if recorded is not None and recorded != wanted and not (self.recordings_found_under(recorded)[0] == 0
-                                                                and self.recordings_found_under(wanted)[0] > 0):
+        if recorded is not None and not (self.recordings_found_under(recorded)[0] == 0
+                                         and self.recordings_found_under(wanted)[0] > 0):
             log.info("recordings root of %s on %s stays %s (the recordings folder in force, %s, does not hold its "
                      "recordings)", self.path, self.workstation, recorded, wanted)
             return recorded
