@@ -54,16 +54,26 @@ def _sync(args: argparse.Namespace) -> int:
     if args.list:
         with open_store() as store:
             todo = store.recordings_to_share(workstation_name())
+            crashed = [r for r in store.crashed_unindexed() if Path(r["recording_path"]).is_file()]
+            elsewhere = store.crashed_elsewhere()
         for session_id, local, _sha in todo:
             print(f"session {session_id}: {local}")
-        print(f"{len(todo)} recording(s) of this workstation ({workstation_name()}) still to copy to {share}")
-        return EXIT_PENDING if todo else 0
+        for r in crashed:
+            print(f"session {r['id']}: {r['recording_path']} (crashed session's recording, not yet recovered here: "
+                  "a pass without --list recovers it — checksum, signature, index — and copies it)")
+        print(f"{len(todo) + len(crashed)} recording(s) of this workstation ({workstation_name()}) still to copy to "
+              f"{share}")
+        for sid, where in elsewhere:
+            print(f"session {sid}: recording still on {where}'s disk, not yet copied (that workstation copies it)")
+        return EXIT_PENDING if todo or crashed else 0
     copier = ShareCopier(open_store, share)
     delay = copier.retry_first_s
     while True:
         status = copier.sync()
         if status.problem is None and not status.pending:
-            print(f"{status.copied} recording(s) copied to {share} and verified; nothing is left to copy")
+            print(f"{status.copied} recording(s) copied to {share} and verified; nothing is left to copy here")
+            if status.elsewhere:
+                print(status.elsewhere_text())
             return 0
         print(status.text() if status.problem else f"{status.pending} recording(s) still to copy to {share}",
               flush=True)

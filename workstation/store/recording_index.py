@@ -177,6 +177,28 @@ class RecordingIndex:
                          "ORDER BY session_id", (workstation,))
         return [(r["session_id"], self.recording_path(r["session_id"]), r["sha256"]) for r in rows]
 
+    def crashed_unindexed(self) -> list[dict]:
+        """Sessions closed as crashed whose recording (its path as the journal wrote it) is not indexed yet: the
+        crash recovery ran where the file is not (another room), or could not read it. Each: id, course_id,
+        recording_path, outcome_note, room."""
+        return [dict(r) for r in self._all(
+            "SELECT s.id, s.course_id, s.recording_path, s.outcome_note, s.room FROM sessions s "
+            "LEFT JOIN recordings r ON r.session_id = s.id WHERE s.state = 'crashed' "
+            "AND s.recording_path IS NOT NULL AND r.session_id IS NULL ORDER BY s.id")]
+
+    def crashed_elsewhere(self) -> list[tuple[int, str]]:
+        """(session id, where) of each crashed session's recording that is on another workstation's disk and not
+        yet on the clinic's share: not indexed and not on this disk (`where` = the room the session ran in), or
+        indexed by another workstation and not copied yet (`where` = that workstation)."""
+        found = [(r["id"], r["room"] or "another workstation") for r in self.crashed_unindexed()
+                 if not Path(r["recording_path"]).is_file()]
+        for r in self._all("SELECT r.session_id, r.held_by, r.copy_from FROM recordings r JOIN sessions s ON "
+                           "s.id = r.session_id WHERE s.state = 'crashed' AND r.shared_path IS NULL"):
+            holder = r["held_by"] or r["copy_from"]
+            if holder is not None and holder != self.workstation:
+                found.append((r["session_id"], holder))
+        return sorted(found)
+
     def mark_shared(self, session_id: int, shared_path: Path) -> None:
         """The recording's copy at `shared_path` (absolute) on the clinic's share was verified."""
         with self.transaction() as c:
