@@ -6,7 +6,15 @@ the whole sentence, which can be selected and copied, and is on hover; a short m
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
+import pytest
 from PyQt6.QtCore import QRect, Qt
 from PyQt6.QtWidgets import QApplication
 
@@ -14,6 +22,8 @@ from workstation.protocols import load_library
 from workstation.store import ClinicStore
 from workstation.store.leases import refusal_sentence
 from workstation.ui.main_window import MainWindow
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _lease_refusal(tmp_path) -> str:
@@ -68,3 +78,29 @@ def test_the_message_area_never_widens_the_window_whatever_it_says(qtbot, window
     window.notify(_lease_refusal(tmp_path) * 3, "error")
     qtbot.wait(20)
     assert window.minimumSizeHint().width() == before
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed (CI installs it)")
+def test_a_screenshot_under_xvfb_shows_the_whole_refusal_inside_the_area(tmp_path) -> None:
+    """The window on a real X server at its minimum size: the refusal's lines of text are all inside the pink
+    error area (none cut at its bottom edge). The PNG is kept in artifacts/screenshots/ for people to look at."""
+    from PyQt6.QtGui import QImage
+    from test_screenshot import rgb_array
+
+    shot = ROOT / "artifacts" / "screenshots" / "s17-lease-refusal-minimum-size.png"
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    proc = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", sys.executable,
+                           str(ROOT / "tests" / "s17_message_shot.py"), str(shot)],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    geo = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert geo["shown"].startswith("Error: P-0042 is being treated in room 2") and geo["shown"].endswith("then.")
+    pixels = rgb_array(QImage(str(shot)))
+    area = pixels[geo["y"]:geo["y"] + geo["h"], geo["x"]:geo["x"] + geo["w"]].astype(int)
+    pink = (np.abs(area - np.array((0xFF, 0xCD, 0xD2))).sum(axis=2) <= 12)
+    assert pink.mean() > 0.6  # the error's colour fills the area
+    ink_rows = np.flatnonzero((area.sum(axis=2) < 300).sum(axis=1) > 2)  # rows with dark text pixels
+    assert len(ink_rows), "no text drawn"
+    font_px = geo["one_line_px"] - 14  # messages.PADDING_PX
+    assert ink_rows[-1] - ink_rows[0] > 1.5 * font_px and geo["h"] > geo["one_line_px"]  # wrapped: 2 lines or more
+    assert ink_rows[-1] < geo["h"] - 2  # the last line's ink ends inside the area: nothing cut at the bottom
