@@ -134,3 +134,49 @@ def test_set_recordings_root_says_it_changes_this_workstations_folder_only(tmp_p
     with ClinicStore.open(training=False) as store:
         assert store.recordings_roots() == {workstation_name(): moved, "room-b": disk_b}
         assert store.recording_path(sid) == moved / "2026-01-05" / "here.h5" and store.verify_recording(sid)
+
+
+def test_the_clinic_share_is_clinic_wide_and_moves_only_deliberately(store_url, tmp_path, capsys):
+    from helpers_recording import write_session
+
+    from main import main
+    from workstation.checksum import sha256_of
+    from workstation.recording.share import sync_once
+    from workstation.recording.summary import check_checksum
+
+    root, share, elsewhere = tmp_path / "recordings", tmp_path / "share", tmp_path / "room-b-share"
+    share.mkdir()
+    elsewhere.mkdir()
+    local = write_session(root, 0.3, mode="clinical")
+    with ClinicStore.open(store_url, training=False, recordings_root=root) as store:
+        sid = store.add_session(_course(store), date(2026, 1, 5))
+        store.link_recording(sid, local, sha256_of(local))
+        assert sync_once(store, share)[:2] == (1, [])
+        assert store.clinic_share() == share  # the first verified copy records the clinic's share
+        copy = store.shared_path(sid)
+    # a room whose settings name another folder copies nothing there, and says why
+    with _as(ClinicStore.open(store_url, training=False), "room-b") as b:
+        other = write_session(tmp_path / "b-recordings", 0.3, mode="clinical")
+        b.settle_recordings_root(tmp_path / "b-recordings", write=True)
+        sid_b = b.add_session(b.course_of_session(sid), date(2026, 1, 12))
+        b.link_recording(sid_b, other, sha256_of(other))
+        copied, problems, pending = sync_once(b, elsewhere)
+        assert (copied, pending) == (0, 1) and list(elsewhere.iterdir()) == []
+        assert f"this workstation's share {elsewhere} is not the clinic's ({share}, recorded in the store)" in \
+            problems[0] and "--clinic-share" in problems[0]
+    # the clinic moves its share deliberately: refused while the copies are not there, then every room's index
+    given = store_url if "://" in store_url else str(Path(store_url))
+    moved = tmp_path / "nas2" / "recordings"
+    moved.parent.mkdir()
+    assert main(["store", "set-recordings-root", "--clinic-share", str(elsewhere), "--store", given]) == 2
+    assert "None of the 1 copies" in capsys.readouterr().err
+    share.rename(moved)
+    assert main(["store", "set-recordings-root", "--clinic-share", str(moved), "--store", given]) == 0
+    out = capsys.readouterr().out
+    assert "the clinic's recordings share, for EVERY room, in" in out and f"{share} -> {moved}; 1 of 1" in out
+    assert "unchanged: each workstation's own recordings folder" in out
+    with _as(ClinicStore.open(store_url, training=False), "room-b") as b:
+        assert b.clinic_share() == moved and b.shared_path(sid) == moved / copy.relative_to(share)
+        assert check_checksum(b.shared_path(sid)).intact
+        assert b.recordings_roots()["room-b"] == tmp_path / "b-recordings"  # no room's own folder moved
+        assert sync_once(b, moved)[:3] == (1, [], 0)  # its settings follow: it copies to the clinic's share

@@ -82,3 +82,26 @@ def _sync(args: argparse.Namespace) -> int:
         print(f"trying again in {delay:g} s (Ctrl+C stops; nothing is lost)", flush=True)
         time.sleep(delay)
         delay = min(delay * 2, RETRY_MAX_S)
+
+
+def set_clinic_share(store_path: Path | str, folder: Path, settings) -> int:  # noqa: ANN001 - Settings
+    """`store set-recordings-root --clinic-share DIR`: the clinic's recordings share moves, for every room. Refused
+    (UserError) when the store records copies and none of them is under DIR (move the share's files first)."""
+    from workstation.store import ClinicStore
+
+    with ClinicStore.open(store_path, training=False) as store:
+        old = store.clinic_share()
+        found, copied = store.shares_found_under(folder)
+        if copied and not found:
+            raise UserError(f"None of the {copied} copies the store records on the clinic's share {old} is under "
+                            f"{folder}; move the share's files there first (the clinic's share stays {old}).")
+        store.set_clinic_share(folder)
+    print(f"the clinic's recordings share, for EVERY room, in {store_path}: {old or '(none)'} -> {folder}; {found} "
+          f"of {copied} verified copies found there.")
+    print("unchanged: each workstation's own recordings folder.")
+    mine = settings["paths.clinic_recordings"]
+    print(f"now set [paths] clinic_recordings = \"{folder}\" in EVERY workstation's settings file"
+          + (" (this one's says so already)." if mine == folder else
+             f" (this one's says {mine or 'none'}: {settings.file}); until then a room whose settings name another "
+             "share copies nothing and says so."))
+    return 0

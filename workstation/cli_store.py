@@ -49,8 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the store then finds this workstation's recordings there. Only this workstation's folder changes: other "
         "rooms' folders (each on its own disk) and the clinic's recordings share ([paths] clinic_recordings) never "
         "change here. Refused when none of this workstation's indexed recordings is under DIR (move them first). "
-        "Also set [paths] recordings in the settings file so new recordings go there.")
+        "Also set [paths] recordings in the settings file so new recordings go there. With --clinic-share, DIR is "
+        "instead the clinic's recordings share's new place, for EVERY room (after moving the share's files there).")
     root.add_argument("folder", type=Path, metavar="DIR", help="the recordings folder's new place")
+    root.add_argument("--clinic-share", action="store_true",
+                      help="DIR is the clinic's recordings share (clinic-wide), not this workstation's folder")
     add_setting_options(root, ("paths.store",))
     root.set_defaults(func=_set_root)
     from workstation.cli_store_server import register as register_server
@@ -180,6 +183,10 @@ def _set_root(args: argparse.Namespace) -> int:
     if isinstance(path, Path) and not path.is_file():
         raise UserError(f"There is no clinic store at {path} ({settings.setting('paths.store').source}); give the "
                         "right one with --store (or paths.store in the settings file).")
+    if args.clinic_share:
+        from workstation.cli_share import set_clinic_share
+
+        return set_clinic_share(path, folder, settings)
     with ClinicStore.open(path, training=False) as store:
         old, host = store.recordings_root, store.workstation
         found, indexed = store.recordings_found_under(folder)

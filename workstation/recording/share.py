@@ -212,6 +212,12 @@ def sync_once(store: Any, share: Path, *, workstation: str | None = None,
 
     who = workstation or store.workstation
     recover_recordings_here(store)  # crashed sessions closed elsewhere whose recording is on this disk
+    clinic_share = store.clinic_share()
+    if clinic_share is not None and clinic_share != share.expanduser().absolute():
+        pending = len(store.recordings_to_share(who))
+        return 0, [_not_the_clinics(share, clinic_share)], pending
+    if clinic_share is None and store.recordings_to_share(who):
+        store.set_clinic_share(share)  # the first copy of the clinic: its share, for every room
     root = store.recordings_root
     todo = store.recordings_to_share(who)
     copied, problems = 0, []
@@ -230,6 +236,14 @@ def sync_once(store: Any, share: Path, *, workstation: str | None = None,
         log.info("recording of session %s copied to %s and verified", session_id, dest)
         copied += 1
     return copied, problems, len(todo) - copied
+
+
+def _not_the_clinics(share: Path, clinic_share: Path) -> str:
+    from workstation.progname import command
+
+    return (f"this workstation's share {share} is not the clinic's ({clinic_share}, recorded in the store): set "
+            f"[paths] clinic_recordings = \"{clinic_share}\" in this workstation's settings, or, to move the clinic's "
+            f"share for every room, `{command('store set-recordings-root --clinic-share DIR')}`; nothing was copied")
 
 
 _COPIERS: set[ShareCopier] = set()

@@ -205,6 +205,35 @@ class RecordingIndex:
             c.execute("UPDATE recordings SET shared_path = ?, shared_at = ? WHERE session_id = ?",
                       (str(Path(shared_path).absolute()), now_text(), session_id))
 
+    def clinic_share(self) -> Path | None:
+        """The clinic's recordings share the store records (clinic-wide: recorded at the first verified copy, changed
+        only by `store set-recordings-root --clinic-share`), or None before any copy."""
+        row = self._one("SELECT value FROM meta WHERE key = 'clinic_recordings'")
+        return Path(row["value"]) if row else None
+
+    def shares_found_under(self, share: Path) -> tuple[int, int]:
+        """(found, copied): how many verified copies on the clinic's recorded share exist under `share` at the same
+        place relative to it, and how many copies the store records there."""
+        old = self.clinic_share()
+        rows = [Path(r["shared_path"]) for r in self._all("SELECT shared_path FROM recordings WHERE shared_path IS "
+                                                           "NOT NULL")]
+        under = [p.relative_to(old) for p in rows if old is not None and p.is_relative_to(old)]
+        return sum((share / p).is_file() for p in under), len(under)
+
+    def set_clinic_share(self, share: Path | str) -> None:
+        """Record (or change, for every room) the clinic's recordings share; the verified copies indexed under the
+        old one are re-pointed to the same places under the new one."""
+        share = Path(share).expanduser().absolute()
+        old = self.clinic_share()
+        with self.transaction("the clinic's recordings share set") as c:
+            c.execute("INSERT INTO meta (key, value) VALUES ('clinic_recordings', ?) "
+                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(share),))
+            if old is not None and old != share:
+                for r in self._all("SELECT session_id, shared_path FROM recordings WHERE shared_path IS NOT NULL"):
+                    if Path(r["shared_path"]).is_relative_to(old):
+                        c.execute("UPDATE recordings SET shared_path = ? WHERE session_id = ?",
+                                  (str(share / Path(r["shared_path"]).relative_to(old)), r["session_id"]))
+
     def shared_path(self, session_id: int) -> Path | None:
         """Where the session's recording was copied on the clinic's share, or None (not copied, or no recording)."""
         row = self._one("SELECT shared_path FROM recordings WHERE session_id = ?", (session_id,))
