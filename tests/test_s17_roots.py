@@ -100,6 +100,9 @@ def test_a_store_from_before_keeps_every_recording_and_no_room_repoints_it(store
         assert b.settle_recordings_root(tmp_path / "b", write=True) == tmp_path / "b" == b.recordings_root
         b.set_recordings_root(tmp_path / "b")  # said explicitly: still nothing of room A's moves
         assert b.recording_path(sid) == rec and b.verify_recording(sid)
+    # a command that only reads, on a workstation with no folder recorded yet, given a folder without it
+    with ClinicStore.open(store_url, training=False, recordings_root=tmp_path / "typo", read_only=True) as r:
+        assert r.recording_path(sid) == rec and r.verify_recording(sid)
     # the room that holds it moves the folder: the recording is taken over by that room, nothing is lost
     moved = tmp_path / "disk2"
     old_root.rename(moved)

@@ -96,11 +96,13 @@ class RecordingIndex:
                           (self.workstation, str(p)))
         self._root_for_now = None
 
-    def _root_of(self, held_by: str | None) -> Path | None:
+    def _root_of(self, held_by: str | None, relative: Path) -> Path | None:
         if held_by is None:  # indexed before revision 0005: relative to the store-wide root of then
-            if self._root_for_now is not None and self._own_root() is None:
-                return self._root_for_now  # adopted by a read-only connection: the recordings were moved there
-            return self._legacy_root()
+            legacy, mine = self._legacy_root(), self.recordings_root
+            for root in (legacy, mine):  # where the file is: still there, or moved with this workstation's folder
+                if root is not None and (root / relative).is_file():
+                    return root
+            return legacy or mine
         if held_by == self.workstation:
             return self.recordings_root
         return self.recordings_roots().get(held_by)
@@ -113,7 +115,7 @@ class RecordingIndex:
         if row is None:
             return None
         path = Path(row["path"])
-        return path if path.is_absolute() else (self._root_of(row["held_by"]) or Path.cwd()) / path
+        return path if path.is_absolute() else (self._root_of(row["held_by"], path) or Path.cwd()) / path
 
     def recording_holder(self, session_id: int) -> str | None:
         """The host name of the workstation whose disk holds the session's recording (None when unknown: indexed
