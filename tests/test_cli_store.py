@@ -190,11 +190,12 @@ def test_store_set_recordings_root_after_moving_the_folder(clinic, tmp_path):
     places.recordings_dir().rename(moved)
     places.recordings_dir().mkdir()  # the old folder is left, empty
     refused = _cli("store", "set-recordings-root", str(empty), cwd=tmp_path)
-    assert refused.returncode == 2 and "The one recording the store indexes is not under" in refused.stderr
+    assert refused.returncode == 2 and "The one recording this workstation (" in refused.stderr
+    assert "indexes is not under" in refused.stderr
     assert _cli("store", "set-recordings-root", str(tmp_path / "nowhere"), cwd=tmp_path).returncode == 2
     done = _cli("store", "set-recordings-root", str(moved), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert f"-> {moved}; 1 of 1 indexed recording found there" in done.stdout
+    assert f"-> {moved}; 1 of its 1 indexed recording found there" in done.stdout
     assert "set [paths] recordings" in done.stdout  # new recordings would still go to the old place
     with ClinicStore.open(training=False) as store:
         assert store.recordings_root == moved

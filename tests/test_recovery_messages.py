@@ -49,7 +49,7 @@ def test_a_crashed_session_with_an_unreadable_recording_is_closed_in_words_and_i
             [closed] = close_crashed_sessions(store)
         [record] = store.history(course.id)
     assert closed.session_id == sid and record.state == "crashed"
-    assert "its recording could not be read here (damaged, cut short, or on another room" in closed.note
+    assert "its recording could not be read here (damaged or cut short)" in closed.note
     assert "Error" not in closed.note
     assert not ballast_path(recording).exists() and recording.exists()  # the reserve goes; the evidence stays
     assert not [r for r in caplog.records if r.name == "workstation.session.journal" and r.levelno >= logging.WARNING]

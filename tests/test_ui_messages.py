@@ -1,4 +1,5 @@
-"""The message area is one fixed line: messages of any length never move the page, the newest replaces the one
+"""The message area is one line for a message that fits one (a longer one wraps: tests/test_s17_message_bar.py), the
+newest replaces the one
 shown (a success replaces the error it answers), the earlier ones are on hover and in the log popup; and the words
 a user reads come from one table: no identifier, pty path or library text reaches the screen."""
 
@@ -22,13 +23,13 @@ from workstation.ui.wording import (
 )
 
 
-def test_messages_never_move_the_page(qtbot, window: MainWindow) -> None:
+def test_one_line_messages_never_move_the_page(qtbot, window: MainWindow) -> None:
     win = window
     page_y = win.pages.mapTo(win, win.pages.rect().topLeft()).y()
     stop_y = win.start_page.mapTo(win, win.start_page.rect().topLeft()).y()
     heights = set()
-    for text, level in (("short", "info"), ("A much longer error " * 30, "error"), ("Line one.\nLine two.", "warning"),
-                        ("", "info")):
+    for text, level in (("short", "info"), ("A longer error, still one line.", "error"),
+                        ("Line one.\nLine two.", "warning"), ("", "info")):
         win.notify(text, level)
         qtbot.wait(10)
         heights.add(win.message_bar.height())
@@ -65,10 +66,11 @@ def test_the_newest_message_replaces_the_error_and_history_is_kept(qtbot, window
     assert not bar.log.isVisible() and bar.log_button.text() == "Messages ▾"
 
 
-def test_a_long_message_is_elided_with_the_whole_on_hover(window: MainWindow) -> None:
-    text = "The plan cannot start: " + "the area needs a response first, " * 20 + "end."
+def test_a_message_too_long_for_the_area_is_cut_with_the_whole_on_hover(window: MainWindow) -> None:
+    text = "The plan cannot start: " + "the area needs a response first, " * 60 + "end."
     window.notify(text, "error")
     assert window.message.text().endswith("…") and "end." in window.message.toolTip()
+    assert window.message_bar.full_text().endswith("end.")
 
 
 def test_every_identifier_has_a_display_name() -> None:

@@ -56,16 +56,26 @@ def _sync(args: argparse.Namespace) -> int:
     if args.list:  # only reads: a store that does not exist (a URL's file included) is refused, never created
         with ClinicStore.open(store_path, training=args.training, read_only=True) as store:
             todo = store.recordings_to_share(workstation_name())
+            crashed = [r for r in store.crashed_unindexed() if Path(r["recording_path"]).is_file()]
+            elsewhere = store.crashed_elsewhere()
         for session_id, local, _sha in todo:
             print(f"session {session_id}: {local}")
-        print(f"{counted(len(todo), 'recording')} of this workstation ({workstation_name()}) still to copy to {share}")
-        return EXIT_PENDING if todo else 0
+        for r in crashed:
+            print(f"session {r['id']}: {r['recording_path']} (crashed session's recording, not yet recovered here: "
+                  "a pass without --list recovers it — checksum, signature, index — and copies it)")
+        print(f"{counted(len(todo) + len(crashed), 'recording')} of this workstation ({workstation_name()}) still to "
+              f"copy to {share}")
+        for sid, where in elsewhere:
+            print(f"session {sid}: recording still on {where}'s disk, not yet copied (that workstation copies it)")
+        return EXIT_PENDING if todo or crashed else 0
     copier = ShareCopier(open_store, share)
     delay = copier.retry_first_s
     while True:
         status = copier.sync()
         if status.problem is None and not status.pending:
-            print(f"{counted(status.copied, 'recording')} copied to {share} and verified; nothing is left to copy")
+            print(f"{counted(status.copied, 'recording')} copied to {share} and verified; nothing is left to copy here")
+            if status.elsewhere:
+                print(status.elsewhere_text())
             return 0
         print(status.text() if status.problem else f"{counted(status.pending, 'recording')} still to copy to {share}",
               flush=True)
@@ -74,3 +84,26 @@ def _sync(args: argparse.Namespace) -> int:
         print(f"trying again in {delay:g} s (Ctrl+C stops; nothing is lost)", flush=True)
         time.sleep(delay)
         delay = min(delay * 2, RETRY_MAX_S)
+
+
+def set_clinic_share(store_path: Path | str, folder: Path, settings) -> int:  # noqa: ANN001 - Settings
+    """`store set-recordings-root --clinic-share DIR`: the clinic's recordings share moves, for every room. Refused
+    (UserError) when the store records copies and none of them is under DIR (move the share's files first)."""
+    from workstation.store import ClinicStore
+
+    with ClinicStore.open(store_path, training=False) as store:
+        old = store.clinic_share()
+        found, copied = store.shares_found_under(folder)
+        if copied and not found:
+            raise UserError(f"None of the {copied} copies the store records on the clinic's share {old} is under "
+                            f"{folder}; move the share's files there first (the clinic's share stays {old}).")
+        store.set_clinic_share(folder)
+    print(f"the clinic's recordings share, for EVERY room, in {store_path}: {old or '(none)'} -> {folder}; {found} "
+          f"of {copied} verified copies found there.")
+    print("unchanged: each workstation's own recordings folder.")
+    mine = settings["paths.clinic_recordings"]
+    print(f"now set [paths] clinic_recordings = \"{folder}\" in EVERY workstation's settings file"
+          + (" (this one's says so already)." if mine == folder else
+             f" (this one's says {mine or 'none'}: {settings.file}); until then a room whose settings name another "
+             "share copies nothing and says so."))
+    return 0

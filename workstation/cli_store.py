@@ -43,12 +43,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                description="Work with the clinic store itself.")
     ssub = st.add_subparsers(dest="store_command", metavar="SUBCOMMAND")
     root = ssub.add_parser(
-        "set-recordings-root", help="tell the store where its recordings are now (after moving the folder)",
-        description="The store indexes each recording relative to its recordings root. After moving the whole "
-        "recordings folder (e.g. to another disk), give its new place here; the store then finds every recording "
-        "there. Refused when none of the indexed recordings is under DIR (move them first). Also set [paths] "
-        "recordings in the settings file so new recordings go there.")
+        "set-recordings-root", help="tell the store where THIS workstation's recordings are now (after moving its "
+        "folder)",
+        description="The store indexes each recording relative to the recordings folder of the workstation that "
+        "made it. After moving THIS workstation's recordings folder (e.g. to another disk), give its new place here; "
+        "the store then finds this workstation's recordings there. Only this workstation's folder changes: other "
+        "rooms' folders (each on its own disk) and the clinic's recordings share ([paths] clinic_recordings) never "
+        "change here. Refused when none of this workstation's indexed recordings is under DIR (move them first). "
+        "Also set [paths] recordings in the settings file so new recordings go there. With --clinic-share, DIR is "
+        "instead the clinic's recordings share's new place, for EVERY room (after moving the share's files there).")
     root.add_argument("folder", type=Path, metavar="DIR", help="the recordings folder's new place")
+    root.add_argument("--clinic-share", action="store_true",
+                      help="DIR is the clinic's recordings share (clinic-wide), not this workstation's folder")
     add_setting_options(root, ("paths.store",))
     root.set_defaults(func=_set_root)
     from workstation.cli_store_server import register as register_server
@@ -183,17 +189,25 @@ def _set_root(args: argparse.Namespace) -> int:
         from workstation.store.connection import no_store_error
 
         raise no_store_error(str(path), source=settings.setting("paths.store").source)
+    if args.clinic_share:
+        from workstation.cli_share import set_clinic_share
+
+        return set_clinic_share(path, folder, settings)
     with ClinicStore.open(path, training=False) as store:
-        old = store.recordings_root
+        old, host = store.recordings_root, store.workstation
         found, indexed = store.recordings_found_under(folder)
         if indexed and not found:
-            which = "The one recording the store indexes is not" if indexed == 1 else \
-                f"None of the {indexed} recordings the store indexes is"
-            raise UserError(f"{which} under {folder}; move the recordings folder there first (the root stays "
-                            f"{old}).")
+            which = "The one recording" if indexed == 1 else f"None of the {indexed} recordings"
+            verb = "is not" if indexed == 1 else "is"
+            raise UserError(f"{which} this workstation ({host}) indexes {verb} under {folder}; move its recordings "
+                            f"folder there first (its root stays {old}).")
         store.set_recordings_root(folder)
-    print(f"recordings root of {path}: {old or '(none)'} -> {folder}; {found} of {counted(indexed, 'indexed recording')} "
-          "found there.")
+        others = {name: root for name, root in store.recordings_roots().items() if name != host}
+    print(f"this workstation's ({host}) recordings folder in {path}: {old or '(none)'} -> {folder}; {found} of "
+          f"its {counted(indexed, 'indexed recording')} found there.")
+    print("unchanged: " + ("; ".join(f"{name}'s folder {root}" for name, root in others.items()) or
+                           "no other workstation records a folder") + "; the clinic's recordings share "
+          "([paths] clinic_recordings in each workstation's settings).")
     if found < indexed:
         print(f"warning: {counted(indexed - found, 'indexed recording')} {'is' if indexed - found == 1 else 'are'} not "
               f"under {folder}; `verify` names {'it' if indexed - found == 1 else 'them'} as missing.")

@@ -166,16 +166,28 @@ def _sync_command() -> str:
 @dataclass(frozen=True)
 class ShareStatus:
     """Where the copies stand: `pending` recordings still to copy to `share`, `copied` since the copier started,
-    `problem` (a sentence) when the last try failed, `retry_in_s` until the next try then."""
+    `problem` (a sentence) when the last try failed, `retry_in_s` until the next try then; `elsewhere`: (session
+    id, room or workstation) of crashed sessions' recordings still on another workstation's disk, not yet copied
+    (ClinicStore.crashed_elsewhere)."""
 
     share: Path
     pending: int
     copied: int = 0
     problem: str | None = None
     retry_in_s: float | None = None
+    elsewhere: tuple[tuple[int, str], ...] = ()
 
     def text(self) -> str:
-        """One line for the window and the headless runner ('' when nothing is pending and nothing failed)."""
+        """One line for the window and the headless runner ('' when nothing is pending, nothing failed and no
+        crashed session's recording waits on another workstation)."""
+        return " ".join(t for t in (self._own_text(), self.elsewhere_text()) if t)
+
+    def elsewhere_text(self) -> str:
+        """'Session 12: recording still on room 2's disk, not yet copied.' for each such crashed session."""
+        return " ".join(f"Session {sid}: recording still on {where}'s disk, not yet copied." for sid, where in
+                        self.elsewhere)
+
+    def _own_text(self) -> str:
         if self.problem is None:
             if not self.pending:
                 return ""
@@ -197,7 +209,16 @@ def sync_once(store: Any, share: Path, *, workstation: str | None = None,
     """Copy every recording this workstation has still to copy from `store` (a ClinicStore) to `share`, oldest first.
     Returns (copied, problems as sentences, still pending). A share that is down stops the pass (the others would
     fail the same way); a recording whose copy fails alone does not."""
-    who = workstation or workstation_name()
+    from workstation.session.journal import recover_recordings_here
+
+    who = workstation or store.workstation
+    recover_recordings_here(store)  # crashed sessions closed elsewhere whose recording is on this disk
+    clinic_share = store.clinic_share()
+    if clinic_share is not None and clinic_share != share.expanduser().absolute():
+        pending = len(store.recordings_to_share(who))
+        return 0, [_not_the_clinics(share, clinic_share)], pending
+    if clinic_share is None and store.recordings_to_share(who):
+        store.set_clinic_share(share)  # the first copy of the clinic: its share, for every room
     root = store.recordings_root
     todo = store.recordings_to_share(who)
     copied, problems = 0, []
@@ -218,6 +239,14 @@ def sync_once(store: Any, share: Path, *, workstation: str | None = None,
     return copied, problems, len(todo) - copied
 
 
+def _not_the_clinics(share: Path, clinic_share: Path) -> str:
+    from workstation.progname import command
+
+    return (f"this workstation's share {share} is not the clinic's ({clinic_share}, recorded in the store): set "
+            f"[paths] clinic_recordings = \"{clinic_share}\" in this workstation's settings, or, to move the clinic's "
+            f"share for every room, `{command('store set-recordings-root --clinic-share DIR')}`; nothing was copied")
+
+
 _COPIERS: set[ShareCopier] = set()
 _COPIERS_LOCK = threading.Lock()
 
@@ -227,7 +256,7 @@ def recording_saved(store: Any, session_id: int) -> None:
     process. Never raises (the session is saved already); a queue that could not be written is picked up by the
     copier's next pass all the same (ClinicStore.recordings_to_share)."""
     try:
-        store.queue_share_copy(session_id, workstation_name())
+        store.queue_share_copy(session_id, store.workstation)
     except (UserError, OSError) as exc:
         log.warning("recording of session %s not queued for the share: %s", session_id, exc)
     with _COPIERS_LOCK:
@@ -264,6 +293,7 @@ class ShareCopier:
             return ShareStatus(self.share, self.status.pending, self._copied, f"the store cannot be opened ({exc})")
         try:
             copied, problems, pending = sync_once(store, self.share, after_copy=self.after_copy)
+            elsewhere = tuple(store.crashed_elsewhere())
         except UserError as exc:  # the store refused a write (busy, disabled account, no trail key)
             return ShareStatus(self.share, self.status.pending, self._copied, str(exc))
         except Exception:  # noqa: BLE001 - the worker goes on retrying; the trace goes to the log
@@ -273,7 +303,8 @@ class ShareCopier:
         finally:
             store.close()
         self._copied += copied
-        return ShareStatus(self.share, pending, self._copied, problems[0] if problems else None)
+        return ShareStatus(self.share, pending, self._copied, problems[0] if problems else None,
+                           elsewhere=elsewhere)
 
     def start(self) -> ShareCopier:
         with _COPIERS_LOCK:
@@ -315,7 +346,8 @@ class ShareCopier:
                 delay, wait = self.retry_first_s, IDLE_POLL_S
             else:
                 wait = delay
-                status = ShareStatus(status.share, status.pending, status.copied, status.problem, delay)
+                status = ShareStatus(status.share, status.pending, status.copied, status.problem, delay,
+                                     status.elsewhere)
                 delay = min(delay * 2, self.retry_max_s)
             self._publish(status)
             self._wake.wait(wait)

@@ -136,11 +136,13 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
     return [t for t in totals.values() if t.dose_mj_cm2 or t.passes]
 
 
-def journal_recording(store, session_id: int, course_id: int, path: Path | None) -> tuple[list[Treatment], bool]:
+def journal_recording(store, session_id: int, course_id: int, path: Path | None, *,
+                      sha256: str | None = None) -> tuple[list[Treatment], bool]:
     """Fill a session's treatment rows from its recording where the recording shows more delivered than the journal
     holds (light dose in mJ/cm², needling passes); link the recording if it is not linked yet. Returns (what the
     recording showed, whether the recording could be read). Used when a session ends without its steps' own end
-    (SIGINT, SIGTERM, an exception, the window closed) and when a crashed session is closed."""
+    (SIGINT, SIGTERM, an exception, the window closed) and when a crashed session is closed. `sha256`: the file's,
+    when the caller has just computed it (else it is computed here)."""
     from workstation.checksum import sha256_of
     from workstation.errors import UserError
 
@@ -162,7 +164,7 @@ def journal_recording(store, session_id: int, course_id: int, path: Path | None)
         store.journal_treatment(session_id, t)
     if path.is_file() and store.recording(session_id) is None:
         try:
-            store.link_recording(session_id, path, sha256_of(path))
+            store.link_recording(session_id, path, sha256 or sha256_of(path))
         except (OSError, UserError) as exc:
             log.info("recording of session %s not linked (%s)", session_id, type(exc).__name__)
     return found, True
@@ -170,7 +172,9 @@ def journal_recording(store, session_id: int, course_id: int, path: Path | None)
 
 def close_crashed_sessions(store) -> list[Closed]:
     """Close every 'in_progress' session whose process is gone as 'crashed', with its deliveries from its recording
-    (never less than the journal already holds). Returns what was closed, for the caller to tell the user."""
+    (never less than the journal already holds); a recording on this disk is also recovered (recover_file). Then
+    the crashed sessions' recordings on this disk that another room closed are recovered (recover_recordings_here).
+    Returns what was closed, for the caller to tell the user."""
     closed = []
     for row in store.in_progress_sessions():
         live = store.live_lease(row["course_id"])
@@ -179,16 +183,92 @@ def close_crashed_sessions(store) -> list[Closed]:
         sid = row["id"]
         why = "interrupted by a crash"
         path = Path(row["recording_path"]) if row["recording_path"] else None
-        clear_crash_mark(path)  # before its SHA-256 is linked: clearing changes bytes
-        found, readable = journal_recording(store, sid, row["course_id"], path)
-        if not readable:
-            why += ("; its recording could not be read here (damaged, cut short, or on another room's computer), so "
-                    "only the doses journalled while it ran are kept, and light it planned waits for the light "
-                    "interval (the dose it gave is unknown)")
-        remove_ballast(path)
+        found, readable = recover_file(store, sid, row["course_id"], path)
+        if path is not None and not path.is_file():
+            room = store.session_state(sid).get("room")
+            why += (f"; its recording is still on {room or 'another workstation'}'s disk, not yet copied: that "
+                    "workstation recovers it (checksum, signature, index, share) at its next start or with "
+                    f"`{_sync_command()}`, and the doses it shows are counted then. Until then only the doses "
+                    "journalled while it ran are kept, and light it planned waits for the light interval (the dose "
+                    "it gave is unknown here)")
+        elif not readable:
+            why += ("; its recording could not be read here (damaged or cut short), so only the doses journalled "
+                    "while it ran are kept, and light it planned waits for the light interval (the dose it gave is "
+                    "unknown)")
         store.close_session(sid, "crashed", why)
         closed.append(Closed(sid, found, why))
+    recover_recordings_here(store)
     return closed
+
+
+def _sync_command() -> str:
+    from workstation.progname import command
+
+    return command("recording sync")
+
+
+def seal_recovered(path: Path) -> str:
+    """The .sha256 and .sig a killed recorder never wrote, for the recording at `path` (its open mark cleared
+    first): written as the recorder writes them at close. Sidecars already there that verify (the recorder closed
+    the file, the process died after) are kept. Returns the file's SHA-256; OSError if they cannot be written."""
+    from workstation.checksum import write_checksum
+    from workstation.recording.format import checksum_path, signature_path
+    from workstation.recording.signature import sign
+    from workstation.recording.summary import check_checksum
+
+    if checksum_path(path).is_file() and signature_path(path).is_file():
+        check = check_checksum(path)
+        if check.intact:
+            return checksum_path(path).read_text(encoding="ascii", errors="replace").split()[0].lower()
+    sha = write_checksum(path, checksum_path(path))
+    sign(path, sha)
+    return sha
+
+
+def recover_file(store, session_id: int, course_id: int, path: Path | None) -> tuple[list[Treatment], bool]:
+    """A crashed session's recording on this disk made whole: its open mark cleared, what it shows journalled
+    (journal_recording), its .sha256 and .sig written (seal_recovered), indexed and linked to the session, queued
+    for the clinic's share, its ballast removed. Returns (what it showed, whether it could be read). A file that is
+    not here (another room's disk) or cannot be read is left as it is."""
+    from workstation.recording.share import recording_saved
+
+    clear_crash_mark(path)  # before its SHA-256 is taken: clearing changes bytes
+    sha = None
+    if path is not None and path.is_file():
+        try:
+            from workstation.recording import Recording
+
+            with Recording.open(path):
+                pass
+            sha = seal_recovered(path)
+        except Exception as exc:  # noqa: BLE001 - damaged: not signed as if it were whole; the journal stands
+            log.info("recording of session %s not sealed (%s)", session_id, type(exc).__name__)
+    found, readable = journal_recording(store, session_id, course_id, path, sha256=sha)
+    remove_ballast(path)
+    if readable and sha is not None and store.recording(session_id) is not None:
+        recording_saved(store, session_id)
+    return found, readable
+
+
+def recover_recordings_here(store) -> list[Closed]:
+    """Recover every crashed session's recording that is on this disk and not indexed yet: the session was closed
+    elsewhere (another room's crash recovery, which cannot read this disk) or before its file could be read. Each is
+    recovered as recover_file does, and its outcome note says so. Run at each start (close_crashed_sessions) and by
+    the share's copier (`recording sync`, the window's copies). Returns what was recovered."""
+    recovered = []
+    for row in store.crashed_unindexed():
+        path = Path(row["recording_path"])
+        if not path.is_file():
+            continue  # another room's: it recovers it
+        found, readable = recover_file(store, row["id"], row["course_id"], path)
+        if not readable or store.recording(row["id"]) is None:
+            continue
+        sentence = (f"its recording was recovered on {store.workstation} (checksum, signature, index), and the "
+                    "doses it shows are counted")
+        store.add_outcome_note(row["id"], sentence)
+        log.info("recording of crashed session %s recovered on this workstation", row["id"])
+        recovered.append(Closed(row["id"], found, sentence))
+    return recovered
 
 
 def clear_crash_mark(path: Path | None) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from workstation.errors import UserError
-from workstation.keys import IdentityCipher, key_id, trail_key
+from workstation.keys import IdentityCipher, key_id, trail_key, workstation_name
 from workstation.store.connection import (
     BUSY_TIMEOUT_MS,
     busy_error,
@@ -101,6 +101,8 @@ class ClinicStore(CourseRecords, RecordingIndex):
         """The signed-in account (operators.sign_in, or the window's sign-in): while it is set, every write first
         checks that the account is still active, so a disabled account stops writing at once."""
         self._cipher: IdentityCipher | None = None
+        self.workstation = workstation_name()
+        """This workstation's host name: whose recordings root and recordings this connection's index means."""
         self._root_for_now: Path | None = None  # a root adopted by a read-only connection (settle_recordings_root)
         if conn.dialect == "sqlite":
             register_functions(conn.raw, lambda: self.actor, lambda: self._reason, trail_key())

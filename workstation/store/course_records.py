@@ -178,6 +178,11 @@ class CourseRecords:
             raise UserError(f"There is no session {session_id}.")
         return int(row["course_id"])
 
+    def add_outcome_note(self, session_id: int, sentence: str) -> None:
+        """Add a sentence to a closed session's outcome note (its state and end time stay as they are)."""
+        with self.transaction() as c:
+            c.execute("UPDATE sessions SET outcome_note = outcome_note || ? WHERE id = ?", (f"; {sentence}", session_id))
+
     def in_progress_sessions(self) -> list[dict[str, Any]]:
         """Sessions the journal shows still running (or left running by a process that died)."""
         return [dict(r) for r in self._all("SELECT id, course_id, process, started_at, recording_path FROM sessions "

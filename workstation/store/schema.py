@@ -110,7 +110,14 @@ recordings = Table(
                                           unique=True),
     _text("path"), _text("sha256", check="length(sha256) = 64"),
     # (0003) the clinic's recordings share: the workstation that copies it, where and when its copy was verified
-    _text("copy_from", null=True), _text("shared_path", null=True), _text("shared_at", null=True))
+    _text("copy_from", null=True), _text("shared_path", null=True), _text("shared_at", null=True),
+    _text("held_by", null=True))  # (0005) whose recordings root a relative path is relative to (NULL: meta's)
+
+# (0005) Each workstation's own recordings folder, keyed by its host name (workstation/store/recording_index.py).
+recordings_roots = Table(
+    "recordings_roots", metadata,
+    Column("workstation", Text, CheckConstraint("length(workstation) > 0"), primary_key=True),
+    _text("root", check="length(root) > 0"), _text("set_at"))
 
 med_measurements = Table(
     "med_measurements", metadata, _id(), _ref("patient_id", "patients.id"), _text("device_model"),

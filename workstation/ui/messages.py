@@ -1,9 +1,13 @@
-"""How errors become sentences, and the window's message area: one fixed line, newest first, never a dialog.
+"""How errors become sentences, and the window's message area: newest first, never a dialog.
 
-The area is one line high whatever it says, so nothing on the page moves when a message comes or goes: a long
-message is elided, and the whole of it with the earlier ones is on hover (the tooltip) or in the message log, a
-popup that floats over the page. A new message replaces the one shown, so a success replaces the error it answers.
-Every text passes through `wording.scrub`: no identifier, device path or library message reaches the screen.
+The area is one line high for a message that fits one line, so the page does not move for them. A longer message
+(a refusal such as "P-0042 is being treated in room 2 by dr-a since 10:14; …") wraps, and the area grows to show
+all of it, up to MAX_LINES lines, even at the window's minimum width; it is one line again with the next short
+message. Only a message longer than MAX_LINES lines is cut, with "…". The message's text can be selected with the
+mouse or keyboard and copied (Ctrl+C, or the right-click menu); the whole of it with the earlier ones is on hover (the
+tooltip) and in the message log, a panel that floats over the page. A new message replaces the one shown, so a
+success replaces the error it answers. Every text passes through `wording.scrub`: no identifier, device path or
+library message reaches the screen.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from PyQt6.QtCore import Qt
+from PyQt6.QtCore import QRect, Qt
 from PyQt6.QtGui import QKeyEvent
 from PyQt6.QtWidgets import (
     QFrame,
@@ -35,6 +39,8 @@ log = logging.getLogger(__name__)
 MESSAGE_COLORS = {"error": "#ffcdd2", "warning": "#fff59d", "info": "#e3f2fd"}
 LEVEL_LABELS = {"error": "Error", "warning": "Warning", "info": "Info"}
 HISTORY = 200  # messages kept in the log popup
+MAX_LINES = 6  # a message taller than this at the window's width is cut with "…" (the whole: tooltip, log)
+PADDING_PX = 14  # the label's padding and border, top and bottom together
 
 
 def user_text(exc: Exception) -> str:
@@ -56,8 +62,11 @@ class MessageBar(QWidget):
         self.label = QLabel()
         self.label.setObjectName("message")
         self.label.setTextFormat(Qt.TextFormat.PlainText)
-        self.label.setWordWrap(False)
-        self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)  # text never sizes the window
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse |
+                                           Qt.TextInteractionFlag.TextSelectableByKeyboard)  # selected, copied
+        self.label.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # never takes the focus from STOP's keys by Tab
+        self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)  # text never widens the window
         self.log_button = QPushButton("Messages ▾")
         self.log_button.setObjectName("message_log_button")
         self.log_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -86,9 +95,8 @@ class MessageBar(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.label, 1)
         row.addWidget(self.log_button)
-        height = self.fontMetrics().height() + 14
-        self.label.setFixedHeight(height)
-        self.setFixedHeight(height)
+        self.one_line_px = self.fontMetrics().height() + PADDING_PX
+        self._set_height(self.one_line_px)
         self.clear()
 
     def show_message(self, text: str, level: str = "info") -> None:
@@ -108,6 +116,14 @@ class MessageBar(QWidget):
     def clear(self) -> None:
         self.label.setText("")
         self.label.setStyleSheet("background:transparent;padding:2px 6px")
+        self._set_height(self.one_line_px)
+
+    def full_text(self) -> str:
+        """The shown message as a whole, with its level in words ('' when none)."""
+        if not self.messages or not self.label.text():
+            return ""
+        level, text, _t = self.messages[-1]
+        return f"{LEVEL_LABELS.get(level, level)}: {text}"
 
     def show_log(self) -> None:
         self.log.clear()
@@ -140,13 +156,40 @@ class MessageBar(QWidget):
         super().resizeEvent(event)  # type: ignore[arg-type]
         self._elide()
 
+    def _set_height(self, px: int) -> None:
+        if self.label.height() != px or self.height() != px:
+            self.label.setFixedHeight(px)
+            self.setFixedHeight(px)
+
+    def _needed_px(self, text: str) -> int:
+        """The area's height for `text` wrapped at the label's width less its padding: one line's height plus a
+        line's spacing for each further line."""
+        width = max(50, self.label.width() - PADDING_PX - 2)
+        fm = self.label.fontMetrics()
+        text_px = fm.boundingRect(QRect(0, 0, width, 100_000), Qt.TextFlag.TextWordWrap, text).height()
+        lines = max(1, round(text_px / fm.lineSpacing()))
+        return self.one_line_px + (lines - 1) * fm.lineSpacing()
+
     def _elide(self) -> None:
+        """Show the newest message whole, wrapped, the area as high as it needs (MAX_LINES at most)."""
         if not self.messages:
             return
         level, text, _t = self.messages[-1]
         full = f"{LEVEL_LABELS.get(level, level)}: {text}"
-        width = max(50, self.label.width() - 14)
-        self.label.setText(self.label.fontMetrics().elidedText(full, Qt.TextElideMode.ElideRight, width))
+        limit = self.one_line_px + (MAX_LINES - 1) * self.fontMetrics().lineSpacing()
+        shown = full
+        if self._needed_px(full) > limit:  # cut at a word so that MAX_LINES hold it; the whole is on hover and in the log
+            words = full.split(" ")
+            lo, hi = 1, len(words)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if self._needed_px(" ".join(words[:mid]) + " …") <= limit:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            shown = " ".join(words[:lo]) + " …"
+        self.label.setText(shown)
+        self._set_height(min(limit, self._needed_px(shown)))
 
 
 def _brush(color: str) -> object:
