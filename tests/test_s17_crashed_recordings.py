@@ -76,7 +76,7 @@ def test_a_crashed_rooms_recording_is_recovered_where_it_is_and_said_where_it_is
                              "--store", str(store_path), "--clinic-recordings", str(share)],
                             capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
     assert synced.returncode == 0, synced.stdout + synced.stderr
-    assert "1 recording(s) copied" in synced.stdout and "Traceback" not in synced.stderr
+    assert "1 recording copied" in synced.stdout and "Traceback" not in synced.stderr
     assert not open_mark(h5) and check_checksum(h5).intact  # cleared, then checksummed and signed
     with ClinicStore.open(store_path, training=True) as store:
         sid = closed.session_id
