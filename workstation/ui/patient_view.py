@@ -37,6 +37,7 @@ from workstation.ui.patient_checks import differs, med_from_text, typed_identity
 from workstation.ui.response_form import NOTHING_ENTERED, ResponseTable
 from workstation.ui.session_controller import SessionController
 from workstation.ui.wording import field_change, lesion_name, protocol_title, quantity, region_name
+from workstation.words import counted
 
 
 class PatientView(QWidget):
@@ -534,7 +535,7 @@ class PatientView(QWidget):
             return record_previous_responses(store, session_id, responses)
 
         def done(n: int) -> None:
-            self.notify(f"Previous session's response saved for {n} area(s).", "info")
+            self.notify(f"Previous session's response saved for {counted(n, 'area')}.", "info")
             self.load_previous_session()
 
         self.controller.store_call(work, done, self._error)

@@ -26,6 +26,7 @@ from workstation.ui.wording import (
     quantity,
     region_name,
 )
+from workstation.words import counted
 
 # NHS Tayside erythema grades (CLINICAL.md), in words for the report.
 ERYTHEMA_WORDS = {0: "no redness", 1: "faint pink, gone within a day", 2: "clearly red, still there about 2 days later",
@@ -144,7 +145,7 @@ class ReportData:
             or ["No step was started."]
         uv = [s.delivered_dose_mj_cm2 for s in self.steps if s.modality == "light" and s.delivered_dose_mj_cm2 >= 0]
         out.append("## UV record")
-        out.append(f"UV delivered this session: {quantity(sum(uv), 'mJ/cm²')} in {len(uv)} exposure(s)." if uv
+        out.append(f"UV delivered this session: {quantity(sum(uv), 'mJ/cm²')} in {counted(len(uv), 'exposure')}." if uv
                    else "No UV was delivered this session.")
         out += _uv_record_lines(self.plan)  # before and with this session
         if self.trips:

@@ -23,6 +23,7 @@ from workstation.errors import UserError
 from workstation.session.scenario import TimedEvent
 from workstation.ui.alarms import Alarm
 from workstation.ui.wording import device_name, event_sentence, scrub
+from workstation.words import counted
 
 FAULTS = {
     "light": ("contact_lost", "contact_restored", "over_temperature", "lamp_failure", "sensor_low", "sensor_glitch",
@@ -119,7 +120,7 @@ class TrainerPanel(QWidget):
     def set_scenario_events(self, events: tuple[TimedEvent, ...]) -> None:
         self.scenario_events, self._scheduled = tuple(events), False
         self.play_scenario.setEnabled(bool(events))
-        self.play_scenario.setText(f"Play the scenario's {len(events)} timed event(s) from the first step"
+        self.play_scenario.setText(f"Play the scenario's {counted(len(events), 'timed event')} from the first step"
                                    if events else "This scenario has no timed events")
 
     def on_event(self, event: Event) -> None:
@@ -133,7 +134,7 @@ class TrainerPanel(QWidget):
             timer.setSingleShot(True)
             timer.timeout.connect(lambda ev=ev: self._play(ev))
             timer.start(int(ev.at_s * 1000))
-        self._write(f"scenario clock started: {len(self.scenario_events)} timed event(s)")
+        self._write(f"scenario clock started: {counted(len(self.scenario_events), 'timed event')}")
 
     def _play(self, ev: TimedEvent) -> None:
         if ev.device:
