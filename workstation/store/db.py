@@ -1,10 +1,14 @@
 """The store's connection to its database, SQLite or PostgreSQL: one SQLAlchemy Connection, and one way to send SQL.
 
 The store's SQL is portable text with `?` placeholders; `Db.execute` converts them, at this one place, to the
-driver's own style (`?` for sqlite3, `%s` for psycopg, with a literal `%` doubled) and sends the statement with
-SQLAlchemy's `exec_driver_sql` (no `:name` parsing, so a colon inside a literal such as 'os:root' is never taken for a
-parameter). A statement outside a transaction is committed at once (the store reads what other workstations have
-committed, never an old snapshot); `begin()` takes the write lock first (BEGIN IMMEDIATE on SQLite).
+driver's own style (`?` for sqlite3, `%s` for psycopg, with a literal `%` doubled) and sends the statement on the
+driver's own cursor of the SQLAlchemy connection (no `:name` parsing, so a colon inside a literal such as 'os:root'
+is never taken for a parameter; no result machinery per statement: bench/store.py measured SQLAlchemy's own
+execution at ~3/4 of a read's CPU, docs/benchmarks.md). Transactions stay SQLAlchemy's (`begin`, `commit`,
+`rollback` on the Connection), so Alembic and the inspector share the connection's state. A statement outside a
+transaction is committed at once, in the driver's autocommit (no BEGIN/COMMIT round trips: the store reads what
+other workstations have committed, never an old snapshot); `snapshot()` reads several statements from one
+committed state (the plan); `begin()` takes the write lock first (BEGIN IMMEDIATE on SQLite).
 
 Errors are SQLAlchemy's (`IntegrityError`, `OperationalError`, both `DatabaseError`), the driver's own in `.orig`."""
 
@@ -12,10 +16,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, create_engine, event, inspect
-from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 __all__ = ["Db", "DatabaseError", "IntegrityError", "OperationalError", "Record", "Rows"]
@@ -87,6 +92,8 @@ class Db:
         """'sqlite' or 'postgresql'."""
         self._style = "qmark" if self.dialect == "sqlite" else "format"
         self._explicit = False
+        self._reading = False
+        self._dbapi_error = conn.dialect.loaded_dbapi.Error
 
     @property
     def raw(self) -> Any:
@@ -100,37 +107,91 @@ class Db:
     def _failed(self) -> None:
         """After an error outside an explicit transaction: end the implicit one (PostgreSQL refuses every later
         statement of a failed transaction until it is rolled back)."""
-        if not self._explicit and self.conn.in_transaction():
+        if not self._explicit and not self._reading and self.conn.in_transaction():
             self.conn.rollback()
 
-    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Rows:
+    def _run(self, sql: str, params: Any, many: bool) -> tuple[list[tuple] | None, list[str], int]:
+        """Send one statement on the driver's cursor: (rows or None, column names, rowcount). Outside a transaction
+        it is committed at once: SQLite's driver is in autocommit mode already (the engine's begin event starts
+        SQLite's own transactions); psycopg is put in autocommit for the one statement (no BEGIN, no COMMIT)."""
+        sql = _convert(sql, self._style)
+        alone = not self._explicit and not self._reading
+        raw = self.raw
+        autocommit = alone and self.dialect == "postgresql" and not self.conn.in_transaction() \
+            and raw.info.transaction_status == 0  # psycopg's TransactionStatus.IDLE
         try:
-            result = self.conn.exec_driver_sql(_convert(sql, self._style), tuple(params))
+            if autocommit:
+                raw.autocommit = True
+            cur = raw.cursor()
+            try:
+                if many:
+                    cur.executemany(sql, params)
+                else:
+                    cur.execute(sql, params)
+                names = [d[0] for d in cur.description] if cur.description else []
+                rows = cur.fetchall() if cur.description else None
+                count = cur.rowcount
+            finally:
+                cur.close()
+                if autocommit:
+                    raw.autocommit = False
+        except self._dbapi_error as exc:
+            self._failed()
+            raise DBAPIError.instance(sql, params, exc, self._dbapi_error, dialect=self.conn.dialect) from exc
         except Exception:
             self._failed()
             raise
-        if result.returns_rows:
-            index = {k: i for i, k in enumerate(result.keys())}
-            rows = Rows([Record(r, index) for r in result.all()], result.rowcount)
-        else:
-            rows = Rows([], result.rowcount)
-        if not self._explicit:
+        if alone and self.conn.in_transaction():  # a transaction SQLAlchemy began (the inspector, Alembic)
             self.conn.commit()
-        return rows
+        elif alone and self.dialect == "postgresql" and not autocommit and raw.info.transaction_status != 0:
+            raw.commit()
+        return rows, names, count
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Rows:
+        rows, names, count = self._run(sql, tuple(params), many=False)
+        if rows is None:
+            return Rows([], count)
+        index = {k: i for i, k in enumerate(names)}
+        return Rows([Record(r, index) for r in rows], count)
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> None:
         seq = [tuple(p) for p in seq]
         if seq:
-            try:
-                self.conn.exec_driver_sql(_convert(sql, self._style), seq)
-            except Exception:
-                self._failed()
-                raise
-        if not self._explicit:
+            self._run(sql, seq, many=True)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Db]:
+        """Read several statements from ONE committed state of the store (a read-only transaction: SQLite's
+        deferred BEGIN, PostgreSQL's REPEATABLE READ READ ONLY), ended at the exit; no write lock is taken and no
+        writer waits for it. Inside a transaction already, its own state is read. A write transaction cannot start
+        inside (RuntimeError): a plan is read, then saved."""
+        if self._explicit or self._reading:
+            yield self
+            return
+        if self.conn.in_transaction():
             self.conn.commit()
+        raw = self.raw
+        if self.dialect == "postgresql":
+            from psycopg import IsolationLevel
+
+            raw.isolation_level, raw.read_only = IsolationLevel.REPEATABLE_READ, True  # one BEGIN says both
+        try:
+            self.conn.begin()
+            self._reading = True
+            try:
+                yield self
+            finally:
+                self._reading = False
+                if self.conn.in_transaction():
+                    self.conn.rollback()  # it wrote nothing: ending it is all
+        finally:
+            if self.dialect == "postgresql" and raw.info.transaction_status == 0:
+                raw.isolation_level, raw.read_only = None, None
 
     def begin(self) -> None:
         """Start a transaction holding the write lock (SQLite: BEGIN IMMEDIATE; it waits up to the busy timeout)."""
+        if self._reading:
+            raise RuntimeError("a write transaction cannot start inside a read snapshot (Db.snapshot)")
         if self.conn.in_transaction():
             self.conn.commit()
         self.conn.info["write_lock"] = True
