@@ -14,7 +14,9 @@ Errors are SQLAlchemy's (`IntegrityError`, `OperationalError`, both `DatabaseErr
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -270,10 +272,37 @@ def sqlite_connection(raw: sqlite3.Connection) -> Connection:
     return engine.connect()
 
 
+WRITE_LOCK_POLL_S = (0.0005, 0.001, 0.001, 0.002)
+"""How long a write waits between tries for SQLite's write lock (then the last value, until the busy timeout):
+SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms, so a waiter slept on long after
+the lock was free (8 rooms: the store's p99 was that sleep; docs/benchmarks.md)."""
+
+
 def begin_sqlite(conn: Connection) -> None:
     """The "begin" event of an SQLite engine whose driver is left in autocommit mode (SQLAlchemy's documented way
-    to have SQLite's own transactions): BEGIN IMMEDIATE while `conn.info["write_lock"]` is set, else BEGIN."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write_lock") else "BEGIN")
+    to have SQLite's own transactions): BEGIN IMMEDIATE while `conn.info["write_lock"]` is set, else BEGIN.
+
+    BEGIN IMMEDIATE is tried again every WRITE_LOCK_POLL_S while another connection writes, up to the connection's
+    busy timeout (PRAGMA busy_timeout, set to 0 for the tries and put back): the same wait and the same error at its
+    end (SQLITE_BUSY, `is_busy`) as SQLite's busy handler, without its long sleeps."""
+    if not conn.info.get("write_lock"):
+        conn.exec_driver_sql("BEGIN")
+        return
+    raw = conn.connection.driver_connection
+    timeout_ms = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        deadline = time.monotonic() + timeout_ms / 1000.0
+        for attempt in itertools.count():
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                if not is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(WRITE_LOCK_POLL_S[min(attempt, len(WRITE_LOCK_POLL_S) - 1)])
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {timeout_ms}")
 
 
 def sqlite_db(raw: sqlite3.Connection) -> Db:
