@@ -276,7 +276,7 @@ WRITE_LOCK_POLL_S = (0.001, 0.002, 0.003, 0.005)
 """How long a write waits between tries for SQLite's write lock (then the last value, until the busy timeout):
 SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms, so a waiter slept on long after
 the lock was free (8 rooms: the store's p99 was that sleep). Tries every 0.5-2 ms cost more CPU for no shorter wait
-on 2 cores (docs/benchmarks.md, "Store speed")."""
+on 2 cores (the store benchmark's figures, "Store speed")."""
 
 
 def begin_sqlite(conn: Connection) -> None:
