@@ -140,13 +140,14 @@ def one_visit(store, library, course_id: int, result: RoomResult) -> None:
     from workstation.session.planning import plan_visit
 
     t0 = time.monotonic()
-    last = [r.session_date for r in store.history(course_id)]
-    course = store.course(course_id)
-    day = max(last) + timedelta(days=course.interval_days) if last else course.started_on
-    plan = plan_visit(store, library, course_id, day, device_model=DEVICE_MODEL)
-    if plan.refused and plan.refusal.first_allowed_date <= date.today():  # booked on the first date allowed
-        day = plan.refusal.first_allowed_date
+    with store.snapshot():  # the booking's reads and the plan's from one committed state (no device: no write)
+        last = [r.session_date for r in store.history(course_id)]
+        course = store.course(course_id)
+        day = max(last) + timedelta(days=course.interval_days) if last else course.started_on
         plan = plan_visit(store, library, course_id, day, device_model=DEVICE_MODEL)
+        if plan.refused and plan.refusal.first_allowed_date <= date.today():  # booked on the first date allowed
+            day = plan.refusal.first_allowed_date
+            plan = plan_visit(store, library, course_id, day, device_model=DEVICE_MODEL)
     treatments = delivered(plan) if not plan.refused else []
     planned_ms = (time.monotonic() - t0) * 1000.0
     if day > date.today() or not treatments:

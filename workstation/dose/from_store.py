@@ -29,22 +29,26 @@ def plan_next_session(store: ClinicStore, library: Library, course_id: int, visi
     if library.tables is None:
         raise UserError("The reference tables did not load, so no plan can be made; run "
                         f"`{command('protocols check')}` and fix the files it names.")
-    version = store.course_version(course_id)  # read first: a start saved while planning makes the plan stale
-    course = store.course(course_id)
-    protocol = library.get(course.protocol_id)
-    if protocol.version != course.protocol_version:
-        raise UserError(f"Course {course_id} was started with {protocol.id} version {course.protocol_version}, but "
-                        f"the library holds version {protocol.version}; review the course before planning.")
-    areas = [store.area(a) for a in course.area_ids]
-    history = store.history(course_id)
-    # Only treatments on each course's own areas count (a record written before the store refused others must not sum
-    # into this patient's UV record or rules).
-    everything = [_own(s, c.area_ids) for c in store.courses(course.patient_id) for s in
-                  (history if c.id == course.id else store.history(c.id))]
-    others = same_place_sessions(course.id, areas, store.areas(course.patient_id), everything)
+    with store.snapshot():  # every read from one committed state (the version then matches what was read)
+        version = store.course_version(course_id)  # a start saved after this makes the plan stale
+        course = store.course(course_id)
+        protocol = library.get(course.protocol_id)
+        if protocol.version != course.protocol_version:
+            raise UserError(f"Course {course_id} was started with {protocol.id} version {course.protocol_version}, "
+                            f"but the library holds version {protocol.version}; review the course before planning.")
+        patient_areas = store.areas(course.patient_id)
+        by_id = {a.id: a for a in patient_areas}
+        areas = [by_id[a] if a in by_id else store.area(a) for a in course.area_ids]
+        history = store.history(course_id)
+        # Only treatments on each course's own areas count (a record written before the store refused others must
+        # not sum into this patient's UV record or rules).
+        everything = [_own(s, c.area_ids) for c in store.courses(course.patient_id) for s in
+                      (history if c.id == course.id else store.history(c.id))]
+        screening, meds = store.screening(course.patient_id), store.meds(course.patient_id)
+    others = same_place_sessions(course.id, areas, patient_areas, everything)
     plan = plan_session(protocol=protocol, tables=library.tables, course=course, other_history=others,
                         areas=areas, history=history, patient_uv=light_totals(everything),
-                        screening=store.screening(course.patient_id), visit_date=visit_date,
-                        device_model=device_model, meds=store.meds(course.patient_id),
+                        screening=screening, visit_date=visit_date,
+                        device_model=device_model, meds=meds,
                         cleared_area_ids=cleared_area_ids, irradiance_mw_cm2=irradiance_mw_cm2)
     return dataclasses.replace(plan, course_version=version)

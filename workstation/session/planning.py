@@ -64,8 +64,9 @@ def plan_visit(store, library, course_id: int, visit_date: dt.date, *, device_mo
     from workstation.dose import plan_next_session
     from workstation.store.calibration import apply_to_plan
 
-    plan = plan_next_session(store, library, course_id, visit_date, device_model=device_model,
-                             cleared_area_ids=cleared_areas(store, course_id))
+    with store.snapshot():  # the plan's reads from one committed state; the hook below may write (a device)
+        plan = plan_next_session(store, library, course_id, visit_date, device_model=device_model,
+                                 cleared_area_ids=cleared_areas(store, course_id))
     return apply_to_plan(store, light, plan, visit_date)
 
 

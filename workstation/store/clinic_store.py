@@ -200,6 +200,13 @@ class ClinicStore(CourseRecords, RecordingIndex):
                 raise busy_error(self.path) from exc
             raise
 
+    @contextmanager
+    def snapshot(self) -> Iterator[ClinicStore]:
+        """Read from ONE committed state of the store (workstation.store.db.Db.snapshot): the plan's reads see no
+        half of another room's save and cost no transaction each. No write may start inside (RuntimeError)."""
+        with self._conn.snapshot():
+            yield self
+
     def _one(self, sql: str, args: Iterable[Any] = ()) -> Record | None:
         return self._conn.execute(sql, tuple(args)).fetchone()
 

@@ -88,15 +88,25 @@ class CourseRecords:
         return self.create_course(patient_id, protocol, wanted, started_on, **kw)
 
     def course(self, course_id: int) -> Course:
-        row = self._one("SELECT * FROM courses WHERE id = ?", (an_id(course_id, "course"),))
-        if row is None:
+        found = self._courses_where("c.id = ?", an_id(course_id, "course"))
+        if not found:
             raise UserError(f"There is no course {course_id}.")
-        areas = [r[0] for r in self._conn.execute(
-            "SELECT area_id FROM course_areas WHERE course_id = ? ORDER BY area_id", (course_id,))]
-        return course_from(row, areas)
+        return found[0]
 
     def courses(self, patient_id: int) -> list[Course]:
-        return [self.course(r["id"]) for r in self._all("SELECT id FROM courses WHERE patient_id = ?", (patient_id,))]
+        return self._courses_where("c.patient_id = ?", patient_id)
+
+    def _courses_where(self, condition: str, value: int) -> list[Course]:
+        """The courses matching `condition` (one `?`), oldest first, each with its areas: ONE statement (a course
+        row per area, joined), not one per course and one more for its areas."""
+        rows = self._all("SELECT c.*, ca.area_id AS course_area_id FROM courses c LEFT JOIN course_areas ca "
+                         f"ON ca.course_id = c.id WHERE {condition} ORDER BY c.id, ca.area_id", (value,))
+        out: list[Course] = []
+        for i, row in enumerate(rows):
+            if i == 0 or row["id"] != rows[i - 1]["id"]:
+                areas = [r["course_area_id"] for r in rows[i:] if r["id"] == row["id"]]
+                out.append(course_from(row, [a for a in areas if a is not None]))
+        return out
 
     # ---- sessions, treatments, responses, recordings ---------------------------------------------------------
 
@@ -121,12 +131,13 @@ class CourseRecords:
         with self.transaction() as c:
             leases.bump_version(c, course_id, (plan or {}).get("course_version"))  # a stale plan: UserError
             sid = int(c.execute("INSERT INTO sessions (course_id, session_date, plan_json, device_model, state, "
-                                "process, started_at, recording_path, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                                "process, started_at, recording_path, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                                f"{leases.LIVE_ROOM}) "
                                 "RETURNING id",
                                 (course_id, session_date.isoformat(), json.dumps(plan) if plan else None,
                                  device_model, state, process, now_text(),
-                                 None if recording_path is None else str(recording_path),
-                                 leases.live_room(c, course_id, process))).fetchone()[0])
+                                 None if recording_path is None else str(recording_path), course_id,
+                                 process)).fetchone()[0])
             for area in (plan or {}).get("areas", []):
                 for o in area.get("overrides", []):
                     c.execute("INSERT INTO plan_overrides (session_id, area_id, field, proposed, value, reason, who, "
@@ -300,10 +311,21 @@ class CourseRecords:
 
     def history(self, course_id: int) -> list[SessionRecord]:
         """The course's sessions, oldest first, each with what was delivered and how each area responded."""
-        out = []
-        for s in self._all("SELECT s.*, r.path, r.sha256 FROM sessions s LEFT JOIN recordings r "
-                           "ON r.session_id = s.id WHERE s.course_id = ? ORDER BY s.session_date, s.id", (course_id,)):
-            treatments = self._all("SELECT * FROM treatments WHERE session_id = ?", (s["id"],))
-            responses = self._all("SELECT * FROM responses WHERE session_id = ?", (s["id"],))
-            out.append(session_from(s, treatments, responses))
+        with self._conn.snapshot():  # three statements, one committed state (not 1 + 2 per session)
+            sessions = self._all("SELECT s.*, r.path, r.sha256 FROM sessions s LEFT JOIN recordings r "
+                                 "ON r.session_id = s.id WHERE s.course_id = ? ORDER BY s.session_date, s.id",
+                                 (course_id,))
+            if not sessions:
+                return []
+            treatments = self._by_session("SELECT t.* FROM treatments t JOIN sessions s ON s.id = t.session_id "
+                                          "WHERE s.course_id = ? ORDER BY t.session_id, t.area_id, t.modality",
+                                          course_id)
+            responses = self._by_session("SELECT r.* FROM responses r JOIN sessions s ON s.id = r.session_id "
+                                         "WHERE s.course_id = ? ORDER BY r.session_id, r.area_id", course_id)
+        return [session_from(s, treatments.get(s["id"], []), responses.get(s["id"], [])) for s in sessions]
+
+    def _by_session(self, sql: str, course_id: int) -> dict[int, list[Any]]:
+        out: dict[int, list[Any]] = {}
+        for r in self._all(sql, (course_id,)):
+            out.setdefault(r["session_id"], []).append(r)
         return out

@@ -1,21 +1,28 @@
 """The store's connection to its database, SQLite or PostgreSQL: one SQLAlchemy Connection, and one way to send SQL.
 
 The store's SQL is portable text with `?` placeholders; `Db.execute` converts them, at this one place, to the
-driver's own style (`?` for sqlite3, `%s` for psycopg, with a literal `%` doubled) and sends the statement with
-SQLAlchemy's `exec_driver_sql` (no `:name` parsing, so a colon inside a literal such as 'os:root' is never taken for a
-parameter). A statement outside a transaction is committed at once (the store reads what other workstations have
-committed, never an old snapshot); `begin()` takes the write lock first (BEGIN IMMEDIATE on SQLite).
+driver's own style (`?` for sqlite3, `%s` for psycopg, with a literal `%` doubled) and sends the statement on the
+driver's own cursor of the SQLAlchemy connection (no `:name` parsing, so a colon inside a literal such as 'os:root'
+is never taken for a parameter; no result machinery per statement: bench/store.py measured SQLAlchemy's own
+execution at ~3/4 of a read's CPU, docs/benchmarks.md). Transactions stay SQLAlchemy's (`begin`, `commit`,
+`rollback` on the Connection), so Alembic and the inspector share the connection's state. A statement outside a
+transaction is committed at once, in the driver's autocommit (no BEGIN/COMMIT round trips: the store reads what
+other workstations have committed, never an old snapshot); `snapshot()` reads several statements from one
+committed state (the plan); `begin()` takes the write lock first (BEGIN IMMEDIATE on SQLite).
 
 Errors are SQLAlchemy's (`IntegrityError`, `OperationalError`, both `DatabaseError`), the driver's own in `.orig`."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, create_engine, event, inspect
-from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 __all__ = ["Db", "DatabaseError", "IntegrityError", "OperationalError", "Record", "Rows"]
@@ -89,6 +96,8 @@ class Db:
         self._explicit = False
         self.trail_findings: list[str] = []
         """What the open found of the trail's triggers not in place, in sentences (connection.settle_trail)."""
+        self._reading = False
+        self._dbapi_error = conn.dialect.loaded_dbapi.Error
 
     @property
     def raw(self) -> Any:
@@ -102,37 +111,91 @@ class Db:
     def _failed(self) -> None:
         """After an error outside an explicit transaction: end the implicit one (PostgreSQL refuses every later
         statement of a failed transaction until it is rolled back)."""
-        if not self._explicit and self.conn.in_transaction():
+        if not self._explicit and not self._reading and self.conn.in_transaction():
             self.conn.rollback()
 
-    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Rows:
+    def _run(self, sql: str, params: Any, many: bool) -> tuple[list[tuple] | None, list[str], int]:
+        """Send one statement on the driver's cursor: (rows or None, column names, rowcount). Outside a transaction
+        it is committed at once: SQLite's driver is in autocommit mode already (the engine's begin event starts
+        SQLite's own transactions); psycopg is put in autocommit for the one statement (no BEGIN, no COMMIT)."""
+        sql = _convert(sql, self._style)
+        alone = not self._explicit and not self._reading
+        raw = self.raw
+        autocommit = alone and self.dialect == "postgresql" and not self.conn.in_transaction() \
+            and raw.info.transaction_status == 0  # psycopg's TransactionStatus.IDLE
         try:
-            result = self.conn.exec_driver_sql(_convert(sql, self._style), tuple(params))
+            if autocommit:
+                raw.autocommit = True
+            cur = raw.cursor()
+            try:
+                if many:
+                    cur.executemany(sql, params)
+                else:
+                    cur.execute(sql, params)
+                names = [d[0] for d in cur.description] if cur.description else []
+                rows = cur.fetchall() if cur.description else None
+                count = cur.rowcount
+            finally:
+                cur.close()
+                if autocommit:
+                    raw.autocommit = False
+        except self._dbapi_error as exc:
+            self._failed()
+            raise DBAPIError.instance(sql, params, exc, self._dbapi_error, dialect=self.conn.dialect) from exc
         except Exception:
             self._failed()
             raise
-        if result.returns_rows:
-            index = {k: i for i, k in enumerate(result.keys())}
-            rows = Rows([Record(r, index) for r in result.all()], result.rowcount)
-        else:
-            rows = Rows([], result.rowcount)
-        if not self._explicit:
+        if alone and self.conn.in_transaction():  # a transaction SQLAlchemy began (the inspector, Alembic)
             self.conn.commit()
-        return rows
+        elif alone and self.dialect == "postgresql" and not autocommit and raw.info.transaction_status != 0:
+            raw.commit()
+        return rows, names, count
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Rows:
+        rows, names, count = self._run(sql, tuple(params), many=False)
+        if rows is None:
+            return Rows([], count)
+        index = {k: i for i, k in enumerate(names)}
+        return Rows([Record(r, index) for r in rows], count)
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> None:
         seq = [tuple(p) for p in seq]
         if seq:
-            try:
-                self.conn.exec_driver_sql(_convert(sql, self._style), seq)
-            except Exception:
-                self._failed()
-                raise
-        if not self._explicit:
+            self._run(sql, seq, many=True)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Db]:
+        """Read several statements from ONE committed state of the store (a read-only transaction: SQLite's
+        deferred BEGIN, PostgreSQL's REPEATABLE READ READ ONLY), ended at the exit; no write lock is taken and no
+        writer waits for it. Inside a transaction already, its own state is read. A write transaction cannot start
+        inside (RuntimeError): a plan is read, then saved."""
+        if self._explicit or self._reading:
+            yield self
+            return
+        if self.conn.in_transaction():
             self.conn.commit()
+        raw = self.raw
+        if self.dialect == "postgresql":
+            from psycopg import IsolationLevel
+
+            raw.isolation_level, raw.read_only = IsolationLevel.REPEATABLE_READ, True  # one BEGIN says both
+        try:
+            self.conn.begin()
+            self._reading = True
+            try:
+                yield self
+            finally:
+                self._reading = False
+                if self.conn.in_transaction():
+                    self.conn.rollback()  # it wrote nothing: ending it is all
+        finally:
+            if self.dialect == "postgresql" and raw.info.transaction_status == 0:
+                raw.isolation_level, raw.read_only = None, None
 
     def begin(self) -> None:
         """Start a transaction holding the write lock (SQLite: BEGIN IMMEDIATE; it waits up to the busy timeout)."""
+        if self._reading:
+            raise RuntimeError("a write transaction cannot start inside a read snapshot (Db.snapshot)")
         if self.conn.in_transaction():
             self.conn.commit()
         self.conn.info["write_lock"] = True
@@ -211,10 +274,38 @@ def sqlite_connection(raw: sqlite3.Connection) -> Connection:
     return engine.connect()
 
 
+WRITE_LOCK_POLL_S = (0.001, 0.002, 0.003, 0.005)
+"""How long a write waits between tries for SQLite's write lock (then the last value, until the busy timeout):
+SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms, so a waiter slept on long after
+the lock was free (8 rooms: the store's p99 was that sleep). Tries every 0.5-2 ms cost more CPU for no shorter wait
+on 2 cores (the store benchmark's figures, "Store speed")."""
+
+
 def begin_sqlite(conn: Connection) -> None:
     """The "begin" event of an SQLite engine whose driver is left in autocommit mode (SQLAlchemy's documented way
-    to have SQLite's own transactions): BEGIN IMMEDIATE while `conn.info["write_lock"]` is set, else BEGIN."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write_lock") else "BEGIN")
+    to have SQLite's own transactions): BEGIN IMMEDIATE while `conn.info["write_lock"]` is set, else BEGIN.
+
+    BEGIN IMMEDIATE is tried again every WRITE_LOCK_POLL_S while another connection writes, up to the connection's
+    busy timeout (PRAGMA busy_timeout, set to 0 for the tries and put back): the same wait and the same error at its
+    end (SQLITE_BUSY, `is_busy`) as SQLite's busy handler, without its long sleeps."""
+    if not conn.info.get("write_lock"):
+        conn.exec_driver_sql("BEGIN")
+        return
+    raw = conn.connection.driver_connection
+    timeout_ms = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        deadline = time.monotonic() + timeout_ms / 1000.0
+        for attempt in itertools.count():
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                if not is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(WRITE_LOCK_POLL_S[min(attempt, len(WRITE_LOCK_POLL_S) - 1)])
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {timeout_ms}")
 
 
 def sqlite_db(raw: sqlite3.Connection) -> Db:

@@ -44,6 +44,12 @@ LIGHT_ON = "CASE WHEN ? = 'light' THEN (SELECT session_date FROM sessions WHERE 
 """The value of treatments.light_on in an INSERT (parameters: modality, session id): the one place the store fills it."""
 
 
+LIVE_ROOM = "(SELECT room FROM course_leases WHERE course_id = ? AND released_at IS NULL AND process = ?)"
+"""The value of sessions.room in an INSERT (parameters: course id, the session's process): the room of the course's
+lease that process holds, NULL for a session saved outside a lease (e.g. entered afterwards). Part of the INSERT, so
+the write lock is held for one statement fewer."""
+
+
 def stamp(at: datetime | None = None) -> str:
     """An ISO-8601 UTC time with milliseconds: the one format of the lease times, so they compare as text."""
     return (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds")
@@ -114,20 +120,20 @@ def take(store: Any, course_id: int, *, room: str, account: str, process: str, h
                  and before.process_gone() else "")
     mine = Lease(course_id, secrets.token_hex(8), room.strip(), host, account, process, stamp(now), stamp(now), None)
     with store.transaction() as c:
-        c.execute("INSERT INTO course_leases (course_id, holder, room, host, account, process, started_at, "
-                  "renewed_at, released_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL) "
-                  "ON CONFLICT (course_id) DO UPDATE SET holder = excluded.holder, room = excluded.room, "
-                  "host = excluded.host, account = excluded.account, process = excluded.process, "
-                  "started_at = excluded.started_at, renewed_at = excluded.renewed_at, released_at = NULL "
-                  "WHERE course_leases.released_at IS NOT NULL OR course_leases.renewed_at < ? "
-                  "OR (course_leases.host = ? AND course_leases.process = ?)",
-                  (course_id, mine.holder, mine.room, host, account, process, mine.started_at, mine.renewed_at,
-                   stamp(now - timedelta(seconds=CRASH_TIMEOUT_S)), host, dead_here))
-    held = lease_of(store, course_id)
-    assert held is not None
-    if held.holder != mine.holder:
+        won = c.execute("INSERT INTO course_leases (course_id, holder, room, host, account, process, started_at, "
+                      "renewed_at, released_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL) "
+                      "ON CONFLICT (course_id) DO UPDATE SET holder = excluded.holder, room = excluded.room, "
+                      "host = excluded.host, account = excluded.account, process = excluded.process, "
+                      "started_at = excluded.started_at, renewed_at = excluded.renewed_at, released_at = NULL "
+                      "WHERE course_leases.released_at IS NOT NULL OR course_leases.renewed_at < ? "
+                      "OR (course_leases.host = ? AND course_leases.process = ?) RETURNING holder",
+                      (course_id, mine.holder, mine.room, host, account, process, mine.started_at, mine.renewed_at,
+                       stamp(now - timedelta(seconds=CRASH_TIMEOUT_S)), host, dead_here)).fetchone()
+    if won is None or won[0] != mine.holder:  # the row was held: the upsert's WHERE wrote nothing, returned nothing
+        held = lease_of(store, course_id)
+        assert held is not None
         raise LeaseRefused(refusal_sentence(store, held), held)
-    return held, before if before is not None and before.released_at is None else None
+    return mine, before if before is not None and before.released_at is None else None
 
 
 def renew(store: Any, course_id: int, holder: str, now: datetime | None = None) -> bool:
@@ -216,11 +222,3 @@ def course_version(store: Any, course_id: int) -> int:
     if row is None:
         raise UserError(f"There is no course {course_id}.")
     return int(row["version"])
-
-
-def live_room(c: Any, course_id: int, process: str | None) -> str | None:
-    """The room of the course's lease held by `process` (the session being saved), recorded with the session's
-    start; None for a session saved outside a lease (e.g. entered afterwards)."""
-    row = c.execute("SELECT room FROM course_leases WHERE course_id = ? AND released_at IS NULL AND process = ?",
-                    (course_id, process)).fetchone()
-    return row[0] if row else None

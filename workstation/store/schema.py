@@ -169,3 +169,11 @@ calibration_overrides = Table(
     "calibration_overrides", metadata, _id(), _ref("serial_number", "devices.serial_number"),
     _text("reason", check="length(reason) > 0"), _text("who", check="length(who) > 0"), _text("on_date"),
     _text("at"))
+
+# (0005) Reads by course and by patient (a visit's plan), and the trail's last record of one row (opening a store).
+Index("sessions_by_course", sessions.c.course_id, sessions.c.session_date)
+Index("courses_by_patient", courses.c.patient_id)
+Index("areas_by_patient", areas.c.patient_id)
+Index("screening_answers_by_patient", screening_answers.c.patient_id)
+Index("med_measurements_by_patient", med_measurements.c.patient_id)
+Index("audit_trail_by_row", audit_trail.c.table_name, audit_trail.c.row_id)
