@@ -284,6 +284,28 @@ def test_a_save_based_on_a_stale_plan_is_refused_and_writes_nothing(course):
     store.check_plan_version(c.id, v + 1)  # a fresh plan passes
 
 
+def test_a_plan_made_before_another_room_s_doses_or_its_crash_was_closed_is_refused(course):
+    """From the fresh tester of issue 17: room 1 planned while room 2's session had no dose yet; room 2 gave 120
+    mJ/cm² and crashed; the crash was closed into the journal, and room 1's start with its old plan was accepted. Every
+    write a plan counts (treatments, a session's closing, a response) now changes the course's version: the old plan
+    is refused in words, a fresh one passes."""
+    store, c, area = course
+    store.take_lease(c.id, room="room 2", account="dr-a", process=process_token())
+    sid = store.add_session(c.id, TODAY, plan={"course_version": store.course_version(c.id), "areas": []},
+                            state="in_progress", process=process_token())
+    planned_at = store.course_version(c.id)  # room 1 plans now: the session shows no dose yet
+    store.journal_treatment(sid, Treatment(area.id, "light", dose_mj_cm2=120.0))
+    assert store.course_version(c.id) > planned_at
+    with pytest.raises(UserError, match="^The plan was computed before room 2 saved session 1 of this course"):
+        store.check_plan_version(c.id, planned_at)
+    planned_at = store.course_version(c.id)  # planned again, then the crash is closed (its doses as they stand)
+    store.close_session(sid, "crashed", "closed after a crash")
+    with pytest.raises(UserError, match="^The plan was computed before"):
+        store.add_session(c.id, TODAY, plan={"course_version": planned_at, "areas": []},
+                          state="in_progress")
+    store.check_plan_version(c.id, store.course_version(c.id))  # a plan made now passes
+
+
 def test_a_plan_records_the_version_it_was_computed_from_and_the_visit_refuses_it_once_stale(tmp_path, store_url):
     from workstation.session.scenario import load_scenario, resolve_scenario
     from workstation.session.visit import Visit

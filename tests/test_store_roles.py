@@ -72,3 +72,41 @@ def test_the_application_role_cannot_remake_stale_triggers_and_says_who_can(pg_s
     with ClinicStore.open(pg_server.url("roles_stale", user=APP), training=False) as s:
         s.create_patient("P-0042")
         assert trail.verify(s._conn, trail_key()).intact
+
+
+def test_a_temporary_table_cannot_take_the_trail_s_place(pg_server):
+    """From the fresh tester of issue 17: as cicatrix_app, a temporary `audit_trail` took the trail's rows (the
+    SECURITY DEFINER functions searched the session's temporary schema first) and a dose changed with no trail row.
+    The functions' search path lists pg_temp last: the real trail gets the row, and the chain verifies."""
+    admin = pg_server.create_database("roles_temp")
+    with ClinicStore.open(admin, training=False) as s:
+        from workstation.store.roles import apply_roles
+
+        apply_roles(s._conn)
+        pid = s.create_patient("P-0042").id
+        s.add_med(pid, "XTRAC", 400, date(2026, 1, 2))
+        before = len(trail.entries(s._conn, table="med_measurements"))
+    app = pg_server.url("roles_temp", user=APP)
+    _as(app, "CREATE TEMP TABLE audit_trail (id serial, at_utc text, who text, action text, table_name text, "
+             "row_id int, old_json text, new_json text, reason text, prev_hash text, hash text); "
+             "UPDATE med_measurements SET med_mj_cm2 = 999")
+    with ClinicStore.open(admin, training=False) as s:
+        rows = trail.entries(s._conn, table="med_measurements")
+        assert len(rows) == before + 1 and rows[-1].action == "change" and "999" in rows[-1].new_json
+        assert trail.verify(s._conn, trail_key()).intact
+
+
+def test_trail_functions_with_the_old_search_path_are_found_and_remade(pg_server):
+    """A store whose functions were made before pg_temp was listed last: found as changed, remade by the owner's
+    open, and the remaking recorded in the trail."""
+    admin = pg_server.create_database("roles_oldpath")
+    with ClinicStore.open(admin, training=False) as s:
+        s.create_patient("P-0042")
+    _as(admin, "ALTER FUNCTION cx_trail_patients() SET search_path = public")
+    with ClinicStore.open(admin, training=False) as s:
+        from workstation.store import pg_trail
+
+        assert pg_trail.findings(s._conn) == []
+        assert any(r.table_name == "trail_triggers" and "cx_trail_patients" in (r.new_json or "")
+                   for r in trail.entries(s._conn))
+        assert trail.verify(s._conn, trail_key()).intact

@@ -42,7 +42,7 @@ def test_a_snapshot_reads_one_committed_state(store_url):
             before, version = a.history(cid), a.course_version(cid)
             _session(b, cid, TODAY - timedelta(days=20))  # another room saves meanwhile: not seen inside
             assert a.history(cid) == before and a.course_version(cid) == version
-        assert len(a.history(cid)) == len(before) + 1 and a.course_version(cid) == version + 1
+        assert len(a.history(cid)) == len(before) + 1 and a.course_version(cid) > version
 
 
 def test_no_write_starts_inside_a_snapshot(store_url):

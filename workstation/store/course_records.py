@@ -159,6 +159,7 @@ class CourseRecords:
                           f"stroke_rate_hz, passes, light_on) VALUES (?, ?, ?, ?, ?, ?, ?, {leases.LIGHT_ON})",
                           (session_id, t.area_id, t.modality, t.dose_mj_cm2, t.depth_mm, t.stroke_rate_hz, t.passes,
                            t.modality, session_id))
+                leases.changed(c, session_id)
         except IntegrityError as exc:
             if t.modality == "light" and (why := leases.light_conflict(self, session_id, t.area_id)):
                 raise UserError(why) from exc
@@ -222,6 +223,8 @@ class CourseRecords:
                 if state is not None:
                     c.execute("UPDATE sessions SET state = ?, ended_at = ?, outcome_note = ? WHERE id = ?",
                               (state, now_text(), note, session_id))
+                if treatments or state is not None:
+                    leases.changed(c, session_id)
         except IntegrityError as exc:
             if t is None:
                 raise
@@ -250,7 +253,8 @@ class CourseRecords:
         return leases.live(self, course_id, now)
 
     def course_version(self, course_id: int) -> int:
-        """The course's version: bumped by every saved session start (a plan records the one it was computed from)."""
+        """The course's version: bumped by every saved session start and every later write a plan counts
+        (leases.changed; a plan records the one it was computed from)."""
         return leases.course_version(self, course_id)
 
     def check_plan_version(self, course_id: int, plan_version: int) -> None:
@@ -269,6 +273,7 @@ class CourseRecords:
                           (session_id, r.area_id, r.erythema_grade, int(r.blistering), r.pain_0_10,
                            r.repigmentation_band, r.notes, r.erythema_duration_h, int(r.swelling), int(r.itching),
                            r.healed_on.isoformat() if r.healed_on else None))
+                leases.changed(c, session_id)
         except IntegrityError as exc:
             raise UserError("The response was not saved: the session and the area must exist, and an area has one "
                             "response per session.") from exc

@@ -13,9 +13,10 @@ course's version against stale plans. docs/records.md says what each guarantees.
   session's date (SQLite triggers, a PL/pgSQL trigger function on PostgreSQL). A resumed step of the same session
   updates its own row (the journal's upsert) and is not a second session.
 - **The course's version.** Every saved session start bumps courses.version (UPDATE ... WHERE id = ? AND version = ?)
-  in the transaction that inserts the session; a plan records the version it was computed from (SessionPlan.
-  course_version), so a save based on a plan computed before another room saved a session changes 0 rows and is
-  refused with a sentence.
+  in the transaction that inserts the session, and so does every later write a plan counts: a session's treatments
+  (its journal), its closing (completed, partial, aborted, or crashed with the doses its recording shows) and a
+  response (`changed`). A plan records the version it was computed from (SessionPlan.course_version), so a start
+  based on a plan computed before any of those changes 0 rows and is refused with a sentence.
 
 The schema is Alembic revision 0002 (workstation/store/alembic/versions/0002_leases.py) and schema.py.
 
@@ -200,6 +201,14 @@ def bump_version(c: Any, course_id: int, plan_version: int | None) -> None:
                   (course_id, int(plan_version))).rowcount
     if n != 1:
         raise UserError(stale_sentence(c, course_id))
+
+
+def changed(c: Any, session_id: int) -> None:
+    """In the transaction writing what a plan counts of `session_id` (treatments, its closing, a response): bump its
+    course's version, so that a plan computed before it is refused at its start (from the fresh tester of issue 17:
+    a crashed room's doses closed into the journal after another room had planned, and that plan was accepted)."""
+    c.execute("UPDATE courses SET version = version + 1 WHERE id = (SELECT course_id FROM sessions WHERE id = ?)",
+              (session_id,))
 
 
 def stale_sentence(c: Any, course_id: int) -> str:

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 TRAIL_LOCK = 0x43495452  # "CITR": the advisory lock that orders the chain
 TIME_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'  # datetime.isoformat(timespec="microseconds") in UTC
+# The search path of the SECURITY DEFINER functions, with pg_temp LAST: unlisted, PostgreSQL searches a session's
+# temporary schema first, so a role could shadow `audit_trail` with a temporary table of its own and the triggers
+# would write the trail there (PostgreSQL docs, CREATE FUNCTION, "Writing SECURITY DEFINER Functions Safely").
+FUNCTION_PATH = "public, pg_temp"
 APPEND_ONLY_MESSAGE = "{table} is an audit record: it can be added to, never changed"
 NO_KEY_MESSAGE = ("clinical data and the audit trail are written only by the Cicatrix program (this connection has "
                   "no trail key)")
@@ -58,7 +62,7 @@ def _append_sql() -> str:
 
     return f"""
 CREATE OR REPLACE FUNCTION cx_trail_append() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = public AS $f$
+SET search_path = {FUNCTION_PATH} AS $f$
 DECLARE key_hex text := current_setting('cicatrix.trail_key', true); last_id bigint; last_hash text;
 BEGIN
   IF key_hex IS NULL OR length(key_hex) <> 64 THEN
@@ -126,7 +130,7 @@ def _table_function(conn: Db, table: str) -> tuple[str, str]:
     body.append("END IF; RETURN NULL;")
     name = f"cx_trail_{table}"
     sql = (f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
-           f"SET search_path = public AS $f$\nBEGIN\n  " + "\n  ".join(body) + "\nEND $f$")
+           f"SET search_path = {FUNCTION_PATH} AS $f$\nBEGIN\n  " + "\n  ".join(body) + "\nEND $f$")
     return name, sql
 
 
@@ -151,15 +155,17 @@ def wanted(conn: Db) -> tuple[dict[str, str], dict[str, tuple[str, str, str]]]:
     return functions, triggers
 
 
-def _body(create: str) -> str:
-    return create.split("$f$")[1]
+def _body(create: str) -> tuple[str, str]:
+    """(body, settings) of a CREATE FUNCTION as pg_proc holds them (prosrc; proconfig joined by ';')."""
+    settings = f"search_path={FUNCTION_PATH}" if "SET search_path" in create else ""
+    return create.split("$f$")[1], settings
 
 
 def installed(conn: Db, *, disabled: bool = False) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
-    """What is in place: {function name: body}, {trigger name: (table, function name)} for enabled triggers (and
+    """What is in place: {function name: (body, settings)}, {trigger name: (table, function name)} for enabled triggers (and
     disabled ones with `disabled`)."""
-    functions = {r[0]: r[1] for r in conn.execute(
-        "SELECT p.proname, p.prosrc FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace "
+    functions = {r[0]: (r[1], r[2] or "") for r in conn.execute(
+        "SELECT p.proname, p.prosrc, array_to_string(p.proconfig, ';') FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace "
         "WHERE s.nspname = current_schema() AND (p.proname LIKE 'cx\\_trail%' OR p.proname = 'cx_chain')")}
     triggers = {r[0]: (r[1], r[2]) for r in conn.execute(
         "SELECT t.tgname, c.relname, p.proname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
