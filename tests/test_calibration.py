@@ -3,6 +3,7 @@ must show, the plan hook, `main.py devices`, and the emulator's radiometer readi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import date, timedelta
 
@@ -163,3 +164,21 @@ def test_an_override_needs_something_to_override_and_the_list_shows_it(tmp_path,
         cal.override(s, "UVB-42", "radiometer at the service centre", "dr. B", date.today())
     assert main(["devices", "--store", str(db)]) == 0
     assert "overridden today: radiometer at the service centre (dr. B)" in capsys.readouterr().out
+
+
+def test_a_calibration_block_takes_the_light_out_of_the_visit_and_a_light_only_visit_cannot_start(store):
+    """From the fresh tester of issue 17: the plan showed "BLOCK: Dosimetry QA …" and Start treatment let the light
+    emit. A block removes the light steps (needling stays); a visit left with nothing refuses to start, saying why;
+    an override for the day gives the light back, with the sentence as a warning."""
+    from workstation.dose.plan import Step
+
+    plan = SessionPlan(course_id=1, protocol_id="p", protocol_version=1, visit_date=TODAY, session_number=1,
+                       areas=(), steps=(Step("light", 1), Step("needling", 1)))
+    cal.record_device(store, IDENT, "light")
+    blocked = cal.with_calibration(plan, cal.status(store, "UVB-42", 1.0, TODAY), clinical=True)
+    assert [s.modality for s in blocked.steps] == ["needling"] and "no light today" in blocked.blocks[0]
+    light_only = dataclasses.replace(plan, steps=(Step("light", 1),))
+    nothing = cal.with_calibration(light_only, cal.status(store, "UVB-42", 1.0, TODAY), clinical=True)
+    assert nothing.steps == () and nothing.nothing_to_treat_reason().startswith("Dosimetry QA")
+    assert [s.modality for s in cal.with_calibration(plan, cal.status(store, "UVB-42", 1.0, TODAY),
+                                                     clinical=False).steps] == ["light", "needling"]

@@ -219,7 +219,9 @@ def override_on(store: ClinicStore, serial_number: str, day: date) -> str:
 
 def with_calibration(plan: Any, cal: CalibrationStatus, *, clinical: bool) -> Any:
     """The plan with the calibration's problems added: blocks in clinical mode (unless overridden), else warnings.
-    `plan` is a `workstation.dose.plan.SessionPlan` (frozen; its `blocks` and `warnings` are tuples of sentences)."""
+    A block takes the light steps out of the plan (needling stays): a sentence alone did not stop the light (the fresh
+    tester of issue 17 started one and it emitted). `plan` is a `workstation.dose.plan.SessionPlan` (frozen; its
+    `blocks` and `warnings` are tuples of sentences, `steps` the visit's steps)."""
     if not cal.problems:
         return plan
     from workstation.progname import command
@@ -228,7 +230,9 @@ def with_calibration(plan: Any, cal: CalibrationStatus, *, clinical: bool) -> An
     if cal.overridden:
         return dataclasses.replace(plan, warnings=(*plan.warnings, f"{text} — overridden today: {cal.overridden}."))
     if clinical:
-        return dataclasses.replace(plan, blocks=(*plan.blocks, f"{text} or override with a reason."))
+        return dataclasses.replace(plan, blocks=(*plan.blocks, f"{text} or override with a reason; no light today "
+                                                               "until then."),
+                                   steps=tuple(s for s in plan.steps if s.modality != "light"))
     return dataclasses.replace(plan, warnings=(*plan.warnings, f"{text}."))
 
 
