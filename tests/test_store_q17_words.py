@@ -42,3 +42,16 @@ def test_one_trail_row_is_one_row(store_url, capsys, tmp_path):
     assert re.search(r"\b1 rows\b", out) is None
     assert main(["recording", "sync", "--list", "--store", store_url, "--clinic-recordings", str(tmp_path)]) == 0
     assert "0 recordings of this workstation" in capsys.readouterr().out
+
+
+def test_a_share_sentence_ends_once_and_a_folder_given_as_the_store_is_called_a_folder(tmp_path):
+    """From the fresh tester of issue 17: "… is it mounted?. The recordings are safe …", and "There is no clinic
+    store at /tmp/x (nothing is there)" for a folder."""
+    from workstation.recording.share import ShareStatus
+    from workstation.store.connection import no_store_error
+
+    down = "the share /mnt/x is not reachable (no such folder): is it mounted?"
+    assert "?." not in ShareStatus(tmp_path, 1, problem=down).text()
+    assert "mounted?; retrying in 5 s. The recordings" in ShareStatus(tmp_path, 1, problem=down, retry_in_s=5).text()
+    assert "(a folder is there" in str(no_store_error(str(tmp_path)))
+    assert "(nothing is there" in str(no_store_error(str(tmp_path / "missing.sqlite3")))

@@ -196,7 +196,8 @@ class ShareStatus:
         if self.retry_in_s is not None:
             every = self.retry_in_s >= RETRY_MAX_S
             retry = f"; retrying {'every' if every else 'in'} {self.retry_in_s:g} s"
-        return (f"{_recordings(self.pending)} waiting to copy to {self.share}: {self.problem}{retry}. "
+        end = "" if (self.problem + retry).endswith(("?", ".", "!")) else "."
+        return (f"{_recordings(self.pending)} waiting to copy to {self.share}: {self.problem}{retry}{end} "
                 "The recordings are safe on this workstation.")
 
 

@@ -145,7 +145,8 @@ def connect_server(url: URL, role: str, *, read_only: bool = False) -> Db:
 def no_store_error(where: str, role: str = "clinic", *, empty: bool = False, source: str = "") -> UserError:
     """The sentence for a command that only reads (or must find a store), given a place where no store is (`source`:
     where that place was given, e.g. "command line --store"): nothing is created there."""
-    what = "an empty database" if empty and "://" in where else "an empty file" if empty else "nothing"
+    what = "an empty database" if empty and "://" in where else "an empty file" if empty else \
+        "a folder" if "://" not in where and Path(where).is_dir() else "nothing"
     return UserError(f"There is no {role} store at {where} ({what} is there{'; ' + source if source else ''}); "
                      "nothing was created. Give the right one with --store (or paths.store / store.url in the "
                      "settings file).")
