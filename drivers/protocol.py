@@ -318,7 +318,20 @@ def parse_identity(payload: bytes) -> dict:
         raise FrameError("its identity is JSON nested too deeply to read") from None
     if not isinstance(info, dict):
         raise FrameError("its identity is JSON but not an object of named fields")
-    return info
+    return _clean_json(info)
+
+
+def _clean_json(value: Any) -> Any:
+    """Every text of a device's JSON as `text` makes it: JSON escapes can carry what the bytes could not (a lone
+    surrogate `\\udc80`, NUL, ESC): a lone surrogate becomes `?`, control characters spaces, so no identity can
+    crash a log line, the store or a terminal (fresh tester of issue 12)."""
+    if isinstance(value, str):
+        return text(value.encode("utf-8", errors="replace"))
+    if isinstance(value, dict):
+        return {_clean_json(str(k)): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_json(v) for v in value]
+    return value
 
 
 def telemetry_payload(header: np.ndarray, samples: np.ndarray) -> bytes:

@@ -25,7 +25,10 @@ read from another (plain float reads and writes, no compound state that another 
 
 from __future__ import annotations
 
-__all__ = ["BLIND_GAP_S", "BLIND_LIMIT_FACTOR", "SilenceWatch"]
+import time
+from collections.abc import Callable
+
+__all__ = ["BLIND_GAP_S", "BLIND_LIMIT_FACTOR", "SilenceWatch", "wait_seen"]
 
 # A look that comes more than this after the previous one means the observer was held up (its own period is 10–50 ms):
 # the stretch between the two is blind, not silence seen.
@@ -85,3 +88,19 @@ class SilenceWatch:
 
     def lost(self, t: float, limit_s: float) -> bool:
         return self.seen_s(t) > limit_s or self.wall_s(t) > BLIND_LIMIT_FACTOR * limit_s
+
+
+def wait_seen(seen: Callable[[], bool], timeout_s: float, *, stop: Callable[[], bool] | None = None,
+              poll_s: float = 0.005, clock: Callable[[], float] = time.monotonic) -> bool:
+    """Poll `seen()` every `poll_s` until it is true (True). False once `timeout_s` has passed while this thread was
+    looking (a stretch it was held up does not count, the same rule as the watchdogs), or BLIND_LIMIT_FACTOR ×
+    `timeout_s` on the wall clock, or when `stop()` says so. For the waits that judge a device on its telemetry (a
+    reset's fresh block, a step's "seen stopped" after STOP): the waiter held up is not the device late."""
+    waited = SilenceWatch(clock())
+    while not seen():
+        now = clock()
+        waited.looked(now)
+        if waited.lost(now, timeout_s) or (stop is not None and stop()):
+            return False
+        time.sleep(poll_s)
+    return True

@@ -142,3 +142,26 @@ def test_one_decoder_reads_the_wire_as_the_channels_declare():
                   for c in LIGHT_CHANNELS)
     with pytest.raises(ValueError, match="'dose'"):
         p.telemetry_decoder(p.LIGHT_HEADER, p.LIGHT_SAMPLE, p.LIGHT_BLOCK, wrong)
+
+
+def test_an_identity_s_json_escapes_cannot_carry_surrogates_or_control_characters(tmp_path):
+    """From the fresh tester of issue 12: an IDENTITY whose texts end in the JSON escapes \\u0000\\udc80\\u0007 (valid
+    UTF-8 bytes, so not refused as unreadable) crashed the session in the store and the log; \\u001b[2J reached the
+    terminal. Every text of the identity is cleaned as the device's other words are, and the store takes it."""
+    import json
+
+    from workstation.store import ClinicStore
+    from workstation.store import calibration as cal
+
+    sent = {"kind": "light", "model": "UVB-308\\u001b[2J", "serial_number": "S-1\\u0000\\udc80\\u0007",
+            "firmware": "1.0\\u0000\\u0000", "protocol_version": 1, "calibration": {"note\\udc80": "ok\\u0007"}}
+    raw = json.dumps(sent).replace("\\\\u", "\\u").encode()  # the escapes as the device wrote them
+    info = p.parse_identity(p.ACK_PAYLOAD.pack(1) + raw)
+    assert info["model"] == "UVB-308 [2J" and info["serial_number"] == "S-1 ?" and info["firmware"] == "1.0"
+    assert info["calibration"] == {"note?": "ok"}
+    for value in (info["model"], info["serial_number"], info["firmware"]):
+        value.encode("utf-8")  # no lone surrogate left
+        assert not any(ord(ch) < 32 for ch in value)
+    with ClinicStore.open(tmp_path / "s.sqlite3", training=True) as store:
+        cal.record_device(store, info, "light")
+        assert [d.serial_number for d in cal.devices(store)] == ["S-1 ?"]

@@ -245,3 +245,28 @@ def test_through_the_window_a_held_up_exposure_runs_on_and_the_session_saves_com
     assert saved.summary["state"] == "completed"
     assert [r["outcome"] for r in saved.summary["results"]] == ["done", "done"]
     assert len([e for e in Recording.open(saved.recording).events if e.kind == STALL_EVENT]) >= 2
+
+
+def test_a_wait_on_a_device_held_up_with_the_workstation_is_not_the_device_late():
+    """The waits that judge a device on its telemetry (a reset's fresh block, a step's "seen stopped" after STOP)
+    count only the time the waiting thread was looking (drivers.silence.wait_seen): a step held up 0.5 s right after
+    its STOP was ended as "the pen was not seen stopped within 500 ms" before the reader had caught up (fresh
+    tester of issue 12). A device that never answers is still given up."""
+    from drivers.silence import wait_seen
+
+    answered = threading.Event()
+
+    def hold_then_answer() -> None:
+        threading.Event().wait(0.02)
+        hold_the_process(0.7)
+        threading.Event().wait(0.05)  # the reader catches up just after
+        answered.set()
+
+    th = threading.Thread(target=hold_then_answer, daemon=True)
+    th.start()
+    assert wait_seen(answered.is_set, 0.5)
+    th.join(5)
+    t0 = time.monotonic()
+    assert not wait_seen(lambda: False, 0.2)
+    assert time.monotonic() - t0 >= 0.2
+    assert not wait_seen(lambda: False, 5.0, stop=lambda: True)  # an interruption ends it at once

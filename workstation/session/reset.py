@@ -11,11 +11,10 @@ then clears the monitor's latch. It never restarts anything.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from drivers.codes import InterlockCause
-from drivers.silence import SilenceWatch
+from drivers.silence import wait_seen
 from workstation.bus import Event
 from workstation.session.safety import (
     HOST_MAX_LAMP_TEMP_C,
@@ -108,16 +107,8 @@ def _wait_fault_clear(monitor: SafetyMonitor, device: str, since: float, timeout
 
 
 def _wait(answered: Callable[[], bool], timeout_s: float) -> bool:
-    """Poll every 5 ms until `answered()`; False once the device has been silent for `timeout_s` while this thread
-    was looking (a stretch it was held up does not count: drivers/silence.py), or 4 × that on the wall clock."""
-    waited = SilenceWatch(time.monotonic())
-    while not answered():
-        now = time.monotonic()
-        waited.looked(now)
-        if waited.lost(now, timeout_s):
-            return False
-        time.sleep(0.005)
-    return True
+    """Until `answered()`, judged on the time this thread was looking (drivers.silence.wait_seen)."""
+    return wait_seen(answered, timeout_s)
 
 
 def _device_reset_refusal(name: str, exc: Exception) -> str:

@@ -10,13 +10,13 @@ results); the methods here wait and are meant for the session's worker thread, e
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from drivers.silence import wait_seen
 from workstation.bus import Event, now_s
 from workstation.session import roles
 from workstation.session.steps import Step, StepResult
@@ -153,15 +153,11 @@ class StepRuns:
 
     # --- bus sink: follow the exposure --------------------------------------------------------------------------
     def _wait_telemetry(self, seen: Callable[[], bool], timeout_s: float, *, interruptible: bool = True) -> bool:
-        """Poll what the devices' telemetry shows until `seen()` or the timeout (or an interruption)."""
-        t_end = now_s() + timeout_s
-        while now_s() < t_end:
-            if seen():
-                return True
-            if interruptible and self._interrupt.is_set():
-                return False
-            time.sleep(0.005)
-        return False
+        """Poll what the devices' telemetry shows until `seen()` or the timeout (or an interruption). The timeout
+        counts only the time this thread was looking (drivers.silence.wait_seen): a step held up 0.5 s right after
+        its STOP was ended as "not seen stopped" before the reader had caught up (fresh tester of issue 12)."""
+        stop = (lambda: self._interrupt.is_set()) if interruptible else None
+        return wait_seen(seen, timeout_s, stop=stop, clock=now_s)
 
     def _wait_depth(self, depth_mm: float, since_s: float, timeout_s: float) -> bool:
         """Wait until a pen block that arrived after `since_s` shows the measured depth at the setting."""
