@@ -63,6 +63,19 @@ def end(qtbot, win: MainWindow) -> dict:
     return summary
 
 
+
+def _radiometer_check(qtbot, win: MainWindow, emu) -> None:
+    """The clinic's radiometer check of the emulated light, today, recorded through the open visit's store (a
+    clinical plan keeps light off the visit without one)."""
+    import datetime as _dt
+
+    from workstation.store.calibration import add_check
+
+    done: list = []
+    win.controller.store_call(lambda store: add_check(store, emu.serial_number, _dt.date.today(), "Solarmeter #1",
+                                                      100.0, 100.0, "dr-a"), done.append, lambda exc: pytest.fail(str(exc)))
+    qtbot.waitUntil(lambda: bool(done), timeout=TIMEOUT_MS)
+
 def test_overtemperature_reset_refused_while_hot_then_resets_device_and_resumes(qtbot, window: MainWindow,
                                                                                  tmp_path: Path) -> None:
     win, tv = window, window.treatment
@@ -240,6 +253,7 @@ def test_training_leaves_nothing_in_the_next_clinical_visit_and_ports_are_checke
         sign_in(qtbot, win)
         qtbot.waitUntil(lambda: win.pages.currentWidget() is win.patient, timeout=TIMEOUT_MS)
         assert win.message_bar.current()[1].startswith("Connected:")  # no stale training message left showing
+        _radiometer_check(qtbot, win, emulators[0])
         view = win.patient
         view.pseudonym.setText("P-0042")
         view.find_or_create()
@@ -304,6 +318,7 @@ def test_confirming_healing_at_the_next_visit_releases_the_area_for_light(qtbot,
         win.start_page.choose_clinical()
         sign_in(qtbot, win)
         qtbot.waitUntil(lambda: win.pages.currentWidget() is win.patient, timeout=TIMEOUT_MS)
+        _radiometer_check(qtbot, win, emulators[0])
         view = win.patient
         view.pseudonym.setText("P-0077")
         view.find_or_create()
