@@ -14,6 +14,7 @@ from workstation.bus import CommandRecord, Event
 from workstation.recording import format as fmt
 from workstation.recording.clean import clean_attr, clean_fields, clean_text, json_with_notes
 from workstation.recording.inbox import Loss, Taken
+from workstation.words import counted
 
 RECORDER_SOURCE = "recorder"  # events with this source are written by the recorder itself, not taken from the bus
 
@@ -133,7 +134,7 @@ class SlabWriter:
                 self._loss(device, Loss(float(t.min()), float(t.max()), bad), events, why=why)
             else:
                 events.append(Event(float(t.min()), "alarm", "high", RECORDER_SOURCE,
-                                    f"{bad} samples from {why} ({device!r}) could not be recorded.",
+                                    f"{counted(bad, 'sample')} from {why} ({device!r}) could not be recorded.",
                                     {"device": device, "samples_lost": bad}))
         if not good:
             return
@@ -147,7 +148,7 @@ class SlabWriter:
                                               dtype=fmt.LOSS_DTYPE))
         self.stats.samples_lost[device] += loss.samples
         events.append(Event(loss.t_first_host_s, "alarm", "high", RECORDER_SOURCE,
-                            f"{loss.samples} samples of {device} were lost ({why}) between "
+                            f"{counted(loss.samples, 'sample')} of {device} {'was' if loss.samples == 1 else 'were'} lost ({why}) between "
                             f"{loss.t_first_host_s:.3f} s and {loss.t_last_host_s:.3f} s host time.",
                             {"device": device, "samples_lost": loss.samples, "cause": why,
                              "t_first_host_s": loss.t_first_host_s, "t_last_host_s": loss.t_last_host_s}))

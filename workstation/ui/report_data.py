@@ -189,8 +189,9 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
                           steps, trips, list(plan.get("aftercare", [])), None, sha)
         skipped = sum(s.nonfinite_samples for s in steps)
         if skipped:
-            data.extra.append(f"Telemetry: {skipped} samples with a non-finite value (NaN or ±inf) are not "
-                              "measurements: they are left out of the curves (a gap).")
+            data.extra.append(f"Telemetry: {counted(skipped, 'sample')} with a non-finite value (NaN or ±inf) "
+                              f"{'is not a measurement: it is' if skipped == 1 else 'are not measurements: they are'}"
+                              " left out of the curves (a gap).")
         data.ended = any(e.kind == "state" and e.details.get("to") in ("completed", "aborted") for e in rec.events)
     finally:
         rec.close()
