@@ -607,8 +607,10 @@ def test_pen_ramps_to_rate_follows_depth_and_counts_strokes(pen: PenEmulator, ho
     wait_for_state = time.monotonic() + WAIT_S
     while pen.state().active and time.monotonic() < wait_for_state:
         time.sleep(0.005)
-    snap = pen.state()  # stopped; then read every sample it clocked up to that moment (the line is a FIFO)
-    block = host_pen.pump_until(lambda b: int(b["t_device_us"][-1]) >= snap.device_time_us - 2 * 10_000, "pen")
+    snap = pen.state()  # stopped; then read the samples up to the first that shows it stopped (the line is a FIFO;
+    # "up to the snapshot's device time less two frames" raced: a frame from just before the stop ended the read)
+    block = host_pen.pump_until(lambda b: int(b["t_device_us"][-1]) >= snap.device_time_us - 2 * 10_000
+                                and b["running"][-1] == 0, "pen")
     snap = pen.state()
     assert snap.stroke_rate_hz < 1.0 and not snap.active and not snap.armed
     assert block["running"][-1] == 0 and block["stroke_rate_hz"][-1] < 2.0
