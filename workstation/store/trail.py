@@ -200,15 +200,7 @@ def _baseline(conn: Db) -> None:
         return
     for table in trailed_tables(conn):
         for rowid, new in _row_json(conn, table):
-            if conn.dialect == "postgresql":  # cx_trail_append numbers, stamps and chains the row
-                conn.execute("INSERT INTO audit_trail (action, table_name, row_id, old_json, new_json, reason) "
-                             "VALUES ('create', ?, ?, NULL, ?, ?)", (table, rowid, new, BASELINE_REASON))
-                continue
-            conn.execute("INSERT INTO audit_trail (at_utc, who, action, table_name, row_id, old_json, new_json, "
-                         "reason, prev_hash, hash) SELECT a, w, 'create', ?, ?, NULL, ?, ?, p, "
-                         "cx_chain(p, a, w, 'create', ?, ?, NULL, ?, ?) FROM (SELECT cx_now() AS a, cx_actor() AS w, "
-                         f"coalesce((SELECT hash FROM audit_trail ORDER BY id DESC LIMIT 1), '{GENESIS}') AS p)",
-                         (table, rowid, new, BASELINE_REASON, table, rowid, new, BASELINE_REASON))
+            append(conn, "create", table, rowid, None, new, BASELINE_REASON)
 
 
 @dataclass(frozen=True)
@@ -239,6 +231,21 @@ class TrailReport:
     @property
     def intact(self) -> bool:
         return self.first_broken_id is None
+
+
+def append(conn: Db, action: str, table: str, row_id: int | None, old_json: str | None, new_json: str | None,
+           reason: str) -> None:
+    """One trail row written by the program itself (a baseline, a repair), numbered, stamped and chained as the
+    triggers do it: on PostgreSQL by cx_trail_append; on SQLite in one INSERT … SELECT with cx_chain."""
+    if conn.dialect == "postgresql":
+        conn.execute("INSERT INTO audit_trail (action, table_name, row_id, old_json, new_json, reason) "
+                     "VALUES (?, ?, ?, ?, ?, ?)", (action, table, row_id, old_json, new_json, reason))
+        return
+    conn.execute("INSERT INTO audit_trail (at_utc, who, action, table_name, row_id, old_json, new_json, reason, "
+                 "prev_hash, hash) SELECT a, w, ?, ?, ?, ?, ?, ?, p, cx_chain(p, a, w, ?, ?, ?, ?, ?, ?) FROM "
+                 "(SELECT cx_now() AS a, cx_actor() AS w, "
+                 f"coalesce((SELECT hash FROM audit_trail ORDER BY id DESC LIMIT 1), '{GENESIS}') AS p)",
+                 (action, table, row_id, old_json, new_json, reason) * 2)
 
 
 def verify(conn: Db, key: bytes) -> TrailReport:

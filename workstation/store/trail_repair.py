@@ -83,7 +83,7 @@ def findings_at_open(conn: Db) -> list[TriggerFinding]:
 def record_repairs(conn: Db, found: list[TriggerFinding]) -> None:
     """Inside the transaction that put the triggers back (after them): one trail row per finding, chained as any
     trail row, naming who put it back, when and what was wrong."""
-    from workstation.store.trail import GENESIS
+    from workstation.store.trail import append
 
     if conn.dialect == "postgresql":
         actor, account = conn.execute("SELECT current_setting('cicatrix.actor', true), session_user").fetchone()
@@ -96,15 +96,7 @@ def record_repairs(conn: Db, found: list[TriggerFinding]) -> None:
                   f"{'to ' + f.table + ' ' if f.table else ''}made while it was {state} are not in the trail")
         old = json.dumps({"trigger": f.name, "table": f.table, "state": f.state}, separators=(",", ":"))
         new = json.dumps({"trigger": f.name, "table": f.table, "state": "reinstalled"}, separators=(",", ":"))
-        if conn.dialect == "postgresql":  # cx_trail_append numbers, stamps and chains it
-            conn.execute("INSERT INTO audit_trail (action, table_name, row_id, old_json, new_json, reason) "
-                         "VALUES ('change', ?, NULL, ?, ?, ?)", (REPAIR_TABLE, old, new, reason))
-            continue
-        conn.execute("INSERT INTO audit_trail (at_utc, who, action, table_name, row_id, old_json, new_json, reason, "
-                     "prev_hash, hash) SELECT a, w, 'change', ?, NULL, ?, ?, ?, p, "
-                     "cx_chain(p, a, w, 'change', ?, NULL, ?, ?, ?) FROM (SELECT cx_now() AS a, cx_actor() AS w, "
-                     f"coalesce((SELECT hash FROM audit_trail ORDER BY id DESC LIMIT 1), '{GENESIS}') AS p)",
-                     (REPAIR_TABLE, old, new, reason, REPAIR_TABLE, old, new, reason))
+        append(conn, "change", REPAIR_TABLE, None, old, new, reason)
 
 
 def still_found(conn: Db, found: list[TriggerFinding]) -> list[TriggerFinding]:
