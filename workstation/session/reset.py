@@ -11,8 +11,6 @@ then clears the monitor's latch. It never restarts anything.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from drivers.codes import InterlockCause
 from drivers.silence import wait_seen
 from workstation.bus import Event
@@ -97,18 +95,13 @@ def reset_checked(monitor: SafetyMonitor, who: str) -> list[Trip]:
 
 def _wait_block(monitor: SafetyMonitor, device: str, since: float, timeout_s: float = RESET_ANSWER_S) -> bool:
     """Wait until a block from `device` arrives after `since` (the host clock)."""
-    return _wait(lambda: monitor.last_block_s(device) > since, timeout_s)
+    return wait_seen(lambda: monitor.last_block_s(device) > since, timeout_s)
 
 
 def _wait_fault_clear(monitor: SafetyMonitor, device: str, since: float, timeout_s: float = RESET_ANSWER_S) -> bool:
     """Wait until a block that arrived after `since` shows no latched fault bits."""
-    return _wait(lambda: monitor.last_block_s(device) > since and not monitor.last_row(device).get("fault_bits"),
-                 timeout_s)
-
-
-def _wait(answered: Callable[[], bool], timeout_s: float) -> bool:
-    """Until `answered()`, judged on the time this thread was looking (drivers.silence.wait_seen)."""
-    return wait_seen(answered, timeout_s)
+    return wait_seen(lambda: monitor.last_block_s(device) > since and not monitor.last_row(device).get("fault_bits"),
+                     timeout_s)
 
 
 def _device_reset_refusal(name: str, exc: Exception) -> str:
