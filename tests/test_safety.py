@@ -226,6 +226,8 @@ def test_still_active_after_trip_gets_a_second_stop_and_an_alarm(rig):
     mon.set_limits(LIGHT_STEP)
     t0 = now_s()
     bus.publish_block("light", light_block(contact=0, t=t0))
+    for k in range(1, 21):  # the watchdog looking every 10 ms (the time since the STOP counts while it looks)
+        mon.watch(t0 + 0.01 * k)
     bus.publish_block("light", light_block(contact=0, t=t0 + 0.2))  # shutter still reported open 200 ms later
     assert len(light.stops) == 2
     assert any(e.kind == "alarm" and "still active" in e.message for e in col.events)

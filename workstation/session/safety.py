@@ -23,7 +23,7 @@ import numpy as np
 
 from drivers.base import TELEMETRY_LOST_S
 from drivers.codes import InterlockCause, LinkEvent
-from drivers.silence import BLIND_GAP_S, SilenceWatch
+from drivers.silence import BLIND_GAP_S, BLIND_LIMIT_FACTOR, SilenceWatch
 from workstation.bus import BaseSink, CommandRecord, Event, SessionBus, now_s
 from workstation.errors import UserError
 from workstation.session import roles
@@ -37,7 +37,12 @@ from workstation.session.kind_rules import (  # noqa: F401 - StepLimits, HOST_MA
 
 log = logging.getLogger(__name__)
 
-RESEND_STOP_AFTER_S = 0.1  # a device still active this long after a trip gets another stop and an alarm
+# A device still active this long after a trip's STOP gets another stop and an alarm. The time counts only while the
+# monitor was looking (drivers/silence.py): samples read late after the workstation was held up (stamped with their
+# late arrival) are no proof that the device ignored the STOP. A monitor that cannot look at all still resends once
+# RESEND_STOP_WALL_S has passed on the wall clock (the same wall limit as the telemetry watchdog: 4 × 250 ms).
+RESEND_STOP_AFTER_S = 0.1
+RESEND_STOP_WALL_S = BLIND_LIMIT_FACTOR * TELEMETRY_LOST_S
 WATCHDOG_PERIOD_S = 0.01
 # The event the watchdog records when it was itself held up past drivers.silence.BLIND_GAP_S: that stretch is not
 # counted as the devices' silence, and an audit of the recording (session/audit.py) leaves it out the same way.
@@ -122,6 +127,7 @@ class SafetyMonitor(BaseSink):
         self._active: dict[str, bool] = {}  # device -> emitting / needling, per the last block
         self._last_block_s: dict[str, float] = {}
         self._samples_seen: dict[str, SilenceWatch] = {}  # device -> the telemetry-lost watchdog (drivers/silence.py)
+        self._since_stop: dict[str, SilenceWatch] = {}  # device -> time looked since its last STOP after a trip
         self._seen_lock = threading.Lock()  # blocks (reader threads) and looks (the watchdog) change the watches
         self._looked_s = clock()  # the watchdog's last look
         self._backup_s: dict[str, float] = {}  # device -> backup time it acknowledged (s)
@@ -177,6 +183,8 @@ class SafetyMonitor(BaseSink):
         """The operator's manual reset: clears latched trips so a new arm and start are possible."""
         with self._lock:
             cleared, self._tripped = list(self._tripped.values()), {}
+        with self._seen_lock:
+            self._since_stop.clear()
         if cleared:
             self.bus.publish_event(Event(
                 self.clock(), "interlock_reset", "info", "operator",
@@ -340,7 +348,7 @@ class SafetyMonitor(BaseSink):
         gap = t - self._looked_s
         self._looked_s = max(self._looked_s, t)
         with self._seen_lock:
-            for watch in self._samples_seen.values():
+            for watch in (*self._samples_seen.values(), *self._since_stop.values()):
                 watch.looked(t)
         if gap > BLIND_GAP_S:
             self.bus.publish_event(Event(
@@ -387,6 +395,7 @@ class SafetyMonitor(BaseSink):
             trip = Trip(interlock, device, message, t_cause, t_written, {**details, "stop": stop_result})
             if latched is None:
                 self._tripped[device] = trip
+            self._stop_written(device, t_written)
         self.bus.publish_event(Event(
             t_written, "interlock", "high", "safety", f"INTERLOCK {interlock} on {device}: {message}",
             {"interlock": interlock, "cause": interlock, "device": device, "cause_t_host_s": t_cause, "stop_written_t_host_s": t_written,
@@ -400,17 +409,41 @@ class SafetyMonitor(BaseSink):
                 log.exception("trip hook failed")
         return trip
 
+    def _stop_written(self, device: str, t: float) -> None:
+        """Start counting the time looked since a STOP was written to `device` at host time t (s)."""
+        if t == t:  # NaN: no device to stop
+            with self._seen_lock:
+                self._since_stop[device] = SilenceWatch(t)
+
     def _check_still_active(self, device: str, t: float) -> None:
+        """A device whose block arriving at t (s) still shows it active RESEND_STOP_AFTER_S after its trip's STOP,
+        counted while the monitor was looking, or RESEND_STOP_WALL_S on the wall clock, gets another STOP and a
+        high alarm. A block read late after the workstation was held up is judged on the time it could look."""
         trip = self._tripped.get(device)
-        if trip is None or not self._active.get(device) or t - trip.t_stop_written_s < RESEND_STOP_AFTER_S:
+        if trip is None or not self._active.get(device):
+            return
+        with self._seen_lock:
+            since = self._since_stop.get(device)
+            if since is None:
+                since = self._since_stop[device] = SilenceWatch(trip.t_stop_written_s)
+            since.looked(t)
+            seen_s, wall_s = since.seen_s(t), since.wall_s(t)
+        if seen_s < RESEND_STOP_AFTER_S and wall_s < RESEND_STOP_WALL_S:
             return
         dev = self.devices.get(device)
         try:
-            trip.t_stop_written_s = dev.stop_now("device still active after an interlock") if dev else t
+            t_written = dev.stop_now("device still active after an interlock") if dev else t
         except Exception as exc:  # noqa: BLE001
             log.warning("re-sending stop to %s failed: %s", device, exc)
-            trip.t_stop_written_s = t
-        self.bus.publish_event(Event(t, "alarm", "high", "safety",
-                                     f"{device} was still active {RESEND_STOP_AFTER_S * 1000:.0f} ms after the "
-                                     f"{trip.interlock} interlock: stop sent again", {"device": device}))
-
+            t_written = t
+        trip.t_stop_written_s = t_written
+        self._stop_written(device, t_written)
+        if seen_s >= RESEND_STOP_AFTER_S:
+            message = (f"{device} was still active {seen_s * 1000:.0f} ms after the {trip.interlock} interlock: "
+                       "stop sent again")
+        else:
+            message = (f"{device} reported itself active after the {trip.interlock} interlock, and the workstation "
+                       f"could not look for {wall_s - seen_s:.1f} s since: stop sent again")
+        self.bus.publish_event(Event(t, "alarm", "high", "safety", message,
+                                     {"device": device, "interlock": trip.interlock, "seen_after_stop_s": round(seen_s, 4),
+                                      "after_stop_s": round(wall_s, 4)}))
