@@ -34,7 +34,7 @@ from drivers.link import (
     open_serial,
 )
 from drivers.plausibility import DeviceClock, Plausibility
-from drivers.silence import SilenceWatch
+from drivers.silence import SilenceWatch, lost_words
 from drivers.types import BoundsError, DriverInfo, Identity
 
 __all__ = ["DEFAULT_BAUD", "READ_TIMEOUT_S", "TELEMETRY_LOST_S", "CommandRefused", "CommandTimeout", "Counters",
@@ -205,9 +205,8 @@ class SerialDevice(FrameIntake, Device):
                      blind_s * 1000)
         if self.connected and not self.telemetry_lost and watch.lost(t, TELEMETRY_LOST_S):
             self.telemetry_lost = True
-            self._event("connection", "high", f"{self.name}: no telemetry for {watch.wall_s(t) * 1000:.0f} ms",
-                        link=LinkEvent.TELEMETRY_LOST.value, seen_silence_s=round(watch.seen_s(t), 4),
-                        silence_s=round(watch.wall_s(t), 4))
+            words, details = lost_words(self.name, watch, t, TELEMETRY_LOST_S)
+            self._event("connection", "high", words, link=LinkEvent.TELEMETRY_LOST.value, **details)
 
     def heartbeat_due(self) -> bool:
         """Heartbeats go out only while everything they vouch for holds: the port open, the device made safe and

@@ -28,13 +28,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-__all__ = ["BLIND_GAP_S", "BLIND_LIMIT_FACTOR", "SilenceWatch", "wait_seen"]
+__all__ = ["BLIND_GAP_S", "BLIND_LIMIT_FACTOR", "STALL_DETAIL", "SilenceWatch", "lost_words", "wait_seen"]
 
 # A look that comes more than this after the previous one means the observer was held up (its own period is 10–50 ms):
 # the stretch between the two is blind, not silence seen.
 BLIND_GAP_S = 0.1
 # Silence on the wall clock past this many times a watchdog's limit is lost, whatever the observer saw.
 BLIND_LIMIT_FACTOR = 4.0
+# The detail key of a silence judged lost on the wall-clock bound alone: the seconds the workstation could not look.
+STALL_DETAIL = "workstation_stall_s"
 
 
 class SilenceWatch:
@@ -88,6 +90,23 @@ class SilenceWatch:
 
     def lost(self, t: float, limit_s: float) -> bool:
         return self.seen_s(t) > limit_s or self.wall_s(t) > BLIND_LIMIT_FACTOR * limit_s
+
+
+def lost_words(subject: str, watch: SilenceWatch, t: float, limit_s: float) -> tuple[str, dict[str, float]]:
+    """The sentence and details of a silence `watch.lost(t, limit_s)` judged lost, the one place they are made.
+
+    Silence seen past `limit_s` is the device's: "no telemetry from <subject> for N ms". Lost on the wall-clock bound
+    alone, the workstation could not look (a stall of X s, `details[STALL_DETAIL]`): the device is stopped all the
+    same, but the sentence must not say it went silent. Details: `seen_silence_s`, `silence_s` (s)."""
+    wall_s, seen_s = watch.wall_s(t), watch.seen_s(t)
+    details = {"seen_silence_s": round(seen_s, 4), "silence_s": round(wall_s, 4)}
+    if seen_s > limit_s:
+        return f"no telemetry from {subject} for {wall_s * 1000:.0f} ms", details
+    stall_s = wall_s - seen_s
+    details[STALL_DETAIL] = round(stall_s, 4)
+    return (f"the workstation could not look for {stall_s:.1f} s (a stall of {stall_s:.1f} s, over the "
+            f"{BLIND_LIMIT_FACTOR * limit_s:g} s limit), so it could not supervise {subject}: stopped, though "
+            f"{subject}'s telemetry was not seen to stop"), details
 
 
 def wait_seen(seen: Callable[[], bool], timeout_s: float, *, stop: Callable[[], bool] | None = None,

@@ -23,7 +23,7 @@ import numpy as np
 
 from drivers.base import TELEMETRY_LOST_S
 from drivers.codes import InterlockCause, LinkEvent
-from drivers.silence import BLIND_GAP_S, BLIND_LIMIT_FACTOR, SilenceWatch
+from drivers.silence import BLIND_GAP_S, BLIND_LIMIT_FACTOR, STALL_DETAIL, SilenceWatch, lost_words
 from workstation.bus import BaseSink, CommandRecord, Event, SessionBus, now_s
 from workstation.errors import UserError
 from workstation.session import roles
@@ -327,7 +327,8 @@ class SafetyMonitor(BaseSink):
         elif event.kind == "connection":
             lost = link_loss(event)
             if lost is not None:
-                self._trip(lost, event.source, event.message, event.t_host_s, force=True)
+                stall = {STALL_DETAIL: event.details[STALL_DETAIL]} if STALL_DETAIL in event.details else {}
+                self._trip(lost, event.source, event.message, event.t_host_s, force=True, **stall)
 
     # --- watchdog thread -------------------------------------------------------------------------------------
     def _watchdog_loop(self) -> None:
@@ -363,11 +364,11 @@ class SafetyMonitor(BaseSink):
         for device, active in list(self._active.items()):
             with self._seen_lock:
                 watch = self._silence(device, t)
-                lost, wall_s, seen_s = watch.lost(t, TELEMETRY_LOST_S), watch.wall_s(t), watch.seen_s(t)
+                lost = watch.lost(t, TELEMETRY_LOST_S)
+                words, details = lost_words(device, watch, t, TELEMETRY_LOST_S) if lost else ("", {})
             if active and lost:
-                self._trip(InterlockCause.TELEMETRY_LOST, device, f"no telemetry from {device} for "
-                           f"{wall_s * 1000:.0f} ms while it was active", t, force=True,
-                           seen_silence_s=round(seen_s, 4))
+                why = words if STALL_DETAIL in details else f"{words} while it was active"
+                self._trip(InterlockCause.TELEMETRY_LOST, device, why, t, force=True, **details)
                 self._active[device] = False  # unknown now; the device's own watchdog stops it anyway
 
     def _silence(self, device: str, t: float) -> SilenceWatch:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from drivers.codes import InterlockCause, LinkEvent
+from drivers.silence import STALL_DETAIL
 
 LESION_NAMES = {
     "hypopigmented_scar": "Hypopigmented scar",
@@ -133,6 +134,16 @@ def interlock_name(interlock: str) -> str:
     return INTERLOCK_NAMES.get(interlock, (humanise(interlock).capitalize(), ""))[0]
 
 
+def stall_sentence(device: str, stall_s: object) -> str:
+    """A device stopped because the workstation itself was held up past the wall limit (drivers/silence.py), in
+    words: the workstation is named, not the device's silence."""
+    try:
+        seconds = f"{float(stall_s):.1f} s"
+    except (TypeError, ValueError):
+        seconds = "over a second"
+    return f"the workstation was held up and could not watch the {device} for {seconds} (a stall)"
+
+
 def interlock_sentence(interlock: str) -> str:
     return INTERLOCK_NAMES.get(interlock, ("", humanise(interlock)))[1] or humanise(interlock)
 
@@ -245,6 +256,8 @@ def event_sentence(event: Any) -> str:
         il = str(d.get("interlock", ""))
         if il == InterlockCause.ESTOP:
             return f"E-stop ({scrub(str(d.get('source', 'no source given')))}): the {dev} was stopped."
+        if STALL_DETAIL in d:  # lost on the wall-clock bound alone: the workstation could not look (drivers/silence.py)
+            return f"{interlock_name(il)}: {stall_sentence(dev, d[STALL_DETAIL])} — the {dev} was stopped."
         return f"{interlock_name(il)}: {interlock_sentence(il)} — the {dev} was stopped."
     if event.kind == "fault":
         faults = [FAULT_NAMES.get(f, humanise(f).lower()) for f in d.get("faults", [])] or ["an unknown fault"]
@@ -258,6 +271,9 @@ def event_sentence(event: Any) -> str:
             return f"Session {STATE_WORDS.get(d_from, d_from)} → {STATE_WORDS.get(d_to, d_to)}."
     if event.kind == "connection":
         link = d.get("link") or (LinkEvent.DISCONNECTED if d.get("disconnect") else None)
+        if link == LinkEvent.TELEMETRY_LOST and STALL_DETAIL in d:
+            words = stall_sentence(device_name(event.source), d[STALL_DETAIL])
+            return f"{words[:1].upper()}{words[1:]}: it was stopped."
         if link in LINK_WORDS:
             return LINK_WORDS[link].format(device=device_name(event.source))
     text = scrub(event.message)
