@@ -287,6 +287,12 @@ def text(payload: bytes) -> str:
     return "".join(" " if (ord(ch) < 32 or 127 <= ord(ch) < 160) else ch for ch in decoded).strip()
 
 
+def clean_text(value: str) -> str:
+    """`text` for words already decoded (a device's JSON, a scenario file's texts): a lone surrogate becomes `?`,
+    control characters (ESC, NUL, BEL, newlines) spaces, so no such text reaches a terminal, a window or a log raw."""
+    return text(value.encode("utf-8", errors="replace"))
+
+
 def raw_if_unclean(payload: bytes) -> dict[str, str]:
     """{"raw_text_hex": …} when `text` had to change the device's bytes (not UTF-8, or control characters), so the
     original stays in the event's details (and the recording); {} for clean text."""
@@ -326,7 +332,7 @@ def _clean_json(value: Any) -> Any:
     surrogate `\\udc80`, NUL, ESC): a lone surrogate becomes `?`, control characters spaces, so no identity can
     crash a log line, the store or a terminal (fresh tester of issue 12)."""
     if isinstance(value, str):
-        return text(value.encode("utf-8", errors="replace"))
+        return clean_text(value)
     if isinstance(value, dict):
         return {_clean_json(str(k)): _clean_json(v) for k, v in value.items()}
     if isinstance(value, list):

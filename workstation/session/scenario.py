@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from drivers.protocol import clean_text
 from workstation.errors import UserError
 from workstation.progname import command
 from workstation.protocols import LESION_TYPES
@@ -126,10 +127,10 @@ def load_scenario(path: str | Path, tables: Tables | None = None) -> Scenario:
     r = Reader(path, data or {})
     for section in ("scenario", "patient", "session"):
         r.table(section)
-    title = r.text("scenario.title")
-    description = r.text("scenario.description", required=False, default="")
+    title = _words(r, "scenario.title")
+    description = _words(r, "scenario.description", required=False, default="")
     expect = r.choice("scenario.expect", ("completed", "aborted"), required=False, default="completed")
-    pseudonym = r.text("patient.pseudonym")
+    pseudonym = _words(r, "patient.pseudonym")
     skin_type = r.integer("patient.skin_type", 1, 6)
     pih_history = r.boolean("patient.pih_history")
     med = r.number("patient.med_mj_cm2", *DEVICE_DOSE_MJ_CM2, required=False)
@@ -142,8 +143,8 @@ def load_scenario(path: str | Path, tables: Tables | None = None) -> Scenario:
         yes.append("pih_history")
     areas = _areas(r, tables)
     events = _events(r)
-    protocol = r.text("session.protocol")
-    operator = r.text("session.operator", required=False, default="trainee")
+    protocol = _words(r, "session.protocol")
+    operator = _words(r, "session.operator", required=False, default="trainee")
     pass_s = r.number("session.pass_duration_s", 0.1, 600, required=False, default=2.0)
     warmup = r.number("session.light_warmup_s", 0, 600, required=False, default=1.0)
     seed = r.integer("session.seed", 0, 2**31 - 1, required=False, default=1)
@@ -158,6 +159,19 @@ def load_scenario(path: str | Path, tables: Tables | None = None) -> Scenario:
                     expect=expect or "completed", screening_yes=tuple(yes))
 
 
+def _words(r: Reader, key: str, **kw: object) -> str | None:
+    """A text of the file cleaned the way a device's words are (`drivers.protocol.clean_text`, one cleaner): ESC,
+    NUL, BEL and the other control characters never reach the terminal, the window, the store or a recording raw."""
+    value = r.text(key, **kw)  # type: ignore[arg-type]
+    if not value:
+        return value
+    clean = " ".join(clean_text(value).split())
+    if not clean:
+        r.error(key, "holds only control characters; give some text.")
+        return None
+    return clean
+
+
 def _areas(r: Reader, tables: Tables) -> list[ScenarioArea]:
     raw = r.raw("areas")
     if not isinstance(raw, list) or not raw:
@@ -169,7 +183,7 @@ def _areas(r: Reader, tables: Tables) -> list[ScenarioArea]:
         k = f"areas[{i}]"
         if r.table(k) is None:
             continue
-        label = r.text(f"{k}.id")
+        label = _words(r, f"{k}.id")
         region = r.choice(f"{k}.region", tuple(tables.needling.regions))
         lesion = r.choice(f"{k}.lesion", LESION_TYPES)
         size = r.number(f"{k}.size_cm2", 0.01, 2000)
