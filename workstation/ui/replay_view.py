@@ -13,6 +13,8 @@ lead-up fills the window. The event list shows the recording's events up to the 
 
 from __future__ import annotations
 
+import html
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -96,6 +98,12 @@ class _Cancelled(Exception):
     """The checksum was abandoned because its recording was closed."""
 
 
+def _breakable(text: str, run: int = 16) -> str:
+    """`text` with a zero-width space every `run` characters of a longer run (a digest, a file name): breakable."""
+    return re.sub(rf"\S{{{run + 1},}}", lambda m: "\u200b".join(m[0][i:i + run] for i in range(0, len(m[0]), run)),
+                  text)
+
+
 class ReplayView(QWidget):
     def __init__(self, notify: Callable[[str, str], None], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -174,8 +182,14 @@ class ReplayView(QWidget):
             policy = w.sizePolicy()
             policy.setRetainSizeWhenHidden(True)
             w.setSizePolicy(policy)
-        self.integrity.setFixedHeight(self.integrity.fontMetrics().height() + 6)
-        self.integrity.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        # The integrity line wraps at the window's edge; the whole text is selectable and in the tooltip.
+        self.integrity.setWordWrap(True)
+        self.integrity.setTextFormat(Qt.TextFormat.RichText)
+        self.integrity.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        policy = QSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+        policy.setHeightForWidth(True)
+        policy.setRetainSizeWhenHidden(True)
+        self.integrity.setSizePolicy(policy)
 
         controls = QHBoxLayout()
         for w in (self.play_button, QLabel("speed"), self.speed, self.prev_button, self.next_button,
@@ -258,7 +272,7 @@ class ReplayView(QWidget):
 
         cancel = threading.Event()
         self._verify_cancel, self._verify_fraction, self.checksum = cancel, 0.0, None
-        self.integrity.setText("Checking the file against its SHA-256…")
+        self._show_integrity("Checking the file against its SHA-256…")
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
         self.progress.setFormat("Checking the SHA-256: %p %")
@@ -276,20 +290,28 @@ class ReplayView(QWidget):
             self._end_verify()
             self.checksum = result
             if result.intact is False:
-                self.integrity.setText(f"<b style='color:{COLORS['high'][0]}'>{result.text}</b>: what you replay may "
-                                       "not be what was recorded.")
+                self._show_integrity(result.text, warning="what you replay may not be what was recorded.")
                 self.notify(f"{path.name}: {result.text}. What you replay may not be what was recorded; keep the "
                             "file aside and report it.", "error")
             else:
-                self.integrity.setText(f"Integrity: {result.text}.")
+                self._show_integrity(f"Integrity: {result.text}.")
 
         def failed(exc: Exception) -> None:
             if isinstance(exc, _Cancelled) or cancel.is_set():
                 return
             self._end_verify()
-            self.integrity.setText(f"Integrity not checked: {exc}")
+            self._show_integrity(f"Integrity not checked: {exc}")
 
         self.verifier.run(lambda: check_checksum(path, progress), finished, failed)
+
+    def _show_integrity(self, text: str, *, warning: str = "") -> None:
+        """The integrity line: `text` (plain words; red bold before a `warning`), wrapped, long runs breakable
+        (`_breakable`); the tooltip is the whole text exactly."""
+        shown = html.escape(_breakable(text))
+        if warning:
+            shown = f"<b style='color:{COLORS['high'][0]}'>{shown}</b>: {html.escape(warning)}"
+        self.integrity.setText(shown)
+        self.integrity.setToolTip(f"{text}: {warning}" if warning else text)
 
     def _show_verify_progress(self) -> None:
         self.progress.setValue(int(100 * self._verify_fraction))
@@ -303,7 +325,7 @@ class ReplayView(QWidget):
         if self._verify_cancel is not None:
             self._verify_cancel.set()
             self._end_verify()
-        self.integrity.setText("")
+        self._show_integrity("")
         self.checksum = None
         self.clock.stop()
         self.plots.stop()
