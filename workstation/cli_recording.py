@@ -43,12 +43,15 @@ def _inspect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from workstation.cli_store import clear_crash_mark
+    from workstation.recording.mark import remove_stale_ballast
     from workstation.recording.reader import Recording
     from workstation.recording.summary import format_summary, summarize
 
     cleared = clear_crash_mark(Path(args.file)) if Path(args.file).is_file() else None
     if cleared:
         print(f"note: {cleared}")
+    if Path(args.file).is_file() and (removed := remove_stale_ballast(Path(args.file))):
+        print(f"note: {removed}")
     with Recording.open(args.file) as rec:
         print(format_summary(rec, summarize(rec)))
     return 0

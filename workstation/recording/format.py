@@ -82,9 +82,17 @@ def report_path(h5_path: Path) -> Path:
     return h5_path.with_name(h5_path.stem + "-report.pdf")
 
 
+BALLAST_GLOB = ".*.h5.ballast"
+
+
 def ballast_path(h5_path: Path) -> Path:
     """A hidden file of spare bytes beside a recording being written (removed when it closes)."""
     return h5_path.with_name(f".{h5_path.name}.ballast")
+
+
+def recording_of_ballast(ballast: Path) -> Path:
+    """The recording a reserve file (`ballast_path`) belongs to."""
+    return ballast.with_name(ballast.name.removeprefix(".").removesuffix(".ballast"))
 
 
 def utc_now_iso() -> str:

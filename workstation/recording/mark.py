@@ -17,16 +17,21 @@ from __future__ import annotations
 import os
 import struct
 import sys
+import time
 from pathlib import Path
 
 from workstation.recording.errors import RecordingError
 
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 SEARCH_OFFSETS = (0, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)  # the superblock follows a user block
+# A reserve file with no recording beside it is stale only once it is this old (s): a recorder being created writes its
+# reserve a moment before the recording itself.
+ORPHAN_BALLAST_AGE_S = 60.0
 FLAGS_AT = 11  # after the signature (8), version (1), sizes of offsets and lengths (1 + 1)
 M32 = 0xFFFFFFFF
 
-__all__ = ["clear_open_mark", "clear_unclaimed_mark", "held_by_a_process", "lookup3", "open_mark"]
+__all__ = ["clear_open_mark", "clear_unclaimed_mark", "held_by_a_process", "lookup3", "open_mark",
+           "remove_stale_ballast", "remove_stale_ballasts"]
 
 
 def _rot(x: int, k: int) -> int:
@@ -175,3 +180,42 @@ def clear_unclaimed_mark(path: Path, indexed: bool) -> str | None:
         return None
     return (f"cleared the \"open for writing\" mark its killed recorder left in {path.name} (nothing else changed; "
             "it had no checksum yet), so h5dump, HDFView and MATLAB open it")
+
+
+def remove_stale_ballast(h5_path: Path) -> str | None:
+    """Remove the recorder's reserve file (`format.ballast_path`) beside `h5_path` when its writer is gone: no process
+    holds the recording (`held_by_a_process`: a live SWMR writer keeps it open), or there is no recording and the
+    reserve is over ORPHAN_BALLAST_AGE_S old. Returns a sentence saying so, or None (none there, its writer alive, or
+    it could not be removed: logged). A killed recorder leaves it; with a store, crash recovery removes it too."""
+    import logging
+
+    from workstation.recording.format import ballast_path
+
+    ballast = ballast_path(h5_path)
+    try:
+        size = ballast.stat().st_size
+        if h5_path.exists():
+            if held_by_a_process(h5_path):
+                return None
+        elif time.time() - ballast.stat().st_mtime < ORPHAN_BALLAST_AGE_S:
+            return None
+        ballast.unlink()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        logging.getLogger(__name__).info("the stale reserve file %s was not removed: %s", ballast, exc)
+        return None
+    return (f"removed the {size / 2**20:.0f} MB reserve file a stopped recorder left beside {h5_path.name} (its "
+            "writer is gone; the recording itself is untouched)")
+
+
+def remove_stale_ballasts(folder: Path) -> list[str]:
+    """`remove_stale_ballast` for every reserve file in a recordings folder and its date folders (YYYY-MM-DD)."""
+    from workstation.recording.format import BALLAST_GLOB, recording_of_ballast
+
+    said: list[str] = []
+    for pattern in (BALLAST_GLOB, f"*/{BALLAST_GLOB}"):
+        for ballast in sorted(Path(folder).glob(pattern)):
+            if (done := remove_stale_ballast(recording_of_ballast(ballast))) is not None:
+                said.append(done)
+    return said

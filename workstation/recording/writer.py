@@ -34,6 +34,7 @@ from workstation.recording import format as fmt
 from workstation.recording.clean import clean_text, json_with_notes
 from workstation.recording.errors import RecordingError
 from workstation.recording.inbox import Inbox
+from workstation.recording.mark import remove_stale_ballasts
 from workstation.recording.signature import sign
 from workstation.recording.slabs import RECORDER_SOURCE, RecorderStats, SlabWriter, write_root
 
@@ -44,6 +45,7 @@ _DEVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 ONE_HOUR_BOTH_DEVICES_BYTES = 600 * 2**20  # 2 devices x 2 kHz x ~40 B x 3600 s
 CLOSING_MIN_FREE_BYTES = 2**20  # the closing attributes take a few kB; below this the file is left as it is
 BALLAST_BYTES = 8 * 2**20  # disk space held back at creation and given back for the close after a full disk
+CLEANED_EVENT = "recording"  # an info event: what the recorder tidied when it opened (a killed recorder's reserve file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,7 @@ class SessionRecorder:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RecordingError(f"Cannot create the recordings folder {path.parent}: {exc.strerror or exc}.") from exc
+        cleaned = remove_stale_ballasts(Path(directory))  # a killed recorder's reserve, with no store to recover it
         free = shutil.disk_usage(path.parent).free
         if free < min_free_bytes:
             raise RecordingError(
@@ -173,10 +176,14 @@ class SessionRecorder:
             path.unlink(missing_ok=True)
             ballast.unlink(missing_ok=True)
             raise
-        return cls(
+        rec = cls(
             path, h5, on_alarm=on_alarm, on_error=on_error, on_flush=on_flush, flush_interval_s=flush_interval_s,
             queue_alarm_rows=queue_alarm_rows, queue_ceiling_bytes=queue_ceiling_bytes, reserve_bytes=reserve_bytes,
         )
+        for said in cleaned:  # said on the bus (the runner prints it) and in this recording: a `recording` event
+            log.info("%s", said)
+            rec._publish(Event(now_s(), CLEANED_EVENT, "info", RECORDER_SOURCE, said, {}))
+        return rec
 
     def add_device(
         self, name: str, driver_info: DriverInfo, identity: Identity, block_dtype: np.dtype, calibration: dict[str, Any]
@@ -248,7 +255,9 @@ class SessionRecorder:
         self._inbox.put(("plan", now_s(), json_with_notes(plan)))
 
     def _alarm(self, severity: str, message: str, **details: Any) -> Event:
-        event = Event(now_s(), "alarm", severity, RECORDER_SOURCE, message, details)
+        return self._publish(Event(now_s(), "alarm", severity, RECORDER_SOURCE, message, details))
+
+    def _publish(self, event: Event) -> Event:
         self._inbox.put(("event", event))
         if self._on_alarm is not None:
             self._on_alarm(event)

@@ -49,7 +49,8 @@ class RunResult:
 class ProgressPrinter(BaseSink):
     """A bus sink that prints what a trainer wants to follow: transitions, steps, trips, faults, alarms."""
 
-    KINDS = {"state", "protocol", "interlock", "fault", "alarm", "connection", "fault_injected", "interlock_reset"}
+    KINDS = {"state", "protocol", "interlock", "fault", "alarm", "connection", "fault_injected", "interlock_reset",
+             "recording"}
 
     def __init__(self, out: Callable[[str], None]) -> None:
         self.out = out
