@@ -17,7 +17,7 @@ from workstation.recording.format import checksum_path
 from workstation.session.runner import run_scenario
 from workstation.session.scenario import load_scenario
 from workstation.ui.main_window import MainWindow
-from workstation.ui.replay_view import _breakable
+from workstation.ui.wording import breakable as _breakable
 
 DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 

@@ -45,7 +45,6 @@ _DEVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 ONE_HOUR_BOTH_DEVICES_BYTES = 600 * 2**20  # 2 devices x 2 kHz x ~40 B x 3600 s
 CLOSING_MIN_FREE_BYTES = 2**20  # the closing attributes take a few kB; below this the file is left as it is
 BALLAST_BYTES = 8 * 2**20  # disk space held back at creation and given back for the close after a full disk
-CLEANED_EVENT = "recording"  # an info event: what the recorder tidied when it opened (a killed recorder's reserve file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +140,6 @@ class SessionRecorder:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RecordingError(f"Cannot create the recordings folder {path.parent}: {exc.strerror or exc}.") from exc
-        cleaned = remove_stale_ballasts(Path(directory))  # a killed recorder's reserve, with no store to recover it
         free = shutil.disk_usage(path.parent).free
         if free < min_free_bytes:
             raise RecordingError(
@@ -180,9 +178,8 @@ class SessionRecorder:
             path, h5, on_alarm=on_alarm, on_error=on_error, on_flush=on_flush, flush_interval_s=flush_interval_s,
             queue_alarm_rows=queue_alarm_rows, queue_ceiling_bytes=queue_ceiling_bytes, reserve_bytes=reserve_bytes,
         )
-        for said in cleaned:  # said on the bus (the runner prints it) and in this recording: a `recording` event
-            log.info("%s", said)
-            rec._publish(Event(now_s(), CLEANED_EVENT, "info", RECORDER_SOURCE, said, {}))
+        for said in remove_stale_ballasts(Path(directory)):  # a killed recorder's, with no store to recover it
+            rec._alarm("info", said, kind="recording")  # on the bus (the runner prints it) and in this recording
         return rec
 
     def add_device(
@@ -254,10 +251,8 @@ class SessionRecorder:
         is written: a non-finite number becomes null, named under `non_finite`)."""
         self._inbox.put(("plan", now_s(), json_with_notes(plan)))
 
-    def _alarm(self, severity: str, message: str, **details: Any) -> Event:
-        return self._publish(Event(now_s(), "alarm", severity, RECORDER_SOURCE, message, details))
-
-    def _publish(self, event: Event) -> Event:
+    def _alarm(self, severity: str, message: str, *, kind: str = "alarm", **details: Any) -> Event:
+        event = Event(now_s(), kind, severity, RECORDER_SOURCE, message, details)
         self._inbox.put(("event", event))
         if self._on_alarm is not None:
             self._on_alarm(event)
@@ -310,9 +305,8 @@ class SessionRecorder:
 
     def _check_space(self) -> None:
         free = shutil.disk_usage(self.path.parent).free
-        if free < self._reserve_bytes:
-            raise _BelowReserve(errno.ENOSPC, f"only {free / 2**20:.0f} MB left, below the {self._reserve_bytes / 2**20:.0f}"
-                          " MB reserve")
+        if free < (reserve := self._reserve_bytes):
+            raise _BelowReserve(errno.ENOSPC, f"only {free / 2**20:.0f} MB left, below the {reserve / 2**20:.0f} MB reserve")
 
     def _fail(self, exc: BaseException) -> None:
         """Stop recording for good: refuse what comes next, release the file (on this thread), tell the session."""

@@ -14,7 +14,6 @@ lead-up fills the window. The event list shows the recording's events up to the 
 from __future__ import annotations
 
 import html
-import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -45,7 +44,7 @@ from workstation.ui.alarms import COLORS, PRIORITY
 from workstation.ui.bus_bridge import BusBridge, Tasks
 from workstation.ui.messages import user_text
 from workstation.ui.plots import LivePlots, plotted_channels
-from workstation.ui.wording import SEVERITY_LABELS, event_sentence, protocol_title
+from workstation.ui.wording import SEVERITY_LABELS, breakable, event_sentence, protocol_title
 
 SPEEDS = ("0.1x", "0.5x", "1x", "2x", "5x", "10x", "100x")
 TICKS = 100_000  # slider steps over the whole recording (36 ms of an hour)
@@ -96,12 +95,6 @@ class Timeline(QSlider):
 
 class _Cancelled(Exception):
     """The checksum was abandoned because its recording was closed."""
-
-
-def _breakable(text: str, run: int = 16) -> str:
-    """`text` with a zero-width space every `run` characters of a longer run (a digest, a file name): breakable."""
-    return re.sub(rf"\S{{{run + 1},}}", lambda m: "\u200b".join(m[0][i:i + run] for i in range(0, len(m[0]), run)),
-                  text)
 
 
 class ReplayView(QWidget):
@@ -306,8 +299,8 @@ class ReplayView(QWidget):
 
     def _show_integrity(self, text: str, *, warning: str = "") -> None:
         """The integrity line: `text` (plain words; red bold before a `warning`), wrapped, long runs breakable
-        (`_breakable`); the tooltip is the whole text exactly."""
-        shown = html.escape(_breakable(text))
+        (`breakable`); the tooltip is the whole text exactly."""
+        shown = html.escape(breakable(text))
         if warning:
             shown = f"<b style='color:{COLORS['high'][0]}'>{shown}</b>: {html.escape(warning)}"
         self.integrity.setText(shown)

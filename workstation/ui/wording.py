@@ -134,6 +134,13 @@ def interlock_name(interlock: str) -> str:
     return INTERLOCK_NAMES.get(interlock, (humanise(interlock).capitalize(), ""))[0]
 
 
+def breakable(text: str, run: int = 16) -> str:
+    """`text` with a zero-width space every `run` characters of a longer run (a digest, a file name), so a wrapped
+    label can break it at the window's edge."""
+    return re.sub(rf"\S{{{run + 1},}}", lambda m: "\u200b".join(m[0][i:i + run] for i in range(0, len(m[0]), run)),
+                  text)
+
+
 def stall_sentence(device: str, stall_s: object) -> str:
     """A device stopped because the workstation itself was held up past the wall limit (drivers/silence.py), in
     words: the workstation is named, not the device's silence."""
