@@ -39,7 +39,7 @@ def _crashed_without_store(tmp_path: Path) -> Path:
         while not list(rec_dir.glob("*/*.h5")) or not list(rec_dir.glob("*/.*.ballast")):
             assert proc.poll() is None and time.monotonic() < deadline, "the session ended before it was killed"
             time.sleep(0.02)
-        time.sleep(0.3)
+        time.sleep(1.5)  # into the exposure: the recorder writing under SWMR
     finally:
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(30) == -signal.SIGKILL
