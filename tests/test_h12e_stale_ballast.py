@@ -28,6 +28,17 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           cwd=cwd, env=ENV)
 
 
+def _readable(rec_dir: Path) -> bool:
+    from workstation.recording.reader import Recording
+
+    found = list(rec_dir.glob("*/*.h5"))
+    try:
+        with Recording.open(found[0]) as rec:
+            return len(rec.events) > 0
+    except Exception:  # noqa: BLE001 - not yet there, or not yet under SWMR
+        return False
+
+
 def _crashed_without_store(tmp_path: Path) -> Path:
     """A headless session without --store, killed with SIGKILL once its recorder is writing."""
     rec_dir = tmp_path / "rec"
@@ -36,10 +47,9 @@ def _crashed_without_store(tmp_path: Path) -> Path:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, env=ENV)
     try:
         deadline = time.monotonic() + 120
-        while not list(rec_dir.glob("*/*.h5")) or not list(rec_dir.glob("*/.*.ballast")):
+        while not _readable(rec_dir) or not list(rec_dir.glob("*/.*.ballast")):  # writing under SWMR
             assert proc.poll() is None and time.monotonic() < deadline, "the session ended before it was killed"
             time.sleep(0.02)
-        time.sleep(1.5)  # into the exposure: the recorder writing under SWMR
     finally:
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(30) == -signal.SIGKILL
