@@ -88,18 +88,27 @@ def _sync(args: argparse.Namespace) -> int:
 
 def set_clinic_share(store_path: Path | str, folder: Path, settings) -> int:  # noqa: ANN001 - Settings
     """`store set-recordings-root --clinic-share DIR`: the clinic's recordings share moves, for every room. Refused
-    (UserError) when the store records copies and none of them is under DIR (move the share's files first)."""
+    (UserError, nothing recorded) when a file written in DIR does not read back the same (not reachable, not
+    writable, full: share_checks.probe_share), or when the store records copies and none of them is under DIR (move
+    the share's files first)."""
+    from workstation.recording.share import ShareProblem
+    from workstation.recording.share_checks import probe_share
     from workstation.store import ClinicStore
 
     with ClinicStore.open(store_path, training=False) as store:
         old = store.clinic_share()
+        try:
+            probe_share(folder)
+        except ShareProblem as exc:
+            raise UserError(f"{folder} is not taken as the clinic's recordings share: {exc}. Nothing was changed "
+                            f"(the clinic's share stays {old or 'unset until the first verified copy'}).") from exc
         found, copied = store.shares_found_under(folder)
         if copied and not found:
             raise UserError(f"None of the {copied} copies the store records on the clinic's share {old} is under "
                             f"{folder}; move the share's files there first (the clinic's share stays {old}).")
         store.set_clinic_share(folder)
     print(f"the clinic's recordings share, for EVERY room, in {store_path}: {old or '(none)'} -> {folder}; {found} "
-          f"of {copied} verified copies found there.")
+          f"of {copied} verified copies found there; a file written there read back the same.")
     print("unchanged: each workstation's own recordings folder.")
     mine = settings["paths.clinic_recordings"]
     print(f"now set [paths] clinic_recordings = \"{folder}\" in EVERY workstation's settings file"

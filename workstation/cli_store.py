@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "change here. Refused when none of this workstation's indexed recordings is under DIR (move them first). "
         "Also set [paths] recordings in the settings file so new recordings go there. With --clinic-share, DIR is "
         "instead the clinic's recordings share's new place, for EVERY room (after moving the share's files there).")
-    root.add_argument("folder", type=Path, metavar="DIR", help="the recordings folder's new place")
+    root.add_argument("folder", metavar="DIR", help="the recordings folder's new place (its full path)")
     root.add_argument("--clinic-share", action="store_true",
                       help="DIR is the clinic's recordings share (clinic-wide), not this workstation's folder")
     add_setting_options(root, ("paths.store",))
@@ -178,11 +178,11 @@ def _store_should_index(path: Path, settings) -> str:
 
 
 def _set_root(args: argparse.Namespace) -> int:
+    from workstation.recording.share_checks import given_folder
     from workstation.store import ClinicStore
 
-    folder = args.folder.expanduser().absolute()
-    if not folder.is_dir():
-        raise UserError(f"{folder} is not a folder; give the folder the recordings were moved to.")
+    folder = given_folder(args.folder, "the clinic's recordings share" if args.clinic_share else
+                          "this workstation's recordings folder")
     settings = settings_from_args(args)
     path = settings.store_target()
     if isinstance(path, Path) and not path.is_file():

@@ -54,7 +54,7 @@ class ShareProblem(Exception):
         self.share_down = share_down
 
 
-def _os_words(exc: OSError, share: Path) -> str:
+def os_words(exc: OSError, share: Path) -> str:
     """An OSError on the share as a sentence (never the library's text alone)."""
     code = exc.errno
     if code in (errno.ENOENT, errno.ENOTDIR, errno.ESTALE, errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ETIMEDOUT,
@@ -148,7 +148,7 @@ def copy_verified(local: Path, share: Path, relative: Path, sha256: str, *,
             after_copy(dest)
         check = check_checksum(dest)
     except OSError as exc:  # the share went away or refused, while copying or while the copy was read back
-        raise ShareProblem(_os_words(exc, share), share_down=True) from exc
+        raise ShareProblem(os_words(exc, share), share_down=True) from exc
     if not check.intact:
         _remove_copy(dest)
         raise ShareProblem(f"the copy of {local.name} on the share did not verify ({check.text}); it was removed "
@@ -214,12 +214,10 @@ def sync_once(store: Any, share: Path, *, workstation: str | None = None,
 
     who = workstation or store.workstation
     recover_recordings_here(store)  # crashed sessions closed elsewhere whose recording is on this disk
-    clinic_share = store.clinic_share()
-    if clinic_share is not None and clinic_share != share.expanduser().absolute():
+    clinic_share, mine = store.clinic_share(), share.expanduser().absolute()
+    if clinic_share is not None and clinic_share != mine:
         pending = len(store.recordings_to_share(who))
         return 0, [_not_the_clinics(share, clinic_share)], pending
-    if clinic_share is None and store.recordings_to_share(who):
-        store.set_clinic_share(share)  # the first copy of the clinic: its share, for every room
     root = store.recordings_root
     todo = store.recordings_to_share(who)
     copied, problems = 0, []
@@ -234,6 +232,12 @@ def sync_once(store: Any, share: Path, *, workstation: str | None = None,
             if exc.share_down:
                 break
             continue
+        if clinic_share is None:  # the clinic's first verified copy: its share from now on, for every room
+            clinic_share = store.adopt_clinic_share(mine)
+            if clinic_share != mine:  # another room's first copy, to another share, came first
+                _remove_copy(dest)
+                problems.append(_not_the_clinics(share, clinic_share))
+                break
         store.mark_shared(session_id, dest)
         log.info("recording of session %s copied to %s and verified", session_id, dest)
         copied += 1

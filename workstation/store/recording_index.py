@@ -208,10 +208,21 @@ class RecordingIndex:
                       (str(Path(shared_path).absolute()), now_text(), session_id))
 
     def clinic_share(self) -> Path | None:
-        """The clinic's recordings share the store records (clinic-wide: recorded at the first verified copy, changed
-        only by `store set-recordings-root --clinic-share`), or None before any copy."""
+        """The clinic's recordings share the store records (clinic-wide: recorded at the first verified copy there,
+        changed only by `store set-recordings-root --clinic-share` after a write there was read back), or None
+        before any verified copy."""
         row = self._one("SELECT value FROM meta WHERE key = 'clinic_recordings'")
         return Path(row["value"]) if row else None
+
+    def adopt_clinic_share(self, share: Path | str) -> Path:
+        """Record `share` as the clinic's recordings share unless one is recorded already (another room's first
+        verified copy may come first); returns the share recorded. Called after the first verified copy there."""
+        with self.transaction("the clinic's recordings share set") as c:
+            c.execute("INSERT INTO meta (key, value) VALUES ('clinic_recordings', ?) ON CONFLICT (key) DO NOTHING",
+                      (str(Path(share).expanduser().absolute()),))
+        recorded = self.clinic_share()
+        assert recorded is not None
+        return recorded
 
     def shares_found_under(self, share: Path) -> tuple[int, int]:
         """(found, copied): how many verified copies on the clinic's recorded share exist under `share` at the same
