@@ -124,11 +124,14 @@ class RecordingIndex:
         return (row["held_by"] or row["copy_from"]) if row else None
 
     def session_for_recording(self, path: Path | str) -> int | None:
-        """The id of the session whose recording is the file at `path`, or None if the store does not index it."""
+        """The id of the session whose recording is the file at `path` (the file on the workstation that made it, or
+        its verified copy on the clinic's share), or None if the store does not index it."""
         wanted = Path(path).expanduser().resolve()
-        for row in self._all("SELECT session_id FROM recordings"):
+        for row in self._all("SELECT session_id, shared_path FROM recordings"):
             found = self.recording_path(row["session_id"])
             if found is not None and found.resolve() == wanted:
+                return int(row["session_id"])
+            if row["shared_path"] and Path(row["shared_path"]).resolve() == wanted:
                 return int(row["session_id"])
         return None
 
@@ -157,6 +160,21 @@ class RecordingIndex:
         """(path, sha256) of the session's recording, if one is linked."""
         row = self._one("SELECT path, sha256 FROM recordings WHERE session_id = ?", (session_id,))
         return (row["path"], row["sha256"]) if row else None
+
+    def session_label(self, session_id: int) -> str:
+        """The session as users read it (words.session_named): "session 3 of the course (record no. 17)", its count
+        among its course's sessions (date, then id) that delivered something before it, plus one, as its plan
+        counted; "session record no. 17" if the store has no such session."""
+        from workstation.words import session_named
+
+        row = self._one("SELECT course_id, session_date FROM sessions WHERE id = ?", (session_id,))
+        if row is None:
+            return session_named(session_id)
+        before = self._one(
+            "SELECT COUNT(*) AS n FROM sessions s WHERE s.course_id = ? AND (s.session_date < ? OR "
+            "(s.session_date = ? AND s.id < ?)) AND EXISTS (SELECT 1 FROM treatments t WHERE t.session_id = s.id)",
+            (row["course_id"], row["session_date"], row["session_date"], session_id))
+        return session_named(session_id, int(before["n"]) + 1)
 
     # ---- the clinic's recordings share (workstation/recording/share.py copies; these keep the index) ------------
 
@@ -252,13 +270,15 @@ class RecordingIndex:
         row = self._one("SELECT shared_path FROM recordings WHERE session_id = ?", (session_id,))
         return Path(row["shared_path"]) if row is not None and row["shared_path"] else None
 
-    def verify_recording(self, session_id: int, root: Path | None = None) -> bool:
-        """Recompute the recording's SHA-256 and compare it with the index. A relative path is taken from `root` if
-        given, else from the store's recordings root (recording_path)."""
+    def verify_recording(self, session_id: int, root: Path | None = None, *, file: Path | None = None) -> bool:
+        """Recompute the recording's SHA-256 and compare it with the index. The file checked: `file` if given (e.g.
+        its copy on the clinic's share), else a relative path taken from `root` if given, else from the store's
+        recordings root (recording_path). UserError when none is linked or the file cannot be read."""
         linked = self.recording(session_id)
         if linked is None:
             raise UserError(f"Session {session_id} has no recording linked.")
-        path = root / linked[0] if root is not None else self.recording_path(session_id)
+        path = file if file is not None else root / linked[0] if root is not None else \
+            self.recording_path(session_id)
         assert path is not None
         try:
             return sha256_of(path) == linked[1]
