@@ -73,12 +73,14 @@ def _sync(args: argparse.Namespace) -> int:
     while True:
         status = copier.sync()
         if status.problem is None and not status.pending:
-            print(f"{counted(status.copied, 'recording')} copied to {share} and verified; nothing is left to copy here")
-            if status.elsewhere:
-                print(status.elsewhere_text())
+            print(f"{counted(status.copied, 'recording')} copied to {status.share} and verified; nothing is left to "
+                  "copy here")
+            for line in (status.elsewhere_text(), status.settings_text()):
+                if line:
+                    print(line)
             return 0
-        print(status.text() if status.problem else f"{counted(status.pending, 'recording')} still to copy to {share}",
-              flush=True)
+        print(status.text() if status.problem else f"{counted(status.pending, 'recording')} still to copy to "
+              f"{status.share}", flush=True)
         if args.once:
             return EXIT_PENDING
         print(f"trying again in {delay:g} s (Ctrl+C stops; nothing is lost)", flush=True)
@@ -113,6 +115,6 @@ def set_clinic_share(store_path: Path | str, folder: Path, settings) -> int:  # 
     mine = settings["paths.clinic_recordings"]
     print(f"now set [paths] clinic_recordings = \"{folder}\" in EVERY workstation's settings file"
           + (" (this one's says so already)." if mine == folder else
-             f" (this one's says {mine or 'none'}: {settings.file}); until then a room whose settings name another "
-             "share copies nothing and says so."))
+             f" (this one's says {mine or 'none'}: {settings.file}); every room's copies follow the store at their "
+             "next pass (the window's within a minute), and until its settings are changed a room says they differ."))
     return 0

@@ -25,7 +25,7 @@ import os
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 RETRY_FIRST_S = 5.0  # team default: a share that blinked is tried again soon
 RETRY_MAX_S = 60.0  # team default: a share that is down is tried once a minute, never more often
-IDLE_POLL_S = 300.0  # with nothing pending, look for recordings linked by other paths (crashed sessions) this often
+IDLE_POLL_S = 30.0  # team default: with nothing pending, a pass this often (recordings linked by other paths, such as
+# crashed sessions', and the clinic's share as the store records it now: a share moved from another room is followed)
 
 __all__ = ["RETRY_FIRST_S", "RETRY_MAX_S", "ShareCopier", "ShareProblem", "ShareStatus", "copy_verified",
            "recording_saved"]
@@ -168,7 +169,8 @@ class ShareStatus:
     """Where the copies stand: `pending` recordings still to copy to `share`, `copied` since the copier started,
     `problem` (a sentence) when the last try failed, `retry_in_s` until the next try then; `elsewhere`: (session
     id, room or workstation) of crashed sessions' recordings still on another workstation's disk, not yet copied
-    (ClinicStore.crashed_elsewhere)."""
+    (ClinicStore.crashed_elsewhere); `configured`: this workstation's setting (paths.clinic_recordings) when it
+    names another folder than `share`, the clinic's share the store records now (where the copies go)."""
 
     share: Path
     pending: int
@@ -176,11 +178,20 @@ class ShareStatus:
     problem: str | None = None
     retry_in_s: float | None = None
     elsewhere: tuple[tuple[int, str], ...] = ()
+    configured: Path | None = None
 
     def text(self) -> str:
-        """One line for the window and the headless runner ('' when nothing is pending, nothing failed and no
-        crashed session's recording waits on another workstation)."""
-        return " ".join(t for t in (self._own_text(), self.elsewhere_text()) if t)
+        """One line for the window and the headless runner ('' when nothing is pending, nothing failed, no
+        crashed session's recording waits on another workstation and the settings name the clinic's share)."""
+        return " ".join(t for t in (self._own_text(), self.elsewhere_text(), self.settings_text()) if t)
+
+    def settings_text(self) -> str:
+        """When this workstation's settings name another share than the clinic's (moved from another room)."""
+        if self.configured is None or self.configured == self.share:
+            return ""
+        return (f"The clinic's recordings share is now {self.share} (recorded in the store); copies go there. This "
+                f"workstation's settings still name {self.configured}: set [paths] clinic_recordings = "
+                f"\"{self.share}\" in its settings file.")
 
     def elsewhere_text(self) -> str:
         """'Session 12: recording still on room 2's disk, not yet copied.' for each such crashed session."""
@@ -274,12 +285,16 @@ class ShareCopier:
     """The copy worker of one store: `start()` runs passes of `sync_once` on its own thread, at once, whenever
     `wake()` is called (a recording was saved), after a failure with a growing delay (RETRY_FIRST_S … RETRY_MAX_S),
     and every IDLE_POLL_S otherwise. `on_status(ShareStatus)` is called on the worker thread after each pass (the
-    window turns it into a Qt signal). `open_store()` returns a new ClinicStore (the worker's own connection)."""
+    window turns it into a Qt signal). `open_store()` returns a new ClinicStore (the worker's own connection).
+    `share` is this workstation's setting; each pass copies to the clinic's share as the store records it at that
+    moment (moved from any room by `store set-recordings-root --clinic-share`), to `share` only until the store
+    records one (its first verified copy); `self.share` is the share of the last pass."""
 
     def __init__(self, open_store: Callable[[], Any], share: Path, *,
                  on_status: Callable[[ShareStatus], None] | None = None, retry_first_s: float = RETRY_FIRST_S,
                  retry_max_s: float = RETRY_MAX_S, after_copy: Callable[[Path], None] | None = None) -> None:
-        self.open_store, self.share = open_store, Path(share)
+        self.open_store, self.configured = open_store, Path(share).expanduser().absolute()
+        self.share = self.configured
         self.on_status = on_status
         self.retry_first_s, self.retry_max_s = retry_first_s, retry_max_s
         self.after_copy = after_copy
@@ -297,6 +312,7 @@ class ShareCopier:
         except UserError as exc:
             return ShareStatus(self.share, self.status.pending, self._copied, f"the store cannot be opened ({exc})")
         try:
+            self.share = store.clinic_share() or self.configured  # re-read at each pass: another room may move it
             copied, problems, pending = sync_once(store, self.share, after_copy=self.after_copy)
             elsewhere = tuple(store.crashed_elsewhere())
         except UserError as exc:  # the store refused a write (busy, disabled account, no trail key)
@@ -309,7 +325,7 @@ class ShareCopier:
             store.close()
         self._copied += copied
         return ShareStatus(self.share, pending, self._copied, problems[0] if problems else None,
-                           elsewhere=elsewhere)
+                           elsewhere=elsewhere, configured=self.configured)
 
     def start(self) -> ShareCopier:
         with _COPIERS_LOCK:
@@ -351,8 +367,7 @@ class ShareCopier:
                 delay, wait = self.retry_first_s, IDLE_POLL_S
             else:
                 wait = delay
-                status = ShareStatus(status.share, status.pending, status.copied, status.problem, delay,
-                                     status.elsewhere)
+                status = replace(status, retry_in_s=delay)
                 delay = min(delay * 2, self.retry_max_s)
             self._publish(status)
             self._wake.wait(wait)
