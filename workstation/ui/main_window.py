@@ -313,7 +313,8 @@ class MainWindow(QMainWindow):
         crashed, self.controller.crashed = self.controller.crashed, []  # told once, not again at the next plan
         for c in crashed:
             self.notify(f"Session {c.session_id} was left open by a program that stopped (crash or power loss): "
-                        f"closed as {c.note}, with the doses its recording shows.", "warning")
+                        f"closed as {c.note}" + (", with the doses its recording shows." if c.from_recording else
+                                                 "."), "warning")
 
     def _plan_ready(self, plan: object) -> None:
         self._tell_crashed()
