@@ -55,18 +55,20 @@ def _sync(args: argparse.Namespace) -> int:
 
     if args.list:  # only reads: a store that does not exist (a URL's file included) is refused, never created
         with ClinicStore.open(store_path, training=args.training, read_only=True) as store:
-            todo = store.recordings_to_share(workstation_name())
-            crashed = [r for r in store.crashed_unindexed() if Path(r["recording_path"]).is_file()]
-            elsewhere = store.crashed_elsewhere()
-        for session_id, local, _sha in todo:
-            print(f"session {session_id}: {local}")
-        for r in crashed:
-            print(f"session {r['id']}: {r['recording_path']} (crashed session's recording, not yet recovered here: "
-                  "a pass without --list recovers it — checksum, signature, index — and copies it)")
+            todo = [(store.session_label(sid), local) for sid, local, _sha in
+                    store.recordings_to_share(workstation_name())]
+            crashed = [(store.session_label(r["id"]), r["recording_path"]) for r in store.crashed_unindexed()
+                       if Path(r["recording_path"]).is_file()]
+            elsewhere = [(store.session_label(sid), where) for sid, where in store.crashed_elsewhere()]
+        for label, local in todo:
+            print(f"{label}: {local}")
+        for label, local in crashed:
+            print(f"{label}: {local} (crashed session's recording, not yet recovered here: a pass without --list "
+                  "recovers it — checksum, signature, index — and copies it)")
         print(f"{counted(len(todo) + len(crashed), 'recording')} of this workstation ({workstation_name()}) still to "
               f"copy to {share}")
-        for sid, where in elsewhere:
-            print(f"session {sid}: recording still on {where}'s disk, not yet copied (that workstation copies it)")
+        for label, where in elsewhere:
+            print(f"{label}: recording still on {where}'s disk, not yet copied (that workstation copies it)")
         return EXIT_PENDING if todo or crashed else 0
     copier = ShareCopier(open_store, share)
     delay = copier.retry_first_s

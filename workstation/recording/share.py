@@ -33,7 +33,7 @@ from workstation.errors import UserError
 from workstation.keys import workstation_name
 from workstation.recording.format import checksum_path, sidecar_paths
 from workstation.recording.summary import check_checksum
-from workstation.words import counted
+from workstation.words import counted, first_upper
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +167,8 @@ def _sync_command() -> str:
 @dataclass(frozen=True)
 class ShareStatus:
     """Where the copies stand: `pending` recordings still to copy to `share`, `copied` since the copier started,
-    `problem` (a sentence) when the last try failed, `retry_in_s` until the next try then; `elsewhere`: (session
-    id, room or workstation) of crashed sessions' recordings still on another workstation's disk, not yet copied
+    `problem` (a sentence) when the last try failed, `retry_in_s` until the next try then; `elsewhere`: (the
+    session as users read it, store.session_label; room or workstation) of crashed sessions' recordings still on another workstation's disk, not yet copied
     (ClinicStore.crashed_elsewhere); `configured`: this workstation's setting (paths.clinic_recordings) when it
     names another folder than `share`, the clinic's share the store records now (where the copies go)."""
 
@@ -177,7 +177,7 @@ class ShareStatus:
     copied: int = 0
     problem: str | None = None
     retry_in_s: float | None = None
-    elsewhere: tuple[tuple[int, str], ...] = ()
+    elsewhere: tuple[tuple[str, str], ...] = ()
     configured: Path | None = None
 
     def text(self) -> str:
@@ -194,9 +194,10 @@ class ShareStatus:
                 f"\"{self.share}\" in its settings file.")
 
     def elsewhere_text(self) -> str:
-        """'Session 12: recording still on room 2's disk, not yet copied.' for each such crashed session."""
-        return " ".join(f"Session {sid}: recording still on {where}'s disk, not yet copied." for sid, where in
-                        self.elsewhere)
+        """'Session 3 of the course (record no. 12): recording still on room 2's disk, not yet copied.' for each
+        such crashed session."""
+        return " ".join(f"{first_upper(label)}: recording still on {where}'s disk, not yet copied." for label, where
+                        in self.elsewhere)
 
     def _own_text(self) -> str:
         if self.problem is None:
@@ -314,7 +315,7 @@ class ShareCopier:
         try:
             self.share = store.clinic_share() or self.configured  # re-read at each pass: another room may move it
             copied, problems, pending = sync_once(store, self.share, after_copy=self.after_copy)
-            elsewhere = tuple(store.crashed_elsewhere())
+            elsewhere = tuple((store.session_label(sid), where) for sid, where in store.crashed_elsewhere())
         except UserError as exc:  # the store refused a write (busy, disabled account, no trail key)
             return ShareStatus(self.share, self.status.pending, self._copied, str(exc))
         except Exception:  # noqa: BLE001 - the worker goes on retrying; the trace goes to the log

@@ -79,6 +79,8 @@ class Closed:
     treatments: list[Treatment]
     note: str
     from_recording: bool = True
+    label: str = ""
+    """The session as users read it (store.session_label): "session 3 of the course (record no. 12)"."""
 
 
 def journal_doses(store, session_id: int, course_id: int) -> str:
@@ -224,7 +226,8 @@ def close_crashed_sessions(store) -> list[Closed]:
                     "while it ran are kept, and light it planned waits for the light interval (the dose it gave is "
                     "unknown)")
         store.close_session(sid, "crashed", why)
-        closed.append(Closed(sid, found, why, from_recording=path is not None and path.is_file() and readable))
+        closed.append(Closed(sid, found, why, from_recording=path is not None and path.is_file() and readable,
+                             label=store.session_label(sid)))
     recover_recordings_here(store)
     return closed
 
@@ -295,7 +298,7 @@ def recover_recordings_here(store) -> list[Closed]:
                     "doses it shows are counted")
         store.add_outcome_note(row["id"], sentence)
         log.info("recording of crashed session %s recovered on this workstation", row["id"])
-        recovered.append(Closed(row["id"], found, sentence))
+        recovered.append(Closed(row["id"], found, sentence, label=store.session_label(row["id"])))
     return recovered
 
 

@@ -10,6 +10,7 @@ from workstation.checksum import sha256_of
 from workstation.errors import UserError
 from workstation.store.db import IntegrityError
 from workstation.store.rows import SHA256, now_text
+from workstation.words import first_upper
 
 log = logging.getLogger(__name__)
 
@@ -162,19 +163,10 @@ class RecordingIndex:
         return (row["path"], row["sha256"]) if row else None
 
     def session_label(self, session_id: int) -> str:
-        """The session as users read it (words.session_named): "session 3 of the course (record no. 17)", its count
-        among its course's sessions (date, then id) that delivered something before it, plus one, as its plan
-        counted; "session record no. 17" if the store has no such session."""
-        from workstation.words import session_named
+        """The session as users read it: "session 3 of the course (record no. 17)" (store.session_label)."""
+        from workstation.store.session_label import session_label
 
-        row = self._one("SELECT course_id, session_date FROM sessions WHERE id = ?", (session_id,))
-        if row is None:
-            return session_named(session_id)
-        before = self._one(
-            "SELECT COUNT(*) AS n FROM sessions s WHERE s.course_id = ? AND (s.session_date < ? OR "
-            "(s.session_date = ? AND s.id < ?)) AND EXISTS (SELECT 1 FROM treatments t WHERE t.session_id = s.id)",
-            (row["course_id"], row["session_date"], row["session_date"], session_id))
-        return session_named(session_id, int(before["n"]) + 1)
+        return session_label(self._conn, session_id)
 
     # ---- the clinic's recordings share (workstation/recording/share.py copies; these keep the index) ------------
 
@@ -276,7 +268,7 @@ class RecordingIndex:
         recordings root (recording_path). UserError when none is linked or the file cannot be read."""
         linked = self.recording(session_id)
         if linked is None:
-            raise UserError(f"Session {session_id} has no recording linked.")
+            raise UserError(f"{first_upper(self.session_label(session_id))} has no recording linked.")
         path = file if file is not None else root / linked[0] if root is not None else \
             self.recording_path(session_id)
         assert path is not None
