@@ -115,3 +115,19 @@ def test_set_recordings_root_refuses_what_a_clinic_would_not_mean(linked, tmp_pa
     with ClinicStore.open(store_url, training=False) as store:
         assert (store.recordings_roots(), store.clinic_share()) == before
         assert store.recording_path(sid) == local
+
+
+@pytest.mark.parametrize("argv", [["recording", "sync", "--once", "--clinic-recordings"],
+                                  ["session", "--simulate", "--scenario", "combined-uneventful", "--share"]],
+                         ids=["recording-sync", "session-share"])
+def test_the_share_options_refuse_an_empty_or_relative_share_the_same_way(argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # "" would have been this folder: nothing may be written here
+    for text, words in (("", "the text is empty"), ("  ", "the text is empty"), ("share", "is a relative path")):
+        try:
+            code = main([*argv, text])
+        except SystemExit as exc:  # argparse's refusal
+            code = exc.code
+        assert code == 2, text
+        err = capsys.readouterr().err
+        assert words in err and "the clinic's recordings share" in err and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []

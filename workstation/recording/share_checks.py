@@ -17,13 +17,13 @@ from workstation.errors import UserError
 
 PROBE_BYTES = 4096  # enough to cross a small network file system's first block; the probe file is removed after
 
-__all__ = ["given_folder", "probe_share"]
+__all__ = ["given_folder", "probe_share", "share_option"]
 
 
-def given_folder(text: str, what: str) -> Path:
-    """The absolute folder `text` names (`~` expanded), for `what` ("this workstation's recordings folder", "the
-    clinic's recordings share"). Raises UserError, in words, for an empty or blank text, spaces around it, a
-    relative path, a path that does not exist or is not a folder."""
+def folder_text(text: str, what: str) -> Path:
+    """The absolute path `text` names (`~` expanded), whether or not it exists yet (a share not mounted now is
+    retried, not refused). Raises UserError, in words, for an empty or blank text, spaces around it, a relative
+    path."""
     if not text.strip():
         raise UserError(f"No folder was given for {what}: the text is empty. Give its full path, e.g. "
                         "/mnt/clinic/recordings.")
@@ -34,12 +34,31 @@ def given_folder(text: str, what: str) -> Path:
     if not folder.is_absolute():
         raise UserError(f"{text} is a relative path: give the full path of {what}, starting with / (a relative "
                         "path would depend on the folder this command is run from).")
+    return folder.absolute()
+
+
+def share_option(text: str) -> Path:
+    """argparse `type` of the options naming the clinic's recordings share (`--clinic-recordings`, `session
+    --share`): folder_text's checks, refused by argparse (exit 2) in the same words."""
+    import argparse
+
+    try:
+        return folder_text(text, "the clinic's recordings share")
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def given_folder(text: str, what: str) -> Path:
+    """The absolute folder `text` names (`~` expanded), for `what` ("this workstation's recordings folder", "the
+    clinic's recordings share"). Raises UserError, in words, for what folder_text refuses, a path that does not
+    exist or is not a folder."""
+    folder = folder_text(text, what)
     if folder.is_file():
         raise UserError(f"{folder} is a file, not a folder; give the folder of {what}.")
     if not folder.is_dir():
         raise UserError(f"{folder} does not exist (or is not reachable: is the share mounted?); give the folder of "
                         f"{what}.")
-    return folder.absolute()
+    return folder
 
 
 def probe_share(share: Path) -> None:
