@@ -14,6 +14,10 @@ copies still pending when the program stopped are resumed at the next start, and
 retries them. A failure (the share not mounted, permission denied, the share full, a copy that does not verify) is
 retried with a growing delay (RETRY_FIRST_S doubling up to RETRY_MAX_S) and said in `ShareStatus.text()`: the
 window shows it without a dialog, the headless runner prints it in one line.
+
+Where to (issue 17's fresh tester): the store records the clinic's share only at its first verified copy there (or
+`store set-recordings-root --clinic-share` after a write read back: share_checks.probe_share); each pass of a copier
+re-reads it, so a share moved from another room is followed without a restart and the window names the current one.
 """
 
 from __future__ import annotations
