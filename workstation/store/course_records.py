@@ -307,9 +307,9 @@ class CourseRecords:
             raise UserError(f"There is no {session_named(session_id)}; the {what} was not saved.")
         course = self.course(row["course_id"])
         if an_id(area_id, "area") not in course.area_ids:
-            raise UserError(f"Area {area_id} is not an area of the course of {self.session_label(session_id)} "
-                            f"({course.protocol_id}, "
-                            f"areas {', '.join(map(str, course.area_ids))}); the {what} must be on one of them. "
+            raise UserError(f"Area {area_id} is not an area of {self.session_label(session_id)} (its course: "
+                            f"{course.protocol_id}, areas {', '.join(map(str, course.area_ids))}); the {what} must "
+                            "be on one of them. "
                             "Nothing was saved.")
 
     def overrides(self, session_id: int) -> list[dict[str, Any]]:
