@@ -88,6 +88,12 @@ def test_clinic_share_is_refused_for_a_read_only_or_missing_folder_and_nothing_c
     assert [p.name for p in share.iterdir()] == []  # the probe file is removed
     with ClinicStore.open(store_url, training=False) as store:
         assert store.clinic_share() == share
+    # a room whose settings still name another folder is told where its copies go now
+    assert main(["recording", "sync", "--list", "--store", _given(store_url), "--clinic-recordings",
+                 str(tmp_path / "old-share")]) == 1
+    out = capsys.readouterr().out
+    assert f"still to copy to {share}" in out and f"The clinic's recordings share is now {share}" in out
+    assert f"settings still name {tmp_path / 'old-share'}" in out
 
 
 @pytest.mark.parametrize("clinic_share", [False, True], ids=["own-folder", "clinic-share"])

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _sync(args: argparse.Namespace) -> int:
     from workstation.keys import workstation_name
     from workstation.progname import command
-    from workstation.recording.share import RETRY_MAX_S, ShareCopier
+    from workstation.recording.share import RETRY_MAX_S, ShareCopier, ShareStatus
     from workstation.store import ClinicStore
 
     settings = settings_from_args(args)
@@ -60,13 +60,16 @@ def _sync(args: argparse.Namespace) -> int:
             crashed = [(store.session_label(r["id"]), r["recording_path"]) for r in store.crashed_unindexed()
                        if Path(r["recording_path"]).is_file()]
             elsewhere = [(store.session_label(sid), where) for sid, where in store.crashed_elsewhere()]
+            target = ShareStatus(store.clinic_share() or share, 0, configured=share)  # where the copies go now
         for label, local in todo:
             print(f"{label}: {local}")
         for label, local in crashed:
             print(f"{label}: {local} (crashed session's recording, not yet recovered here: a pass without --list "
                   "recovers it — checksum, signature, index — and copies it)")
         print(f"{counted(len(todo) + len(crashed), 'recording')} of this workstation ({workstation_name()}) still to "
-              f"copy to {share}")
+              f"copy to {target.share}")
+        if target.settings_text():
+            print(target.settings_text())
         for label, where in elsewhere:
             print(f"{label}: recording still on {where}'s disk, not yet copied (that workstation copies it)")
         return EXIT_PENDING if todo or crashed else 0
