@@ -212,7 +212,7 @@ def test_pending_copies_survive_a_restart_and_the_command_lists_and_copies_them(
     assert copier.stop() and copier.status.pending == 1
     opts = ["--store", str(db), "--clinic-recordings", str(share)]
     assert main(["recording", "sync", "--list", *opts]) == 1
-    assert f"session {sid}: {local}" in capsys.readouterr().out
+    assert f"session 1 of the course (record no. {sid}): {local}" in capsys.readouterr().out
     assert main(["recording", "sync", "--once", *opts]) == 1
     assert "not reachable" in capsys.readouterr().out
     share.mkdir()

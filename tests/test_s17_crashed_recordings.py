@@ -58,7 +58,8 @@ def test_a_crashed_rooms_recording_is_recovered_where_it_is_and_said_where_it_is
         [hist] = b.history(1)
         assert hist.state == "crashed" and hist.treatment(1, "light") is None  # not journalled: the step never ended
     status = ShareCopier(_room_b(store_path), share).sync()
-    assert f"Session {closed.session_id}: recording still on {room}'s disk, not yet copied." in status.text()
+    assert f"{closed.label[:1].upper()}{closed.label[1:]}: recording still on {room}'s disk, not yet copied." in \
+        status.text() and closed.label == f"session 1 of the course (record no. {closed.session_id})"
     assert status.pending == 0 and list(share.iterdir()) == []
     rec_b = subprocess.run([sys.executable, str(ROOT / "main.py"), "recording", "sync", "--list", "--training",
                             "--store", str(store_path), "--clinic-recordings", str(share)],

@@ -55,7 +55,8 @@ def test_room_b_window_says_where_the_recording_is_and_room_a_window_recovers_an
     try:
         line = win.share_status
         qtbot.waitUntil(lambda: line.isVisible(), timeout=TIMEOUT_MS)
-        assert line.text() == f"Session {sid}: recording still on room 2's disk, not yet copied."
+        assert line.text() == f"Session 1 of the course (record no. {sid}): recording still on room 2's disk, not yet " \
+            "copied."
         assert line.toolTip() == line.text() and win.isEnabled()
     finally:
         win.close()

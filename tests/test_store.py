@@ -222,7 +222,7 @@ def test_a_bad_area_correction_is_a_sentence_and_changes_nothing(store, changes,
     (lambda s, p: s.get_patient("CX-NONE"), "No patient"),
     (lambda s, p: s.add_med(p.id, "", 300, date(2026, 1, 1)), "device model"),
     (lambda s, p: s.add_treatment(1, Treatment(1, "laser", dose_mj_cm2=1)), "light or needling"),
-    (lambda s, p: s.add_treatment(99, Treatment(1, "light", dose_mj_cm2=1)), "no session 99"),
+    (lambda s, p: s.add_treatment(99, Treatment(1, "light", dose_mj_cm2=1)), "no session record no. 99"),
     (lambda s, p: [s.link_recording(1, "a.h5", SHA) for _ in range(2)], "no recording linked yet"),
 ])
 def test_bad_input_is_a_sentence(store, call, match):

@@ -190,11 +190,14 @@ def test_a_killed_room_s_lease_is_taken_over_and_its_session_closed_as_crashed(c
         holder.stderr.close()
     assert store.session_state(sid)["state"] == "in_progress" and store.session_state(sid)["room"] == "room 2"
     v = store.course_version(c.id)  # a plan made while room 2's session ran: it counts that session's journal only
-    with pytest.raises(UserError, match=rf"^Session {sid} of this course, in room 2, was interrupted by a crash; .*"
+    with pytest.raises(UserError, match=rf"^Session 1 of the course \(record no\. {sid}\), in room 2, was interrupted "
+                                        r"by a crash; .*"
                                         r"Nothing was started: plan the visit again \(re-plan\)"):
         CourseLease.take(store, c.id, "dr-b", room="room 1", plan_version=v)  # the next start takes it over...
     state = store.session_state(sid)
-    assert (state["state"], state["outcome_note"]) == ("crashed", "interrupted by a crash")  # ...closes it
+    assert (state["state"], state["outcome_note"]) == (  # ...closes it, with no recording claimed (it had none)
+        "crashed", "interrupted by a crash; it had no recording (the program stopped before its recorder opened), so "
+        "it is closed with the doses the journal shows: 94.5 mJ/cm² of light on left cheek")
     assert store.lease(c.id).room == "room 1" and store.lease(c.id).released_at is not None  # and lets go
     mine = CourseLease.take(store, c.id, "dr-b", room="room 1", plan_version=store.course_version(c.id))  # re-planned
     try:
@@ -228,7 +231,7 @@ def test_a_second_light_session_on_an_area_the_same_day_is_refused_by_the_store(
         with pytest.raises(UserError) as refused:
             write(second, Treatment(area.id, "light", dose_mj_cm2=100.0))
         assert str(refused.value) == (
-            f"Area left cheek of P-0042 already had a light session on {TODAY.isoformat()} (session {first}); a "
+            f"Area left cheek of P-0042 already had a light session on {TODAY.isoformat()} (session 1 of the course (record no. {first})); a "
             "second light session on the same area on the same day is refused. Nothing was saved for this area; "
             "plan it for another day.")
     store.add_treatment(second, Treatment(area.id, "needling", depth_mm=1.0, stroke_rate_hz=100.0, passes=2))
@@ -269,12 +272,12 @@ def test_a_save_based_on_a_stale_plan_is_refused_and_writes_nothing(course):
     store, c, _a = course
     v = store.course_version(c.id)
     lease, _ = store.take_lease(c.id, room="room 2", account="dr-a", process=process_token())
-    store.add_session(c.id, TODAY, plan={"course_version": v, "areas": []}, state="in_progress",
-                      process=process_token())
+    saved = store.add_session(c.id, TODAY, plan={"course_version": v, "areas": []}, state="in_progress",
+                              process=process_token())
     store.release_lease(c.id, lease.holder)
     assert store.course_version(c.id) == v + 1
-    stale = "The plan was computed before room 2 saved session 1 of this course; nothing was started. Plan the " \
-            "visit again (re-plan): the new plan counts that session."
+    stale = f"The plan was computed before room 2 saved session 1 of the course (record no. {saved}); nothing was " \
+            "started. Plan the visit again (re-plan): the new plan counts that session."
     with pytest.raises(UserError) as refused:
         store.add_session(c.id, TODAY, plan={"course_version": v, "areas": []}, state="in_progress")
     assert str(refused.value) == stale
@@ -296,7 +299,8 @@ def test_a_plan_made_before_another_room_s_doses_or_its_crash_was_closed_is_refu
     planned_at = store.course_version(c.id)  # room 1 plans now: the session shows no dose yet
     store.journal_treatment(sid, Treatment(area.id, "light", dose_mj_cm2=120.0))
     assert store.course_version(c.id) > planned_at
-    with pytest.raises(UserError, match="^The plan was computed before room 2 saved session 1 of this course"):
+    with pytest.raises(UserError, match=r"^The plan was computed before room 2 saved session 1 of the course "
+                                        r"\(record no\. \d+\)"):
         store.check_plan_version(c.id, planned_at)
     planned_at = store.course_version(c.id)  # planned again, then the crash is closed (its doses as they stand)
     store.close_session(sid, "crashed", "closed after a crash")
@@ -320,7 +324,8 @@ def test_a_plan_records_the_version_it_was_computed_from_and_the_visit_refuses_i
             room_a.begin()
             room_a.end()  # ended before its step: the saved start is what makes room B's plan stale
             files = sorted(rec.rglob("*.h5"))
-            with pytest.raises(UserError, match="^The plan was computed before .* saved session 1 of this course"):
+            with pytest.raises(UserError, match=r"^The plan was computed before .* saved session 1 of the course "
+                                                r"\(record no\. \d+\)"):
                 room_b.begin()
             assert room_b.session is None and room_b.lease is None and sorted(rec.rglob("*.h5")) == files
             assert room_b.store.lease(room_b.course.id).released_at is not None  # room A released it at its end

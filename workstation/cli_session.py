@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from workstation.cli_settings import share_option
 from workstation.errors import UserError
 
 
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "DIR/YYYY-MM-DD/<uuid>.h5 (default: the training-recordings folder `settings` shows)")
     p.add_argument("--store", type=Path, metavar="FILE",
                    help="training database to use and keep (default: a temporary one, discarded at the end)")
-    p.add_argument("--share", type=Path, metavar="DIR",
+    p.add_argument("--share", type=share_option, metavar="DIR",
                    help="then copy the recording to this folder (a recordings share) and verify it there; a share "
                    "that is down is said in one line and does not change the exit code")
     p.set_defaults(func=_run)

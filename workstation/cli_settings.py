@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from workstation.settings import Settings, load_settings
 
+
+def share_option(text: str) -> Path:
+    """argparse `type` of the options naming the clinic's recordings share (workstation.recording.share_checks,
+    imported only when such an option is given: the recording package loads h5py)."""
+    from workstation.recording.share_checks import share_option as check
+
+    return check(text)
+
+
 # dotted setting name -> (option, metavar, type, help)
-OPTIONS: dict[str, tuple[str, str, type, str]] = {
+OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "paths.protocols": ("--protocols", "DIR", Path, "the clinic's own protocol folder"),
     "paths.store": ("--store", "URL|FILE", str, "the clinic store: an SQLite file, or a URL "
                     "(postgresql+psycopg://account@server/database)"),
     "paths.recordings": ("--recordings", "DIR", Path, "the clinical recordings folder"),
-    "paths.clinic_recordings": ("--clinic-recordings", "DIR", Path, "the clinic's recordings share"),
+    "paths.clinic_recordings": ("--clinic-recordings", "DIR", share_option, "the clinic's recordings share"),
     "ports.light": ("--light-port", "PORT", str, "serial port of the phototherapy handpiece"),
     "ports.pen": ("--pen-port", "PORT", str, "serial port of the microneedling pen"),
 }

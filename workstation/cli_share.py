@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _sync(args: argparse.Namespace) -> int:
     from workstation.keys import workstation_name
     from workstation.progname import command
-    from workstation.recording.share import RETRY_MAX_S, ShareCopier
+    from workstation.recording.share import RETRY_MAX_S, ShareCopier, ShareStatus
     from workstation.store import ClinicStore
 
     settings = settings_from_args(args)
@@ -55,30 +55,37 @@ def _sync(args: argparse.Namespace) -> int:
 
     if args.list:  # only reads: a store that does not exist (a URL's file included) is refused, never created
         with ClinicStore.open(store_path, training=args.training, read_only=True) as store:
-            todo = store.recordings_to_share(workstation_name())
-            crashed = [r for r in store.crashed_unindexed() if Path(r["recording_path"]).is_file()]
-            elsewhere = store.crashed_elsewhere()
-        for session_id, local, _sha in todo:
-            print(f"session {session_id}: {local}")
-        for r in crashed:
-            print(f"session {r['id']}: {r['recording_path']} (crashed session's recording, not yet recovered here: "
-                  "a pass without --list recovers it — checksum, signature, index — and copies it)")
+            todo = [(store.session_label(sid), local) for sid, local, _sha in
+                    store.recordings_to_share(workstation_name())]
+            crashed = [(store.session_label(r["id"]), r["recording_path"]) for r in store.crashed_unindexed()
+                       if Path(r["recording_path"]).is_file()]
+            elsewhere = [(store.session_label(sid), where) for sid, where in store.crashed_elsewhere()]
+            target = ShareStatus(store.clinic_share() or share, 0, configured=share)  # where the copies go now
+        for label, local in todo:
+            print(f"{label}: {local}")
+        for label, local in crashed:
+            print(f"{label}: {local} (crashed session's recording, not yet recovered here: a pass without --list "
+                  "recovers it — checksum, signature, index — and copies it)")
         print(f"{counted(len(todo) + len(crashed), 'recording')} of this workstation ({workstation_name()}) still to "
-              f"copy to {share}")
-        for sid, where in elsewhere:
-            print(f"session {sid}: recording still on {where}'s disk, not yet copied (that workstation copies it)")
+              f"copy to {target.share}")
+        if target.settings_text():
+            print(target.settings_text())
+        for label, where in elsewhere:
+            print(f"{label}: recording still on {where}'s disk, not yet copied (that workstation copies it)")
         return EXIT_PENDING if todo or crashed else 0
     copier = ShareCopier(open_store, share)
     delay = copier.retry_first_s
     while True:
         status = copier.sync()
         if status.problem is None and not status.pending:
-            print(f"{counted(status.copied, 'recording')} copied to {share} and verified; nothing is left to copy here")
-            if status.elsewhere:
-                print(status.elsewhere_text())
+            print(f"{counted(status.copied, 'recording')} copied to {status.share} and verified; nothing is left to "
+                  "copy here")
+            for line in (status.elsewhere_text(), status.settings_text()):
+                if line:
+                    print(line)
             return 0
-        print(status.text() if status.problem else f"{counted(status.pending, 'recording')} still to copy to {share}",
-              flush=True)
+        print(status.text() if status.problem else f"{counted(status.pending, 'recording')} still to copy to "
+              f"{status.share}", flush=True)
         if args.once:
             return EXIT_PENDING
         print(f"trying again in {delay:g} s (Ctrl+C stops; nothing is lost)", flush=True)
@@ -88,22 +95,31 @@ def _sync(args: argparse.Namespace) -> int:
 
 def set_clinic_share(store_path: Path | str, folder: Path, settings) -> int:  # noqa: ANN001 - Settings
     """`store set-recordings-root --clinic-share DIR`: the clinic's recordings share moves, for every room. Refused
-    (UserError) when the store records copies and none of them is under DIR (move the share's files first)."""
+    (UserError, nothing recorded) when a file written in DIR does not read back the same (not reachable, not
+    writable, full: share_checks.probe_share), or when the store records copies and none of them is under DIR (move
+    the share's files first)."""
+    from workstation.recording.share import ShareProblem
+    from workstation.recording.share_checks import probe_share
     from workstation.store import ClinicStore
 
     with ClinicStore.open(store_path, training=False) as store:
         old = store.clinic_share()
+        try:
+            probe_share(folder)
+        except ShareProblem as exc:
+            raise UserError(f"{folder} is not taken as the clinic's recordings share: {exc}. Nothing was changed "
+                            f"(the clinic's share stays {old or 'unset until the first verified copy'}).") from exc
         found, copied = store.shares_found_under(folder)
         if copied and not found:
             raise UserError(f"None of the {copied} copies the store records on the clinic's share {old} is under "
                             f"{folder}; move the share's files there first (the clinic's share stays {old}).")
         store.set_clinic_share(folder)
     print(f"the clinic's recordings share, for EVERY room, in {store_path}: {old or '(none)'} -> {folder}; {found} "
-          f"of {copied} verified copies found there.")
+          f"of {copied} verified copies found there; a file written there read back the same.")
     print("unchanged: each workstation's own recordings folder.")
     mine = settings["paths.clinic_recordings"]
     print(f"now set [paths] clinic_recordings = \"{folder}\" in EVERY workstation's settings file"
           + (" (this one's says so already)." if mine == folder else
-             f" (this one's says {mine or 'none'}: {settings.file}); until then a room whose settings name another "
-             "share copies nothing and says so."))
+             f" (this one's says {mine or 'none'}: {settings.file}); every room's copies follow the store at their "
+             "next pass (the window's within a minute), and until its settings are changed a room says they differ."))
     return 0

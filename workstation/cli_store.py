@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "change here. Refused when none of this workstation's indexed recordings is under DIR (move them first). "
         "Also set [paths] recordings in the settings file so new recordings go there. With --clinic-share, DIR is "
         "instead the clinic's recordings share's new place, for EVERY room (after moving the share's files there).")
-    root.add_argument("folder", type=Path, metavar="DIR", help="the recordings folder's new place")
+    root.add_argument("folder", metavar="DIR", help="the recordings folder's new place (its full path)")
     root.add_argument("--clinic-share", action="store_true",
                       help="DIR is the clinic's recordings share (clinic-wide), not this workstation's folder")
     add_setting_options(root, ("paths.store",))
@@ -105,14 +105,25 @@ def _verify(args: argparse.Namespace) -> int:
     from workstation.recording.summary import check_checksum
 
     path = args.file.expanduser()
-    if not path.is_file():
-        raise UserError(f"{path} is not a file; give the path of a recording (.h5).")
+    store, settings = None, None
+    if not path.is_file():  # gone from this disk: the store may index its verified copy on the clinic's share
+        store, settings = _open_existing_store(args, required=False)
+        copy = _share_copy_of(store, path)
+        if copy is None:
+            if store is not None:
+                store.close()
+            raise UserError(f"{path} is not a file; give the path of a recording (.h5).")
+        print(f"note: {path} is not on this disk; checking its verified copy on the clinic's share, {copy}")
+        path = copy
     from workstation.recording.reader import in_use_error
 
     in_use = in_use_error(path)  # being written by another program: its bytes change, no tamper alarm (exit 2)
     if in_use is not None:
+        if store is not None:
+            store.close()
         raise in_use
-    store, settings = _open_existing_store(args, required=False)  # a store given that does not exist: exit 2
+    if settings is None:
+        store, settings = _open_existing_store(args, required=False)  # a store given that does not exist: exit 2
     cleared = clear_crash_mark(path, store)
     if cleared:
         print(f"note: {cleared}")
@@ -133,14 +144,33 @@ def _verify(args: argparse.Namespace) -> int:
                 if expected:
                     results.append(False)
             else:
-                intact = store.verify_recording(session_id)
+                intact = store.verify_recording(session_id, file=path)
                 results.append(intact)
-                print(f"{'ok   ' if intact else 'FAIL '} store: session {session_id} in {store.path}: "
+                print(f"{'ok   ' if intact else 'FAIL '} store: {store.session_label(session_id)} in {store.path}, "
+                      f"{_which_copy(store, session_id, path)}: "
                       + ("SHA-256 matches the index" if intact else "SHA-256 DOES NOT MATCH the index"))
     if not results:
         print("no checksum to compare with: the recording is not intact as far as anyone can tell.")
         return 1
     return 0 if all(results) else 1
+
+
+def _share_copy_of(store, path: Path) -> Path | None:  # noqa: ANN001 - ClinicStore or None
+    """The verified copy on the clinic's share of the recording the store indexes at `path`, if it is there."""
+    if store is None:
+        return None
+    session_id = store.session_for_recording(path)
+    copy = store.shared_path(session_id) if session_id is not None else None
+    return copy if copy is not None and copy.is_file() else None
+
+
+def _which_copy(store, session_id: int, path: Path) -> str:  # noqa: ANN001 - ClinicStore
+    """Which copy of the session's recording `path` is: the clinic share's verified copy, or the original."""
+    copy = store.shared_path(session_id)
+    if copy is not None and copy.resolve() == path.resolve():
+        return f"the clinic share's verified copy ({path})"
+    holder = store.recording_holder(session_id)
+    return f"the recording on {'this workstation' if holder in (None, store.workstation) else holder}'s disk ({path})"
 
 
 def clear_crash_mark(path: Path, store=None) -> str | None:
@@ -178,11 +208,11 @@ def _store_should_index(path: Path, settings) -> str:
 
 
 def _set_root(args: argparse.Namespace) -> int:
+    from workstation.recording.share_checks import given_folder
     from workstation.store import ClinicStore
 
-    folder = args.folder.expanduser().absolute()
-    if not folder.is_dir():
-        raise UserError(f"{folder} is not a folder; give the folder the recordings were moved to.")
+    folder = given_folder(args.folder, "the clinic's recordings share" if args.clinic_share else
+                          "this workstation's recordings folder")
     settings = settings_from_args(args)
     path = settings.store_target()
     if isinstance(path, Path) and not path.is_file():

@@ -8,3 +8,18 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     """`n` and `noun`, the noun in the plural unless `n` is 1 (`plural` when the plural is not noun + "s"), e.g.
     counted(1, "row") == "1 row", counted(3, "entry", "entries") == "3 entries". Large numbers keep no separator."""
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def session_named(record: int, number: int | None = None) -> str:
+    """How every sentence a user reads names a stored session (issue 17's fresh tester, item 6): "session 3 of the
+    course (record no. 17)", or "session record no. 17" when the course's count is not known. "Session N" alone
+    always means the course's count (the plan's session_number: the sessions before it that delivered something,
+    plus one); `record` is the store's id of the session (sessions.id), never called its session number."""
+    if number is None:
+        return f"session record no. {record}"
+    return f"session {number} of the course (record no. {record})"
+
+
+def first_upper(text: str) -> str:
+    """`text` with its first letter in capitals (the rest unchanged), to start a sentence with session_named."""
+    return text[:1].upper() + text[1:]

@@ -14,6 +14,10 @@ copies still pending when the program stopped are resumed at the next start, and
 retries them. A failure (the share not mounted, permission denied, the share full, a copy that does not verify) is
 retried with a growing delay (RETRY_FIRST_S doubling up to RETRY_MAX_S) and said in `ShareStatus.text()`: the
 window shows it without a dialog, the headless runner prints it in one line.
+
+Where to (issue 17's fresh tester): the store records the clinic's share only at its first verified copy there (or
+`store set-recordings-root --clinic-share` after a write read back: share_checks.probe_share); each pass of a copier
+re-reads it, so a share moved from another room is followed without a restart and the window names the current one.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import os
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +37,14 @@ from workstation.errors import UserError
 from workstation.keys import workstation_name
 from workstation.recording.format import checksum_path, sidecar_paths
 from workstation.recording.summary import check_checksum
-from workstation.words import counted
+from workstation.words import counted, first_upper
 
 log = logging.getLogger(__name__)
 
 RETRY_FIRST_S = 5.0  # team default: a share that blinked is tried again soon
 RETRY_MAX_S = 60.0  # team default: a share that is down is tried once a minute, never more often
-IDLE_POLL_S = 300.0  # with nothing pending, look for recordings linked by other paths (crashed sessions) this often
+IDLE_POLL_S = 30.0  # team default: with nothing pending, a pass this often (recordings linked by other paths, such as
+# crashed sessions', and the clinic's share as the store records it now: a share moved from another room is followed)
 
 __all__ = ["RETRY_FIRST_S", "RETRY_MAX_S", "ShareCopier", "ShareProblem", "ShareStatus", "copy_verified",
            "recording_saved"]
@@ -54,7 +59,7 @@ class ShareProblem(Exception):
         self.share_down = share_down
 
 
-def _os_words(exc: OSError, share: Path) -> str:
+def os_words(exc: OSError, share: Path) -> str:
     """An OSError on the share as a sentence (never the library's text alone)."""
     code = exc.errno
     if code in (errno.ENOENT, errno.ENOTDIR, errno.ESTALE, errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ETIMEDOUT,
@@ -148,7 +153,7 @@ def copy_verified(local: Path, share: Path, relative: Path, sha256: str, *,
             after_copy(dest)
         check = check_checksum(dest)
     except OSError as exc:  # the share went away or refused, while copying or while the copy was read back
-        raise ShareProblem(_os_words(exc, share), share_down=True) from exc
+        raise ShareProblem(os_words(exc, share), share_down=True) from exc
     if not check.intact:
         _remove_copy(dest)
         raise ShareProblem(f"the copy of {local.name} on the share did not verify ({check.text}); it was removed "
@@ -166,26 +171,37 @@ def _sync_command() -> str:
 @dataclass(frozen=True)
 class ShareStatus:
     """Where the copies stand: `pending` recordings still to copy to `share`, `copied` since the copier started,
-    `problem` (a sentence) when the last try failed, `retry_in_s` until the next try then; `elsewhere`: (session
-    id, room or workstation) of crashed sessions' recordings still on another workstation's disk, not yet copied
-    (ClinicStore.crashed_elsewhere)."""
+    `problem` (a sentence) when the last try failed, `retry_in_s` until the next try then; `elsewhere`: (the
+    session as users read it, store.session_label; room or workstation) of crashed sessions' recordings still on another workstation's disk, not yet copied
+    (ClinicStore.crashed_elsewhere); `configured`: this workstation's setting (paths.clinic_recordings) when it
+    names another folder than `share`, the clinic's share the store records now (where the copies go)."""
 
     share: Path
     pending: int
     copied: int = 0
     problem: str | None = None
     retry_in_s: float | None = None
-    elsewhere: tuple[tuple[int, str], ...] = ()
+    elsewhere: tuple[tuple[str, str], ...] = ()
+    configured: Path | None = None
 
     def text(self) -> str:
-        """One line for the window and the headless runner ('' when nothing is pending, nothing failed and no
-        crashed session's recording waits on another workstation)."""
-        return " ".join(t for t in (self._own_text(), self.elsewhere_text()) if t)
+        """One line for the window and the headless runner ('' when nothing is pending, nothing failed, no
+        crashed session's recording waits on another workstation and the settings name the clinic's share)."""
+        return " ".join(t for t in (self._own_text(), self.elsewhere_text(), self.settings_text()) if t)
+
+    def settings_text(self) -> str:
+        """When this workstation's settings name another share than the clinic's (moved from another room)."""
+        if self.configured is None or self.configured == self.share:
+            return ""
+        return (f"The clinic's recordings share is now {self.share} (recorded in the store); copies go there. This "
+                f"workstation's settings still name {self.configured}: set [paths] clinic_recordings = "
+                f"\"{self.share}\" in its settings file.")
 
     def elsewhere_text(self) -> str:
-        """'Session 12: recording still on room 2's disk, not yet copied.' for each such crashed session."""
-        return " ".join(f"Session {sid}: recording still on {where}'s disk, not yet copied." for sid, where in
-                        self.elsewhere)
+        """'Session 3 of the course (record no. 12): recording still on room 2's disk, not yet copied.' for each
+        such crashed session."""
+        return " ".join(f"{first_upper(label)}: recording still on {where}'s disk, not yet copied." for label, where
+                        in self.elsewhere)
 
     def _own_text(self) -> str:
         if self.problem is None:
@@ -214,12 +230,10 @@ def sync_once(store: Any, share: Path, *, workstation: str | None = None,
 
     who = workstation or store.workstation
     recover_recordings_here(store)  # crashed sessions closed elsewhere whose recording is on this disk
-    clinic_share = store.clinic_share()
-    if clinic_share is not None and clinic_share != share.expanduser().absolute():
+    clinic_share, mine = store.clinic_share(), share.expanduser().absolute()
+    if clinic_share is not None and clinic_share != mine:
         pending = len(store.recordings_to_share(who))
         return 0, [_not_the_clinics(share, clinic_share)], pending
-    if clinic_share is None and store.recordings_to_share(who):
-        store.set_clinic_share(share)  # the first copy of the clinic: its share, for every room
     root = store.recordings_root
     todo = store.recordings_to_share(who)
     copied, problems = 0, []
@@ -234,6 +248,12 @@ def sync_once(store: Any, share: Path, *, workstation: str | None = None,
             if exc.share_down:
                 break
             continue
+        if clinic_share is None:  # the clinic's first verified copy: its share from now on, for every room
+            clinic_share = store.adopt_clinic_share(mine)
+            if clinic_share != mine:  # another room's first copy, to another share, came first
+                _remove_copy(dest)
+                problems.append(_not_the_clinics(share, clinic_share))
+                break
         store.mark_shared(session_id, dest)
         log.info("recording of session %s copied to %s and verified", session_id, dest)
         copied += 1
@@ -270,12 +290,16 @@ class ShareCopier:
     """The copy worker of one store: `start()` runs passes of `sync_once` on its own thread, at once, whenever
     `wake()` is called (a recording was saved), after a failure with a growing delay (RETRY_FIRST_S … RETRY_MAX_S),
     and every IDLE_POLL_S otherwise. `on_status(ShareStatus)` is called on the worker thread after each pass (the
-    window turns it into a Qt signal). `open_store()` returns a new ClinicStore (the worker's own connection)."""
+    window turns it into a Qt signal). `open_store()` returns a new ClinicStore (the worker's own connection).
+    `share` is this workstation's setting; each pass copies to the clinic's share as the store records it at that
+    moment (moved from any room by `store set-recordings-root --clinic-share`), to `share` only until the store
+    records one (its first verified copy); `self.share` is the share of the last pass."""
 
     def __init__(self, open_store: Callable[[], Any], share: Path, *,
                  on_status: Callable[[ShareStatus], None] | None = None, retry_first_s: float = RETRY_FIRST_S,
                  retry_max_s: float = RETRY_MAX_S, after_copy: Callable[[Path], None] | None = None) -> None:
-        self.open_store, self.share = open_store, Path(share)
+        self.open_store, self.configured = open_store, Path(share).expanduser().absolute()
+        self.share = self.configured
         self.on_status = on_status
         self.retry_first_s, self.retry_max_s = retry_first_s, retry_max_s
         self.after_copy = after_copy
@@ -293,8 +317,9 @@ class ShareCopier:
         except UserError as exc:
             return ShareStatus(self.share, self.status.pending, self._copied, f"the store cannot be opened ({exc})")
         try:
+            self.share = store.clinic_share() or self.configured  # re-read at each pass: another room may move it
             copied, problems, pending = sync_once(store, self.share, after_copy=self.after_copy)
-            elsewhere = tuple(store.crashed_elsewhere())
+            elsewhere = tuple((store.session_label(sid), where) for sid, where in store.crashed_elsewhere())
         except UserError as exc:  # the store refused a write (busy, disabled account, no trail key)
             return ShareStatus(self.share, self.status.pending, self._copied, str(exc))
         except Exception:  # noqa: BLE001 - the worker goes on retrying; the trace goes to the log
@@ -305,7 +330,7 @@ class ShareCopier:
             store.close()
         self._copied += copied
         return ShareStatus(self.share, pending, self._copied, problems[0] if problems else None,
-                           elsewhere=elsewhere)
+                           elsewhere=elsewhere, configured=self.configured)
 
     def start(self) -> ShareCopier:
         with _COPIERS_LOCK:
@@ -347,8 +372,7 @@ class ShareCopier:
                 delay, wait = self.retry_first_s, IDLE_POLL_S
             else:
                 wait = delay
-                status = ShareStatus(status.share, status.pending, status.copied, status.problem, delay,
-                                     status.elsewhere)
+                status = replace(status, retry_in_s=delay)
                 delay = min(delay * 2, self.retry_max_s)
             self._publish(status)
             self._wake.wait(wait)

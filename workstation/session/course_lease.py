@@ -17,6 +17,7 @@ from typing import Any
 from workstation.errors import UserError
 from workstation.session.journal import close_crashed_sessions, process_token
 from workstation.store.leases import RENEW_INTERVAL_S, Lease, this_host
+from workstation.words import first_upper
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class CourseLease:
                 raise
             if closed and plan_version is not None:  # the plan did not count what the recording shows was given
                 store.release_lease(course_id, lease.holder)
-                raise UserError(f"Session {closed[0].session_id} of this course, in {replaced.room}, was "
+                raise UserError(f"{first_upper(closed[0].label)}, in {replaced.room}, was "
                                 f"{closed[0].note}; it is now closed as crashed. Nothing "
                                 "was started: plan the visit again (re-plan) so the plan counts that session.")
         return cls(store, lease, renew_interval_s=renew_interval_s)

@@ -23,6 +23,7 @@ from workstation.processes import process_alive, process_token  # noqa: F401 - t
 from workstation.session import roles
 from workstation.session.session import Session
 from workstation.store.records import Treatment
+from workstation.words import counted
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,35 @@ def journal_end(store, session_id: int, treatments: list[Treatment], state: str,
 
 @dataclass
 class Closed:
+    """A session closed by crash recovery: `treatments` what its recording showed, `note` the outcome sentence
+    stored with it, `from_recording` True only when its doses were taken from its recording (read on this disk):
+    a session with no recording, or whose recording is elsewhere or unreadable, keeps the doses its journal shows
+    and its note says so."""
+
     session_id: int
     treatments: list[Treatment]
     note: str
+    from_recording: bool = True
+    label: str = ""
+    """The session as users read it (store.session_label): "session 3 of the course (record no. 12)"."""
+
+
+def journal_doses(store, session_id: int, course_id: int) -> str:
+    """What the journal holds as given in the session, in words: "210 mJ/cm² of light on left cheek; 2 needling
+    passes on back", or "0 mJ/cm² of light and no needling pass" when nothing was journalled."""
+    labels = {}
+    given = []
+    for rec in store.history(course_id):
+        if rec.id != session_id:
+            continue
+        for t in rec.treatments:
+            if t.area_id not in labels:
+                labels[t.area_id] = store.area(t.area_id).label
+            if t.modality == "light" and t.dose_mj_cm2:
+                given.append(f"{t.dose_mj_cm2:g} mJ/cm² of light on {labels[t.area_id]}")
+            elif t.modality == "needling" and t.passes:
+                given.append(f"{counted(t.passes, 'needling pass', 'needling passes')} on {labels[t.area_id]}")
+    return "; ".join(given) or "0 mJ/cm² of light and no needling pass"
 
 
 def dose_given(rows: np.ndarray, active_channel: str) -> float:
@@ -184,7 +211,10 @@ def close_crashed_sessions(store) -> list[Closed]:
         why = "interrupted by a crash"
         path = Path(row["recording_path"]) if row["recording_path"] else None
         found, readable = recover_file(store, sid, row["course_id"], path)
-        if path is not None and not path.is_file():
+        if path is None:  # killed before its recorder opened (a racing start, a crash at the start)
+            why += ("; it had no recording (the program stopped before its recorder opened), so it is closed with "
+                    f"the doses the journal shows: {journal_doses(store, sid, row['course_id'])}")
+        elif not path.is_file():
             room = store.session_state(sid).get("room")
             why += (f"; its recording is still on {room or 'another workstation'}'s disk, not yet copied: that "
                     "workstation recovers it (checksum, signature, index, share) at its next start or with "
@@ -196,7 +226,8 @@ def close_crashed_sessions(store) -> list[Closed]:
                     "while it ran are kept, and light it planned waits for the light interval (the dose it gave is "
                     "unknown)")
         store.close_session(sid, "crashed", why)
-        closed.append(Closed(sid, found, why))
+        closed.append(Closed(sid, found, why, from_recording=path is not None and path.is_file() and readable,
+                             label=store.session_label(sid)))
     recover_recordings_here(store)
     return closed
 
@@ -267,7 +298,7 @@ def recover_recordings_here(store) -> list[Closed]:
                     "doses it shows are counted")
         store.add_outcome_note(row["id"], sentence)
         log.info("recording of crashed session %s recovered on this workstation", row["id"])
-        recovered.append(Closed(row["id"], found, sentence))
+        recovered.append(Closed(row["id"], found, sentence, label=store.session_label(row["id"])))
     return recovered
 
 

@@ -140,7 +140,7 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
     visit = Visit.training(scenario, record_dir, store_path=store_path)
     try:
         for closed in visit.crashed:
-            out(f"session {closed.session_id} was left open by a process that ended: closed as {closed.note}")
+            out(f"{closed.label} was left open by a process that ended: closed as {closed.note}")
         plan, rig = visit.plan, visit.rig
         visit.check_plan()
         printer = ProgressPrinter(out)
@@ -164,7 +164,7 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
             return RunResult(code, str(State.ABORTED), {"abort_reason": str(exc), "abort_cause": str(exc.cause)},
                              None, None)
         session = visit.session
-        out(f"session {visit.session_id} in the store: in progress")
+        out(f"{visit.store.session_label(visit.session_id)} in the store: in progress")
         events = _schedule(scenario.events, visit, scenario.operator_id, started, done, out)
         try:
             visit.run_all()

@@ -52,11 +52,11 @@ def _copy_session_files(store: ClinicStore, session: dict, bundle: Bundle) -> li
         return []
     target = Path("recordings") / source.parent.name / source.name
     if not source.is_file():
-        bundle.problems.append(f"session {session['id']}: the recording {source} is missing.")
+        bundle.problems.append(f"{store.session_label(session['id'])}: the recording {source} is missing.")
         return []
     if sha256_of(source) != session["recording_sha256"]:
-        bundle.problems.append(f"session {session['id']}: the recording {source} does not match the SHA-256 in "
-                               "the store (it changed after it was indexed); it is copied as found.")
+        bundle.problems.append(f"{store.session_label(session['id'])}: the recording {source} does not match the "
+                               "SHA-256 in the store (it changed after it was indexed); it is copied as found.")
     written = []
     for src, dst in ((source, target), *zip(sidecar_paths(source), sidecar_paths(target), strict=True),
                      (report_path(source), report_path(target))):

@@ -35,6 +35,7 @@ from workstation.store.validate import (
     number,
     text,
 )
+from workstation.words import session_named
 
 log = logging.getLogger(__name__)
 
@@ -181,13 +182,13 @@ class CourseRecords:
         row = self._one("SELECT state, process, started_at, ended_at, recording_path, outcome_note, room FROM sessions "
                         "WHERE id = ?", (session_id,))
         if row is None:
-            raise UserError(f"There is no session {session_id}.")
+            raise UserError(f"There is no {session_named(session_id)}.")
         return dict(row)
 
     def course_of_session(self, session_id: int) -> int:
         row = self._one("SELECT course_id FROM sessions WHERE id = ?", (session_id,))
         if row is None:
-            raise UserError(f"There is no session {session_id}.")
+            raise UserError(f"There is no {session_named(session_id)}.")
         return int(row["course_id"])
 
     def add_outcome_note(self, session_id: int, sentence: str) -> None:
@@ -303,11 +304,12 @@ class CourseRecords:
         or override never lands on another patient's area, nor sums into another patient's UV record)."""
         row = self._one("SELECT course_id FROM sessions WHERE id = ?", (an_id(session_id, "session"),))
         if row is None:
-            raise UserError(f"There is no session {session_id}; the {what} was not saved.")
+            raise UserError(f"There is no {session_named(session_id)}; the {what} was not saved.")
         course = self.course(row["course_id"])
         if an_id(area_id, "area") not in course.area_ids:
-            raise UserError(f"Area {area_id} is not an area of session {session_id}'s course ({course.protocol_id}, "
-                            f"areas {', '.join(map(str, course.area_ids))}); the {what} must be on one of them. "
+            raise UserError(f"Area {area_id} is not an area of {self.session_label(session_id)} (its course: "
+                            f"{course.protocol_id}, areas {', '.join(map(str, course.area_ids))}); the {what} must "
+                            "be on one of them. "
                             "Nothing was saved.")
 
     def overrides(self, session_id: int) -> list[dict[str, Any]]:

@@ -186,7 +186,7 @@ def light_conflict(store: Any, session_id: int, area_id: int) -> str:
         return ""
     where = f" in {row['room']}" if row["room"] else ""
     return (f"Area {row['label']} of {row['pseudonym']} already had a light session on {row['session_date']} "
-            f"(session {row['id']}{where}); a second light session on the same area on the same day is refused. "
+            f"({store.session_label(row['id'])}{where}); a second light session on the same area on the same day is refused. "
             "Nothing was saved for this area; plan it for another day.")
 
 
@@ -213,8 +213,10 @@ def changed(c: Any, session_id: int) -> None:
 
 def stale_sentence(c: Any, course_id: int) -> str:
     """The refusal of a plan computed before the course's last saved session start (room and session named)."""
+    from workstation.store.session_label import session_label
+
     rows = c.execute("SELECT id, room FROM sessions WHERE course_id = ? ORDER BY id", (course_id,)).fetchall()
-    last = f"session {len(rows)} of this course" if rows else "a session of this course"
+    last = session_label(c, rows[-1][0]) if rows else "a session of this course"
     room = rows[-1][1] if rows and rows[-1][1] else "another workstation"
     return (f"The plan was computed before {room} saved {last}; nothing was started. Plan the visit again "
             "(re-plan): the new plan counts that session.")

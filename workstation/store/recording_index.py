@@ -10,6 +10,7 @@ from workstation.checksum import sha256_of
 from workstation.errors import UserError
 from workstation.store.db import IntegrityError
 from workstation.store.rows import SHA256, now_text
+from workstation.words import first_upper
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +125,14 @@ class RecordingIndex:
         return (row["held_by"] or row["copy_from"]) if row else None
 
     def session_for_recording(self, path: Path | str) -> int | None:
-        """The id of the session whose recording is the file at `path`, or None if the store does not index it."""
+        """The id of the session whose recording is the file at `path` (the file on the workstation that made it, or
+        its verified copy on the clinic's share), or None if the store does not index it."""
         wanted = Path(path).expanduser().resolve()
-        for row in self._all("SELECT session_id FROM recordings"):
+        for row in self._all("SELECT session_id, shared_path FROM recordings"):
             found = self.recording_path(row["session_id"])
             if found is not None and found.resolve() == wanted:
+                return int(row["session_id"])
+            if row["shared_path"] and Path(row["shared_path"]).resolve() == wanted:
                 return int(row["session_id"])
         return None
 
@@ -157,6 +161,12 @@ class RecordingIndex:
         """(path, sha256) of the session's recording, if one is linked."""
         row = self._one("SELECT path, sha256 FROM recordings WHERE session_id = ?", (session_id,))
         return (row["path"], row["sha256"]) if row else None
+
+    def session_label(self, session_id: int) -> str:
+        """The session as users read it: "session 3 of the course (record no. 17)" (store.session_label)."""
+        from workstation.store.session_label import session_label
+
+        return session_label(self._conn, session_id)
 
     # ---- the clinic's recordings share (workstation/recording/share.py copies; these keep the index) ------------
 
@@ -208,10 +218,21 @@ class RecordingIndex:
                       (str(Path(shared_path).absolute()), now_text(), session_id))
 
     def clinic_share(self) -> Path | None:
-        """The clinic's recordings share the store records (clinic-wide: recorded at the first verified copy, changed
-        only by `store set-recordings-root --clinic-share`), or None before any copy."""
+        """The clinic's recordings share the store records (clinic-wide: recorded at the first verified copy there,
+        changed only by `store set-recordings-root --clinic-share` after a write there was read back), or None
+        before any verified copy."""
         row = self._one("SELECT value FROM meta WHERE key = 'clinic_recordings'")
         return Path(row["value"]) if row else None
+
+    def adopt_clinic_share(self, share: Path | str) -> Path:
+        """Record `share` as the clinic's recordings share unless one is recorded already (another room's first
+        verified copy may come first); returns the share recorded. Called after the first verified copy there."""
+        with self.transaction("the clinic's recordings share set") as c:
+            c.execute("INSERT INTO meta (key, value) VALUES ('clinic_recordings', ?) ON CONFLICT (key) DO NOTHING",
+                      (str(Path(share).expanduser().absolute()),))
+        recorded = self.clinic_share()
+        assert recorded is not None
+        return recorded
 
     def shares_found_under(self, share: Path) -> tuple[int, int]:
         """(found, copied): how many verified copies on the clinic's recorded share exist under `share` at the same
@@ -241,13 +262,15 @@ class RecordingIndex:
         row = self._one("SELECT shared_path FROM recordings WHERE session_id = ?", (session_id,))
         return Path(row["shared_path"]) if row is not None and row["shared_path"] else None
 
-    def verify_recording(self, session_id: int, root: Path | None = None) -> bool:
-        """Recompute the recording's SHA-256 and compare it with the index. A relative path is taken from `root` if
-        given, else from the store's recordings root (recording_path)."""
+    def verify_recording(self, session_id: int, root: Path | None = None, *, file: Path | None = None) -> bool:
+        """Recompute the recording's SHA-256 and compare it with the index. The file checked: `file` if given (e.g.
+        its copy on the clinic's share), else a relative path taken from `root` if given, else from the store's
+        recordings root (recording_path). UserError when none is linked or the file cannot be read."""
         linked = self.recording(session_id)
         if linked is None:
-            raise UserError(f"Session {session_id} has no recording linked.")
-        path = root / linked[0] if root is not None else self.recording_path(session_id)
+            raise UserError(f"{first_upper(self.session_label(session_id))} has no recording linked.")
+        path = file if file is not None else root / linked[0] if root is not None else \
+            self.recording_path(session_id)
         assert path is not None
         try:
             return sha256_of(path) == linked[1]

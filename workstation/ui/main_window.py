@@ -38,6 +38,7 @@ from workstation.ui.start_page import StartPage
 from workstation.ui.trainer_panel import TrainerPanel
 from workstation.ui.treatment_view import TreatmentView
 from workstation.ui.wording import interlock_name
+from workstation.words import first_upper
 
 log = logging.getLogger(__name__)
 
@@ -312,8 +313,9 @@ class MainWindow(QMainWindow):
         """Sessions a dead process left open were closed from their recordings when the store opened."""
         crashed, self.controller.crashed = self.controller.crashed, []  # told once, not again at the next plan
         for c in crashed:
-            self.notify(f"Session {c.session_id} was left open by a program that stopped (crash or power loss): "
-                        f"closed as {c.note}, with the doses its recording shows.", "warning")
+            self.notify(f"{first_upper(c.label)} was left open by a program that stopped (crash or power loss): "
+                        f"closed as {c.note}" + (", with the doses its recording shows." if c.from_recording else
+                                                 "."), "warning")
 
     def _plan_ready(self, plan: object) -> None:
         self._tell_crashed()
