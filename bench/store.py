@@ -123,6 +123,40 @@ class RoomResult:
     refused_store: list[str] = field(default_factory=list)  # the store's sentence (start or save of treatment)
     errors: list[str] = field(default_factory=list)
     cpu_s: float = 0.0  # the room process's CPU (user + system) over its visits
+    lock_ms: list[float] = field(default_factory=list)  # of each saved visit's time: waiting for the write lock
+    commit_ms: list[float] = field(default_factory=list)  # of each saved visit's time: its commits (the fsyncs)
+    commits: list[int] = field(default_factory=list)  # write transactions of each saved visit
+
+
+class TxTimer:
+    """Where a visit's write time goes: each `store.transaction` of the room's own connection timed in three parts,
+    the wait for the write lock (SQLite's BEGIN IMMEDIATE; PostgreSQL's trail lock in set_writer), the statements,
+    and the commit (the journal's fsync). Installed on the room's store; read and reset per visit."""
+
+    def __init__(self, store: Any) -> None:
+        self.lock_s = self.commit_s = 0.0
+        self.commits = 0
+        inner = store.transaction
+
+        @contextmanager
+        def timed(reason: str = ""):
+            t0 = time.monotonic()
+            with inner(reason) as c:
+                t1 = time.monotonic()
+                self.lock_s += t1 - t0
+                yield c
+                t2 = time.monotonic()
+            self.commit_s += time.monotonic() - t2
+            self.commits += 1
+
+        store.transaction = timed
+
+    def take(self) -> tuple[float, float, int]:
+        """(lock wait ms, commit ms, commits) since the last take."""
+        out = (self.lock_s * 1000.0, self.commit_s * 1000.0, self.commits)
+        self.lock_s = self.commit_s = 0.0
+        self.commits = 0
+        return out
 
 
 def course_lease(store, course_id: int, plan: Any) -> Any:
@@ -131,14 +165,16 @@ def course_lease(store, course_id: int, plan: Any) -> Any:
     from workstation.session.course_lease import CourseLease
 
     return CourseLease.take(store, course_id, store.actor, plan_version=getattr(plan, "course_version", None),
-                            room=store.actor)
+                            room=store.actor, defer=True)
 
 
-def one_visit(store, library, course_id: int, result: RoomResult) -> None:
+def one_visit(store, library, course_id: int, result: RoomResult, timer: TxTimer | None = None) -> None:
     from workstation.errors import UserError
     from workstation.session.journal import journal_end, journal_start
     from workstation.session.planning import plan_visit
 
+    if timer is not None:
+        timer.take()
     t0 = time.monotonic()
     with store.snapshot():  # the booking's reads and the plan's from one committed state (no device: no write)
         last = [r.session_date for r in store.history(course_id)]
@@ -159,13 +195,13 @@ def one_visit(store, library, course_id: int, result: RoomResult) -> None:
         result.refused_store.append(str(exc))
         return
     try:
-        session_id = journal_start(store, plan, day, device_model=DEVICE_MODEL)
+        session_id = journal_start(store, plan, day, device_model=DEVICE_MODEL, lease=lease)
     except UserError as exc:  # the version check in the saving transaction: nothing saved
         lease.release()
         result.refused_store.append(str(exc))
         return
     try:
-        journal_end(store, session_id, treatments, "completed", "")
+        journal_end(store, session_id, treatments, "completed", "", lease=lease)
     except UserError as exc:  # a constraint (one light session per area per day): the visit ends aborted
         store.close_session(session_id, "aborted", f"the store refused the treatment: {exc}")
         result.refused_store.append(str(exc))
@@ -174,6 +210,11 @@ def one_visit(store, library, course_id: int, result: RoomResult) -> None:
         lease.release()
     result.times_ms.append((time.monotonic() - t0) * 1000.0)
     result.plan_ms.append(planned_ms)
+    if timer is not None:
+        lock_ms, commit_ms, commits = timer.take()
+        result.lock_ms.append(lock_ms)
+        result.commit_ms.append(commit_ms)
+        result.commits.append(commits)
     result.saved.append((session_id, course_id, day.isoformat(), len(treatments)))
 
 
@@ -188,12 +229,13 @@ def room_main(room: int, target: str, visits: int, courses: list[int], per_room:
         library = load_library()
         with ClinicStore.open(target, training=False) as store:
             store.actor = f"room-{room + 1}"
+            timer = TxTimer(store)
             while time.time() < start_at:
                 time.sleep(0.001)
             cpu0 = time.process_time()
             for k in range(visits):
                 try:
-                    one_visit(store, library, course_for(room, k, courses, per_room), result)
+                    one_visit(store, library, course_for(room, k, courses, per_room), result, timer)
                 except Exception as exc:  # noqa: BLE001 - counted and named; the room goes on
                     result.errors.append(f"{type(exc).__name__}: {exc}")
             result.cpu_s = time.process_time() - cpu0
@@ -263,6 +305,9 @@ def run_engine(target: str, rooms: int, visits: int, per_room: int) -> dict[str,
     times = [t for r in results for t in r.times_ms]
     plans = [t for r in results for t in r.plan_ms]
     saves = [t - p for r in results for t, p in zip(r.times_ms, r.plan_ms, strict=True)]
+    locks = [t for r in results for t in r.lock_ms]
+    commits = [t for r in results for t in r.commit_ms]
+    n = [c for r in results for c in r.commits]
     checked = check_store(target, results, courses)
     errors = [e for r in results for e in r.errors]
     return {"seed_s": round(seeded_s, 1), "run_s": round(wall_s, 1), "saved": len(times),
@@ -274,7 +319,10 @@ def run_engine(target: str, rooms: int, visits: int, per_room: int) -> dict[str,
             "max_ms": _round(max(times) if times else None),
             "cpu_ms_per_visit": _round(1000.0 * sum(r.cpu_s for r in results) / max(1, rooms * visits)),
             "plan_p50_ms": _round(percentile(plans, 50)), "plan_p99_ms": _round(percentile(plans, 99)),
-            "save_p50_ms": _round(percentile(saves, 50)), "save_p99_ms": _round(percentile(saves, 99)), **checked}
+            "save_p50_ms": _round(percentile(saves, 50)), "save_p99_ms": _round(percentile(saves, 99)),
+            "lock_wait_p50_ms": _round(percentile(locks, 50)), "lock_wait_p99_ms": _round(percentile(locks, 99)),
+            "commit_p50_ms": _round(percentile(commits, 50)), "commit_p99_ms": _round(percentile(commits, 99)),
+            "commits_per_visit": _round(statistics.fmean(n) if n else None), **checked}
 
 
 def _round(x: float | None) -> float | None:
@@ -339,7 +387,8 @@ def report(figures: dict[str, dict[str, Any]], args: argparse.Namespace,
     print(f"store benchmark: {args.rooms} rooms × {args.visits} visits, {args.patients_per_room} patients per room; "
           f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min)")
     cols = ("saved", "refused_by_plan", "refused_by_store", "errors", "p50_ms", "p99_ms", "max_ms", "plan_p50_ms",
-            "plan_p99_ms", "save_p50_ms", "save_p99_ms", "cpu_ms_per_visit", "lost_sessions",
+            "plan_p99_ms", "save_p50_ms", "save_p99_ms", "lock_wait_p50_ms", "lock_wait_p99_ms",
+            "commit_p50_ms", "commit_p99_ms", "commits_per_visit", "cpu_ms_per_visit", "lost_sessions",
             "doubled_sessions", "doubled_light_area_days", "duplicate_treatment_rows", "trail_intact")
     print(f"{'':24}" + "".join(f"{name:>14}" for name in figures))
     for col in cols:
