@@ -122,6 +122,9 @@ class RoomResult:
     refused_plan: int = 0  # the dose engine refused, or had nothing to treat
     refused_store: list[str] = field(default_factory=list)  # the store's sentence (start or save of treatment)
     errors: list[str] = field(default_factory=list)
+    aborted: list[tuple[int, int, str]] = field(default_factory=list)  # (session, course, date) closed 'aborted'
+    unknown: list[tuple[int | None, int, str]] = field(default_factory=list)  # a write that failed: outcome unknown
+    retried: list[str] = field(default_factory=list)  # writes sent again after an error (again_once)
     cpu_s: float = 0.0  # the room process's CPU (user + system) over its visits
     lock_ms: list[float] = field(default_factory=list)  # of each saved visit's time: waiting for the write lock
     commit_ms: list[float] = field(default_factory=list)  # of each saved visit's time: its commits (the fsyncs)
@@ -195,17 +198,26 @@ def one_visit(store, library, course_id: int, result: RoomResult, timer: TxTimer
         result.refused_store.append(str(exc))
         return
     try:
-        session_id = journal_start(store, plan, day, device_model=DEVICE_MODEL, lease=lease)
+        session_id = again_once(lambda: journal_start(store, plan, day, device_model=DEVICE_MODEL, lease=lease),
+                                result)
     except UserError as exc:  # the version check in the saving transaction: nothing saved
         lease.release()
         result.refused_store.append(str(exc))
         return
+    except Exception:
+        lease.release()
+        result.unknown.append((None, course_id, day.isoformat()))  # a start that may have committed, not known
+        raise
     try:
-        journal_end(store, session_id, treatments, "completed", "", lease=lease)
+        again_once(lambda: journal_end(store, session_id, treatments, "completed", "", lease=lease), result)
     except UserError as exc:  # a constraint (one light session per area per day): the visit ends aborted
         store.close_session(session_id, "aborted", f"the store refused the treatment: {exc}")
         result.refused_store.append(str(exc))
+        result.aborted.append((session_id, course_id, day.isoformat()))
         return
+    except Exception:
+        result.unknown.append((session_id, course_id, day.isoformat()))  # started, its end not known
+        raise
     finally:
         lease.release()
     result.times_ms.append((time.monotonic() - t0) * 1000.0)
@@ -216,6 +228,21 @@ def one_visit(store, library, course_id: int, result: RoomResult, timer: TxTimer
         result.commit_ms.append(commit_ms)
         result.commits.append(commits)
     result.saved.append((session_id, course_id, day.isoformat(), len(treatments)))
+
+
+def again_once(write: Any, result: RoomResult) -> Any:
+    """A write sent once more after an error that is not the store's refusal in words (a lost connection, a commit
+    whose acknowledgement never came): the start carries its idempotency key (journal_start) and the end writes
+    totals, so sending it again can never double a session. The first error is counted (`retried`)."""
+    from workstation.errors import UserError
+
+    try:
+        return write()
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - named in the figures, then sent again
+        result.retried.append(f"{type(exc).__name__}: {exc}")
+        return write()
 
 
 def room_main(room: int, target: str, visits: int, courses: list[int], per_room: int, start_at: float,
@@ -259,6 +286,12 @@ def check_store(target: str, rooms: list[RoomResult], courses: list[int]) -> dic
             if s is None or s.course_id != course_id or s.session_date.isoformat() != day or s.state != "completed" \
                     or len(s.treatments) != n:
                 lost += 1
+    # What each room believes against what the store holds, session by session: every session in the store must be
+    # one a room was told it saved (completed) or aborted on the store's refusal; any other is unacknowledged (its
+    # start or end committed while its room saw an error, or a room's bookkeeping missed it).
+    told = Counter(sid for r in rooms for sid, *_ in r.saved) + Counter(sid for r in rooms for sid, *_ in r.aborted)
+    aborted_wrong = sum(1 for r in rooms for sid, *_ in r.aborted
+                        if sid not in history or history[sid].state != "aborted")
     live = [s for s in history.values() if s.state not in ("aborted",)]
     per_day = Counter((s.course_id, s.session_date) for s in live)
     light = Counter((t.area_id, s.session_date) for s in live for t in s.treatments if t.modality == "light")
@@ -266,8 +299,13 @@ def check_store(target: str, rooms: list[RoomResult], courses: list[int]) -> dic
     return {"lost_sessions": lost, "doubled_sessions": sum(n - 1 for n in per_day.values() if n > 1),
             "doubled_light_area_days": sum(n - 1 for n in light.values() if n > 1),
             "duplicate_treatment_rows": sum(n - 1 for n in rows.values() if n > 1),
-            "sessions_in_store": len(history), "trail_intact": report.intact, "trail_rows": report.rows,
-            "trail_problem": report.problem}
+            "unacknowledged_sessions": sum(1 for sid in history if sid not in told),
+            "reported_twice": sum(n - 1 for n in told.values() if n > 1),
+            "aborted_not_as_told": aborted_wrong,
+            "sessions_in_store": len(history),
+            "completed_in_store": sum(1 for s in history.values() if s.state == "completed"),
+            "aborted_in_store": sum(1 for s in history.values() if s.state == "aborted"),
+            "trail_intact": report.intact, "trail_rows": report.rows, "trail_problem": report.problem}
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -315,6 +353,10 @@ def run_engine(target: str, rooms: int, visits: int, per_room: int) -> dict[str,
             "refused_by_store": sum(len(r.refused_store) for r in results),
             "refusal_sentences": Counter(s for r in results for s in r.refused_store).most_common(3),
             "errors": len(errors), "error_samples": errors[:3],
+            "aborted_by_store": sum(len(r.aborted) for r in results),
+            "outcome_unknown": sum(len(r.unknown) for r in results),
+            "retried_writes": sum(len(r.retried) for r in results),
+            "retry_samples": [e for r in results for e in r.retried][:3],
             "p50_ms": _round(percentile(times, 50)), "p99_ms": _round(percentile(times, 99)),
             "max_ms": _round(max(times) if times else None),
             "cpu_ms_per_visit": _round(1000.0 * sum(r.cpu_s for r in results) / max(1, rooms * visits)),
@@ -368,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
                 if url is None:
                     from workstation.store.pgserver import ThrowawayPostgres
 
-                    server = stack.enter_context(ThrowawayPostgres())
+                    server = stack.enter_context(ThrowawayPostgres(durable=True))  # fsync on: a clinic's server
                     url = server.create_database("bench_store")
                 figures["postgresql"] = run_engine(url, args.rooms, args.visits, args.patients_per_room)
     except UserError as exc:  # no server programs, a database that is not empty, a store that does not open
@@ -378,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(summary))
     bad = any(f["lost_sessions"] or f["doubled_sessions"] or f["doubled_light_area_days"] or f["errors"]
+              or f["unacknowledged_sessions"] or f["reported_twice"] or f["aborted_not_as_told"]
               or f["duplicate_treatment_rows"] or not f["trail_intact"] for f in figures.values())
     return 1 if bad else 0
 
@@ -389,7 +432,9 @@ def report(figures: dict[str, dict[str, Any]], args: argparse.Namespace,
     cols = ("saved", "refused_by_plan", "refused_by_store", "errors", "p50_ms", "p99_ms", "max_ms", "plan_p50_ms",
             "plan_p99_ms", "save_p50_ms", "save_p99_ms", "lock_wait_p50_ms", "lock_wait_p99_ms",
             "commit_p50_ms", "commit_p99_ms", "commits_per_visit", "cpu_ms_per_visit", "lost_sessions",
-            "doubled_sessions", "doubled_light_area_days", "duplicate_treatment_rows", "trail_intact")
+            "doubled_sessions", "doubled_light_area_days", "duplicate_treatment_rows", "unacknowledged_sessions",
+            "reported_twice", "aborted_not_as_told", "aborted_by_store", "outcome_unknown", "retried_writes",
+            "sessions_in_store", "completed_in_store", "trail_intact")
     print(f"{'':24}" + "".join(f"{name:>14}" for name in figures))
     for col in cols:
         cells = [str(f[col]) for f in figures.values()]
@@ -401,6 +446,8 @@ def report(figures: dict[str, dict[str, Any]], args: argparse.Namespace,
             print(f"  refused by the store ({n}×): {sentence}")
         for e in f["error_samples"]:
             print(f"  error: {e}")
+        for e in f["retry_samples"]:
+            print(f"  sent again after: {e}")
     ran = figures
     summary: dict[str, Any] = {
         "rooms": args.rooms, "visits": args.visits, "patients": args.rooms * args.patients_per_room,
@@ -408,12 +455,16 @@ def report(figures: dict[str, dict[str, Any]], args: argparse.Namespace,
         "lost_sessions": sum(f["lost_sessions"] for f in ran.values()),
         "doubled_sessions": sum(f["doubled_sessions"] for f in ran.values()),
         "duplicate_treatment_rows": sum(f["duplicate_treatment_rows"] for f in ran.values()),
+        "unacknowledged_sessions": sum(f["unacknowledged_sessions"] + f["reported_twice"] + f["aborted_not_as_told"]
+                                       for f in ran.values()),
+        "retried_writes": sum(f["retried_writes"] for f in ran.values()),
         "load_average_before": round(load_before[0], 2), "load_average_after": round(os.getloadavg()[0], 2)}
     for name in ("sqlite", "postgresql"):
         f = figures.get(name, {})
         summary[f"{name}_p50_ms"] = f.get("p50_ms")
         summary[f"{name}_p99_ms"] = f.get("p99_ms")
-    summary["engines"] = {n: {k: v for k, v in f.items() if k not in ("refusal_sentences", "error_samples")}
+    summary["engines"] = {n: {k: v for k, v in f.items() if k not in ("refusal_sentences", "error_samples",
+                                                                         "retry_samples")}
                           for n, f in figures.items()}
     return summary
 

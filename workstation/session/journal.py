@@ -56,15 +56,21 @@ def journal_steps(store, session_id: int, session: Session) -> None:
 
 
 def journal_start(store, plan, session_date, *, device_model: str | None,
-                  recording_path: Path | str | None = None, lease: CourseLease | None = None) -> int:
+                  recording_path: Path | str | None = None, lease: CourseLease | None = None,
+                  start_key: str | None = None) -> int:
     """The start of treatment in the store: the session row 'in_progress' for `plan` (a dose-engine SessionPlan) on
     `session_date`, with this process and the recording's path, and the course's `lease` (CourseLease.take, deferred
     or held) written in the same transaction: one commit. Returns the session id. The visit service starts every
     treatment here (window, headless runner, bench/store.py); UserError in words when the store refuses (a stale
-    plan; leases.LeaseRefused when another room won the lease since `lease` was checked): nothing is written."""
+    plan; leases.LeaseRefused when another room won the lease since `lease` was checked): nothing is written.
+    `start_key`: the start's idempotency key (default: the lease's holder token, one per take): the same start sent
+    again after an error whose commit went through (a lost acknowledgement) returns the same session, never a
+    second one."""
+    if start_key is None and lease is not None:
+        start_key = lease.lease.holder
     sid = store.add_session(plan.course_id, session_date, device_model=device_model, plan=plan.to_dict(),
                             state="in_progress", process=process_token(), recording_path=recording_path,
-                            lease=None if lease is None else lease.lease)
+                            lease=None if lease is None else lease.lease, start_key=start_key)
     if lease is not None:
         lease.written_by_start()
     return sid

@@ -112,13 +112,16 @@ class CourseRecords:
 
     def add_session(self, course_id: int, session_date: date, *, device_model: str | None = None,
                     plan: dict[str, Any] | None = None, state: str = "ended", process: str | None = None,
-                    recording_path: Path | str | None = None, lease: leases.Lease | None = None) -> int:
+                    recording_path: Path | str | None = None, lease: leases.Lease | None = None,
+                    start_key: str | None = None) -> int:
         """Add a session with its plan (SessionPlan.to_dict()); the plan's overrides go to plan_overrides in the
         same transaction, so a change and its reason are never stored apart from the session. The session journal
         (workstation/journal.py) adds it with state 'in_progress', its process and its recording's path. `lease`
         (leases.proposal, or one this start already holds): written first in the SAME transaction, so taking the
         course's lease and starting its session are one commit; leases.LeaseRefused (nothing written) when another
-        start holds it, UserError when the plan is stale."""
+        start holds it, UserError when the plan is stale. `start_key` (a random token, Alembic 0007): the start's
+        idempotency key; a start sent again with the key of one already saved (its commit went through while its
+        client saw an error) returns that session's id and writes nothing."""
         course = self.course(an_id(course_id, "course"))
         not_future(session_date, "session date",
                    earliest=(course.started_on, f"the course's start ({course.started_on.isoformat()})"))
@@ -131,17 +134,24 @@ class CourseRecords:
                 if area.get("area_id") not in course.area_ids:
                     raise UserError(f"The plan overrides area {area.get('area_id')!r}, which is not in the course.")
                 check_override(o["field"], o["proposed"], o["value"], o["reason"], o["who"], o["at"])
+        if start_key is not None and not (isinstance(start_key, str) and 8 <= len(start_key) <= 64):
+            raise ValueError("a start key is a random token of 8-64 characters")
         with self.transaction() as c:
+            if start_key is not None and (done := c.execute("SELECT id, course_id FROM sessions WHERE start_key = ?",
+                                                            (start_key,)).fetchone()) is not None:
+                if int(done[1]) != course_id:
+                    raise ValueError(f"start key {start_key!r} belongs to a session of another course")
+                return int(done[0])  # this start was saved already: the same session, nothing written again
             if lease is not None and not leases.write(c, lease, None):
                 raise leases.refused(self, course_id)  # another room won the lease: the transaction writes nothing
             leases.bump_version(c, course_id, (plan or {}).get("course_version"))  # a stale plan: UserError
             sid = int(c.execute("INSERT INTO sessions (course_id, session_date, plan_json, device_model, state, "
-                                "process, started_at, recording_path, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-                                f"{leases.LIVE_ROOM}) "
+                                "process, started_at, recording_path, start_key, room) VALUES (?, ?, ?, ?, ?, ?, ?, "
+                                f"?, ?, {leases.LIVE_ROOM}) "
                                 "RETURNING id",
                                 (course_id, session_date.isoformat(), json.dumps(plan) if plan else None,
                                  device_model, state, process, now_text(),
-                                 None if recording_path is None else str(recording_path), course_id,
+                                 None if recording_path is None else str(recording_path), start_key, course_id,
                                  process)).fetchone()[0])
             for area in (plan or {}).get("areas", []):
                 for o in area.get("overrides", []):
