@@ -274,11 +274,11 @@ def room_main(room: int, target: str, visits: int, courses: list[int], per_room:
 def check_store(target: str, rooms: list[RoomResult], courses: list[int]) -> dict[str, Any]:
     """Lost and doubled sessions, duplicate treatment rows, and the trail's chain, read through the store."""
     from workstation.keys import trail_key
-    from workstation.store import ClinicStore, trail
+    from workstation.store import ClinicStore, trail, trail_anchor
 
     with ClinicStore.open(target, training=False, read_only=True) as store:
         history = {s.id: s for c in courses for s in store.history(c)}
-        report = trail.verify(store._conn, trail_key())  # as `main.py trail verify` does
+        report = trail.verify(store._conn, trail_key(), anchor=trail_anchor.seen(store))  # as `trail verify` does
     lost = 0
     for r in rooms:
         for sid, course_id, day, n in r.saved:
