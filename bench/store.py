@@ -13,19 +13,24 @@ course at the same moment: what stops the second is the store (a lease, a constr
 them. A visit's date is the course's next one (the last session's date plus the course's interval, or the first
 date the dose engine allows).
 
-Per visit, plan + save is timed on a monotonic clock (visits that were saved). Afterwards the store is checked: no
-lost session (every session a room reported saved is in the store, completed, with its treatments), no doubled
-session (two sessions of one course on one date, or two light treatments of one area on one date) and no
-duplicate treatment row, and the audit trail's chain verifies.
+Per visit, plan + save is timed on a monotonic clock (visits that were saved), and each write transaction of the
+room's connection in three parts (TxTimer: the wait for the write lock, the statements, the commit with its flush).
+A write that fails with an error other than the store's refusal in words is sent once more (again_once: a start
+carries its idempotency key, an end writes totals). Afterwards the store is checked against what each room
+believes: no lost session (every session a room reported saved is in the store, completed, with its treatments),
+no doubled session (two sessions of one course on one date, or two light treatments of one area on one date), no
+duplicate treatment row, no unacknowledged session (one in the store that no room reported saved or aborted), and
+the audit trail verifies (chain, and the anchor the rooms left in the run's state folder).
 
 With --json the last line is one JSON object: rooms, visits (per room), errors, lost_sessions, doubled_sessions,
-duplicate_treatment_rows, sqlite_p50_ms, sqlite_p99_ms, postgresql_p50_ms, postgresql_p99_ms (plan + save per
-visit, null for an engine not run), and under `engines` each engine's counts (saved, refused by the dose engine,
-refused by the store: a lease, a constraint or a stale plan), trail_intact and, when it could not run, why. The exit
-status is 1 when a session was lost or doubled, a visit failed with an error or the trail does not verify.
+duplicate_treatment_rows, unacknowledged_sessions, retried_writes, sqlite_p50_ms, sqlite_p99_ms, postgresql_p50_ms,
+postgresql_p99_ms (plan + save per visit, null for an engine not run), and under `engines` each engine's counts
+(saved, refused by the dose engine, refused by the store: a lease, a constraint or a stale plan; sessions in the
+store by state), the lock / commit breakdown, trail_intact and, when it could not run, why. The exit status is 1
+when a session was lost, doubled or unacknowledged, a visit failed with an error or the trail does not verify.
 
-The PostgreSQL case opens the store with its URL (`--pg-url`, or a throw-away server started and removed here);
-SQLite with a `sqlite:///` URL to a temporary file.
+The PostgreSQL case opens the store with its URL (`--pg-url`, or a throw-away server started and removed here, with
+fsync on as a clinic's server has it); SQLite with a `sqlite:///` URL to a temporary file.
 """
 
 from __future__ import annotations
