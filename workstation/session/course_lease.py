@@ -5,7 +5,9 @@ plan computed before another room saved a session of the course, takes the cours
 holds it), and, when it took over the lease of a start whose process died (or stopped renewing for
 leases.CRASH_TIMEOUT_S), closes that start's session as the journal closes a crashed one. A thread with its own store
 connection renews the lease every leases.RENEW_INTERVAL_S (never the GUI thread, and whatever a step or a pause takes);
-`release` ends it at every ending of the session.
+`release` ends it at every ending of the session. The visit service takes it with defer=True: checked here (a read),
+written by journal_start in the session start's transaction and released by journal_end in the end's, so a visit is
+two commits (docs/records.md).
 """
 
 from __future__ import annotations
