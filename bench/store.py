@@ -13,19 +13,24 @@ course at the same moment: what stops the second is the store (a lease, a constr
 them. A visit's date is the course's next one (the last session's date plus the course's interval, or the first
 date the dose engine allows).
 
-Per visit, plan + save is timed on a monotonic clock (visits that were saved). Afterwards the store is checked: no
-lost session (every session a room reported saved is in the store, completed, with its treatments), no doubled
-session (two sessions of one course on one date, or two light treatments of one area on one date) and no
-duplicate treatment row, and the audit trail's chain verifies.
+Per visit, plan + save is timed on a monotonic clock (visits that were saved), and each write transaction of the
+room's connection in three parts (TxTimer: the wait for the write lock, the statements, the commit with its flush).
+A write that fails with an error other than the store's refusal in words is sent once more (again_once: a start
+carries its idempotency key, an end writes totals). Afterwards the store is checked against what each room
+believes: no lost session (every session a room reported saved is in the store, completed, with its treatments),
+no doubled session (two sessions of one course on one date, or two light treatments of one area on one date), no
+duplicate treatment row, no unacknowledged session (one in the store that no room reported saved or aborted), and
+the audit trail verifies (chain, and the anchor the rooms left in the run's state folder).
 
 With --json the last line is one JSON object: rooms, visits (per room), errors, lost_sessions, doubled_sessions,
-duplicate_treatment_rows, sqlite_p50_ms, sqlite_p99_ms, postgresql_p50_ms, postgresql_p99_ms (plan + save per
-visit, null for an engine not run), and under `engines` each engine's counts (saved, refused by the dose engine,
-refused by the store: a lease, a constraint or a stale plan), trail_intact and, when it could not run, why. The exit
-status is 1 when a session was lost or doubled, a visit failed with an error or the trail does not verify.
+duplicate_treatment_rows, unacknowledged_sessions, retried_writes, sqlite_p50_ms, sqlite_p99_ms, postgresql_p50_ms,
+postgresql_p99_ms (plan + save per visit, null for an engine not run), and under `engines` each engine's counts
+(saved, refused by the dose engine, refused by the store: a lease, a constraint or a stale plan; sessions in the
+store by state), the lock / commit breakdown, trail_intact and, when it could not run, why. The exit status is 1
+when a session was lost, doubled or unacknowledged, a visit failed with an error or the trail does not verify.
 
-The PostgreSQL case opens the store with its URL (`--pg-url`, or a throw-away server started and removed here);
-SQLite with a `sqlite:///` URL to a temporary file.
+The PostgreSQL case opens the store with its URL (`--pg-url`, or a throw-away server started and removed here, with
+fsync on as a clinic's server has it); SQLite with a `sqlite:///` URL to a temporary file.
 """
 
 from __future__ import annotations
@@ -122,7 +127,44 @@ class RoomResult:
     refused_plan: int = 0  # the dose engine refused, or had nothing to treat
     refused_store: list[str] = field(default_factory=list)  # the store's sentence (start or save of treatment)
     errors: list[str] = field(default_factory=list)
+    aborted: list[tuple[int, int, str]] = field(default_factory=list)  # (session, course, date) closed 'aborted'
+    unknown: list[tuple[int | None, int, str]] = field(default_factory=list)  # a write that failed: outcome unknown
+    retried: list[str] = field(default_factory=list)  # writes sent again after an error (again_once)
     cpu_s: float = 0.0  # the room process's CPU (user + system) over its visits
+    lock_ms: list[float] = field(default_factory=list)  # of each saved visit's time: waiting for the write lock
+    commit_ms: list[float] = field(default_factory=list)  # of each saved visit's time: its commits (the fsyncs)
+    commits: list[int] = field(default_factory=list)  # write transactions of each saved visit
+
+
+class TxTimer:
+    """Where a visit's write time goes: each `store.transaction` of the room's own connection timed in three parts,
+    the wait for the write lock (SQLite's BEGIN IMMEDIATE; PostgreSQL's trail lock in set_writer), the statements,
+    and the commit (the journal's fsync). Installed on the room's store; read and reset per visit."""
+
+    def __init__(self, store: Any) -> None:
+        self.lock_s = self.commit_s = 0.0
+        self.commits = 0
+        inner = store.transaction
+
+        @contextmanager
+        def timed(reason: str = ""):
+            t0 = time.monotonic()
+            with inner(reason) as c:
+                t1 = time.monotonic()
+                self.lock_s += t1 - t0
+                yield c
+                t2 = time.monotonic()
+            self.commit_s += time.monotonic() - t2
+            self.commits += 1
+
+        store.transaction = timed
+
+    def take(self) -> tuple[float, float, int]:
+        """(lock wait ms, commit ms, commits) since the last take."""
+        out = (self.lock_s * 1000.0, self.commit_s * 1000.0, self.commits)
+        self.lock_s = self.commit_s = 0.0
+        self.commits = 0
+        return out
 
 
 def course_lease(store, course_id: int, plan: Any) -> Any:
@@ -131,14 +173,16 @@ def course_lease(store, course_id: int, plan: Any) -> Any:
     from workstation.session.course_lease import CourseLease
 
     return CourseLease.take(store, course_id, store.actor, plan_version=getattr(plan, "course_version", None),
-                            room=store.actor)
+                            room=store.actor, defer=True)
 
 
-def one_visit(store, library, course_id: int, result: RoomResult) -> None:
+def one_visit(store, library, course_id: int, result: RoomResult, timer: TxTimer | None = None) -> None:
     from workstation.errors import UserError
     from workstation.session.journal import journal_end, journal_start
     from workstation.session.planning import plan_visit
 
+    if timer is not None:
+        timer.take()
     t0 = time.monotonic()
     with store.snapshot():  # the booking's reads and the plan's from one committed state (no device: no write)
         last = [r.session_date for r in store.history(course_id)]
@@ -159,22 +203,51 @@ def one_visit(store, library, course_id: int, result: RoomResult) -> None:
         result.refused_store.append(str(exc))
         return
     try:
-        session_id = journal_start(store, plan, day, device_model=DEVICE_MODEL)
+        session_id = again_once(lambda: journal_start(store, plan, day, device_model=DEVICE_MODEL, lease=lease),
+                                result)
     except UserError as exc:  # the version check in the saving transaction: nothing saved
         lease.release()
         result.refused_store.append(str(exc))
         return
+    except Exception:
+        lease.release()
+        result.unknown.append((None, course_id, day.isoformat()))  # a start that may have committed, not known
+        raise
     try:
-        journal_end(store, session_id, treatments, "completed", "")
+        again_once(lambda: journal_end(store, session_id, treatments, "completed", "", lease=lease), result)
     except UserError as exc:  # a constraint (one light session per area per day): the visit ends aborted
         store.close_session(session_id, "aborted", f"the store refused the treatment: {exc}")
         result.refused_store.append(str(exc))
+        result.aborted.append((session_id, course_id, day.isoformat()))
         return
+    except Exception:
+        result.unknown.append((session_id, course_id, day.isoformat()))  # started, its end not known
+        raise
     finally:
         lease.release()
     result.times_ms.append((time.monotonic() - t0) * 1000.0)
     result.plan_ms.append(planned_ms)
+    if timer is not None:
+        lock_ms, commit_ms, commits = timer.take()
+        result.lock_ms.append(lock_ms)
+        result.commit_ms.append(commit_ms)
+        result.commits.append(commits)
     result.saved.append((session_id, course_id, day.isoformat(), len(treatments)))
+
+
+def again_once(write: Any, result: RoomResult) -> Any:
+    """A write sent once more after an error that is not the store's refusal in words (a lost connection, a commit
+    whose acknowledgement never came): the start carries its idempotency key (journal_start) and the end writes
+    totals, so sending it again can never double a session. The first error is counted (`retried`)."""
+    from workstation.errors import UserError
+
+    try:
+        return write()
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - named in the figures, then sent again
+        result.retried.append(f"{type(exc).__name__}: {exc}")
+        return write()
 
 
 def room_main(room: int, target: str, visits: int, courses: list[int], per_room: int, start_at: float,
@@ -188,12 +261,13 @@ def room_main(room: int, target: str, visits: int, courses: list[int], per_room:
         library = load_library()
         with ClinicStore.open(target, training=False) as store:
             store.actor = f"room-{room + 1}"
+            timer = TxTimer(store)
             while time.time() < start_at:
                 time.sleep(0.001)
             cpu0 = time.process_time()
             for k in range(visits):
                 try:
-                    one_visit(store, library, course_for(room, k, courses, per_room), result)
+                    one_visit(store, library, course_for(room, k, courses, per_room), result, timer)
                 except Exception as exc:  # noqa: BLE001 - counted and named; the room goes on
                     result.errors.append(f"{type(exc).__name__}: {exc}")
             result.cpu_s = time.process_time() - cpu0
@@ -205,11 +279,11 @@ def room_main(room: int, target: str, visits: int, courses: list[int], per_room:
 def check_store(target: str, rooms: list[RoomResult], courses: list[int]) -> dict[str, Any]:
     """Lost and doubled sessions, duplicate treatment rows, and the trail's chain, read through the store."""
     from workstation.keys import trail_key
-    from workstation.store import ClinicStore, trail
+    from workstation.store import ClinicStore, trail, trail_anchor
 
     with ClinicStore.open(target, training=False, read_only=True) as store:
         history = {s.id: s for c in courses for s in store.history(c)}
-        report = trail.verify(store._conn, trail_key())  # as `main.py trail verify` does
+        report = trail.verify(store._conn, trail_key(), anchor=trail_anchor.seen(store))  # as `trail verify` does
     lost = 0
     for r in rooms:
         for sid, course_id, day, n in r.saved:
@@ -217,6 +291,12 @@ def check_store(target: str, rooms: list[RoomResult], courses: list[int]) -> dic
             if s is None or s.course_id != course_id or s.session_date.isoformat() != day or s.state != "completed" \
                     or len(s.treatments) != n:
                 lost += 1
+    # What each room believes against what the store holds, session by session: every session in the store must be
+    # one a room was told it saved (completed) or aborted on the store's refusal; any other is unacknowledged (its
+    # start or end committed while its room saw an error, or a room's bookkeeping missed it).
+    told = Counter(sid for r in rooms for sid, *_ in r.saved) + Counter(sid for r in rooms for sid, *_ in r.aborted)
+    aborted_wrong = sum(1 for r in rooms for sid, *_ in r.aborted
+                        if sid not in history or history[sid].state != "aborted")
     live = [s for s in history.values() if s.state not in ("aborted",)]
     per_day = Counter((s.course_id, s.session_date) for s in live)
     light = Counter((t.area_id, s.session_date) for s in live for t in s.treatments if t.modality == "light")
@@ -224,8 +304,13 @@ def check_store(target: str, rooms: list[RoomResult], courses: list[int]) -> dic
     return {"lost_sessions": lost, "doubled_sessions": sum(n - 1 for n in per_day.values() if n > 1),
             "doubled_light_area_days": sum(n - 1 for n in light.values() if n > 1),
             "duplicate_treatment_rows": sum(n - 1 for n in rows.values() if n > 1),
-            "sessions_in_store": len(history), "trail_intact": report.intact, "trail_rows": report.rows,
-            "trail_problem": report.problem}
+            "unacknowledged_sessions": sum(1 for sid in history if sid not in told),
+            "reported_twice": sum(n - 1 for n in told.values() if n > 1),
+            "aborted_not_as_told": aborted_wrong,
+            "sessions_in_store": len(history),
+            "completed_in_store": sum(1 for s in history.values() if s.state == "completed"),
+            "aborted_in_store": sum(1 for s in history.values() if s.state == "aborted"),
+            "trail_intact": report.intact, "trail_rows": report.rows, "trail_problem": report.problem}
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -263,6 +348,9 @@ def run_engine(target: str, rooms: int, visits: int, per_room: int) -> dict[str,
     times = [t for r in results for t in r.times_ms]
     plans = [t for r in results for t in r.plan_ms]
     saves = [t - p for r in results for t, p in zip(r.times_ms, r.plan_ms, strict=True)]
+    locks = [t for r in results for t in r.lock_ms]
+    commits = [t for r in results for t in r.commit_ms]
+    n = [c for r in results for c in r.commits]
     checked = check_store(target, results, courses)
     errors = [e for r in results for e in r.errors]
     return {"seed_s": round(seeded_s, 1), "run_s": round(wall_s, 1), "saved": len(times),
@@ -270,11 +358,18 @@ def run_engine(target: str, rooms: int, visits: int, per_room: int) -> dict[str,
             "refused_by_store": sum(len(r.refused_store) for r in results),
             "refusal_sentences": Counter(s for r in results for s in r.refused_store).most_common(3),
             "errors": len(errors), "error_samples": errors[:3],
+            "aborted_by_store": sum(len(r.aborted) for r in results),
+            "outcome_unknown": sum(len(r.unknown) for r in results),
+            "retried_writes": sum(len(r.retried) for r in results),
+            "retry_samples": [e for r in results for e in r.retried][:3],
             "p50_ms": _round(percentile(times, 50)), "p99_ms": _round(percentile(times, 99)),
             "max_ms": _round(max(times) if times else None),
             "cpu_ms_per_visit": _round(1000.0 * sum(r.cpu_s for r in results) / max(1, rooms * visits)),
             "plan_p50_ms": _round(percentile(plans, 50)), "plan_p99_ms": _round(percentile(plans, 99)),
-            "save_p50_ms": _round(percentile(saves, 50)), "save_p99_ms": _round(percentile(saves, 99)), **checked}
+            "save_p50_ms": _round(percentile(saves, 50)), "save_p99_ms": _round(percentile(saves, 99)),
+            "lock_wait_p50_ms": _round(percentile(locks, 50)), "lock_wait_p99_ms": _round(percentile(locks, 99)),
+            "commit_p50_ms": _round(percentile(commits, 50)), "commit_p99_ms": _round(percentile(commits, 99)),
+            "commits_per_visit": _round(statistics.fmean(n) if n else None), **checked}
 
 
 def _round(x: float | None) -> float | None:
@@ -320,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
                 if url is None:
                     from workstation.store.pgserver import ThrowawayPostgres
 
-                    server = stack.enter_context(ThrowawayPostgres())
+                    server = stack.enter_context(ThrowawayPostgres(durable=True))  # fsync on: a clinic's server
                     url = server.create_database("bench_store")
                 figures["postgresql"] = run_engine(url, args.rooms, args.visits, args.patients_per_room)
     except UserError as exc:  # no server programs, a database that is not empty, a store that does not open
@@ -330,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(summary))
     bad = any(f["lost_sessions"] or f["doubled_sessions"] or f["doubled_light_area_days"] or f["errors"]
+              or f["unacknowledged_sessions"] or f["reported_twice"] or f["aborted_not_as_told"]
               or f["duplicate_treatment_rows"] or not f["trail_intact"] for f in figures.values())
     return 1 if bad else 0
 
@@ -339,8 +435,11 @@ def report(figures: dict[str, dict[str, Any]], args: argparse.Namespace,
     print(f"store benchmark: {args.rooms} rooms × {args.visits} visits, {args.patients_per_room} patients per room; "
           f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min)")
     cols = ("saved", "refused_by_plan", "refused_by_store", "errors", "p50_ms", "p99_ms", "max_ms", "plan_p50_ms",
-            "plan_p99_ms", "save_p50_ms", "save_p99_ms", "cpu_ms_per_visit", "lost_sessions",
-            "doubled_sessions", "doubled_light_area_days", "duplicate_treatment_rows", "trail_intact")
+            "plan_p99_ms", "save_p50_ms", "save_p99_ms", "lock_wait_p50_ms", "lock_wait_p99_ms",
+            "commit_p50_ms", "commit_p99_ms", "commits_per_visit", "cpu_ms_per_visit", "lost_sessions",
+            "doubled_sessions", "doubled_light_area_days", "duplicate_treatment_rows", "unacknowledged_sessions",
+            "reported_twice", "aborted_not_as_told", "aborted_by_store", "outcome_unknown", "retried_writes",
+            "sessions_in_store", "completed_in_store", "trail_intact")
     print(f"{'':24}" + "".join(f"{name:>14}" for name in figures))
     for col in cols:
         cells = [str(f[col]) for f in figures.values()]
@@ -352,6 +451,8 @@ def report(figures: dict[str, dict[str, Any]], args: argparse.Namespace,
             print(f"  refused by the store ({n}×): {sentence}")
         for e in f["error_samples"]:
             print(f"  error: {e}")
+        for e in f["retry_samples"]:
+            print(f"  sent again after: {e}")
     ran = figures
     summary: dict[str, Any] = {
         "rooms": args.rooms, "visits": args.visits, "patients": args.rooms * args.patients_per_room,
@@ -359,12 +460,16 @@ def report(figures: dict[str, dict[str, Any]], args: argparse.Namespace,
         "lost_sessions": sum(f["lost_sessions"] for f in ran.values()),
         "doubled_sessions": sum(f["doubled_sessions"] for f in ran.values()),
         "duplicate_treatment_rows": sum(f["duplicate_treatment_rows"] for f in ran.values()),
+        "unacknowledged_sessions": sum(f["unacknowledged_sessions"] + f["reported_twice"] + f["aborted_not_as_told"]
+                                       for f in ran.values()),
+        "retried_writes": sum(f["retried_writes"] for f in ran.values()),
         "load_average_before": round(load_before[0], 2), "load_average_after": round(os.getloadavg()[0], 2)}
     for name in ("sqlite", "postgresql"):
         f = figures.get(name, {})
         summary[f"{name}_p50_ms"] = f.get("p50_ms")
         summary[f"{name}_p99_ms"] = f.get("p99_ms")
-    summary["engines"] = {n: {k: v for k, v in f.items() if k not in ("refusal_sentences", "error_samples")}
+    summary["engines"] = {n: {k: v for k, v in f.items() if k not in ("refusal_sentences", "error_samples",
+                                                                         "retry_samples")}
                           for n, f in figures.items()}
     return summary
 

@@ -163,13 +163,15 @@ def _disable(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from workstation.keys import trail_key
-    from workstation.store import trail
+    from workstation.store import trail, trail_anchor
 
     with _open(args, read_only=True, quiet=True) as store:  # it reports a trigger not in place itself
         if store.trail_key_problem:
             raise UserError("The trail cannot be checked here: this workstation does not have the clinic's "
                             "audit-trail key. Copy the clinic's keys to this workstation from their backup.")
-        report = trail.verify(store._conn, trail_key())
+        report = trail.verify(store._conn, trail_key(), anchor=trail_anchor.seen(store))
+        if report.intact and (end := trail_anchor.head(store._conn)) is not None:
+            trail_anchor.note(store, *end)  # verified: this workstation has seen the trail reach here
     for note in report.repairs:  # a gap found and closed earlier: writes in it are not in the trail
         print(f"note: the trail's triggers were repaired: {note}")
     if report.intact:

@@ -5,7 +5,9 @@ plan computed before another room saved a session of the course, takes the cours
 holds it), and, when it took over the lease of a start whose process died (or stopped renewing for
 leases.CRASH_TIMEOUT_S), closes that start's session as the journal closes a crashed one. A thread with its own store
 connection renews the lease every leases.RENEW_INTERVAL_S (never the GUI thread, and whatever a step or a pause takes);
-`release` ends it at every ending of the session.
+`release` ends it at every ending of the session. The visit service takes it with defer=True: checked here (a read),
+written by journal_start in the session start's transaction and released by journal_end in the end's, so a visit is
+two commits (docs/records.md).
 """
 
 from __future__ import annotations
@@ -31,29 +33,50 @@ def room_name() -> str:
 
 
 class CourseLease:
-    """A course's lease held by this process, renewed on its own thread until `release`."""
+    """A course's lease held by this process, renewed on its own thread until `release`. A deferred lease (`take`
+    with defer=True) is checked but not yet written: the session's start writes it (journal_start), and the
+    session's end releases it (journal_end), each in the session's own transaction."""
 
-    def __init__(self, store: Any, lease: Lease, *, renew_interval_s: float = RENEW_INTERVAL_S) -> None:
+    def __init__(self, store: Any, lease: Lease, *, renew_interval_s: float = RENEW_INTERVAL_S,
+                 written: bool = True) -> None:
         self.lease = lease
         self.lost = False
         """True once a renewal found the lease no longer ours (taken over after the crash timeout)."""
+        self.written = written
+        """Whether the lease row is in the store (False: deferred until the session's start writes it)."""
         self._store = store
         self._stop = threading.Event()
+        self._ending = False  # the session's end is releasing it: a failed renewal then is no takeover
+        self._released_by_end = False
+        self._renew_interval_s = renew_interval_s
+        self._thread: threading.Thread | None = None
+        if written:
+            self._start_renewing()
+
+    def _start_renewing(self) -> None:
+        store = self._store
         self._thread = threading.Thread(target=self._renew_loop, args=(store.path, store.role, store.actor,
-                                                                       renew_interval_s),
-                                        name=f"lease-course-{lease.course_id}", daemon=True)
+                                                                       self._renew_interval_s),
+                                        name=f"lease-course-{self.lease.course_id}", daemon=True)
         self._thread.start()
 
     @classmethod
     def take(cls, store: Any, course_id: int, account: str, *, plan_version: int | None = None,
-             room: str | None = None, renew_interval_s: float = RENEW_INTERVAL_S) -> CourseLease:
+             room: str | None = None, renew_interval_s: float = RENEW_INTERVAL_S, defer: bool = False) -> CourseLease:
         """Take the course's lease for this process (see the module). Raises UserError when the plan is stale
         (`plan_version`, the course version the plan was computed from, is not the course's), and
-        leases.LeaseRefused when another start holds the lease."""
+        leases.LeaseRefused when another start holds the lease. With `defer`, a lease that is free because it was
+        released (or never taken) is only checked here, and written by journal_start in the session's own
+        transaction (one commit per start, not two); a lease left by a start that crashed is taken at once, as
+        without `defer`, so that start's session is closed before anything else."""
         if plan_version is not None:
             store.check_plan_version(course_id, plan_version)  # before anything is recorded or leased
-        lease, replaced = store.take_lease(course_id, room=room or room_name(), account=account,
-                                           process=process_token())
+        room = room or room_name()
+        if defer:
+            mine, before = store.propose_lease(course_id, room=room, account=account, process=process_token())
+            if before is None or before.released_at is not None:
+                return cls(store, mine, renew_interval_s=renew_interval_s, written=False)
+        lease, replaced = store.take_lease(course_id, room=room, account=account, process=process_token())
         if replaced is not None:
             log.info("course %s: lease of %s (%s) taken over; closing its session as crashed", course_id,
                      replaced.room, replaced.host)
@@ -80,6 +103,8 @@ class CourseLease:
                         store = ClinicStore.open(path, training=role == "training")
                         store.actor = actor
                     if not store.renew_lease(self.lease.course_id, self.lease.holder):
+                        if self._ending:  # released by the session's end, not taken over
+                            return
                         self.lost = True
                         log.warning("course %s: the lease was taken over by another start after this one stopped "
                                     "renewing it", self.lease.course_id)
@@ -92,12 +117,28 @@ class CourseLease:
             if store is not None:
                 store.close()
 
+    def written_by_start(self) -> None:
+        """The session's start wrote the lease (journal_start): renew it from now on."""
+        if not self.written:
+            self.written = True
+            self._start_renewing()
+
+    def ending(self, released: bool | None = None) -> None:
+        """The session's end is releasing the lease in its own transaction (journal_end): `released` None before
+        that transaction, then whether it released the lease (release() then writes nothing more)."""
+        self._ending = released is None or released
+        self._released_by_end = bool(released)
+
     def release(self) -> None:
-        """Stop renewing and release the lease (idempotent). Runs on the thread that owns the visit's store."""
+        """Stop renewing and release the lease (idempotent; nothing to write when the session's end released it or
+        the lease was never written). Runs on the thread that owns the visit's store."""
         if self._stop.is_set():
             return
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
+        if not self.written or self._released_by_end:
+            return
         try:
             self._store.release_lease(self.lease.course_id, self.lease.holder)
         except UserError as exc:  # the store is held: the lease then expires after the crash timeout

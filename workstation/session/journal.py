@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from workstation.session import roles
 from workstation.session.session import Session
 from workstation.store.records import Treatment
 from workstation.words import counted
+
+if TYPE_CHECKING:
+    from workstation.session.course_lease import CourseLease
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +57,44 @@ def journal_steps(store, session_id: int, session: Session) -> None:
 
 
 def journal_start(store, plan, session_date, *, device_model: str | None,
-                  recording_path: Path | str | None = None) -> int:
+                  recording_path: Path | str | None = None, lease: CourseLease | None = None,
+                  start_key: str | None = None) -> int:
     """The start of treatment in the store: the session row 'in_progress' for `plan` (a dose-engine SessionPlan) on
-    `session_date`, with this process and the recording's path. Returns the session id. The visit service starts
-    every treatment here (window, headless runner, bench/store.py); UserError in words when the store refuses."""
-    return store.add_session(plan.course_id, session_date, device_model=device_model, plan=plan.to_dict(),
-                             state="in_progress", process=process_token(), recording_path=recording_path)
+    `session_date`, with this process and the recording's path, and the course's `lease` (CourseLease.take, deferred
+    or held) written in the same transaction: one commit. Returns the session id. The visit service starts every
+    treatment here (window, headless runner, bench/store.py); UserError in words when the store refuses (a stale
+    plan; leases.LeaseRefused when another room won the lease since `lease` was checked): nothing is written.
+    `start_key`: the start's idempotency key (default: the lease's holder token, one per take): the same start sent
+    again after an error whose commit went through (a lost acknowledgement) returns the same session, never a
+    second one."""
+    if start_key is None and lease is not None:
+        start_key = lease.lease.holder
+    sid = store.add_session(plan.course_id, session_date, device_model=device_model, plan=plan.to_dict(),
+                            state="in_progress", process=process_token(), recording_path=recording_path,
+                            lease=None if lease is None else lease.lease, start_key=start_key)
+    if lease is not None:
+        lease.written_by_start()
+    return sid
 
 
-def journal_end(store, session_id: int, treatments: list[Treatment], state: str, note: str = "") -> None:
+def journal_end(store, session_id: int, treatments: list[Treatment], state: str, note: str = "", *,
+                lease: CourseLease | None = None) -> None:
     """The end of a session in the store: each (area, modality)'s total delivered (`treatments`, as treatments_of
     gives them) written into its treatment row, then the row closed with its outcome (completed, partial, aborted,
-    crashed) and the sentence saying why, in one transaction (all of it or none; one commit, not one per row)."""
-    store.end_session(session_id, treatments, state, note)
+    crashed) and the sentence saying why, then the course's `lease` released, in one transaction (all of it or none;
+    one commit, not one per row). On a refusal (UserError) nothing is written and the lease stays held: the caller
+    closes the session and releases the lease as at every other ending (CourseLease.release)."""
+    held = lease if lease is not None and lease.written else None
+    if held is not None:
+        held.ending()
+    try:
+        released = store.end_session(session_id, treatments, state, note, lease=None if held is None else held.lease)
+    except BaseException:
+        if held is not None:
+            held.ending(False)
+        raise
+    if held is not None:
+        held.ending(released)
 
 
 @dataclass

@@ -249,13 +249,14 @@ class Visit:
         steps = self.check_plan()
         plan = self.plan
         protocol = self.library.get(plan.protocol_id)
-        self.lease = CourseLease.take(self.store, self.course.id, self.operator, plan_version=plan.course_version)
+        self.lease = CourseLease.take(self.store, self.course.id, self.operator, plan_version=plan.course_version,
+                                      defer=True)  # checked now, written with the session's start: one commit
         try:
             rec = self.rig.start_recording(self.recordings_dir, patient_pseudonym=self.pseudonym,
                                            operator_id=self.operator, protocol_id=protocol.id,
                                            protocol_version=str(protocol.version), plan=plan.to_dict())
             self.session_id = journal_start(self.store, plan, dt.date.today(), device_model=self.light_model(),
-                                            recording_path=rec.path)
+                                            recording_path=rec.path, lease=self.lease)
         except BaseException:  # e.g. a plan made stale by a start saved a moment ago: nothing started
             close_recording(self.rig)
             self._release_lease()
@@ -367,7 +368,8 @@ class Visit:
         session.abort(self.operator, "ended by the operator", AbortCause.OPERATOR)  # no-op once it has ended
         summary = session.summary()
         assert self.session_id is not None
-        journal_end(self.store, self.session_id, treatments_of(session), summary["state"], summary["abort_reason"])
+        journal_end(self.store, self.session_id, treatments_of(session), summary["state"], summary["abort_reason"],
+                    lease=self.lease)
         recording, sha, failure = close_recording(self.rig)
         if recording is not None and sha is not None and self.store.recording(self.session_id) is None:
             self.store.link_recording(self.session_id, recording, sha)  # no checksum (full disk): not linked

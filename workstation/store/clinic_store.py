@@ -16,6 +16,7 @@ from typing import Any
 
 from workstation.errors import UserError
 from workstation.keys import IdentityCipher, key_id, trail_key, workstation_name
+from workstation.store import trail_anchor
 from workstation.store.connection import (
     BUSY_TIMEOUT_MS,
     busy_error,
@@ -109,6 +110,8 @@ class ClinicStore(CourseRecords, RecordingIndex):
         self.trail_findings: list[str] = conn.trail_findings
         """The trail's triggers the open found missing, disabled or changed, in sentences: put back and noted in the
         trail, or (read_only) left as found (workstation.store.trail_repair). A command shows them."""
+        self._anchored = trail_anchor.store_key(self) is not None
+        self._anchor = trail_anchor.seen(self) if self._anchored else None
         self.trail_key_problem = _trail_key_problem(conn, path)
         """Why this workstation may not write here ('' when it may): its trail key is not the one the store's trail
         is chained with, so every row it wrote would break the chain for good."""
@@ -199,6 +202,8 @@ class ClinicStore(CourseRecords, RecordingIndex):
             if is_busy(exc):
                 raise busy_error(self.path) from exc
             raise
+        if self._anchored:  # the trail's end as committed, kept outside the database (trail_anchor)
+            self._anchor = trail_anchor.advance(self, self._anchor)
 
     @contextmanager
     def snapshot(self) -> Iterator[ClinicStore]:

@@ -113,10 +113,16 @@ class CourseRecords:
 
     def add_session(self, course_id: int, session_date: date, *, device_model: str | None = None,
                     plan: dict[str, Any] | None = None, state: str = "ended", process: str | None = None,
-                    recording_path: Path | str | None = None) -> int:
+                    recording_path: Path | str | None = None, lease: leases.Lease | None = None,
+                    start_key: str | None = None) -> int:
         """Add a session with its plan (SessionPlan.to_dict()); the plan's overrides go to plan_overrides in the
         same transaction, so a change and its reason are never stored apart from the session. The session journal
-        (workstation/journal.py) adds it with state 'in_progress', its process and its recording's path."""
+        (workstation/journal.py) adds it with state 'in_progress', its process and its recording's path. `lease`
+        (leases.proposal, or one this start already holds): written first in the SAME transaction, so taking the
+        course's lease and starting its session are one commit; leases.LeaseRefused (nothing written) when another
+        start holds it, UserError when the plan is stale. `start_key` (a random token, Alembic 0007): the start's
+        idempotency key; a start sent again with the key of one already saved (its commit went through while its
+        client saw an error) returns that session's id and writes nothing."""
         course = self.course(an_id(course_id, "course"))
         not_future(session_date, "session date",
                    earliest=(course.started_on, f"the course's start ({course.started_on.isoformat()})"))
@@ -129,15 +135,24 @@ class CourseRecords:
                 if area.get("area_id") not in course.area_ids:
                     raise UserError(f"The plan overrides area {area.get('area_id')!r}, which is not in the course.")
                 check_override(o["field"], o["proposed"], o["value"], o["reason"], o["who"], o["at"])
+        if start_key is not None and not (isinstance(start_key, str) and 8 <= len(start_key) <= 64):
+            raise ValueError("a start key is a random token of 8-64 characters")
         with self.transaction() as c:
+            if start_key is not None and (done := c.execute("SELECT id, course_id FROM sessions WHERE start_key = ?",
+                                                            (start_key,)).fetchone()) is not None:
+                if int(done[1]) != course_id:
+                    raise ValueError(f"start key {start_key!r} belongs to a session of another course")
+                return int(done[0])  # this start was saved already: the same session, nothing written again
+            if lease is not None and not leases.write(c, lease, None):
+                raise leases.refused(self, course_id)  # another room won the lease: the transaction writes nothing
             leases.bump_version(c, course_id, (plan or {}).get("course_version"))  # a stale plan: UserError
             sid = int(c.execute("INSERT INTO sessions (course_id, session_date, plan_json, device_model, state, "
-                                "process, started_at, recording_path, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-                                f"{leases.LIVE_ROOM}) "
+                                "process, started_at, recording_path, start_key, room) VALUES (?, ?, ?, ?, ?, ?, ?, "
+                                f"?, ?, {leases.LIVE_ROOM}) "
                                 "RETURNING id",
                                 (course_id, session_date.isoformat(), json.dumps(plan) if plan else None,
                                  device_model, state, process, now_text(),
-                                 None if recording_path is None else str(recording_path), course_id,
+                                 None if recording_path is None else str(recording_path), start_key, course_id,
                                  process)).fetchone()[0])
             for area in (plan or {}).get("areas", []):
                 for o in area.get("overrides", []):
@@ -203,10 +218,13 @@ class CourseRecords:
 
     # ---- rooms: the course's lease and version (workstation/store/leases.py) ---------------------------------------
 
-    def end_session(self, session_id: int, treatments: list[Treatment], state: str | None, note: str = "") -> None:
+    def end_session(self, session_id: int, treatments: list[Treatment], state: str | None, note: str = "", *,
+                    lease: leases.Lease | None = None) -> bool:
         """In ONE transaction (one commit): each treatment's running total written as journal_treatment writes it,
-        then (unless `state` is None) the session closed as close_session closes it. All of it or none: UserError
-        in words when the store refuses a treatment (e.g. a second light session on the area that day)."""
+        then (unless `state` is None) the session closed as close_session closes it, then `lease` (the course's
+        lease this session holds) released. All of it or none: UserError in words when the store refuses a
+        treatment (e.g. a second light session on the area that day). Returns whether `lease` was released here
+        (False without one, or when it was no longer this start's)."""
         if state is not None and state not in ("completed", "partial", "aborted", "crashed"):
             raise ValueError(f"unknown session state {state!r}")
         t = None
@@ -226,6 +244,7 @@ class CourseRecords:
                               (state, now_text(), note, session_id))
                 if treatments or state is not None:
                     leases.changed(c, session_id)
+                released = lease is not None and leases.release_in(c, lease.course_id, lease.holder)
         except IntegrityError as exc:
             if t is None:
                 raise
@@ -233,12 +252,19 @@ class CourseRecords:
                 raise UserError(why) from exc
             raise UserError("The treatment was not saved: the session and the area must exist and the modality is "
                             "light or needling.") from exc
+        return released
 
     def take_lease(self, course_id: int, *, room: str, account: str, process: str, host: str | None = None,
                    now: datetime | None = None) -> tuple[leases.Lease, leases.Lease | None]:
         """Take the course's lease for a start (leases.take): (lease taken, the free lease it replaced or None).
         Raises leases.LeaseRefused with the sentence while another start holds it."""
         return leases.take(self, course_id, room=room, account=account, process=process, host=host, now=now)
+
+    def propose_lease(self, course_id: int, *, room: str, account: str, process: str,
+                      host: str | None = None) -> tuple[leases.Lease, leases.Lease | None]:
+        """The lease a start would take, checked but not written (leases.proposal): add_session(lease=...) writes it
+        with the session's start, in one transaction. Raises leases.LeaseRefused while another start holds it."""
+        return leases.proposal(self, course_id, room=room, account=account, process=process, host=host)
 
     def renew_lease(self, course_id: int, holder: str, now: datetime | None = None) -> bool:
         return leases.renew(self, course_id, holder, now)

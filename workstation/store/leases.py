@@ -115,26 +115,62 @@ def take(store: Any, course_id: int, *, room: str, account: str, process: str, h
                         "the computer's name).")
     store.course(course_id)  # UserError if there is no such course
     before = lease_of(store, course_id)
-    # A lease whose process is gone on this host may be taken over: name that exact process in the condition, so
-    # the statement still refuses if another start took it (with a live process) in between.
-    dead_here = (before.process if before is not None and before.released_at is None and before.host == host
-                 and before.process_gone() else "")
     mine = Lease(course_id, secrets.token_hex(8), room.strip(), host, account, process, stamp(now), stamp(now), None)
     with store.transaction() as c:
-        won = c.execute("INSERT INTO course_leases (course_id, holder, room, host, account, process, started_at, "
-                      "renewed_at, released_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL) "
-                      "ON CONFLICT (course_id) DO UPDATE SET holder = excluded.holder, room = excluded.room, "
-                      "host = excluded.host, account = excluded.account, process = excluded.process, "
-                      "started_at = excluded.started_at, renewed_at = excluded.renewed_at, released_at = NULL "
-                      "WHERE course_leases.released_at IS NOT NULL OR course_leases.renewed_at < ? "
-                      "OR (course_leases.host = ? AND course_leases.process = ?) RETURNING holder",
-                      (course_id, mine.holder, mine.room, host, account, process, mine.started_at, mine.renewed_at,
-                       stamp(now - timedelta(seconds=CRASH_TIMEOUT_S)), host, dead_here)).fetchone()
-    if won is None or won[0] != mine.holder:  # the row was held: the upsert's WHERE wrote nothing, returned nothing
-        held = lease_of(store, course_id)
-        assert held is not None
-        raise LeaseRefused(refusal_sentence(store, held), held)
+        won = write(c, mine, before, now)
+    if not won:
+        raise refused(store, course_id)
     return mine, before if before is not None and before.released_at is None else None
+
+
+def proposal(store: Any, course_id: int, *, room: str, account: str, process: str, host: str | None = None,
+             now: datetime | None = None) -> tuple[Lease, Lease | None]:
+    """The lease a start would take, checked but NOT written: (the lease proposed, the course's lease row now or
+    None). Raises LeaseRefused (the sentence of `take`) while another start holds it, UserError without a room
+    name. The session start writes the proposal in its own transaction (`write`, via ClinicStore.add_session), so
+    a visit's start is one commit, not two; `write` decides atomically, this only reads."""
+    host = host or this_host()
+    now = now or datetime.now(UTC)
+    if not isinstance(room, str) or not room.strip():
+        raise UserError("This workstation has no room name: set clinic.room in the settings (or leave it out to use "
+                        "the computer's name).")
+    before = lease_of(store, course_id)
+    if before is not None and not before.free(now, host):
+        raise LeaseRefused(refusal_sentence(store, before), before)
+    return Lease(course_id, secrets.token_hex(8), room.strip(), host, account, process, stamp(now), stamp(now),
+                 None), before
+
+
+def write(c: Any, mine: Lease, before: Lease | None, now: datetime | None = None) -> bool:
+    """Inside the caller's write transaction `c`: write `mine` as the course's lease if it is free (released, not
+    renewed within CRASH_TIMEOUT_S, its process gone on this host: `before`, the row read before, names that exact
+    process) or already `mine` (its holder token). ONE statement (INSERT ... ON CONFLICT DO UPDATE ... WHERE), so of
+    several processes writing at once exactly one wins. True when it was written."""
+    now = now or datetime.now(UTC)
+    # A lease whose process is gone on this host may be taken over: name that exact process in the condition, so
+    # the statement still refuses if another start took it (with a live process) in between.
+    dead_here = (before.process if before is not None and before.released_at is None and before.host == mine.host
+                 and before.process_gone() else "")
+    won = c.execute("INSERT INTO course_leases (course_id, holder, room, host, account, process, started_at, "
+                    "renewed_at, released_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL) "
+                    "ON CONFLICT (course_id) DO UPDATE SET holder = excluded.holder, room = excluded.room, "
+                    "host = excluded.host, account = excluded.account, process = excluded.process, "
+                    "started_at = excluded.started_at, renewed_at = excluded.renewed_at, released_at = NULL "
+                    "WHERE course_leases.released_at IS NOT NULL OR course_leases.renewed_at < ? "
+                    "OR (course_leases.host = ? AND course_leases.process = ?) "
+                    "OR course_leases.holder = excluded.holder RETURNING holder",
+                    (mine.course_id, mine.holder, mine.room, mine.host, mine.account, mine.process, mine.started_at,
+                     stamp(now), stamp(now - timedelta(seconds=CRASH_TIMEOUT_S)), mine.host, dead_here)).fetchone()
+    return won is not None and won[0] == mine.holder
+
+
+def refused(store: Any, course_id: int) -> LeaseRefused:
+    """The refusal of a lease `write` did not win (read after its transaction ended): who holds it, since when."""
+    held = lease_of(store, course_id)
+    if held is None:  # released and removed in between: nothing names a holder (cannot happen: rows stay)
+        return LeaseRefused("Another room started this course at the same moment; nothing was started here. "
+                            "Try again.", Lease(course_id, "", "", "", "", "", stamp(), stamp(), None))
+    return LeaseRefused(refusal_sentence(store, held), held)
 
 
 def renew(store: Any, course_id: int, holder: str, now: datetime | None = None) -> bool:
@@ -148,9 +184,14 @@ def renew(store: Any, course_id: int, holder: str, now: datetime | None = None) 
 def release(store: Any, course_id: int, holder: str, now: datetime | None = None) -> bool:
     """Release a held lease (every ending of a session). False when it was not this holder's any more."""
     with store.transaction() as c:
-        n = c.execute("UPDATE course_leases SET released_at = ? WHERE course_id = ? AND holder = ? "
-                      "AND released_at IS NULL", (stamp(now), course_id, holder)).rowcount
-    return n == 1
+        return release_in(c, course_id, holder, now)
+
+
+def release_in(c: Any, course_id: int, holder: str, now: datetime | None = None) -> bool:
+    """`release` inside the caller's write transaction `c` (the session's end: its closing and the lease's release,
+    one commit). False when it was not this holder's any more."""
+    return c.execute("UPDATE course_leases SET released_at = ? WHERE course_id = ? AND holder = ? "
+                     "AND released_at IS NULL", (stamp(now), course_id, holder)).rowcount == 1
 
 
 def live(store: Any, course_id: int, now: datetime | None = None) -> Lease | None:

@@ -270,6 +270,8 @@ def set_writer(conn: Db, actor: str, reason: str, busy_timeout_ms: int) -> None:
     SQLite's BEGIN IMMEDIATE makes them (a check "under the write lock" sees every earlier commit, and two
     transactions can never each hold a row the other needs while waiting for the trail). A lock not had within
     `busy_timeout_ms` raises (lock_timeout; db.is_busy knows it), as SQLite's busy timeout does."""
+    # ONE round trip: the select list is evaluated left to right, so lock_timeout is in force when the lock is asked
+    # for (tests/test_store_pg_trail.py: a held store still answers with the busy sentence after the timeout)
     conn.execute("SELECT set_config('lock_timeout', ?, true), set_config('cicatrix.actor', ?, false), "
-                 "set_config('cicatrix.reason', ?, true)", (f"{int(busy_timeout_ms)}ms", actor, reason))
-    conn.execute("SELECT pg_advisory_xact_lock(?)", (TRAIL_LOCK,))
+                 "set_config('cicatrix.reason', ?, true), pg_advisory_xact_lock(?)",
+                 (f"{int(busy_timeout_ms)}ms", actor, reason, TRAIL_LOCK))

@@ -48,10 +48,13 @@ class ThrowawayPostgres:
     and removes the folder. Raises UserError if the programs are missing or the server does not start (with its
     log's last lines)."""
 
-    def __init__(self, parent: Path | str | None = None) -> None:
+    def __init__(self, parent: Path | str | None = None, *, durable: bool = False) -> None:
         """`parent`: where its temporary folder is made (default the system's temporary folder). Under root it must
-        be reachable by the `postgres` account (pytest's private tmp_path is not)."""
+        be reachable by the `postgres` account (pytest's private tmp_path is not). `durable`: the server flushes
+        its WAL at every commit as a clinic's server does (fsync on, synchronous_commit on; bench/store.py times
+        that); by default fsync is off, for the tests' speed (a throw-away cluster has nothing to keep)."""
         self._parent = Path(parent) if parent is not None else None
+        self._durable = durable
         self.folder: Path | None = None
         self._bin = server_bin_dir()
         self._as_root = os.geteuid() == 0
@@ -85,8 +88,8 @@ class ThrowawayPostgres:
         if done.returncode != 0:
             self._remove()
             raise UserError(f"initdb could not create a throw-away PostgreSQL cluster: {done.stderr.strip()[-400:]}")
-        options = f"-c listen_addresses='' -c unix_socket_directories='{self.socket_dir}' -c fsync=off " \
-                  "-c max_connections=100"
+        options = f"-c listen_addresses='' -c unix_socket_directories='{self.socket_dir}' " \
+                  f"-c fsync={'on' if self._durable else 'off'} -c max_connections=100"
         done = self._run("pg_ctl", "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", str(START_TIMEOUT_S),
                          "start")
         if done.returncode != 0:

@@ -83,7 +83,8 @@ sessions = Table(
           check="state IN ('ended', 'in_progress', 'completed', 'partial', 'aborted', 'crashed')"),
     _text("process", null=True), _text("started_at", null=True), _text("ended_at", null=True),
     _text("recording_path", null=True), _text("outcome_note", default=""),
-    _text("room", null=True))  # (0002) the room whose lease the session started under
+    _text("room", null=True),  # (0002) the room whose lease the session started under
+    _text("start_key", null=True))  # (0007) the start's idempotency key: a start sent twice is one session
 
 treatments = Table(
     "treatments", metadata, _id(), _ref("session_id", "sessions.id"), _ref("area_id", "areas.id"),
@@ -177,3 +178,4 @@ Index("areas_by_patient", areas.c.patient_id)
 Index("screening_answers_by_patient", screening_answers.c.patient_id)
 Index("med_measurements_by_patient", med_measurements.c.patient_id)
 Index("audit_trail_by_row", audit_trail.c.table_name, audit_trail.c.row_id)
+Index("sessions_start_key", sessions.c.start_key, unique=True)  # (0007)

@@ -35,7 +35,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from workstation.store import pg_trail
 
@@ -248,9 +248,11 @@ def append(conn: Db, action: str, table: str, row_id: int | None, old_json: str 
                  (action, table, row_id, old_json, new_json, reason) * 2)
 
 
-def verify(conn: Db, key: bytes) -> TrailReport:
-    """Check the trail under the clinic's trail `key`: every link of the chain from the first row, every trigger in
-    place, and every row of every table as the trail last recorded it. Reports the first problem found."""
+def verify(conn: Db, key: bytes, anchor: Any = None) -> TrailReport:
+    """Check the trail under the clinic's trail `key`: every link of the chain from the first row, that the trail
+    still reaches `anchor` (trail_anchor.Anchor: the highest row this workstation wrote or verified, kept outside
+    the database; None: not checked), every trigger in place, and every row of every table as the trail last
+    recorded it. Reports the first problem found."""
     prev = GENESIS
     count = 0
     expected_id = None
@@ -267,6 +269,12 @@ def verify(conn: Db, key: bytes) -> TrailReport:
             return TrailReport(count, rid, f"row {rid} was changed after it was written, or written without the "
                                            "clinic's trail key")
         prev, expected_id = digest, rid + 1
+    if anchor is not None:
+        from workstation.store.trail_anchor import check
+
+        cut = check(conn, anchor)
+        if cut is not None:
+            return TrailReport(count, cut[0], cut[1])
     from workstation.store.trail_repair import repairs
 
     noted = tuple(repairs(conn))
