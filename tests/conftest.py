@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 
 import pytest
 
@@ -13,6 +14,13 @@ pytest.register_assert_rewrite("drivers.testing")
 from PyQt6.QtCore import Qt  # noqa: E402
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# A run started in the background of a non-interactive shell (`make test &`, a CI runner's job) inherits Ctrl+C ignored,
+# and so would every `main.py` the tests start: the tests that send SIGINT to a session or an emulator then wait for an
+# end that never comes. Give the run Python's own Ctrl+C handler back, so the processes it starts get the default
+# disposition and install theirs, as they do when started from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from drivers.emulators.lamp import LampParams  # noqa: E402
 from drivers.emulators.light import LightEmulator  # noqa: E402
