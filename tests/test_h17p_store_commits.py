@@ -6,17 +6,15 @@ what each room believes it saved. On both engines (`store_url`), with real proce
 from __future__ import annotations
 
 import importlib.util
-import json
-import subprocess
 import sys
 import textwrap
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from helpers_race import race_two_rooms
 
 from workstation.errors import UserError
 from workstation.protocols import load_library
@@ -249,14 +247,7 @@ def test_two_processes_start_the_same_course_at_once_with_deferred_leases_exactl
     with ClinicStore.open(store_url, training=True) as store:
         courses = [_course(store, f"P-{i:04d}")[0].id for i in range(12)]
     code = RACER.format(repo=str(REPO), step=0.15)
-    start = time.time() + 3.0
-    procs = [subprocess.Popen([sys.executable, "-c", code, store_url, repr(start), room, json.dumps(courses)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for room in ("room 1", "room 2")]
-    results = []
-    for p in procs:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    results = race_two_rooms(code, store_url, courses)
     won = [set(r["won"]) for r in results]
     assert won[0] | won[1] == set(range(12)) and not won[0] & won[1]  # exactly one session per course
     for r, other in zip(results, ("room 2", "room 1"), strict=True):  # the loser is told who, or that it must re-plan

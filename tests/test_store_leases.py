@@ -5,7 +5,6 @@ processes, and through the window."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers_race import race_two_rooms
 
 from workstation.errors import UserError
 from workstation.protocols import load_library
@@ -136,14 +136,7 @@ def test_two_processes_start_the_same_course_at_once_exactly_one_wins_20_times(s
     with ClinicStore.open(path, training=True) as store:
         courses = [_course(store, f"P-{i:04d}")[0].id for i in range(20)]
     code = RACER.format(repo=str(REPO), step=0.15)
-    start = time.time() + 3.0  # both children imported and opened the store by then
-    procs = [subprocess.Popen([sys.executable, "-c", code, path, repr(start), room, json.dumps(courses)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for room in ("room 1", "room 2")]
-    results = []
-    for p in procs:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    results = race_two_rooms(code, path, courses)
     won = [set(r["won"]) for r in results]
     assert won[0] | won[1] == set(range(20)) and not won[0] & won[1]  # exactly one winner per course
     for r, other in zip(results, ("room 2", "room 1"), strict=True):
