@@ -58,6 +58,7 @@ class MainWindow(QMainWindow):
                  artifacts_dir: Path | None = None, places: Places | None = None,
                  idle_lock_minutes: float = 10.0) -> None:
         super().__init__()
+        self._closed = False  # closeEvent has stopped everything
         self.setWindowTitle("Cicatrix")
         self.recordings_dir = Path(recordings_dir)
         self.artifacts_dir = artifacts_dir or self.recordings_dir
@@ -386,6 +387,12 @@ class MainWindow(QMainWindow):
         self.controller.reset_interlocks(done, failed)
 
     def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name
+        """Stops the plots, the window's worker threads and the session (the controller ends it saved). Closing
+        again (Qt sends a second close to a window closed once and not yet deleted) finds it all stopped."""
+        if self._closed:
+            super().closeEvent(event)
+            return
+        self._closed = True
         self.treatment.plots.stop()
         self.replay.close_recording()
         self.replay.tasks.shutdown(wait=True)
