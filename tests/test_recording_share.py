@@ -5,6 +5,7 @@ retried, and never loses or changes the local recording."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 from contextlib import contextmanager
 from datetime import date
@@ -285,3 +286,20 @@ def test_a_part_file_left_by_an_interrupted_copy_of_this_workstation_is_replaced
     with ClinicStore.open(db, training=False) as store:
         assert sync_once(store, share)[:2] == (1, [])
     assert not stale.exists() and other.exists()
+
+
+def test_listing_what_is_still_to_copy_writes_nothing(clinic, tmp_path, capsys):
+    """`recording sync --list` only reads: a recording here that nobody queued yet is listed as this workstation's
+    to copy, and the store is left as found (its queue mark is made by a copier's pass, never by the listing)."""
+    db, local, _sha, sid = clinic
+    share = tmp_path / "share"
+    share.mkdir()
+    queued = "SELECT copy_from FROM recordings WHERE session_id = ?"
+    with sqlite3.connect(db) as c:
+        assert c.execute(queued, (sid,)).fetchone() == (None,)
+    assert main(["recording", "sync", "--list", "--store", str(db), "--clinic-recordings", str(share)]) == 1
+    assert f"(record no. {sid}): {local}" in capsys.readouterr().out
+    with sqlite3.connect(db) as c:
+        assert c.execute(queued, (sid,)).fetchone() == (None,)
+    with ClinicStore.open(db, training=False) as store:  # a copier's pass queues it and copies it
+        assert sync_once(store, share)[0] == 1

@@ -56,7 +56,7 @@ def _sync(args: argparse.Namespace) -> int:
     if args.list:  # only reads: a store that does not exist (a URL's file included) is refused, never created
         with ClinicStore.open(store_path, training=args.training, read_only=True) as store:
             todo = [(store.session_label(sid), local) for sid, local, _sha in
-                    store.recordings_to_share(workstation_name())]
+                    store.recordings_to_share(workstation_name(), queue=False)]
             crashed = [(store.session_label(r["id"]), r["recording_path"]) for r in store.crashed_unindexed()
                        if Path(r["recording_path"]).is_file()]
             elsewhere = [(store.session_label(sid), where) for sid, where in store.crashed_elsewhere()]

@@ -177,15 +177,21 @@ class RecordingIndex:
             c.execute("UPDATE recordings SET copy_from = ? WHERE session_id = ? AND shared_path IS NULL "
                       "AND (copy_from IS NULL OR copy_from <> ?)", (workstation, session_id, workstation))
 
-    def recordings_to_share(self, workstation: str) -> list[tuple[int, Path, str]]:
+    def recordings_to_share(self, workstation: str, *, queue: bool = True) -> list[tuple[int, Path, str]]:
         """(session id, absolute local path, sha256) of each recording `workstation` has still to copy to the share,
         oldest first. Recordings nobody queued yet (from before the share, or linked when a crashed session was
-        closed) are queued for this workstation when their file is here."""
+        closed) whose file is here count as this workstation's; with `queue` (a copier's pass) they are queued for it,
+        without (`recording sync --list`, a read-only store) nothing is written."""
+        unqueued = []
         for row in self._all("SELECT session_id FROM recordings WHERE copy_from IS NULL AND shared_path IS NULL"):
             local = self.recording_path(row["session_id"])
             if local is not None and local.is_file():
-                self.queue_share_copy(row["session_id"], workstation)
-        rows = self._all("SELECT session_id, sha256 FROM recordings WHERE copy_from = ? AND shared_path IS NULL "
+                unqueued.append(row["session_id"])
+                if queue:
+                    self.queue_share_copy(row["session_id"], workstation)
+        wanted = "copy_from = ?" if queue or not unqueued else \
+            f"(copy_from = ? OR session_id IN ({', '.join(str(int(i)) for i in unqueued)}))"
+        rows = self._all(f"SELECT session_id, sha256 FROM recordings WHERE {wanted} AND shared_path IS NULL "  # noqa: S608 - ids are ints
                          "ORDER BY session_id", (workstation,))
         return [(r["session_id"], self.recording_path(r["session_id"]), r["sha256"]) for r in rows]
 
