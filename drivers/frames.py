@@ -18,6 +18,7 @@ from drivers.codes import DisconnectReason, LinkEvent
 from drivers.events import CommandRecord, now_s
 from drivers.link import TELEMETRY_LOST_S
 from drivers.plausibility import REBASE_AFTER_FRAMES, Violation
+from drivers.silence import BLIND_GAP_S, STALL_DETAIL, SilenceWatch
 from drivers.types import Identity, kind_words
 
 log = logging.getLogger(__name__)
@@ -119,9 +120,8 @@ class FrameIntake:
             gap_s = (int(t_dev[0]) - prev_us) / 1e6
             # Every time while the device is active (an interlock); while idle, at most once a second (not a flood).
             if gap_s > TELEMETRY_LOST_S and (self._plausibility.last_active or self._notice_due("device_gap")):
-                self._event_at(t_arrival, "connection", "high", f"{self.name}: no telemetry for {gap_s * 1000:.0f} ms "
-                               "of device time (samples missing between frames)", device_gap_s=round(gap_s, 4),
-                               link=LinkEvent.TELEMETRY_LOST.value)
+                words, details = _gap_words(self.name, gap_s, self._samples_seen)
+                self._event_at(t_arrival, "connection", "high", words, link=LinkEvent.TELEMETRY_LOST.value, **details)
         ok, violations = self._plausibility.check(block)
         if violations:
             self._report_implausible(block, ok, violations, t_arrival)
@@ -214,3 +214,15 @@ def _enum_name(enum: type, value: int) -> str:
         return enum(value).name
     except ValueError:
         return f"unknown ({value})"
+
+
+def _gap_words(name: str, gap_s: float, seen: SilenceWatch) -> tuple[str, dict[str, float]]:
+    """The sentence and details of samples missing between frames (`gap_s` of device time, s). When the workstation
+    could not read for part of that time (a stall: `seen.blind_s`), the device's frames were lost on a line nobody
+    read, and the sentence says so rather than blaming the device (drivers.silence.STALL_DETAIL)."""
+    details = {"device_gap_s": round(gap_s, 4)}
+    if seen.blind_s < BLIND_GAP_S:
+        return f"{name}: no telemetry for {gap_s * 1000:.0f} ms of device time (samples missing between frames)", details
+    details[STALL_DETAIL] = round(seen.blind_s, 4)
+    return (f"{name}: {gap_s * 1000:.0f} ms of device time missing between frames: the workstation could not read "
+            f"the line for {seen.blind_s:.1f} s (a stall), so the frames of that time were lost"), details

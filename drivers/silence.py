@@ -81,6 +81,11 @@ class SilenceWatch:
         if t1 > start:
             self._blind_s += t1 - start
 
+    @property
+    def blind_s(self) -> float:
+        """Seconds since the last sign of life the observer could not look (its blind stretches), s."""
+        return self._blind_s
+
     def wall_s(self, t: float) -> float:
         return max(0.0, t - self._heard_s)
 

@@ -18,6 +18,7 @@ from test_held_up import SCENARIO, _monitor, hold_the_process
 from drivers.codes import InterlockCause, LinkEvent
 from drivers.silence import STALL_DETAIL, SilenceWatch, lost_words
 from workstation.bus import Event
+from workstation.recording.reader import Recording
 from workstation.session.scenario import load_scenario
 from workstation.session.visit import Visit
 from workstation.ui.wording import event_sentence
@@ -108,6 +109,8 @@ def test_held_up_1_3_s_mid_exposure_the_devices_stop_and_no_sentence_blames_them
         _print_summary(lines.append, load_scenario(SCENARIO), saved.summary, None, None, 0)
         text = "\n".join(lines)
         assert "could not look for 1." in text and not DEVICE_BLAMED.search(text), text
+        events = [e.message for e in Recording.open(saved.recording).events]  # every recorded word, not only trips
+        assert not [m for m in events if DEVICE_BLAMED.search(m)], events
     finally:
         v.close()
 
@@ -134,3 +137,19 @@ def test_through_the_window_a_stall_past_the_wall_limit_is_said_as_the_workstati
                     timeout=TIMEOUT_MS)
     texts = "\n".join(a.text() for a in win.treatment.alarms.alarms)
     assert "held up and could not watch the" in texts and not DEVICE_BLAMED.search(texts), texts
+
+
+def test_samples_missing_after_a_stall_are_said_as_the_workstations_and_otherwise_as_the_devices():
+    """Frames lost while the workstation could not read the line (a stall its reader's watch saw) are not the
+    device's silence: the device-time gap's sentence names the stall and carries its detail."""
+    from drivers.frames import _gap_words
+
+    watch = SilenceWatch(0.0)
+    watch.looked(0.05)
+    words, details = _gap_words("light", 0.3, watch)  # looked on time: the device's frames are missing
+    assert words == "light: no telemetry for 300 ms of device time (samples missing between frames)"
+    assert STALL_DETAIL not in details and details["device_gap_s"] == 0.3
+    watch.looked(1.35)  # then 1.3 s the reader's watch could not look
+    words, details = _gap_words("light", 1.3, watch)
+    assert "could not read the line for 1.3 s (a stall)" in words and "no telemetry" not in words
+    assert details[STALL_DETAIL] == pytest.approx(1.3)
