@@ -57,13 +57,17 @@ def test_replay_opens_seeks_and_steps(qtbot, window: MainWindow, recording: Path
     fills = view.fills
     view.timeline.setValue(60_000)
     assert view.source.position_s == pytest.approx(0.6 * duration)
-    qtbot.waitUntil(lambda: view.fills > fills, timeout=TIMEOUT_MS)
-    stats = view.buffers.stats("light")
     # up to the file's last light sample at or before the position (a live recording made on a loaded machine can
-    # have a gap there: judged against the file, not against the position)
+    # have a gap there: judged against the file, not against the position). A fill asked before the seek (the event
+    # step's) can land first, so the test waits for the seek's own fill: the one that reaches that sample.
     rows = view.recording.telemetry("light", None, view.source.position_s)
     last_in_file_s = float(rows["t_host_s"][-1]) - view.recording.meta.t0_host_s
-    assert stats.samples_total > 100 and stats.t_last_s == pytest.approx(last_in_file_s, abs=0.05)
+
+    def filled_to_the_position() -> bool:
+        stats = view.buffers.stats("light")
+        return stats.samples_total > 100 and stats.t_last_s == pytest.approx(last_in_file_s, abs=0.05)
+
+    qtbot.waitUntil(lambda: view.fills > fills and filled_to_the_position(), timeout=TIMEOUT_MS)
     view.speed.setCurrentText("10x")
     qtbot.mouseClick(view.play_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not view.source.playing, timeout=TIMEOUT_MS)  # played to the end
