@@ -1,4 +1,4 @@
-"""Two real workstation processes racing for the same courses, for the lease tests of both ways of starting."""
+"""The lease tests' helpers (both ways of starting): a course to treat, and two real room processes racing for it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import json
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
+
+from workstation.protocols import load_library
+from workstation.store import ClinicStore, Identity
 
 ROOMS = ("room 1", "room 2")
 
@@ -25,3 +29,12 @@ def race_two_rooms(racer_code: str, store_url: str, course_ids: list[int]) -> li
         assert p.returncode == 0, err
         results.append(json.loads(out.strip().splitlines()[-1]))
     return results
+
+
+def lease_course(store: ClinicStore, pseudonym: str = "P-0042", identity: Identity | None = None):
+    """A patient with one facial area on a hypopigmented-scar light course started 30 days ago: (course, area)."""
+    p = store.create_patient(pseudonym, identity)
+    area = store.add_area(p.id, "left cheek", "face", "hypopigmented_scar", 3.5, "III")
+    c = store.create_course(p.id, load_library().get("hypopigmented-scar-light"), [area.id],
+                            date.today() - timedelta(days=30))
+    return c, area

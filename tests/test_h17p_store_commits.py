@@ -14,10 +14,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from helpers_race import race_two_rooms
+from helpers_race import lease_course, race_two_rooms
 
 from workstation.errors import UserError
-from workstation.protocols import load_library
 from workstation.session.course_lease import CourseLease
 from workstation.session.journal import journal_end, journal_start
 from workstation.store import ClinicStore, Treatment
@@ -41,11 +40,7 @@ class Plan:
         return {"course_version": self.course_version, "areas": self.areas}
 
 
-def _course(store: ClinicStore, pseudonym: str = "P-0042"):
-    p = store.create_patient(pseudonym)
-    area = store.add_area(p.id, "left cheek", "face", "hypopigmented_scar", 3.5, "III")
-    c = store.create_course(p.id, load_library().get("hypopigmented-scar-light"), [area.id], TODAY - timedelta(days=30))
-    return c, area
+_course = lease_course
 
 
 @pytest.fixture()

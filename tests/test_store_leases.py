@@ -15,10 +15,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from helpers_race import race_two_rooms
+from helpers_race import lease_course, race_two_rooms
 
 from workstation.errors import UserError
-from workstation.protocols import load_library
 from workstation.session.course_lease import CourseLease
 from workstation.session.journal import close_crashed_sessions, process_token
 from workstation.store import ClinicStore, Identity, Treatment
@@ -28,11 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 TODAY = date.today()
 
 
-def _course(store: ClinicStore, pseudonym: str = "P-0042", identity: Identity | None = None):
-    p = store.create_patient(pseudonym, identity)
-    area = store.add_area(p.id, "left cheek", "face", "hypopigmented_scar", 3.5, "III")
-    c = store.create_course(p.id, load_library().get("hypopigmented-scar-light"), [area.id], TODAY - timedelta(days=30))
-    return c, area
+_course = lease_course
 
 
 @pytest.fixture()
