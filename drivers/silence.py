@@ -19,8 +19,9 @@ The host side does not lose a bound it had: while the host cannot look it cannot
 device's own heartbeat watchdog, judged by the device, is the backstop. Every blind stretch the safety monitor finds is
 recorded (`stall` event), so an audit judges the recording with the same rule.
 
-Thread-safety: `looked`, `heard` and `blind` are called from one thread (the observer); `lost` and `seen_s` may be
-read from another (plain float reads and writes, no compound state that another thread must see whole).
+Thread-safety: `looked`, `heard` and `blind` are called from one thread at a time (the observer's, or under the
+caller's lock); `lost` and `seen_s` may be read from another (the blind stretches are a list replaced whole, never
+edited in place, and every read clips them to the span it asks about).
 """
 
 from __future__ import annotations
@@ -46,15 +47,26 @@ class SilenceWatch:
     (call it after handling what it found). `blind(t0, t1)`: a stretch the observer could not look, known otherwise
     (the audit's recorded stalls). `seen_s(t)`: silence seen up to t, s; `wall_s(t)`: silence on the wall clock, s.
     `lost(t, limit_s)`: seen > limit_s or wall > BLIND_LIMIT_FACTOR × limit_s.
+
+    The blind stretches are kept as intervals, not as a running sum: a sign of life stamped before a blind stretch
+    can be handed in after it (the reader stamped a block, then the whole process was held up, then the watchdog
+    looked before the block was published). Such a sign of life does not erase the blind time that came after its
+    stamp; a sum reset by it counted the whole hold-up as silence seen (a false `telemetry_lost` of "411 ms" after
+    a 400 ms hold-up, under load in CI). Signs of life never move the last one back in time.
     """
 
-    __slots__ = ("_blind_s", "_heard_s", "_looked_s", "blind_gap_s")
+    __slots__ = ("_blind", "_heard_s", "_looked_s", "blind_gap_s")
+
+    # At most this many separate blind stretches are kept after the last sign of life; past it the oldest is
+    # dropped, which can only count more silence as seen (the safe side). Adjacent stretches are merged, so an
+    # observer that is always late keeps one.
+    MAX_STRETCHES = 64
 
     def __init__(self, t: float, *, blind_gap_s: float = BLIND_GAP_S) -> None:
         self.blind_gap_s = blind_gap_s
         self._heard_s = t
         self._looked_s = t
-        self._blind_s = 0.0  # blind seconds since the last sign of life
+        self._blind: list[tuple[float, float]] = []  # blind stretches (t0, t1), s, in time order, ending after heard
 
     @property
     def heard_s(self) -> float:
@@ -62,8 +74,10 @@ class SilenceWatch:
         return self._heard_s
 
     def heard(self, t: float) -> None:
-        self._heard_s = t
-        self._blind_s = 0.0
+        if t > self._heard_s:
+            self._heard_s = t
+            # a new list, never edited in place: `seen_s` may read it from another thread
+            self._blind = [(max(t0, t), t1) for t0, t1 in self._blind if t1 > t]
         self._looked_s = max(self._looked_s, t)
 
     def looked(self, t: float) -> float:
@@ -77,21 +91,34 @@ class SilenceWatch:
 
     def blind(self, t0: float, t1: float) -> None:
         """The observer could not look from t0 to t1 (s): only the part after the last sign of life counts."""
-        start = max(t0, self._heard_s)
-        if t1 > start:
-            self._blind_s += t1 - start
+        t0 = max(t0, self._heard_s)
+        if t1 <= t0:
+            return
+        stretches = [*self._blind, (t0, t1)]
+        stretches.sort()
+        merged: list[tuple[float, float]] = []
+        for a, b in stretches:
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        self._blind = merged[-self.MAX_STRETCHES:]
+
+    def _blind_between(self, t0: float, t1: float) -> float:
+        return sum(max(0.0, min(b, t1) - max(a, t0)) for a, b in self._blind)
 
     @property
     def blind_s(self) -> float:
         """Seconds since the last sign of life the observer could not look (its blind stretches), s."""
-        return self._blind_s
+        return self._blind_between(self._heard_s, float("inf"))
 
     def wall_s(self, t: float) -> float:
         return max(0.0, t - self._heard_s)
 
     def seen_s(self, t: float) -> float:
         """Silence the observer saw: up to its last look (not past it: it has not looked since), less blind time."""
-        return max(0.0, min(t, self._looked_s) - self._heard_s - self._blind_s)
+        heard, end = self._heard_s, min(t, self._looked_s)
+        return max(0.0, end - heard - self._blind_between(heard, end))
 
     def lost(self, t: float, limit_s: float) -> bool:
         return self.seen_s(t) > limit_s or self.wall_s(t) > BLIND_LIMIT_FACTOR * limit_s

@@ -77,6 +77,44 @@ def test_a_blind_stretch_before_the_last_sign_of_life_does_not_count():
     assert w.seen_s(0.38) == pytest.approx(0.03)
 
 
+def test_a_sign_of_life_handed_in_after_a_blind_stretch_does_not_erase_it():
+    """A block stamped before the whole process was held up, published after the watchdog's first look after it:
+    the blind stretch after the block's stamp still does not count (a running sum reset by the late block counted
+    a 400 ms hold-up as 411 ms of silence seen: a false telemetry_lost in CI, under load)."""
+    w = SilenceWatch(0.0)
+    w.looked(0.01)
+    w.looked(0.41)  # held up 400 ms
+    w.heard(0.005)  # stamped before the hold-up, handed in after the look that found it
+    assert w.seen_s(0.41) == pytest.approx(0.005) and w.blind_s == pytest.approx(0.4)
+    assert not w.lost(0.41, 0.25)
+    w.heard(0.002)  # an older sign of life after a newer one moves nothing back
+    assert w.heard_s == 0.005 and w.seen_s(0.41) == pytest.approx(0.005)
+    for k in range(1, 25):
+        w.looked(0.41 + 0.01 * k)
+    assert w.seen_s(0.65) == pytest.approx(0.245) and not w.lost(0.65, 0.25)
+    w.looked(0.67)
+    assert w.lost(0.67, 0.25)  # silence seen after the hold-up still counts, to the same limit
+
+
+def test_blind_stretches_in_any_order_count_once_each():
+    w = SilenceWatch(0.0)
+    for k in range(1, 21):
+        w.looked(0.05 * k)  # on time throughout; the stretches are known otherwise (a recording's stalls)
+    w.blind(0.5, 0.7)
+    w.blind(0.1, 0.3)
+    w.blind(0.2, 0.35)  # overlaps the one before: counted once
+    assert w.blind_s == pytest.approx(0.45) and w.seen_s(1.0) == pytest.approx(0.55)
+    w.heard(0.6)  # only what came after the sign of life is left
+    assert w.blind_s == pytest.approx(0.1) and w.seen_s(1.0) == pytest.approx(0.3)
+
+
+def test_an_observer_always_late_keeps_one_merged_stretch():
+    w = SilenceWatch(0.0)
+    for k in range(1, 1001):
+        w.looked(0.2 * k)
+    assert w.blind_s == pytest.approx(200.0) and len(w._blind) == 1
+
+
 # --- the safety monitor's watchdog --------------------------------------------------------------------------------
 class _Stub:
     def __init__(self, name: str, kind: str) -> None:
@@ -120,6 +158,24 @@ def test_the_watchdog_held_up_records_a_stall_and_does_not_trip_for_it():
         assert t < t0 + 0.8
     assert mon.trips[0].interlock == InterlockCause.TELEMETRY_LOST and light.stops
     assert t - (t0 + 0.41) == pytest.approx(0.25, abs=0.015)
+
+
+def test_a_block_stamped_before_the_hold_up_and_published_after_it_does_not_make_it_silence():
+    """The reader stamped a block, the process was held up 400 ms, the watchdog looked first, then the block was
+    published: the watchdog trips on what it sees after that, not on the hold-up."""
+    from test_safety import light_block
+
+    t0 = 100.0
+    mon, col, light = _monitor(t0)
+    mon.watch(t0 + 0.01)
+    mon.watch(t0 + 0.41)
+    mon.bus.publish_block("light", light_block(t=t0 + 0.008, shutter=1))
+    t = t0 + 0.41
+    while not mon.trips:
+        t += 0.01
+        mon.watch(t)
+        assert t < t0 + 0.8
+    assert t - (t0 + 0.41) == pytest.approx(0.25 - 0.002, abs=0.015)  # 2 ms seen before the hold-up, 248 after
 
 
 def test_a_watchdog_that_is_always_late_still_trips_at_the_wall_clock_bound():
