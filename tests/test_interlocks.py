@@ -10,6 +10,7 @@ import serial
 
 from drivers.codes import InterlockCause
 from drivers.protocol import StopReason
+from drivers.silence import BLIND_LIMIT_FACTOR
 from tests.conftest import Tap, wait_for
 from workstation.bus import now_s
 from workstation.session.rig import Rig
@@ -217,7 +218,11 @@ def test_heartbeat_lost_device_watchdog_stops_and_host_trips(sim):
     # the device's 250 ms watchdog, not the host, stopped it: judged on the device's own record of the last heartbeat
     heard = max(st.last_heartbeat_at or 0.0, st.last_command_at.get("ARM", 0.0))
     assert st.shutter_closed_reason == StopReason.WATCHDOG
-    assert 0.25 < st.shutter_closed_at - heard <= 0.25 + SHUTTER_S + 0.001
+    # Never before 250 ms; at the latest the silence rule's wall-clock bound (drivers/silence.py: 250 ms seen, a look
+    # up to 100 ms late still counts as looking, 4 x 250 ms whatever was seen). How promptly it stops (p99 256 ms on
+    # this machine) is a figure of bench/watchdog.py (`device_watchdog_ms`), not of a test: 256.0 and 257.6 ms under
+    # a busy loop failed a 256 ms bound here in 2 of 8 runs.
+    assert 0.25 < st.shutter_closed_at - heard <= BLIND_LIMIT_FACTOR * 0.25 + SHUTTER_S + 0.001
     assert st.shutter_closed_at > t0
 
 
