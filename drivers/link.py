@@ -40,6 +40,16 @@ TELEMETRY_LOST_S = 0.25
 # What a transport raises when the port is gone. TypeError/AttributeError: pyserial raises these when the port is
 # closed under a blocked read or write.
 PORT_ERRORS = (serial.SerialException, OSError, TypeError, AttributeError)
+# What a port that failed mid-session means to a clinician, written to the recording and shown as it is: pyserial's and
+# the OS's own text ("device reports readiness to read but returned no data …", "[Errno 5] …") goes to the log only.
+PORT_BROKE_WORDS = "the link broke (the device was unplugged or switched off, or another program used its port)"
+
+
+def port_failure_words(exc: BaseException, name: str, doing: str) -> str:
+    """`doing` ("read", "write") failed on `name`'s port with `exc`: the words for events and errors (the library's
+    own text logged, never recorded)."""
+    log.info("%s: %s failed: %s: %s", name, doing, type(exc).__name__, exc)
+    return PORT_BROKE_WORDS
 
 
 class Transport(Protocol):
@@ -264,10 +274,11 @@ class SerialLink:
         if failure is not None:
             t_failed = now_s()
             # The port is closed before anything is published: a command waiting for the lock must not write to it.
-            self.lost(f"write failed: {failure}", DisconnectReason.WRITE_FAILED)
+            words = port_failure_words(failure, self.name, "write")
+            self.lost(f"write failed: {words}", DisconnectReason.WRITE_FAILED)
             if track:
-                bus.publish_command(CommandRecord(t_failed, self.name, command, args, f"error: {failure}"))
-            raise NotConnected(f"{self.name}: {command} could not be written: {failure}") from failure
+                bus.publish_command(CommandRecord(t_failed, self.name, command, args, f"error: {words}"))
+            raise NotConnected(f"{self.name}: {command} could not be written: {words}") from failure
         if not wait:
             return None
         if not pending.done.wait(self.command_timeout_s):
@@ -391,7 +402,8 @@ class SerialLink:
                     data += transport.read(transport.in_waiting)
             except PORT_ERRORS as exc:
                 if self._running.is_set():
-                    self.lost(f"read failed: {exc}", DisconnectReason.READ_FAILED)
+                    self.lost(f"read failed: {port_failure_words(exc, self.name, 'read')}",
+                              DisconnectReason.READ_FAILED)
                 continue
             t_arrival = now_s()
             if data:

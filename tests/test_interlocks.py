@@ -241,6 +241,14 @@ def test_unplug_mid_exposure_trips_disconnected_and_the_device_stops_itself(sim)
     ev = tripped(tap, InterlockCause.DISCONNECTED, "light")
     assert ev.details["stop"].startswith("stop not written")  # the cable is gone...
     assert_off(rig, "light")  # ...and the device made itself safe
+    # what the recording keeps is in words, not pyserial's or the OS's text (fresh tester of issue 12: "read failed:
+    # device reports readiness to read but returned no data (device disconnected or multiple access on port?)")
+    texts = [e.message for e in tap.events] + [str(e.details) for e in tap.events]
+    texts += [c.result for c in tap.commands]
+    lost = [e for e in tap.events if e.kind == "connection" and "failed:" in e.message]
+    assert lost and all("the link broke" in e.message for e in lost), [e.message for e in lost]
+    library = ("readiness to read", "multiple access", "Errno", "SerialException", "returned no data")
+    assert not [t for t in texts if any(m in t for m in library)]
 
 
 def test_estop_stops_both_devices_at_once(sim):
