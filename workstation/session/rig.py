@@ -232,6 +232,13 @@ def close_recording(rig: Rig) -> tuple[Path | None, str | None, str | None]:
     rec = rig.recorder
     if rec is None:
         return None, None, None
+    # A device last seen active (unplugged mid-exposure) still gets the monitor's telemetry verdict: it goes into the
+    # file, not after it (a trip the runner printed 30 ms after the recording closed: fresh tester of issue 12).
+    if rig.monitor.alive() and rig.monitor.verdict_pending():
+        from drivers.silence import wait_seen
+        from workstation.session.safety import RESEND_STOP_WALL_S
+
+        wait_seen(lambda: not rig.monitor.verdict_pending(), RESEND_STOP_WALL_S)
     try:
         path, sha = rig.stop_recording()
     except RecordingError as exc:

@@ -153,6 +153,12 @@ class SafetyMonitor(BaseSink):
         if self._thread:
             self._thread.join(timeout=1)
 
+    def verdict_pending(self) -> list[str]:
+        """Devices whose last block said active and that the monitor has not judged since: their telemetry-lost
+        verdict may still come (within TELEMETRY_LOST_S looked, or RESEND_STOP_WALL_S on the wall clock). A
+        recording is closed only after it (rig.close_recording): the last trip is always in the file."""
+        return [device for device, active in list(self._active.items()) if active]
+
     def alive(self) -> bool:
         """True while the watchdog thread runs on time: the drivers' heartbeats depend on it."""
         return self._running.is_set() and self.clock() - self._alive_s < 0.2
