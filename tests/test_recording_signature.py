@@ -121,3 +121,26 @@ def test_a_byte_identical_copy_under_another_name_verifies_and_says_where_from(r
     _flip_one_byte(copy)  # the copy is still held to its bytes
     write_checksum(copy, checksum_path(copy))
     assert check_checksum(copy).intact is False and "MODIFIED AFTER SIGNING" in check_checksum(copy).text
+
+
+def test_a_closed_recording_copied_without_its_checksum_and_signature_says_so(recording, tmp_path):
+    """Only the .h5 of a closed, signed recording copied elsewhere: the file was closed by the recorder (it has its
+    end time), so the words say what is missing beside it, not "not closed by the recorder" (fresh tester of 12)."""
+    import shutil
+
+    alone = tmp_path / "copied" / recording.name
+    alone.parent.mkdir()
+    shutil.copy2(recording, alone)
+    check = check_checksum(alone)
+    assert check.intact is None
+    assert check.text.startswith("checksum and signature missing beside the file") and "not closed" not in check.text
+    assert "the recorder closed the file at" in check.text
+
+
+def test_a_file_without_an_end_time_and_without_a_checksum_was_not_closed_by_the_recorder(tmp_path):
+    import h5py
+
+    path = tmp_path / "open.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "cicatrix-session"
+    assert "not closed by the recorder" in check_checksum(path).text

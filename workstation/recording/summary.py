@@ -247,6 +247,11 @@ def check_checksum(path: Path, progress: Callable[[int, int], None] | None = Non
     """Hash the file (`progress(done_bytes, total_bytes)` after each chunk) and compare with its .sha256 file."""
     saved = checksum_path(path)
     if not saved.is_file():
+        ended = _closed_at(path)
+        if ended is not None:  # closed by the recorder, then copied or moved without what was saved beside it
+            return ChecksumCheck(None, f"checksum and signature missing beside the file: no {saved.name} (the "
+                                 f"recorder closed the file at {ended}, so they were not copied with it): the file "
+                                 "cannot be checked")
         return ChecksumCheck(None, f"no {saved.name} (the file was not closed by the recorder)")
     try:
         words = saved.read_text(encoding="ascii", errors="replace").split()
@@ -265,6 +270,20 @@ def check_checksum(path: Path, progress: Callable[[int, int], None] | None = Non
         # Whoever edits a recording can rewrite its .sha256 too: the signature is what proves the origin.
         return ChecksumCheck(False, f"SHA-256 matches {saved.name}, but {signed.text}")
     return ChecksumCheck(True, f"SHA-256 matches; {signed.text}")
+
+
+def _closed_at(path: Path) -> str | None:
+    """The recording's `end_time_utc` (written at close), None when it has none or cannot be read now."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            end = f.attrs.get("end_time_utc")
+    except Exception:  # noqa: BLE001 - a live, damaged or foreign file: not known to be closed
+        return None
+    if isinstance(end, bytes):
+        end = end.decode("utf-8", "replace")
+    return str(end) if end is not None else None
 
 
 def checksum_status(path: Path) -> str:
