@@ -45,11 +45,11 @@ PORT_ERRORS = (serial.SerialException, OSError, TypeError, AttributeError)
 PORT_BROKE_WORDS = "the link broke (the device was unplugged or switched off, or another program used its port)"
 
 
-def port_failure_words(exc: BaseException, name: str, doing: str) -> str:
-    """`doing` ("read", "write") failed on `name`'s port with `exc`: the words for events and errors (the library's
-    own text logged, never recorded)."""
+def log_port_failure(exc: BaseException, name: str, doing: str) -> None:
+    """The library's own text of a port failure, to the log only (the events say PORT_BROKE_WORDS). Called after
+    `lost()`: nothing may delay closing the port once a write failed, or a command waiting for the write lock
+    writes to the failed port too."""
     log.info("%s: %s failed: %s: %s", name, doing, type(exc).__name__, exc)
-    return PORT_BROKE_WORDS
 
 
 class Transport(Protocol):
@@ -274,8 +274,9 @@ class SerialLink:
         if failure is not None:
             t_failed = now_s()
             # The port is closed before anything is published: a command waiting for the lock must not write to it.
-            words = port_failure_words(failure, self.name, "write")
+            words = PORT_BROKE_WORDS
             self.lost(f"write failed: {words}", DisconnectReason.WRITE_FAILED)
+            log_port_failure(failure, self.name, "write")
             if track:
                 bus.publish_command(CommandRecord(t_failed, self.name, command, args, f"error: {words}"))
             raise NotConnected(f"{self.name}: {command} could not be written: {words}") from failure
@@ -402,8 +403,8 @@ class SerialLink:
                     data += transport.read(transport.in_waiting)
             except PORT_ERRORS as exc:
                 if self._running.is_set():
-                    self.lost(f"read failed: {port_failure_words(exc, self.name, 'read')}",
-                              DisconnectReason.READ_FAILED)
+                    self.lost(f"read failed: {PORT_BROKE_WORDS}", DisconnectReason.READ_FAILED)
+                    log_port_failure(exc, self.name, "read")
                 continue
             t_arrival = now_s()
             if data:
