@@ -161,6 +161,7 @@ class SerialLink:
         self.dead = ""  # why a link thread ended (then the link stays down until close and open)
         self.hold = False  # the device was refused: no reconnection to it until the next open
         self._write_lock = threading.Lock()
+        self._down_lock = threading.Lock()  # taking the link down is one step: exactly one caller finds it up
         self._pending: dict[int, Pending] = {}
         self._pending_lock = threading.Lock()
         self._seq = 0
@@ -227,13 +228,20 @@ class SerialLink:
         self.close_port()
 
     def close_port(self) -> None:
-        self._connected.clear()
+        self._take_down()
         transport, self.transport = self.transport, None
         if transport is not None:
             try:
                 transport.close()
             except PORT_ERRORS:
                 pass
+
+    def _take_down(self) -> bool:
+        """Mark the link down; True for the one caller that found it up (a failed write and a failed read may race)."""
+        with self._down_lock:
+            was_up = self._connected.is_set()
+            self._connected.clear()
+            return was_up
 
     def reader_alive(self) -> bool:
         return bool(self.threads) and self.threads[0].is_alive()
@@ -267,6 +275,9 @@ class SerialLink:
                     with self._pending_lock:
                         self._pending.pop(seq, None)
                     failure = exc
+                    # Down before the lock is released: a command waiting for it finds the link down and is not
+                    # written to the failed port (nor, once reconnected, does its late failure drop the new link).
+                    went_down = self._take_down()
         if not connected:
             if track:
                 bus.publish_command(CommandRecord(now_s(), self.name, command, args, "not sent: not connected"))
@@ -275,7 +286,7 @@ class SerialLink:
             t_failed = now_s()
             # The port is closed before anything is published: a command waiting for the lock must not write to it.
             words = PORT_BROKE_WORDS
-            self.lost(f"write failed: {words}", DisconnectReason.WRITE_FAILED)
+            self.lost(f"write failed: {words}", DisconnectReason.WRITE_FAILED, was_up=went_down)
             log_port_failure(failure, self.name, "write")
             if track:
                 bus.publish_command(CommandRecord(t_failed, self.name, command, args, f"error: {words}"))
@@ -328,15 +339,17 @@ class SerialLink:
                 self.client.bus.publish_command(CommandRecord(q.t_sent_s, self.name, q.command, q.args, "timeout"))
 
     # --- losing and finding the device --------------------------------------------------------------------------
-    def lost(self, why: str, reason: DisconnectReason, *, forced: bool = False) -> None:
+    def lost(self, why: str, reason: DisconnectReason, *, forced: bool = False, was_up: bool | None = None) -> None:
         """The port is gone (or the device refused): close it, wake every waiter, publish one `connection` event
-        (severity high, details link=disconnected, disconnect=`reason`). A refused device is not reconnected to."""
+        (severity high, details link=disconnected, disconnect=`reason`). A refused device is not reconnected to.
+        `was_up`: the caller already took the link down (`_take_down`) and found it up, or not; by default `lost`
+        takes it down itself. Of callers racing, only the one that found the link up publishes (or a `forced` one)."""
         if reason == DisconnectReason.REFUSED:
             self.hold = True
-        if not self.connected and not forced:
-            return
-        was_connected = self.connected
         t_detected = now_s()  # stamped at detection: closing the port and waking waiters take time
+        was_connected = self._take_down() if was_up is None else was_up
+        if not was_connected and not forced:
+            return
         self.close_port()
         with self._pending_lock:
             orphans, self._pending = list(self._pending.values()), {}

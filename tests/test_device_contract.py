@@ -165,6 +165,59 @@ def test_a_write_that_times_out_while_another_waits_raises_only_not_connected(ri
     wait_for(lambda: drv.counters.heartbeats_sent > n + 2, what="heartbeats after reconnect")
 
 
+def test_a_command_waiting_for_the_lock_is_never_written_to_a_port_whose_write_failed(rig):
+    """The race the test above meets only sometimes, made certain: the failing thread is held between releasing the
+    write lock and closing the port. The waiting command must find the link down: the failed port sees one write,
+    one disconnect is published, and the link reconnects once (a second write's late failure used to drop the new
+    connection too)."""
+    kind, emu, drv, tap = rig
+    writes: list[float] = []
+    entered = threading.Event()
+
+    def blocked_then_timed_out(_data: bytes) -> int:
+        writes.append(time.monotonic())
+        entered.set()
+        time.sleep(0.1)
+        raise serial.SerialTimeoutException("Write timeout")
+
+    drv._serial.write = blocked_then_timed_out
+    link = drv.link
+    real_lost = link.lost
+    second_done = threading.Event()
+
+    def lost_late(*args, **kw):  # the failing thread is descheduled right after the lock is released
+        if threading.current_thread() is first:
+            second_done.wait(2.0)
+        return real_lost(*args, **kw)
+
+    link.lost = lost_late
+    errors: list[Exception] = []
+
+    def stop() -> None:
+        try:
+            drv.stop_now("test")
+        except Exception as exc:  # noqa: BLE001 - the test checks which
+            errors.append(exc)
+        finally:
+            if threading.current_thread() is not first:
+                second_done.set()
+
+    first = threading.Thread(target=stop)
+    first.start()
+    assert entered.wait(1.0)
+    second = threading.Thread(target=stop)
+    second.start()
+    first.join()
+    second.join()
+    link.lost = real_lost
+    assert len(writes) == 1, f"{len(writes)} writes reached the failed port"
+    assert len(errors) == 2 and all(isinstance(e, NotConnected) for e in errors), errors
+    wait_for(lambda: drv.connected and drv.counters.reconnects == 1, what="reconnected")
+    time.sleep(0.3)
+    assert drv.counters.reconnects == 1 and drv.counters.disconnects == 1
+    assert sum(e.kind == "connection" and e.details.get("link") == "disconnected" for e in tap.events) == 1
+
+
 @pytest.mark.parametrize(("baud", "fits"), [(921600, True), (115200, False)])
 def test_link_budget_at_a_real_baud_rate(bus_tap, baud, fits):
     """At 2 kHz a device needs ≈ 24 kB/s: a 921600-baud line carries it without loss, 115200 cannot."""
