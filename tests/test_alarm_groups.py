@@ -53,3 +53,28 @@ def test_a_later_signal_is_a_new_condition():
     later = [UNPLUG[0], ev(10.0 + GROUP_WINDOW_S + 1, "connection", "high", "pen", "pen disconnected: again",
                               link=LinkEvent.DISCONNECTED)]
     assert group_events(later).roles == ["alarm", "alarm"]
+
+
+def test_every_row_shows_its_own_severity_a_related_signal_marked_as_such():
+    """Fresh tester of issue 12: replay listed a skin-contact interlock joined to an earlier condition as '·' alone,
+    hiding that it was HIGH. Every row of the replay list and of the alarm panel carries its severity."""
+    from workstation.ui.alarm_groups import role_label
+
+    g = group_events(UNPLUG)
+    labels = [role_label(e, r) for e, r in zip(UNPLUG, g.roles, strict=True)]
+    assert labels == ["HIGH", "· HIGH", "· HIGH", "· MEDIUM", "ACTION", "· ACTION", "INFO"]
+    contact = ev(10.2, "interlock", "high", "safety", "INTERLOCK skin_contact on pen: lifted", device="pen",
+                 interlock="skin_contact")
+    events = [*UNPLUG[:2], contact]
+    roles = group_events(events).roles
+    assert roles[2] == "related" and role_label(contact, roles[2]) == "· HIGH"
+
+
+def test_the_panel_shows_each_related_signal_with_its_severity(qtbot):
+    panel = AlarmList()
+    qtbot.addWidget(panel)
+    for e in UNPLUG[:4]:
+        panel.add(e)
+    lines = panel.alarms[0].text().splitlines()
+    assert lines[0].startswith("HIGH") and len(lines) == 4
+    assert [line.split()[:2] for line in lines[1:]] == [["·", "HIGH"], ["·", "HIGH"], ["·", "MEDIUM"]]

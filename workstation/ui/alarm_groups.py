@@ -105,6 +105,14 @@ def group_events(events: list[Any]) -> Grouped:
     return Grouped(conditions, actions, roles)
 
 
+def role_label(event: Any, role: str) -> str:
+    """The mark a row of an event list starts with: its severity (HIGH, MEDIUM …) or ACTION for an operator STOP; a
+    signal of an earlier condition (role 'related' or 'action-related') is marked with '·' before it, so its own
+    severity still shows (a skin-contact interlock joined to a lost-telemetry trip is HIGH too)."""
+    mark = "ACTION" if role in ("action", "action-related") else SEVERITY_LABELS.get(event.severity, event.severity)
+    return f"· {mark}" if role in ("related", "action-related") else mark
+
+
 def operator_stop_line(event: Any) -> str:
     return f"Operator STOP ({event.details.get('source', 'operator')}): both devices stopped"
 

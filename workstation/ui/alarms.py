@@ -37,6 +37,7 @@ from workstation.ui.alarm_groups import (
     Condition,
     is_alarm,
     operator_stop_line,
+    role_label,
     same_cause,
 )
 from workstation.ui.alarm_sound import AlarmSound
@@ -71,7 +72,7 @@ class Alarm(Condition):
     def text(self) -> str:
         mark = "  (acknowledged)" if self.acknowledged_at_s is not None else ""
         lines = [f"{SEVERITY_LABELS[self.severity]:6}  {event_sentence(self.event)}{mark}"]
-        lines += [f"        · {event_sentence(e)}" for e in self.related]
+        lines += [f"  {role_label(e, 'related'):8}  {event_sentence(e)}" for e in self.related]
         return "\n".join(lines)
 
 

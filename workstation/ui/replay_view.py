@@ -39,12 +39,12 @@ from PyQt6.QtWidgets import (
 
 from workstation.bus import Event, SessionBus
 from workstation.plotbuffer import PlotBuffers
-from workstation.ui.alarm_groups import group_events, operator_stop_line
+from workstation.ui.alarm_groups import group_events, operator_stop_line, role_label
 from workstation.ui.alarms import COLORS, PRIORITY
 from workstation.ui.bus_bridge import BusBridge, Tasks
 from workstation.ui.messages import user_text
 from workstation.ui.plots import LivePlots, plotted_channels
-from workstation.ui.wording import SEVERITY_LABELS, breakable, event_sentence, protocol_title
+from workstation.ui.wording import breakable, event_sentence, protocol_title
 
 SPEEDS = ("0.1x", "0.5x", "1x", "2x", "5x", "10x", "100x")
 TICKS = 100_000  # slider steps over the whole recording (36 ms of an hour)
@@ -461,10 +461,8 @@ class ReplayView(QWidget):
         for i in range(self.events.count(), k):
             e = events[i]
             role = self._roles[i] if i < len(self._roles) else ""
-            label = {"related": "  ·", "action-related": "  ·", "action": "ACTION"}.get(
-                role, SEVERITY_LABELS.get(e.severity, e.severity))
             words = operator_stop_line(e) if role == "action" else event_sentence(e)
-            self.events.addItem(f"{self._event_t[i]:8.2f} s  {label:6}  {words}")
+            self.events.addItem(f"{self._event_t[i]:8.2f} s  {role_label(e, role):8}  {words}")
             self.events.item(self.events.count() - 1).setToolTip(e.message)
         if 0 <= self._event_cursor < k and self.events.currentRow() != self._event_cursor:
             self.events.setCurrentRow(self._event_cursor)  # the event jumped to (or the last one passed)
