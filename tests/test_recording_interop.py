@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from workstation.bus import CommandRecord, Event
 from workstation.recording import Recording
-from workstation.recording.clean import NON_FINITE_KEY, RAW_HEX_KEY, clean_text
+from workstation.recording.clean import NON_FINITE_KEY, NOTE_KEYS, RAW_HEX_KEY, clean_text, given_key, json_with_notes
 
 T0 = 1000.0
 TOOLS = shutil.which("h5dump") and shutil.which("h5ls")
@@ -146,7 +146,9 @@ _HUGE_TEXT = st.builds(lambda piece, times: piece * times,
 _ANY_TEXT_OR_HUGE = st.one_of(_ANY_TEXT, _HUGE_TEXT)
 _LEAF = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(), _ANY_TEXT_OR_HUGE,
                   st.binary(max_size=16))
-_DETAILS = st.dictionaries(_ANY_TEXT, st.recursive(_LEAF, lambda kids: st.lists(kids, max_size=4)
+# the cleaner's own note names too: a sender's detail named so must survive next to the notes (fresh tester of 12)
+_DETAIL_KEY = st.one_of(st.sampled_from([RAW_HEX_KEY, NON_FINITE_KEY]), _ANY_TEXT)
+_DETAILS = st.dictionaries(_DETAIL_KEY, st.recursive(_LEAF, lambda kids: st.lists(kids, max_size=4)
                                                    | st.dictionaries(_ANY_TEXT, kids, max_size=4), max_leaves=12),
                            max_size=6)
 
@@ -186,7 +188,7 @@ def test_any_event_text_and_details_reach_the_file_clean_and_strict(messages, so
                 raw = got.get(RAW_HEX_KEY, {})
                 _restore(texts["message"], raw, "message", messages[k])
                 _restore(texts["source"], raw, "source", sources[k])
-                cleaned = [clean_text(key)[0] for key in details[k]]
+                cleaned = [given_key(key) if key in NOTE_KEYS else clean_text(key)[0] for key in details[k]]
                 for value, name in zip(details[k].values(), cleaned, strict=True):
                     if cleaned.count(name) > 1:
                         continue  # two keys that differ only by NULs or bad bytes: both raw forms are in raw_hex
@@ -229,3 +231,23 @@ def test_exported_json_columns_are_strict(tmp_path):
         with open(tmp_path / "csv" / name, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         assert rows and all(isinstance(strict(r[column]), dict) for r in rows)
+
+
+def test_a_senders_detail_named_like_a_note_is_kept_beside_the_notes(tmp_path):
+    """Fresh tester of issue 12: details {'raw_hex': …, 'non_finite': …} of the sender's own were overwritten by the
+    cleaner's notes when a text or number had to change. Both are in the file; the notes stay the cleaner's."""
+    events = [Event(T0 + 0.01, "note", "info", "trainer", "with\0NUL",
+                    {RAW_HEX_KEY: "sender's own", NON_FINITE_KEY: 3, "dose": math.nan}),
+              Event(T0 + 0.02, "note", "info", "trainer", "clean", {RAW_HEX_KEY: {"message": "not a note"}})]
+    path = write_session(tmp_path, 0.05, events=events, t0_host_s=T0)
+    with h5py.File(path, "r") as f:
+        first, second = (strict(_text(r["details_json"])) for r in f["events"][:])
+    assert first[given_key(RAW_HEX_KEY)] == "sender's own" and first[given_key(NON_FINITE_KEY)] == 3
+    assert bytes.fromhex(first[RAW_HEX_KEY]["message"]) == b"with\0NUL"
+    assert first[NON_FINITE_KEY] == {"dose": "nan"} and first["dose"] is None
+    assert second == {given_key(RAW_HEX_KEY): {"message": "not a note"}}  # nothing cleaned: still not a note
+    # re-written from what was read back (export): the notes held are merged with new ones, never replaced
+    again = strict(json_with_notes({**first, "late": math.inf, "text": "a\0b"}))
+    assert again[RAW_HEX_KEY]["message"] == first[RAW_HEX_KEY]["message"] and "text" in again[RAW_HEX_KEY]
+    assert again[NON_FINITE_KEY] == {"dose": "nan", "late": "inf"}
+    assert again[given_key(RAW_HEX_KEY)] == "sender's own"

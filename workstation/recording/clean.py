@@ -83,16 +83,41 @@ def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False)
 
 
+NOTE_KEYS = (RAW_HEX_KEY, NON_FINITE_KEY)
+
+
+def given_key(key: str) -> str:
+    """Where a caller's own detail named like one of the cleaner's notes (`raw_hex`, `non_finite`) is kept."""
+    return f"{key} (given)"
+
+
+def _merge_note(out: dict, key: str, notes: dict[str, str]) -> None:
+    """Add the cleaner's `notes` under `key` without losing what `out` already holds there: a dict (the notes of
+    details read back from a recording, re-written by `export`) is merged, a path already noted keeping both
+    (the new one as '<path> (again)'); anything else moves to `given_key(key)`."""
+    if not notes:
+        return
+    held = out.get(key)
+    if isinstance(held, dict):
+        merged = dict(held)
+        for path, note in notes.items():
+            merged[path if path not in merged else f"{path} (again)"] = note
+        out[key] = merged
+        return
+    if key in out:
+        out[given_key(key)] = out.pop(key)
+    out[key] = notes
+
+
 def json_with_notes(value: Any) -> str:
-    """Strict JSON of `value`; a dict gets `raw_hex` / `non_finite` notes for what had to be changed."""
+    """Strict JSON of `value`; a dict gets `raw_hex` / `non_finite` notes for what had to be changed, merged into
+    notes it already holds (details read back from a recording)."""
     raw_hex: dict[str, str] = {}
     non_finite: dict[str, str] = {}
     out = plain(value, "", raw_hex, non_finite)
     if isinstance(out, dict):
-        if raw_hex:
-            out[RAW_HEX_KEY] = raw_hex
-        if non_finite:
-            out[NON_FINITE_KEY] = non_finite
+        _merge_note(out, RAW_HEX_KEY, raw_hex)
+        _merge_note(out, NON_FINITE_KEY, non_finite)
     return dumps(out)
 
 
@@ -100,7 +125,9 @@ def clean_fields(texts: dict[str, object], details: dict[str, Any]) -> tuple[dic
     """Clean the text columns of a row and its details; return `(texts, details_json)`.
 
     A text column that had to change has its original bytes in `raw_hex["<column>"]`, a detail in
-    `raw_hex["details.<key>"]`; a non-finite detail is null, named in `non_finite["<key>"]`.
+    `raw_hex["details.<key>"]`; a non-finite detail is null, named in `non_finite["<key>"]`. The two note names are
+    the cleaner's alone: a caller's own detail named `raw_hex` or `non_finite` is written as `raw_hex (given)` /
+    `non_finite (given)`, always (never overwritten by a note, never taken for one).
     """
     raw_hex: dict[str, str] = {}
     non_finite: dict[str, str] = {}
@@ -109,7 +136,8 @@ def clean_fields(texts: dict[str, object], details: dict[str, Any]) -> tuple[dic
         out_texts[name], hexed = clean_text(value)
         if hexed is not None:
             raw_hex[name] = hexed
-    out = plain(dict(details), "details", raw_hex, non_finite)
+    details = {(given_key(k) if k in NOTE_KEYS else k): v for k, v in details.items()}
+    out = plain(details, "details", raw_hex, non_finite)
     if raw_hex:
         out[RAW_HEX_KEY] = raw_hex
     if non_finite:
