@@ -20,7 +20,14 @@ from hypothesis import strategies as st
 
 from workstation.bus import CommandRecord, Event
 from workstation.recording import Recording
-from workstation.recording.clean import NON_FINITE_KEY, NOTE_KEYS, RAW_HEX_KEY, clean_text, given_key, json_with_notes
+from workstation.recording.clean import (
+    NON_FINITE_KEY,
+    NOTE_KEYS,
+    RAW_HEX_KEY,
+    clean_text,
+    given_key,
+    json_with_notes,
+)
 
 T0 = 1000.0
 TOOLS = shutil.which("h5dump") and shutil.which("h5ls")
