@@ -280,11 +280,16 @@ class FrameDecoder:
 
 
 # --- payload helpers -----------------------------------------------------------------------------------------------
+def is_control(ch: str) -> bool:
+    """A C0 or C1 control character or DEL (NUL, BEL, ESC, newline, U+0085 …): never shown raw."""
+    return ord(ch) < 32 or 127 <= ord(ch) < 160
+
+
 def text(payload: bytes) -> str:
     """A device's own words (FAULT, STATUS, REFUSE): UTF-8; a byte that is not shows as `?` and control characters
     as spaces, so a message never carries U+FFFD or breaks a line of the log."""
     decoded = payload.decode("utf-8", errors="replace").replace("\ufffd", "?")
-    return "".join(" " if (ord(ch) < 32 or 127 <= ord(ch) < 160) else ch for ch in decoded).strip()
+    return "".join(" " if is_control(ch) else ch for ch in decoded).strip()
 
 
 def clean_text(value: str) -> str:

@@ -62,7 +62,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Parse `argv` (default sys.argv[1:]), log the command, run it. Returns the exit status: the command's, 2 for
-    bad input (a sentence on stderr), 130 when interrupted, 141 when the output pipe was closed (`| head`), 1 for an internal error (its trace in the log file)."""
+    bad input (a sentence on stderr), 130 when interrupted, 141 when the output pipe was closed (`| head`), 1 for an
+    internal error (its trace in the log file). No control character of any text reaches the terminal raw
+    (workstation.terminal)."""
+    from workstation.terminal import guarded_terminal
+
+    with guarded_terminal():
+        return _main(argv, prog)
+
+
+def _main(argv: list[str] | None, prog: str | None) -> int:
     from workstation.errors import UserError
     from workstation.logsetup import SHOWN, configure_logging, current_log_file
     from workstation.progname import set_program

@@ -1,0 +1,63 @@
+"""What the program writes to a terminal: no control character from any text reaches it raw.
+
+Device words are cleaned where they are read (`drivers.protocol.text`), scenario texts where they are loaded; but a
+terminal line is made of many texts (a file name, a typed pseudonym, an area label, a protocol file's title, a
+recording's events). Rather than trusting every one of them, `guarded_terminal` puts one guard on stdout and stderr
+for the length of a command: ESC, BEL, NUL, the other C0 and C1 controls and DEL become spaces (the rule of
+`drivers.protocol.is_control`), a lone surrogate becomes `?`; newlines and tabs stay. What the file or the log holds
+is not changed by this: the guard is on the way out to a screen only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import TextIO
+
+from drivers.protocol import is_control
+
+__all__ = ["guarded_terminal", "terminal_text"]
+
+_KEPT = frozenset("\n\t")
+_TABLE = {c: " " for c in range(0xA0) if is_control(chr(c)) and chr(c) not in _KEPT}
+
+
+def terminal_text(s: str) -> str:
+    """`s` as a terminal may show it: controls (but newline and tab) as spaces, lone surrogates as `?`."""
+    s = s.translate(_TABLE)
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        s = s.encode("utf-8", errors="replace").decode("utf-8")
+    return s
+
+
+class _Guarded:
+    """A text stream that passes `terminal_text` of everything written to the stream it wraps."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, s: str) -> int:
+        self._stream.write(terminal_text(s))
+        return len(s)
+
+    def writelines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> object:  # flush, fileno, isatty, encoding, buffer …
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def guarded_terminal() -> Iterator[None]:
+    """Guard sys.stdout and sys.stderr while the block runs; put back what was there after (tests capture them)."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout = _Guarded(out) if out is not None else out  # type: ignore[assignment]
+    sys.stderr = _Guarded(err) if err is not None else err  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
