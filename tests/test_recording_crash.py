@@ -65,3 +65,29 @@ def test_sigkill_at_random_moments_loses_nothing_flushed(tmp_path):
             assert rec.samples("light") >= flushed["light"] and rec.samples("light") > 0
             check_rows("pen", rec.telemetry("pen"))
             assert [e.details["frame"] for e in rec.events] == [25 * i for i in range(len(rec.events))]
+
+
+def test_a_live_recording_and_a_killed_ones_are_told_apart(tmp_path):
+    """Fresh tester of issue 12: every unclosed file was "still being recorded, or the process stopped". A file
+    another process is writing now says it is being recorded; the same file once that process is killed says its
+    writer stopped, and how to open it in other tools."""
+    proc = subprocess.Popen([sys.executable, str(HELPER), str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    path = None
+    try:
+        for line in proc.stdout:
+            words = line.split()
+            if words[0] == "path":
+                path = Path(words[1])
+            elif words[0] == "flushed" and int(words[1]) > 0:
+                break
+        assert path is not None
+        with Recording.open(path) as rec:
+            assert rec.partial and "being recorded now" in rec.partial_reason and "crash" not in rec.partial_reason
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    with Recording.open(path) as rec:
+        assert rec.partial and "no program on this computer has it open" in rec.partial_reason
+        assert "stopped (crash, kill, power loss)" in rec.partial_reason and "h5clear -s" in rec.partial_reason

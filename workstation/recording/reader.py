@@ -22,6 +22,7 @@ import numpy as np
 from workstation.bus import SEVERITIES, CommandRecord, Event
 from workstation.recording import format as fmt
 from workstation.recording.errors import RecordingError
+from workstation.recording.mark import held_by_a_process
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +109,11 @@ class Recording:
             if "already open for write" not in str(exc) and "consistency flags" not in str(exc):
                 raise _open_error(path, exc) from exc
             # written by a SWMR writer that has not closed it (live, or killed): a SWMR reader ignores the mark
+            partial_reason = unclosed_reason(path)  # asked before this reader holds the file itself
             try:
                 h5 = _open_unlocked(path, swmr=True)
             except OSError as exc2:
                 raise _open_error(path, exc2) from exc2
-            partial_reason = ("the writer did not close it: the session is still being recorded, or the recording "
-                              "process stopped (crash, kill, power loss) before closing it. "
-                              + clear_mark_advice(path))
         try:
             rec = cls(path, h5, partial_reason)
         except BaseException:
@@ -234,6 +233,19 @@ def clear_mark_advice(path: Path) -> str:
     copy = path.with_name(path.stem + "-copy" + path.suffix)
     return (f"To open it in h5dump, HDFView or MATLAB, clear the mark on a copy (never on the original): "
             f"cp '{path}' '{copy}' && h5clear -s '{copy}' (h5clear comes with the HDF5 tools, Debian's hdf5-tools).")
+
+
+def unclosed_reason(path: Path) -> str:
+    """Why a recording is still marked open for writing, in words: being recorded now (a process on this computer
+    has it open: `mark.held_by_a_process`), or its writer stopped before closing it (then how to open it in other
+    tools). A file written from another computer (a shared folder) cannot be seen held from here: the sentence
+    says so rather than call it crashed."""
+    if held_by_a_process(path):
+        return ("the writer did not close it yet: it is being recorded now (a program on this computer has it open "
+                "for writing), so what it holds is what was written so far; open it again later for more.")
+    return ("the writer did not close it, and no program on this computer has it open: the recording process "
+            "stopped (crash, kill, power loss) before closing it, unless another computer is recording it through a "
+            "shared folder. " + clear_mark_advice(path))
 
 
 def in_use_error(path: Path) -> RecordingError | None:
