@@ -199,7 +199,8 @@ FILL = textwrap.dedent("""
         if k % 100 == 0:
             time.sleep(0.002)
     sha = rec.close()
-    print(json.dumps({"error": errors[0] if errors else None, "path": str(rec.path), "sha": sha}), flush=True)
+    print(json.dumps({"error": errors[0] if errors else None, "path": str(rec.path), "sha": sha,
+                      "checksum_failure": rec.checksum_failure}), flush=True)
     del rec
     exit_if_a_file_is_unclosable(0)
 """)
@@ -222,8 +223,12 @@ def _check_left_behind(result: dict) -> None:
     sha_file = fmt.checksum_path(path)
     if result["sha"] is not None:
         assert sha_file.read_text().split() == [result["sha"], path.name]
+        assert result["checksum_failure"] is None
     else:
         assert not sha_file.exists()  # atomically or not at all: never a 0-byte checksum
+        # and why, in words (fresh tester of issue 12: "sha256 not written" came with no reason)
+        assert "no checksum could be written" in result["checksum_failure"]
+        assert_in_words(result["checksum_failure"])
 
 
 def test_a_disk_full_to_the_last_byte_closes_the_recording_readable():
@@ -259,7 +264,20 @@ def test_a_disk_too_full_even_for_the_close_ends_the_process_without_a_crash():
                 check_rows("light", r.telemetry("light"))
 
 
-def test_the_headless_session_on_a_disk_that_fills_stops_safely_with_its_summary_and_exit_3():
+def _keep_filling(path: Path, proc: subprocess.Popen) -> None:
+    """Take every byte that frees up on the disk while `proc` runs."""
+    with open(path, "ab", buffering=0) as f:
+        while proc.poll() is None:
+            try:
+                f.write(b"\0" * 4096)
+            except OSError:
+                time.sleep(0.0005)
+
+
+@pytest.mark.parametrize("filler_keeps_writing", [False, True])
+def test_the_headless_session_on_a_disk_that_fills_stops_safely_with_its_summary_and_exit_3(filler_keeps_writing):
+    """The disk fills to the last byte while the session records; with `filler_keeps_writing` another program keeps
+    taking every byte freed (the recorder's own reserve too), so the checksum may find no room (fresh tester of 12)."""
     with small_disk("620m") as disk:  # a session needs 600 MB free to start
         proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "session", "--simulate", "--scenario",
                                  str(ROOT / "seeds" / "scenarios" / "combined-uneventful.toml"), "--record",
@@ -275,7 +293,12 @@ def test_the_headless_session_on_a_disk_that_fills_stops_safely_with_its_summary
             while True:
                 f.write(b"\0" * 512)
                 f.flush()
+        keep = threading.Thread(target=_keep_filling, args=(disk / "filler", proc), daemon=True)
+        if filler_keeps_writing:
+            keep.start()
         out, err = proc.communicate(timeout=120)
+        if filler_keeps_writing:
+            keep.join(10)
         assert proc.returncode == 3, f"exit {proc.returncode}: {out[-1500:]} {err[-1500:]}"
         assert "Traceback" not in err
         # the session's outcome word (partial when something was delivered) and the runner's verdict
@@ -288,6 +311,11 @@ def test_the_headless_session_on_a_disk_that_fills_stops_safely_with_its_summary
         assert not list(disk.glob("*/.*"))  # no ballast, no temporary checksum left
         sha = fmt.checksum_path(h5)
         assert not sha.exists() or sha.stat().st_size > 0
+        (line,) = [line for line in out.splitlines() if line.startswith("recording: ")]
+        if sha.exists():  # the checksum the summary gives is the one beside the file
+            assert line.endswith(f"(sha256 {sha.read_text().split()[0]})"), line
+        else:  # or why there is none, in words
+            assert "(sha256 not written: " in line and line.split("not written: ")[1].strip(" )"), line
         with Recording.open(h5) as r:  # closed or left readable
             assert r.samples("light") > 0
 
@@ -339,3 +367,14 @@ def test_every_command_is_stamped_before_its_answer_can_arrive():
     assert len(answered) >= 300
     bad = [r for r in answered if not t_start <= r.t_host_s <= r.t_reply_s]
     assert not bad, f"{len(bad)} commands stamped outside [start, reply]: {bad[:3]}"
+
+
+def test_the_checksum_words_of_a_closed_recording_always_say_what_there_is_or_why_not():
+    from workstation.session.rig import Closed
+
+    assert Closed(Path("a.h5"), "ab" * 32, None).checksum_words == f"sha256 {'ab' * 32}"
+    full = Closed(Path("a.h5"), None, "The disk … is full", "no checksum could be written beside the file: the disk "
+                  "is full")
+    assert full.checksum_words == "sha256 not written: no checksum could be written beside the file: the disk is full"
+    assert Closed(Path("a.h5"), None, "Closing … failed").checksum_words == (
+        "sha256 not written: the recording could not be closed")

@@ -108,6 +108,7 @@ class SessionRecorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sha256: str | None = None
+        self.checksum_failure: str | None = None  # why no .sha256 was written beside the file (after a failure)
         self._finished = False
         self._file_damaged = False
         self.disk_full = False
@@ -368,6 +369,7 @@ class SessionRecorder:
             if self.error is None:
                 raise RecordingError(f"Writing the checksum of {self.path} failed{in_words(exc)}.") from exc
             log.info("no checksum written beside the failed recording %s: %s", self.path, exc)
+            self.checksum_failure = f"no checksum could be written beside the file{in_words(exc) or ' (details in the log)'}"
         if self._sha256 is not None:
             try:
                 sign(self.path, self._sha256)

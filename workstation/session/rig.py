@@ -12,16 +12,17 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from drivers.base import DeviceError, SerialDevice
 from drivers.discovery import driver_for
 from drivers.errors import WrongDevice
+from drivers.silence import wait_seen
 from drivers.types import kind_words
 from workstation.bus import Event, SessionBus, now_s
 from workstation.errors import UserError
 from workstation.session import roles
-from workstation.session.safety import SafetyMonitor
+from workstation.session.safety import RESEND_STOP_WALL_S, SafetyMonitor
 
 log = logging.getLogger(__name__)
 
@@ -224,23 +225,37 @@ def check_ports_distinct(ports: dict[str, str]) -> None:
         seen[key] = name
 
 
-def close_recording(rig: Rig) -> tuple[Path | None, str | None, str | None]:
-    """Close the session's recording: (path, sha256, failure). `failure` says why the recorder stopped early or
-    could not close the file (a full disk); sha256 is None when no checksum could be written."""
+class Closed(NamedTuple):
+    """A session's recording once closed. `failure`: why the recorder stopped early or could not close the file (a
+    full disk), else None. `sha256` is None when no checksum could be written, and then `checksum_failure` says
+    why in words."""
+
+    path: Path | None
+    sha256: str | None
+    failure: str | None
+    checksum_failure: str | None = None
+
+    @property
+    def checksum_words(self) -> str:
+        """'sha256 <hex>', or why there is none: the one wording of the runner's summary and the window's."""
+        if self.sha256 is not None:
+            return f"sha256 {self.sha256}"
+        return f"sha256 not written: {self.checksum_failure or 'the recording could not be closed'}"
+
+
+def close_recording(rig: Rig) -> Closed:
+    """Close the session's recording (`Closed`; all None when nothing was recorded)."""
     from workstation.recording import RecordingError
 
     rec = rig.recorder
     if rec is None:
-        return None, None, None
+        return Closed(None, None, None)
     # A device last seen active (unplugged mid-exposure) still gets the monitor's telemetry verdict: it goes into the
     # file, not after it (a trip the runner printed 30 ms after the recording closed: fresh tester of issue 12).
     if rig.monitor.alive() and rig.monitor.verdict_pending():
-        from drivers.silence import wait_seen
-        from workstation.session.safety import RESEND_STOP_WALL_S
-
         wait_seen(lambda: not rig.monitor.verdict_pending(), RESEND_STOP_WALL_S)
     try:
         path, sha = rig.stop_recording()
     except RecordingError as exc:
-        return rec.path, None, str(exc)
-    return path, sha, None if rec.error is None else str(rec.error)
+        return Closed(rec.path, None, str(exc))
+    return Closed(path, sha, None if rec.error is None else str(rec.error), rec.checksum_failure)

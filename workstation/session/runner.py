@@ -184,14 +184,14 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
                           else AbortCause.DEVICE)
         saved = visit.end()
         final, summary, recording, sha = session.state, saved.summary, saved.recording, saved.sha256
-        recording_failure = saved.recording_failure
+        recording_failure, checksum_words = saved.recording_failure, saved.checksum_words
     finally:
         visit.close()
     cause = AbortCause(summary["abort_cause"]) if final == State.ABORTED else AbortCause.NONE
     if recording_failure is not None:  # the recorder is an interlock too: the session stopped because of it
         cause = AbortCause.RECORDING
     code = EXIT_CODES[cause]
-    _print_summary(out, scenario, summary, recording, sha, code, recording_failure)
+    _print_summary(out, scenario, summary, recording, checksum_words, code, recording_failure)
     if share is not None and recording is not None and sha is not None:
         from workstation.recording.share import copy_after_run
 
@@ -199,7 +199,7 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
     return RunResult(code, str(final), summary, recording, sha)
 
 
-def _print_summary(out, scenario: Scenario, summary: dict, recording, sha, code: int,
+def _print_summary(out, scenario: Scenario, summary: dict, recording, checksum_words: str, code: int,
                    recording_failure: str | None = None) -> None:
     out("")
     from workstation.ui.wording import device_name, interlock_name, scrub
@@ -220,7 +220,7 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, sha, code:
     if recording is not None:
         for line in _trip_reviews(recording):
             out(f"    {line}")
-        out(f"recording: {recording} (sha256 {sha or 'not written'})")
+        out(f"recording: {recording} ({checksum_words})")
     # One vocabulary: the session's own outcome word (completed / partial / aborted, workstation/session/outcome.py). A
     # scenario's `expect` says whether the run should go to the end ("completed") or stop early ("aborted": a
     # partial or an aborted session).

@@ -75,6 +75,7 @@ class Saved:
     sha256: str | None  # None when no checksum could be written (a full disk)
     session_id: int
     recording_failure: str | None = None  # why the recorder stopped early or could not close the file
+    checksum_words: str = ""  # "sha256 <hex>" or "sha256 not written: <why>" (rig.Closed.checksum_words)
 
 
 def _load_library(protocol_dirs: tuple[Path, ...] = ()):
@@ -274,9 +275,9 @@ class Visit:
             session.abort(self.operator, f"the treatment could not start: {exc}", cause)
             session.close()
             self.store.close_session(self.session_id, "aborted", session.abort_reason)
-            recording, sha, _failure = close_recording(self.rig)
-            if recording is not None and sha is not None:
-                self.store.link_recording(self.session_id, recording, sha)
+            closed = close_recording(self.rig)
+            if closed.path is not None and closed.sha256 is not None:
+                self.store.link_recording(self.session_id, closed.path, closed.sha256)
             self.session_id = None
             self._release_lease()
             if isinstance(exc, (UserError, KeyboardInterrupt, SystemExit)):
@@ -370,13 +371,14 @@ class Visit:
         assert self.session_id is not None
         journal_end(self.store, self.session_id, treatments_of(session), summary["state"], summary["abort_reason"],
                     lease=self.lease)
-        recording, sha, failure = close_recording(self.rig)
+        closed = close_recording(self.rig)
+        recording, sha = closed.path, closed.sha256
         if recording is not None and sha is not None and self.store.recording(self.session_id) is None:
             self.store.link_recording(self.session_id, recording, sha)  # no checksum (full disk): not linked
         if recording is not None and sha is not None:  # to the clinic's share, by its own thread (never blocks)
             recording_saved(self.store, self.session_id)
         session.close()
-        self.saved = Saved(summary, recording, sha, self.session_id, failure)
+        self.saved = Saved(summary, recording, sha, self.session_id, closed.failure, closed.checksum_words)
         self._release_lease()
         return self.saved
 
@@ -413,7 +415,7 @@ class Visit:
         if self.is_open():
             session.operator_stop(self.operator, "the program was closed during the session")
         self._journal()
-        recording, _sha, _failure = close_recording(self.rig)
+        recording = close_recording(self.rig).path
         found, _readable = journal_recording(self.store, self.session_id, self.course.id, recording)
         state = session.outcome()
         if found and state == "aborted":  # the recording shows a delivery the session's results do not hold

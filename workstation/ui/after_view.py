@@ -127,7 +127,7 @@ class AfterView(QWidget):
         lines += list(plan.aftercare)
         lines += self.extra_lines()
         lines.append("## Recording")
-        lines.append(f"{saved.recording} (sha256 {saved.sha256})")
+        lines.append(f"{saved.recording} ({saved.checksum_words})")
         return lines
 
     def show_session(self) -> None:
