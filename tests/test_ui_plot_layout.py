@@ -83,3 +83,38 @@ def test_a_course_chart_with_one_point_starts_at_zero(qtbot) -> None:
     assert lo == 0 and 110 <= hi <= 130
     assert "left cheek" in view.dose.titleLabel.text
     assert isinstance(view.dose, pg.PlotItem)
+
+
+def test_a_course_shows_the_charts_of_what_it_delivered_only(qtbot) -> None:
+    """Fresh tester of issue 12: a light-only course's summary drew an empty needling-depth chart (and a PIH
+    needling-only course an empty dose chart): an empty chart reads as 'nothing delivered'."""
+    from workstation.store.records import Area
+
+    view = CourseView()
+    qtbot.addWidget(view)
+    area = Area(1, 1, "left cheek", "face", "hypopigmented_scar", 4.0, "III")
+    light = SessionRecord(1, 1, dt.date(2026, 1, 1), "UVB-308", (Treatment(1, "light", dose_mj_cm2=100.0),))
+    needling = SessionRecord(2, 1, dt.date(2026, 1, 29), "", (Treatment(1, "needling", depth_mm=1.0),))
+
+    def laid_out() -> list:
+        return [view.ci.getItem(row, 0) for row in range(4)]
+
+    view.show_course([light], [area])
+    assert laid_out() == [view.dose, view.response, view.repigmentation, None]
+    assert "left cheek" in view.dose.titleLabel.text
+    view.show_course([needling], [area])
+    assert laid_out() == [view.depth, view.response, view.repigmentation, None]
+    assert "left cheek" in view.depth.titleLabel.text and "left cheek" not in view.dose.titleLabel.text
+    view.show_course([light, needling], [area])  # a combined course: both, dose first
+    assert laid_out() == [view.dose, view.depth, view.response, view.repigmentation]
+    view.show_course([], [area])  # nothing delivered yet: both, empty, say so by their axes
+    assert laid_out() == [view.dose, view.depth, view.response, view.repigmentation]
+
+
+def test_a_light_only_session_plots_the_light_only(qtbot) -> None:
+    plots = LivePlots(PlotBuffers(plotted_channels(), capacity_s=60, rate_hz=RATE_HZ))
+    qtbot.addWidget(plots)
+    plots.show_devices(["light"])
+    assert plots.shown() == ["light"]
+    plots.show_devices([])
+    assert plots.shown() == ["light", "pen"]

@@ -227,3 +227,29 @@ def test_a_note_between_steps_is_recorded_and_space_stays_stop_during_a_step(qtb
         notes = [e for e in rec.events if e.kind == "note"]
     assert [(n.message, n.source, n.details["who"]) for n in notes] == [
         ("patient anxious, talked through", "operator", win.controller.operator)]
+
+
+def test_a_light_only_session_plots_and_charts_the_light_only(qtbot, window: MainWindow) -> None:
+    """Fresh tester of issue 12: a light-only session drew an empty needling-depth chart. Through the window: the
+    treatment's plots, the after-session course charts and the replay of its recording show the light only."""
+    win = window
+    start_training(qtbot, win, "upper-arm-striae-light.toml")
+    assert {a.modality for a in win.controller.plan.areas} == {"light"}
+    arm(qtbot, win)
+    assert win.treatment.plots.shown() == ["light"]
+    for _ in win.controller.session.steps:
+        run_step(qtbot, win)
+    qtbot.mouseClick(win.treatment.end_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.controller.saved is not None, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: win.pages.currentWidget() is win.after, timeout=TIMEOUT_MS)
+    course = win.after.course
+    qtbot.waitUntil(lambda: bool(course.series.get("dose")), timeout=TIMEOUT_MS)
+    assert "depth" not in course.shown and course.shown[0] == "dose"
+    recording = win.controller.saved.recording
+    qtbot.mouseClick(win.home_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.pages.currentWidget() is win.start_page, timeout=TIMEOUT_MS)
+    win.start_page.replay_path.setText(str(recording))
+    qtbot.mouseClick(win.start_page.replay_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.pages.currentWidget() is win.replay and win.replay.recording is not None,
+                    timeout=TIMEOUT_MS)
+    assert win.replay.plots.shown() == ["light"]

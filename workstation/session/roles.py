@@ -10,7 +10,7 @@ watch and the recording's summary all ask here, so the answer is found in one pl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,14 @@ def active_channel(device: Any) -> str | None:
 def named_of_kind(devices: Mapping[str, Any], kind: str) -> str | None:
     """The name of the first device (in the mapping's order) whose driver is of `kind`, or None if none is."""
     return next((name for name, dev in devices.items() if kind_of(dev) == kind), None)
+
+
+def used_by_steps(kinds_by_name: Mapping[str, str], modalities: Iterable[str]) -> list[str]:
+    """The names (in the mapping's order) of the devices a plan's steps use: those whose kind is one of the steps'
+    modalities ("light", "needling"). All of them when no step names a kind any device has (nothing planned)."""
+    wanted = set(modalities)
+    used = [name for name, kind in kinds_by_name.items() if kind in wanted]
+    return used or list(kinds_by_name)
 
 
 def lights(devices: Mapping[str, Any]) -> list[str]:

@@ -14,9 +14,9 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
 
 
 class CourseView(pg.GraphicsLayoutWidget):
-    """Four charts over the session number, one colour per area: light dose (mJ/cm²), needling depth (mm), and the
-    response: erythema grade (0–4) and repigmentation band (0 %, 1–5 %, … 76–100 %, drawn as its band index with
-    the band's name on the axis)."""
+    """Charts over the session number, one colour per area: light dose (mJ/cm²) and needling depth (mm), each only
+    when the course delivered it (both when nothing was), and the response: erythema grade (0–4) and repigmentation
+    band (0 %, 1–5 %, … 76–100 %, drawn as its band index with the band's name on the axis)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -25,10 +25,6 @@ class CourseView(pg.GraphicsLayoutWidget):
         self.depth = self.addPlot(row=1, col=0, )
         self.response = self.addPlot(row=2, col=0, )
         self.repigmentation = self.addPlot(row=3, col=0, )
-        for plot, title in ((self.dose, "light dose per area"), (self.depth, "needling depth per area"),
-                            (self.response, "erythema grade (response)"),
-                            (self.repigmentation, "repigmentation (response)")):
-            plot.setTitle(title, color=AXIS_TEXT)
         for plot, label, unit in ((self.dose, "dose", "mJ/cm²"), (self.depth, "depth", "mm"),
                                   (self.response, "grade", "0–4"), (self.repigmentation, "band", "%")):
             plot.setLabel("left", f"{label} ({unit})", **{"color": AXIS_TEXT, "font-size": "9pt"})
@@ -42,8 +38,26 @@ class CourseView(pg.GraphicsLayoutWidget):
         self.response.setYRange(-0.2, 4.2)
         self.repigmentation.setYRange(-0.2, len(REPIGMENTATION_BANDS) - 0.8)
         self.repigmentation.getAxis("left").setTicks([list(enumerate(REPIGMENTATION_BANDS))])
+        self.titles = {"dose": "light dose per area", "depth": "needling depth per area",
+                       "response": "erythema grade (response)", "repigmentation": "repigmentation (response)"}
+        self.charts = {"dose": self.dose, "depth": self.depth, "response": self.response,
+                       "repigmentation": self.repigmentation}
+        for key, plot in self.charts.items():
+            plot.setTitle(self.titles[key], color=AXIS_TEXT)
+        self.shown = list(self.charts)  # the charts laid out, top to bottom
         self.legend_text = ""  # the areas' colours, shown in the first chart's title (outside the data)
         self.series: dict[str, dict[str, list[tuple[int, float]]]] = {}
+
+    def _show_charts(self, keys: list[str]) -> None:
+        """Lay out the charts of `keys` only, top to bottom in their order (a light-only course has no depth chart,
+        a needling-only one no dose chart: an empty chart would read as 'nothing delivered')."""
+        if keys == self.shown:
+            return
+        for key in self.shown:
+            self.ci.removeItem(self.charts[key])
+        for row, key in enumerate(keys):
+            self.ci.addItem(self.charts[key], row=row, col=0)
+        self.shown = keys
 
     def show_course(self, history: Sequence, areas: Sequence) -> None:
         """`history`: the store's SessionRecords in order; `areas`: the patient's Areas (for their labels)."""
@@ -67,8 +81,9 @@ class CourseView(pg.GraphicsLayoutWidget):
         self.series = series
         all_labels = sorted({lab for s in series.values() for lab in s})
         colors = {lab: PALETTE[i % len(PALETTE)] for i, lab in enumerate(all_labels)}
-        charts = (("dose", self.dose), ("depth", self.depth), ("response", self.response),
-                  ("repigmentation", self.repigmentation))
+        delivered = [key for key in ("dose", "depth") if series[key]]
+        self._show_charts([*(delivered or ["dose", "depth"]), "response", "repigmentation"])
+        charts = list(self.charts.items())  # all drawn (a hidden one holds nothing stale), the shown ones laid out
         for key, plot in charts:
             plot.clear()
             for label, points in series[key].items():
@@ -79,7 +94,9 @@ class CourseView(pg.GraphicsLayoutWidget):
                 _sensible_y(plot, [y for pts in series[key].values() for _x, y in pts])
         self.legend_text = "&nbsp;&nbsp;".join(f"<span style='color:{colors[lab]}'>●</span>&nbsp;{lab}"
                                                for lab in all_labels)
-        self.dose.setTitle(f"light dose per area&nbsp;&nbsp;&nbsp;{self.legend_text}", color=AXIS_TEXT)
+        for key, plot in charts:  # the legend in the first chart's title
+            legend = f"&nbsp;&nbsp;&nbsp;{self.legend_text}" if key == self.shown[0] else ""
+            plot.setTitle(self.titles[key] + legend, color=AXIS_TEXT)
         ticks = [[(n, str(n)) for n in range(1, max(1, len(history)) + 1)]]
         for _key, plot in charts:
             plot.setXRange(0.5, max(1, len(history)) + 0.5, padding=0)

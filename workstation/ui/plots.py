@@ -260,6 +260,21 @@ class LivePlots(QWidget):
         self.timer.setInterval(max(1, round(1000.0 / refresh_hz)))
         self.timer.timeout.connect(self.refresh)
 
+    def show_devices(self, devices: list[str]) -> None:
+        """Show the panels of `devices` only (a light-only session has no depth to plot): each other panel, and
+        whatever its column holds, is hidden and not drawn. An empty list shows every panel."""
+        for dev, box in self.device_boxes.items():
+            visible = not devices or dev in devices
+            for i in range(box.count()):
+                widget = box.itemAt(i).widget()
+                if widget is not None:
+                    widget.setVisible(visible)
+        self._force_refresh()
+
+    def shown(self) -> list[str]:
+        """The devices whose panels are shown."""
+        return [dev for dev, panel in self.panels.items() if not panel.isHidden()]
+
     def start(self) -> None:
         self.timer.start()
 
@@ -287,7 +302,8 @@ class LivePlots(QWidget):
         lasts = [t for dev in self.panels if (t := self.buffers.stats(dev).t_last_s) == t]
         t_end = max(lasts) if lasts else None  # one time axis for both devices
         for panel in self.panels.values():
-            panel.refresh(self.buffers, self.window_s, self.decimate_toggle.isChecked(), t_end)
+            if not panel.isHidden():
+                panel.refresh(self.buffers, self.window_s, self.decimate_toggle.isChecked(), t_end)
         self._last_totals = totals
         self.frames_drawn += 1
         self.last_frame_ms = (time.perf_counter() - t0) * 1e3

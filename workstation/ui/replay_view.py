@@ -39,6 +39,7 @@ from PyQt6.QtWidgets import (
 
 from workstation.bus import Event, SessionBus
 from workstation.plotbuffer import PlotBuffers
+from workstation.session.roles import used_by_steps
 from workstation.ui.alarm_groups import group_events, operator_stop_line, role_label
 from workstation.ui.alarms import COLORS, PRIORITY
 from workstation.ui.bus_bridge import BusBridge, Tasks
@@ -253,6 +254,9 @@ class ReplayView(QWidget):
                            f"operator {meta.operator_id}, protocol {protocol_title(meta.protocol_id, meta.protocol_version)}, "
                            f"{recording.duration_s:.1f} s, {len(recording.events)} events{partial}")
         self._set_enabled(True)
+        steps = (recording.plan or {}).get("steps") or []
+        self.plots.show_devices(used_by_steps({n: d.driver_kind for n, d in recording.devices.items()},
+                                              [st.get("modality") for st in steps if isinstance(st, dict)]))
         self.plots.start()
         self.clock.start()
         self.notify(f"Opened {recording.path.name}: press Play, drag the timeline, or step to the next event.",

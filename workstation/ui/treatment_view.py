@@ -19,6 +19,7 @@ from PyQt6.QtWidgets import (
 )
 
 from workstation.bus import Event
+from workstation.session.roles import kind_of, used_by_steps
 from workstation.session.session import NOTE_MAX_CHARS, SessionError, State, Step
 from workstation.ui.alarms import AlarmList, InterlockLights
 from workstation.ui.messages import user_text
@@ -137,6 +138,10 @@ class TreatmentView(QWidget):
         self.button_timer.start()
         for panel in self.plots.panels.values():
             panel.step_doses.clear()  # a new session: its own steps
+        rig = self.controller.rig
+        if rig is not None:  # the devices the steps use (a light-only course draws no depth)
+            self.plots.show_devices(used_by_steps({n: kind_of(d) for n, d in rig.devices.items()},
+                                                  [s.modality for s in steps]))
         self.plots.start()
 
     def _mark_current(self) -> None:
