@@ -32,7 +32,7 @@ from workstation.checksum import write_checksum
 from workstation.errors import UserError
 from workstation.recording import format as fmt
 from workstation.recording.clean import clean_text, json_with_notes
-from workstation.recording.errors import RecordingError
+from workstation.recording.errors import RecordingError, disk_full, in_words, is_lock_error
 from workstation.recording.inbox import Inbox
 from workstation.recording.mark import remove_stale_ballasts
 from workstation.recording.signature import sign
@@ -446,31 +446,6 @@ def open_for_closing(path: Path) -> h5py.File:
             raise
         log.warning("%s is held open by a reader; adding the closing attributes without the file lock", path)
         return h5py.File(path, "r+", libver=fmt.LIBVER, locking=False)
-
-
-def is_lock_error(exc: BaseException) -> bool:
-    text = str(exc)
-    return "unable to lock file" in text or "errno = 11" in text or getattr(exc, "errno", None) == errno.EAGAIN
-
-
-def in_words(exc: BaseException) -> str:
-    """The cause of an OS or HDF5 error as words for a sentence (", <reason>"), never the library's own text (that goes
-    to the log file): the OS's description of its errno, or nothing."""
-    if disk_full(exc):
-        return ": the disk is full"
-    strerror = getattr(exc, "strerror", None)
-    if isinstance(strerror, str) and strerror and getattr(exc, "errno", None):
-        return f" ({strerror.lower()})"
-    if is_lock_error(exc):
-        return ": another program holds the file locked"
-    return ""
-
-
-def disk_full(exc: BaseException) -> bool:
-    """Whether a write failure means the disk (or the file's size limit) is full, from its errno or HDF5's text."""
-    text = str(exc)
-    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(
-        m in text for m in ("errno = 28", "errno = 27", "errno = 122", "No space left", "File too large"))
 
 
 def _valid_time(t: float) -> float:
