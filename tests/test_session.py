@@ -12,7 +12,7 @@ from tests.conftest import Tap, wait_for
 from workstation.recording import Recording
 from workstation.session.rig import Rig
 from workstation.session.runner import EXIT_COMPLETED, EXIT_INTERLOCK, EXIT_OPERATOR, run_scenario
-from workstation.session.safety import StepLimits
+from workstation.session.safety import ResetRefused, StepLimits
 from workstation.session.scenario import ScenarioError, load_scenario
 from workstation.session.session import Session, SessionError, State, Step
 
@@ -283,6 +283,18 @@ def test_a_recording_failure_stops_the_devices_at_once(sim_session, tmp_path):
     wait_for(lambda: not rig.emulators["light"].state().active, timeout_s=0.5, what="light off")
     assert any(e.kind == "alarm" and "Recording failed" in e.message for e in tap.events)
     assert {e.details["interlock"] for e in tap.kinds("interlock")} == {InterlockCause.ESTOP}
+    # and nothing more can be given that the file would not hold (fresh tester of issue 12: the window's Reset,
+    # Resume and Start next step exposed the light again with nothing recorded)
+    with pytest.raises(ResetRefused, match="recording failed"):
+        rig.monitor.reset_checked("dr-test")
+    assert any(e.kind == "interlock_reset_refused" for e in tap.events)
+    rig.monitor.reset("dr-test")  # even the unchecked latch reset leaves the hold
+    assert rig.monitor.is_tripped() and rig.monitor.needs_reset()
+    session.connect("dr-test")
+    session.load_plan([Step("A", "chin", "light", target_dose_mj_cm2=50.0)], "dr-test")
+    with pytest.raises(SessionError, match="recording failed"):
+        session.arm("dr-test")
+    assert not rig.emulators["light"].state().active
 
 
 def test_pausing_a_needling_pass_trips_nothing_while_the_pen_brakes(sim_session):

@@ -253,3 +253,34 @@ def test_a_light_only_session_plots_and_charts_the_light_only(qtbot, window: Mai
     qtbot.waitUntil(lambda: win.pages.currentWidget() is win.replay and win.replay.recording is not None,
                     timeout=TIMEOUT_MS)
     assert win.replay.plots.shown() == ["light"]
+
+
+def test_after_the_recording_fails_the_window_gives_nothing_more(qtbot, window: MainWindow) -> None:
+    """Fresh tester of issue 12: after a disk-full recording failure the window's Reset interlocks, Resume and Start
+    next step exposed the light again with nothing recorded. The recorder is an interlock no reset clears: every one
+    of those is refused with the sentence, the light stays off, and the session ends saved with what was given."""
+    from workstation.recording import RecordingError
+
+    win = window
+    start_training(qtbot, win, "combined-uneventful.toml")
+    arm(qtbot, win)
+    rig = win.controller.rig
+    emulator = rig.emulators["light"]
+    qtbot.mouseClick(win.treatment.start_step_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: emulator.state().active, timeout=TIMEOUT_MS)
+    # what the writer thread reports when a write fails (the rig's handler: E-stop, the hold, the alarm)
+    rig.recorder._on_error(RecordingError("The disk holding the recording is full: recording stopped."))
+    qtbot.waitUntil(lambda: not win.treatment.step_running, timeout=TIMEOUT_MS)
+    assert not emulator.state().active
+    for button in (win.treatment.reset_button, win.treatment.resume_button, win.treatment.start_step_button):
+        if button.isEnabled():
+            qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: "recording failed" in win.messages[-1][1], timeout=TIMEOUT_MS)
+        assert not emulator.state().active
+    qtbot.wait(300)
+    assert not emulator.state().active and rig.monitor.is_tripped()
+    qtbot.mouseClick(win.treatment.end_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.controller.saved is not None, timeout=TIMEOUT_MS)
+    saved = win.controller.saved
+    assert saved.summary["state"] in ("aborted", "partial")
+    assert [r["outcome"] for r in saved.summary["results"]][1:] in ([], ["skipped"])  # the pen never ran

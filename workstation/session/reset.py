@@ -11,6 +11,8 @@ then clears the monitor's latch. It never restarts anything.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from drivers.codes import InterlockCause
 from drivers.silence import wait_seen
 from workstation.bus import Event
@@ -34,6 +36,8 @@ def reset_checked(monitor: SafetyMonitor, who: str) -> list[Trip]:
     answering (no telemetry for RESET_ANSWER_S); lamp above HOST_MAX_LAMP_TEMP_C − RESET_TEMP_HYSTERESIS_C;
     skin contact not back after a contact_lost trip; and whatever the device itself refuses to reset (a jammed
     motor, a failed lamp), which the device reports as CAUSE_PERSISTS."""
+    if monitor.held is not None:  # the recording failed: no reset brings it back (SafetyMonitor.hold)
+        _refused(monitor, who, [monitor.held])
     now = monitor.clock()
     tripped = monitor.tripped
     devices = dict(monitor.devices)
@@ -87,10 +91,14 @@ def reset_checked(monitor: SafetyMonitor, who: str) -> list[Trip]:
                 blockers.append(f"The {name} accepted the reset but its telemetry still shows a latched fault: "
                                 "check the device, then reset again.")
     if blockers:
-        monitor.bus.publish_event(Event(monitor.clock(), "interlock_reset_refused", "info", "operator",
-                                     "reset refused: " + " ".join(blockers), {"who": who, "causes": blockers}))
-        raise ResetRefused(" ".join(blockers))
+        _refused(monitor, who, blockers)
     return monitor.reset(who)
+
+
+def _refused(monitor: SafetyMonitor, who: str, blockers: list[str]) -> NoReturn:
+    monitor.bus.publish_event(Event(monitor.clock(), "interlock_reset_refused", "info", "operator",
+                                 "reset refused: " + " ".join(blockers), {"who": who, "causes": blockers}))
+    raise ResetRefused(" ".join(blockers))
 
 
 def _wait_block(monitor: SafetyMonitor, device: str, since: float, timeout_s: float = RESET_ANSWER_S) -> bool:

@@ -124,6 +124,7 @@ class SafetyMonitor(BaseSink):
         self.on_trip: list[Callable[[Trip], None]] = []  # the session's hooks; called on the tripping thread
         self._lock = threading.RLock()
         self._tripped: dict[str, Trip] = {}  # device -> the latched trip
+        self.held: str | None = None  # a cause no reset clears for this rig's life (`hold`), in words
         self._active: dict[str, bool] = {}  # device -> emitting / needling, per the last block
         self._last_block_s: dict[str, float] = {}
         self._samples_seen: dict[str, SilenceWatch] = {}  # device -> the telemetry-lost watchdog (drivers/silence.py)
@@ -182,8 +183,17 @@ class SafetyMonitor(BaseSink):
             return dict(self._tripped)
 
     def is_tripped(self, device: str | None = None) -> bool:
+        """A trip is latched (on `device`, or on any); a `hold` counts as latched on every device."""
         with self._lock:
+            if self.held is not None:
+                return True
             return bool(self._tripped) if device is None else device in self._tripped
+
+    def hold(self, why: str) -> None:
+        """Latch a cause no reset can clear while this monitor lives: the session's recording failed, so nothing
+        more may be given that the file would not hold. `why` is the sentence a refused reset, arm, start or
+        resume gives. Call it after the E-stop that made the devices safe."""
+        self.held = why
 
     def reset(self, who: str) -> list[Trip]:
         """The operator's manual reset: clears latched trips so a new arm and start are possible."""
@@ -200,9 +210,10 @@ class SafetyMonitor(BaseSink):
         return cleared
 
     def needs_reset(self) -> bool:
-        """An interlock is latched, or a device's last telemetry shows a latched fault: a reset can act."""
+        """An interlock is latched, or a device's last telemetry shows a latched fault: a reset can act (or, held,
+        say why it cannot)."""
         with self._lock:
-            if self._tripped:
+            if self._tripped or self.held is not None:
                 return True
         return any(row.get("fault_bits", 0) for row in list(self._last_row.values()))
 

@@ -102,7 +102,13 @@ class Session(StepRuns, BaseSink):
         self.current = 0
         self._transition(State.PLAN_LOADED, f"plan of {len(steps)} steps loaded", who)
 
+    def _refuse_if_held(self) -> None:
+        """No arm, start or resume once the monitor holds a cause no reset clears (the recording failed)."""
+        if self.monitor.held is not None:
+            raise SessionError(self.monitor.held)
+
     def arm(self, who: str) -> None:
+        self._refuse_if_held()
         if self.monitor.is_tripped():
             raise SessionError("an interlock is latched: check the cause, then reset the interlocks before arming.")
         self._interrupt.clear()
@@ -129,6 +135,7 @@ class Session(StepRuns, BaseSink):
             raise SessionError("there is no step left to run.")
         if self._state != State.ARMED:
             raise SessionError(f"arm the session before starting a step (it is {self._state}).")
+        self._refuse_if_held()
         if self.monitor.is_tripped():
             raise SessionError("an interlock is latched: reset it before starting a step.")
         if step.modality == roles.LIGHT:
@@ -205,6 +212,7 @@ class Session(StepRuns, BaseSink):
     def resume(self, who: str) -> None:
         if self._state != State.PAUSED:
             raise SessionError(f"only a paused session can resume (it is {self._state}).")
+        self._refuse_if_held()
         if self.monitor.is_tripped():
             raise SessionError("an interlock is latched: check the cause, then reset the interlocks to resume.")
         step = self.next_step
