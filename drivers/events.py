@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["SEVERITIES", "CommandRecord", "Event", "FanOut", "Publisher", "Sink", "now_s"]
+__all__ = ["SEVERITIES", "CommandRecord", "Event", "FanOut", "Publisher", "Sink", "detail_number", "now_s"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,17 @@ SEVERITIES = ("info", "low", "medium", "high")  # IEC 60601-1-8 alarm priorities
 def now_s() -> float:
     """The host's monotonic clock, in seconds: the one time base of a session."""
     return time.monotonic()
+
+
+def detail_number(details: Mapping[str, Any], key: str, default: float) -> float:
+    """A number of an event's details (or a command's args) as read back from a file: `default` when it is missing
+    or is not a finite number. A non-finite number is written as `null` (docs/recording-format.md, "Text and JSON"),
+    and an older or foreign file may hold text where a number belongs; no reader may fail on either. Never raises."""
+    value = details.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    number = float(value)
+    return number if math.isfinite(number) else default
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,10 @@ import numpy as np
 
 # The items, the protocols and the clock live with the drivers (which must not import the application); they are
 # re-exported here so the application keeps one name for each.
-from drivers.events import SEVERITIES, CommandRecord, Event, FanOut, Publisher, Sink, now_s
+from drivers.events import SEVERITIES, CommandRecord, Event, FanOut, Publisher, Sink, detail_number, now_s
 
-__all__ = ["SEVERITIES", "BaseSink", "CommandRecord", "Event", "Publisher", "SessionBus", "Sink", "now_s"]
+__all__ = ["SEVERITIES", "BaseSink", "CommandRecord", "Event", "Publisher", "SessionBus", "Sink", "detail_number",
+           "now_s"]
 
 log = logging.getLogger(__name__)
 # Every event and device command, in the log file (workstation.logsetup); a handler only queues, never waits on disk.

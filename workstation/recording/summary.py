@@ -10,6 +10,7 @@ the runner's trip review) skips it through `finite_rows`, and the summary says h
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workstation.bus import Event
+from workstation.bus import Event, detail_number
 from workstation.checksum import sha256_of
 from workstation.recording.format import checksum_path
 from workstation.recording.reader import Recording
@@ -133,7 +134,7 @@ def sample_times(rows: np.ndarray) -> np.ndarray:
 def review_trip(rec: Recording, event: Event) -> TripReview:
     """Read the device's telemetry around the stop command: was it active, when did it stop, what did it deliver."""
     device = str(event.details.get("device", ""))
-    t_stop = float(event.details.get("stop_written_t_host_s", event.t_host_s))
+    t_stop = detail_number(event.details, "stop_written_t_host_s", event.t_host_s)
     info = rec.devices.get(device)
     names = set(info.dtype.names or ()) if info is not None else set()
     flag = recorded_active_channel(info) if info is not None else None  # as the safety monitor reads it
@@ -342,8 +343,8 @@ def format_summary(rec: Recording, s: Summary) -> str:
     lines.append(f"interlock trips: {len(s.interlocks)}")
     for r in s.trip_reviews:
         e = r.event
-        cause, latency = e.details.get("cause", "?"), e.details.get("latency_ms")
-        lat = f", latency {float(latency):.1f} ms" if latency is not None else ""
+        cause, latency = e.details.get("cause", "?"), detail_number(e.details, "latency_ms", math.nan)
+        lat = f", latency {latency:.1f} ms" if latency == latency else ""
         lines.append(f"  at {e.t_host_s - m.t0_host_s:.3f} s: {e.message} (cause {cause}{lat})")
         lines.append(f"    {review_text(r)}")
     lines.append(f"dose delivered per area ({counted(len(s.exposures), 'exposure')}):")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from drivers.codes import InterlockCause, LinkEvent
-from workstation.bus import Event, SessionBus
+from workstation.bus import Event, SessionBus, detail_number
 from workstation.recording.reader import DeviceInfo, Recording
 from workstation.recording.summary import finite_rows
 from workstation.session.roles import recorded_active_channel
@@ -126,7 +127,7 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     estops_seen: set[float] = set()
     for e in rec.events:
         if e.kind == "interlock" and e.details.get("interlock") == InterlockCause.ESTOP:
-            t_cause = float(e.details.get("cause_t_host_s", e.t_host_s))
+            t_cause = detail_number(e.details, "cause_t_host_s", e.t_host_s)
             if t_cause not in estops_seen:  # one press trips every device: replay it once
                 estops_seen.add(t_cause)
                 inputs.append((t_cause, 0, "estop", e))
@@ -145,8 +146,9 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     next_tick = t0
 
     # Where the live watchdog was held up (its `stall` events): it did not look then, so neither does this one.
-    stalls = sorted((float(e.details["from_t_host_s"]), e.t_host_s) for e in rec.events
-                    if e.kind == STALL_EVENT and e.source == "safety" and "from_t_host_s" in e.details)
+    stalls = sorted((t_from, e.t_host_s) for e in rec.events
+                    if e.kind == STALL_EVENT and e.source == "safety"
+                    and (t_from := detail_number(e.details, "from_t_host_s", math.nan)) == t_from)
 
     def watchdog_until(t: float) -> float:  # the watchdog thread, every 10 ms of the recording's time
         tick = next_tick
@@ -179,7 +181,7 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     watchdog_until(t0 + rec.duration_s + WATCHDOG_PERIOD_S)
 
     recorded = [AuditTrip(str(e.details.get("interlock", e.details.get("cause", "?"))), str(e.details.get("device", "")),
-                          float(e.details.get("cause_t_host_s", e.t_host_s)) - t0, e.message)
+                          detail_number(e.details, "cause_t_host_s", e.t_host_s) - t0, e.message)
                 for e in rec.events if e.kind == "interlock"]
     replayed = [AuditTrip(tr.interlock, tr.device, tr.t_cause_s - t0, tr.message) for tr in monitor.trips]
     result = AuditResult(len(limits), recorded, replayed, blocks=blocks, nonfinite_samples=skipped[0])

@@ -48,9 +48,24 @@ class StepLimits:
 
     @classmethod
     def from_details(cls, details: dict[str, object]) -> StepLimits:
-        known = {f.name: f for f in fields(cls)}
-        values = {k: (float("inf") if v is None and known[k].type == "float" else v)
-                  for k, v in details.items() if k in known}
+        """The limits a `limits` event recorded (`to_details`). A value of the wrong type (an older or foreign
+        file) takes the field's default, so an audit judges on something and says where it differs, never fails;
+        a null number is an infinite one (the only non-finite value limits hold: no cap)."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            if f.name not in details:
+                continue
+            v = details[f.name]
+            if f.type == "float":
+                if v is None:
+                    values[f.name] = float("inf")
+                elif isinstance(v, int | float) and not isinstance(v, bool):
+                    values[f.name] = float(v)
+            elif f.type == "bool":
+                if isinstance(v, bool):
+                    values[f.name] = v
+            else:
+                values[f.name] = str(v)
         return cls(**values)
 
 

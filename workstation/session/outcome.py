@@ -3,6 +3,7 @@ several) merged into one line each, and the session's honest outcome word."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,8 +72,10 @@ def stop_written(details: dict) -> bool:
 def trip_stop_words(latency_ms: float, stop: str = "stop written") -> str:
     """How the stop went, in words for the summary and the report: the latency is from the cause to the stop being
     written to the link, not to the device stopping (the recording's telemetry review tells that)."""
+    after = f"{latency_ms:.2f} ms after the cause" if math.isfinite(latency_ms) else "(its time is not recorded)"
     if stop_written({"stop": stop}):
-        return f"stop sent {latency_ms:.2f} ms after the cause"
-    why = "disconnected" if "not connected" in stop or "disconnect" in stop else "the link failed"
-    return (f"decided in {latency_ms:.2f} ms; the stop could not be sent ({why}): the device's own watchdog "
-            "stops it")
+        return f"stop sent {after}"
+    why = ("no such device is connected" if "no such device" in stop
+           else "disconnected" if "not connected" in stop or "disconnect" in stop else "the link failed")
+    decided = f"decided in {latency_ms:.2f} ms; " if math.isfinite(latency_ms) else ""
+    return f"{decided}the stop could not be sent ({why}): the device's own watchdog stops it"

@@ -13,6 +13,7 @@ from the arrival of the block that showed the cause to the stop command written.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ import numpy as np
 from drivers.base import TELEMETRY_LOST_S
 from drivers.codes import InterlockCause, LinkEvent
 from drivers.silence import BLIND_GAP_S, BLIND_LIMIT_FACTOR, STALL_DETAIL, SilenceWatch, lost_words
-from workstation.bus import BaseSink, CommandRecord, Event, SessionBus, now_s
+from workstation.bus import BaseSink, CommandRecord, Event, SessionBus, detail_number, now_s
 from workstation.errors import UserError
 from workstation.session import roles
 from workstation.session.kind_rules import (  # noqa: F401 - StepLimits, HOST_MAX_LAMP_TEMP_C: public here too
@@ -326,7 +327,9 @@ class SafetyMonitor(BaseSink):
     def on_command(self, record: CommandRecord) -> None:
         """Keeps each device's backup time as the device acknowledged it (sent with every target dose)."""
         if record.command == "set" and record.result == "ack" and record.args.get("param") == "backup_time_s":
-            self._backup_s[record.device] = float(record.args["value"])
+            backup_s = detail_number(record.args, "value", math.nan)  # a replayed file's may be unreadable
+            if backup_s == backup_s:
+                self._backup_s[record.device] = backup_s
 
     def on_event(self, event: Event) -> None:
         if event.source not in self.devices:
@@ -404,16 +407,20 @@ class SafetyMonitor(BaseSink):
             if latched is not None and latched.interlock == interlock:
                 return None
             dev = self.devices.get(device)
-            try:
-                t_written = dev.stop_now(f"interlock: {interlock}") if dev is not None else float("nan")
-                stop_result = "stop written"
-            except Exception as exc:  # noqa: BLE001 - a dead link: the device's own watchdog is the backstop
-                t_written = self.clock()
-                stop_result = f"stop not written: {exc}"
+            if dev is None:  # a cause named for a device this monitor has no handle on: nothing to stop here
+                t_written, stop_result = self.clock(), "stop not written: no such device is connected here"
+            else:
+                try:
+                    t_written = dev.stop_now(f"interlock: {interlock}")
+                    stop_result = "stop written"
+                except Exception as exc:  # noqa: BLE001 - a dead link: the device's own watchdog is the backstop
+                    t_written = self.clock()
+                    stop_result = f"stop not written: {exc}"
             trip = Trip(interlock, device, message, t_cause, t_written, {**details, "stop": stop_result})
             if latched is None:
                 self._tripped[device] = trip
-            self._stop_written(device, t_written)
+            if dev is not None:
+                self._stop_written(device, t_written)
         self.bus.publish_event(Event(
             t_written, "interlock", "high", "safety", f"INTERLOCK {interlock} on {device}: {message}",
             {"interlock": interlock, "cause": interlock, "device": device, "cause_t_host_s": t_cause, "stop_written_t_host_s": t_written,
@@ -429,9 +436,8 @@ class SafetyMonitor(BaseSink):
 
     def _stop_written(self, device: str, t: float) -> None:
         """Start counting the time looked since a STOP was written to `device` at host time t (s)."""
-        if t == t:  # NaN: no device to stop
-            with self._seen_lock:
-                self._since_stop[device] = SilenceWatch(t)
+        with self._seen_lock:
+            self._since_stop[device] = SilenceWatch(t)
 
     def _check_still_active(self, device: str, t: float) -> None:
         """A device whose block arriving at t (s) still shows it active RESEND_STOP_AFTER_S after its trip's STOP,

@@ -49,8 +49,8 @@ def user_text(exc: Exception) -> str:
         text = scrub(str(exc))
         return text[:1].upper() + text[1:]
     log.error("unexpected error", exc_info=exc)
-    return ("Something went wrong that the program did not expect. Check the devices and the interlock lights; "
-            "the details are in the log.")
+    return ("Something went wrong that the program did not expect; the details are in the log. During a session, "
+            "check the devices and the interlock lights.")
 
 
 class MessageBar(QWidget):

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from workstation.bus import detail_number
 from workstation.session import roles
 from workstation.ui.alarm_groups import condition_lines
 from workstation.ui.wording import (
@@ -66,8 +67,9 @@ class StepSpan:
                     f"{quantity(self.before_mj_cm2 + self.delivered_dose_mj_cm2, 'mJ/cm²')} delivered of "
                     f"{quantity(p.get('target_dose_mj_cm2'), 'mJ/cm²')} planned{resumed} — {self.outcome}")
         passes = p.get("passes")
+        planned = "—" if passes is None else f"{passes:g}"
         return (f"{modality_name('needling')} on {self.area}: {quantity(p.get('depth_mm'), 'mm')}, "
-                f"{quantity(p.get('stroke_rate_hz'), 'Hz')}, {self.passes_done} of {passes} "
+                f"{quantity(p.get('stroke_rate_hz'), 'Hz')}, {self.passes_done} of {planned} "
                 f"pass{'es' if passes != 1 else ''} — {self.outcome}")
 
 
@@ -209,8 +211,8 @@ def _stop_lines(events: list[Any]) -> list[str]:
     from workstation.session.outcome import trip_stop_words
 
     return [f"{interlock_name(str(e.details.get('interlock')))} on the {device_name(str(e.details.get('device')))}: "
-            f"{trip_stop_words(float(e.details['latency_ms']), str(e.details.get('stop', 'stop written')))}"
-            for e in events if e.kind == "interlock" and e.details.get("latency_ms") is not None
+            f"{trip_stop_words(detail_number(e.details, 'latency_ms', math.nan), str(e.details.get('stop', 'stop written')))}"
+            for e in events if e.kind == "interlock" and "latency_ms" in e.details
             and e.details.get("interlock") != "estop"]
 
 
@@ -232,14 +234,15 @@ def _steps(rec: Any, t0: float) -> list[StepSpan]:
         if e.kind != "protocol" or d.get("event") not in ("step_started", "step_ended"):
             continue
         if d["event"] == "step_started":
-            planned = {k: d.get(k) for k in ("target_dose_mj_cm2", "depth_mm", "stroke_rate_hz", "passes")}
-            spans.append(StepSpan(int(d.get("step_index", len(spans))) + 1, str(d.get("modality")),
+            planned = {k: (v if (v := detail_number(d, k, math.nan)) == v else None)  # None: not readable
+                       for k in ("target_dose_mj_cm2", "depth_mm", "stroke_rate_hz", "passes")}
+            spans.append(StepSpan(int(detail_number(d, "step_index", len(spans))) + 1, str(d.get("modality")),
                                   str(d.get("area", "")), e.t_host_s - t0, rec.duration_s, planned=planned))
         elif spans:
             s = spans[-1]
             s.t_end_s, s.outcome = e.t_host_s - t0, str(d.get("outcome", "ended"))
-            s.delivered_dose_mj_cm2 = float(d.get("delivered_dose_mj_cm2", math.nan))
-            s.passes_done, s.note = int(d.get("passes_done", 0) or 0), str(d.get("note", "") or "")
+            s.delivered_dose_mj_cm2 = detail_number(d, "delivered_dose_mj_cm2", math.nan)
+            s.passes_done, s.note = int(detail_number(d, "passes_done", 0)), str(d.get("note", "") or "")
     for i, s in enumerate(spans):  # a run with no end event: what the recording shows was given
         last = i + 1 == len(spans)
         if s.outcome == StepSpan.outcome:
