@@ -64,3 +64,22 @@ def test_a_file_name_and_a_recordings_texts_reach_the_terminal_without_controls(
         _assert_clean(done.stdout + done.stderr)
         if args[0] != "export":  # export prints the CSV files it wrote
             assert b"room" in done.stdout + done.stderr  # the name is shown, its controls as spaces
+
+
+def test_an_argument_that_is_not_utf8_is_a_sentence_and_one_log_line(tmp_path):
+    """Fresh tester of issue 12: a Latin-1 file name (`caf\\xe9.h5`) crashed every command before its error handling
+    (the crash log's header could not encode it); U+2028 in an argument split that header and faked a crash."""
+    global LOGS
+    LOGS = tmp_path / "logs"
+    name = os.fsencode(str(tmp_path)) + b"/caf\xe9\xe2\x80\xa8.h5"
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), "--log-dir", str(LOGS), "inspect", name],
+                          capture_output=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    assert done.returncode == 2 and b"no such recording" in done.stderr and b"Traceback" not in done.stderr
+    _assert_clean(done.stdout + done.stderr)
+    header = [line for line in (LOGS / "crash.log").read_text(encoding="utf-8").splitlines() if "inspect" in line]
+    assert len(header) == 1 and "\\udce9" in header[0] and "\\u2028" in header[0]
+    again = subprocess.run([sys.executable, str(ROOT / "main.py"), "--log-dir", str(LOGS), "inspect", name],
+                           capture_output=True, timeout=120, cwd=ROOT)
+    assert b"crash" not in again.stdout + again.stderr  # no false "a hard crash was recorded"
+    log_text = (LOGS / "cicatrix.log").read_text(encoding="utf-8")
+    assert "hard crash" not in log_text and "\x1b" not in log_text

@@ -75,13 +75,14 @@ def _main(argv: list[str] | None, prog: str | None) -> int:
     from workstation.errors import UserError
     from workstation.logsetup import SHOWN, configure_logging, current_log_file
     from workstation.progname import set_program
+    from workstation.terminal import one_line
 
     parser = build_parser(prog)
     set_program(parser.prog)  # every message naming a command names the one the user ran
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     configure_logging(args.log_dir, verbose=args.verbose, command=shlex.join([parser.prog, *argv]))
-    log.info("command: %s (version %s)", shlex.join(argv) or "(none)", version())
+    log.info("command: %s (version %s)", one_line(shlex.join(argv)) or "(none)", version())
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -10,6 +10,7 @@ never logged."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import faulthandler
 import logging
 import logging.handlers
@@ -45,11 +46,13 @@ def stop_logging() -> None:
     if _State.listener is not None:
         _State.listener.stop()  # writes what is still queued
         for h in _State.listener.handlers:
-            h.close()
+            with contextlib.suppress(OSError):  # a log on a full disk: what could not be written is lost, quietly
+                h.close()
         _State.listener = None
     if _State.crash_file is not None:
         faulthandler.disable()
-        _State.crash_file.close()
+        with contextlib.suppress(OSError):
+            _State.crash_file.close()
         if sys.__stderr__ is not None:  # back to Python's usual place for a fatal error's trace
             faulthandler.enable(file=sys.__stderr__, all_threads=True)
         _State.crash_file = None
@@ -77,6 +80,9 @@ def configure_logging(folder: Path | None = None, *, verbose: bool = False, comm
     Returns the log file, or None when the folder cannot be written (then a sentence goes to stderr and only stderr
     logging is set up: the program still works)."""
     stop_logging()
+    # A log that cannot be written (its disk full) loses those lines quietly, as logging's documentation advises for
+    # production, instead of printing "--- Logging error ---" and a trace on the user's terminal.
+    logging.raiseExceptions = False
     folder = Path(folder) if folder is not None else log_dir()
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -129,6 +135,8 @@ def _open_crash_file(path: Path, command: str) -> str:
     import datetime
     import os
 
+    from workstation.terminal import one_line
+
     seen_file = path.parent / _CRASH_SEEN
     try:
         seen = int(seen_file.read_text(encoding="ascii").strip() or 0)
@@ -151,10 +159,10 @@ def _open_crash_file(path: Path, command: str) -> str:
             os.replace(path, path.with_name(path.name + ".1"))
     except FileNotFoundError:
         pass
-    _State.crash_file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for faulthandler
+    _State.crash_file = open(path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - kept open
     before_header = os.fstat(_State.crash_file.fileno()).st_size  # the next start reads from here: header and all
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    _State.crash_file.write(f"{CRASH_HEADER}{now} pid {os.getpid()}: {command or ' '.join(sys.argv)}\n")
+    _State.crash_file.write(f"{CRASH_HEADER}{now} pid {os.getpid()}: {one_line(command or ' '.join(sys.argv))}\n")
     _State.crash_file.flush()
     try:
         seen_file.write_text(str(before_header), encoding="ascii")

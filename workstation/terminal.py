@@ -17,7 +17,7 @@ from typing import TextIO
 
 from drivers.protocol import is_control
 
-__all__ = ["guarded_terminal", "terminal_text"]
+__all__ = ["guarded_terminal", "one_line", "terminal_text"]
 
 _KEPT = frozenset("\n\t")
 _TABLE = {c: " " for c in range(0xA0) if is_control(chr(c)) and chr(c) not in _KEPT}
@@ -31,6 +31,14 @@ def terminal_text(s: str) -> str:
     except UnicodeEncodeError:
         s = s.encode("utf-8", errors="replace").decode("utf-8")
     return s
+
+
+def one_line(s: str) -> str:
+    """`s` for one line of a log file: every character that is not printable (controls, line and paragraph
+    separators, lone surrogates: a command line's undecodable bytes) written as its escape (\\x1b, \\u2028,
+    \\udce9), so a line stays one line and the file stays UTF-8."""
+    return "".join(ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF else ch.encode("unicode_escape").decode()
+                   for ch in s)
 
 
 class _Guarded:

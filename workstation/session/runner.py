@@ -185,13 +185,14 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
         saved = visit.end()
         final, summary, recording, sha = session.state, saved.summary, saved.recording, saved.sha256
         recording_failure, checksum_words = saved.recording_failure, saved.checksum_words
+        store_failure = saved.store_failure
     finally:
         visit.close()
     cause = AbortCause(summary["abort_cause"]) if final == State.ABORTED else AbortCause.NONE
-    if recording_failure is not None:  # the recorder is an interlock too: the session stopped because of it
+    if recording_failure is not None or store_failure is not None:  # both stop the session as an interlock does
         cause = AbortCause.RECORDING
     code = EXIT_CODES[cause]
-    _print_summary(out, scenario, summary, recording, checksum_words, code, recording_failure)
+    _print_summary(out, scenario, summary, recording, checksum_words, code, recording_failure, store_failure)
     if share is not None and recording is not None and sha is not None:
         from workstation.recording.share import copy_after_run
 
@@ -200,7 +201,7 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
 
 
 def _print_summary(out, scenario: Scenario, summary: dict, recording, checksum_words: str, code: int,
-                   recording_failure: str | None = None) -> None:
+                   recording_failure: str | None = None, store_failure: str | None = None) -> None:
     out("")
     from workstation.ui.wording import device_name, interlock_name, scrub
 
@@ -217,6 +218,8 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, checksum_w
             f"({trip_stop_words(t['latency_ms'], t.get('stop', 'stop written'))}): {scrub(t['message'])}")
     if recording_failure is not None:
         out(f"recording stopped early: {recording_failure}")
+    if store_failure is not None:
+        out(f"store not written: {store_failure} The session is completed from its recording at the next start.")
     if recording is not None:
         for line in _trip_reviews(recording):
             out(f"    {line}")

@@ -17,7 +17,7 @@ from typing import Any
 
 from drivers.base import DeviceError
 from drivers.codes import AbortCause
-from workstation.bus import SessionBus
+from workstation.bus import Event, SessionBus, now_s
 from workstation.errors import UserError
 from workstation.recording.share import recording_saved
 from workstation.session import roles
@@ -33,6 +33,7 @@ from workstation.session.journal import (
 from workstation.session.planning import plan_visit, prepare_training_plan
 from workstation.session.rig import Rig, close_recording
 from workstation.session.session import Session, SessionError, State, Step, StepResult
+from workstation.store.connection import StoreWriteFailed
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class Saved:
     session_id: int
     recording_failure: str | None = None  # why the recorder stopped early or could not close the file
     checksum_words: str = ""  # "sha256 <hex>" or "sha256 not written: <why>" (rig.Closed.checksum_words)
+    store_failure: str | None = None  # why the store could not take the session (then completed at the next start)
 
 
 def _load_library(protocol_dirs: tuple[Path, ...] = ()):
@@ -104,6 +106,7 @@ class Visit:
         self.session: Session | None = None
         self.session_id: int | None = None
         self.saved: Saved | None = None
+        self.store_failure: str | None = None  # the store could not take this session's journal (`_store_failed`)
         self.pass_duration_s = 2.0
         self.crashed: list[Closed] = []
         self._identity: Any = None  # the patient's identity on file, for the free-text guard (never stored here)
@@ -287,8 +290,26 @@ class Visit:
         return steps
 
     def _journal(self) -> None:
-        if self.session is not None and self.session_id is not None:
-            journal_steps(self.store, self.session_id, self.session)
+        if self.session is not None and self.session_id is not None and self.store_failure is None:
+            try:
+                journal_steps(self.store, self.session_id, self.session)
+            except StoreWriteFailed as exc:
+                self._store_failed(exc)
+
+    def _store_failed(self, exc: StoreWriteFailed) -> None:
+        """The store cannot take this session's journal (its disk is full, its server gone): the doses given would
+        not count in the next plan, so the session stops as for a failed recording (E-stop, the monitor held:
+        nothing more is given). The recording holds what was given; the session is closed from it at the next
+        start (journal.recover_crashed)."""
+        if self.store_failure is not None:
+            return
+        self.store_failure = str(exc)
+        self.rig.monitor.estop("store failed")
+        self.rig.monitor.hold("The clinic store could not be written, so the doses of this session cannot be saved "
+                              "for the next plan: this session cannot treat again. End it; its recording holds what "
+                              "was given, and the store is completed from it at the next start.")
+        self.rig.bus.publish_event(Event(now_s(), "alarm", "high", "session",
+                                         f"The store failed, the devices were stopped: {exc}", {}))
 
     def run_step(self) -> StepResult:
         session = self._need_session()
@@ -369,22 +390,33 @@ class Visit:
         session.abort(self.operator, "ended by the operator", AbortCause.OPERATOR)  # no-op once it has ended
         summary = session.summary()
         assert self.session_id is not None
-        journal_end(self.store, self.session_id, treatments_of(session), summary["state"], summary["abort_reason"],
-                    lease=self.lease)
+        if self.store_failure is None:
+            try:
+                journal_end(self.store, self.session_id, treatments_of(session), summary["state"],
+                            summary["abort_reason"], lease=self.lease)
+            except StoreWriteFailed as exc:
+                self._store_failed(exc)
         closed = close_recording(self.rig)
         recording, sha = closed.path, closed.sha256
-        if recording is not None and sha is not None and self.store.recording(self.session_id) is None:
-            self.store.link_recording(self.session_id, recording, sha)  # no checksum (full disk): not linked
-        if recording is not None and sha is not None:  # to the clinic's share, by its own thread (never blocks)
-            recording_saved(self.store, self.session_id)
+        if recording is not None and sha is not None and self.store_failure is None:
+            try:
+                if self.store.recording(self.session_id) is None:
+                    self.store.link_recording(self.session_id, recording, sha)  # no checksum (full disk): not linked
+                recording_saved(self.store, self.session_id)  # to the clinic's share, by its own thread
+            except StoreWriteFailed as exc:
+                self.store_failure = str(exc)
         session.close()
-        self.saved = Saved(summary, recording, sha, self.session_id, closed.failure, closed.checksum_words)
+        self.saved = Saved(summary, recording, sha, self.session_id, closed.failure, closed.checksum_words,
+                           self.store_failure)
         self._release_lease()
         return self.saved
 
     def _release_lease(self) -> None:  # every ending: saved, failed start, closed mid-session, SIGINT, SIGTERM
         if self.lease is not None:
-            self.lease.release()
+            try:
+                self.lease.release()
+            except StoreWriteFailed as exc:  # it lapses by itself (leases.LEASE_TIMEOUT_S) once no room renews it
+                log.warning("the lease of course %s was not released: %s", self.course.id, exc)
             self.lease = None
 
     def save_responses(self, responses: list) -> int:

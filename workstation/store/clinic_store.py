@@ -24,9 +24,10 @@ from workstation.store.connection import (
     connect_server,
     display,
     store_url,
+    write_failure,
 )
 from workstation.store.course_records import CourseRecords
-from workstation.store.db import Db, IntegrityError, OperationalError, Record, is_busy
+from workstation.store.db import DatabaseError, Db, IntegrityError, OperationalError, Record, is_busy
 from workstation.store.export import export_dict
 from workstation.store.identity import identity_in, insert_identity, read_identity, refuse_identity
 from workstation.store.paths import default_db_path
@@ -171,9 +172,9 @@ class ClinicStore(CourseRecords, RecordingIndex):
         Raises UserError (in words) when another program holds the store's write lock past the busy timeout."""
         try:
             self._conn.begin()
-        except OperationalError as exc:
-            if is_busy(exc):
-                raise busy_error(self.path) from exc
+        except DatabaseError as exc:
+            if (words := write_failure(self.path, exc)) is not None:
+                raise words from exc
             raise
         self._reason = reason
         try:
@@ -189,21 +190,27 @@ class ClinicStore(CourseRecords, RecordingIndex):
             yield self._conn
         except BaseException as exc:
             self._reason = ""
-            self._conn.rollback()
-            if isinstance(exc, OperationalError) and is_busy(exc):
-                raise busy_error(self.path) from exc
+            self._rollback_quietly()
+            if isinstance(exc, DatabaseError) and (words := write_failure(self.path, exc)) is not None:
+                raise words from exc
             raise
         self._reason = ""
         try:
             self._conn.commit()
-        except OperationalError as exc:
-            if self._conn.in_transaction:
-                self._conn.rollback()
-            if is_busy(exc):
-                raise busy_error(self.path) from exc
+        except DatabaseError as exc:
+            self._rollback_quietly()  # always: a failed commit leaves SQLAlchemy's transaction open but inactive
+            if (words := write_failure(self.path, exc)) is not None:
+                raise words from exc
             raise
         if self._anchored:  # the trail's end as committed, kept outside the database (trail_anchor)
             self._anchor = trail_anchor.advance(self, self._anchor)
+
+    def _rollback_quietly(self) -> None:
+        """Roll back after a failure; a rollback that fails too (the disk or server gone) leaves the first error."""
+        try:
+            self._conn.rollback()
+        except DatabaseError as exc:
+            log.warning("store %s: the rollback after a failed write failed too: %s", self.path, exc)
 
     @contextmanager
     def snapshot(self) -> Iterator[ClinicStore]:

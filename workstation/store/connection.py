@@ -39,6 +39,39 @@ def busy_error(path: Path) -> UserError:
                      f"close the other program that has the store open.")
 
 
+class StoreWriteFailed(UserError):
+    """The store could not take a write for a reason of its disk or its server, not of what was written: full,
+    read-only, an I/O error, the server gone. Nothing of that transaction was saved. During a session this stops
+    the session (workstation/session/visit.py); its journal is then completed from the recording at the next start."""
+
+    exit_code = 3
+
+
+# (markers in the driver's text, lower case) -> what it means, for a sentence; SQLite's and PostgreSQL's wordings
+_WRITE_FAILURES = (
+    (("disk is full", "no space left", "disk full", "could not extend file"), "its disk is full"),
+    (("readonly database", "read-only", "read only"), "it is read-only"),
+    (("disk i/o error", "i/o error", "input/output error"), "its disk reported an error"),
+    (("server closed the connection", "connection refused", "terminating connection", "could not receive data",
+      "connection is closed", "ssl syscall", "consuming input failed"), "its server cannot be reached"),
+)
+
+
+def write_failure(path: object, exc: BaseException) -> UserError | None:
+    """The sentence for a write the store could not take (`busy_error` when another program holds it,
+    `StoreWriteFailed` for the disk or the server), or None when the error is of another kind. Never the driver's
+    own text (that goes to the log)."""
+    if is_busy(exc):
+        return busy_error(Path(str(path)))
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    why = next((words for markers, words in _WRITE_FAILURES if any(m in text for m in markers)), None)
+    if why is None:
+        return None
+    log.warning("store %s: a write failed: %s", path, text)
+    return StoreWriteFailed(f"The clinic store {path} could not be written: {why}. Nothing of this change was saved. "
+                            "Free some space or check the store's disk or server, then try again.")
+
+
 def store_url(target: Path | str) -> URL:
     """The store's URL from a path (an SQLite file) or a URL string (`sqlite:///…`, `postgresql+psycopg://…`)."""
     if isinstance(target, str) and "://" in target:

@@ -128,6 +128,9 @@ class AfterView(QWidget):
         lines += self.extra_lines()
         lines.append("## Recording")
         lines.append(f"{saved.recording} ({saved.checksum_words})")
+        if saved.store_failure:  # the journal is behind the recording until the next start completes it
+            lines.append(f"Store not written: {saved.store_failure} The session is completed from its recording at "
+                         "the next start.")
         return lines
 
     def show_session(self) -> None:
