@@ -18,6 +18,7 @@ from helpers_recording import check_rows
 from workstation.recording.reader import Recording
 
 HELPER = Path(__file__).with_name("helpers_recording.py")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_and_kill(directory: Path, delay_s: float) -> tuple[Path, dict[str, int]]:
@@ -85,6 +86,9 @@ def test_a_live_recording_and_a_killed_ones_are_told_apart(tmp_path):
         assert path is not None
         with Recording.open(path) as rec:
             assert rec.partial and "being recorded now" in rec.partial_reason and "crash" not in rec.partial_reason
+        verify = subprocess.run([sys.executable, str(ROOT / "main.py"), "verify", str(path)], capture_output=True,
+                                text=True, timeout=120, cwd=ROOT)
+        assert verify.returncode == 2 and "being recorded now" in verify.stderr, verify.stderr
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

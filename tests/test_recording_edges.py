@@ -51,6 +51,8 @@ HOLD = textwrap.dedent("""
         held = Recording.open(sys.argv[1])
     elif sys.argv[2] == "swmr":  # a plain h5py SWMR reader with HDF5's default file locking, like HDFView
         held = h5py.File(sys.argv[1], "r", swmr=True)
+    elif sys.argv[2] == "append-unlocked":  # the same with HDF5's file locking off (HDF5_USE_FILE_LOCKING=FALSE)
+        held = h5py.File(sys.argv[1], "a", locking=False)
     else:  # another program with the file open for writing, not as SWMR
         held = h5py.File(sys.argv[1], "a")
     print("open", flush=True)
@@ -84,16 +86,23 @@ def test_a_reader_in_another_process_does_not_break_the_close(tmp_path, how):
         assert f.attrs["closed_cleanly"] and "end_time_utc" in f.attrs
 
 
-def test_a_file_another_program_holds_for_writing_is_in_use_not_damaged(tmp_path, capsys):
+@pytest.mark.parametrize("how", ["append", "append-unlocked"])
+def test_a_file_another_program_holds_for_writing_is_in_use_not_damaged(tmp_path, capsys, how):
+    """With HDF5's lock, and without it (fresh tester of issue 12: a holder with locking off, as the format page
+    tells other programs to open, was called a dead writer)."""
     from main import main
 
     path = write_session(tmp_path, 0.2)
-    with held_open(path, "append"):
-        assert main(["inspect", str(path)]) == 2
-        err = capsys.readouterr().err
-        assert "in use by another program" in err and "damaged" not in err.replace("not damaged", "")
+    with held_open(path, how):
+        for command in ("inspect", "verify"):
+            assert main([command, str(path)]) == 2
+            err = capsys.readouterr().err
+            assert "in use by another program" in err and "damaged" not in err.replace("not damaged", "")
+            assert "no program holds it" not in err and "not closed by the recorder" not in err
         with pytest.raises(RecordingError, match="in use by another program"):
             Recording.open(path)
+    with held_open(path, "project"):  # a reader never counts: the file is simply verified
+        assert main(["verify", str(path)]) == 0, capsys.readouterr()
 
 
 def test_a_file_left_marked_open_by_a_killed_program_says_so(tmp_path):

@@ -30,8 +30,11 @@ ORPHAN_BALLAST_AGE_S = 60.0
 FLAGS_AT = 11  # after the signature (8), version (1), sizes of offsets and lengths (1 + 1)
 M32 = 0xFFFFFFFF
 
-__all__ = ["clear_open_mark", "clear_unclaimed_mark", "held_by_a_process", "lookup3", "open_mark",
+__all__ = ["clear_open_mark", "clear_unclaimed_mark", "held_by_a_process", "lookup3", "open_mark", "swmr_mark",
            "remove_stale_ballast", "remove_stale_ballasts"]
+
+
+SWMR_WRITE_FLAG = 0x04  # superblock v3 file consistency flags: bit 2, opened for SWMR writing (HDF5 file format)
 
 
 def _rot(x: int, k: int) -> int:
@@ -97,16 +100,26 @@ def open_mark(path: Path) -> bool:
     return found is not None and head[found[0] + FLAGS_AT] != 0
 
 
-def held_by_a_process(path: Path) -> bool:
-    """Whether any process (this one included) has the file open, or holds a lock on it. On Linux every process's
-    open files are looked at (/proc/<pid>/fd); elsewhere only locks can be seen."""
+def swmr_mark(path: Path) -> bool:
+    """Whether the recording's "open for writing" mark is a SWMR writer's (superblock flag bit 2): a Cicatrix
+    recorder, live or killed, rather than another program's ordinary writer. False if there is no such mark."""
+    head = _read_head(path)
+    found = _superblock(head)
+    return found is not None and bool(head[found[0] + FLAGS_AT] & SWMR_WRITE_FLAG)
+
+
+def held_by_a_process(path: Path, *, for_writing: bool = False) -> bool:
+    """Whether any process (this one included) has the file open, or holds a lock on it; with `for_writing`, only
+    one that has it open for writing (a reader does not count) or holds HDF5's exclusive lock. On Linux every
+    process's open files are looked at (/proc/<pid>/fd, and their mode in /proc/<pid>/fdinfo); elsewhere only locks
+    can be seen."""
     if sys.platform != "win32":
         import fcntl
 
         try:
             with open(path, "rb") as f:
                 try:
-                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(f.fileno(), (fcntl.LOCK_SH if for_writing else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 except OSError:
                     return True
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
@@ -128,9 +141,19 @@ def held_by_a_process(path: Path) -> bool:
                 other = os.stat(fd)
             except OSError:
                 continue
-            if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+            if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino) and (not for_writing or _writable(fd)):
                 return True
     return False
+
+
+def _writable(fd: Path) -> bool:
+    """Whether the open file `fd` (/proc/<pid>/fd/<n>) was opened for writing (its fdinfo flags), True if unknown."""
+    try:
+        text = (fd.parent.parent / "fdinfo" / fd.name).read_text()
+    except OSError:
+        return True
+    flags = next((int(line.split()[1], 8) for line in text.splitlines() if line.startswith("flags:")), None)
+    return flags is None or flags & os.O_ACCMODE != os.O_RDONLY
 
 
 def clear_open_mark(path: Path) -> bool:

@@ -22,7 +22,7 @@ import numpy as np
 from workstation.bus import SEVERITIES, CommandRecord, Event
 from workstation.recording import format as fmt
 from workstation.recording.errors import RecordingError
-from workstation.recording.mark import held_by_a_process
+from workstation.recording.mark import held_by_a_process, swmr_mark
 
 log = logging.getLogger(__name__)
 
@@ -249,10 +249,15 @@ def unclosed_reason(path: Path) -> str:
 
 
 def in_use_error(path: Path) -> RecordingError | None:
-    """The sentence for a file another program holds open for writing (HDF5's exclusive lock), or None when no
-    program holds it. One wording for every command that reads a recording (inspect, audit, export, verify, …)."""
-    if not _locked_by_another_program(path):
+    """The sentence for a file a program holds open for writing (HDF5's exclusive lock, or on Linux any process
+    that opened it for writing, with file locking off too), or None when none does: a live Cicatrix session
+    (its SWMR mark) or another program. One wording for every command that reads a recording (inspect, audit,
+    export, verify, …). Readers holding it do not count: they never block anything."""
+    if not (_locked_by_another_program(path) or held_by_a_process(path, for_writing=True)):
         return None
+    if swmr_mark(path):
+        return RecordingError(f"{path} is being recorded now by a session on this computer: what it holds will "
+                              "change until that session ends. Try again once it has ended.")
     return RecordingError(
         f"{path} is in use by another program that has it open for writing (not as a live Cicatrix "
         "recording): close it there, then try again. The file is not damaged by this.")
