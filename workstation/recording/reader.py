@@ -23,6 +23,7 @@ from workstation.bus import SEVERITIES, CommandRecord, Event
 from workstation.recording import format as fmt
 from workstation.recording.errors import RecordingError
 from workstation.recording.mark import held_by_a_process, swmr_mark
+from workstation.words import counted
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class Recording:
             self.partial_reason = "it has no closing attributes: the writer did not finish it"
         if self.partial_reason is None and not bool(h5.attrs.get("closed_cleanly", True)):
             self.partial_reason = f"the recorder stopped on an error: {_note_in_words(h5.attrs.get('close_note', '?'))}"
+        self._partial_base = self.partial_reason  # what the file says; `refresh` may add what cannot be read live
         self.devices: dict[str, DeviceInfo] = {}
         self._telemetry: dict[str, h5py.Dataset] = {}
         try:
@@ -122,7 +124,40 @@ class Recording:
         return rec
 
     def refresh(self) -> None:
-        """Re-read the extents (to follow a file being written) and the events, commands and plans."""
+        """Re-read the extents (to follow a file being written) and the events, commands and plans.
+
+        A live file's newest text rows (events, commands, plans: variable-length strings, kept in HDF5's global
+        heap, which SWMR does not make readable while the file is written: "address of object past end of
+        allocation") may not be readable yet, by this open of the file or a fresh one. They are left out, counted
+        in `unreadable_live_rows`, and said in `partial_reason`; they are there once the session has ended.
+        RecordingError (in words) for a file that is not live and cannot be read."""
+        self.unreadable_live_rows = 0
+        self._read_tables()
+        if self.unreadable_live_rows:
+            note = (f"{counted(self.unreadable_live_rows, 'newest event, command or plan row')} cannot be read while "
+                    "it is being recorded (HDF5 keeps a live file's texts where a reader cannot reach them yet); they "
+                    "are there once the session has ended")
+            base = self._partial_base
+            self.partial_reason = f"{base.rstrip('.')}; {note}." if base else f"{note}."
+
+    def _text_rows(self, name: str) -> np.ndarray:
+        """All rows of a text table; of a live file, those that can be read (`refresh`), one by one if need be."""
+        ds = self._h5[name]
+        try:
+            return ds[:]
+        except OSError:
+            if not self._h5.swmr_mode:
+                raise
+        rows = []
+        for i in range(ds.shape[0]):
+            try:
+                rows.append(ds[i])
+            except OSError:
+                self.unreadable_live_rows += 1
+        log.info("%s: %d rows of %s not readable while live", self.path.name, ds.shape[0] - len(rows), name)
+        return np.array(rows, dtype=ds.dtype)
+
+    def _read_tables(self) -> None:
         swmr = self._h5.swmr_mode
         try:
             for name in (fmt.EVENTS, fmt.COMMANDS, fmt.PLAN):
@@ -144,11 +179,11 @@ class Recording:
                 self._losses[name] = g[fmt.LOSSES][:]
                 if n:
                     ds[n - 1]  # a truncated file fails here rather than in the middle of a replay
-            self.events = sorted((_event(r) for r in _written(self._h5[fmt.EVENTS][:], "kind")),
+            self.events = sorted((_event(r) for r in _written(self._text_rows(fmt.EVENTS), "kind")),
                                  key=lambda e: e.t_host_s)
-            self.commands = [_command(r) for r in _written(self._h5[fmt.COMMANDS][:], "device")]
+            self.commands = [_command(r) for r in _written(self._text_rows(fmt.COMMANDS), "device")]
             self.plans = [(float(r["t_host_s"]), _json(r["plan_json"]))
-                          for r in _written(self._h5[fmt.PLAN][:], "plan_json")]
+                          for r in _written(self._text_rows(fmt.PLAN), "plan_json")]
         except (OSError, KeyError, ValueError) as exc:
             log.info("reading the tables of %s: %s", self.path, exc)
             raise RecordingError(f"{self.path.name} is truncated or damaged: a part of it cannot be read. Open a "
