@@ -313,3 +313,23 @@ def test_pausing_a_needling_pass_trips_nothing_while_the_pen_brakes(sim_session)
     assert session.state == State.PAUSED and not rig.monitor.is_tripped()
     session.resume("dr-test")
     assert session.run_step("dr-test").outcome == "done"
+
+
+def test_the_runners_times_are_the_recordings_session_times(tmp_path):
+    """Fresh tester of issue 12: the runner printed a trip at 1.298 s that the file (and inspect) put at 1.281 s: it
+    counted from its own start, the file from the recording's. One origin now: every printed event time is the
+    file's session time of that event."""
+    import re
+
+    lines: list[str] = []
+    result = run_scenario(load_scenario(Path(__file__).resolve().parents[1] / "seeds" / "scenarios" /
+                                        "unplug-mid-exposure.toml"), tmp_path, out=lines.append)
+    printed = [(float(m[1]), m[2]) for line in lines if (m := re.match(r"\s*(-?\d+\.\d{3}) s !! (.*)", line))]
+    assert printed, lines
+    with Recording.open(result.recording) as rec:
+        t0 = rec.meta.t0_host_s
+        recorded = sorted(e.t_host_s - t0 for e in rec.events if e.severity == "high")
+    for t, words in printed:
+        nearest = min(recorded, key=lambda r: abs(r - t)) if recorded else None
+        if "telemetry" in words.lower() or "interlock" in words.lower():
+            assert nearest is not None and abs(nearest - t) < 0.0006, (t, words, recorded)

@@ -127,8 +127,9 @@ class Rig:
     # --- recording --------------------------------------------------------------------------------------------
     def start_recording(self, directory: str | Path, *, patient_pseudonym: str, operator_id: str,
                         protocol_id: str, protocol_version: str, plan: dict | None = None,
-                        on_error: Any = None) -> Any:
-        """Open the session's recording and subscribe it; every device must be connected (identity recorded)."""
+                        on_error: Any = None, t0_host_s: float | None = None) -> Any:
+        """Open the session's recording and subscribe it; every device must be connected (identity recorded).
+        `t0_host_s`: session time 0 (monotonic clock), default now."""
         from workstation.recording import SessionMeta, SessionRecorder
 
         meta = SessionMeta(str(uuid.uuid4()), self.mode, patient_pseudonym, operator_id or "unknown",
@@ -144,7 +145,8 @@ class Rig:
             if on_error is not None:
                 on_error(err)
 
-        rec = SessionRecorder.create(directory, meta, on_alarm=self.bus.publish_event, on_error=failed)
+        rec = SessionRecorder.create(directory, meta, on_alarm=self.bus.publish_event, on_error=failed,
+                                     t0_host_s=t0_host_s)
         for name, dev in self.devices.items():
             ident = dev.identity
             if ident is None:

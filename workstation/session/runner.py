@@ -156,7 +156,7 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
         # A scenario that resumes after a trip lets trips pause the session (as the window does); others abort.
         resumes = [ev for ev in scenario.events if ev.action == "resume"]
         try:
-            visit.begin(abort_on_trip=not resumes)
+            visit.begin(abort_on_trip=not resumes, t0_host_s=printer.t0)  # one origin: the lines and the file
         except StartRefused as exc:  # nothing given: the session is closed as aborted; the cause gives the exit code
             code = EXIT_CODES[exc.cause]
             out(str(exc))

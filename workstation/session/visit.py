@@ -246,8 +246,10 @@ class Visit:
             raise UserError("The plan has nothing to treat today: " + plan.nothing_to_treat_reason())
         return steps
 
-    def begin(self, *, abort_on_trip: bool = False) -> list[Step]:
-        """Open the recording, write the session 'in progress' into the store, connect, load the plan and arm."""
+    def begin(self, *, abort_on_trip: bool = False, t0_host_s: float | None = None) -> list[Step]:
+        """Open the recording, write the session 'in progress' into the store, connect, load the plan and arm.
+        `t0_host_s`: the session's time 0 on the monotonic clock (default: when the recording opens), so that a
+        caller printing session times (the headless runner) and the file count from the same origin."""
         if self.session is not None:
             raise SessionError("The treatment has already started.")
         steps = self.check_plan()
@@ -258,7 +260,8 @@ class Visit:
         try:
             rec = self.rig.start_recording(self.recordings_dir, patient_pseudonym=self.pseudonym,
                                            operator_id=self.operator, protocol_id=protocol.id,
-                                           protocol_version=str(protocol.version), plan=plan.to_dict())
+                                           protocol_version=str(protocol.version), plan=plan.to_dict(),
+                                           t0_host_s=t0_host_s)
             self.session_id = journal_start(self.store, plan, dt.date.today(), device_model=self.light_model(),
                                             recording_path=rec.path, lease=self.lease)
         except BaseException:  # e.g. a plan made stale by a start saved a moment ago: nothing started
