@@ -1,5 +1,6 @@
 """The combined session end to end: the state machine, the headless runner, and what the recording keeps."""
 
+import re
 import threading
 from pathlib import Path
 
@@ -333,3 +334,23 @@ def test_the_runners_times_are_the_recordings_session_times(tmp_path):
         nearest = min(recorded, key=lambda r: abs(r - t)) if recorded else None
         if "telemetry" in words.lower() or "interlock" in words.lower():
             assert nearest is not None and abs(nearest - t) < 0.0006, (t, words, recorded)
+
+
+def test_the_runners_lines_from_many_threads_never_merge(capsys):
+    """Fresh tester of issue 12: "1.045 s trainer injected unplug into the light   1.046 s light stop: …" on one line:
+    print from two threads wrote one's text between the other's text and newline."""
+    from workstation.session.runner import _one_line_at_a_time
+
+    out = _one_line_at_a_time(print)
+
+    def talk(k: int) -> None:
+        for i in range(300):
+            out(f"thread {k} line {i}")
+
+    threads = [threading.Thread(target=talk, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2400 and all(re.fullmatch(r"thread \d line \d+", line) for line in lines)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -130,6 +131,22 @@ class _StepWatch(BaseSink):
         if event.kind == "protocol" and event.details.get("event") == "step_started":
             self.started.set()
 
+def _one_line_at_a_time(out: Callable[[str], None]) -> Callable[[str], None]:
+    """`out` called by one thread at a time, each line whole (print writes a line and its newline apart, so two
+    threads' lines could merge)."""
+    lock = threading.Lock()
+
+    def line(text: str) -> None:
+        with lock:
+            if out is print:
+                sys.stdout.write(text + "\n")
+                sys.stdout.flush()
+            else:
+                out(text)
+
+    return line
+
+
 def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | None = None,
                  out: Callable[[str], None] = print, share: Path | None = None) -> RunResult:
     """The scenario's visit through the visit service (the window uses the same), aborting on any trip. With
@@ -137,6 +154,7 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
     down never changes the exit code)."""
     from workstation.session.visit import StartRefused, Visit
 
+    out = _one_line_at_a_time(out)  # lines come from the device, safety and scenario threads too
     visit = Visit.training(scenario, record_dir, store_path=store_path)
     try:
         for closed in visit.crashed:
