@@ -320,7 +320,6 @@ def test_the_runners_times_are_the_recordings_session_times(tmp_path):
     """Fresh tester of issue 12: the runner printed a trip at 1.298 s that the file (and inspect) put at 1.281 s: it
     counted from its own start, the file from the recording's. One origin now: every printed event time is the
     file's session time of that event."""
-    import re
 
     lines: list[str] = []
     result = run_scenario(load_scenario(Path(__file__).resolve().parents[1] / "seeds" / "scenarios" /
