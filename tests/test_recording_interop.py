@@ -24,6 +24,7 @@ from workstation.recording.clean import (
     NON_FINITE_KEY,
     NOTE_KEYS,
     RAW_HEX_KEY,
+    T_GIVEN_KEY,
     clean_text,
     given_key,
     json_with_notes,
@@ -254,7 +255,24 @@ def test_a_senders_detail_named_like_a_note_is_kept_beside_the_notes(tmp_path):
     assert first[NON_FINITE_KEY] == {"dose": "nan"} and first["dose"] is None
     assert second == {given_key(RAW_HEX_KEY): {"message": "not a note"}}  # nothing cleaned: still not a note
     # re-written from what was read back (export): the notes held are merged with new ones, never replaced
-    again = strict(json_with_notes({**first, "late": math.inf, "text": "a\0b"}))
+    again = strict(json_with_notes({**first, "late": math.inf, "text": "a\0b"}, notes_held=True))
     assert again[RAW_HEX_KEY]["message"] == first[RAW_HEX_KEY]["message"] and "text" in again[RAW_HEX_KEY]
     assert again[NON_FINITE_KEY] == {"dose": "nan", "late": "inf"}
     assert again[given_key(RAW_HEX_KEY)] == "sender's own"
+
+
+def test_no_detail_of_a_sender_is_lost_to_a_note_of_the_same_name(tmp_path):
+    """Fresh tester of issue 12: {"raw_hex": 1, "raw_hex (given)": 2} lost the 1; a sender's own t_host_s_given was
+    overwritten when the row was stamped on arrival; an identity's "raw_hex" was taken for the cleaner's note."""
+    events = [Event(T0 + 0.01, "note", "info", "trainer", "with\0NUL",
+                    {RAW_HEX_KEY: 1, given_key(RAW_HEX_KEY): 2, T_GIVEN_KEY: "mine"}),
+              Event(math.nan, "note", "info", "trainer", "no time", {T_GIVEN_KEY: "mine too"})]
+    path = write_session(tmp_path, 0.05, events=events, t0_host_s=T0)
+    with h5py.File(path, "r") as f:
+        first, second = sorted((strict(_text(r["details_json"])) for r in f["events"][:]), key=len)[::-1]
+    assert first[given_key(RAW_HEX_KEY)] == 2 and first[given_key(RAW_HEX_KEY, 2)] == 1
+    assert first[given_key(T_GIVEN_KEY)] == "mine" and T_GIVEN_KEY not in first  # not restamped: no note
+    assert bytes.fromhex(first[RAW_HEX_KEY]["message"]) == b"with\0NUL"
+    assert second[given_key(T_GIVEN_KEY)] == "mine too" and second[T_GIVEN_KEY] is None  # NaN: the note, as null
+    identity = strict(json_with_notes({RAW_HEX_KEY: {"x": "y"}, "title": "a\0b"}))
+    assert identity[given_key(RAW_HEX_KEY)] == {"x": "y"} and identity[RAW_HEX_KEY] == {"title": "610062"}

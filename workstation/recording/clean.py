@@ -83,12 +83,31 @@ def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False)
 
 
+T_GIVEN_KEY = "t_host_s_given"  # details key: the time a row came with when the recorder stamped it on arrival
 NOTE_KEYS = (RAW_HEX_KEY, NON_FINITE_KEY)
 
 
-def given_key(key: str) -> str:
-    """Where a caller's own detail named like one of the cleaner's notes (`raw_hex`, `non_finite`) is kept."""
-    return f"{key} (given)"
+def given_key(key: str, n: int = 1) -> str:
+    """Where a sender's own detail named like one of the recorder's notes (`raw_hex`, `non_finite`,
+    `t_host_s_given`) is kept: `<key> (given)`, or `<key> (given 2)` … when that name is taken too."""
+    return f"{key} (given)" if n == 1 else f"{key} (given {n})"
+
+
+def set_aside(details: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """`details` with each key of `names` moved to the first free `given_key` name, so that name holds the
+    recorder's note alone and nothing the sender gave is lost. The same dict when none is present."""
+    if not any(name in details for name in names):
+        return details
+    out: dict[str, Any] = {}
+    for key, value in details.items():
+        if key in names:
+            n = 1
+            while given_key(key, n) in details or given_key(key, n) in out:
+                n += 1
+            out[given_key(key, n)] = value
+        else:
+            out[key] = value
+    return out
 
 
 def _merge_note(out: dict, key: str, notes: dict[str, str]) -> None:
@@ -109,11 +128,15 @@ def _merge_note(out: dict, key: str, notes: dict[str, str]) -> None:
     out[key] = notes
 
 
-def json_with_notes(value: Any) -> str:
-    """Strict JSON of `value`; a dict gets `raw_hex` / `non_finite` notes for what had to be changed, merged into
-    notes it already holds (details read back from a recording)."""
+def json_with_notes(value: Any, *, notes_held: bool = False) -> str:
+    """Strict JSON of `value`; a dict gets `raw_hex` / `non_finite` notes for what had to be changed. A dict from
+    outside (an identity, a calibration, a plan) has its own keys of those names set aside (`set_aside`); with
+    `notes_held` (details read back from a recording, re-written by `export`) the notes it holds are kept and the
+    new ones merged into them."""
     raw_hex: dict[str, str] = {}
     non_finite: dict[str, str] = {}
+    if isinstance(value, dict) and not notes_held:
+        value = set_aside(value, NOTE_KEYS)
     out = plain(value, "", raw_hex, non_finite)
     if isinstance(out, dict):
         _merge_note(out, RAW_HEX_KEY, raw_hex)
@@ -127,7 +150,8 @@ def clean_fields(texts: dict[str, object], details: dict[str, Any]) -> tuple[dic
     A text column that had to change has its original bytes in `raw_hex["<column>"]`, a detail in
     `raw_hex["details.<key>"]`; a non-finite detail is null, named in `non_finite["<key>"]`. The two note names are
     the cleaner's alone: a caller's own detail named `raw_hex` or `non_finite` is written as `raw_hex (given)` /
-    `non_finite (given)`, always (never overwritten by a note, never taken for one).
+    `non_finite (given)` (or `(given 2)` … when that is taken too), always: never overwritten by a note, never
+    taken for one.
     """
     raw_hex: dict[str, str] = {}
     non_finite: dict[str, str] = {}
@@ -136,8 +160,7 @@ def clean_fields(texts: dict[str, object], details: dict[str, Any]) -> tuple[dic
         out_texts[name], hexed = clean_text(value)
         if hexed is not None:
             raw_hex[name] = hexed
-    details = {(given_key(k) if k in NOTE_KEYS else k): v for k, v in details.items()}
-    out = plain(details, "details", raw_hex, non_finite)
+    out = plain(set_aside(dict(details), NOTE_KEYS), "details", raw_hex, non_finite)
     if raw_hex:
         out[RAW_HEX_KEY] = raw_hex
     if non_finite:

@@ -73,7 +73,7 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
             for e in rec.events:
                 if lo <= e.t_host_s - t0 < hi:
                     w.writerow([f"{e.t_host_s - t0:.6f}", f"{e.t_host_s:.6f}", e.kind, e.severity, e.source,
-                                e.message, json_with_notes(e.details)])
+                                e.message, json_with_notes(e.details, notes_held=True)])
         written.append(path)
         path = out / "commands.csv"
         with open(path, "w", newline="") as f:
@@ -81,7 +81,7 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
             w.writerow(["t_s", "t_host_s", "device", "command", "args_json", "result", "t_reply_s"])
             for c in rec.commands:
                 if lo <= c.t_host_s - t0 < hi:
-                    w.writerow([f"{c.t_host_s - t0:.6f}", f"{c.t_host_s:.6f}", c.device, c.command, json_with_notes(c.args),
+                    w.writerow([f"{c.t_host_s - t0:.6f}", f"{c.t_host_s:.6f}", c.device, c.command, json_with_notes(c.args, notes_held=True),
                                 c.result, f"{c.t_reply_s:.6f}"])
         written.append(path)
     except OSError as exc:

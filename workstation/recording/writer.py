@@ -31,7 +31,7 @@ from workstation.bus import CommandRecord, Event, now_s
 from workstation.checksum import write_checksum
 from workstation.errors import UserError
 from workstation.recording import format as fmt
-from workstation.recording.clean import clean_text, json_with_notes
+from workstation.recording.clean import T_GIVEN_KEY, clean_text, json_with_notes, set_aside
 from workstation.recording.errors import RecordingError, disk_full, in_words, is_lock_error
 from workstation.recording.inbox import Inbox
 from workstation.recording.mark import remove_stale_ballasts
@@ -233,18 +233,21 @@ class SessionRecorder:
     def on_event(self, event: Event) -> None:
         if self.error is None and event.source != RECORDER_SOURCE:
             t = _valid_time(event.t_host_s)
+            details = set_aside(event.details, (T_GIVEN_KEY,))  # the name is the recorder's note alone
             if t != event.t_host_s:
-                event = Event(t, event.kind, event.severity, event.source, event.message,
-                              {**event.details, "t_host_s_given": event.t_host_s})
+                details = {**details, T_GIVEN_KEY: event.t_host_s}
+            if t != event.t_host_s or details is not event.details:
+                event = Event(t, event.kind, event.severity, event.source, event.message, details)
             self._inbox.put(("event", event))
 
     def on_command(self, record: CommandRecord) -> None:
         if self.error is None:
             t = _valid_time(record.t_host_s)
+            args = set_aside(record.args, (T_GIVEN_KEY,))
             if t != record.t_host_s:
-                record = CommandRecord(t, record.device, record.command,
-                                       {**record.args, "t_host_s_given": record.t_host_s}, record.result,
-                                       record.t_reply_s)
+                args = {**args, T_GIVEN_KEY: record.t_host_s}
+            if t != record.t_host_s or args is not record.args:
+                record = CommandRecord(t, record.device, record.command, args, record.result, record.t_reply_s)
             self._inbox.put(("command", record))
 
     def write_plan(self, plan: dict[str, Any]) -> None:
