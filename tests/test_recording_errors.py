@@ -84,7 +84,7 @@ def test_disk_below_reserve_is_an_error_at_once(tmp_path):
     rec.start()
     rec.on_block("light", frames("light", 0, 1)[0])
     assert got.wait(1.0)
-    assert isinstance(errors[0], RecordingError) and "is full" in str(errors[0])
+    assert isinstance(errors[0], RecordingError) and "is nearly full" in str(errors[0]) and "reserve" in str(errors[0])
     rec.on_block("light", frames("light", 1, 1)[0])  # after the failure: ignored, never blocks
     rec.close()
     with Recording.open(rec.path) as r:

@@ -217,13 +217,13 @@ def test_a_failed_write_is_a_sentence_and_no_logger_line_reaches_the_terminal(tm
                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     line = next(x for x in out.stdout.splitlines() if x.startswith("ERROR-TEXT"))
-    assert "is full" in line and "free some space" in line
+    assert "is nearly full" in line and "below the" in line and "free some space" in line
     assert_in_words(line)
     assert "ERROR workstation" not in out.stderr and "Traceback" not in out.stderr, out.stderr
     path = next((tmp_path / "rec").glob("*/*.h5"))
     with h5py.File(path, "r") as f:
         note = f.attrs["close_note"]
-    assert "is full" in note
+    assert "is nearly full" in note
     assert_in_words(note)
 
 

@@ -73,8 +73,9 @@ class Recording:
         self._h5 = h5
         self.partial_reason = partial_reason
         self.meta = _read_meta(path, h5)
-        if partial_reason is None and self.meta.end_time_utc is None:
-            self.partial_reason = "it has no closing attributes: the writer did not finish it"
+        if partial_reason is None and self.meta.end_time_utc is None:  # its open mark cleared since, or never set
+            self.partial_reason = ("it has no closing attributes: the writer stopped before closing it (a crash, a "
+                                   "kill, a power cut or a full disk); everything up to its last flush is in it")
         if self.partial_reason is None and not bool(h5.attrs.get("closed_cleanly", True)):
             self.partial_reason = f"the recorder stopped on an error: {_note_in_words(h5.attrs.get('close_note', '?'))}"
         self._partial_base = self.partial_reason  # what the file says; `refresh` may add what cannot be read live

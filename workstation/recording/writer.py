@@ -316,7 +316,10 @@ class SessionRecorder:
         """Stop recording for good: refuse what comes next, release the file (on this thread), tell the session."""
         self._inbox.take_all(close=True)
         full = disk_full(exc)
-        if full:
+        if isinstance(exc, _BelowReserve):  # not full yet: stopped while the file can still be closed whole
+            msg = (f"The disk holding {self.path} is nearly full ({exc.strerror}): recording stopped while the file "
+                   "can still be closed. The session must stop; free some space before the next one.")
+        elif full:
             msg = (f"The disk holding {self.path} is full (or the file reached its size limit): recording stopped. "
                    "The session must stop; free some space before the next one.")
         else:
