@@ -394,3 +394,49 @@ def test_the_checksum_words_of_a_closed_recording_always_say_what_there_is_or_wh
     assert full.checksum_words == "sha256 not written: no checksum could be written beside the file: the disk is full"
     assert Closed(Path("a.h5"), None, "Closing … failed").checksum_words == (
         "sha256 not written: the recording could not be closed")
+
+
+EVENT_ON_A_FULL_DISK = textwrap.dedent("""
+    import json, os, shutil, subprocess, sys, time
+    sys.path.insert(0, sys.argv[2])
+    import helpers_recording as h
+    from workstation.bus import Event
+    from workstation.recording.writer import exit_if_a_file_is_unclosable
+    errors = []
+    rec = h.SessionRecorder.create(sys.argv[1], h.meta(), min_free_bytes=0, t0_host_s=1000.0,
+                                   on_error=lambda e: errors.append(str(e)))
+    h.add_devices(rec)
+    rec.start()
+    for k in range(100):
+        for dev in ("light", "pen"):
+            rec.on_block(dev, h.frames(dev, k, 1)[0])
+    time.sleep(0.5)
+    subprocess.run(["fallocate", "-l", str(shutil.disk_usage(sys.argv[1]).free), os.path.join(sys.argv[1], "fill")],
+                   check=True)  # every byte left, at once: the recorder's reserve check cannot see it coming
+    rec.on_event(Event(1001.0, "state", "info", "session", "treating -> completed", {"to": "completed"}))
+    if sys.argv[3] == "wait":
+        time.sleep(0.6)  # the periodic write meets the full disk; else the close does
+    sha = rec.close()
+    print(json.dumps({"error": errors[0] if errors else None, "path": str(rec.path), "sha": sha,
+                      "checksum_failure": rec.checksum_failure}), flush=True)
+    del rec
+    exit_if_a_file_is_unclosable(0)
+""")
+
+
+@pytest.mark.parametrize("when", ["wait", "close"])
+def test_an_event_written_to_a_disk_filled_at_once_never_crashes_the_recorder(when):
+    """Fresh tester of issue 12: the disk filled at once (fallocate) before the first text rows: SIGSEGV in the
+    writer's flush or close, 6 of 6 runs. The session tables' dataset objects were made per write and freed inside
+    the failing write; they are now opened once and kept, so the close has the ballast's room and a sound state."""
+    if not shutil.which("fallocate"):
+        pytest.skip("fallocate (util-linux) is not installed")
+    with small_disk("700m") as disk:
+        out = subprocess.run([sys.executable, "-c", EVENT_ON_A_FULL_DISK, str(disk), str(TESTS), when],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, f"exit {out.returncode} (a segfault is -11): {out.stderr[-2000:]}"
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        assert result["error"] and "full" in result["error"]
+        _check_left_behind(result)
+        with Recording.open(result["path"]) as r:
+            assert r.partial and r.samples("light") == 100 * 20  # 100 frames of 20 samples, all kept

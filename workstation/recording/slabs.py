@@ -54,6 +54,15 @@ class SlabWriter:
         self._telemetry: dict[str, h5py.Dataset] = {}
         self._index: dict[str, h5py.Dataset] = {}
         self._losses: dict[str, h5py.Dataset] = {}
+        # The session tables, opened once: a dataset object made per write and freed while a write fails (a full
+        # disk) makes HDF5 flush it on the way out, fail again, and leave the file in a state its close crashes on.
+        self._tables: dict[str, h5py.Dataset] = {}
+
+    def table(self, name: str) -> h5py.Dataset:
+        ds = self._tables.get(name)
+        if ds is None:
+            ds = self._tables[name] = self.h5[name]
+        return ds
 
     def add_device(self, name: str, driver_info: DriverInfo, identity: Identity, block_dtype: np.dtype,
                    calibration: dict[str, Any]) -> None:
@@ -93,7 +102,7 @@ class SlabWriter:
 
     def datasets(self) -> list[h5py.Dataset]:
         """Every dataset object this writer holds open."""
-        return [*self._telemetry.values(), *self._index.values(), *self._losses.values()]
+        return [*self._telemetry.values(), *self._index.values(), *self._losses.values(), *self._tables.values()]
 
     def write(self, taken: Taken) -> None:
         blocks: dict[str, list[np.ndarray]] = {}
@@ -115,13 +124,13 @@ class SlabWriter:
         for device, loss in taken.losses.items():
             self._loss(device, loss, events)
         if events:
-            append(self.h5[fmt.EVENTS], np.array([event_row(e) for e in events], dtype=fmt.EVENT_DTYPE))
+            append(self.table(fmt.EVENTS), np.array([event_row(e) for e in events], dtype=fmt.EVENT_DTYPE))
             self.stats.events_written += len(events)
         if commands:
-            append(self.h5[fmt.COMMANDS], np.array([command_row(c) for c in commands], dtype=fmt.COMMAND_DTYPE))
+            append(self.table(fmt.COMMANDS), np.array([command_row(c) for c in commands], dtype=fmt.COMMAND_DTYPE))
             self.stats.commands_written += len(commands)
         if plans:
-            append(self.h5[fmt.PLAN], np.array([(t, clean_text(j)[0]) for t, j in plans], dtype=fmt.PLAN_DTYPE))
+            append(self.table(fmt.PLAN), np.array([(t, clean_text(j)[0]) for t, j in plans], dtype=fmt.PLAN_DTYPE))
 
     def _telemetry_slab(self, device: str, parts: list[np.ndarray], events: list[Event]) -> None:
         dtype = self.dtypes.get(device)
