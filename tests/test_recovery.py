@@ -328,3 +328,43 @@ def test_a_crash_whose_recording_cannot_be_read_here_holds_light_back_for_the_li
             if area.area_id in lit:
                 assert not area.target_dose_mj_cm2, area
                 assert any("dose it gave is unknown" in r for r in area.reasons), area.reasons
+
+
+def test_an_exposure_the_recording_shows_open_at_its_end_is_never_under_counted(tmp_path: Path) -> None:
+    """Fresh tester of issue 12: a session cut short by a full disk was closed from its recording with 179 mJ/cm²
+    where the device gave 195: the last ~170 ms of the exposure were in the write that failed. An exposure still open
+    when its recording ends counts UNRECORDED_EMISSION_MAX_S more at its last irradiance, never past its target; one
+    the recording shows ended counts what it shows."""
+    import math
+
+    import numpy as np
+    from helpers_recording import write_session
+
+    from workstation.bus import Event
+    from workstation.recording import Recording
+    from workstation.session.journal import UNRECORDED_EMISSION_MAX_S
+    from workstation.store.records import Treatment
+
+    t0 = 1000.0
+
+    def step(target: float, ended: bool) -> list[Treatment]:
+        events = [Event(t0 + 0.001, "protocol", "info", "session", "step 1 started",
+                        {"event": "step_started", "step_index": 0, "area_id": 1, "area": "chin", "modality": "light",
+                         "target_dose_mj_cm2": target})]
+        if ended:
+            events.append(Event(t0 + 2.0, "protocol", "info", "session", "step 1 ended",
+                                {"event": "step_ended", "step_index": 0, "outcome": "interrupted"}))
+        folder = tmp_path / f"{target}-{ended}"
+        return deliveries_from_recording(write_session(folder, 2.0, events=events, t0_host_s=t0))
+
+    with Recording.open(write_session(tmp_path / "probe", 2.0)) as rec:
+        rows = rec.telemetry("light")
+        shown, last_irradiance = float(rows["dose_mj_cm2"].max()), float(rows["irradiance_mw_cm2"][-1])
+    assert rows["shutter_open"][-1]  # the synthetic light is still open when these 2 s end
+    [open_end] = step(1000.0, ended=False)
+    assert open_end.dose_mj_cm2 == pytest.approx(shown + last_irradiance * UNRECORDED_EMISSION_MAX_S, abs=0.01)
+    [capped] = step(shown + 1.0, ended=False)
+    assert capped.dose_mj_cm2 == pytest.approx(shown + 1.0, abs=0.01)  # never past its target
+    [ended] = step(1000.0, ended=True)
+    assert ended.dose_mj_cm2 == pytest.approx(shown, abs=0.01) and math.isfinite(ended.dose_mj_cm2)
+    assert np.isfinite(shown) and shown > 0

@@ -111,7 +111,13 @@ def test_the_report_of_a_crashed_light_session_gives_the_dose_the_telemetry_show
     [light] = deliveries_from_recording(path)
     data = read_report(path)
     [step] = data.steps
-    assert step.delivered_dose_mj_cm2 == pytest.approx(light.dose_mj_cm2, abs=0.01) and step.delivered_dose_mj_cm2 > 0
+    # the report gives what the telemetry shows; the store counts at most UNRECORDED_EMISSION_MAX_S more of the
+    # exposure the recording shows open at its end (journal.deliveries_from_recording: never under-counted)
+    from workstation.session.journal import UNRECORDED_EMISSION_MAX_S
+
+    assert step.delivered_dose_mj_cm2 > 0
+    assert step.delivered_dose_mj_cm2 - 0.01 <= light.dose_mj_cm2 <= (step.delivered_dose_mj_cm2 + 0.01
+                                                                      + 150.0 * UNRECORDED_EMISSION_MAX_S)
     text = "\n".join(data.lines())
     assert "No UV was delivered" not in text and "not ended" not in text and "— delivered" not in text
     assert "Session partial: 0 of 1 step done. The session was interrupted" in text

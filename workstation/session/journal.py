@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from workstation.bus import detail_number
 from workstation.processes import process_alive, process_token  # noqa: F401 - the journal's own names
 from workstation.session import roles
 from workstation.session.session import Session
@@ -141,9 +142,20 @@ def dose_given(rows: np.ndarray, active_channel: str) -> float:
     return float(rows["dose_mj_cm2"][opened[0]:].max()) if len(opened) else 0.0
 
 
+# A recording that ends while it shows the shutter open (its process killed, its disk full) misses the end of that
+# exposure: the samples of up to one append interval not yet written (at most 0.25 s, docs/recording-format.md),
+# then the time until the light stopped (its own watchdog, TELEMETRY_LOST_S = 0.25 s after the host fell silent;
+# an E-stop at once after a failed write). Such an exposure is counted with this much more at its last irradiance,
+# never past its target: a dose the next plan under-counts is the hazard (the cap, the escalation), one it
+# over-counts is not.
+UNRECORDED_EMISSION_MAX_S = 0.5
+
+
 def deliveries_from_recording(path: Path) -> list[Treatment]:
     """What each area received in a recorded session, per modality: light dose from the telemetry while the shutter
-    was open in each step run (the device's dose restarts at each exposure), passes from the passes started."""
+    was open in each step run (the device's dose restarts at each exposure), passes from the passes started. An
+    exposure the recording shows still open at its end is counted with what it cannot show
+    (UNRECORDED_EMISSION_MAX_S at its last irradiance, at most its target dose)."""
     from workstation.recording import Recording
     from workstation.recording.summary import finite_rows
 
@@ -182,7 +194,14 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
             if light is not None and channel is not None and len(light):
                 # the dose channel holds the last exposure's value until the next START: count from the first
                 # open-shutter sample of this run, and include the closing samples after it
-                dose = dose_given(light[(light["t_host_s"] >= t0) & (light["t_host_s"] < t1)], channel)
+                run_rows = light[(light["t_host_s"] >= t0) & (light["t_host_s"] < t1)]
+                dose = dose_given(run_rows, channel)
+                if t1 == float("inf") and len(run_rows) and run_rows[channel][-1]:  # open when the recording ended
+                    target = detail_number(d, "target_dose_mj_cm2", float("inf"))
+                    irradiance = (float(run_rows["irradiance_mw_cm2"][-1]) if "irradiance_mw_cm2" in
+                                  (run_rows.dtype.names or ()) else float("inf"))  # unknown: up to the target
+                    unseen = irradiance * UNRECORDED_EMISSION_MAX_S  # mW/cm² × s = mJ/cm²
+                    dose = max(dose, min(dose + unseen, target))
             totals[key] = Treatment(key[0], "light", dose_mj_cm2=round(dose + ((prev.dose_mj_cm2 or 0.0)
                                                                                if prev else 0.0), 3))
         else:
