@@ -83,3 +83,17 @@ def test_an_argument_that_is_not_utf8_is_a_sentence_and_one_log_line(tmp_path):
     assert b"crash" not in again.stdout + again.stderr  # no false "a hard crash was recorded"
     log_text = (LOGS / "cicatrix.log").read_text(encoding="utf-8")
     assert "hard crash" not in log_text and "\x1b" not in log_text
+
+
+def test_a_text_that_is_not_utf8_is_refused_in_words_where_it_would_be_stored(tmp_path):
+    """Fresh tester of issue 12: a recordings folder, a store setting or an operator's name with a Latin-1 byte
+    crashed the command when it reached the store (SQLite cannot take the lone surrogate Python reads it as)."""
+    global LOGS
+    LOGS = tmp_path / "logs"
+    folder = os.fsencode(str(tmp_path)) + b"/r\xe9"
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), "--log-dir", str(LOGS), "session", "--simulate",
+                           "--scenario", str(ROOT / "seeds" / "scenarios" / "combined-uneventful.toml"), "--record",
+                           folder, "--store", str(tmp_path / "t.sqlite3")],
+                          capture_output=True, timeout=180, cwd=ROOT)
+    assert done.returncode == 2 and b"not UTF-8" in done.stderr, done.stderr[-1500:]
+    assert b"internal error" not in done.stderr and b"Traceback" not in done.stderr

@@ -129,10 +129,11 @@ def connect(path: Path, role: str, *, read_only: bool = False) -> Db:
         db.trail_findings = settle_trail(db, before, read_only=read_only)
     except (DBAPIError, sqlite3.DatabaseError) as exc:
         _close(db, engine)
-        if is_busy(exc):
-            raise busy_error(path) from exc
-        orig = getattr(exc, "orig", None) or exc
-        raise UserError(f"{path} is not a Cicatrix database or is damaged ({orig}); check the path.") from exc
+        if (words := write_failure(path, exc)) is not None:  # busy, or its disk full or read-only: not damaged
+            raise words from exc
+        log.info("opening the store %s: %s", path, getattr(exc, "orig", None) or exc)
+        raise UserError(f"{path} is not a Cicatrix database or is damaged (details in the log); check the "
+                        "path.") from exc
     except BaseException:
         _close(db, engine)
         raise

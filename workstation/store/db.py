@@ -119,6 +119,7 @@ class Db:
         it is committed at once: SQLite's driver is in autocommit mode already (the engine's begin event starts
         SQLite's own transactions); psycopg is put in autocommit for the one statement (no BEGIN, no COMMIT)."""
         sql = _convert(sql, self._style)
+        _refuse_undecodable(params, many)
         alone = not self._explicit and not self._reading
         raw = self.raw
         autocommit = alone and self.dialect == "postgresql" and not self.conn.in_transaction() \
@@ -311,3 +312,20 @@ def begin_sqlite(conn: Connection) -> None:
 def sqlite_db(raw: sqlite3.Connection) -> Db:
     """A Db over an open sqlite3 connection in autocommit mode (tools and tests that hold one already)."""
     return Db(sqlite_connection(raw))
+
+
+def _refuse_undecodable(params: Any, many: bool) -> None:
+    """A text that is not UTF-8 (a command-line argument with bytes of another encoding arrives as lone surrogates,
+    '\\udce9') cannot be stored; refused in words before the driver fails on it (UserError)."""
+    from workstation.errors import UserError
+
+    rows = params if many else (params,)
+    for row in rows:
+        values = row.values() if isinstance(row, Mapping) else row
+        for v in values:
+            if isinstance(v, str):
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise UserError("A text given holds bytes that are not UTF-8 (a name or path typed or copied in "
+                                    "another encoding); nothing was saved. Type it again in UTF-8.") from None
