@@ -134,12 +134,25 @@ class Recording:
         RecordingError (in words) for a file that is not live and cannot be read."""
         self.unreadable_live_rows = 0
         self._read_tables()
+        if self.unreadable_live_rows and self._h5.swmr_mode:
+            self._reopen()  # a fresh open reads the file's current end, and often the rows this one could not
+            self.unreadable_live_rows = 0
+            self._read_tables()
         if self.unreadable_live_rows:
             note = (f"{counted(self.unreadable_live_rows, 'newest event, command or plan row')} cannot be read while "
                     "it is being recorded (HDF5 keeps a live file's texts where a reader cannot reach them yet); they "
                     "are there once the session has ended")
             base = self._partial_base
             self.partial_reason = f"{base.rstrip('.')}; {note}." if base else f"{note}."
+
+    def _reopen(self) -> None:
+        """Open the file afresh (SWMR, locking off) in place of this handle; a file closed since drops its live note."""
+        self._h5.close()  # first: HDF5 shares one open of a file within a process, stale metadata cache and all
+        h5 = self._h5 = _open_unlocked(self.path, swmr=True)
+        self._telemetry = {name: h5[fmt.DEVICES_GROUP][name][fmt.TELEMETRY] for name in self._telemetry}
+        self.meta = _read_meta(self.path, h5)
+        if self.meta.end_time_utc is not None and bool(h5.attrs.get("closed_cleanly", True)):
+            self._partial_base = self.partial_reason = None  # closed by its recorder since it was opened
 
     def _text_rows(self, name: str) -> np.ndarray:
         """All rows of a text table; of a live file, those that can be read (`refresh`), one by one if need be."""
