@@ -303,7 +303,7 @@ class Visit:
         """The store cannot take this session's journal (its disk is full, its server gone): the doses given would
         not count in the next plan, so the session stops as for a failed recording (E-stop, the monitor held:
         nothing more is given). The recording holds what was given; the session is closed from it at the next
-        start (journal.recover_crashed)."""
+        start (journal.close_crashed_sessions)."""
         if self.store_failure is not None:
             return
         self.store_failure = str(exc)
