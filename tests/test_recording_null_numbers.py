@@ -66,7 +66,58 @@ def test_every_number_unreadable_in_every_detail_no_command_fails(tripped_record
         code = main(args)
         out = capsys.readouterr()
         assert "internal error" not in out.err and "Traceback" not in out.err, (args, out.err[-2000:])
-        assert code != 1 or args[0] == "audit", (args, code, out.err[-1000:])  # audit: 1 = the trips differ
+        assert code != 1, (args, code, out.err[-1000:])
+        if args[0] == "audit":  # an unreadable limit is not judged, never a made-up one that invents a trip
+            assert code == 3, out.out
+            assert "EXTRA" not in out.out and "MISSING" not in out.out, out.out
+            assert "UNREADABLE at" in out.out and "NOT JUDGED IN FULL: area_dose_cap" in out.out, out.out
+            assert "reproduced: contact_lost on light" in out.out, out.out  # what it can judge, it still judges
+
+
+def test_an_unreadable_limit_leaves_its_interlocks_unjudged_not_the_others(tripped_recording, tmp_path):
+    """One limit unreadable: only the interlocks that judge by it are set apart; a trip of another kind the audit
+    would invent or miss is still counted (here: needling forbidden where the recording allowed it)."""
+    from workstation.session.audit import audit
+
+    dst = tmp_path / tripped_recording.name
+    shutil.copy(tripped_recording, dst)
+    with h5py.File(dst, "r+") as f:
+        rows = f["events"][:]
+        for r in rows:
+            if r["kind"] == b"limits":
+                d = json.loads(r["details_json"])
+                d["target_dose_mj_cm2"] = "twelve"
+                d["light_allowed"] = False  # readable, and wrong: the replay must say so
+                r["details_json"] = json.dumps(d).encode()
+        f["events"][...] = rows
+    with Recording.open(dst) as rec:
+        result = audit(rec)
+    assert [w for _t, w, _i in result.unreadable] == ["step limits target_dose_mj_cm2"] * 2
+    assert not result.judged_in_full
+    assert [a.interlock for a in result.extra] == ["protocol_rule"]  # judged, and different
+    assert not result.same
+
+
+def test_a_stall_without_its_start_leaves_the_watchdog_unjudged(tripped_recording, tmp_path):
+    """The watchdog's trips cannot be judged where a stall's start is unreadable: a telemetry_lost the replay makes
+    in it is set apart, not called extra."""
+    from workstation.session.audit import audit
+
+    dst = tmp_path / tripped_recording.name
+    shutil.copy(tripped_recording, dst)
+    with h5py.File(dst, "r+") as f:  # a stall of 0.5 s in the middle of the exposure, its start unreadable
+        rows = f["events"][:]
+        t_mid = float(rows["t_host_s"][len(rows) // 2])
+        stall = rows[-1].copy()
+        stall["t_host_s"], stall["kind"], stall["source"] = t_mid, b"stall", b"safety"
+        stall["details_json"] = json.dumps({"from_t_host_s": "soon", "stall_s": 0.5}).encode()
+        stall["message"] = b"watchdog held up"
+        f["events"].resize((len(rows) + 1,))
+        f["events"][len(rows)] = stall
+    with Recording.open(dst) as rec:
+        result = audit(rec)
+    assert [i for _t, _w, i in result.unreadable] == [("telemetry_lost",)]
+    assert not result.judged_in_full and not result.extra and not result.missing
 
 
 def test_detail_number_takes_only_finite_numbers():

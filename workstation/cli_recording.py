@@ -111,7 +111,7 @@ def _audit(args: argparse.Namespace) -> int:
         _notes(rec)
         result = audit(rec, args.tolerance_ms / 1000.0)
         print(format_audit(rec, result))
-    return 0 if result.same else 1
+    return 1 if not result.same else 0 if result.judged_in_full else 3
 
 
 def _notes(rec) -> None:

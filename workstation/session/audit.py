@@ -14,6 +14,10 @@ with the recorded ones (same interlock, same device, cause within `tolerance_s`)
 An engineer runs it on field recordings after changing the monitor, or to check what a session's interlocks did.
 Recordings made before `limits` events existed are audited with permissive limits (light and needling allowed, no
 dose or depth limit): the protocol-rule, dose, cap and depth interlocks cannot be judged, and the audit says so.
+An input the file holds but that cannot be read (a limit that is text or null where a number belongs, a stall
+without its start) is not replaced by a made-up value: the limit is applied as unlimited and every interlock that
+judges by it (`kind_rules.LIMIT_INTERLOCKS`; the watchdog's `telemetry_lost` for a stall) is *not judged*: its
+recorded and replayed trips are listed apart, never counted as missing or extra.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import heapq
 import itertools
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +35,7 @@ from drivers.codes import InterlockCause, LinkEvent
 from workstation.bus import Event, SessionBus, detail_number
 from workstation.recording.reader import DeviceInfo, Recording
 from workstation.recording.summary import finite_rows
+from workstation.session.kind_rules import LIMIT_INTERLOCKS
 from workstation.session.roles import recorded_active_channel
 from workstation.session.safety import LIMITS_EVENT, STALL_EVENT, WATCHDOG_PERIOD_S, SafetyMonitor, StepLimits
 from workstation.words import counted
@@ -39,6 +44,9 @@ CHUNK_ROWS = 1 << 16
 INF = float("inf")
 PERMISSIVE = StepLimits(area_id="(not recorded)", light_allowed=True, needling_allowed=True, target_dose_mj_cm2=INF,
                         area_dose_cap_mj_cm2=INF, depth_limit_mm=INF)
+# What an unreadable limit is applied as (never a made-up limit: its interlocks are then not judged)
+UNLIMITED: dict[str, object] = {"area_id": "(unreadable)", "light_allowed": True, "needling_allowed": True,
+                                "area_dose_before_mj_cm2": 0.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +70,18 @@ class AuditResult:
     at_end: list[AuditTrip] = field(default_factory=list)
     blocks: int = 0
     nonfinite_samples: int = 0  # samples with a NaN or ±inf channel, not fed to the monitor (finite_rows)
+    # inputs the file holds but that could not be read: (session time s, what, the interlocks it leaves unjudged)
+    unreadable: list[tuple[float, str, tuple[str, ...]]] = field(default_factory=list)
+    # recorded or replayed trips of an interlock not judged (an input it needs is unreadable): (which, trip)
+    not_judged: list[tuple[str, AuditTrip]] = field(default_factory=list)
 
     @property
     def same(self) -> bool:
         return not self.missing and not self.extra
+
+    @property
+    def judged_in_full(self) -> bool:
+        return not any(which for _t, _what, which in self.unreadable)
 
 
 class _Clock:
@@ -144,11 +160,16 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
 
     blocks = 0
     next_tick = t0
+    unreadable: list[tuple[float, str, tuple[str, ...]]] = []
 
     # Where the live watchdog was held up (its `stall` events): it did not look then, so neither does this one.
     stalls = sorted((t_from, e.t_host_s) for e in rec.events
                     if e.kind == STALL_EVENT and e.source == "safety"
                     and (t_from := detail_number(e.details, "from_t_host_s", math.nan)) == t_from)
+    unreadable += [(e.t_host_s - t0, "a stall of the watchdog without its start (from_t_host_s)",
+                    (InterlockCause.TELEMETRY_LOST.value,)) for e in rec.events
+                   if e.kind == STALL_EVENT and e.source == "safety"
+                   and not math.isfinite(detail_number(e.details, "from_t_host_s", math.nan))]
 
     def watchdog_until(t: float) -> float:  # the watchdog thread, every 10 ms of the recording's time
         tick = next_tick
@@ -170,7 +191,7 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
         if kind == "estop":
             monitor.estop(str(item.details.get("source", "recorded E-stop")))
         elif kind == "event":
-            _feed_event(monitor, item)
+            _feed_event(monitor, item, unreadable, t0)
         elif kind == "command":
             monitor.on_command(item)
         else:
@@ -184,7 +205,9 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
                           detail_number(e.details, "cause_t_host_s", e.t_host_s) - t0, e.message)
                 for e in rec.events if e.kind == "interlock"]
     replayed = [AuditTrip(tr.interlock, tr.device, tr.t_cause_s - t0, tr.message) for tr in monitor.trips]
-    result = AuditResult(len(limits), recorded, replayed, blocks=blocks, nonfinite_samples=skipped[0])
+    result = AuditResult(len(limits), recorded, replayed, blocks=blocks, nonfinite_samples=skipped[0],
+                         unreadable=sorted(unreadable))
+    unjudged = {i for _t, _what, which in unreadable for i in which}
     unmatched = list(replayed)
     for r in recorded:
         match = next((a for a in unmatched if a.interlock == r.interlock and a.device == r.device
@@ -198,12 +221,23 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     result.at_end = [a for a in unmatched if a.interlock == InterlockCause.TELEMETRY_LOST
                      and a.t_cause_s > end_s - WATCHDOG_PERIOD_S]
     result.extra = [a for a in unmatched if a not in result.at_end]
+    result.not_judged = ([("recorded", a) for a in result.missing if a.interlock in unjudged]
+                         + [("made now", a) for a in result.extra if a.interlock in unjudged])
+    result.missing = [a for a in result.missing if a.interlock not in unjudged]
+    result.extra = [a for a in result.extra if a.interlock not in unjudged]
     return result
 
 
-def _feed_event(monitor: SafetyMonitor, e: Event) -> None:
+def _feed_event(monitor: SafetyMonitor, e: Event, unreadable: list[tuple[float, str, tuple[str, ...]]],
+                t0: float) -> None:
     if e.kind == LIMITS_EVENT:
-        monitor.set_limits(StepLimits.from_details(e.details))
+        limits = StepLimits.from_details(e.details)
+        bad = StepLimits.unreadable(e.details)
+        if bad:  # applied as unlimited, and the interlocks that judge by them are not judged
+            limits = replace(limits, **{f: UNLIMITED.get(f, INF) for f in bad})
+            which = tuple(dict.fromkeys(i.value for f in bad for i in LIMIT_INTERLOCKS.get(f, ())))
+            unreadable.append((e.t_host_s - t0, f"step limits {', '.join(bad)}", which))
+        monitor.set_limits(limits)
     elif e.kind == "interlock_reset":
         monitor.reset(str(e.details.get("who", "recorded reset")))
     elif e.kind == "connection" and "link" not in e.details and "disconnected" in e.message:
@@ -226,6 +260,10 @@ def format_audit(rec: Recording, r: AuditResult) -> str:
         lines.append("  step limits: NONE recorded (a recording older than limits events): audited with light and "
                      "needling allowed and no dose or depth limit, so the protocol-rule, target-dose, area-cap and "
                      "depth interlocks are not judged")
+    for t, what, which in r.unreadable:
+        lines.append(f"  UNREADABLE at {t:.3f} s: {what} (not a number the monitor can use): applied as unlimited, so "
+                     + (f"{', '.join(which)} {'is' if len(which) == 1 else 'are'} not judged" if which
+                        else "nothing judged depends on it"))
     lines.append(f"  trips: {len(r.recorded)} recorded, {len(r.replayed)} made by the audit")
     for rec_trip, new in r.reproduced:
         lines.append(f"  reproduced: {rec_trip.interlock} on {rec_trip.device} at {rec_trip.t_cause_s:.3f} s "
@@ -240,5 +278,15 @@ def format_audit(rec: Recording, r: AuditResult) -> str:
         lines.append(f"  at the end, not counted: {t.interlock} on {t.device} at {t.t_cause_s:.3f} s, within "
                      f"{WATCHDOG_PERIOD_S * 1000:.0f} ms of the recording's end (the live watchdog may have ticked "
                      "after the recording closed)")
-    lines.append("result: " + ("the same trips" if r.same else "the trips DIFFER"))
+    for who, t in r.not_judged:
+        lines.append(f"  not judged ({who}; an input it needs is unreadable): {t.interlock} on {t.device} at "
+                     f"{t.t_cause_s:.3f} s: {t.message}")
+    if not r.same:
+        lines.append("result: the trips DIFFER")
+    elif not r.judged_in_full:
+        lines.append("result: the same trips where they could be judged; NOT JUDGED IN FULL: "
+                     f"{', '.join(sorted({i for _t, _w, which in r.unreadable for i in which}))} "
+                     "(an input is unreadable)")
+    else:
+        lines.append("result: the same trips")
     return "\n".join(lines)

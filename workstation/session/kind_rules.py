@@ -47,6 +47,30 @@ class StepLimits:
         return {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in asdict(self).items()}
 
     @classmethod
+    def unreadable(cls, details: dict[str, object]) -> list[str]:
+        """The fields a `limits` event's details hold but from_details cannot take (text or a list where a number
+        belongs, a null where no infinite value is meant, a non-finite number, a bool field that is not a bool):
+        from_details gives each its default, which is a made-up limit, so a reader must not judge by it (the
+        audit leaves the interlocks that use them unjudged: LIMIT_INTERLOCKS). Never raises."""
+        bad = []
+        for f in fields(cls):
+            if f.name not in details:
+                continue
+            v = details[f.name]
+            if f.type == "float":
+                if v is None:
+                    ok = f.name in NULL_IS_NO_LIMIT
+                else:
+                    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
+            elif f.type == "bool":
+                ok = isinstance(v, bool)
+            else:
+                ok = isinstance(v, str)
+            if not ok:
+                bad.append(f.name)
+        return bad
+
+    @classmethod
     def from_details(cls, details: dict[str, object]) -> StepLimits:
         """The limits a `limits` event recorded (`to_details`). A value of the wrong type (an older or foreign
         file) takes the field's default, so an audit judges on something and says where it differs, never fails;
@@ -69,6 +93,25 @@ class StepLimits:
         return cls(**values)
 
 
+
+# A limit written as null is infinite (to_details): no cap, no target, no depth or temperature limit. The dose an
+# area was given before is never infinite, so a null there is unreadable (StepLimits.unreadable).
+NULL_IS_NO_LIMIT = frozenset({"target_dose_mj_cm2", "area_dose_cap_mj_cm2", "depth_limit_mm", "dose_tolerance_mj_cm2",
+                              "depth_tolerance_mm", "max_lamp_temp_c"})
+
+# Which interlock judges by which limit (the kind checks below): a reader that cannot read a limit cannot judge it.
+LIMIT_INTERLOCKS: dict[str, tuple[InterlockCause, ...]] = {
+    "area_id": (),  # named in messages only
+    "light_allowed": (InterlockCause.PROTOCOL_RULE,),
+    "needling_allowed": (InterlockCause.PROTOCOL_RULE,),
+    "target_dose_mj_cm2": (InterlockCause.TARGET_DOSE,),
+    "dose_tolerance_mj_cm2": (InterlockCause.TARGET_DOSE, InterlockCause.AREA_DOSE_CAP),
+    "area_dose_before_mj_cm2": (InterlockCause.AREA_DOSE_CAP,),
+    "area_dose_cap_mj_cm2": (InterlockCause.AREA_DOSE_CAP,),
+    "depth_limit_mm": (InterlockCause.DEPTH_LIMIT,),
+    "depth_tolerance_mm": (InterlockCause.DEPTH_LIMIT,),
+    "max_lamp_temp_c": (InterlockCause.OVER_TEMPERATURE,),
+}
 
 Found = tuple[InterlockCause, str, dict[str, object]] | None  # a kind check's verdict: cause, message, details
 
