@@ -272,10 +272,17 @@ def test_after_the_recording_fails_the_window_gives_nothing_more(qtbot, window: 
     rig.recorder._on_error(RecordingError("The disk holding the recording is full: recording stopped."))
     qtbot.waitUntil(lambda: not win.treatment.step_running, timeout=TIMEOUT_MS)
     assert not emulator.state().active
-    for button in (win.treatment.reset_button, win.treatment.resume_button, win.treatment.start_step_button):
-        if button.isEnabled():
-            qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-            qtbot.waitUntil(lambda: "recording failed" in win.messages[-1][1], timeout=TIMEOUT_MS)
+    # second fresh tester: the message said "Reset interlocks and Resume", and Pause stayed enabled. Now only End
+    # session (and STOP) can act, and the window says why in the hold's words
+    qtbot.waitUntil(lambda: "cannot treat again" in win.messages[-1][1], timeout=TIMEOUT_MS)
+    assert not any("Reset interlocks and Resume" in m for _k, m in win.messages[-3:]), win.messages[-3:]
+    t = win.treatment
+    qtbot.waitUntil(lambda: t.end_button.isEnabled(), timeout=TIMEOUT_MS)
+    assert [b.isEnabled() for b in (t.reset_button, t.resume_button, t.start_step_button, t.pause_button)] == \
+        [False] * 4
+    assert "cannot treat again" in t.state_label.text() or "interlock" in t.state_label.text()
+    for button in (t.reset_button, t.resume_button, t.start_step_button):  # a click on a disabled button: nothing
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
         assert not emulator.state().active
     qtbot.wait(300)
     assert not emulator.state().active and rig.monitor.is_tripped()

@@ -111,6 +111,18 @@ class Closed:
     from_recording: bool = True
     label: str = ""
     """The session as users read it (store.session_label): "session 3 of the course (record no. 12)"."""
+    store_failed: bool = False
+    """It was not a crash: the session stopped because the store could not be written (its recording says so), so
+    the store never heard it end."""
+
+    @property
+    def told(self) -> str:
+        """What the runner and the window tell the user, one sentence (first letter as the label has it)."""
+        if self.store_failed:
+            return (f"{self.label} stopped when the clinic store could not be written, so the store never heard it "
+                    f"end: closed now as {self.note}")
+        return (f"{self.label} was left open by a program that stopped (crash or power loss): closed as {self.note}"
+                + (", with the doses its recording shows." if self.from_recording else "."))
 
 
 def journal_doses(store, session_id: int, course_id: int) -> str:
@@ -211,6 +223,24 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
     return [t for t in totals.values() if t.dose_mj_cm2 or t.passes]
 
 
+STORE_FAILED = "store_failed"  # `cause` of the alarm a session records when the store cannot take its journal
+
+
+def store_failure_recorded(path: Path) -> str | None:
+    """The alarm message of a recording whose session stopped because the clinic store could not be written
+    (Visit._store_failed: `alarm` event, details cause STORE_FAILED), else None (also for a file that cannot be
+    read: recover_file has said so)."""
+    from workstation.recording import Recording
+
+    try:
+        with Recording.open(path) as rec:
+            return next((e.message for e in rec.events if e.kind == "alarm" and e.source == "session"
+                         and e.details.get("cause") == STORE_FAILED), None)
+    except Exception as exc:  # noqa: BLE001 - damaged: closed as a crash, as before
+        log.info("recording %s not read for its end (%s)", path.name, type(exc).__name__)
+        return None
+
+
 def journal_recording(store, session_id: int, course_id: int, path: Path | None, *,
                       sha256: str | None = None) -> tuple[list[Treatment], bool]:
     """Fill a session's treatment rows from its recording where the recording shows more delivered than the journal
@@ -256,10 +286,14 @@ def close_crashed_sessions(store) -> list[Closed]:
         if process_alive(row["process"]) or (live is not None and live.process == row["process"]):
             continue  # running here, or in another room under its course's lease (issue 17)
         sid = row["id"]
-        why = "interrupted by a crash"
+        why, state = "interrupted by a crash", "crashed"
         path = Path(row["recording_path"]) if row["recording_path"] else None
         found, readable = recover_file(store, sid, row["course_id"], path)
-        if path is None:  # killed before its recorder opened (a racing start, a crash at the start)
+        store_failure = store_failure_recorded(path) if readable and path is not None and path.is_file() else None
+        if store_failure is not None:  # not a crash: the process stopped the session and could not tell the store
+            why, state = (f"aborted: {store_failure.rstrip('.')}; its doses were taken from its recording at the "
+                          "next start"), "aborted"
+        elif path is None:  # killed before its recorder opened (a racing start, a crash at the start)
             why += ("; it had no recording (the program stopped before its recorder opened), so it is closed with "
                     f"the doses the journal shows: {journal_doses(store, sid, row['course_id'])}")
         elif not path.is_file():
@@ -273,9 +307,9 @@ def close_crashed_sessions(store) -> list[Closed]:
             why += ("; its recording could not be read here (damaged or cut short), so only the doses journalled "
                     "while it ran are kept, and light it planned waits for the light interval (the dose it gave is "
                     "unknown)")
-        store.close_session(sid, "crashed", why)
+        store.close_session(sid, state, why)
         closed.append(Closed(sid, found, why, from_recording=path is not None and path.is_file() and readable,
-                             label=store.session_label(sid)))
+                             label=store.session_label(sid), store_failed=store_failure is not None))
     recover_recordings_here(store)
     return closed
 

@@ -158,7 +158,7 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
     visit = Visit.training(scenario, record_dir, store_path=store_path)
     try:
         for closed in visit.crashed:
-            out(f"{closed.label} was left open by a process that ended: closed as {closed.note}")
+            out(closed.told)
         plan, rig = visit.plan, visit.rig
         visit.check_plan()
         printer = ProgressPrinter(out)

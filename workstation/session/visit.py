@@ -23,6 +23,7 @@ from workstation.recording.share import recording_saved
 from workstation.session import roles
 from workstation.session.course_lease import CourseLease
 from workstation.session.journal import (
+    STORE_FAILED,
     Closed,
     close_crashed_sessions,
     journal_end,
@@ -312,7 +313,8 @@ class Visit:
                               "for the next plan: this session cannot treat again. End it; its recording holds what "
                               "was given, and the store is completed from it at the next start.")
         self.rig.bus.publish_event(Event(now_s(), "alarm", "high", "session",
-                                         f"The store failed, the devices were stopped: {exc}", {}))
+                                         f"The store failed, the devices were stopped: {exc}",
+                                         {"cause": STORE_FAILED}))
 
     def run_step(self) -> StepResult:
         session = self._need_session()

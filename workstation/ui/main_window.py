@@ -314,9 +314,7 @@ class MainWindow(QMainWindow):
         """Sessions a dead process left open were closed from their recordings when the store opened."""
         crashed, self.controller.crashed = self.controller.crashed, []  # told once, not again at the next plan
         for c in crashed:
-            self.notify(f"{first_upper(c.label)} was left open by a program that stopped (crash or power loss): "
-                        f"closed as {c.note}" + (", with the doses its recording shows." if c.from_recording else
-                                                 "."), "warning")
+            self.notify(first_upper(c.told), "warning")
 
     def _plan_ready(self, plan: object) -> None:
         self._tell_crashed()

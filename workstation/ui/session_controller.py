@@ -207,6 +207,12 @@ class SessionController:
             session.resume(self.operator)
         # crash: only the headless runner kills itself; the window never does
 
+    def held(self) -> str | None:
+        """Why this session cannot treat again (its recording or the store failed: SafetyMonitor.hold), in words;
+        None while it can. No reset, arm, start or resume can succeed then: only End session."""
+        rig = self.rig
+        return None if rig is None else rig.monitor.held
+
     def needs_reset(self) -> bool:
         """An interlock is latched, or a device reports a latched fault: Reset interlocks can act."""
         rig = self.rig

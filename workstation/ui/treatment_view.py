@@ -167,13 +167,14 @@ class TreatmentView(QWidget):
         session = c.session
         state = session.state if session is not None else None
         latched = c.needs_reset()
-        live = session is not None and c.saved is None
+        live = session is not None and c.saved is None and c.held() is None  # held: only End session can act
         self.start_step_button.setEnabled(live and not self.step_running and state == State.ARMED and not latched
                                           and session.next_step is not None)
         self.pause_button.setEnabled(live and state in (State.TREATING, State.ARMED))
-        self.reset_button.setEnabled(c.rig is not None and latched and not self.resetting)
+        self.reset_button.setEnabled(c.rig is not None and latched and not self.resetting and c.held() is None)
         self.resume_button.setEnabled(live and state == State.PAUSED and not latched and not self.step_running)
-        self.end_button.setEnabled(live and not self.step_running and state != State.TREATING and not self.ending)
+        self.end_button.setEnabled(session is not None and c.saved is None and not self.step_running
+                                   and state != State.TREATING and not self.ending)
 
     def reset_view(self) -> None:
         self.button_timer.stop()
@@ -311,13 +312,20 @@ class TreatmentView(QWidget):
         alarm = self.alarms.add(event)  # None for the operator's own STOP: press_stop has said it once
         if event.kind == "interlock" and alarm is not None and \
                 sum(e.kind == "interlock" for e in alarm.signals) == 1:  # once per condition, in words
-            live = self.controller.session is not None and self.controller.saved is None
+            c = self.controller
+            live = c.session is not None and c.saved is None
+            held = c.held()
             self.notify(f"{event_sentence(event).rstrip('.')}. The devices were stopped: check the patient and the "
-                        "cause" + (", then Reset interlocks and Resume." if live else "."), "error")
+                        "cause" + (f". {held}" if held else ", then Reset interlocks and Resume." if live else "."),
+                        "error")
+        elif event.kind == "alarm" and event.source == "session" and self.controller.held() is not None:
+            # the recording or the store failed (published after the hold): what is left to do, in words
+            self.notify(f"{event_sentence(event).rstrip('.')}. {self.controller.held()}", "error")
         self._step_dose(event)
         if event.kind == "state":
             to = str(event.details.get("to", ""))
-            self.state_label.setText(scrub(f"session: {STATE_WORDS.get(to, to)} — {event.details.get('cause', '')}"))
+            cause = "cannot treat again: End session" if self.controller.held() else event.details.get("cause", "")
+            self.state_label.setText(scrub(f"session: {STATE_WORDS.get(to, to)} — {cause}"))
         if event.kind == "interlock_reset" and self.controller.session is not None:  # the cause is gone: say so
             state = str(self.controller.session.state)
             self.state_label.setText(f"session: {STATE_WORDS.get(state, state)} — interlocks reset")
