@@ -25,7 +25,7 @@ from workstation.recording.clean import (
     NOTE_KEYS,
     RAW_HEX_KEY,
     T_GIVEN_KEY,
-    clean_text,
+    given_back,
     given_key,
     json_with_notes,
 )
@@ -155,10 +155,35 @@ _ANY_TEXT_OR_HUGE = st.one_of(_ANY_TEXT, _HUGE_TEXT)
 _LEAF = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(), _ANY_TEXT_OR_HUGE,
                   st.binary(max_size=16))
 # the cleaner's own note names too: a sender's detail named so must survive next to the notes (fresh tester of 12)
-_DETAIL_KEY = st.one_of(st.sampled_from([RAW_HEX_KEY, NON_FINITE_KEY]), _ANY_TEXT)
+# and keys that differ only by NULs or bad bytes (second fresh tester: {"a": 1, "a\0": 2} lost a value)
+_DETAIL_KEY = st.one_of(st.sampled_from([RAW_HEX_KEY, NON_FINITE_KEY, T_GIVEN_KEY, given_key(RAW_HEX_KEY),
+                                         given_key(given_key(NON_FINITE_KEY)), "a", "a\0", "a\0\0", "a\ufffd",
+                                         "a (key 2)", "a\udce9"]), _ANY_TEXT)
 _DETAILS = st.dictionaries(_DETAIL_KEY, st.recursive(_LEAF, lambda kids: st.lists(kids, max_size=4)
                                                    | st.dictionaries(_ANY_TEXT, kids, max_size=4), max_leaves=12),
                            max_size=6)
+
+
+def _key_bytes(key: str) -> bytes:
+    try:
+        return key.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return key.encode("utf-8", "surrogatepass")
+
+
+def _senders_details(got: dict) -> dict[bytes, object]:
+    """The details as their sender gave them, keys as bytes, from what the file holds: each key written changed
+    has its original bytes in raw_hex["details.<key> (key)"]; a name of the notes' family set aside is given
+    back (given_back). The notes themselves are left out."""
+    raw = got.get(RAW_HEX_KEY, {})
+    out = {}
+    for key, value in got.items():
+        if key in (RAW_HEX_KEY, NON_FINITE_KEY, T_GIVEN_KEY):
+            continue
+        note = raw.get(f"details.{key} (key)")
+        original = bytes.fromhex(note).decode("utf-8", "surrogateescape") if note is not None else key
+        out[_key_bytes(given_back(given_back(original, NOTE_KEYS), (T_GIVEN_KEY,)))] = value
+    return out
 
 
 def _restore(text: str, raw: dict, key: str, original) -> None:
@@ -196,14 +221,14 @@ def test_any_event_text_and_details_reach_the_file_clean_and_strict(messages, so
                 raw = got.get(RAW_HEX_KEY, {})
                 _restore(texts["message"], raw, "message", messages[k])
                 _restore(texts["source"], raw, "source", sources[k])
-                cleaned = [given_key(key) if key in NOTE_KEYS else clean_text(key)[0] for key in details[k]]
-                for value, name in zip(details[k].values(), cleaned, strict=True):
-                    if cleaned.count(name) > 1:
-                        continue  # two keys that differ only by NULs or bad bytes: both raw forms are in raw_hex
+                given = _senders_details(got)  # every key the sender gave is there, and can be told back
+                assert sorted(given) == sorted(_key_bytes(key) for key in details[k]), (details[k], got)
+                for key, value in details[k].items():
+                    back = given[_key_bytes(key)]
                     if isinstance(value, float) and not math.isfinite(value):
-                        assert got[name] is None and NON_FINITE_KEY in got and name in got[NON_FINITE_KEY]
+                        assert back is None and NON_FINITE_KEY in got
                     elif isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
-                        assert got[name] == value
+                        assert back == value
         with Recording.open(path) as rec:
             assert len(rec.events) == n
 
@@ -270,9 +295,28 @@ def test_no_detail_of_a_sender_is_lost_to_a_note_of_the_same_name(tmp_path):
     path = write_session(tmp_path, 0.05, events=events, t0_host_s=T0)
     with h5py.File(path, "r") as f:
         first, second = sorted((strict(_text(r["details_json"])) for r in f["events"][:]), key=len)[::-1]
-    assert first[given_key(RAW_HEX_KEY)] == 2 and first[given_key(RAW_HEX_KEY, 2)] == 1
+    assert first[given_key(given_key(RAW_HEX_KEY))] == 2 and first[given_key(RAW_HEX_KEY)] == 1  # one more each
     assert first[given_key(T_GIVEN_KEY)] == "mine" and T_GIVEN_KEY not in first  # not restamped: no note
     assert bytes.fromhex(first[RAW_HEX_KEY]["message"]) == b"with\0NUL"
     assert second[given_key(T_GIVEN_KEY)] == "mine too" and second[T_GIVEN_KEY] is None  # NaN: the note, as null
     identity = strict(json_with_notes({RAW_HEX_KEY: {"x": "y"}, "title": "a\0b"}))
     assert identity[given_key(RAW_HEX_KEY)] == {"x": "y"} and identity[RAW_HEX_KEY] == {"title": "610062"}
+
+
+def test_keys_that_differ_only_by_nuls_or_bad_bytes_keep_every_value():
+    """Second fresh tester of issue 12: {"a": 1, "a\\0": 2} lost a value, both keys being "a" once cleaned. Each key
+    that had to change takes a free name, its original bytes in raw_hex; none takes a note's name."""
+    from workstation.recording.clean import clean_fields
+
+    got = strict(json_with_notes({"a\0": 2, "a": 1, "a\udce9": 3, "raw_hex\0": 4}))
+    assert got["a"] == 1 and got["a (key 2)"] == 2 and got["a\ufffd"] == 3 and got["raw_hex (key 2)"] == 4
+    assert bytes.fromhex(got[RAW_HEX_KEY]["a (key 2) (key)"]) == b"a\0"
+    assert bytes.fromhex(got[RAW_HEX_KEY]["raw_hex (key 2) (key)"]) == b"raw_hex\0"
+    _texts, details = clean_fields({"message": "m"}, {T_GIVEN_KEY + "\0": "mine", "x": math.nan})
+    d = strict(details)
+    assert T_GIVEN_KEY not in d and d[T_GIVEN_KEY + " (key 2)"] == "mine"  # never taken for the recorder's stamp
+    # the set-aside names are undone one step at a time: no two keys meet, whatever the sender called them
+    sent = {RAW_HEX_KEY: 1, given_key(RAW_HEX_KEY): 2, given_key(given_key(RAW_HEX_KEY)): 3, "z": "a\0"}
+    got = strict(json_with_notes(sent))
+    back = {given_back(k, NOTE_KEYS): v for k, v in got.items() if k not in NOTE_KEYS}
+    assert back == {k: v for k, v in sent.items() if k != "z"} | {"z": "a"}  # a trailing NUL is padding: dropped, its bytes in raw_hex

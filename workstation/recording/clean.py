@@ -48,8 +48,12 @@ def _bytes_of(text: str) -> bytes:
         return text.encode("utf-8", errors="surrogatepass")
 
 
-def plain(value: Any, where: str, raw_hex: dict[str, str], non_finite: dict[str, str]) -> Any:
-    """`value` as JSON-able Python with clean text and finite numbers; what was changed is noted under `where`."""
+def plain(value: Any, where: str, raw_hex: dict[str, str], non_finite: dict[str, str],
+          reserved: tuple[str, ...] = ()) -> Any:
+    """`value` as JSON-able Python with clean text and finite numbers; what was changed is noted under `where`.
+    A dict key that had to change (NULs, bad bytes, not text) takes a free name if its cleaned form is taken by
+    another key or is one of `reserved` (the notes' names, at the top): `<key> (key 2)` …, its original bytes in
+    raw_hex["<where>.<key> (key)"]."""
     if value is None or isinstance(value, bool | np.bool_):
         return None if value is None else bool(value)
     if isinstance(value, int | np.integer):
@@ -61,9 +65,20 @@ def plain(value: Any, where: str, raw_hex: dict[str, str], non_finite: dict[str,
         non_finite[where] = "nan" if math.isnan(f) else ("inf" if f > 0 else "-inf")
         return None
     if isinstance(value, dict):
+        keys = [(k, *clean_text(k)) for k in value]
+        # a key that had to change (NULs, bad bytes, not text) never takes the name of another: {"a": 1, "a\0": 2}
+        # keeps both, the second as "a (key 2)" with its original bytes in raw_hex
+        taken = {key for k, key, hexed in keys if hexed is None and isinstance(k, str)} | set(reserved)
         out = {}
-        for k, v in value.items():
-            key, hexed = clean_text(k)
+        for (k, key, hexed), v in zip(keys, value.values(), strict=True):
+            if hexed is not None or not isinstance(k, str):
+                base, n = key, 1
+                while key in taken:
+                    n += 1
+                    key = f"{base} (key {n})"
+                taken.add(key)
+                if hexed is None and key != base:  # a number or other key renamed: what it was, as text
+                    hexed = base.encode("utf-8").hex()
             path = f"{where}.{key}" if where else key
             if hexed is not None:
                 raw_hex[f"{path} (key)"] = hexed
@@ -87,27 +102,37 @@ T_GIVEN_KEY = "t_host_s_given"  # details key: the time a row came with when the
 NOTE_KEYS = (RAW_HEX_KEY, NON_FINITE_KEY)
 
 
-def given_key(key: str, n: int = 1) -> str:
+GIVEN = " (given)"
+
+
+def given_key(key: str) -> str:
     """Where a sender's own detail named like one of the recorder's notes (`raw_hex`, `non_finite`,
-    `t_host_s_given`) is kept: `<key> (given)`, or `<key> (given 2)` … when that name is taken too."""
-    return f"{key} (given)" if n == 1 else f"{key} (given {n})"
+    `t_host_s_given`), or like one set aside already (`raw_hex (given)` …), is kept: one more ` (given)`."""
+    return key + GIVEN
+
+
+def given_back(key: str, names: tuple[str, ...]) -> str:
+    """The name the sender gave a detail that `set_aside(…, names)` renamed: one ` (given)` less on a name of the
+    family of `names`; any other name as it is."""
+    return key.removesuffix(GIVEN) if key.endswith(GIVEN) and _of_family(key, names) else key
+
+
+def _of_family(key: object, names: tuple[str, ...]) -> bool:
+    """A note's name, or a note's name with ` (given)` once or more."""
+    if not isinstance(key, str):
+        return False
+    while key.endswith(GIVEN):
+        key = key.removesuffix(GIVEN)
+    return key in names
 
 
 def set_aside(details: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    """`details` with each key of `names` moved to the first free `given_key` name, so that name holds the
-    recorder's note alone and nothing the sender gave is lost. The same dict when none is present."""
-    if not any(name in details for name in names):
+    """`details` with each key of the notes' family (a name of `names`, with ` (given)` zero or more times) given
+    one more ` (given)`: the bare name then holds the recorder's note alone, no two keys meet, and the renaming
+    is undone by `given_back`. The same dict when no key is of the family."""
+    if not any(_of_family(key, names) for key in details):
         return details
-    out: dict[str, Any] = {}
-    for key, value in details.items():
-        if key in names:
-            n = 1
-            while given_key(key, n) in details or given_key(key, n) in out:
-                n += 1
-            out[given_key(key, n)] = value
-        else:
-            out[key] = value
-    return out
+    return {(given_key(key) if _of_family(key, names) else key): value for key, value in details.items()}
 
 
 def _merge_note(out: dict, key: str, notes: dict[str, str]) -> None:
@@ -124,7 +149,7 @@ def _merge_note(out: dict, key: str, notes: dict[str, str]) -> None:
         out[key] = merged
         return
     if key in out:
-        out[given_key(key)] = out.pop(key)
+        out.update(set_aside({k: out.pop(k) for k in list(out) if _of_family(k, (key,))}, (key,)))
     out[key] = notes
 
 
@@ -137,7 +162,7 @@ def json_with_notes(value: Any, *, notes_held: bool = False) -> str:
     non_finite: dict[str, str] = {}
     if isinstance(value, dict) and not notes_held:
         value = set_aside(value, NOTE_KEYS)
-    out = plain(value, "", raw_hex, non_finite)
+    out = plain(value, "", raw_hex, non_finite, () if notes_held else NOTE_KEYS)
     if isinstance(out, dict):
         _merge_note(out, RAW_HEX_KEY, raw_hex)
         _merge_note(out, NON_FINITE_KEY, non_finite)
@@ -149,9 +174,10 @@ def clean_fields(texts: dict[str, object], details: dict[str, Any]) -> tuple[dic
 
     A text column that had to change has its original bytes in `raw_hex["<column>"]`, a detail in
     `raw_hex["details.<key>"]`; a non-finite detail is null, named in `non_finite["<key>"]`. The two note names are
-    the cleaner's alone: a caller's own detail named `raw_hex` or `non_finite` is written as `raw_hex (given)` /
-    `non_finite (given)` (or `(given 2)` … when that is taken too), always: never overwritten by a note, never
-    taken for one.
+    the cleaner's alone: a caller's own detail named `raw_hex` or `non_finite` (or so with ` (given)` already) is
+    written with one more ` (given)` (set_aside; given_back undoes it), always: never overwritten by a note, never
+    taken for one. A key that cleaning would turn into another key's name, or a note's (`t_host_s_given` too),
+    is written as `<key> (key 2)` … with its original bytes in raw_hex (plain).
     """
     raw_hex: dict[str, str] = {}
     non_finite: dict[str, str] = {}
@@ -160,7 +186,7 @@ def clean_fields(texts: dict[str, object], details: dict[str, Any]) -> tuple[dic
         out_texts[name], hexed = clean_text(value)
         if hexed is not None:
             raw_hex[name] = hexed
-    out = plain(set_aside(dict(details), NOTE_KEYS), "details", raw_hex, non_finite)
+    out = plain(set_aside(dict(details), NOTE_KEYS), "details", raw_hex, non_finite, NOTE_KEYS + (T_GIVEN_KEY,))
     if raw_hex:
         out[RAW_HEX_KEY] = raw_hex
     if non_finite:
