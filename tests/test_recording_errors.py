@@ -75,6 +75,15 @@ def test_samples_of_an_undeclared_device_are_counted(tmp_path):
         assert r.samples_lost("pen") == 20 and r.samples("pen") == 0
 
 
+def test_the_reserve_words_say_full_when_nothing_is_left(tmp_path):
+    """Second fresh tester of issue 12: 0 bytes free was called "nearly full"."""
+    from workstation.recording.writer import below_reserve_words
+
+    assert "is full (no space left, below the 64 MB reserve)" in below_reserve_words(tmp_path, 0, 2**26)
+    assert "is full (only 512 kB left" in below_reserve_words(tmp_path, 2**19, 2**26)
+    assert "is nearly full (only 3 MB left" in below_reserve_words(tmp_path, 3 * 2**20, 2**26)
+
+
 def test_disk_below_reserve_is_an_error_at_once(tmp_path):
     errors = []
     got = threading.Event()

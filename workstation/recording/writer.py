@@ -310,15 +310,14 @@ class SessionRecorder:
     def _check_space(self) -> None:
         free = shutil.disk_usage(self.path.parent).free
         if free < (reserve := self._reserve_bytes):
-            raise _BelowReserve(errno.ENOSPC, f"only {free / 2**20:.0f} MB left, below the {reserve / 2**20:.0f} MB reserve")
+            raise _BelowReserve(errno.ENOSPC, below_reserve_words(self.path, free, reserve))
 
     def _fail(self, exc: BaseException) -> None:
         """Stop recording for good: refuse what comes next, release the file (on this thread), tell the session."""
         self._inbox.take_all(close=True)
         full = disk_full(exc)
-        if isinstance(exc, _BelowReserve):  # not full yet: stopped while the file can still be closed whole
-            msg = (f"The disk holding {self.path} is nearly full ({exc.strerror}): recording stopped while the file "
-                   "can still be closed. The session must stop; free some space before the next one.")
+        if isinstance(exc, _BelowReserve):  # stopped while the file can (most often) still be closed whole
+            msg = str(exc.strerror)
         elif full:
             msg = (f"The disk holding {self.path} is full (or the file reached its size limit): recording stopped. "
                    "The session must stop; free some space before the next one.")
@@ -457,6 +456,18 @@ def open_for_closing(path: Path) -> h5py.File:
 def _valid_time(t: float) -> float:
     """A row's host time, or now if it came without one (not finite, or not after the clock's origin)."""
     return t if math.isfinite(t) and t > 0.0 else now_s()
+
+
+def below_reserve_words(path: Path, free: int, reserve: int) -> str:
+    """What the recorder says when free space (bytes) falls below its reserve: "nearly full" only while some space
+    is left (≥ 1 MB); "full" with none or almost none (then the close itself may fail, and is reported apart)."""
+    if free >= 2**20:
+        return (f"The disk holding {path} is nearly full (only {free / 2**20:.0f} MB left, below the "
+                f"{reserve / 2**20:.0f} MB reserve): recording stopped while the file can still be closed. The "
+                "session must stop; free some space before the next one.")
+    left = "no space left" if free <= 0 else f"only {free / 2**10:.0f} kB left"
+    return (f"The disk holding {path} is full ({left}, below the {reserve / 2**20:.0f} MB reserve): recording "
+            "stopped. The session must stop; free some space before the next one.")
 
 
 class _BelowReserve(OSError):
