@@ -97,3 +97,12 @@ def test_a_text_that_is_not_utf8_is_refused_in_words_where_it_would_be_stored(tm
                           capture_output=True, timeout=180, cwd=ROOT)
     assert done.returncode == 2 and b"not UTF-8" in done.stderr, done.stderr[-1500:]
     assert b"internal error" not in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_a_typed_value_with_a_byte_that_is_not_utf8_is_shown_as_typed_not_escaped(tmp_path):
+    """Second fresh tester of issue 12: argparse named a bad value as 'x\\udce9' (Python's escape of the Latin-1
+    byte é). It shows as '?', as every other undecodable byte on the terminal."""
+    done = subprocess.run([os.fsencode(sys.executable), os.fsencode(ROOT / "main.py"), b"audit", b"--tolerance-ms",
+                           b"x\xe9", os.fsencode(tmp_path / "r.h5")], capture_output=True, timeout=60, cwd=ROOT)
+    err = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 2 and "invalid float value: 'x?'" in err and "\\udc" not in err, err

@@ -7,9 +7,11 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 # Each module registers its own commands: register(subparsers). Heavy imports (Qt, h5py) stay inside the commands so
 # `--help` and the headless commands start fast.
@@ -42,8 +44,19 @@ def version() -> str:
         return "unknown (not installed: run `make setup` or `pip install .`)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser whose error names a bad value as it was typed, without Python's escapes: a byte that is
+    not UTF-8 (a Latin-1 'é' in a path, given as `\\udce9` by repr) shows as '?', as the terminal guard shows it."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(_UNDECODED.sub("?", message))
+
+
+_UNDECODED = re.compile(r"\\udc[89a-f][0-9a-f]")  # repr() of a byte os.fsdecode could not decode
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=prog,
         description="Cicatrix: combined scar-revision sessions with a phototherapy handpiece and a microneedling pen.",
     )
