@@ -125,3 +125,27 @@ def test_following_a_live_recording_never_fails_and_loses_no_row(tmp_path):
     with Recording.open(path) as rec:  # the writer gone: every row it wrote reads
         assert rec.unreadable_live_rows == 0 and len(rec.events) >= seen_events and len(rec.events) > 0
         assert [e.details["frame"] for e in rec.events] == [25 * i for i in range(len(rec.events))]
+
+
+def test_a_live_file_replaced_while_followed_is_said_in_words(tmp_path):
+    """A reader following a live file opens it afresh when its newest rows cannot be read (Recording._reopen). If
+    the file was moved or replaced meanwhile, that fresh open fails with a RecordingError in words, not the library's
+    OSError on a handle already closed."""
+    from workstation.recording import RecordingError
+
+    proc = subprocess.Popen([sys.executable, str(HELPER), str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    path = Path(proc.stdout.readline().split()[1])
+    try:
+        with Recording.open(path) as rec:
+            rec.refresh()
+            junk = tmp_path / "junk.h5"
+            junk.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 4096)  # an HDF5 signature and nothing sound behind it
+            os.replace(junk, path)
+            with pytest.raises(RecordingError) as err:
+                rec._reopen()
+            assert str(path) in str(err.value) and "Errno" not in str(err.value), err.value
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)

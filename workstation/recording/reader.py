@@ -108,14 +108,14 @@ class Recording:
         partial_reason = None
         try:
             h5 = _open_unlocked(path)
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # h5py raises RuntimeError for some damaged superblocks
             if "already open for write" not in str(exc) and "consistency flags" not in str(exc):
                 raise _open_error(path, exc) from exc
             # written by a SWMR writer that has not closed it (live, or killed): a SWMR reader ignores the mark
             partial_reason = unclosed_reason(path)  # asked before this reader holds the file itself
             try:
                 h5 = _open_unlocked(path, swmr=True)
-            except OSError as exc2:
+            except (OSError, RuntimeError) as exc2:
                 raise _open_error(path, exc2) from exc2
         try:
             rec = cls(path, h5, partial_reason)
@@ -133,11 +133,11 @@ class Recording:
         in `unreadable_live_rows`, and said in `partial_reason`; they are there once the session has ended.
         RecordingError (in words) for a file that is not live and cannot be read."""
         self.unreadable_live_rows = 0
-        self._read_tables()
-        if self.unreadable_live_rows and self._h5.swmr_mode:
-            self._reopen()  # a fresh open reads the file's current end, and often the rows this one could not
-            self.unreadable_live_rows = 0
-            self._read_tables()
+        try:
+            self._read_tables(row_by_row=False)
+        except _LiveRowsUnreadable:  # a fresh open reads the file's current end, and often the rows this one could not
+            self._reopen()
+            self._read_tables(row_by_row=True)
         if self.unreadable_live_rows:
             note = (f"{counted(self.unreadable_live_rows, 'newest event, command or plan row')} cannot be read while "
                     "it is being recorded (HDF5 keeps a live file's texts where a reader cannot reach them yet); they "
@@ -148,20 +148,26 @@ class Recording:
     def _reopen(self) -> None:
         """Open the file afresh (SWMR, locking off) in place of this handle; a file closed since drops its live note."""
         self._h5.close()  # first: HDF5 shares one open of a file within a process, stale metadata cache and all
-        h5 = self._h5 = _open_unlocked(self.path, swmr=True)
+        try:
+            h5 = self._h5 = _open_unlocked(self.path, swmr=True)
+        except (OSError, RuntimeError) as exc:  # moved, replaced or damaged since: in words (this Recording is closed)
+            raise _open_error(self.path, exc) from exc
         self._telemetry = {name: h5[fmt.DEVICES_GROUP][name][fmt.TELEMETRY] for name in self._telemetry}
         self.meta = _read_meta(self.path, h5)
         if self.meta.end_time_utc is not None and bool(h5.attrs.get("closed_cleanly", True)):
             self._partial_base = self.partial_reason = None  # closed by its recorder since it was opened
 
-    def _text_rows(self, name: str) -> np.ndarray:
-        """All rows of a text table; of a live file, those that can be read (`refresh`), one by one if need be."""
+    def _text_rows(self, name: str, row_by_row: bool) -> np.ndarray:
+        """All rows of a text table; of a live file, those that can be read (`refresh`), one by one if `row_by_row`
+        (else _LiveRowsUnreadable, for refresh to try a fresh open first)."""
         ds = self._h5[name]
         try:
             return ds[:]
         except OSError:
             if not self._h5.swmr_mode:
                 raise
+            if not row_by_row:
+                raise _LiveRowsUnreadable from None
         rows = []
         for i in range(ds.shape[0]):
             try:
@@ -171,7 +177,7 @@ class Recording:
         log.info("%s: %d rows of %s not readable while live", self.path.name, ds.shape[0] - len(rows), name)
         return np.array(rows, dtype=ds.dtype)
 
-    def _read_tables(self) -> None:
+    def _read_tables(self, row_by_row: bool = True) -> None:
         swmr = self._h5.swmr_mode
         try:
             for name in (fmt.EVENTS, fmt.COMMANDS, fmt.PLAN):
@@ -193,11 +199,11 @@ class Recording:
                 self._losses[name] = g[fmt.LOSSES][:]
                 if n:
                     ds[n - 1]  # a truncated file fails here rather than in the middle of a replay
-            self.events = sorted((_event(r) for r in _written(self._text_rows(fmt.EVENTS), "kind")),
+            self.events = sorted((_event(r) for r in _written(self._text_rows(fmt.EVENTS, row_by_row), "kind")),
                                  key=lambda e: e.t_host_s)
-            self.commands = [_command(r) for r in _written(self._text_rows(fmt.COMMANDS), "device")]
+            self.commands = [_command(r) for r in _written(self._text_rows(fmt.COMMANDS, row_by_row), "device")]
             self.plans = [(float(r["t_host_s"]), _json(r["plan_json"]))
-                          for r in _written(self._text_rows(fmt.PLAN), "plan_json")]
+                          for r in _written(self._text_rows(fmt.PLAN, row_by_row), "plan_json")]
         except (OSError, KeyError, ValueError) as exc:
             log.info("reading the tables of %s: %s", self.path, exc)
             raise RecordingError(f"{self.path.name} is truncated or damaged: a part of it cannot be read. Open a "
@@ -265,6 +271,10 @@ class Recording:
         self.close()
 
 
+class _LiveRowsUnreadable(Exception):
+    """A live file's text table cannot be read in one go by this open (Recording.refresh opens it afresh)."""
+
+
 def _open_unlocked(path: Path, swmr: bool = False) -> h5py.File:
     """Read-only, without HDF5's file lock; within the process that is writing the file HDF5 requires the writer's
     own locking setting, and there no lock can stand between reader and writer anyway."""
@@ -312,7 +322,7 @@ def in_use_error(path: Path) -> RecordingError | None:
         "recording): close it there, then try again. The file is not damaged by this.")
 
 
-def _open_error(path: Path, exc: OSError) -> RecordingError:
+def _open_error(path: Path, exc: Exception) -> RecordingError:
     text = str(exc)
     log.info("opening %s: %s", path, text)
     if any(m in text for m in ("already open for write", "consistency flags", "unable to lock file",
