@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -132,17 +131,13 @@ class _StepWatch(BaseSink):
             self.started.set()
 
 def _one_line_at_a_time(out: Callable[[str], None]) -> Callable[[str], None]:
-    """`out` called by one thread at a time, each line whole (print writes a line and its newline apart, so two
+    """`out` called by one thread at a time, so each line is whole (print writes a line and its newline apart: two
     threads' lines could merge)."""
     lock = threading.Lock()
 
     def line(text: str) -> None:
         with lock:
-            if out is print:
-                sys.stdout.write(text + "\n")
-                sys.stdout.flush()
-            else:
-                out(text)
+            out(text)
 
     return line
 
