@@ -52,45 +52,41 @@ class StepLimits:
         belongs, a null where no infinite value is meant, a non-finite number, a bool field that is not a bool):
         from_details gives each its default, which is a made-up limit, so a reader must not judge by it (the
         audit leaves the interlocks that use them unjudged: LIMIT_INTERLOCKS). Never raises."""
-        bad = []
-        for f in fields(cls):
-            if f.name not in details:
-                continue
-            v = details[f.name]
-            if f.type == "float":
-                if v is None:
-                    ok = f.name in NULL_IS_NO_LIMIT
-                else:
-                    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
-            elif f.type == "bool":
-                ok = isinstance(v, bool)
-            else:
-                ok = isinstance(v, str)
-            if not ok:
-                bad.append(f.name)
-        return bad
+        return cls._read(details)[1]
 
     @classmethod
     def from_details(cls, details: dict[str, object]) -> StepLimits:
-        """The limits a `limits` event recorded (`to_details`). A value of the wrong type (an older or foreign
-        file) takes the field's default, so an audit judges on something and says where it differs, never fails;
-        a null number is an infinite one (the only non-finite value limits hold: no cap)."""
+        """The limits a `limits` event recorded (`to_details`). A value that cannot be read (`unreadable`: an older
+        or foreign file) takes the field's default, so an audit judges on something, never fails; a null number is
+        an infinite one where that means no limit (NULL_IS_NO_LIMIT)."""
+        return cls(**cls._read(details)[0])
+
+    @classmethod
+    def _read(cls, details: dict[str, object]) -> tuple[dict[str, object], list[str]]:
+        """(the values that can be read, the names of those that cannot): one reading for both callers."""
         values: dict[str, object] = {}
+        bad: list[str] = []
         for f in fields(cls):
             if f.name not in details:
                 continue
             v = details[f.name]
             if f.type == "float":
-                if v is None:
+                if v is None and f.name in NULL_IS_NO_LIMIT:
                     values[f.name] = float("inf")
-                elif isinstance(v, int | float) and not isinstance(v, bool):
+                elif isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v)):
                     values[f.name] = float(v)
+                else:
+                    bad.append(f.name)
             elif f.type == "bool":
                 if isinstance(v, bool):
                     values[f.name] = v
+                else:
+                    bad.append(f.name)
             else:
-                values[f.name] = str(v)
-        return cls(**values)
+                values[f.name] = v if isinstance(v, str) else str(v)  # a name for messages: its text still shows
+                if not isinstance(v, str):
+                    bad.append(f.name)
+        return values, bad
 
 
 
