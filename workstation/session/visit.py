@@ -312,9 +312,8 @@ class Visit:
         self.rig.monitor.hold("The clinic store could not be written, so the doses of this session cannot be saved "
                               "for the next plan: this session cannot treat again. End it; its recording holds what "
                               "was given, and the store is completed from it at the next start.")
-        self.rig.bus.publish_event(Event(now_s(), "alarm", "high", "session",
-                                         f"The store failed, the devices were stopped: {exc}",
-                                         {"cause": STORE_FAILED}))
+        self.rig.bus.publish_event(Event(now_s(), "alarm", "high", "session", f"The store failed, the devices were "
+                                         f"stopped: {exc}", {"cause": STORE_FAILED}))
 
     def run_step(self) -> StepResult:
         session = self._need_session()
