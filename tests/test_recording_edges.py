@@ -351,7 +351,7 @@ def test_a_row_without_a_usable_time_is_stamped_on_arrival_and_keeps_what_it_cam
         (c,), (e,) = r.commands, r.events
         assert r.meta.t0_host_s <= c.t_host_s <= now_s() and c.args == {"on": True, "t_host_s_given": 0.0}
         assert r.meta.t0_host_s <= e.t_host_s <= now_s() and e.details["t_host_s_given"] is None
-        assert e.details["non_finite"] == {"t_host_s_given": "nan"}
+        assert e.details["non_finite"] == {"/t_host_s_given": "nan"}
 
 
 def test_every_command_is_stamped_before_its_answer_can_arrive():

@@ -125,12 +125,12 @@ def test_a_nul_padded_status_and_infinite_caps_are_recorded_clean_and_strict(tmp
         assert strict(_text(status["details_json"]))[RAW_HEX_KEY]["message"] == STATUS_PADDED.encode().hex()
         proto = strict(_text(next(r for r in ev if _text(r["kind"]) == "protocol")["details_json"]))
         assert proto["area_dose_cap_mj_cm2"] is None and proto["depth_mm"] == 1.0
-        assert proto[NON_FINITE_KEY] == {"area_dose_cap_mj_cm2": "inf", "nan_value": "nan", "down": "-inf"}
+        assert proto[NON_FINITE_KEY] == {"/area_dose_cap_mj_cm2": "inf", "/nan_value": "nan", "/down": "-inf"}
         note = strict(_text(next(r for r in ev if _text(r["kind"]) == "note")["details_json"]))
         assert bytes.fromhex(note[RAW_HEX_KEY]["message"]) == b"embedded\0NUL and bad \xff byte"
-        assert note["text"] == "x\ufffdy" and bytes.fromhex(note[RAW_HEX_KEY]["details.text"]) == b"x\0y"
+        assert note["text"] == "x\ufffdy" and bytes.fromhex(note[RAW_HEX_KEY]["/text"]) == b"x\0y"
         cmd = strict(_text(f["commands"][0]["args_json"]))
-        assert cmd["value"] is None and cmd[NON_FINITE_KEY] == {"value": "inf"}
+        assert cmd["value"] is None and cmd[NON_FINITE_KEY] == {"/value": "inf"}
     with Recording.open(path) as rec:  # and the project's reader, then the tools built on it
         assert [e.kind for e in rec.events] == ["device_state", "note", "protocol"]
         assert rec.plan["areas"][0]["label"] == "chin"
@@ -173,14 +173,14 @@ def _key_bytes(key: str) -> bytes:
 
 def _senders_details(got: dict) -> dict[bytes, object]:
     """The details as their sender gave them, keys as bytes, from what the file holds: each key written changed
-    has its original bytes in raw_hex["details.<key> (key)"]; a name of the notes' family set aside is given
+    has its original bytes in raw_hex["key:/<key>"] (JSON Pointer); a name of the notes' family set aside is given
     back (given_back). The notes themselves are left out."""
     raw = got.get(RAW_HEX_KEY, {})
     out = {}
     for key, value in got.items():
         if key in (RAW_HEX_KEY, NON_FINITE_KEY, T_GIVEN_KEY):
             continue
-        note = raw.get(f"details.{key} (key)")
+        note = raw.get("key:/" + key.replace("~", "~0").replace("/", "~1"))
         original = bytes.fromhex(note).decode("utf-8", "surrogateescape") if note is not None else key
         out[_key_bytes(given_back(given_back(original, NOTE_KEYS), (T_GIVEN_KEY,)))] = value
     return out
@@ -277,12 +277,12 @@ def test_a_senders_detail_named_like_a_note_is_kept_beside_the_notes(tmp_path):
         first, second = (strict(_text(r["details_json"])) for r in f["events"][:])
     assert first[given_key(RAW_HEX_KEY)] == "sender's own" and first[given_key(NON_FINITE_KEY)] == 3
     assert bytes.fromhex(first[RAW_HEX_KEY]["message"]) == b"with\0NUL"
-    assert first[NON_FINITE_KEY] == {"dose": "nan"} and first["dose"] is None
+    assert first[NON_FINITE_KEY] == {"/dose": "nan"} and first["dose"] is None
     assert second == {given_key(RAW_HEX_KEY): {"message": "not a note"}}  # nothing cleaned: still not a note
     # re-written from what was read back (export): the notes held are merged with new ones, never replaced
     again = strict(json_with_notes({**first, "late": math.inf, "text": "a\0b"}, notes_held=True))
-    assert again[RAW_HEX_KEY]["message"] == first[RAW_HEX_KEY]["message"] and "text" in again[RAW_HEX_KEY]
-    assert again[NON_FINITE_KEY] == {"dose": "nan", "late": "inf"}
+    assert again[RAW_HEX_KEY]["message"] == first[RAW_HEX_KEY]["message"] and "/text" in again[RAW_HEX_KEY]
+    assert again[NON_FINITE_KEY] == {"/dose": "nan", "/late": "inf"}
     assert again[given_key(RAW_HEX_KEY)] == "sender's own"
 
 
@@ -300,7 +300,7 @@ def test_no_detail_of_a_sender_is_lost_to_a_note_of_the_same_name(tmp_path):
     assert bytes.fromhex(first[RAW_HEX_KEY]["message"]) == b"with\0NUL"
     assert second[given_key(T_GIVEN_KEY)] == "mine too" and second[T_GIVEN_KEY] is None  # NaN: the note, as null
     identity = strict(json_with_notes({RAW_HEX_KEY: {"x": "y"}, "title": "a\0b"}))
-    assert identity[given_key(RAW_HEX_KEY)] == {"x": "y"} and identity[RAW_HEX_KEY] == {"title": "610062"}
+    assert identity[given_key(RAW_HEX_KEY)] == {"x": "y"} and identity[RAW_HEX_KEY] == {"/title": "610062"}
 
 
 def test_keys_that_differ_only_by_nuls_or_bad_bytes_keep_every_value():
@@ -310,8 +310,8 @@ def test_keys_that_differ_only_by_nuls_or_bad_bytes_keep_every_value():
 
     got = strict(json_with_notes({"a\0": 2, "a": 1, "a\udce9": 3, "raw_hex\0": 4}))
     assert got["a"] == 1 and got["a (key 2)"] == 2 and got["a\ufffd"] == 3 and got["raw_hex (key 2)"] == 4
-    assert bytes.fromhex(got[RAW_HEX_KEY]["a (key 2) (key)"]) == b"a\0"
-    assert bytes.fromhex(got[RAW_HEX_KEY]["raw_hex (key 2) (key)"]) == b"raw_hex\0"
+    assert bytes.fromhex(got[RAW_HEX_KEY]["key:/a (key 2)"]) == b"a\0"
+    assert bytes.fromhex(got[RAW_HEX_KEY]["key:/raw_hex (key 2)"]) == b"raw_hex\0"
     _texts, details = clean_fields({"message": "m"}, {T_GIVEN_KEY + "\0": "mine", "x": math.nan})
     d = strict(details)
     assert T_GIVEN_KEY not in d and d[T_GIVEN_KEY + " (key 2)"] == "mine"  # never taken for the recorder's stamp
@@ -320,3 +320,23 @@ def test_keys_that_differ_only_by_nuls_or_bad_bytes_keep_every_value():
     got = strict(json_with_notes(sent))
     back = {given_back(k, NOTE_KEYS): v for k, v in got.items() if k not in NOTE_KEYS}
     assert back == {k: v for k, v in sent.items() if k != "z"} | {"z": "a"}  # a trailing NUL is padding: dropped, its bytes in raw_hex
+
+
+def test_every_note_names_one_place_so_none_overwrites_another(tmp_path):
+    """Third fresh tester of issue 12: the notes' dotted paths met. A key 'k\\0' and a key 'k (key)' both wrote
+    raw_hex['details.k (key)']; {'x': {'y\\0': 1}, 'x.y\\0': 2} lost the nested key's bytes; [b'\\xff'] under 'x' and
+    b'\\xfe' under 'x[0]' lost the list item's; a nested NaN went unnoted beside 'x.y'. Notes are now named by JSON
+    Pointer (RFC 6901), changed keys under 'key:<pointer>': every original byte is in the file once."""
+    cases = [({"k\0": 1, "k (key)": b"\xff"}, {"key:/k": b"k\0", "/k (key)": b"\xff"}, {}),
+             ({"x": {"y\0": 1}, "x.y\0": 2}, {"key:/x/y": b"y\0", "key:/x.y": b"x.y\0"}, {}),
+             ({"x": [b"\xff"], "x[0]": b"\xfe"}, {"/x/0": b"\xff", "/x[0]": b"\xfe"}, {}),
+             ({"x": {"y": math.nan}, "x.y": math.inf}, {}, {"/x/y": "nan", "/x.y": "inf"}),
+             ({"a/b": {"~": b"\xff"}}, {"/a~1b/~0": b"\xff"}, {})]
+    events = [Event(T0 + 0.01 * (i + 1), "note", "info", "trainer", "m", d) for i, (d, _h, _n) in enumerate(cases)]
+    path = write_session(tmp_path, 0.1, events=events, t0_host_s=T0)
+    with h5py.File(path, "r") as f:
+        rows = [strict(_text(r["details_json"])) for r in f["events"][:]]
+    assert len(rows) == len(cases)
+    for got, (_d, hexes, non_finite) in zip(rows, cases, strict=True):
+        assert {k: bytes.fromhex(v) for k, v in got.get(RAW_HEX_KEY, {}).items()} == hexes, got
+        assert got.get(NON_FINITE_KEY, {}) == non_finite, got

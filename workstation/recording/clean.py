@@ -48,12 +48,21 @@ def _bytes_of(text: str) -> bytes:
         return text.encode("utf-8", errors="surrogatepass")
 
 
+def pointer(where: str, step: object) -> str:
+    """The JSON Pointer (RFC 6901) of `step` (a key as written, or a list index) inside the value at `where`: every
+    note names what it is about so, `~` and `/` in a key escaped as `~0` and `~1`, so no two paths meet."""
+    return f"{where}/{str(step).replace('~', '~0').replace('/', '~1')}"
+
+
+KEY_NOTE = "key:"  # raw_hex["key:<pointer>"]: the original bytes of the key of the value at <pointer>
+
+
 def plain(value: Any, where: str, raw_hex: dict[str, str], non_finite: dict[str, str],
           reserved: tuple[str, ...] = ()) -> Any:
-    """`value` as JSON-able Python with clean text and finite numbers; what was changed is noted under `where`.
-    A dict key that had to change (NULs, bad bytes, not text) takes a free name if its cleaned form is taken by
-    another key or is one of `reserved` (the notes' names, at the top): `<key> (key 2)` …, its original bytes in
-    raw_hex["<where>.<key> (key)"]."""
+    """`value` as JSON-able Python with clean text and finite numbers; what was changed is noted under its JSON
+    Pointer (`where` is the value's own, "" for the document). A dict key that had to change (NULs, bad bytes, not
+    text) takes a free name if its cleaned form is another key's, one of `reserved` or of their ` (given)` family
+    (the notes' names, at the top): `<key> (key 2)` …, its original bytes in raw_hex["key:<pointer>"]."""
     if value is None or isinstance(value, bool | np.bool_):
         return None if value is None else bool(value)
     if isinstance(value, int | np.integer):
@@ -73,20 +82,20 @@ def plain(value: Any, where: str, raw_hex: dict[str, str], non_finite: dict[str,
         for (k, key, hexed), v in zip(keys, value.values(), strict=True):
             if hexed is not None or not isinstance(k, str):
                 base, n = key, 1
-                while key in taken:
+                while key in taken or _of_family(key, reserved):
                     n += 1
                     key = f"{base} (key {n})"
                 taken.add(key)
                 if hexed is None and key != base:  # a number or other key renamed: what it was, as text
                     hexed = base.encode("utf-8").hex()
-            path = f"{where}.{key}" if where else key
+            path = pointer(where, key)
             if hexed is not None:
-                raw_hex[f"{path} (key)"] = hexed
+                raw_hex[KEY_NOTE + path] = hexed
             out[key] = plain(v, path, raw_hex, non_finite)
         return out
     if isinstance(value, list | tuple | set | frozenset | np.ndarray):
         items = value.tolist() if isinstance(value, np.ndarray) else value
-        return [plain(v, f"{where}[{i}]", raw_hex, non_finite) for i, v in enumerate(items)]
+        return [plain(v, pointer(where, i), raw_hex, non_finite) for i, v in enumerate(items)]
     text, hexed = clean_text(value)  # str, bytes, and anything else as its str() (as json's default=str did)
     if hexed is not None:
         raw_hex[where] = hexed
@@ -173,7 +182,9 @@ def clean_fields(texts: dict[str, object], details: dict[str, Any]) -> tuple[dic
     """Clean the text columns of a row and its details; return `(texts, details_json)`.
 
     A text column that had to change has its original bytes in `raw_hex["<column>"]`, a detail in
-    `raw_hex["details.<key>"]`; a non-finite detail is null, named in `non_finite["<key>"]`. The two note names are
+    `raw_hex["<JSON Pointer>"]` (`/text`, `/x/0`: a column's name never starts with `/`), a changed key in
+    `raw_hex["key:<JSON Pointer>"]`; a non-finite detail is null, named in `non_finite["<JSON Pointer>"]`. The two
+    note names are
     the cleaner's alone: a caller's own detail named `raw_hex` or `non_finite` (or so with ` (given)` already) is
     written with one more ` (given)` (set_aside; given_back undoes it), always: never overwritten by a note, never
     taken for one. A key that cleaning would turn into another key's name, or a note's (`t_host_s_given` too),
@@ -186,11 +197,11 @@ def clean_fields(texts: dict[str, object], details: dict[str, Any]) -> tuple[dic
         out_texts[name], hexed = clean_text(value)
         if hexed is not None:
             raw_hex[name] = hexed
-    out = plain(set_aside(dict(details), NOTE_KEYS), "details", raw_hex, non_finite, NOTE_KEYS + (T_GIVEN_KEY,))
+    out = plain(set_aside(dict(details), NOTE_KEYS), "", raw_hex, non_finite, NOTE_KEYS + (T_GIVEN_KEY,))
     if raw_hex:
         out[RAW_HEX_KEY] = raw_hex
     if non_finite:
-        out[NON_FINITE_KEY] = {k.removeprefix("details."): v for k, v in non_finite.items()}
+        out[NON_FINITE_KEY] = non_finite
     return out_texts, dumps(out)
 
 

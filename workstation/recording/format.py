@@ -17,7 +17,7 @@ import numpy as np
 LIBVER = ("v110", "v110")
 
 FORMAT_NAME = "cicatrix-session"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the notes of the cleaner name what they are about by JSON Pointer (1: dotted paths)
 
 MODES = ("clinical", "simulation")
 
