@@ -368,3 +368,25 @@ def test_an_exposure_the_recording_shows_open_at_its_end_is_never_under_counted(
     [ended] = step(1000.0, ended=True)
     assert ended.dose_mj_cm2 == pytest.approx(shown, abs=0.01) and math.isfinite(ended.dose_mj_cm2)
     assert np.isfinite(shown) and shown > 0
+
+
+def test_a_session_whose_program_ended_it_is_not_called_a_crash(tmp_path: Path) -> None:
+    """Third fresh tester of issue 12: with the store and the recording on one disk that filled, the recording failed
+    first (its store-failure alarm could not be recorded) and the next start called the session 'interrupted by a
+    crash'. A recording its recorder closed says the program ended the session: whatever kept the store from hearing
+    the end (a store failure, a kill between the two), it is closed as aborted from that recording, never as a
+    crash. Here a real completed session's row is put back in progress under a process that is gone."""
+    from workstation.session.journal import close_crashed_sessions, deliveries_from_recording
+    from workstation.session.runner import run_scenario
+
+    store_path = tmp_path / "t.sqlite3"
+    result = run_scenario(load_scenario(SCENARIOS / "combined-uneventful.toml"), tmp_path / "rec",
+                          store_path=store_path, out=lambda s: None)
+    with ClinicStore.open(store_path, training=True) as store:
+        with store.transaction() as db:  # the end the store did not hear
+            db.execute("UPDATE sessions SET state = 'in_progress', process = '999999999:1', ended_at = NULL")
+        [closed] = close_crashed_sessions(store)
+        assert closed.ended_unsaved and "never heard its end" in closed.told and "crash" not in closed.told
+        assert store.session_state(closed.session_id)["state"] == "aborted"
+        # what it gave is what its recording shows (a loaded machine may have cut the session short: no matter)
+        assert closed.treatments == deliveries_from_recording(Path(result.recording))

@@ -111,16 +111,15 @@ class Closed:
     from_recording: bool = True
     label: str = ""
     """The session as users read it (store.session_label): "session 3 of the course (record no. 12)"."""
-    store_failed: bool = False
-    """It was not a crash: the session stopped because the store could not be written (its recording says so), so
-    the store never heard it end."""
+    ended_unsaved: bool = False
+    """It was not a crash: its program ended it and closed its recording, but the store never heard the end (the
+    store could not be written, or the program stopped between the two)."""
 
     @property
     def told(self) -> str:
         """What the runner and the window tell the user, one sentence (first letter as the label has it)."""
-        if self.store_failed:
-            return (f"{self.label} stopped when the clinic store could not be written, so the store never heard it "
-                    f"end: closed now as {self.note}")
+        if self.ended_unsaved:
+            return f"{self.label} ended, but the clinic store never heard its end: closed now as {self.note}"
         return (f"{self.label} was left open by a program that stopped (crash or power loss): closed as {self.note}"
                 + (", with the doses its recording shows." if self.from_recording else "."))
 
@@ -226,16 +225,21 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
 STORE_FAILED = "store_failed"  # `cause` of the alarm a session records when the store cannot take its journal
 
 
-def store_failure_recorded(path: Path) -> str | None:
-    """The alarm message of a recording whose session stopped because the clinic store could not be written
-    (Visit._store_failed: `alarm` event, details cause STORE_FAILED), else None (also for a file that cannot be
-    read: recover_file has said so)."""
+def recorded_end(path: Path) -> str | None:
+    """How a session whose store row is still in progress ended, from its recording: None when its recorder never
+    closed the file (a crash, a kill, a power cut: or a file that cannot be read, which recover_file has said),
+    else why it stopped in words: the store failure its session recorded (Visit._store_failed: an `alarm` with
+    cause STORE_FAILED), else the recorder's own failure (its close note), else "" (it ended, and its program
+    stopped before the store heard it)."""
     from workstation.recording import Recording
 
     try:
         with Recording.open(path) as rec:
-            return next((e.message for e in rec.events if e.kind == "alarm" and e.source == "session"
-                         and e.details.get("cause") == STORE_FAILED), None)
+            if rec.meta.end_time_utc is None:
+                return None
+            store = next((e.message for e in rec.events if e.kind == "alarm" and e.source == "session"
+                          and e.details.get("cause") == STORE_FAILED), None)
+            return store or rec.partial_reason or ""
     except Exception as exc:  # noqa: BLE001 - damaged: closed as a crash, as before
         log.info("recording %s not read for its end (%s)", path.name, type(exc).__name__)
         return None
@@ -289,10 +293,10 @@ def close_crashed_sessions(store) -> list[Closed]:
         why, state = "interrupted by a crash", "crashed"
         path = Path(row["recording_path"]) if row["recording_path"] else None
         found, readable = recover_file(store, sid, row["course_id"], path)
-        store_failure = store_failure_recorded(path) if readable and path is not None and path.is_file() else None
-        if store_failure is not None:  # not a crash: the process stopped the session and could not tell the store
-            why, state = (f"aborted: {store_failure.rstrip('.')}; its doses were taken from its recording at the "
-                          "next start"), "aborted"
+        ended = recorded_end(path) if readable and path is not None and path.is_file() else None
+        if ended is not None:  # not a crash: its program ended it and closed its recording; the store missed the end
+            why, state = ("aborted: " + (f"{ended.rstrip('.')}; " if ended else "")
+                          + "its doses were taken from its recording at the next start"), "aborted"
         elif path is None:  # killed before its recorder opened (a racing start, a crash at the start)
             why += ("; it had no recording (the program stopped before its recorder opened), so it is closed with "
                     f"the doses the journal shows: {journal_doses(store, sid, row['course_id'])}")
@@ -309,7 +313,7 @@ def close_crashed_sessions(store) -> list[Closed]:
                     "unknown)")
         store.close_session(sid, state, why)
         closed.append(Closed(sid, found, why, from_recording=path is not None and path.is_file() and readable,
-                             label=store.session_label(sid), store_failed=store_failure is not None))
+                             label=store.session_label(sid), ended_unsaved=ended is not None))
     recover_recordings_here(store)
     return closed
 
