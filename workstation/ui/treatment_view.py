@@ -321,6 +321,8 @@ class TreatmentView(QWidget):
         elif event.kind == "alarm" and event.source == "session" and self.controller.held() is not None:
             # the recording or the store failed (published after the hold): what is left to do, in words
             self.notify(f"{event_sentence(event).rstrip('.')}. {self.controller.held()}", "error")
+            state = str(getattr(self.controller.session, "state", ""))
+            self.state_label.setText(f"session: {STATE_WORDS.get(state, state)} — cannot treat again: End session")
         self._step_dose(event)
         if event.kind == "state":
             to = str(event.details.get("to", ""))
