@@ -92,7 +92,7 @@ def test_an_unreadable_limit_leaves_its_interlocks_unjudged_not_the_others(tripp
         f["events"][...] = rows
     with Recording.open(dst) as rec:
         result = audit(rec)
-    assert [w for _t, w, _i in result.unreadable] == ["step limits target_dose_mj_cm2"] * 2
+    assert [w.split(" (")[0] for _t, w, _i in result.unreadable] == ["step limits target_dose_mj_cm2"] * 2
     assert not result.judged_in_full
     assert [a.interlock for a in result.extra] == ["protocol_rule"]  # judged, and different
     assert not result.same
@@ -118,6 +118,66 @@ def test_a_stall_without_its_start_leaves_the_watchdog_unjudged(tripped_recordin
         result = audit(rec)
     assert [i for _t, _w, i in result.unreadable] == [("telemetry_lost",)]
     assert not result.judged_in_full and not result.extra and not result.missing
+
+
+def _limits_edited(src: Path, dst_dir: Path, edit) -> Path:
+    """A copy of the recording with `edit(details)` applied to its first `limits` event (the light step's)."""
+    dst = dst_dir / src.name
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        rows = f["events"][:]
+        r = next(r for r in rows if r["kind"] == b"limits")
+        d = json.loads(r["details_json"])
+        edit(d)
+        r["details_json"] = json.dumps(d).encode()
+        f["events"][...] = rows
+    return dst
+
+
+def test_the_recorder_names_an_infinite_limit_so_the_audit_reads_its_null_as_no_limit(tripped_recording, capsys):
+    """to_details keeps an infinite limit a float: the recorder writes null and names it "inf" in `non_finite`, and
+    that is the only null the audit reads as no limit (the idle step after the trip has no area cap)."""
+    from main import main
+
+    with Recording.open(tripped_recording) as rec:
+        idle = [e.details for e in rec.events if e.kind == "limits"][-1]
+    assert idle["area_dose_cap_mj_cm2"] is None
+    assert "inf" in (idle["non_finite"].get("/area_dose_cap_mj_cm2"), idle["non_finite"].get("area_dose_cap_mj_cm2"))
+    assert main(["audit", str(tripped_recording)]) == 0, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("field", ["target_dose_mj_cm2", "max_lamp_temp_c", "dose_tolerance_mj_cm2"])
+@pytest.mark.parametrize("note", [None, "nan", "-inf"], ids=["no-note", "nan", "minus-inf"])
+def test_a_null_limit_not_noted_as_inf_is_unreadable_not_no_limit(tripped_recording, tmp_path, capsys, field, note):
+    """Fresh tester: a null target, lamp limit or tolerance was read as "no limit" silently (exit 0). The recorder
+    writes null only for a non-finite number and names it; only a null named "inf" is no limit."""
+    from main import main
+
+    def edit(d):
+        d[field] = None
+        d.pop("non_finite", None)
+        if note is not None:
+            d["non_finite"] = {f"/{field}": note}
+
+    path = _limits_edited(tripped_recording, tmp_path, edit)
+    code = main(["audit", str(path)])
+    out = capsys.readouterr().out
+    assert code == 3, out
+    assert "UNREADABLE at 0." in out and f"step limits {field} (not a value the monitor can use)" in out, out
+    assert "EXTRA" not in out and "MISSING" not in out, out
+
+
+@pytest.mark.parametrize("key", ["target_dose_mj_cm2", "/target_dose_mj_cm2"], ids=["plain-key", "json-pointer"])
+def test_a_null_limit_is_no_limit_only_where_the_note_names_it_inf(key):
+    from workstation.session.kind_rules import StepLimits
+
+    full = StepLimits(area_id="a", light_allowed=True, target_dose_mj_cm2=30.0).to_details()
+    assert StepLimits.unreadable(full) == [] and StepLimits.from_details(full).target_dose_mj_cm2 == 30.0
+    noted = {**full, "target_dose_mj_cm2": None, "non_finite": {key: "inf"}}
+    assert StepLimits.unreadable(noted) == [] and StepLimits.from_details(noted).target_dose_mj_cm2 == float("inf")
+    assert StepLimits.unreadable({**full, "target_dose_mj_cm2": None}) == ["target_dose_mj_cm2"]
+    assert StepLimits.unreadable({**noted, "non_finite": {key: "nan"}}) == ["target_dose_mj_cm2"]
+    assert StepLimits.unreadable({k: v for k, v in full.items() if k != "light_allowed"}) == ["light_allowed"]
 
 
 def test_detail_number_takes_only_finite_numbers():

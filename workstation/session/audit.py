@@ -14,10 +14,14 @@ with the recorded ones (same interlock, same device, cause within `tolerance_s`)
 An engineer runs it on field recordings after changing the monitor, or to check what a session's interlocks did.
 Recordings made before `limits` events existed are audited with permissive limits (light and needling allowed, no
 dose or depth limit): the protocol-rule, dose, cap and depth interlocks cannot be judged, and the audit says so.
-An input the file holds but that cannot be read (a limit that is text or null where a number belongs, a stall
-without its start) is not replaced by a made-up value: the limit is applied as unlimited and every interlock that
-judges by it (`kind_rules.LIMIT_INTERLOCKS`; the watchdog's `telemetry_lost` for a stall) is *not judged*: its
-recorded and replayed trips are listed apart, never counted as missing or extra.
+An input the file holds but that cannot be read is not replaced by a made-up value, and what judges by it is *not
+judged*: its recorded and replayed trips are listed apart, never counted as missing or extra. A limit that is
+missing, text, or null where the details' `non_finite` note does not name it "inf" (or limits whose details cannot
+be read at all) is applied as unlimited, and the interlocks that judge by it (`kind_rules.LIMIT_INTERLOCKS`) are not
+judged; a stall without its start leaves the watchdog's `telemetry_lost` unjudged; a recorded trip without a
+readable interlock or device is never compared, and a trip made within `tolerance_s` of it is set apart; telemetry
+samples with a non-finite value are skipped (their frames still count as heard by the watchdog), which leaves the
+interlocks judged on samples (`kind_rules.SAMPLE_INTERLOCKS`) unjudged.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import heapq
 import itertools
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -35,7 +39,7 @@ from drivers.codes import InterlockCause, LinkEvent
 from workstation.bus import Event, SessionBus, detail_number
 from workstation.recording.reader import DeviceInfo, Recording
 from workstation.recording.summary import finite_rows
-from workstation.session.kind_rules import LIMIT_INTERLOCKS
+from workstation.session.kind_rules import LIMIT_INTERLOCKS, SAMPLE_INTERLOCKS
 from workstation.session.roles import recorded_active_channel
 from workstation.session.safety import LIMITS_EVENT, STALL_EVENT, WATCHDOG_PERIOD_S, SafetyMonitor, StepLimits
 from workstation.words import counted
@@ -74,6 +78,8 @@ class AuditResult:
     unreadable: list[tuple[float, str, tuple[str, ...]]] = field(default_factory=list)
     # recorded or replayed trips of an interlock not judged (an input it needs is unreadable): (which, trip)
     not_judged: list[tuple[str, AuditTrip]] = field(default_factory=list)
+    limits_unreadable: int = 0  # of the limit changes, how many had a field that could not be read
+    trips_unreadable: int = 0  # recorded trips without a readable interlock or device (never compared)
 
     @property
     def same(self) -> bool:
@@ -111,23 +117,40 @@ class _StandIn:
         return self.clock.t
 
 
-def _frames(rec: Recording, device: str, skipped: list[int]) -> Iterator[tuple[float, int, str, Any]]:
+def _frames(rec: Recording, device: str, skipped: dict[str, list]) -> Iterator[tuple[float, int, str, Any]]:
     """The device's telemetry as the blocks the driver published: one per frame (its samples share `seq`). Samples
-    with a non-finite value are left out (a driver never publishes one) and counted in `skipped[0]`."""
+    with a non-finite value are left out (a driver never publishes one), counted in `skipped[device]` as [how many,
+    the first one's frame time]; a frame left with none is given as None: it arrived, so the watchdog hears it."""
     pending: np.ndarray | None = None
     for i in range(0, rec.samples(device), CHUNK_ROWS):
-        rows, n_bad = finite_rows(rec.rows(device, i, i + CHUNK_ROWS))
-        skipped[0] += n_bad
-        if not len(rows):
-            continue
+        rows = rec.rows(device, i, i + CHUNK_ROWS)
         if pending is not None:
             rows = np.concatenate([pending, rows])
+        if not len(rows):
+            continue
+        clean = not finite_rows(rows)[1]
         starts = np.r_[0, np.flatnonzero(rows["seq"][1:] != rows["seq"][:-1]) + 1]
         for a, b in itertools.pairwise(starts.tolist()):
-            yield float(rows["t_host_s"][b - 1]), 1, device, rows[a:b]
+            if clean:
+                yield float(rows["t_host_s"][b - 1]), 1, device, rows[a:b]
+            else:
+                yield from _frame(rows[a:b], device, skipped)
         pending = rows[starts[-1]:]  # the last frame may go on in the next chunk
     if pending is not None and len(pending):
-        yield float(pending["t_host_s"][-1]), 1, device, pending
+        yield from _frame(pending, device, skipped)
+
+
+def _frame(rows: np.ndarray, device: str, skipped: dict[str, list]) -> Iterator[tuple[float, int, str, Any]]:
+    """One frame, its non-finite samples left out and counted (`_frames`); nothing if it has no arrival time."""
+    good, n_bad = finite_rows(rows)
+    times = rows["t_host_s"][np.isfinite(rows["t_host_s"])]
+    t = float(times[-1]) if len(times) else None  # a frame's samples share its arrival time
+    if n_bad:
+        seen = skipped.setdefault(device, [0, t])
+        seen[0] += n_bad
+        seen[1] = t if seen[1] is None else seen[1]
+    if t is not None:
+        yield t, 1, device, (good if len(good) else None)
 
 
 def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
@@ -153,7 +176,7 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     for c in rec.commands:  # the backup times the devices acknowledged (the `backup_time` interlock watches them)
         if c.command == "set" and c.result == "ack" and c.args.get("param") == "backup_time_s":
             inputs.append((c.t_reply_s if c.t_reply_s == c.t_reply_s else c.t_host_s, 0, "command", c))
-    skipped = [0]
+    skipped: dict[str, list] = {}
     streams = [iter(sorted(inputs, key=lambda x: x[0]))] + [_frames(rec, d, skipped) for d in rec.devices]
     order = itertools.count()
     merged = heapq.merge(*(((t, prio, next(order), kind, item) for t, prio, kind, item in s) for s in streams))
@@ -166,7 +189,8 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     stalls = sorted((t_from, e.t_host_s) for e in rec.events
                     if e.kind == STALL_EVENT and e.source == "safety"
                     and (t_from := detail_number(e.details, "from_t_host_s", math.nan)) == t_from)
-    unreadable += [(e.t_host_s - t0, "a stall of the watchdog without its start (from_t_host_s)",
+    unreadable += [(e.t_host_s - t0, "a stall of the watchdog without its start (from_t_host_s: not a value the "
+                    "monitor can use): its stretch cannot be left out",
                     (InterlockCause.TELEMETRY_LOST.value,)) for e in rec.events
                    if e.kind == STALL_EVENT and e.source == "safety"
                    and not math.isfinite(detail_number(e.details, "from_t_host_s", math.nan))]
@@ -191,9 +215,11 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
         if kind == "estop":
             monitor.estop(str(item.details.get("source", "recorded E-stop")))
         elif kind == "event":
-            _feed_event(monitor, item, unreadable, t0)
+            _feed_event(monitor, item, unreadable, t0, rec)
         elif kind == "command":
             monitor.on_command(item)
+        elif item is None:  # a frame whose every sample was skipped: it still arrived
+            monitor.heard(kind, t)
         else:
             monitor.on_block(kind, item)
             blocks += 1
@@ -201,12 +227,26 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     # fell on another 10 ms grid, so one more period is allowed.
     watchdog_until(t0 + rec.duration_s + WATCHDOG_PERIOD_S)
 
-    recorded = [AuditTrip(str(e.details.get("interlock", e.details.get("cause", "?"))), str(e.details.get("device", "")),
-                          detail_number(e.details, "cause_t_host_s", e.t_host_s) - t0, e.message)
-                for e in rec.events if e.kind == "interlock"]
+    for device, (n, t_first) in skipped.items():
+        unreadable.append(((t0 if t_first is None else t_first) - t0, f"{counted(n, 'sample')} of the {device}'s "
+                           "telemetry with a non-finite value (NaN or ±inf; not a value the monitor can use): skipped, "
+                           "their frames heard by the watchdog", tuple(i.value for i in SAMPLE_INTERLOCKS)))
+    recorded: list[AuditTrip] = []
+    unread_trips: list[tuple[float, str | None, str | None]] = []  # (time, interlock or None, device or None)
+    for e in (e for e in rec.events if e.kind == "interlock"):
+        interlock = e.details["interlock"] if "interlock" in e.details else e.details.get("cause", _MISSING)
+        device = e.details.get("device", _MISSING)
+        t = detail_number(e.details, "cause_t_host_s", e.t_host_s) - t0
+        if _name(interlock) and _name(device):
+            recorded.append(AuditTrip(interlock, device, t, e.message))
+        else:
+            unread_trips.append((t, interlock if _name(interlock) else None, device if _name(device) else None))
+            unreadable.append(_unreadable_trip(t, interlock, device, tolerance_s))
     replayed = [AuditTrip(tr.interlock, tr.device, tr.t_cause_s - t0, tr.message) for tr in monitor.trips]
-    result = AuditResult(len(limits), recorded, replayed, blocks=blocks, nonfinite_samples=skipped[0],
-                         unreadable=sorted(unreadable))
+    result = AuditResult(len(limits), recorded, replayed, blocks=blocks,
+                         nonfinite_samples=sum(n for n, _t in skipped.values()), unreadable=sorted(unreadable),
+                         limits_unreadable=sum(1 for e in limits if StepLimits.unreadable(_limits(e, rec))),
+                         trips_unreadable=len(unread_trips))
     unjudged = {i for _t, _what, which in unreadable for i in which}
     unmatched = list(replayed)
     for r in recorded:
@@ -221,22 +261,77 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     result.at_end = [a for a in unmatched if a.interlock == InterlockCause.TELEMETRY_LOST
                      and a.t_cause_s > end_s - WATCHDOG_PERIOD_S]
     result.extra = [a for a in unmatched if a not in result.at_end]
+
+    def near_unreadable(a: AuditTrip) -> bool:  # made where a recorded trip could not be read
+        return any(abs(a.t_cause_s - t) <= tolerance_s and il in (None, a.interlock) and dev in (None, a.device)
+                   for t, il, dev in unread_trips)
+
     result.not_judged = ([("recorded", a) for a in result.missing if a.interlock in unjudged]
-                         + [("made now", a) for a in result.extra if a.interlock in unjudged])
+                         + [("made now", a) for a in result.extra if a.interlock in unjudged or near_unreadable(a)])
     result.missing = [a for a in result.missing if a.interlock not in unjudged]
-    result.extra = [a for a in result.extra if a.interlock not in unjudged]
+    result.extra = [a for a in result.extra if a.interlock not in unjudged and not near_unreadable(a)]
     return result
 
 
+_MISSING = object()
+
+
+def _unreadable_trip(t: float, interlock: object, device: object,
+                     tolerance_s: float) -> tuple[float, str, tuple[str, ...]]:
+    """The UNREADABLE entry of a recorded trip whose interlock or device is not a name: what it is, in words."""
+    il, dev = (interlock if _name(interlock) else ""), (device if _name(device) else "")
+    bad = " and ".join(f"its {what} is {_kind_of(v)}" for what, v in (("interlock", interlock), ("device", device))
+                       if not _name(v))
+    trip = " ".join(w for w in ("a recorded", il, "trip", dev and f"on {dev}") if w)
+    return (t, f"{trip}: {bad}, not a name the monitor can use: never compared",
+            (f"{il or 'a trip'} made within {tolerance_s * 1000:.0f} ms of {t:.3f} s",))
+
+
+def _name(v: object) -> bool:
+    return isinstance(v, str) and bool(v.strip())
+
+
+def _kind_of(v: object) -> str:
+    """What an unreadable detail is, in words (never its raw form: no `None`, no brackets in a message)."""
+    if v is _MISSING:
+        return "missing"
+    if v is None:
+        return "null"
+    if isinstance(v, str):
+        return "empty"
+    if isinstance(v, bool):
+        return "true or false"
+    return {list: "a list", dict: "an object"}.get(type(v), "a number" if isinstance(v, int | float) else "not text")
+
+
+# Format 1 wrote an infinite limit as a bare null (no `non_finite` note): there, a null in these meant no limit
+FORMAT1_NULL_IS_NO_LIMIT = ("target_dose_mj_cm2", "area_dose_cap_mj_cm2", "depth_limit_mm", "dose_tolerance_mj_cm2",
+                            "depth_tolerance_mm", "max_lamp_temp_c")
+
+
+def _limits(e: Event, rec: Recording) -> Any:
+    """A limits event's details as this format reads them: a format 1 file's bare nulls noted as the infinite
+    limits they meant (docs/recording-format.md, format 1)."""
+    d = e.details
+    if rec.meta.format_version >= 2 or not isinstance(d, dict):
+        return d
+    noted = {f"/{k}": "inf" for k in FORMAT1_NULL_IS_NO_LIMIT if k in d and d[k] is None}
+    return {**d, "non_finite": noted} if noted else d
+
+
 def _feed_event(monitor: SafetyMonitor, e: Event, unreadable: list[tuple[float, str, tuple[str, ...]]],
-                t0: float) -> None:
+                t0: float, rec: Recording) -> None:
     if e.kind == LIMITS_EVENT:
-        limits = StepLimits.from_details(e.details)
-        bad = StepLimits.unreadable(e.details)
+        details = _limits(e, rec)
+        limits = StepLimits.from_details(details)
+        bad = StepLimits.unreadable(details)
         if bad:  # applied as unlimited, and the interlocks that judge by them are not judged
             limits = replace(limits, **{f: UNLIMITED.get(f, INF) for f in bad})
             which = tuple(dict.fromkeys(i.value for f in bad for i in LIMIT_INTERLOCKS.get(f, ())))
-            unreadable.append((e.t_host_s - t0, f"step limits {', '.join(bad)}", which))
+            what = ("step limits with no readable field" if len(bad) == len(fields(StepLimits))
+                    else f"step limits {', '.join(bad)}")
+            unreadable.append((e.t_host_s - t0, f"{what} (not a value the monitor can use): applied as unlimited",
+                               which))
         monitor.set_limits(limits)
     elif e.kind == "interlock_reset":
         monitor.reset(str(e.details.get("who", "recorded reset")))
@@ -253,18 +348,24 @@ def format_audit(rec: Recording, r: AuditResult) -> str:
     lines = [f"audit of {rec.path.name} against this program's safety monitor ({blocks})"]
     if r.nonfinite_samples:
         lines.append(f"  {counted(r.nonfinite_samples, 'sample')} with a non-finite value (NaN or ±inf) skipped: not "
-                     "measurements (a driver never publishes one), so not fed to the monitor")
-    if r.limits_recorded:
+                     "measurements (a driver never publishes one), so not fed to the monitor's checks (their frames "
+                     "still count as heard by its watchdog)")
+    if r.limits_unreadable:
+        lines.append(f"  step limits: {counted(r.limits_recorded, 'change')} recorded, {r.limits_unreadable} of them "
+                     f"with fields that cannot be read (applied as unlimited there, see UNREADABLE), "
+                     f"{r.limits_recorded - r.limits_unreadable} applied as recorded")
+    elif r.limits_recorded:
         lines.append(f"  step limits: {counted(r.limits_recorded, 'change')} recorded and applied")
     else:
         lines.append("  step limits: NONE recorded (a recording older than limits events): audited with light and "
                      "needling allowed and no dose or depth limit, so the protocol-rule, target-dose, area-cap and "
                      "depth interlocks are not judged")
     for t, what, which in r.unreadable:
-        lines.append(f"  UNREADABLE at {t:.3f} s: {what} (not a number the monitor can use): applied as unlimited, so "
+        lines.append(f"  UNREADABLE at {t:.3f} s: {what}, so "
                      + (f"{', '.join(which)} {'is' if len(which) == 1 else 'are'} not judged" if which
                         else "nothing judged depends on it"))
-    lines.append(f"  trips: {len(r.recorded)} recorded, {len(r.replayed)} made by the audit")
+    lines.append(f"  trips: {len(r.recorded)} recorded, {len(r.replayed)} made by the audit"
+                 + (f" ({r.trips_unreadable} more recorded, unreadable: not compared)" if r.trips_unreadable else ""))
     for rec_trip, new in r.reproduced:
         lines.append(f"  reproduced: {rec_trip.interlock} on {rec_trip.device} at {rec_trip.t_cause_s:.3f} s "
                      f"(cause {1000 * (new.t_cause_s - rec_trip.t_cause_s):+.1f} ms)")

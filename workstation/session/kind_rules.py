@@ -43,37 +43,45 @@ class StepLimits:
         return f"limits: needling on {self.area_id}, depth at most {self.depth_limit_mm:g} mm"
 
     def to_details(self) -> dict[str, object]:
-        """The fields as event details (JSON: an infinite cap is written as null)."""
-        return {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in asdict(self).items()}
+        """Every field as event details (a reader takes a missing one for unreadable). An infinite limit stays a
+        float: the recorder writes it as null and names it "inf" in the details' `non_finite` note
+        (recording/clean.py), so a reader can tell "no limit" from a number that could not be written."""
+        return asdict(self)
 
     @classmethod
-    def unreadable(cls, details: dict[str, object]) -> list[str]:
-        """The fields a `limits` event's details hold but from_details cannot take (text or a list where a number
-        belongs, a null where no infinite value is meant, a non-finite number, a bool field that is not a bool):
-        from_details gives each its default, which is a made-up limit, so a reader must not judge by it (the
-        audit leaves the interlocks that use them unjudged: LIMIT_INTERLOCKS). Never raises."""
+    def unreadable(cls, details: object) -> list[str]:
+        """The fields a `limits` event's details do not hold readably: missing (to_details writes them all), text or
+        a list where a number belongs, NaN or -inf, a null the `non_finite` note does not name "inf", a bool
+        field that is not a bool; every field when the details are not an object (unreadable JSON). from_details
+        gives each its default, which is a made-up limit, so a reader must not judge by it (the audit leaves the
+        interlocks that use them unjudged: LIMIT_INTERLOCKS). Never raises."""
         return cls._read(details)[1]
 
     @classmethod
-    def from_details(cls, details: dict[str, object]) -> StepLimits:
-        """The limits a `limits` event recorded (`to_details`). A value that cannot be read (`unreadable`: an older
-        or foreign file) takes the field's default, so an audit judges on something, never fails; a null number is
-        an infinite one where that means no limit (NULL_IS_NO_LIMIT)."""
+    def from_details(cls, details: object) -> StepLimits:
+        """The limits a `limits` event recorded (`to_details`). A value that cannot be read (`unreadable`: an older,
+        damaged or foreign file) takes the field's default, so an audit judges on something, never fails; a null
+        is an infinite limit only where the details' `non_finite` note names it "inf"."""
         return cls(**cls._read(details)[0])
 
     @classmethod
-    def _read(cls, details: dict[str, object]) -> tuple[dict[str, object], list[str]]:
+    def _read(cls, details: object) -> tuple[dict[str, object], list[str]]:
         """(the values that can be read, the names of those that cannot): one reading for both callers."""
+        if not isinstance(details, dict) or "unreadable_json" in details:  # the reader's note for a JSON it could
+            return {}, [f.name for f in fields(cls)]  # not parse (recording/reader.py): nothing in it can be read
+        noted = details.get(NON_FINITE_NOTE)
+        noted = noted if isinstance(noted, dict) else {}
         values: dict[str, object] = {}
         bad: list[str] = []
         for f in fields(cls):
             if f.name not in details:
+                bad.append(f.name)
                 continue
             v = details[f.name]
             if f.type == "float":
-                if v is None and f.name in NULL_IS_NO_LIMIT:
+                if v is None and {noted.get(f.name), noted.get("/" + f.name)} - {None} == {"inf"}:
                     values[f.name] = float("inf")
-                elif isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v)):
+                elif isinstance(v, int | float) and not isinstance(v, bool) and (math.isfinite(v) or v == math.inf):
                     values[f.name] = float(v)
                 else:
                     bad.append(f.name)
@@ -89,11 +97,9 @@ class StepLimits:
         return values, bad
 
 
-
-# A limit written as null is infinite (to_details): no cap, no target, no depth or temperature limit. The dose an
-# area was given before is never infinite, so a null there is unreadable (StepLimits.unreadable).
-NULL_IS_NO_LIMIT = frozenset({"target_dose_mj_cm2", "area_dose_cap_mj_cm2", "depth_limit_mm", "dose_tolerance_mj_cm2",
-                              "depth_tolerance_mm", "max_lamp_temp_c"})
+# The recorder's note naming each number it wrote as null: {"<key>" or "/<key>" (JSON Pointer): "nan" | "inf" |
+# "-inf"} (recording/clean.py NON_FINITE_KEY; not imported: the live checks stay apart from the recording package).
+NON_FINITE_NOTE = "non_finite"
 
 # Which interlock judges by which limit (the kind checks below): a reader that cannot read a limit cannot judge it.
 LIMIT_INTERLOCKS: dict[str, tuple[InterlockCause, ...]] = {
@@ -108,6 +114,13 @@ LIMIT_INTERLOCKS: dict[str, tuple[InterlockCause, ...]] = {
     "depth_tolerance_mm": (InterlockCause.DEPTH_LIMIT,),
     "max_lamp_temp_c": (InterlockCause.OVER_TEMPERATURE,),
 }
+
+# The interlocks the kind checks judge on a device's samples, or on its activity the samples show: a reader that had
+# to skip samples (a NaN or ±inf: not a measurement) cannot judge them.
+SAMPLE_INTERLOCKS: tuple[InterlockCause, ...] = (
+    InterlockCause.CONTACT_LOST, InterlockCause.OVER_TEMPERATURE, InterlockCause.TARGET_DOSE,
+    InterlockCause.AREA_DOSE_CAP, InterlockCause.PROTOCOL_RULE, InterlockCause.DEPTH_LIMIT,
+    InterlockCause.SENSOR_IMPLAUSIBLE, InterlockCause.DEVICE_FAULT, InterlockCause.BACKUP_TIME)
 
 Found = tuple[InterlockCause, str, dict[str, object]] | None  # a kind check's verdict: cause, message, details
 

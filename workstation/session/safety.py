@@ -247,13 +247,18 @@ class SafetyMonitor(BaseSink):
             if (trip := self._trip(InterlockCause.ESTOP, n, f"E-stop pressed ({source})", t, force=True, source=source))
         ]
 
+    def heard(self, device: str, t: float) -> None:
+        """A frame of the device's arrived at host time t (s): the telemetry-lost watchdog heard it (on_block; the
+        audit, for a recorded frame whose samples it cannot judge)."""
+        self._last_block_s[device] = t
+        with self._seen_lock:
+            self._silence(device, t).heard(t)
+
     def on_block(self, device: str, block: np.ndarray) -> None:
         if not len(block):  # drivers publish no empty blocks; a sample-less block proves nothing, not even life
             return
         t = float(block["t_host_s"][-1])
-        self._last_block_s[device] = t
-        with self._seen_lock:
-            self._silence(device, t).heard(t)
+        self.heard(device, t)
         self._last_row[device] = {k: float(block[k][-1]) for k in ("lamp_temp_c", "skin_contact", "fault_bits")
                                   if k in block.dtype.names}
         kind, channel = self._declared.get(device, ("", None))
