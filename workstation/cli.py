@@ -7,7 +7,6 @@ import argparse
 import importlib
 import logging
 import os
-import re
 import shlex
 import sys
 from pathlib import Path
@@ -49,10 +48,9 @@ class _Parser(argparse.ArgumentParser):
     not UTF-8 (a Latin-1 'é' in a path, given as `\\udce9` by repr) shows as '?', as the terminal guard shows it."""
 
     def error(self, message: str) -> NoReturn:
-        super().error(_UNDECODED.sub("?", message))
+        from workstation.terminal import UNDECODED
 
-
-_UNDECODED = re.compile(r"\\udc[89a-f][0-9a-f]")  # repr() of a byte os.fsdecode could not decode
+        super().error(UNDECODED.sub("?", message))
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from pathlib import Path
 from workstation.cli_settings import add_setting_options, settings_from_args
 from workstation.errors import UserError
 from workstation.progname import command
+from workstation.terminal import quoted
 from workstation.words import counted
 
 
@@ -209,13 +210,13 @@ def _show(args: argparse.Namespace) -> int:
     with _open(args, read_only=True) as store:
         tables = [*trail.trailed_tables(store._conn), REPAIR_TABLE]
         if args.table is not None and args.table not in tables:
-            raise UserError(f"The store has no table {args.table!r}; its tables: {', '.join(tables)} (the "
+            raise UserError(f"The store has no table {quoted(args.table)}; its tables: {', '.join(tables)} (the "
                             "repairs of the trail's triggers).")
         rows = trail.entries(store._conn, table=args.table)
     if args.last:
         rows = rows[-args.last:]
     for e in rows:
-        reason = f" because {e.reason!r}" if e.reason else ""
+        reason = f" because {quoted(e.reason)}" if e.reason else ""
         row = "" if e.row_id is None else f" {e.row_id}"
         print(f"#{e.id} {e.at_utc} {e.who}: {e.action} {e.table_name}{row}{reason}")
         if e.old_json:

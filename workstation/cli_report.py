@@ -36,6 +36,7 @@ def _report(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else path.with_name(path.stem + "-report.pdf")
     if out.suffix.lower() != ".pdf":
         raise UserError(f"The report is a PDF: give --out a name ending in .pdf, not {out.name}.")
+    _check_folder(out.absolute().parent)
     data = read_report(path)
     if args.store:
         from workstation.store import ClinicStore
@@ -50,8 +51,9 @@ def _report(args: argparse.Namespace) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # a PDF needs fonts, not a screen
     from PyQt6.QtGui import QGuiApplication
 
-    from workstation.ui.report import write_session_report
+    from workstation.ui.report import log_qt_messages, write_session_report
 
+    log_qt_messages()  # Qt's own warnings go to the log; the terminal gets one sentence
     app = QGuiApplication.instance() or QGuiApplication([])  # noqa: F841 - fonts need an application
     try:
         drawn = write_session_report(data, out)
@@ -60,3 +62,14 @@ def _report(args: argparse.Namespace) -> int:
     print(f"report written: {out} ({counted(len(data.steps), 'step')}, {len(drawn)} plotted"
           f"{', response included' if data.responses else ''})")
     return 0
+
+
+def _check_folder(folder: Path) -> None:
+    """The folder --out names exists and this account may write in it, checked before anything is drawn."""
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise UserError(f"The folder {folder} for the report {what}: create it first, or give --out a file in an "
+                        "existing folder.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"The folder {folder} for the report is not writable by this account: give --out a file in "
+                        "a folder you may write to.")

@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "of the settings file) it fills in those serial ports for clinical mode (and connects at once with "
         "--operator); with --replay it opens a recording. Clinical sessions use the clinic store and recordings "
         "folder of the settings, and the clinic's protocol folder is loaded with the factory library "
-        "(`settings` shows them all).",
+        "(`settings` shows them all). With --simulate, --store FILE is the training store instead, kept after the "
+        "window closes (as `session --simulate --store`); the clinic store stays the settings' one.",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
@@ -57,6 +58,12 @@ def run(args: argparse.Namespace) -> int:
     typed_ports = args.light_port or args.pen_port
     if typed_ports and (args.simulate or args.demo or args.replay):
         raise UserError("Give serial ports for clinical mode, or --simulate/--demo/--replay, not both.")
+    training_store = None
+    if args.simulate and args.store is not None:  # --simulate --store FILE: the training store, as `session` takes it
+        from workstation.cli_session import checked_training_store
+
+        given, args = args.store, argparse.Namespace(**{**vars(args), "store": None})  # clinic store: the settings'
+        training_store = checked_training_store(given, args)
     settings = settings_from_args(args)  # a UserError naming file and key if the settings file is invalid
     ports = {} if (args.simulate or args.demo or args.replay) else {
         name: settings[f"ports.{name}"] for name in ("light", "pen") if settings[f"ports.{name}"]}
@@ -90,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if refused:
         log.warning("%s", refused)
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = MainWindow(recordings_dir=settings["paths.recordings"], places=places,
+    window = MainWindow(recordings_dir=settings["paths.recordings"], places=places, store_path=training_store,
                         idle_lock_minutes=settings["window.idle_lock_minutes"])
     install_excepthook(window)
     if args.exit_after_first_show:

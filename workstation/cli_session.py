@@ -47,17 +47,25 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--record takes a folder, not a file name: {record_dir} ends in {record_dir.suffix}. Give "
                         "the folder; the recording is written to FOLDER/YYYY-MM-DD/<uuid>.h5.")
     scenario = load_scenario(resolve_scenario(args.scenario))
-    if args.store is not None and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", str(args.store)):  # Path folds the //
-        raise UserError(f"--store takes a training store FILE, not a URL ({str(args.store).split(':/')[0]}://…): a "
-                        "simulated session keeps its training store on this computer, never on the clinic's server.")
-    if args.store is not None:
-        from workstation.cli_settings import settings_from_args
-
-        if args.store.resolve() == settings_from_args(args)["paths.store"].resolve():
-            raise UserError("A simulated session never writes to the clinic database; give a training store.")
+    store = checked_training_store(args.store, args)
     with _terminate_as_exit():
         share = args.share.expanduser().absolute() if args.share is not None else None
-        return run_scenario(scenario, record_dir, store_path=args.store, share=share).exit_code
+        return run_scenario(scenario, record_dir, store_path=store, share=share).exit_code
+
+
+def checked_training_store(store: Path | str | None, settings_args: argparse.Namespace) -> Path | None:
+    """The training store a simulation keeps (`session --simulate --store`, `run --simulate --store`): a FILE on
+    this computer, never a URL and never the clinic database of the settings `settings_args` give. UserError if not."""
+    if store is None:
+        return None
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", str(store)):  # Path folds the //
+        raise UserError(f"--store takes a training store FILE, not a URL ({str(store).split(':/')[0]}://…): a "
+                        "simulated session keeps its training store on this computer, never on the clinic's server.")
+    from workstation.cli_settings import settings_from_args
+
+    if Path(store).resolve() == settings_from_args(settings_args)["paths.store"].resolve():
+        raise UserError("A simulated session never writes to the clinic database; give a training store.")
+    return Path(store)
 
 
 @contextlib.contextmanager

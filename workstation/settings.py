@@ -41,6 +41,7 @@ from typing import Any
 from workstation import places
 from workstation.errors import UserError
 from workstation.progname import command
+from workstation.terminal import quoted
 
 IDLE_LOCK_MAX_MINUTES = 240  # team default: a lock longer than a working half-day would not protect anything
 
@@ -157,7 +158,7 @@ def parse_settings(path: Path, data: Mapping[str, Any]) -> tuple[dict[str, Any],
 def _check(key: Key, value: Any, base: Path) -> tuple[Any, str | None]:
     if key.kind == "minutes":
         if isinstance(value, bool) or not isinstance(value, int):
-            return None, f"must be a whole number of minutes, not {_describe_type(value)} ({value!r})."
+            return None, f"must be a whole number of minutes, not {_describe_type(value)} ({quoted(value)})."
         if not 0 <= value <= IDLE_LOCK_MAX_MINUTES:
             return None, f"is {value}; allowed: 0 (never) to {IDLE_LOCK_MAX_MINUTES} minutes."
         return value, None
@@ -165,7 +166,7 @@ def _check(key: Key, value: Any, base: Path) -> tuple[Any, str | None]:
     if isinstance(value, str) and not value.strip():
         return None, f"is empty; give {what} in quotes, or remove the line to use the default."
     if not isinstance(value, str):
-        return None, f"must be {what} in quotes, not {_describe_type(value)} ({value!r})."
+        return None, f"must be {what} in quotes, not {_describe_type(value)} ({quoted(value)})."
     if key.kind == "path":
         p = Path(value.strip()).expanduser()
         return (p if p.is_absolute() else base / p), None
@@ -173,7 +174,7 @@ def _check(key: Key, value: Any, base: Path) -> tuple[Any, str | None]:
         from workstation.store.connection import store_url
 
         if "://" not in value:
-            return None, f"is {value!r}; give a URL such as postgresql+psycopg://account@server/database."
+            return None, f"is {quoted(value)}; give a URL such as postgresql+psycopg://account@server/database."
         try:
             store_url(value.strip())
         except UserError as exc:

@@ -11,13 +11,14 @@ is not changed by this: the guard is on the way out to a screen only.
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from collections.abc import Iterator
 from typing import TextIO
 
 from drivers.protocol import is_control
 
-__all__ = ["guarded_terminal", "one_line", "terminal_text"]
+__all__ = ["UNDECODED", "guarded_terminal", "one_line", "quoted", "terminal_text"]
 
 _KEPT = frozenset("\n\t")
 _TABLE = {c: " " for c in range(0xA0) if is_control(chr(c)) and chr(c) not in _KEPT}
@@ -31,6 +32,22 @@ def terminal_text(s: str) -> str:
     except UnicodeEncodeError:
         s = s.encode("utf-8", errors="replace").decode("utf-8")
     return s
+
+
+# repr() of a byte os.fsdecode could not decode (a Latin-1 'é' typed in a path shows as \udce9): what argparse's own
+# messages hold, shown as '?' like the terminal guard shows the byte itself.
+UNDECODED = re.compile(r"\\udc[89a-f][0-9a-f]")
+_ONE_LINE = str.maketrans("\n\t", "  ")
+
+
+def quoted(value: object) -> str:
+    """A value someone typed (or a file held), for a sentence a user reads: text in single quotes as the terminal
+    shows it (`terminal_text`, on one line: an undecodable byte as '?', a control as a space), never Python's repr
+    with its escapes ('caf\\udce9', '\\x1b'); anything else (a number, a list) as repr with undecodable bytes as
+    '?'. The one helper for every message that shows a typed value (`{value!r}` shows the escapes)."""
+    if isinstance(value, str):
+        return "'" + terminal_text(value).translate(_ONE_LINE) + "'"
+    return UNDECODED.sub("?", terminal_text(repr(value)))
 
 
 def one_line(s: str) -> str:

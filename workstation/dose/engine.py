@@ -18,6 +18,7 @@ from workstation.errors import UserError
 from workstation.protocols.model import UV_FORBIDDEN_LESIONS, Protocol
 from workstation.protocols.tables import LightTables, Tables
 from workstation.store.records import Area, Course, MedMeasurement, ScreeningAnswer, SessionRecord
+from workstation.terminal import quoted
 
 ORDER_REASON = "Light first on intact skin, needling after (team default, CLINICAL.md: combining both on one patient)."
 
@@ -143,7 +144,7 @@ def _plan_area(p: Protocol, t: Tables, course: Course, area: Area, history: Sequ
     region = t.needling.regions.get(area.body_region)
     if region is None and "needling" in wanted:
         wanted.remove("needling")
-        reasons.append(f"No needling: body region {area.body_region!r} has no depth in the tables; record the area "
+        reasons.append(f"No needling: body region {quoted(area.body_region)} has no depth in the tables; record the area "
                        f"with one of {', '.join(t.needling.regions)}.")
     elif region is not None and not region.needling_allowed and "needling" in wanted:
         wanted.remove("needling")
@@ -167,7 +168,7 @@ def _plan_area(p: Protocol, t: Tables, course: Course, area: Area, history: Sequ
     if "light" in allowed:
         face = region.face if region is not None else True
         if region is None:
-            reasons.append(f"Body region {area.body_region!r} is not in the tables: the face cap is applied.")
+            reasons.append(f"Body region {quoted(area.body_region)} is not in the tables: the face cap is applied.")
         lr = propose_light(p=p, t=t.light, area=area, face=face, history=history, meds=meds,
                            device_model=device_model, visit_date=visit_date,
                            course_interval_days=course.interval_days, cleared=cleared,

@@ -13,6 +13,7 @@ from workstation.protocols.model import Protocol
 from workstation.protocols.schema import DEVICE_DOSE_MJ_CM2
 from workstation.protocols.tables import LightTables
 from workstation.store.records import Area, MedMeasurement, Response, SessionRecord, model_key
+from workstation.words import counted
 
 
 @dataclass(frozen=True)
@@ -276,7 +277,7 @@ def propose_light(*, p: Protocol, t: LightTables, area: Area, face: bool, histor
                 return res
             dose = upper = math.floor(prev - cut)
             res.reasons.append(f"Blistering after the light session on {when}, now healed: {rule}, to {dose} mJ/cm², "
-                               f"then hold for {t.blister_hold_sessions} sessions ({t.sources['erythema']}).")
+                               f"then hold for {counted(t.blister_hold_sessions, 'session')} ({t.sources['erythema']}).")
         elif is_marked(r, t):
             if not cleared:
                 res.reasons.append(f"No light: the light session on {when} left marked erythema (grade "

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from workstation.dose.plan import OVERRIDABLE, AreaPlan, Override
 from workstation.errors import UserError
+from workstation.terminal import quoted
 
 LABELS = {"target_dose_mj_cm2": "target dose", "depth_mm": "depth", "stroke_rate_hz": "stroke rate",
           "passes": "passes"}
@@ -18,7 +19,7 @@ def override(area_plan: AreaPlan, field: str, value: float, reason: str, who: st
              at: datetime | None = None) -> AreaPlan:
     """Return a copy of `area_plan` with `field` set to `value`; raise UserError if that is not allowed."""
     if field not in OVERRIDABLE:
-        raise UserError(f"{field!r} cannot be changed; the numbers a clinician may change are "
+        raise UserError(f"{quoted(field)} cannot be changed; the numbers a clinician may change are "
                         f"{', '.join(OVERRIDABLE)}.")
     bounds = area_plan.bounds.get(field)
     if bounds is None or getattr(area_plan, field) is None:
@@ -31,10 +32,10 @@ def override(area_plan: AreaPlan, field: str, value: float, reason: str, who: st
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise UserError(f"The {LABELS[field]} must be a number in {bounds.unit}, not {value!r}.") from None
+        raise UserError(f"The {LABELS[field]} must be a number in {bounds.unit}, not {quoted(value)}.") from None
     if not math.isfinite(v):
         raise UserError(f"The {LABELS[field]} must be a number within {bounds.minimum:g}–{bounds.maximum:g} "
-                        f"{bounds.unit}, not {value!r}.")
+                        f"{bounds.unit}, not {quoted(value)}.")
     if not bounds.minimum <= v <= bounds.maximum:
         raise UserError(f"{v:g} {bounds.unit} is outside the allowed {LABELS[field]} for area {area_plan.label}: "
                         f"{bounds.minimum:g}–{bounds.maximum:g} {bounds.unit}. Choose a value inside it.")

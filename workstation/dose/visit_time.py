@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from workstation.dose.plan import AreaPlan
 from workstation.protocols.visit_tables import SessionTime
+from workstation.words import counted
 
 
 def expected_minutes(plans: Sequence[AreaPlan], sizes_cm2: Mapping[int, float], st: SessionTime,
@@ -30,7 +31,7 @@ def expected_minutes(plans: Sequence[AreaPlan], sizes_cm2: Mapping[int, float], 
         if p.has_needling and p.passes:
             needling_s = p.passes * sizes_cm2.get(p.area_id, 0.0) * st.needling_s_per_cm2_per_pass
             seconds += needling_s
-            parts.append(f"needling on {p.label} {p.passes} pass(es) over {sizes_cm2.get(p.area_id, 0.0):g} cm², "
+            parts.append(f"needling on {p.label} {counted(p.passes, 'pass', 'passes')} over {sizes_cm2.get(p.area_id, 0.0):g} cm², "
                          f"about {needling_s / 60:.1f} min")
     minutes = round(seconds / 60, 1)
     fit = ("within" if st.booking_min_minutes <= minutes <= st.booking_max_minutes else

@@ -14,6 +14,8 @@ from workstation.protocols.model import Protocol, ProtocolError
 from workstation.protocols.reader import read_toml
 from workstation.protocols.schema import parse_protocol
 from workstation.protocols.tables import Tables, load_tables
+from workstation.terminal import quoted
+from workstation.words import counted
 
 
 def seeds_dir() -> Path:
@@ -38,7 +40,7 @@ class Library:
             return self.protocols[protocol_id]
         except KeyError:
             known = ", ".join(sorted(self.protocols)) or "none"
-            raise UserError(f"There is no protocol {protocol_id!r} in the library (known: {known}). "
+            raise UserError(f"There is no protocol {quoted(protocol_id)} in the library (known: {known}). "
                             f"Run `{command('protocols check')}` to see files that failed to load.") from None
 
     def for_lesion(self, lesion_type: str) -> list[Protocol]:
@@ -80,7 +82,7 @@ def _load_folder(lib: Library, folder: Path, origin: str) -> None:
             continue
         if protocol.id in lib.protocols:
             first = lib.protocols[protocol.id].path
-            lib.errors.append(ProtocolError(path, "id", f"{protocol.id!r} is already used by {first}; "
+            lib.errors.append(ProtocolError(path, "id", f"{quoted(protocol.id)} is already used by {first}; "
                                             "give this protocol its own id."))
             continue
         lib.protocols[protocol.id] = replace(protocol, origin=origin)
@@ -127,7 +129,7 @@ def _check_course_bounds(p: Protocol, t: Tables, err) -> None:
     top = c.sessions_max if c.sessions_max is not None else c.sessions
     key = "course.sessions_max" if c.sessions_max is not None else "course.sessions"
     if top > it.course_sessions_max:
-        err(key, f"is {top}; the factory tables plan at most {it.course_sessions_max} sessions in a course "
+        err(key, f"is {top}; the factory tables plan at most {counted(it.course_sessions_max, 'session')} in a course "
             f"({it.sources['course']}).")
     mins = {"light": (it.light_min_days, it.sources["light"]), "needling": (it.needling_min_days,
                                                                           it.sources["needling"])}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from workstation.protocols.model import ProtocolError
+from workstation.terminal import quoted
 
 _MISSING = object()
 
@@ -95,7 +96,7 @@ class Reader:
                 for i, v in enumerate(node):
                     walk(v, f"{prefix}[{i}]")
             elif isinstance(node, float) and not math.isfinite(node) and not allow_nonfinite and prefix not in flagged:
-                self.error(prefix, f"is {node!r}, not a finite number; give a number.")  # never read: no range
+                self.error(prefix, f"is {quoted(node)}, not a finite number; give a number.")  # never read: no range
 
         walk(self.data, "")
         return self.errors
@@ -137,7 +138,7 @@ class Reader:
         if value is _MISSING:
             return default
         if not isinstance(value, str):
-            self.error(key, f"must be text, not {_describe(value)} ({value!r}).")
+            self.error(key, f"must be text, not {_describe(value)} ({quoted(value)}).")
             return None
         if not value.strip():
             self.error(key, "is empty; give some text.")
@@ -152,11 +153,11 @@ class Reader:
         if value is _MISSING:
             return default
         if isinstance(value, float) and not math.isfinite(value):
-            self.error(key, f"is {value!r}, not a finite number; give {kind} {allowed}.")
+            self.error(key, f"is {quoted(value)}, not a finite number; give {kind} {allowed}.")
             return None
         ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
         if isinstance(value, bool) or not ok_type:
-            self.error(key, f"must be {kind} {allowed}, not {_describe(value)} ({value!r}).")
+            self.error(key, f"must be {kind} {allowed}, not {_describe(value)} ({quoted(value)}).")
             return None
         if value < lo or (hi is not None and value > hi):
             self.error(key, f"is {fmt(value)}, outside the allowed range: it must be {kind} {allowed}.")
@@ -183,7 +184,7 @@ class Reader:
         if value is _MISSING:
             return default
         if value not in choices:
-            self.error(key, f"is {value!r}; it must be one of: {', '.join(choices)}.")
+            self.error(key, f"is {quoted(value)}; it must be one of: {', '.join(choices)}.")
             return None
         return value
 

@@ -23,6 +23,7 @@ from workstation.protocols.model import (
     Source,
 )
 from workstation.protocols.reader import Reader
+from workstation.terminal import quoted
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
 TOP_KEYS = ("id", "version", "title", "summary", "lesion_types", "modalities", "sources", "course", "light", "needling")
@@ -50,7 +51,7 @@ def parse_protocol(path: Path, data: dict[str, Any]) -> tuple[Protocol | None, l
     r.only_keys("", TOP_KEYS)
     pid = r.text("id")
     if pid is not None and not ID_PATTERN.match(pid):
-        r.error("id", f"is {pid!r}; use 2–64 lower-case letters, digits and hyphens, starting with a letter or digit.")
+        r.error("id", f"is {quoted(pid)}; use 2–64 lower-case letters, digits and hyphens, starting with a letter or digit.")
         pid = None
     version = r.integer("version", 1, VERSION_MAX)
     title = r.text("title")
@@ -100,7 +101,7 @@ def _sources(r: Reader) -> list[Source] | None:
         team = sub.boolean(f"{base}.team_default")
         r.errors.extend(sub.errors)
         if key and any(s.key == key for s in out):
-            r.error(f"{base}.key", f"{key!r} is used by another source; give each source its own key.")
+            r.error(f"{base}.key", f"{quoted(key)} is used by another source; give each source its own key.")
         elif key and citation:
             out.append(Source(key, citation, team))
     return out
@@ -194,7 +195,7 @@ def _citations(r: Reader, sources: list[Source] | None) -> dict[str, str]:
             elif ref is None:
                 r.error(dotted, f"has no citation; add {key} = \"<source key>\" to [{section}.cite].")
             elif ref not in known:
-                r.error(f"{section}.cite.{key}", f"names source {ref!r}, which is not in [[sources]]; "
+                r.error(f"{section}.cite.{key}", f"names source {quoted(ref)}, which is not in [[sources]]; "
                         f"use one of: {', '.join(known) or '(none declared)'}.")
             else:
                 cite[dotted] = ref

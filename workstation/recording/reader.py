@@ -23,6 +23,7 @@ from workstation.bus import SEVERITIES, CommandRecord, Event
 from workstation.recording import format as fmt
 from workstation.recording.errors import RecordingError
 from workstation.recording.mark import held_by_a_process, swmr_mark
+from workstation.terminal import quoted
 from workstation.words import counted
 
 log = logging.getLogger(__name__)
@@ -256,7 +257,7 @@ class Recording:
     def telemetry(self, device: str, t_start_s: float | None = None, t_end_s: float | None = None) -> np.ndarray:
         """Rows of a device with t_start_s <= session time < t_end_s (None: from the start, to the end)."""
         if device not in self.devices:
-            raise RecordingError(f"{self.path.name} has no device {device!r} (it has {', '.join(self.devices)}).")
+            raise RecordingError(f"{self.path.name} has no device {quoted(device)} (it has {', '.join(self.devices)}).")
         i0 = 0 if t_start_s is None else self.row_at(device, t_start_s)
         i1 = self._n[device] if t_end_s is None else self.row_at(device, t_end_s)
         return self.rows(device, i0, i1)
@@ -406,7 +407,7 @@ def _s(v: Any) -> str:
 
 def _attr(path: Path, attrs: h5py.AttributeManager, name: str) -> Any:
     if name not in attrs:
-        raise RecordingError(f"{path.name} is damaged: the root attribute {name!r} is missing.")
+        raise RecordingError(f"{path.name} is damaged: the root attribute {quoted(name)} is missing.")
     return attrs[name]
 
 
@@ -415,7 +416,7 @@ def _read_meta(path: Path, h5: h5py.File) -> RecordingMeta:
     if _s(a.get("format", "")) != fmt.FORMAT_NAME:
         raise RecordingError(
             f"{path.name} is an HDF5 file but not a Cicatrix session recording "
-            f"(its root has no attribute format = {fmt.FORMAT_NAME!r})."
+            f"(its root has no attribute format = {quoted(fmt.FORMAT_NAME)})."
         )
     version = int(_attr(path, a, "format_version"))
     if version > fmt.FORMAT_VERSION:
@@ -425,7 +426,7 @@ def _read_meta(path: Path, h5: h5py.File) -> RecordingMeta:
         )
     for name in (fmt.DEVICES_GROUP, fmt.EVENTS, fmt.COMMANDS, fmt.PLAN):
         if name not in h5:
-            raise RecordingError(f"{path.name} is damaged: it has no {name!r} in its root.")
+            raise RecordingError(f"{path.name} is damaged: it has no {quoted(name)} in its root.")
     s = {k: _s(_attr(path, a, k)) for k in fmt.ROOT_ATTRS if k not in ("format", "format_version", "t0_host_s")}
     end = a.get("end_time_utc")
     return RecordingMeta(format_version=version, t0_host_s=float(_attr(path, a, "t0_host_s")),

@@ -14,6 +14,7 @@ import secrets
 from pathlib import Path
 
 from workstation.errors import UserError
+from workstation.terminal import quoted
 
 PROBE_BYTES = 4096  # enough to cross a small network file system's first block; the probe file is removed after
 
@@ -28,7 +29,7 @@ def folder_text(text: str, what: str) -> Path:
         raise UserError(f"No folder was given for {what}: the text is empty. Give its full path, e.g. "
                         "/mnt/clinic/recordings.")
     if text != text.strip():
-        raise UserError(f"The folder given for {what}, {text!r}, begins or ends with a space (a quoting slip?); "
+        raise UserError(f"The folder given for {what}, {quoted(text)}, begins or ends with a space (a quoting slip?); "
                         "give the path without spaces around it.")
     folder = Path(text).expanduser()
     if not folder.is_absolute():

@@ -14,6 +14,7 @@ from workstation.bus import CommandRecord, Event
 from workstation.recording import format as fmt
 from workstation.recording.clean import clean_attr, clean_fields, clean_text, json_with_notes
 from workstation.recording.inbox import Loss, Taken
+from workstation.terminal import quoted
 from workstation.words import counted
 
 RECORDER_SOURCE = "recorder"  # events with this source are written by the recorder itself, not taken from the bus
@@ -143,7 +144,7 @@ class SlabWriter:
                 self._loss(device, Loss(float(t.min()), float(t.max()), bad), events, why=why)
             else:
                 events.append(Event(float(t.min()), "alarm", "high", RECORDER_SOURCE,
-                                    f"{counted(bad, 'sample')} from {why} ({device!r}) could not be recorded.",
+                                    f"{counted(bad, 'sample')} from {why} ({quoted(device)}) could not be recorded.",
                                     {"device": device, "samples_lost": bad}))
         if not good:
             return

@@ -37,6 +37,7 @@ from workstation.recording.inbox import Inbox
 from workstation.recording.mark import remove_stale_ballasts
 from workstation.recording.signature import sign
 from workstation.recording.slabs import RECORDER_SOURCE, RecorderStats, SlabWriter, write_root
+from workstation.terminal import quoted
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,12 @@ class SessionMeta:
         try:
             uuid.UUID(self.session_uuid)
         except ValueError:
-            raise RecordingError(f"The session id {self.session_uuid!r} is not a UUID.") from None
+            raise RecordingError(f"The session id {quoted(self.session_uuid)} is not a UUID.") from None
         if self.mode not in fmt.MODES:
-            raise RecordingError(f"The session mode must be one of {', '.join(fmt.MODES)}, not {self.mode!r}.")
+            raise RecordingError(f"The session mode must be one of {', '.join(fmt.MODES)}, not {quoted(self.mode)}.")
         if not _PSEUDONYM.match(self.patient_pseudonym):
             raise RecordingError(
-                f"The patient id {self.patient_pseudonym!r} is not a pseudonymous id (letters, digits and . _ : - "
+                f"The patient id {quoted(self.patient_pseudonym)} is not a pseudonymous id (letters, digits and . _ : - "
                 "only, no spaces): recordings never hold a patient's name."
             )
 

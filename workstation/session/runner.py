@@ -23,6 +23,7 @@ from workstation.bus import BaseSink, CommandRecord, Event, now_s
 from workstation.errors import UserError
 from workstation.session.scenario import DEVICE_ACTIONS, Scenario, TimedEvent
 from workstation.session.session import SessionError, State
+from workstation.words import counted
 
 EXIT_CODES = {
     AbortCause.NONE: 0,
@@ -222,7 +223,7 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, checksum_w
     out(f"steps done: {summary['steps_done']} of {summary['steps_planned']}")
     for r in summary["results"]:
         what = (f"{r['delivered_dose_mj_cm2']:g} mJ/cm²" if r["modality"] == "light"
-                else f"{r['passes_done']} passes")
+                else counted(r['passes_done'], 'pass', 'passes'))
         out(f"  area {r['area']} {r['modality']}: {r['outcome']}, {what}" + (f" ({r['note']})" if r["note"] else ""))
     from workstation.session.outcome import trip_stop_words
 

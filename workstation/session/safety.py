@@ -244,7 +244,7 @@ class SafetyMonitor(BaseSink):
         names = roles.light_first(self.devices)
         return [
             trip for n in names
-            if (trip := self._trip(InterlockCause.ESTOP, n, f"E-stop pressed ({source})", t, force=True, source=source))
+            if (trip := self._trip(InterlockCause.ESTOP, n, f"E-stop ({source})", t, force=True, source=source))
         ]
 
     def heard(self, device: str, t: float) -> None:

@@ -18,6 +18,7 @@ from workstation.protocols import LESION_TYPES
 from workstation.protocols.reader import Reader, read_toml
 from workstation.protocols.schema import DEVICE_DOSE_MJ_CM2
 from workstation.protocols.tables import Tables
+from workstation.terminal import quoted
 
 # Actions a timed event may take. Device faults go to that device's emulator; the rest act on the session.
 DEVICE_ACTIONS = {
@@ -190,7 +191,7 @@ def _areas(r: Reader, tables: Tables) -> list[ScenarioArea]:
         age = r.integer(f"{k}.scar_age_months", 0, 1200, required=False)
         kind = r.choice(f"{k}.scar_kind", tuple(tables.scar_kinds.labels) if tables.scar_kinds else (), required=False)
         if label in labels:
-            r.error(f"{k}.id", f"{label!r} is used by another area; a patient's areas have unique labels.")
+            r.error(f"{k}.id", f"{quoted(label)} is used by another area; a patient's areas have unique labels.")
         if None not in (label, region, lesion, size):
             labels.add(label)
             out.append(ScenarioArea(label, region, lesion, float(size), age, kind))

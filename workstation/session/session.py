@@ -25,6 +25,8 @@ from workstation.session.outcome import delivered_by_runs, merge_runs, session_o
 from workstation.session.safety import SafetyMonitor, StepLimits, Trip
 from workstation.session.step_runs import INACTIVE_CONFIRM_S, Exposure, StepRuns
 from workstation.session.steps import ALLOWED_TRANSITIONS, SessionError, State, Step, StepResult
+from workstation.terminal import quoted
+from workstation.words import counted
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +96,13 @@ class Session(StepRuns, BaseSink):
             raise SessionError("the plan has no steps: nothing to treat.")
         for s in steps:
             if s.modality not in roles.KINDS:
-                raise SessionError(f"unknown modality {s.modality!r} in the plan.")
+                raise SessionError(f"unknown modality {quoted(s.modality)} in the plan.")
             if self._device_for(s) is None:
                 what = "light device" if s.modality == roles.LIGHT else "pen"
                 raise SessionError(f"the plan has a {s.modality} step but no {what} is connected.")
         self.steps = list(steps)
         self.current = 0
-        self._transition(State.PLAN_LOADED, f"plan of {len(steps)} steps loaded", who)
+        self._transition(State.PLAN_LOADED, f"plan of {counted(len(steps), 'step')} loaded", who)
 
     def _refuse_if_held(self) -> None:
         """No arm, start or resume once the monitor holds a cause no reset clears (the recording failed)."""
@@ -289,7 +291,7 @@ class Session(StepRuns, BaseSink):
                 self._transition(State.COMPLETED, "all steps done", who)
             else:
                 done = sum(o["outcome"] == "done" for o in self.step_outcomes())
-                self.abort(who, f"ended by the operator with {done} of {len(self.steps)} steps done",
+                self.abort(who, f"ended by the operator with {done} of {counted(len(self.steps), 'step')} done",
                            AbortCause.OPERATOR)
 
     def close(self) -> None:

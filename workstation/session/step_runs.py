@@ -121,7 +121,8 @@ class StepRuns:
         _, passes_before = self.delivered_in_step(self.current)
         if passes_before >= step.passes:
             result.outcome = "done"
-            result.note = f"all {step.passes} passes were started before the stop"
+            started = "its one pass was" if step.passes == 1 else f"all {step.passes} passes were"
+            result.note = f"{started} started before the stop"
             return
         t_set = now_s()
         pen.set_depth(step.depth_mm)

@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
+from workstation.words import counted
+
 
 class State(StrEnum):
     IDLE = "idle"
@@ -55,7 +57,7 @@ class Step:
         if self.modality == "light":
             return f"light on {self.area_label}: {self.target_dose_mj_cm2:g} mJ/cm²"
         return (f"needling on {self.area_label}: {self.depth_mm:g} mm, {self.stroke_rate_hz:g} Hz, "
-                f"{self.passes} pass{'es' if self.passes != 1 else ''}")
+                + counted(self.passes, 'pass', 'passes'))
 
 
 @dataclass

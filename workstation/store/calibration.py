@@ -23,6 +23,7 @@ from drivers.plausibility import expected_irradiance_problem
 from workstation.errors import UserError
 from workstation.protocols.library import seeds_dir
 from workstation.store.clinic_store import ClinicStore
+from workstation.terminal import quoted
 
 INTERVAL_KEY = "calibration_interval_days"  # clinic setting in the store's meta table
 
@@ -113,7 +114,7 @@ def check_reading(measured_mw_cm2: float, reported_mw_cm2: float) -> float:
     if (isinstance(reported_mw_cm2, bool) or not isinstance(reported_mw_cm2, (int, float))
             or not math.isfinite(reported_mw_cm2) or not 0 < reported_mw_cm2 <= MAX_IRRADIANCE_MW_CM2):
         raise UserError(f"The reported irradiance must be a number of mW/cm² above 0 and up to "
-                        f"{MAX_IRRADIANCE_MW_CM2:g} (the handpiece's sensor range), not {reported_mw_cm2!r}.")
+                        f"{MAX_IRRADIANCE_MW_CM2:g} (the handpiece's sensor range), not {quoted(reported_mw_cm2)}.")
     factor = measured_mw_cm2 / reported_mw_cm2
     low, high = CHECK_FACTOR_RANGE
     if not low <= factor <= high:
@@ -171,7 +172,7 @@ def interval_days(store: ClinicStore) -> int:
 
 def set_interval_days(store: ClinicStore, days: int) -> None:
     if not isinstance(days, int) or not 1 <= days <= 366:
-        raise UserError(f"The calibration interval must be a whole number of days from 1 to 366, not {days!r}.")
+        raise UserError(f"The calibration interval must be a whole number of days from 1 to 366, not {quoted(days)}.")
     with store.transaction() as c:
         c.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                   (INTERVAL_KEY, str(days)))

@@ -55,6 +55,7 @@ from workstation.store.validate import (
     number,
     text,
 )
+from workstation.terminal import quoted
 
 log = logging.getLogger(__name__)
 PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,31}$")
@@ -282,7 +283,7 @@ class ClinicStore(CourseRecords, RecordingIndex):
         check_screening_item(item_id)
         flag(answer, f"answer to screening item {item_id}")
         if not isinstance(notes, str):
-            raise UserError(f"The screening note must be text, not {notes!r}.")
+            raise UserError(f"The screening note must be text, not {quoted(notes)}.")
         not_future(answered_on, "screening answer date", earliest=self._birth(patient_id))
         self.refuse_identity_in(patient_id, notes, "screening note")
         with self.transaction() as c:
@@ -329,7 +330,7 @@ class ClinicStore(CourseRecords, RecordingIndex):
         open_areas = [a for a in self.areas(patient_id) if a.closed_on is None]
         same_label = next((a for a in open_areas if a.label == label), None)
         if same_label is not None:
-            raise UserError(f"This patient already has an open area labelled {label!r} (on the "
+            raise UserError(f"This patient already has an open area labelled {quoted(label)} (on the "
                             f"{same_label.body_region}); use that area, or give the new one another label.")
         same_region = [a.label for a in open_areas if a.body_region == body_region]
         if same_region and not distinct_place:
@@ -356,7 +357,7 @@ class ClinicStore(CourseRecords, RecordingIndex):
                 wanted[k.replace("_", " ")] = (getattr(found, k), kw[k])
         differ = [f"{what} {old!s} on file, {new!s} given" for what, (old, new) in wanted.items() if old != new]
         if differ:
-            raise UserError(f"The patient's open area {label!r} does not match the one given ({'; '.join(differ)}). "
+            raise UserError(f"The patient's open area {quoted(label)} does not match the one given ({'; '.join(differ)}). "
                             "Correct the area on file (with a reason) if it has changed, or give the new area "
                             "another label.")
         return found
@@ -410,7 +411,7 @@ class ClinicStore(CourseRecords, RecordingIndex):
                             "say so to move it there.")
         if "label" in changed and any(a.label == after.label and a.id != area_id and a.closed_on is None
                                       for a in self.areas(before.patient_id)):
-            raise UserError(f"This patient already has an open area labelled {after.label!r}; choose another label.")
+            raise UserError(f"This patient already has an open area labelled {quoted(after.label)}; choose another label.")
         at = now_text()
         with self.transaction(reason.strip()) as c:
             c.execute(f"UPDATE areas SET {', '.join(f'{f} = ?' for f in changed)} WHERE id = ?",  # noqa: S608

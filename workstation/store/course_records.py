@@ -35,6 +35,7 @@ from workstation.store.validate import (
     number,
     text,
 )
+from workstation.terminal import quoted
 from workstation.words import session_named
 
 log = logging.getLogger(__name__)
@@ -129,11 +130,11 @@ class CourseRecords:
         if device_model is not None:
             device_model = model_name(text(device_model, "device model"))
         if plan is not None and not isinstance(plan, dict):
-            raise UserError(f"A session's plan must be the plan's dictionary (SessionPlan.to_dict()), not {plan!r}.")
+            raise UserError(f"A session's plan must be the plan's dictionary (SessionPlan.to_dict()), not {quoted(plan)}.")
         for area in (plan or {}).get("areas", []):
             for o in area.get("overrides", []):
                 if area.get("area_id") not in course.area_ids:
-                    raise UserError(f"The plan overrides area {area.get('area_id')!r}, which is not in the course.")
+                    raise UserError(f"The plan overrides area {quoted(area.get('area_id'))}, which is not in the course.")
                 check_override(o["field"], o["proposed"], o["value"], o["reason"], o["who"], o["at"])
         if start_key is not None and not (isinstance(start_key, str) and 8 <= len(start_key) <= 64):
             raise ValueError("a start key is a random token of 8-64 characters")

@@ -318,6 +318,7 @@ def _refuse_undecodable(params: Any, many: bool) -> None:
     """A text that is not UTF-8 (a command-line argument with bytes of another encoding arrives as lone surrogates,
     '\\udce9') cannot be stored; refused in words before the driver fails on it (UserError)."""
     from workstation.errors import UserError
+    from workstation.terminal import quoted
 
     rows = params if many else (params,)
     for row in rows:
@@ -326,6 +327,7 @@ def _refuse_undecodable(params: Any, many: bool) -> None:
             if isinstance(v, str):
                 try:
                     v.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise UserError("A text given holds bytes that are not UTF-8 (a name or path typed or copied in "
-                                    "another encoding); nothing was saved. Type it again in UTF-8.") from None
+                except UnicodeEncodeError:  # named as the terminal shows it: each byte that is not UTF-8 as '?'
+                    raise UserError(f"The text {quoted(v)} holds bytes that are not UTF-8 (a name or path typed or "
+                                    "copied in another encoding; each such byte is shown as '?'); nothing was saved. "
+                                    "Type it again in UTF-8 (a file or folder: one whose name is UTF-8).") from None

@@ -21,6 +21,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from workstation.errors import UserError
+from workstation.terminal import quoted
 
 ROLES = ("clinician", "trainer", "engineer", "administrator")
 MAY = {
@@ -72,10 +73,10 @@ def add(store, account: str, display_name: str, role: str, password: str, *, cre
     an account that exists. `first=True` creates the clinic's first account (an administrator, with nobody signed
     in): refused if any account exists by then, checked under the write lock so two first starts cannot both win."""
     if not ACCOUNT.match(account):
-        raise UserError(f"Account {account!r} is not valid: 2–32 lower-case letters, digits, '.', '_' or '-', "
+        raise UserError(f"Account {quoted(account)} is not valid: 2–32 lower-case letters, digits, '.', '_' or '-', "
                         "starting with a letter (e.g. dr-a).")
     if role not in ROLES:
-        raise UserError(f"Role {role!r} is unknown; use one of {', '.join(ROLES)}.")
+        raise UserError(f"Role {quoted(role)} is unknown; use one of {', '.join(ROLES)}.")
     if not display_name.strip():
         raise UserError("Give the account holder's display name (e.g. Dr A. Example).")
     if len(password) < MIN_PASSWORD:

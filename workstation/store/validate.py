@@ -16,6 +16,7 @@ from workstation.protocols.model import LESION_TYPES, SKIN_TYPES
 from workstation.protocols.schema import DEVICE_DOSE_MJ_CM2, DEVICE_PASSES_MAX, DEVICE_STROKE_RATE_HZ
 from workstation.protocols.tables import Tables
 from workstation.store.records import REPIGMENTATION_BANDS, Response, Treatment
+from workstation.terminal import quoted
 
 # Device ranges (drivers/light.py target dose 1–5000 mJ/cm²; CLINICAL.md: depth never above 2.5 mm, pens 50–150 Hz).
 DOSE_MAX_MJ_CM2 = DEVICE_DOSE_MJ_CM2[1]
@@ -61,7 +62,7 @@ def number(value: Any, what: str, lo: float, hi: float, unit: str, *, integer: b
     u = f" {unit}" if unit else ""
     if isinstance(value, bool) or not isinstance(value, int | float) or (
             integer and not (math.isfinite(value) and float(value).is_integer())):
-        raise UserError(f"The {what} must be {kind}{' in ' + unit if unit else ''}, not {value!r}.")
+        raise UserError(f"The {what} must be {kind}{' in ' + unit if unit else ''}, not {quoted(value)}.")
     v = float(value)
     below = v <= lo if lo_open else v < lo
     if not math.isfinite(v) or below or v > hi:
@@ -75,7 +76,7 @@ def not_future(d: date, what: str, *, earliest: tuple[date, str] | None = None) 
     """`d` as a calendar date (a datetime is refused: a record is dated by day) between EARLIEST_RECORD_DATE (and
     `earliest`, a (date, what it is) pair) and today, else a UserError in words."""
     if isinstance(d, datetime) or not isinstance(d, date):
-        raise UserError(f"The {what} must be a calendar date (year, month, day), not {d!r}.")
+        raise UserError(f"The {what} must be a calendar date (year, month, day), not {quoted(d)}.")
     if d > today():
         raise UserError(f"The {what} {d.isoformat()} is after today ({today().isoformat()}); a record cannot be "
                         "dated in the future. Check the date.")
@@ -91,27 +92,27 @@ def not_future(d: date, what: str, *, earliest: tuple[date, str] | None = None) 
 def text(value: Any, what: str) -> str:
     """Non-empty text, trimmed, or a UserError naming the field."""
     if not isinstance(value, str) or not value.strip():
-        raise UserError(f"The {what} must be some text, not {'empty text' if isinstance(value, str) else repr(value)}.")
+        raise UserError(f"The {what} must be some text, not {'empty text' if isinstance(value, str) else quoted(value)}.")
     return value.strip()
 
 
 def flag(value: Any, what: str) -> bool:
     """True or False only: "no" or 0 are not read as an answer."""
     if not isinstance(value, bool):
-        raise UserError(f"The {what} must be yes or no (True or False), not {value!r}.")
+        raise UserError(f"The {what} must be yes or no (True or False), not {quoted(value)}.")
     return value
 
 
 def an_id(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**63:
-        raise UserError(f"The {what} must be the number of a record (a whole number from 1), not {value!r}.")
+        raise UserError(f"The {what} must be the number of a record (a whole number from 1), not {quoted(value)}.")
     return value
 
 
 def ids(values: Any, what: str) -> tuple[int, ...]:
     """Distinct record numbers from a list, tuple or set, else a UserError."""
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-        raise UserError(f"The {what} must be a list of record numbers, not {values!r}.")
+        raise UserError(f"The {what} must be a list of record numbers, not {quoted(values)}.")
     out = tuple(an_id(v, what) for v in values)
     if len(set(out)) != len(out):
         raise UserError(f"The {what} lists an area twice; list each once.")
@@ -122,7 +123,7 @@ def check_override(field: str, proposed: Any, value: Any, reason: Any, who: Any,
     """A stored override: a known field, its values finite and within the device range, a reason and a name, and
     `at` an ISO 8601 time not in the future and not before EARLIEST_RECORD_DATE. Returns `at` as given or now."""
     if not isinstance(field, str) or field not in OVERRIDE_RANGES:
-        raise UserError(f"{field!r} cannot be overridden; the numbers a clinician may change are "
+        raise UserError(f"{quoted(field)} cannot be overridden; the numbers a clinician may change are "
                         f"{', '.join(OVERRIDE_RANGES)}.")
     (lo, hi), unit, integer = OVERRIDE_RANGES[field]
     number(value, f"overridden {field.replace('_', ' ')}", lo, hi, unit, integer=integer)
@@ -137,7 +138,7 @@ def check_override(field: str, proposed: Any, value: Any, reason: Any, who: Any,
     except ValueError:
         when = None
     if when is None:
-        raise UserError(f"The override time must be an ISO 8601 date and time, not {at!r}.")
+        raise UserError(f"The override time must be an ISO 8601 date and time, not {quoted(at)}.")
     not_future(when.date(), "override time")
     return at
 
@@ -153,20 +154,20 @@ def check_area(label: str, body_region: str, lesion_type: str, size_cm2: float, 
     for what, v in (("body region", body_region), ("lesion type", lesion_type), ("skin type", skin_type),
                     ("scar kind", scar_kind)):
         if not isinstance(v, str) and not (v is None and what == "scar kind"):
-            raise UserError(f"The {what} must be a name from the tables, not {v!r}.")
+            raise UserError(f"The {what} must be a name from the tables, not {quoted(v)}.")
     if body_region not in t.needling.regions:
-        raise UserError(f"Body region {body_region!r} is not in the region table; use one of "
+        raise UserError(f"Body region {quoted(body_region)} is not in the region table; use one of "
                         f"{', '.join(t.needling.regions)}.")
     if lesion_type not in LESION_TYPES:
-        raise UserError(f"Lesion type {lesion_type!r} is unknown; use one of {', '.join(LESION_TYPES)}.")
+        raise UserError(f"Lesion type {quoted(lesion_type)} is unknown; use one of {', '.join(LESION_TYPES)}.")
     if skin_type not in SKIN_TYPES:
-        raise UserError(f"Skin type {skin_type!r} is unknown; use a Fitzpatrick type {', '.join(SKIN_TYPES)}.")
+        raise UserError(f"Skin type {quoted(skin_type)} is unknown; use a Fitzpatrick type {', '.join(SKIN_TYPES)}.")
     number(size_cm2, "area size", 0, SIZE_MAX_CM2, "cm²", lo_open=True)
     if scar_age_months is not None:
         number(scar_age_months, "scar age", 0, SCAR_AGE_MAX_MONTHS, "months", integer=True)
     kinds = tuple(t.scar_kinds.labels) if t.scar_kinds else ()
     if scar_kind is not None and scar_kind not in kinds:
-        raise UserError(f"Scar kind {scar_kind!r} is unknown; use one of {', '.join(kinds)}.")
+        raise UserError(f"Scar kind {quoted(scar_kind)} is unknown; use one of {', '.join(kinds)}.")
     if kind_fit and scar_kind is not None and t.scar_kinds is not None and not t.scar_kinds.fits(scar_kind,
                                                                                                   lesion_type):
         fit = [k for k in kinds if t.scar_kinds.fits(k, lesion_type)]
@@ -178,12 +179,12 @@ def check_area(label: str, body_region: str, lesion_type: str, size_cm2: float, 
 def check_screening_item(item_id: str) -> None:
     known = [i.id for i in factory_tables().screening]
     if not isinstance(item_id, str) or item_id not in known:
-        raise UserError(f"Screening item {item_id!r} is unknown; the screening items are {', '.join(known)}.")
+        raise UserError(f"Screening item {quoted(item_id)} is unknown; the screening items are {', '.join(known)}.")
 
 
 def check_treatment(t: Treatment) -> None:
     if not isinstance(t, Treatment):
-        raise UserError(f"A treatment must be a Treatment record, not {t!r}.")
+        raise UserError(f"A treatment must be a Treatment record, not {quoted(t)}.")
     an_id(t.area_id, "treatment's area")
     if t.modality == "light":
         if t.dose_mj_cm2 is None:
@@ -201,16 +202,16 @@ def check_treatment(t: Treatment) -> None:
         if t.passes is not None:
             number(t.passes, "number of passes", 0, PASSES_MAX, "", integer=True)
     else:
-        raise UserError(f"Modality {t.modality!r} is unknown; a treatment is light or needling.")
+        raise UserError(f"Modality {quoted(t.modality)} is unknown; a treatment is light or needling.")
 
 
 def check_response(r: Response) -> None:
     if not isinstance(r, Response):
-        raise UserError(f"A response must be a Response record, not {r!r}.")
+        raise UserError(f"A response must be a Response record, not {quoted(r)}.")
     an_id(r.area_id, "response's area")
     flag(r.blistering, "blistering answer")
     if not isinstance(r.notes, str):
-        raise UserError(f"The response note must be text, not {r.notes!r}.")
+        raise UserError(f"The response note must be text, not {quoted(r.notes)}.")
     if r.erythema_grade is not None:
         number(r.erythema_grade, "erythema grade (NHS Tayside scale)", 0, 4, "", integer=True)
     if r.pain_0_10 is not None:
@@ -219,5 +220,5 @@ def check_response(r: Response) -> None:
         number(r.erythema_duration_h, "erythema duration", 0, ERYTHEMA_DURATION_MAX_H, "h")
     if r.repigmentation_band is not None and (not isinstance(r.repigmentation_band, str)
                                               or r.repigmentation_band not in REPIGMENTATION_BANDS):
-        raise UserError(f"Repigmentation band {r.repigmentation_band!r} is unknown; use one of "
+        raise UserError(f"Repigmentation band {quoted(r.repigmentation_band)} is unknown; use one of "
                         f"{', '.join(REPIGMENTATION_BANDS)} (%).")

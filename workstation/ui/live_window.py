@@ -16,6 +16,7 @@ from workstation.plotbuffer import PlotBuffers
 from workstation.synthetic_source import DataSource, DeviceLink, RateMeter
 from workstation.ui.geometry import fit_to_screen
 from workstation.ui.plots import LivePlots
+from workstation.words import counted
 
 STATUS_REFRESH_MS = 500
 TITLES = {"light": "Light (UVB handpiece)", "pen": "Pen (microneedling)"}
@@ -53,8 +54,8 @@ class DeviceStatus(QLabel):
             self.frames_per_s = self._meter.update(int(c.frames))
             state, color = ("connected", "#2e7d32") if link.connected else ("not connected", "#c62828")
             detail = (
-                f" · {self.frames_per_s:.0f} frames/s · {c.frames} frames · {c.bad_frames} bad"
-                f" · {c.seq_gaps} sequence gaps"
+                f" · {self.frames_per_s:.0f} frames/s · {counted(int(c.frames), 'frame')} · {c.bad_frames} bad"
+                f" · {counted(int(c.seq_gaps), 'sequence gap')}"
             )
         if error:
             detail += f" · {error}"

@@ -8,6 +8,7 @@ from typing import Any
 
 from workstation.errors import UserError
 from workstation.store.records import Identity
+from workstation.terminal import quoted
 from workstation.ui.numbers import exact, number_from_text
 
 
@@ -22,7 +23,7 @@ def typed_identity(family: str, given: str, born: str) -> Identity | None:
         try:
             birth = dt.date.fromisoformat(born)
         except ValueError:
-            raise UserError(f"Birth date {born!r} is not a date: type it as YYYY-MM-DD.") from None
+            raise UserError(f"Birth date {quoted(born)} is not a date: type it as YYYY-MM-DD.") from None
         if not dt.date(1900, 1, 1) <= birth <= dt.date.today():
             raise UserError(f"Birth date {birth.isoformat()} is impossible: check it.")
     return Identity(family, given, birth)

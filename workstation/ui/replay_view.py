@@ -46,6 +46,7 @@ from workstation.ui.bus_bridge import BusBridge, Tasks
 from workstation.ui.messages import user_text
 from workstation.ui.plots import LivePlots, plotted_channels
 from workstation.ui.wording import breakable, event_sentence, protocol_title
+from workstation.words import counted
 
 SPEEDS = ("0.1x", "0.5x", "1x", "2x", "5x", "10x", "100x")
 TICKS = 100_000  # slider steps over the whole recording (36 ms of an hour)
@@ -252,7 +253,7 @@ class ReplayView(QWidget):
         partial = f" — partial: {recording.partial_reason}" if recording.partial else ""
         self.title.setText(f"<h2>Replay: {recording.path.name}</h2>{meta.mode} session of {meta.patient_pseudonym}, "
                            f"operator {meta.operator_id}, protocol {protocol_title(meta.protocol_id, meta.protocol_version)}, "
-                           f"{recording.duration_s:.1f} s, {len(recording.events)} events{partial}")
+                           f"{recording.duration_s:.1f} s, {counted(len(recording.events), 'event')}{partial}")
         self._set_enabled(True)
         steps = (recording.plan or {}).get("steps") or []
         self.plots.show_devices(used_by_steps({n: d.driver_kind for n, d in recording.devices.items()},

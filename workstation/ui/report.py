@@ -6,13 +6,15 @@ and no screen grab: it runs on a worker thread or without a window (`main.py rep
 
 from __future__ import annotations
 
+import errno
+import logging
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import QMarginsF, QPointF, QRectF, Qt
+from PyQt6.QtCore import QBuffer, QIODevice, QMarginsF, QPointF, QRectF, Qt, qInstallMessageHandler
 from PyQt6.QtGui import QColor, QFont, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen, QPolygonF
 
 from workstation.ui.report_data import (
@@ -41,10 +43,15 @@ class DrawnPlot:
 
 
 def write_session_report(data: ReportData, path: Path | str) -> list[DrawnPlot]:
-    """Write the report of `data` to an A4 PDF at `path`; return the figures drawn. OSError if it cannot write."""
+    """Write the report of `data` to an A4 PDF at `path`; return the figures drawn. OSError (its strerror says why:
+    no such folder, not writable, disk full) if it cannot write. Qt draws the PDF in memory and Python writes the
+    file: a path Qt cannot name (bytes that are not UTF-8) works, and a failure is Python's, in words, not Qt's
+    "QPainter::begin(): Returned false" on the terminal."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = QPdfWriter(str(path))
+    pdf = QBuffer()
+    pdf.open(QIODevice.OpenModeFlag.WriteOnly)
+    writer = QPdfWriter(pdf)
     writer.setResolution(RESOLUTION_DPI)
     writer.setPageLayout(QPageLayout(QPageSize(QPageSize.PageSizeId.A4), QPageLayout.Orientation.Portrait,
                                      QMarginsF(15, 15, 15, 15), QPageLayout.Unit.Millimeter))
@@ -54,7 +61,7 @@ def write_session_report(data: ReportData, path: Path | str) -> list[DrawnPlot]:
     writer.setCreator("Cicatrix workstation")
     painter = QPainter()
     if not painter.begin(writer):
-        raise OSError(f"cannot write the report {path}: check that the folder is writable")
+        raise OSError(errno.EIO, "Qt's PDF writer could not start")
     drawn: list[DrawnPlot] = []
     try:
         page = writer.pageLayout().paintRectPixels(RESOLUTION_DPI)
@@ -74,7 +81,23 @@ def write_session_report(data: ReportData, path: Path | str) -> list[DrawnPlot]:
         doc.sign_off(data.operator)
     finally:
         painter.end()
+    try:
+        with open(path, "wb") as f:
+            f.write(pdf.data().data())
+    except OSError:
+        path.unlink(missing_ok=True)  # no half-written report left behind (a full disk)
+        raise
     return drawn
+
+
+def log_qt_messages() -> None:
+    """Send Qt's own messages (a font note, a painter that could not start) to the log, never raw to the terminal:
+    for a command that draws without a window (`main.py report`); what went wrong is said once, in words."""
+    qInstallMessageHandler(_qt_to_log)
+
+
+def _qt_to_log(kind: object, context: object, message: str | None) -> None:
+    logging.getLogger("workstation.qt").info("Qt: %s", message)
 
 
 class _Doc:
