@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_emulator, wait_for
+from helpers_load import run_until_killed
 
 from workstation.dose import plan_next_session
 from workstation.errors import UserError
@@ -235,8 +236,7 @@ def test_crash_mid_exposure_is_closed_from_the_recording_and_the_plan_counts_it(
     store_path, rec = tmp_path / "training.sqlite3", tmp_path / "rec"
     cmd = [sys.executable, str(ROOT / "main.py"), "session", "--simulate", "--scenario",
            str(SCENARIOS / "crash-and-restart.toml"), "--record", str(rec), "--store", str(store_path)]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT,
-                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    first = run_until_killed(cmd, [store_path, rec], timeout=120, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert first.returncode == -signal.SIGKILL, first.stdout + first.stderr
     sessions, treatments = journal(store_path)
     assert [s[1] for s in sessions] == ["in_progress"]  # the journal holds the session from its start

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers_load import run_until_killed
 
 from workstation.recording.format import checksum_path, signature_path
 from workstation.recording.mark import open_mark
@@ -39,7 +40,7 @@ def test_a_crashed_rooms_recording_is_recovered_where_it_is_and_said_where_it_is
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, str(ROOT / "main.py"), "session", "--simulate", "--scenario",
            str(SCENARIOS / "crash-and-restart.toml"), "--record", str(rec), "--store", str(store_path)]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    first = run_until_killed(cmd, [store_path, rec], timeout=120, cwd=ROOT, env=env)
     assert first.returncode == -signal.SIGKILL, first.stdout + first.stderr
     with ClinicStore.open(store_path, training=True) as store:
         [row] = store.in_progress_sessions()

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers_load import run_until_killed
 from helpers_race import lease_course, race_two_rooms
 
 from workstation.errors import UserError
@@ -390,7 +391,7 @@ def test_a_headless_session_holds_the_lease_while_it_runs_and_releases_it_on_a_s
 
 def test_a_killed_headless_session_leaves_a_lease_the_next_start_may_take(tmp_path):
     cmd, store_path = _headless(tmp_path, SCENARIOS / "crash-and-restart.toml")
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
+    first = run_until_killed(cmd, [store_path, tmp_path / "rec"], timeout=120, cwd=REPO)
     assert first.returncode == -signal.SIGKILL, first.stdout + first.stderr
     with ClinicStore.open(store_path, training=True) as store:
         [row] = store.in_progress_sessions()

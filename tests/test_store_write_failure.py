@@ -50,6 +50,9 @@ def test_a_store_that_stops_taking_writes_stops_the_session_and_is_completed_at_
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert "could not be written" in got["store_failure"] and "read-only" in got["store_failure"]
     assert "readonly database" not in got["store_failure"]  # SQLite's own words go to the log
+    # third fresh tester: no "then try again" beside "cannot treat again"; what becomes of the session, in words
+    assert "try again" not in got["store_failure"] + got["held"]
+    assert "completed from its recording at the next start" in got["store_failure"]
     assert got["held"] and "store could not be written" in got["held"]
     assert got["refused"] and all("store could not be written" in r or "paused" in r or "state" in r
                                   for r in got["refused"]), got["refused"]
@@ -69,5 +72,5 @@ def test_a_store_that_stops_taking_writes_stops_the_session_and_is_completed_at_
     with sqlite3.connect(tmp_path / "t.sqlite3") as db:
         first = db.execute("SELECT state, outcome_note FROM sessions WHERE id = 1").fetchone()
         doses = db.execute("SELECT modality, dose_mj_cm2 FROM treatments WHERE session_id = 1").fetchall()
-    assert first[0] == "aborted" and "store failed" in first[1] and "crash" not in first[1], first
+    assert first[0] == "aborted" and "store could not be written" in first[1] and "crash" not in first[1], first
     assert doses and doses[0][0] == "light" and doses[0][1] > 0

@@ -8,12 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import signal
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import make_clinician, sign_in
+from helpers_load import run_until_killed
 from PyQt6.QtCore import Qt
 from test_ui_session import SCENARIOS, TIMEOUT_MS, arm, run_step, start_training
 
@@ -169,7 +169,7 @@ def test_a_crashed_session_is_closed_when_the_window_starts_and_the_plan_counts_
     store = tmp_path / "store.sqlite3"
     cmd = [sys.executable, str(ROOT / "main.py"), "session", "--simulate", "--scenario",
            str(SCENARIOS / "crash-and-restart.toml"), "--record", str(tmp_path / "rec"), "--store", str(store)]
-    crashed = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    crashed = run_until_killed(cmd, [store, tmp_path / "rec"], timeout=120, cwd=ROOT)
     assert crashed.returncode == -signal.SIGKILL
     assert rows(store)[0] == [(1, "in_progress")]
     assert list((tmp_path / "rec").rglob("*.ballast"))  # the recorder's reserve, left by the SIGKILL

@@ -225,6 +225,17 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
 STORE_FAILED = "store_failed"  # `cause` of the alarm a session records when the store cannot take its journal
 
 
+def store_failure_later(*, temporary: bool, ended: bool) -> str:
+    """What becomes of a session whose store could not be written, in words (Visit._store_failed): completed from
+    its recording at the next start (close_crashed_sessions); a temporary training store's session is kept in its
+    recording only; one whose end was saved but not its recording's link keeps its file where it is."""
+    if ended:
+        return "its end is saved, but its recording could not be linked to it in the store (the file is kept here)"
+    if temporary:
+        return "the training store was temporary, so this session is kept in its recording only"
+    return "the store is completed from its recording at the next start (free some space first)"
+
+
 def recorded_end(path: Path) -> str | None:
     """How a session whose store row is still in progress ended, from its recording: None when its recorder never
     closed the file (a crash, a kill, a power cut: or a file that cannot be read, which recover_file has said),

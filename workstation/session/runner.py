@@ -233,7 +233,7 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, checksum_w
     if recording_failure is not None:
         out(f"recording stopped early: {recording_failure}")
     if store_failure is not None:
-        out(f"store not written: {store_failure} The session is completed from its recording at the next start.")
+        out(f"store not written: {store_failure}")
     if recording is not None:
         for line in _trip_reviews(recording):
             out(f"    {line}")

@@ -29,6 +29,7 @@ from workstation.session.journal import (
     journal_end,
     journal_start,
     journal_steps,
+    store_failure_later,
     treatments_of,
 )
 from workstation.session.planning import plan_visit, prepare_training_plan
@@ -300,20 +301,19 @@ class Visit:
             except StoreWriteFailed as exc:
                 self._store_failed(exc)
 
-    def _store_failed(self, exc: StoreWriteFailed) -> None:
-        """The store cannot take this session's journal (its disk is full, its server gone): the doses given would
-        not count in the next plan, so the session stops as for a failed recording (E-stop, the monitor held:
-        nothing more is given). The recording holds what was given; the session is closed from it at the next
-        start (journal.close_crashed_sessions)."""
+    def _store_failed(self, exc: StoreWriteFailed, *, ended: bool = False) -> None:
+        """The store cannot take this session's journal (disk full, server gone): a session not `ended` stops as for a
+        failed recording (E-stop, the monitor held); what becomes of it is journal.store_failure_later's words."""
         if self.store_failure is not None:
             return
-        self.store_failure = str(exc)
-        self.rig.monitor.estop("store failed")
-        self.rig.monitor.hold("The clinic store could not be written, so the doses of this session cannot be saved "
-                              "for the next plan: this session cannot treat again. End it; its recording holds what "
-                              "was given, and the store is completed from it at the next start.")
-        self.rig.bus.publish_event(Event(now_s(), "alarm", "high", "session", f"The store failed, the devices were "
-                                         f"stopped: {exc}", {"cause": STORE_FAILED}))
+        later = store_failure_later(temporary=self._tmp is not None, ended=ended)
+        self.store_failure = f"The clinic store could not be written ({exc.why}): {later}."
+        if not ended:
+            self.rig.monitor.estop("store failed")
+            self.rig.monitor.hold("The clinic store could not be written, so the doses of this session cannot be "
+                                  f"saved for the next plan: this session cannot treat again. End it; {later}.")
+            self.rig.bus.publish_event(Event(now_s(), "alarm", "high", "session", "The clinic store could not be "
+                                             f"written ({exc.why}): the devices were stopped.", {"cause": STORE_FAILED}))
 
     def run_step(self) -> StepResult:
         session = self._need_session()
@@ -408,7 +408,7 @@ class Visit:
                     self.store.link_recording(self.session_id, recording, sha)  # no checksum (full disk): not linked
                 recording_saved(self.store, self.session_id)  # to the clinic's share, by its own thread
             except StoreWriteFailed as exc:
-                self.store_failure = str(exc)
+                self._store_failed(exc, ended=True)
         session.close()
         self.saved = Saved(summary, recording, sha, self.session_id, closed.failure, closed.checksum_words,
                            self.store_failure)

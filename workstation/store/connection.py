@@ -45,6 +45,7 @@ class StoreWriteFailed(UserError):
     the session (workstation/session/visit.py); its journal is then completed from the recording at the next start."""
 
     exit_code = 3
+    why = "its disk or server refused the write"  # the cause alone, for a sentence that gives its own advice
 
 
 # (markers in the driver's text, lower case) -> what it means, for a sentence; SQLite's and PostgreSQL's wordings
@@ -68,8 +69,10 @@ def write_failure(path: object, exc: BaseException) -> UserError | None:
     if why is None:
         return None
     log.warning("store %s: a write failed: %s", path, text)
-    return StoreWriteFailed(f"The clinic store {path} could not be written: {why}. Nothing of this change was saved. "
-                            "Free some space or check the store's disk or server, then try again.")
+    failed = StoreWriteFailed(f"The clinic store {path} could not be written: {why}. Nothing of this change was "
+                              "saved. Free some space or check the store's disk or server, then try again.")
+    failed.why = why
+    return failed
 
 
 def store_url(target: Path | str) -> URL:

@@ -129,8 +129,7 @@ class AfterView(QWidget):
         lines.append("## Recording")
         lines.append(f"{saved.recording} ({saved.checksum_words})")
         if saved.store_failure:  # the journal is behind the recording until the next start completes it
-            lines.append(f"Store not written: {saved.store_failure} The session is completed from its recording at "
-                         "the next start.")
+            lines.append(f"Store not written: {saved.store_failure}")
         return lines
 
     def show_session(self) -> None:
