@@ -18,7 +18,7 @@ from drivers.codes import DisconnectReason, LinkEvent
 from drivers.events import CommandRecord, now_s
 from drivers.link import TELEMETRY_LOST_S
 from drivers.plausibility import REBASE_AFTER_FRAMES, Violation
-from drivers.silence import BLIND_GAP_S, STALL_DETAIL, SilenceWatch
+from drivers.silence import BLIND_GAP_S, STALL_DETAIL
 from drivers.types import Identity, kind_words
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,8 @@ class FrameIntake:
         if not self._ready:
             return  # not yet identified: the samples may be another device's (counted as frames, not published)
         t_dev = block["t_device_us"]
+        # Reading this frame is a look: a stretch the reader was held up before it is blind before the gap is judged.
+        self._samples_seen.looked(t_arrival)
         prev_us = self._device_clock.last_us
         accepted, message = self._device_clock.check(int(t_dev[0]), int(t_dev[-1]), t_arrival)
         if not accepted:
@@ -120,7 +122,9 @@ class FrameIntake:
             gap_s = (int(t_dev[0]) - prev_us) / 1e6
             # Every time while the device is active (an interlock); while idle, at most once a second (not a flood).
             if gap_s > TELEMETRY_LOST_S and (self._plausibility.last_active or self._notice_due("device_gap")):
-                words, details = _gap_words(self.name, gap_s, self._samples_seen)
+                # the host-time span the missing samples cover ends at this frame's arrival
+                stall_s = self._samples_seen.stall_within(t_arrival - gap_s - BLIND_GAP_S, t_arrival)
+                words, details = _gap_words(self.name, gap_s, stall_s)
                 self._event_at(t_arrival, "connection", "high", words, link=LinkEvent.TELEMETRY_LOST.value, **details)
         ok, violations = self._plausibility.check(block)
         if violations:
@@ -216,13 +220,14 @@ def _enum_name(enum: type, value: int) -> str:
         return f"unknown ({value})"
 
 
-def _gap_words(name: str, gap_s: float, seen: SilenceWatch) -> tuple[str, dict[str, float]]:
+def _gap_words(name: str, gap_s: float, stall_s: float) -> tuple[str, dict[str, float]]:
     """The sentence and details of samples missing between frames (`gap_s` of device time, s). When the workstation
-    could not read for part of that time (a stall: `seen.blind_s`), the device's frames were lost on a line nobody
-    read, and the sentence says so rather than blaming the device (drivers.silence.STALL_DETAIL)."""
+    could not read for part of that time (a stall of `stall_s`, s: `SilenceWatch.stall_within` that span), the
+    device's frames were lost on a line nobody read, and the sentence says so rather than blaming the device
+    (drivers.silence.STALL_DETAIL)."""
     details = {"device_gap_s": round(gap_s, 4)}
-    if seen.blind_s < BLIND_GAP_S:
+    if stall_s <= 0.0:
         return f"{name}: no telemetry for {gap_s * 1000:.0f} ms of device time (samples missing between frames)", details
-    details[STALL_DETAIL] = round(seen.blind_s, 4)
+    details[STALL_DETAIL] = round(stall_s, 4)
     return (f"{name}: {gap_s * 1000:.0f} ms of device time missing between frames: the workstation could not read "
-            f"the line for {seen.blind_s:.1f} s (a stall), so the frames of that time were lost"), details
+            f"the line for {stall_s:.1f} s (a stall), so the frames of that time were lost"), details

@@ -55,18 +55,21 @@ class SilenceWatch:
     a 400 ms hold-up, under load in CI). Signs of life never move the last one back in time.
     """
 
-    __slots__ = ("_blind", "_heard_s", "_looked_s", "blind_gap_s")
+    __slots__ = ("_blind", "_heard_s", "_looked_s", "_recent", "blind_gap_s")
 
     # At most this many separate blind stretches are kept after the last sign of life; past it the oldest is
     # dropped, which can only count more silence as seen (the safe side). Adjacent stretches are merged, so an
     # observer that is always late keeps one.
     MAX_STRETCHES = 64
+    # The last few blind stretches whole, signs of life or not: what `blind_within` asks about.
+    RECENT_STRETCHES = 8
 
     def __init__(self, t: float, *, blind_gap_s: float = BLIND_GAP_S) -> None:
         self.blind_gap_s = blind_gap_s
         self._heard_s = t
         self._looked_s = t
         self._blind: list[tuple[float, float]] = []  # blind stretches (t0, t1), s, in time order, ending after heard
+        self._recent: tuple[tuple[float, float], ...] = ()  # the last blind stretches, not cut by signs of life
 
     @property
     def heard_s(self) -> float:
@@ -91,6 +94,8 @@ class SilenceWatch:
 
     def blind(self, t0: float, t1: float) -> None:
         """The observer could not look from t0 to t1 (s): only the part after the last sign of life counts."""
+        if t1 > t0:
+            self._recent = (*self._recent, (t0, t1))[-self.RECENT_STRETCHES:]
         t0 = max(t0, self._heard_s)
         if t1 <= t0:
             return
@@ -106,6 +111,12 @@ class SilenceWatch:
 
     def _blind_between(self, t0: float, t1: float) -> float:
         return sum(max(0.0, min(b, t1) - max(a, t0)) for a, b in self._blind)
+
+    def stall_within(self, t0: float, t1: float) -> float:
+        """The longest recent stretch the observer could not look (whole, s) that covers more than `blind_gap_s` of
+        the span t0..t1 (host time, s), signs of life in it or not; 0.0 when none: the stall behind samples a device
+        clock says are missing from that span (drivers/frames.py)."""
+        return max((b - a for a, b in self._recent if min(b, t1) - max(a, t0) > self.blind_gap_s), default=0.0)
 
     @property
     def blind_s(self) -> float:

@@ -13,7 +13,10 @@ import signal
 import subprocess
 from pathlib import Path
 
+from drivers.codes import InterlockCause
+
 LOAD_TRIPS = ("Telemetry interlock", "Heartbeat interlock")  # the runner's words for telemetry_lost, heartbeat_lost
+LOAD_INTERLOCKS = (InterlockCause.TELEMETRY_LOST, InterlockCause.HEARTBEAT_LOST)  # as a recording names them
 
 
 def run_until_killed(cmd: list[str], fresh: list[Path], attempts: int = 3, **kw) -> subprocess.CompletedProcess:

@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers_load import LOAD_INTERLOCKS
 from helpers_recording import write_session
 
 from drivers.codes import InterlockCause
@@ -45,12 +46,17 @@ def limits_event(t_s: float, limits: StepLimits) -> Event:
     ("combined-uneventful.toml", set()),
 ])
 def test_scenario_recordings_give_back_their_trips(tmp_path: Path, scenario: str, first_trip: set[str]) -> None:
-    result = run_scenario(load_scenario(SCENARIOS / scenario), tmp_path, out=lambda _line: None)
-    with Recording.open(result.recording) as rec:
-        r = audit(rec)
-        text = format_audit(rec, r)
+    for attempt in range(3):
+        # A loaded machine can stop any scenario early on its telemetry or heartbeat watchdog (the watchdog doing its
+        # job, docs/safety.md): such a run is made again, up to three times, as the crash tests do (helpers_load)
+        result = run_scenario(load_scenario(SCENARIOS / scenario), tmp_path / str(attempt), out=lambda _line: None)
+        with Recording.open(result.recording) as rec:
+            r = audit(rec)
+            text = format_audit(rec, r)
+        recorded = [t.interlock for t in r.recorded]
+        if not recorded or recorded[0] in first_trip or recorded[0] not in LOAD_INTERLOCKS:
+            break
     assert r.limits_recorded >= 2  # the step's limits, then the idle ones after it
-    recorded = [t.interlock for t in r.recorded]
     assert (recorded[0] in first_trip) if first_trip else not recorded, recorded
     assert r.same and [a.interlock for a, _ in r.reproduced] == recorded
     for recorded, replayed in r.reproduced:

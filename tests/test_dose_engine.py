@@ -508,3 +508,26 @@ def test_an_area_reclassified_pih_mid_course_gets_no_uv_at_the_next_visit(tmp_pa
         assert any("never planned" in r for r in nxt.area(darkened.id).reasons)
         assert nxt.area(other.id).has_light  # the other area's course goes on
         assert all(step.area_id != darkened.id for step in nxt.steps if step.modality == "light")
+
+
+def test_the_aftercare_follows_the_modalities_started_not_the_plan():
+    """Third fresh tester of issue 12: after a session stopped before its needling step the aftercare still gave the
+    needling advice (it followed the plan). It follows the steps that started; a step stopped part-way counts (it
+    may have given some); a recorded plan from before the split, or one read from a damaged file, gives what it has."""
+    from workstation.dose.plan import NOTHING_GIVEN_AFTERCARE, aftercare_for
+    from workstation.session.outcome import started_modalities
+
+    p = plan(COMBINED, [mk_area(1, "face", "hypopigmented_atrophic_scar")])
+    always, light, needling = (list(T.aftercare[k]) for k in ("always", "light", "needling"))
+    assert list(p.aftercare) == always + light + needling  # as planned, unchanged
+    runs = [("light", "interrupted"), ("needling", "skipped")]
+    assert p.aftercare_given(started_modalities(runs)) == always + light  # the light's "24–48 h", not "72 h"
+    assert p.aftercare_given({"needling"}) == always + needling
+    assert p.aftercare_given(set()) == [NOTHING_GIVEN_AFTERCARE]
+    again = SessionPlan.from_dict(p.to_dict())  # as the recording keeps it
+    assert again.aftercare_given({"light"}) == always + light
+    older = {k: v for k, v in p.to_dict().items() if k != "aftercare_by_modality"}
+    assert SessionPlan.from_dict(older).aftercare_given(set()) == list(p.aftercare)
+    for damaged in ("text", ["a list"], {"always": "not a list", "light": [1, None]}, None):
+        lines = aftercare_for(damaged, ["planned"], {"light"})
+        assert all(isinstance(line, str) for line in lines), lines

@@ -4,6 +4,7 @@ error reported at once; samples from an undeclared device are counted, never sil
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -77,11 +78,28 @@ def test_samples_of_an_undeclared_device_are_counted(tmp_path):
 
 def test_the_reserve_words_say_full_when_nothing_is_left(tmp_path):
     """Second fresh tester of issue 12: 0 bytes free was called "nearly full"."""
-    from workstation.recording.writer import below_reserve_words
+    from workstation.recording.errors import below_reserve_words
 
     assert "is full (no space left, below the 64 MB reserve)" in below_reserve_words(tmp_path, 0, 2**26)
     assert "is full (only 512 kB left" in below_reserve_words(tmp_path, 2**19, 2**26)
     assert "is nearly full (only 3 MB left" in below_reserve_words(tmp_path, 3 * 2**20, 2**26)
+
+
+def test_a_write_that_fails_on_a_full_disk_says_it_in_the_reserves_words(tmp_path):
+    """Third fresh tester of issue 12: a disk full at 0 bytes read "full (no space left, below the reserve)" or "full
+    (or the file reached its size limit)", whichever check saw it first. A failed write on a disk below the reserve
+    now says what the reserve check says; with space left it is the file's limit, in its own words."""
+    from workstation.recording.errors import below_reserve_words, full_words
+
+    path = tmp_path / "x.h5"
+    reserve = shutil.disk_usage(tmp_path).free + 2**40  # the disk is below it (the free space itself may move)
+    words = full_words(path, reserve)
+    assert words.startswith(f"The disk holding {path} is ") and f"below the {reserve / 2**20:.0f} MB reserve" in words
+    assert words.split(" is ")[1].split(" (")[0] in ("full", "nearly full")  # below_reserve_words' own sentence
+    assert "below the" not in below_reserve_words(path, 0, 0) and "no space left" in below_reserve_words(path, 0, 0)
+    limit = full_words(path, 2**20)
+    assert "could not grow (the file reached its size limit, or a disk quota)" in limit and "is full" not in limit
+    assert full_words(tmp_path / "gone" / "x.h5", 2**20).startswith("The disk holding")  # no folder: nothing free
 
 
 def test_disk_below_reserve_is_an_error_at_once(tmp_path):
@@ -128,7 +146,10 @@ def test_a_real_full_disk_during_the_session_is_reported_at_once(tmp_path):
     out = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path), str(Path(__file__).parent)],
                          capture_output=True, text=True, timeout=60)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["error"] and "is full" in result["error"] and result["frames"] < 20000
+    # the file's size limit (RLIMIT_FSIZE) on a disk with space: its own words, not "the disk is full" (third fresh
+    # tester: one disk full at 0 bytes read two ways; a full disk is said in the reserve's words, below)
+    assert result["error"] and "could not grow (the file reached its size limit" in result["error"]
+    assert "is full" not in result["error"] and result["frames"] < 20000
     # HDF5 may have recorded a file end it could not write: then the file reads as truncated, which is why the
     # recorder stops earlier, at its free-space reserve (previous test). Either way the reader says what it is.
     try:

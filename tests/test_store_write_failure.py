@@ -39,7 +39,7 @@ VISIT = textwrap.dedent("""
     v.close()
     print(json.dumps({"store_failure": saved.store_failure, "sha256": saved.sha256, "recording": str(saved.recording),
                       "held": v.rig.monitor.held, "refused": refused, "light_after": light_after,
-                      "state": saved.summary["state"]}))
+                      "state": saved.summary["state"], "abort_reason": saved.summary["abort_reason"]}))
 """)
 
 
@@ -57,6 +57,9 @@ def test_a_store_that_stops_taking_writes_stops_the_session_and_is_completed_at_
     assert got["refused"] and all("store could not be written" in r or "paused" in r or "state" in r
                                   for r in got["refused"]), got["refused"]
     assert not got["light_after"] and got["state"] in ("aborted", "partial")
+    # third fresh tester (F7): the outcome said "ended by the operator"; it is the failure that ended it
+    assert got["abort_reason"].startswith("the clinic store could not be written, so it could not go on: ")
+    assert "operator" not in got["abort_reason"], got["abort_reason"]
     assert got["sha256"] and Path(got["recording"]).is_file()  # the recording is whole and checksummed
     with sqlite3.connect(tmp_path / "t.sqlite3") as db:  # the store is behind: the session still in progress
         assert db.execute("SELECT state FROM sessions").fetchall() == [("in_progress",)]

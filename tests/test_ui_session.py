@@ -291,3 +291,15 @@ def test_after_the_recording_fails_the_window_gives_nothing_more(qtbot, window: 
     saved = win.controller.saved
     assert saved.summary["state"] in ("aborted", "partial")
     assert [r["outcome"] for r in saved.summary["results"]][1:] in ([], ["skipped"])  # the pen never ran
+    # third fresh tester (F7): the outcome said "ended by the operator"; the failure ended it, as the summary says
+    assert saved.summary["abort_reason"] == "the recording failed, so it could not go on: 0 of 2 steps done"
+    assert saved.summary["abort_cause"] == "recording"
+    qtbot.waitUntil(lambda: bool(win.after.aftercare.text()), timeout=TIMEOUT_MS)  # the after page, once shown
+    shown = win.after.summary.toPlainText()
+    assert "the recording failed, so it could not go on" in shown and "ended by the operator" not in shown, shown
+    # and the aftercare follows what was started (the light), not the plan (light, then the pen): no needling advice,
+    # on the screen and in the report read back from the recording
+    from workstation.ui.report_data import read_report
+
+    for advice in (win.after.aftercare.text(), "\n".join(read_report(saved.recording).aftercare)):
+        assert "24–48 h after light treatment" in advice and "after needling" not in advice, advice

@@ -98,11 +98,12 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
                         "course before going on.")
     steps = tuple([Step("light", p.area_id) for p in plans if p.has_light]
                   + [Step("needling", p.area_id) for p in plans if p.has_needling])
-    aftercare = list(tables.aftercare["always"])
+    by_modality = {"always": tuple(tables.aftercare["always"])}
     if any(p.has_light for p in plans):
-        aftercare += tables.aftercare["light"]
+        by_modality["light"] = tuple(tables.aftercare["light"])
     if any(p.has_needling for p in plans):
-        aftercare += tables.aftercare["needling"]
+        by_modality["needling"] = tuple(tables.aftercare["needling"])
+    aftercare = [line for lines in by_modality.values() for line in lines]
     notes = [ORDER_REASON] if any(p.has_light for p in plans) and any(p.has_needling for p in plans) else []
     minutes = None
     if tables.session_time is not None and steps:
@@ -116,6 +117,7 @@ def plan_session(*, protocol: Protocol, tables: Tables, course: Course, areas: S
     return SessionPlan(course_id=course.id, protocol_id=protocol.id, protocol_version=protocol.version,
                        visit_date=visit_date, session_number=number, areas=tuple(plans), steps=steps,
                        blocks=tuple(blocks), warnings=tuple(warnings), aftercare=tuple(aftercare), notes=tuple(notes),
+                       aftercare_by_modality=by_modality,
                        refusal=refusal,
                        device_model=device_model, uv_record=uv, expected_minutes=minutes)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -91,7 +92,7 @@ class SessionPlan:
     steps: tuple[Step, ...] = ()
     blocks: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
-    aftercare: tuple[str, ...] = ()
+    aftercare: tuple[str, ...] = ()  # as planned: every planned modality's lines (aftercare_for: as given)
     notes: tuple[str, ...] = ()  # information, nothing to acknowledge (e.g. the order of the visit)
     refusal: Refusal | None = None
     device_model: str | None = None
@@ -102,6 +103,12 @@ class SessionPlan:
     # The course's version (store.course_version) the plan was computed from: saving a session's start refuses a plan
     # computed before another start was saved (workstation/store/leases.py). None: not checked.
     course_version: int | None = None
+    # The aftercare table's lines by modality ("always", "light", "needling"), for the planned ones: aftercare_for
+    aftercare_by_modality: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def aftercare_given(self, started: Iterable[str]) -> list[str]:
+        """The aftercare for the modalities whose steps `started` this session (aftercare_for)."""
+        return aftercare_for(self.aftercare_by_modality, self.aftercare, started)
 
     @property
     def refused(self) -> bool:
@@ -182,8 +189,29 @@ class SessionPlan:
         return cls(**{**d, "visit_date": date.fromisoformat(d["visit_date"]), "areas": areas,
                       "steps": tuple(Step(**s) for s in d["steps"]), "blocks": tuple(d["blocks"]),
                       "warnings": tuple(d["warnings"]), "aftercare": tuple(d["aftercare"]), "notes": tuple(d.get("notes", ())),
+                      "aftercare_by_modality": {k: tuple(v) for k, v in d.get("aftercare_by_modality", {}).items()},
                       "refusal": Refusal(refusal["reason"], date.fromisoformat(refusal["first_allowed_date"]))
                       if refusal else None})
+
+
+NOTHING_GIVEN_AFTERCARE = "No treatment was started this session, so it needs no aftercare."
+
+
+def aftercare_for(by_modality: Mapping[str, Sequence[str]], planned: Sequence[str], started: Iterable[str]) -> list[str]:
+    """The aftercare to give after a session: the table's "always" lines and those of each modality ("light",
+    "needling") whose step started, as planned or not done (a step stopped part-way may have given some: the safe
+    side). `by_modality`: SessionPlan.aftercare_by_modality (or the recorded plan's); a plan without it (recorded
+    before it was kept) gives `planned`, its aftercare whole. Lines: seeds/tables/aftercare.toml (CLINICAL.md)."""
+    def lines(value: Any) -> list[str]:  # a recorded plan is read as it is: a value not a list gives no line
+        return [str(line) for line in value] if isinstance(value, list | tuple) else []
+
+    started = set(started)
+    if not isinstance(by_modality, Mapping) or not by_modality:
+        return lines(planned)
+    if not started:
+        return [NOTHING_GIVEN_AFTERCARE]
+    return [*lines(by_modality.get("always")), *(line for m in ("light", "needling") if m in started
+                                                 for line in lines(by_modality.get(m)))]
 
 
 def _encode(obj: Any) -> Any:

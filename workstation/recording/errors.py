@@ -2,6 +2,8 @@
 the causes an OS or HDF5 error gives (never the library's own text: that goes to the log file)."""
 
 import errno
+import shutil
+from pathlib import Path
 
 from workstation.errors import UserError
 
@@ -33,3 +35,34 @@ def disk_full(exc: BaseException) -> bool:
     text = str(exc)
     return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(
         m in text for m in ("errno = 28", "errno = 27", "errno = 122", "No space left", "File too large"))
+
+
+def below_reserve_words(path: Path, free: int, reserve: int) -> str:
+    """What the recorder says when free space (bytes) falls below its reserve: "nearly full" only while some space
+    is left (≥ 1 MB); "full" with none or almost none (then the close itself may fail, and is reported apart)."""
+    below = f", below the {reserve / 2**20:.0f} MB reserve" if free < reserve else ""
+    if free >= 2**20:
+        return (f"The disk holding {path} is nearly full (only {free / 2**20:.0f} MB left{below}): recording "
+                "stopped while the file can still be closed. The session must stop; free some space before the next "
+                "one.")
+    left = "no space left" if free <= 0 else f"only {free / 2**10:.0f} kB left"
+    return (f"The disk holding {path} is full ({left}{below}): recording stopped. The session must stop; free some "
+            "space before the next one.")
+
+
+# A write refused for want of space with less than this free (or than the reserve) is the disk being full: HDF5's
+# writes are a chunk or a metadata block at a time, far below it.
+DISK_FULL_BELOW_BYTES = 16 * 2**20
+
+
+def full_words(path: Path, reserve: int) -> str:
+    """What the recorder says when a write failed for want of space: the disk's own words (below_reserve_words)
+    when it is full; else the file could not grow for another reason (its size limit, a quota)."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = 0
+    if free < max(reserve, DISK_FULL_BELOW_BYTES):
+        return below_reserve_words(path, free, reserve)
+    return (f"The recording {path} could not grow (the file reached its size limit, or a disk quota), though the "
+            f"disk has {free / 2**20:.0f} MB free: recording stopped. The session must stop; see the log file.")

@@ -32,7 +32,14 @@ from workstation.checksum import write_checksum
 from workstation.errors import UserError
 from workstation.recording import format as fmt
 from workstation.recording.clean import T_GIVEN_KEY, clean_text, json_with_notes, set_aside
-from workstation.recording.errors import RecordingError, disk_full, in_words, is_lock_error
+from workstation.recording.errors import (
+    RecordingError,
+    below_reserve_words,
+    disk_full,
+    full_words,
+    in_words,
+    is_lock_error,
+)
 from workstation.recording.inbox import Inbox
 from workstation.recording.mark import remove_stale_ballasts
 from workstation.recording.signature import sign
@@ -319,9 +326,8 @@ class SessionRecorder:
         full = disk_full(exc)
         if isinstance(exc, _BelowReserve):  # stopped while the file can (most often) still be closed whole
             msg = str(exc.strerror)
-        elif full:
-            msg = (f"The disk holding {self.path} is full (or the file reached its size limit): recording stopped. "
-                   "The session must stop; free some space before the next one.")
+        elif full:  # in the reserve's words when the disk is (nearly) full: one sentence whichever check saw it
+            msg = full_words(self.path, self._reserve_bytes)
         else:
             msg = (f"Writing the recording {self.path} failed{in_words(exc)}: recording stopped. The session must "
                    "stop; the log file has the details.")
@@ -457,18 +463,6 @@ def open_for_closing(path: Path) -> h5py.File:
 def _valid_time(t: float) -> float:
     """A row's host time, or now if it came without one (not finite, or not after the clock's origin)."""
     return t if math.isfinite(t) and t > 0.0 else now_s()
-
-
-def below_reserve_words(path: Path, free: int, reserve: int) -> str:
-    """What the recorder says when free space (bytes) falls below its reserve: "nearly full" only while some space
-    is left (≥ 1 MB); "full" with none or almost none (then the close itself may fail, and is reported apart)."""
-    if free >= 2**20:
-        return (f"The disk holding {path} is nearly full (only {free / 2**20:.0f} MB left, below the "
-                f"{reserve / 2**20:.0f} MB reserve): recording stopped while the file can still be closed. The "
-                "session must stop; free some space before the next one.")
-    left = "no space left" if free <= 0 else f"only {free / 2**10:.0f} kB left"
-    return (f"The disk holding {path} is full ({left}, below the {reserve / 2**20:.0f} MB reserve): recording "
-            "stopped. The session must stop; free some space before the next one.")
 
 
 class _BelowReserve(OSError):

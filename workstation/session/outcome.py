@@ -4,7 +4,7 @@ several) merged into one line each, and the session's honest outcome word."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
@@ -42,6 +42,12 @@ def session_outcome(steps: Sequence[Any], merged: Sequence[dict]) -> str:
     if any(o["delivered_dose_mj_cm2"] > 0 or o["passes_done"] > 0 for o in merged):
         return "partial"
     return "aborted"
+
+
+def started_modalities(steps: Iterable[tuple[str, str]]) -> set[str]:
+    """The modalities of the steps that started, from (modality, outcome) pairs: every outcome but "skipped" (a
+    step stopped part-way may have given some). What the aftercare follows (workstation.dose.plan.aftercare_for)."""
+    return {modality for modality, outcome in steps if outcome != "skipped"}
 
 
 def summarize(session: Any) -> dict:

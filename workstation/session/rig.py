@@ -139,7 +139,7 @@ class Rig:
             self.monitor.estop("recording failed")
             # nothing more may be given that the file would not hold: no reset, arm, start or resume until the end
             self.monitor.hold("The recording failed, so nothing more can be recorded: this session cannot treat "
-                              "again. End it; what was given up to the failure is saved.")
+                              "again. End it; what was given up to the failure is saved.", "the recording failed")
             self.bus.publish_event(Event(now_s(), "alarm", "high", "session",
                                          f"Recording failed, the devices were stopped: {err}", {}))
             if on_error is not None:

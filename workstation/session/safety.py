@@ -126,6 +126,7 @@ class SafetyMonitor(BaseSink):
         self._lock = threading.RLock()
         self._tripped: dict[str, Trip] = {}  # device -> the latched trip
         self.held: str | None = None  # a cause no reset clears for this rig's life (`hold`), in words
+        self.held_cause: str | None = None  # its short name ("the recording failed"), the session's end reason
         self._active: dict[str, bool] = {}  # device -> emitting / needling, per the last block
         self._last_block_s: dict[str, float] = {}
         self._samples_seen: dict[str, SilenceWatch] = {}  # device -> the telemetry-lost watchdog (drivers/silence.py)
@@ -190,10 +191,11 @@ class SafetyMonitor(BaseSink):
                 return True
             return bool(self._tripped) if device is None else device in self._tripped
 
-    def hold(self, why: str) -> None:
-        """Latch a cause no reset can clear while this monitor lives: the session's recording failed, so nothing
-        more may be given that the file would not hold. `why` is the sentence a refused reset, arm, start or
-        resume gives. Call it after the E-stop that made the devices safe."""
+    def hold(self, why: str, cause: str) -> None:
+        """Latch a cause no reset can clear while this monitor lives (the recording failed: nothing more may be given
+        that the file would not hold). `why`: the sentence a refused reset, arm, start or resume gives; `cause`: its
+        short name, the reason the session ends with (Session.finish). Call it after the E-stop that made it safe."""
+        self.held_cause = cause
         self.held = why
 
     def reset(self, who: str) -> list[Trip]:

@@ -282,17 +282,21 @@ class Session(StepRuns, BaseSink):
 
     def finish(self, who: str) -> None:
         """End the session: completed when every step is done, otherwise aborted, saying how many steps were done
-        (the summary's outcome then says partial when something was delivered)."""
+        (the summary's outcome then says partial when something was delivered). Ended while the monitor is held (a
+        failed recording or store: SafetyMonitor.hold), the reason is that failure, not the operator."""
         self._stop_all("session finished")
         with self._lock:
             if self._state not in (State.ARMED, State.PAUSED, State.PLAN_LOADED):
                 return
             if self.next_step is None and self.steps:
                 self._transition(State.COMPLETED, "all steps done", who)
+                return
+            done = f"{sum(o['outcome'] == 'done' for o in self.step_outcomes())} of {counted(len(self.steps), 'step')}"
+            held = self.monitor.held_cause
+            if held is not None:
+                self.abort(who, f"{held}, so it could not go on: {done} done", AbortCause.RECORDING)
             else:
-                done = sum(o["outcome"] == "done" for o in self.step_outcomes())
-                self.abort(who, f"ended by the operator with {done} of {counted(len(self.steps), 'step')} done",
-                           AbortCause.OPERATOR)
+                self.abort(who, f"ended by the operator with {done} done", AbortCause.OPERATOR)
 
     def close(self) -> None:
         """Detach from the bus and the monitor (a window that starts another session leaves nothing behind)."""

@@ -306,14 +306,14 @@ class Visit:
         failed recording (E-stop, the monitor held); what becomes of it is journal.store_failure_later's words."""
         if self.store_failure is not None:
             return
-        later = store_failure_later(temporary=self._tmp is not None, ended=ended)
-        self.store_failure = f"The clinic store could not be written ({exc.why}): {later}."
+        later, failed = store_failure_later(temporary=self._tmp is not None, ended=ended), "the clinic store could not be written"
+        self.store_failure = f"{failed.capitalize()} ({exc.why}): {later}."
         if not ended:
             self.rig.monitor.estop("store failed")
-            self.rig.monitor.hold("The clinic store could not be written, so the doses of this session cannot be "
-                                  f"saved for the next plan: this session cannot treat again. End it; {later}.")
-            self.rig.bus.publish_event(Event(now_s(), "alarm", "high", "session", "The clinic store could not be "
-                                             f"written ({exc.why}): the devices were stopped.", {"cause": STORE_FAILED}))
+            self.rig.monitor.hold(f"{failed.capitalize()}, so the doses of this session cannot be saved for the next "
+                                  f"plan: this session cannot treat again. End it; {later}.", failed)
+            self.rig.bus.publish_event(Event(now_s(), "alarm", "high", "session", f"{failed.capitalize()} ({exc.why})"
+                                             ": the devices were stopped.", {"cause": STORE_FAILED}))
 
     def run_step(self) -> StepResult:
         session = self._need_session()

@@ -3,6 +3,7 @@ and the course view."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from PyQt6.QtWidgets import (
 )
 
 from workstation.recording.format import report_path
-from workstation.session.outcome import trip_stop_words
+from workstation.session.outcome import started_modalities, trip_stop_words
 from workstation.ui.alarm_groups import condition_lines
 from workstation.ui.course_view import CourseView
 from workstation.ui.messages import user_text
@@ -124,7 +125,7 @@ class AfterView(QWidget):
             lines += [f"{device_name(t['device'])}: {trip_stop_words(t['latency_ms'], t.get('stop', 'stop written'))} "
                       f"({interlock_name(t['interlock']).lower()})" for t in s["trips"]]
         lines.append("## Aftercare")
-        lines += list(plan.aftercare)
+        lines += self.aftercare_lines()
         lines += self.extra_lines()
         lines.append("## Recording")
         lines.append(f"{saved.recording} ({saved.checksum_words})")
@@ -132,12 +133,20 @@ class AfterView(QWidget):
             lines.append(f"Store not written: {saved.store_failure}")
         return lines
 
+    def aftercare_lines(self) -> list[str]:
+        """The aftercare for what this session started, not for all it planned (SessionPlan.aftercare_given)."""
+        c = self.controller
+        assert c.plan is not None and c.saved is not None
+        return c.plan.aftercare_given(started_modalities((r["modality"], r["outcome"])
+                                                         for r in c.saved.summary["results"]))
+
     def show_session(self) -> None:
         c = self.controller
         assert c.plan is not None
         self.summary.setPlainText("\n".join(line.removeprefix("## ").upper() if line.startswith("## ") else line
                                             for line in self.report_lines()))
-        self.aftercare.setText("<br>".join(c.plan.aftercare) or "Avoid sun for 24–48 h; sunscreen from 24 h.")
+        self.aftercare.setText("<br>".join(html.escape(line) for line in self.aftercare_lines())
+                               or "Avoid sun for 24–48 h; sunscreen from 24 h.")
         areas = [a for a in c.plan.areas if a.modality != "none"] or list(c.plan.areas)
         self.responses.set_areas([(a.area_id, a.label) for a in areas])
         self.save_button.setEnabled(True)

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from workstation.bus import detail_number
+from workstation.dose.plan import aftercare_for
 from workstation.session import roles
+from workstation.session.outcome import started_modalities
 from workstation.ui.alarm_groups import condition_lines
 from workstation.ui.wording import (
     device_name,
@@ -188,7 +190,9 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
             sha = side.read_text().split()[0] if side.read_text().split() else ""
         data = ReportData(path, meta.mode, meta.patient_pseudonym, meta.operator_id,
                           protocol_title(meta.protocol_id, meta.protocol_version), meta.start_time_utc, rec.duration_s, plan,
-                          steps, trips, list(plan.get("aftercare", [])), None, sha)
+                          steps, trips, aftercare_for(plan.get("aftercare_by_modality", {}), plan.get("aftercare", []),
+                                                      started_modalities((s.modality, s.outcome) for s in steps)),
+                          None, sha)
         skipped = sum(s.nonfinite_samples for s in steps)
         if skipped:
             data.extra.append(f"Telemetry: {counted(skipped, 'sample')} with a non-finite value (NaN or ±inf) "
