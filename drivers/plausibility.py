@@ -36,41 +36,50 @@ class DeviceClock:
     def reset(self) -> None:
         """A fresh connection: the next frame is taken as it comes."""
         self.last_us: int | None = None
-        self.last_host_s = 0.0
+        # The promptest accepted frame (device µs, host s): the least arrival minus device time, drift allowed for.
+        # How far the device clock may be ahead is judged from it, not from the last frame, which may have been read
+        # late (the workstation held up: its backlog then arrives at once, and is not from the future).
+        self._ref: tuple[int, float] = (0, 0.0)
         self._candidate: tuple[int, float] | None = None
         self._candidate_frames = 0
 
     def check(self, first_us: int, last_us: int, t_host_s: float) -> tuple[bool, str]:
         """(accepted, message). Rejected: the message says why. Accepted with a message: the clock was re-based."""
         if self.last_us is None:
-            self._take(last_us, t_host_s)
+            self._take(last_us, t_host_s, rebase=True)
             return True, ""
-        problem = _clock_problem(self.last_us, self.last_host_s, first_us, t_host_s)
+        problem = _clock_problem(self.last_us, *self._ref, first_us, t_host_s)
         if not problem:
             self._take(last_us, t_host_s)
             return True, ""
         cand = self._candidate
-        consistent = cand is not None and not _clock_problem(cand[0], cand[1], first_us, t_host_s)
+        consistent = cand is not None and not _clock_problem(cand[0], *cand, first_us, t_host_s)
         self._candidate_frames = self._candidate_frames + 1 if consistent else 1
         self._candidate = (last_us, t_host_s)
         if self._candidate_frames >= REBASE_AFTER_FRAMES:
-            self._take(last_us, t_host_s)
+            self._take(last_us, t_host_s, rebase=True)
             return True, (f"the device clock restarted ({problem}); followed again after {REBASE_AFTER_FRAMES} "
                           "consistent frames")
         return False, problem
 
-    def _take(self, last_us: int, t_host_s: float) -> None:
-        self.last_us, self.last_host_s = last_us, t_host_s
+    def _take(self, last_us: int, t_host_s: float, *, rebase: bool = False) -> None:
+        ref_us, ref_host_s = self._ref
+        late_s = (t_host_s - ref_host_s) - (last_us - ref_us) / 1e6  # arrival offset against the reference frame's
+        if rebase or late_s <= CLOCK_RATE_TOLERANCE * max(0.0, t_host_s - ref_host_s):  # as prompt, drift allowed
+            self._ref = (last_us, t_host_s)
+        self.last_us = last_us
         self._candidate, self._candidate_frames = None, 0
 
 
-def _clock_problem(prev_us: int, prev_host_s: float, first_us: int, t_host_s: float) -> str:
+def _clock_problem(prev_us: int, ref_us: int, ref_host_s: float, first_us: int, t_host_s: float) -> str:
+    """Why a frame's first sample (device µs) arriving at host time t_host_s (s) is not the next on this device
+    clock: not after the last accepted sample `prev_us`, or further ahead of the promptest accepted frame
+    (`ref_us` at `ref_host_s`) than the host's clock has run since (1 % rate tolerance, CLOCK_SLACK_S)."""
     if first_us <= prev_us:
         return f"device clock did not move forward ({first_us} µs after {prev_us} µs)"
-    allowed_us = (max(0.0, t_host_s - prev_host_s) * (1 + CLOCK_RATE_TOLERANCE) + CLOCK_SLACK_S) * 1e6
-    if first_us - prev_us > allowed_us:
-        return (f"device clock jumped {(first_us - prev_us) / 1e6:.3f} s ahead in "
-                f"{max(0.0, t_host_s - prev_host_s):.3f} s of host time")
+    host_s = max(0.0, t_host_s - ref_host_s)
+    if first_us - ref_us > (host_s * (1 + CLOCK_RATE_TOLERANCE) + CLOCK_SLACK_S) * 1e6:
+        return f"device clock jumped {(first_us - ref_us) / 1e6:.3f} s ahead in {host_s:.3f} s of host time"
     return ""
 
 

@@ -145,11 +145,48 @@ def test_a_trip_review_skips_non_finite_samples(tmp_path, value):
     assert "nan" not in review_text(review) and "inf" not in review_text(review)
 
 
+def test_a_trip_review_places_late_frames_at_their_device_time(tmp_path):
+    """Fourth fresh tester of issue 12: after a 1.3 s stall of the workstation the frames the light sent meanwhile
+    arrived all at once, after the stop was written, and the review counted their dose "after the stop" (93 mJ/cm²
+    in 70 ms at 95 mW/cm²). Samples are placed by the device clock, not by their frames' late arrival."""
+    from workstation.bus import Event
+
+    trip = Event(1004.0, "interlock", "high", "safety", "test trip",
+                 {"device": "light", "interlock": "estop", "stop_written_t_host_s": 1004.0})
+    path = write_session(tmp_path, 6.0, events=[trip])
+    with h5py.File(path, "r+") as f:  # 2.7–4.0 s of samples (2000 Hz) held in the port, read 70 ms after the stop
+        ds = f["devices/light/telemetry"]
+        rows = ds[5400:8000]
+        rows["t_host_s"] = 1004.07
+        ds[5400:8000] = rows
+    with Recording.open(path) as r:
+        (review,) = summarize(r).trip_reviews
+    assert review.active_at_stop and 35.0 < review.dose_after_stop_mj_cm2 < 41.0  # 1 s at 40 mW/cm², not 2.3 s
+    assert 990 < review.stopped_ms < 1010  # the light stopped by itself at 5 s: 1 s after the stop was written
+
+
 def test_crash_recovery_doses_skip_nan_samples(session_recording, tmp_path):
     from workstation.session.journal import deliveries_from_recording
 
     copy = _with_nan(session_recording, tmp_path)
     assert deliveries_from_recording(copy) == deliveries_from_recording(session_recording)
+
+
+@pytest.mark.parametrize("channel", ["lamp_temp_c", "irradiance_mw_cm2"])
+def test_a_non_finite_channel_does_not_hide_the_dose_its_rows_measured(session_recording, tmp_path, channel):
+    """Fourth fresh tester of issue 12: a NaN lamp temperature over an exposure (its dose channel finite) dropped
+    those rows from every dose figure: inspect said 20.5 mJ/cm² of 130, and crash recovery wrote 52 of 206 to the
+    store, an under-counted UV dose. A figure skips only the samples whose channels it reads are not finite."""
+    from workstation.session.journal import deliveries_from_recording
+
+    copy = _with_nan(session_recording, tmp_path, channel=channel, n=10**7, offset=5)  # to the end of the file
+    with Recording.open(session_recording) as a, Recording.open(copy) as b:
+        sa, sb = summarize(a), summarize(b)
+        skipped = [d.nonfinite_samples for d in sb.devices if d.name == "light"][0]
+    assert sb.dose_per_area_mj_cm2 == sa.dose_per_area_mj_cm2 and min(sa.dose_per_area_mj_cm2.values()) > 100
+    assert skipped > 1000  # still counted and said: the samples are not all measurements
+    assert deliveries_from_recording(copy) == deliveries_from_recording(session_recording)
+    assert _dose_lines(_main("inspect", str(copy)).stdout) == _dose_lines(_main("inspect", str(session_recording)).stdout)
 
 
 # ---- 5: verify on a file another program writes ---------------------------------------------------------------

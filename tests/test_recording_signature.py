@@ -20,6 +20,9 @@ from workstation.recording.summary import check_checksum
 REPO = Path(__file__).resolve().parents[1]
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 @pytest.fixture()
 def recording(tmp_path) -> Path:
     return write_session(tmp_path, 1.0)
@@ -133,8 +136,32 @@ def test_a_closed_recording_copied_without_its_checksum_and_signature_says_so(re
     shutil.copy2(recording, alone)
     check = check_checksum(alone)
     assert check.intact is None
-    assert check.text.startswith("checksum and signature missing beside the file") and "not closed" not in check.text
-    assert "the recorder closed the file at" in check.text
+    # fourth fresh tester: the words the docs give for it ("SIGNATURE MISSING"), and every command warns of it
+    assert check.text.startswith("SIGNATURE MISSING: the file cannot be proven unchanged (no ")
+    assert "not closed" not in check.text and "the recorder closed the file at" in check.text
+    for command in ("export", "audit", "inspect"):
+        args = ["export", "--csv", str(tmp_path / "csv"), str(alone)] if command == "export" else [command, str(alone)]
+        done = subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
+                              timeout=120, cwd=ROOT)
+        said = done.stdout + done.stderr
+        assert "SIGNATURE MISSING" in said and "Traceback" not in said, (command, said[-1500:])
+        if command != "inspect":
+            assert f"WARNING: {alone.name} is not proven intact" in said, (command, said[-1500:])
+
+
+def test_a_wrong_checksum_file_beside_a_signed_intact_recording_is_not_a_tamper_alarm(recording):
+    """Fourth fresh tester of issue 12: the .sha256 replaced (zeros, another recording's) beside an intact signed file
+    gave "SHA-256 DOES NOT MATCH …: the file changed after it was closed; signed by …, intact": a false tamper
+    alarm that contradicted itself. The signature covers the file's own SHA-256: the checksum file is what changed."""
+    for wrong in ("0" * 64, sha256_of(Path(__file__))):
+        checksum_path(recording).write_text(f"{wrong}  {recording.name}\n")
+        check = check_checksum(recording)
+        assert check.intact is True and "intact" in check.text and "changed after it was closed" not in check.text
+        assert f"but {checksum_path(recording).name} does not match it" in check.text
+        assert sha256_of(recording) in check.text  # what to write back
+    checksum_path(recording).write_text(f"{'0' * 64}  {recording.name}\n")  # and the file changed too: an alarm
+    _flip_one_byte(recording)
+    assert check_checksum(recording).intact is False
 
 
 def test_a_file_without_an_end_time_and_without_a_checksum_was_not_closed_by_the_recorder(tmp_path):

@@ -390,3 +390,26 @@ def test_a_session_whose_program_ended_it_is_not_called_a_crash(tmp_path: Path) 
         assert store.session_state(closed.session_id)["state"] == "aborted"
         # what it gave is what its recording shows (a loaded machine may have cut the session short: no matter)
         assert closed.treatments == deliveries_from_recording(Path(result.recording))
+
+
+def test_a_store_failure_whose_recording_could_not_be_closed_is_not_called_a_crash(tmp_path: Path) -> None:
+    """Fourth fresh tester of issue 12 (5 of 5 runs): the store and the recording on one disk that filled to the last
+    byte; the store's failure was recorded, then the recording's close failed too, so the file has no end time and
+    the next start called the session a crash. The recorded store failure says how it ended, closed or not."""
+    import h5py
+    from helpers_recording import write_session
+
+    from workstation.bus import Event
+    from workstation.session.journal import STORE_FAILED, recorded_end
+
+    alarm = Event(1001.0, "alarm", "high", "session", "The clinic store could not be written (its disk is full): "
+                  "the devices were stopped.", {"cause": STORE_FAILED})
+    for with_alarm in (True, False):
+        path = write_session(tmp_path / str(with_alarm), 2.0, events=[alarm] if with_alarm else [])
+        with h5py.File(path, "r+") as f:  # as a close that failed on the full disk left it
+            del f.attrs["end_time_utc"]
+        if with_alarm:
+            assert recorded_end(path) == alarm.message
+        else:  # nothing recorded but the telemetry: a crash, as before
+            assert recorded_end(path) is None
+

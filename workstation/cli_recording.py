@@ -121,7 +121,8 @@ def _notes(rec) -> None:
     if rec.partial:
         print(f"note: {rec.path.name} is partial: {rec.partial_reason}")
     check = check_checksum(rec.path)
-    if check.intact is False:
-        print(f"WARNING: {rec.path.name}: {check.text}; what follows comes from the file as it is now.")
-    elif check.intact:
+    if check.intact:
         print(f"note: {rec.path.name}: {check.text}")
+    else:  # changed, or cannot be proven unchanged (as the report and replay say): a warning either way
+        print(f"WARNING: {rec.path.name} is not proven intact: {check.text}; what follows comes from the file as it "
+              "is now.")

@@ -4,15 +4,16 @@ Dose per area: an exposure is a run of light samples with the shutter open; its 
 integrated during it (the device restarts its count at each exposure). The area is the `area` in the details of the
 latest event before the exposure started (protocol steps carry it); without one it is "unassigned".
 
-A sample with a non-finite value (NaN, ±inf) in any channel was not measured: every figure here (and in `audit`,
-the runner's trip review) skips it through `finite_rows`, and the summary says how many were skipped.
+A non-finite value (NaN, ±inf) in a channel was not measured: every figure here (and the runner's trip review, the
+recovery of a crashed session's doses) skips the samples whose channels *it reads* are not finite (`finite_rows`),
+and the summary says how many samples had a non-finite value in any channel.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,8 +65,8 @@ class DeviceSummary:
 
 @dataclass(frozen=True, slots=True)
 class TripReview:
-    """What the recorded telemetry shows around an interlock trip. Sample times are placed on the host clock from
-    their frame's arrival and the device clock (so to within the transport delay, not the 10 ms frame):
+    """What the recorded telemetry shows around an interlock trip. Sample times are the device clock's, placed on the
+    host clock by the promptest frame around the trip (`sample_times`: to within the transport delay):
     `stopped_ms` is when the first sample showed the device inactive, relative to the stop command being written
     (negative: the device had stopped itself before, e.g. on its own contact sensor); for the light,
     `dose_after_stop_mj_cm2` is what it still delivered after the stop was written."""
@@ -108,10 +109,13 @@ def summarize(rec: Recording) -> Summary:
 REVIEW_BEFORE_S, REVIEW_AFTER_S = 0.5, 2.0  # the telemetry read around a stop
 
 
-def finite_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
-    """The telemetry rows whose float channels are all finite, and how many rows were dropped (a NaN or ±inf is not
-    a measurement: a summary skips the sample rather than let it turn a maximum or a difference into NaN or 0)."""
-    names = [n for n in rows.dtype.names or () if rows.dtype[n].kind == "f"]
+def finite_rows(rows: np.ndarray, channels: Iterable[str] | None = None) -> tuple[np.ndarray, int]:
+    """The telemetry rows whose float `channels` (default: every float channel) are all finite, and how many rows
+    were dropped (a NaN or ±inf is not a measurement: a figure skips the sample rather than let it turn a maximum or
+    a difference into NaN or 0). A figure names the channels it reads: a NaN lamp temperature must not hide the
+    dose its row measured (fourth fresh tester of issue 12: a dose of 20.5 for 130 mJ/cm²)."""
+    wanted = None if channels is None else set(channels)
+    names = [n for n in rows.dtype.names or () if rows.dtype[n].kind == "f" and (wanted is None or n in wanted)]
     if not len(rows) or not names:
         return rows, 0
     ok = np.ones(len(rows), dtype=bool)
@@ -121,12 +125,18 @@ def finite_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def sample_times(rows: np.ndarray) -> np.ndarray:
-    """Host time of each sample: its frame's arrival minus how much earlier, on the device clock, it was taken than
-    the frame's last sample (the samples of a frame share `seq` and `t_host_s`)."""
+    """Host time of each sample (s), on the device clock: when the device took it, placed on the host clock by the
+    promptest frame of `rows` (the least arrival minus device time). A frame that arrived late (the workstation was
+    held up, the line was busy) is not moved later by its lateness: after a 1.3 s stall the dose a light gave during
+    it was counted "after the stop" (fourth fresh tester of issue 12: 93 mJ/cm² in 70 ms). Where the device clock
+    does not run forward through `rows` (a restart), each sample takes its frame's arrival less how much earlier, on
+    the device clock, it was taken than the frame's last sample (the samples of a frame share `seq`, `t_host_s`)."""
     if len(rows) == 0:
         return np.empty(0)
-    starts = np.flatnonzero(np.r_[True, rows["seq"][1:] != rows["seq"][:-1]])
     t_dev = rows["t_device_us"].astype(np.int64)
+    if np.all(np.diff(t_dev) > 0):
+        return t_dev * 1e-6 + float(np.min(rows["t_host_s"] - t_dev * 1e-6))
+    starts = np.flatnonzero(np.r_[True, rows["seq"][1:] != rows["seq"][:-1]])
     frame_last = np.repeat(np.maximum.reduceat(t_dev, starts), np.diff(np.r_[starts, len(rows)]))
     return rows["t_host_s"] - (frame_last - t_dev) * 1e-6
 
@@ -141,7 +151,7 @@ def review_trip(rec: Recording, event: Event) -> TripReview:
     t0 = rec.meta.t0_host_s
     rows = rec.telemetry(device, t_stop - t0 - REVIEW_BEFORE_S, t_stop - t0 + REVIEW_AFTER_S) if flag else None
     if rows is not None:
-        rows = finite_rows(rows)[0]
+        rows = finite_rows(rows, (flag, "dose_mj_cm2", "t_host_s"))[0]
     if rows is None or len(rows) == 0:
         return TripReview(event, device, None, None)
     t = sample_times(rows)
@@ -209,7 +219,7 @@ def _exposures(rec: Recording, name: str, active_channel: str) -> list[Exposure]
 
     n = rec.samples(name)
     for i in range(0, n, SCAN_ROWS):
-        rows = finite_rows(rec.rows(name, i, i + SCAN_ROWS))[0]
+        rows = finite_rows(rec.rows(name, i, i + SCAN_ROWS), (active_channel, "dose_mj_cm2", "t_host_s"))[0]
         if not len(rows):
             continue
         on = rows[active_channel].astype(bool)
@@ -250,9 +260,9 @@ def check_checksum(path: Path, progress: Callable[[int, int], None] | None = Non
     if not saved.is_file():
         ended = _closed_at(path)
         if ended is not None:  # closed by the recorder, then copied or moved without what was saved beside it
-            return ChecksumCheck(None, f"checksum and signature missing beside the file: no {saved.name} (the "
-                                 f"recorder closed the file at {ended}, so they were not copied with it): the file "
-                                 "cannot be checked")
+            return ChecksumCheck(None, f"SIGNATURE MISSING: the file cannot be proven unchanged (no {saved.name} "
+                                 f"and no signature beside it, though the recorder closed the file at {ended}: they "
+                                 "were not copied with it)")
         return ChecksumCheck(None, f"no {saved.name} (the file was not closed by the recorder)")
     try:
         words = saved.read_text(encoding="ascii", errors="replace").split()
@@ -265,6 +275,10 @@ def check_checksum(path: Path, progress: Callable[[int, int], None] | None = Non
     digest = sha256_of(path, progress)
     signed = check_signature(path, digest)
     if digest != expected:
+        if signed.ok:  # the signature covers the file's own SHA-256: the file is as signed, its .sha256 is not
+            return ChecksumCheck(True, f"{signed.text} (the signature proves the file unchanged); but {saved.name} "
+                                       "does not match it: that checksum file was changed or replaced, not the "
+                                       f"recording (the file's SHA-256 is {digest})")
         return ChecksumCheck(False, f"SHA-256 DOES NOT MATCH {saved.name}: the file changed after it was closed; "
                                     f"{signed.text}")
     if signed.status in ("modified", "untrusted", "unreadable", "missing"):

@@ -14,6 +14,7 @@ the minimum interval, the cumulative cap.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -175,7 +176,8 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
                  ("step_started", "step_ended", "pass_started")]
         name = roles.recorded_of_kind(rec.devices, roles.LIGHT)
         channel = roles.recorded_active_channel(rec.devices[name]) if name is not None else None
-        light = finite_rows(rec.rows(name, 0, rec.samples(name)))[0] if name is not None and channel else None
+        light = (finite_rows(rec.rows(name, 0, rec.samples(name)), (channel, "dose_mj_cm2", "t_host_s"))[0]
+                 if name is not None and channel else None)
     totals: dict[tuple[int, str], Treatment] = {}
     runs: list[tuple[dict, float, float]] = []  # (details of step_started, t start, t end)
     open_run: dict | None = None
@@ -210,7 +212,9 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
                 if t1 == float("inf") and len(run_rows) and run_rows[channel][-1]:  # open when the recording ended
                     target = detail_number(d, "target_dose_mj_cm2", float("inf"))
                     irradiance = (float(run_rows["irradiance_mw_cm2"][-1]) if "irradiance_mw_cm2" in
-                                  (run_rows.dtype.names or ()) else float("inf"))  # unknown: up to the target
+                                  (run_rows.dtype.names or ()) else float("inf"))
+                    if not math.isfinite(irradiance):  # unknown (absent, NaN): up to the target, the safe side
+                        irradiance = float("inf")
                     unseen = irradiance * UNRECORDED_EMISSION_MAX_S  # mW/cm² × s = mJ/cm²
                     dose = max(dose, min(dose + unseen, target))
             totals[key] = Treatment(key[0], "light", dose_mj_cm2=round(dose + ((prev.dose_mj_cm2 or 0.0)
@@ -237,19 +241,20 @@ def store_failure_later(*, temporary: bool, ended: bool) -> str:
 
 
 def recorded_end(path: Path) -> str | None:
-    """How a session whose store row is still in progress ended, from its recording: None when its recorder never
-    closed the file (a crash, a kill, a power cut: or a file that cannot be read, which recover_file has said),
-    else why it stopped in words: the store failure its session recorded (Visit._store_failed: an `alarm` with
-    cause STORE_FAILED), else the recorder's own failure (its close note), else "" (it ended, and its program
-    stopped before the store heard it)."""
+    """How a session whose store row is still in progress ended, from its recording: the store failure its session
+    recorded (Visit._store_failed: an `alarm` with cause STORE_FAILED), whether the file's close then went through
+    or not (a disk that filled under both: after that alarm nothing more could be given, the monitor was held);
+    else None when its recorder never closed the file (a crash, a kill, a power cut: or a file that cannot be read,
+    which recover_file has said); else the recorder's own failure (its close note), else "" (it ended, and its
+    program stopped before the store heard it)."""
     from workstation.recording import Recording
 
     try:
         with Recording.open(path) as rec:
-            if rec.meta.end_time_utc is None:
-                return None
             store = next((e.message for e in rec.events if e.kind == "alarm" and e.source == "session"
                           and e.details.get("cause") == STORE_FAILED), None)
+            if store is None and rec.meta.end_time_utc is None:
+                return None
             return store or rec.partial_reason or ""
     except Exception as exc:  # noqa: BLE001 - damaged: closed as a crash, as before
         log.info("recording %s not read for its end (%s)", path.name, type(exc).__name__)
