@@ -81,7 +81,9 @@ def test_export_csv_values_and_range(path, tmp_path, capsys):
         ev = list(csv.DictReader(f))
     assert [e["kind"] for e in ev] == ["interlock"] and ev[0]["t_s"] == "7.000000"
     with open(out / "commands.csv") as f:
-        assert [c["command"] for c in csv.DictReader(f)] == ["start"]
+        [cmd] = list(csv.DictReader(f))
+    assert cmd["command"] == "start" and (cmd["t_s"], cmd["t_reply_s"]) == ("3.000000", "3.002000")  # session s
+    assert (float(cmd["t_host_s"]), float(cmd["t_reply_host_s"])) == (T0 + 3.0, T0 + 3.002)
 
 
 def test_export_whole_pen(path, tmp_path):

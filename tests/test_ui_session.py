@@ -303,3 +303,58 @@ def test_after_the_recording_fails_the_window_gives_nothing_more(qtbot, window: 
 
     for advice in (win.after.aftercare.text(), "\n".join(read_report(saved.recording).aftercare)):
         assert "24–48 h after light treatment" in advice and "after needling" not in advice, advice
+
+
+def test_a_session_that_failed_before_any_step_gives_no_aftercare_advice(qtbot, window: MainWindow) -> None:
+    """Fourth fresh tester of issue 12: a recording that failed before any step started ended with "Give the patient
+    the aftercare advice" beside an aftercare panel that said none was needed. Both say nothing was started."""
+    from workstation.dose.plan import NOTHING_GIVEN_AFTERCARE
+    from workstation.recording import RecordingError
+
+    win = window
+    start_training(qtbot, win, "combined-uneventful.toml")
+    arm(qtbot, win)
+    win.controller.rig.recorder._on_error(RecordingError("The disk holding the recording is full: recording stopped."))
+    qtbot.waitUntil(lambda: "cannot treat again" in win.messages[-1][1], timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: win.treatment.end_button.isEnabled(), timeout=TIMEOUT_MS)
+    qtbot.mouseClick(win.treatment.end_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.controller.saved is not None and bool(win.after.aftercare.text()), timeout=TIMEOUT_MS)
+    said = next(m for _k, m in reversed(win.messages) if m.startswith("Session "))
+    assert said.endswith("No treatment was started.") and "aftercare" not in said, said
+    assert win.after.aftercare.text() == NOTHING_GIVEN_AFTERCARE
+    assert win.controller.saved.summary["abort_reason"].startswith("the recording failed, so it could not go on")
+
+
+def test_sigterm_mid_exposure_closes_the_window_with_the_session_saved(qtbot, tmp_path: Path) -> None:
+    """Fourth fresh tester of issue 12: SIGTERM to the window mid-exposure left the recording unclosed (no end time,
+    no checksum, no STOP recorded: read as a crash). It now closes as the close button does: the light stopped, the
+    session ended saved, the recording closed and checksummed; the status to exit with is 143."""
+    import os
+    import signal
+
+    from workstation.recording.reader import Recording
+    from workstation.ui.main_window import close_on_terminate
+
+    win = MainWindow(recordings_dir=tmp_path / "recordings", store_path=tmp_path / "store.sqlite3")
+    qtbot.addWidget(win)
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        terminated = close_on_terminate(win)
+        win.show()
+        start_training(qtbot, win, "combined-uneventful.toml")
+        arm(qtbot, win)
+        emulator = win.controller.rig.emulators["light"]
+        qtbot.mouseClick(win.treatment.start_step_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: emulator.state().active, timeout=TIMEOUT_MS)
+        assert terminated() is None
+        os.kill(os.getpid(), signal.SIGTERM)
+        qtbot.waitUntil(lambda: not win.isVisible(), timeout=TIMEOUT_MS)
+        assert terminated() == 143 and not emulator.state().active
+        [path] = list((tmp_path / "recordings").rglob("*.h5"))
+        with Recording.open(path) as rec:
+            assert rec.meta.end_time_utc is not None and not rec.partial
+            assert any(c.command == "stop" and c.device == "light" for c in rec.commands)
+        assert path.with_name(path.name + ".sha256").is_file()
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)

@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "export", help="export a session recording to CSV files",
         description="Write one CSV file per device (t_s = session seconds, then every channel), events.csv and "
-        "commands.csv into DIR, optionally only between --start and --end (session seconds).")
+        "commands.csv (t_s and t_reply_s in session seconds, t_host_s and t_reply_host_s on the host's clock; "
+        "nan: no reply) into DIR, optionally only between --start and --end (session seconds).")
     p.add_argument("file", help="a recording (.h5)")
     p.add_argument("--csv", metavar="DIR", required=True, help="folder to write the CSV files into")
     p.add_argument("--start", metavar="S", type=float, default=None, help="first session second to export")

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     from workstation.places import training_recordings_dir
     from workstation.ui.live_window import first_show_report
-    from workstation.ui.main_window import MainWindow, install_excepthook
+    from workstation.ui.main_window import MainWindow, close_on_terminate, install_excepthook
     from workstation.ui.session_controller import Places
 
     protocols = settings["paths.protocols"]
@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     window = MainWindow(recordings_dir=settings["paths.recordings"], places=places, store_path=training_store,
                         idle_lock_minutes=settings["window.idle_lock_minutes"])
     install_excepthook(window)
+    terminated = close_on_terminate(window)  # SIGTERM, SIGHUP: closed as the close button does, saved
     if args.exit_after_first_show:
 
         def report_and_quit() -> None:
@@ -123,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
             window.choose_simulation(scenario)
     if refused:
         window.notify(refused, "warning")
-    return int(app.exec())
+    code = int(app.exec())
+    return terminated() or code
 
 
 def require_display() -> None:

@@ -78,11 +78,14 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
         path = out / "commands.csv"
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["t_s", "t_host_s", "device", "command", "args_json", "result", "t_reply_s"])
+            # every *_s column in session seconds like t_s, its host clock beside it (fourth fresh tester: the reply
+            # time was the host's beside t_s in session seconds)
+            w.writerow(["t_s", "t_host_s", "device", "command", "args_json", "result", "t_reply_s", "t_reply_host_s"])
             for c in rec.commands:
                 if lo <= c.t_host_s - t0 < hi:
-                    w.writerow([f"{c.t_host_s - t0:.6f}", f"{c.t_host_s:.6f}", c.device, c.command, json_with_notes(c.args, notes_held=True),
-                                c.result, f"{c.t_reply_s:.6f}"])
+                    w.writerow([f"{c.t_host_s - t0:.6f}", f"{c.t_host_s:.6f}", c.device, c.command,
+                                json_with_notes(c.args, notes_held=True), c.result, f"{c.t_reply_s - t0:.6f}",
+                                f"{c.t_reply_s:.6f}"])
         written.append(path)
     except OSError as exc:
         raise RecordingError(f"Writing the CSV export into {out} failed: {exc.strerror or exc}.") from exc

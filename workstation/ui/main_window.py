@@ -25,6 +25,7 @@ from PyQt6.QtWidgets import (
 )
 
 from workstation.logsetup import SHOWN
+from workstation.session.outcome import started_modalities
 from workstation.ui.after_view import AfterView
 from workstation.ui.geometry import fit_to_screen
 from workstation.ui.messages import MessageBar, user_text
@@ -38,7 +39,7 @@ from workstation.ui.start_page import StartPage
 from workstation.ui.trainer_panel import TrainerPanel
 from workstation.ui.treatment_view import TreatmentView
 from workstation.ui.wording import interlock_name
-from workstation.words import first_upper
+from workstation.words import counted, first_upper
 
 log = logging.getLogger(__name__)
 
@@ -359,8 +360,10 @@ class MainWindow(QMainWindow):
             self.after.extra_lines = lambda: ["## Trainee's responses", *trainer.report_lines()]
         self.after.show_session()
         self.show_page(self.after)
-        self.notify(f"Session {s.summary['state']}: {s.summary['steps_done']} of {s.summary['steps_planned']} steps "
-                    f"done, saved with its recording {s.recording}. Give the patient the aftercare advice.", "info")
+        started = started_modalities((r["modality"], r["outcome"]) for r in s.summary["results"])
+        self.notify(f"Session {s.summary['state']}: {s.summary['steps_done']} of "
+                    f"{counted(s.summary['steps_planned'], 'step')} done, saved with its recording {s.recording}."
+                    + (" Give the patient the aftercare advice." if started else " No treatment was started."), "info")
 
     # --- events ---------------------------------------------------------------------------------------------------
     def _on_event(self, event: object) -> None:
@@ -403,6 +406,29 @@ class MainWindow(QMainWindow):
             app.removeEventFilter(self.idle)
         self.controller.close()
         super().closeEvent(event)
+
+
+def close_on_terminate(window: MainWindow) -> Callable[[], int | None]:
+    """SIGTERM (a shutdown, `kill`) and SIGHUP (its terminal closed) close the window as its close button does: the
+    session ends saved ("the program was closed during the session"), the devices stopped, the recording closed with
+    its checksum; before, the process died with the recording unclosed (fourth fresh tester of issue 12). A second
+    signal kills at once. Python runs a handler only while the interpreter runs, so a timer wakes it every 200 ms
+    while Qt waits. Returns the exit status to give (128 + the signal), None while none came."""
+    import signal
+
+    came: list[int] = []
+
+    def terminated(signum: int, _frame: object) -> None:
+        signal.signal(signum, signal.SIG_DFL)
+        came.append(signum)
+        QTimer.singleShot(0, window.close)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, terminated)
+    wake = QTimer(window)
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+    return lambda: 128 + came[0] if came else None
 
 
 def install_excepthook(window: MainWindow) -> None:
