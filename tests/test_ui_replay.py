@@ -132,3 +132,26 @@ def test_closing_a_recording_abandons_its_checksum(qtbot, window: MainWindow, tm
     qtbot.wait(200)  # let the abandoned task's outcome be delivered
     assert view.checksum is None and view.integrity.text() == ""
     assert view._verify_fraction < 1.0
+
+
+def test_a_partial_recording_with_a_long_reason_keeps_the_window_on_the_screen(qtbot, window: MainWindow,
+                                                                              recording: Path, tmp_path: Path) -> None:
+    """Fourth fresh tester of issue 12: the replay title held a partial recording's reason on one line, and the window
+    grew 2772 px wide on a 1280 px screen (the plots, the events and the reason itself off-screen). The title wraps,
+    and the file's texts are shown as text, not as markup."""
+    import h5py
+
+    copy = tmp_path / recording.name
+    shutil.copy(recording, copy)
+    reason = "The disk holding the recording is full (no space left, below the 50 MB reserve): recording stopped. " * 6
+    with h5py.File(copy, "r+") as f:
+        f.attrs["closed_cleanly"] = False
+        f.attrs["close_note"] = reason
+        f.attrs["operator_id"] = "<b>dr-x</b>"
+    win = window
+    win.resize(1280, 800)
+    open_replay(qtbot, win, copy)
+    qtbot.waitUntil(lambda: "partial" in win.replay.title.text(), timeout=TIMEOUT_MS)
+    qtbot.wait(200)
+    assert win.minimumSizeHint().width() <= 1280 and win.width() <= 1280, (win.minimumSizeHint(), win.width())
+    assert "&lt;b&gt;dr-x&lt;/b&gt;" in win.replay.title.text()

@@ -8,8 +8,8 @@ meanwhile, and a file that changed after it was closed is an alarm in the window
 
 A data browser as much as a player: a click on the timeline seeks exactly there; every seek (a click, a drag, the
 event and alarm buttons, paused or playing) fills the plots from the file for the whole window up to the new position,
-so what led there is visible; the event and alarm buttons stop a little after the event (EVENT_AFTER_S) so its
-lead-up fills the window. The event list shows the recording's events up to the position, rebuilt on every seek."""
+so what led there is visible; the event and alarm buttons stop a little after the event (EVENT_AFTER_S) so its lead-up
+fills the window. The event list shows the recording's events up to the position, rebuilt on every seek."""
 
 from __future__ import annotations
 
@@ -65,8 +65,7 @@ class Timeline(QSlider):
 
     def set_events(self, events: list[Event], t0_s: float, duration_s: float) -> None:
         """One tick per event; info first and high last, so a higher priority is drawn above a lower one."""
-        span = max(duration_s, 1e-9)
-        order = sorted(events, key=lambda e: -PRIORITY.get(e.severity, 3))
+        span, order = max(duration_s, 1e-9), sorted(events, key=lambda e: -PRIORITY.get(e.severity, 3))
         self.markers = [(min(1.0, max(0.0, (e.t_host_s - t0_s) / span)), COLORS.get(e.severity, ("#555555",))[0])
                         for e in order]
         self.update()
@@ -114,6 +113,7 @@ class ReplayView(QWidget):
         self.tasks = Tasks("replay-worker", self)
 
         self.title = QLabel("<h2>Replay</h2>")
+        self.title.setWordWrap(True)  # a long partial reason wraps: it widened the window past the screen
         self.progress = QProgressBar()
         self.progress.setObjectName("replay_progress")
         self.progress.setRange(0, 0)  # busy while opening; then 0–100 % of the checksum
@@ -251,9 +251,10 @@ class ReplayView(QWidget):
                                   if r not in ("related", "action-related")], t0, recording.duration_s)
         self.source = ReplaySource(recording, self.bus, on_seek=self._fill)
         partial = f" — partial: {recording.partial_reason}" if recording.partial else ""
-        self.title.setText(f"<h2>Replay: {recording.path.name}</h2>{meta.mode} session of {meta.patient_pseudonym}, "
-                           f"operator {meta.operator_id}, protocol {protocol_title(meta.protocol_id, meta.protocol_version)}, "
-                           f"{recording.duration_s:.1f} s, {counted(len(recording.events), 'event')}{partial}")
+        self.title.setText(f"<h2>Replay: {html.escape(recording.path.name)}</h2>" + html.escape(  # text, not markup
+            f"{meta.mode} session of {meta.patient_pseudonym}, operator {meta.operator_id}, protocol "
+            f"{protocol_title(meta.protocol_id, meta.protocol_version)}, {recording.duration_s:.1f} s, "
+            f"{counted(len(recording.events), 'event')}{partial}"))
         self._set_enabled(True)
         steps = (recording.plan or {}).get("steps") or []
         self.plots.show_devices(used_by_steps({n: d.driver_kind for n, d in recording.devices.items()},
