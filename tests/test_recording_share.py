@@ -201,6 +201,7 @@ def test_a_full_share_is_said_and_leaves_no_partial_file(clinic, tmp_path):
         assert (copied, pending) == (0, 1)
         assert "is full" in problems[0]
         assert _leftovers(share) == [] and not (share / local.parent.name / local.name).exists()
+        assert [f for f in share.rglob("*") if f.is_file()] == []  # nor its .sha256 and .sig (fourth fresh tester)
         assert store.shared_path(sid) is None
     assert local.is_file()
 

@@ -152,7 +152,8 @@ def copy_verified(local: Path, share: Path, relative: Path, sha256: str, *,
         if after_copy is not None:
             after_copy(dest)
         check = check_checksum(dest)
-    except OSError as exc:  # the share went away or refused, while copying or while the copy was read back
+    except OSError as exc:  # the share went away or refused (full), while copying or while the copy was read back
+        _remove_copy(dest)  # never a .sha256 and .sig there without their recording (fourth fresh tester)
         raise ShareProblem(os_words(exc, share), share_down=True) from exc
     if not check.intact:
         _remove_copy(dest)
