@@ -216,6 +216,29 @@ def test_verify_on_a_file_held_for_writing_by_another_program_says_in_use_not_ta
             assert "DOES NOT MATCH" not in text and "MODIFIED" not in text and "Traceback" not in text
 
 
+PLAIN_HOLD = "import sys, time\nf = open(sys.argv[1], 'r+b')\nprint('open', flush=True)\ntime.sleep(60)\n"
+
+
+def test_every_command_refuses_a_file_another_program_has_open_for_writing_without_hdf5(tmp_path):
+    """Fourth fresh tester of issue 12: `( exec 3<>FILE; sleep 8 )` held the recording open for writing, without
+    HDF5's lock: verify said "in use", but inspect, audit, export and report read it and called it intact."""
+    path = write_session(tmp_path, 1.0)
+    proc = subprocess.Popen([sys.executable, "-c", PLAIN_HOLD, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "open"
+        for args in (["verify", str(path)], ["inspect", str(path)], ["audit", str(path)],
+                     ["export", "--csv", str(tmp_path / "csv"), str(path)],
+                     ["report", str(path), "--out", str(tmp_path / "r.pdf")]):
+            out = _main(*args, timeout=120)
+            text = out.stdout + out.stderr
+            assert out.returncode == 2, f"{args[0]}: exit {out.returncode}: {text[-1500:]}"
+            assert "in use by another program" in text and "not damaged" in text and "Traceback" not in text, text
+    finally:
+        proc.kill()
+        proc.wait()
+    assert _main("inspect", str(path)).returncode == 0  # closed there: read as before
+
+
 # ---- 7: sentences, not HDF5's text ------------------------------------------------------------------------------
 @pytest.mark.parametrize("keep", [0.45, 0.9, 0.01, 100])
 def test_inspect_on_a_truncated_file_says_so_in_words(tmp_path, keep):

@@ -45,9 +45,10 @@ def _inspect(args: argparse.Namespace) -> int:
 
     from workstation.cli_store import clear_crash_mark
     from workstation.recording.mark import remove_stale_ballast
-    from workstation.recording.reader import Recording
+    from workstation.recording.reader import Recording, refuse_if_written_elsewhere
     from workstation.recording.summary import format_summary, summarize
 
+    refuse_if_written_elsewhere(args.file)  # fourth fresh tester: only verify refused a file being written
     cleared = clear_crash_mark(Path(args.file)) if Path(args.file).is_file() else None
     if cleared:
         print(f"note: {cleared}")
@@ -68,8 +69,9 @@ def _export(args: argparse.Namespace) -> int:
     import time
 
     from workstation.recording.export import export_csv
-    from workstation.recording.reader import Recording
+    from workstation.recording.reader import Recording, refuse_if_written_elsewhere
 
+    refuse_if_written_elsewhere(args.file)
     with Recording.open(args.file) as rec:
         duration = rec.duration_s
         span = f"{rec.path.name}, which spans 0–{duration:.1f} s"
@@ -105,9 +107,10 @@ def _export(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.tolerance_ms) and args.tolerance_ms >= 0):
         raise UserError(f"--tolerance-ms must be a number of milliseconds ≥ 0, not {args.tolerance_ms}.")
-    from workstation.recording.reader import Recording
+    from workstation.recording.reader import Recording, refuse_if_written_elsewhere
     from workstation.session.audit import audit, format_audit
 
+    refuse_if_written_elsewhere(args.file)
     with Recording.open(args.file) as rec:
         _notes(rec)
         result = audit(rec, args.tolerance_ms / 1000.0)

@@ -37,6 +37,9 @@ def _report(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".pdf":
         raise UserError(f"The report is a PDF: give --out a name ending in .pdf, not {out.name}.")
     _check_folder(out.absolute().parent)
+    from workstation.recording.reader import refuse_if_written_elsewhere
+
+    refuse_if_written_elsewhere(path)
     data = read_report(path)
     if args.store:
         from workstation.store import ClinicStore

@@ -323,6 +323,15 @@ def in_use_error(path: Path) -> RecordingError | None:
         "recording): close it there, then try again. The file is not damaged by this.")
 
 
+def refuse_if_written_elsewhere(path: Path | str) -> None:
+    """Raise in_use_error's sentence when a program other than a live Cicatrix session has `path` open for writing
+    (its bytes may change under the reader, HDF5 lock or not): the same refusal as `verify`, for every command that
+    reads a closed recording whole (inspect, export, audit, report). A live session's file (SWMR) is read as it is."""
+    path = Path(path)
+    if path.is_file() and not swmr_mark(path) and (error := in_use_error(path)) is not None:
+        raise error
+
+
 def _open_error(path: Path, exc: Exception) -> RecordingError:
     text = str(exc)
     log.info("opening %s: %s", path, text)

@@ -248,7 +248,7 @@ def raise_priority(nice: int = SUPERVISION_NICE) -> bool:
         if not _priority_refused_said:
             _priority_refused_said = True
             log.info("the workstation runs at normal priority: the system refused niceness %d (allow it with "
-                     "CAP_SYS_NICE or an RLIMIT_NICE entry for this user; docs/safety.md, \"Priority\")", nice)
+                     "CAP_SYS_NICE, or a limits.conf line '@cicatrix - nice %d' for the clinic's users)", nice, nice)
         return False
     return True
 
