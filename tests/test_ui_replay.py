@@ -155,3 +155,32 @@ def test_a_partial_recording_with_a_long_reason_keeps_the_window_on_the_screen(q
     qtbot.wait(200)
     assert win.minimumSizeHint().width() <= 1280 and win.width() <= 1280, (win.minimumSizeHint(), win.width())
     assert "&lt;b&gt;dr-x&lt;/b&gt;" in win.replay.title.text()
+
+
+def test_a_report_beside_a_recording_on_a_read_only_disk_is_refused_in_words(qtbot, window: MainWindow,
+                                                                            recording: Path, tmp_path: Path) -> None:
+    """Fourth fresh tester of issue 12: Write PDF report in replay, for a recording in a read-only folder, said
+    "Something went wrong that the program did not expect". It says why, in the sentence the command line gives."""
+    import subprocess
+
+    disk = tmp_path / "ro"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("a tmpfs cannot be mounted here (needs root)")
+    try:
+        shutil.copy(recording, disk / recording.name)
+        for side in (".sha256", ".sig"):
+            if recording.with_name(recording.name + side).is_file():
+                shutil.copy(recording.with_name(recording.name + side), disk / (recording.name + side))
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        win = window
+        open_replay(qtbot, win, disk / recording.name)
+        qtbot.waitUntil(lambda: win.replay.report_button.isEnabled(), timeout=TIMEOUT_MS)
+        qtbot.mouseClick(win.replay.report_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: any("report could not be written" in m for _k, m in win.messages), timeout=TIMEOUT_MS)
+        said = next(m for _k, m in win.messages if "report could not be written" in m)
+        assert "read-only disk" in said and "Something went wrong" not in said, said
+        assert said.count("could not be written") == 1, said
+    finally:
+        win.replay.close_recording()
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

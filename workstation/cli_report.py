@@ -58,10 +58,7 @@ def _report(args: argparse.Namespace) -> int:
 
     log_qt_messages()  # Qt's own warnings go to the log; the terminal gets one sentence
     app = QGuiApplication.instance() or QGuiApplication([])  # noqa: F841 - fonts need an application
-    try:
-        drawn = write_session_report(data, out)
-    except OSError as exc:
-        raise UserError(f"The report could not be written to {out}: {exc.strerror or exc}.") from exc
+    drawn = write_session_report(data, out)  # UserError in words when it cannot be written
     print(f"report written: {out} ({counted(len(data.steps), 'step')}, {len(drawn)} plotted"
           f"{', response included' if data.responses else ''})")
     return 0

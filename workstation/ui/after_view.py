@@ -23,8 +23,7 @@ from workstation.recording.format import report_path
 from workstation.session.outcome import started_modalities, trip_stop_words
 from workstation.ui.alarm_groups import condition_lines
 from workstation.ui.course_view import CourseView
-from workstation.ui.messages import user_text
-from workstation.ui.report import write_session_report
+from workstation.ui.report import report_failure_words, write_session_report
 from workstation.ui.report_data import read_report
 from workstation.ui.response_form import NOTHING_ENTERED, ResponseTable
 from workstation.ui.session_controller import SessionController
@@ -209,5 +208,4 @@ class AfterView(QWidget):
             self.report_path = p
             self.notify(f"Report written: {p.name}, in {p.parent}.", "info")
 
-        c.store_call(work, done, lambda exc: self.notify(f"The report could not be written: {user_text(exc)}",
-                                                         "error"))
+        c.store_call(work, done, lambda exc: self.notify(report_failure_words(exc), "error"))

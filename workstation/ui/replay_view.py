@@ -43,7 +43,6 @@ from workstation.session.roles import used_by_steps
 from workstation.ui.alarm_groups import group_events, operator_stop_line, role_label
 from workstation.ui.alarms import COLORS, PRIORITY
 from workstation.ui.bus_bridge import BusBridge, Tasks
-from workstation.ui.messages import user_text
 from workstation.ui.plots import LivePlots, plotted_channels
 from workstation.ui.wording import breakable, event_sentence, protocol_title
 from workstation.words import counted
@@ -419,7 +418,7 @@ class ReplayView(QWidget):
         """The session's PDF report from this recording, beside it (without the store: no response in it)."""
         if self.recording is None:
             return
-        from workstation.ui.report import write_session_report
+        from workstation.ui.report import report_failure_words, write_session_report
         from workstation.ui.report_data import read_report
 
         path = self.recording.path
@@ -439,7 +438,7 @@ class ReplayView(QWidget):
 
         def failed(exc: Exception) -> None:
             self.report_button.setEnabled(True)
-            self.notify(f"The report could not be written: {user_text(exc)}", "error")
+            self.notify(report_failure_words(exc), "error")
 
         self.tasks.run(work, done, failed)
 

@@ -17,6 +17,7 @@ import numpy as np
 from PyQt6.QtCore import QBuffer, QIODevice, QMarginsF, QPointF, QRectF, Qt, qInstallMessageHandler
 from PyQt6.QtGui import QColor, QFont, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen, QPolygonF
 
+from workstation.errors import UserError
 from workstation.ui.report_data import (
     LIGHT_SERIES,
     MARGIN_S,
@@ -43,12 +44,15 @@ class DrawnPlot:
 
 
 def write_session_report(data: ReportData, path: Path | str) -> list[DrawnPlot]:
-    """Write the report of `data` to an A4 PDF at `path`; return the figures drawn. OSError (its strerror says why:
-    no such folder, not writable, disk full) if it cannot write. Qt draws the PDF in memory and Python writes the
+    """Write the report of `data` to an A4 PDF at `path`; return the figures drawn. UserError, one sentence for the
+    command line and the windows (read-only folder, no rights, disk full), if it cannot write. Qt draws the PDF in memory and Python writes the
     file: a path Qt cannot name (bytes that are not UTF-8) works, and a failure is Python's, in words, not Qt's
     "QPainter::begin(): Returned false" on the terminal."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _not_written(path, exc) from exc
     pdf = QBuffer()
     pdf.open(QIODevice.OpenModeFlag.WriteOnly)
     writer = QPdfWriter(pdf)
@@ -84,10 +88,31 @@ def write_session_report(data: ReportData, path: Path | str) -> list[DrawnPlot]:
     try:
         with open(path, "wb") as f:
             f.write(pdf.data().data())
-    except OSError:
-        path.unlink(missing_ok=True)  # no half-written report left behind (a full disk)
-        raise
+    except OSError as exc:
+        try:
+            path.unlink(missing_ok=True)  # no half-written report left behind (a full disk)
+        except OSError:
+            pass
+        raise _not_written(path, exc) from exc
     return drawn
+
+
+def report_failure_words(exc: Exception) -> str:
+    """What a window says when its report could not be made: a UserError's own sentence (the file could not be
+    written, the recording could not be read), else the unexpected error's short line, after what failed."""
+    from workstation.ui.messages import user_text
+
+    return user_text(exc) if isinstance(exc, UserError) else f"The report could not be written: {user_text(exc)}"
+
+
+def _not_written(path: Path, exc: OSError) -> UserError:
+    """The one sentence for a report the system would not let be written (the command line and both windows)."""
+    why = {errno.EROFS: "its folder is on a read-only disk", errno.ENOSPC: "the disk is full",
+           errno.EACCES: "this account may not write in its folder", errno.EPERM: "this account may not write there",
+           errno.ENOENT: "its folder does not exist"}.get(exc.errno or 0, (exc.strerror or "the system refused").lower())
+    logging.getLogger(__name__).info("writing the report %s: %s", path, exc)
+    return UserError(f"The report could not be written to {path}: {why}. Choose another folder (the command line: "
+                     "report --out), or free the disk.")
 
 
 def log_qt_messages() -> None:
