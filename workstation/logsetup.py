@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import faulthandler
 import logging
 import logging.handlers
@@ -101,7 +102,8 @@ def configure_logging(folder: Path | None = None, *, verbose: bool = False, comm
                                                             encoding="utf-8")
         earlier_crash = _open_crash_file(folder / CRASH_FILE_NAME, command)
     except OSError as exc:
-        print(f"warning: the log folder {folder} cannot be written ({exc.strerror}); nothing is logged to a file.",
+        why = "its disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or "refused").lower()
+        print(f"warning: the log folder {folder} cannot be written ({why}); nothing is logged to a file.",
               file=sys.stderr)
         path = None
     else:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from workstation.recording.clean import json_with_notes
-from workstation.recording.errors import RecordingError
+from workstation.recording.errors import RecordingError, in_words
 from workstation.recording.reader import Recording
 from workstation.recording.summary import finite_rows
 
@@ -37,7 +37,7 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RecordingError(f"Cannot create the export folder {out}: {exc.strerror or exc}.") from exc
+        raise RecordingError(f"Cannot create the export folder {out}{in_words(exc) or ': the system refused it'}.") from exc
     lo = -np.inf if t_start_s is None else t_start_s
     hi = np.inf if t_end_s is None else t_end_s
     t0 = rec.meta.t0_host_s
@@ -88,5 +88,5 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
                                 f"{c.t_reply_s:.6f}"])
         written.append(path)
     except OSError as exc:
-        raise RecordingError(f"Writing the CSV export into {out} failed: {exc.strerror or exc}.") from exc
+        raise RecordingError(f"Writing the CSV export into {out} failed{in_words(exc)}.") from exc
     return written

@@ -1,0 +1,54 @@
+"""A full disk is said in the same words by every command (fourth fresh tester of issue 12: export, report and
+--log-dir said "No space left on device", the store "its disk is full", the recorder "is full (…)")."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from helpers_recording import write_session
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def _full_tmpfs(folder: Path):
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("a small tmpfs cannot be mounted here (needs root)")
+    try:
+        fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+        try:  # fill it to the last byte
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def _main(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT)
+
+
+def test_export_report_and_the_log_folder_on_a_full_disk_say_the_disk_is_full(tmp_path):
+    path = write_session(tmp_path, 1.0)
+    with _full_tmpfs(tmp_path / "full") as full:
+        said = {
+            "export": _main("export", "--csv", str(full / "csv"), str(path)),
+            "report": _main("report", str(path), "--out", str(full / "r.pdf")),
+            "log": _main("--log-dir", str(full / "logs" / "deeper"), "inspect", str(path)),
+        }
+    for what, done in said.items():
+        text = done.stdout + done.stderr
+        assert "disk is full" in text and "No space left" not in text and "Traceback" not in text, (what, text)
+    assert said["export"].returncode == 2 and said["report"].returncode == 2
+    assert said["log"].returncode == 0  # the command itself runs; only its log file is not written
