@@ -313,6 +313,9 @@ def identity_payload(acked_seq: int, info: dict) -> bytes:
     return ACK_PAYLOAD.pack(acked_seq & 0xFFFF) + json.dumps(info, separators=(",", ":")).encode()
 
 
+RAW_IDENTITY_KEY = "raw_json_hex"  # the IDENTITY's JSON bytes, when cleaning its texts or keys changed anything
+
+
 def parse_identity(payload: bytes) -> dict:
     """The IDENTITY's JSON object; FrameError, in words (never the JSON library's text), if it is not one."""
     if len(payload) < ACK_PAYLOAD.size:
@@ -329,7 +332,13 @@ def parse_identity(payload: bytes) -> dict:
         raise FrameError("its identity is JSON nested too deeply to read") from None
     if not isinstance(info, dict):
         raise FrameError("its identity is JSON but not an object of named fields")
-    return _clean_json(info)
+    cleaned = _clean_json(info)
+    if json.dumps(cleaned, sort_keys=True) != json.dumps(info, sort_keys=True):
+        # what cleaning changed (a text, a key; two keys that met as one) stays recoverable, as a FAULT's or a
+        # STATUS's words do (raw_if_unclean): the device's own JSON, whole, goes with the identity to the recording
+        cleaned[RAW_IDENTITY_KEY] = payload[ACK_PAYLOAD.size:].hex()
+    return cleaned
+
 
 
 def _clean_json(value: Any) -> Any:

@@ -165,3 +165,12 @@ def test_an_identity_s_json_escapes_cannot_carry_surrogates_or_control_character
     with ClinicStore.open(tmp_path / "s.sqlite3", training=True) as store:
         cal.record_device(store, info, "light")
         assert [d.serial_number for d in cal.devices(store)] == ["S-1 ?"]
+    # fourth fresh tester: what the cleaning changed was lost (keys "a" and "a\0" met as one, "v\0w" became "v w"):
+    # the device's own JSON goes with it, whole
+    assert bytes.fromhex(info[p.RAW_IDENTITY_KEY]) == raw
+    hostile = b'{"model": "M", "a": 1, "a\\u0000": 2, "k\\u0000": "v\\u0000w", "x.y\\u0000": 5}'
+    info = p.parse_identity(p.ACK_PAYLOAD.pack(1) + hostile)
+    assert json.loads(bytes.fromhex(info[p.RAW_IDENTITY_KEY])) == {"model": "M", "a": 1, "a\0": 2, "k\0": "v\0w",
+                                                                   "x.y\0": 5}
+    clean = b'{"model": "M", "serial_number": "S", "protocol_version": 1}'
+    assert p.RAW_IDENTITY_KEY not in p.parse_identity(p.ACK_PAYLOAD.pack(1) + clean)  # nothing changed: nothing added
