@@ -3,11 +3,13 @@ upgrade (workstation.store.upgrade: Alembic, after the legacy migrations for an 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -48,11 +50,14 @@ class StoreWriteFailed(UserError):
     why = "its disk or server refused the write"  # the cause alone, for a sentence that gives its own advice
 
 
+_FULL, _READ_ONLY, _DISK_ERROR = "its disk is full", "it is read-only", "its disk reported an error"
+_GIVE = "--store (or paths.store / store.url in the settings file)"
+
 # (markers in the driver's text, lower case) -> what it means, for a sentence; SQLite's and PostgreSQL's wordings
 _WRITE_FAILURES = (
-    (("disk is full", "no space left", "disk full", "could not extend file"), "its disk is full"),
-    (("readonly database", "read-only", "read only"), "it is read-only"),
-    (("disk i/o error", "i/o error", "input/output error"), "its disk reported an error"),
+    (("disk is full", "no space left", "disk full", "could not extend file"), _FULL),
+    (("readonly database", "read-only", "read only"), _READ_ONLY),
+    (("disk i/o error", "i/o error", "input/output error"), _DISK_ERROR),
     (("server closed the connection", "connection refused", "terminating connection", "could not receive data",
       "connection is closed", "ssl syscall", "consuming input failed"), "its server cannot be reached"),
 )
@@ -73,6 +78,36 @@ def write_failure(path: object, exc: BaseException) -> UserError | None:
                               "saved. Free some space or check the store's disk or server, then try again.")
     failed.why = why
     return failed
+
+
+_NO_RIGHTS = ("this account may not use it or its folder (permission denied)",
+              "Check the owner and rights of the file and its folder, or give another store with " + _GIVE)
+_WRONG_PATH = "Check the path, or give another store with " + _GIVE
+# errno of the system's refusal to open or create the store's file (or make its folder) -> (what it means, what to do)
+_OPEN_FAILURES = {
+    errno.EROFS: (f"{_READ_ONLY} (its disk is mounted read-only)", "Give a store on a disk that can be written "
+                  f"with {_GIVE}, or have this disk mounted read-write. Commands that only read (verify, trail "
+                  "verify, lists) can still use a store there"),
+    errno.EACCES: _NO_RIGHTS,
+    errno.EPERM: _NO_RIGHTS,
+    errno.EISDIR: ("it is a folder, not a file", "Give the store's file, e.g. {path}/clinic.sqlite3, with " + _GIVE),
+    errno.ENOTDIR: ("a part of its path is a file, not a folder", _WRONG_PATH),
+    errno.ENOENT: ("its folder does not exist", _WRONG_PATH),
+    errno.ENAMETOOLONG: ("its path is too long", "Give a shorter one with " + _GIVE),
+    errno.ELOOP: ("its path has a loop of symbolic links", _WRONG_PATH),
+    errno.ENOSPC: (_FULL, "Free some space, then try again"),
+    errno.EDQUOT: (f"{_FULL} (this account's quota)", "Free some space, then try again"),
+    errno.EIO: (_DISK_ERROR, "Check the disk, then try again"),
+}
+
+
+def open_failure(path: object, exc: OSError) -> UserError:
+    """The sentence for the store's file (or its folder) that the system refused to open or create: read-only disk,
+    a folder, no rights, a missing folder, a full disk... What it means and what to do, never the system's own text
+    (that goes to the log)."""
+    why, todo = _OPEN_FAILURES.get(exc.errno or 0, ("the system refused it", "Check the path, its folder and its disk"))
+    log.warning("store %s: opening its file failed: %s", path, exc)
+    return UserError(f"The clinic store {path} cannot be opened: {why}. {todo.format(path=path)}.")
 
 
 def store_url(target: Path | str) -> URL:
@@ -103,11 +138,23 @@ def connect(path: Path, role: str, *, read_only: bool = False) -> Db:
         raise no_store_error(str(path), role)
     training = role == "training"
     other = clinic_db_path() if training else training_db_path()
-    if path.resolve() == other.resolve():
+    try:
+        same = path.resolve() == other.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a loop of symbolic links (Python 3.11)
+        raise open_failure(path, exc if isinstance(exc, OSError) else OSError(errno.ELOOP, str(exc))) from exc
+    if same:
         raise UserError(f"{path} is the {'clinic' if training else 'training'} database; a {role} store cannot "
                         f"open it. Use {default_db_path(training=training)} instead.")
-    _private_file(path)
-    engine = create_engine(URL.create("sqlite", database=str(path)), poolclass=NullPool)
+    refused = None  # why the store is opened by SQLite read-only: the system refused to let it be written
+    try:
+        _private_file(path)
+    except OSError as exc:
+        if not (read_only and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)):
+            raise open_failure(path, exc) from exc
+        refused = exc
+        log.info("store %s: cannot be written (%s); opened read-only", path, exc)
+    url = URL.create("sqlite", database=str(path)) if refused is None else _read_only_url(path)
+    engine = create_engine(url, poolclass=NullPool)
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "begin", begin_sqlite)
     db = None
@@ -123,7 +170,7 @@ def connect(path: Path, role: str, *, read_only: bool = False) -> Db:
         if version > LATEST_VERSION:
             raise UserError(f"{path} has schema version {version}, newer than this program knows "
                             f"({LATEST_VERSION}); update the workstation software.")
-        if _switch_to_wal(db.raw) != "wal":
+        if refused is None and _switch_to_wal(db.raw) != "wal":  # (read-only: its journal as found)
             raise UserError(f"{path} could not be switched to WAL mode; put it on a local disk.")
         before = findings_at_open(db)
         upgrade(db.conn, role=role if found is None else None, where=str(path))
@@ -132,15 +179,71 @@ def connect(path: Path, role: str, *, read_only: bool = False) -> Db:
         db.trail_findings = settle_trail(db, before, read_only=read_only)
     except (DBAPIError, sqlite3.DatabaseError) as exc:
         _close(db, engine)
-        if (words := write_failure(path, exc)) is not None:  # busy, or its disk full or read-only: not damaged
-            raise words from exc
-        log.info("opening the store %s: %s", path, getattr(exc, "orig", None) or exc)
-        raise UserError(f"{path} is not a Cicatrix database or is damaged (details in the log); check the "
-                        "path.") from exc
+        raise _sqlite_open_failure(path, exc, refused) from exc
     except BaseException:
         _close(db, engine)
         raise
     return db
+
+
+_SIDE_FILES = (sqlite3.SQLITE_READONLY_DIRECTORY, sqlite3.SQLITE_READONLY_CANTINIT, sqlite3.SQLITE_READONLY_CANTLOCK)
+"""SQLite's codes for a -wal or -shm file it cannot make or use beside the store (its folder, not its content)."""
+
+
+def _sqlite_open_failure(path: Path, exc: BaseException, refused: OSError | None) -> UserError:
+    """The sentence for an SQLite error met while opening the store at `path` (`refused`: why it was opened
+    read-only, if it was): SQLite unable to open the file or make its -wal/-shm files beside it, busy, its disk full
+    or read-only, or else a file that is not a store."""
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlite_errorcode", None) or 0
+    if code & 0xFF == sqlite3.SQLITE_CANTOPEN or code in _SIDE_FILES:
+        log.info("opening the store %s: %s", path, orig)
+        if refused is not None and refused.errno == errno.EROFS and _unfinished_wal(path):
+            return UserError(f"The clinic store {path} cannot be read here: {_READ_ONLY} (its disk is mounted "
+                             "read-only) and it was not closed cleanly: its -wal file holds changes SQLite reads "
+                             "only where it can write beside it. Open it once where its disk can be written, then "
+                             "try again.")
+        if refused is None:  # what the system refuses SQLite: the disk read-only, or rights to the file or folder
+            why = errno.EROFS if _on_read_only_disk(path.parent) else errno.EACCES if not (
+                os.access(path.parent, os.W_OK | os.X_OK) and os.access(path, os.R_OK | os.W_OK)) else 0
+            refused = OSError(why, str(orig))
+        return open_failure(path, refused)
+    words = write_failure(path, exc)
+    if refused is not None and words is not None and getattr(words, "why", "") == _READ_ONLY:
+        return UserError(f"The clinic store {path} cannot be opened here: {_READ_ONLY} (no rights to write it, or "
+                         "its disk is mounted read-only), and it needs a change before it can be read (an older "
+                         "schema to upgrade, or its audit trail's triggers to put back). Open it once with a "
+                         "command that writes, where it can be written, then try again.")
+    if words is not None:  # busy, or its disk full or read-only: not damaged
+        return words
+    log.info("opening the store %s: %s", path, orig)
+    return UserError(f"{path} is not a Cicatrix database or is damaged (details in the log); check the path.")
+
+
+def _unfinished_wal(path: Path) -> bool:
+    """Whether the store's -wal file holds changes not yet copied into the store's file."""
+    wal = Path(f"{path}-wal")
+    try:
+        return wal.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _on_read_only_disk(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _read_only_url(path: Path) -> URL:
+    """The store opened by SQLite without writing anything (`mode=ro`). On a read-only disk, where SQLite cannot
+    make the WAL's index file (-shm) a reader needs, `immutable=1` (nothing can change the file there), unless its
+    -wal file holds changes not yet in the file (an immutable reader would not see them): then `mode=ro`, which reads
+    them when the -shm file is there too."""
+    frozen = _on_read_only_disk(path) and not _unfinished_wal(path)
+    return URL.create("sqlite", database="file:" + quote(str(path.resolve())),
+                      query={"immutable" if frozen else "mode": "1" if frozen else "ro", "uri": "true"})
 
 
 def connect_server(url: URL, role: str, *, read_only: bool = False) -> Db:
@@ -250,17 +353,13 @@ def _sqlite_pragmas(raw: sqlite3.Connection, _record: object) -> None:
 def _private_file(path: Path) -> None:
     """The store holds clinical data: its folder is created 0700 and the file 0600 (SQLite gives its -wal and -shm
     files the database's mode). A store found readable by others is tightened to 0600; the cicatrix data folder
-    itself is always 0700. A folder the store did not create (e.g. /tmp) is left as it is."""
-    if not path.parent.exists():
+    itself is always 0700. A folder the store did not create (e.g. /tmp) is left as it is.
+    Raises OSError when the system refuses (connect words it: open_failure)."""
+    if not path.parent.exists() or path.parent.resolve() == data_dir().resolve():
         private_dir(path.parent)
-    elif path.parent.resolve() == data_dir().resolve():
-        private_dir(path.parent)
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        if path.stat().st_mode & 0o077:
-            os.chmod(path, 0o600)
-    except PermissionError as exc:
-        raise UserError(f"The store {path} cannot be opened by this account ({exc.strerror}); check its owner.") from exc
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
 
 
 def _switch_to_wal(conn: sqlite3.Connection) -> str:

@@ -234,10 +234,24 @@ class SessionController:
             raise SessionError("There is no session to pause.")
         self.visit.pause()
 
+    def note_refused(self) -> str | None:
+        """Why a note cannot go into the recording now, in a sentence; None while it can. Held (the recording or the
+        store failed), only End session and STOP act: a note then would be in the log only, not in the file."""
+        rig = self.rig
+        if rig is not None and rig.monitor.held is not None:
+            return f"The note cannot be recorded because {rig.monitor.held_cause or 'the session is held'}."
+        if self.saved is not None:
+            return "The note cannot be recorded: the session has ended and its recording is closed."
+        return None
+
     def add_note(self, text: str) -> None:
-        """The operator's note into the recording (GUI thread: it only publishes an event)."""
+        """The operator's note into the recording (GUI thread: it only publishes an event); SessionError says why
+        not when it cannot be recorded (`note_refused`)."""
         if self.visit is None or self.session is None:
             raise SessionError("There is no session to add a note to.")
+        refused = self.note_refused()
+        if refused is not None:
+            raise SessionError(refused)
         self.visit.note(text)
 
     def resume(self) -> None:

@@ -39,6 +39,7 @@ class TreatmentView(QWidget):
         self.step_running = False
         self.resetting = False
         self.ending = False
+        self.failure_message: str | None = None  # what failed (the recording, the store), as the window said it
         self.button_timer = QTimer(self)  # telemetry (a device's fault bits) changes without an event: re-check
         self.button_timer.setInterval(200)
         self.button_timer.timeout.connect(self.update_buttons)
@@ -175,6 +176,12 @@ class TreatmentView(QWidget):
         self.resume_button.setEnabled(live and state == State.PAUSED and not latched and not self.step_running)
         self.end_button.setEnabled(session is not None and c.saved is None and not self.step_running
                                    and state != State.TREATING and not self.ending)
+        # a note only between steps (disabled, the field drops the focus: Space reaches STOP) and while the recording
+        # can take it: held (the recording or the store failed) or ended, a note would be in the log only
+        refused = c.note_refused()
+        for w in (self.note_edit, self.note_button):
+            w.setEnabled(not self.step_running and refused is None)
+        self.note_button.setToolTip(refused or "")
 
     def reset_view(self) -> None:
         self.button_timer.stop()
@@ -185,29 +192,48 @@ class TreatmentView(QWidget):
         self.current_area.setText("No step running")
         self.state_label.setText("session: idle")
         self.ending = False
+        self.failure_message = None
         self._set_step_running(False)
 
     def _set_step_running(self, on: bool) -> None:
         self.step_running = on
-        self.note_edit.setEnabled(not on)  # disabled, it drops the focus: Space reaches STOP
-        self.note_button.setEnabled(not on)
-        self.update_buttons()
+        self.update_buttons()  # the note field and button too: disabled during a step
 
     # --- actions --------------------------------------------------------------------------------------------------
     def add_note(self) -> None:
+        """The note into the recording. Once the recording cannot take it (held: the recording or the store failed;
+        or ended) it is refused in words, and the failure stays said: never an info that would hide it."""
+        refused = self.controller.note_refused()  # the button is off then, but Return or a race can still get here
+        if refused is not None:
+            self._say_not_recorded(refused)
+            return
         try:
             self.controller.add_note(self.note_edit.text())
         except SessionError as exc:
             self.notify(str(exc).capitalize(), "error")
             return
+        if self.controller.held() is not None:  # the writer failed meanwhile: the note may not be in the file
+            self._say_not_recorded("The note may not be in the recording.")
+            return
         self.note_edit.clear()
         self.note_edit.clearFocus()  # Space is STOP again
         self.notify("Note added to the recording.", "info")
+
+    def _say_not_recorded(self, sentence: str) -> None:
+        """`sentence`, then the failure as the window said it (what failed, End session), as an error."""
+        failure = self.failure_message or self.controller.held()
+        self.notify(f"{sentence} {failure}" if failure else sentence, "error")
+        self.update_buttons()
 
     def press_stop(self) -> None:
         self.controller.stop("STOP button")
         for cb in self.stop_callbacks:
             cb()
+        held = self.controller.held()
+        if held is not None:  # no reset can let the session go on: the failure stays said, not "reset to go on"
+            self.notify(f"STOP: both devices were told to stop. Check the patient. {self.failure_message or held}",
+                        "error")
+            return
         self.notify("STOP: both devices were told to stop. Check the patient, then reset the interlocks to go on.",
                     "warning")
 
@@ -320,7 +346,8 @@ class TreatmentView(QWidget):
                         "error")
         elif event.kind == "alarm" and event.source == "session" and self.controller.held() is not None:
             # the recording or the store failed (published after the hold): what is left to do, in words
-            self.notify(f"{event_sentence(event).rstrip('.')}. {self.controller.held()}", "error")
+            self.failure_message = f"{event_sentence(event).rstrip('.')}. {self.controller.held()}"
+            self.notify(self.failure_message, "error")
             state = str(getattr(self.controller.session, "state", ""))
             self.state_label.setText(f"session: {STATE_WORDS.get(state, state)} — cannot treat again: End session")
         self._step_dose(event)
