@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +87,6 @@ class Rig:
             devices[name] = dev
             monitor.add_device(name, dev)
         hold_garbage_collection_short()
-        raise_priority()
         monitor.start()
         return cls(bus, monitor, devices, mode=mode)
 
@@ -219,38 +217,6 @@ def hold_garbage_collection_short() -> None:
     watchdog can look (drivers/silence.py) and no heartbeat goes out. `Rig.close` unfreezes them."""
     gc.collect()
     gc.freeze()
-
-
-# The niceness asked for while devices are supervised (Linux: -20 most favoured .. 19 least; 0 the default). Other
-# programs on the clinic's PC (an antivirus scan, a backup, a browser) then cannot starve the device readers, the
-# safety watchdog and the heartbeats past their 250 ms limits (docs/safety.md, "Priority"). A niceness, not real-time
-# scheduling: a thread of this process that ran away would still leave the machine usable.
-SUPERVISION_NICE = -10
-_priority_refused_said = False
-
-
-def raise_priority(nice: int = SUPERVISION_NICE) -> bool:
-    """Give every thread of this process the niceness `nice` (never a lower priority than a thread has), and so
-    the threads it starts later, which inherit their creator's. On Linux the niceness is per thread, so each task
-    of /proc/self/task is set. Returns False when the system refuses (no CAP_SYS_NICE and no RLIMIT_NICE room: a
-    normal user's default); that is said once in the log, and supervision goes on at normal priority (the
-    watchdogs still stop the devices when starved: they fail safe)."""
-    global _priority_refused_said
-    tasks = [int(t) for t in os.listdir("/proc/self/task")] if Path("/proc/self/task").is_dir() else [0]
-    try:
-        for tid in tasks:
-            try:
-                if os.getpriority(os.PRIO_PROCESS, tid) > nice:
-                    os.setpriority(os.PRIO_PROCESS, tid, nice)
-            except ProcessLookupError:  # a thread that ended meanwhile
-                continue
-    except PermissionError:
-        if not _priority_refused_said:
-            _priority_refused_said = True
-            log.info("the workstation runs at normal priority: the system refused niceness %d (allow it with "
-                     "CAP_SYS_NICE, or a limits.conf line '@cicatrix - nice %d' for the clinic's users)", nice, nice)
-        return False
-    return True
 
 
 def check_ports_distinct(ports: dict[str, str]) -> None:
