@@ -129,3 +129,32 @@ def test_the_cli_report_refuses_what_is_not_a_recording(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, str(ROOT / "main.py"), "report", str(bogus)], capture_output=True,
                          text=True, env=env, timeout=60)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and "error:" in bad.stderr
+
+
+def test_a_recording_its_recorder_stopped_early_is_not_called_a_crash_in_the_report(tmp_path):
+    """Fifth fresh tester of issue 12: a recording cut short by a full disk (its recorder closed it with the reason)
+    gave a report saying "The session was interrupted (a crash, or the program was closed)" and each open step
+    "the program ended during this step (a crash …)", beside a window that said the recording failed. The report
+    says the recording stopped, why, and that its amounts are a lower bound."""
+    import h5py
+    from helpers_recording import write_session
+
+    from workstation.bus import Event
+    from workstation.ui.report_data import RECORDING_STOPPED, UNENDED, read_report
+
+    started = Event(1000.5, "protocol", "info", "session", "step 1 started: light on a",
+                    {"event": "step_started", "step_index": 0, "modality": "light", "area": "a", "area_id": "1",
+                     "target_dose_mj_cm2": 100.0})
+    path = write_session(tmp_path, 2.0, events=[started])
+    crashed = read_report(path)
+    assert "(a crash, or the program was closed)" in crashed.outcome_sentence()  # no end recorded, no reason: a crash
+    reason = "The disk holding the recording is full (no space left, below the 50 MB reserve): recording stopped."
+    with h5py.File(path, "r+") as f:  # as the recorder closes a recording it had to stop
+        f.attrs["closed_cleanly"] = False
+        f.attrs["close_note"] = reason
+    data = read_report(path)
+    sentence = data.outcome_sentence()
+    assert "crash" not in sentence and "The recording stopped before the session ended (" in sentence
+    assert "The disk holding the recording is full" in sentence
+    assert "at least what was delivered" in sentence
+    assert [s.outcome for s in data.steps] == [RECORDING_STOPPED] and UNENDED not in "\n".join(data.lines())

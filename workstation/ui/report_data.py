@@ -108,6 +108,7 @@ class ReportData:
         return self.integrity_warning
 
     ended: bool = True  # the recording holds the session's end (False: a crash, or the program was closed)
+    stopped_early: str = ""  # why its recorder closed it before the session's end (a full disk), "" if it did not
 
     def outcome(self) -> str:
         """The session's outcome word as the screen's summary gives it (workstation/session/outcome.py): completed (every
@@ -124,7 +125,11 @@ class ReportData:
         planned = len(self.plan.get("steps", [])) or len({s.index for s in self.steps})
         done = len({s.index for s in self.steps if s.outcome == "done"})
         text = f"Session {self.outcome()}: {done} of {planned} step{'s' if planned != 1 else ''} done."
-        if not self.ended:
+        if not self.ended and self.stopped_early:  # the program went on; its recording could not
+            text += (f" The recording stopped before the session ended ({self.stopped_early.rstrip('.')}): the "
+                     "amounts below are what it holds, at least what was delivered (the session's own summary, on "
+                     "the screen or in the store, has the rest).")
+        elif not self.ended:
             text += (" The session was interrupted (a crash, or the program was closed) before it ended: the amounts "
                      "below are what the recording's telemetry shows was delivered.")
         return text
@@ -199,6 +204,11 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
                               f"{'is not a measurement: it is' if skipped == 1 else 'are not measurements: they are'}"
                               " left out of the curves (a gap).")
         data.ended = any(e.kind == "state" and e.details.get("to") in ("completed", "aborted") for e in rec.events)
+        if rec.partial and meta.end_time_utc is not None and not data.ended:  # closed early by its recorder
+            data.stopped_early = rec.partial_reason or "its recorder stopped"
+            for step in data.steps:
+                if step.outcome == UNENDED:
+                    step.outcome = RECORDING_STOPPED
     finally:
         rec.close()
     if store is not None:
@@ -207,6 +217,7 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
 
 
 UNENDED = "interrupted: the program ended during this step (a crash or it was closed)"
+RECORDING_STOPPED = "interrupted: the recording stopped during this step (what it holds is a lower bound)"
 
 
 def _stop_lines(events: list[Any]) -> list[str]:
