@@ -51,4 +51,25 @@ def test_export_report_and_the_log_folder_on_a_full_disk_say_the_disk_is_full(tm
         text = done.stdout + done.stderr
         assert "disk is full" in text and "No space left" not in text and "Traceback" not in text, (what, text)
     assert said["export"].returncode == 2 and said["report"].returncode == 2
+    assert "nothing of it was kept" in said["export"].stdout + said["export"].stderr  # fifth tester: a partial CSV
     assert said["log"].returncode == 0  # the command itself runs; only its log file is not written
+
+
+def test_export_that_fills_the_disk_midway_keeps_nothing_and_report_names_a_read_only_disk(tmp_path):
+    """Fifth fresh tester of issue 12: an export the disk could not hold left a partial light.csv; `report --out`
+    into a read-only folder said "not writable by this account" (root: the disk is read-only)."""
+    path = write_session(tmp_path, 20.0)  # some MB of CSV: more than the disk below has
+    disk = tmp_path / "small"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("a small tmpfs cannot be mounted here (needs root)")
+    try:
+        done = _main("export", "--csv", str(disk / "csv"), str(path))
+        assert done.returncode == 2 and "the disk is full" in done.stdout + done.stderr, done.stderr[-1000:]
+        assert [f for f in (disk / "csv").iterdir()] == []  # all of it or nothing
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        done = _main("report", str(path), "--out", str(disk / "r.pdf"))
+        assert done.returncode == 2 and "is on a read-only disk" in done.stderr, done.stderr[-1000:]
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+

@@ -71,5 +71,7 @@ def _check_folder(folder: Path) -> None:
         raise UserError(f"The folder {folder} for the report {what}: create it first, or give --out a file in an "
                         "existing folder.")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"The folder {folder} for the report is not writable by this account: give --out a file in "
-                        "a folder you may write to.")
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)  # (root's os.access says no there too)
+        raise UserError(f"The folder {folder} for the report "
+                        + ("is on a read-only disk" if read_only else "is not writable by this account")
+                        + ": give --out a file in a folder you may write to.")

@@ -41,7 +41,8 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
     lo = -np.inf if t_start_s is None else t_start_s
     hi = np.inf if t_end_s is None else t_end_s
     t0 = rec.meta.t0_host_s
-    written = []
+    written: list[Path] = []
+    path: Path | None = None  # the file being written
     spans = {name: (0 if t_start_s is None else rec.row_at(name, t_start_s),
                     rec.samples(name) if t_end_s is None else rec.row_at(name, t_end_s)) for name in rec.devices}
     total, done = sum(max(0, b - a) for a, b in spans.values()), 0
@@ -88,5 +89,11 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
                                 f"{c.t_reply_s:.6f}"])
         written.append(path)
     except OSError as exc:
-        raise RecordingError(f"Writing the CSV export into {out} failed{in_words(exc)}.") from exc
+        for done_or_partial in (*written, *([path] if path is not None else [])):  # all of it or nothing
+            try:
+                done_or_partial.unlink(missing_ok=True)
+            except OSError:
+                pass
+        raise RecordingError(f"Writing the CSV export into {out} failed{in_words(exc)}; nothing of it was kept."
+                             ) from exc
     return written

@@ -111,8 +111,9 @@ def _not_written(path: Path, exc: OSError) -> UserError:
            errno.EACCES: "this account may not write in its folder", errno.EPERM: "this account may not write there",
            errno.ENOENT: "its folder does not exist"}.get(exc.errno or 0, (exc.strerror or "the system refused").lower())
     logging.getLogger(__name__).info("writing the report %s: %s", path, exc)
-    return UserError(f"The report could not be written to {path}: {why}. Choose another folder (the command line: "
-                     "report --out), or free the disk.")
+    todo = "free some space on the disk, or choose" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "choose"
+    return UserError(f"The report could not be written to {path}: {why}. {todo.capitalize()} another folder (the "
+                     "command line: report --out).")
 
 
 def log_qt_messages() -> None:
