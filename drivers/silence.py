@@ -61,7 +61,7 @@ class SilenceWatch:
     # dropped, which can only count more silence as seen (the safe side). Adjacent stretches are merged, so an
     # observer that is always late keeps one.
     MAX_STRETCHES = 64
-    # The last few blind stretches whole, signs of life or not: what `blind_within` asks about.
+    # The last few blind stretches whole, signs of life or not: what `stall_within` asks about.
     RECENT_STRETCHES = 8
 
     def __init__(self, t: float, *, blind_gap_s: float = BLIND_GAP_S) -> None:

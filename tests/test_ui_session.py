@@ -31,6 +31,17 @@ def arm(qtbot, win: MainWindow) -> None:
     qtbot.waitUntil(lambda: win.pages.currentWidget() is win.treatment, timeout=TIMEOUT_MS)
 
 
+def expose(qtbot, win: MainWindow):
+    """A training session of combined-uneventful, armed, its first step (the light) started and emitting; returns
+    the light's emulator."""
+    start_training(qtbot, win, "combined-uneventful.toml")
+    arm(qtbot, win)
+    light = win.controller.rig.emulators["light"]
+    qtbot.mouseClick(win.treatment.start_step_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: light.state().active, timeout=TIMEOUT_MS)
+    return light
+
+
 def run_step(qtbot, win: MainWindow) -> None:
     qtbot.mouseClick(win.treatment.start_step_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not win.treatment.step_running, timeout=TIMEOUT_MS)
@@ -154,11 +165,7 @@ def test_closing_the_window_during_a_step_stops_the_devices(qtbot, tmp_path: Pat
     win = MainWindow(recordings_dir=tmp_path / "recordings", store_path=tmp_path / "training.sqlite3")
     qtbot.addWidget(win)
     win.show()
-    start_training(qtbot, win, "combined-uneventful.toml")
-    arm(qtbot, win)
-    light = win.controller.rig.emulators["light"]
-    qtbot.mouseClick(win.treatment.start_step_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: light.state().active, timeout=TIMEOUT_MS)
+    light = expose(qtbot, win)
     win.close()  # E-stop, then the step ends, then devices, recording and store close
     assert light.state().active is False
     assert list((tmp_path / "recordings").rglob("*.h5"))  # the recording was closed, not lost
@@ -262,12 +269,8 @@ def test_after_the_recording_fails_the_window_gives_nothing_more(qtbot, window: 
     from workstation.recording import RecordingError
 
     win = window
-    start_training(qtbot, win, "combined-uneventful.toml")
-    arm(qtbot, win)
+    emulator = expose(qtbot, win)
     rig = win.controller.rig
-    emulator = rig.emulators["light"]
-    qtbot.mouseClick(win.treatment.start_step_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: emulator.state().active, timeout=TIMEOUT_MS)
     # what the writer thread reports when a write fails (the rig's handler: E-stop, the hold, the alarm)
     rig.recorder._on_error(RecordingError("The disk holding the recording is full: recording stopped."))
     qtbot.waitUntil(lambda: not win.treatment.step_running, timeout=TIMEOUT_MS)
@@ -325,7 +328,8 @@ def test_a_session_that_failed_before_any_step_gives_no_aftercare_advice(qtbot, 
     assert win.controller.saved.summary["abort_reason"].startswith("the recording failed, so it could not go on")
 
 
-def test_sigterm_mid_exposure_closes_the_window_with_the_session_saved(qtbot, tmp_path: Path) -> None:
+def test_sigterm_mid_exposure_closes_the_window_with_the_session_saved(qtbot, window: MainWindow,
+                                                                       tmp_path: Path) -> None:
     """Fourth fresh tester of issue 12: SIGTERM to the window mid-exposure left the recording unclosed (no end time,
     no checksum, no STOP recorded: read as a crash). It now closes as the close button does: the light stopped, the
     session ended saved, the recording closed and checksummed; the status to exit with is 143."""
@@ -335,17 +339,11 @@ def test_sigterm_mid_exposure_closes_the_window_with_the_session_saved(qtbot, tm
     from workstation.recording.reader import Recording
     from workstation.ui.main_window import close_on_terminate
 
-    win = MainWindow(recordings_dir=tmp_path / "recordings", store_path=tmp_path / "store.sqlite3")
-    qtbot.addWidget(win)
+    win = window
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         terminated = close_on_terminate(win)
-        win.show()
-        start_training(qtbot, win, "combined-uneventful.toml")
-        arm(qtbot, win)
-        emulator = win.controller.rig.emulators["light"]
-        qtbot.mouseClick(win.treatment.start_step_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: emulator.state().active, timeout=TIMEOUT_MS)
+        emulator = expose(qtbot, win)
         assert terminated() is None
         os.kill(os.getpid(), signal.SIGTERM)
         qtbot.waitUntil(lambda: not win.isVisible(), timeout=TIMEOUT_MS)
