@@ -15,9 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import serial
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drivers.emulators import LampParams, LightEmulator, PenEmulator, PenParams
 from drivers.emulators.lamp import LampModel
+from drivers.emulators.link import line_turn
 from drivers.emulators.motor import PenModel
 from drivers.light import UVB308Light
 from drivers.pen import MicroneedlingPen
@@ -740,3 +743,36 @@ def test_cli_prints_a_port_that_answers() -> None:
                 proc.wait()
     assert code == 0
     assert not os.path.exists(port)
+
+
+def test_a_late_transmitter_turn_hands_over_the_line_time_that_passed() -> None:
+    """The emulated line is a thread; a real UART is not. Held back 100 ms by a loaded machine with 10 kB queued, one
+    turn at 921600 baud hands over the 9216 bytes the line carried meanwhile, not one 2 ms chunk (the rest used to
+    overflow the device's buffer and count as frames the line dropped). An idle line banks at most two chunks."""
+    bps, chunk = 92160.0, 184.32
+    credit, n, _ = line_turn(0.0, 0.100, 10_000, bps, chunk)
+    assert n == 9216 and credit == pytest.approx(9216.0)
+    credit, n, _ = line_turn(0.0, 1.0, 24, bps, chunk)  # idle for a second, then one frame
+    assert n == 24 and credit == pytest.approx(2 * chunk)
+    credit, n, want = line_turn(0.0, 0.0005, 1000, bps, chunk)  # half a chunk of line time: wait for a whole one
+    assert n == 0 and want == 184
+    assert line_turn(0.0, 0.0, 500, 0.0, chunk)[1] == 500  # an unlimited line
+
+
+@given(
+    turns=st.lists(st.tuples(st.floats(0.0, 0.2), st.integers(0, 20_000)), min_size=1, max_size=40),
+    baud=st.sampled_from([115200, 921600]),
+)
+def test_the_line_never_carries_more_than_its_baud_rate(turns: list[tuple[float, int]], baud: int) -> None:
+    """However late or early the turns, the bytes handed over never exceed what the baud rate carries in the time
+    that passed, plus the two chunks an idle line may hold."""
+    bps = baud / 10.0
+    chunk = max(16.0, bps * 0.002)
+    credit, elapsed, carried = 0.0, 0.0, 0
+    for dt, queued in turns:
+        credit, n, _ = line_turn(credit, dt, queued, bps, chunk)
+        assert 0 <= n <= queued
+        credit -= n
+        elapsed += dt
+        carried += n
+        assert carried <= elapsed * bps + 2 * chunk + 1

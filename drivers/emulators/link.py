@@ -248,14 +248,7 @@ class PtyLink:
                     if not self._running:
                         return
                     now = time.monotonic()
-                    want = len(self._queue)
-                    if bytes_per_s:
-                        # credit up to two chunks: a late wake-up catches up instead of losing line time
-                        credit = min(2 * burst_bytes, credit + (now - last) * bytes_per_s)
-                        want = min(want, int(burst_bytes))
-                        n = want if credit >= want else 0
-                    else:
-                        n = want
+                    credit, n, want = line_turn(credit, now - last, len(self._queue), bytes_per_s, burst_bytes)
                     last = self._tx_ran_at = now
                     written = self._write_locked(n) if n else 0
                     credit -= written
@@ -297,3 +290,20 @@ class PtyLink:
                 plugged=self._master is not None,
                 baud=self.baud,
             )
+
+
+def line_turn(credit: float, elapsed_s: float, queued: int, bytes_per_s: float, burst_bytes: float) -> tuple[float, int, int]:
+    """One turn of the transmitter: `(credit, n, want)`, bytes of line time in hand, bytes to hand over now and the
+    chunk it waits for when `n` is 0.
+
+    A real UART drains its queue for as long as the queue holds bytes, whether or not anything in the host ran. Here
+    the transmitter is a thread, and a loaded machine can hold it back for tens of milliseconds: the line time that
+    passed meanwhile is owed to the queue, so a late turn hands over everything the line would have carried (the
+    credit grows with the elapsed time up to what is queued), not one chunk; only an idle line banks no more than
+    two chunks. `bytes_per_s` 0 is an unlimited line: everything queued goes at once."""
+    if not bytes_per_s:
+        return credit, queued, queued
+    credit = min(max(2.0 * burst_bytes, float(queued)), credit + elapsed_s * bytes_per_s)
+    want = min(queued, int(burst_bytes))  # a chunk, or what is left
+    n = min(queued, int(credit)) if credit >= want else 0
+    return credit, n, want
