@@ -31,13 +31,14 @@ class WrongDevice(NotConnected):
 
 
 class CommandRefused(DeviceError):
+    """A REFUSE: `reason` is the device's own words (cleaned, drivers.protocol.text), the message says the code in
+    words (drivers.protocol.refusal_words), never its name."""
+
     def __init__(self, command: str, code: int, reason: str) -> None:
         self.command, self.code, self.reason = command, code, reason
-        try:
-            code_name = p.Refusal(code).name
-        except ValueError:
-            code_name = str(code)
-        super().__init__(f"the device refused {command}: {reason} ({code_name})")
+        words = p.refusal_words(code)
+        super().__init__(f"the device refused {command}: {reason} ({words})" if reason
+                         else f"the device refused {command}: {words}")
 
 
 class CommandTimeout(DeviceError):

@@ -170,12 +170,18 @@ class FrameIntake:
         if t == p.Msg.IDENTITY:
             self._take_identity(frame)
         pending.reply = frame
+        args = pending.args
         if t == p.Msg.ACK or t == p.Msg.IDENTITY:
             result = "ack" if not (t == p.Msg.IDENTITY and self._refusal) else f"refused by the host: {self._refusal}"
         else:
-            result = f"refused: {p.text(frame.payload[p.REFUSE_HEAD.size :])} (code {frame.payload[2]})"
+            reason = frame.payload[p.REFUSE_HEAD.size :]
+            words, why = p.text(reason), p.refusal_words(frame.payload[2])
+            result = f"refused: {words} ({why})" if words else f"refused: {why}"
+            # the device's own bytes, when cleaning its words changed them, go to the recording with the command (as
+            # a FAULT's or a STATUS's do in their event's details: one key, raw_if_unclean)
+            args = {**args, **p.raw_if_unclean(reason)}
         self.bus.publish_command(
-            CommandRecord(pending.t_sent_s, self.name, pending.command, pending.args, result, t_arrival)
+            CommandRecord(pending.t_sent_s, self.name, pending.command, args, result, t_arrival)
         )
         pending.done.set()
 

@@ -58,6 +58,29 @@ class Refusal(IntEnum):
     CAUSE_PERSISTS = 9
 
 
+# A refusal in words for people (one table: the driver's CommandRefused and command records say these, never the
+# member's name); a code the protocol does not define is said as such (`refusal_words`).
+REFUSAL_WORDS = {
+    Refusal.OUT_OF_BOUNDS: "the value is outside what the device accepts",
+    Refusal.NOT_ARMED: "the device is not armed",
+    Refusal.NO_CONTACT: "the handpiece is not on the skin",
+    Refusal.FAULT_LATCHED: "a fault is latched on the device: it needs a reset first",
+    Refusal.NO_TARGET: "no target dose is set on the device",
+    Refusal.BAD_STATE: "the device is busy or in a state that does not allow it",
+    Refusal.UNKNOWN_COMMAND: "the device does not know this command",
+    Refusal.BAD_PAYLOAD: "the device could not read the command's values",
+    Refusal.CAUSE_PERSISTS: "the cause of the fault is still there",
+}
+
+
+def refusal_words(code: int) -> str:
+    """Why a device refused, in words, from its REFUSE code (REFUSAL_WORDS); never the code's name."""
+    try:
+        return REFUSAL_WORDS[Refusal(code)]
+    except ValueError:
+        return f"the device gave a reason code ({code}) this program does not know"
+
+
 class State(IntEnum):
     IDLE = 0
     ARMED = 1
@@ -314,6 +337,17 @@ def identity_payload(acked_seq: int, info: dict) -> bytes:
 
 
 RAW_IDENTITY_KEY = "raw_json_hex"  # the IDENTITY's JSON bytes, when cleaning its texts or keys changed anything
+GIVEN = " (given)"  # a device's own key named like the driver's is kept under its name with this added (once more)
+
+
+def _set_aside(key: str) -> str:
+    """A top-level key of a device's identity: `raw_json_hex` is the driver's alone, so the device's own
+    `raw_json_hex`, or `raw_json_hex (given)` …, gets one more ` (given)` (the recorder's rule for its own notes,
+    docs/recording-format.md): the bare name never holds what a device sent, no two keys meet, nothing is lost."""
+    bare = key
+    while bare.endswith(GIVEN):
+        bare = bare.removesuffix(GIVEN)
+    return key + GIVEN if bare == RAW_IDENTITY_KEY else key
 
 
 def parse_identity(payload: bytes) -> dict:
@@ -332,10 +366,11 @@ def parse_identity(payload: bytes) -> dict:
         raise FrameError("its identity is JSON nested too deeply to read") from None
     if not isinstance(info, dict):
         raise FrameError("its identity is JSON but not an object of named fields")
-    cleaned = _clean_json(info)
+    cleaned = {_set_aside(k): v for k, v in _clean_json(info).items()}  # never spoofs the driver's key
     if json.dumps(cleaned, sort_keys=True) != json.dumps(info, sort_keys=True):
-        # what cleaning changed (a text, a key; two keys that met as one) stays recoverable, as a FAULT's or a
-        # STATUS's words do (raw_if_unclean): the device's own JSON, whole, goes with the identity to the recording
+        # what cleaning changed (a text, a key; two keys that met as one; a key set aside) stays recoverable, as a
+        # FAULT's or a STATUS's words do (raw_if_unclean): the device's own JSON, whole, goes with the identity to
+        # the recording
         cleaned[RAW_IDENTITY_KEY] = payload[ACK_PAYLOAD.size:].hex()
     return cleaned
 

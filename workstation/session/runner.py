@@ -152,6 +152,8 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
 
     out = _one_line_at_a_time(out)  # lines come from the device, safety and scenario threads too
     visit = Visit.training(scenario, record_dir, store_path=store_path)
+    signalled: BaseException | None = None  # SIGTERM (SystemExit 143, cli_session) or Ctrl+C mid-session
+    recorder = None
     try:
         for closed in visit.crashed:
             out(closed.told)
@@ -201,8 +203,17 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
         final, summary, recording, sha = session.state, saved.summary, saved.recording, saved.sha256
         recording_failure, checksum_words = saved.recording_failure, saved.checksum_words
         store_failure = saved.store_failure
+    except (SystemExit, KeyboardInterrupt) as exc:  # the session closes as the window's does on SIGTERM: saved
+        signalled = exc
+        recorder = visit.rig.recorder  # closed by visit.close, then read for the summary
+        if visit.session is not None and visit.is_open():
+            visit.session.operator_stop(visit.operator, f"{_signal_words(exc)}, the program was closed during "
+                                        "the session")
     finally:
         visit.close()
+    if signalled is not None:
+        _print_signalled(out, scenario, visit, recorder, signalled)
+        raise signalled
     cause = AbortCause(summary["abort_cause"]) if final == State.ABORTED else AbortCause.NONE
     if recording_failure is not None or store_failure is not None:  # both stop the session as an interlock does
         cause = AbortCause.RECORDING
@@ -215,8 +226,72 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
     return RunResult(code, str(final), summary, recording, sha)
 
 
+def _signal_exit_code(exc: BaseException) -> int:
+    """The exit status a run ended by a signal gives: SystemExit's (128 + the signal, cli_session), 130 for Ctrl+C."""
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, int) else 130
+
+
+def _signal_words(exc: BaseException) -> str:
+    code = _signal_exit_code(exc)
+    if isinstance(exc, KeyboardInterrupt) or code == 128 + signal.SIGINT:
+        return "interrupted (Ctrl+C)"
+    try:
+        name = signal.Signals(code - 128).name
+    except ValueError:
+        return "ended by a request to stop"
+    return f"terminated by a signal ({name})"
+
+
+def _print_signalled(out, scenario: Scenario, visit, recorder, exc: BaseException) -> None:
+    """The summary a normal end or STOP prints, for a run a signal ended (the session already closed by
+    visit.close: devices stopped, recording closed with its checksum, the store's row closed), with the cause."""
+    from workstation.recording import RecordingError
+    from workstation.session.rig import Closed
+
+    code, words = _signal_exit_code(exc), _signal_words(exc)
+    if visit.session is None:
+        out(f"outcome: not started ({words}); exit code {code}")
+        return
+    saved = visit.saved
+    if saved is not None:  # it ended and was saved before the signal came
+        _print_summary(out, scenario, saved.summary, saved.recording, saved.checksum_words, code,
+                       saved.recording_failure, saved.store_failure, ended_by=words)
+        return
+    closed = Closed(None, None, None)
+    if recorder is not None:
+        try:  # closed already by visit.close: this gives its checksum, it does not close it again
+            closed = Closed(recorder.path, recorder.close(), None if recorder.error is None else str(recorder.error),
+                            recorder.checksum_failure)
+        except RecordingError as err:
+            closed = Closed(recorder.path, None, str(err))
+    summary = dict(visit.session.summary())
+    delivered = _recorded_deliveries(closed.path, visit.session) if closed.path is not None else ""
+    if delivered and summary["state"] == "aborted":  # as the store's row says (Visit._close_unsaved): a step cut
+        summary["state"] = "partial"  # off mid-run has no result of its own, its recording shows what it gave
+    _print_summary(out, scenario, summary, closed.path, closed.checksum_words, code, closed.failure,
+                   ended_by=words, delivered=delivered)
+
+
+def _recorded_deliveries(path, session) -> str:
+    """What the closed recording shows each area received (as the store journals it), in words; "" for nothing."""
+    from workstation.recording import RecordingError
+    from workstation.session.journal import deliveries_from_recording
+
+    try:
+        found = deliveries_from_recording(path)
+    except (RecordingError, OSError, KeyError, ValueError):
+        return ""
+    labels = {str(s.area_id): s.area_label for s in session.steps}
+    return "; ".join(f"{t.modality} on {labels.get(str(t.area_id), t.area_id)}: " +
+                     (f"{t.dose_mj_cm2:g} mJ/cm²" if t.modality == "light" else counted(t.passes or 0, "pass",
+                                                                                        "passes"))
+                     for t in found)
+
+
 def _print_summary(out, scenario: Scenario, summary: dict, recording, checksum_words: str, code: int,
-                   recording_failure: str | None = None, store_failure: str | None = None) -> None:
+                   recording_failure: str | None = None, store_failure: str | None = None,
+                   ended_by: str | None = None, delivered: str = "") -> None:
     out("")
     from workstation.ui.wording import device_name, interlock_name, scrub
 
@@ -226,6 +301,8 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, checksum_w
         what = (f"{r['delivered_dose_mj_cm2']:g} mJ/cm²" if r["modality"] == "light"
                 else counted(r['passes_done'], 'pass', 'passes'))
         out(f"  area {r['area']} {r['modality']}: {r['outcome']}, {what}" + (f" ({r['note']})" if r["note"] else ""))
+    if delivered:
+        out(f"  delivered, as the recording shows: {delivered}")
     from workstation.session.outcome import trip_stop_words
 
     for t in summary["trips"]:
@@ -248,6 +325,8 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, checksum_w
     expected = ran_to_end == (scenario.expect == "completed")
     want = "to run to the end" if scenario.expect == "completed" else "to stop early"
     verdict = "as expected" if expected else f"NOT as expected (the scenario expects it {want})"
+    if ended_by is not None:  # a signal ended the run: the scenario's expectation was not put to the test
+        early, verdict = f", stopped early: {ended_by}", "so the scenario did not run to its end"
     out(f"outcome: {outcome}{early}, {verdict}; exit code {code}")
 
 
