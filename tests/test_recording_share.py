@@ -206,6 +206,32 @@ def test_a_full_share_is_said_and_leaves_no_partial_file(clinic, tmp_path):
     assert local.is_file()
 
 
+def test_a_full_share_leaves_no_folder_it_made_and_keeps_what_was_there(clinic, tmp_path):
+    """Fresh tester of the integrity checks: a share that filled up kept an empty day folder. A failed copy leaves
+    nothing it created, folders included, and keeps the folders and files that were there before it."""
+    db, local, _sha, sid = clinic
+    share = tmp_path / "full"
+    with _tiny_tmpfs(share), ClinicStore.open(db, training=False) as store:
+        copied, problems, _pending = sync_once(store, share)
+        assert copied == 0 and "is full" in problems[0]
+        assert list(share.rglob("*")) == []  # not even the day folder
+        with pytest.raises(Exception, match="is full"):  # deeper folders made by the copy go as well
+            copy_verified(local, share, Path("2026") / "03" / local.parent.name / local.name, _sha)
+        assert list(share.rglob("*")) == []
+        day = share / local.parent.name
+        day.mkdir()
+        (share / "empty-before").mkdir()
+        other = day / "another-session.h5"
+        other.write_bytes(b"another room's recording")
+        copied, problems, _pending = sync_once(store, share)
+        assert copied == 0 and "is full" in problems[0]
+        assert sorted(share.rglob("*")) == sorted([day, other, share / "empty-before"])  # what was there, kept
+        assert other.read_bytes() == b"another room's recording"
+        other.unlink()
+        assert sync_once(store, share)[0] == 0 and day.is_dir()  # an empty day folder that was there stays
+        assert store.shared_path(sid) is None
+
+
 def test_pending_copies_survive_a_restart_and_the_command_lists_and_copies_them(clinic, tmp_path, capsys):
     db, local, _sha, sid = clinic
     share = tmp_path / "share"  # not there yet: the first program ends with the copy pending

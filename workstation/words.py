@@ -1,7 +1,10 @@
 """Counts in sentences: "1 row", "2 rows", "0 rows". The one helper for every count a user reads (CLIs, store and
-recording messages), so no sentence says "1 rows" or hedges with "row(s)"."""
+recording messages), so no sentence says "1 rows" or hedges with "row(s)"; and `seconds`, every time or duration
+`inspect` and the report print, "unknown" in words when its host times are not finite."""
 
 from __future__ import annotations
+
+import math
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
@@ -23,3 +26,15 @@ def session_named(record: int, number: int | None = None) -> str:
 def first_upper(text: str) -> str:
     """`text` with its first letter in capitals (the rest unchanged), to start a sentence with session_named."""
     return text[:1].upper() + text[1:]
+
+
+UNKNOWN_TIME = "unknown (no finite host times)"
+
+
+def seconds(value: float | None, digits: int = 3, unknown: str = UNKNOWN_TIME) -> str:
+    """A time or a duration in seconds for a sentence ("2.500 s"), or `unknown` in words when it is None, NaN or ±inf
+    (the host times it comes from are not finite): never "nan s", never a silent 0. The one helper for every time
+    `inspect` and the report print."""
+    if value is None or not math.isfinite(value):
+        return unknown
+    return f"{value:.{digits}f} s"

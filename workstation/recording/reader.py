@@ -231,9 +231,15 @@ class Recording:
 
     @property
     def duration_s(self) -> float:
-        ends = [float(self._telemetry[d][n - 1]["t_host_s"]) for d, n in self._n.items() if n]
-        ends += [e.t_host_s for e in self.events[-1:]] + [c.t_host_s for c in self.commands[-1:]]
-        return max(0.0, max(ends, default=self.meta.t0_host_s) - self.meta.t0_host_s)
+        return self.known_duration_s or 0.0  # 0.0 when no host time is finite (then known_duration_s is None)
+
+    @property
+    def known_duration_s(self) -> float | None:
+        """Session seconds to the last finite host time (NaN, ±inf skipped) of any row; None if none is (unknown)."""
+        ends = [float(self._telemetry[d][k - 1]["t_host_s"]) for d, n in self._n.items()
+                if (k := _written_rows(self._telemetry[d], n, np.isfinite))]
+        ends += [x.t_host_s for x in (*self.events, *self.commands) if np.isfinite(x.t_host_s)]
+        return max(0.0, max(ends) - self.meta.t0_host_s) if ends and np.isfinite(self.meta.t0_host_s) else None
 
     def rows(self, device: str, i0: int, i1: int) -> np.ndarray:
         """Telemetry rows [i0, i1) of a device (clipped to what the file holds)."""
@@ -386,13 +392,13 @@ def _written(rows: np.ndarray, text_column: str) -> np.ndarray:
     return rows[~empty]
 
 
-def _written_rows(ds: h5py.Dataset) -> int:
-    """Telemetry rows up to the last one written: trailing rows at host time 0 were allocated, never written."""
-    n = ds.shape[0]
-    step = 256
+def _written_rows(ds: h5py.Dataset, n: int | None = None, keep: Any = lambda t: t != 0.0) -> int:
+    """Telemetry rows up to the last one written: trailing rows at host time 0 were allocated, never written. With
+    `n` and `keep` (np.isfinite): rows up to the last of the first `n` whose `t_host_s` passes `keep`, 0 if none."""
+    n, step = ds.shape[0] if n is None else n, 256
     while n > 0:
         t = ds.fields("t_host_s")[max(0, n - step):n]
-        nonzero = np.flatnonzero(t != 0.0)
+        nonzero = np.flatnonzero(keep(t))
         if len(nonzero):
             return max(0, n - step) + int(nonzero[-1]) + 1
         n -= step

@@ -116,6 +116,29 @@ def _remove_copy(dest: Path) -> None:
             log.warning("a copy on the share that did not verify could not be removed: %s (%s)", f, exc.strerror)
 
 
+def _folders_to_make(folder: Path, share: Path) -> list[Path]:
+    """The folders between `share` and `folder` (itself included) that do not exist yet, deepest first: what a copy
+    into `folder` creates, and so what a failed copy removes again (never a folder that was already there)."""
+    made: list[Path] = []
+    while folder != share and share in folder.parents and not folder.exists():
+        made.append(folder)
+        folder = folder.parent
+    return made
+
+
+def _remove_folders(made: list[Path]) -> None:
+    """Remove the folders a failed copy created (deepest first), each only if empty: what another copy or room put
+    there meanwhile is kept."""
+    for folder in made:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # not empty (another copy wrote there meanwhile), or the share went away
+            log.info("a folder a failed copy created on the share is kept: %s (%s)", folder, exc.strerror)
+            break
+
+
 def _sha_saved(h5_path: Path) -> str:
     """The SHA-256 in the recording's .sha256 (lower case; '' if it holds none). OSError if it cannot be read."""
     words = checksum_path(h5_path).read_text(encoding="ascii", errors="replace").split()
@@ -127,7 +150,8 @@ def copy_verified(local: Path, share: Path, relative: Path, sha256: str, *,
     """Copy the closed recording `local` (and its .sha256 and .sig) to `share / relative` and verify the copy there.
     `sha256` is the store's index of it. Returns the verified copy's path. `after_copy(dest)` is called between the
     copy and the check (a test seam: the check must catch whatever happens there). Raises ShareProblem in words;
-    the local files are only read."""
+    the local files are only read. A copy that fails leaves nothing it created on the share (its files, and the
+    folders it made that are still empty); what was there before is kept."""
     if not share.is_dir():
         raise ShareProblem(f"the share {share} is not reachable (no such folder): is it mounted?", share_down=True)
     missing = [f.name for f in (local, *sidecar_paths(local)) if not f.is_file()]
@@ -142,9 +166,11 @@ def copy_verified(local: Path, share: Path, relative: Path, sha256: str, *,
         raise ShareProblem(f"the recording {local.name} is not copied: its .sha256 differs from the store's index "
                            f"(`{_sync_command()}` lists it; `inspect` checks the file)", share_down=False)
     dest = share / relative
+    made: list[Path] = []
     try:
         if dest.is_file() and _sha_saved(dest) == sha256.lower() and check_checksum(dest).intact:
             return dest  # copied before (the store was not told: the program stopped in between)
+        made = _folders_to_make(dest.parent, share)
         dest.parent.mkdir(parents=True, exist_ok=True)
         for src in (*sidecar_paths(local), local):  # the recording last: never on the share without its sidecars
             _copy_file(src, dest.parent / src.name)
@@ -154,9 +180,11 @@ def copy_verified(local: Path, share: Path, relative: Path, sha256: str, *,
         check = check_checksum(dest)
     except OSError as exc:  # the share went away or refused (full), while copying or while the copy was read back
         _remove_copy(dest)  # never a .sha256 and .sig there without their recording (fourth fresh tester)
+        _remove_folders(made)  # nor an empty day folder it made (fresh tester of the integrity checks)
         raise ShareProblem(os_words(exc, share), share_down=True) from exc
     if not check.intact:
         _remove_copy(dest)
+        _remove_folders(made)
         raise ShareProblem(f"the copy of {local.name} on the share did not verify ({check.text}); it was removed "
                            "from the share and will be copied again (the recording on this workstation is kept)",
                            share_down=False)
@@ -241,6 +269,7 @@ def sync_once(store: Any, share: Path, *, workstation: str | None = None,
     for session_id, local, sha in todo:
         relative = local.relative_to(root) if root is not None and local.is_relative_to(root) else \
             Path(local.parent.name) / local.name  # recordings/YYYY-MM-DD/<uuid>.h5 keeps its day folder
+        made = _folders_to_make((share / relative).parent, share)
         try:
             dest = copy_verified(local, share, relative, sha, after_copy=after_copy)
         except ShareProblem as exc:
@@ -253,6 +282,7 @@ def sync_once(store: Any, share: Path, *, workstation: str | None = None,
             clinic_share = store.adopt_clinic_share(mine)
             if clinic_share != mine:  # another room's first copy, to another share, came first
                 _remove_copy(dest)
+                _remove_folders(made)
                 problems.append(_not_the_clinics(share, clinic_share))
                 break
         store.mark_shared(session_id, dest)

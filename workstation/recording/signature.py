@@ -20,6 +20,13 @@ workstations of the clinic. A line that is not a key is named in a warning (log 
 Every recording this version writes carries the root attribute `signature_expected = True` (format.py): such a file
 without a readable signature is "SIGNATURE MISSING" (not intact); only files without the attribute (recorded before
 signatures) read "not signed".
+
+A valid signature whose SHA-256 is not the file's is one of two things, told apart by what it names (fresh tester of
+the integrity checks): the signature of THIS recording, the file changed since ("MODIFIED AFTER SIGNING"), when its
+`file` is this file's name or names this recording's session (`<session_uuid>.h5`, read from the file); or the
+signature of ANOTHER file put beside it ("is the signature of another file"), when it names another session. The
+latter proves nothing about this file, either way: its own signature is missing. When the file's session cannot be
+read and the names differ, both are said.
 """
 
 from __future__ import annotations
@@ -42,8 +49,8 @@ HEX = frozenset("0123456789abcdef")
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FORMAT", "TRUSTED_FILE", "SignatureCheck", "check", "message", "read_trusted", "sign",
-           "signature_expected", "signature_path", "trusted_keys"]
+__all__ = ["FORMAT", "TRUSTED_FILE", "SignatureCheck", "check", "message", "names_this_recording", "read_trusted",
+           "session_uuid_of", "sign", "signature_expected", "signature_path", "stopped_while_writing", "trusted_keys"]
 
 
 def message(file_name: str, sha256: str, signed_at_utc: str, workstation: str) -> bytes:
@@ -115,12 +122,50 @@ def signature_expected(h5_path: Path) -> bool | None:
     return True
 
 
+def session_uuid_of(h5_path: Path) -> str | None:
+    """The recording's `session_uuid` root attribute (its file is `<session_uuid>.h5` when recorded), None when the
+    file cannot be read or has none."""
+    for swmr in (False, True):
+        try:
+            with h5py.File(h5_path, "r", locking=False, swmr=swmr) as h5:
+                value = h5.attrs.get("session_uuid")
+        except Exception:  # noqa: BLE001 - damaged, foreign or marked open: tried as a SWMR reader, then unknown
+            continue
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        return str(value) if value else None
+    return None
+
+
+def names_this_recording(h5_path: Path, name: str) -> bool | None:
+    """Whether a sidecar naming the file `name` (a .sig's `file`, the name in a .sha256) was made for this recording:
+    True for this file's own name or `<its session_uuid>.h5` (renamed since), False for another session's name, None
+    when the names differ and the file's session cannot be read (cannot be told)."""
+    if not name or name == h5_path.name:
+        return True
+    session = session_uuid_of(h5_path)
+    if session is None:
+        return None
+    return name.removesuffix(".h5") == session
+
+
+def stopped_while_writing(target: Path) -> bool:
+    """Whether a temporary file of `target` left by `atomic_write_text` lies beside it: the program that was writing
+    it stopped in the middle (killed, a power cut), after the recording itself was closed."""
+    try:
+        return any(p.name.startswith(f".{target.name}.") and p.name.endswith(".tmp")
+                   for p in target.parent.iterdir())
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class SignatureCheck:
     """`status`: 'intact' (signed by a trusted key, the file unchanged), 'modified' (the file or its signature
-    changed after signing), 'untrusted' (a valid signature by a key this workstation does not know), 'missing' (a
-    recording made to be signed without a readable .sig), 'unsigned' (no .sig, recorded before signatures) or
-    'unreadable' (a .sig that is not a signature, beside a recording from before signatures). `text` says it."""
+    changed after signing), 'other' (a valid signature of another file beside it: it says nothing about this one),
+    'untrusted' (a valid signature by a key this workstation does not know), 'missing' (a recording made to be signed
+    without a readable .sig), 'unsigned' (no .sig, recorded before signatures) or 'unreadable' (a .sig that is not a
+    signature, beside a recording from before signatures). `text` says it."""
 
     status: str
     text: str
@@ -139,7 +184,7 @@ def check(h5_path: Path, sha256_now: str) -> SignatureCheck:
     if not sig.is_file():
         if expected:
             return SignatureCheck("missing", f"{missing} (no {sig.name}, though this recording was made to be "
-                                             "signed)")
+                                             f"signed: {_why_no_signature(h5_path)})")
         why = "recorded before signatures" if expected is False else f"{h5_path.name} is not an HDF5 recording"
         return SignatureCheck("unsigned", f"not signed ({why}; no {sig.name}): its origin cannot be proven")
     try:
@@ -159,8 +204,22 @@ def check(h5_path: Path, sha256_now: str) -> SignatureCheck:
     if not signed:
         return SignatureCheck("modified", f"the signature file was changed after signing (claims {who})")
     if fields["sha256"] != sha256_now.lower():
-        return SignatureCheck("modified", f"MODIFIED AFTER SIGNING: signed by {who}, but the file is not the one "
-                                          "signed")
+        mine = names_this_recording(h5_path, fields["file"])
+        if mine:
+            renamed = "" if fields["file"] == h5_path.name else f" (as {fields['file']})"
+            return SignatureCheck("modified", f"MODIFIED AFTER SIGNING: signed by {who}{renamed}, but the file is "
+                                              "not the one signed")
+        own = ("this recording's own signature is missing, so the file cannot be proven unchanged" if expected
+               else "this recording has no signature of its own")
+        if mine is False:
+            session = session_uuid_of(h5_path)
+            return SignatureCheck("other", f"{sig.name} is the signature of another file ({fields['file']}, signed "
+                                           f"by {who}), not of this recording (session {session}): it does not say "
+                                           f"whether this file changed; {own}")
+        return SignatureCheck("other", f"{sig.name} does not match this file: it signs {fields['file']} (signed by "
+                                       f"{who}), and this file's session cannot be read to tell whether that was "
+                                       "this recording: either it is another file's signature, or this file was "
+                                       f"renamed and changed after it was signed; {own}")
     # The SHA-256 covers every byte, the session's id and metadata included; the name is only where it lies now.
     moved = "" if fields["file"] == h5_path.name else f" (copied/renamed from {fields['file']})"
     trusted, problems = read_trusted()
@@ -176,3 +235,19 @@ def check(h5_path: Path, sha256_now: str) -> SignatureCheck:
                                            f"({key[:16]}…): add it to {TRUSTED_FILE} if that workstation is the "
                                            f"clinic's{warn}")
     return SignatureCheck("intact", f"signed by {who}, intact{moved}{warn}")
+
+
+def _why_no_signature(h5_path: Path) -> str:
+    """Why a recording made to be signed has no .sig, as far as the files beside it tell (the recorder writes the
+    .sha256, then the .sig): stopped while signing, stopped after its checksum, or either that or a copy without it."""
+    from workstation.recording.format import checksum_path
+
+    sig = signature_path(h5_path)
+    if stopped_while_writing(sig):
+        return (f"the program stopped while writing it: a temporary file of {sig.name} is left beside the "
+                "recording")
+    if checksum_path(h5_path).is_file():
+        return (f"its {checksum_path(h5_path).name} is there, so either the program stopped after writing the "
+                f"checksum and before signing (a crash, a kill or a power cut), or {sig.name} was deleted or not "
+                "copied with it")
+    return f"{sig.name} was never written, or was not copied with the file"

@@ -6,7 +6,9 @@ latest event before the exposure started (protocol steps carry it); without one 
 
 A non-finite value (NaN, ±inf) in a channel was not measured: every figure here (and the runner's trip review, the
 recovery of a crashed session's doses) skips the samples whose channels *it reads* are not finite (`finite_rows`),
-and the summary says how many samples had a non-finite value in any channel.
+and the summary says how many samples had a non-finite value in any channel, per device over the whole recording
+(`nonfinite_samples`: the one count, which the PDF report gives too). A time or duration from host times that are
+not finite is said "unknown (no finite host times)" (words.seconds), never "nan s" or a silent 0.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import numpy as np
 
 from workstation.bus import Event, detail_number
 from workstation.checksum import sha256_of
-from workstation.recording.format import checksum_path
+from workstation.recording.format import checksum_path, signature_path
 from workstation.recording.reader import Recording
 from workstation.recording.signature import check as check_signature
+from workstation.recording.signature import names_this_recording, signature_expected, stopped_while_writing
 from workstation.session.roles import LIGHT, recorded_active_channel
-from workstation.words import counted
+from workstation.words import counted, seconds
 
 SCAN_ROWS = 1 << 20
 GAP_FACTOR = 1.5  # a step of the device clock longer than 1.5 sample periods is a gap
@@ -52,10 +55,10 @@ class DeviceSummary:
     description: str
     samples: int
     samples_lost: int
-    first_s: float
+    first_s: float  # NaN: no sample has a finite host time
     last_s: float
     gaps: list[Gap] = field(default_factory=list)
-    nonfinite_samples: int = 0  # samples with a NaN or ±inf channel: skipped in the dose and the trip reviews
+    nonfinite_samples: int = 0  # `nonfinite_samples(rec, name)`: skipped in the dose and the trip reviews
 
     @property
     def rate_hz(self) -> float:
@@ -124,6 +127,17 @@ def finite_rows(rows: np.ndarray, channels: Iterable[str] | None = None) -> tupl
     return (rows, 0) if ok.all() else (rows[ok], int(len(rows) - ok.sum()))
 
 
+def nonfinite_samples(rec: Recording, device: str) -> int:
+    """How many samples of `device`, over the whole recording, have a NaN or ±inf in any float channel (`finite_rows`
+    with no channel named). The one count `inspect` and the PDF report give (per device, whole recording)."""
+    return sum(finite_rows(rec.rows(device, i, i + SCAN_ROWS))[1] for i in range(0, rec.samples(device), SCAN_ROWS))
+
+
+def nonfinite_words(n: int) -> str:
+    """`nonfinite_samples` in words, the same in `inspect` and the report."""
+    return f"{counted(n, 'sample')} with a non-finite value (NaN or ±inf) over the whole recording"
+
+
 def sample_times(rows: np.ndarray) -> np.ndarray:
     """Host time of each sample (s), on the device clock: when the device took it, placed on the host clock by the
     promptest frame of `rows` (the least arrival minus device time). A frame that arrived late (the workstation was
@@ -181,15 +195,15 @@ def _device(rec: Recording, name: str) -> DeviceSummary:
                       f"firmware {info.firmware}", n, rec.samples_lost(name), 0.0, 0.0)
     if n == 0:
         return s
+    s.nonfinite_samples, s.first_s, s.last_s = nonfinite_samples(rec, name), math.nan, math.nan
     period_us = 1e6 / info.nominal_rate_hz if info.nominal_rate_hz > 0 else None
-    prev: np.ndarray | None = None
     for i in range(0, n, SCAN_ROWS):
         rows = rec.rows(name, i - (1 if i else 0), i + SCAN_ROWS)  # one row of overlap to see gaps across scans
-        s.nonfinite_samples += finite_rows(rows[1:] if i else rows)[1]
         t_dev, t_host = rows["t_device_us"], rows["t_host_s"]
-        if prev is None:
-            s.first_s = float(t_host[0]) - t0
-        prev = rows
+        timed = t_host[np.isfinite(t_host)]  # a host time that is not finite is no time: first and last skip it
+        if len(timed):
+            s.first_s = float(timed[0]) - t0 if math.isnan(s.first_s) else s.first_s
+            s.last_s = float(timed[-1]) - t0
         if period_us is None:
             continue
         step = np.diff(t_dev)
@@ -198,8 +212,6 @@ def _device(rec: Recording, name: str) -> DeviceSummary:
                 s.gaps.append(Gap(float(t_host[k]) - t0, float(t_host[k + 1] - t_host[k]), "device clock restarted"))
             else:
                 s.gaps.append(Gap(float(t_host[k]) - t0, float(step[k] - period_us) / 1e6, "samples missing"))
-    assert prev is not None
-    s.last_s = float(prev["t_host_s"][-1]) - t0
     return s
 
 
@@ -246,32 +258,32 @@ def _exposures(rec: Recording, name: str, active_channel: str) -> list[Exposure]
 class ChecksumCheck:
     """The file compared with the SHA-256 saved beside it at close and with the workstation's signature of it
     (workstation.recording.signature): `intact` is True (matches, and signed by a trusted workstation, or not signed
-    and recorded before signatures), False (the file changed since it was closed, its signature says it was changed
-    or made by an unknown key, or a recording made to be signed has no readable signature) or None (no checksum to
-    compare with). `text` says which, in words."""
+    and recorded before signatures; or a valid signature of this file beside a .sha256 that is missing, empty,
+    unreadable or wrong, named as the sidecar at fault), False (the file changed since it was closed, its signature
+    says it was changed or made by an unknown key, or a recording made to be signed has no readable signature of its
+    own, e.g. another file's beside it) or None (no checksum to compare with). `text` says which, in words."""
 
     intact: bool | None
     text: str
 
 
 def check_checksum(path: Path, progress: Callable[[int, int], None] | None = None) -> ChecksumCheck:
-    """Hash the file (`progress(done_bytes, total_bytes)` after each chunk) and compare with its .sha256 file."""
+    """Hash the file (`progress(done_bytes, total_bytes)` after each chunk) and compare with its .sha256 file and its
+    signature. The signature covers the file's own SHA-256: a valid one proves the file intact even when the .sha256
+    is missing, empty, unreadable or another file's (that sidecar is then named as the one that is wrong)."""
     saved = checksum_path(path)
-    if not saved.is_file():
-        ended = _closed_at(path)
-        if ended is not None:  # closed by the recorder, then copied or moved without what was saved beside it
-            return ChecksumCheck(None, f"SIGNATURE MISSING: the file cannot be proven unchanged (no {saved.name} "
-                                 f"and no signature beside it, though the recorder closed the file at {ended}: they "
-                                 "were not copied with it)")
-        return ChecksumCheck(None, f"no {saved.name} (the file was not closed by the recorder)")
-    try:
-        words = saved.read_text(encoding="ascii", errors="replace").split()
-    except OSError as exc:
-        return ChecksumCheck(None, f"{saved.name} cannot be read ({exc.strerror or exc}): the file cannot be checked")
-    expected = words[0].lower() if words else ""
-    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
-        return ChecksumCheck(None, f"{saved.name} is empty or holds no SHA-256 (it was not written to the end): the "
-                             "file cannot be checked")
+    sig_there = signature_path(path).is_file()
+    expected, saved_name, problem = _read_saved(saved)
+    if problem is not None:
+        if not sig_there:
+            return _without_sidecars(path, saved) if not saved.is_file() else \
+                ChecksumCheck(None, f"{problem}: the file cannot be checked")
+        digest = sha256_of(path, progress)
+        signed = check_signature(path, digest)
+        if signed.ok:
+            return ChecksumCheck(True, f"{signed.text} (the signature proves the file is as it was signed); but "
+                                       f"{problem} (its line should read \"{digest}  {path.name}\")")
+        return ChecksumCheck(False if signed.status in ("modified", "untrusted") else None, f"{problem}; {signed.text}")
     digest = sha256_of(path, progress)
     signed = check_signature(path, digest)
     if digest != expected:
@@ -279,12 +291,70 @@ def check_checksum(path: Path, progress: Callable[[int, int], None] | None = Non
             return ChecksumCheck(True, f"{signed.text} (the signature proves the file unchanged); but {saved.name} "
                                        "does not match it: that checksum file was changed or replaced, not the "
                                        f"recording (the file's SHA-256 is {digest})")
+        mine = names_this_recording(path, saved_name)
+        if not mine:  # another recording's .sha256 beside it: no evidence either way, not a tamper alarm
+            whose = f"is the checksum of another file ({saved_name}), not of this recording" if mine is False else \
+                (f"does not match and names {saved_name}: it is another file's checksum, or this file was renamed "
+                 "and changed after it was closed")
+            return ChecksumCheck(None if signed.status in ("unsigned", "unreadable") else False,
+                                 f"{saved.name} {whose}; {signed.text}")
         return ChecksumCheck(False, f"SHA-256 DOES NOT MATCH {saved.name}: the file changed after it was closed; "
                                     f"{signed.text}")
-    if signed.status in ("modified", "untrusted", "unreadable", "missing"):
+    if signed.status in ("modified", "other", "untrusted", "unreadable", "missing"):
         # Whoever edits a recording can rewrite its .sha256 too: the signature is what proves the origin.
         return ChecksumCheck(False, f"SHA-256 matches {saved.name}, but {signed.text}")
     return ChecksumCheck(True, f"SHA-256 matches; {signed.text}")
+
+
+def _read_saved(saved: Path) -> tuple[str, str, str | None]:
+    """The SHA-256 (lower-case hex) and file name in a .sha256, or a sentence saying why it holds none."""
+    if not saved.is_file():
+        return "", "", f"{saved.name} is {'not a file' if saved.exists() else 'missing'}"
+    try:
+        words = saved.read_text(encoding="ascii", errors="replace").split()
+    except OSError as exc:
+        return "", "", f"{saved.name} cannot be read ({exc.strerror or exc})"
+    expected = words[0].lower() if words else ""
+    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
+        return "", "", f"{saved.name} is empty or holds no SHA-256 (it was not written to the end)"
+    return expected, words[1].removeprefix("*") if len(words) > 1 else "", None
+
+
+def _without_sidecars(path: Path, saved: Path) -> ChecksumCheck:
+    """Neither .sha256 nor .sig beside the file: why, as far as the disk tells (the recorder closes the file, then
+    writes its .sha256, then its .sig; crash recovery at the next start with the store writes them)."""
+    ended = _closed_at(path)
+    if ended is None:
+        return ChecksumCheck(None, f"no {saved.name} (the file was not closed by the recorder)")
+    sig = signature_path(path)
+    if stopped_while_writing(saved) or stopped_while_writing(sig):
+        why = ("the program stopped while writing them (a temporary file of one is left beside the recording): it "
+               "was never signed")
+    elif _in_recordings_folder(path):
+        why = ("it lies in this workstation's recordings folder, so the program most likely stopped after closing "
+               "it and before writing them (a crash, a kill or a power cut), unless they were deleted")
+    else:
+        why = ("either the program stopped after closing it and before writing them (a crash, a kill or a power "
+               "cut), or the file was copied or moved here without them")
+    what = "SIGNATURE MISSING: the file cannot be proven unchanged" if signature_expected(path) is not False else \
+        "not signed (recorded before signatures): the file cannot be checked"
+    return ChecksumCheck(None, f"{what} (no {saved.name} and no {sig.name} beside it, though the recorder closed "
+                               f"the file at {ended}: {why})")
+
+
+def _in_recordings_folder(path: Path) -> bool:
+    """Whether `path` lies under one of this workstation's recordings folders (default or as its settings say)."""
+    from workstation import places
+
+    roots = [places.recordings_dir(), places.training_recordings_dir()]
+    try:
+        from workstation.settings import load_settings
+
+        roots.append(Path(load_settings()["paths.recordings"]))
+    except Exception:  # noqa: BLE001 - a settings file with errors: the default folders only
+        pass
+    here = path.expanduser().absolute()
+    return any(here.is_relative_to(root.expanduser().absolute()) for root in roots)
 
 
 def _closed_at(path: Path) -> str | None:
@@ -324,13 +394,17 @@ def review_text(r: TripReview) -> str:
 
 
 def format_summary(rec: Recording, s: Summary) -> str:
+    """`inspect`'s text: every time through words.seconds ("unknown" when not finite), every code (interlock cause,
+    fault, event kind) in words through the one wording table (workstation.ui.wording)."""
+    from workstation.ui.wording import humanise, interlock_sentence, scrub
+
     m = rec.meta
     lines = [
         f"{rec.path.name}: Cicatrix recording, format {m.format_version}",
         f"  session {m.session_uuid} ({m.mode}), started {m.start_time_utc}, ended {m.end_time_utc or '-'}",
         f"  patient {m.patient_pseudonym}, operator {m.operator_id}, protocol {m.protocol_id} v{m.protocol_version}, "
         f"software {m.software_version}",
-        f"  duration {rec.duration_s:.3f} s",
+        f"  duration {seconds(rec.known_duration_s)}",
     ]
     if rec.partial:
         lines.append(f"  PARTIAL: {rec.partial_reason}")
@@ -340,26 +414,29 @@ def format_summary(rec: Recording, s: Summary) -> str:
     lines.append("devices:")
     for d in s.devices:
         lines.append(f"  {d.name}: {d.description}")
-        lines.append(f"    {counted(d.samples, 'sample')} from {d.first_s:.3f} s to {d.last_s:.3f} s "
-                     f"({d.rate_hz:.1f} Hz), {d.samples_lost} lost by the recorder")
-        total = sum(g.length_s for g in d.gaps)
+        span = (f"from {seconds(d.first_s)} to {seconds(d.last_s)} ({d.rate_hz:.1f} Hz)" if math.isfinite(d.first_s)
+                else f"at times {seconds(None)}")
+        lines.append(f"    {counted(d.samples, 'sample')} {span}, {d.samples_lost} lost by the recorder")
+        lengths = [g.length_s for g in d.gaps if math.isfinite(g.length_s)]
         if d.nonfinite_samples:
-            lines.append(f"    {counted(d.nonfinite_samples, 'sample')} with a non-finite value (NaN or ±inf): not "
-                         "measurements, "
-                         "skipped in the dose and the trip reviews")
-        lines.append(f"    gaps: {len(d.gaps)}" + (f", {total:.3f} s in all" if d.gaps else ""))
+            lines.append(f"    {nonfinite_words(d.nonfinite_samples)}: not measurements, skipped in the dose and the "
+                         "trip reviews")
+        unknown = f" ({len(d.gaps) - len(lengths)} of length {seconds(None)})" if len(lengths) < len(d.gaps) else ""
+        lines.append(f"    gaps: {len(d.gaps)}" + (f", {sum(lengths):.3f} s in all{unknown}" if d.gaps else ""))
         for g in d.gaps[:10]:
-            lines.append(f"      at {g.t_s:.3f} s: {g.length_s * 1000:.1f} ms, {g.cause}")
+            length = f"{g.length_s * 1000:.1f} ms" if math.isfinite(g.length_s) else f"length {seconds(None)}"
+            lines.append(f"      at {seconds(g.t_s)}: {length}, {g.cause}")
         if len(d.gaps) > 10:
             lines.append(f"      ... and {len(d.gaps) - 10} more")
-    kinds = ", ".join(f"{k} {n}" for k, n in sorted(s.events_by_kind.items())) or "none"
+    kinds = ", ".join(f"{humanise(k)} {n}" for k, n in sorted(s.events_by_kind.items())) or "none"
     lines.append(f"events: {sum(s.events_by_kind.values())} ({kinds}); commands: {len(rec.commands)}")
     lines.append(f"interlock trips: {len(s.interlocks)}")
     for r in s.trip_reviews:
         e = r.event
         cause, latency = e.details.get("cause", "?"), detail_number(e.details, "latency_ms", math.nan)
         lat = f", latency {latency:.1f} ms" if latency == latency else ""
-        lines.append(f"  at {e.t_host_s - m.t0_host_s:.3f} s: {e.message} (cause {cause}{lat})")
+        lines.append(f"  at {seconds(e.t_host_s - m.t0_host_s)}: {scrub(e.message)} (cause: "
+                     f"{interlock_sentence(str(cause))}{lat})")
         lines.append(f"    {review_text(r)}")
     lines.append(f"dose delivered per area ({counted(len(s.exposures), 'exposure')}):")
     for area, dose in sorted(s.dose_per_area_mj_cm2.items()):

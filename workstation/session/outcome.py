@@ -39,9 +39,15 @@ def session_outcome(steps: Sequence[Any], merged: Sequence[dict]) -> str:
     """completed (every step done), partial (something delivered, not everything) or aborted (nothing delivered)."""
     if steps and sum(o["outcome"] == "done" for o in merged) == len(steps):
         return "completed"
-    if any(o["delivered_dose_mj_cm2"] > 0 or o["passes_done"] > 0 for o in merged):
+    if any(delivered_something(o["delivered_dose_mj_cm2"], o["passes_done"]) for o in merged):
         return "partial"
     return "aborted"
+
+
+def delivered_something(dose_mj_cm2: float, passes: int) -> bool:
+    """Whether a step gave anything (some UV dose or a needling pass started): what tells a partial session from an
+    aborted one, here and in the report (workstation.ui.report_data.ReportData.outcome)."""
+    return dose_mj_cm2 > 0 or passes > 0
 
 
 def started_modalities(steps: Iterable[tuple[str, str]]) -> set[str]:

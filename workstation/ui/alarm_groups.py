@@ -13,6 +13,7 @@ from typing import Any
 
 from drivers.codes import LinkEvent
 from workstation.ui.wording import SEVERITY_LABELS, event_sentence, is_operator_stop
+from workstation.words import seconds
 
 PRIORITY = {"high": 0, "medium": 1, "low": 2}
 GROUP_WINDOW_S = 2.0  # signals of one device this close together share a cause
@@ -124,7 +125,7 @@ def condition_lines(events: list[Any], t0_s: float | None = None) -> list[str]:
     items = [(min(float(e.t_host_s) for e in (c.event, *c.related)), c) for c in g.conditions] + [(float(a.t_host_s), a) for a in g.actions]
     lines = []
     for t, item in sorted(items, key=lambda x: x[0]):
-        at = f"{t - t0_s:.1f} s: " if t0_s is not None else ""
+        at = f"{seconds(t - t0_s, 1)}: " if t0_s is not None else ""  # a time not finite: "unknown …" in words
         if isinstance(item, Condition):
             with_ = "; ".join(event_sentence(e).rstrip(".") for e in item.related)
             lines.append(f"{at}{SEVERITY_LABELS[item.severity]} — {event_sentence(item.event)}"

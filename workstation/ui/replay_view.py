@@ -45,7 +45,7 @@ from workstation.ui.alarms import COLORS, PRIORITY
 from workstation.ui.bus_bridge import BusBridge, Tasks
 from workstation.ui.plots import LivePlots, plotted_channels
 from workstation.ui.wording import breakable, event_sentence, protocol_title
-from workstation.words import counted
+from workstation.words import counted, seconds
 
 SPEEDS = ("0.1x", "0.5x", "1x", "2x", "5x", "10x", "100x")
 TICKS = 100_000  # slider steps over the whole recording (36 ms of an hour)
@@ -252,7 +252,7 @@ class ReplayView(QWidget):
         partial = f" — partial: {recording.partial_reason}" if recording.partial else ""
         self.title.setText(f"<h2>Replay: {html.escape(recording.path.name)}</h2>" + html.escape(  # text, not markup
             f"{meta.mode} session of {meta.patient_pseudonym}, operator {meta.operator_id}, protocol "
-            f"{protocol_title(meta.protocol_id, meta.protocol_version)}, {recording.duration_s:.1f} s, "
+            f"{protocol_title(meta.protocol_id, meta.protocol_version)}, duration {seconds(recording.known_duration_s, 1)}, "
             f"{counted(len(recording.events), 'event')}{partial}"))
         self._set_enabled(True)
         steps = (recording.plan or {}).get("steps") or []

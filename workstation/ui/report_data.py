@@ -18,7 +18,7 @@ import numpy as np
 from workstation.bus import detail_number
 from workstation.dose.plan import aftercare_for
 from workstation.session import roles
-from workstation.session.outcome import started_modalities
+from workstation.session.outcome import delivered_something, started_modalities
 from workstation.ui.alarm_groups import condition_lines
 from workstation.ui.wording import (
     device_name,
@@ -29,7 +29,7 @@ from workstation.ui.wording import (
     quantity,
     region_name,
 )
-from workstation.words import counted
+from workstation.words import counted, seconds
 
 # NHS Tayside erythema grades (CLINICAL.md), in words for the report.
 ERYTHEMA_WORDS = {0: "no redness", 1: "faint pink, gone within a day", 2: "clearly red, still there about 2 days later",
@@ -58,7 +58,6 @@ class StepSpan:
     note: str = ""
     t_s: np.ndarray = field(default_factory=lambda: np.empty(0))
     series: dict[str, np.ndarray] = field(default_factory=dict)
-    nonfinite_samples: int = 0  # samples of its span with a NaN or ±inf channel (gaps in the curves)
 
     def describe(self) -> str:
         p = self.planned
@@ -118,7 +117,7 @@ class ReportData:
         done = {s.index for s in self.steps if s.outcome == "done"}
         if planned and len(done) >= planned:
             return "completed"
-        given = any((s.delivered_dose_mj_cm2 or 0) > 0 or s.passes_done > 0 for s in self.steps)
+        given = any(delivered_something(s.delivered_dose_mj_cm2 or 0, s.passes_done) for s in self.steps)
         return "partial" if given else "aborted"
 
     def outcome_sentence(self) -> str:
@@ -150,7 +149,7 @@ class ReportData:
             out.append(f"{a.get('label')}: {lesion_name(str(a.get('lesion_type')))}, "
                        f"{region_name(str(a.get('body_region')))}, treatment: {modality_name(str(a.get('modality')))}")
         out.append("## Steps (each plotted below over its own time span)")
-        out += [f"Step {s.index}: {s.describe()} ({s.t_start_s:.1f}–{s.t_end_s:.1f} s)" for s in self.steps] \
+        out += [f"Step {s.index}: {s.describe()} ({step_span_words(s)})" for s in self.steps] \
             or ["No step was started."]
         uv = [s.delivered_dose_mj_cm2 for s in self.steps if s.modality == "light" and s.delivered_dose_mj_cm2 >= 0]
         out.append("## UV record")
@@ -198,11 +197,7 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
                           steps, trips, aftercare_for(plan.get("aftercare_by_modality", {}), plan.get("aftercare", []),
                                                       started_modalities((s.modality, s.outcome) for s in steps)),
                           None, sha)
-        skipped = sum(s.nonfinite_samples for s in steps)
-        if skipped:
-            data.extra.append(f"Telemetry: {counted(skipped, 'sample')} with a non-finite value (NaN or ±inf) "
-                              f"{'is not a measurement: it is' if skipped == 1 else 'are not measurements: they are'}"
-                              " left out of the curves (a gap).")
+        data.extra += _nonfinite_lines(rec)
         data.ended = any(e.kind == "state" and e.details.get("to") in ("completed", "aborted") for e in rec.events)
         if rec.partial and meta.end_time_utc is not None and not data.ended:  # closed early by its recorder
             data.stopped_early = rec.partial_reason or "its recorder stopped"
@@ -220,6 +215,28 @@ UNENDED = "interrupted: the program ended during this step (a crash or it was cl
 RECORDING_STOPPED = "interrupted: the recording stopped during this step (what it holds is a lower bound)"
 
 
+def step_span_words(s: StepSpan) -> str:
+    """A step's span in session seconds, "unknown" in words where its host times are not finite."""
+    if math.isfinite(s.t_start_s) and math.isfinite(s.t_end_s):
+        return f"{s.t_start_s:.1f}–{s.t_end_s:.1f} s"
+    if not (math.isfinite(s.t_start_s) or math.isfinite(s.t_end_s)):
+        return f"times {seconds(None)}"
+    return f"from {seconds(s.t_start_s, 1)} to {seconds(s.t_end_s, 1)}"
+
+
+def _nonfinite_lines(rec: Any) -> list[str]:
+    """Per device, over the whole recording: the count and words `inspect` gives (summary.nonfinite_samples)."""
+    from workstation.recording.summary import nonfinite_samples, nonfinite_words
+
+    out = []
+    for name in rec.devices:
+        if n := nonfinite_samples(rec, name):
+            out.append(f"Telemetry of the {device_name(name)}: {nonfinite_words(n)} "
+                       f"{'is not a measurement: it is' if n == 1 else 'are not measurements: they are'} left out of "
+                       "the curves (a gap).")
+    return out
+
+
 def _stop_lines(events: list[Any]) -> list[str]:
     """For each interlock that stopped a device: how the stop went (written after so many ms, or not written
     because the device was gone: its own watchdog stopped it), per device, in words."""
@@ -234,13 +251,13 @@ def _stop_lines(events: list[Any]) -> list[str]:
 def _steps(rec: Any, t0: float) -> list[StepSpan]:
     """Each step run's span; a run with no end event (the program ended during it) takes what it delivered from
     the recording's telemetry (light dose, workstation.session.journal.dose_given) or its passes started (needling)."""
-    from workstation.recording.summary import finite_rows
     from workstation.session.journal import dose_given
 
     light = roles.recorded_of_kind(rec.devices, roles.LIGHT)  # the recorded devices by their drivers' kinds
     light_channel = roles.recorded_active_channel(rec.devices[light]) if light is not None else None
 
     spans: list[StepSpan] = []
+    end = math.nan if rec.known_duration_s is None else rec.known_duration_s  # NaN: said "unknown", never 0
     started_passes: dict[int, int] = {}
     for e in rec.events:
         d = e.details
@@ -252,7 +269,7 @@ def _steps(rec: Any, t0: float) -> list[StepSpan]:
             planned = {k: (v if (v := detail_number(d, k, math.nan)) == v else None)  # None: not readable
                        for k in ("target_dose_mj_cm2", "depth_mm", "stroke_rate_hz", "passes")}
             spans.append(StepSpan(int(detail_number(d, "step_index", len(spans))) + 1, str(d.get("modality")),
-                                  str(d.get("area", "")), e.t_host_s - t0, rec.duration_s, planned=planned))
+                                  str(d.get("area", "")), e.t_host_s - t0, end, planned=planned))
         elif spans:
             s = spans[-1]
             s.t_end_s, s.outcome = e.t_host_s - t0, str(d.get("outcome", "ended"))
@@ -263,9 +280,10 @@ def _steps(rec: Any, t0: float) -> list[StepSpan]:
         if s.outcome == StepSpan.outcome:
             s.outcome, s.passes_done = UNENDED, started_passes.get(i, 0)
             s.t_end_s = s.t_end_s if last else spans[i + 1].t_start_s
-            if s.modality == roles.LIGHT and light is not None and light_channel is not None:
-                got = dose_given(rec.telemetry(light, s.t_start_s, s.t_end_s + (MARGIN_S if last else 0.0)),
-                                 light_channel)
+            to = s.t_end_s + (MARGIN_S if last else 0.0)  # not finite: to the end of the telemetry
+            if s.modality == roles.LIGHT and light is not None and light_channel is not None \
+                    and math.isfinite(s.t_start_s):
+                got = dose_given(rec.telemetry(light, s.t_start_s, to if math.isfinite(to) else None), light_channel)
                 s.delivered_dose_mj_cm2 = round(got, 2)
     given: dict[int, float] = {}  # per step: the dose of its earlier exposures (the device restarts at 0)
     for s in spans:
@@ -277,8 +295,9 @@ def _steps(rec: Any, t0: float) -> list[StepSpan]:
         device = light if s.modality == roles.LIGHT else roles.recorded_of_kind(rec.devices, roles.NEEDLING)
         if device is None:
             continue
+        if not (math.isfinite(s.t_start_s) and math.isfinite(s.t_end_s)):
+            continue  # no finite host time to place its telemetry: no curve
         rows = rec.telemetry(device, max(0.0, s.t_start_s - MARGIN_S), s.t_end_s + MARGIN_S)
-        s.nonfinite_samples = finite_rows(rows)[1]
         s.t_s = rows["t_host_s"] - t0
         for channel, _label, _unit in (LIGHT_SERIES if s.modality == roles.LIGHT else PEN_SERIES):
             if channel in rows.dtype.names:

@@ -63,7 +63,7 @@ INTERLOCK_NAMES = {
 FAULT_NAMES = {
     "CONTACT_LOST": "skin contact lost", "OVER_TEMPERATURE": "over-temperature", "WATCHDOG": "watchdog (no heartbeat)",
     "LAMP_FAILURE": "lamp failure", "MOTOR_JAM": "motor jammed", "ESTOP": "E-stop pressed on the device",
-    "BACKUP_TIME": "backup time reached",
+    "BACKUP_TIME": "backup time reached", "OVER_CURRENT": "motor over-current",
 }
 # Plan and area fields: display name with the unit in words a clinician reads.
 FIELD_NAMES = {
@@ -206,8 +206,8 @@ def scrub(text: str) -> str:
     """Text from elsewhere made fit for a user: device paths hidden (but a port the user typed stays), library
     messages dropped, identifiers named."""
     text = _PATH.sub(lambda m: m[0] if m[0] in _TYPED_PORTS else "its port", str(text))
-    text = re.sub(r"INTERLOCK (\w+) on (\w+): ",
-                  lambda m: f"{interlock_name(m[1])} interlock on the {device_name(m[2])}: ", text)
+    text = re.sub(r"\bINTERLOCK (\w+) on (\w+)(: )?",
+                  lambda m: f"{interlock_name(m[1])} interlock on the {device_name(m[2])}{m[3] or ''}", text)
     text = _LIBRARY_TEXT.sub("the link broke", text)
     text = text.replace(" (its port)", "")
     # two temperature limits: the lamp's own (its firmware) and the workstation's lower one (safety.py): say whose
