@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import secrets
 import signal
@@ -163,3 +165,61 @@ def window(qtbot, tmp_path):
     yield win
     win.close()
 
+
+
+# --- A test stopped by a load trip runs once more -------------------------------------------------------------------
+# On a loaded machine a thread that supervises a device can go unscheduled for 250 ms: the telemetry or heartbeat
+# interlock then stops the session, as it must (docs/safety.md), and a test that expected the session to run its
+# course fails though nothing it tests went wrong. Such a failure, and only such a one (a `telemetry_lost` or
+# `heartbeat_lost` interlock published in this test process during the failed attempt), runs the test once more from
+# nothing (pytest-rerunfailures: fresh fixtures); a second failure stands. The terminal summary names every test run
+# again and the trip that caused it, so the count stays visible. Tests that run a session in a subprocess judge its
+# load trips themselves (helpers_load).
+_LOAD_CAUSES = ("telemetry_lost", "heartbeat_lost")
+_load_trips: list[str] = []  # the current attempt's, "heartbeat_lost on pen"
+_run_again: list[tuple[str, str]] = []  # (test, trips) of every test run again for a load trip
+
+
+class _LoadTripLog(logging.Handler):
+    """Collects the load interlocks the session bus logs (workstation.bus: "interlock high safety: …")."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if len(args) == 5 and args[0] == "interlock":
+            for cause in _LOAD_CAUSES:
+                if f'"interlock": "{cause}"' in str(args[4]):
+                    _load_trips.append(f"{cause} on {json.loads(args[4]).get('device', '?')}")
+
+
+def pytest_configure(config) -> None:
+    handler = _LoadTripLog(level=logging.WARNING)
+    logging.getLogger("workstation.events").addHandler(handler)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if item.get_closest_marker("flaky") is None:
+            item.add_marker(pytest.mark.flaky(reruns=1, condition=_tripped_by_load(item.nodeid)))
+
+
+def _tripped_by_load(nodeid: str):
+    def condition() -> bool:
+        if not _load_trips:
+            return False
+        _run_again.append((nodeid, ", ".join(sorted(set(_load_trips)))))
+        return True
+
+    return condition
+
+
+@pytest.fixture(autouse=True)
+def _load_trips_of_this_attempt():
+    _load_trips.clear()
+    yield
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _run_again:
+        terminalreporter.section("tests run again after a load trip")
+        for nodeid, trips in _run_again:
+            terminalreporter.write_line(f"{nodeid}: {trips}")

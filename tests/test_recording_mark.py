@@ -136,3 +136,53 @@ def test_a_mark_whose_checksum_was_taken_is_left_alone(killed, tmp_path):
         assert "cleared" not in out.stdout and open_mark(marked) and sha256_of(marked) == digest, out.stdout
     assert "h5clear -s" in cli("inspect", str(marked)).stdout
     assert not signature_path(marked).exists()
+
+
+def test_a_close_the_full_disk_refused_does_not_leave_the_recorders_file_unreadable(tmp_path, monkeypatch):
+    """The recorder reopens the closed SWMR file (`r+`) to add its closing attributes, which sets HDF5's "open for
+    writing" mark. On a disk another program fills to the last byte, that reopen's close can fail and left the mark:
+    no reader opened the file (1 loaded `make test` run in ~20, tests/test_recording_edges's filler that keeps
+    writing). The recorder clears the mark it left, so the file opens, partial, with every row."""
+    import errno
+
+    from helpers_recording import FRAME, ROWS, add_devices, meta
+
+    from workstation.recording import writer
+    from workstation.recording.reader import Recording
+    from workstation.recording.writer import SessionRecorder
+
+    reopened: list[h5py.File] = []
+
+    def refused_close(path):
+        f = h5py.File(path, "r+", libver=("v110", "v110"))
+        f.attrs["end_time_utc"] = "2026-12-01T00:00:00Z"  # dirty metadata its close would have written
+
+        def close():
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        f.close = close  # what HDF5 does when the disk refuses the flush: the file stays open, marked
+        reopened.append(f)
+        return f
+
+    monkeypatch.setattr(writer, "open_for_closing", refused_close)
+    rec = SessionRecorder.create(tmp_path, meta(), min_free_bytes=0)
+    add_devices(rec)
+    rec.start()
+    rec.on_block("light", ROWS["light"](0, 20 * FRAME, 1000.0))
+    with pytest.raises(RecordingError, match="reads as partial"):
+        rec.close()
+    try:
+        code = ("import sys, h5py\n"
+                "from workstation.recording.reader import Recording\n"
+                "with h5py.File(sys.argv[1], 'r', locking=False) as f: pass\n"  # a plain reader: no mark
+                "with Recording.open(sys.argv[1]) as r: print(r.samples('light'), r.partial)\n")
+        out = subprocess.run([sys.executable, "-c", code, str(rec.path)], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parents[1], timeout=60)
+        assert out.returncode == 0, out.stderr[-800:]
+        assert out.stdout.split() == [str(20 * FRAME), "True"]
+        assert not open_mark(rec.path)
+    finally:
+        for f in reopened:
+            h5py.File.close(f)
+    with Recording.open(rec.path) as r:
+        assert r.samples("light") == 20 * FRAME

@@ -108,12 +108,12 @@ def swmr_mark(path: Path) -> bool:
     return found is not None and bool(head[found[0] + FLAGS_AT] & SWMR_WRITE_FLAG)
 
 
-def held_by_a_process(path: Path, *, for_writing: bool = False) -> bool:
-    """Whether any process (this one included) has the file open, or holds a lock on it; with `for_writing`, only
-    one that has it open for writing (a reader does not count) or holds HDF5's exclusive lock. On Linux every
-    process's open files are looked at (/proc/<pid>/fd, and their mode in /proc/<pid>/fdinfo); elsewhere only locks
-    can be seen."""
-    if sys.platform != "win32":
+def held_by_a_process(path: Path, *, for_writing: bool = False, but_this_one: bool = False) -> bool:
+    """Whether any process (this one included, unless `but_this_one`) has the file open, or holds a lock on it; with
+    `for_writing`, only one that has it open for writing (a reader does not count) or holds HDF5's exclusive lock. On
+    Linux every process's open files are looked at (/proc/<pid>/fd, and their mode in /proc/<pid>/fdinfo); elsewhere
+    only locks can be seen (and with `but_this_one` none: this process's own lock would answer)."""
+    if sys.platform != "win32" and not but_this_one:
         import fcntl
 
         try:
@@ -130,7 +130,7 @@ def held_by_a_process(path: Path, *, for_writing: bool = False) -> bool:
         return sys.platform == "win32"  # no way to look: only a lock would show, and Windows has none to probe
     st = path.stat()
     for pid in proc.iterdir():
-        if not pid.name.isdigit():
+        if not pid.name.isdigit() or (but_this_one and int(pid.name) == os.getpid()):
             continue
         try:
             fds = list((pid / "fd").iterdir())
@@ -156,14 +156,15 @@ def _writable(fd: Path) -> bool:
     return flags is None or flags & os.O_ACCMODE != os.O_RDONLY
 
 
-def clear_open_mark(path: Path) -> bool:
+def clear_open_mark(path: Path, *, own: bool = False) -> bool:
     """Clear HDF5's "open for writing" mark of a recording whose writer is gone, as `h5clear -s` does (module
     docstring). Returns True if the mark was cleared, False if there was none. RecordingError (in words) if a
     process holds the file (it may be a live session: never touched) or the superblock is not what HDF5 wrote (its
-    checksum does not match: the file is left as it was)."""
+    checksum does not match: the file is left as it was). `own`: the recorder clearing the mark its own reopen left
+    when the disk refused that reopen's close (writer.py): this process may still hold the file, no other may."""
     if not open_mark(path):
         return False
-    if held_by_a_process(path):
+    if held_by_a_process(path, but_this_one=own):
         raise RecordingError(f"{path} is open in another program (a session may still be recording it): its "
                              "\"open for writing\" mark is left alone. Try again once that program has closed it.")
     fd = os.open(path, os.O_RDWR)
@@ -185,6 +186,23 @@ def clear_open_mark(path: Path) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def clear_own_mark(path: Path) -> bool:
+    """For the recorder whose reopen (to add the closing attributes) could not close: the reopen set the "open for
+    writing" mark, and a close the disk refused (another program filling it to the last byte) left it, so no reader
+    opened the file. The recording is as its SWMR writer closed it, with every row: the mark is cleared in place (no
+    byte allocated) before any checksum is taken, and the file reads as partial. True if cleared; never raises."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    try:
+        if clear_open_mark(path, own=True):
+            log.warning("%s: cleared the \"open for writing\" mark its failed close left", path)
+            return True
+    except (RecordingError, OSError) as exc:
+        log.warning("%s keeps the \"open for writing\" mark its failed close left: %s", path, exc)
+    return False
 
 
 def clear_unclaimed_mark(path: Path, indexed: bool) -> str | None:

@@ -41,7 +41,7 @@ from workstation.recording.errors import (
     is_lock_error,
 )
 from workstation.recording.inbox import Inbox
-from workstation.recording.mark import remove_stale_ballasts
+from workstation.recording.mark import clear_own_mark, remove_stale_ballasts
 from workstation.recording.signature import sign
 from workstation.recording.slabs import RECORDER_SOURCE, RecorderStats, SlabWriter, write_root
 from workstation.terminal import quoted
@@ -401,6 +401,7 @@ class SessionRecorder:
                     g.attrs["samples_lost"] = self.stats.samples_lost[name]
         except Exception as exc:  # noqa: BLE001
             log.info("adding the closing attributes to %s: %s", self.path, exc)
+            clear_own_mark(self.path)  # a close the full disk refused must not leave the file unreadable
             raise RecordingError(f"Closing the recording {self.path} failed{in_words(exc)}: it reads as partial. "
                                  "The log file has the details.") from exc
 
