@@ -203,13 +203,18 @@ def pytest_collection_modifyitems(items) -> None:
 
 
 def _tripped_by_load(nodeid: str):
+    """The rerun condition of `nodeid`: a load trip in this attempt. pytest-rerunfailures asks it after every phase,
+    passed ones too: what is run again is counted where it is reported (`pytest_runtest_logreport`)."""
+
     def condition() -> bool:
-        if not _load_trips:
-            return False
-        _run_again.append((nodeid, ", ".join(sorted(set(_load_trips)))))
-        return True
+        return bool(_load_trips)
 
     return condition
+
+
+def pytest_runtest_logreport(report) -> None:
+    if report.outcome == "rerun":  # pytest-rerunfailures' report of the failed attempt, before the next begins
+        _run_again.append((report.nodeid, ", ".join(sorted(set(_load_trips))) or "?"))
 
 
 @pytest.fixture(autouse=True)

@@ -29,6 +29,12 @@ def test_a_load_trip_is_named_and_runs_the_test_again() -> None:
     assert conftest._load_trips == ["heartbeat_lost on pen"]
     before = len(conftest._run_again)
     assert conftest._tripped_by_load("tests/x.py::t")() is True
+    assert conftest._run_again[before:] == []  # asked after a passed phase too: only a rerun report counts
+
+    class Report:
+        nodeid, outcome = "tests/x.py::t", "rerun"
+
+    conftest.pytest_runtest_logreport(Report())
     assert conftest._run_again[before:] == [("tests/x.py::t", "heartbeat_lost on pen")]
     del conftest._run_again[before:]  # this test's own entry is not a rerun of the suite
     conftest._load_trips.clear()
