@@ -38,3 +38,12 @@ def test_a_load_trip_is_named_and_runs_the_test_again() -> None:
     assert conftest._run_again[before:] == [("tests/x.py::t", "heartbeat_lost on pen")]
     del conftest._run_again[before:]  # this test's own entry is not a rerun of the suite
     conftest._load_trips.clear()
+
+
+def test_a_load_trip_said_by_a_subprocess_session_in_the_failure_runs_the_test_again() -> None:
+    error = AssertionError("1.663 s !! Telemetry interlock on the UV light: no telemetry from light for 258 ms")
+    assert conftest._tripped_by_load("t")(error) is True
+    assert conftest._load_trips == ["Telemetry interlock (in a subprocess)"]
+    conftest._load_trips.clear()
+    assert conftest._tripped_by_load("t")(AssertionError("Temperature interlock on the UV light")) is False
+    assert conftest._load_trips == []
