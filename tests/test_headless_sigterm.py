@@ -6,16 +6,13 @@ A real subprocess in simulation mode, signalled while the light is emitting."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from test_recovery_signals import _interrupt_mid_exposure
 
 from workstation.recording.format import checksum_path
 
@@ -31,21 +28,8 @@ def _light_only(tmp_path: Path) -> Path:
 
 
 def _signalled_mid_exposure(tmp_path: Path, signum: int) -> tuple[int, str, str, Path]:
-    store = tmp_path / "training.sqlite3"
-    cmd = [sys.executable, str(ROOT / "main.py"), "session", "--simulate", "--scenario", str(_light_only(tmp_path)),
-           "--record", str(tmp_path / "rec"), "--store", str(store)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    lines = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line)
-        if "step 1 started" in line:
-            break
-    time.sleep(1.2)  # mid-exposure: part of the dose is given
-    proc.send_signal(signum)
-    out, err = proc.communicate(timeout=60)
-    return proc.returncode, "".join(lines) + out, err, store
+    done, store = _interrupt_mid_exposure(tmp_path, signum, scenario=_light_only(tmp_path))
+    return done.returncode, done.stdout, done.stderr, store
 
 
 @pytest.mark.parametrize(("signum", "code", "cause"), [

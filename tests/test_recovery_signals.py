@@ -31,10 +31,13 @@ def _scenario_without_crash(tmp_path: Path) -> Path:
     return path
 
 
-def _interrupt_mid_exposure(tmp_path: Path, signum: int) -> tuple[subprocess.CompletedProcess, Path]:
+def _interrupt_mid_exposure(tmp_path: Path, signum: int, scenario: Path | None = None
+                            ) -> tuple[subprocess.CompletedProcess, Path]:
+    """Run a headless session (`scenario`, or combined-uneventful without its crash) and send it `signum` 1.2 s into
+    its first step's exposure; the finished process and its store."""
     store = tmp_path / "training.sqlite3"
     cmd = [sys.executable, str(ROOT / "main.py"), "session", "--simulate", "--scenario",
-           str(_scenario_without_crash(tmp_path)), "--record", str(tmp_path / "rec"), "--store", str(store)]
+           str(scenario or _scenario_without_crash(tmp_path)), "--record", str(tmp_path / "rec"), "--store", str(store)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines = []

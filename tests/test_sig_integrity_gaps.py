@@ -5,7 +5,6 @@ line in real processes, real SIGKILLs."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers_recording import write_session
+from test_signature_gaps import _flip_one_byte, cli
 
 from workstation import places
 from workstation.checksum import sha256_of, write_checksum
@@ -22,17 +22,6 @@ from workstation.recording.summary import check_checksum
 
 REPO = Path(__file__).resolve().parents[1]
 MAIN = [sys.executable, str(REPO / "main.py")]
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*MAIN, *args], capture_output=True, text=True, timeout=120, cwd=cwd,
-                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
-
-
-def _flip_one_byte(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
 
 
 @pytest.fixture()
