@@ -166,29 +166,30 @@ def window(qtbot, tmp_path):
     win.close()
 
 
-
 # --- A test stopped by a load trip runs once more -------------------------------------------------------------------
 # On a loaded machine a thread that supervises a device can go unscheduled for 250 ms: the telemetry or heartbeat
 # interlock then stops the session, as it must (docs/safety.md), and a test that expected the session to run its
 # course fails though nothing it tests went wrong. Such a failure, and only such a one (a `telemetry_lost` or
-# `heartbeat_lost` interlock published in this test process during the failed attempt), runs the test once more from
-# nothing (pytest-rerunfailures: fresh fixtures); a second failure stands. The terminal summary names every test run
-# again and the trip that caused it, so the count stays visible. Tests that run a session in a subprocess judge its
-# load trips themselves (helpers_load).
-_LOAD_CAUSES = ("telemetry_lost", "heartbeat_lost")
+# `heartbeat_lost` interlock published in this test process during the failed attempt, or the runner's words for one
+# in the failure's text when the session ran in a subprocess), runs the test once more from nothing
+# (pytest-rerunfailures: fresh fixtures); a second failure stands. The terminal summary names every test run again
+# and the trip that caused it, so the count stays visible.
 _load_trips: list[str] = []  # the current attempt's, "heartbeat_lost on pen"
 _run_again: list[tuple[str, str]] = []  # (test, trips) of every test run again for a load trip
 
 
 class _LoadTripLog(logging.Handler):
-    """Collects the load interlocks the session bus logs (workstation.bus: "interlock high safety: …")."""
+    """Collects the load interlocks (helpers_load.LOAD_INTERLOCKS) the session bus logs (workstation.bus:
+    "interlock high safety: …", its details as JSON last)."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        from helpers_load import LOAD_INTERLOCKS
+
         args = record.args if isinstance(record.args, tuple) else ()
         if len(args) == 5 and args[0] == "interlock":
-            for cause in _LOAD_CAUSES:
-                if f'"interlock": "{cause}"' in str(args[4]):
-                    _load_trips.append(f"{cause} on {json.loads(args[4]).get('device', '?')}")
+            details = json.loads(str(args[4]))
+            if details.get("interlock") in {cause.value for cause in LOAD_INTERLOCKS}:
+                _load_trips.append(f"{details['interlock']} on {details.get('device', '?')}")
 
 
 def pytest_configure(config) -> None:
