@@ -6,29 +6,26 @@ A real subprocess in simulation mode, signalled while the light is emitting."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from test_recovery_signals import _interrupt_mid_exposure
+from test_recovery_signals import _interrupt_mid_exposure, _scenario_without_crash
 
 from workstation.recording.format import checksum_path
+from workstation.store import ClinicStore
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ROOT / "seeds" / "scenarios"
-
-
-def _light_only(tmp_path: Path) -> Path:
-    """crash-and-restart.toml without its SIGKILL: one 260 mJ/cm² exposure of about 2.7 s."""
-    path = tmp_path / "light-only.toml"
-    path.write_text((SCENARIOS / "crash-and-restart.toml").read_text().split("[[events]]")[0])
-    return path
 
 
 def _signalled_mid_exposure(tmp_path: Path, signum: int) -> tuple[int, str, str, Path]:
-    done, store = _interrupt_mid_exposure(tmp_path, signum, scenario=_light_only(tmp_path))
+    done, store = _interrupt_mid_exposure(tmp_path, signum)  # one 260 mJ/cm² exposure of about 2.7 s
     return done.returncode, done.stdout, done.stderr, store
 
 
@@ -59,3 +56,43 @@ def test_a_signalled_headless_run_prints_its_summary_then_exits(tmp_path: Path, 
     assert state == "partial" and note == f"{cause}, the program was closed during the session"
     assert Path(recording) == path and 0 < float(delivered[1]) < 260
     assert float(delivered[1]) == pytest.approx(dose, abs=0.01)
+
+
+def _holds_open(pid: int, path: Path) -> bool:
+    try:
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}") == str(path) for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:  # the process ended, or one of its descriptors closed while listed
+        return False
+
+
+@pytest.mark.parametrize(("signum", "code", "cause"), [
+    (signal.SIGTERM, 143, "terminated by a signal (SIGTERM)"),
+    (signal.SIGINT, 130, "interrupted (Ctrl+C)"),
+])
+def test_a_signal_while_planning_says_not_started(tmp_path: Path, signum: int, code: int, cause: str) -> None:
+    """Signalled before treatment, while the visit is planned (the store opened, the scenario's patient entered, the
+    emulators started): one line says nothing was started and why, then the same exit code (it printed nothing).
+    The test holds the training store's write lock, so the run cannot get past planning until the signal."""
+    store = tmp_path / "training.sqlite3"
+    with ClinicStore.open(store, training=True):
+        pass
+    holder = sqlite3.connect(store, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # every write waits (up to the store's 5 s busy timeout)
+    cmd = [sys.executable, str(ROOT / "main.py"), "session", "--simulate", "--scenario",
+           str(_scenario_without_crash(tmp_path)), "--record", str(tmp_path / "rec"), "--store", str(store)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not _holds_open(proc.pid, store) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # the store is opened inside the visit's planning, after the signal handler is set
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert proc.returncode == code, out + err
+    assert out.splitlines() == [f"outcome: not started ({cause}); exit code {code}"], out + err
+    assert "Traceback" not in err and "SystemExit" not in err, err
+    with sqlite3.connect(store) as c:
+        assert c.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+    assert not list((tmp_path / "rec").rglob("*.h5"))  # nothing recorded: nothing was given

@@ -33,7 +33,7 @@ def _scenario_without_crash(tmp_path: Path) -> Path:
 
 def _interrupt_mid_exposure(tmp_path: Path, signum: int, scenario: Path | None = None
                             ) -> tuple[subprocess.CompletedProcess, Path]:
-    """Run a headless session (`scenario`, or combined-uneventful without its crash) and send it `signum` 1.2 s into
+    """Run a headless session (`scenario`, or crash-and-restart without its crash) and send it `signum` 1.2 s into
     its first step's exposure; the finished process and its store."""
     store = tmp_path / "training.sqlite3"
     cmd = [sys.executable, str(ROOT / "main.py"), "session", "--simulate", "--scenario",

@@ -151,7 +151,11 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
     from workstation.session.visit import StartRefused, Visit
 
     out = _one_line_at_a_time(out)  # lines come from the device, safety and scenario threads too
-    visit = Visit.training(scenario, record_dir, store_path=store_path)
+    try:
+        visit = Visit.training(scenario, record_dir, store_path=store_path)
+    except (SystemExit, KeyboardInterrupt) as exc:  # while planning (Visit.training closed what it opened)
+        _say_not_started(out, exc)
+        raise
     signalled: BaseException | None = None  # SIGTERM (SystemExit 143, cli_session) or Ctrl+C mid-session
     recorder = None
     try:
@@ -251,7 +255,7 @@ def _print_signalled(out, scenario: Scenario, visit, recorder, exc: BaseExceptio
 
     code, words = _signal_exit_code(exc), _signal_words(exc)
     if visit.session is None:
-        out(f"outcome: not started ({words}); exit code {code}")
+        _say_not_started(out, exc)
         return
     saved = visit.saved
     if saved is not None:  # it ended and was saved before the signal came
@@ -266,22 +270,19 @@ def _print_signalled(out, scenario: Scenario, visit, recorder, exc: BaseExceptio
         except RecordingError as err:
             closed = Closed(recorder.path, None, str(err))
     summary = dict(visit.session.summary())
-    delivered = _recorded_deliveries(closed.path, visit.session) if closed.path is not None else ""
-    if delivered and summary["state"] == "aborted":  # as the store's row says (Visit._close_unsaved): a step cut
-        summary["state"] = "partial"  # off mid-run has no result of its own, its recording shows what it gave
+    found: list = []
+    if visit.closed_unsaved is not None:  # the outcome the store's row was closed with (Visit._close_unsaved): a
+        summary["state"], found = visit.closed_unsaved  # step cut off mid-run has no result, its recording shows
     _print_summary(out, scenario, summary, closed.path, closed.checksum_words, code, closed.failure,
-                   ended_by=words, delivered=delivered)
+                   ended_by=words, delivered=_deliveries_words(found, visit.session))
 
 
-def _recorded_deliveries(path, session) -> str:
-    """What the closed recording shows each area received (as the store journals it), in words; "" for nothing."""
-    from workstation.recording import RecordingError
-    from workstation.session.journal import deliveries_from_recording
+def _say_not_started(out, exc: BaseException) -> None:
+    out(f"outcome: not started ({_signal_words(exc)}); exit code {_signal_exit_code(exc)}")
 
-    try:
-        found = deliveries_from_recording(path)
-    except (RecordingError, OSError, KeyError, ValueError):
-        return ""
+
+def _deliveries_words(found: list, session) -> str:
+    """What the closed recording showed each area received (as the store journals it), in words; "" for nothing."""
     labels = {str(s.area_id): s.area_label for s in session.steps}
     return "; ".join(f"{t.modality} on {labels.get(str(t.area_id), t.area_id)}: " +
                      (f"{t.dose_mj_cm2:g} mJ/cm²" if t.modality == "light" else counted(t.passes or 0, "pass",

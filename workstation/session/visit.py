@@ -101,13 +101,11 @@ class Visit:
         self.mode, self.store, self.library, self.rig = mode, store, library, rig
         self.recordings_dir = Path(recordings_dir)
         self.operator = operator
-        self.pseudonym = ""
-        self.scenario: Any = None
-        self.course: Any = None
-        self.plan: Any = None
+        self.pseudonym, self.scenario, self.course, self.plan = "", None, None, None
         self.session: Session | None = None
         self.session_id: int | None = None
         self.saved: Saved | None = None
+        self.closed_unsaved: tuple[str, list] | None = None  # (outcome, what the recording showed): _close_unsaved
         self.store_failure: str | None = None  # the store could not take this session's journal (`_store_failed`)
         self.pass_duration_s = 2.0
         self.crashed: list[Closed] = []
@@ -456,6 +454,7 @@ class Visit:
         state = session.outcome()
         if found and state == "aborted":  # the recording shows a delivery the session's results do not hold
             state = "partial"
+        self.closed_unsaved = (state, found)  # what the runner's summary says (one rule, here)
         self.store.close_session(self.session_id, state, session.abort_reason or "closed before the session was saved")
 
     # --- teardown (worker) ------------------------------------------------------------------------------------
