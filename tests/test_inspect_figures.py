@@ -119,6 +119,23 @@ def test_inspect_and_the_report_give_one_count_per_device_inside_and_outside_ste
         assert "5 samples with a non-finite value (NaN or ±inf) over the whole recording" in text
 
 
+@pytest.mark.parametrize("scan_rows", [7, 1000])
+def test_inspect_counts_each_sample_once_across_its_reads(combined, tmp_path, monkeypatch, scan_rows) -> None:
+    """inspect counts non-finite samples in the read it scans for gaps (one row of overlap between reads): a sample
+    at a read's edge is counted once, and the count is `nonfinite_samples`'s at any read size."""
+    from workstation.recording import summary
+
+    copy = _copy(combined, tmp_path)
+    with h5py.File(copy, "r+") as f:
+        n = len(f["devices/light/telemetry"])
+        edges = sorted({0, scan_rows - 1, scan_rows, 2 * scan_rows - 1, 2 * scan_rows, n - 1})
+        _set(f, "devices/light/telemetry", np.array(edges), "irradiance_mw_cm2", np.nan)
+    monkeypatch.setattr(summary, "SCAN_ROWS", scan_rows)
+    with Recording.open(copy) as rec:
+        shown = [d.nonfinite_samples for d in summary.summarize(rec).devices if d.name == "light"]
+        assert shown == [summary.nonfinite_samples(rec, "light")] == [len(edges)]
+
+
 # ---- 2: times from host times that are not finite ---------------------------------------------------------------
 def _nan_times(src: Path, dst_dir: Path, tables: tuple[str, ...]) -> Path:
     copy = _copy(src, dst_dir)

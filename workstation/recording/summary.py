@@ -195,10 +195,11 @@ def _device(rec: Recording, name: str) -> DeviceSummary:
                       f"firmware {info.firmware}", n, rec.samples_lost(name), 0.0, 0.0)
     if n == 0:
         return s
-    s.nonfinite_samples, s.first_s, s.last_s = nonfinite_samples(rec, name), math.nan, math.nan
+    s.first_s, s.last_s = math.nan, math.nan
     period_us = 1e6 / info.nominal_rate_hz if info.nominal_rate_hz > 0 else None
     for i in range(0, n, SCAN_ROWS):
         rows = rec.rows(name, i - (1 if i else 0), i + SCAN_ROWS)  # one row of overlap to see gaps across scans
+        s.nonfinite_samples += finite_rows(rows[1:] if i else rows)[1]  # as nonfinite_samples counts, in this read
         t_dev, t_host = rows["t_device_us"], rows["t_host_s"]
         timed = t_host[np.isfinite(t_host)]  # a host time that is not finite is no time: first and last skip it
         if len(timed):
