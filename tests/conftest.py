@@ -171,9 +171,11 @@ def window(qtbot, tmp_path):
 # interlock then stops the session, as it must (docs/safety.md), and a test that expected the session to run its
 # course fails though nothing it tests went wrong. Such a failure, and only such a one (a `telemetry_lost` or
 # `heartbeat_lost` interlock published in this test process during the failed attempt, or the runner's words for one
-# in the failure's text when the session ran in a subprocess), runs the test once more from nothing
-# (pytest-rerunfailures: fresh fixtures); a second failure stands. The terminal summary names every test run again
-# and the trip that caused it, so the count stays visible.
+# in the failure's text when the session ran in a subprocess), runs the test again from nothing
+# (pytest-rerunfailures: fresh fixtures), up to LOAD_RERUNS times; any other failure stands at once. The terminal
+# summary names every test run again and the trip that caused it, so the count stays visible, and a failure that
+# stands says whether its own attempt had a load trip too ("load trips in this attempt").
+LOAD_RERUNS = 2  # a window session test met two load trips in a row once in ten loaded runs (sixth session)
 _load_trips: list[str] = []  # the current attempt's, "heartbeat_lost on pen"
 _run_again: list[tuple[str, str]] = []  # (test, trips) of every test run again for a load trip
 
@@ -200,7 +202,7 @@ def pytest_configure(config) -> None:
 def pytest_collection_modifyitems(items) -> None:
     for item in items:
         if item.get_closest_marker("flaky") is None:
-            item.add_marker(pytest.mark.flaky(reruns=1, condition=_tripped_by_load(item.nodeid)))
+            item.add_marker(pytest.mark.flaky(reruns=LOAD_RERUNS, condition=_tripped_by_load(item.nodeid)))
 
 
 def _tripped_by_load(nodeid: str):
@@ -216,6 +218,14 @@ def _tripped_by_load(nodeid: str):
         return bool(_load_trips)
 
     return condition
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _load_trips:  # shown with the failure, whether it is run again or stands
+        report.sections.append(("load trips in this attempt", ", ".join(sorted(set(_load_trips)))))
 
 
 def pytest_runtest_logreport(report) -> None:

@@ -3,6 +3,12 @@ test's process during the attempt runs a test once more; any other interlock, or
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import conftest
 
 from workstation.bus import Event, SessionBus
@@ -47,3 +53,29 @@ def test_a_load_trip_said_by_a_subprocess_session_in_the_failure_runs_the_test_a
     conftest._load_trips.clear()
     assert conftest._tripped_by_load("t")(AssertionError("Temperature interlock on the UV light")) is False
     assert conftest._load_trips == []
+
+
+def test_a_test_tripped_by_load_in_every_attempt_is_run_again_then_fails_naming_its_trip(tmp_path) -> None:
+    """A real pytest run with this conftest: a test that meets a load trip in every attempt is run LOAD_RERUNS more
+    times, then its failure stands and says the trip of its own (last) attempt; a test failing without a trip is not
+    run again."""
+    here = Path(__file__).resolve().parent
+    for name in ("conftest.py", "helpers_load.py"):
+        shutil.copy(here / name, tmp_path / name)
+    (tmp_path / "test_tripped.py").write_text(
+        "from workstation.bus import Event, SessionBus\n\n"
+        "def test_tripped_every_time():\n"
+        "    SessionBus().publish_event(Event(1.0, 'interlock', 'high', 'safety', 'INTERLOCK telemetry_lost on light',\n"
+        "                                     {'interlock': 'telemetry_lost', 'device': 'light'}))\n"
+        "    assert False, 'the session ended early'\n\n"
+        "def test_fails_without_a_trip():\n"
+        "    assert False\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, cwd=here.parent,
+                          env={**os.environ, "PYTHONPATH": str(here.parent)})
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    assert f"2 failed, {conftest.LOAD_RERUNS} rerun" in out, out
+    assert out.count("test_tripped.py::test_tripped_every_time: telemetry_lost on light") == conftest.LOAD_RERUNS, out
+    assert "load trips in this attempt" in out and "telemetry_lost on light" in out.split("FAILURES")[1], out
+    assert "test_fails_without_a_trip: " not in out.split("tests run again after a load trip")[1], out
