@@ -96,11 +96,12 @@ def test_inspect_and_the_report_give_one_count_per_device_inside_and_outside_ste
         pen_t = rec.telemetry("pen")["t_host_s"] - t0
     light_end = next(t for t, mod, ev in steps if mod == "light" and ev == "step_ended")
     pen_start = next(t for t, mod, ev in steps if mod == "needling" and ev == "step_started")
-    assert light_end + 0.8 < light_t[-1] and pen_start > 1.5  # room outside each device's own step (and margin)
     inside_light = np.flatnonzero(light_t > 0.5)[:10]  # during the UV step
-    outside_light = np.flatnonzero(light_t > light_end + 0.7)[:4]  # the light, during the needling step
-    outside_pen = np.flatnonzero(pen_t > 0.7)[:3]  # the pen, during the UV step
-    inside_pen = np.flatnonzero(pen_t > pen_start + 0.7)[:2]
+    outside_light = np.flatnonzero(light_t > light_end + 0.2)[:4]  # the light, during the needling step
+    outside_pen = np.flatnonzero((pen_t > 0.2) & (pen_t < pen_start - 0.2))[:3]  # the pen, during the UV step
+    inside_pen = np.flatnonzero(pen_t > pen_start + 0.5)[:2]
+    # room outside each device's own step (a margin of 0.2 s; how long each side lasts follows the machine's load)
+    assert (len(inside_light), len(outside_light), len(outside_pen), len(inside_pen)) == (10, 4, 3, 2), steps
     with h5py.File(copy, "r+") as f:
         _set(f, "devices/light/telemetry", inside_light, "dose_mj_cm2", np.nan)
         _set(f, "devices/light/telemetry", outside_light, "irradiance_mw_cm2", np.inf)

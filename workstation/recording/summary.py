@@ -88,6 +88,7 @@ class Summary:
     interlocks: list[Event]
     exposures: list[Exposure]
     trip_reviews: list[TripReview] = field(default_factory=list)
+    dose_samples_skipped: int = 0  # light samples whose time, dose or emission flag is NaN/±inf: not in `exposures`
 
     @property
     def dose_per_area_mj_cm2(self) -> dict[str, float]:
@@ -100,13 +101,15 @@ class Summary:
 def summarize(rec: Recording) -> Summary:
     devices = [_device(rec, name) for name in rec.devices]
     exposures: list[Exposure] = []
+    skipped = 0
     for name, info in rec.devices.items():
         channel = recorded_active_channel(info) if info.driver_kind == LIGHT else None
         if channel is not None and "dose_mj_cm2" in (info.dtype.names or ()):
-            exposures += _exposures(rec, name, channel)
+            found, n_bad = _exposures(rec, name, channel)
+            exposures, skipped = exposures + found, skipped + n_bad
     interlocks = [e for e in rec.events if e.kind == "interlock"]
     return Summary(devices, Counter(e.kind for e in rec.events), interlocks, exposures,
-                   [review_trip(rec, e) for e in interlocks])
+                   [review_trip(rec, e) for e in interlocks], skipped)
 
 
 REVIEW_BEFORE_S, REVIEW_AFTER_S = 0.5, 2.0  # the telemetry read around a stop
@@ -216,8 +219,11 @@ def _device(rec: Recording, name: str) -> DeviceSummary:
     return s
 
 
-def _exposures(rec: Recording, name: str, active_channel: str) -> list[Exposure]:
+def _exposures(rec: Recording, name: str, active_channel: str) -> tuple[list[Exposure], int]:
+    """The light's exposures from its telemetry, and how many samples were left out (a NaN or ±inf time, dose or
+    emission flag: `finite_rows`)."""
     t0 = rec.meta.t0_host_s
+    skipped = 0
     area_events = [e for e in rec.events if "area" in e.details]
     area_t = np.array([e.t_host_s for e in area_events])
     out: list[Exposure] = []
@@ -232,7 +238,8 @@ def _exposures(rec: Recording, name: str, active_channel: str) -> list[Exposure]
 
     n = rec.samples(name)
     for i in range(0, n, SCAN_ROWS):
-        rows = finite_rows(rec.rows(name, i, i + SCAN_ROWS), (active_channel, "dose_mj_cm2", "t_host_s"))[0]
+        rows, n_bad = finite_rows(rec.rows(name, i, i + SCAN_ROWS), (active_channel, "dose_mj_cm2", "t_host_s"))
+        skipped += n_bad
         if not len(rows):
             continue
         on = rows[active_channel].astype(bool)
@@ -252,7 +259,7 @@ def _exposures(rec: Recording, name: str, active_channel: str) -> list[Exposure]
         last_t = float(t[-1]) if len(t) else last_t
     if start_t is not None:
         close(last_t)
-    return out
+    return out, skipped
 
 
 @dataclass(frozen=True)
@@ -377,21 +384,26 @@ def checksum_status(path: Path) -> str:
 
 
 def review_text(r: TripReview) -> str:
+    """The review in words. Its times are from the stop being written to the device's link or, when the stop could
+    not be sent (the trip's "stop" detail, workstation.session.outcome.stop_written), from the trip itself."""
+    from workstation.session.outcome import stop_written
+
+    stop = "the stop was written" if stop_written(r.event.details) else "the trip (the stop could not be sent)"
     if r.active_at_stop is None:
         return f"telemetry: no samples of {r.device or 'the device'} around the stop"
     if r.no_telemetry_after:
-        return (f"telemetry: {r.device} was active in its last sample and sent none after the stop (the link was "
+        return (f"telemetry: {r.device} was active in its last sample and sent none after {stop} (the link was "
                 f"lost): only the device's own watchdog could stop it; check its next telemetry or its fault log")
     if r.stopped_ms is None:
         if r.active_at_stop:
-            return (f"telemetry: {r.device} STILL ACTIVE {REVIEW_AFTER_S:g} s after the stop was written (or the "
-                    "recording ends first)")
+            return (f"telemetry: {r.device} STILL ACTIVE {REVIEW_AFTER_S:g} s after {stop} (or the recording ends "
+                    "first)")
         return f"telemetry: {r.device} was not active"
     if not r.active_at_stop:
-        return f"telemetry: {r.device} had stopped by itself {-r.stopped_ms:.1f} ms before the stop was written"
+        return f"telemetry: {r.device} had stopped by itself {-r.stopped_ms:.1f} ms before {stop}"
     dose = f", delivering {r.dose_after_stop_mj_cm2:.2f} mJ/cm² meanwhile" if r.dose_after_stop_mj_cm2 is not None \
         else ""
-    return f"telemetry: {r.device} stopped {r.stopped_ms:.1f} ms after the stop was written{dose}"
+    return f"telemetry: {r.device} stopped {r.stopped_ms:.1f} ms after {stop}{dose}"
 
 
 def format_summary(rec: Recording, s: Summary) -> str:
@@ -442,6 +454,10 @@ def format_summary(rec: Recording, s: Summary) -> str:
     lines.append(f"dose delivered per area ({counted(len(s.exposures), 'exposure')}):")
     for area, dose in sorted(s.dose_per_area_mj_cm2.items()):
         lines.append(f"  {area}: {dose:.1f} mJ/cm²")
-    if not s.exposures:
+    if s.dose_samples_skipped:  # never a silent "none" or a silently low dose
+        lines.append(f"  {'unknown from the telemetry' if not s.exposures else 'perhaps more'}: "
+                     f"{counted(s.dose_samples_skipped, 'light sample')} with no usable time, dose or emission flag "
+                     "(NaN or ±inf) left out; the session's own step records are in its events")
+    elif not s.exposures:
         lines.append("  none")
     return "\n".join(lines)
