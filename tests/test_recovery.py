@@ -413,3 +413,41 @@ def test_a_store_failure_whose_recording_could_not_be_closed_is_not_called_a_cra
         else:  # nothing recorded but the telemetry: a crash, as before
             assert recorded_end(path) is None
 
+
+
+@pytest.mark.parametrize("reserve_left", [False, True])
+def test_a_recorder_that_failed_before_it_could_record_its_end_is_not_called_a_crash(tmp_path: Path,
+                                                                                    reserve_left: bool) -> None:
+    """Sixth fresh tester of issue 12: the store and the recording on one disk that another program kept filling;
+    the recorder failed and gave back its reserve file, but neither the store failure nor the file's end could be
+    written, and the next start called the session a crash. A recorder gives its reserve file back only when a write
+    fails (or at its close); a killed one leaves it. So a file with no end whose reserve is gone was ended by its
+    program: closed as aborted, in words saying so. With the reserve file left (a kill), a crash as before.
+    A real completed session, its row put back in progress under a process that is gone, its end time removed as a
+    close the full disk refused leaves it."""
+    import h5py
+
+    from workstation.recording.format import ballast_path
+    from workstation.session.journal import WRITE_FAILED, close_crashed_sessions
+
+    store_path = tmp_path / "t.sqlite3"
+    result = run_scenario(load_scenario(SCENARIOS / "combined-uneventful.toml"), tmp_path / "rec",
+                          store_path=store_path, out=lambda s: None)
+    path = Path(result.recording)
+    with h5py.File(path, "r+") as f:
+        del f.attrs["end_time_utc"]
+    if reserve_left:
+        ballast_path(path).write_bytes(b"\0" * 4096)
+    with ClinicStore.open(store_path, training=True) as store:
+        with store.transaction() as db:
+            db.execute("UPDATE sessions SET state = 'in_progress', process = '999999999:1', ended_at = NULL")
+        [closed] = close_crashed_sessions(store)
+    with sqlite3.connect(store_path) as c:
+        [(state, note)] = c.execute("SELECT state, outcome_note FROM sessions").fetchall()
+    assert closed.treatments == deliveries_from_recording(path)
+    if reserve_left:
+        assert state == "crashed" and note.startswith("interrupted by a crash") and not closed.ended_unsaved
+    else:
+        assert state == "aborted" and "crash" not in note + closed.told and WRITE_FAILED in note, note
+        assert closed.ended_unsaved and "never heard its end" in closed.told
+    assert not ballast_path(path).exists()

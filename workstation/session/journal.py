@@ -308,8 +308,11 @@ def close_crashed_sessions(store) -> list[Closed]:
         sid = row["id"]
         why, state = "interrupted by a crash", "crashed"
         path = Path(row["recording_path"]) if row["recording_path"] else None
+        gave_reserve = reserve_given_back(path)  # before recover_file removes what a crash left
         found, readable = recover_file(store, sid, row["course_id"], path)
         ended = recorded_end(path) if readable and path is not None and path.is_file() else None
+        if ended is None and readable and gave_reserve:  # not a crash: its recorder failed, the file says no more
+            ended = WRITE_FAILED
         if ended is not None:  # not a crash: its program ended it and closed its recording; the store missed the end
             why, state = ("aborted: " + (f"{ended.rstrip('.')}; " if ended else "")
                           + "its doses were taken from its recording at the next start"), "aborted"
@@ -417,6 +420,19 @@ def clear_crash_mark(path: Path | None) -> bool:
     except (RecordingError, OSError) as exc:
         log.info("open-for-writing mark of %s not cleared (%s)", path.name, exc)
         return False
+
+
+WRITE_FAILED = ("its recording stopped on a write failure, most often a full disk, before the session's end could be "
+                "written to the file or to the store")
+
+
+def reserve_given_back(path: Path | None) -> bool:
+    """Whether the recorder of the recording at `path` gave back its reserve file (format.ballast_path): it does so
+    on a write failure (a full disk) to close the file, and at its close; a killed recorder leaves it. False when
+    there is no file."""
+    from workstation.recording.format import ballast_path
+
+    return path is not None and path.is_file() and not ballast_path(path).exists()
 
 
 def remove_ballast(path: Path | None) -> None:
