@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from drivers.textrule import blank_unsafe, has_unsafe
+
 PROTOCOL_VERSION = 2  # 2: backup exposure time (LightParam.BACKUP_TIME_S, LightFault.BACKUP_TIME)
 DELIMITER = b"\x00"
 MAX_FRAME_BYTES = 1024  # decoded (type + seq + payload + crc); anything longer is garbage
@@ -304,28 +306,34 @@ class FrameDecoder:
 
 # --- payload helpers -----------------------------------------------------------------------------------------------
 def is_control(ch: str) -> bool:
-    """A C0 or C1 control character or DEL (NUL, BEL, ESC, newline, U+0085 …): never shown raw."""
+    """A C0 or C1 control character or DEL (NUL, BEL, ESC, newline, U+0085 …): never shown raw. The device's words
+    are cleaned by the wider rule of `drivers.textrule.is_unsafe` (format characters and separators too)."""
     return ord(ch) < 32 or 127 <= ord(ch) < 160
 
 
 def text(payload: bytes) -> str:
-    """A device's own words (FAULT, STATUS, REFUSE): UTF-8; a byte that is not shows as `?` and control characters
-    as spaces, so a message never carries U+FFFD or breaks a line of the log."""
+    """A device's own words (FAULT, STATUS, REFUSE): UTF-8; a byte that is not shows as `?`, and every control,
+    format (bidirectional, zero-width, BOM, soft hyphen), line or paragraph separator character as a space
+    (`drivers.textrule`), so a message never carries U+FFFD, never breaks a line of the log or an event list, and never
+    reverses or hides what follows it on a screen."""
     decoded = payload.decode("utf-8", errors="replace").replace("\ufffd", "?")
-    return "".join(" " if is_control(ch) else ch for ch in decoded).strip()
+    return blank_unsafe(decoded).strip()
 
 
 def clean_text(value: str) -> str:
     """`text` for words already decoded (a device's JSON, a scenario file's texts): a lone surrogate becomes `?`,
-    control characters (ESC, NUL, BEL, newlines) spaces, so no such text reaches a terminal, a window or a log raw."""
+    control, format and separator characters (ESC, NUL, BEL, newlines, U+2028, U+202E, U+200B …) spaces, so no such
+    text reaches a terminal, a window, a log or a file raw."""
     return text(value.encode("utf-8", errors="replace"))
 
 
 def raw_if_unclean(payload: bytes) -> dict[str, str]:
-    """{"raw_text_hex": …} when `text` had to change the device's bytes (not UTF-8, or control characters), so the
-    original stays in the event's details (and the recording); {} for clean text."""
+    """{"raw_text_hex": …} when `text` had to change the device's bytes (not UTF-8, or an unsafe character of
+    `drivers.textrule`, even one at an end that stripping alone would have dropped), so the original stays in the
+    event's details (and the recording); {} for clean text."""
     try:
-        clean = payload.decode("utf-8").strip() == text(payload)
+        decoded = payload.decode("utf-8")
+        clean = decoded.strip() == text(payload) and not has_unsafe(decoded)
     except UnicodeDecodeError:
         clean = False
     return {} if clean else {"raw_text_hex": payload.hex()}

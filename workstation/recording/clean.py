@@ -1,4 +1,5 @@
-"""Everything that reaches a recording passes here first: text becomes valid UTF-8 without NUL characters, and JSON
+"""Everything that reaches a recording passes here first: text becomes valid UTF-8 without NUL characters or any
+other control, format or separator character (one line, shown as written), and JSON
 becomes strict (RFC 8259: no NaN, no Infinity), so that HDF5's variable-length strings accept it and any JSON parser
 (MATLAB, jq, a browser) reads it.
 
@@ -14,15 +15,20 @@ from typing import Any
 
 import numpy as np
 
+from drivers.textrule import blank_unsafe
+
 RAW_HEX_KEY = "raw_hex"  # details key: {"<where>": "<original UTF-8 bytes as hex>"} for every text that was changed
 NON_FINITE_KEY = "non_finite"  # details key: {"<where>": "nan" | "inf" | "-inf"} for every number written as null
 
 
 def clean_text(value: object) -> tuple[str, str | None]:
-    """`(text, original_hex)`: `text` is valid UTF-8 with no NUL; `original_hex` is None when nothing changed.
+    """`(text, original_hex)`: `text` is valid UTF-8 on one line, with no NUL and no other unsafe character;
+    `original_hex` is None when nothing changed.
 
     Trailing NULs (padding) are dropped, embedded ones become U+FFFD, undecodable bytes and lone surrogates become
-    U+FFFD. `original_hex` is the hex of the bytes as received (a str's UTF-8 bytes, surrogate escapes restored).
+    U+FFFD; every other control, format (bidirectional, zero-width, BOM, soft hyphen …), line or paragraph separator
+    character (`drivers.textrule`, the driver's rule too) becomes a space. `original_hex` is the hex of the bytes as
+    received (a str's UTF-8 bytes, surrogate escapes restored).
     """
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
@@ -35,7 +41,7 @@ def clean_text(value: object) -> tuple[str, str | None]:
         except UnicodeEncodeError:
             raw = _bytes_of(text)
             text = raw.decode("utf-8", errors="replace")
-    cleaned = text.rstrip("\0").replace("\0", "\ufffd")
+    cleaned = blank_unsafe(text.rstrip("\0").replace("\0", "\ufffd"))
     if raw is None and cleaned == text:
         return text, None
     return cleaned, (raw if raw is not None else text.encode("utf-8")).hex()

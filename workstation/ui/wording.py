@@ -202,14 +202,49 @@ def keep_ports(ports: Iterable[str]) -> None:
     _TYPED_PORTS.update(str(p) for p in ports)
 
 
+# What `scrub`'s word rewrites never touch: a file path (from `/` or `~`; its folders' and file's names may hold spaces
+# when a later word goes on with `/` or ends in a file name of the program's kinds), a file name of those kinds, and
+# text already quoted (“…”, or '…' whose quotes are not apostrophes: "the lamp's" opens nothing). A folder named nan,
+# CONTACT_LOST, dose_mj_cm2 or "session a → b" stays the folder it is; a pseudonym or a label, quoted, stays as typed.
+# Where a path ends cannot always be told: the rule keeps too much rather than rewrite a path.
+_ENDINGS = r"\.(?:h5|hdf5|sqlite3|pdf|csv|toml)(?!\w)"
+_KEPT = re.compile(
+    rf"(?<![\w.~/])(?:~[\w.-]*)?/\S*(?:(?: +[^\s/]+)*? +(?:\S*/\S*|\S*{_ENDINGS}\S*))*"  # on one line
+    rf"|\S+{_ENDINGS}"
+    r"|“[^”\n]*”"
+    r"|(?<!\w)'(?:[^'\n]|'(?=\w))*'(?!\w)")
+
+
+def kept_pieces(text: str) -> list[tuple[str, bool]]:
+    """`text` cut into `(piece, kept)`: kept pieces are paths, file names and quoted text, left exactly as they are."""
+    out: list[tuple[str, bool]] = []
+    at = 0
+    for m in _KEPT.finditer(text):
+        if m.start() > at:
+            out.append((text[at:m.start()], False))
+        out.append((m[0], True))
+        at = m.end()
+    if at < len(text):
+        out.append((text[at:], False))
+    return out
+
+
 def scrub(text: str) -> str:
     """Text from elsewhere made fit for a user: device paths hidden (but a port the user typed stays), library
-    messages dropped, identifiers named."""
+    messages dropped, identifiers named. File paths, file names and quoted text are left as they are by every word
+    rewrite (`kept_pieces`): the rewrites apply to the rest of the sentence."""
     text = _PATH.sub(lambda m: m[0] if m[0] in _TYPED_PORTS else "its port", str(text))
-    text = re.sub(r"\bINTERLOCK (\w+) on (\w+)(: )?",
-                  lambda m: f"{interlock_name(m[1])} interlock on the {device_name(m[2])}{m[3] or ''}", text)
     text = _LIBRARY_TEXT.sub("the link broke", text)
     text = text.replace(" (its port)", "")
+    text = re.sub(r"`(?:python main\.py|cicatrix) ([^`]+)`", lambda m: f"“{_command(m[1])}”", text)
+    text = re.sub(r"`([^`]+)`", r"“\1”", text)  # no backticks on screen or paper
+    return "".join(piece if kept else _named(piece) for piece, kept in kept_pieces(text))
+
+
+def _named(text: str) -> str:
+    """`scrub`'s word rewrites, on a piece of a sentence that holds no path and no quoted text."""
+    text = re.sub(r"\bINTERLOCK (\w+) on (\w+)(: )?",
+                  lambda m: f"{interlock_name(m[1])} interlock on the {device_name(m[2])}{m[3] or ''}", text)
     # two temperature limits: the lamp's own (its firmware) and the workstation's lower one (safety.py): say whose
     text = re.sub(r"over the (\d+(?:\.\d+)?) °C limit", r"over the lamp's own \1 °C limit", text)
     text = re.sub(r"([Ll]amp at [\d.]+ °C), above (\d+(?:\.\d+)?) °C", r"\1, above the workstation's \2 °C limit",
@@ -217,12 +252,10 @@ def scrub(text: str) -> str:
     text = re.sub(r"\binterlocks? (\w+) on (\w+)",
                   lambda m: f"{interlock_name(m[1]).lower()} interlock on the {device_name(m[2])}", text)
     text = re.sub(r"\(modality: (\w+)\)", lambda m: f"({modality_name(m[1]).lower()})", text)
-    text = re.sub(r"`(?:python main\.py|cicatrix) ([^`]+)`", lambda m: f"“{_command(m[1])}”", text)
-    text = re.sub(r"`([^`]+)`", r"“\1”", text)  # no backticks on screen or paper
     text = re.sub(r"\bCLINICAL\.md\b", "the team's clinical guide", text)
     text = re.sub(r"\b(?:Session|session) (\w+) → (\w+)",
                   lambda m: f"Session {STATE_WORDS.get(m[1], m[1])} → {STATE_WORDS.get(m[2], m[2])}", text)
-    text = re.sub(r"(?<!“)\bnan\b(?!”)", "no number", text)  # what a person typed is quoted as typed
+    text = re.sub(r"\bnan\b", "no number", text)  # what a person typed is quoted as typed (a kept piece)
     for table in (LESION_NAMES, FIELD_NAMES):
         for key in sorted(table, key=len, reverse=True):
             if "_" in key:
