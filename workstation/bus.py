@@ -48,9 +48,19 @@ class SessionBus(FanOut):
     def publish_event(self, event: Event) -> None:
         super().publish_event(event)
         events_log.log(logging.WARNING if event.severity == "high" else logging.INFO, "%s %s %s: %s %s",
-                       event.kind, event.severity, event.source, event.message, event.details_json())
+                       event.kind, event.severity, event.source, event.message, _shown(event.details_json,
+                                                                                     event.details))
 
     def publish_command(self, record: CommandRecord) -> None:
         super().publish_command(record)
         events_log.log(logging.INFO if record.result == "ack" else logging.WARNING, "command %s %s %s: %s",
-                       record.device, record.command, record.args_json(), record.result)
+                       record.device, record.command, _shown(record.args_json, record.args), record.result)
+
+
+def _shown(as_json, value: object) -> str:
+    """The JSON of an event's details or a command's args for the log line, or their repr when there is none (a
+    circular structure, a tuple key): the line is written in the publisher's thread and must never raise there."""
+    try:
+        return as_json()
+    except (TypeError, ValueError, RecursionError):
+        return repr(value)

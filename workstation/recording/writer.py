@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import math
 import os
 import re
 import shutil
@@ -31,7 +30,8 @@ from workstation.bus import CommandRecord, Event, now_s
 from workstation.checksum import write_checksum
 from workstation.errors import UserError
 from workstation.recording import format as fmt
-from workstation.recording.clean import T_GIVEN_KEY, clean_text, json_with_notes, set_aside
+from workstation.recording.admit import command_in, event_in
+from workstation.recording.clean import clean_text, json_with_notes
 from workstation.recording.errors import (
     RecordingError,
     below_reserve_words,
@@ -41,6 +41,7 @@ from workstation.recording.errors import (
     is_lock_error,
 )
 from workstation.recording.inbox import Inbox
+from workstation.recording.late import LateItems, write_late
 from workstation.recording.mark import clear_own_mark, remove_stale_ballasts
 from workstation.recording.signature import sign
 from workstation.recording.slabs import RECORDER_SOURCE, RecorderStats, SlabWriter, write_root
@@ -108,6 +109,7 @@ class SessionRecorder:
         self.flush_interval_s = flush_interval_s
         self._reserve_bytes = reserve_bytes
         self._inbox = Inbox(queue_alarm_rows, queue_ceiling_bytes)
+        self._late = LateItems()  # published during the close: written by its reopen (late.py)
         self.stats = RecorderStats()
         self._slabs = SlabWriter(h5, self.stats)
         self.error: RecordingError | None = None
@@ -212,8 +214,8 @@ class SessionRecorder:
 
     @property
     def refused_after_close(self) -> int:
-        """Items published after the writer's last take (they are not in the file)."""
-        return self._inbox.refused_after_close
+        """Items published after the writer's last take that are not in the file (not kept for the reopen)."""
+        return self._inbox.refused_after_close - self._late.written
 
     @property
     def queued_samples(self) -> int:
@@ -240,23 +242,15 @@ class SessionRecorder:
 
     def on_event(self, event: Event) -> None:
         if self.error is None and event.source != RECORDER_SOURCE:
-            t = _valid_time(event.t_host_s)
-            details = set_aside(event.details, (T_GIVEN_KEY,))  # the name is the recorder's note alone
-            if t != event.t_host_s:
-                details = {**details, T_GIVEN_KEY: event.t_host_s}
-            if t != event.t_host_s or details is not event.details:
-                event = Event(t, event.kind, event.severity, event.source, event.message, details)
-            self._inbox.put(("event", event))
+            self._put(("event", event_in(event)))  # a row the file could not take as given gets a note (admit.py)
 
     def on_command(self, record: CommandRecord) -> None:
         if self.error is None:
-            t = _valid_time(record.t_host_s)
-            args = set_aside(record.args, (T_GIVEN_KEY,))
-            if t != record.t_host_s:
-                args = {**args, T_GIVEN_KEY: record.t_host_s}
-            if t != record.t_host_s or args is not record.args:
-                record = CommandRecord(t, record.device, record.command, args, record.result, record.t_reply_s)
-            self._inbox.put(("command", record))
+            self._put(("command", command_in(record)))
+
+    def _put(self, item: tuple[Any, ...]) -> None:  # after the writer's last take: kept for the closing reopen
+        if not self._inbox.put(item):
+            self._late.add(item)
 
     def write_plan(self, plan: dict[str, Any]) -> None:
         """Record the session plan the protocol engine computed, with its reasons (any JSON-able dict; strict JSON
@@ -265,7 +259,7 @@ class SessionRecorder:
 
     def _alarm(self, severity: str, message: str, *, kind: str = "alarm", **details: Any) -> Event:
         event = Event(now_s(), kind, severity, RECORDER_SOURCE, message, details)
-        self._inbox.put(("event", event))
+        self._put(("event", event))
         if self._on_alarm is not None:
             self._on_alarm(event)
         return event
@@ -353,7 +347,8 @@ class SessionRecorder:
     def close(self, timeout_s: float = 10.0) -> str | None:
         """Write everything published so far, close the file, add the closing attributes, return its SHA-256.
 
-        Whatever was published before the writer's last take is written; later items are refused. After a write
+        Whatever was published before the writer's last take is written; events and commands published later,
+        until the closing reopen, are written by that reopen (late.py); only what comes after is refused. After a write
         failure the file is left as it is; its checksum is written if the disk allows (atomically) and None is
         returned if not. RecordingError if the writer does not finish or the closing attributes cannot be added.
         """
@@ -392,6 +387,7 @@ class SessionRecorder:
     def _write_closing_attrs(self) -> None:
         try:
             with open_for_closing(self.path) as h5:
+                write_late(h5, self._late, self.stats)
                 h5.attrs["end_time_utc"] = fmt.utc_now_iso()
                 h5.attrs["closed_cleanly"] = self.error is None
                 h5.attrs["close_note"] = "" if self.error is None else clean_text(str(self.error))[0]
@@ -459,11 +455,6 @@ def open_for_closing(path: Path) -> h5py.File:
             raise
         log.warning("%s is held open by a reader; adding the closing attributes without the file lock", path)
         return h5py.File(path, "r+", libver=fmt.LIBVER, locking=False)
-
-
-def _valid_time(t: float) -> float:
-    """A row's host time, or now if it came without one (not finite, or not after the clock's origin)."""
-    return t if math.isfinite(t) and t > 0.0 else now_s()
 
 
 class _BelowReserve(OSError):

@@ -164,8 +164,13 @@ class Rig:
         rec, self.recorder = self.recorder, None
         if rec is None:
             return None
-        self.bus.unsubscribe(rec)
-        return rec.path, rec.close()
+        # Subscribed until its close is done: an answer read during the close (the ACK of a STOP written without
+        # waiting, at the session's end) still reaches the file (recording/late.py). Unsubscribed first, it was lost
+        # with no trace: fresh tester of issue 12, a file whose /commands lacked the session's last two stops.
+        try:
+            return rec.path, rec.close()
+        finally:
+            self.bus.unsubscribe(rec)
 
     # --- simulation faults --------------------------------------------------------------------------------------
     def inject(self, device: str, action: str, value: float = 0.0) -> None:
