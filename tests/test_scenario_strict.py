@@ -43,6 +43,9 @@ def _load(tmp_path, text):
     ("light_warmup_s = 0.5", "light_warmup_s = -0.5", "session.light_warmup_s", "between 0 and 600"),
     ("seed = 1", "seed = 1\nsed = 2", "session.sed", "not a known key"),
     ('expect = "completed"', 'expect = "done"', "scenario.expect", "one of"),
+    ('pseudonym = "TRAIN-0001"', 'pseudonym = "Jo"', "patient.pseudonym", "'Jo' is not a pseudonym: use 3–32"),
+    ('pseudonym = "TRAIN-0001"', 'pseudonym = "Anna Smith"', "patient.pseudonym", "is not a pseudonym"),
+    ('pseudonym = "TRAIN-0001"', 'pseudonym = "-TRAIN"', "patient.pseudonym", "starting with a letter or a digit"),
 ])
 def test_bad_values_name_the_file_the_key_and_the_allowed_range(tmp_path, old, new, key, words):
     text = BASE + EVENT if old == EVENT or EVENT in new else BASE

@@ -18,6 +18,7 @@ from workstation.protocols import LESION_TYPES
 from workstation.protocols.reader import Reader, read_toml
 from workstation.protocols.schema import DEVICE_DOSE_MJ_CM2
 from workstation.protocols.tables import Tables
+from workstation.store.clinic_store import PSEUDONYM
 from workstation.terminal import quoted
 
 # Actions a timed event may take. Device faults go to that device's emulator; the rest act on the session.
@@ -132,6 +133,9 @@ def load_scenario(path: str | Path, tables: Tables | None = None) -> Scenario:
     description = _words(r, "scenario.description", required=False, default="")
     expect = r.choice("scenario.expect", ("completed", "aborted"), required=False, default="completed")
     pseudonym = _words(r, "patient.pseudonym")
+    if pseudonym and not PSEUDONYM.match(pseudonym):  # the store's own rule, said here with the file and the key
+        r.error("patient.pseudonym", f"{quoted(pseudonym)} is not a pseudonym: use 3–32 letters, digits and hyphens, "
+                "starting with a letter or a digit (never a name).")
     skin_type = r.integer("patient.skin_type", 1, 6)
     pih_history = r.boolean("patient.pih_history")
     med = r.number("patient.med_mj_cm2", *DEVICE_DOSE_MJ_CM2, required=False)
