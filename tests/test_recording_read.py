@@ -104,7 +104,7 @@ def test_missing_root_attribute_is_damage(tmp_path, recorded):
     shutil.copy(recorded, p)
     with h5py.File(p, "r+") as f:
         del f.attrs["t0_host_s"]
-    with pytest.raises(RecordingError, match=r"noattr\.h5 is damaged: the root attribute 't0_host_s'"):
+    with pytest.raises(RecordingError, match=r"noattr\.h5 is a damaged HDF5 file: its root attribute 't0_host_s' is missing"):
         Recording.open(p)
 
 

@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Feed the recording's telemetry, step limits, device reports, E-stops and resets to a fresh "
         "safety monitor running on the recording's clock, and compare its interlock trips with the recorded ones: "
         "reproduced, missing (recorded, not made now) and extra (made now, not recorded). Exit code 0 when the "
-        "trips are the same, 1 when they differ, 2 for a file that is not a recording. The file is only read.")
+        "trips are the same, 1 when they differ, 2 for a file that is not a recording or is damaged. The file is "
+        "only read.")
     p.add_argument("file", help="a recording (.h5)")
     p.add_argument("--tolerance-ms", type=float, default=50.0,
                    help="how far apart a recorded and a replayed cause may be and still match (default 50 ms)")

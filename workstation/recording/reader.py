@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,15 @@ import numpy as np
 
 from workstation.bus import SEVERITIES, CommandRecord, Event
 from workstation.recording import format as fmt
+from workstation.recording.damaged import (
+    HDF5_ERRORS,
+    NotARecording,
+    damaged_error,
+    guarded,
+    lost_signature_error,
+    open_error,
+    reading,
+)
 from workstation.recording.errors import RecordingError
 from workstation.recording.mark import held_by_a_process, swmr_mark
 from workstation.terminal import quoted
@@ -86,10 +94,8 @@ class Recording:
             for name, g in h5[fmt.DEVICES_GROUP].items():
                 self.devices[name] = _read_device(name, g)
                 self._telemetry[name] = g[fmt.TELEMETRY]
-        except (KeyError, ValueError, json.JSONDecodeError) as exc:
-            log.info("device descriptions of %s: %s", path, exc)
-            raise RecordingError(f"{path.name} is damaged: its device descriptions are unreadable. Open a backup "
-                                 "copy of it, or ask for the recording to be examined.") from exc
+        except HDF5_ERRORS as exc:
+            raise damaged_error(path, exc, "its device descriptions are unreadable") from exc
         self.refresh()
 
     # --- opening --------------------------------------------------------------------------------------------------
@@ -105,25 +111,25 @@ class Recording:
             raise RecordingError(f"{path} cannot be read ({(exc.strerror or 'the system refused').lower()}): check "
                                  "it is yours to read and try again.") from exc
         if not is_hdf5:
-            raise RecordingError(f"{path} is not an HDF5 file, so it is not a Cicatrix recording.")
+            raise lost_signature_error(path)
         partial_reason = None
         try:
             h5 = _open_unlocked(path)
-        except (OSError, RuntimeError) as exc:  # h5py raises RuntimeError for some damaged superblocks
+        except HDF5_ERRORS as exc:  # h5py raises RuntimeError for some damaged superblocks
             if "already open for write" not in str(exc) and "consistency flags" not in str(exc):
-                raise _open_error(path, exc) from exc
+                raise open_error(path, exc) from exc
             # written by a SWMR writer that has not closed it (live, or killed): a SWMR reader ignores the mark
             partial_reason = unclosed_reason(path)  # asked before this reader holds the file itself
             try:
                 h5 = _open_unlocked(path, swmr=True)
-            except (OSError, RuntimeError) as exc2:
-                raise _open_error(path, exc2) from exc2
+            except HDF5_ERRORS as exc2:
+                raise open_error(path, exc2) from exc2
         try:
-            rec = cls(path, h5, partial_reason)
+            with reading(path):  # whatever h5py raises on damaged metadata: the one damaged sentence
+                return cls(path, h5, partial_reason)
         except BaseException:
             h5.close()
             raise
-        return rec
 
     def refresh(self) -> None:
         """Re-read the extents (to follow a file being written) and the events, commands and plans.
@@ -151,10 +157,11 @@ class Recording:
         self._h5.close()  # first: HDF5 shares one open of a file within a process, stale metadata cache and all
         try:
             h5 = self._h5 = _open_unlocked(self.path, swmr=True)
-        except (OSError, RuntimeError) as exc:  # moved, replaced or damaged since: in words (this Recording is closed)
-            raise _open_error(self.path, exc) from exc
-        self._telemetry = {name: h5[fmt.DEVICES_GROUP][name][fmt.TELEMETRY] for name in self._telemetry}
-        self.meta = _read_meta(self.path, h5)
+        except HDF5_ERRORS as exc:  # moved, replaced or damaged since: in words (this Recording is closed)
+            raise open_error(self.path, exc) from exc
+        with reading(self.path):
+            self._telemetry = {name: h5[fmt.DEVICES_GROUP][name][fmt.TELEMETRY] for name in self._telemetry}
+            self.meta = _read_meta(self.path, h5)
         if self.meta.end_time_utc is not None and bool(h5.attrs.get("closed_cleanly", True)):
             self._partial_base = self.partial_reason = None  # closed by its recorder since it was opened
 
@@ -200,15 +207,15 @@ class Recording:
                 self._losses[name] = g[fmt.LOSSES][:]
                 if n:
                     ds[n - 1]  # a truncated file fails here rather than in the middle of a replay
+                if not swmr:  # so does a damaged chunk index (checksummed metadata): the whole index is walked
+                    ds.id.chunk_iter(lambda _chunk: None)
             self.events = sorted((_event(r) for r in _written(self._text_rows(fmt.EVENTS, row_by_row), "kind")),
                                  key=lambda e: e.t_host_s)
             self.commands = [_command(r) for r in _written(self._text_rows(fmt.COMMANDS, row_by_row), "device")]
             self.plans = [(float(r["t_host_s"]), _json(r["plan_json"]))
                           for r in _written(self._text_rows(fmt.PLAN, row_by_row), "plan_json")]
-        except (OSError, KeyError, ValueError) as exc:
-            log.info("reading the tables of %s: %s", self.path, exc)
-            raise RecordingError(f"{self.path.name} is truncated or damaged: a part of it cannot be read. Open a "
-                                 "backup copy of it (the copy taken to the clinic store, if any).") from exc
+        except HDF5_ERRORS as exc:
+            raise damaged_error(self.path, exc, "its events, commands, plans or telemetry index cannot be read") from exc
 
     # --- what it holds ----------------------------------------------------------------------------------------------
     @property
@@ -234,6 +241,7 @@ class Recording:
         return self.known_duration_s or 0.0  # 0.0 when no host time is finite (then known_duration_s is None)
 
     @property
+    @guarded
     def known_duration_s(self) -> float | None:
         """Session seconds to the last finite host time (NaN, ±inf skipped) of any row; None if none is (unknown)."""
         ends = [float(self._telemetry[d][k - 1]["t_host_s"]) for d, n in self._n.items()
@@ -245,7 +253,8 @@ class Recording:
         """Telemetry rows [i0, i1) of a device (clipped to what the file holds)."""
         n = self._n[device]
         i0, i1 = max(0, min(i0, n)), max(0, min(i1, n))
-        return self._telemetry[device][i0:i1] if i1 > i0 else np.empty(0, self.devices[device].dtype)
+        with reading(self.path, f"the telemetry of {device} cannot be read"):
+            return self._telemetry[device][i0:i1] if i1 > i0 else np.empty(0, self.devices[device].dtype)
 
     def row_at(self, device: str, t_s: float) -> int:
         """Index of the first row of a device at or after session time t_s (the row count if none)."""
@@ -257,7 +266,8 @@ class Recording:
             return 0
         lo = int(rows[k])
         hi = int(rows[k + 1]) if k + 1 < len(rows) else n
-        t = self._telemetry[device].fields("t_host_s")[lo:hi]
+        with reading(self.path, f"the telemetry of {device} cannot be read"):
+            t = self._telemetry[device].fields("t_host_s")[lo:hi]
         return lo + int(np.searchsorted(t, t_abs, "left"))
 
     def telemetry(self, device: str, t_start_s: float | None = None, t_end_s: float | None = None) -> np.ndarray:
@@ -338,26 +348,6 @@ def refuse_if_written_elsewhere(path: Path | str) -> None:
         raise error
 
 
-def _open_error(path: Path, exc: Exception) -> RecordingError:
-    text = str(exc)
-    log.info("opening %s: %s", path, text)
-    if any(m in text for m in ("already open for write", "consistency flags", "unable to lock file",
-                               "not already open for SWMR writing")):
-        in_use = in_use_error(path)
-        if in_use is not None:
-            return in_use
-        return RecordingError(
-            f"{path} is marked as open for writing, but no program holds it: the program that wrote it stopped "
-            f"without closing it and did not record it as a live session. {clear_mark_advice(path)}")
-    log.info("%s not opened: %s", path.name, text)  # the library's own words: for a developer, in the log
-    if "truncated" in text or "eof" in text.lower():
-        sizes = re.search(r"eof = (\d+).*stored_eof = (\d+)", text)
-        how = (f": it holds {int(sizes[1]):,} bytes of the {int(sizes[2]):,} its structure says" if sizes else "")
-        return RecordingError(f"{path} is truncated{how}. The program writing it stopped before closing it, or the "
-                              "copy is incomplete: copy it again from where it was written, if you can.")
-    return RecordingError(f"{path} is a damaged HDF5 file and cannot be opened (details in the log).")
-
-
 def _locked_by_another_program(path: Path) -> bool:
     """Whether another process holds HDF5's exclusive lock on the file (a writer that is not SWMR)."""
     if sys.platform == "win32":
@@ -422,17 +412,20 @@ def _s(v: Any) -> str:
 
 def _attr(path: Path, attrs: h5py.AttributeManager, name: str) -> Any:
     if name not in attrs:
-        raise RecordingError(f"{path.name} is damaged: the root attribute {quoted(name)} is missing.")
+        raise damaged_error(path, None, f"its root attribute {quoted(name)} is missing")
     return attrs[name]
 
 
 def _read_meta(path: Path, h5: h5py.File) -> RecordingMeta:
+    """The root's attributes. Listing them reads them all (h5py raises on a damaged one: the caller's `reading`);
+    a root with a wrong or no format marker but other attributes of a recording is damaged, not foreign."""
     a = h5.attrs
-    if _s(a.get("format", "")) != fmt.FORMAT_NAME:
-        raise RecordingError(
-            f"{path.name} is an HDF5 file but not a Cicatrix session recording "
-            f"(its root has no attribute format = {quoted(fmt.FORMAT_NAME)})."
-        )
+    names = set(a.keys())
+    if (_s(a["format"]) if "format" in names else "") != fmt.FORMAT_NAME:
+        if len(names & set(fmt.ROOT_ATTRS)) >= 3:
+            raise damaged_error(path, None, f"its root attribute {quoted('format')} is not {quoted(fmt.FORMAT_NAME)}")
+        raise NotARecording(f"{path.name} is an HDF5 file but not a Cicatrix session recording (its root has no "
+                            f"attribute format = {quoted(fmt.FORMAT_NAME)}).")
     version = int(_attr(path, a, "format_version"))
     if version > fmt.FORMAT_VERSION:
         raise RecordingError(
@@ -441,7 +434,7 @@ def _read_meta(path: Path, h5: h5py.File) -> RecordingMeta:
         )
     for name in (fmt.DEVICES_GROUP, fmt.EVENTS, fmt.COMMANDS, fmt.PLAN):
         if name not in h5:
-            raise RecordingError(f"{path.name} is damaged: it has no {quoted(name)} in its root.")
+            raise damaged_error(path, None, f"it has no {quoted(name)} in its root")
     s = {k: _s(_attr(path, a, k)) for k in fmt.ROOT_ATTRS if k not in ("format", "format_version", "t0_host_s")}
     end = a.get("end_time_utc")
     return RecordingMeta(format_version=version, t0_host_s=float(_attr(path, a, "t0_host_s")),

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PyQt6.QtCore import Qt, QTimer
-from PyQt6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -30,67 +29,26 @@ from PyQt6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
-    QSlider,
     QSplitter,
-    QStyle,
     QVBoxLayout,
     QWidget,
 )
 
 from workstation.bus import Event, SessionBus
+from workstation.errors import UserError
 from workstation.plotbuffer import PlotBuffers
 from workstation.session.roles import used_by_steps
 from workstation.ui.alarm_groups import group_events, operator_stop_line, role_label
-from workstation.ui.alarms import COLORS, PRIORITY
+from workstation.ui.alarms import COLORS
 from workstation.ui.bus_bridge import BusBridge, Tasks
 from workstation.ui.plots import LivePlots, plotted_channels
+from workstation.ui.replay_timeline import TICKS, Timeline
 from workstation.ui.wording import breakable, event_sentence, protocol_title
 from workstation.words import counted, seconds
 
 SPEEDS = ("0.1x", "0.5x", "1x", "2x", "5x", "10x", "100x")
-TICKS = 100_000  # slider steps over the whole recording (36 ms of an hour)
 EVENT_AFTER_S = 2.0  # an event jumped to is shown this far before the window's end (at most a quarter of it)
 FILL_ROWS = 100_000  # rows per block when the plots are filled from the file after a seek
-
-
-class Timeline(QSlider):
-    """A horizontal slider over the recording with a tick per event (coloured by alarm priority)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(Qt.Orientation.Horizontal, parent)
-        self.setRange(0, TICKS)
-        self.setMinimumHeight(34)
-        self.markers: list[tuple[float, str]] = []  # (fraction 0..1, colour), painted in this order
-
-    def set_events(self, events: list[Event], t0_s: float, duration_s: float) -> None:
-        """One tick per event; info first and high last, so a higher priority is drawn above a lower one."""
-        span, order = max(duration_s, 1e-9), sorted(events, key=lambda e: -PRIORITY.get(e.severity, 3))
-        self.markers = [(min(1.0, max(0.0, (e.t_host_s - t0_s) / span)), COLORS.get(e.severity, ("#555555",))[0])
-                        for e in order]
-        self.update()
-
-    def mousePressEvent(self, event: QMouseEvent | None) -> None:  # noqa: N802 - Qt's name
-        """A click on the groove jumps exactly there (not a page step); a press on the handle drags as usual."""
-        if event is not None and event.button() == Qt.MouseButton.LeftButton:
-            value = QStyle.sliderValueFromPosition(self.minimum(), self.maximum(),
-                                                   int(event.position().x()) - 6, max(1, self.width() - 12))
-            handle = abs(value - self.value()) / max(1, self.maximum()) * self.width() < 8
-            if not handle:
-                self.setValue(value)
-                event.accept()
-                return
-        super().mousePressEvent(event)
-
-    def paintEvent(self, event: QPaintEvent | None) -> None:  # noqa: N802 - Qt's name
-        super().paintEvent(event)
-        painter = QPainter(self)
-        w = self.width() - 12
-        for frac, color in self.markers:
-            high = color == COLORS["high"][0]
-            painter.setPen(QPen(QColor(color), 3 if high else 2))
-            x = 6 + int(frac * w)
-            painter.drawLine(x, 0, x, 12 if high else 8)
-        painter.end()
 
 
 class _Cancelled(Exception):
@@ -98,9 +56,12 @@ class _Cancelled(Exception):
 
 
 class ReplayView(QWidget):
+    read_failed = pyqtSignal(str)  # the words for a window the replay thread could not read (a damaged file)
+
     def __init__(self, notify: Callable[[str, str], None], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.notify = notify
+        self.read_failed.connect(self._read_failed)  # queued from the replay thread to this (the GUI) thread
         self.recording: Any = None
         self.source: Any = None
         self.bus = SessionBus()
@@ -230,7 +191,7 @@ class ReplayView(QWidget):
 
         def failed(exc: Exception) -> None:
             self.progress.hide()
-            self.notify(f"{exc} Choose a recording made by Cicatrix (a .h5 file in recordings/).", "error")
+            self.notify(opening_words(path, exc), "error")
 
         self.tasks.run(lambda: Recording.open(path), done, failed)
 
@@ -376,7 +337,11 @@ class ReplayView(QWidget):
         for device in rec.devices:
             if device not in self.buffers.devices:
                 continue
-            rows = rec.telemetry(device, lo, t_s)
+            try:
+                rows = rec.telemetry(device, lo, t_s)
+            except UserError as exc:  # a damaged part (RecordingError): words in the window, the thread lives on
+                self.read_failed.emit(str(exc))
+                return
             for i in range(0, len(rows), FILL_ROWS):
                 self.buffers.on_block(device, rows[i:i + FILL_ROWS])
         self.fills += 1
@@ -474,6 +439,22 @@ class ReplayView(QWidget):
         if self.source is not None and self.source.playing:
             self.events.scrollToBottom()
 
+    def _read_failed(self, text: str) -> None:
+        self.notify(text, "error")
+
     def _on_event(self, event: Event) -> None:
         """Events arrive on the bus while playing; the list follows the position in `_tick` instead."""
         self._sync_events(self.source.position_s if self.source is not None else 0.0)
+
+
+def opening_words(path: Path, exc: Exception) -> str:
+    """Why a recording did not open, in words: the reader's sentence, followed by the advice to choose a recording
+    made by Cicatrix only for a file that is not one (a damaged or busy recording is one); an unexpected error (its
+    trace is in the log) never shows the library's own text."""
+    from workstation.recording.damaged import NotARecording
+
+    if isinstance(exc, NotARecording):
+        return f"{exc} Choose a recording made by Cicatrix (a .h5 file in recordings/)."
+    if isinstance(exc, UserError):
+        return str(exc)
+    return f"{path} could not be opened: an unexpected error stopped the reading (details in the log)."
