@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from workstation.bus import Event, SessionBus
+from workstation.recording.errors import RecordingError
 from workstation.recording.reader import Recording
 
 MIN_SPEED, MAX_SPEED = 0.1, 100.0
@@ -78,7 +79,10 @@ class ReplaySource:
         max_chunk_s: float = 0.1,
         on_seek: Callable[[float], None] | None = None,
         on_end: Callable[[], None] | None = None,
+        on_error: Callable[[RecordingError], None] | None = None,
     ) -> None:
+        """`on_error`: called on the replay thread with the reader's sentence when a part of the file cannot be read
+        while playing, seeking or stepping (a damaged chunk); the replay pauses there and its thread lives on."""
         self.recording = recording
         self.bus = bus
         self.loop = loop
@@ -86,6 +90,8 @@ class ReplaySource:
         self.max_chunk_s = max_chunk_s
         self._on_seek = on_seek
         self._on_end = on_end
+        self._on_error = on_error
+        self.error: RecordingError | None = None  # the last part of the file that could not be read
         self._t0 = recording.meta.t0_host_s
         self.duration_s = recording.duration_s
         self._events = list(recording.events)
@@ -227,10 +233,14 @@ class ReplaySource:
                     return
                 requests, self._requests = self._requests, []
                 seek, self._pending_seek = self._pending_seek, None
-            if seek is not None:
-                self._apply_seek(seek)
-            for r in requests:
-                self._step(r)
+            try:
+                if seek is not None:
+                    self._apply_seek(seek)
+                for r in requests:
+                    self._step(r)
+            except RecordingError as exc:
+                self._failed(exc, requests)
+                continue
             with self._cond:
                 if not self._playing or self._pending_seek is not None or self._requests:
                     continue
@@ -241,6 +251,9 @@ class ReplaySource:
             t_begin = time.monotonic()
             try:
                 reached = self._publish_range(start, target, gen)
+            except RecordingError as exc:
+                reached = None
+                self._failed(exc, [])
             finally:
                 with self._cond:
                     self._publishing = False
@@ -263,6 +276,17 @@ class ReplaySource:
                     self._cond.wait(max(0.0, self.tick_s - (time.monotonic() - t_begin)))
             if ended and not self.loop and self._on_end is not None:
                 self._on_end()
+
+    def _failed(self, exc: RecordingError, requests: list[_Request]) -> None:
+        """A part of the file could not be read (the reader's sentence): pause, answer the waiting steps, tell."""
+        with self._cond:
+            self._playing = False
+            self.error = exc
+            self._cond.notify_all()
+        for r in requests:
+            r.done.set()
+        if self._on_error is not None:
+            self._on_error(exc)
 
     def _publish_range(self, a: float, b: float, gen: int) -> float | None:
         """Publish everything in [a, b) session s in time order, chunk by chunk. Returns the session time reached: b,

@@ -209,7 +209,8 @@ class ReplayView(QWidget):
         self._roles = group_events(list(self._events)).roles  # grouped as the alarm panel groups them
         self.timeline.set_events([e for e, r in zip(self._events, self._roles, strict=True)
                                   if r not in ("related", "action-related")], t0, recording.duration_s)
-        self.source = ReplaySource(recording, self.bus, on_seek=self._fill)
+        self.source = ReplaySource(recording, self.bus, on_seek=self._fill,
+                                   on_error=lambda exc: self.read_failed.emit(str(exc)))  # paused there, in words
         partial = f" — partial: {recording.partial_reason}" if recording.partial else ""
         self.title.setText(f"<h2>Replay: {html.escape(recording.path.name)}</h2>" + html.escape(  # text, not markup
             f"{meta.mode} session of {meta.patient_pseudonym}, operator {meta.operator_id}, protocol "
