@@ -126,10 +126,17 @@ def test_format_characters_in_a_scenarios_texts_are_cleaned_when_it_is_loaded(tm
     bidirectional and zero-width characters go the way ESC goes (tests/test_h12e_scenario_text.py)."""
     from test_h12e_scenario_text import FIELDS, _texts, _with
 
-    from workstation.session.scenario import load_scenario
+    from workstation.session.scenario import ScenarioError, load_scenario
 
     assert field in FIELDS
-    s = load_scenario(_with(tmp_path, field, "dr\u202eevil\u2066x\u200by\ufeffz\u00adw\u2029v\x85u"))
+    path = _with(tmp_path, field, "dr\u202eevil\u2066x\u200by\ufeffz\u00adw\u2029v\x85u")
+    if field == "pseudonym":  # cleaned, then refused as no pseudonym (spaces), in one clean line
+        with pytest.raises(ScenarioError) as err:
+            load_scenario(path)
+        assert "patient.pseudonym: 'dr evil x y z w v u' is not a pseudonym" in str(err.value)
+        assert one_line_and_plain(str(err.value))
+        return
+    s = load_scenario(path)
     assert all(one_line_and_plain(t) for t in _texts(s))
     got = {"title": s.title, "description": s.description, "operator": s.operator_id, "pseudonym": s.pseudonym,
            "area": s.areas[0].area_id}[field]

