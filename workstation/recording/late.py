@@ -69,9 +69,10 @@ def write_late(h5: h5py.File, late: LateItems, stats: RecorderStats) -> None:
     try:
         SlabWriter(h5, stats).write(Taken(items))
     except Exception as exc:  # noqa: BLE001 - the closing attributes matter more; append() left no empty rows
-        log.warning("%d item(s) published during the close of %s could not be written: %s", len(items), h5.filename,
-                    exc)
+        log.warning("%s published during the close of %s could not be written: %s",
+                    counted(len(items), "item"), h5.filename, exc)
         return
     late.written = len(items) - (1 if not_kept else 0)
-    log.info("%d item(s) published during the close of %s written by its closing reopen", late.written, h5.filename)
+    log.info("%s published during the close of %s written by its closing reopen", counted(late.written, "item"),
+             h5.filename)
 
