@@ -1,9 +1,12 @@
-"""Running a headless scenario that kills itself (SIGKILL) on a loaded machine.
+"""Running a headless scenario on a loaded machine.
 
 On a machine so loaded that the runner's process is not scheduled for 250 ms, its telemetry or heartbeat interlock
-stops the exposure before the scenario's kill: that is the watchdog doing its job (docs/safety.md), not a failure of
-what a crash test tests (the next start closing the session). Such a run is made again from nothing, up to
-`attempts` times; any other outcome is returned as it is, for the test to judge.
+stops the exposure: that is the watchdog doing its job (docs/safety.md), not a failure of what the test tests. Such a
+run is made again from nothing, up to `attempts` times; any other outcome is returned as it is, for the test to judge.
+
+A test function is run again by the rerun rule (conftest.py: fresh fixtures), but a module-scoped fixture that
+returned is reused by the rerun as it was: a fixture that runs a session takes `scenario_run`, which makes the
+session again itself.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from drivers.codes import InterlockCause
 
@@ -34,3 +39,31 @@ def run_until_killed(cmd: list[str], fresh: list[Path], attempts: int = 3, **kw)
                 for f in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))):
                     f.unlink(missing_ok=True)
     return done
+
+
+def load_trips(trips: Iterable[dict[str, Any]]) -> list[str]:
+    """The load trips among a run's trips (`RunResult.summary["trips"]`): a telemetry or heartbeat trip on a device
+    the run did not see unplugged (an unplugged device's telemetry stops too: that trip is the scenario's own)."""
+    trips = list(trips)
+    unplugged = {t["device"] for t in trips if t["interlock"] == InterlockCause.DISCONNECTED}
+    return [f"{InterlockCause(t['interlock']).value} on {t['device']}" for t in trips
+            if t["interlock"] in LOAD_INTERLOCKS and t["device"] not in unplugged]
+
+
+def scenario_run(name: str, folder: Path, *, out: Callable[[str], None] = lambda _line: None, attempts: int = 3):
+    """`run_scenario` of seeds/scenarios/`name`.toml recording into `folder`, made again in a new subfolder while a
+    load trip stopped it, up to `attempts` times. Returns the last `RunResult`; `out` gets the last attempt's lines
+    only."""
+    from workstation.protocols.library import seeds_dir
+    from workstation.session.runner import run_scenario
+    from workstation.session.scenario import load_scenario
+
+    scenario = seeds_dir() / "scenarios" / f"{name}.toml"
+    for attempt in range(attempts):
+        lines: list[str] = []
+        result = run_scenario(load_scenario(scenario), folder / f"attempt-{attempt}", out=lines.append)
+        if not load_trips(result.summary["trips"]):
+            break
+    for line in lines:
+        out(line)
+    return result

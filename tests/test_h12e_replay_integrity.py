@@ -8,14 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers_load import scenario_run
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QApplication
 from test_ui_replay import TIMEOUT_MS, open_replay
 
-from workstation.protocols.library import seeds_dir
 from workstation.recording.format import checksum_path
-from workstation.session.runner import run_scenario
-from workstation.session.scenario import load_scenario
 from workstation.ui.main_window import MainWindow
 from workstation.ui.wording import breakable as _breakable
 
@@ -24,9 +22,7 @@ DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("recordings")
-    result = run_scenario(load_scenario(seeds_dir() / "scenarios" / "combined-uneventful.toml"), out,
-                          out=lambda _line: None)
+    result = scenario_run("combined-uneventful", tmp_path_factory.mktemp("recordings"))
     assert result.recording is not None
     return result.recording
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers_load import scenario_run
 
 from drivers.codes import InterlockCause
 from drivers.protocol import LightFault, PenFault
@@ -46,7 +47,7 @@ def _run(name: str, folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def combined(tmp_path_factory) -> Path:
     """combined-uneventful: a UV step on the light, then a needling step on the pen."""
-    return _run("combined-uneventful", tmp_path_factory.mktemp("combined"))
+    return Path(scenario_run("combined-uneventful", tmp_path_factory.mktemp("combined")).recording)
 
 
 def _copy(src: Path, dst_dir: Path) -> Path:

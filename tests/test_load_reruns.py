@@ -79,3 +79,45 @@ def test_a_test_tripped_by_load_in_every_attempt_is_run_again_then_fails_naming_
     assert out.count("test_tripped.py::test_tripped_every_time: telemetry_lost on light") == conftest.LOAD_RERUNS, out
     assert "load trips in this attempt" in out and "telemetry_lost on light" in out.split("FAILURES")[1], out
     assert "test_fails_without_a_trip: " not in out.split("tests run again after a load trip")[1], out
+
+
+# --- a module-scoped fixture that runs a session makes it again itself (helpers_load.scenario_run) ----------------
+def test_a_fixtures_session_is_made_again_only_for_a_load_trip_not_for_the_scenarios_own_trips() -> None:
+    from helpers_load import load_trips
+
+    from drivers.codes import InterlockCause as C
+
+    def trip(cause, device):
+        return {"interlock": cause, "device": device}
+
+    assert load_trips([]) == []
+    assert load_trips([trip(C.CONTACT_LOST, "light")]) == []  # the scenario's own fault
+    # an unplugged device's telemetry stops too: the scenario's own, as unplug-replug-resume shows on a quiet machine
+    assert load_trips([trip(C.DISCONNECTED, "pen"), trip(C.TELEMETRY_LOST, "pen")]) == []
+    assert load_trips([trip(C.DISCONNECTED, "pen"), trip(C.HEARTBEAT_LOST, "light")]) == ["heartbeat_lost on light"]
+    assert load_trips([trip("telemetry_lost", "pen"), trip(C.HEARTBEAT_LOST, "pen")]) == [
+        "telemetry_lost on pen", "heartbeat_lost on pen"]  # as the sixth session's loaded run met it
+
+
+def test_scenario_run_makes_a_tripped_session_again_in_a_new_folder(tmp_path, monkeypatch) -> None:
+    import helpers_load
+
+    from drivers.codes import InterlockCause as C
+    from workstation.session import runner
+
+    real = runner.run_scenario
+    calls: list[Path] = []
+
+    def tripped_once(scenario, folder, **kw):  # the real session, its first attempt's summary given a load trip
+        result = real(scenario, folder, **kw)
+        calls.append(folder)
+        if len(calls) == 1:
+            result.summary["trips"] = [{"interlock": C.TELEMETRY_LOST, "device": "pen"}]
+        return result
+
+    monkeypatch.setattr(runner, "run_scenario", tripped_once)
+    lines: list[str] = []
+    result = helpers_load.scenario_run("pih-gentle-needling", tmp_path, out=lines.append)
+    assert calls == [tmp_path / "attempt-0", tmp_path / "attempt-1"]
+    assert result.exit_code == 0 and result.recording.is_relative_to(tmp_path / "attempt-1")
+    assert any("outcome: completed" in line for line in lines)

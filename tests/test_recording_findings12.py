@@ -19,6 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers_load import scenario_run
 from helpers_recording import assert_in_words, write_session
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -40,13 +41,7 @@ def _main(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def session_recording(tmp_path_factory) -> Path:
     """A real headless session's recording (combined-uneventful: one UV exposure on left-cheek, then needling)."""
-    from workstation.session.runner import run_scenario
-    from workstation.session.scenario import load_scenario
-
-    folder = tmp_path_factory.mktemp("session")
-    result = run_scenario(load_scenario(ROOT / "seeds" / "scenarios" / "combined-uneventful.toml"), folder,
-                          out=lambda s: None)
-    return Path(result.recording)
+    return Path(scenario_run("combined-uneventful", tmp_path_factory.mktemp("session")).recording)
 
 
 def _dose_lines(text: str) -> dict[str, float]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import h5py
 import pytest
+from helpers_load import scenario_run
 
 from workstation.bus import detail_number
 from workstation.recording import Recording
@@ -21,13 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def tripped_recording(tmp_path_factory) -> Path:
     """A real headless session with an interlock trip, a reset and a resume (contact lost mid-exposure)."""
-    from workstation.session.runner import run_scenario
-    from workstation.session.scenario import load_scenario
-
-    folder = tmp_path_factory.mktemp("session")
-    result = run_scenario(load_scenario(ROOT / "seeds" / "scenarios" / "contact-lost-mid-exposure.toml"), folder,
-                          out=lambda s: None)
-    return Path(result.recording)
+    return Path(scenario_run("contact-lost-mid-exposure", tmp_path_factory.mktemp("session")).recording)
 
 
 def _replace_numbers(value, by):

@@ -13,10 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from workstation.protocols.library import seeds_dir
-from workstation.session.runner import run_scenario
-from workstation.session.scenario import load_scenario
+from helpers_load import scenario_run
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_poppler = pytest.mark.skipif(shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None,
@@ -25,9 +22,7 @@ needs_poppler = pytest.mark.skipif(shutil.which("pdftoppm") is None or shutil.wh
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("recordings")
-    scenario = load_scenario(seeds_dir() / "scenarios" / "combined-uneventful.toml")
-    result = run_scenario(scenario, out, out=lambda _line: None)
+    result = scenario_run("combined-uneventful", tmp_path_factory.mktemp("recordings"))
     assert result.recording is not None
     return result.recording
 

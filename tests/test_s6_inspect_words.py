@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers_load import scenario_run
 
 from workstation.recording import Recording
 from workstation.session.outcome import stop_written
@@ -40,7 +41,7 @@ def _run(name: str, folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def unplugged(tmp_path_factory) -> Path:
-    return _run("unplug-replug-resume", tmp_path_factory.mktemp("unplugged"))
+    return Path(scenario_run("unplug-replug-resume", tmp_path_factory.mktemp("unplugged")).recording)
 
 
 def test_a_stop_that_was_not_sent_is_not_said_to_be_written(unplugged: Path) -> None:
@@ -57,7 +58,7 @@ def test_a_stop_that_was_not_sent_is_not_said_to_be_written(unplugged: Path) -> 
 
 @pytest.fixture(scope="module")
 def lit(tmp_path_factory) -> Path:
-    return _run("upper-arm-striae-light", tmp_path_factory.mktemp("lit"))
+    return Path(scenario_run("upper-arm-striae-light", tmp_path_factory.mktemp("lit")).recording)
 
 
 def _dose_lines(text: str) -> list[str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import h5py
 import pytest
+from helpers_load import scenario_run
 
 from workstation.recording import Recording, RecordingError
 
@@ -34,13 +35,7 @@ WRONG = ("internal error", "Traceback", "NoneType", "not a Cicatrix", "Unable to
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory) -> Path:
     """A real headless session's recording (combined-uneventful: one UV exposure, then needling), closed."""
-    from workstation.session.runner import run_scenario
-    from workstation.session.scenario import load_scenario
-
-    folder = tmp_path_factory.mktemp("s6a-session")
-    result = run_scenario(load_scenario(ROOT / "seeds" / "scenarios" / "combined-uneventful.toml"), folder,
-                          out=lambda s: None)
-    return Path(result.recording)
+    return Path(scenario_run("combined-uneventful", tmp_path_factory.mktemp("s6a-session")).recording)
 
 
 def _flipped(src: Path, folder: Path, offset: int) -> Path:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_load import scenario_run
 
 from drivers.codes import InterlockCause
 from main import main
@@ -26,9 +27,8 @@ def quiet(_line: str) -> None:
 
 @pytest.fixture(scope="module")
 def combined_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("rec")
     lines: list[str] = []
-    result = run_scenario(load_scenario(SCENARIOS / "combined-uneventful.toml"), out, out=lines.append)
+    result = scenario_run("combined-uneventful", tmp_path_factory.mktemp("rec"), out=lines.append)
     return result, lines
 
 

@@ -7,11 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers_load import scenario_run
 from PyQt6.QtCore import Qt
 
-from workstation.protocols.library import seeds_dir
-from workstation.session.runner import run_scenario
-from workstation.session.scenario import load_scenario
 from workstation.ui.main_window import MainWindow
 from workstation.ui.wording import event_sentence
 
@@ -20,9 +18,7 @@ TIMEOUT_MS = 15_000
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("recordings")
-    scenario = load_scenario(seeds_dir() / "scenarios" / "contact-lost-mid-exposure.toml")
-    result = run_scenario(scenario, out, out=lambda _line: None)
+    result = scenario_run("contact-lost-mid-exposure", tmp_path_factory.mktemp("recordings"))
     assert result.recording is not None
     return result.recording
 
