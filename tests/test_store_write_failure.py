@@ -58,7 +58,9 @@ def test_a_store_that_stops_taking_writes_stops_the_session_and_is_completed_at_
                                   for r in got["refused"]), got["refused"]
     assert not got["light_after"] and got["state"] in ("aborted", "partial")
     # third fresh tester (F7): the outcome said "ended by the operator"; it is the failure that ended it
-    assert got["abort_reason"].startswith("the clinic store could not be written, so it could not go on: ")
+    # seventh session's tester: a training store's failure was called the clinic store's
+    assert got["abort_reason"].startswith("the training store could not be written, so it could not go on: ")
+    assert "clinic" not in got["store_failure"] + got["held"] + got["abort_reason"] + "".join(got["refused"])
     assert "operator" not in got["abort_reason"], got["abort_reason"]
     assert got["sha256"] and Path(got["recording"]).is_file()  # the recording is whole and checksummed
     with sqlite3.connect(tmp_path / "t.sqlite3") as db:  # the store is behind: the session still in progress
@@ -70,7 +72,8 @@ def test_a_store_that_stops_taking_writes_stops_the_session_and_is_completed_at_
                            capture_output=True, text=True, timeout=180, cwd=ROOT)
     assert "Traceback" not in again.stderr, again.stderr[-2000:]
     # second fresh tester: it was closed "as interrupted by a crash"; it was the store, and its recording says so
-    assert "ended, but the clinic store never heard its end" in again.stdout, again.stdout[-2000:]
+    assert "ended, but the training store never heard its end" in again.stdout, again.stdout[-2000:]
+    assert "clinic store" not in again.stdout, again.stdout[-2000:]
     assert "crash" not in again.stdout.split("scenario:")[0], again.stdout[-2000:]
     with sqlite3.connect(tmp_path / "t.sqlite3") as db:
         first = db.execute("SELECT state, outcome_note FROM sessions WHERE id = 1").fetchone()

@@ -106,7 +106,7 @@ def test_after_the_store_fails_a_note_is_refused_too(qtbot, window: MainWindow) 
     submit_anyway(win, AFTER)
     level, text = win.messages[-1]
     assert level == "error" and failure[1] in text, win.messages[-1]
-    assert text.startswith("The note cannot be recorded because the clinic store could not be written."), text
+    assert text.startswith("The note cannot be recorded because the training store could not be written."), text
     assert not any(AFTER in n for n in end_and_read_notes(qtbot, win))
 
 

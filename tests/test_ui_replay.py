@@ -3,6 +3,7 @@ the view seeks (plots cleared and refilled from there), steps to the next event 
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -68,6 +69,11 @@ def test_replay_opens_seeks_and_steps(qtbot, window: MainWindow, recording: Path
     qtbot.mouseClick(view.play_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not view.source.playing, timeout=TIMEOUT_MS)  # played to the end
     qtbot.waitUntil(lambda: view.timeline.value() == 100_000, timeout=TIMEOUT_MS)  # the clock follows the position
+    # every event in words: no identifier (a tester saw "Session connected → plan_loaded" in this list)
+    qtbot.waitUntil(lambda: view.events.count() == len(view.recording.events), timeout=TIMEOUT_MS)
+    shown = [view.events.item(i).text() for i in range(view.events.count())]
+    assert any("Session connected → planned" in t for t in shown), shown
+    assert not [t for t in shown if re.search(r"\b[A-Za-z]+_[A-Za-z_]+\b", t)], shown
     view.plots.refresh()
     x, _ = view.plots.panels["light"].curves["irradiance_mw_cm2"].getData()
     assert x is not None and len(x) > 0 and x.max() >= duration - 0.1

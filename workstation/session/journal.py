@@ -115,12 +115,14 @@ class Closed:
     ended_unsaved: bool = False
     """It was not a crash: its program ended it and closed its recording, but the store never heard the end (the
     store could not be written, or the program stopped between the two)."""
+    store_role: str = "clinic"
+    """The store that closed it: "clinic" or "training" (ClinicStore.role), as the sentence names it."""
 
     @property
     def told(self) -> str:
         """What the runner and the window tell the user, one sentence (first letter as the label has it)."""
         if self.ended_unsaved:
-            return f"{self.label} ended, but the clinic store never heard its end: closed now as {self.note}"
+            return f"{self.label} ended, but the {self.store_role} store never heard its end: closed now as {self.note}"
         return (f"{self.label} was left open by a program that stopped (crash or power loss): closed as {self.note}"
                 + (", with the doses its recording shows." if self.from_recording else "."))
 
@@ -332,7 +334,7 @@ def close_crashed_sessions(store) -> list[Closed]:
                     "unknown)")
         store.close_session(sid, state, why)
         closed.append(Closed(sid, found, why, from_recording=path is not None and path.is_file() and readable,
-                             label=store.session_label(sid), ended_unsaved=ended is not None))
+                             label=store.session_label(sid), ended_unsaved=ended is not None, store_role=store.role))
     recover_recordings_here(store)
     return closed
 

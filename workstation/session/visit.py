@@ -304,7 +304,7 @@ class Visit:
         failed recording (E-stop, the monitor held); what becomes of it is journal.store_failure_later's words."""
         if self.store_failure is not None:
             return
-        later, failed = store_failure_later(temporary=self._tmp is not None, ended=ended), "the clinic store could not be written"
+        later, failed = store_failure_later(temporary=self._tmp is not None, ended=ended), f"the {self.store.role} store could not be written"
         self.store_failure = f"{failed.capitalize()} ({exc.why}): {later}."
         if not ended:
             self.rig.monitor.estop("store failed")

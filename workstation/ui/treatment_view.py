@@ -25,7 +25,7 @@ from workstation.ui.alarms import AlarmList, InterlockLights
 from workstation.ui.messages import user_text
 from workstation.ui.plots import LivePlots
 from workstation.ui.session_controller import SessionController
-from workstation.ui.wording import STATE_WORDS, event_sentence, interlock_name, scrub
+from workstation.ui.wording import event_sentence, interlock_name, scrub, state_words
 
 STOP_STYLE = ("QPushButton{background:#c62828;color:white;font-size:28px;font-weight:bold;border-radius:10px;}"
               "QPushButton:pressed{background:#8e0000;}")
@@ -349,15 +349,15 @@ class TreatmentView(QWidget):
             self.failure_message = f"{event_sentence(event).rstrip('.')}. {self.controller.held()}"
             self.notify(self.failure_message, "error")
             state = str(getattr(self.controller.session, "state", ""))
-            self.state_label.setText(f"session: {STATE_WORDS.get(state, state)} — cannot treat again: End session")
+            self.state_label.setText(f"session: {state_words(state)} — cannot treat again: End session")
         self._step_dose(event)
         if event.kind == "state":
             to = str(event.details.get("to", ""))
             cause = "cannot treat again: End session" if self.controller.held() else event.details.get("cause", "")
-            self.state_label.setText(scrub(f"session: {STATE_WORDS.get(to, to)} — {cause}"))
+            self.state_label.setText(scrub(f"session: {state_words(to)} — {cause}"))
         if event.kind == "interlock_reset" and self.controller.session is not None:  # the cause is gone: say so
             state = str(self.controller.session.state)
-            self.state_label.setText(f"session: {STATE_WORDS.get(state, state)} — interlocks reset")
+            self.state_label.setText(f"session: {state_words(state)} — interlocks reset")
             self._mark_current()
         if event.kind in ("state", "interlock", "interlock_reset", "fault", "connection"):
             self.update_buttons()

@@ -83,8 +83,14 @@ _LIBRARY_TEXT = re.compile(r"device reports readiness to read but returned no da
                            r"( \(device disconnected or multiple access on port\?\))?|\[Errno \d+\][^)]*")
 
 
-STATE_WORDS = {"idle": "not started", "connected": "connected", "armed": "ready", "treating": "treating",
-               "paused": "paused", "ended": "ended", "aborted": "aborted"}
+STATE_WORDS = {"idle": "not started", "connected": "connected", "plan_loaded": "planned", "armed": "ready",
+               "treating": "treating", "paused": "paused", "completed": "completed", "aborted": "aborted"}
+"""Every session state (workstation.session.steps.State) in words; `state_words` for one that is not here."""
+
+
+def state_words(state: Any) -> str:
+    """A session state in words: STATE_WORDS, else the identifier with spaces (never an identifier on screen)."""
+    return STATE_WORDS.get(str(state), humanise(str(state)))
 
 
 def protocol_title(protocol_id: str, version: Any = None) -> str:
@@ -254,7 +260,7 @@ def _named(text: str) -> str:
     text = re.sub(r"\(modality: (\w+)\)", lambda m: f"({modality_name(m[1]).lower()})", text)
     text = re.sub(r"\bCLINICAL\.md\b", "the team's clinical guide", text)
     text = re.sub(r"\b(?:Session|session) (\w+) → (\w+)",
-                  lambda m: f"Session {STATE_WORDS.get(m[1], m[1])} → {STATE_WORDS.get(m[2], m[2])}", text)
+                  lambda m: f"Session {state_words(m[1])} → {state_words(m[2])}", text)
     text = re.sub(r"\bnan\b", "no number", text)  # what a person typed is quoted as typed (a kept piece)
     for table in (LESION_NAMES, FIELD_NAMES):
         for key in sorted(table, key=len, reverse=True):
@@ -308,7 +314,7 @@ def event_sentence(event: Any) -> str:
     if event.kind == "state":
         d_from, d_to = str(d.get("from", "")), str(d.get("to", ""))
         if d_from and d_to:
-            return f"Session {STATE_WORDS.get(d_from, d_from)} → {STATE_WORDS.get(d_to, d_to)}."
+            return f"Session {state_words(d_from)} → {state_words(d_to)}."
     if event.kind == "connection":
         link = d.get("link") or (LinkEvent.DISCONNECTED if d.get("disconnect") else None)
         if link == LinkEvent.TELEMETRY_LOST and STALL_DETAIL in d:
