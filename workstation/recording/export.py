@@ -34,9 +34,11 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
     `progress(rows_done, rows_total)` is called after every slab of telemetry rows. Samples with a non-finite
     value are written as they are (`nan`, `inf`), and counted per device in `nonfinite` if given (finite_rows)."""
     out = Path(out_dir)
+    made = [p for p in (out, *out.parents) if not p.exists()]  # the folders this export creates, deepest first
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        _remove([], made)
         raise RecordingError(f"Cannot create the export folder {out}{in_words(exc) or ': the system refused it'}.") from exc
     lo = -np.inf if t_start_s is None else t_start_s
     hi = np.inf if t_end_s is None else t_end_s
@@ -88,12 +90,24 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
                                 json_with_notes(c.args, notes_held=True), c.result, f"{c.t_reply_s - t0:.6f}",
                                 f"{c.t_reply_s:.6f}"])
         written.append(path)
-    except OSError as exc:
-        for done_or_partial in (*written, *([path] if path is not None else [])):  # all of it or nothing
-            try:
-                done_or_partial.unlink(missing_ok=True)
-            except OSError:
-                pass
-        raise RecordingError(f"Writing the CSV export into {out} failed{in_words(exc)}; nothing of it was kept."
-                             ) from exc
+    except BaseException as exc:  # all of it or nothing, whatever stopped it (a full disk, a damaged file, Ctrl+C)
+        _remove([*written, *([path] if path is not None else [])], made)
+        if isinstance(exc, OSError):
+            raise RecordingError(f"Writing the CSV export into {out} failed{in_words(exc)}; nothing of it was kept."
+                                 ) from exc
+        raise
     return written
+
+
+def _remove(files: list[Path], folders: list[Path]) -> None:
+    """Remove an export that did not finish: its files, then the folders it created (deepest first, only empty)."""
+    for f in files:
+        try:
+            f.unlink(missing_ok=True)
+        except OSError:
+            pass
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
