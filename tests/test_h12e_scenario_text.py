@@ -59,10 +59,12 @@ def test_clean_text_is_the_device_words_cleaner():
 
 @pytest.mark.parametrize("field", sorted(FIELDS))
 def test_control_characters_in_any_text_of_a_scenario_are_cleaned(tmp_path, field):
-    if field == "pseudonym":  # cleaned, then refused as no pseudonym (the store's rule), in words and clean
+    refused = {"pseudonym": "patient.pseudonym: 'dr- [31mred [0m 2J x' is not a pseudonym",  # the store's rule
+               "operator": "session.operator: 'dr- [31mred [0m 2J x' is not an account name"}  # seventh session
+    if field in refused:  # cleaned, then refused by the store's rule, in words and clean
         with pytest.raises(ScenarioError) as err:
             load_scenario(_with(tmp_path, field, ESC_TEXT))
-        assert "patient.pseudonym: 'dr- [31mred [0m 2J x' is not a pseudonym" in str(err.value)
+        assert refused[field] in str(err.value)
         assert not _raw(str(err.value))
         return
     s = load_scenario(_with(tmp_path, field, ESC_TEXT))
@@ -95,7 +97,7 @@ def test_the_headless_runner_prints_no_raw_control_character(tmp_path):
     """`main.py session` prints the scenario's title and its operator's words: never an ESC or a NUL."""
     path = tmp_path / "s.toml"
     text = BASE.replace(FIELDS["title"], f"title = {_toml_string('Title ' + ESC_TEXT)}")
-    text = text.replace(FIELDS["operator"], f"operator = {_toml_string(ESC_TEXT)}")
+    text = text.replace(FIELDS["description"], f"description = {_toml_string(ESC_TEXT)}")
     path.write_text(text)
     proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "session", "--simulate", "--scenario", str(path),
                            "--record", str(tmp_path / "rec")], capture_output=True, timeout=180, cwd=tmp_path)
@@ -106,10 +108,14 @@ def test_the_headless_runner_prints_no_raw_control_character(tmp_path):
     assert proc.returncode in (0, 3), out.decode(errors="replace")
 
 
-def test_the_window_shows_the_scenarios_operator_cleaned(qtbot, window, tmp_path):
+def test_the_window_shows_the_scenarios_area_cleaned_and_refuses_an_operator_that_is_no_account(qtbot, window,
+                                                                                                  tmp_path):
     from test_ui_session import TIMEOUT_MS
 
-    path = _with(tmp_path, "operator", ESC_TEXT)
-    window.choose_simulation(path)
+    window.choose_simulation(_with(tmp_path, "operator", ESC_TEXT))  # who ran it is recorded: an account name only
+    qtbot.waitUntil(lambda: "is not an account name" in (window.messages[-1][1] if window.messages else ""),
+                    timeout=TIMEOUT_MS)
+    assert not _raw(window.messages[-1][1]) and window.pages.currentWidget() is not window.plan_view
+    window.choose_simulation(_with(tmp_path, "area", ESC_TEXT))
     qtbot.waitUntil(lambda: window.pages.currentWidget() is window.plan_view, timeout=TIMEOUT_MS)
-    assert window.controller.operator == "dr- [31mred [0m 2J x"
+    assert window.controller.operator == "trainee-01"

@@ -23,3 +23,25 @@ def test_every_transition_is_said_without_an_identifier() -> None:
             assert said == f"Session {state_words(a)} → {state_words(b)}.", said
             assert not re.search(r"\w_\w", said), said
             assert scrub(f"session {a} → {b}") == f"Session {state_words(a)} → {state_words(b)}"
+
+
+def test_a_scenario_operator_is_an_account_name_or_refused_in_words(tmp_path) -> None:
+    """A tester gave `operator = "dr-a (administrator)"`: it was recorded as who ran the session. Now the store's
+    account rule (store.operators.ACCOUNT) is the scenario's, said with the file and the key."""
+    from pathlib import Path
+
+    import pytest
+
+    from workstation.session.scenario import ScenarioError, load_scenario
+
+    base = (Path(__file__).resolve().parents[1] / "seeds" / "scenarios" / "combined-uneventful.toml").read_text()
+    for operator in ("dr-a (administrator)", "Dr A", "root\\u202eevil", "a", "x" * 33, "-dash", "trainee 01"):
+        path = tmp_path / "s.toml"
+        path.write_text(base.replace('operator = "trainee-01"', f'operator = "{operator}"'))
+        with pytest.raises(ScenarioError) as err:
+            load_scenario(path)
+        assert f"{path}" in str(err.value) and "session.operator" in str(err.value), str(err.value)
+        assert "is not an account name: 2–32 lower-case letters" in str(err.value), str(err.value)
+    for operator in ("trainee-01", "dr.a", "t_1"):
+        path.write_text(base.replace('operator = "trainee-01"', f'operator = "{operator}"'))
+        assert load_scenario(path).operator_id == operator

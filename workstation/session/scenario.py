@@ -19,6 +19,7 @@ from workstation.protocols.reader import Reader, read_toml
 from workstation.protocols.schema import DEVICE_DOSE_MJ_CM2
 from workstation.protocols.tables import Tables
 from workstation.store.clinic_store import PSEUDONYM
+from workstation.store.operators import ACCOUNT, ACCOUNT_RULE
 from workstation.terminal import quoted
 
 # Actions a timed event may take. Device faults go to that device's emulator; the rest act on the session.
@@ -150,6 +151,8 @@ def load_scenario(path: str | Path, tables: Tables | None = None) -> Scenario:
     events = _events(r)
     protocol = _words(r, "session.protocol")
     operator = _words(r, "session.operator", required=False, default="trainee")
+    if operator and not ACCOUNT.match(operator):  # it is recorded as who ran the session: an account name, no more
+        r.error("session.operator", f"{quoted(operator)} is not an account name: {ACCOUNT_RULE} (e.g. trainee-01).")
     pass_s = r.number("session.pass_duration_s", 0.1, 600, required=False, default=2.0)
     warmup = r.number("session.light_warmup_s", 0, 600, required=False, default=1.0)
     seed = r.integer("session.seed", 0, 2**31 - 1, required=False, default=1)

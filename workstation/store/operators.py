@@ -31,6 +31,8 @@ MAY = {
     "administrator": frozenset({"accounts", "protocols", "clinical", "simulation", "replay"}),
 }
 ACCOUNT = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
+ACCOUNT_RULE = "2–32 lower-case letters, digits, '.', '_' or '-', starting with a letter"
+"""ACCOUNT in words: every account name, and a training scenario's operator (workstation.session.scenario)."""
 MIN_PASSWORD = 10
 _hasher = PasswordHasher()
 
@@ -73,8 +75,7 @@ def add(store, account: str, display_name: str, role: str, password: str, *, cre
     an account that exists. `first=True` creates the clinic's first account (an administrator, with nobody signed
     in): refused if any account exists by then, checked under the write lock so two first starts cannot both win."""
     if not ACCOUNT.match(account):
-        raise UserError(f"Account {quoted(account)} is not valid: 2–32 lower-case letters, digits, '.', '_' or '-', "
-                        "starting with a letter (e.g. dr-a).")
+        raise UserError(f"Account {quoted(account)} is not valid: {ACCOUNT_RULE} (e.g. dr-a).")
     if role not in ROLES:
         raise UserError(f"Role {quoted(role)} is unknown; use one of {', '.join(ROLES)}.")
     if not display_name.strip():
