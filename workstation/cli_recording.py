@@ -109,14 +109,14 @@ def _audit(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.tolerance_ms) and args.tolerance_ms >= 0):
         raise UserError(f"--tolerance-ms must be a number of milliseconds ≥ 0, not {args.tolerance_ms}.")
     from workstation.recording.reader import Recording, refuse_if_written_elsewhere
-    from workstation.session.audit import audit, format_audit
+    from workstation.session.audit import audit, audit_exit_code, format_audit
 
     refuse_if_written_elsewhere(args.file)
     with Recording.open(args.file) as rec:
         _notes(rec)
         result = audit(rec, args.tolerance_ms / 1000.0)
         print(format_audit(rec, result))
-    return 1 if not result.same else 0 if result.judged_in_full else 3
+        return audit_exit_code(rec, result)
 
 
 def _notes(rec) -> None:

@@ -382,12 +382,25 @@ def format_audit(rec: Recording, r: AuditResult) -> str:
     for who, t in r.not_judged:
         lines.append(f"  not judged ({who}; an input it needs is unreadable): {t.interlock} on {t.device} at "
                      f"{t.t_cause_s:.3f} s: {t.message}")
+    held = f" in the {rec.duration_s:.1f} s the file holds" if rec.partial else ""
     if not r.same:
-        lines.append("result: the trips DIFFER")
+        lines.append(f"result: the trips DIFFER{held}")
     elif not r.judged_in_full:
-        lines.append("result: the same trips where they could be judged; NOT JUDGED IN FULL: "
+        lines.append(f"result: the same trips where they could be judged{held}; NOT JUDGED IN FULL: "
                      f"{', '.join(sorted({i for _t, _w, which in r.unreadable for i in which}))} "
-                     "(an input is unreadable)")
+                     "(an input is unreadable)" + ("; and the file is partial" if rec.partial else ""))
+    elif rec.partial:  # a crash, a full disk: what came after the file's last row was never recorded nor judged
+        lines.append(f"result: the same trips{held}; NOT JUDGED IN FULL: the file is partial, so what happened "
+                     "after its last row is not in it")
     else:
         lines.append("result: the same trips")
     return "\n".join(lines)
+
+
+def audit_exit_code(rec: Recording, r: AuditResult) -> int:
+    """`main.py audit`'s exit status: 1 the trips differ, 3 the same where judged but not judged in full (an input
+    unreadable, or a partial file), 0 the same trips over a whole recording."""
+    if not r.same:
+        return 1
+    return 0 if r.judged_in_full and not rec.partial else 3
+
