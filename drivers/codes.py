@@ -64,3 +64,4 @@ class AbortCause(StrEnum):
     DEVICE = "device"  # a device failed or refused outside an interlock (exit 5)
     BAD_INPUT = "bad_input"  # the plan, scenario or a value was refused before treatment (exit 2)
     RECORDING = "recording"  # the recording could not be written (disk full): devices stopped (exit 3)
+    STORE = "store"  # the store could not take the session's journal (disk full, server gone): devices stopped (exit 3)

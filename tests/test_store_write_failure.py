@@ -39,7 +39,8 @@ VISIT = textwrap.dedent("""
     v.close()
     print(json.dumps({"store_failure": saved.store_failure, "sha256": saved.sha256, "recording": str(saved.recording),
                       "held": v.rig.monitor.held, "refused": refused, "light_after": light_after,
-                      "state": saved.summary["state"], "abort_reason": saved.summary["abort_reason"]}))
+                      "state": saved.summary["state"], "abort_reason": saved.summary["abort_reason"],
+                      "abort_cause": saved.summary["abort_cause"]}))
 """)
 
 
@@ -62,6 +63,7 @@ def test_a_store_that_stops_taking_writes_stops_the_session_and_is_completed_at_
     assert got["abort_reason"].startswith("the training store could not be written, so it could not go on: ")
     assert "clinic" not in got["store_failure"] + got["held"] + got["abort_reason"] + "".join(got["refused"])
     assert "operator" not in got["abort_reason"], got["abort_reason"]
+    assert got["abort_cause"] == "store"  # not "recording": the recording was whole (seventh session)
     assert got["sha256"] and Path(got["recording"]).is_file()  # the recording is whole and checksummed
     with sqlite3.connect(tmp_path / "t.sqlite3") as db:  # the store is behind: the session still in progress
         assert db.execute("SELECT state FROM sessions").fetchall() == [("in_progress",)]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from drivers.base import DeviceError, SerialDevice
+from drivers.codes import AbortCause
 from drivers.discovery import driver_for
 from drivers.errors import WrongDevice
 from drivers.silence import wait_seen
@@ -139,7 +140,8 @@ class Rig:
             self.monitor.estop("recording failed")
             # nothing more may be given that the file would not hold: no reset, arm, start or resume until the end
             self.monitor.hold("The recording failed, so nothing more can be recorded: this session cannot treat "
-                              "again. End it; what was given up to the failure is saved.", "the recording failed")
+                              "again. End it; what was given up to the failure is saved.", "the recording failed",
+                              AbortCause.RECORDING)
             self.bus.publish_event(Event(now_s(), "alarm", "high", "session",
                                          f"Recording failed, the devices were stopped: {err}", {}))
             if on_error is not None:

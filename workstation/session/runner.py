@@ -30,6 +30,7 @@ EXIT_CODES = {
     AbortCause.BAD_INPUT: 2,
     AbortCause.INTERLOCK: 3,
     AbortCause.RECORDING: 3,  # the recorder is an interlock too: the devices were stopped because of it
+    AbortCause.STORE: 3,  # so is the store's journal
     AbortCause.OPERATOR: 4,
     AbortCause.DEVICE: 5,
 }
@@ -219,8 +220,10 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
         _print_signalled(out, scenario, visit, recorder, signalled)
         raise signalled
     cause = AbortCause(summary["abort_cause"]) if final == State.ABORTED else AbortCause.NONE
-    if recording_failure is not None or store_failure is not None:  # both stop the session as an interlock does
+    if recording_failure is not None:  # both stop the session as an interlock does; the recording's first
         cause = AbortCause.RECORDING
+    elif store_failure is not None:
+        cause = AbortCause.STORE
     code = EXIT_CODES[cause]
     _print_summary(out, scenario, summary, recording, checksum_words, code, recording_failure, store_failure)
     if share is not None and recording is not None and sha is not None:

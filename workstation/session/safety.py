@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from drivers.base import TELEMETRY_LOST_S
-from drivers.codes import InterlockCause, LinkEvent
+from drivers.codes import AbortCause, InterlockCause, LinkEvent
 from drivers.silence import BLIND_GAP_S, BLIND_LIMIT_FACTOR, STALL_DETAIL, SilenceWatch, lost_words
 from workstation.bus import BaseSink, CommandRecord, Event, SessionBus, detail_number, now_s
 from workstation.errors import UserError
@@ -127,6 +127,7 @@ class SafetyMonitor(BaseSink):
         self._tripped: dict[str, Trip] = {}  # device -> the latched trip
         self.held: str | None = None  # a cause no reset clears for this rig's life (`hold`), in words
         self.held_cause: str | None = None  # its short name ("the recording failed"), the session's end reason
+        self.held_kind: AbortCause | None = None  # what the session's abort cause is then (recording, store)
         self._active: dict[str, bool] = {}  # device -> emitting / needling, per the last block
         self._last_block_s: dict[str, float] = {}
         self._samples_seen: dict[str, SilenceWatch] = {}  # device -> the telemetry-lost watchdog (drivers/silence.py)
@@ -191,10 +192,12 @@ class SafetyMonitor(BaseSink):
                 return True
             return bool(self._tripped) if device is None else device in self._tripped
 
-    def hold(self, why: str, cause: str) -> None:
+    def hold(self, why: str, cause: str, kind: AbortCause) -> None:
         """Latch a cause no reset can clear while this monitor lives (the recording failed: nothing more may be given
         that the file would not hold). `why`: the sentence a refused reset, arm, start or resume gives; `cause`: its
-        short name, the reason the session ends with (Session.finish). Call it after the E-stop that made it safe."""
+        short name, the reason the session ends with (Session.finish); `kind`: the session's abort cause then
+        (AbortCause.RECORDING or STORE). Call it after the E-stop that made it safe."""
+        self.held_kind = kind
         self.held_cause = cause
         self.held = why
 

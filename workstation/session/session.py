@@ -294,7 +294,8 @@ class Session(StepRuns, BaseSink):
             done = f"{sum(o['outcome'] == 'done' for o in self.step_outcomes())} of {counted(len(self.steps), 'step')}"
             held = self.monitor.held_cause
             if held is not None:
-                self.abort(who, f"{held}, so it could not go on: {done} done", AbortCause.RECORDING)
+                self.abort(who, f"{held}, so it could not go on: {done} done",
+                           self.monitor.held_kind or AbortCause.RECORDING)
             else:
                 self.abort(who, f"ended by the operator with {done} done", AbortCause.OPERATOR)
 

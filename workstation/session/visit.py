@@ -309,7 +309,7 @@ class Visit:
         if not ended:
             self.rig.monitor.estop("store failed")
             self.rig.monitor.hold(f"{failed.capitalize()}, so the doses of this session cannot be saved for the next "
-                                  f"plan: this session cannot treat again. End it; {later}.", failed)
+                                  f"plan: this session cannot treat again. End it; {later}.", failed, AbortCause.STORE)
             self.rig.bus.publish_event(Event(now_s(), "alarm", "high", "session", f"{failed.capitalize()} ({exc.why})"
                                              ": the devices were stopped.", {"cause": STORE_FAILED}))
 
