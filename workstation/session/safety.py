@@ -193,13 +193,10 @@ class SafetyMonitor(BaseSink):
             return bool(self._tripped) if device is None else device in self._tripped
 
     def hold(self, why: str, cause: str, kind: AbortCause) -> None:
-        """Latch a cause no reset can clear while this monitor lives (the recording failed: nothing more may be given
-        that the file would not hold). `why`: the sentence a refused reset, arm, start or resume gives; `cause`: its
-        short name, the reason the session ends with (Session.finish); `kind`: the session's abort cause then
-        (AbortCause.RECORDING or STORE). Call it after the E-stop that made it safe."""
-        self.held_kind = kind
-        self.held_cause = cause
-        self.held = why
+        """Latch a cause no reset clears while this monitor lives (the recording or store failed). `why`: the sentence
+        a refused reset, arm, start or resume gives; `cause`: its short name, the reason the session ends with
+        (Session.finish), `kind` its abort cause. Call it after the E-stop that made it safe."""
+        self.held, self.held_cause, self.held_kind = why, cause, kind
 
     def reset(self, who: str) -> list[Trip]:
         """The operator's manual reset: clears latched trips so a new arm and start are possible."""
