@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from drivers.codes import AbortCause
 from workstation.bus import SessionBus
 from workstation.dose import SessionPlan
 from workstation.errors import UserError
@@ -235,10 +236,11 @@ class SessionController:
         self.visit.pause()
 
     def note_refused(self) -> str | None:
-        """Why a note cannot go into the recording now, in a sentence; None while it can. Held (the recording or the
-        store failed), only End session and STOP act: a note then would be in the log only, not in the file."""
+        """Why a note cannot go into the recording now, in a sentence; None while it can. After the recording failed
+        a note would be in the log only, not in the file; after only the store failed the recording still takes it
+        (what happened is worth a note, and the store is completed from the recording)."""
         rig = self.rig
-        if rig is not None and rig.monitor.held is not None:
+        if rig is not None and rig.monitor.held is not None and rig.monitor.held_kind != AbortCause.STORE:
             return f"The note cannot be recorded because {rig.monitor.held_cause or 'the session is held'}."
         if self.saved is not None:
             return "The note cannot be recorded: the session has ended and its recording is closed."

@@ -177,7 +177,7 @@ class TreatmentView(QWidget):
         self.end_button.setEnabled(session is not None and c.saved is None and not self.step_running
                                    and state != State.TREATING and not self.ending)
         # a note only between steps (disabled, the field drops the focus: Space reaches STOP) and while the recording
-        # can take it: held (the recording or the store failed) or ended, a note would be in the log only
+        # can take it: after the recording failed, or once ended, a note would be in the log only
         refused = c.note_refused()
         for w in (self.note_edit, self.note_button):
             w.setEnabled(not self.step_running and refused is None)
@@ -201,8 +201,8 @@ class TreatmentView(QWidget):
 
     # --- actions --------------------------------------------------------------------------------------------------
     def add_note(self) -> None:
-        """The note into the recording. Once the recording cannot take it (held: the recording or the store failed;
-        or ended) it is refused in words, and the failure stays said: never an info that would hide it."""
+        """The note into the recording. Once the recording cannot take it (it failed, or the session ended) it is
+        refused in words; held, the failure stays said: never an info that would hide it."""
         refused = self.controller.note_refused()  # the button is off then, but Return or a race can still get here
         if refused is not None:
             self._say_not_recorded(refused)
@@ -212,11 +212,14 @@ class TreatmentView(QWidget):
         except SessionError as exc:
             self.notify(str(exc).capitalize(), "error")
             return
-        if self.controller.held() is not None:  # the writer failed meanwhile: the note may not be in the file
+        if self.controller.note_refused() is not None:  # the writer failed meanwhile: the note may not be in the file
             self._say_not_recorded("The note may not be in the recording.")
             return
         self.note_edit.clear()
         self.note_edit.clearFocus()  # Space is STOP again
+        if self.controller.held() is not None:  # only the store failed: the note is in the recording, the failure stays
+            self._say_not_recorded("Note added to the recording.")
+            return
         self.notify("Note added to the recording.", "info")
 
     def _say_not_recorded(self, sentence: str) -> None:
