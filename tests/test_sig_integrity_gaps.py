@@ -77,7 +77,7 @@ def test_a_changed_recording_under_another_name_is_still_modified_after_signing(
 
 
 # ---- 2: a valid signature proves the file whatever its .sha256 ----------------------------------------------------
-@pytest.mark.parametrize("how", ["empty", "missing", "garbage", "unreadable"])
+@pytest.mark.parametrize("how", ["empty", "missing", "garbage", "unreadable", "wrong"])
 def test_a_valid_signature_proves_the_file_and_names_the_sidecar_at_fault(two, tmp_path, how):
     rec = two[0]
     saved = checksum_path(rec)
@@ -88,6 +88,8 @@ def test_a_valid_signature_proves_the_file_and_names_the_sidecar_at_fault(two, t
         saved.unlink()
     elif how == "garbage":
         saved.write_bytes(b"\x00\xff not a checksum\n")
+    elif how == "wrong":  # a tester: another SHA-256 written into it, and verify said "ok", exit 0 (F9)
+        saved.write_text(f"{'0' * 64}  {rec.name}\n")
     else:  # a .sha256 that exists and cannot be read: on Linux /proc/self/mem reads as an I/O error, even for root
         if not Path("/proc/self/mem").exists():
             pytest.skip("needs Linux's /proc")
@@ -97,12 +99,15 @@ def test_a_valid_signature_proves_the_file_and_names_the_sidecar_at_fault(two, t
     assert check.intact is True, check.text
     assert "signed by workstation" in check.text and "intact" in check.text and "proves" in check.text
     words = {"empty": "is empty or holds no SHA-256", "missing": "is missing", "garbage": "is empty or holds no SHA-256",
-             "unreadable": "cannot be read"}[how]
+             "unreadable": "cannot be read", "wrong": "does not match it: that checksum file was changed"}[how]
+    assert check.sidecar_wrong
     assert f"{saved.name} {words}" in check.text, check.text
     assert digest in check.text  # what to write back
     assert "cannot be proven" not in check.text and "cannot be checked" not in check.text
     r = cli("verify", str(rec), cwd=tmp_path)
     assert r.returncode == 0 and f"{saved.name} {words}" in r.stdout, r.stdout + r.stderr
+    # the recording is intact (exit 0), but the line is a warning, not "ok": its checksum file was tampered with
+    assert r.stdout.splitlines()[0].startswith("WARN  .sha256: "), r.stdout
 
 
 def test_a_changed_file_with_its_sha256_missing_is_found_by_its_signature(two):

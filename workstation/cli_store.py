@@ -129,7 +129,8 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"note: {cleared}")
     results: list[bool] = []
     sidecar = check_checksum(path)
-    print(f"{'ok   ' if sidecar.intact else 'FAIL ' if sidecar.intact is False else '-    '} .sha256: {sidecar.text}")
+    mark = "WARN " if sidecar.sidecar_wrong else "ok   " if sidecar.intact else "FAIL " if sidecar.intact is False else "-    "
+    print(f"{mark} .sha256: {sidecar.text}")
     if sidecar.intact is not None:
         results.append(sidecar.intact)
     if store is None:

@@ -273,6 +273,9 @@ class ChecksumCheck:
 
     intact: bool | None
     text: str
+    sidecar_wrong: bool = False
+    """Intact by its signature, but the .sha256 beside it is missing, empty, unreadable or does not match: that
+    checksum file was changed or replaced (say so: whoever changed it may have tried more)."""
 
 
 def check_checksum(path: Path, progress: Callable[[int, int], None] | None = None) -> ChecksumCheck:
@@ -290,7 +293,7 @@ def check_checksum(path: Path, progress: Callable[[int, int], None] | None = Non
         signed = check_signature(path, digest)
         if signed.ok:
             return ChecksumCheck(True, f"{signed.text} (the signature proves the file is as it was signed); but "
-                                       f"{problem} (its line should read \"{digest}  {path.name}\")")
+                                       f"{problem} (its line should read \"{digest}  {path.name}\")", True)
         return ChecksumCheck(False if signed.status in ("modified", "untrusted") else None, f"{problem}; {signed.text}")
     digest = sha256_of(path, progress)
     signed = check_signature(path, digest)
@@ -298,7 +301,7 @@ def check_checksum(path: Path, progress: Callable[[int, int], None] | None = Non
         if signed.ok:  # the signature covers the file's own SHA-256: the file is as signed, its .sha256 is not
             return ChecksumCheck(True, f"{signed.text} (the signature proves the file unchanged); but {saved.name} "
                                        "does not match it: that checksum file was changed or replaced, not the "
-                                       f"recording (the file's SHA-256 is {digest})")
+                                       f"recording (the file's SHA-256 is {digest})", True)
         mine = names_this_recording(path, saved_name)
         if not mine:  # another recording's .sha256 beside it: no evidence either way, not a tamper alarm
             whose = f"is the checksum of another file ({saved_name}), not of this recording" if mine is False else \
