@@ -1,7 +1,8 @@
 """Store benchmark: N workstation processes (treatment rooms) planning and saving visits on one clinic store, on
 SQLite and on PostgreSQL.
 
-    python bench/store.py [--rooms 8] [--visits 200] [--patients-per-room 25] [--pg-url URL] [--engine both] [--json]
+    python bench/store.py [--rooms 8] [--visits 200] [--patients-per-room 25] [--pace-s 0] [--pg-url URL]
+                          [--engine both] [--json]
 
 The store is seeded first (per room 25 patients under pseudonyms, with screening, an MED where the light protocol
 wants one, one or two areas and a course under one of the factory protocols, started a year ago). Then every room,
@@ -12,6 +13,12 @@ closed 'completed'). Rooms work in pairs on the same patients in the same order,
 course at the same moment: what stops the second is the store (a lease, a constraint, a version check), when it has
 them. A visit's date is the course's next one (the last session's date plus the course's interval, or the first
 date the dose engine allows).
+
+By default each room starts its next visit as soon as the last one is saved (`--pace-s 0`): the store and the
+machine at saturation, a stress no clinic makes (a room treats a patient every few minutes). With `--pace-s S` each
+room starts a visit every S seconds on its own schedule (the rooms' schedules spread over S, so they are not in
+lock step), or as soon as the last one is saved when it is late: latency at a chosen arrival rate, N / S visits per
+second in all, which the JSON gives as `visits_per_s_offered` beside what was achieved.
 
 Per visit, plan + save is timed on a monotonic clock (visits that were saved), and each write transaction of the
 room's connection in three parts (TxTimer: the wait for the write lock, the statements, the commit with its flush).
@@ -38,6 +45,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import multiprocessing as mp
 import os
 import queue
@@ -134,6 +142,7 @@ class RoomResult:
     lock_ms: list[float] = field(default_factory=list)  # of each saved visit's time: waiting for the write lock
     commit_ms: list[float] = field(default_factory=list)  # of each saved visit's time: its commits (the fsyncs)
     commits: list[int] = field(default_factory=list)  # write transactions of each saved visit
+    late_ms: list[float] = field(default_factory=list)  # paced: how late each visit started after its schedule
 
 
 class TxTimer:
@@ -251,8 +260,9 @@ def again_once(write: Any, result: RoomResult) -> Any:
 
 
 def room_main(room: int, target: str, visits: int, courses: list[int], per_room: int, start_at: float,
-              out: Any) -> None:
-    """One treatment room: its own process and store connection; waits for the common start, then its visits."""
+              out: Any, pace_s: float = 0.0, rooms: int = 1) -> None:
+    """One treatment room: its own process and store connection; waits for the common start, then its visits:
+    back to back (`pace_s` 0), or one every `pace_s` seconds from its own offset (room / rooms of the pace)."""
     from workstation.protocols import load_library
     from workstation.store import ClinicStore
 
@@ -265,7 +275,12 @@ def room_main(room: int, target: str, visits: int, courses: list[int], per_room:
             while time.time() < start_at:
                 time.sleep(0.001)
             cpu0 = time.process_time()
+            first = time.monotonic() + pace_s * room / rooms
             for k in range(visits):
+                if pace_s > 0:  # open loop: the visit's own start time, or now when the last one ran late
+                    wait = first + k * pace_s - time.monotonic()
+                    time.sleep(max(0.0, wait))
+                    result.late_ms.append(max(0.0, -wait) * 1000.0)  # a backlog the plan + save times leave out
                 try:
                     one_visit(store, library, course_for(room, k, courses, per_room), result, timer)
                 except Exception as exc:  # noqa: BLE001 - counted and named; the room goes on
@@ -321,14 +336,14 @@ def percentile(values: list[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-def run_engine(target: str, rooms: int, visits: int, per_room: int) -> dict[str, Any]:
+def run_engine(target: str, rooms: int, visits: int, per_room: int, pace_s: float = 0.0) -> dict[str, Any]:
     t0 = time.monotonic()
     courses = seed(target, rooms * per_room)
     seeded_s = time.monotonic() - t0
     ctx = mp.get_context("spawn")  # each room a fresh interpreter, as a workstation is
     out = ctx.Queue()
     start_at = time.time() + 2.0 + 0.5 * rooms  # every room has opened its store by then
-    procs = [ctx.Process(target=room_main, args=(r, target, visits, courses, per_room, start_at, out))
+    procs = [ctx.Process(target=room_main, args=(r, target, visits, courses, per_room, start_at, out, pace_s, rooms))
              for r in range(rooms)]
     for p in procs:
         p.start()
@@ -354,6 +369,7 @@ def run_engine(target: str, rooms: int, visits: int, per_room: int) -> dict[str,
     checked = check_store(target, results, courses)
     errors = [e for r in results for e in r.errors]
     return {"seed_s": round(seeded_s, 1), "run_s": round(wall_s, 1), "saved": len(times),
+            "visits_per_s_achieved": _round(rooms * visits / wall_s if wall_s > 0 else None),
             "refused_by_plan": sum(r.refused_plan for r in results),
             "refused_by_store": sum(len(r.refused_store) for r in results),
             "refusal_sentences": Counter(s for r in results for s in r.refused_store).most_common(3),
@@ -369,7 +385,8 @@ def run_engine(target: str, rooms: int, visits: int, per_room: int) -> dict[str,
             "save_p50_ms": _round(percentile(saves, 50)), "save_p99_ms": _round(percentile(saves, 99)),
             "lock_wait_p50_ms": _round(percentile(locks, 50)), "lock_wait_p99_ms": _round(percentile(locks, 99)),
             "commit_p50_ms": _round(percentile(commits, 50)), "commit_p99_ms": _round(percentile(commits, 99)),
-            "commits_per_visit": _round(statistics.fmean(n) if n else None), **checked}
+            "commits_per_visit": _round(statistics.fmean(n) if n else None),
+            "start_late_p99_ms": _round(percentile([t for r in results for t in r.late_ms], 99)), **checked}
 
 
 def _round(x: float | None) -> float | None:
@@ -399,17 +416,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patients-per-room", type=int, default=25, help="patients seeded per room (default 25)")
     ap.add_argument("--pg-url", help="postgresql+psycopg://… of an EMPTY database (default: a throw-away server)")
     ap.add_argument("--engine", choices=("both", "sqlite", "postgresql"), default="both")
+    ap.add_argument("--pace-s", type=float, default=0.0,
+                    help="seconds between one room's visit starts (default 0: back to back, the saturation case)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.rooms < 1 or args.visits < 1 or args.patients_per_room < 1:
         ap.error("--rooms, --visits and --patients-per-room must be at least 1")
+    if not (math.isfinite(args.pace_s) and 0 <= args.pace_s <= 3600):
+        ap.error(f"--pace-s is seconds between a room's visits, 0 to 3600, not {args.pace_s}")
     figures: dict[str, dict[str, Any]] = {}
     load_before = os.getloadavg()  # the machine's own load: the rooms then add theirs
     try:
         with private_folders() as tmp, ExitStack() as stack:
             if args.engine in ("both", "sqlite"):
                 path = tmp / "clinic.sqlite3"
-                figures["sqlite"] = run_engine(f"sqlite:///{path}", args.rooms, args.visits, args.patients_per_room)
+                figures["sqlite"] = run_engine(f"sqlite:///{path}", args.rooms, args.visits, args.patients_per_room,
+                                               args.pace_s)
             if args.engine in ("both", "postgresql"):
                 url = args.pg_url
                 if url is None:
@@ -417,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
 
                     server = stack.enter_context(ThrowawayPostgres(durable=True))  # fsync on: a clinic's server
                     url = server.create_database("bench_store")
-                figures["postgresql"] = run_engine(url, args.rooms, args.visits, args.patients_per_room)
+                figures["postgresql"] = run_engine(url, args.rooms, args.visits, args.patients_per_room, args.pace_s)
     except UserError as exc:  # no server programs, a database that is not empty, a store that does not open
         print(f"bench/store.py: {exc}", file=sys.stderr)
         return 2
@@ -432,11 +454,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(figures: dict[str, dict[str, Any]], args: argparse.Namespace,
            load_before: tuple[float, float, float]) -> dict[str, Any]:
-    print(f"store benchmark: {args.rooms} rooms × {args.visits} visits, {args.patients_per_room} patients per room; "
+    pace = f"a visit every {args.pace_s:g} s per room" if args.pace_s > 0 else "visits back to back"
+    print(f"store benchmark: {args.rooms} rooms × {args.visits} visits ({pace}), {args.patients_per_room} patients per room; "
           f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min)")
-    cols = ("saved", "refused_by_plan", "refused_by_store", "errors", "p50_ms", "p99_ms", "max_ms", "plan_p50_ms",
+    cols = ("saved", "visits_per_s_achieved", "refused_by_plan", "refused_by_store", "errors", "p50_ms", "p99_ms", "max_ms", "plan_p50_ms",
             "plan_p99_ms", "save_p50_ms", "save_p99_ms", "lock_wait_p50_ms", "lock_wait_p99_ms",
-            "commit_p50_ms", "commit_p99_ms", "commits_per_visit", "cpu_ms_per_visit", "lost_sessions",
+            "commit_p50_ms", "commit_p99_ms", "commits_per_visit", "cpu_ms_per_visit", "start_late_p99_ms", "lost_sessions",
             "doubled_sessions", "doubled_light_area_days", "duplicate_treatment_rows", "unacknowledged_sessions",
             "reported_twice", "aborted_not_as_told", "aborted_by_store", "outcome_unknown", "retried_writes",
             "sessions_in_store", "completed_in_store", "trail_intact")
@@ -456,6 +479,7 @@ def report(figures: dict[str, dict[str, Any]], args: argparse.Namespace,
     ran = figures
     summary: dict[str, Any] = {
         "rooms": args.rooms, "visits": args.visits, "patients": args.rooms * args.patients_per_room,
+        "pace_s": args.pace_s, "visits_per_s_offered": _round(args.rooms / args.pace_s) if args.pace_s > 0 else None,
         "errors": sum(f["errors"] for f in ran.values()),
         "lost_sessions": sum(f["lost_sessions"] for f in ran.values()),
         "doubled_sessions": sum(f["doubled_sessions"] for f in ran.values()),

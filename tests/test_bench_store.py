@@ -67,6 +67,20 @@ def test_two_rooms_on_sqlite_lose_nothing_and_the_trail_verifies():
     assert code == 0, out
 
 
+def test_paced_rooms_start_their_visits_on_a_schedule_and_say_the_rate():
+    """--pace-s: each room starts a visit every S seconds (open loop), not back to back; the JSON says the rate
+    offered and achieved and how late the visits started (a backlog plan + save times leave out)."""
+    code, result, out = _run("--engine", "sqlite", "--pace-s", "0.4")
+    figures = _check_small_run(result, "sqlite")
+    assert result["pace_s"] == 0.4 and result["visits_per_s_offered"] == 5.0
+    assert figures["run_s"] >= 4 * 0.4  # the last of 5 visits starts 4 paces after the first, whatever the machine
+    assert figures["visits_per_s_achieved"] > 0 and figures["start_late_p99_ms"] >= 0
+    assert "a visit every 0.4 s per room" in out and code == 0, out
+    r = subprocess.run([sys.executable, str(BENCH), "--pace-s", "nan"], capture_output=True, text=True, timeout=60,
+                       cwd=REPO)
+    assert r.returncode == 2 and "--pace-s is seconds between a room's visits, 0 to 3600, not nan" in r.stderr
+
+
 def test_two_rooms_on_postgresql(pg_server):
     code, result, out = _run("--engine", "postgresql", "--pg-url", pg_server.create_database("bench_rooms"))
     figures = _check_small_run(result, "postgresql")
