@@ -45,3 +45,26 @@ def test_a_scenario_operator_is_an_account_name_or_refused_in_words(tmp_path) ->
     for operator in ("trainee-01", "dr.a", "t_1"):
         path.write_text(base.replace('operator = "trainee-01"', f'operator = "{operator}"'))
         assert load_scenario(path).operator_id == operator
+
+
+def test_every_store_sentence_names_the_store_it_is_about(tmp_path) -> None:
+    """A training store's refusals said "The clinic store …" (a tester, seventh session): opening, a write that
+    fails, a store another program holds: each names the training store as such, the clinic store as before."""
+    import sqlite3
+
+    import pytest
+
+    from workstation.errors import UserError
+    from workstation.store import ClinicStore
+    from workstation.store.connection import write_failure
+
+    folder = tmp_path / "a folder"
+    folder.mkdir()
+    for training, role in ((True, "training"), (False, "clinic")):
+        with pytest.raises(UserError) as err:
+            ClinicStore.open(folder, training=training)
+        assert str(err.value).startswith(f"The {role} store {folder} cannot be opened: it is a folder"), str(err.value)
+        full = write_failure(tmp_path / "s.sqlite3", sqlite3.OperationalError("database or disk is full"), role)
+        busy = write_failure(tmp_path / "s.sqlite3", sqlite3.OperationalError("database is locked"), role)
+        assert str(full).startswith(f"The {role} store {tmp_path / 's.sqlite3'} could not be written: its disk is full")
+        assert str(busy).startswith(f"The {role} store {tmp_path / 's.sqlite3'} is in use by another program")

@@ -118,7 +118,7 @@ def test_commands_that_only_read_still_read_a_store_on_a_read_only_disk(disk, tm
           f"{store} does not index this recording", code=1)
     # ... and a command that writes says so
     _said(_cli(tmp_path, "session", "--simulate", *SCENARIO, "--store", str(training)),
-          f"The clinic store {training} cannot be opened: it is read-only (its disk is mounted read-only)")
+          f"The training store {training} cannot be opened: it is read-only (its disk is mounted read-only)")
     _said(_cli(tmp_path, "session", "--simulate", *SCENARIO, "--store", str(disk.path / "new.sqlite3")),
           "cannot be opened: it is read-only")
     assert sorted(p.name for p in disk.path.iterdir()) == ["clinic.sqlite3", "training.sqlite3"]
@@ -151,7 +151,7 @@ def test_a_folder_given_as_the_store(tmp_path):
     with pytest.raises(UserError, match="it is a folder, not a file"):
         ClinicStore.open(folder, training=False)
     _said(_cli(tmp_path, "session", "--simulate", *SCENARIO, "--store", str(folder)),
-          f"The clinic store {folder} cannot be opened: it is a folder, not a file", f"{folder}/clinic.sqlite3")
+          f"The training store {folder} cannot be opened: it is a folder, not a file", f"{folder}/clinic.sqlite3")
     for command in (["trail", "verify"], ["operators", "list"], ["devices"]):
         _said(_cli(tmp_path, *command, "--store", str(folder)), f"no clinic store at {folder} (a folder is there)")
     assert list(folder.iterdir()) == []
@@ -200,7 +200,7 @@ def test_a_store_this_account_may_not_use(tmp_path):
         no = "this account may not use it or its folder (permission denied)"
         for store in (private, shared, theirs / "new.sqlite3", theirs / "sub" / "new.sqlite3", locked / "mine.sqlite3"):
             _said(_cli(tmp_path, "session", "--simulate", *SCENARIO, "--store", str(store), caps=caps),
-                  f"The clinic store {store} cannot be opened: {no}")
+                  f"The training store {store} cannot be opened: {no}")
         for store in (private, shared, locked / "mine.sqlite3"):
             _said(_cli(tmp_path, "trail", "verify", "--store", str(store), caps=caps),
                   f"The clinic store {store} cannot be opened: {no}")
@@ -218,7 +218,7 @@ def test_a_store_this_account_may_only_read_is_still_read_by_commands_that_only_
     _said(_cli(tmp_path, "trail", "verify", "--store", str(store), caps=caps), "audit trail intact", code=0)
     _said(_cli(tmp_path, "operators", "list", "--store", str(store), caps=caps), "no accounts yet", code=0)
     _said(_cli(tmp_path, "session", "--simulate", *SCENARIO, "--store", str(store), caps=caps),
-          f"The clinic store {store} cannot be opened: this account may not use it")
+          f"The training store {store} cannot be opened: this account may not use it")
     assert store.stat().st_mode & 0o777 == 0o400
 
 

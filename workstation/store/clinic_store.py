@@ -65,7 +65,7 @@ INVALID_PSEUDONYM = "The pseudonym typed is not valid: use 3–32 letters, digit
 
 
 
-def _trail_key_problem(conn: Db, path: Path) -> str:
+def _trail_key_problem(conn: Db, path: Path, role: str) -> str:
     """'' if this workstation's trail key is the store's (recorded in meta on first use), else a sentence."""
     if not conn.has_table("audit_trail"):
         return ""
@@ -77,7 +77,7 @@ def _trail_key_problem(conn: Db, path: Path) -> str:
                          (mine,))
         except OperationalError as exc:
             if is_busy(exc):
-                raise busy_error(path) from exc
+                raise busy_error(path, role) from exc
             raise
         row = conn.execute("SELECT value FROM meta WHERE key = 'trail_key_id'").fetchone()
     if row[0] == mine:
@@ -114,7 +114,7 @@ class ClinicStore(CourseRecords, RecordingIndex):
         trail, or (read_only) left as found (workstation.store.trail_repair). A command shows them."""
         self._anchored = trail_anchor.store_key(self) is not None
         self._anchor = trail_anchor.seen(self) if self._anchored else None
-        self.trail_key_problem = _trail_key_problem(conn, path)
+        self.trail_key_problem = _trail_key_problem(conn, path, role)
         """Why this workstation may not write here ('' when it may): its trail key is not the one the store's trail
         is chained with, so every row it wrote would break the chain for good."""
 
@@ -174,7 +174,7 @@ class ClinicStore(CourseRecords, RecordingIndex):
         try:
             self._conn.begin()
         except DatabaseError as exc:
-            if (words := write_failure(self.path, exc)) is not None:
+            if (words := write_failure(self.path, exc, self.role)) is not None:
                 raise words from exc
             raise
         self._reason = reason
@@ -192,7 +192,7 @@ class ClinicStore(CourseRecords, RecordingIndex):
         except BaseException as exc:
             self._reason = ""
             self._rollback_quietly()
-            if isinstance(exc, DatabaseError) and (words := write_failure(self.path, exc)) is not None:
+            if isinstance(exc, DatabaseError) and (words := write_failure(self.path, exc, self.role)) is not None:
                 raise words from exc
             raise
         self._reason = ""
@@ -200,7 +200,7 @@ class ClinicStore(CourseRecords, RecordingIndex):
             self._conn.commit()
         except DatabaseError as exc:
             self._rollback_quietly()  # always: a failed commit leaves SQLAlchemy's transaction open but inactive
-            if (words := write_failure(self.path, exc)) is not None:
+            if (words := write_failure(self.path, exc, self.role)) is not None:
                 raise words from exc
             raise
         if self._anchored:  # the trail's end as committed, kept outside the database (trail_anchor)

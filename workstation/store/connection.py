@@ -34,9 +34,10 @@ BUSY_TIMEOUT_MS = 5000
 """How long a write waits for another program's write lock on the store before it gives up with a sentence."""
 
 
-def busy_error(path: Path) -> UserError:
-    """The sentence for a store another program holds: what happened and what to do, never SQLite's text."""
-    return UserError(f"The clinic store {path} is in use by another program, which has held it for more than "
+def busy_error(path: Path, role: str = "clinic") -> UserError:
+    """The sentence for a store another program holds: what happened and what to do, never SQLite's text. `role`:
+    "clinic" or "training", as every sentence here names the store."""
+    return UserError(f"The {role} store {path} is in use by another program, which has held it for more than "
                      f"{BUSY_TIMEOUT_MS / 1000:g} s; nothing was changed. Try again in a moment; if this repeats, "
                      f"close the other program that has the store open.")
 
@@ -63,18 +64,18 @@ _WRITE_FAILURES = (
 )
 
 
-def write_failure(path: object, exc: BaseException) -> UserError | None:
+def write_failure(path: object, exc: BaseException, role: str = "clinic") -> UserError | None:
     """The sentence for a write the store could not take (`busy_error` when another program holds it,
     `StoreWriteFailed` for the disk or the server), or None when the error is of another kind. Never the driver's
     own text (that goes to the log)."""
     if is_busy(exc):
-        return busy_error(Path(str(path)))
+        return busy_error(Path(str(path)), role)
     text = str(getattr(exc, "orig", None) or exc).lower()
     why = next((words for markers, words in _WRITE_FAILURES if any(m in text for m in markers)), None)
     if why is None:
         return None
     log.warning("store %s: a write failed: %s", path, text)
-    failed = StoreWriteFailed(f"The clinic store {path} could not be written: {why}. Nothing of this change was "
+    failed = StoreWriteFailed(f"The {role} store {path} could not be written: {why}. Nothing of this change was "
                               "saved. Free some space or check the store's disk or server, then try again.")
     failed.why = why
     return failed
@@ -101,13 +102,13 @@ _OPEN_FAILURES = {
 }
 
 
-def open_failure(path: object, exc: OSError) -> UserError:
+def open_failure(path: object, exc: OSError, role: str = "clinic") -> UserError:
     """The sentence for the store's file (or its folder) that the system refused to open or create: read-only disk,
     a folder, no rights, a missing folder, a full disk... What it means and what to do, never the system's own text
     (that goes to the log)."""
     why, todo = _OPEN_FAILURES.get(exc.errno or 0, ("the system refused it", "Check the path, its folder and its disk"))
     log.warning("store %s: opening its file failed: %s", path, exc)
-    return UserError(f"The clinic store {path} cannot be opened: {why}. {todo.format(path=path)}.")
+    return UserError(f"The {role} store {path} cannot be opened: {why}. {todo.format(path=path)}.")
 
 
 def store_url(target: Path | str) -> URL:
@@ -141,7 +142,7 @@ def connect(path: Path, role: str, *, read_only: bool = False) -> Db:
     try:
         same = path.resolve() == other.resolve()
     except (OSError, RuntimeError) as exc:  # RuntimeError: a loop of symbolic links (Python 3.11)
-        raise open_failure(path, exc if isinstance(exc, OSError) else OSError(errno.ELOOP, str(exc))) from exc
+        raise open_failure(path, exc if isinstance(exc, OSError) else OSError(errno.ELOOP, str(exc)), role) from exc
     if same:
         raise UserError(f"{path} is the {'clinic' if training else 'training'} database; a {role} store cannot "
                         f"open it. Use {default_db_path(training=training)} instead.")
@@ -150,7 +151,7 @@ def connect(path: Path, role: str, *, read_only: bool = False) -> Db:
         _private_file(path)
     except OSError as exc:
         if not (read_only and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)):
-            raise open_failure(path, exc) from exc
+            raise open_failure(path, exc, role) from exc
         refused = exc
         log.info("store %s: cannot be written (%s); opened read-only", path, exc)
     url = URL.create("sqlite", database=str(path)) if refused is None else _read_only_url(path)
@@ -179,7 +180,7 @@ def connect(path: Path, role: str, *, read_only: bool = False) -> Db:
         db.trail_findings = settle_trail(db, before, read_only=read_only)
     except (DBAPIError, sqlite3.DatabaseError) as exc:
         _close(db, engine)
-        raise _sqlite_open_failure(path, exc, refused) from exc
+        raise _sqlite_open_failure(path, exc, refused, role) from exc
     except BaseException:
         _close(db, engine)
         raise
@@ -190,7 +191,7 @@ _SIDE_FILES = (sqlite3.SQLITE_READONLY_DIRECTORY, sqlite3.SQLITE_READONLY_CANTIN
 """SQLite's codes for a -wal or -shm file it cannot make or use beside the store (its folder, not its content)."""
 
 
-def _sqlite_open_failure(path: Path, exc: BaseException, refused: OSError | None) -> UserError:
+def _sqlite_open_failure(path: Path, exc: BaseException, refused: OSError | None, role: str) -> UserError:
     """The sentence for an SQLite error met while opening the store at `path` (`refused`: why it was opened
     read-only, if it was): SQLite unable to open the file or make its -wal/-shm files beside it, busy, its disk full
     or read-only, or else a file that is not a store."""
@@ -199,7 +200,7 @@ def _sqlite_open_failure(path: Path, exc: BaseException, refused: OSError | None
     if code & 0xFF == sqlite3.SQLITE_CANTOPEN or code in _SIDE_FILES:
         log.info("opening the store %s: %s", path, orig)
         if refused is not None and refused.errno == errno.EROFS and _unfinished_wal(path):
-            return UserError(f"The clinic store {path} cannot be read here: {_READ_ONLY} (its disk is mounted "
+            return UserError(f"The {role} store {path} cannot be read here: {_READ_ONLY} (its disk is mounted "
                              "read-only) and it was not closed cleanly: its -wal file holds changes SQLite reads "
                              "only where it can write beside it. Open it once where its disk can be written, then "
                              "try again.")
@@ -207,10 +208,10 @@ def _sqlite_open_failure(path: Path, exc: BaseException, refused: OSError | None
             why = errno.EROFS if _on_read_only_disk(path.parent) else errno.EACCES if not (
                 os.access(path.parent, os.W_OK | os.X_OK) and os.access(path, os.R_OK | os.W_OK)) else 0
             refused = OSError(why, str(orig))
-        return open_failure(path, refused)
-    words = write_failure(path, exc)
+        return open_failure(path, refused, role)
+    words = write_failure(path, exc, role)
     if refused is not None and words is not None and getattr(words, "why", "") == _READ_ONLY:
-        return UserError(f"The clinic store {path} cannot be opened here: {_READ_ONLY} (no rights to write it, or "
+        return UserError(f"The {role} store {path} cannot be opened here: {_READ_ONLY} (no rights to write it, or "
                          "its disk is mounted read-only), and it needs a change before it can be read (an older "
                          "schema to upgrade, or its audit trail's triggers to put back). Open it once with a "
                          "command that writes, where it can be written, then try again.")
