@@ -313,6 +313,10 @@ def test_the_headless_session_on_a_disk_that_fills_stops_safely_with_its_summary
             time.sleep(0.02)
         time.sleep(0.5)
         with contextlib.suppress(OSError), open(disk / "filler", "wb") as f:  # to the last byte
+            # most of it in one call: written 1 MB at a time, the 600 MB took longer than the whole session on a
+            # loaded machine (a seventh-session loaded run: the session completed, exit 0, before the disk filled)
+            os.posix_fallocate(f.fileno(), 0, max(1, shutil.disk_usage(disk).free - 8 * 2**20))
+            f.seek(0, os.SEEK_END)
             while True:
                 f.write(b"\0" * 2**20)
         with contextlib.suppress(OSError), open(disk / "filler", "ab") as f:
@@ -322,9 +326,11 @@ def test_the_headless_session_on_a_disk_that_fills_stops_safely_with_its_summary
         keep = threading.Thread(target=_keep_filling, args=(disk / "filler", proc), daemon=True)
         if filler_keeps_writing:
             keep.start()
+        filled_while_running = proc.poll() is None
         out, err = proc.communicate(timeout=120)
         if filler_keeps_writing:
             keep.join(10)
+        assert filled_while_running, f"the session ended before the disk was full: {out[-1500:]}"
         assert proc.returncode == 3, f"exit {proc.returncode}: {out[-1500:]} {err[-1500:]}"
         assert "Traceback" not in err
         # the session's outcome word (partial when something was delivered) and the runner's verdict
