@@ -220,7 +220,7 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
         _print_signalled(out, scenario, visit, recorder, signalled)
         raise signalled
     cause = AbortCause(summary["abort_cause"]) if final == State.ABORTED else AbortCause.NONE
-    if recording_failure is not None:  # both stop the session as an interlock does; the recording's first
+    if recording_failure is not None:  # both stop the session as an interlock does (a failed recording named first)
         cause = AbortCause.RECORDING
     elif store_failure is not None:
         cause = AbortCause.STORE
