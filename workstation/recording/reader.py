@@ -8,7 +8,6 @@ it), so a session can always close the file it records while someone looks at it
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from typing import Any
 import h5py
 import numpy as np
 
-from workstation.bus import SEVERITIES, CommandRecord, Event
 from workstation.recording import format as fmt
 from workstation.recording.damaged import (
     HDF5_ERRORS,
@@ -31,6 +29,16 @@ from workstation.recording.damaged import (
 )
 from workstation.recording.errors import RecordingError
 from workstation.recording.mark import held_by_a_process, swmr_mark
+from workstation.recording.rows import (
+    UNDECODABLE_KEY,
+    command_row,
+    event_row,
+    json_value,
+    note_in_words,
+    plan_row,
+    text,
+    written,
+)
 from workstation.terminal import quoted
 from workstation.words import counted
 
@@ -86,7 +94,7 @@ class Recording:
             self.partial_reason = ("it has no closing attributes: the writer stopped before closing it (a crash, a "
                                    "kill, a power cut or a full disk); everything up to its last flush is in it")
         if self.partial_reason is None and not bool(h5.attrs.get("closed_cleanly", True)):
-            self.partial_reason = f"the recorder stopped on an error: {_note_in_words(h5.attrs.get('close_note', '?'))}"
+            self.partial_reason = f"the recorder stopped on an error: {note_in_words(h5.attrs.get('close_note', '?'))}"
         self._partial_base = self.partial_reason  # what the file says; `refresh` may add what cannot be read live
         self.devices: dict[str, DeviceInfo] = {}
         self._telemetry: dict[str, h5py.Dataset] = {}
@@ -209,11 +217,13 @@ class Recording:
                     ds[n - 1]  # a truncated file fails here rather than in the middle of a replay
                 if not swmr:  # so does a damaged chunk index (checksummed metadata): the whole index is walked
                     ds.id.chunk_iter(lambda _chunk: None)
-            self.events = sorted((_event(r) for r in _written(self._text_rows(fmt.EVENTS, row_by_row), "kind")),
+            self.events = sorted((event_row(r) for r in written(self._text_rows(fmt.EVENTS, row_by_row), "kind")),
                                  key=lambda e: e.t_host_s)
-            self.commands = [_command(r) for r in _written(self._text_rows(fmt.COMMANDS, row_by_row), "device")]
-            self.plans = [(float(r["t_host_s"]), _json(r["plan_json"]))
-                          for r in _written(self._text_rows(fmt.PLAN, row_by_row), "plan_json")]
+            self.commands = [command_row(r) for r in written(self._text_rows(fmt.COMMANDS, row_by_row), "device")]
+            self.plans = [plan_row(r) for r in written(self._text_rows(fmt.PLAN, row_by_row), "plan_json")]
+            self.undecodable_rows = (sum(UNDECODABLE_KEY in e.details for e in self.events)
+                                     + sum(UNDECODABLE_KEY in c.args for c in self.commands)
+                                     + sum(isinstance(p, dict) and UNDECODABLE_KEY in p for _t, p in self.plans))
         except HDF5_ERRORS as exc:
             raise damaged_error(self.path, exc, "its events, commands, plans or telemetry index cannot be read") from exc
 
@@ -366,22 +376,6 @@ def _locked_by_another_program(path: Path) -> bool:
     return False
 
 
-def _note_in_words(note: Any) -> str:
-    """A file's close_note without the HDF5 text that recordings of earlier versions appended in parentheses."""
-    text = _s(note)
-    cuts = [i for i in (text.find(m) for m in (" (Unable to", " (unable to", " ([Errno")) if i >= 0]
-    return text[:min(cuts)] if cuts else text
-
-
-def _written(rows: np.ndarray, text_column: str) -> np.ndarray:
-    """The rows of a session table that were written: a write that failed (a full disk) can leave rows allocated
-    but never written, which read back as time 0 and empty texts (a written row always has a non-empty one)."""
-    if not len(rows):
-        return rows
-    empty = np.array([not _s(v) for v in rows[text_column]], dtype=bool) & (rows["t_host_s"] == 0.0)
-    return rows[~empty]
-
-
 def _written_rows(ds: h5py.Dataset, n: int | None = None, keep: Any = lambda t: t != 0.0) -> int:
     """Telemetry rows up to the last one written: trailing rows at host time 0 were allocated, never written. With
     `n` and `keep` (np.isfinite): rows up to the last of the first `n` whose `t_host_s` passes `keep`, 0 if none."""
@@ -396,20 +390,6 @@ def _written_rows(ds: h5py.Dataset, n: int | None = None, keep: Any = lambda t: 
     return 0
 
 
-def _json(v: Any) -> Any:
-    """A JSON column: its value, or the unreadable text kept under `unreadable_json` (one bad row never hides the
-    others)."""
-    text = _s(v)
-    try:
-        return json.loads(text)
-    except ValueError:
-        return {"unreadable_json": text}
-
-
-def _s(v: Any) -> str:
-    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
-
-
 def _attr(path: Path, attrs: h5py.AttributeManager, name: str) -> Any:
     if name not in attrs:
         raise damaged_error(path, None, f"its root attribute {quoted(name)} is missing")
@@ -421,7 +401,7 @@ def _read_meta(path: Path, h5: h5py.File) -> RecordingMeta:
     a root with a wrong or no format marker but other attributes of a recording is damaged, not foreign."""
     a = h5.attrs
     names = set(a.keys())
-    if (_s(a["format"]) if "format" in names else "") != fmt.FORMAT_NAME:
+    if (text(a["format"]) if "format" in names else "") != fmt.FORMAT_NAME:
         if len(names & set(fmt.ROOT_ATTRS)) >= 3:
             raise damaged_error(path, None, f"its root attribute {quoted('format')} is not {quoted(fmt.FORMAT_NAME)}")
         raise NotARecording(f"{path.name} is an HDF5 file but not a Cicatrix session recording (its root has no "
@@ -435,10 +415,14 @@ def _read_meta(path: Path, h5: h5py.File) -> RecordingMeta:
     for name in (fmt.DEVICES_GROUP, fmt.EVENTS, fmt.COMMANDS, fmt.PLAN):
         if name not in h5:
             raise damaged_error(path, None, f"it has no {quoted(name)} in its root")
-    s = {k: _s(_attr(path, a, k)) for k in fmt.ROOT_ATTRS if k not in ("format", "format_version", "t0_host_s")}
+    s = {k: text(_attr(path, a, k)) for k in fmt.ROOT_ATTRS if k not in ("format", "format_version", "t0_host_s")}
     end = a.get("end_time_utc")
     return RecordingMeta(format_version=version, t0_host_s=float(_attr(path, a, "t0_host_s")),
-                         end_time_utc=None if end is None else _s(end), **s)
+                         end_time_utc=None if end is None else text(end), **s)
+
+
+def _mapping(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {"value": v}
 
 
 def _read_device(name: str, g: h5py.Group) -> DeviceInfo:
@@ -446,28 +430,11 @@ def _read_device(name: str, g: h5py.Group) -> DeviceInfo:
     ds = g[fmt.TELEMETRY]
     fields = ds.dtype.names or ()
     return DeviceInfo(
-        name=name, driver_name=_s(a["driver_name"]), driver_kind=_s(a["driver_kind"]),
-        driver_version=_s(a["driver_version"]), model=_s(a["model"]), serial_number=_s(a["serial_number"]),
-        firmware=_s(a["firmware"]), nominal_rate_hz=float(a["nominal_rate_hz"]),
-        units={f: _s(ds.attrs[f + fmt.UNIT_SUFFIX]) for f in fields},
-        descriptions={f: _s(ds.attrs.get(f + fmt.DESCRIPTION_SUFFIX, "")) for f in fields},
-        identity=json.loads(_s(a["identity_json"])), calibration=json.loads(_s(a["calibration_json"])),
+        name=name, driver_name=text(a["driver_name"]), driver_kind=text(a["driver_kind"]),
+        driver_version=text(a["driver_version"]), model=text(a["model"]), serial_number=text(a["serial_number"]),
+        firmware=text(a["firmware"]), nominal_rate_hz=float(a["nominal_rate_hz"]),
+        units={f: text(ds.attrs[f + fmt.UNIT_SUFFIX]) for f in fields},
+        descriptions={f: text(ds.attrs.get(f + fmt.DESCRIPTION_SUFFIX, "")) for f in fields},
+        identity=_mapping(json_value(a["identity_json"])), calibration=_mapping(json_value(a["calibration_json"])),
         dtype=ds.dtype,
     )
-
-
-def _event(r: np.void) -> Event:
-    severity = _s(r["severity"])
-    details = _json(r["details_json"])
-    if not isinstance(details, dict):
-        details = {"details": details}
-    if severity not in SEVERITIES:
-        details = {**details, "severity_given": severity}
-        severity = "high"
-    return Event(float(r["t_host_s"]), _s(r["kind"]), severity, _s(r["source"]), _s(r["message"]), details)
-
-
-def _command(r: np.void) -> CommandRecord:
-    args = _json(r["args_json"])
-    return CommandRecord(float(r["t_host_s"]), _s(r["device"]), _s(r["command"]),
-                         args if isinstance(args, dict) else {"args": args}, _s(r["result"]), float(r["t_reply_s"]))

@@ -25,6 +25,7 @@ from workstation.bus import Event, detail_number
 from workstation.checksum import sha256_of
 from workstation.recording.format import checksum_path, signature_path
 from workstation.recording.reader import Recording
+from workstation.recording.rows import UNDECODABLE_KEY
 from workstation.recording.signature import check as check_signature
 from workstation.recording.signature import names_this_recording, signature_expected, stopped_while_writing
 from workstation.session.roles import LIGHT, recorded_active_channel
@@ -386,6 +387,13 @@ def checksum_status(path: Path) -> str:
     return check_checksum(path).text
 
 
+def undecodable_words(n: int) -> str:
+    """`Recording.undecodable_rows` in words, the same in `inspect` and the replay window."""
+    return (f"{counted(n, 'row')} of the events, commands or plans {'holds' if n == 1 else 'hold'} bytes that are "
+            "not UTF-8 (damaged on the disk, or written by another program): shown with \N{REPLACEMENT CHARACTER} "
+            f"where the bytes were, which the row keeps as hex under {UNDECODABLE_KEY}")
+
+
 def review_text(r: TripReview) -> str:
     """The review in words. Its times are from the stop being written to the device's link or, when the stop could
     not be sent (the trip's "stop" detail, workstation.session.outcome.stop_written), from the trip itself."""
@@ -427,6 +435,8 @@ def format_summary(rec: Recording, s: Summary) -> str:
     check = check_checksum(rec.path)
     lines.append(f"  WARNING: {check.text}; what follows comes from the file as it is now" if check.intact is False
                  else f"  checksum: {check.text}")
+    if rec.undecodable_rows:
+        lines.append(f"  WARNING: {undecodable_words(rec.undecodable_rows)}")
     lines.append("devices:")
     for d in s.devices:
         lines.append(f"  {d.name}: {d.description}")

@@ -1,0 +1,101 @@
+"""One row of a recording's text tables (`/events`, `/commands`, `/plan`) as the reader gives it: its texts decoded,
+its JSON parsed, and what cannot be decoded or parsed kept beside the rest, never an error for the whole file.
+
+A text whose bytes are not UTF-8 (the recorder never writes such bytes: they were damaged on the disk or written by
+another program) shows with U+FFFD where the bytes were, and the row's details (events), args (commands) or plan
+carry its original bytes as hex under `UNDECODABLE_KEY` (`{"message": "6c69ff..."}`). A JSON text that does not
+parse is kept under `unreadable_json`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from workstation.bus import SEVERITIES, CommandRecord, Event
+from workstation.recording.clean import given_key
+
+UNDECODABLE_KEY = "unreadable_utf8_hex"  # the reader's note: {column: hex of its bytes} for a text that is not UTF-8
+EVENT_TEXTS = ("kind", "severity", "source", "message", "details_json")
+COMMAND_TEXTS = ("device", "command", "args_json", "result")
+
+
+def note_in_words(note: Any) -> str:
+    """A file's close_note without the HDF5 text that recordings of earlier versions appended in parentheses."""
+    t = text(note)
+    cuts = [i for i in (t.find(m) for m in (" (Unable to", " (unable to", " ([Errno")) if i >= 0]
+    return t[:min(cuts)] if cuts else t
+
+
+def written(rows: np.ndarray, text_column: str) -> np.ndarray:
+    """The rows of a session table that were written: a write that failed (a full disk) can leave rows allocated
+    but never written, which read back as time 0 and empty texts (a written row always has a non-empty one)."""
+    if not len(rows):
+        return rows
+    empty = np.array([not text(v) for v in rows[text_column]], dtype=bool) & (rows["t_host_s"] == 0.0)
+    return rows[~empty]
+
+
+def json_value(v: Any) -> Any:
+    """A JSON column: its value, or the unreadable text kept under `unreadable_json` (one bad row never hides the
+    others)."""
+    t = text(v)
+    try:
+        return json.loads(t)
+    except ValueError:
+        return {"unreadable_json": t}
+
+
+def text(v: Any) -> str:
+    """A text of the file; bytes that are not UTF-8 (damaged) show as U+FFFD, never an error for the whole file."""
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def undecodable(r: np.void, columns: tuple[str, ...]) -> dict[str, str]:
+    """The columns of a table row whose bytes are not UTF-8 (the writer never writes such bytes: they are damaged,
+    or from another program), each with its bytes as hex."""
+    bad = {}
+    for c in columns:
+        v = r[c]
+        if isinstance(v, bytes):
+            try:
+                v.decode("utf-8")
+            except UnicodeDecodeError:
+                bad[c] = v.hex()
+    return bad
+
+
+def with_note(values: dict[str, Any], bad: dict[str, str]) -> dict[str, Any]:
+    """`values` (a row's details or args) with the reader's `UNDECODABLE_KEY` note; a key of that name already there
+    (the sender's own) is kept under one more ` (given)`, as the recorder keeps its own notes' names."""
+    if not bad:
+        return values
+    kept = {(given_key(k) if k == UNDECODABLE_KEY else k): v for k, v in values.items()}
+    return {**kept, UNDECODABLE_KEY: bad}
+
+
+def event_row(r: np.void) -> Event:
+    severity = text(r["severity"])
+    details = json_value(r["details_json"])
+    if not isinstance(details, dict):
+        details = {"details": details}
+    details = with_note(details, undecodable(r, EVENT_TEXTS))
+    if severity not in SEVERITIES:
+        details = {**details, "severity_given": severity}
+        severity = "high"
+    return Event(float(r["t_host_s"]), text(r["kind"]), severity, text(r["source"]), text(r["message"]), details)
+
+
+def command_row(r: np.void) -> CommandRecord:
+    args = json_value(r["args_json"])
+    args = with_note(args if isinstance(args, dict) else {"args": args}, undecodable(r, COMMAND_TEXTS))
+    return CommandRecord(float(r["t_host_s"]), text(r["device"]), text(r["command"]), args, text(r["result"]),
+                         float(r["t_reply_s"]))
+
+
+def plan_row(r: np.void) -> tuple[float, Any]:
+    plan = json_value(r["plan_json"])
+    bad = undecodable(r, ("plan_json",))
+    return float(r["t_host_s"]), (with_note(plan, bad) if isinstance(plan, dict) else plan if not bad else
+                                  {"plan": plan, UNDECODABLE_KEY: bad})
