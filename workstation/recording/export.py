@@ -7,6 +7,7 @@ time. Rows are written in slabs, so an hour-long recording never sits in memory.
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +33,12 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
                nonfinite: dict[str, int] | None = None) -> list[Path]:
     """Write `<device>.csv`, `events.csv` and `commands.csv` into out_dir; return the files written.
     `progress(rows_done, rows_total)` is called after every slab of telemetry rows. Samples with a non-finite
-    value are written as they are (`nan`, `inf`), and counted per device in `nonfinite` if given (finite_rows)."""
+    value are written as they are (`nan`, `inf`), and counted per device in `nonfinite` if given (finite_rows).
+
+    All of it or nothing: each file is written under a temporary name (`.<name>.partial`) and given its own name
+    only once every file is complete, so an export that fails (RecordingError for a full or refusing disk; a
+    damaged file, Ctrl+C) leaves the folder as it was, an earlier export's files in it included, and removes the
+    folders it created."""
     out = Path(out_dir)
     made = [p for p in (out, *out.parents) if not p.exists()]  # the folders this export creates, deepest first
     try:
@@ -43,14 +49,15 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
     lo = -np.inf if t_start_s is None else t_start_s
     hi = np.inf if t_end_s is None else t_end_s
     t0 = rec.meta.t0_host_s
-    written: list[Path] = []
-    path: Path | None = None  # the file being written
+    written: list[Path] = []  # the complete files, under their temporary names
+    renamed = False  # whether a complete file has taken its own name (replacing an earlier export's)
+    path: Path | None = None  # the file being written (its temporary name)
     spans = {name: (0 if t_start_s is None else rec.row_at(name, t_start_s),
                     rec.samples(name) if t_end_s is None else rec.row_at(name, t_end_s)) for name in rec.devices}
     total, done = sum(max(0, b - a) for a, b in spans.values()), 0
     try:
         for name, info in rec.devices.items():
-            path = out / f"{name}.csv"
+            path = _partial(out / f"{name}.csv")
             names = list(info.dtype.names or ())
             fmts = ["%.6f"] + [_fmt(info.dtype, n) for n in names]
             i0, i1 = spans[name]
@@ -69,7 +76,7 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
                     if progress is not None:
                         progress(done, total)
             written.append(path)
-        path = out / "events.csv"
+        path = _partial(out / "events.csv")
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["t_s", "t_host_s", "kind", "severity", "source", "message", "details_json"])
@@ -78,7 +85,7 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
                     w.writerow([f"{e.t_host_s - t0:.6f}", f"{e.t_host_s:.6f}", e.kind, e.severity, e.source,
                                 e.message, json_with_notes(e.details, notes_held=True)])
         written.append(path)
-        path = out / "commands.csv"
+        path = _partial(out / "commands.csv")
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
             # every *_s column in session seconds like t_s, its host clock beside it (fourth fresh tester: the reply
@@ -90,13 +97,27 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
                                 json_with_notes(c.args, notes_held=True), c.result, f"{c.t_reply_s - t0:.6f}",
                                 f"{c.t_reply_s:.6f}"])
         written.append(path)
+        path = None
+        final = [_final(p) for p in written]
+        for i, (tmp, dst) in enumerate(zip(written, final, strict=True)):
+            os.replace(tmp, dst)  # within one folder: a rename that fails is a failing disk, not a full one
+            written[i], renamed = dst, True  # in place now: removed with the rest if a later rename fails
     except BaseException as exc:  # all of it or nothing, whatever stopped it (a full disk, a damaged file, Ctrl+C)
         _remove([*written, *([path] if path is not None else [])], made)
         if isinstance(exc, OSError):
-            raise RecordingError(f"Writing the CSV export into {out} failed{in_words(exc)}; nothing of it was kept."
-                                 ) from exc
+            raise RecordingError(f"Writing the CSV export into {out} failed{in_words(exc)}; nothing of it was kept"
+                                 f"{'' if made or renamed else ', and what the folder held before is as it was'}.") from exc
         raise
-    return written
+    return final
+
+
+def _partial(path: Path) -> Path:
+    """The temporary name a file of the export is written under until the whole export is complete."""
+    return path.with_name(f".{path.name}.partial")
+
+
+def _final(partial: Path) -> Path:
+    return partial.with_name(partial.name[1:].removesuffix(".partial"))
 
 
 def _remove(files: list[Path], folders: list[Path]) -> None:
