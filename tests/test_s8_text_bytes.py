@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from workstation.bus import CommandRecord, Event
 from workstation.recording import Recording
 from workstation.recording import format as fmt
-from workstation.recording.rows import COMMAND_TEXTS, EVENT_TEXTS, UNDECODABLE_KEY, undecodable
+from workstation.recording.rows import COMMAND_TEXTS, EVENT_TEXTS, UNDECODABLE_KEY, decoded
 
 T0 = 1000.0
 BAD = b"lamp \xff\xfe at 41\xc3 C"  # not UTF-8: a lone 0xff, 0xfe, a cut two-byte sequence
@@ -158,7 +158,9 @@ def test_any_bytes_in_any_text_column_never_refuse_the_file(written: Path, tmp_p
 
 def test_undecodable_names_only_the_columns_that_are_not_utf8() -> None:
     row = np.array([(b"ok", "also ok", b"\xff")], dtype=[("a", object), ("b", object), ("c", object)])[0]
-    assert undecodable(row, ("a", "b", "c")) == {"c": "ff"}
+    texts, bad = decoded(row, ("a", "b", "c"))
+    assert bad == {"c": "ff"}
+    assert texts == {"a": "ok", "b": "also ok", "c": "\ufffd"}
 
 
 def test_the_replay_window_opens_it_and_says_it(qtbot, window, copy: Path) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from workstation.bus import SEVERITIES, CommandRecord, Event
 from workstation.recording.clean import given_key
+from workstation.words import counted
 
 UNDECODABLE_KEY = "unreadable_utf8_hex"  # the reader's note: {column: hex of its bytes} for a text that is not UTF-8
 EVENT_TEXTS = ("kind", "severity", "source", "message", "details_json")
@@ -52,18 +53,21 @@ def text(v: Any) -> str:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
-def undecodable(r: np.void, columns: tuple[str, ...]) -> dict[str, str]:
-    """The columns of a table row whose bytes are not UTF-8 (the writer never writes such bytes: they are damaged,
-    or from another program), each with its bytes as hex."""
-    bad = {}
+def decoded(r: np.void, columns: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+    """A table row's text `columns`, each decoded once: the texts (as `text` gives them), and the columns whose
+    bytes are not UTF-8 (the writer never writes such bytes: they are damaged, or from another program), each with
+    its bytes as hex."""
+    texts, bad = {}, {}
     for c in columns:
         v = r[c]
-        if isinstance(v, bytes):
-            try:
-                v.decode("utf-8")
-            except UnicodeDecodeError:
-                bad[c] = v.hex()
-    return bad
+        if not isinstance(v, bytes):
+            texts[c] = str(v)
+            continue
+        try:
+            texts[c] = v.decode("utf-8")
+        except UnicodeDecodeError:
+            texts[c], bad[c] = v.decode("utf-8", "replace"), v.hex()
+    return texts, bad
 
 
 def with_note(values: dict[str, Any], bad: dict[str, str]) -> dict[str, Any]:
@@ -76,26 +80,33 @@ def with_note(values: dict[str, Any], bad: dict[str, str]) -> dict[str, Any]:
 
 
 def event_row(r: np.void) -> Event:
-    severity = text(r["severity"])
-    details = json_value(r["details_json"])
-    if not isinstance(details, dict):
-        details = {"details": details}
-    details = with_note(details, undecodable(r, EVENT_TEXTS))
+    t, bad = decoded(r, EVENT_TEXTS)
+    details = json_value(t["details_json"])
+    details = with_note(details if isinstance(details, dict) else {"details": details}, bad)
+    severity = t["severity"]
     if severity not in SEVERITIES:
         details = {**details, "severity_given": severity}
         severity = "high"
-    return Event(float(r["t_host_s"]), text(r["kind"]), severity, text(r["source"]), text(r["message"]), details)
+    return Event(float(r["t_host_s"]), t["kind"], severity, t["source"], t["message"], details)
 
 
 def command_row(r: np.void) -> CommandRecord:
-    args = json_value(r["args_json"])
-    args = with_note(args if isinstance(args, dict) else {"args": args}, undecodable(r, COMMAND_TEXTS))
-    return CommandRecord(float(r["t_host_s"]), text(r["device"]), text(r["command"]), args, text(r["result"]),
-                         float(r["t_reply_s"]))
+    t, bad = decoded(r, COMMAND_TEXTS)
+    args = json_value(t["args_json"])
+    args = with_note(args if isinstance(args, dict) else {"args": args}, bad)
+    return CommandRecord(float(r["t_host_s"]), t["device"], t["command"], args, t["result"], float(r["t_reply_s"]))
 
 
 def plan_row(r: np.void) -> tuple[float, Any]:
-    plan = json_value(r["plan_json"])
-    bad = undecodable(r, ("plan_json",))
-    return float(r["t_host_s"]), (with_note(plan, bad) if isinstance(plan, dict) else plan if not bad else
-                                  {"plan": plan, UNDECODABLE_KEY: bad})
+    t, bad = decoded(r, ("plan_json",))
+    plan = json_value(t["plan_json"])
+    if bad:
+        plan = with_note(plan if isinstance(plan, dict) else {"plan": plan}, bad)
+    return float(r["t_host_s"]), plan
+
+
+def undecodable_words(n: int) -> str:
+    """`Recording.undecodable_rows` in words, the same in `inspect` and the replay window."""
+    return (f"{counted(n, 'row')} of the events, commands or plans {'holds' if n == 1 else 'hold'} bytes that are "
+            "not UTF-8 (damaged on the disk, or written by another program): shown with \N{REPLACEMENT CHARACTER} "
+            f"where the bytes were, which the row keeps as hex under {UNDECODABLE_KEY}")

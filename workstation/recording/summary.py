@@ -25,7 +25,7 @@ from workstation.bus import Event, detail_number
 from workstation.checksum import sha256_of
 from workstation.recording.format import checksum_path, signature_path
 from workstation.recording.reader import Recording
-from workstation.recording.rows import UNDECODABLE_KEY
+from workstation.recording.rows import undecodable_words
 from workstation.recording.signature import check as check_signature
 from workstation.recording.signature import names_this_recording, signature_expected, stopped_while_writing
 from workstation.session.roles import LIGHT, recorded_active_channel
@@ -385,13 +385,6 @@ def _closed_at(path: Path) -> str | None:
 
 def checksum_status(path: Path) -> str:
     return check_checksum(path).text
-
-
-def undecodable_words(n: int) -> str:
-    """`Recording.undecodable_rows` in words, the same in `inspect` and the replay window."""
-    return (f"{counted(n, 'row')} of the events, commands or plans {'holds' if n == 1 else 'hold'} bytes that are "
-            "not UTF-8 (damaged on the disk, or written by another program): shown with \N{REPLACEMENT CHARACTER} "
-            f"where the bytes were, which the row keeps as hex under {UNDECODABLE_KEY}")
 
 
 def review_text(r: TripReview) -> str:

@@ -225,7 +225,7 @@ class ReplayView(QWidget):
         self.notify(f"Opened {recording.path.name}: press Play, drag the timeline, or step to the next event.",
                     "info")
         if recording.undecodable_rows:
-            from workstation.recording.summary import undecodable_words
+            from workstation.recording.rows import undecodable_words
 
             self.notify(f"{recording.path.name}: {undecodable_words(recording.undecodable_rows)}.", "warning")
 
