@@ -82,3 +82,25 @@ def test_a_disk_that_fills_keeps_the_earlier_export(tmp_path: Path) -> None:
         assert _snapshot(out) == before
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_temporary_files_are_the_workstations_own_and_a_dead_exports_are_removed(tmp_path: Path) -> None:
+    """Two workstations (or two programs) exporting into one shared folder never write into each other's temporary
+    file; what an export of this workstation left when it was killed is removed by the next, another's is not."""
+    from workstation.keys import workstation_name
+
+    small = write_session(tmp_path / "a", 0.5)
+    out = tmp_path / "out"
+    out.mkdir()
+    host = workstation_name()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # a process that has ended: its pid runs nothing now
+    left = out / f".light.csv.{host}.{dead}.part"
+    left.write_text("half an export, killed")
+    others = [out / ".light.csv.other-room.1234.part", out / f".pen.csv.{host}.1.part"]  # another host; pid 1 runs
+    for p in others:
+        p.write_text("another export, still being written")
+    with Recording.open(small) as rec:
+        export_csv(rec, out)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, *(p.name for p in others)])
+    assert all(p.read_text() == "another export, still being written" for p in others)

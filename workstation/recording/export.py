@@ -16,6 +16,7 @@ import numpy as np
 from workstation.recording.clean import json_with_notes
 from workstation.recording.errors import RecordingError, in_words
 from workstation.recording.reader import Recording
+from workstation.recording.share import part_path, remove_stale_parts
 from workstation.recording.summary import finite_rows
 
 SLAB_ROWS = 200_000
@@ -35,7 +36,8 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
     `progress(rows_done, rows_total)` is called after every slab of telemetry rows. Samples with a non-finite
     value are written as they are (`nan`, `inf`), and counted per device in `nonfinite` if given (finite_rows).
 
-    All of it or nothing: each file is written under a temporary name (`.<name>.partial`) and given its own name
+    All of it or nothing: each file is written under a temporary name (`.<name>.<workstation>.<pid>.part`, what an
+    export or a copy to the share stopped in the middle left is removed first: share.part_path) and given its own name
     only once every file is complete, so an export that fails (RecordingError for a full or refusing disk; a
     damaged file, Ctrl+C) leaves the folder as it was, an earlier export's files in it included, and removes the
     folders it created."""
@@ -50,6 +52,7 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
     hi = np.inf if t_end_s is None else t_end_s
     t0 = rec.meta.t0_host_s
     written: list[Path] = []  # the complete files, under their temporary names
+    final: dict[Path, Path] = {}  # temporary name -> the file's own name
     renamed = False  # whether a complete file has taken its own name (replacing an earlier export's)
     path: Path | None = None  # the file being written (its temporary name)
     spans = {name: (0 if t_start_s is None else rec.row_at(name, t_start_s),
@@ -57,7 +60,7 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
     total, done = sum(max(0, b - a) for a, b in spans.values()), 0
     try:
         for name, info in rec.devices.items():
-            path = _partial(out / f"{name}.csv")
+            path = _partial(out / f"{name}.csv", final)
             names = list(info.dtype.names or ())
             fmts = ["%.6f"] + [_fmt(info.dtype, n) for n in names]
             i0, i1 = spans[name]
@@ -76,7 +79,7 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
                     if progress is not None:
                         progress(done, total)
             written.append(path)
-        path = _partial(out / "events.csv")
+        path = _partial(out / "events.csv", final)
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["t_s", "t_host_s", "kind", "severity", "source", "message", "details_json"])
@@ -85,7 +88,7 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
                     w.writerow([f"{e.t_host_s - t0:.6f}", f"{e.t_host_s:.6f}", e.kind, e.severity, e.source,
                                 e.message, json_with_notes(e.details, notes_held=True)])
         written.append(path)
-        path = _partial(out / "commands.csv")
+        path = _partial(out / "commands.csv", final)
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
             # every *_s column in session seconds like t_s, its host clock beside it (fourth fresh tester: the reply
@@ -98,8 +101,7 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
                                 f"{c.t_reply_s:.6f}"])
         written.append(path)
         path = None
-        final = [_final(p) for p in written]
-        for i, (tmp, dst) in enumerate(zip(written, final, strict=True)):
+        for i, (tmp, dst) in enumerate([(p, final[p]) for p in written]):
             os.replace(tmp, dst)  # within one folder: a rename that fails is a failing disk, not a full one
             written[i], renamed = dst, True  # in place now: removed with the rest if a later rename fails
     except BaseException as exc:  # all of it or nothing, whatever stopped it (a full disk, a damaged file, Ctrl+C)
@@ -108,16 +110,16 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
             raise RecordingError(f"Writing the CSV export into {out} failed{in_words(exc)}; nothing of it was kept"
                                  f"{'' if made or renamed else ', and what the folder held before is as it was'}.") from exc
         raise
-    return final
+    return list(final.values())
 
 
-def _partial(path: Path) -> Path:
-    """The temporary name a file of the export is written under until the whole export is complete."""
-    return path.with_name(f".{path.name}.partial")
-
-
-def _final(partial: Path) -> Path:
-    return partial.with_name(partial.name[1:].removesuffix(".partial"))
+def _partial(path: Path, final: dict[Path, Path]) -> Path:
+    """The temporary name a file of the export is written under until the whole export is complete, noted in
+    `final`; a temporary file of the same name left by an export that stopped in the middle is removed first."""
+    remove_stale_parts(path)
+    tmp = part_path(path)
+    final[tmp] = path
+    return tmp
 
 
 def _remove(files: list[Path], folders: list[Path]) -> None:

@@ -87,13 +87,39 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def part_path(target: Path) -> Path:
+    """The temporary name `target` is written under until it is complete: `.<name>.<workstation>.<pid>.part` beside
+    it, so two workstations or two programs writing the same name into one folder never write into each other's."""
+    return target.with_name(f".{target.name}.{workstation_name()}.{os.getpid()}.part")
+
+
+def remove_stale_parts(target: Path) -> None:
+    """Remove the temporary files of `target` that this workstation left when a program of it stopped in the middle
+    (its process no longer runs); another workstation's, or a running program's, are left alone. OSError if the
+    folder refuses."""
+    host = workstation_name()
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.{glob.escape(host)}.*.part"):
+        pid = stale.name.removesuffix(".part").rpartition(".")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and _running(int(pid)):
+            continue
+        stale.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, run by another user
+        return True
+    return True
+
+
 def _copy_file(src: Path, target: Path) -> None:
     """Copy `src` to `target`: a temporary name beside it, written, fsynced, renamed. OSError (the temporary file
     removed) if the share refuses or fills up."""
-    host = workstation_name()
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.{glob.escape(host)}.*.part"):
-        stale.unlink(missing_ok=True)  # left by this workstation when it stopped in the middle of a copy
-    tmp = target.with_name(f".{target.name}.{host}.{os.getpid()}.part")
+    remove_stale_parts(target)
+    tmp = part_path(target)
     try:
         with open(src, "rb") as fin, open(tmp, "wb") as fout:
             shutil.copyfileobj(fin, fout, 4 * 2**20)
