@@ -10,7 +10,6 @@ cannot look at all still resends at the wall limit (RESEND_STOP_WALL_S).
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from conftest import wait_for
@@ -111,18 +110,25 @@ def test_a_device_that_stopped_in_time_raises_no_alarm_and_the_latch_reset_forge
 
 # --- the whole rig: an E-stop, then the whole process held up -----------------------------------------------------
 class _Events(BaseSink):
-    """The events, and the host time (`t_host_s`, the stamp the monitor judges by) of every light block that showed
-    the light inactive on its active channel."""
+    """The events, and in the order the bus delivered them (`heard`), every "stop sent again" alarm and the host time
+    (`t_host_s`, the stamp the monitor judges by) of every light block that showed the light inactive on its active
+    channel. Frames of one read share one stamp, so order is told by delivery, never by comparing stamps."""
 
     def __init__(self, channel: str) -> None:
-        self.events, self.channel, self.inactive_seen = [], channel, []
+        self.events, self.channel, self.heard = [], channel, []
 
     def on_event(self, event) -> None:
         self.events.append(event)
+        if event.kind == "alarm" and "stop sent again" in event.message:
+            self.heard.append(("alarm", event))
 
     def on_block(self, device: str, block) -> None:
         if device == "light" and len(block) and not block[self.channel][-1]:
-            self.inactive_seen.append(float(block["t_host_s"][-1]))
+            self.heard.append(("inactive", float(block["t_host_s"][-1])))
+
+    def inactive_after(self, t: float) -> int | None:
+        """The index in `heard` of the first block showing the light inactive stamped at or after t, or None."""
+        return next((i for i, (what, x) in enumerate(self.heard) if what == "inactive" and x >= t), None)
 
 
 @pytest.mark.parametrize("hold_s", [0.45, 0.6])
@@ -147,7 +153,9 @@ def test_held_up_right_after_an_estop_no_false_still_active_alarm(tmp_path, hold
         result = v.run_step()
         th.join(10)
         wait_for(lambda: not emu.state().active, 2, "the light stopped")
-        time.sleep(0.3)  # the blocks read after the hold-up have all been judged
+        trip = next(e for e in seen.events if e.kind == "interlock")
+        stop_at = trip.details.get("stop_written_t_host_s", trip.t_host_s)
+        wait_for(lambda: seen.inactive_after(stop_at) is not None, 10, "the host heard the light stop")
         assert result.outcome == "interrupted"
         assert {t.interlock for t in v.rig.monitor.trips} == {InterlockCause.ESTOP}
         # A false alarm (the finding) is raised by samples queued during the hold-up although the device stopped as
@@ -155,15 +163,14 @@ def test_held_up_right_after_an_estop_no_false_still_active_alarm(tmp_path, hold
         # process, can take longer than RESEND_STOP_AFTER_S after the hold-up to act on the STOP (a seventh-session
         # run: 106 ms), or act at once while its telemetry reaches the host late (an eighth-session run: closed after
         # 17.8 ms, alarm at 113 ms): either way the host had looked that long without hearing the light stop, and the
-        # alarm and second STOP are the ones the rule exists for. Told apart by when the host first received a block
-        # showing the light inactive (its own monotonic stamp), never by loosening the bound.
-        trip = next(e for e in seen.events if e.kind == "interlock")
-        stop_at = trip.details.get("stop_written_t_host_s", trip.t_host_s)
-        heard_at = min(t for t in seen.inactive_seen if t >= stop_at)
-        heard_late_s = heard_at - stop_at - hold_s  # how long after the hold-up the host heard the light stop
+        # alarm and second STOP are the ones the rule exists for. Told apart by when the host first heard a block
+        # showing the light inactive, never by loosening the bound. Measured from stop_at + hold_s: the monitor's
+        # looking time since the STOP includes any moment between the STOP and the hold-up, as this does.
+        first = seen.inactive_after(stop_at)
+        heard_late_s = seen.heard[first][1] - stop_at - hold_s  # how long after the hold-up the host heard it stop
         closed_late_s = emu.state().shutter_closed_at - stop_at - hold_s
-        alarms = [e for e in seen.events if e.kind == "alarm" and "stop sent again" in e.message]
-        assert all(a.t_host_s < heard_at for a in alarms), "an alarm raised after the host heard the light stop"
+        alarms = [x for what, x in seen.heard if what == "alarm"]
+        assert all(what == "inactive" for what, _ in seen.heard[first:]), "an alarm after the host heard it stop"
         assert not alarms or heard_late_s >= RESEND_STOP_AFTER_S / 2, (
             [a.message for a in alarms], heard_late_s, closed_late_s)
         saved = v.end()

@@ -97,7 +97,9 @@ def test_temporary_files_are_the_workstations_own_and_a_dead_exports_are_removed
                           check=True).stdout.strip()  # a process that has ended: its pid runs nothing now
     left = out / f".light.csv.{host}.{dead}.part"
     left.write_text("half an export, killed")
-    others = [out / ".light.csv.other-room.1234.part", out / f".pen.csv.{host}.1.part"]  # another host; pid 1 runs
+    others = [out / ".light.csv.other-room.1234.part", out / f".pen.csv.{host}.1.part",  # another host; pid 1 runs
+              out / f".light.csv.{host}.clinic.example.{dead}.part",  # a workstation whose name starts with ours
+              out / f".light.csv.{host}.99999999999999999999.part", out / f".light.csv.{host}.²³.part"]  # not ours
     for p in others:
         p.write_text("another export, still being written")
     with Recording.open(small) as rec:

@@ -26,6 +26,7 @@ import errno
 import glob
 import logging
 import os
+import re
 import shutil
 import threading
 from collections.abc import Callable
@@ -95,22 +96,24 @@ def part_path(target: Path) -> Path:
 
 def remove_stale_parts(target: Path) -> None:
     """Remove the temporary files of `target` that this workstation left when a program of it stopped in the middle
-    (its process no longer runs); another workstation's, or a running program's, are left alone. OSError if the
-    folder refuses."""
-    host = workstation_name()
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.{glob.escape(host)}.*.part"):
-        pid = stale.name.removesuffix(".part").rpartition(".")[2]
-        if pid.isdigit() and int(pid) != os.getpid() and _running(int(pid)):
-            continue
-        stale.unlink(missing_ok=True)
+    (named with this workstation's exact name and the id of a process that no longer runs); another workstation's,
+    a running program's and any other name are left alone. OSError if the folder refuses."""
+    own = re.compile(rf"\.{re.escape(target.name)}\.{re.escape(workstation_name())}\.([0-9]{{1,10}})\.part")
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
+        found = own.fullmatch(stale.name)
+        if found and not _running(int(found[1])):
+            stale.unlink(missing_ok=True)
 
 
 def _running(pid: int) -> bool:
+    """Whether a process `pid` runs on this machine (this program's own counts as running)."""
+    if pid == os.getpid():
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # it exists, run by another user
+    except (OSError, OverflowError):  # it exists, run by another user; or no pid this system can have
         return True
     return True
 
