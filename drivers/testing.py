@@ -42,11 +42,13 @@ import pytest
 from drivers import protocol as p
 from drivers.base import NotConnected, SerialDevice
 from drivers.codes import DisconnectReason, LinkEvent
-from drivers.errors import WrongDevice
+from drivers.errors import CommandRefused, WrongDevice
 from drivers.events import CommandRecord, Event, FanOut
 from drivers.interfaces import KIND_INTERFACES, LightSource, NeedlingPen, interface_problem
 from drivers.link import TELEMETRY_LOST_S
 from drivers.types import KINDS, BoundsError
+
+WATCHDOG_ATTEMPTS = 3  # tries of "heartbeats keep it running" while the device's watchdog stops it (a loaded machine)
 
 __all__ = ["DeviceContract", "LightSourceContract", "NeedlingPenContract", "Tap", "link_events", "wait_for"]
 
@@ -211,10 +213,33 @@ class DeviceContract:
         # they flow (counted, not timed: their period is a timing figure, bench/telemetry.py runs the same link)
         wait_for(lambda: drv.counters.heartbeats_sent - sent >= 5 and emu.state().heartbeats_received - received >= 5,
                  timeout_s=10.0, what="5 heartbeats sent and received")
-        self.activate(drv)
-        wait_for(lambda: emu.state().active, what="device active")
-        time.sleep(3 * TELEMETRY_LOST_S)  # longer than the device watchdog: heartbeats keep it running
-        assert emu.state().active and not emu.state().faults
+        # Longer than the device watchdog, heartbeats keep it running. The emulator runs in this process: on a machine
+        # so loaded that a thread of it or of the driver is not scheduled for 250 ms, the device's own watchdog stops
+        # it, which is that watchdog doing its job. So a watchdog stop is tried again, up to WATCHDOG_ATTEMPTS times:
+        # heartbeats that do not keep the device running stop it every time; any other stop or fault fails at once.
+        sends: list[float] = []
+        beat = drv.heartbeat
+        drv.heartbeat = lambda: (sends.append(time.monotonic()), beat())[1]  # when each was handed to the link
+        stops: list[str] = []
+        for attempt in range(WATCHDOG_ATTEMPTS):
+            if attempt:
+                try:
+                    drv.reset_faults()
+                except CommandRefused as exc:  # the device still hears no heartbeat
+                    pytest.fail(f"heartbeats did not keep the device running: {'; '.join(stops)}; then {exc}")
+            self.activate(drv)
+            wait_for(lambda: emu.state().active, what="device active")
+            t_on = time.monotonic()
+            time.sleep(3 * TELEMETRY_LOST_S)
+            st = emu.state()
+            if st.active and not st.faults:
+                break
+            assert st.faults == drv.FAULTS["WATCHDOG"], f"the device stopped with faults {st.faults:#x}"
+            beats = [t_on, *(t for t in sends if t > t_on), time.monotonic()]
+            stops.append(f"stopped by its watchdog, longest time between the host's heartbeats "
+                         f"{max(np.diff(beats)) * 1000:.0f} ms")
+        else:
+            pytest.fail(f"heartbeats did not keep the device running in {WATCHDOG_ATTEMPTS} tries: {'; '.join(stops)}")
         drv.stop_now("contract test")
         wait_for(lambda: not emu.state().active, what="device stopped")
 
