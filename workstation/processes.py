@@ -43,6 +43,8 @@ def process_alive(token: str | None) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    except OverflowError:  # no pid this system can have
+        return False
     except PermissionError:
         return True
     return True

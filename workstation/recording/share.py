@@ -36,6 +36,7 @@ from typing import Any
 
 from workstation.errors import UserError
 from workstation.keys import workstation_name
+from workstation.processes import process_alive
 from workstation.recording.format import checksum_path, sidecar_paths
 from workstation.recording.summary import check_checksum
 from workstation.words import counted, first_upper
@@ -101,21 +102,8 @@ def remove_stale_parts(target: Path) -> None:
     own = re.compile(rf"\.{re.escape(target.name)}\.{re.escape(workstation_name())}\.([0-9]{{1,10}})\.part")
     for stale in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
         found = own.fullmatch(stale.name)
-        if found and not _running(int(found[1])):
+        if found and not process_alive(f"{found[1]}:?"):  # its start time unknown: any process of that pid
             stale.unlink(missing_ok=True)
-
-
-def _running(pid: int) -> bool:
-    """Whether a process `pid` runs on this machine (this program's own counts as running)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (OSError, OverflowError):  # it exists, run by another user; or no pid this system can have
-        return True
-    return True
 
 
 def _copy_file(src: Path, target: Path) -> None:
