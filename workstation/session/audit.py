@@ -21,7 +21,9 @@ be read at all) is applied as unlimited, and the interlocks that judge by it (`k
 judged; a stall without its start leaves the watchdog's `telemetry_lost` unjudged; a recorded trip without a
 readable interlock or device is never compared, and a trip made within `tolerance_s` of it is set apart; telemetry
 samples with a non-finite value are skipped (their frames still count as heard by the watchdog), which leaves the
-interlocks judged on samples (`kind_rules.SAMPLE_INTERLOCKS`) unjudged.
+interlocks judged on samples (`kind_rules.SAMPLE_INTERLOCKS`) unjudged. An input at no time (a host time that is
+NaN or ±inf) is not applied: it is UNREADABLE, and what it judges is not judged (a change of limits: the limit
+interlocks; a reset, an E-stop, a device's report: every interlock, since each changes what is latched).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from workstation.words import counted
 
 CHUNK_ROWS = 1 << 16
 INF = float("inf")
+ALL_INTERLOCKS = tuple(i.value for i in InterlockCause)
+LIMITS_JUDGE = tuple(dict.fromkeys(i.value for which in LIMIT_INTERLOCKS.values() for i in which))  # by any limit
 PERMISSIVE = StepLimits(area_id="(not recorded)", light_allowed=True, needling_allowed=True, target_dose_mj_cm2=INF,
                         area_dose_cap_mj_cm2=INF, depth_limit_mm=INF)
 # What an unreadable limit is applied as (never a made-up limit: its interlocks are then not judged)
@@ -163,19 +167,32 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
         monitor.limits = PERMISSIVE
 
     inputs: list[tuple[float, int, str, Any]] = []
+    unreadable: list[tuple[float, str, tuple[str, ...]]] = []
     estops_seen: set[float] = set()
+
+    def feed(t: float, kind: str, item: Any, what: str, which: tuple[str, ...]) -> None:
+        """An input at host time t; at no time (NaN, ±inf: a damaged or foreign file) it is not fed, and named."""
+        if math.isfinite(t):
+            inputs.append((t, 0, kind, item))
+        else:
+            unreadable.append((math.nan, f"{what} at no time (its host time is not finite): not applied", which))
+
     for e in rec.events:
         if e.kind == "interlock" and e.details.get("interlock") == InterlockCause.ESTOP:
             t_cause = detail_number(e.details, "cause_t_host_s", e.t_host_s)
             if t_cause not in estops_seen:  # one press trips every device: replay it once
                 estops_seen.add(t_cause)
-                inputs.append((t_cause, 0, "estop", e))
-        elif e.kind in (LIMITS_EVENT, "interlock_reset") or (e.kind in ("fault", "connection", "implausible")
-                                                              and e.source in devices):
-            inputs.append((e.t_host_s, 0, "event", e))
+                feed(t_cause, "estop", e, "an E-stop", ALL_INTERLOCKS)
+        elif e.kind == LIMITS_EVENT:  # a change of the limits missed leaves the earlier ones in force
+            feed(e.t_host_s, "event", e, "step limits", LIMITS_JUDGE)
+        elif e.kind == "interlock_reset" or (e.kind in ("fault", "connection", "implausible") and e.source in devices):
+            # a reset or a device's report missed changes what is latched: every interlock after it
+            feed(e.t_host_s, "event", e, f"a {e.kind} event" + (f" of the {e.source}" if e.source in devices else ""),
+                 ALL_INTERLOCKS)
     for c in rec.commands:  # the backup times the devices acknowledged (the `backup_time` interlock watches them)
         if c.command == "set" and c.result == "ack" and c.args.get("param") == "backup_time_s":
-            inputs.append((c.t_reply_s if c.t_reply_s == c.t_reply_s else c.t_host_s, 0, "command", c))
+            feed(c.t_reply_s if math.isfinite(c.t_reply_s) else c.t_host_s, "command", c,
+                 f"the backup time acknowledged by the {c.device}", (InterlockCause.BACKUP_TIME.value,))
     skipped: dict[str, list] = {}
     streams = [iter(sorted(inputs, key=lambda x: x[0]))] + [_frames(rec, d, skipped) for d in rec.devices]
     order = itertools.count()
@@ -183,21 +200,26 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
 
     blocks = 0
     next_tick = t0
-    unreadable: list[tuple[float, str, tuple[str, ...]]] = []
 
     # Where the live watchdog was held up (its `stall` events): it did not look then, so neither does this one.
     stalls = sorted((t_from, e.t_host_s) for e in rec.events
-                    if e.kind == STALL_EVENT and e.source == "safety"
-                    and (t_from := detail_number(e.details, "from_t_host_s", math.nan)) == t_from)
-    unreadable += [(e.t_host_s - t0, "a stall of the watchdog without its start (from_t_host_s: not a value the "
-                    "monitor can use): its stretch cannot be left out",
+                    if e.kind == STALL_EVENT and e.source == "safety" and math.isfinite(e.t_host_s)
+                    and math.isfinite(t_from := detail_number(e.details, "from_t_host_s", math.nan)))
+    unreadable += [(e.t_host_s - t0, "a stall of the watchdog without its start or end (from_t_host_s or its host "
+                    "time: not a value the monitor can use): its stretch cannot be left out",
                     (InterlockCause.TELEMETRY_LOST.value,)) for e in rec.events
                    if e.kind == STALL_EVENT and e.source == "safety"
-                   and not math.isfinite(detail_number(e.details, "from_t_host_s", math.nan))]
+                   and not (math.isfinite(e.t_host_s)
+                            and math.isfinite(detail_number(e.details, "from_t_host_s", math.nan)))]
 
     def watchdog_until(t: float) -> float:  # the watchdog thread, every 10 ms of the recording's time
         tick = next_tick
         while tick <= t:
+            if not monitor.verdict_pending():
+                # No device active: no look can trip anything before the next input (at t, the stream is in time
+                # order), so the looks up to it are skipped, on the same grid: a recording whose next time is hours
+                # (or, damaged, 10^6 s) on is audited in the time its inputs take, not in one look per 10 ms.
+                return tick + (math.floor((t - tick) / WATCHDOG_PERIOD_S) + 1) * WATCHDOG_PERIOD_S
             while stalls and stalls[0][1] < tick:
                 stalls.pop(0)
             if stalls and stalls[0][0] < tick:  # inside a stall: the next look is where it ended
@@ -232,21 +254,28 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
                            "telemetry with a non-finite value (NaN or ±inf; not a value the monitor can use): skipped, "
                            "their frames heard by the watchdog", tuple(i.value for i in SAMPLE_INTERLOCKS)))
     recorded: list[AuditTrip] = []
+    trips_at_no_time = 0
     unread_trips: list[tuple[float, str | None, str | None]] = []  # (time, interlock or None, device or None)
     for e in (e for e in rec.events if e.kind == "interlock"):
         interlock = e.details["interlock"] if "interlock" in e.details else e.details.get("cause", _MISSING)
         device = e.details.get("device", _MISSING)
         t = detail_number(e.details, "cause_t_host_s", e.t_host_s) - t0
-        if _name(interlock) and _name(device):
+        if not math.isfinite(t):  # at no time: never compared; what it would be compared with is not judged
+            trips_at_no_time += 1
+            unreadable.append((math.nan, f"a recorded {interlock if _name(interlock) else ''} trip"
+                               + (f" on {device}" if _name(device) else "") + " at no time (its host time is not "
+                               "finite): never compared", (interlock,) if _name(interlock) else ALL_INTERLOCKS))
+        elif _name(interlock) and _name(device):
             recorded.append(AuditTrip(interlock, device, t, e.message))
         else:
             unread_trips.append((t, interlock if _name(interlock) else None, device if _name(device) else None))
             unreadable.append(_unreadable_trip(t, interlock, device, tolerance_s))
     replayed = [AuditTrip(tr.interlock, tr.device, tr.t_cause_s - t0, tr.message) for tr in monitor.trips]
     result = AuditResult(len(limits), recorded, replayed, blocks=blocks,
-                         nonfinite_samples=sum(n for n, _t in skipped.values()), unreadable=sorted(unreadable),
+                         nonfinite_samples=sum(n for n, _t in skipped.values()),
+                         unreadable=sorted(unreadable, key=lambda u: (not math.isfinite(u[0]), u[0] if math.isfinite(u[0]) else 0.0, u[1])),
                          limits_unreadable=sum(1 for e in limits if StepLimits.unreadable(_limits(e, rec))),
-                         trips_unreadable=len(unread_trips))
+                         trips_unreadable=len(unread_trips) + trips_at_no_time)
     unjudged = {i for _t, _what, which in unreadable for i in which}
     unmatched = list(replayed)
     for r in recorded:
@@ -361,7 +390,7 @@ def format_audit(rec: Recording, r: AuditResult) -> str:
                      "needling allowed and no dose or depth limit, so the protocol-rule, target-dose, area-cap and "
                      "depth interlocks are not judged")
     for t, what, which in r.unreadable:
-        lines.append(f"  UNREADABLE at {t:.3f} s: {what}, so "
+        lines.append(f"  UNREADABLE{f' at {t:.3f} s' if math.isfinite(t) else ''}: {what}, so "
                      + (f"{', '.join(which)} {'is' if len(which) == 1 else 'are'} not judged" if which
                         else "nothing judged depends on it"))
     lines.append(f"  trips: {len(r.recorded)} recorded, {len(r.replayed)} made by the audit"
