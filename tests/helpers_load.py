@@ -11,6 +11,7 @@ session again itself.
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,15 @@ from drivers.codes import InterlockCause
 
 LOAD_TRIPS = ("Telemetry interlock", "Heartbeat interlock")  # the runner's words for telemetry_lost, heartbeat_lost
 LOAD_INTERLOCKS = (InterlockCause.TELEMETRY_LOST, InterlockCause.HEARTBEAT_LOST)  # as a recording names them
+# The session bus's log line of such a trip ("interlock high safety: INTERLOCK heartbeat_lost on light: …"), which a
+# subprocess that is not the headless runner prints (the screenshot tour: a tenth-session loaded run failed on it)
+LOAD_TRIP_LOGGED = re.compile(r"INTERLOCK (" + "|".join(i.value for i in LOAD_INTERLOCKS) + r") on (\w+):")
+
+
+def load_trip_words(text: str) -> list[str]:
+    """The load trips a subprocess's output names: in the runner's words (LOAD_TRIPS) or as the bus logged them."""
+    return ([words for words in LOAD_TRIPS if words in text]
+            + sorted({f"{m[1]} on {m[2]}" for m in LOAD_TRIP_LOGGED.finditer(text)}))
 
 
 def run_until_killed(cmd: list[str], fresh: list[Path], attempts: int = 3, **kw) -> subprocess.CompletedProcess:

@@ -55,6 +55,19 @@ def test_a_load_trip_said_by_a_subprocess_session_in_the_failure_runs_the_test_a
     assert conftest._load_trips == []
 
 
+def test_a_load_trip_a_subprocess_logged_runs_the_test_again() -> None:
+    """The screenshot tour prints the bus's log line, not the runner's words (a tenth-session loaded run failed on
+    it: "a step did not finish within 40 s" after a heartbeat_lost on light); another interlock there is no reason."""
+    error = AssertionError("interlock high safety: INTERLOCK heartbeat_lost on light: reported by the device: light "
+                           "fault: WATCHDOG: ...\nscreenshot tour: a step did not finish within 40 s")
+    assert conftest._tripped_by_load("t")(error) is True
+    assert conftest._load_trips == ["heartbeat_lost on light (in a subprocess)"]
+    conftest._load_trips.clear()
+    other = AssertionError("interlock high safety: INTERLOCK contact_lost on light: reported by the device")
+    assert conftest._tripped_by_load("t")(other) is False
+    assert conftest._load_trips == []
+
+
 def test_a_test_tripped_by_load_in_every_attempt_is_run_again_then_fails_naming_its_trip(tmp_path) -> None:
     """A real pytest run with this conftest: a test that meets a load trip in every attempt is run LOAD_RERUNS more
     times, then its failure stands and says the trip of its own (last) attempt; a test failing without a trip is not
