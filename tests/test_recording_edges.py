@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 from helpers_recording import add_devices, assert_in_words, check_rows, frames, meta, write_session
 
@@ -211,15 +212,22 @@ FILL = textwrap.dedent("""
     h.add_devices(rec)
     rec.start()
     k = 0
+    published = {"light": 0, "pen": 0}
     while not got.is_set() and k < 400000:
         for dev in ("light", "pen"):
-            rec.on_block(dev, h.frames(dev, k, 1)[0])
+            block = h.frames(dev, k, 1)[0]
+            rec.on_block(dev, block)
+            published[dev] += len(block)
         k += 1
         if k % 100 == 0:
             time.sleep(0.002)
+    for dev in ("light", "pen"):  # a block sent after the failure, as a device does until the session stops it
+        block = h.frames(dev, k, 1)[0]
+        rec.on_block(dev, block)
+        published[dev] += len(block)
     sha = rec.close()
     print(json.dumps({"error": errors[0] if errors else None, "path": str(rec.path), "sha": sha,
-                      "checksum_failure": rec.checksum_failure}), flush=True)
+                      "checksum_failure": rec.checksum_failure, "published": published}), flush=True)
     del rec
     exit_if_a_file_is_unclosable(0)
 """)
@@ -264,6 +272,28 @@ def test_a_disk_full_to_the_last_byte_closes_the_recording_readable():
             check_rows("light", r.telemetry("light"))
             check_rows("pen", r.telemetry("pen"))
             assert r.samples("light") > 10_000
+            # every sample published is in the file or counted lost, with its words (tenth fresh tester: rows the
+            # disk refused read back as zeros, "0 lost"; the blocks after the failure were dropped uncounted)
+            for dev in ("light", "pen"):
+                assert r.samples(dev) + r.samples_lost(dev) == result["published"][dev], dev
+                assert r.samples_lost(dev) >= 1  # at least the block sent after the failure
+                lost = [e for e in r.events if e.kind == "alarm" and e.details.get("device") == dev
+                        and "samples_lost" in e.details]
+                assert sum(e.details["samples_lost"] for e in lost) == r.samples_lost(dev)
+                for e in lost:
+                    assert_in_words(e.message)
+        _rows_match_their_counts(result["path"])
+
+
+def _rows_match_their_counts(path) -> None:
+    """With plain h5py: each device's extent is its `samples` attribute and every row of it was written."""
+    with h5py.File(path, "r") as f:
+        for dev, g in f[fmt.DEVICES_GROUP].items():
+            t = g[fmt.TELEMETRY].fields("t_host_s")[:]
+            assert len(t) == g.attrs["samples"] and (t != 0.0).all(), (dev, len(t), g.attrs["samples"])
+            assert g.attrs["samples_lost"] == g[fmt.LOSSES]["samples_lost"].sum()
+            index = g[fmt.INDEX][:]
+            assert (index["row"] < len(t)).all() and (np.diff(index["row"].astype(np.int64)) > 0).all()
 
 
 def test_a_disk_too_full_even_for_the_close_ends_the_process_without_a_crash():
@@ -352,6 +382,13 @@ def test_the_headless_session_on_a_disk_that_fills_stops_safely_with_its_summary
             assert "(sha256 not written: " in line and line.split("not written: ")[1].strip(" )"), line
         with Recording.open(h5) as r:  # closed or left readable
             assert r.samples("light") > 0
+        with h5py.File(h5, "r", locking=False) as f:
+            reopened = "end_time_utc" in f.attrs  # the closing reopen ran (the disk allowed it)
+        if reopened:
+            _rows_match_their_counts(h5)
+            with Recording.open(h5) as r:  # the E-stop the failure caused is in the file (fresh tester: it was not)
+                assert any(e.kind == "interlock" and e.details.get("interlock") == "estop" for e in r.events), \
+                    [e.message for e in r.events][-10:]
 
 
 def test_a_row_without_a_usable_time_is_stamped_on_arrival_and_keeps_what_it_came_with(tmp_path):

@@ -3,6 +3,7 @@ one slab per dataset per flush (an HDF5 append costs about the same for 1 row as
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,9 @@ from workstation.terminal import quoted
 from workstation.words import counted
 
 RECORDER_SOURCE = "recorder"  # events with this source are written by the recorder itself, not taken from the bus
+# Per device, the host times of the last slabs written are kept (about 16 s at the 250 ms cadence): a write the disk
+# refused can leave rows that never reached the file, and their loss is recorded with their times (unwritten.py).
+RECENT_SLABS = 64
 
 
 @dataclass(slots=True)
@@ -58,6 +62,7 @@ class SlabWriter:
         # The session tables, opened once: a dataset object made per write and freed while a write fails (a full
         # disk) makes HDF5 flush it on the way out, fail again, and leave the file in a state its close crashes on.
         self._tables: dict[str, h5py.Dataset] = {}
+        self.recent: dict[str, deque[tuple[int, np.ndarray]]] = {}  # device -> (first row, host times) per slab
 
     def table(self, name: str) -> h5py.Dataset:
         ds = self._tables.get(name)
@@ -101,6 +106,12 @@ class SlabWriter:
         self.stats.rows_written[name] = 0
         self.stats.samples_lost[name] = 0
 
+    def attach(self, name: str) -> None:
+        """Take the datasets of a device the file already holds (the closing reopen)."""
+        g = self.h5[fmt.DEVICES_GROUP][name]
+        self._telemetry[name], self._index[name], self._losses[name] = g[fmt.TELEMETRY], g[fmt.INDEX], g[fmt.LOSSES]
+        self.dtypes[name] = self._telemetry[name].dtype
+
     def datasets(self) -> list[h5py.Dataset]:
         """Every dataset object this writer holds open."""
         return [*self._telemetry.values(), *self._index.values(), *self._losses.values(), *self._tables.values()]
@@ -123,7 +134,7 @@ class SlabWriter:
         for device, parts in blocks.items():
             self._telemetry_slab(device, parts, events)
         for device, loss in taken.losses.items():
-            self._loss(device, loss, events)
+            self.loss(device, loss, events)
         if events:
             append(self.table(fmt.EVENTS), np.array([event_row(e) for e in events], dtype=fmt.EVENT_DTYPE))
             self.stats.events_written += len(events)
@@ -141,7 +152,7 @@ class SlabWriter:
             why = "an unregistered device" if dtype is None else "a block layout that differs from the declared one"
             t = np.concatenate([b["t_host_s"] for b in parts if b.dtype != dtype])
             if device in self._losses:
-                self._loss(device, Loss(float(t.min()), float(t.max()), bad), events, why=why)
+                self.loss(device, Loss(float(t.min()), float(t.max()), bad), events, why=why)
             else:
                 events.append(Event(float(t.min()), "alarm", "high", RECORDER_SOURCE,
                                     f"{counted(bad, 'sample')} from {why} ({quoted(device)}) could not be recorded.",
@@ -152,8 +163,11 @@ class SlabWriter:
         n0 = append(self._telemetry[device], rows)
         append(self._index[device], np.array([(n0, rows["t_host_s"][0])], dtype=fmt.INDEX_DTYPE))
         self.stats.rows_written[device] += len(rows)
+        self.recent.setdefault(device, deque(maxlen=RECENT_SLABS)).append((n0, rows["t_host_s"].copy()))
 
-    def _loss(self, device: str, loss: Loss, events: list[Event], why: str = "the queue ceiling") -> None:
+    def loss(self, device: str, loss: Loss, events: list[Event], why: str = "the queue ceiling") -> None:
+        """Record samples of `device` the file does not hold: a `losses` row, the count, an alarm event (appended to
+        `events`, for the caller to write)."""
         append(self._losses[device], np.array([(loss.t_first_host_s, loss.t_last_host_s, loss.samples)],
                                               dtype=fmt.LOSS_DTYPE))
         self.stats.samples_lost[device] += loss.samples

@@ -45,6 +45,7 @@ from workstation.recording.late import LateItems, write_late
 from workstation.recording.mark import clear_own_mark, remove_stale_ballasts
 from workstation.recording.signature import sign
 from workstation.recording.slabs import RECORDER_SOURCE, RecorderStats, SlabWriter, write_root
+from workstation.recording.unwritten import Refused, count_unwritten, counts, keep_unwritten
 from workstation.terminal import quoted
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,8 @@ class SessionRecorder:
         self._reserve_bytes = reserve_bytes
         self._inbox = Inbox(queue_alarm_rows, queue_ceiling_bytes)
         self._late = LateItems()  # published during the close: written by its reopen (late.py)
+        # blocks a failed write did not take, and those sent after it: counted by the closing reopen (unwritten.py)
+        self._not_written, self._refused = Refused(), Refused()
         self.stats = RecorderStats()
         self._slabs = SlabWriter(h5, self.stats)
         self.error: RecordingError | None = None
@@ -224,10 +227,12 @@ class SessionRecorder:
 
     # --- the sink: called in publishers' threads, never waits on the disk ----------------------------------------
     def on_block(self, device: str, block: np.ndarray) -> None:
-        if self.error is not None or len(block) == 0:
+        if len(block) == 0:
             return
-        state = self._inbox.put_block(device, block.copy())
-        if state == "kept":
+        state = "closed" if self.error is not None else self._inbox.put_block(device, block.copy())
+        if state == "closed":  # after a write failure (or the last take): counted by the reopen (unwritten.py)
+            self._refused.add(device, block)
+        elif state == "kept":
             if self._alarm_raised and self._inbox.rows < self._inbox.alarm_rows // 2:
                 self._alarm_raised = self._loss_alarm_raised = False
         elif state == "alarm" and not self._alarm_raised:
@@ -241,12 +246,12 @@ class SessionRecorder:
                         "(their count is kept in the recording). Stop the session.", device=device)
 
     def on_event(self, event: Event) -> None:
-        if self.error is None and event.source != RECORDER_SOURCE:
+        # after a write failure too: kept for the closing reopen (the session's trips that follow belong in the file)
+        if event.source != RECORDER_SOURCE:
             self._put(("event", event_in(event)))  # a row the file could not take as given gets a note (admit.py)
 
     def on_command(self, record: CommandRecord) -> None:
-        if self.error is None:
-            self._put(("command", command_in(record)))
+        self._put(("command", command_in(record)))
 
     def _put(self, item: tuple[Any, ...]) -> None:  # after the writer's last take: kept for the closing reopen
         if not self._inbox.put(item):
@@ -279,8 +284,11 @@ class SessionRecorder:
             if last_append is not None:
                 self.stats.max_append_interval_s = max(self.stats.max_append_interval_s, started - last_append)
             last_append = started
+            taken = None
+            before = counts(self.stats)
             try:
-                self._slabs.write(self._inbox.take_all(close=stopping))
+                taken = self._inbox.take_all(close=stopping)
+                self._slabs.write(taken)
                 self._h5.flush()
                 self._fsync()
                 self.stats.flushes += 1
@@ -292,6 +300,8 @@ class SessionRecorder:
                 if stopping:
                     self._h5.close()
             except Exception as exc:  # noqa: BLE001 - any failure to write is reported, then the writer stops
+                if taken is not None:  # what the failed write did not put in the file: counted or kept
+                    keep_unwritten(taken, before, self.stats, self._not_written, self._late)
                 self._fail(exc)
                 return
             finally:
@@ -316,7 +326,8 @@ class SessionRecorder:
 
     def _fail(self, exc: BaseException) -> None:
         """Stop recording for good: refuse what comes next, release the file (on this thread), tell the session."""
-        self._inbox.take_all(close=True)
+        # what the failed write had not taken yet: counted, or kept for the closing reopen
+        keep_unwritten(self._inbox.take_all(close=True), counts(self.stats), self.stats, self._not_written, self._late)
         full = disk_full(exc)
         if isinstance(exc, _BelowReserve):  # stopped while the file can (most often) still be closed whole
             msg = str(exc.strerror)
@@ -387,6 +398,9 @@ class SessionRecorder:
     def _write_closing_attrs(self) -> None:
         try:
             with open_for_closing(self.path) as h5:
+                if self.error is not None:  # what the failure left out of the file, said in it (unwritten.py)
+                    for event in count_unwritten(h5, self._slabs, self._not_written.take(), self._refused.take()):
+                        self._late.add(("event", event))
                 write_late(h5, self._late, self.stats)
                 h5.attrs["end_time_utc"] = fmt.utc_now_iso()
                 h5.attrs["closed_cleanly"] = self.error is None
