@@ -9,6 +9,7 @@ it), so a session can always close the file it records while someone looks at it
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,8 @@ class DeviceInfo:
 class Recording:
     """An open recording. Times given to and returned by methods named `*_s` are session seconds (0 = start).
 
-    `events` are in time order (`t_host_s`, stable: rows of the same time keep the file's order). The file keeps
+    `events` are in time order (`t_host_s`, stable: rows of the same time keep the file's order; events at no time,
+    a host time that is NaN or ±inf, come last in the file's order). The file keeps
     arrival order, and rows published by several threads can arrive a few ms out of time order; this is the one
     place that orders them, so every consumer (replay, the browser, inspect, audit, crash recovery) sees one order.
     `commands` and `plans` are in the file's order."""
@@ -218,7 +220,7 @@ class Recording:
                 if not swmr:  # so does a damaged chunk index (checksummed metadata): the whole index is walked
                     ds.id.chunk_iter(lambda _chunk: None)
             self.events = sorted((event_row(r) for r in written(self._text_rows(fmt.EVENTS, row_by_row), "kind")),
-                                 key=lambda e: e.t_host_s)
+                                 key=_in_time_order)
             self.commands = [command_row(r) for r in written(self._text_rows(fmt.COMMANDS, row_by_row), "device")]
             self.plans = [plan_row(r) for r in written(self._text_rows(fmt.PLAN, row_by_row), "plan_json")]
             self.undecodable_rows = (sum(UNDECODABLE_KEY in e.details for e in self.events)
@@ -374,6 +376,12 @@ def _locked_by_another_program(path: Path) -> bool:
     except OSError:
         return False
     return False
+
+
+def _in_time_order(e: Any) -> tuple[bool, float]:
+    """`events`' sort key: by host time; an event at no time (not finite) after all the others (NaN cannot sort)."""
+    finite = math.isfinite(e.t_host_s)
+    return (not finite, e.t_host_s if finite else 0.0)
 
 
 def _written_rows(ds: h5py.Dataset, n: int | None = None, keep: Any = lambda t: t != 0.0) -> int:

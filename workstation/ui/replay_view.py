@@ -117,6 +117,7 @@ class ReplayView(QWidget):
         self.position.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.position.setFixedWidth(self.position.fontMetrics().horizontalAdvance("00000.0 / 00000.0 s") + 8)
         self._event_t = np.empty(0)
+        self._timed = 0  # how many events have a time (they come first)
         self._events: list[Event] = []
         self._roles: list[str] = []  # per event: alarm_groups.group_events roles
         self._event_cursor = -1  # index of the event last jumped to (or the last one before the position)
@@ -204,11 +205,16 @@ class ReplayView(QWidget):
         self.buffers.clear(t0)
         self.events.clear()
         self._events = list(recording.events)  # in time order (Recording's contract): list, ticks and jumps
+        # events at no time (a host time not finite) come last (Recording's order): NaN here, so the times stay
+        # sorted for the bisections; they are listed at the end of the recording, never ticked or jumped to
         self._event_t = np.array([e.t_host_s - t0 for e in self._events], dtype=float)
+        self._event_t[~np.isfinite(self._event_t)] = np.nan
+        self._timed = int(np.isfinite(self._event_t).sum())
         self._event_cursor = -1
         self._roles = group_events(list(self._events)).roles  # grouped as the alarm panel groups them
-        self.timeline.set_events([e for e, r in zip(self._events, self._roles, strict=True)
-                                  if r not in ("related", "action-related")], t0, recording.duration_s)
+        self.timeline.set_events([e for e, r, t in zip(self._events, self._roles, self._event_t, strict=True)
+                                  if r not in ("related", "action-related") and np.isfinite(t)], t0,
+                                 recording.duration_s)
         self.source = ReplaySource(recording, self.bus, on_seek=self._fill,
                                    on_error=lambda exc: self.read_failed.emit(str(exc)))  # paused there, in words
         partial = f" — partial: {recording.partial_reason}" if recording.partial else ""
@@ -362,7 +368,7 @@ class ReplayView(QWidget):
         else:  # played or moved since: from the position (an event just passed counts as the previous one)
             base = int(np.searchsorted(self._event_t, pos + 1e-9, "right")) - 1
             back = base
-        indices = range(base + 1, len(events)) if direction > 0 else range(min(back, len(events) - 1), -1, -1)
+        indices = range(base + 1, self._timed) if direction > 0 else range(min(back, self._timed - 1), -1, -1)
         target = next((i for i in indices if not alarms_only or self._roles[i] == "alarm"), None)
         if target is None:
             what = "alarm" if alarms_only else "event"
@@ -430,6 +436,8 @@ class ReplayView(QWidget):
         if self.recording is None:
             return
         k = int(np.searchsorted(self._event_t, position_s + 1e-9, "right"))
+        if self.source is not None and position_s >= self.source.duration_s:
+            k = len(self._events)  # at the end: the events at no time too
         if k < self.events.count():
             self.events.clear()
         events = self._events
@@ -437,7 +445,9 @@ class ReplayView(QWidget):
             e = events[i]
             role = self._roles[i] if i < len(self._roles) else ""
             words = operator_stop_line(e) if role == "action" else event_sentence(e)
-            self.events.addItem(f"{self._event_t[i]:8.2f} s  {role_label(e, role):8}  {words}")
+            t = self._event_t[i]
+            when = f"{t:8.2f} s" if np.isfinite(t) else "   no time"  # never "nan s" or "-inf s"
+            self.events.addItem(f"{when}  {role_label(e, role):8}  {words}")
             self.events.item(self.events.count() - 1).setToolTip(e.message)
         if 0 <= self._event_cursor < k and self.events.currentRow() != self._event_cursor:
             self.events.setCurrentRow(self._event_cursor)  # the event jumped to (or the last one passed)
