@@ -1,0 +1,50 @@
+"""`export` writes every text of a file changed by another program by the file's text rule (tenth session's fresh
+tester: an event message holding an escape sequence and a right-to-left override went into `events.csv` as it was,
+for a spreadsheet or a terminal to act on). The original bytes are noted in the row's details, as the recorder does."""
+
+from __future__ import annotations
+
+import csv
+import json
+import unicodedata
+from pathlib import Path
+
+import h5py
+from helpers_recording import write_session
+
+from workstation.bus import CommandRecord, Event
+from workstation.recording import Recording
+from workstation.recording.export import export_csv
+
+HOSTILE = b"bad \xff\xfe text\x1b[31m\xe2\x80\xae RLO\x07x\xe2\x80\xa8y"
+
+
+def _unsafe(text: str) -> list[str]:
+    return [hex(ord(ch)) for ch in text if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")]
+
+
+def test_texts_changed_in_the_file_are_exported_by_the_text_rule(tmp_path: Path) -> None:
+    path = write_session(tmp_path, 0.3, events=[Event(1000.1, "note", "info", "trainer", "a plain note", {"k": 1})],
+                         commands=[CommandRecord(1000.2, "light", "arm", {}, "ack", 1000.21)])
+    with h5py.File(path, "r+") as f:  # another program writes raw bytes into the text columns
+        events = f["events"][:]
+        i = next(i for i, r in enumerate(events) if r["message"] == b"a plain note")
+        events["message"][i], events["source"][i] = HOSTILE, b"tr\x1bainer"
+        f["events"][...] = events
+        commands = f["commands"][:]
+        commands["result"][0] = b"ack\x1b[2J\xe2\x80\xae"
+        f["commands"][...] = commands
+    with Recording.open(path) as rec:
+        files = export_csv(rec, tmp_path / "out")
+    for file in files:
+        with open(file, newline="") as f:
+            for row in csv.reader(f):
+                for cell in row:
+                    assert not _unsafe(cell), (file.name, cell)
+    rows = list(csv.DictReader(open(tmp_path / "out" / "events.csv", newline="")))
+    (row,) = [r for r in rows if r["message"].startswith("bad ")]
+    assert row["message"].startswith("bad \ufffd\ufffd text [31m") and row["source"] == "tr ainer"
+    assert json.loads(row["details_json"])["k"] == 1
+    assert "raw_hex" in json.loads(row["details_json"]) and "message" in json.loads(row["details_json"])["raw_hex"]
+    (command,) = list(csv.DictReader(open(tmp_path / "out" / "commands.csv", newline="")))
+    assert command["result"].startswith("ack [2J") and not _unsafe(command["result"])
