@@ -38,11 +38,11 @@ from workstation.recording.errors import (
     disk_full,
     full_words,
     in_words,
-    is_lock_error,
 )
 from workstation.recording.inbox import Inbox
 from workstation.recording.late import LateItems, write_late
 from workstation.recording.mark import clear_own_mark, remove_stale_ballasts
+from workstation.recording.reopen import HeldForWriting, open_for_closing
 from workstation.recording.signature import sign
 from workstation.recording.slabs import RECORDER_SOURCE, RecorderStats, SlabWriter, write_root
 from workstation.recording.unwritten import Refused, count_unwritten, counts, keep_unwritten
@@ -409,6 +409,8 @@ class SessionRecorder:
                     g = h5[fmt.DEVICES_GROUP][name]
                     g.attrs["samples"] = self.stats.rows_written[name]
                     g.attrs["samples_lost"] = self.stats.samples_lost[name]
+        except HeldForWriting:  # its own words: another program has it (and the mark is that program's)
+            raise
         except Exception as exc:  # noqa: BLE001
             log.info("adding the closing attributes to %s: %s", self.path, exc)
             clear_own_mark(self.path)  # a close the full disk refused must not leave the file unreadable
@@ -454,21 +456,6 @@ def exit_if_a_file_is_unclosable(code: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-
-
-def open_for_closing(path: Path) -> h5py.File:
-    """The recorder's one reopen (`r+`, without SWMR) to add the closing attributes.
-
-    Another program reading the file (HDFView, h5dump, an older reader of ours) may hold HDF5's shared lock; it only
-    reads, so the writer then proceeds without the lock rather than leave the recording unclosed.
-    """
-    try:
-        return h5py.File(path, "r+", libver=fmt.LIBVER)
-    except OSError as exc:
-        if not is_lock_error(exc):
-            raise
-        log.warning("%s is held open by a reader; adding the closing attributes without the file lock", path)
-        return h5py.File(path, "r+", libver=fmt.LIBVER, locking=False)
 
 
 class _BelowReserve(OSError):
