@@ -108,3 +108,18 @@ def test_a_time_far_on_is_judged_by_the_file_in_the_time_its_inputs_take(
     assert counted_looks[0] <= 2 * looks_before + 10, (counted_looks[0], looks_before)
     code, out = _audit_out(path, capsys)
     assert code == 0 and "reproduced:" in out, out
+
+
+@pytest.mark.parametrize("time", NO_TIMES)
+def test_inspect_says_when_an_event_naming_an_area_is_at_no_time(tripped_recording, tmp_path, capsys, time):
+    """The fresh tester: a NaN time on "step 1 started" made `inspect` give the light's dose as "unassigned" with no
+    reason. Such an event is not used to place an exposure, and `inspect` says the areas may be wrong."""
+    with Recording.open(tripped_recording) as rec:
+        kinds = [e.kind for e in rec.events if "area" in e.details]
+    assert kinds, "the recording has no event naming an area"
+    path = _edited(tripped_recording, tmp_path, kinds[0].encode(), "first", NO_TIMES[time])
+    assert main(["inspect", str(path)]) in (0, 1, 3)
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err
+    assert "the areas given may be wrong: 1 event naming an area at no time" in out.out, out.out
+    assert " nan" not in out.out and "inf s" not in out.out

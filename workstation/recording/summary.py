@@ -90,6 +90,7 @@ class Summary:
     exposures: list[Exposure]
     trip_reviews: list[TripReview] = field(default_factory=list)
     dose_samples_skipped: int = 0  # light samples whose time, dose or emission flag is NaN/±inf: not in `exposures`
+    areas_at_no_time: int = 0  # events naming an area whose host time is NaN/±inf: not used to assign exposures
 
     @property
     def dose_per_area_mj_cm2(self) -> dict[str, float]:
@@ -110,7 +111,8 @@ def summarize(rec: Recording) -> Summary:
             exposures, skipped = exposures + found, skipped + n_bad
     interlocks = [e for e in rec.events if e.kind == "interlock"]
     return Summary(devices, Counter(e.kind for e in rec.events), interlocks, exposures,
-                   [review_trip(rec, e) for e in interlocks], skipped)
+                   [review_trip(rec, e) for e in interlocks], skipped,
+                   sum(1 for e in rec.events if "area" in e.details and not math.isfinite(e.t_host_s)))
 
 
 REVIEW_BEFORE_S, REVIEW_AFTER_S = 0.5, 2.0  # the telemetry read around a stop
@@ -225,7 +227,7 @@ def _exposures(rec: Recording, name: str, active_channel: str) -> tuple[list[Exp
     emission flag: `finite_rows`)."""
     t0 = rec.meta.t0_host_s
     skipped = 0
-    area_events = [e for e in rec.events if "area" in e.details]
+    area_events = [e for e in rec.events if "area" in e.details and math.isfinite(e.t_host_s)]  # sorted, bisected
     area_t = np.array([e.t_host_s for e in area_events])
     out: list[Exposure] = []
     start_t: float | None = None
@@ -466,4 +468,7 @@ def format_summary(rec: Recording, s: Summary) -> str:
                      "(NaN or ±inf) left out; the session's own step records are in its events")
     elif not s.exposures:
         lines.append("  none")
+    if s.areas_at_no_time:  # never a silent "unassigned", never a silently wrong area
+        lines.append(f"  the areas given may be wrong: {counted(s.areas_at_no_time, 'event')} naming an area at no "
+                     "time (host time NaN or ±inf) could not be placed; the session's own step records are in its events")
     return "\n".join(lines)
