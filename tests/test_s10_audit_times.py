@@ -123,3 +123,12 @@ def test_inspect_says_when_an_event_naming_an_area_is_at_no_time(tripped_recordi
     assert "Traceback" not in out.err
     assert "the areas given may be wrong: 1 event naming an area at no time" in out.out, out.out
     assert " nan" not in out.out and "inf s" not in out.out
+
+
+def test_a_time_of_a_damaged_file_is_printed_short() -> None:
+    """The fresh tester: an event at 1e300 s made `inspect` print a duration 300 digits long."""
+    from workstation.words import seconds
+
+    assert seconds(2.5) == "2.500 s" and seconds(1e6) == "1000000.000 s"
+    assert seconds(1e300) == "1e+300 s" and seconds(-1e12) == "-1e+12 s"
+    assert seconds(float("nan")) == seconds(None) and "nan" not in seconds(float("nan"))

@@ -37,4 +37,6 @@ def seconds(value: float | None, digits: int = 3, unknown: str = UNKNOWN_TIME) -
     `inspect` and the report print."""
     if value is None or not math.isfinite(value):
         return unknown
+    if abs(value) >= 1e9:  # over 30 years: a damaged or edited file's time, shown short (never 300 digits)
+        return f"{value:.4g} s"
     return f"{value:.{digits}f} s"
