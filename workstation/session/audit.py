@@ -217,9 +217,10 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
         while tick <= t:
             if not monitor.verdict_pending():
                 # No device active: no look can trip anything before the next input (at t, the stream is in time
-                # order), so the looks up to it are skipped, on the same grid: a recording whose next time is hours
-                # (or, damaged, 10^6 s) on is audited in the time its inputs take, not in one look per 10 ms.
-                return tick + (math.floor((t - tick) / WATCHDOG_PERIOD_S) + 1) * WATCHDOG_PERIOD_S
+                # order), so the looks are skipped to the last one before it, on the same grid (that one is made: a
+                # device made active at t is then watched from a look 10 ms before, as live): a recording whose
+                # next time is hours (or, damaged, 10^6 s) on is audited in the time its inputs take.
+                tick += math.floor((t - tick) / WATCHDOG_PERIOD_S) * WATCHDOG_PERIOD_S
             while stalls and stalls[0][1] < tick:
                 stalls.pop(0)
             if stalls and stalls[0][0] < tick:  # inside a stall: the next look is where it ended
