@@ -399,8 +399,12 @@ class SessionRecorder:
         try:
             with open_for_closing(self.path) as h5:
                 if self.error is not None:  # what the failure left out of the file, said in it (unwritten.py)
-                    for event in count_unwritten(h5, self._slabs, self._not_written.take(), self._refused.take()):
-                        self._late.add(("event", event))
+                    try:
+                        for event in count_unwritten(h5, self._slabs, self._not_written.take(), self._refused.take()):
+                            self._late.add(("event", event))
+                    except Exception as exc:  # noqa: BLE001 - the closing attributes matter more (as in late.py)
+                        log.warning("the losses of the failed recording %s could not be counted in it: %s", self.path,
+                                    exc)
                 write_late(h5, self._late, self.stats)
                 h5.attrs["end_time_utc"] = fmt.utc_now_iso()
                 h5.attrs["closed_cleanly"] = self.error is None
