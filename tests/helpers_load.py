@@ -77,3 +77,17 @@ def scenario_run(name: str, folder: Path, *, out: Callable[[str], None] = lambda
     for line in lines:
         out(line)
     return result
+
+
+def with_internal_error(text: str) -> str:
+    """`text` (a subprocess's output), and when it says an internal error stopped the command, the traceback that the
+    program saved in its log file ("details were saved to <path>"): a failure on a loaded run is then diagnosable
+    after the run's temporary folders are gone (tenth session: a SIGTERM while planning ended "internal error")."""
+    found = re.search(r"details were saved to (\S+\.log)", text)
+    if not found:
+        return text
+    try:
+        log = Path(found[1]).read_text(errors="replace")
+    except OSError as exc:
+        return f"{text}\n(its log could not be read: {exc})"
+    return f"{text}\n--- the last traceback in {found[1]} ---\n{log[log.rfind('Traceback'):][-6000:]}"

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers_load import with_internal_error
 from test_recovery_signals import _interrupt_mid_exposure, _scenario_without_crash
 
 from workstation.recording.format import checksum_path
@@ -90,7 +91,7 @@ def test_a_signal_while_planning_says_not_started(tmp_path: Path, signum: int, c
     finally:
         holder.rollback()
         holder.close()
-    assert proc.returncode == code, out + err
+    assert proc.returncode == code, with_internal_error(out + err)
     assert out.splitlines() == [f"outcome: not started ({cause}); exit code {code}"], out + err
     assert "Traceback" not in err and "SystemExit" not in err, err
     with sqlite3.connect(store) as c:
