@@ -132,3 +132,21 @@ def test_a_time_of_a_damaged_file_is_printed_short() -> None:
     assert seconds(2.5) == "2.500 s" and seconds(1e6) == "1000000.000 s"
     assert seconds(1e300) == "1e+300 s" and seconds(-1e12) == "-1e+12 s"
     assert seconds(float("nan")) == seconds(None) and "nan" not in seconds(float("nan"))
+
+
+@pytest.mark.parametrize("t0", [np.nan, np.inf, -np.inf])
+def test_a_start_time_that_is_not_a_time_is_said_never_a_crash_or_a_silent_export(tripped_recording, tmp_path,
+                                                                                  capsys, t0):
+    """The second fresh tester: t0_host_s = inf made `audit` end in an internal error (exit 1, the code of "the trips
+    differ"); NaN made `export` write header-only events and commands CSVs with no word."""
+    path = tmp_path / tripped_recording.name
+    shutil.copy(tripped_recording, path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["t0_host_s"] = t0
+    code, out = _audit_out(path, capsys)
+    assert code == 3 and "the recording's start (t0_host_s) is not a finite time" in out, out
+    assert "EXTRA (" not in out and "MISSING (" not in out
+    assert main(["export", str(path), "--csv", str(tmp_path / "csv")]) == 2
+    err = capsys.readouterr().err
+    assert "its start time (t0_host_s) is not a finite number" in err and "Traceback" not in err, err
+    assert not (tmp_path / "csv").exists() or not list((tmp_path / "csv").iterdir())

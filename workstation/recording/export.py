@@ -41,6 +41,9 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
     only once every file is complete, so an export that fails (RecordingError for a full or refusing disk; a
     damaged file, Ctrl+C) leaves the folder as it was, an earlier export's files in it included, and removes the
     folders it created."""
+    if not np.isfinite(rec.meta.t0_host_s):  # a damaged or edited root attribute: every t_s would be NaN
+        raise RecordingError(f"{rec.path.name} cannot be exported: its start time (t0_host_s) is not a finite number, "
+                             "so no session time (t_s) can be given; nothing was written.")
     out = Path(out_dir)
     made = [p for p in (out, *out.parents) if not p.exists()]  # the folders this export creates, deepest first
     try:

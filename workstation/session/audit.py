@@ -44,7 +44,7 @@ from workstation.recording.summary import finite_rows
 from workstation.session.kind_rules import LIMIT_INTERLOCKS, SAMPLE_INTERLOCKS
 from workstation.session.roles import recorded_active_channel
 from workstation.session.safety import LIMITS_EVENT, STALL_EVENT, WATCHDOG_PERIOD_S, SafetyMonitor, StepLimits
-from workstation.words import counted
+from workstation.words import counted, seconds
 
 CHUNK_ROWS = 1 << 16
 INF = float("inf")
@@ -159,6 +159,11 @@ def _frame(rows: np.ndarray, device: str, skipped: dict[str, list]) -> Iterator[
 
 def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     t0 = rec.meta.t0_host_s
+    if not math.isfinite(t0):  # a damaged or edited root attribute: no session time, nothing judged (exit 3)
+        return AuditResult(sum(1 for e in rec.events if e.kind == LIMITS_EVENT), [], [], unreadable=[(
+            math.nan, "the recording's start (t0_host_s) is not a finite time: no session time can be given, so "
+            "nothing is replayed or compared", ALL_INTERLOCKS)],
+            trips_unreadable=sum(1 for e in rec.events if e.kind == "interlock"))
     clock = _Clock(t0)
     devices = {name: _StandIn(name, clock, info) for name, info in rec.devices.items()}
     monitor = SafetyMonitor(SessionBus(), dict(devices), clock=clock)
@@ -391,27 +396,27 @@ def format_audit(rec: Recording, r: AuditResult) -> str:
                      "needling allowed and no dose or depth limit, so the protocol-rule, target-dose, area-cap and "
                      "depth interlocks are not judged")
     for t, what, which in r.unreadable:
-        lines.append(f"  UNREADABLE{f' at {t:.3f} s' if math.isfinite(t) else ''}: {what}, so "
+        lines.append(f"  UNREADABLE{f' at {seconds(t)}' if math.isfinite(t) else ''}: {what}, so "
                      + (f"{', '.join(which)} {'is' if len(which) == 1 else 'are'} not judged" if which
                         else "nothing judged depends on it"))
     lines.append(f"  trips: {len(r.recorded)} recorded, {len(r.replayed)} made by the audit"
                  + (f" ({r.trips_unreadable} more recorded, unreadable: not compared)" if r.trips_unreadable else ""))
     for rec_trip, new in r.reproduced:
-        lines.append(f"  reproduced: {rec_trip.interlock} on {rec_trip.device} at {rec_trip.t_cause_s:.3f} s "
+        lines.append(f"  reproduced: {rec_trip.interlock} on {rec_trip.device} at {seconds(rec_trip.t_cause_s)} "
                      f"(cause {1000 * (new.t_cause_s - rec_trip.t_cause_s):+.1f} ms)")
     for t in r.missing:
-        lines.append(f"  MISSING (recorded, not made now): {t.interlock} on {t.device} at {t.t_cause_s:.3f} s: "
+        lines.append(f"  MISSING (recorded, not made now): {t.interlock} on {t.device} at {seconds(t.t_cause_s)}: "
                      f"{t.message}")
     for t in r.extra:
-        lines.append(f"  EXTRA (made now, not recorded): {t.interlock} on {t.device} at {t.t_cause_s:.3f} s: "
+        lines.append(f"  EXTRA (made now, not recorded): {t.interlock} on {t.device} at {seconds(t.t_cause_s)}: "
                      f"{t.message}")
     for t in r.at_end:
-        lines.append(f"  at the end, not counted: {t.interlock} on {t.device} at {t.t_cause_s:.3f} s, within "
+        lines.append(f"  at the end, not counted: {t.interlock} on {t.device} at {seconds(t.t_cause_s)}, within "
                      f"{WATCHDOG_PERIOD_S * 1000:.0f} ms of the recording's end (the live watchdog may have ticked "
                      "after the recording closed)")
     for who, t in r.not_judged:
         lines.append(f"  not judged ({who}; an input it needs is unreadable): {t.interlock} on {t.device} at "
-                     f"{t.t_cause_s:.3f} s: {t.message}")
+                     f"{seconds(t.t_cause_s)}: {t.message}")
     held = f" in the {rec.duration_s:.1f} s the file holds" if rec.partial else ""
     if not r.same:
         lines.append(f"result: the trips DIFFER{held}")
