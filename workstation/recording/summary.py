@@ -91,6 +91,7 @@ class Summary:
     trip_reviews: list[TripReview] = field(default_factory=list)
     dose_samples_skipped: int = 0  # light samples whose time, dose or emission flag is NaN/±inf: not in `exposures`
     areas_at_no_time: int = 0  # events naming an area whose host time is NaN/±inf: not used to assign exposures
+    dose_samples_lost: int = 0  # light samples the recorder counted lost (a queue ceiling, a full disk): not in them
 
     @property
     def dose_per_area_mj_cm2(self) -> dict[str, float]:
@@ -103,16 +104,16 @@ class Summary:
 def summarize(rec: Recording) -> Summary:
     devices = [_device(rec, name) for name in rec.devices]
     exposures: list[Exposure] = []
-    skipped = 0
+    skipped = lost = 0
     for name, info in rec.devices.items():
         channel = recorded_active_channel(info) if info.driver_kind == LIGHT else None
         if channel is not None and "dose_mj_cm2" in (info.dtype.names or ()):
             found, n_bad = _exposures(rec, name, channel)
-            exposures, skipped = exposures + found, skipped + n_bad
+            exposures, skipped, lost = exposures + found, skipped + n_bad, lost + rec.samples_lost(name)
     interlocks = [e for e in rec.events if e.kind == "interlock"]
     return Summary(devices, Counter(e.kind for e in rec.events), interlocks, exposures,
                    [review_trip(rec, e) for e in interlocks], skipped,
-                   sum(1 for e in rec.events if "area" in e.details and not math.isfinite(e.t_host_s)))
+                   sum(1 for e in rec.events if "area" in e.details and not math.isfinite(e.t_host_s)), lost)
 
 
 REVIEW_BEFORE_S, REVIEW_AFTER_S = 0.5, 2.0  # the telemetry read around a stop
@@ -466,8 +467,11 @@ def format_summary(rec: Recording, s: Summary) -> str:
         lines.append(f"  {'unknown from the telemetry' if not s.exposures else 'perhaps more'}: "
                      f"{counted(s.dose_samples_skipped, 'light sample')} with no usable time, dose or emission flag "
                      "(NaN or ±inf) left out; the session's own step records are in its events")
-    elif not s.exposures:
+    elif not s.exposures and not s.dose_samples_lost:
         lines.append("  none")
+    if s.dose_samples_lost:  # a full disk, the queue ceiling: the doses above lack what those samples measured
+        lines.append(f"  perhaps more: {counted(s.dose_samples_lost, 'light sample')} lost by the recorder are not in "
+                     "these doses; the session's own step records are in its events")
     if s.areas_at_no_time:  # never a silent "unassigned", never a silently wrong area
         lines.append(f"  the areas given may be wrong: {counted(s.areas_at_no_time, 'event')} naming an area at no "
                      "time (host time NaN or ±inf) could not be placed; the session's own step records are in its events")
