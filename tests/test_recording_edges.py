@@ -386,6 +386,8 @@ def test_the_headless_session_on_a_disk_that_fills_stops_safely_with_its_summary
             reopened = "end_time_utc" in f.attrs  # the closing reopen ran (the disk allowed it)
         if reopened:
             _rows_match_their_counts(h5)
+            # its samples after the failure are counted lost, so no review blames the link (second fresh tester)
+            assert "(the link was lost)" not in out, out
             with Recording.open(h5) as r:  # the E-stop the failure caused is in the file (fresh tester: it was not)
                 assert any(e.kind == "interlock" and e.details.get("interlock") == "estop" for e in r.events), \
                     [e.message for e in r.events][-10:]

@@ -33,6 +33,7 @@ from workstation.words import counted, seconds
 
 SCAN_ROWS = 1 << 20
 GAP_FACTOR = 1.5  # a step of the device clock longer than 1.5 sample periods is a gap
+REVIEW_BEFORE_S, REVIEW_AFTER_S = 0.5, 2.0  # the telemetry read around a stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,7 @@ class TripReview:
     stopped_ms: float | None  # None: not active in the window, still active at its end, or no telemetry after
     dose_after_stop_mj_cm2: float | None = None
     no_telemetry_after: bool = False  # active in the last sample, and none came after the stop (link lost)
+    lost_after: int = 0  # with no_telemetry_after: samples after it the recorder counted lost (it had stopped)
 
 @dataclass(slots=True)
 class Summary:
@@ -116,14 +118,10 @@ def summarize(rec: Recording) -> Summary:
                    sum(1 for e in rec.events if "area" in e.details and not math.isfinite(e.t_host_s)), lost)
 
 
-REVIEW_BEFORE_S, REVIEW_AFTER_S = 0.5, 2.0  # the telemetry read around a stop
-
-
 def finite_rows(rows: np.ndarray, channels: Iterable[str] | None = None) -> tuple[np.ndarray, int]:
-    """The telemetry rows whose float `channels` (default: every float channel) are all finite, and how many rows
-    were dropped (a NaN or ±inf is not a measurement: a figure skips the sample rather than let it turn a maximum or
-    a difference into NaN or 0). A figure names the channels it reads: a NaN lamp temperature must not hide the
-    dose its row measured (fourth fresh tester of issue 12: a dose of 20.5 for 130 mJ/cm²)."""
+    """The telemetry rows whose float `channels` (default: every float channel) are all finite, and how many were
+    dropped (a NaN or ±inf is not a measurement). A figure names the channels it reads (a NaN lamp temperature must
+    not hide the dose its row measured)."""
     wanted = None if channels is None else set(channels)
     names = [n for n in rows.dtype.names or () if rows.dtype[n].kind == "f" and (wanted is None or n in wanted)]
     if not len(rows) or not names:
@@ -140,18 +138,15 @@ def nonfinite_samples(rec: Recording, device: str) -> int:
     return sum(finite_rows(rec.rows(device, i, i + SCAN_ROWS))[1] for i in range(0, rec.samples(device), SCAN_ROWS))
 
 
-def nonfinite_words(n: int) -> str:
-    """`nonfinite_samples` in words, the same in `inspect` and the report."""
+def nonfinite_words(n: int) -> str:  # `nonfinite_samples` in words, the same in `inspect` and the report
     return f"{counted(n, 'sample')} with a non-finite value (NaN or ±inf) over the whole recording"
 
 
 def sample_times(rows: np.ndarray) -> np.ndarray:
     """Host time of each sample (s), on the device clock: when the device took it, placed on the host clock by the
-    promptest frame of `rows` (the least arrival minus device time). A frame that arrived late (the workstation was
-    held up, the line was busy) is not moved later by its lateness: after a 1.3 s stall the dose a light gave during
-    it was counted "after the stop" (fourth fresh tester of issue 12: 93 mJ/cm² in 70 ms). Where the device clock
-    does not run forward through `rows` (a restart), each sample takes its frame's arrival less how much earlier, on
-    the device clock, it was taken than the frame's last sample (the samples of a frame share `seq`, `t_host_s`)."""
+    promptest frame of `rows` (the least arrival minus device time), so a frame that arrived late (a held-up
+    workstation) is not moved later. Where the device clock does not run forward (a restart), each sample takes its
+    frame's arrival less how much earlier it was taken than the frame's last sample (a frame's samples share `seq`)."""
     if len(rows) == 0:
         return np.empty(0)
     t_dev = rows["t_device_us"].astype(np.int64)
@@ -180,7 +175,9 @@ def review_trip(rec: Recording, event: Event) -> TripReview:
     i = int(np.searchsorted(t, t_stop, "right")) - 1  # the last sample taken by the time the stop was written
     if i < 0 or active[i]:
         if i == len(rows) - 1:
-            return TripReview(event, device, True, None, no_telemetry_after=True)  # the link went with the trip
+            lost = rec.losses(device)  # or the recording had stopped (a full disk): its later samples counted lost
+            return TripReview(event, device, True, None, no_telemetry_after=True,
+                              lost_after=int(lost["samples_lost"][lost["t_last_host_s"] > t[-1]].sum()))
         i = max(i, 0)
         off = np.flatnonzero(~active[i:])
         if len(off) == 0:
@@ -398,6 +395,10 @@ def review_text(r: TripReview) -> str:
     stop = "the stop was written" if stop_written(r.event.details) else "the trip (the stop could not be sent)"
     if r.active_at_stop is None:
         return f"telemetry: no samples of {r.device or 'the device'} around the stop"
+    if r.no_telemetry_after and r.lost_after:
+        return (f"telemetry: {r.device} was active in its last sample in the file; the recorder counted "
+                f"{counted(r.lost_after, 'later sample')} lost (it had stopped recording), so the file cannot show "
+                "when it stopped: see its events (a device_state stop) or its fault log")
     if r.no_telemetry_after:
         return (f"telemetry: {r.device} was active in its last sample and sent none after {stop} (the link was "
                 f"lost): only the device's own watchdog could stop it; check its next telemetry or its fault log")
