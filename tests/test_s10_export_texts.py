@@ -45,7 +45,8 @@ def test_texts_changed_in_the_file_are_exported_by_the_text_rule(tmp_path: Path)
     (row,) = [r for r in rows if r["message"].startswith("bad ")]
     assert row["message"].startswith("bad \ufffd\ufffd text [31m") and row["source"] == "tr ainer"
     assert json.loads(row["details_json"])["k"] == 1
-    assert "raw_hex" in json.loads(row["details_json"]) and "message" in json.loads(row["details_json"])["raw_hex"]
+    details = json.loads(row["details_json"])  # the original bytes: not UTF-8 (message), or changed by the rule
+    assert details["unreadable_utf8_hex"]["message"] == HOSTILE.hex() and details["raw_hex"] == {"source": "74721b61696e6572"}
     (command,) = list(csv.DictReader(open(tmp_path / "out" / "commands.csv", newline="")))
     assert command["result"].startswith("ack [2J") and not _unsafe(command["result"])
 
@@ -64,3 +65,31 @@ def test_inspect_says_the_dose_may_be_more_when_light_samples_were_lost(tmp_path
     main(["inspect", str(path)])
     out = capsys.readouterr().out
     assert "perhaps more: 384 light samples lost by the recorder are not in these doses" in out, out
+
+
+def test_texts_changed_in_the_file_reach_no_screen_or_terminal_raw(tmp_path: Path, capsys) -> None:
+    """The second fresh tester: an interlock message holding U+202E and a newline was printed raw by `inspect` and
+    `audit` (the line split, the text after reversed) and shown so in the replay window's list. The reader gives
+    every text column by the text rule; the bytes of a valid UTF-8 text it changed are kept under raw_hex."""
+    from main import main
+
+    path = write_session(tmp_path, 0.3, events=[Event(
+        1000.1, "interlock", "high", "safety", "INTERLOCK contact_lost on light: x",
+        {"interlock": "contact_lost", "device": "light", "cause": "contact_lost", "cause_t_host_s": 1000.1})])
+    evil = b"INTERLOCK \x1b[2J\x1b[31mFAKE\xe2\x80\xae evil\nline2"
+    with h5py.File(path, "r+") as f:
+        events = f["events"][:]
+        i = next(i for i, r in enumerate(events) if r["kind"] == b"interlock")
+        events["message"][i] = evil
+        f["events"][...] = events
+    with Recording.open(path) as rec:
+        (e,) = [e for e in rec.events if e.kind == "interlock"]
+        assert not _unsafe(e.message) and "FAKE" in e.message and "line2" in e.message
+        assert e.details["raw_hex"]["message"] == evil.hex()
+    for command in ("inspect", "audit"):
+        main([command, str(path)])
+        out = capsys.readouterr().out
+        assert "FAKE" in out, out
+        for line in out.splitlines():
+            assert not _unsafe(line), (command, line)
+        assert not [line for line in out.splitlines() if line.startswith("line2")], out  # no line split

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workstation.recording.clean import clean_text, json_with_notes
+from workstation.recording.clean import json_with_notes
 from workstation.recording.errors import RecordingError, in_words
 from workstation.recording.reader import Recording
 from workstation.recording.share import part_path, remove_stale_parts
@@ -88,9 +88,9 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
             w.writerow(["t_s", "t_host_s", "kind", "severity", "source", "message", "details_json"])
             for e in rec.events:
                 if lo <= e.t_host_s - t0 < hi:
-                    texts, details = _cleaned({"kind": e.kind, "severity": e.severity, "source": e.source,
-                                               "message": e.message}, e.details)
-                    w.writerow([f"{e.t_host_s - t0:.6f}", f"{e.t_host_s:.6f}", *texts.values(), details])
+                    # texts as the reader gives them: by the text rule, a changed one's bytes noted (rows.py)
+                    w.writerow([f"{e.t_host_s - t0:.6f}", f"{e.t_host_s:.6f}", e.kind, e.severity, e.source,
+                                e.message, json_with_notes(e.details, notes_held=True)])
         written.append(path)
         path = _partial(out / "commands.csv", final)
         with open(path, "w", newline="") as f:
@@ -100,9 +100,9 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
             w.writerow(["t_s", "t_host_s", "device", "command", "args_json", "result", "t_reply_s", "t_reply_host_s"])
             for c in rec.commands:
                 if lo <= c.t_host_s - t0 < hi:
-                    texts, args = _cleaned({"device": c.device, "command": c.command, "result": c.result}, c.args)
-                    w.writerow([f"{c.t_host_s - t0:.6f}", f"{c.t_host_s:.6f}", texts["device"], texts["command"],
-                                args, texts["result"], f"{c.t_reply_s - t0:.6f}", f"{c.t_reply_s:.6f}"])
+                    w.writerow([f"{c.t_host_s - t0:.6f}", f"{c.t_host_s:.6f}", c.device, c.command,
+                                json_with_notes(c.args, notes_held=True), c.result, f"{c.t_reply_s - t0:.6f}",
+                                f"{c.t_reply_s:.6f}"])
         written.append(path)
         path = None
         for i, (tmp, dst) in enumerate([(p, final[p]) for p in written]):
@@ -115,21 +115,6 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
                                  f"{'' if made or renamed else ', and what the folder held before is as it was'}.") from exc
         raise
     return list(final.values())
-
-
-def _cleaned(texts: dict[str, str], details: object) -> tuple[dict[str, str], str]:
-    """A row's text columns by the file's text rule (clean.py: a file changed by another program can hold an escape
-    sequence or a bidirectional control, which a spreadsheet or a terminal would act on; the tenth fresh tester's
-    case), and its details as strict JSON; a column's original bytes noted in `raw_hex` as the recorder notes them."""
-    cleaned, raw = {}, {}
-    for column, text in texts.items():
-        cleaned[column], original = clean_text(text)
-        if original is not None:
-            raw[column] = original
-    if raw and isinstance(details, dict):
-        held = details.get("raw_hex")
-        details = {**details, "raw_hex": {**raw, **(held if isinstance(held, dict) else {})}}
-    return cleaned, json_with_notes(details, notes_held=True)
 
 
 def _partial(path: Path, final: dict[Path, Path]) -> Path:

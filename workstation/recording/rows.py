@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from workstation.bus import SEVERITIES, CommandRecord, Event
-from workstation.recording.clean import given_key
+from workstation.recording.clean import clean_text, given_key
 from workstation.words import counted
 
 UNDECODABLE_KEY = "unreadable_utf8_hex"  # the reader's note: {column: hex of its bytes} for a text that is not UTF-8
@@ -56,7 +56,10 @@ def text(v: Any) -> str:
 def decoded(r: np.void, columns: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
     """A table row's text `columns`, each decoded once: the texts (as `text` gives them), and the columns whose
     bytes are not UTF-8 (the writer never writes such bytes: they are damaged, or from another program), each with
-    its bytes as hex."""
+    its bytes as hex. A column that is not JSON is given by the recorder's text rule (clean.py: no control, format or
+    separator character reaches a screen, a terminal or a CSV; the second fresh tester's U+202E and newline in
+    `inspect`, `audit` and the replay window); a valid UTF-8 text it changed keeps its bytes under `raw_hex`
+    (`unsafe_texts`)."""
     texts, bad = {}, {}
     for c in columns:
         v = r[c]
@@ -67,7 +70,28 @@ def decoded(r: np.void, columns: tuple[str, ...]) -> tuple[dict[str, str], dict[
             texts[c] = v.decode("utf-8")
         except UnicodeDecodeError:
             texts[c], bad[c] = v.decode("utf-8", "replace"), v.hex()
+        if not c.endswith("_json"):
+            texts[c] = clean_text(texts[c])[0]
     return texts, bad
+
+
+def unsafe_texts(r: np.void, columns: tuple[str, ...], values: dict[str, Any]) -> dict[str, Any]:
+    """`values` (details or args) with `raw_hex` noting the bytes of each valid UTF-8 text column the text rule
+    changed (`decoded`), beside the recorder's own notes there (those kept)."""
+    changed = {c: r[c].hex() for c in columns if not c.endswith("_json") and isinstance(r[c], bytes)
+               and _utf8(r[c]) and clean_text(r[c].decode("utf-8"))[1] is not None}
+    if not changed:
+        return values
+    held = values.get("raw_hex")
+    return {**values, "raw_hex": {**changed, **(held if isinstance(held, dict) else {})}}
+
+
+def _utf8(v: bytes) -> bool:
+    try:
+        v.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def with_note(values: dict[str, Any], bad: dict[str, str]) -> dict[str, Any]:
@@ -82,7 +106,8 @@ def with_note(values: dict[str, Any], bad: dict[str, str]) -> dict[str, Any]:
 def event_row(r: np.void) -> Event:
     t, bad = decoded(r, EVENT_TEXTS)
     details = json_value(t["details_json"])
-    details = with_note(details if isinstance(details, dict) else {"details": details}, bad)
+    details = unsafe_texts(r, EVENT_TEXTS, with_note(details if isinstance(details, dict) else {"details": details},
+                                                     bad))
     severity = t["severity"]
     if severity not in SEVERITIES:
         details = {**details, "severity_given": severity}
@@ -93,7 +118,7 @@ def event_row(r: np.void) -> Event:
 def command_row(r: np.void) -> CommandRecord:
     t, bad = decoded(r, COMMAND_TEXTS)
     args = json_value(t["args_json"])
-    args = with_note(args if isinstance(args, dict) else {"args": args}, bad)
+    args = unsafe_texts(r, COMMAND_TEXTS, with_note(args if isinstance(args, dict) else {"args": args}, bad))
     return CommandRecord(float(r["t_host_s"]), t["device"], t["command"], args, t["result"], float(r["t_reply_s"]))
 
 
