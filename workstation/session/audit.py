@@ -280,7 +280,8 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     result = AuditResult(len(limits), recorded, replayed, blocks=blocks,
                          nonfinite_samples=sum(n for n, _t in skipped.values()),
                          unreadable=sorted(unreadable, key=lambda u: (not math.isfinite(u[0]), u[0] if math.isfinite(u[0]) else 0.0, u[1])),
-                         limits_unreadable=sum(1 for e in limits if StepLimits.unreadable(_limits(e, rec))),
+                         limits_unreadable=sum(1 for e in limits if StepLimits.unreadable(_limits(e, rec))
+                                               or not math.isfinite(e.t_host_s)),  # at no time: not applied
                          trips_unreadable=len(unread_trips) + trips_at_no_time)
     unjudged = {i for _t, _what, which in unreadable for i in which}
     unmatched = list(replayed)
@@ -387,7 +388,8 @@ def format_audit(rec: Recording, r: AuditResult) -> str:
                      "still count as heard by its watchdog)")
     if r.limits_unreadable:
         lines.append(f"  step limits: {counted(r.limits_recorded, 'change')} recorded, {r.limits_unreadable} of them "
-                     f"with fields that cannot be read (applied as unlimited there, see UNREADABLE), "
+                     f"with fields that cannot be read or at no time (applied as unlimited there, or not at all: see "
+                     "UNREADABLE), "
                      f"{r.limits_recorded - r.limits_unreadable} applied as recorded")
     elif r.limits_recorded:
         lines.append(f"  step limits: {counted(r.limits_recorded, 'change')} recorded and applied")
