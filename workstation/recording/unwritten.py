@@ -18,7 +18,7 @@ import threading
 import h5py
 import numpy as np
 
-from workstation.bus import Event
+from workstation.bus import Event, now_s
 from workstation.recording import format as fmt
 from workstation.recording.inbox import Loss, Taken
 from workstation.recording.late import LateItems
@@ -38,9 +38,8 @@ class Refused:
 
     def add(self, device: str, block: np.ndarray) -> None:
         t = block["t_host_s"]
-        t = t[np.isfinite(t)]
-        self.add_loss(device, Loss(float(t.min()) if len(t) else np.nan, float(t.max()) if len(t) else np.nan,
-                                   len(block)))
+        t = t[np.isfinite(t)] if np.isfinite(t).any() else np.array([now_s()])  # no time of its own: its arrival
+        self.add_loss(device, Loss(float(t.min()), float(t.max()), len(block)))
 
     def add_loss(self, device: str, loss: Loss) -> None:
         with self._lock:
