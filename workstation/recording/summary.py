@@ -475,5 +475,5 @@ def format_summary(rec: Recording, s: Summary) -> str:
                      "these doses; the session's own step records are in its events")
     if s.areas_at_no_time:  # never a silent "unassigned", never a silently wrong area
         lines.append(f"  the areas given may be wrong: {counted(s.areas_at_no_time, 'event')} naming an area at no "
-                     "time (host time NaN or ±inf) could not be placed; the session's own step records are in its events")
+                     "time (NaN or ±inf) could not be placed; the session's own step records are in its events")
     return "\n".join(lines)
