@@ -53,13 +53,14 @@ def text(v: Any) -> str:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
-def decoded(r: np.void, columns: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+def decoded(r: np.void, columns: tuple[str, ...],
+            changed: dict[str, str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
     """A table row's text `columns`, each decoded once: the texts (as `text` gives them), and the columns whose
     bytes are not UTF-8 (the writer never writes such bytes: they are damaged, or from another program), each with
     its bytes as hex. A column that is not JSON is given by the recorder's text rule (clean.py: no control, format or
     separator character reaches a screen, a terminal or a CSV; the second fresh tester's U+202E and newline in
-    `inspect`, `audit` and the replay window); a valid UTF-8 text it changed keeps its bytes under `raw_hex`
-    (`unsafe_texts`)."""
+    `inspect`, `audit` and the replay window); a valid UTF-8 text it changed has its bytes as hex put in `changed`
+    (for `unsafe_texts`)."""
     texts, bad = {}, {}
     for c in columns:
         v = r[c]
@@ -71,27 +72,19 @@ def decoded(r: np.void, columns: tuple[str, ...]) -> tuple[dict[str, str], dict[
         except UnicodeDecodeError:
             texts[c], bad[c] = v.decode("utf-8", "replace"), v.hex()
         if not c.endswith("_json"):
-            texts[c] = clean_text(texts[c])[0]
+            texts[c], original = clean_text(texts[c])
+            if original is not None and c not in bad and changed is not None:
+                changed[c] = v.hex()
     return texts, bad
 
 
-def unsafe_texts(r: np.void, columns: tuple[str, ...], values: dict[str, Any]) -> dict[str, Any]:
+def unsafe_texts(values: dict[str, Any], changed: dict[str, str]) -> dict[str, Any]:
     """`values` (details or args) with `raw_hex` noting the bytes of each valid UTF-8 text column the text rule
-    changed (`decoded`), beside the recorder's own notes there (those kept)."""
-    changed = {c: r[c].hex() for c in columns if not c.endswith("_json") and isinstance(r[c], bytes)
-               and _utf8(r[c]) and clean_text(r[c].decode("utf-8"))[1] is not None}
+    changed (`decoded`'s `changed`), beside the recorder's own notes there (those kept)."""
     if not changed:
         return values
     held = values.get("raw_hex")
     return {**values, "raw_hex": {**changed, **(held if isinstance(held, dict) else {})}}
-
-
-def _utf8(v: bytes) -> bool:
-    try:
-        v.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def with_note(values: dict[str, Any], bad: dict[str, str]) -> dict[str, Any]:
@@ -104,10 +97,10 @@ def with_note(values: dict[str, Any], bad: dict[str, str]) -> dict[str, Any]:
 
 
 def event_row(r: np.void) -> Event:
-    t, bad = decoded(r, EVENT_TEXTS)
+    changed: dict[str, str] = {}
+    t, bad = decoded(r, EVENT_TEXTS, changed)
     details = json_value(t["details_json"])
-    details = unsafe_texts(r, EVENT_TEXTS, with_note(details if isinstance(details, dict) else {"details": details},
-                                                     bad))
+    details = unsafe_texts(with_note(details if isinstance(details, dict) else {"details": details}, bad), changed)
     severity = t["severity"]
     if severity not in SEVERITIES:
         details = {**details, "severity_given": severity}
@@ -116,9 +109,10 @@ def event_row(r: np.void) -> Event:
 
 
 def command_row(r: np.void) -> CommandRecord:
-    t, bad = decoded(r, COMMAND_TEXTS)
+    changed: dict[str, str] = {}
+    t, bad = decoded(r, COMMAND_TEXTS, changed)
     args = json_value(t["args_json"])
-    args = unsafe_texts(r, COMMAND_TEXTS, with_note(args if isinstance(args, dict) else {"args": args}, bad))
+    args = unsafe_texts(with_note(args if isinstance(args, dict) else {"args": args}, bad), changed)
     return CommandRecord(float(r["t_host_s"]), t["device"], t["command"], args, t["result"], float(r["t_reply_s"]))
 
 
