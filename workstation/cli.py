@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 
 def _main(argv: list[str] | None, prog: str | None) -> int:
-    from workstation.errors import UserError
+    from workstation.errors import UserError, signal_behind
     from workstation.logsetup import SHOWN, configure_logging, current_log_file
     from workstation.progname import set_program
     from workstation.terminal import one_line
@@ -98,7 +98,12 @@ def _main(argv: list[str] | None, prog: str | None) -> int:
         parser.print_help()
         return 0
     try:
-        code = int(args.func(args) or 0)
+        try:
+            code = int(args.func(args) or 0)
+        except Exception as exc:
+            if (came := signal_behind(exc)) is not None:  # what ended it: the signal, not the library's cleanup
+                raise came from None
+            raise
     except UserError as exc:
         log.warning("refused (exit %d): %s", exc.exit_code, exc, extra=SHOWN)
         print(f"error: {exc}", file=sys.stderr)

@@ -7,11 +7,11 @@ import contextlib
 import re
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from workstation.cli_settings import share_option
-from workstation.errors import UserError
+from workstation.errors import Terminated, UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,9 +48,10 @@ def _run(args: argparse.Namespace) -> int:
                         "the folder; the recording is written to FOLDER/YYYY-MM-DD/<uuid>.h5.")
     scenario = load_scenario(resolve_scenario(args.scenario))
     store = checked_training_store(args.store, args)
-    with _terminate_as_exit():
+    with _terminate_as_exit() as pending_signal:
         share = args.share.expanduser().absolute() if args.share is not None else None
-        return run_scenario(scenario, record_dir, store_path=store, share=share).exit_code
+        return run_scenario(scenario, record_dir, store_path=store, share=share,
+                            pending_signal=pending_signal).exit_code
 
 
 def checked_training_store(store: Path | str | None, settings_args: argparse.Namespace) -> Path | None:
@@ -69,19 +70,39 @@ def checked_training_store(store: Path | str | None, settings_args: argparse.Nam
 
 
 @contextlib.contextmanager
-def _terminate_as_exit() -> Iterator[None]:
+def _terminate_as_exit() -> Iterator[Callable[[], BaseException | None]]:
     """SIGTERM ends the session as Ctrl+C does: the visit's teardown stops the devices, journals what the recording
     shows was delivered and closes the session's row (exit 143). A second SIGTERM kills at once (the next start then
-    closes the session as crashed, from its recording)."""
+    closes the session as crashed, from its recording).
+
+    Yields what a run calls at its checkpoints (workstation.session.runner): the signal's exception once either
+    signal came, else None. A handler's exception is raised at whatever line the main thread is on, and C code there
+    may swallow it (a SIGTERM inside h5py's import ran the whole session, exit 0): the checkpoint raises it again."""
+    came: list[int] = []
+
     def terminated(signum: int, _frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise SystemExit(128 + signum)
+        came.append(signum)
+        raise Terminated(128 + signum)
+
+    def interrupted(signum: int, _frame: object) -> None:  # Python's own Ctrl+C, noted
+        came.append(signum)
+        raise KeyboardInterrupt
+
+    def pending() -> BaseException | None:
+        if not came:
+            return None
+        return KeyboardInterrupt() if came[0] == signal.SIGINT else Terminated(128 + came[0])
 
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield pending
         return
     before = signal.signal(signal.SIGTERM, terminated)
+    ctrl_c = signal.signal(signal.SIGINT, interrupted) if signal.getsignal(signal.SIGINT) is \
+        signal.default_int_handler else None
     try:
-        yield
+        yield pending
     finally:
         signal.signal(signal.SIGTERM, before)
+        if ctrl_c is not None:
+            signal.signal(signal.SIGINT, ctrl_c)

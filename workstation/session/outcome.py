@@ -67,12 +67,17 @@ def summarize(session: Any) -> dict:
         "steps_planned": len(session.steps),
         "steps_done": sum(o["outcome"] == "done" for o in steps),
         "area_dose_mj_cm2": {k: round(v, 2) for k, v in session.area_dose_mj_cm2.items()},
-        "trips": [{"interlock": t.interlock, "device": t.device, "message": t.message,
-                   "latency_ms": round(t.latency_ms, 3), "stop_written": stop_written(t.details),
-                   "stop": str(t.details.get("stop", "stop written"))}
-                  for t in session.monitor.trips],
+        "trips": trip_rows(session.monitor.trips),
         "results": steps,
     }
+
+
+def trip_rows(trips: Iterable[Any]) -> list[dict]:
+    """The summary's "trips": one dict per safety-monitor trip (interlock, device, message, latency_ms,
+    stop_written, stop), in the order they were made."""
+    return [{"interlock": t.interlock, "device": t.device, "message": t.message,
+             "latency_ms": round(t.latency_ms, 3), "stop_written": stop_written(t.details),
+             "stop": str(t.details.get("stop", "stop written"))} for t in trips]
 
 
 def stop_written(details: dict) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from drivers.codes import AbortCause
 from workstation.bus import BaseSink, CommandRecord, Event, now_s
-from workstation.errors import UserError
+from workstation.errors import UserError, signal_behind
 from workstation.session.scenario import DEVICE_ACTIONS, Scenario, TimedEvent
 from workstation.session.session import SessionError, State
 from workstation.words import counted
@@ -145,21 +145,30 @@ def _one_line_at_a_time(out: Callable[[str], None]) -> Callable[[str], None]:
 
 
 def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | None = None,
-                 out: Callable[[str], None] = print, share: Path | None = None) -> RunResult:
+                 out: Callable[[str], None] = print, share: Path | None = None,
+                 pending_signal: Callable[[], BaseException | None] = lambda: None) -> RunResult:
     """The scenario's visit through the visit service (the window uses the same), aborting on any trip. With
     `share`, the closed recording is then copied there and verified (one line says how it went; a share that is
-    down never changes the exit code)."""
-    from workstation.session.visit import StartRefused, Visit
+    down never changes the exit code). `pending_signal()`: the exception of a signal that came (SIGTERM, Ctrl+C),
+    raised again before the treatment, each step and the end in case C code swallowed it (cli_session)."""
+    def checkpoint() -> None:
+        if (came := pending_signal()) is not None:
+            raise came
 
     out = _one_line_at_a_time(out)  # lines come from the device, safety and scenario threads too
     try:
+        from workstation.session.visit import StartRefused, Visit
+
         visit = Visit.training(scenario, record_dir, store_path=store_path)
-    except (SystemExit, KeyboardInterrupt) as exc:  # while planning (Visit.training closed what it opened)
-        _say_not_started(out, exc)
-        raise
+    except BaseException as exc:  # a signal while planning (Visit.training closed what it opened)
+        if (came := signal_behind(exc)) is None:
+            raise
+        _say_not_started(out, came)
+        raise came from None
     signalled: BaseException | None = None  # SIGTERM (SystemExit 143, cli_session) or Ctrl+C mid-session
     recorder = None
     try:
+        checkpoint()
         for closed in visit.crashed:
             out(closed.told)
         plan, rig = visit.plan, visit.rig
@@ -177,6 +186,7 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
         # A scenario that resumes after a trip lets trips pause the session (as the window does); others abort.
         resumes = [ev for ev in scenario.events if ev.action == "resume"]
         try:
+            checkpoint()
             visit.begin(abort_on_trip=not resumes, t0_host_s=printer.t0)  # one origin: the lines and the file
         except StartRefused as exc:  # nothing given: the session is closed as aborted; the cause gives the exit code
             code = EXIT_CODES[exc.cause]
@@ -188,12 +198,14 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
         out(f"{visit.store.session_label(visit.session_id)} in the store: in progress")
         events = _schedule(scenario.events, visit, scenario.operator_id, started, done, out)
         try:
-            visit.run_all()
+            visit.run_all(checkpoint)
             while resumes and (session.state == State.ARMED or (session.state == State.PAUSED and events.is_alive())):
                 if session.state == State.ARMED:
-                    visit.run_all()
+                    visit.run_all(checkpoint)
                 else:
                     time.sleep(0.02)  # paused: the scenario's reset and resume are still to come
+                    checkpoint()
+            checkpoint()
             final = session.state
         finally:
             done.set()
@@ -208,11 +220,12 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
         final, summary, recording, sha = session.state, saved.summary, saved.recording, saved.sha256
         recording_failure, checksum_words = saved.recording_failure, saved.checksum_words
         store_failure = saved.store_failure
-    except (SystemExit, KeyboardInterrupt) as exc:  # the session closes as the window's does on SIGTERM: saved
-        signalled = exc
+    except BaseException as exc:  # a signal: the session closes as the window's does on SIGTERM, saved
+        if (signalled := signal_behind(exc)) is None:
+            raise
         recorder = visit.rig.recorder  # closed by visit.close, then read for the summary
         if visit.session is not None and visit.is_open():
-            visit.session.operator_stop(visit.operator, f"{_signal_words(exc)}, the program was closed during "
+            visit.session.operator_stop(visit.operator, f"{_signal_words(signalled)}, the program was closed during "
                                         "the session")
     finally:
         visit.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from drivers.base import DeviceError
 from drivers.codes import AbortCause
 from workstation.bus import Event, SessionBus, now_s
-from workstation.errors import UserError
+from workstation.errors import UserError, signal_behind
 from workstation.recording.share import recording_saved
 from workstation.session import roles
 from workstation.session.course_lease import CourseLease
@@ -32,6 +33,7 @@ from workstation.session.journal import (
     store_failure_later,
     treatments_of,
 )
+from workstation.session.outcome import trip_rows
 from workstation.session.planning import plan_visit, prepare_training_plan
 from workstation.session.rig import Rig, close_recording
 from workstation.session.session import Session, SessionError, State, Step, StepResult
@@ -61,9 +63,8 @@ def _start_refused_words(exc: BaseException, latched: dict) -> str:
 
 @dataclass(frozen=True)
 class Places:
-    """Where a visit's files go beyond its recordings folder and store (from the settings, workstation.settings):
-    the clinic store for clinical mode, the recordings folder of simulated sessions, the clinic's protocol folders,
-    the clinic's recordings share."""
+    """Where a visit's files go beyond its recordings folder and store (workstation.settings): the clinic store for
+    clinical mode, simulated sessions' recordings folder, the clinic's protocol folders and recordings share."""
 
     clinic_store: Path | None = None
     training_recordings: Path | None = None
@@ -115,8 +116,7 @@ class Visit:
 
     @property
     def operator(self) -> str:
-        """Who runs the visit: the signed-in account (clinical) or the trainee (training). Every write to the
-        store is attributed to it in the audit trail (ClinicStore.actor)."""
+        """Who runs the visit (the signed-in account, or the trainee): the audit trail's actor (ClinicStore.actor)."""
         return self._operator
 
     @operator.setter
@@ -286,7 +286,7 @@ class Visit:
                 self.store.link_recording(self.session_id, closed.path, closed.sha256)
             self.session_id = None
             self._release_lease()
-            if isinstance(exc, (UserError, KeyboardInterrupt, SystemExit)):
+            if isinstance(exc, (UserError, SystemExit)) or signal_behind(exc) is not None:
                 raise
             raise StartRefused(_start_refused_words(exc, latched), cause) from exc
         self.session = session
@@ -325,10 +325,11 @@ class Visit:
         finally:
             self._journal()
 
-    def run_all(self) -> State:
-        """Every remaining step in order (headless); the store is journalled after each."""
+    def run_all(self, before_step: Callable[[], None] = lambda: None) -> State:
+        """Every remaining step in order (headless), `before_step()` before each; the store is journalled after each."""
         session = self._need_session()
         while session.state == State.ARMED and session.next_step is not None:
+            before_step()
             self.run_step()
         if session.state == State.ARMED and session.next_step is None:
             session.finish(self.operator)
@@ -380,8 +381,7 @@ class Visit:
         return cleared
 
     def end(self) -> Saved:
-        """Close the session (completed only if every step is done), close its journal row with the outcome,
-        close the recording and link it."""
+        """Close the session (completed only if every step is done), its journal row, its recording, and link it."""
         session = self._need_session()
         if session.state == State.TREATING:
             raise SessionError("A step is running: press STOP (or wait for it to end) before ending the session.")
@@ -399,6 +399,7 @@ class Visit:
             except StoreWriteFailed as exc:
                 self._store_failed(exc)
         closed = close_recording(self.rig)
+        summary["trips"] = trip_rows(session.monitor.trips)  # and a verdict the close waited for (rig.close_recording)
         recording, sha = closed.path, closed.sha256
         if recording is not None and sha is not None and self.store_failure is None:
             try:
@@ -459,8 +460,8 @@ class Visit:
 
     # --- teardown (worker) ------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop the devices, close the recording (an unended session stays 'in progress' in the journal until the
-        next start closes it), the rig and the store."""
+        """Stop the devices, close the recording (an unended session stays 'in progress' until the next start closes
+        it), the rig and the store."""
         try:
             if self.session is not None and self.saved is None and self.session_id is not None:
                 try:  # not ended and saved (closed mid-session, or the end failed): the journal says what happened
