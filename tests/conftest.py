@@ -207,14 +207,14 @@ def pytest_collection_modifyitems(items) -> None:
 
 def _tripped_by_load(nodeid: str):
     """The rerun condition of `nodeid`: a load trip in this attempt, published in this process, or said by a session
-    run in a subprocess in the failure's own text (the runner's words or the bus's log line,
-    helpers_load.load_trip_words: the test printed its output). pytest-rerunfailures asks it after every phase, passed ones too: what is run again is counted where it is
-    reported (`pytest_runtest_logreport`)."""
-    from helpers_load import load_trip_words
+    run in a subprocess in the failure's text or in the texts the failing test held (the runner's words or the bus's
+    log line, helpers_load.load_trip_words_of_failure). pytest-rerunfailures asks it after every phase, passed ones
+    too: what is run again is counted where it is reported (`pytest_runtest_logreport`)."""
+    from helpers_load import load_trip_words_of_failure
 
     def condition(error: BaseException | None = None) -> bool:
         if error is not None and not _load_trips:
-            _load_trips.extend(f"{words} (in a subprocess)" for words in load_trip_words(str(error)))
+            _load_trips.extend(f"{words} (in a subprocess)" for words in load_trip_words_of_failure(error))
         return bool(_load_trips)
 
     return condition

@@ -25,6 +25,7 @@ LOAD_TRIPS = ("Telemetry interlock", "Heartbeat interlock")  # the runner's word
 LOAD_INTERLOCKS = (InterlockCause.TELEMETRY_LOST, InterlockCause.HEARTBEAT_LOST)  # as a recording names them
 # The session bus's log line of such a trip ("interlock high safety: INTERLOCK heartbeat_lost on light: …"), which a
 # subprocess that is not the headless runner prints (the screenshot tour: a tenth-session loaded run failed on it)
+TESTS = Path(__file__).resolve().parent
 LOAD_TRIP_LOGGED = re.compile(r"INTERLOCK (" + "|".join(i.value for i in LOAD_INTERLOCKS) + r") on (\w+):")
 
 
@@ -32,6 +33,29 @@ def load_trip_words(text: str) -> list[str]:
     """The load trips a subprocess's output names: in the runner's words (LOAD_TRIPS) or as the bus logged them."""
     return ([words for words in LOAD_TRIPS if words in text]
             + sorted({f"{m[1]} on {m[2]}" for m in LOAD_TRIP_LOGGED.finditer(text)}))
+
+
+def load_trip_words_of_failure(error: BaseException) -> list[str]:
+    """`load_trip_words` of a failed test: its error's text, and the texts the test's own frames held when it failed
+    (a subprocess's output in a string, a list of its lines, or a CompletedProcess's stdout and stderr). pytest
+    shortens a message that is not a string: a list of a run's summary lines lost the trip's line in the middle, and
+    an eleventh-session run failed without the rerun the trip called for."""
+    texts = [str(error)]
+    tb = error.__traceback__
+    while tb is not None:
+        if Path(tb.tb_frame.f_code.co_filename).resolve().parent == TESTS:
+            for value in list(tb.tb_frame.f_locals.values()):
+                texts.extend(_texts_of(value))
+        tb = tb.tb_next
+    return load_trip_words("\n".join(texts))
+
+
+def _texts_of(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, str)]
+    return [v for v in (getattr(value, "stdout", None), getattr(value, "stderr", None)) if isinstance(v, str)]
 
 
 def run_until_killed(cmd: list[str], fresh: list[Path], attempts: int = 3, **kw) -> subprocess.CompletedProcess:
