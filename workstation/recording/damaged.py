@@ -81,17 +81,17 @@ def lost_signature_error(path: Path) -> RecordingError:
 
 
 def open_error(path: Path, exc: BaseException) -> RecordingError:
-    """What h5py's refusal to open a recording means, in words: in use, marked open by a writer that is gone,
-    truncated, or damaged (the library's own text goes to the log)."""
+    """What h5py's refusal to open a recording means, in words: in use (whatever h5py said: a file read while a
+    program writes it can look truncated or damaged), marked open by a writer that is gone, truncated, or damaged
+    (the library's own text goes to the log)."""
     from workstation.recording.reader import clear_mark_advice, in_use_error
 
     text = str(exc)
     log.info("opening %s: %s", path, text)
+    if (in_use := in_use_error(path)) is not None:  # a file being written reads as cut short or garbled: not so
+        return in_use
     if any(m in text for m in ("already open for write", "consistency flags", "unable to lock file",
                                "not already open for SWMR writing")):
-        in_use = in_use_error(path)
-        if in_use is not None:
-            return in_use
         return RecordingError(
             f"{path} is marked as open for writing, but no program holds it: the program that wrote it stopped "
             f"without closing it and did not record it as a live session. {clear_mark_advice(path)}")

@@ -94,7 +94,8 @@ class Recording:
         self.meta = _read_meta(path, h5)
         if partial_reason is None and self.meta.end_time_utc is None:  # its open mark cleared since, or never set
             self.partial_reason = ("it has no closing attributes: the writer stopped before closing it (a crash, a "
-                                   "kill, a power cut or a full disk); everything up to its last flush is in it")
+                                   "kill, a power cut or a full disk), or another program held it open for writing "
+                                   "as its session ended; everything up to its last flush is in it")
         if self.partial_reason is None and not bool(h5.attrs.get("closed_cleanly", True)):
             self.partial_reason = f"the recorder stopped on an error: {note_in_words(h5.attrs.get('close_note', '?'))}"
         self._partial_base = self.partial_reason  # what the file says; `refresh` may add what cannot be read live
@@ -120,8 +121,8 @@ class Recording:
             log.info("reading %s: %s", path, exc)
             raise RecordingError(f"{path} cannot be read ({(exc.strerror or 'the system refused').lower()}): check "
                                  "it is yours to read and try again.") from exc
-        if not is_hdf5:
-            raise lost_signature_error(path)
+        if not is_hdf5:  # or not yet: the instant its writer creates it
+            raise in_use_error(path) or lost_signature_error(path)
         partial_reason = None
         try:
             h5 = _open_unlocked(path)
@@ -137,6 +138,11 @@ class Recording:
         try:
             with reading(path):  # whatever h5py raises on damaged metadata: the one damaged sentence
                 return cls(path, h5, partial_reason)
+        except RecordingError as exc:  # unless a program is writing it that moment (open_error: the same rule)
+            h5.close()
+            if (in_use := in_use_error(path)) is None:
+                raise
+            raise in_use from exc
         except BaseException:
             h5.close()
             raise
@@ -339,13 +345,17 @@ def unclosed_reason(path: Path) -> str:
 def in_use_error(path: Path) -> RecordingError | None:
     """The sentence for a file a program holds open for writing (HDF5's exclusive lock, or on Linux any process
     that opened it for writing, with file locking off too), or None when none does: a live Cicatrix session
-    (its SWMR mark) or another program. One wording for every command that reads a recording (inspect, audit,
+    (its SWMR mark), its session creating or closing it (its ballast beside it, writer._write_ballast), or another
+    program. One wording for every command that reads a recording (inspect, audit,
     export, verify, …). Readers holding it do not count: they never block anything."""
     if not (_locked_by_another_program(path) or held_by_a_process(path, for_writing=True)):
         return None
     if swmr_mark(path):
         return RecordingError(f"{path} is being recorded now by a session on this computer: what it holds will "
                               "change until that session ends. Try again once it has ended.")
+    if fmt.ballast_path(path).exists():  # its session's own hold: the instant it is created, or its close
+        return RecordingError(f"{path} is being created or closed by its session on this computer at this moment: "
+                              "try again in a few seconds. The file is not damaged by this.")
     return RecordingError(
         f"{path} is in use by another program that has it open for writing (not as a live Cicatrix "
         "recording): close it there, then try again. The file is not damaged by this.")

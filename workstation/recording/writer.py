@@ -8,6 +8,7 @@ most the last interval. After `start()` only the writer thread touches the open 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -344,7 +345,7 @@ class SessionRecorder:
         log.info("the recorder's write failure: %s", exc, exc_info=exc)
         # HDF5 cannot close a file whose metadata it cannot write, and h5py then crashes (SIGSEGV) when it frees the
         # file's objects, at the latest at exit. The ballast's space lets the close write what it must.
-        fmt.ballast_path(self.path).unlink(missing_ok=True)
+        _empty(fmt.ballast_path(self.path))
         try:
             self._h5.close()
         except Exception as close_exc:  # noqa: BLE001 - the file is already failing; its first error is reported
@@ -374,7 +375,14 @@ class SessionRecorder:
                 raise RecordingError(f"The recorder did not finish writing {self.path} within {timeout_s:.0f} s.")
         self._inbox.take_all(close=True)
         self._finished = True
-        fmt.ballast_path(self.path).unlink(missing_ok=True)
+        ballast = fmt.ballast_path(self.path)
+        _empty(ballast)  # its room for the closing reopen; the file stays until the end: "this session's own hold"
+        try:
+            return self._close_file()
+        finally:
+            ballast.unlink(missing_ok=True)
+
+    def _close_file(self) -> str | None:
         # Reopening a file the disk could not take, or on a disk with no room for the attributes, could only make
         # it worse: an `r+` open that cannot close leaves HDF5's "open for writing" mark, and no reader opens it.
         if not self._file_damaged and shutil.disk_usage(self.path.parent).free >= CLOSING_MIN_FREE_BYTES:
@@ -423,9 +431,9 @@ class SessionRecorder:
 
 
 def _write_ballast(path: Path, size: int) -> None:
-    """Reserve `size` bytes of the disk for the recording's own close (see `_fail`), written and synced."""
-    if size <= 0:
-        return
+    """Reserve `size` bytes of the disk for the recording's own close (see `_fail`), written and synced. The file is
+    made even with no bytes: from the recording's creation to the end of its close, a ballast beside a file held
+    open for writing says the holder is the recording's own session (reader.in_use_error)."""
     try:
         with open(path, "wb") as f:
             block = b"\xff" * min(size, 2**20)
@@ -437,6 +445,12 @@ def _write_ballast(path: Path, size: int) -> None:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def _empty(ballast: Path) -> None:
+    """Give the ballast's room back to the disk, keeping the file (`_write_ballast`); gone already: nothing to do."""
+    with contextlib.suppress(OSError):
+        os.truncate(ballast, 0)
 
 
 _KEPT: list[object] = []
