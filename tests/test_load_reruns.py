@@ -165,3 +165,42 @@ def test_scenario_run_makes_a_tripped_session_again_in_a_new_folder(tmp_path, mo
     assert calls == [tmp_path / "attempt-0", tmp_path / "attempt-1"]
     assert result.exit_code == 0 and result.recording.is_relative_to(tmp_path / "attempt-1")
     assert any("outcome: completed" in line for line in lines)
+
+
+def test_a_start_refused_gives_the_whole_summary_with_its_trips(tmp_path, monkeypatch) -> None:
+    """A load trip while the devices were being connected refused the start; the runner's result then had no
+    "trips" (nor most other keys) and `scenario_run` ended in KeyError: 'trips' instead of making the session
+    again (eleventh session, a loaded run). A refused start now gives every key a finished session gives, with
+    the trips the monitor made."""
+    import helpers_load
+
+    from drivers.codes import AbortCause
+    from workstation.protocols.library import seeds_dir
+    from workstation.session import visit as visit_module
+    from workstation.session.runner import run_scenario
+    from workstation.session.scenario import load_scenario
+
+    scenario = load_scenario(seeds_dir() / "scenarios" / "pih-gentle-needling.toml")
+    finished = run_scenario(scenario, tmp_path / "a", out=lambda _line: None)
+
+    def refused(self, **_kw):
+        self.rig.bus.publish_event(_interlock("heartbeat_lost", "pen"))
+        self.rig.monitor.trips.append(_Trip("heartbeat_lost", "pen"))
+        raise visit_module.StartRefused("The treatment could not start: an interlock is latched", AbortCause.INTERLOCK)
+
+    monkeypatch.setattr(visit_module.Visit, "begin", refused)
+    lines: list[str] = []
+    result = run_scenario(scenario, tmp_path / "b", out=lines.append)
+    assert lines[-1] == "outcome: not started; exit code 3", lines
+    assert set(result.summary) == set(finished.summary), (result.summary, finished.summary)
+    assert result.summary["state"] == "aborted" and result.summary["steps_done"] == 0
+    assert helpers_load.load_trips(result.summary["trips"]) == ["heartbeat_lost on pen"]
+    conftest._load_trips.clear()  # this test's own trip is no reason to run it again
+
+
+class _Trip:
+    def __init__(self, interlock: str, device: str) -> None:
+        from drivers.codes import InterlockCause
+
+        self.interlock, self.device, self.message = InterlockCause(interlock), device, "held up"
+        self.latency_ms, self.details = 0.5, {}

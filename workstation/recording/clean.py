@@ -173,15 +173,30 @@ def json_with_notes(value: Any, *, notes_held: bool = False) -> str:
     outside (an identity, a calibration, a plan) has its own keys of those names set aside (`set_aside`); with
     `notes_held` (details read back from a recording, re-written by `export`) the notes it holds are kept and the
     new ones merged into them."""
+    if notes_held:
+        return dumps(held_cleaned(value))
     raw_hex: dict[str, str] = {}
     non_finite: dict[str, str] = {}
-    if isinstance(value, dict) and not notes_held:
+    if isinstance(value, dict):
         value = set_aside(value, NOTE_KEYS)
-    out = plain(value, "", raw_hex, non_finite, () if notes_held else NOTE_KEYS)
+    out = plain(value, "", raw_hex, non_finite, NOTE_KEYS)
     if isinstance(out, dict):
         _merge_note(out, RAW_HEX_KEY, raw_hex)
         _merge_note(out, NON_FINITE_KEY, non_finite)
     return dumps(out)
+
+
+def held_cleaned(value: Any) -> Any:
+    """A JSON value read back from a recording (details, args, a plan, an identity), by the text rule: every text and
+    key in it (a file changed by another program may hold any character there), what was changed noted in its
+    `raw_hex` beside the notes it holds (kept). The same value, notes and all, for what the recorder wrote."""
+    raw_hex: dict[str, str] = {}
+    non_finite: dict[str, str] = {}
+    out = plain(value, "", raw_hex, non_finite)
+    if isinstance(out, dict):
+        _merge_note(out, RAW_HEX_KEY, raw_hex)
+        _merge_note(out, NON_FINITE_KEY, non_finite)
+    return out
 
 
 def clean_fields(texts: dict[str, object], details: dict[str, Any]) -> tuple[dict[str, str], str]:

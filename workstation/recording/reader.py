@@ -37,6 +37,7 @@ from workstation.recording.rows import (
     json_value,
     note_in_words,
     plan_row,
+    shown,
     text,
     written,
 )
@@ -433,14 +434,10 @@ def _read_meta(path: Path, h5: h5py.File) -> RecordingMeta:
     for name in (fmt.DEVICES_GROUP, fmt.EVENTS, fmt.COMMANDS, fmt.PLAN):
         if name not in h5:
             raise damaged_error(path, None, f"it has no {quoted(name)} in its root")
-    s = {k: text(_attr(path, a, k)) for k in fmt.ROOT_ATTRS if k not in ("format", "format_version", "t0_host_s")}
+    s = {k: shown(_attr(path, a, k)) for k in fmt.ROOT_ATTRS if k not in ("format", "format_version", "t0_host_s")}
     end = a.get("end_time_utc")
     return RecordingMeta(format_version=version, t0_host_s=float(_attr(path, a, "t0_host_s")),
-                         end_time_utc=None if end is None else text(end), **s)
-
-
-def _mapping(v: Any) -> dict[str, Any]:
-    return v if isinstance(v, dict) else {"value": v}
+                         end_time_utc=None if end is None else shown(end), **s)
 
 
 def _read_device(name: str, g: h5py.Group) -> DeviceInfo:
@@ -448,11 +445,11 @@ def _read_device(name: str, g: h5py.Group) -> DeviceInfo:
     ds = g[fmt.TELEMETRY]
     fields = ds.dtype.names or ()
     return DeviceInfo(
-        name=name, driver_name=text(a["driver_name"]), driver_kind=text(a["driver_kind"]),
-        driver_version=text(a["driver_version"]), model=text(a["model"]), serial_number=text(a["serial_number"]),
-        firmware=text(a["firmware"]), nominal_rate_hz=float(a["nominal_rate_hz"]),
-        units={f: text(ds.attrs[f + fmt.UNIT_SUFFIX]) for f in fields},
-        descriptions={f: text(ds.attrs.get(f + fmt.DESCRIPTION_SUFFIX, "")) for f in fields},
-        identity=_mapping(json_value(a["identity_json"])), calibration=_mapping(json_value(a["calibration_json"])),
+        name=name, driver_name=shown(a["driver_name"]), driver_kind=shown(a["driver_kind"]),
+        driver_version=shown(a["driver_version"]), model=shown(a["model"]), serial_number=shown(a["serial_number"]),
+        firmware=shown(a["firmware"]), nominal_rate_hz=float(a["nominal_rate_hz"]),
+        units={f: shown(ds.attrs[f + fmt.UNIT_SUFFIX]) for f in fields},
+        descriptions={f: shown(ds.attrs.get(f + fmt.DESCRIPTION_SUFFIX, "")) for f in fields},
+        identity=json_value(a["identity_json"]), calibration=json_value(a["calibration_json"]),
         dtype=ds.dtype,
     )

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from workstation.bus import SEVERITIES, CommandRecord, Event
-from workstation.recording.clean import clean_text, given_key
+from workstation.recording.clean import clean_text, given_key, held_cleaned
 from workstation.words import counted
 
 UNDECODABLE_KEY = "unreadable_utf8_hex"  # the reader's note: {column: hex of its bytes} for a text that is not UTF-8
@@ -38,19 +38,27 @@ def written(rows: np.ndarray, text_column: str) -> np.ndarray:
     return rows[~empty]
 
 
-def json_value(v: Any) -> Any:
-    """A JSON column: its value, or the unreadable text kept under `unreadable_json` (one bad row never hides the
-    others)."""
+def json_value(v: Any, wrap: str = "value") -> dict[str, Any]:
+    """A JSON column: its mapping (another value under `wrap`), or the unreadable text kept under `unreadable_json`
+    (one bad row never hides the others); every text and key in it by the text rule (clean.held_cleaned: a changed
+    one's bytes noted under `raw_hex`)."""
     t = text(v)
     try:
-        return json.loads(t)
+        value = json.loads(t)
     except ValueError:
-        return {"unreadable_json": t}
+        value = {"unreadable_json": t}
+    return held_cleaned(value if isinstance(value, dict) else {wrap: value})
 
 
 def text(v: Any) -> str:
     """A text of the file; bytes that are not UTF-8 (damaged) show as U+FFFD, never an error for the whole file."""
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def shown(v: Any) -> str:
+    """An attribute's text (a device's model, a unit, the operator's id) by the text rule: no control, format or
+    separator character of a changed file reaches a screen (it has no row to note its bytes in)."""
+    return clean_text(text(v))[0]
 
 
 def decoded(r: np.void, columns: tuple[str, ...],
@@ -99,8 +107,7 @@ def with_note(values: dict[str, Any], bad: dict[str, str]) -> dict[str, Any]:
 def event_row(r: np.void) -> Event:
     changed: dict[str, str] = {}
     t, bad = decoded(r, EVENT_TEXTS, changed)
-    details = json_value(t["details_json"])
-    details = unsafe_texts(with_note(details if isinstance(details, dict) else {"details": details}, bad), changed)
+    details = unsafe_texts(with_note(json_value(t["details_json"], "details"), bad), changed)
     severity = t["severity"]
     if severity not in SEVERITIES:
         details = {**details, "severity_given": severity}
@@ -111,16 +118,13 @@ def event_row(r: np.void) -> Event:
 def command_row(r: np.void) -> CommandRecord:
     changed: dict[str, str] = {}
     t, bad = decoded(r, COMMAND_TEXTS, changed)
-    args = json_value(t["args_json"])
-    args = unsafe_texts(with_note(args if isinstance(args, dict) else {"args": args}, bad), changed)
+    args = unsafe_texts(with_note(json_value(t["args_json"], "args"), bad), changed)
     return CommandRecord(float(r["t_host_s"]), t["device"], t["command"], args, t["result"], float(r["t_reply_s"]))
 
 
 def plan_row(r: np.void) -> tuple[float, Any]:
     t, bad = decoded(r, ("plan_json",))
-    plan = json_value(t["plan_json"])
-    if bad:
-        plan = with_note(plan if isinstance(plan, dict) else {"plan": plan}, bad)
+    plan = with_note(json_value(t["plan_json"], "plan"), bad)
     return float(r["t_host_s"]), plan
 
 

@@ -72,6 +72,14 @@ def summarize(session: Any) -> dict:
     }
 
 
+def not_started_summary(reason: str, cause: Any, trips: Iterable[Any], steps_planned: int) -> dict:
+    """`summarize`'s dict, every key, for a treatment that could not start (nothing given): aborted with `reason`,
+    the trips the monitor made while it tried (a load trip while connecting shows there, as at any end)."""
+    return {"state": "aborted", "session_state": "aborted", "abort_reason": reason, "abort_cause": str(cause),
+            "steps_planned": steps_planned, "steps_done": 0, "area_dose_mj_cm2": {}, "trips": trip_rows(trips),
+            "results": []}
+
+
 def trip_rows(trips: Iterable[Any]) -> list[dict]:
     """The summary's "trips": one dict per safety-monitor trip (interlock, device, message, latency_ms,
     stop_written, stop), in the order they were made."""

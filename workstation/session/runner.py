@@ -21,6 +21,7 @@ from pathlib import Path
 from drivers.codes import AbortCause
 from workstation.bus import BaseSink, CommandRecord, Event, now_s
 from workstation.errors import UserError, signal_behind
+from workstation.session.outcome import not_started_summary
 from workstation.session.scenario import DEVICE_ACTIONS, Scenario, TimedEvent
 from workstation.session.session import SessionError, State
 from workstation.words import counted
@@ -192,8 +193,8 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
             code = EXIT_CODES[exc.cause]
             out(str(exc))
             out(f"outcome: not started; exit code {code}")
-            return RunResult(code, str(State.ABORTED), {"abort_reason": str(exc), "abort_cause": str(exc.cause)},
-                             None, None)
+            summary = not_started_summary(str(exc), exc.cause, rig.monitor.trips, len(plan.steps))
+            return RunResult(code, str(State.ABORTED), summary, None, None)
         session = visit.session
         out(f"{visit.store.session_label(visit.session_id)} in the store: in progress")
         events = _schedule(scenario.events, visit, scenario.operator_id, started, done, out)
