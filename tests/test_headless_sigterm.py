@@ -33,6 +33,8 @@ def _signalled_mid_exposure(tmp_path: Path, signum: int) -> tuple[int, str, str,
 @pytest.mark.parametrize(("signum", "code", "cause"), [
     (signal.SIGTERM, 143, "terminated by a signal (SIGTERM)"),
     (signal.SIGINT, 130, "interrupted (Ctrl+C)"),
+    # its terminal closed (an ssh connection dropped): it died with the file unclosed (eleventh session's tester)
+    (signal.SIGHUP, 129, "terminated by a signal (SIGHUP)"),
 ])
 def test_a_signalled_headless_run_prints_its_summary_then_exits(tmp_path: Path, signum: int, code: int,
                                                                 cause: str) -> None:
@@ -69,6 +71,8 @@ def _holds_open(pid: int, path: Path) -> bool:
 @pytest.mark.parametrize(("signum", "code", "cause"), [
     (signal.SIGTERM, 143, "terminated by a signal (SIGTERM)"),
     (signal.SIGINT, 130, "interrupted (Ctrl+C)"),
+    # its terminal closed (an ssh connection dropped): it died with the file unclosed (eleventh session's tester)
+    (signal.SIGHUP, 129, "terminated by a signal (SIGHUP)"),
 ])
 def test_a_signal_while_planning_says_not_started(tmp_path: Path, signum: int, code: int, cause: str) -> None:
     """Signalled before treatment, while the visit is planned (the store opened, the scenario's patient entered, the

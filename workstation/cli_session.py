@@ -71,9 +71,10 @@ def checked_training_store(store: Path | str | None, settings_args: argparse.Nam
 
 @contextlib.contextmanager
 def _terminate_as_exit() -> Iterator[Callable[[], BaseException | None]]:
-    """SIGTERM ends the session as Ctrl+C does: the visit's teardown stops the devices, journals what the recording
-    shows was delivered and closes the session's row (exit 143). A second SIGTERM kills at once (the next start then
-    closes the session as crashed, from its recording).
+    """SIGTERM and SIGHUP (its terminal closed, an ssh connection dropped) end the session as Ctrl+C does: the
+    visit's teardown stops the devices, journals what the recording shows was delivered and closes the session's row
+    (exit 143, 129), as the window does on either (ui.main_window.close_on_terminate). A second one kills at once
+    (the next start then closes the session as crashed, from its recording).
 
     Yields what a run calls at its checkpoints (workstation.session.runner): the signal's exception once either
     signal came, else None. A handler's exception is raised at whatever line the main thread is on, and C code there
@@ -81,7 +82,7 @@ def _terminate_as_exit() -> Iterator[Callable[[], BaseException | None]]:
     came: list[int] = []
 
     def terminated(signum: int, _frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signum, signal.SIG_DFL)
         came.append(signum)
         raise Terminated(128 + signum)
 
@@ -97,12 +98,11 @@ def _terminate_as_exit() -> Iterator[Callable[[], BaseException | None]]:
     if threading.current_thread() is not threading.main_thread():
         yield pending
         return
-    before = signal.signal(signal.SIGTERM, terminated)
-    ctrl_c = signal.signal(signal.SIGINT, interrupted) if signal.getsignal(signal.SIGINT) is \
-        signal.default_int_handler else None
+    before = {sig: signal.signal(sig, terminated) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        before[signal.SIGINT] = signal.signal(signal.SIGINT, interrupted)
     try:
         yield pending
     finally:
-        signal.signal(signal.SIGTERM, before)
-        if ctrl_c is not None:
-            signal.signal(signal.SIGINT, ctrl_c)
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
