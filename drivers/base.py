@@ -152,7 +152,11 @@ class SerialDevice(FrameIntake, Device):
         try:
             self._make_safe()  # STOP and ARM 0 are the first frames on the wire; heartbeats come after them
             self.link.start_heartbeats()
-            ident = self.identify()
+            try:
+                ident = self.identify()
+            except CommandTimeout as exc:  # asked once more: a workstation held up for a moment is not a device
+                log.info("%s: %s; asking once more", self.name, exc)  # that does not answer (eleventh session)
+                ident = self.identify()
         except DeviceError:
             self.close()
             raise

@@ -106,6 +106,7 @@ class HostileDevice:
     period_us: int = 500
     samples_per_frame: int = 20
     identity_raw: bytes | None = None  # sent as the IDENTITY's JSON instead of `identity`, byte for byte
+    unanswered_identifies: int = 0  # the first so many IDENTIFY get no answer (a device, or a host, held up)
 
     def __post_init__(self) -> None:
         self.master, self._slave = os.openpty()
@@ -230,6 +231,9 @@ class HostileDevice:
         if msg_type == HEARTBEAT:
             return
         if msg_type == IDENTIFY:
+            if self.unanswered_identifies > 0:
+                self.unanswered_identifies -= 1
+                return
             body = self.identity_raw if self.identity_raw is not None else json.dumps(self.identity).encode()
             self.send(IDENTITY, struct.pack("<H", seq) + body)
             return

@@ -7,6 +7,19 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from drivers.codes import AbortCause
+
+EXIT_CODES = {
+    AbortCause.NONE: 0,
+    AbortCause.BAD_INPUT: 2,
+    AbortCause.INTERLOCK: 3,
+    AbortCause.RECORDING: 3,  # the recorder is an interlock too: the devices were stopped because of it
+    AbortCause.STORE: 3,  # so is the store's journal
+    AbortCause.OPERATOR: 4,
+    AbortCause.DEVICE: 5,
+}
+"""The headless runner's exit status for each cause a session ended by (README, `main.py session`)."""
+
 
 def delivered_by_runs(results: Sequence[Any], index: int) -> tuple[float, int]:
     """(dose mJ/cm², passes started) of the step at `index` over all its runs (StepResults)."""

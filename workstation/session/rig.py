@@ -23,6 +23,7 @@ from drivers.types import kind_words
 from workstation.bus import Event, SessionBus, now_s
 from workstation.errors import UserError
 from workstation.session import roles
+from workstation.session.outcome import EXIT_CODES
 from workstation.session.safety import RESEND_STOP_WALL_S, SafetyMonitor
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class Rig:
                 ident = exc.identity
             except DeviceError as exc:
                 self.close()
-                raise UserError(f"The {name} could not be connected: {exc}") from exc
+                raise NotConnectedError(f"The {name} could not be connected: {exc}") from exc
             answered = str(ident.extra.get("kind", "") or "")
             if answered and answered != dev.INFO.kind:
                 what = kind_words(answered)
@@ -158,6 +159,11 @@ class Rig:
         self.bus.subscribe(rec)
         if plan is not None:
             rec.write_plan(plan)
+        for device, trip in self.monitor.tripped.items():  # latched before the file began: its cause is said in it
+            self.bus.publish_event(Event(now_s(), "alarm", "high", "safety", f"an interlock latched before this "
+                                         f"recording began: {trip.interlock} on {device}: {trip.message}",
+                                         {"interlock": str(trip.interlock), "device": device, "latched": True,
+                                          "cause_t_host_s": trip.t_cause_s}))
         self.recorder = rec
         return rec
 
@@ -253,6 +259,13 @@ class Closed(NamedTuple):
         if self.sha256 is not None:
             return f"sha256 {self.sha256}"
         return f"sha256 not written: {self.checksum_failure or 'the recording could not be closed'}"
+
+
+class NotConnectedError(UserError):
+    """A device that did not answer or whose link failed while connecting: a device's failure (the runner's exit
+    status for AbortCause.DEVICE, 5; it was 2, "bad input": eleventh session's tester), in words as any UserError."""
+
+    exit_code = EXIT_CODES[AbortCause.DEVICE]
 
 
 def close_recording(rig: Rig) -> Closed:

@@ -21,20 +21,11 @@ from pathlib import Path
 from drivers.codes import AbortCause
 from workstation.bus import BaseSink, CommandRecord, Event, now_s
 from workstation.errors import UserError, signal_behind
-from workstation.session.outcome import not_started_summary
+from workstation.session.outcome import EXIT_CODES, not_started_summary
 from workstation.session.scenario import DEVICE_ACTIONS, Scenario, TimedEvent
 from workstation.session.session import SessionError, State
 from workstation.words import counted
 
-EXIT_CODES = {
-    AbortCause.NONE: 0,
-    AbortCause.BAD_INPUT: 2,
-    AbortCause.INTERLOCK: 3,
-    AbortCause.RECORDING: 3,  # the recorder is an interlock too: the devices were stopped because of it
-    AbortCause.STORE: 3,  # so is the store's journal
-    AbortCause.OPERATOR: 4,
-    AbortCause.DEVICE: 5,
-}
 EXIT_COMPLETED, EXIT_BAD_INPUT, EXIT_INTERLOCK, EXIT_OPERATOR, EXIT_DEVICE = (
     EXIT_CODES[c] for c in (AbortCause.NONE, AbortCause.BAD_INPUT, AbortCause.INTERLOCK, AbortCause.OPERATOR,
                             AbortCause.DEVICE))
@@ -192,9 +183,13 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
         except StartRefused as exc:  # nothing given: the session is closed as aborted; the cause gives the exit code
             code = EXIT_CODES[exc.cause]
             out(str(exc))
-            out(f"outcome: not started; exit code {code}")
             summary = not_started_summary(str(exc), exc.cause, rig.monitor.trips, len(plan.steps))
-            return RunResult(code, str(State.ABORTED), summary, None, None)
+            _say_trips(out, summary["trips"])  # what latched it, and the file that holds it (tester of the 11th)
+            path, sha = (exc.closed.path, exc.closed.sha256) if exc.closed is not None else (None, None)
+            if path is not None:
+                out(f"recording: {path} ({exc.closed.checksum_words})")
+            out(f"outcome: not started; exit code {code}")
+            return RunResult(code, str(State.ABORTED), summary, path, sha)
         session = visit.session
         out(f"{visit.store.session_label(visit.session_id)} in the store: in progress")
         events = _schedule(scenario.events, visit, scenario.operator_id, started, done, out)
@@ -311,7 +306,7 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, checksum_w
                    recording_failure: str | None = None, store_failure: str | None = None,
                    ended_by: str | None = None, delivered: str = "") -> None:
     out("")
-    from workstation.ui.wording import device_name, interlock_name, scrub
+    from workstation.ui.wording import scrub
 
     out(f"session {summary['state']}" + (f": {scrub(summary['abort_reason'])}" if summary["abort_reason"] else ""))
     out(f"steps done: {summary['steps_done']} of {summary['steps_planned']}")
@@ -321,11 +316,7 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, checksum_w
         out(f"  area {r['area']} {r['modality']}: {r['outcome']}, {what}" + (f" ({r['note']})" if r["note"] else ""))
     if delivered:
         out(f"  delivered, as the recording shows: {delivered}")
-    from workstation.session.outcome import trip_stop_words
-
-    for t in summary["trips"]:
-        out(f"  {interlock_name(t['interlock'])} interlock on the {device_name(t['device'])} "
-            f"({trip_stop_words(t['latency_ms'], t.get('stop', 'stop written'))}): {scrub(t['message'])}")
+    _say_trips(out, summary["trips"])
     if recording_failure is not None:
         out(f"recording stopped early: {recording_failure}")
     if store_failure is not None:
@@ -346,6 +337,16 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, checksum_w
     if ended_by is not None:  # a signal ended the run: the scenario's expectation was not put to the test
         early, verdict = f", stopped early: {ended_by}", "so the scenario did not run to its end"
     out(f"outcome: {outcome}{early}, {verdict}; exit code {code}")
+
+
+def _say_trips(out, trips: list[dict]) -> None:
+    """One line per trip of a summary's "trips" (outcome.trip_rows)."""
+    from workstation.session.outcome import trip_stop_words
+    from workstation.ui.wording import device_name, interlock_name, scrub
+
+    for t in trips:
+        out(f"  {interlock_name(t['interlock'])} interlock on the {device_name(t['device'])} "
+            f"({trip_stop_words(t['latency_ms'], t.get('stop', 'stop written'))}): {scrub(t['message'])}")
 
 
 def _trip_reviews(recording) -> list[str]:

@@ -46,9 +46,9 @@ class StartRefused(UserError):
     """The treatment could not start (nothing was given; the session is closed as aborted in the store and its
     recording linked). `cause`: the AbortCause the headless runner's exit code follows."""
 
-    def __init__(self, message: str, cause: AbortCause) -> None:
+    def __init__(self, message: str, cause: AbortCause, closed: Any = None) -> None:
         super().__init__(message)
-        self.cause = cause
+        self.cause, self.closed = cause, closed  # closed: the recording's rig.Closed (path None if none was made)
 
 
 def _start_refused_words(exc: BaseException, latched: dict) -> str:
@@ -275,9 +275,9 @@ class Visit:
             session.load_plan(steps, self.operator)
             session.arm(self.operator)
         except BaseException as exc:  # nothing was given: close the journal row and the recording, allow a retry
-            latched = self.rig.monitor.tripped
-            cause = (AbortCause.INTERLOCK if latched else AbortCause.DEVICE if isinstance(exc, DeviceError)
-                     else AbortCause.BAD_INPUT)
+            latched = self.rig.monitor.tripped  # a device not connected (rig.connect's UserError) is a device's
+            device = isinstance(exc, DeviceError) or isinstance(exc.__cause__, DeviceError)  # failure: exit 5, not 2
+            cause = AbortCause.INTERLOCK if latched else AbortCause.DEVICE if device else AbortCause.BAD_INPUT
             session.abort(self.operator, f"the treatment could not start: {exc}", cause)
             session.close()
             self.store.close_session(self.session_id, "aborted", session.abort_reason)
@@ -286,9 +286,9 @@ class Visit:
                 self.store.link_recording(self.session_id, closed.path, closed.sha256)
             self.session_id = None
             self._release_lease()
-            if isinstance(exc, (UserError, SystemExit)) or signal_behind(exc) is not None:
+            if isinstance(exc, SystemExit) or (isinstance(exc, UserError) and not device) or signal_behind(exc):
                 raise
-            raise StartRefused(_start_refused_words(exc, latched), cause) from exc
+            raise StartRefused(_start_refused_words(exc, latched), cause, closed) from exc
         self.session = session
         return steps
 
