@@ -59,7 +59,7 @@ class Event:
             raise ValueError(f"severity must be one of {SEVERITIES}, not {self.severity!r}")
 
     def details_json(self) -> str:
-        return json.dumps(self.details, sort_keys=True, default=str)
+        return strict_json(self.details)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,24 @@ class CommandRecord:
     t_reply_s: float = float("nan")  # when the answer arrived (nan if none)
 
     def args_json(self) -> str:
-        return json.dumps(self.args, sort_keys=True, default=str)
+        return strict_json(self.args)
+
+
+def strict_json(value: Any) -> str:
+    """RFC 8259 JSON of `value` for a log line (sorted keys, anything else as its text): a NaN or ±inf number is
+    written as the string "nan", "inf" or "-inf", never as JavaScript's NaN/Infinity, which strict parsers refuse (a
+    needling event's area_dose_cap_mj_cm2 = inf: eleventh session's tester). RecursionError for a circular value."""
+    return json.dumps(_named_non_finite(value), sort_keys=True, default=str, allow_nan=False)
+
+
+def _named_non_finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+    if isinstance(value, Mapping):
+        return {k: _named_non_finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_named_non_finite(v) for v in value]
+    return value
 
 
 class Sink(Protocol):
