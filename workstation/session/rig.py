@@ -41,6 +41,8 @@ class Rig:
     devices: dict[str, SerialDevice]
     emulators: dict[str, Any] = field(default_factory=dict)  # simulation only: name -> Emulator
     recorder: Any = None  # SessionRecorder while recording
+    # whether what is published now reaches the file: "before" it began, "open" (its close included), "closed"
+    recording_state: str = "before"
     mode: str = "simulation"
 
     # --- construction -----------------------------------------------------------------------------------------
@@ -157,6 +159,7 @@ class Rig:
             rec.add_device(name, dev.INFO, ident, dev.BLOCK_DTYPE, dict(ident.extra.get("calibration") or {}))
         rec.start()
         self.bus.subscribe(rec)
+        self.recording_state = "open"
         if plan is not None:
             rec.write_plan(plan)
         for device, trip in self.monitor.tripped.items():  # latched before the file began: its cause is said in it
@@ -179,6 +182,7 @@ class Rig:
             return rec.path, rec.close()
         finally:
             self.bus.unsubscribe(rec)
+            self.recording_state = "closed"
 
     # --- simulation faults --------------------------------------------------------------------------------------
     def inject(self, device: str, action: str, value: float = 0.0) -> None:

@@ -46,14 +46,19 @@ class ProgressPrinter(BaseSink):
     KINDS = {"state", "protocol", "interlock", "fault", "alarm", "connection", "fault_injected", "interlock_reset",
              "recording"}
 
-    def __init__(self, out: Callable[[str], None]) -> None:
+    NOT_IN_FILE = {"before": " (before the recording began: in the log file, not in the recording)",
+                   "closed": " (after the recording closed: in the log file, not in the recording)"}
+
+    def __init__(self, out: Callable[[str], None], recording_state: Callable[[], str] = lambda: "open") -> None:
         self.out = out
         self.t0 = now_s()
+        self.recording_state = recording_state  # rig.Rig.recording_state: a line the file does not hold says so
 
     def on_event(self, event: Event) -> None:
         if event.kind in self.KINDS and not (event.kind == "protocol" and event.details.get("event") == "pass_started"):
             mark = "!!" if event.severity == "high" else "  "
-            self.out(f"{event.t_host_s - self.t0:8.3f} s {mark} {_words(event)}")
+            where = self.NOT_IN_FILE.get(self.recording_state(), "")
+            self.out(f"{event.t_host_s - self.t0:8.3f} s {mark} {_words(event)}{where}")
 
     def on_command(self, record: CommandRecord) -> None:
         if record.result != "ack" and not (record.command == "reset" and record.result.startswith("refused")):
@@ -61,7 +66,7 @@ class ProgressPrinter(BaseSink):
             from workstation.ui.wording import scrub
 
             self.out(f"{record.t_host_s - self.t0:8.3f} s    {record.device} {record.command}: "
-                     f"{scrub(record.result)}")
+                     f"{scrub(record.result)}{self.NOT_IN_FILE.get(self.recording_state(), '')}")
 
 
 def _words(event: Event) -> str:
@@ -165,7 +170,7 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
             out(closed.told)
         plan, rig = visit.plan, visit.rig
         visit.check_plan()
-        printer = ProgressPrinter(out)
+        printer = ProgressPrinter(out, lambda: rig.recording_state)
         rig.bus.subscribe(printer)
         out(f"scenario: {scenario.title}" + (f" — {scenario.description}" if scenario.description else ""))
         for a in plan.areas:
