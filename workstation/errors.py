@@ -13,7 +13,7 @@ class AbortedByInterlock(Exception):
 
 
 class Terminated(SystemExit):
-    """Raised by the SIGTERM handler of a headless run (workstation.cli_session), with code 128 + the signal."""
+    """Raised by the SIGTERM and SIGHUP handler of a headless run (workstation.cli_session): code 128 + the signal."""
 
 
 def signal_behind(exc: BaseException) -> SystemExit | KeyboardInterrupt | None:

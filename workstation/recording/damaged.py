@@ -84,17 +84,19 @@ def open_error(path: Path, exc: BaseException) -> RecordingError:
     """What h5py's refusal to open a recording means, in words: in use (whatever h5py said: a file read while a
     program writes it can look truncated or damaged), marked open by a writer that is gone, truncated, or damaged
     (the library's own text goes to the log)."""
-    from workstation.recording.reader import clear_mark_advice, in_use_error
+    from workstation.recording.reader import clear_mark_advice, in_use_error, written_now
 
     text = str(exc)
     log.info("opening %s: %s", path, text)
-    if (in_use := in_use_error(path)) is not None:  # a file being written reads as cut short or garbled: not so
-        return in_use
     if any(m in text for m in ("already open for write", "consistency flags", "unable to lock file",
                                "not already open for SWMR writing")):
+        if (in_use := in_use_error(path)) is not None:
+            return in_use
         return RecordingError(
             f"{path} is marked as open for writing, but no program holds it: the program that wrote it stopped "
             f"without closing it and did not record it as a live session. {clear_mark_advice(path)}")
+    if (in_use := written_now(path)) is not None:  # a file being written reads as cut short or garbled: not so
+        return in_use
     if "truncated" in text or "eof" in text.lower():
         sizes = re.search(r"eof = (\d+).*stored_eof = (\d+)", text)
         how = (f": it holds {int(sizes[1]):,} bytes of the {int(sizes[2]):,} its structure says" if sizes else "")

@@ -123,7 +123,7 @@ class Recording:
             raise RecordingError(f"{path} cannot be read ({(exc.strerror or 'the system refused').lower()}): check "
                                  "it is yours to read and try again.") from exc
         if not is_hdf5:  # or not yet: the instant its writer creates it
-            raise in_use_error(path) or lost_signature_error(path)
+            raise written_now(path) or lost_signature_error(path)
         partial_reason = None
         try:
             h5 = _open_unlocked(path)
@@ -141,7 +141,7 @@ class Recording:
                 return cls(path, h5, partial_reason)
         except RecordingError as exc:  # unless a program is writing it that moment (open_error: the same rule)
             h5.close()
-            if (in_use := in_use_error(path)) is None:
+            if (in_use := written_now(path)) is None:
                 raise
             raise in_use from exc
         except BaseException:
@@ -360,6 +360,13 @@ def in_use_error(path: Path) -> RecordingError | None:
     return RecordingError(
         f"{path} is in use by another program that has it open for writing (not as a live Cicatrix "
         "recording): close it there, then try again. The file is not damaged by this.")
+
+
+def written_now(path: Path) -> RecordingError | None:
+    """`in_use_error` for a file that read as truncated, damaged or not HDF5 (a file being written can look so), where
+    a holder can be seen (Linux, macOS); None on Windows, where no holder can be seen and such a file is taken as
+    what it looks like."""
+    return None if sys.platform == "win32" else in_use_error(path)
 
 
 def refuse_if_written_elsewhere(path: Path | str) -> None:
