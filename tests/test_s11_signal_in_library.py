@@ -30,15 +30,16 @@ ROOT = Path(__file__).resolve().parents[1]
 IN_A_COMMIT = "_deactivate_from_connection"  # SQLAlchemy's, called from Transaction.commit's try (its finally asserts)
 
 
-def _run_signalled(tmp_path: Path, signum: int, after: str = "") -> tuple[subprocess.CompletedProcess, Path]:
+def _run_signalled(tmp_path: Path, signum: int, after: str = "", at: str = IN_A_COMMIT
+                   ) -> tuple[subprocess.CompletedProcess, Path]:
     store = tmp_path / "training.sqlite3"
     with ClinicStore.open(store, training=True):
         pass
-    env = {**os.environ, "INJECT_AT": IN_A_COMMIT, "INJECT_AFTER": after, "INJECT_SIGNAL": str(int(signum))}
+    env = {**os.environ, "INJECT_AT": at, "INJECT_AFTER": after, "INJECT_SIGNAL": str(int(signum))}
     cmd = [sys.executable, str(ROOT / "tests" / "signal_inject.py"), "session", "--simulate", "--scenario",
            str(_scenario_without_crash(tmp_path)), "--record", str(tmp_path / "rec"), "--store", str(store)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
-    assert f"INJECTED {IN_A_COMMIT}" in done.stderr, done.stdout + done.stderr  # the signal came where meant
+    assert f"INJECTED {at}" in done.stderr, done.stdout + done.stderr  # the signal came where meant
     return done, store
 
 
@@ -67,8 +68,8 @@ def test_a_sigterm_inside_a_commit_mid_session_ends_saved_with_its_cause(tmp_pat
     out, shown = done.stdout, with_internal_error(done.stdout + done.stderr)  # a load trip's words for the rerun rule
     assert done.returncode == 143, shown
     assert "internal error" not in done.stderr and "Traceback" not in done.stderr, shown
-    assert out.splitlines()[-1].endswith("stopped early: terminated by a signal (SIGTERM), so the scenario did not "
-                                         "run to its end; exit code 143"), shown
+    assert out.splitlines()[-1] == ("outcome: completed (every step done), then terminated by a signal (SIGTERM), "
+                                    "before the session was ended; exit code 143"), shown  # not "stopped early"
     assert "Ctrl+C" not in out, shown
     (recording,) = (tmp_path / "rec").rglob("*.h5")
     assert checksum_path(recording).exists() and check_checksum(recording).intact, shown
@@ -175,3 +176,27 @@ def test_a_swallowed_signal_mid_session_stops_before_the_next_step(tmp_path: Pat
         modalities = [m for (m,) in c.execute("SELECT modality FROM treatments")]
     assert state == "partial" and note.startswith("terminated by a signal (SIGTERM)"), (state, note)
     assert len(modalities) == 1, modalities
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_after_the_session_is_saved_leaves_the_summary_and_its_exit_status_true(tmp_path: Path,
+                                                                                      signum: int) -> None:
+    """Saved, its summary being printed (the trip reviews read the closed file): the summary is printed whole and
+    the process exits with the status it printed. The second fresh tester of the eleventh session saw the summary cut
+    after "steps done", and "exit code 0" printed by a process then killed by the signal (-15, -1, -2)."""
+    done, store = _run_signalled(tmp_path, signum, after="settle", at="_trip_reviews")
+    shown = with_internal_error(done.stdout + done.stderr)
+    assert done.returncode == 0, shown
+    last = done.stdout.splitlines()[-1]  # (this scenario, crash-and-restart without its crash, expects a stop)
+    assert last.startswith("outcome: completed, ") and last.endswith("; exit code 0"), shown
+    assert any(line.startswith("recording: ") for line in done.stdout.splitlines()), shown
+    assert "Traceback" not in done.stderr and "interrupted" not in done.stderr, shown
+    with sqlite3.connect(store) as c:
+        assert c.execute("SELECT state FROM sessions").fetchall() == [("completed",)]
+
+
+def test_ctrl_c_while_the_log_is_set_up_says_interrupted_without_a_traceback(tmp_path: Path) -> None:
+    """Before any command runs (the log file being opened): "interrupted", exit 130 (it was a traceback)."""
+    done, _store = _run_signalled(tmp_path, signal.SIGINT, at="_open_crash_file")
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "interrupted" in done.stderr, done.stderr

@@ -79,7 +79,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     from workstation.terminal import guarded_terminal
 
     with guarded_terminal():
-        return _main(argv, prog)
+        try:
+            return _main(argv, prog)
+        except KeyboardInterrupt:  # before the command ran (while the log is set up): its own is _main's
+            print("interrupted", file=sys.stderr)
+            return 130
 
 
 def _main(argv: list[str] | None, prog: str | None) -> int:

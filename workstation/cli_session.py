@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from workstation.cli_settings import share_option
@@ -48,10 +49,10 @@ def _run(args: argparse.Namespace) -> int:
                         "the folder; the recording is written to FOLDER/YYYY-MM-DD/<uuid>.h5.")
     scenario = load_scenario(resolve_scenario(args.scenario))
     store = checked_training_store(args.store, args)
-    with _terminate_as_exit() as pending_signal:
+    with _terminate_as_exit() as signals:
         share = args.share.expanduser().absolute() if args.share is not None else None
-        return run_scenario(scenario, record_dir, store_path=store, share=share,
-                            pending_signal=pending_signal).exit_code
+        return run_scenario(scenario, record_dir, store_path=store, share=share, pending_signal=signals.pending,
+                            settled=signals.settle).exit_code
 
 
 def checked_training_store(store: Path | str | None, settings_args: argparse.Namespace) -> Path | None:
@@ -69,40 +70,60 @@ def checked_training_store(store: Path | str | None, settings_args: argparse.Nam
     return Path(store)
 
 
+class _Signals:
+    """What a headless run is told of SIGTERM, SIGHUP and Ctrl+C (`_terminate_as_exit`): `pending()`, the signal's
+    exception once one came (None before), for the run's checkpoints; `settle()`, once the session is saved: a signal
+    after it is only noted (the session has nothing left to stop, and the exit status printed stands), and a second
+    one ends the process at once (a share copy that hangs)."""
+
+    def __init__(self) -> None:
+        self.came: list[int] = []
+        self.settled = False
+
+    def pending(self) -> BaseException | None:
+        if not self.came:
+            return None
+        return KeyboardInterrupt() if self.came[0] == signal.SIGINT else Terminated(128 + self.came[0])
+
+    def settle(self) -> None:
+        self.settled = True
+
+    def handle(self, signum: int, _frame: object) -> None:
+        first = not self.came
+        self.came.append(signum)
+        if self.settled:
+            if not first:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+            return
+        if signum == signal.SIGINT:  # Python's own Ctrl+C, noted
+            raise KeyboardInterrupt
+        signal.signal(signum, signal.SIG_DFL)  # a second one kills at once
+        raise Terminated(128 + signum)
+
+
 @contextlib.contextmanager
-def _terminate_as_exit() -> Iterator[Callable[[], BaseException | None]]:
+def _terminate_as_exit() -> Iterator[_Signals]:
     """SIGTERM and SIGHUP (its terminal closed, an ssh connection dropped) end the session as Ctrl+C does: the
     visit's teardown stops the devices, journals what the recording shows was delivered and closes the session's row
     (exit 143, 129), as the window does on either (ui.main_window.close_on_terminate). A second one kills at once
     (the next start then closes the session as crashed, from its recording).
 
-    Yields what a run calls at its checkpoints (workstation.session.runner): the signal's exception once either
-    signal came, else None. A handler's exception is raised at whatever line the main thread is on, and C code there
-    may swallow it (a SIGTERM inside h5py's import ran the whole session, exit 0): the checkpoint raises it again."""
-    came: list[int] = []
-
-    def terminated(signum: int, _frame: object) -> None:
-        signal.signal(signum, signal.SIG_DFL)
-        came.append(signum)
-        raise Terminated(128 + signum)
-
-    def interrupted(signum: int, _frame: object) -> None:  # Python's own Ctrl+C, noted
-        came.append(signum)
-        raise KeyboardInterrupt
-
-    def pending() -> BaseException | None:
-        if not came:
-            return None
-        return KeyboardInterrupt() if came[0] == signal.SIGINT else Terminated(128 + came[0])
-
+    Yields the run's `_Signals`. A handler's exception is raised at whatever line the main thread is on, and C code
+    there may swallow it (a SIGTERM inside h5py's import ran the whole session, exit 0): the run's checkpoints raise
+    `pending()` again. Once the run has settled, the handlers stay (only noting) until the process ends: restored to
+    the default, a signal in that last moment killed a run that had printed "exit code 0" (eleventh session)."""
+    signals = _Signals()
     if threading.current_thread() is not threading.main_thread():
-        yield pending
+        yield signals
         return
-    before = {sig: signal.signal(sig, terminated) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    before = {sig: signal.signal(sig, signals.handle) for sig in (signal.SIGTERM, signal.SIGHUP)}
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        before[signal.SIGINT] = signal.signal(signal.SIGINT, interrupted)
+        before[signal.SIGINT] = signal.signal(signal.SIGINT, signals.handle)
     try:
-        yield pending
+        yield signals
     finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
+        if not signals.settled:
+            for sig, handler in before.items():
+                if signal.getsignal(sig) == signals.handle:  # not one a first signal set to the default
+                    signal.signal(sig, handler)

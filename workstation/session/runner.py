@@ -143,11 +143,13 @@ def _one_line_at_a_time(out: Callable[[str], None]) -> Callable[[str], None]:
 
 def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | None = None,
                  out: Callable[[str], None] = print, share: Path | None = None,
-                 pending_signal: Callable[[], BaseException | None] = lambda: None) -> RunResult:
+                 pending_signal: Callable[[], BaseException | None] = lambda: None,
+                 settled: Callable[[], None] = lambda: None) -> RunResult:
     """The scenario's visit through the visit service (the window uses the same), aborting on any trip. With
     `share`, the closed recording is then copied there and verified (one line says how it went; a share that is
     down never changes the exit code). `pending_signal()`: the exception of a signal that came (SIGTERM, Ctrl+C),
-    raised again before the treatment, each step and the end in case C code swallowed it (cli_session)."""
+    raised again before the treatment, each step and the end in case C code swallowed it (cli_session);
+    `settled()` once the session is saved (or refused): a signal after it no longer changes what is printed."""
     def checkpoint() -> None:
         if (came := pending_signal()) is not None:
             raise came
@@ -186,6 +188,7 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
             checkpoint()
             visit.begin(abort_on_trip=not resumes, t0_host_s=printer.t0)  # one origin: the lines and the file
         except StartRefused as exc:  # nothing given: the session is closed as aborted; the cause gives the exit code
+            settled()
             code = EXIT_CODES[exc.cause]
             out(str(exc))
             summary = not_started_summary(str(exc), exc.cause, rig.monitor.trips, len(plan.steps))
@@ -218,6 +221,7 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
             session.abort("runner", why, session.pause_cause if session.pause_cause != AbortCause.NONE
                           else AbortCause.DEVICE)
         saved = visit.end()
+        settled()
         final, summary, recording, sha = session.state, saved.summary, saved.recording, saved.sha256
         recording_failure, checksum_words = saved.recording_failure, saved.checksum_words
         store_failure = saved.store_failure
@@ -339,7 +343,9 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, checksum_w
     expected = ran_to_end == (scenario.expect == "completed")
     want = "to run to the end" if scenario.expect == "completed" else "to stop early"
     verdict = "as expected" if expected else f"NOT as expected (the scenario expects it {want})"
-    if ended_by is not None:  # a signal ended the run: the scenario's expectation was not put to the test
+    if ended_by is not None and outcome == "completed":  # every step done, then the signal before End session
+        early, verdict = f" (every step done), then {ended_by}", "before the session was ended"
+    elif ended_by is not None:  # a signal ended the run: the scenario's expectation was not put to the test
         early, verdict = f", stopped early: {ended_by}", "so the scenario did not run to its end"
     out(f"outcome: {outcome}{early}, {verdict}; exit code {code}")
 
