@@ -18,7 +18,7 @@ EXIT_CODES = {
     AbortCause.OPERATOR: 4,
     AbortCause.DEVICE: 5,
 }
-"""The headless runner's exit status for each cause a session ended by (README, `main.py session`)."""
+"""The headless runner's exit status for each cause a session ended by (the README lists them)."""
 
 
 def delivered_by_runs(results: Sequence[Any], index: int) -> tuple[float, int]:
