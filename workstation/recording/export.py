@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workstation.recording.clean import json_with_notes
+from workstation.recording.clean import dumps
 from workstation.recording.errors import RecordingError, in_words
 from workstation.recording.reader import Recording
 from workstation.recording.share import part_path, remove_stale_parts
@@ -88,9 +88,9 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
             w.writerow(["t_s", "t_host_s", "kind", "severity", "source", "message", "details_json"])
             for e in rec.events:
                 if lo <= e.t_host_s - t0 < hi:
-                    # texts as the reader gives them: by the text rule, a changed one's bytes noted (rows.py)
+                    # texts and JSON as the reader gives them: by the text rule, changed bytes noted (rows.py)
                     w.writerow([f"{e.t_host_s - t0:.6f}", f"{e.t_host_s:.6f}", *map(as_text_cell, (
-                        e.kind, e.severity, e.source, e.message)), json_with_notes(e.details, notes_held=True)])
+                        e.kind, e.severity, e.source, e.message)), dumps(e.details)])
         written.append(path)
         path = _partial(out / "commands.csv", final)
         with open(path, "w", newline="") as f:
@@ -101,7 +101,7 @@ def export_csv(rec: Recording, out_dir: str | Path, t_start_s: float | None = No
             for c in rec.commands:
                 if lo <= c.t_host_s - t0 < hi:
                     w.writerow([f"{c.t_host_s - t0:.6f}", f"{c.t_host_s:.6f}", as_text_cell(c.device),
-                                as_text_cell(c.command), json_with_notes(c.args, notes_held=True),
+                                as_text_cell(c.command), dumps(c.args),
                                 as_text_cell(c.result), f"{c.t_reply_s - t0:.6f}", f"{c.t_reply_s:.6f}"])
         written.append(path)
         path = None
