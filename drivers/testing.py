@@ -83,7 +83,7 @@ def link_events(tap: Tap, link: LinkEvent, device: str | None = None) -> list[Ev
             if e.details.get("link") == link and (device is None or e.source == device)]
 
 
-def wait_for(pred: Callable[[], object], timeout_s: float = 3.0, what: str = "condition") -> None:
+def wait_for(pred: Callable[[], object], timeout_s: float = 10.0, what: str = "condition") -> None:
     """Poll `pred` every 5 ms until it is true; AssertionError naming `what` after `timeout_s` seconds."""
     deadline = time.monotonic() + timeout_s
     while not pred():

@@ -82,7 +82,7 @@ def assert_alive(dev, drv, tap):
     wait_for(lambda: drv.counters.samples > n + 40, what="samples after the bad frame")
     drv.arm(False)  # answered, not timed out
     t = time.monotonic()
-    wait_for(lambda: dev.heartbeats(since=t), timeout_s=0.5, what="a heartbeat")
+    wait_for(lambda: dev.heartbeats(since=t), what="a heartbeat")
 
 
 def all_values(tap, field):
@@ -314,11 +314,15 @@ def test_n_zero_frames_while_active_trip_telemetry_lost_and_heartbeats_stop(stat
     t0 = time.monotonic()
     threading.Thread(target=flood, daemon=True).start()
     try:
-        wait_for(lambda: monitor.is_tripped("light"), timeout_s=1.0, what="a trip during n = 0 frames")
+        wait_for(lambda: monitor.is_tripped("light"), what="a trip during n = 0 frames")
         trip = monitor.tripped["light"]
         assert trip.interlock == InterlockCause.TELEMETRY_LOST
-        time.sleep(0.4)
-        assert not dev.heartbeats(since=t0 + 0.3), "heartbeats went on without samples"
+        # Heartbeats stop 250 ms after the last sample; one decided before then may still reach the device late on a
+        # loaded machine, but heartbeats that went on would be one every 50 ms.
+        time.sleep(0.3)
+        t1 = time.monotonic()
+        time.sleep(0.5)
+        assert len(dev.heartbeats(since=t1)) <= 1, "heartbeats went on without samples"
         assert drv.counters.rejected_frames >= 10
     finally:
         stop_flood.set()
@@ -337,7 +341,7 @@ def test_one_sample_per_frame_on_a_racing_device_clock_is_lost_telemetry(station
         dev.send(TELEMETRY, dev.telemetry_payload())
         dev.t_us += 280_000  # 280 ms of device time with no samples
         time.sleep(0.01)
-    wait_for(lambda: monitor.is_tripped("light"), timeout_s=1.0, what="a trip")
+    wait_for(lambda: monitor.is_tripped("light"), what="a trip")
     assert monitor.tripped["light"].interlock == InterlockCause.TELEMETRY_LOST
     assert "device time" in monitor.tripped["light"].message
 

@@ -31,9 +31,10 @@ def test_a_read_that_fails_while_playing_pauses_the_replay_in_words(tmp_path: Pa
         assert _wait(lambda: bool(told)), "the failed read was not told"
         assert "is a damaged HDF5 file: the telemetry of" in str(told[0]) and path.name in str(told[0])
         assert source.error is told[0] and not source.playing and not source.finished.is_set()
-        assert source._thread.is_alive()  # still answers: a step is answered at once, not after its 5 s timeout
-        t0 = time.monotonic()
-        assert source.step_event(+1) is None and time.monotonic() - t0 < 4.0
+        assert source._thread.is_alive()
+        # Still answers: step_event raises TimeoutError when the thread does not answer, whatever the wait; a long wait
+        # keeps a loaded machine from looking like a hung thread.
+        assert source.step_event(+1, timeout_s=60.0) is None
     finally:
         source.close()
     assert not source._thread.is_alive()

