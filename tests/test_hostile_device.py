@@ -311,7 +311,6 @@ def test_n_zero_frames_while_active_trip_telemetry_lost_and_heartbeats_stop(stat
             dev.send(TELEMETRY, TELEMETRY_HEADER.pack(dev.t_us, 500, 0, 0))
             time.sleep(0.01)
 
-    t0 = time.monotonic()
     threading.Thread(target=flood, daemon=True).start()
     try:
         wait_for(lambda: monitor.is_tripped("light"), what="a trip during n = 0 frames")

@@ -383,14 +383,21 @@ def test_the_headless_session_on_a_disk_that_fills_stops_safely_with_its_summary
         with Recording.open(h5) as r:  # closed or left readable
             assert r.samples("light") > 0
         with h5py.File(h5, "r", locking=False) as f:
-            reopened = "end_time_utc" in f.attrs  # the closing reopen ran (the disk allowed it)
-        if reopened:
-            _rows_match_their_counts(h5)
-            # its samples after the failure are counted lost, so no review blames the link (second fresh tester)
-            assert "(the link was lost)" not in out, out
-            with Recording.open(h5) as r:  # the E-stop the failure caused is in the file (fresh tester: it was not)
-                assert any(e.kind == "interlock" and e.details.get("interlock") == "estop" for e in r.events), \
-                    [e.message for e in r.events][-10:]
+            # The closing reopen ran, even with the filler taking every byte freed: it wrote into the room the file
+            # held past its end (recording/room.py; a fresh tester's `dd` took the freed ballast, and the trips were
+            # not in the file). The file says it closed on a full disk.
+            assert "end_time_utc" in f.attrs and f.attrs["closed_on_full_disk"], dict(f.attrs)
+        _rows_match_their_counts(h5)
+        # its samples after the failure are counted lost, so no review blames the link (second fresh tester)
+        assert "(the link was lost)" not in out, out
+        with Recording.open(h5) as r:  # the E-stop the failure caused is in the file (fresh tester: it was not)
+            assert any(e.kind == "interlock" and e.details.get("interlock") == "estop" for e in r.events), \
+                [e.message for e in r.events][-10:]
+        if sha.exists() and not fmt.signature_path(h5).exists():  # the filler took the room for the signature
+            assert "; not signed: no signature could be written beside the file: the disk is full)" in line, line
+            shown = subprocess.run([sys.executable, str(ROOT / "main.py"), "inspect", str(h5)], capture_output=True,
+                                   text=True, cwd=ROOT, timeout=120).stdout
+            assert "closed it on a full disk (the file says so)" in shown, shown
 
 
 def test_a_row_without_a_usable_time_is_stamped_on_arrival_and_keeps_what_it_came_with(tmp_path):

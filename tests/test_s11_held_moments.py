@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from helpers_recording import add_devices, meta, write_session
 
-from workstation.recording import Recording, RecordingError, SessionRecorder
+from workstation.recording import Recording, RecordingError, SessionRecorder, room
 from workstation.recording import format as fmt
 from workstation.recording import writer as writer_module
 from workstation.recording.reader import in_use_error
+from workstation.recording.writer import BALLAST_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 WRONG = ("is a damaged", "is truncated", "not an HDF5", "another program", "Traceback")
@@ -51,7 +52,8 @@ def test_a_recording_being_created_is_said_to_be_so_by_inspect(tmp_path: Path) -
 
 def test_the_closing_reopen_is_the_sessions_own_hold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """While the closing attributes are added (the file open for writing, no longer SWMR) a reader is told the
-    session is closing it; the ballast's room was given back to the disk first (its file kept, empty)."""
+    session is closing it. The ballast is there: whole where the file held room past its end for the close (it then
+    becomes the checksum file), given back to the disk first (its file kept, empty) where it could hold none."""
     seen: list[tuple[bool, int, str]] = []
     real = writer_module.open_for_closing
 
@@ -63,9 +65,13 @@ def test_the_closing_reopen_is_the_sessions_own_hold(tmp_path: Path, monkeypatch
 
     monkeypatch.setattr(writer_module, "open_for_closing", looking)
     path = write_session(tmp_path, 1.0)
-    assert seen and seen[0][:2] == (True, 0), seen
+    probe = tmp_path / "probe"
+    with open(probe, "wb") as f:
+        holds_room = room.hold(f.fileno(), 4096)
+    assert seen and seen[0][:2] == (True, BALLAST_BYTES if holds_room else 0), seen
     assert OWN_HOLD in seen[0][2], seen
     assert not fmt.ballast_path(path).exists()
+    assert fmt.checksum_path(path).read_text().split()[1] == path.name
     assert Recording.open(path).meta.end_time_utc is not None
 
 

@@ -26,22 +26,32 @@ def sha256_of(path: Path, progress: Callable[[int, int], None] | None = None) ->
     return h.hexdigest()
 
 
-def write_checksum(path: Path, target: Path) -> str:
-    """Hash `path` and save it in `target` ("<hex>  <name>", sha256sum format) with `atomic_write_text`. Returns
-    the digest; OSError (the temporary file removed) if it cannot be written, e.g. on a full disk."""
+def write_checksum(path: Path, target: Path, room: Path | None = None) -> str:
+    """Hash `path` and save it in `target` ("<hex>  <name>", sha256sum format) with `atomic_write_text` (`room`: see
+    there). Returns the digest; OSError (the temporary file removed) if it cannot be written, e.g. on a full disk."""
     digest = sha256_of(path)
-    atomic_write_text(target, f"{digest}  {path.name}\n")
+    atomic_write_text(target, f"{digest}  {path.name}\n", room)
     return digest
 
 
-def atomic_write_text(target: Path, text: str) -> None:
+def atomic_write_text(target: Path, text: str, room: Path | None = None) -> None:
     """Write `text` to `target` so that it is whole or absent, never empty or cut: a temporary file beside it is
     written and fsynced, then renamed over the name, and the folder is synced so the rename survives a power cut.
-    OSError (the temporary file removed) if it cannot be written."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+
+    `room`, a file in the same folder with at least as many bytes as `text` encoded, is used as that temporary file:
+    its bytes are written over in place, so a disk another program filled cannot refuse them (the recorder's
+    ballast). Without it, or when it is missing or too small, a new temporary file is written. OSError (the temporary
+    file removed) if it cannot be written."""
+    data = text.encode("utf-8")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        usable = room is not None and room.stat().st_size >= len(data)
+    except OSError:
+        usable = False
+    tmp = room if usable else target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "r+b" if usable else "wb") as f:
+            f.write(data)
+            f.truncate(len(data))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)

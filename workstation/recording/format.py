@@ -26,7 +26,7 @@ ROOT_ATTRS = (
     "format", "format_version", "session_uuid", "start_time_utc", "t0_host_s", "software_version", "mode",
     "patient_pseudonym", "operator_id", "protocol_id", "protocol_version",
 )
-CLOSING_ATTRS = ("end_time_utc", "closed_cleanly", "close_note")
+CLOSING_ATTRS = ("end_time_utc", "closed_cleanly", "close_note", "closed_on_full_disk")
 # Root attribute written at creation by every version that signs its recordings (True): such a file without a valid
 # .sig beside it is "SIGNATURE MISSING", not "recorded before signatures" (workstation.recording.signature).
 SIGNATURE_EXPECTED = "signature_expected"

@@ -346,7 +346,7 @@ def unclosed_reason(path: Path) -> str:
 def in_use_error(path: Path) -> RecordingError | None:
     """The sentence for a file a program holds open for writing (HDF5's exclusive lock, or on Linux any process
     that opened it for writing, with file locking off too), or None when none does: a live Cicatrix session
-    (its SWMR mark), its session creating or closing it (its ballast beside it, writer._write_ballast), or another
+    (its SWMR mark), its session creating or closing it (its ballast beside it, room.write_ballast), or another
     program. One wording for every command that reads a recording (inspect, audit,
     export, verify, …). Readers holding it do not count: they never block anything."""
     if not (_locked_by_another_program(path) or held_by_a_process(path, for_writing=True)):

@@ -41,7 +41,7 @@ import h5py
 
 from workstation.checksum import atomic_write_text
 from workstation.keys import keys_dir, public_key_text, signing_key, verify_signature, workstation_name
-from workstation.recording.format import SIGNATURE_EXPECTED, signature_path
+from workstation.recording.format import SIGNATURE_EXPECTED, checksum_path, signature_path
 
 FORMAT = "cicatrix-recording-signature-1"
 TRUSTED_FILE = "trusted-workstations"
@@ -49,8 +49,9 @@ HEX = frozenset("0123456789abcdef")
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FORMAT", "TRUSTED_FILE", "SignatureCheck", "check", "message", "names_this_recording", "read_trusted",
-           "session_uuid_of", "sign", "signature_expected", "signature_path", "stopped_while_writing", "trusted_keys"]
+__all__ = ["FORMAT", "TRUSTED_FILE", "SignatureCheck", "check", "closed_on_full_disk", "message", "names_this_recording",
+           "no_sidecars_words", "read_trusted", "session_uuid_of", "sign", "signature_expected", "signature_path",
+           "stopped_while_writing", "trusted_keys"]
 
 
 def message(file_name: str, sha256: str, signed_at_utc: str, workstation: str) -> bytes:
@@ -120,6 +121,18 @@ def signature_expected(h5_path: Path) -> bool | None:
         except (OSError, ValueError, TypeError):
             continue
     return True
+
+
+def closed_on_full_disk(h5_path: Path) -> bool:
+    """Whether the recording's session closed it after the disk filled (closing attribute `closed_on_full_disk`):
+    then a missing .sha256 or .sig most likely found no room. False when it says not, or cannot be read."""
+    for swmr in (False, True):
+        try:
+            with h5py.File(h5_path, "r", locking=False, swmr=swmr) as h5:
+                return bool(h5.attrs.get("closed_on_full_disk", False))
+        except (OSError, ValueError, TypeError):
+            continue
+    return False
 
 
 def session_uuid_of(h5_path: Path) -> str | None:
@@ -240,14 +253,66 @@ def check(h5_path: Path, sha256_now: str) -> SignatureCheck:
 def _why_no_signature(h5_path: Path) -> str:
     """Why a recording made to be signed has no .sig, as far as the files beside it tell (the recorder writes the
     .sha256, then the .sig): stopped while signing, stopped after its checksum, or either that or a copy without it."""
-    from workstation.recording.format import checksum_path
-
     sig = signature_path(h5_path)
     if stopped_while_writing(sig):
         return (f"the program stopped while writing it: a temporary file of {sig.name} is left beside the "
                 "recording")
+    if closed_on_full_disk(h5_path):
+        return (f"its session closed it on a full disk (the file says so), so most likely there was no room left for "
+                f"{sig.name}, unless it was deleted or not copied with the file")
     if checksum_path(h5_path).is_file():
         return (f"its {checksum_path(h5_path).name} is there, so either the program stopped after writing the "
                 f"checksum and before signing (a crash, a kill or a power cut), or {sig.name} was deleted or not "
                 "copied with it")
     return f"{sig.name} was never written, or was not copied with the file"
+
+
+def no_sidecars_words(path: Path, saved: Path) -> str:
+    """Neither .sha256 (`saved`) nor .sig beside the recording at `path`: why, in words, as far as the disk tells (the recorder closes the file, then
+    writes its .sha256, then its .sig; crash recovery at the next start with the store writes them)."""
+    ended = _closed_at(path)
+    if ended is None:
+        return f"no {saved.name} (the file was not closed by the recorder)"
+    sig = signature_path(path)
+    if closed_on_full_disk(path):
+        why = ("its session closed it on a full disk (the file says so), so most likely there was no room left for "
+               "them, unless they were deleted or not copied with the file")
+    elif stopped_while_writing(saved) or stopped_while_writing(sig):
+        why = ("the program stopped while writing them (a temporary file of one is left beside the recording): it "
+               "was never signed")
+    elif _in_recordings_folder(path):
+        why = ("it lies in this workstation's recordings folder, so the program most likely stopped after closing "
+               "it and before writing them (a crash, a kill or a power cut), unless they were deleted")
+    else:
+        why = ("either the program stopped after closing it and before writing them (a crash, a kill or a power "
+               "cut), or the file was copied or moved here without them")
+    what = "SIGNATURE MISSING: the file cannot be proven unchanged" if signature_expected(path) is not False else \
+        "not signed (recorded before signatures): the file cannot be checked"
+    return f"{what} (no {saved.name} and no {sig.name} beside it, though the recorder closed the file at {ended}: {why})"
+
+
+def _in_recordings_folder(path: Path) -> bool:
+    """Whether `path` lies under one of this workstation's recordings folders (default or as its settings say)."""
+    from workstation import places
+
+    roots = [places.recordings_dir(), places.training_recordings_dir()]
+    try:
+        from workstation.settings import load_settings
+
+        roots.append(Path(load_settings()["paths.recordings"]))
+    except Exception:  # noqa: BLE001 - a settings file with errors: the default folders only
+        pass
+    here = path.expanduser().absolute()
+    return any(here.is_relative_to(root.expanduser().absolute()) for root in roots)
+
+
+def _closed_at(path: Path) -> str | None:
+    """The recording's `end_time_utc` (written at close), None when it has none or cannot be read now."""
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            end = f.attrs.get("end_time_utc")
+    except Exception:  # noqa: BLE001 - a live, damaged or foreign file: not known to be closed
+        return None
+    if isinstance(end, bytes):
+        end = end.decode("utf-8", "replace")
+    return str(end) if end is not None else None

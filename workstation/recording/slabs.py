@@ -34,9 +34,15 @@ class RecorderStats:
     max_append_interval_s: float = 0.0  # longest time between the starts of two consecutive appends
     fsync_s_total: float = 0.0
     fsync_s_max: float = 0.0
+    room_hold_s_total: float = 0.0  # holding the close's room past the file's end at each flush (writer._hold_room)
+    room_hold_s_max: float = 0.0
     writer_cpu_s: float = 0.0
     max_queue_items: int = 0
     max_queue_rows: int = 0
+
+    def note_room_hold(self, seconds: float) -> None:
+        self.room_hold_s_total += seconds
+        self.room_hold_s_max = max(self.room_hold_s_max, seconds)
 
 
 def write_root(h5: h5py.File, root_attrs: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ from workstation.recording.format import checksum_path, signature_path
 from workstation.recording.reader import Recording
 from workstation.recording.rows import undecodable_words
 from workstation.recording.signature import check as check_signature
-from workstation.recording.signature import names_this_recording, signature_expected, stopped_while_writing
+from workstation.recording.signature import names_this_recording, no_sidecars_words
 from workstation.session.roles import LIGHT, recorded_active_channel
 from workstation.words import counted, seconds
 
@@ -288,7 +288,7 @@ def check_checksum(path: Path, progress: Callable[[int, int], None] | None = Non
     expected, saved_name, problem = _read_saved(saved)
     if problem is not None:
         if not sig_there:
-            return _without_sidecars(path, saved) if not saved.is_file() else \
+            return ChecksumCheck(None, no_sidecars_words(path, saved)) if not saved.is_file() else \
                 ChecksumCheck(None, f"{problem}: the file cannot be checked")
         digest = sha256_of(path, progress)
         signed = check_signature(path, digest)
@@ -330,57 +330,6 @@ def _read_saved(saved: Path) -> tuple[str, str, str | None]:
     if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
         return "", "", f"{saved.name} is empty or holds no SHA-256 (it was not written to the end)"
     return expected, words[1].removeprefix("*") if len(words) > 1 else "", None
-
-
-def _without_sidecars(path: Path, saved: Path) -> ChecksumCheck:
-    """Neither .sha256 nor .sig beside the file: why, as far as the disk tells (the recorder closes the file, then
-    writes its .sha256, then its .sig; crash recovery at the next start with the store writes them)."""
-    ended = _closed_at(path)
-    if ended is None:
-        return ChecksumCheck(None, f"no {saved.name} (the file was not closed by the recorder)")
-    sig = signature_path(path)
-    if stopped_while_writing(saved) or stopped_while_writing(sig):
-        why = ("the program stopped while writing them (a temporary file of one is left beside the recording): it "
-               "was never signed")
-    elif _in_recordings_folder(path):
-        why = ("it lies in this workstation's recordings folder, so the program most likely stopped after closing "
-               "it and before writing them (a crash, a kill or a power cut), unless they were deleted")
-    else:
-        why = ("either the program stopped after closing it and before writing them (a crash, a kill or a power "
-               "cut), or the file was copied or moved here without them")
-    what = "SIGNATURE MISSING: the file cannot be proven unchanged" if signature_expected(path) is not False else \
-        "not signed (recorded before signatures): the file cannot be checked"
-    return ChecksumCheck(None, f"{what} (no {saved.name} and no {sig.name} beside it, though the recorder closed "
-                               f"the file at {ended}: {why})")
-
-
-def _in_recordings_folder(path: Path) -> bool:
-    """Whether `path` lies under one of this workstation's recordings folders (default or as its settings say)."""
-    from workstation import places
-
-    roots = [places.recordings_dir(), places.training_recordings_dir()]
-    try:
-        from workstation.settings import load_settings
-
-        roots.append(Path(load_settings()["paths.recordings"]))
-    except Exception:  # noqa: BLE001 - a settings file with errors: the default folders only
-        pass
-    here = path.expanduser().absolute()
-    return any(here.is_relative_to(root.expanduser().absolute()) for root in roots)
-
-
-def _closed_at(path: Path) -> str | None:
-    """The recording's `end_time_utc` (written at close), None when it has none or cannot be read now."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            end = f.attrs.get("end_time_utc")
-    except Exception:  # noqa: BLE001 - a live, damaged or foreign file: not known to be closed
-        return None
-    if isinstance(end, bytes):
-        end = end.decode("utf-8", "replace")
-    return str(end) if end is not None else None
 
 
 def checksum_status(path: Path) -> str:

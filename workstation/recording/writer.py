@@ -8,7 +8,6 @@ most the last interval. After `start()` only the writer thread touches the open 
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -31,6 +30,7 @@ from workstation.bus import CommandRecord, Event, now_s
 from workstation.checksum import write_checksum
 from workstation.errors import UserError
 from workstation.recording import format as fmt
+from workstation.recording import room
 from workstation.recording.admit import command_in, event_in
 from workstation.recording.clean import clean_text, json_with_notes
 from workstation.recording.errors import (
@@ -56,6 +56,7 @@ _DEVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 ONE_HOUR_BOTH_DEVICES_BYTES = 600 * 2**20  # 2 devices x 2 kHz x ~40 B x 3600 s
 CLOSING_MIN_FREE_BYTES = 2**20  # the closing attributes take a few kB; below this the file is left as it is
 BALLAST_BYTES = 8 * 2**20  # disk space held back at creation and given back for the close after a full disk
+CLOSE_ROOM_BYTES = 2**20  # held past the file's end at each flush (room.hold): what the close writes finds room
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,8 @@ class SessionRecorder:
         self._thread: threading.Thread | None = None
         self._sha256: str | None = None
         self.checksum_failure: str | None = None  # why no .sha256 was written beside the file (after a failure)
+        self.signature_failure: str | None = None  # why no .sig was written beside it, in words
+        self._room_held = False  # CLOSE_ROOM_BYTES held past the file's end at the last flush
         self._finished = False
         self._file_damaged = False
         self.disk_full = False
@@ -165,7 +168,7 @@ class SessionRecorder:
             raise RecordingError(f"The recording {path} already exists; a session never overwrites a recording.")
         ballast = fmt.ballast_path(path)
         try:
-            _write_ballast(ballast, ballast_bytes)
+            room.write_ballast(ballast, ballast_bytes)
         except OSError as exc:
             raise RecordingError(f"Cannot create the recording {path}: {exc.strerror or exc}. Check the folder is "
                                  "writable and has free space.") from exc
@@ -292,6 +295,7 @@ class SessionRecorder:
                 self._slabs.write(taken)
                 self._h5.flush()
                 self._fsync()
+                self._hold_room()
                 self.stats.flushes += 1
                 if self._on_flush is not None:
                     self._on_flush(dict(self.stats.rows_written))
@@ -320,17 +324,28 @@ class SessionRecorder:
         self.stats.fsync_s_total += dt
         self.stats.fsync_s_max = max(self.stats.fsync_s_max, dt)
 
+    def _hold_room(self) -> None:
+        """Hold CLOSE_ROOM_BYTES past the file's end (room.hold: why); none left, the recorder stops, and the room
+        held at the previous flush takes the close."""
+        t = time.perf_counter()
+        try:
+            self._room_held = room.hold(self._h5.id.get_vfd_handle(), CLOSE_ROOM_BYTES)
+        except OSError as exc:
+            raise room.BelowReserve(exc.errno, full_words(self.path, self._reserve_bytes)) from exc
+        finally:
+            self.stats.note_room_hold(time.perf_counter() - t)
+
     def _check_space(self) -> None:
         free = shutil.disk_usage(self.path.parent).free
         if free < (reserve := self._reserve_bytes):
-            raise _BelowReserve(errno.ENOSPC, below_reserve_words(self.path, free, reserve))
+            raise room.BelowReserve(errno.ENOSPC, below_reserve_words(self.path, free, reserve))
 
     def _fail(self, exc: BaseException) -> None:
         """Stop recording for good: refuse what comes next, release the file (on this thread), tell the session."""
         # what the failed write had not taken yet: counted, or kept for the closing reopen
         keep_unwritten(self._inbox.take_all(close=True), counts(self.stats), self.stats, self._not_written, self._late)
         full = disk_full(exc)
-        if isinstance(exc, _BelowReserve):  # stopped while the file can (most often) still be closed whole
+        if isinstance(exc, room.BelowReserve):  # stopped while the file can (most often) still be closed whole
             msg = str(exc.strerror)
         elif full:  # in the reserve's words when the disk is (nearly) full: one sentence whichever check saw it
             msg = full_words(self.path, self._reserve_bytes)
@@ -343,9 +358,10 @@ class SessionRecorder:
         self.error = error
         log.error("%s", msg, extra={"shown": True})  # the session shows it; the library's text goes to the log only
         log.info("the recorder's write failure: %s", exc, exc_info=exc)
-        # HDF5 cannot close a file whose metadata it cannot write, and h5py then crashes (SIGSEGV) when it frees the
-        # file's objects, at the latest at exit. The ballast's space lets the close write what it must.
-        _empty(fmt.ballast_path(self.path))
+        # HDF5 cannot close a file whose metadata it cannot write, and h5py then crashes (SIGSEGV) when it frees its
+        # objects. The room held takes the close if the recorder stopped first; if HDF5's write failed, the ballast's.
+        if not (self._room_held and isinstance(exc, room.BelowReserve)):
+            room.empty_ballast(fmt.ballast_path(self.path))
         try:
             self._h5.close()
         except Exception as close_exc:  # noqa: BLE001 - the file is already failing; its first error is reported
@@ -375,22 +391,27 @@ class SessionRecorder:
                 raise RecordingError(f"The recorder did not finish writing {self.path} within {timeout_s:.0f} s.")
         self._inbox.take_all(close=True)
         self._finished = True
+        # The ballast stays to the end ("this session's own hold") and becomes the checksum file, written over in place;
+        # the closing reopen writes into the room the file held (or, where it held none, into the ballast's).
         ballast = fmt.ballast_path(self.path)
-        _empty(ballast)  # its room for the closing reopen; the file stays until the end: "this session's own hold"
+        if not self._room_held:
+            room.empty_ballast(ballast)
         try:
-            return self._close_file()
+            return self._close_file(ballast)
         finally:
             ballast.unlink(missing_ok=True)
 
-    def _close_file(self) -> str | None:
+    def _close_file(self, ballast: Path) -> str | None:
         # Reopening a file the disk could not take, or on a disk with no room for the attributes, could only make
         # it worse: an `r+` open that cannot close leaves HDF5's "open for writing" mark, and no reader opens it.
-        if not self._file_damaged and shutil.disk_usage(self.path.parent).free >= CLOSING_MIN_FREE_BYTES:
-            self._write_closing_attrs()
+        if not self._file_damaged and (self._room_held
+                                       or shutil.disk_usage(self.path.parent).free >= CLOSING_MIN_FREE_BYTES):
+            self._write_closing_attrs()  # into the room held past the file's end, if the disk has no other
         elif self.error is not None:
             log.warning("%s left without its closing attributes (it reads as partial): %s", self.path, self.error)
+        room.give_back(self.path)  # only now: the checksum and signature files may need it
         try:
-            self._sha256 = write_checksum(self.path, fmt.checksum_path(self.path))
+            self._sha256 = write_checksum(self.path, fmt.checksum_path(self.path), room=ballast)
         except OSError as exc:
             if self.error is None:
                 raise RecordingError(f"Writing the checksum of {self.path} failed{in_words(exc)}.") from exc
@@ -401,6 +422,8 @@ class SessionRecorder:
                 sign(self.path, self._sha256)
             except (OSError, UserError) as exc:  # the recording and its checksum stand; it reads as "not signed"
                 log.warning("the recording %s was not signed: %s", self.path, exc)
+                self.signature_failure = (f"no signature could be written beside the file{in_words(exc)}"
+                                          if isinstance(exc, OSError) else str(exc))
         return self._sha256
 
     def _write_closing_attrs(self) -> None:
@@ -417,6 +440,7 @@ class SessionRecorder:
                 h5.attrs["end_time_utc"] = fmt.utc_now_iso()
                 h5.attrs["closed_cleanly"] = self.error is None
                 h5.attrs["close_note"] = "" if self.error is None else clean_text(str(self.error))[0]
+                h5.attrs["closed_on_full_disk"] = bool(self.error is not None and self.disk_full)
                 for name in self._slabs.dtypes:
                     g = h5[fmt.DEVICES_GROUP][name]
                     g.attrs["samples"] = self.stats.rows_written[name]
@@ -428,29 +452,6 @@ class SessionRecorder:
             clear_own_mark(self.path)  # a close the full disk refused must not leave the file unreadable
             raise RecordingError(f"Closing the recording {self.path} failed{in_words(exc)}: it reads as partial. "
                                  "The log file has the details.") from exc
-
-
-def _write_ballast(path: Path, size: int) -> None:
-    """Reserve `size` bytes of the disk for the recording's own close (see `_fail`), written and synced. The file is
-    made even with no bytes: from the recording's creation to the end of its close, a ballast beside a file held
-    open for writing says the holder is the recording's own session (reader.in_use_error)."""
-    try:
-        with open(path, "wb") as f:
-            block = b"\xff" * min(size, 2**20)
-            left = size
-            while left > 0:
-                left -= f.write(block[:left])
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-
-
-def _empty(ballast: Path) -> None:
-    """Give the ballast's room back to the disk, keeping the file (`_write_ballast`); gone already: nothing to do."""
-    with contextlib.suppress(OSError):
-        os.truncate(ballast, 0)
 
 
 _KEPT: list[object] = []
@@ -475,6 +476,3 @@ def exit_if_a_file_is_unclosable(code: int) -> None:
         sys.stderr.flush()
         os._exit(code)
 
-
-class _BelowReserve(OSError):
-    """Free space fell below the reserve: the recorder stops while the file is still sound."""

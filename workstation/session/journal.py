@@ -350,7 +350,8 @@ def seal_recovered(path: Path) -> str:
     first): written as the recorder writes them at close. Sidecars already there that verify (the recorder closed
     the file, the process died after) are kept. Returns the file's SHA-256; OSError if they cannot be written."""
     from workstation.checksum import write_checksum
-    from workstation.recording.format import checksum_path, signature_path
+    from workstation.recording import room
+    from workstation.recording.format import ballast_path, checksum_path, signature_path
     from workstation.recording.signature import sign
     from workstation.recording.summary import check_checksum
 
@@ -358,7 +359,8 @@ def seal_recovered(path: Path) -> str:
         check = check_checksum(path)
         if check.intact:
             return checksum_path(path).read_text(encoding="ascii", errors="replace").split()[0].lower()
-    sha = write_checksum(path, checksum_path(path))
+    room.give_back(path)  # the room the killed recorder held past the file's end; the file's bytes are not touched
+    sha = write_checksum(path, checksum_path(path), room=ballast_path(path))  # its ballast, written over, if left
     sign(path, sha)
     return sha
 

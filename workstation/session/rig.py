@@ -256,12 +256,21 @@ class Closed(NamedTuple):
     sha256: str | None
     failure: str | None
     checksum_failure: str | None = None
+    signature_failure: str | None = None  # why no .sig was written beside a file that has its checksum
+
+    @classmethod
+    def of(cls, rec, sha256: str | None) -> Closed:
+        """The recorder `rec` (a SessionRecorder) once its close returned `sha256`."""
+        return cls(rec.path, sha256, None if rec.error is None else str(rec.error), rec.checksum_failure,
+                   rec.signature_failure)
 
     @property
     def checksum_words(self) -> str:
-        """'sha256 <hex>', or why there is none: the one wording of the runner's summary and the window's."""
+        """'sha256 <hex>', and why the file is not signed if it is not, or why there is no checksum: the one wording
+        of the runner's summary and the window's."""
         if self.sha256 is not None:
-            return f"sha256 {self.sha256}"
+            unsigned = f"; not signed: {self.signature_failure}" if self.signature_failure else ""
+            return f"sha256 {self.sha256}{unsigned}"
         return f"sha256 not written: {self.checksum_failure or 'the recording could not be closed'}"
 
 
@@ -287,4 +296,4 @@ def close_recording(rig: Rig) -> Closed:
         path, sha = rig.stop_recording()
     except RecordingError as exc:
         return Closed(rec.path, None, str(exc))
-    return Closed(path, sha, None if rec.error is None else str(rec.error), rec.checksum_failure)
+    return Closed.of(rec, sha)

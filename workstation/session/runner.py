@@ -286,8 +286,7 @@ def _print_signalled(out, scenario: Scenario, visit, recorder, exc: BaseExceptio
     closed = Closed(None, None, None)
     if recorder is not None:
         try:  # closed already by visit.close: this gives its checksum, it does not close it again
-            closed = Closed(recorder.path, recorder.close(), None if recorder.error is None else str(recorder.error),
-                            recorder.checksum_failure)
+            closed = Closed.of(recorder, recorder.close())
         except RecordingError as err:
             closed = Closed(recorder.path, None, str(err))
     summary = dict(visit.session.summary())
