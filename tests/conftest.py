@@ -199,7 +199,8 @@ def window(qtbot, tmp_path):
 # (pytest-rerunfailures: fresh fixtures), up to LOAD_RERUNS times; any other failure stands at once. The terminal
 # summary names every test run again and the trip that caused it, so the count stays visible, and a failure that
 # stands says whether its own attempt had a load trip too ("load trips in this attempt").
-LOAD_RERUNS = 2  # a window session test met two load trips in a row once in ten loaded runs (sixth session)
+LOAD_RERUNS = 4  # a window session test met two load trips in a row once in ten loaded runs (sixth session); a
+# signalled headless session three in a row at load 6 on two cores (twelfth session, test_s11_signal_in_library)
 _load_trips: list[str] = []  # the current attempt's, "heartbeat_lost on pen"
 _run_again: list[tuple[str, str]] = []  # (test, trips) of every test run again for a load trip
 
