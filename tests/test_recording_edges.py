@@ -204,7 +204,7 @@ FILL = textwrap.dedent("""
     import json, sys, threading, time
     sys.path.insert(0, sys.argv[2])
     import helpers_recording as h
-    from workstation.recording.writer import exit_if_a_file_is_unclosable
+    from workstation.recording.unclosable import exit_if_a_file_is_unclosable
     got = threading.Event()
     errors = []
     rec = h.SessionRecorder.create(sys.argv[1], h.meta(), min_free_bytes=0, reserve_bytes=0, t0_host_s=1000.0,
@@ -282,6 +282,9 @@ def test_a_disk_full_to_the_last_byte_closes_the_recording_readable():
                 assert sum(e.details["samples_lost"] for e in lost) == r.samples_lost(dev)
                 for e in lost:
                     assert_in_words(e.message)
+                    # in session time, as every other time the tools show (a fresh tester: "between 84632.867 s and
+                    # 84632.927 s host time" beside a replay timeline of 0-5.9 s)
+                    assert e.message.endswith(" of the session.") and "host time" not in e.message, e.message
         _rows_match_their_counts(result["path"])
 
 
@@ -465,7 +468,7 @@ EVENT_ON_A_FULL_DISK = textwrap.dedent("""
     sys.path.insert(0, sys.argv[2])
     import helpers_recording as h
     from workstation.bus import Event
-    from workstation.recording.writer import exit_if_a_file_is_unclosable
+    from workstation.recording.unclosable import exit_if_a_file_is_unclosable
     errors = []
     rec = h.SessionRecorder.create(sys.argv[1], h.meta(), min_free_bytes=0, t0_host_s=1000.0,
                                    on_error=lambda e: errors.append(str(e)))

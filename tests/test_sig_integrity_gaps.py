@@ -183,4 +183,5 @@ def test_killed_between_the_checksum_and_the_signature_says_both_possibilities(t
     check = check_checksum(rec)
     assert check.intact is False and "SIGNATURE MISSING" in check.text
     assert "the program stopped after writing the checksum and before signing" in check.text, check.text
-    assert f"or {signature_path(rec).name} was deleted or not copied with it" in check.text
+    assert (f"or the disk had no room left for {signature_path(rec).name}, or it was deleted or not copied with it"
+            in check.text), check.text

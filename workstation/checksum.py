@@ -47,8 +47,10 @@ def atomic_write_text(target: Path, text: str, room: Path | None = None) -> None
         usable = room is not None and room.stat().st_size >= len(data)
     except OSError:
         usable = False
-    tmp = room if usable else target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
+        if usable:  # renamed first (a name needs no new space): a kill from here leaves the temporary file's name
+            os.replace(room, tmp)
         with open(tmp, "r+b" if usable else "wb") as f:
             f.write(data)
             f.truncate(len(data))

@@ -152,7 +152,7 @@ def entry(prog: str | None = None) -> None:
     recording a full disk left unclosable ends the process at once, before HDF5's shutdown would crash on it."""
     os.umask(PRIVATE_UMASK)
     code = main(prog=prog)
-    recorder = sys.modules.get("workstation.recording.writer")
+    recorder = sys.modules.get("workstation.recording.unclosable")
     if recorder is not None:
         recorder.exit_if_a_file_is_unclosable(code)
     sys.exit(code)

@@ -123,6 +123,9 @@ def configure_logging(folder: Path | None = None, *, verbose: bool = False, comm
         log.warning("a hard crash was recorded since the last start: %s holds its trace (%s)",
                     folder / CRASH_FILE_NAME, earlier_crash)
     threading.excepthook = _thread_excepthook
+    sys.unraisablehook = _unraisable_hook
+    if not getattr(sys.excepthook, "logs_freeing_errors", False):
+        sys.excepthook = _logging_freeing_errors(sys.excepthook)
     return path
 
 
@@ -184,3 +187,26 @@ def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
     name = args.thread.name if args.thread is not None else "?"
     log.error("thread %s ended by an uncaught exception", name,
               exc_info=(args.exc_type, args.exc_value, args.exc_traceback))  # type: ignore[arg-type]
+
+
+def _unraisable_hook(unraisable: sys.UnraisableHookArgs) -> None:
+    """An error Python cannot raise (h5py freeing an object of a file a full disk left unclosable: "Can't decrement
+    id ref count"): to the log file, never to the terminal as a traceback (a fresh tester of issue 12)."""
+    log.warning("an error while freeing %r (ignored): %s", unraisable.object, unraisable.exc_value,
+                exc_info=(unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback))  # type: ignore[arg-type]
+
+
+def _logging_freeing_errors(hook):
+    """`hook`, but an error h5py met while freeing an object (Cython prints it through sys.excepthook before it reaches
+    sys.unraisablehook: recording/unclosable.freeing_error) goes to the log file only."""
+    from workstation.recording.unclosable import freeing_error
+
+    def excepthook(exc_type, exc, tb) -> None:
+        if freeing_error(tb):
+            log.warning("an error while freeing an h5py object (ignored): %s", exc, exc_info=(exc_type, exc, tb))
+            return
+        hook(exc_type, exc, tb)
+
+    excepthook.logs_freeing_errors = True  # type: ignore[attr-defined]
+    return excepthook
+

@@ -87,7 +87,12 @@ def write_ballast(path: Path, size: int) -> None:
         raise
 
 
+CHECKSUM_ROOM_BYTES = 4096  # what an emptied ballast keeps: the room of the .sha256 it becomes (atomic_write_text)
+
+
 def empty_ballast(ballast: Path) -> None:
-    """Give the ballast's room back to the disk, keeping the file (`write_ballast`); gone already: nothing to do."""
+    """Give the ballast's room back to the disk but for CHECKSUM_ROOM_BYTES, keeping the file (`write_ballast`): the
+    checksum is still written over those bytes when another program takes the rest (a fresh tester of issue 12, on a
+    filesystem that cannot hold room past a file's end). Gone already: nothing to do."""
     with contextlib.suppress(OSError):
-        os.truncate(ballast, 0)
+        os.truncate(ballast, min(os.path.getsize(ballast), CHECKSUM_ROOM_BYTES))

@@ -262,8 +262,8 @@ def _why_no_signature(h5_path: Path) -> str:
                 f"{sig.name}, unless it was deleted or not copied with the file")
     if checksum_path(h5_path).is_file():
         return (f"its {checksum_path(h5_path).name} is there, so either the program stopped after writing the "
-                f"checksum and before signing (a crash, a kill or a power cut), or {sig.name} was deleted or not "
-                "copied with it")
+                f"checksum and before signing (a crash, a kill or a power cut), or the disk had no room left for "
+                f"{sig.name}, or it was deleted or not copied with it")
     return f"{sig.name} was never written, or was not copied with the file"
 
 

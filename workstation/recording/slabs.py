@@ -16,7 +16,7 @@ from workstation.recording import format as fmt
 from workstation.recording.clean import clean_attr, clean_fields, clean_text, json_with_notes
 from workstation.recording.inbox import Loss, Taken
 from workstation.terminal import quoted
-from workstation.words import counted
+from workstation.words import counted, seconds
 
 RECORDER_SOURCE = "recorder"  # events with this source are written by the recorder itself, not taken from the bus
 # Per device, the host times of the last slabs written are kept (about 16 s at the 250 ms cadence): a write the disk
@@ -61,6 +61,7 @@ class SlabWriter:
     def __init__(self, h5: h5py.File, stats: RecorderStats) -> None:
         self.h5 = h5
         self.stats = stats
+        self.t0_host_s = float(h5.attrs.get("t0_host_s", 0.0))  # session time 0, for the words of a loss
         self.dtypes: dict[str, np.dtype] = {}
         self._telemetry: dict[str, h5py.Dataset] = {}
         self._index: dict[str, h5py.Dataset] = {}
@@ -178,8 +179,9 @@ class SlabWriter:
                                               dtype=fmt.LOSS_DTYPE))
         self.stats.samples_lost[device] += loss.samples
         events.append(Event(loss.t_first_host_s, "alarm", "high", RECORDER_SOURCE,
-                            f"{counted(loss.samples, 'sample')} of {device} {'was' if loss.samples == 1 else 'were'} lost ({why}) between "
-                            f"{loss.t_first_host_s:.3f} s and {loss.t_last_host_s:.3f} s host time.",
+                            f"{counted(loss.samples, 'sample')} of {device} {'was' if loss.samples == 1 else 'were'} lost ({why}) "
+                            f"between {seconds(loss.t_first_host_s - self.t0_host_s)} and {seconds(loss.t_last_host_s - self.t0_host_s)} "
+                            "of the session.",
                             {"device": device, "samples_lost": loss.samples, "cause": why,
                              "t_first_host_s": loss.t_first_host_s, "t_last_host_s": loss.t_last_host_s}))
 

@@ -366,7 +366,7 @@ def review_text(r: TripReview) -> str:
 def format_summary(rec: Recording, s: Summary) -> str:
     """`inspect`'s text: every time through words.seconds ("unknown" when not finite), every code (interlock cause,
     fault, event kind) in words through the one wording table (workstation.ui.wording)."""
-    from workstation.ui.wording import humanise, interlock_sentence, scrub
+    from workstation.ui.wording import humanise, scrub, trip_cause_sentence
 
     m = rec.meta
     lines = [
@@ -405,10 +405,10 @@ def format_summary(rec: Recording, s: Summary) -> str:
     lines.append(f"interlock trips: {len(s.interlocks)}")
     for r in s.trip_reviews:
         e = r.event
-        cause, latency = e.details.get("cause", "?"), detail_number(e.details, "latency_ms", math.nan)
+        latency = detail_number(e.details, "latency_ms", math.nan)
         lat = f", latency {latency:.1f} ms" if latency == latency else ""
         lines.append(f"  at {seconds(e.t_host_s - m.t0_host_s)}: {scrub(e.message)} (cause: "
-                     f"{interlock_sentence(str(cause))}{lat})")
+                     f"{trip_cause_sentence(e.details)}{lat})")
         lines.append(f"    {review_text(r)}")
     lines.append(f"dose delivered per area ({counted(len(s.exposures), 'exposure')}):")
     for area, dose in sorted(s.dose_per_area_mj_cm2.items()):

@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import shutil
-import sys
 import threading
 import time
 import uuid
@@ -30,7 +29,7 @@ from workstation.bus import CommandRecord, Event, now_s
 from workstation.checksum import write_checksum
 from workstation.errors import UserError
 from workstation.recording import format as fmt
-from workstation.recording import room
+from workstation.recording import room, unclosable
 from workstation.recording.admit import command_in, event_in
 from workstation.recording.clean import clean_text, json_with_notes
 from workstation.recording.errors import (
@@ -56,6 +55,8 @@ _DEVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 ONE_HOUR_BOTH_DEVICES_BYTES = 600 * 2**20  # 2 devices x 2 kHz x ~40 B x 3600 s
 CLOSING_MIN_FREE_BYTES = 2**20  # the closing attributes take a few kB; below this the file is left as it is
 BALLAST_BYTES = 8 * 2**20  # disk space held back at creation and given back for the close after a full disk
+UNCLOSED_WORDS = ("the disk stayed full, so the file could not take its closing attributes: what the session did "
+                  "after the failure (its E-stop and trips) is in the log file, not in the recording")
 CLOSE_ROOM_BYTES = 2**20  # held past the file's end at each flush (room.hold): what the close writes finds room
 
 
@@ -125,6 +126,7 @@ class SessionRecorder:
         self._sha256: str | None = None
         self.checksum_failure: str | None = None  # why no .sha256 was written beside the file (after a failure)
         self.signature_failure: str | None = None  # why no .sig was written beside it, in words
+        self.unclosed: str | None = None  # why the file has no closing attributes after a failure, in words
         self._room_held = False  # CLOSE_ROOM_BYTES held past the file's end at the last flush
         self._finished = False
         self._file_damaged = False
@@ -367,7 +369,7 @@ class SessionRecorder:
         except Exception as close_exc:  # noqa: BLE001 - the file is already failing; its first error is reported
             self._file_damaged = True
             log.info("closing the failed recording %s raised too: %s", self.path, close_exc)
-            _keep_forever(self._h5, self._h5.id, *self._slabs.datasets(), exc, close_exc)
+            unclosable.keep_forever(self._h5, self._h5.id, *self._slabs.datasets(), exc, close_exc)
         if self._on_error is not None:
             self._on_error(error)
 
@@ -402,13 +404,20 @@ class SessionRecorder:
             ballast.unlink(missing_ok=True)
 
     def _close_file(self, ballast: Path) -> str | None:
-        # Reopening a file the disk could not take, or on a disk with no room for the attributes, could only make
-        # it worse: an `r+` open that cannot close leaves HDF5's "open for writing" mark, and no reader opens it.
-        if not self._file_damaged and (self._room_held
-                                       or shutil.disk_usage(self.path.parent).free >= CLOSING_MIN_FREE_BYTES):
-            self._write_closing_attrs()  # into the room held past the file's end, if the disk has no other
+        # Never reopened damaged or with no room: an `r+` open that cannot close leaves HDF5's "open for writing" mark.
+        # After a full disk, only into room the file holds: the ballast's given back can be taken mid-reopen (a filler
+        # that keeps writing), and a reopen the disk refuses half-way leaves the file damaged, not partial.
+        if not self._file_damaged and (self._room_held or not self.disk_full and shutil.disk_usage(
+                self.path.parent).free >= CLOSING_MIN_FREE_BYTES):
+            try:
+                self._write_closing_attrs()  # into the room held past the file's end, if the disk has no other
+            except RecordingError as exc:  # refused by the disk after a failure: said, and the checksum still written
+                if self.error is None or isinstance(exc, HeldForWriting):
+                    raise
+                self.unclosed = UNCLOSED_WORDS
         elif self.error is not None:
             log.warning("%s left without its closing attributes (it reads as partial): %s", self.path, self.error)
+            self.unclosed = UNCLOSED_WORDS
         room.give_back(self.path)  # only now: the checksum and signature files may need it
         try:
             self._sha256 = write_checksum(self.path, fmt.checksum_path(self.path), room=ballast)
@@ -427,8 +436,10 @@ class SessionRecorder:
         return self._sha256
 
     def _write_closing_attrs(self) -> None:
+        h5 = None
         try:
-            with open_for_closing(self.path) as h5:
+            h5 = open_for_closing(self.path)
+            with h5:
                 if self.error is not None:  # what the failure left out of the file, said in it (unwritten.py)
                     try:
                         for event in count_unwritten(h5, self._slabs, self._not_written.take(), self._refused.take()):
@@ -449,30 +460,8 @@ class SessionRecorder:
             raise
         except Exception as exc:  # noqa: BLE001
             log.info("adding the closing attributes to %s: %s", self.path, exc)
+            if h5 is not None:  # a close HDF5 could not finish: its objects are never freed (a crash at exit if so)
+                unclosable.keep_forever(h5, h5.id, exc)
             clear_own_mark(self.path)  # a close the full disk refused must not leave the file unreadable
             raise RecordingError(f"Closing the recording {self.path} failed{in_words(exc)}: it reads as partial. "
                                  "The log file has the details.") from exc
-
-
-_KEPT: list[object] = []
-
-
-def _keep_forever(*objects: object) -> None:
-    """Never free these h5py objects (nor what their tracebacks hold), not even at exit: freeing an object of a file
-    HDF5 failed to close makes the library crash. A few kB leaked once per failed recording is the lesser harm."""
-    import ctypes
-
-    for o in objects:
-        _KEPT.append(o)
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(o))
-
-
-def exit_if_a_file_is_unclosable(code: int) -> None:
-    """End the process now with `code` if a recording could not be closed (`_keep_forever`): HDF5 would crash
-    while shutting down with that file still open. Output is flushed first. Called by workstation.cli.entry at exit."""
-    if _KEPT:
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-

@@ -261,8 +261,8 @@ class Closed(NamedTuple):
     @classmethod
     def of(cls, rec, sha256: str | None) -> Closed:
         """The recorder `rec` (a SessionRecorder) once its close returned `sha256`."""
-        return cls(rec.path, sha256, None if rec.error is None else str(rec.error), rec.checksum_failure,
-                   rec.signature_failure)
+        failure = None if rec.error is None else "; ".join(filter(None, (str(rec.error), rec.unclosed)))
+        return cls(rec.path, sha256, failure, rec.checksum_failure, rec.signature_failure)
 
     @property
     def checksum_words(self) -> str:

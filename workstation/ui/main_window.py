@@ -436,7 +436,12 @@ def install_excepthook(window: MainWindow) -> None:
     ending the program: PyQt would otherwise abort on an exception escaping a slot."""
     import sys
 
+    from workstation.recording.unclosable import freeing_error
+
     def hook(exc_type: type[BaseException], exc: BaseException, tb: object) -> None:
+        if freeing_error(tb):  # h5py freeing an object of a file a full disk left unclosable: the log only
+            logging.getLogger(__name__).warning("an error while freeing an h5py object (ignored): %s", exc)
+            return
         if not isinstance(exc, Exception):
             sys.__excepthook__(exc_type, exc, tb)  # type: ignore[arg-type]
             return

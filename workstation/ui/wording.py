@@ -161,6 +161,16 @@ def interlock_sentence(interlock: str) -> str:
     return INTERLOCK_NAMES.get(interlock, ("", humanise(interlock)))[1] or humanise(interlock)
 
 
+def trip_cause_sentence(details: Any) -> str:
+    """The cause of a recorded interlock trip in words, from its event's details: an E-stop names its `source` (the
+    STOP button, a scenario, "recording failed", "store failed", "window closed"), never "STOP was pressed" for one
+    the workstation made itself (a fresh tester of issue 12: inspect said so of the recorder's E-stop)."""
+    cause = str(details.get("cause", details.get("interlock", "?")))
+    if cause == InterlockCause.ESTOP and details.get("source"):
+        return f"E-stop ({scrub(str(details['source']))})"
+    return interlock_sentence(cause)
+
+
 def field_name(field: str) -> str:
     return FIELD_NAMES.get(field, humanise(field))
 
