@@ -147,33 +147,34 @@ class Session(StepRuns, BaseSink):
         self._transition(State.TREATING, f"step {self.current + 1}: {step.describe()}", who)
         self._step_event("step_started", step, f"step {self.current + 1} started: {step.describe()}")
         result = StepResult(step, "interrupted", t_start_s=now_s(), step_index=self.current)
+        self._exposure = Exposure()  # this step's (a light step's run replaces it): never an earlier step's dose
         try:
-            if step.modality == roles.LIGHT:
-                self._run_light(step, result)
-            else:
-                self._run_needling(step, result)
-        except DeviceError as exc:
-            result.note = str(exc)
-            self._paused_for(AbortCause.DEVICE)
-            self._stop_all(f"device error: {exc}")
-        finally:
-            if result.outcome != "done":
-                t_stop = now_s()
-                self._stop_all("step interrupted")
-                # The step's limits stay until telemetry shows its device stopped (the pen brakes for ~50 ms); a
-                # device that does not stop in time then meets the idle limits, and the monitor stops it again.
-                device = self._device_for(step)
-                if device is not None and self.devices[device].connected:
-                    self._wait_inactive(device, t_stop, INACTIVE_CONFIRM_S, interruptible=False)
-            self.monitor.set_limits(StepLimits())
-            result.t_end_s = now_s()
-        self.results.append(result)
-        if step.modality == roles.LIGHT:
-            self.area_dose_mj_cm2[step.area_id] = (self.area_dose_mj_cm2.get(step.area_id, 0.0)
-                                                    + result.delivered_dose_mj_cm2)
-        self._step_event("step_ended", step, f"step {self.current + 1} {result.outcome}: {step.describe()}",
-                         outcome=result.outcome, delivered_dose_mj_cm2=round(result.delivered_dose_mj_cm2, 3),
-                         passes_done=result.passes_done, note=result.note)
+            try:
+                if step.modality == roles.LIGHT:
+                    self._run_light(step, result)
+                else:
+                    self._run_needling(step, result)
+            except DeviceError as exc:
+                result.note = str(exc)
+                self._paused_for(AbortCause.DEVICE)
+                self._stop_all(f"device error: {exc}")
+            finally:
+                if result.outcome != "done":
+                    t_stop = now_s()
+                    self._stop_all("step interrupted")
+                    # The step's limits stay until telemetry shows its device stopped (the pen brakes for ~50 ms); a
+                    # device that does not stop in time then meets the idle limits, and the monitor stops it again.
+                    device = self._device_for(step)
+                    if device is not None and self.devices[device].connected:
+                        self._wait_inactive(device, t_stop, INACTIVE_CONFIRM_S, interruptible=False)
+                if self._exposure.started:  # an exposure cut short by a signal or an error: its dose as seen so far
+                    result.delivered_dose_mj_cm2 = max(result.delivered_dose_mj_cm2, self._exposure.max_dose_mj_cm2)
+                self.monitor.set_limits(StepLimits())
+                result.t_end_s = now_s()
+        except BaseException:  # a signal (the runner's Terminated, Ctrl+C) ends the step too: in the record all the same
+            self._end_step(step, result)  # (a fresh tester of issue 12: no "step interrupted", a pass counted done)
+            raise
+        self._end_step(step, result)
         if result.outcome == "done":
             self.current += 1
             if self._state == State.TREATING:
@@ -181,6 +182,16 @@ class Session(StepRuns, BaseSink):
         elif self._state == State.TREATING:
             self._pause_after_interrupt(result.note or "step interrupted")
         return result
+
+    def _end_step(self, step: Step, result: StepResult) -> None:
+        """The step's result kept, its dose added to the area's, its `step_ended` event published."""
+        self.results.append(result)
+        if step.modality == roles.LIGHT:
+            self.area_dose_mj_cm2[step.area_id] = (self.area_dose_mj_cm2.get(step.area_id, 0.0)
+                                                    + result.delivered_dose_mj_cm2)
+        self._step_event("step_ended", step, f"step {self.current + 1} {result.outcome}: {step.describe()}",
+                         outcome=result.outcome, delivered_dose_mj_cm2=round(result.delivered_dose_mj_cm2, 3),
+                         passes_done=result.passes_done, note=result.note)
 
     def delivered_in_step(self, index: int) -> tuple[float, int]:
         """(dose mJ/cm², passes) the step at `index` delivered over all its runs so far (a started pass counts)."""
