@@ -55,8 +55,8 @@ _DEVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 ONE_HOUR_BOTH_DEVICES_BYTES = 600 * 2**20  # 2 devices x 2 kHz x ~40 B x 3600 s
 CLOSING_MIN_FREE_BYTES = 2**20  # the closing attributes take a few kB; below this the file is left as it is
 BALLAST_BYTES = 8 * 2**20  # disk space held back at creation and given back for the close after a full disk
-UNCLOSED_WORDS = ("the disk stayed full, so the file could not take its closing attributes: what the session did "
-                  "after the failure (its E-stop and trips) is in the log file, not in the recording")
+UNCLOSED_WORDS = ("{why}, so the file could not take its closing attributes: what the session did after the failure "
+                  "(its E-stop and trips) is in the log file, not in the recording")
 CLOSE_ROOM_BYTES = 2**20  # held past the file's end at each flush (room.hold): what the close writes finds room
 
 
@@ -414,10 +414,10 @@ class SessionRecorder:
             except RecordingError as exc:  # refused by the disk after a failure: said, and the checksum still written
                 if self.error is None or isinstance(exc, HeldForWriting):
                     raise
-                self.unclosed = UNCLOSED_WORDS
+                self.unclosed = UNCLOSED_WORDS.format(why=self._unclosed_why())
         elif self.error is not None:
             log.warning("%s left without its closing attributes (it reads as partial): %s", self.path, self.error)
-            self.unclosed = UNCLOSED_WORDS
+            self.unclosed = UNCLOSED_WORDS.format(why=self._unclosed_why())
         room.give_back(self.path)  # only now: the checksum and signature files may need it
         try:
             self._sha256 = write_checksum(self.path, fmt.checksum_path(self.path), room=ballast)
@@ -434,6 +434,9 @@ class SessionRecorder:
                 self.signature_failure = (f"no signature could be written beside the file{in_words(exc)}"
                                           if isinstance(exc, OSError) else str(exc))
         return self._sha256
+
+    def _unclosed_why(self) -> str:
+        return "the disk stayed full" if self.disk_full else "the failed file could not be reopened"
 
     def _write_closing_attrs(self) -> None:
         h5 = None
