@@ -269,7 +269,9 @@ class FrameDecoder:
     """Splits a byte stream into frames; counts and skips whatever is not a valid frame.
 
     Feed it whatever a read returned; it keeps the unfinished tail. A corrupt frame costs exactly that frame: the
-    next delimiter starts a fresh one.
+    next delimiter starts a fresh one. Bytes before the first delimiter (a port opened mid-frame) are the end of a
+    frame sent before anyone listened: unless whole, they count in `cut_at_start_bytes`, not as a bad frame, and so
+    does a frame corrupted at the very start, which cannot be told from a cut one (docs/protocol.md, Framing).
     """
 
     def __init__(self) -> None:
@@ -279,28 +281,35 @@ class FrameDecoder:
         self.resyncs = 0  # times the decoder dropped bytes to find the next frame start
         self.bytes_in = 0
         self.too_long = 0  # frames longer than MAX_FRAME_BYTES (an answer that cannot be read: say so, not a timeout)
+        self.cut_at_start_bytes = 0  # the end of a frame sent before this receiver started listening
+        self._at_start = True  # no delimiter seen yet
 
     def feed(self, data: bytes) -> list[Frame]:
         self.bytes_in += len(data)
         parts = (self._tail + data).split(DELIMITER)
         self._tail = parts.pop()
-        if len(self._tail) > 2 * MAX_FRAME_BYTES:  # no delimiter for too long: garbage, drop it
-            self._tail = b""
-            self.bad_frames += 1
-            self.resyncs += 1
-            self.too_long += 1
         frames = []
         for part in parts:
+            at_start, self._at_start = self._at_start, False
             if not part:
                 continue
             try:
                 frames.append(decode_frame(part))
             except FrameError as exc:
+                if at_start:
+                    self.cut_at_start_bytes += len(part)
+                    continue
                 self.bad_frames += 1
                 self.resyncs += 1
                 self.too_long += isinstance(exc, FrameTooLong)
                 continue
             self.frames += 1
+        if len(self._tail) > 2 * MAX_FRAME_BYTES:  # no delimiter for too long: garbage, drop it
+            self._tail = b""
+            self.bad_frames += 1
+            self.resyncs += 1
+            self.too_long += 1
+            self._at_start = False
         return frames
 
 

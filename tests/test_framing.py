@@ -73,11 +73,46 @@ def test_decoder_counts_bad_frames_and_drops_endless_garbage():
     good = p.encode_frame(0x90, 7, b"abc")
     bad = bytearray(good)
     bad[2] ^= 0x55
-    assert [f.seq for f in dec.feed(bytes(bad) + good)] == [7]
-    assert dec.bad_frames == 1 and dec.resyncs == 1
+    assert [f.seq for f in dec.feed(good + bytes(bad) + good)] == [7, 7]
+    assert dec.bad_frames == 1 and dec.resyncs == 1 and dec.cut_at_start_bytes == 0
     dec.feed(b"\x01" * (3 * p.MAX_FRAME_BYTES))  # no delimiter at all: discarded, not buffered forever
     assert dec.bad_frames == 2
     assert [f.seq for f in dec.feed(b"\x00" + good)] == [7]
+
+
+@given(st.lists(payloads, min_size=1, max_size=12), st.data())
+@settings(max_examples=200, deadline=None)
+def test_a_receiver_that_starts_mid_stream_counts_no_bad_frame(frame_payloads, data):
+    """A port opened while the device talks: the end of the frame already under way is not a bad frame (CI saw one,
+    `test_baud_throttle_limits_the_byte_rate`, when load held the host's open back); every frame after it decodes."""
+    frames = [p.encode_frame(0x90, i, pl) for i, pl in enumerate(frame_payloads)]
+    stream = b"".join(frames)
+    cut = data.draw(st.integers(0, len(stream) - 1))
+    starts = np.cumsum([0] + [len(f) for f in frames])
+    whole = [i for i, a in enumerate(starts[:-1]) if a >= cut]
+    dec = p.FrameDecoder()
+    chunks = data.draw(st.lists(st.integers(1, 64), min_size=1, max_size=8))  # as the reads happen to return it
+    got, pos, k = [], cut, 0
+    while pos < len(stream):
+        n = chunks[k % len(chunks)]
+        got += dec.feed(stream[pos : pos + n])
+        pos, k = pos + n, k + 1
+    assert [f.seq for f in got] == whole
+    assert dec.bad_frames == 0 and dec.resyncs == 0
+    first_whole = starts[whole[0]] if whole else len(stream)
+    assert dec.cut_at_start_bytes == (first_whole - cut - 1 if first_whole > cut else 0)
+
+
+def test_only_the_start_of_a_stream_is_taken_for_a_cut_frame():
+    good = p.encode_frame(0x90, 7, b"abc")
+    dec = p.FrameDecoder()
+    assert [f.seq for f in dec.feed(good[3:] + good + good[3:] + good)] == [7, 7]  # cut at the start, then mid-stream
+    assert dec.cut_at_start_bytes == len(good) - 4 and dec.bad_frames == 1
+    dec = p.FrameDecoder()
+    dec.feed(b"\x01" * (3 * p.MAX_FRAME_BYTES))  # no delimiter at all, even at the start: garbage, a bad frame
+    assert dec.bad_frames == 1 and dec.cut_at_start_bytes == 0
+    assert [f.seq for f in dec.feed(b"\x00" + good[3:] + good)] == [7]  # after garbage, a broken frame is bad
+    assert dec.bad_frames == 2
 
 
 def test_telemetry_layout_round_trip():
