@@ -91,8 +91,18 @@ def ballast_path(h5_path: Path) -> Path:
 
 
 def recording_of_ballast(ballast: Path) -> Path:
-    """The recording a reserve file (`ballast_path`) belongs to."""
-    return ballast.with_name(ballast.name.removeprefix(".").removesuffix(".ballast"))
+    """The recording a reserve file (`ballast_path`, or its `freed_ballast_path`) belongs to."""
+    return ballast.with_name(ballast.name.removeprefix(".").removesuffix(".ballast").removesuffix(".ballast-freed"))
+
+
+FREED_BALLAST_GLOB = ".*.h5.ballast-freed"
+
+
+def freed_ballast_path(h5_path: Path) -> Path:
+    """What a killed recorder's ballast becomes when another command gives its room back (`inspect`, the next recorder
+    in the folder): renamed to this name and emptied, so crash recovery still reads the kill (a recorder gives its
+    ballast back itself only on a write failure or at its close), then removes it."""
+    return h5_path.with_name(f".{h5_path.name}.ballast-freed")
 
 
 def utc_now_iso() -> str:

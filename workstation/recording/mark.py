@@ -227,10 +227,11 @@ def remove_stale_ballast(h5_path: Path) -> str | None:
     """Remove the recorder's reserve file (`format.ballast_path`) beside `h5_path` when its writer is gone: no process
     holds the recording (`held_by_a_process`: a live SWMR writer keeps it open), or there is no recording and the
     reserve is over ORPHAN_BALLAST_AGE_S old. Returns a sentence saying so, or None (none there, its writer alive, or
-    it could not be removed: logged). A killed recorder leaves it; with a store, crash recovery removes it too."""
+    it could not be removed: logged). A killed recorder leaves it; with a store, crash recovery removes it too. Beside
+    its recording, its name is kept, emptied (`format.freed_ballast_path`), for crash recovery to read the kill."""
     import logging
 
-    from workstation.recording.format import ballast_path
+    from workstation.recording.format import ballast_path, freed_ballast_path
 
     ballast = ballast_path(h5_path)
     try:
@@ -238,9 +239,11 @@ def remove_stale_ballast(h5_path: Path) -> str | None:
         if h5_path.exists():
             if held_by_a_process(h5_path):
                 return None
+            _free_keeping_the_kill(ballast, freed_ballast_path(h5_path))
         elif time.time() - ballast.stat().st_mtime < ORPHAN_BALLAST_AGE_S:
             return None
-        ballast.unlink()
+        else:
+            ballast.unlink()
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -250,13 +253,34 @@ def remove_stale_ballast(h5_path: Path) -> str | None:
             "writer is gone; the recording itself is untouched)")
 
 
+def _free_keeping_the_kill(ballast: Path, freed: Path) -> None:
+    """Give a killed recorder's ballast room back, its name kept as `freed`: renamed first (a name needs no room),
+    then emptied. Crash recovery reads a recording with no end and no ballast as one whose recorder failed (a full
+    disk), not as a crash: without this trace, `inspect` before the next start made a crash read so (a fresh tester
+    of issue 12). If it cannot be renamed, it is removed all the same (logged)."""
+    import logging
+
+    try:
+        os.replace(ballast, freed)
+    except OSError as exc:
+        logging.getLogger(__name__).warning("the stale reserve file %s could not be kept as %s (%s): crash recovery "
+                                            "may read its session's kill as a write failure", ballast, freed.name, exc)
+        ballast.unlink()
+        return
+    os.truncate(freed, 0)
+
+
 def remove_stale_ballasts(folder: Path) -> list[str]:
     """`remove_stale_ballast` for every reserve file in a recordings folder and its date folders (YYYY-MM-DD)."""
-    from workstation.recording.format import BALLAST_GLOB, recording_of_ballast
+    from workstation.recording.format import BALLAST_GLOB, FREED_BALLAST_GLOB, recording_of_ballast
 
     said: list[str] = []
     for pattern in (BALLAST_GLOB, f"*/{BALLAST_GLOB}"):
         for ballast in sorted(Path(folder).glob(pattern)):
             if (done := remove_stale_ballast(recording_of_ballast(ballast))) is not None:
                 said.append(done)
+    for pattern in (FREED_BALLAST_GLOB, f"*/{FREED_BALLAST_GLOB}"):  # an emptied trace whose recording is gone
+        for freed in Path(folder).glob(pattern):
+            if not recording_of_ballast(freed).exists():
+                freed.unlink(missing_ok=True)
     return said

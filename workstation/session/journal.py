@@ -432,20 +432,24 @@ WRITE_FAILED = ("its recording stopped on a write failure, most often a full dis
 
 def reserve_given_back(path: Path | None) -> bool:
     """Whether the recorder of the recording at `path` gave back its reserve file (format.ballast_path): it does so
-    on a write failure (a full disk) to close the file, and at its close; a killed recorder leaves it. False when
+    on a write failure (a full disk) to close the file, and at its close; a killed recorder leaves it, and another
+    command that gives its room back leaves it emptied under another name (format.freed_ballast_path). False when
     there is no file."""
-    from workstation.recording.format import ballast_path
+    from workstation.recording.format import ballast_path, freed_ballast_path
 
-    return path is not None and path.is_file() and not ballast_path(path).exists()
+    return (path is not None and path.is_file() and not ballast_path(path).exists()
+            and not freed_ballast_path(path).exists())
 
 
 def remove_ballast(path: Path | None) -> None:
-    """Remove the recorder's hidden reserve file (workstation.recording.format.ballast_path) a crash left behind."""
-    from workstation.recording.format import ballast_path
+    """Remove the recorder's hidden reserve file (workstation.recording.format.ballast_path) a crash left behind, or
+    what is left of it once another command gave its room back (format.freed_ballast_path)."""
+    from workstation.recording.format import ballast_path, freed_ballast_path
 
     if path is None:
         return
-    try:
-        ballast_path(path).unlink(missing_ok=True)
-    except OSError as exc:
-        log.info("ballast of %s not removed (%s)", path.name, type(exc).__name__)
+    for left in (ballast_path(path), freed_ballast_path(path)):
+        try:
+            left.unlink(missing_ok=True)
+        except OSError as exc:
+            log.info("%s not removed (%s)", left.name, type(exc).__name__)
