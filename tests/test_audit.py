@@ -172,3 +172,25 @@ def test_a_silent_light_trips_telemetry_lost_and_the_recordings_end_is_not_held_
     assert trip.t_cause_s == pytest.approx(expected_t, abs=1e-6)
     assert r.same is not counted
     assert ("EXTRA" in text) is counted and ("at the end, not counted" in text) is not counted
+
+
+@pytest.mark.parametrize("trip_s", [1.2555, 1.2501, 1.2599])
+def test_a_trip_at_the_look_a_stall_starts_from_is_given_back(tmp_path: Path, trip_s: float) -> None:
+    """The live watchdog tripped telemetry-lost at a look off the audit's 10 ms grid, and its next look came 210 ms
+    late: its `stall` event starts at that very look (a fresh tester of issue 12, a loaded machine). The audit makes
+    that look too, so it gives the trip back at its recorded time; it skipped the whole stretch and said "the trips
+    DIFFER" (missing, then an extra trip 215 ms later) on a recording nothing was wrong with."""
+    trip = Event(T0 + trip_s + 1e-4, "interlock", "high", "safety", "INTERLOCK telemetry_lost on light: no telemetry",
+                 {"interlock": InterlockCause.TELEMETRY_LOST, "device": "light", "cause_t_host_s": T0 + trip_s})
+    stall = Event(T0 + trip_s + 0.21, "stall", "info", "safety", "the workstation was held up for 210 ms",
+                  {"from_t_host_s": T0 + trip_s, "stall_s": 0.21})
+    path = write_session(tmp_path, 3.0, [limits_event(0.001, ALLOWED), trip, stall])
+    _light_cut_at(path, 2000)  # the light's last frame at 1.00 s: silent for 250 ms at 1.25 s
+    with Recording.open(path) as rec:
+        r = audit(rec)
+        text = format_audit(rec, r)
+    ((recorded, replayed),) = r.reproduced
+    assert (replayed.interlock, replayed.device) == (InterlockCause.TELEMETRY_LOST, "light")
+    assert replayed.t_cause_s == pytest.approx(trip_s, abs=1e-6)
+    assert r.same and not r.missing and not r.extra, text
+    assert text.endswith("result: the same trips")

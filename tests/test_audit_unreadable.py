@@ -8,6 +8,7 @@ same where judged), never 1 with an EXTRA or MISSING trip the recording does not
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -178,3 +179,27 @@ def test_a_bare_null_limit_means_no_limit_in_format_1_only(tripped_recording, tm
         f.attrs["format_version"] = version
     code, out = _audit_out(path, capsys)
     assert code == (0 if version == 1 else 3), out
+
+
+def test_samples_that_have_no_time_are_said_at_no_time_not_at_the_start(tripped_recording, tmp_path, capsys):
+    """A fresh tester of issue 12: the pen's samples with every host time NaN were "UNREADABLE at 0.000 s", a time
+    the file does not give. Said without a time; a light sample with one keeps its own."""
+    path = _copy(tripped_recording, tmp_path)
+    with h5py.File(path, "r+") as f:
+        pen = f["devices/pen/telemetry"]
+        rows = pen[:]
+        rows["t_host_s"][:] = np.nan
+        pen[...] = rows
+        light = f["devices/light/telemetry"]
+        lit = light[:]
+        lit["lamp_temp_c"][-5:] = np.nan
+        light[...] = lit
+        t_light = float(lit["t_host_s"][-5]) - float(f.attrs["t0_host_s"])
+    with Recording.open(path) as rec:
+        result = audit(rec)
+    by_device = {what.split(" of the ", 1)[1].split("'s")[0]: t for t, what, _which in result.unreadable
+                 if "telemetry with a non-finite value" in what}
+    assert math.isnan(by_device["pen"]) and by_device["light"] == pytest.approx(t_light, abs=1e-6), by_device
+    _code, out = _audit_out(path, capsys)
+    pen_line = next(line for line in out.splitlines() if "of the pen's telemetry" in line)
+    assert pen_line.lstrip().startswith("UNREADABLE: "), pen_line

@@ -217,6 +217,12 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
                    and not (math.isfinite(e.t_host_s)
                             and math.isfinite(detail_number(e.details, "from_t_host_s", math.nan)))]
 
+    looked = [-math.inf]  # the last look made
+
+    def look(at: float) -> None:
+        clock.t = looked[0] = at
+        monitor.watch(at)
+
     def watchdog_until(t: float) -> float:  # the watchdog thread, every 10 ms of the recording's time
         tick = next_tick
         while tick <= t:
@@ -229,11 +235,15 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
             while stalls and stalls[0][1] < tick:
                 stalls.pop(0)
             if stalls and stalls[0][0] < tick:  # inside a stall: the next look is where it ended
-                tick = stalls.pop(0)[1]
+                # Its start is a look the live watchdog made (its last before the hold-up), off this 10 ms grid: made
+                # here too, or a trip at that look (a fresh tester of issue 12: its cause at the stall's start) is
+                # lost with the stretch skipped, and the audit says the trips differ.
+                started, tick = stalls.pop(0)
+                if started > looked[0]:
+                    look(started)
                 if tick > t:
                     break
-            clock.t = tick
-            monitor.watch(tick)
+            look(tick)
             tick += WATCHDOG_PERIOD_S
         return tick
 
@@ -256,7 +266,8 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     watchdog_until(t0 + rec.duration_s + WATCHDOG_PERIOD_S)
 
     for device, (n, t_first) in skipped.items():
-        unreadable.append(((t0 if t_first is None else t_first) - t0, f"{counted(n, 'sample')} of the {device}'s "
+        # none of them with a time (a fresh tester of issue 12: "UNREADABLE at 0.000 s"): said at no time
+        unreadable.append((math.nan if t_first is None else t_first - t0, f"{counted(n, 'sample')} of the {device}'s "
                            "telemetry with a non-finite value (NaN or ±inf; not a value the monitor can use): skipped, "
                            "their frames heard by the watchdog", tuple(i.value for i in SAMPLE_INTERLOCKS)))
     recorded: list[AuditTrip] = []
