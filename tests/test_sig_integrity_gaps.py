@@ -118,12 +118,22 @@ def test_a_changed_file_with_its_sha256_missing_is_found_by_its_signature(two):
     assert check.intact is False and "MODIFIED AFTER SIGNING" in check.text and "is missing" in check.text
 
 
-def test_an_empty_sha256_without_a_signature_still_cannot_be_checked(two):
+@pytest.mark.parametrize("saved", ["", "\x00" * 40, "3f2a  cut", "not a checksum\n"])
+def test_an_empty_sha256_without_a_signature_still_cannot_be_checked_and_says_signature_missing(two, tmp_path, saved):
+    """An empty or cut .sha256 and no .sig beside a recording made to be signed: SIGNATURE MISSING, as with no .sha256
+    or a whole one (a fresh tester of issue 12: it said only "cannot be checked"; an empty .sha256 is what a crash
+    while closing left in older versions)."""
     rec = two[0]
-    checksum_path(rec).write_text("")
+    checksum_path(rec).write_text(saved)
     signature_path(rec).unlink()
     check = check_checksum(rec)
     assert check.intact is None and "is empty" in check.text and "cannot be checked" in check.text
+    assert "SIGNATURE MISSING: the file cannot be proven unchanged" in check.text, check.text
+    assert "holds no SHA-256: it was cut short" in check.text and "the checksum and before signing" not in check.text
+    for command in ("inspect", "verify"):
+        r = cli(command, str(rec), cwd=tmp_path)
+        assert "SIGNATURE MISSING" in r.stdout + r.stderr and "Traceback" not in r.stdout + r.stderr, (command, r)
+    assert cli("verify", str(rec), cwd=tmp_path).returncode == 1
 
 
 # ---- 3: killed between closing the recording and signing it --------------------------------------------------------

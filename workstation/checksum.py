@@ -26,6 +26,14 @@ def sha256_of(path: Path, progress: Callable[[int, int], None] | None = None) ->
     return h.hexdigest()
 
 
+def sha256_saved_in(text: str) -> str | None:
+    """The SHA-256 (lower-case hex) a .sha256 file's text holds ("<hex>  <name>", sha256sum format), or None when it
+    holds none (empty, cut short by a crash or a full disk, or another text)."""
+    words = text.split()
+    digest = words[0].lower() if words else ""
+    return digest if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest) else None
+
+
 def write_checksum(path: Path, target: Path, room: Path | None = None) -> str:
     """Hash `path` and save it in `target` ("<hex>  <name>", sha256sum format) with `atomic_write_text` (`room`: see
     there). Returns the digest; OSError (the temporary file removed) if it cannot be written, e.g. on a full disk."""

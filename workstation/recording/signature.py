@@ -39,7 +39,7 @@ from pathlib import Path
 
 import h5py
 
-from workstation.checksum import atomic_write_text
+from workstation.checksum import atomic_write_text, sha256_saved_in
 from workstation.keys import keys_dir, public_key_text, signing_key, verify_signature, workstation_name
 from workstation.recording.format import SIGNATURE_EXPECTED, checksum_path, signature_path
 
@@ -260,11 +260,23 @@ def _why_no_signature(h5_path: Path) -> str:
     if closed_on_full_disk(h5_path):
         return (f"its session closed it on a full disk (the file says so), so most likely there was no room left for "
                 f"{sig.name}, unless it was deleted or not copied with the file")
-    if checksum_path(h5_path).is_file():
-        return (f"its {checksum_path(h5_path).name} is there, so either the program stopped after writing the "
+    saved = checksum_path(h5_path)
+    if saved.is_file() and not _holds_sha256(saved):
+        return (f"its {saved.name} is there but holds no SHA-256: it was cut short while being written (a crash or a "
+                "full disk, in a version of the program from before checksums were written whole or not at all) or "
+                f"changed since, and {sig.name} is written only after it")
+    if saved.is_file():
+        return (f"its {saved.name} is there, so either the program stopped after writing the "
                 f"checksum and before signing (a crash, a kill or a power cut), or the disk had no room left for "
                 f"{sig.name}, or it was deleted or not copied with it")
     return f"{sig.name} was never written, or was not copied with the file"
+
+
+def _holds_sha256(saved: Path) -> bool:
+    try:
+        return sha256_saved_in(saved.read_text(encoding="ascii", errors="replace")) is not None
+    except OSError:
+        return False
 
 
 def no_sidecars_words(path: Path, saved: Path) -> str:

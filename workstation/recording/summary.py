@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from workstation.bus import Event, detail_number
-from workstation.checksum import sha256_of
+from workstation.checksum import sha256_of, sha256_saved_in
 from workstation.recording.format import checksum_path, signature_path
 from workstation.recording.reader import Recording
 from workstation.recording.rows import undecodable_words
@@ -288,8 +288,13 @@ def check_checksum(path: Path, progress: Callable[[int, int], None] | None = Non
     expected, saved_name, problem = _read_saved(saved)
     if problem is not None:
         if not sig_there:
-            return ChecksumCheck(None, no_sidecars_words(path, saved)) if not saved.is_file() else \
-                ChecksumCheck(None, f"{problem}: the file cannot be checked")
+            if not saved.is_file():
+                return ChecksumCheck(None, no_sidecars_words(path, saved))
+            # No .sig either: a recording made to be signed says SIGNATURE MISSING whatever its .sha256 holds, as with
+            # no .sha256 (a fresh tester of issue 12: an empty one, what a crash while closing once left, hid it)
+            signed = check_signature(path, "")
+            return ChecksumCheck(None, f"{problem}: the file cannot be checked"
+                                 + (f"; {signed.text}" if signed.status == "missing" else ""))
         digest = sha256_of(path, progress)
         signed = check_signature(path, digest)
         if signed.ok:
@@ -326,8 +331,8 @@ def _read_saved(saved: Path) -> tuple[str, str, str | None]:
         words = saved.read_text(encoding="ascii", errors="replace").split()
     except OSError as exc:
         return "", "", f"{saved.name} cannot be read ({exc.strerror or exc})"
-    expected = words[0].lower() if words else ""
-    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
+    expected = sha256_saved_in(" ".join(words))
+    if expected is None:
         return "", "", f"{saved.name} is empty or holds no SHA-256 (it was not written to the end)"
     return expected, words[1].removeprefix("*") if len(words) > 1 else "", None
 
