@@ -80,7 +80,7 @@ def test_a_live_writer_keeps_its_ballast_and_once_killed_it_is_removed_and_said(
         proc.stdout.close()
     [said] = remove_stale_ballasts(tmp_path)
     assert not ballast_path(h5).exists() and h5.is_file()
-    assert "removed the 8 MB reserve file" in said and h5.name in said
+    assert "emptied the 8 MB reserve file" in said and h5.name in said
     assert remove_stale_ballast(h5) is None  # nothing left: said once
 
 
@@ -110,7 +110,7 @@ def test_inspect_removes_a_killed_runs_ballast_without_a_store_and_says_so(tmp_p
     h5 = _crashed_without_store(tmp_path)
     shown = _run("inspect", str(h5), cwd=tmp_path)
     assert shown.returncode == 0, shown.stdout + shown.stderr
-    assert "note: removed the 8 MB reserve file a stopped recorder left beside" in shown.stdout
+    assert "note: emptied the 8 MB reserve file a stopped recorder left beside" in shown.stdout
     assert not ballast_path(h5).exists() and h5.is_file()
     again = _run("inspect", str(h5), cwd=tmp_path)
     assert "reserve file" not in again.stdout
@@ -122,6 +122,6 @@ def test_the_next_session_in_the_folder_removes_a_killed_runs_ballast_and_says_s
                str(tmp_path / "rec"), cwd=tmp_path)
     out = nxt.stdout + nxt.stderr
     assert nxt.returncode in (0, 3), out  # the session's own outcome is not the subject (a loaded machine may trip)
-    assert "removed the 8 MB reserve file" in out and h5.name in out, out
+    assert "emptied the 8 MB reserve file" in out and h5.name in out, out
     assert not ballast_path(h5).exists() and h5.is_file()
     assert not list((tmp_path / "rec").glob("*/.*.ballast"))  # the new session's own, removed at its close

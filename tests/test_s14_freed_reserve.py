@@ -61,7 +61,7 @@ def _give_the_reserve_back(how: str, h5: Path, tmp_path: Path) -> None:
         done = _main("session", "--simulate", "--scenario", str(SCENARIOS / "combined-uneventful.toml"), "--record",
                      str(h5.parent.parent), "--store", str(tmp_path / "other.sqlite3"))
         assert done.returncode in (0, 3), done.stdout + done.stderr  # its own outcome is not the subject
-    assert "removed the 8 MB reserve file" in done.stdout and h5.name in done.stdout, done.stdout
+    assert "emptied the 8 MB reserve file" in done.stdout and h5.name in done.stdout, done.stdout
     freed = freed_ballast_path(h5)
     assert not ballast_path(h5).exists() and freed.is_file() and freed.stat().st_size == 0  # room back, kill kept
 
@@ -103,3 +103,55 @@ def test_an_emptied_reserve_whose_recording_is_gone_is_removed_by_the_next_recor
     freed_ballast_path(kept).write_bytes(b"")
     write_session(rec, 0.2)
     assert not gone.exists() and freed_ballast_path(kept).exists()
+
+
+def test_a_restart_that_found_the_store_busy_leaves_the_kill_readable_for_the_next(tmp_path: Path) -> None:
+    """A second fresh tester of issue 12: the restart found the store held by another program for more than 5 s and
+    stopped in words, but its crash recovery had already sealed the recording and used up the reserve file; the next
+    start then stored the crash as a write failure. The kill's trace stays until the store holds the verdict."""
+    cmd, store_path, h5 = _killed(tmp_path)
+    holder = sqlite3.connect(store_path, isolation_level=None, timeout=1)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another program holds the store's write lock
+        busy = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=ROOT, env=_env())
+    finally:
+        holder.rollback()
+        holder.close()
+    said_busy = busy.stdout + busy.stderr
+    assert busy.returncode == 2 and "in use by another program" in said_busy and "Traceback" not in said_busy, \
+        said_busy
+    assert _state(store_path)[0][1] == "in_progress" and freed_ballast_path(h5).exists()  # the kill, still readable
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT, env=_env())
+    assert "closed as interrupted by a crash" in second.stdout + second.stderr, second.stdout + second.stderr
+    assert _state(store_path)[0] == (1, "crashed", "interrupted by a crash")
+    assert not freed_ballast_path(h5).exists() and not ballast_path(h5).exists()
+
+
+@pytest.mark.parametrize("left", ["stopped after its recovery", "reserve file deleted by hand"])
+def test_a_kill_stays_a_crash_whatever_happened_to_its_files_before_the_store_was_written(tmp_path: Path,
+                                                                                        left: str) -> None:
+    """The recovery stopped after sealing the recording and before writing the store (a kill or a power cut there,
+    as a tester's wrapper did), or the reserve file deleted by hand: the next start still reads the kill, from the
+    trace or from the file's own "open for writing" mark, and closes the session as a crash."""
+    from workstation.session import journal
+
+    _cmd, store_path, h5 = _killed(tmp_path)
+    if left == "reserve file deleted by hand":
+        ballast_path(h5).unlink()
+    else:
+        with ClinicStore.open(store_path, training=True) as store:
+            real = store.close_session
+
+            def power_cut(*_a, **_k):
+                raise KeyboardInterrupt("the power went off")
+
+            store.close_session = power_cut
+            with pytest.raises(KeyboardInterrupt):
+                journal.close_crashed_sessions(store)
+            store.close_session = real
+        assert not ballast_path(h5).exists() and freed_ballast_path(h5).exists()  # sealed, the kill kept
+    with ClinicStore.open(store_path, training=True) as store:
+        [closed] = journal.close_crashed_sessions(store)
+    assert closed.note.startswith("interrupted by a crash") and WRITE_FAILED not in closed.note, closed.note
+    assert _state(store_path)[0][1] == "crashed"
+    assert not freed_ballast_path(h5).exists() and not ballast_path(h5).exists()

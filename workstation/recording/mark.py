@@ -14,6 +14,7 @@ clinic store; `verify` and `inspect` clear it only on a file that has no checksu
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import sys
@@ -30,8 +31,9 @@ ORPHAN_BALLAST_AGE_S = 60.0
 FLAGS_AT = 11  # after the signature (8), version (1), sizes of offsets and lengths (1 + 1)
 M32 = 0xFFFFFFFF
 
-__all__ = ["clear_open_mark", "clear_unclaimed_mark", "held_by_a_process", "lookup3", "open_mark", "swmr_mark",
-           "remove_stale_ballast", "remove_stale_ballasts"]
+__all__ = ["clear_open_mark", "clear_unclaimed_mark", "ended_by_a_write_failure", "held_by_a_process",
+           "keep_kill_trace", "lookup3", "open_mark", "remove_ballast", "remove_kill_trace", "remove_stale_ballast",
+           "remove_stale_ballasts", "swmr_mark"]
 
 
 SWMR_WRITE_FLAG = 0x04  # superblock v3 file consistency flags: bit 2, opened for SWMR writing (HDF5 file format)
@@ -193,7 +195,6 @@ def clear_own_mark(path: Path) -> bool:
     writing" mark, and a close the disk refused (another program filling it to the last byte) left it, so no reader
     opened the file. The recording is as its SWMR writer closed it, with every row: the mark is cleared in place (no
     byte allocated) before any checksum is taken, and the file reads as partial. True if cleared; never raises."""
-    import logging
 
     log = logging.getLogger(__name__)
     try:
@@ -224,19 +225,18 @@ def clear_unclaimed_mark(path: Path, indexed: bool) -> str | None:
 
 
 def remove_stale_ballast(h5_path: Path) -> str | None:
-    """Remove the recorder's reserve file (`format.ballast_path`) beside `h5_path` when its writer is gone: no process
+    """Empty or remove the recorder's reserve file (`format.ballast_path`) beside `h5_path` when its writer is gone: no process
     holds the recording (`held_by_a_process`: a live SWMR writer keeps it open), or there is no recording and the
     reserve is over ORPHAN_BALLAST_AGE_S old. Returns a sentence saying so, or None (none there, its writer alive, or
     it could not be removed: logged). A killed recorder leaves it; with a store, crash recovery removes it too. Beside
     its recording, its name is kept, emptied (`format.freed_ballast_path`), for crash recovery to read the kill."""
-    import logging
-
     from workstation.recording.format import ballast_path, freed_ballast_path
 
     ballast = ballast_path(h5_path)
+    emptied = h5_path.exists()
     try:
         size = ballast.stat().st_size
-        if h5_path.exists():
+        if emptied:
             if held_by_a_process(h5_path):
                 return None
             _free_keeping_the_kill(ballast, freed_ballast_path(h5_path))
@@ -249,8 +249,8 @@ def remove_stale_ballast(h5_path: Path) -> str | None:
     except OSError as exc:
         logging.getLogger(__name__).info("the stale reserve file %s was not removed: %s", ballast, exc)
         return None
-    return (f"removed the {size / 2**20:.0f} MB reserve file a stopped recorder left beside {h5_path.name} (its "
-            "writer is gone; the recording itself is untouched)")
+    return (f"{'emptied' if emptied else 'removed'} the {size / 2**20:.0f} MB reserve file a stopped recorder left "
+            f"beside {h5_path.name} (its writer is gone; the recording itself is untouched)")
 
 
 def _free_keeping_the_kill(ballast: Path, freed: Path) -> None:
@@ -258,8 +258,6 @@ def _free_keeping_the_kill(ballast: Path, freed: Path) -> None:
     then emptied. Crash recovery reads a recording with no end and no ballast as one whose recorder failed (a full
     disk), not as a crash: without this trace, `inspect` before the next start made a crash read so (a fresh tester
     of issue 12). If it cannot be renamed, it is removed all the same (logged)."""
-    import logging
-
     try:
         os.replace(ballast, freed)
     except OSError as exc:
@@ -284,3 +282,61 @@ def remove_stale_ballasts(folder: Path) -> list[str]:
             if not recording_of_ballast(freed).exists():
                 freed.unlink(missing_ok=True)
     return said
+
+
+def ended_by_a_write_failure(path: Path | None) -> bool:
+    """Whether the files say the recorder of the recording at `path` stopped on a write failure of its own (most
+    often a full disk) rather than being killed: the file was closed (a killed recorder leaves HDF5's "open for
+    writing" mark), and neither its reserve file (format.ballast_path: a recorder gives it back only on a write
+    failure or at its close; a killed one leaves it) nor the trace of one (format.freed_ballast_path: left by whatever
+    gave a killed recorder's room back, `inspect`, the next recorder in the folder, or this recovery until the store
+    holds its verdict) is beside it. False when there is no file or it cannot be read."""
+    from workstation.recording.format import ballast_path, freed_ballast_path
+
+    if path is None or not path.is_file() or ballast_path(path).exists() or freed_ballast_path(path).exists():
+        return False
+    try:
+        return not open_mark(path)
+    except OSError:
+        return False
+
+
+def keep_kill_trace(path: Path | None) -> None:
+    """Leave the kill's trace (format.freed_ballast_path, 0 bytes) beside a killed recorder's recording before crash
+    recovery gives its reserve file's room back and clears its mark: a restart stopped before the store holds the
+    verdict (a store busy or gone, a kill, a power cut) would otherwise read the kill as a write failure (a fresh
+    tester of issue 12). Removed by remove_kill_trace once the store holds it."""
+    from workstation.recording.format import freed_ballast_path
+
+    if path is None or not path.is_file():
+        return
+    try:
+        freed_ballast_path(path).touch()
+    except OSError as exc:
+        logging.getLogger(__name__).warning("the trace of the killed recorder of %s was not kept (%s): if this start stops before the store "
+                    "is written, the next one may read the kill as a write failure", path.name, exc)
+
+
+def remove_kill_trace(path: Path | None) -> None:
+    """Remove the kill's trace (keep_kill_trace) once the store holds the session's verdict."""
+    from workstation.recording.format import freed_ballast_path
+
+    if path is None:
+        return
+    try:
+        freed_ballast_path(path).unlink(missing_ok=True)
+    except OSError as exc:
+        logging.getLogger(__name__).info("%s not removed (%s)", freed_ballast_path(path).name, type(exc).__name__)
+
+
+def remove_ballast(path: Path | None) -> None:
+    """Remove the recorder's hidden reserve file (workstation.recording.format.ballast_path) a crash left behind: its
+    room. The kill's trace is kept until the store holds the verdict (remove_kill_trace)."""
+    from workstation.recording.format import ballast_path
+
+    if path is None:
+        return
+    try:
+        ballast_path(path).unlink(missing_ok=True)
+    except OSError as exc:
+        logging.getLogger(__name__).info("ballast of %s not removed (%s)", path.name, type(exc).__name__)

@@ -302,6 +302,8 @@ def close_crashed_sessions(store) -> list[Closed]:
     (never less than the journal already holds); a recording on this disk is also recovered (recover_file). Then
     the crashed sessions' recordings on this disk that another room closed are recovered (recover_recordings_here).
     Returns what was closed, for the caller to tell the user."""
+    from workstation.recording.mark import ended_by_a_write_failure, keep_kill_trace, remove_kill_trace
+
     closed = []
     for row in store.in_progress_sessions():
         live = store.live_lease(row["course_id"])
@@ -310,10 +312,12 @@ def close_crashed_sessions(store) -> list[Closed]:
         sid = row["id"]
         why, state = "interrupted by a crash", "crashed"
         path = Path(row["recording_path"]) if row["recording_path"] else None
-        gave_reserve = reserve_given_back(path)  # before recover_file removes what a crash left
+        recorder_failed = ended_by_a_write_failure(path)  # before recover_file changes what a crash left
+        if not recorder_failed:
+            keep_kill_trace(path)  # until the store holds the verdict: a restart stopped before that reads it too
         found, readable = recover_file(store, sid, row["course_id"], path)
         ended = recorded_end(path) if readable and path is not None and path.is_file() else None
-        if ended is None and readable and gave_reserve:  # not a crash: its recorder failed, the file says no more
+        if ended is None and readable and recorder_failed:  # not a crash: its recorder failed, the file says no more
             ended = WRITE_FAILED
         if ended is not None:  # not a crash: its program ended it and closed its recording; the store missed the end
             why, state = ("aborted: " + (f"{ended.rstrip('.')}; " if ended else "")
@@ -333,6 +337,7 @@ def close_crashed_sessions(store) -> list[Closed]:
                     "while it ran are kept, and light it planned waits for the light interval (the dose it gave is "
                     "unknown)")
         store.close_session(sid, state, why)
+        remove_kill_trace(path)
         closed.append(Closed(sid, found, why, from_recording=path is not None and path.is_file() and readable,
                              label=store.session_label(sid), ended_unsaved=ended is not None, store_role=store.role))
     recover_recordings_here(store)
@@ -370,6 +375,7 @@ def recover_file(store, session_id: int, course_id: int, path: Path | None) -> t
     (journal_recording), its .sha256 and .sig written (seal_recovered), indexed and linked to the session, queued
     for the clinic's share, its ballast removed. Returns (what it showed, whether it could be read). A file that is
     not here (another room's disk) or cannot be read is left as it is."""
+    from workstation.recording.mark import remove_ballast
     from workstation.recording.share import recording_saved
 
     clear_crash_mark(path)  # before its SHA-256 is taken: clearing changes bytes
@@ -395,12 +401,15 @@ def recover_recordings_here(store) -> list[Closed]:
     elsewhere (another room's crash recovery, which cannot read this disk) or before its file could be read. Each is
     recovered as recover_file does, and its outcome note says so. Run at each start (close_crashed_sessions) and by
     the share's copier (`recording sync`, the window's copies). Returns what was recovered."""
+    from workstation.recording.mark import remove_kill_trace
+
     recovered = []
     for row in store.crashed_unindexed():
         path = Path(row["recording_path"])
         if not path.is_file():
             continue  # another room's: it recovers it
         found, readable = recover_file(store, row["id"], row["course_id"], path)
+        remove_kill_trace(path)  # its session is closed already
         if not readable or store.recording(row["id"]) is None:
             continue
         sentence = (f"its recording was recovered on {store.workstation} (checksum, signature, index), and the "
@@ -428,28 +437,3 @@ def clear_crash_mark(path: Path | None) -> bool:
 
 WRITE_FAILED = ("its recording stopped on a write failure, most often a full disk, before the session's end could be "
                 "written to the file or to the store")
-
-
-def reserve_given_back(path: Path | None) -> bool:
-    """Whether the recorder of the recording at `path` gave back its reserve file (format.ballast_path): it does so
-    on a write failure (a full disk) to close the file, and at its close; a killed recorder leaves it, and another
-    command that gives its room back leaves it emptied under another name (format.freed_ballast_path). False when
-    there is no file."""
-    from workstation.recording.format import ballast_path, freed_ballast_path
-
-    return (path is not None and path.is_file() and not ballast_path(path).exists()
-            and not freed_ballast_path(path).exists())
-
-
-def remove_ballast(path: Path | None) -> None:
-    """Remove the recorder's hidden reserve file (workstation.recording.format.ballast_path) a crash left behind, or
-    what is left of it once another command gave its room back (format.freed_ballast_path)."""
-    from workstation.recording.format import ballast_path, freed_ballast_path
-
-    if path is None:
-        return
-    for left in (ballast_path(path), freed_ballast_path(path)):
-        try:
-            left.unlink(missing_ok=True)
-        except OSError as exc:
-            log.info("%s not removed (%s)", left.name, type(exc).__name__)
