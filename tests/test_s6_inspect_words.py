@@ -92,8 +92,10 @@ def test_light_samples_left_out_of_the_dose_are_said(lit: Path, tmp_path: Path, 
     lines = _dose_lines(_inspect(copy))
     assert "  none" not in lines, lines
     if first_words:
-        assert lines == [f"  {first_words}{len(rows)} light samples with no usable time, dose or emission flag (NaN "
-                         "or ±inf) left out; the session's own step records are in its events"], lines
+        (line,) = lines
+        assert line.startswith(f"  {first_words}{len(rows)} light samples with no usable time, dose or emission flag "
+                               "(NaN or ±inf) left out; the session's own step records say: right-upper-arm "), lines
+        assert line.endswith(" mJ/cm²"), line  # what the session counted at the step's end, which the file keeps
     else:
         assert lines[:-1] == before[: len(lines) - 1] and lines[-1].startswith("  perhaps more: 3 light samples "), \
             (before, lines)

@@ -94,6 +94,7 @@ class Summary:
     dose_samples_skipped: int = 0  # light samples whose time, dose or emission flag is NaN/±inf: not in `exposures`
     areas_at_no_time: int = 0  # events naming an area whose host time is NaN/±inf: not used to assign exposures
     dose_samples_lost: int = 0  # light samples the recorder counted lost (a queue ceiling, a full disk): not in them
+    step_doses_mj_cm2: dict[str, float] = field(default_factory=dict)  # per area, the session's own step_ended counts
 
     @property
     def dose_per_area_mj_cm2(self) -> dict[str, float]:
@@ -113,9 +114,15 @@ def summarize(rec: Recording) -> Summary:
             found, n_bad = _exposures(rec, name, channel)
             exposures, skipped, lost = exposures + found, skipped + n_bad, lost + rec.samples_lost(name)
     interlocks = [e for e in rec.events if e.kind == "interlock"]
+    step_doses: dict[str, float] = {}
+    for e in rec.events:
+        if e.kind == "protocol" and e.details.get("event") == "step_ended" and e.details.get("modality") == "light":
+            area = str(e.details.get("area", "?"))
+            step_doses[area] = step_doses.get(area, 0.0) + detail_number(e.details, "delivered_dose_mj_cm2", 0.0)
     return Summary(devices, Counter(e.kind for e in rec.events), interlocks, exposures,
                    [review_trip(rec, e) for e in interlocks], skipped,
-                   sum(1 for e in rec.events if "area" in e.details and not math.isfinite(e.t_host_s)), lost)
+                   sum(1 for e in rec.events if "area" in e.details and not math.isfinite(e.t_host_s)), lost,
+                   step_doses)
 
 
 def finite_rows(rows: np.ndarray, channels: Iterable[str] | None = None) -> tuple[np.ndarray, int]:
@@ -418,15 +425,18 @@ def format_summary(rec: Recording, s: Summary) -> str:
     lines.append(f"dose delivered per area ({counted(len(s.exposures), 'exposure')}):")
     for area, dose in sorted(s.dose_per_area_mj_cm2.items()):
         lines.append(f"  {area}: {dose:.1f} mJ/cm²")
+    # the session's own count at each step's end, where the telemetry cannot give it all (a fresh tester of issue 12)
+    steps = "; ".join(f"{scrub(a)} {d:.1f} mJ/cm²" for a, d in sorted(s.step_doses_mj_cm2.items()))
+    records = f"the session's own step records say: {steps}" if steps else "the session's own step records are in its events"
     if s.dose_samples_skipped:  # never a silent "none" or a silently low dose
         lines.append(f"  {'unknown from the telemetry' if not s.exposures else 'perhaps more'}: "
                      f"{counted(s.dose_samples_skipped, 'light sample')} with no usable time, dose or emission flag "
-                     "(NaN or ±inf) left out; the session's own step records are in its events")
+                     f"(NaN or ±inf) left out; {records}")
     elif not s.exposures and not s.dose_samples_lost:
         lines.append("  none")
     if s.dose_samples_lost:  # a full disk, the queue ceiling: the doses above lack what those samples measured
         lines.append(f"  perhaps more: {counted(s.dose_samples_lost, 'light sample')} lost by the recorder are not in "
-                     "these doses; the session's own step records are in its events")
+                     f"these doses; {records}")
     if s.areas_at_no_time:  # never a silent "unassigned", never a silently wrong area
         lines.append(f"  the areas given may be wrong: {counted(s.areas_at_no_time, 'event')} naming an area at no "
                      "time (NaN or ±inf) could not be placed; the session's own step records are in its events")

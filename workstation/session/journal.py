@@ -167,9 +167,11 @@ UNRECORDED_EMISSION_MAX_S = 0.5
 
 def deliveries_from_recording(path: Path) -> list[Treatment]:
     """What each area received in a recorded session, per modality: light dose from the telemetry while the shutter
-    was open in each step run (the device's dose restarts at each exposure), passes from the passes started. An
-    exposure the recording shows still open at its end is counted with what it cannot show
-    (UNRECORDED_EMISSION_MAX_S at its last irradiance, at most its target dose)."""
+    was open in each step run (the device's dose restarts at each exposure), passes from the passes started; never
+    less than the session's own count in the run's `step_ended` event (delivered_dose_mj_cm2, passes_done), which a
+    file whose telemetry stopped early (a full disk) still holds. An exposure the recording shows still open at its
+    end is counted with what it cannot show (UNRECORDED_EMISSION_MAX_S at its last irradiance, at most its target
+    dose)."""
     from workstation.recording import Recording
     from workstation.recording.summary import finite_rows
 
@@ -182,6 +184,7 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
                  if name is not None and channel else None)
     totals: dict[tuple[int, str], Treatment] = {}
     runs: list[tuple[dict, float, float]] = []  # (details of step_started, t start, t end)
+    ended: dict[int, dict] = {}  # a run's step_ended details: what the session itself counted
     open_run: dict | None = None
     t_open = 0.0
     passes: dict[int, int] = {}
@@ -195,6 +198,7 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
         elif kind == "pass_started" and open_run is not None:
             passes[len(runs)] = passes.get(len(runs), 0) + 1
         elif kind == "step_ended" and open_run is not None:
+            ended[len(runs)] = e.details
             runs.append((open_run, t_open, e.t_host_s + 0.5))
             open_run = None
     if open_run is not None:
@@ -202,6 +206,11 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
     # the last samples of a run may arrive just after its step_ended, but never after the next run started
     runs = [(d, t0, min(t1, runs[i + 1][1]) if i + 1 < len(runs) else t1) for i, (d, t0, t1) in enumerate(runs)]
     for i, (d, t0, t1) in enumerate(runs):
+        # The session's own count at the step's end, when the file has it: the telemetry may lack samples (a recorder
+        # stopped by a full disk while the light ran on to its stop; a fresh tester of issue 12: 125.6 of 260 mJ/cm²
+        # stored), and a cumulative dose is never taken lower than what was recorded as given.
+        counted_dose = detail_number(ended.get(i, {}), "delivered_dose_mj_cm2", 0.0)
+        counted_passes = detail_number(ended.get(i, {}), "passes_done", 0.0)
         key = (int(d["area_id"]), d["modality"])
         prev = totals.get(key)
         if d["modality"] == "light":
@@ -219,12 +228,14 @@ def deliveries_from_recording(path: Path) -> list[Treatment]:
                         irradiance = float("inf")
                     unseen = irradiance * UNRECORDED_EMISSION_MAX_S  # mW/cm² × s = mJ/cm²
                     dose = max(dose, min(dose + unseen, target))
+            dose = max(dose, counted_dose)
             totals[key] = Treatment(key[0], "light", dose_mj_cm2=round(dose + ((prev.dose_mj_cm2 or 0.0)
                                                                                if prev else 0.0), 3))
         else:
+            done = max(passes.get(i, 0), int(counted_passes))
             totals[key] = Treatment(key[0], "needling", depth_mm=d.get("depth_mm"),
                                     stroke_rate_hz=d.get("stroke_rate_hz"),
-                                    passes=passes.get(i, 0) + ((prev.passes or 0) if prev else 0))
+                                    passes=done + ((prev.passes or 0) if prev else 0))
     return [t for t in totals.values() if t.dose_mj_cm2 or t.passes]
 
 
