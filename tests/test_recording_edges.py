@@ -258,6 +258,38 @@ def _check_left_behind(result: dict) -> None:
         assert_in_words(result["checksum_failure"])
 
 
+def test_free_space_below_the_reserve_stops_the_recorder_at_the_flush_that_sees_it():
+    """Free space is checked at every flush: the disk filled below the 50 MB reserve during one flush (on its
+    `on_flush`), and the recorder stops at that same flush. Checked once a second, it went on for up to four more
+    flushes, and a second fresh tester of issue 12 saw the light run on unrecorded for 0.9 s."""
+    with small_disk("120m") as disk:
+        flushed, errors = [], []
+        filler = disk / "filler"
+
+        def fill_at_the_second(rows: dict) -> None:
+            flushed.append(dict(rows))
+            if len(flushed) == 2:
+                with open(filler, "wb") as f:  # leave 20 MB: below the reserve, room enough to close
+                    os.posix_fallocate(f.fileno(), 0, shutil.disk_usage(disk).free - 20 * 2**20)
+
+        rec = SessionRecorder.create(disk, meta(), min_free_bytes=0, reserve_bytes=50 * 2**20, t0_host_s=1000.0,
+                                     on_flush=fill_at_the_second, on_error=errors.append)
+        add_devices(rec)
+        rec.start()
+        deadline = time.monotonic() + 30
+        k = 0
+        while not errors and time.monotonic() < deadline:
+            for dev in ("light", "pen"):
+                rec.on_block(dev, frames(dev, k, 1)[0])
+            k += 1
+            time.sleep(0.005)
+        rec.close()
+        assert errors and "reserve" in str(errors[0]), errors
+        assert rec.stats.flushes == 2, rec.stats.flushes  # the flush that filled it, and no other
+        with Recording.open(rec.path) as r:
+            assert r.samples("light") > 0
+
+
 def test_a_disk_full_to_the_last_byte_closes_the_recording_readable():
     from workstation.recording.writer import BALLAST_BYTES
 
