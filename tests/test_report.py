@@ -153,3 +153,38 @@ def test_a_recording_its_recorder_stopped_early_is_not_called_a_crash_in_the_rep
     assert "The disk holding the recording is full" in sentence
     assert "at least what was delivered" in sentence
     assert [s.outcome for s in data.steps] == [RECORDING_STOPPED] and UNENDED not in "\n".join(data.lines())
+
+
+@needs_poppler
+@pytest.mark.parametrize("signed", [True, False], ids=["signed", "no .sig"])
+@pytest.mark.parametrize("saved", [b"\x9c\xff\x00\x81 not text", "hello\n".encode("utf-16"), b"hello\n",
+                                   b"0" * 63 + b"\n", b"\x00" * 64, b"73cb" * 16 + b"  other.h5\n"],
+                         ids=["random bytes", "utf-16", "text", "cut", "nuls", "another file's"])
+def test_the_report_prints_the_files_own_sha256_whatever_its_sha256_file_holds(tmp_path, saved, signed):
+    """A second fresh tester of issue 12: `report` stopped on "an internal error" (UnicodeDecodeError) when the .sha256
+    was not text, and printed whatever the .sha256 held as the recording's SHA-256 beside a valid signature, with no
+    warning. The PDF gives the file's own SHA-256, and says which sidecar is wrong."""
+    from helpers_recording import write_session
+
+    from workstation.checksum import sha256_of
+    from workstation.recording.format import checksum_path, signature_path
+
+    rec = write_session(tmp_path / "rec", 0.5)
+    digest = sha256_of(rec)
+    checksum_path(rec).write_bytes(saved)
+    if not signed:
+        signature_path(rec).unlink()
+    out = tmp_path / "report.pdf"
+    run = subprocess.run([sys.executable, str(ROOT / "main.py"), "report", str(rec), "--out", str(out)],
+                         capture_output=True, text=True, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+                         timeout=120)
+    said = run.stdout + run.stderr
+    assert run.returncode == 0 and "internal error" not in said and "Traceback" not in said, said
+    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    flat = re.sub(r"\s+", "", text)
+    assert f"RecordingSHA-256:{digest}" in flat, text
+    assert not re.search("[\ufb00-\ufb06]", text), text  # no ligature: "ff" in a digest copied out as one glyph
+    if signed:  # proven by its signature: the .sha256 is named as the one at fault, the recording is not doubted
+        assert "iswrong,nottherecording" in flat and "NOTPROVENINTACT" not in flat, text
+    else:
+        assert "isnotprovenintact" in flat and "SIGNATUREMISSING" in flat and "NOTPROVENINTACT" in flat, text

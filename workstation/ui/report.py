@@ -116,6 +116,15 @@ def _not_written(path: Path, exc: OSError) -> UserError:
                      "command line: report --out).")
 
 
+def report_font(size: int, bold: bool = False) -> QFont:
+    """The report's font, without ligatures: a SHA-256 or a recording's name printed with "ff" or "fi" joined into one
+    glyph is copied out of the PDF as another string (a second fresh tester of issue 12: pdftotext read "7ﬀ3")."""
+    font = QFont("Sans Serif", size)
+    font.setBold(bold)
+    font.setStyleStrategy(QFont.StyleStrategy.PreferNoShaping)
+    return font
+
+
 def log_qt_messages() -> None:
     """Send Qt's own messages (a font note, a painter that could not start) to the log, never raw to the terminal:
     for a command that draws without a window (`main.py report`); what went wrong is said once, in words."""
@@ -140,9 +149,7 @@ class _Doc:
 
     def text(self, s: str, size: int, bold: bool = False, color: str = "#000000") -> None:
         s = re.sub(r"`([^`]*)`", r"“\1”", s)  # no backticks on paper
-        font = QFont("Sans Serif", size)
-        font.setBold(bold)
-        self.p.setFont(font)
+        self.p.setFont(report_font(size, bold))
         self.p.setPen(QColor(color))
         flags = int(Qt.TextFlag.TextWordWrap)
         rect = self.p.boundingRect(QRectF(0, 0, self.width, self.height), flags, s)
@@ -170,7 +177,7 @@ class _Doc:
         return DrawnPlot(step.index, t_from, t_to, page)
 
     def _legend(self, series: list, unit: str) -> None:
-        self.p.setFont(QFont("Sans Serif", 7))
+        self.p.setFont(report_font(7))
         x = 70.0
         for _y, color, label in series:
             self.p.setPen(QPen(QColor(color), 3))
@@ -200,7 +207,7 @@ class _Doc:
         p.fillRect(QRectF(float(sx0[0]), rect.top(), float(sx1[0] - sx0[0]), rect.height()), QColor("#eef3fb"))
         p.setPen(QPen(QColor("#404040"), 1))
         p.drawRect(rect)
-        p.setFont(QFont("Sans Serif", 6))
+        p.setFont(report_font(6))
         for yv in y_ticks:
             _, yy = px(np.zeros(1), np.array([yv]))
             p.drawLine(QPointF(rect.left() - 4, float(yy[0])), QPointF(rect.left(), float(yy[0])))

@@ -94,16 +94,26 @@ class ReportData:
     sha256: str = ""
     extra: list[str] = field(default_factory=list)  # further lines (a trainer's notes on the trainee)
     integrity_warning: str = ""  # set by `check_integrity` when the file is not proven intact: printed in the PDF
+    proven_intact: bool = True  # False once `check_integrity` found the file not proven intact
 
     def check_integrity(self) -> str:
         """Check the recording against its .sha256 and signature (workstation.recording.summary.check_checksum, which
         hashes the whole file: call it off the GUI thread). Returns and keeps the warning, "" when intact."""
+        from workstation.checksum import sha256_of
         from workstation.recording.summary import check_checksum
 
         check = check_checksum(self.recording)
-        self.integrity_warning = "" if check.intact else (
-            f"{WARNING_PREFIX} the recording {self.recording.name} is not proven intact: {check.text}. This report "
-            "comes from the file as it is now.")
+        # the file's own SHA-256 as it is now, never what its .sha256 claims (a second fresh tester of issue 12: another
+        # file's, a cut one or "hello" was printed beside a valid signature, with no warning)
+        self.sha256 = sha256_of(self.recording)
+        self.proven_intact = bool(check.intact)
+        if check.intact and check.sidecar_wrong:  # the recording is proven by its signature; its .sha256 is not
+            self.integrity_warning = (f"{WARNING_PREFIX} the checksum file beside {self.recording.name} is wrong, not "
+                                      f"the recording: {check.text}.")
+        else:
+            self.integrity_warning = "" if check.intact else (
+                f"{WARNING_PREFIX} the recording {self.recording.name} is not proven intact: {check.text}. This "
+                "report comes from the file as it is now.")
         return self.integrity_warning
 
     ended: bool = True  # the recording holds the session's end (False: a crash, or the program was closed)
@@ -169,7 +179,7 @@ class ReportData:
         out += self.aftercare or ["Avoid sun for 24–48 h; sunscreen from 24 h."]
         if self.sha256:
             out.append(f"Recording SHA-256: {self.sha256}"
-                       + (" (NOT PROVEN INTACT: see the warning at the top)" if self.integrity_warning else ""))
+                       + ("" if self.proven_intact else " (NOT PROVEN INTACT: see the warning at the top)"))
         out.append("Audit trail (who changed what, when, why): `trail show`; its integrity: `trail verify`.")
         return out
 
@@ -178,7 +188,9 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
     """Read a closed (or partial) recording into a ReportData; `store`, a ClinicStore, adds the response.
 
     Raises UserError (in words) if the file is not a readable recording."""
+    from workstation.checksum import sha256_saved_in
     from workstation.recording import Recording
+    from workstation.recording.format import checksum_path
 
     rec = Recording.open(Path(path))  # RecordingError (a UserError) says what is wrong with the file
     path = Path(path)
@@ -188,10 +200,12 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
         trips = condition_lines(list(rec.events), t0)  # grouped as the alarm panel groups them
         trips += _stop_lines(list(rec.events))
         plan = rec.plan or {}
-        sha = ""
-        side = path.with_name(path.name + ".sha256")
-        if side.is_file():
-            sha = side.read_text().split()[0] if side.read_text().split() else ""
+        sha = ""  # what its .sha256 holds, if it holds a SHA-256 at all; check_integrity puts the file's own
+        side = checksum_path(path)
+        try:
+            sha = (sha256_saved_in(side.read_text(encoding="ascii", errors="replace")) or "") if side.is_file() else ""
+        except OSError:  # unreadable: said by check_integrity
+            sha = ""
         data = ReportData(path, meta.mode, meta.patient_pseudonym, meta.operator_id,
                           protocol_title(meta.protocol_id, meta.protocol_version), meta.start_time_utc, rec.duration_s, plan,
                           steps, trips, aftercare_for(plan.get("aftercare_by_modality", {}), plan.get("aftercare", []),
