@@ -34,6 +34,7 @@ class RecorderStats:
     max_append_interval_s: float = 0.0  # longest time between the starts of two consecutive appends
     fsync_s_total: float = 0.0
     fsync_s_max: float = 0.0
+    fsyncs: int = 0  # run on their own thread (recording/syncer.py): fewer than flushes when the disk is slow
     room_hold_s_total: float = 0.0  # holding the close's room past the file's end at each flush (writer._hold_room)
     room_hold_s_max: float = 0.0
     writer_cpu_s: float = 0.0

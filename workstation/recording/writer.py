@@ -2,15 +2,16 @@
 
 Callers (device reader threads, which also run the safety monitor) only append to an in-memory inbox. The writer
 thread appends every `flush_interval_s` (at most 250 ms, on a fixed cadence) everything queued as one slab per
-dataset, flushes and fsyncs, so a reader can follow the file live and a killed process (or a power cut) loses at
-most the last interval. After `start()` only the writer thread touches the open file, including its last close.
+dataset and flushes, so a reader can follow the file live and a killed process loses at most the last interval; an
+fsync is asked after each flush and run on a thread of its own (recording/syncer.py), so a slow disk delays the
+durability against a power cut, never the appends. After `start()` only the writer thread touches the open file's
+HDF5 objects, including its last close.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
-import os
 import re
 import shutil
 import threading
@@ -45,6 +46,7 @@ from workstation.recording.mark import clear_own_mark, remove_stale_ballasts
 from workstation.recording.reopen import HeldForWriting, open_for_closing
 from workstation.recording.signature import sign
 from workstation.recording.slabs import RECORDER_SOURCE, RecorderStats, SlabWriter, write_root
+from workstation.recording.syncer import Syncer
 from workstation.recording.unwritten import Refused, count_unwritten, counts, keep_unwritten
 from workstation.terminal import quoted
 
@@ -123,6 +125,7 @@ class SessionRecorder:
         self._loss_alarm_raised = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._syncer: Syncer | None = None
         self._sha256: str | None = None
         self.checksum_failure: str | None = None  # why no .sha256 was written beside the file (after a failure)
         self.signature_failure: str | None = None  # why no .sig was written beside it, in words
@@ -218,6 +221,7 @@ class SessionRecorder:
             return
         self._h5.flush()
         self._h5.swmr_mode = True
+        self._syncer = Syncer(self._h5.id.get_vfd_handle(), self.stats)
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
 
@@ -295,7 +299,7 @@ class SessionRecorder:
                 taken = self._inbox.take_all(close=stopping)
                 self._slabs.write(taken)
                 self._h5.flush()
-                self._fsync()
+                self._syncer.ask()  # raises an earlier fsync's failure
                 self._hold_room()
                 self.stats.flushes += 1
                 if self._on_flush is not None:
@@ -305,6 +309,8 @@ class SessionRecorder:
                     # issue 12 saw the light run on unrecorded for 0.9 s after the disk filled
                     self._check_space()
                 if stopping:
+                    self._syncer.stop()
+                    self._syncer.sync_now()  # the last flush on the disk before the close
                     self._h5.close()
             except Exception as exc:  # noqa: BLE001 - any failure to write is reported, then the writer stops
                 if taken is not None:  # what the failed write did not put in the file: counted or kept
@@ -317,14 +323,6 @@ class SessionRecorder:
                 self.stats.max_queue_rows = self._inbox.max_depth_rows
             if stopping:
                 return
-
-    def _fsync(self) -> None:
-        """Ask the OS to put the flushed bytes on the disk: the 250 ms promise then holds for a power cut too."""
-        t = time.perf_counter()
-        os.fsync(self._h5.id.get_vfd_handle())
-        dt = time.perf_counter() - t
-        self.stats.fsync_s_total += dt
-        self.stats.fsync_s_max = max(self.stats.fsync_s_max, dt)
 
     def _hold_room(self) -> None:
         """Hold CLOSE_ROOM_BYTES past the file's end (room.hold: why); none left, the recorder stops, and the room
@@ -364,6 +362,8 @@ class SessionRecorder:
         # objects. The room held takes the close if the recorder stopped first; if HDF5's write failed, the ballast's.
         if not (self._room_held and isinstance(exc, room.BelowReserve)):
             room.empty_ballast(fmt.ballast_path(self.path))
+        if self._syncer is not None:  # no fsync of this file once it is closed
+            self._syncer.stop()
         try:
             self._h5.close()
         except Exception as close_exc:  # noqa: BLE001 - the file is already failing; its first error is reported
