@@ -216,6 +216,9 @@ def clear_unclaimed_mark(path: Path, indexed: bool) -> str | None:
     try:
         if indexed or any(p.exists() for p in sidecar_paths(path)) or not open_mark(path):
             return None
+        # the mark is the kill's evidence for crash recovery (ended_by_a_write_failure): its trace is left first (a
+        # third fresh tester of issue 12: the reserve file deleted by hand, then `inspect`, read as a write failure)
+        keep_kill_trace(path)
         if not clear_open_mark(path):
             return None
     except (RecordingError, OSError):
@@ -225,8 +228,8 @@ def clear_unclaimed_mark(path: Path, indexed: bool) -> str | None:
 
 
 def remove_stale_ballast(h5_path: Path) -> str | None:
-    """Empty or remove the recorder's reserve file (`format.ballast_path`) beside `h5_path` when its writer is gone: no process
-    holds the recording (`held_by_a_process`: a live SWMR writer keeps it open), or there is no recording and the
+    """Empty or remove the recorder's reserve file (`format.ballast_path`) beside `h5_path` when its writer is gone: no
+    process holds the recording (`held_by_a_process`: a live SWMR writer keeps it open), or there is no recording and the
     reserve is over ORPHAN_BALLAST_AGE_S old. Returns a sentence saying so, or None (none there, its writer alive, or
     it could not be removed: logged). A killed recorder leaves it; with a store, crash recovery removes it too. Beside
     its recording, its name is kept, emptied (`format.freed_ballast_path`), for crash recovery to read the kill."""
@@ -305,7 +308,8 @@ def keep_kill_trace(path: Path | None) -> None:
     """Leave the kill's trace (format.freed_ballast_path, 0 bytes) beside a killed recorder's recording before crash
     recovery gives its reserve file's room back and clears its mark: a restart stopped before the store holds the
     verdict (a store busy or gone, a kill, a power cut) would otherwise read the kill as a write failure (a fresh
-    tester of issue 12). Removed by remove_kill_trace once the store holds it."""
+    tester of issue 12); and before `inspect` or `verify` clears the mark (clear_unclaimed_mark). Removed by
+    remove_kill_trace once the store holds the verdict."""
     from workstation.recording.format import freed_ballast_path
 
     if path is None or not path.is_file():
