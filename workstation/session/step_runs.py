@@ -130,7 +130,8 @@ class StepRuns:
         self.monitor.set_limits(self._limits_for(step))
         # The depth stop moves in ~100 ms: starting before it reaches a shallower setting would needle too deep.
         if not self._wait_depth(step.depth_mm, t_set, DEPTH_SETTLE_S):
-            result.note = f"the needle depth did not reach {step.depth_mm:g} mm within {DEPTH_SETTLE_S:g} s"
+            if not self._interrupt.is_set():  # a wait cut short by the session's stop says nothing of the pen
+                result.note = f"the needle depth did not reach {step.depth_mm:g} mm within {DEPTH_SETTLE_S:g} s"
             return
         # Passes already started in earlier runs count against the protocol's maximum (a partial pass counts as one).
         for k in range(passes_before, step.passes):
@@ -148,7 +149,10 @@ class StepRuns:
             t_stop = now_s()
             pen.stop()
             if not self._wait_inactive(self.pen, t_stop, INACTIVE_CONFIRM_S):
-                result.note = f"the pen was not seen stopped within {INACTIVE_CONFIRM_S * 1000:.0f} ms of STOP"
+                # cut short by an E-stop or a trip: the session's stop, not the pen, ended the wait (a third fresh
+                # tester of issue 12: an E-stop right at a pass's end said "not seen stopped" of a pen that stopped)
+                if not self._interrupt.is_set():
+                    result.note = f"the pen was not seen stopped within {INACTIVE_CONFIRM_S * 1000:.0f} ms of STOP"
                 return
         result.outcome = "done"
 
