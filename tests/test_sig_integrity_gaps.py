@@ -129,11 +129,25 @@ def test_an_empty_sha256_without_a_signature_still_cannot_be_checked_and_says_si
     check = check_checksum(rec)
     assert check.intact is None and "is empty" in check.text and "cannot be checked" in check.text
     assert "SIGNATURE MISSING: the file cannot be proven unchanged" in check.text, check.text
-    assert "holds no SHA-256: it was cut short" in check.text and "the checksum and before signing" not in check.text
+    assert "holds no SHA-256: cut short while being written" in check.text and "the checksum and before signing" not in check.text
     for command in ("inspect", "verify"):
         r = cli(command, str(rec), cwd=tmp_path)
         assert "SIGNATURE MISSING" in r.stdout + r.stderr and "Traceback" not in r.stdout + r.stderr, (command, r)
     assert cli("verify", str(rec), cwd=tmp_path).returncode == 1
+
+
+def test_an_unreadable_sha256_without_a_signature_is_not_called_cut_short(two):
+    """A third fresh tester of issue 12: a .sha256 that could not be read was explained as "cut short while being
+    written". On Linux /proc/self/mem reads as an I/O error, even for root."""
+    if not Path("/proc/self/mem").exists():
+        pytest.skip("needs Linux's /proc")
+    rec = two[0]
+    checksum_path(rec).unlink()
+    checksum_path(rec).symlink_to("/proc/self/mem")
+    signature_path(rec).unlink()
+    check = check_checksum(rec)
+    assert check.intact is None and "SIGNATURE MISSING" in check.text, check.text
+    assert "cannot be read" in check.text and "cut short" not in check.text, check.text
 
 
 # ---- 3: killed between closing the recording and signing it --------------------------------------------------------

@@ -261,10 +261,14 @@ def _why_no_signature(h5_path: Path) -> str:
         return (f"its session closed it on a full disk (the file says so), so most likely there was no room left for "
                 f"{sig.name}, unless it was deleted or not copied with the file")
     saved = checksum_path(h5_path)
-    if saved.is_file() and not _holds_sha256(saved):
-        return (f"its {saved.name} is there but holds no SHA-256: it was cut short while being written (a crash or a "
-                "full disk, in a version of the program from before checksums were written whole or not at all) or "
-                f"changed since, and {sig.name} is written only after it")
+    held = _holds_sha256(saved) if saved.is_file() else None
+    if saved.is_file() and held is None:  # a third fresh tester: an unreadable one was called "cut short"
+        return (f"its {saved.name} is there but cannot be read, so whether the program stopped after writing the "
+                f"checksum, or {sig.name} was deleted or not copied, cannot be told")
+    if saved.is_file() and not held:
+        return (f"its {saved.name} is there but holds no SHA-256: cut short while being written (a crash or a full "
+                "disk, in a version of the program from before checksums were written whole or not at all), or "
+                f"written or changed by another program, and {sig.name} is written only after it")
     if saved.is_file():
         return (f"its {saved.name} is there, so either the program stopped after writing the "
                 f"checksum and before signing (a crash, a kill or a power cut), or the disk had no room left for "
@@ -272,11 +276,12 @@ def _why_no_signature(h5_path: Path) -> str:
     return f"{sig.name} was never written, or was not copied with the file"
 
 
-def _holds_sha256(saved: Path) -> bool:
+def _holds_sha256(saved: Path) -> bool | None:
+    """Whether a .sha256 holds a SHA-256; None when it cannot be read."""
     try:
         return sha256_saved_in(saved.read_text(encoding="ascii", errors="replace")) is not None
     except OSError:
-        return False
+        return None
 
 
 def no_sidecars_words(path: Path, saved: Path) -> str:

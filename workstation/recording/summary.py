@@ -340,7 +340,7 @@ def _read_saved(saved: Path) -> tuple[str, str, str | None]:
         return "", "", f"{saved.name} cannot be read ({exc.strerror or exc})"
     expected = sha256_saved_in(" ".join(words))
     if expected is None:
-        return "", "", f"{saved.name} is empty or holds no SHA-256 (it was not written to the end)"
+        return "", "", f"{saved.name} is empty or holds no SHA-256 (cut short, or not a sha256sum line)"
     return expected, words[1].removeprefix("*") if len(words) > 1 else "", None
 
 
