@@ -228,11 +228,12 @@ def clear_unclaimed_mark(path: Path, indexed: bool) -> str | None:
 
 
 def remove_stale_ballast(h5_path: Path) -> str | None:
-    """Empty or remove the recorder's reserve file (`format.ballast_path`) beside `h5_path` when its writer is gone: no
-    process holds the recording (`held_by_a_process`: a live SWMR writer keeps it open), or there is no recording and the
-    reserve is over ORPHAN_BALLAST_AGE_S old. Returns a sentence saying so, or None (none there, its writer alive, or
-    it could not be removed: logged). A killed recorder leaves it; with a store, crash recovery removes it too. Beside
-    its recording, its name is kept, emptied (`format.freed_ballast_path`), for crash recovery to read the kill."""
+    """Empty or remove the recorder's reserve file (`format.ballast_path`) beside `h5_path` when its writer is gone:
+    no process holds the recording (`held_by_a_process`: a live SWMR writer keeps it open), or there is no recording
+    and the reserve is over ORPHAN_BALLAST_AGE_S old. Returns a sentence saying so, or None (none there, its writer
+    alive, or it could not be removed: logged). A killed recorder leaves it; with a store, crash recovery removes it
+    too. Beside its recording, its name is kept, emptied (`format.freed_ballast_path`), for crash recovery to read the
+    kill."""
     from workstation.recording.format import ballast_path, freed_ballast_path
 
     ballast = ballast_path(h5_path)
@@ -317,8 +318,9 @@ def keep_kill_trace(path: Path | None) -> None:
     try:
         freed_ballast_path(path).touch()
     except OSError as exc:
-        logging.getLogger(__name__).warning("the trace of the killed recorder of %s was not kept (%s): if this start stops before the store "
-                    "is written, the next one may read the kill as a write failure", path.name, exc)
+        logging.getLogger(__name__).warning(
+            "the trace of the killed recorder of %s was not kept (%s): if this start stops before the store is "
+            "written, the next one may read the kill as a write failure", path.name, exc)
 
 
 def remove_kill_trace(path: Path | None) -> None:

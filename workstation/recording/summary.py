@@ -427,7 +427,8 @@ def format_summary(rec: Recording, s: Summary) -> str:
         lines.append(f"  {area}: {dose:.1f} mJ/cm²")
     # the session's own count at each step's end, where the telemetry cannot give it all (a fresh tester of issue 12)
     steps = "; ".join(f"{scrub(a)} {d:.1f} mJ/cm²" for a, d in sorted(s.step_doses_mj_cm2.items()))
-    records = f"the session's own step records say: {steps}" if steps else "the session's own step records are in its events"
+    records = (f"the session's own step records say: {steps}" if steps
+               else "the session's own step records are in its events")
     if s.dose_samples_skipped:  # never a silent "none" or a silently low dose
         lines.append(f"  {'unknown from the telemetry' if not s.exposures else 'perhaps more'}: "
                      f"{counted(s.dose_samples_skipped, 'light sample')} with no usable time, dose or emission flag "
