@@ -195,7 +195,6 @@ def clear_own_mark(path: Path) -> bool:
     writing" mark, and a close the disk refused (another program filling it to the last byte) left it, so no reader
     opened the file. The recording is as its SWMR writer closed it, with every row: the mark is cleared in place (no
     byte allocated) before any checksum is taken, and the file reads as partial. True if cleared; never raises."""
-
     log = logging.getLogger(__name__)
     try:
         if clear_open_mark(path, own=True):
@@ -327,12 +326,8 @@ def remove_kill_trace(path: Path | None) -> None:
     """Remove the kill's trace (keep_kill_trace) once the store holds the session's verdict."""
     from workstation.recording.format import freed_ballast_path
 
-    if path is None:
-        return
-    try:
-        freed_ballast_path(path).unlink(missing_ok=True)
-    except OSError as exc:
-        logging.getLogger(__name__).info("%s not removed (%s)", freed_ballast_path(path).name, type(exc).__name__)
+    if path is not None:
+        _remove_logged(freed_ballast_path(path))
 
 
 def remove_ballast(path: Path | None) -> None:
@@ -340,9 +335,13 @@ def remove_ballast(path: Path | None) -> None:
     room. The kill's trace is kept until the store holds the verdict (remove_kill_trace)."""
     from workstation.recording.format import ballast_path
 
-    if path is None:
-        return
+    if path is not None:
+        _remove_logged(ballast_path(path))
+
+
+def _remove_logged(left: Path) -> None:
+    """Remove a file beside a recording if it is there; a failure is logged, never raised (the caller goes on)."""
     try:
-        ballast_path(path).unlink(missing_ok=True)
+        left.unlink(missing_ok=True)
     except OSError as exc:
-        logging.getLogger(__name__).info("ballast of %s not removed (%s)", path.name, type(exc).__name__)
+        logging.getLogger(__name__).info("%s not removed (%s)", left.name, type(exc).__name__)

@@ -284,6 +284,9 @@ class ChecksumCheck:
     sidecar_wrong: bool = False
     """Intact by its signature, but the .sha256 beside it is missing, empty, unreadable or does not match: that
     checksum file was changed or replaced (say so: whoever changed it may have tried more)."""
+    sha256: str = ""
+    """The file's own SHA-256 as it is now, when the check computed it ("" when there was nothing to compare it
+    with)."""
 
 
 def check_checksum(path: Path, progress: Callable[[int, int], None] | None = None) -> ChecksumCheck:
@@ -306,28 +309,29 @@ def check_checksum(path: Path, progress: Callable[[int, int], None] | None = Non
         signed = check_signature(path, digest)
         if signed.ok:
             return ChecksumCheck(True, f"{signed.text} (the signature proves the file is as it was signed); but "
-                                       f"{problem} (its line should read \"{digest}  {path.name}\")", True)
-        return ChecksumCheck(False if signed.status in ("modified", "untrusted") else None, f"{problem}; {signed.text}")
+                                       f"{problem} (its line should read \"{digest}  {path.name}\")", True, digest)
+        return ChecksumCheck(False if signed.status in ("modified", "untrusted") else None, f"{problem}; {signed.text}",
+                             sha256=digest)
     digest = sha256_of(path, progress)
     signed = check_signature(path, digest)
     if digest != expected:
         if signed.ok:  # the signature covers the file's own SHA-256: the file is as signed, its .sha256 is not
             return ChecksumCheck(True, f"{signed.text} (the signature proves the file unchanged); but {saved.name} "
                                        "does not match it: that checksum file was changed or replaced, not the "
-                                       f"recording (the file's SHA-256 is {digest})", True)
+                                       f"recording (the file's SHA-256 is {digest})", True, digest)
         mine = names_this_recording(path, saved_name)
         if not mine:  # another recording's .sha256 beside it: no evidence either way, not a tamper alarm
             whose = f"is the checksum of another file ({saved_name}), not of this recording" if mine is False else \
                 (f"does not match and names {saved_name}: it is another file's checksum, or this file was renamed "
                  "and changed after it was closed")
             return ChecksumCheck(None if signed.status in ("unsigned", "unreadable") else False,
-                                 f"{saved.name} {whose}; {signed.text}")
+                                 f"{saved.name} {whose}; {signed.text}", sha256=digest)
         return ChecksumCheck(False, f"SHA-256 DOES NOT MATCH {saved.name}: the file changed after it was closed; "
-                                    f"{signed.text}")
+                                    f"{signed.text}", sha256=digest)
     if signed.status in ("modified", "other", "untrusted", "unreadable", "missing"):
         # Whoever edits a recording can rewrite its .sha256 too: the signature is what proves the origin.
-        return ChecksumCheck(False, f"SHA-256 matches {saved.name}, but {signed.text}")
-    return ChecksumCheck(True, f"SHA-256 matches; {signed.text}")
+        return ChecksumCheck(False, f"SHA-256 matches {saved.name}, but {signed.text}", sha256=digest)
+    return ChecksumCheck(True, f"SHA-256 matches; {signed.text}", sha256=digest)
 
 
 def _read_saved(saved: Path) -> tuple[str, str, str | None]:
@@ -335,12 +339,13 @@ def _read_saved(saved: Path) -> tuple[str, str, str | None]:
     if not saved.is_file():
         return "", "", f"{saved.name} is {'not a file' if saved.exists() else 'missing'}"
     try:
-        words = saved.read_text(encoding="ascii", errors="replace").split()
+        text = saved.read_text(encoding="ascii", errors="replace")
     except OSError as exc:
         return "", "", f"{saved.name} cannot be read ({exc.strerror or exc})"
-    expected = sha256_saved_in(" ".join(words))
+    expected = sha256_saved_in(text)
     if expected is None:
         return "", "", f"{saved.name} is empty or holds no SHA-256 (cut short, or not a sha256sum line)"
+    words = text.split()
     return expected, words[1].removeprefix("*") if len(words) > 1 else "", None
 
 

@@ -105,7 +105,7 @@ class ReportData:
         check = check_checksum(self.recording)
         # the file's own SHA-256 as it is now, never what its .sha256 claims (a second fresh tester of issue 12: another
         # file's, a cut one or "hello" was printed beside a valid signature, with no warning)
-        self.sha256 = sha256_of(self.recording)
+        self.sha256 = check.sha256 or sha256_of(self.recording)
         self.proven_intact = bool(check.intact)
         if check.intact and check.sidecar_wrong:  # the recording is proven by its signature; its .sha256 is not
             self.integrity_warning = (f"{WARNING_PREFIX} the checksum file beside {self.recording.name} is wrong, not "
