@@ -7,6 +7,8 @@ flushed after each flush: the crash test kills it.
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import sys
 import time
 import uuid
@@ -159,3 +161,37 @@ def write_session(directory: Path, seconds: float, events=(), commands=(), plan=
         rec.write_plan(plan)
     rec.close()
     return rec.path
+
+
+_READER = """
+import contextlib
+import subprocess
+import sys
+from workstation.recording import Recording
+held = Recording.open(sys.argv[1])
+held.__enter__()
+print("open", flush=True)
+sys.stdin.readline()
+held.__exit__(None, None, None)
+"""
+
+
+@contextlib.contextmanager
+def reader_holding(path: Path):
+    """Another program holding the recording at `path` open with the project's own reader (Recording.open, HDF5's
+    file locking off) until the block ends: a real process, as an engineer's replay or inspect window would be."""
+    proc = subprocess.Popen([sys.executable, "-c", _READER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        line = proc.stdout.readline().strip()
+        assert line == "open", f"the reader did not open {path}: {line} {proc.stderr.read() if proc.poll() else ''}"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

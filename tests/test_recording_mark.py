@@ -138,20 +138,10 @@ def test_a_mark_whose_checksum_was_taken_is_left_alone(killed, tmp_path):
     assert not signature_path(marked).exists()
 
 
-def test_a_close_the_full_disk_refused_does_not_leave_the_recorders_file_unreadable(tmp_path, monkeypatch):
-    """The recorder reopens the closed SWMR file (`r+`) to add its closing attributes, which sets HDF5's "open for
-    writing" mark. On a disk another program fills to the last byte, that reopen's close can fail and left the mark:
-    no reader opened the file (1 loaded `make test` run in ~20, tests/test_recording_edges's filler that keeps
-    writing). The recorder clears the mark it left, so the file opens, partial, with every row."""
+def _refusing_close(reopened: list):
+    """In place of writer.open_for_closing: the closing reopen whose close the disk refuses, as HDF5 does on a disk
+    filled to the last byte (the file stays open, marked). Its files go into `reopened`, for the test to close."""
     import errno
-
-    from helpers_recording import FRAME, ROWS, add_devices, meta
-
-    from workstation.recording import writer
-    from workstation.recording.reader import Recording
-    from workstation.recording.writer import SessionRecorder
-
-    reopened: list[h5py.File] = []
 
     def refused_close(path):
         f = h5py.File(path, "r+", libver=("v110", "v110"))
@@ -160,11 +150,25 @@ def test_a_close_the_full_disk_refused_does_not_leave_the_recorders_file_unreada
         def close():
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        f.close = close  # what HDF5 does when the disk refuses the flush: the file stays open, marked
+        f.close = close
         reopened.append(f)
         return f
+    return refused_close
 
-    monkeypatch.setattr(writer, "open_for_closing", refused_close)
+
+def test_a_close_the_full_disk_refused_does_not_leave_the_recorders_file_unreadable(tmp_path, monkeypatch):
+    """The recorder reopens the closed SWMR file (`r+`) to add its closing attributes, which sets HDF5's "open for
+    writing" mark. On a disk another program fills to the last byte, that reopen's close can fail and left the mark:
+    no reader opened the file (1 loaded `make test` run in ~20, tests/test_recording_edges's filler that keeps
+    writing). The recorder clears the mark it left, so the file opens, partial, with every row."""
+    from helpers_recording import FRAME, ROWS, add_devices, meta
+
+    from workstation.recording import writer
+    from workstation.recording.reader import Recording
+    from workstation.recording.writer import SessionRecorder
+
+    reopened: list[h5py.File] = []
+    monkeypatch.setattr(writer, "open_for_closing", _refusing_close(reopened))
     rec = SessionRecorder.create(tmp_path, meta(), min_free_bytes=0)
     add_devices(rec)
     rec.start()
@@ -186,3 +190,53 @@ def test_a_close_the_full_disk_refused_does_not_leave_the_recorders_file_unreada
             h5py.File.close(f)
     with Recording.open(rec.path) as r:
         assert r.samples("light") == 20 * FRAME
+
+
+def test_a_failed_close_whose_mark_another_program_holds_is_never_checksummed(tmp_path, monkeypatch):
+    """The same refused close after a write failure (the disk below the recorder's reserve), with another program
+    holding the file (the project's reader, a real process): the recorder cannot clear the mark its reopen left, so
+    no .sha256 or .sig is taken of the marked bytes (clearing it later would turn them into a false tamper alarm,
+    and a signed file is never cleared), and the session is told why. The bytes it leaves are what `inspect` clears
+    once both programs are closed (a copy: this test process keeps the refused reopen, as the recorder does), and
+    h5dump then opens them."""
+    import errno
+    import time
+
+    from helpers_recording import FRAME, ROWS, add_devices, meta, reader_holding
+
+    from workstation.recording import room, writer
+    from workstation.recording.writer import SessionRecorder
+
+    reopened: list[h5py.File] = []
+    monkeypatch.setattr(writer, "open_for_closing", _refusing_close(reopened))
+    rec = SessionRecorder.create(tmp_path / "rec", meta(), min_free_bytes=0, flush_interval_s=0.05)
+    add_devices(rec)
+    rec.start()
+    rec.on_block("light", ROWS["light"](0, 20 * FRAME, 1000.0))
+    left = tmp_path / "as-left" / rec.path.name
+    left.parent.mkdir()
+    try:
+        with reader_holding(rec.path):
+            def below_reserve() -> None:
+                raise room.BelowReserve(errno.ENOSPC, "The disk is nearly full: recording stopped.")
+
+            rec._check_space = below_reserve  # the disk below the reserve at the next flush: a write failure
+            rec.on_block("light", ROWS["light"](20 * FRAME, 2 * FRAME, 1000.0))
+            deadline = time.monotonic() + 60
+            while rec.error is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert rec.error is not None, "the write failure did not happen"
+            assert rec.close() is None
+            assert open_mark(rec.path) and not checksum_path(rec.path).exists()
+            assert not signature_path(rec.path).exists()
+            assert "another program holds" in rec.checksum_failure and "inspect" in rec.checksum_failure
+        shutil.copy2(rec.path, left)
+    finally:
+        for f in reopened:
+            h5py.File.close(f)
+    out = cli("inspect", str(left))
+    assert out.returncode == 0 and "cleared the \"open for writing\" mark" in out.stdout, out.stdout + out.stderr
+    assert not open_mark(left)
+    if shutil.which("h5dump"):
+        dumped = subprocess.run(["h5dump", "-H", str(left)], capture_output=True, text=True, timeout=60)
+        assert dumped.returncode == 0, dumped.stderr[-800:]

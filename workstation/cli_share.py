@@ -37,6 +37,7 @@ def _sync(args: argparse.Namespace) -> int:
     from workstation.keys import workstation_name
     from workstation.progname import command
     from workstation.recording.share import RETRY_MAX_S, ShareCopier, ShareStatus
+    from workstation.session.journal import held_here
     from workstation.store import ClinicStore
 
     settings = settings_from_args(args)
@@ -64,8 +65,10 @@ def _sync(args: argparse.Namespace) -> int:
         for label, local in todo:
             print(f"{label}: {local}")
         for label, local in crashed:
-            print(f"{label}: {local} (crashed session's recording, not yet recovered here: a pass without --list "
-                  "recovers it — checksum, signature, index — and copies it)")
+            held = held_here(Path(local))
+            print(f"{label}: {local} (crashed session's recording, not yet recovered here: "
+                  + (f"it is {held})" if held else "a pass without --list recovers it — checksum, signature, index — "
+                     "and copies it)"))
         print(f"{counted(len(todo) + len(crashed), 'recording')} of this workstation ({workstation_name()}) still to "
               f"copy to {target.share}")
         if target.settings_text():

@@ -66,3 +66,14 @@ def full_words(path: Path, reserve: int) -> str:
         return below_reserve_words(path, free, reserve)
     return (f"The recording {path} could not grow (the file reached its size limit, or a disk quota), though the "
             f"disk has {free / 2**20:.0f} MB free: recording stopped. The session must stop; see the log file.")
+
+
+def held_mark_words(path: Path) -> str:
+    """Why no checksum was written beside a failed recording whose close left HDF5's "open for writing" mark that
+    could not be cleared, because another program holds the file (workstation.recording.mark.still_marked): for the
+    session's summary, after "sha256 not written: "."""
+    from workstation.progname import command
+
+    return (f"another program holds {path.name} open, so the \"open for writing\" mark its failed close left could not "
+            "be cleared, and no checksum is taken of those bytes: once that program and this one are closed, "
+            f"`{command('inspect')} {path}` clears the mark")

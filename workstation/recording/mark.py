@@ -102,6 +102,21 @@ def open_mark(path: Path) -> bool:
     return found is not None and head[found[0] + FLAGS_AT] != 0
 
 
+def still_marked(path: Path | None) -> bool:
+    """Whether the recording at `path` still carries HDF5's "open for writing" mark after its clearing was tried:
+    refused while another program holds the file (clear_open_mark). No .sha256, .sig or store index entry is ever
+    taken of such bytes: h5dump and HDFView do not open them, and the clearing that has to come later would change
+    them (a false tamper alarm, and a signed file is never cleared). Crash recovery leaves such a file unsealed and
+    unindexed, and seals it once that program has closed it (workstation.session.journal.recover_recordings_here: the
+    next start, `recording sync`, the window's copier). False when there is no file or it cannot be read."""
+    if path is None or not path.is_file():
+        return False
+    try:
+        return open_mark(path)
+    except OSError:
+        return False
+
+
 def swmr_mark(path: Path) -> bool:
     """Whether the recording's "open for writing" mark is a SWMR writer's (superblock flag bit 2): a Cicatrix
     recorder, live or killed, rather than another program's ordinary writer. False if there is no such mark."""

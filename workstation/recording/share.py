@@ -181,7 +181,7 @@ def copy_verified(local: Path, share: Path, relative: Path, sha256: str, *,
         raise ShareProblem(f"{checksum_path(local)} cannot be read ({exc.strerror})", share_down=False) from exc
     if saved != sha256.lower():
         raise ShareProblem(f"the recording {local.name} is not copied: its .sha256 differs from the store's index "
-                           f"(`{_sync_command()}` lists it; `inspect` checks the file)", share_down=False)
+                           f"(`{sync_command()}` lists it; `inspect` checks the file)", share_down=False)
     dest = share / relative
     made: list[Path] = []
     try:
@@ -208,7 +208,8 @@ def copy_verified(local: Path, share: Path, relative: Path, sha256: str, *,
     return dest
 
 
-def _sync_command() -> str:
+def sync_command() -> str:
+    """The `recording sync` command line, as this program is called (progname)."""
     from workstation.progname import command
 
     return command("recording sync")
@@ -272,14 +273,15 @@ def sync_once(store: Any, share: Path, *, workstation: str | None = None,
     """Copy every recording this workstation has still to copy from `store` (a ClinicStore) to `share`, oldest first.
     Returns (copied, problems as sentences, still pending). A share that is down stops the pass (the others would
     fail the same way); a recording whose copy fails alone does not."""
-    from workstation.session.journal import recover_recordings_here
+    from workstation.session.journal import held_sentences, recover_recordings_here
 
     who = workstation or store.workstation
     recover_recordings_here(store)  # crashed sessions closed elsewhere whose recording is on this disk
+    held = held_sentences(store)  # what it could not recover yet: said, and counted as still to copy
     clinic_share, mine = store.clinic_share(), share.expanduser().absolute()
     if clinic_share is not None and clinic_share != mine:
         pending = len(store.recordings_to_share(who))
-        return 0, [_not_the_clinics(share, clinic_share)], pending
+        return 0, [_not_the_clinics(share, clinic_share), *held], pending + len(held)
     root = store.recordings_root
     todo = store.recordings_to_share(who)
     copied, problems = 0, []
@@ -305,7 +307,7 @@ def sync_once(store: Any, share: Path, *, workstation: str | None = None,
         store.mark_shared(session_id, dest)
         log.info("recording of session %s copied to %s and verified", session_id, dest)
         copied += 1
-    return copied, problems, len(todo) - copied
+    return copied, problems + held, len(todo) - copied + len(held)
 
 
 def _not_the_clinics(share: Path, clinic_share: Path) -> str:
@@ -443,7 +445,7 @@ def copy_after_run(share: Path, recording: Path, sha256: str, store_path: Path |
                 from workstation.store import ClinicStore
 
                 status = ShareCopier(lambda: ClinicStore.open(store_path, training=True), share).sync()
-                retry = f"`{_sync_command()} --training --store {store_path} --clinic-recordings {share}` retries it"
+                retry = f"`{sync_command()} --training --store {store_path} --clinic-recordings {share}` retries it"
                 result.append(f"share: {status.text()} {retry}" if status.problem else
                               f"share: recording copied to {share} and verified (checksum and signature)")
                 return

@@ -38,11 +38,12 @@ from workstation.recording.errors import (
     below_reserve_words,
     disk_full,
     full_words,
+    held_mark_words,
     in_words,
 )
 from workstation.recording.inbox import Inbox
 from workstation.recording.late import LateItems, write_late
-from workstation.recording.mark import clear_own_mark, remove_stale_ballasts
+from workstation.recording.mark import clear_own_mark, remove_stale_ballasts, still_marked
 from workstation.recording.reopen import HeldForWriting, open_for_closing
 from workstation.recording.signature import sign
 from workstation.recording.slabs import RECORDER_SOURCE, RecorderStats, SlabWriter, write_root
@@ -419,6 +420,10 @@ class SessionRecorder:
             log.warning("%s left without its closing attributes (it reads as partial): %s", self.path, self.error)
             self.unclosed = UNCLOSED_WORDS.format(why=self._unclosed_why())
         room.give_back(self.path)  # only now: the checksum and signature files may need it
+        clear_own_mark(self.path)  # the mark a failed close left, if any (never raises)
+        if still_marked(self.path):  # another program holds the file: no checksum of marked bytes (still_marked)
+            self.checksum_failure = held_mark_words(self.path)
+            return None
         try:
             self._sha256 = write_checksum(self.path, fmt.checksum_path(self.path), room=ballast)
         except OSError as exc:

@@ -123,8 +123,10 @@ class Closed:
         """What the runner and the window tell the user, one sentence (first letter as the label has it)."""
         if self.ended_unsaved:
             return f"{self.label} ended, but the {self.store_role} store never heard its end: closed now as {self.note}"
-        return (f"{self.label} was left open by a program that stopped (crash or power loss): closed as {self.note}"
-                + (", with the doses its recording shows." if self.from_recording else "."))
+        state, more, rest = self.note.partition("; ")  # the doses' words go with the state, before what follows it
+        doses = ", with the doses its recording shows" if self.from_recording else ""
+        return (f"{self.label} was left open by a program that stopped (crash or power loss): closed as "
+                f"{state}{doses}{more}{rest}.")
 
 
 def journal_doses(store, session_id: int, course_id: int) -> str:
@@ -283,6 +285,7 @@ def journal_recording(store, session_id: int, course_id: int, path: Path | None,
     when the caller has just computed it (else it is computed here)."""
     from workstation.checksum import sha256_of
     from workstation.errors import UserError
+    from workstation.recording.mark import still_marked
 
     if path is None:
         return [], True
@@ -300,7 +303,7 @@ def journal_recording(store, session_id: int, course_id: int, path: Path | None,
         if t.modality == "needling" and old is not None and (old.passes or 0) >= (t.passes or 0):
             continue
         store.journal_treatment(session_id, t)
-    if path.is_file() and store.recording(session_id) is None:
+    if path.is_file() and store.recording(session_id) is None and not still_marked(path):
         try:
             store.link_recording(session_id, path, sha256 or sha256_of(path))
         except (OSError, UserError) as exc:
@@ -314,6 +317,7 @@ def close_crashed_sessions(store) -> list[Closed]:
     the crashed sessions' recordings on this disk that another room closed are recovered (recover_recordings_here).
     Returns what was closed, for the caller to tell the user."""
     from workstation.recording.mark import ended_by_a_write_failure, keep_kill_trace, remove_kill_trace
+    from workstation.recording.share import sync_command
 
     closed = []
     for row in store.in_progress_sessions():
@@ -340,9 +344,11 @@ def close_crashed_sessions(store) -> list[Closed]:
             room = store.session_state(sid).get("room")
             why += (f"; its recording is still on {room or 'another workstation'}'s disk, not yet copied: that "
                     "workstation recovers it (checksum, signature, index, share) at its next start or with "
-                    f"`{_sync_command()}`, and the doses it shows are counted then. Until then only the doses "
+                    f"`{sync_command()}`, and the doses it shows are counted then. Until then only the doses "
                     "journalled while it ran are kept, and light it planned waits for the light interval (the dose "
                     "it gave is unknown here)")
+        elif readable and (held := held_here(path)):
+            why += f"; its recording is {held}"
         elif not readable:
             why += ("; its recording could not be read here (damaged or cut short), so only the doses journalled "
                     "while it ran are kept, and light it planned waits for the light interval (the dose it gave is "
@@ -353,12 +359,6 @@ def close_crashed_sessions(store) -> list[Closed]:
                              label=store.session_label(sid), ended_unsaved=ended is not None, store_role=store.role))
     recover_recordings_here(store)
     return closed
-
-
-def _sync_command() -> str:
-    from workstation.progname import command
-
-    return command("recording sync")
 
 
 def seal_recovered(path: Path) -> str:
@@ -385,8 +385,10 @@ def recover_file(store, session_id: int, course_id: int, path: Path | None) -> t
     """A crashed session's recording on this disk made whole: its open mark cleared, what it shows journalled
     (journal_recording), its .sha256 and .sig written (seal_recovered), indexed and linked to the session, queued
     for the clinic's share, its ballast removed. Returns (what it showed, whether it could be read). A file that is
-    not here (another room's disk) or cannot be read is left as it is."""
-    from workstation.recording.mark import remove_ballast
+    not here (another room's disk) or cannot be read is left as it is; one whose mark could not be cleared (another
+    program holds it: mark.still_marked) is journalled, but left unsealed and unindexed until recover_recordings_here
+    finds it free."""
+    from workstation.recording.mark import remove_ballast, still_marked
     from workstation.recording.share import recording_saved
 
     clear_crash_mark(path)  # before its SHA-256 is taken: clearing changes bytes
@@ -397,7 +399,8 @@ def recover_file(store, session_id: int, course_id: int, path: Path | None) -> t
 
             with Recording.open(path):
                 pass
-            sha = seal_recovered(path)
+            if not still_marked(path):  # else left unsealed for the next start or `recording sync` (still_marked)
+                sha = seal_recovered(path)
         except Exception as exc:  # noqa: BLE001 - damaged: not signed as if it were whole; the journal stands
             log.info("recording of session %s not sealed (%s)", session_id, type(exc).__name__)
     found, readable = journal_recording(store, session_id, course_id, path, sha256=sha)
@@ -429,6 +432,28 @@ def recover_recordings_here(store) -> list[Closed]:
         log.info("recording of crashed session %s recovered on this workstation", row["id"])
         recovered.append(Closed(row["id"], found, sentence, label=store.session_label(row["id"])))
     return recovered
+
+
+HELD_WORDS = ("open in another program, so it is not yet checksummed, signed or indexed (the \"open for writing\" mark "
+              "the crash left in it cannot be cleared while that program has it): close that program, and the next "
+              "start or `{sync}` does it")
+
+
+def held_here(path: Path) -> str:
+    """For a crashed session's recording on this disk: why crash recovery leaves it unsealed ("open in another
+    program, so it is not yet checksummed…", HELD_WORDS), or "" when it does not (mark.still_marked)."""
+    from workstation.recording.mark import held_by_a_process, still_marked
+    from workstation.recording.share import sync_command
+
+    return HELD_WORDS.format(sync=sync_command()) if still_marked(path) and held_by_a_process(path) else ""
+
+
+def held_sentences(store) -> list[str]:
+    """A sentence for each crashed session's recording on this disk that crash recovery left unsealed because
+    another program holds it (held_here); recover_recordings_here seals it once that program has closed it."""
+    found = [(r["id"], Path(r["recording_path"])) for r in store.crashed_unindexed()]
+    return [f"{store.session_label(sid)}'s recording {path} is {held}" for sid, path in found
+            if (held := held_here(path))]
 
 
 def clear_crash_mark(path: Path | None) -> bool:
