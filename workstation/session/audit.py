@@ -24,6 +24,9 @@ samples with a non-finite value are skipped (their frames still count as heard b
 interlocks judged on samples (`kind_rules.SAMPLE_INTERLOCKS`) unjudged. An input at no time (a host time that is
 NaN or ±inf) is not applied: it is UNREADABLE, and what it judges is not judged (a change of limits: the limit
 interlocks; a reset, an E-stop, a device's report: every interlock, since each changes what is latched).
+Telemetry the recorder lost (`/losses`: the queue ceiling, a full disk, blocks sent after it stopped) is not judged:
+its first and last lost frames are heard by the watchdog, and `LOSS_INTERLOCKS` on that device are not judged from
+the first until it is seen inactive again, latched as before the loss, or to the end (recording/lost_spans.py).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import numpy as np
 
 from drivers.codes import InterlockCause, LinkEvent
 from workstation.bus import Event, SessionBus, detail_number
+from workstation.recording.lost_spans import LostSpan, lost_spans, merged_spans
 from workstation.recording.reader import DeviceInfo, Recording
 from workstation.recording.summary import finite_rows
 from workstation.session.kind_rules import LIMIT_INTERLOCKS, SAMPLE_INTERLOCKS
@@ -55,6 +59,8 @@ PERMISSIVE = StepLimits(area_id="(not recorded)", light_allowed=True, needling_a
 # What an unreadable limit is applied as (never a made-up limit: its interlocks are then not judged)
 UNLIMITED: dict[str, object] = {"area_id": "(unreadable)", "light_allowed": True, "needling_allowed": True,
                                 "area_dose_before_mj_cm2": 0.0}
+# What a device's lost telemetry leaves unjudged on it: what its samples showed, and its silence (the watchdog's)
+LOSS_INTERLOCKS = (InterlockCause.TELEMETRY_LOST.value, *(i.value for i in SAMPLE_INTERLOCKS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,7 @@ class AuditResult:
     not_judged: list[tuple[str, AuditTrip]] = field(default_factory=list)
     limits_unreadable: int = 0  # of the limit changes, how many had a field that could not be read
     trips_unreadable: int = 0  # recorded trips without a readable interlock or device (never compared)
+    lost: list[LostSpan] = field(default_factory=list)  # telemetry the recorder lost: LOSS_INTERLOCKS not judged
 
     @property
     def same(self) -> bool:
@@ -91,7 +98,10 @@ class AuditResult:
 
     @property
     def judged_in_full(self) -> bool:
-        return not any(which for _t, _what, which in self.unreadable)
+        return not any(which for _t, _what, which in self.unreadable) and not self.lost
+
+    def lost_at(self, a: AuditTrip) -> bool:  # a trip the recorder's lost telemetry leaves unjudged
+        return a.interlock in LOSS_INTERLOCKS and any(s.covers(a.device, a.t_cause_s) for s in self.lost)
 
 
 class _Clock:
@@ -198,6 +208,9 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
         if c.command == "set" and c.result == "ack" and c.args.get("param") == "backup_time_s":
             feed(c.t_reply_s if math.isfinite(c.t_reply_s) else c.t_host_s, "command", c,
                  f"the backup time acknowledged by the {c.device}", (InterlockCause.BACKUP_TIME.value,))
+    spans = lost_spans(rec)  # in session time; its first and last lost frames arrived, at these host times
+    inputs += [(t0 + t, 0, "lost", (s, t == s.t_first_s)) for s in spans for t in (s.t_first_s, s.t_last_s)
+               if math.isfinite(t0 + t)]
     skipped: dict[str, list] = {}
     streams = [iter(sorted(inputs, key=lambda x: x[0]))] + [_frames(rec, d, skipped) for d in rec.devices]
     order = itertools.count()
@@ -256,11 +269,17 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
             _feed_event(monitor, item, unreadable, t0, rec)
         elif kind == "command":
             monitor.on_command(item)
-        elif item is None:  # a frame whose every sample was skipped: it still arrived
-            monitor.heard(kind, t)
+        elif kind == "lost":  # lost frames arrived: the live watchdog heard them (at the first, the latch is noted)
+            item[0].latch = monitor.tripped.get(item[0].device) if item[1] else item[0].latch
+            monitor.heard(item[0].device, t)
         else:
-            monitor.on_block(kind, item)
-            blocks += 1
+            if item is None:  # a frame whose every sample was skipped: it still arrived
+                monitor.heard(kind, t)
+            else:
+                monitor.on_block(kind, item)
+                blocks += 1
+            for s in (s for s in spans if s.device == kind and s.until_s == INF):
+                s.seen(t - t0, monitor.is_active(kind), monitor.tripped.get(kind))
     # The live watchdog ran on until the recording closed (its last trip may be the last thing recorded); its ticks
     # fell on another 10 ms grid, so one more period is allowed.
     watchdog_until(t0 + rec.duration_s + WATCHDOG_PERIOD_S)
@@ -293,7 +312,7 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
                          unreadable=sorted(unreadable, key=lambda u: (not math.isfinite(u[0]), u[0] if math.isfinite(u[0]) else 0.0, u[1])),
                          limits_unreadable=sum(1 for e in limits if StepLimits.unreadable(_limits(e, rec))
                                                or not math.isfinite(e.t_host_s)),  # at no time: not applied
-                         trips_unreadable=len(unread_trips) + trips_at_no_time)
+                         trips_unreadable=len(unread_trips) + trips_at_no_time, lost=merged_spans(spans))
     unjudged = {i for _t, _what, which in unreadable for i in which}
     unmatched = list(replayed)
     for r in recorded:
@@ -313,10 +332,13 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
         return any(abs(a.t_cause_s - t) <= tolerance_s and il in (None, a.interlock) and dev in (None, a.device)
                    for t, il, dev in unread_trips)
 
-    result.not_judged = ([("recorded", a) for a in result.missing if a.interlock in unjudged]
-                         + [("made now", a) for a in result.extra if a.interlock in unjudged or near_unreadable(a)])
-    result.missing = [a for a in result.missing if a.interlock not in unjudged]
-    result.extra = [a for a in result.extra if a.interlock not in unjudged and not near_unreadable(a)]
+    def not_judged(a: AuditTrip, made_now: bool) -> bool:
+        return a.interlock in unjudged or result.lost_at(a) or (made_now and near_unreadable(a))
+
+    result.not_judged = ([("recorded", a) for a in result.missing if not_judged(a, False)]
+                         + [("made now", a) for a in result.extra if not_judged(a, True)])
+    result.missing = [a for a in result.missing if not not_judged(a, False)]
+    result.extra = [a for a in result.extra if not not_judged(a, True)]
     return result
 
 
@@ -412,6 +434,7 @@ def format_audit(rec: Recording, r: AuditResult) -> str:
         lines.append(f"  UNREADABLE{f' at {seconds(t)}' if math.isfinite(t) else ''}: {what}, so "
                      + (f"{', '.join(which)} {'is' if len(which) == 1 else 'are'} not judged" if which
                         else "nothing judged depends on it"))
+    lines += [f"  LOST BY THE RECORDER {s.reach()}: {s.words(LOSS_INTERLOCKS)}" for s in r.lost]
     lines.append(f"  trips: {len(r.recorded)} recorded, {len(r.replayed)} made by the audit"
                  + (f" ({r.trips_unreadable} more recorded, unreadable: not compared)" if r.trips_unreadable else ""))
     for rec_trip, new in r.reproduced:
@@ -428,15 +451,17 @@ def format_audit(rec: Recording, r: AuditResult) -> str:
                      f"{WATCHDOG_PERIOD_S * 1000:.0f} ms of the recording's end (the live watchdog may have ticked "
                      "after the recording closed)")
     for who, t in r.not_judged:
-        lines.append(f"  not judged ({who}; an input it needs is unreadable): {t.interlock} on {t.device} at "
-                     f"{seconds(t.t_cause_s)}: {t.message}")
+        why = "its telemetry there was lost by the recorder" if r.lost_at(t) else "an input it needs is unreadable"
+        lines.append(f"  not judged ({who}; {why}): {t.interlock} on {t.device} at {seconds(t.t_cause_s)}: {t.message}")
     held = f" in the {rec.duration_s:.1f} s the file holds" if rec.partial else ""
     if not r.same:
         lines.append(f"result: the trips DIFFER{held}")
     elif not r.judged_in_full:
-        lines.append(f"result: the same trips where they could be judged{held}; NOT JUDGED IN FULL: "
-                     f"{', '.join(sorted({i for _t, _w, which in r.unreadable for i in which}))} "
-                     "(an input is unreadable)" + ("; and the file is partial" if rec.partial else ""))
+        which = sorted({i for _t, _w, which in r.unreadable for i in which})
+        why = [f"{', '.join(which)} (an input is unreadable)"] * bool(which) + [" and ".join(
+            f"the {s.device}'s telemetry {s.reach()}" for s in r.lost) + " (lost by the recorder)"] * bool(r.lost)
+        lines.append(f"result: the same trips where they could be judged{held}; NOT JUDGED IN FULL: {'; '.join(why)}"
+                     + ("; and the file is partial" if rec.partial else ""))
     elif rec.partial:  # a crash, a full disk: what came after the file's last row was never recorded nor judged
         lines.append(f"result: the same trips{held}; NOT JUDGED IN FULL: the file is partial, so what happened "
                      "after its last row is not in it")
