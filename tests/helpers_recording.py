@@ -163,28 +163,34 @@ def write_session(directory: Path, seconds: float, events=(), commands=(), plan=
     return rec.path
 
 
-_READER = """
-import contextlib
-import subprocess
+_HOLD = """
 import sys
-from workstation.recording import Recording
-held = Recording.open(sys.argv[1])
-held.__enter__()
+how, path = sys.argv[1], sys.argv[2]
+if how == "reader":
+    from workstation.recording import Recording
+    held = Recording.open(path)
+    held.__enter__()
+elif how == "append":
+    import h5py
+    held = h5py.File(path, "a", locking=False)
+else:
+    held = open(path, "r+b")
 print("open", flush=True)
 sys.stdin.readline()
-held.__exit__(None, None, None)
 """
 
 
 @contextlib.contextmanager
-def reader_holding(path: Path):
-    """Another program holding the recording at `path` open with the project's own reader (Recording.open, HDF5's
-    file locking off) until the block ends: a real process, as an engineer's replay or inspect window would be."""
-    proc = subprocess.Popen([sys.executable, "-c", _READER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+def reader_holding(path: Path, how: str = "reader"):
+    """Another program holding the recording at `path` open until the block ends, a real process: `how` = "reader"
+    (the project's own Recording.open, HDF5's file locking off, as an engineer's replay or inspect window would),
+    "append" (h5py in append mode: a program that may write to it) or "raw" (a plain read-write open, no HDF5)."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, how, str(path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
     try:
         line = proc.stdout.readline().strip()
-        assert line == "open", f"the reader did not open {path}: {line} {proc.stderr.read() if proc.poll() else ''}"
+        assert line == "open", f"the holder did not open {path}: {line} {proc.stderr.read() if proc.poll() else ''}"
         yield proc
     finally:
         if proc.poll() is None:

@@ -211,7 +211,7 @@ def test_modules_stay_short() -> None:
 
 
 SESSION_MODULES = ("audit", "course_lease", "journal", "kind_rules", "outcome", "planning", "reset", "rig", "roles", "runner",
-                   "safety", "scenario", "session", "step_runs", "steps", "visit")
+                   "safety", "scenario", "session", "step_runs", "steps", "visit", "waiting")
 
 
 def test_the_session_room_holds_what_runs_a_session_and_the_top_no_longer_does() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from helpers_load import run_until_killed
 
+from workstation import places
 from workstation.recording.format import checksum_path, signature_path
 from workstation.recording.mark import open_mark
 from workstation.recording.share import ShareCopier
@@ -48,9 +49,12 @@ def test_a_crashed_rooms_recording_is_recovered_where_it_is_and_said_where_it_is
     [light] = deliveries_from_recording(h5)
     assert open_mark(h5) and not checksum_path(h5).exists() and not signature_path(h5).exists()
 
-    # room B starts: room A's disk is not visible from there
+    # room B starts: room A's disk is not visible from there (its settings name its room: one machine plays both)
     hidden = tmp_path / "unmounted"
     rec.rename(hidden)
+    settings = places.settings_file()
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text('[clinic]\nroom = "room-b"\n', encoding="utf-8")
     with _room_b(store_path)() as b:
         [closed] = close_crashed_sessions(b)
         room = b.session_state(closed.session_id)["room"] or "another workstation"
@@ -62,10 +66,14 @@ def test_a_crashed_rooms_recording_is_recovered_where_it_is_and_said_where_it_is
     assert f"{closed.label[:1].upper()}{closed.label[1:]}: recording still on {room}'s disk, not yet copied." in \
         status.text() and closed.label == f"session 1 of the course (record no. {closed.session_id})"
     assert status.pending == 0 and list(share.iterdir()) == []
-    rec_b = subprocess.run([sys.executable, str(ROOT / "main.py"), "recording", "sync", "--list", "--training",
+    settings.unlink()  # this machine is room A again
+    rec_a = subprocess.run([sys.executable, str(ROOT / "main.py"), "recording", "sync", "--list", "--training",
                             "--store", str(store_path), "--clinic-recordings", str(share)],
                            capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
-    assert f"recording still on {room}'s disk, not yet copied" in rec_b.stdout  # this machine = room A, but no file
+    # room A, its disk not mounted: its own recording is missing here, not "on room A's disk" (a fresh tester of
+    # issue 12, sixteenth session: "recording still on vm's disk", vm being this workstation, exit 0)
+    assert rec_a.returncode == 1 and f"{h5} is not on this workstation's disk, where it was recorded" in rec_a.stdout
+    assert "'s disk, not yet copied" not in rec_a.stdout, rec_a.stdout
 
     # room A's disk is back; its `recording sync` (a real process) recovers its own crashed recording
     hidden.rename(rec)

@@ -52,14 +52,16 @@ def _killed(tmp_path: Path) -> tuple[Path, Path, list[str], float]:
     return store, h5, cmd, light.dose_mj_cm2
 
 
-def _unsealed(store: Path, h5: Path, dose: float) -> None:
-    """Left as the crash left it, and not indexed, but closed as crashed with the recording's dose counted."""
-    assert open_mark(h5) and not any(p.exists() for p in sidecar_paths(h5))
+def _unsealed(store: Path, h5: Path, dose: float | None, *, marked: bool = True, said: str = HELD) -> None:
+    """Left unsealed (as the crash left it when `marked`) and not indexed, but closed as crashed, its note saying
+    `said`, with the recording's light dose counted (`dose`, mJ/cm²), or none when it could not be read (None)."""
+    assert open_mark(h5) == marked and not any(p.exists() for p in sidecar_paths(h5))
     with ClinicStore.open(store, training=True) as s:
         [hist] = s.history(1)
         assert hist.state == "crashed" and s.recording(hist.id) is None
-        assert hist.treatment(1, "light").dose_mj_cm2 == pytest.approx(dose, abs=0.01)
-        assert HELD in s.session_state(hist.id)["outcome_note"]
+        light = hist.treatment(1, "light")
+        assert light is None if dose is None else light.dose_mj_cm2 == pytest.approx(dose, abs=0.01)
+        assert said in s.session_state(hist.id)["outcome_note"]
 
 
 def _sealed(store: Path, h5: Path) -> None:
@@ -122,6 +124,9 @@ def test_the_window_says_why_and_its_next_start_seals_the_recording_once_it_is_f
             start_training(qtbot, win, SCENARIO.name)
             told = [m[1] for m in win.messages if "closed as interrupted by a crash" in m[1]]
             assert len(told) == 1 and HELD in told[0] and "Traceback" not in told[0], win.messages
+            level, shown = win.message_bar.current()  # the warning is the line left showing, not the plan's info
+            assert level == "warning" and HELD in shown, (level, shown)
+            win.grab().save(str(tmp_path / "held-warning.png"))  # for a person to look at when it fails
             _unsealed(store, h5, dose)
         finally:
             win.close()

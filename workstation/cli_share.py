@@ -37,7 +37,7 @@ def _sync(args: argparse.Namespace) -> int:
     from workstation.keys import workstation_name
     from workstation.progname import command
     from workstation.recording.share import RETRY_MAX_S, ShareCopier, ShareStatus
-    from workstation.session.journal import held_here
+    from workstation.session.waiting import held_words, missing_words, rooms_here
     from workstation.store import ClinicStore
 
     settings = settings_from_args(args)
@@ -58,14 +58,18 @@ def _sync(args: argparse.Namespace) -> int:
         with ClinicStore.open(store_path, training=args.training, read_only=True) as store:
             todo = [(store.session_label(sid), local) for sid, local, _sha in
                     store.recordings_to_share(workstation_name(), queue=False)]
-            crashed = [(store.session_label(r["id"]), r["recording_path"]) for r in store.crashed_unindexed()
-                       if Path(r["recording_path"]).is_file()]
-            elsewhere = [(store.session_label(sid), where) for sid, where in store.crashed_elsewhere()]
+            here = rooms_here(store)
+            crashed = [(store.session_label(r["id"]), Path(r["recording_path"])) for r in store.crashed_unindexed()
+                       if Path(r["recording_path"]).is_file() or r["room"] in here]
+            elsewhere = [(store.session_label(sid), where) for sid, where in store.crashed_elsewhere(here)]
             target = ShareStatus(store.clinic_share() or share, 0, configured=share)  # where the copies go now
         for label, local in todo:
             print(f"{label}: {local}")
         for label, local in crashed:
-            held = held_here(Path(local))
+            if not local.is_file():
+                print(f"{label}: its recording {missing_words(local)}")
+                continue
+            held = held_words(local)
             print(f"{label}: {local} (crashed session's recording, not yet recovered here: "
                   + (f"it is {held})" if held else "a pass without --list recovers it — checksum, signature, index — "
                      "and copies it)"))

@@ -331,16 +331,18 @@ def clear_mark_advice(path: Path) -> str:
 
 
 def unclosed_reason(path: Path) -> str:
-    """Why a recording is still marked open for writing, in words: being recorded now (a process on this computer
-    has it open: `mark.held_by_a_process`), or its writer stopped before closing it (then how to open it in other
-    tools). A file written from another computer (a shared folder) cannot be seen held from here: the sentence
-    says so rather than call it crashed."""
-    if held_by_a_process(path):
-        return ("the writer did not close it yet: it is being recorded now (a program on this computer has it open "
-                "for writing), so what it holds is what was written so far; open it again later for more.")
-    return ("the writer did not close it, and no program on this computer has it open: the recording process "
-            "stopped (crash, kill, power loss) before closing it, unless another computer is recording it through a "
-            "shared folder. " + clear_mark_advice(path))
+    """Why a recording is still marked open for writing, in words: a program on this computer has it open for
+    writing (`mark.held_by_a_process(for_writing=True)`: its session recording it now, most often), or its writer
+    stopped before closing it (then how to open it in other tools; programs that only read it, this one included,
+    do not count). A file written from another computer (a shared folder) cannot be seen held from here: the
+    sentence says so rather than call it crashed."""
+    if held_by_a_process(path, for_writing=True):
+        return ("the writer did not close it yet: a program on this computer has it open for writing (most often "
+                "its session: it is being recorded now), so what it holds is what was written so far; open it again "
+                "later for more.")
+    return ("the writer did not close it, and no program on this computer has it open for writing: the recording "
+            "process stopped (crash, kill, power loss) before closing it, unless another computer is recording it "
+            "through a shared folder. " + clear_mark_advice(path))
 
 
 def in_use_error(path: Path) -> RecordingError | None:

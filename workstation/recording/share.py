@@ -273,11 +273,12 @@ def sync_once(store: Any, share: Path, *, workstation: str | None = None,
     """Copy every recording this workstation has still to copy from `store` (a ClinicStore) to `share`, oldest first.
     Returns (copied, problems as sentences, still pending). A share that is down stops the pass (the others would
     fail the same way); a recording whose copy fails alone does not."""
-    from workstation.session.journal import held_sentences, recover_recordings_here
+    from workstation.session.journal import recover_recordings_here
+    from workstation.session.waiting import waiting_sentences
 
     who = workstation or store.workstation
     recover_recordings_here(store)  # crashed sessions closed elsewhere whose recording is on this disk
-    held = held_sentences(store)  # what it could not recover yet: said, and counted as still to copy
+    held = waiting_sentences(store)  # what it could not recover yet: said, and counted as still to copy
     clinic_share, mine = store.clinic_share(), share.expanduser().absolute()
     if clinic_share is not None and clinic_share != mine:
         pending = len(store.recordings_to_share(who))
@@ -362,6 +363,8 @@ class ShareCopier:
 
     def sync(self) -> ShareStatus:
         """One pass on the calling thread (the worker's, or `recording sync --once`)."""
+        from workstation.session.waiting import rooms_here
+
         try:
             store = self.open_store()
         except UserError as exc:
@@ -369,7 +372,8 @@ class ShareCopier:
         try:
             self.share = store.clinic_share() or self.configured  # re-read at each pass: another room may move it
             copied, problems, pending = sync_once(store, self.share, after_copy=self.after_copy)
-            elsewhere = tuple((store.session_label(sid), where) for sid, where in store.crashed_elsewhere())
+            elsewhere = tuple((store.session_label(sid), where) for sid, where in
+                              store.crashed_elsewhere(rooms_here(store)))
         except UserError as exc:  # the store refused a write (busy, disabled account, no trail key)
             return ShareStatus(self.share, self.status.pending, self._copied, str(exc))
         except Exception:  # noqa: BLE001 - the worker goes on retrying; the trace goes to the log

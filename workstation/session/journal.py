@@ -285,7 +285,7 @@ def journal_recording(store, session_id: int, course_id: int, path: Path | None,
     when the caller has just computed it (else it is computed here)."""
     from workstation.checksum import sha256_of
     from workstation.errors import UserError
-    from workstation.recording.mark import still_marked
+    from workstation.session.waiting import not_sealable
 
     if path is None:
         return [], True
@@ -303,7 +303,7 @@ def journal_recording(store, session_id: int, course_id: int, path: Path | None,
         if t.modality == "needling" and old is not None and (old.passes or 0) >= (t.passes or 0):
             continue
         store.journal_treatment(session_id, t)
-    if path.is_file() and store.recording(session_id) is None and not still_marked(path):
+    if path.is_file() and store.recording(session_id) is None and not not_sealable(path):
         try:
             store.link_recording(session_id, path, sha256 or sha256_of(path))
         except (OSError, UserError) as exc:
@@ -318,6 +318,7 @@ def close_crashed_sessions(store) -> list[Closed]:
     Returns what was closed, for the caller to tell the user."""
     from workstation.recording.mark import ended_by_a_write_failure, keep_kill_trace, remove_kill_trace
     from workstation.recording.share import sync_command
+    from workstation.session.waiting import JOURNAL_ONLY, held_words, missing_words, rooms_here
 
     closed = []
     for row in store.in_progress_sessions():
@@ -342,17 +343,16 @@ def close_crashed_sessions(store) -> list[Closed]:
                     f"the doses the journal shows: {journal_doses(store, sid, row['course_id'])}")
         elif not path.is_file():
             room = store.session_state(sid).get("room")
-            why += (f"; its recording is still on {room or 'another workstation'}'s disk, not yet copied: that "
+            why += (f"; its recording {missing_words(path)}. Until then " + JOURNAL_ONLY.format(where=" here")
+                    if room in rooms_here(store) else
+                    f"; its recording is still on {room or 'another workstation'}'s disk, not yet copied: that "
                     "workstation recovers it (checksum, signature, index, share) at its next start or with "
-                    f"`{sync_command()}`, and the doses it shows are counted then. Until then only the doses "
-                    "journalled while it ran are kept, and light it planned waits for the light interval (the dose "
-                    "it gave is unknown here)")
-        elif readable and (held := held_here(path)):
-            why += f"; its recording is {held}"
+                    f"`{sync_command()}`, and the doses it shows are counted then. Until then "
+                    + JOURNAL_ONLY.format(where=" here"))
+        elif held := held_words(path):
+            why += f"; its recording is {held}" + ("" if readable else "; until then " + JOURNAL_ONLY.format(where=""))
         elif not readable:
-            why += ("; its recording could not be read here (damaged or cut short), so only the doses journalled "
-                    "while it ran are kept, and light it planned waits for the light interval (the dose it gave is "
-                    "unknown)")
+            why += "; its recording could not be read here (damaged or cut short), so " + JOURNAL_ONLY.format(where="")
         store.close_session(sid, state, why)
         remove_kill_trace(path)
         closed.append(Closed(sid, found, why, from_recording=path is not None and path.is_file() and readable,
@@ -388,8 +388,9 @@ def recover_file(store, session_id: int, course_id: int, path: Path | None) -> t
     not here (another room's disk) or cannot be read is left as it is; one whose mark could not be cleared (another
     program holds it: mark.still_marked) is journalled, but left unsealed and unindexed until recover_recordings_here
     finds it free."""
-    from workstation.recording.mark import remove_ballast, still_marked
+    from workstation.recording.mark import remove_ballast
     from workstation.recording.share import recording_saved
+    from workstation.session.waiting import not_sealable
 
     clear_crash_mark(path)  # before its SHA-256 is taken: clearing changes bytes
     sha = None
@@ -399,7 +400,7 @@ def recover_file(store, session_id: int, course_id: int, path: Path | None) -> t
 
             with Recording.open(path):
                 pass
-            if not still_marked(path):  # else left unsealed for the next start or `recording sync` (still_marked)
+            if not not_sealable(path):  # else left unsealed for the next start or `recording sync` (waiting.py)
                 sha = seal_recovered(path)
         except Exception as exc:  # noqa: BLE001 - damaged: not signed as if it were whole; the journal stands
             log.info("recording of session %s not sealed (%s)", session_id, type(exc).__name__)
@@ -432,28 +433,6 @@ def recover_recordings_here(store) -> list[Closed]:
         log.info("recording of crashed session %s recovered on this workstation", row["id"])
         recovered.append(Closed(row["id"], found, sentence, label=store.session_label(row["id"])))
     return recovered
-
-
-HELD_WORDS = ("open in another program, so it is not yet checksummed, signed or indexed (the \"open for writing\" mark "
-              "the crash left in it cannot be cleared while that program has it): close that program, and the next "
-              "start or `{sync}` does it")
-
-
-def held_here(path: Path) -> str:
-    """For a crashed session's recording on this disk: why crash recovery leaves it unsealed ("open in another
-    program, so it is not yet checksummed…", HELD_WORDS), or "" when it does not (mark.still_marked)."""
-    from workstation.recording.mark import held_by_a_process, still_marked
-    from workstation.recording.share import sync_command
-
-    return HELD_WORDS.format(sync=sync_command()) if still_marked(path) and held_by_a_process(path) else ""
-
-
-def held_sentences(store) -> list[str]:
-    """A sentence for each crashed session's recording on this disk that crash recovery left unsealed because
-    another program holds it (held_here); recover_recordings_here seals it once that program has closed it."""
-    found = [(r["id"], Path(r["recording_path"])) for r in store.crashed_unindexed()]
-    return [f"{store.session_label(sid)}'s recording {path} is {held}" for sid, path in found
-            if (held := held_here(path))]
 
 
 def clear_crash_mark(path: Path | None) -> bool:

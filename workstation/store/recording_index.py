@@ -4,6 +4,7 @@ the clinic's share, and checking a file against the index (mixed into ClinicStor
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from pathlib import Path
 
 from workstation.checksum import sha256_of
@@ -204,12 +205,14 @@ class RecordingIndex:
             "LEFT JOIN recordings r ON r.session_id = s.id WHERE s.state = 'crashed' "
             "AND s.recording_path IS NOT NULL AND r.session_id IS NULL ORDER BY s.id")]
 
-    def crashed_elsewhere(self) -> list[tuple[int, str]]:
+    def crashed_elsewhere(self, here: Collection[str] = ()) -> list[tuple[int, str]]:
         """(session id, where) of each crashed session's recording that is on another workstation's disk and not
         yet on the clinic's share: not indexed and not on this disk (`where` = the room the session ran in), or
-        indexed by another workstation and not copied yet (`where` = that workstation)."""
+        indexed by another workstation and not copied yet (`where` = that workstation). `here`: this workstation's
+        room names (waiting.rooms_here): a session that ran here whose file is not on this disk is not elsewhere
+        (waiting.missing_words says what it is)."""
         found = [(r["id"], r["room"] or "another workstation") for r in self.crashed_unindexed()
-                 if not Path(r["recording_path"]).is_file()]
+                 if not Path(r["recording_path"]).is_file() and r["room"] not in here]
         for r in self._all("SELECT r.session_id, r.held_by, r.copy_from FROM recordings r JOIN sessions s ON "
                            "s.id = r.session_id WHERE s.state = 'crashed' AND r.shared_path IS NULL"):
             holder = r["held_by"] or r["copy_from"]

@@ -318,7 +318,6 @@ class MainWindow(QMainWindow):
             self.notify(first_upper(c.told), "warning")
 
     def _plan_ready(self, plan: object) -> None:
-        self._tell_crashed()
         self.start_page.setEnabled(True)
         self.plan_view.reset_form()
         self.plan_view.back_button.setVisible(self.mode == "clinical")
@@ -335,6 +334,7 @@ class MainWindow(QMainWindow):
         self.treatment.alarms.operator = self.controller.operator
         self.notify("The dose engine's plan is below with its reasons. Change a number if needed, then start.",
                     "info")
+        self._tell_crashed()  # after the plan's line, so the warning is the message left showing (as on Connect)
         self.show_page(self.plan_view)
 
     def start_treatment(self) -> None:
