@@ -96,3 +96,54 @@ def test_a_killed_recording_missing_from_this_disk_is_said_missing_here_and_reco
     assert synced.returncode == 0 and "1 recording copied" in synced.stdout, synced.stdout + synced.stderr
     _sealed(store, h5)
     assert _dose(store) == pytest.approx(dose, abs=0.01)
+
+
+def test_inspect_of_a_live_recording_leaves_nothing_beside_it(tmp_path):
+    """Sixteenth session's second fresh tester: `inspect` on a file still being recorded left a 0-byte kill trace
+    (`.<uuid>.h5.ballast-freed`) beside it for good, which crash recovery reads as a kill."""
+    import time
+
+    from workstation.recording.format import freed_ballast_path
+
+    rec = tmp_path / "rec"
+    session = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "session", "--simulate", "--scenario",
+                                str(ROOT / "seeds" / "scenarios" / "combined-uneventful.toml"), "--record", str(rec),
+                                "--store", str(tmp_path / "s.sqlite3")], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env())
+    try:
+        deadline = time.monotonic() + 120
+        while not list(rec.glob("*/*.h5")) and time.monotonic() < deadline and session.poll() is None:
+            time.sleep(0.05)
+        [h5] = list(rec.glob("*/*.h5"))
+        looked = _cli("inspect", str(h5))
+        assert "Traceback" not in looked.stderr, looked.stderr
+        assert not freed_ballast_path(h5).exists(), looked.stdout
+    finally:
+        out, err = session.communicate(timeout=180)
+    assert "Traceback" not in err, err[-2000:]
+    assert not freed_ballast_path(h5).exists() and not list(rec.glob("*/.*ballast*"))
+
+
+def test_a_killed_file_another_program_writes_is_never_called_a_live_session_and_gets_no_trace(tmp_path):
+    from workstation.recording.format import freed_ballast_path
+
+    _store, h5, _cmd, _dose_given = _killed(tmp_path)
+    with reader_holding(h5, "raw"):
+        verified = _cli("verify", str(h5))
+        assert verified.returncode == 2 and "most often its session" in verified.stderr, verified.stderr
+        assert "being recorded now by a session" not in verified.stderr
+        looked = _cli("inspect", str(h5))
+        assert "Traceback" not in looked.stderr and open_mark(h5), looked.stdout + looked.stderr
+        assert not freed_ballast_path(h5).exists()
+
+
+def test_sync_never_calls_a_missing_recording_safe(tmp_path):
+    store, h5, cmd, _dose_given = _killed(tmp_path)
+    share = tmp_path / "share"
+    share.mkdir()
+    h5.unlink()
+    subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT, env=_env())
+    waiting = _sync(store, share, "--once")
+    assert waiting.returncode == 1 and MISSING in waiting.stdout, waiting.stdout + waiting.stderr
+    assert "The other recordings are safe on this workstation." in waiting.stdout, waiting.stdout
+    assert "The recordings are safe" not in waiting.stdout

@@ -225,15 +225,22 @@ def clear_unclaimed_mark(path: Path, indexed: bool) -> str | None:
     (no .sha256 or .sig beside it, and the clinic store does not index it: `indexed` is the caller's look-up) and
     no process holds it. Returns a sentence saying it was done, or None when the file was left as it was (no mark,
     a checksum taken of the marked bytes, held by a process, or its superblock damaged: the reader then says so)."""
-    from workstation.recording.format import sidecar_paths
+    from workstation.recording.format import freed_ballast_path, sidecar_paths
 
     try:
-        if indexed or any(p.exists() for p in sidecar_paths(path)) or not open_mark(path):
-            return None
+        if indexed or any(p.exists() for p in sidecar_paths(path)) or not open_mark(path) or held_by_a_process(path):
+            return None  # held (a live session's file above all): never touched, and nothing is left beside it
         # the mark is the kill's evidence for crash recovery (ended_by_a_write_failure): its trace is left first (a
         # third fresh tester of issue 12: the reserve file deleted by hand, then `inspect`, read as a write failure)
+        had_trace = freed_ballast_path(path).exists()
         keep_kill_trace(path)
-        if not clear_open_mark(path):
+        cleared = False
+        try:
+            cleared = clear_open_mark(path)
+        finally:
+            if not cleared and not had_trace:  # the mark stays (a program took the file meanwhile): so does no trace
+                remove_kill_trace(path)
+        if not cleared:
             return None
     except (RecordingError, OSError):
         return None

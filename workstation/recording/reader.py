@@ -354,8 +354,9 @@ def in_use_error(path: Path) -> RecordingError | None:
     if not (_locked_by_another_program(path) or held_by_a_process(path, for_writing=True)):
         return None
     if swmr_mark(path):
-        return RecordingError(f"{path} is being recorded now by a session on this computer: what it holds will "
-                              "change until that session ends. Try again once it has ended.")
+        return RecordingError(f"{path} is open for writing by a program on this computer (most often its session: "
+                              "it is being recorded now): what it holds may change until that program closes it. Try "
+                              "again once it has.")
     if fmt.ballast_path(path).exists():  # its session's own hold: the instant it is created, or its close
         return RecordingError(f"{path} is being created or closed by its session on this computer at this moment: "
                               "try again in a few seconds. The file is not damaged by this.")

@@ -230,6 +230,7 @@ class ShareStatus:
     retry_in_s: float | None = None
     elsewhere: tuple[tuple[str, str], ...] = ()
     configured: Path | None = None
+    missing: bool = False  # a crashed session's recording recorded here is not on this disk (waiting.missing_here)
 
     def text(self) -> str:
         """One line for the window and the headless runner ('' when nothing is pending, nothing failed, no
@@ -261,7 +262,7 @@ class ShareStatus:
             retry = f"; retrying {'every' if every else 'in'} {self.retry_in_s:g} s"
         end = "" if (self.problem + retry).endswith(("?", ".", "!")) else "."
         return (f"{_recordings(self.pending)} waiting to copy to {self.share}: {self.problem}{retry}{end} "
-                "The recordings are safe on this workstation.")
+                f"The {'other ' if self.missing else ''}recordings are safe on this workstation.")
 
 
 def _recordings(n: int) -> str:
@@ -363,7 +364,7 @@ class ShareCopier:
 
     def sync(self) -> ShareStatus:
         """One pass on the calling thread (the worker's, or `recording sync --once`)."""
-        from workstation.session.waiting import rooms_here
+        from workstation.session.waiting import missing_here, rooms_here
 
         try:
             store = self.open_store()
@@ -374,6 +375,7 @@ class ShareCopier:
             copied, problems, pending = sync_once(store, self.share, after_copy=self.after_copy)
             elsewhere = tuple((store.session_label(sid), where) for sid, where in
                               store.crashed_elsewhere(rooms_here(store)))
+            missing = bool(missing_here(store))
         except UserError as exc:  # the store refused a write (busy, disabled account, no trail key)
             return ShareStatus(self.share, self.status.pending, self._copied, str(exc))
         except Exception:  # noqa: BLE001 - the worker goes on retrying; the trace goes to the log
@@ -384,7 +386,7 @@ class ShareCopier:
             store.close()
         self._copied += copied
         return ShareStatus(self.share, pending, self._copied, problems[0] if problems else None,
-                           elsewhere=elsewhere, configured=self.configured)
+                           elsewhere=elsewhere, configured=self.configured, missing=missing)
 
     def start(self) -> ShareCopier:
         with _COPIERS_LOCK:

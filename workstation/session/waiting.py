@@ -17,11 +17,8 @@ share line."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 JOURNAL_ONLY = ("only the doses journalled while it ran are kept, and light it planned waits for the light interval "
                 "(the dose it gave is unknown{where})")
@@ -89,15 +86,18 @@ def missing_words(path: Path) -> str:
 
 def waiting_sentences(store: Any) -> list[str]:
     """A sentence for each crashed session's recording that recovery could not seal on this workstation yet: held by
-    another program (held_words), or recorded here and missing (missing_words). For `recording sync` and the window's
+    another program (held_words), or recorded here and missing (missing_here). For `recording sync` and the window's
     share line, which count each as still to copy."""
-    here = rooms_here(store)
-    said = []
+    held = []
     for row in store.crashed_unindexed():
-        path, label = Path(row["recording_path"]), store.session_label(row["id"])
-        if path.is_file():
-            if held := held_words(path):
-                said.append(f"{label}'s recording {path} is {held}")
-        elif row["room"] in here:
-            said.append(f"{label}'s recording {missing_words(path)}")
-    return said
+        path = Path(row["recording_path"])
+        if path.is_file() and (words := held_words(path)):
+            held.append(f"{store.session_label(row['id'])}'s recording {path} is {words}")
+    return held + missing_here(store)
+
+
+def missing_here(store: Any) -> list[str]:
+    """A sentence for each crashed session that ran in this room whose recording is not on this disk (missing_words)."""
+    here = rooms_here(store)
+    return [f"{store.session_label(row['id'])}'s recording {missing_words(path)}" for row in store.crashed_unindexed()
+            if not (path := Path(row["recording_path"])).is_file() and row["room"] in here]
