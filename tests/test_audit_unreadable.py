@@ -114,6 +114,24 @@ def test_a_recorded_trip_that_cannot_be_read_is_never_compared(tripped_recording
     assert "not judged (made now; an input it needs is unreadable): contact_lost on light" in out, out
 
 
+def test_an_unreadable_trip_recorded_late_after_its_cause_sets_apart_the_trip_made_before_it(tripped_recording,
+                                                                                            tmp_path, capsys):
+    """A loaded `make test` (sixteenth session): the contact_lost trip's event was recorded 156 ms after its cause;
+    with its details unreadable only that later time was known, the trip the audit made at the cause fell outside
+    the 50 ms it set apart, and the audit said EXTRA … the trips DIFFER (exit 1). A trip whose cause time cannot be
+    read was caused before it was recorded: what is set apart reaches back to the previous trip (here none)."""
+    path = _copy(tripped_recording, tmp_path)
+    with h5py.File(path, "r+") as f:
+        rows = f["events"][:]
+        r = next(r for r in rows if r["kind"] == b"interlock")
+        r["details_json"], r["t_host_s"] = b"not json", r["t_host_s"] + 0.4  # as late as a starved machine records it
+        f["events"][...] = rows
+    code, out = _audit_out(path, capsys)
+    _judged_the_same_but_not_in_full(code, out)
+    assert "not judged (made now; an input it needs is unreadable): contact_lost on light" in out, out
+    assert "its cause came before it was recorded" in out and "a trip made to " in out, out
+
+
 def test_a_trip_made_far_from_an_unreadable_one_is_still_judged(tripped_recording, tmp_path):
     """Only a trip within the tolerance of the unreadable one's time is set apart: the rest is still compared."""
     path = _copy(tripped_recording, tmp_path)

@@ -291,11 +291,14 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
                            "their frames heard by the watchdog", tuple(i.value for i in SAMPLE_INTERLOCKS)))
     recorded: list[AuditTrip] = []
     trips_at_no_time = 0
-    unread_trips: list[tuple[float, str | None, str | None]] = []  # (time, interlock or None, device or None)
+    unread_trips: list[tuple[float, float, str | None, str | None]] = []  # (from, to, interlock, device)
+    before = -INF  # the session time the previous interlock event was recorded at
     for e in (e for e in rec.events if e.kind == "interlock"):
         interlock = e.details["interlock"] if "interlock" in e.details else e.details.get("cause", _MISSING)
         device = e.details.get("device", _MISSING)
-        t = detail_number(e.details, "cause_t_host_s", e.t_host_s) - t0
+        cause = detail_number(e.details, "cause_t_host_s", math.nan)  # unreadable: its cause came before it was
+        t, since = (cause - t0, None) if math.isfinite(cause) else (e.t_host_s - t0, before)  # recorded, after the last
+        before = e.t_host_s - t0 if math.isfinite(e.t_host_s - t0) else before
         if not math.isfinite(t):  # at no time: never compared; what it would be compared with is not judged
             trips_at_no_time += 1
             unreadable.append((math.nan, f"a recorded {interlock if _name(interlock) else ''} trip"
@@ -304,8 +307,9 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
         elif _name(interlock) and _name(device):
             recorded.append(AuditTrip(interlock, device, t, e.message))
         else:
-            unread_trips.append((t, interlock if _name(interlock) else None, device if _name(device) else None))
-            unreadable.append(_unreadable_trip(t, interlock, device, tolerance_s))
+            unread_trips.append((t - tolerance_s if since is None else since, t + tolerance_s,
+                                 interlock if _name(interlock) else None, device if _name(device) else None))
+            unreadable.append(_unreadable_trip(t, since, interlock, device, tolerance_s))
     replayed = [AuditTrip(tr.interlock, tr.device, tr.t_cause_s - t0, tr.message) for tr in monitor.trips]
     result = AuditResult(len(limits), recorded, replayed, blocks=blocks,
                          nonfinite_samples=sum(n for n, _t in skipped.values()),
@@ -329,8 +333,8 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     result.extra = [a for a in unmatched if a not in result.at_end]
 
     def near_unreadable(a: AuditTrip) -> bool:  # made where a recorded trip could not be read
-        return any(abs(a.t_cause_s - t) <= tolerance_s and il in (None, a.interlock) and dev in (None, a.device)
-                   for t, il, dev in unread_trips)
+        return any(since <= a.t_cause_s <= until and il in (None, a.interlock) and dev in (None, a.device)
+                   for since, until, il, dev in unread_trips)
 
     def not_judged(a: AuditTrip, made_now: bool) -> bool:
         return a.interlock in unjudged or result.lost_at(a) or (made_now and near_unreadable(a))
@@ -345,15 +349,18 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
 _MISSING = object()
 
 
-def _unreadable_trip(t: float, interlock: object, device: object,
+def _unreadable_trip(t: float, since: float | None, interlock: object, device: object,
                      tolerance_s: float) -> tuple[float, str, tuple[str, ...]]:
-    """The UNREADABLE entry of a recorded trip whose interlock or device is not a name: what it is, in words."""
+    """The UNREADABLE entry of a recorded trip whose interlock or device is not a name, in words. `since`: None when
+    `t` is its cause's time, else the previous trip's (`t` is then when it was recorded, its cause before that)."""
     il, dev = (interlock if _name(interlock) else ""), (device if _name(device) else "")
     bad = " and ".join(f"its {what} is {_kind_of(v)}" for what, v in (("interlock", interlock), ("device", device))
                        if not _name(v))
     trip = " ".join(w for w in ("a recorded", il, "trip", dev and f"on {dev}") if w)
     return (t, f"{trip}: {bad}, not a name the monitor can use: never compared",
-            (f"{il or 'a trip'} made within {tolerance_s * 1000:.0f} ms of {t:.3f} s",))
+            (f"{il or 'a trip'} made within {tolerance_s * 1000:.0f} ms of {t:.3f} s" if since is None else
+             f"{il or 'a trip'} made " + (f"from {since:.3f} s " if math.isfinite(since) else "")
+             + f"to {t + tolerance_s:.3f} s (its cause came before it was recorded, at {t:.3f} s)",))
 
 
 def _name(v: object) -> bool:
@@ -362,14 +369,8 @@ def _name(v: object) -> bool:
 
 def _kind_of(v: object) -> str:
     """What an unreadable detail is, in words (never its raw form: no `None`, no brackets in a message)."""
-    if v is _MISSING:
-        return "missing"
-    if v is None:
-        return "null"
-    if isinstance(v, str):
-        return "empty"
-    if isinstance(v, bool):
-        return "true or false"
+    if v is _MISSING or v is None or isinstance(v, str | bool):
+        return "missing" if v is _MISSING else "null" if v is None else "empty" if isinstance(v, str) else "true or false"
     return {list: "a list", dict: "an object"}.get(type(v), "a number" if isinstance(v, int | float) else "not text")
 
 
