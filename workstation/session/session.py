@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -24,7 +25,7 @@ from workstation.session import roles
 from workstation.session.outcome import delivered_by_runs, merge_runs, session_outcome, summarize
 from workstation.session.safety import SafetyMonitor, StepLimits, Trip
 from workstation.session.step_runs import INACTIVE_CONFIRM_S, Exposure, StepRuns
-from workstation.session.steps import ALLOWED_TRANSITIONS, SessionError, State, Step, StepResult
+from workstation.session.steps import ALLOWED_TRANSITIONS, SessionError, State, Step, StepRefused, StepResult
 from workstation.terminal import quoted
 from workstation.words import counted
 
@@ -125,23 +126,53 @@ class Session(StepRuns, BaseSink):
         """Run every remaining step in order; return the final state. For the headless runner."""
         if self._state == State.PLAN_LOADED:
             self.arm(who)
-        while self._state == State.ARMED and self.next_step is not None:
-            self.run_step(who)
-        if self._state == State.ARMED and self.next_step is None:
+        if self.run_steps(lambda: self.run_step(who)) == State.ARMED and self.next_step is None:
             self._transition(State.COMPLETED, "all steps done", who)
         return self._state
 
+    def run_steps(self, run_step: Callable[[], object], before_step: Callable[[], None] = lambda: None) -> State:
+        """The headless loop: `before_step()` then `run_step()` while armed with a step left; returns the state. A
+        step refused before it started (StepRefused: a trip, a hold, a pause or a stop from another thread came
+        between the look at the state and the start) ends the loop with the session settled (`_settle_refused`),
+        never with the error (a fresh tester of issue 12: a full disk between two steps, exit 1 and no summary)."""
+        while self._state == State.ARMED and self.next_step is not None:
+            before_step()
+            try:
+                run_step()
+            except StepRefused as exc:
+                self._settle_refused(str(exc))
+                break
+        return self._state
+
+    def _settle_refused(self, why: str) -> None:
+        """A start refused while armed: what latched is acted on here as the trip's hook does (it runs on the
+        tripping thread after the latch, and may not have yet): aborted when trips abort, otherwise paused. Still
+        armed with nothing latched, the session pauses with the refusal's words, so no loop asks again."""
+        trips = self.monitor.tripped
+        if trips and self.abort_on_trip:
+            self._abort_for(next(iter(trips.values())))
+            return
+        with self._lock:
+            if self._state == State.ARMED:
+                cause = "; ".join(f"interlock {t.interlock} on {t.device}" for t in trips.values()) or why
+                self._paused_for(AbortCause.INTERLOCK if trips or self.monitor.held else AbortCause.DEVICE)
+                self._transition(State.PAUSED, cause, "safety" if trips else "session")
+
     def run_step(self, who: str) -> StepResult:
+        """Run the next step (on a worker thread); StepRefused, in words, when it cannot start."""
         step = self.next_step
         if step is None:
-            raise SessionError("there is no step left to run.")
+            raise StepRefused("there is no step left to run.")
         if self._state != State.ARMED:
-            raise SessionError(f"arm the session before starting a step (it is {self._state}).")
-        self._refuse_if_held()
-        if self.monitor.is_tripped():
-            raise SessionError("an interlock is latched: reset it before starting a step.")
-        if step.modality == roles.LIGHT:
-            self.refuse_if_sensor_in_doubt(self.light)
+            raise StepRefused(f"arm the session before starting a step (it is {self._state}).")
+        try:
+            self._refuse_if_held()
+            if self.monitor.is_tripped():
+                raise SessionError("an interlock is latched: reset it before starting a step.")
+            if step.modality == roles.LIGHT:
+                self.refuse_if_sensor_in_doubt(self.light)
+        except SessionError as exc:
+            raise StepRefused(str(exc)) from None
         self._interrupt.clear()
         self.pause_cause = AbortCause.NONE
         self._transition(State.TREATING, f"step {self.current + 1}: {step.describe()}", who)
@@ -325,8 +356,12 @@ class Session(StepRuns, BaseSink):
             self.sensor_doubt[trip.device] = trip
             self.sensor_doubt_at[trip.device] = datetime.now(UTC).isoformat(timespec="seconds")
         if self.abort_on_trip:
-            self._stop_all(f"interlock {trip.interlock}")
-            self.abort("safety", f"interlock {trip.interlock} on {trip.device}: {trip.message}", AbortCause.INTERLOCK)
+            self._abort_for(trip)
+
+    def _abort_for(self, trip: Trip) -> None:
+        """A headless session ends on its first trip (the later callers find it ended: `abort` does nothing then)."""
+        self._stop_all(f"interlock {trip.interlock}")
+        self.abort("safety", f"interlock {trip.interlock} on {trip.device}: {trip.message}", AbortCause.INTERLOCK)
 
     def _paused_for(self, cause: AbortCause) -> None:
         """Note why the step is being interrupted: the first cause stands (a trip outranks what follows from it)."""

@@ -38,6 +38,13 @@ class SessionError(Exception):
     """An operation the session cannot do in its current state; the message says why and what to do."""
 
 
+class StepRefused(SessionError):
+    """A step refused before anything was sent to a device: the session was not armed, an interlock was latched, a
+    cause no reset clears was held, or the light's dose sensor was in doubt. Another thread can bring any of these
+    between a loop's look at the state and the start; the headless loop ends on it (Session.run_steps), the window
+    shows its words."""
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One thing to do on one area: a light exposure or needling passes. Built from the dose engine's plan."""

@@ -36,7 +36,7 @@ from workstation.session.journal import (
 from workstation.session.outcome import trip_rows
 from workstation.session.planning import plan_visit, prepare_training_plan
 from workstation.session.rig import Rig, close_recording
-from workstation.session.session import Session, SessionError, State, Step, StepResult
+from workstation.session.session import Session, SessionError, State, Step, StepRefused, StepResult
 from workstation.store.connection import StoreWriteFailed
 
 log = logging.getLogger(__name__)
@@ -316,9 +316,9 @@ class Visit:
     def run_step(self) -> StepResult:
         session = self._need_session()
         if session.state == State.PAUSED:
-            raise SessionError("The session is paused: reset the interlocks if any, then press Resume.")
+            raise StepRefused("The session is paused: reset the interlocks if any, then press Resume.")
         if session.next_step is None:
-            raise SessionError("Every step is done: press End session.")
+            raise StepRefused("Every step is done: press End session.")
         self._take_sensor_checks()
         try:
             return session.run_step(self.operator)
@@ -328,10 +328,7 @@ class Visit:
     def run_all(self, before_step: Callable[[], None] = lambda: None) -> State:
         """Every remaining step in order (headless), `before_step()` before each; the store is journalled after each."""
         session = self._need_session()
-        while session.state == State.ARMED and session.next_step is not None:
-            before_step()
-            self.run_step()
-        if session.state == State.ARMED and session.next_step is None:
+        if session.run_steps(self.run_step, before_step) == State.ARMED and session.next_step is None:
             session.finish(self.operator)
         return session.state
 
