@@ -123,3 +123,20 @@ def test_a_pause_between_steps_ends_the_headless_loop_paused_not_with_an_error(v
     saved = v.end()
     assert saved.summary["state"] == "partial"  # aborted after step 1 was given
     assert "ended by the operator with 1 of 2 steps done" in saved.summary["abort_reason"]
+
+
+@pytest.mark.parametrize("failed", ["recording", "store"])
+def test_a_session_completed_before_its_recording_or_store_failed_is_not_said_to_have_stopped_early(failed):
+    """Fresh tester of issue 12: a disk filled after the last step gave "outcome: completed (stopped early), NOT as
+    expected (the scenario expects it to run to the end); exit code 3": every step was done."""
+    from workstation.session.runner import _print_summary
+
+    lines: list[str] = []
+    summary = {"state": "completed", "abort_reason": "", "steps_done": 2, "steps_planned": 2, "results": [],
+               "trips": []}
+    _print_summary(lines.append, load_scenario(SCENARIO), summary, None, "", 3,
+                   recording_failure="the disk is full" if failed == "recording" else None,
+                   store_failure="the store is read-only" if failed == "store" else None)
+    outcome = lines[-1]
+    assert outcome.startswith(f"outcome: completed (every step done), as expected, but the {failed} failed"), outcome
+    assert "stopped early" not in outcome and "NOT as expected" not in outcome

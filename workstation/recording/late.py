@@ -53,6 +53,15 @@ class LateItems:
             items, self._items = self._items, []
             return items, self.not_kept
 
+    def seal_for_good(self, path: object) -> None:
+        """No closing reopen will write what is kept (it was done, not possible or failed): sealed now, so that a
+        line printed from here on says the file does not hold its event (SessionRecorder.takes_more); what was kept
+        and is not written is logged, as the file cannot say it."""
+        items, _ = self.seal()
+        if items:
+            log.warning("%s published while %s was closing are not in it: its closing reopen did not write them",
+                        counted(len(items), "event or command", "events or commands"), path)
+
 
 def write_late(h5: h5py.File, late: LateItems, stats: RecorderStats) -> None:
     """Append the items published during the close to the reopened file (`/events`, `/commands`), with an event

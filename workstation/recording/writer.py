@@ -83,10 +83,8 @@ class SessionMeta:
         if self.mode not in fmt.MODES:
             raise RecordingError(f"The session mode must be one of {', '.join(fmt.MODES)}, not {quoted(self.mode)}.")
         if not _PSEUDONYM.match(self.patient_pseudonym):
-            raise RecordingError(
-                f"The patient id {quoted(self.patient_pseudonym)} is not a pseudonymous id (letters, digits and . _ : - "
-                "only, no spaces): recordings never hold a patient's name."
-            )
+            raise RecordingError(f"The patient id {quoted(self.patient_pseudonym)} is not a pseudonymous id (letters, "
+                                 "digits and . _ : - only, no spaces): recordings never hold a patient's name.")
 
 
 class SessionRecorder:
@@ -230,6 +228,11 @@ class SessionRecorder:
     def refused_after_close(self) -> int:
         """Items published after the writer's last take that are not in the file (not kept for the reopen)."""
         return self._inbox.refused_after_close - self._late.written
+
+    @property
+    def takes_more(self) -> bool:
+        """An event or command published now still reaches the file (False once past the closing reopen: late.py)."""
+        return not self._late.sealed
 
     @property
     def queued_samples(self) -> int:
@@ -378,11 +381,10 @@ class SessionRecorder:
     def close(self, timeout_s: float = 10.0) -> str | None:
         """Write everything published so far, close the file, add the closing attributes, return its SHA-256.
 
-        Whatever was published before the writer's last take is written; events and commands published later,
-        until the closing reopen, are written by that reopen (late.py); only what comes after is refused. After a write
-        failure the file is left as it is; its checksum is written if the disk allows (atomically) and None is
-        returned if not. RecordingError if the writer does not finish or the closing attributes cannot be added.
-        """
+        Whatever was published before the writer's last take is written; events and commands published later, until
+        the closing reopen, by that reopen (late.py); only what comes after is refused. After a write failure the file
+        is left as it is; its checksum is written if the disk allows (atomically), else None is returned.
+        RecordingError if the writer does not finish or the closing attributes cannot be added."""
         if self._finished:
             return self._sha256
         if self._thread is None and self.error is None:
@@ -403,6 +405,7 @@ class SessionRecorder:
             return self._close_file(ballast)
         finally:
             ballast.unlink(missing_ok=True)
+            self._late.seal_for_good(self.path)  # a close that raised: nothing more reaches the file either
 
     def _close_file(self, ballast: Path) -> str | None:
         # Never reopened damaged or with no room: an `r+` open that cannot close leaves HDF5's "open for writing" mark.
@@ -419,6 +422,7 @@ class SessionRecorder:
         elif self.error is not None:
             log.warning("%s left without its closing attributes (it reads as partial): %s", self.path, self.error)
             self.unclosed = UNCLOSED_WORDS.format(why=self._unclosed_why())
+        self._late.seal_for_good(self.path)  # the checksum and signature take time: what comes now is not in the file
         room.give_back(self.path)  # only now: the checksum and signature files may need it
         clear_own_mark(self.path)  # the mark a failed close left, if any (never raises)
         if still_marked(self.path):  # another program holds the file: no checksum of marked bytes (still_marked)

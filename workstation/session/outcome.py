@@ -93,12 +93,25 @@ def not_started_summary(reason: str, cause: Any, trips: Iterable[Any], steps_pla
             "results": []}
 
 
-def trip_rows(trips: Iterable[Any]) -> list[dict]:
+NOT_RECORDED = " (not in the recording: it came before the recording began or after it closed; the log file has it)"
+
+
+def trip_key(details: dict) -> tuple:
+    """What ties a trip to its interlock event: (device, interlock, the host time its stop was written, s), from the
+    event's details (`SafetyMonitor._trip`)."""
+    return (str(details.get("device")), str(details.get("interlock")), details.get("stop_written_t_host_s"))
+
+
+def trip_rows(trips: Iterable[Any], recorded: frozenset | None = None) -> list[dict]:
     """The summary's "trips": one dict per safety-monitor trip (interlock, device, message, latency_ms,
-    stop_written, stop), in the order they were made."""
+    stop_written, stop, in_recording), in the order they were made. `in_recording`: whether the closed file holds
+    its event (`recorded`: the trip_keys read back from it), None when that is not known."""
     return [{"interlock": t.interlock, "device": t.device, "message": t.message,
              "latency_ms": round(t.latency_ms, 3), "stop_written": stop_written(t.details),
-             "stop": str(t.details.get("stop", "stop written"))} for t in trips]
+             "stop": str(t.details.get("stop", "stop written")),
+             "in_recording": None if recorded is None else trip_key(
+                 {"device": t.device, "interlock": t.interlock, "stop_written_t_host_s": t.t_stop_written_s})
+             in recorded} for t in trips]
 
 
 def stop_written(details: dict) -> bool:

@@ -41,9 +41,18 @@ class Rig:
     devices: dict[str, SerialDevice]
     emulators: dict[str, Any] = field(default_factory=dict)  # simulation only: name -> Emulator
     recorder: Any = None  # SessionRecorder while recording
-    # whether what is published now reaches the file: "before" it began, "open" (its close included), "closed"
-    recording_state: str = "before"
     mode: str = "simulation"
+    _recorded: Any = None  # the last SessionRecorder started, closing or closed included (recording_state)
+    _recording_closed: bool = False
+
+    @property
+    def recording_state(self) -> str:
+        """Whether what is published now reaches the file: "before" it began, "open", or "closed" from the moment
+        its close takes no more (SessionRecorder.takes_more: before the checksum and signature, which take time)."""
+        rec = self._recorded
+        if rec is None:
+            return "before"
+        return "open" if rec.takes_more and not self._recording_closed else "closed"
 
     # --- construction -----------------------------------------------------------------------------------------
     @classmethod
@@ -159,7 +168,7 @@ class Rig:
             rec.add_device(name, dev.INFO, ident, dev.BLOCK_DTYPE, dict(ident.extra.get("calibration") or {}))
         rec.start()
         self.bus.subscribe(rec)
-        self.recording_state = "open"
+        self._recorded, self._recording_closed = rec, False
         if plan is not None:
             rec.write_plan(plan)
         for device, trip in self.monitor.tripped.items():  # latched before the file began: its cause is said in it
@@ -182,7 +191,7 @@ class Rig:
             return rec.path, rec.close()
         finally:
             self.bus.unsubscribe(rec)
-            self.recording_state = "closed"
+            self._recording_closed = True
 
     # --- simulation faults --------------------------------------------------------------------------------------
     def inject(self, device: str, action: str, value: float = 0.0) -> None:
@@ -257,12 +266,14 @@ class Closed(NamedTuple):
     failure: str | None
     checksum_failure: str | None = None
     signature_failure: str | None = None  # why no .sig was written beside a file that has its checksum
+    recorded_trips: frozenset | None = None  # outcome.trip_key of each interlock event in the file; None: unread
 
     @classmethod
     def of(cls, rec, sha256: str | None) -> Closed:
         """The recorder `rec` (a SessionRecorder) once its close returned `sha256`."""
         failure = None if rec.error is None else "; ".join(filter(None, (str(rec.error), rec.unclosed)))
-        return cls(rec.path, sha256, failure, rec.checksum_failure, rec.signature_failure)
+        return cls(rec.path, sha256, failure, rec.checksum_failure, rec.signature_failure,
+                   recorded_trip_keys(rec.path))
 
     @property
     def checksum_words(self) -> str:
@@ -279,6 +290,21 @@ class NotConnectedError(UserError):
     status for AbortCause.DEVICE, 5; it was 2, "bad input": eleventh session's tester), in words as any UserError."""
 
     exit_code = EXIT_CODES[AbortCause.DEVICE]
+
+
+def recorded_trip_keys(path: Path) -> frozenset | None:
+    """The trips a closed recording holds (outcome.trip_key of its interlock events), read back from the file: what
+    the summary marks as in it is what it is (a fresh tester of issue 12: a trip made during the close, listed and
+    printed as the session's, was not in the file). None if the file cannot be read."""
+    from workstation.recording import Recording, RecordingError
+    from workstation.session.outcome import trip_key
+
+    try:
+        with Recording.open(path) as rec:
+            return frozenset(trip_key(e.details) for e in rec.events if e.kind == "interlock")
+    except (RecordingError, OSError) as exc:
+        log.info("the trips in %s were not read back: %s", path, exc)
+        return None
 
 
 def close_recording(rig: Rig) -> Closed:

@@ -337,12 +337,16 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, checksum_w
     # scenario's `expect` says whether the run should go to the end ("completed") or stop early ("aborted": a
     # partial or an aborted session).
     outcome = summary["state"]
-    ran_to_end = code == EXIT_COMPLETED
+    ran_to_end = outcome == "completed"  # every step done (the exit code may still say what failed after: below)
     early = "" if ran_to_end else " (stopped early)"
     expected = ran_to_end == (scenario.expect == "completed")
     want = "to run to the end" if scenario.expect == "completed" else "to stop early"
     verdict = "as expected" if expected else f"NOT as expected (the scenario expects it {want})"
-    if ended_by is not None and outcome == "completed":  # every step done, then the signal before End session
+    if ran_to_end and code != EXIT_COMPLETED and ended_by is None:  # a fresh tester of issue 12: "completed (stopped
+        # early)" for a disk that filled after the last step; the code is the recording's or the store's failure
+        early = f" (every step done), {verdict}, but the {'recording' if recording_failure else 'store'} failed"
+        verdict = "said above"
+    elif ended_by is not None and outcome == "completed":  # every step done, then the signal before End session
         early, verdict = f" (every step done), then {ended_by}", "before the session was ended"
     elif ended_by is not None:  # a signal ended the run: the scenario's expectation was not put to the test
         early, verdict = f", stopped early: {ended_by}", "so the scenario did not run to its end"
@@ -351,12 +355,13 @@ def _print_summary(out, scenario: Scenario, summary: dict, recording, checksum_w
 
 def _say_trips(out, trips: list[dict]) -> None:
     """One line per trip of a summary's "trips" (outcome.trip_rows)."""
-    from workstation.session.outcome import trip_stop_words
+    from workstation.session.outcome import NOT_RECORDED, trip_stop_words
     from workstation.ui.wording import device_name, interlock_name, scrub
 
     for t in trips:
         out(f"  {interlock_name(t['interlock'])} interlock on the {device_name(t['device'])} "
-            f"({trip_stop_words(t['latency_ms'], t.get('stop', 'stop written'))}): {scrub(t['message'])}")
+            f"({trip_stop_words(t['latency_ms'], t.get('stop', 'stop written'))}): {scrub(t['message'])}"
+            + (NOT_RECORDED if t.get("in_recording") is False else ""))
 
 
 def _trip_reviews(recording) -> list[str]:

@@ -396,7 +396,7 @@ class Visit:
             except StoreWriteFailed as exc:
                 self._store_failed(exc)
         closed = close_recording(self.rig)
-        summary["trips"] = trip_rows(session.monitor.trips)  # and a verdict the close waited for (rig.close_recording)
+        summary["trips"] = trip_rows(session.monitor.trips, closed.recorded_trips)  # each said in the file or not
         recording, sha = closed.path, closed.sha256
         if recording is not None and sha is not None and self.store_failure is None:
             try:

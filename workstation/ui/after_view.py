@@ -20,7 +20,7 @@ from PyQt6.QtWidgets import (
 )
 
 from workstation.recording.format import report_path
-from workstation.session.outcome import started_modalities, trip_stop_words
+from workstation.session.outcome import NOT_RECORDED, started_modalities, trip_stop_words
 from workstation.ui.alarm_groups import condition_lines
 from workstation.ui.course_view import CourseView
 from workstation.ui.report import report_failure_words, write_session_report
@@ -122,7 +122,8 @@ class AfterView(QWidget):
         if s["trips"]:  # the workstation's measured stop time per device, one line per device stopped
             lines.append("## Stop times")
             lines += [f"{device_name(t['device'])}: {trip_stop_words(t['latency_ms'], t.get('stop', 'stop written'))} "
-                      f"({interlock_name(t['interlock']).lower()})" for t in s["trips"]]
+                      f"({interlock_name(t['interlock']).lower()})"
+                      + (NOT_RECORDED if t.get("in_recording") is False else "") for t in s["trips"]]
         lines.append("## Aftercare")
         lines += self.aftercare_lines()
         lines += self.extra_lines()

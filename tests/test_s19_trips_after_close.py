@@ -1,0 +1,80 @@
+"""A trip made while the recording closes, after the file took its last event, is never said to be in it.
+
+Fresh tester of issue 12 (seventeenth session), a three-area combined run at load 10: the pen's telemetry interlock
+tripped 0.5 s after the file's last event, while the close was still writing the checksum and signature. The runner
+printed it with no "(after the recording closed …)" label (its "closed" state flipped only when the whole close had
+returned) and the summary listed it among the session's trips, as if the file held it. Now the label follows the
+moment the file takes no more (SessionRecorder.takes_more), and each summary trip says whether the file holds it, read
+back from the closed file.
+
+The trip is made certain by an E-stop from inside the close, right after the closing reopen (the recorder's own
+method, wrapped on this one instance).
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_held_up import SCENARIO
+
+from workstation.recording.reader import Recording
+from workstation.session.outcome import NOT_RECORDED
+from workstation.session.runner import ProgressPrinter, _say_trips
+from workstation.session.scenario import load_scenario
+from workstation.session.visit import Visit
+
+
+@pytest.fixture
+def visit(tmp_path):
+    v = Visit.training(load_scenario(SCENARIO), tmp_path / "rec", store_path=tmp_path / "t.sqlite3")
+    yield v
+    v.close()
+
+
+def test_a_trip_made_after_the_closing_reopen_is_labelled_and_marked_not_in_the_recording(visit, monkeypatch):
+    v = visit
+    lines: list[str] = []
+    printer = ProgressPrinter(lines.append, lambda: v.rig.recording_state)
+    v.rig.bus.subscribe(printer)
+    assert v.rig.recording_state == "before"
+    v.begin(abort_on_trip=True)
+    assert v.rig.recording_state == "open"
+    v.run_all()
+    rec = v.rig.recorder
+    reopen, states = rec._write_closing_attrs, []
+
+    def reopen_then_trip() -> None:
+        reopen()
+        states.append(v.rig.recording_state)
+        v.rig.monitor.estop("during the close, after the file's last event")
+
+    monkeypatch.setattr(rec, "_write_closing_attrs", reopen_then_trip)
+    saved = v.end()
+    assert states == ["closed"]  # before the checksum and signature: the file takes no more
+    assert saved.sha256 is not None
+    with Recording.open(saved.recording) as r:
+        assert not [e for e in r.events if e.kind == "interlock"]  # the file holds no trip: the session had none
+    trips = saved.summary["trips"]
+    assert [(t["device"], t["interlock"], t["in_recording"]) for t in trips] == [
+        ("light", "estop", False), ("pen", "estop", False)]
+    estop_lines = [ln for ln in lines if "E-stop" in ln and "during the close" in ln]
+    assert len(estop_lines) == 2 and all(ln.endswith(" (after the recording closed: in the log file, not in the "
+                                                     "recording)") for ln in estop_lines), lines
+    said: list[str] = []
+    _say_trips(said.append, trips)
+    assert len(said) == 2 and all(ln.endswith(NOT_RECORDED) for ln in said), said
+    assert v.rig.recording_state == "closed"
+
+
+def test_the_trips_a_recording_holds_are_marked_in_it(visit):
+    """A trip during the session: in the file, and the summary says so (no label printed after it)."""
+    v = visit
+    v.begin(abort_on_trip=True)
+    v.rig.monitor.estop("mid-session")
+    saved = v.end()
+    with Recording.open(saved.recording) as r:
+        recorded = {(e.details["device"], e.details["interlock"]) for e in r.events if e.kind == "interlock"}
+    assert recorded == {("light", "estop"), ("pen", "estop")}
+    assert all(t["in_recording"] is True for t in saved.summary["trips"])
+    said: list[str] = []
+    _say_trips(said.append, saved.summary["trips"])
+    assert said and not any(NOT_RECORDED in ln for ln in said)
