@@ -40,6 +40,8 @@ def damaged_error(path: Path | str, exc: BaseException | None = None,
     """The one sentence for a damaged recording; `what` says which part, when known. The cause goes to the log."""
     if exc is not None:
         log.info("%s is damaged (%s): %s: %s", path, what, type(exc).__name__, exc, exc_info=exc)
+    else:  # found by the reader's own checks: the log has what it found, as the sentence says
+        log.info("%s is damaged: %s", path, what)
     return RecordingError(f"{path} is a damaged HDF5 file: {what} (details in the log). Open a backup copy of it (the "
                           "copy taken to the clinic store, if any), or ask for the recording to be examined.")
 

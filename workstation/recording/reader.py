@@ -29,6 +29,7 @@ from workstation.recording.damaged import (
     reading,
 )
 from workstation.recording.errors import RecordingError
+from workstation.recording.heaps import damaged_heap
 from workstation.recording.mark import held_by_a_process, swmr_mark
 from workstation.recording.rows import (
     UNDECODABLE_KEY,
@@ -92,6 +93,8 @@ class Recording:
         self.path = path
         self._h5 = h5
         self.partial_reason = partial_reason
+        if not h5.swmr_mode and (where := damaged_heap(path, h5)) is not None:  # before any text is read (heaps.py)
+            raise damaged_error(path, None, f"{where} is damaged (HDF5 would go on reading it for ever)")
         self.meta = _read_meta(path, h5)
         if partial_reason is None and self.meta.end_time_utc is None:  # its open mark cleared since, or never set
             self.partial_reason = ("it has no closing attributes: the writer stopped before closing it (a crash, a "
