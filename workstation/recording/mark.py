@@ -9,11 +9,13 @@ checksum written again. Nothing else changes; the result is byte-identical to h5
 
 Clearing changes the file's bytes, so its SHA-256 changes: it is done only on a file nobody holds open, and before
 any checksum or signature is taken of it (crash recovery clears the mark, then links the file's SHA-256 in the
-clinic store; `verify` and `inspect` clear it only on a file that has no checksum of its own and is not indexed).
+clinic store; `verify` and `inspect` clear it only on a file that has no checksum of its own and is not indexed, or
+where the mark is all that differs from the bytes its .sha256 was taken of: another program's, left by a kill).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import struct
@@ -220,16 +222,59 @@ def clear_own_mark(path: Path) -> bool:
     return False
 
 
+def sha256_unmarked(path: Path) -> str | None:
+    """The SHA-256 the recording's bytes would have with its "open for writing" mark cleared as clear_open_mark
+    clears it (flags 0, the superblock's checksum written again); None if it has no mark or its superblock does not
+    match its own checksum. Nothing is written. OSError if it cannot be read."""
+    head = _read_head(path)
+    found = _superblock(head)
+    if found is None or head[found[0] + FLAGS_AT] == 0:
+        return None
+    at, n = found
+    block = bytearray(head[at:at + n])
+    if lookup3(bytes(block)) != struct.unpack_from("<I", head, at + n)[0]:
+        return None
+    block[FLAGS_AT] = 0
+    h = hashlib.sha256(head[:at] + bytes(block) + struct.pack("<I", lookup3(bytes(block))))
+    with open(path, "rb") as f:
+        f.seek(at + n + 4)
+        while chunk := f.read(4 * 2**20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _clearing_restores_checksum(path: Path) -> bool:
+    """Whether the mark is all that differs from the bytes the recording's .sha256 holds the SHA-256 of: another
+    program opened the closed file for writing and did not close it (killed, or crashed), changing nothing else."""
+    from workstation.checksum import sha256_saved_in
+    from workstation.recording.format import checksum_path
+
+    try:
+        saved = sha256_saved_in(checksum_path(path).read_text(encoding="ascii", errors="replace"))
+    except OSError:
+        return False
+    return saved is not None and sha256_unmarked(path) == saved
+
+
 def clear_unclaimed_mark(path: Path, indexed: bool) -> str | None:
     """For `verify` and `inspect`: clear the mark of a killed recorder's file when nothing has taken its SHA-256 yet
     (no .sha256 or .sig beside it, and the clinic store does not index it: `indexed` is the caller's look-up) and
-    no process holds it. Returns a sentence saying it was done, or None when the file was left as it was (no mark,
-    a checksum taken of the marked bytes, held by a process, or its superblock damaged: the reader then says so)."""
+    no process holds it; or, on a checksummed file, when the mark is all that differs from the bytes its .sha256
+    holds (another program's, left by a kill: cleared, the file is again exactly as checksummed and signed, where a
+    mark left in place read as "changed after it was closed" and h5dump refused it: a fresh tester of issue 12).
+    Returns a sentence saying it was done, or None when the file was left as it was (no mark, a checksum taken of
+    the marked bytes, held by a process, or its superblock damaged: the reader then says so)."""
     from workstation.recording.format import freed_ballast_path, sidecar_paths
 
     try:
-        if indexed or any(p.exists() for p in sidecar_paths(path)) or not open_mark(path) or held_by_a_process(path):
+        if not open_mark(path) or held_by_a_process(path):
             return None  # held (a live session's file above all): never touched, and nothing is left beside it
+        if indexed or any(p.exists() for p in sidecar_paths(path)):
+            if not _clearing_restores_checksum(path) or not clear_open_mark(path):
+                return None
+            return (f"cleared the \"open for writing\" mark another program left in {path.name} (it opened the closed "
+                    "file for writing and did not close it; nothing else changed: the file is again exactly as "
+                    "checksummed), so h5dump, HDFView and MATLAB open it")
         # the mark is the kill's evidence for crash recovery (ended_by_a_write_failure): its trace is left first (a
         # third fresh tester of issue 12: the reserve file deleted by hand, then `inspect`, read as a write failure)
         had_trace = freed_ballast_path(path).exists()
