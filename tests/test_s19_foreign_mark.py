@@ -99,3 +99,15 @@ def test_a_mark_on_a_file_a_program_still_holds_is_left(recording, tmp_path):
     said = done.stdout + done.stderr
     assert "cleared" not in said, said
     assert open_mark(path) and sha256_of(path) == marked
+
+
+def test_a_checksum_line_naming_another_session_with_this_files_digest_is_said(recording, tmp_path):
+    """Fresh tester of issue 12: a .sha256 whose line names another session's file but holds this file's digest got
+    "SHA-256 matches" and nothing more (recording-format.md: a .sha256 naming another recording is another file's)."""
+    path = _copy(recording, tmp_path / "copy")
+    other = "11111111-1111-1111-1111-111111111111.h5"
+    checksum_path(path).write_text(f"{sha256_of(path)}  {other}\n", encoding="ascii")
+    done = _cli("verify", str(path))
+    said = done.stdout + done.stderr
+    assert done.returncode == 0, said  # the bytes are the ones checksummed and signed
+    assert f"SHA-256 matches (though {checksum_path(path).name} names {other}, another session's file" in said, said

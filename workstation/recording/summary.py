@@ -331,7 +331,10 @@ def check_checksum(path: Path, progress: Callable[[int, int], None] | None = Non
     if signed.status in ("modified", "other", "untrusted", "unreadable", "missing"):
         # Whoever edits a recording can rewrite its .sha256 too: the signature is what proves the origin.
         return ChecksumCheck(False, f"SHA-256 matches {saved.name}, but {signed.text}", sha256=digest)
-    return ChecksumCheck(True, f"SHA-256 matches; {signed.text}", sha256=digest)
+    named = "" if names_this_recording(path, saved_name) is not False else (
+        f" (though {saved.name} names {saved_name}, another session's file: its line was edited or written for a "
+        "copy; the digest is this file's)")  # a fresh tester of issue 12: it said "SHA-256 matches" and no more
+    return ChecksumCheck(True, f"SHA-256 matches{named}; {signed.text}", sha256=digest)
 
 
 def _read_saved(saved: Path) -> tuple[str, str, str | None]:
