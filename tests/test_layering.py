@@ -210,8 +210,8 @@ def test_modules_stay_short() -> None:
     assert long == {}, "split these modules by responsibility"
 
 
-SESSION_MODULES = ("audit", "course_lease", "journal", "kind_rules", "outcome", "planning", "reset", "rig", "roles", "runner",
-                   "safety", "scenario", "session", "step_runs", "steps", "visit", "waiting")
+SESSION_MODULES = ("audit", "audit_frames", "course_lease", "journal", "kind_rules", "outcome", "planning", "reset",
+                   "rig", "roles", "runner", "safety", "scenario", "session", "step_runs", "steps", "visit", "waiting")
 
 
 def test_the_session_room_holds_what_runs_a_session_and_the_top_no_longer_does() -> None:

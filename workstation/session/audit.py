@@ -18,7 +18,8 @@ An input the file holds but that cannot be read is not replaced by a made-up val
 judged*: its recorded and replayed trips are listed apart, never counted as missing or extra. A limit that is
 missing, text, or null where the details' `non_finite` note does not name it "inf" (or limits whose details cannot
 be read at all) is applied as unlimited, and the interlocks that judge by it (`kind_rules.LIMIT_INTERLOCKS`) are not
-judged; a stall without its start leaves the watchdog's `telemetry_lost` unjudged; a recorded trip without a
+judged; a stall without its start leaves the watchdog's `telemetry_lost` unjudged, and a recorded one decided on the
+wall-clock bound while the workstation was held up (its details' STALL_DETAIL) is not judged; a recorded trip without a
 readable interlock or device is never compared, and a trip made within `tolerance_s` of it is set apart; telemetry
 samples with a non-finite value are skipped (their frames still count as heard by the watchdog), which leaves the
 interlocks judged on samples (`kind_rules.SAMPLE_INTERLOCKS`) unjudged. An input at no time (a host time that is
@@ -34,23 +35,20 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-import numpy as np
-
 from drivers.codes import InterlockCause, LinkEvent
+from drivers.silence import STALL_DETAIL
 from workstation.bus import Event, SessionBus, detail_number
 from workstation.recording.lost_spans import LostSpan, lost_spans, merged_spans
 from workstation.recording.reader import DeviceInfo, Recording
-from workstation.recording.summary import finite_rows
+from workstation.session.audit_frames import recorded_frames
 from workstation.session.kind_rules import LIMIT_INTERLOCKS, SAMPLE_INTERLOCKS
 from workstation.session.roles import recorded_active_channel
 from workstation.session.safety import LIMITS_EVENT, STALL_EVENT, WATCHDOG_PERIOD_S, SafetyMonitor, StepLimits
 from workstation.words import counted, seconds
 
-CHUNK_ROWS = 1 << 16
 INF = float("inf")
 ALL_INTERLOCKS = tuple(i.value for i in InterlockCause)
 LIMITS_JUDGE = tuple(dict.fromkeys(i.value for which in LIMIT_INTERLOCKS.values() for i in which))  # by any limit
@@ -91,6 +89,7 @@ class AuditResult:
     limits_unreadable: int = 0  # of the limit changes, how many had a field that could not be read
     trips_unreadable: int = 0  # recorded trips without a readable interlock or device (never compared)
     lost: list[LostSpan] = field(default_factory=list)  # telemetry the recorder lost: LOSS_INTERLOCKS not judged
+    held_up: list[AuditTrip] = field(default_factory=list)  # recorded on the wall-clock bound in a stall: not judged
 
     @property
     def same(self) -> bool:
@@ -98,7 +97,7 @@ class AuditResult:
 
     @property
     def judged_in_full(self) -> bool:
-        return not any(which for _t, _what, which in self.unreadable) and not self.lost
+        return not any(which for _t, _what, which in self.unreadable) and not self.lost and not self.held_up
 
     def lost_at(self, a: AuditTrip) -> bool:  # a trip the recorder's lost telemetry leaves unjudged
         return a.interlock in LOSS_INTERLOCKS and any(s.covers(a.device, a.t_cause_s) for s in self.lost)
@@ -129,42 +128,6 @@ class _StandIn:
     def stop_now(self, why: str) -> float:
         self.stops.append((self.clock.t, why))
         return self.clock.t
-
-
-def _frames(rec: Recording, device: str, skipped: dict[str, list]) -> Iterator[tuple[float, int, str, Any]]:
-    """The device's telemetry as the blocks the driver published: one per frame (its samples share `seq`). Samples
-    with a non-finite value are left out (a driver never publishes one), counted in `skipped[device]` as [how many,
-    the first one's frame time]; a frame left with none is given as None: it arrived, so the watchdog hears it."""
-    pending: np.ndarray | None = None
-    for i in range(0, rec.samples(device), CHUNK_ROWS):
-        rows = rec.rows(device, i, i + CHUNK_ROWS)
-        if pending is not None:
-            rows = np.concatenate([pending, rows])
-        if not len(rows):
-            continue
-        clean = not finite_rows(rows)[1]
-        starts = np.r_[0, np.flatnonzero(rows["seq"][1:] != rows["seq"][:-1]) + 1]
-        for a, b in itertools.pairwise(starts.tolist()):
-            if clean:
-                yield float(rows["t_host_s"][b - 1]), 1, device, rows[a:b]
-            else:
-                yield from _frame(rows[a:b], device, skipped)
-        pending = rows[starts[-1]:]  # the last frame may go on in the next chunk
-    if pending is not None and len(pending):
-        yield from _frame(pending, device, skipped)
-
-
-def _frame(rows: np.ndarray, device: str, skipped: dict[str, list]) -> Iterator[tuple[float, int, str, Any]]:
-    """One frame, its non-finite samples left out and counted (`_frames`); nothing if it has no arrival time."""
-    good, n_bad = finite_rows(rows)
-    times = rows["t_host_s"][np.isfinite(rows["t_host_s"])]
-    t = float(times[-1]) if len(times) else None  # a frame's samples share its arrival time
-    if n_bad:
-        seen = skipped.setdefault(device, [0, t])
-        seen[0] += n_bad
-        seen[1] = t if seen[1] is None else seen[1]
-    if t is not None:
-        yield t, 1, device, (good if len(good) else None)
 
 
 def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
@@ -212,7 +175,7 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     inputs += [(t0 + t, 0, "lost", (s, t == s.t_first_s)) for s in spans for t in (s.t_first_s, s.t_last_s)
                if math.isfinite(t0 + t)]
     skipped: dict[str, list] = {}
-    streams = [iter(sorted(inputs, key=lambda x: x[0]))] + [_frames(rec, d, skipped) for d in rec.devices]
+    streams = [iter(sorted(inputs, key=lambda x: x[0]))] + [recorded_frames(rec, d, skipped) for d in rec.devices]
     order = itertools.count()
     merged = heapq.merge(*(((t, prio, next(order), kind, item) for t, prio, kind, item in s) for s in streams))
 
@@ -290,6 +253,7 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
                            "telemetry with a non-finite value (NaN or ±inf; not a value the monitor can use): skipped, "
                            "their frames heard by the watchdog", tuple(i.value for i in SAMPLE_INTERLOCKS)))
     recorded: list[AuditTrip] = []
+    held_up: list[AuditTrip] = []
     trips_at_no_time = 0
     unread_trips: list[tuple[float, float, str | None, str | None]] = []  # (from, to, interlock, device)
     before = -INF  # the session time the previous interlock event was recorded at
@@ -306,6 +270,8 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
                                "finite): never compared", (interlock,) if _name(interlock) else ALL_INTERLOCKS))
         elif _name(interlock) and _name(device):
             recorded.append(AuditTrip(interlock, device, t, e.message))
+            if STALL_DETAIL in e.details and "seen_silence_s" in e.details:  # the stall this audit leaves out decided
+                held_up.append(recorded[-1])  # it, as the live watchdog's did (a fresh tester of issue 12: "DIFFER")
         else:
             unread_trips.append((t - tolerance_s if since is None else since, t + tolerance_s,
                                  interlock if _name(interlock) else None, device if _name(device) else None))
@@ -316,7 +282,8 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
                          unreadable=sorted(unreadable, key=lambda u: (not math.isfinite(u[0]), u[0] if math.isfinite(u[0]) else 0.0, u[1])),
                          limits_unreadable=sum(1 for e in limits if StepLimits.unreadable(_limits(e, rec))
                                                or not math.isfinite(e.t_host_s)),  # at no time: not applied
-                         trips_unreadable=len(unread_trips) + trips_at_no_time, lost=merged_spans(spans))
+                         trips_unreadable=len(unread_trips) + trips_at_no_time, lost=merged_spans(spans),
+                         held_up=held_up)
     unjudged = {i for _t, _what, which in unreadable for i in which}
     unmatched = list(replayed)
     for r in recorded:
@@ -337,7 +304,8 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
                    for since, until, il, dev in unread_trips)
 
     def not_judged(a: AuditTrip, made_now: bool) -> bool:
-        return a.interlock in unjudged or result.lost_at(a) or (made_now and near_unreadable(a))
+        return (a.interlock in unjudged or result.lost_at(a) or (made_now and near_unreadable(a))
+                or (not made_now and any(a is h for h in result.held_up)))
 
     result.not_judged = ([("recorded", a) for a in result.missing if not_judged(a, False)]
                          + [("made now", a) for a in result.extra if not_judged(a, True)])
@@ -452,7 +420,9 @@ def format_audit(rec: Recording, r: AuditResult) -> str:
                      f"{WATCHDOG_PERIOD_S * 1000:.0f} ms of the recording's end (the live watchdog may have ticked "
                      "after the recording closed)")
     for who, t in r.not_judged:
-        why = "its telemetry there was lost by the recorder" if r.lost_at(t) else "an input it needs is unreadable"
+        why = ("its telemetry there was lost by the recorder" if r.lost_at(t) else "decided while the workstation "
+               "was held up, a stretch the audit leaves out" if any(t is h for h in r.held_up)
+               else "an input it needs is unreadable")
         lines.append(f"  not judged ({who}; {why}): {t.interlock} on {t.device} at {seconds(t.t_cause_s)}: {t.message}")
     held = f" in the {rec.duration_s:.1f} s the file holds" if rec.partial else ""
     if not r.same:
@@ -460,7 +430,8 @@ def format_audit(rec: Recording, r: AuditResult) -> str:
     elif not r.judged_in_full:
         which = sorted({i for _t, _w, which in r.unreadable for i in which})
         why = [f"{', '.join(which)} (an input is unreadable)"] * bool(which) + [" and ".join(
-            f"the {s.device}'s telemetry {s.reach()}" for s in r.lost) + " (lost by the recorder)"] * bool(r.lost)
+            f"the {s.device}'s telemetry {s.reach()}" for s in r.lost) + " (lost by the recorder)"] * bool(r.lost) + [
+            f"{counted(len(r.held_up), 'trip')} decided while the workstation was held up"] * bool(r.held_up)
         lines.append(f"result: the same trips where they could be judged{held}; NOT JUDGED IN FULL: {'; '.join(why)}"
                      + ("; and the file is partial" if rec.partial else ""))
     elif rec.partial:  # a crash, a full disk: what came after the file's last row was never recorded nor judged
