@@ -82,6 +82,13 @@ def lost_signature_error(path: Path) -> RecordingError:
     return NotARecording(f"{path} is not an HDF5 file, so it is not a Cicatrix recording.")
 
 
+def refused_for_its_mark(exc: BaseException) -> bool:
+    """Whether h5py refused to open a file for HDF5's "open for writing" mark (a writer has it, or one was killed):
+    the one case a SWMR reader is tried. Never on a damaged file: a SWMR reader retries metadata whose checksum fails,
+    sleeping between tries, for minutes (a fresh tester of issue 12: `verify` on one flipped superblock byte)."""
+    return "already open for write" in str(exc) or "consistency flags" in str(exc)
+
+
 def open_error(path: Path, exc: BaseException) -> RecordingError:
     """What h5py's refusal to open a recording means, in words: in use (whatever h5py said: a file read while a
     program writes it can look truncated or damaged), marked open by a writer that is gone, truncated, or damaged

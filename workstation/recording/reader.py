@@ -27,6 +27,7 @@ from workstation.recording.damaged import (
     lost_signature_error,
     open_error,
     reading,
+    refused_for_its_mark,
 )
 from workstation.recording.errors import RecordingError
 from workstation.recording.heaps import damaged_heap
@@ -131,7 +132,7 @@ class Recording:
         try:
             h5 = _open_unlocked(path)
         except HDF5_ERRORS as exc:  # h5py raises RuntimeError for some damaged superblocks
-            if "already open for write" not in str(exc) and "consistency flags" not in str(exc):
+            if not refused_for_its_mark(exc):
                 raise open_error(path, exc) from exc
             # written by a SWMR writer that has not closed it (live, or killed): a SWMR reader ignores the mark
             partial_reason = unclosed_reason(path)  # asked before this reader holds the file itself

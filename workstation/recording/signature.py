@@ -114,40 +114,51 @@ def signature_expected(h5_path: Path) -> bool | None:
             return None
     except OSError:
         return True
-    for swmr in (False, True):  # a file a writer has not closed opens only as a SWMR reader
-        try:
-            with h5py.File(h5_path, "r", locking=False, swmr=swmr) as h5:
-                return bool(h5.attrs.get(SIGNATURE_EXPECTED, False))
-        except (OSError, ValueError, TypeError):
-            continue
-    return True
+    value = _root_attr(h5_path, SIGNATURE_EXPECTED)
+    return True if value is _UNREADABLE else bool(value)
 
 
 def closed_on_full_disk(h5_path: Path) -> bool:
     """Whether the recording's session closed it after the disk filled (closing attribute `closed_on_full_disk`):
     then a missing .sha256 or .sig most likely found no room. False when it says not, or cannot be read."""
-    for swmr in (False, True):
-        try:
-            with h5py.File(h5_path, "r", locking=False, swmr=swmr) as h5:
-                return bool(h5.attrs.get("closed_on_full_disk", False))
-        except (OSError, ValueError, TypeError):
-            continue
-    return False
+    value = _root_attr(h5_path, "closed_on_full_disk")
+    return value is not _UNREADABLE and bool(value)
 
 
 def session_uuid_of(h5_path: Path) -> str | None:
     """The recording's `session_uuid` root attribute (its file is `<session_uuid>.h5` when recorded), None when the
     file cannot be read or has none."""
-    for swmr in (False, True):
+    value = _root_attr(h5_path, "session_uuid")
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value) if value and value is not _UNREADABLE else None
+
+
+_UNREADABLE = object()
+
+
+def _root_attr(h5_path: Path, name: str) -> object:
+    """A root attribute of the file (None if it has none), or _UNREADABLE: whatever h5py raises on a damaged, foreign
+    or vanished file (a fresh tester of issue 12: "internal error" from `verify` on a damaged superblock), and a
+    damaged heap of texts, never read (heaps.py). Opened as a SWMR reader only when refused for its "open for
+    writing" mark (damaged.refused_for_its_mark: a damaged file made `verify` retry for minutes)."""
+    from workstation.recording.damaged import HDF5_ERRORS, refused_for_its_mark
+    from workstation.recording.heaps import damaged_heap
+
+    try:
         try:
-            with h5py.File(h5_path, "r", locking=False, swmr=swmr) as h5:
-                value = h5.attrs.get("session_uuid")
-        except Exception:  # noqa: BLE001 - damaged, foreign or marked open: tried as a SWMR reader, then unknown
-            continue
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        return str(value) if value else None
-    return None
+            h5 = h5py.File(h5_path, "r", locking=False)
+        except HDF5_ERRORS as exc:
+            if not refused_for_its_mark(exc):
+                return _UNREADABLE
+            h5 = h5py.File(h5_path, "r", locking=False, swmr=True)
+        with h5:
+            if not h5.swmr_mode and damaged_heap(h5_path, h5) is not None:
+                return _UNREADABLE
+            return h5.attrs.get(name)
+    except HDF5_ERRORS as exc:
+        log.info("the root attribute %s of %s cannot be read: %s", name, h5_path, exc)
+        return _UNREADABLE
 
 
 def names_this_recording(h5_path: Path, name: str) -> bool | None:
