@@ -12,6 +12,13 @@ class RecordingError(UserError):
     """A recording cannot be written or read: unwritable folder, full disk, not a recording, newer format..."""
 
 
+class RecordingNotStarted(RecordingError):
+    """The recording's file was created but the disk refused its first metadata (it filled since the free-space
+    check): no session started. Exit status 3, a failed recording's (workstation.session.outcome.EXIT_CODES)."""
+
+    exit_code = 3
+
+
 def is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
     return "unable to lock file" in text or "errno = 11" in text or getattr(exc, "errno", None) == errno.EAGAIN

@@ -40,3 +40,17 @@ def freeing_error(tb: object) -> bool:
         tb = tb.tb_next  # type: ignore[attr-defined]
     return False
 
+
+def not_started(h5, path, exc: BaseException):
+    """The RecordingNotStarted for a new recording whose first metadata the disk refused (`SessionRecorder.start`):
+    its objects are never freed (a crash at exit otherwise: a fresh tester of issue 12 saw SIGSEGV), and the file,
+    which holds no session yet, is removed with its reserve, so no damaged file is left behind."""
+    from workstation.recording import format as fmt
+    from workstation.recording.errors import RecordingNotStarted, in_words
+
+    keep_forever(h5, h5.id, exc)
+    for left in (path, fmt.ballast_path(path)):
+        left.unlink(missing_ok=True)
+    return RecordingNotStarted(f"The recording {path} could not be started{in_words(exc)}, so the session did not "
+                               "start and nothing was given; its file is removed. Free some space, then start the "
+                               "session again.")

@@ -33,6 +33,7 @@ from workstation.recording import format as fmt
 from workstation.recording import room, unclosable
 from workstation.recording.admit import command_in, event_in
 from workstation.recording.clean import clean_text, json_with_notes
+from workstation.recording.damaged import HDF5_ERRORS
 from workstation.recording.errors import (
     RecordingError,
     below_reserve_words,
@@ -105,8 +106,7 @@ class SessionRecorder:
     ) -> None:
         self.path = path
         self._h5 = h5
-        # session time 0 (monotonic host seconds): the origin the live plots, the trainer's log, the report and replay
-        # all count from, so one moment has one session time everywhere
+        # session time 0 (monotonic host s): the one origin of the plots, the trainer's log, the report and replay
         self.t0_host_s = float(h5.attrs["t0_host_s"])
         self._on_alarm = on_alarm
         self._on_error = on_error
@@ -218,8 +218,11 @@ class SessionRecorder:
         """Switch the file to SWMR and start the writer thread."""
         if self._thread is not None:
             return
-        self._h5.flush()
-        self._h5.swmr_mode = True
+        try:  # the file's first metadata: a disk that filled since `create` refuses it (a fresh tester of issue 12)
+            self._h5.flush()
+            self._h5.swmr_mode = True
+        except HDF5_ERRORS as exc:
+            raise unclosable.not_started(self._h5, self.path, exc) from exc
         self._syncer = Syncer(self._h5.id.get_vfd_handle(), self.stats)
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
@@ -309,8 +312,7 @@ class SessionRecorder:
                 if self._on_flush is not None:
                     self._on_flush(dict(self.stats.rows_written))
                 if not stopping:
-                    # free space at every flush (a statvfs, ~6 µs): checked once a second, a second fresh tester of
-                    # issue 12 saw the light run on unrecorded for 0.9 s after the disk filled
+                    # free space at every flush (a statvfs, ~6 µs): once a second, the light ran on unrecorded 0.9 s
                     self._check_space()
                 if stopping:
                     self._syncer.stop()
@@ -396,8 +398,8 @@ class SessionRecorder:
                 raise RecordingError(f"The recorder did not finish writing {self.path} within {timeout_s:.0f} s.")
         self._inbox.take_all(close=True)
         self._finished = True
-        # The ballast stays to the end ("this session's own hold") and becomes the checksum file, written over in place;
-        # the closing reopen writes into the room the file held (or, where it held none, into the ballast's).
+        # The ballast stays to the end (this session's own hold), then is the checksum file, written over in place; the
+        # closing reopen writes into the room the file held (or, where it held none, into the ballast's).
         ballast = fmt.ballast_path(self.path)
         if not self._room_held:
             room.empty_ballast(ballast)
@@ -408,9 +410,8 @@ class SessionRecorder:
             self._late.seal_for_good(self.path)  # a close that raised: nothing more reaches the file either
 
     def _close_file(self, ballast: Path) -> str | None:
-        # Never reopened damaged or with no room: an `r+` open that cannot close leaves HDF5's "open for writing" mark.
-        # After a full disk, only into room the file holds: the ballast's given back can be taken mid-reopen (a filler
-        # that keeps writing), and a reopen the disk refuses half-way leaves the file damaged, not partial.
+        # Never reopened damaged or with no room (an `r+` open that cannot close leaves the "open for writing" mark);
+        # after a full disk, only into room the file holds: a filler can take the ballast's mid-reopen (then damaged).
         if not self._file_damaged and (self._room_held or not self.disk_full and shutil.disk_usage(
                 self.path.parent).free >= CLOSING_MIN_FREE_BYTES):
             try:
