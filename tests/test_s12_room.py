@@ -190,8 +190,9 @@ def test_without_room_past_the_end_the_checksum_is_still_written_and_a_close_the
         # Never reopened for the closing attributes without held room after a full disk: a reopen the filler starves
         # half-way left the file damaged (a part of it unreadable), where not reopening leaves it partial. Said.
         assert result["unclosed"] == ("the disk stayed full, so the file could not take its closing attributes: "
-                                      "what the session did after the failure (its E-stop and trips) is in the "
-                                      "log file, not in the recording")
+                                      "what the session did after the failure (its E-stop and trips), and what it "
+                                      "did just before it that the failed write had not taken yet, is in the log "
+                                      "file, not in the recording")
         with Recording.open(path) as r:  # readable, partial, with what it had
             assert r.partial and r.meta.end_time_utc is None and r.samples("light") >= 200 * 4
         assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith(".")) == []

@@ -60,7 +60,8 @@ ONE_HOUR_BOTH_DEVICES_BYTES = 600 * 2**20  # 2 devices x 2 kHz x ~40 B x 3600 s
 CLOSING_MIN_FREE_BYTES = 2**20  # the closing attributes take a few kB; below this the file is left as it is
 BALLAST_BYTES = 8 * 2**20  # disk space held back at creation and given back for the close after a full disk
 UNCLOSED_WORDS = ("{why}, so the file could not take its closing attributes: what the session did after the failure "
-                  "(its E-stop and trips) is in the log file, not in the recording")
+                  "(its E-stop and trips), and what it did just before it that the failed write had not taken yet, is "
+                  "in the log file, not in the recording")  # the latter: a fresh tester of issue 12 ("step 1 started")
 CLOSE_ROOM_BYTES = 2**20  # held past the file's end at each flush (room.hold): what the close writes finds room
 
 
@@ -92,10 +93,7 @@ class SessionRecorder:
     """Create with `SessionRecorder.create`, `add_device` for each device, `start`, subscribe to the bus, `close`."""
 
     def __init__(
-        self,
-        path: Path,
-        h5: h5py.File,
-        *,
+        self, path: Path, h5: h5py.File, *,
         on_alarm: Callable[[Event], None] | None,
         on_error: Callable[[RecordingError], None] | None,
         on_flush: Callable[[dict[str, int]], None] | None,
