@@ -78,3 +78,21 @@ def test_the_trips_a_recording_holds_are_marked_in_it(visit):
     said: list[str] = []
     _say_trips(said.append, saved.summary["trips"])
     assert said and not any(NOT_RECORDED in ln for ln in said)
+
+
+def test_a_start_refused_says_which_of_its_trips_the_recording_holds():
+    """Fresh tester of issue 12: a start refused on a full disk listed the pen's telemetry trip and both E-stops with
+    no label, and no "recording stopped early" line (runner: both now come from the refusal's closed recording)."""
+    from drivers.codes import AbortCause, InterlockCause
+    from workstation.session.outcome import not_started_summary, trip_key
+    from workstation.session.safety import Trip
+
+    kept = Trip(InterlockCause.TELEMETRY_LOST, "light", "no telemetry", 10.0, 10.001)
+    after = Trip(InterlockCause.ESTOP, "pen", "E-stop (recording failed)", 11.0, 11.002)
+    recorded = frozenset({trip_key({"device": "light", "interlock": "telemetry_lost", "stop_written_t_host_s": 10.001})})
+    summary = not_started_summary("could not start", AbortCause.INTERLOCK, [kept, after], 2, recorded)
+    assert [t["in_recording"] for t in summary["trips"]] == [True, False]
+    said: list[str] = []
+    _say_trips(said.append, summary["trips"])
+    assert not said[0].endswith(NOT_RECORDED) and said[1].endswith(NOT_RECORDED), said
+    assert [t["in_recording"] for t in not_started_summary("x", AbortCause.INTERLOCK, [kept], 1)["trips"]] == [None]

@@ -85,12 +85,14 @@ def summarize(session: Any) -> dict:
     }
 
 
-def not_started_summary(reason: str, cause: Any, trips: Iterable[Any], steps_planned: int) -> dict:
+def not_started_summary(reason: str, cause: Any, trips: Iterable[Any], steps_planned: int,
+                        recorded: frozenset | None = None) -> dict:
     """`summarize`'s dict, every key, for a treatment that could not start (nothing given): aborted with `reason`,
-    the trips the monitor made while it tried (a load trip while connecting shows there, as at any end)."""
+    the trips the monitor made while it tried (a load trip while connecting shows there, as at any end), each said
+    in the recording or not (`recorded`: trip_rows)."""
     return {"state": "aborted", "session_state": "aborted", "abort_reason": reason, "abort_cause": str(cause),
-            "steps_planned": steps_planned, "steps_done": 0, "area_dose_mj_cm2": {}, "trips": trip_rows(trips),
-            "results": []}
+            "steps_planned": steps_planned, "steps_done": 0, "area_dose_mj_cm2": {},
+            "trips": trip_rows(trips, recorded), "results": []}
 
 
 NOT_RECORDED = " (not in the recording: it came before the recording began or after it closed; the log file has it)"

@@ -191,8 +191,12 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
             settled()
             code = EXIT_CODES[exc.cause]
             out(str(exc))
-            summary = not_started_summary(str(exc), exc.cause, rig.monitor.trips, len(plan.steps))
+            closed = exc.closed
+            summary = not_started_summary(str(exc), exc.cause, rig.monitor.trips, len(plan.steps),
+                                          closed.recorded_trips if closed is not None else None)
             _say_trips(out, summary["trips"])  # what latched it, and the file that holds it (tester of the 11th)
+            if closed is not None and closed.failure:  # its recording failed too (a full disk: a fresh tester)
+                out(f"recording stopped early: {closed.failure}")
             path, sha = (exc.closed.path, exc.closed.sha256) if exc.closed is not None else (None, None)
             if path is not None:
                 out(f"recording: {path} ({exc.closed.checksum_words})")
