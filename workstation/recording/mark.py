@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from workstation.checksum import CHUNK_BYTES
 from workstation.recording.errors import RecordingError
 
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -188,19 +189,15 @@ def clear_open_mark(path: Path, *, own: bool = False) -> bool:
                              "\"open for writing\" mark is left alone. Try again once that program has closed it.")
     fd = os.open(path, os.O_RDWR)
     try:
-        head = os.pread(fd, SEARCH_OFFSETS[-1] + 64, 0)
-        found = _superblock(head)
-        if found is None or head[found[0] + FLAGS_AT] == 0:
+        cleared = _unmarked_superblock(os.pread(fd, SEARCH_OFFSETS[-1] + 64, 0))
+        if cleared is None:
             return False
-        at, n = found
-        block = bytearray(head[at:at + n])
-        (stored,) = struct.unpack_from("<I", head, at + n)
-        if lookup3(bytes(block)) != stored:
+        if not cleared:
             raise RecordingError(f"{path}'s HDF5 superblock does not match its own checksum: the file is damaged, "
                                  "and its \"open for writing\" mark is left alone. Open a backup copy of it.")
-        block[FLAGS_AT] = 0
-        os.pwrite(fd, bytes(block[FLAGS_AT:FLAGS_AT + 1]), at + FLAGS_AT)
-        os.pwrite(fd, struct.pack("<I", lookup3(bytes(block))), at + n)
+        at, block = cleared
+        os.pwrite(fd, block[FLAGS_AT:FLAGS_AT + 1], at + FLAGS_AT)
+        os.pwrite(fd, block[-4:], at + len(block) - 4)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -227,20 +224,31 @@ def sha256_unmarked(path: Path) -> str | None:
     clears it (flags 0, the superblock's checksum written again); None if it has no mark or its superblock does not
     match its own checksum. Nothing is written. OSError if it cannot be read."""
     head = _read_head(path)
+    cleared = _unmarked_superblock(head)
+    if not cleared:
+        return None
+    at, block = cleared
+    h = hashlib.sha256(head[:at] + block)
+    with open(path, "rb") as f:
+        f.seek(at + len(block))
+        while chunk := f.read(CHUNK_BYTES):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _unmarked_superblock(head: bytes) -> tuple[int, bytes] | tuple[()] | None:
+    """The superblock of the file whose first bytes are `head` as clearing its mark leaves it: (its offset, its
+    bytes with the flags 0 and its lookup3 checksum written again), what `h5clear -s` writes. None when it carries no
+    mark (or is no version 2/3 superblock); () when it does not match its own checksum (damaged: never cleared)."""
     found = _superblock(head)
     if found is None or head[found[0] + FLAGS_AT] == 0:
         return None
     at, n = found
     block = bytearray(head[at:at + n])
     if lookup3(bytes(block)) != struct.unpack_from("<I", head, at + n)[0]:
-        return None
+        return ()
     block[FLAGS_AT] = 0
-    h = hashlib.sha256(head[:at] + bytes(block) + struct.pack("<I", lookup3(bytes(block))))
-    with open(path, "rb") as f:
-        f.seek(at + n + 4)
-        while chunk := f.read(4 * 2**20):
-            h.update(chunk)
-    return h.hexdigest()
+    return at, bytes(block) + struct.pack("<I", lookup3(bytes(block)))
 
 
 def _clearing_restores_checksum(path: Path) -> bool:
