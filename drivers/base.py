@@ -257,6 +257,12 @@ class SerialDevice(FrameIntake, Device):
     def start(self) -> None:
         self._send(p.Msg.START, b"", "start", {})
 
+    def inhibit_starts(self, owner: str, why: str) -> None:
+        self.link.inhibit_starts(owner, why)
+
+    def allow_starts(self, owner: str) -> None:
+        self.link.allow_starts(owner)
+
     def stop(self) -> None:
         """Stop emission or needling and wait for the acknowledgement."""
         self._send(p.Msg.STOP, b"", "stop", {})

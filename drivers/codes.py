@@ -14,6 +14,7 @@ JSON as plain text and older recordings' strings compare equal.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 
 class LinkEvent(StrEnum):
@@ -65,3 +66,16 @@ class AbortCause(StrEnum):
     BAD_INPUT = "bad_input"  # the plan, scenario or a value was refused before treatment (exit 2)
     RECORDING = "recording"  # the recording could not be written (disk full): devices stopped (exit 3)
     STORE = "store"  # the store could not take the session's journal (disk full, server gone): devices stopped (exit 3)
+
+
+def link_loss(event: Any) -> InterlockCause | None:
+    """The interlock a `connection` event calls for, from its codes (above): DISCONNECTED for a link lost
+    (`details["link"]` DISCONNECTED, or a `details["disconnect"]` reason), TELEMETRY_LOST for telemetry lost; None
+    for the others. A high-severity connection event without a code (a driver that gives none) is a link in doubt:
+    TELEMETRY_LOST, so it trips all the same."""
+    link = event.details.get("link")
+    if link == LinkEvent.DISCONNECTED or event.details.get("disconnect"):
+        return InterlockCause.DISCONNECTED
+    if link == LinkEvent.TELEMETRY_LOST or (link is None and event.severity == "high"):
+        return InterlockCause.TELEMETRY_LOST
+    return None

@@ -21,6 +21,11 @@ class NotConnected(DeviceError):
     pass
 
 
+class StartInhibited(DeviceError):
+    """START or ARM on was refused before it was written: an interlock is latched or the session was paused or
+    stopped (drivers.link.SerialLink.inhibit_starts). Nothing reached the device."""
+
+
 class WrongDevice(NotConnected):
     """The device that answered on the port is not what the driver drives (kind, model or protocol version).
     `identity` is what it answered (drivers.types.Identity), when its answer could be read."""

@@ -1,7 +1,7 @@
 """What the application may ask of a device, one small interface per device kind (python-microscope's idea).
 
 The session, the safety monitor, the summary and the window use these, never a concrete driver: `Device` for what
-every device does (connect, arm, start, stop, stop at once, reset faults, status, fault names, the declared channels
+every device does (connect, arm, start, stop, stop at once, inhibit starts, reset faults, status, fault names, the declared channels
 and the one channel whose nonzero value means the device is active), `LightSource` and `NeedlingPen` for the typed
 setters of each kind. A driver declares its kind in `INFO.kind` and subclasses the interface of that kind
 (`KIND_INTERFACES`; discovery refuses a driver that does not). `drivers.base.SerialDevice` implements everything of
@@ -60,7 +60,18 @@ class Device(abc.ABC):
 
     @abc.abstractmethod
     def start(self) -> None:
-        """Start emission / needling (armed first); waits for its answer."""
+        """Start emission / needling (armed first); waits for its answer. Raises StartInhibited, nothing written,
+        while a start inhibit is set (`inhibit_starts`); `arm(True)` too."""
+
+    @abc.abstractmethod
+    def inhibit_starts(self, owner: str, why: str) -> None:
+        """Refuse START and ARM on, unwritten, until `owner` calls `allow_starts`: checked where the command is
+        written, atomically with it, so a START either went out before any STOP its owner writes next or never goes
+        out. The safety monitor sets it as an interlock latches, before the trip's STOP; the session as it pauses."""
+
+    @abc.abstractmethod
+    def allow_starts(self, owner: str) -> None:
+        """Lift `owner`'s inhibit (others stay)."""
 
     @abc.abstractmethod
     def stop(self) -> None:

@@ -23,7 +23,7 @@ import serial
 
 from drivers import protocol as p
 from drivers.codes import DisconnectReason, LinkEvent
-from drivers.errors import CommandRefused, CommandTimeout, DeviceError, NotConnected
+from drivers.errors import CommandRefused, CommandTimeout, DeviceError, NotConnected, StartInhibited
 from drivers.events import CommandRecord, Event, Publisher, now_s
 from drivers.serial_write import SelectWritePort, open_write_timeout
 
@@ -165,6 +165,9 @@ class SerialLink:
         self._pending: dict[int, Pending] = {}
         self._pending_lock = threading.Lock()
         self._seq = 0
+        # owner -> why: while any is set, START and ARM on are refused unwritten (inhibit_starts). Kept across
+        # reconnections: a latch outlives the connection it was set on.
+        self._inhibits: dict[str, str] = {}
         self._running = threading.Event()
         self._connected = threading.Event()
 
@@ -246,6 +249,22 @@ class SerialLink:
     def reader_alive(self) -> bool:
         return bool(self.threads) and self.threads[0].is_alive()
 
+    # --- the start inhibit --------------------------------------------------------------------------------------
+    def inhibit_starts(self, owner: str, why: str) -> None:
+        """From now on START and ARM on are refused unwritten (StartInhibited, `why` in its words) until `owner`
+        allows them again. The gate is read under the write lock, where the command is written: a START that read it
+        open is on the wire before any STOP written after this call, and one that reads it shut is never written.
+        So the owner sets the inhibit first, then writes its STOP (an interlock's latch, a session's pause)."""
+        self._inhibits.setdefault(owner, why)  # its first reason stands until it allows starts again
+
+    def allow_starts(self, owner: str) -> None:
+        """Lift `owner`'s inhibit (the operator's reset of an interlock, a session's next step); others stay."""
+        self._inhibits.pop(owner, None)
+
+    def start_inhibited(self) -> str | None:
+        """Why START and ARM on are refused now (the first inhibit set), or None."""
+        return next(iter(list(self._inhibits.values())), None)
+
     # --- commands -----------------------------------------------------------------------------------------------
     def send(
         self, msg: int, payload: bytes, command: str, args: dict, *, wait: bool = True, track: bool = True
@@ -256,12 +275,14 @@ class SerialLink:
         # to this very device (a failed write reports a disconnect, the disconnect trips an interlock).
         failure: Exception | None = None
         bus = self.client.bus
+        starting = msg == p.Msg.START or (msg == p.Msg.ARM and payload != p.ARM_PAYLOAD.pack(0))
         with self._write_lock:
+            inhibited = self.start_inhibited() if starting else None
             # The port is read under the lock: another thread's failed write may have closed it while this one
             # waited for the lock (a write blocks up to the write timeout).
             transport = self.transport
             connected = self.connected and transport is not None
-            if connected:
+            if connected and inhibited is None:
                 seq = self._seq
                 self._seq = (self._seq + 1) & 0xFFFF
                 # stamped before it can be answered: the reader thread records the reply with this time
@@ -278,6 +299,10 @@ class SerialLink:
                     # Down before the lock is released: a command waiting for it finds the link down and is not
                     # written to the failed port (nor, once reconnected, does its late failure drop the new link).
                     went_down = self._take_down()
+        if inhibited is not None:
+            if track:
+                bus.publish_command(CommandRecord(now_s(), self.name, command, args, f"not sent: {inhibited}"))
+            raise StartInhibited(f"{self.name}: {command} was not sent: {inhibited}.")
         if not connected:
             if track:
                 bus.publish_command(CommandRecord(now_s(), self.name, command, args, "not sent: not connected"))

@@ -42,7 +42,7 @@ import pytest
 from drivers import protocol as p
 from drivers.base import NotConnected, SerialDevice
 from drivers.codes import DisconnectReason, LinkEvent
-from drivers.errors import CommandRefused, WrongDevice
+from drivers.errors import CommandRefused, StartInhibited, WrongDevice
 from drivers.events import CommandRecord, Event, FanOut
 from drivers.interfaces import KIND_INTERFACES, LightSource, NeedlingPen, interface_problem
 from drivers.link import TELEMETRY_LOST_S
@@ -294,6 +294,29 @@ class DeviceContract:
         heartbeats = after.heartbeats_received - before.heartbeats_received
         assert after.commands_received - before.commands_received <= heartbeats  # only heartbeats reached it
         assert not [c for c in tap.commands if c.command == "set"]
+
+    def test_a_shut_start_gate_refuses_start_and_arm_unwritten_until_allowed(self, device: tuple) -> None:
+        emu, drv, tap = device
+        drv.inhibit_starts("interlock", "the estop interlock is latched")
+        drv.inhibit_starts("session", "the session was paused")
+        before = emu.state()
+        for command in (drv.arm, drv.start):
+            with pytest.raises(StartInhibited, match="was not sent: the estop interlock is latched"):
+                command()
+        drv.allow_starts("interlock")  # one owner's: the other still holds it shut
+        with pytest.raises(StartInhibited, match="was not sent: the session was paused"):
+            drv.start()
+        time.sleep(0.1)
+        after = emu.state()
+        assert after.last_command_at.get("ARM") == before.last_command_at.get("ARM")  # nothing reached the device
+        assert after.last_command_at.get("START") == before.last_command_at.get("START")
+        refused = [c.result for c in tap.commands if c.command in ("arm", "start") and c.args.get("why") is None]
+        assert refused == ["not sent: the estop interlock is latched"] * 2 + ["not sent: the session was paused"]
+        drv.arm(False)  # disarming can only make it safer: never gated
+        drv.stop_now("the contract")
+        drv.allow_starts("session")
+        self.activate(drv)  # open again: written and acknowledged
+        wait_for(lambda: emu.state().active, what="device active once the gate is open")
 
     # --- link ---------------------------------------------------------------------------------------------------
     def test_telemetry_at_the_nominal_rate_without_gaps(self, device: tuple) -> None:

@@ -126,6 +126,12 @@ class _Stub:
         self.stops.append(why)
         return 0.0
 
+    def inhibit_starts(self, owner, why):
+        self.inhibits = {**getattr(self, "inhibits", {}), owner: why}
+
+    def allow_starts(self, owner):
+        getattr(self, "inhibits", {}).pop(owner, None)
+
 
 def _monitor(t0: float):
     from test_safety import Collector, light_block

@@ -47,6 +47,12 @@ class _Device:
     def stop_now(self, why: str) -> float:
         return self.live.t
 
+    def inhibit_starts(self, owner, why):
+        self.inhibits = {**getattr(self, "inhibits", {}), owner: why}
+
+    def allow_starts(self, owner):
+        getattr(self, "inhibits", {}).pop(owner, None)
+
 
 class _Live:
     """A session's bus: the safety monitor subscribed first (its clock the telemetry's host time), then the recorder.

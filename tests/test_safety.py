@@ -35,6 +35,12 @@ class FakeDevice:
         self.stops.append((t, why))
         return t
 
+    def inhibit_starts(self, owner, why):
+        self.inhibits = {**getattr(self, "inhibits", {}), owner: why}
+
+    def allow_starts(self, owner):
+        getattr(self, "inhibits", {}).pop(owner, None)
+
 
 class Collector:
     def __init__(self):

@@ -129,6 +129,12 @@ class _StandIn:
         self.stops.append((self.clock.t, why))
         return self.clock.t
 
+    def inhibit_starts(self, owner: str, why: str) -> None:
+        """Nothing to shut: a recorded device is never started."""
+
+    def allow_starts(self, owner: str) -> None:
+        """Nothing to open."""
+
 
 def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
     t0 = rec.meta.t0_host_s

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from drivers.base import TELEMETRY_LOST_S
-from drivers.codes import AbortCause, InterlockCause, LinkEvent
+from drivers.codes import AbortCause, InterlockCause, link_loss
 from drivers.silence import BLIND_GAP_S, BLIND_LIMIT_FACTOR, STALL_DETAIL, SilenceWatch, lost_words
 from workstation.bus import BaseSink, CommandRecord, Event, SessionBus, detail_number, now_s
 from workstation.errors import UserError
@@ -68,6 +68,7 @@ BACKUP_TIME_TOLERANCE_S = 0.02
 
 
 LIMITS_EVENT = "limits"  # the event kind set_limits records
+INTERLOCK_OWNER = "interlock"  # the monitor's start inhibit (drivers.interfaces.Device.inhibit_starts)
 
 
 @dataclass
@@ -84,19 +85,6 @@ class Trip:
         return (self.t_stop_written_s - self.t_cause_s) * 1000.0
 
 
-def link_loss(event: Event) -> InterlockCause | None:
-    """The interlock a `connection` event calls for, from its codes (drivers/codes.py): DISCONNECTED for a link lost
-    (`details["link"]` DISCONNECTED, or a `details["disconnect"]` reason), TELEMETRY_LOST for telemetry lost; None
-    for the others. A high-severity connection event without a code (a driver that gives none) is a link in doubt:
-    TELEMETRY_LOST, so it trips all the same."""
-    link = event.details.get("link")
-    if link == LinkEvent.DISCONNECTED or event.details.get("disconnect"):
-        return InterlockCause.DISCONNECTED
-    if link == LinkEvent.TELEMETRY_LOST or (link is None and event.severity == "high"):
-        return InterlockCause.TELEMETRY_LOST
-    return None
-
-
 class ResetRefused(UserError):
     """The operator's reset was refused: a cause is still present. The message names it and what to do."""
 
@@ -110,6 +98,10 @@ class Stoppable(Protocol):
     active_channel: str | None
 
     def stop_now(self, why: str) -> float: ...
+
+    def inhibit_starts(self, owner: str, why: str) -> None: ...
+
+    def allow_starts(self, owner: str) -> None: ...
 
 
 class SafetyMonitor(BaseSink):
@@ -200,8 +192,10 @@ class SafetyMonitor(BaseSink):
 
     def reset(self, who: str) -> list[Trip]:
         """The operator's manual reset: clears latched trips so a new arm and start are possible."""
-        with self._lock:
+        with self._lock:  # the latch and the gates it shut, in one step (a trip in between keeps its gate shut)
             cleared, self._tripped = list(self._tripped.values()), {}
+            for dev in self.devices.values():
+                dev.allow_starts(INTERLOCK_OWNER)
         with self._seen_lock:
             self._since_stop.clear()
         if cleared:
@@ -417,6 +411,10 @@ class SafetyMonitor(BaseSink):
             if dev is None:  # a cause named for a device this monitor has no handle on: nothing to stop here
                 t_written, stop_result = self.clock(), "stop not written: no such device is connected here"
             else:
+                try:  # shut before the STOP: a START another thread writes now goes out before it, or never
+                    dev.inhibit_starts(INTERLOCK_OWNER, f"the {interlock} interlock is latched (reset it first)")
+                except Exception:  # noqa: BLE001 - a driver's faulty gate must not keep the STOP from going out
+                    log.exception("%s: its start gate could not be shut", device)
                 try:
                     t_written = dev.stop_now(f"interlock: {interlock}")
                     stop_result = "stop written"

@@ -24,7 +24,7 @@ from workstation.progname import command
 from workstation.session import roles
 from workstation.session.outcome import delivered_by_runs, merge_runs, session_outcome, summarize
 from workstation.session.safety import SafetyMonitor, StepLimits, Trip
-from workstation.session.step_runs import INACTIVE_CONFIRM_S, Exposure, StepRuns
+from workstation.session.step_runs import INACTIVE_CONFIRM_S, Exposure, Interrupt, StepRuns
 from workstation.session.steps import ALLOWED_TRANSITIONS, SessionError, State, Step, StepRefused, StepResult
 from workstation.terminal import quoted
 from workstation.words import counted
@@ -60,7 +60,7 @@ class Session(StepRuns, BaseSink):
         self.pause_cause = AbortCause.NONE  # why it was last paused: what an abort of the paused session is due to
         self._state = State.IDLE
         self._lock = threading.RLock()
-        self._interrupt = threading.Event()
+        self._interrupt = Interrupt(self.devices)
         self._exposure = Exposure()
         self._last_seen: dict[str, tuple[float, bool]] = {}  # device -> (t_host_s, active) of its last block
         self._last_depth = (0.0, 0.0)  # (t_host_s, measured depth mm) of the pen's last block
@@ -246,7 +246,7 @@ class Session(StepRuns, BaseSink):
     # --- interruptions (any thread) --------------------------------------------------------------------------
     def pause(self, who: str, why: str = "paused by the operator") -> None:
         """Stop both devices and pause; the step in progress ends as interrupted."""
-        self._interrupt.set()
+        self._interrupt.set(f"the session was paused ({why})")
         self._paused_for(AbortCause.OPERATOR)
         self._stop_all(why)
         with self._lock:
@@ -292,13 +292,13 @@ class Session(StepRuns, BaseSink):
 
     def operator_stop(self, who: str, why: str = "stopped by the operator") -> None:
         """End the session now: devices stopped, session aborted."""
-        self._interrupt.set()
+        self._interrupt.set(f"the session was stopped ({why})")
         self._stop_all(why)
         self.abort(who, why, AbortCause.OPERATOR)
 
     def estop(self, source: str) -> None:
         """Emergency stop from any thread: the monitor stops both devices at once; the session then pauses."""
-        self._interrupt.set()
+        self._interrupt.set(f"E-stop ({source})")
         self.monitor.estop(source)
 
     def note(self, text: str, who: str) -> Event:
@@ -349,7 +349,7 @@ class Session(StepRuns, BaseSink):
 
     def _on_trip(self, trip: Trip) -> None:
         """Called on the thread that tripped: never wait here."""
-        self._interrupt.set()
+        self._interrupt.set(f"the {trip.interlock} interlock tripped")
         self._paused_for(AbortCause.INTERLOCK)
         self._exposure.ended.set()
         if trip.interlock in SENSOR_DOUBT_INTERLOCKS and self.light is not None and trip.device == self.light:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from drivers.errors import StartInhibited
 from drivers.silence import wait_seen
 from workstation.bus import Event, now_s
 from workstation.session import roles
@@ -39,6 +40,37 @@ class Exposure:
     irradiance_mw_cm2: float = 0.0
 
 
+SESSION_OWNER = "session"  # the session's start inhibit (drivers.interfaces.Device.inhibit_starts)
+
+
+class Interrupt:
+    """The session's stop signal for its step, and the start gate it shuts on the session's devices as it is set.
+
+    `set(why)` shuts the gate before anything else, so a STOP written after it (a pause, a stop, an E-stop, a trip)
+    is never followed on the wire by a START or ARM the step's thread had already decided on: that command goes out
+    before the STOP or not at all (drivers.errors.StartInhibited). `clear()` (a step starts, a session arms) opens
+    it. The waits and looks are those of threading.Event."""
+
+    def __init__(self, devices: dict[str, Any]) -> None:
+        self._devices, self._event = devices, threading.Event()
+
+    def set(self, why: str) -> None:
+        for device in list(self._devices.values()):
+            device.inhibit_starts(SESSION_OWNER, why)
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+        for device in list(self._devices.values()):
+            device.allow_starts(SESSION_OWNER)
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout_s: float) -> bool:
+        return self._event.wait(timeout_s)
+
+
 class StepRuns:
     """The step-driving half of Session (see the module's docstring). What it reads of the session:"""
 
@@ -49,7 +81,7 @@ class StepRuns:
     current: int
     area_dose_mj_cm2: dict[str, float]
     _channels: dict[str, str | None]
-    _interrupt: threading.Event
+    _interrupt: Interrupt
     _exposure: Exposure
     _last_seen: dict[str, tuple[float, bool]]
     _last_depth: tuple[float, float]
@@ -89,9 +121,13 @@ class StepRuns:
         self._exposure = exp = Exposure()
         if self._interrupt.is_set():
             return
-        light.arm(True)
-        exp.started = True
-        light.start()
+        try:
+            light.arm(True)
+            exp.started = True
+            light.start()
+        except StartInhibited:  # interrupted as it was about to start: neither went out after the stop (Interrupt)
+            exp.started = False
+            return
         if self._interrupt.is_set():
             light.stop_now("session interrupted")
             return
@@ -137,8 +173,11 @@ class StepRuns:
         for k in range(passes_before, step.passes):
             if self._interrupt.is_set():
                 return
-            pen.arm(True)
-            pen.start()
+            try:
+                pen.arm(True)
+                pen.start()
+            except StartInhibited:  # interrupted as it was about to start: this pass never began (Interrupt)
+                return
             result.passes_done += 1  # the needles may have touched the skin: this pass counts from now on
             if self._interrupt.is_set():  # stopped while the start was on its way: undo it
                 pen.stop_now("session interrupted")
