@@ -19,8 +19,9 @@ import threading
 import time
 
 import pytest
-from conftest import wait_for
+from conftest import Tap, wait_for
 from test_held_up import SCENARIO
+from test_s19_refused_start import _reset
 
 from drivers.codes import InterlockCause
 from drivers.errors import StartInhibited
@@ -67,16 +68,6 @@ def _on_the_way(v: Visit, device: str, act, when: str) -> list[float]:
 
     drv.arm = arm
     return stop_received
-
-
-def _reset(v: Visit) -> bool:
-    from workstation.session.session import SessionError
-
-    try:
-        v.reset_interlocks()
-    except SessionError:
-        return False
-    return not v.rig.monitor.is_tripped()
 
 
 def _commands(path, device: str, command: str) -> list[str]:
@@ -133,6 +124,64 @@ def test_a_start_on_its_way_when_the_session_was_stopped_is_never_written_after_
     assert len(refused) == 1 and refused[0].removeprefix("not sent: ") in words, rows
     assert not [r for r in rows if r.startswith("refused")], rows  # the device was never asked
     assert rows[-1] == "ack"  # the step given after the resume
+
+
+# A pause or a stop that comes while the step's thread looks at the state (run_step), its STOP written and its state
+# change not yet made: the fresh tester's race of the eighteenth session. Before, the step's look passed, its clear
+# erased the pause's interrupt and reopened the session's gate, and the light gave its whole dose after the STOP.
+STOPS = {
+    "pause": (lambda v: v.session.pause(v.operator, "paused by the operator"), State.PAUSED),
+    "stop": (lambda v: v.session.operator_stop(v.operator, "stopped by the operator"), State.ABORTED),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STOPS))
+@pytest.mark.parametrize("device", ["light", "pen"])
+def test_a_pause_or_stop_while_the_step_looks_at_the_state_is_never_followed_by_its_start(visit, case, device):
+    v = visit
+    act, settles_as = STOPS[case]
+    v.begin(abort_on_trip=False)
+    if device == "pen":
+        assert v.run_all(lambda: None if not v.session.results else v.pause("after the light step")) == State.PAUSED
+        v.resume()
+    session, tap = v.session, Tap()
+    v.rig.bus.subscribe(tap)
+    real_look, real_stop_all, acting = session._refuse_if_held, session._stop_all, []
+
+    def stop_all_then_wait(why: str) -> None:  # the act's thread, slow between its STOP and its state change
+        real_stop_all(why)
+        if threading.current_thread() is acting[0]:
+            time.sleep(0.3)
+
+    def look_while_it_acts() -> None:  # on the step's thread, inside run_step's look
+        real_look()
+        if not acting:
+            acting.append(threading.Thread(target=act, args=(v,), daemon=True))
+            acting[0].start()
+            acting[0].join(0.3)  # done, or waiting for the look to end (the session's lock)
+
+    session._refuse_if_held, session._stop_all = look_while_it_acts, stop_all_then_wait
+    ended_as = v.run_all()
+    acting[0].join(WAIT_S)
+    assert session.state == settles_as, ended_as
+    wait_for(lambda: any(c.command == "stop" and c.args.get("why", "").endswith("by the operator")
+                         for c in tap.commands), WAIT_S, "the act's STOP recorded")
+    written = sorted((c for c in tap.commands if c.device == device and not c.result.startswith("not sent")),
+                     key=lambda c: c.t_host_s)
+    t_stop = next(c.t_host_s for c in written if c.command == "stop" and c.args.get("why", "").endswith("by the operator"))
+    after = [(c.command, c.args, c.result) for c in written if c.t_host_s > t_stop]
+    assert not [c for c in after if c[0] == "start" or (c[0] == "arm" and c[1].get("on"))], after
+    emu = v.rig.emulators[device]
+    assert emu.state().last_command_at.get("START", 0.0) <= emu.state().last_command_at["STOP"]
+    assert not emu.state().active
+    if case == "pause":  # and the session goes on to its end
+        session._refuse_if_held, session._stop_all = real_look, real_stop_all
+        v.resume()
+        assert v.run_all() == State.COMPLETED
+        assert v.end().summary["state"] == "completed"
+    else:
+        saved = v.end()
+        assert saved.summary["state"] in ("aborted", "partial") and saved.sha256 is not None
 
 
 def test_a_latched_interlock_refuses_arm_and_start_unwritten_until_reset_even_across_a_reconnection():
@@ -232,3 +281,40 @@ def test_the_window_stop_button_pressed_as_a_light_step_starts_lets_no_light_out
     assert summary["state"] == "completed"
     arms = _commands(win.controller.saved.recording, "light", "arm")
     assert [r for r in arms if r.startswith("not sent:")] == ["not sent: E-stop (STOP button)"], arms
+
+
+def test_the_window_pause_pressed_as_a_step_starts_gives_no_light_after_its_stop_and_the_session_goes_on(
+        qtbot, window):
+    """The tester's race through the window: Pause pressed (on the GUI thread) while the step's thread looks at the
+    state. Before, the window said "Paused: both devices were stopped" while the light gave the whole 260 mJ/cm²."""
+    from PyQt6.QtCore import QMetaObject, Qt
+    from test_ui_recovery import click, end
+    from test_ui_session import TIMEOUT_MS, arm, run_step, start_training
+
+    win, tv = window, window.treatment
+    start_training(qtbot, win, "combined-uneventful.toml")
+    arm(qtbot, win)
+    session, emu = win.controller.session, win.controller.rig.emulators["light"]
+    real_look, pressed = session._refuse_if_held, []
+
+    def look_while_pause_is_pressed() -> None:  # on the step's thread
+        real_look()
+        if not pressed:
+            pressed.append(time.monotonic())
+            QMetaObject.invokeMethod(tv.pause_button, "click", Qt.ConnectionType.QueuedConnection)
+            time.sleep(0.3)  # the click is taken by the GUI thread meanwhile
+
+    session._refuse_if_held = look_while_pause_is_pressed
+    click(qtbot, tv.start_step_button)
+    qtbot.waitUntil(lambda: bool(pressed) and not tv.step_running and session.state == State.PAUSED,
+                    timeout=TIMEOUT_MS)
+    session._refuse_if_held = real_look
+    st = emu.state()
+    assert st.last_command_at.get("START", 0.0) <= st.last_command_at["STOP"], "a START reached the light after the STOP"
+    assert not st.active
+    assert session.results[-1].outcome == "interrupted"
+    click(qtbot, tv.resume_button)
+    run_step(qtbot, win)
+    run_step(qtbot, win)
+    summary = end(qtbot, win)
+    assert summary["state"] == "completed"

@@ -111,11 +111,13 @@ class Session(StepRuns, BaseSink):
             raise SessionError(self.monitor.held)
 
     def arm(self, who: str) -> None:
-        self._refuse_if_held()
-        if self.monitor.is_tripped():
-            raise SessionError("an interlock is latched: check the cause, then reset the interlocks before arming.")
-        self._interrupt.clear()
-        self._transition(State.ARMED, "armed by the operator", who)
+        with self._lock:  # the look, the gate opened and the state moved in one step with pause and stop
+            self._refuse_if_held()
+            if self.monitor.is_tripped():
+                raise SessionError("an interlock is latched: check the cause, then reset the interlocks before "
+                                   "arming.")
+            self._interrupt.clear()
+            self._transition(State.ARMED, "armed by the operator", who)
 
     @property
     def next_step(self) -> Step | None:
@@ -163,19 +165,25 @@ class Session(StepRuns, BaseSink):
         step = self.next_step
         if step is None:
             raise StepRefused("there is no step left to run.")
-        if self._state != State.ARMED:
-            raise StepRefused(f"arm the session before starting a step (it is {self._state}).")
-        try:
-            self._refuse_if_held()
-            if self.monitor.is_tripped():
-                raise SessionError("an interlock is latched: reset it before starting a step.")
-            if step.modality == roles.LIGHT:
-                self.refuse_if_sensor_in_doubt(self.light)
-        except SessionError as exc:
-            raise StepRefused(str(exc)) from None
-        self._interrupt.clear()
-        self.pause_cause = AbortCause.NONE
-        self._transition(State.TREATING, f"step {self.current + 1}: {step.describe()}", who)
+        # The look, the session's start gate opened and the move to TREATING are one step under the session's lock,
+        # as a pause's or a stop's gate shut, STOP and state change are: a pause either finds the step started (its
+        # STOP then follows any START: step_runs.Interrupt) or is found by it (refused). Apart, a pause that came
+        # between the look and the clear was erased, and the step gave its whole dose after the pause's STOP (a
+        # fresh tester of issue 12, eighteenth session).
+        with self._lock:
+            if self._state != State.ARMED:
+                raise StepRefused(f"arm the session before starting a step (it is {self._state}).")
+            try:
+                self._refuse_if_held()
+                if self.monitor.is_tripped():
+                    raise SessionError("an interlock is latched: reset it before starting a step.")
+                if step.modality == roles.LIGHT:
+                    self.refuse_if_sensor_in_doubt(self.light)
+            except SessionError as exc:
+                raise StepRefused(str(exc)) from None
+            self._interrupt.clear()
+            self.pause_cause = AbortCause.NONE
+            self._transition(State.TREATING, f"step {self.current + 1}: {step.describe()}", who)
         self._step_event("step_started", step, f"step {self.current + 1} started: {step.describe()}")
         result = StepResult(step, "interrupted", t_start_s=now_s(), step_index=self.current)
         self._exposure = Exposure()  # this step's (a light step's run replaces it): never an earlier step's dose
@@ -245,25 +253,27 @@ class Session(StepRuns, BaseSink):
 
     # --- interruptions (any thread) --------------------------------------------------------------------------
     def pause(self, who: str, why: str = "paused by the operator") -> None:
-        """Stop both devices and pause; the step in progress ends as interrupted."""
-        self._interrupt.set(f"the session was paused ({why})")
-        self._paused_for(AbortCause.OPERATOR)
-        self._stop_all(why)
+        """Stop both devices and pause; the step in progress ends as interrupted. The gate, the STOP and the state
+        change are one step with run_step's look (the session's lock)."""
         with self._lock:
+            self._interrupt.set(f"the session was paused ({why})")
+            self._paused_for(AbortCause.OPERATOR)
+            self._stop_all(why)
             if self._state in (State.TREATING, State.ARMED):
                 self._transition(State.PAUSED, why, who)
 
     def resume(self, who: str) -> None:
-        if self._state != State.PAUSED:
-            raise SessionError(f"only a paused session can resume (it is {self._state}).")
-        self._refuse_if_held()
-        if self.monitor.is_tripped():
-            raise SessionError("an interlock is latched: check the cause, then reset the interlocks to resume.")
-        step = self.next_step
-        if step is not None and step.modality == roles.LIGHT:
-            self.refuse_if_sensor_in_doubt(self.light)
-        self._interrupt.clear()
-        self._transition(State.ARMED, "resumed", who)
+        with self._lock:  # one step with pause and stop, as run_step's look is
+            if self._state != State.PAUSED:
+                raise SessionError(f"only a paused session can resume (it is {self._state}).")
+            self._refuse_if_held()
+            if self.monitor.is_tripped():
+                raise SessionError("an interlock is latched: check the cause, then reset the interlocks to resume.")
+            step = self.next_step
+            if step is not None and step.modality == roles.LIGHT:
+                self.refuse_if_sensor_in_doubt(self.light)
+            self._interrupt.clear()
+            self._transition(State.ARMED, "resumed", who)
 
     def sensor_checked(self, device: str, who: str, check: str) -> None:
         """A radiometer check was recorded after the trip that put `device`'s dose sensor in doubt: its light may
@@ -291,13 +301,15 @@ class Session(StepRuns, BaseSink):
             "reset again; or end the session (what was given is saved).")
 
     def operator_stop(self, who: str, why: str = "stopped by the operator") -> None:
-        """End the session now: devices stopped, session aborted."""
-        self._interrupt.set(f"the session was stopped ({why})")
-        self._stop_all(why)
-        self.abort(who, why, AbortCause.OPERATOR)
+        """End the session now: devices stopped, session aborted (one step with run_step's look, as pause is)."""
+        with self._lock:
+            self._interrupt.set(f"the session was stopped ({why})")
+            self._stop_all(why)
+            self.abort(who, why, AbortCause.OPERATOR)
 
     def estop(self, source: str) -> None:
-        """Emergency stop from any thread: the monitor stops both devices at once; the session then pauses."""
+        """Emergency stop from any thread: the monitor stops both devices at once; the session then pauses. It waits
+        for no lock: the monitor's own start gate, shut before its STOP, holds whatever run_step does meanwhile."""
         self._interrupt.set(f"E-stop ({source})")
         self.monitor.estop(source)
 
