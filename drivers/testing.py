@@ -322,13 +322,28 @@ class DeviceContract:
     def test_telemetry_at_the_nominal_rate_without_gaps(self, device: tuple) -> None:
         emu, drv, tap = device
         # the rate on the host's clock is a timing figure (bench/telemetry.py); here: every sample the device
-        # clocked arrived, on its own clock, at its nominal rate
+        # clocked arrived, on its own clock, at its nominal rate, but for whole frames the device dropped while the
+        # host was not reading (a machine too loaded to run the reader: the emulator counts those apart), which the
+        # driver must count as lost (a loaded run of the eighteenth session: 290 frames, the test failed on them)
         s0 = drv.counters.samples
         wait_for(lambda: drv.counters.samples - s0 >= drv.INFO.nominal_rate_hz, timeout_s=10.0,
                  what="a second of samples")
-        assert drv.counters.seq_gaps == 0 and drv.counters.bad_frames == 0
-        t_dev = np.concatenate([b["t_device_us"] for b in tap.blocks[drv.name]])
-        assert (np.diff(t_dev) == round(1e6 / drv.INFO.nominal_rate_hz)).all()  # every sample, evenly spaced
+        emu.stall(True)  # no more frames: what the driver counted and what it published hold still
+        seen: list[tuple[int, int]] = []
+
+        def settled() -> bool:
+            seen.append((drv.counters.frames, sum(len(b) for b in tap.blocks[drv.name])))
+            return len(seen) > 10 and seen[-1] == seen[-11]
+        wait_for(settled, timeout_s=10.0, what="the last frames read")
+        assert drv.counters.bad_frames == 0
+        period = round(1e6 / drv.INFO.nominal_rate_hz)
+        steps = np.diff(np.concatenate([b["t_device_us"] for b in tap.blocks[drv.name]]))
+        assert (steps > 0).all() and (steps % period == 0).all()  # whole samples, evenly spaced, never back
+        if (steps > period).any():  # whole frames missing: dropped by the device as the host did not read
+            line = emu.state().link
+            assert line.frames_dropped_unread > 0 and drv.counters.lost_frames > 0, (line, drv.counters)
+        else:
+            assert drv.counters.seq_gaps == 0
 
     def test_unplug_is_reported_within_250_ms_and_reconnect_makes_safe(self, device: tuple) -> None:
         emu, drv, tap = device

@@ -93,7 +93,7 @@ def test_an_input_at_no_time_is_not_applied_and_what_it_judges_is_not_judged(
     assert any(not np.isfinite(t) for t, _what, _which in r.unreadable)
 
 
-@pytest.mark.parametrize("far_s", [1e5, 1e6, 1e9])
+@pytest.mark.parametrize("far_s", [1e5, 1e6, 1e9, 1e14, 1e17, 1e300])  # 1e300: the looks stood still (18th session)
 def test_a_time_far_on_is_judged_by_the_file_in_the_time_its_inputs_take(
         tripped_recording, tmp_path, capsys, counted_looks, far_s):
     """The last event (the session's end) 10^5 … 10^9 s on: the trips are the same as the unedited file's, with a

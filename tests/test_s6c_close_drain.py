@@ -144,3 +144,10 @@ def test_the_bus_log_line_never_raises_in_the_publishers_thread(caplog) -> None:
         bus.publish_event(Event(now_s(), "note", "info", "operator", "tuple key", {(1, 2): "x"}))
     assert "command light set {'me': {...}}: ack" in caplog.text
     assert "note info operator: tuple key {(1, 2): 'x'}" in caplog.text
+    # nested past what repr can walk (a fresh tester of issue 12, eighteenth session: RecursionError to the caller)
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with caplog.at_level("INFO", logger="workstation.events"):
+        bus.publish_event(Event(now_s(), "note", "info", "fuzz", "deep nesting", {"deep": deep}))
+    assert "note info fuzz: deep nesting (a dict that cannot be shown)" in caplog.text

@@ -63,4 +63,9 @@ def _shown(as_json, value: object) -> str:
     try:
         return as_json()
     except (TypeError, ValueError, RecursionError):
+        pass
+    try:
         return repr(value)
+    except Exception:  # noqa: BLE001 - nested too deep even for repr (a fresh tester of issue 12), or a broken __repr__
+        return f"(a {type(value).__name__} that cannot be shown)"
+

@@ -226,7 +226,9 @@ def audit(rec: Recording, tolerance_s: float = 0.05) -> AuditResult:
                 if tick > t:
                     break
             look(tick)
-            tick += WATCHDOG_PERIOD_S
+            # never the same tick again: from ~10^14 s on, 10 ms is below a double's resolution (a time of 1e300
+            # made the audit look at the same instant for ever: a fresh tester of issue 12, eighteenth session)
+            tick = max(tick + WATCHDOG_PERIOD_S, math.nextafter(tick, math.inf))
         return tick
 
     for t, _prio, _n, kind, item in merged:
@@ -402,7 +404,7 @@ def format_audit(rec: Recording, r: AuditResult) -> str:
     elif r.limits_recorded:
         lines.append(f"  step limits: {counted(r.limits_recorded, 'change')} recorded and applied")
     else:
-        lines.append("  step limits: NONE recorded (a recording older than limits events): audited with light and "
+        lines.append("  step limits: NONE recorded (no step ran, or a recording older than limits events): audited with light and "
                      "needling allowed and no dose or depth limit, so the protocol-rule, target-dose, area-cap and "
                      "depth interlocks are not judged")
     for t, what, which in r.unreadable:
