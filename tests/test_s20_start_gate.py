@@ -23,7 +23,7 @@ from conftest import Tap, wait_for
 from test_held_up import SCENARIO
 from test_s19_refused_start import _reset
 
-from drivers.codes import InterlockCause
+from drivers.codes import AbortCause, InterlockCause
 from drivers.errors import StartInhibited
 from workstation.recording.reader import Recording
 from workstation.session.rig import Rig
@@ -82,7 +82,19 @@ CASES = {
     "trip": (lambda v: v.rig.monitor.estop("the light's footswitch"),
              ("the estop interlock is latched (reset it first)", "the estop interlock tripped")),
     "pause": (lambda v: v.pause("paused by the operator"), ("the session was paused (paused by the operator)",)),
+    # a Resume 5 ms after the Pause, while the step's run has not ended: before, it cleared the interrupt and opened
+    # the gate under that run, which then armed and started the device after the STOP (a fresh tester, 18th session)
+    "pause_resume": (lambda v: _pause_then_resume(v), ("the session was paused (paused by the operator)",)),
 }
+
+
+def _pause_then_resume(v: Visit) -> None:
+    from workstation.session.session import SessionError
+
+    v.pause("paused by the operator")
+    time.sleep(0.005)
+    with pytest.raises(SessionError, match="the interrupted step is still ending"):
+        v.resume()
 
 
 @pytest.mark.parametrize("when", ["before_arm", "before_start"])
@@ -132,6 +144,8 @@ def test_a_start_on_its_way_when_the_session_was_stopped_is_never_written_after_
 STOPS = {
     "pause": (lambda v: v.session.pause(v.operator, "paused by the operator"), State.PAUSED),
     "stop": (lambda v: v.session.operator_stop(v.operator, "stopped by the operator"), State.ABORTED),
+    # Visit.end's look raced a starting step (a fresh tester, 18th session: the abort moved it to ABORTED unstopped)
+    "end": (lambda v: v.session.abort(v.operator, "ended by the operator", AbortCause.OPERATOR), State.ABORTED),
 }
 
 
@@ -318,3 +332,52 @@ def test_the_window_pause_pressed_as_a_step_starts_gives_no_light_after_its_stop
     run_step(qtbot, win)
     summary = end(qtbot, win)
     assert summary["state"] == "completed"
+
+
+
+def test_a_resume_right_after_a_pause_mid_exposure_is_refused_until_the_step_has_ended(visit):
+    """Before, the Resume cleared the interrupt the exposure's wait was watching: the step waited its whole 49 s
+    timeout (the light stopped, no dose-reached to come) and was noted "the exposure did not end within 49 s"."""
+    from workstation.session.session import SessionError
+
+    v = visit
+    v.begin(abort_on_trip=False)
+    emu = v.rig.emulators["light"]
+    worker = threading.Thread(target=v.run_all, daemon=True)
+    worker.start()
+    wait_for(lambda: emu.state().active, WAIT_S, "the light emitting")
+    v.pause("paused by the operator")
+    with pytest.raises(SessionError, match="the interrupted step is still ending"):
+        v.resume()
+    assert v.session.wait_step_ended(WAIT_S)
+    worker.join(WAIT_S)
+    (result,) = v.session.results
+    assert result.outcome == "interrupted" and "did not end" not in (result.note or "")
+    assert result.t_end_s - result.t_start_s < WAIT_S
+    v.resume()  # now it can
+    assert v.run_all() == State.COMPLETED
+    assert v.end().summary["state"] == "completed"
+
+
+def test_closing_the_window_as_a_step_starts_lets_no_light_out(qtbot, window):
+    """A fresh tester closed the window as Start next step was pressed: the session was still armed, so the close
+    sent no E-stop, and the light gave its whole dose while the window closed."""
+    from test_ui_recovery import click
+    from test_ui_session import arm, start_training
+
+    win, tv = window, window.treatment
+    start_training(qtbot, win, "combined-uneventful.toml")
+    arm(qtbot, win)
+    session, emu = win.controller.session, win.controller.rig.emulators["light"]
+    real_look, looked = session._refuse_if_held, threading.Event()
+
+    def slow_look() -> None:  # the worker, slow to look on a loaded machine
+        looked.set()
+        time.sleep(0.3)
+        real_look()
+
+    session._refuse_if_held = slow_look
+    click(qtbot, tv.start_step_button)
+    assert looked.wait(WAIT_S)
+    win.close()
+    assert emu.state().shutter_opened_at is None and "START" not in emu.state().last_command_at

@@ -24,6 +24,7 @@ from workstation.errors import UserError, signal_behind
 from workstation.session.outcome import EXIT_CODES, not_started_summary
 from workstation.session.scenario import DEVICE_ACTIONS, Scenario, TimedEvent
 from workstation.session.session import SessionError, State
+from workstation.session.step_runs import STEP_END_WAIT_S
 from workstation.words import counted
 
 EXIT_COMPLETED, EXIT_BAD_INPUT, EXIT_INTERLOCK, EXIT_OPERATOR, EXIT_DEVICE = (
@@ -104,7 +105,8 @@ def _schedule(events: tuple[TimedEvent, ...], visit, operator: str,
                     cleared = visit.reset_interlocks()
                     names = dict.fromkeys(interlock_name(t.interlock) for t in cleared)
                     out(f"scenario reset at {ev.at_s:g} s: " + (", ".join(names) or "the devices' latched faults"))
-                elif ev.action == "resume":
+                elif ev.action == "resume":  # as an operator's Resume, enabled once the interrupted step has ended
+                    session.wait_step_ended(STEP_END_WAIT_S)
                     session.resume(operator)
                 elif ev.action == "crash":
                     out(f"scenario crash at {ev.at_s:g} s: the runner kills itself (SIGKILL)")

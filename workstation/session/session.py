@@ -61,6 +61,8 @@ class Session(StepRuns, BaseSink):
         self._state = State.IDLE
         self._lock = threading.RLock()
         self._interrupt = Interrupt(self.devices)
+        self._step_idle = threading.Event()  # clear while a step's run is under way (run_step to its very end)
+        self._step_idle.set()
         self._exposure = Exposure()
         self._last_seen: dict[str, tuple[float, bool]] = {}  # device -> (t_host_s, active) of its last block
         self._last_depth = (0.0, 0.0)  # (t_host_s, measured depth mm) of the pen's last block
@@ -116,6 +118,7 @@ class Session(StepRuns, BaseSink):
             if self.monitor.is_tripped():
                 raise SessionError("an interlock is latched: check the cause, then reset the interlocks before "
                                    "arming.")
+            self._refuse_while_a_step_ends("arm")
             self._interrupt.clear()
             self._transition(State.ARMED, "armed by the operator", who)
 
@@ -184,6 +187,31 @@ class Session(StepRuns, BaseSink):
             self._interrupt.clear()
             self.pause_cause = AbortCause.NONE
             self._transition(State.TREATING, f"step {self.current + 1}: {step.describe()}", who)
+            self._step_idle.clear()
+        try:
+            return self._run_started(step)
+        finally:
+            self._step_idle.set()
+
+    @property
+    def step_running(self) -> bool:
+        """A step's run is under way, from its start to the end of its interruption (devices confirmed stopped)."""
+        return not self._step_idle.is_set()
+
+    def wait_step_ended(self, timeout_s: float) -> bool:
+        """Wait (not on the GUI thread) until no step's run is under way; False if one still is after timeout_s."""
+        return self._step_idle.wait(timeout_s)
+
+    def _refuse_while_a_step_ends(self, what: str) -> None:
+        """A pause leaves its step's run to end on its own thread (its devices confirmed stopped): until then no
+        resume or arm, which would open the session's gate and clear the interrupt under that run and let it start
+        its device after the pause's STOP (a fresh tester of issue 12, eighteenth session: Pause, then Resume 5 ms
+        later, and the light gave its whole dose while the session said armed)."""
+        if self.step_running:
+            raise SessionError(f"the interrupted step is still ending (its devices are being confirmed stopped): "
+                               f"{what} once it has ended.")
+
+    def _run_started(self, step: Step) -> StepResult:
         self._step_event("step_started", step, f"step {self.current + 1} started: {step.describe()}")
         result = StepResult(step, "interrupted", t_start_s=now_s(), step_index=self.current)
         self._exposure = Exposure()  # this step's (a light step's run replaces it): never an earlier step's dose
@@ -266,6 +294,7 @@ class Session(StepRuns, BaseSink):
         with self._lock:  # one step with pause and stop, as run_step's look is
             if self._state != State.PAUSED:
                 raise SessionError(f"only a paused session can resume (it is {self._state}).")
+            self._refuse_while_a_step_ends("resume")
             self._refuse_if_held()
             if self.monitor.is_tripped():
                 raise SessionError("an interlock is latched: check the cause, then reset the interlocks to resume.")
@@ -330,6 +359,9 @@ class Session(StepRuns, BaseSink):
         with self._lock:
             if self._state in (State.COMPLETED, State.ABORTED):
                 return
+            if self.step_running:  # a step started meanwhile (Visit.end's look raced it): it ends now, stopped
+                self._interrupt.set(f"the session ended ({why})")
+                self._stop_all(why)
             self.abort_reason = why
             self.abort_cause = cause
             self._transition(State.ABORTED, why, who)

@@ -26,6 +26,9 @@ CLOSE_CONFIRM_S = 0.25  # after the device reports the dose reached, telemetry m
 DEPTH_SETTLE_S = 1.0  # time allowed for the pen's depth stop to reach a new setting before needling starts
 DEPTH_SETTLE_TOLERANCE_MM = 0.02
 INACTIVE_CONFIRM_S = 0.5  # after a STOP, telemetry must show the device inactive (the pen brakes for ~50 ms)
+# How long a caller that must follow a step's end (a scenario's resume, ending the visit) waits for an interrupted
+# step's run to finish: its STOP, the device confirmed inactive (INACTIVE_CONFIRM_S) and a command's answer at most.
+STEP_END_WAIT_S = 10.0
 MIN_DEVICE_DOSE_MJ_CM2 = 1.0  # the light's smallest settable target (drivers/light.py bounds)
 
 

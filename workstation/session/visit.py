@@ -37,6 +37,7 @@ from workstation.session.outcome import trip_rows
 from workstation.session.planning import plan_visit, prepare_training_plan
 from workstation.session.rig import Rig, close_recording
 from workstation.session.session import Session, SessionError, State, Step, StepRefused, StepResult
+from workstation.session.step_runs import STEP_END_WAIT_S
 from workstation.store.connection import StoreWriteFailed
 
 log = logging.getLogger(__name__)
@@ -387,6 +388,7 @@ class Visit:
         if session.state in (State.ARMED, State.PAUSED):
             session.finish(self.operator)
         session.abort(self.operator, "ended by the operator", AbortCause.OPERATOR)  # no-op once it has ended
+        session.wait_step_ended(STEP_END_WAIT_S)  # a step that started meanwhile was stopped: its end in the file
         summary = session.summary()
         assert self.session_id is not None
         if self.store_failure is None:

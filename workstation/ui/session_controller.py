@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from PyQt6.QtCore import QTimer
+
 from drivers.codes import AbortCause
 from workstation.bus import SessionBus
 from workstation.dose import SessionPlan
@@ -205,6 +207,9 @@ class SessionController:
         elif action == "reset":  # as in the headless runner; a refusal is recorded as interlock_reset_refused
             self.reset_interlocks(lambda _cleared: None, lambda _exc: None)
         elif action == "resume" and session.state == State.PAUSED and not self.needs_reset():
+            if session.step_running:  # as the Resume button, taken once the interrupted step has ended
+                QTimer.singleShot(50, lambda: self.scenario_action(action) if self.session is session else None)
+                return
             session.resume(self.operator)
         # crash: only the headless runner kills itself; the window never does
 
@@ -303,7 +308,9 @@ class SessionController:
     # --- teardown -------------------------------------------------------------------------------------------------
     def close(self) -> None:
         """Stop everything (blocking: at window close only)."""
-        if self.session is not None and self.session.state == State.TREATING:
+        # armed or paused too: a step may be starting on the worker as the window closes (a fresh tester of issue 12:
+        # closed as Start next step was pressed, the light then gave its whole dose): the E-stop's gates hold it
+        if self.session is not None and self.session.state in (State.ARMED, State.TREATING, State.PAUSED):
             self.session.estop("window closed")
         self.tasks.run(self._release, lambda _: None, lambda _: None)
         self.tasks.shutdown(wait=True)
