@@ -60,3 +60,38 @@ def test_the_root_attribute_looks_say_unreadable_for_a_damaged_file(recording, t
     assert closed_on_full_disk(path) is False
     assert session_uuid_of(path) is None
     assert signature_expected(recording) is True and session_uuid_of(recording) == recording.stem
+
+
+def _h5_of_another_program(path: Path) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f["x"] = [1, 2, 3]
+
+
+@pytest.mark.parametrize("content", ["empty", "text", "random", "hdf5-of-another-program"])
+def test_verify_on_a_file_that_is_no_recording_says_so_exit_2(tmp_path, content):
+    """Fresh tester of issue 12 (eighteenth session): `verify` on a 0-byte or non-HDF5 `.h5` said "no .sha256 (the
+    file was not closed by the recorder)" and exited 1, where `inspect` says it is not a recording (exit 2)."""
+    path = tmp_path / "session.h5"
+    if content == "hdf5-of-another-program":
+        _h5_of_another_program(path)
+    else:
+        path.write_bytes({"empty": b"", "text": b"patient list\n", "random": os.urandom(4096)}[content])
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), "verify", str(path)], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ), cwd=ROOT)
+    said = done.stdout + done.stderr
+    assert done.returncode == 2, said
+    assert "not a Cicatrix" in said and "not closed by the recorder" not in said and "Traceback" not in said, said
+    inspected = subprocess.run([sys.executable, str(ROOT / "main.py"), "inspect", str(path)], capture_output=True,
+                               text=True, timeout=120, env=dict(os.environ), cwd=ROOT)
+    assert inspected.returncode == 2 and inspected.stderr.strip() == done.stderr.strip()  # one sentence for both
+
+
+def test_verify_compares_the_bytes_of_a_recording_overwritten_with_text_beside_its_checksum(recording, tmp_path):
+    path = _damaged(recording, tmp_path / "copy", (), True)
+    path.write_bytes(b"not a recording any more\n")
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), "verify", str(path)], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ), cwd=ROOT)
+    said = done.stdout + done.stderr
+    assert done.returncode == 1 and "SHA-256 DOES NOT MATCH" in said, said  # a tamper alarm, not "not a recording"

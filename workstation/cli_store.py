@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "closed and with the checksum the clinic store keeps for its session. Exit 0 when every checksum found "
         "matches, 1 when one differs, none is found, or the store does not index a recording it should (a store "
         "given by --store or the settings file, or a recording in the clinical recordings folder); 2 for bad "
-        "input, such as a store given that does not exist.")
+        "input, such as a store given that does not exist, or a file with neither .sha256 nor .sig beside it that is "
+        "not a Cicatrix recording at all.")
     v.add_argument("file", type=Path, metavar="FILE", help="a recording, e.g. …/recordings/2026-11-23/<uuid>.h5")
     add_setting_options(v, ("paths.store",))
     v.set_defaults(func=_verify)
@@ -122,6 +123,10 @@ def _verify(args: argparse.Namespace) -> int:
         if store is not None:
             store.close()
         raise in_use
+    if (not_one := _not_a_recording(path)) is not None:
+        if store is not None:
+            store.close()
+        raise not_one
     if settings is None:
         store, settings = _open_existing_store(args, required=False)  # a store given that does not exist: exit 2
     cleared = clear_crash_mark(path, store)
@@ -154,6 +159,27 @@ def _verify(args: argparse.Namespace) -> int:
         print("no checksum to compare with: the recording is not intact as far as anyone can tell.")
         return 1
     return 0 if all(results) else 1
+
+
+def _not_a_recording(path: Path) -> Exception | None:
+    """inspect's sentence (exit 2) for a file with neither .sha256 nor .sig beside it that is no Cicatrix recording at
+    all (0 bytes, text, an HDF5 file of another program), else None. Before, `verify` called such a file "not closed by
+    the recorder" and exited 1 (a fresh tester of issue 12). With a sidecar beside it the bytes are compared as they
+    are: a recording overwritten with anything is a mismatch, not "not a recording"."""
+    from workstation.recording.damaged import NotARecording
+    from workstation.recording.errors import RecordingError
+    from workstation.recording.format import checksum_path, signature_path
+    from workstation.recording.reader import Recording
+
+    if checksum_path(path).exists() or signature_path(path).exists():
+        return None
+    try:
+        with Recording.open(path):
+            return None
+    except NotARecording as exc:
+        return exc
+    except RecordingError:  # damaged, truncated, unclosed: a recording, and the checksum's words say what is missing
+        return None
 
 
 def _share_copy_of(store, path: Path) -> Path | None:  # noqa: ANN001 - ClinicStore or None

@@ -114,13 +114,21 @@ class Session(StepRuns, BaseSink):
 
     def arm(self, who: str) -> None:
         with self._lock:  # the look, the gate opened and the state moved in one step with pause and stop
-            self._refuse_if_held()
-            if self.monitor.is_tripped():
-                raise SessionError("an interlock is latched: check the cause, then reset the interlocks before "
-                                   "arming.")
-            self._refuse_while_a_step_ends("arm")
-            self._interrupt.clear()
-            self._transition(State.ARMED, "armed by the operator", who)
+            self._to_armed("arm", "before arming", "armed by the operator", who)
+
+    def _to_armed(self, what: str, latched: str, reason: str, who: str,
+                  also: Callable[[], None] = lambda: None) -> None:
+        """Arm and resume, under the session's lock: refused while the interrupted step's run is still ending, while
+        the monitor holds a cause no reset clears, or while an interlock is latched (`latched` ends that sentence);
+        then `also()` may refuse, the session's start gate opens and the state moves to ARMED. One place for both,
+        which were twins."""
+        self._refuse_while_a_step_ends(what)
+        self._refuse_if_held()
+        if self.monitor.is_tripped():
+            raise SessionError(f"an interlock is latched: check the cause, then reset the interlocks {latched}.")
+        also()
+        self._interrupt.clear()
+        self._transition(State.ARMED, reason, who)
 
     @property
     def next_step(self) -> Step | None:
@@ -294,15 +302,12 @@ class Session(StepRuns, BaseSink):
         with self._lock:  # one step with pause and stop, as run_step's look is
             if self._state != State.PAUSED:
                 raise SessionError(f"only a paused session can resume (it is {self._state}).")
-            self._refuse_while_a_step_ends("resume")
-            self._refuse_if_held()
-            if self.monitor.is_tripped():
-                raise SessionError("an interlock is latched: check the cause, then reset the interlocks to resume.")
-            step = self.next_step
-            if step is not None and step.modality == roles.LIGHT:
-                self.refuse_if_sensor_in_doubt(self.light)
-            self._interrupt.clear()
-            self._transition(State.ARMED, "resumed", who)
+            self._to_armed("resume", "to resume", "resumed", who, self._refuse_if_next_light_in_doubt)
+
+    def _refuse_if_next_light_in_doubt(self) -> None:
+        step = self.next_step
+        if step is not None and step.modality == roles.LIGHT:
+            self.refuse_if_sensor_in_doubt(self.light)
 
     def sensor_checked(self, device: str, who: str, check: str) -> None:
         """A radiometer check was recorded after the trip that put `device`'s dose sensor in doubt: its light may
