@@ -92,8 +92,11 @@ def test_verify_checks_the_sidecar_and_the_store_index(clinic, tmp_path, capsys)
     assert main(["verify", str(clinic)]) == 1
     out = capsys.readouterr().out
     assert "FAIL  .sha256" in out and "FAIL  store: session 1" in out
-    loose = tmp_path / "loose.h5"
-    loose.write_bytes(b"never indexed, never closed")
+    loose = tmp_path / "loose.h5"  # a recording never indexed, never closed (bytes that are none: exit 2, test_s19)
+    import h5py
+
+    with h5py.File(loose, "w") as f:
+        f.attrs["format"] = "cicatrix-session"
     assert main(["verify", str(loose)]) == 1
     assert "does not index this recording" in capsys.readouterr().out
     assert main(["verify", str(tmp_path / "absent.h5")]) == 2

@@ -123,12 +123,12 @@ def _verify(args: argparse.Namespace) -> int:
         if store is not None:
             store.close()
         raise in_use
-    if (not_one := _not_a_recording(path)) is not None:
+    if settings is None:
+        store, settings = _open_existing_store(args, required=False)  # a store given that does not exist: exit 2
+    if (not_one := _not_a_recording(path)) is not None:  # after the store's own refusals, as every reading command
         if store is not None:
             store.close()
         raise not_one
-    if settings is None:
-        store, settings = _open_existing_store(args, required=False)  # a store given that does not exist: exit 2
     cleared = clear_crash_mark(path, store)
     if cleared:
         print(f"note: {cleared}")

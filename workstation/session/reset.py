@@ -27,10 +27,14 @@ from workstation.session.safety import (
 )
 
 
-def reset_checked(monitor: SafetyMonitor, who: str) -> list[Trip]:
+def reset_checked(monitor: SafetyMonitor, who: str, seen: int | None = None) -> list[Trip]:
     """The operator's reset from the window or a runner: refused (ResetRefused, naming the cause) while any cause
     is still present; otherwise every device's latched fault is reset (RESET command) and then the monitor's
     latch. Returns the cleared trips. Waits for the devices' answers: call it off the GUI thread.
+
+    `seen`: the monitor's `causes_seen` when the operator asked (the window takes it on the click; default: now).
+    A cause or an E-stop after it (a STOP pressed while the devices answer the RESET) refuses the whole reset and
+    clears nothing: only what the operator saw latched is ever cleared.
 
     Causes checked, from each device's connection and last telemetry: still active; disconnected or not
     answering (no telemetry for RESET_ANSWER_S); lamp above HOST_MAX_LAMP_TEMP_C − RESET_TEMP_HYSTERESIS_C;
@@ -38,6 +42,7 @@ def reset_checked(monitor: SafetyMonitor, who: str) -> list[Trip]:
     motor, a failed lamp), which the device reports as CAUSE_PERSISTS."""
     if monitor.held is not None:  # the recording failed: no reset brings it back (SafetyMonitor.hold)
         _refused(monitor, who, [monitor.held])
+    seen = monitor.causes_seen if seen is None else seen
     now = monitor.clock()
     tripped = monitor.tripped
     devices = dict(monitor.devices)
@@ -92,7 +97,12 @@ def reset_checked(monitor: SafetyMonitor, who: str) -> list[Trip]:
                                 "check the device, then reset again.")
     if blockers:
         _refused(monitor, who, blockers)
-    return monitor.reset(who)
+    cleared = monitor.reset(who, unless_seen_since=seen)
+    if cleared is None:
+        latched = ", ".join(sorted({t.interlock for t in monitor.tripped.values()})) or "one"
+        _refused(monitor, who, [f"An interlock tripped or STOP was pressed after the reset was asked for (latched "
+                                f"now: {latched}), so nothing was reset: check its cause, then reset again."])
+    return cleared
 
 
 def _refused(monitor: SafetyMonitor, who: str, blockers: list[str]) -> NoReturn:

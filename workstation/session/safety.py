@@ -54,7 +54,6 @@ RESET_TEMP_HYSTERESIS_C = 3.0
 RESET_ANSWER_S = 0.5  # a device whose last telemetry is older than this is not answering: no reset
 RESET_SETTLE_S = 0.05  # the causes are judged on a block that arrived this long after the reset was asked for
 
-
 # A fault the device reports (it has already stopped itself) is tripped under the interlock it corresponds to.
 FAULT_INTERLOCKS = {
     "CONTACT_LOST": InterlockCause.CONTACT_LOST,
@@ -65,8 +64,6 @@ FAULT_INTERLOCKS = {
 # The host's backup-time check allows for the flags' margin over the light: the active flag is set from START (the
 # shutter opening, 5 ms) to fully closed (5 ms), and the device decides on whole 0.5 ms samples.
 BACKUP_TIME_TOLERANCE_S = 0.02
-
-
 LIMITS_EVENT = "limits"  # the event kind set_limits records
 INTERLOCK_OWNER = "interlock"  # the monitor's start inhibit (drivers.interfaces.Device.inhibit_starts)
 
@@ -117,6 +114,7 @@ class SafetyMonitor(BaseSink):
         self.on_trip: list[Callable[[Trip], None]] = []  # the session's hooks; called on the tripping thread
         self._lock = threading.RLock()
         self._tripped: dict[str, Trip] = {}  # device -> the latched trip
+        self._causes_seen = 0  # every cause seen and every E-stop, latched or not (`reset`'s unless_seen_since)
         self.held: str | None = None  # a cause no reset clears for this rig's life (`hold`), in words
         self.held_cause: str | None = None  # its short name ("the recording failed"), the session's end reason
         self.held_kind: AbortCause | None = None  # what the session's abort cause is then (recording, store)
@@ -150,9 +148,8 @@ class SafetyMonitor(BaseSink):
             self._thread.join(timeout=1)
 
     def verdict_pending(self) -> list[str]:
-        """Devices whose last block said active and that the monitor has not judged since: their telemetry-lost
-        verdict may still come (within TELEMETRY_LOST_S looked, or RESEND_STOP_WALL_S on the wall clock). A
-        recording is closed only after it (rig.close_recording): the last trip is always in the file."""
+        """Devices last seen active, not judged since: their telemetry-lost verdict may still come (in TELEMETRY_LOST_S
+        looked, or RESEND_STOP_WALL_S on the wall clock). A recording closes after it (rig.close_recording)."""
         return [device for device, active in list(self._active.items()) if active]
 
     def alive(self) -> bool:
@@ -185,14 +182,20 @@ class SafetyMonitor(BaseSink):
             return bool(self._tripped) if device is None else device in self._tripped
 
     def hold(self, why: str, cause: str, kind: AbortCause) -> None:
-        """Latch a cause no reset clears while this monitor lives (the recording or store failed). `why`: the sentence
-        a refused reset, arm, start or resume gives; `cause`: its short name, the reason the session ends with
-        (Session.finish), `kind` its abort cause. Call it after the E-stop that made it safe."""
+        """Latch a cause no reset clears while this monitor lives (the recording or store failed), after the E-stop that
+        made it safe. `why`: what a refused reset, arm, start or resume says; `cause`: its name (Session.finish)."""
         self.held, self.held_cause, self.held_kind = why, cause, kind
 
-    def reset(self, who: str) -> list[Trip]:
-        """The operator's manual reset: clears latched trips so a new arm and start are possible."""
+    @property
+    def causes_seen(self) -> int:  # causes and E-stops seen so far: taken as the operator asks for a reset
+        return self._causes_seen
+
+    def reset(self, who: str, unless_seen_since: int | None = None) -> list[Trip] | None:
+        """The operator's reset: clears latched trips so a new arm and start are possible. None, clearing nothing, if
+        a cause or E-stop came after `causes_seen` was `unless_seen_since` (fresh tester of issue 12, 19th session)."""
         with self._lock:  # the latch and the gates it shut, in one step (a trip in between keeps its gate shut)
+            if unless_seen_since is not None and self._causes_seen != unless_seen_since:
+                return None
             cleared, self._tripped = list(self._tripped.values()), {}
             for dev in self.devices.values():
                 dev.allow_starts(INTERLOCK_OWNER)
@@ -214,12 +217,12 @@ class SafetyMonitor(BaseSink):
                 return True
         return any(row.get("fault_bits", 0) for row in list(self._last_row.values()))
 
-    def reset_checked(self, who: str) -> list[Trip]:
-        """The operator's reset, refused while a cause remains; resets the devices' latched faults too
-        (workstation/session/reset.py). Waits for the devices: call it off the GUI thread."""
+    def reset_checked(self, who: str, seen: int | None = None) -> list[Trip]:
+        """The operator's reset, refused while a cause remains or when one came after `seen` (`causes_seen` when
+        asked; default now); resets the devices' latched faults too (reset.py). Waits: not on the GUI thread."""
         from workstation.session.reset import reset_checked
 
-        return reset_checked(self, who)
+        return reset_checked(self, who, seen)
 
     def last_row(self, device: str) -> dict[str, float]:
         """lamp_temp_c, skin_contact and fault_bits of the device's last sample (empty before its first block)."""
@@ -277,8 +280,8 @@ class SafetyMonitor(BaseSink):
         self._check_still_active(device, t)
 
     def _watch_idle_heat(self, device: str, temp: float, lim: StepLimits, t: float) -> None:
-        """A lamp over the limit is an alarm even with the shutter closed (an exposure would trip at once); raised
-        once, re-armed when the lamp is back below the reset temperature. Emitting, the interlock trips instead."""
+        """A lamp over the limit is an alarm even with the shutter closed, raised once, re-armed below the reset
+        temperature (emitting, the interlock trips instead)."""
         if temp > lim.max_lamp_temp_c and device not in self._hot:
             self._hot.add(device)
             self.bus.publish_event(Event(t, "alarm", "high", "safety", f"The {device}'s lamp is at {temp:.1f} °C, "
@@ -291,8 +294,7 @@ class SafetyMonitor(BaseSink):
     def _check_active(self, device: str, rules: KindRules, b: np.ndarray, on: np.ndarray, lim: StepLimits,
                       t: float) -> None:
         """One check for every kind, over the samples where the device was active: the step must allow the kind
-        (protocol rule), the device must report no fault, then the kind's own checks in order; the first that
-        fails trips."""
+        (protocol rule), the device must report no fault, then the kind's own checks in order; the first fails trips."""
         if not (rules.allowed and getattr(lim, rules.allowed)):
             self._trip(InterlockCause.PROTOCOL_RULE, device, f"{rules.refused} (area {lim.area_id or 'none'})", t,
                        area=lim.area_id)
@@ -402,6 +404,7 @@ class SafetyMonitor(BaseSink):
     def _trip(self, interlock: InterlockCause, device: str, message: str, t_cause: float, *, force: bool = False,
               **details: object) -> Trip | None:
         with self._lock:
+            self._causes_seen += 1
             latched = self._tripped.get(device)
             if latched is not None and not force:
                 return None
@@ -445,9 +448,8 @@ class SafetyMonitor(BaseSink):
             self._since_stop[device] = SilenceWatch(t)
 
     def _check_still_active(self, device: str, t: float) -> None:
-        """A device whose block arriving at t (s) still shows it active RESEND_STOP_AFTER_S after its trip's STOP,
-        counted while the monitor was looking, or RESEND_STOP_WALL_S on the wall clock, gets another STOP and a
-        high alarm. A block read late after the workstation was held up is judged on the time it could look."""
+        """A device whose block at t (s) still shows it active RESEND_STOP_AFTER_S after its trip's STOP (counted while
+        the monitor looked; RESEND_STOP_WALL_S on the wall clock) gets another STOP and a high alarm."""
         trip = self._tripped.get(device)
         if trip is None or not self._active.get(device):
             return

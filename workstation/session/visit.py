@@ -367,11 +367,11 @@ class Visit:
         else:
             self.rig.monitor.estop(source)
 
-    def reset_interlocks(self) -> list:
+    def reset_interlocks(self, seen: int | None = None) -> list:
         """The operator's reset: the monitor's latch and every device's latched fault, only when each cause is
         gone (ResetRefused names the one that remains: disconnected, silent, still active, hot, no contact, or
-        what the device itself refuses)."""
-        cleared = self.rig.monitor.reset_checked(self.operator)
+        what the device itself refuses) and none came after `seen` (SafetyMonitor.causes_seen as asked)."""
+        cleared = self.rig.monitor.reset_checked(self.operator, seen)
         self._take_sensor_checks()
         session = self.session
         if session is not None and session.sensor_doubt:

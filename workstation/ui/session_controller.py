@@ -232,7 +232,8 @@ class SessionController:
         if visit is None:
             failed(SessionError("There is nothing to reset: no devices are connected."))
             return
-        self.tasks.run(visit.reset_interlocks, done, failed)
+        seen = visit.rig.monitor.causes_seen  # now, on the click: a STOP pressed after it is never cleared by it
+        self.tasks.run(lambda: visit.reset_interlocks(seen), done, failed)
 
     def pause(self) -> None:
         """Stop both devices and pause; never waits (the stops are written, their answers recorded later)."""
