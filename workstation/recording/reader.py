@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from workstation.recording import format as fmt
+from workstation.recording import unclosable
 from workstation.recording.damaged import (
     HDF5_ERRORS,
     NotARecording,
@@ -302,7 +303,13 @@ class Recording:
         return self.rows(device, i0, i1)
 
     def close(self) -> None:
-        self._h5.close()
+        """Close the file. A file cut short below HDF5's end of allocation (its writer stopped by a file size limit)
+        cannot be closed even by a reader: logged, and its objects kept (unclosable.py), never an error here."""
+        try:
+            self._h5.close()
+        except HDF5_ERRORS as exc:
+            log.info("closing %s after reading it: %s", self.path, exc)
+            unclosable.keep_forever(self._h5, self._h5.id, *self._telemetry.values(), exc)
 
     def __enter__(self) -> Recording:
         return self

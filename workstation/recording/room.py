@@ -58,6 +58,59 @@ def hold(fd: int, nbytes: int) -> bool:
     raise OSError(code, os.strerror(code))
 
 
+# How far below its largest allowed size a recording stops (a limit the disk's free space does not show): the close
+# and the next flush take far less (a flush is ~40 kB at 0.2 s; the close a few kB), a stall's backlog more.
+SIZE_LIMIT_MARGIN_BYTES = 16 * 2**20
+
+
+def file_size_limit(where: int | Path) -> tuple[int, str] | None:
+    """The largest size (bytes) a file this process writes at `where` (an open file's descriptor, or a folder) may
+    reach, and what sets it, in words: this process's file size limit (RLIMIT_FSIZE, `ulimit -f`; a write past it
+    fails with EFBIG, "File too large") or the filesystem's largest file (pathconf FILESIZEBITS: FAT32's 2 GiB as
+    POSIX counts it). None when neither limits it. A disk quota is not seen here: `hold` meets it (EDQUOT)."""
+    limits: list[tuple[int, str]] = []
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if soft != resource.RLIM_INFINITY:
+            limits.append((soft, "this program's file size limit (ulimit -f)"))
+    except (ImportError, OSError, ValueError):  # not on Windows
+        pass
+    try:
+        bits = os.fpathconf(where, "PC_FILESIZEBITS") if isinstance(where, int) else os.pathconf(where, "PC_FILESIZEBITS")
+        if 0 < bits < 63:
+            limits.append((2 ** (bits - 1) - 1, "the filesystem of the recordings folder"))
+    except (OSError, ValueError, AttributeError):  # no pathconf on Windows
+        pass
+    return min(limits) if limits else None
+
+
+def too_small_a_limit(folder: Path, needed: int) -> str | None:
+    """Why a session cannot record into `folder`: a file there may not grow to `needed` bytes, in words; else None."""
+    limit = file_size_limit(folder)
+    if limit is None or limit[0] >= needed:
+        return None
+    return (f"The largest file {limit[1]} allows is {limit[0] / 2**20:.0f} MB; a session's recording needs room to grow "
+            f"to {needed / 2**20:.0f} MB. Record where no such limit applies, or raise it, then start again.")
+
+
+def check_growth(fd: int, path: Path) -> None:
+    """BelowReserve (errno EFBIG) when the open recording `fd` at `path` has come within SIZE_LIMIT_MARGIN_BYTES of
+    the largest size it may reach (`file_size_limit`): the recorder stops while the file can still be closed whole.
+    Before, the write past the limit failed mid-file, the close could not finish, and the file no tool could open
+    was checksummed and signed (a fresh tester of issue 12, nineteenth session: `ulimit -f 8250`)."""
+    limit = file_size_limit(fd)
+    if limit is None:
+        return
+    size = os.fstat(fd).st_size
+    if limit[0] - size < SIZE_LIMIT_MARGIN_BYTES:
+        raise BelowReserve(errno.EFBIG, f"The recording {path} has reached {size / 2**20:.0f} MB of the "
+                                        f"{limit[0] / 2**20:.0f} MB largest file {limit[1]} allows: recording stopped "
+                                        "while the file can still be closed. The session must stop; record the next "
+                                        "one where no such limit applies.")
+
+
 def give_back(path: Path) -> None:
     """Return the room `hold` kept past the end of the file at `path` to the disk; the file's bytes are not touched
     (a truncate to its own size frees the blocks past its end, on ext4, XFS and tmpfs alike). Best effort: a file gone

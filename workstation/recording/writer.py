@@ -162,10 +162,11 @@ class SessionRecorder:
             raise RecordingError(f"Cannot create the recordings folder {path.parent}: {exc.strerror or exc}.") from exc
         free = shutil.disk_usage(path.parent).free
         if free < min_free_bytes:
-            raise RecordingError(
-                f"Only {free / 2**20:.0f} MB are free on the disk holding {path.parent}; a session needs at least "
-                f"{min_free_bytes / 2**20:.0f} MB. Free some space or choose another recordings folder."
-            )
+            raise RecordingError(f"Only {free / 2**20:.0f} MB are free on the disk holding {path.parent}; a session "
+                                 f"needs at least {min_free_bytes / 2**20:.0f} MB. Free some space or choose another "
+                                 "recordings folder.")
+        if (small := room.too_small_a_limit(path.parent, min_free_bytes)) is not None:  # ulimit -f, FAT32
+            raise RecordingError(small)
         if path.exists():
             raise RecordingError(f"The recording {path} already exists; a session never overwrites a recording.")
         ballast = fmt.ballast_path(path)
@@ -340,6 +341,7 @@ class SessionRecorder:
             self.stats.note_room_hold(time.perf_counter() - t)
 
     def _check_space(self) -> None:
+        room.check_growth(self._h5.id.get_vfd_handle(), self.path)  # the file's own size limit: no free space shows it
         free = shutil.disk_usage(self.path.parent).free
         if free < (reserve := self._reserve_bytes):
             raise room.BelowReserve(errno.ENOSPC, below_reserve_words(self.path, free, reserve))
