@@ -52,6 +52,18 @@ def test_verify_on_a_damaged_superblock_answers_in_words_at_once(recording, tmp_
     assert done.returncode == 1, said  # not intact
     if sidecars:
         assert "SHA-256 DOES NOT MATCH" in said, said
+    else:  # a fresh tester (19th session): it said "the file was not closed by the recorder" of a damaged copy
+        assert "not closed by the recorder" not in said and "cannot be read as HDF5" in said, said
+
+
+def test_verify_on_a_copy_cut_short_without_sidecars_does_not_say_it_was_not_closed(recording, tmp_path):
+    path = _damaged(recording, tmp_path / "copy", (), False)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), "verify", str(path)], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ), cwd=ROOT)
+    said = done.stdout + done.stderr
+    assert done.returncode == 1 and "cannot be read as HDF5" in said and "not closed by the recorder" not in said, said
 
 
 def test_the_root_attribute_looks_say_unreadable_for_a_damaged_file(recording, tmp_path):

@@ -299,6 +299,9 @@ def no_sidecars_words(path: Path, saved: Path) -> str:
     """Neither .sha256 (`saved`) nor .sig beside the recording at `path`: why, in words, as far as the disk tells (the recorder closes the file, then
     writes its .sha256, then its .sig; crash recovery at the next start with the store writes them)."""
     ended = _closed_at(path)
+    if ended is False:  # a fresh tester of issue 12 (19th session): a damaged or cut copy was "not closed" too
+        return (f"no {saved.name}, and the file cannot be read as HDF5 (damaged, cut short, or not a recording: "
+                "`inspect` says which), so whether the recorder closed it cannot be told")
     if ended is None:
         return f"no {saved.name} (the file was not closed by the recorder)"
     sig = signature_path(path)
@@ -334,13 +337,14 @@ def _in_recordings_folder(path: Path) -> bool:
     return any(here.is_relative_to(root.expanduser().absolute()) for root in roots)
 
 
-def _closed_at(path: Path) -> str | None:
-    """The recording's `end_time_utc` (written at close), None when it has none or cannot be read now."""
+def _closed_at(path: Path) -> str | None | bool:
+    """The recording's `end_time_utc` (written at close); None when it has none; False when its root cannot be read
+    (damaged, cut short, not HDF5; or live and held: never asked of a file in use, see cli_store._verify)."""
     try:
         with h5py.File(path, "r", locking=False) as f:
             end = f.attrs.get("end_time_utc")
-    except Exception:  # noqa: BLE001 - a live, damaged or foreign file: not known to be closed
-        return None
+    except Exception:  # noqa: BLE001 - a damaged, cut or foreign file: not known to be closed, nor not to be
+        return False
     if isinstance(end, bytes):
         end = end.decode("utf-8", "replace")
     return str(end) if end is not None else None
