@@ -183,3 +183,13 @@ def test_the_window_stop_clicked_during_a_reset_stays_latched_and_resume_stays_o
     run_step(qtbot, win)
     summary = end(qtbot, win)
     assert summary["state"] == "completed"
+
+
+def test_the_latched_interlocks_are_named_in_words_for_a_session_left_paused(visit):
+    """What the headless runner names when a session it cannot resume ends paused with no step interrupted: the
+    latched interlocks, not "the session was paused" (a fresh tester, nineteenth session)."""
+    v = visit
+    v.begin(abort_on_trip=False)
+    assert v.session.latched_cause() == ""
+    _estop(v)
+    assert v.session.latched_cause() == "interlock estop on light; interlock estop on pen"

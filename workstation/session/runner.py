@@ -222,7 +222,8 @@ def run_scenario(scenario: Scenario, record_dir: Path, *, store_path: Path | Non
             events.join(timeout=2)
         if final == State.PAUSED and rig.monitor.held_cause is None:  # headless: nobody is there to resume
             # (held, a failed recording or store ended it: visit.end says so, Session.finish)
-            why = next((r.note for r in reversed(session.results) if r.note), "the session was paused")
+            why = next((r.note for r in reversed(session.results) if r.note), None) or session.latched_cause() or \
+                "the session was paused"  # an E-stop between steps is named (a fresh tester, 19th session)
             # what paused it ended it: a trip, a device failing its step, or the scenario's own pause
             session.abort("runner", why, session.pause_cause if session.pause_cause != AbortCause.NONE
                           else AbortCause.DEVICE)

@@ -167,7 +167,7 @@ class Session(StepRuns, BaseSink):
             return
         with self._lock:
             if self._state == State.ARMED:
-                cause = "; ".join(f"interlock {t.interlock} on {t.device}" for t in trips.values()) or why
+                cause = self.latched_cause() or why
                 self._paused_for(AbortCause.INTERLOCK if trips or self.monitor.held else AbortCause.DEVICE)
                 self._transition(State.PAUSED, cause, "safety" if trips else "session")
 
@@ -412,6 +412,10 @@ class Session(StepRuns, BaseSink):
         self._stop_all(f"interlock {trip.interlock}")
         self.abort("safety", f"interlock {trip.interlock} on {trip.device}: {trip.message}", AbortCause.INTERLOCK)
 
+    def latched_cause(self) -> str:
+        """The interlocks latched now, in words ("interlock estop on light; interlock estop on pen"); "" if none."""
+        return "; ".join(f"interlock {t.interlock} on {t.device}" for t in self.monitor.tripped.values())
+
     def _paused_for(self, cause: AbortCause) -> None:
         """Note why the step is being interrupted: the first cause stands (a trip outranks what follows from it)."""
         if self.pause_cause == AbortCause.NONE or cause == AbortCause.INTERLOCK:
@@ -421,7 +425,7 @@ class Session(StepRuns, BaseSink):
         with self._lock:
             if self._state == State.TREATING:
                 trips = self.monitor.tripped
-                cause = "; ".join(f"interlock {t.interlock} on {t.device}" for t in trips.values()) or why
+                cause = self.latched_cause() or why
                 # not stopped by an interlock nor the operator: the device failed the step (it did not end, close
                 # or settle in time, or a command failed)
                 self._paused_for(AbortCause.INTERLOCK if trips else AbortCause.DEVICE)
