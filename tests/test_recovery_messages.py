@@ -75,6 +75,9 @@ def test_the_reset_message_names_each_interlock_once_in_words_and_the_next_actio
     assert "Resume" not in armed  # Resume is disabled while the session is armed
     paused = reset_words([Trip(InterlockCause.DEVICE_FAULT, "pen", "jam", 0.0, 0.0)], SimpleNamespace(state=State.PAUSED))
     assert "device_fault" not in paused and paused.endswith("Resume when ready.")
+    # a STOP clicked just after the reset cleared (a fresh tester, 19th session): named, no action that is refused
+    again = reset_words(estop, SimpleNamespace(state=State.ARMED), estop[:1])
+    assert "Since then E-stop latched again" in again and "when ready" not in again
 
 
 JAM = """[scenario]

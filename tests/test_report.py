@@ -142,7 +142,7 @@ def test_a_recording_its_recorder_stopped_early_is_not_called_a_crash_in_the_rep
                      "target_dose_mj_cm2": 100.0})
     path = write_session(tmp_path, 2.0, events=[started])
     crashed = read_report(path)
-    assert "(a crash, or the program was closed)" in crashed.outcome_sentence()  # no end recorded, no reason: a crash
+    assert "(a crash, or the program was closed" in crashed.outcome_sentence()  # no end recorded, no reason: a crash
     reason = "The disk holding the recording is full (no space left, below the 50 MB reserve): recording stopped."
     with h5py.File(path, "r+") as f:  # as the recorder closes a recording it had to stop
         f.attrs["closed_cleanly"] = False

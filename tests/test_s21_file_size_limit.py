@@ -68,7 +68,8 @@ while not errors and time.monotonic() < deadline:  # 100 frames of both devices 
 sha = rec.close()
 keys = recorded_trip_keys(rec.path)  # read back in this process, as the runner does (rig.Closed.of)
 print(json.dumps({"path": str(rec.path), "error": str(errors[0]) if errors else None, "sha256": sha,
-                  "disk_full": rec.disk_full, "frames": k, "keys": None if keys is None else sorted(keys)}))
+                  "disk_full": rec.disk_full, "frames": k, "keys": None if keys is None else sorted(keys),
+                  "unclosed": rec.unclosed}))
 unclosable.exit_if_a_file_is_unclosable(0)  # as the command line's entry does
 """
 
@@ -121,7 +122,7 @@ def test_a_headless_session_under_a_small_file_size_limit_is_refused_at_the_star
                           preexec_fn=_limited(8250 * 1024))
     said = done.stdout + done.stderr
     assert done.returncode == 2, said
-    assert "this program's file size limit (ulimit -f) allows is 8 MB" in said, said
+    assert "this program's file size limit (ulimit -f) allows is 8,250 kB" in said, said
     assert "internal error" not in said and "Traceback" not in said and "File too large" not in said, said
     assert not list((tmp_path / "rec").rglob("*.h5"))
 
@@ -134,6 +135,9 @@ def test_the_limit_is_read_from_the_process_and_the_filesystem(tmp_path):
         assert file_size_limit(tmp_path) == (50 * 2**20, "this program's file size limit (ulimit -f)")
         assert too_small_a_limit(tmp_path, 600 * 2**20).startswith("The largest file this program's file size")
         assert too_small_a_limit(tmp_path, 10 * 2**20) is None
+        resource.setrlimit(resource.RLIMIT_FSIZE, (614_399 * 2**10, hard))  # 1 kB short of 600 MB (fresh tester)
+        assert "allows is 614,399 kB; a session's recording needs room to grow to 600 MB" in \
+            too_small_a_limit(tmp_path, 600 * 2**20)
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
@@ -166,3 +170,5 @@ def test_a_write_past_an_unseen_limit_leaves_a_process_that_reads_back_and_exits
     process ends with its own status."""
     said = _record(tmp_path, "unseen", 20 * 2**20)
     assert said["error"] is not None and "File too large" not in said["error"], said
+    # a fresh tester (19th session): a size limit was called "the disk stayed full" with 57 GB free
+    assert said["unclosed"] is None or ("could not grow" in said["unclosed"] and "stayed full" not in said["unclosed"])

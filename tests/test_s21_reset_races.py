@@ -193,3 +193,41 @@ def test_the_latched_interlocks_are_named_in_words_for_a_session_left_paused(vis
     assert v.session.latched_cause() == ""
     _estop(v)
     assert v.session.latched_cause() == "interlock estop on light; interlock estop on pen"
+
+
+def test_the_window_never_says_ready_when_a_stop_came_after_the_reset_cleared(qtbot, window):
+    """A fresh tester (nineteenth session): STOP clicked about 90 ms after Reset interlocks, after the monitor had
+    cleared the latch and before the window showed the reset's result. The STOP was latched (right), but the window
+    said "Interlocks reset: E-stop. Start the next step when ready." and "session: ready — interlocks reset" with
+    the E-stop light red. The STOP is made to land there for certain: on the worker, as the reset returns."""
+    from test_ui_recovery import click, end
+    from test_ui_session import TIMEOUT_MS, arm, run_step, start_training
+
+    win, tv = window, window.treatment
+    start_training(qtbot, win, "combined-uneventful.toml")
+    arm(qtbot, win)
+    click(qtbot, tv.stop_button)
+    qtbot.waitUntil(lambda: bool(tv.interlocks.tripped()), timeout=TIMEOUT_MS)
+    visit = win.controller.visit
+    real_reset, stopped = visit.reset_interlocks, []
+
+    def reset_then_a_stop(seen=None) -> list:
+        cleared = real_reset(seen)
+        if not stopped:
+            stopped.append(visit.session.estop("STOP button"))
+        return cleared
+
+    visit.reset_interlocks = reset_then_a_stop
+    click(qtbot, tv.reset_button)
+    qtbot.waitUntil(lambda: not tv.resetting and bool(stopped), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "reset the interlocks to go on" in tv.state_label.text(), timeout=TIMEOUT_MS)
+    last = win.messages[-1][1]
+    assert "latched again" in last and "when ready" not in last, win.messages[-3:]
+    assert tv.interlocks.tripped() and not tv.start_step_button.isEnabled()
+    visit.reset_interlocks = real_reset
+    click(qtbot, tv.reset_button)
+    qtbot.waitUntil(lambda: not tv.interlocks.tripped(), timeout=TIMEOUT_MS)
+    assert "when ready" in win.messages[-1][1]
+    run_step(qtbot, win)
+    run_step(qtbot, win)
+    assert end(qtbot, win)["state"] == "completed"

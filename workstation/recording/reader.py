@@ -100,7 +100,7 @@ class Recording:
         self.meta = _read_meta(path, h5)
         if partial_reason is None and self.meta.end_time_utc is None:  # its open mark cleared since, or never set
             self.partial_reason = ("it has no closing attributes: the writer stopped before closing it (a crash, a "
-                                   "kill, a power cut or a full disk), or another program held it open for writing "
+                                   "kill, a power cut, a full disk or a file size limit), or another program held it open for writing "
                                    "as its session ended; everything up to its last flush is in it")
         if self.partial_reason is None and not bool(h5.attrs.get("closed_cleanly", True)):
             self.partial_reason = f"the recorder stopped on an error: {note_in_words(h5.attrs.get('close_note', '?'))}"

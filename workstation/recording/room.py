@@ -86,13 +86,21 @@ def file_size_limit(where: int | Path) -> tuple[int, str] | None:
     return min(limits) if limits else None
 
 
+def _size(n: int) -> str:
+    """A size in words that never rounds two different sizes to one figure (a fresh tester: "allows is 600 MB; needs
+    600 MB" of 614 399 kB): whole MB, else whole kB, else bytes."""
+    if n % 2**20 == 0:
+        return f"{n // 2**20:,} MB"
+    return f"{n // 2**10:,} kB" if n % 2**10 == 0 else f"{n:,} bytes"
+
+
 def too_small_a_limit(folder: Path, needed: int) -> str | None:
     """Why a session cannot record into `folder`: a file there may not grow to `needed` bytes, in words; else None."""
     limit = file_size_limit(folder)
     if limit is None or limit[0] >= needed:
         return None
-    return (f"The largest file {limit[1]} allows is {limit[0] / 2**20:.0f} MB; a session's recording needs room to grow "
-            f"to {needed / 2**20:.0f} MB. Record where no such limit applies, or raise it, then start again.")
+    return (f"The largest file {limit[1]} allows is {_size(limit[0])}; a session's recording needs room to grow to "
+            f"{_size(needed)}. Record where no such limit applies, or raise it, then start again.")
 
 
 def check_growth(fd: int, path: Path) -> None:
@@ -105,10 +113,10 @@ def check_growth(fd: int, path: Path) -> None:
         return
     size = os.fstat(fd).st_size
     if limit[0] - size < SIZE_LIMIT_MARGIN_BYTES:
-        raise BelowReserve(errno.EFBIG, f"The recording {path} has reached {size / 2**20:.0f} MB of the "
-                                        f"{limit[0] / 2**20:.0f} MB largest file {limit[1]} allows: recording stopped "
-                                        "while the file can still be closed. The session must stop; record the next "
-                                        "one where no such limit applies.")
+        raise BelowReserve(errno.EFBIG, f"The recording {path} has reached {size / 2**20:.2f} MB of the "
+                                        f"{_size(limit[0])} largest file {limit[1]} allows: recording stopped while "
+                                        "the file can still be closed. The session must stop; record the next one "
+                                        "where no such limit applies.")
 
 
 def give_back(path: Path) -> None:

@@ -41,6 +41,7 @@ from workstation.recording.errors import (
     full_words,
     held_mark_words,
     in_words,
+    stayed_full_words,
 )
 from workstation.recording.inbox import Inbox
 from workstation.recording.late import LateItems, write_late
@@ -330,8 +331,7 @@ class SessionRecorder:
                 return
 
     def _hold_room(self) -> None:
-        """Hold CLOSE_ROOM_BYTES past the file's end (room.hold: why); none left, the recorder stops, and the room
-        held at the previous flush takes the close."""
+        """Hold CLOSE_ROOM_BYTES past the file's end (room.hold); none left, it stops: the last flush's room closes."""
         t = time.perf_counter()
         try:
             self._room_held = room.hold(self._h5.id.get_vfd_handle(), CLOSE_ROOM_BYTES)
@@ -446,7 +446,7 @@ class SessionRecorder:
         return self._sha256
 
     def _unclosed_why(self) -> str:
-        return "the disk stayed full" if self.disk_full else "the failed file could not be reopened"
+        return stayed_full_words(self.path) if self.disk_full else "the failed file could not be reopened"
 
     def _write_closing_attrs(self) -> None:
         h5 = None

@@ -139,7 +139,8 @@ class ReportData:
                      "amounts below are what it holds, at least what was delivered (the session's own summary, on "
                      "the screen or in the store, has the rest).")
         elif not self.ended:
-            text += (" The session was interrupted (a crash, or the program was closed) before it ended: the amounts "
+            text += (" The session was interrupted (a crash, or the program was closed; or its recording stopped on a "
+                     "full disk or a file size limit and could not say so in the file) before it ended: the amounts "
                      "below are what the recording's telemetry shows was delivered.")
         return text
 
@@ -225,7 +226,7 @@ def read_report(path: Path | str, store: Any = None) -> ReportData:
     return data
 
 
-UNENDED = "interrupted: the program ended during this step (a crash or it was closed)"
+UNENDED = "interrupted: the recording ends during this step (a crash, the program closed, or a full disk)"
 RECORDING_STOPPED = "interrupted: the recording stopped during this step (what it holds is a lower bound)"
 
 

@@ -272,7 +272,9 @@ class TreatmentView(QWidget):
         def done(cleared: list) -> None:
             self.resetting = False
             self.update_buttons()
-            self.notify(reset_words(cleared, self.controller.session), "info")
+            rig = self.controller.rig  # a STOP or trip after the reset cleared, before this ran: said, not "ready"
+            latched = list(rig.monitor.tripped.values()) if rig is not None else []
+            self.notify(reset_words(cleared, self.controller.session, latched), "error" if latched else "info")
 
         def failed(exc: Exception) -> None:
             self.resetting = False
@@ -358,6 +360,10 @@ class TreatmentView(QWidget):
             to = str(event.details.get("to", ""))
             cause = "cannot treat again: End session" if self.controller.held() else event.details.get("cause", "")
             self.state_label.setText(scrub(f"session: {state_words(to)} — {cause}"))
+        if event.kind == "interlock" and self.controller.session is not None and not self.controller.held():
+            state = str(self.controller.session.state)  # latched while armed: no state event says so
+            self.state_label.setText(f"session: {state_words(state)} — {event_sentence(event).rstrip('.')}: reset "
+                                     "the interlocks to go on")
         if event.kind == "interlock_reset" and self.controller.session is not None:  # the cause is gone: say so
             state = str(self.controller.session.state)
             self.state_label.setText(f"session: {state_words(state)} — interlocks reset")
@@ -366,12 +372,17 @@ class TreatmentView(QWidget):
             self.update_buttons()
 
 
-def reset_words(cleared: list, session: object) -> str:
+def reset_words(cleared: list, session: object, latched: list = ()) -> str:
     """What the reset cleared, each interlock once and in words, and the next action that can succeed now: Resume
-    when the session is paused, Start next step when it stayed armed (an E-stop between steps)."""
+    when the session is paused, Start next step when it stayed armed (an E-stop between steps). `latched`: trips
+    latched again since the reset cleared (a STOP clicked just after it: a fresh tester, 19th session), named
+    instead of an action that would be refused."""
 
     names = list(dict.fromkeys(interlock_name(t.interlock) for t in cleared))
     what = f"Interlocks reset: {', '.join(names)}." if names else "The devices' latched faults were reset."
+    again = list(dict.fromkeys(interlock_name(t.interlock) for t in latched))
+    if again:
+        return f"{what} Since then {', '.join(again)} latched again: check the cause, then reset again."
     state = getattr(session, "state", None)
     if state == State.PAUSED:
         return f"{what} Resume when ready."
