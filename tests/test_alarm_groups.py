@@ -78,3 +78,21 @@ def test_the_panel_shows_each_related_signal_with_its_severity(qtbot):
     lines = panel.alarms[0].text().splitlines()
     assert lines[0].startswith("HIGH") and len(lines) == 4
     assert [line.split()[:2] for line in lines[1:]] == [["·", "HIGH"], ["·", "HIGH"], ["·", "MEDIUM"]]
+
+
+def test_a_trip_after_an_interlock_reset_is_a_new_condition_raised_again(qtbot):
+    """A fresh tester (issue 12, nineteenth session): contact lost, reset, then the light's telemetry stalled 120 ms
+    later. The new trip joined the old, reset condition as a related line, so no alarm was raised and no message
+    said it, while the banner still said "Interlocks reset: Skin contact. Resume when ready."."""
+    panel = AlarmList()
+    qtbot.addWidget(panel)
+    raised = []
+    panel.raised.connect(raised.append)
+    first = panel.add(ev(10.0, "interlock", "high", "safety", "INTERLOCK contact_lost on light", device="light",
+                         interlock="contact_lost"))
+    panel.add(ev(10.5, "interlock_reset", "info", "operator", "interlocks reset by op: contact_lost",
+                 who="op", cleared=["contact_lost"]))
+    again = panel.add(ev(10.6, "interlock", "high", "safety", "INTERLOCK telemetry_lost on light", device="light",
+                         interlock="telemetry_lost"))
+    assert again is not first and len(panel.alarms) == 2 and raised == [first, again]
+    assert again.related == [] and first.related == []

@@ -231,3 +231,25 @@ def test_the_window_never_says_ready_when_a_stop_came_after_the_reset_cleared(qt
     run_step(qtbot, win)
     run_step(qtbot, win)
     assert end(qtbot, win)["state"] == "completed"
+
+
+def test_stop_pressed_again_while_the_e_stop_is_latched_sends_the_stop_again_and_records_it(visit):
+    """A fresh tester (nineteenth session): a second STOP with the E-stop latched wrote nothing to the devices and
+    nothing to the file, while the window said "both devices were told to stop". A first STOP lost on its way would
+    then never be sent again. Judged on the emulators' own record and on the recording's command rows."""
+    v = visit
+    v.begin(abort_on_trip=False)
+    _estop(v)
+    t0 = time.monotonic()
+    v.session.estop("STOP button")
+    for device in ("light", "pen"):
+        emu = v.rig.emulators[device]
+        wait_for(lambda emu=emu: emu.state().last_command_at.get("STOP", 0.0) > t0, WAIT_S, f"the {device}'s STOP")
+    assert v.rig.monitor.is_tripped()
+    wait_for(lambda: _reset(v), WAIT_S, "a reset")
+    assert v.run_all() == State.COMPLETED
+    saved = v.end()
+    with Recording.open(saved.recording) as rec:
+        again = [c for c in rec.commands if c.command == "stop" and "(again)" in str(c.args)]
+    assert {c.device for c in again} == {"light", "pen"}, [(c.device, c.args, c.result) for c in rec.commands
+                                                           if c.command == "stop"]

@@ -12,6 +12,7 @@ from the arrival of the block that showed the cause to the stop command written.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -280,8 +281,7 @@ class SafetyMonitor(BaseSink):
         self._check_still_active(device, t)
 
     def _watch_idle_heat(self, device: str, temp: float, lim: StepLimits, t: float) -> None:
-        """A lamp over the limit is an alarm even with the shutter closed, raised once, re-armed below the reset
-        temperature (emitting, the interlock trips instead)."""
+        """A lamp over the limit, shutter closed: an alarm raised once, re-armed below the reset temperature."""
         if temp > lim.max_lamp_temp_c and device not in self._hot:
             self._hot.add(device)
             self.bus.publish_event(Event(t, "alarm", "high", "safety", f"The {device}'s lamp is at {temp:.1f} °C, "
@@ -367,8 +367,7 @@ class SafetyMonitor(BaseSink):
                 next_t = time.monotonic()
 
     def watch(self, t: float) -> None:
-        """One look of the watchdog at host time t (s): notes a stretch it was held up (a `stall` event, not counted
-        as the devices' silence), then `check_telemetry(t)`. The audit steps it through a recording's time."""
+        """The watchdog's look at host time t (s): a hold-up noted (`stall`), then check_telemetry (the audit's too)."""
         gap = t - self._looked_s
         self._looked_s = max(self._looked_s, t)
         with self._seen_lock:
@@ -382,8 +381,7 @@ class SafetyMonitor(BaseSink):
         self.check_telemetry(t)
 
     def check_telemetry(self, t: float) -> None:
-        """The time-based interlock: a device active in its last block that has sent none for TELEMETRY_LOST_S while
-        the watchdog was looking, or for 4 × that on the wall clock (drivers/silence.py)."""
+        """Telemetry lost: an active device silent TELEMETRY_LOST_S looked, or 4 × that on the wall (silence.py)."""
         for device, active in list(self._active.items()):
             with self._seen_lock:
                 watch = self._silence(device, t)
@@ -408,9 +406,11 @@ class SafetyMonitor(BaseSink):
             latched = self._tripped.get(device)
             if latched is not None and not force:
                 return None
-            if latched is not None and latched.interlock == interlock:
-                return None
             dev = self.devices.get(device)
+            if latched is not None and latched.interlock == interlock:  # STOP pressed again: its STOP goes out again
+                with contextlib.suppress(Exception):  # (a first one lost); the command row records the press
+                    dev.stop_now(f"interlock: {interlock} (again)") if dev is not None else None
+                return None
             if dev is None:  # a cause named for a device this monitor has no handle on: nothing to stop here
                 t_written, stop_result = self.clock(), "stop not written: no such device is connected here"
             else:

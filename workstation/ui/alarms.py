@@ -92,6 +92,7 @@ class AlarmList(QWidget):
         self.alarms: list[Alarm] = []
         self.actions: list[Event] = []  # the operator's STOPs: actions to see, nothing to acknowledge
         self.seen: list[Event] = []  # every alarm signal and STOP taken, in order (the summary groups them alike)
+        self._reset_s = -float("inf")  # when an interlock reset was last taken: no later signal joins an older alarm
         self.list = QListWidget()
         self.list.setObjectName("alarm_list")
         self.list.setWordWrap(True)
@@ -114,11 +115,13 @@ class AlarmList(QWidget):
         if is_operator_stop(event):
             self._operator_stop(event)
             return None
+        if event.kind == "interlock_reset":  # a trip after it is a new condition, raised and said (fresh tester, 19th)
+            self._reset_s = now_s()
         if not is_alarm(event):
             return None
         self.seen.append(event)
         t = now_s()
-        joined = next((a for a in reversed(self.alarms) if a.takes(event, t)), None)
+        joined = next((a for a in reversed(self.alarms) if a.shown_at_s > self._reset_s and a.takes(event, t)), None)
         if joined is not None:
             was_acknowledged = joined.acknowledged_at_s is not None
             worse = PRIORITY[event.severity] < PRIORITY[joined.severity]
