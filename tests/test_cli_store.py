@@ -22,13 +22,27 @@ PSEUDONYM = "CX-00C0FFEE"
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _a_real_recording(scratch: Path, to: Path) -> Path:
+    """A short closed recording, copied to `to` with its signature (its .sha256 is the caller's)."""
+    import shutil
+
+    from helpers_recording import write_session
+
+    from workstation.recording.format import signature_path
+
+    src = write_session(scratch, 0.2)
+    shutil.copyfile(src, to)
+    shutil.copyfile(signature_path(src), signature_path(to))
+    return to
+
+
 @pytest.fixture()
 def clinic(tmp_path, monkeypatch):
     """A clinic store in the default place with one session whose recording, .sha256 and report are on disk."""
     root = places.recordings_dir()
     rec = root / "2026-03-02" / "0b5e-uuid.h5"
     rec.parent.mkdir(parents=True)
-    rec.write_bytes(b"HDF5 stand-in: the checksum is over the bytes")
+    _a_real_recording(tmp_path / "src", rec)  # verify opens it too: unchanged bytes no tool can read are not intact
     sha = hashlib.sha256(rec.read_bytes()).hexdigest()
     rec.with_name(rec.name + ".sha256").write_text(f"{sha}  {rec.name}\n")
     rec.with_name("0b5e-uuid-report.pdf").write_bytes(b"%PDF-1.4 stand-in")
@@ -52,6 +66,7 @@ def test_patient_export_writes_a_pseudonymous_bundle(clinic, tmp_path, capsys):
     doc = json.loads((bundle / "patient.json").read_text())
     (session,) = doc["courses"][0]["sessions"]
     assert session["bundle_files"] == ["recordings/2026-03-02/0b5e-uuid.h5", "recordings/2026-03-02/0b5e-uuid.h5.sha256",
+                                       "recordings/2026-03-02/0b5e-uuid.h5.sig",
                                        "recordings/2026-03-02/0b5e-uuid-report.pdf"]
     assert (bundle / session["bundle_files"][0]).read_bytes() == clinic.read_bytes()
     assert doc["problems"] == [] and doc["pseudonym"] == PSEUDONYM
@@ -60,7 +75,7 @@ def test_patient_export_writes_a_pseudonymous_bundle(clinic, tmp_path, capsys):
     for text in (everything, log):
         assert identity_shown(text, names=("Smithson", "Alexandra"), born=date(1990, 5, 4),
                               contact="07700 900123") == []
-    assert "4 files" in capsys.readouterr().out
+    assert "5 files" in capsys.readouterr().out
     assert main(["patient", "export", PSEUDONYM, "--out", str(out)]) == 2  # never overwritten
     assert "already exists" in capsys.readouterr().err
 
@@ -180,9 +195,9 @@ def test_verify_fails_when_the_store_given_does_not_index_or_does_not_exist(clin
     done = _cli("verify", str(stranger), cwd=tmp_path)
     assert done.returncode == 1, done.stdout
     assert "FAIL  store:" in done.stdout and "does not index this recording" in done.stdout
-    outside = tmp_path / "training.h5"  # a recording outside the clinic's folder, default store: not its business
-    outside.write_bytes(b"t")
-    outside.with_name("training.h5.sha256").write_text(f"{hashlib.sha256(b't').hexdigest()}  training.h5\n")
+    outside = _a_real_recording(tmp_path / "src2", tmp_path / "training.h5")  # outside the clinic's folder
+    outside.with_name("training.h5.sha256").write_text(
+        f"{hashlib.sha256(outside.read_bytes()).hexdigest()}  training.h5\n")
     assert _cli("verify", str(outside), cwd=tmp_path).returncode == 0
     assert _cli("verify", str(outside), "--store", str(places.clinic_store_file()), cwd=tmp_path).returncode == 1
 

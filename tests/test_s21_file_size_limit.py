@@ -172,3 +172,17 @@ def test_a_write_past_an_unseen_limit_leaves_a_process_that_reads_back_and_exits
     assert said["error"] is not None and "File too large" not in said["error"], said
     # a fresh tester (19th session): a size limit was called "the disk stayed full" with 57 GB free
     assert said["unclosed"] is None or ("could not grow" in said["unclosed"] and "stayed full" not in said["unclosed"])
+
+
+def test_verify_never_calls_intact_a_file_that_inspect_cannot_open(tmp_path):
+    """A third fresh tester (nineteenth session): a size limit set below the file mid-session left a file that was
+    checksummed and signed as it was; `verify` said "intact" (exit 0) while inspect, audit and report called it
+    damaged. verify now opens the file too: unchanged bytes no tool can read are not intact."""
+    path = Path(_record(tmp_path, "unseen", 20 * 2**20)["path"])
+    run = [sys.executable, str(ROOT / "main.py")]
+    verified = subprocess.run([*run, "verify", str(path)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    inspected = subprocess.run([*run, "inspect", str(path)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    said = verified.stdout + verified.stderr + inspected.stdout + inspected.stderr
+    assert (verified.returncode == 0) == (inspected.returncode == 0), said
+    if inspected.returncode != 0:
+        assert "FAIL  file:" in verified.stdout and inspected.stderr.strip().removeprefix("error: ") in verified.stdout

@@ -158,7 +158,24 @@ def _verify(args: argparse.Namespace) -> int:
     if not results:
         print("no checksum to compare with: the recording is not intact as far as anyone can tell.")
         return 1
+    if all(results) and (refused := _open_refusal(path)) is not None:  # unchanged since closed, yet unreadable
+        print(f"FAIL  file: {refused}")
+        return 1
     return 0 if all(results) else 1
+
+
+def _open_refusal(path: Path) -> Exception | None:
+    """Why the recording at `path` cannot be opened (RecordingError, NotARecording among them), or None. A file its
+    writer could not close whole (a size limit set below it mid-session) was checksummed and signed as it was, and
+    `verify` said "intact" of bytes no tool could read (a fresh tester of issue 12, nineteenth session)."""
+    from workstation.recording.errors import RecordingError
+    from workstation.recording.reader import Recording
+
+    try:
+        with Recording.open(path):
+            return None
+    except RecordingError as exc:
+        return exc
 
 
 def _not_a_recording(path: Path) -> Exception | None:
@@ -167,19 +184,12 @@ def _not_a_recording(path: Path) -> Exception | None:
     the recorder" and exited 1 (a fresh tester of issue 12). With a sidecar beside it the bytes are compared as they
     are: a recording overwritten with anything is a mismatch, not "not a recording"."""
     from workstation.recording.damaged import NotARecording
-    from workstation.recording.errors import RecordingError
     from workstation.recording.format import checksum_path, signature_path
-    from workstation.recording.reader import Recording
 
     if checksum_path(path).exists() or signature_path(path).exists():
         return None
-    try:
-        with Recording.open(path):
-            return None
-    except NotARecording as exc:
-        return exc
-    except RecordingError:  # damaged, truncated, unclosed: a recording, and the checksum's words say what is missing
-        return None
+    refused = _open_refusal(path)  # damaged, truncated, unclosed: a recording; the checksum's words say what is missing
+    return refused if isinstance(refused, NotARecording) else None
 
 
 def _share_copy_of(store, path: Path) -> Path | None:  # noqa: ANN001 - ClinicStore or None
