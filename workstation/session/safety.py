@@ -408,8 +408,8 @@ class SafetyMonitor(BaseSink):
                 return None
             dev = self.devices.get(device)
             if latched is not None and latched.interlock == interlock:  # STOP pressed again: its STOP goes out again
-                with contextlib.suppress(Exception):  # (a first one lost); the command row records the press
-                    dev.stop_now(f"interlock: {interlock} (again)") if dev is not None else None
+                with contextlib.suppress(Exception):  # (a first one lost; not per block of a repeating cause)
+                    dev.stop_now("interlock: estop (again)") if dev is not None and interlock == InterlockCause.ESTOP else None
                 return None
             if dev is None:  # a cause named for a device this monitor has no handle on: nothing to stop here
                 t_written, stop_result = self.clock(), "stop not written: no such device is connected here"
