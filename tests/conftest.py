@@ -190,6 +190,22 @@ def window(qtbot, tmp_path):
     win.close()
 
 
+@pytest.fixture
+def visit(tmp_path):
+    """A training visit of the uneventful combined scenario on emulated devices, not begun (the test begins it as the
+    case needs: trips that abort or pause), with its recordings and store in the test's own folder; closed afterwards.
+    A module whose cases need it begun defines its own `visit` (test_held_up, test_recovery)."""
+    from pathlib import Path
+
+    from workstation.session.scenario import load_scenario
+    from workstation.session.visit import Visit
+
+    scenario = Path(__file__).resolve().parents[1] / "seeds" / "scenarios" / "combined-uneventful.toml"
+    v = Visit.training(load_scenario(scenario), tmp_path / "rec", store_path=tmp_path / "t.sqlite3")
+    yield v
+    v.close()
+
+
 # --- A test stopped by a load trip runs once more -------------------------------------------------------------------
 # On a loaded machine a thread that supervises a device can go unscheduled for 250 ms: the telemetry or heartbeat
 # interlock then stops the session, as it must (docs/safety.md), and a test that expected the session to run its

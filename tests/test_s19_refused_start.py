@@ -25,13 +25,6 @@ from workstation.session.steps import State
 from workstation.session.visit import Visit
 
 
-@pytest.fixture
-def visit(tmp_path):
-    v = Visit.training(load_scenario(SCENARIO), tmp_path / "rec", store_path=tmp_path / "t.sqlite3")
-    yield v
-    v.close()
-
-
 def _latch_between_steps(v: Visit, how: str) -> tuple[callable, threading.Event]:
     """A `before_step` that, before the second step, latches the monitor from another thread whose trip hooks are
     held (the session's hook has not run when the loop goes on), and returns once the latch is set."""

@@ -13,21 +13,9 @@ method, wrapped on this one instance).
 
 from __future__ import annotations
 
-import pytest
-from test_held_up import SCENARIO
-
 from workstation.recording.reader import Recording
 from workstation.session.outcome import NOT_RECORDED
 from workstation.session.runner import ProgressPrinter, _say_trips
-from workstation.session.scenario import load_scenario
-from workstation.session.visit import Visit
-
-
-@pytest.fixture
-def visit(tmp_path):
-    v = Visit.training(load_scenario(SCENARIO), tmp_path / "rec", store_path=tmp_path / "t.sqlite3")
-    yield v
-    v.close()
 
 
 def test_a_trip_made_after_the_closing_reopen_is_labelled_and_marked_not_in_the_recording(visit, monkeypatch):

@@ -20,7 +20,6 @@ import time
 
 import pytest
 from conftest import Tap, wait_for
-from test_held_up import SCENARIO
 from test_s19_refused_start import _reset
 
 from drivers.codes import AbortCause, InterlockCause
@@ -28,18 +27,10 @@ from drivers.errors import StartInhibited
 from workstation.recording.reader import Recording
 from workstation.session.rig import Rig
 from workstation.session.safety import StepLimits
-from workstation.session.scenario import load_scenario
 from workstation.session.steps import State
 from workstation.session.visit import Visit
 
 WAIT_S = 10.0  # a bound on how long a broken build hangs, not a claim about speed
-
-
-@pytest.fixture
-def visit(tmp_path):
-    v = Visit.training(load_scenario(SCENARIO), tmp_path / "rec", store_path=tmp_path / "t.sqlite3")
-    yield v
-    v.close()
 
 
 def _on_the_way(v: Visit, device: str, act, when: str) -> list[float]:

@@ -21,24 +21,15 @@ import time
 
 import pytest
 from conftest import Tap, wait_for
-from test_held_up import SCENARIO
 from test_s19_refused_start import _reset
 
 from workstation.recording.reader import Recording
 from workstation.session.safety import ResetRefused
-from workstation.session.scenario import load_scenario
 from workstation.session.session import SessionError
 from workstation.session.steps import State
 from workstation.session.visit import Visit
 
 WAIT_S = 10.0  # a bound on how long a broken build hangs, not a claim about speed
-
-
-@pytest.fixture
-def visit(tmp_path):
-    v = Visit.training(load_scenario(SCENARIO), tmp_path / "rec", store_path=tmp_path / "t.sqlite3")
-    yield v
-    v.close()
 
 
 def _contact_lost_mid_exposure(v: Visit) -> None:
