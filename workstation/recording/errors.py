@@ -62,23 +62,25 @@ def below_reserve_words(path: Path, free: int, reserve: int) -> str:
 DISK_FULL_BELOW_BYTES = 16 * 2**20
 
 
+def _free_bytes(path: Path) -> int:
+    """Free bytes on the disk holding `path` (0 when that cannot be read: taken as full)."""
+    try:
+        return shutil.disk_usage(path.parent).free
+    except OSError:
+        return 0
+
+
 def stayed_full_words(path: Path) -> str:
     """Why a recording stopped for want of room kept no closing attributes: the disk stayed full, or, with the disk
     not full, the file could not grow (its size limit, a quota: not "the disk stayed full", a fresh tester, 19th)."""
-    try:
-        free = shutil.disk_usage(path.parent).free
-    except OSError:
-        free = 0
+    free = _free_bytes(path)
     return "the disk stayed full" if free < DISK_FULL_BELOW_BYTES else "the file could not grow (its size limit, or a quota)"
 
 
 def full_words(path: Path, reserve: int) -> str:
     """What the recorder says when a write failed for want of space: the disk's own words (below_reserve_words)
     when it is full; else the file could not grow for another reason (its size limit, a quota)."""
-    try:
-        free = shutil.disk_usage(path.parent).free
-    except OSError:
-        free = 0
+    free = _free_bytes(path)
     if free < max(reserve, DISK_FULL_BELOW_BYTES):
         return below_reserve_words(path, free, reserve)
     return (f"The recording {path} could not grow (the file reached its size limit, or a disk quota), though the "
