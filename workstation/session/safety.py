@@ -187,9 +187,8 @@ class SafetyMonitor(BaseSink):
         made it safe. `why`: what a refused reset, arm, start or resume says; `cause`: its name (Session.finish)."""
         self.held, self.held_cause, self.held_kind = why, cause, kind
 
-    @property
-    def causes_seen(self) -> int:  # causes and E-stops seen so far: taken as the operator asks for a reset
-        return self._causes_seen
+    # how many causes and E-stops were seen so far: taken as the operator asks for a reset (`reset`)
+    causes_seen = property(lambda self: self._causes_seen)
 
     def reset(self, who: str, unless_seen_since: int | None = None) -> list[Trip] | None:
         """The operator's reset: clears latched trips so a new arm and start are possible. None, clearing nothing, if
@@ -408,8 +407,9 @@ class SafetyMonitor(BaseSink):
                 return None
             dev = self.devices.get(device)
             if latched is not None and latched.interlock == interlock:  # STOP pressed again: its STOP goes out again
-                with contextlib.suppress(Exception):  # (a first one lost; not per block of a repeating cause)
-                    dev.stop_now("interlock: estop (again)") if dev is not None and interlock == InterlockCause.ESTOP else None
+                with contextlib.suppress(Exception):  # (a first one lost); the E-stop's only, never per block
+                    if dev is not None and interlock == InterlockCause.ESTOP:
+                        dev.stop_now("interlock: estop (again)")
                 return None
             if dev is None:  # a cause named for a device this monitor has no handle on: nothing to stop here
                 t_written, stop_result = self.clock(), "stop not written: no such device is connected here"
